@@ -1,0 +1,119 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/custody-dev/custody/internal/config"
+	"github.com/custody-dev/custody/internal/server"
+)
+
+func newServeCmd() *cobra.Command {
+	var (
+		configPath string
+		addr       string
+		data       string
+		logFormat  string
+		logLevel   string
+		uploadTTL  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the custody registry",
+		Long: `Run the custody registry.
+
+With no configuration it serves the embedded store (blobs on the local
+filesystem, metadata in SQLite) from ./custody-data on 127.0.0.1:5000.
+
+Settings come from, in increasing precedence: built-in defaults, the YAML
+file given by --config (or CUSTODY_CONFIG), CUSTODY_* environment variables,
+and flags.
+
+Environment variables:
+` + envHelp() + `
+Endpoints: /v2/ (OCI distribution API), /metrics (Prometheus), /healthz,
+/readyz. SIGINT or SIGTERM shut down gracefully.`,
+		Example: `  custody serve
+  custody serve --addr 127.0.0.1:5001 --data /srv/custody --log-format json
+  CUSTODY_CONFIG=/etc/custody.yaml custody serve`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configPath == "" {
+				configPath = os.Getenv("CUSTODY_CONFIG")
+			}
+			cfg, err := config.Load(configPath, os.Environ())
+			if err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			if f.Changed("addr") {
+				cfg.Addr = addr
+			}
+			if f.Changed("data") {
+				cfg.Data = data
+			}
+			if f.Changed("log-format") {
+				cfg.Log.Format = logFormat
+			}
+			if f.Changed("log-level") {
+				cfg.Log.Level = logLevel
+			}
+			if f.Changed("upload-ttl") {
+				cfg.Uploads.TTL = config.Duration(uploadTTL)
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			log := newLogger(cmd.ErrOrStderr(), cfg.Log)
+			srv, err := server.New(cfg, log)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return srv.Run(ctx, func(a net.Addr) {
+				if p := os.Getenv("CUSTODY_READY_FILE"); p != "" {
+					// Lets tests and scripts learn the bound port (for --addr :0).
+					_ = os.WriteFile(p, []byte(a.String()), 0o600)
+				}
+			})
+		},
+	}
+	d := config.Default()
+	f := cmd.Flags()
+	f.StringVar(&configPath, "config", "", "YAML configuration file")
+	f.StringVar(&addr, "addr", d.Addr, "listen address (host:port)")
+	f.StringVar(&data, "data", d.Data, "data directory of the embedded store")
+	f.StringVar(&logFormat, "log-format", d.Log.Format, "log format: text or json")
+	f.StringVar(&logLevel, "log-level", d.Log.Level, "log level: debug, info, warn or error")
+	f.DurationVar(&uploadTTL, "upload-ttl", time.Duration(d.Uploads.TTL), "purge upload sessions idle for longer than this")
+	return cmd
+}
+
+func envHelp() string {
+	var b strings.Builder
+	for _, e := range config.Env {
+		fmt.Fprintf(&b, "  %-28s %s\n", e.Name, e.Help)
+	}
+	return b.String()
+}
+
+func newLogger(w io.Writer, c config.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

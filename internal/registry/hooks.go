@@ -1,0 +1,142 @@
+package registry
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/custody-dev/custody/internal/meta"
+)
+
+// The registry leaves three seams for what sits around the OCI core:
+// authorization (who may do what), audit (a record of every state change
+// and every refusal) and policy (rules that may veto a change). Each is a
+// small interface declared here, where it is consumed; the defaults allow
+// everything and log events.
+
+// Action is what a request does to a repository, in the Docker token
+// scope vocabulary ("pull", "push", "delete") plus finer actions the
+// registry distinguishes.
+type Action string
+
+const (
+	ActionPull   Action = "pull"
+	ActionPush   Action = "push"
+	ActionDelete Action = "delete"
+	// ActionCatalog lists every repository name (/v2/_catalog).
+	ActionCatalog Action = "catalog"
+)
+
+// Access is one permission a request needs: Action on Repo. A
+// cross-repository mount needs pull on the source and push on the target.
+type Access struct {
+	Repo   string
+	Action Action
+}
+
+// Authorizer decides whether a request may perform every access it needs.
+// It returns the request to continue with (for example with the identity
+// in its context), or an error wrapping ErrUnauthenticated (401) or
+// ErrDenied (403). Authorizers may set response headers such as
+// WWW-Authenticate on w.
+type Authorizer interface {
+	Authorize(w http.ResponseWriter, r *http.Request, need []Access) (*http.Request, error)
+}
+
+// Event is one audit record: a state change or a refusal.
+type Event struct {
+	Action  string // e.g. "blob.upload", "manifest.put", "tag.move", "manifest.delete"
+	Repo    string
+	Digest  digest.Digest
+	Tag     string
+	Result  string // "ok", "denied", "invalid", "error"
+	Reason  string
+	Request *http.Request
+}
+
+// Auditor records events. Record must not block the request for long; it
+// is called after the state change (or refusal) it describes.
+type Auditor interface {
+	Record(ctx context.Context, e Event)
+}
+
+// Policy may veto changes. Every method returns nil to allow, or an error
+// wrapping ErrDenied whose text names the rule.
+type Policy interface {
+	// CheckManifest runs before a manifest is stored.
+	CheckManifest(ctx context.Context, m meta.Manifest) error
+	// CheckTag runs inside the metadata transaction that moves tag from
+	// current (empty when new) to next, so a check cannot race.
+	CheckTag(ctx context.Context, repo, tag string, current, next digest.Digest) error
+	// CheckDeleteManifest runs before manifest d is deleted from repo.
+	CheckDeleteManifest(ctx context.Context, repo string, d digest.Digest) error
+	// CheckDeleteTag runs before tag is removed from repo.
+	CheckDeleteTag(ctx context.Context, repo, tag string, current digest.Digest) error
+	// CheckDeleteBlob runs before blob d is unlinked from repo.
+	CheckDeleteBlob(ctx context.Context, repo string, d digest.Digest) error
+}
+
+// AllowAll is the Authorizer and Policy that allow everything.
+type AllowAll struct{}
+
+func (AllowAll) Authorize(_ http.ResponseWriter, r *http.Request, _ []Access) (*http.Request, error) {
+	return r, nil
+}
+func (AllowAll) CheckManifest(context.Context, meta.Manifest) error { return nil }
+func (AllowAll) CheckTag(context.Context, string, string, digest.Digest, digest.Digest) error {
+	return nil
+}
+func (AllowAll) CheckDeleteManifest(context.Context, string, digest.Digest) error { return nil }
+func (AllowAll) CheckDeleteTag(context.Context, string, string, digest.Digest) error {
+	return nil
+}
+func (AllowAll) CheckDeleteBlob(context.Context, string, digest.Digest) error { return nil }
+
+// LogAuditor writes events to a structured log. It is the default until
+// the tamper-evident audit log is configured.
+type LogAuditor struct{ Log *slog.Logger }
+
+func (a LogAuditor) Record(ctx context.Context, e Event) {
+	attrs := []slog.Attr{
+		slog.String("action", e.Action),
+		slog.String("result", e.Result),
+	}
+	if e.Repo != "" {
+		attrs = append(attrs, slog.String("repo", e.Repo))
+	}
+	if e.Digest != "" {
+		attrs = append(attrs, slog.String("digest", e.Digest.String()))
+	}
+	if e.Tag != "" {
+		attrs = append(attrs, slog.String("tag", e.Tag))
+	}
+	if e.Reason != "" {
+		attrs = append(attrs, slog.String("reason", e.Reason))
+	}
+	if e.Request != nil {
+		attrs = append(attrs, slog.String("client", e.Request.RemoteAddr),
+			slog.String("request_id", RequestID(e.Request.Context())))
+	}
+	level := slog.LevelInfo
+	if e.Result != "ok" {
+		level = slog.LevelWarn
+	}
+	a.Log.LogAttrs(ctx, level, "audit", attrs...)
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = iota
+
+// WithRequestID returns ctx carrying a request ID.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey, id)
+}
+
+// RequestID returns the request ID carried by ctx, or "".
+func RequestID(ctx context.Context) string {
+	s, _ := ctx.Value(requestIDKey).(string)
+	return s
+}

@@ -1,0 +1,219 @@
+// Package registry serves the OCI distribution-spec v1.1 API (/v2/) over a
+// blob.Store and a meta.Store: pull, push (monolithic, single-request and
+// chunked, with cross-repository mounts), content discovery (tags, catalog,
+// referrers) and content management.
+//
+// A push flows like this: an upload session is recorded in the metadata
+// store and streamed into the blob store, which hashes while it writes and
+// makes the blob visible only once its digest matches; the blob is then
+// linked into the repository. A manifest PUT is parsed and validated (media
+// type, references present, size limit), its bytes stored as a blob, and its
+// record, references and tags written in one metadata transaction, during
+// which the Policy may veto the tag move.
+package registry
+
+import (
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/custody-dev/custody/internal/blob"
+	"github.com/custody-dev/custody/internal/meta"
+)
+
+// Options configure a Registry. Zero values select safe defaults.
+type Options struct {
+	Log        *slog.Logger
+	Authorizer Authorizer
+	Auditor    Auditor
+	Policy     Policy
+	// MaxManifestSize caps manifest bodies (default 4 MiB); larger ones are
+	// refused with 413 before they are read.
+	MaxManifestSize int64
+	// MaxPageSize caps `n` on tag and catalog listings (default 10,000).
+	MaxPageSize int
+	// Now returns the current time (tests may replace it).
+	Now func() time.Time
+}
+
+// Registry is an http.Handler for the /v2/ API.
+type Registry struct {
+	blobs  blob.Store
+	meta   meta.Store
+	log    *slog.Logger
+	authz  Authorizer
+	audit  Auditor
+	policy Policy
+
+	maxManifest int64
+	maxPage     int
+	now         func() time.Time
+
+	// uploadLocks serializes requests on one upload session in this process.
+	uploadLocks sync.Map // id -> *sync.Mutex
+}
+
+// New returns a registry serving blobs and metadata from the given stores.
+func New(blobs blob.Store, md meta.Store, opts Options) *Registry {
+	r := &Registry{
+		blobs:       blobs,
+		meta:        md,
+		log:         opts.Log,
+		authz:       opts.Authorizer,
+		audit:       opts.Auditor,
+		policy:      opts.Policy,
+		maxManifest: opts.MaxManifestSize,
+		maxPage:     opts.MaxPageSize,
+		now:         opts.Now,
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	if r.authz == nil {
+		r.authz = AllowAll{}
+	}
+	if r.audit == nil {
+		r.audit = LogAuditor{Log: r.log}
+	}
+	if r.policy == nil {
+		r.policy = AllowAll{}
+	}
+	if r.maxManifest <= 0 {
+		r.maxManifest = 4 << 20
+	}
+	if r.maxPage <= 0 {
+		r.maxPage = 10000
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	return r
+}
+
+// ServeHTTP routes a /v2/ request.
+func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	// Escaped characters (%2e, %2f, ...) never appear in valid names,
+	// digests or tags: refuse them rather than decode them into a path.
+	if r.URL.RawPath != "" {
+		writeError(w, r, errorf(http.StatusBadRequest, codeNameInvalid, "escaped characters are not allowed in the path"))
+		return
+	}
+	rt, ok := parseRoute(r.URL.Path)
+	if !ok {
+		writeError(w, r, errorf(http.StatusNotFound, codeNameUnknown, "no such endpoint: %s", r.URL.Path))
+		return
+	}
+	if rt.kind != "base" && rt.kind != "catalog" && !ValidName(rt.repo) {
+		writeError(w, r, errorf(http.StatusBadRequest, codeNameInvalid, "invalid repository name"))
+		return
+	}
+	h, need := reg.handler(rt, r)
+	if h == nil {
+		w.Header().Set("Allow", allowed(rt.kind))
+		writeError(w, r, errorf(http.StatusMethodNotAllowed, codeUnsupported, "method %s is not allowed here", r.Method))
+		return
+	}
+	ar, err := reg.authz.Authorize(w, r, need)
+	if err != nil {
+		reg.audit.Record(r.Context(), Event{Action: "authorize", Repo: rt.repo, Result: "denied", Reason: err.Error(), Request: r})
+		writeError(w, r, err)
+		return
+	}
+	h(w, ar, rt)
+}
+
+type handlerFunc func(http.ResponseWriter, *http.Request, route)
+
+// handler picks the handler for a route and method and the accesses it needs.
+func (reg *Registry) handler(rt route, r *http.Request) (handlerFunc, []Access) {
+	pull := []Access{{Repo: rt.repo, Action: ActionPull}}
+	push := []Access{{Repo: rt.repo, Action: ActionPull}, {Repo: rt.repo, Action: ActionPush}}
+	del := []Access{{Repo: rt.repo, Action: ActionDelete}}
+	m := r.Method
+	switch rt.kind {
+	case "base":
+		if m == http.MethodGet || m == http.MethodHead {
+			return reg.base, nil
+		}
+	case "catalog":
+		if m == http.MethodGet {
+			return reg.catalog, []Access{{Action: ActionCatalog}}
+		}
+	case "tags":
+		if m == http.MethodGet {
+			return reg.tags, pull
+		}
+	case "referrers":
+		if m == http.MethodGet {
+			return reg.referrers, pull
+		}
+	case "manifest":
+		switch m {
+		case http.MethodGet, http.MethodHead:
+			return reg.getManifest, pull
+		case http.MethodPut:
+			return reg.putManifest, push
+		case http.MethodDelete:
+			return reg.deleteManifest, del
+		}
+	case "blob":
+		switch m {
+		case http.MethodGet, http.MethodHead:
+			return reg.getBlob, pull
+		case http.MethodDelete:
+			return reg.deleteBlob, del
+		}
+	case "uploads":
+		if m == http.MethodPost {
+			if from := r.URL.Query().Get("from"); from != "" && r.URL.Query().Get("mount") != "" {
+				return reg.startUpload, append(push, Access{Repo: from, Action: ActionPull})
+			}
+			return reg.startUpload, push
+		}
+	case "upload":
+		switch m {
+		case http.MethodGet:
+			return reg.uploadStatus, push
+		case http.MethodPatch:
+			return reg.patchUpload, push
+		case http.MethodPut:
+			return reg.putUpload, push
+		case http.MethodDelete:
+			return reg.cancelUpload, push
+		}
+	}
+	return nil, nil
+}
+
+func allowed(kind string) string {
+	switch kind {
+	case "base", "catalog", "tags", "referrers":
+		return "GET, HEAD"
+	case "manifest":
+		return "GET, HEAD, PUT, DELETE"
+	case "blob":
+		return "GET, HEAD, DELETE"
+	case "uploads":
+		return "POST"
+	case "upload":
+		return "GET, PATCH, PUT, DELETE"
+	}
+	return ""
+}
+
+func (reg *Registry) base(w http.ResponseWriter, r *http.Request, _ route) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte("{}"))
+	}
+}
+
+// internal logs an unexpected error and returns a generic 500 for the client.
+func (reg *Registry) internal(r *http.Request, what string, err error) error {
+	reg.log.ErrorContext(r.Context(), what, "err", err, "request_id", RequestID(r.Context()))
+	return err
+}

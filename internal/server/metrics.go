@@ -1,0 +1,139 @@
+package server
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/custody-dev/custody/internal/registry"
+)
+
+// metrics are custody's Prometheus metrics.
+type metrics struct {
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	bytesIn   prometheus.Counter
+	bytesOut  prometheus.Counter
+	inflight  prometheus.Gauge
+	purged    prometheus.Counter
+	uploadsGC prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "custody_http_requests_total",
+			Help: "HTTP requests by endpoint, method and status code.",
+		}, []string{"endpoint", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "custody_http_request_duration_seconds",
+			Help:    "HTTP request latency by endpoint and method.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
+		}, []string{"endpoint", "method"}),
+		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "custody_http_request_bytes_total",
+			Help: "Bytes received in request bodies.",
+		}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "custody_http_response_bytes_total",
+			Help: "Bytes sent in response bodies.",
+		}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "custody_http_requests_in_flight",
+			Help: "Requests being served.",
+		}),
+		purged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "custody_uploads_purged_total",
+			Help: "Stale upload sessions purged after their TTL.",
+		}),
+		uploadsGC: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "custody_uploads_purge_last_run_timestamp_seconds",
+			Help: "When stale upload sessions were last purged.",
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inflight, m.purged, m.uploadsGC,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// instrument wraps h with request metrics. The wrapper keeps io.ReaderFrom
+// so blob downloads still reach sendfile(2).
+func (m *metrics) instrument(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		m.inflight.Inc()
+		defer m.inflight.Dec()
+		rw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &countingBody{ReadCloser: r.Body, c: m.bytesIn}
+		}
+		h.ServeHTTP(rw, r)
+		ep := registry.Endpoint(r.URL.Path)
+		m.requests.WithLabelValues(ep, r.Method, strconv.Itoa(rw.code)).Inc()
+		m.duration.WithLabelValues(ep, r.Method).Observe(time.Since(start).Seconds())
+		m.bytesOut.Add(float64(rw.n))
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+	n           int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.code = code
+		w.wroteHeader = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wroteHeader = true
+	n, err := w.ResponseWriter.Write(b)
+	w.n += int64(n)
+	return n, err
+}
+
+// ReadFrom passes io.Copy's fast path through to net/http, which uses
+// sendfile(2) when src is a file.
+func (w *statusWriter) ReadFrom(src io.Reader) (int64, error) {
+	w.wroteHeader = true
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(struct{ io.Writer }{w.ResponseWriter}, src)
+	}
+	n, err := rf.ReadFrom(src)
+	w.n += n
+	return n, err
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type countingBody struct {
+	io.ReadCloser
+	c prometheus.Counter
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.c.Add(float64(n))
+	}
+	return n, err
+}

@@ -1,0 +1,242 @@
+// Package server assembles a running custody: it opens the configured
+// stores, mounts the registry and the operational endpoints (/metrics,
+// /healthz, /readyz), purges stale uploads, and shuts down gracefully.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/custody-dev/custody/internal/blob"
+	"github.com/custody-dev/custody/internal/blob/fs"
+	"github.com/custody-dev/custody/internal/config"
+	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/meta/sqlite"
+	"github.com/custody-dev/custody/internal/registry"
+)
+
+// Server is a configured custody server.
+type Server struct {
+	cfg     config.Config
+	log     *slog.Logger
+	blobs   blob.Store
+	meta    meta.Store
+	reg     *registry.Registry
+	metrics *metrics
+	lock    *os.File
+	handler http.Handler
+}
+
+// New opens the stores named by cfg and builds the HTTP handler.
+func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
+		return nil, fmt.Errorf("creating data directory %s: %w", cfg.Data, err)
+	}
+	lock, err := lockDir(cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	blobs, err := fs.New(cfg.Data)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("opening blob store in %s: %w", cfg.Data, err)
+	}
+	md, err := sqlite.Open(filepath.Join(cfg.Data, "meta.db"))
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("opening metadata store in %s: %w", cfg.Data, err)
+	}
+	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: newMetrics(), lock: lock}
+	s.reg = registry.New(blobs, md, registry.Options{
+		Log:             log,
+		MaxManifestSize: cfg.Limits.MaxManifestBytes,
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/v2/", s.reg)
+	mux.Handle("/v2", s.reg)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	s.handler = requestID(s.metrics.instrument(mux))
+	return s, nil
+}
+
+// lockDir takes an exclusive lock on the data directory so two servers
+// never share an embedded store.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("locking data directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data directory %s is in use by another custody process (stop it or choose another --data)", dir)
+	}
+	return f, nil
+}
+
+// Handler returns the server's HTTP handler (for tests).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.meta.Ping(ctx); err != nil {
+		http.Error(w, "metadata store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// requestID gives every request an ID (the client's X-Request-Id if it is
+// sane) that logs and audit events carry.
+func requestID(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if len(id) == 0 || len(id) > 64 || !printable(id) {
+			var b [8]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		w.Header().Set("X-Request-Id", id)
+		h.ServeHTTP(w, r.WithContext(registry.WithRequestID(r.Context(), id)))
+	})
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// PurgeUploads removes upload sessions idle for longer than the TTL, and
+// upload files no session refers to.
+func (s *Server) PurgeUploads(ctx context.Context) (int, error) {
+	ttl := time.Duration(s.cfg.Uploads.TTL)
+	before := time.Now().Add(-ttl)
+	stale, err := s.meta.StaleUploads(ctx, before)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, u := range stale {
+		if err := s.blobs.AbortUpload(ctx, u.ID); err != nil && !errors.Is(err, blob.ErrUploadNotFound) {
+			return n, err
+		}
+		if err := s.meta.DeleteUpload(ctx, u.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
+			return n, err
+		}
+		n++
+	}
+	// Files without a session: left by a crash between creating the file
+	// and recording the session.
+	var orphans []string
+	err = s.blobs.Uploads(ctx, func(id string, modified time.Time) error {
+		if modified.Before(before) {
+			if _, err := s.meta.GetUpload(ctx, id); errors.Is(err, meta.ErrNotFound) {
+				orphans = append(orphans, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return n, err
+	}
+	for _, id := range orphans {
+		if err := s.blobs.AbortUpload(ctx, id); err == nil {
+			n++
+		}
+	}
+	s.metrics.purged.Add(float64(n))
+	s.metrics.uploadsGC.SetToCurrentTime()
+	return n, nil
+}
+
+func (s *Server) purgeLoop(ctx context.Context) {
+	every := time.Duration(s.cfg.Uploads.TTL) / 4
+	every = min(max(every, time.Second), 10*time.Minute)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.PurgeUploads(ctx); err != nil {
+				s.log.Warn("purging stale uploads failed", "err", err)
+			} else if n > 0 {
+				s.log.Info("purged stale uploads", "count", n)
+			}
+		}
+	}
+}
+
+// Run serves on the configured address until ctx is cancelled, then shuts
+// down gracefully: it stops accepting connections and waits up to the
+// shutdown timeout for in-flight requests. Uploads cut off by the timeout
+// stay resumable from their last acknowledged chunk.
+func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w (is another server using the port? choose one with --addr)", s.cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	go s.purgeLoop(bg)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("custody serving", "addr", ln.Addr().String(), "data", s.cfg.Data)
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "timeout", time.Duration(s.cfg.ShutdownTimeout).String())
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.ShutdownTimeout))
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn("shutdown timeout reached; unfinished uploads stay resumable")
+		_ = srv.Close()
+		err = nil
+	}
+	return err
+}
+
+// Close releases the stores and the data directory lock.
+func (s *Server) Close() error {
+	err := s.meta.Close()
+	if s.lock != nil {
+		s.lock.Close()
+	}
+	return err
+}
