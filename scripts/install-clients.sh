@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the real registry clients the end-to-end tests drive, into
+# .cache/bin (kept between runs): crane and regctl from the Go module proxy
+# at pinned versions, skopeo from Debian's packages when it is missing.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin="$root/.cache/bin"
+mkdir -p "$bin"
+
+CRANE_VERSION=v0.22.1
+REGCTL_VERSION=v0.11.7
+
+install_go() { # name module version
+  local name=$1 mod=$2 ver=$3 stamp="$bin/.$1-$3"
+  if [ -x "$bin/$name" ] && [ -f "$stamp" ]; then return; fi
+  echo "installing $name $ver" >&2
+  GOBIN="$bin" go install "$mod@$ver"
+  touch "$stamp"
+}
+
+install_go crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION"
+install_go regctl github.com/regclient/regclient/cmd/regctl "$REGCTL_VERSION"
+
+if ! command -v skopeo >/dev/null 2>&1; then
+  echo "installing skopeo (Debian package)" >&2
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq skopeo >/dev/null
+fi
+ln -sf "$(command -v skopeo)" "$bin/skopeo"
+echo "$bin"
