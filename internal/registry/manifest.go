@@ -130,8 +130,10 @@ func ParseManifest(contentType string, body []byte) (*ParsedManifest, error) {
 		if mt == MediaTypeDockerManifest && raw.ArtifactType != "" {
 			return nil, invalid("Docker manifests cannot carry artifactType")
 		}
-		if p.ArtifactType == "" && mt == MediaTypeOCIManifest && raw.Config.MediaType != v1.MediaTypeImageConfig {
-			// OCI 1.1: the config media type stands in for artifactType.
+		if p.ArtifactType == "" && mt == MediaTypeOCIManifest {
+			// OCI 1.1: the config media type stands in for artifactType,
+			// also when it is the ordinary image config media type (the
+			// distribution spec's referrers API requires it).
 			p.ArtifactType = raw.Config.MediaType
 		}
 	case MediaTypeOCIIndex, MediaTypeDockerList:
@@ -183,4 +185,3 @@ func nonDistributable(d descriptor) bool {
 	}
 	return false
 }
-

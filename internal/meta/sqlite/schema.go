@@ -1,0 +1,105 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// migrations are the schema versions, in order. Version i+1 is
+// migrations[i]. Applied migrations must never be edited: append a new one.
+var migrations = []string{
+	// 1: initial schema.
+	`
+CREATE TABLE repositories (
+	name TEXT NOT NULL PRIMARY KEY
+) WITHOUT ROWID;
+
+CREATE TABLE blob_links (
+	repo   TEXT    NOT NULL REFERENCES repositories(name),
+	digest TEXT    NOT NULL,
+	size   INTEGER NOT NULL,
+	PRIMARY KEY (repo, digest)
+) WITHOUT ROWID;
+CREATE INDEX blob_links_digest ON blob_links(digest);
+
+CREATE TABLE manifests (
+	repo          TEXT    NOT NULL REFERENCES repositories(name),
+	digest        TEXT    NOT NULL,
+	media_type    TEXT    NOT NULL,
+	size          INTEGER NOT NULL,
+	artifact_type TEXT    NOT NULL DEFAULT '',
+	subject       TEXT,
+	annotations   TEXT,
+	created       INTEGER NOT NULL,
+	PRIMARY KEY (repo, digest)
+) WITHOUT ROWID;
+CREATE INDEX manifests_digest ON manifests(digest);
+CREATE INDEX manifests_subject ON manifests(repo, subject, digest) WHERE subject IS NOT NULL;
+
+CREATE TABLE manifest_refs (
+	repo     TEXT    NOT NULL,
+	manifest TEXT    NOT NULL,
+	kind     TEXT    NOT NULL CHECK (kind IN ('blob', 'manifest')),
+	position INTEGER NOT NULL,
+	ref      TEXT    NOT NULL,
+	PRIMARY KEY (repo, manifest, kind, position),
+	FOREIGN KEY (repo, manifest) REFERENCES manifests(repo, digest) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX manifest_refs_ref ON manifest_refs(ref);
+
+CREATE TABLE tags (
+	repo    TEXT    NOT NULL,
+	tag     TEXT    NOT NULL,
+	digest  TEXT    NOT NULL,
+	updated INTEGER NOT NULL,
+	PRIMARY KEY (repo, tag),
+	FOREIGN KEY (repo, digest) REFERENCES manifests(repo, digest) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX tags_digest ON tags(repo, digest);
+
+CREATE TABLE uploads (
+	id      TEXT    NOT NULL PRIMARY KEY,
+	repo    TEXT    NOT NULL,
+	acked   INTEGER NOT NULL, -- the upload offset: bytes acknowledged to the client
+	created INTEGER NOT NULL,
+	updated INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX uploads_updated ON uploads(updated);
+`,
+}
+
+// migrate brings the schema up to date in one transaction on db.
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version INTEGER NOT NULL PRIMARY KEY,
+	applied INTEGER NOT NULL
+)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	var current int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if current > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than this build supports (%d)", current, len(migrations))
+	}
+	for i := current; i < len(migrations); i++ {
+		version := i + 1
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("apply migration %d: %w", version, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, applied) VALUES (?, ?)`,
+			version, time.Now().UTC().UnixNano()); err != nil {
+			return fmt.Errorf("record migration %d: %w", version, err)
+		}
+	}
+	return tx.Commit()
+}
