@@ -28,6 +28,7 @@ import (
 	_ "crypto/sha512" // registers sha512 with go-digest
 	"errors"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -85,6 +86,10 @@ type Store interface {
 // Supported reports whether d names a digest algorithm custody stores
 // (sha256 or sha512) with a well-formed, lowercase hex value.
 func Supported(d digest.Digest) error {
+	// go-digest's Algorithm panics on a digest without a separator.
+	if !strings.Contains(string(d), ":") {
+		return digest.ErrDigestInvalidFormat
+	}
 	switch d.Algorithm() {
 	case digest.SHA256, digest.SHA512:
 	default:

@@ -166,6 +166,17 @@ func (s *Server) PurgeUploads(ctx context.Context) (int, error) {
 			n++
 		}
 	}
+	// Backends with temporary files of their own (a Put cut off by a
+	// crash) expose a purge for them.
+	if p, ok := s.blobs.(interface {
+		PurgeTemp(before time.Time) (int, error)
+	}); ok {
+		k, err := p.PurgeTemp(before)
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
 	s.metrics.purged.Add(float64(n))
 	s.metrics.uploadsGC.SetToCurrentTime()
 	return n, nil
