@@ -138,15 +138,15 @@ func (reg *Registry) handler(rt route, r *http.Request) (handlerFunc, []Access) 
 			return reg.base, nil
 		}
 	case "catalog":
-		if m == http.MethodGet {
+		if m == http.MethodGet || m == http.MethodHead {
 			return reg.catalog, []Access{{Action: ActionCatalog}}
 		}
 	case "tags":
-		if m == http.MethodGet {
+		if m == http.MethodGet || m == http.MethodHead {
 			return reg.tags, pull
 		}
 	case "referrers":
-		if m == http.MethodGet {
+		if m == http.MethodGet || m == http.MethodHead {
 			return reg.referrers, pull
 		}
 	case "manifest":

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -64,15 +65,23 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		MaxManifestSize: cfg.Limits.MaxManifestBytes,
 	})
 	mux := http.NewServeMux()
-	mux.Handle("/v2/", s.reg)
-	mux.Handle("/v2", s.reg)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
-	s.handler = requestID(s.metrics.instrument(mux))
+	// /v2/ bypasses ServeMux, whose path cleaning would redirect
+	// "/v2/a/../b/..." or "a//b" to another repository instead of letting
+	// the registry refuse the name.
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
+			s.reg.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	s.handler = requestID(s.metrics.instrument(root))
 	return s, nil
 }
 
