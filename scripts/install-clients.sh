@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real registry clients the end-to-end tests drive, into
-# .cache/bin (kept between runs): crane and regctl from the Go module proxy
+# .cache/bin (kept between runs): crane, regctl and cosign from the Go module proxy
 # at pinned versions, skopeo from Debian's packages when it is missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,6 +9,7 @@ mkdir -p "$bin"
 
 CRANE_VERSION=v0.22.1
 REGCTL_VERSION=v0.11.7
+COSIGN_VERSION=v2.6.5
 
 install_go() { # name module version
   local name=$1 mod=$2 ver=$3 stamp="$bin/.$1-$3"
@@ -20,6 +21,8 @@ install_go() { # name module version
 
 install_go crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION"
 install_go regctl github.com/regclient/regclient/cmd/regctl "$REGCTL_VERSION"
+# cosign is large: about 5 minutes of build on 2 cores, once per machine.
+install_go cosign github.com/sigstore/cosign/v2/cmd/cosign "$COSIGN_VERSION"
 
 if ! command -v skopeo >/dev/null 2>&1; then
   echo "installing skopeo (Debian package)" >&2

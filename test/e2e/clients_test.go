@@ -204,3 +204,67 @@ func TestSkopeo(t *testing.T) {
 		t.Fatal("skopeo delete left the image in place")
 	}
 }
+
+// TestCosign signs an image with a key pair (no transparency log: the
+// registry must work air-gapped), verifies it, and attaches an attestation;
+// cosign stores both as sha256-<hex>.sig/.att tags and reads them back.
+func TestCosign(t *testing.T) {
+	cosign := client(t, "cosign")
+	crane := client(t, "crane")
+	srv := testserver.Start(t, testserver.Options{})
+	home, work := t.TempDir(), t.TempDir()
+	h := srv.Host()
+	layer := layerTar(t, work, 1<<20)
+	run(t, home, crane, "append", "--insecure", "-f", layer, "-t", h+"/cos/app:v1")
+	dig := strings.TrimSpace(run(t, home, crane, "digest", "--insecure", h+"/cos/app:v1"))
+	ref := h + "/cos/app@" + dig
+
+	cmd := exec.Command(cosign, "generate-key-pair")
+	cmd.Dir = work
+	cmd.Env = append(os.Environ(), "HOME="+home, "COSIGN_PASSWORD=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("generate-key-pair: %v\n%s", err, out)
+	}
+	key, pub := filepath.Join(work, "cosign.key"), filepath.Join(work, "cosign.pub")
+	env := func(args ...string) string {
+		t.Helper()
+		c := exec.Command(cosign, args...)
+		c.Env = append(os.Environ(), "HOME="+home, "COSIGN_PASSWORD=")
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("cosign %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	env("sign", "--key", key, "--tlog-upload=false", "--allow-insecure-registry", "--yes", ref)
+	out := env("verify", "--key", pub, "--insecure-ignore-tlog=true", "--allow-insecure-registry", ref)
+	if !strings.Contains(out, dig) {
+		t.Fatalf("cosign verify output does not name the digest:\n%s", out)
+	}
+	pred := filepath.Join(work, "pred.json")
+	if err := os.WriteFile(pred, []byte(`{"result":"PASSED"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env("attest", "--key", key, "--tlog-upload=false", "--allow-insecure-registry", "--yes",
+		"--type", "custom", "--predicate", pred, ref)
+	env("verify-attestation", "--key", pub, "--insecure-ignore-tlog=true", "--allow-insecure-registry",
+		"--type", "custom", ref)
+	tags := run(t, home, crane, "ls", "--insecure", h+"/cos/app")
+	sig := strings.Replace(dig, ":", "-", 1)
+	if !strings.Contains(tags, sig+".sig") || !strings.Contains(tags, sig+".att") {
+		t.Fatalf("signature/attestation tags missing: %q", tags)
+	}
+	// A signature from another key must not verify.
+	other := t.TempDir()
+	c := exec.Command(cosign, "generate-key-pair")
+	c.Dir = other
+	c.Env = append(os.Environ(), "HOME="+home, "COSIGN_PASSWORD=")
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("generate-key-pair: %v\n%s", err, out)
+	}
+	bad := exec.Command(cosign, "verify", "--key", filepath.Join(other, "cosign.pub"), "--insecure-ignore-tlog=true", "--allow-insecure-registry", ref)
+	bad.Env = append(os.Environ(), "HOME="+home)
+	if out, err := bad.CombinedOutput(); err == nil {
+		t.Fatalf("verify with the wrong key succeeded:\n%s", out)
+	}
+}
