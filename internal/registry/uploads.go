@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -137,8 +138,11 @@ func (reg *Registry) writeCommitError(w http.ResponseWriter, r *http.Request, rt
 	case errors.Is(err, blob.ErrUnsupportedDigest):
 		writeError(w, r, errorf(http.StatusBadRequest, codeDigestInvalid, "unsupported digest %s", d))
 	default:
-		if r.Context().Err() != nil {
-			// The client went away; nothing is visible.
+		if r.Context().Err() != nil || errors.Is(err, io.ErrUnexpectedEOF) {
+			// The body was cut short or the client went away; nothing is
+			// visible. Answer anyway: a handler that writes nothing makes
+			// net/http send 200 OK.
+			writeError(w, r, errorf(http.StatusBadRequest, codeBlobUploadInvalid, "upload body incomplete"))
 			return
 		}
 		writeError(w, r, reg.internal(r, "store blob", err))
@@ -195,7 +199,9 @@ func parseContentRange(s string) (start, end int64, err error) {
 	}
 	start, err1 := strconv.ParseInt(a, 10, 64)
 	end, err2 := strconv.ParseInt(b, 10, 64)
-	if err1 != nil || err2 != nil || start < 0 || end < start || a[0] == '+' || b[0] == '+' {
+	// end-start+1 must not overflow: appendChunk takes a negative length
+	// for "unknown".
+	if err1 != nil || err2 != nil || start < 0 || end < start || end-start == math.MaxInt64 || a[0] == '+' || b[0] == '+' {
 		return 0, 0, fmt.Errorf("malformed Content-Range %q", truncate(s, 100))
 	}
 	return start, end, nil
@@ -241,9 +247,14 @@ func (reg *Registry) appendChunk(w http.ResponseWriter, r *http.Request, rt rout
 			writeError(w, r, errorf(http.StatusNotFound, codeBlobUploadUnknown, "upload unknown"))
 			return u, false
 		}
-		if ctx.Err() == nil {
-			writeError(w, r, reg.internal(r, "append upload", err))
+		if ctx.Err() != nil || errors.Is(err, io.ErrUnexpectedEOF) {
+			// Body cut short: nothing past the acknowledged offset counts.
+			// Answer anyway, or net/http would send 200 OK.
+			w.Header().Set("Range", rangeHeader(u.Offset))
+			writeError(w, r, errorf(http.StatusBadRequest, codeBlobUploadInvalid, "upload body incomplete"))
+			return u, false
 		}
+		writeError(w, r, reg.internal(r, "append upload", err))
 		return u, false
 	}
 	if want >= 0 && size-u.Offset != want {
@@ -297,6 +308,10 @@ func (reg *Registry) putUpload(w http.ResponseWriter, r *http.Request, rt route)
 		writeError(w, r, err)
 		return
 	}
+	if _, err := reg.blobs.UploadSize(ctx, u.ID); errors.Is(err, blob.ErrUploadNotFound) {
+		reg.finishCommitted(w, r, rt, u, d)
+		return
+	}
 	// Always append, even an empty body: it also discards bytes a crashed
 	// request left past the acknowledged offset.
 	u, ok := reg.appendChunk(w, r, rt, u)
@@ -321,6 +336,62 @@ func (reg *Registry) putUpload(w http.ResponseWriter, r *http.Request, rt route)
 	}
 	reg.uploadLocks.Delete(u.ID)
 	reg.audit.Record(ctx, Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Request: r})
+	blobCreated(w, rt.repo, d)
+}
+
+// finishCommitted answers a closing PUT on a session whose bytes the blob
+// store no longer holds as an upload: an earlier PUT committed them, then
+// the process died before it linked the blob or removed the session. The
+// retried PUT succeeds if the blob it names is the one committed: linked
+// into the repository already with the session's size, or stored with that
+// size and linked nowhere (so no other repository's blob is exposed).
+// Anything else, or a PUT carrying more bytes, is an unknown upload.
+func (reg *Registry) finishCommitted(w http.ResponseWriter, r *http.Request, rt route, u meta.Upload, d digest.Digest) {
+	ctx := r.Context()
+	unknown := errorf(http.StatusNotFound, codeBlobUploadUnknown, "upload unknown")
+	if r.ContentLength != 0 {
+		writeError(w, r, unknown)
+		return
+	}
+	size, err := reg.meta.BlobSize(ctx, rt.repo, d)
+	switch {
+	case err == nil:
+		if size != u.Offset {
+			writeError(w, r, unknown)
+			return
+		}
+	case errors.Is(err, meta.ErrNotFound):
+		n, err := reg.blobs.Stat(ctx, d)
+		if errors.Is(err, blob.ErrNotFound) || (err == nil && n != u.Offset) {
+			writeError(w, r, unknown)
+			return
+		}
+		if err != nil {
+			writeError(w, r, reg.internal(r, "blob lookup", err))
+			return
+		}
+		linked, err := reg.meta.BlobLinked(ctx, d)
+		if err != nil {
+			writeError(w, r, reg.internal(r, "blob lookup", err))
+			return
+		}
+		if linked {
+			writeError(w, r, unknown)
+			return
+		}
+		if err := reg.meta.LinkBlob(ctx, rt.repo, d, n); err != nil {
+			writeError(w, r, reg.internal(r, "blob link", err))
+			return
+		}
+	default:
+		writeError(w, r, reg.internal(r, "blob lookup", err))
+		return
+	}
+	if err := reg.meta.DeleteUpload(ctx, u.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
+		reg.log.WarnContext(ctx, "upload session left behind", "id", u.ID, "err", err)
+	}
+	reg.uploadLocks.Delete(u.ID)
+	reg.audit.Record(ctx, Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Reason: "completed after restart", Request: r})
 	blobCreated(w, rt.repo, d)
 }
 
