@@ -49,7 +49,7 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) {
 		writeError(w, r, reg.internal(r, "blob lookup", err))
 		return
 	}
-	f, size, err := reg.blobs.Open(ctx, d)
+	f, _, err := reg.blobs.Open(ctx, d)
 	if err != nil {
 		if errors.Is(err, blob.ErrNotFound) {
 			writeError(w, r, errorf(http.StatusNotFound, codeBlobUnknown, "blob unknown to registry"))
@@ -64,7 +64,6 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) {
 	h.Set("Docker-Content-Digest", d.String())
 	h.Set("Etag", `"`+d.String()+`"`)
 	h.Set("Cache-Control", "max-age=31536000, immutable")
-	_ = size
 	http.ServeContent(w, r, "", time.Time{}, f)
 }
 
