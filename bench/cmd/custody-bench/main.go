@@ -1,0 +1,1008 @@
+// Command custody-bench compares custody with the CNCF reference registry
+// (distribution/distribution v3) on the same machine, with the same client
+// (go-containerregistry), and prints throughput and server peak RSS.
+//
+// For every row and run it starts a fresh server process on a free
+// loopback port with a fresh data directory (so no push ever finds its blob
+// already there), measures, reads the server's VmHWM and stops it. Pull
+// rows push their content first and restart the server before measuring,
+// so the peak RSS is the pull's alone. Runs alternate custody, reference,
+// custody, reference, ... and the median is reported.
+//
+//	go run ./bench/cmd/custody-bench                 # full comparison
+//	go run ./bench/cmd/custody-bench -quick          # CI smoke
+//	go run ./bench/cmd/custody-bench -rows push-64MiB,manifest-push -runs 5
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/custody-dev/custody/bench"
+)
+
+const refModule = "github.com/distribution/distribution/v3/cmd/registry@v3.1.2"
+
+const (
+	targetCustody   = "custody"
+	targetReference = "reference"
+)
+
+type options struct {
+	rows      []string
+	runs      int
+	sizes     []int64
+	manifests int
+	jobs      int
+	keep      bool
+	quick     bool
+	output    string
+	md        string
+	workdir   string
+	refBin    string
+	minBytes  int64
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "custody-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		o        options
+		rows     string
+		sizes    string
+		minBytes string
+	)
+	flag.StringVar(&rows, "rows", "", "comma-separated rows or row prefixes (push, pull, manifest, push-64MiB, ...); default all")
+	flag.IntVar(&o.runs, "runs", 3, "runs per row and target (median reported)")
+	flag.StringVar(&sizes, "sizes", "", "comma-separated blob sizes (e.g. 1MiB,64MiB,512MiB); default 1MiB,64MiB,512MiB")
+	flag.IntVar(&o.manifests, "manifests", 1000, "manifests pushed and pulled per manifest run")
+	flag.IntVar(&o.jobs, "jobs", 1, "concurrent client requests in manifest rows")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (payloads, data directories, server logs)")
+	flag.BoolVar(&o.quick, "quick", false, "CI smoke: sizes 1MiB,64MiB, 200 manifests, 1 run (explicit flags win)")
+	flag.StringVar(&o.output, "o", "table", "output: table, or json (JSON on stdout, the table on stderr)")
+	flag.StringVar(&o.md, "md", "", "also write the results as a markdown table to this file")
+	flag.StringVar(&o.workdir, "workdir", "", "parent of the work directory (default <repo>/.cache, on the repository's filesystem)")
+	flag.StringVar(&o.refBin, "registry", "", "reference registry binary (default <repo>/.cache/bin/registry, installed if missing)")
+	flag.StringVar(&minBytes, "min-bytes", "32MiB", "small blob rows repeat with distinct blobs until a run moves at least this much")
+	flag.Parse()
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	if o.quick {
+		if !set["sizes"] {
+			sizes = "1MiB,64MiB"
+		}
+		if !set["manifests"] {
+			o.manifests = 200
+		}
+		if !set["runs"] {
+			o.runs = 1
+		}
+	}
+	if sizes == "" {
+		sizes = "1MiB,64MiB,512MiB"
+	}
+	for _, s := range strings.Split(sizes, ",") {
+		n, err := parseSize(s)
+		if err != nil {
+			return err
+		}
+		o.sizes = append(o.sizes, n)
+	}
+	mb, err := parseSize(minBytes)
+	if err != nil {
+		return err
+	}
+	o.minBytes = mb
+	if o.runs < 1 || o.manifests < 1 || o.jobs < 1 {
+		return errors.New("-runs, -manifests and -jobs must be positive")
+	}
+	if o.output != "table" && o.output != "json" {
+		return fmt.Errorf("-o %q: use table or json", o.output)
+	}
+	all := allRows(o.sizes)
+	if rows == "" {
+		o.rows = all
+	} else {
+		for _, want := range strings.Split(rows, ",") {
+			want = strings.TrimSpace(want)
+			found := false
+			for _, r := range all {
+				if r == want || strings.HasPrefix(r, want+"-") {
+					if !slices.Contains(o.rows, r) {
+						o.rows = append(o.rows, r)
+					}
+					found = true
+				}
+			}
+			if !found {
+				return fmt.Errorf("-rows: no row %q (rows: %s)", want, strings.Join(all, ", "))
+			}
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	h, err := newHarness(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer h.close()
+	res, err := h.runAll()
+	if err != nil {
+		return err
+	}
+	res.Command = "go run ./bench/cmd/custody-bench " + strings.Join(os.Args[1:], " ")
+	tableOut := io.Writer(os.Stdout)
+	if o.output == "json" {
+		tableOut = os.Stderr
+	}
+	printTable(tableOut, res)
+	if o.output == "json" {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	}
+	if o.md != "" {
+		if err := os.MkdirAll(filepath.Dir(o.md), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.md, []byte(markdown(res)), 0o644); err != nil {
+			return err
+		}
+		logf("wrote %s", o.md)
+	}
+	return nil
+}
+
+func allRows(sizes []int64) []string {
+	var rows []string
+	for _, s := range sizes {
+		rows = append(rows, "push-"+formatSize(s), "pull-"+formatSize(s))
+	}
+	return append(rows, "manifest-push", "manifest-pull")
+}
+
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = v, u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("size %q: use e.g. 1MiB, 64MiB, 4096", s)
+	}
+	return n * mult, nil
+}
+
+func formatSize(n int64) string {
+	switch {
+	case n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+// ---------------------------------------------------------------------------
+// Results
+
+// Results is what a harness run measured.
+type Results struct {
+	Machine Machine `json:"machine"`
+	Command string  `json:"command"`
+	// Revision is the custody commit measured, "+dirty" when cmd/,
+	// internal/ or go.mod had uncommitted changes.
+	Revision string `json:"custody_revision"`
+	Config   Config `json:"config"`
+	Rows     []Row  `json:"rows"`
+	Elapsed  string `json:"elapsed"`
+}
+
+// Machine describes where the benchmark ran.
+type Machine struct {
+	NumCPU     int    `json:"nproc"`
+	CPU        string `json:"cpu"`
+	MemTotal   string `json:"mem_total"`
+	Kernel     string `json:"kernel"`
+	Go         string `json:"go"`
+	Filesystem string `json:"filesystem"`
+	Reference  string `json:"reference"`
+	// LoadStart and LoadEnd are /proc/loadavg when the runs began and
+	// ended: other work on the machine skews absolute numbers (both
+	// targets alike, thanks to alternation).
+	LoadStart string `json:"loadavg_start"`
+	LoadEnd   string `json:"loadavg_end"`
+}
+
+// Config records the settings of the run.
+type Config struct {
+	Runs      int      `json:"runs"`
+	Sizes     []string `json:"sizes"`
+	Manifests int      `json:"manifests"`
+	Jobs      int      `json:"jobs"`
+	MinBytes  int64    `json:"min_bytes"`
+}
+
+// Row is one benchmark row.
+type Row struct {
+	Name      string  `json:"row"`
+	Unit      string  `json:"unit"` // "MB/s" (10^6 bytes) or "ops/s"
+	Ops       int     `json:"ops_per_run"`
+	Bytes     int64   `json:"bytes_per_run,omitempty"`
+	Custody   Target  `json:"custody"`
+	Reference Target  `json:"reference"`
+	Ratio     float64 `json:"ratio"` // custody median / reference median
+}
+
+// Target holds one target's samples for a row.
+type Target struct {
+	Median     float64   `json:"median"`
+	Samples    []float64 `json:"samples"`
+	Seconds    []float64 `json:"seconds"`
+	PeakRSSMiB float64   `json:"peak_rss_mib"` // max VmHWM over runs
+	RSSMiB     []float64 `json:"rss_mib"`
+	// CPU is the server's user+system CPU seconds during the measured
+	// phase (median, and per run). Unlike throughput it hardly depends on
+	// what else the machine is doing.
+	CPU        float64   `json:"cpu_seconds"`
+	CPUSamples []float64 `json:"cpu_seconds_samples"`
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func printTable(w io.Writer, res *Results) {
+	fmt.Fprintf(w, "\n%d CPUs, %s; runs=%d, median; reference = distribution %s; load average %s -> %s\n",
+		res.Machine.NumCPU, res.Machine.CPU, res.Config.Runs, res.Machine.Reference, res.Machine.LoadStart, res.Machine.LoadEnd)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "row\tunit\tcustody\treference\tcustody/ref\tcustody RSS MiB\treference RSS MiB\tcustody CPU s\treference CPU s\t")
+	for _, r := range res.Rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2fx\t%.0f\t%.0f\t%.2f\t%.2f\t\n", r.Name, r.Unit,
+			num(r.Custody.Median), num(r.Reference.Median), r.Ratio, r.Custody.PeakRSSMiB, r.Reference.PeakRSSMiB, r.Custody.CPU, r.Reference.CPU)
+	}
+	tw.Flush()
+}
+
+func num(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+func markdown(res *Results) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "custody %s vs distribution %s.\n\n", res.Revision, res.Machine.Reference)
+	fmt.Fprintf(&b, "Machine: %d CPUs, %s, %s RAM, Linux %s, %s, data on %s. Reference: distribution %s.\n\n",
+		res.Machine.NumCPU, res.Machine.CPU, res.Machine.MemTotal, res.Machine.Kernel, res.Machine.Go, res.Machine.Filesystem, res.Machine.Reference)
+	fmt.Fprintf(&b, "Command: `%s` (runs=%d, median; %d manifests, %d client jobs; took %s; load average %s at start, %s at end).\n\n",
+		res.Command, res.Config.Runs, res.Config.Manifests, res.Config.Jobs, res.Elapsed, res.Machine.LoadStart, res.Machine.LoadEnd)
+	b.WriteString("| row | unit | custody | reference | custody/reference | custody peak RSS MiB | reference peak RSS MiB | custody server CPU s | reference server CPU s |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range res.Rows {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2fx | %.0f | %.0f | %.2f | %.2f |\n", r.Name, r.Unit,
+			num(r.Custody.Median), num(r.Reference.Median), r.Ratio, r.Custody.PeakRSSMiB, r.Reference.PeakRSSMiB, r.Custody.CPU, r.Reference.CPU)
+	}
+	b.WriteString("\nAll samples, throughput (custody | reference):\n\n")
+	for _, r := range res.Rows {
+		fmt.Fprintf(&b, "- %s: %s | %s\n", r.Name, samples(r.Custody.Samples), samples(r.Reference.Samples))
+	}
+	return b.String()
+}
+
+func samples(xs []float64) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = num(x)
+	}
+	return strings.Join(s, ", ")
+}
+
+// ---------------------------------------------------------------------------
+// Harness
+
+type harness struct {
+	ctx        context.Context
+	o          options
+	root       string
+	custodyBin string
+	refBin     string
+	work       string
+	payloads   map[int64][]*bench.FileLayer
+	seq        int
+	revision   string
+	started    time.Time
+}
+
+func newHarness(ctx context.Context, o options) (*harness, error) {
+	h := &harness{ctx: ctx, o: o, payloads: map[int64][]*bench.FileLayer{}, started: time.Now()}
+	root, err := moduleRoot()
+	if err != nil {
+		return nil, err
+	}
+	h.root = root
+	binDir := filepath.Join(root, ".cache", "bin")
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return nil, err
+	}
+	h.custodyBin = filepath.Join(binDir, "custody")
+	h.revision = revision(root)
+	logf("building custody %s -> %s", h.revision, h.custodyBin)
+	if err := goCmd(ctx, root, nil, "build", "-o", h.custodyBin, "./cmd/custody"); err != nil {
+		return nil, err
+	}
+	h.refBin = o.refBin
+	if h.refBin == "" {
+		h.refBin = filepath.Join(binDir, "registry")
+		if _, err := os.Stat(h.refBin); err != nil {
+			logf("installing %s -> %s", refModule, binDir)
+			if err := goCmd(ctx, root, []string{"GOBIN=" + binDir}, "install", refModule); err != nil {
+				return nil, err
+			}
+		}
+	}
+	parent := o.workdir
+	if parent == "" {
+		parent = filepath.Join(root, ".cache")
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	h.work, err = os.MkdirTemp(parent, "bench-")
+	if err != nil {
+		return nil, err
+	}
+	if fs := fsType(h.work); fs == "tmpfs" || fs == "ramfs" {
+		logf("WARNING: %s is on %s; disk numbers will not be representative", h.work, fs)
+	}
+	logf("work directory %s (%s)", h.work, fsType(h.work))
+	return h, nil
+}
+
+func (h *harness) close() {
+	if h.o.keep {
+		logf("kept %s", h.work)
+		return
+	}
+	_ = os.RemoveAll(h.work)
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("run custody-bench inside the custody module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+func goCmd(ctx context.Context, dir string, env []string, args ...string) error {
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout = os.Stderr
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go %s: %w", strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+// payload returns the distinct random blobs of size n one run pushes.
+func (h *harness) payload(n int64) ([]*bench.FileLayer, error) {
+	if ls, ok := h.payloads[n]; ok {
+		return ls, nil
+	}
+	count := 1
+	if n < h.o.minBytes {
+		count = int((h.o.minBytes + n - 1) / n)
+	}
+	dir := filepath.Join(h.work, "payload")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	logf("generating %d random blob(s) of %s", count, formatSize(n))
+	var ls []*bench.FileLayer
+	for i := range count {
+		p := filepath.Join(dir, fmt.Sprintf("%s-%03d.bin", formatSize(n), i))
+		if err := bench.WriteRandomFile(p, n); err != nil {
+			return nil, err
+		}
+		l, err := bench.NewFileLayer(p)
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	h.payloads[n] = ls
+	return ls, nil
+}
+
+func (h *harness) runAll() (*Results, error) {
+	res := &Results{
+		Machine: machine(h.work),
+		Config: Config{
+			Runs: h.o.runs, Manifests: h.o.manifests, Jobs: h.o.jobs, MinBytes: h.o.minBytes,
+		},
+	}
+	res.Machine.Reference = refVersion(h.refBin)
+	res.Revision = h.revision
+	res.Machine.LoadStart = loadAvg()
+	for _, s := range h.o.sizes {
+		res.Config.Sizes = append(res.Config.Sizes, formatSize(s))
+	}
+	for _, name := range h.o.rows {
+		row := Row{Name: name}
+		for run := range h.o.runs {
+			for _, target := range []string{targetCustody, targetReference} {
+				if err := h.ctx.Err(); err != nil {
+					return nil, err
+				}
+				s, err := h.measure(name, target)
+				if err != nil {
+					return nil, fmt.Errorf("%s on %s (run %d): %w", name, target, run+1, err)
+				}
+				row.Unit, row.Ops, row.Bytes = s.unit, s.ops, s.bytes
+				t := &row.Custody
+				if target == targetReference {
+					t = &row.Reference
+				}
+				t.Samples = append(t.Samples, s.value)
+				t.Seconds = append(t.Seconds, s.seconds)
+				t.RSSMiB = append(t.RSSMiB, s.rssMiB)
+				t.PeakRSSMiB = max(t.PeakRSSMiB, s.rssMiB)
+				t.CPUSamples = append(t.CPUSamples, s.cpu)
+				logf("%-14s run %d %-9s %10s %s in %.3fs, server CPU %.2fs, peak RSS %.0f MiB", name, run+1, target, num(s.value), s.unit, s.seconds, s.cpu, s.rssMiB)
+			}
+		}
+		row.Custody.Median = median(row.Custody.Samples)
+		row.Reference.Median = median(row.Reference.Samples)
+		row.Custody.CPU = median(row.Custody.CPUSamples)
+		row.Reference.CPU = median(row.Reference.CPUSamples)
+		row.Ratio = row.Custody.Median / row.Reference.Median
+		res.Rows = append(res.Rows, row)
+	}
+	res.Machine.LoadEnd = loadAvg()
+	res.Elapsed = time.Since(h.started).Round(time.Second).String()
+	logf("done in %s", res.Elapsed)
+	return res, nil
+}
+
+type sample struct {
+	unit    string
+	value   float64
+	ops     int
+	bytes   int64
+	seconds float64
+	rssMiB  float64
+	cpu     float64
+}
+
+// measure runs one row once against a fresh server of target.
+func (h *harness) measure(row, target string) (sample, error) {
+	h.seq++
+	dir := filepath.Join(h.work, fmt.Sprintf("%03d-%s-%s", h.seq, row, target))
+	data := filepath.Join(dir, "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return sample{}, err
+	}
+	defer func() {
+		if !h.o.keep {
+			_ = os.RemoveAll(dir)
+		}
+	}()
+	srv, err := h.start(target, dir, data)
+	if err != nil {
+		return sample{}, err
+	}
+	defer func() {
+		if srv != nil {
+			srv.stop()
+		}
+	}()
+	cl, err := bench.NewClient(h.ctx, srv.addr, nil)
+	if err != nil {
+		return sample{}, err
+	}
+	// restart stops the server, starts a new one on the same data (so the
+	// measured phase gets its own VmHWM) and gives it a new client.
+	restart := func() error {
+		srv.stop()
+		if srv, err = h.start(target, dir, data); err != nil {
+			srv = nil
+			return err
+		}
+		cl, err = bench.NewClient(h.ctx, srv.addr, nil)
+		return err
+	}
+
+	var s sample
+	var start time.Time
+	kind, size, _ := strings.Cut(row, "-")
+	switch kind {
+	case "push", "pull":
+		n, err := parseSize(size)
+		if err != nil {
+			return s, err
+		}
+		layers, err := h.payload(n)
+		if err != nil {
+			return s, err
+		}
+		const repo = "bench/blob"
+		if kind == "pull" {
+			if err := cl.Warm(repo); err != nil {
+				return s, err
+			}
+			for _, l := range layers {
+				if err := cl.PushLayer(repo, l); err != nil {
+					return s, fmt.Errorf("setup push: %w", err)
+				}
+			}
+			if err := restart(); err != nil {
+				return s, err
+			}
+		}
+		if err := cl.Warm(repo); err != nil {
+			return s, err
+		}
+		cpu0 := cpuSeconds(srv.pid())
+		start = time.Now()
+		for _, l := range layers {
+			if kind == "push" {
+				err = cl.PushLayer(repo, l)
+			} else {
+				d, _ := l.Digest()
+				var got int64
+				got, err = cl.PullBlob(repo, d)
+				if err == nil && got != n {
+					err = fmt.Errorf("pulled %d bytes, want %d", got, n)
+				}
+			}
+			if err != nil {
+				return s, err
+			}
+		}
+		s.seconds = time.Since(start).Seconds()
+		s.cpu = math.Round((cpuSeconds(srv.pid())-cpu0)*100) / 100
+		s.ops = len(layers)
+		s.bytes = n * int64(len(layers))
+		s.unit = "MB/s"
+		s.value = float64(s.bytes) / 1e6 / s.seconds
+	case "manifest":
+		const repo = "bench/manifests"
+		nonce := fmt.Sprintf("%d-%d", time.Now().UnixNano(), h.seq)
+		ms := make([]bench.RawManifest, h.o.manifests)
+		for i := range ms {
+			ms[i] = bench.RawManifest(bench.ArtifactManifest(nonce, i))
+		}
+		if err := cl.Warm(repo); err != nil {
+			return s, err
+		}
+		put := func(i int) error { return cl.PutManifest(repo, fmt.Sprintf("m%d", i), ms[i]) }
+		if size == "pull" {
+			if err := parallel(len(ms), h.o.jobs, put); err != nil {
+				return s, fmt.Errorf("setup push: %w", err)
+			}
+			if err := restart(); err != nil {
+				return s, err
+			}
+			if err := cl.Warm(repo); err != nil {
+				return s, err
+			}
+		}
+		op := put
+		if size == "pull" {
+			op = func(i int) error { return cl.GetManifest(repo, ms[i].Digest()) }
+		}
+		cpu0 := cpuSeconds(srv.pid())
+		start = time.Now()
+		if err := parallel(len(ms), h.o.jobs, op); err != nil {
+			return s, err
+		}
+		s.seconds = time.Since(start).Seconds()
+		s.cpu = math.Round((cpuSeconds(srv.pid())-cpu0)*100) / 100
+		s.ops = len(ms)
+		s.unit = "ops/s"
+		s.value = float64(s.ops) / s.seconds
+	default:
+		return s, fmt.Errorf("unknown row %q", row)
+	}
+	rss, err := peakRSS(srv.pid())
+	if err != nil {
+		return s, err
+	}
+	s.rssMiB = float64(rss) / (1 << 20)
+	return s, nil
+}
+
+// parallel calls fn(0..n-1) from jobs goroutines and returns the first error.
+func parallel(n, jobs int, fn func(int) error) error {
+	if jobs <= 1 {
+		for i := range n {
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  = make(chan int)
+	)
+	for range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := fn(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return first
+}
+
+// ---------------------------------------------------------------------------
+// Server processes
+
+type server struct {
+	cmd  *exec.Cmd
+	addr string
+	log  *os.File
+	done chan struct{}
+	once sync.Once
+}
+
+func (s *server) pid() int { return s.cmd.Process.Pid }
+
+// stop sends SIGTERM, waits up to 10s, then SIGKILLs.
+func (s *server) stop() {
+	s.once.Do(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.done
+		}
+		s.log.Close()
+	})
+}
+
+func (h *harness) start(target, dir, data string) (*server, error) {
+	var lastErr error
+	for attempt := range 3 {
+		var s *server
+		var err error
+		if target == targetCustody {
+			s, err = h.startCustody(dir, data)
+		} else {
+			s, err = h.startReference(dir, data, attempt)
+		}
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+func (h *harness) spawn(dir, logName string, name string, args []string, env []string) (*server, error) {
+	logFile, err := os.OpenFile(filepath.Join(dir, logName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	s := &server{cmd: cmd, log: logFile, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(s.done) }()
+	return s, nil
+}
+
+func (h *harness) startCustody(dir, data string) (*server, error) {
+	ready := filepath.Join(dir, "ready")
+	_ = os.Remove(ready)
+	s, err := h.spawn(dir, "custody.log", h.custodyBin,
+		[]string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "error"},
+		[]string{"CUSTODY_READY_FILE=" + ready})
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if b, err := os.ReadFile(ready); err == nil && len(b) > 0 {
+			s.addr = strings.TrimSpace(string(b))
+			break
+		}
+		if err := h.waitTick(s, deadline, dir, "custody.log"); err != nil {
+			return nil, err
+		}
+	}
+	return s, h.waitHTTP(s, "/healthz", deadline, dir, "custody.log")
+}
+
+func (h *harness) startReference(dir, data string, attempt int) (*server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cfg := fmt.Sprintf(`version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+`, data, addr)
+	cfgPath := filepath.Join(dir, "registry.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	// distribution v3 exports OpenTelemetry traces to https://localhost:4318
+	// by default; its documented switch turns the export off.
+	s, err := h.spawn(dir, "registry.log", h.refBin, []string{"serve", cfgPath}, []string{"OTEL_TRACES_EXPORTER=none"})
+	if err != nil {
+		return nil, err
+	}
+	s.addr = addr
+	return s, h.waitHTTP(s, "/v2/", time.Now().Add(30*time.Second), dir, "registry.log")
+}
+
+func (h *harness) waitTick(s *server, deadline time.Time, dir, logName string) error {
+	select {
+	case <-s.done:
+		b, _ := os.ReadFile(filepath.Join(dir, logName))
+		return fmt.Errorf("server exited before it was ready:\n%s", b)
+	case <-h.ctx.Done():
+		s.stop()
+		return h.ctx.Err()
+	case <-time.After(10 * time.Millisecond):
+	}
+	if time.Now().After(deadline) {
+		s.stop()
+		b, _ := os.ReadFile(filepath.Join(dir, logName))
+		return fmt.Errorf("server not ready after 30s:\n%s", b)
+	}
+	return nil
+}
+
+func (h *harness) waitHTTP(s *server, path string, deadline time.Time, dir, logName string) error {
+	c := &http.Client{Timeout: 2 * time.Second}
+	for {
+		resp, err := c.Get("http://" + s.addr + path)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if err := h.waitTick(s, deadline, dir, logName); err != nil {
+			return err
+		}
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// cpuSeconds returns the user+system CPU time a process has used, from
+// /proc/<pid>/stat (in clock ticks of 1/100 s), or NaN.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return math.NaN()
+	}
+	// The command name (field 2) may contain spaces; fields after it
+	// start at state (field 3). utime and stime are fields 14 and 15.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return math.NaN()
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return math.NaN()
+	}
+	return float64(ut+st) / 100
+}
+
+// peakRSS reads a process's VmHWM (peak resident set size) in bytes.
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			_, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM for pid %d", pid)
+}
+
+// ---------------------------------------------------------------------------
+// Machine description
+
+func machine(dir string) Machine {
+	m := Machine{NumCPU: runtime.NumCPU(), Go: runtime.Version(), Filesystem: fsType(dir)}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				var kb int64
+				if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err == nil {
+					m.MemTotal = fmt.Sprintf("%.0f GiB", float64(kb)/(1<<20))
+				}
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+func revision(root string) string {
+	out, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	rev := strings.TrimSpace(string(out))
+	st, err := exec.Command("git", "-C", root, "status", "--porcelain", "--", "cmd", "internal", "go.mod", "go.sum").Output()
+	if err == nil && len(strings.TrimSpace(string(st))) > 0 {
+		rev += "+dirty"
+	}
+	return rev
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func refVersion(bin string) string {
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(out))
+	if len(f) >= 3 {
+		return strings.TrimSuffix(f[2], "+unknown")
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// fsType names the filesystem holding dir, from /proc/self/mountinfo (the
+// longest mount point that is a prefix of dir).
+func fsType(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "unknown"
+	}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "unknown"
+	}
+	best, typ, src := "", "unknown", ""
+	for _, line := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(f) < 5 || len(g) < 2 {
+			continue
+		}
+		mp := f[4]
+		if (abs == mp || strings.HasPrefix(abs, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
+			best, typ, src = mp, g[0], g[1]
+		}
+	}
+	if src != "" {
+		return typ + " (" + src + ")"
+	}
+	return typ
+}
