@@ -184,7 +184,7 @@ func run() error {
 func allRows(sizes []int64) []string {
 	var rows []string
 	for _, s := range sizes {
-		rows = append(rows, "push-"+formatSize(s), "pull-"+formatSize(s))
+		rows = append(rows, "push-"+formatSize(s), "pull-"+formatSize(s), "fetch-"+formatSize(s))
 	}
 	return append(rows, "manifest-push", "manifest-pull")
 }
@@ -576,7 +576,7 @@ func (h *harness) measure(row, target string) (sample, error) {
 	var start time.Time
 	kind, size, _ := strings.Cut(row, "-")
 	switch kind {
-	case "push", "pull":
+	case "push", "pull", "fetch":
 		n, err := parseSize(size)
 		if err != nil {
 			return s, err
@@ -586,7 +586,7 @@ func (h *harness) measure(row, target string) (sample, error) {
 			return s, err
 		}
 		const repo = "bench/blob"
-		if kind == "pull" {
+		if kind != "push" {
 			if err := cl.Warm(repo); err != nil {
 				return s, err
 			}
@@ -610,7 +610,11 @@ func (h *harness) measure(row, target string) (sample, error) {
 			} else {
 				d, _ := l.Digest()
 				var got int64
-				got, err = cl.PullBlob(repo, d)
+				if kind == "fetch" {
+					got, err = cl.FetchBlob(repo, d)
+				} else {
+					got, err = cl.PullBlob(repo, d)
+				}
 				if err == nil && got != n {
 					err = fmt.Errorf("pulled %d bytes, want %d", got, n)
 				}

@@ -8,11 +8,11 @@ import (
 )
 
 // bufSize is the size of the buffers content is streamed through.
-const bufSize = 1 << 20
+const bufSize = 64 << 10
 
 // pipelineDepth is how many buffers one copy keeps in flight: one being
 // filled from the source while the hasher works through the others.
-const pipelineDepth = 3
+const pipelineDepth = 16
 
 var bufPool = sync.Pool{New: func() any {
 	b := make([]byte, bufSize)
