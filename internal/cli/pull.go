@@ -25,9 +25,18 @@ Names that are not plain file names (path separators, "..", absolute paths)
 are refused before anything is written.`,
 		Example: `  custody pull 127.0.0.1:5000/team/reports:2024-06
   custody pull -d ./out 127.0.0.1:5000/app@sha256:...
+  custody pull 127.0.0.1:5000/team/reports:2024-06 -o ./reports
   custody pull -o json 127.0.0.1:5000/builds:42`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// "-o DIR" names the destination, as in 'custody pull REF -o DIR';
+			// "-o json" and "-o text" keep choosing the output format.
+			if tf.output != outputText && tf.output != outputJSON {
+				if cmd.Flags().Changed("dir") {
+					return fmt.Errorf("-o %q is not an output format (text or json) and --dir is set too: give the directory once, with -d", tf.output)
+				}
+				dir, tf.output = tf.output, outputText
+			}
 			opts, done, err := tf.options(cmd, "pulling")
 			if err != nil {
 				return err
@@ -54,5 +63,6 @@ are refused before anything is written.`,
 	fs := cmd.Flags()
 	fs.StringVarP(&dir, "dir", "d", ".", "directory to write the files to (created if missing)")
 	tf.register(fs)
+	fs.Lookup("output").Usage = "output format (text or json); any other value is the directory to write to, like -d"
 	return cmd
 }

@@ -76,6 +76,19 @@ func TestPushPullRoundTrip(t *testing.T) {
 		!strings.Contains(out, filepath.Join(dir2, "blob.bin")) {
 		t.Errorf("unexpected output %q", out)
 	}
+
+	// "-o DIR" names the destination directory.
+	dir3 := filepath.Join(t.TempDir(), "o-dir")
+	code, out, errOut = run(t, "pull", ref, "-o", dir3)
+	if code != 0 {
+		t.Fatalf("pull -o DIR: exit %d: %s", code, errOut)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir3, "notes.md")); err != nil || !bytes.Equal(got, contents["notes.md"]) {
+		t.Errorf("pull -o DIR did not write into %s: %v (output %q)", dir3, err, out)
+	}
+	if code, _, errOut = run(t, "pull", ref, "-o", dir3, "-d", dir2); code == 0 || !strings.Contains(errOut, "give the directory once") {
+		t.Errorf("pull with both -o DIR and -d: exit %d, %q", code, errOut)
+	}
 }
 
 func TestPullErrors(t *testing.T) {
@@ -87,7 +100,7 @@ func TestPullErrors(t *testing.T) {
 	}{
 		{"not found", []string{"pull", "-d", t.TempDir(), host + "/nothing:here"}, "not found in registry " + host},
 		{"no ref", []string{"pull"}, "accepts 1 arg"},
-		{"bad output", []string{"pull", "-o", "xml", host + "/r:v1"}, `invalid --output "xml"`},
+		{"-o DIR and -d", []string{"pull", "-o", "xml", "-d", t.TempDir(), host + "/r:v1"}, `-o "xml" is not an output format`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
