@@ -35,6 +35,13 @@ store in ./custody-data.`,
 		newServeCmd(),
 		newPushCmd(),
 		newPullCmd(),
+		newGCCmd(),
+		newScrubCmd(),
+		newBuildsCmd(),
+		newVersionsCmd(),
+		newTagCmd(),
+		newRetentionCmd(),
+		newHoldCmd(),
 	)
 	return root
 }

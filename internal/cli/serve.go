@@ -40,8 +40,20 @@ and flags.
 
 Environment variables:
 ` + envHelp() + `
-Endpoints: /v2/ (OCI distribution API), /metrics (Prometheus), /healthz,
-/readyz. SIGINT or SIGTERM shut down gracefully.`,
+Endpoints: /v2/ (OCI distribution API), /api/v1/ (management API:
+policies, retention, legal holds; see docs/retention.md), /metrics
+(Prometheus), /healthz, /readyz, POST /api/v1/gc (garbage collection, as
+'custody gc --server' calls it). gc.schedule and scrub.schedule in the
+config file run garbage collection and scrub periodically; see
+docs/maintenance.md.
+
+Repository policies and retention come from the config file's 'policies:'
+list and the /api/v1/policies API. With none, version-like tags (v1.2.3,
+1.2.3-rc.1, 1.2.3_build) are immutable in every repository. Set
+'retention.allowGovernanceBypass: true' to let requests carrying
+X-Custody-Bypass-Governance bypass governance retention (audited).
+
+SIGINT or SIGTERM shut down gracefully.`,
 		Example: `  custody serve
   custody serve --addr 127.0.0.1:5001 --data /srv/custody --log-format json
   CUSTODY_CONFIG=/etc/custody.yaml custody serve`,

@@ -33,6 +33,76 @@ type Config struct {
 	// ShutdownTimeout bounds how long a graceful shutdown waits for
 	// in-flight requests (default 30s); unfinished uploads stay resumable.
 	ShutdownTimeout Duration `yaml:"shutdownTimeout"`
+	// GC configures garbage collection (see docs/maintenance.md).
+	GC GC `yaml:"gc"`
+	// Scrub configures scheduled integrity checks.
+	Scrub Scrub `yaml:"scrub"`
+	// Policies are repository policies (immutable tags, deletion,
+	// media types, size, default retention); see docs/retention.md. Policies
+	// stored through the API take precedence over these for the same
+	// repository pattern.
+	Policies []Policy `yaml:"policies"`
+	// Retention configures retention locks and legal holds.
+	Retention Retention `yaml:"retention"`
+}
+
+// Policy is one repository policy.
+type Policy struct {
+	// Repository is a glob over repository names: '*' matches within one
+	// path segment, '**' any number of segments (e.g. "team/*", "**").
+	Repository string `yaml:"repository"`
+	// ImmutableTags are tag patterns that may not move or be deleted once
+	// set: globs ("v*") or, when starting with '^', regular expressions.
+	// Absent: the default semver-like version tags; [] disables.
+	ImmutableTags []string `yaml:"immutableTags"`
+	// NoDelete refuses every manifest, tag and blob deletion.
+	NoDelete bool `yaml:"noDelete"`
+	// AllowedMediaTypes, when not empty, lists the manifest, config and
+	// layer media types accepted.
+	AllowedMediaTypes []string `yaml:"allowedMediaTypes"`
+	// MaxArtifactSize, when positive, caps the sum of config and layer sizes.
+	MaxArtifactSize int64 `yaml:"maxArtifactSize"`
+	// Retention, when set, locks every new manifest for Period in Mode.
+	Retention *DefaultRetention `yaml:"retention"`
+}
+
+// DefaultRetention is a repository's default retention lock.
+type DefaultRetention struct {
+	Mode   string   `yaml:"mode"` // "governance" or "compliance"
+	Period Duration `yaml:"period"`
+}
+
+// Retention configures retention enforcement.
+type Retention struct {
+	// AllowGovernanceBypass grants every client the permission to bypass
+	// governance-mode retention (with the X-Custody-Bypass-Governance
+	// header) until authentication provides real permissions. Default false.
+	AllowGovernanceBypass bool `yaml:"allowGovernanceBypass"`
+}
+
+// GC configures garbage collection.
+type GC struct {
+	// Schedule runs GC inside serve every Schedule (e.g. 24h); 0, the
+	// default, disables it.
+	Schedule Duration `yaml:"schedule"`
+	// Grace: blobs written and manifests created less than Grace ago are
+	// never collected (default 1h).
+	Grace Duration `yaml:"grace"`
+	// UntaggedManifests are the repository patterns where untagged,
+	// unreferenced manifests are collected: '*' within one path segment,
+	// "prefix/**" below prefix, "**" everywhere. Default: none.
+	UntaggedManifests []string `yaml:"untaggedManifests"`
+}
+
+// Scrub configures scheduled integrity checks.
+type Scrub struct {
+	// Schedule runs a scrub inside serve every Schedule; 0, the default,
+	// disables it.
+	Schedule Duration `yaml:"schedule"`
+	// Buckets splits blob re-hashing over this many runs: each run hashes
+	// the next of Buckets digest buckets (restic's --read-data-subset
+	// n/t), references are always checked. Default 1: hash everything.
+	Buckets int `yaml:"buckets"`
 }
 
 // Log configures log/slog output.
@@ -77,6 +147,8 @@ func Default() Config {
 		Uploads:         Uploads{TTL: Duration(24 * time.Hour)},
 		Limits:          Limits{MaxManifestBytes: 4 << 20},
 		ShutdownTimeout: Duration(30 * time.Second),
+		GC:              GC{Grace: Duration(time.Hour)},
+		Scrub:           Scrub{Buckets: 1},
 	}
 }
 
@@ -185,6 +257,36 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		return errors.New("shutdownTimeout must not be negative")
+	}
+	if c.GC.Schedule < 0 || c.Scrub.Schedule < 0 {
+		return errors.New("gc.schedule and scrub.schedule must not be negative (0 disables)")
+	}
+	if c.GC.Grace < 0 {
+		return errors.New("gc.grace must not be negative")
+	}
+	if c.Scrub.Buckets < 1 {
+		return errors.New("scrub.buckets must be at least 1")
+	}
+	seen := map[string]bool{}
+	for i, p := range c.Policies {
+		if p.Repository == "" {
+			return fmt.Errorf("policies[%d].repository is empty (use e.g. \"team/*\" or \"**\")", i)
+		}
+		if seen[p.Repository] {
+			return fmt.Errorf("policies[%d]: repository %q appears twice", i, p.Repository)
+		}
+		seen[p.Repository] = true
+		if p.MaxArtifactSize < 0 {
+			return fmt.Errorf("policies[%d].maxArtifactSize must not be negative", i)
+		}
+		if r := p.Retention; r != nil {
+			if r.Mode != "governance" && r.Mode != "compliance" {
+				return fmt.Errorf("policies[%d].retention.mode %q: use governance or compliance", i, r.Mode)
+			}
+			if r.Period <= 0 {
+				return fmt.Errorf("policies[%d].retention.period must be positive", i)
+			}
+		}
 	}
 	return nil
 }

@@ -28,6 +28,10 @@ import (
 var (
 	// ErrNotFound: the repository, manifest, tag, blob link or upload is absent.
 	ErrNotFound = errors.New("not found")
+	// ErrReferenceGone: a blob or child manifest a manifest references
+	// left the repository (deleted, or garbage-collected) between the
+	// registry's validation and the transaction recording the manifest.
+	ErrReferenceGone = errors.New("referenced content is no longer in the repository")
 )
 
 // Manifest is the stored record of a manifest (image manifest, index,

@@ -59,6 +59,12 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) {
 		return
 	}
 	defer f.Close()
+	if r.Method != http.MethodHead {
+		if err := reg.verify(r, d); err != nil {
+			writeError(w, r, err)
+			return
+		}
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Docker-Content-Digest", d.String())

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/custody-dev/custody/internal/veto"
 )
 
 // OCI distribution-spec error codes.
@@ -44,8 +46,9 @@ func errorf(status int, code, format string, args ...any) *Error {
 }
 
 // ErrDenied is returned by policy and authorization seams to refuse a
-// request; the registry answers 403 DENIED with the error's text.
-var ErrDenied = errors.New("denied")
+// request; the registry answers 403 DENIED with the error's text. It is
+// veto.ErrDenied, so packages the registry depends on can refuse too.
+var ErrDenied = veto.ErrDenied
 
 // ErrUnauthenticated is returned by an Authorizer when the request carries
 // no acceptable credentials; the registry answers 401 UNAUTHORIZED.

@@ -78,6 +78,61 @@ type Policy interface {
 	CheckDeleteBlob(ctx context.Context, repo string, d digest.Digest) error
 }
 
+// BlobPolicy is an optional extension of Policy: a Policy that implements
+// it also sees the config and layer descriptors (media type, size) of an
+// image manifest, after CheckManifest and before the manifest is stored.
+type BlobPolicy interface {
+	CheckBlobs(ctx context.Context, m meta.Manifest, blobs []meta.Descriptor) error
+}
+
+// Policies chains policies: each check asks every policy in order and
+// returns the first refusal. Put side-effect-free policies first: a later
+// policy's check runs only once the earlier ones allowed the change.
+type Policies []Policy
+
+var (
+	_ Policy     = Policies(nil)
+	_ BlobPolicy = Policies(nil)
+)
+
+func (ps Policies) each(fn func(Policy) error) error {
+	for _, p := range ps {
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (ps Policies) CheckManifest(ctx context.Context, m meta.Manifest) error {
+	return ps.each(func(p Policy) error { return p.CheckManifest(ctx, m) })
+}
+
+func (ps Policies) CheckBlobs(ctx context.Context, m meta.Manifest, blobs []meta.Descriptor) error {
+	return ps.each(func(p Policy) error {
+		if bp, ok := p.(BlobPolicy); ok {
+			return bp.CheckBlobs(ctx, m, blobs)
+		}
+		return nil
+	})
+}
+
+func (ps Policies) CheckTag(ctx context.Context, repo, tag string, current, next digest.Digest) error {
+	return ps.each(func(p Policy) error { return p.CheckTag(ctx, repo, tag, current, next) })
+}
+
+func (ps Policies) CheckDeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
+	return ps.each(func(p Policy) error { return p.CheckDeleteManifest(ctx, repo, d) })
+}
+
+func (ps Policies) CheckDeleteTag(ctx context.Context, repo, tag string, current digest.Digest) error {
+	return ps.each(func(p Policy) error { return p.CheckDeleteTag(ctx, repo, tag, current) })
+}
+
+func (ps Policies) CheckDeleteBlob(ctx context.Context, repo string, d digest.Digest) error {
+	return ps.each(func(p Policy) error { return p.CheckDeleteBlob(ctx, repo, d) })
+}
+
 // AllowAll is the Authorizer and Policy that allow everything.
 type AllowAll struct{}
 

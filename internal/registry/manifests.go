@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -75,6 +76,11 @@ func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, rt rout
 		return
 	}
 	defer f.Close()
+	if err := reg.verify(r, d); err != nil {
+		h.Del("Content-Length")
+		writeError(w, r, err)
+		return
+	}
 	if size != m.Size {
 		h.Del("Content-Length")
 		writeError(w, r, reg.internal(r, "manifest size", errors.New("stored manifest size differs from record")))
@@ -173,13 +179,20 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 		writeError(w, r, err)
 		return
 	}
-	if err := reg.policy.CheckManifest(ctx, m); err != nil {
+	err = reg.policy.CheckManifest(ctx, m)
+	if bp, ok := reg.policy.(BlobPolicy); ok && err == nil && !p.IsIndex() {
+		err = bp.CheckBlobs(ctx, m, blobDescriptors(p))
+	}
+	if err != nil {
 		reg.audit.Record(ctx, Event{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "denied", Reason: err.Error(), Request: r})
 		writeError(w, r, denied(err))
 		return
 	}
 	// Bytes first, then the record: a crash in between leaves an
-	// unreferenced blob for GC, never a record without content.
+	// unreferenced blob for GC, never a record without content. The
+	// digest lock keeps GC from deleting the bytes before the record
+	// commits.
+	defer reg.locks.Lock(d)()
 	if _, err := reg.blobs.Put(ctx, d, m.Size, bytes.NewReader(body)); err != nil {
 		writeError(w, r, reg.internal(r, "store manifest", err))
 		return
@@ -195,8 +208,13 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 		moved[tag] = current
 		return nil
 	}
-	if err := reg.meta.PutManifest(ctx, m, tags, check); err != nil {
+	if err := reg.putManifestRecord(ctx, m, tags, check); err != nil {
 		var e *Error
+		if errors.Is(err, meta.ErrReferenceGone) {
+			reg.audit.Record(ctx, Event{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "invalid", Reason: err.Error(), Request: r})
+			writeError(w, r, errorf(http.StatusBadRequest, codeManifestBlobUnknown, "content the manifest references was deleted meanwhile: %v", err))
+			return
+		}
 		if errors.Is(err, ErrDenied) || errors.As(err, &e) {
 			reg.audit.Record(ctx, Event{Action: "tag.move", Repo: rt.repo, Digest: d, Result: "denied", Reason: err.Error(), Request: r})
 			writeError(w, r, denied(err))
@@ -261,6 +279,15 @@ func (reg *Registry) checkReferences(r *http.Request, repo string, p *ParsedMani
 		m.Blobs = append(m.Blobs, b.Digest)
 	}
 	return nil
+}
+
+// blobDescriptors returns the config and layer descriptors of an image manifest.
+func blobDescriptors(p *ParsedManifest) []meta.Descriptor {
+	var out []meta.Descriptor
+	for _, b := range append([]descriptor{*p.Config}, p.Layers...) {
+		out = append(out, meta.Descriptor{MediaType: b.MediaType, Digest: b.Digest, Size: b.Size})
+	}
+	return out
 }
 
 func dedupe(s []string) []string {
@@ -354,4 +381,19 @@ func (reg *Registry) deleteTag(w http.ResponseWriter, r *http.Request, rt route)
 	reg.audit.Record(ctx, Event{Action: "tag.delete", Repo: rt.repo, Tag: rt.ref, Digest: cur, Result: "ok", Request: r})
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// verifiedPutter is implemented by metadata stores that can check, inside
+// the transaction recording a manifest, that what it references is still in
+// the repository (see sqlite.Store.PutManifestVerified). Garbage collection
+// re-checks in write transactions too, so the two cannot interleave.
+type verifiedPutter interface {
+	PutManifestVerified(ctx context.Context, m meta.Manifest, tags []string, check meta.TagCheck) error
+}
+
+func (reg *Registry) putManifestRecord(ctx context.Context, m meta.Manifest, tags []string, check meta.TagCheck) error {
+	if vp, ok := reg.meta.(verifiedPutter); ok {
+		return vp.PutManifestVerified(ctx, m, tags, check)
+	}
+	return reg.meta.PutManifest(ctx, m, tags, check)
 }

@@ -13,10 +13,14 @@
 package registry
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/meta"
@@ -35,6 +39,19 @@ type Options struct {
 	MaxPageSize int
 	// Now returns the current time (tests may replace it).
 	Now func() time.Time
+	// BlobLocks, shared with garbage collection on the same stores, is
+	// held from storing a blob's bytes until the metadata naming it
+	// commits (see docs/maintenance.md). Nil locks nothing.
+	BlobLocks *blob.Locks
+	// Verifier, when set, checks a blob's stored bytes against its digest
+	// before they are served (see fs.Store.Verify).
+	Verifier Verifier
+}
+
+// Verifier checks that the stored bytes of d hash to d, returning an error
+// wrapping blob.ErrDigestMismatch when they do not.
+type Verifier interface {
+	Verify(ctx context.Context, d digest.Digest) error
 }
 
 // Registry is an http.Handler for the /v2/ API.
@@ -49,6 +66,8 @@ type Registry struct {
 	maxManifest int64
 	maxPage     int
 	now         func() time.Time
+	locks       *blob.Locks
+	verifier    Verifier
 
 	// uploadLocks serializes requests on one upload session in this process.
 	uploadLocks sync.Map // id -> *sync.Mutex
@@ -66,6 +85,8 @@ func New(blobs blob.Store, md meta.Store, opts Options) *Registry {
 		maxManifest: opts.MaxManifestSize,
 		maxPage:     opts.MaxPageSize,
 		now:         opts.Now,
+		locks:       opts.BlobLocks,
+		verifier:    opts.Verifier,
 	}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -216,4 +237,25 @@ func (reg *Registry) base(w http.ResponseWriter, r *http.Request, _ route) {
 func (reg *Registry) internal(r *http.Request, what string, err error) error {
 	reg.log.ErrorContext(r.Context(), what, "err", err, "request_id", RequestID(r.Context()))
 	return err
+}
+
+// verify runs the Verifier on d before its bytes are served. Damaged
+// content is refused with 500 and logged, never sent.
+func (reg *Registry) verify(r *http.Request, d digest.Digest) error {
+	if reg.verifier == nil {
+		return nil
+	}
+	err := reg.verifier.Verify(r.Context(), d)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, blob.ErrDigestMismatch) {
+		reg.log.ErrorContext(r.Context(), "stored content does not match its digest; not serving it (run custody scrub)",
+			"digest", d, "err", err, "request_id", RequestID(r.Context()))
+		return errorf(http.StatusInternalServerError, codeBlobUnknown, "stored content of %s is damaged", d)
+	}
+	if errors.Is(err, blob.ErrNotFound) {
+		return errorf(http.StatusNotFound, codeBlobUnknown, "blob unknown to registry")
+	}
+	return reg.internal(r, "blob verify", err)
 }

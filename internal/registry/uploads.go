@@ -58,6 +58,7 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt rout
 				writeError(w, r, errorf(http.StatusBadRequest, codeNameInvalid, "invalid repository name in from"))
 				return
 			}
+			defer reg.locks.Lock(d)()
 			size, err := reg.meta.BlobSize(ctx, from, d)
 			if err == nil {
 				if _, err := reg.blobs.Stat(ctx, d); err == nil {
@@ -106,6 +107,7 @@ func (reg *Registry) monolithicUpload(w http.ResponseWriter, r *http.Request, rt
 		writeError(w, r, err)
 		return
 	}
+	defer reg.locks.Lock(d)()
 	n, err := reg.blobs.Put(ctx, d, r.ContentLength, r.Body)
 	if err != nil {
 		reg.writeCommitError(w, r, rt, d, err)
@@ -318,6 +320,7 @@ func (reg *Registry) putUpload(w http.ResponseWriter, r *http.Request, rt route)
 	if !ok {
 		return
 	}
+	defer reg.locks.Lock(d)()
 	n, err := reg.blobs.CommitUpload(ctx, u.ID, d, u.Offset)
 	if err != nil {
 		if errors.Is(err, blob.ErrUploadNotFound) {
@@ -353,6 +356,7 @@ func (reg *Registry) finishCommitted(w http.ResponseWriter, r *http.Request, rt 
 		writeError(w, r, unknown)
 		return
 	}
+	defer reg.locks.Lock(d)()
 	size, err := reg.meta.BlobSize(ctx, rt.repo, d)
 	switch {
 	case err == nil:

@@ -22,22 +22,30 @@ import (
 
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/blob/fs"
+	"github.com/custody-dev/custody/internal/builds/buildshttp"
 	"github.com/custody-dev/custody/internal/config"
+	"github.com/custody-dev/custody/internal/gc"
+	"github.com/custody-dev/custody/internal/generic"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/meta/sqlite"
+	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/retention"
 )
 
 // Server is a configured custody server.
 type Server struct {
-	cfg     config.Config
-	log     *slog.Logger
-	blobs   blob.Store
-	meta    meta.Store
-	reg     *registry.Registry
-	metrics *metrics
-	lock    *os.File
-	handler http.Handler
+	cfg   config.Config
+	log   *slog.Logger
+	blobs blob.Store
+	// retention enforces retention locks and legal holds.
+	retention *retention.Checker
+	meta      meta.Store
+	reg       *registry.Registry
+	metrics   *metrics
+	lock      *os.File
+	handler   http.Handler
+	maint     *maintenance
 }
 
 // New opens the stores named by cfg and builds the HTTP handler.
@@ -49,7 +57,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	blobs, err := fs.New(cfg.Data)
+	fsBlobs, err := fs.New(cfg.Data)
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("opening blob store in %s: %w", cfg.Data, err)
@@ -59,18 +67,69 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		lock.Close()
 		return nil, fmt.Errorf("opening metadata store in %s: %w", cfg.Data, err)
 	}
-	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: newMetrics(), lock: lock}
+	// Policies and retention. The registry sees the policy engine chained
+	// with the retention checker, and every component sees only the
+	// retention-guarded blob store, so no path deletes locked bytes.
+	auditor := registry.LogAuditor{Log: log}
+	engine, err := policy.NewEngine(context.Background(), md, configuredPolicies(cfg.Policies), md)
+	if err != nil {
+		md.Close()
+		lock.Close()
+		return nil, err
+	}
+	checker := &retention.Checker{
+		Store:       md,
+		Meta:        md,
+		Permissions: retention.ConfigPermissions{AllowGovernanceBypass: cfg.Retention.AllowGovernanceBypass},
+		Audit: func(ctx context.Context, e retention.Event) {
+			auditor.Record(ctx, registry.Event{Action: e.Action, Repo: e.Repo, Digest: e.Digest, Result: e.Result, Reason: e.Reason})
+		},
+		Defaults: engine.DefaultRetention,
+		Now:      time.Now,
+	}
+	// Only the guarded store is ever handed out: every component below
+	// (registry, generic files, GC, purge) deletes through it.
+	blobs := retention.GuardBlobs(fsBlobs, checker)
+	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: newMetrics(), lock: lock, retention: checker}
+	// GC and the registry share the digest locks; the registry verifies
+	// blob bytes before serving them (docs/maintenance.md).
+	locks := &blob.Locks{}
+	s.maint = newMaintenance(s, fsBlobs, md, locks, s.metrics.reg)
+	s.maint.collector.Protected = retentionProtector{checker}
 	s.reg = registry.New(blobs, md, registry.Options{
+		BlobLocks:       locks,
+		Verifier:        fsBlobs,
 		Log:             log,
+		Auditor:         auditor,
+		Policy:          registry.Policies{engine, checker},
 		MaxManifestSize: cfg.Limits.MaxManifestBytes,
 	})
+	var (
+		_ registry.Policy     = engine
+		_ registry.BlobPolicy = engine
+		_ registry.Policy     = checker
+	)
 	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", &api{policies: engine, checker: checker, locks: md})
+	mux.HandleFunc("POST /api/v1/gc", s.maint.serveGC)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	// Build metadata queries: /api/v1/builds, /api/v1/tags/.../history,
+	// /api/v1/versions/...
+	(&buildshttp.Handler{Index: md, Log: log}).Register(mux)
+	// Generic files, with the same Auditor, Policy, locks and verifier as
+	// the registry (keep them in step with registry.Options above).
+	gen := generic.New(blobs, md, generic.Options{
+		Log:       log,
+		Auditor:   auditor,
+		Policy:    registry.Policies{engine, checker},
+		BlobLocks: locks,
+		Verifier:  fsBlobs,
+	})
 	// /v2/ bypasses ServeMux, whose path cleaning would redirect
 	// "/v2/a/../b/..." or "a//b" to another repository instead of letting
 	// the registry refuse the name.
@@ -79,10 +138,44 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 			s.reg.ServeHTTP(w, r)
 			return
 		}
+		// /generic/ too: it refuses "..", "%2e%2e" and "//" itself.
+		if strings.HasPrefix(r.URL.Path, generic.Prefix) {
+			gen.ServeHTTP(w, r)
+			return
+		}
 		mux.ServeHTTP(w, r)
 	})
-	s.handler = requestID(s.metrics.instrument(root))
+	s.handler = requestID(bypass(s.metrics.instrument(root)))
 	return s, nil
+}
+
+// configuredPolicies converts the configuration's policies.
+func configuredPolicies(ps []config.Policy) map[string]policy.Policy {
+	out := make(map[string]policy.Policy, len(ps))
+	for _, p := range ps {
+		pp := policy.Policy{
+			ImmutableTags:     p.ImmutableTags,
+			NoDelete:          p.NoDelete,
+			AllowedMediaTypes: p.AllowedMediaTypes,
+			MaxArtifactSize:   p.MaxArtifactSize,
+		}
+		if r := p.Retention; r != nil {
+			pp.Retention = &policy.DefaultRetention{Mode: r.Mode, Period: policy.Duration(r.Period)}
+		}
+		out[p.Repository] = pp
+	}
+	return out
+}
+
+// bypass carries an X-Custody-Bypass-Governance header into the request
+// context, where the retention checks look for it.
+func bypass(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if reason := strings.TrimSpace(r.Header.Get(retention.BypassHeader)); reason != "" {
+			r = r.WithContext(retention.WithBypass(r.Context(), reason))
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // lockDir takes an exclusive lock on the data directory so two servers
@@ -138,53 +231,12 @@ func printable(s string) bool {
 }
 
 // PurgeUploads removes upload sessions idle for longer than the TTL, and
-// upload files no session refers to.
+// upload files no session refers to (garbage collection runs the same
+// purge: gc.PurgeUploads).
 func (s *Server) PurgeUploads(ctx context.Context) (int, error) {
-	ttl := time.Duration(s.cfg.Uploads.TTL)
-	before := time.Now().Add(-ttl)
-	stale, err := s.meta.StaleUploads(ctx, before)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, u := range stale {
-		if err := s.blobs.AbortUpload(ctx, u.ID); err != nil && !errors.Is(err, blob.ErrUploadNotFound) {
-			return n, err
-		}
-		if err := s.meta.DeleteUpload(ctx, u.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
-			return n, err
-		}
-		n++
-	}
-	// Files without a session: left by a crash between creating the file
-	// and recording the session.
-	var orphans []string
-	err = s.blobs.Uploads(ctx, func(id string, modified time.Time) error {
-		if modified.Before(before) {
-			if _, err := s.meta.GetUpload(ctx, id); errors.Is(err, meta.ErrNotFound) {
-				orphans = append(orphans, id)
-			}
-		}
-		return nil
-	})
+	n, err := gc.PurgeUploads(ctx, s.blobs, s.meta, time.Now().Add(-time.Duration(s.cfg.Uploads.TTL)), false)
 	if err != nil {
 		return n, err
-	}
-	for _, id := range orphans {
-		if err := s.blobs.AbortUpload(ctx, id); err == nil {
-			n++
-		}
-	}
-	// Backends with temporary files of their own (a Put cut off by a
-	// crash) expose a purge for them.
-	if p, ok := s.blobs.(interface {
-		PurgeTemp(before time.Time) (int, error)
-	}); ok {
-		k, err := p.PurgeTemp(before)
-		n += k
-		if err != nil {
-			return n, err
-		}
 	}
 	s.metrics.purged.Add(float64(n))
 	s.metrics.uploadsGC.SetToCurrentTime()
@@ -229,6 +281,7 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	go s.purgeLoop(bg)
+	s.maint.loops(bg)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("custody serving", "addr", ln.Addr().String(), "data", s.cfg.Data)
@@ -260,3 +313,6 @@ func (s *Server) Close() error {
 	}
 	return err
 }
+
+// Blobs returns the server's (retention-guarded) blob store, for tests.
+func (s *Server) Blobs() blob.Store { return s.blobs }

@@ -65,8 +65,9 @@ type Store struct {
 	// writeback starts writing content to disk while it is still arriving.
 	writeback bool
 
-	mu  sync.Mutex
-	ups map[string]*upload // guarded by mu
+	mu       sync.Mutex
+	ups      map[string]*upload       // guarded by mu
+	verified map[digest.Digest]fileID // guarded by mu; see Verify
 }
 
 // upload is the in-memory state of one upload session. It serialises
@@ -96,6 +97,7 @@ func New(root string) (*Store, error) {
 		copy:      pipelinedCopy,
 		writeback: true,
 		ups:       make(map[string]*upload),
+		verified:  make(map[digest.Digest]fileID),
 	}
 	for _, dir := range []string{
 		s.uploads,
@@ -241,6 +243,7 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 		return n, fmt.Errorf("put %s: %w", d, err)
 	}
 	committed = true
+	markVerifiedFile(d, tmp)
 	if err := s.install(tmp, d); err != nil {
 		return n, fmt.Errorf("put %s: %w", d, err)
 	}
@@ -274,6 +277,10 @@ func (s *Store) createTemp() (*os.File, error) {
 func (s *Store) install(tmp string, d digest.Digest) error {
 	dst := s.blobPath(d)
 	if _, err := os.Stat(dst); err == nil {
+		// Same bytes already stored. Refresh the modification time so the
+		// blob counts as just written for garbage collection's grace period.
+		now := time.Now()
+		_ = os.Chtimes(dst, now, now)
 		return os.Remove(tmp)
 	}
 	dir := filepath.Dir(dst)
@@ -285,7 +292,11 @@ func (s *Store) install(tmp string, d digest.Digest) error {
 		os.Remove(tmp)
 		return err
 	}
-	return syncDir(dir)
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	s.markVerified(d, dst)
+	return nil
 }
 
 // ensureDir creates the fan-out directory dir (one level below an
@@ -595,6 +606,7 @@ func (s *Store) CommitUpload(ctx context.Context, id string, d digest.Digest, si
 	if err := f.Close(); err != nil {
 		return n, err
 	}
+	markVerifiedFile(d, f.Name())
 	if err := s.install(f.Name(), d); err != nil {
 		return n, fmt.Errorf("commit %s: %w", id, err)
 	}
@@ -699,4 +711,17 @@ func (s *Store) PurgeTemp(t time.Time) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// ModTime returns the modification time of blob d's file: when it was
+// committed (garbage collection's grace period counts from it).
+func (s *Store) ModTime(ctx context.Context, d digest.Digest) (time.Time, error) {
+	if err := checkDigest(d); err != nil {
+		return time.Time{}, err
+	}
+	fi, err := os.Stat(s.blobPath(d))
+	if err != nil {
+		return time.Time{}, notFound(d, err)
+	}
+	return fi.ModTime(), nil
 }

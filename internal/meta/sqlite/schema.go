@@ -68,6 +68,67 @@ CREATE TABLE uploads (
 ) WITHOUT ROWID;
 CREATE INDEX uploads_updated ON uploads(updated);
 `,
+	// 2: repository policies (versioned) and artifact retention.
+	`
+CREATE TABLE policies (
+	pattern TEXT    NOT NULL,
+	version INTEGER NOT NULL,
+	body    TEXT    NOT NULL, -- JSON of policy.Policy
+	created INTEGER NOT NULL,
+	PRIMARY KEY (pattern, version)
+) WITHOUT ROWID;
+
+CREATE TABLE retention (
+	repo         TEXT    NOT NULL,
+	digest       TEXT    NOT NULL,
+	mode         TEXT    NOT NULL DEFAULT '' CHECK (mode IN ('', 'governance', 'compliance')),
+	retain_until INTEGER NOT NULL DEFAULT 0, -- unix nanoseconds; 0: none
+	legal_hold   INTEGER NOT NULL DEFAULT 0,
+	updated      INTEGER NOT NULL,
+	PRIMARY KEY (repo, digest)
+) WITHOUT ROWID;
+CREATE INDEX retention_digest ON retention(digest);
+`,
+	// 3: build metadata index and tag history (see builds.go).
+	`
+CREATE TABLE build_meta (
+	repo         TEXT NOT NULL,
+	digest       TEXT NOT NULL,
+	revision     TEXT,
+	source       TEXT,
+	version      TEXT,
+	created      TEXT,
+	build_number TEXT,
+	pipeline_run TEXT,
+	PRIMARY KEY (repo, digest),
+	FOREIGN KEY (repo, digest) REFERENCES manifests(repo, digest) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX build_meta_revision ON build_meta(revision) WHERE revision IS NOT NULL;
+CREATE INDEX build_meta_version ON build_meta(repo, version) WHERE version IS NOT NULL;
+
+INSERT INTO build_meta(repo, digest, revision, source, version, created, build_number, pipeline_run)
+SELECT repo, digest, r, s, v, c, b, p FROM (
+	SELECT repo, digest,
+		json_extract(annotations, '$."org.opencontainers.image.revision"') AS r,
+		json_extract(annotations, '$."org.opencontainers.image.source"') AS s,
+		json_extract(annotations, '$."org.opencontainers.image.version"') AS v,
+		json_extract(annotations, '$."org.opencontainers.image.created"') AS c,
+		json_extract(annotations, '$."dev.custody.build.number"') AS b,
+		json_extract(annotations, '$."dev.custody.pipeline.run"') AS p
+	FROM manifests WHERE annotations IS NOT NULL AND json_valid(annotations)
+) WHERE COALESCE(r, s, v, c, b, p) IS NOT NULL;
+
+CREATE TABLE tag_history (
+	id     INTEGER PRIMARY KEY AUTOINCREMENT,
+	repo   TEXT    NOT NULL,
+	tag    TEXT    NOT NULL,
+	digest TEXT    NOT NULL,
+	at     INTEGER NOT NULL
+);
+CREATE INDEX tag_history_tag ON tag_history(repo, tag, id);
+
+INSERT INTO tag_history(repo, tag, digest, at) SELECT repo, tag, digest, updated FROM tags ORDER BY updated, repo, tag;
+`,
 }
 
 // migrate brings the schema up to date in one transaction on db.

@@ -222,6 +222,12 @@ func (s *Store) BlobLinked(ctx context.Context, d digest.Digest) (bool, error) {
 // PutManifest records m, its references and tags in one write transaction.
 // It returns check's error unchanged if check vetoes a tag.
 func (s *Store) PutManifest(ctx context.Context, m meta.Manifest, tags []string, check meta.TagCheck) error {
+	return s.putManifest(ctx, m, tags, check, nil)
+}
+
+// putManifest is PutManifest; verify, if not nil, runs first inside the
+// transaction and aborts it with its error.
+func (s *Store) putManifest(ctx context.Context, m meta.Manifest, tags []string, check meta.TagCheck, verify func(*sql.Tx) error) error {
 	annotations, err := encodeAnnotations(m.Annotations)
 	if err != nil {
 		return fmt.Errorf("sqlite: manifest %s: %w", m.Digest, err)
@@ -232,6 +238,11 @@ func (s *Store) PutManifest(ctx context.Context, m meta.Manifest, tags []string,
 	}
 	now := time.Now().UTC().UnixNano()
 	return s.write(ctx, func(tx *sql.Tx) error {
+		if verify != nil {
+			if err := verify(tx); err != nil {
+				return err
+			}
+		}
 		if err := ensureRepo(ctx, tx, m.Repo); err != nil {
 			return err
 		}
@@ -249,6 +260,9 @@ func (s *Store) PutManifest(ctx context.Context, m meta.Manifest, tags []string,
 		}
 		if inserted > 0 {
 			if err := insertRefs(ctx, tx, m); err != nil {
+				return err
+			}
+			if err := insertBuildMeta(ctx, tx, m); err != nil {
 				return err
 			}
 		}
@@ -288,21 +302,24 @@ func insertRefs(ctx context.Context, tx *sql.Tx, m meta.Manifest) error {
 
 // moveTag points tag at next after check approves, within tx.
 func moveTag(ctx context.Context, tx *sql.Tx, repo, tag string, next digest.Digest, check meta.TagCheck, now int64) error {
+	var cur string
+	err := tx.QueryRowContext(ctx, `SELECT digest FROM tags WHERE repo = ? AND tag = ?`, repo, tag).Scan(&cur)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlite: read tag %s in %s: %w", tag, repo, err)
+	}
 	if check != nil {
-		var cur string
-		err := tx.QueryRowContext(ctx, `SELECT digest FROM tags WHERE repo = ? AND tag = ?`, repo, tag).Scan(&cur)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("sqlite: read tag %s in %s: %w", tag, repo, err)
-		}
 		if err := check(tag, digest.Digest(cur), next); err != nil {
 			return err
 		}
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO tags(repo, tag, digest, updated) VALUES (?, ?, ?, ?)
+	_, err = tx.ExecContext(ctx, `INSERT INTO tags(repo, tag, digest, updated) VALUES (?, ?, ?, ?)
 		ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, updated = excluded.updated`,
 		repo, tag, next.String(), now)
 	if err != nil {
 		return fmt.Errorf("sqlite: move tag %s in %s: %w", tag, repo, err)
+	}
+	if cur != next.String() {
+		return recordTagMove(ctx, tx, repo, tag, next, now)
 	}
 	return nil
 }

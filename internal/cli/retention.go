@@ -1,0 +1,246 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// apiFlags are the flags of the commands that talk to a server's
+// /api/v1/ management API.
+type apiFlags struct {
+	server string
+	output string
+}
+
+func (f *apiFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.server, "server", "http://127.0.0.1:5000", "base URL of the custody server")
+	fs.StringVarP(&f.output, "output", "o", outputText, "output format: text or json")
+}
+
+// lockView is the retention state the API returns.
+type lockView struct {
+	Repo        string    `json:"repository"`
+	Digest      string    `json:"digest"`
+	Mode        string    `json:"mode,omitempty"`
+	RetainUntil time.Time `json:"retainUntil,omitzero"`
+	LegalHold   bool      `json:"legalHold"`
+	Updated     time.Time `json:"updated,omitzero"`
+}
+
+// call sends a request to the API and decodes a JSON answer into out;
+// problem+json answers become errors carrying their detail.
+func (f *apiFlags) call(cmd *cobra.Command, method, path string, body any, header http.Header) ([]byte, error) {
+	if f.output != outputText && f.output != outputJSON {
+		return nil, fmt.Errorf("invalid --output %q: use text or json", f.output)
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(cmd.Context(), method, strings.TrimRight(f.server, "/")+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "custody/"+Version)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w (is the server running? choose it with --server)", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		var p struct{ Title, Detail string }
+		if json.Unmarshal(b, &p) == nil && p.Title != "" {
+			return nil, fmt.Errorf("%s (%d): %s", p.Title, resp.StatusCode, p.Detail)
+		}
+		return nil, fmt.Errorf("server answered %s", resp.Status)
+	}
+	return b, nil
+}
+
+// artifactPath parses "<repository>@<digest>" into the API path suffix.
+func artifactPath(arg string) (string, error) {
+	repo, d, ok := strings.Cut(arg, "@")
+	if !ok || repo == "" {
+		return "", errors.New("name the artifact as <repository>@<digest>, e.g. team/app@sha256:...")
+	}
+	if _, err := digest.Parse(d); err != nil {
+		return "", fmt.Errorf("digest %q: %v", d, err)
+	}
+	return repo + "/@" + d, nil
+}
+
+func (f *apiFlags) printLock(cmd *cobra.Command, b []byte) error {
+	w := cmd.OutOrStdout()
+	if f.output == outputJSON {
+		_, err := w.Write(b)
+		return err
+	}
+	var l lockView
+	if err := json.Unmarshal(b, &l); err != nil {
+		return err
+	}
+	ret := "none"
+	if l.Mode != "" {
+		ret = fmt.Sprintf("%s until %s", l.Mode, l.RetainUntil.UTC().Format(time.RFC3339))
+	}
+	hold := "off"
+	if l.LegalHold {
+		hold = "on"
+	}
+	fmt.Fprintf(w, "%s@%s\n  retention:  %s\n  legal hold: %s\n", l.Repo, l.Digest, ret, hold)
+	return nil
+}
+
+func newRetentionCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "retention",
+		Short: "Show or set the retention lock of an artifact",
+		Long: `Show or set the retention lock of an artifact (a repository and a manifest
+digest; the lock covers every blob and child manifest it references).
+
+governance: deleting the artifact or shortening the lock needs the bypass
+permission and an explicit --bypass-governance reason (audited).
+compliance: nobody can delete, shorten or change the mode until it expires.
+Extending is always allowed. See docs/retention.md.`,
+	}
+	cmd.AddCommand(newRetentionShowCmd(), newRetentionSetCmd())
+	return cmd
+}
+
+func newRetentionShowCmd() *cobra.Command {
+	var f apiFlags
+	cmd := &cobra.Command{
+		Use:     "show <repository>@<digest>",
+		Short:   "Show the retention lock and legal hold of an artifact",
+		Example: "  custody retention show team/app@sha256:4f1c... -o json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := artifactPath(args[0])
+			if err != nil {
+				return err
+			}
+			b, err := f.call(cmd, http.MethodGet, "/api/v1/retention/"+p, nil, nil)
+			if err != nil {
+				return err
+			}
+			return f.printLock(cmd, b)
+		},
+	}
+	f.register(cmd.Flags())
+	return cmd
+}
+
+func newRetentionSetCmd() *cobra.Command {
+	var (
+		f      apiFlags
+		mode   string
+		until  string
+		period time.Duration
+		reason string
+	)
+	cmd := &cobra.Command{
+		Use:   "set <repository>@<digest>",
+		Short: "Set or extend the retention lock of an artifact",
+		Long: `Set or extend the retention lock of an artifact. The retain-until date is
+given with --until (RFC 3339) or --for (a duration from now, by the
+client's clock; the server refuses dates in its past).`,
+		Example: `  custody retention set team/app@sha256:4f1c... --mode compliance --for 8760h
+  custody retention set team/app@sha256:4f1c... --mode governance --until 2027-01-01T00:00:00Z
+  custody retention set team/app@sha256:4f1c... --mode governance --for 1h --bypass-governance "INC-42: wrong artifact"`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := artifactPath(args[0])
+			if err != nil {
+				return err
+			}
+			var t time.Time
+			switch {
+			case until != "" && period != 0:
+				return errors.New("give --until or --for, not both")
+			case until != "":
+				if t, err = time.Parse(time.RFC3339, until); err != nil {
+					return fmt.Errorf("--until %q is not an RFC 3339 time (e.g. 2027-01-01T00:00:00Z)", until)
+				}
+			case period > 0:
+				t = time.Now().Add(period)
+			default:
+				return errors.New("give --until or --for")
+			}
+			h := http.Header{}
+			if reason != "" {
+				h.Set("X-Custody-Bypass-Governance", reason)
+			}
+			b, err := f.call(cmd, http.MethodPut, "/api/v1/retention/"+p,
+				map[string]any{"mode": mode, "retainUntil": t.UTC().Format(time.RFC3339)}, h)
+			if err != nil {
+				return err
+			}
+			return f.printLock(cmd, b)
+		},
+	}
+	f.register(cmd.Flags())
+	cmd.Flags().StringVar(&mode, "mode", "governance", "retention mode: governance or compliance")
+	cmd.Flags().StringVar(&until, "until", "", "retain until this RFC 3339 time")
+	cmd.Flags().DurationVar(&period, "for", 0, "retain for this long from now (e.g. 720h)")
+	cmd.Flags().StringVar(&reason, "bypass-governance", "", "reason for bypassing governance retention (needs the bypass permission; audited)")
+	return cmd
+}
+
+func newHoldCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "hold",
+		Short: "Place or clear a legal hold on an artifact",
+		Long: `Place or clear a legal hold on an artifact. A held artifact, and every blob
+and child manifest it references, cannot be deleted, whatever its retention
+and even with a governance bypass, until the hold is cleared.`,
+	}
+	for _, on := range []bool{true, false} {
+		var f apiFlags
+		use, short, method := "set", "Place a legal hold", http.MethodPut
+		if !on {
+			use, short, method = "clear", "Clear a legal hold", http.MethodDelete
+		}
+		c := &cobra.Command{
+			Use:     use + " <repository>@<digest>",
+			Short:   short,
+			Example: "  custody hold " + use + " team/app@sha256:4f1c...",
+			Args:    cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				p, err := artifactPath(args[0])
+				if err != nil {
+					return err
+				}
+				b, err := f.call(cmd, method, "/api/v1/hold/"+p, nil, nil)
+				if err != nil {
+					return err
+				}
+				return f.printLock(cmd, b)
+			},
+		}
+		f.register(c.Flags())
+		cmd.AddCommand(c)
+	}
+	return cmd
+}

@@ -1,0 +1,748 @@
+// Package generic serves plain files over HTTP under /generic/, the way
+// curl, CI scripts and Artifactory-style clients expect:
+//
+//	PUT  /generic/<repo>/<name>/<version>/<filename>   upload (streamed)
+//	GET  /generic/<repo>/<name>/<version>/<filename>   download (Range, HEAD)
+//	GET  /generic/<repo>/                              names (JSON)
+//	GET  /generic/<repo>/<name>/                       versions (JSON)
+//	GET  /generic/<repo>/<name>/<version>/             files (JSON)
+//
+// Every version is stored as an ordinary OCI artifact, so /v2/ serves it and
+// signatures and attestations attach to it like to any image: OCI
+// repository <repo>/<name>, tag <version>, an image manifest with
+// artifactType application/vnd.custody.generic.v1, the empty config and
+// one layer per file titled (org.opencontainers.image.title) with its name.
+//
+// Versions are immutable: a version is created, with its one file, by the
+// first PUT, and is sealed from then on. Repeating that PUT with the same
+// bytes succeeds (200); any other PUT into the version is refused (409).
+// Versions with several files are pushed as one OCI artifact (custody push
+// or oras), which this API lists and serves as well. docs/generic.md says
+// why.
+package generic
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/custody-dev/custody/internal/blob"
+	"github.com/custody-dev/custody/internal/builds"
+	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/problem"
+	"github.com/custody-dev/custody/internal/registry"
+)
+
+// ArtifactType is the artifactType of the manifests generic PUTs create.
+const ArtifactType = "application/vnd.custody.generic.v1"
+
+// Prefix is the path the handler is mounted at.
+const Prefix = "/generic/"
+
+// maxManifest caps the manifests read back to list a version's files.
+const maxManifest = 4 << 20
+
+// Build metadata request headers and the annotations they become.
+var metadataHeaders = []struct{ header, annotation string }{
+	{"X-Custody-Revision", builds.AnnotationRevision},
+	{"X-Custody-Source", builds.AnnotationSource},
+	{"X-Custody-Created", builds.AnnotationCreated},
+	{"X-Custody-Build-Number", builds.AnnotationBuildNumber},
+	{"X-Custody-Pipeline-Run", builds.AnnotationPipelineRun},
+}
+
+// Options configure a Handler. Zero values select the same defaults as the
+// registry's.
+type Options struct {
+	Log        *slog.Logger
+	Authorizer registry.Authorizer
+	Auditor    registry.Auditor
+	Policy     registry.Policy
+	// BlobLocks, shared with the registry and garbage collection, is held
+	// from storing bytes until the manifest naming them is recorded.
+	BlobLocks *blob.Locks
+	// Verifier, when set, checks a file's stored bytes before they are
+	// served, as the registry does.
+	Verifier registry.Verifier
+	// Now returns the current time (tests may replace it).
+	Now func() time.Time
+}
+
+// Handler is the http.Handler for /generic/.
+type Handler struct {
+	blobs  blob.Store
+	meta   meta.Store
+	log    *slog.Logger
+	authz  registry.Authorizer
+	audit  registry.Auditor
+	policy registry.Policy
+	locks  *blob.Locks
+	verify registry.Verifier
+	now    func() time.Time
+}
+
+// New returns a handler storing files in blobs and versions in md.
+func New(blobs blob.Store, md meta.Store, opts Options) *Handler {
+	h := &Handler{blobs: blobs, meta: md, log: opts.Log, authz: opts.Authorizer,
+		audit: opts.Auditor, policy: opts.Policy, locks: opts.BlobLocks, verify: opts.Verifier, now: opts.Now}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	if h.authz == nil {
+		h.authz = registry.AllowAll{}
+	}
+	if h.audit == nil {
+		h.audit = registry.LogAuditor{Log: h.log}
+	}
+	if h.policy == nil {
+		h.policy = registry.AllowAll{}
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return h
+}
+
+// location is a parsed /generic/ path. Empty trailing fields mean a
+// listing of the last non-empty one.
+type location struct {
+	repo, name, version, file string
+}
+
+// oci is the OCI repository holding the location's versions.
+func (l location) oci() string { return l.repo + "/" + l.name }
+
+func (l location) String() string {
+	return strings.TrimSuffix(Prefix+l.repo+"/"+l.name+"/"+l.version+"/"+l.file, "/")
+}
+
+// parse splits and validates a /generic/ path. It reports a problem
+// message when the path is malformed or names something invalid.
+func parse(path string) (location, string) {
+	rest, ok := strings.CutPrefix(path, Prefix)
+	if !ok {
+		return location{}, "not a /generic/ path"
+	}
+	parts := strings.Split(rest, "/")
+	// Every segment but the last must be non-empty; the last is empty
+	// for a listing.
+	n := len(parts)
+	if n < 2 || n > 4 || (n < 4 && parts[n-1] != "") {
+		return location{}, "use /generic/<repo>/<name>/<version>/<filename>, or a prefix of it ending in '/' to list"
+	}
+	l := location{repo: parts[0]}
+	if !validComponent(l.repo) {
+		return l, "invalid repository: one lowercase path component of the OCI name grammar"
+	}
+	if n >= 3 {
+		l.name = parts[1]
+		if !validComponent(l.name) || !registry.ValidName(l.oci()) {
+			return l, "invalid name: one lowercase path component of the OCI name grammar"
+		}
+	}
+	if n == 4 {
+		l.version, l.file = parts[2], parts[3]
+		if !registry.ValidTag(l.version) {
+			return l, "invalid version: [A-Za-z0-9_][A-Za-z0-9._-]{0,127}"
+		}
+		if l.file != "" && !ValidFilename(l.file) {
+			return l, "invalid filename: at most 255 bytes, no '/', '\\', NUL or control characters, no '..', not starting with '.'"
+		}
+	}
+	return l, ""
+}
+
+// validComponent reports whether s is one component of an OCI repository
+// name.
+func validComponent(s string) bool {
+	return !strings.Contains(s, "/") && registry.ValidName(s)
+}
+
+// ValidFilename reports whether name may be stored as a file name: 1 to
+// 255 bytes, no '/', '\\', NUL or other control character, not "." or "..",
+// and no leading '.' (no hidden files, no traversal).
+func ValidFilename(name string) bool {
+	if name == "" || len(name) > 255 || name[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c == 0x7f || c == '/' || c == '\\' {
+			return false
+		}
+	}
+	return !strings.Contains(name, "..")
+}
+
+// ServeHTTP routes a /generic/ request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Escaped characters would decode into something other than what the
+	// client's path shows ("%2e%2e", "%2f"): refuse them outright.
+	if r.URL.RawPath != "" {
+		h.refuse(w, r, location{}, http.StatusBadRequest, "invalid-path", "Invalid path", "escaped characters are not allowed in the path")
+		return
+	}
+	l, msg := parse(r.URL.Path)
+	if msg != "" {
+		h.refuse(w, r, l, http.StatusBadRequest, "invalid-path", "Invalid path", msg)
+		return
+	}
+	var (
+		fn   func(http.ResponseWriter, *http.Request, location)
+		need []registry.Access
+	)
+	pull := []registry.Access{{Repo: l.oci(), Action: registry.ActionPull}}
+	switch {
+	case l.file != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		fn, need = h.get, pull
+	case l.file != "" && r.Method == http.MethodPut:
+		fn, need = h.put, append(pull, registry.Access{Repo: l.oci(), Action: registry.ActionPush})
+	case l.file == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		switch {
+		case l.name == "":
+			fn, need = h.listNames, []registry.Access{{Repo: l.repo, Action: registry.ActionPull}}
+		case l.version == "":
+			fn, need = h.listVersions, pull
+		default:
+			fn, need = h.listFiles, pull
+		}
+	default:
+		if l.file != "" {
+			w.Header().Set("Allow", "GET, HEAD, PUT")
+		} else {
+			w.Header().Set("Allow", "GET, HEAD")
+		}
+		problem.Write(w, http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", "method "+r.Method+" is not allowed here")
+		return
+	}
+	ar, err := h.authz.Authorize(w, r, need)
+	if err != nil {
+		h.audit.Record(r.Context(), registry.Event{Action: "authorize", Repo: l.oci(), Result: "denied", Reason: err.Error(), Request: r})
+		if errors.Is(err, registry.ErrUnauthenticated) {
+			problem.Write(w, http.StatusUnauthorized, "unauthorized", "Authentication required", err.Error())
+			return
+		}
+		problem.Write(w, http.StatusForbidden, "denied", "Denied", err.Error())
+		return
+	}
+	fn(w, ar, l)
+}
+
+// refuse answers a problem for a request refused before it reached a handler.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, l location, status int, kind, title, detail string) {
+	if r.Method == http.MethodPut {
+		h.audit.Record(r.Context(), registry.Event{Action: "generic.put", Repo: l.repo, Result: "invalid", Reason: detail, Request: r})
+	}
+	problem.Write(w, status, kind, title, detail)
+}
+
+func (h *Handler) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
+	h.log.ErrorContext(r.Context(), what, "err", err, "request_id", registry.RequestID(r.Context()))
+	problem.Write(w, http.StatusInternalServerError, "internal", "Internal error", "")
+}
+
+// File is one file of a version.
+type File struct {
+	Name   string        `json:"name"`
+	Size   int64         `json:"size"`
+	SHA256 string        `json:"sha256,omitempty"`
+	Digest digest.Digest `json:"digest"`
+}
+
+// version reads the files of manifest d in repo: the layers of an OCI
+// image manifest that carry a valid title.
+func (h *Handler) version(ctx context.Context, repo string, d digest.Digest) (meta.Manifest, []File, error) {
+	m, err := h.meta.GetManifest(ctx, repo, d)
+	if err != nil {
+		return meta.Manifest{}, nil, err
+	}
+	if m.MediaType != v1.MediaTypeImageManifest || m.Size > maxManifest {
+		return m, []File{}, nil
+	}
+	rc, _, err := h.blobs.Open(ctx, d)
+	if err != nil {
+		return m, nil, err
+	}
+	defer rc.Close()
+	var doc v1.Manifest
+	if err := json.NewDecoder(io.LimitReader(rc, maxManifest)).Decode(&doc); err != nil {
+		return m, nil, fmt.Errorf("manifest %s: %w", d, err)
+	}
+	files := []File{}
+	for _, l := range doc.Layers {
+		name := l.Annotations[v1.AnnotationTitle]
+		if !ValidFilename(name) {
+			continue
+		}
+		f := File{Name: name, Size: l.Size, Digest: l.Digest}
+		if l.Digest.Algorithm() == digest.SHA256 {
+			f.SHA256 = l.Digest.Encoded()
+		}
+		files = append(files, f)
+	}
+	return m, files, nil
+}
+
+func findFile(files []File, name string) (File, bool) {
+	for _, f := range files {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return File{}, false
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request, l location) {
+	ctx := r.Context()
+	d, err := h.meta.ResolveTag(ctx, l.oci(), l.version)
+	if errors.Is(err, meta.ErrNotFound) {
+		problem.Write(w, http.StatusNotFound, "not-found", "Not found", "no such version")
+		return
+	} else if err != nil {
+		h.internal(w, r, "resolve version", err)
+		return
+	}
+	m, files, err := h.version(ctx, l.oci(), d)
+	if err != nil {
+		h.internal(w, r, "read version", err)
+		return
+	}
+	f, ok := findFile(files, l.file)
+	if !ok {
+		problem.Write(w, http.StatusNotFound, "not-found", "Not found", "no such file in this version")
+		return
+	}
+	if _, err := h.meta.BlobSize(ctx, l.oci(), f.Digest); err != nil {
+		if errors.Is(err, meta.ErrNotFound) {
+			problem.Write(w, http.StatusNotFound, "not-found", "Not found", "file content is not in this repository")
+			return
+		}
+		h.internal(w, r, "blob lookup", err)
+		return
+	}
+	if h.verify != nil {
+		if err := h.verify.Verify(ctx, f.Digest); err != nil {
+			if errors.Is(err, blob.ErrDigestMismatch) {
+				h.log.ErrorContext(ctx, "stored content does not match its digest; not serving it (run custody scrub)",
+					"digest", f.Digest, "err", err, "request_id", registry.RequestID(ctx))
+				problem.Write(w, http.StatusInternalServerError, "content-damaged", "Stored content is damaged", "the stored bytes do not match their digest")
+				return
+			}
+			if !errors.Is(err, blob.ErrNotFound) {
+				h.internal(w, r, "verify file", err)
+				return
+			}
+		}
+	}
+	rc, _, err := h.blobs.Open(ctx, f.Digest)
+	if err != nil {
+		if errors.Is(err, blob.ErrNotFound) {
+			problem.Write(w, http.StatusNotFound, "not-found", "Not found", "file content is missing from the store")
+			return
+		}
+		h.internal(w, r, "open file", err)
+		return
+	}
+	defer rc.Close()
+	hd := w.Header()
+	hd.Set("Content-Type", "application/octet-stream")
+	hd.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": f.Name}))
+	hd.Set("Docker-Content-Digest", f.Digest.String())
+	hd.Set("Etag", `"`+f.Digest.String()+`"`)
+	if f.SHA256 != "" {
+		hd.Set("X-Checksum-Sha256", f.SHA256)
+	}
+	// An *os.File from the filesystem store lets net/http use sendfile(2),
+	// for whole files and ranges alike.
+	http.ServeContent(w, r, "", m.Created, rc)
+}
+
+// expectedDigest reads the SHA-256 the client expects from X-Checksum-Sha256
+// (hex) or Digest (RFC 3230, sha-256=<base64>). It returns "" when neither
+// is sent.
+func expectedDigest(hd http.Header) (digest.Digest, error) {
+	var want digest.Digest
+	if v := hd.Get("X-Checksum-Sha256"); v != "" {
+		v = strings.ToLower(strings.TrimSpace(v))
+		if len(v) != 64 {
+			return "", errors.New("X-Checksum-Sha256 must be 64 hex digits")
+		}
+		if _, err := hex.DecodeString(v); err != nil {
+			return "", errors.New("X-Checksum-Sha256 must be 64 hex digits")
+		}
+		want = digest.NewDigestFromEncoded(digest.SHA256, v)
+	}
+	for _, field := range hd.Values("Digest") {
+		for item := range strings.SplitSeq(field, ",") {
+			alg, val, ok := strings.Cut(strings.TrimSpace(item), "=")
+			if !ok || !strings.EqualFold(alg, "sha-256") {
+				continue // other algorithms are not checked
+			}
+			raw, err := base64.StdEncoding.DecodeString(val)
+			if err != nil || len(raw) != sha256.Size {
+				return "", errors.New("Digest: sha-256 must be the base64 of 32 bytes")
+			}
+			d := digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(raw))
+			if want != "" && want != d {
+				return "", errors.New("X-Checksum-Sha256 and Digest disagree")
+			}
+			want = d
+		}
+	}
+	return want, nil
+}
+
+// annotations builds the manifest annotations from the build metadata
+// headers.
+func (h *Handler) annotations(hd http.Header, version string) (map[string]string, error) {
+	ann := map[string]string{builds.AnnotationVersion: version}
+	if v := hd.Get("X-Custody-Version"); v != "" && v != version {
+		return nil, fmt.Errorf("X-Custody-Version %q differs from the version in the path", v)
+	}
+	for _, mh := range metadataHeaders {
+		v := hd.Get(mh.header)
+		if v == "" {
+			continue
+		}
+		if len(v) > 1024 || !printable(v) {
+			return nil, fmt.Errorf("%s must be at most 1024 printable ASCII characters", mh.header)
+		}
+		ann[mh.annotation] = v
+	}
+	if v, ok := ann[builds.AnnotationCreated]; ok {
+		if _, err := time.Parse(time.RFC3339, v); err != nil {
+			return nil, errors.New("X-Custody-Created must be an RFC 3339 date-time")
+		}
+	} else {
+		ann[builds.AnnotationCreated] = h.now().UTC().Format(time.RFC3339)
+	}
+	return ann, nil
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// PutResult is the body of a successful PUT.
+type PutResult struct {
+	Repo     string        `json:"repo"`
+	Name     string        `json:"name"`
+	Version  string        `json:"version"`
+	File     File          `json:"file"`
+	Manifest digest.Digest `json:"manifest"`
+	Created  bool          `json:"created"`
+}
+
+// errChecksum: the body does not match the checksum the client sent.
+var errChecksum = errors.New("content does not match the checksum sent")
+
+// versionExists aborts the metadata transaction when the version tag
+// already points elsewhere.
+type versionExists struct{ current digest.Digest }
+
+func (e *versionExists) Error() string { return "version exists as " + e.current.String() }
+
+func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
+	ctx := r.Context()
+	audit := func(action string, d digest.Digest, result, reason string) {
+		h.audit.Record(ctx, registry.Event{Action: action, Repo: l.oci(), Digest: d, Tag: l.version, Result: result, Reason: reason, Request: r})
+	}
+	want, err := expectedDigest(r.Header)
+	if err != nil {
+		audit("generic.put", "", "invalid", err.Error())
+		problem.Write(w, http.StatusBadRequest, "invalid-checksum", "Invalid checksum header", err.Error())
+		return
+	}
+	ann, err := h.annotations(r.Header, l.version)
+	if err != nil {
+		audit("generic.put", "", "invalid", err.Error())
+		problem.Write(w, http.StatusBadRequest, "invalid-metadata", "Invalid build metadata", err.Error())
+		return
+	}
+	cur, err := h.meta.ResolveTag(ctx, l.oci(), l.version)
+	if err == nil {
+		h.putExisting(w, r, l, cur, want)
+		return
+	}
+	if !errors.Is(err, meta.ErrNotFound) {
+		h.internal(w, r, "resolve version", err)
+		return
+	}
+
+	fd, size, unlock, err := h.store(ctx, r, want)
+	defer unlock()
+	if err != nil {
+		switch {
+		case errors.Is(err, errChecksum):
+			audit("generic.put", want, "invalid", "checksum mismatch")
+			problem.Write(w, http.StatusBadRequest, "checksum-mismatch", "Checksum mismatch",
+				"the uploaded content does not match the SHA-256 sent; nothing was stored")
+		case errors.Is(err, blob.ErrSizeMismatch), errors.Is(err, io.ErrUnexpectedEOF):
+			audit("generic.put", want, "invalid", err.Error())
+			problem.Write(w, http.StatusBadRequest, "incomplete-body", "Incomplete body", "the body ended before Content-Length bytes")
+		default:
+			h.internal(w, r, "store file", err)
+		}
+		return
+	}
+	audit("blob.upload", fd, "ok", "")
+
+	empty := v1.DescriptorEmptyJSON
+	empty.Data = nil
+	// Locks are taken in the order file, config, manifest; each is held
+	// until the manifest record naming the bytes commits.
+	defer h.locks.Lock(empty.Digest)()
+	if _, err := h.blobs.Put(ctx, empty.Digest, empty.Size, bytes.NewReader([]byte("{}"))); err != nil {
+		h.internal(w, r, "store empty config", err)
+		return
+	}
+	for _, b := range []struct {
+		d    digest.Digest
+		size int64
+	}{{empty.Digest, empty.Size}, {fd, size}} {
+		if err := h.meta.LinkBlob(ctx, l.oci(), b.d, b.size); err != nil {
+			h.internal(w, r, "link blob", err)
+			return
+		}
+	}
+	doc := v1.Manifest{
+		Versioned:    specs.Versioned{SchemaVersion: 2},
+		MediaType:    v1.MediaTypeImageManifest,
+		ArtifactType: ArtifactType,
+		Config:       empty,
+		Layers: []v1.Descriptor{{
+			MediaType:   "application/octet-stream",
+			Digest:      fd,
+			Size:        size,
+			Annotations: map[string]string{v1.AnnotationTitle: l.file},
+		}},
+		Annotations: ann,
+	}
+	body, err := json.Marshal(doc)
+	if err != nil {
+		h.internal(w, r, "encode manifest", err)
+		return
+	}
+	md := digest.FromBytes(body)
+	m := meta.Manifest{
+		Repo:         l.oci(),
+		Digest:       md,
+		MediaType:    v1.MediaTypeImageManifest,
+		Size:         int64(len(body)),
+		ArtifactType: ArtifactType,
+		Annotations:  ann,
+		Blobs:        []digest.Digest{empty.Digest, fd},
+		Created:      h.now().UTC(),
+	}
+	err = h.policy.CheckManifest(ctx, m)
+	if bp, ok := h.policy.(registry.BlobPolicy); ok && err == nil {
+		err = bp.CheckBlobs(ctx, m, []meta.Descriptor{
+			{MediaType: empty.MediaType, Digest: empty.Digest, Size: empty.Size},
+			{MediaType: doc.Layers[0].MediaType, Digest: fd, Size: size},
+		})
+	}
+	if err != nil {
+		audit("manifest.put", md, "denied", err.Error())
+		problem.Write(w, http.StatusForbidden, "denied", "Denied by policy", err.Error())
+		return
+	}
+	// Bytes first, then the record, as the registry does.
+	defer h.locks.Lock(md)()
+	if _, err := h.blobs.Put(ctx, md, m.Size, bytes.NewReader(body)); err != nil {
+		h.internal(w, r, "store manifest", err)
+		return
+	}
+	check := func(tag string, current, next digest.Digest) error {
+		if current != "" && current != next {
+			return &versionExists{current: current}
+		}
+		if current == next {
+			return nil
+		}
+		return h.policy.CheckTag(ctx, l.oci(), tag, current, next)
+	}
+	if err := h.putManifest(ctx, m, []string{l.version}, check); err != nil {
+		var exists *versionExists
+		switch {
+		case errors.Is(err, meta.ErrReferenceGone):
+			problem.Write(w, http.StatusServiceUnavailable, "retry", "Retry",
+				"content was garbage-collected while the version was being recorded; retry the upload")
+		case errors.As(err, &exists):
+			// A concurrent PUT created the version first.
+			h.answerExisting(w, r, l, exists.current, fd)
+		case errors.Is(err, registry.ErrDenied):
+			audit("tag.move", md, "denied", err.Error())
+			problem.Write(w, http.StatusForbidden, "denied", "Denied by policy", err.Error())
+		default:
+			h.internal(w, r, "record manifest", err)
+		}
+		return
+	}
+	audit("manifest.put", md, "ok", "")
+	audit("tag.set", md, "ok", "created")
+	w.Header().Set("Location", l.String())
+	w.Header().Set("Docker-Content-Digest", fd.String())
+	problem.JSON(w, http.StatusCreated, PutResult{Repo: l.repo, Name: l.name, Version: l.version,
+		File: fileOf(l.file, fd, size), Manifest: md, Created: true})
+}
+
+// verifiedPutter is implemented by metadata stores that check, inside the
+// transaction recording a manifest, that what it references is still in
+// the repository (as the registry uses it, against garbage collection).
+type verifiedPutter interface {
+	PutManifestVerified(ctx context.Context, m meta.Manifest, tags []string, check meta.TagCheck) error
+}
+
+func (h *Handler) putManifest(ctx context.Context, m meta.Manifest, tags []string, check meta.TagCheck) error {
+	if vp, ok := h.meta.(verifiedPutter); ok {
+		return vp.PutManifestVerified(ctx, m, tags, check)
+	}
+	return h.meta.PutManifest(ctx, m, tags, check)
+}
+
+func fileOf(name string, d digest.Digest, size int64) File {
+	f := File{Name: name, Size: size, Digest: d}
+	if d.Algorithm() == digest.SHA256 {
+		f.SHA256 = d.Encoded()
+	}
+	return f
+}
+
+// store streams the request body into the blob store and returns its
+// digest and size, with the digest's lock held until unlock is called
+// (unlock is never nil). With an expected digest the store verifies it
+// while writing and keeps nothing on mismatch; without one the body goes
+// through an upload session hashed on the way in.
+func (h *Handler) store(ctx context.Context, r *http.Request, want digest.Digest) (d digest.Digest, n int64, unlock func(), err error) {
+	unlock = func() {}
+	size := r.ContentLength
+	if size < 0 {
+		size = -1
+	}
+	if want != "" {
+		unlock = h.locks.Lock(want)
+		n, err := h.blobs.Put(ctx, want, size, r.Body)
+		if errors.Is(err, blob.ErrDigestMismatch) {
+			return "", n, unlock, errChecksum
+		}
+		return want, n, unlock, err
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	id := "generic-" + hex.EncodeToString(b[:])
+	if err := h.blobs.CreateUpload(ctx, id); err != nil {
+		return "", 0, unlock, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = h.blobs.AbortUpload(context.WithoutCancel(ctx), id)
+		}
+	}()
+	hs := sha256.New()
+	n, err = h.blobs.Append(ctx, id, 0, io.TeeReader(r.Body, hs))
+	if err != nil {
+		return "", n, unlock, err
+	}
+	if size >= 0 && n != size {
+		return "", n, unlock, blob.ErrSizeMismatch
+	}
+	d = digest.NewDigest(digest.SHA256, hs)
+	unlock = h.locks.Lock(d)
+	if _, err := h.blobs.CommitUpload(ctx, id, d, n); err != nil {
+		return "", n, unlock, err
+	}
+	committed = true
+	return d, n, unlock, nil
+}
+
+// putExisting answers a PUT into a version that exists: 200 when the file
+// is there with the same bytes, 409 otherwise. Nothing is stored.
+func (h *Handler) putExisting(w http.ResponseWriter, r *http.Request, l location, cur digest.Digest, want digest.Digest) {
+	ctx := r.Context()
+	_, files, err := h.version(ctx, l.oci(), cur)
+	if err != nil {
+		h.internal(w, r, "read version", err)
+		return
+	}
+	f, ok := findFile(files, l.file)
+	if !ok {
+		h.conflict(w, r, l, cur, "version "+l.version+" is sealed: it was created with other files and cannot gain new ones; publish a new version")
+		return
+	}
+	// Hash the body without storing it, in the existing file's algorithm
+	// and, if it differs, in that of the client's checksum.
+	alg := f.Digest.Algorithm()
+	fileHash := alg.Hash()
+	var sentHash hash.Hash
+	dst := io.Writer(fileHash)
+	if want != "" && want.Algorithm() != alg {
+		sentHash = want.Algorithm().Hash()
+		dst = io.MultiWriter(fileHash, sentHash)
+	}
+	if _, err := io.Copy(dst, r.Body); err != nil {
+		problem.Write(w, http.StatusBadRequest, "incomplete-body", "Incomplete body", "reading the body failed")
+		return
+	}
+	got := digest.NewDigest(alg, fileHash)
+	if want != "" {
+		sent := got
+		if sentHash != nil {
+			sent = digest.NewDigest(want.Algorithm(), sentHash)
+		}
+		if sent != want {
+			h.audit.Record(ctx, registry.Event{Action: "generic.put", Repo: l.oci(), Tag: l.version, Result: "invalid", Reason: "checksum mismatch", Request: r})
+			problem.Write(w, http.StatusBadRequest, "checksum-mismatch", "Checksum mismatch",
+				"the uploaded content does not match the SHA-256 sent; nothing was stored")
+			return
+		}
+	}
+	h.answerExisting(w, r, l, cur, got)
+}
+
+// answerExisting answers 200 when version cur holds the file with content
+// got, and 409 otherwise.
+func (h *Handler) answerExisting(w http.ResponseWriter, r *http.Request, l location, cur, got digest.Digest) {
+	_, files, err := h.version(r.Context(), l.oci(), cur)
+	if err != nil {
+		h.internal(w, r, "read version", err)
+		return
+	}
+	f, ok := findFile(files, l.file)
+	switch {
+	case !ok:
+		h.conflict(w, r, l, cur, "version "+l.version+" is sealed: it was created with other files and cannot gain new ones; publish a new version")
+	case f.Digest != got:
+		h.conflict(w, r, l, cur, "version "+l.version+" already holds "+l.file+" with other content ("+f.Digest.String()+"); versions are immutable")
+	default:
+		w.Header().Set("Location", l.String())
+		w.Header().Set("Docker-Content-Digest", f.Digest.String())
+		problem.JSON(w, http.StatusOK, PutResult{Repo: l.repo, Name: l.name, Version: l.version, File: f, Manifest: cur})
+	}
+}
+
+func (h *Handler) conflict(w http.ResponseWriter, r *http.Request, l location, cur digest.Digest, detail string) {
+	h.audit.Record(r.Context(), registry.Event{Action: "tag.move", Repo: l.oci(), Digest: cur, Tag: l.version, Result: "denied", Reason: detail, Request: r})
+	problem.Write(w, http.StatusConflict, "version-immutable", "Version is immutable", detail)
+}

@@ -1,0 +1,87 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/custody-dev/custody/internal/builds"
+	"github.com/custody-dev/custody/internal/meta"
+)
+
+func TestBuildIndexAndTagHistory(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s := open(t, path)
+	put := func(repo, name string, ann map[string]string, tags ...string) digest.Digest {
+		t.Helper()
+		m := meta.Manifest{Repo: repo, Digest: digest.FromString(name), MediaType: "application/vnd.oci.image.manifest.v1+json",
+			Size: 10, Annotations: ann, Created: time.Now()}
+		if err := s.PutManifest(ctx, m, tags, nil); err != nil {
+			t.Fatal(err)
+		}
+		return m.Digest
+	}
+	a := put("team/app", "a", map[string]string{builds.AnnotationRevision: "r1", builds.AnnotationVersion: "1.0"}, "1.0", "latest")
+	b := put("team/app", "b", map[string]string{builds.AnnotationRevision: "r2", builds.AnnotationVersion: "2.0"}, "2.0", "latest")
+	put("team/app", "plain", nil, "plain")
+	put("team/app", "b", nil, "latest") // same digest again: no history entry
+	c := put("other/app", "c", map[string]string{builds.AnnotationRevision: "r1"}, "latest")
+
+	check := func(s builds.Index) {
+		t.Helper()
+		bs, err := s.Builds(ctx, "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(bs) != 2 || bs[0].Digest != a || !slices.Equal(bs[0].Tags, []string{"1.0"}) || bs[1].Digest != c {
+			t.Fatalf("Builds(r1) = %+v", bs)
+		}
+		vs, err := s.Versions(ctx, "team/app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(vs) != 2 || vs[0].Version != "1.0" || vs[1].Version != "2.0" || !slices.Equal(vs[1].Tags, []string{"2.0", "latest"}) {
+			t.Fatalf("Versions = %+v", vs)
+		}
+	}
+	check(s)
+	h, err := s.TagHistory(ctx, "team/app", "latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 2 || h[0].Digest != a || h[1].Digest != b {
+		t.Fatalf("TagHistory = %+v", h)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Undo migration 3 and reopen: the backfill rebuilds the index from the
+	// manifests' annotations and seeds tag history with current tags.
+	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: filepath.ToSlash(path)}).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DROP TABLE build_meta`, `DROP TABLE tag_history`, `DELETE FROM schema_migrations WHERE version = 3`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s = open(t, path)
+	defer s.Close()
+	check(s)
+	h, err = s.TagHistory(ctx, "team/app", "latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 1 || h[0].Digest != b {
+		t.Fatalf("backfilled TagHistory = %+v", h)
+	}
+}

@@ -1,0 +1,212 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/custody-dev/custody/internal/blob"
+	"github.com/custody-dev/custody/internal/blob/fs"
+	"github.com/custody-dev/custody/internal/gc"
+	"github.com/custody-dev/custody/internal/meta/sqlite"
+	"github.com/custody-dev/custody/internal/retention"
+	"github.com/custody-dev/custody/internal/scrub"
+)
+
+// maintenance runs garbage collection and scrub inside the server, on a
+// schedule or on request (POST /api/v1/gc), and exposes their results as
+// metrics.
+type maintenance struct {
+	log       *slog.Logger
+	collector *gc.Collector
+	blobs     blob.Store
+	view      scrub.Store
+	gcEvery   time.Duration
+	scrubEach time.Duration
+	buckets   uint32
+
+	gcMu    sync.Mutex // one collection at a time
+	scrubMu sync.Mutex
+	bucket  uint32 // next scrub bucket, 0-based; guarded by scrubMu
+
+	gcRuns       *prometheus.CounterVec
+	gcBlobs      prometheus.Counter
+	gcBytes      prometheus.Counter
+	gcManifests  prometheus.Counter
+	gcLast       prometheus.Gauge
+	scrubDamaged prometheus.Gauge
+	scrubLast    prometheus.Gauge
+}
+
+// SetGCProtector replaces what garbage collection asks before deleting
+// (New sets the retention checker); call it before Run.
+func (s *Server) SetGCProtector(p gc.Protector) { s.maint.collector.Protected = p }
+
+func newMaintenance(s *Server, raw *fs.Store, md *sqlite.Store, locks *blob.Locks, reg *prometheus.Registry) *maintenance {
+	cfg := s.cfg
+	m := &maintenance{
+		log: s.log,
+		collector: &gc.Collector{
+			Blobs:         s.blobs, // the guarded store: it refuses locked blobs itself
+			Meta:          md,
+			Ages:          raw,
+			Locks:         locks,
+			Protected:     s.retention, // locked or held content is never a candidate
+			Grace:         time.Duration(cfg.GC.Grace),
+			UploadTTL:     time.Duration(cfg.Uploads.TTL),
+			UntaggedRepos: cfg.GC.UntaggedManifests,
+			Log:           s.log,
+		},
+		blobs:     raw,
+		view:      md.ScrubView(),
+		gcEvery:   time.Duration(cfg.GC.Schedule),
+		scrubEach: time.Duration(cfg.Scrub.Schedule),
+		buckets:   uint32(max(cfg.Scrub.Buckets, 1)),
+		gcRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "custody_gc_runs_total",
+			Help: "Garbage collection runs by result (ok, error, dry_run).",
+		}, []string{"result"}),
+		gcBlobs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "custody_gc_blobs_deleted_total",
+			Help: "Blobs deleted by garbage collection.",
+		}),
+		gcBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "custody_gc_bytes_reclaimed_total",
+			Help: "Bytes of blobs deleted by garbage collection.",
+		}),
+		gcManifests: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "custody_gc_manifests_deleted_total",
+			Help: "Untagged manifests deleted by garbage collection.",
+		}),
+		gcLast: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "custody_gc_last_run_timestamp_seconds",
+			Help: "When garbage collection last completed (not dry runs).",
+		}),
+		scrubDamaged: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "custody_scrub_damaged_objects",
+			Help: "Damaged or missing objects found by the last scrub.",
+		}),
+		scrubLast: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "custody_scrub_last_run_timestamp_seconds",
+			Help: "When the last scrub completed.",
+		}),
+	}
+	reg.MustRegister(m.gcRuns, m.gcBlobs, m.gcBytes, m.gcManifests, m.gcLast, m.scrubDamaged, m.scrubLast)
+	return m
+}
+
+// GC runs one garbage collection (see internal/gc).
+func (s *Server) GC(ctx context.Context, dryRun bool) (*gc.Report, error) {
+	return s.maint.gc(ctx, dryRun)
+}
+
+func (m *maintenance) gc(ctx context.Context, dryRun bool) (*gc.Report, error) {
+	m.gcMu.Lock()
+	defer m.gcMu.Unlock()
+	rep, err := m.collector.Run(ctx, dryRun)
+	switch {
+	case err != nil:
+		m.gcRuns.WithLabelValues("error").Inc()
+	case dryRun:
+		m.gcRuns.WithLabelValues("dry_run").Inc()
+	default:
+		m.gcRuns.WithLabelValues("ok").Inc()
+		m.gcLast.SetToCurrentTime()
+	}
+	if rep != nil && !dryRun {
+		m.gcBlobs.Add(float64(len(rep.Blobs)))
+		m.gcBytes.Add(float64(rep.BytesReclaimed))
+		m.gcManifests.Add(float64(len(rep.Manifests)))
+	}
+	return rep, err
+}
+
+// Scrub runs one scrub over the next bucket of the rotation.
+func (s *Server) Scrub(ctx context.Context) (*scrub.Report, error) {
+	return s.maint.scrub(ctx)
+}
+
+func (m *maintenance) scrub(ctx context.Context) (*scrub.Report, error) {
+	m.scrubMu.Lock()
+	defer m.scrubMu.Unlock()
+	sub := scrub.Subset{N: m.bucket + 1, T: m.buckets}
+	m.bucket = (m.bucket + 1) % m.buckets
+	rep, err := (&scrub.Scrubber{Blobs: m.blobs, Meta: m.view, Subset: sub}).Run(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.scrubDamaged.Set(float64(rep.DamagedCount))
+	m.scrubLast.SetToCurrentTime()
+	for _, p := range rep.Problems {
+		m.log.Error("scrub: damaged object", "kind", p.Kind, "digest", p.Digest, "repositories", p.Repos, "detail", p.Detail)
+	}
+	return rep, nil
+}
+
+// loops runs the scheduled GC and scrub until ctx ends.
+func (m *maintenance) loops(ctx context.Context) {
+	every := func(d time.Duration, fn func()) {
+		if d <= 0 {
+			return
+		}
+		go func() {
+			t := time.NewTicker(d)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					fn()
+				}
+			}
+		}()
+	}
+	every(m.gcEvery, func() {
+		if _, err := m.gc(ctx, false); err != nil && ctx.Err() == nil {
+			m.log.Warn("scheduled gc failed", "err", err)
+		}
+	})
+	every(m.scrubEach, func() {
+		if _, err := m.scrub(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("scheduled scrub failed", "err", err)
+		}
+	})
+}
+
+// serveGC handles POST /api/v1/gc[?dryRun=true]: it runs one collection
+// and answers with its JSON report. It serialises with scheduled runs.
+func (m *maintenance) serveGC(w http.ResponseWriter, r *http.Request) {
+	dry, _ := strconv.ParseBool(r.URL.Query().Get("dryRun"))
+	rep, err := m.gc(r.Context(), dry)
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		_ = json.NewEncoder(w).Encode(map[string]any{"error": fmt.Sprint(err), "report": rep})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(rep)
+}
+
+// retentionProtector adapts the retention checker to gc.Protector: content
+// any retention lock or legal hold protects (in any repository, directly or
+// through an index or manifest that contains it) is never collected. GC's
+// context carries no governance bypass, so governance locks hold too.
+type retentionProtector struct{ c *retention.Checker }
+
+func (p retentionProtector) Protected(ctx context.Context, d digest.Digest) (bool, error) {
+	err := p.c.BlobDeletable(ctx, d)
+	if errors.Is(err, retention.ErrLocked) {
+		return true, nil
+	}
+	return false, err
+}
