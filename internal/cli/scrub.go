@@ -18,9 +18,10 @@ import (
 
 func newScrubCmd() *cobra.Command {
 	var (
-		data   string
-		subset string
-		output string
+		data       string
+		configPath string
+		subset     string
+		output     string
 	)
 	cmd := &cobra.Command{
 		Use:   "scrub",
@@ -40,6 +41,7 @@ lock, so it is safe while 'custody serve' runs on the same data directory.
 bucket n of t (manifests and references are always checked), so a large
 store can be covered in rotation, e.g. 1/7 on Mondays ... 7/7 on Sundays.`,
 		Example: `  custody scrub --data ./custody-data
+  custody scrub --config /etc/custody.yaml
   custody scrub --data /srv/custody --read-data-subset 3/7 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -52,6 +54,16 @@ store can be covered in rotation, e.g. 1/7 on Mondays ... 7/7 on Sundays.`,
 				if sub, err = scrub.ParseSubset(subset); err != nil {
 					return err
 				}
+			}
+			if configPath != "" {
+				if cmd.Flags().Changed("data") {
+					return fmt.Errorf("give the store with --data or --config, not both")
+				}
+				cfg, err := config.Load(configPath, os.Environ())
+				if err != nil {
+					return err
+				}
+				data = cfg.Data
 			}
 			if _, err := os.Stat(filepath.Join(data, "meta.db")); err != nil {
 				return fmt.Errorf("no custody store in %s: %w", data, err)
@@ -80,6 +92,7 @@ store can be covered in rotation, e.g. 1/7 on Mondays ... 7/7 on Sundays.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&data, "data", config.Default().Data, "data directory of the embedded store")
+	f.StringVar(&configPath, "config", "", "scrub the store a custody configuration file names")
 	f.StringVar(&subset, "read-data-subset", "", "re-hash only blobs in bucket n of t (n/t)")
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd

@@ -166,6 +166,17 @@ func TestScrubFindsInjectedDamage(t *testing.T) {
 		t.Errorf("damaged count %d, want %d: %+v", rep.DamagedCount, len(want), rep.Problems)
 	}
 
+	// The same store named by a configuration file.
+	cfgPath := filepath.Join(t.TempDir(), "custody.yaml")
+	if err := os.WriteFile(cfgPath, []byte("data: "+data+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = run(t, "scrub", "--config", cfgPath, "-o", "json")
+	var viaConfig scrub.Report
+	if err := json.Unmarshal([]byte(out), &viaConfig); err != nil || code == 0 || viaConfig.DamagedCount != len(want) {
+		t.Errorf("scrub --config: exit %d, %d damaged, %v", code, viaConfig.DamagedCount, err)
+	}
+
 	// Subsets: the buckets 1/3..3/3 together hash every blob once, and
 	// references are checked in each.
 	hashed, missing := 0, 0

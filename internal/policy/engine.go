@@ -44,7 +44,55 @@ func NewEngine(ctx context.Context, store Store, configured map[string]Policy, m
 		}
 	}
 	e := &Engine{store: store, configured: configured, meta: md, now: time.Now}
+	if err := e.recordConfiguredRetention(ctx); err != nil {
+		return nil, err
+	}
 	return e, e.reload(ctx)
+}
+
+// recordConfiguredRetention makes retention enabled in the config file as
+// permanent as retention enabled through the API: a configured policy with
+// a default retention is stored as a policy version (a new one whenever
+// the file changes it), so deleting it from the file leaves the stored
+// version in force, and a file that drops the retention of a pattern whose
+// stored policy has one is refused at start-up.
+func (e *Engine) recordConfiguredRetention(ctx context.Context) error {
+	pats := make([]string, 0, len(e.configured))
+	for pat := range e.configured {
+		pats = append(pats, pat)
+	}
+	slices.Sort(pats)
+	for _, pat := range pats {
+		p := e.configured[pat]
+		rec, err := e.store.GetPolicy(ctx, pat, 0)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			if p.Retention == nil {
+				continue
+			}
+		case err != nil:
+			return fmt.Errorf("loading policy %q: %w", pat, err)
+		default:
+			var stored Policy
+			if err := json.Unmarshal(rec.Body, &stored); err != nil {
+				return fmt.Errorf("stored policy %q version %d: %w", pat, rec.Version, err)
+			}
+			if p.Retention == nil && stored.Retention == nil {
+				continue
+			}
+			body, err := json.Marshal(p)
+			if err != nil {
+				return err
+			}
+			if string(body) == string(rec.Body) {
+				continue
+			}
+		}
+		if _, err := e.Put(ctx, pat, p); err != nil {
+			return fmt.Errorf("configured policy %q: %w (restore its retention in the config file)", pat, err)
+		}
+	}
+	return nil
 }
 
 func (e *Engine) reload(ctx context.Context) error {
