@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,7 +89,32 @@ func artifactPath(arg string) (string, error) {
 	if _, err := digest.Parse(d); err != nil {
 		return "", fmt.Errorf("digest %q: %v", d, err)
 	}
+	// Accept a full reference (host/repo@digest), as copied from crane or
+	// docker: a first component with '.' or ':' or "localhost" is a host.
+	if host, rest, ok := strings.Cut(repo, "/"); ok && (strings.ContainsAny(host, ".:") || host == "localhost") {
+		repo = rest
+	}
 	return repo + "/@" + d, nil
+}
+
+// parsePeriod reads a retention period: a Go duration ("720h") or a whole
+// number of days ("730d") or years of 365 days ("2y").
+func parsePeriod(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if v, err := strconv.Atoi(n); err == nil && v > 0 {
+			return time.Duration(v) * 24 * time.Hour, nil
+		}
+	}
+	if n, ok := strings.CutSuffix(s, "y"); ok {
+		if v, err := strconv.Atoi(n); err == nil && v > 0 {
+			return time.Duration(v) * 365 * 24 * time.Hour, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("--for %q: use a duration such as 720h, 730d or 2y", s)
+	}
+	return d, nil
 }
 
 func (f *apiFlags) printLock(cmd *cobra.Command, b []byte) error {
@@ -157,7 +183,7 @@ func newRetentionSetCmd() *cobra.Command {
 		f      apiFlags
 		mode   string
 		until  string
-		period time.Duration
+		period string
 		reason string
 	)
 	cmd := &cobra.Command{
@@ -166,7 +192,7 @@ func newRetentionSetCmd() *cobra.Command {
 		Long: `Set or extend the retention lock of an artifact. The retain-until date is
 given with --until (RFC 3339) or --for (a duration from now, by the
 client's clock; the server refuses dates in its past).`,
-		Example: `  custody retention set team/app@sha256:4f1c... --mode compliance --for 8760h
+		Example: `  custody retention set team/app@sha256:4f1c... --mode compliance --for 2y
   custody retention set team/app@sha256:4f1c... --mode governance --until 2027-01-01T00:00:00Z
   custody retention set team/app@sha256:4f1c... --mode governance --for 1h --bypass-governance "INC-42: wrong artifact"`,
 		Args: cobra.ExactArgs(1),
@@ -177,14 +203,18 @@ client's clock; the server refuses dates in its past).`,
 			}
 			var t time.Time
 			switch {
-			case until != "" && period != 0:
+			case until != "" && period != "":
 				return errors.New("give --until or --for, not both")
 			case until != "":
 				if t, err = time.Parse(time.RFC3339, until); err != nil {
 					return fmt.Errorf("--until %q is not an RFC 3339 time (e.g. 2027-01-01T00:00:00Z)", until)
 				}
-			case period > 0:
-				t = time.Now().Add(period)
+			case period != "":
+				d, err := parsePeriod(period)
+				if err != nil {
+					return err
+				}
+				t = time.Now().Add(d)
 			default:
 				return errors.New("give --until or --for")
 			}
@@ -203,7 +233,7 @@ client's clock; the server refuses dates in its past).`,
 	f.register(cmd.Flags())
 	cmd.Flags().StringVar(&mode, "mode", "governance", "retention mode: governance or compliance")
 	cmd.Flags().StringVar(&until, "until", "", "retain until this RFC 3339 time")
-	cmd.Flags().DurationVar(&period, "for", 0, "retain for this long from now (e.g. 720h)")
+	cmd.Flags().StringVar(&period, "for", "", "retain for this long from now (720h, 730d, 2y)")
 	cmd.Flags().StringVar(&reason, "bypass-governance", "", "reason for bypassing governance retention (needs the bypass permission; audited)")
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -63,5 +64,26 @@ func TestRetentionCommands(t *testing.T) {
 	}
 	if code, _, errs := run("retention", "show", "app"); code != 1 || !strings.Contains(errs, "<repository>@<digest>") {
 		t.Fatalf("bad ref: %d %s", code, errs)
+	}
+}
+
+func TestParsePeriodAndArtifactPath(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"720h": 720 * time.Hour, "730d": 730 * 24 * time.Hour, "2y": 2 * 365 * 24 * time.Hour,
+	} {
+		if got, err := parsePeriod(in); err != nil || got != want {
+			t.Errorf("parsePeriod(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0d", "-3d", "soon", "1.5y", "-1h"} {
+		if _, err := parsePeriod(bad); err == nil {
+			t.Errorf("parsePeriod(%q) accepted", bad)
+		}
+	}
+	d := "sha256:" + strings.Repeat("a", 64)
+	for _, in := range []string{"team/app@" + d, "127.0.0.1:5000/team/app@" + d, "localhost/team/app@" + d, "reg.example/team/app@" + d} {
+		if got, err := artifactPath(in); err != nil || got != "team/app/@"+d {
+			t.Errorf("artifactPath(%q) = %q, %v", in, got, err)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -111,5 +112,6 @@ func denied(err error) error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return errorf(http.StatusForbidden, codeDenied, "%v", err)
+	// The sentinel's own "denied: " prefix would repeat the DENIED code.
+	return errorf(http.StatusForbidden, codeDenied, "%s", strings.TrimPrefix(err.Error(), ErrDenied.Error()+": "))
 }
