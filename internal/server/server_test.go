@@ -140,6 +140,21 @@ func TestGracefulShutdownFinishesUpload(t *testing.T) {
 	if _, err := pw.Write(chunk[:1000]); err != nil {
 		t.Fatal(err)
 	}
+	// Signal only once the server is inside the PATCH handler: a connection
+	// still in the listen backlog when shutdown closes the listener is
+	// reset by the kernel, which no server can prevent. The in-flight gauge
+	// counts the /metrics request itself too.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, m, _ := get(t, srv.URL+"/metrics")
+		if strings.Contains(m, "custody_http_requests_in_flight 2") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the PATCH never reached the server")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- srv.Stop(20 * time.Second) }()
 	time.Sleep(300 * time.Millisecond) // SIGTERM is in; the request is still open
