@@ -32,24 +32,32 @@ func truncate(s string, n int) string {
 	return s
 }
 
+// linkedBlob parses the route's digest and checks that the blob is linked
+// into the route's repository.
+func (reg *Registry) linkedBlob(r *http.Request, rt route) (digest.Digest, error) {
+	d, err := parseDigest(rt.ref)
+	if err != nil {
+		return "", err
+	}
+	if _, err := reg.meta.BlobSize(r.Context(), rt.repo, d); err != nil {
+		if errors.Is(err, meta.ErrNotFound) {
+			return "", errorf(http.StatusNotFound, codeBlobUnknown, "blob unknown to repository")
+		}
+		return "", reg.internal(r, "blob lookup", err)
+	}
+	return d, nil
+}
+
 // getBlob serves GET and HEAD of a blob linked into the repository, with
 // Range support. A local-file store hands net/http an *os.File, which it
 // sends with sendfile(2).
 func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) {
-	d, err := parseDigest(rt.ref)
+	d, err := reg.linkedBlob(r, rt)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	ctx := r.Context()
-	if _, err := reg.meta.BlobSize(ctx, rt.repo, d); err != nil {
-		if errors.Is(err, meta.ErrNotFound) {
-			writeError(w, r, errorf(http.StatusNotFound, codeBlobUnknown, "blob unknown to repository"))
-			return
-		}
-		writeError(w, r, reg.internal(r, "blob lookup", err))
-		return
-	}
 	f, _, err := reg.blobs.Open(ctx, d)
 	if err != nil {
 		if errors.Is(err, blob.ErrNotFound) {
@@ -78,20 +86,12 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) {
 // store (other repositories or manifests may share them) until garbage
 // collection decides they are unreferenced.
 func (reg *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, rt route) {
-	d, err := parseDigest(rt.ref)
+	d, err := reg.linkedBlob(r, rt)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	ctx := r.Context()
-	if _, err := reg.meta.BlobSize(ctx, rt.repo, d); err != nil {
-		if errors.Is(err, meta.ErrNotFound) {
-			writeError(w, r, errorf(http.StatusNotFound, codeBlobUnknown, "blob unknown to repository"))
-			return
-		}
-		writeError(w, r, reg.internal(r, "blob lookup", err))
-		return
-	}
 	if err := reg.policy.CheckDeleteBlob(ctx, rt.repo, d); err != nil {
 		reg.audit.Record(ctx, Event{Action: "blob.delete", Repo: rt.repo, Digest: d, Result: "denied", Reason: err.Error(), Request: r})
 		writeError(w, r, denied(err))
