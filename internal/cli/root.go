@@ -42,6 +42,7 @@ store in ./custody-data.`,
 		newTagCmd(),
 		newRetentionCmd(),
 		newHoldCmd(),
+		newAuditCmd(),
 	)
 	return root
 }

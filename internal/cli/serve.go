@@ -43,7 +43,10 @@ Environment variables:
 Endpoints: /v2/ (OCI distribution API), /api/v1/ (management API:
 policies, retention, legal holds; see docs/retention.md), /metrics
 (Prometheus), /healthz, /readyz, POST /api/v1/gc (garbage collection, as
-'custody gc --server' calls it). gc.schedule and scrub.schedule in the
+'custody gc --server' calls it), /api/v1/audit/ (the tamper-evident audit
+log: checkpoints, entries, proofs; see docs/audit.md and 'custody audit').
+The log's signing key is created in <data>/log-key on first start, its
+public key in <data>/log-key.pub. gc.schedule and scrub.schedule in the
 config file run garbage collection and scrub periodically; see
 docs/maintenance.md.
 

@@ -44,6 +44,18 @@ type Config struct {
 	Policies []Policy `yaml:"policies"`
 	// Retention configures retention locks and legal holds.
 	Retention Retention `yaml:"retention"`
+	// Audit configures the tamper-evident audit log (docs/audit.md).
+	Audit Audit `yaml:"audit"`
+}
+
+// Audit configures the tamper-evident audit log.
+type Audit struct {
+	// CheckpointInterval is how often a checkpoint is signed when the log
+	// has grown (default 10s).
+	CheckpointInterval Duration `yaml:"checkpointInterval"`
+	// Origin names the log in its checkpoints and key (default
+	// "custody/audit"). It is fixed when the key is created.
+	Origin string `yaml:"origin"`
 }
 
 // Policy is one repository policy.
@@ -149,6 +161,7 @@ func Default() Config {
 		ShutdownTimeout: Duration(30 * time.Second),
 		GC:              GC{Grace: Duration(time.Hour)},
 		Scrub:           Scrub{Buckets: 1},
+		Audit:           Audit{CheckpointInterval: Duration(10 * time.Second), Origin: "custody/audit"},
 	}
 }
 
@@ -254,6 +267,9 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxManifestBytes < 4<<20 {
 		return fmt.Errorf("limits.maxManifestBytes %d is below the 4 MiB the OCI spec requires", c.Limits.MaxManifestBytes)
+	}
+	if c.Audit.CheckpointInterval < 0 {
+		return errors.New("audit.checkpointInterval must not be negative")
 	}
 	if c.ShutdownTimeout < 0 {
 		return errors.New("shutdownTimeout must not be negative")

@@ -195,3 +195,25 @@ func RequestID(ctx context.Context) string {
 	s, _ := ctx.Value(requestIDKey).(string)
 	return s
 }
+
+// Identity is who made a request, as an Authorizer established it.
+type Identity struct {
+	// Subject names the actor (a user or service account).
+	Subject string
+	// Method is how the actor authenticated (e.g. "basic", "token", "mtls").
+	Method string
+}
+
+const identityKey ctxKey = requestIDKey + 1
+
+// WithIdentity returns ctx carrying id. Authorizers call it on the request
+// they return so that audit records name the actor.
+func WithIdentity(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey, id)
+}
+
+// IdentityFrom returns the identity carried by ctx, if any.
+func IdentityFrom(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(identityKey).(Identity)
+	return id, ok
+}

@@ -30,6 +30,7 @@ import (
 //	PUT  /api/v1/retention/<repo...>/@<digest>  {"mode": ..., "retainUntil": RFC 3339}
 //	PUT  /api/v1/hold/<repo...>/@<digest>       place a legal hold
 //	DELETE /api/v1/hold/<repo...>/@<digest>     remove it
+//	/api/v1/audit/...                           the audit log (internal/tlog, docs/audit.md)
 //
 // Repository names never contain '@', so "/@" separates the digest.
 

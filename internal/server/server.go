@@ -31,6 +31,7 @@ import (
 	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/retention"
+	"github.com/custody-dev/custody/internal/tlog"
 )
 
 // Server is a configured custody server.
@@ -46,6 +47,7 @@ type Server struct {
 	lock      *os.File
 	handler   http.Handler
 	maint     *maintenance
+	audit     *tlog.Log
 }
 
 // New opens the stores named by cfg and builds the HTTP handler.
@@ -70,9 +72,18 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	// Policies and retention. The registry sees the policy engine chained
 	// with the retention checker, and every component sees only the
 	// retention-guarded blob store, so no path deletes locked bytes.
-	auditor := registry.LogAuditor{Log: log}
+	// Every audit event goes to the structured log and the tamper-evident
+	// audit log (docs/audit.md).
+	tl, err := openAuditLog(cfg, md, log)
+	if err != nil {
+		md.Close()
+		lock.Close()
+		return nil, err
+	}
+	var auditor registry.Auditor = tlogAuditor{log: tl, next: registry.LogAuditor{Log: log}}
 	engine, err := policy.NewEngine(context.Background(), md, configuredPolicies(cfg.Policies), md)
 	if err != nil {
+		tl.Close()
 		md.Close()
 		lock.Close()
 		return nil, err
@@ -90,7 +101,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	// Only the guarded store is ever handed out: every component below
 	// (registry, generic files, GC, purge) deletes through it.
 	blobs := retention.GuardBlobs(fsBlobs, checker)
-	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: newMetrics(), lock: lock, retention: checker}
+	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: newMetrics(), lock: lock, retention: checker, audit: tl}
 	// GC and the registry share the digest locks; the registry verifies
 	// blob bytes before serving them (docs/maintenance.md).
 	locks := &blob.Locks{}
@@ -112,6 +123,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", &api{policies: engine, checker: checker, locks: md})
 	mux.HandleFunc("POST /api/v1/gc", s.maint.serveGC)
+	(&tlog.Handler{Log: tl, Logger: log}).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -148,6 +160,26 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	s.handler = requestID(bypass(s.metrics.instrument(root)))
 	return s, nil
 }
+
+// openAuditLog loads (or creates) the log key in the data directory and
+// opens the audit log stored in md.
+func openAuditLog(cfg config.Config, md *sqlite.Store, log *slog.Logger) (*tlog.Log, error) {
+	origin := cfg.Audit.Origin
+	if origin == "" {
+		origin = config.Default().Audit.Origin
+	}
+	signer, vkey, err := tlog.LoadOrCreateKey(cfg.Data, origin)
+	if err != nil {
+		return nil, err
+	}
+	if signer.Name() != origin {
+		log.Warn("audit log key names another origin than audit.origin; keeping the key's", "key", signer.Name(), "config", origin)
+	}
+	return tlog.Open(context.Background(), md, tlog.Options{Signer: signer, VerifierKey: vkey, Log: log})
+}
+
+// AuditLog returns the server's audit log (for tests).
+func (s *Server) AuditLog() *tlog.Log { return s.audit }
 
 // configuredPolicies converts the configuration's policies.
 func configuredPolicies(ps []config.Policy) map[string]policy.Policy {
@@ -281,6 +313,7 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	go s.purgeLoop(bg)
+	go s.audit.Run(bg, time.Duration(s.cfg.Audit.CheckpointInterval))
 	s.maint.loops(bg)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -305,8 +338,15 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	return err
 }
 
-// Close releases the stores and the data directory lock.
+// Close writes the queued audit entries, signs a last checkpoint if the log
+// grew, and releases the stores and the data directory lock.
 func (s *Server) Close() error {
+	s.audit.Close()
+	if last, err := s.audit.Latest(context.Background()); err != nil || last.Size != s.audit.Size() {
+		if _, err := s.audit.Checkpoint(context.Background()); err != nil {
+			s.log.Error("audit log: signing the final checkpoint failed", "err", err)
+		}
+	}
 	err := s.meta.Close()
 	if s.lock != nil {
 		s.lock.Close()

@@ -62,13 +62,18 @@ func TestBuildIndexAndTagHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Undo migration 3 and reopen: the backfill rebuilds the index from the
-	// manifests' annotations and seeds tag history with current tags.
+	// Undo migrations 3 and later and reopen: the backfill rebuilds the
+	// index from the manifests' annotations and seeds tag history with
+	// current tags.
 	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: filepath.ToSlash(path)}).String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{`DROP TABLE build_meta`, `DROP TABLE tag_history`, `DELETE FROM schema_migrations WHERE version = 3`} {
+	for _, q := range []string{
+		`DROP TABLE build_meta`, `DROP TABLE tag_history`,
+		`DROP TABLE tlog_leaves`, `DROP TABLE tlog_nodes`, `DROP TABLE tlog_checkpoints`,
+		`DELETE FROM schema_migrations WHERE version >= 3`,
+	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}

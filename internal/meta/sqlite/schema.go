@@ -129,6 +129,31 @@ CREATE INDEX tag_history_tag ON tag_history(repo, tag, id);
 
 INSERT INTO tag_history(repo, tag, digest, at) SELECT repo, tag, digest, updated FROM tags ORDER BY updated, repo, tag;
 `,
+	// 4: the tamper-evident audit log (see tlog.go and docs/audit.md).
+	`
+CREATE TABLE tlog_leaves (
+	idx       INTEGER NOT NULL PRIMARY KEY, -- leaf index, from 0
+	entry     TEXT    NOT NULL,             -- canonical JSON of tlog.Entry
+	leaf_hash BLOB    NOT NULL              -- SHA-256(0x00 || entry)
+);
+CREATE INDEX tlog_leaves_hash ON tlog_leaves(leaf_hash);
+
+-- Nodes of the Merkle tree as appended: roots of perfect subtrees (level 0:
+-- leaf hashes). Proofs are built from these alone.
+CREATE TABLE tlog_nodes (
+	level INTEGER NOT NULL,
+	idx   INTEGER NOT NULL,
+	hash  BLOB    NOT NULL,
+	PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+
+CREATE TABLE tlog_checkpoints (
+	size    INTEGER NOT NULL PRIMARY KEY,
+	root    BLOB    NOT NULL,
+	note    TEXT    NOT NULL, -- the signed note
+	created INTEGER NOT NULL
+);
+`,
 }
 
 // migrate brings the schema up to date in one transaction on db.

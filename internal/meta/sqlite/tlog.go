@@ -1,0 +1,227 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+
+	"github.com/custody-dev/custody/internal/tlog"
+)
+
+// The audit log's storage (tlog.Store): tlog_leaves, tlog_nodes and
+// tlog_checkpoints (migration 4).
+
+var _ tlog.Store = (*Store)(nil)
+
+// TlogSize implements tlog.Store.
+func (s *Store) TlogSize(ctx context.Context) (uint64, error) {
+	var n int64
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM tlog_leaves`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: audit log size: %w", err)
+	}
+	return uint64(n), nil
+}
+
+// TlogAppend implements tlog.Store.
+func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf, nodes []tlog.Node) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if len(leaves) > 0 {
+			var size int64
+			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM tlog_leaves`).Scan(&size); err != nil {
+				return fmt.Errorf("sqlite: audit log size: %w", err)
+			}
+			if uint64(size) != start {
+				return fmt.Errorf("sqlite: audit log append at %d, but the log has %d entries", start, size)
+			}
+			st, err := tx.PrepareContext(ctx, `INSERT INTO tlog_leaves(idx, entry, leaf_hash) VALUES (?, ?, ?)`)
+			if err != nil {
+				return fmt.Errorf("sqlite: audit log append: %w", err)
+			}
+			defer st.Close()
+			for _, l := range leaves {
+				if _, err := st.ExecContext(ctx, int64(l.Index), string(l.Entry), l.Hash); err != nil {
+					return fmt.Errorf("sqlite: audit log append: %w", err)
+				}
+			}
+		}
+		if len(nodes) > 0 {
+			st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO tlog_nodes(level, idx, hash) VALUES (?, ?, ?)`)
+			if err != nil {
+				return fmt.Errorf("sqlite: audit log nodes: %w", err)
+			}
+			defer st.Close()
+			for _, n := range nodes {
+				if _, err := st.ExecContext(ctx, int64(n.ID.Level), int64(n.ID.Index), n.Hash); err != nil {
+					return fmt.Errorf("sqlite: audit log nodes: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// TlogFillNodes implements tlog.Store.
+func (s *Store) TlogFillNodes(ctx context.Context, nodes []tlog.Node) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO tlog_nodes(level, idx, hash) VALUES (?, ?, ?)`)
+		if err != nil {
+			return fmt.Errorf("sqlite: audit log nodes: %w", err)
+		}
+		defer st.Close()
+		for _, n := range nodes {
+			if _, err := st.ExecContext(ctx, int64(n.ID.Level), int64(n.ID.Index), n.Hash); err != nil {
+				return fmt.Errorf("sqlite: audit log nodes: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// TlogLeaves implements tlog.Store.
+func (s *Store) TlogLeaves(ctx context.Context, start, end uint64) ([]tlog.Leaf, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT idx, entry, leaf_hash FROM tlog_leaves WHERE idx >= ? AND idx < ? ORDER BY idx`, int64(start), int64(end))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: audit log entries: %w", err)
+	}
+	return scanLeaves(rows)
+}
+
+func scanLeaves(rows *sql.Rows) ([]tlog.Leaf, error) {
+	defer rows.Close()
+	var out []tlog.Leaf
+	for rows.Next() {
+		var (
+			l     tlog.Leaf
+			idx   int64
+			entry string
+		)
+		if err := rows.Scan(&idx, &entry, &l.Hash); err != nil {
+			return nil, fmt.Errorf("sqlite: audit log entries: %w", err)
+		}
+		l.Index, l.Entry = uint64(idx), []byte(entry)
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: audit log entries: %w", err)
+	}
+	return out, nil
+}
+
+// TlogNodes implements tlog.Store.
+func (s *Store) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
+	if len(ids) == 0 {
+		return [][]byte{}, nil
+	}
+	conn, err := s.r.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: audit log nodes: %w", err)
+	}
+	defer conn.Close()
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		err := conn.QueryRowContext(ctx, `SELECT hash FROM tlog_nodes WHERE level = ? AND idx = ?`, int64(id.Level), int64(id.Index)).Scan(&out[i])
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("%w: node %d/%d", tlog.ErrNotFound, id.Level, id.Index)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: audit log nodes: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// TlogLeafIndex implements tlog.Store.
+func (s *Store) TlogLeafIndex(ctx context.Context, hash []byte) (uint64, error) {
+	var idx int64
+	err := s.r.QueryRowContext(ctx, `SELECT MIN(idx) FROM tlog_leaves WHERE leaf_hash = ? HAVING COUNT(*) > 0`, hash).Scan(&idx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, tlog.ErrNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: audit log leaf: %w", err)
+	}
+	return uint64(idx), nil
+}
+
+// TlogSearch implements tlog.Store. It scans the entries' JSON.
+func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, error) {
+	query := `SELECT idx, entry, leaf_hash FROM tlog_leaves WHERE json_valid(entry)`
+	var args []any
+	add := func(cond string, v any) {
+		query += " AND " + cond
+		args = append(args, v)
+	}
+	if q.Repo != "" {
+		add(`json_extract(entry, '$.repo') = ?`, q.Repo)
+	}
+	if q.Digest != "" {
+		add(`json_extract(entry, '$.digest') = ?`, q.Digest)
+	}
+	if q.Actor != "" {
+		add(`json_extract(entry, '$.actor') = ?`, q.Actor)
+	}
+	// Entry times are fixed-width RFC 3339 UTC, so they sort as strings.
+	if !q.Since.IsZero() {
+		add(`json_extract(entry, '$.time') >= ?`, tlog.FormatTime(q.Since))
+	}
+	if !q.Until.IsZero() {
+		add(`json_extract(entry, '$.time') < ?`, tlog.FormatTime(q.Until))
+	}
+	query += ` ORDER BY idx`
+	if q.Limit > 0 {
+		query += fmt.Sprintf(" LIMIT %d", q.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: audit log search: %w", err)
+	}
+	return scanLeaves(rows)
+}
+
+// TlogPutCheckpoint implements tlog.Store.
+func (s *Store) TlogPutCheckpoint(ctx context.Context, cp tlog.Checkpoint) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO tlog_checkpoints(size, root, note, created) VALUES (?, ?, ?, ?)`,
+			int64(cp.Size), cp.Root, string(cp.Note), time.Now().UTC().UnixNano())
+		if err != nil {
+			return fmt.Errorf("sqlite: audit checkpoint: %w", err)
+		}
+		return nil
+	})
+}
+
+// TlogLatestCheckpoint implements tlog.Store.
+func (s *Store) TlogLatestCheckpoint(ctx context.Context) (tlog.Checkpoint, error) {
+	var (
+		cp   tlog.Checkpoint
+		size int64
+		note string
+	)
+	err := s.r.QueryRowContext(ctx, `SELECT size, root, note FROM tlog_checkpoints ORDER BY size DESC LIMIT 1`).Scan(&size, &cp.Root, &note)
+	if errors.Is(err, sql.ErrNoRows) {
+		return cp, tlog.ErrNotFound
+	}
+	if err != nil {
+		return cp, fmt.Errorf("sqlite: audit checkpoint: %w", err)
+	}
+	cp.Size, cp.Note = uint64(size), []byte(note)
+	if body, err := tlog.ParseCheckpointBody(noteText(note)); err == nil {
+		cp.Origin = body.Origin
+	}
+	return cp, nil
+}
+
+// noteText returns the text of a signed note (up to the blank line).
+func noteText(n string) string {
+	for i := 0; i+1 < len(n); i++ {
+		if n[i] == '\n' && n[i+1] == '\n' {
+			return n[:i+1]
+		}
+	}
+	return n
+}

@@ -1,0 +1,58 @@
+package server
+
+import (
+	"context"
+
+	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/tlog"
+)
+
+// tlogAuditor is a registry.Auditor that appends every event to the
+// tamper-evident audit log and passes it on to next (the structured log
+// line).
+type tlogAuditor struct {
+	log  *tlog.Log
+	next registry.Auditor
+}
+
+var _ registry.Auditor = tlogAuditor{}
+
+// Record implements registry.Auditor. It only queues the entry.
+func (a tlogAuditor) Record(ctx context.Context, e registry.Event) {
+	if a.next != nil {
+		a.next.Record(ctx, e)
+	}
+	a.log.Append(auditEntry(ctx, e))
+}
+
+// auditEntry builds the audit log entry of an event. The actor is the identity an
+// Authorizer put in the context (of ctx or the event's request), or
+// "anonymous".
+func auditEntry(ctx context.Context, e registry.Event) tlog.Entry {
+	out := tlog.Entry{
+		Action: e.Action,
+		Actor:  "anonymous",
+		Auth:   "none",
+		Result: e.Result,
+		Reason: e.Reason,
+		Repo:   e.Repo,
+		Digest: e.Digest.String(),
+		Tag:    e.Tag,
+	}
+	id, ok := registry.IdentityFrom(ctx)
+	if e.Request != nil {
+		if !ok {
+			id, ok = registry.IdentityFrom(e.Request.Context())
+		}
+		out.Client = e.Request.RemoteAddr
+		out.RequestID = registry.RequestID(e.Request.Context())
+	}
+	if out.RequestID == "" {
+		out.RequestID = registry.RequestID(ctx)
+	}
+	if ok && id.Subject != "" {
+		out.Actor = id.Subject
+		out.Auth = id.Method
+	}
+	return out
+}

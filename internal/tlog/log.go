@@ -1,0 +1,516 @@
+package tlog
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Leaf is one stored entry.
+type Leaf struct {
+	Index uint64
+	Entry []byte // canonical JSON
+	Hash  []byte // RFC 6962 leaf hash of Entry
+}
+
+// Node is a stored node of the tree: the root hash of a perfect subtree
+// (level 0: a leaf hash).
+type Node struct {
+	ID   compact.NodeID
+	Hash []byte
+}
+
+// Query selects entries for Search. Empty fields match everything.
+type Query struct {
+	Repo, Digest, Actor string
+	Since, Until        time.Time
+	Limit               int
+}
+
+// ErrNotFound is returned by a Store when a leaf, node or checkpoint is
+// absent.
+var ErrNotFound = errors.New("tlog: not found")
+
+// Store persists the log. It is implemented by the metadata store
+// (internal/meta/sqlite).
+type Store interface {
+	// TlogSize returns the number of stored leaves.
+	TlogSize(ctx context.Context) (uint64, error)
+	// TlogAppend stores leaves (numbered from start, which must be the
+	// current size) and the tree nodes they complete, in one
+	// transaction. Nodes may overwrite nodes of the same ID.
+	TlogAppend(ctx context.Context, start uint64, leaves []Leaf, nodes []Node) error
+	// TlogFillNodes stores the nodes that are not stored yet, keeping
+	// existing ones.
+	TlogFillNodes(ctx context.Context, nodes []Node) error
+	// TlogLeaves returns the leaves with start <= index < end, in order.
+	TlogLeaves(ctx context.Context, start, end uint64) ([]Leaf, error)
+	// TlogNodes returns the hashes of the nodes ids, or ErrNotFound if one
+	// is missing.
+	TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error)
+	// TlogLeafIndex returns the smallest index of a leaf with this hash.
+	TlogLeafIndex(ctx context.Context, hash []byte) (uint64, error)
+	// TlogSearch returns leaves matching q in index order.
+	TlogSearch(ctx context.Context, q Query) ([]Leaf, error)
+	// TlogPutCheckpoint stores a signed checkpoint.
+	TlogPutCheckpoint(ctx context.Context, cp Checkpoint) error
+	// TlogLatestCheckpoint returns the signed checkpoint of the largest
+	// size, or ErrNotFound.
+	TlogLatestCheckpoint(ctx context.Context) (Checkpoint, error)
+}
+
+// ErrInconsistent is returned when the tree is not an extension of the
+// last checkpoint the log signed: the log refuses to sign it.
+var ErrInconsistent = errors.New("tlog: tree is inconsistent with the last signed checkpoint")
+
+var (
+	hasher  = rfc6962.DefaultHasher
+	factory = &compact.RangeFactory{Hash: hasher.HashChildren}
+)
+
+// Options configure Open.
+type Options struct {
+	Signer note.Signer
+	// VerifierKey is the public key of Signer (note.NewVerifier format).
+	VerifierKey string
+	Log         *slog.Logger
+	// BatchSize caps the entries written in one transaction (default 256).
+	BatchSize int
+	// Linger is how long the writer waits for more entries before writing
+	// a batch that is not full (default 10ms).
+	Linger time.Duration
+	// Now is the clock for entry times (default time.Now).
+	Now func() time.Time
+}
+
+// Log is the audit log. Append queues entries; a background writer stores
+// them in batches, one transaction per batch.
+type Log struct {
+	store  Store
+	signer note.Signer
+	vkey   string
+	log    *slog.Logger
+	batch  int
+	linger time.Duration
+	now    func() time.Time
+
+	queue  chan item
+	done   chan struct{}
+	qmu    sync.RWMutex // guards closed; held (read) while queueing
+	closed bool
+
+	mu  sync.Mutex // guards rng
+	rng *compact.Range
+
+	signMu sync.Mutex // serialises checkpoint signing
+}
+
+type item struct {
+	entry []byte
+	flush chan struct{}
+}
+
+// Open loads the log's state from store and starts its writer. Close stops
+// it.
+func Open(ctx context.Context, store Store, opts Options) (*Log, error) {
+	l := &Log{
+		store:  store,
+		signer: opts.Signer,
+		vkey:   opts.VerifierKey,
+		log:    opts.Log,
+		batch:  opts.BatchSize,
+		linger: opts.Linger,
+		now:    opts.Now,
+		queue:  make(chan item, 8192),
+		done:   make(chan struct{}),
+	}
+	if l.log == nil {
+		l.log = slog.Default()
+	}
+	if l.batch <= 0 {
+		l.batch = 256
+	}
+	if l.linger <= 0 {
+		l.linger = 10 * time.Millisecond
+	}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	size, err := store.TlogSize(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	rng, err := l.rangeAt(ctx, size)
+	if err != nil {
+		l.log.Error("AUDIT LOG STORAGE IS DAMAGED: cannot load the tree's compact range; rebuilding it from the stored leaves", "size", size, "err", err)
+		if rng, err = l.rebuild(ctx, size); err != nil {
+			return nil, fmt.Errorf("audit log: rebuilding tree: %w", err)
+		}
+	}
+	l.rng = rng
+	if cp, err := store.TlogLatestCheckpoint(ctx); err == nil && cp.Size > size {
+		l.log.Error("AUDIT LOG HAS BEEN ROLLED BACK: it is shorter than its last signed checkpoint; no new checkpoint will be signed", "size", size, "checkpoint_size", cp.Size)
+	}
+	go l.writer()
+	return l, nil
+}
+
+// Origin returns the log's origin line (its key name).
+func (l *Log) Origin() string { return l.signer.Name() }
+
+// VerifierKey returns the log's public key.
+func (l *Log) VerifierKey() string { return l.vkey }
+
+// rangeAt loads the compact range [0, size) from stored nodes.
+func (l *Log) rangeAt(ctx context.Context, size uint64) (*compact.Range, error) {
+	ids := compact.RangeNodes(0, size, nil)
+	hashes, err := l.store.TlogNodes(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	return factory.NewRange(0, size, hashes)
+}
+
+// rebuild recomputes the tree from the leaves and stores the interior
+// nodes that are missing. Existing nodes are kept: they are what earlier
+// checkpoints committed to, which proofs against those checkpoints need.
+func (l *Log) rebuild(ctx context.Context, size uint64) (*compact.Range, error) {
+	leaves, err := l.store.TlogLeaves(ctx, 0, size)
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(leaves)) != size {
+		return nil, fmt.Errorf("%d leaves stored, want %d (indexes not contiguous)", len(leaves), size)
+	}
+	rng := factory.NewEmptyRange(0)
+	var nodes []Node
+	for _, lf := range leaves {
+		if err := rng.Append(lf.Hash, collect(&nodes)); err != nil {
+			return nil, err
+		}
+	}
+	if err := l.store.TlogFillNodes(ctx, nodes); err != nil {
+		return nil, err
+	}
+	return rng, nil
+}
+
+// collect records every node of the tree, leaves included: the node table
+// keeps the tree as it was when the entries were appended, and proofs are
+// built only from it, so they show what earlier checkpoints committed to
+// even if the leaves table is changed.
+func collect(nodes *[]Node) compact.VisitFn {
+	return func(id compact.NodeID, hash []byte) {
+		*nodes = append(*nodes, Node{ID: id, Hash: hash})
+	}
+}
+
+// Append queues an entry. It blocks only when the queue is full. After
+// Close, the entry is only logged (as lost).
+func (l *Log) Append(e Entry) {
+	if e.Time == "" {
+		e.Time = FormatTime(l.now())
+	}
+	b := e.Canonical()
+	l.qmu.RLock()
+	defer l.qmu.RUnlock()
+	if l.closed {
+		l.log.Error("AUDIT ENTRY LOST: recorded after the audit log was closed", "entry", string(b))
+		return
+	}
+	l.queue <- item{entry: b}
+}
+
+// Flush waits until every entry queued before it is stored.
+func (l *Log) Flush() {
+	c := make(chan struct{})
+	l.qmu.RLock()
+	if l.closed {
+		l.qmu.RUnlock()
+		return
+	}
+	l.queue <- item{flush: c}
+	l.qmu.RUnlock()
+	<-c
+}
+
+// Close stores the queued entries and stops the writer. It is idempotent.
+func (l *Log) Close() {
+	l.qmu.Lock()
+	if !l.closed {
+		l.closed = true
+		close(l.queue)
+	}
+	l.qmu.Unlock()
+	<-l.done
+}
+
+func (l *Log) writer() {
+	defer close(l.done)
+	var (
+		batch   [][]byte
+		flushes []chan struct{}
+	)
+	for it := range l.queue {
+		batch, flushes = batch[:0], flushes[:0]
+		add := func(it item) {
+			if it.flush != nil {
+				flushes = append(flushes, it.flush)
+			} else {
+				batch = append(batch, it.entry)
+			}
+		}
+		add(it)
+		// Gather more entries for up to linger (a flush or a full batch
+		// ends the wait), so that a busy registry pays one commit per
+		// batch rather than per entry.
+		timer := time.NewTimer(l.linger)
+	gather:
+		for len(batch) < l.batch && len(flushes) == 0 {
+			select {
+			case it, ok := <-l.queue:
+				if !ok {
+					break gather
+				}
+				add(it)
+			case <-timer.C:
+				break gather
+			}
+		}
+		timer.Stop()
+		if len(batch) > 0 {
+			l.write(batch)
+		}
+		for _, c := range flushes {
+			close(c)
+		}
+	}
+}
+
+// write stores one batch, retrying a few times.
+func (l *Log) write(batch [][]byte) {
+	var err error
+	for attempt := range 5 {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+		}
+		if err = l.appendBatch(batch); err == nil {
+			return
+		}
+		l.log.Warn("audit log: writing batch failed; retrying", "entries", len(batch), "err", err)
+	}
+	for _, e := range batch {
+		l.log.Error("AUDIT ENTRY LOST: could not be written to the audit log", "entry", string(e), "err", err)
+	}
+}
+
+func (l *Log) appendBatch(batch [][]byte) error {
+	l.mu.Lock()
+	cur := l.rng
+	l.mu.Unlock()
+	rng, err := factory.NewRange(0, cur.End(), append([][]byte(nil), cur.Hashes()...))
+	if err != nil {
+		return err
+	}
+	start := rng.End()
+	leaves := make([]Leaf, len(batch))
+	var nodes []Node
+	for i, e := range batch {
+		h := LeafHash(e)
+		leaves[i] = Leaf{Index: start + uint64(i), Entry: e, Hash: h}
+		if err := rng.Append(h, collect(&nodes)); err != nil {
+			return err
+		}
+	}
+	if err := l.store.TlogAppend(context.Background(), start, leaves, nodes); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.rng = rng
+	l.mu.Unlock()
+	return nil
+}
+
+// Size returns the number of stored entries.
+func (l *Log) Size() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rng.End()
+}
+
+func (l *Log) head() (uint64, []byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	root, err := rootOf(l.rng)
+	return l.rng.End(), root, err
+}
+
+func rootOf(r *compact.Range) ([]byte, error) {
+	if r.End() == 0 {
+		return hasher.EmptyRoot(), nil
+	}
+	return r.GetRootHash(nil)
+}
+
+// RootAt returns the root hash of the tree of the given size (at most the
+// current size).
+func (l *Log) RootAt(ctx context.Context, size uint64) ([]byte, error) {
+	if size > l.Size() {
+		return nil, fmt.Errorf("tree size %d is larger than the log (%d)", size, l.Size())
+	}
+	rng, err := l.rangeAt(ctx, size)
+	if err != nil {
+		return nil, err
+	}
+	return rootOf(rng)
+}
+
+// InclusionProof returns the inclusion proof of leaf index in the tree of
+// the given size.
+func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
+	if size > l.Size() {
+		return nil, fmt.Errorf("tree size %d is larger than the log (%d)", size, l.Size())
+	}
+	n, err := proof.Inclusion(index, size)
+	if err != nil {
+		return nil, err
+	}
+	return l.fetch(ctx, n)
+}
+
+// ConsistencyProof returns the consistency proof between the trees of
+// sizes from and to.
+func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
+	if to > l.Size() {
+		return nil, fmt.Errorf("tree size %d is larger than the log (%d)", to, l.Size())
+	}
+	n, err := proof.Consistency(from, to)
+	if err != nil {
+		return nil, err
+	}
+	return l.fetch(ctx, n)
+}
+
+func (l *Log) fetch(ctx context.Context, n proof.Nodes) ([][]byte, error) {
+	hashes, err := l.store.TlogNodes(ctx, n.IDs)
+	if err != nil {
+		return nil, err
+	}
+	return n.Rehash(hashes, hasher.HashChildren)
+}
+
+// LeafIndex returns the index of the leaf with the given hash.
+func (l *Log) LeafIndex(ctx context.Context, hash []byte) (uint64, error) {
+	return l.store.TlogLeafIndex(ctx, hash)
+}
+
+// Leaves returns the stored leaves in [start, end).
+func (l *Log) Leaves(ctx context.Context, start, end uint64) ([]Leaf, error) {
+	return l.store.TlogLeaves(ctx, start, end)
+}
+
+// Search returns the leaves matching q.
+func (l *Log) Search(ctx context.Context, q Query) ([]Leaf, error) {
+	return l.store.TlogSearch(ctx, q)
+}
+
+// Latest returns the latest signed checkpoint, or ErrNotFound.
+func (l *Log) Latest(ctx context.Context) (Checkpoint, error) {
+	return l.store.TlogLatestCheckpoint(ctx)
+}
+
+// Checkpoint signs and stores a checkpoint of the current tree, unless
+// the tree has not grown since the last one, which it then returns. It
+// refuses (ErrInconsistent) to sign a tree that is not an extension of the
+// last checkpoint it signed, and logs that loudly.
+func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
+	l.signMu.Lock()
+	defer l.signMu.Unlock()
+	size, root, err := l.head()
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	last, err := l.store.TlogLatestCheckpoint(ctx)
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return Checkpoint{}, err
+	default:
+		if err := l.consistent(ctx, last, size, root); err != nil {
+			l.log.Error("REFUSING TO SIGN AUDIT CHECKPOINT: the log is inconsistent with the last checkpoint it signed (tampering or rollback?)",
+				"last_size", last.Size, "last_root", hex.EncodeToString(last.Root),
+				"size", size, "root", hex.EncodeToString(root), "err", err)
+			return Checkpoint{}, fmt.Errorf("%w: %v", ErrInconsistent, err)
+		}
+		if last.Size == size {
+			return last, nil
+		}
+	}
+	body := CheckpointBody(l.signer.Name(), size, root)
+	msg, err := note.Sign(&note.Note{Text: body}, l.signer)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	cp := Checkpoint{Origin: l.signer.Name(), Size: size, Root: root, Note: msg}
+	if err := l.store.TlogPutCheckpoint(ctx, cp); err != nil {
+		return Checkpoint{}, err
+	}
+	return cp, nil
+}
+
+// consistent checks that the tree (size, root) extends last.
+func (l *Log) consistent(ctx context.Context, last Checkpoint, size uint64, root []byte) error {
+	if last.Origin != "" && last.Origin != l.signer.Name() {
+		return fmt.Errorf("last checkpoint has origin %q, the log key %q", last.Origin, l.signer.Name())
+	}
+	if size < last.Size {
+		return fmt.Errorf("tree size %d is smaller than the last signed size %d", size, last.Size)
+	}
+	if size == last.Size {
+		if !bytes.Equal(root, last.Root) {
+			return fmt.Errorf("root at size %d differs from the signed root", size)
+		}
+		return nil
+	}
+	p, err := l.ConsistencyProof(ctx, last.Size, size)
+	if err != nil {
+		return fmt.Errorf("building consistency proof %d -> %d: %w", last.Size, size, err)
+	}
+	return proof.VerifyConsistency(hasher, last.Size, size, p, last.Root, root)
+}
+
+// Run signs a checkpoint every interval when the tree has grown, until
+// ctx is cancelled.
+func (l *Log) Run(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if last, err := l.store.TlogLatestCheckpoint(ctx); err == nil && last.Size == l.Size() {
+				continue
+			}
+			if l.Size() == 0 {
+				continue
+			}
+			if _, err := l.Checkpoint(ctx); err != nil && !errors.Is(err, ErrInconsistent) {
+				l.log.Warn("audit log: signing checkpoint failed", "err", err)
+			}
+		}
+	}
+}
