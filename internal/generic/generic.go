@@ -308,19 +308,30 @@ func findFile(files []File, name string) (File, bool) {
 	return File{}, false
 }
 
-func (h *Handler) get(w http.ResponseWriter, r *http.Request, l location) {
+// loadVersion resolves the version named by l and reads its files. When it
+// cannot, it answers the request itself (404 or 500) and returns false.
+func (h *Handler) loadVersion(w http.ResponseWriter, r *http.Request, l location) (meta.Manifest, []File, bool) {
 	ctx := r.Context()
 	d, err := h.meta.ResolveTag(ctx, l.oci(), l.version)
 	if errors.Is(err, meta.ErrNotFound) {
 		problem.Write(w, http.StatusNotFound, "not-found", "Not found", "no such version")
-		return
+		return meta.Manifest{}, nil, false
 	} else if err != nil {
 		h.internal(w, r, "resolve version", err)
-		return
+		return meta.Manifest{}, nil, false
 	}
 	m, files, err := h.version(ctx, l.oci(), d)
 	if err != nil {
 		h.internal(w, r, "read version", err)
+		return meta.Manifest{}, nil, false
+	}
+	return m, files, true
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request, l location) {
+	ctx := r.Context()
+	m, files, ok := h.loadVersion(w, r, l)
+	if !ok {
 		return
 	}
 	f, ok := findFile(files, l.file)

@@ -118,20 +118,10 @@ func (h *Handler) listVersions(w http.ResponseWriter, r *http.Request, l locatio
 }
 
 func (h *Handler) listFiles(w http.ResponseWriter, r *http.Request, l location) {
-	ctx := r.Context()
-	d, err := h.meta.ResolveTag(ctx, l.oci(), l.version)
-	if errors.Is(err, meta.ErrNotFound) {
-		problem.Write(w, http.StatusNotFound, "not-found", "Not found", "no such version")
-		return
-	} else if err != nil {
-		h.internal(w, r, "resolve version", err)
-		return
-	}
-	m, files, err := h.version(ctx, l.oci(), d)
-	if err != nil {
-		h.internal(w, r, "read version", err)
+	m, files, ok := h.loadVersion(w, r, l)
+	if !ok {
 		return
 	}
 	problem.JSON(w, http.StatusOK, FileList{Repo: l.repo, Name: l.name, Version: l.version,
-		Digest: d, Created: m.Created, Annotations: m.Annotations, Files: files})
+		Digest: m.Digest, Created: m.Created, Annotations: m.Annotations, Files: files})
 }
