@@ -43,6 +43,7 @@ store in ./custody-data.`,
 		newRetentionCmd(),
 		newHoldCmd(),
 		newAuditCmd(),
+		newKeyCmd(),
 	)
 	return root
 }

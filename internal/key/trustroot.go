@@ -1,0 +1,104 @@
+package key
+
+import (
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// TrustRootMediaType identifies custody's trust-root file (docs/signing.md).
+const TrustRootMediaType = "application/vnd.custody.trust-root.v1+json"
+
+// TrustRoot lists the public keys an offline verifier trusts, each with the
+// period in which it was allowed to sign.
+type TrustRoot struct {
+	MediaType string       `json:"mediaType"`
+	Generated time.Time    `json:"generated"`
+	Keys      []TrustedKey `json:"keys"`
+}
+
+// TrustedKey is one key of a trust root.
+type TrustedKey struct {
+	ID        string    `json:"keyId"`
+	Algorithm Algorithm `json:"algorithm"`
+	Status    Status    `json:"status"`
+	// PublicKey is the PEM "PUBLIC KEY" block.
+	PublicKey string   `json:"publicKey"`
+	ValidFor  Validity `json:"validFor"`
+}
+
+// Validity is a signing window; a zero End is open-ended.
+type Validity struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end,omitzero"`
+}
+
+// TrustRoot returns the trust root of the ring: its active and retired
+// keys (revoked keys are left out, so offline verifiers reject them).
+func (r *Ring) TrustRoot() (TrustRoot, error) {
+	keys, err := r.List()
+	if err != nil {
+		return TrustRoot{}, err
+	}
+	tr := TrustRoot{MediaType: TrustRootMediaType, Keys: []TrustedKey{}, Generated: r.Now().UTC().Truncate(time.Second)}
+	for _, k := range keys {
+		if k.Status == Revoked {
+			continue
+		}
+		pub, err := r.PublicKeyPEM(k)
+		if err != nil {
+			return TrustRoot{}, err
+		}
+		tr.Keys = append(tr.Keys, TrustedKey{
+			ID:        k.ID,
+			Algorithm: k.Algorithm,
+			Status:    k.Status,
+			PublicKey: string(pub),
+			ValidFor:  Validity{Start: k.NotBefore, End: k.NotAfter},
+		})
+	}
+	return tr, nil
+}
+
+// ParseTrustRoot reads a trust-root file and checks every key in it.
+func ParseTrustRoot(b []byte) (TrustRoot, error) {
+	var tr TrustRoot
+	if err := json.Unmarshal(b, &tr); err != nil {
+		return TrustRoot{}, fmt.Errorf("trust root: %w", err)
+	}
+	if tr.MediaType != TrustRootMediaType {
+		return TrustRoot{}, fmt.Errorf("trust root: mediaType %q, want %s", tr.MediaType, TrustRootMediaType)
+	}
+	for _, k := range tr.Keys {
+		pub, err := ParsePublicKey([]byte(k.PublicKey))
+		if err != nil {
+			return TrustRoot{}, fmt.Errorf("trust root key %s: %w", k.ID, err)
+		}
+		if id, _ := ID(pub); id != k.ID {
+			return TrustRoot{}, fmt.Errorf("trust root key %s: keyId is not the SHA-256 of its public key (%s)", k.ID, id)
+		}
+	}
+	return tr, nil
+}
+
+// KeyAt returns the public key with the given ID if the trust root allows
+// it to have signed at t.
+func (tr TrustRoot) KeyAt(id string, t time.Time) (crypto.PublicKey, error) {
+	for _, k := range tr.Keys {
+		if k.ID != id {
+			continue
+		}
+		if t.Before(k.ValidFor.Start) || (!k.ValidFor.End.IsZero() && t.After(k.ValidFor.End)) {
+			end := "open"
+			if !k.ValidFor.End.IsZero() {
+				end = k.ValidFor.End.Format(time.RFC3339)
+			}
+			return nil, fmt.Errorf("key %s was not valid at %s (valid from %s to %s)",
+				id, t.UTC().Format(time.RFC3339), k.ValidFor.Start.Format(time.RFC3339), end)
+		}
+		return ParsePublicKey([]byte(k.PublicKey))
+	}
+	return nil, errors.New("key " + id + " is not in the trust root")
+}
