@@ -5,20 +5,40 @@
 # client fails the run instead of skipping its tests.
 # It also starts a throwaway PostgreSQL server (scripts/postgres.sh) for the
 # PostgreSQL metadata backend's tests, unless CUSTODY_TEST_POSTGRES already
-# names one, and stops it on exit.
+# names one, and a throwaway MinIO server (scripts/minio.sh; its first run
+# builds MinIO, which takes minutes) for the S3 blob backend's tests, unless
+# CUSTODY_TEST_S3 already names one, and stops them on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CUSTODY_CLIENTS_BIN
 CUSTODY_CLIENTS_BIN=$(bash scripts/install-clients.sh)
 
+# cleanup stops the servers this script started (not ones named by the
+# caller's environment).
+started_pg="" started_minio=""
+cleanup() {
+  if [ -n "$started_minio" ]; then bash scripts/minio.sh stop "$started_minio"; fi
+  if [ -n "$started_pg" ]; then bash scripts/postgres.sh stop "$started_pg"; fi
+}
+trap cleanup EXIT
+
 if [ -z "${CUSTODY_TEST_POSTGRES:-}" ]; then
   echo "== postgres"
   pg_start=$SECONDS
   pg_env=$(bash scripts/postgres.sh start)
   eval "$pg_env"
-  trap 'bash scripts/postgres.sh stop "$CUSTODY_POSTGRES_DIR"' EXIT
+  started_pg=$CUSTODY_POSTGRES_DIR
   echo "PostgreSQL ready in $((SECONDS - pg_start))s"
+fi
+
+if [ -z "${CUSTODY_TEST_S3:-}" ]; then
+  echo "== minio"
+  minio_start=$SECONDS
+  minio_env=$(bash scripts/minio.sh start)
+  eval "$minio_env"
+  started_minio=$CUSTODY_MINIO_DIR
+  echo "MinIO ready in $((SECONDS - minio_start))s"
 fi
 
 echo "== go vet"

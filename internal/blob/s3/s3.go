@@ -1,0 +1,893 @@
+// Package s3 implements blob.Store on an S3-compatible object store
+// (AWS S3, MinIO, ...) with minio-go.
+//
+// Layout under the configured key prefix:
+//
+//	blobs/<alg>/<hex>                    committed blobs
+//	uploads/<id>/session                 marker of upload session <id>
+//	uploads/<id>/<offset>                one object per Append, <offset> its
+//	                                     start as 16 zero-padded decimal digits
+//	uploads/.put-<random>                in-flight Put and CommitUpload content
+//
+// Every object is written once and never rewritten in place, so the store
+// works on buckets with versioning and Object Lock (WORM): a rewrite would
+// only add a version, and the store never relies on one.
+//
+// Put streams the content to a temporary object while hashing it (small
+// content in one PUT request, the rest as a multipart upload buffering one
+// part of PartSize bytes at a time, so memory stays flat whatever the blob's
+// size; every request carries a CRC32C checksum the server verifies),
+// checks digest and size, then copies the temporary object server-side to
+// its final key and deletes it. A blob is visible only at its final key,
+// which exists only once the content has been verified; S3 creates objects
+// atomically.
+//
+// Resumable uploads keep each Append as its own part object. The size of an
+// upload is the end of its last part. An Append at an offset below that size
+// (resuming after an unacknowledged write) deletes the parts starting at or
+// past the offset; a part that straddles the offset is cut logically: the
+// next part's start bounds the bytes read from it, so no part is rewritten.
+// CommitUpload streams the parts in order through the hash into a temporary
+// object and installs it like Put: committing costs one read and one write
+// of the upload's bytes through this process plus a server-side copy (S3's
+// ComposeObject cannot join parts under 5 MiB, which Appends often are).
+//
+// The store relies on S3's strong read-after-write and list consistency.
+// Operations on one upload session are serialised within the process; the
+// registry must not run concurrent Appends to one session from several
+// processes.
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/custody-dev/custody/internal/blob"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/opencontainers/go-digest"
+)
+
+const (
+	// DefaultPartSize is the multipart part size used when Options.PartSize
+	// is 0. Each Put and Append buffers one part in memory. With unknown
+	// sizes it bounds an object to 10,000 parts (80 GB); Put with a known
+	// size raises it as needed.
+	DefaultPartSize = 8 << 20
+	// minPartSize is S3's smallest multipart part.
+	minPartSize = 5 << 20
+	// maxParts is S3's largest number of parts in a multipart upload.
+	maxParts = 10000
+
+	// maxIDLen is the longest upload ID accepted.
+	maxIDLen = 128
+	// putPrefix starts the names of temporary objects under uploads/. It
+	// cannot begin a valid upload ID, so the two never collide.
+	putPrefix = ".put-"
+	// sessionName is the marker object of an upload session.
+	sessionName = "session"
+	// offsetDigits is the width of a part object's zero-padded offset.
+	offsetDigits = 16
+)
+
+// ErrInvalidID is returned (wrapped) for upload IDs that are empty, longer
+// than 128 bytes or contain anything but ASCII letters, digits, '_' and '-'.
+// Except from CreateUpload it is joined with blob.ErrUploadNotFound.
+var ErrInvalidID = errors.New("invalid upload id")
+
+// Options configures a Store.
+type Options struct {
+	// Endpoint is the S3 server's host[:port], e.g. s3.amazonaws.com.
+	Endpoint string
+	// Secure selects HTTPS.
+	Secure bool
+	// AccessKey and SecretKey are static credentials.
+	AccessKey, SecretKey string
+	// Region is the bucket's region; "" lets the client look it up.
+	Region string
+	// Transport replaces the HTTP transport, e.g. for custom TLS; nil
+	// keeps minio-go's default.
+	Transport http.RoundTripper
+
+	// Bucket holds the store's objects. It must exist.
+	Bucket string
+	// Prefix is prepended to every key; "" or a string ending in "/".
+	Prefix string
+	// PartSize is the multipart part size in bytes (at least 5 MiB);
+	// 0 means DefaultPartSize.
+	PartSize uint64
+}
+
+// Store is a blob.Store keeping blobs and uploads in an S3 bucket.
+// It is safe for concurrent use.
+type Store struct {
+	c        *minio.Client
+	bucket   string
+	prefix   string
+	partSize uint64
+
+	mu  sync.Mutex
+	ups map[string]*sessionLock // guarded by mu
+}
+
+type sessionLock struct {
+	refs int // guarded by Store.mu
+	mu   sync.Mutex
+}
+
+var _ blob.Store = (*Store)(nil)
+
+// New returns a Store on the bucket and prefix opts names. It does not
+// contact the server.
+func New(opts Options) (*Store, error) {
+	if opts.Bucket == "" {
+		return nil, errors.New("s3 blob store: no bucket")
+	}
+	if opts.Prefix != "" && !strings.HasSuffix(opts.Prefix, "/") {
+		return nil, fmt.Errorf("s3 blob store: prefix %q must end in /", opts.Prefix)
+	}
+	ps := opts.PartSize
+	if ps == 0 {
+		ps = DefaultPartSize
+	}
+	if ps < minPartSize {
+		return nil, fmt.Errorf("s3 blob store: part size %d is below S3's minimum of 5 MiB", ps)
+	}
+	c, err := minio.New(opts.Endpoint, &minio.Options{
+		Creds:     credentials.NewStaticV4(opts.AccessKey, opts.SecretKey, ""),
+		Secure:    opts.Secure,
+		Region:    opts.Region,
+		Transport: opts.Transport,
+		// Uploads carry CRC32C checksums in trailers, see write.
+		TrailingHeaders: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3 blob store: %w", err)
+	}
+	return &Store{
+		c:        c,
+		bucket:   opts.Bucket,
+		prefix:   opts.Prefix,
+		partSize: ps,
+		ups:      make(map[string]*sessionLock),
+	}, nil
+}
+
+func (s *Store) blobKey(d digest.Digest) string {
+	return s.prefix + "blobs/" + string(d.Algorithm()) + "/" + d.Encoded()
+}
+
+func (s *Store) uploadsPrefix() string { return s.prefix + "uploads/" }
+
+// sessionPrefix returns the prefix of upload id's objects, or an error
+// wrapping ErrInvalidID.
+func (s *Store) sessionPrefix(id string) (string, error) {
+	if !validID(id) {
+		return "", fmt.Errorf("%w %q", ErrInvalidID, id)
+	}
+	return s.uploadsPrefix() + id + "/", nil
+}
+
+func validID(id string) bool {
+	if id == "" || len(id) > maxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func checkDigest(d digest.Digest) error {
+	if err := blob.Supported(d); err != nil {
+		return fmt.Errorf("digest %q: %w", d, err)
+	}
+	return nil
+}
+
+// isNotFound reports whether err is S3's answer for a missing object.
+func isNotFound(err error) bool {
+	r := minio.ToErrorResponse(err)
+	return r.StatusCode == http.StatusNotFound || r.Code == minio.NoSuchKey
+}
+
+// Stat implements blob.Store.
+func (s *Store) Stat(ctx context.Context, d digest.Digest) (int64, error) {
+	if err := checkDigest(d); err != nil {
+		return 0, err
+	}
+	info, err := s.c.StatObject(ctx, s.bucket, s.blobKey(d), minio.StatObjectOptions{})
+	if err != nil {
+		return 0, notFound(d, err)
+	}
+	return info.Size, nil
+}
+
+func notFound(d digest.Digest, err error) error {
+	if isNotFound(err) {
+		return fmt.Errorf("%w: %s", blob.ErrNotFound, d)
+	}
+	return fmt.Errorf("blob %s: %w", d, err)
+}
+
+// Open implements blob.Store. The reader is a *minio.Object: reads after a
+// Seek issue a ranged GET.
+func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error) {
+	if err := checkDigest(d); err != nil {
+		return nil, 0, err
+	}
+	obj, err := s.c.GetObject(ctx, s.bucket, s.blobKey(d), minio.GetObjectOptions{})
+	if err != nil {
+		return nil, 0, notFound(d, err)
+	}
+	info, err := obj.Stat()
+	if err != nil {
+		obj.Close()
+		return nil, 0, notFound(d, err)
+	}
+	return obj, info.Size, nil
+}
+
+// Put implements blob.Store.
+func (s *Store) Put(ctx context.Context, d digest.Digest, size int64, r io.Reader) (int64, error) {
+	if err := checkDigest(d); err != nil {
+		return 0, err
+	}
+	return s.put(ctx, d, size, r)
+}
+
+// put stores r as blob d through a verified temporary object.
+func (s *Store) put(ctx context.Context, d digest.Digest, size int64, r io.Reader) (int64, error) {
+	tmp, err := s.tempKey()
+	if err != nil {
+		return 0, err
+	}
+	h := d.Algorithm().Hash()
+	n, err := s.write(ctx, tmp, io.TeeReader(r, h), size)
+	if err != nil {
+		s.remove(tmp)
+		return 0, fmt.Errorf("put %s: %w", d, err)
+	}
+	if got := digest.NewDigest(d.Algorithm(), h); got != d {
+		s.remove(tmp)
+		return 0, fmt.Errorf("put %s: %w: content is %s", d, blob.ErrDigestMismatch, got)
+	}
+	if err := s.install(ctx, tmp, d, n); err != nil {
+		s.remove(tmp)
+		return 0, err
+	}
+	s.remove(tmp)
+	return n, nil
+}
+
+// peekSize is how much of a stream of unknown size write reads ahead to
+// find out whether it fits in a single PUT request.
+const peekSize = 64 << 10
+
+// write stores the content of r as object key and returns its length. size
+// is the length expected, or -1; a different length fails with
+// blob.ErrSizeMismatch. Errors of r are returned as they are. Content of
+// known size up to a part, and short streams, go in one PUT request; the
+// rest in a multipart upload, one part buffered at a time. S3 creates the
+// object only if the whole request or upload succeeds.
+func (s *Store) write(ctx context.Context, key string, r io.Reader, size int64) (int64, error) {
+	cr := &checkedReader{r: r, limit: size}
+	var src io.Reader = cr
+	objSize := size
+	if size < 0 {
+		buf := make([]byte, peekSize)
+		n, err := fill(cr, buf)
+		switch {
+		case err == io.EOF:
+			src, objSize = bytes.NewReader(buf[:n]), int64(n)
+		case err != nil:
+			return 0, cr.err
+		default:
+			src = io.MultiReader(bytes.NewReader(buf), cr)
+		}
+	}
+	single := objSize >= 0 && objSize <= int64(s.partSize)
+	if !single {
+		objSize = -1
+	}
+	_, err := s.c.PutObject(ctx, s.bucket, key, src, objSize, minio.PutObjectOptions{
+		PartSize:    s.partSizeFor(size),
+		ContentType: "application/octet-stream",
+		// A CRC32C checksum (per part, or trailing a single PUT) lets the
+		// server verify what it stores, instead of a payload signature
+		// (over plain HTTP, minio-go signs every 64 KiB chunk, which
+		// allocates several MiB per 64 MiB).
+		DisableContentSha256: true,
+		Checksum:             minio.ChecksumCRC32C,
+	})
+	switch {
+	case cr.err != nil:
+		// The source's error is the cause, whatever minio-go made of it.
+	case err != nil && single && cr.eof && cr.n < objSize:
+		cr.err = fmt.Errorf("%w: got %d bytes, want %d", blob.ErrSizeMismatch, cr.n, size)
+	case err == nil && single:
+		// The request took objSize bytes: any more is a size mismatch.
+		var b [1]byte
+		io.ReadFull(src, b[:])
+	}
+	if cr.err != nil {
+		return 0, cr.err
+	}
+	if err != nil {
+		return 0, err
+	}
+	if size >= 0 && cr.n != size {
+		return 0, fmt.Errorf("%w: got %d bytes, want %d", blob.ErrSizeMismatch, cr.n, size)
+	}
+	return cr.n, nil
+}
+
+// fill reads into buf until it is full or r ends, returning io.EOF (with
+// the bytes read) in the latter case.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// partSizeFor returns the part size for an object of size bytes (-1:
+// unknown), large enough to stay within S3's part count.
+func (s *Store) partSizeFor(size int64) uint64 {
+	ps := s.partSize
+	if size > 0 {
+		if need := uint64(size+maxParts-1) / maxParts; need > ps {
+			ps = (need + 1<<20 - 1) &^ (1<<20 - 1) // whole MiB
+		}
+	}
+	return ps
+}
+
+// install makes verified temporary object tmp, of size bytes, visible as
+// blob d with a server-side copy, unless d is stored already.
+func (s *Store) install(ctx context.Context, tmp string, d digest.Digest, size int64) error {
+	key := s.blobKey(d)
+	if _, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); err == nil {
+		return nil // immutable: the existing copy has the same content
+	} else if !isNotFound(err) {
+		return fmt.Errorf("put %s: %w", d, err)
+	}
+	dst := minio.CopyDestOptions{Bucket: s.bucket, Object: key}
+	src := minio.CopySrcOptions{Bucket: s.bucket, Object: tmp}
+	var err error
+	if size <= 5<<30 {
+		_, err = s.c.CopyObject(ctx, dst, src)
+	} else {
+		// A single CopyObject is limited to 5 GiB; ComposeObject copies in parts.
+		_, err = s.c.ComposeObject(ctx, dst, src)
+	}
+	if err != nil {
+		return fmt.Errorf("put %s: install: %w", d, err)
+	}
+	return nil
+}
+
+// tempKey returns a fresh key for a temporary object.
+func (s *Store) tempKey() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return s.uploadsPrefix() + putPrefix + hex.EncodeToString(b[:]), nil
+}
+
+// remove deletes key on a best-effort basis, also when the caller's context
+// is done: a leftover temporary object is garbage, purged by PurgeTemp.
+func (s *Store) remove(key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{})
+}
+
+// checkedReader counts the bytes read, fails once more than limit (unless
+// negative) arrive and keeps the source's error.
+type checkedReader struct {
+	r     io.Reader
+	limit int64
+	n     int64
+	eof   bool  // the source reported io.EOF
+	err   error // the source's error, other than io.EOF, or the size error
+}
+
+func (c *checkedReader) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.limit >= 0 && c.n > c.limit {
+		c.err = fmt.Errorf("%w: more than %d bytes", blob.ErrSizeMismatch, c.limit)
+		return n, c.err
+	}
+	switch {
+	case err == io.EOF:
+		c.eof = true
+	case err != nil:
+		c.err = err
+		// minio-go takes io.ErrUnexpectedEOF for a short last part:
+		// make sure a failing source aborts the upload.
+		return n, fmt.Errorf("reading content: %w", err)
+	}
+	return n, err
+}
+
+// Delete implements blob.Store.
+func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
+	if err := checkDigest(d); err != nil {
+		return err
+	}
+	key := s.blobKey(d)
+	if _, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); err != nil {
+		return notFound(d, err)
+	}
+	if err := s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil {
+		return fmt.Errorf("delete %s: %w", d, err)
+	}
+	return nil
+}
+
+// Walk implements blob.Store. Objects under blobs/ whose keys do not name a
+// supported digest are skipped.
+func (s *Store) Walk(ctx context.Context, fn func(d digest.Digest, size int64) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pre := s.prefix + "blobs/"
+	for obj := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: pre, Recursive: true}) {
+		if obj.Err != nil {
+			return fmt.Errorf("walk blobs: %w", obj.Err)
+		}
+		alg, enc, ok := strings.Cut(strings.TrimPrefix(obj.Key, pre), "/")
+		if !ok {
+			continue
+		}
+		d := digest.NewDigestFromEncoded(digest.Algorithm(alg), enc)
+		if blob.Supported(d) != nil || s.blobKey(d) != obj.Key {
+			continue
+		}
+		if err := fn(d, obj.Size); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// lock serialises the operations on upload id within the process.
+func (s *Store) lock(id string) (unlock func()) {
+	s.mu.Lock()
+	l := s.ups[id]
+	if l == nil {
+		l = &sessionLock{}
+		s.ups[id] = l
+	}
+	l.refs++
+	s.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		s.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(s.ups, id)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// part is one Append's object.
+type part struct {
+	key   string
+	start int64
+	size  int64 // of the object; the bytes used may be fewer, see layout
+}
+
+// session lists the objects of upload id: whether its marker exists and its
+// parts ordered by start.
+func (s *Store) session(ctx context.Context, pre string) (exists bool, parts []part, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for obj := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: pre, Recursive: true}) {
+		if obj.Err != nil {
+			return false, nil, obj.Err
+		}
+		name := strings.TrimPrefix(obj.Key, pre)
+		if name == sessionName {
+			exists = true
+			continue
+		}
+		if start, ok := parseOffset(name); ok {
+			parts = append(parts, part{key: obj.Key, start: start, size: obj.Size})
+		}
+	}
+	// Keys list in byte order, which the zero padding makes numeric order.
+	slices.SortFunc(parts, func(a, b part) int { return int(min(max(a.start-b.start, -1), 1)) })
+	return exists, parts, nil
+}
+
+func parseOffset(name string) (int64, bool) {
+	if len(name) != offsetDigits {
+		return 0, false
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] < '0' || name[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(name, 10, 64)
+	return n, err == nil
+}
+
+func partKey(pre string, offset int64) string {
+	return fmt.Sprintf("%s%0*d", pre, offsetDigits, offset)
+}
+
+// layout returns how many bytes of each part belong to the upload and the
+// upload's size: a part ends where the next one starts. It reports an
+// error if the parts leave a gap, which no sequence of Appends produces.
+func layout(parts []part) (used []int64, size int64, err error) {
+	used = make([]int64, len(parts))
+	for i, p := range parts {
+		if p.start > size {
+			return nil, 0, fmt.Errorf("upload parts leave a gap at %d", size)
+		}
+		if p.start < size { // cut the previous part
+			used[i-1] -= size - p.start
+		}
+		used[i] = p.size
+		size = p.start + p.size
+	}
+	return used, size, nil
+}
+
+// openSession lists upload id's parts, returning ErrUploadNotFound for a
+// missing or invalid session.
+func (s *Store) openSession(ctx context.Context, id string) (pre string, parts []part, err error) {
+	pre, err = s.sessionPrefix(id)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: %w", blob.ErrUploadNotFound, err)
+	}
+	exists, parts, err := s.session(ctx, pre)
+	if err != nil {
+		return "", nil, fmt.Errorf("upload %s: %w", id, err)
+	}
+	if !exists {
+		return "", nil, fmt.Errorf("%w: %s", blob.ErrUploadNotFound, id)
+	}
+	return pre, parts, nil
+}
+
+// CreateUpload implements blob.Store. It fails if the upload exists.
+func (s *Store) CreateUpload(ctx context.Context, id string) error {
+	pre, err := s.sessionPrefix(id)
+	if err != nil {
+		return err
+	}
+	defer s.lock(id)()
+	exists, parts, err := s.session(ctx, pre)
+	if err != nil {
+		return fmt.Errorf("create upload %s: %w", id, err)
+	}
+	if exists {
+		return fmt.Errorf("create upload %s: already exists", id)
+	}
+	// Parts without a marker are left by an interrupted commit or abort.
+	if err := s.removeParts(ctx, parts); err != nil {
+		return fmt.Errorf("create upload %s: %w", id, err)
+	}
+	opts := minio.PutObjectOptions{ContentType: "application/octet-stream"}
+	opts.SetMatchETagExcept("*") // If-None-Match: *, where supported
+	if _, err := s.c.PutObject(ctx, s.bucket, pre+sessionName, bytes.NewReader(nil), 0, opts); err != nil {
+		return fmt.Errorf("create upload %s: %w", id, err)
+	}
+	return nil
+}
+
+// removeParts deletes parts, last first, so that an interruption leaves a
+// consistent prefix of the upload.
+func (s *Store) removeParts(ctx context.Context, parts []part) error {
+	for _, p := range slices.Backward(parts) {
+		if err := s.c.RemoveObject(ctx, s.bucket, p.key, minio.RemoveObjectOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UploadSize implements blob.Store.
+func (s *Store) UploadSize(ctx context.Context, id string) (int64, error) {
+	_, parts, err := s.openSession(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	_, size, err := layout(parts)
+	if err != nil {
+		return 0, fmt.Errorf("upload %s: %w", id, err)
+	}
+	return size, nil
+}
+
+// Append implements blob.Store. The bytes become one new part object;
+// parts starting at or past offset are deleted first.
+func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
+	if !validID(id) {
+		return 0, fmt.Errorf("%w: %w %q", blob.ErrUploadNotFound, ErrInvalidID, id)
+	}
+	defer s.lock(id)()
+	pre, parts, err := s.openSession(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	_, size, err := layout(parts)
+	if err != nil {
+		return 0, fmt.Errorf("upload %s: %w", id, err)
+	}
+	if offset < 0 || offset > size {
+		return 0, fmt.Errorf("%w: upload %s holds %d bytes, append at %d", blob.ErrOffset, id, size, offset)
+	}
+	// Peek, so that an empty Append writes nothing.
+	var first [1]byte
+	n, err := io.ReadFull(r, first[:])
+	if err == io.EOF {
+		if err := s.truncate(ctx, id, parts, offset); err != nil {
+			return 0, err
+		}
+		return offset, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("append to upload %s: %w", id, err)
+	}
+	if err := s.truncate(ctx, id, parts, offset); err != nil {
+		return 0, err
+	}
+	m, err := s.write(ctx, partKey(pre, offset), io.MultiReader(bytes.NewReader(first[:n]), r), -1)
+	if err != nil {
+		return 0, fmt.Errorf("append to upload %s: %w", id, err)
+	}
+	return offset + m, nil
+}
+
+// truncate deletes the parts starting at or past offset.
+func (s *Store) truncate(ctx context.Context, id string, parts []part, offset int64) error {
+	i := slices.IndexFunc(parts, func(p part) bool { return p.start >= offset })
+	if i < 0 {
+		return nil
+	}
+	if err := s.removeParts(ctx, parts[i:]); err != nil {
+		return fmt.Errorf("append to upload %s: discarding unacknowledged bytes: %w", id, err)
+	}
+	return nil
+}
+
+// CommitUpload implements blob.Store.
+func (s *Store) CommitUpload(ctx context.Context, id string, d digest.Digest, size int64) (int64, error) {
+	if err := checkDigest(d); err != nil {
+		return 0, err
+	}
+	if !validID(id) {
+		return 0, fmt.Errorf("%w: %w %q", blob.ErrUploadNotFound, ErrInvalidID, id)
+	}
+	defer s.lock(id)()
+	_, parts, err := s.openSession(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	used, total, err := layout(parts)
+	if err != nil {
+		return 0, fmt.Errorf("upload %s: %w", id, err)
+	}
+	if size >= 0 && size != total {
+		return 0, fmt.Errorf("commit upload %s: %w: holds %d bytes, want %d", id, blob.ErrSizeMismatch, total, size)
+	}
+	pr := &partsReader{ctx: ctx, s: s, parts: parts, used: used}
+	defer pr.Close()
+	n, err := s.put(ctx, d, total, pr)
+	if err != nil {
+		return 0, fmt.Errorf("commit upload %s: %w", id, err)
+	}
+	if err := s.removeSession(ctx, id); err != nil {
+		return 0, fmt.Errorf("commit upload %s: %w", id, err)
+	}
+	return n, nil
+}
+
+// partsReader reads the bytes of an upload's parts in order.
+type partsReader struct {
+	ctx   context.Context
+	s     *Store
+	parts []part
+	used  []int64
+	cur   io.ReadCloser
+}
+
+func (r *partsReader) Read(p []byte) (int, error) {
+	for {
+		if r.cur != nil {
+			n, err := r.cur.Read(p)
+			if err == io.EOF {
+				r.cur.Close()
+				r.cur = nil
+				if n > 0 {
+					return n, nil
+				}
+				continue
+			}
+			return n, err
+		}
+		if len(r.parts) == 0 {
+			return 0, io.EOF
+		}
+		pt, used := r.parts[0], r.used[0]
+		r.parts, r.used = r.parts[1:], r.used[1:]
+		if used == 0 {
+			continue
+		}
+		opts := minio.GetObjectOptions{}
+		if used < pt.size {
+			if err := opts.SetRange(0, used-1); err != nil {
+				return 0, err
+			}
+		}
+		obj, err := r.s.c.GetObject(r.ctx, r.s.bucket, pt.key, opts)
+		if err != nil {
+			return 0, err
+		}
+		// Guard against a part shorter than listed.
+		r.cur = struct {
+			io.Reader
+			io.Closer
+		}{&exactReader{r: obj, left: used}, obj}
+	}
+}
+
+func (r *partsReader) Close() {
+	if r.cur != nil {
+		r.cur.Close()
+		r.cur = nil
+	}
+}
+
+// exactReader reads exactly left bytes from r, failing on a short read.
+type exactReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.left == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF && e.left > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+// removeSession deletes the parts of upload id, then its marker.
+func (s *Store) removeSession(ctx context.Context, id string) error {
+	pre, err := s.sessionPrefix(id)
+	if err != nil {
+		return err
+	}
+	_, parts, err := s.session(ctx, pre)
+	if err != nil {
+		return err
+	}
+	if err := s.removeParts(ctx, parts); err != nil {
+		return err
+	}
+	return s.c.RemoveObject(ctx, s.bucket, pre+sessionName, minio.RemoveObjectOptions{})
+}
+
+// AbortUpload implements blob.Store.
+func (s *Store) AbortUpload(ctx context.Context, id string) error {
+	if !validID(id) {
+		return fmt.Errorf("%w: %w %q", blob.ErrUploadNotFound, ErrInvalidID, id)
+	}
+	defer s.lock(id)()
+	if _, _, err := s.openSession(ctx, id); err != nil {
+		return err
+	}
+	if err := s.removeSession(ctx, id); err != nil {
+		return fmt.Errorf("abort upload %s: %w", id, err)
+	}
+	return nil
+}
+
+// Uploads implements blob.Store. An upload's modification time is that of
+// its newest object.
+func (s *Store) Uploads(ctx context.Context, fn func(id string, modified time.Time) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pre := s.uploadsPrefix()
+	var (
+		id      string
+		mod     time.Time
+		session bool
+	)
+	flush := func() error {
+		if id == "" || !session {
+			return nil
+		}
+		return fn(id, mod)
+	}
+	// All keys of one session share a prefix, so they list consecutively.
+	for obj := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: pre, Recursive: true}) {
+		if obj.Err != nil {
+			return fmt.Errorf("list uploads: %w", obj.Err)
+		}
+		oid, name, ok := strings.Cut(strings.TrimPrefix(obj.Key, pre), "/")
+		if !ok || !validID(oid) {
+			continue // temporary objects and strays
+		}
+		if oid != id {
+			if err := flush(); err != nil {
+				return err
+			}
+			id, mod, session = oid, time.Time{}, false
+		}
+		if name == sessionName {
+			session = true
+		}
+		if obj.LastModified.After(mod) {
+			mod = obj.LastModified
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// PurgeTemp deletes the temporary objects of Put and CommitUpload calls
+// last modified before t, left by crashed processes, and returns how many
+// it deleted.
+func (s *Store) PurgeTemp(ctx context.Context, t time.Time) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n := 0
+	pre := s.uploadsPrefix() + putPrefix
+	for obj := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: pre}) {
+		if obj.Err != nil {
+			return n, fmt.Errorf("list temporary objects: %w", obj.Err)
+		}
+		if !obj.LastModified.Before(t) {
+			continue
+		}
+		if err := s.c.RemoveObject(ctx, s.bucket, obj.Key, minio.RemoveObjectOptions{}); err != nil {
+			return n, fmt.Errorf("remove temporary object: %w", err)
+		}
+		n++
+	}
+	return n, nil
+}

@@ -1,0 +1,247 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/custody-dev/custody/internal/blob"
+	"github.com/custody-dev/custody/internal/blob/blobtest"
+	"github.com/minio/minio-go/v7"
+	"github.com/opencontainers/go-digest"
+)
+
+// testOptions returns Options for the server CUSTODY_TEST_S3 names
+// (http://ACCESS:SECRET@HOST:PORT/BUCKET; scripts/minio.sh starts one), with
+// a fresh prefix. Without it the test is skipped, or fails under CI, where
+// the server must be there.
+func testOptions(tb testing.TB) Options {
+	tb.Helper()
+	raw := os.Getenv("CUSTODY_TEST_S3")
+	if raw == "" {
+		if os.Getenv("CI") != "" {
+			tb.Fatal("CUSTODY_TEST_S3 is not set under CI: scripts/minio.sh must start MinIO " +
+				"(scripts/test.sh runs it)")
+		}
+		tb.Skip("CUSTODY_TEST_S3 is not set; run `eval \"$(bash scripts/minio.sh start)\"` " +
+			"to test the S3 backend")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User == nil {
+		tb.Fatalf("CUSTODY_TEST_S3 must be http(s)://ACCESS:SECRET@HOST:PORT/BUCKET (%v)", err)
+	}
+	pass, _ := u.User.Password()
+	var b [8]byte
+	rand.Read(b[:])
+	return Options{
+		Endpoint:  u.Host,
+		Secure:    u.Scheme == "https",
+		AccessKey: u.User.Username(),
+		SecretKey: pass,
+		Bucket:    strings.Trim(u.Path, "/"),
+		Prefix:    "test-" + hex.EncodeToString(b[:]) + "/",
+	}
+}
+
+// newStore returns a Store under a fresh prefix, emptied when tb ends.
+func newStore(tb testing.TB) *Store {
+	tb.Helper()
+	s, err := New(testOptions(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		// tb's context is cancelled before cleanups run.
+		ctx := context.Background()
+		objs := s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.prefix, Recursive: true})
+		for err := range s.c.RemoveObjects(ctx, s.bucket, objs, minio.RemoveObjectsOptions{}) {
+			tb.Errorf("cleaning up %s: %v", s.prefix, err.Err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	blobtest.Run(t, func(t *testing.T) blob.Store { return newStore(t) })
+}
+
+// keys returns the keys under the store's prefix, without it.
+func keys(t *testing.T, s *Store) []string {
+	t.Helper()
+	var ks []string
+	for obj := range s.c.ListObjects(t.Context(), s.bucket, minio.ListObjectsOptions{Prefix: s.prefix, Recursive: true}) {
+		if obj.Err != nil {
+			t.Fatal(obj.Err)
+		}
+		ks = append(ks, strings.TrimPrefix(obj.Key, s.prefix))
+	}
+	return ks
+}
+
+func TestLayout(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	data := []byte("layout")
+	d := digest.SHA256.FromBytes(data)
+	if _, err := s.Put(ctx, d, -1, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateUpload(ctx, "u"); err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []int64{0, 3} {
+		if _, err := s.Append(ctx, "u", off, bytes.NewReader([]byte("abc"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := fmt.Sprint([]string{
+		"blobs/sha256/" + d.Encoded(),
+		"uploads/u/0000000000000000",
+		"uploads/u/0000000000000003",
+		"uploads/u/session",
+	})
+	if got := fmt.Sprint(keys(t, s)); got != want {
+		t.Fatalf("keys = %s, want %s", got, want)
+	}
+}
+
+func TestHostileUploadIDs(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	for _, id := range []string{
+		"../x", "a/b", "", "a\x00b", ".", "..", "/x", " x", "é", ".put-0000",
+		strings.Repeat("a", maxIDLen+1), "session/../x",
+	} {
+		t.Run(fmt.Sprintf("%q", id), func(t *testing.T) {
+			if err := s.CreateUpload(ctx, id); !errors.Is(err, ErrInvalidID) {
+				t.Errorf("CreateUpload = %v, want ErrInvalidID", err)
+			}
+			if _, err := s.UploadSize(ctx, id); !errors.Is(err, blob.ErrUploadNotFound) || !errors.Is(err, ErrInvalidID) {
+				t.Errorf("UploadSize = %v, want ErrUploadNotFound and ErrInvalidID", err)
+			}
+			if _, err := s.Append(ctx, id, 0, strings.NewReader("pwned")); !errors.Is(err, blob.ErrUploadNotFound) {
+				t.Errorf("Append = %v, want ErrUploadNotFound", err)
+			}
+			if _, err := s.CommitUpload(ctx, id, digest.SHA256.FromString("victim"), -1); !errors.Is(err, blob.ErrUploadNotFound) {
+				t.Errorf("CommitUpload = %v, want ErrUploadNotFound", err)
+			}
+			if err := s.AbortUpload(ctx, id); !errors.Is(err, blob.ErrUploadNotFound) {
+				t.Errorf("AbortUpload = %v, want ErrUploadNotFound", err)
+			}
+		})
+	}
+	if got := keys(t, s); len(got) != 0 {
+		t.Fatalf("keys = %v, want none", got)
+	}
+}
+
+func TestCreateUploadTwice(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	if err := s.CreateUpload(ctx, "twice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, "twice", 0, strings.NewReader("data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateUpload(ctx, "twice"); err == nil {
+		t.Fatal("second CreateUpload succeeded")
+	}
+	if n, err := s.UploadSize(ctx, "twice"); err != nil || n != 4 {
+		t.Fatalf("UploadSize = %d, %v; want 4", n, err)
+	}
+}
+
+// TestTruncateKeepsParts checks that resuming inside a part cuts it
+// logically: the part object stays as written (WORM), later ones go.
+func TestTruncateKeepsParts(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	if err := s.CreateUpload(ctx, "u"); err != nil {
+		t.Fatal(err)
+	}
+	for _, chunk := range []struct {
+		off  int64
+		data string
+	}{{0, "hello "}, {6, "world"}, {11, "!!!"}, {3, "p!"}} {
+		if _, err := s.Append(ctx, "u", chunk.off, strings.NewReader(chunk.data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := fmt.Sprint([]string{"uploads/u/0000000000000000", "uploads/u/0000000000000003", "uploads/u/session"})
+	if got := fmt.Sprint(keys(t, s)); got != want {
+		t.Fatalf("keys = %s, want %s", got, want)
+	}
+	if n, err := s.UploadSize(ctx, "u"); err != nil || n != 5 {
+		t.Fatalf("UploadSize = %d, %v; want 5", n, err)
+	}
+	d := digest.SHA256.FromString("help!")
+	if _, err := s.CommitUpload(ctx, "u", d, 5); err != nil {
+		t.Fatal(err)
+	}
+	rc, _, err := s.Open(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if b, _ := io.ReadAll(rc); string(b) != "help!" {
+		t.Fatalf("content %q", b)
+	}
+	if got := keys(t, s); len(got) != 1 {
+		t.Fatalf("keys after commit = %v, want the blob only", got)
+	}
+}
+
+func TestPurgeTemp(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	tmp, err := s.tempKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.c.PutObject(ctx, s.bucket, tmp, strings.NewReader("partial"), 7, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateUpload(ctx, "session1"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PurgeTemp(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("PurgeTemp(an hour ago) = %d, %v; want 0", n, err)
+	}
+	if n, err := s.PurgeTemp(ctx, time.Now().Add(time.Minute)); err != nil || n != 1 {
+		t.Fatalf("PurgeTemp(now) = %d, %v; want 1", n, err)
+	}
+	if _, err := s.UploadSize(ctx, "session1"); err != nil {
+		t.Errorf("upload session touched: %v", err)
+	}
+}
+
+func TestLayoutGap(t *testing.T) {
+	if _, _, err := layout([]part{{start: 0, size: 3}, {start: 5, size: 1}}); err == nil {
+		t.Fatal("layout with a gap succeeded")
+	}
+	used, size, err := layout([]part{{start: 0, size: 10}, {start: 4, size: 2}, {start: 6, size: 0}})
+	if err != nil || size != 6 || fmt.Sprint(used) != "[4 2 0]" {
+		t.Fatalf("layout = %v, %d, %v", used, size, err)
+	}
+}
+
+// TestObjectLockBucket checks that the test bucket is a WORM bucket, as
+// scripts/minio.sh creates it, so the suite shows that the store never
+// needs to rewrite an object.
+func TestObjectLockBucket(t *testing.T) {
+	s := newStore(t)
+	status, _, _, _, err := s.c.GetObjectLockConfig(t.Context(), s.bucket)
+	if err != nil || status != "Enabled" {
+		t.Fatalf("object lock of bucket %s: %q, %v; want Enabled", s.bucket, status, err)
+	}
+}
