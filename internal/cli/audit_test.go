@@ -210,7 +210,7 @@ func TestAuditExportAndRefusal(t *testing.T) {
 	if code == 0 || !strings.Contains(errb, "inconsistent") {
 		t.Fatalf("signing a forked log: exit %d, %s", code, errb)
 	}
-	if !strings.Contains(srv.Logs(), "REFUSING TO SIGN AUDIT CHECKPOINT") {
+	if !srv.WaitLog("REFUSING TO SIGN AUDIT CHECKPOINT", 5*time.Second) {
 		t.Fatalf("server did not log the refusal:\n%s", srv.Logs())
 	}
 }

@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -183,7 +183,7 @@ func TestGGCRClients(t *testing.T) {
 		if !a.blobExists(t, "ggcr/mount-dst", ggcrDigest(ld)) {
 			t.Fatal("mounted layer missing in the target repository")
 		}
-		if !strings.Contains(srv.Logs(), "blob.mount") {
+		if !srv.WaitLog("blob.mount", 5*time.Second) {
 			t.Fatal("the layer was uploaded again instead of mounted")
 		}
 		// Copying a whole image between repositories mounts its blobs.

@@ -220,3 +220,18 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// WaitLog waits up to timeout for the server's log to contain s. The log
+// reaches this process through a pipe copied by another goroutine, so a
+// line the server wrote before answering may arrive after the answer.
+func (s *Server) WaitLog(substr string, timeout time.Duration) bool {
+	for deadline := time.Now().Add(timeout); ; {
+		if strings.Contains(s.Logs(), substr) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
