@@ -97,3 +97,23 @@ func Supported(d digest.Digest) error {
 	}
 	return d.Validate()
 }
+
+// MaxUploadIDLen is the longest upload ID a backend accepts.
+const MaxUploadIDLen = 128
+
+// ValidUploadID reports whether id is an upload ID every backend accepts:
+// 1 to MaxUploadIDLen characters of [A-Za-z0-9_-], so it can name a file or
+// an object key component without escaping anything.
+func ValidUploadID(id string) bool {
+	if id == "" || len(id) > MaxUploadIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}

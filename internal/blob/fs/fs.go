@@ -42,7 +42,7 @@ const (
 	filePerm = 0o640
 
 	// maxIDLen is the longest upload ID accepted.
-	maxIDLen = 128
+	maxIDLen = blob.MaxUploadIDLen
 	// putPrefix starts the names of Put's temporary files. It cannot begin
 	// a valid upload ID, so the two never collide.
 	putPrefix = ".put-"
@@ -128,24 +128,10 @@ func (s *Store) blobPath(d digest.Digest) string {
 // uploadPath returns the file of upload id, or an error wrapping
 // ErrInvalidID if id could name anything but a file directly in uploads/.
 func (s *Store) uploadPath(id string) (string, error) {
-	if !validID(id) {
+	if !blob.ValidUploadID(id) {
 		return "", fmt.Errorf("%w %q", ErrInvalidID, id)
 	}
 	return filepath.Join(s.uploads, id), nil
-}
-
-func validID(id string) bool {
-	if id == "" || len(id) > maxIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		switch c := id[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 func checkDigest(d digest.Digest) error {
@@ -649,7 +635,7 @@ func (s *Store) Uploads(ctx context.Context, fn func(id string, modified time.Ti
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !e.Type().IsRegular() || !validID(e.Name()) {
+		if !e.Type().IsRegular() || !blob.ValidUploadID(e.Name()) {
 			continue
 		}
 		fi, err := e.Info()

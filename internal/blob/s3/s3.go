@@ -71,7 +71,7 @@ const (
 	maxParts = 10000
 
 	// maxIDLen is the longest upload ID accepted.
-	maxIDLen = 128
+	maxIDLen = blob.MaxUploadIDLen
 	// putPrefix starts the names of temporary objects under uploads/. It
 	// cannot begin a valid upload ID, so the two never collide.
 	putPrefix = ".put-"
@@ -173,24 +173,10 @@ func (s *Store) uploadsPrefix() string { return s.prefix + "uploads/" }
 // sessionPrefix returns the prefix of upload id's objects, or an error
 // wrapping ErrInvalidID.
 func (s *Store) sessionPrefix(id string) (string, error) {
-	if !validID(id) {
+	if !blob.ValidUploadID(id) {
 		return "", fmt.Errorf("%w %q", ErrInvalidID, id)
 	}
 	return s.uploadsPrefix() + id + "/", nil
-}
-
-func validID(id string) bool {
-	if id == "" || len(id) > maxIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		switch c := id[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 func checkDigest(d digest.Digest) error {
@@ -632,7 +618,7 @@ func (s *Store) UploadSize(ctx context.Context, id string) (int64, error) {
 // Append implements blob.Store. The bytes become one new part object;
 // parts starting at or past offset are deleted first.
 func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
-	if !validID(id) {
+	if !blob.ValidUploadID(id) {
 		return 0, fmt.Errorf("%w: %w %q", blob.ErrUploadNotFound, ErrInvalidID, id)
 	}
 	defer s.lock(id)()
@@ -686,7 +672,7 @@ func (s *Store) CommitUpload(ctx context.Context, id string, d digest.Digest, si
 	if err := checkDigest(d); err != nil {
 		return 0, err
 	}
-	if !validID(id) {
+	if !blob.ValidUploadID(id) {
 		return 0, fmt.Errorf("%w: %w %q", blob.ErrUploadNotFound, ErrInvalidID, id)
 	}
 	defer s.lock(id)()
@@ -811,7 +797,7 @@ func (s *Store) removeSession(ctx context.Context, id string) error {
 
 // AbortUpload implements blob.Store.
 func (s *Store) AbortUpload(ctx context.Context, id string) error {
-	if !validID(id) {
+	if !blob.ValidUploadID(id) {
 		return fmt.Errorf("%w: %w %q", blob.ErrUploadNotFound, ErrInvalidID, id)
 	}
 	defer s.lock(id)()
@@ -847,7 +833,7 @@ func (s *Store) Uploads(ctx context.Context, fn func(id string, modified time.Ti
 			return fmt.Errorf("list uploads: %w", obj.Err)
 		}
 		oid, name, ok := strings.Cut(strings.TrimPrefix(obj.Key, pre), "/")
-		if !ok || !validID(oid) {
+		if !ok || !blob.ValidUploadID(oid) {
 			continue // temporary objects and strays
 		}
 		if oid != id {
