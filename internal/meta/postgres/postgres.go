@@ -14,6 +14,15 @@
 // with a serialization failure or a deadlock are retried a few times, so a
 // TagCheck may be called again for the same tag; it must not have effects
 // beyond its verdict.
+//
+// Beyond meta.Store, Store implements what the rest of the server needs
+// from its metadata backend, as the SQLite backend does: retention.Store
+// and policy.Store (retention.go), builds.Index fed by PutManifest and tag
+// moves (builds.go), gc.Store with PutManifestVerified (gc.go),
+// scrub.Store (scrub.go) and tlog.Store (tlog.go), plus TryLock for
+// electing the replica that runs periodic jobs (leader.go). Each file
+// says how it stays correct with several replicas writing at once; the
+// shared suites in internal/meta/metatest check it with two Stores.
 package postgres
 
 import (
@@ -39,6 +48,8 @@ const maxAttempts = 5
 // use, also by several processes sharing the database.
 type Store struct {
 	pool *pgxpool.Pool
+	// conn configures the dedicated connections TryLock opens.
+	conn *pgx.ConnConfig
 }
 
 var _ meta.Store = (*Store)(nil)
@@ -58,7 +69,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: migrate: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pool, conn: cfg.ConnConfig.Copy()}, nil
 }
 
 // Close closes the connection pool.
@@ -157,6 +168,9 @@ func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest, size
 		if err := ensureRepo(ctx, tx, repo); err != nil {
 			return err
 		}
+		if err := lockDigests(ctx, tx, d); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO blob_links(repo, digest, size) VALUES ($1, $2, $3)
 			ON CONFLICT DO NOTHING`, repo, d.String(), size)
 		if err != nil {
@@ -214,6 +228,12 @@ func (s *Store) BlobLinked(ctx context.Context, d digest.Digest) (bool, error) {
 // byte order (duplicates once), which keeps concurrent pushes of
 // overlapping tag sets from deadlocking.
 func (s *Store) PutManifest(ctx context.Context, m meta.Manifest, tags []string, check meta.TagCheck) error {
+	return s.putManifest(ctx, m, tags, check, nil)
+}
+
+// putManifest is PutManifest; verify, if not nil, runs inside the
+// transaction before anything is written and aborts it with its error.
+func (s *Store) putManifest(ctx context.Context, m meta.Manifest, tags []string, check meta.TagCheck, verify func(pgx.Tx) error) error {
 	annotations, err := encodeAnnotations(m.Annotations)
 	if err != nil {
 		return fmt.Errorf("postgres: manifest %s: %w", m.Digest, err)
@@ -227,6 +247,14 @@ func (s *Store) PutManifest(ctx context.Context, m meta.Manifest, tags []string,
 		if err := ensureRepo(ctx, tx, m.Repo); err != nil {
 			return err
 		}
+		if err := lockDigests(ctx, tx, manifestDigests(m)...); err != nil {
+			return err
+		}
+		if verify != nil {
+			if err := verify(tx); err != nil {
+				return err
+			}
+		}
 		res, err := tx.Exec(ctx, `INSERT INTO manifests
 			(repo, digest, media_type, size, artifact_type, subject, annotations, created)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
@@ -237,6 +265,9 @@ func (s *Store) PutManifest(ctx context.Context, m meta.Manifest, tags []string,
 		}
 		if res.RowsAffected() > 0 {
 			if err := insertRefs(ctx, tx, m); err != nil {
+				return err
+			}
+			if err := insertBuildMeta(ctx, tx, m); err != nil {
 				return err
 			}
 		}
@@ -289,9 +320,11 @@ func moveTag(ctx context.Context, tx pgx.Tx, repo, tag string, next digest.Diges
 		}
 		if res.RowsAffected() > 0 {
 			if check != nil {
-				return check(tag, "", next)
+				if err := check(tag, "", next); err != nil {
+					return err
+				}
 			}
-			return nil
+			return recordTagMove(ctx, tx, repo, tag, next, now)
 		}
 
 		var cur string
@@ -314,7 +347,7 @@ func moveTag(ctx context.Context, tx pgx.Tx, repo, tag string, next digest.Diges
 			repo, tag, next.String(), now); err != nil {
 			return fmt.Errorf("postgres: move tag %s in %s: %w", tag, repo, err)
 		}
-		return nil
+		return recordTagMove(ctx, tx, repo, tag, next, now)
 	}
 	return fmt.Errorf("postgres: tag %s in %s keeps disappearing", tag, repo)
 }

@@ -74,6 +74,105 @@ CREATE TABLE uploads (
 );
 CREATE INDEX uploads_updated ON uploads(updated);
 `,
+	// 2: what the SQLite backend's migrations 2 to 4 add: repository
+	// policies (versioned), artifact retention, the build metadata index
+	// with tag history (backfilled from the existing manifests and tags),
+	// and the tamper-evident audit log (see tlog.go and docs/audit.md).
+	`
+CREATE TABLE policies (
+	pattern TEXT COLLATE "C" NOT NULL,
+	version INTEGER NOT NULL,
+	body    TEXT    NOT NULL, -- JSON of policy.Policy
+	created BIGINT  NOT NULL,
+	PRIMARY KEY (pattern, version)
+);
+
+CREATE TABLE retention (
+	repo         TEXT COLLATE "C" NOT NULL,
+	digest       TEXT COLLATE "C" NOT NULL,
+	mode         TEXT    NOT NULL DEFAULT '' CHECK (mode IN ('', 'governance', 'compliance')),
+	retain_until BIGINT  NOT NULL DEFAULT 0, -- unix nanoseconds; 0: none
+	legal_hold   BOOLEAN NOT NULL DEFAULT false,
+	updated      BIGINT  NOT NULL,
+	PRIMARY KEY (repo, digest)
+);
+CREATE INDEX retention_digest ON retention(digest);
+
+CREATE TABLE build_meta (
+	repo         TEXT COLLATE "C" NOT NULL,
+	digest       TEXT COLLATE "C" NOT NULL,
+	revision     TEXT,
+	source       TEXT,
+	version      TEXT,
+	created      TEXT,
+	build_number TEXT,
+	pipeline_run TEXT,
+	PRIMARY KEY (repo, digest),
+	FOREIGN KEY (repo, digest) REFERENCES manifests(repo, digest) ON DELETE CASCADE
+);
+CREATE INDEX build_meta_revision ON build_meta(revision) WHERE revision IS NOT NULL;
+CREATE INDEX build_meta_version ON build_meta(repo, version) WHERE version IS NOT NULL;
+
+INSERT INTO build_meta(repo, digest, revision, source, version, created, build_number, pipeline_run)
+SELECT repo, digest, r, s, v, c, b, p FROM (
+	SELECT repo, digest,
+		annotations->>'org.opencontainers.image.revision' AS r,
+		annotations->>'org.opencontainers.image.source' AS s,
+		annotations->>'org.opencontainers.image.version' AS v,
+		annotations->>'org.opencontainers.image.created' AS c,
+		annotations->>'dev.custody.build.number' AS b,
+		annotations->>'dev.custody.pipeline.run' AS p
+	FROM manifests WHERE jsonb_typeof(annotations) = 'object'
+) a WHERE COALESCE(r, s, v, c, b, p) IS NOT NULL;
+
+-- id orders the history of a tag: the transaction that moves a tag holds
+-- the tag's row lock while it inserts here, so ids follow commit order.
+CREATE TABLE tag_history (
+	id     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	repo   TEXT COLLATE "C" NOT NULL,
+	tag    TEXT COLLATE "C" NOT NULL,
+	digest TEXT COLLATE "C" NOT NULL,
+	at     BIGINT NOT NULL
+);
+CREATE INDEX tag_history_tag ON tag_history(repo, tag, id);
+
+INSERT INTO tag_history(repo, tag, digest, at)
+SELECT repo, tag, digest, updated FROM tags ORDER BY updated, repo, tag;
+
+CREATE TABLE tlog_leaves (
+	idx       BIGINT NOT NULL PRIMARY KEY, -- leaf index, from 0
+	entry     TEXT   NOT NULL,             -- canonical JSON of tlog.Entry, byte for byte
+	leaf_hash BYTEA  NOT NULL,             -- SHA-256(0x00 || entry)
+	doc       JSONB                        -- entry parsed, for search; NULL if not JSON
+);
+CREATE INDEX tlog_leaves_hash ON tlog_leaves(leaf_hash);
+CREATE INDEX tlog_leaves_doc ON tlog_leaves USING GIN (doc jsonb_path_ops);
+
+-- The log's size. Appends lock this one row, so replicas sharing the
+-- database append one sequence: an append that does not start at the
+-- current size fails and writes nothing.
+CREATE TABLE tlog_head (
+	one  BOOLEAN NOT NULL PRIMARY KEY DEFAULT true CHECK (one),
+	size BIGINT  NOT NULL
+);
+INSERT INTO tlog_head(one, size) VALUES (true, 0);
+
+-- Nodes of the Merkle tree as appended: roots of perfect subtrees (level 0:
+-- leaf hashes). Proofs are built from these alone.
+CREATE TABLE tlog_nodes (
+	level INTEGER NOT NULL,
+	idx   BIGINT  NOT NULL,
+	hash  BYTEA   NOT NULL,
+	PRIMARY KEY (level, idx)
+);
+
+CREATE TABLE tlog_checkpoints (
+	size    BIGINT NOT NULL PRIMARY KEY,
+	root    BYTEA  NOT NULL,
+	note    TEXT   NOT NULL, -- the signed note
+	created BIGINT NOT NULL
+);
+`,
 }
 
 // migrate brings the schema (the first schema on the connection's

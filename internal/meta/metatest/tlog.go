@@ -1,0 +1,399 @@
+package metatest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/custody-dev/custody/internal/tlog"
+)
+
+// RunTlog is the conformance suite for tlog.Store: directly, through a
+// tlog.Log, and with two replicas appending to one log at once.
+func RunTlog(t *testing.T, open Replicas[tlog.Store]) {
+	runSuite(t, open, []subtest[tlog.Store]{
+		{"Empty", testTlogEmpty},
+		{"LogRoundTrip", testTlogRoundTrip},
+		{"Search", testTlogSearch},
+		{"AppendAtWrongStart", testTlogAppendAtWrongStart},
+		{"FillNodesKeepsExisting", testTlogFillNodes},
+		{"ConcurrentAppends", testTlogConcurrentAppends},
+	})
+}
+
+var tlogFactory = &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+
+// openLog opens a tlog.Log on s with a new key and the clock now.
+func openLog(t *testing.T, s tlog.Store, now func() time.Time) *tlog.Log {
+	t.Helper()
+	signer, vkey, err := tlog.LoadOrCreateKey(t.TempDir(), "custody/metatest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := tlog.Open(t.Context(), s, tlog.Options{Signer: signer, VerifierKey: vkey, Now: now})
+	if err != nil {
+		t.Fatalf("tlog.Open: %v", err)
+	}
+	t.Cleanup(l.Close)
+	return l
+}
+
+// leavesFor builds the leaves and nodes that extend the tree of size
+// start, whose compact range is hashes, by entries.
+func leavesFor(t *testing.T, start uint64, hashes [][]byte, entries [][]byte) ([]tlog.Leaf, []tlog.Node) {
+	t.Helper()
+	// The range appends into the slice it is given: give it a copy.
+	rng, err := tlogFactory.NewRange(0, start, slices.Clone(hashes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		leaves []tlog.Leaf
+		nodes  []tlog.Node
+	)
+	for i, e := range entries {
+		h := tlog.LeafHash(e)
+		leaves = append(leaves, tlog.Leaf{Index: start + uint64(i), Entry: e, Hash: h})
+		if err := rng.Append(h, func(id compact.NodeID, hash []byte) {
+			nodes = append(nodes, tlog.Node{ID: id, Hash: hash})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return leaves, nodes
+}
+
+func testTlogEmpty(t *testing.T, open Replicas[tlog.Store]) {
+	s := one(t, open)
+	ctx := t.Context()
+	if n, err := s.TlogSize(ctx); err != nil || n != 0 {
+		t.Fatalf("TlogSize of an empty log = %d, %v", n, err)
+	}
+	if _, err := s.TlogLatestCheckpoint(ctx); !errors.Is(err, tlog.ErrNotFound) {
+		t.Fatalf("TlogLatestCheckpoint of an empty log: %v, want tlog.ErrNotFound", err)
+	}
+	if _, err := s.TlogLeafIndex(ctx, tlog.LeafHash([]byte("x"))); !errors.Is(err, tlog.ErrNotFound) {
+		t.Fatalf("TlogLeafIndex of an absent leaf: %v, want tlog.ErrNotFound", err)
+	}
+	if _, err := s.TlogNodes(ctx, []compact.NodeID{compact.NewNodeID(0, 0)}); !errors.Is(err, tlog.ErrNotFound) {
+		t.Fatalf("TlogNodes of an absent node: %v, want tlog.ErrNotFound", err)
+	}
+	if hs, err := s.TlogNodes(ctx, nil); err != nil || len(hs) != 0 {
+		t.Fatalf("TlogNodes(nil) = %v, %v", hs, err)
+	}
+	if ls, err := s.TlogLeaves(ctx, 0, 10); err != nil || len(ls) != 0 {
+		t.Fatalf("TlogLeaves of an empty log = %v, %v", ls, err)
+	}
+}
+
+func testTlogRoundTrip(t *testing.T, open Replicas[tlog.Store]) {
+	s := one(t, open)
+	ctx := t.Context()
+	l := openLog(t, s, nil)
+	var entries [][]byte
+	appendN := func(n int) {
+		for range n {
+			e := tlog.Entry{Action: "manifest.put", Actor: "alice", Auth: "basic", Repo: fmt.Sprint("team/app", len(entries)%7),
+				Result: "ok", Reason: "<&> \u2028 é", Time: tlog.FormatTime(time.Now())}
+			entries = append(entries, e.Canonical())
+			l.Append(e)
+		}
+		l.Flush()
+	}
+	appendN(300)
+	cp1, err := l.Checkpoint(ctx)
+	if err != nil || cp1.Size != 300 {
+		t.Fatalf("Checkpoint = %+v, %v", cp1, err)
+	}
+	appendN(213)
+	cp2, err := l.Checkpoint(ctx)
+	if err != nil || cp2.Size != 513 {
+		t.Fatalf("Checkpoint = %+v, %v", cp2, err)
+	}
+	latest, err := s.TlogLatestCheckpoint(ctx)
+	if err != nil || latest.Size != 513 || !bytes.Equal(latest.Root, cp2.Root) || !bytes.Equal(latest.Note, cp2.Note) ||
+		latest.Origin != "custody/metatest" {
+		t.Fatalf("TlogLatestCheckpoint = %+v, %v; want the second checkpoint with its origin", latest, err)
+	}
+	if n, err := s.TlogSize(ctx); err != nil || n != 513 {
+		t.Fatalf("TlogSize = %d, %v", n, err)
+	}
+	leaves, err := s.TlogLeaves(ctx, 0, 1000)
+	if err != nil || len(leaves) != 513 {
+		t.Fatalf("TlogLeaves = %d leaves, %v", len(leaves), err)
+	}
+	hashes := make([][]byte, len(leaves))
+	for i, lf := range leaves {
+		if lf.Index != uint64(i) || !bytes.Equal(lf.Entry, entries[i]) || !bytes.Equal(lf.Hash, tlog.LeafHash(entries[i])) {
+			t.Fatalf("leaf %d = {%d %q}, want {%d %q} byte for byte", i, lf.Index, lf.Entry, i, entries[i])
+		}
+		hashes[i] = lf.Hash
+	}
+	if part, err := s.TlogLeaves(ctx, 100, 103); err != nil || len(part) != 3 || part[0].Index != 100 {
+		t.Fatalf("TlogLeaves(100, 103) = %v, %v", part, err)
+	}
+	if root := tlog.RootFromLeafHashes(hashes); !bytes.Equal(root, cp2.Root) {
+		t.Fatal("root recomputed from the stored leaves differs from the checkpoint")
+	}
+	for _, i := range []uint64{0, 1, 255, 256, 299, 512} {
+		p, err := l.InclusionProof(ctx, i, 513)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, i, 513, hashes[i], p, cp2.Root); err != nil {
+			t.Fatalf("inclusion proof of %d: %v", i, err)
+		}
+		if idx, err := s.TlogLeafIndex(ctx, hashes[i]); err != nil || idx > i {
+			t.Fatalf("TlogLeafIndex(leaf %d) = %d, %v", i, idx, err)
+		}
+	}
+	p, err := l.ConsistencyProof(ctx, 300, 513)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, 300, 513, p, cp1.Root, cp2.Root); err != nil {
+		t.Fatal(err)
+	}
+	// A log opened again on the store (a restart, or another replica)
+	// has the same tree.
+	l.Close()
+	l2 := openLog(t, s, nil)
+	if l2.Size() != 513 {
+		t.Fatalf("reopened log has size %d, want 513", l2.Size())
+	}
+	if root, err := l2.RootAt(ctx, 513); err != nil || !bytes.Equal(root, cp2.Root) {
+		t.Fatalf("reopened log's root = %x, %v; want %x", root, err, cp2.Root)
+	}
+}
+
+func testTlogSearch(t *testing.T, open Replicas[tlog.Store]) {
+	s := one(t, open)
+	ctx := t.Context()
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := openLog(t, s, nil)
+	for i := range 20 {
+		l.Append(tlog.Entry{Action: "manifest.put", Actor: fmt.Sprint("user", i%2), Auth: "basic",
+			Repo: fmt.Sprint("repo", i%4), Digest: fmt.Sprint("sha256:", i%5), Result: "ok",
+			Time: tlog.FormatTime(t0.Add(time.Duration(i) * time.Minute))})
+	}
+	l.Flush()
+	search := func(q tlog.Query) []uint64 {
+		t.Helper()
+		ls, err := s.TlogSearch(ctx, q)
+		if err != nil {
+			t.Fatalf("TlogSearch(%+v): %v", q, err)
+		}
+		var idx []uint64
+		for _, lf := range ls {
+			idx = append(idx, lf.Index)
+		}
+		return idx
+	}
+	check := func(q tlog.Query, want ...uint64) {
+		t.Helper()
+		if got := search(q); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("TlogSearch(%+v) = %v, want %v", q, got, want)
+		}
+	}
+	check(tlog.Query{Repo: "repo1"}, 1, 5, 9, 13, 17)
+	check(tlog.Query{Repo: "repo1", Actor: "user1"}, 1, 5, 9, 13, 17)
+	check(tlog.Query{Repo: "repo1", Actor: "user0"})
+	check(tlog.Query{Digest: "sha256:3"}, 3, 8, 13, 18)
+	check(tlog.Query{Since: t0.Add(15 * time.Minute)}, 15, 16, 17, 18, 19)
+	check(tlog.Query{Since: t0.Add(2 * time.Minute), Until: t0.Add(5 * time.Minute)}, 2, 3, 4)
+	check(tlog.Query{Actor: "user0", Limit: 3}, 0, 2, 4)
+	check(tlog.Query{Repo: "nothing"})
+	if got := search(tlog.Query{}); len(got) != 20 {
+		t.Fatalf("TlogSearch of everything = %d leaves, want 20", len(got))
+	}
+}
+
+func testTlogAppendAtWrongStart(t *testing.T, open Replicas[tlog.Store]) {
+	s := one(t, open)
+	ctx := t.Context()
+	leaves, nodes := leavesFor(t, 0, nil, [][]byte{[]byte(`{"n":0}`), []byte(`{"n":1}`)})
+	if err := s.TlogAppend(ctx, 0, leaves, nodes); err != nil {
+		t.Fatal(err)
+	}
+	hashes, err := s.TlogNodes(ctx, compact.RangeNodes(0, 2, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Appends built on a stale or a wrong size must fail and write nothing.
+	for _, start := range []uint64{0, 1, 3} {
+		var base [][]byte
+		if start > 0 {
+			base = hashes[:1] // any range of that size will do: nothing may be stored
+			if start == 3 {
+				base = append([][]byte{hashes[0]}, tlog.LeafHash([]byte("x")))
+			}
+		}
+		ls, ns := leavesFor(t, start, base, [][]byte{[]byte(`{"n":"stale"}`), []byte(`{"n":"stale2"}`)})
+		if err := s.TlogAppend(ctx, start, ls, ns); err == nil {
+			t.Fatalf("TlogAppend at %d on a log of 2 entries succeeded", start)
+		}
+	}
+	if n, err := s.TlogSize(ctx); err != nil || n != 2 {
+		t.Fatalf("TlogSize after refused appends = %d, %v; want 2", n, err)
+	}
+	all, err := s.TlogLeaves(ctx, 0, 100)
+	if err != nil || len(all) != 2 || string(all[0].Entry) != `{"n":0}` || string(all[1].Entry) != `{"n":1}` {
+		t.Fatalf("TlogLeaves after refused appends = %v, %v; want the two first entries unchanged", all, err)
+	}
+	if _, err := s.TlogLeafIndex(ctx, tlog.LeafHash([]byte(`{"n":"stale"}`))); !errors.Is(err, tlog.ErrNotFound) {
+		t.Fatalf("a refused append left a leaf behind: %v", err)
+	}
+	if _, err := s.TlogNodes(ctx, []compact.NodeID{compact.NewNodeID(0, 2)}); !errors.Is(err, tlog.ErrNotFound) {
+		t.Fatalf("a refused append left node 0/2 behind: %v", err)
+	}
+	again, err := s.TlogNodes(ctx, compact.RangeNodes(0, 2, nil))
+	if err != nil || !bytes.Equal(again[0], hashes[0]) {
+		t.Fatalf("a refused append changed stored nodes: %x, %v", again, err)
+	}
+	// The right start still works.
+	ls, ns := leavesFor(t, 2, hashes, [][]byte{[]byte(`{"n":2}`)})
+	if err := s.TlogAppend(ctx, 2, ls, ns); err != nil {
+		t.Fatalf("TlogAppend at the current size: %v", err)
+	}
+	if n, err := s.TlogSize(ctx); err != nil || n != 3 {
+		t.Fatalf("TlogSize = %d, %v; want 3", n, err)
+	}
+}
+
+func testTlogFillNodes(t *testing.T, open Replicas[tlog.Store]) {
+	s := one(t, open)
+	ctx := t.Context()
+	leaves, nodes := leavesFor(t, 0, nil, [][]byte{[]byte(`{"n":0}`), []byte(`{"n":1}`)})
+	if err := s.TlogAppend(ctx, 0, leaves, nodes); err != nil {
+		t.Fatal(err)
+	}
+	root := compact.NewNodeID(1, 0)
+	before, err := s.TlogNodes(ctx, []compact.NodeID{root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := compact.NewNodeID(3, 7)
+	if err := s.TlogFillNodes(ctx, []tlog.Node{{ID: root, Hash: []byte("other")}, {ID: extra, Hash: []byte("new")}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.TlogNodes(ctx, []compact.NodeID{extra, root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got[0]) != "new" || !bytes.Equal(got[1], before[0]) {
+		t.Fatalf("TlogNodes after TlogFillNodes = %q; want the new node stored and the existing one kept", got)
+	}
+}
+
+// testTlogConcurrentAppends has two replicas append batches to one log at
+// once, each building on the size and tree it reads from the store and
+// starting over when another replica appended first (as tlog.Log must do
+// when several replicas share a log). The result must be one contiguous
+// sequence holding every entry once, whose tree a tlog.Log can prove.
+func testTlogConcurrentAppends(t *testing.T, open Replicas[tlog.Store]) {
+	ss := open(t, 2)
+	ctx := t.Context()
+	const (
+		batches = 15
+		batch   = 3
+	)
+	conflicts := make([]int, len(ss))
+	errs := make([]error, len(ss))
+	concurrently(len(ss), func(r int) {
+		s := ss[r]
+		for b := 0; b < batches; {
+			size, err := s.TlogSize(ctx)
+			if err != nil {
+				errs[r] = err
+				return
+			}
+			hashes, err := s.TlogNodes(ctx, compact.RangeNodes(0, size, nil))
+			if err != nil {
+				errs[r] = fmt.Errorf("nodes of the tree of size %d: %w", size, err)
+				return
+			}
+			var entries [][]byte
+			for i := range batch {
+				entries = append(entries, fmt.Appendf(nil, `{"replica":%d,"batch":%d,"n":%d}`, r, b, i))
+			}
+			rng, err := tlogFactory.NewRange(0, size, hashes)
+			if err != nil {
+				errs[r] = err
+				return
+			}
+			var (
+				leaves []tlog.Leaf
+				nodes  []tlog.Node
+			)
+			for i, e := range entries {
+				h := tlog.LeafHash(e)
+				leaves = append(leaves, tlog.Leaf{Index: size + uint64(i), Entry: e, Hash: h})
+				if err := rng.Append(h, func(id compact.NodeID, hash []byte) {
+					nodes = append(nodes, tlog.Node{ID: id, Hash: hash})
+				}); err != nil {
+					errs[r] = err
+					return
+				}
+			}
+			if err := s.TlogAppend(ctx, size, leaves, nodes); err != nil {
+				now, serr := s.TlogSize(ctx)
+				if serr != nil || now == size {
+					errs[r] = fmt.Errorf("TlogAppend at %d failed without a concurrent append: %w", size, err)
+					return
+				}
+				conflicts[r]++
+				continue
+			}
+			b++
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	const total = 2 * batches * batch
+	s := ss[0]
+	if n, err := s.TlogSize(ctx); err != nil || n != total {
+		t.Fatalf("TlogSize = %d, %v; want %d", n, err, total)
+	}
+	leaves, err := s.TlogLeaves(ctx, 0, total+10)
+	if err != nil || len(leaves) != total {
+		t.Fatalf("TlogLeaves = %d leaves, %v; want %d", len(leaves), err, total)
+	}
+	seen := map[string]bool{}
+	hashes := make([][]byte, total)
+	for i, lf := range leaves {
+		if lf.Index != uint64(i) {
+			t.Fatalf("leaf %d has index %d: the sequence has a gap", i, lf.Index)
+		}
+		if seen[string(lf.Entry)] {
+			t.Fatalf("entry %s stored twice", lf.Entry)
+		}
+		seen[string(lf.Entry)] = true
+		hashes[i] = lf.Hash
+	}
+	// Every replica's view of the tree is the one the leaves make.
+	want := tlog.RootFromLeafHashes(hashes)
+	for r, s := range ss {
+		l := openLog(t, s, nil)
+		cp, err := l.Checkpoint(ctx)
+		if err != nil || cp.Size != total || !bytes.Equal(cp.Root, want) {
+			t.Fatalf("replica %d: checkpoint = {%d %x}, %v; want {%d %x}", r, cp.Size, cp.Root, err, total, want)
+		}
+		p, err := l.InclusionProof(ctx, total/2, total)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, total/2, total, hashes[total/2], p, want); err != nil {
+			t.Fatalf("replica %d: inclusion proof: %v", r, err)
+		}
+		l.Close()
+	}
+	t.Logf("%d entries appended by 2 replicas; %v appends started over after a conflict", total, conflicts)
+}

@@ -1,0 +1,275 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/transparency-dev/merkle/compact"
+
+	"github.com/custody-dev/custody/internal/tlog"
+)
+
+// The audit log's storage (tlog.Store): tlog_leaves, tlog_head, tlog_nodes
+// and tlog_checkpoints (migration 2).
+//
+// Several replicas may append to one database. tlog_head holds the size;
+// TlogAppend locks its row, compares the size with start and writes the
+// leaves, nodes and new size in the same transaction, so the log stays one
+// contiguous sequence: a writer whose view is stale gets an error wrapping
+// ErrTlogConflict and writes nothing, and must reload the size and the
+// tree's compact range before it tries again.
+
+var _ tlog.Store = (*Store)(nil)
+
+// ErrTlogConflict is wrapped by the error of a TlogAppend whose start is
+// not the log's current size: another writer (replica) appended first.
+var ErrTlogConflict = errors.New("audit log append conflict: another writer appended first")
+
+// TlogSize returns the number of stored leaves.
+func (s *Store) TlogSize(ctx context.Context) (uint64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT size FROM tlog_head`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: audit log size: %w", err)
+	}
+	return uint64(n), nil
+}
+
+// TlogAppend stores leaves (numbered from start) and nodes in one
+// transaction, under the lock of the log's head row. If start is not the
+// current size it fails with an error wrapping ErrTlogConflict and writes
+// nothing. Nodes overwrite nodes of the same ID.
+func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf, nodes []tlog.Node) error {
+	for i, l := range leaves {
+		if l.Index != start+uint64(i) {
+			return fmt.Errorf("postgres: audit log append at %d: leaf %d has index %d", start, i, l.Index)
+		}
+	}
+	return s.write(ctx, func(tx pgx.Tx) error {
+		if len(leaves) > 0 {
+			var size int64
+			if err := tx.QueryRow(ctx, `SELECT size FROM tlog_head FOR UPDATE`).Scan(&size); err != nil {
+				return fmt.Errorf("postgres: audit log size: %w", err)
+			}
+			if uint64(size) != start {
+				return fmt.Errorf("postgres: audit log append at %d, but the log has %d entries: %w", start, size, ErrTlogConflict)
+			}
+			rows := make([][]any, len(leaves))
+			for i, l := range leaves {
+				var doc *string
+				if json.Valid(l.Entry) {
+					e := string(l.Entry)
+					doc = &e
+				}
+				rows[i] = []any{int64(l.Index), string(l.Entry), l.Hash, doc}
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"tlog_leaves"},
+				[]string{"idx", "entry", "leaf_hash", "doc"}, pgx.CopyFromRows(rows)); err != nil {
+				return fmt.Errorf("postgres: audit log append: %w", err)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE tlog_head SET size = $1`, int64(start)+int64(len(leaves))); err != nil {
+				return fmt.Errorf("postgres: audit log append: %w", err)
+			}
+		}
+		return putNodes(ctx, tx, nodes, `ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash`)
+	})
+}
+
+// putNodes inserts nodes with the given ON CONFLICT clause.
+func putNodes(ctx context.Context, tx pgx.Tx, nodes []tlog.Node, onConflict string) error {
+	if len(nodes) == 0 {
+		return nil
+	}
+	levels := make([]int32, len(nodes))
+	idxs := make([]int64, len(nodes))
+	hashes := make([][]byte, len(nodes))
+	for i, n := range nodes {
+		levels[i], idxs[i], hashes[i] = int32(n.ID.Level), int64(n.ID.Index), n.Hash
+	}
+	// A batch may name a node twice (an overwrite); keep the last.
+	_, err := tx.Exec(ctx, `INSERT INTO tlog_nodes(level, idx, hash)
+		SELECT DISTINCT ON (l, i) l, i, h FROM unnest($1::int[], $2::bigint[], $3::bytea[]) WITH ORDINALITY AS n(l, i, h, o)
+		ORDER BY l, i, o DESC `+onConflict, levels, idxs, hashes)
+	if err != nil {
+		return fmt.Errorf("postgres: audit log nodes: %w", err)
+	}
+	return nil
+}
+
+// TlogFillNodes stores the nodes that are not stored yet, keeping existing
+// ones.
+func (s *Store) TlogFillNodes(ctx context.Context, nodes []tlog.Node) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
+		return putNodes(ctx, tx, nodes, `ON CONFLICT (level, idx) DO NOTHING`)
+	})
+}
+
+// TlogLeaves returns the leaves with start <= index < end, in order.
+func (s *Store) TlogLeaves(ctx context.Context, start, end uint64) ([]tlog.Leaf, error) {
+	rows, err := s.pool.Query(ctx, `SELECT idx, entry, leaf_hash FROM tlog_leaves WHERE idx >= $1 AND idx < $2 ORDER BY idx`,
+		clampIndex(start), clampIndex(end))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: audit log entries: %w", err)
+	}
+	return collectLeaves(rows)
+}
+
+// clampIndex converts a leaf index to BIGINT, saturating.
+func clampIndex(i uint64) int64 {
+	if i > 1<<63-1 {
+		return 1<<63 - 1
+	}
+	return int64(i)
+}
+
+func collectLeaves(rows pgx.Rows) ([]tlog.Leaf, error) {
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (tlog.Leaf, error) {
+		var (
+			l     tlog.Leaf
+			idx   int64
+			entry string
+		)
+		err := row.Scan(&idx, &entry, &l.Hash)
+		l.Index, l.Entry = uint64(idx), []byte(entry)
+		return l, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: audit log entries: %w", err)
+	}
+	return out, nil
+}
+
+// TlogNodes returns the hashes of the nodes ids, in order, or an error
+// wrapping tlog.ErrNotFound if one is missing.
+func (s *Store) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
+	if len(ids) == 0 {
+		return [][]byte{}, nil
+	}
+	levels := make([]int32, len(ids))
+	idxs := make([]int64, len(ids))
+	for i, id := range ids {
+		levels[i], idxs[i] = int32(id.Level), clampIndex(id.Index)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT n.o, t.hash
+		FROM unnest($1::int[], $2::bigint[]) WITH ORDINALITY AS n(l, i, o)
+		JOIN tlog_nodes t ON t.level = n.l AND t.idx = n.i`, levels, idxs)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: audit log nodes: %w", err)
+	}
+	out := make([][]byte, len(ids))
+	var (
+		o    int64
+		hash []byte
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&o, &hash}, func() error {
+		out[o-1] = hash
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("postgres: audit log nodes: %w", err)
+	}
+	for i, h := range out {
+		if h == nil {
+			return nil, fmt.Errorf("%w: node %d/%d", tlog.ErrNotFound, ids[i].Level, ids[i].Index)
+		}
+	}
+	return out, nil
+}
+
+// TlogLeafIndex returns the smallest index of a leaf with this hash, or
+// tlog.ErrNotFound.
+func (s *Store) TlogLeafIndex(ctx context.Context, hash []byte) (uint64, error) {
+	var idx *int64
+	if err := s.pool.QueryRow(ctx, `SELECT MIN(idx) FROM tlog_leaves WHERE leaf_hash = $1`, hash).Scan(&idx); err != nil {
+		return 0, fmt.Errorf("postgres: audit log leaf: %w", err)
+	}
+	if idx == nil {
+		return 0, tlog.ErrNotFound
+	}
+	return uint64(*idx), nil
+}
+
+// TlogSearch returns the leaves matching q in index order. Entries that
+// are not JSON never match.
+func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, error) {
+	var (
+		conds = []string{"doc IS NOT NULL"}
+		args  []any
+	)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		conds = append(conds, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(args))))
+	}
+	match := map[string]string{}
+	if q.Repo != "" {
+		match["repo"] = q.Repo
+	}
+	if q.Digest != "" {
+		match["digest"] = q.Digest
+	}
+	if q.Actor != "" {
+		match["actor"] = q.Actor
+	}
+	if len(match) > 0 {
+		b, err := json.Marshal(match)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: audit log search: %w", err)
+		}
+		add(`doc @> ?::jsonb`, string(b))
+	}
+	// Entry times are fixed-width RFC 3339 UTC, so they sort as strings.
+	if !q.Since.IsZero() {
+		add(`doc->>'time' >= ? COLLATE "C"`, tlog.FormatTime(q.Since))
+	}
+	if !q.Until.IsZero() {
+		add(`doc->>'time' < ? COLLATE "C"`, tlog.FormatTime(q.Until))
+	}
+	query := `SELECT idx, entry, leaf_hash FROM tlog_leaves WHERE ` + strings.Join(conds, " AND ") + ` ORDER BY idx`
+	if q.Limit > 0 {
+		args = append(args, int64(q.Limit))
+		query += fmt.Sprintf(" LIMIT $%d", len(args))
+	}
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: audit log search: %w", err)
+	}
+	return collectLeaves(rows)
+}
+
+// TlogPutCheckpoint stores a signed checkpoint. Storing a second one of
+// the same size fails.
+func (s *Store) TlogPutCheckpoint(ctx context.Context, cp tlog.Checkpoint) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO tlog_checkpoints(size, root, note, created) VALUES ($1, $2, $3, $4)`,
+		int64(cp.Size), cp.Root, string(cp.Note), time.Now().UTC().UnixNano())
+	if err != nil {
+		return fmt.Errorf("postgres: audit checkpoint: %w", err)
+	}
+	return nil
+}
+
+// TlogLatestCheckpoint returns the signed checkpoint of the largest size,
+// or tlog.ErrNotFound.
+func (s *Store) TlogLatestCheckpoint(ctx context.Context) (tlog.Checkpoint, error) {
+	var (
+		cp   tlog.Checkpoint
+		size int64
+		note string
+	)
+	err := s.pool.QueryRow(ctx, `SELECT size, root, note FROM tlog_checkpoints ORDER BY size DESC LIMIT 1`).
+		Scan(&size, &cp.Root, &note)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return cp, tlog.ErrNotFound
+	}
+	if err != nil {
+		return cp, fmt.Errorf("postgres: audit checkpoint: %w", err)
+	}
+	cp.Size, cp.Note = uint64(size), []byte(note)
+	text, _, _ := strings.Cut(note, "\n\n")
+	if body, err := tlog.ParseCheckpointBody(text + "\n"); err == nil {
+		cp.Origin = body.Origin
+	}
+	return cp, nil
+}
