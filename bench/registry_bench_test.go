@@ -38,6 +38,7 @@ const blobSize = 64 << 20
 func startCustody(b *testing.B) *Client {
 	b.Helper()
 	cfg := config.Default()
+	cfg.Auth.Mode = "none"
 	cfg.Data = b.TempDir()
 	cfg.Log.Level = "error"
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))

@@ -196,6 +196,9 @@ func (c auditClient) do(method, path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := authorize(req, c.base); err != nil {
+		return nil, err
+	}
 	resp, err := auditHTTP.Do(req)
 	if err != nil {
 		return nil, err

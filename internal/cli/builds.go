@@ -43,6 +43,9 @@ func (f *queryFlags) get(ctx context.Context, path string, v any) ([]byte, error
 		return nil, err
 	}
 	req.Header.Set("User-Agent", "custody/"+Version)
+	if err := authorize(req, f.server); err != nil {
+		return nil, err
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err

@@ -121,7 +121,15 @@ func remoteGC(base string, dryRun bool) (*gc.Report, error) {
 	if dryRun {
 		u += "?dryRun=true"
 	}
-	resp, err := http.Post(u, "application/json", bytes.NewReader(nil))
+	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(nil))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if err := authorize(req, base); err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("gc via %s: %w", base, err)
 	}

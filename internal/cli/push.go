@@ -48,6 +48,7 @@ func (f *transferFlags) options(cmd *cobra.Command, verb string) (artifact.Optio
 		PlainHTTP: f.plainHTTP,
 		Insecure:  f.insecure,
 		UserAgent: "custody/" + Version,
+		Keychain:  keychain(),
 	}
 	stderr := cmd.ErrOrStderr()
 	if f.output == outputJSON || !isTerminal(stderr) {

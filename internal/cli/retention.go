@@ -61,6 +61,9 @@ func (f *apiFlags) call(cmd *cobra.Command, method, path string, body any, heade
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "custody/"+Version)
+	if err := authorize(req, f.server); err != nil {
+		return nil, err
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%w (is the server running? choose it with --server)", err)
@@ -73,6 +76,9 @@ func (f *apiFlags) call(cmd *cobra.Command, method, path string, body any, heade
 	if resp.StatusCode >= 300 {
 		var p struct{ Title, Detail string }
 		if json.Unmarshal(b, &p) == nil && p.Title != "" {
+			if resp.StatusCode == http.StatusUnauthorized {
+				return nil, fmt.Errorf("%s (%d): %s; sign in with 'custody login %s' or set %s", p.Title, resp.StatusCode, p.Detail, f.server, envToken)
+			}
 			return nil, fmt.Errorf("%s (%d): %s", p.Title, resp.StatusCode, p.Detail)
 		}
 		return nil, fmt.Errorf("server answered %s", resp.Status)

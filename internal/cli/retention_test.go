@@ -19,6 +19,7 @@ import (
 
 func TestRetentionCommands(t *testing.T) {
 	cfg := config.Default()
+	cfg.Auth.Mode = "none"
 	cfg.Data = t.TempDir()
 	s, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

@@ -44,6 +44,12 @@ store in ./custody-data.`,
 		newHoldCmd(),
 		newAuditCmd(),
 		newKeyCmd(),
+		newLoginCmd(),
+		newLogoutCmd(),
+		newWhoamiCmd(),
+		newTokenCmd(),
+		newUserCmd(),
+		newGrantCmd(),
 	)
 	return root
 }

@@ -26,6 +26,7 @@ import (
 func mtServer(t *testing.T, data string) (*server.Server, string) {
 	t.Helper()
 	cfg := config.Default()
+	cfg.Auth.Mode = "none"
 	cfg.Data = data
 	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

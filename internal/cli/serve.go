@@ -25,6 +25,7 @@ func newServeCmd() *cobra.Command {
 		logFormat  string
 		logLevel   string
 		uploadTTL  time.Duration
+		authMode   string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -56,9 +57,19 @@ list and the /api/v1/policies API. With none, version-like tags (v1.2.3,
 'retention.allowGovernanceBypass: true' to let requests carrying
 X-Custody-Bypass-Governance bypass governance retention (audited).
 
+Authentication is on by default (docs/security.md). The first start creates
+the account admin with a random password in <data>/admin-password (mode
+0600); sign in with 'custody login -u admin'. Clients use the Docker token
+flow (/auth/token), Basic credentials, API tokens ('custody token create')
+or OIDC workload-identity tokens of the issuers in auth.oidc. Roles (reader,
+writer, promoter, maintainer, admin, auditor) are granted with 'custody
+grant' or auth.grants in the config file. --auth=none turns all of it off
+and is refused unless --addr is a loopback address.
+
 SIGINT or SIGTERM shut down gracefully.`,
 		Example: `  custody serve
   custody serve --addr 127.0.0.1:5001 --data /srv/custody --log-format json
+  custody serve --auth=none      # a throwaway registry on loopback, no accounts
   CUSTODY_CONFIG=/etc/custody.yaml custody serve`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -84,6 +95,9 @@ SIGINT or SIGTERM shut down gracefully.`,
 			}
 			if f.Changed("upload-ttl") {
 				cfg.Uploads.TTL = config.Duration(uploadTTL)
+			}
+			if f.Changed("auth") {
+				cfg.Auth.Mode = authMode
 			}
 			if err := cfg.Validate(); err != nil {
 				return err
@@ -112,6 +126,7 @@ SIGINT or SIGTERM shut down gracefully.`,
 	f.StringVar(&logFormat, "log-format", d.Log.Format, "log format: text or json")
 	f.StringVar(&logLevel, "log-level", d.Log.Level, "log level: debug, info, warn or error")
 	f.DurationVar(&uploadTTL, "upload-ttl", time.Duration(d.Uploads.TTL), "purge upload sessions idle for longer than this")
+	f.StringVar(&authMode, "auth", d.Auth.Mode, "authentication: builtin (accounts, tokens, OIDC) or none (loopback addresses only)")
 	return cmd
 }
 

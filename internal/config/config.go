@@ -46,6 +46,79 @@ type Config struct {
 	Retention Retention `yaml:"retention"`
 	// Audit configures the tamper-evident audit log (docs/audit.md).
 	Audit Audit `yaml:"audit"`
+	// Auth configures authentication and access control (docs/security.md).
+	Auth Auth `yaml:"auth"`
+}
+
+// Auth configures authentication and access control.
+type Auth struct {
+	// Mode is "builtin" (the default: accounts, tokens, OIDC) or "none"
+	// (no authentication: every request may do everything; refused unless
+	// addr is a loopback address).
+	Mode string `yaml:"mode"`
+	// Service is the Docker token flow's service name and the issuer and
+	// audience of the tokens custody issues (default "custody").
+	Service string `yaml:"service"`
+	// Realm is the token endpoint's external URL announced in
+	// WWW-Authenticate; default: the request's scheme and host + /auth/token.
+	Realm string `yaml:"realm"`
+	// TokenTTL is the lifetime of the tokens the token endpoint issues
+	// (default 5m).
+	TokenTTL Duration `yaml:"tokenTTL"`
+	// LoginFailures is how many failed sign-ins from one client address or
+	// for one user name within LoginWindow lock that address or name out
+	// until the window has passed (defaults 10 and 1m).
+	LoginFailures int      `yaml:"loginFailures"`
+	LoginWindow   Duration `yaml:"loginWindow"`
+	// Grants bind roles to subjects on repository patterns, next to the
+	// grants stored through the API.
+	Grants []Grant `yaml:"grants"`
+	// OIDC lists the trusted OIDC issuers (e.g. a CI system's workload
+	// identity tokens).
+	OIDC []OIDCIssuer `yaml:"oidc"`
+}
+
+// Grant binds Role to each of Subjects ("user:NAME", "group:NAME",
+// "anonymous", "authenticated") on each of Repositories (patterns).
+type Grant struct {
+	Subjects     []string `yaml:"subjects"`
+	Role         string   `yaml:"role"`
+	Repositories []string `yaml:"repositories"`
+}
+
+// OIDCIssuer is a trusted OIDC issuer and the rules that map its tokens'
+// claims to identities.
+type OIDCIssuer struct {
+	// Issuer is the issuer URL (the tokens' iss claim).
+	Issuer string `yaml:"issuer"`
+	// Audience is the audience the tokens must carry (default: auth.service).
+	Audience string `yaml:"audience"`
+	// JWKSURL is where the issuer's keys are fetched; default: from the
+	// issuer's /.well-known/openid-configuration.
+	JWKSURL string `yaml:"jwksURL"`
+	// Rules map claims to identities; the first matching rule wins, and a
+	// token no rule matches is refused.
+	Rules []OIDCRule `yaml:"rules"`
+}
+
+// OIDCRule maps tokens whose claims match to an identity.
+type OIDCRule struct {
+	// Claims: claim name -> glob ('*' any run of characters) every one of
+	// which must match the claim's string value.
+	Claims map[string]string `yaml:"claims"`
+	// Subject is the identity's name, with {claim} replaced by claim values
+	// (e.g. "github:{repository}@{ref}").
+	Subject string `yaml:"subject"`
+	// Groups the identity belongs to (grants to group:NAME apply).
+	Groups []string `yaml:"groups"`
+	// Grants are roles the identity holds directly.
+	Grants []RoleGrant `yaml:"grants"`
+}
+
+// RoleGrant is a role on repository patterns.
+type RoleGrant struct {
+	Role         string   `yaml:"role"`
+	Repositories []string `yaml:"repositories"`
 }
 
 // Audit configures the tamper-evident audit log.
@@ -162,6 +235,7 @@ func Default() Config {
 		GC:              GC{Grace: Duration(time.Hour)},
 		Scrub:           Scrub{Buckets: 1},
 		Audit:           Audit{CheckpointInterval: Duration(10 * time.Second), Origin: "custody/audit"},
+		Auth:            Auth{Mode: "builtin", Service: "custody", TokenTTL: Duration(5 * time.Minute), LoginFailures: 10, LoginWindow: Duration(time.Minute)},
 	}
 }
 
@@ -197,6 +271,7 @@ var Env = []struct{ Name, Help string }{
 	{"CUSTODY_MAX_MANIFEST_BYTES", "largest manifest accepted"},
 	{"CUSTODY_SHUTDOWN_TIMEOUT", "how long shutdown waits for in-flight requests"},
 	{"CUSTODY_READY_FILE", "write the bound address to this file once listening"},
+	{"CUSTODY_AUTH", "builtin (default) or none (loopback addresses only)"},
 }
 
 func (c *Config) applyEnv(environ []string) error {
@@ -225,6 +300,8 @@ func (c *Config) applyEnv(environ []string) error {
 			err = setDuration(&c.ShutdownTimeout, v)
 		case "CUSTODY_MAX_MANIFEST_BYTES":
 			c.Limits.MaxManifestBytes, err = strconv.ParseInt(v, 10, 64)
+		case "CUSTODY_AUTH":
+			c.Auth.Mode = v
 		default:
 			// Other CUSTODY_* variables belong to client commands.
 		}
@@ -283,6 +360,9 @@ func (c Config) Validate() error {
 	if c.Scrub.Buckets < 1 {
 		return errors.New("scrub.buckets must be at least 1")
 	}
+	if err := c.Auth.validate(c.Addr); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, p := range c.Policies {
 		if p.Repository == "" {
@@ -305,4 +385,58 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+func (a Auth) validate(addr string) error {
+	switch a.Mode {
+	case "builtin":
+	case "none":
+		if !loopback(addr) {
+			return fmt.Errorf("auth mode none on %s would let anyone on the network change and delete content: "+
+				"it is only allowed on a loopback address (e.g. --addr 127.0.0.1:5000); remove --auth=none to use accounts and tokens", addr)
+		}
+	default:
+		return fmt.Errorf("auth.mode %q: use builtin or none", a.Mode)
+	}
+	if a.Service == "" || strings.ContainsAny(a.Service, "\"\\ ") {
+		return fmt.Errorf("auth.service %q must be a non-empty word", a.Service)
+	}
+	if a.TokenTTL <= 0 || a.TokenTTL > Duration(24*time.Hour) {
+		return errors.New("auth.tokenTTL must be between 1s and 24h")
+	}
+	if a.LoginFailures < 1 || a.LoginWindow <= 0 {
+		return errors.New("auth.loginFailures must be at least 1 and auth.loginWindow positive")
+	}
+	for i, g := range a.Grants {
+		if len(g.Subjects) == 0 || g.Role == "" || len(g.Repositories) == 0 {
+			return fmt.Errorf("auth.grants[%d] needs subjects, role and repositories", i)
+		}
+	}
+	for i, o := range a.OIDC {
+		if !strings.HasPrefix(o.Issuer, "https://") && !strings.HasPrefix(o.Issuer, "http://") {
+			return fmt.Errorf("auth.oidc[%d].issuer %q must be an http(s) URL", i, o.Issuer)
+		}
+		if len(o.Rules) == 0 {
+			return fmt.Errorf("auth.oidc[%d] (%s) has no rules: without one every token of the issuer is refused", i, o.Issuer)
+		}
+		for j, r := range o.Rules {
+			if r.Subject == "" {
+				return fmt.Errorf("auth.oidc[%d].rules[%d].subject is empty (e.g. \"github:{repository}\")", i, j)
+			}
+		}
+	}
+	return nil
+}
+
+// loopback reports whether addr listens on a loopback address only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

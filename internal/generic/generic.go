@@ -233,7 +233,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ar, err := h.authz.Authorize(w, r, need)
 	if err != nil {
+		if ar != nil {
+			r = ar // names the refused identity in the audit entry
+		}
 		h.audit.Record(r.Context(), registry.Event{Action: "authorize", Repo: l.oci(), Result: "denied", Reason: err.Error(), Request: r})
+		if errors.Is(err, registry.ErrTooManyRequests) {
+			problem.Write(w, http.StatusTooManyRequests, "too-many-requests", "Too many requests", err.Error())
+			return
+		}
 		if errors.Is(err, registry.ErrUnauthenticated) {
 			problem.Write(w, http.StatusUnauthorized, "unauthorized", "Authentication required", err.Error())
 			return

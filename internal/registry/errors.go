@@ -54,6 +54,11 @@ var ErrDenied = veto.ErrDenied
 // no acceptable credentials; the registry answers 401 UNAUTHORIZED.
 var ErrUnauthenticated = errors.New("authentication required")
 
+// ErrTooManyRequests is returned by an Authorizer that rate-limits a client
+// (for example after repeated failed sign-ins); the registry answers 429
+// TOOMANYREQUESTS.
+var ErrTooManyRequests = errors.New("too many requests")
+
 type errorBody struct {
 	Errors []errorEntry `json:"errors"`
 }
@@ -70,6 +75,8 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
 		switch {
+		case errors.Is(err, ErrTooManyRequests):
+			e = errorf(http.StatusTooManyRequests, "TOOMANYREQUESTS", "%v", err)
 		case errors.Is(err, ErrUnauthenticated):
 			e = errorf(http.StatusUnauthorized, codeUnauthorized, "%v", err)
 		case errors.Is(err, ErrDenied):

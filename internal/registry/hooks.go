@@ -38,8 +38,10 @@ type Access struct {
 
 // Authorizer decides whether a request may perform every access it needs.
 // It returns the request to continue with (for example with the identity
-// in its context), or an error wrapping ErrUnauthenticated (401) or
-// ErrDenied (403). Authorizers may set response headers such as
+// in its context), or an error wrapping ErrUnauthenticated (401),
+// ErrDenied (403) or ErrTooManyRequests (429). With an error it may still
+// return a request carrying the refused identity, which the audit entry of
+// the refusal then names. Authorizers may set response headers such as
 // WWW-Authenticate on w.
 type Authorizer interface {
 	Authorize(w http.ResponseWriter, r *http.Request, need []Access) (*http.Request, error)

@@ -198,11 +198,13 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 		return
 	}
 	moved := map[string]digest.Digest{}
+	var refusedTag string
 	check := func(tag string, current, next digest.Digest) error {
 		if current == next {
 			return nil
 		}
 		if err := reg.policy.CheckTag(ctx, rt.repo, tag, current, next); err != nil {
+			refusedTag = tag
 			return err
 		}
 		moved[tag] = current
@@ -216,7 +218,7 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 			return
 		}
 		if errors.Is(err, ErrDenied) || errors.As(err, &e) {
-			reg.audit.Record(ctx, Event{Action: "tag.move", Repo: rt.repo, Digest: d, Result: "denied", Reason: err.Error(), Request: r})
+			reg.audit.Record(ctx, Event{Action: "tag.move", Repo: rt.repo, Digest: d, Tag: refusedTag, Result: "denied", Reason: err.Error(), Request: r})
 			writeError(w, r, denied(err))
 			return
 		}

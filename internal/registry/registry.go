@@ -138,6 +138,9 @@ func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ar, err := reg.authz.Authorize(w, r, need)
 	if err != nil {
+		if ar != nil {
+			r = ar // carries the identity that was refused, for the audit entry
+		}
 		reg.audit.Record(r.Context(), Event{Action: "authorize", Repo: rt.repo, Result: "denied", Reason: err.Error(), Request: r})
 		writeError(w, r, err)
 		return

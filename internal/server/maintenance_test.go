@@ -37,6 +37,7 @@ func send(t *testing.T, method, url, ct string, body []byte) (int, string) {
 // layers, survive GC; once the hold is lifted they are collected.
 func TestGCKeepsHeldContent(t *testing.T) {
 	cfg := config.Default()
+	cfg.Auth.Mode = "none"
 	cfg.Data = t.TempDir()
 	cfg.GC.Grace = 0
 	cfg.GC.UntaggedManifests = []string{"tmp/**"}
@@ -95,6 +96,7 @@ func TestGCKeepsHeldContent(t *testing.T) {
 // TestScrubMetrics: the server's scrub reports damage in /metrics.
 func TestScrubMetrics(t *testing.T) {
 	cfg := config.Default()
+	cfg.Auth.Mode = "none"
 	cfg.Data = t.TempDir()
 	cfg.Scrub.Buckets = 3
 	s, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))

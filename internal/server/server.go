@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/custody-dev/custody/internal/auth"
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/blob/fs"
 	"github.com/custody-dev/custody/internal/builds/buildshttp"
@@ -48,6 +49,8 @@ type Server struct {
 	handler   http.Handler
 	maint     *maintenance
 	audit     *tlog.Log
+	// auth is nil when authentication is off (auth.mode none).
+	auth *auth.Service
 }
 
 // New opens the stores named by cfg and builds the HTTP handler.
@@ -88,10 +91,24 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		lock.Close()
 		return nil, err
 	}
+	// Authentication and access control (docs/security.md): on unless
+	// auth.mode is none, which the config allows only on loopback.
+	authz, err := newAuth(cfg, md, auditor, log)
+	if err != nil {
+		tl.Close()
+		md.Close()
+		lock.Close()
+		return nil, err
+	}
+	var perms retention.Permissions = retention.ConfigPermissions{AllowGovernanceBypass: cfg.Retention.AllowGovernanceBypass}
+	var authorizer registry.Authorizer = registry.AllowAll{}
+	if authz != nil {
+		perms, authorizer = authz, authz
+	}
 	checker := &retention.Checker{
 		Store:       md,
 		Meta:        md,
-		Permissions: retention.ConfigPermissions{AllowGovernanceBypass: cfg.Retention.AllowGovernanceBypass},
+		Permissions: perms,
 		Audit: func(ctx context.Context, e retention.Event) {
 			auditor.Record(ctx, registry.Event{Action: e.Action, Repo: e.Repo, Digest: e.Digest, Result: e.Result, Reason: e.Reason})
 		},
@@ -101,7 +118,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	// Only the guarded store is ever handed out: every component below
 	// (registry, generic files, GC, purge) deletes through it.
 	blobs := retention.GuardBlobs(fsBlobs, checker)
-	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: newMetrics(), lock: lock, retention: checker, audit: tl}
+	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: newMetrics(), lock: lock, retention: checker, audit: tl, auth: authz}
 	// GC and the registry share the digest locks; the registry verifies
 	// blob bytes before serving them (docs/maintenance.md).
 	locks := &blob.Locks{}
@@ -112,7 +129,8 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Verifier:        fsBlobs,
 		Log:             log,
 		Auditor:         auditor,
-		Policy:          registry.Policies{engine, checker},
+		Authorizer:      authorizer,
+		Policy:          registry.Policies{auth.TagPolicy{}, engine, checker},
 		MaxManifestSize: cfg.Limits.MaxManifestBytes,
 	})
 	var (
@@ -133,14 +151,18 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	// Build metadata queries: /api/v1/builds, /api/v1/tags/.../history,
 	// /api/v1/versions/...
 	(&buildshttp.Handler{Index: md, Log: log}).Register(mux)
+	if authz != nil {
+		authz.Register(mux)
+	}
 	// Generic files, with the same Auditor, Policy, locks and verifier as
 	// the registry (keep them in step with registry.Options above).
 	gen := generic.New(blobs, md, generic.Options{
-		Log:       log,
-		Auditor:   auditor,
-		Policy:    registry.Policies{engine, checker},
-		BlobLocks: locks,
-		Verifier:  fsBlobs,
+		Log:        log,
+		Auditor:    auditor,
+		Authorizer: authorizer,
+		Policy:     registry.Policies{auth.TagPolicy{}, engine, checker},
+		BlobLocks:  locks,
+		Verifier:   fsBlobs,
 	})
 	// /v2/ bypasses ServeMux, whose path cleaning would redirect
 	// "/v2/a/../b/..." or "a//b" to another repository instead of letting
@@ -153,6 +175,10 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		// /generic/ too: it refuses "..", "%2e%2e" and "//" itself.
 		if strings.HasPrefix(r.URL.Path, generic.Prefix) {
 			gen.ServeHTTP(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/api/v1/") && authz != nil {
+			guardAPI(authz, mux).ServeHTTP(w, r)
 			return
 		}
 		mux.ServeHTTP(w, r)

@@ -22,6 +22,7 @@ import (
 func newInProcess(t *testing.T) *httptest.Server {
 	t.Helper()
 	cfg := config.Default()
+	cfg.Auth.Mode = "none"
 	cfg.Data = t.TempDir()
 	s, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

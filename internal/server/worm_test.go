@@ -48,6 +48,7 @@ func (l lockedBuf) Write(p []byte) (int, error) {
 func newWorm(t *testing.T, mutate func(*config.Config)) *wormServer {
 	t.Helper()
 	cfg := config.Default()
+	cfg.Auth.Mode = "none"
 	cfg.Data = t.TempDir()
 	if mutate != nil {
 		mutate(&cfg)

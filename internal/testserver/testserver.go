@@ -81,6 +81,9 @@ type Options struct {
 	Args []string
 	// Env are extra environment variables (KEY=VALUE).
 	Env []string
+	// Auth keeps authentication on (the product's default). Without it
+	// the server runs with --auth=none.
+	Auth bool
 }
 
 // Start runs `custody serve` on 127.0.0.1 with a free port and waits until
@@ -90,7 +93,11 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.Data == "" {
 		opts.Data = t.TempDir()
 	}
-	s := &Server{t: t, Data: opts.Data, Args: opts.Args, Env: opts.Env}
+	args := opts.Args
+	if !opts.Auth {
+		args = append([]string{"--auth=none"}, args...)
+	}
+	s := &Server{t: t, Data: opts.Data, Args: args, Env: opts.Env}
 	s.start()
 	t.Cleanup(func() { s.Kill() })
 	return s
@@ -134,6 +141,17 @@ func (s *Server) start() {
 		t.Fatalf("custody serve /healthz: %v", err)
 	}
 	resp.Body.Close()
+}
+
+// AdminPassword returns the password of the admin account the server
+// created on its first start (Options.Auth).
+func (s *Server) AdminPassword() string {
+	s.t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.Data, "admin-password"))
+	if err != nil {
+		s.t.Fatalf("reading the admin password: %v", err)
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // Host returns host:port, the registry part of an image reference.

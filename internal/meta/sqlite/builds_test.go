@@ -72,6 +72,7 @@ func TestBuildIndexAndTagHistory(t *testing.T) {
 	for _, q := range []string{
 		`DROP TABLE build_meta`, `DROP TABLE tag_history`,
 		`DROP TABLE tlog_leaves`, `DROP TABLE tlog_nodes`, `DROP TABLE tlog_checkpoints`,
+		`DROP TABLE auth_users`, `DROP TABLE auth_grants`, `DROP TABLE auth_tokens`, `DROP TABLE auth_generation`,
 		`DELETE FROM schema_migrations WHERE version >= 3`,
 	} {
 		if _, err := db.Exec(q); err != nil {

@@ -154,6 +154,39 @@ CREATE TABLE tlog_checkpoints (
 	created INTEGER NOT NULL
 );
 `,
+	// 5: users, grants and API tokens (internal/auth; see auth.go).
+	`
+CREATE TABLE auth_users (
+	name          TEXT    NOT NULL PRIMARY KEY,
+	password_hash TEXT    NOT NULL,
+	groups_json   TEXT    NOT NULL,
+	created       INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE auth_grants (
+	subject    TEXT NOT NULL,
+	role       TEXT NOT NULL,
+	repository TEXT NOT NULL,
+	PRIMARY KEY (subject, role, repository)
+) WITHOUT ROWID;
+
+CREATE TABLE auth_tokens (
+	id          TEXT    NOT NULL PRIMARY KEY,
+	hash        TEXT    NOT NULL UNIQUE,
+	owner       TEXT    NOT NULL,
+	name        TEXT    NOT NULL,
+	scopes_json TEXT    NOT NULL,
+	created     INTEGER NOT NULL,
+	expires     INTEGER NOT NULL,
+	revoked     INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+CREATE TABLE auth_generation (
+	id  INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+	gen INTEGER NOT NULL
+);
+INSERT INTO auth_generation(id, gen) VALUES (1, 0);
+`,
 }
 
 // migrate brings the schema up to date in one transaction on db.

@@ -1,0 +1,68 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is wrapped by Store errors for a missing user, grant or
+// token.
+var ErrNotFound = errors.New("not found")
+
+// User is a local account.
+type User struct {
+	Name string `json:"name"`
+	// PasswordHash is a bcrypt hash, or empty for an account that signs in
+	// only with tokens.
+	PasswordHash string    `json:"-"`
+	Groups       []string  `json:"groups"`
+	Created      time.Time `json:"created"`
+}
+
+// Token is an API token. Only the SHA-256 of its secret is stored.
+type Token struct {
+	ID      string    `json:"id"`
+	Hash    string    `json:"-"` // hex SHA-256 of the secret
+	Owner   string    `json:"owner"`
+	Name    string    `json:"name"`
+	Scopes  []Scope   `json:"scopes"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+	// Revoked is the revocation time, zero while the token is valid.
+	Revoked time.Time `json:"revoked,omitzero"`
+}
+
+// State is everything the Store keeps, read in one snapshot.
+type State struct {
+	Generation int64
+	Users      []User
+	Grants     []Grant
+	Tokens     []Token
+}
+
+// Store keeps users, grants and API tokens. Every write changes the
+// generation AuthGeneration reports, so servers sharing a store (replicas)
+// see each other's changes on the next request.
+type Store interface {
+	// AuthGeneration returns the current generation: it changes with every
+	// write.
+	AuthGeneration(ctx context.Context) (int64, error)
+	// AuthState returns the whole state from one snapshot.
+	AuthState(ctx context.Context) (State, error)
+	// PutUser creates or replaces a user.
+	PutUser(ctx context.Context, u User) error
+	// DeleteUser removes a user (its grants and tokens stay, inert, until
+	// removed; a user created again with the name regains them). It
+	// returns an error wrapping ErrNotFound when there is no such user.
+	DeleteUser(ctx context.Context, name string) error
+	// PutGrant stores a grant (a no-op when it exists).
+	PutGrant(ctx context.Context, g Grant) error
+	// DeleteGrant removes a grant, or returns an error wrapping ErrNotFound.
+	DeleteGrant(ctx context.Context, g Grant) error
+	// PutToken stores a new token.
+	PutToken(ctx context.Context, t Token) error
+	// RevokeToken marks token id revoked at time at, or returns an error
+	// wrapping ErrNotFound.
+	RevokeToken(ctx context.Context, id string, at time.Time) error
+}

@@ -1,0 +1,144 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/veto"
+)
+
+// permOf maps a registry action to the permission it needs.
+func permOf(a registry.Action) Perm {
+	switch a {
+	case registry.ActionPull, registry.ActionCatalog:
+		return PermPull
+	case registry.ActionPush:
+		return PermPush
+	case registry.ActionDelete:
+		return PermDelete
+	}
+	return PermAdmin // unknown actions need everything
+}
+
+// Authorize implements registry.Authorizer: it authenticates r and checks
+// every access it needs. Anonymous requests that need more than anonymous
+// grants give get 401 with the Docker token flow's challenge; signed-in
+// ones get 403.
+func (s *Service) Authorize(w http.ResponseWriter, r *http.Request, need []registry.Access) (*http.Request, error) {
+	p, err := s.Authenticate(r)
+	if err != nil {
+		s.challenge(w, r, need, err)
+		return nil, err
+	}
+	r = r.WithContext(WithPrincipal(registry.WithIdentity(r.Context(), registry.Identity{Subject: p.Subject, Method: p.Method}), p))
+	if len(need) == 0 && p.Anonymous() {
+		// The /v2/ base: docker login and clients probe it for the challenge.
+		err := fmt.Errorf("%w: sign in to use this registry", registry.ErrUnauthenticated)
+		s.challenge(w, r, need, err)
+		return r, err
+	}
+	for _, a := range need {
+		perm := permOf(a.Action)
+		repo := a.Repo
+		if a.Action == registry.ActionCatalog {
+			repo = "" // the catalog lists every repository
+		}
+		if p.Can(repo, perm) {
+			continue
+		}
+		if p.Anonymous() {
+			err := fmt.Errorf("%w: sign in to %s %s", registry.ErrUnauthenticated, a.Action, a.Repo)
+			s.challenge(w, r, need, err)
+			return r, err
+		}
+		what := a.Repo
+		if repo == "" {
+			what = "the repository catalog"
+		}
+		return r, fmt.Errorf("%w: %s may not %s %s", registry.ErrDenied, p.Subject, a.Action, what)
+	}
+	return r, nil
+}
+
+// challenge sets WWW-Authenticate for a 401 (or Retry-After for a 429).
+func (s *Service) challenge(w http.ResponseWriter, r *http.Request, need []registry.Access, err error) {
+	var ae *authError
+	if errors.As(err, &ae) && ae.limited > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(int(ae.limited.Seconds())+1))
+		return
+	}
+	realm := s.opts.Realm
+	if realm == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		realm = scheme + "://" + r.Host + TokenPath
+	}
+	h := fmt.Sprintf(`Bearer realm=%q,service=%q`, realm, s.opts.Service)
+	if sc := challengeScope(need); sc != "" {
+		h += fmt.Sprintf(`,scope=%q`, sc)
+	}
+	if ae != nil {
+		h += `,error="invalid_token"`
+	}
+	w.Header().Set("WWW-Authenticate", h)
+}
+
+func challengeScope(need []registry.Access) string {
+	var parts []string
+	byRepo := map[string][]string{}
+	var order []string
+	for _, a := range need {
+		if a.Action == registry.ActionCatalog {
+			parts = append(parts, "registry:catalog:*")
+			continue
+		}
+		if _, ok := byRepo[a.Repo]; !ok {
+			order = append(order, a.Repo)
+		}
+		byRepo[a.Repo] = append(byRepo[a.Repo], string(a.Action))
+	}
+	for _, repo := range order {
+		parts = append(parts, "repository:"+repo+":"+strings.Join(byRepo[repo], ","))
+	}
+	return strings.Join(parts, " ")
+}
+
+// TagPolicy is the registry.Policy that tells creating a tag (push) from
+// moving an existing one to another digest (promoter and above). It allows
+// everything for requests that carry no principal (authentication off).
+type TagPolicy struct{}
+
+var _ registry.Policy = TagPolicy{}
+
+// CheckTag implements registry.Policy.
+func (TagPolicy) CheckTag(ctx context.Context, repo, tag string, current, next digest.Digest) error {
+	if current == "" || current == next {
+		return nil
+	}
+	p := PrincipalFrom(ctx)
+	if p == nil || p.Can(repo, PermMoveTag) {
+		return nil
+	}
+	return fmt.Errorf("%w: tag %s of %s already points at %s; moving it needs the promoter role (%s may only create tags)",
+		veto.ErrDenied, tag, repo, current, p.Subject)
+}
+
+func (TagPolicy) CheckManifest(context.Context, meta.Manifest) error                  { return nil }
+func (TagPolicy) CheckDeleteManifest(context.Context, string, digest.Digest) error    { return nil }
+func (TagPolicy) CheckDeleteTag(context.Context, string, string, digest.Digest) error { return nil }
+func (TagPolicy) CheckDeleteBlob(context.Context, string, digest.Digest) error        { return nil }
+
+// CanBypassGovernance implements retention.Permissions: admins may bypass
+// governance-mode retention.
+func (s *Service) CanBypassGovernance(ctx context.Context) bool {
+	return PrincipalFrom(ctx).Can("", PermAdmin)
+}

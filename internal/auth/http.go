@@ -1,0 +1,536 @@
+package auth
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/custody-dev/custody/internal/problem"
+	"github.com/custody-dev/custody/internal/registry"
+)
+
+// The account API, under /api/v1/ (JSON; errors are RFC 9457 problems):
+//
+//	GET    /api/v1/whoami                    the caller, its groups and grants
+//	GET    /api/v1/tokens[?all=true]         the caller's API tokens (all: admins)
+//	POST   /api/v1/tokens                    create one; the secret is in the answer only
+//	DELETE /api/v1/tokens/{id}               revoke
+//	GET    /api/v1/users                     (admin)
+//	POST   /api/v1/users                     (admin) {"name", "password", "groups"}
+//	PUT    /api/v1/users/{name}              (admin; a user may change its own password)
+//	DELETE /api/v1/users/{name}              (admin)
+//	GET    /api/v1/grants                    (admin)
+//	POST   /api/v1/grants                    (admin) {"subject", "role", "repository"}
+//	DELETE /api/v1/grants?subject=&role=&repository=   (admin)
+//	GET|POST /auth/token                     the Docker token flow's endpoint
+
+// Register mounts the account API and the token endpoint on mux.
+func (s *Service) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+TokenPath, s.ServeToken)
+	mux.HandleFunc("POST "+TokenPath, s.ServeToken)
+	mux.HandleFunc("GET /api/v1/whoami", s.whoami)
+	mux.HandleFunc("GET /api/v1/tokens", s.listTokens)
+	mux.HandleFunc("POST /api/v1/tokens", s.createToken)
+	mux.HandleFunc("DELETE /api/v1/tokens/{id}", s.revokeToken)
+	mux.HandleFunc("GET /api/v1/users", s.listUsers)
+	mux.HandleFunc("POST /api/v1/users", s.createUser)
+	mux.HandleFunc("PUT /api/v1/users/{name}", s.updateUser)
+	mux.HandleFunc("DELETE /api/v1/users/{name}", s.deleteUser)
+	mux.HandleFunc("GET /api/v1/grants", s.listGrants)
+	mux.HandleFunc("POST /api/v1/grants", s.createGrant)
+	mux.HandleFunc("DELETE /api/v1/grants", s.deleteGrant)
+}
+
+// Require authenticates r and checks perm on repo ("" for global
+// permissions). On refusal it answers the problem (401, 403 or 429),
+// audits it as action, and returns false.
+func (s *Service) Require(w http.ResponseWriter, r *http.Request, action, repo string, perm Perm) (*http.Request, *Principal, bool) {
+	p, err := s.Authenticate(r)
+	if err != nil {
+		s.refuse(w, r, action, repo, err)
+		return r, nil, false
+	}
+	r = r.WithContext(WithPrincipal(registry.WithIdentity(r.Context(), registry.Identity{Subject: p.Subject, Method: p.Method}), p))
+	if p.Anonymous() && !p.Can(repo, perm) {
+		err := fmt.Errorf("%w: sign in first", registry.ErrUnauthenticated)
+		s.refuse(w, r, action, repo, err)
+		return r, nil, false
+	}
+	if !p.Can(repo, perm) {
+		what := repo
+		if repo == "" || perm.Global() {
+			what = "this registry"
+		}
+		s.refuse(w, r, action, repo, fmt.Errorf("%w: %s lacks the %s permission on %s", registry.ErrDenied, p.Subject, perm, what))
+		return r, nil, false
+	}
+	return r, p, true
+}
+
+// refuse answers and audits a refused API request.
+func (s *Service) refuse(w http.ResponseWriter, r *http.Request, action, repo string, err error) {
+	s.opts.Auditor.Record(r.Context(), registry.Event{Action: action, Repo: repo, Result: "denied", Reason: err.Error(), Request: r})
+	var ae *authError
+	switch {
+	case errors.Is(err, registry.ErrTooManyRequests):
+		if errors.As(err, &ae) {
+			w.Header().Set("Retry-After", fmt.Sprint(int(ae.limited.Seconds())+1))
+		}
+		problem.Write(w, http.StatusTooManyRequests, "too-many-requests", "Too many failed sign-ins", err.Error())
+	case errors.Is(err, registry.ErrUnauthenticated):
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+s.opts.Service+`"`)
+		problem.Write(w, http.StatusUnauthorized, "unauthorized", "Authentication required",
+			err.Error()+" (custody login, or an API token in CUSTODY_TOKEN)")
+	default:
+		problem.Write(w, http.StatusForbidden, "denied", "Denied", err.Error())
+	}
+}
+
+func (s *Service) invalid(w http.ResponseWriter, r *http.Request, action, repo, detail string) {
+	s.opts.Auditor.Record(r.Context(), registry.Event{Action: action, Repo: repo, Result: "invalid", Reason: detail, Request: r})
+	problem.Write(w, http.StatusBadRequest, "invalid-request", "Invalid request", detail)
+}
+
+func (s *Service) ok(r *http.Request, action, repo, reason string) {
+	s.opts.Auditor.Record(r.Context(), registry.Event{Action: action, Repo: repo, Result: "ok", Reason: reason, Request: r})
+}
+
+func decode(r *http.Request, w http.ResponseWriter, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("malformed JSON body: %v", err)
+	}
+	return nil
+}
+
+// Whoami is the answer of GET /api/v1/whoami.
+type Whoami struct {
+	Subject string   `json:"subject"`
+	Method  string   `json:"method"`
+	Groups  []string `json:"groups"`
+	Grants  []Scope  `json:"grants"`
+	TokenID string   `json:"tokenId,omitempty"`
+}
+
+func (s *Service) whoami(w http.ResponseWriter, r *http.Request) {
+	p, err := s.Authenticate(r)
+	if err != nil {
+		s.refuse(w, r, "whoami", "", err)
+		return
+	}
+	problem.JSON(w, http.StatusOK, Whoami{Subject: p.Subject, Method: p.Method, Groups: nonNilStrings(p.Groups), Grants: nonNilScopes(p.Scopes()), TokenID: p.TokenID})
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nonNilScopes(s []Scope) []Scope {
+	if s == nil {
+		return []Scope{}
+	}
+	return s
+}
+
+// TokenRequest is the body of POST /api/v1/tokens.
+type TokenRequest struct {
+	Name   string  `json:"name"`
+	Scopes []Scope `json:"scopes"`
+	// ExpiresIn is a Go duration ("720h"); default 30 days, at most a year.
+	ExpiresIn string `json:"expiresIn,omitempty"`
+}
+
+// CreatedToken is the answer of POST /api/v1/tokens: the only time the
+// secret is shown.
+type CreatedToken struct {
+	Token
+	Secret string `json:"secret"`
+}
+
+// maxTokenLife caps API token lifetimes.
+const maxTokenLife = 366 * 24 * time.Hour
+
+func (s *Service) localUser(w http.ResponseWriter, r *http.Request, action string) (*http.Request, *Principal, bool) {
+	p, err := s.Authenticate(r)
+	if err != nil {
+		s.refuse(w, r, action, "", err)
+		return r, nil, false
+	}
+	r = r.WithContext(WithPrincipal(registry.WithIdentity(r.Context(), registry.Identity{Subject: p.Subject, Method: p.Method}), p))
+	if p.Anonymous() {
+		s.refuse(w, r, action, "", fmt.Errorf("%w: sign in first", registry.ErrUnauthenticated))
+		return r, nil, false
+	}
+	if strings.HasSuffix(p.Method, "oidc") {
+		s.refuse(w, r, action, "", fmt.Errorf("%w: OIDC identities cannot hold API tokens; use the OIDC token itself", registry.ErrDenied))
+		return r, nil, false
+	}
+	return r, p, true
+}
+
+func (s *Service) createToken(w http.ResponseWriter, r *http.Request) {
+	r, p, ok := s.localUser(w, r, "token.create")
+	if !ok {
+		return
+	}
+	var req TokenRequest
+	if err := decode(r, w, &req); err != nil {
+		s.invalid(w, r, "token.create", "", err.Error())
+		return
+	}
+	if req.Name == "" || len(req.Name) > 100 {
+		s.invalid(w, r, "token.create", "", "a token needs a name of at most 100 characters (what it is for)")
+		return
+	}
+	if len(req.Scopes) == 0 || len(req.Scopes) > 32 {
+		s.invalid(w, r, "token.create", "", "a token needs between 1 and 32 scopes (role and repository patterns)")
+		return
+	}
+	life := 30 * 24 * time.Hour
+	if req.ExpiresIn != "" {
+		d, err := time.ParseDuration(req.ExpiresIn)
+		if err != nil || d <= 0 || d > maxTokenLife {
+			s.invalid(w, r, "token.create", "", fmt.Sprintf("expiresIn %q must be a positive duration of at most %s", req.ExpiresIn, maxTokenLife))
+			return
+		}
+		life = d
+	}
+	for _, sc := range req.Scopes {
+		if _, err := ParseRole(string(sc.Role)); err != nil {
+			s.invalid(w, r, "token.create", "", err.Error())
+			return
+		}
+		if len(sc.Repositories) == 0 {
+			s.invalid(w, r, "token.create", "", "every scope needs repository patterns")
+			return
+		}
+		for _, rl := range rules(sc) {
+			if err := (Grant{Subject: "user:x", Role: sc.Role, Repository: rl.pattern}).Validate(); err != nil {
+				s.invalid(w, r, "token.create", "", err.Error())
+				return
+			}
+			// A token never holds more than its owner: refuse scopes beyond
+			// the owner's rights (and every use intersects them again).
+			if !p.Can(rl.pattern, rl.perm) {
+				s.refuse(w, r, "token.create", rl.pattern, fmt.Errorf("%w: %s cannot give a token the %s role on %s: it does not hold it", registry.ErrDenied, p.Subject, sc.Role, rl.pattern))
+				return
+			}
+		}
+	}
+	secret, id := newSecret()
+	sum := sha256.Sum256([]byte(secret))
+	now := s.now().UTC()
+	t := Token{ID: id, Hash: hex.EncodeToString(sum[:]), Owner: p.Subject, Name: req.Name, Scopes: req.Scopes, Created: now, Expires: now.Add(life)}
+	if err := s.opts.Store.PutToken(r.Context(), t); err != nil {
+		problem.Write(w, http.StatusInternalServerError, "internal", "Storing the token failed", err.Error())
+		return
+	}
+	s.ok(r, "token.create", "", fmt.Sprintf("token %s (%s) for %s until %s", id, req.Name, p.Subject, t.Expires.Format(time.RFC3339)))
+	problem.JSON(w, http.StatusCreated, CreatedToken{Token: t, Secret: secret})
+}
+
+func (s *Service) listTokens(w http.ResponseWriter, r *http.Request) {
+	r, p, ok := s.localUser(w, r, "token.list")
+	if !ok {
+		return
+	}
+	all := r.URL.Query().Get("all") == "true"
+	if all && !p.Can("", PermAdmin) {
+		s.refuse(w, r, "token.list", "", fmt.Errorf("%w: listing every user's tokens needs the admin role", registry.ErrDenied))
+		return
+	}
+	st, err := s.load(r.Context())
+	if err != nil {
+		problem.Write(w, http.StatusInternalServerError, "internal", "Reading tokens failed", err.Error())
+		return
+	}
+	out := []Token{}
+	for _, t := range st.tokenIDs {
+		if all || t.Owner == p.Subject {
+			out = append(out, t)
+		}
+	}
+	slices.SortFunc(out, func(a, b Token) int { return a.Created.Compare(b.Created) })
+	problem.JSON(w, http.StatusOK, out)
+}
+
+func (s *Service) revokeToken(w http.ResponseWriter, r *http.Request) {
+	r, p, ok := s.localUser(w, r, "token.revoke")
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	st, err := s.load(r.Context())
+	if err != nil {
+		problem.Write(w, http.StatusInternalServerError, "internal", "Reading tokens failed", err.Error())
+		return
+	}
+	t, found := st.tokenIDs[id]
+	if !found || (t.Owner != p.Subject && !p.Can("", PermAdmin)) {
+		s.opts.Auditor.Record(r.Context(), registry.Event{Action: "token.revoke", Result: "invalid", Reason: "no such token " + id, Request: r})
+		problem.Write(w, http.StatusNotFound, "not-found", "No such token", "no token "+id+" of yours (list them with custody token list)")
+		return
+	}
+	if err := s.opts.Store.RevokeToken(r.Context(), id, s.now().UTC()); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			problem.Write(w, http.StatusConflict, "already-revoked", "Token already revoked", "token "+id+" is already revoked")
+			return
+		}
+		problem.Write(w, http.StatusInternalServerError, "internal", "Revoking the token failed", err.Error())
+		return
+	}
+	s.ok(r, "token.revoke", "", fmt.Sprintf("token %s (%s) of %s", id, t.Name, t.Owner))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// UserRequest is the body of POST /api/v1/users and PUT /api/v1/users/{name}.
+type UserRequest struct {
+	Name     string    `json:"name,omitempty"`
+	Password string    `json:"password,omitempty"`
+	Groups   *[]string `json:"groups,omitempty"`
+}
+
+func validUserName(n string) error {
+	if n == "" || len(n) > 64 || strings.ContainsAny(n, ": \t\r\n/@") || n == SubjectAnonymous || n == SubjectAuthenticated {
+		return fmt.Errorf("invalid user name %q (up to 64 characters, no ':', '/', '@' or spaces)", n)
+	}
+	return nil
+}
+
+func validGroups(gs []string) error {
+	for _, g := range gs {
+		if g == "" || len(g) > 64 || strings.ContainsAny(g, ": \t\r\n") {
+			return fmt.Errorf("invalid group name %q", g)
+		}
+	}
+	return nil
+}
+
+func (s *Service) listUsers(w http.ResponseWriter, r *http.Request) {
+	r, _, ok := s.Require(w, r, "user.list", "", PermAdmin)
+	if !ok {
+		return
+	}
+	st, err := s.load(r.Context())
+	if err != nil {
+		problem.Write(w, http.StatusInternalServerError, "internal", "Reading users failed", err.Error())
+		return
+	}
+	out := []User{}
+	for _, u := range st.users {
+		u.Groups = nonNilStrings(u.Groups)
+		out = append(out, u)
+	}
+	slices.SortFunc(out, func(a, b User) int { return strings.Compare(a.Name, b.Name) })
+	problem.JSON(w, http.StatusOK, out)
+}
+
+func (s *Service) createUser(w http.ResponseWriter, r *http.Request) {
+	r, _, ok := s.Require(w, r, "user.create", "", PermAdmin)
+	if !ok {
+		return
+	}
+	var req UserRequest
+	if err := decode(r, w, &req); err != nil {
+		s.invalid(w, r, "user.create", "", err.Error())
+		return
+	}
+	if err := validUserName(req.Name); err != nil {
+		s.invalid(w, r, "user.create", "", err.Error())
+		return
+	}
+	u := User{Name: req.Name, Groups: []string{}, Created: s.now().UTC()}
+	if req.Groups != nil {
+		if err := validGroups(*req.Groups); err != nil {
+			s.invalid(w, r, "user.create", "", err.Error())
+			return
+		}
+		u.Groups = *req.Groups
+	}
+	if req.Password != "" {
+		h, err := HashPassword(req.Password)
+		if err != nil {
+			s.invalid(w, r, "user.create", "", err.Error())
+			return
+		}
+		u.PasswordHash = h
+	}
+	st, err := s.load(r.Context())
+	if err != nil {
+		problem.Write(w, http.StatusInternalServerError, "internal", "Reading users failed", err.Error())
+		return
+	}
+	if _, exists := st.users[u.Name]; exists {
+		s.opts.Auditor.Record(r.Context(), registry.Event{Action: "user.create", Result: "invalid", Reason: "user " + u.Name + " exists", Request: r})
+		problem.Write(w, http.StatusConflict, "exists", "User exists", "user "+u.Name+" already exists (change it with PUT /api/v1/users/"+u.Name+")")
+		return
+	}
+	if err := s.opts.Store.PutUser(r.Context(), u); err != nil {
+		problem.Write(w, http.StatusInternalServerError, "internal", "Storing the user failed", err.Error())
+		return
+	}
+	s.ok(r, "user.create", "", fmt.Sprintf("user %s, groups %v", u.Name, u.Groups))
+	problem.JSON(w, http.StatusCreated, u)
+}
+
+func (s *Service) updateUser(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	p, err := s.Authenticate(r)
+	if err != nil {
+		s.refuse(w, r, "user.update", "", err)
+		return
+	}
+	r = r.WithContext(WithPrincipal(registry.WithIdentity(r.Context(), registry.Identity{Subject: p.Subject, Method: p.Method}), p))
+	var req UserRequest
+	if err := decode(r, w, &req); err != nil {
+		s.invalid(w, r, "user.update", "", err.Error())
+		return
+	}
+	admin := p.Can("", PermAdmin)
+	self := !p.Anonymous() && p.Subject == name && (p.Method == "password" || p.Method == "jwt/password")
+	switch {
+	case p.Anonymous():
+		s.refuse(w, r, "user.update", "", fmt.Errorf("%w: sign in first", registry.ErrUnauthenticated))
+		return
+	case !admin && !(self && req.Groups == nil):
+		s.refuse(w, r, "user.update", "", fmt.Errorf("%w: %s may only change its own password (group changes need the admin role)", registry.ErrDenied, p.Subject))
+		return
+	}
+	st, err := s.load(r.Context())
+	if err != nil {
+		problem.Write(w, http.StatusInternalServerError, "internal", "Reading users failed", err.Error())
+		return
+	}
+	u, found := st.users[name]
+	if !found {
+		problem.Write(w, http.StatusNotFound, "not-found", "No such user", "no user "+name)
+		return
+	}
+	var changed []string
+	if req.Password != "" {
+		h, err := HashPassword(req.Password)
+		if err != nil {
+			s.invalid(w, r, "user.update", "", err.Error())
+			return
+		}
+		u.PasswordHash = h
+		changed = append(changed, "password")
+	}
+	if req.Groups != nil {
+		if err := validGroups(*req.Groups); err != nil {
+			s.invalid(w, r, "user.update", "", err.Error())
+			return
+		}
+		u.Groups = *req.Groups
+		changed = append(changed, fmt.Sprintf("groups %v", u.Groups))
+	}
+	if len(changed) == 0 {
+		s.invalid(w, r, "user.update", "", "nothing to change: give a password or groups")
+		return
+	}
+	if err := s.opts.Store.PutUser(r.Context(), u); err != nil {
+		problem.Write(w, http.StatusInternalServerError, "internal", "Storing the user failed", err.Error())
+		return
+	}
+	s.ok(r, "user.update", "", "user "+name+": "+strings.Join(changed, ", "))
+	u.Groups = nonNilStrings(u.Groups)
+	problem.JSON(w, http.StatusOK, u)
+}
+
+func (s *Service) deleteUser(w http.ResponseWriter, r *http.Request) {
+	r, p, ok := s.Require(w, r, "user.delete", "", PermAdmin)
+	if !ok {
+		return
+	}
+	name := r.PathValue("name")
+	if name == p.Subject {
+		s.invalid(w, r, "user.delete", "", "you cannot delete your own account")
+		return
+	}
+	if err := s.opts.Store.DeleteUser(r.Context(), name); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			problem.Write(w, http.StatusNotFound, "not-found", "No such user", "no user "+name)
+			return
+		}
+		problem.Write(w, http.StatusInternalServerError, "internal", "Deleting the user failed", err.Error())
+		return
+	}
+	s.ok(r, "user.delete", "", "user "+name)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Service) listGrants(w http.ResponseWriter, r *http.Request) {
+	r, _, ok := s.Require(w, r, "grant.list", "", PermAdmin)
+	if !ok {
+		return
+	}
+	st, err := s.opts.Store.AuthState(r.Context())
+	if err != nil {
+		problem.Write(w, http.StatusInternalServerError, "internal", "Reading grants failed", err.Error())
+		return
+	}
+	out := []Grant{}
+	for _, g := range s.opts.Grants {
+		g.Source = "config"
+		out = append(out, g)
+	}
+	out = append(out, st.Grants...)
+	problem.JSON(w, http.StatusOK, out)
+}
+
+func (s *Service) createGrant(w http.ResponseWriter, r *http.Request) {
+	r, _, ok := s.Require(w, r, "grant.create", "", PermAdmin)
+	if !ok {
+		return
+	}
+	var g Grant
+	if err := decode(r, w, &g); err != nil {
+		s.invalid(w, r, "grant.create", "", err.Error())
+		return
+	}
+	g.Source = ""
+	if err := g.Validate(); err != nil {
+		s.invalid(w, r, "grant.create", g.Repository, err.Error())
+		return
+	}
+	if err := s.opts.Store.PutGrant(r.Context(), g); err != nil {
+		problem.Write(w, http.StatusInternalServerError, "internal", "Storing the grant failed", err.Error())
+		return
+	}
+	s.ok(r, "grant.create", g.Repository, fmt.Sprintf("%s %s on %s", g.Subject, g.Role, g.Repository))
+	g.Source = "api"
+	problem.JSON(w, http.StatusCreated, g)
+}
+
+func (s *Service) deleteGrant(w http.ResponseWriter, r *http.Request) {
+	r, _, ok := s.Require(w, r, "grant.delete", "", PermAdmin)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	g := Grant{Subject: q.Get("subject"), Role: Role(q.Get("role")), Repository: q.Get("repository")}
+	if err := g.Validate(); err != nil {
+		s.invalid(w, r, "grant.delete", g.Repository, err.Error())
+		return
+	}
+	if err := s.opts.Store.DeleteGrant(r.Context(), g); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			problem.Write(w, http.StatusNotFound, "not-found", "No such grant", "no stored grant "+g.Subject+" "+string(g.Role)+" on "+g.Repository+" (grants from the config file change only there)")
+			return
+		}
+		problem.Write(w, http.StatusInternalServerError, "internal", "Deleting the grant failed", err.Error())
+		return
+	}
+	s.ok(r, "grant.delete", g.Repository, fmt.Sprintf("%s %s on %s", g.Subject, g.Role, g.Repository))
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,194 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	auth "github.com/custody-dev/custody/internal/account"
+)
+
+var _ auth.Store = (*Store)(nil)
+
+func bumpAuth(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `UPDATE auth_generation SET gen = gen + 1 WHERE id = 1`)
+	return err
+}
+
+// AuthGeneration implements auth.Store.
+func (s *Store) AuthGeneration(ctx context.Context) (int64, error) {
+	var g int64
+	err := s.r.QueryRowContext(ctx, `SELECT gen FROM auth_generation WHERE id = 1`).Scan(&g)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: auth generation: %w", err)
+	}
+	return g, nil
+}
+
+// AuthState implements auth.Store.
+func (s *Store) AuthState(ctx context.Context) (auth.State, error) {
+	var st auth.State
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT gen FROM auth_generation WHERE id = 1`).Scan(&st.Generation); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT name, password_hash, groups_json, created FROM auth_users ORDER BY name`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var (
+				u       auth.User
+				groups  string
+				created int64
+			)
+			if err := rows.Scan(&u.Name, &u.PasswordHash, &groups, &created); err != nil {
+				rows.Close()
+				return err
+			}
+			if err := json.Unmarshal([]byte(groups), &u.Groups); err != nil {
+				rows.Close()
+				return fmt.Errorf("user %s: groups: %w", u.Name, err)
+			}
+			u.Created = time.Unix(0, created).UTC()
+			st.Users = append(st.Users, u)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.QueryContext(ctx, `SELECT subject, role, repository FROM auth_grants ORDER BY subject, role, repository`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			g := auth.Grant{Source: "api"}
+			if err := rows.Scan(&g.Subject, &g.Role, &g.Repository); err != nil {
+				rows.Close()
+				return err
+			}
+			st.Grants = append(st.Grants, g)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.QueryContext(ctx, `SELECT id, hash, owner, name, scopes_json, created, expires, revoked FROM auth_tokens ORDER BY created, id`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				t                         auth.Token
+				scopes                    string
+				created, expires, revoked int64
+			)
+			if err := rows.Scan(&t.ID, &t.Hash, &t.Owner, &t.Name, &scopes, &created, &expires, &revoked); err != nil {
+				return err
+			}
+			if err := json.Unmarshal([]byte(scopes), &t.Scopes); err != nil {
+				return fmt.Errorf("token %s: scopes: %w", t.ID, err)
+			}
+			t.Created = time.Unix(0, created).UTC()
+			t.Expires = time.Unix(0, expires).UTC()
+			if revoked != 0 {
+				t.Revoked = time.Unix(0, revoked).UTC()
+			}
+			st.Tokens = append(st.Tokens, t)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return auth.State{}, fmt.Errorf("sqlite: auth state: %w", err)
+	}
+	return st, nil
+}
+
+// PutUser implements auth.Store.
+func (s *Store) PutUser(ctx context.Context, u auth.User) error {
+	groups, err := json.Marshal(nonNil(u.Groups))
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO auth_users(name, password_hash, groups_json, created) VALUES (?, ?, ?, ?)
+ON CONFLICT(name) DO UPDATE SET password_hash = excluded.password_hash, groups_json = excluded.groups_json`,
+			u.Name, u.PasswordHash, string(groups), u.Created.UnixNano()); err != nil {
+			return err
+		}
+		return bumpAuth(ctx, tx)
+	})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// DeleteUser implements auth.Store.
+func (s *Store) DeleteUser(ctx context.Context, name string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		return deleted(tx.ExecContext(ctx, `DELETE FROM auth_users WHERE name = ?`, name))("user "+name, func() error { return bumpAuth(ctx, tx) })
+	})
+}
+
+// deleted checks that an exec changed a row, then runs then.
+func deleted(res sql.Result, err error) func(what string, then func() error) error {
+	return func(what string, then func() error) error {
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("%s: %w", what, auth.ErrNotFound)
+		}
+		return then()
+	}
+}
+
+// PutGrant implements auth.Store.
+func (s *Store) PutGrant(ctx context.Context, g auth.Grant) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO auth_grants(subject, role, repository) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+			g.Subject, string(g.Role), g.Repository); err != nil {
+			return err
+		}
+		return bumpAuth(ctx, tx)
+	})
+}
+
+// DeleteGrant implements auth.Store.
+func (s *Store) DeleteGrant(ctx context.Context, g auth.Grant) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		return deleted(tx.ExecContext(ctx, `DELETE FROM auth_grants WHERE subject = ? AND role = ? AND repository = ?`,
+			g.Subject, string(g.Role), g.Repository))("grant", func() error { return bumpAuth(ctx, tx) })
+	})
+}
+
+// PutToken implements auth.Store.
+func (s *Store) PutToken(ctx context.Context, t auth.Token) error {
+	scopes, err := json.Marshal(t.Scopes)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO auth_tokens(id, hash, owner, name, scopes_json, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			t.ID, t.Hash, t.Owner, t.Name, string(scopes), t.Created.UnixNano(), t.Expires.UnixNano()); err != nil {
+			return err
+		}
+		return bumpAuth(ctx, tx)
+	})
+}
+
+// RevokeToken implements auth.Store.
+func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		return deleted(tx.ExecContext(ctx, `UPDATE auth_tokens SET revoked = ? WHERE id = ? AND revoked = 0`, at.UnixNano(), id))("token "+id, func() error { return bumpAuth(ctx, tx) })
+	})
+}

@@ -1,0 +1,129 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/custody-dev/custody/internal/auth"
+	"github.com/custody-dev/custody/internal/config"
+	"github.com/custody-dev/custody/internal/registry"
+)
+
+// newAuth builds the authentication service from the configuration, or
+// returns nil when auth.mode is none. On the first start it creates the
+// admin account (docs/security.md).
+func newAuth(cfg config.Config, store auth.Store, auditor registry.Auditor, log *slog.Logger) (*auth.Service, error) {
+	if cfg.Auth.Mode == "none" {
+		log.Warn("authentication is off (auth mode none): every client may push, move tags and delete", "addr", cfg.Addr)
+		return nil, nil
+	}
+	key, err := auth.LoadOrCreateSigningKey(cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	var grants []auth.Grant
+	for _, g := range cfg.Auth.Grants {
+		for _, sub := range g.Subjects {
+			for _, repo := range g.Repositories {
+				grants = append(grants, auth.Grant{Subject: sub, Role: auth.Role(g.Role), Repository: repo, Source: "config"})
+			}
+		}
+	}
+	var issuers []auth.OIDCIssuer
+	for _, o := range cfg.Auth.OIDC {
+		iss := auth.OIDCIssuer{Issuer: o.Issuer, Audience: o.Audience, JWKSURL: o.JWKSURL}
+		for _, r := range o.Rules {
+			rule := auth.OIDCRule{Claims: r.Claims, Subject: r.Subject, Groups: r.Groups}
+			for _, g := range r.Grants {
+				rule.Grants = append(rule.Grants, auth.Scope{Role: auth.Role(g.Role), Repositories: g.Repositories})
+			}
+			iss.Rules = append(iss.Rules, rule)
+		}
+		issuers = append(issuers, iss)
+	}
+	svc, err := auth.New(auth.Options{
+		Store:         store,
+		Auditor:       auditor,
+		Log:           log,
+		Service:       cfg.Auth.Service,
+		Realm:         cfg.Auth.Realm,
+		TokenTTL:      time.Duration(cfg.Auth.TokenTTL),
+		SigningKey:    key,
+		Grants:        grants,
+		OIDC:          issuers,
+		LoginFailures: cfg.Auth.LoginFailures,
+		LoginWindow:   time.Duration(cfg.Auth.LoginWindow),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := svc.Bootstrap(context.Background(), cfg.Data); err != nil {
+		return nil, err
+	}
+	return svc, nil
+}
+
+// guardAPI checks the permission each /api/v1/ endpoint needs before
+// passing the request on; endpoints it does not know are refused (deny by
+// default). The account endpoints (whoami, tokens, users, grants) check
+// their own.
+func guardAPI(svc *auth.Service, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		action, repo, perm, own := apiRequirement(r)
+		if own {
+			next.ServeHTTP(w, r)
+			return
+		}
+		r, p, ok := svc.Require(w, r, action, repo, perm)
+		if !ok {
+			return
+		}
+		_ = p
+		next.ServeHTTP(w, r)
+	})
+}
+
+// apiRequirement returns what an /api/v1/ request needs: the audit action
+// of a refusal, the repository (or pattern) and the permission. own is
+// true for the endpoints that check for themselves.
+func apiRequirement(r *http.Request) (action, repo string, perm auth.Perm, own bool) {
+	rest := strings.TrimPrefix(r.URL.Path, "/api/v1/")
+	kind, sub, _ := strings.Cut(rest, "/")
+	read := r.Method == http.MethodGet || r.Method == http.MethodHead
+	switch kind {
+	case "whoami", "tokens", "users", "grants":
+		return "", "", 0, true
+	case "audit":
+		if sub == "key" {
+			return "", "", 0, true // the log's public key is public
+		}
+		return "audit.read", "", auth.PermAudit, false
+	case "gc":
+		return "gc", "", auth.PermAdmin, false
+	case "policies":
+		if read {
+			return "policy.read", sub, auth.PermPull, false
+		}
+		return "policy.put", sub, auth.PermManage, false
+	case "retention":
+		repo, _, _ := strings.Cut(sub, "/@")
+		if read {
+			return "retention.read", repo, auth.PermPull, false
+		}
+		return "retention.set", repo, auth.PermManage, false
+	case "hold":
+		repo, _, _ := strings.Cut(sub, "/@")
+		return "hold", repo, auth.PermManage, false
+	case "builds":
+		// Build records name repositories across the registry.
+		return "builds.read", "", auth.PermPull, false
+	case "tags":
+		return "tags.read", strings.TrimSuffix(sub, "/history"), auth.PermPull, false
+	case "versions":
+		return "versions.read", sub, auth.PermPull, false
+	}
+	return "api", "", auth.PermAdmin, false
+}
