@@ -125,6 +125,10 @@ func (s *Service) whoami(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, "whoami", "", err)
 		return
 	}
+	if p.Anonymous() {
+		s.refuse(w, r, "whoami", "", fmt.Errorf("%w: not signed in", registry.ErrUnauthenticated))
+		return
+	}
 	problem.JSON(w, http.StatusOK, Whoami{Subject: p.Subject, Method: p.Method, Groups: nonNilStrings(p.Groups), Grants: nonNilScopes(p.Scopes()), TokenID: p.TokenID})
 }
 
