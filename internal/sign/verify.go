@@ -1,0 +1,283 @@
+package sign
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+)
+
+// ErrNoSignature reports an artifact with no signature in either place.
+var ErrNoSignature = errors.New("no signature found")
+
+// ErrNotVerified reports an artifact that has signatures, none of which
+// verifies with a trusted key for this digest.
+var ErrNotVerified = errors.New("no signature verifies")
+
+// KeyResolver gives the public keys signatures are checked against.
+// cosign signatures made with a key carry no reliable key ID, so every
+// trusted key is tried.
+type KeyResolver interface {
+	PublicKeys(ctx context.Context) ([]crypto.PublicKey, error)
+}
+
+// PublicKeys is a fixed set of trusted keys (ECDSA P-256 or Ed25519).
+type PublicKeys []crypto.PublicKey
+
+// PublicKeys returns the keys.
+func (k PublicKeys) PublicKeys(context.Context) ([]crypto.PublicKey, error) { return k, nil }
+
+// Source says where a signature was found.
+type Source string
+
+// The two places signatures are stored.
+const (
+	// SourceTag is the sha256-<hex>.sig image cosign v2 writes.
+	SourceTag Source = "tag"
+	// SourceReferrer is a Sigstore bundle referrer as cosign v3 writes.
+	SourceReferrer Source = "referrer"
+)
+
+// Verified is one signature that verified.
+type Verified struct {
+	Source Source
+	// Digest is the signed manifest digest (the one Verify was asked about).
+	Digest string
+	// Container is the digest of the .sig image or referrer manifest the
+	// signature was found in.
+	Container string
+	// KeyID is key.ID of the trusted key that verified it.
+	KeyID string
+	// DockerReference is the repository the signer named (simple signing
+	// signatures only; informational: a signature is valid for the digest in
+	// any repository it is copied to).
+	DockerReference string
+	// Annotations are the signer's claims (simple signing "optional", or the
+	// in-toto subject annotations).
+	Annotations map[string]string
+	// Payload is the signed document: simple signing JSON or the in-toto
+	// statement.
+	Payload []byte
+}
+
+// Verify finds the signatures of the manifest ref names, in the
+// sha256-<hex>.sig image and in Sigstore bundle referrers, and returns
+// those that verify with one of the trusted keys and sign exactly ref's
+// digest: a signature copied next to another digest does not verify.
+// Bundle referrers that are attestations (any predicate type but
+// CosignSignPredicateType) are not signatures and are ignored. It fails
+// with ErrNoSignature when there is none, and ErrNotVerified (with the
+// reasons) when none verifies.
+func Verify(ctx context.Context, ref name.Digest, keys KeyResolver, opts Options) ([]Verified, error) {
+	pubs, err := trustedKeys(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	layers, err := readTagLayers(ctx, TagFor(ref, SignatureSuffix), SimpleSigningMediaType, MaxPayloadSize, opts)
+	if err != nil {
+		return nil, err
+	}
+	bundles, err := readBundleReferrers(ctx, ref, opts)
+	if err != nil {
+		return nil, err
+	}
+	var out []Verified
+	var reasons []error
+	found := 0
+	for _, l := range layers {
+		found++
+		v, err := verifySimpleSigning(l.body, l.annotations[SignatureAnnotation], ref.DigestStr(), pubs)
+		if err != nil {
+			reasons = append(reasons, fmt.Errorf("signature in %s@%s: %w", TagFor(ref, SignatureSuffix), l.image, err))
+			continue
+		}
+		v.Container = l.image.String()
+		out = append(out, v)
+	}
+	for _, b := range bundles {
+		if b.predicateType != "" && b.predicateType != CosignSignPredicateType {
+			continue // an attestation
+		}
+		v, err := VerifyBundle(b.body, ref.DigestStr(), pubs)
+		if errors.Is(err, errAttestation) {
+			continue
+		}
+		found++
+		if err != nil {
+			reasons = append(reasons, fmt.Errorf("bundle referrer %s: %w", b.manifest, err))
+			continue
+		}
+		v.Container = b.manifest.String()
+		out = append(out, v)
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	if found == 0 {
+		return nil, fmt.Errorf("%s: %w (neither a %s tag nor a signature bundle referrer)", ref, ErrNoSignature, TagFor(ref, SignatureSuffix).TagStr())
+	}
+	return nil, fmt.Errorf("%s: %w: %w", ref, ErrNotVerified, errors.Join(reasons...))
+}
+
+func trustedKeys(ctx context.Context, keys KeyResolver) ([]crypto.PublicKey, error) {
+	if keys == nil {
+		return nil, errors.New("no trusted keys given")
+	}
+	pubs, err := keys.PublicKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading trusted keys: %w", err)
+	}
+	if len(pubs) == 0 {
+		return nil, errors.New("no trusted keys: add a public key to verify against")
+	}
+	return pubs, nil
+}
+
+// verifySimpleSigning checks a cosign v2 signature layer.
+func verifySimpleSigning(payload []byte, sigB64, digest string, keys []crypto.PublicKey) (Verified, error) {
+	sig, err := base64.StdEncoding.DecodeString(sigB64)
+	if err != nil || len(sig) == 0 {
+		return Verified{}, fmt.Errorf("%s annotation is missing or not base64", SignatureAnnotation)
+	}
+	keyID, err := verifyAny(keys, payload, sig)
+	if err != nil {
+		return Verified{}, err
+	}
+	p, err := ParsePayload(payload)
+	if err != nil {
+		return Verified{}, err
+	}
+	if p.Critical.Image.DockerManifestDigest != digest {
+		return Verified{}, fmt.Errorf("signature is for %s, not %s", p.Critical.Image.DockerManifestDigest, digest)
+	}
+	return Verified{
+		Source:          SourceTag,
+		Digest:          digest,
+		KeyID:           keyID,
+		DockerReference: p.Critical.Identity.DockerReference,
+		Annotations:     p.Annotations(),
+		Payload:         payload,
+	}, nil
+}
+
+// errAttestation marks a valid-looking bundle that is an attestation, not
+// an image signature.
+var errAttestation = errors.New("bundle is an attestation, not an image signature")
+
+// VerifyBundle checks a Sigstore bundle image signature (as Sign returns
+// it or `cosign sign` v3 writes it) for digest against trusted keys: the
+// DSSE signature verifies with one of keys, the statement's predicate type
+// is CosignSignPredicateType and its subjects include digest. Bundles with
+// a message signature are refused: cosign writes DSSE for images.
+func VerifyBundle(bundle []byte, digest string, keys []crypto.PublicKey) (Verified, error) {
+	pb, err := parseBundle(bundle)
+	if err != nil {
+		return Verified{}, err
+	}
+	c, ok := pb.GetContent().(*protobundle.Bundle_DsseEnvelope)
+	if !ok {
+		return Verified{}, errors.New("bundle holds a message signature: custody verifies image signatures in DSSE bundles, as cosign v3 writes them")
+	}
+	env := c.DsseEnvelope
+	if env.GetPayloadType() != InTotoPayloadType {
+		return Verified{}, fmt.Errorf("bundle DSSE payload type is %q, want %s", env.GetPayloadType(), InTotoPayloadType)
+	}
+	keyID, err := verifyEnvelope(env, keys)
+	if err != nil {
+		return Verified{}, err
+	}
+	st, err := parseStatement(env.GetPayload())
+	if err != nil {
+		return Verified{}, err
+	}
+	if st.PredicateType != CosignSignPredicateType {
+		return Verified{}, fmt.Errorf("%w (predicate type %s)", errAttestation, st.PredicateType)
+	}
+	if !st.names(digest) {
+		return Verified{}, fmt.Errorf("signed statement does not name %s", digest)
+	}
+	var ann map[string]string
+	for _, s := range st.Subject {
+		if len(s.Annotations) > 0 {
+			ann = s.Annotations
+			break
+		}
+	}
+	return Verified{
+		Source:      SourceReferrer,
+		Digest:      digest,
+		KeyID:       keyID,
+		Annotations: ann,
+		Payload:     env.GetPayload(),
+	}, nil
+}
+
+// Attestations returns the attestations stored for the manifest ref
+// names, as DSSE envelope JSON: the layers of the sha256-<hex>.att image
+// (as stored) and the DSSE envelopes of bundle referrers that are not image
+// signatures (re-encoded as standard DSSE JSON, without keyids). An
+// envelope stored in both places is returned once, as the .att copy. Nothing is verified here: check each envelope's
+// signature and subject (attest.Verify) before trusting it.
+func Attestations(ctx context.Context, ref name.Digest, opts Options) ([][]byte, error) {
+	layers, err := readTagLayers(ctx, TagFor(ref, AttestationSuffix), DSSEMediaType, MaxBundleSize, opts)
+	if err != nil {
+		return nil, err
+	}
+	bundles, err := readBundleReferrers(ctx, ref, opts)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[[32]byte]bool{}
+	var out [][]byte
+	add := func(raw []byte) error {
+		env, err := parseEnvelope(raw)
+		if err != nil {
+			return err
+		}
+		for _, s := range env.Signatures {
+			s.Keyid = "" // unsigned; the bundle copy has none
+		}
+		norm, err := envelopeJSON(env)
+		if err != nil {
+			return err
+		}
+		k := sha256.Sum256(norm)
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, raw)
+		}
+		return nil
+	}
+	// Malformed entries are skipped, not fatal: anyone who may push could
+	// otherwise block verification with one bad layer.
+	for _, l := range layers {
+		_ = add(l.body)
+	}
+	for _, b := range bundles {
+		if b.predicateType == CosignSignPredicateType {
+			continue
+		}
+		pb, err := parseBundle(b.body)
+		if err != nil {
+			continue
+		}
+		c, ok := pb.GetContent().(*protobundle.Bundle_DsseEnvelope)
+		if !ok {
+			continue
+		}
+		if st, err := parseStatement(c.DsseEnvelope.GetPayload()); err == nil && st.PredicateType == CosignSignPredicateType {
+			continue // an image signature
+		}
+		raw, err := envelopeJSON(c.DsseEnvelope)
+		if err != nil {
+			return nil, err
+		}
+		_ = add(raw)
+	}
+	return out, nil
+}
