@@ -41,14 +41,25 @@ type Query struct {
 // absent.
 var ErrNotFound = errors.New("tlog: not found")
 
-// Store persists the log. It is implemented by the metadata store
-// (internal/meta/sqlite).
+// ErrAppendConflict is wrapped by the error of a Store's TlogAppend whose
+// start is not the log's current size: another writer (a replica sharing
+// the store) appended first, and nothing was written. A Log then reloads
+// the tree from the store and appends its batch on top of it.
+var ErrAppendConflict = errors.New("tlog: append conflict: another writer appended first")
+
+// Store persists the log. It is implemented by the metadata stores
+// (internal/meta/sqlite, internal/meta/postgres). Several Logs (one per
+// replica) may share one Store's database: TlogAppend's start check keeps
+// the entries one contiguous sequence, and each Log reloads the tree from
+// the store when another appended first.
 type Store interface {
 	// TlogSize returns the number of stored leaves.
 	TlogSize(ctx context.Context) (uint64, error)
 	// TlogAppend stores leaves (numbered from start, which must be the
 	// current size) and the tree nodes they complete, in one
-	// transaction. Nodes may overwrite nodes of the same ID.
+	// transaction. Nodes may overwrite nodes of the same ID. If start is
+	// not the current size (another writer appended first) it writes
+	// nothing and returns an error wrapping ErrAppendConflict.
 	TlogAppend(ctx context.Context, start uint64, leaves []Leaf, nodes []Node) error
 	// TlogFillNodes stores the nodes that are not stored yet, keeping
 	// existing ones.
@@ -297,30 +308,70 @@ func (l *Log) writer() {
 	}
 }
 
-// write stores one batch, retrying a few times.
+// maxWriteFailures is how many times write tries a batch that fails with
+// an error other than ErrAppendConflict before it gives the entries up.
+const maxWriteFailures = 5
+
+// write stores one batch. When another writer (a replica sharing the
+// store) appended first, it reloads the tree at the store's size and
+// appends the batch on top, without pausing and as often as that happens:
+// each conflict means another writer made progress. Other errors are
+// retried a few times with a growing pause, then the entries are logged as
+// lost.
 func (l *Log) write(batch [][]byte) {
-	var err error
-	for attempt := range 5 {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+	ctx := context.Background()
+	var (
+		err      error
+		base     *compact.Range // the tree to append to; nil: l's own
+		failures int
+	)
+	for {
+		if base == nil {
+			l.mu.Lock()
+			base = l.rng
+			l.mu.Unlock()
 		}
-		if err = l.appendBatch(batch); err == nil {
+		var rng *compact.Range
+		if rng, err = l.appendBatch(ctx, base, batch); err == nil {
+			l.mu.Lock()
+			l.rng = rng
+			l.mu.Unlock()
 			return
 		}
+		start := base.End()
+		base = nil
+		if errors.Is(err, ErrAppendConflict) {
+			fresh, rerr := l.load(ctx)
+			switch {
+			case rerr != nil:
+				err = fmt.Errorf("%w; reloading the tree: %w", err, rerr)
+			case fresh.End() == start:
+				// The store refused the start it reports as its size:
+				// retrying would loop.
+				err = fmt.Errorf("%w, but the store's size is still %d", err, start)
+			default:
+				base = fresh
+				continue
+			}
+		}
+		failures++
+		if failures == maxWriteFailures {
+			break
+		}
 		l.log.Warn("audit log: writing batch failed; retrying", "entries", len(batch), "err", err)
+		time.Sleep(time.Duration(failures) * 50 * time.Millisecond)
 	}
 	for _, e := range batch {
 		l.log.Error("AUDIT ENTRY LOST: could not be written to the audit log", "entry", string(e), "err", err)
 	}
 }
 
-func (l *Log) appendBatch(batch [][]byte) error {
-	l.mu.Lock()
-	cur := l.rng
-	l.mu.Unlock()
-	rng, err := factory.NewRange(0, cur.End(), append([][]byte(nil), cur.Hashes()...))
+// appendBatch stores batch on top of the tree base in one transaction and
+// returns the new tree. base is not changed.
+func (l *Log) appendBatch(ctx context.Context, base *compact.Range, batch [][]byte) (*compact.Range, error) {
+	rng, err := factory.NewRange(0, base.End(), append([][]byte(nil), base.Hashes()...))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	start := rng.End()
 	leaves := make([]Leaf, len(batch))
@@ -329,30 +380,76 @@ func (l *Log) appendBatch(batch [][]byte) error {
 		h := LeafHash(e)
 		leaves[i] = Leaf{Index: start + uint64(i), Entry: e, Hash: h}
 		if err := rng.Append(h, collect(&nodes)); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if err := l.store.TlogAppend(context.Background(), start, leaves, nodes); err != nil {
-		return err
+	if err := l.store.TlogAppend(ctx, start, leaves, nodes); err != nil {
+		return nil, err
+	}
+	return rng, nil
+}
+
+// load reads the store's size and loads the tree of that size.
+func (l *Log) load(ctx context.Context) (*compact.Range, error) {
+	size, err := l.store.TlogSize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rng, err := l.rangeAt(ctx, size)
+	if err != nil {
+		return nil, fmt.Errorf("loading the tree of size %d: %w", size, err)
+	}
+	return rng, nil
+}
+
+// refresh catches up with the entries other writers (replicas sharing the
+// store) appended: when the store holds more entries than l's tree, it
+// loads the store's tree. It never moves l's tree back. It returns l's
+// size.
+func (l *Log) refresh(ctx context.Context) (uint64, error) {
+	size, err := l.store.TlogSize(ctx)
+	l.mu.Lock()
+	cur := l.rng.End()
+	l.mu.Unlock()
+	if err != nil {
+		return cur, err
+	}
+	if size <= cur {
+		return cur, nil
+	}
+	rng, err := l.rangeAt(ctx, size)
+	if err != nil {
+		return cur, fmt.Errorf("loading the tree of size %d: %w", size, err)
 	}
 	l.mu.Lock()
-	l.rng = rng
+	defer l.mu.Unlock()
+	if rng.End() > l.rng.End() {
+		l.rng = rng
+	}
+	return l.rng.End(), nil
+}
+
+// sizeAtLeast returns l's size, first catching up with other writers when
+// the caller asks about a tree larger than l's.
+func (l *Log) sizeAtLeast(ctx context.Context, want uint64) (uint64, error) {
+	l.mu.Lock()
+	cur := l.rng.End()
 	l.mu.Unlock()
-	return nil
+	if want <= cur {
+		return cur, nil
+	}
+	return l.refresh(ctx)
 }
 
-// Size returns the number of stored entries.
+// Size returns the number of stored entries, including those other
+// writers sharing the store appended. If the store cannot be read, it
+// returns the size l last knew (and logs why).
 func (l *Log) Size() uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.rng.End()
-}
-
-func (l *Log) head() (uint64, []byte, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	root, err := rootOf(l.rng)
-	return l.rng.End(), root, err
+	n, err := l.refresh(context.Background())
+	if err != nil {
+		l.log.Warn("audit log: reading the size from the store failed; answering with the last known size", "size", n, "err", err)
+	}
+	return n
 }
 
 func rootOf(r *compact.Range) ([]byte, error) {
@@ -362,11 +459,19 @@ func rootOf(r *compact.Range) ([]byte, error) {
 	return r.GetRootHash(nil)
 }
 
+// tooLarge is the error for a tree size beyond the log's.
+func tooLarge(size, have uint64, err error) error {
+	if err != nil {
+		return fmt.Errorf("tree size %d is larger than the log (%d) as far as it could read it: %w", size, have, err)
+	}
+	return fmt.Errorf("tree size %d is larger than the log (%d)", size, have)
+}
+
 // RootAt returns the root hash of the tree of the given size (at most the
 // current size).
 func (l *Log) RootAt(ctx context.Context, size uint64) ([]byte, error) {
-	if size > l.Size() {
-		return nil, fmt.Errorf("tree size %d is larger than the log (%d)", size, l.Size())
+	if have, err := l.sizeAtLeast(ctx, size); size > have {
+		return nil, tooLarge(size, have, err)
 	}
 	rng, err := l.rangeAt(ctx, size)
 	if err != nil {
@@ -378,8 +483,8 @@ func (l *Log) RootAt(ctx context.Context, size uint64) ([]byte, error) {
 // InclusionProof returns the inclusion proof of leaf index in the tree of
 // the given size.
 func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
-	if size > l.Size() {
-		return nil, fmt.Errorf("tree size %d is larger than the log (%d)", size, l.Size())
+	if have, err := l.sizeAtLeast(ctx, size); size > have {
+		return nil, tooLarge(size, have, err)
 	}
 	n, err := proof.Inclusion(index, size)
 	if err != nil {
@@ -391,8 +496,8 @@ func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte,
 // ConsistencyProof returns the consistency proof between the trees of
 // sizes from and to.
 func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
-	if to > l.Size() {
-		return nil, fmt.Errorf("tree size %d is larger than the log (%d)", to, l.Size())
+	if have, err := l.sizeAtLeast(ctx, to); to > have {
+		return nil, tooLarge(to, have, err)
 	}
 	n, err := proof.Consistency(from, to)
 	if err != nil {
@@ -414,7 +519,8 @@ func (l *Log) LeafIndex(ctx context.Context, hash []byte) (uint64, error) {
 	return l.store.TlogLeafIndex(ctx, hash)
 }
 
-// Leaves returns the stored leaves in [start, end).
+// Leaves returns the stored leaves in [start, end), read from the store
+// (so including those other writers appended).
 func (l *Log) Leaves(ctx context.Context, start, end uint64) ([]Leaf, error) {
 	return l.store.TlogLeaves(ctx, start, end)
 }
@@ -424,33 +530,56 @@ func (l *Log) Search(ctx context.Context, q Query) ([]Leaf, error) {
 	return l.store.TlogSearch(ctx, q)
 }
 
-// Latest returns the latest signed checkpoint, or ErrNotFound.
+// Latest returns the latest signed checkpoint, or ErrNotFound. Another
+// writer sharing the store may have signed it: l first catches up with
+// the store, so that it can prove inclusion and consistency up to the
+// checkpoint's size.
 func (l *Log) Latest(ctx context.Context) (Checkpoint, error) {
-	return l.store.TlogLatestCheckpoint(ctx)
+	cp, err := l.store.TlogLatestCheckpoint(ctx)
+	if err != nil {
+		return cp, err
+	}
+	if _, err := l.sizeAtLeast(ctx, cp.Size); err != nil {
+		l.log.Warn("audit log: catching up with the store failed", "err", err)
+	}
+	return cp, nil
 }
 
-// Checkpoint signs and stores a checkpoint of the current tree, unless
-// the tree has not grown since the last one, which it then returns. It
-// refuses (ErrInconsistent) to sign a tree that is not an extension of the
-// last checkpoint it signed, and logs that loudly.
+// Checkpoint signs and stores a checkpoint of the stored tree (reloaded
+// from the store, so including what other writers appended), unless the
+// tree has not grown since the last checkpoint, which it then returns; a
+// checkpoint of the same tree stored by another writer at the same moment
+// also counts as done. It refuses (ErrInconsistent) to sign a tree that
+// is not an extension of the last signed checkpoint, and logs that
+// loudly.
 func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	l.signMu.Lock()
 	defer l.signMu.Unlock()
-	size, root, err := l.head()
+	// The last checkpoint is read before the tree: the stored tree only
+	// grows, so it is then at least as large as any checkpoint signed by
+	// another writer.
+	last, err := l.store.TlogLatestCheckpoint(ctx)
+	haveLast := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Checkpoint{}, err
+	}
+	rng, err := l.load(ctx)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("audit log: %w", err)
+	}
+	size := rng.End()
+	root, err := rootOf(rng)
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	last, err := l.store.TlogLatestCheckpoint(ctx)
-	switch {
-	case errors.Is(err, ErrNotFound):
-	case err != nil:
-		return Checkpoint{}, err
-	default:
+	l.mu.Lock()
+	if size > l.rng.End() {
+		l.rng = rng
+	}
+	l.mu.Unlock()
+	if haveLast {
 		if err := l.consistent(ctx, last, size, root); err != nil {
-			l.log.Error("REFUSING TO SIGN AUDIT CHECKPOINT: the log is inconsistent with the last checkpoint it signed (tampering or rollback?)",
-				"last_size", last.Size, "last_root", hex.EncodeToString(last.Root),
-				"size", size, "root", hex.EncodeToString(root), "err", err)
-			return Checkpoint{}, fmt.Errorf("%w: %v", ErrInconsistent, err)
+			return Checkpoint{}, l.refuse(last, size, root, err)
 		}
 		if last.Size == size {
 			return last, nil
@@ -462,10 +591,44 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 		return Checkpoint{}, err
 	}
 	cp := Checkpoint{Origin: l.signer.Name(), Size: size, Root: root, Note: msg}
-	if err := l.store.TlogPutCheckpoint(ctx, cp); err != nil {
-		return Checkpoint{}, err
+	perr := l.store.TlogPutCheckpoint(ctx, cp)
+	if perr == nil {
+		return cp, nil
 	}
-	return cp, nil
+	// Another writer may have stored a checkpoint of this size first (the
+	// store keeps one per size): that is done, if it is of the same tree.
+	other, err := l.store.TlogLatestCheckpoint(ctx)
+	if err != nil || other.Size < size {
+		return Checkpoint{}, perr
+	}
+	if other.Origin != "" && other.Origin != l.signer.Name() {
+		return Checkpoint{}, l.refuse(other, size, root, fmt.Errorf("checkpoint has origin %q, the log key %q", other.Origin, l.signer.Name()))
+	}
+	if other.Size == size {
+		if !bytes.Equal(other.Root, root) {
+			return Checkpoint{}, l.refuse(other, size, root, fmt.Errorf("root at size %d differs from the signed root", size))
+		}
+		return other, nil
+	}
+	// Another writer signed a larger tree meanwhile: it must extend the
+	// one l read.
+	p, err := l.ConsistencyProof(ctx, size, other.Size)
+	if err == nil {
+		err = proof.VerifyConsistency(hasher, size, other.Size, p, root, other.Root)
+	}
+	if err != nil {
+		return Checkpoint{}, l.refuse(other, size, root, fmt.Errorf("checkpoint of size %d does not extend the tree of size %d: %w", other.Size, size, err))
+	}
+	return other, nil
+}
+
+// refuse logs and returns the error of a tree (size, root) inconsistent
+// with the signed checkpoint last.
+func (l *Log) refuse(last Checkpoint, size uint64, root []byte, err error) error {
+	l.log.Error("REFUSING TO SIGN AUDIT CHECKPOINT: the log is inconsistent with the last checkpoint it signed (tampering or rollback?)",
+		"last_size", last.Size, "last_root", hex.EncodeToString(last.Root),
+		"size", size, "root", hex.EncodeToString(root), "err", err)
+	return fmt.Errorf("%w: %v", ErrInconsistent, err)
 }
 
 // consistent checks that the tree (size, root) extends last.
@@ -490,7 +653,7 @@ func (l *Log) consistent(ctx context.Context, last Checkpoint, size uint64, root
 }
 
 // Run signs a checkpoint every interval when the tree has grown, until
-// ctx is cancelled.
+// ctx is cancelled. Several writers sharing the store may each run it.
 func (l *Log) Run(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		return
@@ -502,10 +665,15 @@ func (l *Log) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if last, err := l.store.TlogLatestCheckpoint(ctx); err == nil && last.Size == l.Size() {
+			size, err := l.store.TlogSize(ctx)
+			if err != nil {
+				l.log.Warn("audit log: reading the size failed", "err", err)
 				continue
 			}
-			if l.Size() == 0 {
+			if size == 0 {
+				continue
+			}
+			if last, err := l.store.TlogLatestCheckpoint(ctx); err == nil && last.Size == size {
 				continue
 			}
 			if _, err := l.Checkpoint(ctx); err != nil && !errors.Is(err, ErrInconsistent) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 )
 
 // RunTlog is the conformance suite for tlog.Store: directly, through a
-// tlog.Log, and with two replicas appending to one log at once.
+// tlog.Log, and with two replicas appending to one log at once, through
+// the store and through two tlog.Logs.
 func RunTlog(t *testing.T, open Replicas[tlog.Store]) {
 	runSuite(t, open, []subtest[tlog.Store]{
 		{"Empty", testTlogEmpty},
@@ -25,6 +27,7 @@ func RunTlog(t *testing.T, open Replicas[tlog.Store]) {
 		{"AppendAtWrongStart", testTlogAppendAtWrongStart},
 		{"FillNodesKeepsExisting", testTlogFillNodes},
 		{"ConcurrentAppends", testTlogConcurrentAppends},
+		{"LogReplicas", testTlogLogReplicas},
 	})
 }
 
@@ -396,4 +399,201 @@ func testTlogConcurrentAppends(t *testing.T, open Replicas[tlog.Store]) {
 		l.Close()
 	}
 	t.Logf("%d entries appended by 2 replicas; %v appends started over after a conflict", total, conflicts)
+}
+
+// testTlogLogReplicas runs two tlog.Logs, one per store, on one database,
+// as two registry replicas do: both append at once (through their
+// batching writers, so appends conflict and are rebuilt on the other's),
+// and sign checkpoints at once. Every entry must be stored exactly once at
+// contiguous indexes, each Log must see and prove the entries the other
+// appended, and every checkpoint either signed must verify with the
+// shared key and be consistent with the final tree.
+func testTlogLogReplicas(t *testing.T, open Replicas[tlog.Store]) {
+	ss := open(t, 2)
+	ctx := t.Context()
+	dir := t.TempDir()
+	signer, vkey, err := tlog.LoadOrCreateKey(dir, "custody/metatest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := make([]*tlog.Log, len(ss))
+	for r, s := range ss {
+		// Small batches and a short linger make many batches, so the
+		// replicas' appends interleave and conflict.
+		l, err := tlog.Open(ctx, s, tlog.Options{Signer: signer, VerifierKey: vkey, BatchSize: 4, Linger: time.Millisecond})
+		if err != nil {
+			t.Fatalf("tlog.Open on store %d: %v", r, err)
+		}
+		t.Cleanup(l.Close)
+		logs[r] = l
+	}
+	t0 := time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC)
+	want := map[string]bool{}
+	entry := func(r, w, i int) tlog.Entry {
+		return tlog.Entry{Action: "manifest.put", Actor: fmt.Sprint("replica", r), Auth: "basic", Repo: fmt.Sprint("team/w", w),
+			Result: "ok", Reason: fmt.Sprint("n", i), Time: tlog.FormatTime(t0.Add(time.Duration(i) * time.Millisecond))}
+	}
+	const (
+		writers = 2  // goroutines appending per replica
+		each    = 60 // entries per goroutine
+	)
+	for r := range logs {
+		for w := range writers {
+			for i := range each {
+				want[string(entry(r, w, i).Canonical())] = true
+			}
+		}
+	}
+	total := uint64(len(want))
+
+	// Append through both replicas at once while both sign checkpoints.
+	var (
+		mu     sync.Mutex
+		signed []tlog.Checkpoint
+		errs   []error
+	)
+	stop := make(chan struct{})
+	signing := make(chan struct{}, len(logs))
+	for r, l := range logs {
+		go func() {
+			defer func() { signing <- struct{}{} }()
+			for {
+				cp, err := l.Checkpoint(ctx)
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, fmt.Errorf("replica %d: Checkpoint while both append: %w", r, err))
+				} else if cp.Size > 0 {
+					signed = append(signed, cp)
+				}
+				mu.Unlock()
+				select {
+				case <-stop:
+					return
+				case <-time.After(3 * time.Millisecond):
+				}
+			}
+		}()
+	}
+	concurrently(len(logs)*writers, func(k int) {
+		r, w := k/writers, k%writers
+		for i := range each {
+			logs[r].Append(entry(r, w, i))
+		}
+		logs[r].Flush()
+	})
+	close(stop)
+	for range logs {
+		<-signing
+	}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+
+	// Stored: every entry exactly once, at contiguous indexes.
+	s := ss[0]
+	if n, err := s.TlogSize(ctx); err != nil || n != total {
+		t.Fatalf("TlogSize = %d, %v; want %d (entries lost or duplicated)", n, err, total)
+	}
+	leaves, err := s.TlogLeaves(ctx, 0, total+10)
+	if err != nil || uint64(len(leaves)) != total {
+		t.Fatalf("TlogLeaves = %d leaves, %v; want %d", len(leaves), err, total)
+	}
+	seen := map[string]bool{}
+	hashes := make([][]byte, total)
+	for i, lf := range leaves {
+		if lf.Index != uint64(i) {
+			t.Fatalf("leaf %d has index %d: the sequence has a gap", i, lf.Index)
+		}
+		if !want[string(lf.Entry)] {
+			t.Fatalf("leaf %d holds an entry nobody appended: %s", i, lf.Entry)
+		}
+		if seen[string(lf.Entry)] {
+			t.Fatalf("entry %s stored twice", lf.Entry)
+		}
+		seen[string(lf.Entry)] = true
+		hashes[i] = lf.Hash
+	}
+	root := tlog.RootFromLeafHashes(hashes)
+
+	// Both replicas see the whole log, prove every entry in it, and sign
+	// (or find signed) the same final checkpoint.
+	var finals []tlog.Checkpoint
+	for r, l := range logs {
+		if n := l.Size(); n != total {
+			t.Fatalf("replica %d: Size = %d, want %d", r, n, total)
+		}
+		if got, err := l.RootAt(ctx, total); err != nil || !bytes.Equal(got, root) {
+			t.Fatalf("replica %d: RootAt(%d) = %x, %v; want %x", r, total, got, err, root)
+		}
+		for i := range total {
+			p, err := l.InclusionProof(ctx, i, total)
+			if err != nil {
+				t.Fatalf("replica %d: InclusionProof(%d, %d): %v", r, i, total, err)
+			}
+			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, i, total, hashes[i], p, root); err != nil {
+				t.Fatalf("replica %d: inclusion proof of %d: %v", r, i, err)
+			}
+		}
+		cp, err := l.Checkpoint(ctx)
+		if err != nil || cp.Size != total || !bytes.Equal(cp.Root, root) {
+			t.Fatalf("replica %d: final Checkpoint = {%d %x}, %v; want {%d %x}", r, cp.Size, cp.Root, err, total, root)
+		}
+		finals = append(finals, cp)
+	}
+	for r, cp := range append(finals, signed...) {
+		got, err := tlog.OpenCheckpoint(vkey, cp.Note)
+		if err != nil || got.Size != cp.Size || !bytes.Equal(got.Root, cp.Root) {
+			t.Fatalf("checkpoint %d {%d %x}: OpenCheckpoint = {%d %x}, %v", r, cp.Size, cp.Root, got.Size, got.Root, err)
+		}
+		if cp.Size == total {
+			if !bytes.Equal(cp.Root, root) {
+				t.Fatalf("checkpoint %d of size %d has root %x, want %x", r, total, cp.Root, root)
+			}
+			continue
+		}
+		for _, l := range logs {
+			p, err := l.ConsistencyProof(ctx, cp.Size, total)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := proof.VerifyConsistency(rfc6962.DefaultHasher, cp.Size, total, p, cp.Root, root); err != nil {
+				t.Fatalf("checkpoint %d of size %d is not consistent with the final tree: %v", r, cp.Size, err)
+			}
+		}
+	}
+
+	// A replica that has not appended since proves what the other just
+	// appended, without being asked its size first, and both sign the same
+	// checkpoint at once without error.
+	for round := range 5 {
+		size := total + uint64(round+1)
+		a, b := logs[round%2], logs[1-round%2]
+		e := entry(2, 0, round)
+		a.Append(e)
+		a.Flush()
+		h := tlog.LeafHash(e.Canonical())
+		p, err := b.InclusionProof(ctx, size-1, size)
+		if err != nil {
+			t.Fatalf("round %d: InclusionProof of the other replica's new entry: %v", round, err)
+		}
+		r, err := b.RootAt(ctx, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, size-1, size, h, p, r); err != nil {
+			t.Fatalf("round %d: inclusion proof of the other replica's new entry: %v", round, err)
+		}
+		var cps [2]tlog.Checkpoint
+		var cerrs [2]error
+		concurrently(2, func(i int) { cps[i], cerrs[i] = logs[i].Checkpoint(ctx) })
+		for i := range cps {
+			if cerrs[i] != nil || cps[i].Size != size || !bytes.Equal(cps[i].Root, r) {
+				t.Fatalf("round %d: replica %d: Checkpoint = {%d %x}, %v; want {%d %x}", round, i, cps[i].Size, cps[i].Root, cerrs[i], size, r)
+			}
+		}
+		if latest, err := b.Latest(ctx); err != nil || latest.Size != size {
+			t.Fatalf("round %d: Latest = %d, %v; want %d", round, latest.Size, err, size)
+		}
+	}
+	t.Logf("%d entries appended and %d checkpoints signed by 2 replicas", total, len(signed))
 }

@@ -19,8 +19,9 @@
 // from its metadata backend, as the SQLite backend does: retention.Store
 // and policy.Store (retention.go), builds.Index fed by PutManifest and tag
 // moves (builds.go), gc.Store with PutManifestVerified (gc.go),
-// scrub.Store (scrub.go) and tlog.Store (tlog.go), plus TryLock for
-// electing the replica that runs periodic jobs (leader.go). Each file
+// scrub.Store (scrub.go), tlog.Store (tlog.go) and account.Store
+// (accounts.go), plus TryLock for electing the replica that runs periodic
+// jobs (leader.go). Each file
 // says how it stays correct with several replicas writing at once; the
 // shared suites in internal/meta/metatest check it with two Stores.
 package postgres

@@ -173,6 +173,43 @@ CREATE TABLE tlog_checkpoints (
 	created BIGINT NOT NULL
 );
 `,
+	// 3: what the SQLite backend's migration 5 adds: users, grants and API
+	// tokens (account.Store, see accounts.go).
+	`
+CREATE TABLE auth_users (
+	name          TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+	password_hash TEXT   NOT NULL,
+	groups        JSONB  NOT NULL, -- JSON array of group names
+	created       BIGINT NOT NULL
+);
+
+CREATE TABLE auth_grants (
+	subject    TEXT COLLATE "C" NOT NULL,
+	role       TEXT COLLATE "C" NOT NULL,
+	repository TEXT COLLATE "C" NOT NULL,
+	PRIMARY KEY (subject, role, repository)
+);
+
+CREATE TABLE auth_tokens (
+	id      TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+	hash    TEXT   NOT NULL UNIQUE, -- hex SHA-256 of the secret
+	owner   TEXT   NOT NULL,
+	name    TEXT   NOT NULL,
+	scopes  JSONB  NOT NULL,        -- JSON of []account.Scope
+	created BIGINT NOT NULL,
+	expires BIGINT NOT NULL,
+	revoked BIGINT                  -- unix nanoseconds; NULL: not revoked
+);
+
+-- The generation: every write adds one under this row's lock, so
+-- concurrent writers (replicas) never lose an increment and readers see it
+-- grow with every change.
+CREATE TABLE auth_generation (
+	one BOOLEAN NOT NULL PRIMARY KEY DEFAULT true CHECK (one),
+	gen BIGINT  NOT NULL
+);
+INSERT INTO auth_generation(one, gen) VALUES (true, 0);
+`,
 }
 
 // migrate brings the schema (the first schema on the connection's

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"testing"
 
+	"github.com/custody-dev/custody/internal/account"
 	"github.com/custody-dev/custody/internal/meta/metatest"
 	"github.com/custody-dev/custody/internal/meta/postgres"
 	"github.com/custody-dev/custody/internal/policy"
@@ -72,5 +73,12 @@ func TestTlogConformance(t *testing.T) {
 	serverURL(t)
 	metatest.RunTlog(t, func(t *testing.T, n int) []tlog.Store {
 		return as(t, n, func(s *postgres.Store) tlog.Store { return s })
+	})
+}
+
+func TestAccountsConformance(t *testing.T) {
+	serverURL(t)
+	metatest.RunAccounts(t, func(t *testing.T, n int) []account.Store {
+		return as(t, n, func(s *postgres.Store) account.Store { return s })
 	})
 }

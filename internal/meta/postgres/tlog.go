@@ -21,14 +21,17 @@ import (
 // TlogAppend locks its row, compares the size with start and writes the
 // leaves, nodes and new size in the same transaction, so the log stays one
 // contiguous sequence: a writer whose view is stale gets an error wrapping
-// ErrTlogConflict and writes nothing, and must reload the size and the
-// tree's compact range before it tries again.
+// ErrTlogConflict (tlog.ErrAppendConflict) and writes nothing, and must
+// reload the size and the tree's compact range before it tries again
+// (tlog.Log does).
 
 var _ tlog.Store = (*Store)(nil)
 
 // ErrTlogConflict is wrapped by the error of a TlogAppend whose start is
-// not the log's current size: another writer (replica) appended first.
-var ErrTlogConflict = errors.New("audit log append conflict: another writer appended first")
+// not the log's current size: another writer (replica) appended first. It
+// is tlog.ErrAppendConflict, which tlog.Log recognises to reload the tree
+// and append again.
+var ErrTlogConflict = tlog.ErrAppendConflict
 
 // TlogSize returns the number of stored leaves.
 func (s *Store) TlogSize(ctx context.Context) (uint64, error) {

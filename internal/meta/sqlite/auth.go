@@ -188,6 +188,10 @@ func (s *Store) PutToken(ctx context.Context, t auth.Token) error {
 
 // RevokeToken implements auth.Store.
 func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error {
+	if at.UnixNano() <= 0 {
+		// 0 marks a token that is not revoked.
+		return fmt.Errorf("sqlite: revocation time %s is not after 1970", at)
+	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		return deleted(tx.ExecContext(ctx, `UPDATE auth_tokens SET revoked = ? WHERE id = ? AND revoked = 0`, at.UnixNano(), id))("token "+id, func() error { return bumpAuth(ctx, tx) })
 	})

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/custody-dev/custody/internal/account"
 	"github.com/custody-dev/custody/internal/meta/metatest"
 	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/policy"
@@ -94,5 +95,11 @@ func TestScrubConformance(t *testing.T) {
 func TestTlogConformance(t *testing.T) {
 	metatest.RunTlog(t, func(t *testing.T, n int) []tlog.Store {
 		return as(t, n, func(s *sqlite.Store) tlog.Store { return s })
+	})
+}
+
+func TestAccountsConformance(t *testing.T) {
+	metatest.RunAccounts(t, func(t *testing.T, n int) []account.Store {
+		return as(t, n, func(s *sqlite.Store) account.Store { return s })
 	})
 }

@@ -27,7 +27,9 @@ func (s *Store) TlogSize(ctx context.Context) (uint64, error) {
 	return uint64(n), nil
 }
 
-// TlogAppend implements tlog.Store.
+// TlogAppend implements tlog.Store. If start is not the current size (a
+// writer sharing the database appended first) it writes nothing and
+// returns an error wrapping tlog.ErrAppendConflict.
 func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf, nodes []tlog.Node) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		if len(leaves) > 0 {
@@ -36,7 +38,7 @@ func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf
 				return fmt.Errorf("sqlite: audit log size: %w", err)
 			}
 			if uint64(size) != start {
-				return fmt.Errorf("sqlite: audit log append at %d, but the log has %d entries", start, size)
+				return fmt.Errorf("sqlite: audit log append at %d, but the log has %d entries: %w", start, size, tlog.ErrAppendConflict)
 			}
 			st, err := tx.PrepareContext(ctx, `INSERT INTO tlog_leaves(idx, entry, leaf_hash) VALUES (?, ?, ?)`)
 			if err != nil {
