@@ -129,6 +129,11 @@ type Audit struct {
 	// Origin names the log in its checkpoints and key (default
 	// "custody/audit"). It is fixed when the key is created.
 	Origin string `yaml:"origin"`
+	// DisableUnsafe stops appending events to the tamper-evident log (they
+	// still reach the structured log). It exists to measure the log's cost
+	// (bench/cmd/custody-bench -peer custody-audit-off); never set it in
+	// production: changes would leave no verifiable trace.
+	DisableUnsafe bool `yaml:"disableUnsafe"`
 }
 
 // Policy is one repository policy.
@@ -272,6 +277,7 @@ var Env = []struct{ Name, Help string }{
 	{"CUSTODY_SHUTDOWN_TIMEOUT", "how long shutdown waits for in-flight requests"},
 	{"CUSTODY_READY_FILE", "write the bound address to this file once listening"},
 	{"CUSTODY_AUTH", "builtin (default) or none (loopback addresses only)"},
+	{"CUSTODY_AUDIT_DISABLE_UNSAFE", "true stops the tamper-evident audit log (benchmarks only)"},
 }
 
 func (c *Config) applyEnv(environ []string) error {
@@ -302,6 +308,8 @@ func (c *Config) applyEnv(environ []string) error {
 			c.Limits.MaxManifestBytes, err = strconv.ParseInt(v, 10, 64)
 		case "CUSTODY_AUTH":
 			c.Auth.Mode = v
+		case "CUSTODY_AUDIT_DISABLE_UNSAFE":
+			c.Audit.DisableUnsafe, err = strconv.ParseBool(v)
 		default:
 			// Other CUSTODY_* variables belong to client commands.
 		}

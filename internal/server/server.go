@@ -84,6 +84,10 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	var auditor registry.Auditor = tlogAuditor{log: tl, next: registry.LogAuditor{Log: log}}
+	if cfg.Audit.DisableUnsafe {
+		log.Warn("audit.disableUnsafe: changes are NOT recorded in the tamper-evident audit log (for measurements only)")
+		auditor = registry.LogAuditor{Log: log}
+	}
 	engine, err := policy.NewEngine(context.Background(), md, configuredPolicies(cfg.Policies), md)
 	if err != nil {
 		tl.Close()

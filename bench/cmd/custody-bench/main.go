@@ -12,6 +12,14 @@
 //	go run ./bench/cmd/custody-bench                 # full comparison
 //	go run ./bench/cmd/custody-bench -quick          # CI smoke
 //	go run ./bench/cmd/custody-bench -rows push-64MiB,manifest-push -runs 5
+//	go run ./bench/cmd/custody-bench -peer custody-audit-off -rows push,manifest-push
+//	go run ./bench/cmd/custody-bench -rows audit-append
+//
+// -peer custody-audit-off replaces the reference registry by custody with
+// its tamper-evident audit log switched off (audit.disableUnsafe), so the
+// ratio is the log's cost. The audit-append row appends entries to the
+// audit log in process (SQLite, as the embedded server does) and reports
+// entries/s; its peer column is the 5,000 entries/s target.
 package main
 
 import (
@@ -47,6 +55,16 @@ const (
 	targetReference = "reference"
 )
 
+// Peers: what the reference column runs.
+const (
+	peerReference       = "reference"
+	peerCustodyAuditOff = "custody-audit-off"
+)
+
+// auditTarget is the audit-append row's peer value: the entries/s the
+// audit log must sustain.
+const auditTarget = 5000
+
 type options struct {
 	rows      []string
 	runs      int
@@ -60,6 +78,7 @@ type options struct {
 	workdir   string
 	refBin    string
 	minBytes  int64
+	peer      string
 }
 
 func main() {
@@ -88,6 +107,7 @@ func run() error {
 	flag.StringVar(&o.workdir, "workdir", "", "parent of the work directory (default <repo>/.cache, on the repository's filesystem)")
 	flag.StringVar(&o.refBin, "registry", "", "reference registry binary (default <repo>/.cache/bin/registry, installed if missing)")
 	flag.StringVar(&minBytes, "min-bytes", "32MiB", "small blob rows repeat with distinct blobs until a run moves at least this much")
+	flag.StringVar(&o.peer, "peer", peerReference, "what custody is compared with: reference (the CNCF registry) or custody-audit-off (custody without its audit log)")
 	flag.Parse()
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -123,6 +143,9 @@ func run() error {
 	}
 	if o.output != "table" && o.output != "json" {
 		return fmt.Errorf("-o %q: use table or json", o.output)
+	}
+	if o.peer != peerReference && o.peer != peerCustodyAuditOff {
+		return fmt.Errorf("-peer %q: use %s or %s", o.peer, peerReference, peerCustodyAuditOff)
 	}
 	all := allRows(o.sizes)
 	if rows == "" {
@@ -186,7 +209,7 @@ func allRows(sizes []int64) []string {
 	for _, s := range sizes {
 		rows = append(rows, "push-"+formatSize(s), "pull-"+formatSize(s), "fetch-"+formatSize(s))
 	}
-	return append(rows, "manifest-push", "manifest-pull")
+	return append(rows, "manifest-push", "manifest-pull", "audit-append")
 }
 
 func parseSize(s string) (int64, error) {
@@ -482,6 +505,9 @@ func (h *harness) runAll() (*Results, error) {
 		},
 	}
 	res.Machine.Reference = refVersion(h.refBin)
+	if h.o.peer == peerCustodyAuditOff {
+		res.Machine.Reference = "custody with audit.disableUnsafe (audit log off)"
+	}
 	res.Revision = h.revision
 	res.Machine.LoadStart = loadAvg()
 	for _, s := range h.o.sizes {
@@ -536,6 +562,13 @@ type sample struct {
 
 // measure runs one row once against a fresh server of target.
 func (h *harness) measure(row, target string) (sample, error) {
+	if row == "audit-append" {
+		if target == targetReference {
+			return sample{unit: "entries/s", value: auditTarget}, nil
+		}
+		h.seq++
+		return measureAuditAppend(h.ctx, filepath.Join(h.work, fmt.Sprintf("%03d-%s", h.seq, row)), h.o.keep)
+	}
 	h.seq++
 	dir := filepath.Join(h.work, fmt.Sprintf("%03d-%s-%s", h.seq, row, target))
 	data := filepath.Join(dir, "data")
@@ -749,6 +782,8 @@ func (h *harness) start(target, dir, data string) (*server, error) {
 		var err error
 		if target == targetCustody {
 			s, err = h.startCustody(dir, data)
+		} else if h.o.peer == peerCustodyAuditOff {
+			s, err = h.startCustody(dir, data, "CUSTODY_AUDIT_DISABLE_UNSAFE=true")
 		} else {
 			s, err = h.startReference(dir, data, attempt)
 		}
@@ -779,14 +814,14 @@ func (h *harness) spawn(dir, logName string, name string, args []string, env []s
 	return s, nil
 }
 
-func (h *harness) startCustody(dir, data string) (*server, error) {
+func (h *harness) startCustody(dir, data string, env ...string) (*server, error) {
 	ready := filepath.Join(dir, "ready")
 	_ = os.Remove(ready)
 	s, err := h.spawn(dir, "custody.log", h.custodyBin,
 		// The reference registry runs without authentication; so does custody
 		// here, so the rows compare storage and protocol work alone.
 		[]string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "error", "--auth=none"},
-		[]string{"CUSTODY_READY_FILE=" + ready})
+		append([]string{"CUSTODY_READY_FILE=" + ready}, env...))
 	if err != nil {
 		return nil, err
 	}
