@@ -50,6 +50,9 @@ store in ./custody-data.`,
 		newTokenCmd(),
 		newUserCmd(),
 		newGrantCmd(),
+		newSignCmd(),
+		newAttestCmd(),
+		newVerifyCmd(),
 	)
 	return root
 }

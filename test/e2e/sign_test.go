@@ -108,13 +108,13 @@ func pushRandom(t *testing.T, host, repo string) name.Digest {
 }
 
 // moveTag copies the cosign v2 .sig/.att image of from to the tag of to.
-func moveTag(t *testing.T, from, to name.Digest, suffix string) {
+func moveTag(t *testing.T, from, to name.Digest, suffix string, opts ...remote.Option) {
 	t.Helper()
-	img, err := remote.Image(sign.TagFor(from, suffix))
+	img, err := remote.Image(sign.TagFor(from, suffix), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(sign.TagFor(to, suffix), img); err != nil {
+	if err := remote.Write(sign.TagFor(to, suffix), img, opts...); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -126,9 +126,9 @@ func (r rawManifest) MediaType() (types.MediaType, error) { return types.OCIMani
 
 // moveReferrers re-stores every referrer of from as a referrer of to: same
 // layers (the same bundles), new subject.
-func moveReferrers(t *testing.T, from, to name.Digest) int {
+func moveReferrers(t *testing.T, from, to name.Digest, opts ...remote.Option) int {
 	t.Helper()
-	idx, err := remote.Referrers(from)
+	idx, err := remote.Referrers(from, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,12 +136,12 @@ func moveReferrers(t *testing.T, from, to name.Digest) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	subj, err := remote.Head(to)
+	subj, err := remote.Head(to, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range im.Manifests {
-		got, err := remote.Get(from.Context().Digest(d.Digest.String()))
+		got, err := remote.Get(from.Context().Digest(d.Digest.String()), opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +156,7 @@ func moveReferrers(t *testing.T, from, to name.Digest) int {
 		}
 		sum := sha256.Sum256(body)
 		ref := to.Context().Digest("sha256:" + hex.EncodeToString(sum[:]))
-		if err := remote.Put(ref, rawManifest(body)); err != nil {
+		if err := remote.Put(ref, rawManifest(body), opts...); err != nil {
 			t.Fatal(err)
 		}
 	}

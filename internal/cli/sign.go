@@ -1,0 +1,370 @@
+package cli
+
+import (
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/custody-dev/custody/internal/attest"
+	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/provenance"
+	"github.com/custody-dev/custody/internal/sign"
+)
+
+// signedAtAnnotation is the signed annotation carrying the signing time
+// (RFC 3339); verification checks the key was valid then.
+const signedAtAnnotation = "dev.custody.signed-at"
+
+// signerFlags choose the signing key: a key file (cosign's encrypted
+// format) or a key of the key ring (the active one by default).
+type signerFlags struct {
+	ring      keyRingFlags
+	key       string
+	plainHTTP bool
+}
+
+func (f *signerFlags) register(fs *pflag.FlagSet) {
+	f.ring.register(fs)
+	fs.StringVar(&f.key, "key", "", "signing key: a private key file (cosign format), or a key ID of the key ring (default: the ring's active key)")
+	fs.BoolVar(&f.plainHTTP, "plain-http", false, "talk plain HTTP to a registry that is not on loopback or a private address")
+}
+
+// passphrase reads an existing key's passphrase from CUSTODY_KEY_PASSWORD,
+// COSIGN_PASSWORD or a terminal prompt.
+func passphrase(cmd *cobra.Command) ([]byte, error) {
+	for _, env := range []string{keyPasswordEnv, "COSIGN_PASSWORD"} {
+		if v, ok := os.LookupEnv(env); ok {
+			return []byte(v), nil
+		}
+	}
+	if in, ok := cmd.InOrStdin().(*os.File); ok && term.IsTerminal(int(in.Fd())) {
+		return promptPassphrase(cmd.ErrOrStderr(), in, "Passphrase of the signing key: ")
+	}
+	return nil, fmt.Errorf("no passphrase for the signing key: set %s or run on a terminal", keyPasswordEnv)
+}
+
+// signer loads the signing key and returns it with its key ID.
+func (f *signerFlags) signer(cmd *cobra.Command) (crypto.Signer, string, error) {
+	if f.key != "" {
+		if b, err := os.ReadFile(f.key); err == nil {
+			pass, err := passphrase(cmd)
+			if err != nil {
+				return nil, "", err
+			}
+			s, err := key.DecryptPrivateKey(b, pass)
+			if err != nil {
+				return nil, "", fmt.Errorf("key file %s: %w", f.key, err)
+			}
+			id, err := key.ID(s.Public())
+			return s, id, err
+		} else if strings.ContainsAny(f.key, "/.") {
+			return nil, "", fmt.Errorf("reading key file: %w", err)
+		}
+	}
+	ring, err := f.ring.open()
+	if err != nil {
+		return nil, "", err
+	}
+	var info key.Info
+	if f.key != "" {
+		info, err = ring.Get(f.key)
+	} else {
+		info, err = ring.Active()
+		if err != nil {
+			err = fmt.Errorf("%w in %s: create one with 'custody key create', or give --key FILE", err, ring.Dir())
+		}
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	if info.Status != key.Active {
+		return nil, "", fmt.Errorf("key %s is %s: sign with the active key ('custody key list')", info.ID, info.Status)
+	}
+	pass, err := passphrase(cmd)
+	if err != nil {
+		return nil, "", err
+	}
+	s, err := ring.Signer(info, pass)
+	return s, info.ID, err
+}
+
+// remoteOpts are the registry options of the signing commands: the same
+// credentials as push and pull.
+func remoteOpts(ctx context.Context) sign.Options {
+	return sign.Options{Remote: []remote.Option{remote.WithAuthFromKeychain(keychain()), remote.WithUserAgent("custody/" + Version), remote.WithContext(ctx)}}
+}
+
+func resolve(ctx context.Context, ref string, plainHTTP bool, o sign.Options) (name.Digest, error) {
+	var nopts []name.Option
+	if plainHTTP {
+		nopts = append(nopts, name.Insecure)
+	}
+	d, err := sign.ResolveDigest(ctx, ref, o, nopts...)
+	if err != nil {
+		return name.Digest{}, fmt.Errorf("resolving %s: %w", ref, err)
+	}
+	return d, nil
+}
+
+func parseStorage(s string) (sign.Storage, error) {
+	switch s {
+	case "both":
+		return sign.StorageBoth, nil
+	case "tag":
+		return sign.StorageTag, nil
+	case "referrer":
+		return sign.StorageReferrer, nil
+	}
+	return 0, fmt.Errorf("invalid --storage %q: use both, tag (cosign v2's sha256-<hex>.sig) or referrer (OCI 1.1, cosign v3)", s)
+}
+
+func newSignCmd() *cobra.Command {
+	var (
+		f           signerFlags
+		storage     string
+		bundleOut   string
+		annotations []string
+		output      string
+	)
+	cmd := &cobra.Command{
+		Use:   "sign REF",
+		Short: "Sign an artifact the way cosign does (verifiable with cosign verify --key)",
+		Long: `Sign the manifest digest REF resolves to, with a key of the key ring (the
+active one by default) or a cosign-format key file, and store the signature
+where cosign v2 looks (tag sha256-<hex>.sig) and as an OCI 1.1 referrer
+carrying a Sigstore bundle v0.3 (cosign v3). No transparency log is used:
+custody works air-gapped. The signature is over the digest, so it holds for
+every tag and every environment the digest is promoted to.
+
+The key's passphrase comes from ` + keyPasswordEnv + ` (or COSIGN_PASSWORD),
+or a prompt. Verify with 'custody verify REF --trust-root FILE' or
+'cosign verify --key PUB --insecure-ignore-tlog=true REF' (cosign v2.6
+needs '--trusted-root' naming an empty trusted root file once a bundle
+referrer exists; see docs/signing.md).`,
+		Example: `  custody sign 127.0.0.1:5000/apps/web:1.4.2
+  custody sign --key cosign.key --bundle web.sigstore.json 127.0.0.1:5000/apps/web@sha256:...
+  custody sign --storage tag -a team=web 127.0.0.1:5000/apps/web:1.4.2`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := parseStorage(storage)
+			if err != nil {
+				return err
+			}
+			if output != outputText && output != outputJSON {
+				return fmt.Errorf("invalid --output %q: use text or json", output)
+			}
+			ann := map[string]string{}
+			for _, a := range annotations {
+				k, v, ok := strings.Cut(a, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("invalid annotation %q: use key=value", a)
+				}
+				ann[k] = v
+			}
+			signer, keyID, err := f.signer(cmd)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			o := remoteOpts(ctx)
+			o.Storage = st
+			ann[signedAtAnnotation] = time.Now().UTC().Format(time.RFC3339)
+			o.Annotations = ann
+			d, err := resolve(ctx, args[0], f.plainHTTP, o)
+			if err != nil {
+				return err
+			}
+			res, err := sign.Sign(ctx, d, signer, o)
+			if err != nil {
+				return fmt.Errorf("signing %s: %w", d, err)
+			}
+			if bundleOut != "" && len(res.Bundle) > 0 {
+				if err := os.WriteFile(bundleOut, res.Bundle, 0o644); err != nil {
+					return err
+				}
+			}
+			if output == outputJSON {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{
+					"digest": d.String(), "keyId": keyID, "tag": res.Tag.String(), "referrer": res.Referrer, "bundle": bundleOut,
+				})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "signed %s with key %s\n", d, keyID[:min(16, len(keyID))])
+			if res.TagDigest != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "  cosign v2 signature: %s\n", res.Tag)
+			}
+			if res.Referrer != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "  bundle referrer:     %s\n", res.Referrer)
+			}
+			return nil
+		},
+	}
+	f.register(cmd.Flags())
+	fl := cmd.Flags()
+	fl.StringVar(&storage, "storage", "both", "where to store: both, tag (cosign v2) or referrer (OCI 1.1 bundle, cosign v3)")
+	fl.StringVar(&bundleOut, "bundle", "", "also write the Sigstore bundle (v0.3 JSON) to this file")
+	fl.StringArrayVarP(&annotations, "annotation", "a", nil, "signed annotation key=value (repeatable)")
+	fl.StringVarP(&output, "output", "o", outputText, "output format: text or json")
+	return cmd
+}
+
+func newAttestCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "attest",
+		Short: "Attach signed in-toto attestations: SLSA provenance, SBOMs, any predicate",
+		Long: `Attach signed in-toto Statement v1 attestations (DSSE envelopes) to an
+artifact, stored where cosign verify-attestation finds them (tag
+sha256-<hex>.att) and as OCI 1.1 referrers (Sigstore bundles).`,
+	}
+	cmd.AddCommand(newAttestProvenanceCmd(), newAttestPredicateCmd())
+	return cmd
+}
+
+// attach signs stmt and attaches it to d.
+func attach(cmd *cobra.Command, f *signerFlags, d name.Digest, predicateType string, predicate []byte, envOut string) error {
+	signer, _, err := f.signer(cmd)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	stmt, err := attest.StatementFor(d.Context().Name(), d.DigestStr(), predicateType, predicate)
+	if err != nil {
+		return err
+	}
+	// An empty DSSE keyid: cosign matches keyids its own way, and
+	// verifiers try every trusted key.
+	env, err := attest.Sign(ctx, signer, "", stmt)
+	if err != nil {
+		return err
+	}
+	if envOut != "" {
+		if err := os.WriteFile(envOut, env, 0o644); err != nil {
+			return err
+		}
+	}
+	res, err := sign.Attach(ctx, d, env, predicateType, remoteOpts(ctx))
+	if err != nil {
+		return fmt.Errorf("attaching to %s: %w", d, err)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "attached %s to %s\n", predicateType, d)
+	if res.Referrer != "" {
+		fmt.Fprintf(cmd.OutOrStdout(), "  referrer: %s\n", res.Referrer)
+	}
+	return nil
+}
+
+func newAttestProvenanceCmd() *cobra.Command {
+	var (
+		f         signerFlags
+		fromEnv   bool
+		workspace string
+		envOut    string
+		predOut   string
+	)
+	cmd := &cobra.Command{
+		Use:   "provenance REF --from-env",
+		Short: "Attach SLSA v1 provenance built from the CI job's environment",
+		Long: `Build SLSA v1 provenance (https://slsa.dev/provenance/v1) from the CI
+environment — GitHub Actions (GITHUB_*), GitLab CI (CI_*) or the generic
+CUSTODY_BUILD_* variables — with the source repository, commit, ref, the
+workflow file and its digest, the builder and invocation IDs, and the
+dependencies resolved from the lockfiles in --workspace (go.sum,
+package-lock.json, requirements.txt, poetry.lock, pom.xml, Cargo.lock);
+sign it and attach it to REF.
+
+This is the SLSA build level 2 shape: the job signs its own word. For level
+3, let custody write and sign the provenance from the job's verified OIDC
+token instead (docs/signing.md).`,
+		Example: `  custody attest provenance --from-env 127.0.0.1:5000/apps/web@sha256:...`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !fromEnv {
+				return errors.New("give --from-env: provenance is built from the CI job's environment variables")
+			}
+			ctx := cmd.Context()
+			d, err := resolve(ctx, args[0], f.plainHTTP, remoteOpts(ctx))
+			if err != nil {
+				return err
+			}
+			p, err := provenance.FromEnv(os.Getenv, workspace, time.Now())
+			if err != nil {
+				return fmt.Errorf("building provenance: %w", err)
+			}
+			b, err := json.Marshal(p)
+			if err != nil {
+				return err
+			}
+			if predOut != "" {
+				if err := os.WriteFile(predOut, b, 0o644); err != nil {
+					return err
+				}
+			}
+			return attach(cmd, &f, d, attest.PredicateSLSAProvenanceV1, b, envOut)
+		},
+	}
+	f.register(cmd.Flags())
+	fl := cmd.Flags()
+	fl.BoolVar(&fromEnv, "from-env", false, "build the provenance from the CI environment (required)")
+	fl.StringVar(&workspace, "workspace", ".", "the checked-out source tree, searched for lockfiles")
+	fl.StringVar(&envOut, "envelope", "", "also write the signed DSSE envelope to this file")
+	fl.StringVar(&predOut, "predicate-out", "", "also write the provenance predicate JSON to this file")
+	return cmd
+}
+
+func newAttestPredicateCmd() *cobra.Command {
+	var (
+		f      signerFlags
+		typ    string
+		pred   string
+		envOut string
+	)
+	cmd := &cobra.Command{
+		Use:     "predicate REF --type URI --predicate FILE",
+		Short:   "Attach any predicate (test results, vulnerability scans, ...) as a signed attestation",
+		Example: `  custody attest predicate --type https://in-toto.io/attestation/test-result/v0.1 --predicate results.json 127.0.0.1:5000/apps/web:1.4.2`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if typ == "" || pred == "" {
+				return errors.New("give --type (the predicate type URI) and --predicate (a JSON file)")
+			}
+			b, err := readCapped(pred, attest.MaxPredicateBytes)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			d, err := resolve(ctx, args[0], f.plainHTTP, remoteOpts(ctx))
+			if err != nil {
+				return err
+			}
+			return attach(cmd, &f, d, typ, b, envOut)
+		},
+	}
+	f.register(cmd.Flags())
+	fl := cmd.Flags()
+	fl.StringVar(&typ, "type", "", "predicate type URI")
+	fl.StringVar(&pred, "predicate", "", "predicate JSON file")
+	fl.StringVar(&envOut, "envelope", "", "also write the signed DSSE envelope to this file")
+	return cmd
+}
+
+// readCapped reads a file of at most limit bytes.
+func readCapped(path string, limit int64) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%s is %d bytes, over the %d-byte limit", path, st.Size(), limit)
+	}
+	return os.ReadFile(path)
+}
