@@ -22,8 +22,19 @@ import (
 type Config struct {
 	// Addr is the listen address (default 127.0.0.1:5000).
 	Addr string `yaml:"addr"`
-	// Data is the data directory of the embedded store (default ./custody-data).
+	// Data is the data directory of the embedded store (default
+	// ./custody-data). It also holds the audit log's and the token
+	// service's keys and the first admin password, whatever the backends.
 	Data string `yaml:"data"`
+	// Metadata selects the metadata backend: "sqlite" (the default, in
+	// <data>/meta.db) or a postgres:// URL (replicas; docs/deploy.md).
+	Metadata string `yaml:"metadata"`
+	// Blobs selects the blob backend: "fs" (the default, under <data>) or
+	// s3://BUCKET[/PREFIX] with the s3 section.
+	Blobs string `yaml:"blobs"`
+	// S3 configures the S3 blob backend; credentials come from
+	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+	S3 S3 `yaml:"s3"`
 	// Log configures structured logging.
 	Log Log `yaml:"log"`
 	// Uploads configures upload sessions.
@@ -119,6 +130,15 @@ type OIDCRule struct {
 type RoleGrant struct {
 	Role         string   `yaml:"role"`
 	Repositories []string `yaml:"repositories"`
+}
+
+// S3 configures the S3-compatible object store of the blob backend.
+type S3 struct {
+	// Endpoint is the store's URL: https://s3.eu-west-2.amazonaws.com,
+	// http://minio.internal:9000, ...
+	Endpoint string `yaml:"endpoint"`
+	// Region is the bucket's region; empty lets the client look it up.
+	Region string `yaml:"region"`
 }
 
 // Audit configures the tamper-evident audit log.
@@ -270,6 +290,10 @@ var Env = []struct{ Name, Help string }{
 	{"CUSTODY_CONFIG", "path of the YAML configuration file"},
 	{"CUSTODY_ADDR", "listen address"},
 	{"CUSTODY_DATA", "data directory of the embedded store"},
+	{"CUSTODY_METADATA", "metadata backend: sqlite (default) or a postgres:// URL"},
+	{"CUSTODY_BLOBS", "blob backend: fs (default) or s3://BUCKET[/PREFIX]"},
+	{"CUSTODY_S3_ENDPOINT", "S3 endpoint URL (with CUSTODY_BLOBS=s3://...)"},
+	{"CUSTODY_S3_REGION", "S3 region"},
 	{"CUSTODY_LOG_FORMAT", "text or json"},
 	{"CUSTODY_LOG_LEVEL", "debug, info, warn or error"},
 	{"CUSTODY_UPLOAD_TTL", "idle upload sessions are purged after this duration"},
@@ -296,6 +320,14 @@ func (c *Config) applyEnv(environ []string) error {
 			c.Addr = v
 		case "CUSTODY_DATA":
 			c.Data = v
+		case "CUSTODY_METADATA":
+			c.Metadata = v
+		case "CUSTODY_BLOBS":
+			c.Blobs = v
+		case "CUSTODY_S3_ENDPOINT":
+			c.S3.Endpoint = v
+		case "CUSTODY_S3_REGION":
+			c.S3.Region = v
 		case "CUSTODY_LOG_FORMAT":
 			c.Log.Format = v
 		case "CUSTODY_LOG_LEVEL":

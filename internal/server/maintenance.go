@@ -15,9 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/custody-dev/custody/internal/blob"
-	"github.com/custody-dev/custody/internal/blob/fs"
 	"github.com/custody-dev/custody/internal/gc"
-	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/retention"
 	"github.com/custody-dev/custody/internal/scrub"
 )
@@ -33,6 +31,9 @@ type maintenance struct {
 	gcEvery   time.Duration
 	scrubEach time.Duration
 	buckets   uint32
+
+	// leader, when set, elects the replica that runs scheduled jobs.
+	leader leader
 
 	gcMu    sync.Mutex // one collection at a time
 	scrubMu sync.Mutex
@@ -51,7 +52,7 @@ type maintenance struct {
 // (New sets the retention checker); call it before Run.
 func (s *Server) SetGCProtector(p gc.Protector) { s.maint.collector.Protected = p }
 
-func newMaintenance(s *Server, raw *fs.Store, md *sqlite.Store, locks *blob.Locks, reg *prometheus.Registry) *maintenance {
+func newMaintenance(s *Server, raw rawBlobs, md metaStore, view scrub.Store, locks *blob.Locks, reg *prometheus.Registry) *maintenance {
 	cfg := s.cfg
 	m := &maintenance{
 		log: s.log,
@@ -67,7 +68,8 @@ func newMaintenance(s *Server, raw *fs.Store, md *sqlite.Store, locks *blob.Lock
 			Log:           s.log,
 		},
 		blobs:     raw,
-		view:      md.ScrubView(),
+		view:      view,
+		leader:    asLeader(md),
 		gcEvery:   time.Duration(cfg.GC.Schedule),
 		scrubEach: time.Duration(cfg.Scrub.Schedule),
 		buckets:   uint32(max(cfg.Scrub.Buckets, 1)),
@@ -171,16 +173,38 @@ func (m *maintenance) loops(ctx context.Context) {
 			}
 		}()
 	}
-	every(m.gcEvery, func() {
+	every(m.gcEvery, m.elected(ctx, "gc", func() {
 		if _, err := m.gc(ctx, false); err != nil && ctx.Err() == nil {
 			m.log.Warn("scheduled gc failed", "err", err)
 		}
-	})
-	every(m.scrubEach, func() {
+	}))
+	every(m.scrubEach, m.elected(ctx, "scrub", func() {
 		if _, err := m.scrub(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("scheduled scrub failed", "err", err)
 		}
-	})
+	}))
+}
+
+// elected runs fn only on the replica that holds the job's lock, when the
+// metadata store elects one (PostgreSQL advisory locks); with the embedded
+// store there is one process and fn always runs.
+func (m *maintenance) elected(ctx context.Context, job string, fn func()) func() {
+	if m.leader == nil {
+		return fn
+	}
+	return func() {
+		release, ok, err := m.leader.TryLock(ctx, "custody-"+job)
+		if err != nil {
+			m.log.Warn("scheduled "+job+": electing a replica failed", "err", err)
+			return
+		}
+		if !ok {
+			m.log.Debug("scheduled " + job + " runs on another replica")
+			return
+		}
+		defer release()
+		fn()
+	}
 }
 
 // serveGC handles POST /api/v1/gc[?dryRun=true]: it runs one collection
@@ -209,4 +233,9 @@ func (p retentionProtector) Protected(ctx context.Context, d digest.Digest) (boo
 		return true, nil
 	}
 	return false, err
+}
+
+func asLeader(md metaStore) leader {
+	l, _ := md.(leader)
+	return l
 }

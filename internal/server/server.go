@@ -22,13 +22,11 @@ import (
 
 	"github.com/custody-dev/custody/internal/auth"
 	"github.com/custody-dev/custody/internal/blob"
-	"github.com/custody-dev/custody/internal/blob/fs"
 	"github.com/custody-dev/custody/internal/builds/buildshttp"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/gc"
 	"github.com/custody-dev/custody/internal/generic"
 	"github.com/custody-dev/custody/internal/meta"
-	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/retention"
@@ -58,19 +56,19 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
 		return nil, fmt.Errorf("creating data directory %s: %w", cfg.Data, err)
 	}
-	lock, err := lockDir(cfg.Data)
+	st, err := openStores(context.Background(), cfg)
 	if err != nil {
 		return nil, err
 	}
-	fsBlobs, err := fs.New(cfg.Data)
-	if err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("opening blob store in %s: %w", cfg.Data, err)
-	}
-	md, err := sqlite.Open(filepath.Join(cfg.Data, "meta.db"))
-	if err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("opening metadata store in %s: %w", cfg.Data, err)
+	md, rawBlobs := st.meta, st.blobs
+	// The embedded stores belong to one process; with PostgreSQL and S3,
+	// replicas share the data directory's keys and need no lock.
+	var lock *os.File
+	if st.embedded {
+		if lock, err = lockDir(cfg.Data); err != nil {
+			md.Close()
+			return nil, err
+		}
 	}
 	// Policies and retention. The registry sees the policy engine chained
 	// with the retention checker, and every component sees only the
@@ -80,7 +78,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	tl, err := openAuditLog(cfg, md, log)
 	if err != nil {
 		md.Close()
-		lock.Close()
+		closeLock(lock)
 		return nil, err
 	}
 	var auditor registry.Auditor = tlogAuditor{log: tl, next: registry.LogAuditor{Log: log}}
@@ -92,7 +90,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		tl.Close()
 		md.Close()
-		lock.Close()
+		closeLock(lock)
 		return nil, err
 	}
 	// Authentication and access control (docs/security.md): on unless
@@ -101,7 +99,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		tl.Close()
 		md.Close()
-		lock.Close()
+		closeLock(lock)
 		return nil, err
 	}
 	var perms retention.Permissions = retention.ConfigPermissions{AllowGovernanceBypass: cfg.Retention.AllowGovernanceBypass}
@@ -121,16 +119,16 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	}
 	// Only the guarded store is ever handed out: every component below
 	// (registry, generic files, GC, purge) deletes through it.
-	blobs := retention.GuardBlobs(fsBlobs, checker)
+	blobs := retention.GuardBlobs(rawBlobs, checker)
 	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: newMetrics(), lock: lock, retention: checker, audit: tl, auth: authz}
 	// GC and the registry share the digest locks; the registry verifies
 	// blob bytes before serving them (docs/maintenance.md).
 	locks := &blob.Locks{}
-	s.maint = newMaintenance(s, fsBlobs, md, locks, s.metrics.reg)
+	s.maint = newMaintenance(s, rawBlobs, md, st.scrub, locks, s.metrics.reg)
 	s.maint.collector.Protected = retentionProtector{checker}
 	s.reg = registry.New(blobs, md, registry.Options{
 		BlobLocks:       locks,
-		Verifier:        fsBlobs,
+		Verifier:        rawBlobs,
 		Log:             log,
 		Auditor:         auditor,
 		Authorizer:      authorizer,
@@ -166,7 +164,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Authorizer: authorizer,
 		Policy:     registry.Policies{auth.TagPolicy{}, engine, checker},
 		BlobLocks:  locks,
-		Verifier:   fsBlobs,
+		Verifier:   rawBlobs,
 	})
 	// /v2/ bypasses ServeMux, whose path cleaning would redirect
 	// "/v2/a/../b/..." or "a//b" to another repository instead of letting
@@ -193,7 +191,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 
 // openAuditLog loads (or creates) the log key in the data directory and
 // opens the audit log stored in md.
-func openAuditLog(cfg config.Config, md *sqlite.Store, log *slog.Logger) (*tlog.Log, error) {
+func openAuditLog(cfg config.Config, md tlog.Store, log *slog.Logger) (*tlog.Log, error) {
 	origin := cfg.Audit.Origin
 	if origin == "" {
 		origin = config.Default().Audit.Origin
@@ -238,6 +236,12 @@ func bypass(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+func closeLock(f *os.File) {
+	if f != nil {
+		f.Close()
+	}
 }
 
 // lockDir takes an exclusive lock on the data directory so two servers
@@ -378,9 +382,7 @@ func (s *Server) Close() error {
 		}
 	}
 	err := s.meta.Close()
-	if s.lock != nil {
-		s.lock.Close()
-	}
+	closeLock(s.lock)
 	return err
 }
 
