@@ -53,6 +53,7 @@ store in ./custody-data.`,
 		newSignCmd(),
 		newAttestCmd(),
 		newVerifyCmd(),
+		newSBOMCmd(),
 	)
 	return root
 }

@@ -226,7 +226,7 @@ func newAttestCmd() *cobra.Command {
 artifact, stored where cosign verify-attestation finds them (tag
 sha256-<hex>.att) and as OCI 1.1 referrers (Sigstore bundles).`,
 	}
-	cmd.AddCommand(newAttestProvenanceCmd(), newAttestPredicateCmd())
+	cmd.AddCommand(newAttestProvenanceCmd(), newAttestSBOMCmd(), newAttestPredicateCmd())
 	return cmd
 }
 

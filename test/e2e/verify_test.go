@@ -77,7 +77,7 @@ func TestSignAttestVerify(t *testing.T) {
 	signAndAttest := func(ref string) {
 		mustCustody(t, home, "", pass, "sign", "--keys", keys, ref)
 		mustCustody(t, home, "", append(pass, githubEnv...), "attest", "provenance", "--from-env", "--workspace", ws, "--keys", keys, ref)
-		mustCustody(t, home, "", pass, "attest", "predicate", "--type", attest.PredicateSPDX, "--predicate", sbom, "--keys", keys, ref)
+		mustCustody(t, home, "", pass, "attest", "sbom", "--keys", keys, ref)
 	}
 	verify := func(ref string) (VerifyReportView, error) {
 		out, err := custodyCmd(t, home, "", nil, "verify", ref, "--trust-root", trust, "--require", "sbom,provenance",
@@ -99,6 +99,16 @@ func TestSignAttestVerify(t *testing.T) {
 	text := mustCustody(t, home, "", nil, "verify", good, "--trust-root", trust, "--require", "sbom,provenance")
 	if !strings.Contains(text, "verified") || !strings.Contains(text, attest.PredicateSLSAProvenanceV1) {
 		t.Fatalf("text report: %s", text)
+	}
+	// custody sbom of the image, and an uploaded SBOM that describes
+	// another artifact is refused before anything is signed.
+	gen := filepath.Join(work, "gen.spdx.json")
+	mustCustody(t, home, "", nil, "sbom", good, "-o", gen)
+	if b, err := os.ReadFile(gen); err != nil || !strings.Contains(string(b), `"spdxVersion": "SPDX-2.3"`) && !strings.Contains(string(b), `"spdxVersion":"SPDX-2.3"`) {
+		t.Fatalf("custody sbom: %v %.200s", err, b)
+	}
+	if out, err := custodyCmd(t, home, "", pass, "attest", "sbom", "--sbom", sbom, "--keys", keys, good); err == nil || !strings.Contains(out, "refused") {
+		t.Fatalf("SBOM describing nothing was attached: %v %s", err, out)
 	}
 	// A wrong builder or source constraint fails.
 	if out, err := custodyCmd(t, home, "", nil, "verify", good, "--trust-root", trust, "--builder", "https://evil.example/builder"); err == nil {
