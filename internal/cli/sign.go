@@ -20,11 +20,11 @@ import (
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/provenance"
 	"github.com/custody-dev/custody/internal/sign"
+	"github.com/custody-dev/custody/internal/verification"
 )
 
-// signedAtAnnotation is the signed annotation carrying the signing time
-// (RFC 3339); verification checks the key was valid then.
-const signedAtAnnotation = "dev.custody.signed-at"
+// signedAtAnnotation is the signed annotation carrying the signing time.
+const signedAtAnnotation = verification.SignedAtAnnotation
 
 // signerFlags choose the signing key: a key file (cosign's encrypted
 // format) or a key of the key ring (the active one by default).
