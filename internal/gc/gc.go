@@ -406,9 +406,9 @@ func PurgeUploads(ctx context.Context, blobs blob.Store, md meta.Store, before t
 	// Backends with temporary files of their own (a Put cut off by a
 	// crash) expose a purge for them.
 	if p, ok := blobs.(interface {
-		PurgeTemp(before time.Time) (int, error)
+		PurgeTemp(ctx context.Context, before time.Time) (int, error)
 	}); ok {
-		k, err := p.PurgeTemp(before)
+		k, err := p.PurgeTemp(ctx, before)
 		n += k
 		if err != nil {
 			return n, err

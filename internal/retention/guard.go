@@ -36,11 +36,11 @@ func (g *guarded) Delete(ctx context.Context, d digest.Digest) error {
 
 // PurgeTemp forwards to the wrapped store's purge of its temporary files,
 // when it has one.
-func (g *guarded) PurgeTemp(before time.Time) (int, error) {
+func (g *guarded) PurgeTemp(ctx context.Context, before time.Time) (int, error) {
 	if p, ok := g.Store.(interface {
-		PurgeTemp(before time.Time) (int, error)
+		PurgeTemp(ctx context.Context, before time.Time) (int, error)
 	}); ok {
-		return p.PurgeTemp(before)
+		return p.PurgeTemp(ctx, before)
 	}
 	return 0, nil
 }

@@ -60,6 +60,14 @@ var (
 	_ rawBlobs  = (*fs.Store)(nil)
 	_ rawBlobs  = (*s3.Store)(nil)
 	_ leader    = (*postgres.Store)(nil)
+	// GC purges the backends' own temporary objects through this method
+	// (found by type assertion, so a signature drift would go unnoticed).
+	_ interface {
+		PurgeTemp(ctx context.Context, before time.Time) (int, error)
+	} = (*fs.Store)(nil)
+	_ interface {
+		PurgeTemp(ctx context.Context, before time.Time) (int, error)
+	} = (*s3.Store)(nil)
 )
 
 // stores are the opened backends.
@@ -167,4 +175,58 @@ func redact(s string) string {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	return u.String()
+}
+
+// MetaStore is everything the server asks of a metadata backend (SQLite
+// or PostgreSQL).
+type MetaStore = metaStore
+
+// Stores are the backends a configuration names, opened exactly as the
+// server opens them, for tools that work on a whole store (custody
+// migrate). Close releases them.
+type Stores struct {
+	// Meta is the metadata backend.
+	Meta MetaStore
+	// Blobs is the blob backend.
+	Blobs blob.Store
+	// Scrub lists every blob link, manifest record and tag.
+	Scrub scrub.Store
+	// Embedded is true when state lives in the data directory's database
+	// or blob files; OpenStores then holds the data directory's lock, so
+	// no server runs on it meanwhile.
+	Embedded bool
+	// Desc names the backends, e.g. "metadata=postgres blobs=s3://b/p".
+	Desc string
+
+	lock *os.File
+}
+
+// OpenStores opens the metadata and blob backends cfg names, as `custody
+// serve` does. For an embedded store it takes the data directory's lock
+// and fails while a server or another tool holds it.
+func OpenStores(ctx context.Context, cfg config.Config) (*Stores, error) {
+	var lock *os.File
+	if cfg.Metadata == "" || cfg.Metadata == "sqlite" || cfg.Blobs == "" || cfg.Blobs == "fs" {
+		if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+			return nil, fmt.Errorf("creating data directory: %w", err)
+		}
+		l, err := lockDir(cfg.Data)
+		if err != nil {
+			return nil, err
+		}
+		lock = l
+	}
+	st, err := openStores(ctx, cfg)
+	if err != nil {
+		closeLock(lock)
+		return nil, err
+	}
+	return &Stores{Meta: st.meta, Blobs: st.blobs, Scrub: st.scrub, Embedded: st.embedded, Desc: st.desc, lock: lock}, nil
+}
+
+// Close closes the metadata store and releases the data directory's lock.
+func (s *Stores) Close() error {
+	err := s.Meta.Close()
+	closeLock(s.lock)
+	return err
 }

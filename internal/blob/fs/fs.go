@@ -678,7 +678,7 @@ func syncDir(dir string) error {
 // a crash left behind. A Put in progress keeps touching its file, so a
 // cut-off well past the upload TTL never removes live data. It returns how
 // many files it removed. The server finds this method by type assertion.
-func (s *Store) PurgeTemp(t time.Time) (int, error) {
+func (s *Store) PurgeTemp(_ context.Context, t time.Time) (int, error) {
 	entries, err := os.ReadDir(s.uploads)
 	if err != nil {
 		return 0, err

@@ -671,7 +671,7 @@ func TestPurgeTemp(t *testing.T) {
 	if err := os.Chtimes(old, past, past); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.PurgeTemp(time.Now().Add(-24 * time.Hour))
+	n, err := s.PurgeTemp(context.Background(), time.Now().Add(-24*time.Hour))
 	if err != nil || n != 1 {
 		t.Fatalf("PurgeTemp = %d, %v; want 1", n, err)
 	}

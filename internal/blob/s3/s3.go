@@ -4,14 +4,19 @@
 // Layout under the configured key prefix:
 //
 //	blobs/<alg>/<hex>                    committed blobs
+//	touched/<alg>/<hex>                  zero-byte marker of the blob's last
+//	                                     re-upload (see ModTime)
 //	uploads/<id>/session                 marker of upload session <id>
 //	uploads/<id>/<offset>                one object per Append, <offset> its
 //	                                     start as 16 zero-padded decimal digits
 //	uploads/.put-<random>                in-flight Put and CommitUpload content
 //
-// Every object is written once and never rewritten in place, so the store
-// works on buckets with versioning and Object Lock (WORM): a rewrite would
-// only add a version, and the store never relies on one.
+// Every object but the re-upload marker is written once and never
+// rewritten in place, so the store works on buckets with versioning and
+// Object Lock (WORM): a rewrite would only add a version, and the store
+// never relies on one. Deleting an object deletes each of its versions by
+// version ID: a plain DELETE on a versioned bucket only adds a delete
+// marker and keeps the bytes (and the bill).
 //
 // Put streams the content to a temporary object while hashing it (small
 // content in one PUT request, the rest as a multipart upload buffering one
@@ -20,7 +25,9 @@
 // checks digest and size, then copies the temporary object server-side to
 // its final key and deletes it. A blob is visible only at its final key,
 // which exists only once the content has been verified; S3 creates objects
-// atomically.
+// atomically. Storing a blob that exists already writes no bytes; it
+// rewrites the blob's re-upload marker instead, whose time ModTime reports
+// (what refreshing a file's mtime is for the filesystem store).
 //
 // Resumable uploads keep each Append as its own part object. The size of an
 // upload is the end of its last part. An Append at an offset below that size
@@ -31,6 +38,34 @@
 // object and installs it like Put: committing costs one read and one write
 // of the upload's bytes through this process plus a server-side copy (S3's
 // ComposeObject cannot join parts under 5 MiB, which Appends often are).
+//
+// # Beyond blob.Store
+//
+// The server finds these methods by type assertion:
+//
+//   - ModTime (gc.Ager): the later of the blob object's LastModified and
+//     its re-upload marker's, to the second.
+//   - Verify (registry.Verifier): re-hashes the blob by streaming it (a full
+//     GET), unless this process wrote it or verified the same object
+//     version before (same ETag, version ID, size and LastModified, one
+//     HEAD). S3's own checksums cannot stand in for the digest: sha512 has
+//     none, and S3 (MinIO likewise) keeps a full-object SHA-256 only for
+//     single-request uploads; for multipart uploads its full-object
+//     checksums are CRC32, CRC32C and CRC64NVME only, SHA-256 is a
+//     checksum of part checksums.
+//   - PresignGet: a time-limited URL that reads the blob straight from S3,
+//     for redirecting clients.
+//   - Object Lock, applied to the current version of a blob's object:
+//     ObjectLockEnabled, SetRetention (only ever extends), SetLegalHold,
+//     BucketLock (what the bucket enforces, for scrub to compare with
+//     custody's record) and DeleteBypassGovernance.
+//
+// Object Lock is the bucket's own enforcement, underneath custody's
+// retention package: when the bucket refuses to delete a locked or held
+// blob, Delete changes nothing and returns an error wrapping
+// ErrObjectLocked and veto.ErrDenied. Do not give the bucket a default
+// retention rule: it would lock upload parts and temporary objects too, which
+// the store must be able to delete; custody sets retention per blob.
 //
 // The store relies on S3's strong read-after-write and list consistency.
 // Operations on one upload session are serialised within the process; the
@@ -119,6 +154,9 @@ type Store struct {
 
 	mu  sync.Mutex
 	ups map[string]*sessionLock // guarded by mu
+
+	vmu      sync.Mutex
+	verified map[digest.Digest]objectID // guarded by vmu; see Verify
 }
 
 type sessionLock struct {
@@ -354,7 +392,12 @@ func (s *Store) partSizeFor(size int64) uint64 {
 func (s *Store) install(ctx context.Context, tmp string, d digest.Digest, size int64) error {
 	key := s.blobKey(d)
 	if _, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); err == nil {
-		return nil // immutable: the existing copy has the same content
+		// Immutable: the existing copy has the same content. Record the
+		// re-upload for garbage collection's grace period (see ModTime).
+		if err := s.touch(ctx, d); err != nil {
+			return fmt.Errorf("put %s: recording the re-upload: %w", d, err)
+		}
+		return nil
 	} else if !isNotFound(err) {
 		return fmt.Errorf("put %s: %w", d, err)
 	}
@@ -370,6 +413,11 @@ func (s *Store) install(ctx context.Context, tmp string, d digest.Digest, size i
 	if err != nil {
 		return fmt.Errorf("put %s: install: %w", d, err)
 	}
+	// The content was hashed on its way in: the first Verify need not
+	// read it again.
+	if info, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); err == nil {
+		s.remember(d, identify(info))
+	}
 	return nil
 }
 
@@ -382,12 +430,30 @@ func (s *Store) tempKey() (string, error) {
 	return s.uploadsPrefix() + putPrefix + hex.EncodeToString(b[:]), nil
 }
 
-// remove deletes key on a best-effort basis, also when the caller's context
-// is done: a leftover temporary object is garbage, purged by PurgeTemp.
+// remove deletes every version of key on a best-effort basis, also when the
+// caller's context is done: a leftover temporary object is garbage, purged
+// by PurgeTemp.
 func (s *Store) remove(key string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_ = s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{})
+	_ = s.removeVersions(ctx, key)
+}
+
+// removeVersions deletes every version and delete marker of key, so that
+// on a versioned bucket no bytes stay behind a delete marker (a plain
+// DELETE only adds one). On an unversioned bucket it deletes the object.
+func (s *Store) removeVersions(ctx context.Context, key string) error {
+	vs, err := s.versions(ctx, key)
+	if err != nil {
+		return err
+	}
+	for _, v := range vs {
+		err := s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{VersionID: v.VersionID})
+		if err != nil && !isNotFound(err) {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkedReader counts the bytes read, fails once more than limit (unless
@@ -420,21 +486,6 @@ func (c *checkedReader) Read(p []byte) (int, error) {
 		return n, fmt.Errorf("reading content: %w", err)
 	}
 	return n, err
-}
-
-// Delete implements blob.Store.
-func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
-	if err := checkDigest(d); err != nil {
-		return err
-	}
-	key := s.blobKey(d)
-	if _, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); err != nil {
-		return notFound(d, err)
-	}
-	if err := s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil {
-		return fmt.Errorf("delete %s: %w", d, err)
-	}
-	return nil
 }
 
 // Walk implements blob.Store. Objects under blobs/ whose keys do not name a
@@ -595,7 +646,7 @@ func (s *Store) CreateUpload(ctx context.Context, id string) error {
 // consistent prefix of the upload.
 func (s *Store) removeParts(ctx context.Context, parts []part) error {
 	for _, p := range slices.Backward(parts) {
-		if err := s.c.RemoveObject(ctx, s.bucket, p.key, minio.RemoveObjectOptions{}); err != nil {
+		if err := s.removeVersions(ctx, p.key); err != nil {
 			return err
 		}
 	}
@@ -792,7 +843,7 @@ func (s *Store) removeSession(ctx context.Context, id string) error {
 	if err := s.removeParts(ctx, parts); err != nil {
 		return err
 	}
-	return s.c.RemoveObject(ctx, s.bucket, pre+sessionName, minio.RemoveObjectOptions{})
+	return s.removeVersions(ctx, pre+sessionName)
 }
 
 // AbortUpload implements blob.Store.
@@ -857,23 +908,27 @@ func (s *Store) Uploads(ctx context.Context, fn func(id string, modified time.Ti
 
 // PurgeTemp deletes the temporary objects of Put and CommitUpload calls
 // last modified before t, left by crashed processes, and returns how many
-// it deleted.
+// it deleted. On a versioned bucket it deletes every version (and delete
+// marker) older than t, so bytes hidden by a plain DELETE go too.
 func (s *Store) PurgeTemp(ctx context.Context, t time.Time) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	n := 0
 	pre := s.uploadsPrefix() + putPrefix
-	for obj := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: pre}) {
+	for obj := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: pre, WithVersions: true}) {
 		if obj.Err != nil {
 			return n, fmt.Errorf("list temporary objects: %w", obj.Err)
 		}
 		if !obj.LastModified.Before(t) {
 			continue
 		}
-		if err := s.c.RemoveObject(ctx, s.bucket, obj.Key, minio.RemoveObjectOptions{}); err != nil {
+		err := s.c.RemoveObject(ctx, s.bucket, obj.Key, minio.RemoveObjectOptions{VersionID: obj.VersionID})
+		if err != nil && !isNotFound(err) {
 			return n, fmt.Errorf("remove temporary object: %w", err)
 		}
-		n++
+		if !obj.IsDeleteMarker {
+			n++
+		}
 	}
 	return n, nil
 }

@@ -55,7 +55,13 @@ func testOptions(tb testing.TB) Options {
 // newStore returns a Store under a fresh prefix, emptied when tb ends.
 func newStore(tb testing.TB) *Store {
 	tb.Helper()
-	s, err := New(testOptions(tb))
+	return newStoreWith(tb, testOptions(tb))
+}
+
+// newStoreWith returns a Store with opts, its prefix emptied when tb ends.
+func newStoreWith(tb testing.TB, opts Options) *Store {
+	tb.Helper()
+	s, err := New(opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -72,6 +78,17 @@ func newStore(tb testing.TB) *Store {
 
 func TestConformance(t *testing.T) {
 	blobtest.Run(t, func(t *testing.T) blob.Store { return newStore(t) })
+}
+
+// TestConformancePlainBucket runs the suite on a bucket without versioning
+// or Object Lock, where deletions take the unversioned path.
+func TestConformancePlainBucket(t *testing.T) {
+	bucket := plainBucket(t)
+	blobtest.Run(t, func(t *testing.T) blob.Store {
+		opts := testOptions(t)
+		opts.Bucket = bucket
+		return newStoreWith(t, opts)
+	})
 }
 
 // keys returns the keys under the store's prefix, without it.
