@@ -101,6 +101,10 @@ type Principal struct {
 	Groups []string
 	// TokenID is the API token the request used, if any.
 	TokenID string
+	// Claims are the verified claims of the OIDC token the request
+	// presented directly (string values), for the platform-provenance
+	// mode; nil otherwise.
+	Claims map[string]string
 	scopes  []Scope // the grants, for display
 	// oidcGrants are the grants an OIDC rule gave (carried in JWTs).
 	oidcGrants []Scope

@@ -166,6 +166,7 @@ func (s *Service) oidcToken(ctx context.Context, raw string) (*Principal, error)
 		}
 		p := newPrincipal(subject, "oidc", r.Groups, append(st.grantsFor(subject, r.Groups, true), grants...))
 		p.oidcGrants = grants
+		p.Claims = claims
 		return p, nil
 	}
 	return nil, &authError{subject: tok.Subject, method: "oidc", reason: fmt.Sprintf("no rule of issuer %s maps the token of %s", iss, tok.Subject)}

@@ -59,6 +59,24 @@ type Config struct {
 	Audit Audit `yaml:"audit"`
 	// Auth configures authentication and access control (docs/security.md).
 	Auth Auth `yaml:"auth"`
+	// Signing configures the server's own signing (docs/signing.md).
+	Signing Signing `yaml:"signing"`
+}
+
+// Signing configures the server's signing key ring and what it signs.
+type Signing struct {
+	// Keys is the key ring directory (default <data>/keys, where 'custody
+	// key create' puts it). Its trust root is served at /api/v1/keys.
+	Keys string `yaml:"keys"`
+	// PassphraseFile holds the active key's passphrase; default: the
+	// CUSTODY_KEY_PASSWORD variable. Without one the server signs nothing.
+	PassphraseFile string `yaml:"passphraseFile"`
+	// OnPush lists repository patterns whose artifacts the server signs
+	// when a client sets a tag on them.
+	OnPush []string `yaml:"onPush"`
+	// BuilderID names the server as the builder in the SLSA provenance it
+	// writes from OIDC claims (platform mode).
+	BuilderID string `yaml:"builderID"`
 }
 
 // Auth configures authentication and access control.

@@ -151,6 +151,12 @@ func (AllowAll) CheckDeleteTag(context.Context, string, string, digest.Digest) e
 }
 func (AllowAll) CheckDeleteBlob(context.Context, string, digest.Digest) error { return nil }
 
+// AuditorFunc adapts a function to the Auditor interface.
+type AuditorFunc func(ctx context.Context, e Event)
+
+// Record implements Auditor.
+func (f AuditorFunc) Record(ctx context.Context, e Event) { f(ctx, e) }
+
 // LogAuditor writes events to a structured log. It is the default until
 // the tamper-evident audit log is configured.
 type LogAuditor struct{ Log *slog.Logger }

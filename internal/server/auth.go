@@ -94,8 +94,10 @@ func apiRequirement(r *http.Request) (action, repo string, perm auth.Perm, own b
 	kind, sub, _ := strings.Cut(rest, "/")
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	switch kind {
-	case "whoami", "tokens", "users", "grants":
+	case "whoami", "tokens", "users", "grants", "provenance":
 		return "", "", 0, true
+	case "keys":
+		return "", "", 0, true // public keys and the trust root are public
 	case "audit":
 		if sub == "key" {
 			return "", "", 0, true // the log's public key is public

@@ -48,7 +48,27 @@ type Server struct {
 	maint     *maintenance
 	audit     *tlog.Log
 	// auth is nil when authentication is off (auth.mode none).
-	auth *auth.Service
+	auth    *auth.Service
+	signing *signing
+}
+
+// signingHook returns the auditor through which the signing-on-push
+// worker sees tags being set (set once New has built it).
+func (s *Server) signingHook() registry.Auditor {
+	return registry.AuditorFunc(func(ctx context.Context, e registry.Event) {
+		if s.signing != nil {
+			s.signing.Record(ctx, e)
+		}
+	})
+}
+
+// fanOut records every event with each auditor in turn.
+type fanOut []registry.Auditor
+
+func (f fanOut) Record(ctx context.Context, e registry.Event) {
+	for _, a := range f {
+		a.Record(ctx, e)
+	}
 }
 
 // New opens the stores named by cfg and builds the HTTP handler.
@@ -130,7 +150,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		BlobLocks:       locks,
 		Verifier:        rawBlobs,
 		Log:             log,
-		Auditor:         auditor,
+		Auditor:         fanOut{auditor, s.signingHook()},
 		Authorizer:      authorizer,
 		Policy:          registry.Policies{auth.TagPolicy{}, engine, checker},
 		MaxManifestSize: cfg.Limits.MaxManifestBytes,
@@ -140,7 +160,27 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		_ registry.BlobPolicy = engine
 		_ registry.Policy     = checker
 	)
+	// The server's own registry client (signing on push, platform
+	// provenance) talks to an internal registry over the same stores,
+	// without authentication: it is never served on the network.
+	internal := registry.New(blobs, md, registry.Options{
+		BlobLocks:       locks,
+		Verifier:        rawBlobs,
+		Log:             log,
+		Auditor:         auditor,
+		Authorizer:      registry.AllowAll{},
+		Policy:          registry.Policies{engine, checker},
+		MaxManifestSize: cfg.Limits.MaxManifestBytes,
+	})
+	s.signing, err = newSigning(cfg, internal, authz, auditor, log)
+	if err != nil {
+		tl.Close()
+		md.Close()
+		closeLock(lock)
+		return nil, err
+	}
 	mux := http.NewServeMux()
+	s.signing.register(mux)
 	mux.Handle("/api/v1/", &api{policies: engine, checker: checker, locks: md})
 	mux.HandleFunc("POST /api/v1/gc", s.maint.serveGC)
 	(&tlog.Handler{Log: tl, Logger: log}).Register(mux)
@@ -375,6 +415,7 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 // Close writes the queued audit entries, signs a last checkpoint if the log
 // grew, and releases the stores and the data directory lock.
 func (s *Server) Close() error {
+	s.signing.close()
 	s.audit.Close()
 	if last, err := s.audit.Latest(context.Background()); err != nil || last.Size != s.audit.Size() {
 		if _, err := s.audit.Checkpoint(context.Background()); err != nil {

@@ -1,0 +1,356 @@
+package server
+
+import (
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/custody-dev/custody/internal/attest"
+	"github.com/custody-dev/custody/internal/auth"
+	"github.com/custody-dev/custody/internal/config"
+	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/policy"
+	"github.com/custody-dev/custody/internal/problem"
+	"github.com/custody-dev/custody/internal/provenance"
+	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/sign"
+	"github.com/custody-dev/custody/internal/verification"
+)
+
+// internalHost names the server itself for its in-process registry client.
+const internalHost = "custody.internal"
+
+// serverIdentity is the actor of what the server does on its own (signing
+// on push, platform provenance).
+var serverIdentity = registry.Identity{Subject: "custody", Method: "server"}
+
+// signing is the server's own signing: public keys at a stable URL,
+// signatures on push for chosen repositories, and SLSA provenance written
+// from verified OIDC claims (the platform mode). Its key ring is
+// <data>/keys unless signing.keys says otherwise.
+type signing struct {
+	ring      *key.Ring
+	cfg       config.Signing
+	log       *slog.Logger
+	audit     registry.Auditor
+	remote    []remote.Option
+	authz     *auth.Service
+	signer    crypto.Signer
+	keyID     string
+	queue     chan registry.Event
+	wg        sync.WaitGroup
+	builderID string
+}
+
+// newSigning opens the key ring; it unlocks the active key when a
+// passphrase is configured (CUSTODY_KEY_PASSWORD or signing.passphraseFile).
+func newSigning(cfg config.Config, internal http.Handler, authz *auth.Service, audit registry.Auditor, log *slog.Logger) (*signing, error) {
+	dir := cfg.Signing.Keys
+	if dir == "" {
+		dir = filepath.Join(cfg.Data, "keys")
+	}
+	ring, err := key.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("signing key ring %s: %w", dir, err)
+	}
+	s := &signing{ring: ring, cfg: cfg.Signing, log: log, audit: audit, authz: authz,
+		remote:    []remote.Option{remote.WithTransport(handlerTransport{internal})},
+		builderID: cfg.Signing.BuilderID,
+	}
+	if s.builderID == "" {
+		s.builderID = "https://custody.dev/builders/platform/v1"
+	}
+	pass, havePass := os.LookupEnv("CUSTODY_KEY_PASSWORD")
+	if cfg.Signing.PassphraseFile != "" {
+		b, err := os.ReadFile(cfg.Signing.PassphraseFile)
+		if err != nil {
+			return nil, fmt.Errorf("signing.passphraseFile: %w", err)
+		}
+		pass, havePass = strings.TrimRight(string(b), "\r\n"), true
+	}
+	if info, err := ring.Active(); err == nil && havePass {
+		if s.signer, err = ring.Signer(info, []byte(pass)); err != nil {
+			return nil, fmt.Errorf("unlocking signing key %s: %w", info.ID, err)
+		}
+		s.keyID = info.ID
+	} else if len(cfg.Signing.OnPush) > 0 {
+		return nil, fmt.Errorf("signing.onPush needs the active key of %s unlocked: create it with 'custody key create' and set CUSTODY_KEY_PASSWORD or signing.passphraseFile", dir)
+	}
+	if len(cfg.Signing.OnPush) > 0 {
+		s.queue = make(chan registry.Event, 1024)
+		s.wg.Add(1)
+		go s.signLoop()
+	}
+	return s, nil
+}
+
+// Record implements registry.Auditor: it watches for tags set by clients
+// in the repositories signed on push.
+func (s *signing) Record(ctx context.Context, e registry.Event) {
+	if s.queue == nil || e.Action != "tag.set" || e.Result != "ok" || strings.HasPrefix(e.Tag, "sha256-") {
+		return
+	}
+	if id, ok := registry.IdentityFrom(ctx); ok && id == serverIdentity {
+		return
+	}
+	if !matchAny(s.cfg.OnPush, e.Repo) {
+		return
+	}
+	select {
+	case s.queue <- registry.Event{Action: e.Action, Repo: e.Repo, Digest: e.Digest, Tag: e.Tag}:
+	default:
+		s.log.Error("signing on push: queue full, artifact left unsigned", "repo", e.Repo, "digest", e.Digest)
+	}
+}
+
+func matchAny(patterns []string, repo string) bool {
+	for _, p := range patterns {
+		if policy.MatchRepo(p, repo) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *signing) signLoop() {
+	defer s.wg.Done()
+	for e := range s.queue {
+		ctx := registry.WithIdentity(context.Background(), serverIdentity)
+		err := s.sign(ctx, e.Repo, e.Digest)
+		res, reason := "ok", "signed on push with key "+s.keyID
+		if err != nil {
+			res, reason = "error", err.Error()
+			s.log.Error("signing on push failed", "repo", e.Repo, "digest", e.Digest, "err", err)
+		}
+		s.audit.Record(ctx, registry.Event{Action: "sign", Repo: e.Repo, Digest: e.Digest, Result: res, Reason: reason})
+	}
+}
+
+func (s *signing) close() {
+	if s.queue != nil {
+		close(s.queue)
+		s.wg.Wait()
+	}
+}
+
+func (s *signing) ref(repo string, d digest.Digest) (name.Digest, error) {
+	return name.NewDigest(internalHost+"/"+repo+"@"+d.String(), name.Insecure)
+}
+
+// sign signs repo@d with the server's key, stored both ways.
+func (s *signing) sign(ctx context.Context, repo string, d digest.Digest) error {
+	ref, err := s.ref(repo, d)
+	if err != nil {
+		return err
+	}
+	o := sign.Options{Remote: append(s.remote, remote.WithContext(ctx)),
+		Annotations: map[string]string{verification.SignedAtAnnotation: time.Now().UTC().Format(time.RFC3339)}}
+	_, err = sign.Sign(ctx, ref, s.signer, o)
+	return err
+}
+
+// register mounts the key and provenance endpoints.
+func (s *signing) register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/keys", s.trustRoot)
+	mux.HandleFunc("GET /api/v1/keys/{id}", s.publicKey)
+	mux.HandleFunc("POST /api/v1/provenance/", s.provenance)
+}
+
+// trustRoot serves the trust root: every active and retired key with its
+// validity, for offline verifiers (custody verify --trust-root).
+func (s *signing) trustRoot(w http.ResponseWriter, _ *http.Request) {
+	tr, err := s.ring.TrustRoot()
+	if err != nil {
+		problem.Write(w, http.StatusInternalServerError, "internal", "Reading the key ring failed", err.Error())
+		return
+	}
+	w.Header().Set("Cache-Control", "no-cache")
+	problem.JSON(w, http.StatusOK, tr)
+}
+
+// publicKey serves one public key as PEM (for cosign verify --key).
+func (s *signing) publicKey(w http.ResponseWriter, r *http.Request) {
+	id := strings.TrimSuffix(r.PathValue("id"), ".pub")
+	info, err := s.ring.Get(id)
+	if err != nil || info.Status == key.Revoked {
+		problem.Write(w, http.StatusNotFound, "not-found", "No such key", "no trusted key "+id+" (GET /api/v1/keys lists them)")
+		return
+	}
+	pem, err := s.ring.PublicKeyPEM(info)
+	if err != nil {
+		problem.Write(w, http.StatusInternalServerError, "internal", "Reading the key failed", err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_, _ = w.Write(pem)
+}
+
+// ProvenanceRequest is the optional body of the platform provenance call.
+type ProvenanceRequest struct {
+	// StartedOn is when the job started, as it reports it.
+	StartedOn time.Time `json:"startedOn,omitzero"`
+	// Dependencies the job resolved (informational: the job's own word).
+	Dependencies []provenance.ResourceDescriptor `json:"dependencies,omitempty"`
+}
+
+// provenance handles POST /api/v1/provenance/<repo>/@<digest>: a CI job
+// authenticated with its OIDC workload-identity token asks the server to
+// write and sign SLSA provenance for an artifact it pushed. Repository,
+// ref, commit and workflow come from the verified token, not from the job,
+// and the signing key never leaves the server (SLSA build level 3).
+func (s *signing) provenance(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.Path, "/api/v1/provenance/")
+	repo, dig, ok := strings.Cut(rest, "/@")
+	d, err := digest.Parse(dig)
+	if !ok || err != nil || !registry.ValidName(repo) {
+		problem.Write(w, http.StatusBadRequest, "invalid-reference", "Invalid artifact", "use POST /api/v1/provenance/<repository>/@<digest>")
+		return
+	}
+	if s.authz == nil {
+		problem.Write(w, http.StatusConflict, "auth-off", "Authentication is off", "platform provenance needs the OIDC identity of the job: turn authentication on")
+		return
+	}
+	r, p, ok := s.authz.Require(w, r, "provenance", repo, auth.PermPush)
+	if !ok {
+		return
+	}
+	if p.Claims == nil {
+		s.audit.Record(r.Context(), registry.Event{Action: "provenance", Repo: repo, Digest: d, Result: "denied", Reason: "not an OIDC workload identity", Request: r})
+		problem.Write(w, http.StatusForbidden, "denied", "Denied", "platform provenance is written from the claims of an OIDC workload-identity token: call with Authorization: Bearer <the job's OIDC token>")
+		return
+	}
+	if s.signer == nil {
+		problem.Write(w, http.StatusServiceUnavailable, "no-key", "No signing key", "the server has no unlocked signing key (custody key create; CUSTODY_KEY_PASSWORD)")
+		return
+	}
+	var req ProvenanceRequest
+	if r.ContentLength != 0 {
+		dec := json.NewDecoder(io.LimitReader(r.Body, 4<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+			problem.Write(w, http.StatusBadRequest, "invalid-body", "Invalid body", err.Error())
+			return
+		}
+	}
+	var claims provenance.Claims
+	b, _ := json.Marshal(p.Claims)
+	if err := json.Unmarshal(b, &claims); err != nil {
+		problem.Write(w, http.StatusBadRequest, "invalid-claims", "Unusable token claims", err.Error())
+		return
+	}
+	pred, err := provenance.FromClaims(claims, s.builderID, provenance.ClaimsOptions{StartedOn: req.StartedOn, FinishedOn: time.Now().UTC(), ReportedDependencies: req.Dependencies})
+	if err != nil {
+		s.audit.Record(r.Context(), registry.Event{Action: "provenance", Repo: repo, Digest: d, Result: "invalid", Reason: err.Error(), Request: r})
+		problem.Write(w, http.StatusBadRequest, "invalid-claims", "The token's claims do not describe a build", err.Error())
+		return
+	}
+	body, err := json.Marshal(pred)
+	if err != nil {
+		problem.Write(w, http.StatusInternalServerError, "internal", "Encoding provenance failed", err.Error())
+		return
+	}
+	ctx := registry.WithIdentity(r.Context(), serverIdentity)
+	ref, err := s.ref(repo, d)
+	if err != nil {
+		problem.Write(w, http.StatusBadRequest, "invalid-reference", "Invalid artifact", err.Error())
+		return
+	}
+	stmt, err := attest.StatementFor(repo, d.String(), attest.PredicateSLSAProvenanceV1, body)
+	if err == nil {
+		var env []byte
+		if env, err = attest.Sign(ctx, s.signer, "", stmt); err == nil {
+			if _, err = sign.Attach(ctx, ref, env, attest.PredicateSLSAProvenanceV1, sign.Options{Remote: append(s.remote, remote.WithContext(ctx))}); err == nil {
+				s.audit.Record(r.Context(), registry.Event{Action: "provenance", Repo: repo, Digest: d, Result: "ok",
+					Reason: "platform provenance for " + p.Subject + " from " + claims.Repository + claims.ProjectPath + "@" + claims.Ref, Request: r})
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusCreated)
+				_, _ = w.Write(env)
+				return
+			}
+		}
+	}
+	status := http.StatusInternalServerError
+	if strings.Contains(err.Error(), "MANIFEST_UNKNOWN") || strings.Contains(err.Error(), "404") {
+		status = http.StatusNotFound
+	}
+	s.audit.Record(r.Context(), registry.Event{Action: "provenance", Repo: repo, Digest: d, Result: "error", Reason: err.Error(), Request: r})
+	problem.Write(w, status, "provenance-failed", "Writing the provenance failed", err.Error())
+}
+
+// handlerTransport serves HTTP requests with a handler in process: the
+// server's own registry client (signing, provenance) talks to its
+// internal registry without a network hop or credentials.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	pr, pw := io.Pipe()
+	rw := &pipeWriter{header: http.Header{}, body: pw, ready: make(chan struct{})}
+	go func() {
+		defer func() {
+			rw.writeHeader(http.StatusOK)
+			_ = pw.Close()
+		}()
+		t.h.ServeHTTP(rw, req.WithContext(registry.WithIdentity(req.Context(), serverIdentity)))
+	}()
+	select {
+	case <-rw.ready:
+	case <-req.Context().Done():
+		_ = pr.CloseWithError(req.Context().Err())
+		return nil, req.Context().Err()
+	}
+	length := int64(-1)
+	if n, err := strconv.ParseInt(rw.sent.Get("Content-Length"), 10, 64); err == nil {
+		length = n
+	}
+	var body io.ReadCloser = pr
+	if req.Method == http.MethodHead {
+		go func() { _, _ = io.Copy(io.Discard, pr) }()
+		body = http.NoBody
+	}
+	return &http.Response{
+		Status: fmt.Sprintf("%d %s", rw.status, http.StatusText(rw.status)), StatusCode: rw.status,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: rw.sent, Body: body, ContentLength: length, Request: req,
+	}, nil
+}
+
+// pipeWriter is the http.ResponseWriter of handlerTransport.
+type pipeWriter struct {
+	header http.Header
+	sent   http.Header
+	status int
+	body   *io.PipeWriter
+	once   sync.Once
+	ready  chan struct{}
+}
+
+func (p *pipeWriter) Header() http.Header { return p.header }
+
+func (p *pipeWriter) writeHeader(code int) {
+	p.once.Do(func() {
+		p.status, p.sent = code, p.header.Clone()
+		close(p.ready)
+	})
+}
+
+func (p *pipeWriter) WriteHeader(code int) { p.writeHeader(code) }
+
+func (p *pipeWriter) Write(b []byte) (int, error) {
+	p.writeHeader(http.StatusOK)
+	return p.body.Write(b)
+}
