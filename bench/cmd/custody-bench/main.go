@@ -325,7 +325,7 @@ func median(xs []float64) float64 {
 }
 
 func printTable(w io.Writer, res *Results) {
-	fmt.Fprintf(w, "\n%d CPUs, %s; runs=%d, median; reference = distribution %s; load average %s -> %s\n",
+	fmt.Fprintf(w, "\n%d CPUs, %s; runs=%d, median; reference = %s; load average %s -> %s\n",
 		res.Machine.NumCPU, res.Machine.CPU, res.Config.Runs, res.Machine.Reference, res.Machine.LoadStart, res.Machine.LoadEnd)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "row\tunit\tcustody\treference\tcustody/ref\tcustody RSS MiB\treference RSS MiB\tcustody CPU s\treference CPU s\t")
@@ -348,8 +348,8 @@ func num(v float64) string {
 
 func markdown(res *Results) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "custody %s vs distribution %s.\n\n", res.Revision, res.Machine.Reference)
-	fmt.Fprintf(&b, "Machine: %d CPUs, %s, %s RAM, Linux %s, %s, data on %s. Reference: distribution %s.\n\n",
+	fmt.Fprintf(&b, "custody %s vs %s.\n\n", res.Revision, res.Machine.Reference)
+	fmt.Fprintf(&b, "Machine: %d CPUs, %s, %s RAM, Linux %s, %s, data on %s. Reference: %s.\n\n",
 		res.Machine.NumCPU, res.Machine.CPU, res.Machine.MemTotal, res.Machine.Kernel, res.Machine.Go, res.Machine.Filesystem, res.Machine.Reference)
 	fmt.Fprintf(&b, "Command: `%s` (runs=%d, median; %d manifests, %d client jobs; took %s; load average %s at start, %s at end).\n\n",
 		res.Command, res.Config.Runs, res.Config.Manifests, res.Config.Jobs, res.Elapsed, res.Machine.LoadStart, res.Machine.LoadEnd)
@@ -1014,9 +1014,9 @@ func refVersion(bin string) string {
 	}
 	f := strings.Fields(string(out))
 	if len(f) >= 3 {
-		return strings.TrimSuffix(f[2], "+unknown")
+		return "distribution " + strings.TrimSuffix(f[2], "+unknown")
 	}
-	return strings.TrimSpace(string(out))
+	return "distribution " + strings.TrimSpace(string(out))
 }
 
 // fsType names the filesystem holding dir, from /proc/self/mountinfo (the
