@@ -117,6 +117,11 @@ type Envelope = dsse.Envelope
 // ErrTooLarge reports an input over one of the caps.
 var ErrTooLarge = errors.New("attestation too large")
 
+// ErrUntrusted is wrapped by Verify when no signature of the envelope
+// verifies with a trusted key: the attestation says nothing a verifier
+// may rely on (as opposed to a trusted attestation that is wrong).
+var ErrUntrusted = errors.New("no valid signature on the attestation")
+
 // Subject returns a subject descriptor for an artifact: name (for instance
 // an image reference or a file name) and its digest in OCI form,
 // "sha256:<hex>" or "sha512:<hex>".

@@ -170,7 +170,7 @@ func Verify(envelope []byte, keys KeyResolver, opts ...Option) (*Verified, error
 		break
 	}
 	if who == nil {
-		return nil, fmt.Errorf("no valid signature on the attestation: %s", strings.Join(reasons, "; "))
+		return nil, fmt.Errorf("%w: %s", ErrUntrusted, strings.Join(reasons, "; "))
 	}
 	stmt, err := parseStatement(payload, cfg.v01)
 	if err != nil {

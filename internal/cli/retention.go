@@ -38,8 +38,9 @@ type lockView struct {
 	Updated     time.Time `json:"updated,omitzero"`
 }
 
-// call sends a request to the API and decodes a JSON answer into out;
-// problem+json answers become errors carrying their detail.
+// call sends a request to the API and returns the answer's body;
+// problem+json answers become errors carrying their detail (the body is
+// returned with them, for callers that read more of it).
 func (f *apiFlags) call(cmd *cobra.Command, method, path string, body any, header http.Header) ([]byte, error) {
 	if f.output != outputText && f.output != outputJSON {
 		return nil, fmt.Errorf("invalid --output %q: use text or json", f.output)
@@ -77,11 +78,11 @@ func (f *apiFlags) call(cmd *cobra.Command, method, path string, body any, heade
 		var p struct{ Title, Detail string }
 		if json.Unmarshal(b, &p) == nil && p.Title != "" {
 			if resp.StatusCode == http.StatusUnauthorized {
-				return nil, fmt.Errorf("%s (%d): %s; sign in with 'custody login %s' or set %s", p.Title, resp.StatusCode, p.Detail, f.server, envToken)
+				return b, fmt.Errorf("%s (%d): %s; sign in with 'custody login %s' or set %s", p.Title, resp.StatusCode, p.Detail, f.server, envToken)
 			}
-			return nil, fmt.Errorf("%s (%d): %s", p.Title, resp.StatusCode, p.Detail)
+			return b, fmt.Errorf("%s (%d): %s", p.Title, resp.StatusCode, p.Detail)
 		}
-		return nil, fmt.Errorf("server answered %s", resp.Status)
+		return b, fmt.Errorf("server answered %s", resp.Status)
 	}
 	return b, nil
 }
@@ -279,4 +280,9 @@ and even with a governance bypass, until the hold is cleared.`,
 		cmd.AddCommand(c)
 	}
 	return cmd
+}
+
+// callRaw is call without extra headers.
+func (f *apiFlags) callRaw(cmd *cobra.Command, method, path string, body any) ([]byte, error) {
+	return f.call(cmd, method, path, body, nil)
 }

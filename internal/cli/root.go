@@ -54,6 +54,12 @@ store in ./custody-data.`,
 		newAttestCmd(),
 		newVerifyCmd(),
 		newSBOMCmd(),
+		newPromoteCmd(),
+		newRollbackCmd(),
+		newRevokeCmd(),
+		newEnvCmd(),
+		newPolicyCmd(),
+		newMigrateCmd(),
 	)
 	return root
 }

@@ -36,7 +36,9 @@ type signerFlags struct {
 
 func (f *signerFlags) register(fs *pflag.FlagSet) {
 	f.ring.register(fs)
-	fs.StringVar(&f.key, "key", "", "signing key: a private key file (cosign format), or a key ID of the key ring (default: the ring's active key)")
+	fs.StringVar(&f.key, "key", "", "signing key: a private key file (cosign format), a key ID of the key ring (default: the ring's active key), "+
+		"a PKCS #11 URI (pkcs11:token=...;object=...?module-path=...; PIN from the URI, "+pkcs11PINEnv+" or a prompt), "+
+		"or a KMS URI (awskms://, gcpkms://, azurekms://, hashivault://; not built into this version)")
 	fs.BoolVar(&f.plainHTTP, "plain-http", false, "talk plain HTTP to a registry that is not on loopback or a private address")
 }
 
@@ -54,8 +56,25 @@ func passphrase(cmd *cobra.Command) ([]byte, error) {
 	return nil, fmt.Errorf("no passphrase for the signing key: set %s or run on a terminal", keyPasswordEnv)
 }
 
-// signer loads the signing key and returns it with its key ID.
+// signer loads the signing key and returns it with its key ID: a key on a
+// PKCS #11 token or in a KMS named by --key's URI, a key file, or a key of
+// the ring (a file, or a token key the ring records by URI).
 func (f *signerFlags) signer(cmd *cobra.Command) (crypto.Signer, string, error) {
+	switch {
+	case key.IsPKCS11URI(f.key):
+		return openTokenKey(cmd, f.key, "")
+	case key.IsKMSURI(f.key):
+		ctx := cmd.Context()
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		s, err := key.OpenKMS(ctx, f.key)
+		if err != nil {
+			return nil, "", err
+		}
+		id, err := key.ID(s.Public())
+		return s, id, err
+	}
 	if f.key != "" {
 		if b, err := os.ReadFile(f.key); err == nil {
 			pass, err := passphrase(cmd)
@@ -90,6 +109,9 @@ func (f *signerFlags) signer(cmd *cobra.Command) (crypto.Signer, string, error) 
 	}
 	if info.Status != key.Active {
 		return nil, "", fmt.Errorf("key %s is %s: sign with the active key ('custody key list')", info.ID, info.Status)
+	}
+	if info.URI != "" {
+		return openTokenKey(cmd, info.URI, info.ID)
 	}
 	pass, err := passphrase(cmd)
 	if err != nil {
@@ -226,7 +248,7 @@ func newAttestCmd() *cobra.Command {
 artifact, stored where cosign verify-attestation finds them (tag
 sha256-<hex>.att) and as OCI 1.1 referrers (Sigstore bundles).`,
 	}
-	cmd.AddCommand(newAttestProvenanceCmd(), newAttestSBOMCmd(), newAttestPredicateCmd())
+	cmd.AddCommand(newAttestProvenanceCmd(), newAttestSBOMCmd(), newAttestTestResultCmd(), newAttestPredicateCmd())
 	return cmd
 }
 

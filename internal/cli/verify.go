@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/promotion"
 	"github.com/custody-dev/custody/internal/verification"
 )
 
@@ -21,6 +24,8 @@ func newVerifyCmd() *cobra.Command {
 		require   []string
 		output    string
 		plainHTTP bool
+		env       string
+		server    string
 	)
 	cmd := &cobra.Command{
 		Use:   "verify REF --trust-root FILE",
@@ -38,7 +43,9 @@ Checks:
     statement about this digest, a known predicate type;
   - provenance: the builder ID (--builder) and source repository
     (--source), exactly, when given;
-  - --require sbom,provenance: a verified attestation of each kind.
+  - --require sbom,provenance: a verified attestation of each kind;
+  - --env ENV: the digest is what ENV currently runs, it is not revoked and
+    ENV's gate still holds (asks the server; deploy-time verification).
 
 Prints a report and exits non-zero on any failure (-o json for scripts).`,
 		Example: `  custody verify 127.0.0.1:5000/apps/web:1.4.2 --trust-root trust-root.json
@@ -78,6 +85,35 @@ Prints a report and exits non-zero on any failure (-o json for scripts).`,
 				return err
 			}
 			rep := v.Run(ctx, args[0], d, o)
+			if env != "" {
+				if server == "" {
+					server = d.Context().Registry.Scheme() + "://" + d.Context().RegistryStr()
+				}
+				af := apiFlags{server: server, output: outputText}
+				q := url.Values{"repository": {d.Context().RepositoryStr()}, "environment": {env}, "digest": {d.DigestStr()}}
+				b, err := af.call(cmd, http.MethodGet, "/api/v1/environments?"+q.Encode(), nil, nil)
+				if err != nil {
+					return fmt.Errorf("checking environment %s: %w", env, err)
+				}
+				var st struct {
+					Check promotion.Check `json:"check"`
+				}
+				if err := json.Unmarshal(b, &st); err != nil {
+					return err
+				}
+				c := st.Check
+				switch {
+				case c.Revoked:
+					rep.Failures = append(rep.Failures, "revoked")
+				case !c.Promoted:
+					rep.Failures = append(rep.Failures, fmt.Sprintf("not what %s runs (it runs %s): promote it first", env, orNothing(c.Current)))
+				case !c.Gate.Pass:
+					for _, r := range c.Gate.Failed() {
+						rep.Failures = append(rep.Failures, fmt.Sprintf("the gate of %s no longer holds: %s: %s %s", env, r.Name, r.Message, r.Error))
+					}
+				}
+				rep.OK = len(rep.Failures) == 0
+			}
 			if output == outputJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -100,6 +136,8 @@ Prints a report and exits non-zero on any failure (-o json for scripts).`,
 	fl.StringSliceVar(&require, "require", nil, "required attestations: sbom, provenance")
 	fl.StringVarP(&output, "output", "o", outputText, "output format: text or json")
 	fl.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to a registry that is not on loopback or a private address")
+	fl.StringVar(&env, "env", "", "also require the digest to be what this environment runs, with its gate still holding (asks the server)")
+	fl.StringVar(&server, "server", "", "custody server URL for --env (default: the registry of REF)")
 	return cmd
 }
 
@@ -122,6 +160,10 @@ func printReport(w io.Writer, r verification.Report) {
 		fmt.Fprintln(w, line)
 	}
 	for _, a := range r.Attestations {
+		if a.Ignored {
+			fmt.Fprintf(w, "  --   attestation by a key outside the trust root (ignored)\n")
+			continue
+		}
 		line := fmt.Sprintf("  %s attestation %s", mark(a.OK), verification.OrUnknown(a.PredicateType))
 		if a.KeyID != "" {
 			line += " by key " + verification.Short(a.KeyID)

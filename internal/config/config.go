@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/custody-dev/custody/internal/gate"
 )
 
 // Config is custody's whole configuration.
@@ -61,6 +63,33 @@ type Config struct {
 	Auth Auth `yaml:"auth"`
 	// Signing configures the server's own signing (docs/signing.md).
 	Signing Signing `yaml:"signing"`
+	// Projects declare ordered environments per repository pattern and the
+	// gate of each (docs/promotion.md).
+	Projects []Project `yaml:"projects"`
+	// Promotion configures how promotion gates see artifacts.
+	Promotion Promotion `yaml:"promotion"`
+}
+
+// Project is a repository pattern and its environments in promotion order.
+type Project struct {
+	Repositories string        `yaml:"repositories"`
+	Environments []Environment `yaml:"environments"`
+}
+
+// Environment is one stage of a project: its name (also the tag that
+// points at what it runs), its gate, and the approvals a promotion needs.
+type Environment struct {
+	Name      string    `yaml:"name"`
+	Gate      gate.Spec `yaml:"gate"`
+	Approvals int       `yaml:"approvals"`
+}
+
+// Promotion configures promotion gates.
+type Promotion struct {
+	// TrustRoot is a trust-root file of further keys whose signatures and
+	// attestations gates count (e.g. CI signing keys), beside the server's
+	// own key ring.
+	TrustRoot string `yaml:"trustRoot"`
 }
 
 // Signing configures the server's signing key ring and what it signs.
@@ -420,6 +449,21 @@ func (c Config) Validate() error {
 	}
 	if err := c.Auth.validate(c.Addr); err != nil {
 		return err
+	}
+	for i, p := range c.Projects {
+		if p.Repositories == "" || len(p.Environments) == 0 {
+			return fmt.Errorf("projects[%d] needs repositories and environments", i)
+		}
+		seen := map[string]bool{}
+		for j, e := range p.Environments {
+			if e.Name == "" || seen[e.Name] || strings.ContainsAny(e.Name, " /:@") {
+				return fmt.Errorf("projects[%d].environments[%d]: name %q must be a unique tag-like word", i, j, e.Name)
+			}
+			seen[e.Name] = true
+			if e.Approvals < 0 {
+				return fmt.Errorf("projects[%d].environments[%d].approvals must not be negative", i, j)
+			}
+		}
 	}
 	seen := map[string]bool{}
 	for i, p := range c.Policies {

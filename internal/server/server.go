@@ -50,6 +50,8 @@ type Server struct {
 	// auth is nil when authentication is off (auth.mode none).
 	auth    *auth.Service
 	signing *signing
+	// promo is nil when no project declares environments.
+	promo *promoter
 }
 
 // signingHook returns the auditor through which the signing-on-push
@@ -146,20 +148,6 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	locks := &blob.Locks{}
 	s.maint = newMaintenance(s, rawBlobs, md, st.scrub, locks, s.metrics.reg)
 	s.maint.collector.Protected = retentionProtector{checker}
-	s.reg = registry.New(blobs, md, registry.Options{
-		BlobLocks:       locks,
-		Verifier:        rawBlobs,
-		Log:             log,
-		Auditor:         fanOut{auditor, s.signingHook()},
-		Authorizer:      authorizer,
-		Policy:          registry.Policies{auth.TagPolicy{}, engine, checker},
-		MaxManifestSize: cfg.Limits.MaxManifestBytes,
-	})
-	var (
-		_ registry.Policy     = engine
-		_ registry.BlobPolicy = engine
-		_ registry.Policy     = checker
-	)
 	// The server's own registry client (signing on push, platform
 	// provenance) talks to an internal registry over the same stores,
 	// without authentication: it is never served on the network.
@@ -179,8 +167,42 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		closeLock(lock)
 		return nil, err
 	}
+	// Promotions (docs/promotion.md): environment tags move only through
+	// them, and the generic files and registry below see that policy.
+	s.promo, err = newPromoter(cfg, s.signing, authz, auditor, md)
+	if err != nil {
+		s.signing.close()
+		tl.Close()
+		md.Close()
+		closeLock(lock)
+		return nil, err
+	}
+	policies := registry.Policies{auth.TagPolicy{}, engine, checker}
+	if s.promo != nil {
+		policies = registry.Policies{auth.TagPolicy{}, s.promo.policy(), engine, checker}
+	}
+	s.reg = registry.New(blobs, md, registry.Options{
+		BlobLocks:       locks,
+		Verifier:        rawBlobs,
+		Log:             log,
+		Auditor:         fanOut{auditor, s.signingHook()},
+		Authorizer:      authorizer,
+		Policy:          policies,
+		MaxManifestSize: cfg.Limits.MaxManifestBytes,
+	})
+	var (
+		_ registry.Policy     = engine
+		_ registry.BlobPolicy = engine
+		_ registry.Policy     = checker
+	)
 	mux := http.NewServeMux()
 	s.signing.register(mux)
+	if s.promo != nil {
+		if authz == nil {
+			return nil, errors.New("projects (promotions) need authentication: remove --auth=none")
+		}
+		s.promo.register(mux)
+	}
 	mux.Handle("/api/v1/", &api{policies: engine, checker: checker, locks: md})
 	mux.HandleFunc("POST /api/v1/gc", s.maint.serveGC)
 	(&tlog.Handler{Log: tl, Logger: log}).Register(mux)
@@ -202,7 +224,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Log:        log,
 		Auditor:    auditor,
 		Authorizer: authorizer,
-		Policy:     registry.Policies{auth.TagPolicy{}, engine, checker},
+		Policy:     policies,
 		BlobLocks:  locks,
 		Verifier:   rawBlobs,
 	})

@@ -9,6 +9,7 @@ package verification
 import (
 	"context"
 	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/attest"
 	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/promotion"
 	"github.com/custody-dev/custody/internal/provenance"
 	"github.com/custody-dev/custody/internal/sign"
 )
@@ -50,6 +52,8 @@ type AttestationCheck struct {
 	Problem       string `json:"problem,omitempty"`
 	Builder       string `json:"builder,omitempty"`
 	Source        string `json:"source,omitempty"`
+	// Ignored: signed by no key of the trust root; not relied upon.
+	Ignored bool `json:"ignored,omitempty"`
 }
 
 // RequirementResult says whether a --require item was met.
@@ -166,7 +170,15 @@ func (v *Verifier) Run(ctx context.Context, ref string, d name.Digest, o sign.Op
 	resolver := attest.ResolverFromKeys(v.keys...)
 	for _, env := range envs {
 		c := AttestationCheck{}
-		va, err := attest.Verify(env, resolver, attest.AllowStatementV01())
+		va, err := attest.Verify(env, resolver, attest.AllowStatementV01(), attest.AllowPredicateType(append(slices.Clone(promotion.Types), promotion.PredicateOpenVEX)...))
+		if err == nil && va.PredicateType == promotion.PredicateRevocation {
+			if err = attest.VerifySubject(va, d.DigestStr()); err == nil {
+				var r promotion.Revocation
+				b, _ := attest.PredicateJSON(va.Statement)
+				_ = json.Unmarshal(b, &r)
+				err = fmt.Errorf("revoked by %s at %s: %s", r.By, r.At.Format(time.RFC3339), r.Reason)
+			}
+		}
 		if err == nil {
 			c.PredicateType, c.KeyID = va.PredicateType, va.KeyID
 			err = attest.VerifySubject(va, d.DigestStr())
@@ -177,10 +189,18 @@ func (v *Verifier) Run(ctx context.Context, ref string, d name.Digest, o sign.Op
 		if err == nil && va.PredicateType == attest.PredicateSLSAProvenanceV1 {
 			err = v.checkProvenance(va, &c)
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, attest.ErrUntrusted):
+			// Signed by nobody this trust root knows (another team's
+			// key, the server's promotion records): it counts for
+			// nothing, and --require decides whether anything is missing.
+			c.Problem = "ignored: " + err.Error()
+			c.OK = true
+			c.Ignored = true
+		case err != nil:
 			c.Problem = err.Error()
 			fail("attestation %s: %v", OrUnknown(c.PredicateType), err)
-		} else {
+		default:
 			c.OK = true
 			found[va.PredicateType] = true
 		}

@@ -1,0 +1,168 @@
+package gate
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Spec is a gate as written in a configuration file (YAML or JSON):
+//
+//	rules:
+//	  - use: signed_by_trusted_key
+//	    params: {keys: ["3f2a..."]}
+//	  - use: no_findings_at_or_above
+//	    params: {severity: HIGH}
+//	  - name: release_tag
+//	    expr: artifact.tags.exists(t, t.matches('^v[0-9]+'))
+//	    message: artifact must carry a release tag
+//	costLimit: 1000000
+//	timeout: 500ms
+type Spec struct {
+	// Rules are checked in order; the gate passes when every rule passes.
+	// At least one rule is required.
+	Rules []RuleSpec `json:"rules" yaml:"rules"`
+	// CostLimit caps the CEL cost of each rule's evaluation (cel-go
+	// cost units, about one per list element or comparison visited);
+	// 0 means DefaultCostLimit. A rule over the limit fails.
+	CostLimit uint64 `json:"costLimit,omitempty" yaml:"costLimit,omitempty"`
+	// Timeout caps one whole Evaluate; 0 means DefaultTimeout. Rules
+	// still running when it expires fail.
+	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
+}
+
+// RuleSpec is one rule: either a ready-made rule (Use, with Params) or a
+// custom one (Name, Expr, Message).
+type RuleSpec struct {
+	// Use names a ready-made rule (see Rules). Name, when also set,
+	// renames it in results; Expr must be empty; Message, when set,
+	// replaces the rule's own message.
+	Use string `json:"use,omitempty" yaml:"use,omitempty"`
+	// Params configure a ready-made rule; giving a parameter the rule
+	// does not take is an error.
+	Params Params `json:"params,omitzero" yaml:"params,omitempty"`
+	// Name names a custom rule (letters, digits, '_', '-', '.').
+	Name string `json:"name,omitempty" yaml:"name,omitempty"`
+	// Expr is a custom rule's CEL expression; it must have type bool.
+	Expr string `json:"expr,omitempty" yaml:"expr,omitempty"`
+	// Message says, for humans, what the rule requires; reported with
+	// the rule's result.
+	Message string `json:"message,omitempty" yaml:"message,omitempty"`
+}
+
+// Params are the parameters of the ready-made rules; each rule takes only
+// the fields its documentation names. In CEL they are the variable
+// params (type gate.Params), empty in a custom rule.
+type Params struct {
+	// Keys are trusted key IDs (key.ID), for signed_by_trusted_key.
+	Keys []string `json:"keys,omitempty" yaml:"keys,omitempty"`
+	// Builders are trusted SLSA builder IDs, compared exactly, for
+	// slsa_provenance_trusted.
+	Builders []string `json:"builders,omitempty" yaml:"builders,omitempty"`
+	// Sources are trusted source repository URIs, compared after
+	// NormalizeSourceURI, for slsa_provenance_trusted.
+	Sources []string `json:"sources,omitempty" yaml:"sources,omitempty"`
+	// Branches are protected git refs for slsa_provenance_trusted; a bare
+	// name "main" means "refs/heads/main" (NormalizeRef). Default
+	// ["refs/heads/main"].
+	Branches []string `json:"branches,omitempty" yaml:"branches,omitempty"`
+	// Severity is the threshold of no_findings_at_or_above: NONE, LOW,
+	// MEDIUM, HIGH (the default) or CRITICAL.
+	Severity string `json:"severity,omitempty" yaml:"severity,omitempty"`
+}
+
+func (p Params) set() []string {
+	var s []string
+	if len(p.Keys) > 0 {
+		s = append(s, "keys")
+	}
+	if len(p.Builders) > 0 {
+		s = append(s, "builders")
+	}
+	if len(p.Sources) > 0 {
+		s = append(s, "sources")
+	}
+	if len(p.Branches) > 0 {
+		s = append(s, "branches")
+	}
+	if p.Severity != "" {
+		s = append(s, "severity")
+	}
+	return s
+}
+
+// Duration is a time.Duration written as a Go duration string ("500ms",
+// "2s") in YAML and JSON.
+type Duration time.Duration
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("timeout must be a duration string such as \"500ms\": %w", err)
+	}
+	return d.parse(s)
+}
+
+// MarshalYAML writes d as a duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// UnmarshalYAML reads a duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("timeout must be a duration string such as \"500ms\": %w", err)
+	}
+	return d.parse(s)
+}
+
+func (d *Duration) parse(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("timeout %q is not a duration such as \"500ms\": %w", s, err)
+	}
+	if v < 0 {
+		return fmt.Errorf("timeout %q is negative", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MaxSpecBytes caps a gate specification ParseSpec reads.
+const MaxSpecBytes = 1 << 20
+
+// ParseSpec reads a gate specification in YAML or JSON (JSON is YAML).
+// Unknown fields are errors, so a misspelt parameter is caught rather than
+// silently ignored. It does not compile the rules: call Compile.
+func ParseSpec(r io.Reader) (Spec, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxSpecBytes+1))
+	if err != nil {
+		return Spec{}, fmt.Errorf("reading gate spec: %w", err)
+	}
+	if len(b) > MaxSpecBytes {
+		return Spec{}, fmt.Errorf("gate spec is larger than %d bytes", MaxSpecBytes)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return Spec{}, errors.New("gate spec is empty: it needs a rules list")
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var s Spec
+	if err := dec.Decode(&s); err != nil {
+		return Spec{}, fmt.Errorf("invalid gate spec: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return Spec{}, errors.New("invalid gate spec: more than one YAML document")
+	}
+	return s, nil
+}

@@ -1,0 +1,511 @@
+// Package promotion moves one artifact digest through a project's ordered
+// environments (dev -> test -> prod) without copying or rebuilding it.
+//
+// An environment of a repository is a tag named after it (apps/web:prod),
+// which only promotions move; deployments pull it, or the digest it names.
+// Every promotion, approval, rollback and revocation is a signed in-toto
+// attestation the server attaches to the artifact (predicate types below),
+// so the history travels with the artifact and verifies offline, and is an
+// audit log entry. A promotion first evaluates the environment's gate
+// (internal/gate) over verified facts only: signatures and attestations by
+// trusted keys, vulnerability findings, prior promotions. See
+// docs/promotion.md.
+package promotion
+
+import (
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/custody-dev/custody/internal/attest"
+	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/internal/policy"
+	"github.com/custody-dev/custody/internal/sign"
+)
+
+// The predicate types of the attestations the server writes.
+const (
+	// PredicatePromotion records that a digest entered an environment
+	// (also a rollback, with Rollback set).
+	PredicatePromotion = "https://custody.dev/attestation/promotion/v1"
+	// PredicateApproval records one approver's approval of a promotion.
+	PredicateApproval = "https://custody.dev/attestation/approval/v1"
+	// PredicateRevocation makes a digest fail every later gate and verify.
+	PredicateRevocation = "https://custody.dev/attestation/revocation/v1"
+)
+
+// Types lists the predicate types of this package, for verifiers that
+// must accept them.
+var Types = []string{PredicatePromotion, PredicateApproval, PredicateRevocation}
+
+// Record is the predicate of a promotion attestation.
+type Record struct {
+	Environment string    `json:"environment"`
+	Repository  string    `json:"repository"`
+	Digest      string    `json:"digest"`
+	Previous    string    `json:"previousDigest,omitempty"`
+	By          string    `json:"promotedBy"`
+	Approvers   []string  `json:"approvers,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	At          time.Time `json:"at"`
+	Rollback    bool      `json:"rollback,omitempty"`
+	// Gate holds the rules' results at promotion time.
+	Gate []gate.RuleResult `json:"gate,omitempty"`
+}
+
+// Approval is the predicate of an approval attestation.
+type Approval struct {
+	Environment string    `json:"environment"`
+	By          string    `json:"approvedBy"`
+	Reason      string    `json:"reason,omitempty"`
+	At          time.Time `json:"at"`
+}
+
+// Revocation is the predicate of a revocation attestation.
+type Revocation struct {
+	By     string    `json:"revokedBy"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// Environment is one stage of a project.
+type Environment struct {
+	Name string
+	// Gate decides entry; nil admits anything (still recorded).
+	Gate *gate.Gate
+	// Approvals is how many distinct approvers a promotion needs (0 or 1:
+	// the promoter alone).
+	Approvals int
+}
+
+// Project is a repository pattern and its ordered environments.
+type Project struct {
+	Repositories string
+	Environments []Environment
+}
+
+// Findings reports vulnerability and pinning findings for an artifact from
+// its verified SBOMs and waivers (internal/vuln). Optional.
+type Findings interface {
+	Findings(ctx context.Context, sboms [][]byte, vex [][]byte) ([]gate.Finding, error)
+}
+
+// Service promotes, rolls back and revokes.
+type Service struct {
+	Projects []Project
+	// Remote reaches the registry holding the artifacts (the server's
+	// in-process client) and Host names it in references.
+	Remote []remote.Option
+	Host   string
+	// Signer signs the server's attestations; KeyID names its key.
+	Signer crypto.Signer
+	KeyID  string
+	// Trusted resolves the keys whose signatures and attestations count
+	// (the server's trust root and any configured extra keys).
+	Trusted []crypto.PublicKey
+	// Findings, when set, supplies vulnerability findings.
+	Findings Findings
+	Now      func() time.Time
+}
+
+// Errors.
+var (
+	ErrNoProject = errors.New("no project covers this repository")
+	ErrNoEnv     = errors.New("no such environment")
+	ErrRevoked   = errors.New("artifact revoked")
+	ErrGate      = errors.New("gate refused")
+)
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Lookup returns the project of repo and the index of env in it.
+func (s *Service) Lookup(repo, env string) (*Project, int, error) {
+	for i := range s.Projects {
+		p := &s.Projects[i]
+		if !policy.MatchRepo(p.Repositories, repo) {
+			continue
+		}
+		for j, e := range p.Environments {
+			if e.Name == env {
+				return p, j, nil
+			}
+		}
+		names := make([]string, len(p.Environments))
+		for j, e := range p.Environments {
+			names[j] = e.Name
+		}
+		return p, -1, fmt.Errorf("%w %q for %s (environments: %s)", ErrNoEnv, env, repo, strings.Join(names, " -> "))
+	}
+	return nil, -1, fmt.Errorf("%w %s: add it to environments in the config", ErrNoProject, repo)
+}
+
+// IsEnvironmentTag reports whether tag is an environment of repo: only
+// promotions may move it.
+func (s *Service) IsEnvironmentTag(repo, tag string) bool {
+	for _, p := range s.Projects {
+		if policy.MatchRepo(p.Repositories, repo) {
+			return slices.ContainsFunc(p.Environments, func(e Environment) bool { return e.Name == tag })
+		}
+	}
+	return false
+}
+
+func (s *Service) ref(repo, dgst string) (name.Digest, error) {
+	return name.NewDigest(s.Host+"/"+repo+"@"+dgst, name.Insecure)
+}
+
+func (s *Service) opts(ctx context.Context) sign.Options {
+	return sign.Options{Remote: append(slices.Clone(s.Remote), remote.WithContext(ctx))}
+}
+
+// Facts are what a gate sees of an artifact, plus the custody records.
+type Facts struct {
+	Input      gate.Input
+	Approvals  []Approval
+	Promotions []Record
+	Revoked    *Revocation
+	Problems   []string // attestations that did not verify (not seen by gates)
+}
+
+// Gather collects the verified facts about repo@dgst.
+func (s *Service) Gather(ctx context.Context, repo, dgst string) (*Facts, error) {
+	d, err := s.ref(repo, dgst)
+	if err != nil {
+		return nil, err
+	}
+	o := s.opts(ctx)
+	f := &Facts{Input: gate.Input{
+		Artifact:     gate.Artifact{Digest: dgst, Repository: repo, Annotations: map[string]string{}, Tags: []string{}},
+		Signatures:   []gate.Signature{},
+		Attestations: map[string][]gate.Attestation{},
+		Findings:     []gate.Finding{},
+		Promotions:   []gate.Promotion{},
+		Now:          s.now(),
+	}}
+	desc, err := remote.Head(d, o.Remote...)
+	if err != nil {
+		return nil, fmt.Errorf("artifact %s@%s: %w", repo, dgst, err)
+	}
+	f.Input.Artifact.MediaType = string(desc.MediaType)
+	sigs, err := sign.Verify(ctx, d, sign.PublicKeys(s.Trusted), o)
+	if err != nil && !errors.Is(err, sign.ErrNoSignature) && !errors.Is(err, sign.ErrNotVerified) {
+		return nil, err
+	}
+	for _, v := range sigs {
+		gs := gate.SignatureOf(v)
+		if t, err := time.Parse(time.RFC3339, v.Annotations["dev.custody.signed-at"]); err == nil {
+			gs.SignedAt = t
+		}
+		f.Input.Signatures = append(f.Input.Signatures, gs)
+	}
+	envs, err := sign.Attestations(ctx, d, o)
+	if err != nil {
+		return nil, err
+	}
+	resolver := attest.ResolverFromKeys(s.Trusted...)
+	var sboms, vex [][]byte
+	for _, env := range envs {
+		v, err := attest.Verify(env, resolver, attest.AllowStatementV01(), attest.AllowPredicateType(append(slices.Clone(Types), openVEX)...))
+		if err == nil {
+			err = attest.VerifySubject(v, dgst)
+		}
+		if err != nil {
+			f.Problems = append(f.Problems, err.Error())
+			continue
+		}
+		b, err := attest.PredicateJSON(v.Statement)
+		if err != nil {
+			f.Problems = append(f.Problems, err.Error())
+			continue
+		}
+		switch v.PredicateType {
+		case PredicatePromotion:
+			var r Record
+			if json.Unmarshal(b, &r) == nil && v.KeyID == s.KeyID {
+				f.Promotions = append(f.Promotions, r)
+				f.Input.Promotions = append(f.Input.Promotions, gate.Promotion{Environment: r.Environment, At: r.At, By: r.By, Digest: r.Digest})
+			}
+			continue
+		case PredicateApproval:
+			var a Approval
+			if json.Unmarshal(b, &a) == nil && v.KeyID == s.KeyID {
+				f.Approvals = append(f.Approvals, a)
+			}
+			continue
+		case PredicateRevocation:
+			var r Revocation
+			if json.Unmarshal(b, &r) == nil && v.KeyID == s.KeyID {
+				f.Revoked = &r
+				f.Input.Revoked = true
+			}
+			continue
+		case attest.PredicateSPDX, attest.PredicateCycloneDX:
+			sboms = append(sboms, b)
+		case openVEX:
+			vex = append(vex, b)
+		}
+		if err := f.Input.AddAttestation(v); err != nil {
+			f.Problems = append(f.Problems, err.Error())
+		}
+	}
+	if s.Findings != nil && len(sboms) > 0 {
+		fs, err := s.Findings.Findings(ctx, sboms, vex)
+		if err != nil {
+			return nil, fmt.Errorf("vulnerability findings: %w", err)
+		}
+		f.Input.Findings = fs
+	}
+	sort.Slice(f.Promotions, func(i, j int) bool { return f.Promotions[i].At.Before(f.Promotions[j].At) })
+	return f, nil
+}
+
+// openVEX is the predicate type of OpenVEX waivers.
+const openVEX = PredicateOpenVEX
+
+// PredicateOpenVEX is the predicate type of OpenVEX statements attached as
+// attestations (waivers of findings).
+const PredicateOpenVEX = "https://openvex.dev/ns/v0.2.0"
+
+// Evaluate runs env's gate on repo@dgst without changing anything
+// (custody policy test).
+func (s *Service) Evaluate(ctx context.Context, repo, dgst, env string) (gate.Result, *Facts, error) {
+	p, i, err := s.Lookup(repo, env)
+	if err != nil {
+		return gate.Result{}, nil, err
+	}
+	f, err := s.Gather(ctx, repo, dgst)
+	if err != nil {
+		return gate.Result{}, nil, err
+	}
+	f.Input.Environment = gate.Environment{Name: env}
+	if i > 0 {
+		f.Input.Environment.Previous = p.Environments[i-1].Name
+	}
+	g := p.Environments[i].Gate
+	if g == nil {
+		return gate.Result{Pass: !f.Input.Revoked, Rules: []gate.RuleResult{{Name: "not_revoked", Pass: !f.Input.Revoked, Message: "the artifact is not revoked"}}}, f, nil
+	}
+	res := g.Evaluate(ctx, f.Input)
+	if f.Input.Revoked && res.Pass {
+		// Revocation is absolute, whatever the gate says.
+		res.Pass = false
+		res.Rules = append(res.Rules, gate.RuleResult{Name: "not_revoked", Message: "the artifact is not revoked"})
+	}
+	return res, f, nil
+}
+
+// Request asks for a promotion.
+type Request struct {
+	Repository  string `json:"repository"`
+	Digest      string `json:"digest"`
+	Environment string `json:"environment"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// Outcome is the result of Promote.
+type Outcome struct {
+	// Promoted is true when the environment now points at the digest.
+	Promoted bool `json:"promoted"`
+	// Pending is true when the gate passed but more approvals are needed.
+	Pending   bool              `json:"pending,omitempty"`
+	Approvers []string          `json:"approvers,omitempty"`
+	Needed    int               `json:"approvalsNeeded,omitempty"`
+	Previous  string            `json:"previousDigest,omitempty"`
+	Gate      gate.Result       `json:"gate"`
+	Record    *Record           `json:"record,omitempty"`
+	Problems  []string          `json:"problems,omitempty"`
+	Tags      map[string]string `json:"-"`
+}
+
+// Promote evaluates the gate of req.Environment and, when it passes (and
+// enough distinct approvers approved), records a signed promotion and
+// moves the environment tag. by is the promoter's identity.
+func (s *Service) Promote(ctx context.Context, req Request, by string) (Outcome, error) {
+	p, i, err := s.Lookup(req.Repository, req.Environment)
+	if err != nil {
+		return Outcome{}, err
+	}
+	res, f, err := s.Evaluate(ctx, req.Repository, req.Digest, req.Environment)
+	if err != nil {
+		return Outcome{}, err
+	}
+	out := Outcome{Gate: res, Problems: f.Problems}
+	if f.Revoked != nil {
+		return out, fmt.Errorf("%w by %s: %s", ErrRevoked, f.Revoked.By, f.Revoked.Reason)
+	}
+	if !res.Pass {
+		return out, ErrGate
+	}
+	env := p.Environments[i]
+	if env.Approvals > 1 {
+		approvers := []string{}
+		for _, a := range f.Approvals {
+			if a.Environment == env.Name && !slices.Contains(approvers, a.By) {
+				approvers = append(approvers, a.By)
+			}
+		}
+		if !slices.Contains(approvers, by) {
+			if err := s.attach(ctx, req.Repository, req.Digest, PredicateApproval, Approval{Environment: env.Name, By: by, Reason: req.Reason, At: s.now()}); err != nil {
+				return out, err
+			}
+			approvers = append(approvers, by)
+		}
+		out.Approvers, out.Needed = approvers, env.Approvals
+		if len(approvers) < env.Approvals {
+			out.Pending = true
+			return out, nil
+		}
+	}
+	prev, _ := s.Current(ctx, req.Repository, env.Name)
+	rec := Record{Environment: env.Name, Repository: req.Repository, Digest: req.Digest, Previous: prev, By: by,
+		Approvers: out.Approvers, Reason: req.Reason, At: s.now(), Gate: res.Rules}
+	if err := s.move(ctx, req.Repository, req.Digest, env.Name, rec); err != nil {
+		return out, err
+	}
+	out.Promoted, out.Previous, out.Record = true, prev, &rec
+	return out, nil
+}
+
+// move attaches the promotion record and points the environment tag at
+// the digest.
+func (s *Service) move(ctx context.Context, repo, dgst, env string, rec Record) error {
+	if err := s.attach(ctx, repo, dgst, PredicatePromotion, rec); err != nil {
+		return err
+	}
+	d, err := s.ref(repo, dgst)
+	if err != nil {
+		return err
+	}
+	o := s.opts(ctx)
+	desc, err := remote.Get(d, o.Remote...)
+	if err != nil {
+		return err
+	}
+	tag := d.Context().Tag(env)
+	return remote.Tag(tag, desc, o.Remote...)
+}
+
+// attach signs pred as an attestation of repo@dgst with the server key.
+func (s *Service) attach(ctx context.Context, repo, dgst, predicateType string, pred any) error {
+	if s.Signer == nil {
+		return errors.New("the server has no unlocked signing key: promotions are signed (custody key create; CUSTODY_KEY_PASSWORD)")
+	}
+	b, err := json.Marshal(pred)
+	if err != nil {
+		return err
+	}
+	stmt, err := attest.StatementFor(repo, dgst, predicateType, b)
+	if err != nil {
+		return err
+	}
+	env, err := attest.Sign(ctx, s.Signer, "", stmt)
+	if err != nil {
+		return err
+	}
+	d, err := s.ref(repo, dgst)
+	if err != nil {
+		return err
+	}
+	_, err = sign.Attach(ctx, d, env, predicateType, s.opts(ctx))
+	return err
+}
+
+// Current returns the digest env's tag points at in repo, or "".
+func (s *Service) Current(ctx context.Context, repo, env string) (string, error) {
+	t, err := name.NewTag(s.Host+"/"+repo+":"+env, name.Insecure)
+	if err != nil {
+		return "", err
+	}
+	desc, err := remote.Head(t, s.opts(ctx).Remote...)
+	if err != nil {
+		return "", err
+	}
+	return desc.Digest.String(), nil
+}
+
+// Rollback points env back at the digest it held before the current one,
+// recorded like a promotion (the older artifact is still stored: retention
+// keeps it). The gate is not evaluated again, but a revoked artifact is
+// refused. history lists the digests env pointed at, oldest first.
+func (s *Service) Rollback(ctx context.Context, repo, env string, history []string, by, reason string) (Record, error) {
+	if _, i, err := s.Lookup(repo, env); err != nil || i < 0 {
+		return Record{}, err
+	}
+	cur, err := s.Current(ctx, repo, env)
+	if err != nil {
+		return Record{}, fmt.Errorf("environment %s of %s holds nothing to roll back: %w", env, repo, err)
+	}
+	target := ""
+	for i := len(history) - 1; i >= 0; i-- {
+		if history[i] != cur {
+			target = history[i]
+			break
+		}
+	}
+	if target == "" {
+		return Record{}, fmt.Errorf("environment %s of %s has no earlier digest than %s", env, repo, cur)
+	}
+	f, err := s.Gather(ctx, repo, target)
+	if err != nil {
+		return Record{}, err
+	}
+	if f.Revoked != nil {
+		return Record{}, fmt.Errorf("%w: the previous digest %s was revoked by %s: %s", ErrRevoked, target, f.Revoked.By, f.Revoked.Reason)
+	}
+	rec := Record{Environment: env, Repository: repo, Digest: target, Previous: cur, By: by, Reason: reason, At: s.now(), Rollback: true}
+	return rec, s.move(ctx, repo, target, env, rec)
+}
+
+// Revoke attaches a revocation: the digest fails every later gate,
+// promotion, rollback and environment check.
+func (s *Service) Revoke(ctx context.Context, repo, dgst, by, reason string) error {
+	if strings.TrimSpace(reason) == "" {
+		return errors.New("a revocation needs a reason")
+	}
+	return s.attach(ctx, repo, dgst, PredicateRevocation, Revocation{By: by, Reason: reason, At: s.now()})
+}
+
+// Check says whether repo@dgst may run in env now: the environment points
+// at it, it is not revoked, and its gate still holds.
+type Check struct {
+	Repository  string      `json:"repository"`
+	Digest      string      `json:"digest"`
+	Environment string      `json:"environment"`
+	Current     string      `json:"current"`
+	Promoted    bool        `json:"promoted"`
+	Revoked     bool        `json:"revoked"`
+	Gate        gate.Result `json:"gate"`
+	OK          bool        `json:"ok"`
+}
+
+// CheckDeploy is custody verify --env: exits 0 only if this digest is
+// currently in env and the gate still passes.
+func (s *Service) CheckDeploy(ctx context.Context, repo, dgst, env string) (Check, error) {
+	c := Check{Repository: repo, Digest: dgst, Environment: env}
+	cur, err := s.Current(ctx, repo, env)
+	if err == nil {
+		c.Current = cur
+	}
+	res, f, err := s.Evaluate(ctx, repo, dgst, env)
+	if err != nil {
+		return c, err
+	}
+	c.Gate, c.Revoked = res, f.Revoked != nil
+	c.Promoted = c.Current == dgst
+	c.OK = c.Promoted && !c.Revoked && res.Pass
+	return c, nil
+}

@@ -1,0 +1,252 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/testserver"
+)
+
+// promotionConfig declares apps/** with dev -> test -> prod and the gates
+// of docs/promotion.md.
+const promotionConfig = `projects:
+  - repositories: "apps/**"
+    environments:
+      - name: dev
+        gate:
+          rules:
+            - use: signed_by_trusted_key
+              params: {keys: [%[1]q]}
+      - name: test
+        gate:
+          rules:
+            - use: signed_by_trusted_key
+              params: {keys: [%[1]q]}
+            - use: slsa_provenance_trusted
+              params:
+                builders: ["https://github.com/actions/runner/github-hosted"]
+                sources: ["https://github.com/acme/app"]
+                branches: [main]
+            - use: sbom_present
+            - use: promoted_to_previous
+      - name: prod
+        approvals: 2
+        gate:
+          rules:
+            - use: signed_by_trusted_key
+              params: {keys: [%[1]q]}
+            - use: sbom_present
+            - use: passed_qa
+            - use: no_findings_at_or_above
+              params: {severity: HIGH}
+            - use: promoted_to_previous
+            - use: not_revoked
+promotion:
+  trustRoot: %[2]q
+`
+
+// TestPromotionWalkthrough runs docs/promotion.md: push, sign, provenance,
+// SBOM, QA evidence, promote dev -> test -> prod (four eyes), verify at
+// deploy time, roll back, revoke; with the refusals along the way.
+func TestPromotionWalkthrough(t *testing.T) {
+	crane := client(t, "crane")
+	work, home, ciKeys := t.TempDir(), t.TempDir(), t.TempDir()
+	data := t.TempDir()
+	pass := []string{"CUSTODY_KEY_PASSWORD=ci-passphrase-1"}
+
+	// The CI signing key and its trust root; the server's own key (which
+	// signs promotions) in its data directory.
+	mustCustody(t, home, "", pass, "key", "create", "--keys", ciKeys)
+	ciTrust := filepath.Join(work, "ci-trust-root.json")
+	if err := os.WriteFile(ciTrust, []byte(mustCustody(t, home, "", nil, "key", "export-public", "--trust-root", "--keys", ciKeys)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ring, err := key.Open(ciKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ciKey, err := ring.Active()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCustody(t, home, "", []string{"CUSTODY_KEY_PASSWORD=server-passphrase"}, "key", "create", "--keys", filepath.Join(data, "keys"))
+	cfg := filepath.Join(work, "custody.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(promotionConfig, ciKey.ID, ciTrust)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.Start(t, testserver.Options{Auth: true, Data: data, Args: []string{"--config", cfg},
+		Env: []string{"CUSTODY_KEY_PASSWORD=server-passphrase"}})
+	h, server := srv.Host(), "--server="+srv.URL
+	mustCustody(t, home, srv.AdminPassword()+"\n", nil, "login", h, "-u", "admin", "--password-stdin")
+
+	// Two release managers (promoters) and a developer (writer).
+	users := map[string]string{}
+	for name, role := range map[string]string{"rel1": "promoter", "rel2": "promoter", "dev1": "writer"} {
+		users[name] = t.TempDir()
+		mustCustody(t, home, name+"-password-123\n", nil, "user", "create", name, "--password-stdin", server)
+		mustCustody(t, home, "", nil, "grant", "add", "user:"+name, role, "apps/**", server)
+		mustCustody(t, users[name], name+"-password-123\n", nil, "login", h, "-u", name, "--password-stdin")
+	}
+	as := func(user string, args ...string) (string, error) {
+		return custodyCmd(t, users[user], "", nil, append(args, server)...)
+	}
+	mustAs := func(user string, args ...string) string {
+		t.Helper()
+		out, err := as(user, args...)
+		if err != nil {
+			t.Fatalf("%s: custody %s: %v\n%s", user, strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	ws := filepath.Join(work, "ws")
+	if err := os.MkdirAll(ws, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	image := func(tag string) string {
+		layer := layerTar(t, t.TempDir(), 2048)
+		run(t, home, crane, "append", "--insecure", "-f", layer, "-t", h+"/apps/web:"+tag)
+		return h + "/apps/web@" + strings.TrimSpace(run(t, home, crane, "digest", "--insecure", h+"/apps/web:"+tag))
+	}
+	// CI: build once, sign, provenance, SBOM.
+	ci := func(ref string) {
+		mustCustody(t, home, "", pass, "sign", "--keys", ciKeys, ref)
+		mustCustody(t, home, "", append(pass, githubEnv...), "attest", "provenance", "--from-env", "--workspace", ws, "--keys", ciKeys, ref)
+		mustCustody(t, home, "", pass, "attest", "sbom", "--keys", ciKeys, ref)
+	}
+	env := func(e string) string {
+		var st struct{ Current string }
+		if err := json.Unmarshal([]byte(mustAs("rel1", "env", e, "apps/web", "-o", "json")), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Current
+	}
+	digestOf := func(ref string) string { return ref[strings.Index(ref, "@")+1:] }
+
+	v1 := image("1.0.0")
+	ci(v1)
+
+	// Refusals before anything moves: test before dev, a writer promoting,
+	// a writer setting an environment tag by hand, an unsigned artifact.
+	if out, err := as("rel1", "promote", v1, "--to", "test"); err == nil || !strings.Contains(out, "promoted_to_previous") {
+		t.Fatalf("test before dev: %v\n%s", err, out)
+	}
+	if out, err := as("dev1", "promote", v1, "--to", "dev"); err == nil || !strings.Contains(out, "403") {
+		t.Fatalf("writer promoting: %v\n%s", err, out)
+	}
+	if msg := fails(t, users["dev1"], crane, "tag", "--insecure", v1, "prod"); !strings.Contains(msg, "only by promotion") {
+		t.Fatalf("writer setting the prod tag: %s", msg)
+	}
+	unsigned := image("unsigned")
+	if out, err := as("rel1", "promote", unsigned, "--to", "dev"); err == nil || !strings.Contains(out, "signed_by_trusted_key") {
+		t.Fatalf("unsigned to dev: %v\n%s", err, out)
+	}
+	if env("dev") != "" || env("test") != "" {
+		t.Fatal("a refused promotion moved an environment")
+	}
+	// policy test evaluates without promoting.
+	if out, err := as("rel1", "policy", "test", v1, "--env", "prod"); err == nil || !strings.Contains(out, "passed_qa") {
+		t.Fatalf("policy test before QA: %v\n%s", err, out)
+	}
+
+	// dev, test.
+	mustAs("rel1", "promote", v1, "--to", "dev", "--reason", "nightly")
+	mustAs("rel1", "promote", v1, "--to", "test")
+	if env("dev") != digestOf(v1) || env("test") != digestOf(v1) {
+		t.Fatalf("dev/test after promotion: %s %s", env("dev"), env("test"))
+	}
+	// prod needs QA evidence ...
+	if out, err := as("rel1", "promote", v1, "--to", "prod"); err == nil || !strings.Contains(out, "passed_qa") {
+		t.Fatalf("prod without QA: %v\n%s", err, out)
+	}
+	mustCustody(t, home, "", pass, "attest", "test-result", "--keys", ciKeys, "--result", "PASSED", "--suite", "qa", v1)
+	// ... and two distinct approvers.
+	if out := mustAs("rel1", "promote", v1, "--to", "prod"); !strings.Contains(out, "1 of 2") {
+		t.Fatalf("first approval: %s", out)
+	}
+	if out := mustAs("rel1", "promote", v1, "--to", "prod"); !strings.Contains(out, "1 of 2") {
+		t.Fatalf("the same approver twice counts once: %s", out)
+	}
+	if env("prod") != "" {
+		t.Fatal("prod moved with one approver")
+	}
+	mustAs("rel2", "promote", v1, "--to", "prod", "--reason", "release 1.0.0")
+	if env("prod") != digestOf(v1) {
+		t.Fatal("prod did not move")
+	}
+
+	// A deployment trusts the CI key and the registry's own key (which
+	// signs promotions and revocations), from GET /api/v1/keys.
+	resp, err := http.Get(srv.URL + "/api/v1/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serverTR, ciTR key.TrustRoot
+	if err := json.NewDecoder(resp.Body).Decode(&serverTR); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	b, _ := os.ReadFile(ciTrust)
+	if err := json.Unmarshal(b, &ciTR); err != nil {
+		t.Fatal(err)
+	}
+	ciTR.Keys = append(ciTR.Keys, serverTR.Keys...)
+	b, _ = json.Marshal(ciTR)
+	ciTrust = filepath.Join(work, "deploy-trust-root.json")
+	if err := os.WriteFile(ciTrust, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// Deploy time: verify --env prod.
+	mustCustody(t, home, "", nil, "verify", v1, "--trust-root", ciTrust, "--env", "prod")
+	if out, err := custodyCmd(t, home, "", nil, "verify", unsigned, "--trust-root", ciTrust, "--env", "prod"); err == nil {
+		t.Fatalf("an unpromoted digest passed verify --env prod:\n%s", out)
+	}
+
+	// Version 2 through to prod, then roll back to 1.
+	v2 := image("2.0.0")
+	ci(v2)
+	mustCustody(t, home, "", pass, "attest", "test-result", "--keys", ciKeys, "--result", "PASSED", v2)
+	for _, e := range []string{"dev", "test"} {
+		mustAs("rel1", "promote", v2, "--to", e)
+	}
+	mustAs("rel1", "promote", v2, "--to", "prod")
+	mustAs("rel2", "promote", v2, "--to", "prod")
+	if env("prod") != digestOf(v2) {
+		t.Fatal("prod is not v2")
+	}
+	if out, err := custodyCmd(t, home, "", nil, "verify", v1, "--trust-root", ciTrust, "--env", "prod"); err == nil || !strings.Contains(out, "not what prod runs") {
+		t.Fatalf("v1 after v2 reached prod: %v\n%s", err, out)
+	}
+	mustAs("rel1", "rollback", "prod", "apps/web", "--reason", "error rate")
+	if env("prod") != digestOf(v1) {
+		t.Fatalf("rollback: prod runs %s", env("prod"))
+	}
+	hist := mustAs("rel1", "env", "prod", "apps/web")
+	if strings.Count(hist, "sha256:") < 4 { // current + three history lines
+		t.Fatalf("prod history: %s", hist)
+	}
+
+	// Revocation: verify (with or without --env) and gates refuse v1.
+	if out, err := as("rel1", "revoke", v1, "--reason", "CVE-2026-0001"); err == nil || !strings.Contains(out, "403") {
+		t.Fatalf("promoter revoking: %v\n%s", err, out)
+	}
+	mustCustody(t, home, "", nil, "revoke", v1, "--reason", "CVE-2026-0001", server)
+	if out, err := custodyCmd(t, home, "", nil, "verify", v1, "--trust-root", ciTrust); err == nil || !strings.Contains(out, "revoked") {
+		t.Fatalf("revoked artifact verified: %v\n%s", err, out)
+	}
+	if out, err := custodyCmd(t, home, "", nil, "verify", v1, "--trust-root", ciTrust, "--env", "prod"); err == nil {
+		t.Fatalf("revoked artifact passed verify --env prod:\n%s", out)
+	}
+	if out, err := as("rel1", "promote", v1, "--to", "dev"); err == nil || !strings.Contains(out, "revoked") {
+		t.Fatalf("promoting a revoked artifact: %v\n%s", err, out)
+	}
+	// The audit log names who promoted what.
+	mustCustody(t, home, "", nil, "audit", "checkpoint", "--sign", server)
+	mustCustody(t, home, "", nil, "audit", "verify", server)
+}
