@@ -125,6 +125,16 @@ type Checker struct {
 	Defaults func(repo string) *policy.DefaultRetention
 	// Now is the clock; the server uses time.Now.
 	Now func() time.Time
+	// Stored, when set, is told of every lock stored (default retention,
+	// retention changes, holds); the server mirrors them onto an Object
+	// Lock bucket. It must not block.
+	Stored func(l Lock)
+}
+
+func (c *Checker) stored(l Lock) {
+	if c.Stored != nil {
+		c.Stored(l)
+	}
 }
 
 // Event is an audit record of a retention change, refusal or bypass.
@@ -227,6 +237,7 @@ func (c *Checker) CheckManifest(ctx context.Context, m meta.Manifest) error {
 		return nil
 	}
 	if err == nil {
+		c.stored(l)
 		c.audit(ctx, Event{Action: "retention.default", Repo: m.Repo, Digest: m.Digest, Result: "ok",
 			Reason: fmt.Sprintf("%s until %s", l.Mode, l.RetainUntil.Format(time.RFC3339))})
 	}
@@ -317,6 +328,7 @@ func (c *Checker) SetRetention(ctx context.Context, repo string, d digest.Digest
 	if bypass {
 		reason += "; governance bypass: " + BypassReason(ctx)
 	}
+	c.stored(next)
 	c.audit(ctx, Event{Action: "retention.set", Repo: repo, Digest: d, Result: "ok", Reason: reason})
 	return next, nil
 }
@@ -343,6 +355,7 @@ func (c *Checker) SetHold(ctx context.Context, repo string, d digest.Digest, on 
 	if on {
 		action = "hold.set"
 	}
+	c.stored(next)
 	c.audit(ctx, Event{Action: action, Repo: repo, Digest: d, Result: "ok"})
 	return next, nil
 }

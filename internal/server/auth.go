@@ -103,8 +103,8 @@ func apiRequirement(r *http.Request) (action, repo string, perm auth.Perm, own b
 			return "", "", 0, true // the log's public key is public
 		}
 		return "audit.read", "", auth.PermAudit, false
-	case "gc":
-		return "gc", "", auth.PermAdmin, false
+	case "gc", "scrub":
+		return kind, "", auth.PermAdmin, false
 	case "policies":
 		if read {
 			return "policy.read", sub, auth.PermPull, false

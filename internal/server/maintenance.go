@@ -34,6 +34,9 @@ type maintenance struct {
 
 	// leader, when set, elects the replica that runs scheduled jobs.
 	leader leader
+	// olock, when set, checks the bucket's object locks during scrub.
+	olock *objectLock
+	meta  metaStore
 
 	gcMu    sync.Mutex // one collection at a time
 	scrubMu sync.Mutex
@@ -70,6 +73,8 @@ func newMaintenance(s *Server, raw rawBlobs, md metaStore, view scrub.Store, loc
 		blobs:     raw,
 		view:      view,
 		leader:    asLeader(md),
+		olock:     s.olock,
+		meta:      md,
 		gcEvery:   time.Duration(cfg.GC.Schedule),
 		scrubEach: time.Duration(cfg.Scrub.Schedule),
 		buckets:   uint32(max(cfg.Scrub.Buckets, 1)),
@@ -146,6 +151,14 @@ func (m *maintenance) scrub(ctx context.Context) (*scrub.Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if m.olock != nil {
+		weak, err := m.olock.check(ctx, m.meta)
+		if err != nil {
+			return nil, fmt.Errorf("checking the bucket's object locks: %w", err)
+		}
+		rep.Problems = append(rep.Problems, weak...)
+		rep.DamagedCount += len(weak)
+	}
 	m.scrubDamaged.Set(float64(rep.DamagedCount))
 	m.scrubLast.SetToCurrentTime()
 	for _, p := range rep.Problems {
@@ -205,6 +218,20 @@ func (m *maintenance) elected(ctx context.Context, job string, fn func()) func()
 		defer release()
 		fn()
 	}
+}
+
+// serveScrub handles POST /api/v1/scrub: it runs one scrub (the next
+// bucket of the rotation, and the Object Lock check) and answers with its
+// JSON report; 200 even when it found damage (see damagedObjects).
+func (m *maintenance) serveScrub(w http.ResponseWriter, r *http.Request) {
+	rep, err := m.scrub(r.Context())
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		_ = json.NewEncoder(w).Encode(map[string]any{"error": fmt.Sprint(err)})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(rep)
 }
 
 // serveGC handles POST /api/v1/gc[?dryRun=true]: it runs one collection

@@ -52,6 +52,8 @@ type Server struct {
 	signing *signing
 	// promo is nil when no project declares environments.
 	promo *promoter
+	// olock mirrors locks onto an Object Lock bucket; nil otherwise.
+	olock *objectLock
 }
 
 // signingHook returns the auditor through which the signing-on-push
@@ -139,10 +141,20 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Defaults: engine.DefaultRetention,
 		Now:      time.Now,
 	}
+	// On an Object Lock bucket every stored lock is mirrored onto the
+	// objects it protects (docs/deploy.md).
+	olock, err := newObjectLock(context.Background(), rawBlobs, md, md, log)
+	if err != nil {
+		tl.Close()
+		md.Close()
+		closeLock(lock)
+		return nil, err
+	}
+	checker.Stored = olock.enqueue
 	// Only the guarded store is ever handed out: every component below
 	// (registry, generic files, GC, purge) deletes through it.
 	blobs := retention.GuardBlobs(rawBlobs, checker)
-	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: newMetrics(), lock: lock, retention: checker, audit: tl, auth: authz}
+	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: newMetrics(), lock: lock, retention: checker, audit: tl, auth: authz, olock: olock}
 	// GC and the registry share the digest locks; the registry verifies
 	// blob bytes before serving them (docs/maintenance.md).
 	locks := &blob.Locks{}
@@ -205,6 +217,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	}
 	mux.Handle("/api/v1/", &api{policies: engine, checker: checker, locks: md})
 	mux.HandleFunc("POST /api/v1/gc", s.maint.serveGC)
+	mux.HandleFunc("POST /api/v1/scrub", s.maint.serveScrub)
 	(&tlog.Handler{Log: tl, Logger: log}).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -438,6 +451,7 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 // grew, and releases the stores and the data directory lock.
 func (s *Server) Close() error {
 	s.signing.close()
+	s.olock.close()
 	s.audit.Close()
 	if last, err := s.audit.Latest(context.Background()); err != nil || last.Size != s.audit.Size() {
 		if _, err := s.audit.Checkpoint(context.Background()); err != nil {

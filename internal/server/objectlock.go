@@ -1,0 +1,239 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/retention"
+	"github.com/custody-dev/custody/internal/scrub"
+)
+
+// bucketLocker is what a blob backend offers when its bucket enforces
+// write-once itself (S3 Object Lock).
+type bucketLocker interface {
+	ObjectLockEnabled(ctx context.Context) (bool, error)
+	SetRetention(ctx context.Context, d digest.Digest, mode string, until time.Time, bypassGovernance bool) error
+	SetLegalHold(ctx context.Context, d digest.Digest, on bool) error
+	BucketLock(ctx context.Context, d digest.Digest) (mode string, until time.Time, hold bool, err error)
+}
+
+// objectLock mirrors custody's retention locks and legal holds onto the
+// bucket: every object an artifact references (its manifest, config and
+// layers, and child manifests) gets the strongest retention and hold of
+// all the artifacts referencing it, so the bucket refuses deletion even to
+// someone who bypasses custody. It never shortens or weakens a bucket lock.
+type objectLock struct {
+	bucket bucketLocker
+	locks  retention.Store
+	meta   meta.Store
+	log    *slog.Logger
+	queue  chan retention.Lock
+	done   chan struct{}
+}
+
+// newObjectLock returns the mirror when blobs' bucket has Object Lock on,
+// or nil.
+func newObjectLock(ctx context.Context, blobs rawBlobs, locks retention.Store, md meta.Store, log *slog.Logger) (*objectLock, error) {
+	b, ok := blobs.(bucketLocker)
+	if !ok {
+		return nil, nil
+	}
+	on, err := b.ObjectLockEnabled(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the bucket's Object Lock configuration: %w", err)
+	}
+	if !on {
+		log.Warn("the S3 bucket has no Object Lock: retention is enforced by custody alone (docs/deploy.md)")
+		return nil, nil
+	}
+	o := &objectLock{bucket: b, locks: locks, meta: md, log: log, queue: make(chan retention.Lock, 4096), done: make(chan struct{})}
+	go o.run()
+	return o, nil
+}
+
+// enqueue asks for l's artifact to be mirrored (after its manifest is
+// stored: default retention is set just before).
+func (o *objectLock) enqueue(l retention.Lock) {
+	if o == nil {
+		return
+	}
+	select {
+	case o.queue <- l:
+	default:
+		o.log.Error("object lock: queue full; the next scrub reports the artifact", "repo", l.Repo, "digest", l.Digest)
+	}
+}
+
+func (o *objectLock) close() {
+	if o != nil {
+		close(o.queue)
+		<-o.done
+	}
+}
+
+func (o *objectLock) run() {
+	defer close(o.done)
+	for l := range o.queue {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		if err := o.mirror(ctx, l.Repo, l.Digest); err != nil {
+			o.log.Error("object lock: mirroring a retention lock onto the bucket failed; the next scrub reports it", "repo", l.Repo, "digest", l.Digest, "err", err)
+		}
+		cancel()
+	}
+}
+
+// objects lists what artifact repo@d references, itself included.
+func (o *objectLock) objects(ctx context.Context, repo string, d digest.Digest) ([]digest.Digest, error) {
+	var m meta.Manifest
+	var err error
+	for range 50 { // the manifest record lands just after its default lock
+		if m, err = o.meta.GetManifest(ctx, repo, d); !errors.Is(err, meta.ErrNotFound) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := append([]digest.Digest{d}, m.Blobs...)
+	for _, c := range m.Manifests {
+		sub, err := o.objects(ctx, repo, c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sub...)
+	}
+	return out, nil
+}
+
+// want is the strongest lock over every artifact protecting object d.
+func (o *objectLock) want(ctx context.Context, d digest.Digest, now time.Time) (mode string, until time.Time, hold bool, err error) {
+	ls, err := o.locks.Protecting(ctx, d, "")
+	if err != nil {
+		return "", time.Time{}, false, err
+	}
+	for _, l := range ls {
+		hold = hold || l.LegalHold
+		if !l.RetainUntil.After(now) {
+			continue
+		}
+		if l.Mode == retention.Compliance || mode == "" {
+			mode = l.Mode
+		}
+		if l.RetainUntil.After(until) {
+			until = l.RetainUntil
+		}
+	}
+	return mode, until, hold, nil
+}
+
+// mirror applies the strongest lock to every object of repo@d.
+func (o *objectLock) mirror(ctx context.Context, repo string, d digest.Digest) error {
+	objs, err := o.objects(ctx, repo, d)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, obj := range objs {
+		mode, until, hold, err := o.want(ctx, obj, now)
+		if err != nil {
+			return err
+		}
+		bm, bu, bh, err := o.bucket.BucketLock(ctx, obj)
+		if err != nil {
+			return fmt.Errorf("%s: %w", obj, err)
+		}
+		if mode != "" && bucketWeaker(bm, bu, mode, until, now) {
+			if mode == retention.Governance && bm == retention.Compliance {
+				mode = retention.Compliance // never weaken the bucket's mode
+			}
+			if bu.After(until) {
+				until = bu
+			}
+			upgrade := bm == retention.Governance && mode == retention.Compliance && bu.After(now)
+			if err := o.bucket.SetRetention(ctx, obj, mode, until, upgrade); err != nil {
+				return fmt.Errorf("%s: retention: %w", obj, err)
+			}
+		}
+		if hold != bh {
+			if err := o.bucket.SetLegalHold(ctx, obj, hold); err != nil {
+				return fmt.Errorf("%s: legal hold: %w", obj, err)
+			}
+		}
+	}
+	return nil
+}
+
+// bucketWeaker reports whether the bucket's lock (bm until bu) is weaker
+// than custody's (mode until until) at now.
+func bucketWeaker(bm string, bu time.Time, mode string, until, now time.Time) bool {
+	if !bu.After(now) {
+		bm = "" // expired: no lock
+	}
+	switch {
+	case bm == "":
+		return true
+	case mode == retention.Compliance && bm != retention.Compliance:
+		return true
+	}
+	return bu.Before(until.Truncate(time.Second))
+}
+
+// check reports objects whose bucket lock is weaker than custody's record
+// (a scrub step): the bucket should refuse what custody refuses.
+func (o *objectLock) check(ctx context.Context, md meta.Store) ([]scrub.Problem, error) {
+	var out []scrub.Problem
+	now := time.Now()
+	last := ""
+	for {
+		repos, err := md.Repositories(ctx, last, 1000)
+		if err != nil {
+			return out, err
+		}
+		for _, repo := range repos {
+			ls, err := o.locks.ListLocks(ctx, repo)
+			if err != nil {
+				return out, err
+			}
+			for _, l := range ls {
+				if !l.Retained(now) && !l.LegalHold {
+					continue
+				}
+				objs, err := o.objects(ctx, repo, l.Digest)
+				if err != nil {
+					continue
+				}
+				for _, obj := range objs {
+					mode, until, hold, err := o.want(ctx, obj, now)
+					if err != nil {
+						return out, err
+					}
+					bm, bu, bh, err := o.bucket.BucketLock(ctx, obj)
+					if err != nil {
+						return out, err
+					}
+					var detail string
+					switch {
+					case mode != "" && bucketWeaker(bm, bu, mode, until, now):
+						detail = fmt.Sprintf("bucket retention %s until %s is weaker than custody's %s until %s", orNone(bm), bu.Format(time.RFC3339), mode, until.Format(time.RFC3339))
+					case hold && !bh:
+						detail = "custody holds it under legal hold, the bucket does not"
+					default:
+						continue
+					}
+					out = append(out, scrub.Problem{Kind: "object-lock", Digest: obj, Repos: []string{repo}, Detail: detail})
+				}
+			}
+		}
+		if len(repos) < 1000 {
+			return out, nil
+		}
+		last = repos[len(repos)-1]
+	}
+}
