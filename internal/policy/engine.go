@@ -95,6 +95,24 @@ func (e *Engine) recordConfiguredRetention(ctx context.Context) error {
 	return nil
 }
 
+// Watch reloads the stored policies every interval until ctx ends, so a
+// replica sees policies another replica stored (a store shared by
+// replicas; one process alone sees its own Puts at once).
+func (e *Engine) Watch(ctx context.Context, every time.Duration, log func(err error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := e.reload(ctx); err != nil && ctx.Err() == nil && log != nil {
+				log(err)
+			}
+		}
+	}
+}
+
 func (e *Engine) reload(ctx context.Context) error {
 	cur := make(map[string]Policy, len(e.configured))
 	for k, v := range e.configured {

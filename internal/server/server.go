@@ -54,6 +54,9 @@ type Server struct {
 	promo *promoter
 	// olock mirrors locks onto an Object Lock bucket; nil otherwise.
 	olock *objectLock
+	// embedded is true on the embedded stores (one process).
+	embedded bool
+	policies *policy.Engine
 }
 
 // signingHook returns the auditor through which the signing-on-push
@@ -154,7 +157,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	// Only the guarded store is ever handed out: every component below
 	// (registry, generic files, GC, purge) deletes through it.
 	blobs := retention.GuardBlobs(rawBlobs, checker)
-	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: newMetrics(), lock: lock, retention: checker, audit: tl, auth: authz, olock: olock}
+	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: newMetrics(), lock: lock, retention: checker, audit: tl, auth: authz, olock: olock, embedded: st.embedded, policies: engine}
 	// GC and the registry share the digest locks; the registry verifies
 	// blob bytes before serving them (docs/maintenance.md).
 	locks := &blob.Locks{}
@@ -423,6 +426,11 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	defer stopBG()
 	go s.purgeLoop(bg)
 	go s.audit.Run(bg, time.Duration(s.cfg.Audit.CheckpointInterval))
+	if !s.embedded {
+		// Replicas share the metadata store: pick up policies other
+		// replicas stored (accounts and grants are re-read per request).
+		go s.policies.Watch(bg, 2*time.Second, func(err error) { s.log.Warn("reloading policies failed", "err", err) })
+	}
 	s.maint.loops(bg)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
