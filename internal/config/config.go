@@ -186,6 +186,11 @@ type S3 struct {
 	Endpoint string `yaml:"endpoint"`
 	// Region is the bucket's region; empty lets the client look it up.
 	Region string `yaml:"region"`
+	// Redirect answers blob downloads with a 307 to a presigned URL of the
+	// object store, which then serves the bytes (clients must reach it).
+	Redirect bool `yaml:"redirect"`
+	// RedirectExpiry is the presigned URLs' lifetime (default 5m).
+	RedirectExpiry Duration `yaml:"redirectExpiry"`
 }
 
 // Audit configures the tamper-evident audit log.

@@ -58,6 +58,17 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) {
 		return
 	}
 	ctx := r.Context()
+	if reg.redirect != nil && r.Method == http.MethodGet {
+		// The object store serves the bytes itself (a presigned URL):
+		// clients verify the digest, as they always must.
+		if u, err := reg.redirect(ctx, d); err == nil {
+			w.Header().Set("Docker-Content-Digest", d.String())
+			http.Redirect(w, r, u.String(), http.StatusTemporaryRedirect)
+			return
+		} else {
+			reg.log.Warn("blob redirect failed; serving the blob directly", "digest", d, "err", err)
+		}
+	}
 	f, _, err := reg.blobs.Open(ctx, d)
 	if err != nil {
 		if errors.Is(err, blob.ErrNotFound) {

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -46,6 +47,10 @@ type Options struct {
 	// Verifier, when set, checks a blob's stored bytes against its digest
 	// before they are served (see fs.Store.Verify).
 	Verifier Verifier
+	// BlobRedirect, when set, answers blob GETs with a 307 to the URL it
+	// returns (an object store's presigned URL) instead of streaming the
+	// bytes through the registry; on error the blob is served directly.
+	BlobRedirect func(ctx context.Context, d digest.Digest) (*url.URL, error)
 }
 
 // Verifier checks that the stored bytes of d hash to d, returning an error
@@ -68,6 +73,7 @@ type Registry struct {
 	now         func() time.Time
 	locks       *blob.Locks
 	verifier    Verifier
+	redirect    func(ctx context.Context, d digest.Digest) (*url.URL, error)
 
 	// uploadLocks serializes requests on one upload session in this process.
 	uploadLocks sync.Map // id -> *sync.Mutex
@@ -87,6 +93,7 @@ func New(blobs blob.Store, md meta.Store, opts Options) *Registry {
 		now:         opts.Now,
 		locks:       opts.BlobLocks,
 		verifier:    opts.Verifier,
+		redirect:    opts.BlobRedirect,
 	}
 	if r.log == nil {
 		r.log = slog.Default()

@@ -159,3 +159,51 @@ func TestObjectLockMirrored(t *testing.T) {
 		return err == nil && !hold && mode == "governance"
 	})
 }
+
+// TestBlobRedirect: with s3.redirect the registry answers blob downloads
+// with a presigned URL of the bucket, and clients get the same bytes.
+func TestBlobRedirect(t *testing.T) {
+	cfg := config.Default()
+	cfg.Auth.Mode = "none"
+	cfg.Data = t.TempDir()
+	s3Config(t, &cfg)
+	cfg.S3.Redirect = true
+	s, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	img, _ := random.Image(4096, 1)
+	ref, _ := name.ParseReference(strings.TrimPrefix(hs.URL, "http://")+"/redir/app:v1", name.Insecure)
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := img.Layers()
+	ld, _ := ls[0].Digest()
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(hs.URL + "/v2/redir/app/blobs/" + ld.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.Contains(loc, "X-Amz-Signature") {
+		t.Fatalf("GET blob: %d %q", resp.StatusCode, loc)
+	}
+	// A real client follows it and verifies the digest.
+	got, err := remote.Image(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gl, _ := got.Layers()
+	rc, err := gl[0].Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		t.Fatalf("reading the redirected layer: %v", err)
+	}
+	rc.Close()
+}

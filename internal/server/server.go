@@ -12,12 +12,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/custody-dev/custody/internal/auth"
@@ -67,6 +69,11 @@ func (s *Server) signingHook() registry.Auditor {
 			s.signing.Record(ctx, e)
 		}
 	})
+}
+
+// presigner is a blob backend that can hand out presigned download URLs.
+type presigner interface {
+	PresignGet(ctx context.Context, d digest.Digest, expiry time.Duration) (*url.URL, error)
 }
 
 // fanOut records every event with each auditor in turn.
@@ -196,8 +203,17 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if s.promo != nil {
 		policies = registry.Policies{auth.TagPolicy{}, s.promo.policy(), engine, checker}
 	}
+	var redirect func(context.Context, digest.Digest) (*url.URL, error)
+	if p, ok := rawBlobs.(presigner); ok && cfg.S3.Redirect {
+		expiry := time.Duration(cfg.S3.RedirectExpiry)
+		if expiry <= 0 {
+			expiry = 5 * time.Minute
+		}
+		redirect = func(ctx context.Context, d digest.Digest) (*url.URL, error) { return p.PresignGet(ctx, d, expiry) }
+	}
 	s.reg = registry.New(blobs, md, registry.Options{
 		BlobLocks:       locks,
+		BlobRedirect:    redirect,
 		Verifier:        rawBlobs,
 		Log:             log,
 		Auditor:         fanOut{auditor, s.signingHook()},
