@@ -7,7 +7,9 @@
 # PostgreSQL metadata backend's tests, unless CUSTODY_TEST_POSTGRES already
 # names one, and a throwaway MinIO server (scripts/minio.sh; its first run
 # builds MinIO, which takes minutes) for the S3 blob backend's tests, unless
-# CUSTODY_TEST_S3 already names one, and stops them on exit.
+# CUSTODY_TEST_S3 already names one, and a throwaway SoftHSM2 token
+# (scripts/softhsm.sh) for the PKCS #11 key tests, unless
+# CUSTODY_TEST_PKCS11_URI already names one, and stops them on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +18,9 @@ CUSTODY_CLIENTS_BIN=$(bash scripts/install-clients.sh)
 
 # cleanup stops the servers this script started (not ones named by the
 # caller's environment).
-started_pg="" started_minio=""
+started_pg="" started_minio="" started_softhsm=""
 cleanup() {
+  if [ -n "$started_softhsm" ]; then bash scripts/softhsm.sh stop "$started_softhsm"; fi
   if [ -n "$started_minio" ]; then bash scripts/minio.sh stop "$started_minio"; fi
   if [ -n "$started_pg" ]; then bash scripts/postgres.sh stop "$started_pg"; fi
 }
@@ -39,6 +42,15 @@ if [ -z "${CUSTODY_TEST_S3:-}" ]; then
   eval "$minio_env"
   started_minio=$CUSTODY_MINIO_DIR
   echo "MinIO ready in $((SECONDS - minio_start))s"
+fi
+
+if [ -z "${CUSTODY_TEST_PKCS11_URI:-}" ]; then
+  echo "== softhsm"
+  softhsm_start=$SECONDS
+  softhsm_env=$(bash scripts/softhsm.sh start)
+  eval "$softhsm_env"
+  started_softhsm=$CUSTODY_SOFTHSM_DIR
+  echo "SoftHSM2 token ready in $((SECONDS - softhsm_start))s"
 fi
 
 echo "== go vet"

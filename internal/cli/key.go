@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,6 +86,59 @@ func newKeyPassphrase(cmd *cobra.Command, allowEmpty bool) ([]byte, error) {
 	return pass, nil
 }
 
+// pkcs11PINEnv holds the user PIN of a PKCS #11 token whose URI gives
+// none (no pin-value or pin-source).
+const pkcs11PINEnv = "CUSTODY_PKCS11_PIN"
+
+// pkcs11URIWithPIN returns a PKCS #11 URI with a PIN: the URI's own
+// (pin-value or pin-source), else CUSTODY_PKCS11_PIN, else a prompt on a
+// terminal.
+func pkcs11URIWithPIN(cmd *cobra.Command, uri string) (string, error) {
+	u, err := key.ParsePKCS11URI(uri)
+	if err != nil {
+		return "", err
+	}
+	if u.PINValue != "" || u.PINSource != "" {
+		return uri, nil
+	}
+	if v := os.Getenv(pkcs11PINEnv); v != "" {
+		u.PINValue = v
+	} else if in, ok := cmd.InOrStdin().(*os.File); ok && term.IsTerminal(int(in.Fd())) {
+		pin, err := promptPassphrase(cmd.ErrOrStderr(), in, fmt.Sprintf("PIN of PKCS #11 token %q: ", u.Token))
+		if err != nil {
+			return "", err
+		}
+		u.PINValue = string(pin)
+	} else {
+		return "", fmt.Errorf("no PIN for the PKCS #11 token: set %s, add pin-source=file:/path/to/pin to the URI, or run on a terminal to be prompted", pkcs11PINEnv)
+	}
+	return u.String(), nil
+}
+
+// openTokenKey opens a signing key on a PKCS #11 token and returns it with
+// its key ID, which must be wantID when that is not empty (a key of the
+// ring). The token session lasts until the process exits.
+func openTokenKey(cmd *cobra.Command, uri, wantID string) (crypto.Signer, string, error) {
+	full, err := pkcs11URIWithPIN(cmd, uri)
+	if err != nil {
+		return nil, "", err
+	}
+	s, closer, err := key.OpenPKCS11(full)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := key.ID(s.Public())
+	if err != nil {
+		closer.Close()
+		return nil, "", err
+	}
+	if wantID != "" && id != wantID {
+		closer.Close()
+		return nil, "", fmt.Errorf("the token key %s is key %s, not the ring's key %s: the token's key was replaced; check the URI in the ring's %s.json", uri, id, wantID, wantID)
+	}
+	return s, id, nil
+}
+
 func promptPassphrase(w io.Writer, in *os.File, prompt string) ([]byte, error) {
 	fmt.Fprint(w, prompt)
 	p, err := term.ReadPassword(int(in.Fd()))
@@ -106,8 +160,9 @@ Private keys are files encrypted with a passphrase in cosign's own format
 directly with the same passphrase in COSIGN_PASSWORD. They live in a key
 ring directory (--keys, default <data>/keys) with one metadata file per key.
 A ring has one active key; 'custody key rotate' replaces it and retires the
-old one, which keeps verifying what it signed while it was valid. See
-docs/signing.md.`,
+old one, which keeps verifying what it signed while it was valid. With
+--pkcs11 URI, create and rotate put the key on a PKCS #11 token instead and
+the ring records its public key and URI. See docs/signing.md.`,
 	}
 	cmd.AddCommand(newKeyCreateCmd(), newKeyListCmd(), newKeyRotateCmd(), newKeyExportPublicCmd())
 	return cmd
@@ -119,15 +174,24 @@ func newKeyCreateCmd() *cobra.Command {
 		alg    string
 		name   string
 		unsafe bool
+		token  string
 	)
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "Create the active signing key of the key ring",
 		Long: `Create a signing key, encrypted with a passphrase from ` + keyPasswordEnv + `
 or, on a terminal, a prompt. The ring must not have an active key yet
-(replace one with 'custody key rotate').`,
+(replace one with 'custody key rotate').
+
+With --pkcs11 URI the key is created on a PKCS #11 token (an HSM, a smart
+card, SoftHSM2) instead, named by an RFC 7512 URI with module-path and the
+key's label (object=); its private key never leaves the token. The ring
+records its public key (so the trust root includes it) and the URI without
+the PIN. The PIN comes from the URI (pin-value or pin-source=file:PATH),
+` + pkcs11PINEnv + ` or a prompt.`,
 		Example: `  CUSTODY_KEY_PASSWORD=... custody key create --name release
-  custody key create --algorithm ed25519 --keys /etc/custody/keys`,
+  custody key create --algorithm ed25519 --keys /etc/custody/keys
+  CUSTODY_PKCS11_PIN=... custody key create --pkcs11 'pkcs11:token=custody;object=release?module-path=/usr/lib/softhsm/libsofthsm2.so'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := key.ParseAlgorithm(alg)
@@ -141,6 +205,20 @@ or, on a terminal, a prompt. The ring must not have an active key yet
 			if _, err := ring.Active(); err == nil {
 				return fmt.Errorf("key ring %s already has an active key: use 'custody key rotate' to replace it", ring.Dir())
 			}
+			w := cmd.OutOrStdout()
+			if token != "" {
+				uri, err := pkcs11URIWithPIN(cmd, token)
+				if err != nil {
+					return err
+				}
+				info, err := ring.CreatePKCS11(uri, a, name)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "created %s key %s on a PKCS #11 token\n", info.Algorithm, info.ID)
+				fmt.Fprintf(w, "  token key:  %s\n  public key: %s\n", info.URI, ring.Path(info.PublicFile))
+				return nil
+			}
 			pass, err := newKeyPassphrase(cmd, unsafe)
 			if err != nil {
 				return err
@@ -149,7 +227,6 @@ or, on a terminal, a prompt. The ring must not have an active key yet
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "created %s key %s\n", info.Algorithm, info.ID)
 			fmt.Fprintf(w, "  private key: %s\n  public key:  %s\n", ring.Path(info.File), ring.Path(info.PublicFile))
 			return nil
@@ -159,6 +236,7 @@ or, on a terminal, a prompt. The ring must not have an active key yet
 	cmd.Flags().StringVar(&alg, "algorithm", string(key.ECDSAP256), "key algorithm: ecdsa-p256 or ed25519")
 	cmd.Flags().StringVar(&name, "name", "", "a label for the key")
 	cmd.Flags().BoolVar(&unsafe, "no-passphrase-unsafe", false, "allow an empty passphrase (the private key is then unprotected)")
+	cmd.Flags().StringVar(&token, "pkcs11", "", "create the key on a PKCS #11 token: an RFC 7512 URI with module-path and object=LABEL")
 	return cmd
 }
 
@@ -218,6 +296,7 @@ func newKeyRotateCmd() *cobra.Command {
 		alg    string
 		name   string
 		unsafe bool
+		token  string
 	)
 	cmd := &cobra.Command{
 		Use:   "rotate",
@@ -225,9 +304,12 @@ func newKeyRotateCmd() *cobra.Command {
 		Long: `Create a new active key and retire the current one: the retired key's
 validity ends now, and it keeps verifying what it signed before. The new key
 takes the old one's algorithm and name unless --algorithm or --name is given,
-and its passphrase comes from ` + keyPasswordEnv + ` or a prompt.`,
-		Example: "  CUSTODY_KEY_PASSWORD=... custody key rotate",
-		Args:    cobra.NoArgs,
+and its passphrase comes from ` + keyPasswordEnv + ` or a prompt. With --pkcs11
+URI the new key is created on a PKCS #11 token, as 'custody key create
+--pkcs11' does.`,
+		Example: `  CUSTODY_KEY_PASSWORD=... custody key rotate
+  custody key rotate --pkcs11 'pkcs11:token=custody;object=release-2?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/custody/pin'`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var a key.Algorithm
 			if alg != "" {
@@ -243,17 +325,31 @@ and its passphrase comes from ` + keyPasswordEnv + ` or a prompt.`,
 			if _, err := ring.Active(); err != nil {
 				return err
 			}
-			pass, err := newKeyPassphrase(cmd, unsafe)
-			if err != nil {
-				return err
-			}
-			created, retired, err := ring.Rotate(a, name, pass)
-			if err != nil {
-				return err
+			var created, retired key.Info
+			if token != "" {
+				uri, err := pkcs11URIWithPIN(cmd, token)
+				if err != nil {
+					return err
+				}
+				if created, retired, err = ring.RotatePKCS11(uri, a, name); err != nil {
+					return err
+				}
+			} else {
+				pass, err := newKeyPassphrase(cmd, unsafe)
+				if err != nil {
+					return err
+				}
+				if created, retired, err = ring.Rotate(a, name, pass); err != nil {
+					return err
+				}
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "created %s key %s (active)\n", created.Algorithm, created.ID)
-			fmt.Fprintf(w, "  private key: %s\n", ring.Path(created.File))
+			if created.URI != "" {
+				fmt.Fprintf(w, "  token key:   %s\n", created.URI)
+			} else {
+				fmt.Fprintf(w, "  private key: %s\n", ring.Path(created.File))
+			}
 			fmt.Fprintf(w, "retired key %s (valid %s to %s)\n", retired.ID,
 				retired.NotBefore.Format(time.RFC3339), retired.NotAfter.Format(time.RFC3339))
 			return nil
@@ -263,6 +359,7 @@ and its passphrase comes from ` + keyPasswordEnv + ` or a prompt.`,
 	cmd.Flags().StringVar(&alg, "algorithm", "", "algorithm of the new key: ecdsa-p256 or ed25519 (default: the old key's)")
 	cmd.Flags().StringVar(&name, "name", "", "label of the new key (default: the old key's)")
 	cmd.Flags().BoolVar(&unsafe, "no-passphrase-unsafe", false, "allow an empty passphrase (the private key is then unprotected)")
+	cmd.Flags().StringVar(&token, "pkcs11", "", "create the new key on a PKCS #11 token: an RFC 7512 URI with module-path and object=LABEL")
 	return cmd
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -36,9 +37,13 @@ type Info struct {
 	NotAfter time.Time `json:"notAfter,omitzero"`
 	Status   Status    `json:"status"`
 	// File is the encrypted private key's file name in the ring directory;
-	// PublicFile the PEM public key's.
-	File       string `json:"file"`
+	// PublicFile the PEM public key's. File is empty for a key held by a
+	// token (URI).
+	File       string `json:"file,omitempty"`
 	PublicFile string `json:"publicFile"`
+	// URI names a private key held outside the ring, on a PKCS #11 token
+	// (an RFC 7512 URI without its pin-value), instead of File.
+	URI string `json:"uri,omitempty"`
 }
 
 // ValidAt reports whether the key was trusted to sign at t.
@@ -56,8 +61,9 @@ var ErrNotFound = errors.New("no such key")
 var ErrNoActiveKey = errors.New("no active key")
 
 // Ring is a key ring directory: for each key, <id>.key (the encrypted
-// private key, mode 0600), <id>.pub (the PEM public key) and <id>.json
-// (its Info). A ring has at most one active key.
+// private key, mode 0600; absent for a key on a PKCS #11 token, which its
+// Info's URI names), <id>.pub (the PEM public key) and <id>.json (its
+// Info). A ring has at most one active key.
 type Ring struct {
 	dir string
 	// Now is the clock; tests may replace it.
@@ -172,6 +178,11 @@ func (r *Ring) Rotate(alg Algorithm, name string, passphrase []byte) (created, r
 	if err != nil {
 		return Info{}, Info{}, err
 	}
+	return r.retire(old, created)
+}
+
+// retire ends the validity of old when created starts.
+func (r *Ring) retire(old, created Info) (Info, Info, error) {
 	// The new key starts when the old one ends: no gap, no overlap.
 	old.Status = Retired
 	old.NotAfter = created.NotBefore
@@ -186,15 +197,21 @@ func (r *Ring) add(alg Algorithm, name string, passphrase []byte) (Info, error) 
 	if err != nil {
 		return Info{}, err
 	}
-	id, err := ID(priv.Public())
-	if err != nil {
-		return Info{}, err
-	}
 	encPriv, err := EncryptPrivateKey(priv, passphrase)
 	if err != nil {
 		return Info{}, err
 	}
-	pub, err := MarshalPublicKey(priv.Public())
+	return r.record(priv.Public(), alg, name, encPriv, "")
+}
+
+// record writes a new active key: the encrypted private key file (when
+// encPriv is not nil), the public key file and the metadata.
+func (r *Ring) record(pubKey crypto.PublicKey, alg Algorithm, name string, encPriv []byte, uri string) (Info, error) {
+	id, err := ID(pubKey)
+	if err != nil {
+		return Info{}, err
+	}
+	pub, err := MarshalPublicKey(pubKey)
 	if err != nil {
 		return Info{}, err
 	}
@@ -206,11 +223,14 @@ func (r *Ring) add(alg Algorithm, name string, passphrase []byte) (Info, error) 
 		Created:    now,
 		NotBefore:  now,
 		Status:     Active,
-		File:       id + ".key",
 		PublicFile: id + ".pub",
+		URI:        uri,
 	}
-	if err := writeFile(r.Path(info.File), encPriv, 0o600); err != nil {
-		return Info{}, err
+	if encPriv != nil {
+		info.File = id + ".key"
+		if err := writeFile(r.Path(info.File), encPriv, 0o600); err != nil {
+			return Info{}, err
+		}
 	}
 	if err := writeFile(r.Path(info.PublicFile), pub, 0o644); err != nil {
 		return Info{}, err
@@ -221,8 +241,71 @@ func (r *Ring) add(alg Algorithm, name string, passphrase []byte) (Info, error) 
 	return info, nil
 }
 
-// Signer decrypts the private key of a key of the ring.
+// CreatePKCS11 creates the ring's active key on a PKCS #11 token
+// (GeneratePKCS11 with the RFC 7512 uri) and records it: its public key
+// file and its metadata, whose URI (uri without its pin-value) stands in
+// for the encrypted key file. Like Create, it refuses when the ring
+// already has an active key (use RotatePKCS11), before touching the token.
+func (r *Ring) CreatePKCS11(uri string, alg Algorithm, name string) (Info, error) {
+	if cur, err := r.Active(); err == nil {
+		return Info{}, fmt.Errorf("key ring %s already has an active key %s: use 'custody key rotate' to replace it", r.dir, cur.ID)
+	} else if !errors.Is(err, ErrNoActiveKey) {
+		return Info{}, err
+	}
+	return r.addPKCS11(uri, alg, name)
+}
+
+// RotatePKCS11 is Rotate with the new key created on a PKCS #11 token, as
+// CreatePKCS11 does. An empty alg or name keeps the retired key's.
+func (r *Ring) RotatePKCS11(uri string, alg Algorithm, name string) (created, retired Info, err error) {
+	old, err := r.Active()
+	if err != nil {
+		return Info{}, Info{}, err
+	}
+	if alg == "" {
+		alg = old.Algorithm
+	}
+	if name == "" {
+		name = old.Name
+	}
+	created, err = r.addPKCS11(uri, alg, name)
+	if err != nil {
+		return Info{}, Info{}, err
+	}
+	return r.retire(old, created)
+}
+
+func (r *Ring) addPKCS11(uri string, alg Algorithm, name string) (Info, error) {
+	u, err := ParsePKCS11URI(uri)
+	if err != nil {
+		return Info{}, err
+	}
+	s, err := GeneratePKCS11(uri, alg)
+	if err != nil {
+		return Info{}, err
+	}
+	ps, ok := s.(tokenSigner)
+	if !ok {
+		return Info{}, fmt.Errorf("GeneratePKCS11 returned a %T", s)
+	}
+	defer ps.Close()
+	// Record the key by its label and CKA_ID, so the URI keeps naming it.
+	if u.ID == nil {
+		u.ID = ps.tokenKeyID()
+	}
+	info, err := r.record(s.Public(), alg, name, nil, u.Redacted())
+	if err != nil {
+		return Info{}, fmt.Errorf("recording key %s, created on token %q as %s: %w", u.Object, u.Token, u.Redacted(), err)
+	}
+	return info, nil
+}
+
+// Signer decrypts the private key of a key of the ring. A key held by a
+// PKCS #11 token (Info.URI) is opened with OpenPKCS11 instead.
 func (r *Ring) Signer(info Info, passphrase []byte) (crypto.Signer, error) {
+	if info.URI != "" {
+		return nil, fmt.Errorf("key %s is held by a PKCS #11 token (%s), not a file: open it with its URI and the token PIN", info.ID, info.URI)
+	}
 	b, err := os.ReadFile(r.Path(info.File))
 	if err != nil {
 		return nil, err
@@ -235,6 +318,37 @@ func (r *Ring) Signer(info Info, passphrase []byte) (crypto.Signer, error) {
 		return nil, fmt.Errorf("key file %s does not hold key %s", info.File, info.ID)
 	}
 	return s, nil
+}
+
+// OpenSigner opens the private key of a key of the ring wherever it is
+// held: a key file decrypted with secret as its passphrase, or a key on a
+// PKCS #11 token (Info.URI) opened with secret as the user PIN (unless the
+// recorded URI has a pin-source). The key must be the one info names.
+// Close the io.Closer when done signing (for a key file it does nothing).
+func (r *Ring) OpenSigner(info Info, secret []byte) (crypto.Signer, io.Closer, error) {
+	if info.URI == "" {
+		s, err := r.Signer(info, secret)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, io.NopCloser(nil), nil
+	}
+	u, err := ParsePKCS11URI(info.URI)
+	if err != nil {
+		return nil, nil, fmt.Errorf("key %s: %w", info.ID, err)
+	}
+	if u.PINSource == "" {
+		u.PINValue = string(secret)
+	}
+	s, c, err := OpenPKCS11(u.String())
+	if err != nil {
+		return nil, nil, fmt.Errorf("key %s: %w", info.ID, err)
+	}
+	if id, err := ID(s.Public()); err != nil || id != info.ID {
+		c.Close()
+		return nil, nil, fmt.Errorf("the token key %s is not key %s (it is %s): was it replaced on the token?", info.URI, info.ID, id)
+	}
+	return s, c, nil
 }
 
 // PublicKeyPEM returns the PEM public key of a key of the ring.
