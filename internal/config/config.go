@@ -68,6 +68,25 @@ type Config struct {
 	Projects []Project `yaml:"projects"`
 	// Promotion configures how promotion gates see artifacts.
 	Promotion Promotion `yaml:"promotion"`
+	// Admission configures the Kubernetes admission webhook.
+	Admission Admission `yaml:"admission"`
+	// TLS serves HTTPS on addr with this certificate (PEM files); the
+	// admission webhook needs HTTPS, here or at a proxy in front.
+	TLS TLS `yaml:"tls"`
+}
+
+// Admission configures the validating admission webhook served at
+// /admission/<environment> (docs/admission.md).
+type Admission struct {
+	// Registries are the host[:port] names clients use for this
+	// registry: images of other hosts are refused.
+	Registries []string `yaml:"registries"`
+}
+
+// TLS names the server certificate and key.
+type TLS struct {
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
 }
 
 // Project is a repository pattern and its environments in promotion order.
@@ -454,6 +473,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Auth.validate(c.Addr); err != nil {
 		return err
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return errors.New("tls needs both certFile and keyFile")
 	}
 	for i, p := range c.Projects {
 		if p.Repositories == "" || len(p.Environments) == 0 {

@@ -233,6 +233,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 			return nil, errors.New("projects (promotions) need authentication: remove --auth=none")
 		}
 		s.promo.register(mux)
+		mux.Handle("POST /admission/{env}", s.promo.admissionHandler(cfg.Admission.Registries))
 	}
 	mux.Handle("/api/v1/", &api{policies: engine, checker: checker, locks: md})
 	mux.HandleFunc("POST /api/v1/gc", s.maint.serveGC)
@@ -449,7 +450,13 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	}
 	s.maint.loops(bg)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if s.cfg.TLS.CertFile != "" {
+			errc <- srv.ServeTLS(ln, s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile)
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	s.log.Info("custody serving", "addr", ln.Addr().String(), "data", s.cfg.Data)
 	if ready != nil {
 		ready(ln.Addr())

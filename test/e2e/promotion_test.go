@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -8,6 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/testserver"
@@ -208,6 +214,48 @@ func TestPromotionWalkthrough(t *testing.T) {
 		t.Fatalf("an unpromoted digest passed verify --env prod:\n%s", out)
 	}
 
+	// Admission: a Pod in a prod namespace runs v1 by digest; an
+	// unpromoted digest and a tag that resolves to one are refused.
+	admit := func(images ...string) (bool, string) {
+		t.Helper()
+		pod := corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop-prod"}}
+		for i, im := range images {
+			pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: fmt.Sprintf("c%d", i), Image: im})
+		}
+		raw, _ := json.Marshal(pod)
+		rev := admissionv1.AdmissionReview{TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+			Request: &admissionv1.AdmissionRequest{UID: "uid-1", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+				Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, Namespace: "shop-prod",
+				Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw}}}
+		body, _ := json.Marshal(rev)
+		resp, err := http.Post(srv.URL+"/admission/prod", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out admissionv1.AdmissionReview
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Response == nil || out.Response.UID != "uid-1" {
+			t.Fatalf("admission answer: %d %v %+v", resp.StatusCode, err, out)
+		}
+		msg := ""
+		if out.Response.Result != nil {
+			msg = out.Response.Result.Message
+		}
+		return out.Response.Allowed, msg
+	}
+	if ok, msg := admit(v1); !ok {
+		t.Fatalf("promoted v1 refused: %s", msg)
+	}
+	if ok, msg := admit(v1, unsigned); ok || !strings.Contains(msg, "never promoted") {
+		t.Fatalf("unpromoted image admitted: %v %s", ok, msg)
+	}
+	if ok, _ := admit(h + "/apps/web:1.0.0"); !ok {
+		t.Fatal("a tag resolving to the promoted digest was refused")
+	}
+	if ok, _ := admit(h + "/apps/web:unsigned"); ok {
+		t.Fatal("a tag resolving to an unpromoted digest was admitted")
+	}
+
 	// Version 2 through to prod, then roll back to 1.
 	v2 := image("2.0.0")
 	ci(v2)
@@ -245,6 +293,9 @@ func TestPromotionWalkthrough(t *testing.T) {
 	}
 	if out, err := as("rel1", "promote", v1, "--to", "dev"); err == nil || !strings.Contains(out, "revoked") {
 		t.Fatalf("promoting a revoked artifact: %v\n%s", err, out)
+	}
+	if ok, msg := admit(v1); ok || !strings.Contains(msg, "revoked") {
+		t.Fatalf("revoked image admitted: %v %s", ok, msg)
 	}
 	// The audit log names who promoted what.
 	mustCustody(t, home, "", nil, "audit", "checkpoint", "--sign", server)
