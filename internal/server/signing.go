@@ -83,11 +83,18 @@ func newSigning(cfg config.Config, internal http.Handler, authz *auth.Service, a
 		}
 		pass, havePass = strings.TrimRight(string(b), "\r\n"), true
 	}
-	if info, err := ring.Active(); err == nil && havePass {
-		if s.signer, err = ring.Signer(info, []byte(pass)); err != nil {
+	info, activeErr := ring.Active()
+	if activeErr == nil && info.URI != "" {
+		// A key on a PKCS#11 token: its PIN, unless the URI carries one.
+		pass, havePass = os.LookupEnv("CUSTODY_PKCS11_PIN")
+		havePass = havePass || strings.Contains(info.URI, "pin-")
+	}
+	if activeErr == nil && havePass {
+		signer, _, err := ring.OpenSigner(info, []byte(pass))
+		if err != nil {
 			return nil, fmt.Errorf("unlocking signing key %s: %w", info.ID, err)
 		}
-		s.keyID = info.ID
+		s.signer, s.keyID = signer, info.ID
 	} else if len(cfg.Signing.OnPush) > 0 {
 		return nil, fmt.Errorf("signing.onPush needs the active key of %s unlocked: create it with 'custody key create' and set CUSTODY_KEY_PASSWORD or signing.passphraseFile", dir)
 	}
