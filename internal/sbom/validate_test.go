@@ -228,3 +228,49 @@ func TestEncodeGolden(t *testing.T) {
 		}
 	}
 }
+
+func TestPackagesOfBothFormats(t *testing.T) {
+	inv, err := FromFile(context.Background(), "testdata/rootfs", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []Format{FormatSPDXJSON, FormatCycloneDXJSON} {
+		var buf bytes.Buffer
+		if err := inv.Encode(&buf, f, EncodeOptions{Created: time.Unix(0, 0)}); err != nil {
+			t.Fatal(err)
+		}
+		pkgs, err := Packages(buf.Bytes(), 64<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]bool{}
+		for _, p := range inv.Packages {
+			if p.PURL != "" {
+				want[p.PURL] = true
+			}
+		}
+		got := map[string]bool{}
+		for _, p := range pkgs {
+			got[p.PURL] = true
+		}
+		for p := range want {
+			if !got[p] {
+				t.Errorf("%s: %s missing", f, p)
+			}
+		}
+	}
+	if _, err := Packages([]byte(`{"foo":1}`), 1<<20); err == nil {
+		t.Fatal("unknown document accepted")
+	}
+	if _, err := Packages(make([]byte, 100), 10); err == nil {
+		t.Fatal("oversized document accepted")
+	}
+}
+
+func FuzzPackages(f *testing.F) {
+	f.Add([]byte(`{"spdxVersion":"SPDX-2.3","packages":[{"name":"a","externalRefs":[{"referenceType":"purl","referenceLocator":"pkg:npm/a@1"}]}]}`))
+	f.Add([]byte(`{"bomFormat":"CycloneDX","components":[{"name":"a","purl":"pkg:npm/a@1","components":[{"name":"b","purl":"pkg:npm/b@2"}]}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = Packages(b, 1<<20)
+	})
+}
