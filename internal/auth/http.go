@@ -48,7 +48,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 }
 
 // Require authenticates r and checks perm on repo ("" for global
-// permissions). On refusal it answers the problem (401, 403 or 429),
+// permissions); perm 0 asks only for a signed-in caller. On refusal it answers the problem (401, 403 or 429),
 // audits it as action, and returns false.
 func (s *Service) Require(w http.ResponseWriter, r *http.Request, action, repo string, perm Perm) (*http.Request, *Principal, bool) {
 	p, err := s.Authenticate(r)
@@ -57,10 +57,13 @@ func (s *Service) Require(w http.ResponseWriter, r *http.Request, action, repo s
 		return r, nil, false
 	}
 	r = r.WithContext(WithPrincipal(registry.WithIdentity(r.Context(), registry.Identity{Subject: p.Subject, Method: p.Method}), p))
-	if p.Anonymous() && !p.Can(repo, perm) {
+	if p.Anonymous() && (perm == 0 || !p.Can(repo, perm)) {
 		err := fmt.Errorf("%w: sign in first", registry.ErrUnauthenticated)
 		s.refuse(w, r, action, repo, err)
 		return r, nil, false
+	}
+	if perm == 0 { // any signed-in caller
+		return r, p, true
 	}
 	if !p.Can(repo, perm) {
 		what := repo

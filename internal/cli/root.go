@@ -59,6 +59,9 @@ store in ./custody-data.`,
 		newRevokeCmd(),
 		newEnvCmd(),
 		newPolicyCmd(),
+		newVulnDBCmd(),
+		newViolationsCmd(),
+		newScanCmd(),
 		newMigrateCmd(),
 	)
 	return root

@@ -96,7 +96,7 @@ type Project struct {
 // Findings reports vulnerability and pinning findings for an artifact from
 // its verified SBOMs and waivers (internal/vuln). Optional.
 type Findings interface {
-	Findings(ctx context.Context, sboms [][]byte, vex [][]byte) ([]gate.Finding, error)
+	Findings(ctx context.Context, digest string, sboms [][]byte, vex [][]byte) ([]gate.Finding, error)
 }
 
 // Service promotes, rolls back and revokes.
@@ -263,7 +263,7 @@ func (s *Service) Gather(ctx context.Context, repo, dgst string) (*Facts, error)
 		}
 	}
 	if s.Findings != nil && len(sboms) > 0 {
-		fs, err := s.Findings.Findings(ctx, sboms, vex)
+		fs, err := s.Findings.Findings(ctx, dgst, sboms, vex)
 		if err != nil {
 			return nil, fmt.Errorf("vulnerability findings: %w", err)
 		}
@@ -397,6 +397,12 @@ func (s *Service) move(ctx context.Context, repo, dgst, env string, rec Record) 
 	}
 	tag := d.Context().Tag(env)
 	return remote.Tag(tag, desc, o.Remote...)
+}
+
+// Attest signs pred as an attestation of repo@dgst with the server key
+// and attaches it (scan results, for instance).
+func (s *Service) Attest(ctx context.Context, repo, dgst, predicateType string, pred any) error {
+	return s.attach(ctx, repo, dgst, predicateType, pred)
 }
 
 // attach signs pred as an attestation of repo@dgst with the server key.

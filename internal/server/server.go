@@ -56,6 +56,8 @@ type Server struct {
 	promo *promoter
 	// olock mirrors locks onto an Object Lock bucket; nil otherwise.
 	olock *objectLock
+	// vulns is the offline vulnerability database.
+	vulns *vulns
 	// embedded is true on the embedded stores (one process).
 	embedded bool
 	policies *policy.Engine
@@ -191,6 +193,14 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	}
 	// Promotions (docs/promotion.md): environment tags move only through
 	// them, and the generic files and registry below see that policy.
+	s.vulns, err = openVulns(cfg.Data, s.metrics.reg, log)
+	if err != nil {
+		s.signing.close()
+		tl.Close()
+		md.Close()
+		closeLock(lock)
+		return nil, err
+	}
 	s.promo, err = newPromoter(cfg, s.signing, authz, auditor, md)
 	if err != nil {
 		s.signing.close()
@@ -233,6 +243,11 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 			return nil, errors.New("projects (promotions) need authentication: remove --auth=none")
 		}
 		s.promo.register(mux)
+		if s.vulns != nil {
+			s.vulns.promo, s.vulns.md, s.vulns.authz, s.vulns.audit = s.promo, md, authz, auditor
+			s.promo.svc.Findings = s.vulns
+			s.vulns.register(mux)
+		}
 		mux.Handle("POST /admission/{env}", s.promo.admissionHandler(cfg.Admission.Registries))
 	}
 	mux.Handle("/api/v1/", &api{policies: engine, checker: checker, locks: md})
@@ -490,6 +505,9 @@ func (s *Server) Close() error {
 		}
 	}
 	err := s.meta.Close()
+	if s.vulns != nil {
+		_ = s.vulns.db.Close()
+	}
 	closeLock(s.lock)
 	return err
 }

@@ -1,0 +1,355 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/custody-dev/custody/internal/auth"
+	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/policy"
+	"github.com/custody-dev/custody/internal/problem"
+	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/sbom"
+	"github.com/custody-dev/custody/internal/vuln"
+)
+
+// maxVulnUpload caps an uploaded OSV export (osv.dev's all.zip per
+// ecosystem is tens of MiB).
+const maxVulnUpload = 2 << 30
+
+// vulns serves the offline vulnerability database (docs/promotion.md):
+//
+//	POST /api/v1/vulndb          an OSV .zip export or advisory .json (admin)
+//	GET  /api/v1/vulndb          revision, last update, advisories
+//	GET  /api/v1/violations      promoted artifacts whose gate no longer holds
+//
+// and supplies promotion gates with findings: the packages of an
+// artifact's verified SBOMs matched against the database, minus what its
+// verified OpenVEX attestations waive. After each import it re-evaluates
+// every artifact promoted to an environment.
+type vulns struct {
+	db    *vuln.DB
+	dir   string
+	authz *auth.Service
+	audit registry.Auditor
+	log   *slog.Logger
+	promo *promoter
+	md    meta.Store
+	gauge *prometheus.GaugeVec
+
+	mu         sync.Mutex
+	violations []Violation
+	checked    time.Time
+}
+
+// Violation is a promoted artifact whose environment's gate fails now.
+type Violation struct {
+	Repository  string            `json:"repository"`
+	Environment string            `json:"environment"`
+	Digest      string            `json:"digest"`
+	Failed      []gate.RuleResult `json:"failed"`
+}
+
+func openVulns(cfg string, reg *prometheus.Registry, log *slog.Logger) (*vulns, error) {
+	db, err := vuln.Open(filepath.Join(cfg, "vulndb.db"))
+	if err != nil {
+		return nil, fmt.Errorf("opening the vulnerability database: %w", err)
+	}
+	v := &vulns{db: db, dir: cfg, log: log, gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "custody_promoted_violations",
+		Help: "Artifacts currently promoted to an environment whose gate no longer holds, by environment (after the last vulnerability database update).",
+	}, []string{"environment"})}
+	reg.MustRegister(v.gauge)
+	return v, nil
+}
+
+// Findings implements promotion.Findings.
+func (v *vulns) Findings(ctx context.Context, dgst string, sboms, vex [][]byte) ([]gate.Finding, error) {
+	var pkgs []vuln.Package
+	for _, b := range sboms {
+		refs, err := sbom.Packages(b, 64<<20)
+		if err != nil {
+			continue // a verified but unreadable SBOM adds nothing
+		}
+		for _, r := range refs {
+			pkgs = append(pkgs, vuln.Package{PURL: r.PURL, Version: r.Version, Subject: dgst})
+		}
+	}
+	fs, err := v.db.Match(ctx, pkgs)
+	if err != nil {
+		return nil, err
+	}
+	var docs []*vuln.VEXDocument
+	for _, b := range vex {
+		if d, err := vuln.ParseVEX(bytes.NewReader(b)); err == nil {
+			docs = append(docs, d)
+		}
+	}
+	kept, waived := vuln.ApplyWaivers(fs, docs, time.Now())
+	out := make([]gate.Finding, 0, len(kept)+len(waived))
+	for _, f := range kept {
+		out = append(out, gateFinding(f))
+	}
+	for _, f := range waived {
+		g := gateFinding(f)
+		g.Waived = true
+		if f.Waiver != nil {
+			g.WaiverReason = fmt.Sprintf("%s by %s: %s%s", f.Waiver.Status, f.Waiver.Author, f.Waiver.Justification, f.Waiver.ImpactStatement)
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+func gateFinding(f vuln.Finding) gate.Finding {
+	return gate.Finding{ID: f.ID, Aliases: f.Aliases, Severity: string(f.Severity), Score: f.Score,
+		Package: f.PURL, Version: f.Version, Fixed: f.Fixed, Kind: string(f.Kind)}
+}
+
+func (v *vulns) register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/vulndb", v.importDB)
+	mux.HandleFunc("GET /api/v1/vulndb", v.status)
+	mux.HandleFunc("GET /api/v1/violations", v.listViolations)
+	mux.HandleFunc("POST /api/v1/scan", v.scan)
+}
+
+// ScanResult is the predicate of the vulnerability-scan attestation custody
+// writes (https://in-toto.io/attestation/vulns/v0.2 shape).
+type ScanResult struct {
+	Scanner struct {
+		URI     string `json:"uri"`
+		Version string `json:"version"`
+		DB      struct {
+			URI        string    `json:"uri"`
+			Version    string    `json:"version"`
+			LastUpdate time.Time `json:"lastUpdate,omitzero"`
+		} `json:"db"`
+		Result []ScanEntry `json:"result"`
+	} `json:"scanner"`
+	Metadata struct {
+		ScanStartedOn  time.Time `json:"scanStartedOn"`
+		ScanFinishedOn time.Time `json:"scanFinishedOn"`
+	} `json:"metadata"`
+}
+
+// ScanEntry is one finding of a scan.
+type ScanEntry struct {
+	ID       string         `json:"id"`
+	Severity []ScanSeverity `json:"severity"`
+	Package  string         `json:"package"`
+	Version  string         `json:"version"`
+	Fixed    string         `json:"fixed,omitempty"`
+	Waived   bool           `json:"waived,omitempty"`
+}
+
+// ScanSeverity is a rating of a finding.
+type ScanSeverity struct {
+	Method string `json:"method"`
+	Score  string `json:"score"`
+}
+
+// scan handles POST /api/v1/scan {"repository","digest"}: it matches the
+// artifact's verified SBOMs against the database, attaches the result as a
+// vulnerability-scan attestation signed by the server, and returns it.
+func (v *vulns) scan(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Repository string `json:"repository"`
+		Digest     string `json:"digest"`
+	}
+	if !decodeJSON(w, r, &req) || !validArtifact(w, req.Repository, req.Digest) {
+		return
+	}
+	r, _, ok := v.authz.Require(w, r, "scan", req.Repository, auth.PermPush)
+	if !ok {
+		return
+	}
+	if v.promo == nil {
+		problem.Write(w, http.StatusConflict, "no-projects", "No projects", "scanning needs the server's signing key and projects configured (docs/promotion.md)")
+		return
+	}
+	var res ScanResult
+	res.Metadata.ScanStartedOn = time.Now().UTC()
+	f, err := v.promo.svc.Gather(r.Context(), req.Repository, req.Digest)
+	if err != nil {
+		lookupError(w, err)
+		return
+	}
+	res.Metadata.ScanFinishedOn = time.Now().UTC()
+	res.Scanner.URI, res.Scanner.Version = "https://custody.dev/scanner", "1"
+	rev, _ := v.db.Revision(r.Context())
+	res.Scanner.DB.URI, res.Scanner.DB.Version = "osv", fmt.Sprint(rev)
+	res.Scanner.DB.LastUpdate, _ = v.db.UpdatedAt(r.Context())
+	res.Scanner.Result = []ScanEntry{}
+	for _, fi := range f.Input.Findings {
+		e := ScanEntry{ID: fi.ID, Package: fi.Package, Version: fi.Version, Fixed: fi.Fixed, Waived: fi.Waived,
+			Severity: []ScanSeverity{{Method: "custody", Score: fi.Severity}}}
+		if fi.Score > 0 {
+			e.Severity = append(e.Severity, ScanSeverity{Method: "CVSSv3", Score: fmt.Sprint(fi.Score)})
+		}
+		res.Scanner.Result = append(res.Scanner.Result, e)
+	}
+	if err := v.promo.svc.Attest(r.Context(), req.Repository, req.Digest, "https://in-toto.io/attestation/vulns/v0.2", res); err != nil {
+		problem.Write(w, http.StatusInternalServerError, "attest-failed", "Attaching the scan failed", err.Error())
+		return
+	}
+	v.audit.Record(r.Context(), registry.Event{Action: "scan", Repo: req.Repository, Digest: digest.Digest(req.Digest), Result: "ok",
+		Reason: fmt.Sprintf("%d findings, database revision %d", len(res.Scanner.Result), rev), Request: r})
+	problem.JSON(w, http.StatusOK, res)
+}
+
+// VulnDBStatus is the answer of GET /api/v1/vulndb.
+type VulnDBStatus struct {
+	Revision   int64       `json:"revision"`
+	UpdatedAt  time.Time   `json:"updatedAt,omitzero"`
+	Advisories int         `json:"advisories"`
+	Checked    time.Time   `json:"violationsChecked,omitzero"`
+	Violations int         `json:"violations"`
+	Import     *vuln.Stats `json:"import,omitempty"`
+}
+
+func (v *vulns) statusOf(ctx context.Context) (VulnDBStatus, error) {
+	var st VulnDBStatus
+	var err error
+	if st.Revision, err = v.db.Revision(ctx); err != nil {
+		return st, err
+	}
+	st.UpdatedAt, _ = v.db.UpdatedAt(ctx)
+	st.Advisories, _ = v.db.Count(ctx)
+	v.mu.Lock()
+	st.Checked, st.Violations = v.checked, len(v.violations)
+	v.mu.Unlock()
+	return st, nil
+}
+
+func (v *vulns) status(w http.ResponseWriter, r *http.Request) {
+	r, _, ok := v.authz.Require(w, r, "vulndb.read", "", 0)
+	if !ok {
+		return
+	}
+	st, err := v.statusOf(r.Context())
+	if err != nil {
+		problem.Write(w, http.StatusInternalServerError, "internal", "Reading the database failed", err.Error())
+		return
+	}
+	problem.JSON(w, http.StatusOK, st)
+}
+
+func (v *vulns) importDB(w http.ResponseWriter, r *http.Request) {
+	r, _, ok := v.authz.Require(w, r, "vulndb.import", "", auth.PermAdmin)
+	if !ok {
+		return
+	}
+	tmp, err := os.CreateTemp(v.dir, "vulndb-upload-*")
+	if err != nil {
+		problem.Write(w, http.StatusInternalServerError, "internal", "Storing the upload failed", err.Error())
+		return
+	}
+	defer os.Remove(tmp.Name())
+	n, err := io.Copy(tmp, http.MaxBytesReader(w, r.Body, maxVulnUpload))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || n == 0 {
+		problem.Write(w, http.StatusBadRequest, "invalid-upload", "Invalid upload", fmt.Sprintf("send an OSV .zip export or advisory .json as the body (%d bytes read: %v)", n, err))
+		return
+	}
+	name := tmp.Name()
+	if r.Header.Get("Content-Type") == "application/zip" {
+		if err := os.Rename(name, name+".zip"); err == nil {
+			name += ".zip"
+			defer os.Remove(name)
+		}
+	} else if err := os.Rename(name, name+".json"); err == nil {
+		name += ".json"
+		defer os.Remove(name)
+	}
+	stats, err := v.db.Import(r.Context(), name)
+	ev := registry.Event{Action: "vulndb.import", Request: r}
+	if err != nil {
+		ev.Result, ev.Reason = "invalid", err.Error()
+		v.audit.Record(r.Context(), ev)
+		problem.Write(w, http.StatusBadRequest, "invalid-osv", "Import failed", err.Error())
+		return
+	}
+	ev.Result, ev.Reason = "ok", fmt.Sprintf("%+v", stats)
+	v.audit.Record(r.Context(), ev)
+	// Re-evaluate what is promoted, against the new database.
+	if err := v.reevaluate(r.Context()); err != nil {
+		v.log.Error("re-evaluating promoted artifacts failed", "err", err)
+	}
+	st, _ := v.statusOf(r.Context())
+	st.Import = &stats
+	problem.JSON(w, http.StatusOK, st)
+}
+
+// reevaluate runs every environment's gate on the digest it runs now.
+func (v *vulns) reevaluate(ctx context.Context) error {
+	if v.promo == nil {
+		return nil
+	}
+	var out []Violation
+	counts := map[string]int{}
+	last := ""
+	for {
+		repos, err := v.md.Repositories(ctx, last, 1000)
+		if err != nil {
+			return err
+		}
+		for _, repo := range repos {
+			for _, p := range v.promo.svc.Projects {
+				if !policy.MatchRepo(p.Repositories, repo) {
+					continue
+				}
+				for _, e := range p.Environments {
+					counts[e.Name] += 0
+					cur, err := v.promo.svc.Current(ctx, repo, e.Name)
+					if err != nil || cur == "" {
+						continue
+					}
+					res, _, err := v.promo.svc.Evaluate(ctx, repo, cur, e.Name)
+					if err != nil || res.Pass {
+						continue
+					}
+					out = append(out, Violation{Repository: repo, Environment: e.Name, Digest: cur, Failed: res.Failed()})
+					counts[e.Name]++
+					v.audit.Record(ctx, registry.Event{Action: "gate.violation", Repo: repo, Digest: digest.Digest(cur), Tag: e.Name, Result: "denied",
+						Reason: "after the vulnerability database update the gate of " + e.Name + " fails"})
+				}
+			}
+		}
+		if len(repos) < 1000 {
+			break
+		}
+		last = repos[len(repos)-1]
+	}
+	v.mu.Lock()
+	v.violations, v.checked = out, time.Now().UTC()
+	v.mu.Unlock()
+	for env, n := range counts {
+		v.gauge.WithLabelValues(env).Set(float64(n))
+	}
+	return nil
+}
+
+func (v *vulns) listViolations(w http.ResponseWriter, r *http.Request) {
+	if _, _, ok := v.authz.Require(w, r, "violations.read", "", 0); !ok {
+		return
+	}
+	v.mu.Lock()
+	out := append([]Violation{}, v.violations...)
+	v.mu.Unlock()
+	problem.JSON(w, http.StatusOK, out)
+}
+
