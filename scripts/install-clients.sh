@@ -20,21 +20,29 @@ install_go() { # name module version
   touch "$stamp"
 }
 
-install_go crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION"
-install_go regctl github.com/regclient/regclient/cmd/regctl "$REGCTL_VERSION"
+# The builds run side by side: on a fresh machine most of their time is
+# module downloads and linking, which overlap well even on 2 cores.
+pids=()
+install_go crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION" & pids+=($!)
+install_go regctl github.com/regclient/regclient/cmd/regctl "$REGCTL_VERSION" & pids+=($!)
 # cosign is large: about 5 minutes of build on 2 cores, once per machine.
-install_go cosign github.com/sigstore/cosign/v2/cmd/cosign "$COSIGN_VERSION"
+install_go cosign github.com/sigstore/cosign/v2/cmd/cosign "$COSIGN_VERSION" & pids+=($!)
 # cosign v3 as a second binary, cosign3 (its default format differs: Sigstore
 # bundles as OCI 1.1 referrers). Another 5-6 minutes of build on 2 cores;
 # CUSTODY_SKIP_COSIGN3=1 leaves it out (the v3 tests then skip, even in CI).
 if [ -z "${CUSTODY_SKIP_COSIGN3:-}" ] && { [ ! -x "$bin/cosign3" ] || [ ! -f "$bin/.cosign3-$COSIGN3_VERSION" ]; }; then
-  echo "installing cosign3 $COSIGN3_VERSION" >&2
-  tmp=$(mktemp -d)
-  GOBIN="$tmp" go install "github.com/sigstore/cosign/v3/cmd/cosign@$COSIGN3_VERSION"
-  mv "$tmp/cosign" "$bin/cosign3"
-  rmdir "$tmp"
-  touch "$bin/.cosign3-$COSIGN3_VERSION"
+  (
+    echo "installing cosign3 $COSIGN3_VERSION" >&2
+    tmp=$(mktemp -d)
+    GOBIN="$tmp" go install "github.com/sigstore/cosign/v3/cmd/cosign@$COSIGN3_VERSION"
+    mv "$tmp/cosign" "$bin/cosign3"
+    rmdir "$tmp"
+    touch "$bin/.cosign3-$COSIGN3_VERSION"
+  ) & pids+=($!)
 fi
+for pid in "${pids[@]}"; do
+  wait "$pid" || { echo "install-clients.sh: a client build failed" >&2; exit 1; }
+done
 
 if ! command -v skopeo >/dev/null 2>&1; then
   echo "installing skopeo (Debian package)" >&2

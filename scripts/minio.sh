@@ -112,10 +112,11 @@ stop() {
 }
 
 case "${1:-}" in
+build) minio_bin >/dev/null ;;
 start) start ;;
 stop) stop "${2:-}" ;;
 *)
-  echo "usage: $0 start | stop [DIR]" >&2
+  echo "usage: $0 build | start | stop [DIR]" >&2
   exit 2
   ;;
 esac

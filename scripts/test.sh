@@ -13,8 +13,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# MinIO's first build takes minutes: run it alongside the client builds.
+minio_build=""
+if [ -z "${CUSTODY_TEST_S3:-}" ]; then
+  bash scripts/minio.sh build &
+  minio_build=$!
+fi
+
 export CUSTODY_CLIENTS_BIN
 CUSTODY_CLIENTS_BIN=$(bash scripts/install-clients.sh)
+if [ -n "$minio_build" ]; then wait "$minio_build"; fi
 
 # cleanup stops the servers this script started (not ones named by the
 # caller's environment).
