@@ -125,6 +125,9 @@ type Signing struct {
 	// BuilderID names the server as the builder in the SLSA provenance it
 	// writes from OIDC claims (platform mode).
 	BuilderID string `yaml:"builderID"`
+	// SBOMOnPush also generates an SBOM (SPDX 2.3) of every image signed
+	// on push and attaches it as an attestation signed by the server.
+	SBOMOnPush bool `yaml:"sbomOnPush"`
 }
 
 // Auth configures authentication and access control.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"encoding/json"
@@ -28,6 +29,7 @@ import (
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/provenance"
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/sbom"
 	"github.com/custody-dev/custody/internal/sign"
 	"github.com/custody-dev/custody/internal/verification"
 )
@@ -145,7 +147,54 @@ func (s *signing) signLoop() {
 			s.log.Error("signing on push failed", "repo", e.Repo, "digest", e.Digest, "err", err)
 		}
 		s.audit.Record(ctx, registry.Event{Action: "sign", Repo: e.Repo, Digest: e.Digest, Result: res, Reason: reason})
+		if s.cfg.SBOMOnPush && err == nil {
+			res, reason := "ok", "SBOM generated on push"
+			if err := s.sbom(ctx, e.Repo, e.Digest); err != nil {
+				res, reason = "error", err.Error()
+				s.log.Error("SBOM on push failed", "repo", e.Repo, "digest", e.Digest, "err", err)
+			}
+			s.audit.Record(ctx, registry.Event{Action: "sbom", Repo: e.Repo, Digest: e.Digest, Result: res, Reason: reason})
+		}
 	}
+}
+
+// sbom generates the SBOM of image repo@d (SPDX 2.3), signs it as an
+// attestation with the server's key and attaches it.
+func (s *signing) sbom(ctx context.Context, repo string, d digest.Digest) error {
+	ref, err := s.ref(repo, d)
+	if err != nil {
+		return err
+	}
+	ro := append(s.remote, remote.WithContext(ctx))
+	desc, err := remote.Get(ref, ro...)
+	if err != nil {
+		return err
+	}
+	if desc.MediaType.IsIndex() {
+		return nil // an index: its platform images carry their own
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return err
+	}
+	inv, err := sbom.FromImage(ctx, img, sbom.Subject{Name: repo}, sbom.Options{})
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := inv.Encode(&buf, sbom.FormatSPDXJSON, sbom.EncodeOptions{Created: time.Now().UTC().Truncate(time.Second), ToolName: "custody"}); err != nil {
+		return err
+	}
+	stmt, err := attest.StatementFor(repo, d.String(), attest.PredicateSPDX, buf.Bytes())
+	if err != nil {
+		return err
+	}
+	env, err := attest.Sign(ctx, s.signer, "", stmt)
+	if err != nil {
+		return err
+	}
+	_, err = sign.Attach(ctx, ref, env, attest.PredicateSPDX, sign.Options{Remote: ro})
+	return err
 }
 
 func (s *signing) close() {

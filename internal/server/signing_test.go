@@ -35,6 +35,7 @@ func TestServerSigning(t *testing.T) {
 	a := newAuthServer(t, func(c *config.Config) {
 		c.Data = data
 		c.Signing.OnPush = []string{"apps/**"}
+		c.Signing.SBOMOnPush = true
 		c.Signing.BuilderID = "https://custody.example/platform"
 		c.Auth.OIDC = []config.OIDCIssuer{{Issuer: iss.hs.URL, Rules: []config.OIDCRule{{
 			Claims: map[string]string{"repository": "org/*"}, Subject: "ci:{repository}",
@@ -79,6 +80,18 @@ func TestServerSigning(t *testing.T) {
 		t.Fatalf("signature on push: %+v", rep)
 	}
 	a.mustAudit("sign", "ok", `"actor":"custody"`, `"repo":"apps/web"`)
+	// And the SBOM generated on push.
+	v.Require = []string{"sbom"}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if rep = v.Run(context.Background(), ref.String(), ref, o); rep.OK {
+			break
+		}
+	}
+	if !rep.OK {
+		t.Fatalf("SBOM on push: %+v", rep)
+	}
+	a.mustAudit("sbom", "ok", `"repo":"apps/web"`)
+	v.Require = nil
 	// Outside onPush: not signed.
 	if _, err := a.push("other/web", "v1", basic("admin:"+a.admin)); err != nil {
 		t.Fatal(err)
