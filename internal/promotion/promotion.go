@@ -96,7 +96,7 @@ type Project struct {
 // Findings reports vulnerability and pinning findings for an artifact from
 // its verified SBOMs and waivers (internal/vuln). Optional.
 type Findings interface {
-	Findings(ctx context.Context, digest string, sboms [][]byte, vex [][]byte) ([]gate.Finding, error)
+	Findings(ctx context.Context, artifact gate.Artifact, sboms [][]byte, vex [][]byte) ([]gate.Finding, error)
 }
 
 // Service promotes, rolls back and revokes.
@@ -196,11 +196,17 @@ func (s *Service) Gather(ctx context.Context, repo, dgst string) (*Facts, error)
 		Promotions:   []gate.Promotion{},
 		Now:          s.now(),
 	}}
-	desc, err := remote.Head(d, o.Remote...)
+	desc, err := remote.Get(d, o.Remote...)
 	if err != nil {
 		return nil, fmt.Errorf("artifact %s@%s: %w", repo, dgst, err)
 	}
 	f.Input.Artifact.MediaType = string(desc.MediaType)
+	var m struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if json.Unmarshal(desc.Manifest, &m) == nil && m.Annotations != nil {
+		f.Input.Artifact.Annotations = m.Annotations
+	}
 	sigs, err := sign.Verify(ctx, d, sign.PublicKeys(s.Trusted), o)
 	if err != nil && !errors.Is(err, sign.ErrNoSignature) && !errors.Is(err, sign.ErrNotVerified) {
 		return nil, err
@@ -262,8 +268,8 @@ func (s *Service) Gather(ctx context.Context, repo, dgst string) (*Facts, error)
 			f.Problems = append(f.Problems, err.Error())
 		}
 	}
-	if s.Findings != nil && len(sboms) > 0 {
-		fs, err := s.Findings.Findings(ctx, dgst, sboms, vex)
+	if s.Findings != nil {
+		fs, err := s.Findings.Findings(ctx, f.Input.Artifact, sboms, vex)
 		if err != nil {
 			return nil, fmt.Errorf("vulnerability findings: %w", err)
 		}

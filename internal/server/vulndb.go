@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,8 +77,15 @@ func openVulns(cfg string, reg *prometheus.Registry, log *slog.Logger) (*vulns, 
 }
 
 // Findings implements promotion.Findings.
-func (v *vulns) Findings(ctx context.Context, dgst string, sboms, vex [][]byte) ([]gate.Finding, error) {
+//
+// Unpinned dependencies are findings too: a base image the image's
+// org.opencontainers.image.base.name annotation names by tag rather than
+// digest, and SBOM packages whose version is a range rather than one
+// version.
+func (v *vulns) Findings(ctx context.Context, art gate.Artifact, sboms, vex [][]byte) ([]gate.Finding, error) {
+	dgst := art.Digest
 	var pkgs []vuln.Package
+	var deps []vuln.Dependency
 	for _, b := range sboms {
 		refs, err := sbom.Packages(b, 64<<20)
 		if err != nil {
@@ -85,12 +93,19 @@ func (v *vulns) Findings(ctx context.Context, dgst string, sboms, vex [][]byte) 
 		}
 		for _, r := range refs {
 			pkgs = append(pkgs, vuln.Package{PURL: r.PURL, Version: r.Version, Subject: dgst})
+			if strings.ContainsAny(r.Version, "^~<>=*| ") || r.Version == "" {
+				deps = append(deps, vuln.Dependency{PURL: r.PURL, Constraint: r.Version, Location: "SBOM"})
+			}
 		}
+	}
+	if base := art.Annotations["org.opencontainers.image.base.name"]; base != "" {
+		deps = append(deps, vuln.Dependency{Image: base, Location: "annotation org.opencontainers.image.base.name"})
 	}
 	fs, err := v.db.Match(ctx, pkgs)
 	if err != nil {
 		return nil, err
 	}
+	fs = append(fs, vuln.Unpinned(deps)...)
 	var docs []*vuln.VEXDocument
 	for _, b := range vex {
 		if d, err := vuln.ParseVEX(bytes.NewReader(b)); err == nil {

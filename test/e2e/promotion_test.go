@@ -136,6 +136,11 @@ func TestPromotionWalkthrough(t *testing.T) {
 
 	v1 := image("1.0.0")
 	ci(v1)
+	// The server scans the SBOM against its vulnerability database and
+	// attaches the signed result.
+	if out := mustAs("rel1", "scan", v1); !strings.Contains(out, "0 finding(s)") {
+		t.Fatalf("scan: %s", out)
+	}
 
 	// Refusals before anything moves: test before dev, a writer promoting,
 	// a writer setting an environment tag by hand, an unsigned artifact.

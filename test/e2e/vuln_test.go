@@ -31,6 +31,11 @@ const vulnConfig = `projects:
             - use: sbom_present
             - use: no_findings_at_or_above
               params: {severity: HIGH}
+      - name: strict
+        gate:
+          rules:
+            - use: no_findings_at_or_above
+              params: {severity: LOW}
 promotion:
   trustRoot: %[2]q
 `
@@ -143,6 +148,16 @@ func TestVulnerabilityGate(t *testing.T) {
 	}
 	mustCustody(t, home, "", pass, "attest", "predicate", "--type", "https://openvex.dev/ns/v0.2.0", "--predicate", vex(time.Now().Add(24*time.Hour)), "--keys", ciKeys, ref)
 	mustCustody(t, home, "", nil, "promote", ref, "--to", "prod", "--reason", "waived: template never called", server)
+
+	// Unpinned: an image built on a base image named by tag.
+	run(t, home, crane, "mutate", "--insecure", "--annotation", "org.opencontainers.image.base.name=docker.io/library/alpine:3.19", h+"/shop/web:1", "-t", h+"/shop/web:based")
+	based := h + "/shop/web@" + strings.TrimSpace(run(t, home, crane, "digest", "--insecure", h+"/shop/web:based"))
+	if out, err := custodyCmd(t, home, "", nil, "policy", "test", based, "--env", "strict", server); err == nil || !strings.Contains(out, "no_findings_at_or_above") {
+		t.Fatalf("base image by tag passed a LOW threshold: %v\n%s", err, out)
+	}
+	if out := mustCustody(t, home, "", nil, "scan", based, server); !strings.Contains(out, "UNPINNED-TAG") {
+		t.Fatalf("scan of an image on a base by tag: %s", out)
+	}
 }
 
 func readAll(resp *http.Response) string {
