@@ -392,7 +392,7 @@ func TestRoundTrip(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts servers")
 	}
-	pg := newReplicated(t)
+	pg := testserver.NewReplicated(t, "migrate")
 
 	src := testserver.Start(t, testserver.Options{Auth: true})
 	f := fill(t, src)
@@ -484,7 +484,7 @@ func TestResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts servers")
 	}
-	pg := newReplicated(t)
+	pg := testserver.NewReplicated(t, "migrate")
 	for _, kv := range pg.CredEnv() {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)

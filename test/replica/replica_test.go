@@ -128,7 +128,7 @@ func (rr *roundRobin) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // cluster is two replicas on one store.
 type cluster struct {
-	store replicated
+	store testserver.Replicated
 	a, b  *testserver.Server
 }
 
@@ -137,7 +137,7 @@ var keyFiles = []string{"log-key", "log-key.pub", "token-key"}
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	c := &cluster{store: newReplicated(t)}
+	c := &cluster{store: testserver.NewReplicated(t, "replica")}
 	c.a = testserver.Start(t, testserver.Options{Env: c.store.Env()})
 	dataB := t.TempDir()
 	for _, f := range keyFiles {

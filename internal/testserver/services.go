@@ -1,4 +1,7 @@
-package replica
+// Services: the PostgreSQL and MinIO servers scripts/test.sh starts, as
+// tests of the replicated backends use them.
+
+package testserver
 
 import (
 	"context"
@@ -14,9 +17,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// needEnv returns the variable or skips the test; under CI, where
+// NeedEnv returns the variable or skips the test; under CI, where
 // scripts/test.sh starts the services, it fails instead.
-func needEnv(t testing.TB, name, script string) string {
+func NeedEnv(t testing.TB, name, script string) string {
 	t.Helper()
 	v := os.Getenv(name)
 	if v != "" {
@@ -29,18 +32,18 @@ func needEnv(t testing.TB, name, script string) string {
 	return ""
 }
 
-// freshDatabase creates an empty database on the CUSTODY_TEST_POSTGRES
+// FreshDatabase creates an empty database on the CUSTODY_TEST_POSTGRES
 // server, dropped when the test ends, and returns its URL.
-func freshDatabase(t testing.TB) string {
+func FreshDatabase(t testing.TB, prefix string) string {
 	t.Helper()
-	base := needEnv(t, "CUSTODY_TEST_POSTGRES", "postgres.sh")
+	base := NeedEnv(t, "CUSTODY_TEST_POSTGRES", "postgres.sh")
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
 		t.Fatalf("connect to %s: %v", base, err)
 	}
 	defer conn.Close(ctx)
-	name := "replica_" + strings.ToLower(rand.Text())
+	name := prefix + "_" + strings.ToLower(rand.Text())
 	ident := pgx.Identifier{name}.Sanitize()
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
 		t.Fatalf("create database: %v", err)
@@ -64,14 +67,15 @@ func freshDatabase(t testing.TB) string {
 	return u.String()
 }
 
-// s3Target is a fresh prefix in the CUSTODY_TEST_S3 bucket.
-type s3Target struct {
+// S3Target is a fresh prefix in the CUSTODY_TEST_S3 bucket.
+type S3Target struct {
 	Endpoint, Access, Secret, Bucket, Prefix string
 }
 
-func freshS3(t testing.TB) s3Target {
+// FreshS3 returns a new prefix (starting with prefix) in the test bucket.
+func FreshS3(t testing.TB, prefix string) S3Target {
 	t.Helper()
-	raw := needEnv(t, "CUSTODY_TEST_S3", "minio.sh")
+	raw := NeedEnv(t, "CUSTODY_TEST_S3", "minio.sh")
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User == nil {
 		t.Fatalf("CUSTODY_TEST_S3 must be http(s)://ACCESS:SECRET@HOST:PORT/BUCKET (%v)", err)
@@ -79,26 +83,28 @@ func freshS3(t testing.TB) s3Target {
 	pass, _ := u.User.Password()
 	var b [8]byte
 	rand.Read(b[:])
-	return s3Target{
+	return S3Target{
 		Endpoint: u.Scheme + "://" + u.Host,
 		Access:   u.User.Username(),
 		Secret:   pass,
 		Bucket:   strings.Trim(u.Path, "/"),
-		Prefix:   "replica-" + hex.EncodeToString(b[:]),
+		Prefix:   prefix + "-" + hex.EncodeToString(b[:]),
 	}
 }
 
-// replicated is a PostgreSQL + S3 store: its configuration file for
+// Replicated is a PostgreSQL + S3 store: its configuration file for
 // `custody migrate` and the environment a `custody serve` on it needs.
-type replicated struct {
+type Replicated struct {
 	Data, Config string
 	DB           string
-	S3           s3Target
+	S3           S3Target
 }
 
-func newReplicated(t testing.TB) replicated {
+// NewReplicated creates an empty PostgreSQL + S3 store (names starting
+// with prefix), removed when the test ends.
+func NewReplicated(t testing.TB, prefix string) Replicated {
 	t.Helper()
-	r := replicated{Data: t.TempDir(), DB: freshDatabase(t), S3: freshS3(t)}
+	r := Replicated{Data: t.TempDir(), DB: FreshDatabase(t, prefix), S3: FreshS3(t, prefix)}
 	r.Config = filepath.Join(t.TempDir(), "custody.yaml")
 	yaml := fmt.Sprintf("data: %q\nmetadata: %q\nblobs: %q\ns3:\n  endpoint: %q\n",
 		r.Data, r.DB, "s3://"+r.S3.Bucket+"/"+r.S3.Prefix, r.S3.Endpoint)
@@ -109,7 +115,7 @@ func newReplicated(t testing.TB) replicated {
 }
 
 // Env is what a server or migrate process on the store needs.
-func (r replicated) Env() []string {
+func (r Replicated) Env() []string {
 	return []string{
 		"CUSTODY_METADATA=" + r.DB,
 		"CUSTODY_BLOBS=s3://" + r.S3.Bucket + "/" + r.S3.Prefix,
@@ -120,6 +126,6 @@ func (r replicated) Env() []string {
 }
 
 // CredEnv is only the S3 credentials (the rest is in the config file).
-func (r replicated) CredEnv() []string {
+func (r Replicated) CredEnv() []string {
 	return []string{"AWS_ACCESS_KEY_ID=" + r.S3.Access, "AWS_SECRET_ACCESS_KEY=" + r.S3.Secret}
 }
