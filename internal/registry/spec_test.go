@@ -402,9 +402,20 @@ func specJSON(t testing.TB, v any) []byte {
 	return b
 }
 
-// TestSpec walks the distribution spec against one custody process.
+// TestSpec walks the distribution spec against one custody process on the
+// embedded store.
 func TestSpec(t *testing.T) {
-	srv := testserver.Start(t, testserver.Options{})
+	runSpec(t, testserver.Start(t, testserver.Options{}))
+}
+
+// TestSpecPostgresS3 walks the same spec against custody on PostgreSQL
+// and S3 (MinIO), the backends replicas share.
+func TestSpecPostgresS3(t *testing.T) {
+	store := testserver.NewReplicated(t, "spec")
+	runSpec(t, testserver.Start(t, testserver.Options{Env: store.Env()}))
+}
+
+func runSpec(t *testing.T, srv *testserver.Server) {
 	a := newSpecClient(srv)
 	t.Cleanup(func() {
 		if t.Failed() {
