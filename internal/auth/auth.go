@@ -105,7 +105,7 @@ type Principal struct {
 	// presented directly (string values), for the platform-provenance
 	// mode; nil otherwise.
 	Claims map[string]string
-	scopes  []Scope // the grants, for display
+	scopes []Scope // the grants, for display
 	// oidcGrants are the grants an OIDC rule gave (carried in JWTs).
 	oidcGrants []Scope
 	grants     []rule

@@ -367,4 +367,3 @@ func (v *vulns) listViolations(w http.ResponseWriter, r *http.Request) {
 	v.mu.Unlock()
 	problem.JSON(w, http.StatusOK, out)
 }
-
