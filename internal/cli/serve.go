@@ -47,7 +47,17 @@ policies, retention, legal holds; see docs/retention.md), /metrics
 'custody gc --server' calls it), /api/v1/audit/ (the tamper-evident audit
 log: checkpoints, entries, proofs; see docs/audit.md and 'custody audit').
 The log's signing key is created in <data>/log-key on first start, its
-public key in <data>/log-key.pub. gc.schedule and scrub.schedule in the
+public key in <data>/log-key.pub. Also: /auth/token (the Docker token
+flow), /api/v1/whoami|tokens|users|grants (accounts, docs/security.md),
+/api/v1/keys (the trust root, public), /api/v1/provenance (platform SLSA
+provenance), /api/v1/promotions|gate|rollback|revocations|environments
+(docs/promotion.md), /api/v1/vulndb|violations|scan, /api/v1/scrub, and
+/admission/<environment> (the Kubernetes admission webhook,
+docs/admission.md).
+
+Backends: metadata: postgres://... and blobs: s3://bucket/prefix (with
+s3.endpoint and AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) run replicas on
+shared engines (docs/deploy.md); tls.certFile/keyFile serve HTTPS. gc.schedule and scrub.schedule in the
 config file run garbage collection and scrub periodically; see
 docs/maintenance.md.
 
