@@ -109,6 +109,10 @@ type Service struct {
 	// Signer signs the server's attestations; KeyID names its key.
 	Signer crypto.Signer
 	KeyID  string
+	// Own are the IDs of every key of the server's ring, active and
+	// retired: records (promotions, approvals, revocations) signed by any
+	// of them count, so a key rotation does not forget a revocation.
+	Own []string
 	// Trusted resolves the keys whose signatures and attestations count
 	// (the server's trust root and any configured extra keys).
 	Trusted []crypto.PublicKey
@@ -124,6 +128,11 @@ var (
 	ErrRevoked   = errors.New("artifact revoked")
 	ErrGate      = errors.New("gate refused")
 )
+
+// own reports whether keyID is one of the server's keys.
+func (s *Service) own(keyID string) bool {
+	return keyID == s.KeyID || slices.Contains(s.Own, keyID)
+}
 
 func (s *Service) now() time.Time {
 	if s.Now != nil {
@@ -241,20 +250,20 @@ func (s *Service) Gather(ctx context.Context, repo, dgst string) (*Facts, error)
 		switch v.PredicateType {
 		case PredicatePromotion:
 			var r Record
-			if json.Unmarshal(b, &r) == nil && v.KeyID == s.KeyID {
+			if json.Unmarshal(b, &r) == nil && s.own(v.KeyID) {
 				f.Promotions = append(f.Promotions, r)
 				f.Input.Promotions = append(f.Input.Promotions, gate.Promotion{Environment: r.Environment, At: r.At, By: r.By, Digest: r.Digest})
 			}
 			continue
 		case PredicateApproval:
 			var a Approval
-			if json.Unmarshal(b, &a) == nil && v.KeyID == s.KeyID {
+			if json.Unmarshal(b, &a) == nil && s.own(v.KeyID) {
 				f.Approvals = append(f.Approvals, a)
 			}
 			continue
 		case PredicateRevocation:
 			var r Revocation
-			if json.Unmarshal(b, &r) == nil && v.KeyID == s.KeyID {
+			if json.Unmarshal(b, &r) == nil && s.own(v.KeyID) {
 				f.Revoked = &r
 				f.Input.Revoked = true
 			}

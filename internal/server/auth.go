@@ -77,11 +77,10 @@ func guardAPI(svc *auth.Service, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		r, p, ok := svc.Require(w, r, action, repo, perm)
+		r, _, ok := svc.Require(w, r, action, repo, perm)
 		if !ok {
 			return
 		}
-		_ = p
 		next.ServeHTTP(w, r)
 	})
 }

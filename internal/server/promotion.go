@@ -49,6 +49,13 @@ func newPromoter(cfg config.Config, sg *signing, authz *auth.Service, audit regi
 		return nil, err
 	}
 	svc.Trusted = trusted
+	own, err := sg.ring.TrustRoot()
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range own.Keys {
+		svc.Own = append(svc.Own, k.ID)
+	}
 	for i, p := range cfg.Projects {
 		pr := promotion.Project{Repositories: p.Repositories}
 		for _, e := range p.Environments {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -301,6 +302,19 @@ func TestPromotionWalkthrough(t *testing.T) {
 	}
 	if ok, msg := admit(v1); ok || !strings.Contains(msg, "revoked") {
 		t.Fatalf("revoked image admitted: %v %s", ok, msg)
+	}
+	// The server's key rotates: what the old key recorded (the
+	// revocation, the promotions) still counts.
+	if err := srv.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	mustCustody(t, home, "", []string{"CUSTODY_KEY_PASSWORD=server-passphrase"}, "key", "rotate", "--keys", filepath.Join(data, "keys"))
+	srv.Restart() // on a new port: sign in there
+	server = "--server=" + srv.URL
+	mustCustody(t, users["rel1"], "rel1-password-123\n", nil, "login", srv.Host(), "-u", "rel1", "--password-stdin")
+	mustCustody(t, home, srv.AdminPassword()+"\n", nil, "login", srv.Host(), "-u", "admin", "--password-stdin")
+	if out, err := as("rel1", "promote", v1, "--to", "dev"); err == nil || !strings.Contains(out, "revoked") {
+		t.Fatalf("revocation forgotten after the server key rotated: %v\n%s", err, out)
 	}
 	// The audit log names who promoted what.
 	mustCustody(t, home, "", nil, "audit", "checkpoint", "--sign", server)
