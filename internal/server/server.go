@@ -88,23 +88,33 @@ func (f fanOut) Record(ctx context.Context, e registry.Event) {
 }
 
 // New opens the stores named by cfg and builds the HTTP handler.
-func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
 		return nil, fmt.Errorf("creating data directory %s: %w", cfg.Data, err)
 	}
+	// undo releases what was opened, in reverse, when New fails.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
 	st, err := openStores(context.Background(), cfg)
 	if err != nil {
 		return nil, err
 	}
 	md, rawBlobs := st.meta, st.blobs
+	undo = append(undo, func() { md.Close() })
 	// The embedded stores belong to one process; with PostgreSQL and S3,
 	// replicas share the data directory's keys and need no lock.
 	var lock *os.File
 	if st.embedded {
 		if lock, err = lockDir(cfg.Data); err != nil {
-			md.Close()
 			return nil, err
 		}
+		undo = append(undo, func() { closeLock(lock) })
 	}
 	// Policies and retention. The registry sees the policy engine chained
 	// with the retention checker, and every component sees only the
@@ -113,10 +123,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	// audit log (docs/audit.md).
 	tl, err := openAuditLog(cfg, md, log)
 	if err != nil {
-		md.Close()
-		closeLock(lock)
 		return nil, err
 	}
+	undo = append(undo, tl.Close)
 	var auditor registry.Auditor = tlogAuditor{log: tl, next: registry.LogAuditor{Log: log}}
 	if cfg.Audit.DisableUnsafe {
 		log.Warn("audit.disableUnsafe: changes are NOT recorded in the tamper-evident audit log (for measurements only)")
@@ -124,18 +133,12 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	}
 	engine, err := policy.NewEngine(context.Background(), md, configuredPolicies(cfg.Policies), md)
 	if err != nil {
-		tl.Close()
-		md.Close()
-		closeLock(lock)
 		return nil, err
 	}
 	// Authentication and access control (docs/security.md): on unless
 	// auth.mode is none, which the config allows only on loopback.
 	authz, err := newAuth(cfg, md, auditor, log)
 	if err != nil {
-		tl.Close()
-		md.Close()
-		closeLock(lock)
 		return nil, err
 	}
 	var perms retention.Permissions = retention.ConfigPermissions{AllowGovernanceBypass: cfg.Retention.AllowGovernanceBypass}
@@ -157,11 +160,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	// objects it protects (docs/deploy.md).
 	olock, err := newObjectLock(context.Background(), rawBlobs, md, md, log)
 	if err != nil {
-		tl.Close()
-		md.Close()
-		closeLock(lock)
 		return nil, err
 	}
+	undo = append(undo, olock.close)
 	checker.Stored = olock.enqueue
 	// Only the guarded store is ever handed out: every component below
 	// (registry, generic files, GC, purge) deletes through it.
@@ -186,27 +187,18 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	})
 	s.signing, err = newSigning(cfg, internal, authz, auditor, log)
 	if err != nil {
-		tl.Close()
-		md.Close()
-		closeLock(lock)
 		return nil, err
 	}
+	undo = append(undo, s.signing.close)
 	// Promotions (docs/promotion.md): environment tags move only through
 	// them, and the generic files and registry below see that policy.
 	s.vulns, err = openVulns(cfg.Data, s.metrics.reg, log)
 	if err != nil {
-		s.signing.close()
-		tl.Close()
-		md.Close()
-		closeLock(lock)
 		return nil, err
 	}
+	undo = append(undo, func() { s.vulns.db.Close() })
 	s.promo, err = newPromoter(cfg, s.signing, authz, auditor, md)
 	if err != nil {
-		s.signing.close()
-		tl.Close()
-		md.Close()
-		closeLock(lock)
 		return nil, err
 	}
 	policies := registry.Policies{auth.TagPolicy{}, engine, checker}

@@ -225,3 +225,21 @@ func TestStaleUploadsPurged(t *testing.T) {
 		t.Error("purge not counted in /metrics")
 	}
 }
+
+// TestNewReleasesOnFailure: a server that fails to start late (projects
+// without authentication) releases the data directory for the next one.
+func TestNewReleasesOnFailure(t *testing.T) {
+	cfg := config.Default()
+	cfg.Data = t.TempDir()
+	cfg.Auth.Mode = "none"
+	cfg.Projects = []config.Project{{Repositories: "apps/**", Environments: []config.Environment{{Name: "dev"}}}}
+	if _, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "need authentication") {
+		t.Fatalf("projects with auth none: %v", err)
+	}
+	cfg.Projects = nil
+	s, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("the failed start kept the data directory: %v", err)
+	}
+	s.Close()
+}
