@@ -24,7 +24,7 @@ type apiFlags struct {
 }
 
 func (f *apiFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.server, "server", "http://127.0.0.1:5000", "base URL of the custody server")
+	registerServer(fs, &f.server)
 	fs.StringVarP(&f.output, "output", "o", outputText, "output format: text or json")
 }
 
@@ -53,7 +53,11 @@ func (f *apiFlags) call(cmd *cobra.Command, method, path string, body any, heade
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(cmd.Context(), method, strings.TrimRight(f.server, "/")+path, rd)
+	server, err := resolveServer(f.server)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(cmd.Context(), method, server+path, rd)
 	if err != nil {
 		return nil, err
 	}
@@ -62,12 +66,12 @@ func (f *apiFlags) call(cmd *cobra.Command, method, path string, body any, heade
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "custody/"+Version)
-	if err := authorize(req, f.server); err != nil {
+	if err := authorize(req, server); err != nil {
 		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w (is the server running? choose it with --server)", err)
+		return nil, fmt.Errorf("%w (is the server running? choose it with --server or %s)", err, envServer)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
@@ -78,7 +82,7 @@ func (f *apiFlags) call(cmd *cobra.Command, method, path string, body any, heade
 		var p struct{ Title, Detail string }
 		if json.Unmarshal(b, &p) == nil && p.Title != "" {
 			if resp.StatusCode == http.StatusUnauthorized {
-				return b, fmt.Errorf("%s (%d): %s; sign in with 'custody login %s' or set %s", p.Title, resp.StatusCode, p.Detail, f.server, envToken)
+				return b, fmt.Errorf("%s (%d): %s; sign in with 'custody login %s' or set %s", p.Title, resp.StatusCode, p.Detail, server, envToken)
 			}
 			return b, fmt.Errorf("%s (%d): %s", p.Title, resp.StatusCode, p.Detail)
 		}
