@@ -108,8 +108,9 @@ func artifactPath(arg string) (string, error) {
 	return repo + "/@" + d, nil
 }
 
-// parsePeriod reads a retention period: a Go duration ("720h") or a whole
-// number of days ("730d") or years of 365 days ("2y").
+// parsePeriod reads a period (a retention, a token's lifetime): a Go
+// duration ("720h") or a whole number of days ("90d") or years of 365 days
+// ("2y"). Its error names no flag and suggests no value: callers do.
 func parsePeriod(s string) (time.Duration, error) {
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		if v, err := strconv.Atoi(n); err == nil && v > 0 {
@@ -123,7 +124,7 @@ func parsePeriod(s string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("--for %q: use a duration such as 720h, 730d or 2y", s)
+		return 0, fmt.Errorf("%q is not a positive duration", s)
 	}
 	return d, nil
 }
@@ -223,7 +224,7 @@ client's clock; the server refuses dates in its past).`,
 			case period != "":
 				d, err := parsePeriod(period)
 				if err != nil {
-					return err
+					return fmt.Errorf("invalid --for: %w; use a duration such as 720h, 730d or 2y", err)
 				}
 				t = time.Now().Add(d)
 			default:

@@ -76,3 +76,27 @@ func TestLoginRemembersServer(t *testing.T) {
 		t.Fatalf("whoami after logout: %v %s", err, out)
 	}
 }
+
+// TestTokenExpiryLimit: 'token create --expires' suggests only lifetimes
+// the server accepts, and a too long one is refused naming the maximum,
+// with no token created.
+func TestTokenExpiryLimit(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{Auth: true})
+	home := t.TempDir()
+	mustCustody(t, home, srv.AdminPassword()+"\n", nil, "login", srv.Host(), "-u", "admin", "--password-stdin")
+	if help := mustCustody(t, home, "", nil, "token", "create", "--help"); strings.Contains(help, "730d") || strings.Contains(help, "2y") || !strings.Contains(help, "366d") {
+		t.Fatalf("token create --help:\n%s", help)
+	}
+	out, err := custodyCmd(t, home, "", nil, "token", "create", "--name", "long", "--repo", "**", "--expires", "soon")
+	if err == nil || strings.Contains(out, "730d") || strings.Contains(out, "2y") || !strings.Contains(out, "at most a year") {
+		t.Fatalf("--expires soon: %v %s", err, out)
+	}
+	out, err = custodyCmd(t, home, "", nil, "token", "create", "--name", "long", "--repo", "**", "--expires", "2y")
+	if err == nil || !strings.Contains(out, "at most 8784h") {
+		t.Fatalf("--expires 2y: %v %s", err, out)
+	}
+	mustCustody(t, home, "", nil, "token", "create", "--name", "year", "--repo", "**", "--expires", "366d")
+	if list := mustCustody(t, home, "", nil, "token", "list"); strings.Contains(list, "long") || !strings.Contains(list, "year") {
+		t.Fatalf("tokens after the refusal: %s", list)
+	}
+}
