@@ -113,7 +113,7 @@ annotation is COMMIT: OCI pushes and generic uploads alike.`,
 		},
 	}
 	qf.register(cmd.Flags())
-	cmd.Flags().StringVar(&revision, "revision", "", "source revision (commit) to look up")
+	cmd.Flags().StringVar(&revision, "revision", "", "source revision (commit) to look up, exactly as recorded (usually the full commit hash)")
 	return cmd
 }
 
