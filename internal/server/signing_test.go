@@ -70,7 +70,9 @@ func TestServerSigning(t *testing.T) {
 	o := sign.Options{Remote: []remote.Option{remote.WithAuth(basic("admin:" + a.admin))}}
 	var rep verification.Report
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if rep = v.Run(context.Background(), ref.String(), ref, o); rep.OK {
+		// The signature is stored two ways (the .sig tag and a referrer)
+		// one after the other: wait for both, not just the first.
+		if rep = v.Run(context.Background(), ref.String(), ref, o); rep.OK && len(rep.Signatures) == 2 {
 			break
 		}
 	}
