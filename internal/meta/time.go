@@ -32,13 +32,14 @@ var (
 
 // Instant returns t as a store keeps it and gives it back: in UTC,
 // truncated to the microsecond. It returns an error wrapping ErrTimeRange
-// when t is before MinTime or after MaxTime.
+// when that is before MinTime or after MaxTime.
 func Instant(t time.Time) (time.Time, error) {
-	if t.Before(MinTime) || t.After(MaxTime) {
+	i := t.UTC().Truncate(time.Microsecond)
+	if i.Before(MinTime) || i.After(MaxTime) {
 		return time.Time{}, fmt.Errorf("%w: %s is outside %s to %s", ErrTimeRange,
 			t.UTC().Format(time.RFC3339Nano), MinTime.Format(time.RFC3339), MaxTime.Format(time.RFC3339Nano))
 	}
-	return t.UTC().Truncate(time.Microsecond), nil
+	return i, nil
 }
 
 // Micros returns the stored form of t: microseconds since the Unix epoch,
