@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -106,20 +107,22 @@ func artifactPath(arg string) (string, error) {
 
 // parsePeriod reads a retention period: a Go duration ("720h") or a whole
 // number of days ("730d") or years of 365 days ("2y").
+// A period longer than a duration holds (about 292 years) is refused
+// rather than wrapped around; use --until for a later date.
 func parsePeriod(s string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		if v, err := strconv.Atoi(n); err == nil && v > 0 {
-			return time.Duration(v) * 24 * time.Hour, nil
-		}
-	}
-	if n, ok := strings.CutSuffix(s, "y"); ok {
-		if v, err := strconv.Atoi(n); err == nil && v > 0 {
-			return time.Duration(v) * 365 * 24 * time.Hour, nil
+	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "y": 365 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			if v, err := strconv.ParseInt(n, 10, 64); err == nil && v > 0 {
+				if v > int64(math.MaxInt64/unit) {
+					return 0, fmt.Errorf("--for %q is longer than %s (about 292 years); give the date with --until", s, time.Duration(math.MaxInt64))
+				}
+				return time.Duration(v) * unit, nil
+			}
 		}
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("--for %q: use a duration such as 720h, 730d or 2y", s)
+		return 0, fmt.Errorf("--for %q: use a duration such as 720h, 730d or 2y (at most about 292 years; or give the date with --until)", s)
 	}
 	return d, nil
 }
