@@ -462,6 +462,9 @@ func (s *Service) updateUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.ok(r, "user.update", "", "user "+name+": "+strings.Join(changed, ", "))
+	if name == bootstrapAdmin && req.Password != "" {
+		s.adminPasswordChanged()
+	}
 	u.Groups = nonNilStrings(u.Groups)
 	problem.JSON(w, http.StatusOK, u)
 }

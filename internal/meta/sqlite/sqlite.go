@@ -39,11 +39,15 @@ type Store struct {
 var _ meta.Store = (*Store)(nil)
 
 // Open opens the SQLite database at path, creating the file if it does not
-// exist, and brings its schema up to date.
+// exist, and brings its schema up to date. The file and its -wal and -shm
+// files are readable by their owner only (PrivateFile).
 func Open(path string) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if err := PrivateFile(abs); err != nil {
+		return nil, err
 	}
 	base := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
 	busy := fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds())

@@ -316,3 +316,35 @@ func TestMigrationMicros(t *testing.T) {
 		t.Fatalf("tokens = %+v; want t1 valid, t2 revoked at %v", st.Tokens, want.Add(time.Minute))
 	}
 }
+
+// TestFileModes: the database and its -wal and -shm files are readable by
+// their owner only, also when an older build left them readable by all.
+func TestFileModes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	check := func(when string) {
+		t.Helper()
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatalf("%s: %v", when, err)
+			}
+			if perm := fi.Mode().Perm(); perm != 0o600 {
+				t.Errorf("%s: %s has mode %v, want 0600", when, filepath.Base(p), perm)
+			}
+		}
+	}
+	s := open(t, path)
+	defer func() { s.Close() }()
+	if err := s.PutUser(t.Context(), account.User{Name: "a", PasswordHash: "$2a$10$x", Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	check("new database")
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s2 := open(t, path) // while s keeps -wal and -shm in place
+	defer s2.Close()
+	check("reopened database left readable by all")
+}
