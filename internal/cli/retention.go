@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -110,16 +111,18 @@ func artifactPath(arg string) (string, error) {
 
 // parsePeriod reads a period (a retention, a token's lifetime): a Go
 // duration ("720h") or a whole number of days ("90d") or years of 365 days
-// ("2y"). Its error names no flag and suggests no value: callers do.
+// ("2y"). A period longer than a duration holds (about 292 years) is
+// refused rather than wrapped around. Its error names no flag and suggests
+// no value: callers do.
 func parsePeriod(s string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		if v, err := strconv.Atoi(n); err == nil && v > 0 {
-			return time.Duration(v) * 24 * time.Hour, nil
-		}
-	}
-	if n, ok := strings.CutSuffix(s, "y"); ok {
-		if v, err := strconv.Atoi(n); err == nil && v > 0 {
-			return time.Duration(v) * 365 * 24 * time.Hour, nil
+	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "y": 365 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			if v, err := strconv.ParseInt(n, 10, 64); err == nil && v > 0 {
+				if v > int64(math.MaxInt64/unit) {
+					return 0, fmt.Errorf("%q is longer than %s (about 292 years)", s, time.Duration(math.MaxInt64))
+				}
+				return time.Duration(v) * unit, nil
+			}
 		}
 	}
 	d, err := time.ParseDuration(s)
@@ -224,7 +227,7 @@ client's clock; the server refuses dates in its past).`,
 			case period != "":
 				d, err := parsePeriod(period)
 				if err != nil {
-					return fmt.Errorf("invalid --for: %w; use a duration such as 720h, 730d or 2y", err)
+					return fmt.Errorf("invalid --for: %w; use a duration such as 720h, 730d or 2y, or give a later date with --until", err)
 				}
 				t = time.Now().Add(d)
 			default:

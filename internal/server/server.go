@@ -89,7 +89,7 @@ func (f fanOut) Record(ctx context.Context, e registry.Event) {
 
 // New opens the stores named by cfg and builds the HTTP handler.
 func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
-	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory %s: %w", cfg.Data, err)
 	}
 	// undo releases what was opened, in reverse, when New fails.
