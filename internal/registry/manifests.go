@@ -148,6 +148,15 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 		return
 	}
 	d := digest.FromBytes(body)
+	if want == "" {
+		// A tag keeps the algorithm it was given: re-pushing the bytes a
+		// tag already points at (say, under sha512) answers with that
+		// digest instead of moving the tag to the sha256 of the same bytes.
+		if cur, err := reg.meta.ResolveTag(ctx, rt.repo, rt.ref); err == nil &&
+			cur.Algorithm() != d.Algorithm() && cur.Algorithm().Available() && cur.Algorithm().FromBytes(body) == cur {
+			d = cur
+		}
+	}
 	if want != "" {
 		if got := want.Algorithm().FromBytes(body); got != want {
 			reg.audit.Record(ctx, Event{Action: "manifest.put", Repo: rt.repo, Digest: want, Result: "invalid", Reason: "digest mismatch", Request: r})
