@@ -28,10 +28,10 @@ func TestCheck(t *testing.T) {
 		`{"a":1,"a":1}`,
 		`{"a":{"b":1,"b":2}}`,
 		`[{"x":1},{"y":1,"y":1}]`,
-		`{"layers":1,"Layers":2}`,         // encoding/json folds case
-		`{"\u006cayers":1,"layers":2}`,    // escapes decode first
-		`{"s":1,"\u017f":2}`,              // 'ſ' folds to 's' in encoding/json
-		`{"k":1,"\u212a":2}`,              // Kelvin sign folds to 'k'
+		`{"layers":1,"Layers":2}`,      // encoding/json folds case
+		`{"\u006cayers":1,"layers":2}`, // escapes decode first
+		`{"s":1,"\u017f":2}`,           // 'ſ' folds to 's' in encoding/json
+		`{"k":1,"\u212a":2}`,           // Kelvin sign folds to 'k'
 		`{"a":{"x":1},"b":[1,{"c":1}],"a":2}`,
 		"{\"\xff\":1,\"\xfe\":2}", // both decode to U+FFFD
 	}
