@@ -94,7 +94,7 @@ func Check(b []byte) error {
 			// One complete top-level value: nothing may follow it.
 			if _, err := dec.Token(); err != io.EOF {
 				if err == nil {
-					return errors.New("data after the JSON document")
+					return errors.New("trailing data after the JSON document")
 				}
 				return err
 			}

@@ -270,6 +270,8 @@ func TestBadInput(t *testing.T) {
 	})
 
 	t.Run("invalid manifest documents", func(t *testing.T) {
+		cfg := `{"mediaType":"` + mtOCIConfig + `","digest":"` + digest.FromBytes(img.config).String() + `","size":` + strconv.Itoa(len(img.config)) + `}`
+		absentLayer := `{"mediaType":"` + mtOCILayer + `","digest":"` + digest.FromString("absent layer").String() + `","size":12}`
 		docs := map[string]string{
 			"not JSON":            `{"schemaVersion":2,`,
 			"array":               `[]`,
@@ -283,6 +285,12 @@ func TestBadInput(t *testing.T) {
 			"empty body":          ``,
 			"index with config":   `{"schemaVersion":2,"mediaType":"` + mtOCIIndex + `","config":{"mediaType":"a/b","digest":"` + img.digest.String() + `","size":1}}`,
 			"docker artifactType": `{"schemaVersion":2,"mediaType":"` + mtDockerManifest + `","artifactType":"a/b","config":{"mediaType":"a/b","digest":"` + img.digest.String() + `","size":1},"layers":[]}`,
+			// Parsers keeping the first of two equal names would see a
+			// layer that is not in the repository; encoding/json keeps
+			// the last (and folds case for struct fields).
+			"duplicate layers":      `{"schemaVersion":2,"mediaType":"` + mtOCIManifest + `","config":` + cfg + `,"layers":[` + absentLayer + `],"layers":[]}`,
+			"case-folded layers":    `{"schemaVersion":2,"mediaType":"` + mtOCIManifest + `","config":` + cfg + `,"layers":[` + absentLayer + `],"Layers":[]}`,
+			"duplicate in a config": `{"schemaVersion":2,"mediaType":"` + mtOCIManifest + `","config":{"mediaType":"` + mtOCIConfig + `","digest":"` + digest.FromString("absent").String() + `","digest":"` + digest.FromBytes(img.config).String() + `","size":` + strconv.Itoa(len(img.config)) + `},"layers":[]}`,
 		}
 		for name, doc := range docs {
 			ct := mtOCIManifest
@@ -295,6 +303,10 @@ func TestBadInput(t *testing.T) {
 			}
 			r := a.putManifest(t, repo, "invalid", ct, []byte(doc))
 			specWantError(t, name, r, 400, "MANIFEST_INVALID")
+			d := digest.FromString(doc)
+			if a.manifestExists(t, repo, d.String()) || a.blobExists(t, repo, d) {
+				t.Fatalf("%s: refused manifest stored", name)
+			}
 		}
 		if a.manifestExists(t, repo, "invalid") {
 			t.Fatal("invalid manifest stored")

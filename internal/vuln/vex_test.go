@@ -155,6 +155,7 @@ func TestParseVEXErrors(t *testing.T) {
 	base := `{"@context": "https://openvex.dev/ns/v0.2.0", "@id": "x", "author": "a", "timestamp": "2024-01-01T00:00:00Z", "statements": [%s]}`
 	stmt := func(s string) string { return strings.Replace(base, "%s", s, 1) }
 	for name, tc := range map[string]struct{ doc, want string }{
+		"repeated status": {stmt(`{"vulnerability": {"name": "CVE-1"}, "products": [{"@id": "pkg:npm/a@1"}], "status": "affected", "action_statement": "x", "status": "fixed"}`), "duplicate key"},
 		"context":       {strings.Replace(stmt(""), "openvex.dev", "example.com", 1), "@context"},
 		"author":        {strings.Replace(stmt(""), `"author": "a"`, `"author": ""`, 1), "author"},
 		"no timestamp":  {strings.Replace(stmt(""), `"timestamp": "2024-01-01T00:00:00Z"`, `"version": 1`, 1), "timestamp"},
