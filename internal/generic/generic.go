@@ -528,22 +528,6 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 
 	empty := v1.DescriptorEmptyJSON
 	empty.Data = nil
-	// Locks are taken in the order file, config, manifest; each is held
-	// until the manifest record naming the bytes commits.
-	defer h.locks.Lock(empty.Digest)()
-	if _, err := h.blobs.Put(ctx, empty.Digest, empty.Size, bytes.NewReader([]byte("{}"))); err != nil {
-		h.internal(w, r, "store empty config", err)
-		return
-	}
-	for _, b := range []struct {
-		d    digest.Digest
-		size int64
-	}{{empty.Digest, empty.Size}, {fd, size}} {
-		if err := h.meta.LinkBlob(ctx, l.oci(), b.d, b.size); err != nil {
-			h.internal(w, r, "link blob", err)
-			return
-		}
-	}
 	doc := v1.Manifest{
 		Versioned:    specs.Versioned{SchemaVersion: 2},
 		MediaType:    v1.MediaTypeImageManifest,
@@ -584,6 +568,32 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 		audit("manifest.put", md, "denied", err.Error())
 		problem.Write(w, http.StatusForbidden, "denied", "Denied by policy", err.Error())
 		return
+	}
+	// The version is new (it did not resolve above): ask the tag policy
+	// now, before anything becomes visible, so a refusal leaves no
+	// repository, link or record behind; only the file's bytes, which no
+	// record names and GC collects. The check runs again inside the
+	// transaction below, against a concurrent writer.
+	if err := h.policy.CheckTag(ctx, l.oci(), l.version, "", md); err != nil {
+		audit("tag.move", md, "denied", err.Error())
+		problem.Write(w, http.StatusForbidden, "denied", "Denied by policy", err.Error())
+		return
+	}
+	// Locks are taken in the order file, config, manifest; each is held
+	// until the manifest record naming the bytes commits.
+	defer h.locks.Lock(empty.Digest)()
+	if _, err := h.blobs.Put(ctx, empty.Digest, empty.Size, bytes.NewReader([]byte("{}"))); err != nil {
+		h.internal(w, r, "store empty config", err)
+		return
+	}
+	for _, b := range []struct {
+		d    digest.Digest
+		size int64
+	}{{empty.Digest, empty.Size}, {fd, size}} {
+		if err := h.meta.LinkBlob(ctx, l.oci(), b.d, b.size); err != nil {
+			h.internal(w, r, "link blob", err)
+			return
+		}
 	}
 	// Bytes first, then the record, as the registry does.
 	defer h.locks.Lock(md)()

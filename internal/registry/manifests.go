@@ -197,6 +197,24 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 		writeError(w, r, denied(err))
 		return
 	}
+	// Ask the tag policy before anything is stored, so that a refused tag
+	// leaves nothing behind. The check runs again inside the transaction
+	// recording the manifest, against the tag's value at commit.
+	for _, t := range tags {
+		cur, err := reg.meta.ResolveTag(ctx, rt.repo, t)
+		if err != nil && !errors.Is(err, meta.ErrNotFound) {
+			writeError(w, r, reg.internal(r, "resolve tag", err))
+			return
+		}
+		if cur == d {
+			continue
+		}
+		if err := reg.policy.CheckTag(ctx, rt.repo, t, cur, d); err != nil {
+			reg.audit.Record(ctx, Event{Action: "tag.move", Repo: rt.repo, Digest: d, Tag: t, Result: "denied", Reason: err.Error(), Request: r})
+			writeError(w, r, denied(err))
+			return
+		}
+	}
 	// Bytes first, then the record: a crash in between leaves an
 	// unreferenced blob for GC, never a record without content. The
 	// digest lock keeps GC from deleting the bytes before the record
