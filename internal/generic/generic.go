@@ -48,6 +48,7 @@ import (
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/reqbody"
 )
 
 // ArtifactType is the artifactType of the manifests generic PUTs create.
@@ -194,6 +195,7 @@ func ValidFilename(name string) bool {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Escaped characters would decode into something other than what the
 	// client's path shows ("%2e%2e", "%2f"): refuse them outright.
+	reqbody.Wrap(r)
 	if r.URL.RawPath != "" {
 		h.refuse(w, r, location{}, http.StatusBadRequest, "invalid-path", "Invalid path", "escaped characters are not allowed in the path")
 		return
@@ -519,6 +521,11 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 		case errors.Is(err, blob.ErrSizeMismatch), errors.Is(err, io.ErrUnexpectedEOF):
 			audit("generic.put", want, "invalid", err.Error())
 			problem.Write(w, http.StatusBadRequest, "incomplete-body", "Incomplete body", "the body ended before Content-Length bytes")
+		case reqbody.Failed(r, err) != nil:
+			be := reqbody.Failed(r, err)
+			h.log.WarnContext(ctx, "request body unreadable", "err", be, "request_id", registry.RequestID(ctx))
+			audit("generic.put", want, "invalid", be.Error())
+			problem.Write(w, be.Status(), "unreadable-body", "Unreadable body", be.Error()+"; nothing was stored")
 		default:
 			h.internal(w, r, "store file", err)
 		}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/reqbody"
 )
 
 // Options configure a Registry. Zero values select safe defaults.
@@ -122,6 +123,7 @@ func New(blobs blob.Store, md meta.Store, opts Options) *Registry {
 // ServeHTTP routes a /v2/ request.
 func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	reqbody.Wrap(r)
 	// Escaped characters (%2e, %2f, ...) never appear in valid names,
 	// digests or tags: refuse them rather than decode them into a path.
 	if r.URL.RawPath != "" {
@@ -247,6 +249,14 @@ func (reg *Registry) base(w http.ResponseWriter, r *http.Request, _ route) {
 func (reg *Registry) internal(r *http.Request, what string, err error) error {
 	reg.log.ErrorContext(r.Context(), what, "err", err, "request_id", RequestID(r.Context()))
 	return err
+}
+
+// unreadableBody answers a request whose body the client failed to
+// deliver (malformed chunked encoding, a connection cut mid-body): the
+// client's error, so a 4xx and a warning rather than a 500 and an error.
+func (reg *Registry) unreadableBody(w http.ResponseWriter, r *http.Request, e *reqbody.Error) {
+	reg.log.WarnContext(r.Context(), "request body unreadable", "err", e, "request_id", RequestID(r.Context()))
+	writeError(w, r, errorf(e.Status(), codeBlobUploadInvalid, "%v", e))
 }
 
 // verify runs the Verifier on d before its bytes are served. Damaged
