@@ -42,7 +42,13 @@ func needRoot(t *testing.T) {
 // returning stdout; it fails the test when the client fails.
 func runWith(t *testing.T, env []string, stdin, bin string, args ...string) string {
 	t.Helper()
-	out, errOut, err := execWith(env, stdin, bin, args...)
+	return runIn(t, "", env, stdin, bin, args...)
+}
+
+// runIn is runWith in the working directory dir.
+func runIn(t *testing.T, dir string, env []string, stdin, bin string, args ...string) string {
+	t.Helper()
+	out, errOut, err := execIn(dir, env, stdin, bin, args...)
 	if err != nil {
 		t.Fatalf("%s %s: %v\nstdout: %s\nstderr: %s", filepath.Base(bin), strings.Join(args, " "), err, out, errOut)
 	}
@@ -60,7 +66,12 @@ func failsWith(t *testing.T, env []string, stdin, bin string, args ...string) st
 }
 
 func execWith(env []string, stdin, bin string, args ...string) (string, string, error) {
+	return execIn("", env, stdin, bin, args...)
+}
+
+func execIn(dir string, env []string, stdin, bin string, args ...string) (string, string, error) {
 	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
