@@ -36,7 +36,7 @@ func TestHelm(t *testing.T) {
 	if !strings.Contains(out, "name: demo") || !strings.Contains(out, "version: 0.1.0") {
 		t.Fatalf("helm show chart:\n%s", out)
 	}
-	dest := filepath.Join(work, "pulled")
+	dest := t.TempDir()
 	runWith(t, env, "", helm, "pull", "oci://"+h+"/charts/demo", "--version", "0.1.0", "--plain-http", "-d", dest)
 	want, err := os.ReadFile(pkg)
 	if err != nil {
