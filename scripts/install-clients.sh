@@ -56,7 +56,8 @@ install_go_in_module() { # name module package version
   (
     cd "$tmp"
     go mod init "build-$name" >/dev/null 2>&1
-    go get "$pkg@$ver" >/dev/null
+    # go get lists every module it adds: show that only when it fails.
+    go get "$pkg@$ver" >get.log 2>&1 || { cat get.log >&2; exit 1; }
     go build -o "$bin/$name" "$pkg"
   )
   rm -rf "$tmp"
