@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -267,6 +268,14 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 	h.Set("Docker-Content-Digest", d.String())
 	if p.Subject != nil {
 		h.Set("OCI-Subject", p.Subject.Digest.String())
+	}
+	// A client pushing with ?tag= learns which tags now point here: one
+	// OCI-Tag header per tag (distribution-spec, "Pushing Manifests with
+	// tags"); without it clients take ?tag= as unsupported.
+	for _, t := range r.URL.Query()["tag"] {
+		if !slices.Contains(h.Values("OCI-Tag"), t) {
+			h.Add("OCI-Tag", t)
+		}
 	}
 	h.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)

@@ -769,6 +769,9 @@ func specPush(t *testing.T, a *specClient) {
 		r := a.putManifest(t, repo, specQuery(t, img.digest.String(), "tag", "qa", "tag", "qb", "tag", "qc"), mtOCIManifest, img.manifest)
 		specWantStatus(t, "PUT ?tag=", r, http.StatusCreated)
 		specWantHeader(t, "PUT ?tag=", r, "Docker-Content-Digest", img.digest.String())
+		if got := r.Header.Values("OCI-Tag"); !slices.Equal(got, []string{"qa", "qb", "qc"}) {
+			t.Fatalf("PUT ?tag= answered OCI-Tag %q, want one header per tag", got)
+		}
 		for _, tag := range []string{"qa", "qb", "qc"} {
 			got := a.do(t, "GET", "/v2/"+repo+"/manifests/"+tag, nil)
 			specWantStatus(t, "GET "+tag, got, http.StatusOK)
