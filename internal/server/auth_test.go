@@ -194,6 +194,18 @@ func (a *authServer) mustAudit(action, result string, subs ...string) {
 	}
 }
 
+// awaitAudit is mustAudit for entries a background worker writes after the
+// effect a test can observe (signing on push stores the signature, then
+// audits it): it polls until the entry appears or 10 s pass.
+func (a *authServer) awaitAudit(action, result string, subs ...string) {
+	a.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !a.audited(action, result, subs...); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			a.t.Fatalf("no audit entry %s/%s with %q", action, result, subs)
+		}
+	}
+}
+
 func statusOf(err error) int {
 	var te *transport.Error
 	if errors.As(err, &te) {

@@ -85,7 +85,7 @@ func TestServerSigning(t *testing.T) {
 		}
 		t.Fatalf("signature on push: %+v", rep)
 	}
-	a.mustAudit("sign", "ok", `"actor":"custody"`, `"repo":"apps/web"`)
+	a.awaitAudit("sign", "ok", `"actor":"custody"`, `"repo":"apps/web"`)
 	// And the SBOM generated on push.
 	v.Require = []string{"sbom"}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
@@ -96,7 +96,7 @@ func TestServerSigning(t *testing.T) {
 	if !rep.OK {
 		t.Fatalf("SBOM on push: %+v", rep)
 	}
-	a.mustAudit("sbom", "ok", `"repo":"apps/web"`)
+	a.awaitAudit("sbom", "ok", `"repo":"apps/web"`)
 	v.Require = nil
 	// Outside onPush: not signed.
 	if _, err := a.push("other/web", "v1", basic("admin:"+a.admin)); err != nil {
