@@ -29,20 +29,22 @@ type (
 )
 
 const (
-	RoleReader     = account.RoleReader
-	RoleWriter     = account.RoleWriter
-	RolePromoter   = account.RolePromoter
-	RoleMaintainer = account.RoleMaintainer
-	RoleAdmin      = account.RoleAdmin
-	RoleAuditor    = account.RoleAuditor
+	RoleReader           = account.RoleReader
+	RoleWriter           = account.RoleWriter
+	RolePromoter         = account.RolePromoter
+	RoleMaintainer       = account.RoleMaintainer
+	RoleAdmin            = account.RoleAdmin
+	RoleAuditor          = account.RoleAuditor
+	RoleGovernanceBypass = account.RoleGovernanceBypass
 
-	PermPull    = account.PermPull
-	PermPush    = account.PermPush
-	PermMoveTag = account.PermMoveTag
-	PermDelete  = account.PermDelete
-	PermManage  = account.PermManage
-	PermAudit   = account.PermAudit
-	PermAdmin   = account.PermAdmin
+	PermPull             = account.PermPull
+	PermPush             = account.PermPush
+	PermMoveTag          = account.PermMoveTag
+	PermDelete           = account.PermDelete
+	PermManage           = account.PermManage
+	PermAudit            = account.PermAudit
+	PermAdmin            = account.PermAdmin
+	PermBypassGovernance = account.PermBypassGovernance
 
 	SubjectAnonymous     = account.SubjectAnonymous
 	SubjectAuthenticated = account.SubjectAuthenticated

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/internal/account"
 	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/registry"
 )
@@ -71,6 +72,15 @@ func TestRolesNest(t *testing.T) {
 	}
 	if RoleAuditor.Perms() != PermAudit {
 		t.Error("auditor holds more than the audit log")
+	}
+	// The governance bypass is its own role's alone.
+	for _, r := range account.Roles {
+		if got := r.Perms()&PermBypassGovernance != 0; got != (r == RoleGovernanceBypass) {
+			t.Errorf("%s holds the governance bypass: %v", r, got)
+		}
+	}
+	if RoleGovernanceBypass.Perms() != PermBypassGovernance || !PermBypassGovernance.Global() {
+		t.Error("governance-bypass must hold the global bypass permission and nothing else")
 	}
 	if _, err := ParseRole("root"); err == nil {
 		t.Error("unknown role accepted")

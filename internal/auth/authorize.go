@@ -137,8 +137,10 @@ func (TagPolicy) CheckDeleteManifest(context.Context, string, digest.Digest) err
 func (TagPolicy) CheckDeleteTag(context.Context, string, string, digest.Digest) error { return nil }
 func (TagPolicy) CheckDeleteBlob(context.Context, string, digest.Digest) error        { return nil }
 
-// CanBypassGovernance implements retention.Permissions: admins may bypass
-// governance-mode retention.
+// CanBypassGovernance implements retention.Permissions: bypassing
+// governance-mode retention needs the bypass-governance permission, which
+// only the governance-bypass role holds (granted on "**"; not part of
+// admin).
 func (s *Service) CanBypassGovernance(ctx context.Context) bool {
-	return PrincipalFrom(ctx).Can("", PermAdmin)
+	return PrincipalFrom(ctx).Can("", PermBypassGovernance)
 }

@@ -63,9 +63,11 @@ docs/maintenance.md.
 
 Repository policies and retention come from the config file's 'policies:'
 list and the /api/v1/policies API. With none, version-like tags (v1.2.3,
-1.2.3-rc.1, 1.2.3_build) are immutable in every repository. Set
-'retention.allowGovernanceBypass: true' to let requests carrying
-X-Custody-Bypass-Governance bypass governance retention (audited).
+1.2.3-rc.1, 1.2.3_build) are immutable in every repository. Bypassing
+governance retention (with X-Custody-Bypass-Governance: <reason>, audited)
+needs the governance-bypass role, which no other role includes, admin
+neither; with --auth=none, 'retention.allowGovernanceBypass: true' gives it
+to every client instead (with authentication on, that key is an error).
 
 Authentication is on by default (docs/security.md). The first start creates
 the account admin with a random password in <data>/admin-password (mode

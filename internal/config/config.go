@@ -260,7 +260,10 @@ type DefaultRetention struct {
 type Retention struct {
 	// AllowGovernanceBypass grants every client the permission to bypass
 	// governance-mode retention (with the X-Custody-Bypass-Governance
-	// header) until authentication provides real permissions. Default false.
+	// header) when authentication is off (auth mode none), where there
+	// are no accounts to grant it to. With authentication on, the
+	// permission comes only from the governance-bypass role and setting
+	// this is an error. Default false.
 	AllowGovernanceBypass bool `yaml:"allowGovernanceBypass"`
 }
 

@@ -89,6 +89,10 @@ func (f fanOut) Record(ctx context.Context, e registry.Event) {
 
 // New opens the stores named by cfg and builds the HTTP handler.
 func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
+	if cfg.Auth.Mode != "none" && cfg.Retention.AllowGovernanceBypass {
+		return nil, errors.New("retention.allowGovernanceBypass applies only with auth mode none; with authentication on, " +
+			"grant the governance-bypass role on \"**\" to whoever may bypass governance retention (custody grant add user:NAME governance-bypass '**')")
+	}
 	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
 		return nil, fmt.Errorf("creating data directory %s: %w", cfg.Data, err)
 	}
@@ -141,6 +145,9 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Bypassing governance retention needs the bypass-governance
+	// permission: from the governance-bypass role with authentication on,
+	// from retention.allowGovernanceBypass (every client) with it off.
 	var perms retention.Permissions = retention.ConfigPermissions{AllowGovernanceBypass: cfg.Retention.AllowGovernanceBypass}
 	var authorizer registry.Authorizer = registry.AllowAll{}
 	if authz != nil {
