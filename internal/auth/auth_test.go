@@ -47,7 +47,7 @@ func TestPrincipalCan(t *testing.T) {
 		}
 	}
 	// A limit (token scope) narrows, never widens.
-	p.limits = append(p.limits, rules(Scope{Role: RoleMaintainer, Repositories: []string{"team/app"}}))
+	p.TokenID, p.tokenRules = "t1", rules(Scope{Role: RoleMaintainer, Repositories: []string{"team/app"}})
 	if !p.Can("team/app", PermPush) || p.Can("team/other", PermPull) || p.Can("team/app", PermDelete) {
 		t.Fatal("limit did not intersect")
 	}
@@ -59,6 +59,41 @@ func TestPrincipalCan(t *testing.T) {
 	q := newPrincipal("bob", "password", nil, []Scope{{Role: RoleReader, Repositories: []string{"a"}}, {Role: RoleWriter, Repositories: []string{"a"}}})
 	if !q.Can("a", PermPull|PermPush) {
 		t.Fatal("split grants")
+	}
+}
+
+func TestShortfall(t *testing.T) {
+	// alice writes team/**; her API token reads team/one; the registry
+	// token (JWT) carries pull on team/one and the catalog.
+	p := newPrincipal("alice", "jwt/token", nil, []Scope{{Role: RoleWriter, Repositories: []string{"team/**"}}, {Role: RoleReader, Repositories: []string{"**"}}})
+	p.TokenID = "t1"
+	p.tokenScopes = []Scope{{Role: RoleReader, Repositories: []string{"team/**"}}, {Role: RoleReader, Repositories: []string{"**"}}}
+	p.tokenRules = scopeRules(p.tokenScopes)
+	p.jwt, p.jwtAccess = true, []rule{{perm: PermPull, pattern: "team/one"}, {perm: PermPull, pattern: catalogOnly}}
+	cases := []struct {
+		repo string
+		perm Perm
+		want shortfall
+	}{
+		{"team/one", PermPull, allowed},
+		{"", PermPull, allowed},                 // the catalog
+		{"team/two", PermPull, lacksJWTAccess},  // a new JWT may carry it
+		{"other", PermPull, lacksJWTAccess},     // the catalog access is not pull on everything
+		{"team/one", PermPush, lacksTokenScope}, // alice may, her token may not
+		{"team/one", PermDelete, lacksGrant},    // alice may not
+		{"", PermBypassGovernance, lacksGrant},  // nor bypass
+		{"team/one", PermPull | PermPush, lacksTokenScope},
+	}
+	for _, c := range cases {
+		if got := p.check(c.repo, c.perm); got != c.want {
+			t.Errorf("check(%q, %s) = %d, want %d", c.repo, c.perm, got, c.want)
+		}
+	}
+	if err := p.denial(lacksTokenScope, "push team/one"); !strings.Contains(err.Error(), "API token t1 is limited to reader on team/**; reader on ** and may not push team/one (alice itself may") {
+		t.Errorf("token denial: %v", err)
+	}
+	if err := p.denial(lacksGrant, "delete team/one"); !strings.Contains(err.Error(), "alice may not delete team/one") {
+		t.Errorf("grant denial: %v", err)
 	}
 }
 

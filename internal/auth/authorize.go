@@ -29,8 +29,11 @@ func permOf(a registry.Action) Perm {
 
 // Authorize implements registry.Authorizer: it authenticates r and checks
 // every access it needs. Anonymous requests that need more than anonymous
-// grants give get 401 with the Docker token flow's challenge; signed-in
-// ones get 403.
+// grants give get 401 with the Docker token flow's challenge. A signed-in
+// caller whose registry token (JWT) lacks an access the caller holds gets
+// 401 with error="insufficient_scope" and the scope the request needs, so
+// the client fetches a wider token; one that lacks the access itself, or
+// whose API token's fixed scope lacks it, gets 403.
 func (s *Service) Authorize(w http.ResponseWriter, r *http.Request, need []registry.Access) (*http.Request, error) {
 	p, err := s.Authenticate(r)
 	if err != nil {
@@ -44,28 +47,51 @@ func (s *Service) Authorize(w http.ResponseWriter, r *http.Request, need []regis
 		s.challenge(w, r, need, err)
 		return r, err
 	}
+	var (
+		denied  error
+		missing []string // what the registry token lacks
+	)
 	for _, a := range need {
 		perm := permOf(a.Action)
 		repo := a.Repo
+		what := string(a.Action) + " " + a.Repo
 		if a.Action == registry.ActionCatalog {
 			repo = "" // the catalog lists every repository
+			what = "list the repository catalog"
 		}
-		if p.Can(repo, perm) {
-			continue
-		}
-		if p.Anonymous() {
-			err := fmt.Errorf("%w: sign in to %s %s", registry.ErrUnauthenticated, a.Action, a.Repo)
+		switch sf := p.check(repo, perm); {
+		case sf == allowed:
+		case p.Anonymous():
+			err := fmt.Errorf("%w: sign in to %s", registry.ErrUnauthenticated, what)
 			s.challenge(w, r, need, err)
 			return r, err
+		case sf == lacksJWTAccess:
+			missing = append(missing, what)
+		case denied == nil:
+			denied = p.denial(sf, what)
 		}
-		what := a.Repo
-		if repo == "" {
-			what = "the repository catalog"
-		}
-		return r, fmt.Errorf("%w: %s may not %s %s", registry.ErrDenied, p.Subject, a.Action, what)
+	}
+	if denied != nil {
+		return r, denied
+	}
+	if len(missing) > 0 {
+		err := &scopeError{missing: missing}
+		s.challenge(w, r, need, err)
+		return r, err
 	}
 	return r, nil
 }
+
+// scopeError refuses a request whose registry token lacks access its
+// holder has: the challenge asks the client for a wider token.
+type scopeError struct{ missing []string }
+
+func (e *scopeError) Error() string {
+	return fmt.Sprintf("%s: the token's scope does not cover %s; ask %s for the scope in WWW-Authenticate",
+		registry.ErrUnauthenticated, strings.Join(e.missing, ", "), TokenPath)
+}
+
+func (e *scopeError) Unwrap() error { return registry.ErrUnauthenticated }
 
 // challenge sets WWW-Authenticate for a 401 (or Retry-After for a 429).
 func (s *Service) challenge(w http.ResponseWriter, r *http.Request, need []registry.Access, err error) {
@@ -86,8 +112,12 @@ func (s *Service) challenge(w http.ResponseWriter, r *http.Request, need []regis
 	if sc := challengeScope(need); sc != "" {
 		h += fmt.Sprintf(`,scope=%q`, sc)
 	}
-	if ae != nil {
+	var se *scopeError
+	switch {
+	case ae != nil:
 		h += `,error="invalid_token"`
+	case errors.As(err, &se):
+		h += `,error="insufficient_scope"`
 	}
 	w.Header().Set("WWW-Authenticate", h)
 }

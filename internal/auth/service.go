@@ -363,7 +363,8 @@ func (s *Service) tokenPrincipal(st *compiled, t Token) (*Principal, error) {
 	}
 	p := st.user(u, "token")
 	p.TokenID = t.ID
-	p.limits = append(p.limits, scopeRules(t.Scopes))
+	p.tokenScopes = t.Scopes
+	p.tokenRules = scopeRules(t.Scopes)
 	return p, nil
 }
 

@@ -35,6 +35,13 @@ func newWhoamiCmd() *cobra.Command {
 				if len(w.Groups) > 0 {
 					fmt.Fprintf(out, "groups: %s\n", strings.Join(w.Groups, ", "))
 				}
+				if w.TokenID != "" {
+					fmt.Fprintf(out, "API token %s may (within %s's grants below):\n", w.TokenID, w.Subject)
+					for _, g := range w.TokenScopes {
+						fmt.Fprintf(out, "  %-10s on %s\n", g.Role, strings.Join(g.Repositories, ", "))
+					}
+					fmt.Fprintf(out, "%s's grants:\n", w.Subject)
+				}
 				for _, g := range w.Grants {
 					fmt.Fprintf(out, "%-10s on %s\n", g.Role, strings.Join(g.Repositories, ", "))
 				}

@@ -249,7 +249,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		}
 		mux.Handle("POST /admission/{env}", s.promo.admissionHandler(cfg.Admission.Registries))
 	}
-	mux.Handle("/api/v1/", &api{policies: engine, checker: checker, locks: md})
+	mux.Handle(apiFallback, &api{policies: engine, checker: checker, locks: md})
 	mux.HandleFunc("POST /api/v1/gc", s.maint.serveGC)
 	mux.HandleFunc("POST /api/v1/scrub", s.maint.serveScrub)
 	(&tlog.Handler{Log: tl, Logger: log}).Register(mux)
