@@ -124,27 +124,40 @@ func TestRolesNest(t *testing.T) {
 
 func TestLimiter(t *testing.T) {
 	now := time.Unix(1000, 0)
-	l := newLimiter(3, time.Minute, func() time.Time { return now })
+	l := newLimiter(3, 10, time.Minute, func() time.Time { return now })
 	for range 3 {
-		if l.blocked("1.2.3.4", "alice") > 0 {
+		if l.nameBlocked("alice") > 0 || l.addrBlocked("1.2.3.4") > 0 {
 			t.Fatal("blocked too early")
 		}
 		l.fail("1.2.3.4", "alice")
 	}
-	if w := l.blocked("1.2.3.4", "bob"); w != time.Minute {
-		t.Fatalf("address not blocked: %v", w)
+	if w := l.nameBlocked("alice"); w != time.Minute {
+		t.Fatalf("name not locked: %v", w)
 	}
-	if w := l.blocked("5.6.7.8", "alice"); w != time.Minute {
-		t.Fatalf("user not blocked from another address: %v", w)
+	// Failures for one name never lock another, nor the address at the
+	// name's count.
+	if l.nameBlocked("bob") != 0 || l.addrBlocked("1.2.3.4") != 0 {
+		t.Fatal("alice's failures locked out bob or the address")
+	}
+	// The address counts every failure, tokens' too (name ""), and trips
+	// at its own, higher count.
+	for i := range 7 {
+		l.fail("1.2.3.4", []string{"", "x", "y"}[i%3])
+	}
+	if w := l.addrBlocked("1.2.3.4"); w != time.Minute {
+		t.Fatalf("address not throttled after 10 failures: %v", w)
+	}
+	if l.addrBlocked("5.6.7.8") != 0 || l.nameBlocked("x") != 0 {
+		t.Fatal("throttling spilled over")
 	}
 	now = now.Add(61 * time.Second)
-	if l.blocked("1.2.3.4", "alice") != 0 {
+	if l.nameBlocked("alice") != 0 || l.addrBlocked("1.2.3.4") != 0 {
 		t.Fatal("still blocked after the window")
 	}
 	l.fail("9.9.9.9", "carol")
 	l.succeed("carol")
-	if len(l.fails["user:carol"]) != 0 || len(l.fails["addr:9.9.9.9"]) != 1 {
-		t.Fatal("success must forget the user's failures, not the address's")
+	if len(l.names.fails["carol"]) != 0 || len(l.addrs.fails["9.9.9.9"]) != 1 {
+		t.Fatal("success must forget the name's failures, not the address's")
 	}
 }
 
@@ -226,7 +239,7 @@ func FuzzAuthenticate(f *testing.F) {
 	if err := st.PutUser(context.Background(), User{Name: "admin", PasswordHash: hash}); err != nil {
 		f.Fatal(err)
 	}
-	s.limiter = newLimiter(1<<30, time.Minute, time.Now) // never lock the fuzzer out
+	s.limiter = newLimiter(1<<30, 1<<30, time.Minute, time.Now) // never lock the fuzzer out
 	f.Fuzz(func(t *testing.T, h string) {
 		r := httptest.NewRequest(http.MethodGet, "/v2/", nil)
 		if h != "" {

@@ -74,8 +74,12 @@ the account admin with a random password in <data>/admin-password (mode
 0600); sign in with 'custody login -u admin'. Clients use the Docker token
 flow (/auth/token), Basic credentials, API tokens ('custody token create')
 or OIDC workload-identity tokens of the issuers in auth.oidc. Roles (reader,
-writer, promoter, maintainer, admin, auditor) are granted with 'custody
-grant' or auth.grants in the config file. --auth=none turns all of it off
+writer, promoter, maintainer, admin, auditor, governance-bypass) are
+granted with 'custody grant' or auth.grants in the config file. Failed
+sign-ins lock out the account name tried (auth.loginFailures) and throttle
+the client address (auth.loginAddressFailures); behind a reverse proxy, list
+it in proxy.trusted (CUSTODY_TRUSTED_PROXIES) so its X-Forwarded-For (or
+Forwarded, proxy.header) names the client. --auth=none turns all of it off
 and is refused unless --addr is a loopback address.
 
 SIGINT or SIGTERM shut down gracefully.`,

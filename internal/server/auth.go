@@ -45,17 +45,18 @@ func newAuth(cfg config.Config, store auth.Store, auditor registry.Auditor, log 
 		issuers = append(issuers, iss)
 	}
 	svc, err := auth.New(auth.Options{
-		Store:         store,
-		Auditor:       auditor,
-		Log:           log,
-		Service:       cfg.Auth.Service,
-		Realm:         cfg.Auth.Realm,
-		TokenTTL:      time.Duration(cfg.Auth.TokenTTL),
-		SigningKey:    key,
-		Grants:        grants,
-		OIDC:          issuers,
-		LoginFailures: cfg.Auth.LoginFailures,
-		LoginWindow:   time.Duration(cfg.Auth.LoginWindow),
+		Store:                store,
+		Auditor:              auditor,
+		Log:                  log,
+		Service:              cfg.Auth.Service,
+		Realm:                cfg.Auth.Realm,
+		TokenTTL:             time.Duration(cfg.Auth.TokenTTL),
+		SigningKey:           key,
+		Grants:               grants,
+		OIDC:                 issuers,
+		LoginFailures:        cfg.Auth.LoginFailures,
+		LoginAddressFailures: cfg.Auth.LoginAddressFailures,
+		LoginWindow:          time.Duration(cfg.Auth.LoginWindow),
 	})
 	if err != nil {
 		return nil, err

@@ -30,6 +30,7 @@ import (
 	"github.com/custody-dev/custody/internal/generic"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/policy"
+	"github.com/custody-dev/custody/internal/proxy"
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/retention"
 	"github.com/custody-dev/custody/internal/tlog"
@@ -294,7 +295,13 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		}
 		mux.ServeHTTP(w, r)
 	})
-	s.handler = requestID(bypass(s.metrics.instrument(root)))
+	// Behind trusted proxies every handler (sign-in throttling, logs,
+	// audit) sees the client's address.
+	proxies, err := proxy.Parse(cfg.Proxy.Trusted, cfg.Proxy.Header)
+	if err != nil {
+		return nil, err
+	}
+	s.handler = proxies.Handler(requestID(bypass(s.metrics.instrument(root))))
 	return s, nil
 }
 
