@@ -11,7 +11,6 @@ import (
 
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/registry"
-	"github.com/custody-dev/custody/internal/veto"
 )
 
 // permOf maps a registry action to the permission it needs.
@@ -155,11 +154,15 @@ func (TagPolicy) CheckTag(ctx context.Context, repo, tag string, current, next d
 		return nil
 	}
 	p := PrincipalFrom(ctx)
-	if p == nil || p.Can(repo, PermMoveTag) {
+	if p == nil {
 		return nil
 	}
-	return fmt.Errorf("%w: tag %s of %s already points at %s; moving it needs the promoter role (%s may only create tags)",
-		veto.ErrDenied, tag, repo, current, p.Subject)
+	sf := p.check(repo, PermMoveTag)
+	if sf == allowed {
+		return nil
+	}
+	return p.denial(sf, fmt.Sprintf("move tag %s of %s, which already points at %s (moving a tag needs the promoter role; writers only create tags)",
+		tag, repo, current))
 }
 
 func (TagPolicy) CheckManifest(context.Context, meta.Manifest) error                  { return nil }

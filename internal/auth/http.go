@@ -247,8 +247,8 @@ func (s *Service) createToken(w http.ResponseWriter, r *http.Request) {
 			}
 			// A token never holds more than its owner: refuse scopes beyond
 			// the owner's rights (and every use intersects them again).
-			if !p.Can(rl.pattern, rl.perm) {
-				s.refuse(w, r, "token.create", rl.pattern, fmt.Errorf("%w: %s cannot give a token the %s role on %s: it does not hold it", registry.ErrDenied, p.Subject, sc.Role, rl.pattern))
+			if sf := p.check(rl.pattern, rl.perm); sf != allowed {
+				s.refuse(w, r, "token.create", rl.pattern, p.denial(sf, fmt.Sprintf("give a token the %s role on %s (a token never holds more than what creates it)", sc.Role, rl.pattern)))
 				return
 			}
 		}

@@ -187,6 +187,24 @@ func TestAPITokenScopeRefusals(t *testing.T) {
 	if code != http.StatusForbidden || !strings.Contains(body, "API token "+narrow.ID+" is limited to reader on team/one") {
 		t.Fatalf("policy read with the narrow token: %d %s", code, body)
 	}
+	// A promoter's writer token may create tags, not move them: the
+	// refusal names the token, and the tag stays.
+	pat := a.user("pat", nil, auth.Grant{Subject: "user:pat", Role: auth.RolePromoter, Repository: "team/**"})
+	wtok := a.token(pat, auth.RoleWriter, "1h", "team/**")
+	before := a.digestOf("team/one", "v1")
+	if _, err := a.push("team/one", "v1", basic("token:"+wtok.Secret)); statusOf(err) != http.StatusForbidden ||
+		!strings.Contains(err.Error(), "API token "+wtok.ID+" is limited to writer on team/**") || !strings.Contains(err.Error(), "promoter") {
+		t.Fatalf("tag move with a writer token of a promoter: %v", err)
+	}
+	if a.digestOf("team/one", "v1") != before {
+		t.Fatal("the refused move moved the tag")
+	}
+	// A token cannot create a token beyond its own scope, even where its
+	// owner could; the refusal says so.
+	code, body, _ = a.call("POST", "/api/v1/tokens", wtok.Secret, auth.TokenRequest{Name: "x", Scopes: []auth.Scope{{Role: auth.RolePromoter, Repositories: []string{"team/**"}}}})
+	if code != http.StatusForbidden || !strings.Contains(body, "API token "+wtok.ID+" is limited to writer on team/**") {
+		t.Fatalf("token beyond the creating token: %d %s", code, body)
+	}
 	// whoami with a token shows the token's scope beside the owner's grants.
 	var who auth.Whoami
 	if err := json.Unmarshal([]byte(a.must("GET", "/api/v1/whoami", narrow.Secret, nil, http.StatusOK)), &who); err != nil {
