@@ -61,7 +61,7 @@ func (s *Service) Authorize(w http.ResponseWriter, r *http.Request, need []regis
 		switch sf := p.check(repo, perm); {
 		case sf == allowed:
 		case p.Anonymous():
-			err := fmt.Errorf("%w: sign in to %s", registry.ErrUnauthenticated, what)
+			err := fmt.Errorf("%w: sign in to %s", registry.ErrUnauthenticated, signInFor(need))
 			s.challenge(w, r, need, err)
 			return r, err
 		case sf == lacksJWTAccess:
@@ -176,4 +176,43 @@ func (TagPolicy) CheckDeleteBlob(context.Context, string, digest.Digest) error  
 // admin).
 func (s *Service) CanBypassGovernance(ctx context.Context) bool {
 	return PrincipalFrom(ctx).Can("", PermBypassGovernance)
+}
+
+// signInFor says what a request that needs need asks to do, for the 401
+// that tells an anonymous client to sign in: per repository its strongest
+// action (a push also needs pull, but the client is pushing), e.g. "push to
+// tools/app" or "pull a/b and push to c/d".
+func signInFor(need []registry.Access) string {
+	rank := map[registry.Action]int{registry.ActionPull: 1, registry.ActionCatalog: 1, registry.ActionPush: 2, registry.ActionDelete: 3}
+	strongest := map[string]registry.Action{}
+	var order []string
+	for _, a := range need {
+		repo := a.Repo
+		if a.Action == registry.ActionCatalog {
+			repo = ""
+		}
+		cur, seen := strongest[repo]
+		if !seen {
+			order = append(order, repo)
+		}
+		if !seen || rank[a.Action] > rank[cur] {
+			strongest[repo] = a.Action
+		}
+	}
+	var parts []string
+	for _, repo := range order {
+		switch a := strongest[repo]; a {
+		case registry.ActionCatalog:
+			parts = append(parts, "list the repository catalog")
+		case registry.ActionPull:
+			parts = append(parts, "pull "+repo)
+		case registry.ActionPush:
+			parts = append(parts, "push to "+repo)
+		case registry.ActionDelete:
+			parts = append(parts, "delete in "+repo)
+		default:
+			parts = append(parts, string(a)+" "+repo)
+		}
+	}
+	return strings.Join(parts, " and ")
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/registry"
 )
@@ -255,13 +256,24 @@ func (s *Service) createToken(w http.ResponseWriter, r *http.Request) {
 	}
 	secret, id := newSecret()
 	sum := sha256.Sum256([]byte(secret))
-	now := s.now().UTC()
-	t := Token{ID: id, Hash: hex.EncodeToString(sum[:]), Owner: p.Subject, Name: req.Name, Scopes: req.Scopes, Created: now, Expires: now.Add(life)}
+	// The times as the store keeps them, so the answer and the audit entry
+	// state exactly what is stored.
+	now, err := meta.Instant(s.now())
+	if err != nil {
+		problem.Write(w, http.StatusInternalServerError, "internal", "Storing the token failed", err.Error())
+		return
+	}
+	expires, err := meta.Instant(now.Add(life))
+	if err != nil {
+		s.invalid(w, r, "token.create", "", fmt.Sprintf("expiresIn %q: %v", req.ExpiresIn, err))
+		return
+	}
+	t := Token{ID: id, Hash: hex.EncodeToString(sum[:]), Owner: p.Subject, Name: req.Name, Scopes: req.Scopes, Created: now, Expires: expires}
 	if err := s.opts.Store.PutToken(r.Context(), t); err != nil {
 		problem.Write(w, http.StatusInternalServerError, "internal", "Storing the token failed", err.Error())
 		return
 	}
-	s.ok(r, "token.create", "", fmt.Sprintf("token %s (%s) for %s until %s", id, req.Name, p.Subject, t.Expires.Format(time.RFC3339)))
+	s.ok(r, "token.create", "", fmt.Sprintf("token %s (%s) for %s until %s", id, req.Name, p.Subject, t.Expires.Format(time.RFC3339Nano)))
 	problem.JSON(w, http.StatusCreated, CreatedToken{Token: t, Secret: secret})
 }
 
@@ -469,6 +481,9 @@ func (s *Service) updateUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.ok(r, "user.update", "", "user "+name+": "+strings.Join(changed, ", "))
+	if name == bootstrapAdmin && req.Password != "" {
+		s.adminPasswordChanged()
+	}
 	u.Groups = nonNilStrings(u.Groups)
 	problem.JSON(w, http.StatusOK, u)
 }

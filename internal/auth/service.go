@@ -9,11 +9,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -53,6 +53,11 @@ type Options struct {
 	LoginWindow          time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// AdminPasswordFile is where Bootstrap writes the first admin's
+	// random password (the server uses <data>/admin-password); it is
+	// removed once that password is changed. Empty: Bootstrap creates no
+	// account.
+	AdminPasswordFile string
 }
 
 // TokenPath is where the Docker token flow's endpoint is served.
@@ -444,11 +449,17 @@ func newSecret() (secret, id string) {
 	return tokenPrefix + base64.RawURLEncoding.EncodeToString(b[:]), hex.EncodeToString(i[:])
 }
 
+// bootstrapAdmin is the account Bootstrap creates.
+const bootstrapAdmin = "admin"
+
 // Bootstrap creates the account "admin" with a random password and the
 // admin role on every repository when the store has no user yet, writes
-// the password to <dataDir>/admin-password (mode 0600) and says so in the
-// log. It does nothing when any account exists.
-func (s *Service) Bootstrap(ctx context.Context, dataDir string) error {
+// the password to Options.AdminPasswordFile (mode 0600) and says so in
+// the log. It does nothing when any account exists.
+func (s *Service) Bootstrap(ctx context.Context) error {
+	if s.opts.AdminPasswordFile == "" {
+		return nil
+	}
 	st, err := s.opts.Store.AuthState(ctx)
 	if err != nil {
 		return err
@@ -463,11 +474,11 @@ func (s *Service) Bootstrap(ctx context.Context, dataDir string) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dataDir, "admin-password")
+	path := s.opts.AdminPasswordFile
 	if err := writeSecretFile(path, []byte(pass+"\n")); err != nil {
 		return fmt.Errorf("writing the admin password: %w", err)
 	}
-	if err := s.opts.Store.PutUser(ctx, User{Name: "admin", PasswordHash: hash, Groups: []string{}, Created: s.now().UTC()}); err != nil {
+	if err := s.opts.Store.PutUser(ctx, User{Name: bootstrapAdmin, PasswordHash: hash, Groups: []string{}, Created: s.now().UTC()}); err != nil {
 		return err
 	}
 	if err := s.opts.Store.PutGrant(ctx, Grant{Subject: "user:admin", Role: RoleAdmin, Repository: "**"}); err != nil {
@@ -478,6 +489,24 @@ func (s *Service) Bootstrap(ctx context.Context, dataDir string) error {
 	s.opts.Log.Warn("created the account admin with a random password; sign in with 'custody login -u admin' and change it",
 		"password_file", path)
 	return nil
+}
+
+// adminPasswordChanged removes the file Bootstrap wrote the first admin
+// password to, now that the password it holds no longer signs in, and
+// says so in the log. A missing file is fine (removed already, or never
+// written).
+func (s *Service) adminPasswordChanged() {
+	path := s.opts.AdminPasswordFile
+	if path == "" {
+		return
+	}
+	switch err := os.Remove(path); {
+	case err == nil:
+		s.opts.Log.Info("the admin password was changed: removed the file that held the first one", "password_file", path)
+	case !errors.Is(err, fs.ErrNotExist):
+		s.opts.Log.Error("the admin password was changed, but removing the file that held the first one failed; remove it by hand",
+			"password_file", path, "err", err)
+	}
 }
 
 func writeSecretFile(path string, data []byte) error {

@@ -87,7 +87,7 @@ func newTokenCreateCmd() *cobra.Command {
 			}
 			life, err := parsePeriod(expires)
 			if err != nil {
-				return fmt.Errorf("invalid --expires %q: %w", expires, err)
+				return fmt.Errorf("invalid --expires: %w; use a duration such as 12h, 90d or 1y (the server allows at most a year)", err)
 			}
 			req := auth.TokenRequest{Name: tname, Scopes: []auth.Scope{{Role: auth.Role(role), Repositories: repos}}, ExpiresIn: life.String()}
 			b, err := f.call(cmd, http.MethodPost, "/api/v1/tokens", req, nil)
@@ -111,7 +111,7 @@ func newTokenCreateCmd() *cobra.Command {
 	fl.StringVar(&tname, "name", "", "what the token is for (required)")
 	fl.StringVar(&role, "role", "reader", "role the token holds: reader, writer, promoter, maintainer, admin, auditor, governance-bypass")
 	fl.StringSliceVar(&repos, "repo", nil, "repository pattern (repeatable): 'team/*' one level, 'team/**' all below, '**' all")
-	fl.StringVar(&expires, "expires", "30d", "lifetime, e.g. 12h, 30d, 1y (at most about a year)")
+	fl.StringVar(&expires, "expires", "30d", "lifetime, e.g. 12h, 90d or 1y; the server refuses more than a year (366d)")
 	_ = cmd.MarkFlagRequired("name")
 	return cmd
 }

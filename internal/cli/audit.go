@@ -53,11 +53,11 @@ func newAuditCheckpointCmd() *cobra.Command {
   custody audit checkpoint --server http://127.0.0.1:5000 --sign`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c := auditClient{base: strings.TrimSuffix(serverURL, "/")}
-			var (
-				b   []byte
-				err error
-			)
+			c, err := newAuditClient(serverURL)
+			if err != nil {
+				return err
+			}
+			var b []byte
 			if sign {
 				b, err = c.do(http.MethodPost, "/api/v1/audit/checkpoint")
 			} else {
@@ -70,7 +70,7 @@ func newAuditCheckpointCmd() *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&serverURL, "server", "http://127.0.0.1:5000", "custody server URL")
+	registerServer(cmd.Flags(), &serverURL)
 	cmd.Flags().BoolVar(&sign, "sign", false, "ask the server to sign a checkpoint of the current tree first")
 	return cmd
 }
@@ -88,7 +88,10 @@ DIR/entries.jsonl (one {"index","entry","leafHash"} object a line), so that
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := args[0]
-			c := auditClient{base: strings.TrimSuffix(serverURL, "/")}
+			c, err := newAuditClient(serverURL)
+			if err != nil {
+				return err
+			}
 			cp, err := c.do(http.MethodGet, "/api/v1/audit/checkpoint")
 			if err != nil {
 				return err
@@ -119,7 +122,7 @@ DIR/entries.jsonl (one {"index","entry","leafHash"} object a line), so that
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&serverURL, "server", "http://127.0.0.1:5000", "custody server URL")
+	registerServer(cmd.Flags(), &serverURL)
 	return cmd
 }
 
@@ -156,7 +159,11 @@ It prints every problem found and exits with status 1 if there is any.`,
 			if exportDir != "" {
 				src = exportSource(exportDir)
 			} else {
-				src = auditClient{base: strings.TrimSuffix(serverURL, "/")}
+				c, err := newAuditClient(serverURL)
+				if err != nil {
+					return err
+				}
+				src = c
 			}
 			v := &auditVerifier{src: src, out: cmd.OutOrStdout(), warn: cmd.ErrOrStderr()}
 			if err := v.run(keyFile, sinceFile); err != nil {
@@ -169,7 +176,7 @@ It prints every problem found and exits with status 1 if there is any.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&serverURL, "server", "http://127.0.0.1:5000", "custody server URL")
+	registerServer(f, &serverURL)
 	f.StringVar(&exportDir, "export", "", "verify an export directory (custody audit export) offline")
 	f.StringVar(&keyFile, "key", "", "the log's public key (log-key.pub from the server's data directory)")
 	f.StringVar(&sinceFile, "since-checkpoint", "", "a checkpoint saved earlier: check the log still extends it")
@@ -188,6 +195,13 @@ type auditSource interface {
 var errNoProofs = errors.New("no proofs offline")
 
 type auditClient struct{ base string }
+
+// newAuditClient talks to the server --server, CUSTODY_SERVER or the last
+// login names.
+func newAuditClient(flag string) (auditClient, error) {
+	base, err := resolveServer(flag)
+	return auditClient{base: base}, err
+}
 
 var auditHTTP = &http.Client{Timeout: time.Minute}
 

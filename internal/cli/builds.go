@@ -24,7 +24,7 @@ type queryFlags struct {
 }
 
 func (f *queryFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.server, "server", "http://127.0.0.1:5000", "custody server URL")
+	registerServer(fs, &f.server)
 	fs.StringVarP(&f.output, "output", "o", outputText, "output format: text or json")
 }
 
@@ -38,12 +38,16 @@ func (f *queryFlags) get(ctx context.Context, path string, v any) ([]byte, error
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(f.server, "/")+path, nil)
+	server, err := resolveServer(f.server)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, server+path, nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("User-Agent", "custody/"+Version)
-	if err := authorize(req, f.server); err != nil {
+	if err := authorize(req, server); err != nil {
 		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -109,7 +113,7 @@ annotation is COMMIT: OCI pushes and generic uploads alike.`,
 		},
 	}
 	qf.register(cmd.Flags())
-	cmd.Flags().StringVar(&revision, "revision", "", "source revision (commit) to look up")
+	cmd.Flags().StringVar(&revision, "revision", "", "source revision (commit) to look up, exactly as recorded (usually the full commit hash)")
 	return cmd
 }
 

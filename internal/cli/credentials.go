@@ -41,8 +41,8 @@ func keychain() authn.Keychain {
 // serverHost returns the host[:port] of a server base URL.
 func serverHost(server string) (string, error) {
 	u, err := url.Parse(server)
-	if err != nil || u.Host == "" {
-		return "", fmt.Errorf("invalid --server %q (expected a URL such as http://127.0.0.1:5000)", server)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", fmt.Errorf("invalid server %q (expected a URL such as http://127.0.0.1:5000)", server)
 	}
 	return u.Host, nil
 }

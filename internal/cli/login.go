@@ -31,15 +31,21 @@ its credential helper when one is configured), where docker, crane, skopeo,
 regctl, cosign and custody's own commands find them.
 
 The password may be an account password or an API token ('custody token
-create'). SERVER is host:port (default 127.0.0.1:5000). The credentials are
-checked first, through the same token flow docker uses.`,
+create'). SERVER is host:port or a URL (default: $CUSTODY_SERVER, else the
+server of the last login, else 127.0.0.1:5000). The credentials are checked
+first, through the same token flow docker uses.
+
+custody remembers the server in its own config file
+($XDG_CONFIG_HOME/custody/config.json, else ~/.config/custody/config.json):
+later commands talk to it without --server, unless --server or
+CUSTODY_SERVER names another.`,
 		Example: `  custody login -u admin --password-stdin < custody-data/admin-password
   echo "$TOKEN" | custody login registry.example.org -u ci --password-stdin`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			host := "127.0.0.1:5000"
-			if len(args) == 1 {
-				host = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(args[0], "https://"), "http://"), "/")
+			host, err := argHost(args)
+			if err != nil {
+				return err
 			}
 			if user == "" {
 				return errors.New("no user name: give one with -u (e.g. -u admin)")
@@ -62,6 +68,12 @@ checked first, through the same token flow docker uses.`,
 				return fmt.Errorf("invalid server %q: %w", host, err)
 			}
 			basic := &authn.Basic{Username: user, Password: password}
+			// The ping tells whether the server speaks HTTPS or only HTTP
+			// (allowed for loopback and private addresses).
+			ping, err := transport.Ping(cmd.Context(), reg, http.DefaultTransport)
+			if err != nil {
+				return fmt.Errorf("signing in to %s failed: %w", host, err)
+			}
 			// The transport pings /v2/, follows the Bearer challenge to the
 			// token endpoint with these credentials and fails if refused.
 			scopes := []string{reg.Scope(transport.PullScope)}
@@ -78,7 +90,13 @@ checked first, through the same token flow docker uses.`,
 			if err := cf.Save(); err != nil {
 				return fmt.Errorf("saving %s: %w", cf.Filename, err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Signed in to %s as %s (credentials in %s)\n", host, user, cf.Filename)
+			server := serverURL(host, ping.Insecure)
+			path, err := rememberServer(server)
+			if err != nil {
+				return fmt.Errorf("signed in, but remembering %s as the default server failed: %w", server, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Signed in to %s as %s (credentials in %s; %s is now the default server, kept in %s)\n",
+				host, user, cf.Filename, server, path)
 			return nil
 		},
 	}
@@ -92,12 +110,16 @@ checked first, through the same token flow docker uses.`,
 func newLogoutCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "logout [SERVER]",
-		Short: "Remove the stored credentials of a server",
-		Args:  cobra.MaximumNArgs(1),
+		Short: "Remove the stored credentials of a server, and forget it as the default server",
+		Long: `Remove the stored credentials of SERVER (host:port or a URL; default:
+$CUSTODY_SERVER, else the server of the last login, else 127.0.0.1:5000).
+If SERVER is the one 'custody login' remembered, later commands go back to
+$CUSTODY_SERVER or 127.0.0.1:5000.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			host := "127.0.0.1:5000"
-			if len(args) == 1 {
-				host = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(args[0], "https://"), "http://"), "/")
+			host, err := argHost(args)
+			if err != nil {
+				return err
 			}
 			cf, err := config.Load(config.Dir())
 			if err != nil {
@@ -109,10 +131,31 @@ func newLogoutCmd() *cobra.Command {
 			if err := cf.Save(); err != nil {
 				return fmt.Errorf("saving %s: %w", cf.Filename, err)
 			}
+			forgot, err := forgetServer(host)
+			if err != nil {
+				return fmt.Errorf("removed the credentials of %s, but forgetting it as the default server failed: %w", host, err)
+			}
+			if forgot {
+				fmt.Fprintf(cmd.OutOrStdout(), "Removed the credentials of %s; it is no longer the default server\n", host)
+				return nil
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Removed the credentials of %s\n", host)
 			return nil
 		},
 	}
+}
+
+// argHost returns the host[:port] of login's or logout's SERVER argument,
+// or of the server client commands use when it is absent.
+func argHost(args []string) (string, error) {
+	if len(args) == 1 {
+		return loginHost(args[0])
+	}
+	server, err := resolveServer("")
+	if err != nil {
+		return "", err
+	}
+	return serverHost(server)
 }
 
 // printJSONOrText prints b (a JSON answer) as indented JSON when -o json,

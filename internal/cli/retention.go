@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -24,7 +25,7 @@ type apiFlags struct {
 }
 
 func (f *apiFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.server, "server", "http://127.0.0.1:5000", "base URL of the custody server")
+	registerServer(fs, &f.server)
 	fs.StringVarP(&f.output, "output", "o", outputText, "output format: text or json")
 }
 
@@ -53,7 +54,11 @@ func (f *apiFlags) call(cmd *cobra.Command, method, path string, body any, heade
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(cmd.Context(), method, strings.TrimRight(f.server, "/")+path, rd)
+	server, err := resolveServer(f.server)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(cmd.Context(), method, server+path, rd)
 	if err != nil {
 		return nil, err
 	}
@@ -62,12 +67,12 @@ func (f *apiFlags) call(cmd *cobra.Command, method, path string, body any, heade
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "custody/"+Version)
-	if err := authorize(req, f.server); err != nil {
+	if err := authorize(req, server); err != nil {
 		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w (is the server running? choose it with --server)", err)
+		return nil, fmt.Errorf("%w (is the server running? choose it with --server or %s)", err, envServer)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
@@ -78,7 +83,7 @@ func (f *apiFlags) call(cmd *cobra.Command, method, path string, body any, heade
 		var p struct{ Title, Detail string }
 		if json.Unmarshal(b, &p) == nil && p.Title != "" {
 			if resp.StatusCode == http.StatusUnauthorized {
-				return b, fmt.Errorf("%s (%d): %s; sign in with 'custody login %s' or set %s", p.Title, resp.StatusCode, p.Detail, f.server, envToken)
+				return b, fmt.Errorf("%s (%d): %s; sign in with 'custody login %s' or set %s", p.Title, resp.StatusCode, p.Detail, server, envToken)
 			}
 			return b, fmt.Errorf("%s (%d): %s", p.Title, resp.StatusCode, p.Detail)
 		}
@@ -104,22 +109,25 @@ func artifactPath(arg string) (string, error) {
 	return repo + "/@" + d, nil
 }
 
-// parsePeriod reads a retention period: a Go duration ("720h") or a whole
-// number of days ("730d") or years of 365 days ("2y").
+// parsePeriod reads a period (a retention, a token's lifetime): a Go
+// duration ("720h") or a whole number of days ("90d") or years of 365 days
+// ("2y"). A period longer than a duration holds (about 292 years) is
+// refused rather than wrapped around. Its error names no flag and suggests
+// no value: callers do.
 func parsePeriod(s string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		if v, err := strconv.Atoi(n); err == nil && v > 0 {
-			return time.Duration(v) * 24 * time.Hour, nil
-		}
-	}
-	if n, ok := strings.CutSuffix(s, "y"); ok {
-		if v, err := strconv.Atoi(n); err == nil && v > 0 {
-			return time.Duration(v) * 365 * 24 * time.Hour, nil
+	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "y": 365 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			if v, err := strconv.ParseInt(n, 10, 64); err == nil && v > 0 {
+				if v > int64(math.MaxInt64/unit) {
+					return 0, fmt.Errorf("%q is longer than %s (about 292 years)", s, time.Duration(math.MaxInt64))
+				}
+				return time.Duration(v) * unit, nil
+			}
 		}
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("--for %q: use a duration such as 720h, 730d or 2y", s)
+		return 0, fmt.Errorf("%q is not a positive duration", s)
 	}
 	return d, nil
 }
@@ -219,7 +227,7 @@ client's clock; the server refuses dates in its past).`,
 			case period != "":
 				d, err := parsePeriod(period)
 				if err != nil {
-					return err
+					return fmt.Errorf("invalid --for: %w; use a duration such as 720h, 730d or 2y, or give a later date with --until", err)
 				}
 				t = time.Now().Add(d)
 			default:

@@ -71,12 +71,14 @@ func TestRetentionCommands(t *testing.T) {
 func TestParsePeriodAndArtifactPath(t *testing.T) {
 	for in, want := range map[string]time.Duration{
 		"720h": 720 * time.Hour, "730d": 730 * 24 * time.Hour, "2y": 2 * 365 * 24 * time.Hour,
+		"292y": 292 * 365 * 24 * time.Hour, "106751d": 106751 * 24 * time.Hour,
 	} {
 		if got, err := parsePeriod(in); err != nil || got != want {
 			t.Errorf("parsePeriod(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "0d", "-3d", "soon", "1.5y", "-1h"} {
+	// Longer than a duration holds: refused, not wrapped around.
+	for _, bad := range []string{"", "0d", "-3d", "soon", "1.5y", "-1h", "293y", "300y", "106752d", "3000000h", "99999999999999999999y"} {
 		if _, err := parsePeriod(bad); err == nil {
 			t.Errorf("parsePeriod(%q) accepted", bad)
 		}

@@ -26,7 +26,9 @@ speaks the OCI distribution API (docker, crane, oras, skopeo and cosign work
 unchanged) and keeps every artifact immutable and traceable.
 
 Run 'custody serve' to start a registry on 127.0.0.1:5000 with an embedded
-store in ./custody-data.`,
+store in ./custody-data. Client commands talk to the server named by their
+--server flag, else by CUSTODY_SERVER, else the one of the last 'custody
+login', else http://127.0.0.1:5000.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -71,8 +71,10 @@ to every client instead (with authentication on, that key is an error).
 
 Authentication is on by default (docs/security.md). The first start creates
 the account admin with a random password in <data>/admin-password (mode
-0600); sign in with 'custody login -u admin'. Clients use the Docker token
-flow (/auth/token), Basic credentials, API tokens ('custody token create')
+0600), removed once that password is changed; sign in with 'custody login
+-u admin'. Every file serve creates in the data directory is readable by
+its owner only (directories 0700, files 0600). Clients use the Docker
+token flow (/auth/token), Basic credentials, API tokens ('custody token create')
 or OIDC workload-identity tokens of the issuers in auth.oidc. Roles (reader,
 writer, promoter, maintainer, admin, auditor, governance-bypass) are
 granted with 'custody grant' or auth.grants in the config file. Failed

@@ -35,7 +35,11 @@ promoted artifact against its environment's gate ('custody violations').`,
 				return err
 			}
 			defer fh.Close()
-			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, strings.TrimRight(f.server, "/")+"/api/v1/vulndb", fh)
+			server, err := resolveServer(f.server)
+			if err != nil {
+				return err
+			}
+			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, server+"/api/v1/vulndb", fh)
 			if err != nil {
 				return err
 			}
@@ -44,12 +48,12 @@ promoted artifact against its environment's gate ('custody violations').`,
 			} else {
 				req.Header.Set("Content-Type", "application/json")
 			}
-			if err := authorize(req, f.server); err != nil {
+			if err := authorize(req, server); err != nil {
 				return err
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
-				return fmt.Errorf("%w (is the server running? choose it with --server)", err)
+				return fmt.Errorf("%w (is the server running? choose it with --server or %s)", err, envServer)
 			}
 			defer resp.Body.Close()
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -192,10 +192,13 @@ func ValidFilename(name string) bool {
 
 // ServeHTTP routes a /generic/ request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// Escaped characters would decode into something other than what the
-	// client's path shows ("%2e%2e", "%2f"): refuse them outright.
-	if r.URL.RawPath != "" {
-		h.refuse(w, r, location{}, http.StatusBadRequest, "invalid-path", "Invalid path", "escaped characters are not allowed in the path")
+	// The path is checked and served exactly as the client wrote it:
+	// percent-escapes would decode into something other than what it shows
+	// ("%2e%2e", "%2f"), so every one is refused, as is any character that
+	// would need one (EscapedPath shows both as '%').
+	if strings.Contains(r.URL.EscapedPath(), "%") {
+		h.refuse(w, r, location{}, http.StatusBadRequest, "invalid-path", "Invalid path",
+			"percent-escapes (and characters that need them, such as spaces) are not allowed in the path")
 		return
 	}
 	l, msg := parse(r.URL.Path)

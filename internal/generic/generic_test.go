@@ -267,6 +267,11 @@ func TestHostilePaths(t *testing.T) {
 		"/generic/tools/app/../../../escape/1/f",
 		"/generic/../escape/x/1/f",
 		"/generic/tools/app/1.0.0/evil%00.txt",
+		"/generic/tools/app/1.0.0/my%20file.txt",
+		"/generic/tools/app/1.0.0/r%C3%A9sum%C3%A9.pdf",
+		"/generic/tools/app/1.0.0/f%2Etxt",
+		"/generic/tools/app/1.0.0/f%25",
+		"/generic/tools/app%2D1/1.0.0/f",
 		"/generic/tools/app/1.0.0/.hidden",
 		"/generic/tools/app/1.0.0/a..b",
 		"/generic/tools/app/../1.0.0/f",
@@ -439,5 +444,39 @@ func TestBuildMetadataQueries(t *testing.T) {
 	out, err = exec.Command(testserver.Binary(t), "versions", "--server", srv.URL, "tools/service-cli").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), put.Manifest.String()) {
 		t.Fatalf("custody versions: %v\n%s", err, out)
+	}
+}
+
+// TestAnonymousAskedToSignInForTheAction: with authentication on (the
+// default), an anonymous upload is refused with 401 telling the client to
+// sign in to push (not to pull, the first permission an upload needs), a
+// download to pull; nothing is stored; the same curl with credentials
+// works (docs/generic.md).
+func TestAnonymousAskedToSignInForTheAction(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{Auth: true})
+	url := srv.URL + "/generic/tools/app/1.0.0/f.bin"
+	before := blobFiles(t, srv.Data)
+	resp, body := do(t, http.MethodPut, url, strings.NewReader("payload"), nil)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "sign in to push to tools/app") {
+		t.Fatalf("anonymous PUT: %s %s", resp.Status, body)
+	}
+	if after := blobFiles(t, srv.Data); !slices.Equal(before, after) {
+		t.Fatalf("a refused upload stored blobs: %v -> %v", before, after)
+	}
+	resp, body = do(t, http.MethodGet, url, nil, nil)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "sign in to pull tools/app") {
+		t.Fatalf("anonymous GET: %s %s", resp.Status, body)
+	}
+	resp, body = do(t, http.MethodDelete, srv.URL+"/v2/tools/app/manifests/1.0.0", nil, nil)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "sign in to delete in tools/app") {
+		t.Fatalf("anonymous DELETE: %s %s", resp.Status, body)
+	}
+	admin := map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:"+srv.AdminPassword()))}
+	resp, body = do(t, http.MethodGet, url, nil, admin)
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET after the refused PUT: %s %s", resp.Status, body)
+	}
+	if resp, body = do(t, http.MethodPut, url, strings.NewReader("payload"), admin); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT with credentials: %s %s", resp.Status, body)
 	}
 }

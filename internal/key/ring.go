@@ -232,7 +232,7 @@ func (r *Ring) record(pubKey crypto.PublicKey, alg Algorithm, name string, encPr
 			return Info{}, err
 		}
 	}
-	if err := writeFile(r.Path(info.PublicFile), pub, 0o644); err != nil {
+	if err := writeFile(r.Path(info.PublicFile), pub, 0o600); err != nil {
 		return Info{}, err
 	}
 	if err := r.writeInfo(info); err != nil {
@@ -372,7 +372,7 @@ func (r *Ring) writeInfo(info Info) error {
 	if err != nil {
 		return err
 	}
-	return writeFile(r.Path(info.ID+".json"), append(b, '\n'), 0o644)
+	return writeFile(r.Path(info.ID+".json"), append(b, '\n'), 0o600)
 }
 
 // writeFile writes a file atomically and durably: a temporary file in the

@@ -14,6 +14,9 @@
 //   - Listings (Tags, Repositories) are in lexical (byte) order, start after
 //     `last` and return at most n entries.
 //   - A repository exists while it has at least one manifest or linked blob.
+//   - Every instant is kept as Instant returns it (UTC, to the microsecond)
+//     for any time from MinTime to MaxTime; a write with any other time is
+//     refused with an error wrapping ErrTimeRange (see time.go).
 //   - Errors wrap the sentinels below so callers can use errors.Is.
 package meta
 

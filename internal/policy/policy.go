@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"path"
 	"regexp"
 	"strings"
@@ -69,7 +70,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("%q is not a duration (use e.g. 720h)", s)
+		return fmt.Errorf("%q is not a duration (use e.g. 720h; the longest is %s, about 292 years)", s, time.Duration(math.MaxInt64))
 	}
 	*d = Duration(v)
 	return nil

@@ -1,8 +1,11 @@
 package policy
 
 import (
+	"encoding/json"
 	"regexp"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestVersionTagPattern(t *testing.T) {
@@ -54,5 +57,20 @@ func TestValidate(t *testing.T) {
 		if ValidatePattern(p) == nil {
 			t.Errorf("pattern %q validated", p)
 		}
+	}
+}
+
+// TestDefaultRetentionPeriod: a period up to the longest duration loads
+// as written (the retention date it gives is stored exactly, see
+// internal/retention); a longer one is refused with the limit named.
+func TestDefaultRetentionPeriod(t *testing.T) {
+	var p Policy
+	if err := json.Unmarshal([]byte(`{"retention":{"mode":"compliance","period":"2500000h"}}`), &p); err != nil || p.Validate() != nil ||
+		time.Duration(p.Retention.Period) != 2500000*time.Hour {
+		t.Fatalf("2500000h: %+v, %v", p.Retention, err)
+	}
+	err := json.Unmarshal([]byte(`{"retention":{"mode":"compliance","period":"3000000h"}}`), &p)
+	if err == nil || !strings.Contains(err.Error(), "the longest is 2562047h47m16.854775807s") {
+		t.Fatalf("3000000h: %v; want a refusal naming the longest duration", err)
 	}
 }

@@ -225,10 +225,18 @@ func (c *Checker) CheckManifest(ctx context.Context, m meta.Manifest) error {
 		created = c.now()
 	}
 	now := c.now()
-	l := Lock{Repo: m.Repo, Digest: m.Digest, Mode: def.Mode,
-		RetainUntil: created.Add(time.Duration(def.Period)).UTC(), Updated: now.UTC()}
+	until, err := meta.Instant(created.Add(time.Duration(def.Period)))
+	if err != nil {
+		return fmt.Errorf("%w: default retention of %s (%s from %s): %w", ErrInvalid, m.Repo,
+			time.Duration(def.Period), created.UTC().Format(time.RFC3339), err)
+	}
+	updated, err := meta.Instant(now)
+	if err != nil {
+		return err
+	}
+	l := Lock{Repo: m.Repo, Digest: m.Digest, Mode: def.Mode, RetainUntil: until, Updated: updated}
 	errKeep := errors.New("keep")
-	err := c.Store.SetLock(ctx, m.Repo, m.Digest, func(cur *Lock) (Lock, error) {
+	err = c.Store.SetLock(ctx, m.Repo, m.Digest, func(cur *Lock) (Lock, error) {
 		if cur != nil && (cur.Retained(now) || cur.LegalHold) {
 			return Lock{}, errKeep
 		}
@@ -240,7 +248,7 @@ func (c *Checker) CheckManifest(ctx context.Context, m meta.Manifest) error {
 	if err == nil {
 		c.stored(l)
 		c.audit(ctx, Event{Action: "retention.default", Repo: m.Repo, Digest: m.Digest, Result: "ok",
-			Reason: fmt.Sprintf("%s until %s", l.Mode, l.RetainUntil.Format(time.RFC3339))})
+			Reason: fmt.Sprintf("%s until %s", l.Mode, l.RetainUntil.Format(time.RFC3339Nano))})
 	}
 	return err
 }
@@ -288,12 +296,22 @@ func (c *Checker) SetRetention(ctx context.Context, repo string, d digest.Digest
 		return Lock{}, fmt.Errorf("%w: retainUntil %s is not in the future (server time %s)", ErrInvalid,
 			until.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
+	// until and the update time as the store keeps them, so the lock
+	// returned and audited is exactly the lock stored.
+	until, err := meta.Instant(until)
+	if err != nil {
+		return Lock{}, fmt.Errorf("%w: retainUntil: %w", ErrInvalid, err)
+	}
+	updated, err := meta.Instant(now)
+	if err != nil {
+		return Lock{}, err
+	}
 	if _, err := c.Meta.GetManifest(ctx, repo, d); err != nil {
 		return Lock{}, err
 	}
-	next := Lock{Repo: repo, Digest: d, Mode: mode, RetainUntil: until.UTC(), Updated: now.UTC()}
+	next := Lock{Repo: repo, Digest: d, Mode: mode, RetainUntil: until, Updated: updated}
 	var bypass bool
-	err := c.Store.SetLock(ctx, repo, d, func(cur *Lock) (Lock, error) {
+	err = c.Store.SetLock(ctx, repo, d, func(cur *Lock) (Lock, error) {
 		if cur != nil {
 			next.LegalHold = cur.LegalHold
 		}
@@ -325,7 +343,7 @@ func (c *Checker) SetRetention(ctx context.Context, repo string, d digest.Digest
 		c.audit(ctx, Event{Action: "retention.set", Repo: repo, Digest: d, Result: "denied", Reason: err.Error()})
 		return Lock{}, err
 	}
-	reason := fmt.Sprintf("%s until %s", mode, next.RetainUntil.Format(time.RFC3339))
+	reason := fmt.Sprintf("%s until %s", mode, next.RetainUntil.Format(time.RFC3339Nano))
 	if bypass {
 		reason += "; governance bypass: " + BypassReason(ctx)
 	}
@@ -341,9 +359,12 @@ func (c *Checker) SetHold(ctx context.Context, repo string, d digest.Digest, on 
 	if _, err := c.Meta.GetManifest(ctx, repo, d); err != nil {
 		return Lock{}, err
 	}
-	now := c.now().UTC()
+	now, err := meta.Instant(c.now())
+	if err != nil {
+		return Lock{}, err
+	}
 	next := Lock{Repo: repo, Digest: d, LegalHold: on, Updated: now}
-	err := c.Store.SetLock(ctx, repo, d, func(cur *Lock) (Lock, error) {
+	err = c.Store.SetLock(ctx, repo, d, func(cur *Lock) (Lock, error) {
 		if cur != nil {
 			next.Mode, next.RetainUntil = cur.Mode, cur.RetainUntil
 		}

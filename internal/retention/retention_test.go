@@ -217,3 +217,74 @@ func TestDefaultAppliesAtCreation(t *testing.T) {
 		t.Fatalf("existing manifest got a lock: %v", err)
 	}
 }
+
+// TestFarFutureRetention: a compliance lock until 2300 (beyond what int64
+// nanoseconds hold) is stored, returned and audited as asked and refuses
+// deletion; a date after meta.MaxTime is refused as invalid and nothing
+// changes; returned and audited times are exactly the stored ones.
+func TestFarFutureRetention(t *testing.T) {
+	f := newFixture(t, true)
+	y2300 := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+	l, err := f.checker.SetRetention(f.ctx, "r", f.child, retention.Compliance, y2300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := f.md.GetLock(f.ctx, "r", f.child)
+	if err != nil || !stored.RetainUntil.Equal(y2300) || stored != l {
+		t.Fatalf("stored lock = %+v, %v; returned %+v; want both until %s", stored, err, l, y2300)
+	}
+	if e := f.events[len(f.events)-1]; e.Action != "retention.set" || e.Reason != "compliance until 2300-01-01T00:00:00Z" {
+		t.Fatalf("audit = %+v, want retention.set, compliance until 2300-01-01T00:00:00Z", e)
+	}
+	locked(t, f.checker.CheckDeleteManifest(f.ctx, "r", f.child), "compliance retention until 2300-01-01T00:00:00Z")
+
+	events := len(f.events)
+	for _, bad := range []time.Time{time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), meta.MaxTime.Add(time.Microsecond)} {
+		if _, err := f.checker.SetRetention(f.ctx, "r", f.child, retention.Compliance, bad); !errors.Is(err, retention.ErrInvalid) || !errors.Is(err, meta.ErrTimeRange) {
+			t.Fatalf("SetRetention until %s: %v, want ErrInvalid and meta.ErrTimeRange", bad, err)
+		}
+	}
+	if after, err := f.md.GetLock(f.ctx, "r", f.child); err != nil || after != stored || len(f.events) != events {
+		t.Fatalf("after refusals lock = %+v, %v, %d new audit events; want %+v and none", after, err, len(f.events)-events, stored)
+	}
+
+	// The last instant stored is accepted, and sub-microsecond digits are
+	// dropped in the store, the answer and the audit alike.
+	end := meta.MaxTime.Add(999 * time.Nanosecond)
+	l, err = f.checker.SetRetention(f.ctx, "r", f.child, retention.Compliance, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _ = f.md.GetLock(f.ctx, "r", f.child)
+	if stored != l || !l.RetainUntil.Equal(meta.MaxTime) {
+		t.Fatalf("stored %+v, returned %+v; want both until %s", stored, l, meta.MaxTime)
+	}
+	if e := f.events[len(f.events)-1]; e.Reason != "compliance until 9999-12-31T23:59:59.999999Z" {
+		t.Fatalf("audit reason = %q", e.Reason)
+	}
+}
+
+// TestDefaultRetentionFarFuture: a default period of 2500000h (285 years,
+// near the longest a duration holds) gives the right date, past 2262.
+func TestDefaultRetentionFarFuture(t *testing.T) {
+	f := newFixture(t, false)
+	period := 2500000 * time.Hour
+	f.checker.Defaults = func(string) *policy.DefaultRetention {
+		return &policy.DefaultRetention{Mode: retention.Compliance, Period: policy.Duration(period)}
+	}
+	d := digest.FromString("new")
+	if err := f.checker.CheckManifest(f.ctx, meta.Manifest{Repo: "r", Digest: d, Created: f.clock.t}); err != nil {
+		t.Fatal(err)
+	}
+	want := f.clock.t.Add(period)
+	if want.Year() != 2315 {
+		t.Fatalf("test premise: %s", want)
+	}
+	l, err := f.md.GetLock(f.ctx, "r", d)
+	if err != nil || !l.RetainUntil.Equal(want) {
+		t.Fatalf("lock = %+v, %v; want until %s", l, err, want)
+	}
+	if e := f.events[len(f.events)-1]; e.Action != "retention.default" || e.Reason != "compliance until "+want.Format(time.RFC3339) {
+		t.Fatalf("audit = %+v, want retention.default until %s", e, want.Format(time.RFC3339))
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -57,11 +58,13 @@ func newAuth(cfg config.Config, store auth.Store, auditor registry.Auditor, log 
 		LoginFailures:        cfg.Auth.LoginFailures,
 		LoginAddressFailures: cfg.Auth.LoginAddressFailures,
 		LoginWindow:          time.Duration(cfg.Auth.LoginWindow),
+		// The first admin's password, until it is changed.
+		AdminPasswordFile: filepath.Join(cfg.Data, "admin-password"),
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := svc.Bootstrap(context.Background(), cfg.Data); err != nil {
+	if err := svc.Bootstrap(context.Background()); err != nil {
 		return nil, err
 	}
 	return svc, nil

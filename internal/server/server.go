@@ -94,7 +94,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, errors.New("retention.allowGovernanceBypass applies only with auth mode none; with authentication on, " +
 			"grant the governance-bypass role on \"**\" to whoever may bypass governance retention (custody grant add user:NAME governance-bypass '**')")
 	}
-	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory %s: %w", cfg.Data, err)
 	}
 	// undo releases what was opened, in reverse, when New fails.

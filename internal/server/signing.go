@@ -99,6 +99,15 @@ func newSigning(cfg config.Config, internal http.Handler, authz *auth.Service, a
 		s.signer, s.keyID = signer, info.ID
 	} else if len(cfg.Signing.OnPush) > 0 {
 		return nil, fmt.Errorf("signing.onPush needs the active key of %s unlocked: create it with 'custody key create' and set CUSTODY_KEY_PASSWORD or signing.passphraseFile", dir)
+	} else if len(cfg.Projects) > 0 {
+		// Promotions are signed by the server: say at start, not at the
+		// first refused promotion, what is missing.
+		const refused = "projects are configured, but promotions, rollbacks, revocations and scans will be refused: the server has no unlocked signing key"
+		if activeErr != nil {
+			log.Warn(refused+"; stop the server, create its key with 'CUSTODY_KEY_PASSWORD=... custody key create --keys "+dir+"' and start it again with CUSTODY_KEY_PASSWORD set (docs/promotion.md)", "keys", dir)
+		} else {
+			log.Warn(refused+"; its key "+info.ID+" is locked: start the server with CUSTODY_KEY_PASSWORD (or signing.passphraseFile) set to the key's passphrase (docs/promotion.md)", "keys", dir)
+		}
 	}
 	if len(cfg.Signing.OnPush) > 0 {
 		s.queue = make(chan registry.Event, 1024)

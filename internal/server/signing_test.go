@@ -1,9 +1,12 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/sign"
 	"github.com/custody-dev/custody/internal/verification"
 )
@@ -66,7 +70,9 @@ func TestServerSigning(t *testing.T) {
 	o := sign.Options{Remote: []remote.Option{remote.WithAuth(basic("admin:" + a.admin))}}
 	var rep verification.Report
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if rep = v.Run(context.Background(), ref.String(), ref, o); rep.OK {
+		// The signature is stored two ways (the .sig tag and a referrer)
+		// one after the other: wait for both, not just the first.
+		if rep = v.Run(context.Background(), ref.String(), ref, o); rep.OK && len(rep.Signatures) == 2 {
 			break
 		}
 	}
@@ -128,5 +134,47 @@ func TestServerSigning(t *testing.T) {
 	v.Builder = "https://github.com/actions/runner/github-hosted"
 	if rep := v.Run(context.Background(), ref.String(), ref, o); rep.OK {
 		t.Fatal("wrong builder passed")
+	}
+}
+
+// TestProjectsWithoutServerKeyHint: promotions are signed by the server,
+// so a server started with projects but no unlocked key says at start
+// what to do (create the key; give its passphrase), and says nothing when
+// the key is ready.
+func TestProjectsWithoutServerKeyHint(t *testing.T) {
+	start := func(t *testing.T, data string) string {
+		t.Helper()
+		cfg := config.Default()
+		cfg.Data = data
+		cfg.Projects = []config.Project{{Repositories: "apps/**", Environments: []config.Environment{{Name: "dev"}}}}
+		var buf bytes.Buffer
+		s, err := server.New(cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		return buf.String()
+	}
+	t.Setenv("CUSTODY_KEY_PASSWORD", "")
+	os.Unsetenv("CUSTODY_KEY_PASSWORD")
+	data := t.TempDir()
+	if out := start(t, data); !strings.Contains(out, "promotions, rollbacks, revocations and scans will be refused") ||
+		!strings.Contains(out, "custody key create --keys "+filepath.Join(data, "keys")) {
+		t.Fatalf("no key:\n%s", out)
+	}
+	ring, err := key.Open(filepath.Join(data, "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := ring.Create(key.ECDSAP256, "server", []byte("ring-pass"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := start(t, data); !strings.Contains(out, "its key "+info.ID+" is locked") || !strings.Contains(out, "CUSTODY_KEY_PASSWORD") {
+		t.Fatalf("locked key:\n%s", out)
+	}
+	t.Setenv("CUSTODY_KEY_PASSWORD", "ring-pass")
+	if out := start(t, data); strings.Contains(out, "will be refused") {
+		t.Fatalf("ready key:\n%s", out)
 	}
 }

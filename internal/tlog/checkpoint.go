@@ -121,7 +121,7 @@ func LoadOrCreateKey(dir, name string) (note.Signer, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if err := os.WriteFile(filepath.Join(dir, PublicKeyFile), []byte(vkey+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, PublicKeyFile), []byte(vkey+"\n"), 0o600); err != nil {
 		return nil, "", fmt.Errorf("writing log public key: %w", err)
 	}
 	return signer, vkey, nil

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+
+	metasqlite "github.com/custody-dev/custody/internal/meta/sqlite"
 )
 
 // Import limits.
@@ -57,6 +59,9 @@ func Open(path string) (*DB, error) {
 	}
 	if fi, err := os.Stat(filepath.Dir(abs)); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("vuln: open %s: the directory %s does not exist; create it first", path, filepath.Dir(abs))
+	}
+	if err := metasqlite.PrivateFile(abs); err != nil {
+		return nil, fmt.Errorf("vuln: %w", err)
 	}
 	base := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
 	busy := fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds())

@@ -17,7 +17,10 @@ import (
 func custodyCmd(t *testing.T, home, stdin string, env []string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(testserver.Binary(t), args...)
-	cmd.Env = append(append(os.Environ(), "HOME="+home, "DOCKER_CONFIG="+filepath.Join(home, ".docker")), env...)
+	// Each home is a separate client: its own docker config and custody
+	// config (the server 'custody login' remembered), nothing inherited.
+	cmd.Env = append(append(os.Environ(), "HOME="+home, "DOCKER_CONFIG="+filepath.Join(home, ".docker"),
+		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "CUSTODY_SERVER="), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -58,9 +58,10 @@ promotion:
   trustRoot: %[2]q
 `
 
-// TestPromotionWalkthrough runs docs/promotion.md: push, sign, provenance,
-// SBOM, QA evidence, promote dev -> test -> prod (four eyes), verify at
-// deploy time, roll back, revoke; with the refusals along the way.
+// TestPromotionWalkthrough checks the flow of docs/promotion.md step by
+// step (TestPromotionDocWalkthrough runs the document itself): push, sign,
+// provenance, SBOM, QA evidence, promote dev -> test -> prod (four eyes),
+// verify at deploy time, roll back, revoke; with the refusals along the way.
 func TestPromotionWalkthrough(t *testing.T) {
 	crane := client(t, "crane")
 	work, home, ciKeys := t.TempDir(), t.TempDir(), t.TempDir()

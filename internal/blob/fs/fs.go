@@ -38,8 +38,8 @@ import (
 )
 
 const (
-	dirPerm  = 0o750
-	filePerm = 0o640
+	dirPerm  = 0o700
+	filePerm = 0o600
 
 	// maxIDLen is the longest upload ID accepted.
 	maxIDLen = blob.MaxUploadIDLen
@@ -83,7 +83,7 @@ type upload struct {
 
 var _ blob.Store = (*Store)(nil)
 
-// New returns a Store rooted at root, creating its directories (mode 0750)
+// New returns a Store rooted at root, creating its directories (mode 0700)
 // as needed. It removes nothing.
 func New(root string) (*Store, error) {
 	abs, err := filepath.Abs(root)

@@ -96,8 +96,8 @@ func TestLayout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if perm := fi.Mode().Perm(); perm&^0o750 != 0 {
-			t.Errorf("%s has mode %v, want at most 0750", dir, perm)
+		if perm := fi.Mode().Perm(); perm&^0o700 != 0 {
+			t.Errorf("%s has mode %v, want at most 0700", dir, perm)
 		}
 	}
 	rc, _, err := s.Open(ctx, d)

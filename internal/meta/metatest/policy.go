@@ -33,7 +33,7 @@ func putPolicy(t *testing.T, s policy.Store, pattern, body string, now time.Time
 
 func wantPolicy(t *testing.T, got policy.Record, pattern string, version int, body string, created time.Time) {
 	t.Helper()
-	if got.Pattern != pattern || got.Version != version || string(got.Body) != body || !got.Created.Equal(created) {
+	if got.Pattern != pattern || got.Version != version || string(got.Body) != body || !got.Created.Equal(keep(created)) {
 		t.Fatalf("policy = {%q v%d %s %v}, want {%q v%d %s %v}", got.Pattern, got.Version, got.Body, got.Created,
 			pattern, version, body, created)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/custody-dev/custody/internal/account"
+	"github.com/custody-dev/custody/internal/meta"
 )
 
 // Users, grants and API tokens (account.Store): auth_users, auth_grants,
@@ -69,7 +70,7 @@ func (s *Store) AuthState(ctx context.Context) (account.State, error) {
 			if err := json.Unmarshal(groups, &u.Groups); err != nil {
 				return u, fmt.Errorf("user %s: groups: %w", u.Name, err)
 			}
-			u.Created = time.Unix(0, created).UTC()
+			u.Created = meta.FromMicros(created)
 			return u, nil
 		}); err != nil {
 			return err
@@ -102,10 +103,10 @@ func (s *Store) AuthState(ctx context.Context) (account.State, error) {
 			if err := json.Unmarshal(scopes, &t.Scopes); err != nil {
 				return t, fmt.Errorf("token %s: scopes: %w", t.ID, err)
 			}
-			t.Created = time.Unix(0, created).UTC()
-			t.Expires = time.Unix(0, expires).UTC()
+			t.Created = meta.FromMicros(created)
+			t.Expires = meta.FromMicros(expires)
 			if revoked != nil {
-				t.Revoked = time.Unix(0, *revoked).UTC()
+				t.Revoked = meta.FromMicros(*revoked)
 			}
 			return t, nil
 		})
@@ -138,10 +139,14 @@ func (s *Store) PutUser(ctx context.Context, u account.User) error {
 	if err != nil {
 		return fmt.Errorf("postgres: put user %s: %w", u.Name, err)
 	}
+	created, err := meta.Micros(u.Created)
+	if err != nil {
+		return fmt.Errorf("postgres: put user %s: created: %w", u.Name, err)
+	}
 	err = s.write(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO auth_users(name, password_hash, groups, created) VALUES ($1, $2, $3::jsonb, $4)
 			ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups`,
-			u.Name, u.PasswordHash, string(gj), u.Created.UnixNano()); err != nil {
+			u.Name, u.PasswordHash, string(gj), created); err != nil {
 			return err
 		}
 		return bumpAuth(ctx, tx)
@@ -212,9 +217,17 @@ func (s *Store) PutToken(ctx context.Context, t account.Token) error {
 	if err != nil {
 		return fmt.Errorf("postgres: put token %s: %w", t.ID, err)
 	}
+	created, err := meta.Micros(t.Created)
+	if err != nil {
+		return fmt.Errorf("postgres: put token %s: created: %w", t.ID, err)
+	}
+	expires, err := meta.Micros(t.Expires)
+	if err != nil {
+		return fmt.Errorf("postgres: put token %s: expires: %w", t.ID, err)
+	}
 	err = s.write(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO auth_tokens(id, hash, owner, name, scopes, created, expires) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)`,
-			t.ID, t.Hash, t.Owner, t.Name, string(scopes), t.Created.UnixNano(), t.Expires.UnixNano()); err != nil {
+			t.ID, t.Hash, t.Owner, t.Name, string(scopes), created, expires); err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 				return fmt.Errorf("a token with this ID or secret is already stored: %w", err)
@@ -235,8 +248,12 @@ func (s *Store) PutToken(ctx context.Context, t account.Token) error {
 // NULL column, not a zero time, marks a valid token, so a revocation at
 // any time is recorded.)
 func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error {
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		return changed(ctx, tx, "token "+id, `UPDATE auth_tokens SET revoked = $1 WHERE id = $2 AND revoked IS NULL`, at.UnixNano(), id)
+	us, err := meta.Micros(at)
+	if err != nil {
+		return fmt.Errorf("postgres: revoke token %s: %w", id, err)
+	}
+	err = s.write(ctx, func(tx pgx.Tx) error {
+		return changed(ctx, tx, "token "+id, `UPDATE auth_tokens SET revoked = $1 WHERE id = $2 AND revoked IS NULL`, us, id)
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: revoke token: %w", err)

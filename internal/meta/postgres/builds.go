@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/opencontainers/go-digest"
@@ -100,7 +99,7 @@ func (s *Store) queryBuilds(ctx context.Context, query string, args ...any) ([]b
 		b.Digest = digest.Digest(d)
 		b.Revision, b.Source, b.Version = deref(rev), deref(src), deref(ver)
 		b.Created, b.BuildNumber, b.PipelineRun = deref(cr), deref(bn), deref(run)
-		b.Pushed = time.Unix(0, pushed).UTC()
+		b.Pushed = meta.FromMicros(pushed)
 		if b.Tags == nil {
 			b.Tags = []string{}
 		}
@@ -128,7 +127,7 @@ func (s *Store) TagHistory(ctx context.Context, repo, tag string) ([]builds.TagE
 			at int64
 		)
 		err := row.Scan(&d, &at)
-		return builds.TagEvent{Digest: digest.Digest(d), At: time.Unix(0, at).UTC()}, err
+		return builds.TagEvent{Digest: digest.Digest(d), At: meta.FromMicros(at)}, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: history of tag %s in %s: %w", tag, repo, err)

@@ -181,7 +181,7 @@ func (s *Store) GCManifests(ctx context.Context, repo string) ([]gc.Manifest, er
 			if err := row.Scan(&d, &subject, &created, &g.Tagged, &children); err != nil {
 				return g, err
 			}
-			g.Digest, g.Subject, g.Created = digest.Digest(d), digest.Digest(deref(subject)), time.Unix(0, created).UTC()
+			g.Digest, g.Subject, g.Created = digest.Digest(d), digest.Digest(deref(subject)), meta.FromMicros(created)
 			for _, c := range children {
 				g.Children = append(g.Children, digest.Digest(c))
 			}
@@ -254,7 +254,7 @@ func collectable(ctx context.Context, tx pgx.Tx, repo string, d digest.Digest, n
 		repo, d.String()).Scan(&used); err != nil {
 		return false, fmt.Errorf("postgres: manifest %s in %s: %w", d, repo, err)
 	}
-	if used || !time.Unix(0, created).Before(notAfter) {
+	if used || !meta.FromMicros(created).Before(notAfter) {
 		return false, nil
 	}
 	if subject != nil && *subject != "" && *subject != d.String() {

@@ -243,6 +243,10 @@ func (s *Store) putManifest(ctx context.Context, m meta.Manifest, tags []string,
 	if created.IsZero() {
 		created = time.Now()
 	}
+	createdUS, err := meta.Micros(created)
+	if err != nil {
+		return fmt.Errorf("postgres: manifest %s: created: %w", m.Digest, err)
+	}
 	tags = slices.Compact(slices.Sorted(slices.Values(tags)))
 	return s.write(ctx, func(tx pgx.Tx) error {
 		if err := ensureRepo(ctx, tx, m.Repo); err != nil {
@@ -260,7 +264,7 @@ func (s *Store) putManifest(ctx context.Context, m meta.Manifest, tags []string,
 			(repo, digest, media_type, size, artifact_type, subject, annotations, created)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
 			m.Repo, m.Digest.String(), m.MediaType, m.Size, m.ArtifactType,
-			nullString(m.Subject.String()), annotations, created.UTC().UnixNano())
+			nullString(m.Subject.String()), annotations, createdUS)
 		if err != nil {
 			return fmt.Errorf("postgres: put manifest %s in %s: %w", m.Digest, m.Repo, err)
 		}
@@ -272,7 +276,7 @@ func (s *Store) putManifest(ctx context.Context, m meta.Manifest, tags []string,
 				return err
 			}
 		}
-		now := time.Now().UTC().UnixNano()
+		now := time.Now().UnixMicro()
 		for _, tag := range tags {
 			if err := moveTag(ctx, tx, m.Repo, tag, m.Digest, check, now); err != nil {
 				return err
@@ -374,7 +378,7 @@ func (s *Store) GetManifest(ctx context.Context, repo string, d digest.Digest) (
 		if subject != nil {
 			m.Subject = digest.Digest(*subject)
 		}
-		m.Created = time.Unix(0, created).UTC()
+		m.Created = meta.FromMicros(created)
 		if m.Annotations, err = decodeAnnotations(annotations); err != nil {
 			return fmt.Errorf("postgres: manifest %s in %s: %w", d, repo, err)
 		}
@@ -543,8 +547,16 @@ func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) error {
 	if u.Updated.IsZero() {
 		u.Updated = u.Created
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO uploads(id, repo, acked, created, updated) VALUES ($1, $2, $3, $4, $5)`,
-		u.ID, u.Repo, u.Offset, u.Created.UTC().UnixNano(), u.Updated.UTC().UnixNano())
+	created, err := meta.Micros(u.Created)
+	if err != nil {
+		return fmt.Errorf("postgres: create upload %s: %w", u.ID, err)
+	}
+	updated, err := meta.Micros(u.Updated)
+	if err != nil {
+		return fmt.Errorf("postgres: create upload %s: %w", u.ID, err)
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO uploads(id, repo, acked, created, updated) VALUES ($1, $2, $3, $4, $5)`,
+		u.ID, u.Repo, u.Offset, created, updated)
 	if err != nil {
 		return fmt.Errorf("postgres: create upload %s: %w", u.ID, err)
 	}
@@ -571,7 +583,7 @@ func (s *Store) GetUpload(ctx context.Context, id string) (meta.Upload, error) {
 // sets its Updated time to now.
 func (s *Store) UpdateUpload(ctx context.Context, id string, offset int64) error {
 	res, err := s.pool.Exec(ctx, `UPDATE uploads SET acked = $1, updated = $2 WHERE id = $3`,
-		offset, time.Now().UTC().UnixNano(), id)
+		offset, time.Now().UnixMicro(), id)
 	if err != nil {
 		return fmt.Errorf("postgres: update upload %s: %w", id, err)
 	}
@@ -596,8 +608,12 @@ func (s *Store) DeleteUpload(ctx context.Context, id string) error {
 // StaleUploads lists the upload sessions last updated before before,
 // oldest first.
 func (s *Store) StaleUploads(ctx context.Context, before time.Time) ([]meta.Upload, error) {
+	b, err := meta.Micros(before)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: stale uploads: %w", err)
+	}
 	rows, err := s.pool.Query(ctx, `SELECT id, repo, acked, created, updated FROM uploads
-		WHERE updated < $1 ORDER BY updated, id`, before.UTC().UnixNano())
+		WHERE updated < $1 ORDER BY updated, id`, b)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: stale uploads: %w", err)
 	}
@@ -621,8 +637,8 @@ func scanUpload(row pgx.CollectableRow) (meta.Upload, error) {
 	if err := row.Scan(&u.ID, &u.Repo, &u.Offset, &created, &updated); err != nil {
 		return meta.Upload{}, err
 	}
-	u.Created = time.Unix(0, created).UTC()
-	u.Updated = time.Unix(0, updated).UTC()
+	u.Created = meta.FromMicros(created)
+	u.Updated = meta.FromMicros(updated)
 	return u, nil
 }
 

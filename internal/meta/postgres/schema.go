@@ -14,7 +14,8 @@ import (
 //
 // Repository names, tags and digests are COLLATE "C" so that listings sort
 // by bytes whatever the database's default collation is. Times are unix
-// nanoseconds, as in the SQLite backend, so they round-trip exactly.
+// microseconds (nanoseconds before migration 4), as in the SQLite backend
+// (see meta.Micros).
 var migrations = []string{
 	// 1: initial schema.
 	`
@@ -210,6 +211,30 @@ CREATE TABLE auth_generation (
 );
 INSERT INTO auth_generation(one, gen) VALUES (true, 0);
 `,
+	// 4: what the SQLite backend's migration 6 does: instants were unix
+	// nanoseconds, which overflow a BIGINT after 2262-04-11 (a retention
+	// date of 2300 wrapped around to 1715). Every stored instant becomes
+	// unix microseconds (see meta.Micros), which cannot overflow. A
+	// negative retain_until can only be such a wrapped date (a retention
+	// date is in the future when set); it is restored to the date asked
+	// for by adding 2^64 ns, exact for dates up to 2846.
+	`
+UPDATE manifests SET created = created / 1000;
+UPDATE tags SET updated = updated / 1000;
+UPDATE uploads SET created = created / 1000, updated = updated / 1000;
+UPDATE policies SET created = created / 1000;
+UPDATE retention SET
+	retain_until = CASE
+		WHEN retain_until >= 0 THEN retain_until / 1000
+		ELSE floor((retain_until::numeric + 18446744073709551616) / 1000)::bigint
+	END,
+	updated = updated / 1000;
+UPDATE tag_history SET at = at / 1000;
+UPDATE tlog_checkpoints SET created = created / 1000;
+UPDATE auth_users SET created = created / 1000;
+UPDATE auth_tokens SET created = created / 1000, expires = expires / 1000, revoked = revoked / 1000;
+UPDATE schema_migrations SET applied = applied / 1000;
+`,
 }
 
 // migrate brings the schema (the first schema on the connection's
@@ -242,7 +267,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 				return fmt.Errorf("apply migration %d: %w", version, err)
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations(version, applied) VALUES ($1, $2)`,
-				version, time.Now().UTC().UnixNano()); err != nil {
+				version, time.Now().UnixMicro()); err != nil {
 				return fmt.Errorf("record migration %d: %w", version, err)
 			}
 		}

@@ -246,7 +246,7 @@ func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, erro
 // the same size fails.
 func (s *Store) TlogPutCheckpoint(ctx context.Context, cp tlog.Checkpoint) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO tlog_checkpoints(size, root, note, created) VALUES ($1, $2, $3, $4)`,
-		int64(cp.Size), cp.Root, string(cp.Note), time.Now().UTC().UnixNano())
+		int64(cp.Size), cp.Root, string(cp.Note), time.Now().UnixMicro())
 	if err != nil {
 		return fmt.Errorf("postgres: audit checkpoint: %w", err)
 	}

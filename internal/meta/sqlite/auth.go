@@ -8,6 +8,7 @@ import (
 	"time"
 
 	auth "github.com/custody-dev/custody/internal/account"
+	"github.com/custody-dev/custody/internal/meta"
 )
 
 var _ auth.Store = (*Store)(nil)
@@ -52,7 +53,7 @@ func (s *Store) AuthState(ctx context.Context) (auth.State, error) {
 				rows.Close()
 				return fmt.Errorf("user %s: groups: %w", u.Name, err)
 			}
-			u.Created = time.Unix(0, created).UTC()
+			u.Created = meta.FromMicros(created)
 			st.Users = append(st.Users, u)
 		}
 		rows.Close()
@@ -92,10 +93,10 @@ func (s *Store) AuthState(ctx context.Context) (auth.State, error) {
 			if err := json.Unmarshal([]byte(scopes), &t.Scopes); err != nil {
 				return fmt.Errorf("token %s: scopes: %w", t.ID, err)
 			}
-			t.Created = time.Unix(0, created).UTC()
-			t.Expires = time.Unix(0, expires).UTC()
+			t.Created = meta.FromMicros(created)
+			t.Expires = meta.FromMicros(expires)
 			if revoked != 0 {
-				t.Revoked = time.Unix(0, revoked).UTC()
+				t.Revoked = meta.FromMicros(revoked)
 			}
 			st.Tokens = append(st.Tokens, t)
 		}
@@ -113,10 +114,14 @@ func (s *Store) PutUser(ctx context.Context, u auth.User) error {
 	if err != nil {
 		return err
 	}
+	created, err := meta.Micros(u.Created)
+	if err != nil {
+		return fmt.Errorf("sqlite: user %s: created: %w", u.Name, err)
+	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO auth_users(name, password_hash, groups_json, created) VALUES (?, ?, ?, ?)
 ON CONFLICT(name) DO UPDATE SET password_hash = excluded.password_hash, groups_json = excluded.groups_json`,
-			u.Name, u.PasswordHash, string(groups), u.Created.UnixNano()); err != nil {
+			u.Name, u.PasswordHash, string(groups), created); err != nil {
 			return err
 		}
 		return bumpAuth(ctx, tx)
@@ -177,9 +182,17 @@ func (s *Store) PutToken(ctx context.Context, t auth.Token) error {
 	if err != nil {
 		return err
 	}
+	created, err := meta.Micros(t.Created)
+	if err != nil {
+		return fmt.Errorf("sqlite: token %s: created: %w", t.ID, err)
+	}
+	expires, err := meta.Micros(t.Expires)
+	if err != nil {
+		return fmt.Errorf("sqlite: token %s: expires: %w", t.ID, err)
+	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO auth_tokens(id, hash, owner, name, scopes_json, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			t.ID, t.Hash, t.Owner, t.Name, string(scopes), t.Created.UnixNano(), t.Expires.UnixNano()); err != nil {
+			t.ID, t.Hash, t.Owner, t.Name, string(scopes), created, expires); err != nil {
 			return err
 		}
 		return bumpAuth(ctx, tx)
@@ -188,11 +201,15 @@ func (s *Store) PutToken(ctx context.Context, t auth.Token) error {
 
 // RevokeToken implements auth.Store.
 func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error {
-	if at.UnixNano() <= 0 {
+	us, err := meta.Micros(at)
+	if err != nil {
+		return fmt.Errorf("sqlite: revoke token %s: %w", id, err)
+	}
+	if us <= 0 {
 		// 0 marks a token that is not revoked.
 		return fmt.Errorf("sqlite: revocation time %s is not after 1970", at)
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		return deleted(tx.ExecContext(ctx, `UPDATE auth_tokens SET revoked = ? WHERE id = ? AND revoked = 0`, at.UnixNano(), id))("token "+id, func() error { return bumpAuth(ctx, tx) })
+		return deleted(tx.ExecContext(ctx, `UPDATE auth_tokens SET revoked = ? WHERE id = ? AND revoked = 0`, us, id))("token "+id, func() error { return bumpAuth(ctx, tx) })
 	})
 }

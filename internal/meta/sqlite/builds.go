@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -98,7 +97,7 @@ func (s *Store) queryBuilds(ctx context.Context, query string, args ...any) ([]b
 		b.Digest = digest.Digest(d)
 		b.Revision, b.Source, b.Version = rev.String, src.String, ver.String
 		b.Created, b.BuildNumber, b.PipelineRun = cr.String, bn.String, run.String
-		b.Pushed = time.Unix(0, pushed).UTC()
+		b.Pushed = meta.FromMicros(pushed)
 		b.Tags = []string{}
 		if tags.String != "" {
 			b.Tags = strings.Split(tags.String, "\n")
@@ -125,7 +124,7 @@ func (s *Store) TagHistory(ctx context.Context, repo, tag string) ([]builds.TagE
 		if err := rows.Scan(&d, &at); err != nil {
 			return nil, fmt.Errorf("sqlite: history of tag %s in %s: %w", tag, repo, err)
 		}
-		out = append(out, builds.TagEvent{Digest: digest.Digest(d), At: time.Unix(0, at).UTC()})
+		out = append(out, builds.TagEvent{Digest: digest.Digest(d), At: meta.FromMicros(at)})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: history of tag %s in %s: %w", tag, repo, err)

@@ -122,7 +122,7 @@ func (s *Store) GCManifests(ctx context.Context, repo string) ([]gc.Manifest, er
 				rows.Close()
 				return fmt.Errorf("sqlite: manifests of %s: %w", repo, err)
 			}
-			g.Digest, g.Subject, g.Created = digest.Digest(d), digest.Digest(subject.String), time.Unix(0, created).UTC()
+			g.Digest, g.Subject, g.Created = digest.Digest(d), digest.Digest(subject.String), meta.FromMicros(created)
 			idx[d] = len(out)
 			out = append(out, g)
 		}
@@ -201,7 +201,7 @@ func collectable(ctx context.Context, tx *sql.Tx, repo string, d digest.Digest, 
 	if err != nil {
 		return false, fmt.Errorf("sqlite: manifest %s in %s: %w", d, repo, err)
 	}
-	if used || !time.Unix(0, created).Before(notAfter) {
+	if used || !meta.FromMicros(created).Before(notAfter) {
 		return false, nil
 	}
 	if subject.Valid && subject.String != "" && subject.String != d.String() {

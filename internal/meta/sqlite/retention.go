@@ -9,6 +9,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/retention"
 )
@@ -33,10 +34,24 @@ func scanLock(row interface{ Scan(...any) error }) (retention.Lock, error) {
 	l.Digest = digest.Digest(d)
 	l.LegalHold = hold
 	if until != 0 {
-		l.RetainUntil = time.Unix(0, until).UTC()
+		l.RetainUntil = meta.FromMicros(until)
 	}
-	l.Updated = time.Unix(0, updated).UTC()
+	l.Updated = meta.FromMicros(updated)
 	return l, nil
+}
+
+// lockTimes returns the stored forms of l's retain-until date (0: none)
+// and update time.
+func lockTimes(l retention.Lock) (until, updated int64, err error) {
+	if !l.RetainUntil.IsZero() {
+		if until, err = meta.Micros(l.RetainUntil); err != nil {
+			return 0, 0, fmt.Errorf("retain until: %w", err)
+		}
+	}
+	if updated, err = meta.Micros(l.Updated); err != nil {
+		return 0, 0, fmt.Errorf("updated: %w", err)
+	}
+	return until, updated, nil
 }
 
 // GetLock implements retention.Store.
@@ -66,14 +81,14 @@ func (s *Store) SetLock(ctx context.Context, repo string, d digest.Digest, fn fu
 		if err != nil {
 			return err
 		}
-		var until int64
-		if !next.RetainUntil.IsZero() {
-			until = next.RetainUntil.UnixNano()
+		until, updated, err := lockTimes(next)
+		if err != nil {
+			return fmt.Errorf("sqlite: set lock of %s@%s: %w", repo, d, err)
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO retention(`+lockColumns+`) VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT(repo, digest) DO UPDATE SET mode = excluded.mode, retain_until = excluded.retain_until,
 	legal_hold = excluded.legal_hold, updated = excluded.updated`,
-			repo, d.String(), next.Mode, until, next.LegalHold, next.Updated.UnixNano())
+			repo, d.String(), next.Mode, until, next.LegalHold, updated)
 		if err != nil {
 			return fmt.Errorf("sqlite: set lock: %w", err)
 		}
@@ -135,8 +150,12 @@ func (s *Store) PutPolicy(ctx context.Context, pattern string, body []byte, now 
 			}
 		}
 		version++
+		created, err := meta.Micros(now)
+		if err != nil {
+			return fmt.Errorf("sqlite: put policy: %w", err)
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO policies(pattern, version, body, created) VALUES (?, ?, ?, ?)`,
-			pattern, version, string(body), now.UnixNano()); err != nil {
+			pattern, version, string(body), created); err != nil {
 			return fmt.Errorf("sqlite: put policy: %w", err)
 		}
 		return nil
@@ -188,6 +207,6 @@ func scanPolicy(row interface{ Scan(...any) error }) (policy.Record, error) {
 		return rec, err
 	}
 	rec.Body = []byte(body)
-	rec.Created = time.Unix(0, created).UTC()
+	rec.Created = meta.FromMicros(created)
 	return rec, nil
 }

@@ -187,7 +187,35 @@ CREATE TABLE auth_generation (
 );
 INSERT INTO auth_generation(id, gen) VALUES (1, 0);
 `,
+	// 6: instants were unix nanoseconds, which overflow an int64 after
+	// 2262-04-11: a retention date of 2300 wrapped around to 1715. Every
+	// stored instant becomes unix microseconds (see meta.Micros), which
+	// cannot overflow. A negative retain_until can only be such a wrapped
+	// date (a retention date is in the future when set); it is restored
+	// to the date asked for by adding 2^64 ns, exact for dates up to 2846.
+	// 18446744073709551 is (2^64 - 616) / 1000.
+	migrationMicros,
 }
+
+// migrationMicros is migration 6; see above.
+const migrationMicros = `
+UPDATE manifests SET created = created / 1000;
+UPDATE tags SET updated = updated / 1000;
+UPDATE uploads SET created = created / 1000, updated = updated / 1000;
+UPDATE policies SET created = created / 1000;
+UPDATE retention SET
+	retain_until = CASE
+		WHEN retain_until >= 0 THEN retain_until / 1000
+		WHEN retain_until + 616 >= 0 THEN 18446744073709551 + (retain_until + 616) / 1000
+		ELSE 18446744073709551 + (retain_until + 616 - 999) / 1000
+	END,
+	updated = updated / 1000;
+UPDATE tag_history SET at = at / 1000;
+UPDATE tlog_checkpoints SET created = created / 1000;
+UPDATE auth_users SET created = created / 1000;
+UPDATE auth_tokens SET created = created / 1000, expires = expires / 1000, revoked = revoked / 1000;
+UPDATE schema_migrations SET applied = applied / 1000;
+`
 
 // migrate brings the schema up to date in one transaction on db.
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -216,7 +244,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("apply migration %d: %w", version, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, applied) VALUES (?, ?)`,
-			version, time.Now().UTC().UnixNano()); err != nil {
+			version, time.Now().UnixMicro()); err != nil {
 			return fmt.Errorf("record migration %d: %w", version, err)
 		}
 	}

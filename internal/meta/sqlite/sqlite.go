@@ -39,11 +39,15 @@ type Store struct {
 var _ meta.Store = (*Store)(nil)
 
 // Open opens the SQLite database at path, creating the file if it does not
-// exist, and brings its schema up to date.
+// exist, and brings its schema up to date. The file and its -wal and -shm
+// files are readable by their owner only (PrivateFile).
 func Open(path string) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if err := PrivateFile(abs); err != nil {
+		return nil, err
 	}
 	base := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
 	busy := fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds())
@@ -236,7 +240,11 @@ func (s *Store) putManifest(ctx context.Context, m meta.Manifest, tags []string,
 	if created.IsZero() {
 		created = time.Now()
 	}
-	now := time.Now().UTC().UnixNano()
+	createdUS, err := meta.Micros(created)
+	if err != nil {
+		return fmt.Errorf("sqlite: manifest %s: created: %w", m.Digest, err)
+	}
+	now := time.Now().UnixMicro()
 	return s.write(ctx, func(tx *sql.Tx) error {
 		if verify != nil {
 			if err := verify(tx); err != nil {
@@ -250,7 +258,7 @@ func (s *Store) putManifest(ctx context.Context, m meta.Manifest, tags []string,
 			(repo, digest, media_type, size, artifact_type, subject, annotations, created)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			m.Repo, m.Digest.String(), m.MediaType, m.Size, m.ArtifactType,
-			nullString(m.Subject.String()), annotations, created.UTC().UnixNano())
+			nullString(m.Subject.String()), annotations, createdUS)
 		if err != nil {
 			return fmt.Errorf("sqlite: put manifest %s in %s: %w", m.Digest, m.Repo, err)
 		}
@@ -342,7 +350,7 @@ func (s *Store) GetManifest(ctx context.Context, repo string, d digest.Digest) (
 			return fmt.Errorf("sqlite: manifest %s in %s: %w", d, repo, err)
 		}
 		m.Subject = digest.Digest(subject.String)
-		m.Created = time.Unix(0, created).UTC()
+		m.Created = meta.FromMicros(created)
 		if m.Annotations, err = decodeAnnotations(annotations); err != nil {
 			return fmt.Errorf("sqlite: manifest %s in %s: %w", d, repo, err)
 		}
@@ -525,9 +533,17 @@ func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) error {
 	if u.Updated.IsZero() {
 		u.Updated = u.Created
 	}
+	created, err := meta.Micros(u.Created)
+	if err != nil {
+		return fmt.Errorf("sqlite: create upload %s: %w", u.ID, err)
+	}
+	updated, err := meta.Micros(u.Updated)
+	if err != nil {
+		return fmt.Errorf("sqlite: create upload %s: %w", u.ID, err)
+	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO uploads(id, repo, acked, created, updated) VALUES (?, ?, ?, ?, ?)`,
-			u.ID, u.Repo, u.Offset, u.Created.UTC().UnixNano(), u.Updated.UTC().UnixNano())
+			u.ID, u.Repo, u.Offset, created, updated)
 		if err != nil {
 			return fmt.Errorf("sqlite: create upload %s: %w", u.ID, err)
 		}
@@ -552,7 +568,7 @@ func (s *Store) GetUpload(ctx context.Context, id string) (meta.Upload, error) {
 func (s *Store) UpdateUpload(ctx context.Context, id string, offset int64) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE uploads SET acked = ?, updated = ? WHERE id = ?`,
-			offset, time.Now().UTC().UnixNano(), id)
+			offset, time.Now().UnixMicro(), id)
 		if err != nil {
 			return fmt.Errorf("sqlite: update upload %s: %w", id, err)
 		}
@@ -584,8 +600,12 @@ func (s *Store) DeleteUpload(ctx context.Context, id string) error {
 // StaleUploads lists the upload sessions last updated before before,
 // oldest first.
 func (s *Store) StaleUploads(ctx context.Context, before time.Time) ([]meta.Upload, error) {
+	b, err := meta.Micros(before)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: stale uploads: %w", err)
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT id, repo, acked, created, updated FROM uploads
-		WHERE updated < ? ORDER BY updated, id`, before.UTC().UnixNano())
+		WHERE updated < ? ORDER BY updated, id`, b)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: stale uploads: %w", err)
 	}
@@ -614,8 +634,8 @@ func scanUpload(row interface{ Scan(...any) error }) (meta.Upload, error) {
 	if err := row.Scan(&u.ID, &u.Repo, &u.Offset, &created, &updated); err != nil {
 		return meta.Upload{}, err
 	}
-	u.Created = time.Unix(0, created).UTC()
-	u.Updated = time.Unix(0, updated).UTC()
+	u.Created = meta.FromMicros(created)
+	u.Updated = meta.FromMicros(updated)
 	return u, nil
 }
 

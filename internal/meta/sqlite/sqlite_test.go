@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/internal/account"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/meta/metatest"
 	"github.com/custody-dev/custody/internal/meta/sqlite"
@@ -78,7 +79,7 @@ func TestPersistence(t *testing.T) {
 			t.Fatalf("reopen %d: GetManifest: %v", i, err)
 		}
 		if got.Size != m.Size || got.Subject != m.Subject || got.Annotations["k"] != "v" ||
-			!slices.Equal(got.Blobs, m.Blobs) || !got.Created.Equal(m.Created) {
+			!slices.Equal(got.Blobs, m.Blobs) || !got.Created.Equal(m.Created.Truncate(time.Microsecond)) {
 			t.Errorf("reopen %d: GetManifest = %+v, want %+v", i, got, m)
 		}
 		if d, err := s.ResolveTag(ctx, "a/b", "latest"); err != nil || d != m.Digest {
@@ -87,7 +88,7 @@ func TestPersistence(t *testing.T) {
 		if size, err := s.BlobSize(ctx, "a/b", digest.FromString("config")); err != nil || size != 7 {
 			t.Errorf("reopen %d: BlobSize = %d, %v; want 7", i, size, err)
 		}
-		if u, err := s.GetUpload(ctx, "u"); err != nil || u.Offset != 9 || !u.Updated.Equal(up.Updated) {
+		if u, err := s.GetUpload(ctx, "u"); err != nil || u.Offset != 9 || !u.Updated.Equal(up.Updated.Truncate(time.Microsecond)) {
 			t.Errorf("reopen %d: GetUpload = %+v, %v; want %+v", i, u, err, up)
 		}
 		if repos, err := s.Repositories(ctx, "", 10); err != nil || !slices.Equal(repos, []string{"a/b"}) {
@@ -207,4 +208,143 @@ func BenchmarkPutManifest(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// TestMigrationMicros opens a database whose instants are still unix
+// nanoseconds (schema version 5), as an older build left it, holding a
+// retention date of 2300 that wrapped around to 1715: migration 6 turns
+// every instant into microseconds and restores the wrapped date.
+func TestMigrationMicros(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s := open(t, path)
+	created := time.Date(2024, 1, 2, 3, 4, 5, 123456789, time.UTC)
+	m := meta.Manifest{Repo: "a/b", Digest: digest.FromString("m"), MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 1, Created: created}
+	plain := meta.Manifest{Repo: "a/b", Digest: digest.FromString("plain"), MediaType: m.MediaType, Size: 1, Created: created}
+	for _, x := range []meta.Manifest{m, plain} {
+		if err := s.PutManifest(ctx, x, []string{"latest"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateUpload(ctx, meta.Upload{ID: "u", Repo: "a/b", Created: created, Updated: created}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutPolicy(ctx, "a/*", []byte(`{}`), created, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutUser(ctx, account.User{Name: "alice", Created: created}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"t1", "t2"} {
+		if err := s.PutToken(ctx, account.Token{ID: id, Hash: id, Owner: "alice", Created: created, Expires: created.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RevokeToken(ctx, "t2", created.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	// Back to version 5: every instant in nanoseconds, the lock of m
+	// until 2300 as the old code stored it (wrapped around), plain's until
+	// 2030.
+	y2300 := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+	y2030 := time.Date(2030, 6, 7, 8, 9, 10, 999999999, time.UTC)
+	ns := created.UnixNano()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DELETE FROM schema_migrations WHERE version >= 6`,
+		fmt.Sprintf(`UPDATE manifests SET created = %d`, ns),
+		fmt.Sprintf(`UPDATE tags SET updated = %d`, ns),
+		fmt.Sprintf(`UPDATE tag_history SET at = %d`, ns),
+		fmt.Sprintf(`UPDATE uploads SET created = %d, updated = %d`, ns, ns),
+		fmt.Sprintf(`UPDATE policies SET created = %d`, ns),
+		fmt.Sprintf(`UPDATE auth_users SET created = %d`, ns),
+		fmt.Sprintf(`UPDATE auth_tokens SET created = %d, expires = %d`, ns, created.Add(time.Hour).UnixNano()),
+		fmt.Sprintf(`UPDATE auth_tokens SET revoked = %d WHERE id = 't2'`, created.Add(time.Minute).UnixNano()),
+		fmt.Sprintf(`INSERT INTO retention(repo, digest, mode, retain_until, legal_hold, updated) VALUES ('a/b', '%s', 'compliance', %d, 0, %d)`,
+			m.Digest, y2300.UnixNano(), ns),
+		fmt.Sprintf(`INSERT INTO retention(repo, digest, mode, retain_until, legal_hold, updated) VALUES ('a/b', '%s', 'governance', %d, 1, %d)`,
+			plain.Digest, y2030.UnixNano(), ns),
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var wrapped int64
+	if err := db.QueryRow(`SELECT retain_until FROM retention WHERE digest = ?`, m.Digest.String()).Scan(&wrapped); err != nil || wrapped >= 0 {
+		t.Fatalf("the old representation of 2300 = %d, %v; want a negative (wrapped) count", wrapped, err)
+	}
+	db.Close()
+
+	s = open(t, path)
+	defer s.Close()
+	want := created.Truncate(time.Microsecond)
+	if got, err := s.GetManifest(ctx, "a/b", m.Digest); err != nil || !got.Created.Equal(want) {
+		t.Fatalf("manifest created = %v, %v; want %v", got.Created, err, want)
+	}
+	if h, err := s.TagHistory(ctx, "a/b", "latest"); err != nil || len(h) != 2 || !h[1].At.Equal(want) {
+		t.Fatalf("tag history = %+v, %v; want moves at %v", h, err, want)
+	}
+	if u, err := s.GetUpload(ctx, "u"); err != nil || !u.Created.Equal(want) || !u.Updated.Equal(want) {
+		t.Fatalf("upload = %+v, %v; want created and updated %v", u, err, want)
+	}
+	if p, err := s.GetPolicy(ctx, "a/*", 0); err != nil || !p.Created.Equal(want) {
+		t.Fatalf("policy = %+v, %v; want created %v", p, err, want)
+	}
+	l, err := s.GetLock(ctx, "a/b", m.Digest)
+	if err != nil || l.Mode != "compliance" || !l.RetainUntil.Equal(y2300) || !l.Updated.Equal(want) {
+		t.Fatalf("lock of m = %+v, %v; want compliance until %v (restored), updated %v", l, err, y2300, want)
+	}
+	l, err = s.GetLock(ctx, "a/b", plain.Digest)
+	if err != nil || !l.LegalHold || !l.RetainUntil.Equal(y2030.Truncate(time.Microsecond)) {
+		t.Fatalf("lock of plain = %+v, %v; want held, until %v", l, err, y2030.Truncate(time.Microsecond))
+	}
+	st, err := s.AuthState(ctx)
+	if err != nil || len(st.Users) != 1 || !st.Users[0].Created.Equal(want) || len(st.Tokens) != 2 {
+		t.Fatalf("auth state = %+v, %v", st, err)
+	}
+	for _, tok := range st.Tokens {
+		if !tok.Created.Equal(want) || !tok.Expires.Equal(want.Add(time.Hour)) {
+			t.Fatalf("token %s = %+v; want created %v, expires an hour later", tok.ID, tok, want)
+		}
+	}
+	if !st.Tokens[0].Revoked.IsZero() || !st.Tokens[1].Revoked.Equal(want.Add(time.Minute)) {
+		t.Fatalf("tokens = %+v; want t1 valid, t2 revoked at %v", st.Tokens, want.Add(time.Minute))
+	}
+}
+
+// TestFileModes: the database and its -wal and -shm files are readable by
+// their owner only, also when an older build left them readable by all.
+func TestFileModes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	check := func(when string) {
+		t.Helper()
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatalf("%s: %v", when, err)
+			}
+			if perm := fi.Mode().Perm(); perm != 0o600 {
+				t.Errorf("%s: %s has mode %v, want 0600", when, filepath.Base(p), perm)
+			}
+		}
+	}
+	s := open(t, path)
+	defer func() { s.Close() }()
+	if err := s.PutUser(t.Context(), account.User{Name: "a", PasswordHash: "$2a$10$x", Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	check("new database")
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s2 := open(t, path) // while s keeps -wal and -shm in place
+	defer s2.Close()
+	check("reopened database left readable by all")
 }

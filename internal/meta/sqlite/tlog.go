@@ -189,7 +189,7 @@ func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, erro
 func (s *Store) TlogPutCheckpoint(ctx context.Context, cp tlog.Checkpoint) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO tlog_checkpoints(size, root, note, created) VALUES (?, ?, ?, ?)`,
-			int64(cp.Size), cp.Root, string(cp.Note), time.Now().UTC().UnixNano())
+			int64(cp.Size), cp.Root, string(cp.Note), time.Now().UnixMicro())
 		if err != nil {
 			return fmt.Errorf("sqlite: audit checkpoint: %w", err)
 		}
