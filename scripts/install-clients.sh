@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real registry clients the end-to-end tests drive, into
-# .cache/bin (kept between runs): crane, regctl and cosign from the Go module proxy
-# at pinned versions, skopeo from Debian's packages when it is missing.
+# .cache/bin (kept between runs): crane, regctl, cosign, helm, oras, notation
+# and the OCI distribution-spec conformance suite (as oci-conformance) from the
+# Go module proxy at pinned versions; skopeo, docker (docker.io: dockerd and
+# the docker CLI), podman and containerd (ctr) from Debian's packages when
+# they are missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/.cache/bin"
@@ -11,6 +14,12 @@ CRANE_VERSION=v0.22.1
 REGCTL_VERSION=v0.11.7
 COSIGN_VERSION=v2.6.5
 COSIGN3_VERSION=v3.1.3
+HELM_VERSION=v4.3.2
+ORAS_VERSION=v1.3.6
+NOTATION_VERSION=v1.3.2
+# The conformance suite has no releases: a pinned pseudo-version of its main
+# branch (the suite's current development version).
+CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
 
 install_go() { # name module version
   local name=$1 mod=$2 ver=$3 stamp="$bin/.$1-$3"
@@ -18,6 +27,41 @@ install_go() { # name module version
   echo "installing $name $ver" >&2
   GOBIN="$bin" go install "$mod@$ver"
   touch "$stamp"
+}
+
+# install_go_as builds a command under another name (the module's binary name
+# is too generic, or collides with one already installed).
+install_go_as() { # name module version
+  local name=$1 mod=$2 ver=$3
+  if [ -x "$bin/$name" ] && [ -f "$bin/.$name-$ver" ]; then return; fi
+  echo "installing $name $ver" >&2
+  local tmp
+  tmp=$(mktemp -d)
+  GOBIN="$tmp" go install "$mod@$ver"
+  mv "$tmp/$(basename "$mod")" "$bin/$name"
+  rm -rf "$tmp"
+  touch "$bin/.$name-$ver"
+}
+
+# install_go_in_module builds a command from inside a scratch module that
+# requires it: 'go install pkg@version' also reads the module's version list
+# (for deprecation notices), which the proxy refuses for some modules
+# (notation), while the version itself is served.
+install_go_in_module() { # name module package version
+  local name=$1 mod=$2 pkg=$3 ver=$4
+  if [ -x "$bin/$name" ] && [ -f "$bin/.$name-$ver" ]; then return; fi
+  echo "installing $name $ver" >&2
+  local tmp
+  tmp=$(mktemp -d)
+  (
+    cd "$tmp"
+    go mod init "build-$name" >/dev/null 2>&1
+    # go get lists every module it adds: show that only when it fails.
+    go get "$pkg@$ver" >get.log 2>&1 || { cat get.log >&2; exit 1; }
+    go build -o "$bin/$name" "$pkg"
+  )
+  rm -rf "$tmp"
+  touch "$bin/.$name-$ver"
 }
 
 # The builds run side by side: on a fresh machine most of their time is
@@ -30,25 +74,34 @@ install_go cosign github.com/sigstore/cosign/v2/cmd/cosign "$COSIGN_VERSION" & p
 # cosign v3 as a second binary, cosign3 (its default format differs: Sigstore
 # bundles as OCI 1.1 referrers). Another 5-6 minutes of build on 2 cores;
 # CUSTODY_SKIP_COSIGN3=1 leaves it out (the v3 tests then skip, even in CI).
-if [ -z "${CUSTODY_SKIP_COSIGN3:-}" ] && { [ ! -x "$bin/cosign3" ] || [ ! -f "$bin/.cosign3-$COSIGN3_VERSION" ]; }; then
-  (
-    echo "installing cosign3 $COSIGN3_VERSION" >&2
-    tmp=$(mktemp -d)
-    GOBIN="$tmp" go install "github.com/sigstore/cosign/v3/cmd/cosign@$COSIGN3_VERSION"
-    mv "$tmp/cosign" "$bin/cosign3"
-    rmdir "$tmp"
-    touch "$bin/.cosign3-$COSIGN3_VERSION"
-  ) & pids+=($!)
+if [ -z "${CUSTODY_SKIP_COSIGN3:-}" ]; then
+  install_go_as cosign3 github.com/sigstore/cosign/v3/cmd/cosign "$COSIGN3_VERSION" & pids+=($!)
 fi
-for pid in "${pids[@]}"; do
-  wait "$pid" || { echo "install-clients.sh: a client build failed" >&2; exit 1; }
+install_go helm helm.sh/helm/v4/cmd/helm "$HELM_VERSION" & pids+=($!)
+install_go oras oras.land/oras/cmd/oras "$ORAS_VERSION" & pids+=($!)
+install_go_in_module notation github.com/notaryproject/notation \
+  github.com/notaryproject/notation/cmd/notation "$NOTATION_VERSION" & pids+=($!)
+install_go_as oci-conformance github.com/opencontainers/distribution-spec/conformance "$CONFORMANCE_VERSION" & pids+=($!)
+# Debian's packages, in one apt-get run beside the builds: each command and
+# the package that brings it.
+missing=()
+for pair in skopeo:skopeo docker:docker.io dockerd:docker.io podman:podman ctr:containerd containerd:containerd; do
+  cmd=${pair%%:*} pkg=${pair#*:}
+  if ! command -v "$cmd" >/dev/null 2>&1 && [[ " ${missing[*]} " != *" $pkg "* ]]; then
+    missing+=("$pkg")
+  fi
 done
-
-if ! command -v skopeo >/dev/null 2>&1; then
-  echo "installing skopeo (Debian package)" >&2
+if [ ${#missing[@]} -gt 0 ]; then (
+  echo "installing ${missing[*]} (Debian packages)" >&2
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq skopeo >/dev/null
-fi
-ln -sf "$(command -v skopeo)" "$bin/skopeo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+) & pids+=($!); fi
+for pid in "${pids[@]}"; do
+  wait "$pid" || { echo "install-clients.sh: a client build or install failed" >&2; exit 1; }
+done
+
+for cmd in skopeo docker dockerd podman ctr containerd; do
+  ln -sf "$(command -v "$cmd")" "$bin/$cmd"
+done
 echo "$bin"

@@ -50,6 +50,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/custody-dev/custody/internal/jsondoc"
 )
 
 // PayloadType is the DSSE payloadType of an in-toto statement.
@@ -215,6 +217,9 @@ func ParseEnvelope(b []byte) (*Envelope, error) {
 	if len(b) > MaxEnvelopeBytes {
 		return nil, fmt.Errorf("%w: envelope is %d bytes, the limit is %d", ErrTooLarge, len(b), MaxEnvelopeBytes)
 	}
+	if err := jsondoc.Check(b); err != nil {
+		return nil, fmt.Errorf("not a DSSE envelope: %w", err)
+	}
 	var raw rawEnvelope
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&raw); err != nil {
@@ -279,7 +284,7 @@ func parseStatement(b []byte, allowV01 bool) (*Statement, error) {
 		return nil, fmt.Errorf("%w: statement is %d bytes, the limit is %d", ErrTooLarge, len(b), MaxStatementBytes)
 	}
 	var raw rawStatement
-	if err := json.Unmarshal(b, &raw); err != nil {
+	if err := jsondoc.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("not an in-toto statement: %w", err)
 	}
 	if raw.Type != StatementType && !(allowV01 && raw.Type == StatementTypeV01) {

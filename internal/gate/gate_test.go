@@ -581,6 +581,13 @@ func TestAddAttestationRejectsBadPredicates(t *testing.T) {
 	if _, err := ParseTestResult([]byte(strings.Repeat(" ", MaxTestResultBytes+1))); err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Errorf("oversized: %v", err)
 	}
+	// Readers keeping the first of two equal names would see FAILED.
+	if _, err := ParseTestResult([]byte(`{"result":"FAILED","result":"PASSED"}`)); err == nil || !strings.Contains(err.Error(), "duplicate key") {
+		t.Errorf("repeated result: %v", err)
+	}
+	if _, err := ParseTestResult([]byte(`{"result":"PASSED"}`)); err != nil {
+		t.Errorf("valid test result: %v", err)
+	}
 }
 
 func TestReadyMadeListAndStructpb(t *testing.T) {

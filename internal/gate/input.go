@@ -1,7 +1,6 @@
 package gate
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -9,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/custody-dev/custody/internal/attest"
+	"github.com/custody-dev/custody/internal/jsondoc"
 	"github.com/custody-dev/custody/internal/provenance"
 	"github.com/custody-dev/custody/internal/sign"
 )
@@ -280,7 +280,7 @@ func ParseTestResult(predicate []byte) (TestResult, error) {
 		PassedTests []string `json:"passedTests"`
 		FailedTests []string `json:"failedTests"`
 	}
-	if err := json.Unmarshal(predicate, &raw); err != nil {
+	if err := jsondoc.Unmarshal(predicate, &raw); err != nil {
 		return TestResult{}, fmt.Errorf("invalid test-result predicate: %w", err)
 	}
 	switch raw.Result {

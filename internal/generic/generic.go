@@ -48,6 +48,7 @@ import (
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/reqbody"
 )
 
 // ArtifactType is the artifactType of the manifests generic PUTs create.
@@ -196,6 +197,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// percent-escapes would decode into something other than what it shows
 	// ("%2e%2e", "%2f"), so every one is refused, as is any character that
 	// would need one (EscapedPath shows both as '%').
+	reqbody.Wrap(r)
 	if strings.Contains(r.URL.EscapedPath(), "%") {
 		h.refuse(w, r, location{}, http.StatusBadRequest, "invalid-path", "Invalid path",
 			"percent-escapes (and characters that need them, such as spaces) are not allowed in the path")
@@ -522,6 +524,11 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 		case errors.Is(err, blob.ErrSizeMismatch), errors.Is(err, io.ErrUnexpectedEOF):
 			audit("generic.put", want, "invalid", err.Error())
 			problem.Write(w, http.StatusBadRequest, "incomplete-body", "Incomplete body", "the body ended before Content-Length bytes")
+		case reqbody.Failed(r, err) != nil:
+			be := reqbody.Failed(r, err)
+			h.log.WarnContext(ctx, "request body unreadable", "err", be, "request_id", registry.RequestID(ctx))
+			audit("generic.put", want, "invalid", be.Error())
+			problem.Write(w, be.Status(), "unreadable-body", "Unreadable body", be.Error()+"; nothing was stored")
 		default:
 			h.internal(w, r, "store file", err)
 		}
@@ -531,22 +538,6 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 
 	empty := v1.DescriptorEmptyJSON
 	empty.Data = nil
-	// Locks are taken in the order file, config, manifest; each is held
-	// until the manifest record naming the bytes commits.
-	defer h.locks.Lock(empty.Digest)()
-	if _, err := h.blobs.Put(ctx, empty.Digest, empty.Size, bytes.NewReader([]byte("{}"))); err != nil {
-		h.internal(w, r, "store empty config", err)
-		return
-	}
-	for _, b := range []struct {
-		d    digest.Digest
-		size int64
-	}{{empty.Digest, empty.Size}, {fd, size}} {
-		if err := h.meta.LinkBlob(ctx, l.oci(), b.d, b.size); err != nil {
-			h.internal(w, r, "link blob", err)
-			return
-		}
-	}
 	doc := v1.Manifest{
 		Versioned:    specs.Versioned{SchemaVersion: 2},
 		MediaType:    v1.MediaTypeImageManifest,
@@ -587,6 +578,32 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 		audit("manifest.put", md, "denied", err.Error())
 		problem.Write(w, http.StatusForbidden, "denied", "Denied by policy", err.Error())
 		return
+	}
+	// The version is new (it did not resolve above): ask the tag policy
+	// now, before anything becomes visible, so a refusal leaves no
+	// repository, link or record behind; only the file's bytes, which no
+	// record names and GC collects. The check runs again inside the
+	// transaction below, against a concurrent writer.
+	if err := h.policy.CheckTag(ctx, l.oci(), l.version, "", md); err != nil {
+		audit("tag.move", md, "denied", err.Error())
+		problem.Write(w, http.StatusForbidden, "denied", "Denied by policy", err.Error())
+		return
+	}
+	// Locks are taken in the order file, config, manifest; each is held
+	// until the manifest record naming the bytes commits.
+	defer h.locks.Lock(empty.Digest)()
+	if _, err := h.blobs.Put(ctx, empty.Digest, empty.Size, bytes.NewReader([]byte("{}"))); err != nil {
+		h.internal(w, r, "store empty config", err)
+		return
+	}
+	for _, b := range []struct {
+		d    digest.Digest
+		size int64
+	}{{empty.Digest, empty.Size}, {fd, size}} {
+		if err := h.meta.LinkBlob(ctx, l.oci(), b.d, b.size); err != nil {
+			h.internal(w, r, "link blob", err)
+			return
+		}
 	}
 	// Bytes first, then the record, as the registry does.
 	defer h.locks.Lock(md)()

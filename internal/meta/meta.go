@@ -11,8 +11,8 @@
 //   - PutManifest records a manifest, its references and its tags in one
 //     transaction; TagCheck runs inside that transaction against the tag's
 //     current value, so a check cannot race with a concurrent writer.
-//   - Listings (Tags, Repositories) are in lexical (byte) order, start after
-//     `last` and return at most n entries.
+//   - Listings (Tags, Repositories, Referrers) are in lexical (byte) order,
+//     start after `last` and return at most n entries.
 //   - A repository exists while it has at least one manifest or linked blob.
 //   - Every instant is kept as Instant returns it (UTC, to the microsecond)
 //     for any time from MinTime to MaxTime; a write with any other time is
@@ -115,8 +115,9 @@ type Store interface {
 	// Repositories lists repository names in lexical order after last, at most n.
 	Repositories(ctx context.Context, last string, n int) ([]string, error)
 	// Referrers lists the manifests in repo whose subject is d, optionally
-	// only those of artifactType, ordered by digest.
-	Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]Descriptor, error)
+	// only those of artifactType, in lexical order of their digests after
+	// last (empty: from the first), at most n (n > 0).
+	Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string, last digest.Digest, n int) ([]Descriptor, error)
 
 	// CreateUpload records a new upload session.
 	CreateUpload(ctx context.Context, u Upload) error

@@ -49,6 +49,8 @@ import (
 
 	slsa "github.com/in-toto/attestation/go/predicates/provenance/v1"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/custody-dev/custody/internal/jsondoc"
 )
 
 // PredicateType is the in-toto predicate type of SLSA provenance v1.
@@ -262,6 +264,9 @@ func (e *ExternalParameters) UnmarshalJSON(b []byte) error {
 func Parse(b []byte) (*Predicate, error) {
 	if len(b) > MaxPredicateBytes {
 		return nil, fmt.Errorf("provenance predicate is %d bytes, the limit is %d", len(b), MaxPredicateBytes)
+	}
+	if err := jsondoc.Check(b); err != nil {
+		return nil, fmt.Errorf("not an SLSA provenance v1 predicate: %w", err)
 	}
 	var p Predicate
 	dec := json.NewDecoder(bytes.NewReader(b))

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -270,6 +271,8 @@ func TestBadInput(t *testing.T) {
 	})
 
 	t.Run("invalid manifest documents", func(t *testing.T) {
+		cfg := `{"mediaType":"` + mtOCIConfig + `","digest":"` + digest.FromBytes(img.config).String() + `","size":` + strconv.Itoa(len(img.config)) + `}`
+		absentLayer := `{"mediaType":"` + mtOCILayer + `","digest":"` + digest.FromString("absent layer").String() + `","size":12}`
 		docs := map[string]string{
 			"not JSON":            `{"schemaVersion":2,`,
 			"array":               `[]`,
@@ -283,6 +286,12 @@ func TestBadInput(t *testing.T) {
 			"empty body":          ``,
 			"index with config":   `{"schemaVersion":2,"mediaType":"` + mtOCIIndex + `","config":{"mediaType":"a/b","digest":"` + img.digest.String() + `","size":1}}`,
 			"docker artifactType": `{"schemaVersion":2,"mediaType":"` + mtDockerManifest + `","artifactType":"a/b","config":{"mediaType":"a/b","digest":"` + img.digest.String() + `","size":1},"layers":[]}`,
+			// Parsers keeping the first of two equal names would see a
+			// layer that is not in the repository; encoding/json keeps
+			// the last (and folds case for struct fields).
+			"duplicate layers":      `{"schemaVersion":2,"mediaType":"` + mtOCIManifest + `","config":` + cfg + `,"layers":[` + absentLayer + `],"layers":[]}`,
+			"case-folded layers":    `{"schemaVersion":2,"mediaType":"` + mtOCIManifest + `","config":` + cfg + `,"layers":[` + absentLayer + `],"Layers":[]}`,
+			"duplicate in a config": `{"schemaVersion":2,"mediaType":"` + mtOCIManifest + `","config":{"mediaType":"` + mtOCIConfig + `","digest":"` + digest.FromString("absent").String() + `","digest":"` + digest.FromBytes(img.config).String() + `","size":` + strconv.Itoa(len(img.config)) + `},"layers":[]}`,
 		}
 		for name, doc := range docs {
 			ct := mtOCIManifest
@@ -295,6 +304,10 @@ func TestBadInput(t *testing.T) {
 			}
 			r := a.putManifest(t, repo, "invalid", ct, []byte(doc))
 			specWantError(t, name, r, 400, "MANIFEST_INVALID")
+			d := digest.FromString(doc)
+			if a.manifestExists(t, repo, d.String()) || a.blobExists(t, repo, d) {
+				t.Fatalf("%s: refused manifest stored", name)
+			}
 		}
 		if a.manifestExists(t, repo, "invalid") {
 			t.Fatal("invalid manifest stored")
@@ -415,6 +428,68 @@ func TestBadInput(t *testing.T) {
 		r = a.do(t, "PUT", specQuery(t, loc, "digest", d.String()), data[acked:],
 			"Content-Type", "application/octet-stream", "Content-Range", fmt.Sprintf("%d-99", acked))
 		specWantStatus(t, "PUT after cut-short chunks", r, http.StatusCreated)
+	})
+
+	t.Run("malformed chunked bodies", func(t *testing.T) {
+		// Broken chunked encoding is the client's error: 400 in the
+		// endpoint's error format, a warning in the log (never an
+		// ERROR), and nothing stored.
+		bodies := map[string]string{
+			"invalid chunk length":   "5\r\nhello\r\nzz\r\n",
+			"chunk without its CRLF": "5\r\nhelloXX",
+		}
+		errorsBefore := strings.Count(srv.Logs(), "level=ERROR")
+		warnings := strings.Count(srv.Logs(), "request body unreadable")
+		raw := func(method, target, extra string, body string) specReply {
+			head := method + " " + target + " HTTP/1.1\r\nHost: " + srv.Host() + "\r\nTransfer-Encoding: chunked\r\n" + extra + "\r\n"
+			return specRawExchange(t, srv.Host(), head, strings.NewReader(body), false)
+		}
+		for name, body := range bodies {
+			loc := a.startUpload(t, repo)
+			u, err := url.Parse(loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := raw("PATCH", u.RequestURI(), "Content-Type: application/octet-stream\r\n", body)
+			specWantError(t, name+": PATCH", r, 400, "BLOB_UPLOAD_INVALID")
+			st := a.do(t, "GET", loc, nil)
+			specWantStatus(t, name+": upload status", st, http.StatusNoContent)
+			if rg := st.Header.Get("Range"); rg != "" && rg != "0-0" {
+				t.Fatalf("%s: a broken chunk advanced the upload to %q", name, rg)
+			}
+
+			d := digest.FromString("hello")
+			r = raw("POST", "/v2/"+repo+"/blobs/uploads/?digest="+d.String(), "Content-Type: application/octet-stream\r\n", body)
+			specWantError(t, name+": monolithic POST", r, 400, "BLOB_UPLOAD_INVALID")
+			if a.blobExists(t, repo, d) {
+				t.Fatalf("%s: a broken monolithic upload stored a blob", name)
+			}
+
+			r = raw("PUT", "/generic/bad/chunked/1.0/file", "", body)
+			if r.Status != 400 || !strings.Contains(r.Header.Get("Content-Type"), "application/problem+json") || !strings.Contains(string(r.Body), "unreadable-body") {
+				t.Fatalf("%s: generic PUT answered %s (%s)", name, r, r.Header.Get("Content-Type"))
+			}
+			if got := a.do(t, "GET", "/generic/bad/chunked/1.0/file", nil); got.Status != http.StatusNotFound {
+				t.Fatalf("%s: a broken generic upload is served: %s", name, got)
+			}
+		}
+		// Three warnings per body; poll for them (the log is a pipe),
+		// then no ERROR may have been logged before them.
+		want := warnings + 3*len(bodies)
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(srv.Logs(), "request body unreadable") < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("expected %d warnings about unreadable bodies; logs:\n%s", want-warnings, srv.Logs())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		logs := srv.Logs()
+		if n := strings.Count(logs, "level=ERROR"); n != errorsBefore {
+			t.Fatalf("malformed bodies were logged as errors:\n%s", logs)
+		}
+		if !strings.Contains(logs, "level=WARN msg=\"request body unreadable\"") {
+			t.Fatalf("no warning for unreadable bodies:\n%s", logs)
+		}
 	})
 
 	t.Run("overlapping chunk", func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/custody-dev/custody/internal/meta"
@@ -102,18 +103,45 @@ func (reg *Registry) catalog(w http.ResponseWriter, r *http.Request, _ route) {
 }
 
 // referrers answers the OCI 1.1 referrers API: always an image index, empty
-// when nothing refers to the digest.
+// when nothing refers to the digest. Like tag listings it is paged, in
+// digest order: at most the referrers page size (or `n`, if smaller) per
+// response, with a Link header (rel="next", carrying `last` and the
+// artifactType filter) when the page is full.
 func (reg *Registry) referrers(w http.ResponseWriter, r *http.Request, rt route) {
 	d, err := parseDigest(rt.ref)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
+	n, lastRef, err := reg.pagination(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if n > reg.maxReferrers {
+		n = reg.maxReferrers
+	}
+	var last digest.Digest
+	if lastRef != "" {
+		if last, err = parseDigest(lastRef); err != nil {
+			writeError(w, r, errorf(http.StatusBadRequest, codeDigestInvalid, "last must be a digest"))
+			return
+		}
+	}
 	at := r.URL.Query().Get("artifactType")
-	list, err := reg.meta.Referrers(r.Context(), rt.repo, d, at)
+	list, err := reg.meta.Referrers(r.Context(), rt.repo, d, at, last, n)
 	if err != nil && !errors.Is(err, meta.ErrNotFound) {
 		writeError(w, r, reg.internal(r, "list referrers", err))
 		return
+	}
+	if n > 0 && len(list) == n {
+		q := url.Values{}
+		q.Set("n", strconv.Itoa(n))
+		q.Set("last", list[len(list)-1].Digest.String())
+		if at != "" {
+			q.Set("artifactType", at)
+		}
+		w.Header().Set("Link", "</v2/"+rt.repo+"/referrers/"+d.String()+"?"+q.Encode()+`>; rel="next"`)
 	}
 	idx := v1.Index{
 		MediaType: v1.MediaTypeImageIndex,

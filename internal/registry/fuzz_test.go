@@ -22,6 +22,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/blob/fs"
+	"github.com/custody-dev/custody/internal/jsondoc"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/meta/sqlite"
 )
@@ -337,6 +338,9 @@ func FuzzParseManifest(f *testing.F) {
 		var generic map[string]json.RawMessage
 		if err := json.Unmarshal(body, &generic); err != nil {
 			t.Fatalf("accepted a body that is not a JSON object: %v", err)
+		}
+		if err := jsondoc.Check(body); err != nil {
+			t.Fatalf("accepted a body other readers may read differently: %v", err)
 		}
 		var all []descriptor
 		if p.Config != nil {

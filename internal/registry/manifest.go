@@ -7,6 +7,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/custody-dev/custody/internal/jsondoc"
 )
 
 // Media types of the manifests custody stores.
@@ -70,6 +72,9 @@ func ParseManifest(contentType string, body []byte) (*ParsedManifest, error) {
 		Subject       *descriptor       `json:"subject"`
 		Annotations   map[string]string `json:"annotations"`
 		FSLayers      json.RawMessage   `json:"fsLayers"`
+	}
+	if err := jsondoc.Check(body); err != nil {
+		return nil, invalid("manifest is not valid JSON: %v", err)
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return nil, invalid("manifest is not valid JSON: %v", err)

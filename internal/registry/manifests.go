@@ -148,6 +148,15 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 		return
 	}
 	d := digest.FromBytes(body)
+	if want == "" {
+		// A tag keeps the algorithm it was given: re-pushing the bytes a
+		// tag already points at (say, under sha512) answers with that
+		// digest instead of moving the tag to the sha256 of the same bytes.
+		if cur, err := reg.meta.ResolveTag(ctx, rt.repo, rt.ref); err == nil &&
+			cur.Algorithm() != d.Algorithm() && cur.Algorithm().Available() && cur.Algorithm().FromBytes(body) == cur {
+			d = cur
+		}
+	}
 	if want != "" {
 		if got := want.Algorithm().FromBytes(body); got != want {
 			reg.audit.Record(ctx, Event{Action: "manifest.put", Repo: rt.repo, Digest: want, Result: "invalid", Reason: "digest mismatch", Request: r})
@@ -187,6 +196,24 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 		reg.audit.Record(ctx, Event{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "denied", Reason: err.Error(), Request: r})
 		writeError(w, r, denied(err))
 		return
+	}
+	// Ask the tag policy before anything is stored, so that a refused tag
+	// leaves nothing behind. The check runs again inside the transaction
+	// recording the manifest, against the tag's value at commit.
+	for _, t := range tags {
+		cur, err := reg.meta.ResolveTag(ctx, rt.repo, t)
+		if err != nil && !errors.Is(err, meta.ErrNotFound) {
+			writeError(w, r, reg.internal(r, "resolve tag", err))
+			return
+		}
+		if cur == d {
+			continue
+		}
+		if err := reg.policy.CheckTag(ctx, rt.repo, t, cur, d); err != nil {
+			reg.audit.Record(ctx, Event{Action: "tag.move", Repo: rt.repo, Digest: d, Tag: t, Result: "denied", Reason: err.Error(), Request: r})
+			writeError(w, r, denied(err))
+			return
+		}
 	}
 	// Bytes first, then the record: a crash in between leaves an
 	// unreferenced blob for GC, never a record without content. The

@@ -25,6 +25,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/reqbody"
 )
 
 // Options configure a Registry. Zero values select safe defaults.
@@ -38,6 +39,9 @@ type Options struct {
 	MaxManifestSize int64
 	// MaxPageSize caps `n` on tag and catalog listings (default 10,000).
 	MaxPageSize int
+	// MaxReferrersPage caps the descriptors of one referrers response
+	// (default DefaultReferrersPage); more are paged with a Link header.
+	MaxReferrersPage int
 	// Now returns the current time (tests may replace it).
 	Now func() time.Time
 	// BlobLocks, shared with garbage collection on the same stores, is
@@ -52,6 +56,13 @@ type Options struct {
 	// bytes through the registry; on error the blob is served directly.
 	BlobRedirect func(ctx context.Context, d digest.Digest) (*url.URL, error)
 }
+
+// DefaultReferrersPage is the default size of a referrers page. It stays
+// above what custody's own signature lookup examines (sign.MaxReferrers),
+// because go-containerregistry reads only the first page: a subject with
+// too many referrers must show more than that limit there, so the lookup
+// refuses it rather than judging on a truncated list.
+const DefaultReferrersPage = 2000
 
 // Verifier checks that the stored bytes of d hash to d, returning an error
 // wrapping blob.ErrDigestMismatch when they do not.
@@ -68,12 +79,13 @@ type Registry struct {
 	audit  Auditor
 	policy Policy
 
-	maxManifest int64
-	maxPage     int
-	now         func() time.Time
-	locks       *blob.Locks
-	verifier    Verifier
-	redirect    func(ctx context.Context, d digest.Digest) (*url.URL, error)
+	maxManifest  int64
+	maxPage      int
+	maxReferrers int
+	now          func() time.Time
+	locks        *blob.Locks
+	verifier     Verifier
+	redirect     func(ctx context.Context, d digest.Digest) (*url.URL, error)
 
 	// uploadLocks serializes requests on one upload session in this process.
 	uploadLocks sync.Map // id -> *sync.Mutex
@@ -82,18 +94,19 @@ type Registry struct {
 // New returns a registry serving blobs and metadata from the given stores.
 func New(blobs blob.Store, md meta.Store, opts Options) *Registry {
 	r := &Registry{
-		blobs:       blobs,
-		meta:        md,
-		log:         opts.Log,
-		authz:       opts.Authorizer,
-		audit:       opts.Auditor,
-		policy:      opts.Policy,
-		maxManifest: opts.MaxManifestSize,
-		maxPage:     opts.MaxPageSize,
-		now:         opts.Now,
-		locks:       opts.BlobLocks,
-		verifier:    opts.Verifier,
-		redirect:    opts.BlobRedirect,
+		blobs:        blobs,
+		meta:         md,
+		log:          opts.Log,
+		authz:        opts.Authorizer,
+		audit:        opts.Auditor,
+		policy:       opts.Policy,
+		maxManifest:  opts.MaxManifestSize,
+		maxPage:      opts.MaxPageSize,
+		maxReferrers: opts.MaxReferrersPage,
+		now:          opts.Now,
+		locks:        opts.BlobLocks,
+		verifier:     opts.Verifier,
+		redirect:     opts.BlobRedirect,
 	}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -113,6 +126,9 @@ func New(blobs blob.Store, md meta.Store, opts Options) *Registry {
 	if r.maxPage <= 0 {
 		r.maxPage = 10000
 	}
+	if r.maxReferrers <= 0 {
+		r.maxReferrers = DefaultReferrersPage
+	}
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -122,6 +138,7 @@ func New(blobs blob.Store, md meta.Store, opts Options) *Registry {
 // ServeHTTP routes a /v2/ request.
 func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	reqbody.Wrap(r)
 	// Escaped characters (%2e, %2f, ...) never appear in valid names,
 	// digests or tags: refuse them rather than decode them into a path.
 	if r.URL.RawPath != "" {
@@ -247,6 +264,14 @@ func (reg *Registry) base(w http.ResponseWriter, r *http.Request, _ route) {
 func (reg *Registry) internal(r *http.Request, what string, err error) error {
 	reg.log.ErrorContext(r.Context(), what, "err", err, "request_id", RequestID(r.Context()))
 	return err
+}
+
+// unreadableBody answers a request whose body the client failed to
+// deliver (malformed chunked encoding, a connection cut mid-body): the
+// client's error, so a 4xx and a warning rather than a 500 and an error.
+func (reg *Registry) unreadableBody(w http.ResponseWriter, r *http.Request, e *reqbody.Error) {
+	reg.log.WarnContext(r.Context(), "request body unreadable", "err", e, "request_id", RequestID(r.Context()))
+	writeError(w, r, errorf(e.Status(), codeBlobUploadInvalid, "%v", e))
 }
 
 // verify runs the Verifier on d before its bytes are served. Damaged

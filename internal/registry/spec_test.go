@@ -1274,6 +1274,20 @@ func specSHA512(t *testing.T, a *specClient) {
 				t.Fatal("body differs")
 			}
 		}
+		// Pushing the same bytes again by tag keeps the tag on the digest
+		// it was given (conformance pushes by digest, then by each tag).
+		for _, ref := range []string{"s512", specQuery(t, "s512", "tag", "s512b")} {
+			r = a.putManifest(t, repo, ref, mtOCIManifest, img.manifest)
+			specWantStatus(t, "re-PUT by tag "+ref, r, http.StatusCreated)
+			specWantHeader(t, "re-PUT by tag "+ref, r, "Docker-Content-Digest", md.String())
+		}
+		for _, tag := range []string{"s512", "s512b"} {
+			for _, method := range []string{"HEAD", "GET"} {
+				got := a.do(t, method, "/v2/"+repo+"/manifests/"+tag, nil)
+				specWantStatus(t, method+" "+tag+" after re-PUT", got, http.StatusOK)
+				specWantHeader(t, method+" "+tag+" after re-PUT", got, "Docker-Content-Digest", md.String())
+			}
+		}
 		// A sha512 subject in the referrers API.
 		ref := a.buildImage(t, repo, 0, func(m *ocispec.Manifest) {
 			m.ArtifactType = "application/vnd.example.sig.v1"

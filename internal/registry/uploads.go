@@ -16,6 +16,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/reqbody"
 )
 
 func newUploadID() string {
@@ -140,6 +141,10 @@ func (reg *Registry) writeCommitError(w http.ResponseWriter, r *http.Request, rt
 	case errors.Is(err, blob.ErrUnsupportedDigest):
 		writeError(w, r, errorf(http.StatusBadRequest, codeDigestInvalid, "unsupported digest %s", d))
 	default:
+		if be := reqbody.Failed(r, err); be != nil && r.Context().Err() == nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			reg.unreadableBody(w, r, be)
+			return
+		}
 		if r.Context().Err() != nil || errors.Is(err, io.ErrUnexpectedEOF) {
 			// The body was cut short or the client went away; nothing is
 			// visible. Answer anyway: a handler that writes nothing makes
@@ -254,6 +259,11 @@ func (reg *Registry) appendChunk(w http.ResponseWriter, r *http.Request, rt rout
 			// Answer anyway, or net/http would send 200 OK.
 			w.Header().Set("Range", rangeHeader(u.Offset))
 			writeError(w, r, errorf(http.StatusBadRequest, codeBlobUploadInvalid, "upload body incomplete"))
+			return u, false
+		}
+		if be := reqbody.Failed(r, err); be != nil {
+			w.Header().Set("Range", rangeHeader(u.Offset))
+			reg.unreadableBody(w, r, be)
 			return u, false
 		}
 		writeError(w, r, reg.internal(r, "append upload", err))

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/custody-dev/custody/internal/blob"
+	"github.com/custody-dev/custody/internal/jsondoc"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/problem"
@@ -94,9 +94,11 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err == nil {
+		err = jsondoc.UnmarshalStrict(b, v)
+	}
+	if err != nil {
 		problem.Write(w, http.StatusBadRequest, "invalid-body", "Invalid request body", err.Error())
 		return false
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/custody-dev/custody/internal/builds"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/internal/jsondoc"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/problem"
@@ -137,9 +139,11 @@ func (envTags) CheckDeleteManifest(context.Context, string, digest.Digest) error
 func (envTags) CheckDeleteBlob(context.Context, string, digest.Digest) error     { return nil }
 
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err == nil {
+		err = jsondoc.UnmarshalStrict(b, v)
+	}
+	if err != nil {
 		problem.Write(w, http.StatusBadRequest, "invalid-body", "Invalid body", "malformed JSON body: "+err.Error())
 		return false
 	}

@@ -230,6 +230,16 @@ func TestPolicyAPI(t *testing.T) {
 	wantProblem(t, code, body, 400, "regex")
 	code, body = put("Team/*", `{}`)
 	wantProblem(t, code, body, 400, "not allowed")
+	// A repeated name would be read one way here and another way by other
+	// readers of the policy: refused, and the current version stays.
+	code, body = put("team/*", `{"noDelete":true,"noDelete":false}`)
+	wantProblem(t, code, body, 400, "duplicate key")
+	code, body = put("team/*", `{"immutableTags":["^v.*$"],"ImmutableTags":[]}`)
+	wantProblem(t, code, body, 400, "duplicate key")
+	code, body = do(t, http.MethodGet, w.url+"/api/v1/policies/team/*", nil)
+	if code != 200 || !strings.Contains(body, `"noDelete": true`) || !strings.Contains(body, `"version": 2`) {
+		t.Fatalf("GET after refused PUTs: %d %s", code, body)
+	}
 
 	// team/app: noDelete and ^v.*$ from "team/*" (more specific than team/**).
 	m1, d1, ld := image(t, w.url, "team/app", "1")

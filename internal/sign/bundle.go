@@ -17,6 +17,8 @@ import (
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/custody-dev/custody/internal/jsondoc"
 )
 
 // Media types, predicate types and annotations cosign uses; custody writes
@@ -83,7 +85,7 @@ func signStatement(digest string, annotations map[string]string) ([]byte, error)
 // parseStatement reads an in-toto statement (v0.1 or v1 "_type").
 func parseStatement(b []byte) (statement, error) {
 	var st statement
-	if err := json.Unmarshal(b, &st); err != nil {
+	if err := jsondoc.Unmarshal(b, &st); err != nil {
 		return statement{}, fmt.Errorf("DSSE payload is not an in-toto statement: %w", err)
 	}
 	if !strings.HasPrefix(st.Type, "https://in-toto.io/Statement/") {
@@ -165,6 +167,9 @@ func parseBundle(b []byte) (*protobundle.Bundle, error) {
 	if len(b) > MaxBundleSize {
 		return nil, fmt.Errorf("bundle is %d bytes, over the %d-byte limit", len(b), MaxBundleSize)
 	}
+	if err := jsondoc.Check(b); err != nil {
+		return nil, fmt.Errorf("not a Sigstore bundle: %w", err)
+	}
 	var pb protobundle.Bundle
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &pb); err != nil {
 		return nil, fmt.Errorf("not a Sigstore bundle: %w", err)
@@ -192,6 +197,9 @@ func parseBundle(b []byte) (*protobundle.Bundle, error) {
 func parseEnvelope(b []byte) (*protodsse.Envelope, error) {
 	if len(b) > MaxBundleSize {
 		return nil, fmt.Errorf("DSSE envelope is %d bytes, over the %d-byte limit", len(b), MaxBundleSize)
+	}
+	if err := jsondoc.Check(b); err != nil {
+		return nil, fmt.Errorf("not a DSSE envelope: %w", err)
 	}
 	var e dsse.Envelope
 	dec := json.NewDecoder(bytes.NewReader(b))

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/custody-dev/custody/internal/jsondoc"
 )
 
 // SimpleSigningType is the "critical.type" of a cosign image signature
@@ -88,6 +90,9 @@ func (p Payload) Annotations() map[string]string {
 func ParsePayload(b []byte) (Payload, error) {
 	if len(b) > MaxPayloadSize {
 		return Payload{}, fmt.Errorf("signature payload is %d bytes, over the %d-byte limit", len(b), MaxPayloadSize)
+	}
+	if err := jsondoc.Check(b); err != nil {
+		return Payload{}, fmt.Errorf("signature payload is not simple signing JSON: %w", err)
 	}
 	var p Payload
 	dec := json.NewDecoder(bytes.NewReader(b))

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	packageurl "github.com/package-url/packageurl-go"
+
+	"github.com/custody-dev/custody/internal/jsondoc"
 )
 
 // MaxVEXSize is the largest OpenVEX document ParseVEX reads, in bytes.
@@ -116,6 +118,9 @@ func ParseVEX(r io.Reader) (*VEXDocument, error) {
 	}
 	if len(data) > MaxVEXSize {
 		return nil, fmt.Errorf("vex: document larger than %d bytes", MaxVEXSize)
+	}
+	if err := jsondoc.Check(data); err != nil {
+		return nil, fmt.Errorf("vex: not an OpenVEX JSON document: %w", err)
 	}
 	var d VEXDocument
 	dec := json.NewDecoder(bytes.NewReader(data))

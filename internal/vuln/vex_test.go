@@ -155,18 +155,19 @@ func TestParseVEXErrors(t *testing.T) {
 	base := `{"@context": "https://openvex.dev/ns/v0.2.0", "@id": "x", "author": "a", "timestamp": "2024-01-01T00:00:00Z", "statements": [%s]}`
 	stmt := func(s string) string { return strings.Replace(base, "%s", s, 1) }
 	for name, tc := range map[string]struct{ doc, want string }{
-		"context":       {strings.Replace(stmt(""), "openvex.dev", "example.com", 1), "@context"},
-		"author":        {strings.Replace(stmt(""), `"author": "a"`, `"author": ""`, 1), "author"},
-		"no timestamp":  {strings.Replace(stmt(""), `"timestamp": "2024-01-01T00:00:00Z"`, `"version": 1`, 1), "timestamp"},
-		"timestamp":     {strings.Replace(stmt(""), `"timestamp": "2024-01-01T00:00:00Z"`, `"timestamp": "yesterday"`, 1), "RFC 3339"},
-		"no products":   {stmt(`{"vulnerability": {"name": "CVE-1"}, "status": "fixed"}`), "products"},
-		"no vuln":       {stmt(`{"vulnerability": {}, "products": [{"@id": "pkg:npm/a"}], "status": "fixed"}`), "vulnerability"},
-		"status":        {stmt(`{"vulnerability": {"name": "CVE-1"}, "products": [{"@id": "pkg:npm/a"}], "status": "ok"}`), "unknown status"},
-		"justification": {stmt(`{"vulnerability": {"name": "CVE-1"}, "products": [{"@id": "pkg:npm/a"}], "status": "not_affected"}`), "justification"},
-		"bad just":      {stmt(`{"vulnerability": {"name": "CVE-1"}, "products": [{"@id": "pkg:npm/a"}], "status": "not_affected", "justification": "trust_me"}`), "trust_me"},
-		"empty product": {stmt(`{"vulnerability": {"name": "CVE-1"}, "products": [{}], "status": "fixed"}`), "products[0]"},
-		"expires":       {stmt(`{"vulnerability": {"name": "CVE-1"}, "products": [{"@id": "pkg:npm/a"}], "status": "fixed", "custody_expires": "soon"}`), "RFC 3339"},
-		"trailing":      {stmt("") + "{}", "trailing"},
+		"repeated status": {stmt(`{"vulnerability": {"name": "CVE-1"}, "products": [{"@id": "pkg:npm/a@1"}], "status": "affected", "action_statement": "x", "status": "fixed"}`), "duplicate key"},
+		"context":         {strings.Replace(stmt(""), "openvex.dev", "example.com", 1), "@context"},
+		"author":          {strings.Replace(stmt(""), `"author": "a"`, `"author": ""`, 1), "author"},
+		"no timestamp":    {strings.Replace(stmt(""), `"timestamp": "2024-01-01T00:00:00Z"`, `"version": 1`, 1), "timestamp"},
+		"timestamp":       {strings.Replace(stmt(""), `"timestamp": "2024-01-01T00:00:00Z"`, `"timestamp": "yesterday"`, 1), "RFC 3339"},
+		"no products":     {stmt(`{"vulnerability": {"name": "CVE-1"}, "status": "fixed"}`), "products"},
+		"no vuln":         {stmt(`{"vulnerability": {}, "products": [{"@id": "pkg:npm/a"}], "status": "fixed"}`), "vulnerability"},
+		"status":          {stmt(`{"vulnerability": {"name": "CVE-1"}, "products": [{"@id": "pkg:npm/a"}], "status": "ok"}`), "unknown status"},
+		"justification":   {stmt(`{"vulnerability": {"name": "CVE-1"}, "products": [{"@id": "pkg:npm/a"}], "status": "not_affected"}`), "justification"},
+		"bad just":        {stmt(`{"vulnerability": {"name": "CVE-1"}, "products": [{"@id": "pkg:npm/a"}], "status": "not_affected", "justification": "trust_me"}`), "trust_me"},
+		"empty product":   {stmt(`{"vulnerability": {"name": "CVE-1"}, "products": [{}], "status": "fixed"}`), "products[0]"},
+		"expires":         {stmt(`{"vulnerability": {"name": "CVE-1"}, "products": [{"@id": "pkg:npm/a"}], "status": "fixed", "custody_expires": "soon"}`), "RFC 3339"},
+		"trailing":        {stmt("") + "{}", "trailing"},
 	} {
 		_, err := ParseVEX(strings.NewReader(tc.doc))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -17,24 +17,10 @@ import (
 	"github.com/custody-dev/custody/internal/testserver"
 )
 
-// client returns the path of a client binary, failing under CI and
-// skipping elsewhere when it is not installed.
+// client returns the path of a client binary (testserver.Client).
 func client(t *testing.T, name string) string {
 	t.Helper()
-	if dir := os.Getenv("CUSTODY_CLIENTS_BIN"); dir != "" {
-		p := filepath.Join(dir, name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not installed: run scripts/install-clients.sh (CI must not skip client tests)", name)
-	}
-	t.Skipf("%s not installed; run scripts/install-clients.sh", name)
-	return ""
+	return testserver.Client(t, name)
 }
 
 // run executes a client with a private HOME and returns its stdout.

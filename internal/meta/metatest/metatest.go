@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"RepositoryExistence", testRepositoryExistence},
 		{"NestedRepositoryNames", testNestedRepositoryNames},
 		{"Referrers", testReferrers},
+		{"ReferrersPagination", testReferrersPagination},
 		{"Uploads", testUploads},
 		{"StaleUploads", testStaleUploads},
 		{"FarFutureInstants", testFarFutureInstants},
@@ -927,10 +928,32 @@ func testReferrers(t *testing.T, s meta.Store) {
 	}
 	check := func(repo string, dg digest.Digest, artifactType string, want []meta.Descriptor) {
 		t.Helper()
-		got, err := s.Referrers(ctx, repo, dg, artifactType)
+		got, err := s.Referrers(ctx, repo, dg, artifactType, "", 1000)
 		if err != nil {
 			t.Errorf("Referrers(%s, %s, %q): %v", repo, dg, artifactType, err)
 			return
+		}
+		// Page by page, two at a time, the same list.
+		var paged []meta.Descriptor
+		for last := digest.Digest(""); ; {
+			page, err := s.Referrers(ctx, repo, dg, artifactType, last, 2)
+			if err != nil {
+				t.Errorf("Referrers(%s, %s, %q, after %s): %v", repo, dg, artifactType, last, err)
+				return
+			}
+			paged = append(paged, page...)
+			if len(page) < 2 {
+				break
+			}
+			last = page[len(page)-1].Digest
+		}
+		if len(paged) != len(got) {
+			t.Errorf("Referrers(%s, %s, %q) paged by 2 = %d entries, in one page %d", repo, dg, artifactType, len(paged), len(got))
+		}
+		for i := range paged {
+			if i < len(got) && paged[i].Digest != got[i].Digest {
+				t.Errorf("Referrers(%s, %s, %q) paged by 2: [%d] = %s, in one page %s", repo, dg, artifactType, i, paged[i].Digest, got[i].Digest)
+			}
 		}
 		if len(got) != len(want) {
 			t.Errorf("Referrers(%s, %s, %q) = %+v, want %+v", repo, dg, artifactType, got, want)
@@ -969,6 +992,74 @@ func testReferrers(t *testing.T, s meta.Store) {
 		t.Fatal(err)
 	}
 	check("r", subject.Digest, "", byDigest(sig1, sbom))
+}
+
+// testReferrersPagination: a subject with thousands of referrers is listed
+// in pages, in digest order, each referrer exactly once, with the
+// artifactType filter applied on every page.
+func testReferrersPagination(t *testing.T, s meta.Store) {
+	ctx := t.Context()
+	subject := image("many", "subject")
+	put(t, s, subject, "latest")
+	const total = 5000
+	want := map[digest.Digest]string{}
+	for i := range total {
+		m := image("many", fmt.Sprintf("ref-%d", i))
+		m.Subject = subject.Digest
+		m.ArtifactType = "application/vnd.example.sig"
+		if i%5 == 0 {
+			m.ArtifactType = "application/vnd.example.sbom"
+		}
+		put(t, s, m)
+		want[m.Digest] = m.ArtifactType
+	}
+	walk := func(artifactType string, n int) []meta.Descriptor {
+		t.Helper()
+		var all []meta.Descriptor
+		last := digest.Digest("")
+		for pages := 0; ; pages++ {
+			if pages > total {
+				t.Fatal("paging does not end")
+			}
+			page, err := s.Referrers(ctx, "many", subject.Digest, artifactType, last, n)
+			if err != nil {
+				t.Fatalf("Referrers(after %s, %d): %v", last, n, err)
+			}
+			if len(page) > n {
+				t.Fatalf("Referrers(n=%d) returned %d", n, len(page))
+			}
+			all = append(all, page...)
+			if len(page) < n {
+				return all
+			}
+			last = page[len(page)-1].Digest
+		}
+	}
+	for _, tc := range []struct {
+		artifactType string
+		n, count     int
+	}{{"", 1000, total}, {"", 333, total}, {"application/vnd.example.sbom", 97, total / 5}, {"application/vnd.example.sig", 1000, total - total/5}} {
+		all := walk(tc.artifactType, tc.n)
+		if len(all) != tc.count {
+			t.Errorf("artifactType %q by %d: %d referrers, want %d", tc.artifactType, tc.n, len(all), tc.count)
+		}
+		seen := map[digest.Digest]bool{}
+		for i, x := range all {
+			if seen[x.Digest] {
+				t.Fatalf("artifactType %q by %d: %s listed twice", tc.artifactType, tc.n, x.Digest)
+			}
+			seen[x.Digest] = true
+			if i > 0 && all[i-1].Digest >= x.Digest {
+				t.Fatalf("artifactType %q by %d: out of digest order at %d", tc.artifactType, tc.n, i)
+			}
+			if at, ok := want[x.Digest]; !ok || (tc.artifactType != "" && at != tc.artifactType) {
+				t.Fatalf("artifactType %q by %d: unexpected referrer %s (%s)", tc.artifactType, tc.n, x.Digest, x.ArtifactType)
+			}
+		}
+	}
+	if got, err := s.Referrers(ctx, "many", subject.Digest, "", "", 0); err != nil || len(got) != 0 {
+		t.Errorf("Referrers(n=0) = %d entries, %v; want none", len(got), err)
+	}
 }
 
 func sameUpload(t *testing.T, call string, got, want meta.Upload) {

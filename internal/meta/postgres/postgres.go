@@ -508,11 +508,14 @@ func (s *Store) Repositories(ctx context.Context, last string, n int) ([]string,
 }
 
 // Referrers lists the manifests in repo whose subject is d, only those of
-// artifactType if it is not empty, ordered by digest.
-func (s *Store) Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]meta.Descriptor, error) {
+// artifactType if it is not empty, ordered by digest, after last, at most n.
+func (s *Store) Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string, last digest.Digest, n int) ([]meta.Descriptor, error) {
+	if n <= 0 {
+		return []meta.Descriptor{}, nil
+	}
 	rows, err := s.pool.Query(ctx, `SELECT media_type, digest, size, artifact_type, annotations
-		FROM manifests WHERE repo = $1 AND subject = $2 AND ($3 = '' OR artifact_type = $3)
-		ORDER BY digest`, repo, d.String(), artifactType)
+		FROM manifests WHERE repo = $1 AND subject = $2 AND ($3 = '' OR artifact_type = $3) AND digest > $4
+		ORDER BY digest LIMIT $5`, repo, d.String(), artifactType, last.String(), n)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: referrers of %s in %s: %w", d, repo, err)
 	}
