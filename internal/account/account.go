@@ -14,7 +14,7 @@ type Role string
 
 // The roles. Each includes the permissions of the ones listed before it on
 // its line of descent: reader < writer < promoter < maintainer < admin;
-// auditor stands apart (it reads the audit log and nothing else).
+// auditor and governance-bypass stand apart (each holds one permission).
 const (
 	// RoleReader pulls.
 	RoleReader Role = "reader"
@@ -29,32 +29,41 @@ const (
 	RoleAdmin Role = "admin"
 	// RoleAuditor reads the audit log.
 	RoleAuditor Role = "auditor"
+	// RoleGovernanceBypass may bypass governance-mode retention (like S3's
+	// s3:BypassGovernanceRetention): shorten or change such a lock, or
+	// delete what it protects, on a request that also states a reason in
+	// X-Custody-Bypass-Governance. No other role holds it, admin
+	// included; an admin grants it (an audited change) when needed.
+	RoleGovernanceBypass Role = "governance-bypass"
 )
 
 // Roles lists every role, in the order of the documentation.
-var Roles = []Role{RoleReader, RoleWriter, RolePromoter, RoleMaintainer, RoleAdmin, RoleAuditor}
+var Roles = []Role{RoleReader, RoleWriter, RolePromoter, RoleMaintainer, RoleAdmin, RoleAuditor, RoleGovernanceBypass}
 
 // Perm is a set of permissions.
 type Perm uint16
 
 // The permissions. Pull, Push, MoveTag, Delete and Manage apply to
-// repositories; Audit and Admin are global: they need a grant on "**".
+// repositories; Audit, Admin and BypassGovernance are global: they need a
+// grant on "**".
 const (
-	PermPull    Perm = 1 << iota // read manifests, blobs, tags, referrers
-	PermPush                     // upload blobs and manifests, create new tags
-	PermMoveTag                  // point an existing tag at another digest
-	PermDelete                   // delete manifests, tags and blobs
-	PermManage                   // policies, retention locks, legal holds
-	PermAudit                    // read the audit log
-	PermAdmin                    // users, grants, every token, GC, governance bypass
+	PermPull             Perm = 1 << iota // read manifests, blobs, tags, referrers
+	PermPush                              // upload blobs and manifests, create new tags
+	PermMoveTag                           // point an existing tag at another digest
+	PermDelete                            // delete manifests, tags and blobs
+	PermManage                            // policies, retention locks, legal holds
+	PermAudit                             // read the audit log
+	PermAdmin                             // users, grants, every token, GC
+	PermBypassGovernance                  // bypass governance-mode retention (with a reason)
 )
 
-// Global reports whether p holds a global permission (Audit or Admin).
-func (p Perm) Global() bool { return p&(PermAudit|PermAdmin) != 0 }
+// Global reports whether p holds a global permission (Audit, Admin or
+// BypassGovernance).
+func (p Perm) Global() bool { return p&(PermAudit|PermAdmin|PermBypassGovernance) != 0 }
 
 func (p Perm) String() string {
 	var names []string
-	for i, n := range []string{"pull", "push", "move-tag", "delete", "manage", "audit", "admin"} {
+	for i, n := range []string{"pull", "push", "move-tag", "delete", "manage", "audit", "admin", "bypass-governance"} {
 		if p&(1<<i) != 0 {
 			names = append(names, n)
 		}
@@ -77,6 +86,8 @@ func (r Role) Perms() Perm {
 		return PermPull | PermPush | PermMoveTag | PermDelete | PermManage | PermAudit | PermAdmin
 	case RoleAuditor:
 		return PermAudit
+	case RoleGovernanceBypass:
+		return PermBypassGovernance
 	}
 	return 0
 }
@@ -85,7 +96,7 @@ func (r Role) Perms() Perm {
 func ParseRole(s string) (Role, error) {
 	r := Role(s)
 	if r.Perms() == 0 {
-		return "", fmt.Errorf("unknown role %q (use one of reader, writer, promoter, maintainer, admin, auditor)", s)
+		return "", fmt.Errorf("unknown role %q (use one of reader, writer, promoter, maintainer, admin, auditor, governance-bypass)", s)
 	}
 	return r, nil
 }

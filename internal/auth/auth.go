@@ -10,10 +10,13 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/custody-dev/custody/internal/account"
 	"github.com/custody-dev/custody/internal/policy"
+	"github.com/custody-dev/custody/internal/registry"
 )
 
 // The account vocabulary, under the names this package's users know.
@@ -29,20 +32,22 @@ type (
 )
 
 const (
-	RoleReader     = account.RoleReader
-	RoleWriter     = account.RoleWriter
-	RolePromoter   = account.RolePromoter
-	RoleMaintainer = account.RoleMaintainer
-	RoleAdmin      = account.RoleAdmin
-	RoleAuditor    = account.RoleAuditor
+	RoleReader           = account.RoleReader
+	RoleWriter           = account.RoleWriter
+	RolePromoter         = account.RolePromoter
+	RoleMaintainer       = account.RoleMaintainer
+	RoleAdmin            = account.RoleAdmin
+	RoleAuditor          = account.RoleAuditor
+	RoleGovernanceBypass = account.RoleGovernanceBypass
 
-	PermPull    = account.PermPull
-	PermPush    = account.PermPush
-	PermMoveTag = account.PermMoveTag
-	PermDelete  = account.PermDelete
-	PermManage  = account.PermManage
-	PermAudit   = account.PermAudit
-	PermAdmin   = account.PermAdmin
+	PermPull             = account.PermPull
+	PermPush             = account.PermPush
+	PermMoveTag          = account.PermMoveTag
+	PermDelete           = account.PermDelete
+	PermManage           = account.PermManage
+	PermAudit            = account.PermAudit
+	PermAdmin            = account.PermAdmin
+	PermBypassGovernance = account.PermBypassGovernance
 
 	SubjectAnonymous     = account.SubjectAnonymous
 	SubjectAuthenticated = account.SubjectAuthenticated
@@ -78,10 +83,17 @@ type rule struct {
 	pattern string
 }
 
+// catalogOnly is the pattern of a JWT's registry:catalog:* access: it
+// matches the catalog and no repository. (Grant patterns are never empty.)
+const catalogOnly = ""
+
 // matchRepo matches a repository pattern. Global permissions, and the
 // empty repository (every repository: the catalog), match only the "**"
 // pattern.
 func matchRepo(pattern, repo string, perm Perm) bool {
+	if pattern == catalogOnly {
+		return repo == "" && !perm.Global()
+	}
 	if perm.Global() || repo == "" {
 		return pattern == "**"
 	}
@@ -109,9 +121,15 @@ type Principal struct {
 	// oidcGrants are the grants an OIDC rule gave (carried in JWTs).
 	oidcGrants []Scope
 	grants     []rule
-	// limits narrow grants: a permission must be allowed by each of them
-	// (a token's scope, a JWT's granted access).
-	limits [][]rule
+	// tokenScopes limit the grants to an API token's scope (when TokenID
+	// is set): fixed when the token was created.
+	tokenScopes []Scope
+	tokenRules  []rule
+	// jwt: the request presented a token of the Docker token flow, whose
+	// access limits the grants further; a new token may carry more.
+	jwt       bool
+	access    []Access
+	jwtAccess []rule
 }
 
 // Anonymous reports whether p did not authenticate.
@@ -120,18 +138,60 @@ func (p *Principal) Anonymous() bool { return p == nil || p.Method == "none" || 
 // Can reports whether p holds every permission of perm on repo. For
 // global permissions repo is ignored.
 func (p *Principal) Can(repo string, perm Perm) bool {
-	if p == nil || perm == 0 {
-		return false
+	return p.check(repo, perm) == allowed
+}
+
+// shortfall says what stops a principal from doing something.
+type shortfall int
+
+const (
+	allowed shortfall = iota
+	// lacksGrant: the caller's own grants do not allow it.
+	lacksGrant
+	// lacksTokenScope: its grants would, but the API token's scope does
+	// not (and never will: a token's scope is fixed).
+	lacksTokenScope
+	// lacksJWTAccess: only the access of the Docker token flow's token is
+	// missing; the token endpoint would issue one that carries it.
+	lacksJWTAccess
+)
+
+// check is the one access decision: grants, narrowed by the API token's
+// scope, narrowed by the JWT's access. It reports the first that falls
+// short.
+func (p *Principal) check(repo string, perm Perm) shortfall {
+	switch {
+	case p == nil || perm == 0 || !anyAllows(p.grants, repo, perm):
+		return lacksGrant
+	case p.TokenID != "" && !anyAllows(p.tokenRules, repo, perm):
+		return lacksTokenScope
+	case p.jwt && !anyAllows(p.jwtAccess, repo, perm):
+		return lacksJWTAccess
 	}
-	if !anyAllows(p.grants, repo, perm) {
-		return false
+	return allowed
+}
+
+// denial is the refusal of a shortfall; doing says what was refused
+// ("pull team/app", "the manage permission on team/app"). It names what
+// falls short: the caller, or its token.
+func (p *Principal) denial(sf shortfall, doing string) error {
+	switch sf {
+	case lacksTokenScope:
+		return fmt.Errorf("%w: API token %s is limited to %s and may not %s (%s itself may; a token's scope cannot be widened: create another token)",
+			registry.ErrDenied, p.TokenID, describeScopes(p.tokenScopes), doing, p.Subject)
+	case lacksJWTAccess:
+		return fmt.Errorf("%w: the registry token (Docker token flow) carries only %s and may not %s; use a password or an API token here",
+			registry.ErrDenied, describeAccess(p.access), doing)
 	}
-	for _, l := range p.limits {
-		if !anyAllows(l, repo, perm) {
-			return false
-		}
+	return fmt.Errorf("%w: %s may not %s", registry.ErrDenied, p.Subject, doing)
+}
+
+func describeScopes(scopes []Scope) string {
+	parts := make([]string, len(scopes))
+	for i, s := range scopes {
+		parts[i] = string(s.Role) + " on " + strings.Join(s.Repositories, ", ")
 	}
-	return true
+	return strings.Join(parts, "; ")
 }
 
 func anyAllows(rules []rule, repo string, perm Perm) bool {
@@ -150,6 +210,10 @@ func anyAllows(rules []rule, repo string, perm Perm) bool {
 
 // Scopes returns the grants p holds before limits, for display.
 func (p *Principal) Scopes() []Scope { return slices.Clone(p.scopes) }
+
+// TokenScopes returns the scope of the API token p signed in with (nil
+// without one): p may do only what both its grants and these allow.
+func (p *Principal) TokenScopes() []Scope { return slices.Clone(p.tokenScopes) }
 
 type ctxKey struct{}
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/internal/account"
 	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/registry"
 )
@@ -46,7 +47,7 @@ func TestPrincipalCan(t *testing.T) {
 		}
 	}
 	// A limit (token scope) narrows, never widens.
-	p.limits = append(p.limits, rules(Scope{Role: RoleMaintainer, Repositories: []string{"team/app"}}))
+	p.TokenID, p.tokenRules = "t1", rules(Scope{Role: RoleMaintainer, Repositories: []string{"team/app"}})
 	if !p.Can("team/app", PermPush) || p.Can("team/other", PermPull) || p.Can("team/app", PermDelete) {
 		t.Fatal("limit did not intersect")
 	}
@@ -61,6 +62,41 @@ func TestPrincipalCan(t *testing.T) {
 	}
 }
 
+func TestShortfall(t *testing.T) {
+	// alice writes team/**; her API token reads team/one; the registry
+	// token (JWT) carries pull on team/one and the catalog.
+	p := newPrincipal("alice", "jwt/token", nil, []Scope{{Role: RoleWriter, Repositories: []string{"team/**"}}, {Role: RoleReader, Repositories: []string{"**"}}})
+	p.TokenID = "t1"
+	p.tokenScopes = []Scope{{Role: RoleReader, Repositories: []string{"team/**"}}, {Role: RoleReader, Repositories: []string{"**"}}}
+	p.tokenRules = scopeRules(p.tokenScopes)
+	p.jwt, p.jwtAccess = true, []rule{{perm: PermPull, pattern: "team/one"}, {perm: PermPull, pattern: catalogOnly}}
+	cases := []struct {
+		repo string
+		perm Perm
+		want shortfall
+	}{
+		{"team/one", PermPull, allowed},
+		{"", PermPull, allowed},                 // the catalog
+		{"team/two", PermPull, lacksJWTAccess},  // a new JWT may carry it
+		{"other", PermPull, lacksJWTAccess},     // the catalog access is not pull on everything
+		{"team/one", PermPush, lacksTokenScope}, // alice may, her token may not
+		{"team/one", PermDelete, lacksGrant},    // alice may not
+		{"", PermBypassGovernance, lacksGrant},  // nor bypass
+		{"team/one", PermPull | PermPush, lacksTokenScope},
+	}
+	for _, c := range cases {
+		if got := p.check(c.repo, c.perm); got != c.want {
+			t.Errorf("check(%q, %s) = %d, want %d", c.repo, c.perm, got, c.want)
+		}
+	}
+	if err := p.denial(lacksTokenScope, "push team/one"); !strings.Contains(err.Error(), "API token t1 is limited to reader on team/**; reader on ** and may not push team/one (alice itself may") {
+		t.Errorf("token denial: %v", err)
+	}
+	if err := p.denial(lacksGrant, "delete team/one"); !strings.Contains(err.Error(), "alice may not delete team/one") {
+		t.Errorf("grant denial: %v", err)
+	}
+}
+
 func TestRolesNest(t *testing.T) {
 	chain := []Role{RoleReader, RoleWriter, RolePromoter, RoleMaintainer, RoleAdmin}
 	for i := 1; i < len(chain); i++ {
@@ -72,6 +108,15 @@ func TestRolesNest(t *testing.T) {
 	if RoleAuditor.Perms() != PermAudit {
 		t.Error("auditor holds more than the audit log")
 	}
+	// The governance bypass is its own role's alone.
+	for _, r := range account.Roles {
+		if got := r.Perms()&PermBypassGovernance != 0; got != (r == RoleGovernanceBypass) {
+			t.Errorf("%s holds the governance bypass: %v", r, got)
+		}
+	}
+	if RoleGovernanceBypass.Perms() != PermBypassGovernance || !PermBypassGovernance.Global() {
+		t.Error("governance-bypass must hold the global bypass permission and nothing else")
+	}
 	if _, err := ParseRole("root"); err == nil {
 		t.Error("unknown role accepted")
 	}
@@ -79,27 +124,40 @@ func TestRolesNest(t *testing.T) {
 
 func TestLimiter(t *testing.T) {
 	now := time.Unix(1000, 0)
-	l := newLimiter(3, time.Minute, func() time.Time { return now })
+	l := newLimiter(3, 10, time.Minute, func() time.Time { return now })
 	for range 3 {
-		if l.blocked("1.2.3.4", "alice") > 0 {
+		if l.nameBlocked("alice") > 0 || l.addrBlocked("1.2.3.4") > 0 {
 			t.Fatal("blocked too early")
 		}
 		l.fail("1.2.3.4", "alice")
 	}
-	if w := l.blocked("1.2.3.4", "bob"); w != time.Minute {
-		t.Fatalf("address not blocked: %v", w)
+	if w := l.nameBlocked("alice"); w != time.Minute {
+		t.Fatalf("name not locked: %v", w)
 	}
-	if w := l.blocked("5.6.7.8", "alice"); w != time.Minute {
-		t.Fatalf("user not blocked from another address: %v", w)
+	// Failures for one name never lock another, nor the address at the
+	// name's count.
+	if l.nameBlocked("bob") != 0 || l.addrBlocked("1.2.3.4") != 0 {
+		t.Fatal("alice's failures locked out bob or the address")
+	}
+	// The address counts every failure, tokens' too (name ""), and trips
+	// at its own, higher count.
+	for i := range 7 {
+		l.fail("1.2.3.4", []string{"", "x", "y"}[i%3])
+	}
+	if w := l.addrBlocked("1.2.3.4"); w != time.Minute {
+		t.Fatalf("address not throttled after 10 failures: %v", w)
+	}
+	if l.addrBlocked("5.6.7.8") != 0 || l.nameBlocked("x") != 0 {
+		t.Fatal("throttling spilled over")
 	}
 	now = now.Add(61 * time.Second)
-	if l.blocked("1.2.3.4", "alice") != 0 {
+	if l.nameBlocked("alice") != 0 || l.addrBlocked("1.2.3.4") != 0 {
 		t.Fatal("still blocked after the window")
 	}
 	l.fail("9.9.9.9", "carol")
 	l.succeed("carol")
-	if len(l.fails["user:carol"]) != 0 || len(l.fails["addr:9.9.9.9"]) != 1 {
-		t.Fatal("success must forget the user's failures, not the address's")
+	if len(l.names.fails["carol"]) != 0 || len(l.addrs.fails["9.9.9.9"]) != 1 {
+		t.Fatal("success must forget the name's failures, not the address's")
 	}
 }
 
@@ -181,7 +239,7 @@ func FuzzAuthenticate(f *testing.F) {
 	if err := st.PutUser(context.Background(), User{Name: "admin", PasswordHash: hash}); err != nil {
 		f.Fatal(err)
 	}
-	s.limiter = newLimiter(1<<30, time.Minute, time.Now) // never lock the fuzzer out
+	s.limiter = newLimiter(1<<30, 1<<30, time.Minute, time.Now) // never lock the fuzzer out
 	f.Fuzz(func(t *testing.T, h string) {
 		r := httptest.NewRequest(http.MethodGet, "/v2/", nil)
 		if h != "" {

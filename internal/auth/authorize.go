@@ -11,7 +11,6 @@ import (
 
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/registry"
-	"github.com/custody-dev/custody/internal/veto"
 )
 
 // permOf maps a registry action to the permission it needs.
@@ -29,8 +28,11 @@ func permOf(a registry.Action) Perm {
 
 // Authorize implements registry.Authorizer: it authenticates r and checks
 // every access it needs. Anonymous requests that need more than anonymous
-// grants give get 401 with the Docker token flow's challenge; signed-in
-// ones get 403.
+// grants give get 401 with the Docker token flow's challenge. A signed-in
+// caller whose registry token (JWT) lacks an access the caller holds gets
+// 401 with error="insufficient_scope" and the scope the request needs, so
+// the client fetches a wider token; one that lacks the access itself, or
+// whose API token's fixed scope lacks it, gets 403.
 func (s *Service) Authorize(w http.ResponseWriter, r *http.Request, need []registry.Access) (*http.Request, error) {
 	p, err := s.Authenticate(r)
 	if err != nil {
@@ -44,28 +46,51 @@ func (s *Service) Authorize(w http.ResponseWriter, r *http.Request, need []regis
 		s.challenge(w, r, need, err)
 		return r, err
 	}
+	var (
+		denied  error
+		missing []string // what the registry token lacks
+	)
 	for _, a := range need {
 		perm := permOf(a.Action)
 		repo := a.Repo
+		what := string(a.Action) + " " + a.Repo
 		if a.Action == registry.ActionCatalog {
 			repo = "" // the catalog lists every repository
+			what = "list the repository catalog"
 		}
-		if p.Can(repo, perm) {
-			continue
-		}
-		if p.Anonymous() {
+		switch sf := p.check(repo, perm); {
+		case sf == allowed:
+		case p.Anonymous():
 			err := fmt.Errorf("%w: sign in to %s", registry.ErrUnauthenticated, signInFor(need))
 			s.challenge(w, r, need, err)
 			return r, err
+		case sf == lacksJWTAccess:
+			missing = append(missing, what)
+		case denied == nil:
+			denied = p.denial(sf, what)
 		}
-		what := a.Repo
-		if repo == "" {
-			what = "the repository catalog"
-		}
-		return r, fmt.Errorf("%w: %s may not %s %s", registry.ErrDenied, p.Subject, a.Action, what)
+	}
+	if denied != nil {
+		return r, denied
+	}
+	if len(missing) > 0 {
+		err := &scopeError{missing: missing}
+		s.challenge(w, r, need, err)
+		return r, err
 	}
 	return r, nil
 }
+
+// scopeError refuses a request whose registry token lacks access its
+// holder has: the challenge asks the client for a wider token.
+type scopeError struct{ missing []string }
+
+func (e *scopeError) Error() string {
+	return fmt.Sprintf("%s: the token's scope does not cover %s; ask %s for the scope in WWW-Authenticate",
+		registry.ErrUnauthenticated, strings.Join(e.missing, ", "), TokenPath)
+}
+
+func (e *scopeError) Unwrap() error { return registry.ErrUnauthenticated }
 
 // challenge sets WWW-Authenticate for a 401 (or Retry-After for a 429).
 func (s *Service) challenge(w http.ResponseWriter, r *http.Request, need []registry.Access, err error) {
@@ -86,8 +111,12 @@ func (s *Service) challenge(w http.ResponseWriter, r *http.Request, need []regis
 	if sc := challengeScope(need); sc != "" {
 		h += fmt.Sprintf(`,scope=%q`, sc)
 	}
-	if ae != nil {
+	var se *scopeError
+	switch {
+	case ae != nil:
 		h += `,error="invalid_token"`
+	case errors.As(err, &se):
+		h += `,error="insufficient_scope"`
 	}
 	w.Header().Set("WWW-Authenticate", h)
 }
@@ -125,11 +154,15 @@ func (TagPolicy) CheckTag(ctx context.Context, repo, tag string, current, next d
 		return nil
 	}
 	p := PrincipalFrom(ctx)
-	if p == nil || p.Can(repo, PermMoveTag) {
+	if p == nil {
 		return nil
 	}
-	return fmt.Errorf("%w: tag %s of %s already points at %s; moving it needs the promoter role (%s may only create tags)",
-		veto.ErrDenied, tag, repo, current, p.Subject)
+	sf := p.check(repo, PermMoveTag)
+	if sf == allowed {
+		return nil
+	}
+	return p.denial(sf, fmt.Sprintf("move tag %s of %s, which already points at %s (moving a tag needs the promoter role; writers only create tags)",
+		tag, repo, current))
 }
 
 func (TagPolicy) CheckManifest(context.Context, meta.Manifest) error                  { return nil }
@@ -137,10 +170,12 @@ func (TagPolicy) CheckDeleteManifest(context.Context, string, digest.Digest) err
 func (TagPolicy) CheckDeleteTag(context.Context, string, string, digest.Digest) error { return nil }
 func (TagPolicy) CheckDeleteBlob(context.Context, string, digest.Digest) error        { return nil }
 
-// CanBypassGovernance implements retention.Permissions: admins may bypass
-// governance-mode retention.
+// CanBypassGovernance implements retention.Permissions: bypassing
+// governance-mode retention needs the bypass-governance permission, which
+// only the governance-bypass role holds (granted on "**"; not part of
+// admin).
 func (s *Service) CanBypassGovernance(ctx context.Context) bool {
-	return PrincipalFrom(ctx).Can("", PermAdmin)
+	return PrincipalFrom(ctx).Can("", PermBypassGovernance)
 }
 
 // signInFor says what a request that needs need asks to do, for the 401

@@ -66,12 +66,12 @@ func (s *Service) Require(w http.ResponseWriter, r *http.Request, action, repo s
 	if perm == 0 { // any signed-in caller
 		return r, p, true
 	}
-	if !p.Can(repo, perm) {
+	if sf := p.check(repo, perm); sf != allowed {
 		what := repo
 		if repo == "" || perm.Global() {
 			what = "this registry"
 		}
-		s.refuse(w, r, action, repo, fmt.Errorf("%w: %s lacks the %s permission on %s", registry.ErrDenied, p.Subject, perm, what))
+		s.refuse(w, r, action, repo, p.denial(sf, fmt.Sprintf("use the %s permission on %s", perm, what)))
 		return r, nil, false
 	}
 	return r, p, true
@@ -114,13 +114,21 @@ func decode(r *http.Request, w http.ResponseWriter, v any) error {
 	return nil
 }
 
-// Whoami is the answer of GET /api/v1/whoami.
+// Whoami is the answer of GET /api/v1/whoami. The caller may do what its
+// grants allow, narrowed by TokenScopes when it signed in with an API token
+// and by Access when it presented a token of the Docker token flow.
 type Whoami struct {
 	Subject string   `json:"subject"`
 	Method  string   `json:"method"`
 	Groups  []string `json:"groups"`
-	Grants  []Scope  `json:"grants"`
-	TokenID string   `json:"tokenId,omitempty"`
+	// Grants are the subject's own grants (its groups', authenticated's
+	// and anonymous' included).
+	Grants  []Scope `json:"grants"`
+	TokenID string  `json:"tokenId,omitempty"`
+	// TokenScopes is the API token's scope, which limits Grants.
+	TokenScopes []Scope `json:"tokenScopes,omitempty"`
+	// Access is what the Docker token flow's token carries.
+	Access []Access `json:"access,omitempty"`
 }
 
 func (s *Service) whoami(w http.ResponseWriter, r *http.Request) {
@@ -133,7 +141,11 @@ func (s *Service) whoami(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, "whoami", "", fmt.Errorf("%w: not signed in", registry.ErrUnauthenticated))
 		return
 	}
-	problem.JSON(w, http.StatusOK, Whoami{Subject: p.Subject, Method: p.Method, Groups: nonNilStrings(p.Groups), Grants: nonNilScopes(p.Scopes()), TokenID: p.TokenID})
+	who := Whoami{Subject: p.Subject, Method: p.Method, Groups: nonNilStrings(p.Groups), Grants: nonNilScopes(p.Scopes()), TokenID: p.TokenID, TokenScopes: p.TokenScopes()}
+	if p.jwt {
+		who.Access = nonNilAccess(p.access)
+	}
+	problem.JSON(w, http.StatusOK, who)
 }
 
 func nonNilStrings(s []string) []string {
@@ -141,6 +153,13 @@ func nonNilStrings(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+func nonNilAccess(a []Access) []Access {
+	if a == nil {
+		return []Access{}
+	}
+	return a
 }
 
 func nonNilScopes(s []Scope) []Scope {
@@ -229,8 +248,8 @@ func (s *Service) createToken(w http.ResponseWriter, r *http.Request) {
 			}
 			// A token never holds more than its owner: refuse scopes beyond
 			// the owner's rights (and every use intersects them again).
-			if !p.Can(rl.pattern, rl.perm) {
-				s.refuse(w, r, "token.create", rl.pattern, fmt.Errorf("%w: %s cannot give a token the %s role on %s: it does not hold it", registry.ErrDenied, p.Subject, sc.Role, rl.pattern))
+			if sf := p.check(rl.pattern, rl.perm); sf != allowed {
+				s.refuse(w, r, "token.create", rl.pattern, p.denial(sf, fmt.Sprintf("give a token the %s role on %s (a token never holds more than what creates it)", sc.Role, rl.pattern)))
 				return
 			}
 		}

@@ -5,81 +5,114 @@ import (
 	"time"
 )
 
-// limiter counts failed sign-ins per client address and per user name and
-// locks a key out once it has failed max times within window, until the
-// oldest failure of the window has aged out.
+// limiter counts failed sign-ins per account name and per client address,
+// separately:
+//
+//   - A name that failed nameMax times within the window is locked out,
+//     even with the right password, until the oldest of those failures
+//     has aged out. That bounds guessing one account's password wherever
+//     the guesses come from, and failures for one name never lock out
+//     another.
+//   - An address that failed addrMax times (much more: everyone behind one
+//     NAT or proxy shares it) is throttled: its further failures are
+//     answered 429 and audited as such, so a spray of guesses across many
+//     names (or unknown ones) is slowed and shows; a correct password of
+//     an account that is not itself locked still signs in from it.
 type limiter struct {
-	max    int
 	window time.Duration
 	now    func() time.Time
 
 	mu    sync.Mutex
+	names counter
+	addrs counter
+}
+
+// counter keeps the failures of the current window per key.
+type counter struct {
+	max   int
 	fails map[string][]time.Time
 }
 
-func newLimiter(max int, window time.Duration, now func() time.Time) *limiter {
-	return &limiter{max: max, window: window, now: now, fails: map[string][]time.Time{}}
+func newLimiter(nameMax, addrMax int, window time.Duration, now func() time.Time) *limiter {
+	return &limiter{
+		window: window, now: now,
+		names: counter{max: nameMax, fails: map[string][]time.Time{}},
+		addrs: counter{max: addrMax, fails: map[string][]time.Time{}},
+	}
 }
 
-// blocked returns how long the client address or the user name is still
-// locked out, or 0.
-func (l *limiter) blocked(addr, user string) time.Duration {
+// nameBlocked returns how long the account name is still locked out, or 0.
+func (l *limiter) nameBlocked(name string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.names.blocked(name, l.now(), l.window)
+}
+
+// addrBlocked returns how long the address is still throttled, or 0.
+func (l *limiter) addrBlocked(addr string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.addrs.blocked(addr, l.now(), l.window)
+}
+
+// fail records a failed sign-in from addr; for a password it counts
+// against the name too (name is "" for API and OIDC tokens: they are not
+// guessable, and the name given with them, such as "token", is shared).
+func (l *limiter) fail(addr, name string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	var wait time.Duration
-	for _, k := range []string{"addr:" + addr, "user:" + user} {
-		f := l.recent(k, now)
-		if len(f) >= l.max {
-			wait = max(wait, f[0].Add(l.window).Sub(now))
-		}
+	l.addrs.fail(addr, now, l.window)
+	if name != "" {
+		l.names.fail(name, now, l.window)
 	}
-	return wait
+}
+
+// succeed forgets a name's failures (not the address's: a client that
+// guesses many names must stay throttled).
+func (l *limiter) succeed(name string) {
+	l.mu.Lock()
+	delete(l.names.fails, name)
+	l.mu.Unlock()
+}
+
+func (c *counter) blocked(k string, now time.Time, window time.Duration) time.Duration {
+	f := c.recent(k, now, window)
+	if len(f) < c.max {
+		return 0
+	}
+	return f[0].Add(window).Sub(now)
 }
 
 // recent drops failures older than the window and returns the rest.
-func (l *limiter) recent(k string, now time.Time) []time.Time {
-	f := l.fails[k]
+func (c *counter) recent(k string, now time.Time, window time.Duration) []time.Time {
+	f := c.fails[k]
 	i := 0
-	for i < len(f) && now.Sub(f[i]) >= l.window {
+	for i < len(f) && now.Sub(f[i]) >= window {
 		i++
 	}
 	f = f[i:]
 	if len(f) == 0 {
-		delete(l.fails, k)
+		delete(c.fails, k)
 	} else {
-		l.fails[k] = f
+		c.fails[k] = f
 	}
 	return f
 }
 
-// fail records a failed sign-in.
-func (l *limiter) fail(addr, user string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	if len(l.fails) > 100000 {
+func (c *counter) fail(k string, now time.Time, window time.Duration) {
+	if len(c.fails) > 100000 {
 		// Bound memory under a spray of distinct names: forget everything
 		// that is not currently locked out.
-		for k := range l.fails {
-			if len(l.recent(k, now)) < l.max {
-				delete(l.fails, k)
+		for k := range c.fails {
+			if len(c.recent(k, now, window)) < c.max {
+				delete(c.fails, k)
 			}
 		}
 	}
-	for _, k := range []string{"addr:" + addr, "user:" + user} {
-		f := append(l.recent(k, now), now)
-		if len(f) > l.max {
-			f = f[len(f)-l.max:]
-		}
-		l.fails[k] = f
+	f := append(c.recent(k, now, window), now)
+	if len(f) > c.max {
+		f = f[len(f)-c.max:]
 	}
-}
-
-// succeed forgets a user name's failures (not the address's: a client
-// that guesses many names must stay limited).
-func (l *limiter) succeed(user string) {
-	l.mu.Lock()
-	delete(l.fails, "user:"+user)
-	l.mu.Unlock()
+	c.fails[k] = f
 }

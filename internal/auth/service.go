@@ -45,10 +45,12 @@ type Options struct {
 	Grants []Grant
 	// OIDC are the trusted issuers.
 	OIDC []OIDCIssuer
-	// LoginFailures within LoginWindow lock a client address or user name
-	// out for the rest of the window.
-	LoginFailures int
-	LoginWindow   time.Duration
+	// LoginFailures within LoginWindow lock an account name out for the
+	// rest of the window; LoginAddressFailures (much more) from one client
+	// address throttle that address's further failures (see limiter).
+	LoginFailures        int
+	LoginAddressFailures int
+	LoginWindow          time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// AdminPasswordFile is where Bootstrap writes the first admin's
@@ -115,6 +117,9 @@ func New(opts Options) (*Service, error) {
 	if opts.LoginFailures <= 0 {
 		opts.LoginFailures = 10
 	}
+	if opts.LoginAddressFailures <= 0 {
+		opts.LoginAddressFailures = 10 * opts.LoginFailures
+	}
 	if opts.LoginWindow <= 0 {
 		opts.LoginWindow = time.Minute
 	}
@@ -126,7 +131,7 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		opts:    opts,
 		now:     opts.Now,
-		limiter: newLimiter(opts.LoginFailures, opts.LoginWindow, opts.Now),
+		limiter: newLimiter(opts.LoginFailures, opts.LoginAddressFailures, opts.LoginWindow, opts.Now),
 		pwCache: map[[32]byte]time.Time{},
 	}
 	for _, o := range opts.OIDC {
@@ -277,29 +282,41 @@ func (s *Service) failed(r *http.Request, err error) {
 // basic checks a user name and a password, API token or OIDC token.
 func (s *Service) basic(ctx context.Context, st *compiled, r *http.Request, user, pass string) (*Principal, error) {
 	addr := clientHost(r)
-	if wait := s.limiter.blocked(addr, user); wait > 0 {
-		return nil, &authError{subject: user, method: "password", reason: "too many failed sign-ins; try again later", limited: wait}
-	}
 	var (
 		p   *Principal
 		err error
+		// name is what failures count against besides the address: the
+		// account name for passwords; none for tokens, which cannot be
+		// guessed and come with shared names such as "token".
+		name, method = user, "password"
 	)
 	switch {
 	case strings.HasPrefix(pass, tokenPrefix):
+		name, method = "", "token"
 		p, err = s.apiToken(st, pass)
 		if err == nil && user != p.Subject && user != "token" && user != "oauth2accesstoken" {
 			err = &authError{subject: user, method: "token", reason: fmt.Sprintf("token belongs to %s, not %s", p.Subject, user)}
 		}
 	case looksLikeJWT(pass) && len(s.oidc) > 0:
+		name, method = "", "oidc"
 		p, err = s.oidcToken(ctx, pass)
 	default:
+		if wait := s.limiter.nameBlocked(user); wait > 0 {
+			return nil, &authError{subject: user, method: method, reason: "too many failed sign-ins for " + user + "; try again later", limited: wait}
+		}
 		p, err = s.password(st, user, pass)
 	}
 	if err != nil {
-		s.limiter.fail(addr, user)
+		wait := s.limiter.addrBlocked(addr)
+		s.limiter.fail(addr, name)
+		if wait > 0 {
+			return nil, &authError{subject: user, method: method, reason: err.Error() + "; too many failed sign-ins from " + addr + ", try again later", limited: wait}
+		}
 		return nil, err
 	}
-	s.limiter.succeed(user)
+	if name != "" {
+		s.limiter.succeed(name)
+	}
 	return p, nil
 }
 
@@ -368,7 +385,8 @@ func (s *Service) tokenPrincipal(st *compiled, t Token) (*Principal, error) {
 	}
 	p := st.user(u, "token")
 	p.TokenID = t.ID
-	p.limits = append(p.limits, scopeRules(t.Scopes))
+	p.tokenScopes = t.Scopes
+	p.tokenRules = scopeRules(t.Scopes)
 	return p, nil
 }
 

@@ -290,7 +290,7 @@ func (s *Service) ownToken(st *compiled, tok string) (*Principal, error) {
 	lim := []rule{}
 	for _, a := range c.Access {
 		if a.Type == "registry" && a.Name == "catalog" {
-			lim = append(lim, rule{perm: PermPull, pattern: "**"})
+			lim = append(lim, rule{perm: PermPull, pattern: catalogOnly})
 			continue
 		}
 		var perm Perm
@@ -303,7 +303,7 @@ func (s *Service) ownToken(st *compiled, tok string) (*Principal, error) {
 		lim = append(lim, rule{perm: perm, pattern: literalPattern(a.Name)})
 	}
 	p.Method = "jwt/" + p.Method
-	p.limits = append(p.limits, lim)
+	p.jwt, p.access, p.jwtAccess = true, c.Access, lim
 	return p, nil
 }
 

@@ -35,6 +35,13 @@ func newWhoamiCmd() *cobra.Command {
 				if len(w.Groups) > 0 {
 					fmt.Fprintf(out, "groups: %s\n", strings.Join(w.Groups, ", "))
 				}
+				if w.TokenID != "" {
+					fmt.Fprintf(out, "API token %s may (within %s's grants below):\n", w.TokenID, w.Subject)
+					for _, g := range w.TokenScopes {
+						fmt.Fprintf(out, "  %-10s on %s\n", g.Role, strings.Join(g.Repositories, ", "))
+					}
+					fmt.Fprintf(out, "%s's grants:\n", w.Subject)
+				}
 				for _, g := range w.Grants {
 					fmt.Fprintf(out, "%-10s on %s\n", g.Role, strings.Join(g.Repositories, ", "))
 				}
@@ -102,7 +109,7 @@ func newTokenCreateCmd() *cobra.Command {
 	f.register(cmd.Flags())
 	fl := cmd.Flags()
 	fl.StringVar(&tname, "name", "", "what the token is for (required)")
-	fl.StringVar(&role, "role", "reader", "role the token holds: reader, writer, promoter, maintainer, admin, auditor")
+	fl.StringVar(&role, "role", "reader", "role the token holds: reader, writer, promoter, maintainer, admin, auditor, governance-bypass")
 	fl.StringSliceVar(&repos, "repo", nil, "repository pattern (repeatable): 'team/*' one level, 'team/**' all below, '**' all")
 	fl.StringVar(&expires, "expires", "30d", "lifetime, e.g. 12h, 90d or 1y; the server refuses more than a year (366d)")
 	_ = cmd.MarkFlagRequired("name")
@@ -341,7 +348,9 @@ authenticated (everyone signed in), anonymous (everyone: opt-in anonymous
 read, e.g. 'custody grant add anonymous reader public/**').
 Roles: reader (pull), writer (push new content, create tags), promoter (also
 move existing tags), maintainer (also delete, policies, retention, holds),
-admin (everything), auditor (the audit log).
+admin (everything else), auditor (the audit log), governance-bypass
+(bypass governance-mode retention with a stated reason; no other role, admin
+included, may; grant it on "**").
 Patterns: '*' within one path segment, '**' any number ("team/*", "**").`,
 	}
 	cmd.AddCommand(newGrantAddCmd(), newGrantListCmd(), newGrantRemoveCmd())

@@ -63,9 +63,11 @@ docs/maintenance.md.
 
 Repository policies and retention come from the config file's 'policies:'
 list and the /api/v1/policies API. With none, version-like tags (v1.2.3,
-1.2.3-rc.1, 1.2.3_build) are immutable in every repository. Set
-'retention.allowGovernanceBypass: true' to let requests carrying
-X-Custody-Bypass-Governance bypass governance retention (audited).
+1.2.3-rc.1, 1.2.3_build) are immutable in every repository. Bypassing
+governance retention (with X-Custody-Bypass-Governance: <reason>, audited)
+needs the governance-bypass role, which no other role includes, admin
+neither; with --auth=none, 'retention.allowGovernanceBypass: true' gives it
+to every client instead (with authentication on, that key is an error).
 
 Authentication is on by default (docs/security.md). The first start creates
 the account admin with a random password in <data>/admin-password (mode
@@ -74,8 +76,12 @@ the account admin with a random password in <data>/admin-password (mode
 its owner only (directories 0700, files 0600). Clients use the Docker
 token flow (/auth/token), Basic credentials, API tokens ('custody token create')
 or OIDC workload-identity tokens of the issuers in auth.oidc. Roles (reader,
-writer, promoter, maintainer, admin, auditor) are granted with 'custody
-grant' or auth.grants in the config file. --auth=none turns all of it off
+writer, promoter, maintainer, admin, auditor, governance-bypass) are
+granted with 'custody grant' or auth.grants in the config file. Failed
+sign-ins lock out the account name tried (auth.loginFailures) and throttle
+the client address (auth.loginAddressFailures); behind a reverse proxy, list
+it in proxy.trusted (CUSTODY_TRUSTED_PROXIES) so its X-Forwarded-For (or
+Forwarded, proxy.header) names the client. --auth=none turns all of it off
 and is refused unless --addr is a loopback address.
 
 SIGINT or SIGTERM shut down gracefully.`,

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/internal/proxy"
 )
 
 // Config is custody's whole configuration.
@@ -73,6 +74,25 @@ type Config struct {
 	// TLS serves HTTPS on addr with this certificate (PEM files); the
 	// admission webhook needs HTTPS, here or at a proxy in front.
 	TLS TLS `yaml:"tls"`
+	// Proxy names the reverse proxies in front of custody whose
+	// client-address header is believed.
+	Proxy Proxy `yaml:"proxy"`
+}
+
+// Proxy configures trusted reverse proxies. A request whose peer is in
+// Trusted has its client address taken from Header (the rightmost entry
+// that is not itself a trusted proxy); from anyone else the header is
+// ignored. The address is what sign-in throttling, logs and the audit log
+// see.
+type Proxy struct {
+	// Trusted lists the proxies' addresses or CIDR ranges
+	// ("10.0.0.0/8", "192.0.2.7", "fd00::/8"). Empty (the default): no
+	// header is believed.
+	Trusted []string `yaml:"trusted"`
+	// Header is the header the proxies set: X-Forwarded-For (the
+	// default) or Forwarded (RFC 7239). Only that one is read: a proxy
+	// passes the other through from the client unchanged.
+	Header string `yaml:"header"`
 }
 
 // Admission configures the validating admission webhook served at
@@ -145,11 +165,16 @@ type Auth struct {
 	// TokenTTL is the lifetime of the tokens the token endpoint issues
 	// (default 5m).
 	TokenTTL Duration `yaml:"tokenTTL"`
-	// LoginFailures is how many failed sign-ins from one client address or
-	// for one user name within LoginWindow lock that address or name out
-	// until the window has passed (defaults 10 and 1m).
+	// LoginFailures is how many failed password sign-ins for one account
+	// name within LoginWindow lock that name (and only it) out until the
+	// window has passed (defaults 10 and 1m).
 	LoginFailures int      `yaml:"loginFailures"`
 	LoginWindow   Duration `yaml:"loginWindow"`
+	// LoginAddressFailures is how many failed sign-ins from one client
+	// address within LoginWindow make its further failures 429 (default
+	// 100: everyone behind one NAT shares the address). A correct password
+	// of an account that is not locked itself still signs in.
+	LoginAddressFailures int `yaml:"loginAddressFailures"`
 	// Grants bind roles to subjects on repository patterns, next to the
 	// grants stored through the API.
 	Grants []Grant `yaml:"grants"`
@@ -260,7 +285,10 @@ type DefaultRetention struct {
 type Retention struct {
 	// AllowGovernanceBypass grants every client the permission to bypass
 	// governance-mode retention (with the X-Custody-Bypass-Governance
-	// header) until authentication provides real permissions. Default false.
+	// header) when authentication is off (auth mode none), where there
+	// are no accounts to grant it to. With authentication on, the
+	// permission comes only from the governance-bypass role and setting
+	// this is an error. Default false.
 	AllowGovernanceBypass bool `yaml:"allowGovernanceBypass"`
 }
 
@@ -334,7 +362,8 @@ func Default() Config {
 		GC:              GC{Grace: Duration(time.Hour)},
 		Scrub:           Scrub{Buckets: 1},
 		Audit:           Audit{CheckpointInterval: Duration(10 * time.Second), Origin: "custody/audit"},
-		Auth:            Auth{Mode: "builtin", Service: "custody", TokenTTL: Duration(5 * time.Minute), LoginFailures: 10, LoginWindow: Duration(time.Minute)},
+		Auth:            Auth{Mode: "builtin", Service: "custody", TokenTTL: Duration(5 * time.Minute), LoginFailures: 10, LoginAddressFailures: 100, LoginWindow: Duration(time.Minute)},
+		Proxy:           Proxy{Header: "X-Forwarded-For"},
 	}
 }
 
@@ -376,6 +405,8 @@ var Env = []struct{ Name, Help string }{
 	{"CUSTODY_READY_FILE", "write the bound address to this file once listening"},
 	{"CUSTODY_AUTH", "builtin (default) or none (loopback addresses only)"},
 	{"CUSTODY_AUDIT_DISABLE_UNSAFE", "true stops the tamper-evident audit log (benchmarks only)"},
+	{"CUSTODY_TRUSTED_PROXIES", "comma-separated addresses or CIDRs of reverse proxies whose client-address header is believed"},
+	{"CUSTODY_PROXY_HEADER", "the header those proxies set: X-Forwarded-For (default) or Forwarded"},
 }
 
 func (c *Config) applyEnv(environ []string) error {
@@ -416,6 +447,15 @@ func (c *Config) applyEnv(environ []string) error {
 			c.Auth.Mode = v
 		case "CUSTODY_AUDIT_DISABLE_UNSAFE":
 			c.Audit.DisableUnsafe, err = strconv.ParseBool(v)
+		case "CUSTODY_TRUSTED_PROXIES":
+			c.Proxy.Trusted = nil
+			for _, p := range strings.Split(v, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					c.Proxy.Trusted = append(c.Proxy.Trusted, p)
+				}
+			}
+		case "CUSTODY_PROXY_HEADER":
+			c.Proxy.Header = v
 		default:
 			// Other CUSTODY_* variables belong to client commands.
 		}
@@ -473,6 +513,9 @@ func (c Config) Validate() error {
 	}
 	if c.Scrub.Buckets < 1 {
 		return errors.New("scrub.buckets must be at least 1")
+	}
+	if _, err := proxy.Parse(c.Proxy.Trusted, c.Proxy.Header); err != nil {
+		return fmt.Errorf("proxy: %w", err)
 	}
 	if err := c.Auth.validate(c.Addr); err != nil {
 		return err
@@ -538,6 +581,10 @@ func (a Auth) validate(addr string) error {
 	}
 	if a.LoginFailures < 1 || a.LoginWindow <= 0 {
 		return errors.New("auth.loginFailures must be at least 1 and auth.loginWindow positive")
+	}
+	if a.LoginAddressFailures < a.LoginFailures {
+		return fmt.Errorf("auth.loginAddressFailures (%d) must be at least auth.loginFailures (%d): many users may share one address",
+			a.LoginAddressFailures, a.LoginFailures)
 	}
 	for i, g := range a.Grants {
 		if len(g.Subjects) == 0 || g.Role == "" || len(g.Repositories) == 0 {

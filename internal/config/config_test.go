@@ -66,6 +66,10 @@ func TestRefusals(t *testing.T) {
 		{"bad log format", "", []string{"CUSTODY_LOG_FORMAT=xml"}, "text or json"},
 		{"bad env duration", "", []string{"CUSTODY_UPLOAD_TTL=soon"}, "CUSTODY_UPLOAD_TTL"},
 		{"missing file", filepath.Join(dir, "absent.yaml"), nil, "reading config file"},
+		{"bad trusted proxy", write("proxy:\n  trusted: [10.0.0.0/33]\n"), nil, "CIDR"},
+		{"bad env trusted proxy", "", []string{"CUSTODY_TRUSTED_PROXIES=10.0.0.1,proxy.example.org"}, "proxy.example.org"},
+		{"bad proxy header", "", []string{"CUSTODY_PROXY_HEADER=X-Real-IP"}, "X-Forwarded-For or Forwarded"},
+		{"address limit below name limit", write("auth:\n  loginFailures: 20\n  loginAddressFailures: 5\n"), nil, "loginAddressFailures"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,5 +78,19 @@ func TestRefusals(t *testing.T) {
 				t.Fatalf("Load = %v, want an error mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	c, err := Load("", []string{"CUSTODY_TRUSTED_PROXIES= 10.0.0.0/8, 192.0.2.7 ,", "CUSTODY_PROXY_HEADER=forwarded"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.Proxy.Trusted, "|") != "10.0.0.0/8|192.0.2.7" || c.Proxy.Header != "forwarded" {
+		t.Fatalf("proxy = %+v", c.Proxy)
+	}
+	d := Default()
+	if len(d.Proxy.Trusted) != 0 || d.Proxy.Header != "X-Forwarded-For" || d.Auth.LoginAddressFailures != 100 {
+		t.Fatalf("defaults: %+v %+v", d.Proxy, d.Auth)
 	}
 }

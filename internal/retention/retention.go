@@ -82,8 +82,9 @@ type Store interface {
 	Protecting(ctx context.Context, d digest.Digest, repo string) ([]Lock, error)
 }
 
-// Permissions is the seam for who may do what with retention: the auth
-// service with authentication on, ConfigPermissions with --auth=none.
+// Permissions is the seam for who may bypass governance retention. With
+// authentication on, auth.Service decides (the governance-bypass role);
+// with it off, ConfigPermissions decides from the configuration.
 type Permissions interface {
 	// CanBypassGovernance reports whether the request in ctx holds the
 	// permission to bypass governance-mode retention.

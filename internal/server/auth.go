@@ -46,17 +46,18 @@ func newAuth(cfg config.Config, store auth.Store, auditor registry.Auditor, log 
 		issuers = append(issuers, iss)
 	}
 	svc, err := auth.New(auth.Options{
-		Store:         store,
-		Auditor:       auditor,
-		Log:           log,
-		Service:       cfg.Auth.Service,
-		Realm:         cfg.Auth.Realm,
-		TokenTTL:      time.Duration(cfg.Auth.TokenTTL),
-		SigningKey:    key,
-		Grants:        grants,
-		OIDC:          issuers,
-		LoginFailures: cfg.Auth.LoginFailures,
-		LoginWindow:   time.Duration(cfg.Auth.LoginWindow),
+		Store:                store,
+		Auditor:              auditor,
+		Log:                  log,
+		Service:              cfg.Auth.Service,
+		Realm:                cfg.Auth.Realm,
+		TokenTTL:             time.Duration(cfg.Auth.TokenTTL),
+		SigningKey:           key,
+		Grants:               grants,
+		OIDC:                 issuers,
+		LoginFailures:        cfg.Auth.LoginFailures,
+		LoginAddressFailures: cfg.Auth.LoginAddressFailures,
+		LoginWindow:          time.Duration(cfg.Auth.LoginWindow),
 		// The first admin's password, until it is changed.
 		AdminPasswordFile: filepath.Join(cfg.Data, "admin-password"),
 	})
@@ -71,12 +72,21 @@ func newAuth(cfg config.Config, store auth.Store, auditor registry.Auditor, log 
 
 // guardAPI checks the permission each /api/v1/ endpoint needs before
 // passing the request on; endpoints it does not know are refused (deny by
-// default). The account endpoints (whoami, tokens, users, grants) check
-// their own.
-func guardAPI(svc *auth.Service, next http.Handler) http.Handler {
+// default). The account endpoints (whoami, tokens, users, grants) and the
+// others apiRequirement marks as their own check for themselves; when such
+// an endpoint is not served (its feature is not configured, or not with
+// this method), anonymous callers get 401 like everywhere else, not a 404
+// that tells them what is configured.
+func guardAPI(svc *auth.Service, next *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		action, repo, perm, own := apiRequirement(r)
 		if own {
+			if _, pattern := next.Handler(r); pattern == apiFallback {
+				var ok bool
+				if r, _, ok = svc.Require(w, r, "api", "", 0); !ok {
+					return
+				}
+			}
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -87,6 +97,10 @@ func guardAPI(svc *auth.Service, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// apiFallback is the pattern of the handler that serves /api/v1/ paths no
+// endpoint claims (and the policy, retention and hold endpoints).
+const apiFallback = "/api/v1/"
 
 // apiRequirement returns what an /api/v1/ request needs: the audit action
 // of a refusal, the repository (or pattern) and the permission. own is

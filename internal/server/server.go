@@ -30,6 +30,7 @@ import (
 	"github.com/custody-dev/custody/internal/generic"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/policy"
+	"github.com/custody-dev/custody/internal/proxy"
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/retention"
 	"github.com/custody-dev/custody/internal/tlog"
@@ -89,6 +90,10 @@ func (f fanOut) Record(ctx context.Context, e registry.Event) {
 
 // New opens the stores named by cfg and builds the HTTP handler.
 func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
+	if cfg.Auth.Mode != "none" && cfg.Retention.AllowGovernanceBypass {
+		return nil, errors.New("retention.allowGovernanceBypass applies only with auth mode none; with authentication on, " +
+			"grant the governance-bypass role on \"**\" to whoever may bypass governance retention (custody grant add user:NAME governance-bypass '**')")
+	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory %s: %w", cfg.Data, err)
 	}
@@ -141,6 +146,9 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Bypassing governance retention needs the bypass-governance
+	// permission: from the governance-bypass role with authentication on,
+	// from retention.allowGovernanceBypass (every client) with it off.
 	var perms retention.Permissions = retention.ConfigPermissions{AllowGovernanceBypass: cfg.Retention.AllowGovernanceBypass}
 	var authorizer registry.Authorizer = registry.AllowAll{}
 	if authz != nil {
@@ -242,7 +250,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		}
 		mux.Handle("POST /admission/{env}", s.promo.admissionHandler(cfg.Admission.Registries))
 	}
-	mux.Handle("/api/v1/", &api{policies: engine, checker: checker, locks: md})
+	mux.Handle(apiFallback, &api{policies: engine, checker: checker, locks: md})
 	mux.HandleFunc("POST /api/v1/gc", s.maint.serveGC)
 	mux.HandleFunc("POST /api/v1/scrub", s.maint.serveScrub)
 	(&tlog.Handler{Log: tl, Logger: log}).Register(mux)
@@ -287,7 +295,13 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		}
 		mux.ServeHTTP(w, r)
 	})
-	s.handler = requestID(bypass(s.metrics.instrument(root)))
+	// Behind trusted proxies every handler (sign-in throttling, logs,
+	// audit) sees the client's address.
+	proxies, err := proxy.Parse(cfg.Proxy.Trusted, cfg.Proxy.Header)
+	if err != nil {
+		return nil, err
+	}
+	s.handler = proxies.Handler(requestID(bypass(s.metrics.instrument(root))))
 	return s, nil
 }
 
