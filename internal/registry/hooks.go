@@ -64,6 +64,28 @@ type Auditor interface {
 	Record(ctx context.Context, e Event)
 }
 
+// DurableAuditor is an Auditor that stores events durably and can tell
+// when it could not. The registry records every change it acknowledges
+// (blob uploads, mounts and deletions, manifest puts and deletions, tag
+// sets and deletions) with RecordChange before it answers: RecordChange
+// returns once the event is durable, and when it returns an error the
+// request fails with 500 (the change itself stays made, and is retried
+// safely), so no acknowledged change lacks its audit record.
+type DurableAuditor interface {
+	Auditor
+	RecordChange(ctx context.Context, e Event) error
+}
+
+// RecordChange records the change e with a: durably if a is a
+// DurableAuditor, else with Record.
+func RecordChange(ctx context.Context, a Auditor, e Event) error {
+	if d, ok := a.(DurableAuditor); ok {
+		return d.RecordChange(ctx, e)
+	}
+	a.Record(ctx, e)
+	return nil
+}
+
 // Policy may veto changes. Every method returns nil to allow, or an error
 // wrapping ErrDenied whose text names the rule.
 type Policy interface {

@@ -7,22 +7,29 @@ import (
 	"github.com/custody-dev/custody/internal/tlog"
 )
 
-// tlogAuditor is a registry.Auditor that appends every event to the
-// tamper-evident audit log and passes it on to next (the structured log
-// line).
+// tlogAuditor is a registry.DurableAuditor that appends every event to
+// the tamper-evident audit log and passes it on to next (the structured
+// log line).
 type tlogAuditor struct {
 	log  *tlog.Log
 	next registry.Auditor
 }
 
-var _ registry.Auditor = tlogAuditor{}
+var _ registry.DurableAuditor = tlogAuditor{}
 
-// Record implements registry.Auditor. It only queues the entry.
+// Record implements registry.Auditor. It returns once the entry is stored
+// (or logged as lost).
 func (a tlogAuditor) Record(ctx context.Context, e registry.Event) {
+	_ = a.RecordChange(ctx, e)
+}
+
+// RecordChange implements registry.DurableAuditor: it returns once the
+// entry is durable in the audit log, or the error that kept it out.
+func (a tlogAuditor) RecordChange(ctx context.Context, e registry.Event) error {
 	if a.next != nil {
 		a.next.Record(ctx, e)
 	}
-	a.log.Append(auditEntry(ctx, e))
+	return a.log.Append(auditEntry(ctx, e))
 }
 
 // auditEntry builds the audit log entry of an event. The actor is the identity an
