@@ -260,7 +260,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	mux.Handle("/api/v1/", &api{policies: engine, checker: checker, locks: md})
 	mux.HandleFunc("POST /api/v1/gc", s.maint.serveGC)
 	mux.HandleFunc("POST /api/v1/scrub", s.maint.serveScrub)
-	(&tlog.Handler{Log: tl, Logger: log}).Register(mux)
+	(&tlog.Handler{Log: tl, Logger: log, Holdings: md}).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
