@@ -272,7 +272,9 @@ func (c auditClient) reconcile() (tlog.Reconciliation, error) {
 
 type exportSource string
 
-func (d exportSource) reconcile() (tlog.Reconciliation, error) { return tlog.Reconciliation{}, errNoProofs }
+func (d exportSource) reconcile() (tlog.Reconciliation, error) {
+	return tlog.Reconciliation{}, errNoProofs
+}
 
 func (d exportSource) key() ([]byte, error) { return os.ReadFile(filepath.Join(string(d), exportKey)) }
 func (d exportSource) checkpoint() ([]byte, error) {
