@@ -144,8 +144,8 @@ func newAuditVerifyCmd() *cobra.Command {
      audit checkpoint'): that the current checkpoint extends the saved one
      (consistency proof, and the recomputed root of the saved size);
   5. online: that the log records every tag the registry holds (an ok
-     tag.set or generic.put entry for its current digest), so a change
-     the metadata holds but the log lacks is reported (not offline).
+     tag.set entry for its current digest), so that a change the
+     metadata holds but the log lacks is reported (not offline).
 
 It prints every problem found and exits with status 1 if there is any.`,
 		Example: `  custody audit verify --server http://127.0.0.1:5000 --key log-key.pub

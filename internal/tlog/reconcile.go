@@ -18,9 +18,9 @@ type Holdings interface {
 	ResolveTag(ctx context.Context, repo, tag string) (digest.Digest, error)
 }
 
-// TagActions are the actions of the ok entries that record a tag being
-// set: by a manifest put (tag.set) or a generic file upload (generic.put).
-var TagActions = []string{"tag.set", "generic.put"}
+// TagSet is the action of the entries that record a tag being set (by a
+// manifest put, also of a generic file).
+const TagSet = "tag.set"
 
 // MaxUnrecorded caps the tags one reconciliation reports.
 const MaxUnrecorded = 1000
@@ -38,16 +38,15 @@ type Reconciliation struct {
 	// Tags is how many tags were checked.
 	Tags int `json:"tags"`
 	// Unrecorded lists the tags (at most MaxUnrecorded) whose current
-	// digest no ok tag.set or generic.put entry records: changes the
-	// metadata holds that the log does not.
+	// digest no ok tag.set entry records: changes the metadata holds that
+	// the log does not.
 	Unrecorded []UnrecordedTag `json:"unrecorded"`
 	// Truncated is true when more tags were unrecorded than listed.
 	Truncated bool `json:"truncated,omitempty"`
 }
 
 // Reconcile checks every tag h holds against the log: the log must hold
-// an ok entry of one of TagActions for the tag's repository, name and
-// current digest.
+// an ok tag.set entry for the tag's repository, name and current digest.
 func (l *Log) Reconcile(ctx context.Context, h Holdings) (Reconciliation, error) {
 	out := Reconciliation{Unrecorded: []UnrecordedTag{}}
 	const page = 1000
@@ -97,8 +96,8 @@ func (l *Log) Reconcile(ctx context.Context, h Holdings) (Reconciliation, error)
 	}
 }
 
-// recordsTag reports whether an ok entry of TagActions records repo:tag
-// set to d.
+// recordsTag reports whether an ok tag.set entry records repo:tag set to
+// d.
 func (l *Log) recordsTag(ctx context.Context, repo, tag string, d digest.Digest) (bool, error) {
 	leaves, err := l.store.TlogSearch(ctx, Query{Repo: repo, Digest: d.String()})
 	if err != nil {
@@ -106,13 +105,8 @@ func (l *Log) recordsTag(ctx context.Context, repo, tag string, d digest.Digest)
 	}
 	for _, lf := range leaves {
 		e, err := ParseEntry(lf.Entry)
-		if err != nil || e.Result != "ok" || e.Tag != tag {
-			continue
-		}
-		for _, a := range TagActions {
-			if e.Action == a {
-				return true, nil
-			}
+		if err == nil && e.Action == TagSet && e.Result == "ok" && e.Tag == tag {
+			return true, nil
 		}
 	}
 	return false, nil
