@@ -58,8 +58,9 @@ type Event struct {
 	Request *http.Request
 }
 
-// Auditor records events. Record must not block the request for long; it
-// is called after the state change (or refusal) it describes.
+// Auditor records events. Record is called after the state change (or
+// refusal) it describes; it may block until the event is stored, so it
+// must not wait on anything else.
 type Auditor interface {
 	Record(ctx context.Context, e Event)
 }

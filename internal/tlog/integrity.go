@@ -18,8 +18,8 @@ import (
 // ErrInconsistent too) until it is reopened and the checks pass.
 var ErrDamaged = errors.New("tlog: the audit log's storage failed an integrity check")
 
-// TailCheck is how many of the newest entries Open re-hashes besides
-// those since the last signed checkpoint.
+// TailCheck is how many entries before the last signed checkpoint (or,
+// without one, before the end) Open re-hashes, besides those after it.
 const TailCheck = 1024
 
 // scrubStep is how many entries one Scrub call (and one read of the tail
@@ -77,7 +77,7 @@ func rehash(leaves []Leaf, start, end uint64, rng *compact.Range) error {
 }
 
 // checkTail is Open's integrity check. It re-hashes the entries since the
-// last signed checkpoint and at least the TailCheck newest ones, appends
+// last signed checkpoint and the TailCheck entries before it, appends
 // them to the tree of the entries before them (from the stored nodes) and
 // checks the result against the checkpoint's root and the stored tree's.
 // Errors wrapping ErrDamaged are findings; others are read failures.
@@ -97,10 +97,11 @@ func (l *Log) checkTail(ctx context.Context) error {
 	if haveCP && cp.Size > size {
 		return fmt.Errorf("%w: it holds %d entries, fewer than its last signed checkpoint (%d): rolled back", ErrDamaged, size, cp.Size)
 	}
-	start := size - min(size, TailCheck)
+	end := size
 	if haveCP {
-		start = min(start, cp.Size)
+		end = cp.Size
 	}
+	start := end - min(end, TailCheck)
 	rng, err := l.rangeAt(ctx, start)
 	if errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("%w: the tree of its first %d entries is not stored: %v", ErrDamaged, start, err)
