@@ -619,14 +619,12 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 	}
 	// The acknowledged change is recorded durably before the answer (see
 	// registry.DurableAuditor).
-	for _, e := range []registry.Event{
-		{Action: "manifest.put", Repo: l.oci(), Digest: md, Tag: l.version, Result: "ok", Request: r},
-		{Action: "tag.set", Repo: l.oci(), Digest: md, Tag: l.version, Result: "ok", Reason: "created", Request: r},
-	} {
-		if err := registry.RecordChange(ctx, h.audit, e); err != nil {
-			h.internal(w, r, "audit record of "+e.Action, err)
-			return
-		}
+	if err := registry.RecordChange(ctx, h.audit,
+		registry.Event{Action: "manifest.put", Repo: l.oci(), Digest: md, Tag: l.version, Result: "ok", Request: r},
+		registry.Event{Action: "tag.set", Repo: l.oci(), Digest: md, Tag: l.version, Result: "ok", Reason: "created", Request: r},
+	); err != nil {
+		h.internal(w, r, "audit record of the version", err)
+		return
 	}
 	w.Header().Set("Location", l.String())
 	w.Header().Set("Docker-Content-Digest", fd.String())

@@ -69,21 +69,24 @@ type Auditor interface {
 // when it could not. The registry records every change it acknowledges
 // (blob uploads, mounts and deletions, manifest puts and deletions, tag
 // sets and deletions) with RecordChange before it answers: RecordChange
-// returns once the event is durable, and when it returns an error the
-// request fails with 500 (the change itself stays made, and is retried
-// safely), so no acknowledged change lacks its audit record.
+// returns once the events (of one request, stored together) are durable,
+// and when it returns an error the request fails with 500 (the change
+// itself stays made, and is retried safely), so no acknowledged change
+// lacks its audit record.
 type DurableAuditor interface {
 	Auditor
-	RecordChange(ctx context.Context, e Event) error
+	RecordChange(ctx context.Context, es ...Event) error
 }
 
-// RecordChange records the change e with a: durably if a is a
+// RecordChange records the events of a change with a: durably if a is a
 // DurableAuditor, else with Record.
-func RecordChange(ctx context.Context, a Auditor, e Event) error {
+func RecordChange(ctx context.Context, a Auditor, es ...Event) error {
 	if d, ok := a.(DurableAuditor); ok {
-		return d.RecordChange(ctx, e)
+		return d.RecordChange(ctx, es...)
 	}
-	a.Record(ctx, e)
+	for _, e := range es {
+		a.Record(ctx, e)
+	}
 	return nil
 }
 

@@ -225,19 +225,18 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 		writeError(w, r, reg.internal(r, "record manifest", err))
 		return
 	}
-	if !reg.recordChange(w, r, Event{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "ok", Request: r}) {
-		return
-	}
+	events := []Event{{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "ok", Request: r}}
 	for _, t := range tags {
 		if prev, ok := moved[t]; ok {
 			reason := "created"
 			if prev != "" {
 				reason = "moved from " + prev.String()
 			}
-			if !reg.recordChange(w, r, Event{Action: "tag.set", Repo: rt.repo, Digest: d, Tag: t, Result: "ok", Reason: reason, Request: r}) {
-				return
-			}
+			events = append(events, Event{Action: "tag.set", Repo: rt.repo, Digest: d, Tag: t, Result: "ok", Reason: reason, Request: r})
 		}
+	}
+	if !reg.recordChange(w, r, events...) {
+		return
 	}
 	h := w.Header()
 	h.Set("Location", "/v2/"+rt.repo+"/manifests/"+d.String())

@@ -24,12 +24,17 @@ func (a tlogAuditor) Record(ctx context.Context, e registry.Event) {
 }
 
 // RecordChange implements registry.DurableAuditor: it returns once the
-// entry is durable in the audit log, or the error that kept it out.
-func (a tlogAuditor) RecordChange(ctx context.Context, e registry.Event) error {
-	if a.next != nil {
-		a.next.Record(ctx, e)
+// entries are durable in the audit log (stored in one transaction), or
+// the error that kept them out.
+func (a tlogAuditor) RecordChange(ctx context.Context, es ...registry.Event) error {
+	entries := make([]tlog.Entry, len(es))
+	for i, e := range es {
+		if a.next != nil {
+			a.next.Record(ctx, e)
+		}
+		entries[i] = auditEntry(ctx, e)
 	}
-	return a.log.Append(auditEntry(ctx, e))
+	return a.log.Append(entries...)
 }
 
 // auditEntry builds the audit log entry of an event. The actor is the identity an

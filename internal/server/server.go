@@ -89,12 +89,12 @@ func (f fanOut) Record(ctx context.Context, e registry.Event) {
 	}
 }
 
-// RecordChange records e with every auditor, durably with those that can,
-// and returns the first error.
-func (f fanOut) RecordChange(ctx context.Context, e registry.Event) error {
+// RecordChange records es with every auditor, durably with those that
+// can, and returns the first error.
+func (f fanOut) RecordChange(ctx context.Context, es ...registry.Event) error {
 	var first error
 	for _, a := range f {
-		if err := registry.RecordChange(ctx, a, e); err != nil && first == nil {
+		if err := registry.RecordChange(ctx, a, es...); err != nil && first == nil {
 			first = err
 		}
 	}

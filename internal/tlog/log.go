@@ -134,9 +134,9 @@ type Log struct {
 }
 
 type item struct {
-	entry []byte
-	done  chan error // receives the outcome of the entry's batch
-	flush chan struct{}
+	entries [][]byte   // stored in one batch
+	done    chan error // receives the outcome of the entries' batch
+	flush   chan struct{}
 }
 
 // Open loads the log's state from store and starts its writer. Close stops
@@ -235,22 +235,31 @@ func collect(nodes *[]Node) compact.VisitFn {
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("tlog: the audit log is closed")
 
-// Append stores an entry and returns once it is durable (committed with
-// the batch of entries waiting alongside it), or with the error that kept
-// it from being stored, which is also logged with the entry.
-func (l *Log) Append(e Entry) error {
-	if e.Time == "" {
-		e.Time = FormatTime(l.now())
+// Append stores entries, in order and in one transaction, and returns
+// once they are durable (committed with the batch of entries waiting
+// alongside them), or with the error that kept them from being stored,
+// which is also logged with each entry.
+func (l *Log) Append(es ...Entry) error {
+	if len(es) == 0 {
+		return nil
 	}
-	b := e.Canonical()
+	bs := make([][]byte, len(es))
+	for i, e := range es {
+		if e.Time == "" {
+			e.Time = FormatTime(l.now())
+		}
+		bs[i] = e.Canonical()
+	}
 	done := make(chan error, 1)
 	l.qmu.RLock()
 	if l.closed {
 		l.qmu.RUnlock()
-		l.log.Error("AUDIT ENTRY LOST: recorded after the audit log was closed", "entry", string(b))
+		for _, b := range bs {
+			l.log.Error("AUDIT ENTRY LOST: recorded after the audit log was closed", "entry", string(b))
+		}
 		return ErrClosed
 	}
-	l.queue <- item{entry: b, done: done}
+	l.queue <- item{entries: bs, done: done}
 	l.qmu.RUnlock()
 	return <-done
 }
@@ -297,7 +306,7 @@ func (l *Log) writer() {
 				flushes = append(flushes, it.flush)
 				return
 			}
-			batch = append(batch, it.entry)
+			batch = append(batch, it.entries...)
 			waiters = append(waiters, it.done)
 		}
 		add(it)
