@@ -145,7 +145,10 @@ func newAuditVerifyCmd() *cobra.Command {
      that differs from the signed tree, using consistency proofs);
   4. with --since-checkpoint FILE (a checkpoint saved earlier with 'custody
      audit checkpoint'): that the current checkpoint extends the saved one
-     (consistency proof, and the recomputed root of the saved size).
+     (consistency proof, and the recomputed root of the saved size);
+  5. online: that the log records every tag the registry holds (an ok
+     tag.set entry for its current digest), so that a change the
+     metadata holds but the log lacks is reported (not offline).
 
 It prints every problem found and exits with status 1 if there is any.`,
 		Example: `  custody audit verify --server http://127.0.0.1:5000 --key log-key.pub
@@ -190,6 +193,9 @@ type auditSource interface {
 	entries() ([]tlog.EntryJSON, error)
 	// consistency returns a consistency proof, or errNoProofs offline.
 	consistency(from, to uint64) ([][]byte, error)
+	// reconcile returns the server's reconciliation of its tags with the
+	// log, or errNoProofs offline.
+	reconcile() (tlog.Reconciliation, error)
 }
 
 var errNoProofs = errors.New("no proofs offline")
@@ -266,7 +272,23 @@ func (c auditClient) consistency(from, to uint64) ([][]byte, error) {
 	return r.Hashes, nil
 }
 
+func (c auditClient) reconcile() (tlog.Reconciliation, error) {
+	var r tlog.Reconciliation
+	b, err := c.do(http.MethodGet, "/api/v1/audit/reconcile")
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("reconciliation: %w", err)
+	}
+	return r, nil
+}
+
 type exportSource string
+
+func (d exportSource) reconcile() (tlog.Reconciliation, error) {
+	return tlog.Reconciliation{}, errNoProofs
+}
 
 func (d exportSource) key() ([]byte, error) { return os.ReadFile(filepath.Join(string(d), exportKey)) }
 func (d exportSource) checkpoint() ([]byte, error) {
@@ -345,9 +367,33 @@ func (v *auditVerifier) run(keyFile, sinceFile string) error {
 	if sinceFile != "" {
 		v.checkSince(sinceFile, string(vkey), cp, hashes, complete)
 	}
+	if err := v.reconcile(); err != nil {
+		return err
+	}
 	if len(v.problems) == 0 {
 		fmt.Fprintf(v.out, "OK: %d entries match the signed checkpoint\n", cp.Size)
 	}
+	return nil
+}
+
+// reconcile reports the tags the registry holds that the log does not
+// record.
+func (v *auditVerifier) reconcile() error {
+	rec, err := v.src.reconcile()
+	if errors.Is(err, errNoProofs) {
+		fmt.Fprintln(v.warn, "note: offline, the registry's tags are not reconciled with the log")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reconciling the registry's tags with the log: %w", err)
+	}
+	for _, u := range rec.Unrecorded {
+		v.fail("tag %s:%s points at %s, but no audit entry records it being set (a change missing from the log)", u.Repo, u.Tag, u.Digest)
+	}
+	if rec.Truncated {
+		v.fail("more tags than listed are missing from the log")
+	}
+	fmt.Fprintf(v.out, "reconciliation: %d tags checked against the log, %d unrecorded\n", rec.Tags, len(rec.Unrecorded))
 	return nil
 }
 

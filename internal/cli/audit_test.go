@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"database/sql"
 	"fmt"
 	"net/http"
@@ -203,14 +205,69 @@ func TestAuditExportAndRefusal(t *testing.T) {
 	}
 
 	// Roll the leaves back but not the signed checkpoints: the server must
-	// refuse to sign a checkpoint of the forked log.
+	// notice at start and refuse to sign a checkpoint of the forked log.
 	tamper(t, srv, `DELETE FROM tlog_leaves WHERE idx >= 40`)
 	auditEvents(t, srv, 25)
 	code, _, errb := run(t, "audit", "checkpoint", "--sign", "--server", srv.URL)
-	if code == 0 || !strings.Contains(errb, "inconsistent") {
+	if code == 0 || !strings.Contains(errb, "inconsistent") || !strings.Contains(errb, "rolled back") {
 		t.Fatalf("signing a forked log: exit %d, %s", code, errb)
 	}
-	if !srv.WaitLog("REFUSING TO SIGN AUDIT CHECKPOINT", 5*time.Second) {
+	if !srv.WaitLog("AUDIT LOG INTEGRITY CHECK FAILED", 5*time.Second) {
 		t.Fatalf("server did not log the refusal:\n%s", srv.Logs())
+	}
+}
+
+// pushTagged pushes a small image manifest to repo:tag and returns its
+// digest.
+func pushTagged(t *testing.T, srv *testserver.Server, repo, tag string) string {
+	t.Helper()
+	cfg := []byte(`{"tag":"` + tag + `"}`)
+	cd := fmt.Sprintf("sha256:%x", sha256.Sum256(cfg))
+	do := func(method, path, ct string, body []byte) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", ct)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("%s %s: %s", method, path, resp.Status)
+		}
+		return resp
+	}
+	do(http.MethodPost, "/v2/"+repo+"/blobs/uploads/?digest="+cd, "application/octet-stream", cfg)
+	m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[]}`, cd, len(cfg))
+	return do(http.MethodPut, "/v2/"+repo+"/manifests/"+tag, "application/vnd.oci.image.manifest.v1+json", []byte(m)).Header.Get("Docker-Content-Digest")
+}
+
+// TestAuditVerifyReconcilesTags: a tag the metadata holds without an
+// audit entry recording it (a change lost from the log) fails verify,
+// although the log itself is intact.
+func TestAuditVerifyReconcilesTags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers")
+	}
+	srv := testserver.Start(t, testserver.Options{})
+	pushTagged(t, srv, "team/app", "a")
+	d := pushTagged(t, srv, "team/app", "b")
+	saveCheckpoint(t, srv)
+	key := filepath.Join(srv.Data, tlog.PublicKeyFile)
+	code, out := verify(t, "--server", srv.URL, "--key", key)
+	if code != 0 || !strings.Contains(out, "reconciliation: 2 tags checked against the log, 0 unrecorded") {
+		t.Fatalf("verify of a consistent registry: exit %d\n%s", code, out)
+	}
+
+	tamper(t, srv, `INSERT INTO tags(repo, tag, digest, updated) SELECT repo, 'ghost', digest, updated FROM tags WHERE tag = 'b'`)
+	code, out = verify(t, "--server", srv.URL, "--key", key)
+	if code == 0 {
+		t.Fatalf("verify with an unrecorded tag succeeded:\n%s", out)
+	}
+	if want := "tag team/app:ghost points at " + d + ", but no audit entry records it"; !strings.Contains(out, want) {
+		t.Fatalf("verify output lacks %q:\n%s", want, out)
+	}
+	if strings.Contains(out, "FAIL: tag team/app:a ") || strings.Contains(out, "FAIL: tag team/app:b ") {
+		t.Fatalf("verify reported a recorded tag:\n%s", out)
 	}
 }

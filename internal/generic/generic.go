@@ -637,8 +637,15 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 		}
 		return
 	}
-	audit("manifest.put", md, "ok", "")
-	audit("tag.set", md, "ok", "created")
+	// The acknowledged change is recorded durably before the answer (see
+	// registry.DurableAuditor).
+	if err := registry.RecordChange(ctx, h.audit,
+		registry.Event{Action: "manifest.put", Repo: l.oci(), Digest: md, Tag: l.version, Result: "ok", Request: r},
+		registry.Event{Action: "tag.set", Repo: l.oci(), Digest: md, Tag: l.version, Result: "ok", Reason: "created", Request: r},
+	); err != nil {
+		h.internal(w, r, "audit record of the version", err)
+		return
+	}
 	w.Header().Set("Location", l.String())
 	w.Header().Set("Docker-Content-Digest", fd.String())
 	problem.JSON(w, http.StatusCreated, PutResult{Repo: l.repo, Name: l.name, Version: l.version,

@@ -112,7 +112,9 @@ func (reg *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, rt route
 		writeError(w, r, reg.internal(r, "blob unlink", err))
 		return
 	}
-	reg.audit.Record(ctx, Event{Action: "blob.delete", Repo: rt.repo, Digest: d, Result: "ok", Request: r})
+	if !reg.recordChange(w, r, Event{Action: "blob.delete", Repo: rt.repo, Digest: d, Result: "ok", Request: r}) {
+		return
+	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 }

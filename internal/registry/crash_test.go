@@ -26,6 +26,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/custody-dev/custody/internal/testserver"
+	"github.com/custody-dev/custody/internal/tlog"
 )
 
 // The crash tests push through a real `custody serve` process, SIGKILL it
@@ -618,6 +619,56 @@ func (v *verifier) checkManifest(m manifestRef, acked bool) (visible bool) {
 	return visible
 }
 
+// audited returns the ok audit entries of repo and d, by action and tag.
+func (v *verifier) audited(repo string, d digest.Digest) map[string]bool {
+	v.t.Helper()
+	path := "/api/v1/audit/search?repo=" + repo + "&digest=" + d.String()
+	resp, err := v.c.hc.Get(v.c.base + path)
+	if err != nil {
+		v.t.Errorf("GET %s: %v", path, err)
+		return nil
+	}
+	defer resp.Body.Close()
+	var got tlog.EntriesResponse
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK {
+		v.t.Errorf("GET %s: %s, %v", path, resp.Status, err)
+		return nil
+	}
+	out := map[string]bool{}
+	for _, e := range got.Entries {
+		ent, err := tlog.ParseEntry([]byte(e.Entry))
+		if err != nil {
+			v.t.Errorf("audit entry %d: %v", e.Index, err)
+			continue
+		}
+		if ent.Result == "ok" {
+			out[ent.Action] = true
+			out[ent.Action+" "+ent.Tag] = true
+		}
+	}
+	return out
+}
+
+// checkAudited: an acknowledged manifest put by tag has its manifest.put
+// and tag.set audit entries, and an acknowledged blob its blob.upload or
+// blob.mount entry.
+func (v *verifier) checkAudited(mans []manifestRef, blobs []blobRef) {
+	v.t.Helper()
+	for _, m := range mans {
+		got := v.audited(m.repo, m.d)
+		for _, want := range []string{"manifest.put", "tag.set " + m.tag} {
+			if !got[want] {
+				v.t.Errorf("acknowledged manifest %s:%s (%s) has no %s audit entry", m.repo, m.tag, m.d, want)
+			}
+		}
+	}
+	for _, b := range blobs {
+		if got := v.audited(b.repo, b.d); !got["blob.upload"] && !got["blob.mount"] {
+			v.t.Errorf("acknowledged blob %s@%s has no blob.upload or blob.mount audit entry", b.repo, b.d)
+		}
+	}
+}
+
 // checkDisk re-hashes every file under blobs/ it has not verified yet: its
 // content must match the digest its name and directory spell.
 func (v *verifier) checkDisk(data string) (files int, rehashed int64) {
@@ -873,6 +924,8 @@ func TestKillDuringPush(t *testing.T) {
 		}
 		// (c) every file under blobs/ matches its name.
 		_, n := v.checkDisk(srv.Data)
+		// (c') every change acknowledged this round is in the audit log.
+		v.checkAudited(l.ackManifests, l.ackBlobs)
 		bytesRehashed += n
 		// (d) resume interrupted sessions: up to 3 per round.
 		var open []*session
@@ -1237,4 +1290,45 @@ func TestKillDuringLargeUpload(t *testing.T) {
 		t.Logf("outcomes: %v", outcomes)
 		lu.v.checkDisk(lu.srv.Data)
 	})
+}
+
+// TestKillRightAfterAcknowledgedPush pushes a small manifest by tag and
+// SIGKILLs the server as soon as it answers 201: after a restart the tag
+// and its manifest.put and tag.set audit entries must all be there.
+func TestKillRightAfterAcknowledgedPush(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	ctx := context.Background()
+	const rounds = 10
+	for i := range rounds {
+		c := newCrashClient(srv.URL)
+		repo := "crash/ack"
+		cfg := []byte(fmt.Sprintf(`{"round":%d}`, i))
+		cd := digest.FromBytes(cfg)
+		resp, body, err := c.do(ctx, http.MethodPost, "/v2/"+repo+"/blobs/uploads/?digest="+cd.String(),
+			map[string]string{"Content-Type": "application/octet-stream"}, bytes.NewReader(cfg), int64(len(cfg)))
+		if err != nil || resp.StatusCode != http.StatusCreated {
+			t.Fatalf("round %d: config upload: %v %s", i, err, body)
+		}
+		doc, _ := json.Marshal(map[string]any{
+			"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+			"config": ociDescriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: cd, Size: int64(len(cfg))},
+			"layers": []ociDescriptor{},
+		})
+		m := manifestRef{repo: repo, tag: fmt.Sprintf("v%d", i), d: digest.FromBytes(doc), body: doc}
+		resp, body, err = c.do(ctx, http.MethodPut, "/v2/"+repo+"/manifests/"+m.tag,
+			map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, bytes.NewReader(doc), int64(len(doc)))
+		if err != nil || resp.StatusCode != http.StatusCreated {
+			t.Fatalf("round %d: manifest PUT: %v %s", i, err, body)
+		}
+		srv.Kill()
+		c.close()
+		srv.Restart()
+		v := &verifier{t: t, c: newCrashClient(srv.URL), hashed: map[string]fileID{}}
+		v.checkManifest(m, true)
+		v.checkAudited([]manifestRef{m}, []blobRef{{repo: repo, d: cd, size: int64(len(cfg))}})
+		v.c.close()
+		if t.Failed() {
+			t.Fatalf("round %d failed; server log:\n%s", i, tail(srv.Logs(), 4000))
+		}
+	}
 }

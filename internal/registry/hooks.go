@@ -58,10 +58,36 @@ type Event struct {
 	Request *http.Request
 }
 
-// Auditor records events. Record must not block the request for long; it
-// is called after the state change (or refusal) it describes.
+// Auditor records events. Record is called after the state change (or
+// refusal) it describes; it may block until the event is stored, so it
+// must not wait on anything else.
 type Auditor interface {
 	Record(ctx context.Context, e Event)
+}
+
+// DurableAuditor is an Auditor that stores events durably and can tell
+// when it could not. The registry records every change it acknowledges
+// (blob uploads, mounts and deletions, manifest puts and deletions, tag
+// sets and deletions) with RecordChange before it answers: RecordChange
+// returns once the events (of one request, stored together) are durable,
+// and when it returns an error the request fails with 500 (the change
+// itself stays made, and is retried safely), so no acknowledged change
+// lacks its audit record.
+type DurableAuditor interface {
+	Auditor
+	RecordChange(ctx context.Context, es ...Event) error
+}
+
+// RecordChange records the events of a change with a: durably if a is a
+// DurableAuditor, else with Record.
+func RecordChange(ctx context.Context, a Auditor, es ...Event) error {
+	if d, ok := a.(DurableAuditor); ok {
+		return d.RecordChange(ctx, es...)
+	}
+	for _, e := range es {
+		a.Record(ctx, e)
+	}
+	return nil
 }
 
 // Policy may veto changes. Every method returns nil to allow, or an error

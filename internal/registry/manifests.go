@@ -253,15 +253,18 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 		writeError(w, r, reg.internal(r, "record manifest", err))
 		return
 	}
-	reg.audit.Record(ctx, Event{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "ok", Request: r})
+	events := []Event{{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "ok", Request: r}}
 	for _, t := range tags {
 		if prev, ok := moved[t]; ok {
 			reason := "created"
 			if prev != "" {
 				reason = "moved from " + prev.String()
 			}
-			reg.audit.Record(ctx, Event{Action: "tag.set", Repo: rt.repo, Digest: d, Tag: t, Result: "ok", Reason: reason, Request: r})
+			events = append(events, Event{Action: "tag.set", Repo: rt.repo, Digest: d, Tag: t, Result: "ok", Reason: reason, Request: r})
 		}
+	}
+	if !reg.recordChange(w, r, events...) {
+		return
 	}
 	h := w.Header()
 	h.Set("Location", "/v2/"+rt.repo+"/manifests/"+d.String())
@@ -372,7 +375,9 @@ func (reg *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt r
 		writeError(w, r, reg.internal(r, "manifest delete", err))
 		return
 	}
-	reg.audit.Record(ctx, Event{Action: "manifest.delete", Repo: rt.repo, Digest: d, Result: "ok", Reason: tagsReason(tags), Request: r})
+	if !reg.recordChange(w, r, Event{Action: "manifest.delete", Repo: rt.repo, Digest: d, Result: "ok", Reason: tagsReason(tags), Request: r}) {
+		return
+	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 }
@@ -416,7 +421,9 @@ func (reg *Registry) deleteTag(w http.ResponseWriter, r *http.Request, rt route)
 		writeError(w, r, reg.internal(r, "tag delete", err))
 		return
 	}
-	reg.audit.Record(ctx, Event{Action: "tag.delete", Repo: rt.repo, Tag: rt.ref, Digest: cur, Result: "ok", Request: r})
+	if !reg.recordChange(w, r, Event{Action: "tag.delete", Repo: rt.repo, Tag: rt.ref, Digest: cur, Result: "ok", Request: r}) {
+		return
+	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 }

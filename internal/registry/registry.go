@@ -261,6 +261,17 @@ func (reg *Registry) base(w http.ResponseWriter, r *http.Request, _ route) {
 }
 
 // internal logs an unexpected error and returns a generic 500 for the client.
+// recordChange records the events of a change the response is about to
+// acknowledge, durably when the Auditor can (see DurableAuditor). If they
+// cannot be recorded it answers 500 and returns false.
+func (reg *Registry) recordChange(w http.ResponseWriter, r *http.Request, es ...Event) bool {
+	if err := RecordChange(r.Context(), reg.audit, es...); err != nil {
+		writeError(w, r, reg.internal(r, "audit record of "+es[0].Action, err))
+		return false
+	}
+	return true
+}
+
 func (reg *Registry) internal(r *http.Request, what string, err error) error {
 	reg.log.ErrorContext(r.Context(), what, "err", err, "request_id", RequestID(r.Context()))
 	return err

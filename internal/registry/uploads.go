@@ -67,7 +67,9 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt rout
 						writeError(w, r, reg.internal(r, "blob link", err))
 						return
 					}
-					reg.audit.Record(ctx, Event{Action: "blob.mount", Repo: rt.repo, Digest: d, Result: "ok", Reason: "from " + from, Request: r})
+					if !reg.recordChange(w, r, Event{Action: "blob.mount", Repo: rt.repo, Digest: d, Result: "ok", Reason: "from " + from, Request: r}) {
+						return
+					}
 					blobCreated(w, rt.repo, d)
 					return
 				}
@@ -118,7 +120,9 @@ func (reg *Registry) monolithicUpload(w http.ResponseWriter, r *http.Request, rt
 		writeError(w, r, reg.internal(r, "blob link", err))
 		return
 	}
-	reg.audit.Record(ctx, Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Request: r})
+	if !reg.recordChange(w, r, Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Request: r}) {
+		return
+	}
 	blobCreated(w, rt.repo, d)
 }
 
@@ -348,7 +352,9 @@ func (reg *Registry) putUpload(w http.ResponseWriter, r *http.Request, rt route)
 		reg.log.WarnContext(ctx, "upload session left behind", "id", u.ID, "err", err)
 	}
 	reg.uploadLocks.Delete(u.ID)
-	reg.audit.Record(ctx, Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Request: r})
+	if !reg.recordChange(w, r, Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Request: r}) {
+		return
+	}
 	blobCreated(w, rt.repo, d)
 }
 
@@ -405,7 +411,9 @@ func (reg *Registry) finishCommitted(w http.ResponseWriter, r *http.Request, rt 
 		reg.log.WarnContext(ctx, "upload session left behind", "id", u.ID, "err", err)
 	}
 	reg.uploadLocks.Delete(u.ID)
-	reg.audit.Record(ctx, Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Reason: "completed after restart", Request: r})
+	if !reg.recordChange(w, r, Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Reason: "completed after restart", Request: r}) {
+		return
+	}
 	blobCreated(w, rt.repo, d)
 }
 

@@ -7,22 +7,34 @@ import (
 	"github.com/custody-dev/custody/internal/tlog"
 )
 
-// tlogAuditor is a registry.Auditor that appends every event to the
-// tamper-evident audit log and passes it on to next (the structured log
-// line).
+// tlogAuditor is a registry.DurableAuditor that appends every event to
+// the tamper-evident audit log and passes it on to next (the structured
+// log line).
 type tlogAuditor struct {
 	log  *tlog.Log
 	next registry.Auditor
 }
 
-var _ registry.Auditor = tlogAuditor{}
+var _ registry.DurableAuditor = tlogAuditor{}
 
-// Record implements registry.Auditor. It only queues the entry.
+// Record implements registry.Auditor. It returns once the entry is stored
+// (or logged as lost).
 func (a tlogAuditor) Record(ctx context.Context, e registry.Event) {
-	if a.next != nil {
-		a.next.Record(ctx, e)
+	_ = a.RecordChange(ctx, e)
+}
+
+// RecordChange implements registry.DurableAuditor: it returns once the
+// entries are durable in the audit log (stored in one transaction), or
+// the error that kept them out.
+func (a tlogAuditor) RecordChange(ctx context.Context, es ...registry.Event) error {
+	entries := make([]tlog.Entry, len(es))
+	for i, e := range es {
+		if a.next != nil {
+			a.next.Record(ctx, e)
+		}
+		entries[i] = auditEntry(ctx, e)
 	}
-	a.log.Append(auditEntry(ctx, e))
+	return a.log.Append(entries...)
 }
 
 // auditEntry builds the audit log entry of an event. The actor is the identity an

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/tlog"
 )
 
 // metrics are custody's Prometheus metrics.
@@ -60,6 +61,20 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inflight, m.purged, m.uploadsGC,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// watchAudit exports the audit log's integrity (tlog.Log.Health) as
+// custody_audit_log_integrity_ok.
+func (m *metrics) watchAudit(l *tlog.Log) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "custody_audit_log_integrity_ok",
+		Help: "1 while the audit log's stored entries pass the integrity checks, 0 once one failed (no checkpoints are signed then).",
+	}, func() float64 {
+		if l.Health() != nil {
+			return 0
+		}
+		return 1
+	}))
 }
 
 // instrument wraps h with request metrics. The wrapper keeps io.ReaderFrom

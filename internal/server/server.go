@@ -82,10 +82,24 @@ type presigner interface {
 // fanOut records every event with each auditor in turn.
 type fanOut []registry.Auditor
 
+var _ registry.DurableAuditor = fanOut{}
+
 func (f fanOut) Record(ctx context.Context, e registry.Event) {
 	for _, a := range f {
 		a.Record(ctx, e)
 	}
+}
+
+// RecordChange records es with every auditor, durably with those that
+// can, and returns the first error.
+func (f fanOut) RecordChange(ctx context.Context, es ...registry.Event) error {
+	var first error
+	for _, a := range f {
+		if err := registry.RecordChange(ctx, a, es...); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // New opens the stores named by cfg and builds the HTTP handler.
@@ -176,6 +190,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	// (registry, generic files, GC, purge) deletes through it.
 	blobs := retention.GuardBlobs(rawBlobs, checker)
 	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: newMetrics(), lock: lock, retention: checker, audit: tl, auth: authz, olock: olock, embedded: st.embedded, policies: engine}
+	s.metrics.watchAudit(tl)
 	// GC and the registry share the digest locks; the registry verifies
 	// blob bytes before serving them (docs/maintenance.md).
 	locks := &blob.Locks{}
@@ -253,7 +268,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	mux.Handle(apiFallback, &api{policies: engine, checker: checker, locks: md})
 	mux.HandleFunc("POST /api/v1/gc", s.maint.serveGC)
 	mux.HandleFunc("POST /api/v1/scrub", s.maint.serveScrub)
-	(&tlog.Handler{Log: tl, Logger: log}).Register(mux)
+	(&tlog.Handler{Log: tl, Logger: log, Holdings: md}).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -382,6 +397,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := s.meta.Ping(ctx); err != nil {
 		http.Error(w, "metadata store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	if err := s.audit.Health(); err != nil {
+		http.Error(w, "audit log integrity check failed; no audit checkpoints are signed (see the server log)", http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain")

@@ -43,6 +43,9 @@ type ProofResponse struct {
 type Handler struct {
 	Log    *Log
 	Logger *slog.Logger
+	// Holdings, when set, serves GET /api/v1/audit/reconcile: the tags
+	// whose current target the log does not record.
+	Holdings Holdings
 }
 
 // Register adds the /api/v1/audit/ routes to mux.
@@ -54,6 +57,18 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/audit/proof/inclusion", h.inclusion)
 	mux.HandleFunc("GET /api/v1/audit/proof/consistency", h.consistency)
 	mux.HandleFunc("GET /api/v1/audit/search", h.search)
+	if h.Holdings != nil {
+		mux.HandleFunc("GET /api/v1/audit/reconcile", h.reconcile)
+	}
+}
+
+func (h *Handler) reconcile(w http.ResponseWriter, r *http.Request) {
+	rec, err := h.Log.Reconcile(r.Context(), h.Holdings)
+	if err != nil {
+		h.internal(w, err)
+		return
+	}
+	problem.JSON(w, http.StatusOK, rec)
 }
 
 func text(w http.ResponseWriter, b []byte) {

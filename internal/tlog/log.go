@@ -97,22 +97,24 @@ type Options struct {
 	Log         *slog.Logger
 	// BatchSize caps the entries written in one transaction (default 256).
 	BatchSize int
-	// Linger is how long the writer waits for more entries before writing
-	// a batch that is not full (default 10ms).
-	Linger time.Duration
 	// Now is the clock for entry times (default time.Now).
 	Now func() time.Time
 }
 
-// Log is the audit log. Append queues entries; a background writer stores
-// them in batches, one transaction per batch.
+// Log is the audit log. Append returns once its entry is stored: a
+// background writer stores the entries waiting at that moment in one
+// transaction (group commit), so concurrent appenders share a commit.
+//
+// The log checks its own storage (see Health): at Open it re-hashes the
+// entries since the last signed checkpoint and a tail before it, and Run
+// re-hashes the whole log incrementally. Once a check fails the log
+// refuses to sign checkpoints until it is reopened.
 type Log struct {
 	store  Store
 	signer note.Signer
 	vkey   string
 	log    *slog.Logger
 	batch  int
-	linger time.Duration
 	now    func() time.Time
 
 	queue  chan item
@@ -124,11 +126,17 @@ type Log struct {
 	rng *compact.Range
 
 	signMu sync.Mutex // serialises checkpoint signing
+
+	fmu   sync.Mutex // guards fault
+	fault error      // why the log's storage failed a check; nil: healthy
+
+	scrub scrubState // the background integrity pass (Scrub)
 }
 
 type item struct {
-	entry []byte
-	flush chan struct{}
+	entries [][]byte   // stored in one batch
+	done    chan error // receives the outcome of the entries' batch
+	flush   chan struct{}
 }
 
 // Open loads the log's state from store and starts its writer. Close stops
@@ -140,7 +148,6 @@ func Open(ctx context.Context, store Store, opts Options) (*Log, error) {
 		vkey:   opts.VerifierKey,
 		log:    opts.Log,
 		batch:  opts.BatchSize,
-		linger: opts.Linger,
 		now:    opts.Now,
 		queue:  make(chan item, 8192),
 		done:   make(chan struct{}),
@@ -150,9 +157,6 @@ func Open(ctx context.Context, store Store, opts Options) (*Log, error) {
 	}
 	if l.batch <= 0 {
 		l.batch = 256
-	}
-	if l.linger <= 0 {
-		l.linger = 10 * time.Millisecond
 	}
 	if l.now == nil {
 		l.now = time.Now
@@ -169,8 +173,10 @@ func Open(ctx context.Context, store Store, opts Options) (*Log, error) {
 		}
 	}
 	l.rng = rng
-	if cp, err := store.TlogLatestCheckpoint(ctx); err == nil && cp.Size > size {
-		l.log.Error("AUDIT LOG HAS BEEN ROLLED BACK: it is shorter than its last signed checkpoint; no new checkpoint will be signed", "size", size, "checkpoint_size", cp.Size)
+	if err := l.checkTail(ctx); errors.Is(err, ErrDamaged) {
+		l.setFault(err)
+	} else if err != nil {
+		return nil, fmt.Errorf("audit log: checking its newest entries: %w", err)
 	}
 	go l.writer()
 	return l, nil
@@ -226,20 +232,36 @@ func collect(nodes *[]Node) compact.VisitFn {
 	}
 }
 
-// Append queues an entry. It blocks only when the queue is full. After
-// Close, the entry is only logged (as lost).
-func (l *Log) Append(e Entry) {
-	if e.Time == "" {
-		e.Time = FormatTime(l.now())
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("tlog: the audit log is closed")
+
+// Append stores entries, in order and in one transaction, and returns
+// once they are durable (committed with the batch of entries waiting
+// alongside them), or with the error that kept them from being stored,
+// which is also logged with each entry.
+func (l *Log) Append(es ...Entry) error {
+	if len(es) == 0 {
+		return nil
 	}
-	b := e.Canonical()
+	bs := make([][]byte, len(es))
+	for i, e := range es {
+		if e.Time == "" {
+			e.Time = FormatTime(l.now())
+		}
+		bs[i] = e.Canonical()
+	}
+	done := make(chan error, 1)
 	l.qmu.RLock()
-	defer l.qmu.RUnlock()
 	if l.closed {
-		l.log.Error("AUDIT ENTRY LOST: recorded after the audit log was closed", "entry", string(b))
-		return
+		l.qmu.RUnlock()
+		for _, b := range bs {
+			l.log.Error("AUDIT ENTRY LOST: recorded after the audit log was closed", "entry", string(b))
+		}
+		return ErrClosed
 	}
-	l.queue <- item{entry: b}
+	l.queue <- item{entries: bs, done: done}
+	l.qmu.RUnlock()
+	return <-done
 }
 
 // Flush waits until every entry queued before it is stored.
@@ -266,41 +288,46 @@ func (l *Log) Close() {
 	<-l.done
 }
 
+// writer stores entries in batches: it takes the first waiting entry and
+// every other one already waiting (up to the batch size), without
+// lingering, so an entry alone costs one commit and entries arriving
+// while a commit runs share the next one.
 func (l *Log) writer() {
 	defer close(l.done)
 	var (
 		batch   [][]byte
+		waiters []chan error
 		flushes []chan struct{}
 	)
 	for it := range l.queue {
-		batch, flushes = batch[:0], flushes[:0]
+		batch, waiters, flushes = batch[:0], waiters[:0], flushes[:0]
 		add := func(it item) {
 			if it.flush != nil {
 				flushes = append(flushes, it.flush)
-			} else {
-				batch = append(batch, it.entry)
+				return
 			}
+			batch = append(batch, it.entries...)
+			waiters = append(waiters, it.done)
 		}
 		add(it)
-		// Gather more entries for up to linger (a flush or a full batch
-		// ends the wait), so that a busy registry pays one commit per
-		// batch rather than per entry.
-		timer := time.NewTimer(l.linger)
 	gather:
-		for len(batch) < l.batch && len(flushes) == 0 {
+		for len(batch) < l.batch {
 			select {
 			case it, ok := <-l.queue:
 				if !ok {
 					break gather
 				}
 				add(it)
-			case <-timer.C:
+			default:
 				break gather
 			}
 		}
-		timer.Stop()
+		var err error
 		if len(batch) > 0 {
-			l.write(batch)
+			err = l.write(batch)
+		}
+		for _, c := range waiters {
+			c <- err
 		}
 		for _, c := range flushes {
 			close(c)
@@ -317,8 +344,8 @@ const maxWriteFailures = 5
 // appends the batch on top, without pausing and as often as that happens:
 // each conflict means another writer made progress. Other errors are
 // retried a few times with a growing pause, then the entries are logged as
-// lost.
-func (l *Log) write(batch [][]byte) {
+// lost and the error is returned.
+func (l *Log) write(batch [][]byte) error {
 	ctx := context.Background()
 	var (
 		err      error
@@ -336,7 +363,7 @@ func (l *Log) write(batch [][]byte) {
 			l.mu.Lock()
 			l.rng = rng
 			l.mu.Unlock()
-			return
+			return nil
 		}
 		start := base.End()
 		base = nil
@@ -364,6 +391,7 @@ func (l *Log) write(batch [][]byte) {
 	for _, e := range batch {
 		l.log.Error("AUDIT ENTRY LOST: could not be written to the audit log", "entry", string(e), "err", err)
 	}
+	return fmt.Errorf("audit log: storing %d entries: %w", len(batch), err)
 }
 
 // appendBatch stores batch on top of the tree base in one transaction and
@@ -555,6 +583,9 @@ func (l *Log) Latest(ctx context.Context) (Checkpoint, error) {
 func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	l.signMu.Lock()
 	defer l.signMu.Unlock()
+	if err := l.Health(); err != nil {
+		return Checkpoint{}, fmt.Errorf("%w: %w", ErrInconsistent, err)
+	}
 	// The last checkpoint is read before the tree: the stored tree only
 	// grows, so it is then at least as large as any checkpoint signed by
 	// another writer.
@@ -628,6 +659,7 @@ func (l *Log) refuse(last Checkpoint, size uint64, root []byte, err error) error
 	l.log.Error("REFUSING TO SIGN AUDIT CHECKPOINT: the log is inconsistent with the last checkpoint it signed (tampering or rollback?)",
 		"last_size", last.Size, "last_root", hex.EncodeToString(last.Root),
 		"size", size, "root", hex.EncodeToString(root), "err", err)
+	l.markFault(fmt.Errorf("%w: %v", ErrDamaged, err))
 	return fmt.Errorf("%w: %v", ErrInconsistent, err)
 }
 
@@ -652,19 +684,42 @@ func (l *Log) consistent(ctx context.Context, last Checkpoint, size uint64, root
 	return proof.VerifyConsistency(hasher, last.Size, size, p, last.Root, root)
 }
 
-// Run signs a checkpoint every interval when the tree has grown, until
+// ScrubInterval is how often Run advances the background integrity pass
+// (Scrub) by one step, and ScrubPause how long it rests after a pass.
+const (
+	ScrubInterval = time.Second
+	ScrubPause    = 10 * time.Minute
+)
+
+// Run signs a checkpoint every interval when the tree has grown (never,
+// if interval is not positive), and walks the whole log with Scrub, until
 // ctx is cancelled. Several writers sharing the store may each run it.
 func (l *Log) Run(ctx context.Context, interval time.Duration) {
-	if interval <= 0 {
-		return
+	var sign <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		sign = t.C
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	scrub := time.NewTicker(ScrubInterval)
+	defer scrub.Stop()
+	var rest time.Time // no pass before then
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-scrub.C:
+			if time.Now().Before(rest) {
+				continue
+			}
+			done, err := l.Scrub(ctx)
+			if err != nil && !errors.Is(err, ErrDamaged) {
+				l.log.Warn("audit log: integrity pass: reading the log failed", "err", err)
+			}
+			if done {
+				rest = time.Now().Add(ScrubPause)
+			}
+		case <-sign:
 			size, err := l.store.TlogSize(ctx)
 			if err != nil {
 				l.log.Warn("audit log: reading the size failed", "err", err)

@@ -1,0 +1,216 @@
+package tlog_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"net/url"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/custody-dev/custody/internal/tlog"
+)
+
+// appendAll appends entries 0..n-1 from 8 goroutines, as concurrent
+// requests do.
+func appendAll(t testing.TB, l *tlog.Log, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				if err := l.Append(entry(i)); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// execSQL runs statements on the log's database behind its back.
+func execSQL(t *testing.T, dir string, stmts ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: filepath.Join(dir, "meta.db")}).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, s := range stmts {
+		res, err := db.Exec(s)
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			t.Fatalf("%s changed %d rows, want 1", s, n)
+		}
+	}
+}
+
+func countCheckpoints(t *testing.T, st interface {
+	TlogLatestCheckpoint(context.Context) (tlog.Checkpoint, error)
+}) uint64 {
+	t.Helper()
+	cp, err := st.TlogLatestCheckpoint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp.Size
+}
+
+// TestAppendIsDurable: an entry is in the store when Append returns,
+// without Flush or Close, so a crash right after cannot drop it.
+func TestAppendIsDurable(t *testing.T) {
+	dir := t.TempDir()
+	l, st := openLog(t, dir)
+	defer st.Close()
+	defer l.Close()
+	for i := range 5 {
+		if err := l.Append(entry(i)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := st.TlogSize(context.Background())
+		if err != nil || n != uint64(i+1) {
+			t.Fatalf("after Append %d returned, the store holds %d entries (%v), want %d", i, n, err, i+1)
+		}
+	}
+	l.Close()
+	if err := l.Append(entry(9)); !errors.Is(err, tlog.ErrClosed) {
+		t.Fatalf("Append after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestOpenFindsEditedEntries: a log reopened on a store whose newest
+// entries were edited (the entry alone, or the entry and its leaf hash)
+// reports it in Health and signs no checkpoint; an untouched one is
+// healthy.
+func TestOpenFindsEditedEntries(t *testing.T) {
+	for name, stmts := range map[string][]string{
+		"untouched": nil,
+		"entry":     {`UPDATE tlog_leaves SET entry = replace(entry, 'anonymous', 'mallory') WHERE idx = 40`},
+		"entry and leaf hash": {
+			`UPDATE tlog_leaves SET entry = replace(entry, 'anonymous', 'mallory') WHERE idx = 40`,
+			"", // the edited entry's leaf hash (fixLeafHash)
+		},
+		"after the checkpoint": {`UPDATE tlog_leaves SET entry = replace(entry, 'anonymous', 'mallory') WHERE idx = 130`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			l, st := openLog(t, dir)
+			appendAll(t, l, 100)
+			if _, err := l.Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+			appendAll(t, l, 50)
+			l.Close()
+			st.Close()
+			execSQL(t, dir, fixLeafHash(t, dir, stmts)...)
+
+			l, st = openLog(t, dir)
+			defer st.Close()
+			defer l.Close()
+			err := l.Health()
+			if stmts == nil {
+				if err != nil {
+					t.Fatalf("Health of an untouched log: %v", err)
+				}
+				if _, err := l.Checkpoint(ctx); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, tlog.ErrDamaged) {
+				t.Fatalf("Health = %v, want ErrDamaged", err)
+			}
+			if _, err := l.Checkpoint(ctx); !errors.Is(err, tlog.ErrInconsistent) {
+				t.Fatalf("Checkpoint of a tampered log = %v, want ErrInconsistent", err)
+			}
+			if got := countCheckpoints(t, st); got != 100 {
+				t.Fatalf("latest checkpoint has size %d, want the old 100", got)
+			}
+		})
+	}
+}
+
+// fixLeafHash fills in stmts[1]: SQL that sets entry 40's stored leaf hash
+// to the hash of the edit the first statement makes, as a careful
+// attacker would.
+func fixLeafHash(t *testing.T, dir string, stmts []string) []string {
+	t.Helper()
+	if len(stmts) < 2 {
+		return stmts
+	}
+	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: filepath.Join(dir, "meta.db")}).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var entry string
+	if err := db.QueryRow(`SELECT replace(entry, 'anonymous', 'mallory') FROM tlog_leaves WHERE idx = 40`).Scan(&entry); err != nil {
+		t.Fatal(err)
+	}
+	h := tlog.LeafHash([]byte(entry))
+	out := append([]string(nil), stmts...)
+	out[1] = `UPDATE tlog_leaves SET leaf_hash = x'` + hex.EncodeToString(h) + `' WHERE idx = 40`
+	return out
+}
+
+// TestScrubFindsOldEdits: an entry older than what Open re-hashes, edited
+// with its leaf hash, is found by the background pass (Scrub), which then
+// stops checkpoints.
+func TestScrubFindsOldEdits(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l, st := openLog(t, dir)
+	n := tlog.TailCheck + 2000
+	appendAll(t, l, n)
+	if _, err := l.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A clean pass completes without error.
+	for {
+		done, err := l.Scrub(ctx)
+		if err != nil {
+			t.Fatalf("Scrub of an untouched log: %v", err)
+		}
+		if done {
+			break
+		}
+	}
+	l.Close()
+	st.Close()
+	execSQL(t, dir, fixLeafHash(t, dir, []string{
+		`UPDATE tlog_leaves SET entry = replace(entry, 'anonymous', 'mallory') WHERE idx = 40`, "",
+	})...)
+
+	l, st = openLog(t, dir)
+	defer st.Close()
+	defer l.Close()
+	if err := l.Health(); err != nil {
+		t.Fatalf("Open re-hashed entry 40 (outside the tail); the test needs a larger log: %v", err)
+	}
+	var err error
+	for done := false; !done; {
+		if done, err = l.Scrub(ctx); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, tlog.ErrDamaged) || !errors.Is(l.Health(), tlog.ErrDamaged) {
+		t.Fatalf("Scrub = %v, Health = %v; want ErrDamaged", err, l.Health())
+	}
+	appendAll(t, l, 10)
+	if _, err := l.Checkpoint(ctx); !errors.Is(err, tlog.ErrInconsistent) {
+		t.Fatalf("Checkpoint after a failed pass = %v, want ErrInconsistent", err)
+	}
+	if got := countCheckpoints(t, st); got != uint64(n) {
+		t.Fatalf("latest checkpoint has size %d, want the old %d", got, n)
+	}
+}
