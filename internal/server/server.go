@@ -180,6 +180,10 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if st.embedded {
 		s.disk = &reserve.Guard{Dir: cfg.Data, Reserve: cfg.Limits.DiskReserve}
 		s.diskMetrics(s.metrics.reg)
+		// Lay the ballast down now, not during some later request.
+		if _, err := s.disk.Free(); err != nil {
+			log.Warn("checking free disk space failed", "err", err)
+		}
 	}
 	// GC and the registry share the digest locks; the registry verifies
 	// blob bytes before serving them (docs/maintenance.md).
