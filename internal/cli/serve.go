@@ -84,6 +84,15 @@ it in proxy.trusted (CUSTODY_TRUSTED_PROXIES) so its X-Forwarded-For (or
 Forwarded, proxy.header) names the client. --auth=none turns all of it off
 and is refused unless --addr is a loopback address.
 
+The limits section bounds what clients and engines can make the server
+wait for (docs/registry.md): header, idle and request-body time (a body
+must deliver limits.bodyMinBytes per limits.bodyWindow), connections per
+client address (limits.maxConnsPerClient, loopback included), and calls to
+PostgreSQL and S3 (limits.backendTimeout); /readyz answers 503 naming a
+backend that does not answer. With the embedded stores, uploads are
+refused with 507 while the data directory has less than limits.diskReserve
+free; deletes and garbage collection go on.
+
 SIGINT or SIGTERM shut down gracefully.`,
 		Example: `  custody serve
   custody serve --addr 127.0.0.1:5001 --data /srv/custody --log-format json

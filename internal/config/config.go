@@ -330,10 +330,40 @@ type Uploads struct {
 	TTL Duration `yaml:"ttl"`
 }
 
-// Limits caps request sizes.
+// Limits caps request sizes and bounds what one client can make the
+// server hold (connections, time), what a frozen backend can make it wait,
+// and the disk space kept free.
 type Limits struct {
 	// MaxManifestBytes caps manifest bodies (default 4 MiB).
 	MaxManifestBytes int64 `yaml:"maxManifestBytes"`
+	// ReadHeaderTimeout bounds reading a request's headers (default 10s).
+	ReadHeaderTimeout Duration `yaml:"readHeaderTimeout"`
+	// IdleTimeout closes a keep-alive connection idle for this long
+	// (default 120s).
+	IdleTimeout Duration `yaml:"idleTimeout"`
+	// BodyWindow and BodyMinBytes bound how slowly a request body may
+	// arrive: every BodyWindow (default 30s) at least BodyMinBytes (default
+	// 32768) must arrive, or the body is complete, or the connection is
+	// closed. A large upload at any useful speed is unaffected; a client
+	// trickling bytes is cut off within one window.
+	BodyWindow   Duration `yaml:"bodyWindow"`
+	BodyMinBytes int64    `yaml:"bodyMinBytes"`
+	// MaxConnsPerClient caps the open connections from one client IP
+	// address, loopback included (default 256; 0: no cap). Behind a reverse
+	// proxy every client shares the proxy's address: raise or disable the
+	// cap there and limit clients at the proxy.
+	MaxConnsPerClient int `yaml:"maxConnsPerClient"`
+	// BackendTimeout bounds how long a call to PostgreSQL or the object
+	// store may go without progress (default 30s): every read and write on
+	// their connections must complete within it, so a frozen engine fails
+	// requests instead of hanging them. An S3 request is tried at most
+	// twice.
+	BackendTimeout Duration `yaml:"backendTimeout"`
+	// DiskReserve is the free space, in bytes, kept on the data directory's
+	// file system (default 1 GiB; 0 disables): below it uploads and pushes
+	// are refused (507), while deletes and garbage collection go on. The
+	// embedded stores only (SQLite or fs blobs).
+	DiskReserve int64 `yaml:"diskReserve"`
 }
 
 // Duration is a time.Duration written as "30s", "24h" in YAML and env.
@@ -353,11 +383,20 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 // Default returns the built-in configuration: the embedded store on loopback.
 func Default() Config {
 	return Config{
-		Addr:            "127.0.0.1:5000",
-		Data:            "./custody-data",
-		Log:             Log{Format: "text", Level: "info"},
-		Uploads:         Uploads{TTL: Duration(24 * time.Hour)},
-		Limits:          Limits{MaxManifestBytes: 4 << 20},
+		Addr:    "127.0.0.1:5000",
+		Data:    "./custody-data",
+		Log:     Log{Format: "text", Level: "info"},
+		Uploads: Uploads{TTL: Duration(24 * time.Hour)},
+		Limits: Limits{
+			MaxManifestBytes:  4 << 20,
+			ReadHeaderTimeout: Duration(10 * time.Second),
+			IdleTimeout:       Duration(120 * time.Second),
+			BodyWindow:        Duration(30 * time.Second),
+			BodyMinBytes:      32 << 10,
+			MaxConnsPerClient: 256,
+			BackendTimeout:    Duration(30 * time.Second),
+			DiskReserve:       1 << 30,
+		},
 		ShutdownTimeout: Duration(30 * time.Second),
 		GC:              GC{Grace: Duration(time.Hour)},
 		Scrub:           Scrub{Buckets: 1},
@@ -401,6 +440,13 @@ var Env = []struct{ Name, Help string }{
 	{"CUSTODY_LOG_LEVEL", "debug, info, warn or error"},
 	{"CUSTODY_UPLOAD_TTL", "idle upload sessions are purged after this duration"},
 	{"CUSTODY_MAX_MANIFEST_BYTES", "largest manifest accepted"},
+	{"CUSTODY_READ_HEADER_TIMEOUT", "longest time to read a request's headers"},
+	{"CUSTODY_IDLE_TIMEOUT", "idle keep-alive connections are closed after this duration"},
+	{"CUSTODY_BODY_WINDOW", "a request body must deliver CUSTODY_BODY_MIN_BYTES per window"},
+	{"CUSTODY_BODY_MIN_BYTES", "least bytes of a request body per CUSTODY_BODY_WINDOW"},
+	{"CUSTODY_MAX_CONNS_PER_CLIENT", "open connections allowed per client address (0: no cap)"},
+	{"CUSTODY_BACKEND_TIMEOUT", "longest a PostgreSQL or S3 call may go without progress"},
+	{"CUSTODY_DISK_RESERVE", "free bytes kept on the data directory; uploads refused below"},
 	{"CUSTODY_SHUTDOWN_TIMEOUT", "how long shutdown waits for in-flight requests"},
 	{"CUSTODY_READY_FILE", "write the bound address to this file once listening"},
 	{"CUSTODY_AUTH", "builtin (default) or none (loopback addresses only)"},
@@ -443,6 +489,20 @@ func (c *Config) applyEnv(environ []string) error {
 			err = setDuration(&c.ShutdownTimeout, v)
 		case "CUSTODY_MAX_MANIFEST_BYTES":
 			c.Limits.MaxManifestBytes, err = strconv.ParseInt(v, 10, 64)
+		case "CUSTODY_READ_HEADER_TIMEOUT":
+			err = setDuration(&c.Limits.ReadHeaderTimeout, v)
+		case "CUSTODY_IDLE_TIMEOUT":
+			err = setDuration(&c.Limits.IdleTimeout, v)
+		case "CUSTODY_BODY_WINDOW":
+			err = setDuration(&c.Limits.BodyWindow, v)
+		case "CUSTODY_BODY_MIN_BYTES":
+			c.Limits.BodyMinBytes, err = strconv.ParseInt(v, 10, 64)
+		case "CUSTODY_MAX_CONNS_PER_CLIENT":
+			c.Limits.MaxConnsPerClient, err = strconv.Atoi(v)
+		case "CUSTODY_BACKEND_TIMEOUT":
+			err = setDuration(&c.Limits.BackendTimeout, v)
+		case "CUSTODY_DISK_RESERVE":
+			c.Limits.DiskReserve, err = strconv.ParseInt(v, 10, 64)
 		case "CUSTODY_AUTH":
 			c.Auth.Mode = v
 		case "CUSTODY_AUDIT_DISABLE_UNSAFE":
@@ -498,6 +558,9 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxManifestBytes < 4<<20 {
 		return fmt.Errorf("limits.maxManifestBytes %d is below the 4 MiB the OCI spec requires", c.Limits.MaxManifestBytes)
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
 	}
 	if c.Audit.CheckpointInterval < 0 {
 		return errors.New("audit.checkpointInterval must not be negative")
@@ -558,6 +621,19 @@ func (c Config) Validate() error {
 				return fmt.Errorf("policies[%d].retention.period must be positive", i)
 			}
 		}
+	}
+	return nil
+}
+
+func (l Limits) validate() error {
+	if l.ReadHeaderTimeout <= 0 || l.IdleTimeout <= 0 || l.BodyWindow <= 0 || l.BackendTimeout <= 0 {
+		return errors.New("limits.readHeaderTimeout, idleTimeout, bodyWindow and backendTimeout must be positive")
+	}
+	if l.BodyMinBytes < 1 {
+		return errors.New("limits.bodyMinBytes must be at least 1")
+	}
+	if l.MaxConnsPerClient < 0 || l.DiskReserve < 0 {
+		return errors.New("limits.maxConnsPerClient and limits.diskReserve must not be negative (0 disables)")
 	}
 	return nil
 }

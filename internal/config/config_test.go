@@ -45,6 +45,34 @@ func TestPrecedence(t *testing.T) {
 	}
 }
 
+// TestLimits: the client, backend and disk limits have defaults and are
+// set by the file and CUSTODY_* variables.
+func TestLimits(t *testing.T) {
+	c, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Limits
+	if l.ReadHeaderTimeout <= 0 || l.IdleTimeout <= 0 || l.BodyWindow <= 0 || l.BodyMinBytes <= 0 ||
+		l.MaxConnsPerClient <= 0 || l.BackendTimeout <= 0 || l.DiskReserve <= 0 {
+		t.Fatalf("limits default to off: %+v", l)
+	}
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte("limits:\n  bodyWindow: 5s\n  maxConnsPerClient: 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load(p, []string{"CUSTODY_READ_HEADER_TIMEOUT=3s", "CUSTODY_IDLE_TIMEOUT=4s", "CUSTODY_BODY_MIN_BYTES=10",
+		"CUSTODY_BACKEND_TIMEOUT=7s", "CUSTODY_DISK_RESERVE=0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Limits{MaxManifestBytes: 4 << 20, ReadHeaderTimeout: Duration(3 * time.Second), IdleTimeout: Duration(4 * time.Second),
+		BodyWindow: Duration(5 * time.Second), BodyMinBytes: 10, BackendTimeout: Duration(7 * time.Second)}
+	if c.Limits != want {
+		t.Fatalf("limits = %+v, want %+v", c.Limits, want)
+	}
+}
+
 func TestRefusals(t *testing.T) {
 	dir := t.TempDir()
 	write := func(s string) string {
@@ -70,6 +98,11 @@ func TestRefusals(t *testing.T) {
 		{"bad env trusted proxy", "", []string{"CUSTODY_TRUSTED_PROXIES=10.0.0.1,proxy.example.org"}, "proxy.example.org"},
 		{"bad proxy header", "", []string{"CUSTODY_PROXY_HEADER=X-Real-IP"}, "X-Forwarded-For or Forwarded"},
 		{"address limit below name limit", write("auth:\n  loginFailures: 20\n  loginAddressFailures: 5\n"), nil, "loginAddressFailures"},
+		{"zero body window", "", []string{"CUSTODY_BODY_WINDOW=0s"}, "bodyWindow"},
+		{"zero body rate", "", []string{"CUSTODY_BODY_MIN_BYTES=0"}, "bodyMinBytes"},
+		{"negative conn cap", "", []string{"CUSTODY_MAX_CONNS_PER_CLIENT=-1"}, "maxConnsPerClient"},
+		{"bad backend timeout", "", []string{"CUSTODY_BACKEND_TIMEOUT=never"}, "CUSTODY_BACKEND_TIMEOUT"},
+		{"negative reserve", "", []string{"CUSTODY_DISK_RESERVE=-5"}, "diskReserve"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

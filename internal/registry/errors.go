@@ -23,8 +23,10 @@ const (
 	codeSizeInvalid         = "SIZE_INVALID"
 	codeUnauthorized        = "UNAUTHORIZED"
 	codeDenied              = "DENIED"
-	codeUnsupported         = "UNSUPPORTED"
-	codeTooManyRequests     = "TOOMANYREQUESTS"
+	// CodeDenied is DENIED, for refusals made in front of the registry.
+	CodeDenied          = codeDenied
+	codeUnsupported     = "UNSUPPORTED"
+	codeTooManyRequests = "TOOMANYREQUESTS"
 	// Not in the spec's table, but what the reference registry answers for a
 	// malformed `n`; clients treat unknown codes as generic errors.
 	codePaginationInvalid = "PAGINATION_NUMBER_INVALID"
@@ -68,6 +70,10 @@ type errorEntry struct {
 	Message string `json:"message"`
 	Detail  any    `json:"detail,omitempty"`
 }
+
+// WriteError answers like the registry does: with the spec's JSON error
+// body, for refusals made in front of the registry.
+func WriteError(w http.ResponseWriter, r *http.Request, err *Error) { writeError(w, r, err) }
 
 // writeError answers with the spec's JSON error body. Errors that are not
 // *Error become 500 UNKNOWN-free "internal" errors without internal detail.

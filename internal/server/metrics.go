@@ -23,6 +23,8 @@ type metrics struct {
 	inflight  prometheus.Gauge
 	purged    prometheus.Counter
 	uploadsGC prometheus.Gauge
+	// connsRefused counts connections closed over the per-client cap.
+	connsRefused prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -57,8 +59,12 @@ func newMetrics() *metrics {
 			Name: "custody_uploads_purge_last_run_timestamp_seconds",
 			Help: "When stale upload sessions were last purged.",
 		}),
+		connsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "custody_http_connections_refused_total",
+			Help: "Connections closed because their client address had limits.maxConnsPerClient open.",
+		}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inflight, m.purged, m.uploadsGC,
+	m.reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inflight, m.purged, m.uploadsGC, m.connsRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

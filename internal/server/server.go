@@ -32,6 +32,7 @@ import (
 	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/proxy"
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/reserve"
 	"github.com/custody-dev/custody/internal/retention"
 	"github.com/custody-dev/custody/internal/tlog"
 )
@@ -62,6 +63,11 @@ type Server struct {
 	// embedded is true on the embedded stores (one process).
 	embedded bool
 	policies *policy.Engine
+	// disk keeps free space on the data directory when state lives there;
+	// nil otherwise.
+	disk *reserve.Guard
+	// blobPing probes the blob backend for /readyz; nil when it has none.
+	blobPing func(context.Context) error
 }
 
 // signingHook returns the auditor through which the signing-on-push
@@ -191,6 +197,17 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	blobs := retention.GuardBlobs(rawBlobs, checker)
 	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: newMetrics(), lock: lock, retention: checker, audit: tl, auth: authz, olock: olock, embedded: st.embedded, policies: engine}
 	s.metrics.watchAudit(tl)
+	if p, ok := rawBlobs.(interface{ Ping(context.Context) error }); ok {
+		s.blobPing = p.Ping
+	}
+	if st.embedded {
+		s.disk = &reserve.Guard{Dir: cfg.Data, Reserve: cfg.Limits.DiskReserve}
+		s.diskMetrics(s.metrics.reg)
+		// Lay the ballast down now, not during some later request.
+		if _, err := s.disk.Free(); err != nil {
+			log.Warn("checking free disk space failed", "err", err)
+		}
+	}
 	// GC and the registry share the digest locks; the registry verifies
 	// blob bytes before serving them (docs/maintenance.md).
 	locks := &blob.Locks{}
@@ -316,7 +333,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.handler = proxies.Handler(requestID(bypass(s.metrics.instrument(root))))
+	s.handler = proxies.Handler(requestID(bypass(s.metrics.instrument(bodies(cfg.Limits).Wrap(s.guardDisk(root))))))
 	return s, nil
 }
 
@@ -392,10 +409,19 @@ func lockDir(dir string) (*os.File, error) {
 // Handler returns the server's HTTP handler (for tests).
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// readyTimeout bounds each backend probe of /readyz.
+const readyTimeout = 2 * time.Second
+
+// ready answers 503 naming the backend that does not answer within
+// readyTimeout, else 200 with the data directory's free space.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := s.meta.Ping(ctx); err != nil {
+	probe := func(ping func(context.Context) error) error {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		return ping(ctx)
+	}
+	if err := probe(s.meta.Ping); err != nil {
+		s.log.Warn("readiness: metadata store unavailable", "err", err)
 		http.Error(w, "metadata store unavailable", http.StatusServiceUnavailable)
 		return
 	}
@@ -403,8 +429,15 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "audit log integrity check failed; no audit checkpoints are signed (see the server log)", http.StatusServiceUnavailable)
 		return
 	}
+	if s.blobPing != nil {
+		if err := probe(s.blobPing); err != nil {
+			s.log.Warn("readiness: object store unavailable", "err", err)
+			http.Error(w, "object store unavailable", http.StatusServiceUnavailable)
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "text/plain")
-	_, _ = w.Write([]byte("ready\n"))
+	_, _ = w.Write([]byte("ready\n" + s.diskReady()))
 }
 
 // requestID gives every request an ID (the client's X-Request-Id if it is
@@ -472,10 +505,13 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w (is another server using the port? choose one with --addr)", s.cfg.Addr, err)
 	}
+	ln = s.listener(ln)
+	// Header and idle time are bounded here, request bodies by the
+	// handler (bodies), connections per client by the listener.
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: time.Duration(s.cfg.Limits.ReadHeaderTimeout),
+		IdleTimeout:       time.Duration(s.cfg.Limits.IdleTimeout),
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}

@@ -50,7 +50,7 @@ func TestOperationalEndpoints(t *testing.T) {
 	if code, body, _ := get(t, hs.URL+"/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz = %d %q", code, body)
 	}
-	if code, body, _ := get(t, hs.URL+"/readyz"); code != 200 || body != "ready\n" {
+	if code, body, _ := get(t, hs.URL+"/readyz"); code != 200 || !strings.HasPrefix(body, "ready\n") || !strings.Contains(body, "disk_free_bytes ") {
 		t.Fatalf("/readyz = %d %q", code, body)
 	}
 	code, _, h := get(t, hs.URL+"/v2/")

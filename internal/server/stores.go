@@ -99,7 +99,7 @@ func openStores(ctx context.Context, cfg config.Config) (*stores, error) {
 		descs = append(descs, "metadata=sqlite")
 	case strings.HasPrefix(m, "postgres://") || strings.HasPrefix(m, "postgresql://"):
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		md, err := postgres.Open(cctx, m)
+		md, err := postgres.OpenWith(cctx, m, postgres.Options{Timeout: time.Duration(cfg.Limits.BackendTimeout)})
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("opening the PostgreSQL metadata store %s: %w (is the database running and the URL right?)", redact(m), err)
@@ -162,6 +162,7 @@ func openS3(cfg config.Config) (*s3.Store, error) {
 		Region:    cfg.S3.Region,
 		Bucket:    u.Host,
 		Prefix:    prefix,
+		Timeout:   time.Duration(cfg.Limits.BackendTimeout),
 	})
 }
 

@@ -89,6 +89,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/internal/blob"
+	"github.com/custody-dev/custody/internal/deadline"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/opencontainers/go-digest"
@@ -142,7 +143,18 @@ type Options struct {
 	// PartSize is the multipart part size in bytes (at least 5 MiB);
 	// 0 means DefaultPartSize.
 	PartSize uint64
+	// Timeout, when positive and Transport is nil, bounds how long a
+	// connection to the server may go without progress (dialing, each read
+	// and write, waiting for response headers), and a request is then tried
+	// at most twice: a frozen server fails calls within about twice the
+	// timeout instead of hanging them. Transfers that keep moving are
+	// never cut.
+	Timeout time.Duration
 }
+
+// attemptsWithTimeout is how many times a request is tried when
+// Options.Timeout is set (minio-go's default is 10).
+const attemptsWithTimeout = 2
 
 // Store is a blob.Store keeping blobs and uploads in an S3 bucket.
 // It is safe for concurrent use.
@@ -182,14 +194,27 @@ func New(opts Options) (*Store, error) {
 	if ps < minPartSize {
 		return nil, fmt.Errorf("s3 blob store: part size %d is below S3's minimum of 5 MiB", ps)
 	}
-	c, err := minio.New(opts.Endpoint, &minio.Options{
+	mo := &minio.Options{
 		Creds:     credentials.NewStaticV4(opts.AccessKey, opts.SecretKey, ""),
 		Secure:    opts.Secure,
 		Region:    opts.Region,
 		Transport: opts.Transport,
 		// Uploads carry CRC32C checksums in trailers, see write.
 		TrailingHeaders: true,
-	})
+	}
+	if opts.Transport == nil && opts.Timeout > 0 {
+		tr, err := minio.DefaultTransport(opts.Secure)
+		if err != nil {
+			return nil, fmt.Errorf("s3 blob store: %w", err)
+		}
+		tr.DialContext = deadline.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second}.DialContext
+		tr.ResponseHeaderTimeout = opts.Timeout
+		tr.TLSHandshakeTimeout = opts.Timeout
+		// Close idle connections before their read deadline does.
+		tr.IdleConnTimeout = opts.Timeout / 2
+		mo.Transport, mo.MaxRetries = tr, attemptsWithTimeout
+	}
+	c, err := minio.New(opts.Endpoint, mo)
 	if err != nil {
 		return nil, fmt.Errorf("s3 blob store: %w", err)
 	}
@@ -200,6 +225,18 @@ func New(opts Options) (*Store, error) {
 		partSize: ps,
 		ups:      make(map[string]*sessionLock),
 	}, nil
+}
+
+// Ping checks that the bucket answers (for readiness probes; bound ctx).
+func (s *Store) Ping(ctx context.Context) error {
+	ok, err := s.c.BucketExists(ctx, s.bucket)
+	if err != nil {
+		return fmt.Errorf("s3: bucket %s: %w", s.bucket, err)
+	}
+	if !ok {
+		return fmt.Errorf("s3: bucket %s does not exist", s.bucket)
+	}
+	return nil
 }
 
 func (s *Store) blobKey(d digest.Digest) string {

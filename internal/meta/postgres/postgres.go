@@ -34,6 +34,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/custody-dev/custody/internal/deadline"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -58,9 +59,29 @@ var _ meta.Store = (*Store)(nil)
 // Open connects to the database at url (a postgres:// URL or a key=value
 // connection string, as pgx accepts) and brings its schema up to date.
 func Open(ctx context.Context, url string) (*Store, error) {
+	return OpenWith(ctx, url, Options{})
+}
+
+// Options configure OpenWith.
+type Options struct {
+	// Timeout, when positive, bounds how long a connection to the server
+	// may go without progress: connecting, and then every read and write
+	// (so every statement waits at most this long for the server's
+	// answer). A frozen server then fails calls within the timeout; the
+	// connection is discarded and the pool dials a new one.
+	Timeout time.Duration
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, url string, opts Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if t := opts.Timeout; t > 0 {
+		// The dedicated connections of TryLock copy this configuration.
+		cfg.ConnConfig.ConnectTimeout = t
+		cfg.ConnConfig.DialFunc = deadline.Dialer{Timeout: t, KeepAlive: 5 * time.Minute}.DialContext
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
