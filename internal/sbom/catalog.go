@@ -17,6 +17,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/custody-dev/custody/internal/ecosystem"
 )
 
 // evidenceKind says which cataloguer reads a file.
@@ -68,7 +70,7 @@ func classify(p string) evidenceKind {
 		return kindGoMod
 	case base == "go.sum":
 		return kindGoSum
-	case isPomProperties(p):
+	case ecosystem.IsPomProperties(p):
 		return kindPom
 	case isPythonMetadata(p):
 		return kindPythonMeta
@@ -334,15 +336,15 @@ func (l *layer) parseManifest(f *found, kind evidenceKind, data []byte, loc stri
 	case kindAPK:
 		f.pkgs, err = parseAPKInstalled(data, loc)
 	case kindNPM:
-		f.pkgs, err = parseNPMLock(data, loc)
+		f.pkgs, err = parseWith(ecosystem.ParsePackageLock, "package-lock.json", TypeNPM, data, loc)
 	case kindRequirements:
-		f.pkgs, err = parseRequirements(data, loc)
+		f.pkgs, err = parseWith(ecosystem.ParseRequirements, "requirements", TypePyPI, data, loc)
 	case kindPoetry:
-		f.pkgs, err = parsePoetryLock(data, loc)
+		f.pkgs, err = parseWith(ecosystem.ParsePoetryLock, "poetry.lock", TypePyPI, data, loc)
 	case kindCargo:
-		f.pkgs, err = parseCargoLock(data, loc)
+		f.pkgs, err = parseWith(ecosystem.ParseCargoLock, "Cargo.lock", TypeCargo, data, loc)
 	case kindGoMod:
-		f.pkgs, err = parseGoMod(data, loc)
+		f.pkgs, err = parseWith(ecosystem.ParseGoMod, "go.mod", TypeGolang, data, loc)
 	case kindGoSum:
 		var sums goSum
 		sums, f.pkgs, err = parseGoSum(data, loc)
@@ -350,7 +352,7 @@ func (l *layer) parseManifest(f *found, kind evidenceKind, data []byte, loc stri
 			f.goSum = sums
 		}
 	case kindPom:
-		f.pkgs, err = parsePomProperties(data, loc)
+		f.pkgs, err = parseWith(ecosystem.ParsePomProperties, "pom.properties", TypeMaven, data, loc)
 	case kindPythonMeta:
 		f.pkgs, err = parsePythonMetadata(data, loc)
 	case kindNodePackage:
@@ -404,7 +406,7 @@ func (l *layer) jarPackages(ra io.ReaderAt, size int64, loc string) []Package {
 	}
 	var pkgs []Package
 	for _, zf := range zr.File {
-		if !isPomProperties(zf.Name) || zf.UncompressedSize64 > 1<<20 {
+		if !ecosystem.IsPomProperties(zf.Name) || zf.UncompressedSize64 > 1<<20 {
 			continue
 		}
 		rc, err := zf.Open()
@@ -416,7 +418,7 @@ func (l *layer) jarPackages(ra io.ReaderAt, size int64, loc string) []Package {
 		if err != nil {
 			continue
 		}
-		ps, err := parsePomProperties(data, loc)
+		ps, err := parseWith(ecosystem.ParsePomProperties, "pom.properties", TypeMaven, data, loc)
 		if err != nil {
 			l.c.warnf("%s: %s: %v; skipped", loc, zf.Name, err)
 			continue

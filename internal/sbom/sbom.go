@@ -98,6 +98,7 @@ const (
 const (
 	HashSHA1   = "sha1"
 	HashSHA256 = "sha256"
+	HashSHA384 = "sha384"
 	HashSHA512 = "sha512"
 	// HashGoH1 is a Go module's "h1:" checksum as written in go.sum (base64
 	// SHA-256 of the module's file list); the value keeps the "h1:" prefix.

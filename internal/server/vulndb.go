@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/custody-dev/custody/internal/auth"
+	"github.com/custody-dev/custody/internal/ecosystem"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/policy"
@@ -93,7 +93,7 @@ func (v *vulns) Findings(ctx context.Context, art gate.Artifact, sboms, vex [][]
 		}
 		for _, r := range refs {
 			pkgs = append(pkgs, vuln.Package{PURL: r.PURL, Version: r.Version, Subject: dgst})
-			if strings.ContainsAny(r.Version, "^~<>=*| ") || r.Version == "" {
+			if ecosystem.IsVersionConstraint(r.Version) {
 				deps = append(deps, vuln.Dependency{PURL: r.PURL, Constraint: r.Version, Location: "SBOM"})
 			}
 		}

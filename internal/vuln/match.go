@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	packageurl "github.com/package-url/packageurl-go"
+
+	"github.com/custody-dev/custody/internal/ecosystem"
 )
 
 // Package is one installed package to check.
@@ -141,7 +143,7 @@ func targetFor(purl string) (target, error) {
 	case "npm":
 		return target{[]string{"npm"}, join("/")}, nil
 	case "pypi":
-		return target{[]string{"PyPI"}, normalizePyPIName(p.Name)}, nil
+		return target{[]string{"PyPI"}, ecosystem.NormalizePyPIName(p.Name)}, nil
 	case "maven":
 		if p.Namespace == "" {
 			return target{}, fmt.Errorf("package URL %q: a Maven purl needs the group as its namespace", purl)
@@ -181,13 +183,6 @@ func targetFor(purl string) (target, error) {
 
 var ubuntuRelease = regexp.MustCompile(`^[0-9]+\.[0-9]+$`)
 
-var pypiNameRun = regexp.MustCompile(`[-_.]+`)
-
-// normalizePyPIName applies PEP 503 name normalisation.
-func normalizePyPIName(n string) string {
-	return pypiNameRun.ReplaceAllString(strings.ToLower(n), "-")
-}
-
 // normalizeName is the form of an advisory's package name the affected
 // index keys on.
 //
@@ -197,7 +192,7 @@ func normalizePyPIName(n string) string {
 func normalizeName(eco, name string) string {
 	switch eco {
 	case "PyPI":
-		return normalizePyPIName(name)
+		return ecosystem.NormalizePyPIName(name)
 	case "Go":
 		return strings.ToLower(name)
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	packageurl "github.com/package-url/packageurl-go"
+
+	"github.com/custody-dev/custody/internal/ecosystem"
 )
 
 // UnpinnedReason says why a dependency is not pinned.
@@ -110,33 +112,41 @@ func Unpinned(deps []Dependency) []Finding {
 var imageDigest = regexp.MustCompile(`@sha(256:[0-9a-f]{64}|512:[0-9a-f]{128})$`)
 
 // exactVersion reports whether constraint names exactly one version in
-// purl's ecosystem.
+// purl's ecosystem. The ecosystem's exact-pin operator ("=" for npm and
+// Go, "==" or "===" for PyPI) is taken off first; what remains must not be
+// a constraint by the one shared rule (ecosystem.IsVersionConstraint),
+// and must then be one full version of that ecosystem.
 func exactVersion(purl, constraint string) bool {
 	c := strings.TrimSpace(constraint)
-	if c == "" || strings.ContainsAny(c, " <>*^~|,") {
-		return false
-	}
 	typ := ""
 	if p, err := packageurl.FromString(purl); err == nil {
 		typ = p.Type
 	}
 	switch typ {
 	case "npm", "golang":
+		if ecosystem.IsVersionConstraint(strings.TrimPrefix(c, "=")) {
+			return false
+		}
 		// A full major.minor.patch: npm reads "1.2" as the range 1.2.x.
 		core, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(c, "="), "v"), "-")
 		core, _, _ = strings.Cut(core, "+")
 		_, err := canonSemver(c)
 		return err == nil && strings.Count(core, ".") == 2
 	case "pypi":
-		if strings.HasPrefix(c, "===") {
-			return len(c) > 3
+		if v, ok := strings.CutPrefix(c, "==="); ok {
+			return !ecosystem.IsVersionConstraint(v) // arbitrary equality: any one string
 		}
 		c = strings.TrimPrefix(c, "==")
-		if strings.ContainsAny(c, "=!") {
+		if ecosystem.IsVersionConstraint(c) {
 			return false
 		}
 		_, err := parsePEP440(c)
 		return err == nil
+	}
+	if ecosystem.IsVersionConstraint(c) {
+		return false
+	}
+	switch typ {
 	case "maven":
 		if strings.ContainsAny(c, "[]()") {
 			return false
@@ -152,5 +162,5 @@ func exactVersion(purl, constraint string) bool {
 	case "latest", "x", "next", "stable":
 		return false
 	}
-	return !strings.ContainsAny(c, "=!")
+	return true
 }

@@ -11,6 +11,7 @@ import (
 
 	packageurl "github.com/package-url/packageurl-go"
 
+	"github.com/custody-dev/custody/internal/ecosystem"
 	"github.com/custody-dev/custody/internal/jsondoc"
 )
 
@@ -357,7 +358,7 @@ func purlMatches(pattern, target string) bool {
 		return false
 	}
 	if p.Type == "pypi" {
-		if normalizePyPIName(p.Name) != normalizePyPIName(t.Name) {
+		if ecosystem.NormalizePyPIName(p.Name) != ecosystem.NormalizePyPIName(t.Name) {
 			return false
 		}
 	} else if p.Name != t.Name {
