@@ -49,6 +49,11 @@ func TestBuildIndexAndTagHistory(t *testing.T) {
 		if len(vs) != 2 || vs[0].Version != "1.0" || vs[1].Version != "2.0" || !slices.Equal(vs[1].Tags, []string{"2.0", "latest"}) {
 			t.Fatalf("Versions = %+v", vs)
 		}
+		for _, v := range vs {
+			if d := time.Since(v.Pushed); d < 0 || d > time.Hour {
+				t.Fatalf("version %s pushed at %v, not just now", v.Version, v.Pushed)
+			}
+		}
 	}
 	check(s)
 	h, err := s.TagHistory(ctx, "team/app", "latest")
@@ -74,6 +79,13 @@ func TestBuildIndexAndTagHistory(t *testing.T) {
 		`DROP TABLE tlog_leaves`, `DROP TABLE tlog_nodes`, `DROP TABLE tlog_checkpoints`,
 		`DROP TABLE auth_users`, `DROP TABLE auth_grants`, `DROP TABLE auth_tokens`, `DROP TABLE auth_generation`,
 		`DELETE FROM schema_migrations WHERE version >= 3`,
+		// A version-2 database kept instants in nanoseconds (migration 6
+		// turns them into microseconds).
+		`UPDATE manifests SET created = created * 1000`, `UPDATE tags SET updated = updated * 1000`,
+		`UPDATE uploads SET created = created * 1000, updated = updated * 1000`,
+		`UPDATE policies SET created = created * 1000`,
+		`UPDATE retention SET retain_until = retain_until * 1000, updated = updated * 1000`,
+		`UPDATE schema_migrations SET applied = applied * 1000`,
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
