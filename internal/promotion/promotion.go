@@ -7,9 +7,10 @@
 // attestation the server attaches to the artifact (predicate types below),
 // so the history travels with the artifact and verifies offline, and is an
 // audit log entry. A promotion first evaluates the environment's gate
-// (internal/gate) over verified facts only: signatures and attestations by
-// trusted keys, vulnerability findings, prior promotions. See
-// docs/promotion.md.
+// (internal/gate) over verified facts only, built from the evidence
+// internal/evidence collects (signatures by keys valid when they signed,
+// attestations by trusted keys, prior promotions) and vulnerability
+// findings. See docs/promotion.md.
 package promotion
 
 import (
