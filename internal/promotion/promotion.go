@@ -65,9 +65,8 @@ type Service struct {
 	// in-process client) and Host names it in references.
 	Remote []remote.Option
 	Host   string
-	// Signer signs the server's attestations; KeyID names its key.
+	// Signer signs the server's attestations with a key of its ring.
 	Signer crypto.Signer
-	KeyID  string
 	// Trust decides which signatures, attestations and records count:
 	// the server's trust root and any configured extra keys, each inside
 	// its validity window; records (promotions, approvals, revocations)

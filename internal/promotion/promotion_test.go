@@ -48,7 +48,7 @@ func newFixture(t *testing.T) *fixture {
 	f.svc = &promotion.Service{
 		Projects: []promotion.Project{{Repositories: "apps/**", Environments: []promotion.Environment{
 			{Name: "dev", Gate: g}, {Name: "prod", Gate: g, Approvals: 2}}}},
-		Host: f.host, Signer: f.server, KeyID: f.server.ID(),
+		Host: f.host, Signer: f.server,
 		Trust: trust.RecordsOnlyBy(f.server.ID()),
 	}
 	return f

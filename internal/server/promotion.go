@@ -45,7 +45,7 @@ func newPromoter(cfg config.Config, sg *signing, authz *auth.Service, audit regi
 	if len(cfg.Projects) == 0 {
 		return nil, nil
 	}
-	svc := &promotion.Service{Remote: sg.remote, Host: internalHost, Signer: sg.signer, KeyID: sg.keyID}
+	svc := &promotion.Service{Remote: sg.remote, Host: internalHost, Signer: sg.signer}
 	trust, err := promotionTrust(sg.ring, cfg.Promotion.TrustRoot)
 	if err != nil {
 		return nil, err
