@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/custody-dev/custody/internal/attest"
+	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/promotion"
 )
@@ -132,7 +133,7 @@ func newRollbackCmd() *cobra.Command {
 				return err
 			}
 			return printJSONOrText(cmd, f.output, b, func() error {
-				var rec promotion.Record
+				var rec evidence.Record
 				if err := json.Unmarshal(b, &rec); err != nil {
 					return err
 				}

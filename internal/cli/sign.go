@@ -17,14 +17,14 @@ import (
 	"golang.org/x/term"
 
 	"github.com/custody-dev/custody/internal/attest"
+	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/provenance"
 	"github.com/custody-dev/custody/internal/sign"
-	"github.com/custody-dev/custody/internal/verification"
 )
 
 // signedAtAnnotation is the signed annotation carrying the signing time.
-const signedAtAnnotation = verification.SignedAtAnnotation
+const signedAtAnnotation = evidence.SignedAtAnnotation
 
 // signerFlags choose the signing key: a key file (cosign's encrypted
 // format) or a key of the key ring (the active one by default).

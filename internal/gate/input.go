@@ -19,7 +19,8 @@ import (
 // package documentation describes them field by field.
 //
 // Only verified facts belong in an Input: Signatures and Attestations
-// hold what sign.Verify and attest.Verify accepted, nothing else.
+// hold what internal/evidence counts (promotion.InputOf builds an Input
+// from an evidence.Set), nothing else.
 type Input struct {
 	// Artifact is the manifest being promoted (CEL artifact).
 	Artifact Artifact `json:"artifact"`

@@ -7,9 +7,10 @@
 // attestation the server attaches to the artifact (predicate types below),
 // so the history travels with the artifact and verifies offline, and is an
 // audit log entry. A promotion first evaluates the environment's gate
-// (internal/gate) over verified facts only: signatures and attestations by
-// trusted keys, vulnerability findings, prior promotions. See
-// docs/promotion.md.
+// (internal/gate) over verified facts only, built from the evidence
+// internal/evidence collects (signatures by keys valid when they signed,
+// attestations by trusted keys, prior promotions) and vulnerability
+// findings. See docs/promotion.md.
 package promotion
 
 import (
@@ -19,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -27,55 +27,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/custody-dev/custody/internal/attest"
+	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/sign"
 )
 
-// The predicate types of the attestations the server writes.
-const (
-	// PredicatePromotion records that a digest entered an environment
-	// (also a rollback, with Rollback set).
-	PredicatePromotion = "https://custody.dev/attestation/promotion/v1"
-	// PredicateApproval records one approver's approval of a promotion.
-	PredicateApproval = "https://custody.dev/attestation/approval/v1"
-	// PredicateRevocation makes a digest fail every later gate and verify.
-	PredicateRevocation = "https://custody.dev/attestation/revocation/v1"
-)
-
-// Types lists the predicate types of this package, for verifiers that
-// must accept them.
-var Types = []string{PredicatePromotion, PredicateApproval, PredicateRevocation}
-
-// Record is the predicate of a promotion attestation.
-type Record struct {
-	Environment string    `json:"environment"`
-	Repository  string    `json:"repository"`
-	Digest      string    `json:"digest"`
-	Previous    string    `json:"previousDigest,omitempty"`
-	By          string    `json:"promotedBy"`
-	Approvers   []string  `json:"approvers,omitempty"`
-	Reason      string    `json:"reason,omitempty"`
-	At          time.Time `json:"at"`
-	Rollback    bool      `json:"rollback,omitempty"`
-	// Gate holds the rules' results at promotion time.
-	Gate []gate.RuleResult `json:"gate,omitempty"`
-}
-
-// Approval is the predicate of an approval attestation.
-type Approval struct {
-	Environment string    `json:"environment"`
-	By          string    `json:"approvedBy"`
-	Reason      string    `json:"reason,omitempty"`
-	At          time.Time `json:"at"`
-}
-
-// Revocation is the predicate of a revocation attestation.
-type Revocation struct {
-	By     string    `json:"revokedBy"`
-	Reason string    `json:"reason"`
-	At     time.Time `json:"at"`
-}
+// The records the server writes are evidence.Record, evidence.Approval and
+// evidence.Revocation attestations.
 
 // Environment is one stage of a project.
 type Environment struct {
@@ -106,16 +65,14 @@ type Service struct {
 	// in-process client) and Host names it in references.
 	Remote []remote.Option
 	Host   string
-	// Signer signs the server's attestations; KeyID names its key.
+	// Signer signs the server's attestations with a key of its ring.
 	Signer crypto.Signer
-	KeyID  string
-	// Own are the IDs of every key of the server's ring, active and
-	// retired: records (promotions, approvals, revocations) signed by any
-	// of them count, so a key rotation does not forget a revocation.
-	Own []string
-	// Trusted resolves the keys whose signatures and attestations count
-	// (the server's trust root and any configured extra keys).
-	Trusted []crypto.PublicKey
+	// Trust decides which signatures, attestations and records count:
+	// the server's trust root and any configured extra keys, each inside
+	// its validity window; records (promotions, approvals, revocations)
+	// only by the server's own keys, active or retired, so a key rotation
+	// does not forget a revocation.
+	Trust *evidence.Trust
 	// Findings, when set, supplies vulnerability findings.
 	Findings Findings
 	Now      func() time.Time
@@ -128,11 +85,6 @@ var (
 	ErrRevoked   = errors.New("artifact revoked")
 	ErrGate      = errors.New("gate refused")
 )
-
-// own reports whether keyID is one of the server's keys.
-func (s *Service) own(keyID string) bool {
-	return keyID == s.KeyID || slices.Contains(s.Own, keyID)
-}
 
 func (s *Service) now() time.Time {
 	if s.Now != nil {
@@ -184,10 +136,12 @@ func (s *Service) opts(ctx context.Context) sign.Options {
 // Facts are what a gate sees of an artifact, plus the custody records.
 type Facts struct {
 	Input      gate.Input
-	Approvals  []Approval
-	Promotions []Record
-	Revoked    *Revocation
+	Approvals  []evidence.Approval
+	Promotions []evidence.Record
+	Revoked    *evidence.Revocation
 	Problems   []string // attestations that did not verify (not seen by gates)
+	// Evidence is everything verified about the digest.
+	Evidence *evidence.Set
 }
 
 // Gather collects the verified facts about repo@dgst.
@@ -197,18 +151,20 @@ func (s *Service) Gather(ctx context.Context, repo, dgst string) (*Facts, error)
 		return nil, err
 	}
 	o := s.opts(ctx)
-	f := &Facts{Input: gate.Input{
-		Artifact:     gate.Artifact{Digest: dgst, Repository: repo, Annotations: map[string]string{}, Tags: []string{}},
-		Signatures:   []gate.Signature{},
-		Attestations: map[string][]gate.Attestation{},
-		Findings:     []gate.Finding{},
-		Promotions:   []gate.Promotion{},
-		Now:          s.now(),
-	}}
 	desc, err := remote.Get(d, o.Remote...)
 	if err != nil {
 		return nil, fmt.Errorf("artifact %s@%s: %w", repo, dgst, err)
 	}
+	set := evidence.Collect(ctx, d, s.Trust, o)
+	if err := set.SignatureErr; err != nil && !errors.Is(err, sign.ErrNoSignature) && !errors.Is(err, sign.ErrNotVerified) {
+		return nil, err
+	}
+	if set.AttestationErr != nil {
+		return nil, set.AttestationErr
+	}
+	f := &Facts{Evidence: set, Approvals: set.Approvals, Promotions: set.Promotions, Revoked: set.Revoked()}
+	var inputErrs []string
+	f.Input, inputErrs = InputOf(repo, set, s.now())
 	f.Input.Artifact.MediaType = string(desc.MediaType)
 	var m struct {
 		Annotations map[string]string `json:"annotations"`
@@ -216,84 +172,57 @@ func (s *Service) Gather(ctx context.Context, repo, dgst string) (*Facts, error)
 	if json.Unmarshal(desc.Manifest, &m) == nil && m.Annotations != nil {
 		f.Input.Artifact.Annotations = m.Annotations
 	}
-	sigs, err := sign.Verify(ctx, d, sign.PublicKeys(s.Trusted), o)
-	if err != nil && !errors.Is(err, sign.ErrNoSignature) && !errors.Is(err, sign.ErrNotVerified) {
-		return nil, err
-	}
-	for _, v := range sigs {
-		gs := gate.SignatureOf(v)
-		if t, err := time.Parse(time.RFC3339, v.Annotations["dev.custody.signed-at"]); err == nil {
-			gs.SignedAt = t
-		}
-		f.Input.Signatures = append(f.Input.Signatures, gs)
-	}
-	envs, err := sign.Attestations(ctx, d, o)
-	if err != nil {
-		return nil, err
-	}
-	resolver := attest.ResolverFromKeys(s.Trusted...)
-	var sboms, vex [][]byte
-	for _, env := range envs {
-		v, err := attest.Verify(env, resolver, attest.AllowStatementV01(), attest.AllowPredicateType(append(slices.Clone(Types), openVEX)...))
-		if err == nil {
-			err = attest.VerifySubject(v, dgst)
-		}
-		if err != nil {
-			f.Problems = append(f.Problems, err.Error())
-			continue
-		}
-		b, err := attest.PredicateJSON(v.Statement)
-		if err != nil {
-			f.Problems = append(f.Problems, err.Error())
-			continue
-		}
-		switch v.PredicateType {
-		case PredicatePromotion:
-			var r Record
-			if json.Unmarshal(b, &r) == nil && s.own(v.KeyID) {
-				f.Promotions = append(f.Promotions, r)
-				f.Input.Promotions = append(f.Input.Promotions, gate.Promotion{Environment: r.Environment, At: r.At, By: r.By, Digest: r.Digest})
-			}
-			continue
-		case PredicateApproval:
-			var a Approval
-			if json.Unmarshal(b, &a) == nil && s.own(v.KeyID) {
-				f.Approvals = append(f.Approvals, a)
-			}
-			continue
-		case PredicateRevocation:
-			var r Revocation
-			if json.Unmarshal(b, &r) == nil && s.own(v.KeyID) {
-				f.Revoked = &r
-				f.Input.Revoked = true
-			}
-			continue
-		case attest.PredicateSPDX, attest.PredicateCycloneDX:
-			sboms = append(sboms, b)
-		case openVEX:
-			vex = append(vex, b)
-		}
-		if err := f.Input.AddAttestation(v); err != nil {
-			f.Problems = append(f.Problems, err.Error())
+	for _, a := range set.Attestations {
+		if !a.Trusted() {
+			f.Problems = append(f.Problems, a.Err.Error())
 		}
 	}
 	if s.Findings != nil {
-		fs, err := s.Findings.Findings(ctx, f.Input.Artifact, sboms, vex)
+		fs, err := s.Findings.Findings(ctx, f.Input.Artifact, set.Predicates(evidence.SBOMTypes...), set.Predicates(evidence.PredicateOpenVEX))
 		if err != nil {
 			return nil, fmt.Errorf("vulnerability findings: %w", err)
 		}
 		f.Input.Findings = fs
 	}
-	sort.Slice(f.Promotions, func(i, j int) bool { return f.Promotions[i].At.Before(f.Promotions[j].At) })
+	f.Problems = append(f.Problems, inputErrs...)
 	return f, nil
 }
 
-// openVEX is the predicate type of OpenVEX waivers.
-const openVEX = PredicateOpenVEX
-
-// PredicateOpenVEX is the predicate type of OpenVEX statements attached as
-// attestations (waivers of findings).
-const PredicateOpenVEX = "https://openvex.dev/ns/v0.2.0"
+// InputOf builds what a gate sees of repo@set.Digest from its evidence:
+// the signatures and attestations that count (the server's records are
+// not attestations to a gate: they are Promotions and Revoked), and the
+// prior promotions. It returns the trusted attestations the gate could
+// not read (a provenance or test result that does not parse), which a
+// gate then does not see.
+func InputOf(repo string, set *evidence.Set, now time.Time) (gate.Input, []string) {
+	in := gate.Input{
+		Artifact:     gate.Artifact{Digest: set.Digest, Repository: repo, Annotations: map[string]string{}, Tags: []string{}},
+		Signatures:   []gate.Signature{},
+		Attestations: map[string][]gate.Attestation{},
+		Findings:     []gate.Finding{},
+		Promotions:   []gate.Promotion{},
+		Now:          now,
+		Revoked:      set.Revoked() != nil,
+	}
+	for _, sg := range set.TrustedSignatures() {
+		gs := gate.SignatureOf(sg.Verified)
+		gs.SignedAt = sg.SignedAt
+		in.Signatures = append(in.Signatures, gs)
+	}
+	var problems []string
+	for _, a := range set.Attestations {
+		if !a.Trusted() || a.IsRecord() {
+			continue
+		}
+		if err := in.AddAttestation(a.Verified); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	for _, r := range set.Promotions {
+		in.Promotions = append(in.Promotions, gate.Promotion{Environment: r.Environment, At: r.At, By: r.By, Digest: r.Digest})
+	}
+	return in, problems
+}
 
 // Evaluate runs env's gate on repo@dgst without changing anything
 // (custody policy test).
@@ -341,7 +270,7 @@ type Outcome struct {
 	Needed    int               `json:"approvalsNeeded,omitempty"`
 	Previous  string            `json:"previousDigest,omitempty"`
 	Gate      gate.Result       `json:"gate"`
-	Record    *Record           `json:"record,omitempty"`
+	Record    *evidence.Record  `json:"record,omitempty"`
 	Problems  []string          `json:"problems,omitempty"`
 	Tags      map[string]string `json:"-"`
 }
@@ -374,7 +303,7 @@ func (s *Service) Promote(ctx context.Context, req Request, by string) (Outcome,
 			}
 		}
 		if !slices.Contains(approvers, by) {
-			if err := s.attach(ctx, req.Repository, req.Digest, PredicateApproval, Approval{Environment: env.Name, By: by, Reason: req.Reason, At: s.now()}); err != nil {
+			if err := s.attach(ctx, req.Repository, req.Digest, evidence.PredicateApproval, evidence.Approval{Environment: env.Name, By: by, Reason: req.Reason, At: s.now()}); err != nil {
 				return out, err
 			}
 			approvers = append(approvers, by)
@@ -386,7 +315,7 @@ func (s *Service) Promote(ctx context.Context, req Request, by string) (Outcome,
 		}
 	}
 	prev, _ := s.Current(ctx, req.Repository, env.Name)
-	rec := Record{Environment: env.Name, Repository: req.Repository, Digest: req.Digest, Previous: prev, By: by,
+	rec := evidence.Record{Environment: env.Name, Repository: req.Repository, Digest: req.Digest, Previous: prev, By: by,
 		Approvers: out.Approvers, Reason: req.Reason, At: s.now(), Gate: res.Rules}
 	if err := s.move(ctx, req.Repository, req.Digest, env.Name, rec); err != nil {
 		return out, err
@@ -397,8 +326,8 @@ func (s *Service) Promote(ctx context.Context, req Request, by string) (Outcome,
 
 // move attaches the promotion record and points the environment tag at
 // the digest.
-func (s *Service) move(ctx context.Context, repo, dgst, env string, rec Record) error {
-	if err := s.attach(ctx, repo, dgst, PredicatePromotion, rec); err != nil {
+func (s *Service) move(ctx context.Context, repo, dgst, env string, rec evidence.Record) error {
+	if err := s.attach(ctx, repo, dgst, evidence.PredicatePromotion, rec); err != nil {
 		return err
 	}
 	d, err := s.ref(repo, dgst)
@@ -462,13 +391,13 @@ func (s *Service) Current(ctx context.Context, repo, env string) (string, error)
 // recorded like a promotion (the older artifact is still stored: retention
 // keeps it). The gate is not evaluated again, but a revoked artifact is
 // refused. history lists the digests env pointed at, oldest first.
-func (s *Service) Rollback(ctx context.Context, repo, env string, history []string, by, reason string) (Record, error) {
+func (s *Service) Rollback(ctx context.Context, repo, env string, history []string, by, reason string) (evidence.Record, error) {
 	if _, i, err := s.Lookup(repo, env); err != nil || i < 0 {
-		return Record{}, err
+		return evidence.Record{}, err
 	}
 	cur, err := s.Current(ctx, repo, env)
 	if err != nil {
-		return Record{}, fmt.Errorf("environment %s of %s holds nothing to roll back: %w", env, repo, err)
+		return evidence.Record{}, fmt.Errorf("environment %s of %s holds nothing to roll back: %w", env, repo, err)
 	}
 	target := ""
 	for i := len(history) - 1; i >= 0; i-- {
@@ -478,16 +407,16 @@ func (s *Service) Rollback(ctx context.Context, repo, env string, history []stri
 		}
 	}
 	if target == "" {
-		return Record{}, fmt.Errorf("environment %s of %s has no earlier digest than %s", env, repo, cur)
+		return evidence.Record{}, fmt.Errorf("environment %s of %s has no earlier digest than %s", env, repo, cur)
 	}
 	f, err := s.Gather(ctx, repo, target)
 	if err != nil {
-		return Record{}, err
+		return evidence.Record{}, err
 	}
 	if f.Revoked != nil {
-		return Record{}, fmt.Errorf("%w: the previous digest %s was revoked by %s: %s", ErrRevoked, target, f.Revoked.By, f.Revoked.Reason)
+		return evidence.Record{}, fmt.Errorf("%w: the previous digest %s was revoked by %s: %s", ErrRevoked, target, f.Revoked.By, f.Revoked.Reason)
 	}
-	rec := Record{Environment: env, Repository: repo, Digest: target, Previous: cur, By: by, Reason: reason, At: s.now(), Rollback: true}
+	rec := evidence.Record{Environment: env, Repository: repo, Digest: target, Previous: cur, By: by, Reason: reason, At: s.now(), Rollback: true}
 	return rec, s.move(ctx, repo, target, env, rec)
 }
 
@@ -497,7 +426,7 @@ func (s *Service) Revoke(ctx context.Context, repo, dgst, by, reason string) err
 	if strings.TrimSpace(reason) == "" {
 		return errors.New("a revocation needs a reason")
 	}
-	return s.attach(ctx, repo, dgst, PredicateRevocation, Revocation{By: by, Reason: reason, At: s.now()})
+	return s.attach(ctx, repo, dgst, evidence.PredicateRevocation, evidence.Revocation{By: by, Reason: reason, At: s.now()})
 }
 
 // Check says whether repo@dgst may run in env now: the environment points

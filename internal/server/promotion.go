@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/custody-dev/custody/internal/auth"
 	"github.com/custody-dev/custody/internal/builds"
 	"github.com/custody-dev/custody/internal/config"
+	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/jsondoc"
 	"github.com/custody-dev/custody/internal/key"
@@ -45,19 +45,12 @@ func newPromoter(cfg config.Config, sg *signing, authz *auth.Service, audit regi
 	if len(cfg.Projects) == 0 {
 		return nil, nil
 	}
-	svc := &promotion.Service{Remote: sg.remote, Host: internalHost, Signer: sg.signer, KeyID: sg.keyID}
-	trusted, err := trustedKeys(sg.ring, cfg.Promotion.TrustRoot)
+	svc := &promotion.Service{Remote: sg.remote, Host: internalHost, Signer: sg.signer}
+	trust, err := promotionTrust(sg.ring, cfg.Promotion.TrustRoot)
 	if err != nil {
 		return nil, err
 	}
-	svc.Trusted = trusted
-	own, err := sg.ring.TrustRoot()
-	if err != nil {
-		return nil, err
-	}
-	for _, k := range own.Keys {
-		svc.Own = append(svc.Own, k.ID)
-	}
+	svc.Trust = trust
 	for i, p := range cfg.Projects {
 		pr := promotion.Project{Repositories: p.Repositories}
 		for _, e := range p.Environments {
@@ -76,11 +69,17 @@ func newPromoter(cfg config.Config, sg *signing, authz *auth.Service, audit regi
 	return &promoter{svc: svc, authz: authz, audit: audit, index: index}, nil
 }
 
-// trustedKeys are the server ring's keys plus a configured trust root's.
-func trustedKeys(ring *key.Ring, extra string) ([]crypto.PublicKey, error) {
+// promotionTrust trusts the server ring's keys plus a configured trust
+// root's, each inside its validity window; only the ring's keys (active
+// and retired) record promotions, approvals and revocations.
+func promotionTrust(ring *key.Ring, extra string) (*evidence.Trust, error) {
 	tr, err := ring.TrustRoot()
 	if err != nil {
 		return nil, err
+	}
+	var own []string
+	for _, k := range tr.Keys {
+		own = append(own, k.ID)
 	}
 	if extra != "" {
 		b, err := os.ReadFile(extra)
@@ -93,15 +92,11 @@ func trustedKeys(ring *key.Ring, extra string) ([]crypto.PublicKey, error) {
 		}
 		tr.Keys = append(tr.Keys, more.Keys...)
 	}
-	var out []crypto.PublicKey
-	for _, k := range tr.Keys {
-		pub, err := key.ParsePublicKey([]byte(k.PublicKey))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, pub)
+	t, err := evidence.NewTrust(tr)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return t.RecordsOnlyBy(own...), nil
 }
 
 func (p *promoter) register(mux *http.ServeMux) {

@@ -24,6 +24,7 @@ import (
 	"github.com/custody-dev/custody/internal/attest"
 	"github.com/custody-dev/custody/internal/auth"
 	"github.com/custody-dev/custody/internal/config"
+	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/problem"
@@ -31,7 +32,6 @@ import (
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/sbom"
 	"github.com/custody-dev/custody/internal/sign"
-	"github.com/custody-dev/custody/internal/verification"
 )
 
 // internalHost names the server itself for its in-process registry client.
@@ -224,7 +224,7 @@ func (s *signing) sign(ctx context.Context, repo string, d digest.Digest) error 
 		return err
 	}
 	o := sign.Options{Remote: append(s.remote, remote.WithContext(ctx)),
-		Annotations: map[string]string{verification.SignedAtAnnotation: time.Now().UTC().Format(time.RFC3339)}}
+		Annotations: map[string]string{evidence.SignedAtAnnotation: time.Now().UTC().Format(time.RFC3339)}}
 	_, err = sign.Sign(ctx, ref, s.signer, o)
 	return err
 }

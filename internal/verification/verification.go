@@ -1,15 +1,15 @@
-// Package verification checks an artifact the way a deployment should
-// before it runs: signatures by trusted keys valid when they signed,
-// attestations about this very digest, provenance from the expected
-// builder and source, required SBOM and provenance. It needs the trust-root
-// file and the registry holding the artifact, nothing else. custody verify
-// and promotion gates use it.
+// Package verification is custody verify's policy: what a deployment
+// requires of an artifact before it runs. Over the evidence internal/evidence
+// collects and verifies (signatures by trusted keys valid when they signed,
+// attestations about this very digest, revocations) it requires a
+// signature that counts, no attestation that fails, no revocation,
+// provenance from the expected builder and source, and the required SBOM
+// and provenance. It needs the trust-root file and the registry holding
+// the artifact, nothing else.
 package verification
 
 import (
 	"context"
-	"crypto"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -18,8 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/custody-dev/custody/internal/attest"
+	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/key"
-	"github.com/custody-dev/custody/internal/promotion"
 	"github.com/custody-dev/custody/internal/provenance"
 	"github.com/custody-dev/custody/internal/sign"
 )
@@ -62,132 +62,84 @@ type RequirementResult struct {
 	OK   bool   `json:"ok"`
 }
 
-// sbomTypes are the predicate types that count as an SBOM.
-var sbomTypes = []string{attest.PredicateSPDX, attest.PredicateCycloneDX}
-
 // Verifier checks an artifact against a trust root, offline but for the
-// registry it reads from.
+// registry it reads from. What counts as trusted is internal/evidence's
+// rule; the Verifier adds what custody verify requires on top.
 type Verifier struct {
-	tr   key.TrustRoot
-	keys []crypto.PublicKey
+	trust *evidence.Trust
 	// Builder and Source, when set, are required of the provenance.
 	Builder string
 	Source  string
 	// Require lists required attestations: "sbom", "provenance".
 	Require []string
-	// Now is the clock (time.Now when zero).
-	Now time.Time
 }
 
-// New returns a Verifier trusting the keys of tr.
+// New returns a Verifier trusting the keys of tr, each inside its
+// validity window; any of them may record a revocation.
 func New(tr key.TrustRoot) (*Verifier, error) {
-	v := &Verifier{tr: tr}
-	for _, k := range tr.Keys {
-		pub, err := key.ParsePublicKey([]byte(k.PublicKey))
-		if err != nil {
-			return nil, err
-		}
-		v.keys = append(v.keys, pub)
+	t, err := evidence.NewTrust(tr)
+	if err != nil {
+		return nil, err
 	}
-	if len(v.keys) == 0 {
+	if t.Keys() == 0 {
 		return nil, errors.New("the trust root holds no key")
 	}
-	return v, nil
-}
-
-// SignedAtAnnotation is the signed annotation carrying the signing time
-// (RFC 3339) that custody sign adds; verification checks the key was
-// valid then.
-const SignedAtAnnotation = "dev.custody.signed-at"
-
-// keyValid checks that the trust root allowed key id to sign at t; with
-// no signing time, an active key or a retired one (rotated, not
-// compromised) is accepted, and revoked keys are never in a trust root.
-func (v *Verifier) keyValid(id string, t *time.Time) error {
-	at := v.Now
-	if at.IsZero() {
-		at = time.Now()
-	}
-	if t != nil {
-		at = *t
-	} else {
-		for _, k := range v.tr.Keys {
-			if k.ID == id {
-				return nil
-			}
-		}
-	}
-	_, err := v.tr.KeyAt(id, at)
-	return err
+	return &Verifier{trust: t}, nil
 }
 
 // Run verifies the artifact d (ref as the user wrote it) and reports
 // every check; Report.OK is the verdict.
 func (v *Verifier) Run(ctx context.Context, ref string, d name.Digest, o sign.Options) Report {
-	rep := Report{Reference: ref, Digest: d.DigestStr(), Signatures: []SignatureCheck{}, Attestations: []AttestationCheck{}, Requirements: []RequirementResult{}, Failures: []string{}}
+	return v.Judge(ref, evidence.Collect(ctx, d, v.trust, o))
+}
+
+// Judge applies custody verify's policy to the evidence about a digest:
+// at least one signature that counts, every attestation trusted or signed
+// by a key outside the trust root (ignored), no revocation, the
+// provenance's builder and source as required, the required attestations
+// present.
+func (v *Verifier) Judge(ref string, set *evidence.Set) Report {
+	rep := Report{Reference: ref, Digest: set.Digest, Signatures: []SignatureCheck{}, Attestations: []AttestationCheck{}, Requirements: []RequirementResult{}, Failures: []string{}}
 	fail := func(format string, args ...any) { rep.Failures = append(rep.Failures, fmt.Sprintf(format, args...)) }
 
 	// Signatures: at least one by a trusted key, valid when it signed.
-	sigs, err := sign.Verify(ctx, d, sign.PublicKeys(v.keys), o)
-	if err != nil {
-		fail("signature: %v", err)
+	if set.SignatureErr != nil {
+		fail("signature: %v", set.SignatureErr)
 	}
-	good := 0
-	for _, s := range sigs {
-		c := SignatureCheck{Source: string(s.Source), KeyID: s.KeyID, OK: true}
-		var at *time.Time
-		if ts := s.Annotations[SignedAtAnnotation]; ts != "" {
-			t, err := time.Parse(time.RFC3339, ts)
-			if err != nil {
-				c.OK, c.Problem = false, "unreadable signing time "+ts
-			} else {
-				at, c.SignedAt = &t, ts
-			}
+	for _, s := range set.Signatures {
+		c := SignatureCheck{Source: string(s.Source), KeyID: s.KeyID, OK: s.Trusted()}
+		if !s.SignedAt.IsZero() {
+			c.SignedAt = s.Annotations[evidence.SignedAtAnnotation]
 		}
-		if c.OK {
-			if err := v.keyValid(s.KeyID, at); err != nil {
-				c.OK, c.Problem = false, err.Error()
-			}
-		}
-		if c.OK {
-			good++
-		} else {
+		if !c.OK {
+			c.Problem = s.Err.Error()
 			fail("signature (%s, key %s): %s", c.Source, Short(c.KeyID), c.Problem)
 		}
 		rep.Signatures = append(rep.Signatures, c)
 	}
-	if good == 0 && err == nil {
+	if len(set.TrustedSignatures()) == 0 && set.SignatureErr == nil {
 		fail("signature: none by a key the trust root allowed at the time")
 	}
 
 	// Attestations: every one must verify; provenance must match the
 	// artifact and the builder and source constraints.
-	envs, err := sign.Attestations(ctx, d, o)
-	if err != nil {
-		fail("attestations: %v", err)
+	if set.AttestationErr != nil {
+		fail("attestations: %v", set.AttestationErr)
 	}
 	found := map[string]bool{}
-	resolver := attest.ResolverFromKeys(v.keys...)
-	for _, env := range envs {
-		c := AttestationCheck{}
-		va, err := attest.Verify(env, resolver, attest.AllowStatementV01(), attest.AllowPredicateType(append(slices.Clone(promotion.Types), promotion.PredicateOpenVEX)...))
-		if err == nil && va.PredicateType == promotion.PredicateRevocation {
-			if err = attest.VerifySubject(va, d.DigestStr()); err == nil {
-				var r promotion.Revocation
-				b, _ := attest.PredicateJSON(va.Statement)
-				_ = json.Unmarshal(b, &r)
-				err = fmt.Errorf("revoked by %s at %s: %s", r.By, r.At.Format(time.RFC3339), r.Reason)
+	for _, a := range set.Attestations {
+		c := AttestationCheck{PredicateType: a.PredicateType, KeyID: a.KeyID}
+		err := a.Err
+		if err == nil && a.Counts && a.Revocation != nil {
+			r := a.Revocation
+			c = AttestationCheck{}
+			err = fmt.Errorf("revoked by %s at %s: %s", r.By, r.At.Format(time.RFC3339), r.Reason)
+		}
+		if err == nil && a.Provenance != nil {
+			c.Builder, c.Source = a.Provenance.RunDetails.Builder.ID, a.Provenance.SourceURI()
+			if v.Builder != "" || v.Source != "" {
+				err = provenance.Check(a.Provenance, provenance.Expect{BuilderID: v.Builder, SourceURI: v.Source})
 			}
-		}
-		if err == nil {
-			c.PredicateType, c.KeyID = va.PredicateType, va.KeyID
-			err = attest.VerifySubject(va, d.DigestStr())
-		}
-		if err == nil {
-			err = v.keyValid(va.KeyID, nil)
-		}
-		if err == nil && va.PredicateType == attest.PredicateSLSAProvenanceV1 {
-			err = v.checkProvenance(va, &c)
 		}
 		switch {
 		case errors.Is(err, attest.ErrUntrusted):
@@ -202,7 +154,7 @@ func (v *Verifier) Run(ctx context.Context, ref string, d name.Digest, o sign.Op
 			fail("attestation %s: %v", OrUnknown(c.PredicateType), err)
 		default:
 			c.OK = true
-			found[va.PredicateType] = true
+			found[a.PredicateType] = true
 		}
 		rep.Attestations = append(rep.Attestations, c)
 	}
@@ -212,7 +164,7 @@ func (v *Verifier) Run(ctx context.Context, ref string, d name.Digest, o sign.Op
 		case "provenance":
 			ok = found[attest.PredicateSLSAProvenanceV1]
 		case "sbom":
-			ok = slices.ContainsFunc(sbomTypes, func(t string) bool { return found[t] })
+			ok = slices.ContainsFunc(evidence.SBOMTypes, func(t string) bool { return found[t] })
 		}
 		rep.Requirements = append(rep.Requirements, RequirementResult{Name: r, OK: ok})
 		if !ok {
@@ -224,22 +176,6 @@ func (v *Verifier) Run(ctx context.Context, ref string, d name.Digest, o sign.Op
 	}
 	rep.OK = len(rep.Failures) == 0
 	return rep
-}
-
-func (v *Verifier) checkProvenance(va *attest.Verified, c *AttestationCheck) error {
-	b, err := attest.PredicateJSON(va.Statement)
-	if err != nil {
-		return err
-	}
-	p, err := provenance.Parse(b)
-	if err != nil {
-		return err
-	}
-	c.Builder, c.Source = p.RunDetails.Builder.ID, p.SourceURI()
-	if v.Builder == "" && v.Source == "" {
-		return nil
-	}
-	return provenance.Check(p, provenance.Expect{BuilderID: v.Builder, SourceURI: v.Source})
 }
 
 // OrUnknown names a predicate type for reports.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,12 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/sign"
 	"github.com/custody-dev/custody/internal/testserver"
 )
 
@@ -320,4 +326,99 @@ func TestPromotionWalkthrough(t *testing.T) {
 	// The audit log names who promoted what.
 	mustCustody(t, home, "", nil, "audit", "checkpoint", "--sign", server)
 	mustCustody(t, home, "", nil, "audit", "verify", server)
+}
+
+// TestPromotionGateKeyValidity: a gate counts a signature only if the ring
+// key that made it was valid at the signing time it claims, as custody
+// verify does. A retired CI key's signature dated inside its window counts;
+// one dated after the key was rotated out is refused, and nothing moves.
+func TestPromotionGateKeyValidity(t *testing.T) {
+	work, home, ciKeys, data := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
+	pass := []string{"CUSTODY_KEY_PASSWORD=ci-passphrase-1"}
+	mustCustody(t, home, "", pass, "key", "create", "--keys", ciKeys)
+	ring, err := key.Open(ciKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := ring.Active()
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldSigner, err := ring.Signer(old, []byte("ci-passphrase-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCustody(t, home, "", pass, "key", "rotate", "--keys", ciKeys)
+	if old, err = ring.Get(old.ID); err != nil || old.NotAfter.IsZero() {
+		t.Fatalf("retired key: %+v %v", old, err)
+	}
+	ciTrust := filepath.Join(work, "ci-trust-root.json")
+	if err := os.WriteFile(ciTrust, []byte(mustCustody(t, home, "", nil, "key", "export-public", "--trust-root", "--keys", ciKeys)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustCustody(t, home, "", []string{"CUSTODY_KEY_PASSWORD=server-passphrase"}, "key", "create", "--keys", filepath.Join(data, "keys"))
+	cfg := filepath.Join(work, "custody.yaml")
+	conf := fmt.Sprintf("projects:\n  - repositories: \"apps/**\"\n    environments:\n      - name: dev\n        gate:\n          rules:\n            - use: signed_by_trusted_key\n              params: {keys: [%q]}\npromotion:\n  trustRoot: %q\n", old.ID, ciTrust)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.Start(t, testserver.Options{Auth: true, Data: data, Args: []string{"--config", cfg},
+		Env: []string{"CUSTODY_KEY_PASSWORD=server-passphrase"}})
+	h, server := srv.Host(), "--server="+srv.URL
+	mustCustody(t, home, srv.AdminPassword()+"\n", nil, "login", h, "-u", "admin", "--password-stdin")
+	adminAuth := remote.WithAuth(&authn.Basic{Username: "admin", Password: srv.AdminPassword()})
+
+	// signedAt pushes an image signed by the retired key, claiming at.
+	signedAt := func(tag string, at time.Time) string {
+		t.Helper()
+		img, err := random.Image(512, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dg, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := name.NewDigest(h + "/apps/web@" + dg.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(d.Context().Tag(tag), img, adminAuth); err != nil {
+			t.Fatal(err)
+		}
+		o := sign.Options{Remote: []remote.Option{adminAuth},
+			Annotations: map[string]string{"dev.custody.signed-at": at.UTC().Format(time.RFC3339)}}
+		if _, err := sign.Sign(context.Background(), d, oldSigner, o); err != nil {
+			t.Fatal(err)
+		}
+		return d.String()
+	}
+	current := func() string {
+		var st struct{ Current string }
+		if err := json.Unmarshal([]byte(mustCustody(t, home, "", nil, "env", "dev", "apps/web", "-o", "json", server)), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Current
+	}
+
+	inside := signedAt("inside", old.NotBefore)
+	mustCustody(t, home, "", nil, "promote", inside, "--to", "dev", server)
+	if got := current(); !strings.HasSuffix(inside, "@"+got) {
+		t.Fatalf("dev runs %q after promoting %s", got, inside)
+	}
+
+	outside := signedAt("outside", old.NotAfter.Add(time.Hour))
+	if out, err := custodyCmd(t, home, "", nil, "promote", outside, "--to", "dev", server); err == nil || !strings.Contains(out, "signed_by_trusted_key") {
+		t.Fatalf("a signature made after its key was rotated out passed the gate: %v\n%s", err, out)
+	}
+	if out, err := custodyCmd(t, home, "", nil, "policy", "test", outside, "--env", "dev", server); err == nil || !strings.Contains(out, "signed_by_trusted_key") {
+		t.Fatalf("policy test passed a signature made outside its key's validity: %v\n%s", err, out)
+	}
+	if got := current(); !strings.HasSuffix(inside, "@"+got) {
+		t.Fatalf("a refused promotion moved dev to %q", got)
+	}
+	// custody verify refuses it for the same reason.
+	if out, err := custodyCmd(t, home, "", nil, "verify", outside, "--trust-root", ciTrust); err == nil || !strings.Contains(out, "not valid at") {
+		t.Fatalf("verify passed a signature made outside its key's validity: %v\n%s", err, out)
+	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/attest"
 	"github.com/custody-dev/custody/internal/config"
+	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/key"
 	custodyserver "github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/sign"
@@ -73,7 +74,7 @@ func measureVerify(ctx context.Context, dir string, keep, signOnly bool) (sample
 		ID: id, Algorithm: key.ECDSAP256, Status: key.Active, PublicKey: string(pem),
 		ValidFor: key.Validity{Start: time.Now().Add(-time.Hour)},
 	}}}
-	o := sign.Options{Annotations: map[string]string{verification.SignedAtAnnotation: time.Now().UTC().Format(time.RFC3339)}}
+	o := sign.Options{Annotations: map[string]string{evidence.SignedAtAnnotation: time.Now().UTC().Format(time.RFC3339)}}
 	if signOnly {
 		// Signing throughput: each signature is stored both ways (the
 		// cosign v2 tag, appended to, and a bundle referrer).

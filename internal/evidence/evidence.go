@@ -1,0 +1,352 @@
+// Package evidence collects and verifies, once, everything custody knows
+// about one artifact digest: its signatures (each with the key that made
+// it, the signing time it claims and whether the key was valid then),
+// every attestation about it (verified, subject-checked, parsed where
+// custody reads the predicate), and the records the server keeps on it
+// (promotions, approvals, revocations).
+//
+// The rules that decide what counts as trusted live here and nowhere
+// else: custody verify (internal/verification), the promotion gates
+// (internal/promotion builds their input from a Set) and the admission
+// webhook all read the same Set.
+package evidence
+
+import (
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/custody-dev/custody/internal/attest"
+	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/provenance"
+	"github.com/custody-dev/custody/internal/sign"
+)
+
+// SignedAtAnnotation is the signed annotation carrying the signing time
+// (RFC 3339) that custody sign and the server's sign-on-push add; a
+// signature that carries it counts only if its key was valid then.
+const SignedAtAnnotation = "dev.custody.signed-at"
+
+// The predicate types of the records the server writes.
+const (
+	// PredicatePromotion records that a digest entered an environment
+	// (also a rollback, with Rollback set).
+	PredicatePromotion = "https://custody.dev/attestation/promotion/v1"
+	// PredicateApproval records one approver's approval of a promotion.
+	PredicateApproval = "https://custody.dev/attestation/approval/v1"
+	// PredicateRevocation makes a digest fail every later gate, verify
+	// and admission.
+	PredicateRevocation = "https://custody.dev/attestation/revocation/v1"
+)
+
+// PredicateOpenVEX is the predicate type of OpenVEX statements attached as
+// attestations (waivers of findings).
+const PredicateOpenVEX = "https://openvex.dev/ns/v0.2.0"
+
+// RecordTypes lists the predicate types of the server's records.
+var RecordTypes = []string{PredicatePromotion, PredicateApproval, PredicateRevocation}
+
+// SBOMTypes are the predicate types that count as an SBOM.
+var SBOMTypes = []string{attest.PredicateSPDX, attest.PredicateCycloneDX}
+
+// known are the predicate types accepted besides attest's built-in ones.
+var known = append(slices.Clone(RecordTypes), PredicateOpenVEX)
+
+// Record is the predicate of a promotion attestation.
+type Record struct {
+	Environment string    `json:"environment"`
+	Repository  string    `json:"repository"`
+	Digest      string    `json:"digest"`
+	Previous    string    `json:"previousDigest,omitempty"`
+	By          string    `json:"promotedBy"`
+	Approvers   []string  `json:"approvers,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	At          time.Time `json:"at"`
+	Rollback    bool      `json:"rollback,omitempty"`
+	// Gate holds the rules' results at promotion time.
+	Gate []gate.RuleResult `json:"gate,omitempty"`
+}
+
+// Approval is the predicate of an approval attestation.
+type Approval struct {
+	Environment string    `json:"environment"`
+	By          string    `json:"approvedBy"`
+	Reason      string    `json:"reason,omitempty"`
+	At          time.Time `json:"at"`
+}
+
+// Revocation is the predicate of a revocation attestation.
+type Revocation struct {
+	By     string    `json:"revokedBy"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// Trust is what a Set is verified against: the keys of a trust root, each
+// only inside its validity window, and the keys whose records
+// (promotions, approvals, revocations) count.
+type Trust struct {
+	root key.TrustRoot
+	keys []crypto.PublicKey
+	// restricted limits the keys whose records count to recorders;
+	// otherwise every key of the root records.
+	restricted bool
+	recorders  []string
+}
+
+// NewTrust trusts the keys of root; the records (promotions, approvals,
+// revocations) of any of them count.
+func NewTrust(root key.TrustRoot) (*Trust, error) {
+	t := &Trust{root: root}
+	for _, k := range root.Keys {
+		pub, err := key.ParsePublicKey([]byte(k.PublicKey))
+		if err != nil {
+			return nil, fmt.Errorf("trust root key %s: %w", k.ID, err)
+		}
+		t.keys = append(t.keys, pub)
+	}
+	return t, nil
+}
+
+// RecordsOnlyBy makes only the records signed by the keys ids count (the
+// server's own ring, active and retired keys alike, so a key rotation does
+// not forget a revocation); with no ids, no record counts. It returns t.
+func (t *Trust) RecordsOnlyBy(ids ...string) *Trust {
+	t.restricted, t.recorders = true, slices.Clone(ids)
+	return t
+}
+
+// Keys returns the number of trusted keys.
+func (t *Trust) Keys() int { return len(t.keys) }
+
+// records reports whether records signed by key id count.
+func (t *Trust) records(id string) bool {
+	return !t.restricted || slices.Contains(t.recorders, id)
+}
+
+// validAt checks that the trust root allowed key id to sign at t. A zero
+// t (no signing time claimed) accepts any key of the root: an active one
+// or a retired one (rotated, not compromised); revoked keys are never in
+// a trust root.
+func (t *Trust) validAt(id string, at time.Time) error {
+	if at.IsZero() {
+		if slices.ContainsFunc(t.root.Keys, func(k key.TrustedKey) bool { return k.ID == id }) {
+			return nil
+		}
+		return errors.New("key " + id + " is not in the trust root")
+	}
+	_, err := t.root.KeyAt(id, at)
+	return err
+}
+
+// Signature is one signature on the digest that verified with a key of
+// the trust root.
+type Signature struct {
+	sign.Verified
+	// SignedAt is the signing time the signature claims (zero when it
+	// claims none).
+	SignedAt time.Time
+	// Err says why the signature does not count (an unreadable signing
+	// time, a key not valid at the signing time); nil when it counts.
+	Err error
+}
+
+// Trusted reports whether the signature counts.
+func (s Signature) Trusted() bool { return s.Err == nil }
+
+// Attestation is one attestation found on the digest, with its verdict.
+type Attestation struct {
+	// Verified is the verified statement; nil when its signature did not
+	// verify with a trusted key.
+	Verified *attest.Verified
+	// PredicateType and KeyID are set when the signature verified.
+	PredicateType string
+	KeyID         string
+	// Predicate is the predicate JSON of a trusted attestation.
+	Predicate []byte
+	// Provenance is the parsed predicate of a trusted SLSA v1 provenance.
+	Provenance *provenance.Predicate
+	// Record, Approval and Revocation are the parsed predicate of a
+	// trusted server record, whichever its type is.
+	Record     *Record
+	Approval   *Approval
+	Revocation *Revocation
+	// Counts is true for a server record signed by a recording key.
+	Counts bool
+	// Err says why the attestation is not trusted; nil when it is.
+	// errors.Is(Err, attest.ErrUntrusted) when no trusted key signed it.
+	Err error
+}
+
+// Trusted reports whether the attestation verified and is about the
+// digest.
+func (a Attestation) Trusted() bool { return a.Err == nil }
+
+// IsRecord reports whether the attestation is one of the server's records.
+func (a Attestation) IsRecord() bool { return slices.Contains(RecordTypes, a.PredicateType) }
+
+// Set is the verified evidence about one digest.
+type Set struct {
+	Digest string
+	// Signatures are the signatures that verified with a key of the
+	// trust root, in the order found; check Trusted on each.
+	Signatures []Signature
+	// SignatureErr is sign.Verify's error: it wraps sign.ErrNoSignature
+	// or sign.ErrNotVerified when there is no verifying signature, or
+	// says why the signatures could not be read.
+	SignatureErr error
+	// Attestations are all the attestations found, trusted or not.
+	Attestations []Attestation
+	// AttestationErr says why the attestations could not be read.
+	AttestationErr error
+	// Promotions, Approvals and Revocations are the server records that
+	// count (trusted and signed by a recording key); Promotions oldest
+	// first.
+	Promotions  []Record
+	Approvals   []Approval
+	Revocations []Revocation
+}
+
+// Collect reads the signatures and attestations of d from the registry
+// and verifies each against trust. Read failures are recorded in the Set
+// (SignatureErr, AttestationErr), not returned: what could be read is
+// still reported.
+func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *Set {
+	dgst := d.DigestStr()
+	s := &Set{Digest: dgst, Signatures: []Signature{}, Attestations: []Attestation{}}
+	sigs, err := sign.Verify(ctx, d, sign.PublicKeys(trust.keys), o)
+	s.SignatureErr = err
+	for _, v := range sigs {
+		s.Signatures = append(s.Signatures, trust.signature(v))
+	}
+	envs, err := sign.Attestations(ctx, d, o)
+	s.AttestationErr = err
+	resolver := attest.ResolverFromKeys(trust.keys...)
+	for _, env := range envs {
+		a := trust.attestation(env, resolver, dgst)
+		if a.Counts {
+			switch {
+			case a.Record != nil:
+				s.Promotions = append(s.Promotions, *a.Record)
+			case a.Approval != nil:
+				s.Approvals = append(s.Approvals, *a.Approval)
+			case a.Revocation != nil:
+				s.Revocations = append(s.Revocations, *a.Revocation)
+			}
+		}
+		s.Attestations = append(s.Attestations, a)
+	}
+	sort.SliceStable(s.Promotions, func(i, j int) bool { return s.Promotions[i].At.Before(s.Promotions[j].At) })
+	return s
+}
+
+// signature judges one signature that verified with a trusted key.
+func (t *Trust) signature(v sign.Verified) Signature {
+	s := Signature{Verified: v}
+	if ts := v.Annotations[SignedAtAnnotation]; ts != "" {
+		at, err := time.Parse(time.RFC3339, ts)
+		if err != nil {
+			s.Err = errors.New("unreadable signing time " + ts)
+			return s
+		}
+		s.SignedAt = at
+	}
+	s.Err = t.validAt(v.KeyID, s.SignedAt)
+	return s
+}
+
+// attestation verifies one DSSE envelope as an attestation about dgst.
+func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string) Attestation {
+	var a Attestation
+	v, err := attest.Verify(env, resolver, attest.AllowStatementV01(), attest.AllowPredicateType(known...))
+	if err != nil {
+		a.Err = err
+		return a
+	}
+	a.PredicateType, a.KeyID = v.PredicateType, v.KeyID
+	if a.Err = attest.VerifySubject(v, dgst); a.Err != nil {
+		return a
+	}
+	if a.Err = t.validAt(v.KeyID, time.Time{}); a.Err != nil {
+		return a
+	}
+	b, err := attest.PredicateJSON(v.Statement)
+	if err != nil {
+		a.Err = err
+		return a
+	}
+	switch v.PredicateType {
+	case attest.PredicateSLSAProvenanceV1:
+		a.Provenance, a.Err = provenance.Parse(b)
+	case PredicatePromotion:
+		a.Record = new(Record)
+		a.Err = parseRecord(b, a.Record)
+	case PredicateApproval:
+		a.Approval = new(Approval)
+		a.Err = parseRecord(b, a.Approval)
+	case PredicateRevocation:
+		a.Revocation = new(Revocation)
+		a.Err = parseRecord(b, a.Revocation)
+	}
+	if a.Err != nil {
+		a.Record, a.Approval, a.Revocation = nil, nil, nil
+		return a
+	}
+	a.Verified, a.Predicate = v, b
+	a.Counts = a.IsRecord() && t.records(v.KeyID)
+	return a
+}
+
+func parseRecord(b []byte, into any) error {
+	if err := json.Unmarshal(b, into); err != nil {
+		return fmt.Errorf("unreadable record: %w", err)
+	}
+	return nil
+}
+
+// TrustedSignatures returns the signatures that count.
+func (s *Set) TrustedSignatures() []Signature {
+	var out []Signature
+	for _, sg := range s.Signatures {
+		if sg.Trusted() {
+			out = append(out, sg)
+		}
+	}
+	return out
+}
+
+// Predicates returns the predicates of the trusted attestations of the
+// given types, in the order found.
+func (s *Set) Predicates(types ...string) [][]byte {
+	var out [][]byte
+	for _, a := range s.Attestations {
+		if a.Trusted() && slices.Contains(types, a.PredicateType) {
+			out = append(out, a.Predicate)
+		}
+	}
+	return out
+}
+
+// Has reports whether a trusted attestation of one of types is present.
+func (s *Set) Has(types ...string) bool {
+	return slices.ContainsFunc(s.Attestations, func(a Attestation) bool {
+		return a.Trusted() && slices.Contains(types, a.PredicateType)
+	})
+}
+
+// Revoked returns the last revocation found that counts, or nil.
+func (s *Set) Revoked() *Revocation {
+	if len(s.Revocations) == 0 {
+		return nil
+	}
+	r := s.Revocations[len(s.Revocations)-1]
+	return &r
+}
