@@ -381,16 +381,7 @@ func PurgeUploads(ctx context.Context, blobs blob.Store, md meta.Store, before t
 			n++
 		}
 	}
-	// Backends with temporary files of their own (a Put cut off by a
-	// crash) expose a purge for them.
-	if p, ok := blobs.(interface {
-		PurgeTemp(ctx context.Context, before time.Time) (int, error)
-	}); ok {
-		k, err := p.PurgeTemp(ctx, before)
-		n += k
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
+	// The backend's own temporary data (a Put cut off by a crash).
+	k, err := blobs.PurgeTemp(ctx, before)
+	return n + k, err
 }
