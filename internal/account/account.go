@@ -7,6 +7,8 @@ package account
 import (
 	"fmt"
 	"strings"
+
+	"github.com/custody-dev/custody/internal/repopattern"
 )
 
 // Role is a named set of permissions.
@@ -120,8 +122,8 @@ func ValidSubject(s string) error {
 	return nil
 }
 
-// Grant binds a role to a subject on a repository pattern: '*' matches
-// within one path segment, '**' any number of segments ("team/*", "**").
+// Grant binds a role to a subject on a repository pattern (see
+// internal/repopattern: "team/*", "team/**", "**").
 type Grant struct {
 	Subject    string `json:"subject"`
 	Role       Role   `json:"role"`
@@ -139,8 +141,8 @@ func (g Grant) Validate() error {
 	if _, err := ParseRole(string(g.Role)); err != nil {
 		return err
 	}
-	if g.Repository == "" || strings.ContainsAny(g.Repository, " \t\r\n@") {
-		return fmt.Errorf("invalid repository pattern %q (use e.g. team/*, team/**, or ** for all)", g.Repository)
+	if err := repopattern.Validate(g.Repository); err != nil {
+		return err
 	}
 	return nil
 }

@@ -15,8 +15,8 @@ import (
 	"strings"
 
 	"github.com/custody-dev/custody/internal/account"
-	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/repopattern"
 )
 
 // The account vocabulary, under the names this package's users know.
@@ -97,7 +97,7 @@ func matchRepo(pattern, repo string, perm Perm) bool {
 	if perm.Global() || repo == "" {
 		return pattern == "**"
 	}
-	return policy.MatchRepo(pattern, repo)
+	return repopattern.Match(pattern, repo)
 }
 
 // Principal is an authenticated (or anonymous) caller and what it may do.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/custody-dev/custody/internal/repopattern"
 )
 
 // OIDCIssuer is a trusted OIDC issuer (for example a CI system's workload
@@ -60,6 +62,13 @@ func newOIDCIssuer(c OIDCIssuer, service string) (*oidcIssuer, error) {
 		for _, g := range r.Grants {
 			if _, err := ParseRole(string(g.Role)); err != nil {
 				return nil, fmt.Errorf("oidc issuer %s rule %d: %w", c.Issuer, i, err)
+			}
+			for _, pat := range g.Repositories {
+				// A {claim} stands for the claim's value: check the
+				// pattern around it.
+				if err := repopattern.Validate(placeholder.ReplaceAllString(pat, "x")); err != nil {
+					return nil, fmt.Errorf("oidc issuer %s rule %d: %w", c.Issuer, i, err)
+				}
 			}
 		}
 		cr := compiledRule{OIDCRule: r, match: map[string]*regexp.Regexp{}}
@@ -193,6 +202,13 @@ func (r compiledRule) grants(claims map[string]string) ([]Scope, error) {
 	for _, g := range r.Grants {
 		s := Scope{Role: g.Role}
 		for _, pat := range g.Repositories {
+			// A claim value is literal in a pattern: one holding a
+			// wildcard would widen the grant beyond what the rule says.
+			for _, m := range placeholder.FindAllStringSubmatch(pat, -1) {
+				if strings.Contains(claims[m[1]], "*") {
+					return nil, fmt.Errorf("the token's %q claim contains '*', which the repository pattern %q would take for a wildcard", m[1], pat)
+				}
+			}
 			x, err := expand(pat, claims)
 			if err != nil {
 				return nil, err

@@ -16,6 +16,10 @@
 //     UploadSize reports continues them, also after a restart of the process.
 //     Bytes past the offset given to Append (left by a write that was never
 //     acknowledged) are discarded.
+//   - PurgeTemp removes what a crashed Put or CommitUpload left behind and
+//     nothing else: never a blob, an upload session, or the temporary data
+//     of a write started after its cut-off. It is part of the interface, so
+//     no backend can lack it and silently leak storage.
 //   - Errors wrap the sentinels below so callers can use errors.Is.
 //
 // sha256 and sha512 digests are supported; the digest algorithm is chosen by
@@ -81,6 +85,11 @@ type Store interface {
 	AbortUpload(ctx context.Context, id string) error
 	// Uploads calls fn for every upload session with its last modification time.
 	Uploads(ctx context.Context, fn func(id string, modified time.Time) error) error
+	// PurgeTemp removes the backend's own temporary data (of Put and
+	// CommitUpload calls cut off by a crash) last modified before before,
+	// and returns how many objects it removed. Blobs and upload sessions
+	// are never touched. Garbage collection calls it with the upload purge.
+	PurgeTemp(ctx context.Context, before time.Time) (int, error)
 }
 
 // Supported reports whether d names a digest algorithm custody stores

@@ -110,7 +110,7 @@ func newTokenCreateCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&tname, "name", "", "what the token is for (required)")
 	fl.StringVar(&role, "role", "reader", "role the token holds: reader, writer, promoter, maintainer, admin, auditor, governance-bypass")
-	fl.StringSliceVar(&repos, "repo", nil, "repository pattern (repeatable): 'team/*' one level, 'team/**' all below, '**' all")
+	fl.StringSliceVar(&repos, "repo", nil, "repository pattern (repeatable): 'team/*' one level, 'team/**' team and all below, '**' all")
 	fl.StringVar(&expires, "expires", "30d", "lifetime, e.g. 12h, 90d or 1y; the server refuses more than a year (366d)")
 	_ = cmd.MarkFlagRequired("name")
 	return cmd

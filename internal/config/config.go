@@ -19,6 +19,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/proxy"
+	"github.com/custody-dev/custody/internal/repopattern"
 )
 
 // Config is custody's whole configuration.
@@ -139,8 +140,8 @@ type Signing struct {
 	// PassphraseFile holds the active key's passphrase; default: the
 	// CUSTODY_KEY_PASSWORD variable. Without one the server signs nothing.
 	PassphraseFile string `yaml:"passphraseFile"`
-	// OnPush lists repository patterns whose artifacts the server signs
-	// when a client sets a tag on them.
+	// OnPush lists repository patterns (internal/repopattern) whose
+	// artifacts the server signs when a client sets a tag on them.
 	OnPush []string `yaml:"onPush"`
 	// BuilderID names the server as the builder in the SLSA provenance it
 	// writes from OIDC claims (platform mode).
@@ -257,8 +258,9 @@ type Audit struct {
 
 // Policy is one repository policy.
 type Policy struct {
-	// Repository is a glob over repository names: '*' matches within one
-	// path segment, '**' any number of segments (e.g. "team/*", "**").
+	// Repository is a repository pattern (internal/repopattern): '*'
+	// matches within one path segment, '**' any number of segments, none
+	// included (e.g. "team/*", "team/**", "**").
 	Repository string `yaml:"repository"`
 	// ImmutableTags are tag patterns that may not move or be deleted once
 	// set: globs ("v*") or, when starting with '^', regular expressions.
@@ -302,7 +304,8 @@ type GC struct {
 	Grace Duration `yaml:"grace"`
 	// UntaggedManifests are the repository patterns where untagged,
 	// unreferenced manifests are collected: '*' within one path segment,
-	// "prefix/**" below prefix, "**" everywhere. Default: none.
+	// "prefix/**" prefix and everything below it, "**" everywhere
+	// (internal/repopattern). Default: none.
 	UntaggedManifests []string `yaml:"untaggedManifests"`
 }
 
@@ -586,9 +589,18 @@ func (c Config) Validate() error {
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return errors.New("tls needs both certFile and keyFile")
 	}
+	if err := repopattern.ValidateAll(c.GC.UntaggedManifests); err != nil {
+		return fmt.Errorf("gc.untaggedManifests: %w", err)
+	}
+	if err := repopattern.ValidateAll(c.Signing.OnPush); err != nil {
+		return fmt.Errorf("signing.onPush: %w", err)
+	}
 	for i, p := range c.Projects {
 		if p.Repositories == "" || len(p.Environments) == 0 {
 			return fmt.Errorf("projects[%d] needs repositories and environments", i)
+		}
+		if err := repopattern.Validate(p.Repositories); err != nil {
+			return fmt.Errorf("projects[%d].repositories: %w", i, err)
 		}
 		seen := map[string]bool{}
 		for j, e := range p.Environments {
@@ -605,6 +617,9 @@ func (c Config) Validate() error {
 	for i, p := range c.Policies {
 		if p.Repository == "" {
 			return fmt.Errorf("policies[%d].repository is empty (use e.g. \"team/*\" or \"**\")", i)
+		}
+		if err := repopattern.Validate(p.Repository); err != nil {
+			return fmt.Errorf("policies[%d].repository: %w", i, err)
 		}
 		if seen[p.Repository] {
 			return fmt.Errorf("policies[%d]: repository %q appears twice", i, p.Repository)
@@ -665,6 +680,9 @@ func (a Auth) validate(addr string) error {
 	for i, g := range a.Grants {
 		if len(g.Subjects) == 0 || g.Role == "" || len(g.Repositories) == 0 {
 			return fmt.Errorf("auth.grants[%d] needs subjects, role and repositories", i)
+		}
+		if err := repopattern.ValidateAll(g.Repositories); err != nil {
+			return fmt.Errorf("auth.grants[%d].repositories: %w", i, err)
 		}
 	}
 	for i, o := range a.OIDC {

@@ -103,6 +103,12 @@ func TestRefusals(t *testing.T) {
 		{"negative conn cap", "", []string{"CUSTODY_MAX_CONNS_PER_CLIENT=-1"}, "maxConnsPerClient"},
 		{"bad backend timeout", "", []string{"CUSTODY_BACKEND_TIMEOUT=never"}, "CUSTODY_BACKEND_TIMEOUT"},
 		{"negative reserve", "", []string{"CUSTODY_DISK_RESERVE=-5"}, "diskReserve"},
+		// Every repository pattern is checked at load (internal/repopattern).
+		{"bad gc pattern", write("gc:\n  untaggedManifests: [\"ci/x**\"]\n"), nil, "gc.untaggedManifests: repository pattern \"ci/x**\": '**' must be a whole path segment"},
+		{"bad onPush pattern", write("signing:\n  onPush: [Team/*]\n"), nil, "signing.onPush: repository pattern \"Team/*\": character 'T'"},
+		{"bad policy pattern", write("policies:\n- repository: team//a\n"), nil, "policies[0].repository: repository pattern \"team//a\" has an empty path segment"},
+		{"bad project pattern", write("projects:\n- repositories: \"a?\"\n  environments: [{name: dev}]\n"), nil, "projects[0].repositories: repository pattern \"a?\": character '?'"},
+		{"bad grant pattern", write("# grants\nauth:\n  grants:\n  - {subjects: [anonymous], role: reader, repositories: [\"team/[ab]\"]}\n"), nil, "auth.grants[0].repositories: repository pattern \"team/[ab]\""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

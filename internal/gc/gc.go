@@ -21,14 +21,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/repopattern"
 )
 
 // Protector says whether content is under retention or legal hold. The
@@ -92,8 +91,8 @@ type Collector struct {
 	Grace time.Duration
 	// UploadTTL: upload sessions idle longer than this are purged.
 	UploadTTL time.Duration
-	// UntaggedRepos are the repository patterns where untagged manifests
-	// are collected (see MatchRepo).
+	// UntaggedRepos are the repository patterns (internal/repopattern)
+	// where untagged manifests are collected.
 	UntaggedRepos []string
 	Log           *slog.Logger
 	Now           func() time.Time
@@ -167,27 +166,6 @@ func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
 	return rep, nil
 }
 
-// MatchRepo reports whether repo matches one of patterns: path.Match
-// patterns ('*' stays within one path segment), "**" for every repository,
-// and "prefix/**" for everything below prefix.
-func MatchRepo(patterns []string, repo string) bool {
-	for _, p := range patterns {
-		if p == "**" {
-			return true
-		}
-		if pre, ok := strings.CutSuffix(p, "/**"); ok {
-			if strings.HasPrefix(repo, pre+"/") {
-				return true
-			}
-			continue
-		}
-		if ok, _ := path.Match(p, repo); ok {
-			return true
-		}
-	}
-	return false
-}
-
 // collectManifests marks the live manifests of every opted-in repository
 // (tagged, reachable from a live index, or a referrer of a live manifest)
 // and deletes the others older than cutoff.
@@ -203,7 +181,7 @@ func (c *Collector) collectManifests(ctx context.Context, rep *Report, cutoff ti
 		}
 		last = repos[len(repos)-1]
 		for _, repo := range repos {
-			if !MatchRepo(c.UntaggedRepos, repo) {
+			if !repopattern.MatchAny(c.UntaggedRepos, repo) {
 				continue
 			}
 			if err := c.collectRepo(ctx, rep, repo, cutoff, prot, dryRun); err != nil {
@@ -403,16 +381,7 @@ func PurgeUploads(ctx context.Context, blobs blob.Store, md meta.Store, before t
 			n++
 		}
 	}
-	// Backends with temporary files of their own (a Put cut off by a
-	// crash) expose a purge for them.
-	if p, ok := blobs.(interface {
-		PurgeTemp(ctx context.Context, before time.Time) (int, error)
-	}); ok {
-		k, err := p.PurgeTemp(ctx, before)
-		n += k
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
+	// The backend's own temporary data (a Put cut off by a crash).
+	k, err := blobs.PurgeTemp(ctx, before)
+	return n + k, err
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/custody-dev/custody/internal/gc"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/meta/sqlite"
+	"github.com/custody-dev/custody/internal/repopattern"
 )
 
 type protectSet map[digest.Digest]bool
@@ -180,12 +181,15 @@ func TestMatchRepo(t *testing.T) {
 	}{
 		{[]string{"**"}, "a/b/c", true},
 		{[]string{"ci/**"}, "ci/a/b", true},
-		{[]string{"ci/**"}, "ci", false},
+		// "prefix/**" covers prefix itself too: one meaning of a
+		// pattern everywhere (internal/repopattern).
+		{[]string{"ci/**"}, "ci", true},
+		{[]string{"ci/**"}, "cid", false},
 		{[]string{"ci/*"}, "ci/a/b", false},
 		{[]string{"ci/*"}, "ci/a", true},
 		{nil, "x", false},
 	} {
-		if got := gc.MatchRepo(c.pats, c.repo); got != c.want {
+		if got := repopattern.MatchAny(c.pats, c.repo); got != c.want {
 			t.Errorf("MatchRepo(%v, %q) = %v", c.pats, c.repo, got)
 		}
 	}

@@ -620,7 +620,8 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 		}
 		return h.policy.CheckTag(ctx, l.oci(), tag, current, next)
 	}
-	if err := h.putManifest(ctx, m, []string{l.version}, check); err != nil {
+	// Verified against garbage collection, like the registry's puts.
+	if err := h.meta.PutManifestVerified(ctx, m, []string{l.version}, check); err != nil {
 		var exists *versionExists
 		switch {
 		case errors.Is(err, meta.ErrReferenceGone):
@@ -650,20 +651,6 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 	w.Header().Set("Docker-Content-Digest", fd.String())
 	problem.JSON(w, http.StatusCreated, PutResult{Repo: l.repo, Name: l.name, Version: l.version,
 		File: fileOf(l.file, fd, size), Manifest: md, Created: true})
-}
-
-// verifiedPutter is implemented by metadata stores that check, inside the
-// transaction recording a manifest, that what it references is still in
-// the repository (as the registry uses it, against garbage collection).
-type verifiedPutter interface {
-	PutManifestVerified(ctx context.Context, m meta.Manifest, tags []string, check meta.TagCheck) error
-}
-
-func (h *Handler) putManifest(ctx context.Context, m meta.Manifest, tags []string, check meta.TagCheck) error {
-	if vp, ok := h.meta.(verifiedPutter); ok {
-		return vp.PutManifestVerified(ctx, m, tags, check)
-	}
-	return h.meta.PutManifest(ctx, m, tags, check)
 }
 
 func fileOf(name string, d digest.Digest, size int64) File {

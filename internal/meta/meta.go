@@ -11,6 +11,12 @@
 //   - PutManifest records a manifest, its references and its tags in one
 //     transaction; TagCheck runs inside that transaction against the tag's
 //     current value, so a check cannot race with a concurrent writer.
+//   - PutManifestVerified also checks, inside that transaction, that what
+//     the manifest references is still in its repository, and serialises
+//     with garbage collection's deletions: it is what keeps a push from
+//     recording a manifest whose blobs GC removed after the registry
+//     validated them. It is part of the interface, so no backend can lack
+//     it and silently lose the guarantee.
 //   - Listings (Tags, Repositories, Referrers) are in lexical (byte) order,
 //     start after `last` and return at most n entries.
 //   - A repository exists while it has at least one manifest or linked blob.
@@ -99,6 +105,15 @@ type Store interface {
 	// manifest that exists is a no-op for the manifest and still moves tags.
 	// check, if not nil, is called for each tag before it moves.
 	PutManifest(ctx context.Context, m Manifest, tags []string, check TagCheck) error
+	// PutManifestVerified is PutManifest, except that inside the same
+	// transaction it first checks that every blob m references is linked
+	// into m.Repo and every child manifest is recorded there; otherwise it
+	// fails with an error wrapping ErrReferenceGone and writes nothing.
+	// The check and garbage collection's re-checks before deleting
+	// (internal/gc) serialise, so a manifest is never recorded pointing at
+	// content collected after the registry validated it. The registry and
+	// the generic-package endpoints record manifests only through it.
+	PutManifestVerified(ctx context.Context, m Manifest, tags []string, check TagCheck) error
 	// GetManifest returns the record of manifest d in repo.
 	GetManifest(ctx context.Context, repo string, d digest.Digest) (Manifest, error)
 	// DeleteManifest removes manifest d from repo with every tag pointing at

@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/repopattern"
 	"github.com/custody-dev/custody/internal/veto"
 )
 
@@ -36,7 +37,7 @@ type Engine struct {
 // manifest being deleted.
 func NewEngine(ctx context.Context, store Store, configured map[string]Policy, md meta.Store) (*Engine, error) {
 	for pat, p := range configured {
-		if err := ValidatePattern(pat); err != nil {
+		if err := repopattern.Validate(pat); err != nil {
 			return nil, err
 		}
 		if err := p.Validate(); err != nil {
@@ -142,7 +143,7 @@ func (e *Engine) Effective(repo string) (Policy, string) {
 	defer e.mu.RUnlock()
 	best := ""
 	for pat := range e.current {
-		if MatchRepo(pat, repo) && (best == "" || moreSpecific(pat, best)) {
+		if repopattern.Match(pat, repo) && (best == "" || moreSpecific(pat, best)) {
 			best = pat
 		}
 	}
@@ -159,7 +160,7 @@ func (e *Engine) DefaultRetention(repo string) *DefaultRetention {
 	defer e.mu.RUnlock()
 	best := ""
 	for pat, p := range e.current {
-		if p.Retention != nil && MatchRepo(pat, repo) && (best == "" || moreSpecific(pat, best)) {
+		if p.Retention != nil && repopattern.Match(pat, repo) && (best == "" || moreSpecific(pat, best)) {
 			best = pat
 		}
 	}
@@ -193,7 +194,7 @@ func (e *Engine) Get(ctx context.Context, pattern string, version int) (Policy, 
 // an error wrapping ErrConflict, a policy that drops the default retention
 // of a pattern that had one: retention cannot be switched off.
 func (e *Engine) Put(ctx context.Context, pattern string, p Policy) (Record, error) {
-	if err := ValidatePattern(pattern); err != nil {
+	if err := repopattern.Validate(pattern); err != nil {
 		return Record{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if err := p.Validate(); err != nil {

@@ -4,7 +4,8 @@
 //
 // Policies come from the configuration file and from the /api/v1/policies
 // API. Every PUT stores a new version; old versions stay readable. For a
-// repository, the most specific matching pattern wins (see Specificity):
+// repository, the most specific matching pattern wins (patterns mean what
+// internal/repopattern says; see Specificity for the order):
 // its immutable tags, deletion ban, media types and size apply. The default
 // retention is inherited separately: it comes from the most specific
 // matching policy that sets one, so a narrower policy can never switch
@@ -106,25 +107,6 @@ func (p Policy) Validate() error {
 	return nil
 }
 
-// ValidatePattern checks a repository pattern: repository-name characters,
-// '/' separators and the wildcards '*' and '**'.
-func ValidatePattern(p string) error {
-	if p == "" || len(p) > 255 {
-		return errors.New("repository pattern must be 1 to 255 characters")
-	}
-	for _, seg := range strings.Split(p, "/") {
-		if seg == "" {
-			return fmt.Errorf("repository pattern %q has an empty path segment", p)
-		}
-		for _, c := range seg {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.ContainsRune("._-*", c)) {
-				return fmt.Errorf("repository pattern %q: character %q is not allowed (lowercase names, '/', '*', '**')", p, c)
-			}
-		}
-	}
-	return nil
-}
-
 type tagRule struct {
 	pattern string
 	re      *regexp.Regexp // nil for a glob
@@ -152,38 +134,11 @@ func (r tagRule) match(tag string) bool {
 	return ok
 }
 
-// MatchRepo reports whether repo matches pattern: '*' matches within a path
-// segment, '**' matches any number of segments (including none).
-func MatchRepo(pattern, repo string) bool {
-	return matchSegs(strings.Split(pattern, "/"), strings.Split(repo, "/"))
-}
-
-func matchSegs(p, r []string) bool {
-	for len(p) > 0 {
-		if p[0] == "**" {
-			for i := 0; i <= len(r); i++ {
-				if matchSegs(p[1:], r[i:]) {
-					return true
-				}
-			}
-			return false
-		}
-		if len(r) == 0 {
-			return false
-		}
-		if ok, _ := path.Match(p[0], r[0]); !ok {
-			return false
-		}
-		p, r = p[1:], r[1:]
-	}
-	return len(r) == 0
-}
-
 // Specificity orders patterns: more literal characters win, then fewer
 // wildcards. "team/app" beats "team/*", which beats "**".
 func Specificity(pattern string) (literal, wildcards int) {
 	for _, c := range pattern {
-		if c == '*' || c == '?' {
+		if c == '*' {
 			wildcards++
 		} else {
 			literal++

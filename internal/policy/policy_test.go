@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/custody-dev/custody/internal/repopattern"
 )
 
 func TestVersionTagPattern(t *testing.T) {
@@ -31,7 +33,7 @@ func TestMatchRepo(t *testing.T) {
 		{"team/**", "team", true}, {"team/**", "team/a/b", true}, {"team/**/x", "team/a/b/x", true},
 		{"team/app", "team/app", true}, {"team/app", "team/app2", false}, {"*/app", "x/app", true},
 	} {
-		if got := MatchRepo(c.pattern, c.repo); got != c.want {
+		if got := repopattern.Match(c.pattern, c.repo); got != c.want {
 			t.Errorf("MatchRepo(%q, %q) = %v", c.pattern, c.repo, got)
 		}
 	}
@@ -54,7 +56,7 @@ func TestValidate(t *testing.T) {
 		}
 	}
 	for _, p := range []string{"", "a//b", "A/b", "a/b c"} {
-		if ValidatePattern(p) == nil {
+		if repopattern.Validate(p) == nil {
 			t.Errorf("pattern %q validated", p)
 		}
 	}

@@ -29,7 +29,7 @@ import (
 	"github.com/custody-dev/custody/internal/attest"
 	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/gate"
-	"github.com/custody-dev/custody/internal/policy"
+	"github.com/custody-dev/custody/internal/repopattern"
 	"github.com/custody-dev/custody/internal/sign"
 )
 
@@ -97,7 +97,7 @@ func (s *Service) now() time.Time {
 func (s *Service) Lookup(repo, env string) (*Project, int, error) {
 	for i := range s.Projects {
 		p := &s.Projects[i]
-		if !policy.MatchRepo(p.Repositories, repo) {
+		if !repopattern.Match(p.Repositories, repo) {
 			continue
 		}
 		for j, e := range p.Environments {
@@ -118,7 +118,7 @@ func (s *Service) Lookup(repo, env string) (*Project, int, error) {
 // promotions may move it.
 func (s *Service) IsEnvironmentTag(repo, tag string) bool {
 	for _, p := range s.Projects {
-		if policy.MatchRepo(p.Repositories, repo) {
+		if repopattern.Match(p.Repositories, repo) {
 			return slices.ContainsFunc(p.Environments, func(e Environment) bool { return e.Name == tag })
 		}
 	}

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -238,7 +237,10 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 		moved[tag] = current
 		return nil
 	}
-	if err := reg.putManifestRecord(ctx, m, tags, check); err != nil {
+	// The verified put: what m references is re-checked in the
+	// transaction recording it, which garbage collection serialises with
+	// (meta.Store.PutManifestVerified).
+	if err := reg.meta.PutManifestVerified(ctx, m, tags, check); err != nil {
 		var e *Error
 		if errors.Is(err, meta.ErrReferenceGone) {
 			reg.audit.Record(ctx, Event{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "invalid", Reason: err.Error(), Request: r})
@@ -426,19 +428,4 @@ func (reg *Registry) deleteTag(w http.ResponseWriter, r *http.Request, rt route)
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
-}
-
-// verifiedPutter is implemented by metadata stores that can check, inside
-// the transaction recording a manifest, that what it references is still in
-// the repository (see sqlite.Store.PutManifestVerified). Garbage collection
-// re-checks in write transactions too, so the two cannot interleave.
-type verifiedPutter interface {
-	PutManifestVerified(ctx context.Context, m meta.Manifest, tags []string, check meta.TagCheck) error
-}
-
-func (reg *Registry) putManifestRecord(ctx context.Context, m meta.Manifest, tags []string, check meta.TagCheck) error {
-	if vp, ok := reg.meta.(verifiedPutter); ok {
-		return vp.PutManifestVerified(ctx, m, tags, check)
-	}
-	return reg.meta.PutManifest(ctx, m, tags, check)
 }

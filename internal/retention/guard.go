@@ -2,7 +2,6 @@ package retention
 
 import (
 	"context"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -32,15 +31,4 @@ func (g *guarded) Delete(ctx context.Context, d digest.Digest) error {
 		return err
 	}
 	return g.Store.Delete(ctx, d)
-}
-
-// PurgeTemp forwards to the wrapped store's purge of its temporary files,
-// when it has one.
-func (g *guarded) PurgeTemp(ctx context.Context, before time.Time) (int, error) {
-	if p, ok := g.Store.(interface {
-		PurgeTemp(ctx context.Context, before time.Time) (int, error)
-	}); ok {
-		return p.PurgeTemp(ctx, before)
-	}
-	return 0, nil
 }

@@ -628,3 +628,33 @@ func TestAPIPermissions(t *testing.T) {
 		t.Fatalf("whoami: %v %+v", err, who)
 	}
 }
+
+// TestInvalidRepositoryPatternRefused: a grant or token scope whose
+// pattern has no meaning (internal/repopattern) is refused with 400 naming
+// the fix, and nothing is stored.
+func TestInvalidRepositoryPatternRefused(t *testing.T) {
+	a := newAuthServer(t, nil)
+	grants := a.must("GET", "/api/v1/grants", "admin:"+a.admin, nil, http.StatusOK)
+	tokens := a.must("GET", "/api/v1/tokens", "admin:"+a.admin, nil, http.StatusOK)
+	for pat, want := range map[string]string{
+		"team/[ab]": "not allowed",
+		"Team/*":    "not allowed",
+		"team/a**":  "whole path segment",
+		"team//a":   "empty path segment",
+	} {
+		code, body, _ := a.call("POST", "/api/v1/grants", "admin:"+a.admin, auth.Grant{Subject: "user:bob", Role: auth.RoleReader, Repository: pat})
+		if code != http.StatusBadRequest || !strings.Contains(body, want) {
+			t.Errorf("grant on %q: %d %s, want 400 saying %q", pat, code, body, want)
+		}
+		code, body, _ = a.call("POST", "/api/v1/tokens", "admin:"+a.admin, map[string]any{"name": "x", "scopes": []map[string]any{{"role": "reader", "repositories": []string{pat}}}})
+		if code != http.StatusBadRequest || !strings.Contains(body, want) {
+			t.Errorf("token scope %q: %d %s, want 400 saying %q", pat, code, body, want)
+		}
+	}
+	if now := a.must("GET", "/api/v1/grants", "admin:"+a.admin, nil, http.StatusOK); now != grants {
+		t.Errorf("grants changed by refused requests:\n%s\nwas\n%s", now, grants)
+	}
+	if now := a.must("GET", "/api/v1/tokens", "admin:"+a.admin, nil, http.StatusOK); now != tokens {
+		t.Errorf("tokens changed by refused requests:\n%s\nwas\n%s", now, tokens)
+	}
+}

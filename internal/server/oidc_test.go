@@ -126,6 +126,9 @@ func TestOIDCWorkloadIdentity(t *testing.T) {
 		"wrong audience":                iss.sign(t, iss.claims(map[string]any{"aud": "someone-else"})),
 		"no rule matches (branch)":      iss.sign(t, iss.claims(map[string]any{"ref": "refs/heads/feature"})),
 		"no rule matches (repository)":  iss.sign(t, iss.claims(map[string]any{"repository": "evil/app"})),
+		// The claim glob "org/*" admits the value "org/*", but a claim
+		// value is literal in "apps/{repository}": no grant of apps/org/*.
+		"claim value holding a wildcard": iss.sign(t, iss.claims(map[string]any{"repository": "org/*"})),
 	}
 	for name, tok := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -26,10 +26,10 @@ import (
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/key"
-	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/provenance"
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/repopattern"
 	"github.com/custody-dev/custody/internal/sbom"
 	"github.com/custody-dev/custody/internal/sign"
 )
@@ -126,7 +126,7 @@ func (s *signing) Record(ctx context.Context, e registry.Event) {
 	if id, ok := registry.IdentityFrom(ctx); ok && id == serverIdentity {
 		return
 	}
-	if !matchAny(s.cfg.OnPush, e.Repo) {
+	if !repopattern.MatchAny(s.cfg.OnPush, e.Repo) {
 		return
 	}
 	select {
@@ -134,15 +134,6 @@ func (s *signing) Record(ctx context.Context, e registry.Event) {
 	default:
 		s.log.Error("signing on push: queue full, artifact left unsigned", "repo", e.Repo, "digest", e.Digest)
 	}
-}
-
-func matchAny(patterns []string, repo string) bool {
-	for _, p := range patterns {
-		if policy.MatchRepo(p, repo) {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *signing) signLoop() {

@@ -60,14 +60,6 @@ var (
 	_ rawBlobs  = (*fs.Store)(nil)
 	_ rawBlobs  = (*s3.Store)(nil)
 	_ leader    = (*postgres.Store)(nil)
-	// GC purges the backends' own temporary objects through this method
-	// (found by type assertion, so a signature drift would go unnoticed).
-	_ interface {
-		PurgeTemp(ctx context.Context, before time.Time) (int, error)
-	} = (*fs.Store)(nil)
-	_ interface {
-		PurgeTemp(ctx context.Context, before time.Time) (int, error)
-	} = (*s3.Store)(nil)
 )
 
 // stores are the opened backends.

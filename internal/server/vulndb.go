@@ -19,9 +19,9 @@ import (
 	"github.com/custody-dev/custody/internal/ecosystem"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/meta"
-	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/repopattern"
 	"github.com/custody-dev/custody/internal/sbom"
 	"github.com/custody-dev/custody/internal/vuln"
 )
@@ -324,7 +324,7 @@ func (v *vulns) reevaluate(ctx context.Context) error {
 		}
 		for _, repo := range repos {
 			for _, p := range v.promo.svc.Projects {
-				if !policy.MatchRepo(p.Repositories, repo) {
+				if !repopattern.Match(p.Repositories, repo) {
 					continue
 				}
 				for _, e := range p.Environments {

@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) blob.Store) {
 		{"ConcurrentPutSameDigest", testConcurrentPut},
 		{"PutStreams", testPutStreams},
 		{"OpenSeek", testOpenSeek},
+		{"PurgeTemp", testPurgeTemp},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -816,5 +817,62 @@ func testOpenSeek(t *testing.T, s blob.Store) {
 	}
 	if n, err := rc.Read(make([]byte, 1)); n != 0 || err != io.EOF {
 		t.Fatalf("Read at end = %d, %v; want 0, EOF", n, err)
+	}
+}
+
+// testPurgeTemp checks PurgeTemp's promise to garbage collection: it
+// removes only temporary data older than its cut-off, never a blob, an
+// upload session or the data of a write in progress that started after the
+// cut-off, and a completed write leaves nothing behind for it.
+func testPurgeTemp(t *testing.T, s blob.Store) {
+	ctx := t.Context()
+	start := time.Now()
+	put := mustPut(t, s, digest.SHA256, Content(40, 1000))
+	committed := Content(41, 2000)
+	mustCreate(t, s, "purge-committed")
+	mustAppend(t, s, "purge-committed", 0, committed)
+	mustCommit(t, s, "purge-committed", sha256Of(committed), int64(len(committed)))
+	open := Content(42, 3000)
+	mustCreate(t, s, "purge-open")
+	mustAppend(t, s, "purge-open", 0, open[:1500])
+
+	// A Put in progress: half of its bytes have been read.
+	big := Content(43, 2<<20)
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Put(ctx, sha256Of(big), int64(len(big)), pr)
+		pr.CloseWithError(err)
+		done <- err
+	}()
+	if _, err := pw.Write(big[:1<<20]); err != nil {
+		t.Fatalf("writing the first half of a Put: %v", err)
+	}
+	if n, err := s.PurgeTemp(ctx, start.Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("PurgeTemp(before any write) = %d, %v; want 0, nil", n, err)
+	}
+	if _, err := pw.Write(big[1<<20:]); err != nil {
+		t.Fatalf("writing the second half of a Put after PurgeTemp: %v", err)
+	}
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Put across a PurgeTemp with an earlier cut-off: %v", err)
+	}
+	checkBlob(t, s, sha256Of(big), big)
+
+	// A cut-off after every write: blobs and the open session stay.
+	if _, err := s.PurgeTemp(ctx, time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("PurgeTemp(after every write): %v", err)
+	}
+	checkBlob(t, s, put, Content(40, 1000))
+	checkBlob(t, s, sha256Of(committed), committed)
+	checkBlob(t, s, sha256Of(big), big)
+	checkUploadSize(t, s, "purge-open", 1500)
+	mustAppend(t, s, "purge-open", 1500, open[1500:])
+	mustCommit(t, s, "purge-open", sha256Of(open), int64(len(open)))
+	checkBlob(t, s, sha256Of(open), open)
+	// Completed writes leave no temporary data behind.
+	if n, err := s.PurgeTemp(ctx, time.Now().Add(time.Hour)); err != nil || n != 0 {
+		t.Fatalf("PurgeTemp after completed writes only = %d, %v; want 0, nil", n, err)
 	}
 }

@@ -677,7 +677,7 @@ func syncDir(dir string) error {
 // PurgeTemp removes Put's temporary files last modified before t: the ones
 // a crash left behind. A Put in progress keeps touching its file, so a
 // cut-off well past the upload TTL never removes live data. It returns how
-// many files it removed. The server finds this method by type assertion.
+// many files it removed.
 func (s *Store) PurgeTemp(_ context.Context, t time.Time) (int, error) {
 	entries, err := os.ReadDir(s.uploads)
 	if err != nil {

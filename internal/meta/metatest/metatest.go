@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"ManifestRoundTrip", testManifestRoundTrip},
 		{"ManifestScopedToRepo", testManifestScopedToRepo},
 		{"PutManifestIdempotent", testPutManifestIdempotent},
+		{"PutManifestVerified", testPutManifestVerified},
 		{"TagMove", testTagMove},
 		{"TagScopedToRepo", testTagScopedToRepo},
 		{"TagCheckVeto", testTagCheckVeto},
