@@ -173,9 +173,10 @@ func Verify(ctx context.Context, src Source, opts VerifyOptions) (*Verification,
 }
 
 // checkEntries checks each entry and returns the recomputed leaf hashes of
-// the first size entries, and whether all of them are present.
+// the first size entries, and whether all of them are present. Memory is
+// bounded by the entries given, not by the (possibly huge) size.
 func (v *Verification) checkEntries(entries []EntryJSON, size uint64) ([][]byte, bool) {
-	hashes := make([][]byte, size)
+	covered := make(map[uint64][]byte, min(size, uint64(len(entries))))
 	for _, e := range entries {
 		h := LeafHash([]byte(e.Entry))
 		if hex.EncodeToString(h) != e.LeafHash {
@@ -188,29 +189,29 @@ func (v *Verification) checkEntries(entries []EntryJSON, size uint64) ([][]byte,
 			v.Uncovered++
 			continue
 		}
-		if hashes[e.Index] != nil {
+		if covered[e.Index] != nil {
 			v.fail(ProblemEntry, at(e.Index), "entry %d: listed twice", e.Index)
 		}
-		hashes[e.Index] = h
+		covered[e.Index] = h
 	}
-	var missing []string
-	var n uint64
-	for i, h := range hashes {
-		if h == nil {
-			n++
-			if len(missing) < 20 {
+	if n := size - uint64(len(covered)); n > 0 {
+		var missing []string
+		for i := uint64(0); i < size && len(missing) < 20; i++ {
+			if covered[i] == nil {
 				missing = append(missing, fmt.Sprint(i))
 			}
 		}
+		if n > 20 {
+			missing = append(missing, "...")
+		}
+		v.fail(ProblemMissing, nil, "%d of the %d entries the checkpoint covers are missing: index %s", n, size, strings.Join(missing, ", "))
+		return nil, false
 	}
-	if n == 0 {
-		return hashes, true
+	hashes := make([][]byte, size)
+	for i, h := range covered {
+		hashes[i] = h
 	}
-	if n > 20 {
-		missing = append(missing, "...")
-	}
-	v.fail(ProblemMissing, nil, "%d of the %d entries the checkpoint covers are missing: index %s", n, size, strings.Join(missing, ", "))
-	return hashes, false
+	return hashes, true
 }
 
 // locate finds the first entry that differs from the signed tree, by

@@ -1,13 +1,17 @@
 package tlog_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/custody-dev/custody/internal/tlog"
 )
@@ -239,5 +243,88 @@ func TestVerifyExport(t *testing.T) {
 	v = verifyOK(t, write(editEntry(5, false)), tlog.VerifyOptions{Key: l.VerifierKey()})
 	if got := kinds(v); got != "entry@5 root" {
 		t.Fatalf("edited export: %q %+v", got, v.Problems)
+	}
+}
+
+// memSource is a Source held in memory, for fuzzing.
+type memSource struct {
+	key, checkpoint []byte
+	entries         []tlog.EntryJSON
+}
+
+func (m memSource) Key(context.Context) ([]byte, error)               { return m.key, nil }
+func (m memSource) Checkpoint(context.Context) ([]byte, error)        { return m.checkpoint, nil }
+func (m memSource) Entries(context.Context) ([]tlog.EntryJSON, error) { return m.entries, nil }
+func (m memSource) Consistency(context.Context, uint64, uint64) ([][]byte, error) {
+	return nil, tlog.ErrNoProofs
+}
+
+// FuzzVerify feeds Verify arbitrary checkpoints and entries from a source
+// whose key it trusts on first use (the weakest setting: the source
+// controls everything). It must never panic, and must report a problem
+// unless the log is intact.
+func FuzzVerify(f *testing.F) {
+	dir := f.TempDir()
+	l, st := openLog(f, dir)
+	defer st.Close()
+	ctx := context.Background()
+	for i := range 5 {
+		l.Append(entry(i))
+	}
+	l.Flush()
+	cp, err := l.Checkpoint(ctx)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, _ := logSource{l: l}.Entries(ctx)
+	var jsonl []byte
+	for _, e := range good {
+		b, _ := json.Marshal(e)
+		jsonl = append(append(jsonl, b...), '\n')
+	}
+	key := []byte(l.VerifierKey())
+	l.Close()
+	f.Add(key, cp.Note, jsonl)
+	f.Add(key, cp.Note, []byte(`{"index":18446744073709551615,"entry":"{}","leafHash":"00"}`))
+	f.Add(key, []byte("custody/test\n99999999999999\nAAAA\n\n— x\n"), jsonl)
+	f.Add([]byte("junk"), []byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, key, note, lines []byte) {
+		var es []tlog.EntryJSON
+		for _, ln := range bytes.Split(lines, []byte("\n")) {
+			var e tlog.EntryJSON
+			if json.Unmarshal(ln, &e) == nil {
+				es = append(es, e)
+			}
+		}
+		v, err := tlog.Verify(ctx, memSource{key: key, checkpoint: note, entries: es}, tlog.VerifyOptions{TrustSourceKey: true, Since: note})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.OK() {
+			// An intact log: the entries hash to the signed root.
+			if uint64(len(es))-v.Uncovered != v.Checkpoint.Size {
+				t.Fatalf("OK with %d entries for a checkpoint of size %d", len(es), v.Checkpoint.Size)
+			}
+		}
+	})
+}
+
+// TestVerifyHugeCheckpoint: a source whose key is trusted on first use can
+// sign any size; Verify reports the entries missing without allocating
+// for the size it claims.
+func TestVerifyHugeCheckpoint(t *testing.T) {
+	signer, vkey, err := tlog.LoadOrCreateKey(t.TempDir(), "custody/huge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := note.Sign(&note.Note{Text: tlog.CheckpointBody("custody/huge", 1<<50, make([]byte, 32))}, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _, _ := signedLog(t, t.TempDir())
+	es, _ := logSource{l: l}.Entries(context.Background())
+	v := verifyOK(t, memSource{key: []byte(vkey), checkpoint: n, entries: es}, tlog.VerifyOptions{TrustSourceKey: true})
+	if kinds(v) != "missing" || !strings.Contains(v.Problems[0].Detail, "1125899906842559 of the 1125899906842624 entries") {
+		t.Fatalf("huge checkpoint: %+v", v.Problems)
 	}
 }
