@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -93,7 +94,7 @@ the concurrency design: docs/maintenance.md.`,
 				}
 				st, err := store.Open(cmd.Context(), cfg)
 				if err != nil {
-					if strings.Contains(err.Error(), "in use") {
+					if errors.Is(err, store.ErrInUse) {
 						return fmt.Errorf("%w; to collect while it serves, use --server URL", err)
 					}
 					return err

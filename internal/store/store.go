@@ -109,8 +109,8 @@ func embedded(cfg config.Config) bool {
 
 // Open opens the backends cfg names for reading and writing, creating
 // the data directory if absent. For an embedded store it first takes the
-// data directory's lock, and fails (naming the directory "in use") while
-// a server or another tool holds it; with PostgreSQL and S3 replicas
+// data directory's lock, and fails with ErrInUse while a server or
+// another tool holds it; with PostgreSQL and S3 replicas
 // share the store and no lock is taken.
 func Open(ctx context.Context, cfg config.Config) (_ *Set, err error) {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
@@ -293,6 +293,10 @@ func redact(s string) string {
 	return u.String()
 }
 
+// ErrInUse is wrapped by Open's error when another process holds an
+// embedded store's data directory.
+var ErrInUse = errors.New("in use by another custody process")
+
 // lockDir takes an exclusive lock on the data directory so two processes
 // never share an embedded store.
 func lockDir(dir string) (*os.File, error) {
@@ -302,7 +306,7 @@ func lockDir(dir string) (*os.File, error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("data directory %s is in use by another custody process (stop it or choose another --data)", dir)
+		return nil, fmt.Errorf("data directory %s is %w (stop it or choose another --data)", dir, ErrInUse)
 	}
 	return f, nil
 }

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,7 +36,7 @@ func TestOpenEmbeddedLocks(t *testing.T) {
 	if !st.Embedded || st.Desc != "metadata=sqlite blobs=fs" {
 		t.Fatalf("embedded store: embedded %v, desc %q", st.Embedded, st.Desc)
 	}
-	if _, err := store.Open(ctx, cfg); err == nil || !strings.Contains(err.Error(), "in use") {
+	if _, err := store.Open(ctx, cfg); !errors.Is(err, store.ErrInUse) || !strings.Contains(err.Error(), cfg.Data) {
 		t.Fatalf("second Open of an embedded store: %v", err)
 	}
 	v, err := store.OpenView(ctx, cfg)
