@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/gc"
 	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/store"
 )
 
 func newGCCmd() *cobra.Command {
@@ -42,8 +44,10 @@ Nothing written less than gc.grace (default 1h) ago, and nothing under
 retention or legal hold, is ever deleted.
 
 Two ways to run it:
-  --data DIR / --config FILE   offline, on a store no server uses (GC takes
-                               the data directory's lock, like serve)
+  --data DIR / --config FILE   offline: on an embedded store no server uses
+                               (GC takes the data directory's lock, like
+                               serve), or beside the replicas of a
+                               PostgreSQL + S3 store
   --server URL                 online: asks the running server to collect
                                (POST URL/api/v1/gc), safe during pushes
 
@@ -88,11 +92,16 @@ the concurrency design: docs/maintenance.md.`,
 				if _, err := os.Stat(cfg.Data); err != nil {
 					return fmt.Errorf("data directory: %w", err)
 				}
-				srv, err := server.New(cfg, newLogger(cmd.ErrOrStderr(), config.Log{Format: "text", Level: "warn"}))
+				st, err := store.Open(cmd.Context(), cfg)
 				if err != nil {
-					if strings.Contains(err.Error(), "in use") {
+					if errors.Is(err, store.ErrInUse) {
 						return fmt.Errorf("%w; to collect while it serves, use --server URL", err)
 					}
+					return err
+				}
+				srv, err := server.NewWith(cfg, newLogger(cmd.ErrOrStderr(), config.Log{Format: "text", Level: "warn"}), st)
+				if err != nil {
+					st.Close()
 					return err
 				}
 				defer srv.Close()

@@ -14,7 +14,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/migrate"
-	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/store"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
@@ -103,7 +103,7 @@ which skips what the target already holds.`,
 }
 
 type migrateStore struct {
-	stores *server.Stores
+	stores *store.Set
 	store  migrate.Store
 	desc   string
 }
@@ -111,7 +111,7 @@ type migrateStore struct {
 func (m *migrateStore) Close() { _ = m.stores.Close() }
 
 // openMigrateStore opens the store a configuration file or data directory
-// names, the way the server does.
+// names, with the opener the server uses (it locks an embedded store).
 func openMigrateStore(cmd *cobra.Command, arg string) (*migrateStore, error) {
 	var cfg config.Config
 	st, err := os.Stat(arg)
@@ -127,7 +127,7 @@ func openMigrateStore(cmd *cobra.Command, arg string) (*migrateStore, error) {
 			return nil, err
 		}
 	}
-	stores, err := server.OpenStores(cmd.Context(), cfg)
+	stores, err := store.Open(cmd.Context(), cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -5,15 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/custody-dev/custody/internal/blob/fs"
 	"github.com/custody-dev/custody/internal/config"
-	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/scrub"
+	"github.com/custody-dev/custody/internal/store"
 )
 
 func newScrubCmd() *cobra.Command {
@@ -34,8 +32,12 @@ tag -> manifest (a referrer whose subject is absent is a warning: OCI allows
 pushing referrers first). It reports each damaged or missing object with
 its digest and repositories and exits with status 1 if anything is wrong.
 
-scrub only reads: it opens the metadata database read-only and takes no
-lock, so it is safe while 'custody serve' runs on the same data directory.
+scrub only reads and takes no lock, so it is safe while 'custody serve'
+runs on the same store: an embedded store's database is opened read-only;
+with --config it opens the backends the file names (and CUSTODY_*
+variables select), also PostgreSQL + S3, with S3 credentials from
+AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. The bucket's Object Lock
+check runs only inside serve.
 
 --read-data-subset n/t re-hashes only the blobs whose digest falls into
 bucket n of t (manifests and references are always checked), so a large
@@ -55,29 +57,23 @@ store can be covered in rotation, e.g. 1/7 on Mondays ... 7/7 on Sundays.`,
 					return err
 				}
 			}
+			cfg := config.Default()
+			cfg.Data = data
 			if configPath != "" {
 				if cmd.Flags().Changed("data") {
 					return fmt.Errorf("give the store with --data or --config, not both")
 				}
-				cfg, err := config.Load(configPath, os.Environ())
-				if err != nil {
+				var err error
+				if cfg, err = config.Load(configPath, os.Environ()); err != nil {
 					return err
 				}
-				data = cfg.Data
 			}
-			if _, err := os.Stat(filepath.Join(data, "meta.db")); err != nil {
-				return fmt.Errorf("no custody store in %s: %w", data, err)
-			}
-			blobs, err := fs.New(data)
+			view, err := store.OpenView(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
-			md, err := sqlite.OpenReadOnly(filepath.Join(data, "meta.db"))
-			if err != nil {
-				return err
-			}
-			defer md.Close()
-			rep, err := (&scrub.Scrubber{Blobs: blobs, Meta: md, Subset: sub}).Run(cmd.Context())
+			defer view.Close()
+			rep, err := (&scrub.Scrubber{Blobs: view.Blobs, Meta: view.Scrub, Subset: sub}).Run(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -92,7 +88,7 @@ store can be covered in rotation, e.g. 1/7 on Mondays ... 7/7 on Sundays.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&data, "data", config.Default().Data, "data directory of the embedded store")
-	f.StringVar(&configPath, "config", "", "scrub the store a custody configuration file names")
+	f.StringVar(&configPath, "config", "", "scrub the store a custody configuration file names (also PostgreSQL + S3)")
 	f.StringVar(&subset, "read-data-subset", "", "re-hash only blobs in bucket n of t (n/t)")
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd

@@ -47,7 +47,7 @@ var ErrTargetNotEmpty = errors.New("the target store is not empty")
 var ErrDiverged = errors.New("the target store holds different data than the source")
 
 // Meta is every metadata interface a migration reads and writes. The
-// SQLite and PostgreSQL backends implement it (server.MetaStore).
+// SQLite and PostgreSQL backends implement it (store.Meta).
 type Meta interface {
 	meta.Store
 	retention.Store

@@ -24,7 +24,7 @@ import (
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/migrate"
-	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/testserver"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -470,7 +470,7 @@ func (c *cancelAfter) Add(n int64) {
 
 func openStore(t *testing.T, cfg config.Config) migrate.Store {
 	t.Helper()
-	st, err := server.OpenStores(context.Background(), cfg)
+	st, err := store.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

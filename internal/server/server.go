@@ -13,10 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -34,6 +31,7 @@ import (
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/reserve"
 	"github.com/custody-dev/custody/internal/retention"
+	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 )
 
@@ -47,7 +45,7 @@ type Server struct {
 	meta      meta.Store
 	reg       *registry.Registry
 	metrics   *metrics
-	lock      *os.File
+	stores    *store.Set // closed by Close
 	handler   http.Handler
 	maint     *maintenance
 	audit     *tlog.Log
@@ -108,16 +106,45 @@ func (f fanOut) RecordChange(ctx context.Context, es ...registry.Event) error {
 	return first
 }
 
-// New opens the stores named by cfg and builds the HTTP handler.
-func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
+// New opens the stores named by cfg (internal/store) and builds the HTTP
+// handler.
+func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := checkConfig(cfg); err != nil {
+		return nil, err
+	}
+	st, err := store.Open(context.Background(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := build(cfg, log, st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewWith builds the server on stores opened with store.Open from the
+// same configuration. On success the server owns them and its Close
+// closes them.
+func NewWith(cfg config.Config, log *slog.Logger, st *store.Set) (*Server, error) {
+	if err := checkConfig(cfg); err != nil {
+		return nil, err
+	}
+	return build(cfg, log, st)
+}
+
+// checkConfig refuses combinations of settings the server cannot honour.
+func checkConfig(cfg config.Config) error {
 	if cfg.Auth.Mode != "none" && cfg.Retention.AllowGovernanceBypass {
-		return nil, errors.New("retention.allowGovernanceBypass applies only with auth mode none; with authentication on, " +
+		return errors.New("retention.allowGovernanceBypass applies only with auth mode none; with authentication on, " +
 			"grant the governance-bypass role on \"**\" to whoever may bypass governance retention (custody grant add user:NAME governance-bypass '**')")
 	}
-	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
-		return nil, fmt.Errorf("creating data directory %s: %w", cfg.Data, err)
-	}
-	// undo releases what was opened, in reverse, when New fails.
+	return nil
+}
+
+func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err error) {
+	// undo releases what was opened, in reverse, when build fails.
 	var undo []func()
 	defer func() {
 		if err != nil {
@@ -126,21 +153,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 			}
 		}
 	}()
-	st, err := openStores(context.Background(), cfg)
-	if err != nil {
-		return nil, err
-	}
-	md, rawBlobs := st.meta, st.blobs
-	undo = append(undo, func() { md.Close() })
-	// The embedded stores belong to one process; with PostgreSQL and S3,
-	// replicas share the data directory's keys and need no lock.
-	var lock *os.File
-	if st.embedded {
-		if lock, err = lockDir(cfg.Data); err != nil {
-			return nil, err
-		}
-		undo = append(undo, func() { closeLock(lock) })
-	}
+	md, rawBlobs := st.Meta, st.Blobs
 	// Policies and retention. The registry sees the policy engine chained
 	// with the retention checker, and every component sees only the
 	// retention-guarded blob store, so no path deletes locked bytes.
@@ -195,12 +208,12 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	// Only the guarded store is ever handed out: every component below
 	// (registry, generic files, GC, purge) deletes through it.
 	blobs := retention.GuardBlobs(rawBlobs, checker)
-	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: newMetrics(), lock: lock, retention: checker, audit: tl, auth: authz, olock: olock, embedded: st.embedded, policies: engine}
+	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: newMetrics(), stores: st, retention: checker, audit: tl, auth: authz, olock: olock, embedded: st.Embedded, policies: engine}
 	s.metrics.watchAudit(tl)
 	if p, ok := rawBlobs.(interface{ Ping(context.Context) error }); ok {
 		s.blobPing = p.Ping
 	}
-	if st.embedded {
+	if st.Embedded {
 		s.disk = &reserve.Guard{Dir: cfg.Data, Reserve: cfg.Limits.DiskReserve}
 		s.diskMetrics(s.metrics.reg)
 		// Lay the ballast down now, not during some later request.
@@ -211,7 +224,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	// GC and the registry share the digest locks; the registry verifies
 	// blob bytes before serving them (docs/maintenance.md).
 	locks := &blob.Locks{}
-	s.maint = newMaintenance(s, rawBlobs, md, st.scrub, locks, s.metrics.reg)
+	s.maint = newMaintenance(s, rawBlobs, md, st.Scrub, locks, s.metrics.reg)
 	s.maint.collector.Protected = retentionProtector{checker}
 	// The server's own registry client (signing on push, platform
 	// provenance) talks to an internal registry over the same stores,
@@ -386,26 +399,6 @@ func bypass(h http.Handler) http.Handler {
 	})
 }
 
-func closeLock(f *os.File) {
-	if f != nil {
-		f.Close()
-	}
-}
-
-// lockDir takes an exclusive lock on the data directory so two servers
-// never share an embedded store.
-func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("locking data directory: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("data directory %s is in use by another custody process (stop it or choose another --data)", dir)
-	}
-	return f, nil
-}
-
 // Handler returns the server's HTTP handler (for tests).
 func (s *Server) Handler() http.Handler { return s.handler }
 
@@ -565,12 +558,10 @@ func (s *Server) Close() error {
 			s.log.Error("audit log: signing the final checkpoint failed", "err", err)
 		}
 	}
-	err := s.meta.Close()
 	if s.vulns != nil {
 		_ = s.vulns.db.Close()
 	}
-	closeLock(s.lock)
-	return err
+	return s.stores.Close()
 }
 
 // Blobs returns the server's (retention-guarded) blob store, for tests.
