@@ -9,6 +9,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/custody-dev/custody/internal/identity"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/registry"
 )
@@ -39,7 +40,7 @@ func (s *Service) Authorize(w http.ResponseWriter, r *http.Request, need []regis
 		s.challenge(w, r, need, err)
 		return nil, err
 	}
-	r = r.WithContext(WithPrincipal(registry.WithIdentity(r.Context(), registry.Identity{Subject: p.Subject, Method: p.Method}), p))
+	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identity.Identity{Subject: p.Subject, Method: p.Method}), p))
 	if len(need) == 0 && p.Anonymous() {
 		// The /v2/ base: docker login and clients probe it for the challenge.
 		err := fmt.Errorf("%w: sign in to use this registry", registry.ErrUnauthenticated)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/custody-dev/custody/internal/audit"
+	"github.com/custody-dev/custody/internal/identity"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/registry"
@@ -57,7 +59,7 @@ func (s *Service) Require(w http.ResponseWriter, r *http.Request, action, repo s
 		s.refuse(w, r, action, repo, err)
 		return r, nil, false
 	}
-	r = r.WithContext(WithPrincipal(registry.WithIdentity(r.Context(), registry.Identity{Subject: p.Subject, Method: p.Method}), p))
+	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identity.Identity{Subject: p.Subject, Method: p.Method}), p))
 	if p.Anonymous() && (perm == 0 || !p.Can(repo, perm)) {
 		err := fmt.Errorf("%w: sign in first", registry.ErrUnauthenticated)
 		s.refuse(w, r, action, repo, err)
@@ -79,7 +81,7 @@ func (s *Service) Require(w http.ResponseWriter, r *http.Request, action, repo s
 
 // refuse answers and audits a refused API request.
 func (s *Service) refuse(w http.ResponseWriter, r *http.Request, action, repo string, err error) {
-	s.opts.Auditor.Record(r.Context(), registry.Event{Action: action, Repo: repo, Result: "denied", Reason: err.Error(), Request: r})
+	s.opts.Auditor.Record(r.Context(), audit.Event{Action: action, Repo: repo, Result: "denied", Reason: err.Error(), Request: r})
 	var ae *authError
 	switch {
 	case errors.Is(err, registry.ErrTooManyRequests):
@@ -97,12 +99,12 @@ func (s *Service) refuse(w http.ResponseWriter, r *http.Request, action, repo st
 }
 
 func (s *Service) invalid(w http.ResponseWriter, r *http.Request, action, repo, detail string) {
-	s.opts.Auditor.Record(r.Context(), registry.Event{Action: action, Repo: repo, Result: "invalid", Reason: detail, Request: r})
+	s.opts.Auditor.Record(r.Context(), audit.Event{Action: action, Repo: repo, Result: "invalid", Reason: detail, Request: r})
 	problem.Write(w, http.StatusBadRequest, "invalid-request", "Invalid request", detail)
 }
 
 func (s *Service) ok(r *http.Request, action, repo, reason string) {
-	s.opts.Auditor.Record(r.Context(), registry.Event{Action: action, Repo: repo, Result: "ok", Reason: reason, Request: r})
+	s.opts.Auditor.Record(r.Context(), audit.Event{Action: action, Repo: repo, Result: "ok", Reason: reason, Request: r})
 }
 
 func decode(r *http.Request, w http.ResponseWriter, v any) error {
@@ -193,7 +195,7 @@ func (s *Service) localUser(w http.ResponseWriter, r *http.Request, action strin
 		s.refuse(w, r, action, "", err)
 		return r, nil, false
 	}
-	r = r.WithContext(WithPrincipal(registry.WithIdentity(r.Context(), registry.Identity{Subject: p.Subject, Method: p.Method}), p))
+	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identity.Identity{Subject: p.Subject, Method: p.Method}), p))
 	if p.Anonymous() {
 		s.refuse(w, r, action, "", fmt.Errorf("%w: sign in first", registry.ErrUnauthenticated))
 		return r, nil, false
@@ -315,7 +317,7 @@ func (s *Service) revokeToken(w http.ResponseWriter, r *http.Request) {
 	}
 	t, found := st.tokenIDs[id]
 	if !found || (t.Owner != p.Subject && !p.Can("", PermAdmin)) {
-		s.opts.Auditor.Record(r.Context(), registry.Event{Action: "token.revoke", Result: "invalid", Reason: "no such token " + id, Request: r})
+		s.opts.Auditor.Record(r.Context(), audit.Event{Action: "token.revoke", Result: "invalid", Reason: "no such token " + id, Request: r})
 		problem.Write(w, http.StatusNotFound, "not-found", "No such token", "no token "+id+" of yours (list them with custody token list)")
 		return
 	}
@@ -409,7 +411,7 @@ func (s *Service) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, exists := st.users[u.Name]; exists {
-		s.opts.Auditor.Record(r.Context(), registry.Event{Action: "user.create", Result: "invalid", Reason: "user " + u.Name + " exists", Request: r})
+		s.opts.Auditor.Record(r.Context(), audit.Event{Action: "user.create", Result: "invalid", Reason: "user " + u.Name + " exists", Request: r})
 		problem.Write(w, http.StatusConflict, "exists", "User exists", "user "+u.Name+" already exists (change it with PUT /api/v1/users/"+u.Name+")")
 		return
 	}
@@ -428,7 +430,7 @@ func (s *Service) updateUser(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, "user.update", "", err)
 		return
 	}
-	r = r.WithContext(WithPrincipal(registry.WithIdentity(r.Context(), registry.Identity{Subject: p.Subject, Method: p.Method}), p))
+	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identity.Identity{Subject: p.Subject, Method: p.Method}), p))
 	var req UserRequest
 	if err := decode(r, w, &req); err != nil {
 		s.invalid(w, r, "user.update", "", err.Error())

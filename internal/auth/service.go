@@ -21,6 +21,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/custody-dev/custody/internal/audit"
+	"github.com/custody-dev/custody/internal/identity"
 	"github.com/custody-dev/custody/internal/registry"
 )
 
@@ -29,7 +31,7 @@ type Options struct {
 	Store Store
 	// Auditor records sign-ins, refusals and changes to users, grants and
 	// tokens.
-	Auditor registry.Auditor
+	Auditor audit.Auditor
 	Log     *slog.Logger
 	// Service names this registry in the Docker token flow; it is the
 	// issuer and audience of the tokens the Service issues.
@@ -274,9 +276,9 @@ func (s *Service) failed(r *http.Request, err error) {
 	}
 	ctx := r.Context()
 	if subject != "" {
-		ctx = registry.WithIdentity(ctx, registry.Identity{Subject: subject, Method: method})
+		ctx = identity.With(ctx, identity.Identity{Subject: subject, Method: method})
 	}
-	s.opts.Auditor.Record(ctx, registry.Event{Action: "login", Result: "denied", Reason: reason, Request: r.WithContext(ctx)})
+	s.opts.Auditor.Record(ctx, audit.Event{Action: "login", Result: "denied", Reason: reason, Request: r.WithContext(ctx)})
 }
 
 // basic checks a user name and a password, API token or OIDC token.
@@ -484,8 +486,8 @@ func (s *Service) Bootstrap(ctx context.Context) error {
 	if err := s.opts.Store.PutGrant(ctx, Grant{Subject: "user:admin", Role: RoleAdmin, Repository: "**"}); err != nil {
 		return err
 	}
-	s.opts.Auditor.Record(registry.WithIdentity(ctx, registry.Identity{Subject: "custody", Method: "bootstrap"}),
-		registry.Event{Action: "user.create", Repo: "", Result: "ok", Reason: "first start: account admin with the admin role"})
+	s.opts.Auditor.Record(identity.With(ctx, identity.Identity{Subject: "custody", Method: "bootstrap"}),
+		audit.Event{Action: "user.create", Repo: "", Result: "ok", Reason: "first start: account admin with the admin role"})
 	s.opts.Log.Warn("created the account admin with a random password; sign in with 'custody login -u admin' and change it",
 		"password_file", path)
 	return nil

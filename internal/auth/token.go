@@ -18,6 +18,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/custody-dev/custody/internal/audit"
+	"github.com/custody-dev/custody/internal/identity"
 	"github.com/custody-dev/custody/internal/registry"
 )
 
@@ -190,8 +192,8 @@ func (s *Service) ServeToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !p.Anonymous() {
-		ctx := registry.WithIdentity(r.Context(), registry.Identity{Subject: p.Subject, Method: p.Method})
-		s.opts.Auditor.Record(ctx, registry.Event{Action: "login", Result: "ok", Reason: "token issued for " + describeAccess(granted), Request: r.WithContext(ctx)})
+		ctx := identity.With(r.Context(), identity.Identity{Subject: p.Subject, Method: p.Method})
+		s.opts.Auditor.Record(ctx, audit.Event{Action: "login", Result: "ok", Reason: "token issued for " + describeAccess(granted), Request: r.WithContext(ctx)})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(TokenResponse{Token: tok, AccessToken: tok, ExpiresIn: int(exp.Seconds()), IssuedAt: s.now().UTC().Format(time.RFC3339)})

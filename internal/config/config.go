@@ -17,7 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/internal/gate/spec"
 	"github.com/custody-dev/custody/internal/proxy"
 	"github.com/custody-dev/custody/internal/repopattern"
 )
@@ -120,7 +120,7 @@ type Project struct {
 // points at what it runs), its gate, and the approvals a promotion needs.
 type Environment struct {
 	Name      string    `yaml:"name"`
-	Gate      gate.Spec `yaml:"gate"`
+	Gate      spec.Gate `yaml:"gate"`
 	Approvals int       `yaml:"approvals"`
 }
 

@@ -2,8 +2,9 @@
 // environment (dev, test, prod, ...): a gate is a list of rules written in
 // CEL (cel.dev/cel-go), and the artifact passes when every rule is true.
 //
-// A gate is written as a Spec (YAML or JSON, read with ParseSpec), built
-// with Compile, which parses and type-checks every rule against the input
+// A gate is written as a spec.Gate (package gate/spec: plain data, YAML or
+// JSON, read with spec.Parse, held by the configuration), built with
+// Compile, which parses and type-checks every rule against the input
 // declared below, and run with (*Gate).Evaluate, which returns each rule's
 // pass or fail and message. A rule is a ready-made rule named by use: with
 // typed params, or a custom rule with name:, expr: and message:.
@@ -90,8 +91,8 @@
 // Compile rejects expressions that are not of type bool (dyn included:
 // compare a predicate field explicitly), over MaxExprBytes, or more than
 // MaxRules rules. Each rule's evaluation is capped by a CEL cost limit
-// (Spec.CostLimit, DefaultCostLimit) and the whole Evaluate by a timeout
-// (Spec.Timeout, DefaultTimeout). A rule that errors at run time (a
+// (spec.Gate.CostLimit, DefaultCostLimit) and the whole Evaluate by a timeout
+// (spec.Gate.Timeout, DefaultTimeout). A rule that errors at run time (a
 // missing map key, an index out of range, an unknown severity), exceeds
 // the cost limit or is cut off by the timeout fails, with the reason in
 // RuleResult.Error: a gate never passes on an error.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/custody-dev/custody/internal/gate/spec"
 )
 
 // FuzzCompile: Compile must never panic, and whatever it accepts must
@@ -28,7 +30,7 @@ func FuzzCompile(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, expr string) {
-		g, err := Compile(Spec{Rules: []RuleSpec{{Name: "fuzz", Expr: expr}}, Timeout: Duration(200 * time.Millisecond)})
+		g, err := Compile(spec.Gate{Rules: []spec.Rule{{Name: "fuzz", Expr: expr}}, Timeout: spec.Duration(200 * time.Millisecond)})
 		if err != nil {
 			if !strings.Contains(err.Error(), `"fuzz"`) {
 				t.Fatalf("error does not name the rule: %v", err)
@@ -146,21 +148,21 @@ func FuzzEvaluate(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{1}, 64))
 	f.Add(bytes.Repeat([]byte{0xff, 3, 2, 'a', 'b'}, 100))
 	f.Add([]byte("\x03\x02kA-trusted\x00\x01\x02\x03\x04\x05\x06\x07\x08"))
-	spec := prodSpec()
-	spec.Rules = append(spec.Rules,
-		RuleSpec{Name: "ann", Expr: `artifact.annotations.exists(k, artifact.annotations[k] == 'x')`},
-		RuleSpec{Name: "pred", Expr: `attestations.exists(t, attestations[t].exists(a, a.predicate.result == 'PASSED'))`},
-		RuleSpec{Name: "time", Expr: `now - artifact.created < duration('24h') && signatures.all(s, s.signedAt <= now)`},
-		RuleSpec{Name: "sev", Expr: `findings.all(f, severityRank(f.severity) < 4)`},
+	gs := prodSpec()
+	gs.Rules = append(gs.Rules,
+		spec.Rule{Name: "ann", Expr: `artifact.annotations.exists(k, artifact.annotations[k] == 'x')`},
+		spec.Rule{Name: "pred", Expr: `attestations.exists(t, attestations[t].exists(a, a.predicate.result == 'PASSED'))`},
+		spec.Rule{Name: "time", Expr: `now - artifact.created < duration('24h') && signatures.all(s, s.signedAt <= now)`},
+		spec.Rule{Name: "sev", Expr: `findings.all(f, severityRank(f.severity) < 4)`},
 	)
-	g, err := Compile(spec)
+	g, err := Compile(gs)
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := (&fuzzReader{b: data}).input()
 		r := g.Evaluate(context.Background(), in)
-		if len(r.Rules) != len(spec.Rules) {
+		if len(r.Rules) != len(gs.Rules) {
 			t.Fatalf("%d results", len(r.Rules))
 		}
 		all := true
@@ -184,7 +186,7 @@ func FuzzParseSpec(f *testing.F) {
 	f.Add("rules: &a [*a]\n")
 	f.Add("timeout: 99999999999999999999h\n")
 	f.Fuzz(func(t *testing.T, doc string) {
-		s, err := ParseSpec(strings.NewReader(doc))
+		s, err := spec.Parse(strings.NewReader(doc))
 		if err != nil {
 			return
 		}

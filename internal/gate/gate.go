@@ -16,6 +16,8 @@ import (
 	"cel.dev/cel-go/ext"
 	"cel.dev/cel-go/interpreter"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/custody-dev/custody/internal/gate/spec"
 )
 
 // Limits on what Compile accepts and Evaluate spends.
@@ -26,13 +28,13 @@ const (
 	MaxExprBytes = 16 << 10
 	// MaxMessageBytes caps one rule's message.
 	MaxMessageBytes = 1 << 10
-	// DefaultCostLimit is the per-rule CEL cost limit when Spec.CostLimit
+	// DefaultCostLimit is the per-rule CEL cost limit when spec.Gate.CostLimit
 	// is 0: a hundred thousand list elements or comparisons visited, about
 	// 0.1 s of CPU at worst (BenchmarkCostUnit). The ready-made rules
 	// cost tens of units on ordinary inputs; an exists() over 10,000
 	// findings costs about 50,000.
 	DefaultCostLimit = 100_000
-	// DefaultTimeout is the limit on one Evaluate when Spec.Timeout is 0.
+	// DefaultTimeout is the limit on one Evaluate when spec.Gate.Timeout is 0.
 	DefaultTimeout = 2 * time.Second
 )
 
@@ -144,23 +146,23 @@ func env() (*cel.Env, error) {
 	return baseEnv, envErr
 }
 
-// Compile checks every rule of spec and returns the gate. Each custom
+// Compile checks every rule of s and returns the gate. Each custom
 // expression is parsed and type-checked against the Input declaration,
 // so a syntax error, an unknown variable or field, or an expression that
 // is not of type bool is an error naming the rule. Ready-made rules'
 // params are checked too.
-func Compile(spec Spec) (*Gate, error) {
+func Compile(s spec.Gate) (*Gate, error) {
 	e, err := env()
 	if err != nil {
 		return nil, fmt.Errorf("gate: building the CEL environment: %w", err)
 	}
-	if len(spec.Rules) == 0 {
+	if len(s.Rules) == 0 {
 		return nil, errors.New("gate: a gate needs at least one rule")
 	}
-	if len(spec.Rules) > MaxRules {
-		return nil, fmt.Errorf("gate: %d rules, the limit is %d", len(spec.Rules), MaxRules)
+	if len(s.Rules) > MaxRules {
+		return nil, fmt.Errorf("gate: %d rules, the limit is %d", len(s.Rules), MaxRules)
 	}
-	g := &Gate{costLimit: spec.CostLimit, timeout: time.Duration(spec.Timeout)}
+	g := &Gate{costLimit: s.CostLimit, timeout: time.Duration(s.Timeout)}
 	if g.costLimit == 0 {
 		g.costLimit = DefaultCostLimit
 	}
@@ -169,7 +171,7 @@ func Compile(spec Spec) (*Gate, error) {
 	}
 	seen := map[string]int{}
 	var errs []error
-	for i, rs := range spec.Rules {
+	for i, rs := range s.Rules {
 		c, err := g.compileRule(e, rs)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("rule %s: %w", ruleLabel(i, rs), err))
@@ -190,7 +192,7 @@ func Compile(spec Spec) (*Gate, error) {
 
 // ruleLabel names a rule in an error: its name, else its Use, else its
 // position.
-func ruleLabel(i int, rs RuleSpec) string {
+func ruleLabel(i int, rs spec.Rule) string {
 	switch {
 	case rs.Name != "" && len(rs.Name) <= 128:
 		return fmt.Sprintf("%q (#%d)", rs.Name, i+1)
@@ -200,7 +202,7 @@ func ruleLabel(i int, rs RuleSpec) string {
 	return fmt.Sprintf("#%d", i+1)
 }
 
-func (g *Gate) compileRule(e *cel.Env, rs RuleSpec) (compiled, error) {
+func (g *Gate) compileRule(e *cel.Env, rs spec.Rule) (compiled, error) {
 	if len(rs.Message) > MaxMessageBytes {
 		return compiled{}, fmt.Errorf("message is %d bytes, the limit is %d", len(rs.Message), MaxMessageBytes)
 	}
@@ -214,12 +216,12 @@ func (g *Gate) compileRule(e *cel.Env, rs RuleSpec) (compiled, error) {
 		if rs.Expr != "" {
 			return compiled{}, errors.New("set either use (a ready-made rule) or expr (a custom rule), not both")
 		}
-		for _, p := range rs.Params.set() {
+		for _, p := range Params(rs.Params).set() {
 			if !slices.Contains(rr.Params, p) {
 				return compiled{}, fmt.Errorf("%s takes no parameter %q (it takes: %v)", rr.Name, p, rr.Params)
 			}
 		}
-		p := rs.Params
+		p := Params(rs.Params)
 		p.Keys, p.Builders, p.Sources, p.Branches = slices.Clone(p.Keys), slices.Clone(p.Builders), slices.Clone(p.Sources), slices.Clone(p.Branches)
 		if rr.prepare != nil {
 			if err := rr.prepare(&p); err != nil {
@@ -238,7 +240,7 @@ func (g *Gate) compileRule(e *cel.Env, rs RuleSpec) (compiled, error) {
 		if len(rs.Expr) > MaxExprBytes {
 			return compiled{}, fmt.Errorf("expr is %d bytes, the limit is %d", len(rs.Expr), MaxExprBytes)
 		}
-		if len(rs.Params.set()) > 0 {
+		if len(Params(rs.Params).set()) > 0 {
 			return compiled{}, errors.New("params are for ready-made rules only; write the values into expr")
 		}
 		c = compiled{name: rs.Name, message: rs.Message, params: &Params{}}
@@ -411,3 +413,27 @@ func (a *activation) ResolveName(name string) (any, bool) {
 }
 
 func (a *activation) Parent() interpreter.Activation { return nil }
+
+// Params are a ready-made rule's spec.Params as CEL sees them: the
+// variable params, of type gate.Params.
+type Params spec.Params
+
+func (p Params) set() []string {
+	var s []string
+	if len(p.Keys) > 0 {
+		s = append(s, "keys")
+	}
+	if len(p.Builders) > 0 {
+		s = append(s, "builders")
+	}
+	if len(p.Sources) > 0 {
+		s = append(s, "sources")
+	}
+	if len(p.Branches) > 0 {
+		s = append(s, "branches")
+	}
+	if p.Severity != "" {
+		s = append(s, "severity")
+	}
+	return s
+}

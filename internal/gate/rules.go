@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// The ready-made rules, by the name a RuleSpec's Use gives.
+// The ready-made rules, by the name a spec.Rule's Use gives.
 const (
 	// RuleSignedByTrustedKey passes when a verified signature was made by
 	// one of Params.Keys (required).
@@ -37,7 +37,7 @@ const (
 
 // ReadyRule describes a ready-made rule.
 type ReadyRule struct {
-	// Name is what RuleSpec.Use names.
+	// Name is what spec.Rule.Use names.
 	Name string
 	// Expr is the rule's CEL expression; it reads its parameters from
 	// the variable params.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/custody-dev/custody/internal/gate/spec"
 )
 
 const prodYAML = `
@@ -36,7 +38,7 @@ timeout: 750ms
 `
 
 func TestParseSpecYAMLAndJSON(t *testing.T) {
-	s, err := ParseSpec(strings.NewReader(prodYAML))
+	s, err := spec.Parse(strings.NewReader(prodYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,14 +66,14 @@ func TestParseSpecYAMLAndJSON(t *testing.T) {
 	if !strings.Contains(string(b), `"timeout":"750ms"`) {
 		t.Errorf("json = %s", b)
 	}
-	s2, err := ParseSpec(strings.NewReader(string(b)))
+	s2, err := spec.Parse(strings.NewReader(string(b)))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b)
 	}
 	if len(s2.Rules) != 8 || time.Duration(s2.Timeout) != 750*time.Millisecond || s2.Rules[0].Params.Keys[0] != "kA-trusted" {
 		t.Errorf("round trip %+v", s2)
 	}
-	var s3 Spec
+	var s3 spec.Gate
 	if err := json.Unmarshal(b, &s3); err != nil || time.Duration(s3.Timeout) != 750*time.Millisecond {
 		t.Errorf("encoding/json: %v %+v", err, s3)
 	}
@@ -87,10 +89,10 @@ func TestParseSpecErrors(t *testing.T) {
 		{"json bad timeout", `{"rules": [], "timeout": 5}`, "duration"},
 		{"not yaml", "rules: [\n", "invalid gate spec"},
 		{"two documents", "rules: []\n---\nrules: []\n", "more than one"},
-		{"too big", "rules: []\n#" + strings.Repeat("x", MaxSpecBytes), "larger than"},
+		{"too big", "rules: []\n#" + strings.Repeat("x", spec.MaxBytes), "larger than"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := ParseSpec(strings.NewReader(c.doc))
+			_, err := spec.Parse(strings.NewReader(c.doc))
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("err = %v, want %q", err, c.want)
 			}
@@ -121,7 +123,7 @@ func TestDocExamplesCompile(t *testing.T) {
 		if !strings.HasPrefix(strings.TrimSpace(y), "rules:") {
 			y = "rules:\n" + regexp.MustCompile("(?m)^").ReplaceAllString(y, "  ")
 		}
-		s, err := ParseSpec(strings.NewReader(y))
+		s, err := spec.Parse(strings.NewReader(y))
 		if err != nil {
 			t.Fatalf("block %d: %v\n%s", i, err, y)
 		}

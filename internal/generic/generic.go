@@ -43,6 +43,7 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/builds"
 	"github.com/custody-dev/custody/internal/meta"
@@ -74,7 +75,7 @@ var metadataHeaders = []struct{ header, annotation string }{
 type Options struct {
 	Log        *slog.Logger
 	Authorizer registry.Authorizer
-	Auditor    registry.Auditor
+	Auditor    audit.Auditor
 	Policy     registry.Policy
 	// BlobLocks, shared with the registry and garbage collection, is held
 	// from storing bytes until the manifest naming them is recorded.
@@ -92,7 +93,7 @@ type Handler struct {
 	meta   meta.Store
 	log    *slog.Logger
 	authz  registry.Authorizer
-	audit  registry.Auditor
+	audit  audit.Auditor
 	policy registry.Policy
 	locks  *blob.Locks
 	verify registry.Verifier
@@ -241,7 +242,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if ar != nil {
 			r = ar // names the refused identity in the audit entry
 		}
-		h.audit.Record(r.Context(), registry.Event{Action: "authorize", Repo: l.oci(), Result: "denied", Reason: err.Error(), Request: r})
+		h.audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: l.oci(), Result: "denied", Reason: err.Error(), Request: r})
 		if errors.Is(err, registry.ErrTooManyRequests) {
 			problem.Write(w, http.StatusTooManyRequests, "too-many-requests", "Too many requests", err.Error())
 			return
@@ -259,7 +260,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // refuse answers a problem for a request refused before it reached a handler.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, l location, status int, kind, title, detail string) {
 	if r.Method == http.MethodPut {
-		h.audit.Record(r.Context(), registry.Event{Action: "generic.put", Repo: l.repo, Result: "invalid", Reason: detail, Request: r})
+		h.audit.Record(r.Context(), audit.Event{Action: "generic.put", Repo: l.repo, Result: "invalid", Reason: detail, Request: r})
 	}
 	problem.Write(w, status, kind, title, detail)
 }
@@ -488,18 +489,18 @@ func (e *versionExists) Error() string { return "version exists as " + e.current
 
 func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 	ctx := r.Context()
-	audit := func(action string, d digest.Digest, result, reason string) {
-		h.audit.Record(ctx, registry.Event{Action: action, Repo: l.oci(), Digest: d, Tag: l.version, Result: result, Reason: reason, Request: r})
+	record := func(action string, d digest.Digest, result, reason string) {
+		h.audit.Record(ctx, audit.Event{Action: action, Repo: l.oci(), Digest: d, Tag: l.version, Result: result, Reason: reason, Request: r})
 	}
 	want, err := expectedDigest(r.Header)
 	if err != nil {
-		audit("generic.put", "", "invalid", err.Error())
+		record("generic.put", "", "invalid", err.Error())
 		problem.Write(w, http.StatusBadRequest, "invalid-checksum", "Invalid checksum header", err.Error())
 		return
 	}
 	ann, err := h.annotations(r.Header, l.version)
 	if err != nil {
-		audit("generic.put", "", "invalid", err.Error())
+		record("generic.put", "", "invalid", err.Error())
 		problem.Write(w, http.StatusBadRequest, "invalid-metadata", "Invalid build metadata", err.Error())
 		return
 	}
@@ -518,23 +519,23 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 	if err != nil {
 		switch {
 		case errors.Is(err, errChecksum):
-			audit("generic.put", want, "invalid", "checksum mismatch")
+			record("generic.put", want, "invalid", "checksum mismatch")
 			problem.Write(w, http.StatusBadRequest, "checksum-mismatch", "Checksum mismatch",
 				"the uploaded content does not match the SHA-256 sent; nothing was stored")
 		case errors.Is(err, blob.ErrSizeMismatch), errors.Is(err, io.ErrUnexpectedEOF):
-			audit("generic.put", want, "invalid", err.Error())
+			record("generic.put", want, "invalid", err.Error())
 			problem.Write(w, http.StatusBadRequest, "incomplete-body", "Incomplete body", "the body ended before Content-Length bytes")
 		case reqbody.Failed(r, err) != nil:
 			be := reqbody.Failed(r, err)
 			h.log.WarnContext(ctx, "request body unreadable", "err", be, "request_id", registry.RequestID(ctx))
-			audit("generic.put", want, "invalid", be.Error())
+			record("generic.put", want, "invalid", be.Error())
 			problem.Write(w, be.Status(), "unreadable-body", "Unreadable body", be.Error()+"; nothing was stored")
 		default:
 			h.internal(w, r, "store file", err)
 		}
 		return
 	}
-	audit("blob.upload", fd, "ok", "")
+	record("blob.upload", fd, "ok", "")
 
 	empty := v1.DescriptorEmptyJSON
 	empty.Data = nil
@@ -575,7 +576,7 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 		})
 	}
 	if err != nil {
-		audit("manifest.put", md, "denied", err.Error())
+		record("manifest.put", md, "denied", err.Error())
 		problem.Write(w, http.StatusForbidden, "denied", "Denied by policy", err.Error())
 		return
 	}
@@ -585,7 +586,7 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 	// record names and GC collects. The check runs again inside the
 	// transaction below, against a concurrent writer.
 	if err := h.policy.CheckTag(ctx, l.oci(), l.version, "", md); err != nil {
-		audit("tag.move", md, "denied", err.Error())
+		record("tag.move", md, "denied", err.Error())
 		problem.Write(w, http.StatusForbidden, "denied", "Denied by policy", err.Error())
 		return
 	}
@@ -631,7 +632,7 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 			// A concurrent PUT created the version first.
 			h.answerExisting(w, r, l, exists.current, fd)
 		case errors.Is(err, registry.ErrDenied):
-			audit("tag.move", md, "denied", err.Error())
+			record("tag.move", md, "denied", err.Error())
 			problem.Write(w, http.StatusForbidden, "denied", "Denied by policy", err.Error())
 		default:
 			h.internal(w, r, "record manifest", err)
@@ -639,10 +640,10 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 		return
 	}
 	// The acknowledged change is recorded durably before the answer (see
-	// registry.DurableAuditor).
-	if err := registry.RecordChange(ctx, h.audit,
-		registry.Event{Action: "manifest.put", Repo: l.oci(), Digest: md, Tag: l.version, Result: "ok", Request: r},
-		registry.Event{Action: "tag.set", Repo: l.oci(), Digest: md, Tag: l.version, Result: "ok", Reason: "created", Request: r},
+	// audit.DurableAuditor).
+	if err := audit.RecordChange(ctx, h.audit,
+		audit.Event{Action: "manifest.put", Repo: l.oci(), Digest: md, Tag: l.version, Result: "ok", Request: r},
+		audit.Event{Action: "tag.set", Repo: l.oci(), Digest: md, Tag: l.version, Result: "ok", Reason: "created", Request: r},
 	); err != nil {
 		h.internal(w, r, "audit record of the version", err)
 		return
@@ -744,7 +745,7 @@ func (h *Handler) putExisting(w http.ResponseWriter, r *http.Request, l location
 			sent = digest.NewDigest(want.Algorithm(), sentHash)
 		}
 		if sent != want {
-			h.audit.Record(ctx, registry.Event{Action: "generic.put", Repo: l.oci(), Tag: l.version, Result: "invalid", Reason: "checksum mismatch", Request: r})
+			h.audit.Record(ctx, audit.Event{Action: "generic.put", Repo: l.oci(), Tag: l.version, Result: "invalid", Reason: "checksum mismatch", Request: r})
 			problem.Write(w, http.StatusBadRequest, "checksum-mismatch", "Checksum mismatch",
 				"the uploaded content does not match the SHA-256 sent; nothing was stored")
 			return
@@ -775,6 +776,6 @@ func (h *Handler) answerExisting(w http.ResponseWriter, r *http.Request, l locat
 }
 
 func (h *Handler) conflict(w http.ResponseWriter, r *http.Request, l location, cur digest.Digest, detail string) {
-	h.audit.Record(r.Context(), registry.Event{Action: "tag.move", Repo: l.oci(), Digest: cur, Tag: l.version, Result: "denied", Reason: detail, Request: r})
+	h.audit.Record(r.Context(), audit.Event{Action: "tag.move", Repo: l.oci(), Digest: cur, Tag: l.version, Result: "denied", Reason: detail, Request: r})
 	problem.Write(w, http.StatusConflict, "version-immutable", "Version is immutable", detail)
 }

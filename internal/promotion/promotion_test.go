@@ -14,6 +14,7 @@ import (
 	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/evidence/evidencetest"
 	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/internal/gate/spec"
 	"github.com/custody-dev/custody/internal/promotion"
 	"github.com/custody-dev/custody/internal/sign"
 )
@@ -37,7 +38,7 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{host: evidencetest.Registry(t),
 		ci:     evidencetest.NewKey(t, windowStart, windowEnd),
 		server: evidencetest.NewKey(t, windowStart, time.Time{})}
-	g, err := gate.Compile(gate.Spec{Rules: []gate.RuleSpec{{Use: gate.RuleSignedByTrustedKey, Params: gate.Params{Keys: []string{f.ci.ID()}}}}})
+	g, err := gate.Compile(spec.Gate{Rules: []spec.Rule{{Use: gate.RuleSignedByTrustedKey, Params: spec.Params{Keys: []string{f.ci.ID()}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

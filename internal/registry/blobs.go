@@ -8,6 +8,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/meta"
 )
@@ -104,7 +105,7 @@ func (reg *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, rt route
 	}
 	ctx := r.Context()
 	if err := reg.policy.CheckDeleteBlob(ctx, rt.repo, d); err != nil {
-		reg.audit.Record(ctx, Event{Action: "blob.delete", Repo: rt.repo, Digest: d, Result: "denied", Reason: err.Error(), Request: r})
+		reg.audit.Record(ctx, audit.Event{Action: "blob.delete", Repo: rt.repo, Digest: d, Result: "denied", Reason: err.Error(), Request: r})
 		writeError(w, r, denied(err))
 		return
 	}
@@ -112,7 +113,7 @@ func (reg *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, rt route
 		writeError(w, r, reg.internal(r, "blob unlink", err))
 		return
 	}
-	if !reg.recordChange(w, r, Event{Action: "blob.delete", Repo: rt.repo, Digest: d, Result: "ok", Request: r}) {
+	if !reg.recordChange(w, r, audit.Event{Action: "blob.delete", Repo: rt.repo, Digest: d, Result: "ok", Request: r}) {
 		return
 	}
 	w.Header().Set("Content-Length", "0")

@@ -7,14 +7,18 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/meta"
 )
 
 // The registry leaves three seams for what sits around the OCI core:
 // authorization (who may do what), audit (a record of every state change
-// and every refusal) and policy (rules that may veto a change). Each is a
-// small interface declared here, where it is consumed; the defaults allow
-// everything and log events.
+// and every refusal) and policy (rules that may veto a change).
+// Authorizer and Policy are small interfaces declared here, where they are
+// consumed; the audit vocabulary (audit.Event, audit.Auditor) and the
+// identity an Authorizer establishes (identity.Identity) are leaf packages
+// shared with the other endpoints. The defaults allow everything and log
+// events.
 
 // Action is what a request does to a repository, in the Docker token
 // scope vocabulary ("pull", "push", "delete") plus finer actions the
@@ -38,56 +42,13 @@ type Access struct {
 
 // Authorizer decides whether a request may perform every access it needs.
 // It returns the request to continue with (for example with the identity
-// in its context), or an error wrapping ErrUnauthenticated (401),
-// ErrDenied (403) or ErrTooManyRequests (429). With an error it may still
+// in its context, identity.With), or an error wrapping ErrUnauthenticated
+// (401), ErrDenied (403) or ErrTooManyRequests (429). With an error it may still
 // return a request carrying the refused identity, which the audit entry of
 // the refusal then names. Authorizers may set response headers such as
 // WWW-Authenticate on w.
 type Authorizer interface {
 	Authorize(w http.ResponseWriter, r *http.Request, need []Access) (*http.Request, error)
-}
-
-// Event is one audit record: a state change or a refusal.
-type Event struct {
-	Action  string // e.g. "blob.upload", "manifest.put", "tag.move", "manifest.delete"
-	Repo    string
-	Digest  digest.Digest
-	Tag     string
-	Result  string // "ok", "denied", "invalid", "error"
-	Reason  string
-	Request *http.Request
-}
-
-// Auditor records events. Record is called after the state change (or
-// refusal) it describes; it may block until the event is stored, so it
-// must not wait on anything else.
-type Auditor interface {
-	Record(ctx context.Context, e Event)
-}
-
-// DurableAuditor is an Auditor that stores events durably and can tell
-// when it could not. The registry records every change it acknowledges
-// (blob uploads, mounts and deletions, manifest puts and deletions, tag
-// sets and deletions) with RecordChange before it answers: RecordChange
-// returns once the events (of one request, stored together) are durable,
-// and when it returns an error the request fails with 500 (the change
-// itself stays made, and is retried safely), so no acknowledged change
-// lacks its audit record.
-type DurableAuditor interface {
-	Auditor
-	RecordChange(ctx context.Context, es ...Event) error
-}
-
-// RecordChange records the events of a change with a: durably if a is a
-// DurableAuditor, else with Record.
-func RecordChange(ctx context.Context, a Auditor, es ...Event) error {
-	if d, ok := a.(DurableAuditor); ok {
-		return d.RecordChange(ctx, es...)
-	}
-	for _, e := range es {
-		a.Record(ctx, e)
-	}
-	return nil
 }
 
 // Policy may veto changes. Every method returns nil to allow, or an error
@@ -177,17 +138,12 @@ func (AllowAll) CheckDeleteTag(context.Context, string, string, digest.Digest) e
 }
 func (AllowAll) CheckDeleteBlob(context.Context, string, digest.Digest) error { return nil }
 
-// AuditorFunc adapts a function to the Auditor interface.
-type AuditorFunc func(ctx context.Context, e Event)
-
-// Record implements Auditor.
-func (f AuditorFunc) Record(ctx context.Context, e Event) { f(ctx, e) }
-
 // LogAuditor writes events to a structured log. It is the default until
 // the tamper-evident audit log is configured.
 type LogAuditor struct{ Log *slog.Logger }
 
-func (a LogAuditor) Record(ctx context.Context, e Event) {
+// Record implements audit.Auditor.
+func (a LogAuditor) Record(ctx context.Context, e audit.Event) {
 	attrs := []slog.Attr{
 		slog.String("action", e.Action),
 		slog.String("result", e.Result),
@@ -228,26 +184,4 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 func RequestID(ctx context.Context) string {
 	s, _ := ctx.Value(requestIDKey).(string)
 	return s
-}
-
-// Identity is who made a request, as an Authorizer established it.
-type Identity struct {
-	// Subject names the actor (a user or service account).
-	Subject string
-	// Method is how the actor authenticated (e.g. "basic", "token", "mtls").
-	Method string
-}
-
-const identityKey ctxKey = requestIDKey + 1
-
-// WithIdentity returns ctx carrying id. Authorizers call it on the request
-// they return so that audit records name the actor.
-func WithIdentity(ctx context.Context, id Identity) context.Context {
-	return context.WithValue(ctx, identityKey, id)
-}
-
-// IdentityFrom returns the identity carried by ctx, if any.
-func IdentityFrom(ctx context.Context) (Identity, bool) {
-	id, ok := ctx.Value(identityKey).(Identity)
-	return id, ok
 }

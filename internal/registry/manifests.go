@@ -12,6 +12,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/meta"
 )
@@ -143,7 +144,7 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 	}
 	body, err := readManifestBody(r, reg.maxManifest)
 	if err != nil {
-		reg.audit.Record(ctx, Event{Action: "manifest.put", Repo: rt.repo, Result: "invalid", Reason: err.Error(), Request: r})
+		reg.audit.Record(ctx, audit.Event{Action: "manifest.put", Repo: rt.repo, Result: "invalid", Reason: err.Error(), Request: r})
 		writeError(w, r, err)
 		return
 	}
@@ -159,7 +160,7 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 	}
 	if want != "" {
 		if got := want.Algorithm().FromBytes(body); got != want {
-			reg.audit.Record(ctx, Event{Action: "manifest.put", Repo: rt.repo, Digest: want, Result: "invalid", Reason: "digest mismatch", Request: r})
+			reg.audit.Record(ctx, audit.Event{Action: "manifest.put", Repo: rt.repo, Digest: want, Result: "invalid", Reason: "digest mismatch", Request: r})
 			writeError(w, r, errorf(http.StatusBadRequest, codeDigestInvalid, "manifest content has digest %s, not %s", got, want))
 			return
 		}
@@ -167,7 +168,7 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 	}
 	p, err := ParseManifest(r.Header.Get("Content-Type"), body)
 	if err != nil {
-		reg.audit.Record(ctx, Event{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "invalid", Reason: err.Error(), Request: r})
+		reg.audit.Record(ctx, audit.Event{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "invalid", Reason: err.Error(), Request: r})
 		writeError(w, r, errorf(http.StatusBadRequest, codeManifestInvalid, "%v", err))
 		return
 	}
@@ -184,7 +185,7 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 		m.Subject = p.Subject.Digest
 	}
 	if err := reg.checkReferences(r, rt.repo, p, &m); err != nil {
-		reg.audit.Record(ctx, Event{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "invalid", Reason: err.Error(), Request: r})
+		reg.audit.Record(ctx, audit.Event{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "invalid", Reason: err.Error(), Request: r})
 		writeError(w, r, err)
 		return
 	}
@@ -193,7 +194,7 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 		err = bp.CheckBlobs(ctx, m, blobDescriptors(p))
 	}
 	if err != nil {
-		reg.audit.Record(ctx, Event{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "denied", Reason: err.Error(), Request: r})
+		reg.audit.Record(ctx, audit.Event{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "denied", Reason: err.Error(), Request: r})
 		writeError(w, r, denied(err))
 		return
 	}
@@ -210,7 +211,7 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 			continue
 		}
 		if err := reg.policy.CheckTag(ctx, rt.repo, t, cur, d); err != nil {
-			reg.audit.Record(ctx, Event{Action: "tag.move", Repo: rt.repo, Digest: d, Tag: t, Result: "denied", Reason: err.Error(), Request: r})
+			reg.audit.Record(ctx, audit.Event{Action: "tag.move", Repo: rt.repo, Digest: d, Tag: t, Result: "denied", Reason: err.Error(), Request: r})
 			writeError(w, r, denied(err))
 			return
 		}
@@ -243,26 +244,26 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 	if err := reg.meta.PutManifestVerified(ctx, m, tags, check); err != nil {
 		var e *Error
 		if errors.Is(err, meta.ErrReferenceGone) {
-			reg.audit.Record(ctx, Event{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "invalid", Reason: err.Error(), Request: r})
+			reg.audit.Record(ctx, audit.Event{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "invalid", Reason: err.Error(), Request: r})
 			writeError(w, r, errorf(http.StatusBadRequest, codeManifestBlobUnknown, "content the manifest references was deleted meanwhile: %v", err))
 			return
 		}
 		if errors.Is(err, ErrDenied) || errors.As(err, &e) {
-			reg.audit.Record(ctx, Event{Action: "tag.move", Repo: rt.repo, Digest: d, Tag: refusedTag, Result: "denied", Reason: err.Error(), Request: r})
+			reg.audit.Record(ctx, audit.Event{Action: "tag.move", Repo: rt.repo, Digest: d, Tag: refusedTag, Result: "denied", Reason: err.Error(), Request: r})
 			writeError(w, r, denied(err))
 			return
 		}
 		writeError(w, r, reg.internal(r, "record manifest", err))
 		return
 	}
-	events := []Event{{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "ok", Request: r}}
+	events := []audit.Event{{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "ok", Request: r}}
 	for _, t := range tags {
 		if prev, ok := moved[t]; ok {
 			reason := "created"
 			if prev != "" {
 				reason = "moved from " + prev.String()
 			}
-			events = append(events, Event{Action: "tag.set", Repo: rt.repo, Digest: d, Tag: t, Result: "ok", Reason: reason, Request: r})
+			events = append(events, audit.Event{Action: "tag.set", Repo: rt.repo, Digest: d, Tag: t, Result: "ok", Reason: reason, Request: r})
 		}
 	}
 	if !reg.recordChange(w, r, events...) {
@@ -364,7 +365,7 @@ func (reg *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt r
 		return
 	}
 	if err := reg.policy.CheckDeleteManifest(ctx, rt.repo, d); err != nil {
-		reg.audit.Record(ctx, Event{Action: "manifest.delete", Repo: rt.repo, Digest: d, Result: "denied", Reason: err.Error(), Request: r})
+		reg.audit.Record(ctx, audit.Event{Action: "manifest.delete", Repo: rt.repo, Digest: d, Result: "denied", Reason: err.Error(), Request: r})
 		writeError(w, r, denied(err))
 		return
 	}
@@ -377,7 +378,7 @@ func (reg *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt r
 		writeError(w, r, reg.internal(r, "manifest delete", err))
 		return
 	}
-	if !reg.recordChange(w, r, Event{Action: "manifest.delete", Repo: rt.repo, Digest: d, Result: "ok", Reason: tagsReason(tags), Request: r}) {
+	if !reg.recordChange(w, r, audit.Event{Action: "manifest.delete", Repo: rt.repo, Digest: d, Result: "ok", Reason: tagsReason(tags), Request: r}) {
 		return
 	}
 	w.Header().Set("Content-Length", "0")
@@ -411,7 +412,7 @@ func (reg *Registry) deleteTag(w http.ResponseWriter, r *http.Request, rt route)
 		return
 	}
 	if err := reg.policy.CheckDeleteTag(ctx, rt.repo, rt.ref, cur); err != nil {
-		reg.audit.Record(ctx, Event{Action: "tag.delete", Repo: rt.repo, Tag: rt.ref, Digest: cur, Result: "denied", Reason: err.Error(), Request: r})
+		reg.audit.Record(ctx, audit.Event{Action: "tag.delete", Repo: rt.repo, Tag: rt.ref, Digest: cur, Result: "denied", Reason: err.Error(), Request: r})
 		writeError(w, r, denied(err))
 		return
 	}
@@ -423,7 +424,7 @@ func (reg *Registry) deleteTag(w http.ResponseWriter, r *http.Request, rt route)
 		writeError(w, r, reg.internal(r, "tag delete", err))
 		return
 	}
-	if !reg.recordChange(w, r, Event{Action: "tag.delete", Repo: rt.repo, Tag: rt.ref, Digest: cur, Result: "ok", Request: r}) {
+	if !reg.recordChange(w, r, audit.Event{Action: "tag.delete", Repo: rt.repo, Tag: rt.ref, Digest: cur, Result: "ok", Request: r}) {
 		return
 	}
 	w.Header().Set("Content-Length", "0")

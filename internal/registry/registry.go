@@ -23,6 +23,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/reqbody"
@@ -32,7 +33,7 @@ import (
 type Options struct {
 	Log        *slog.Logger
 	Authorizer Authorizer
-	Auditor    Auditor
+	Auditor    audit.Auditor
 	Policy     Policy
 	// MaxManifestSize caps manifest bodies (default 4 MiB); larger ones are
 	// refused with 413 before they are read.
@@ -76,7 +77,7 @@ type Registry struct {
 	meta   meta.Store
 	log    *slog.Logger
 	authz  Authorizer
-	audit  Auditor
+	audit  audit.Auditor
 	policy Policy
 
 	maxManifest  int64
@@ -165,7 +166,7 @@ func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if ar != nil {
 			r = ar // carries the identity that was refused, for the audit entry
 		}
-		reg.audit.Record(r.Context(), Event{Action: "authorize", Repo: rt.repo, Result: "denied", Reason: err.Error(), Request: r})
+		reg.audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: rt.repo, Result: "denied", Reason: err.Error(), Request: r})
 		writeError(w, r, err)
 		return
 	}
@@ -262,10 +263,10 @@ func (reg *Registry) base(w http.ResponseWriter, r *http.Request, _ route) {
 
 // internal logs an unexpected error and returns a generic 500 for the client.
 // recordChange records the events of a change the response is about to
-// acknowledge, durably when the Auditor can (see DurableAuditor). If they
+// acknowledge, durably when the Auditor can (see audit.DurableAuditor). If they
 // cannot be recorded it answers 500 and returns false.
-func (reg *Registry) recordChange(w http.ResponseWriter, r *http.Request, es ...Event) bool {
-	if err := RecordChange(r.Context(), reg.audit, es...); err != nil {
+func (reg *Registry) recordChange(w http.ResponseWriter, r *http.Request, es ...audit.Event) bool {
+	if err := audit.RecordChange(r.Context(), reg.audit, es...); err != nil {
 		writeError(w, r, reg.internal(r, "audit record of "+es[0].Action, err))
 		return false
 	}

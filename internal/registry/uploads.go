@@ -14,6 +14,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/reqbody"
@@ -67,7 +68,7 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt rout
 						writeError(w, r, reg.internal(r, "blob link", err))
 						return
 					}
-					if !reg.recordChange(w, r, Event{Action: "blob.mount", Repo: rt.repo, Digest: d, Result: "ok", Reason: "from " + from, Request: r}) {
+					if !reg.recordChange(w, r, audit.Event{Action: "blob.mount", Repo: rt.repo, Digest: d, Result: "ok", Reason: "from " + from, Request: r}) {
 						return
 					}
 					blobCreated(w, rt.repo, d)
@@ -120,7 +121,7 @@ func (reg *Registry) monolithicUpload(w http.ResponseWriter, r *http.Request, rt
 		writeError(w, r, reg.internal(r, "blob link", err))
 		return
 	}
-	if !reg.recordChange(w, r, Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Request: r}) {
+	if !reg.recordChange(w, r, audit.Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Request: r}) {
 		return
 	}
 	blobCreated(w, rt.repo, d)
@@ -137,10 +138,10 @@ func blobCreated(w http.ResponseWriter, repo string, d digest.Digest) {
 func (reg *Registry) writeCommitError(w http.ResponseWriter, r *http.Request, rt route, d digest.Digest, err error) {
 	switch {
 	case errors.Is(err, blob.ErrDigestMismatch):
-		reg.audit.Record(r.Context(), Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "invalid", Reason: "digest mismatch", Request: r})
+		reg.audit.Record(r.Context(), audit.Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "invalid", Reason: "digest mismatch", Request: r})
 		writeError(w, r, errorf(http.StatusBadRequest, codeDigestInvalid, "uploaded content does not match digest %s", d))
 	case errors.Is(err, blob.ErrSizeMismatch):
-		reg.audit.Record(r.Context(), Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "invalid", Reason: "size mismatch", Request: r})
+		reg.audit.Record(r.Context(), audit.Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "invalid", Reason: "size mismatch", Request: r})
 		writeError(w, r, errorf(http.StatusBadRequest, codeSizeInvalid, "uploaded content length does not match Content-Length"))
 	case errors.Is(err, blob.ErrUnsupportedDigest):
 		writeError(w, r, errorf(http.StatusBadRequest, codeDigestInvalid, "unsupported digest %s", d))
@@ -352,7 +353,7 @@ func (reg *Registry) putUpload(w http.ResponseWriter, r *http.Request, rt route)
 		reg.log.WarnContext(ctx, "upload session left behind", "id", u.ID, "err", err)
 	}
 	reg.uploadLocks.Delete(u.ID)
-	if !reg.recordChange(w, r, Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Request: r}) {
+	if !reg.recordChange(w, r, audit.Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Request: r}) {
 		return
 	}
 	blobCreated(w, rt.repo, d)
@@ -411,7 +412,7 @@ func (reg *Registry) finishCommitted(w http.ResponseWriter, r *http.Request, rt 
 		reg.log.WarnContext(ctx, "upload session left behind", "id", u.ID, "err", err)
 	}
 	reg.uploadLocks.Delete(u.ID)
-	if !reg.recordChange(w, r, Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Reason: "completed after restart", Request: r}) {
+	if !reg.recordChange(w, r, audit.Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Reason: "completed after restart", Request: r}) {
 		return
 	}
 	blobCreated(w, rt.repo, d)

@@ -3,30 +3,32 @@ package server
 import (
 	"context"
 
+	"github.com/custody-dev/custody/internal/audit"
+	"github.com/custody-dev/custody/internal/identity"
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/tlog"
 )
 
-// tlogAuditor is a registry.DurableAuditor that appends every event to
+// tlogAuditor is a audit.DurableAuditor that appends every event to
 // the tamper-evident audit log and passes it on to next (the structured
 // log line).
 type tlogAuditor struct {
 	log  *tlog.Log
-	next registry.Auditor
+	next audit.Auditor
 }
 
-var _ registry.DurableAuditor = tlogAuditor{}
+var _ audit.DurableAuditor = tlogAuditor{}
 
-// Record implements registry.Auditor. It returns once the entry is stored
+// Record implements audit.Auditor. It returns once the entry is stored
 // (or logged as lost).
-func (a tlogAuditor) Record(ctx context.Context, e registry.Event) {
+func (a tlogAuditor) Record(ctx context.Context, e audit.Event) {
 	_ = a.RecordChange(ctx, e)
 }
 
-// RecordChange implements registry.DurableAuditor: it returns once the
+// RecordChange implements audit.DurableAuditor: it returns once the
 // entries are durable in the audit log (stored in one transaction), or
 // the error that kept them out.
-func (a tlogAuditor) RecordChange(ctx context.Context, es ...registry.Event) error {
+func (a tlogAuditor) RecordChange(ctx context.Context, es ...audit.Event) error {
 	entries := make([]tlog.Entry, len(es))
 	for i, e := range es {
 		if a.next != nil {
@@ -40,7 +42,7 @@ func (a tlogAuditor) RecordChange(ctx context.Context, es ...registry.Event) err
 // auditEntry builds the audit log entry of an event. The actor is the identity an
 // Authorizer put in the context (of ctx or the event's request), or
 // "anonymous".
-func auditEntry(ctx context.Context, e registry.Event) tlog.Entry {
+func auditEntry(ctx context.Context, e audit.Event) tlog.Entry {
 	out := tlog.Entry{
 		Action: e.Action,
 		Actor:  "anonymous",
@@ -51,10 +53,10 @@ func auditEntry(ctx context.Context, e registry.Event) tlog.Entry {
 		Digest: e.Digest.String(),
 		Tag:    e.Tag,
 	}
-	id, ok := registry.IdentityFrom(ctx)
+	id, ok := identity.From(ctx)
 	if e.Request != nil {
 		if !ok {
-			id, ok = registry.IdentityFrom(e.Request.Context())
+			id, ok = identity.From(e.Request.Context())
 		}
 		out.Client = e.Request.RemoteAddr
 		out.RequestID = registry.RequestID(e.Request.Context())

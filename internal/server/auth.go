@@ -8,15 +8,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/auth"
 	"github.com/custody-dev/custody/internal/config"
-	"github.com/custody-dev/custody/internal/registry"
 )
 
 // newAuth builds the authentication service from the configuration, or
 // returns nil when auth.mode is none. On the first start it creates the
 // admin account (docs/security.md).
-func newAuth(cfg config.Config, store auth.Store, auditor registry.Auditor, log *slog.Logger) (*auth.Service, error) {
+func newAuth(cfg config.Config, store auth.Store, auditor audit.Auditor, log *slog.Logger) (*auth.Service, error) {
 	if cfg.Auth.Mode == "none" {
 		log.Warn("authentication is off (auth mode none): every client may push, move tags and delete", "addr", cfg.Addr)
 		return nil, nil

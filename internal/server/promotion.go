@@ -11,11 +11,13 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/auth"
 	"github.com/custody-dev/custody/internal/builds"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/internal/identity"
 	"github.com/custody-dev/custody/internal/jsondoc"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/meta"
@@ -35,13 +37,13 @@ import (
 type promoter struct {
 	svc   *promotion.Service
 	authz *auth.Service
-	audit registry.Auditor
+	audit audit.Auditor
 	index builds.Index
 }
 
 // newPromoter builds the promotion service from the configured projects;
 // it returns nil when none is configured.
-func newPromoter(cfg config.Config, sg *signing, authz *auth.Service, audit registry.Auditor, index builds.Index) (*promoter, error) {
+func newPromoter(cfg config.Config, sg *signing, authz *auth.Service, audit audit.Auditor, index builds.Index) (*promoter, error) {
 	if len(cfg.Projects) == 0 {
 		return nil, nil
 	}
@@ -117,7 +119,7 @@ func (e envTags) check(ctx context.Context, repo, tag string) error {
 	if !e.svc.IsEnvironmentTag(repo, tag) {
 		return nil
 	}
-	if id, ok := registry.IdentityFrom(ctx); ok && id == serverIdentity {
+	if id, ok := identity.From(ctx); ok && id == serverIdentity {
 		return nil
 	}
 	return fmt.Errorf("%w: tag %s of %s is an environment: it moves only by promotion (custody promote %s@<digest> --to %s)", veto.ErrDenied, tag, repo, repo, tag)
@@ -185,7 +187,7 @@ func (p *promoter) promote(w http.ResponseWriter, r *http.Request) {
 	}
 	d := digest.Digest(req.Digest)
 	out, err := p.svc.Promote(r.Context(), req, pr.Subject)
-	ev := registry.Event{Action: "promote", Repo: req.Repository, Digest: d, Tag: req.Environment, Request: r}
+	ev := audit.Event{Action: "promote", Repo: req.Repository, Digest: d, Tag: req.Environment, Request: r}
 	switch {
 	case err == nil && out.Pending:
 		ev.Result, ev.Reason = "ok", fmt.Sprintf("approval %d of %d for %s", len(out.Approvers), out.Needed, req.Environment)
@@ -263,7 +265,7 @@ func (p *promoter) rollback(w http.ResponseWriter, r *http.Request) {
 		digests = append(digests, h.Digest.String())
 	}
 	rec, err := p.svc.Rollback(r.Context(), req.Repository, req.Environment, digests, pr.Subject, req.Reason)
-	ev := registry.Event{Action: "rollback", Repo: req.Repository, Tag: req.Environment, Request: r}
+	ev := audit.Event{Action: "rollback", Repo: req.Repository, Tag: req.Environment, Request: r}
 	if err != nil {
 		ev.Result, ev.Reason = "denied", err.Error()
 		p.audit.Record(r.Context(), ev)
@@ -295,7 +297,7 @@ func (p *promoter) revoke(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ev := registry.Event{Action: "revoke", Repo: req.Repository, Digest: digest.Digest(req.Digest), Reason: req.Reason, Request: r}
+	ev := audit.Event{Action: "revoke", Repo: req.Repository, Digest: digest.Digest(req.Digest), Reason: req.Reason, Request: r}
 	if err := p.svc.Revoke(r.Context(), req.Repository, req.Digest, pr.Subject, req.Reason); err != nil {
 		ev.Result, ev.Reason = "error", err.Error()
 		p.audit.Record(r.Context(), ev)

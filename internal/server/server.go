@@ -19,6 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/auth"
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/builds/buildshttp"
@@ -70,8 +71,8 @@ type Server struct {
 
 // signingHook returns the auditor through which the signing-on-push
 // worker sees tags being set (set once New has built it).
-func (s *Server) signingHook() registry.Auditor {
-	return registry.AuditorFunc(func(ctx context.Context, e registry.Event) {
+func (s *Server) signingHook() audit.Auditor {
+	return audit.Func(func(ctx context.Context, e audit.Event) {
 		if s.signing != nil {
 			s.signing.Record(ctx, e)
 		}
@@ -84,11 +85,11 @@ type presigner interface {
 }
 
 // fanOut records every event with each auditor in turn.
-type fanOut []registry.Auditor
+type fanOut []audit.Auditor
 
-var _ registry.DurableAuditor = fanOut{}
+var _ audit.DurableAuditor = fanOut{}
 
-func (f fanOut) Record(ctx context.Context, e registry.Event) {
+func (f fanOut) Record(ctx context.Context, e audit.Event) {
 	for _, a := range f {
 		a.Record(ctx, e)
 	}
@@ -96,10 +97,10 @@ func (f fanOut) Record(ctx context.Context, e registry.Event) {
 
 // RecordChange records es with every auditor, durably with those that
 // can, and returns the first error.
-func (f fanOut) RecordChange(ctx context.Context, es ...registry.Event) error {
+func (f fanOut) RecordChange(ctx context.Context, es ...audit.Event) error {
 	var first error
 	for _, a := range f {
-		if err := registry.RecordChange(ctx, a, es...); err != nil && first == nil {
+		if err := audit.RecordChange(ctx, a, es...); err != nil && first == nil {
 			first = err
 		}
 	}
@@ -164,7 +165,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		return nil, err
 	}
 	undo = append(undo, tl.Close)
-	var auditor registry.Auditor = tlogAuditor{log: tl, next: registry.LogAuditor{Log: log}}
+	var auditor audit.Auditor = tlogAuditor{log: tl, next: registry.LogAuditor{Log: log}}
 	if cfg.Audit.DisableUnsafe {
 		log.Warn("audit.disableUnsafe: changes are NOT recorded in the tamper-evident audit log (for measurements only)")
 		auditor = registry.LogAuditor{Log: log}
@@ -192,7 +193,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		Meta:        md,
 		Permissions: perms,
 		Audit: func(ctx context.Context, e retention.Event) {
-			auditor.Record(ctx, registry.Event{Action: e.Action, Repo: e.Repo, Digest: e.Digest, Result: e.Result, Reason: e.Reason})
+			auditor.Record(ctx, audit.Event{Action: e.Action, Repo: e.Repo, Digest: e.Digest, Result: e.Result, Reason: e.Reason})
 		},
 		Defaults: engine.DefaultRetention,
 		Now:      time.Now,

@@ -22,9 +22,11 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/custody-dev/custody/internal/attest"
+	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/auth"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/evidence"
+	"github.com/custody-dev/custody/internal/identity"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/provenance"
@@ -39,7 +41,7 @@ const internalHost = "custody.internal"
 
 // serverIdentity is the actor of what the server does on its own (signing
 // on push, platform provenance).
-var serverIdentity = registry.Identity{Subject: "custody", Method: "server"}
+var serverIdentity = identity.Identity{Subject: "custody", Method: "server"}
 
 // signing is the server's own signing: public keys at a stable URL,
 // signatures on push for chosen repositories, and SLSA provenance written
@@ -49,19 +51,19 @@ type signing struct {
 	ring      *key.Ring
 	cfg       config.Signing
 	log       *slog.Logger
-	audit     registry.Auditor
+	audit     audit.Auditor
 	remote    []remote.Option
 	authz     *auth.Service
 	signer    crypto.Signer
 	keyID     string
-	queue     chan registry.Event
+	queue     chan audit.Event
 	wg        sync.WaitGroup
 	builderID string
 }
 
 // newSigning opens the key ring; it unlocks the active key when a
 // passphrase is configured (CUSTODY_KEY_PASSWORD or signing.passphraseFile).
-func newSigning(cfg config.Config, internal http.Handler, authz *auth.Service, audit registry.Auditor, log *slog.Logger) (*signing, error) {
+func newSigning(cfg config.Config, internal http.Handler, authz *auth.Service, auditor audit.Auditor, log *slog.Logger) (*signing, error) {
 	dir := cfg.Signing.Keys
 	if dir == "" {
 		dir = filepath.Join(cfg.Data, "keys")
@@ -70,7 +72,7 @@ func newSigning(cfg config.Config, internal http.Handler, authz *auth.Service, a
 	if err != nil {
 		return nil, fmt.Errorf("signing key ring %s: %w", dir, err)
 	}
-	s := &signing{ring: ring, cfg: cfg.Signing, log: log, audit: audit, authz: authz,
+	s := &signing{ring: ring, cfg: cfg.Signing, log: log, audit: auditor, authz: authz,
 		remote:    []remote.Option{remote.WithTransport(handlerTransport{internal})},
 		builderID: cfg.Signing.BuilderID,
 	}
@@ -110,27 +112,27 @@ func newSigning(cfg config.Config, internal http.Handler, authz *auth.Service, a
 		}
 	}
 	if len(cfg.Signing.OnPush) > 0 {
-		s.queue = make(chan registry.Event, 1024)
+		s.queue = make(chan audit.Event, 1024)
 		s.wg.Add(1)
 		go s.signLoop()
 	}
 	return s, nil
 }
 
-// Record implements registry.Auditor: it watches for tags set by clients
+// Record implements audit.Auditor: it watches for tags set by clients
 // in the repositories signed on push.
-func (s *signing) Record(ctx context.Context, e registry.Event) {
+func (s *signing) Record(ctx context.Context, e audit.Event) {
 	if s.queue == nil || e.Action != "tag.set" || e.Result != "ok" || strings.HasPrefix(e.Tag, "sha256-") {
 		return
 	}
-	if id, ok := registry.IdentityFrom(ctx); ok && id == serverIdentity {
+	if id, ok := identity.From(ctx); ok && id == serverIdentity {
 		return
 	}
 	if !repopattern.MatchAny(s.cfg.OnPush, e.Repo) {
 		return
 	}
 	select {
-	case s.queue <- registry.Event{Action: e.Action, Repo: e.Repo, Digest: e.Digest, Tag: e.Tag}:
+	case s.queue <- audit.Event{Action: e.Action, Repo: e.Repo, Digest: e.Digest, Tag: e.Tag}:
 	default:
 		s.log.Error("signing on push: queue full, artifact left unsigned", "repo", e.Repo, "digest", e.Digest)
 	}
@@ -139,21 +141,21 @@ func (s *signing) Record(ctx context.Context, e registry.Event) {
 func (s *signing) signLoop() {
 	defer s.wg.Done()
 	for e := range s.queue {
-		ctx := registry.WithIdentity(context.Background(), serverIdentity)
+		ctx := identity.With(context.Background(), serverIdentity)
 		err := s.sign(ctx, e.Repo, e.Digest)
 		res, reason := "ok", "signed on push with key "+s.keyID
 		if err != nil {
 			res, reason = "error", err.Error()
 			s.log.Error("signing on push failed", "repo", e.Repo, "digest", e.Digest, "err", err)
 		}
-		s.audit.Record(ctx, registry.Event{Action: "sign", Repo: e.Repo, Digest: e.Digest, Result: res, Reason: reason})
+		s.audit.Record(ctx, audit.Event{Action: "sign", Repo: e.Repo, Digest: e.Digest, Result: res, Reason: reason})
 		if s.cfg.SBOMOnPush && err == nil {
 			res, reason := "ok", "SBOM generated on push"
 			if err := s.sbom(ctx, e.Repo, e.Digest); err != nil {
 				res, reason = "error", err.Error()
 				s.log.Error("SBOM on push failed", "repo", e.Repo, "digest", e.Digest, "err", err)
 			}
-			s.audit.Record(ctx, registry.Event{Action: "sbom", Repo: e.Repo, Digest: e.Digest, Result: res, Reason: reason})
+			s.audit.Record(ctx, audit.Event{Action: "sbom", Repo: e.Repo, Digest: e.Digest, Result: res, Reason: reason})
 		}
 	}
 }
@@ -286,7 +288,7 @@ func (s *signing) provenance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p.Claims == nil {
-		s.audit.Record(r.Context(), registry.Event{Action: "provenance", Repo: repo, Digest: d, Result: "denied", Reason: "not an OIDC workload identity", Request: r})
+		s.audit.Record(r.Context(), audit.Event{Action: "provenance", Repo: repo, Digest: d, Result: "denied", Reason: "not an OIDC workload identity", Request: r})
 		problem.Write(w, http.StatusForbidden, "denied", "Denied", "platform provenance is written from the claims of an OIDC workload-identity token: call with Authorization: Bearer <the job's OIDC token>")
 		return
 	}
@@ -311,7 +313,7 @@ func (s *signing) provenance(w http.ResponseWriter, r *http.Request) {
 	}
 	pred, err := provenance.FromClaims(claims, s.builderID, provenance.ClaimsOptions{StartedOn: req.StartedOn, FinishedOn: time.Now().UTC(), ReportedDependencies: req.Dependencies})
 	if err != nil {
-		s.audit.Record(r.Context(), registry.Event{Action: "provenance", Repo: repo, Digest: d, Result: "invalid", Reason: err.Error(), Request: r})
+		s.audit.Record(r.Context(), audit.Event{Action: "provenance", Repo: repo, Digest: d, Result: "invalid", Reason: err.Error(), Request: r})
 		problem.Write(w, http.StatusBadRequest, "invalid-claims", "The token's claims do not describe a build", err.Error())
 		return
 	}
@@ -320,7 +322,7 @@ func (s *signing) provenance(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, http.StatusInternalServerError, "internal", "Encoding provenance failed", err.Error())
 		return
 	}
-	ctx := registry.WithIdentity(r.Context(), serverIdentity)
+	ctx := identity.With(r.Context(), serverIdentity)
 	ref, err := s.ref(repo, d)
 	if err != nil {
 		problem.Write(w, http.StatusBadRequest, "invalid-reference", "Invalid artifact", err.Error())
@@ -331,7 +333,7 @@ func (s *signing) provenance(w http.ResponseWriter, r *http.Request) {
 		var env []byte
 		if env, err = attest.Sign(ctx, s.signer, "", stmt); err == nil {
 			if _, err = sign.Attach(ctx, ref, env, attest.PredicateSLSAProvenanceV1, sign.Options{Remote: append(s.remote, remote.WithContext(ctx))}); err == nil {
-				s.audit.Record(r.Context(), registry.Event{Action: "provenance", Repo: repo, Digest: d, Result: "ok",
+				s.audit.Record(r.Context(), audit.Event{Action: "provenance", Repo: repo, Digest: d, Result: "ok",
 					Reason: "platform provenance for " + p.Subject + " from " + claims.Repository + claims.ProjectPath + "@" + claims.Ref, Request: r})
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(http.StatusCreated)
@@ -344,7 +346,7 @@ func (s *signing) provenance(w http.ResponseWriter, r *http.Request) {
 	if strings.Contains(err.Error(), "MANIFEST_UNKNOWN") || strings.Contains(err.Error(), "404") {
 		status = http.StatusNotFound
 	}
-	s.audit.Record(r.Context(), registry.Event{Action: "provenance", Repo: repo, Digest: d, Result: "error", Reason: err.Error(), Request: r})
+	s.audit.Record(r.Context(), audit.Event{Action: "provenance", Repo: repo, Digest: d, Result: "error", Reason: err.Error(), Request: r})
 	problem.Write(w, status, "provenance-failed", "Writing the provenance failed", err.Error())
 }
 
@@ -361,7 +363,7 @@ func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			rw.writeHeader(http.StatusOK)
 			_ = pw.Close()
 		}()
-		t.h.ServeHTTP(rw, req.WithContext(registry.WithIdentity(req.Context(), serverIdentity)))
+		t.h.ServeHTTP(rw, req.WithContext(identity.With(req.Context(), serverIdentity)))
 	}()
 	select {
 	case <-rw.ready:

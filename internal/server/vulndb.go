@@ -15,12 +15,12 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/auth"
 	"github.com/custody-dev/custody/internal/ecosystem"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/problem"
-	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/repopattern"
 	"github.com/custody-dev/custody/internal/sbom"
 	"github.com/custody-dev/custody/internal/vuln"
@@ -44,7 +44,7 @@ type vulns struct {
 	db    *vuln.DB
 	dir   string
 	authz *auth.Service
-	audit registry.Auditor
+	audit audit.Auditor
 	log   *slog.Logger
 	promo *promoter
 	md    meta.Store
@@ -219,7 +219,7 @@ func (v *vulns) scan(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, http.StatusInternalServerError, "attest-failed", "Attaching the scan failed", err.Error())
 		return
 	}
-	v.audit.Record(r.Context(), registry.Event{Action: "scan", Repo: req.Repository, Digest: digest.Digest(req.Digest), Result: "ok",
+	v.audit.Record(r.Context(), audit.Event{Action: "scan", Repo: req.Repository, Digest: digest.Digest(req.Digest), Result: "ok",
 		Reason: fmt.Sprintf("%d findings, database revision %d", len(res.Scanner.Result), rev), Request: r})
 	problem.JSON(w, http.StatusOK, res)
 }
@@ -291,7 +291,7 @@ func (v *vulns) importDB(w http.ResponseWriter, r *http.Request) {
 		defer os.Remove(name)
 	}
 	stats, err := v.db.Import(r.Context(), name)
-	ev := registry.Event{Action: "vulndb.import", Request: r}
+	ev := audit.Event{Action: "vulndb.import", Request: r}
 	if err != nil {
 		ev.Result, ev.Reason = "invalid", err.Error()
 		v.audit.Record(r.Context(), ev)
@@ -339,7 +339,7 @@ func (v *vulns) reevaluate(ctx context.Context) error {
 					}
 					out = append(out, Violation{Repository: repo, Environment: e.Name, Digest: cur, Failed: res.Failed()})
 					counts[e.Name]++
-					v.audit.Record(ctx, registry.Event{Action: "gate.violation", Repo: repo, Digest: digest.Digest(cur), Tag: e.Name, Result: "denied",
+					v.audit.Record(ctx, audit.Event{Action: "gate.violation", Repo: repo, Digest: digest.Digest(cur), Tag: e.Name, Result: "denied",
 						Reason: "after the vulnerability database update the gate of " + e.Name + " fails"})
 				}
 			}

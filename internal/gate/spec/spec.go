@@ -1,4 +1,9 @@
-package gate
+// Package spec is a promotion gate as written in a configuration file:
+// plain data, read from YAML or JSON, with no CEL in sight. The config
+// loader holds gates in this form; package gate compiles them (gate.Compile)
+// where they are used, so loading a configuration never pulls in the rule
+// engine.
+package spec
 
 import (
 	"bytes"
@@ -12,7 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Spec is a gate as written in a configuration file (YAML or JSON):
+// Gate is a gate as written in a configuration file (YAML or JSON):
 //
 //	rules:
 //	  - use: signed_by_trusted_key
@@ -24,23 +29,23 @@ import (
 //	    message: artifact must carry a release tag
 //	costLimit: 1000000
 //	timeout: 500ms
-type Spec struct {
+type Gate struct {
 	// Rules are checked in order; the gate passes when every rule passes.
 	// At least one rule is required.
-	Rules []RuleSpec `json:"rules" yaml:"rules"`
+	Rules []Rule `json:"rules" yaml:"rules"`
 	// CostLimit caps the CEL cost of each rule's evaluation (cel-go
 	// cost units, about one per list element or comparison visited);
-	// 0 means DefaultCostLimit. A rule over the limit fails.
+	// 0 means gate.DefaultCostLimit. A rule over the limit fails.
 	CostLimit uint64 `json:"costLimit,omitempty" yaml:"costLimit,omitempty"`
-	// Timeout caps one whole Evaluate; 0 means DefaultTimeout. Rules
-	// still running when it expires fail.
+	// Timeout caps one whole gate evaluation; 0 means
+	// gate.DefaultTimeout. Rules still running when it expires fail.
 	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
 }
 
-// RuleSpec is one rule: either a ready-made rule (Use, with Params) or a
+// Rule is one rule: either a ready-made rule (Use, with Params) or a
 // custom one (Name, Expr, Message).
-type RuleSpec struct {
-	// Use names a ready-made rule (see Rules). Name, when also set,
+type Rule struct {
+	// Use names a ready-made rule (see gate.ReadyMade). Name, when also set,
 	// renames it in results; Expr must be empty; Message, when set,
 	// replaces the rule's own message.
 	Use string `json:"use,omitempty" yaml:"use,omitempty"`
@@ -66,35 +71,15 @@ type Params struct {
 	// slsa_provenance_trusted.
 	Builders []string `json:"builders,omitempty" yaml:"builders,omitempty"`
 	// Sources are trusted source repository URIs, compared after
-	// NormalizeSourceURI, for slsa_provenance_trusted.
+	// gate.NormalizeSourceURI, for slsa_provenance_trusted.
 	Sources []string `json:"sources,omitempty" yaml:"sources,omitempty"`
 	// Branches are protected git refs for slsa_provenance_trusted; a bare
-	// name "main" means "refs/heads/main" (NormalizeRef). Default
+	// name "main" means "refs/heads/main" (gate.NormalizeRef). Default
 	// ["refs/heads/main"].
 	Branches []string `json:"branches,omitempty" yaml:"branches,omitempty"`
 	// Severity is the threshold of no_findings_at_or_above: NONE, LOW,
 	// MEDIUM, HIGH (the default) or CRITICAL.
 	Severity string `json:"severity,omitempty" yaml:"severity,omitempty"`
-}
-
-func (p Params) set() []string {
-	var s []string
-	if len(p.Keys) > 0 {
-		s = append(s, "keys")
-	}
-	if len(p.Builders) > 0 {
-		s = append(s, "builders")
-	}
-	if len(p.Sources) > 0 {
-		s = append(s, "sources")
-	}
-	if len(p.Branches) > 0 {
-		s = append(s, "branches")
-	}
-	if p.Severity != "" {
-		s = append(s, "severity")
-	}
-	return s
 }
 
 // Duration is a time.Duration written as a Go duration string ("500ms",
@@ -137,32 +122,32 @@ func (d *Duration) parse(s string) error {
 	return nil
 }
 
-// MaxSpecBytes caps a gate specification ParseSpec reads.
-const MaxSpecBytes = 1 << 20
+// MaxBytes caps a gate specification Parse reads.
+const MaxBytes = 1 << 20
 
-// ParseSpec reads a gate specification in YAML or JSON (JSON is YAML).
+// Parse reads a gate specification in YAML or JSON (JSON is YAML).
 // Unknown fields are errors, so a misspelt parameter is caught rather than
-// silently ignored. It does not compile the rules: call Compile.
-func ParseSpec(r io.Reader) (Spec, error) {
-	b, err := io.ReadAll(io.LimitReader(r, MaxSpecBytes+1))
+// silently ignored. It does not compile the rules: call gate.Compile.
+func Parse(r io.Reader) (Gate, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxBytes+1))
 	if err != nil {
-		return Spec{}, fmt.Errorf("reading gate spec: %w", err)
+		return Gate{}, fmt.Errorf("reading gate spec: %w", err)
 	}
-	if len(b) > MaxSpecBytes {
-		return Spec{}, fmt.Errorf("gate spec is larger than %d bytes", MaxSpecBytes)
+	if len(b) > MaxBytes {
+		return Gate{}, fmt.Errorf("gate spec is larger than %d bytes", MaxBytes)
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
-		return Spec{}, errors.New("gate spec is empty: it needs a rules list")
+		return Gate{}, errors.New("gate spec is empty: it needs a rules list")
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	var s Spec
+	var s Gate
 	if err := dec.Decode(&s); err != nil {
-		return Spec{}, fmt.Errorf("invalid gate spec: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		return Gate{}, fmt.Errorf("invalid gate spec: %s", strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return Spec{}, errors.New("invalid gate spec: more than one YAML document")
+		return Gate{}, errors.New("invalid gate spec: more than one YAML document")
 	}
 	return s, nil
 }

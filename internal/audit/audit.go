@@ -1,0 +1,62 @@
+// Package audit is the vocabulary of audit records: an Event (a state
+// change or a refusal) and the Auditor that records it. The registry,
+// the generic-file endpoint, auth and the server's features produce
+// events; the server's tamper-evident log (internal/tlog) stores them.
+// It imports no other custody package, so any layer may use it.
+package audit
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Event is one audit record: a state change or a refusal.
+type Event struct {
+	Action  string // e.g. "blob.upload", "manifest.put", "tag.move", "manifest.delete"
+	Repo    string
+	Digest  digest.Digest
+	Tag     string
+	Result  string // "ok", "denied", "invalid", "error"
+	Reason  string
+	Request *http.Request
+}
+
+// Auditor records events. Record is called after the state change (or
+// refusal) it describes; it may block until the event is stored, so it
+// must not wait on anything else.
+type Auditor interface {
+	Record(ctx context.Context, e Event)
+}
+
+// DurableAuditor is an Auditor that stores events durably and can tell
+// when it could not. The registry records every change it acknowledges
+// (blob uploads, mounts and deletions, manifest puts and deletions, tag
+// sets and deletions) with RecordChange before it answers: RecordChange
+// returns once the events (of one request, stored together) are durable,
+// and when it returns an error the request fails with 500 (the change
+// itself stays made, and is retried safely), so no acknowledged change
+// lacks its audit record.
+type DurableAuditor interface {
+	Auditor
+	RecordChange(ctx context.Context, es ...Event) error
+}
+
+// RecordChange records the events of a change with a: durably if a is a
+// DurableAuditor, else with Record.
+func RecordChange(ctx context.Context, a Auditor, es ...Event) error {
+	if d, ok := a.(DurableAuditor); ok {
+		return d.RecordChange(ctx, es...)
+	}
+	for _, e := range es {
+		a.Record(ctx, e)
+	}
+	return nil
+}
+
+// Func adapts a function to the Auditor interface.
+type Func func(ctx context.Context, e Event)
+
+// Record implements Auditor.
+func (f Func) Record(ctx context.Context, e Event) { f(ctx, e) }
