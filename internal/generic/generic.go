@@ -573,7 +573,7 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 	}
 	if err != nil {
 		audit("manifest.put", md, "denied", err.Error())
-		problem.Write(w, problem.Denied, err.Error())
+		problem.Error(w, r, h.log, "policy check", err)
 		return
 	}
 	// The version is new (it did not resolve above): ask the tag policy
@@ -583,7 +583,7 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 	// transaction below, against a concurrent writer.
 	if err := h.policy.CheckTag(ctx, l.oci(), l.version, "", md); err != nil {
 		audit("tag.move", md, "denied", err.Error())
-		problem.Write(w, problem.Denied, err.Error())
+		problem.Error(w, r, h.log, "policy check", err)
 		return
 	}
 	// Locks are taken in the order file, config, manifest; each is held
@@ -628,7 +628,7 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 			h.answerExisting(w, r, l, exists.current, fd)
 		case errors.Is(err, registry.ErrDenied):
 			audit("tag.move", md, "denied", err.Error())
-			problem.Write(w, problem.Denied, err.Error())
+			problem.Error(w, r, h.log, "policy check", err)
 		default:
 			h.internal(w, r, "record manifest", err)
 		}

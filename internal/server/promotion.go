@@ -265,11 +265,11 @@ func (p *promoter) rollback(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		ev.Result, ev.Reason = "denied", err.Error()
 		p.audit.Record(r.Context(), ev)
-		if errors.Is(err, promotion.ErrNoProject) || errors.Is(err, promotion.ErrNoEnv) {
-			p.lookupError(w, r, err)
+		if errors.Is(err, promotion.ErrRevoked) || errors.Is(err, promotion.ErrNoRollback) {
+			problem.Write(w, problem.RollbackRefused, err.Error())
 			return
 		}
-		problem.Write(w, problem.RollbackRefused, err.Error())
+		p.lookupError(w, r, err)
 		return
 	}
 	ev.Result, ev.Digest, ev.Reason = "ok", digest.Digest(rec.Digest), "from "+rec.Previous+": "+req.Reason
@@ -297,7 +297,11 @@ func (p *promoter) revoke(w http.ResponseWriter, r *http.Request) {
 	if err := p.svc.Revoke(r.Context(), req.Repository, req.Digest, pr.Subject, req.Reason); err != nil {
 		ev.Result, ev.Reason = "error", err.Error()
 		p.audit.Record(r.Context(), ev)
-		problem.Write(w, problem.Invalid, err.Error())
+		if errors.Is(err, promotion.ErrNoReason) {
+			problem.Write(w, problem.Invalid, err.Error())
+			return
+		}
+		problem.Fail(w, r, p.log, "attaching the revocation failed", err)
 		return
 	}
 	ev.Result = "ok"
