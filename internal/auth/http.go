@@ -79,28 +79,33 @@ func (s *Service) Require(w http.ResponseWriter, r *http.Request, action, repo s
 	return r, p, true
 }
 
-// refuse answers and audits a refused API request.
+// refuse answers and audits a refused API request. An error that is no
+// refusal (reading the accounts failed) is the server's: 500, logged.
 func (s *Service) refuse(w http.ResponseWriter, r *http.Request, action, repo string, err error) {
+	k, refused := problem.From(err)
+	if !refused {
+		s.opts.Auditor.Record(r.Context(), audit.Event{Action: action, Repo: repo, Result: "error", Reason: err.Error(), Request: r})
+		problem.Fail(w, r, s.opts.Log, action+": authentication failed", err)
+		return
+	}
 	s.opts.Auditor.Record(r.Context(), audit.Event{Action: action, Repo: repo, Result: "denied", Reason: err.Error(), Request: r})
+	detail := err.Error()
 	var ae *authError
-	switch {
-	case errors.Is(err, registry.ErrTooManyRequests):
+	switch k {
+	case problem.TooManyRequests:
 		if errors.As(err, &ae) {
 			w.Header().Set("Retry-After", fmt.Sprint(int(ae.limited.Seconds())+1))
 		}
-		problem.Write(w, http.StatusTooManyRequests, "too-many-requests", "Too many failed sign-ins", err.Error())
-	case errors.Is(err, registry.ErrUnauthenticated):
+	case problem.Unauthorized:
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+s.opts.Service+`"`)
-		problem.Write(w, http.StatusUnauthorized, "unauthorized", "Authentication required",
-			err.Error()+" (custody login, or an API token in CUSTODY_TOKEN)")
-	default:
-		problem.Write(w, http.StatusForbidden, "denied", "Denied", err.Error())
+		detail += " (custody login, or an API token in CUSTODY_TOKEN)"
 	}
+	problem.Write(w, k, detail)
 }
 
 func (s *Service) invalid(w http.ResponseWriter, r *http.Request, action, repo, detail string) {
 	s.opts.Auditor.Record(r.Context(), audit.Event{Action: action, Repo: repo, Result: "invalid", Reason: detail, Request: r})
-	problem.Write(w, http.StatusBadRequest, "invalid-request", "Invalid request", detail)
+	problem.Write(w, problem.Invalid, detail)
 }
 
 func (s *Service) ok(r *http.Request, action, repo, reason string) {
@@ -262,7 +267,7 @@ func (s *Service) createToken(w http.ResponseWriter, r *http.Request) {
 	// state exactly what is stored.
 	now, err := meta.Instant(s.now())
 	if err != nil {
-		problem.Write(w, http.StatusInternalServerError, "internal", "Storing the token failed", err.Error())
+		problem.Fail(w, r, s.opts.Log, "storing the token failed", err)
 		return
 	}
 	expires, err := meta.Instant(now.Add(life))
@@ -272,7 +277,7 @@ func (s *Service) createToken(w http.ResponseWriter, r *http.Request) {
 	}
 	t := Token{ID: id, Hash: hex.EncodeToString(sum[:]), Owner: p.Subject, Name: req.Name, Scopes: req.Scopes, Created: now, Expires: expires}
 	if err := s.opts.Store.PutToken(r.Context(), t); err != nil {
-		problem.Write(w, http.StatusInternalServerError, "internal", "Storing the token failed", err.Error())
+		problem.Fail(w, r, s.opts.Log, "storing the token failed", err)
 		return
 	}
 	s.ok(r, "token.create", "", fmt.Sprintf("token %s (%s) for %s until %s", id, req.Name, p.Subject, t.Expires.Format(time.RFC3339Nano)))
@@ -291,7 +296,7 @@ func (s *Service) listTokens(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := s.load(r.Context())
 	if err != nil {
-		problem.Write(w, http.StatusInternalServerError, "internal", "Reading tokens failed", err.Error())
+		problem.Fail(w, r, s.opts.Log, "reading tokens failed", err)
 		return
 	}
 	out := []Token{}
@@ -312,21 +317,21 @@ func (s *Service) revokeToken(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	st, err := s.load(r.Context())
 	if err != nil {
-		problem.Write(w, http.StatusInternalServerError, "internal", "Reading tokens failed", err.Error())
+		problem.Fail(w, r, s.opts.Log, "reading tokens failed", err)
 		return
 	}
 	t, found := st.tokenIDs[id]
 	if !found || (t.Owner != p.Subject && !p.Can("", PermAdmin)) {
 		s.opts.Auditor.Record(r.Context(), audit.Event{Action: "token.revoke", Result: "invalid", Reason: "no such token " + id, Request: r})
-		problem.Write(w, http.StatusNotFound, "not-found", "No such token", "no token "+id+" of yours (list them with custody token list)")
+		problem.Write(w, problem.NotFound, "no token "+id+" of yours (list them with custody token list)")
 		return
 	}
 	if err := s.opts.Store.RevokeToken(r.Context(), id, s.now().UTC()); err != nil {
 		if errors.Is(err, ErrNotFound) {
-			problem.Write(w, http.StatusConflict, "already-revoked", "Token already revoked", "token "+id+" is already revoked")
+			problem.Write(w, problem.AlreadyRevoked, "token "+id+" is already revoked")
 			return
 		}
-		problem.Write(w, http.StatusInternalServerError, "internal", "Revoking the token failed", err.Error())
+		problem.Fail(w, r, s.opts.Log, "revoking the token failed", err)
 		return
 	}
 	s.ok(r, "token.revoke", "", fmt.Sprintf("token %s (%s) of %s", id, t.Name, t.Owner))
@@ -363,7 +368,7 @@ func (s *Service) listUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := s.load(r.Context())
 	if err != nil {
-		problem.Write(w, http.StatusInternalServerError, "internal", "Reading users failed", err.Error())
+		problem.Fail(w, r, s.opts.Log, "reading users failed", err)
 		return
 	}
 	out := []User{}
@@ -407,16 +412,16 @@ func (s *Service) createUser(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := s.load(r.Context())
 	if err != nil {
-		problem.Write(w, http.StatusInternalServerError, "internal", "Reading users failed", err.Error())
+		problem.Fail(w, r, s.opts.Log, "reading users failed", err)
 		return
 	}
 	if _, exists := st.users[u.Name]; exists {
 		s.opts.Auditor.Record(r.Context(), audit.Event{Action: "user.create", Result: "invalid", Reason: "user " + u.Name + " exists", Request: r})
-		problem.Write(w, http.StatusConflict, "exists", "User exists", "user "+u.Name+" already exists (change it with PUT /api/v1/users/"+u.Name+")")
+		problem.Write(w, problem.Exists, "user "+u.Name+" already exists (change it with PUT /api/v1/users/"+u.Name+")")
 		return
 	}
 	if err := s.opts.Store.PutUser(r.Context(), u); err != nil {
-		problem.Write(w, http.StatusInternalServerError, "internal", "Storing the user failed", err.Error())
+		problem.Fail(w, r, s.opts.Log, "storing the user failed", err)
 		return
 	}
 	s.ok(r, "user.create", "", fmt.Sprintf("user %s, groups %v", u.Name, u.Groups))
@@ -448,12 +453,12 @@ func (s *Service) updateUser(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := s.load(r.Context())
 	if err != nil {
-		problem.Write(w, http.StatusInternalServerError, "internal", "Reading users failed", err.Error())
+		problem.Fail(w, r, s.opts.Log, "reading users failed", err)
 		return
 	}
 	u, found := st.users[name]
 	if !found {
-		problem.Write(w, http.StatusNotFound, "not-found", "No such user", "no user "+name)
+		problem.Write(w, problem.NotFound, "no user "+name)
 		return
 	}
 	var changed []string
@@ -479,7 +484,7 @@ func (s *Service) updateUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.opts.Store.PutUser(r.Context(), u); err != nil {
-		problem.Write(w, http.StatusInternalServerError, "internal", "Storing the user failed", err.Error())
+		problem.Fail(w, r, s.opts.Log, "storing the user failed", err)
 		return
 	}
 	s.ok(r, "user.update", "", "user "+name+": "+strings.Join(changed, ", "))
@@ -502,10 +507,10 @@ func (s *Service) deleteUser(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.opts.Store.DeleteUser(r.Context(), name); err != nil {
 		if errors.Is(err, ErrNotFound) {
-			problem.Write(w, http.StatusNotFound, "not-found", "No such user", "no user "+name)
+			problem.Write(w, problem.NotFound, "no user "+name)
 			return
 		}
-		problem.Write(w, http.StatusInternalServerError, "internal", "Deleting the user failed", err.Error())
+		problem.Fail(w, r, s.opts.Log, "deleting the user failed", err)
 		return
 	}
 	s.ok(r, "user.delete", "", "user "+name)
@@ -519,7 +524,7 @@ func (s *Service) listGrants(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := s.opts.Store.AuthState(r.Context())
 	if err != nil {
-		problem.Write(w, http.StatusInternalServerError, "internal", "Reading grants failed", err.Error())
+		problem.Fail(w, r, s.opts.Log, "reading grants failed", err)
 		return
 	}
 	out := []Grant{}
@@ -547,7 +552,7 @@ func (s *Service) createGrant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.opts.Store.PutGrant(r.Context(), g); err != nil {
-		problem.Write(w, http.StatusInternalServerError, "internal", "Storing the grant failed", err.Error())
+		problem.Fail(w, r, s.opts.Log, "storing the grant failed", err)
 		return
 	}
 	s.ok(r, "grant.create", g.Repository, fmt.Sprintf("%s %s on %s", g.Subject, g.Role, g.Repository))
@@ -568,10 +573,10 @@ func (s *Service) deleteGrant(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.opts.Store.DeleteGrant(r.Context(), g); err != nil {
 		if errors.Is(err, ErrNotFound) {
-			problem.Write(w, http.StatusNotFound, "not-found", "No such grant", "no stored grant "+g.Subject+" "+string(g.Role)+" on "+g.Repository+" (grants from the config file change only there)")
+			problem.Write(w, problem.NotFound, "no stored grant "+g.Subject+" "+string(g.Role)+" on "+g.Repository+" (grants from the config file change only there)")
 			return
 		}
-		problem.Write(w, http.StatusInternalServerError, "internal", "Deleting the grant failed", err.Error())
+		problem.Fail(w, r, s.opts.Log, "deleting the grant failed", err)
 		return
 	}
 	s.ok(r, "grant.delete", g.Repository, fmt.Sprintf("%s %s on %s", g.Subject, g.Role, g.Repository))

@@ -200,13 +200,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// would need one (EscapedPath shows both as '%').
 	reqbody.Wrap(r)
 	if strings.Contains(r.URL.EscapedPath(), "%") {
-		h.refuse(w, r, location{}, http.StatusBadRequest, "invalid-path", "Invalid path",
+		h.refuse(w, r, location{}, problem.InvalidPath,
 			"percent-escapes (and characters that need them, such as spaces) are not allowed in the path")
 		return
 	}
 	l, msg := parse(r.URL.Path)
 	if msg != "" {
-		h.refuse(w, r, l, http.StatusBadRequest, "invalid-path", "Invalid path", msg)
+		h.refuse(w, r, l, problem.InvalidPath, msg)
 		return
 	}
 	var (
@@ -234,7 +234,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			w.Header().Set("Allow", "GET, HEAD")
 		}
-		problem.Write(w, http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", "method "+r.Method+" is not allowed here")
+		problem.Write(w, problem.MethodNotAllowed, "method "+r.Method+" is not allowed here")
 		return
 	}
 	ar, err := h.authz.Authorize(w, r, need)
@@ -242,32 +242,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if ar != nil {
 			r = ar // names the refused identity in the audit entry
 		}
+		k, refused := problem.From(err)
+		if !refused { // not a refusal: the Authorizer failed
+			h.audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: l.oci(), Result: "error", Reason: err.Error(), Request: r})
+			h.internal(w, r, "authorize", err)
+			return
+		}
 		h.audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: l.oci(), Result: "denied", Reason: err.Error(), Request: r})
-		if errors.Is(err, registry.ErrTooManyRequests) {
-			problem.Write(w, http.StatusTooManyRequests, "too-many-requests", "Too many requests", err.Error())
-			return
-		}
-		if errors.Is(err, registry.ErrUnauthenticated) {
-			problem.Write(w, http.StatusUnauthorized, "unauthorized", "Authentication required", err.Error())
-			return
-		}
-		problem.Write(w, http.StatusForbidden, "denied", "Denied", err.Error())
+		problem.Write(w, k, err.Error())
 		return
 	}
 	fn(w, ar, l)
 }
 
 // refuse answers a problem for a request refused before it reached a handler.
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, l location, status int, kind, title, detail string) {
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, l location, k problem.Kind, detail string) {
 	if r.Method == http.MethodPut {
 		h.audit.Record(r.Context(), audit.Event{Action: "generic.put", Repo: l.repo, Result: "invalid", Reason: detail, Request: r})
 	}
-	problem.Write(w, status, kind, title, detail)
+	problem.Write(w, k, detail)
 }
 
 func (h *Handler) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
-	h.log.ErrorContext(r.Context(), what, "err", err, "request_id", registry.RequestID(r.Context()))
-	problem.Write(w, http.StatusInternalServerError, "internal", "Internal error", "")
+	problem.Fail(w, r, h.log, what, err)
 }
 
 // File is one file of a version.
@@ -327,7 +324,7 @@ func (h *Handler) loadVersion(w http.ResponseWriter, r *http.Request, l location
 	ctx := r.Context()
 	d, err := h.meta.ResolveTag(ctx, l.oci(), l.version)
 	if errors.Is(err, meta.ErrNotFound) {
-		problem.Write(w, http.StatusNotFound, "not-found", "Not found", "no such version")
+		problem.Write(w, problem.NotFound, "no such version")
 		return meta.Manifest{}, nil, false
 	} else if err != nil {
 		h.internal(w, r, "resolve version", err)
@@ -349,12 +346,12 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, l location) {
 	}
 	f, ok := findFile(files, l.file)
 	if !ok {
-		problem.Write(w, http.StatusNotFound, "not-found", "Not found", "no such file in this version")
+		problem.Write(w, problem.NotFound, "no such file in this version")
 		return
 	}
 	if _, err := h.meta.BlobSize(ctx, l.oci(), f.Digest); err != nil {
 		if errors.Is(err, meta.ErrNotFound) {
-			problem.Write(w, http.StatusNotFound, "not-found", "Not found", "file content is not in this repository")
+			problem.Write(w, problem.NotFound, "file content is not in this repository")
 			return
 		}
 		h.internal(w, r, "blob lookup", err)
@@ -365,7 +362,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, l location) {
 			if errors.Is(err, blob.ErrDigestMismatch) {
 				h.log.ErrorContext(ctx, "stored content does not match its digest; not serving it (run custody scrub)",
 					"digest", f.Digest, "err", err, "request_id", registry.RequestID(ctx))
-				problem.Write(w, http.StatusInternalServerError, "content-damaged", "Stored content is damaged", "the stored bytes do not match their digest")
+				problem.Write(w, problem.ContentDamaged, "the stored bytes do not match their digest")
 				return
 			}
 			if !errors.Is(err, blob.ErrNotFound) {
@@ -377,7 +374,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, l location) {
 	rc, _, err := h.blobs.Open(ctx, f.Digest)
 	if err != nil {
 		if errors.Is(err, blob.ErrNotFound) {
-			problem.Write(w, http.StatusNotFound, "not-found", "Not found", "file content is missing from the store")
+			problem.Write(w, problem.NotFound, "file content is missing from the store")
 			return
 		}
 		h.internal(w, r, "open file", err)
@@ -495,13 +492,13 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 	want, err := expectedDigest(r.Header)
 	if err != nil {
 		record("generic.put", "", "invalid", err.Error())
-		problem.Write(w, http.StatusBadRequest, "invalid-checksum", "Invalid checksum header", err.Error())
+		problem.Write(w, problem.InvalidChecksum, err.Error())
 		return
 	}
 	ann, err := h.annotations(r.Header, l.version)
 	if err != nil {
 		record("generic.put", "", "invalid", err.Error())
-		problem.Write(w, http.StatusBadRequest, "invalid-metadata", "Invalid build metadata", err.Error())
+		problem.Write(w, problem.InvalidMetadata, err.Error())
 		return
 	}
 	cur, err := h.meta.ResolveTag(ctx, l.oci(), l.version)
@@ -520,16 +517,16 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 		switch {
 		case errors.Is(err, errChecksum):
 			record("generic.put", want, "invalid", "checksum mismatch")
-			problem.Write(w, http.StatusBadRequest, "checksum-mismatch", "Checksum mismatch",
-				"the uploaded content does not match the SHA-256 sent; nothing was stored")
+			problem.Write(w, problem.ChecksumMismatch, "the uploaded content does not match the SHA-256 sent; nothing was stored")
 		case errors.Is(err, blob.ErrSizeMismatch), errors.Is(err, io.ErrUnexpectedEOF):
 			record("generic.put", want, "invalid", err.Error())
-			problem.Write(w, http.StatusBadRequest, "incomplete-body", "Incomplete body", "the body ended before Content-Length bytes")
+			problem.Write(w, problem.IncompleteBody, "the body ended before Content-Length bytes")
 		case reqbody.Failed(r, err) != nil:
 			be := reqbody.Failed(r, err)
 			h.log.WarnContext(ctx, "request body unreadable", "err", be, "request_id", registry.RequestID(ctx))
 			record("generic.put", want, "invalid", be.Error())
-			problem.Write(w, be.Status(), "unreadable-body", "Unreadable body", be.Error()+"; nothing was stored")
+			k, _ := problem.From(be)
+			problem.Write(w, k, be.Error()+"; nothing was stored")
 		default:
 			h.internal(w, r, "store file", err)
 		}
@@ -577,7 +574,7 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 	}
 	if err != nil {
 		record("manifest.put", md, "denied", err.Error())
-		problem.Write(w, http.StatusForbidden, "denied", "Denied by policy", err.Error())
+		problem.Error(w, r, h.log, "policy check", err)
 		return
 	}
 	// The version is new (it did not resolve above): ask the tag policy
@@ -587,7 +584,7 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 	// transaction below, against a concurrent writer.
 	if err := h.policy.CheckTag(ctx, l.oci(), l.version, "", md); err != nil {
 		record("tag.move", md, "denied", err.Error())
-		problem.Write(w, http.StatusForbidden, "denied", "Denied by policy", err.Error())
+		problem.Error(w, r, h.log, "policy check", err)
 		return
 	}
 	// Locks are taken in the order file, config, manifest; each is held
@@ -626,14 +623,13 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 		var exists *versionExists
 		switch {
 		case errors.Is(err, meta.ErrReferenceGone):
-			problem.Write(w, http.StatusServiceUnavailable, "retry", "Retry",
-				"content was garbage-collected while the version was being recorded; retry the upload")
+			problem.Write(w, problem.Retry, "content was garbage-collected while the version was being recorded; retry the upload")
 		case errors.As(err, &exists):
 			// A concurrent PUT created the version first.
 			h.answerExisting(w, r, l, exists.current, fd)
 		case errors.Is(err, registry.ErrDenied):
 			record("tag.move", md, "denied", err.Error())
-			problem.Write(w, http.StatusForbidden, "denied", "Denied by policy", err.Error())
+			problem.Error(w, r, h.log, "policy check", err)
 		default:
 			h.internal(w, r, "record manifest", err)
 		}
@@ -735,7 +731,7 @@ func (h *Handler) putExisting(w http.ResponseWriter, r *http.Request, l location
 		dst = io.MultiWriter(fileHash, sentHash)
 	}
 	if _, err := io.Copy(dst, r.Body); err != nil {
-		problem.Write(w, http.StatusBadRequest, "incomplete-body", "Incomplete body", "reading the body failed")
+		problem.Write(w, problem.IncompleteBody, "reading the body failed")
 		return
 	}
 	got := digest.NewDigest(alg, fileHash)
@@ -746,8 +742,7 @@ func (h *Handler) putExisting(w http.ResponseWriter, r *http.Request, l location
 		}
 		if sent != want {
 			h.audit.Record(ctx, audit.Event{Action: "generic.put", Repo: l.oci(), Tag: l.version, Result: "invalid", Reason: "checksum mismatch", Request: r})
-			problem.Write(w, http.StatusBadRequest, "checksum-mismatch", "Checksum mismatch",
-				"the uploaded content does not match the SHA-256 sent; nothing was stored")
+			problem.Write(w, problem.ChecksumMismatch, "the uploaded content does not match the SHA-256 sent; nothing was stored")
 			return
 		}
 	}
@@ -777,5 +772,5 @@ func (h *Handler) answerExisting(w http.ResponseWriter, r *http.Request, l locat
 
 func (h *Handler) conflict(w http.ResponseWriter, r *http.Request, l location, cur digest.Digest, detail string) {
 	h.audit.Record(r.Context(), audit.Event{Action: "tag.move", Repo: l.oci(), Digest: cur, Tag: l.version, Result: "denied", Reason: detail, Request: r})
-	problem.Write(w, http.StatusConflict, "version-immutable", "Version is immutable", detail)
+	problem.Write(w, problem.VersionImmutable, detail)
 }

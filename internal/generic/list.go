@@ -73,7 +73,7 @@ func (h *Handler) listNames(w http.ResponseWriter, r *http.Request, l location) 
 		}
 	}
 	if len(names) == 0 {
-		problem.Write(w, http.StatusNotFound, "not-found", "Not found", "no such repository")
+		problem.Write(w, problem.NotFound, "no such repository")
 		return
 	}
 	problem.JSON(w, http.StatusOK, NameList{Repo: l.repo, Names: names})
@@ -86,7 +86,7 @@ func (h *Handler) listVersions(w http.ResponseWriter, r *http.Request, l locatio
 	for {
 		tags, err := h.meta.Tags(ctx, l.oci(), last, pageSize)
 		if errors.Is(err, meta.ErrNotFound) {
-			problem.Write(w, http.StatusNotFound, "not-found", "Not found", "no such name")
+			problem.Write(w, problem.NotFound, "no such name")
 			return
 		} else if err != nil {
 			h.internal(w, r, "list versions", err)

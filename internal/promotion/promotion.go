@@ -84,6 +84,10 @@ var (
 	ErrNoEnv     = errors.New("no such environment")
 	ErrRevoked   = errors.New("artifact revoked")
 	ErrGate      = errors.New("gate refused")
+	// ErrNoRollback: the environment holds no earlier digest to go back to.
+	ErrNoRollback = errors.New("nothing to roll back")
+	// ErrNoReason: a revocation must say why.
+	ErrNoReason = errors.New("a revocation needs a reason")
 )
 
 func (s *Service) now() time.Time {
@@ -397,7 +401,7 @@ func (s *Service) Rollback(ctx context.Context, repo, env string, history []stri
 	}
 	cur, err := s.Current(ctx, repo, env)
 	if err != nil {
-		return evidence.Record{}, fmt.Errorf("environment %s of %s holds nothing to roll back: %w", env, repo, err)
+		return evidence.Record{}, fmt.Errorf("%w: environment %s of %s holds nothing: %w", ErrNoRollback, env, repo, err)
 	}
 	target := ""
 	for i := len(history) - 1; i >= 0; i-- {
@@ -407,7 +411,7 @@ func (s *Service) Rollback(ctx context.Context, repo, env string, history []stri
 		}
 	}
 	if target == "" {
-		return evidence.Record{}, fmt.Errorf("environment %s of %s has no earlier digest than %s", env, repo, cur)
+		return evidence.Record{}, fmt.Errorf("%w: environment %s of %s has no earlier digest than %s", ErrNoRollback, env, repo, cur)
 	}
 	f, err := s.Gather(ctx, repo, target)
 	if err != nil {
@@ -424,7 +428,7 @@ func (s *Service) Rollback(ctx context.Context, repo, env string, history []stri
 // promotion, rollback and environment check.
 func (s *Service) Revoke(ctx context.Context, repo, dgst, by, reason string) error {
 	if strings.TrimSpace(reason) == "" {
-		return errors.New("a revocation needs a reason")
+		return ErrNoReason
 	}
 	return s.attach(ctx, repo, dgst, evidence.PredicateRevocation, evidence.Revocation{By: by, Reason: reason, At: s.now()})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/veto"
 )
 
@@ -54,12 +55,12 @@ var ErrDenied = veto.ErrDenied
 
 // ErrUnauthenticated is returned by an Authorizer when the request carries
 // no acceptable credentials; the registry answers 401 UNAUTHORIZED.
-var ErrUnauthenticated = errors.New("authentication required")
+var ErrUnauthenticated = veto.ErrUnauthenticated
 
 // ErrTooManyRequests is returned by an Authorizer that rate-limits a client
 // (for example after repeated failed sign-ins); the registry answers 429
 // TOOMANYREQUESTS.
-var ErrTooManyRequests = errors.New("too many requests")
+var ErrTooManyRequests = veto.ErrTooManyRequests
 
 type errorBody struct {
 	Errors []errorEntry `json:"errors"`
@@ -76,7 +77,8 @@ type errorEntry struct {
 func WriteError(w http.ResponseWriter, r *http.Request, err *Error) { writeError(w, r, err) }
 
 // writeError answers with the spec's JSON error body. Errors that are not
-// *Error become 500 UNKNOWN-free "internal" errors without internal detail.
+// *Error (nor a refusal) become 500 UNKNOWN without internal detail: the
+// message names the request ID that the log line (reg.internal) carries.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
@@ -88,7 +90,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		case errors.Is(err, ErrDenied):
 			e = errorf(http.StatusForbidden, codeDenied, "%v", err)
 		default:
-			e = &Error{Status: http.StatusInternalServerError, Code: "UNKNOWN", Message: "internal error"}
+			e = &Error{Status: http.StatusInternalServerError, Code: "UNKNOWN", Message: problem.InternalDetail(RequestID(r.Context()))}
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")

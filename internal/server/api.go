@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/jsondoc"
-	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/registry"
@@ -53,6 +53,7 @@ type api struct {
 	policies *policy.Engine
 	checker  *retention.Checker
 	locks    retention.Store
+	log      *slog.Logger
 }
 
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -64,7 +65,7 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "retention", "hold":
 		repo, dig, hasDigest := strings.Cut(sub, "/@")
 		if !registry.ValidName(repo) {
-			problem.Write(w, http.StatusBadRequest, "invalid-name", "Invalid repository name", "repository name "+strconv.Quote(repo)+" is not valid")
+			problem.Write(w, problem.InvalidName, "repository name "+strconv.Quote(repo)+" is not valid")
 			return
 		}
 		var d digest.Digest
@@ -74,7 +75,7 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				err = blob.Supported(d)
 			}
 			if err != nil {
-				problem.Write(w, http.StatusBadRequest, "invalid-digest", "Invalid digest", err.Error())
+				problem.Write(w, problem.InvalidDigest, err.Error())
 				return
 			}
 		}
@@ -84,13 +85,13 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.hold(w, r, repo, d)
 		}
 	default:
-		problem.Write(w, http.StatusNotFound, "not-found", "Not found", "no such endpoint: "+r.URL.Path)
+		problem.Write(w, problem.NotFound, "no such endpoint: "+r.URL.Path)
 	}
 }
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
 	w.Header().Set("Allow", allow)
-	problem.Write(w, http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", r.Method+" is not allowed here")
+	problem.Write(w, problem.MethodNotAllowed, r.Method+" is not allowed here")
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
@@ -99,30 +100,15 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		err = jsondoc.UnmarshalStrict(b, v)
 	}
 	if err != nil {
-		problem.Write(w, http.StatusBadRequest, "invalid-body", "Invalid request body", err.Error())
+		problem.Write(w, problem.InvalidBody, err.Error())
 		return false
 	}
 	return true
 }
 
-// writeErr maps errors to problems.
-func writeErr(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, retention.ErrLocked):
-		problem.Write(w, http.StatusForbidden, "retention-locked", "Refused by retention", err.Error())
-	case errors.Is(err, registry.ErrDenied):
-		problem.Write(w, http.StatusForbidden, "denied", "Denied", err.Error())
-	case errors.Is(err, policy.ErrConflict):
-		problem.Write(w, http.StatusConflict, "retention-enabled", "Retention cannot be switched off", err.Error())
-	case errors.Is(err, policy.ErrInvalid), errors.Is(err, retention.ErrInvalid):
-		problem.Write(w, http.StatusBadRequest, "invalid", "Invalid request", err.Error())
-	case errors.Is(err, meta.ErrNotFound):
-		problem.Write(w, http.StatusNotFound, "manifest-unknown", "Manifest unknown", "no such manifest in the repository")
-	case errors.Is(err, policy.ErrNotFound), errors.Is(err, retention.ErrNotFound):
-		problem.Write(w, http.StatusNotFound, "not-found", "Not found", err.Error())
-	default:
-		problem.Write(w, http.StatusInternalServerError, "internal", "Internal error", "see the server log")
-	}
+// writeErr answers err as its problem (see problem.Error).
+func (a *api) writeErr(w http.ResponseWriter, r *http.Request, err error) {
+	problem.Error(w, r, a.log, "management API", err)
 }
 
 func (a *api) policy(w http.ResponseWriter, r *http.Request, pattern string) {
@@ -134,7 +120,7 @@ func (a *api) policy(w http.ResponseWriter, r *http.Request, pattern string) {
 		}
 		recs, err := a.policies.List(ctx)
 		if err != nil {
-			writeErr(w, err)
+			a.writeErr(w, r, err)
 			return
 		}
 		out := []PolicyResponse{}
@@ -150,14 +136,14 @@ func (a *api) policy(w http.ResponseWriter, r *http.Request, pattern string) {
 		if v := r.URL.Query().Get("version"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
-				problem.Write(w, http.StatusBadRequest, "invalid", "Invalid request", "version must be a positive integer")
+				problem.Write(w, problem.Invalid, "version must be a positive integer")
 				return
 			}
 			version = n
 		}
 		p, rec, err := a.policies.Get(ctx, pattern, version)
 		if err != nil {
-			writeErr(w, err)
+			a.writeErr(w, r, err)
 			return
 		}
 		problem.JSON(w, http.StatusOK, policyResponse(p, rec))
@@ -168,7 +154,7 @@ func (a *api) policy(w http.ResponseWriter, r *http.Request, pattern string) {
 		}
 		rec, err := a.policies.Put(ctx, pattern, p)
 		if err != nil {
-			writeErr(w, err)
+			a.writeErr(w, r, err)
 			return
 		}
 		problem.JSON(w, http.StatusOK, policyResponse(p, rec))
@@ -194,7 +180,7 @@ func (a *api) retention(w http.ResponseWriter, r *http.Request, repo string, d d
 		}
 		locks, err := a.locks.ListLocks(ctx, repo)
 		if err != nil {
-			writeErr(w, err)
+			a.writeErr(w, r, err)
 			return
 		}
 		if locks == nil {
@@ -206,7 +192,7 @@ func (a *api) retention(w http.ResponseWriter, r *http.Request, repo string, d d
 	switch r.Method {
 	case http.MethodGet:
 		if _, err := a.checker.Meta.GetManifest(ctx, repo, d); err != nil {
-			writeErr(w, err)
+			a.writeErr(w, r, err)
 			return
 		}
 		l, err := a.locks.GetLock(ctx, repo, d)
@@ -214,7 +200,7 @@ func (a *api) retention(w http.ResponseWriter, r *http.Request, repo string, d d
 			l, err = retention.Lock{Repo: repo, Digest: d}, nil
 		}
 		if err != nil {
-			writeErr(w, err)
+			a.writeErr(w, r, err)
 			return
 		}
 		problem.JSON(w, http.StatusOK, l)
@@ -225,7 +211,7 @@ func (a *api) retention(w http.ResponseWriter, r *http.Request, repo string, d d
 		}
 		l, err := a.checker.SetRetention(ctx, repo, d, req.Mode, req.RetainUntil)
 		if err != nil {
-			writeErr(w, err)
+			a.writeErr(w, r, err)
 			return
 		}
 		problem.JSON(w, http.StatusOK, l)
@@ -236,7 +222,7 @@ func (a *api) retention(w http.ResponseWriter, r *http.Request, repo string, d d
 
 func (a *api) hold(w http.ResponseWriter, r *http.Request, repo string, d digest.Digest) {
 	if d == "" {
-		problem.Write(w, http.StatusNotFound, "not-found", "Not found", "use /api/v1/hold/<repository>/@<digest>")
+		problem.Write(w, problem.NotFound, "use /api/v1/hold/<repository>/@<digest>")
 		return
 	}
 	var on bool
@@ -250,7 +236,7 @@ func (a *api) hold(w http.ResponseWriter, r *http.Request, repo string, d digest
 	}
 	l, err := a.checker.SetHold(r.Context(), repo, d, on)
 	if err != nil {
-		writeErr(w, err)
+		a.writeErr(w, r, err)
 		return
 	}
 	problem.JSON(w, http.StatusOK, l)

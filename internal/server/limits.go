@@ -20,12 +20,12 @@ import (
 
 // refuse answers a request refused in front of the handlers, in its
 // endpoint's error format: OCI error JSON on /v2/, problem JSON elsewhere.
-func refuse(w http.ResponseWriter, r *http.Request, status int, ociCode, kind, msg string) {
+func refuse(w http.ResponseWriter, r *http.Request, k problem.Kind, ociCode, msg string) {
 	if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
-		registry.WriteError(w, r, &registry.Error{Status: status, Code: ociCode, Message: msg})
+		registry.WriteError(w, r, &registry.Error{Status: k.Status(), Code: ociCode, Message: msg})
 		return
 	}
-	problem.Write(w, status, kind, http.StatusText(status), msg)
+	problem.Write(w, k, msg)
 }
 
 // bodies bounds request bodies (see intake.Bodies).
@@ -34,7 +34,7 @@ func bodies(l config.Limits) intake.Bodies {
 		Window:   time.Duration(l.BodyWindow),
 		MinBytes: l.BodyMinBytes,
 		Refuse: func(w http.ResponseWriter, r *http.Request, status int, msg string) {
-			refuse(w, r, status, "UNSUPPORTED", "body-not-accepted", msg)
+			refuse(w, r, problem.BodyNotAccepted, "UNSUPPORTED", msg)
 		},
 	}
 }
@@ -79,7 +79,7 @@ func (s *Server) guardDisk(h http.Handler) http.Handler {
 			var low *reserve.LowError
 			if errors.As(err, &low) {
 				s.log.Warn("upload refused: disk below its reserve", "path", r.URL.Path, "free", low.Free, "reserve", low.Reserve)
-				refuse(w, r, http.StatusInsufficientStorage, registry.CodeDenied, "insufficient-storage", low.Error())
+				refuse(w, r, problem.InsufficientStorage, registry.CodeDenied, low.Error())
 				return
 			}
 			if err != nil {

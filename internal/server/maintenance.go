@@ -16,6 +16,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/gc"
+	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/retention"
 	"github.com/custody-dev/custody/internal/scrub"
 )
@@ -225,12 +226,11 @@ func (m *maintenance) elected(ctx context.Context, job string, fn func()) func()
 // JSON report; 200 even when it found damage (see damagedObjects).
 func (m *maintenance) serveScrub(w http.ResponseWriter, r *http.Request) {
 	rep, err := m.scrub(r.Context())
-	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
-		w.WriteHeader(http.StatusInternalServerError)
-		_ = json.NewEncoder(w).Encode(map[string]any{"error": fmt.Sprint(err)})
+		problem.Fail(w, r, m.log, "scrub failed", err)
 		return
 	}
+	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(rep)
 }
 
@@ -239,12 +239,11 @@ func (m *maintenance) serveScrub(w http.ResponseWriter, r *http.Request) {
 func (m *maintenance) serveGC(w http.ResponseWriter, r *http.Request) {
 	dry, _ := strconv.ParseBool(r.URL.Query().Get("dryRun"))
 	rep, err := m.gc(r.Context(), dry)
-	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
-		w.WriteHeader(http.StatusInternalServerError)
-		_ = json.NewEncoder(w).Encode(map[string]any{"error": fmt.Sprint(err), "report": rep})
+		problem.Fail(w, r, m.log, "garbage collection failed", err)
 		return
 	}
+	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(rep)
 }
 

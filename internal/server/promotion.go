@@ -2,10 +2,10 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 
@@ -39,6 +39,7 @@ type promoter struct {
 	authz *auth.Service
 	audit audit.Auditor
 	index builds.Index
+	log   *slog.Logger
 }
 
 // newPromoter builds the promotion service from the configured projects;
@@ -68,7 +69,7 @@ func newPromoter(cfg config.Config, sg *signing, authz *auth.Service, audit audi
 		}
 		svc.Projects = append(svc.Projects, pr)
 	}
-	return &promoter{svc: svc, authz: authz, audit: audit, index: index}, nil
+	return &promoter{svc: svc, authz: authz, audit: audit, index: index, log: sg.log}, nil
 }
 
 // promotionTrust trusts the server ring's keys plus a configured trust
@@ -141,7 +142,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		err = jsondoc.UnmarshalStrict(b, v)
 	}
 	if err != nil {
-		problem.Write(w, http.StatusBadRequest, "invalid-body", "Invalid body", "malformed JSON body: "+err.Error())
+		problem.Write(w, problem.InvalidBody, "malformed JSON body: "+err.Error())
 		return false
 	}
 	return true
@@ -149,24 +150,24 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 
 func validArtifact(w http.ResponseWriter, repo, dgst string) bool {
 	if !registry.ValidName(repo) {
-		problem.Write(w, http.StatusBadRequest, "invalid-name", "Invalid repository name", "repository "+repo+" is not a valid name")
+		problem.Write(w, problem.InvalidName, "repository "+repo+" is not a valid name")
 		return false
 	}
 	if _, err := digest.Parse(dgst); err != nil {
-		problem.Write(w, http.StatusBadRequest, "invalid-digest", "Invalid digest", "promote by digest (sha256:...): "+err.Error())
+		problem.Write(w, problem.InvalidDigest, "promote by digest (sha256:...): "+err.Error())
 		return false
 	}
 	return true
 }
 
-// lookupError answers errors of Lookup and Gather.
-func lookupError(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, promotion.ErrNoProject), errors.Is(err, promotion.ErrNoEnv):
-		problem.Write(w, http.StatusNotFound, "no-environment", "No such environment", err.Error())
-	default:
-		problem.Write(w, http.StatusBadGateway, "artifact-unreadable", "Reading the artifact failed", err.Error())
+// lookupError answers errors of Lookup and Gather: no such project or
+// environment is the client's; anything else is logged, not sent.
+func (p *promoter) lookupError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, promotion.ErrNoProject) || errors.Is(err, promotion.ErrNoEnv) {
+		problem.Write(w, problem.NotFound, err.Error())
+		return
 	}
+	problem.FailAs(w, r, p.log, problem.ArtifactUnreadable, "reading the artifact or its evidence failed", err)
 }
 
 // PromotionProblem is the body of a refused promotion: the problem and
@@ -204,14 +205,11 @@ func (p *promoter) promote(w http.ResponseWriter, r *http.Request) {
 		}
 		ev.Result, ev.Reason = "denied", reason
 		p.audit.Record(r.Context(), ev)
-		w.Header().Set("Content-Type", "application/problem+json")
-		w.WriteHeader(http.StatusConflict)
-		_ = json.NewEncoder(w).Encode(PromotionProblem{Details: problem.Details{Type: problem.TypeBase + "gate-refused",
-			Title: "Promotion refused", Status: http.StatusConflict, Detail: reason}, Outcome: out})
+		problem.WriteBody(w, problem.GateRefused.Status(), PromotionProblem{Details: problem.GateRefused.Details(reason), Outcome: out})
 	default:
 		ev.Result, ev.Reason = "error", err.Error()
 		p.audit.Record(r.Context(), ev)
-		lookupError(w, err)
+		p.lookupError(w, r, err)
 	}
 }
 
@@ -233,7 +231,7 @@ func (p *promoter) evaluate(w http.ResponseWriter, r *http.Request) {
 	}
 	res, f, err := p.svc.Evaluate(r.Context(), req.Repository, req.Digest, req.Environment)
 	if err != nil {
-		lookupError(w, err)
+		p.lookupError(w, r, err)
 		return
 	}
 	problem.JSON(w, http.StatusOK, map[string]any{"gate": res, "input": f.Input, "problems": f.Problems})
@@ -257,7 +255,7 @@ func (p *promoter) rollback(w http.ResponseWriter, r *http.Request) {
 	}
 	hist, err := p.index.TagHistory(r.Context(), req.Repository, req.Environment)
 	if err != nil {
-		problem.Write(w, http.StatusInternalServerError, "internal", "Reading the history failed", err.Error())
+		problem.Fail(w, r, p.log, "reading the tag history failed", err)
 		return
 	}
 	var digests []string
@@ -269,11 +267,11 @@ func (p *promoter) rollback(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		ev.Result, ev.Reason = "denied", err.Error()
 		p.audit.Record(r.Context(), ev)
-		if errors.Is(err, promotion.ErrNoProject) || errors.Is(err, promotion.ErrNoEnv) {
-			lookupError(w, err)
+		if errors.Is(err, promotion.ErrRevoked) || errors.Is(err, promotion.ErrNoRollback) {
+			problem.Write(w, problem.RollbackRefused, err.Error())
 			return
 		}
-		problem.Write(w, http.StatusConflict, "rollback-refused", "Rollback refused", err.Error())
+		p.lookupError(w, r, err)
 		return
 	}
 	ev.Result, ev.Digest, ev.Reason = "ok", digest.Digest(rec.Digest), "from "+rec.Previous+": "+req.Reason
@@ -301,7 +299,11 @@ func (p *promoter) revoke(w http.ResponseWriter, r *http.Request) {
 	if err := p.svc.Revoke(r.Context(), req.Repository, req.Digest, pr.Subject, req.Reason); err != nil {
 		ev.Result, ev.Reason = "error", err.Error()
 		p.audit.Record(r.Context(), ev)
-		problem.Write(w, http.StatusBadRequest, "revoke-failed", "Revocation failed", err.Error())
+		if errors.Is(err, promotion.ErrNoReason) {
+			problem.Write(w, problem.Invalid, err.Error())
+			return
+		}
+		problem.Fail(w, r, p.log, "attaching the revocation failed", err)
 		return
 	}
 	ev.Result = "ok"
@@ -322,7 +324,7 @@ func (p *promoter) environment(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	repo, env, dgst := q.Get("repository"), q.Get("environment"), q.Get("digest")
 	if !registry.ValidName(repo) {
-		problem.Write(w, http.StatusBadRequest, "invalid-name", "Invalid repository name", "give ?repository=NAME&environment=ENV")
+		problem.Write(w, problem.InvalidName, "give ?repository=NAME&environment=ENV")
 		return
 	}
 	r, _, ok := p.authz.Require(w, r, "environment.read", repo, auth.PermPull)
@@ -330,7 +332,7 @@ func (p *promoter) environment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, _, err := p.svc.Lookup(repo, env); err != nil {
-		lookupError(w, err)
+		p.lookupError(w, r, err)
 		return
 	}
 	st := EnvironmentStatus{Repository: repo, Environment: env, History: []builds.TagEvent{}}
@@ -340,12 +342,12 @@ func (p *promoter) environment(w http.ResponseWriter, r *http.Request) {
 	}
 	if dgst != "" {
 		if _, err := digest.Parse(dgst); err != nil {
-			problem.Write(w, http.StatusBadRequest, "invalid-digest", "Invalid digest", err.Error())
+			problem.Write(w, problem.InvalidDigest, err.Error())
 			return
 		}
 		c, err := p.svc.CheckDeploy(r.Context(), repo, dgst, env)
 		if err != nil {
-			lookupError(w, err)
+			p.lookupError(w, r, err)
 			return
 		}
 		st.Check = &c

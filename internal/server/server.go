@@ -296,7 +296,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		}
 		mux.Handle("POST /admission/{env}", s.promo.admissionHandler(cfg.Admission.Registries))
 	}
-	mux.Handle(apiFallback, &api{policies: engine, checker: checker, locks: md})
+	mux.Handle(apiFallback, &api{policies: engine, checker: checker, locks: md, log: log})
 	mux.HandleFunc("POST /api/v1/gc", s.maint.serveGC)
 	mux.HandleFunc("POST /api/v1/scrub", s.maint.serveScrub)
 	(&tlog.Handler{Log: tl, Logger: log, Holdings: md}).Register(mux)

@@ -231,10 +231,10 @@ func (s *signing) register(mux *http.ServeMux) {
 
 // trustRoot serves the trust root: every active and retired key with its
 // validity, for offline verifiers (custody verify --trust-root).
-func (s *signing) trustRoot(w http.ResponseWriter, _ *http.Request) {
+func (s *signing) trustRoot(w http.ResponseWriter, r *http.Request) {
 	tr, err := s.ring.TrustRoot()
 	if err != nil {
-		problem.Write(w, http.StatusInternalServerError, "internal", "Reading the key ring failed", err.Error())
+		problem.Fail(w, r, s.log, "reading the key ring failed", err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-cache")
@@ -246,12 +246,12 @@ func (s *signing) publicKey(w http.ResponseWriter, r *http.Request) {
 	id := strings.TrimSuffix(r.PathValue("id"), ".pub")
 	info, err := s.ring.Get(id)
 	if err != nil || info.Status == key.Revoked {
-		problem.Write(w, http.StatusNotFound, "not-found", "No such key", "no trusted key "+id+" (GET /api/v1/keys lists them)")
+		problem.Write(w, problem.NotFound, "no trusted key "+id+" (GET /api/v1/keys lists them)")
 		return
 	}
 	pem, err := s.ring.PublicKeyPEM(info)
 	if err != nil {
-		problem.Write(w, http.StatusInternalServerError, "internal", "Reading the key failed", err.Error())
+		problem.Fail(w, r, s.log, "reading the public key failed", err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-pem-file")
@@ -276,11 +276,11 @@ func (s *signing) provenance(w http.ResponseWriter, r *http.Request) {
 	repo, dig, ok := strings.Cut(rest, "/@")
 	d, err := digest.Parse(dig)
 	if !ok || err != nil || !registry.ValidName(repo) {
-		problem.Write(w, http.StatusBadRequest, "invalid-reference", "Invalid artifact", "use POST /api/v1/provenance/<repository>/@<digest>")
+		problem.Write(w, problem.InvalidReference, "use POST /api/v1/provenance/<repository>/@<digest>")
 		return
 	}
 	if s.authz == nil {
-		problem.Write(w, http.StatusConflict, "auth-off", "Authentication is off", "platform provenance needs the OIDC identity of the job: turn authentication on")
+		problem.Write(w, problem.AuthOff, "platform provenance needs the OIDC identity of the job: turn authentication on")
 		return
 	}
 	r, p, ok := s.authz.Require(w, r, "provenance", repo, auth.PermPush)
@@ -289,11 +289,11 @@ func (s *signing) provenance(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.Claims == nil {
 		s.audit.Record(r.Context(), audit.Event{Action: "provenance", Repo: repo, Digest: d, Result: "denied", Reason: "not an OIDC workload identity", Request: r})
-		problem.Write(w, http.StatusForbidden, "denied", "Denied", "platform provenance is written from the claims of an OIDC workload-identity token: call with Authorization: Bearer <the job's OIDC token>")
+		problem.Write(w, problem.Denied, "platform provenance is written from the claims of an OIDC workload-identity token: call with Authorization: Bearer <the job's OIDC token>")
 		return
 	}
 	if s.signer == nil {
-		problem.Write(w, http.StatusServiceUnavailable, "no-key", "No signing key", "the server has no unlocked signing key (custody key create; CUSTODY_KEY_PASSWORD)")
+		problem.Write(w, problem.NoKey, "the server has no unlocked signing key (custody key create; CUSTODY_KEY_PASSWORD)")
 		return
 	}
 	var req ProvenanceRequest
@@ -301,31 +301,31 @@ func (s *signing) provenance(w http.ResponseWriter, r *http.Request) {
 		dec := json.NewDecoder(io.LimitReader(r.Body, 4<<20))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-			problem.Write(w, http.StatusBadRequest, "invalid-body", "Invalid body", err.Error())
+			problem.Write(w, problem.InvalidBody, err.Error())
 			return
 		}
 	}
 	var claims provenance.Claims
 	b, _ := json.Marshal(p.Claims)
 	if err := json.Unmarshal(b, &claims); err != nil {
-		problem.Write(w, http.StatusBadRequest, "invalid-claims", "Unusable token claims", err.Error())
+		problem.Write(w, problem.InvalidClaims, err.Error())
 		return
 	}
 	pred, err := provenance.FromClaims(claims, s.builderID, provenance.ClaimsOptions{StartedOn: req.StartedOn, FinishedOn: time.Now().UTC(), ReportedDependencies: req.Dependencies})
 	if err != nil {
 		s.audit.Record(r.Context(), audit.Event{Action: "provenance", Repo: repo, Digest: d, Result: "invalid", Reason: err.Error(), Request: r})
-		problem.Write(w, http.StatusBadRequest, "invalid-claims", "The token's claims do not describe a build", err.Error())
+		problem.Write(w, problem.InvalidClaims, err.Error())
 		return
 	}
 	body, err := json.Marshal(pred)
 	if err != nil {
-		problem.Write(w, http.StatusInternalServerError, "internal", "Encoding provenance failed", err.Error())
+		problem.Fail(w, r, s.log, "encoding provenance failed", err)
 		return
 	}
 	ctx := identity.With(r.Context(), serverIdentity)
 	ref, err := s.ref(repo, d)
 	if err != nil {
-		problem.Write(w, http.StatusBadRequest, "invalid-reference", "Invalid artifact", err.Error())
+		problem.Write(w, problem.InvalidReference, err.Error())
 		return
 	}
 	stmt, err := attest.StatementFor(repo, d.String(), attest.PredicateSLSAProvenanceV1, body)
@@ -342,12 +342,12 @@ func (s *signing) provenance(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	status := http.StatusInternalServerError
-	if strings.Contains(err.Error(), "MANIFEST_UNKNOWN") || strings.Contains(err.Error(), "404") {
-		status = http.StatusNotFound
-	}
 	s.audit.Record(r.Context(), audit.Event{Action: "provenance", Repo: repo, Digest: d, Result: "error", Reason: err.Error(), Request: r})
-	problem.Write(w, status, "provenance-failed", "Writing the provenance failed", err.Error())
+	if strings.Contains(err.Error(), "MANIFEST_UNKNOWN") || strings.Contains(err.Error(), "404") {
+		problem.Write(w, problem.ManifestUnknown, "no manifest "+d.String()+" in "+repo)
+		return
+	}
+	problem.Fail(w, r, s.log, "writing the provenance failed", err)
 }
 
 // handlerTransport serves HTTP requests with a handler in process: the

@@ -191,14 +191,14 @@ func (v *vulns) scan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if v.promo == nil {
-		problem.Write(w, http.StatusConflict, "no-projects", "No projects", "scanning needs the server's signing key and projects configured (docs/promotion.md)")
+		problem.Write(w, problem.NoProjects, "scanning needs the server's signing key and projects configured (docs/promotion.md)")
 		return
 	}
 	var res ScanResult
 	res.Metadata.ScanStartedOn = time.Now().UTC()
 	f, err := v.promo.svc.Gather(r.Context(), req.Repository, req.Digest)
 	if err != nil {
-		lookupError(w, err)
+		v.promo.lookupError(w, r, err)
 		return
 	}
 	res.Metadata.ScanFinishedOn = time.Now().UTC()
@@ -216,7 +216,7 @@ func (v *vulns) scan(w http.ResponseWriter, r *http.Request) {
 		res.Scanner.Result = append(res.Scanner.Result, e)
 	}
 	if err := v.promo.svc.Attest(r.Context(), req.Repository, req.Digest, "https://in-toto.io/attestation/vulns/v0.2", res); err != nil {
-		problem.Write(w, http.StatusInternalServerError, "attest-failed", "Attaching the scan failed", err.Error())
+		problem.Fail(w, r, v.log, "attaching the scan failed", err)
 		return
 	}
 	v.audit.Record(r.Context(), audit.Event{Action: "scan", Repo: req.Repository, Digest: digest.Digest(req.Digest), Result: "ok",
@@ -255,7 +255,7 @@ func (v *vulns) status(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := v.statusOf(r.Context())
 	if err != nil {
-		problem.Write(w, http.StatusInternalServerError, "internal", "Reading the database failed", err.Error())
+		problem.Fail(w, r, v.log, "reading the vulnerability database failed", err)
 		return
 	}
 	problem.JSON(w, http.StatusOK, st)
@@ -268,7 +268,7 @@ func (v *vulns) importDB(w http.ResponseWriter, r *http.Request) {
 	}
 	tmp, err := os.CreateTemp(v.dir, "vulndb-upload-*")
 	if err != nil {
-		problem.Write(w, http.StatusInternalServerError, "internal", "Storing the upload failed", err.Error())
+		problem.Fail(w, r, v.log, "storing the vulnerability upload failed", err)
 		return
 	}
 	defer os.Remove(tmp.Name())
@@ -276,8 +276,16 @@ func (v *vulns) importDB(w http.ResponseWriter, r *http.Request) {
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil || n == 0 {
-		problem.Write(w, http.StatusBadRequest, "invalid-upload", "Invalid upload", fmt.Sprintf("send an OSV .zip export or advisory .json as the body (%d bytes read: %v)", n, err))
+	if k, refused := problem.From(err); refused {
+		problem.Write(w, k, err.Error())
+		return
+	}
+	if err != nil {
+		problem.Fail(w, r, v.log, "storing the vulnerability upload failed", err)
+		return
+	}
+	if n == 0 {
+		problem.Write(w, problem.InvalidUpload, "send an OSV .zip export or advisory .json as the body")
 		return
 	}
 	name := tmp.Name()
@@ -295,7 +303,7 @@ func (v *vulns) importDB(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		ev.Result, ev.Reason = "invalid", err.Error()
 		v.audit.Record(r.Context(), ev)
-		problem.Write(w, http.StatusBadRequest, "invalid-osv", "Import failed", err.Error())
+		problem.Write(w, problem.InvalidUpload, err.Error())
 		return
 	}
 	ev.Result, ev.Reason = "ok", fmt.Sprintf("%+v", stats)

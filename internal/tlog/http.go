@@ -65,7 +65,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 func (h *Handler) reconcile(w http.ResponseWriter, r *http.Request) {
 	rec, err := h.Log.Reconcile(r.Context(), h.Holdings)
 	if err != nil {
-		h.internal(w, err)
+		h.internal(w, r, err)
 		return
 	}
 	problem.JSON(w, http.StatusOK, rec)
@@ -83,11 +83,11 @@ func (h *Handler) key(w http.ResponseWriter, _ *http.Request) {
 func (h *Handler) checkpoint(w http.ResponseWriter, r *http.Request) {
 	cp, err := h.Log.Latest(r.Context())
 	if errors.Is(err, ErrNotFound) {
-		problem.Write(w, http.StatusNotFound, "not-found", "Not found", "no checkpoint has been signed yet (POST /api/v1/audit/checkpoint)")
+		problem.Write(w, problem.NotFound, "no checkpoint has been signed yet (POST /api/v1/audit/checkpoint)")
 		return
 	}
 	if err != nil {
-		h.internal(w, err)
+		h.internal(w, r, err)
 		return
 	}
 	text(w, cp.Note)
@@ -97,25 +97,22 @@ func (h *Handler) sign(w http.ResponseWriter, r *http.Request) {
 	h.Log.Flush()
 	cp, err := h.Log.Checkpoint(r.Context())
 	if errors.Is(err, ErrInconsistent) {
-		problem.Write(w, http.StatusConflict, "audit-inconsistent", "Audit log inconsistent", err.Error())
+		problem.Write(w, problem.AuditInconsistent, err.Error())
 		return
 	}
 	if err != nil {
-		h.internal(w, err)
+		h.internal(w, r, err)
 		return
 	}
 	text(w, cp.Note)
 }
 
-func (h *Handler) internal(w http.ResponseWriter, err error) {
-	if h.Logger != nil {
-		h.Logger.Error("audit API", "err", err)
-	}
-	problem.Write(w, http.StatusInternalServerError, "internal", "Internal error", "see the server log")
+func (h *Handler) internal(w http.ResponseWriter, r *http.Request, err error) {
+	problem.Fail(w, r, h.Logger, "audit API", err)
 }
 
 func badRequest(w http.ResponseWriter, detail string) {
-	problem.Write(w, http.StatusBadRequest, "invalid", "Invalid request", detail)
+	problem.Write(w, problem.Invalid, detail)
 }
 
 // uintParam parses query parameter name; def when absent.
@@ -150,7 +147,7 @@ func (h *Handler) entries(w http.ResponseWriter, r *http.Request) {
 	end = min(end, start+MaxEntries)
 	leaves, err := h.Log.Leaves(r.Context(), start, end)
 	if err != nil {
-		h.internal(w, err)
+		h.internal(w, r, err)
 		return
 	}
 	problem.JSON(w, http.StatusOK, entriesResponse(size, leaves))
@@ -180,11 +177,11 @@ func (h *Handler) inclusion(w http.ResponseWriter, r *http.Request) {
 		}
 		index, err = h.Log.LeafIndex(ctx, b)
 		if errors.Is(err, ErrNotFound) {
-			problem.Write(w, http.StatusNotFound, "not-found", "Not found", "no entry has this leaf hash")
+			problem.Write(w, problem.NotFound, "no entry has this leaf hash")
 			return
 		}
 		if err != nil {
-			h.internal(w, err)
+			h.internal(w, r, err)
 			return
 		}
 	} else if r.URL.Query().Get("index") == "" {
@@ -200,17 +197,17 @@ func (h *Handler) inclusion(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := h.Log.InclusionProof(ctx, index, size)
 	if err != nil {
-		h.internal(w, err)
+		h.internal(w, r, err)
 		return
 	}
 	root, err := h.Log.RootAt(ctx, size)
 	if err != nil {
-		h.internal(w, err)
+		h.internal(w, r, err)
 		return
 	}
 	leaves, err := h.Log.Leaves(ctx, index, index+1)
 	if err != nil || len(leaves) != 1 {
-		h.internal(w, fmt.Errorf("reading leaf %d: %v", index, err))
+		h.internal(w, r, fmt.Errorf("reading leaf %d: %v", index, err))
 		return
 	}
 	problem.JSON(w, http.StatusOK, ProofResponse{Index: &index, LeafHash: hex.EncodeToString(leaves[0].Hash), Size: size, Root: root, Hashes: p})
@@ -234,12 +231,12 @@ func (h *Handler) consistency(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := h.Log.ConsistencyProof(ctx, from, to)
 	if err != nil {
-		h.internal(w, err)
+		h.internal(w, r, err)
 		return
 	}
 	root, err := h.Log.RootAt(ctx, to)
 	if err != nil {
-		h.internal(w, err)
+		h.internal(w, r, err)
 		return
 	}
 	problem.JSON(w, http.StatusOK, ProofResponse{From: from, Size: to, Root: root, Hashes: p})
@@ -259,7 +256,7 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request) {
 	}
 	leaves, err := h.Log.Search(r.Context(), q)
 	if err != nil {
-		h.internal(w, err)
+		h.internal(w, r, err)
 		return
 	}
 	problem.JSON(w, http.StatusOK, entriesResponse(h.Log.Size(), leaves))

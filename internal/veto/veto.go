@@ -1,8 +1,9 @@
-// Package veto holds the sentinel error with which policy seams refuse a
-// change. It is a leaf package so that packages below the registry (the
+// Package veto holds the sentinel errors with which policy and
+// authorization seams refuse a request. It is a leaf package so that packages below the registry (the
 // policy engine, retention, the metadata backends that store their state)
-// can refuse without importing the registry; registry.ErrDenied is this
-// same value.
+// can refuse without importing the registry; registry.ErrDenied,
+// registry.ErrUnauthenticated and registry.ErrTooManyRequests are these
+// same values.
 package veto
 
 import "errors"
@@ -10,3 +11,11 @@ import "errors"
 // ErrDenied refuses a request; the registry answers 403 DENIED with the
 // error's text.
 var ErrDenied = errors.New("denied")
+
+// ErrUnauthenticated refuses a request that carries no acceptable
+// credentials: 401.
+var ErrUnauthenticated = errors.New("authentication required")
+
+// ErrTooManyRequests refuses a rate-limited client (for example after
+// repeated failed sign-ins): 429.
+var ErrTooManyRequests = errors.New("too many requests")

@@ -35,7 +35,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 func (h *Handler) builds(w http.ResponseWriter, r *http.Request) {
 	rev := r.URL.Query().Get("revision")
 	if rev == "" || len(rev) > 256 {
-		problem.Write(w, http.StatusBadRequest, "invalid-query", "Invalid query", "the revision parameter is required (at most 256 bytes)")
+		problem.Write(w, problem.Invalid, "the revision parameter is required (at most 256 bytes)")
 		return
 	}
 	bs, err := h.Index.Builds(r.Context(), rev)
@@ -51,12 +51,12 @@ func (h *Handler) tagHistory(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutSuffix(rest, "/history")
 	i := strings.LastIndexByte(rest, '/')
 	if !ok || i < 0 {
-		problem.Write(w, http.StatusNotFound, "not-found", "Not found", "use /api/v1/tags/<repository>/<tag>/history")
+		problem.Write(w, problem.NotFound, "use /api/v1/tags/<repository>/<tag>/history")
 		return
 	}
 	repo, tag := rest[:i], rest[i+1:]
 	if !registry.ValidName(repo) || !registry.ValidTag(tag) {
-		problem.Write(w, http.StatusBadRequest, "invalid-name", "Invalid repository or tag", "the repository name or tag is not valid")
+		problem.Write(w, problem.InvalidName, "the repository name or tag is not valid")
 		return
 	}
 	hist, err := h.Index.TagHistory(r.Context(), repo, tag)
@@ -65,7 +65,7 @@ func (h *Handler) tagHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(hist) == 0 {
-		problem.Write(w, http.StatusNotFound, "tag-unknown", "Tag unknown", "the tag has no history in this repository")
+		problem.Write(w, problem.NotFound, "the tag has no history in this repository")
 		return
 	}
 	problem.JSON(w, http.StatusOK, builds.TagHistory{Repo: repo, Tag: tag, History: hist})
@@ -74,7 +74,7 @@ func (h *Handler) tagHistory(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) versions(w http.ResponseWriter, r *http.Request) {
 	repo := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/api/v1/versions/"), "/")
 	if !registry.ValidName(repo) {
-		problem.Write(w, http.StatusBadRequest, "invalid-name", "Invalid repository name", "the repository name is not valid")
+		problem.Write(w, problem.InvalidName, "the repository name is not valid")
 		return
 	}
 	vs, err := h.Index.Versions(r.Context(), repo)
@@ -86,10 +86,5 @@ func (h *Handler) versions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) internal(w http.ResponseWriter, r *http.Request, err error) {
-	log := h.Log
-	if log == nil {
-		log = slog.Default()
-	}
-	log.ErrorContext(r.Context(), "build index query failed", "err", err, "request_id", registry.RequestID(r.Context()))
-	problem.Write(w, http.StatusInternalServerError, "internal", "Internal error", "")
+	problem.Fail(w, r, h.Log, "build index query failed", err)
 }
