@@ -67,6 +67,18 @@ func New(base string, opts Options) (*Client, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("invalid server %q (expected a URL such as http://127.0.0.1:5000)", base)
 	}
+	c := &Client{base: u, opts: opts, maxBody: opts.MaxBody}
+	if c.maxBody <= 0 {
+		c.maxBody = DefaultMaxBody
+	}
+	c.http = &http.Client{Transport: NewTransport(opts), Timeout: opts.Timeout, CheckRedirect: c.checkRedirect}
+	return c, nil
+}
+
+// NewTransport returns an HTTP transport bounded by o's connect, TLS and
+// header timeouts (the defaults for zero values), for the CLI's other
+// HTTP: the registry protocol that go-containerregistry speaks.
+func NewTransport(o Options) *http.Transport {
 	or := func(d, def time.Duration) time.Duration {
 		if d > 0 {
 			return d
@@ -74,15 +86,10 @@ func New(base string, opts Options) (*Client, error) {
 		return def
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.DialContext = (&net.Dialer{Timeout: or(opts.ConnectTimeout, DefaultConnectTimeout), KeepAlive: 30 * time.Second}).DialContext
-	t.TLSHandshakeTimeout = or(opts.TLSTimeout, DefaultTLSTimeout)
-	t.ResponseHeaderTimeout = or(opts.HeaderTimeout, DefaultHeaderTimeout)
-	c := &Client{base: u, opts: opts, maxBody: opts.MaxBody}
-	if c.maxBody <= 0 {
-		c.maxBody = DefaultMaxBody
-	}
-	c.http = &http.Client{Transport: t, Timeout: opts.Timeout, CheckRedirect: c.checkRedirect}
-	return c, nil
+	t.DialContext = (&net.Dialer{Timeout: or(o.ConnectTimeout, DefaultConnectTimeout), KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = or(o.TLSTimeout, DefaultTLSTimeout)
+	t.ResponseHeaderTimeout = or(o.HeaderTimeout, DefaultHeaderTimeout)
+	return t
 }
 
 // Base returns the server's base URL.

@@ -17,6 +17,10 @@ import (
 // works on for long before answering (GC, a vulnerability database import).
 const longRunning = time.Hour
 
+// registryTransport carries the registry protocol (/v2/) of push, pull,
+// sign, verify, sbom and login, with the API client's bounded waits.
+var registryTransport = apiclient.NewTransport(apiclient.Options{})
+
 // apiFlags are the flags of the commands that talk to a server's
 // /api/v1/ management API.
 type apiFlags struct {
