@@ -57,7 +57,8 @@ func newAPIClient(server string, o apiclient.Options) (*apiclient.Client, error)
 }
 
 // explain adds what to do next to a failed API call's error: sign in on
-// 401, check the server when it could not be reached.
+// 401, check the server when it could not be reached (not when it was
+// reached but did not answer in time).
 func explain(c *apiclient.Client, err error) error {
 	var ae *apiclient.Error
 	if errors.As(err, &ae) {
@@ -67,7 +68,7 @@ func explain(c *apiclient.Client, err error) error {
 		return err
 	}
 	var ue *url.Error
-	if errors.As(err, &ue) {
+	if errors.As(err, &ue) && !ue.Timeout() {
 		return fmt.Errorf("%w (is the server running? choose it with --server or %s)", err, envServer)
 	}
 	return err
