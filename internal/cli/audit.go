@@ -9,11 +9,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/custody-dev/custody/internal/problem"
+	"github.com/custody-dev/custody/internal/apiclient"
 	"github.com/custody-dev/custody/internal/tlog"
 )
 
@@ -199,40 +198,23 @@ It prints every problem found and exits with status 1 if there is any.`,
 
 // auditClient reads the log from a running server's audit API; it is the
 // online tlog.Source.
-type auditClient struct{ base string }
+type auditClient struct{ api *apiclient.Client }
 
 // newAuditClient talks to the server --server, CUSTODY_SERVER or the last
 // login names.
 func newAuditClient(flag string) (auditClient, error) {
 	base, err := resolveServer(flag)
-	return auditClient{base: base}, err
+	if err != nil {
+		return auditClient{}, err
+	}
+	c, err := newAPIClient(base, apiclient.Options{})
+	return auditClient{api: c}, err
 }
 
-var auditHTTP = &http.Client{Timeout: time.Minute}
-
 func (c auditClient) do(ctx context.Context, method, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := authorize(req, c.base); err != nil {
-		return nil, err
-	}
-	resp, err := auditHTTP.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var p problem.Details
-		if json.Unmarshal(b, &p) == nil && p.Title != "" {
-			return nil, fmt.Errorf("%s %s: %s: %s", method, path, p.Title, p.Detail)
-		}
-		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	var b []byte
+	if err := c.api.Do(ctx, method, path, nil, &b); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, explain(c.api, err))
 	}
 	return b, nil
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,64 +11,18 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/custody-dev/custody/internal/builds"
 )
 
-// queryFlags are the flags of the build metadata queries.
-type queryFlags struct {
-	server string
-	output string
-}
-
-func (f *queryFlags) register(fs *pflag.FlagSet) {
-	registerServer(fs, &f.server)
-	fs.StringVarP(&f.output, "output", "o", outputText, "output format: text or json")
-}
-
 // get fetches path from the server's /api/v1/ and decodes the JSON answer
 // into v; it returns the raw body too, for -o json.
-func (f *queryFlags) get(ctx context.Context, path string, v any) ([]byte, error) {
-	switch f.output {
-	case outputText, outputJSON:
-	default:
-		return nil, fmt.Errorf("invalid --output %q: use text or json", f.output)
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	server, err := resolveServer(f.server)
+func (f *apiFlags) get(cmd *cobra.Command, path string, v any) ([]byte, error) {
+	b, err := f.call(cmd, http.MethodGet, path, nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, server+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("User-Agent", "custody/"+Version)
-	if err := authorize(req, server); err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var p struct{ Title, Detail string }
-		if json.Unmarshal(body, &p) == nil && p.Title != "" {
-			if p.Detail != "" {
-				return nil, fmt.Errorf("%s: %s", p.Title, p.Detail)
-			}
-			return nil, fmt.Errorf("%s", p.Title)
-		}
-		return nil, fmt.Errorf("server answered %s", resp.Status)
-	}
-	return body, json.Unmarshal(body, v)
+	return b, json.Unmarshal(b, v)
 }
 
 // printBuilds writes builds as a table.
@@ -85,7 +38,7 @@ func printBuilds(w io.Writer, bs []builds.Build) error {
 
 func newBuildsCmd() *cobra.Command {
 	var (
-		qf       queryFlags
+		qf       apiFlags
 		revision string
 	)
 	cmd := &cobra.Command{
@@ -101,7 +54,7 @@ annotation is COMMIT: OCI pushes and generic uploads alike.`,
 				return fmt.Errorf("--revision is required")
 			}
 			var res builds.BuildList
-			raw, err := qf.get(cmd.Context(), "/api/v1/builds?revision="+url.QueryEscape(revision), &res)
+			raw, err := qf.get(cmd, "/api/v1/builds?revision="+url.QueryEscape(revision), &res)
 			if err != nil {
 				return err
 			}
@@ -118,7 +71,7 @@ annotation is COMMIT: OCI pushes and generic uploads alike.`,
 }
 
 func newVersionsCmd() *cobra.Command {
-	var qf queryFlags
+	var qf apiFlags
 	cmd := &cobra.Command{
 		Use:   "versions REPO",
 		Short: "List every version of a repository with its digest and commit",
@@ -129,7 +82,7 @@ org.opencontainers.image.version annotation (every generic upload does).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var res builds.VersionList
-			raw, err := qf.get(cmd.Context(), "/api/v1/versions/"+args[0], &res)
+			raw, err := qf.get(cmd, "/api/v1/versions/"+args[0], &res)
 			if err != nil {
 				return err
 			}
@@ -150,7 +103,7 @@ func newTagCmd() *cobra.Command {
 		Short: "Inspect tags",
 		Args:  cobra.NoArgs,
 	}
-	var qf queryFlags
+	var qf apiFlags
 	history := &cobra.Command{
 		Use:   "history REPO:TAG",
 		Short: "Show every digest a tag has pointed at, oldest first",
@@ -164,7 +117,7 @@ func newTagCmd() *cobra.Command {
 			}
 			repo, tag := args[0][:i], args[0][i+1:]
 			var res builds.TagHistory
-			raw, err := qf.get(cmd.Context(), "/api/v1/tags/"+repo+"/"+tag+"/history", &res)
+			raw, err := qf.get(cmd, "/api/v1/tags/"+repo+"/"+tag+"/history", &res)
 			if err != nil {
 				return err
 			}

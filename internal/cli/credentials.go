@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/base64"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -47,35 +46,35 @@ func serverHost(server string) (string, error) {
 	return u.Host, nil
 }
 
-// authorize sets the Authorization header of an API request to server.
-func authorize(req *http.Request, server string) error {
+// authorization returns the Authorization header of API requests to
+// server ("" when there is no credential for it).
+func authorization(server string) (string, error) {
 	if t := os.Getenv(envToken); t != "" {
-		req.Header.Set("Authorization", "Bearer "+t)
-		return nil
+		return "Bearer " + t, nil
 	}
 	host, err := serverHost(server)
 	if err != nil {
-		return err
+		return "", err
 	}
 	reg, err := name.NewRegistry(host, name.Insecure)
 	if err != nil {
-		return err
+		return "", err
 	}
 	a, err := authn.DefaultKeychain.Resolve(reg)
 	if err != nil {
-		return fmt.Errorf("reading credentials for %s: %w", host, err)
+		return "", fmt.Errorf("reading credentials for %s: %w", host, err)
 	}
 	cfg, err := a.Authorization()
 	if err != nil {
-		return fmt.Errorf("reading credentials for %s: %w", host, err)
+		return "", fmt.Errorf("reading credentials for %s: %w", host, err)
 	}
 	switch {
 	case cfg.RegistryToken != "":
-		req.Header.Set("Authorization", "Bearer "+cfg.RegistryToken)
+		return "Bearer " + cfg.RegistryToken, nil
 	case cfg.Username != "" || cfg.Password != "":
-		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(cfg.Username+":"+cfg.Password)))
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.Username+":"+cfg.Password)), nil
 	case cfg.Auth != "":
-		req.Header.Set("Authorization", "Basic "+strings.TrimSpace(cfg.Auth))
+		return "Basic " + strings.TrimSpace(cfg.Auth), nil
 	}
-	return nil
+	return "", nil
 }

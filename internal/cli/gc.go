@@ -1,7 +1,7 @@
 package cli
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/custody-dev/custody/internal/apiclient"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/gc"
 	"github.com/custody-dev/custody/internal/server"
@@ -63,7 +64,7 @@ the concurrency design: docs/maintenance.md.`,
 			}
 			var rep *gc.Report
 			if serverURL != "" {
-				r, err := remoteGC(serverURL, dryRun)
+				r, err := remoteGC(cmd.Context(), serverURL, dryRun)
 				if err != nil {
 					return err
 				}
@@ -125,34 +126,20 @@ the concurrency design: docs/maintenance.md.`,
 	return cmd
 }
 
-func remoteGC(base string, dryRun bool) (*gc.Report, error) {
-	u := strings.TrimSuffix(base, "/") + "/api/v1/gc"
+// remoteGC runs GC in the server at base; the server answers when the
+// collection is done, so the wait for its answer is long.
+func remoteGC(ctx context.Context, base string, dryRun bool) (*gc.Report, error) {
+	c, err := newAPIClient(strings.TrimSuffix(base, "/"), apiclient.Options{HeaderTimeout: longRunning})
+	if err != nil {
+		return nil, err
+	}
+	path := "/api/v1/gc"
 	if dryRun {
-		u += "?dryRun=true"
-	}
-	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(nil))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if err := authorize(req, base); err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("gc via %s: %w", base, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("gc via %s: %w", base, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("gc via %s: %s: %s", base, resp.Status, strings.TrimSpace(string(body)))
+		path += "?dryRun=true"
 	}
 	var rep gc.Report
-	if err := json.Unmarshal(body, &rep); err != nil {
-		return nil, fmt.Errorf("gc via %s: decoding report: %w", base, err)
+	if err := c.Do(ctx, http.MethodPost, path, nil, &rep); err != nil {
+		return nil, fmt.Errorf("gc via %s: %w", base, explain(c, err))
 	}
 	return &rep, nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 
 	"github.com/docker/cli/cli/config"
@@ -70,14 +69,14 @@ CUSTODY_SERVER names another.`,
 			basic := &authn.Basic{Username: user, Password: password}
 			// The ping tells whether the server speaks HTTPS or only HTTP
 			// (allowed for loopback and private addresses).
-			ping, err := transport.Ping(cmd.Context(), reg, http.DefaultTransport)
+			ping, err := transport.Ping(cmd.Context(), reg, registryTransport)
 			if err != nil {
 				return fmt.Errorf("signing in to %s failed: %w", host, err)
 			}
 			// The transport pings /v2/, follows the Bearer challenge to the
 			// token endpoint with these credentials and fails if refused.
 			scopes := []string{reg.Scope(transport.PullScope)}
-			if _, err := transport.NewWithContext(cmd.Context(), reg, basic, http.DefaultTransport, scopes); err != nil {
+			if _, err := transport.NewWithContext(cmd.Context(), reg, basic, registryTransport, scopes); err != nil {
 				return fmt.Errorf("signing in to %s failed: %w", host, err)
 			}
 			cf, err := config.Load(config.Dir())

@@ -49,6 +49,7 @@ func (f *transferFlags) options(cmd *cobra.Command, verb string) (artifact.Optio
 		Insecure:  f.insecure,
 		UserAgent: "custody/" + Version,
 		Keychain:  keychain(),
+		Transport: registryTransport,
 	}
 	stderr := cmd.ErrOrStderr()
 	if f.output == outputJSON || !isTerminal(stderr) {

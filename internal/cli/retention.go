@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -14,20 +12,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
-
-// apiFlags are the flags of the commands that talk to a server's
-// /api/v1/ management API.
-type apiFlags struct {
-	server string
-	output string
-}
-
-func (f *apiFlags) register(fs *pflag.FlagSet) {
-	registerServer(fs, &f.server)
-	fs.StringVarP(&f.output, "output", "o", outputText, "output format: text or json")
-}
 
 // lockView is the retention state the API returns.
 type lockView struct {
@@ -37,59 +22,6 @@ type lockView struct {
 	RetainUntil time.Time `json:"retainUntil,omitzero"`
 	LegalHold   bool      `json:"legalHold"`
 	Updated     time.Time `json:"updated,omitzero"`
-}
-
-// call sends a request to the API and returns the answer's body;
-// problem+json answers become errors carrying their detail (the body is
-// returned with them, for callers that read more of it).
-func (f *apiFlags) call(cmd *cobra.Command, method, path string, body any, header http.Header) ([]byte, error) {
-	if f.output != outputText && f.output != outputJSON {
-		return nil, fmt.Errorf("invalid --output %q: use text or json", f.output)
-	}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	server, err := resolveServer(f.server)
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(cmd.Context(), method, server+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "custody/"+Version)
-	if err := authorize(req, server); err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%w (is the server running? choose it with --server or %s)", err, envServer)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode >= 300 {
-		var p struct{ Title, Detail string }
-		if json.Unmarshal(b, &p) == nil && p.Title != "" {
-			if resp.StatusCode == http.StatusUnauthorized {
-				return b, fmt.Errorf("%s (%d): %s; sign in with 'custody login %s' or set %s", p.Title, resp.StatusCode, p.Detail, server, envToken)
-			}
-			return b, fmt.Errorf("%s (%d): %s", p.Title, resp.StatusCode, p.Detail)
-		}
-		return b, fmt.Errorf("server answered %s", resp.Status)
-	}
-	return b, nil
 }
 
 // artifactPath parses "<repository>@<digest>" into the API path suffix.
@@ -288,9 +220,4 @@ and even with a governance bypass, until the hold is cleared.`,
 		cmd.AddCommand(c)
 	}
 	return cmd
-}
-
-// callRaw is call without extra headers.
-func (f *apiFlags) callRaw(cmd *cobra.Command, method, path string, body any) ([]byte, error) {
-	return f.call(cmd, method, path, body, nil)
 }

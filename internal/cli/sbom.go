@@ -41,7 +41,7 @@ func inventory(ctx context.Context, target string, plainHTTP bool) (*sbom.Invent
 	if err != nil {
 		return nil, fmt.Errorf("%s is neither a file nor an image reference: %w", target, err)
 	}
-	img, err := remote.Image(ref, remote.WithAuthFromKeychain(keychain()), remote.WithContext(ctx), remote.WithUserAgent("custody/"+Version))
+	img, err := remote.Image(ref, remote.WithAuthFromKeychain(keychain()), remote.WithContext(ctx), remote.WithUserAgent("custody/"+Version), remote.WithTransport(registryTransport))
 	if err != nil {
 		return nil, fmt.Errorf("fetching %s: %w", target, err)
 	}

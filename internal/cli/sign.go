@@ -124,7 +124,7 @@ func (f *signerFlags) signer(cmd *cobra.Command) (crypto.Signer, string, error) 
 // remoteOpts are the registry options of the signing commands: the same
 // credentials as push and pull.
 func remoteOpts(ctx context.Context) sign.Options {
-	return sign.Options{Remote: []remote.Option{remote.WithAuthFromKeychain(keychain()), remote.WithUserAgent("custody/" + Version), remote.WithContext(ctx)}}
+	return sign.Options{Remote: []remote.Option{remote.WithAuthFromKeychain(keychain()), remote.WithUserAgent("custody/" + Version), remote.WithContext(ctx), remote.WithTransport(registryTransport)}}
 }
 
 func resolve(ctx context.Context, ref string, plainHTTP bool, o sign.Options) (name.Digest, error) {

@@ -3,13 +3,14 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/custody-dev/custody/internal/apiclient"
 )
 
 func newVulnDBCmd() *cobra.Command {
@@ -39,28 +40,17 @@ promoted artifact against its environment's gate ('custody violations').`,
 			if err != nil {
 				return err
 			}
-			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, server+"/api/v1/vulndb", fh)
+			c, err := newAPIClient(server, apiclient.Options{HeaderTimeout: longRunning})
 			if err != nil {
 				return err
 			}
+			ctype := "application/json"
 			if strings.HasSuffix(strings.ToLower(args[0]), ".zip") {
-				req.Header.Set("Content-Type", "application/zip")
-			} else {
-				req.Header.Set("Content-Type", "application/json")
+				ctype = "application/zip"
 			}
-			if err := authorize(req, server); err != nil {
-				return err
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return fmt.Errorf("%w (is the server running? choose it with --server or %s)", err, envServer)
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			if resp.StatusCode != http.StatusOK {
-				var p struct{ Title, Detail string }
-				_ = json.Unmarshal(b, &p)
-				return fmt.Errorf("import refused (%s): %s %s", resp.Status, p.Title, p.Detail)
+			var b []byte
+			if err := c.Send(cmd.Context(), apiclient.Request{Method: http.MethodPost, Path: "/api/v1/vulndb", Body: fh, ContentType: ctype}, &b); err != nil {
+				return fmt.Errorf("import refused: %w", explain(c, err))
 			}
 			return printJSONOrText(cmd, f.output, b, func() error {
 				var st struct {
