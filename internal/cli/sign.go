@@ -69,6 +69,7 @@ func (f *signerFlags) signer(cmd *cobra.Command) (crypto.Signer, string, error) 
 			ctx = context.Background()
 		}
 		s, err := key.OpenKMS(ctx, f.key)
+		//lint:ignore SA4023 this build has no KMS provider, so OpenKMS always fails; the success path is for builds that have one
 		if err != nil {
 			return nil, "", err
 		}
