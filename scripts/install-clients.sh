@@ -2,7 +2,8 @@
 # Installs the real registry clients the end-to-end tests drive, into
 # .cache/bin (kept between runs): crane, regctl, cosign, helm, oras, notation
 # and the OCI distribution-spec conformance suite (as oci-conformance) from the
-# Go module proxy at pinned versions; skopeo, docker (docker.io: dockerd and
+# Go module proxy at pinned versions, and beside them the pinned static
+# analyser scripts/test.sh runs (staticcheck); skopeo, docker (docker.io: dockerd and
 # the docker CLI), podman and containerd (ctr) from Debian's packages when
 # they are missing.
 set -euo pipefail
@@ -20,6 +21,8 @@ NOTATION_VERSION=v1.3.2
 # The conformance suite has no releases: a pinned pseudo-version of its main
 # branch (the suite's current development version).
 CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
+# staticcheck: the release that supports Go 1.26 (scripts/test.sh runs it).
+STATICCHECK_VERSION=v0.8.2
 
 install_go() { # name module version
   local name=$1 mod=$2 ver=$3 stamp="$bin/.$1-$3"
@@ -82,6 +85,7 @@ install_go oras oras.land/oras/cmd/oras "$ORAS_VERSION" & pids+=($!)
 install_go_in_module notation github.com/notaryproject/notation \
   github.com/notaryproject/notation/cmd/notation "$NOTATION_VERSION" & pids+=($!)
 install_go_as oci-conformance github.com/opencontainers/distribution-spec/conformance "$CONFORMANCE_VERSION" & pids+=($!)
+install_go staticcheck honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION" & pids+=($!)
 # Debian's packages, in one apt-get run beside the builds: each command and
 # the package that brings it.
 missing=()

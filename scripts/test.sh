@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: what README.md's test command and CI run.
-# It installs the real clients the end-to-end tests need (cached in
-# .cache/bin), then vets and tests every package. Under CI=true a missing
+# It installs the real clients the end-to-end tests need and staticcheck
+# (cached in .cache/bin), then vets, runs staticcheck, tests every package,
+# runs the concurrent packages' tests again under the race detector, and
+# fuzzes every fuzz target for a few seconds. Under CI=true a missing
 # client fails the run instead of skipping its tests.
 # It also starts a throwaway PostgreSQL server (scripts/postgres.sh) for the
 # PostgreSQL metadata backend's tests, unless CUSTODY_TEST_POSTGRES already
@@ -64,5 +66,61 @@ fi
 echo "== go vet"
 go vet ./...
 
+# staticcheck, pinned in scripts/install-clients.sh. It runs every default
+# check; the few findings kept on purpose carry a //lint:ignore with the
+# reason beside them.
+echo "== staticcheck"
+staticcheck_start=$SECONDS
+"$CUSTODY_CLIENTS_BIN/staticcheck" ./...
+echo "staticcheck took $((SECONDS - staticcheck_start))s"
+
 echo "== go test"
 go test -count=1 -timeout 20m ./...
+
+# The race detector on the packages whose code runs concurrently: the audit
+# log, the metadata backends, garbage collection beside pushes and the
+# replicas on shared engines, whole; of the registry and the server, only
+# the tests that drive them concurrently (concurrent pushes with kills,
+# parallel clients; the background signer, scheduled GC and scrub, Object
+# Lock mirroring, the audit log, shutdown, upload purge, the tag race): their other
+# tests are sequential and, with race-built servers, would cost many
+# minutes of CI for nothing. Tests that start real servers
+# (internal/testserver) run race-built ones and fail on a reported race.
+echo "== go test -race (concurrent code)"
+race_start=$SECONDS
+go test -race -count=1 -timeout 20m ./internal/tlog ./internal/meta/... ./internal/gc ./test/replica
+# Five crash rounds, not 25: the race run looks for data races in the
+# concurrent pushes; crash safety itself is the plain run's job.
+CUSTODY_CRASH_ROUNDS=5 go test -race -count=1 -timeout 20m -run 'TestKillDuringPush$|TestGGCRClients$' ./internal/registry
+go test -race -count=1 -timeout 20m -run 'TestServerSigning$|TestImmutableTagRace$|TestGCKeeps|TestObjectLockMirrored$|TestAuditAPI$|TestGracefulShutdownFinishesUpload$|TestStaleUploadsPurged$|TestScrubMetrics$' ./internal/server
+echo "race tests took $((SECONDS - race_start))s"
+
+# Every fuzz target, briefly: each runs for $fuzztime beyond its seed corpus
+# (the tests above already ran the seeds). Targets are found in the source
+# (func FuzzXxx in a _test.go file), which is cheaper than linking every test
+# binary for 'go test -list'; each package's fuzzing test binary is built
+# once (go test -c -fuzz) and run once per target, from the package's
+# directory and with go test's corpus cache, as 'go test -fuzz' would (that
+# relinks per target: twice the time). A crash leaves its input under the
+# package's testdata/fuzz/ and fails the run.
+fuzztime=${CUSTODY_FUZZTIME:-2s}
+echo "== fuzz (each target ${fuzztime})"
+fuzz_start=$SECONDS
+fuzz_dir=$(mktemp -d)
+fuzz_cache="$(go env GOCACHE)/fuzz/$(go list -m)"
+grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' cmd internal test bench |
+  sed 's|^\(.*\)/[^/]*:func \(.*\)$|\1 \2|' | sort -u >"$fuzz_dir/targets"
+for pkg in $(cut -d' ' -f1 "$fuzz_dir/targets" | uniq); do
+  bin="$fuzz_dir/${pkg//\//_}.test"
+  go test -c -fuzz=. -o "$bin" "./$pkg"
+  for name in $(awk -v p="$pkg" '$1 == p { print $2 }' "$fuzz_dir/targets"); do
+    if ! (cd "$pkg" && "$bin" -test.run='^$' -test.fuzz="^${name}\$" -test.fuzztime="$fuzztime" \
+      -test.fuzzcachedir="$fuzz_cache/$pkg" >"$fuzz_dir/log" 2>&1); then
+      cat "$fuzz_dir/log"
+      echo "fuzz: $pkg $name failed" >&2
+      exit 1
+    fi
+  done
+done
+rm -rf "$fuzz_dir"
+echo "fuzzing took $((SECONDS - fuzz_start))s"

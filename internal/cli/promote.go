@@ -215,8 +215,31 @@ func newEnvCmd() *cobra.Command {
 	return cmd
 }
 
+// newGateCmd is 'custody gate': promotion gates, evaluated by the server.
+func newGateCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "gate", Short: "Evaluate promotion gates"}
+	cmd.AddCommand(newGateTestCmd())
+	return cmd
+}
+
+// policyDeprecation is the notice 'custody policy test' prints: the command
+// evaluates promotion gates, while "policy" names repository policies
+// (internal/policy, /api/v1/policies). It stays for one release.
+const policyDeprecation = `use "custody gate test" (promotion gates); "policy" names repository policies`
+
+// newPolicyCmd is the deprecated alias 'custody policy test' of 'custody
+// gate test': the same command, hidden from help, printing policyDeprecation
+// on stderr when it runs.
 func newPolicyCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "policy", Short: "Evaluate promotion gates"}
+	cmd := &cobra.Command{Use: "policy", Short: "Evaluate promotion gates (deprecated: use custody gate)", Deprecated: policyDeprecation}
+	test := newGateTestCmd()
+	test.Deprecated = policyDeprecation
+	cmd.AddCommand(test)
+	return cmd
+}
+
+// newGateTestCmd is 'gate test REF --env ENV'.
+func newGateTestCmd() *cobra.Command {
 	var (
 		f   apiFlags
 		env string
@@ -256,8 +279,7 @@ func newPolicyCmd() *cobra.Command {
 	}
 	f.register(test.Flags())
 	test.Flags().StringVar(&env, "env", "", "environment whose gate to evaluate")
-	cmd.AddCommand(test)
-	return cmd
+	return test
 }
 
 func newAttestTestResultCmd() *cobra.Command {

@@ -28,7 +28,7 @@ type lockView struct {
 func artifactPath(arg string) (string, error) {
 	repo, d, ok := strings.Cut(arg, "@")
 	if !ok || repo == "" {
-		return "", errors.New("name the artifact as <repository>@<digest>, e.g. team/app@sha256:...")
+		return "", errors.New("name the artifact as <repository>@<digest> (for example team/app@sha256:<hex>)")
 	}
 	if _, err := digest.Parse(d); err != nil {
 		return "", fmt.Errorf("digest %q: %v", d, err)

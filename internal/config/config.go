@@ -430,7 +430,10 @@ func Load(path string, environ []string) (Config, error) {
 	return c, c.Validate()
 }
 
-// Env lists the environment variables custody reads, for --help.
+// Env lists the environment variables the server reads, for 'serve
+// --help' (internal/cli's TestServeHelpNamesEveryVariable keeps it
+// complete). The last two are secrets the server reads itself, never from
+// the configuration file.
 var Env = []struct{ Name, Help string }{
 	{"CUSTODY_CONFIG", "path of the YAML configuration file"},
 	{"CUSTODY_ADDR", "listen address"},
@@ -456,6 +459,8 @@ var Env = []struct{ Name, Help string }{
 	{"CUSTODY_AUDIT_DISABLE_UNSAFE", "true stops the tamper-evident audit log (benchmarks only)"},
 	{"CUSTODY_TRUSTED_PROXIES", "comma-separated addresses or CIDRs of reverse proxies whose client-address header is believed"},
 	{"CUSTODY_PROXY_HEADER", "the header those proxies set: X-Forwarded-For (default) or Forwarded"},
+	{"CUSTODY_KEY_PASSWORD", "passphrase of the server's signing key (signing on push, promotions); signing.passphraseFile replaces it"},
+	{"CUSTODY_PKCS11_PIN", "PIN of the PKCS #11 token holding the server's signing key, unless its URI carries one"},
 }
 
 func (c *Config) applyEnv(environ []string) error {

@@ -417,7 +417,7 @@ func expectedDigest(hd http.Header) (digest.Digest, error) {
 			}
 			raw, err := base64.StdEncoding.DecodeString(val)
 			if err != nil || len(raw) != sha256.Size {
-				return "", errors.New("Digest: sha-256 must be the base64 of 32 bytes")
+				return "", errors.New("the Digest header's sha-256 must be the base64 of 32 bytes")
 			}
 			d := digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(raw))
 			if want != "" && want != d {

@@ -182,9 +182,8 @@ func checkDescriptor(where string, d descriptor) error {
 // the repository is not an error.
 func nonDistributable(d descriptor) bool {
 	switch d.MediaType {
-	case v1.MediaTypeImageLayerNonDistributable, //nolint:staticcheck // still valid to read
-		v1.MediaTypeImageLayerNonDistributableGzip, //nolint:staticcheck
-		v1.MediaTypeImageLayerNonDistributableZstd, //nolint:staticcheck
+	//lint:ignore SA1019 deprecated for new layers, still valid to read
+	case v1.MediaTypeImageLayerNonDistributable, v1.MediaTypeImageLayerNonDistributableGzip, v1.MediaTypeImageLayerNonDistributableZstd,
 		mediaTypeDockerForeign:
 		return true
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -158,7 +159,18 @@ func TestGracefulShutdownFinishesUpload(t *testing.T) {
 	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- srv.Stop(20 * time.Second) }()
-	time.Sleep(300 * time.Millisecond) // SIGTERM is in; the request is still open
+	// Shutdown has begun once the listener is closed: new connections are
+	// refused while the PATCH is still open.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", srv.Addr, time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("the server still accepts connections 10s after SIGTERM:\n%s", srv.Logs())
+		}
+	}
 	if _, err := pw.Write(chunk[1000:]); err != nil {
 		t.Fatal(err)
 	}

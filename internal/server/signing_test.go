@@ -103,9 +103,18 @@ func TestServerSigning(t *testing.T) {
 		t.Fatal(err)
 	}
 	od, _ := name.NewDigest(a.host+"/other/web@"+a.digestOf("other/web", "v1"), name.Insecure)
-	time.Sleep(200 * time.Millisecond)
+	// The push's tag event reached the signer before the push returned, and
+	// the signer works in order: once a later push in apps/ is signed, the
+	// signer has passed other/web's.
+	if _, err := a.push("apps/after", "v1", basic("admin:"+a.admin)); err != nil {
+		t.Fatal(err)
+	}
+	a.awaitAudit("sign", "ok", `"repo":"apps/after"`)
 	if rep := v.Run(context.Background(), od.String(), od, o); rep.OK {
 		t.Fatal("other/web was signed")
+	}
+	if a.audited("sign", "ok", `"repo":"other/web"`) || a.audited("sign", "error", `"repo":"other/web"`) {
+		t.Fatal("the signer acted on other/web")
 	}
 
 	// Platform provenance from the job's OIDC token.

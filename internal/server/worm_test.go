@@ -441,7 +441,7 @@ func TestDefaultRetentionCannotBeSwitchedOff(t *testing.T) {
 	}
 	code, body = put(`{"noDelete":true}`)
 	wantProblem(t, code, body, 409, "cannot be switched off")
-	code, body = do(t, http.MethodGet, w.url+"/api/v1/policies/locked/*", nil)
+	_, body = do(t, http.MethodGet, w.url+"/api/v1/policies/locked/*", nil)
 	if !strings.Contains(body, `"version": 1`) {
 		t.Fatalf("policy changed: %s", body)
 	}
@@ -450,7 +450,7 @@ func TestDefaultRetentionCannotBeSwitchedOff(t *testing.T) {
 	if code, body := put(`{"retention":{"mode":"governance","period":"1h"}}`); code != 200 {
 		t.Fatalf("%d %s", code, body)
 	}
-	code, body = do(t, http.MethodGet, fmt.Sprintf("%s/api/v1/retention/locked/a/@%s", w.url, d), nil)
+	_, body = do(t, http.MethodGet, fmt.Sprintf("%s/api/v1/retention/locked/a/@%s", w.url, d), nil)
 	if !strings.Contains(body, `"compliance"`) {
 		t.Fatalf("existing lock touched: %s", body)
 	}

@@ -26,8 +26,10 @@ var (
 	buildErr  error
 )
 
-// Binary builds cmd/custody once per test process and returns its path.
-// CUSTODY_TEST_BINARY, when set, names a prebuilt binary instead.
+// Binary builds cmd/custody once per test process and returns its path,
+// with the race detector when the test binary has it (go test -race), so
+// the servers' own goroutines are checked too. CUSTODY_TEST_BINARY, when
+// set, names a prebuilt binary instead.
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -41,7 +43,11 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "custody")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/custody")
+		args := []string{"build", "-o", binPath}
+		if raceBuild {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/custody")...)
 		cmd.Dir = moduleRoot()
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -118,7 +124,16 @@ func (s *Server) start() {
 	}
 	s.cmd = cmd
 	s.done = make(chan struct{})
-	go func() { _ = cmd.Wait(); close(s.done) }()
+	logs, done := s.logs, s.done
+	go func() {
+		_ = cmd.Wait()
+		// A race-enabled server reports a data race on its stderr and
+		// goes on: fail the test that started it.
+		if raceBuild && strings.Contains(logs.String(), "WARNING: DATA RACE") {
+			t.Errorf("custody serve reported a data race:\n%s", logs.String())
+		}
+		close(done)
+	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if b, err := os.ReadFile(ready); err == nil && len(b) > 0 {

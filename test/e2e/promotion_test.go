@@ -168,8 +168,13 @@ func TestPromotionWalkthrough(t *testing.T) {
 	if env("dev") != "" || env("test") != "" {
 		t.Fatal("a refused promotion moved an environment")
 	}
-	// policy test evaluates without promoting.
-	if out, err := as("rel1", "policy", "test", v1, "--env", "prod"); err == nil || !strings.Contains(out, "passed_qa") {
+	// gate test evaluates without promoting.
+	if out, err := as("rel1", "gate", "test", v1, "--env", "prod"); err == nil || !strings.Contains(out, "passed_qa") || strings.Contains(out, "deprecated") {
+		t.Fatalf("gate test before QA: %v\n%s", err, out)
+	}
+	// policy test, its deprecated alias, still evaluates the gate and says
+	// what replaces it.
+	if out, err := as("rel1", "policy", "test", v1, "--env", "prod"); err == nil || !strings.Contains(out, "passed_qa") || !strings.Contains(out, `deprecated, use "custody gate test"`) {
 		t.Fatalf("policy test before QA: %v\n%s", err, out)
 	}
 

@@ -206,9 +206,8 @@ func (k *killReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	if k.kill != nil && k.off >= len(k.b)/2 {
-		k.kill()
+		k.kill() // returns once the replica has exited
 		k.kill = nil
-		time.Sleep(100 * time.Millisecond)
 	}
 	n := copy(p[:min(len(p), 64<<10)], k.b[k.off:])
 	k.off += n
@@ -354,7 +353,27 @@ func TestReplicas(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	// pushesDone waits until the pushers have finished n more pushes
+	// (acknowledged or failed) than they had at the call.
+	pushesDone := func(n int, what string) {
+		t.Helper()
+		mu.Lock()
+		want := len(acked) + len(fails) + n
+		mu.Unlock()
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
+			mu.Lock()
+			got := len(acked) + len(fails)
+			mu.Unlock()
+			if got >= want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d of %d pushes done after 2 minutes", what, got, want)
+			}
+		}
+	}
+	// The pushers are under way before the chunked upload starts.
+	pushesDone(3, "pushes before the upload")
 	content := make([]byte, 12<<20)
 	rand.Read(content)
 	killed := false
@@ -377,7 +396,7 @@ func TestReplicas(t *testing.T) {
 		t.Fatalf("push apps/big: %v", err)
 	}
 	bd, _ := bigImg.Digest()
-	time.Sleep(500 * time.Millisecond) // pushes continue on B alone
+	pushesDone(3, "pushes on B alone") // pushes continue on B alone
 	close(stop)
 	wg.Wait()
 	acked = append(acked, pushed{"apps/big:latest", digest.Digest(bd.String()), []digest.Digest{big}})
@@ -410,7 +429,6 @@ func TestReplicas(t *testing.T) {
 	// Concurrent tag moves, one writer per replica, every move to a new
 	// digest: the history keeps them all.
 	const moves = 15
-	type move struct{ raw []byte }
 	prep := func(s *testserver.Server, who string) [][]byte {
 		var out [][]byte
 		for i := range moves {
