@@ -44,11 +44,11 @@ type promoter struct {
 
 // newPromoter builds the promotion service from the configured projects;
 // it returns nil when none is configured.
-func newPromoter(cfg config.Config, sg *signing, authz *auth.Service, audit audit.Auditor, index builds.Index) (*promoter, error) {
+func newPromoter(cfg config.Config, sg *signing, authz *auth.Service, audit audit.Auditor, index builds.Index, findings promotion.Findings) (*promoter, error) {
 	if len(cfg.Projects) == 0 {
 		return nil, nil
 	}
-	svc := &promotion.Service{Remote: sg.remote, Host: internalHost, Signer: sg.signer}
+	svc := &promotion.Service{Remote: sg.remote, Host: internalHost, Signer: sg.signer, Findings: findings}
 	trust, err := promotionTrust(sg.ring, cfg.Promotion.TrustRoot)
 	if err != nil {
 		return nil, err

@@ -35,11 +35,10 @@ const maxVulnUpload = 2 << 30
 //	POST /api/v1/vulndb          an OSV .zip export or advisory .json (admin)
 //	GET  /api/v1/vulndb          revision, last update, advisories
 //	GET  /api/v1/violations      promoted artifacts whose gate no longer holds
+//	POST /api/v1/scan            attach a vulnerability-scan attestation
 //
-// and supplies promotion gates with findings: the packages of an
-// artifact's verified SBOMs matched against the database, minus what its
-// verified OpenVEX attestations waive. After each import it re-evaluates
-// every artifact promoted to an environment.
+// After each import it re-evaluates every artifact promoted to an
+// environment.
 type vulns struct {
 	db    *vuln.DB
 	dir   string
@@ -55,6 +54,28 @@ type vulns struct {
 	checked    time.Time
 }
 
+// vulnOptions is everything the vulnerability endpoints need.
+type vulnOptions struct {
+	DB      *vuln.DB
+	Dir     string // where uploads are staged
+	Authz   *auth.Service
+	Audit   audit.Auditor
+	Log     *slog.Logger
+	Promo   *promoter
+	Meta    meta.Store
+	Metrics *prometheus.Registry
+}
+
+func newVulns(o vulnOptions) *vulns {
+	v := &vulns{db: o.DB, dir: o.Dir, authz: o.Authz, audit: o.Audit, log: o.Log, promo: o.Promo, md: o.Meta,
+		gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "custody_promoted_violations",
+			Help: "Artifacts currently promoted to an environment whose gate no longer holds, by environment (after the last vulnerability database update).",
+		}, []string{"environment"})}
+	o.Metrics.MustRegister(v.gauge)
+	return v
+}
+
 // Violation is a promoted artifact whose environment's gate fails now.
 type Violation struct {
 	Repository  string            `json:"repository"`
@@ -63,18 +84,20 @@ type Violation struct {
 	Failed      []gate.RuleResult `json:"failed"`
 }
 
-func openVulns(cfg string, reg *prometheus.Registry, log *slog.Logger) (*vulns, error) {
-	db, err := vuln.Open(filepath.Join(cfg, "vulndb.db"))
+// openVulnDB opens the offline vulnerability database in the data
+// directory.
+func openVulnDB(dir string) (*vuln.DB, error) {
+	db, err := vuln.Open(filepath.Join(dir, "vulndb.db"))
 	if err != nil {
 		return nil, fmt.Errorf("opening the vulnerability database: %w", err)
 	}
-	v := &vulns{db: db, dir: cfg, log: log, gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "custody_promoted_violations",
-		Help: "Artifacts currently promoted to an environment whose gate no longer holds, by environment (after the last vulnerability database update).",
-	}, []string{"environment"})}
-	reg.MustRegister(v.gauge)
-	return v, nil
+	return db, nil
 }
+
+// vulnFindings supplies promotion gates with findings: the packages of an
+// artifact's verified SBOMs matched against the database, minus what its
+// verified OpenVEX attestations waive.
+type vulnFindings struct{ db *vuln.DB }
 
 // Findings implements promotion.Findings.
 //
@@ -82,7 +105,7 @@ func openVulns(cfg string, reg *prometheus.Registry, log *slog.Logger) (*vulns, 
 // org.opencontainers.image.base.name annotation names by tag rather than
 // digest, and SBOM packages whose version is a range rather than one
 // version.
-func (v *vulns) Findings(ctx context.Context, art gate.Artifact, sboms, vex [][]byte) ([]gate.Finding, error) {
+func (v vulnFindings) Findings(ctx context.Context, art gate.Artifact, sboms, vex [][]byte) ([]gate.Finding, error) {
 	dgst := art.Digest
 	var pkgs []vuln.Package
 	var deps []vuln.Dependency
