@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -221,7 +222,7 @@ func (o *objectLock) check(ctx context.Context, md meta.Store) ([]scrub.Problem,
 					var detail string
 					switch {
 					case mode != "" && bucketWeaker(bm, bu, mode, until, now):
-						detail = fmt.Sprintf("bucket retention %s until %s is weaker than custody's %s until %s", orNone(bm), bu.Format(time.RFC3339), mode, until.Format(time.RFC3339))
+						detail = fmt.Sprintf("bucket retention %s until %s is weaker than custody's %s until %s", cmp.Or(bm, "nothing"), bu.Format(time.RFC3339), mode, until.Format(time.RFC3339))
 					case hold && !bh:
 						detail = "custody holds it under legal hold, the bucket does not"
 					default:

@@ -28,6 +28,7 @@ import (
 	"github.com/custody-dev/custody/internal/generic"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/policy"
+	"github.com/custody-dev/custody/internal/promotion/promotionhttp"
 	"github.com/custody-dev/custody/internal/proxy"
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/reserve"
@@ -253,7 +254,20 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		return nil, err
 	}
 	undo = append(undo, func() { vdb.Close() })
-	promo, err := newPromoter(cfg, sg, authz, auditor, md, vulnFindings{vdb})
+	promo, err := promotionhttp.New(promotionhttp.Options{
+		Projects:   cfg.Projects,
+		Ring:       sg.ring,
+		TrustRoot:  cfg.Promotion.TrustRoot,
+		Signer:     sg.signer,
+		Remote:     sg.remote,
+		Host:       internalHost,
+		Findings:   vulnFindings{vdb},
+		Authz:      authz,
+		Audit:      auditor,
+		Index:      md,
+		Log:        log,
+		Registries: cfg.Admission.Registries,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +277,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		if authz == nil {
 			return nil, errors.New("projects (promotions) need authentication: remove --auth=none")
 		}
-		policies = registry.Policies{auth.TagPolicy{}, promo.policy(), engine, checker}
+		policies = registry.Policies{auth.TagPolicy{}, promo.Policy(), engine, checker}
 		vulnAPI = newVulns(vulnOptions{DB: vdb, Dir: cfg.Data, Authz: authz, Audit: auditor, Log: log, Promo: promo, Meta: md, Metrics: mets.reg})
 	}
 	var redirect func(context.Context, digest.Digest) (*url.URL, error)
@@ -295,9 +309,8 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	mux := http.NewServeMux()
 	sg.register(mux)
 	if promo != nil {
-		promo.register(mux)
+		promo.Register(mux)
 		vulnAPI.register(mux)
-		mux.Handle("POST /admission/{env}", promo.admissionHandler(cfg.Admission.Registries))
 	}
 	mux.Handle(apiFallback, &api{policies: engine, checker: checker, locks: md, log: log})
 	mux.HandleFunc("POST /api/v1/gc", maint.serveGC)

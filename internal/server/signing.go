@@ -39,10 +39,6 @@ import (
 // internalHost names the server itself for its in-process registry client.
 const internalHost = "custody.internal"
 
-// serverIdentity is the actor of what the server does on its own (signing
-// on push, platform provenance).
-var serverIdentity = identity.Identity{Subject: "custody", Method: "server"}
-
 // signing is the server's own signing: public keys at a stable URL,
 // signatures on push for chosen repositories, and SLSA provenance written
 // from verified OIDC claims (the platform mode). Its key ring is
@@ -125,7 +121,7 @@ func (s *signing) Record(ctx context.Context, e audit.Event) {
 	if s.queue == nil || e.Action != "tag.set" || e.Result != "ok" || strings.HasPrefix(e.Tag, "sha256-") {
 		return
 	}
-	if id, ok := identity.From(ctx); ok && id == serverIdentity {
+	if id, ok := identity.From(ctx); ok && id == identity.Server {
 		return
 	}
 	if !repopattern.MatchAny(s.cfg.OnPush, e.Repo) {
@@ -141,7 +137,7 @@ func (s *signing) Record(ctx context.Context, e audit.Event) {
 func (s *signing) signLoop() {
 	defer s.wg.Done()
 	for e := range s.queue {
-		ctx := identity.With(context.Background(), serverIdentity)
+		ctx := identity.With(context.Background(), identity.Server)
 		err := s.sign(ctx, e.Repo, e.Digest)
 		res, reason := "ok", "signed on push with key "+s.keyID
 		if err != nil {
@@ -322,7 +318,7 @@ func (s *signing) provenance(w http.ResponseWriter, r *http.Request) {
 		problem.Fail(w, r, s.log, "encoding provenance failed", err)
 		return
 	}
-	ctx := identity.With(r.Context(), serverIdentity)
+	ctx := identity.With(r.Context(), identity.Server)
 	ref, err := s.ref(repo, d)
 	if err != nil {
 		problem.Write(w, problem.InvalidReference, err.Error())
@@ -363,7 +359,7 @@ func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			rw.writeHeader(http.StatusOK)
 			_ = pw.Close()
 		}()
-		t.h.ServeHTTP(rw, req.WithContext(identity.With(req.Context(), serverIdentity)))
+		t.h.ServeHTTP(rw, req.WithContext(identity.With(req.Context(), identity.Server)))
 	}()
 	select {
 	case <-rw.ready:

@@ -21,6 +21,7 @@ import (
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/problem"
+	"github.com/custody-dev/custody/internal/promotion/promotionhttp"
 	"github.com/custody-dev/custody/internal/repopattern"
 	"github.com/custody-dev/custody/internal/sbom"
 	"github.com/custody-dev/custody/internal/vuln"
@@ -45,7 +46,7 @@ type vulns struct {
 	authz *auth.Service
 	audit audit.Auditor
 	log   *slog.Logger
-	promo *promoter
+	promo *promotionhttp.Handler
 	md    meta.Store
 	gauge *prometheus.GaugeVec
 
@@ -61,7 +62,7 @@ type vulnOptions struct {
 	Authz   *auth.Service
 	Audit   audit.Auditor
 	Log     *slog.Logger
-	Promo   *promoter
+	Promo   *promotionhttp.Handler
 	Meta    meta.Store
 	Metrics *prometheus.Registry
 }
@@ -206,7 +207,7 @@ func (v *vulns) scan(w http.ResponseWriter, r *http.Request) {
 		Repository string `json:"repository"`
 		Digest     string `json:"digest"`
 	}
-	if !decodeJSON(w, r, &req) || !validArtifact(w, req.Repository, req.Digest) {
+	if !promotionhttp.DecodeJSON(w, r, &req) || !promotionhttp.ValidArtifact(w, req.Repository, req.Digest) {
 		return
 	}
 	r, _, ok := v.authz.Require(w, r, "scan", req.Repository, auth.PermPush)
@@ -219,9 +220,9 @@ func (v *vulns) scan(w http.ResponseWriter, r *http.Request) {
 	}
 	var res ScanResult
 	res.Metadata.ScanStartedOn = time.Now().UTC()
-	f, err := v.promo.svc.Gather(r.Context(), req.Repository, req.Digest)
+	f, err := v.promo.Service().Gather(r.Context(), req.Repository, req.Digest)
 	if err != nil {
-		v.promo.lookupError(w, r, err)
+		v.promo.LookupError(w, r, err)
 		return
 	}
 	res.Metadata.ScanFinishedOn = time.Now().UTC()
@@ -238,7 +239,7 @@ func (v *vulns) scan(w http.ResponseWriter, r *http.Request) {
 		}
 		res.Scanner.Result = append(res.Scanner.Result, e)
 	}
-	if err := v.promo.svc.Attest(r.Context(), req.Repository, req.Digest, "https://in-toto.io/attestation/vulns/v0.2", res); err != nil {
+	if err := v.promo.Service().Attest(r.Context(), req.Repository, req.Digest, "https://in-toto.io/attestation/vulns/v0.2", res); err != nil {
 		problem.Fail(w, r, v.log, "attaching the scan failed", err)
 		return
 	}
@@ -354,17 +355,17 @@ func (v *vulns) reevaluate(ctx context.Context) error {
 			return err
 		}
 		for _, repo := range repos {
-			for _, p := range v.promo.svc.Projects {
+			for _, p := range v.promo.Service().Projects {
 				if !repopattern.Match(p.Repositories, repo) {
 					continue
 				}
 				for _, e := range p.Environments {
 					counts[e.Name] += 0
-					cur, err := v.promo.svc.Current(ctx, repo, e.Name)
+					cur, err := v.promo.Service().Current(ctx, repo, e.Name)
 					if err != nil || cur == "" {
 						continue
 					}
-					res, _, err := v.promo.svc.Evaluate(ctx, repo, cur, e.Name)
+					res, _, err := v.promo.Service().Evaluate(ctx, repo, cur, e.Name)
 					if err != nil || res.Pass {
 						continue
 					}
