@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -36,6 +37,7 @@ import (
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/internal/vuln"
+	"github.com/custody-dev/custody/internal/vuln/vulnhttp"
 )
 
 // Server is a configured custody server.
@@ -261,7 +263,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		Signer:     sg.signer,
 		Remote:     sg.remote,
 		Host:       internalHost,
-		Findings:   vulnFindings{vdb},
+		Findings:   vulnhttp.Findings{DB: vdb},
 		Authz:      authz,
 		Audit:      auditor,
 		Index:      md,
@@ -272,13 +274,13 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		return nil, err
 	}
 	policies := registry.Policies{auth.TagPolicy{}, engine, checker}
-	var vulnAPI *vulns
+	var vulnAPI *vulnhttp.Handler
 	if promo != nil {
 		if authz == nil {
 			return nil, errors.New("projects (promotions) need authentication: remove --auth=none")
 		}
 		policies = registry.Policies{auth.TagPolicy{}, promo.Policy(), engine, checker}
-		vulnAPI = newVulns(vulnOptions{DB: vdb, Dir: cfg.Data, Authz: authz, Audit: auditor, Log: log, Promo: promo, Meta: md, Metrics: mets.reg})
+		vulnAPI = vulnhttp.New(vulnhttp.Options{DB: vdb, Dir: cfg.Data, Authz: authz, Audit: auditor, Log: log, Promo: promo, Meta: md, Metrics: mets.reg})
 	}
 	var redirect func(context.Context, digest.Digest) (*url.URL, error)
 	if p, ok := rawBlobs.(presigner); ok && cfg.S3.Redirect {
@@ -310,7 +312,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	sg.register(mux)
 	if promo != nil {
 		promo.Register(mux)
-		vulnAPI.register(mux)
+		vulnAPI.Register(mux)
 	}
 	mux.Handle(apiFallback, &api{policies: engine, checker: checker, locks: md, log: log})
 	mux.HandleFunc("POST /api/v1/gc", maint.serveGC)
@@ -365,6 +367,16 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	}
 	s.handler = proxies.Handler(requestID(bypass(mets.instrument(bodies(cfg.Limits).Wrap(guardDisk(disk, log, root))))))
 	return s, nil
+}
+
+// openVulnDB opens the offline vulnerability database in the data
+// directory.
+func openVulnDB(dir string) (*vuln.DB, error) {
+	db, err := vuln.Open(filepath.Join(dir, "vulndb.db"))
+	if err != nil {
+		return nil, fmt.Errorf("opening the vulnerability database: %w", err)
+	}
+	return db, nil
 }
 
 // openAuditLog loads (or creates) the log key in the data directory and
