@@ -19,6 +19,7 @@ import (
 	"github.com/custody-dev/custody/internal/gc"
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/retention"
+	"github.com/custody-dev/custody/internal/retention/objectlock"
 	"github.com/custody-dev/custody/internal/scrub"
 )
 
@@ -37,7 +38,7 @@ type maintenance struct {
 	// leader, when set, elects the replica that runs scheduled jobs.
 	leader leader
 	// olock, when set, checks the bucket's object locks during scrub.
-	olock *objectLock
+	olock *objectlock.Mirror
 	meta  metaStore
 
 	gcMu    sync.Mutex // one collection at a time
@@ -73,7 +74,7 @@ type maintenanceOptions struct {
 	// a candidate.
 	Protected gc.Protector
 	// ObjectLock, when set, checks the bucket's object locks during scrub.
-	ObjectLock *objectLock
+	ObjectLock *objectlock.Mirror
 	Metrics    *prometheus.Registry
 }
 
@@ -174,7 +175,7 @@ func (m *maintenance) scrub(ctx context.Context) (*scrub.Report, error) {
 		return nil, err
 	}
 	if m.olock != nil {
-		weak, err := m.olock.check(ctx, m.meta)
+		weak, err := m.olock.Check(ctx, m.meta)
 		if err != nil {
 			return nil, fmt.Errorf("checking the bucket's object locks: %w", err)
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/auth"
 	"github.com/custody-dev/custody/internal/blob"
+	"github.com/custody-dev/custody/internal/blob/s3"
 	"github.com/custody-dev/custody/internal/builds/buildshttp"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/gc"
@@ -34,6 +35,7 @@ import (
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/reserve"
 	"github.com/custody-dev/custody/internal/retention"
+	"github.com/custody-dev/custody/internal/retention/objectlock"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/internal/vuln"
@@ -57,7 +59,7 @@ type Server struct {
 	auth    *auth.Service
 	signing *signing
 	// olock mirrors locks onto an Object Lock bucket; nil otherwise.
-	olock *objectLock
+	olock *objectlock.Mirror
 	// vulnDB is the offline vulnerability database.
 	vulnDB *vuln.DB
 	// embedded is true on the embedded stores (one process).
@@ -181,11 +183,15 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	}
 	// On an Object Lock bucket every stored lock is mirrored onto the
 	// objects it protects (docs/deploy.md).
-	olock, err := newObjectLock(context.Background(), rawBlobs, md, md, log)
-	if err != nil {
-		return nil, err
+	var olock *objectlock.Mirror
+	var _ objectlock.Bucket = (*s3.Store)(nil) // S3 buckets are mirrored
+	if b, ok := rawBlobs.(objectlock.Bucket); ok {
+		olock, err = objectlock.Open(context.Background(), objectlock.Options{Bucket: b, Locks: md, Meta: md, Log: log})
+		if err != nil {
+			return nil, err
+		}
 	}
-	undo = append(undo, olock.close)
+	undo = append(undo, olock.Close)
 	checker := &retention.Checker{
 		Store:       md,
 		Meta:        md,
@@ -195,7 +201,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		},
 		Defaults: engine.DefaultRetention,
 		Now:      time.Now,
-		Stored:   olock.enqueue,
+		Stored:   olock.Enqueue,
 	}
 	// Only the guarded store is ever handed out: every component below
 	// (registry, generic files, GC, purge) deletes through it.
@@ -580,7 +586,7 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 // grew, and releases the stores and the data directory lock.
 func (s *Server) Close() error {
 	s.signing.close()
-	s.olock.close()
+	s.olock.Close()
 	s.audit.Close()
 	if last, err := s.audit.Latest(context.Background()); err != nil || last.Size != s.audit.Size() {
 		if _, err := s.audit.Checkpoint(context.Background()); err != nil {
