@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -36,6 +37,7 @@ import (
 	"github.com/custody-dev/custody/internal/reserve"
 	"github.com/custody-dev/custody/internal/retention"
 	"github.com/custody-dev/custody/internal/retention/objectlock"
+	"github.com/custody-dev/custody/internal/sign/platform"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/internal/vuln"
@@ -57,7 +59,7 @@ type Server struct {
 	audit     *tlog.Log
 	// auth is nil when authentication is off (auth.mode none).
 	auth    *auth.Service
-	signing *signing
+	signing *platform.Handler
 	// olock mirrors locks onto an Object Lock bucket; nil otherwise.
 	olock *objectlock.Mirror
 	// vulnDB is the offline vulnerability database.
@@ -248,11 +250,25 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		Policy:          registry.Policies{engine, checker},
 		MaxManifestSize: cfg.Limits.MaxManifestBytes,
 	})
-	sg, err := newSigning(cfg, internal, authz, auditor, log)
+	self := []remote.Option{remote.WithTransport(handlerTransport{internal})}
+	keys := cfg.Signing.Keys
+	if keys == "" {
+		keys = filepath.Join(cfg.Data, "keys")
+	}
+	sg, err := platform.Open(platform.Options{
+		Config:   cfg.Signing,
+		Keys:     keys,
+		Projects: len(cfg.Projects) > 0,
+		Remote:   self,
+		Host:     internalHost,
+		Authz:    authz,
+		Audit:    auditor,
+		Log:      log,
+	})
 	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, sg.close)
+	undo = append(undo, sg.Close)
 	// Promotions (docs/promotion.md): environment tags move only through
 	// them, and the generic files and registry below see that policy.
 	// Promotion gates see the findings of the offline vulnerability
@@ -264,10 +280,10 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	undo = append(undo, func() { vdb.Close() })
 	promo, err := promotionhttp.New(promotionhttp.Options{
 		Projects:   cfg.Projects,
-		Ring:       sg.ring,
+		Ring:       sg.Ring(),
 		TrustRoot:  cfg.Promotion.TrustRoot,
-		Signer:     sg.signer,
-		Remote:     sg.remote,
+		Signer:     sg.Signer(),
+		Remote:     self,
 		Host:       internalHost,
 		Findings:   vulnhttp.Findings{DB: vdb},
 		Authz:      authz,
@@ -315,7 +331,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		olock: olock, embedded: st.Embedded, policies: engine, disk: disk, blobPing: blobPing, maint: maint, signing: sg,
 		vulnDB: vdb}
 	mux := http.NewServeMux()
-	sg.register(mux)
+	sg.Register(mux)
 	if promo != nil {
 		promo.Register(mux)
 		vulnAPI.Register(mux)
@@ -585,7 +601,7 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 // Close writes the queued audit entries, signs a last checkpoint if the log
 // grew, and releases the stores and the data directory lock.
 func (s *Server) Close() error {
-	s.signing.close()
+	s.signing.Close()
 	s.olock.Close()
 	s.audit.Close()
 	if last, err := s.audit.Latest(context.Background()); err != nil || last.Size != s.audit.Size() {
