@@ -238,18 +238,23 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		ObjectLock: olock,
 		Metrics:    mets.reg,
 	})
-	// The server's own registry client (signing on push, platform
-	// provenance) talks to an internal registry over the same stores,
-	// without authentication: it is never served on the network.
-	internal := registry.New(blobs, md, registry.Options{
+	// Every endpoint over the stores (the registry, generic files, and
+	// the server's internal registry) derives its options from one set:
+	// the same auditor, locks, verifier and limits.
+	base := registry.Options{
 		BlobLocks:       locks,
 		Verifier:        rawBlobs,
 		Log:             log,
 		Auditor:         auditor,
-		Authorizer:      registry.AllowAll{},
-		Policy:          registry.Policies{engine, checker},
 		MaxManifestSize: cfg.Limits.MaxManifestBytes,
-	})
+	}
+	// The server's own registry client (signing on push, platform
+	// provenance) talks to an internal registry over the same stores,
+	// without authentication: it is never served on the network.
+	internalOpts := base
+	internalOpts.Authorizer = registry.AllowAll{}
+	internalOpts.Policy = registry.Policies{engine, checker}
+	internal := registry.New(blobs, md, internalOpts)
 	self := []remote.Option{remote.WithTransport(handlerTransport{internal})}
 	keys := cfg.Signing.Keys
 	if keys == "" {
@@ -312,16 +317,16 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		}
 		redirect = func(ctx context.Context, d digest.Digest) (*url.URL, error) { return p.PresignGet(ctx, d, expiry) }
 	}
-	reg := registry.New(blobs, md, registry.Options{
-		BlobLocks:       locks,
-		BlobRedirect:    redirect,
-		Verifier:        rawBlobs,
-		Log:             log,
-		Auditor:         fanOut{auditor, sg},
-		Authorizer:      authorizer,
-		Policy:          policies,
-		MaxManifestSize: cfg.Limits.MaxManifestBytes,
-	})
+	// Clients reach the registry and generic files with the same access
+	// control and policies; only the registry's tags trigger signing on
+	// push, and only its blobs are redirected to the object store.
+	public := base
+	public.Authorizer = authorizer
+	public.Policy = policies
+	regOpts := public
+	regOpts.Auditor = fanOut{auditor, sg}
+	regOpts.BlobRedirect = redirect
+	reg := registry.New(blobs, md, regOpts)
 	var (
 		_ registry.Policy     = engine
 		_ registry.BlobPolicy = engine
@@ -352,16 +357,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	if authz != nil {
 		authz.Register(mux)
 	}
-	// Generic files, with the same Auditor, Policy, locks and verifier as
-	// the registry (keep them in step with registry.Options above).
-	gen := generic.New(blobs, md, generic.Options{
-		Log:        log,
-		Auditor:    auditor,
-		Authorizer: authorizer,
-		Policy:     policies,
-		BlobLocks:  locks,
-		Verifier:   rawBlobs,
-	})
+	gen := generic.New(blobs, md, public)
 	// /v2/ bypasses ServeMux, whose path cleaning would redirect
 	// "/v2/a/../b/..." or "a//b" to another repository instead of letting
 	// the registry refuse the name.
