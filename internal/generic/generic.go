@@ -70,22 +70,14 @@ var metadataHeaders = []struct{ header, annotation string }{
 	{"X-Custody-Pipeline-Run", builds.AnnotationPipelineRun},
 }
 
-// Options configure a Handler. Zero values select the same defaults as the
-// registry's.
-type Options struct {
-	Log        *slog.Logger
-	Authorizer registry.Authorizer
-	Auditor    audit.Auditor
-	Policy     registry.Policy
-	// BlobLocks, shared with the registry and garbage collection, is held
-	// from storing bytes until the manifest naming them is recorded.
-	BlobLocks *blob.Locks
-	// Verifier, when set, checks a file's stored bytes before they are
-	// served, as the registry does.
-	Verifier registry.Verifier
-	// Now returns the current time (tests may replace it).
-	Now func() time.Time
-}
+// Options configure a Handler: the registry's options, so the two
+// endpoints over the same stores are given one set and cannot drift. Zero
+// values select the same defaults as the registry's. Generic files use
+// Log, Authorizer, Auditor, Policy, BlobLocks (held from storing bytes
+// until the manifest naming them is recorded), Verifier (a file's stored
+// bytes are checked before they are served, as the registry does) and Now;
+// the registry's limits and blob redirects do not apply to them.
+type Options = registry.Options
 
 // Handler is the http.Handler for /generic/.
 type Handler struct {

@@ -28,3 +28,7 @@ func From(ctx context.Context) (Identity, bool) {
 	id, ok := ctx.Value(ctxKey{}).(Identity)
 	return id, ok
 }
+
+// Server is the actor of what the server does on its own (signing on
+// push, platform provenance, promotions it records).
+var Server = Identity{Subject: "custody", Method: "server"}

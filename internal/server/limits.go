@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -67,27 +68,27 @@ func addsData(r *http.Request) bool {
 // free space is below the reserve (507 Insufficient Storage, which
 // clients report rather than retry), and lets every other change run the
 // guard's ballast check first so it finds room to record itself.
-func (s *Server) guardDisk(h http.Handler) http.Handler {
-	if s.disk == nil {
+func guardDisk(disk *reserve.Guard, log *slog.Logger, h http.Handler) http.Handler {
+	if disk == nil {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.Method == http.MethodGet || r.Method == http.MethodHead:
 		case addsData(r):
-			err := s.disk.Check()
+			err := disk.Check()
 			var low *reserve.LowError
 			if errors.As(err, &low) {
-				s.log.Warn("upload refused: disk below its reserve", "path", r.URL.Path, "free", low.Free, "reserve", low.Reserve)
+				log.Warn("upload refused: disk below its reserve", "path", r.URL.Path, "free", low.Free, "reserve", low.Reserve)
 				refuse(w, r, problem.InsufficientStorage, registry.CodeDenied, low.Error())
 				return
 			}
 			if err != nil {
-				s.log.Warn("checking free disk space failed", "err", err)
+				log.Warn("checking free disk space failed", "err", err)
 			}
 		default:
-			if _, err := s.disk.Free(); err != nil {
-				s.log.Warn("checking free disk space failed", "err", err)
+			if _, err := disk.Free(); err != nil {
+				log.Warn("checking free disk space failed", "err", err)
 			}
 		}
 		h.ServeHTTP(w, r)
@@ -95,12 +96,12 @@ func (s *Server) guardDisk(h http.Handler) http.Handler {
 }
 
 // diskMetrics exposes the data directory's free space and reserve.
-func (s *Server) diskMetrics(reg *prometheus.Registry) {
+func diskMetrics(disk *reserve.Guard, reg *prometheus.Registry) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "custody_disk_free_bytes",
 		Help: "Free space on the data directory's file system.",
 	}, func() float64 {
-		free, err := s.disk.Free()
+		free, err := disk.Free()
 		if err != nil {
 			return -1
 		}
@@ -108,7 +109,7 @@ func (s *Server) diskMetrics(reg *prometheus.Registry) {
 	}), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "custody_disk_reserve_bytes",
 		Help: "Free space kept for deletes and maintenance; uploads are refused below it.",
-	}, func() float64 { return float64(s.disk.Reserve) }))
+	}, func() float64 { return float64(disk.Reserve) }))
 }
 
 // diskReady describes free space for /readyz; low space does not make the

@@ -15,9 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/custody-dev/custody/internal/blob"
+	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/gc"
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/retention"
+	"github.com/custody-dev/custody/internal/retention/objectlock"
 	"github.com/custody-dev/custody/internal/scrub"
 )
 
@@ -36,7 +38,7 @@ type maintenance struct {
 	// leader, when set, elects the replica that runs scheduled jobs.
 	leader leader
 	// olock, when set, checks the bucket's object locks during scrub.
-	olock *objectLock
+	olock *objectlock.Mirror
 	meta  metaStore
 
 	gcMu    sync.Mutex // one collection at a time
@@ -56,26 +58,46 @@ type maintenance struct {
 // (New sets the retention checker); call it before Run.
 func (s *Server) SetGCProtector(p gc.Protector) { s.maint.collector.Protected = p }
 
-func newMaintenance(s *Server, raw rawBlobs, md metaStore, view scrub.Store, locks *blob.Locks, reg *prometheus.Registry) *maintenance {
-	cfg := s.cfg
+// maintenanceOptions is what the in-server GC and scrub work on.
+type maintenanceOptions struct {
+	Config config.Config
+	Log    *slog.Logger
+	// Blobs is the retention-guarded store GC deletes through (it refuses
+	// locked blobs itself); Raw is the backend underneath, for ages and
+	// scrub.
+	Blobs blob.Store
+	Raw   rawBlobs
+	Meta  metaStore
+	View  scrub.Store
+	Locks *blob.Locks
+	// Protected is asked before deleting: locked or held content is never
+	// a candidate.
+	Protected gc.Protector
+	// ObjectLock, when set, checks the bucket's object locks during scrub.
+	ObjectLock *objectlock.Mirror
+	Metrics    *prometheus.Registry
+}
+
+func newMaintenance(o maintenanceOptions) *maintenance {
+	cfg := o.Config
 	m := &maintenance{
-		log: s.log,
+		log: o.Log,
 		collector: &gc.Collector{
-			Blobs:         s.blobs, // the guarded store: it refuses locked blobs itself
-			Meta:          md,
-			Ages:          raw,
-			Locks:         locks,
-			Protected:     s.retention, // locked or held content is never a candidate
+			Blobs:         o.Blobs,
+			Meta:          o.Meta,
+			Ages:          o.Raw,
+			Locks:         o.Locks,
+			Protected:     o.Protected,
 			Grace:         time.Duration(cfg.GC.Grace),
 			UploadTTL:     time.Duration(cfg.Uploads.TTL),
 			UntaggedRepos: cfg.GC.UntaggedManifests,
-			Log:           s.log,
+			Log:           o.Log,
 		},
-		blobs:     raw,
-		view:      view,
-		leader:    asLeader(md),
-		olock:     s.olock,
-		meta:      md,
+		blobs:     o.Raw,
+		view:      o.View,
+		leader:    asLeader(o.Meta),
+		olock:     o.ObjectLock,
+		meta:      o.Meta,
 		gcEvery:   time.Duration(cfg.GC.Schedule),
 		scrubEach: time.Duration(cfg.Scrub.Schedule),
 		buckets:   uint32(max(cfg.Scrub.Buckets, 1)),
@@ -108,7 +130,7 @@ func newMaintenance(s *Server, raw rawBlobs, md metaStore, view scrub.Store, loc
 			Help: "When the last scrub completed.",
 		}),
 	}
-	reg.MustRegister(m.gcRuns, m.gcBlobs, m.gcBytes, m.gcManifests, m.gcLast, m.scrubDamaged, m.scrubLast)
+	o.Metrics.MustRegister(m.gcRuns, m.gcBlobs, m.gcBytes, m.gcManifests, m.gcLast, m.scrubDamaged, m.scrubLast)
 	return m
 }
 
@@ -153,7 +175,7 @@ func (m *maintenance) scrub(ctx context.Context) (*scrub.Report, error) {
 		return nil, err
 	}
 	if m.olock != nil {
-		weak, err := m.olock.check(ctx, m.meta)
+		weak, err := m.olock.Check(ctx, m.meta)
 		if err != nil {
 			return nil, fmt.Errorf("checking the bucket's object locks: %w", err)
 		}

@@ -13,27 +13,35 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/auth"
 	"github.com/custody-dev/custody/internal/blob"
+	"github.com/custody-dev/custody/internal/blob/s3"
 	"github.com/custody-dev/custody/internal/builds/buildshttp"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/gc"
 	"github.com/custody-dev/custody/internal/generic"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/policy"
+	"github.com/custody-dev/custody/internal/promotion/promotionhttp"
 	"github.com/custody-dev/custody/internal/proxy"
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/reserve"
 	"github.com/custody-dev/custody/internal/retention"
+	"github.com/custody-dev/custody/internal/retention/objectlock"
+	"github.com/custody-dev/custody/internal/sign/platform"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
+	"github.com/custody-dev/custody/internal/vuln"
+	"github.com/custody-dev/custody/internal/vuln/vulnhttp"
 )
 
 // Server is a configured custody server.
@@ -44,7 +52,6 @@ type Server struct {
 	// retention enforces retention locks and legal holds.
 	retention *retention.Checker
 	meta      meta.Store
-	reg       *registry.Registry
 	metrics   *metrics
 	stores    *store.Set // closed by Close
 	handler   http.Handler
@@ -52,13 +59,11 @@ type Server struct {
 	audit     *tlog.Log
 	// auth is nil when authentication is off (auth.mode none).
 	auth    *auth.Service
-	signing *signing
-	// promo is nil when no project declares environments.
-	promo *promoter
+	signing *platform.Handler
 	// olock mirrors locks onto an Object Lock bucket; nil otherwise.
-	olock *objectLock
-	// vulns is the offline vulnerability database.
-	vulns *vulns
+	olock *objectlock.Mirror
+	// vulnDB is the offline vulnerability database.
+	vulnDB *vuln.DB
 	// embedded is true on the embedded stores (one process).
 	embedded bool
 	policies *policy.Engine
@@ -67,16 +72,6 @@ type Server struct {
 	disk *reserve.Guard
 	// blobPing probes the blob backend for /readyz; nil when it has none.
 	blobPing func(context.Context) error
-}
-
-// signingHook returns the auditor through which the signing-on-push
-// worker sees tags being set (set once New has built it).
-func (s *Server) signingHook() audit.Auditor {
-	return audit.Func(func(ctx context.Context, e audit.Event) {
-		if s.signing != nil {
-			s.signing.Record(ctx, e)
-		}
-	})
 }
 
 // presigner is a blob backend that can hand out presigned download URLs.
@@ -188,6 +183,17 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	if authz != nil {
 		perms, authorizer = authz, authz
 	}
+	// On an Object Lock bucket every stored lock is mirrored onto the
+	// objects it protects (docs/deploy.md).
+	var olock *objectlock.Mirror
+	var _ objectlock.Bucket = (*s3.Store)(nil) // S3 buckets are mirrored
+	if b, ok := rawBlobs.(objectlock.Bucket); ok {
+		olock, err = objectlock.Open(context.Background(), objectlock.Options{Bucket: b, Locks: md, Meta: md, Log: log})
+		if err != nil {
+			return nil, err
+		}
+	}
+	undo = append(undo, olock.Close)
 	checker := &retention.Checker{
 		Store:       md,
 		Meta:        md,
@@ -197,67 +203,111 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		},
 		Defaults: engine.DefaultRetention,
 		Now:      time.Now,
+		Stored:   olock.Enqueue,
 	}
-	// On an Object Lock bucket every stored lock is mirrored onto the
-	// objects it protects (docs/deploy.md).
-	olock, err := newObjectLock(context.Background(), rawBlobs, md, md, log)
-	if err != nil {
-		return nil, err
-	}
-	undo = append(undo, olock.close)
-	checker.Stored = olock.enqueue
 	// Only the guarded store is ever handed out: every component below
 	// (registry, generic files, GC, purge) deletes through it.
 	blobs := retention.GuardBlobs(rawBlobs, checker)
-	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: newMetrics(), stores: st, retention: checker, audit: tl, auth: authz, olock: olock, embedded: st.Embedded, policies: engine}
-	s.metrics.watchAudit(tl)
+	mets := newMetrics()
+	mets.watchAudit(tl)
+	var blobPing func(context.Context) error
 	if p, ok := rawBlobs.(interface{ Ping(context.Context) error }); ok {
-		s.blobPing = p.Ping
+		blobPing = p.Ping
 	}
+	var disk *reserve.Guard
 	if st.Embedded {
-		s.disk = &reserve.Guard{Dir: cfg.Data, Reserve: cfg.Limits.DiskReserve}
-		s.diskMetrics(s.metrics.reg)
+		disk = &reserve.Guard{Dir: cfg.Data, Reserve: cfg.Limits.DiskReserve}
+		diskMetrics(disk, mets.reg)
 		// Lay the ballast down now, not during some later request.
-		if _, err := s.disk.Free(); err != nil {
+		if _, err := disk.Free(); err != nil {
 			log.Warn("checking free disk space failed", "err", err)
 		}
 	}
 	// GC and the registry share the digest locks; the registry verifies
 	// blob bytes before serving them (docs/maintenance.md).
 	locks := &blob.Locks{}
-	s.maint = newMaintenance(s, rawBlobs, md, st.Scrub, locks, s.metrics.reg)
-	s.maint.collector.Protected = retentionProtector{checker}
-	// The server's own registry client (signing on push, platform
-	// provenance) talks to an internal registry over the same stores,
-	// without authentication: it is never served on the network.
-	internal := registry.New(blobs, md, registry.Options{
+	maint := newMaintenance(maintenanceOptions{
+		Config:     cfg,
+		Log:        log,
+		Blobs:      blobs,
+		Raw:        rawBlobs,
+		Meta:       md,
+		View:       st.Scrub,
+		Locks:      locks,
+		Protected:  retentionProtector{checker},
+		ObjectLock: olock,
+		Metrics:    mets.reg,
+	})
+	// Every endpoint over the stores (the registry, generic files, and
+	// the server's internal registry) derives its options from one set:
+	// the same auditor, locks, verifier and limits.
+	base := registry.Options{
 		BlobLocks:       locks,
 		Verifier:        rawBlobs,
 		Log:             log,
 		Auditor:         auditor,
-		Authorizer:      registry.AllowAll{},
-		Policy:          registry.Policies{engine, checker},
 		MaxManifestSize: cfg.Limits.MaxManifestBytes,
+	}
+	// The server's own registry client (signing on push, platform
+	// provenance) talks to an internal registry over the same stores,
+	// without authentication: it is never served on the network.
+	internalOpts := base
+	internalOpts.Authorizer = registry.AllowAll{}
+	internalOpts.Policy = registry.Policies{engine, checker}
+	internal := registry.New(blobs, md, internalOpts)
+	self := []remote.Option{remote.WithTransport(handlerTransport{internal})}
+	keys := cfg.Signing.Keys
+	if keys == "" {
+		keys = filepath.Join(cfg.Data, "keys")
+	}
+	sg, err := platform.Open(platform.Options{
+		Config:   cfg.Signing,
+		Keys:     keys,
+		Projects: len(cfg.Projects) > 0,
+		Remote:   self,
+		Host:     internalHost,
+		Authz:    authz,
+		Audit:    auditor,
+		Log:      log,
 	})
-	s.signing, err = newSigning(cfg, internal, authz, auditor, log)
 	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, s.signing.close)
+	undo = append(undo, sg.Close)
 	// Promotions (docs/promotion.md): environment tags move only through
 	// them, and the generic files and registry below see that policy.
-	s.vulns, err = openVulns(cfg.Data, s.metrics.reg, log)
+	// Promotion gates see the findings of the offline vulnerability
+	// database; its endpoints re-evaluate what is promoted.
+	vdb, err := openVulnDB(cfg.Data)
 	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() { s.vulns.db.Close() })
-	s.promo, err = newPromoter(cfg, s.signing, authz, auditor, md)
+	undo = append(undo, func() { vdb.Close() })
+	promo, err := promotionhttp.New(promotionhttp.Options{
+		Projects:   cfg.Projects,
+		Ring:       sg.Ring(),
+		TrustRoot:  cfg.Promotion.TrustRoot,
+		Signer:     sg.Signer(),
+		Remote:     self,
+		Host:       internalHost,
+		Findings:   vulnhttp.Findings{DB: vdb},
+		Authz:      authz,
+		Audit:      auditor,
+		Index:      md,
+		Log:        log,
+		Registries: cfg.Admission.Registries,
+	})
 	if err != nil {
 		return nil, err
 	}
 	policies := registry.Policies{auth.TagPolicy{}, engine, checker}
-	if s.promo != nil {
-		policies = registry.Policies{auth.TagPolicy{}, s.promo.policy(), engine, checker}
+	var vulnAPI *vulnhttp.Handler
+	if promo != nil {
+		if authz == nil {
+			return nil, errors.New("projects (promotions) need authentication: remove --auth=none")
+		}
+		policies = registry.Policies{auth.TagPolicy{}, promo.Policy(), engine, checker}
+		vulnAPI = vulnhttp.New(vulnhttp.Options{DB: vdb, Dir: cfg.Data, Authz: authz, Audit: auditor, Log: log, Promo: promo, Meta: md, Metrics: mets.reg})
 	}
 	var redirect func(context.Context, digest.Digest) (*url.URL, error)
 	if p, ok := rawBlobs.(presigner); ok && cfg.S3.Redirect {
@@ -267,40 +317,35 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		}
 		redirect = func(ctx context.Context, d digest.Digest) (*url.URL, error) { return p.PresignGet(ctx, d, expiry) }
 	}
-	s.reg = registry.New(blobs, md, registry.Options{
-		BlobLocks:       locks,
-		BlobRedirect:    redirect,
-		Verifier:        rawBlobs,
-		Log:             log,
-		Auditor:         fanOut{auditor, s.signingHook()},
-		Authorizer:      authorizer,
-		Policy:          policies,
-		MaxManifestSize: cfg.Limits.MaxManifestBytes,
-	})
+	// Clients reach the registry and generic files with the same access
+	// control and policies; only the registry's tags trigger signing on
+	// push, and only its blobs are redirected to the object store.
+	public := base
+	public.Authorizer = authorizer
+	public.Policy = policies
+	regOpts := public
+	regOpts.Auditor = fanOut{auditor, sg}
+	regOpts.BlobRedirect = redirect
+	reg := registry.New(blobs, md, regOpts)
 	var (
 		_ registry.Policy     = engine
 		_ registry.BlobPolicy = engine
 		_ registry.Policy     = checker
 	)
+	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: mets, stores: st, retention: checker, audit: tl, auth: authz,
+		olock: olock, embedded: st.Embedded, policies: engine, disk: disk, blobPing: blobPing, maint: maint, signing: sg,
+		vulnDB: vdb}
 	mux := http.NewServeMux()
-	s.signing.register(mux)
-	if s.promo != nil {
-		if authz == nil {
-			return nil, errors.New("projects (promotions) need authentication: remove --auth=none")
-		}
-		s.promo.register(mux)
-		if s.vulns != nil {
-			s.vulns.promo, s.vulns.md, s.vulns.authz, s.vulns.audit = s.promo, md, authz, auditor
-			s.promo.svc.Findings = s.vulns
-			s.vulns.register(mux)
-		}
-		mux.Handle("POST /admission/{env}", s.promo.admissionHandler(cfg.Admission.Registries))
+	sg.Register(mux)
+	if promo != nil {
+		promo.Register(mux)
+		vulnAPI.Register(mux)
 	}
 	mux.Handle(apiFallback, &api{policies: engine, checker: checker, locks: md, log: log})
-	mux.HandleFunc("POST /api/v1/gc", s.maint.serveGC)
-	mux.HandleFunc("POST /api/v1/scrub", s.maint.serveScrub)
+	mux.HandleFunc("POST /api/v1/gc", maint.serveGC)
+	mux.HandleFunc("POST /api/v1/scrub", maint.serveScrub)
 	(&tlog.Handler{Log: tl, Logger: log, Holdings: md}).Register(mux)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(mets.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
@@ -312,22 +357,13 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	if authz != nil {
 		authz.Register(mux)
 	}
-	// Generic files, with the same Auditor, Policy, locks and verifier as
-	// the registry (keep them in step with registry.Options above).
-	gen := generic.New(blobs, md, generic.Options{
-		Log:        log,
-		Auditor:    auditor,
-		Authorizer: authorizer,
-		Policy:     policies,
-		BlobLocks:  locks,
-		Verifier:   rawBlobs,
-	})
+	gen := generic.New(blobs, md, public)
 	// /v2/ bypasses ServeMux, whose path cleaning would redirect
 	// "/v2/a/../b/..." or "a//b" to another repository instead of letting
 	// the registry refuse the name.
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
-			s.reg.ServeHTTP(w, r)
+			reg.ServeHTTP(w, r)
 			return
 		}
 		// /generic/ too: it refuses "..", "%2e%2e" and "//" itself.
@@ -347,8 +383,18 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	if err != nil {
 		return nil, err
 	}
-	s.handler = proxies.Handler(requestID(bypass(s.metrics.instrument(bodies(cfg.Limits).Wrap(s.guardDisk(root))))))
+	s.handler = proxies.Handler(requestID(bypass(mets.instrument(bodies(cfg.Limits).Wrap(guardDisk(disk, log, root))))))
 	return s, nil
+}
+
+// openVulnDB opens the offline vulnerability database in the data
+// directory.
+func openVulnDB(dir string) (*vuln.DB, error) {
+	db, err := vuln.Open(filepath.Join(dir, "vulndb.db"))
+	if err != nil {
+		return nil, fmt.Errorf("opening the vulnerability database: %w", err)
+	}
+	return db, nil
 }
 
 // openAuditLog loads (or creates) the log key in the data directory and
@@ -551,17 +597,15 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 // Close writes the queued audit entries, signs a last checkpoint if the log
 // grew, and releases the stores and the data directory lock.
 func (s *Server) Close() error {
-	s.signing.close()
-	s.olock.close()
+	s.signing.Close()
+	s.olock.Close()
 	s.audit.Close()
 	if last, err := s.audit.Latest(context.Background()); err != nil || last.Size != s.audit.Size() {
 		if _, err := s.audit.Checkpoint(context.Background()); err != nil {
 			s.log.Error("audit log: signing the final checkpoint failed", "err", err)
 		}
 	}
-	if s.vulns != nil {
-		_ = s.vulns.db.Close()
-	}
+	_ = s.vulnDB.Close()
 	return s.stores.Close()
 }
 

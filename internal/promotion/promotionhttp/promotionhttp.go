@@ -1,7 +1,11 @@
-package server
+// Package promotionhttp serves the promotion API and the admission
+// webhook over a promotion.Service built from the configured projects.
+package promotionhttp
 
 import (
+	"cmp"
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +13,7 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/custody-dev/custody/internal/audit"
@@ -27,34 +32,63 @@ import (
 	"github.com/custody-dev/custody/internal/veto"
 )
 
-// promoter serves the promotion API (docs/promotion.md):
+// Handler serves the promotion API (docs/promotion.md):
 //
 //	POST /api/v1/promotions   {"repository","digest","environment","reason"}  promoter
 //	POST /api/v1/gate         {"repository","digest","environment"}  evaluate only (reader)
 //	POST /api/v1/rollback     {"repository","environment","reason"}  promoter
 //	POST /api/v1/revocations  {"repository","digest","reason"}  maintainer
 //	GET  /api/v1/environments?repository=R&environment=E[&digest=D]
-type promoter struct {
-	svc   *promotion.Service
-	authz *auth.Service
-	audit audit.Auditor
-	index builds.Index
-	log   *slog.Logger
+//	POST /admission/{env}     the Kubernetes admission webhook (docs/admission.md)
+type Handler struct {
+	svc        *promotion.Service
+	authz      *auth.Service
+	audit      audit.Auditor
+	index      builds.Index
+	log        *slog.Logger
+	registries []string
 }
 
-// newPromoter builds the promotion service from the configured projects;
-// it returns nil when none is configured.
-func newPromoter(cfg config.Config, sg *signing, authz *auth.Service, audit audit.Auditor, index builds.Index) (*promoter, error) {
-	if len(cfg.Projects) == 0 {
+// Options is what the promotion API is built from.
+type Options struct {
+	// Projects declare the environments; with none, New returns nil.
+	Projects []config.Project
+	// Ring is the server's key ring: its keys are trusted and only they
+	// record promotions, approvals and revocations. TrustRoot names a file
+	// of further trusted keys (promotion.trustRoot), or is empty.
+	Ring      *key.Ring
+	TrustRoot string
+	// Signer signs what the server records; nil refuses promotions.
+	Signer crypto.Signer
+	// Remote reaches the registry the service reads and writes, named Host.
+	Remote []remote.Option
+	Host   string
+	// Findings, when set, supplies promotion gates with vulnerability
+	// findings.
+	Findings promotion.Findings
+	Authz    *auth.Service
+	Audit    audit.Auditor
+	Index    builds.Index
+	Log      *slog.Logger
+	// Registries are the host names clients use for this registry
+	// (admission.registries); when set, the admission webhook refuses
+	// images of any other host.
+	Registries []string
+}
+
+// New builds the promotion service from the configured projects; it
+// returns nil when none is configured.
+func New(o Options) (*Handler, error) {
+	if len(o.Projects) == 0 {
 		return nil, nil
 	}
-	svc := &promotion.Service{Remote: sg.remote, Host: internalHost, Signer: sg.signer}
-	trust, err := promotionTrust(sg.ring, cfg.Promotion.TrustRoot)
+	svc := &promotion.Service{Remote: o.Remote, Host: o.Host, Signer: o.Signer, Findings: o.Findings}
+	trust, err := promotionTrust(o.Ring, o.TrustRoot)
 	if err != nil {
 		return nil, err
 	}
 	svc.Trust = trust
-	for i, p := range cfg.Projects {
+	for i, p := range o.Projects {
 		pr := promotion.Project{Repositories: p.Repositories}
 		for _, e := range p.Environments {
 			env := promotion.Environment{Name: e.Name, Approvals: e.Approvals}
@@ -69,8 +103,11 @@ func newPromoter(cfg config.Config, sg *signing, authz *auth.Service, audit audi
 		}
 		svc.Projects = append(svc.Projects, pr)
 	}
-	return &promoter{svc: svc, authz: authz, audit: audit, index: index, log: sg.log}, nil
+	return &Handler{svc: svc, authz: o.Authz, audit: o.Audit, index: o.Index, log: o.Log, registries: o.Registries}, nil
 }
+
+// Service returns the promotion service the handler serves.
+func (p *Handler) Service() *promotion.Service { return p.svc }
 
 // promotionTrust trusts the server ring's keys plus a configured trust
 // root's, each inside its validity window; only the ring's keys (active
@@ -102,17 +139,19 @@ func promotionTrust(ring *key.Ring, extra string) (*evidence.Trust, error) {
 	return t.RecordsOnlyBy(own...), nil
 }
 
-func (p *promoter) register(mux *http.ServeMux) {
+// Register mounts the promotion API and the admission webhook on mux.
+func (p *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/promotions", p.promote)
 	mux.HandleFunc("POST /api/v1/gate", p.evaluate)
 	mux.HandleFunc("POST /api/v1/rollback", p.rollback)
 	mux.HandleFunc("POST /api/v1/revocations", p.revoke)
 	mux.HandleFunc("GET /api/v1/environments", p.environment)
+	mux.Handle("POST /admission/{env}", p.admissionHandler(p.registries))
 }
 
-// policy returns the registry.Policy that keeps environment tags for
+// Policy returns the registry.Policy that keeps environment tags for
 // promotions: no client may set, move or delete them directly.
-func (p *promoter) policy() registry.Policy { return envTags{p.svc} }
+func (p *Handler) Policy() registry.Policy { return envTags{p.svc} }
 
 type envTags struct{ svc *promotion.Service }
 
@@ -120,7 +159,7 @@ func (e envTags) check(ctx context.Context, repo, tag string) error {
 	if !e.svc.IsEnvironmentTag(repo, tag) {
 		return nil
 	}
-	if id, ok := identity.From(ctx); ok && id == serverIdentity {
+	if id, ok := identity.From(ctx); ok && id == identity.Server {
 		return nil
 	}
 	return fmt.Errorf("%w: tag %s of %s is an environment: it moves only by promotion (custody promote %s@<digest> --to %s)", veto.ErrDenied, tag, repo, repo, tag)
@@ -136,7 +175,9 @@ func (envTags) CheckManifest(context.Context, meta.Manifest) error              
 func (envTags) CheckDeleteManifest(context.Context, string, digest.Digest) error { return nil }
 func (envTags) CheckDeleteBlob(context.Context, string, digest.Digest) error     { return nil }
 
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+// DecodeJSON reads a JSON request body of at most 64 KiB strictly into v;
+// on failure it answers the client's error and returns false.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err == nil {
 		err = jsondoc.UnmarshalStrict(b, v)
@@ -148,7 +189,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-func validArtifact(w http.ResponseWriter, repo, dgst string) bool {
+// ValidArtifact answers a bad repository name or digest as the client's
+// error and returns false.
+func ValidArtifact(w http.ResponseWriter, repo, dgst string) bool {
 	if !registry.ValidName(repo) {
 		problem.Write(w, problem.InvalidName, "repository "+repo+" is not a valid name")
 		return false
@@ -162,7 +205,7 @@ func validArtifact(w http.ResponseWriter, repo, dgst string) bool {
 
 // lookupError answers errors of Lookup and Gather: no such project or
 // environment is the client's; anything else is logged, not sent.
-func (p *promoter) lookupError(w http.ResponseWriter, r *http.Request, err error) {
+func (p *Handler) LookupError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, promotion.ErrNoProject) || errors.Is(err, promotion.ErrNoEnv) {
 		problem.Write(w, problem.NotFound, err.Error())
 		return
@@ -177,9 +220,9 @@ type PromotionProblem struct {
 	Outcome promotion.Outcome `json:"outcome"`
 }
 
-func (p *promoter) promote(w http.ResponseWriter, r *http.Request) {
+func (p *Handler) promote(w http.ResponseWriter, r *http.Request) {
 	var req promotion.Request
-	if !decodeJSON(w, r, &req) || !validArtifact(w, req.Repository, req.Digest) {
+	if !DecodeJSON(w, r, &req) || !ValidArtifact(w, req.Repository, req.Digest) {
 		return
 	}
 	r, pr, ok := p.authz.Require(w, r, "promote", req.Repository, auth.PermMoveTag)
@@ -195,7 +238,7 @@ func (p *promoter) promote(w http.ResponseWriter, r *http.Request) {
 		p.audit.Record(r.Context(), ev)
 		problem.JSON(w, http.StatusAccepted, out)
 	case err == nil:
-		ev.Result, ev.Reason = "ok", fmt.Sprintf("to %s (was %s): %s", req.Environment, orNone(out.Previous), req.Reason)
+		ev.Result, ev.Reason = "ok", fmt.Sprintf("to %s (was %s): %s", req.Environment, cmp.Or(out.Previous, "nothing"), req.Reason)
 		p.audit.Record(r.Context(), ev)
 		problem.JSON(w, http.StatusOK, out)
 	case errors.Is(err, promotion.ErrGate), errors.Is(err, promotion.ErrRevoked):
@@ -209,20 +252,13 @@ func (p *promoter) promote(w http.ResponseWriter, r *http.Request) {
 	default:
 		ev.Result, ev.Reason = "error", err.Error()
 		p.audit.Record(r.Context(), ev)
-		p.lookupError(w, r, err)
+		p.LookupError(w, r, err)
 	}
 }
 
-func orNone(s string) string {
-	if s == "" {
-		return "nothing"
-	}
-	return s
-}
-
-func (p *promoter) evaluate(w http.ResponseWriter, r *http.Request) {
+func (p *Handler) evaluate(w http.ResponseWriter, r *http.Request) {
 	var req promotion.Request
-	if !decodeJSON(w, r, &req) || !validArtifact(w, req.Repository, req.Digest) {
+	if !DecodeJSON(w, r, &req) || !ValidArtifact(w, req.Repository, req.Digest) {
 		return
 	}
 	r, _, ok := p.authz.Require(w, r, "gate.evaluate", req.Repository, auth.PermPull)
@@ -231,7 +267,7 @@ func (p *promoter) evaluate(w http.ResponseWriter, r *http.Request) {
 	}
 	res, f, err := p.svc.Evaluate(r.Context(), req.Repository, req.Digest, req.Environment)
 	if err != nil {
-		p.lookupError(w, r, err)
+		p.LookupError(w, r, err)
 		return
 	}
 	problem.JSON(w, http.StatusOK, map[string]any{"gate": res, "input": f.Input, "problems": f.Problems})
@@ -244,9 +280,9 @@ type RollbackRequest struct {
 	Reason      string `json:"reason,omitempty"`
 }
 
-func (p *promoter) rollback(w http.ResponseWriter, r *http.Request) {
+func (p *Handler) rollback(w http.ResponseWriter, r *http.Request) {
 	var req RollbackRequest
-	if !decodeJSON(w, r, &req) {
+	if !DecodeJSON(w, r, &req) {
 		return
 	}
 	r, pr, ok := p.authz.Require(w, r, "rollback", req.Repository, auth.PermMoveTag)
@@ -271,7 +307,7 @@ func (p *promoter) rollback(w http.ResponseWriter, r *http.Request) {
 			problem.Write(w, problem.RollbackRefused, err.Error())
 			return
 		}
-		p.lookupError(w, r, err)
+		p.LookupError(w, r, err)
 		return
 	}
 	ev.Result, ev.Digest, ev.Reason = "ok", digest.Digest(rec.Digest), "from "+rec.Previous+": "+req.Reason
@@ -286,9 +322,9 @@ type RevokeRequest struct {
 	Reason     string `json:"reason"`
 }
 
-func (p *promoter) revoke(w http.ResponseWriter, r *http.Request) {
+func (p *Handler) revoke(w http.ResponseWriter, r *http.Request) {
 	var req RevokeRequest
-	if !decodeJSON(w, r, &req) || !validArtifact(w, req.Repository, req.Digest) {
+	if !DecodeJSON(w, r, &req) || !ValidArtifact(w, req.Repository, req.Digest) {
 		return
 	}
 	r, pr, ok := p.authz.Require(w, r, "revoke", req.Repository, auth.PermManage)
@@ -320,7 +356,7 @@ type EnvironmentStatus struct {
 	Check       *promotion.Check  `json:"check,omitempty"`
 }
 
-func (p *promoter) environment(w http.ResponseWriter, r *http.Request) {
+func (p *Handler) environment(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	repo, env, dgst := q.Get("repository"), q.Get("environment"), q.Get("digest")
 	if !registry.ValidName(repo) {
@@ -332,7 +368,7 @@ func (p *promoter) environment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, _, err := p.svc.Lookup(repo, env); err != nil {
-		p.lookupError(w, r, err)
+		p.LookupError(w, r, err)
 		return
 	}
 	st := EnvironmentStatus{Repository: repo, Environment: env, History: []builds.TagEvent{}}
@@ -347,7 +383,7 @@ func (p *promoter) environment(w http.ResponseWriter, r *http.Request) {
 		}
 		c, err := p.svc.CheckDeploy(r.Context(), repo, dgst, env)
 		if err != nil {
-			p.lookupError(w, r, err)
+			p.LookupError(w, r, err)
 			return
 		}
 		st.Check = &c

@@ -1,4 +1,4 @@
-package server
+package promotionhttp
 
 import (
 	"context"
@@ -23,7 +23,7 @@ type envKey struct{}
 // resolving to one), promoted to the environment and not revoked.
 // registries are the host names clients use for this registry; when set,
 // an image of any other host is refused.
-func (p *promoter) admissionHandler(registries []string) http.Handler {
+func (p *Handler) admissionHandler(registries []string) http.Handler {
 	h := admission.NewHandler(admission.DeciderFunc(func(ctx context.Context, _ string, images []admission.Image) ([]admission.Denial, error) {
 		env, _ := ctx.Value(envKey{}).(string)
 		var out []admission.Denial
@@ -53,7 +53,7 @@ func localRepo(registries []string, repository string) string {
 	return path
 }
 
-func (p *promoter) admit(ctx context.Context, env string, registries []string, img admission.Image) string {
+func (p *Handler) admit(ctx context.Context, env string, registries []string, img admission.Image) string {
 	repo := localRepo(registries, img.Repository)
 	if repo == "" {
 		return fmt.Sprintf("not an artifact of this registry (%s): only promoted artifacts may run", strings.Join(registries, ", "))
@@ -79,13 +79,13 @@ func (p *promoter) admit(ctx context.Context, env string, registries []string, i
 }
 
 // resolveTag resolves tags of this registry to digests.
-func (p *promoter) resolveTag(registries []string) admission.TagResolver {
+func (p *Handler) resolveTag(registries []string) admission.TagResolver {
 	return func(ctx context.Context, ref name.Tag) (digest.Digest, error) {
 		repo := localRepo(registries, ref.Context().Name())
 		if repo == "" {
 			return "", fmt.Errorf("not an artifact of this registry")
 		}
-		t, err := name.NewTag(internalHost+"/"+repo+":"+ref.TagStr(), name.Insecure)
+		t, err := name.NewTag(p.svc.Host+"/"+repo+":"+ref.TagStr(), name.Insecure)
 		if err != nil {
 			return "", err
 		}

@@ -1,6 +1,11 @@
-package server
+// Package objectlock mirrors custody's retention locks and legal holds
+// onto a bucket that enforces write-once itself (S3 Object Lock), and
+// reports, as a scrub step, objects whose bucket lock is weaker than
+// custody's record.
+package objectlock
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,22 +19,22 @@ import (
 	"github.com/custody-dev/custody/internal/scrub"
 )
 
-// bucketLocker is what a blob backend offers when its bucket enforces
+// Bucket is what a blob backend offers when its bucket enforces
 // write-once itself (S3 Object Lock).
-type bucketLocker interface {
+type Bucket interface {
 	ObjectLockEnabled(ctx context.Context) (bool, error)
 	SetRetention(ctx context.Context, d digest.Digest, mode string, until time.Time, bypassGovernance bool) error
 	SetLegalHold(ctx context.Context, d digest.Digest, on bool) error
 	BucketLock(ctx context.Context, d digest.Digest) (mode string, until time.Time, hold bool, err error)
 }
 
-// objectLock mirrors custody's retention locks and legal holds onto the
+// Mirror mirrors custody's retention locks and legal holds onto the
 // bucket: every object an artifact references (its manifest, config and
 // layers, and child manifests) gets the strongest retention and hold of
 // all the artifacts referencing it, so the bucket refuses deletion even to
 // someone who bypasses custody. It never shortens or weakens a bucket lock.
-type objectLock struct {
-	bucket bucketLocker
+type Mirror struct {
+	bucket Bucket
 	locks  retention.Store
 	meta   meta.Store
 	log    *slog.Logger
@@ -37,29 +42,36 @@ type objectLock struct {
 	done   chan struct{}
 }
 
-// newObjectLock returns the mirror when blobs' bucket has Object Lock on,
-// or nil.
-func newObjectLock(ctx context.Context, blobs rawBlobs, locks retention.Store, md meta.Store, log *slog.Logger) (*objectLock, error) {
-	b, ok := blobs.(bucketLocker)
-	if !ok {
-		return nil, nil
-	}
-	on, err := b.ObjectLockEnabled(ctx)
+// Options is what a Mirror works on.
+type Options struct {
+	// Bucket is the blob backend's bucket.
+	Bucket Bucket
+	// Locks are custody's retention locks and legal holds; Meta finds the
+	// objects each artifact references.
+	Locks retention.Store
+	Meta  meta.Store
+	Log   *slog.Logger
+}
+
+// Open starts the mirror when the bucket has Object Lock on, or returns
+// nil (retention is then custody's alone).
+func Open(ctx context.Context, o Options) (*Mirror, error) {
+	on, err := o.Bucket.ObjectLockEnabled(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the bucket's Object Lock configuration: %w", err)
 	}
 	if !on {
-		log.Warn("the S3 bucket has no Object Lock: retention is enforced by custody alone (docs/deploy.md)")
+		o.Log.Warn("the S3 bucket has no Object Lock: retention is enforced by custody alone (docs/deploy.md)")
 		return nil, nil
 	}
-	o := &objectLock{bucket: b, locks: locks, meta: md, log: log, queue: make(chan retention.Lock, 4096), done: make(chan struct{})}
-	go o.run()
-	return o, nil
+	m := &Mirror{bucket: o.Bucket, locks: o.Locks, meta: o.Meta, log: o.Log, queue: make(chan retention.Lock, 4096), done: make(chan struct{})}
+	go m.run()
+	return m, nil
 }
 
-// enqueue asks for l's artifact to be mirrored (after its manifest is
+// Enqueue asks for l's artifact to be mirrored (after its manifest is
 // stored: default retention is set just before).
-func (o *objectLock) enqueue(l retention.Lock) {
+func (o *Mirror) Enqueue(l retention.Lock) {
 	if o == nil {
 		return
 	}
@@ -70,14 +82,15 @@ func (o *objectLock) enqueue(l retention.Lock) {
 	}
 }
 
-func (o *objectLock) close() {
+// Close mirrors what is queued and stops the mirror.
+func (o *Mirror) Close() {
 	if o != nil {
 		close(o.queue)
 		<-o.done
 	}
 }
 
-func (o *objectLock) run() {
+func (o *Mirror) run() {
 	defer close(o.done)
 	for l := range o.queue {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -89,7 +102,7 @@ func (o *objectLock) run() {
 }
 
 // objects lists what artifact repo@d references, itself included.
-func (o *objectLock) objects(ctx context.Context, repo string, d digest.Digest) ([]digest.Digest, error) {
+func (o *Mirror) objects(ctx context.Context, repo string, d digest.Digest) ([]digest.Digest, error) {
 	var m meta.Manifest
 	var err error
 	for range 50 { // the manifest record lands just after its default lock
@@ -113,7 +126,7 @@ func (o *objectLock) objects(ctx context.Context, repo string, d digest.Digest) 
 }
 
 // want is the strongest lock over every artifact protecting object d.
-func (o *objectLock) want(ctx context.Context, d digest.Digest, now time.Time) (mode string, until time.Time, hold bool, err error) {
+func (o *Mirror) want(ctx context.Context, d digest.Digest, now time.Time) (mode string, until time.Time, hold bool, err error) {
 	ls, err := o.locks.Protecting(ctx, d, "")
 	if err != nil {
 		return "", time.Time{}, false, err
@@ -134,7 +147,7 @@ func (o *objectLock) want(ctx context.Context, d digest.Digest, now time.Time) (
 }
 
 // mirror applies the strongest lock to every object of repo@d.
-func (o *objectLock) mirror(ctx context.Context, repo string, d digest.Digest) error {
+func (o *Mirror) mirror(ctx context.Context, repo string, d digest.Digest) error {
 	objs, err := o.objects(ctx, repo, d)
 	if err != nil {
 		return err
@@ -185,9 +198,9 @@ func bucketWeaker(bm string, bu time.Time, mode string, until, now time.Time) bo
 	return bu.Before(until.Truncate(time.Second))
 }
 
-// check reports objects whose bucket lock is weaker than custody's record
+// Check reports objects whose bucket lock is weaker than custody's record
 // (a scrub step): the bucket should refuse what custody refuses.
-func (o *objectLock) check(ctx context.Context, md meta.Store) ([]scrub.Problem, error) {
+func (o *Mirror) Check(ctx context.Context, md meta.Store) ([]scrub.Problem, error) {
 	var out []scrub.Problem
 	now := time.Now()
 	last := ""
@@ -221,7 +234,7 @@ func (o *objectLock) check(ctx context.Context, md meta.Store) ([]scrub.Problem,
 					var detail string
 					switch {
 					case mode != "" && bucketWeaker(bm, bu, mode, until, now):
-						detail = fmt.Sprintf("bucket retention %s until %s is weaker than custody's %s until %s", orNone(bm), bu.Format(time.RFC3339), mode, until.Format(time.RFC3339))
+						detail = fmt.Sprintf("bucket retention %s until %s is weaker than custody's %s until %s", cmp.Or(bm, "nothing"), bu.Format(time.RFC3339), mode, until.Format(time.RFC3339))
 					case hold && !bh:
 						detail = "custody holds it under legal hold, the bucket does not"
 					default:

@@ -1,14 +1,15 @@
-package server
+// Package vulnhttp serves the offline vulnerability database: import,
+// status, scans, and the re-evaluation of what is promoted after each
+// import; and it supplies promotion gates with the database's findings.
+package vulnhttp
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -17,12 +18,11 @@ import (
 
 	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/auth"
-	"github.com/custody-dev/custody/internal/ecosystem"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/problem"
+	"github.com/custody-dev/custody/internal/promotion/promotionhttp"
 	"github.com/custody-dev/custody/internal/repopattern"
-	"github.com/custody-dev/custody/internal/sbom"
 	"github.com/custody-dev/custody/internal/vuln"
 )
 
@@ -30,29 +30,53 @@ import (
 // ecosystem is tens of MiB).
 const maxVulnUpload = 2 << 30
 
-// vulns serves the offline vulnerability database (docs/promotion.md):
+// Handler serves the offline vulnerability database (docs/promotion.md):
 //
 //	POST /api/v1/vulndb          an OSV .zip export or advisory .json (admin)
 //	GET  /api/v1/vulndb          revision, last update, advisories
 //	GET  /api/v1/violations      promoted artifacts whose gate no longer holds
+//	POST /api/v1/scan            attach a vulnerability-scan attestation
 //
-// and supplies promotion gates with findings: the packages of an
-// artifact's verified SBOMs matched against the database, minus what its
-// verified OpenVEX attestations waive. After each import it re-evaluates
-// every artifact promoted to an environment.
-type vulns struct {
+// After each import it re-evaluates every artifact promoted to an
+// environment.
+type Handler struct {
 	db    *vuln.DB
 	dir   string
 	authz *auth.Service
 	audit audit.Auditor
 	log   *slog.Logger
-	promo *promoter
+	promo *promotionhttp.Handler
 	md    meta.Store
 	gauge *prometheus.GaugeVec
 
 	mu         sync.Mutex
 	violations []Violation
 	checked    time.Time
+}
+
+// Options is everything the vulnerability endpoints need.
+type Options struct {
+	DB    *vuln.DB
+	Dir   string // where uploads are staged
+	Authz *auth.Service
+	Audit audit.Auditor
+	Log   *slog.Logger
+	// Promo serves the promotion API whose environments are
+	// re-evaluated, and whose service gathers and attests for scans.
+	Promo   *promotionhttp.Handler
+	Meta    meta.Store
+	Metrics *prometheus.Registry
+}
+
+// New builds the handler; it registers its metric with o.Metrics.
+func New(o Options) *Handler {
+	v := &Handler{db: o.DB, dir: o.Dir, authz: o.Authz, audit: o.Audit, log: o.Log, promo: o.Promo, md: o.Meta,
+		gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "custody_promoted_violations",
+			Help: "Artifacts currently promoted to an environment whose gate no longer holds, by environment (after the last vulnerability database update).",
+		}, []string{"environment"})}
+	o.Metrics.MustRegister(v.gauge)
+	return v
 }
 
 // Violation is a promoted artifact whose environment's gate fails now.
@@ -63,77 +87,8 @@ type Violation struct {
 	Failed      []gate.RuleResult `json:"failed"`
 }
 
-func openVulns(cfg string, reg *prometheus.Registry, log *slog.Logger) (*vulns, error) {
-	db, err := vuln.Open(filepath.Join(cfg, "vulndb.db"))
-	if err != nil {
-		return nil, fmt.Errorf("opening the vulnerability database: %w", err)
-	}
-	v := &vulns{db: db, dir: cfg, log: log, gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "custody_promoted_violations",
-		Help: "Artifacts currently promoted to an environment whose gate no longer holds, by environment (after the last vulnerability database update).",
-	}, []string{"environment"})}
-	reg.MustRegister(v.gauge)
-	return v, nil
-}
-
-// Findings implements promotion.Findings.
-//
-// Unpinned dependencies are findings too: a base image the image's
-// org.opencontainers.image.base.name annotation names by tag rather than
-// digest, and SBOM packages whose version is a range rather than one
-// version.
-func (v *vulns) Findings(ctx context.Context, art gate.Artifact, sboms, vex [][]byte) ([]gate.Finding, error) {
-	dgst := art.Digest
-	var pkgs []vuln.Package
-	var deps []vuln.Dependency
-	for _, b := range sboms {
-		refs, err := sbom.Packages(b, 64<<20)
-		if err != nil {
-			continue // a verified but unreadable SBOM adds nothing
-		}
-		for _, r := range refs {
-			pkgs = append(pkgs, vuln.Package{PURL: r.PURL, Version: r.Version, Subject: dgst})
-			if ecosystem.IsVersionConstraint(r.Version) {
-				deps = append(deps, vuln.Dependency{PURL: r.PURL, Constraint: r.Version, Location: "SBOM"})
-			}
-		}
-	}
-	if base := art.Annotations["org.opencontainers.image.base.name"]; base != "" {
-		deps = append(deps, vuln.Dependency{Image: base, Location: "annotation org.opencontainers.image.base.name"})
-	}
-	fs, err := v.db.Match(ctx, pkgs)
-	if err != nil {
-		return nil, err
-	}
-	fs = append(fs, vuln.Unpinned(deps)...)
-	var docs []*vuln.VEXDocument
-	for _, b := range vex {
-		if d, err := vuln.ParseVEX(bytes.NewReader(b)); err == nil {
-			docs = append(docs, d)
-		}
-	}
-	kept, waived := vuln.ApplyWaivers(fs, docs, time.Now())
-	out := make([]gate.Finding, 0, len(kept)+len(waived))
-	for _, f := range kept {
-		out = append(out, gateFinding(f))
-	}
-	for _, f := range waived {
-		g := gateFinding(f)
-		g.Waived = true
-		if f.Waiver != nil {
-			g.WaiverReason = fmt.Sprintf("%s by %s: %s%s", f.Waiver.Status, f.Waiver.Author, f.Waiver.Justification, f.Waiver.ImpactStatement)
-		}
-		out = append(out, g)
-	}
-	return out, nil
-}
-
-func gateFinding(f vuln.Finding) gate.Finding {
-	return gate.Finding{ID: f.ID, Aliases: f.Aliases, Severity: string(f.Severity), Score: f.Score,
-		Package: f.PURL, Version: f.Version, Fixed: f.Fixed, Kind: string(f.Kind)}
-}
-
-func (v *vulns) register(mux *http.ServeMux) {
+// Register mounts the vulnerability endpoints on mux.
+func (v *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/vulndb", v.importDB)
 	mux.HandleFunc("GET /api/v1/vulndb", v.status)
 	mux.HandleFunc("GET /api/v1/violations", v.listViolations)
@@ -178,12 +133,12 @@ type ScanSeverity struct {
 // scan handles POST /api/v1/scan {"repository","digest"}: it matches the
 // artifact's verified SBOMs against the database, attaches the result as a
 // vulnerability-scan attestation signed by the server, and returns it.
-func (v *vulns) scan(w http.ResponseWriter, r *http.Request) {
+func (v *Handler) scan(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Repository string `json:"repository"`
 		Digest     string `json:"digest"`
 	}
-	if !decodeJSON(w, r, &req) || !validArtifact(w, req.Repository, req.Digest) {
+	if !promotionhttp.DecodeJSON(w, r, &req) || !promotionhttp.ValidArtifact(w, req.Repository, req.Digest) {
 		return
 	}
 	r, _, ok := v.authz.Require(w, r, "scan", req.Repository, auth.PermPush)
@@ -196,9 +151,9 @@ func (v *vulns) scan(w http.ResponseWriter, r *http.Request) {
 	}
 	var res ScanResult
 	res.Metadata.ScanStartedOn = time.Now().UTC()
-	f, err := v.promo.svc.Gather(r.Context(), req.Repository, req.Digest)
+	f, err := v.promo.Service().Gather(r.Context(), req.Repository, req.Digest)
 	if err != nil {
-		v.promo.lookupError(w, r, err)
+		v.promo.LookupError(w, r, err)
 		return
 	}
 	res.Metadata.ScanFinishedOn = time.Now().UTC()
@@ -215,7 +170,7 @@ func (v *vulns) scan(w http.ResponseWriter, r *http.Request) {
 		}
 		res.Scanner.Result = append(res.Scanner.Result, e)
 	}
-	if err := v.promo.svc.Attest(r.Context(), req.Repository, req.Digest, "https://in-toto.io/attestation/vulns/v0.2", res); err != nil {
+	if err := v.promo.Service().Attest(r.Context(), req.Repository, req.Digest, "https://in-toto.io/attestation/vulns/v0.2", res); err != nil {
 		problem.Fail(w, r, v.log, "attaching the scan failed", err)
 		return
 	}
@@ -234,7 +189,7 @@ type VulnDBStatus struct {
 	Import     *vuln.Stats `json:"import,omitempty"`
 }
 
-func (v *vulns) statusOf(ctx context.Context) (VulnDBStatus, error) {
+func (v *Handler) statusOf(ctx context.Context) (VulnDBStatus, error) {
 	var st VulnDBStatus
 	var err error
 	if st.Revision, err = v.db.Revision(ctx); err != nil {
@@ -248,7 +203,7 @@ func (v *vulns) statusOf(ctx context.Context) (VulnDBStatus, error) {
 	return st, nil
 }
 
-func (v *vulns) status(w http.ResponseWriter, r *http.Request) {
+func (v *Handler) status(w http.ResponseWriter, r *http.Request) {
 	r, _, ok := v.authz.Require(w, r, "vulndb.read", "", 0)
 	if !ok {
 		return
@@ -261,7 +216,7 @@ func (v *vulns) status(w http.ResponseWriter, r *http.Request) {
 	problem.JSON(w, http.StatusOK, st)
 }
 
-func (v *vulns) importDB(w http.ResponseWriter, r *http.Request) {
+func (v *Handler) importDB(w http.ResponseWriter, r *http.Request) {
 	r, _, ok := v.authz.Require(w, r, "vulndb.import", "", auth.PermAdmin)
 	if !ok {
 		return
@@ -318,7 +273,7 @@ func (v *vulns) importDB(w http.ResponseWriter, r *http.Request) {
 }
 
 // reevaluate runs every environment's gate on the digest it runs now.
-func (v *vulns) reevaluate(ctx context.Context) error {
+func (v *Handler) reevaluate(ctx context.Context) error {
 	if v.promo == nil {
 		return nil
 	}
@@ -331,17 +286,17 @@ func (v *vulns) reevaluate(ctx context.Context) error {
 			return err
 		}
 		for _, repo := range repos {
-			for _, p := range v.promo.svc.Projects {
+			for _, p := range v.promo.Service().Projects {
 				if !repopattern.Match(p.Repositories, repo) {
 					continue
 				}
 				for _, e := range p.Environments {
 					counts[e.Name] += 0
-					cur, err := v.promo.svc.Current(ctx, repo, e.Name)
+					cur, err := v.promo.Service().Current(ctx, repo, e.Name)
 					if err != nil || cur == "" {
 						continue
 					}
-					res, _, err := v.promo.svc.Evaluate(ctx, repo, cur, e.Name)
+					res, _, err := v.promo.Service().Evaluate(ctx, repo, cur, e.Name)
 					if err != nil || res.Pass {
 						continue
 					}
@@ -366,7 +321,7 @@ func (v *vulns) reevaluate(ctx context.Context) error {
 	return nil
 }
 
-func (v *vulns) listViolations(w http.ResponseWriter, r *http.Request) {
+func (v *Handler) listViolations(w http.ResponseWriter, r *http.Request) {
 	if _, _, ok := v.authz.Require(w, r, "violations.read", "", 0); !ok {
 		return
 	}

@@ -1,4 +1,7 @@
-package server
+// Package platform is the server's own signing: its public keys at a
+// stable URL, signatures (and SBOMs) on push for chosen repositories, and
+// SLSA provenance written from verified OIDC claims (the platform mode).
+package platform
 
 import (
 	"bytes"
@@ -11,8 +14,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,18 +37,11 @@ import (
 	"github.com/custody-dev/custody/internal/sign"
 )
 
-// internalHost names the server itself for its in-process registry client.
-const internalHost = "custody.internal"
-
-// serverIdentity is the actor of what the server does on its own (signing
-// on push, platform provenance).
-var serverIdentity = identity.Identity{Subject: "custody", Method: "server"}
-
-// signing is the server's own signing: public keys at a stable URL,
+// Handler is the server's own signing: public keys at a stable URL,
 // signatures on push for chosen repositories, and SLSA provenance written
 // from verified OIDC claims (the platform mode). Its key ring is
 // <data>/keys unless signing.keys says otherwise.
-type signing struct {
+type Handler struct {
 	ring      *key.Ring
 	cfg       config.Signing
 	log       *slog.Logger
@@ -59,29 +53,47 @@ type signing struct {
 	queue     chan audit.Event
 	wg        sync.WaitGroup
 	builderID string
+	host      string
 }
 
-// newSigning opens the key ring; it unlocks the active key when a
-// passphrase is configured (CUSTODY_KEY_PASSWORD or signing.passphraseFile).
-func newSigning(cfg config.Config, internal http.Handler, authz *auth.Service, auditor audit.Auditor, log *slog.Logger) (*signing, error) {
-	dir := cfg.Signing.Keys
-	if dir == "" {
-		dir = filepath.Join(cfg.Data, "keys")
-	}
+// Options is what the server's signing is built from.
+type Options struct {
+	// Config is the signing section of the configuration.
+	Config config.Signing
+	// Keys is the key ring's directory.
+	Keys string
+	// Projects tells that promotions are configured (they need the key).
+	Projects bool
+	// Remote reaches the registry to sign in, named Host.
+	Remote []remote.Option
+	Host   string
+	// Authz is nil when authentication is off (platform provenance is
+	// then refused).
+	Authz *auth.Service
+	Audit audit.Auditor
+	Log   *slog.Logger
+}
+
+// Open opens the key ring; it unlocks the active key when a passphrase is
+// configured (CUSTODY_KEY_PASSWORD or signing.passphraseFile), and starts
+// signing on push when signing.onPush names repositories.
+func Open(o Options) (*Handler, error) {
+	dir, cfg, log := o.Keys, o.Config, o.Log
 	ring, err := key.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("signing key ring %s: %w", dir, err)
 	}
-	s := &signing{ring: ring, cfg: cfg.Signing, log: log, audit: auditor, authz: authz,
-		remote:    []remote.Option{remote.WithTransport(handlerTransport{internal})},
-		builderID: cfg.Signing.BuilderID,
+	s := &Handler{ring: ring, cfg: cfg, log: log, audit: o.Audit, authz: o.Authz,
+		remote:    o.Remote,
+		host:      o.Host,
+		builderID: cfg.BuilderID,
 	}
 	if s.builderID == "" {
 		s.builderID = "https://custody.dev/builders/platform/v1"
 	}
 	pass, havePass := os.LookupEnv("CUSTODY_KEY_PASSWORD")
-	if cfg.Signing.PassphraseFile != "" {
-		b, err := os.ReadFile(cfg.Signing.PassphraseFile)
+	if cfg.PassphraseFile != "" {
+		b, err := os.ReadFile(cfg.PassphraseFile)
 		if err != nil {
 			return nil, fmt.Errorf("signing.passphraseFile: %w", err)
 		}
@@ -96,22 +108,22 @@ func newSigning(cfg config.Config, internal http.Handler, authz *auth.Service, a
 	if activeErr == nil && havePass {
 		signer, _, err := ring.OpenSigner(info, []byte(pass))
 		if err != nil {
-			return nil, fmt.Errorf("unlocking signing key %s: %w", info.ID, err)
+			return nil, fmt.Errorf("unlocking Handler key %s: %w", info.ID, err)
 		}
 		s.signer, s.keyID = signer, info.ID
-	} else if len(cfg.Signing.OnPush) > 0 {
+	} else if len(cfg.OnPush) > 0 {
 		return nil, fmt.Errorf("signing.onPush needs the active key of %s unlocked: create it with 'custody key create' and set CUSTODY_KEY_PASSWORD or signing.passphraseFile", dir)
-	} else if len(cfg.Projects) > 0 {
+	} else if o.Projects {
 		// Promotions are signed by the server: say at start, not at the
 		// first refused promotion, what is missing.
-		const refused = "projects are configured, but promotions, rollbacks, revocations and scans will be refused: the server has no unlocked signing key"
+		const refused = "projects are configured, but promotions, rollbacks, revocations and scans will be refused: the server has no unlocked Handler key"
 		if activeErr != nil {
 			log.Warn(refused+"; stop the server, create its key with 'CUSTODY_KEY_PASSWORD=... custody key create --keys "+dir+"' and start it again with CUSTODY_KEY_PASSWORD set (docs/promotion.md)", "keys", dir)
 		} else {
 			log.Warn(refused+"; its key "+info.ID+" is locked: start the server with CUSTODY_KEY_PASSWORD (or signing.passphraseFile) set to the key's passphrase (docs/promotion.md)", "keys", dir)
 		}
 	}
-	if len(cfg.Signing.OnPush) > 0 {
+	if len(cfg.OnPush) > 0 {
 		s.queue = make(chan audit.Event, 1024)
 		s.wg.Add(1)
 		go s.signLoop()
@@ -119,13 +131,19 @@ func newSigning(cfg config.Config, internal http.Handler, authz *auth.Service, a
 	return s, nil
 }
 
+// Ring is the server's key ring.
+func (s *Handler) Ring() *key.Ring { return s.ring }
+
+// Signer is the unlocked active key, or nil.
+func (s *Handler) Signer() crypto.Signer { return s.signer }
+
 // Record implements audit.Auditor: it watches for tags set by clients
 // in the repositories signed on push.
-func (s *signing) Record(ctx context.Context, e audit.Event) {
+func (s *Handler) Record(ctx context.Context, e audit.Event) {
 	if s.queue == nil || e.Action != "tag.set" || e.Result != "ok" || strings.HasPrefix(e.Tag, "sha256-") {
 		return
 	}
-	if id, ok := identity.From(ctx); ok && id == serverIdentity {
+	if id, ok := identity.From(ctx); ok && id == identity.Server {
 		return
 	}
 	if !repopattern.MatchAny(s.cfg.OnPush, e.Repo) {
@@ -134,19 +152,19 @@ func (s *signing) Record(ctx context.Context, e audit.Event) {
 	select {
 	case s.queue <- audit.Event{Action: e.Action, Repo: e.Repo, Digest: e.Digest, Tag: e.Tag}:
 	default:
-		s.log.Error("signing on push: queue full, artifact left unsigned", "repo", e.Repo, "digest", e.Digest)
+		s.log.Error("Handler on push: queue full, artifact left unsigned", "repo", e.Repo, "digest", e.Digest)
 	}
 }
 
-func (s *signing) signLoop() {
+func (s *Handler) signLoop() {
 	defer s.wg.Done()
 	for e := range s.queue {
-		ctx := identity.With(context.Background(), serverIdentity)
+		ctx := identity.With(context.Background(), identity.Server)
 		err := s.sign(ctx, e.Repo, e.Digest)
 		res, reason := "ok", "signed on push with key "+s.keyID
 		if err != nil {
 			res, reason = "error", err.Error()
-			s.log.Error("signing on push failed", "repo", e.Repo, "digest", e.Digest, "err", err)
+			s.log.Error("Handler on push failed", "repo", e.Repo, "digest", e.Digest, "err", err)
 		}
 		s.audit.Record(ctx, audit.Event{Action: "sign", Repo: e.Repo, Digest: e.Digest, Result: res, Reason: reason})
 		if s.cfg.SBOMOnPush && err == nil {
@@ -162,7 +180,7 @@ func (s *signing) signLoop() {
 
 // sbom generates the SBOM of image repo@d (SPDX 2.3), signs it as an
 // attestation with the server's key and attaches it.
-func (s *signing) sbom(ctx context.Context, repo string, d digest.Digest) error {
+func (s *Handler) sbom(ctx context.Context, repo string, d digest.Digest) error {
 	ref, err := s.ref(repo, d)
 	if err != nil {
 		return err
@@ -199,19 +217,20 @@ func (s *signing) sbom(ctx context.Context, repo string, d digest.Digest) error 
 	return err
 }
 
-func (s *signing) close() {
+// Close signs what is queued and stops signing on push.
+func (s *Handler) Close() {
 	if s.queue != nil {
 		close(s.queue)
 		s.wg.Wait()
 	}
 }
 
-func (s *signing) ref(repo string, d digest.Digest) (name.Digest, error) {
-	return name.NewDigest(internalHost+"/"+repo+"@"+d.String(), name.Insecure)
+func (s *Handler) ref(repo string, d digest.Digest) (name.Digest, error) {
+	return name.NewDigest(s.host+"/"+repo+"@"+d.String(), name.Insecure)
 }
 
 // sign signs repo@d with the server's key, stored both ways.
-func (s *signing) sign(ctx context.Context, repo string, d digest.Digest) error {
+func (s *Handler) sign(ctx context.Context, repo string, d digest.Digest) error {
 	ref, err := s.ref(repo, d)
 	if err != nil {
 		return err
@@ -222,8 +241,8 @@ func (s *signing) sign(ctx context.Context, repo string, d digest.Digest) error 
 	return err
 }
 
-// register mounts the key and provenance endpoints.
-func (s *signing) register(mux *http.ServeMux) {
+// Register mounts the key and provenance endpoints.
+func (s *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/keys", s.trustRoot)
 	mux.HandleFunc("GET /api/v1/keys/{id}", s.publicKey)
 	mux.HandleFunc("POST /api/v1/provenance/", s.provenance)
@@ -231,7 +250,7 @@ func (s *signing) register(mux *http.ServeMux) {
 
 // trustRoot serves the trust root: every active and retired key with its
 // validity, for offline verifiers (custody verify --trust-root).
-func (s *signing) trustRoot(w http.ResponseWriter, r *http.Request) {
+func (s *Handler) trustRoot(w http.ResponseWriter, r *http.Request) {
 	tr, err := s.ring.TrustRoot()
 	if err != nil {
 		problem.Fail(w, r, s.log, "reading the key ring failed", err)
@@ -242,7 +261,7 @@ func (s *signing) trustRoot(w http.ResponseWriter, r *http.Request) {
 }
 
 // publicKey serves one public key as PEM (for cosign verify --key).
-func (s *signing) publicKey(w http.ResponseWriter, r *http.Request) {
+func (s *Handler) publicKey(w http.ResponseWriter, r *http.Request) {
 	id := strings.TrimSuffix(r.PathValue("id"), ".pub")
 	info, err := s.ring.Get(id)
 	if err != nil || info.Status == key.Revoked {
@@ -270,8 +289,8 @@ type ProvenanceRequest struct {
 // authenticated with its OIDC workload-identity token asks the server to
 // write and sign SLSA provenance for an artifact it pushed. Repository,
 // ref, commit and workflow come from the verified token, not from the job,
-// and the signing key never leaves the server (SLSA build level 3).
-func (s *signing) provenance(w http.ResponseWriter, r *http.Request) {
+// and the Handler key never leaves the server (SLSA build level 3).
+func (s *Handler) provenance(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, "/api/v1/provenance/")
 	repo, dig, ok := strings.Cut(rest, "/@")
 	d, err := digest.Parse(dig)
@@ -293,7 +312,7 @@ func (s *signing) provenance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.signer == nil {
-		problem.Write(w, problem.NoKey, "the server has no unlocked signing key (custody key create; CUSTODY_KEY_PASSWORD)")
+		problem.Write(w, problem.NoKey, "the server has no unlocked Handler key (custody key create; CUSTODY_KEY_PASSWORD)")
 		return
 	}
 	var req ProvenanceRequest
@@ -322,7 +341,7 @@ func (s *signing) provenance(w http.ResponseWriter, r *http.Request) {
 		problem.Fail(w, r, s.log, "encoding provenance failed", err)
 		return
 	}
-	ctx := identity.With(r.Context(), serverIdentity)
+	ctx := identity.With(r.Context(), identity.Server)
 	ref, err := s.ref(repo, d)
 	if err != nil {
 		problem.Write(w, problem.InvalidReference, err.Error())
@@ -348,67 +367,4 @@ func (s *signing) provenance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	problem.Fail(w, r, s.log, "writing the provenance failed", err)
-}
-
-// handlerTransport serves HTTP requests with a handler in process: the
-// server's own registry client (signing, provenance) talks to its
-// internal registry without a network hop or credentials.
-type handlerTransport struct{ h http.Handler }
-
-func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	pr, pw := io.Pipe()
-	rw := &pipeWriter{header: http.Header{}, body: pw, ready: make(chan struct{})}
-	go func() {
-		defer func() {
-			rw.writeHeader(http.StatusOK)
-			_ = pw.Close()
-		}()
-		t.h.ServeHTTP(rw, req.WithContext(identity.With(req.Context(), serverIdentity)))
-	}()
-	select {
-	case <-rw.ready:
-	case <-req.Context().Done():
-		_ = pr.CloseWithError(req.Context().Err())
-		return nil, req.Context().Err()
-	}
-	length := int64(-1)
-	if n, err := strconv.ParseInt(rw.sent.Get("Content-Length"), 10, 64); err == nil {
-		length = n
-	}
-	var body io.ReadCloser = pr
-	if req.Method == http.MethodHead {
-		go func() { _, _ = io.Copy(io.Discard, pr) }()
-		body = http.NoBody
-	}
-	return &http.Response{
-		Status: fmt.Sprintf("%d %s", rw.status, http.StatusText(rw.status)), StatusCode: rw.status,
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: rw.sent, Body: body, ContentLength: length, Request: req,
-	}, nil
-}
-
-// pipeWriter is the http.ResponseWriter of handlerTransport.
-type pipeWriter struct {
-	header http.Header
-	sent   http.Header
-	status int
-	body   *io.PipeWriter
-	once   sync.Once
-	ready  chan struct{}
-}
-
-func (p *pipeWriter) Header() http.Header { return p.header }
-
-func (p *pipeWriter) writeHeader(code int) {
-	p.once.Do(func() {
-		p.status, p.sent = code, p.header.Clone()
-		close(p.ready)
-	})
-}
-
-func (p *pipeWriter) WriteHeader(code int) { p.writeHeader(code) }
-
-func (p *pipeWriter) Write(b []byte) (int, error) {
-	p.writeHeader(http.StatusOK)
-	return p.body.Write(b)
 }
