@@ -288,6 +288,15 @@ func TestLoginLimits(t *testing.T) {
 		return err
 	}
 	limited := func(err error) bool { return errors.Is(err, registry.ErrTooManyRequests) }
+	// A success forgets the name's failures: fail, succeed, fail stays
+	// below the lockout of 2.
+	f.user("carol", true, nil)
+	for _, pass := range []string{"wrong password!", testPassword, "wrong password!"} {
+		from("10.0.0.9", basic("carol", pass))
+	}
+	if d := f.s.limiter.nameBlocked("carol"); d != 0 {
+		t.Fatalf("a success did not reset the name's failures: locked for %v", d)
+	}
 	for range 2 {
 		if err := from("10.0.0.1", basic("alice", "wrong password!")); err == nil || limited(err) {
 			t.Fatalf("failure %v", err)
