@@ -130,3 +130,68 @@ func TestValidUserName(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestUpdateUserWho covers updateUser's decision: an admin changes anyone;
+// a user signed in with its password changes only its own password (not
+// its groups, not with an API token); anonymous callers sign in first.
+// Every refusal leaves the account unchanged.
+func TestUpdateUserWho(t *testing.T) {
+	f := newFixture(t, nil)
+	f.user("root", false, nil, Grant{Subject: "user:root", Role: RoleAdmin, Repository: "**"})
+	f.user("alice", true, []string{"dev"})
+	f.user("bob", true, nil)
+	root, _ := f.token("root", time.Hour, scope(RoleAdmin, "**"))
+	aliceTok, _ := f.token("alice", time.Hour, scope(RoleReader, "**"))
+	mux := http.NewServeMux()
+	f.s.Register(mux)
+	newPass := `{"password":"another long password"}`
+	cases := []struct {
+		name, authz, target, body string
+		code                      int
+	}{
+		{"anonymous", "", "alice", newPass, 401},
+		{"own password with a token", "Bearer " + aliceTok, "alice", newPass, 403},
+		{"own groups", basic("alice", testPassword), "alice", `{"groups":["ops"]}`, 403},
+		{"someone else's password", basic("alice", testPassword), "bob", newPass, 403},
+		{"short password", basic("alice", testPassword), "alice", `{"password":"short"}`, 400},
+		{"nothing to change", basic("alice", testPassword), "alice", `{}`, 400},
+		{"admin: unknown user", "Bearer " + root, "nobody", newPass, 404},
+		{"admin: bad group", "Bearer " + root, "alice", `{"groups":["a b"]}`, 400},
+		{"admin: groups", "Bearer " + root, "bob", `{"groups":["ops"]}`, 200},
+		{"own password", basic("alice", testPassword), "alice", newPass, 200},
+	}
+	state := func() string {
+		st, err := f.st.AuthState(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(st.Users)
+		var hashes []string
+		for _, u := range st.Users {
+			hashes = append(hashes, u.PasswordHash)
+		}
+		return string(b) + strings.Join(hashes, ",")
+	}
+	for _, c := range cases {
+		before := state()
+		r := httptest.NewRequest("PUT", "/api/v1/users/"+c.target, strings.NewReader(c.body))
+		if c.authz != "" {
+			r.Header.Set("Authorization", c.authz)
+		}
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		if w.Code != c.code {
+			t.Errorf("%s: %d %s, want %d", c.name, w.Code, w.Body, c.code)
+		}
+		if changed := state() != before; changed != (c.code == 200) {
+			t.Errorf("%s: answered %d, account changed: %v", c.name, w.Code, changed)
+		}
+	}
+	// The new password signs in, the old one no longer does.
+	if _, err := f.s.Authenticate(request("GET", "/v2/", basic("alice", "another long password"))); err != nil {
+		t.Errorf("new password: %v", err)
+	}
+	if _, err := f.s.Authenticate(request("GET", "/v2/", basic("alice", testPassword))); err == nil {
+		t.Error("old password still signs in")
+	}
+}
