@@ -7,12 +7,14 @@ package testserver
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,7 +39,8 @@ func Binary(t testing.TB) string {
 			binPath = p
 			return
 		}
-		dir, err := os.MkdirTemp("", "custody-bin-")
+		removeStaleBinaries()
+		dir, err := os.MkdirTemp("", fmt.Sprintf("custody-bin-%d-", os.Getpid()))
 		if err != nil {
 			buildErr = err
 			return
@@ -58,6 +61,24 @@ func Binary(t testing.TB) string {
 		t.Fatalf("building custody: %v", buildErr)
 	}
 	return binPath
+}
+
+// removeStaleBinaries deletes the binaries earlier test processes built
+// (custody-bin-<pid>-*, about 70 MiB each) once their process has ended:
+// a test binary has no exit hook to remove its own, and a day of test runs
+// would otherwise fill the temporary directory.
+func removeStaleBinaries() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "custody-bin-*-*"))
+	for _, d := range dirs {
+		pidText, _, ok := strings.Cut(strings.TrimPrefix(filepath.Base(d), "custody-bin-"), "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 func moduleRoot() string {
