@@ -107,6 +107,14 @@ func (r *Ring) List() ([]Info, error) {
 		if c := a.Created.Compare(b.Created); c != 0 {
 			return c
 		}
+		// Created is kept to the second: a key rotated out in the second
+		// it was made still lists before its successor.
+		if (a.Status == Retired) != (b.Status == Retired) {
+			if a.Status == Retired {
+				return -1
+			}
+			return 1
+		}
 		return strings.Compare(a.ID, b.ID)
 	})
 	return keys, nil
