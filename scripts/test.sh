@@ -103,7 +103,7 @@ echo "race tests took $((SECONDS - race_start))s"
 # directory and with go test's corpus cache, as 'go test -fuzz' would (that
 # relinks per target: twice the time). A crash leaves its input under the
 # package's testdata/fuzz/ and fails the run.
-fuzztime=${CUSTODY_FUZZTIME:-1s}
+fuzztime=${CUSTODY_FUZZTIME:-2s}
 echo "== fuzz (each target ${fuzztime})"
 fuzz_start=$SECONDS
 fuzz_dir=$(mktemp -d)
