@@ -81,7 +81,7 @@ func (r Report) WriteHTML(w io.Writer) error {
 	return page.Execute(w, r)
 }
 
-var page = template.Must(template.New("assessment").Funcs(template.FuncMap{
+var page = template.Must(template.New("page").Funcs(template.FuncMap{
 	"time":  func(t time.Time) string { return t.Format(time.RFC3339) },
 	"onoff": onOff,
 }).Parse(`<!DOCTYPE html>
