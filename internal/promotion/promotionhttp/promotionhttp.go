@@ -109,9 +109,10 @@ func New(o Options) (*Handler, error) {
 // Service returns the promotion service the handler serves.
 func (p *Handler) Service() *promotion.Service { return p.svc }
 
-// Trust trusts the server ring's keys plus a configured trust
-// root's, each inside its validity window; only the ring's keys (active
-// and retired) record promotions, approvals and revocations.
+// Trust is the trust of the server's evidence readers (promotions and the
+// assessment): the server ring's keys plus a configured trust root's,
+// each inside its validity window; only the ring's keys (active and
+// retired) record promotions, approvals, revocations and drill reports.
 func Trust(ring *key.Ring, extra string) (*evidence.Trust, error) {
 	tr, err := ring.TrustRoot()
 	if err != nil {
