@@ -267,8 +267,13 @@ func (s *Sources) Assess(ctx context.Context, q Query) (Report, error) {
 		}
 	}
 	if len(repos) == limit {
-		// More may follow: the client continues after the last one.
-		if more, err := s.Meta.Repositories(ctx, repos[len(repos)-1], 1); err == nil && len(more) > 0 {
+		// Another repository to assess follows (names only are read):
+		// the client continues after the last one assessed.
+		more, err := s.nextMatch(ctx, repos[len(repos)-1], pattern)
+		if err != nil {
+			return rep, err
+		}
+		if more {
 			rep.Next = repos[len(repos)-1]
 		}
 	}
@@ -284,6 +289,26 @@ func (s *Sources) Assess(ctx context.Context, q Query) (Report, error) {
 		rep.Repositories = append(rep.Repositories, f.assess())
 	}
 	return rep, nil
+}
+
+// nextMatch reports whether a repository after last matches pattern
+// ("" matches every one).
+func (s *Sources) nextMatch(ctx context.Context, last, pattern string) (bool, error) {
+	for {
+		page, err := s.Meta.Repositories(ctx, last, 1000)
+		if err != nil {
+			return false, err
+		}
+		for _, r := range page {
+			if pattern == "" || repopattern.Match(pattern, r) {
+				return true, nil
+			}
+			last = r
+		}
+		if len(page) < 1000 {
+			return false, nil
+		}
+	}
 }
 
 // server gathers the server-wide facts.

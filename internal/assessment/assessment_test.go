@@ -470,6 +470,16 @@ func TestAssessEvidence(t *testing.T) {
 	if len(rep.Repositories) != 1 {
 		t.Fatalf("--project apps/** assessed %d repositories", len(rep.Repositories))
 	}
+	// A full page of the project's repositories says "more" only when
+	// another of its repositories follows.
+	s.push("zzz/outside", "1.0.0")
+	var page assessment.Report
+	if err := json.Unmarshal(s.must("GET", "/api/v1/assessment?project=apps/**&limit=1", s.token, nil, http.StatusOK), &page); err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Repositories) != 1 || page.Next != "" {
+		t.Fatalf("one page of apps/**: %d repositories, next %q", len(page.Repositories), page.Next)
+	}
 	r = repository(t, rep, "apps/web")
 	if r.Stage != 4 || r.SLSALevel != 3 || !slices.Equal(r.NextStage, []string{"forensic-reenactment"}) || len(r.NextLevel) != 0 {
 		for _, c := range r.Criteria {
