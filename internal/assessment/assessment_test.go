@@ -490,6 +490,13 @@ func TestAssessEvidence(t *testing.T) {
 	if c := result(t, r.Assessment, "forensic-reenactment"); c.Command != "custody drill dev --project 'apps/**' --into DIR" {
 		t.Fatalf("drill gap: %+v", c)
 	}
+	if c := result(t, r.Assessment, "integrity-checks"); !c.Pass || c.Evidence.Config != "scrub.schedule: 24h0m0s" || strings.Contains(c.Evidence.Summary, "last in-server scrub") {
+		t.Fatalf("integrity before a scrub: %+v", c)
+	}
+	s.must("POST", "/api/v1/scrub", s.token, nil, http.StatusOK)
+	if c := result(t, repository(t, s.assess(), "apps/web").Assessment, "integrity-checks"); !c.Pass || !strings.Contains(c.Evidence.Summary, "found 0 damaged object(s)") {
+		t.Fatalf("integrity after a scrub: %+v", c)
+	}
 	if c := result(t, r.Assessment, "chain-of-custody"); !c.Pass || c.Evidence.Count != 2 {
 		t.Fatalf("chain of custody: %+v", c)
 	}
