@@ -322,7 +322,8 @@ func TestAssessBareImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.Contains(text, "other/bare") || !strings.Contains(text, "stage 1 of 5: Ad-Hoc or Non-Existent Artifact Management; SLSA build level 0 of 3") ||
-		!strings.Contains(text, "-> custody attest provenance --from-env "+ref) {
+		!strings.Contains(text, "-> custody attest provenance --from-env "+ref) || !strings.Contains(text, "next: stage 2 needs version-control") ||
+		!strings.Contains(text, "next: SLSA build level 1 needs slsa-provenance") {
 		t.Fatalf("text:\n%s", text)
 	}
 	page, err := s.custody("assess", "-o", "html")

@@ -49,6 +49,12 @@ func (a Assessment) Heading() string {
 func writeAssessment(b *strings.Builder, a Assessment, indent string) {
 	fmt.Fprintf(b, "%s%s\n", indent, a.Heading())
 	fmt.Fprintf(b, "%s  stage %d of 5: %s; SLSA build level %d of 3\n", indent, a.Stage, a.StageName, a.SLSALevel)
+	if len(a.NextStage) > 0 {
+		fmt.Fprintf(b, "%s  next: stage %d needs %s\n", indent, a.Stage+1, strings.Join(a.NextStage, ", "))
+	}
+	if len(a.NextLevel) > 0 {
+		fmt.Fprintf(b, "%s  next: SLSA build level %d needs %s\n", indent, a.SLSALevel+1, strings.Join(a.NextLevel, ", "))
+	}
 	for _, c := range a.Criteria {
 		mark := "ok  "
 		if !c.Pass {
@@ -117,6 +123,8 @@ vulnerability database {{.Server.VulnRecords}} record(s).</p>
 {{define "assessment"}}
 <h3>{{.Heading}}</h3>
 <p class="rating">Stage {{.Stage}} of 5: {{.StageName}}; SLSA build level {{.SLSALevel}} of 3</p>
+{{if .NextStage}}<p>Next stage needs: {{range $i, $c := .NextStage}}{{if $i}}, {{end}}<code>{{$c}}</code>{{end}}</p>{{end}}
+{{if .NextLevel}}<p>Next SLSA level needs: {{range $i, $c := .NextLevel}}{{if $i}}, {{end}}<code>{{$c}}</code>{{end}}</p>{{end}}
 <table>
 <tr><th></th><th>criterion</th><th>evidence</th><th>next step</th></tr>
 {{range .Criteria}}<tr>
