@@ -276,7 +276,7 @@ func startSite(t *testing.T) (*site, *issuer, string) {
 // TestAssessBareImage: an image pushed and nothing else is rated stage 1
 // and SLSA level 0, and every gap names the command that closes it.
 func TestAssessBareImage(t *testing.T) {
-	s, _, _ := startSite(t)
+	s, _, serverKeys := startSite(t)
 	d := s.push("other/bare", "latest")
 	rep := s.assess()
 	if rep.Schema != assessment.Schema {
@@ -313,6 +313,38 @@ func TestAssessBareImage(t *testing.T) {
 	}
 	if c := result(t, r.Assessment, "signed"); c.Evidence.Count != 0 || c.Evidence.Total != 1 || c.Evidence.Example != d {
 		t.Errorf("signed evidence: %+v", c.Evidence)
+	}
+
+	// Provenance a job signed with a key nobody trusts exists (level 1),
+	// no more; signed by a trusted key naming a hosted platform it is
+	// level 2, but not the platform's own (level 3).
+	for _, kv := range []string{"GITHUB_ACTIONS=true", "GITHUB_REPOSITORY=acme/app", "GITHUB_REF=refs/heads/main",
+		"GITHUB_SHA=6f8e2c1d3b4a59687766554433221100ffeeddcc", "GITHUB_RUN_ID=1", "GITHUB_RUN_ATTEMPT=1",
+		"GITHUB_SERVER_URL=https://github.com", "GITHUB_WORKFLOW_REF=acme/app/.github/workflows/release.yml@refs/heads/main",
+		"RUNNER_ENVIRONMENT=github-hosted", "GITHUB_EVENT_NAME=push", "CUSTODY_KEY_PASSWORD=server-pass"} {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	strangerKeys := t.TempDir()
+	if ring, err := key.Open(strangerKeys); err != nil {
+		t.Fatal(err)
+	} else if _, err := ring.Create(key.ECDSAP256, "stranger", []byte("server-pass")); err != nil {
+		t.Fatal(err)
+	}
+	ws := t.TempDir()
+	for repo, keys := range map[string]string{"other/l1": strangerKeys, "other/l2": serverKeys} {
+		ld := s.push(repo, "1.0.0")
+		if _, err := s.run("attest", "provenance", "--from-env", "--workspace", ws, "--keys", keys, s.srv.Host()+"/"+repo+"@"+ld); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep = s.assess()
+	if l1 := repository(t, rep, "other/l1"); l1.SLSALevel != 1 || !strings.Contains(result(t, l1.Assessment, "slsa-provenance").Evidence.Summary, "does not verify") {
+		t.Fatalf("untrusted provenance: level %d %+v", l1.SLSALevel, result(t, l1.Assessment, "slsa-provenance"))
+	}
+	if l2 := repository(t, rep, "other/l2"); l2.SLSALevel != 2 || !slices.Equal(l2.NextLevel, []string{"slsa-platform-provenance"}) ||
+		!strings.Contains(result(t, l2.Assessment, "slsa-signed-provenance").Evidence.Summary, "builder https://github.com/actions/runner/github-hosted") {
+		t.Fatalf("CI provenance: level %d next %v %+v", l2.SLSALevel, l2.NextLevel, result(t, l2.Assessment, "slsa-signed-provenance"))
 	}
 
 	// The text and HTML forms say the same; the page fetches nothing
