@@ -147,6 +147,17 @@ func (t *Trust) validAt(id string, at time.Time) error {
 	return err
 }
 
+// status returns the trust root's status of key id (active or retired),
+// or "" when the root does not hold it.
+func (t *Trust) status(id string) key.Status {
+	for _, k := range t.root.Keys {
+		if k.ID == id {
+			return k.Status
+		}
+	}
+	return ""
+}
+
 // Signature is one signature on the digest that verified with a key of
 // the trust root.
 type Signature struct {
@@ -157,6 +168,9 @@ type Signature struct {
 	// Err says why the signature does not count (an unreadable signing
 	// time, a key not valid at the signing time); nil when it counts.
 	Err error
+	// KeyStatus is the trust root's status of the key (active, or
+	// retired: rotated out, still verifying what it signed while valid).
+	KeyStatus key.Status
 }
 
 // Trusted reports whether the signature counts.
@@ -167,9 +181,14 @@ type Attestation struct {
 	// Verified is the verified statement; nil when its signature did not
 	// verify with a trusted key.
 	Verified *attest.Verified
-	// PredicateType and KeyID are set when the signature verified.
+	// PredicateType and KeyID are set when the signature verified;
+	// KeyStatus is then the trust root's status of that key.
 	PredicateType string
 	KeyID         string
+	KeyStatus     key.Status
+	// Container is the digest of the .att image or bundle referrer
+	// manifest the attestation was found in.
+	Container string
 	// Predicate is the predicate JSON of a trusted attestation.
 	Predicate []byte
 	// Provenance is the parsed predicate of a trusted SLSA v1 provenance.
@@ -203,6 +222,9 @@ type Set struct {
 	// or sign.ErrNotVerified when there is no verifying signature, or
 	// says why the signatures could not be read.
 	SignatureErr error
+	// Rejected are the signatures found that no trusted key verifies
+	// for the digest, each with where it was found and why.
+	Rejected []sign.Rejected
 	// Attestations are all the attestations found, trusted or not.
 	Attestations []Attestation
 	// AttestationErr says why the attestations could not be read.
@@ -222,16 +244,17 @@ type Set struct {
 func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *Set {
 	dgst := d.DigestStr()
 	s := &Set{Digest: dgst, Signatures: []Signature{}, Attestations: []Attestation{}}
-	sigs, err := sign.Verify(ctx, d, sign.PublicKeys(trust.keys), o)
-	s.SignatureErr = err
+	sigs, rejected, err := sign.VerifyAll(ctx, d, sign.PublicKeys(trust.keys), o)
+	s.SignatureErr, s.Rejected = err, rejected
 	for _, v := range sigs {
 		s.Signatures = append(s.Signatures, trust.signature(v))
 	}
-	envs, err := sign.Attestations(ctx, d, o)
+	envs, err := sign.StoredAttestations(ctx, d, o)
 	s.AttestationErr = err
 	resolver := attest.ResolverFromKeys(trust.keys...)
 	for _, env := range envs {
-		a := trust.attestation(env, resolver, dgst)
+		a := trust.attestation(env.Envelope, resolver, dgst)
+		a.Container = env.Container
 		if a.Counts {
 			switch {
 			case a.Record != nil:
@@ -250,7 +273,7 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 
 // signature judges one signature that verified with a trusted key.
 func (t *Trust) signature(v sign.Verified) Signature {
-	s := Signature{Verified: v}
+	s := Signature{Verified: v, KeyStatus: t.status(v.KeyID)}
 	if ts := v.Annotations[SignedAtAnnotation]; ts != "" {
 		at, err := time.Parse(time.RFC3339, ts)
 		if err != nil {
@@ -271,7 +294,7 @@ func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string
 		a.Err = err
 		return a
 	}
-	a.PredicateType, a.KeyID = v.PredicateType, v.KeyID
+	a.PredicateType, a.KeyID, a.KeyStatus = v.PredicateType, v.KeyID, t.status(v.KeyID)
 	if a.Err = attest.VerifySubject(v, dgst); a.Err != nil {
 		return a
 	}
