@@ -3,6 +3,8 @@ package key
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,8 +49,26 @@ func (r *Ring) state() (TrustRoot, error) {
 	return tr, nil
 }
 
+// Version is one line of the trust-root history.
+type Version struct {
+	// Digest is "sha256:<hex>" of the line as stored (without its
+	// newline), by which the audit log anchors it.
+	Digest string
+	TrustRoot
+}
+
 // History returns every trust root the ring has recorded, oldest first.
 func (r *Ring) History() ([]TrustRoot, error) {
+	vs, err := r.Versions()
+	out := make([]TrustRoot, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, v.TrustRoot)
+	}
+	return out, err
+}
+
+// Versions returns every line of the trust-root history, oldest first.
+func (r *Ring) Versions() ([]Version, error) {
 	b, err := os.ReadFile(r.Path(HistoryFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -56,7 +76,7 @@ func (r *Ring) History() ([]TrustRoot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trust-root history: %w", err)
 	}
-	var out []TrustRoot
+	var out []Version
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, MaxHistoryLine)
 	for n := 1; sc.Scan(); n++ {
@@ -68,7 +88,8 @@ func (r *Ring) History() ([]TrustRoot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s line %d: %w", r.Path(HistoryFile), n, err)
 		}
-		out = append(out, tr)
+		sum := sha256.Sum256(line)
+		out = append(out, Version{Digest: "sha256:" + hex.EncodeToString(sum[:]), TrustRoot: tr})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", r.Path(HistoryFile), err)

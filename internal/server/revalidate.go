@@ -22,6 +22,7 @@ import (
 	"github.com/custody-dev/custody/internal/promotion/promotionhttp"
 	"github.com/custody-dev/custody/internal/scrub"
 	"github.com/custody-dev/custody/internal/sign"
+	"github.com/custody-dev/custody/internal/tlog"
 )
 
 // revalidation makes scrub re-verify the signatures and attestations of
@@ -34,6 +35,7 @@ type revalidation struct {
 	remote []remote.Option
 	host   string
 	audit  audit.Auditor
+	tl     *tlog.Log
 	log    *slog.Logger
 	// reported holds the failures the last run recorded in the audit
 	// log, so a failure that persists is recorded once, not every run.
@@ -56,17 +58,15 @@ func (rv *revalidation) prepare(ctx context.Context, sc *scrub.Scrubber) error {
 	if len(keys) == 0 && len(hist) == 0 && rv.extra == "" {
 		return nil
 	}
-	own, appended, err := rv.ring.Archive()
+	own, _, err := rv.ring.Archive()
 	if err != nil {
 		if own.MediaType == "" {
 			return err
 		}
 		rv.log.Warn("scrub: verifying against the trust-root history and the key ring as they are", "err", err)
 	}
-	if appended {
-		b, _ := json.Marshal(own)
-		rv.audit.Record(identity.With(ctx, identity.Server), audit.Event{Action: "trust-root.archive", Result: "ok",
-			Reason: "archived trust root " + fingerprint(b) + ": " + describeKeys(own)})
+	if err := rv.anchor(ctx); err != nil {
+		return err
 	}
 	trust, tr, err := promotionhttp.ServerTrust(own, rv.extra)
 	if err != nil {
@@ -87,6 +87,33 @@ func (rv *revalidation) prepare(ctx context.Context, sc *scrub.Scrubber) error {
 		}
 		ctx = identity.With(ctx, identity.Server)
 		return evidence.Collect(ctx, ref, trust, sign.Options{Remote: append(slices.Clone(rv.remote), remote.WithContext(ctx))})
+	}
+	return nil
+}
+
+// anchor records each version of the ring's trust-root history that the
+// audit log does not hold yet (found by its digest), so the history cannot
+// be rewritten unnoticed: 'custody audit verify' proves the log, and each
+// version's digest is in it.
+func (rv *revalidation) anchor(ctx context.Context) error {
+	vs, err := rv.ring.Versions()
+	if err != nil {
+		return err
+	}
+	for _, v := range vs {
+		d, err := digest.Parse(v.Digest)
+		if err != nil {
+			return err
+		}
+		found, err := rv.tl.Search(ctx, tlog.Query{Digest: v.Digest, Limit: 1})
+		if err != nil {
+			return fmt.Errorf("searching the audit log: %w", err)
+		}
+		if len(found) > 0 {
+			continue
+		}
+		rv.audit.Record(identity.With(ctx, identity.Server), audit.Event{Action: "trust-root.archive", Digest: d, Result: "ok",
+			Reason: "trust-root history version recorded " + v.Generated.UTC().Format(time.RFC3339) + ": " + describeKeys(v.TrustRoot)})
 	}
 	return nil
 }
