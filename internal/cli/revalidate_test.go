@@ -279,8 +279,8 @@ func TestScrubRevalidatesEvidence(t *testing.T) {
 	kinds := map[string]int{}
 	for _, f := range fs {
 		kinds[f.Kind]++
-		if f.Evidence == "" || f.Reason == "" {
-			t.Errorf("finding without evidence digest or reason: %+v", f)
+		if f.Evidence == "" || !strings.Contains(f.Reason, "signed by key "+a.ID+", which is revoked") {
+			t.Errorf("finding without evidence digest or naming the revoked key: %+v", f)
 		}
 	}
 	if kinds[scrub.EvidenceSignature] != 2 || kinds[scrub.EvidenceAttestation] != 1 || len(rep.RetiredKeyEvidence) != 0 {

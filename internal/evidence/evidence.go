@@ -100,6 +100,10 @@ type Trust struct {
 	// otherwise every key of the root records.
 	restricted bool
 	recorders  []string
+	// revoked are keys trusted for nothing, known only to say why the
+	// evidence they signed fails.
+	revoked   []crypto.PublicKey
+	revokedID []string
 }
 
 // NewTrust trusts the keys of root; the records (promotions, approvals,
@@ -122,6 +126,39 @@ func NewTrust(root key.TrustRoot) (*Trust, error) {
 func (t *Trust) RecordsOnlyBy(ids ...string) *Trust {
 	t.restricted, t.recorders = true, slices.Clone(ids)
 	return t
+}
+
+// ExplainRevoked names keys that were revoked (key.RevokedKeys of a
+// trust-root history): they stay trusted for nothing, and evidence they
+// signed fails saying so, instead of as signed by an unknown key. It
+// returns t.
+func (t *Trust) ExplainRevoked(keys []key.TrustedKey) (*Trust, error) {
+	for _, k := range keys {
+		pub, err := key.ParsePublicKey([]byte(k.PublicKey))
+		if err != nil {
+			return nil, fmt.Errorf("revoked key %s: %w", k.ID, err)
+		}
+		t.revoked, t.revokedID = append(t.revoked, pub), append(t.revokedID, k.ID)
+	}
+	return t, nil
+}
+
+// revokedSigner returns the ID of the revoked key that verify accepts,
+// or "".
+func (t *Trust) revokedSigner(verify func([]crypto.PublicKey) (string, error)) string {
+	if len(t.revoked) == 0 {
+		return ""
+	}
+	id, err := verify(t.revoked)
+	if err != nil {
+		return ""
+	}
+	return id
+}
+
+// errRevoked is why evidence signed by a revoked key fails.
+func errRevoked(id string) error {
+	return errors.New("signed by key " + id + ", which is revoked: it is trusted for nothing")
 }
 
 // Keys returns the number of trusted keys.
@@ -246,6 +283,14 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 	s := &Set{Digest: dgst, Signatures: []Signature{}, Attestations: []Attestation{}}
 	sigs, rejected, err := sign.VerifyAll(ctx, d, sign.PublicKeys(trust.keys), o)
 	s.SignatureErr, s.Rejected = err, rejected
+	for i, r := range s.Rejected {
+		if id := trust.revokedSigner(func(keys []crypto.PublicKey) (string, error) {
+			v, err := r.VerifyWith(dgst, keys)
+			return v.KeyID, err
+		}); id != "" {
+			s.Rejected[i].Err = errRevoked(id)
+		}
+	}
 	for _, v := range sigs {
 		s.Signatures = append(s.Signatures, trust.signature(v))
 	}
@@ -292,6 +337,17 @@ func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string
 	v, err := attest.Verify(env, resolver, attest.AllowStatementV01(), attest.AllowPredicateType(known...))
 	if err != nil {
 		a.Err = err
+		if errors.Is(err, attest.ErrUntrusted) {
+			if id := t.revokedSigner(func(keys []crypto.PublicKey) (string, error) {
+				v, err := attest.Verify(env, attest.ResolverFromKeys(keys...), attest.AllowStatementV01(), attest.AllowPredicateType(known...))
+				if err != nil {
+					return "", err
+				}
+				return v.KeyID, nil
+			}); id != "" {
+				a.KeyID, a.Err = id, errRevoked(id)
+			}
+		}
 		return a
 	}
 	a.PredicateType, a.KeyID, a.KeyStatus = v.PredicateType, v.KeyID, t.status(v.KeyID)

@@ -205,6 +205,28 @@ func Archived(hist []TrustRoot) TrustRoot {
 	return out
 }
 
+// RevokedKeys returns the keys a trust-root history records as revoked, as
+// last recorded: Archived leaves them out; a verifier may name them to
+// say why evidence fails (evidence.Trust.ExplainRevoked).
+func RevokedKeys(hist []TrustRoot) []TrustedKey {
+	var out []TrustedKey
+	seen := map[string]int{}
+	for _, tr := range hist {
+		for _, k := range tr.Keys {
+			if k.Status != Revoked {
+				continue
+			}
+			if i, ok := seen[k.ID]; ok {
+				out[i] = k
+				continue
+			}
+			seen[k.ID] = len(out)
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // Revoke marks a key of the ring revoked: trusted for nothing, not even
 // what it signed before (use it when a key is compromised; rotation is
 // for retiring a key that is not). A revoked active key leaves the ring

@@ -72,6 +72,12 @@ func (rv *revalidation) prepare(ctx context.Context, sc *scrub.Scrubber) error {
 	if err != nil {
 		return err
 	}
+	if hist, err = rv.ring.History(); err != nil {
+		return err
+	}
+	if trust, err = trust.ExplainRevoked(key.RevokedKeys(hist)); err != nil {
+		return err
+	}
 	if trust.Keys() == 0 {
 		return nil
 	}

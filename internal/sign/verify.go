@@ -74,6 +74,24 @@ type Rejected struct {
 	Container string
 	// Err says why it does not verify.
 	Err error
+
+	// What was found: a simple signing payload and its base64 signature
+	// (SourceTag), or a Sigstore bundle (SourceReferrer).
+	payload []byte
+	sig     string
+	bundle  []byte
+}
+
+// VerifyWith checks the rejected signature again, for digest, with other
+// keys: to tell which of them made it (a key no longer trusted).
+func (r Rejected) VerifyWith(digest string, keys []crypto.PublicKey) (Verified, error) {
+	if len(keys) == 0 {
+		return Verified{}, errors.New("no key to verify with")
+	}
+	if r.Source == SourceReferrer {
+		return VerifyBundle(r.bundle, digest, keys)
+	}
+	return verifySimpleSigning(r.payload, r.sig, digest, keys)
 }
 
 // Verify finds the signatures of the manifest ref names, in the
@@ -112,7 +130,8 @@ func VerifyAll(ctx context.Context, ref name.Digest, keys KeyResolver, opts Opti
 		found++
 		v, err := verifySimpleSigning(l.body, l.annotations[SignatureAnnotation], ref.DigestStr(), pubs)
 		if err != nil {
-			rejected = append(rejected, Rejected{Source: SourceTag, Container: l.image.String(), Err: err})
+			rejected = append(rejected, Rejected{Source: SourceTag, Container: l.image.String(), Err: err,
+				payload: l.body, sig: l.annotations[SignatureAnnotation]})
 			reasons = append(reasons, fmt.Errorf("signature in %s@%s: %w", TagFor(ref, SignatureSuffix), l.image, err))
 			continue
 		}
@@ -129,7 +148,7 @@ func VerifyAll(ctx context.Context, ref name.Digest, keys KeyResolver, opts Opti
 		}
 		found++
 		if err != nil {
-			rejected = append(rejected, Rejected{Source: SourceReferrer, Container: b.manifest.String(), Err: err})
+			rejected = append(rejected, Rejected{Source: SourceReferrer, Container: b.manifest.String(), Err: err, bundle: b.body})
 			reasons = append(reasons, fmt.Errorf("bundle referrer %s: %w", b.manifest, err))
 			continue
 		}
