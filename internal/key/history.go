@@ -76,6 +76,16 @@ func (r *Ring) Versions() ([]Version, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trust-root history: %w", err)
 	}
+	vs, err := ParseHistory(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.Path(HistoryFile), err)
+	}
+	return vs, nil
+}
+
+// ParseHistory reads a trust-root history file: JSON lines, each a trust
+// root (ParseTrustRoot checks every key); blank lines are skipped.
+func ParseHistory(b []byte) ([]Version, error) {
 	var out []Version
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, MaxHistoryLine)
@@ -86,13 +96,13 @@ func (r *Ring) Versions() ([]Version, error) {
 		}
 		tr, err := ParseTrustRoot(line)
 		if err != nil {
-			return nil, fmt.Errorf("%s line %d: %w", r.Path(HistoryFile), n, err)
+			return nil, fmt.Errorf("line %d: %w", n, err)
 		}
 		sum := sha256.Sum256(line)
 		out = append(out, Version{Digest: "sha256:" + hex.EncodeToString(sum[:]), TrustRoot: tr})
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", r.Path(HistoryFile), err)
+		return nil, err
 	}
 	return out, nil
 }

@@ -121,3 +121,45 @@ func TestArchiveOnReadOnlyRing(t *testing.T) {
 		t.Fatalf("read-only ring: %+v appended %v, %v", arch, appended, err)
 	}
 }
+
+// FuzzParseHistory: any bytes either parse into versions whose keys all
+// carry IDs matching their public keys, or are refused; never a panic.
+func FuzzParseHistory(f *testing.F) {
+	ring, err := Open(f.TempDir())
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := ring.Create(Ed25519, "a", []byte("pw")); err != nil {
+		f.Fatal(err)
+	}
+	if _, _, err := ring.Rotate("", "", []byte("pw")); err != nil {
+		f.Fatal(err)
+	}
+	good, err := os.ReadFile(ring.Path(HistoryFile))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte("\n\n"))
+	f.Add([]byte(`{"mediaType":"application/vnd.custody.trust-root.v1+json","keys":[{"keyId":"00","publicKey":"x"}]}`))
+	f.Add([]byte("{"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		vs, err := ParseHistory(b)
+		if err != nil {
+			return
+		}
+		var hist []TrustRoot
+		for _, v := range vs {
+			if len(v.Digest) != len("sha256:")+64 {
+				t.Fatalf("digest %q", v.Digest)
+			}
+			hist = append(hist, v.TrustRoot)
+		}
+		arch := Archived(hist)
+		for _, k := range arch.Keys {
+			if k.Status == Revoked {
+				t.Fatalf("archived trust root holds revoked key %s", k.ID)
+			}
+		}
+	})
+}
