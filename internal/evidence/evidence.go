@@ -102,8 +102,7 @@ type Trust struct {
 	recorders  []string
 	// revoked are keys trusted for nothing, known only to say why the
 	// evidence they signed fails.
-	revoked   []crypto.PublicKey
-	revokedID []string
+	revoked []crypto.PublicKey
 }
 
 // NewTrust trusts the keys of root; the records (promotions, approvals,
@@ -138,7 +137,7 @@ func (t *Trust) ExplainRevoked(keys []key.TrustedKey) (*Trust, error) {
 		if err != nil {
 			return nil, fmt.Errorf("revoked key %s: %w", k.ID, err)
 		}
-		t.revoked, t.revokedID = append(t.revoked, pub), append(t.revokedID, k.ID)
+		t.revoked = append(t.revoked, pub)
 	}
 	return t, nil
 }

@@ -265,11 +265,14 @@ func VerifyBundle(bundle []byte, digest string, keys []crypto.PublicKey) (Verifi
 // signature and subject (attest.Verify) before trusting it.
 func Attestations(ctx context.Context, ref name.Digest, opts Options) ([][]byte, error) {
 	stored, err := StoredAttestations(ctx, ref, opts)
+	if err != nil {
+		return nil, err
+	}
 	out := make([][]byte, 0, len(stored))
 	for _, a := range stored {
 		out = append(out, a.Envelope)
 	}
-	return out, err
+	return out, nil
 }
 
 // StoredAttestation is one attestation envelope and where it was found.
