@@ -135,6 +135,11 @@ func TestScrubRevalidatesEvidence(t *testing.T) {
 	writeFile(t, pred, `{"result":"PASSED"}`)
 	runKey(t, "attest", "predicate", "--keys", keys, "--type", testResultType, "--predicate", pred, webRef)
 
+	// --server runs the server's own rotation: no offline flags with it.
+	if code, _, errb := run(t, "scrub", "--server", srv.URL, "--read-data-subset", "1/2"); code == 0 || !strings.Contains(errb, "leave out") {
+		t.Fatalf("scrub --server --read-data-subset: exit %d, %s", code, errb)
+	}
+
 	// Before the rotation: everything verifies, nothing is retired.
 	rep, code := scrubServer(t, srv)
 	if code != 0 || !rep.OK() || rep.ArtifactsRevalidated != 1 || rep.EvidenceChecked != 3 || len(rep.RetiredKeyEvidence) != 0 {
@@ -269,6 +274,16 @@ func TestScrubRevalidatesEvidence(t *testing.T) {
 	out := runKey(t, "key", "revoke", "--keys", keys, a.ID[:12])
 	if !strings.Contains(out, "revoked key "+a.ID) {
 		t.Fatalf("key revoke: %s", out)
+	}
+	versions, err := ring.Versions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, errb := runKeyErr(t, "key", "revoke", "--keys", keys, a.ID); !strings.Contains(errb, "already revoked") {
+		t.Fatalf("revoking twice: %q", errb)
+	}
+	if again, err := ring.Versions(); err != nil || len(again) != len(versions) {
+		t.Fatalf("a refused revocation changed the history: %d versions, was %d (%v)", len(again), len(versions), err)
 	}
 	code, text, _ := run(t, "scrub", "--server", srv.URL)
 	if code != 1 || !strings.Contains(text, "EVIDENCE apps/web@"+web) {
