@@ -152,7 +152,7 @@ func promptPassphrase(w io.Writer, in *os.File, prompt string) ([]byte, error) {
 func newKeyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "key",
-		Short: "Create, list, rotate and export signing keys",
+		Short: "Create, list, rotate, revoke and export signing keys",
 		Long: `Manage custody's signing keys (ECDSA P-256 or Ed25519).
 
 Private keys are files encrypted with a passphrase in cosign's own format
@@ -160,11 +160,13 @@ Private keys are files encrypted with a passphrase in cosign's own format
 directly with the same passphrase in COSIGN_PASSWORD. They live in a key
 ring directory (--keys, default <data>/keys) with one metadata file per key.
 A ring has one active key; 'custody key rotate' replaces it and retires the
-old one, which keeps verifying what it signed while it was valid. With
+old one, which keeps verifying what it signed while it was valid; 'custody
+key revoke' withdraws a compromised key's trust entirely. Every change is
+recorded in the ring's trust-root history (trust-history.jsonl). With
 --pkcs11 URI, create and rotate put the key on a PKCS #11 token instead and
 the ring records its public key and URI. See docs/signing.md.`,
 	}
-	cmd.AddCommand(newKeyCreateCmd(), newKeyListCmd(), newKeyRotateCmd(), newKeyExportPublicCmd())
+	cmd.AddCommand(newKeyCreateCmd(), newKeyListCmd(), newKeyRotateCmd(), newKeyRevokeCmd(), newKeyExportPublicCmd())
 	return cmd
 }
 
@@ -360,6 +362,44 @@ URI the new key is created on a PKCS #11 token, as 'custody key create
 	cmd.Flags().StringVar(&name, "name", "", "label of the new key (default: the old key's)")
 	cmd.Flags().BoolVar(&unsafe, "no-passphrase-unsafe", false, "allow an empty passphrase (the private key is then unprotected)")
 	cmd.Flags().StringVar(&token, "pkcs11", "", "create the new key on a PKCS #11 token: an RFC 7512 URI with module-path and object=LABEL")
+	return cmd
+}
+
+func newKeyRevokeCmd() *cobra.Command {
+	var f keyRingFlags
+	cmd := &cobra.Command{
+		Use:   "revoke KEYID",
+		Short: "Revoke a compromised key: nothing it signed verifies any more",
+		Long: `Mark a key of the ring revoked. A revoked key is trusted for nothing: it
+leaves the trust root, and signatures and attestations it made, even while
+it was valid, no longer verify (custody verify, promotion gates, and the
+server's scrub, which reports each of them). Revocation is for a
+compromised key; to stop signing with a key that is not, use 'custody key
+rotate' (a retired key keeps verifying what it signed while valid).
+
+The change is recorded in the ring's trust-root history
+(trust-history.jsonl), which the server's scrub verifies against: a revoked
+key stays revoked even if its files are edited or restored later. Revoking
+the active key leaves the ring without one until 'custody key create'.
+A running server sees the revocation at its next scrub; its promotions and
+admission use the trust root read at start (restart it).`,
+		Example: `  custody key revoke 58cd37fa`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ring, err := f.open()
+			if err != nil {
+				return err
+			}
+			info, err := ring.Revoke(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "revoked key %s (it was valid from %s): nothing it signed verifies any more\n",
+				info.ID, info.NotBefore.Format(time.RFC3339))
+			return nil
+		},
+	}
+	f.register(cmd.Flags())
 	return cmd
 }
 

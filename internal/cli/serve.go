@@ -58,8 +58,9 @@ docs/admission.md).
 Backends: metadata: postgres://... and blobs: s3://bucket/prefix (with
 s3.endpoint and AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) run replicas on
 shared engines (docs/deploy.md); tls.certFile/keyFile serve HTTPS. gc.schedule and scrub.schedule in the
-config file run garbage collection and scrub periodically; see
-docs/maintenance.md.
+config file run garbage collection and scrub periodically (scrub also
+re-verifies stored signatures and attestations against the key ring's
+archived trust root); see docs/maintenance.md.
 
 Repository policies and retention come from the config file's 'policies:'
 list and the /api/v1/policies API. With none, version-like tags (v1.2.3,

@@ -10,10 +10,10 @@ import (
 )
 
 // TestServerFlagHelp: every client command's --server says where its
-// default comes from; only gc (online or offline) and verify (the
-// registry of REF) mean something else by it.
+// default comes from; only gc and scrub (online or offline) and verify
+// (the registry of REF) mean something else by it.
 func TestServerFlagHelp(t *testing.T) {
-	own := map[string]bool{"custody gc": true, "custody verify": true}
+	own := map[string]bool{"custody gc": true, "custody scrub": true, "custody verify": true}
 	n := 0
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {

@@ -111,6 +111,9 @@ type Trust struct {
 	// otherwise every key of the root records.
 	restricted bool
 	recorders  []string
+	// revoked are keys trusted for nothing, known only to say why the
+	// evidence they signed fails.
+	revoked []crypto.PublicKey
 }
 
 // NewTrust trusts the keys of root; the records (promotions, approvals,
@@ -133,6 +136,39 @@ func NewTrust(root key.TrustRoot) (*Trust, error) {
 func (t *Trust) RecordsOnlyBy(ids ...string) *Trust {
 	t.restricted, t.recorders = true, slices.Clone(ids)
 	return t
+}
+
+// ExplainRevoked names keys that were revoked (key.RevokedKeys of a
+// trust-root history): they stay trusted for nothing, and evidence they
+// signed fails saying so, instead of as signed by an unknown key. It
+// returns t.
+func (t *Trust) ExplainRevoked(keys []key.TrustedKey) (*Trust, error) {
+	for _, k := range keys {
+		pub, err := key.ParsePublicKey([]byte(k.PublicKey))
+		if err != nil {
+			return nil, fmt.Errorf("revoked key %s: %w", k.ID, err)
+		}
+		t.revoked = append(t.revoked, pub)
+	}
+	return t, nil
+}
+
+// revokedSigner returns the ID of the revoked key that verify accepts,
+// or "".
+func (t *Trust) revokedSigner(verify func([]crypto.PublicKey) (string, error)) string {
+	if len(t.revoked) == 0 {
+		return ""
+	}
+	id, err := verify(t.revoked)
+	if err != nil {
+		return ""
+	}
+	return id
+}
+
+// errRevoked is why evidence signed by a revoked key fails.
+func errRevoked(id string) error {
+	return errors.New("signed by key " + id + ", which is revoked: it is trusted for nothing")
 }
 
 // Keys returns the number of trusted keys.
@@ -158,6 +194,17 @@ func (t *Trust) validAt(id string, at time.Time) error {
 	return err
 }
 
+// status returns the trust root's status of key id (active or retired),
+// or "" when the root does not hold it.
+func (t *Trust) status(id string) key.Status {
+	for _, k := range t.root.Keys {
+		if k.ID == id {
+			return k.Status
+		}
+	}
+	return ""
+}
+
 // Signature is one signature on the digest that verified with a key of
 // the trust root.
 type Signature struct {
@@ -168,6 +215,9 @@ type Signature struct {
 	// Err says why the signature does not count (an unreadable signing
 	// time, a key not valid at the signing time); nil when it counts.
 	Err error
+	// KeyStatus is the trust root's status of the key (active, or
+	// retired: rotated out, still verifying what it signed while valid).
+	KeyStatus key.Status
 }
 
 // Trusted reports whether the signature counts.
@@ -178,9 +228,14 @@ type Attestation struct {
 	// Verified is the verified statement; nil when its signature did not
 	// verify with a trusted key.
 	Verified *attest.Verified
-	// PredicateType and KeyID are set when the signature verified.
+	// PredicateType and KeyID are set when the signature verified;
+	// KeyStatus is then the trust root's status of that key.
 	PredicateType string
 	KeyID         string
+	KeyStatus     key.Status
+	// Container is the digest of the .att image or bundle referrer
+	// manifest the attestation was found in.
+	Container string
 	// Predicate is the predicate JSON of a trusted attestation.
 	Predicate []byte
 	// Provenance is the parsed predicate of a trusted SLSA v1 provenance.
@@ -225,6 +280,9 @@ type Set struct {
 	// or sign.ErrNotVerified when there is no verifying signature, or
 	// says why the signatures could not be read.
 	SignatureErr error
+	// Rejected are the signatures found that no trusted key verifies
+	// for the digest, each with where it was found and why.
+	Rejected []sign.Rejected
 	// Attestations are all the attestations found, trusted or not.
 	Attestations []Attestation
 	// AttestationErr says why the attestations could not be read.
@@ -246,16 +304,25 @@ type Set struct {
 func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *Set {
 	dgst := d.DigestStr()
 	s := &Set{Digest: dgst, Signatures: []Signature{}, Attestations: []Attestation{}}
-	sigs, err := sign.Verify(ctx, d, sign.PublicKeys(trust.keys), o)
-	s.SignatureErr = err
+	sigs, rejected, err := sign.VerifyAll(ctx, d, sign.PublicKeys(trust.keys), o)
+	s.SignatureErr, s.Rejected = err, rejected
+	for i, r := range s.Rejected {
+		if id := trust.revokedSigner(func(keys []crypto.PublicKey) (string, error) {
+			v, err := r.VerifyWith(dgst, keys)
+			return v.KeyID, err
+		}); id != "" {
+			s.Rejected[i].Err = errRevoked(id)
+		}
+	}
 	for _, v := range sigs {
 		s.Signatures = append(s.Signatures, trust.signature(v))
 	}
-	envs, err := sign.Attestations(ctx, d, o)
+	envs, err := sign.StoredAttestations(ctx, d, o)
 	s.AttestationErr = err
 	resolver := attest.ResolverFromKeys(trust.keys...)
 	for _, env := range envs {
-		a := trust.attestation(env, resolver, dgst)
+		a := trust.attestation(env.Envelope, resolver, dgst)
+		a.Container = env.Container
 		if a.Counts {
 			switch {
 			case a.Record != nil:
@@ -276,7 +343,7 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 
 // signature judges one signature that verified with a trusted key.
 func (t *Trust) signature(v sign.Verified) Signature {
-	s := Signature{Verified: v}
+	s := Signature{Verified: v, KeyStatus: t.status(v.KeyID)}
 	if ts := v.Annotations[SignedAtAnnotation]; ts != "" {
 		at, err := time.Parse(time.RFC3339, ts)
 		if err != nil {
@@ -295,9 +362,20 @@ func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string
 	v, err := attest.Verify(env, resolver, attest.AllowStatementV01(), attest.AllowPredicateType(known...))
 	if err != nil {
 		a.Err, a.ClaimedType = err, claimedType(env)
+		if errors.Is(err, attest.ErrUntrusted) {
+			if id := t.revokedSigner(func(keys []crypto.PublicKey) (string, error) {
+				v, err := attest.Verify(env, attest.ResolverFromKeys(keys...), attest.AllowStatementV01(), attest.AllowPredicateType(known...))
+				if err != nil {
+					return "", err
+				}
+				return v.KeyID, nil
+			}); id != "" {
+				a.KeyID, a.Err = id, errRevoked(id)
+			}
+		}
 		return a
 	}
-	a.PredicateType, a.KeyID = v.PredicateType, v.KeyID
+	a.PredicateType, a.KeyID, a.KeyStatus = v.PredicateType, v.KeyID, t.status(v.KeyID)
 	if a.Err = attest.VerifySubject(v, dgst); a.Err != nil {
 		return a
 	}

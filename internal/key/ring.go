@@ -165,7 +165,11 @@ func (r *Ring) Create(alg Algorithm, name string, passphrase []byte) (Info, erro
 	} else if !errors.Is(err, ErrNoActiveKey) {
 		return Info{}, err
 	}
-	return r.add(alg, name, passphrase)
+	info, err := r.add(alg, name, passphrase)
+	if err != nil {
+		return Info{}, err
+	}
+	return info, r.archive("key " + info.ID + " is created")
 }
 
 // Rotate creates a new active key and retires the active one (its
@@ -197,7 +201,7 @@ func (r *Ring) retire(old, created Info) (Info, Info, error) {
 	if err := r.writeInfo(old); err != nil {
 		return Info{}, Info{}, fmt.Errorf("retiring key %s (the new key %s is active): %w", old.ID, created.ID, err)
 	}
-	return created, old, nil
+	return created, old, r.archive("key " + created.ID + " replaces " + old.ID)
 }
 
 func (r *Ring) add(alg Algorithm, name string, passphrase []byte) (Info, error) {
@@ -260,7 +264,11 @@ func (r *Ring) CreatePKCS11(uri string, alg Algorithm, name string) (Info, error
 	} else if !errors.Is(err, ErrNoActiveKey) {
 		return Info{}, err
 	}
-	return r.addPKCS11(uri, alg, name)
+	info, err := r.addPKCS11(uri, alg, name)
+	if err != nil {
+		return Info{}, err
+	}
+	return info, r.archive("key " + info.ID + " is created")
 }
 
 // RotatePKCS11 is Rotate with the new key created on a PKCS #11 token, as

@@ -1,8 +1,10 @@
 // Package scrub checks the integrity of a custody store: it re-hashes
 // stored blobs and manifests and checks every reference (repository link →
 // blob, manifest → blobs, index → manifests, referrer → subject, tag →
-// manifest). It only reads, so it is safe while a server writes the same
-// store. See docs/maintenance.md.
+// manifest), and, given a Collector, re-verifies the signatures and
+// attestations of stored artifacts against the archived trust root. It
+// only reads, so it is safe while a server writes the same store. See
+// docs/maintenance.md.
 package scrub
 
 import (
@@ -107,16 +109,34 @@ type Report struct {
 	Problems     []Problem `json:"problems"`
 	Warnings     []Warning `json:"warnings"`
 	DamagedCount int       `json:"damagedObjects"`
+
+	// Evidence revalidation (only with a Collector): the archived trust
+	// root used (sha256 of its JSON), the artifacts whose evidence was
+	// re-verified and how many signatures and attestations they hold.
+	TrustRoot            string `json:"trustRoot,omitempty"`
+	ArtifactsRevalidated int    `json:"artifactsRevalidated"`
+	EvidenceChecked      int    `json:"evidenceChecked"`
+	// EvidenceFailures is the evidence that no longer verifies.
+	EvidenceFailures []EvidenceFinding `json:"evidenceFailures"`
+	// RetiredKeyEvidence is the evidence that verifies with a retired key
+	// (informational: rotation is not compromise).
+	RetiredKeyEvidence []EvidenceFinding `json:"retiredKeyEvidence"`
 }
 
-// OK reports whether nothing was found damaged or missing.
-func (r *Report) OK() bool { return len(r.Problems) == 0 }
+// OK reports whether nothing was found damaged or missing, and all the
+// evidence re-verified still verifies.
+func (r *Report) OK() bool { return len(r.Problems) == 0 && len(r.EvidenceFailures) == 0 }
 
 // Scrubber checks one pair of stores.
 type Scrubber struct {
 	Blobs  blob.Store
 	Meta   Store
 	Subset Subset
+	// Revalidate, when set, re-verifies the signatures and attestations
+	// of every artifact in the Subset that has any; TrustRoot names the
+	// trust root it verifies against in the report.
+	Revalidate Collector
+	TrustRoot  string
 	// Now returns the current time (tests may replace it).
 	Now func() time.Time
 }
@@ -129,7 +149,8 @@ func (s *Scrubber) Run(ctx context.Context) (*Report, error) {
 		now = s.Now
 	}
 	start := now()
-	rep := &Report{Started: start.UTC(), Subset: "all", Problems: []Problem{}, Warnings: []Warning{}}
+	rep := &Report{Started: start.UTC(), Subset: "all", Problems: []Problem{}, Warnings: []Warning{},
+		TrustRoot: s.TrustRoot, EvidenceFailures: []EvidenceFinding{}, RetiredKeyEvidence: []EvidenceFinding{}}
 	if s.Subset.T > 1 {
 		rep.Subset = fmt.Sprintf("%d/%d", s.Subset.N, s.Subset.T)
 	}
@@ -257,14 +278,23 @@ func (s *Scrubber) Run(ctx context.Context) (*Report, error) {
 				Detail: fmt.Sprintf("subject %s is not in the repository", m.Subject)})
 		}
 	}
+	var evidenceTags []artifact
 	if err := s.Meta.ScrubTags(ctx, func(repo, tag string, d digest.Digest) error {
 		rep.Tags++
+		if m := evidenceTag.FindStringSubmatch(tag); m != nil && s.Revalidate != nil {
+			evidenceTags = append(evidenceTags, artifact{repo, digest.NewDigestFromEncoded(digest.SHA256, m[1])})
+		}
 		if !records[repo+"@"+d.String()] {
 			problem(KindMissingManifest, d, []string{repo}, "tag %s points at a manifest not in the repository", tag)
 		}
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("scrub: tags: %w", err)
+	}
+	if s.Revalidate != nil {
+		if err := s.revalidate(ctx, withEvidence(manifests, evidenceTags, records, s.Subset), rep); err != nil {
+			return nil, err
+		}
 	}
 	sort.SliceStable(rep.Problems, func(i, j int) bool { return rep.Problems[i].Digest < rep.Problems[j].Digest })
 	seen := map[digest.Digest]bool{}

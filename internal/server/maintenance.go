@@ -40,6 +40,8 @@ type maintenance struct {
 	// olock, when set, checks the bucket's object locks during scrub.
 	olock *objectlock.Mirror
 	meta  metaStore
+	// revalidation, when set, re-verifies evidence during scrub.
+	revalidation *revalidation
 
 	gcMu    sync.Mutex // one collection at a time
 	scrubMu sync.Mutex
@@ -57,6 +59,8 @@ type maintenance struct {
 	gcLast       prometheus.Gauge
 	scrubDamaged prometheus.Gauge
 	scrubLast    prometheus.Gauge
+	scrubFailed  prometheus.Gauge
+	scrubRetired prometheus.Gauge
 }
 
 // SetGCProtector replaces what garbage collection asks before deleting
@@ -134,8 +138,16 @@ func newMaintenance(o maintenanceOptions) *maintenance {
 			Name: "custody_scrub_last_run_timestamp_seconds",
 			Help: "When the last scrub completed.",
 		}),
+		scrubFailed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "custody_scrub_evidence_failures",
+			Help: "Signatures and attestations that no longer verify against the archived trust root, found by the last scrub.",
+		}),
+		scrubRetired: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "custody_scrub_evidence_retired_key",
+			Help: "Signatures and attestations that verify with a retired key, found by the last scrub.",
+		}),
 	}
-	o.Metrics.MustRegister(m.gcRuns, m.gcBlobs, m.gcBytes, m.gcManifests, m.gcLast, m.scrubDamaged, m.scrubLast)
+	o.Metrics.MustRegister(m.gcRuns, m.gcBlobs, m.gcBytes, m.gcManifests, m.gcLast, m.scrubDamaged, m.scrubLast, m.scrubFailed, m.scrubRetired)
 	return m
 }
 
@@ -175,7 +187,13 @@ func (m *maintenance) scrub(ctx context.Context) (*scrub.Report, error) {
 	defer m.scrubMu.Unlock()
 	sub := scrub.Subset{N: m.bucket + 1, T: m.buckets}
 	m.bucket = (m.bucket + 1) % m.buckets
-	rep, err := (&scrub.Scrubber{Blobs: m.blobs, Meta: m.view, Subset: sub}).Run(ctx)
+	sc := &scrub.Scrubber{Blobs: m.blobs, Meta: m.view, Subset: sub}
+	if m.revalidation != nil {
+		if err := m.revalidation.prepare(ctx, sc); err != nil {
+			return nil, fmt.Errorf("archiving the trust root: %w", err)
+		}
+	}
+	rep, err := sc.Run(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -188,12 +206,17 @@ func (m *maintenance) scrub(ctx context.Context) (*scrub.Report, error) {
 		rep.DamagedCount += len(weak)
 	}
 	m.scrubDamaged.Set(float64(rep.DamagedCount))
+	m.scrubFailed.Set(float64(len(rep.EvidenceFailures)))
+	m.scrubRetired.Set(float64(len(rep.RetiredKeyEvidence)))
 	m.scrubLast.SetToCurrentTime()
 	m.lastMu.Lock()
 	m.lastScrubAt, m.lastDamaged = time.Now(), rep.DamagedCount
 	m.lastMu.Unlock()
 	for _, p := range rep.Problems {
 		m.log.Error("scrub: damaged object", "kind", p.Kind, "digest", p.Digest, "repositories", p.Repos, "detail", p.Detail)
+	}
+	if m.revalidation != nil {
+		m.revalidation.report(ctx, rep)
 	}
 	return rep, nil
 }
@@ -260,8 +283,9 @@ func (m *maintenance) elected(ctx context.Context, job string, fn func()) func()
 }
 
 // serveScrub handles POST /api/v1/scrub: it runs one scrub (the next
-// bucket of the rotation, and the Object Lock check) and answers with its
-// JSON report; 200 even when it found damage (see damagedObjects).
+// bucket of the rotation, the evidence revalidation and the Object Lock
+// check) and answers with its JSON report; 200 even when it found damage
+// (see damagedObjects and evidenceFailures).
 func (m *maintenance) serveScrub(w http.ResponseWriter, r *http.Request) {
 	rep, err := m.scrub(r.Context())
 	if err != nil {

@@ -275,6 +275,9 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		return nil, err
 	}
 	undo = append(undo, sg.Close)
+	// Scrub re-verifies signatures and attestations against the archived
+	// trust root through the internal registry (docs/maintenance.md).
+	maint.revalidation = &revalidation{ring: sg.Ring(), extra: cfg.Promotion.TrustRoot, remote: self, host: internalHost, audit: auditor, tl: tl, log: log}
 	// Promotions (docs/promotion.md): environment tags move only through
 	// them, and the generic files and registry below see that policy.
 	// Promotion gates see the findings of the offline vulnerability

@@ -65,6 +65,35 @@ type Verified struct {
 	Payload []byte
 }
 
+// Rejected is one signature found for the digest that does not verify:
+// no trusted key verifies it, or it signs another digest.
+type Rejected struct {
+	Source Source
+	// Container is the digest of the .sig image or referrer manifest the
+	// signature was found in.
+	Container string
+	// Err says why it does not verify.
+	Err error
+
+	// What was found: a simple signing payload and its base64 signature
+	// (SourceTag), or a Sigstore bundle (SourceReferrer).
+	payload []byte
+	sig     string
+	bundle  []byte
+}
+
+// VerifyWith checks the rejected signature again, for digest, with other
+// keys: to tell which of them made it (a key no longer trusted).
+func (r Rejected) VerifyWith(digest string, keys []crypto.PublicKey) (Verified, error) {
+	if len(keys) == 0 {
+		return Verified{}, errors.New("no key to verify with")
+	}
+	if r.Source == SourceReferrer {
+		return VerifyBundle(r.bundle, digest, keys)
+	}
+	return verifySimpleSigning(r.payload, r.sig, digest, keys)
+}
+
 // Verify finds the signatures of the manifest ref names, in the
 // sha256-<hex>.sig image and in Sigstore bundle referrers, and returns
 // those that verify with one of the trusted keys and sign exactly ref's
@@ -74,25 +103,35 @@ type Verified struct {
 // with ErrNoSignature when there is none, and ErrNotVerified (with the
 // reasons) when none verifies.
 func Verify(ctx context.Context, ref name.Digest, keys KeyResolver, opts Options) ([]Verified, error) {
+	out, _, err := VerifyAll(ctx, ref, keys, opts)
+	return out, err
+}
+
+// VerifyAll is Verify that also returns the signatures found that do not
+// verify, each with where it was found and why (when some verify too).
+func VerifyAll(ctx context.Context, ref name.Digest, keys KeyResolver, opts Options) ([]Verified, []Rejected, error) {
 	pubs, err := trustedKeys(ctx, keys)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	layers, err := readTagLayers(ctx, TagFor(ref, SignatureSuffix), SimpleSigningMediaType, MaxPayloadSize, opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	bundles, err := readBundleReferrers(ctx, ref, opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []Verified
+	var rejected []Rejected
 	var reasons []error
 	found := 0
 	for _, l := range layers {
 		found++
 		v, err := verifySimpleSigning(l.body, l.annotations[SignatureAnnotation], ref.DigestStr(), pubs)
 		if err != nil {
+			rejected = append(rejected, Rejected{Source: SourceTag, Container: l.image.String(), Err: err,
+				payload: l.body, sig: l.annotations[SignatureAnnotation]})
 			reasons = append(reasons, fmt.Errorf("signature in %s@%s: %w", TagFor(ref, SignatureSuffix), l.image, err))
 			continue
 		}
@@ -109,6 +148,7 @@ func Verify(ctx context.Context, ref name.Digest, keys KeyResolver, opts Options
 		}
 		found++
 		if err != nil {
+			rejected = append(rejected, Rejected{Source: SourceReferrer, Container: b.manifest.String(), Err: err, bundle: b.body})
 			reasons = append(reasons, fmt.Errorf("bundle referrer %s: %w", b.manifest, err))
 			continue
 		}
@@ -116,12 +156,12 @@ func Verify(ctx context.Context, ref name.Digest, keys KeyResolver, opts Options
 		out = append(out, v)
 	}
 	if len(out) > 0 {
-		return out, nil
+		return out, rejected, nil
 	}
 	if found == 0 {
-		return nil, fmt.Errorf("%s: %w (neither a %s tag nor a signature bundle referrer)", ref, ErrNoSignature, TagFor(ref, SignatureSuffix).TagStr())
+		return nil, nil, fmt.Errorf("%s: %w (neither a %s tag nor a signature bundle referrer)", ref, ErrNoSignature, TagFor(ref, SignatureSuffix).TagStr())
 	}
-	return nil, fmt.Errorf("%s: %w: %w", ref, ErrNotVerified, errors.Join(reasons...))
+	return nil, rejected, fmt.Errorf("%s: %w: %w", ref, ErrNotVerified, errors.Join(reasons...))
 }
 
 func trustedKeys(ctx context.Context, keys KeyResolver) ([]crypto.PublicKey, error) {
@@ -224,6 +264,29 @@ func VerifyBundle(bundle []byte, digest string, keys []crypto.PublicKey) (Verifi
 // envelope stored in both places is returned once, as the .att copy. Nothing is verified here: check each envelope's
 // signature and subject (attest.Verify) before trusting it.
 func Attestations(ctx context.Context, ref name.Digest, opts Options) ([][]byte, error) {
+	stored, err := StoredAttestations(ctx, ref, opts)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, 0, len(stored))
+	for _, a := range stored {
+		out = append(out, a.Envelope)
+	}
+	return out, nil
+}
+
+// StoredAttestation is one attestation envelope and where it was found.
+type StoredAttestation struct {
+	Source Source
+	// Container is the digest of the .att image or bundle referrer
+	// manifest holding it.
+	Container string
+	// Envelope is the DSSE envelope JSON, as Attestations returns it.
+	Envelope []byte
+}
+
+// StoredAttestations is Attestations with where each envelope was found.
+func StoredAttestations(ctx context.Context, ref name.Digest, opts Options) ([]StoredAttestation, error) {
 	layers, err := readTagLayers(ctx, TagFor(ref, AttestationSuffix), DSSEMediaType, MaxBundleSize, opts)
 	if err != nil {
 		return nil, err
@@ -233,8 +296,8 @@ func Attestations(ctx context.Context, ref name.Digest, opts Options) ([][]byte,
 		return nil, err
 	}
 	seen := map[[32]byte]bool{}
-	var out [][]byte
-	add := func(raw []byte) error {
+	var out []StoredAttestation
+	add := func(src Source, container string, raw []byte) error {
 		env, err := parseEnvelope(raw)
 		if err != nil {
 			return err
@@ -249,14 +312,14 @@ func Attestations(ctx context.Context, ref name.Digest, opts Options) ([][]byte,
 		k := sha256.Sum256(norm)
 		if !seen[k] {
 			seen[k] = true
-			out = append(out, raw)
+			out = append(out, StoredAttestation{Source: src, Container: container, Envelope: raw})
 		}
 		return nil
 	}
 	// Malformed entries are skipped, not fatal: anyone who may push could
 	// otherwise block verification with one bad layer.
 	for _, l := range layers {
-		_ = add(l.body)
+		_ = add(SourceTag, l.image.String(), l.body)
 	}
 	for _, b := range bundles {
 		if b.predicateType == CosignSignPredicateType {
@@ -277,7 +340,7 @@ func Attestations(ctx context.Context, ref name.Digest, opts Options) ([][]byte,
 		if err != nil {
 			return nil, err
 		}
-		_ = add(raw)
+		_ = add(SourceReferrer, b.manifest.String(), raw)
 	}
 	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
@@ -118,26 +119,38 @@ func Trust(ring *key.Ring, extra string) (*evidence.Trust, error) {
 	if err != nil {
 		return nil, err
 	}
-	var own []string
+	t, _, err := ServerTrust(tr, extra)
+	return t, err
+}
+
+// ServerTrust is the trust of the server: the keys of own (its ring's
+// trust root, current or archived) plus those of the trust-root file
+// extra (promotion.trustRoot; none when ""), each inside its validity
+// window; only own's keys record promotions, approvals and revocations.
+// It also returns the combined trust root.
+func ServerTrust(own key.TrustRoot, extra string) (*evidence.Trust, key.TrustRoot, error) {
+	tr := own
+	tr.Keys = slices.Clone(own.Keys)
+	var ids []string
 	for _, k := range tr.Keys {
-		own = append(own, k.ID)
+		ids = append(ids, k.ID)
 	}
 	if extra != "" {
 		b, err := os.ReadFile(extra)
 		if err != nil {
-			return nil, fmt.Errorf("promotion.trustRoot: %w", err)
+			return nil, key.TrustRoot{}, fmt.Errorf("promotion.trustRoot: %w", err)
 		}
 		more, err := key.ParseTrustRoot(b)
 		if err != nil {
-			return nil, fmt.Errorf("promotion.trustRoot: %w", err)
+			return nil, key.TrustRoot{}, fmt.Errorf("promotion.trustRoot: %w", err)
 		}
 		tr.Keys = append(tr.Keys, more.Keys...)
 	}
 	t, err := evidence.NewTrust(tr)
 	if err != nil {
-		return nil, err
+		return nil, key.TrustRoot{}, err
 	}
-	return t.RecordsOnlyBy(own...), nil
+	return t.RecordsOnlyBy(ids...), tr, nil
 }
 
 // Register mounts the promotion API and the admission webhook on mux.
