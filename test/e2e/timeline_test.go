@@ -393,3 +393,109 @@ func TestPointInTime(t *testing.T) {
 		t.Fatalf("bad digest: %d %s", code, body)
 	}
 }
+
+// TestPointInTimeRevokedKey: the records of a server key that was revoked
+// (compromised) count for nothing, while those of a key merely rotated
+// out still do: a and b promoted under key 1, the rollback to a under key
+// 2; once key 1 is revoked only the rollback proves anything.
+func TestPointInTimeRevokedKey(t *testing.T) {
+	work, home, data := t.TempDir(), t.TempDir(), t.TempDir()
+	serverPass := []string{"CUSTODY_KEY_PASSWORD=server-passphrase"}
+	keys := filepath.Join(data, "keys")
+	mustCustody(t, home, "", serverPass, "key", "create", "--keys", keys)
+	ring, err := key.Open(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := ring.Active()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(work, "custody.yaml")
+	if err := os.WriteFile(cfg, []byte("projects:\n  - repositories: \"apps/**\"\n    environments:\n      - name: dev\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.Start(t, testserver.Options{Auth: true, Data: data, Args: []string{"--config", cfg}, Env: serverPass})
+	login := func() string {
+		mustCustody(t, home, srv.AdminPassword()+"\n", nil, "login", srv.Host(), "-u", "admin", "--password-stdin")
+		return "--server=" + srv.URL
+	}
+	server := login()
+	push := func() string {
+		t.Helper()
+		img, err := random.Image(512, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dg, _ := img.Digest()
+		d, err := name.NewDigest(srv.Host() + "/apps/web@" + dg.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(d, img, remote.WithAuth(&authn.Basic{Username: "admin", Password: srv.AdminPassword()})); err != nil {
+			t.Fatal(err)
+		}
+		return d.String()
+	}
+	promote := func(ref string) time.Time {
+		t.Helper()
+		var out promotion.Outcome
+		if err := json.Unmarshal([]byte(mustCustody(t, home, "", nil, "promote", ref, "--to", "dev", "-o", "json", server)), &out); err != nil || out.Record == nil {
+			t.Fatalf("promote %s: %v", ref, err)
+		}
+		return out.Record.At
+	}
+	ranAt := func(at time.Time) promotion.Deployment {
+		t.Helper()
+		var st struct{ Deployment promotion.Deployment }
+		if err := json.Unmarshal([]byte(mustCustody(t, home, "", nil, "env", "dev", "apps/web", "--at", at.Format(time.RFC3339Nano), "-o", "json", server)), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Deployment
+	}
+	restart := func(change func()) {
+		t.Helper()
+		if err := srv.Stop(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		change()
+		srv.Restart()
+		server = login()
+	}
+	digestOf := func(ref string) string { return ref[strings.Index(ref, "@")+1:] }
+
+	a, b := push(), push()
+	t1 := promote(a)
+	t2 := promote(b)
+	restart(func() { mustCustody(t, home, "", serverPass, "key", "rotate", "--keys", keys) })
+	var rb evidence.Record
+	if err := json.Unmarshal([]byte(mustCustody(t, home, "", nil, "rollback", "dev", "apps/web", "-o", "json", server)), &rb); err != nil {
+		t.Fatal(err)
+	}
+	t3 := rb.At
+	between := t1.Add(t2.Sub(t1) / 2)
+	if d := ranAt(between); d.Digest != digestOf(a) {
+		t.Fatalf("a record of the rotated-out key no longer counts: %+v", d)
+	}
+
+	// Key 1 is compromised: revoked in the ring.
+	restart(func() {
+		info, err := ring.Get(first.ID)
+		if err != nil || info.Status != key.Retired {
+			t.Fatalf("first key: %+v %v", info, err)
+		}
+		info.Status = key.Revoked
+		b, _ := json.MarshalIndent(info, "", "  ")
+		if err := os.WriteFile(ring.Path(info.ID+".json"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, at := range []time.Time{between, t2.Add(t3.Sub(t2) / 2)} {
+		if d := ranAt(at); d.Digest != "" || d.Record != nil {
+			t.Fatalf("at %s a revoked key's record counted: %+v", at, d)
+		}
+	}
+	if d := ranAt(t3.Add(time.Minute)); d.Digest != digestOf(a) || d.Record == nil || !d.Record.Rollback || d.AuditIndex == nil {
+		t.Fatalf("after the rollback under key 2: %+v", d)
+	}
+}
