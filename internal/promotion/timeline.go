@@ -68,7 +68,7 @@ func (s *Service) At(ctx context.Context, repo, env string, t time.Time) (Deploy
 		}
 	}
 	if dep.Record != nil && s.Audit != nil {
-		idx, err := s.auditIndex(ctx, *dep.Record)
+		idx, err := s.auditIndex(ctx, repo, *dep.Record)
 		if err != nil {
 			return Deployment{}, err
 		}
@@ -147,8 +147,8 @@ func (s *Service) recordsOn(ctx context.Context, repo, env, dgst string) ([]evid
 // record is attached, so a digest that entered the environment again
 // later pairs with its own later entry). nil when the log holds none
 // (audit disabled).
-func (s *Service) auditIndex(ctx context.Context, rec evidence.Record) (*uint64, error) {
-	leaves, err := s.Audit.Search(ctx, tlog.Query{Repo: rec.Repository, Digest: rec.Digest})
+func (s *Service) auditIndex(ctx context.Context, repo string, rec evidence.Record) (*uint64, error) {
+	leaves, err := s.Audit.Search(ctx, tlog.Query{Repo: repo, Digest: rec.Digest})
 	if err != nil {
 		return nil, fmt.Errorf("searching the audit log: %w", err)
 	}
@@ -161,7 +161,7 @@ func (s *Service) auditIndex(ctx context.Context, rec evidence.Record) (*uint64,
 		if err != nil || e.Action != action || e.Result != "ok" || e.Tag != rec.Environment {
 			continue
 		}
-		if action == "promote" && !strings.HasPrefix(e.Reason, "to ") {
+		if action == "promote" && Approval(e.Reason) {
 			continue // an approval, not the promotion
 		}
 		at, err := time.Parse(time.RFC3339Nano, e.Time)
