@@ -38,7 +38,6 @@ import (
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/promotion"
-	"github.com/custody-dev/custody/internal/repopattern"
 	"github.com/custody-dev/custody/internal/retention"
 	"github.com/custody-dev/custody/internal/sign"
 	"github.com/custody-dev/custody/internal/tlog"
@@ -197,8 +196,8 @@ type Sources struct {
 
 // Query asks for an assessment.
 type Query struct {
-	// Project selects the repositories of one project (its repositories
-	// pattern); "" assesses every repository.
+	// Project selects the repositories of one project (its name or
+	// repositories pattern); "" assesses every repository.
 	Project string
 	// After continues a previous report (its Next); Limit caps the
 	// repositories (default DefaultRepositories, at most MaxRepositories).
@@ -208,9 +207,6 @@ type Query struct {
 	// client reached).
 	Host string
 }
-
-// ErrNoProject is returned for a project no configured project matches.
-var ErrNoProject = errors.New("no such project")
 
 // Assess rates the repositories Query selects, within the Limits.
 func (s *Sources) Assess(ctx context.Context, q Query) (Report, error) {
@@ -225,21 +221,20 @@ func (s *Sources) Assess(ctx context.Context, q Query) (Report, error) {
 	limit = min(limit, MaxRepositories)
 	rep := Report{Schema: Schema, Generated: now, Project: q.Project, Repositories: []Repository{},
 		Limits: Limits{Repositories: limit, Artifacts: MaxArtifacts, Tags: MaxTags, AuditEntries: MaxAuditEntries}}
-	pattern := ""
+	// project, when asked for, selects the repositories it claims (its
+	// pattern matches and no earlier project's does).
+	var project *promotion.Project
 	if q.Project != "" {
-		for _, p := range s.Config.Projects {
-			if p.Repositories == q.Project {
-				pattern = p.Repositories
-			}
+		if s.Promotions == nil {
+			return rep, fmt.Errorf("%w named %q: no projects are configured", promotion.ErrNoProject, q.Project)
 		}
-		if pattern == "" {
-			var names []string
-			for _, p := range s.Config.Projects {
-				names = append(names, p.Repositories)
-			}
-			return rep, fmt.Errorf("%w %q (projects: %s)", ErrNoProject, q.Project, strings.Join(names, ", "))
+		p, err := s.Promotions.ProjectNamed(q.Project)
+		if err != nil {
+			return rep, err
 		}
+		project = p
 	}
+	selected := func(repo string) bool { return project == nil || s.Promotions.ProjectOf(repo) == project }
 	srv, err := s.server(ctx)
 	if err != nil {
 		return rep, err
@@ -255,7 +250,7 @@ func (s *Sources) Assess(ctx context.Context, q Query) (Report, error) {
 		}
 		for _, r := range page {
 			after = r
-			if pattern == "" || repopattern.Match(pattern, r) {
+			if selected(r) {
 				repos = append(repos, r)
 				if len(repos) == limit {
 					break
@@ -269,7 +264,7 @@ func (s *Sources) Assess(ctx context.Context, q Query) (Report, error) {
 	if len(repos) == limit {
 		// Another repository to assess follows (names only are read):
 		// the client continues after the last one assessed.
-		more, err := s.nextMatch(ctx, repos[len(repos)-1], pattern)
+		more, err := s.nextMatch(ctx, repos[len(repos)-1], selected)
 		if err != nil {
 			return rep, err
 		}
@@ -291,16 +286,15 @@ func (s *Sources) Assess(ctx context.Context, q Query) (Report, error) {
 	return rep, nil
 }
 
-// nextMatch reports whether a repository after last matches pattern
-// ("" matches every one).
-func (s *Sources) nextMatch(ctx context.Context, last, pattern string) (bool, error) {
+// nextMatch reports whether a repository after last is selected.
+func (s *Sources) nextMatch(ctx context.Context, last string, selected func(string) bool) (bool, error) {
 	for {
 		page, err := s.Meta.Repositories(ctx, last, 1000)
 		if err != nil {
 			return false, err
 		}
 		for _, r := range page {
-			if pattern == "" || repopattern.Match(pattern, r) {
+			if selected(r) {
 				return true, nil
 			}
 			last = r
@@ -493,7 +487,7 @@ func (s *Sources) gather(ctx context.Context, repo string, srv Server, now time.
 func (f *facts) assess() Repository {
 	r := Repository{Environments: []Assessment{}}
 	if f.project != nil {
-		r.Project = f.project.Repositories
+		r.Project = f.project.Title()
 	}
 	r.Assessment = f.rate(subject{facts: f, arts: f.arts})
 	for _, e := range f.envs {

@@ -214,7 +214,8 @@ policies:
   - repository: "apps/**"
     retention: {mode: governance, period: 48h}
 projects:
-  - repositories: "apps/**"
+  - name: shop
+    repositories: "apps/**"
     environments:
       - name: dev
         gate:
@@ -384,7 +385,7 @@ func TestAssessBareImage(t *testing.T) {
 			t.Errorf("?%s: %d %s", q, code, b)
 		}
 	}
-	if code, b := s.call("GET", "/api/v1/assessment?project=nope", s.token, nil); code != http.StatusNotFound || !strings.Contains(string(b), "apps/**") {
+	if code, b := s.call("GET", "/api/v1/assessment?project=nope", s.token, nil); code != http.StatusNotFound || !strings.Contains(string(b), "projects: shop") {
 		t.Errorf("unknown project: %d %s", code, b)
 	}
 	// Without the audit permission: refused.
@@ -500,8 +501,11 @@ func TestAssessEvidence(t *testing.T) {
 			t.Fatalf("no checkpoint: %+v", rep.Server)
 		}
 	}
-	if len(rep.Repositories) != 1 {
+	if len(rep.Repositories) != 1 || rep.Repositories[0].Project != "shop" {
 		t.Fatalf("--project apps/** assessed %d repositories", len(rep.Repositories))
+	}
+	if byName := s.assess("--project", "shop"); len(byName.Repositories) != 1 || byName.Repositories[0].Repository != "apps/web" {
+		t.Fatalf("--project shop assessed %+v", byName.Repositories)
 	}
 	// A full page of the project's repositories says "more" only when
 	// another of its repositories follows.
@@ -520,7 +524,7 @@ func TestAssessEvidence(t *testing.T) {
 		}
 		t.Fatalf("evidenced artifact: stage %d level %d next %v %v", r.Stage, r.SLSALevel, r.NextStage, r.NextLevel)
 	}
-	if c := result(t, r.Assessment, "forensic-reenactment"); c.Command != "custody drill dev --project 'apps/**' --into DIR" {
+	if c := result(t, r.Assessment, "forensic-reenactment"); c.Command != "custody drill dev --project shop --into DIR" {
 		t.Fatalf("drill gap: %+v", c)
 	}
 	if c := result(t, r.Assessment, "integrity-checks"); !c.Pass || c.Evidence.Config != "scrub.schedule: 24h0m0s" || strings.Contains(c.Evidence.Summary, "last in-server scrub") {

@@ -234,7 +234,7 @@ func checkPromoted(s subject) Result {
 		return Result{Evidence: Evidence{Summary: s.repo + " belongs to no project: nothing is promoted"},
 			Setting: s.projectSetting(), Command: "custody promote " + s.ref(s.newest()) + " --to dev"}
 	}
-	ev := Evidence{Config: "project " + s.project.Repositories}
+	ev := Evidence{Config: "project " + s.project.Title()}
 	var missing []string
 	firstMissing := ""
 	for _, e := range s.environments() {
@@ -447,7 +447,7 @@ func checkVulnGate(s subject) Result {
 		env = s.project.Environments[len(s.project.Environments)-1].Name
 	}
 	return Result{Evidence: ev, Command: "custody promote " + s.ref(cmpOr(ev.Example, s.newest())) + " --to " + env,
-		Setting: fmt.Sprintf("projects[%s].environments[%s].gate.rules: [{use: %s, params: {severity: HIGH}}]", s.project.Repositories, env, gate.RuleNoFindingsAtOrAbove)}
+		Setting: fmt.Sprintf("projects[%s].environments[%s].gate.rules: [{use: %s, params: {severity: HIGH}}]", s.project.Title(), env, gate.RuleNoFindingsAtOrAbove)}
 }
 
 func checkRetention(s subject) Result {
@@ -491,10 +491,10 @@ func checkChain(s subject) Result {
 			problem = e.Env.Name + ": no promotion record"
 		case len(rec.Gate) == 0 || e.Env.Gate == nil:
 			problem = e.Env.Name + ": promoted without a gate"
-			setting = fmt.Sprintf("projects[%s].environments[%s].gate.rules: [{use: %s}, {use: %s}]", s.project.Repositories, e.Env.Name, gate.RuleSignedByTrustedKey, gate.RuleNotRevoked)
+			setting = fmt.Sprintf("projects[%s].environments[%s].gate.rules: [{use: %s}, {use: %s}]", s.project.Title(), e.Env.Name, gate.RuleSignedByTrustedKey, gate.RuleNotRevoked)
 		case e.Last && len(rec.Approvers) < 2:
 			problem = fmt.Sprintf("%s: %d approver(s), the last environment needs 2", e.Env.Name, len(rec.Approvers))
-			setting = fmt.Sprintf("projects[%s].environments[%s].approvals: 2", s.project.Repositories, e.Env.Name)
+			setting = fmt.Sprintf("projects[%s].environments[%s].approvals: 2", s.project.Title(), e.Env.Name)
 			command += "  # by two promoters"
 		}
 		if problem != "" && len(problems) == 0 {
@@ -565,7 +565,7 @@ func checkDrill(s subject) Result {
 	if firstEnv == "" {
 		firstEnv = s.project.Environments[len(s.project.Environments)-1].Name
 	}
-	return Result{Evidence: ev, Command: fmt.Sprintf("custody drill %s --project %s --into DIR", firstEnv, shellQuote(s.project.Repositories))}
+	return Result{Evidence: ev, Command: fmt.Sprintf("custody drill %s --project %s --into DIR", firstEnv, shellQuote(s.project.Title()))}
 }
 
 // shellQuote quotes a project pattern for a shell.

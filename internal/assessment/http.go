@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/custody-dev/custody/internal/problem"
+	"github.com/custody-dev/custody/internal/promotion"
 	"github.com/custody-dev/custody/internal/registry"
 )
 
@@ -44,7 +45,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		query.Limit = n
 	}
 	rep, err := h.Sources.Assess(r.Context(), query)
-	if errors.Is(err, ErrNoProject) {
+	if errors.Is(err, promotion.ErrNoProject) {
 		problem.Write(w, problem.NotFound, err.Error())
 		return
 	}

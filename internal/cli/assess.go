@@ -46,8 +46,8 @@ then the newest, at most 10; an environment on the artifact it runs. The
 server assesses at most --limit repositories per request (default 20, at
 most 100); this command asks for the following pages until --max
 repositories are assessed (default 1000) and says where it stopped.
---project P selects the repositories of the project whose repositories
-pattern is P. -o html writes one self-contained page (no script, nothing
+--project P selects the repositories of the project P (its name or its
+repositories pattern). -o html writes one self-contained page (no script, nothing
 fetched). Needs the auditor role (the audit permission).`,
 		Example: `  custody assess
   custody assess --project 'apps/**' -o html > assessment.html
@@ -110,7 +110,7 @@ fetched). Needs the auditor role (the audit permission).`,
 	registerServer(cmd.Flags(), &f.server)
 	fl := cmd.Flags()
 	fl.StringVarP(&output, "output", "o", outputText, "output format: text, json or html")
-	fl.StringVar(&project, "project", "", "assess only the repositories of this project (its repositories pattern)")
+	fl.StringVar(&project, "project", "", "assess only the repositories of this project (its name or repositories pattern)")
 	fl.StringVar(&after, "after", "", "start after this repository (a report's next)")
 	fl.IntVar(&limit, "limit", 0, "repositories the server assesses per request (default 20, at most 100)")
 	fl.IntVar(&most, "max", 1000, "stop after assessing this many repositories")
