@@ -556,10 +556,12 @@ func TestAssessEvidence(t *testing.T) {
 	}
 
 	// A successful drill report of each environment, signed by the
-	// server's key (what custody drill records), completes stage 5.
-	for _, env := range []string{"dev", "prod"} {
+	// server's key (what custody drill records), completes stage 5; one
+	// drilled more than a year ago, or a failed one, does not.
+	drill := func(d evidence.Drill) {
+		t.Helper()
 		pred := filepath.Join(t.TempDir(), "drill.json")
-		b, _ := json.Marshal(evidence.Drill{Environment: env, At: time.Now().UTC(), OK: true})
+		b, _ := json.Marshal(d)
 		if err := os.WriteFile(pred, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -568,6 +570,16 @@ func TestAssessEvidence(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	now := time.Now().UTC()
+	drill(evidence.Drill{Environment: "dev", Started: now.AddDate(0, 0, -400), OK: true})
+	drill(evidence.Drill{Environment: "prod", Started: now, OK: false})
+	drill(evidence.Drill{Environment: "dev", Started: now, OK: true})
+	r = repository(t, s.assess(), "apps/web")
+	if c := result(t, r.Assessment, "forensic-reenactment"); r.Stage != 4 || c.Evidence.Count != 1 || c.Command != "custody drill prod --project shop --into DIR" {
+		t.Fatalf("an old and a failed drill: stage %d %+v", r.Stage, c)
+	}
+	// The report of an environment rebuilt as of a year ago, drilled now.
+	drill(evidence.Drill{Environment: "prod", At: now.AddDate(-1, 0, 0), Started: now, OK: true})
 	r = repository(t, s.assess(), "apps/web")
 	if r.Stage != 5 || len(r.NextStage) != 0 || r.StageName != "Immutable, Signed Artifacts with Audit-Ready Storage" {
 		t.Fatalf("after drills: stage %d next %v", r.Stage, r.NextStage)

@@ -137,7 +137,7 @@ var Criteria = []Criterion{
 	},
 	{
 		ID: "forensic-reenactment", Model: Maturity, Rank: 5, Title: "Environments rebuilt from the store in a drill",
-		Counts: "every environment that runs an artifact has a successful, server-signed drill report (`https://custody.dev/attestation/drill/v1`) from the last 365 days",
+		Counts: "every environment that runs an artifact has a successful, server-signed drill report (`https://custody.dev/attestation/drill/v1`) of a drill started in the last 365 days",
 		Quote:  `Conduct a "forensic reenactment" once or twice a year:`,
 		Closes: "`custody drill ENV --project PROJECT --into DIR`",
 		check:  checkDrill,
@@ -544,8 +544,8 @@ func checkDrill(s subject) Result {
 		var last time.Time
 		if a := s.artifact(e.Digest); a != nil {
 			for _, d := range a.Set.Drills {
-				if d.OK && d.Environment == e.Env.Name && d.At.After(last) {
-					last = d.At
+				if d.OK && d.Environment == e.Env.Name && d.Started.After(last) {
+					last = d.Started
 				}
 			}
 		}

@@ -93,11 +93,13 @@ type Revocation struct {
 	At     time.Time `json:"at"`
 }
 
-// Drill is the part of a drill report's predicate that other packages
-// read: which environment was rebuilt, when, and whether it succeeded.
+// Drill is the part of a drill report's predicate (internal/drill) that
+// other packages read: which environment was rebuilt as of which instant,
+// when the drill ran, and whether it succeeded.
 type Drill struct {
 	Environment string    `json:"environment"`
-	At          time.Time `json:"at"`
+	At          time.Time `json:"at,omitzero"`
+	Started     time.Time `json:"started"`
 	OK          bool      `json:"ok"`
 }
 

@@ -228,8 +228,8 @@ func TestServerSignedAndDrills(t *testing.T) {
 	evidencetest.Attest(t, d, server, attest.PredicateSLSAProvenanceV1, evidencetest.Provenance)
 	evidencetest.Attest(t, d, ci, attest.PredicateSLSAProvenanceV1, evidencetest.Provenance)
 	evidencetest.Attest(t, d, stranger, attest.PredicateSLSAProvenanceV1, evidencetest.Provenance)
-	evidencetest.Attest(t, d, server, evidence.PredicateDrill, evidence.Drill{Environment: "prod", At: at, OK: true})
-	evidencetest.Attest(t, d, ci, evidence.PredicateDrill, evidence.Drill{Environment: "dev", At: at, OK: true})
+	evidencetest.Attest(t, d, server, evidence.PredicateDrill, evidence.Drill{Environment: "prod", Started: at, OK: true})
+	evidencetest.Attest(t, d, ci, evidence.PredicateDrill, evidence.Drill{Environment: "dev", Started: at, OK: true})
 
 	set := evidence.Collect(context.Background(), d, newTrust(t, server, ci).RecordsOnlyBy(server.ID()), sign.Options{})
 	var byServer, byCI, claimed int
@@ -261,7 +261,7 @@ func TestServerSignedAndDrills(t *testing.T) {
 	if byServer != 1 || byCI != 1 || claimed != 1 {
 		t.Fatalf("by the server %d, by CI %d, untrusted %d", byServer, byCI, claimed)
 	}
-	if len(set.Drills) != 1 || set.Drills[0].Environment != "prod" || !set.Drills[0].At.Equal(at) || !set.Drills[0].OK {
+	if len(set.Drills) != 1 || set.Drills[0].Environment != "prod" || !set.Drills[0].Started.Equal(at) || !set.Drills[0].OK {
 		t.Fatalf("drills: %+v", set.Drills)
 	}
 	// Every key records when none is named: no key is then the server's.
