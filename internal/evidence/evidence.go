@@ -45,8 +45,8 @@ const (
 	// PredicateRevocation makes a digest fail every later gate, verify
 	// and admission.
 	PredicateRevocation = "https://custody.dev/attestation/revocation/v1"
-	// PredicateDrill is the report of a restoration drill (custody
-	// drill): an environment rebuilt from the stored artifacts.
+	// PredicateDrill records a restoration drill of an environment
+	// (internal/drill): what was rebuilt, where, and what was missing.
 	PredicateDrill = "https://custody.dev/attestation/drill/v1"
 )
 
