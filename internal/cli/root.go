@@ -67,6 +67,7 @@ login', else http://127.0.0.1:5000.`,
 		newViolationsCmd(),
 		newScanCmd(),
 		newMigrateCmd(),
+		newAssessCmd(),
 	)
 	return root
 }

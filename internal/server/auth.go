@@ -124,6 +124,10 @@ func apiRequirement(r *http.Request) (action, repo string, perm auth.Perm, own b
 		return "audit.read", "", auth.PermAudit, false
 	case "gc", "scrub":
 		return kind, "", auth.PermAdmin, false
+	case "assessment":
+		// The assessment reads evidence across the registry, as the audit
+		// log does.
+		return "assessment.read", "", auth.PermAudit, false
 	case "policies":
 		if read {
 			return "policy.read", sub, auth.PermPull, false

@@ -21,6 +21,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/custody-dev/custody/internal/assessment"
 	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/auth"
 	"github.com/custody-dev/custody/internal/blob"
@@ -349,6 +350,18 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	mux.HandleFunc("POST /api/v1/gc", maint.serveGC)
 	mux.HandleFunc("POST /api/v1/scrub", maint.serveScrub)
 	(&tlog.Handler{Log: tl, Logger: log, Holdings: md}).Register(mux)
+	// The maturity assessment reads the evidence with the promotions'
+	// trust (docs/assessment.md).
+	trust, err := promotionhttp.Trust(sg.Ring(), cfg.Promotion.TrustRoot)
+	if err != nil {
+		return nil, err
+	}
+	assess := &assessment.Sources{Meta: md, Locks: md, Policies: engine, Trust: trust, Remote: self, Host: internalHost,
+		Audit: tl, Config: cfg, LastScrub: maint.lastScrub, Vuln: vulnStatus(vdb)}
+	if promo != nil {
+		assess.Promotions = promo.Service()
+	}
+	(&assessment.Handler{Sources: assess, Log: log}).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(mets.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -389,6 +402,18 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	}
 	s.handler = proxies.Handler(requestID(bypass(mets.instrument(bodies(cfg.Limits).Wrap(guardDisk(disk, log, root))))))
 	return s, nil
+}
+
+// vulnStatus reports the vulnerability database's size and last update.
+func vulnStatus(db *vuln.DB) func(context.Context) (int, time.Time, error) {
+	return func(ctx context.Context) (int, time.Time, error) {
+		n, err := db.Count(ctx)
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		at, err := db.UpdatedAt(ctx)
+		return n, at, err
+	}
 }
 
 // openVulnDB opens the offline vulnerability database in the data

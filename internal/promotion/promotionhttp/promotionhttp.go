@@ -91,7 +91,7 @@ func New(o Options) (*Handler, error) {
 		return nil, nil
 	}
 	svc := &promotion.Service{Remote: o.Remote, Host: o.Host, Signer: o.Signer, Findings: o.Findings, Tags: o.Index, Audit: o.AuditLog}
-	trust, err := promotionTrust(o.Ring, o.TrustRoot)
+	trust, err := Trust(o.Ring, o.TrustRoot)
 	if err != nil {
 		return nil, err
 	}
@@ -117,10 +117,11 @@ func New(o Options) (*Handler, error) {
 // Service returns the promotion service the handler serves.
 func (p *Handler) Service() *promotion.Service { return p.svc }
 
-// promotionTrust trusts the server ring's keys plus a configured trust
-// root's, each inside its validity window; only the ring's keys (active
-// and retired) record promotions, approvals and revocations.
-func promotionTrust(ring *key.Ring, extra string) (*evidence.Trust, error) {
+// Trust is the trust of the server's evidence readers (promotions and the
+// assessment): the server ring's keys plus a configured trust root's,
+// each inside its validity window; only the ring's keys (active and
+// retired) record promotions, approvals, revocations and drill reports.
+func Trust(ring *key.Ring, extra string) (*evidence.Trust, error) {
 	tr, err := ring.TrustRoot()
 	if err != nil {
 		return nil, err
