@@ -65,13 +65,13 @@ const (
 	// referrer is about.
 	AnnotationSubject = "dev.custody.subject"
 
-	cosignKind          = "kind"
-	cosignImage         = "dev.cosignproject.cosign/image"
-	cosignImageIndex    = "dev.cosignproject.cosign/imageIndex"
-	cosignSignatures    = "dev.cosignproject.cosign/sigs"
-	cosignAttestations  = "dev.cosignproject.cosign/atts"
-	ociLayoutContent    = `{"imageLayoutVersion":"1.0.0"}`
-	indexMediaType      = "application/vnd.oci.image.index.v1+json"
+	cosignKind         = "kind"
+	cosignImage        = "dev.cosignproject.cosign/image"
+	cosignImageIndex   = "dev.cosignproject.cosign/imageIndex"
+	cosignSignatures   = "dev.cosignproject.cosign/sigs"
+	cosignAttestations = "dev.cosignproject.cosign/atts"
+	ociLayoutContent   = `{"imageLayoutVersion":"1.0.0"}`
+	indexMediaType     = "application/vnd.oci.image.index.v1+json"
 )
 
 // Roles of index.json's descriptors (AnnotationRole).
