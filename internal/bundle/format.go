@@ -131,7 +131,10 @@ type File struct {
 // (GET /api/v1/keys/trust serves the same bytes).
 type Trust struct {
 	TrustRoot key.TrustRoot `json:"trustRoot"`
-	Log       LogKey        `json:"log"`
+	// Recorders are the IDs of the server's own keys: only their
+	// promotion, approval and revocation records count.
+	Recorders []string `json:"recorders"`
+	Log       LogKey   `json:"log"`
 }
 
 // LogKey is the audit log's origin and its note verifier key.

@@ -380,6 +380,7 @@ func zeroTail(r io.Reader) error {
 func (b *Bundle) parseTrust(data []byte) error {
 	var t struct {
 		TrustRoot json.RawMessage `json:"trustRoot"`
+		Recorders []string        `json:"recorders"`
 		Log       LogKey          `json:"log"`
 	}
 	if err := jsondoc.UnmarshalStrict(data, &t); err != nil {
@@ -396,7 +397,7 @@ func (b *Bundle) parseTrust(data []byte) error {
 	if v.Name() != t.Log.Origin {
 		return invalid("%s: the log key names %q, not the origin %q", TrustPath, v.Name(), t.Log.Origin)
 	}
-	b.trust = Trust{TrustRoot: tr, Log: t.Log}
+	b.trust = Trust{TrustRoot: tr, Recorders: t.Recorders, Log: t.Log}
 	return nil
 }
 

@@ -108,6 +108,7 @@ func (b *Bundle) Verify(ctx context.Context) (Report, error) {
 		r.fail(CheckSignature, TrustPath, "%v", err)
 		return r, nil
 	}
+	trust.RecordsOnlyBy(b.trust.Recorders...)
 	opts := sign.Options{Remote: []remote.Option{remote.WithTransport(b.Transport())}}
 	inIndex := map[string]bool{}
 	for _, d := range b.index.Manifests {
