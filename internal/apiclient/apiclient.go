@@ -166,7 +166,8 @@ func (c *Client) Send(ctx context.Context, r Request, out any) error {
 }
 
 // send sends r and returns the response, whatever its status.
-func (c *Client) send(ctx context.Context, r Request) (*http.Response, error) {	body, ctype := r.Body, r.ContentType
+func (c *Client) send(ctx context.Context, r Request) (*http.Response, error) {
+	body, ctype := r.Body, r.ContentType
 	if r.JSON != nil {
 		b, err := json.Marshal(r.JSON)
 		if err != nil {
