@@ -77,7 +77,10 @@ func TestEvidenceBundle(t *testing.T) {
 		Env: []string{"CUSTODY_KEY_PASSWORD=server-passphrase"}})
 	h, server := srv.Host(), "--server="+srv.URL
 	mustCustody(t, home, srv.AdminPassword()+"\n", nil, "login", h, "-u", "admin", "--password-stdin")
-	admin := func(args ...string) string { t.Helper(); return mustCustody(t, home, "", pass, append(args, server)...) }
+	admin := func(args ...string) string {
+		t.Helper()
+		return mustCustody(t, home, "", pass, append(args, server)...)
+	}
 
 	ws := filepath.Join(work, "ws")
 	if err := os.MkdirAll(ws, 0o755); err != nil {
@@ -341,7 +344,9 @@ func checkTampering(t *testing.T, file, fp, logKey, artifact string) {
 		want   string
 	}{
 		{"audit entry", bundle.AuditPath, func(b []byte) []byte {
-			return editAudit(t, b, func(a *bundle.Audit) { a.Entries[0].Entry = strings.Replace(a.Entries[0].Entry, `"actor":"admin"`, `"actor":"mallory"`, 1) })
+			return editAudit(t, b, func(a *bundle.Audit) {
+				a.Entries[0].Entry = strings.Replace(a.Entries[0].Entry, `"actor":"admin"`, `"actor":"mallory"`, 1)
+			})
 		}, "audit-entry index"},
 		{"proof hash", bundle.AuditPath, func(b []byte) []byte {
 			return editAudit(t, b, func(a *bundle.Audit) { a.Entries[0].Inclusion[0][0] ^= 1 })
