@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,6 +110,44 @@ func TestEvidenceBundle(t *testing.T) {
 	admin("promote", web2, "--to", "dev")
 	admin("revoke", api1, "--reason", "CVE-2026-0001 in the base image")
 
+	// Exporting is a read: no audit entry. Bad requests are 4xx, and
+	// write nothing.
+	size := func() uint64 {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/audit/entries?start=0&end=0", nil)
+		req.SetBasicAuth("admin", srv.AdminPassword())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e struct{ Size uint64 }
+		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("audit entries: %s, %v", resp.Status, err)
+		}
+		return e.Size
+	}
+	before := size()
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"export", "apps/web@sha256:nothex", "-o", filepath.Join(work, "bad.tar")}, "400"},
+		{[]string{"export", "apps/web:9.9", "-o", filepath.Join(work, "bad.tar")}, "404"},
+		{[]string{"export", "--env", "staging", "-o", filepath.Join(work, "bad.tar")}, "404"},
+		{[]string{"export", "--env", "dev", "--project", "nope", "-o", filepath.Join(work, "bad.tar")}, "404"},
+		{[]string{"export", "--env", "dev", "--at", "yesterday", "-o", filepath.Join(work, "bad.tar")}, "--at"},
+	} {
+		out, err := custodyCmd(t, home, "", nil, append(bad.args, server)...)
+		if err == nil || !strings.Contains(out, bad.want) {
+			t.Fatalf("custody %s: %v, want %q:\n%s", strings.Join(bad.args, " "), err, bad.want, out)
+		}
+		if _, err := os.Stat(filepath.Join(work, "bad.tar")); !os.IsNotExist(err) {
+			t.Fatal("a refused export wrote a file")
+		}
+		if _, err := os.Stat(filepath.Join(work, "bad.tar.partial")); !os.IsNotExist(err) {
+			t.Fatal("a refused export left a partial file")
+		}
+	}
 	fp := strings.TrimSpace(admin("key", "fingerprint"))
 	if len(fp) != 64 {
 		t.Fatalf("key fingerprint: %q", fp)
@@ -122,6 +161,9 @@ func TestEvidenceBundle(t *testing.T) {
 	b, _ := os.ReadFile(bundleFile("now2.tar"))
 	if len(a) == 0 || !bytes.Equal(a, b) {
 		t.Fatalf("two exports of the same state differ (%d and %d bytes)", len(a), len(b))
+	}
+	if after := size(); after != before {
+		t.Fatalf("exports and refused exports added %d audit entries", after-before)
 	}
 	admin("export", "--env", "dev", "--at", then.Format(time.RFC3339Nano), "-o", bundleFile("then.tar"))
 	admin("export", "apps/web@"+dig(web1), "apps/web:2.0", "-o", bundleFile("refs.tar"), "--metadata-only")
