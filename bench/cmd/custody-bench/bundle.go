@@ -25,7 +25,7 @@ import (
 )
 
 // The bundle rows: an environment-sized set of 50 images of 20 layers
-// (bundleLayer bytes each: about 1 GiB with the default 1 MiB), pushed to
+// (-bundle-layer bytes each: 1.03 GiB with the default 1075 KiB), pushed to
 // a fresh custody, exported as one evidence bundle (bundle-export: the
 // server streaming GET /api/v1/export to a file, MB/s of bundle and the
 // server's peak RSS), then verified offline by the custody binary

@@ -121,7 +121,7 @@ func run() error {
 	flag.StringVar(&o.workdir, "workdir", "", "parent of the work directory (default <repo>/.cache, on the repository's filesystem)")
 	flag.StringVar(&o.refBin, "registry", "", "reference registry binary (default <repo>/.cache/bin/registry, installed if missing)")
 	flag.StringVar(&minBytes, "min-bytes", "32MiB", "small blob rows repeat with distinct blobs until a run moves at least this much")
-	flag.StringVar(&bLayer, "bundle-layer", "1MiB", "layer size of the bundle rows' 50 images x 20 layers (1MiB: a 1 GiB bundle)")
+	flag.StringVar(&bLayer, "bundle-layer", "1075KiB", "layer size of the bundle rows' 50 images x 20 layers (1075KiB: a 1.03 GiB bundle)")
 	flag.StringVar(&o.peer, "peer", peerReference, "what custody is compared with: reference (the CNCF registry) or custody-audit-off (custody without its audit log)")
 	flag.StringVar(&o.backend, "backend", backendEmbedded, "custody's backends: embedded (SQLite and files) or postgres-s3 (PostgreSQL and MinIO; the peer column is then custody embedded)")
 	flag.IntVar(&o.replicas, "replicas", 1, "custody replicas with -backend postgres-s3 (1 or 2; the client sends requests to them in turn)")
