@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -112,15 +113,37 @@ func (h *harness) measureBundle(row, target string) (sample, error) {
 	srv.stop() // offline from here
 	sum := sha256.Sum256(trust)
 	cmd := exec.CommandContext(h.ctx, h.custodyBin, "verify", "--bundle", file, "--trust-root-fingerprint", hex.EncodeToString(sum[:]))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
 	start = time.Now()
-	out, err := cmd.CombinedOutput()
+	if err := cmd.Start(); err != nil {
+		return s, err
+	}
+	// The peak RSS is the process's own VmHWM, sampled until it exits:
+	// wait4's ru_maxrss would also count the harness's memory, which a
+	// child started with CLONE_VM carries into its exec.
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var hwm int64
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for running := true; running; {
+		select {
+		case err = <-done:
+			running = false
+		case <-tick.C:
+			if n, rerr := peakRSS(cmd.Process.Pid); rerr == nil {
+				hwm = max(hwm, n)
+			}
+		}
+	}
 	if err != nil {
-		return s, fmt.Errorf("custody verify --bundle: %w\n%s", err, out)
+		return s, fmt.Errorf("custody verify --bundle: %w\n%s", err, out.String())
 	}
 	secs = time.Since(start).Seconds()
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	return sample{unit: "MB/s", ops: 1, bytes: n, seconds: secs, value: float64(n) / 1e6 / secs,
-		rssMiB: float64(ru.Maxrss) / 1024, // KiB on Linux
+		rssMiB: float64(hwm) / (1 << 20),
 		cpu:    math.Round((time.Duration(ru.Utime.Nano())+time.Duration(ru.Stime.Nano())).Seconds()*100) / 100}, nil
 }
 
