@@ -176,6 +176,13 @@ func TestEvidenceBundle(t *testing.T) {
 	if out, err := custodyCmd(t, outsider, "", nil, "export", "apps/api@"+dig(api1), "-o", bundleFile("denied.tar"), server); err == nil || !strings.Contains(out, "403") {
 		t.Fatalf("export without pull on apps/api: %v\n%s", err, out)
 	}
+	// An environment's bundle needs pull on every repository of its project.
+	if out, err := custodyCmd(t, outsider, "", nil, "export", "--env", "dev", "-o", bundleFile("denied.tar"), server); err == nil || !strings.Contains(out, "403") {
+		t.Fatalf("environment export without pull on apps/api: %v\n%s", err, out)
+	}
+	if out, err := custodyCmd(t, t.TempDir(), "", nil, "export", "--env", "dev", "-o", bundleFile("denied.tar"), server); err == nil || !strings.Contains(out, "401") {
+		t.Fatalf("anonymous environment export: %v\n%s", err, out)
+	}
 	for _, f := range []string{"denied.tar", "denied.tar.partial"} {
 		if _, err := os.Stat(bundleFile(f)); !os.IsNotExist(err) {
 			t.Fatalf("a refused export left %s", f)
