@@ -136,6 +136,7 @@ func (b *Bundle) Verify(ctx context.Context) (Report, error) {
 		}
 		set := evidence.Collect(ctx, ref, trust, opts)
 		records = append(records, b.checkArtifact(&r, a, set, entries)...)
+		checkPushed(&r, a, entries)
 	}
 	for id := range inIndex {
 		if !seen[id] {
@@ -143,6 +144,7 @@ func (b *Bundle) Verify(ctx context.Context) (Report, error) {
 		}
 	}
 	checkChains(&r, records)
+	b.checkEntriesAbout(&r, entries)
 	sort.Slice(r.Failures, func(i, j int) bool {
 		if r.Failures[i].Check != r.Failures[j].Check {
 			return r.Failures[i].Check < r.Failures[j].Check
@@ -405,6 +407,43 @@ func checkChains(r *Report, records []chainRecord) {
 			if p.index != nil && *p.index >= *c.index {
 				r.fail(CheckPromotionChain, subject, "the audit log recorded the promotion of %s (index %d) before that of %s (index %d), against the records' times", c.Digest, *c.index, p.Digest, *p.index)
 			}
+		}
+	}
+}
+
+// checkPushed checks the summary's push claim against the audit entry
+// it names.
+func checkPushed(r *Report, a Artifact, entries []loggedEntry) {
+	if a.Pushed == nil {
+		return
+	}
+	id := a.Repository + "@" + a.Digest
+	for _, e := range entries {
+		if e.index != a.Pushed.AuditIndex {
+			continue
+		}
+		t, err := time.Parse(tlog.TimeFormat, e.Time)
+		if err != nil || e.Action != "manifest.put" || e.Result != "ok" || e.Repo != a.Repository || e.Digest != a.Digest ||
+			e.Actor != a.Pushed.By || !t.Equal(a.Pushed.At) {
+			r.fail(CheckSummary, id, "the summary says %s pushed it at %s, audit entry %d says otherwise", a.Pushed.By, a.Pushed.At.Format(time.RFC3339), e.index)
+		}
+		return
+	}
+	r.fail(CheckSummary, id, "the summary names audit entry %d for its push, which the bundle does not prove", a.Pushed.AuditIndex)
+}
+
+// checkEntriesAbout checks that every audit entry is about a manifest of
+// the bundle.
+func (b *Bundle) checkEntriesAbout(r *Report, entries []loggedEntry) {
+	ours := map[string]bool{}
+	for _, f := range b.manifest.Files {
+		if d, ok := blobDigest(f.Path); ok {
+			ours[d.String()] = true
+		}
+	}
+	for _, e := range entries {
+		if !ours[e.Digest] {
+			r.fail(CheckAuditEntry, fmt.Sprintf("index %d", e.index), "is about %q, which the bundle does not hold", e.Digest)
 		}
 	}
 }

@@ -412,6 +412,15 @@ func checkTampering(t *testing.T, file, fp, logKey, artifact string) {
 			out, _ := bundle.Bytes(s)
 			return out
 		}, "no record in the bundle proves"},
+		{"push claim", bundle.SummaryPath, func(b []byte) []byte {
+			var s bundle.Summary
+			if err := json.Unmarshal(b, &s); err != nil {
+				t.Fatal(err)
+			}
+			s.Artifacts[1].Pushed.By = "mallory"
+			out, _ := bundle.Bytes(s)
+			return out
+		}, "audit entry"},
 	}
 	for _, tc := range resigned {
 		t.Run("re-signed "+tc.kind, func(t *testing.T) {
