@@ -45,6 +45,9 @@ const (
 	// PredicateRevocation makes a digest fail every later gate, verify
 	// and admission.
 	PredicateRevocation = "https://custody.dev/attestation/revocation/v1"
+	// PredicateDrill records a restoration drill of an environment
+	// (internal/drill): what was rebuilt, where, and what was missing.
+	PredicateDrill = "https://custody.dev/attestation/drill/v1"
 )
 
 // PredicateOpenVEX is the predicate type of OpenVEX statements attached as
@@ -52,7 +55,7 @@ const (
 const PredicateOpenVEX = "https://openvex.dev/ns/v0.2.0"
 
 // RecordTypes lists the predicate types of the server's records.
-var RecordTypes = []string{PredicatePromotion, PredicateApproval, PredicateRevocation}
+var RecordTypes = []string{PredicatePromotion, PredicateApproval, PredicateRevocation, PredicateDrill}
 
 // SBOMTypes are the predicate types that count as an SBOM.
 var SBOMTypes = []string{attest.PredicateSPDX, attest.PredicateCycloneDX}

@@ -27,6 +27,7 @@ import (
 	"github.com/custody-dev/custody/internal/blob/s3"
 	"github.com/custody-dev/custody/internal/builds/buildshttp"
 	"github.com/custody-dev/custody/internal/config"
+	"github.com/custody-dev/custody/internal/drill/drillhttp"
 	"github.com/custody-dev/custody/internal/gc"
 	"github.com/custody-dev/custody/internal/generic"
 	"github.com/custody-dev/custody/internal/meta"
@@ -302,12 +303,15 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	}
 	policies := registry.Policies{auth.TagPolicy{}, engine, checker}
 	var vulnAPI *vulnhttp.Handler
+	var drills *drillhttp.Handler
 	if promo != nil {
 		if authz == nil {
 			return nil, errors.New("projects (promotions) need authentication: remove --auth=none")
 		}
 		policies = registry.Policies{auth.TagPolicy{}, promo.Policy(), engine, checker}
 		vulnAPI = vulnhttp.New(vulnhttp.Options{DB: vdb, Dir: cfg.Data, Authz: authz, Audit: auditor, Log: log, Promo: promo, Meta: md, Metrics: mets.reg})
+		drills = drillhttp.New(drillhttp.Options{Promotion: promo.Service(), Authz: authz, Audit: auditor, Log: log, Metrics: mets.reg})
+		go drills.Warm(context.Background(), tl)
 	}
 	var redirect func(context.Context, digest.Digest) (*url.URL, error)
 	if p, ok := rawBlobs.(presigner); ok && cfg.S3.Redirect {
@@ -340,6 +344,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	if promo != nil {
 		promo.Register(mux)
 		vulnAPI.Register(mux)
+		drills.Register(mux)
 	}
 	mux.Handle(apiFallback, &api{policies: engine, checker: checker, locks: md, log: log})
 	mux.HandleFunc("POST /api/v1/gc", maint.serveGC)

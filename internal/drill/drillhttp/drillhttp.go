@@ -1,0 +1,328 @@
+// Package drillhttp records restoration drills (internal/drill): the
+// drill-report attestation the server signs and attaches to every drilled
+// artifact, one audit entry per artifact, the metric of each
+// environment's last successful drill, and the drills the configuration
+// schedules.
+//
+//	POST /api/v1/drills                          record a drill report (promoter on every repository)
+//	GET  /api/v1/drills?environment=E[&project=P] the last drill and the last successful one (reader)
+package drillhttp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/custody-dev/custody/internal/audit"
+	"github.com/custody-dev/custody/internal/auth"
+	"github.com/custody-dev/custody/internal/drill"
+	"github.com/custody-dev/custody/internal/jsondoc"
+	"github.com/custody-dev/custody/internal/problem"
+	"github.com/custody-dev/custody/internal/promotion"
+	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/tlog"
+)
+
+// Record is the predicate of a drill-report attestation
+// (drill.PredicateDrill), attached to every artifact the drill rebuilt.
+type Record struct {
+	Project     string           `json:"project"`
+	Environment string           `json:"environment"`
+	At          time.Time        `json:"at,omitzero"`
+	Source      string           `json:"source"`
+	Into        string           `json:"into"`
+	By          string           `json:"drilledBy"`
+	Started     time.Time        `json:"started"`
+	Seconds     float64          `json:"seconds"`
+	Artifacts   []drill.Artifact `json:"artifacts"`
+	Missing     []string         `json:"missing"`
+	OK          bool             `json:"ok"`
+	RecordedAt  time.Time        `json:"recordedAt"`
+}
+
+// Last is what the server knows of an environment's drills.
+type Last struct {
+	Project     string    `json:"project"`
+	Environment string    `json:"environment"`
+	Last        time.Time `json:"last,omitzero"`
+	LastOK      bool      `json:"lastOK"`
+	// Success is the time of the last successful drill (zero: none).
+	Success time.Time `json:"lastSuccess,omitzero"`
+}
+
+// MaxReport caps a drill report's JSON.
+const MaxReport = 4 << 20
+
+// Handler records drills.
+type Handler struct {
+	svc   *promotion.Service
+	authz *auth.Service
+	audit audit.Auditor
+	log   *slog.Logger
+	now   func() time.Time
+
+	mu    sync.Mutex
+	lasts map[[2]string]*Last
+	gauge *prometheus.GaugeVec
+	total *prometheus.CounterVec
+}
+
+// Options build a Handler.
+type Options struct {
+	Promotion *promotion.Service
+	Authz     *auth.Service
+	Audit     audit.Auditor
+	Log       *slog.Logger
+	Metrics   prometheus.Registerer
+	Now       func() time.Time
+}
+
+// New returns the drill recorder; nil when no project is configured.
+func New(o Options) *Handler {
+	if o.Promotion == nil {
+		return nil
+	}
+	h := &Handler{svc: o.Promotion, authz: o.Authz, audit: o.Audit, log: o.Log, now: o.Now, lasts: map[[2]string]*Last{},
+		gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "custody_environment_last_drill_timestamp_seconds",
+			Help: "Unix time of the last successful restoration drill of each environment (custody drill).",
+		}, []string{"project", "environment"}),
+		total: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "custody_drills_total",
+			Help: "Restoration drills recorded, by result (ok, failed).",
+		}, []string{"project", "environment", "result"}),
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if o.Metrics != nil {
+		o.Metrics.MustRegister(h.gauge, h.total)
+	}
+	return h
+}
+
+// Register mounts the drill API.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/drills", h.record)
+	mux.HandleFunc("GET /api/v1/drills", h.get)
+}
+
+// ProjectOf names the project of repo (its repositories pattern).
+func (h *Handler) ProjectOf(repo, env string) (string, error) {
+	p, i, err := h.svc.Lookup(repo, env)
+	if err != nil {
+		return "", err
+	}
+	if i < 0 {
+		return "", fmt.Errorf("%w %q", promotion.ErrNoEnv, env)
+	}
+	return p.Repositories, nil
+}
+
+// ErrInvalid wraps the reasons a drill report is refused.
+var ErrInvalid = errors.New("invalid drill report")
+
+// check validates a report's artifacts and returns its project.
+func (h *Handler) check(rep *drill.Report) (string, error) {
+	if rep.Environment == "" || len(rep.Artifacts) == 0 {
+		return "", fmt.Errorf("%w: it names no environment or no artifact", ErrInvalid)
+	}
+	project := ""
+	for _, a := range rep.Artifacts {
+		if !registry.ValidName(a.Repository) {
+			return "", fmt.Errorf("%w: repository %q", ErrInvalid, a.Repository)
+		}
+		if _, err := digest.Parse(a.Digest); err != nil {
+			return "", fmt.Errorf("%w: digest %q: %v", ErrInvalid, a.Digest, err)
+		}
+		p, err := h.ProjectOf(a.Repository, rep.Environment)
+		if err != nil {
+			return "", err
+		}
+		if project != "" && p != project {
+			return "", fmt.Errorf("%w: its repositories belong to projects %s and %s", ErrInvalid, project, p)
+		}
+		project = p
+	}
+	return project, nil
+}
+
+// Save signs the report's record, attaches it to every drilled artifact,
+// audits one entry per artifact and updates the metric. by is who ran
+// the drill.
+func (h *Handler) Save(ctx context.Context, rep *drill.Report, by string, r *http.Request) (Record, error) {
+	project, err := h.check(rep)
+	if err != nil {
+		return Record{}, err
+	}
+	rec := Record{Project: project, Environment: rep.Environment, At: rep.At, Source: rep.Source, Into: rep.Into, By: by,
+		Started: rep.Started, Seconds: rep.Seconds, Missing: rep.Missing, OK: rep.OK && len(rep.Missing) == 0, RecordedAt: h.now().UTC()}
+	if rec.Missing == nil {
+		rec.Missing = []string{}
+	}
+	for _, a := range rep.Artifacts {
+		rec.Artifacts = append(rec.Artifacts, drill.Artifact{Repository: a.Repository, Digest: a.Digest})
+	}
+	result := "ok"
+	if !rec.OK {
+		result = "failed"
+	}
+	reason := fmt.Sprintf("drill of %s in project %s into %s: %s, %d artifact(s), %d missing, %.1fs", rec.Environment, project, rec.Into, result, len(rec.Artifacts), len(rec.Missing), rec.Seconds)
+	var events []audit.Event
+	for _, a := range rec.Artifacts {
+		if err := h.svc.Attest(ctx, a.Repository, a.Digest, drill.PredicateDrill, rec); err != nil {
+			return Record{}, fmt.Errorf("attaching the drill report to %s@%s: %w", a.Repository, a.Digest, err)
+		}
+		events = append(events, audit.Event{Action: "drill", Repo: a.Repository, Digest: digest.Digest(a.Digest), Tag: rec.Environment, Result: result, Reason: reason, Request: r})
+	}
+	if err := audit.RecordChange(ctx, h.audit, events...); err != nil {
+		return Record{}, err
+	}
+	h.note(project, rec.Environment, rec.RecordedAt, rec.OK)
+	return rec, nil
+}
+
+// note remembers a drill of project/env at t.
+func (h *Handler) note(project, env string, t time.Time, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := [2]string{project, env}
+	l := h.lasts[k]
+	if l == nil {
+		l = &Last{Project: project, Environment: env}
+		h.lasts[k] = l
+	}
+	if t.After(l.Last) {
+		l.Last, l.LastOK = t, ok
+	}
+	result := "failed"
+	if ok {
+		result = "ok"
+		if t.After(l.Success) {
+			l.Success = t
+			h.gauge.WithLabelValues(project, env).Set(float64(t.UnixNano()) / 1e9)
+		}
+	}
+	h.total.WithLabelValues(project, env, result)
+}
+
+// LastOf returns what the server knows of env's drills in project.
+func (h *Handler) LastOf(project, env string) Last {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if l := h.lasts[[2]string{project, env}]; l != nil {
+		return *l
+	}
+	return Last{Project: project, Environment: env}
+}
+
+// Warm reads the drill entries of the audit log (from its start, in
+// chunks), so the metric and custody env know the drills recorded before
+// the server started.
+func (h *Handler) Warm(ctx context.Context, l *tlog.Log) {
+	size := l.Size()
+	const chunk = 4096
+	for start := uint64(0); start < size; start += chunk {
+		leaves, err := l.Leaves(ctx, start, min(start+chunk, size))
+		if err != nil {
+			h.log.Warn("reading the audit log for past drills failed", "err", err)
+			return
+		}
+		for _, lf := range leaves {
+			if !strings.Contains(string(lf.Entry), `"action":"drill"`) {
+				continue
+			}
+			e, err := tlog.ParseEntry(lf.Entry)
+			if err != nil || e.Action != "drill" || (e.Result != "ok" && e.Result != "failed") {
+				continue
+			}
+			t, err := time.Parse(tlog.TimeFormat, e.Time)
+			if err != nil {
+				continue
+			}
+			project, err := h.ProjectOf(e.Repo, e.Tag)
+			if err != nil {
+				continue // no longer configured
+			}
+			h.note(project, e.Tag, t, e.Result == "ok")
+		}
+	}
+}
+
+func (h *Handler) record(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxReport))
+	var rep drill.Report
+	if err == nil {
+		err = jsondoc.UnmarshalStrict(b, &rep)
+	}
+	if err != nil {
+		problem.Write(w, problem.InvalidBody, "malformed drill report: "+err.Error())
+		return
+	}
+	if len(rep.Artifacts) == 0 {
+		problem.Write(w, problem.Invalid, "the drill report names no artifact")
+		return
+	}
+	r, pr, ok := h.authz.Require(w, r, "drill", rep.Artifacts[0].Repository, auth.PermMoveTag)
+	if !ok {
+		return
+	}
+	for _, a := range rep.Artifacts[1:] {
+		if !pr.Can(a.Repository, auth.PermMoveTag) {
+			h.audit.Record(r.Context(), audit.Event{Action: "drill", Repo: a.Repository, Result: "denied", Reason: "recording a drill needs the promoter role on every repository", Request: r})
+			problem.Write(w, problem.Denied, "recording a drill needs the move-tag permission (promoter) on "+a.Repository)
+			return
+		}
+	}
+	rec, err := h.Save(r.Context(), &rep, pr.Subject, r)
+	switch {
+	case err == nil:
+		problem.JSON(w, http.StatusCreated, rec)
+	case errors.Is(err, ErrInvalid):
+		problem.Write(w, problem.Invalid, err.Error())
+	case errors.Is(err, promotion.ErrNoProject), errors.Is(err, promotion.ErrNoEnv):
+		problem.Write(w, problem.NotFound, err.Error())
+	default:
+		problem.Fail(w, r, h.log, "recording the drill failed", err)
+	}
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	env, project := q.Get("environment"), q.Get("project")
+	if env == "" {
+		problem.Write(w, problem.Invalid, "give ?environment=ENV[&project=P]")
+		return
+	}
+	if project == "" {
+		var names []string
+		for _, p := range h.svc.Projects {
+			names = append(names, p.Repositories)
+		}
+		if len(names) != 1 {
+			problem.Write(w, problem.Invalid, "several projects: give &project= one of "+strings.Join(names, ", "))
+			return
+		}
+		project = names[0]
+	}
+	i := slices.IndexFunc(h.svc.Projects, func(p promotion.Project) bool { return p.Repositories == project })
+	if i < 0 {
+		problem.Write(w, problem.NotFound, "no project "+project)
+		return
+	}
+	if _, _, ok := h.authz.Require(w, r, "drill.read", "", 0); !ok {
+		return
+	}
+	l := h.LastOf(project, env)
+	problem.JSON(w, http.StatusOK, l)
+}
