@@ -48,6 +48,8 @@ type Environment struct {
 
 // Project is a repository pattern and its ordered environments.
 type Project struct {
+	// Name names the project (optional; Title falls back to Repositories).
+	Name         string
 	Repositories string
 	Environments []Environment
 }
@@ -75,7 +77,11 @@ type Service struct {
 	Trust *evidence.Trust
 	// Findings, when set, supplies vulnerability findings.
 	Findings Findings
-	Now      func() time.Time
+	// Tags lists what environment tags pointed at (the candidates of
+	// At); Audit, when set, finds the audit-log entry of each record.
+	Tags  TagHistories
+	Audit AuditSearch
+	Now   func() time.Time
 }
 
 // Errors.

@@ -35,7 +35,8 @@ type fixture struct {
 // (gate: signed by the CI key) and prod (the same gate, two approvals).
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{host: evidencetest.Registry(t),
+	host, store := evidencetest.RegistryStore(t)
+	f := &fixture{host: host,
 		ci:     evidencetest.NewKey(t, windowStart, windowEnd),
 		server: evidencetest.NewKey(t, windowStart, time.Time{})}
 	g, err := gate.Compile(spec.Gate{Rules: []spec.Rule{{Use: gate.RuleSignedByTrustedKey, Params: spec.Params{Keys: []string{f.ci.ID()}}}}})
@@ -51,6 +52,7 @@ func newFixture(t *testing.T) *fixture {
 			{Name: "dev", Gate: g}, {Name: "prod", Gate: g, Approvals: 2}}}},
 		Host: f.host, Signer: f.server,
 		Trust: trust.RecordsOnlyBy(f.server.ID()),
+		Tags:  store,
 	}
 	return f
 }

@@ -55,6 +55,14 @@ const SBOM = `{"spdxVersion":"SPDX-2.3","dataLicense":"CC0-1.0","SPDXID":"SPDXRe
 // in-process on loopback and returns its host:port.
 func Registry(t testing.TB) string {
 	t.Helper()
+	host, _ := RegistryStore(t)
+	return host
+}
+
+// RegistryStore is Registry, also returning its metadata store (which
+// answers the build index queries: tag history).
+func RegistryStore(t testing.TB) (string, *sqlite.Store) {
+	t.Helper()
 	dir := t.TempDir()
 	b, err := fs.New(filepath.Join(dir, "blobs"))
 	if err != nil {
@@ -67,7 +75,7 @@ func Registry(t testing.TB) string {
 	t.Cleanup(func() { m.Close() })
 	srv := httptest.NewServer(registry.New(b, m, registry.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
 	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
+	return strings.TrimPrefix(srv.URL, "http://"), m
 }
 
 // Push pushes a small random image to host/repo and returns its digest

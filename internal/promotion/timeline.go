@@ -1,0 +1,232 @@
+package promotion
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/custody-dev/custody/internal/builds"
+	"github.com/custody-dev/custody/internal/evidence"
+	"github.com/custody-dev/custody/internal/repopattern"
+	"github.com/custody-dev/custody/internal/tlog"
+)
+
+// TagHistories lists every digest a tag pointed at (builds.Index, which
+// the metadata stores implement): the candidates of a point-in-time
+// answer. The answer itself comes from the signed records.
+type TagHistories interface {
+	TagHistory(ctx context.Context, repo, tag string) ([]builds.TagEvent, error)
+}
+
+// AuditSearch finds audit-log entries (tlog.Log).
+type AuditSearch interface {
+	Search(ctx context.Context, q tlog.Query) ([]tlog.Leaf, error)
+}
+
+// ErrWhichProject: several projects are configured and the request did
+// not name one.
+var ErrWhichProject = errors.New("several projects: name one")
+
+// Deployment is what one repository ran in one environment at an instant,
+// and the signed record that proves it.
+type Deployment struct {
+	Repository  string           `json:"repository"`
+	Environment string           `json:"environment"`
+	Digest      string           `json:"digest,omitempty"` // "" when nothing ran then
+	Since       time.Time        `json:"since,omitzero"`   // the proving record's At
+	Record      *evidence.Record `json:"record,omitempty"` // the promotion/rollback record (signed predicate)
+	AuditIndex  *uint64          `json:"auditIndex,omitempty"`
+}
+
+// At returns what repo ran in env at instant t: the digest of the
+// promotion or rollback record into env with the latest At not after t,
+// among the records that count (evidence.Collect: signed by a recording
+// key of the trust root) on the digests env's tag ever pointed at. The
+// tag and its history only name the candidates; without a record that
+// counts nothing ran. AuditIndex is the audit-log entry of that
+// promotion or rollback, when the service can search the log.
+func (s *Service) At(ctx context.Context, repo, env string, t time.Time) (Deployment, error) {
+	if _, i, err := s.Lookup(repo, env); err != nil || i < 0 {
+		return Deployment{}, err
+	}
+	recs, err := s.records(ctx, repo, env)
+	if err != nil {
+		return Deployment{}, err
+	}
+	dep := Deployment{Repository: repo, Environment: env}
+	for i := len(recs) - 1; i >= 0; i-- {
+		if r := recs[i]; !r.At.After(t) {
+			dep.Digest, dep.Since, dep.Record = r.Digest, r.At, &r
+			break
+		}
+	}
+	if dep.Record != nil && s.Audit != nil {
+		idx, err := s.auditIndex(ctx, *dep.Record)
+		if err != nil {
+			return Deployment{}, err
+		}
+		dep.AuditIndex = idx
+	}
+	return dep, nil
+}
+
+// records returns the promotion and rollback records into env of repo
+// that count, oldest first, from the evidence of every digest env's tag
+// pointed at.
+func (s *Service) records(ctx context.Context, repo, env string) ([]evidence.Record, error) {
+	if s.Tags == nil {
+		return nil, errors.New("promotion: no tag history to read the environment's digests from")
+	}
+	hist, err := s.Tags.TagHistory(ctx, repo, env)
+	if err != nil {
+		return nil, fmt.Errorf("tag history of %s:%s: %w", repo, env, err)
+	}
+	var seen []string
+	var recs []evidence.Record
+	for _, h := range hist {
+		dgst := h.Digest.String()
+		if slices.Contains(seen, dgst) {
+			continue
+		}
+		seen = append(seen, dgst)
+		d, err := s.ref(repo, dgst)
+		if err != nil {
+			return nil, err
+		}
+		set := evidence.Collect(ctx, d, s.Trust, s.opts(ctx))
+		if set.AttestationErr != nil {
+			return nil, fmt.Errorf("records of %s@%s: %w", repo, dgst, set.AttestationErr)
+		}
+		for _, r := range set.Promotions {
+			// The record's subject is dgst (Collect checked it); the
+			// predicate must say the same and name this environment.
+			if r.Environment == env && r.Digest == dgst && (r.Repository == "" || r.Repository == repo) {
+				recs = append(recs, r)
+			}
+		}
+	}
+	slices.SortStableFunc(recs, func(a, b evidence.Record) int { return a.At.Compare(b.At) })
+	return recs, nil
+}
+
+// auditIndex finds the audit-log entry of rec: the first successful
+// promote (or rollback) entry of its repository, digest and environment
+// recorded at or after rec.At (the server records the entry once the
+// record is attached, so a digest that entered the environment again
+// later pairs with its own later entry). nil when the log holds none
+// (audit disabled).
+func (s *Service) auditIndex(ctx context.Context, rec evidence.Record) (*uint64, error) {
+	leaves, err := s.Audit.Search(ctx, tlog.Query{Repo: rec.Repository, Digest: rec.Digest})
+	if err != nil {
+		return nil, fmt.Errorf("searching the audit log: %w", err)
+	}
+	action := "promote"
+	if rec.Rollback {
+		action = "rollback"
+	}
+	for _, l := range leaves {
+		e, err := tlog.ParseEntry(l.Entry)
+		if err != nil || e.Action != action || e.Result != "ok" || e.Tag != rec.Environment {
+			continue
+		}
+		if action == "promote" && !strings.HasPrefix(e.Reason, "to ") {
+			continue // an approval, not the promotion
+		}
+		at, err := time.Parse(time.RFC3339Nano, e.Time)
+		if err != nil || at.Before(rec.At) {
+			continue
+		}
+		idx := l.Index
+		return &idx, nil
+	}
+	return nil, nil
+}
+
+// ProjectNamed returns the project called name (its name, or its
+// repositories pattern); "" names the only project.
+func (s *Service) ProjectNamed(project string) (*Project, error) {
+	var names []string
+	for i := range s.Projects {
+		p := &s.Projects[i]
+		if project != "" && (p.Name == project || p.Repositories == project) {
+			return p, nil
+		}
+		names = append(names, p.Title())
+	}
+	if project == "" && len(s.Projects) == 1 {
+		return &s.Projects[0], nil
+	}
+	if project == "" {
+		return nil, fmt.Errorf("%w (projects: %s)", ErrWhichProject, strings.Join(names, ", "))
+	}
+	return nil, fmt.Errorf("%w named %q (projects: %s)", ErrNoProject, project, strings.Join(names, ", "))
+}
+
+// Title is the project's name, or its repositories pattern when it has
+// none.
+func (p *Project) Title() string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return p.Repositories
+}
+
+// EnvironmentAt returns what every repository of project ran in env at t
+// (see At), sorted by repository: project is a project's name or
+// repositories pattern, "" the only one. The repositories are those of
+// the registry the pattern matches whose env tag ever moved; a Deployment
+// with no Digest says one ran nothing in env at t.
+func (s *Service) EnvironmentAt(ctx context.Context, project, env string, t time.Time) ([]Deployment, error) {
+	p, err := s.ProjectNamed(project)
+	if err != nil {
+		return nil, err
+	}
+	if s.Tags == nil {
+		return nil, errors.New("promotion: no tag history to read the environment's digests from")
+	}
+	if !slices.ContainsFunc(p.Environments, func(e Environment) bool { return e.Name == env }) {
+		names := make([]string, len(p.Environments))
+		for j, e := range p.Environments {
+			names[j] = e.Name
+		}
+		return nil, fmt.Errorf("%w %q in project %s (environments: %s)", ErrNoEnv, env, p.Title(), strings.Join(names, " -> "))
+	}
+	reg, err := name.NewRegistry(s.Host, name.Insecure)
+	if err != nil {
+		return nil, err
+	}
+	repos, err := remote.Catalog(ctx, reg, s.Remote...)
+	if err != nil {
+		return nil, fmt.Errorf("listing repositories: %w", err)
+	}
+	slices.Sort(repos)
+	out := []Deployment{}
+	for _, repo := range repos {
+		if !repopattern.Match(p.Repositories, repo) {
+			continue
+		}
+		// A repository an earlier project claims is that project's.
+		if q, _, _ := s.Lookup(repo, env); q != p {
+			continue
+		}
+		hist, err := s.Tags.TagHistory(ctx, repo, env)
+		if err != nil {
+			return nil, fmt.Errorf("tag history of %s:%s: %w", repo, env, err)
+		}
+		if len(hist) == 0 {
+			continue
+		}
+		dep, err := s.At(ctx, repo, env, t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, dep)
+	}
+	return out, nil
+}
