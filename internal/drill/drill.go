@@ -219,7 +219,7 @@ func drillOne(ctx context.Context, o Options, t target, a Artifact) (ArtifactRep
 		return ar, nil
 	}
 	ar.Image = isImage(desc)
-	if err := t.put(ctx, a.Repository, "", desc); err != nil {
+	if err := t.put(ctx, a.Repository, "", o.Environment, desc); err != nil {
 		ar.Problems = append(ar.Problems, "copy: "+err.Error())
 		return ar, nil
 	}
@@ -231,7 +231,7 @@ func drillOne(ctx context.Context, o Options, t target, a Artifact) (ArtifactRep
 		if err != nil {
 			continue // none of this kind
 		}
-		if err := t.put(ctx, a.Repository, tag.TagStr(), d); err != nil {
+		if err := t.put(ctx, a.Repository, tag.TagStr(), tag.TagStr(), d); err != nil {
 			ar.Problems = append(ar.Problems, "copy "+tag.TagStr()+": "+err.Error())
 			continue
 		}
@@ -247,7 +247,7 @@ func drillOne(ctx context.Context, o Options, t target, a Artifact) (ArtifactRep
 					ar.Problems = append(ar.Problems, "referrer "+r.Digest.String()+" not retrievable: "+err.Error())
 					continue
 				}
-				if err := t.put(ctx, a.Repository, "", rd); err != nil {
+				if err := t.put(ctx, a.Repository, "", "", rd); err != nil {
 					ar.Problems = append(ar.Problems, "copy referrer "+r.Digest.String()+": "+err.Error())
 					continue
 				}
@@ -404,8 +404,9 @@ func sha(b []byte) string {
 // target is where a drill rebuilds: an OCI layout or a registry.
 type target interface {
 	// put copies desc (with everything it references) into repo, under
-	// tag when not empty.
-	put(ctx context.Context, repo, tag string, desc *remote.Descriptor) error
+	// tag when not empty; label names it in a layout (default: its
+	// digest).
+	put(ctx context.Context, repo, tag, label string, desc *remote.Descriptor) error
 	reference(repo, dgst string) string
 	reader(repo string) contentReader
 	// evidence returns where evidence.Collect reads the copy's evidence.
@@ -462,19 +463,19 @@ func newLayout(dir string) (*layoutTarget, error) {
 	return &layoutTarget{dir: dir, path: p}, nil
 }
 
-// RefName is the name an artifact of repo gets in a drill's layout: the
-// repository with '/' as '_', then ":" and tag (the digest's hex when by
-// digest is all there is).
-func RefName(repo, tag string) string {
-	return strings.ReplaceAll(repo, "/", "_") + ":" + tag
+// RefName is the name (a valid tag) an artifact of repo gets in a
+// drill's layout: the repository with '/' as '_', then '.' and label:
+// the environment for the artifact itself (apps_web.prod), the cosign tag
+// for its signature and attestation images, sha256-<hex> for referrers.
+func RefName(repo, label string) string {
+	return strings.ReplaceAll(repo, "/", "_") + "." + label
 }
 
-func (l *layoutTarget) put(_ context.Context, repo, tag string, desc *remote.Descriptor) error {
-	t := tag
-	if t == "" {
-		t = strings.ReplaceAll(desc.Digest.String(), ":", "-")
+func (l *layoutTarget) put(_ context.Context, repo, _, label string, desc *remote.Descriptor) error {
+	if label == "" {
+		label = strings.ReplaceAll(desc.Digest.String(), ":", "-")
 	}
-	ann := layout.WithAnnotations(map[string]string{RefNameAnnotation: RefName(repo, t), RepositoryAnnotation: repo})
+	ann := layout.WithAnnotations(map[string]string{RefNameAnnotation: RefName(repo, label), RepositoryAnnotation: repo})
 	if desc.MediaType.IsIndex() {
 		idx, err := desc.ImageIndex()
 		if err != nil {
@@ -539,7 +540,7 @@ func (r *registryTarget) ropts(ctx context.Context) []remote.Option {
 	return append(slices.Clone(r.opts), remote.WithContext(ctx))
 }
 
-func (r *registryTarget) put(ctx context.Context, repo, tag string, desc *remote.Descriptor) error {
+func (r *registryTarget) put(ctx context.Context, repo, tag, _ string, desc *remote.Descriptor) error {
 	rp, err := r.repo(repo)
 	if err != nil {
 		return err

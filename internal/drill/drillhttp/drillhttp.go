@@ -126,14 +126,14 @@ func (h *Handler) ProjectOf(repo, env string) (string, error) {
 	if i < 0 {
 		return "", fmt.Errorf("%w %q", promotion.ErrNoEnv, env)
 	}
-	return p.Repositories, nil
+	return p.Title(), nil
 }
 
 // ErrInvalid wraps the reasons a drill report is refused.
 var ErrInvalid = errors.New("invalid drill report")
 
 // check validates a report's artifacts and returns its project.
-func (h *Handler) check(rep *drill.Report) (string, error) {
+func (h *Handler) check(ctx context.Context, rep *drill.Report) (string, error) {
 	if rep.Environment == "" || len(rep.Artifacts) == 0 {
 		return "", fmt.Errorf("%w: it names no environment or no artifact", ErrInvalid)
 	}
@@ -154,6 +154,29 @@ func (h *Handler) check(rep *drill.Report) (string, error) {
 		}
 		project = p
 	}
+	// The report must cover exactly what ran then: the digests the
+	// signed promotion records name (promotion.EnvironmentAt).
+	if rep.At.IsZero() {
+		return "", fmt.Errorf("%w: it names no instant (at)", ErrInvalid)
+	}
+	deps, err := h.svc.EnvironmentAt(ctx, project, rep.Environment, rep.At)
+	if err != nil {
+		return "", err
+	}
+	var want, got []string
+	for _, d := range deps {
+		if d.Digest != "" {
+			want = append(want, d.Repository+"@"+d.Digest)
+		}
+	}
+	for _, a := range rep.Artifacts {
+		got = append(got, a.Repository+"@"+a.Digest)
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(want, got) {
+		return "", fmt.Errorf("%w: it covers %s, but %s ran %s at %s", ErrInvalid, strings.Join(got, ", "), rep.Environment, strings.Join(want, ", "), rep.At.UTC().Format(time.RFC3339))
+	}
 	return project, nil
 }
 
@@ -161,7 +184,7 @@ func (h *Handler) check(rep *drill.Report) (string, error) {
 // audits one entry per artifact and updates the metric. by is who ran
 // the drill.
 func (h *Handler) Save(ctx context.Context, rep *drill.Report, by string, r *http.Request) (Record, error) {
-	project, err := h.check(rep)
+	project, err := h.check(ctx, rep)
 	if err != nil {
 		return Record{}, err
 	}
@@ -304,25 +327,18 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.Invalid, "give ?environment=ENV[&project=P]")
 		return
 	}
-	if project == "" {
-		var names []string
-		for _, p := range h.svc.Projects {
-			names = append(names, p.Repositories)
-		}
-		if len(names) != 1 {
-			problem.Write(w, problem.Invalid, "several projects: give &project= one of "+strings.Join(names, ", "))
-			return
-		}
-		project = names[0]
-	}
-	i := slices.IndexFunc(h.svc.Projects, func(p promotion.Project) bool { return p.Repositories == project })
-	if i < 0 {
-		problem.Write(w, problem.NotFound, "no project "+project)
-		return
-	}
 	if _, _, ok := h.authz.Require(w, r, "drill.read", "", 0); !ok {
 		return
 	}
-	l := h.LastOf(project, env)
+	p, err := h.svc.ProjectNamed(project)
+	if errors.Is(err, promotion.ErrWhichProject) {
+		problem.Write(w, problem.Invalid, err.Error())
+		return
+	}
+	if err != nil {
+		problem.Write(w, problem.NotFound, err.Error())
+		return
+	}
+	l := h.LastOf(p.Title(), env)
 	problem.JSON(w, http.StatusOK, l)
 }

@@ -1,0 +1,260 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/custody-dev/custody/internal/drill"
+	"github.com/custody-dev/custody/internal/evidence"
+	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/promotion"
+)
+
+// DrillReportFile is the report a drill writes next to its deployment
+// manifests.
+const DrillReportFile = "drill-report.json"
+
+func newDrillCmd() *cobra.Command {
+	var (
+		f          apiFlags
+		project    string
+		at         string
+		into       string
+		manifests  string
+		trustRoots []string
+		noRecord   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "drill ENV --into (DIR | REGISTRY)",
+		Short: "Rebuild an environment's exact artifact set elsewhere and prove it complete",
+		Long: `Restoration drill: rebuild what environment ENV of a project ran (now, or at
+--at TIME: RFC 3339 or "2026-03-03 14:00", UTC) from the server's store into an
+empty OCI image layout directory or another registry, then prove the copy
+complete:
+
+  - every artifact's digest, with its cosign signature and attestation
+    images and its OCI referrers, copied by digest;
+  - every manifest and blob of the copy re-hashed against its digest;
+  - every signature and attestation verified again (internal/evidence: keys
+    valid when they signed, attestations about this digest);
+  - every dependency the artifacts' SBOMs and provenance pin by digest and
+    that this server stores (base images, generic files) read back whole;
+  - deployment manifests pinned by digest: kubernetes.yaml (a Deployment per
+    image) and compose.yaml, in --manifests DIR (default DIR/deploy for a
+    layout), with drill-report.json.
+
+The drill runs here, in the CLI, with your credentials for both sides
+(custody login to each); the server answers which digests ran, and records
+the report: it signs a drill-report attestation (predicate
+https://custody.dev/attestation/drill/v1) onto every drilled artifact and
+writes an audit entry per artifact (--no-record: do not). Recording needs the
+promoter role on the project's repositories.
+
+--into is a directory when it is an absolute path, starts with ./ or ../,
+exists as a directory or has no host (no '.' or ':' in its first element);
+otherwise a registry, HOST[:PORT][/PREFIX], that receives the repositories
+under their names.
+
+Trust: the server's own keys (GET /api/v1/keys) plus every --trust-root
+file (the CI keys that sign your artifacts). Exits non-zero when anything is
+missing; -o json prints the report.`,
+		Example: `  custody drill prod --into ./restore --trust-root ci-trust-root.json
+  custody drill prod --project shop --at "2026-03-03 14:00" --into 10.0.0.9:5000/restore \
+      --manifests ./restore-manifests --trust-root ci-trust-root.json -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			env := args[0]
+			q := url.Values{"environment": {env}}
+			if project != "" {
+				q.Set("project", project)
+			}
+			if at != "" {
+				q.Set("at", at)
+			}
+			b, err := f.callRaw(cmd, http.MethodGet, "/api/v1/environments?"+q.Encode(), nil)
+			if err != nil {
+				return fmt.Errorf("asking what %s ran: %w", env, err)
+			}
+			var pe struct {
+				Project     string                 `json:"project"`
+				At          time.Time              `json:"at"`
+				Deployments []promotion.Deployment `json:"deployments"`
+			}
+			if err := json.Unmarshal(b, &pe); err != nil {
+				return fmt.Errorf("reading what %s ran: %w", env, err)
+			}
+			trust, err := drillTrust(cmd, &f, trustRoots)
+			if err != nil {
+				return err
+			}
+			host, err := serverHost(c.Base())
+			if err != nil {
+				return err
+			}
+			o := remoteOpts(cmd.Context())
+			opts := drill.Options{Project: pe.Project, Environment: env, At: pe.At, Source: o.Remote, SourceHost: host,
+				Into: into, Target: o.Remote, Manifests: manifests, Trust: trust}
+			for _, d := range pe.Deployments {
+				if d.Digest != "" {
+					opts.Artifacts = append(opts.Artifacts, drill.Artifact{Repository: d.Repository, Digest: d.Digest})
+				}
+			}
+			rep, err := drill.Run(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			if err := writeDrillReport(rep); err != nil {
+				return err
+			}
+			var recorded any
+			var recErr error
+			if !noRecord && len(rep.Artifacts) > 0 {
+				rb, err := f.callRaw(cmd, http.MethodPost, "/api/v1/drills", rep)
+				if err != nil {
+					recErr = fmt.Errorf("recording the drill report: %w", err)
+				} else {
+					recorded = json.RawMessage(rb)
+				}
+			}
+			if err := printDrill(cmd, f.output, rep, recorded); err != nil {
+				return err
+			}
+			return recErr
+		},
+	}
+	f.register(cmd.Flags())
+	fl := cmd.Flags()
+	fl.StringVar(&project, "project", "", "project (its name or repositories pattern; default: the only one)")
+	fl.StringVar(&at, "at", "", `rebuild what ran at this instant (RFC 3339 or "2026-03-03 14:00", UTC; default now)`)
+	fl.StringVar(&into, "into", "", "empty directory (OCI image layout) or registry HOST[:PORT][/PREFIX] to rebuild into (required)")
+	fl.StringVar(&manifests, "manifests", "", "directory for kubernetes.yaml, compose.yaml and drill-report.json (default: DIR/deploy; required with a registry)")
+	fl.StringArrayVar(&trustRoots, "trust-root", nil, "trust-root file of further keys whose signatures count (repeatable)")
+	fl.BoolVar(&noRecord, "no-record", false, "do not record the drill report on the server")
+	_ = cmd.MarkFlagRequired("into")
+	return cmd
+}
+
+// drillTrust trusts the server's keys (the only ones whose records
+// count) and the keys of the trust-root files.
+func drillTrust(cmd *cobra.Command, f *apiFlags, files []string) (*evidence.Trust, error) {
+	b, err := f.callRaw(cmd, http.MethodGet, "/api/v1/keys", nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading the server's keys: %w", err)
+	}
+	tr, err := key.ParseTrustRoot(b)
+	if err != nil {
+		return nil, fmt.Errorf("the server's keys: %w", err)
+	}
+	var own []string
+	for _, k := range tr.Keys {
+		own = append(own, k.ID)
+	}
+	for _, p := range files {
+		b, err := readCapped(p, 1<<20)
+		if err != nil {
+			return nil, err
+		}
+		more, err := key.ParseTrustRoot(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		tr.Keys = append(tr.Keys, more.Keys...)
+	}
+	t, err := evidence.NewTrust(tr)
+	if err != nil {
+		return nil, err
+	}
+	return t.RecordsOnlyBy(own...), nil
+}
+
+// writeDrillReport writes the report next to the deployment manifests.
+func writeDrillReport(rep *drill.Report) error {
+	if len(rep.Manifests) == 0 {
+		return nil
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(filepath.Dir(rep.Manifests[0]), DrillReportFile)
+	if err := os.WriteFile(p, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	rep.Manifests = append(rep.Manifests, p)
+	return nil
+}
+
+func printDrill(cmd *cobra.Command, output string, rep *drill.Report, recorded any) error {
+	if output == outputJSON {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(struct {
+			*drill.Report
+			Recorded any `json:"recorded,omitempty"`
+		}{rep, recorded}); err != nil {
+			return err
+		}
+	} else {
+		printDrillText(cmd.OutOrStdout(), rep, recorded != nil)
+	}
+	if !rep.OK {
+		return fmt.Errorf("drill of %s: %d thing(s) missing", rep.Environment, len(rep.Missing))
+	}
+	return nil
+}
+
+func printDrillText(w io.Writer, rep *drill.Report, recorded bool) {
+	when := "now"
+	if !rep.At.IsZero() {
+		when = rep.At.UTC().Format(time.RFC3339)
+	}
+	fmt.Fprintf(w, "drill of %s (project %s, as at %s) from %s into %s\n", rep.Environment, orNothing(rep.Project), when, rep.Source, rep.Into)
+	for _, a := range rep.Artifacts {
+		mark := "ok  "
+		if len(a.Problems) > 0 {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "  %s %s@%s: %d manifest(s), %d blob(s) re-hashed (%d bytes), %d signature(s), %d attestation(s)\n",
+			mark, a.Repository, a.Digest, a.Manifests, a.Blobs, a.Bytes, a.Signatures, a.Attestations)
+		fmt.Fprintf(w, "       now at %s\n", a.Reference)
+	}
+	for _, d := range rep.Dependencies {
+		switch {
+		case !d.Stored:
+			fmt.Fprintf(w, "  --   dependency %s (%s): not stored here, not checked\n", d.URI, d.Digest)
+		case d.Retrievable:
+			fmt.Fprintf(w, "  ok   dependency %s (%s) retrievable\n", d.URI, d.Digest)
+		default:
+			fmt.Fprintf(w, "  FAIL dependency %s (%s): %s\n", d.URI, d.Digest, d.Problem)
+		}
+	}
+	for _, m := range rep.Manifests {
+		fmt.Fprintf(w, "  wrote %s\n", m)
+	}
+	fmt.Fprintf(w, "took %.1fs\n", rep.Seconds)
+	if recorded {
+		fmt.Fprintln(w, "recorded: signed drill report attached, audit entries written")
+	}
+	if rep.OK {
+		fmt.Fprintln(w, "complete")
+		return
+	}
+	fmt.Fprintln(w, "INCOMPLETE:")
+	for _, m := range rep.Missing {
+		fmt.Fprintln(w, "  - "+strings.TrimSpace(m))
+	}
+}
+
