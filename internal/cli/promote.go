@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
@@ -176,42 +174,6 @@ rollback and the admission webhook refuse it. Needs the maintainer role.`,
 	}
 	f.register(cmd.Flags())
 	cmd.Flags().StringVar(&reason, "reason", "", "why (required)")
-	return cmd
-}
-
-func newEnvCmd() *cobra.Command {
-	var f apiFlags
-	cmd := &cobra.Command{
-		Use:   "env ENV REPOSITORY",
-		Short: "Show what an environment runs and every promotion into it",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			q := url.Values{"repository": {args[1]}, "environment": {args[0]}}
-			b, err := f.call(cmd, http.MethodGet, "/api/v1/environments?"+q.Encode(), nil, nil)
-			if err != nil {
-				return err
-			}
-			return printJSONOrText(cmd, f.output, b, func() error {
-				var st struct {
-					Current string
-					History []struct {
-						Digest string
-						At     time.Time
-					}
-				}
-				if err := json.Unmarshal(b, &st); err != nil {
-					return err
-				}
-				w := cmd.OutOrStdout()
-				fmt.Fprintf(w, "%s of %s runs %s\n", args[0], args[1], orNothing(st.Current))
-				for _, h := range st.History {
-					fmt.Fprintf(w, "  %s  %s\n", h.At.Format(time.RFC3339), h.Digest)
-				}
-				return nil
-			})
-		},
-	}
-	f.register(cmd.Flags())
 	return cmd
 }
 

@@ -60,6 +60,7 @@ login', else http://127.0.0.1:5000.`,
 		newRollbackCmd(),
 		newRevokeCmd(),
 		newEnvCmd(),
+		newHistoryCmd(),
 		newDrillCmd(),
 		newGateCmd(),
 		newPolicyCmd(), // deprecated alias of gate test

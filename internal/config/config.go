@@ -6,11 +6,13 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -112,6 +114,9 @@ type TLS struct {
 
 // Project is a repository pattern and its environments in promotion order.
 type Project struct {
+	// Name names the project in custody env --project and the
+	// environments API (default: the repositories pattern).
+	Name         string        `yaml:"name"`
 	Repositories string        `yaml:"repositories"`
 	Environments []Environment `yaml:"environments"`
 }
@@ -600,9 +605,16 @@ func (c Config) Validate() error {
 	if err := repopattern.ValidateAll(c.Signing.OnPush); err != nil {
 		return fmt.Errorf("signing.onPush: %w", err)
 	}
+	projects := map[string]bool{}
 	for i, p := range c.Projects {
 		if p.Repositories == "" || len(p.Environments) == 0 {
 			return fmt.Errorf("projects[%d] needs repositories and environments", i)
+		}
+		for _, n := range slices.Compact([]string{p.Repositories, cmp.Or(p.Name, p.Repositories)}) {
+			if projects[n] {
+				return fmt.Errorf("projects[%d]: %q names another project too: give each project its own name", i, n)
+			}
+			projects[n] = true
 		}
 		if err := repopattern.Validate(p.Repositories); err != nil {
 			return fmt.Errorf("projects[%d].repositories: %w", i, err)

@@ -108,6 +108,8 @@ func TestRefusals(t *testing.T) {
 		{"bad onPush pattern", write("signing:\n  onPush: [Team/*]\n"), nil, "signing.onPush: repository pattern \"Team/*\": character 'T'"},
 		{"bad policy pattern", write("policies:\n- repository: team//a\n"), nil, "policies[0].repository: repository pattern \"team//a\" has an empty path segment"},
 		{"bad project pattern", write("projects:\n- repositories: \"a?\"\n  environments: [{name: dev}]\n"), nil, "projects[0].repositories: repository pattern \"a?\": character '?'"},
+		{"duplicate project name", write("# names\nprojects:\n- {name: shop, repositories: \"shop/**\", environments: [{name: dev}]}\n- {name: shop, repositories: \"apps/**\", environments: [{name: dev}]}\n"), nil, "projects[1]: \"shop\" names another project too"},
+		{"project named like another's pattern", write("# named\nprojects:\n- {repositories: \"shop/**\", environments: [{name: dev}]}\n- {name: \"shop/**\", repositories: \"apps/**\", environments: [{name: dev}]}\n"), nil, "projects[1]: \"shop/**\" names another project too"},
 		{"bad grant pattern", write("# grants\nauth:\n  grants:\n  - {subjects: [anonymous], role: reader, repositories: [\"team/[ab]\"]}\n"), nil, "auth.grants[0].repositories: repository pattern \"team/[ab]\""},
 	}
 	for _, tc := range cases {

@@ -179,49 +179,16 @@ func (p *Project) Title() string {
 
 // EnvironmentAt returns what every repository of project ran in env at t
 // (see At), sorted by repository: project is a project's name or
-// repositories pattern, "" the only one. The repositories are those of
-// the registry the pattern matches whose env tag ever moved; a Deployment
-// with no Digest says one ran nothing in env at t.
+// repositories pattern, "" the only one. The repositories are those
+// Repositories lists; a Deployment with no Digest says one ran nothing in
+// env at t.
 func (s *Service) EnvironmentAt(ctx context.Context, project, env string, t time.Time) ([]Deployment, error) {
-	p, err := s.ProjectNamed(project)
+	_, repos, err := s.Repositories(ctx, project, env)
 	if err != nil {
 		return nil, err
 	}
-	if s.Tags == nil {
-		return nil, errors.New("promotion: no tag history to read the environment's digests from")
-	}
-	if !slices.ContainsFunc(p.Environments, func(e Environment) bool { return e.Name == env }) {
-		names := make([]string, len(p.Environments))
-		for j, e := range p.Environments {
-			names[j] = e.Name
-		}
-		return nil, fmt.Errorf("%w %q in project %s (environments: %s)", ErrNoEnv, env, p.Title(), strings.Join(names, " -> "))
-	}
-	reg, err := name.NewRegistry(s.Host, name.Insecure)
-	if err != nil {
-		return nil, err
-	}
-	repos, err := remote.Catalog(ctx, reg, s.Remote...)
-	if err != nil {
-		return nil, fmt.Errorf("listing repositories: %w", err)
-	}
-	slices.Sort(repos)
 	out := []Deployment{}
 	for _, repo := range repos {
-		if !repopattern.Match(p.Repositories, repo) {
-			continue
-		}
-		// A repository an earlier project claims is that project's.
-		if q, _, _ := s.Lookup(repo, env); q != p {
-			continue
-		}
-		hist, err := s.Tags.TagHistory(ctx, repo, env)
-		if err != nil {
-			return nil, fmt.Errorf("tag history of %s:%s: %w", repo, env, err)
-		}
-		if len(hist) == 0 {
-			continue
-		}
 		dep, err := s.At(ctx, repo, env, t)
 		if err != nil {
 			return nil, err
@@ -229,4 +196,70 @@ func (s *Service) EnvironmentAt(ctx context.Context, project, env string, t time
 		out = append(out, dep)
 	}
 	return out, nil
+}
+
+// Repositories returns project (see ProjectNamed) and its repositories
+// that env ever held something of, sorted: the registry's repositories
+// the project's pattern matches (and no earlier project claims) whose env
+// tag ever moved.
+func (s *Service) Repositories(ctx context.Context, project, env string) (*Project, []string, error) {
+	p, err := s.ProjectNamed(project)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !slices.ContainsFunc(p.Environments, func(e Environment) bool { return e.Name == env }) {
+		names := make([]string, len(p.Environments))
+		for j, e := range p.Environments {
+			names[j] = e.Name
+		}
+		return nil, nil, fmt.Errorf("%w %q in project %s (environments: %s)", ErrNoEnv, env, p.Title(), strings.Join(names, " -> "))
+	}
+	if s.Tags == nil {
+		return nil, nil, errors.New("promotion: no tag history to read the environment's digests from")
+	}
+	reg, err := name.NewRegistry(s.Host, name.Insecure)
+	if err != nil {
+		return nil, nil, err
+	}
+	all, err := remote.Catalog(ctx, reg, s.Remote...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing repositories: %w", err)
+	}
+	slices.Sort(all)
+	repos := []string{}
+	for _, repo := range all {
+		if !repopattern.Match(p.Repositories, repo) {
+			continue
+		}
+		if q, _, _ := s.Lookup(repo, env); q != p {
+			continue // an earlier project claims it
+		}
+		hist, err := s.Tags.TagHistory(ctx, repo, env)
+		if err != nil {
+			return nil, nil, fmt.Errorf("tag history of %s:%s: %w", repo, env, err)
+		}
+		if len(hist) > 0 {
+			repos = append(repos, repo)
+		}
+	}
+	return p, repos, nil
+}
+
+// ParseTime reads an instant as custody env --at and the environments
+// API take it: RFC 3339 (2026-03-03T14:00:00Z, 2026-03-03T15:00:00+01:00),
+// or "2026-03-03 14:00", "2026-03-03 14:00:05" or "2026-03-03" in UTC.
+// The result is in UTC.
+func ParseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	for _, layout := range []string{"2006-01-02 15:04", "2006-01-02 15:04:05", time.DateOnly} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return time.Time{}, fmt.Errorf("time %q: use RFC 3339 (2026-03-03T14:00:00Z) or \"2026-03-03 14:00\" (UTC)", s)
 }

@@ -119,6 +119,9 @@ func apiRequirement(r *http.Request) (action, repo string, perm auth.Perm, own b
 			return "", "", 0, true // the log's public key is public
 		}
 		return "audit.read", "", auth.PermAudit, false
+	case "history":
+		// A digest's history is the audit log's entries about it.
+		return "audit.read", "", auth.PermAudit, false
 	case "gc", "scrub":
 		return kind, "", auth.PermAdmin, false
 	case "policies":

@@ -295,6 +295,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		Authz:      authz,
 		Audit:      auditor,
 		Index:      md,
+		AuditLog:   tl,
 		Log:        log,
 		Registries: cfg.Admission.Registries,
 	})

@@ -12,7 +12,10 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/custody-dev/custody/internal/admission"
+	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/builds"
+	"github.com/custody-dev/custody/internal/promotion"
+	"github.com/custody-dev/custody/internal/registry"
 )
 
 type envKey struct{}
@@ -28,9 +31,11 @@ func (p *Handler) admissionHandler(registries []string) http.Handler {
 		env, _ := ctx.Value(envKey{}).(string)
 		var out []admission.Denial
 		for _, img := range images {
-			if reason := p.admit(ctx, env, registries, img); reason != "" {
+			reason := p.admit(ctx, env, registries, img)
+			if reason != "" {
 				out = append(out, admission.Denial{Image: img, Reason: reason})
 			}
+			p.recordAdmission(ctx, env, registries, img, reason)
 		}
 		return out, nil
 	}), admission.Options{ResolveTag: p.resolveTag(registries)})
@@ -95,4 +100,19 @@ func (p *Handler) resolveTag(registries []string) admission.TagResolver {
 		}
 		return digest.Digest(desc.Digest.String()), nil
 	}
+}
+
+// recordAdmission records one image's admission decision in the audit
+// log, when the image is an artifact of this registry: the decision
+// belongs to the digest's history.
+func (p *Handler) recordAdmission(ctx context.Context, env string, registries []string, img admission.Image, reason string) {
+	repo := localRepo(registries, img.Repository)
+	if repo == "" || !registry.ValidName(repo) || img.Digest.Validate() != nil {
+		return
+	}
+	ev := audit.Event{Action: promotion.ActionAdmission, Repo: repo, Digest: img.Digest, Tag: env, Result: "ok", Reason: "admitted to " + env}
+	if reason != "" {
+		ev.Result, ev.Reason = "denied", reason
+	}
+	p.audit.Record(ctx, ev)
 }

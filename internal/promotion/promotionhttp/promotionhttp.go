@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
@@ -38,7 +40,9 @@ import (
 //	POST /api/v1/gate         {"repository","digest","environment"}  evaluate only (reader)
 //	POST /api/v1/rollback     {"repository","environment","reason"}  promoter
 //	POST /api/v1/revocations  {"repository","digest","reason"}  maintainer
-//	GET  /api/v1/environments?repository=R&environment=E[&digest=D]
+//	GET  /api/v1/environments?repository=R&environment=E[&digest=D][&at=T]
+//	GET  /api/v1/environments?environment=E[&project=P][&at=T]  project-wide
+//	GET  /api/v1/history?repository=R&digest=D  (audit read, checked by the server)
 //	POST /admission/{env}     the Kubernetes admission webhook (docs/admission.md)
 type Handler struct {
 	svc        *promotion.Service
@@ -69,6 +73,9 @@ type Options struct {
 	Authz    *auth.Service
 	Audit    audit.Auditor
 	Index    builds.Index
+	// AuditLog is the audit log the point-in-time answers and histories
+	// name entries of.
+	AuditLog promotion.AuditSearch
 	Log      *slog.Logger
 	// Registries are the host names clients use for this registry
 	// (admission.registries); when set, the admission webhook refuses
@@ -82,14 +89,14 @@ func New(o Options) (*Handler, error) {
 	if len(o.Projects) == 0 {
 		return nil, nil
 	}
-	svc := &promotion.Service{Remote: o.Remote, Host: o.Host, Signer: o.Signer, Findings: o.Findings}
+	svc := &promotion.Service{Remote: o.Remote, Host: o.Host, Signer: o.Signer, Findings: o.Findings, Tags: o.Index, Audit: o.AuditLog}
 	trust, err := promotionTrust(o.Ring, o.TrustRoot)
 	if err != nil {
 		return nil, err
 	}
 	svc.Trust = trust
 	for i, p := range o.Projects {
-		pr := promotion.Project{Repositories: p.Repositories}
+		pr := promotion.Project{Name: p.Name, Repositories: p.Repositories}
 		for _, e := range p.Environments {
 			env := promotion.Environment{Name: e.Name, Approvals: e.Approvals}
 			if len(e.Gate.Rules) > 0 {
@@ -146,6 +153,7 @@ func (p *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/rollback", p.rollback)
 	mux.HandleFunc("POST /api/v1/revocations", p.revoke)
 	mux.HandleFunc("GET /api/v1/environments", p.environment)
+	mux.HandleFunc("GET /api/v1/history", p.history)
 	mux.Handle("POST /admission/{env}", p.admissionHandler(p.registries))
 }
 
@@ -347,21 +355,67 @@ func (p *Handler) revoke(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// EnvironmentStatus is the answer of GET /api/v1/environments.
+// EnvironmentStatus is the answer of GET /api/v1/environments for one
+// repository: what the environment tag names now (Current) and every
+// position it had (History), and what ran at At (now unless asked) with
+// the signed record that proves it (Deployment).
 type EnvironmentStatus struct {
-	Repository  string            `json:"repository"`
-	Environment string            `json:"environment"`
-	Current     string            `json:"current"`
-	History     []builds.TagEvent `json:"history"`
-	Check       *promotion.Check  `json:"check,omitempty"`
+	Repository  string                `json:"repository"`
+	Environment string                `json:"environment"`
+	Current     string                `json:"current"`
+	History     []builds.TagEvent     `json:"history"`
+	Check       *promotion.Check      `json:"check,omitempty"`
+	At          time.Time             `json:"at"`
+	Deployment  *promotion.Deployment `json:"deployment,omitempty"`
+}
+
+// ProjectEnvironment is the answer of GET /api/v1/environments without a
+// repository: what every repository of the project ran in the
+// environment at At.
+type ProjectEnvironment struct {
+	Project     string                 `json:"project"`
+	Environment string                 `json:"environment"`
+	At          time.Time              `json:"at"`
+	Deployments []promotion.Deployment `json:"deployments"`
 }
 
 func (p *Handler) environment(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	repo, env, dgst := q.Get("repository"), q.Get("environment"), q.Get("digest")
+	repo, env, dgst, project := q.Get("repository"), q.Get("environment"), q.Get("digest"), q.Get("project")
+	at := time.Now().UTC()
+	if q.Has("at") {
+		t, err := promotion.ParseTime(q.Get("at"))
+		if err != nil {
+			problem.Write(w, problem.Invalid, "at: "+err.Error())
+			return
+		}
+		at = t
+	}
+	if env == "" {
+		problem.Write(w, problem.Invalid, "give ?environment=ENV and a repository=NAME or project=NAME (or neither, with one project)")
+		return
+	}
+	if repo == "" && !q.Has("repository") {
+		if dgst != "" {
+			problem.Write(w, problem.Invalid, "a digest is checked against one repository: give repository=NAME")
+			return
+		}
+		p.projectEnvironment(w, r, project, env, at)
+		return
+	}
+	if project != "" {
+		problem.Write(w, problem.Invalid, "give repository=NAME or project=NAME, not both")
+		return
+	}
 	if !registry.ValidName(repo) {
 		problem.Write(w, problem.InvalidName, "give ?repository=NAME&environment=ENV")
 		return
+	}
+	if dgst != "" {
+		if _, err := digest.Parse(dgst); err != nil {
+			problem.Write(w, problem.InvalidDigest, err.Error())
+			return
+		}
 	}
 	r, _, ok := p.authz.Require(w, r, "environment.read", repo, auth.PermPull)
 	if !ok {
@@ -371,22 +425,106 @@ func (p *Handler) environment(w http.ResponseWriter, r *http.Request) {
 		p.LookupError(w, r, err)
 		return
 	}
-	st := EnvironmentStatus{Repository: repo, Environment: env, History: []builds.TagEvent{}}
+	st := EnvironmentStatus{Repository: repo, Environment: env, History: []builds.TagEvent{}, At: at}
 	st.Current, _ = p.svc.Current(r.Context(), repo, env)
 	if h, err := p.index.TagHistory(r.Context(), repo, env); err == nil && h != nil {
 		st.History = h
 	}
+	dep, err := p.svc.At(r.Context(), repo, env, at)
+	if err != nil {
+		p.LookupError(w, r, err)
+		return
+	}
+	st.Deployment = &dep
 	if dgst != "" {
-		if _, err := digest.Parse(dgst); err != nil {
-			problem.Write(w, problem.InvalidDigest, err.Error())
-			return
-		}
 		c, err := p.svc.CheckDeploy(r.Context(), repo, dgst, env)
 		if err != nil {
 			p.LookupError(w, r, err)
 			return
 		}
+		p.recordCheck(r, c)
 		st.Check = &c
 	}
 	problem.JSON(w, http.StatusOK, st)
+}
+
+// recordCheck records a deploy-time check (custody verify --env) in the
+// audit log: the verification belongs to the digest's history.
+func (p *Handler) recordCheck(r *http.Request, c promotion.Check) {
+	ev := audit.Event{Action: promotion.ActionVerify, Repo: c.Repository, Digest: digest.Digest(c.Digest), Tag: c.Environment, Result: "ok", Request: r}
+	switch {
+	case c.OK:
+		ev.Reason = "runs in " + c.Environment + " and its gate holds"
+	case c.Revoked:
+		ev.Result, ev.Reason = "denied", "revoked"
+	case !c.Promoted:
+		ev.Result, ev.Reason = "denied", fmt.Sprintf("not what %s runs (it runs %s)", c.Environment, cmp.Or(c.Current, "nothing"))
+	default:
+		var failed []string
+		for _, f := range c.Gate.Failed() {
+			failed = append(failed, f.Name)
+		}
+		ev.Result, ev.Reason = "denied", "the gate no longer holds: "+strings.Join(failed, ", ")
+	}
+	p.audit.Record(r.Context(), ev)
+}
+
+// projectEnvironment answers what every repository of project ran in env
+// at at. The caller must be signed in and may read the environment of
+// every repository listed (pull, as for one repository).
+func (p *Handler) projectEnvironment(w http.ResponseWriter, r *http.Request, project, env string, at time.Time) {
+	r, pr, ok := p.authz.Require(w, r, "environment.read", "", 0)
+	if !ok {
+		return
+	}
+	proj, repos, err := p.svc.Repositories(r.Context(), project, env)
+	if err != nil {
+		if errors.Is(err, promotion.ErrWhichProject) {
+			problem.Write(w, problem.Invalid, err.Error())
+			return
+		}
+		p.LookupError(w, r, err)
+		return
+	}
+	for _, repo := range repos {
+		if !pr.Can(repo, auth.PermPull) {
+			p.authz.Require(w, r, "environment.read", repo, auth.PermPull) // answers the refusal
+			return
+		}
+	}
+	out := ProjectEnvironment{Project: proj.Title(), Environment: env, At: at, Deployments: []promotion.Deployment{}}
+	for _, repo := range repos {
+		dep, err := p.svc.At(r.Context(), repo, env, at)
+		if err != nil {
+			p.LookupError(w, r, err)
+			return
+		}
+		out.Deployments = append(out.Deployments, dep)
+	}
+	problem.JSON(w, http.StatusOK, out)
+}
+
+// history answers every audit-log event about one digest. The server's
+// API guard requires the audit permission, as for the audit log itself.
+func (p *Handler) history(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	repo, dgst := q.Get("repository"), q.Get("digest")
+	if !registry.ValidName(repo) {
+		problem.Write(w, problem.InvalidName, "give ?repository=NAME&digest=sha256:...")
+		return
+	}
+	if _, err := digest.Parse(dgst); err != nil {
+		problem.Write(w, problem.InvalidDigest, "give the artifact by digest (sha256:...): "+err.Error())
+		return
+	}
+	h, err := p.svc.History(r.Context(), repo, dgst)
+	if err != nil {
+		problem.Fail(w, r, p.log, "reading the history failed", err)
+		return
+	}
+	if len(h.Events) == 0 {
+		problem.Write(w, problem.NotFound, "the audit log records nothing about "+repo+"@"+dgst)
+		return
+	}
+	problem.JSON(w, http.StatusOK, h)
 }

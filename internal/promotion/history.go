@@ -1,0 +1,154 @@
+package promotion
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/custody-dev/custody/internal/sign"
+	"github.com/custody-dev/custody/internal/tlog"
+)
+
+// The kinds of history events.
+const (
+	KindPush         = "push"
+	KindTag          = "tag"
+	KindSignature    = "signature"
+	KindAttestation  = "attestation"
+	KindPromotion    = "promotion"
+	KindApproval     = "approval"
+	KindRollback     = "rollback"
+	KindVerification = "verification"
+	KindAdmission    = "admission"
+	KindHold         = "hold"
+	KindRetention    = "retention"
+	KindRevocation   = "revocation"
+)
+
+// The audit actions of the decisions the server records about a digest
+// when asked (the promotion handler records them).
+const (
+	// ActionVerify: a deploy-time check (custody verify --env).
+	ActionVerify = "verify"
+	// ActionAdmission: one image's admission webhook decision.
+	ActionAdmission = "admission"
+)
+
+// Event is one thing that happened to a digest, as the audit log records
+// it.
+type Event struct {
+	Kind   string    `json:"kind"`
+	Time   time.Time `json:"time"`
+	Action string    `json:"action"` // the audit entry's action
+	Actor  string    `json:"actor"`
+	Result string    `json:"result"`
+	Tag    string    `json:"tag,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	// Digest is the entry's digest when it is another manifest's: a
+	// signature or attestation stored about the artifact.
+	Digest string `json:"digest,omitempty"`
+	// PredicateType says what a signature or attestation stored as an
+	// OCI referrer is.
+	PredicateType string `json:"predicateType,omitempty"`
+	AuditIndex    uint64 `json:"auditIndex"`
+}
+
+// History is every event about one digest, in audit-log order.
+type History struct {
+	Repository string  `json:"repository"`
+	Digest     string  `json:"digest"`
+	Events     []Event `json:"events"`
+}
+
+// History returns every audit-log entry about repo@dgst, in log order
+// (the order things happened): its push, tag moves, the signatures and
+// attestations stored about it (the cosign sha256-<hex>.sig/.att tags and
+// the OCI referrers of the digest), the server's signatures and
+// attestations, promotions, approvals, rollbacks, revocations,
+// deploy-time verifications, admission decisions, holds and retention.
+func (s *Service) History(ctx context.Context, repo, dgst string) (History, error) {
+	h := History{Repository: repo, Digest: dgst, Events: []Event{}}
+	if s.Audit == nil {
+		return h, errors.New("promotion: no audit log to read the history from")
+	}
+	d, err := s.ref(repo, dgst)
+	if err != nil {
+		return h, err
+	}
+	// What is stored about the digest as OCI referrers, by manifest.
+	referrers := map[string]string{}
+	if idx, err := remote.Referrers(d, s.opts(ctx).Remote...); err == nil {
+		if m, err := idx.IndexManifest(); err == nil {
+			for _, r := range m.Manifests {
+				referrers[r.Digest.String()] = r.Annotations[sign.BundlePredicateTypeAnnotation]
+			}
+		}
+	}
+	leaves, err := s.Audit.Search(ctx, tlog.Query{Repo: repo})
+	if err != nil {
+		return h, fmt.Errorf("searching the audit log: %w", err)
+	}
+	cosignTag := strings.Replace(dgst, ":", "-", 1) + "."
+	for _, l := range leaves {
+		e, err := tlog.ParseEntry(l.Entry)
+		if err != nil {
+			continue
+		}
+		ev := Event{Action: e.Action, Actor: e.Actor, Result: e.Result, Tag: e.Tag, Reason: e.Reason, AuditIndex: l.Index}
+		ev.Time, _ = time.Parse(time.RFC3339Nano, e.Time)
+		pt, referrer := referrers[e.Digest]
+		switch {
+		case e.Digest == dgst:
+			ev.Kind = kindOf(e)
+		case referrer && e.Action == "manifest.put":
+			ev.Kind, ev.Digest, ev.PredicateType = KindAttestation, e.Digest, pt
+			if pt == sign.CosignSignPredicateType {
+				ev.Kind = KindSignature
+			}
+		case strings.HasPrefix(e.Tag, cosignTag) && strings.HasPrefix(e.Action, "tag."):
+			ev.Kind, ev.Digest = KindAttestation, e.Digest
+			if strings.HasSuffix(e.Tag, ".sig") {
+				ev.Kind = KindSignature
+			}
+		default:
+			continue
+		}
+		h.Events = append(h.Events, ev)
+	}
+	return h, nil
+}
+
+// kindOf names what an audit entry about the digest itself records.
+func kindOf(e tlog.Entry) string {
+	switch a := e.Action; {
+	case a == "manifest.put":
+		return KindPush
+	case strings.HasPrefix(a, "tag."):
+		return KindTag
+	case a == "sign":
+		return KindSignature
+	case a == "sbom", a == "provenance", a == "scan":
+		return KindAttestation
+	case a == "promote" && strings.HasPrefix(e.Reason, "approval "):
+		return KindApproval
+	case a == "promote":
+		return KindPromotion
+	case a == "rollback":
+		return KindRollback
+	case a == "revoke":
+		return KindRevocation
+	case a == ActionVerify, a == "gate.violation":
+		return KindVerification
+	case a == ActionAdmission:
+		return KindAdmission
+	case strings.HasPrefix(a, "hold."):
+		return KindHold
+	case strings.HasPrefix(a, "retention."):
+		return KindRetention
+	}
+	return e.Action
+}
