@@ -82,7 +82,11 @@ missing; -o json prints the report.`,
 				q.Set("project", project)
 			}
 			if at != "" {
-				q.Set("at", at)
+				t, err := promotion.ParseTime(at)
+				if err != nil {
+					return fmt.Errorf("--at: %w", err)
+				}
+				q.Set("at", t.Format(time.RFC3339Nano))
 			}
 			b, err := f.callRaw(cmd, http.MethodGet, "/api/v1/environments?"+q.Encode(), nil)
 			if err != nil {
@@ -258,3 +262,50 @@ func printDrillText(w io.Writer, rep *drill.Report, recorded bool) {
 	}
 }
 
+// withLastDrill adds "drill" (GET /api/v1/drills: the environment's last
+// drill and last successful one) to a project-wide environment answer;
+// the answer is unchanged when the server knows no drills (no projects,
+// an older server).
+func withLastDrill(cmd *cobra.Command, f *apiFlags, b []byte) []byte {
+	var st map[string]json.RawMessage
+	var pe struct{ Project, Environment string }
+	if json.Unmarshal(b, &st) != nil || json.Unmarshal(b, &pe) != nil {
+		return b
+	}
+	q := url.Values{"environment": {pe.Environment}, "project": {pe.Project}}
+	d, err := f.callRaw(cmd, http.MethodGet, "/api/v1/drills?"+q.Encode(), nil)
+	if err != nil {
+		return b
+	}
+	st["drill"] = d
+	out, err := json.Marshal(st)
+	if err != nil {
+		return b
+	}
+	return out
+}
+
+// printLastDrill prints the time since the environment's last successful
+// drill, from withLastDrill's field.
+func printLastDrill(w io.Writer, b []byte) {
+	var st struct {
+		Drill *struct {
+			Last        time.Time `json:"last"`
+			LastOK      bool      `json:"lastOK"`
+			LastSuccess time.Time `json:"lastSuccess"`
+		} `json:"drill"`
+	}
+	if json.Unmarshal(b, &st) != nil || st.Drill == nil {
+		return
+	}
+	d := st.Drill
+	switch {
+	case d.LastSuccess.IsZero():
+		fmt.Fprintln(w, "last successful drill: never (custody drill)")
+	default:
+		fmt.Fprintf(w, "last successful drill: %s (%s ago)\n", d.LastSuccess.Format(time.RFC3339), time.Since(d.LastSuccess).Round(time.Second))
+	}
+	if !d.Last.IsZero() && !d.LastOK {
+		fmt.Fprintf(w, "last drill %s FAILED\n", d.Last.Format(time.RFC3339))
+	}
+}

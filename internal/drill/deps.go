@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -114,12 +115,12 @@ func locate(uri, host string) (location, bool) {
 		case "oci":
 			// repository_url is the full repository: HOST/PATH/NAME.
 			h, path, ok := strings.Cut(ru, "/")
-			if ok && h == host {
+			if path = strings.Trim(path, "/"); ok && h == host && path != "" {
 				return location{repo: path}, true
 			}
 		case "docker":
-			if ru == host {
-				return location{repo: strings.Trim(p.Namespace+"/"+p.Name, "/")}, true
+			if repo := strings.Trim(p.Namespace+"/"+p.Name, "/"); ru == host && repo != "" {
+				return location{repo: repo}, true
 			}
 		}
 		return location{}, false
@@ -130,7 +131,7 @@ func locate(uri, host string) (location, bool) {
 		}
 		// /generic/<repo>/<name>/<version>/<file>: OCI repository <repo>/<name>.
 		parts := strings.Split(strings.TrimPrefix(u.Path, "/generic/"), "/")
-		if len(parts) < 4 {
+		if len(parts) < 4 || slices.Contains(parts, "") {
 			return location{}, false
 		}
 		return location{repo: strings.Join(parts[:len(parts)-2], "/"), blob: true}, true

@@ -65,7 +65,7 @@ func writeManifests(dir, env string, arts []ArtifactReport) ([]string, error) {
 				"selector": map[string]any{"matchLabels": map[string]string{"app.kubernetes.io/name": n}},
 				"template": map[string]any{
 					"metadata": map[string]any{"labels": labels},
-					"spec": map[string]any{"containers": []any{map[string]any{"name": n, "image": image}}},
+					"spec":     map[string]any{"containers": []any{map[string]any{"name": n, "image": image}}},
 				},
 			},
 		}

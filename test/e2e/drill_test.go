@@ -152,7 +152,7 @@ func TestDrill(t *testing.T) {
 	api := site.push(t, "apps/api", true)
 	external := "sha256:" + strings.Repeat("ab", 32)
 	site.provenance(t, web, map[string]string{
-		"oci://" + base.String():                   base.DigestStr(),
+		"oci://" + base.String():                base.DigestStr(),
 		"pkg:docker/library/alpine@" + external: external,
 	})
 	for _, d := range []name.Digest{web, api} {
@@ -225,6 +225,9 @@ func TestDrill(t *testing.T) {
 	audit := httpGetAuth(t, site.srv.URL+"/api/v1/audit/search?repo=apps/web", "admin", site.srv.AdminPassword())
 	if !strings.Contains(audit, `drill of prod in project shop`) {
 		t.Fatalf("no drill audit entry:\n%s", audit)
+	}
+	if env := mustCustody(t, site.home, "", nil, "env", "prod", "--server", site.srv.URL); !strings.Contains(env, "last successful drill: ") {
+		t.Fatalf("custody env does not show the last drill:\n%s", env)
 	}
 	metrics := httpGet(t, site.srv.URL+"/metrics")
 	if !strings.Contains(metrics, `custody_environment_last_drill_timestamp_seconds{environment="prod",project="shop"}`) {
