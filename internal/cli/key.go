@@ -164,7 +164,7 @@ old one, which keeps verifying what it signed while it was valid. With
 --pkcs11 URI, create and rotate put the key on a PKCS #11 token instead and
 the ring records its public key and URI. See docs/signing.md.`,
 	}
-	cmd.AddCommand(newKeyCreateCmd(), newKeyListCmd(), newKeyRotateCmd(), newKeyExportPublicCmd())
+	cmd.AddCommand(newKeyCreateCmd(), newKeyListCmd(), newKeyRotateCmd(), newKeyExportPublicCmd(), newKeyFingerprintCmd())
 	return cmd
 }
 

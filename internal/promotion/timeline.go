@@ -258,8 +258,8 @@ func ParseTime(s string) (time.Time, error) {
 			return t, nil
 		}
 	}
-	if len(s) > 64 {
-		s = s[:64] + "..."
+	if len(s) > 40 {
+		s = s[:40] + "..." // keep the error short
 	}
 	return time.Time{}, fmt.Errorf("time %q: use RFC 3339 (2026-03-03T14:00:00Z) or \"2026-03-03 14:00\" (UTC)", s)
 }

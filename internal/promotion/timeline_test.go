@@ -3,6 +3,7 @@ package promotion_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,4 +80,50 @@ func TestAt(t *testing.T) {
 	if _, err := f.svc.At(ctx, "apps/web", "staging", t2); !errors.Is(err, promotion.ErrNoEnv) {
 		t.Fatalf("unknown environment: %v", err)
 	}
+}
+
+// TestParseTime: the forms custody env --at and the environments API take.
+func TestParseTime(t *testing.T) {
+	want := time.Date(2026, 3, 3, 14, 0, 0, 0, time.UTC)
+	for _, s := range []string{"2026-03-03T14:00:00Z", "2026-03-03T15:00:00+01:00", "2026-03-03 14:00", "2026-03-03 14:00:00", "2026-03-03T14:00:00.000000000Z"} {
+		got, err := promotion.ParseTime(s)
+		if err != nil || !got.Equal(want) || got.Location() != time.UTC {
+			t.Errorf("%q: %v %v", s, got, err)
+		}
+	}
+	if got, err := promotion.ParseTime("2026-03-03"); err != nil || !got.Equal(want.Add(-14*time.Hour)) {
+		t.Errorf("date only: %v %v", got, err)
+	}
+	for _, s := range []string{"", "yesterday", "2026-03-03 14", "2026-13-01 00:00", "2026-03-03T14:00:00", "1741010400", " 2026-03-03 14:00"} {
+		if got, err := promotion.ParseTime(s); err == nil || !strings.Contains(err.Error(), "RFC 3339") {
+			t.Errorf("%q parsed as %v (%v)", s, got, err)
+		}
+	}
+}
+
+// FuzzParseTime: any input parses to a UTC instant that reads back the
+// same, or is refused with the formats named; nothing panics.
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{"2026-03-03T14:00:00Z", "2026-03-03T15:00:00+01:00", "2026-03-03 14:00", "2026-03-03 14:00:05", "2026-03-03",
+		"0000-01-01T00:00:00+01:00", "9999-12-31T23:59:59.999999999-23:59", "2026-02-30 10:00", "", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := promotion.ParseTime(s)
+		if err != nil {
+			if !strings.Contains(err.Error(), "RFC 3339") || len(err.Error()) > 300 {
+				t.Fatalf("%q: unclear error %v", s, err)
+			}
+			return
+		}
+		if got.Location() != time.UTC {
+			t.Fatalf("%q: %v is not UTC", s, got)
+		}
+		if y := got.Year(); y >= 0 && y <= 9999 {
+			back, err := promotion.ParseTime(got.Format(time.RFC3339Nano))
+			if err != nil || !back.Equal(got) {
+				t.Fatalf("%q: %v reads back as %v (%v)", s, got, back, err)
+			}
+		}
+	})
 }

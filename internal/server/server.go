@@ -26,10 +26,12 @@ import (
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/blob/s3"
 	"github.com/custody-dev/custody/internal/builds/buildshttp"
+	"github.com/custody-dev/custody/internal/bundle/bundlehttp"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/drill/drillhttp"
 	"github.com/custody-dev/custody/internal/gc"
 	"github.com/custody-dev/custody/internal/generic"
+	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/promotion/promotionhttp"
@@ -347,6 +349,18 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		vulnAPI.Register(mux)
 		drills.Register(mux)
 	}
+	// Evidence bundles (docs/bundle.md): reads of the stores, streamed.
+	exp := bundlehttp.Options{Meta: md, Blobs: blobs, Log: tl, Locks: md,
+		Trust: func() (key.TrustRoot, []string, error) {
+			return promotionhttp.TrustRoot(sg.Ring(), cfg.Promotion.TrustRoot)
+		}, Remote: self, Host: internalHost, Logger: log}
+	if promo != nil {
+		exp.Promotion = promo.Service()
+	}
+	if authz != nil {
+		exp.Authz = authz
+	}
+	bundlehttp.New(exp).Register(mux)
 	mux.Handle(apiFallback, &api{policies: engine, checker: checker, locks: md, log: log})
 	mux.HandleFunc("POST /api/v1/gc", maint.serveGC)
 	mux.HandleFunc("POST /api/v1/scrub", maint.serveScrub)

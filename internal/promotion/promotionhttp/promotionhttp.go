@@ -116,13 +116,15 @@ func New(o Options) (*Handler, error) {
 // Service returns the promotion service the handler serves.
 func (p *Handler) Service() *promotion.Service { return p.svc }
 
-// promotionTrust trusts the server ring's keys plus a configured trust
-// root's, each inside its validity window; only the ring's keys (active
-// and retired) record promotions, approvals and revocations.
-func promotionTrust(ring *key.Ring, extra string) (*evidence.Trust, error) {
+// TrustRoot returns what the server trusts: the ring's keys (active and
+// retired, each inside its validity window) plus a configured trust
+// root's (promotion.trustRoot, extra, when not empty), and the IDs of the
+// ring's keys, the only ones whose promotions, approvals and revocations
+// count. Evidence bundles carry the same (custody/trust.json).
+func TrustRoot(ring *key.Ring, extra string) (key.TrustRoot, []string, error) {
 	tr, err := ring.TrustRoot()
 	if err != nil {
-		return nil, err
+		return tr, nil, err
 	}
 	var own []string
 	for _, k := range tr.Keys {
@@ -131,13 +133,22 @@ func promotionTrust(ring *key.Ring, extra string) (*evidence.Trust, error) {
 	if extra != "" {
 		b, err := os.ReadFile(extra)
 		if err != nil {
-			return nil, fmt.Errorf("promotion.trustRoot: %w", err)
+			return tr, nil, fmt.Errorf("promotion.trustRoot: %w", err)
 		}
 		more, err := key.ParseTrustRoot(b)
 		if err != nil {
-			return nil, fmt.Errorf("promotion.trustRoot: %w", err)
+			return tr, nil, fmt.Errorf("promotion.trustRoot: %w", err)
 		}
 		tr.Keys = append(tr.Keys, more.Keys...)
+	}
+	return tr, own, nil
+}
+
+// promotionTrust is the evidence.Trust of TrustRoot.
+func promotionTrust(ring *key.Ring, extra string) (*evidence.Trust, error) {
+	tr, own, err := TrustRoot(ring, extra)
+	if err != nil {
+		return nil, err
 	}
 	t, err := evidence.NewTrust(tr)
 	if err != nil {
