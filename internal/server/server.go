@@ -31,6 +31,7 @@ import (
 	"github.com/custody-dev/custody/internal/drill/drillhttp"
 	"github.com/custody-dev/custody/internal/gc"
 	"github.com/custody-dev/custody/internal/generic"
+	"github.com/custody-dev/custody/internal/imports"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/policy"
@@ -361,6 +362,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		exp.Authz = authz
 	}
 	bundlehttp.New(exp).Register(mux)
+	imports.New(imports.Options{Dir: cfg.Data, Remote: self, Host: internalHost, Retention: checker, Audit: auditor, Authz: authz, Log: log}).Register(mux)
 	mux.Handle(apiFallback, &api{policies: engine, checker: checker, locks: md, log: log})
 	mux.HandleFunc("POST /api/v1/gc", maint.serveGC)
 	mux.HandleFunc("POST /api/v1/scrub", maint.serveScrub)
