@@ -322,3 +322,118 @@ func httpGetAuth(t *testing.T, url, user, password string) string {
 	}
 	return b.String()
 }
+
+// TestImport carries an environment between two real servers: export from
+// one, import into a second (streamed through its data directory),
+// checked there: same digests, signatures that verify with the source's
+// trust root, retention and legal hold carried, the import audited with
+// the source's checkpoint; a bundle with one byte flipped, or checked
+// against another fingerprint, is refused with a 4xx and stores nothing.
+func TestImport(t *testing.T) {
+	site := newDrillSite(t)
+	web := site.push(t, "apps/web", true)
+	api := site.push(t, "apps/api", true)
+	site.provenance(t, web, map[string]string{"pkg:docker/library/alpine@sha256:" + strings.Repeat("ab", 32): "sha256:" + strings.Repeat("ab", 32)})
+	server := "--server=" + site.srv.URL
+	for _, d := range []name.Digest{web, api} {
+		mustCustody(t, site.home, "", nil, "promote", d.String(), "--to", "prod", server)
+	}
+	webRef := "apps/web@" + web.DigestStr()
+	mustCustody(t, site.home, "", nil, "retention", "set", webRef, "--mode", "compliance", "--for", "30d", server)
+	mustCustody(t, site.home, "", nil, "hold", "set", "apps/api@"+api.DigestStr(), server)
+	work := t.TempDir()
+	file := filepath.Join(work, "prod.tar")
+	mustCustody(t, site.home, "", nil, "export", "--env", "prod", "-o", file, server)
+	fp := strings.TrimSpace(mustCustody(t, site.home, "", nil, "key", "fingerprint", "--save", filepath.Join(work, "trust.json"), server))
+	// The source's trust root (its keys and the CI keys it trusts), from
+	// the trust.json the fingerprint covers.
+	var trust struct {
+		TrustRoot json.RawMessage `json:"trustRoot"`
+	}
+	tb, err := os.ReadFile(filepath.Join(work, "trust.json"))
+	if err == nil {
+		err = json.Unmarshal(tb, &trust)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	sourceRoot := filepath.Join(work, "source-trust-root.json")
+	if err := os.WriteFile(sourceRoot, trust.TrustRoot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	other := testserver.Start(t, testserver.Options{Auth: true})
+	otherServer := "--server=" + other.URL
+	mustCustody(t, site.home, other.AdminPassword()+"\n", nil, "login", other.Host(), "-u", "admin", "--password-stdin")
+	catalog := func() string {
+		return httpGetAuth(t, other.URL+"/v2/_catalog", "admin", other.AdminPassword())
+	}
+	empty := catalog()
+
+	// Refused: a flipped byte, another fingerprint. Nothing stored.
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(work, "bad.tar")
+	b[len(b)/2] ^= 0x01
+	if err := os.WriteFile(bad, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wrong := strings.Repeat("0", 64)
+	for _, c := range [][2]string{{bad, fp}, {file, wrong}} {
+		out, err := custodyCmd(t, site.home, "", nil, "import", c[0], "--trust-root-fingerprint", c[1], otherServer)
+		if err == nil || !strings.Contains(out, "400") && !strings.Contains(out, "refused") {
+			t.Fatalf("import of %s with %s: %v\n%s", filepath.Base(c[0]), c[1][:8], err, out)
+		}
+		if got := catalog(); got != empty {
+			t.Fatalf("a refused import stored something: %s", got)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(other.Data, "imports")); err == nil {
+		if ents, _ := os.ReadDir(filepath.Join(other.Data, "imports")); len(ents) > 0 {
+			t.Fatalf("a refused import left files: %v", ents)
+		}
+	}
+
+	out := mustCustody(t, site.home, "", nil, "import", file, "--trust-root-fingerprint", fp, "-o", "json", otherServer)
+	var res struct {
+		Origin    string
+		Size      uint64
+		Root      string
+		Artifacts []struct{ Repository, Digest string }
+		Problems  []string
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(res.Artifacts) != 2 || len(res.Problems) > 0 || res.Size == 0 || res.Root == "" {
+		t.Fatalf("import: %s", out)
+	}
+	for _, d := range []name.Digest{web, api} {
+		moved, err := name.NewDigest(other.Host() + "/" + d.Context().RepositoryStr() + "@" + d.DigestStr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Same digest, and its signatures and attestations verify with
+		// the source's keys.
+		v := mustCustody(t, site.home, "", nil, "verify", moved.String(), "--trust-root", sourceRoot, "-o", "json")
+		if !strings.Contains(v, evidencePromotion) || !strings.Contains(v, `"ok": true`) {
+			t.Fatalf("the promotion record did not travel with %s:\n%s", moved, v)
+		}
+	}
+	ret := mustCustody(t, site.home, "", nil, "retention", "show", webRef, "-o", "json", otherServer)
+	if !strings.Contains(ret, `"compliance"`) {
+		t.Fatalf("retention not carried: %s", ret)
+	}
+	if hold := mustCustody(t, site.home, "", nil, "retention", "show", "apps/api@"+api.DigestStr(), "-o", "json", otherServer); !strings.Contains(hold, `"legalHold": true`) {
+		t.Fatalf("legal hold not carried: %s", hold)
+	}
+	audit := httpGetAuth(t, other.URL+"/api/v1/audit/search?repo=apps/web", "admin", other.AdminPassword())
+	want := fmt.Sprintf("from %s checkpoint size %d root %s", res.Origin, res.Size, res.Root)
+	if !strings.Contains(audit, want) || !strings.Contains(audit, `\"action\":\"import\"`) {
+		t.Fatalf("no import audit entry naming %q:\n%s", want, audit)
+	}
+}
+
+const evidencePromotion = "https://custody.dev/attestation/promotion/v1"
