@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,8 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
+	"github.com/custody-dev/custody/internal/bundle"
 	"github.com/custody-dev/custody/internal/drill"
 	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/key"
@@ -32,9 +35,12 @@ func newDrillCmd() *cobra.Command {
 		manifests  string
 		trustRoots []string
 		noRecord   bool
+		from       string
+		fpr        string
+		sourceHost string
 	)
 	cmd := &cobra.Command{
-		Use:   "drill ENV --into (DIR | REGISTRY)",
+		Use:   "drill ENV [--from FILE] --into (DIR | REGISTRY)",
 		Short: "Rebuild an environment's exact artifact set elsewhere and prove it complete",
 		Long: `Restoration drill: rebuild what environment ENV of a project ran (now, or at
 --at TIME: RFC 3339 or "2026-03-03 14:00", UTC) from the server's store into an
@@ -66,17 +72,31 @@ under their names.
 
 Trust: the server's own keys (GET /api/v1/keys) plus every --trust-root
 file (the CI keys that sign your artifacts). Exits non-zero when anything is
-missing; -o json prints the report.`,
+missing; -o json prints the report.
+
+--from FILE rebuilds from an evidence bundle ('custody export') instead, with
+no server and no network to the source: the bundle is opened against
+--trust-root-fingerprint and its trust root decides what counts; the
+environment's artifacts are those the bundle says ran in ENV. Dependencies
+are looked for in the bundle when they name --source-host (the exporting
+registry). The report is written, not recorded.`,
 		Example: `  custody drill prod --into ./restore --trust-root ci-trust-root.json
   custody drill prod --project shop --at "2026-03-03 14:00" --into 10.0.0.9:5000/restore \
-      --manifests ./restore-manifests --trust-root ci-trust-root.json -o json`,
+      --manifests ./restore-manifests --trust-root ci-trust-root.json -o json
+  custody drill prod --from prod-0303.tar --trust-root-fingerprint 3f9a...c21e --into ./restore`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			env := args[0]
+			if from != "" {
+				if project != "" || at != "" || len(trustRoots) > 0 {
+					return errors.New("--from drills what the bundle holds: give no --project, --at or --trust-root (its trust root is checked against --trust-root-fingerprint)")
+				}
+				return drillFromBundle(cmd, f.output, env, from, fpr, sourceHost, into, manifests)
+			}
 			c, err := f.client()
 			if err != nil {
 				return err
 			}
-			env := args[0]
 			q := url.Values{"environment": {env}}
 			if project != "" {
 				q.Set("project", project)
@@ -147,8 +167,61 @@ missing; -o json prints the report.`,
 	fl.StringVar(&manifests, "manifests", "", "directory for kubernetes.yaml, compose.yaml and drill-report.json (default: DIR/deploy; required with a registry)")
 	fl.StringArrayVar(&trustRoots, "trust-root", nil, "trust-root file of further keys whose signatures count (repeatable)")
 	fl.BoolVar(&noRecord, "no-record", false, "do not record the drill report on the server")
+	fl.StringVar(&from, "from", "", "rebuild from this evidence bundle (custody export) instead of the server: no server, no network")
+	fl.StringVar(&fpr, "trust-root-fingerprint", "", "with --from: the SHA-256 'custody key fingerprint' printed on the exporting server")
+	fl.StringVar(&sourceHost, "source-host", "", "with --from: the exporting registry's host, so dependencies its artifacts pin there are looked for in the bundle")
 	_ = cmd.MarkFlagRequired("into")
 	return cmd
+}
+
+// drillFromBundle rebuilds env from an evidence bundle, served in process
+// (bundle.Transport): the bundle is opened against the fingerprint, and
+// its trust root (the exporting server's keys, and the keys it trusted)
+// decides which evidence counts. The report is written next to the
+// manifests, not recorded: the artifacts need not exist on any server.
+func drillFromBundle(cmd *cobra.Command, output, env, file, fpr, sourceHost, into, manifests string) error {
+	if output != outputText && output != outputJSON {
+		return fmt.Errorf("invalid --output %q: use text or json", output)
+	}
+	if fpr == "" {
+		return errors.New("--from needs --trust-root-fingerprint: the SHA-256 'custody key fingerprint' printed on the exporting server")
+	}
+	b, err := bundle.Open(filepath.Clean(file), fpr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	defer b.Close()
+	tr := b.Trust()
+	trust, err := evidence.NewTrust(tr.TrustRoot)
+	if err != nil {
+		return err
+	}
+	trust.RecordsOnlyBy(tr.Recorders...)
+	m := b.Manifest()
+	if m.Request.MetadataOnly {
+		return errors.New(file + " was exported with --metadata-only: a drill needs every layer")
+	}
+	opts := drill.Options{Project: m.Request.Project, Environment: env, At: m.Request.At,
+		Source: []remote.Option{remote.WithTransport(b.Transport())}, SourceHost: bundle.Host, SourceAliases: []string{sourceHost},
+		Into: into, Target: remoteOpts(cmd.Context()).Remote, Manifests: manifests, Trust: trust}
+	for _, a := range b.Summary().Artifacts {
+		in := m.Request.Environment == env
+		for _, e := range a.Environments {
+			in = in || e.Environment == env
+		}
+		if in {
+			opts.Artifacts = append(opts.Artifacts, drill.Artifact{Repository: a.Repository, Digest: a.Digest})
+		}
+	}
+	rep, err := drill.Run(cmd.Context(), opts)
+	if err != nil {
+		return err
+	}
+	rep.Source = "bundle " + file
+	if err := writeDrillReport(rep); err != nil {
+		return err
+	}
+	return printDrill(cmd, output, rep, nil)
 }
 
 // drillTrust trusts the server's keys (the only ones whose records

@@ -152,6 +152,11 @@ func locate(uri, host string) (location, bool) {
 // blob (a generic file) reads back whole with its digest.
 func checkDependency(ctx context.Context, o Options, d *Dependency) {
 	loc, ok := locate(d.URI, o.SourceHost)
+	for _, alias := range o.SourceAliases {
+		if !ok && alias != "" {
+			loc, ok = locate(d.URI, alias)
+		}
+	}
 	if !ok {
 		return
 	}

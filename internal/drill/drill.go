@@ -60,6 +60,9 @@ type Options struct {
 	// others: theirs name this host).
 	Source     []remote.Option
 	SourceHost string
+	// SourceAliases are other names of the source in dependencies (the
+	// exporting registry's host, when the source is a bundle).
+	SourceAliases []string
 	// Into is an empty (or absent) directory, written as an OCI image
 	// layout, or a registry HOST[:PORT][/PREFIX] (see IsDirectory).
 	Into string

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"encoding/json"
@@ -376,7 +377,12 @@ func TestImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := filepath.Join(work, "bad.tar")
-	b[len(b)/2] ^= 0x01
+	// A byte of content (the summary), not of tar padding.
+	at := bytes.Index(b, []byte(`"artifacts"`))
+	if at < 0 {
+		t.Fatal("no summary in the bundle")
+	}
+	b[at+2] ^= 0x01
 	if err := os.WriteFile(bad, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -433,6 +439,27 @@ func TestImport(t *testing.T) {
 	want := fmt.Sprintf("from %s checkpoint size %d root %s", res.Origin, res.Size, res.Root)
 	if !strings.Contains(audit, want) || !strings.Contains(audit, `\"action\":\"import\"`) {
 		t.Fatalf("no import audit entry naming %q:\n%s", want, audit)
+	}
+
+	// A drill from the bundle needs neither server: the source is stopped.
+	site.srv.Kill()
+	dir := filepath.Join(t.TempDir(), "from-bundle")
+	out, err = custodyCmd(t, site.home, "", nil, "drill", "prod", "--from", file, "--trust-root-fingerprint", fp,
+		"--source-host", site.srv.Host(), "--into", dir, "-o", "json")
+	var rep drill.Report
+	if jerr := json.Unmarshal([]byte(out), &rep); err != nil || jerr != nil || !rep.OK || len(rep.Artifacts) != 2 {
+		t.Fatalf("drill from the bundle: %v %v\n%s", err, jerr, out)
+	}
+	for _, a := range rep.Artifacts {
+		if a.Signatures < 1 || a.Attestations < 1 || a.Blobs < 3 {
+			t.Fatalf("drilled from the bundle: %+v", a)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "deploy", drill.ComposeFile)); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := custodyCmd(t, site.home, "", nil, "drill", "prod", "--from", file, "--trust-root-fingerprint", wrong, "--into", t.TempDir()); err == nil {
+		t.Fatalf("a drill from a bundle under another fingerprint ran:\n%s", out)
 	}
 }
 
