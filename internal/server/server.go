@@ -4,6 +4,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -66,6 +67,9 @@ type Server struct {
 	signing *platform.Handler
 	// olock mirrors locks onto an Object Lock bucket; nil otherwise.
 	olock *objectlock.Mirror
+	// drills records restoration drills and runs the scheduled ones
+	// (nil without projects).
+	drills *drillhttp.Handler
 	// vulnDB is the offline vulnerability database.
 	vulnDB *vuln.DB
 	// embedded is true on the embedded stores (one process).
@@ -315,7 +319,6 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		policies = registry.Policies{auth.TagPolicy{}, promo.Policy(), engine, checker}
 		vulnAPI = vulnhttp.New(vulnhttp.Options{DB: vdb, Dir: cfg.Data, Authz: authz, Audit: auditor, Log: log, Promo: promo, Meta: md, Metrics: mets.reg})
 		drills = drillhttp.New(drillhttp.Options{Promotion: promo.Service(), Authz: authz, Audit: auditor, Log: log, Metrics: mets.reg})
-		go drills.Warm(context.Background(), tl)
 	}
 	var redirect func(context.Context, digest.Digest) (*url.URL, error)
 	if p, ok := rawBlobs.(presigner); ok && cfg.S3.Redirect {
@@ -342,7 +345,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	)
 	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: mets, stores: st, retention: checker, audit: tl, auth: authz,
 		olock: olock, embedded: st.Embedded, policies: engine, disk: disk, blobPing: blobPing, maint: maint, signing: sg,
-		vulnDB: vdb}
+		vulnDB: vdb, drills: drills}
 	mux := http.NewServeMux()
 	sg.Register(mux)
 	if promo != nil {
@@ -407,6 +410,17 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	}
 	s.handler = proxies.Handler(requestID(bypass(mets.instrument(bodies(cfg.Limits).Wrap(guardDisk(disk, log, root))))))
 	return s, nil
+}
+
+// drillSchedules are the configured drills (drills:), each into
+// <data>/drills unless it names a directory.
+func (s *Server) drillSchedules() []drillhttp.Schedule {
+	var out []drillhttp.Schedule
+	for _, d := range s.cfg.Drills {
+		out = append(out, drillhttp.Schedule{Project: d.Project, Environment: d.Environment, Interval: time.Duration(d.Interval),
+			Dir: cmp.Or(d.Dir, filepath.Join(s.cfg.Data, "drills"))})
+	}
+	return out
 }
 
 // openVulnDB opens the offline vulnerability database in the data
@@ -587,6 +601,10 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		go s.policies.Watch(bg, 2*time.Second, func(err error) { s.log.Warn("reloading policies failed", "err", err) })
 	}
 	s.maint.loops(bg)
+	if s.drills != nil {
+		go s.drills.Warm(bg, s.audit)
+		s.drills.Schedule(bg, s.drillSchedules())
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if s.cfg.TLS.CertFile != "" {

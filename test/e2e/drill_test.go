@@ -35,7 +35,7 @@ type drillSite struct {
 	auth    remote.Option
 }
 
-func newDrillSite(t *testing.T) drillSite {
+func newDrillSite(t *testing.T, extraConfig ...string) drillSite {
 	t.Helper()
 	work, home, ciKeys, data := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
 	pass := []string{"CUSTODY_KEY_PASSWORD=ci-passphrase-1"}
@@ -58,7 +58,7 @@ func newDrillSite(t *testing.T) drillSite {
 	}
 	mustCustody(t, home, "", []string{"CUSTODY_KEY_PASSWORD=server-passphrase"}, "key", "create", "--keys", filepath.Join(data, "keys"))
 	cfg := filepath.Join(work, "custody.yaml")
-	conf := fmt.Sprintf("projects:\n  - name: shop\n    repositories: \"apps/**\"\n    environments:\n      - name: prod\npromotion:\n  trustRoot: %q\n", ciTrust)
+	conf := fmt.Sprintf("projects:\n  - name: shop\n    repositories: \"apps/**\"\n    environments:\n      - name: prod\npromotion:\n  trustRoot: %q\n", ciTrust) + strings.Join(extraConfig, "")
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -291,6 +291,27 @@ func TestDrill(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("a partial drill report was answered %d", resp.StatusCode)
 	}
+
+	// After a restart the server knows the drills from its audit log.
+	if err := site.srv.Stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	site.srv.Restart()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(httpGet(t, site.srv.URL+"/metrics"), `custody_environment_last_drill_timestamp_seconds{environment="prod",project="shop"}`) {
+		if time.Now().After(deadline) {
+			t.Fatal("the last drill was forgotten across a restart")
+		}
+		time.Sleep(50 * time.Millisecond) // polling an external process, with a deadline
+	}
+	after := httpGetAuth(t, site.srv.URL+"/api/v1/drills?environment=prod&project=shop", "admin", site.srv.AdminPassword())
+	var l2 struct {
+		Last, LastSuccess time.Time
+		LastOK            bool
+	}
+	if err := json.Unmarshal([]byte(after), &l2); err != nil || l2.LastOK || l2.LastSuccess.Sub(l.LastSuccess).Abs() > time.Second || l2.Last.Sub(l.Last).Abs() > time.Second {
+		t.Fatalf("last drills before and after a restart:\n%s\n%s", last, after)
+	}
 }
 
 func httpGet(t *testing.T, url string) string { return httpGetAuth(t, url, "", "") }
@@ -464,3 +485,43 @@ func TestImport(t *testing.T) {
 }
 
 const evidencePromotion = "https://custody.dev/attestation/promotion/v1"
+
+// TestScheduledDrill: the configuration schedules a drill; the server
+// runs it from its own store, records it (metric, log) and keeps only the
+// latest run's layout; when an artifact of the environment loses what a
+// drill needs (here: an unsigned one is promoted), the next run alerts
+// through the log and the failure counter.
+func TestScheduledDrill(t *testing.T) {
+	site := newDrillSite(t, "drills:\n  - environment: prod\n    interval: 1s\n")
+	web := site.push(t, "apps/web", true)
+	mustCustody(t, site.home, "", nil, "promote", web.String(), "--to", "prod", "--server", site.srv.URL)
+	gauge := `custody_environment_last_drill_timestamp_seconds{environment="prod",project="shop"}`
+	poll := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within a minute; logs:\n%s", what, site.srv.Logs())
+			}
+			time.Sleep(100 * time.Millisecond) // polling an external process, with a deadline
+		}
+	}
+	poll("successful scheduled drill", func() bool { return strings.Contains(httpGet(t, site.srv.URL+"/metrics"), gauge) })
+	if !site.srv.WaitLog("scheduled drill complete", 10*time.Second) {
+		t.Fatalf("no log of the scheduled drill:\n%s", site.srv.Logs())
+	}
+	base := filepath.Join(site.srv.Data, "drills", "shop-prod")
+	poll("single kept run", func() bool {
+		ents, err := os.ReadDir(base)
+		return err == nil && len(ents) == 1
+	})
+
+	api := site.push(t, "apps/api", false)
+	mustCustody(t, site.home, "", nil, "promote", api.String(), "--to", "prod", "--server", site.srv.URL)
+	poll("failed scheduled drill", func() bool {
+		return strings.Contains(httpGet(t, site.srv.URL+"/metrics"), `custody_drills_total{environment="prod",project="shop",result="failed"}`)
+	})
+	if !site.srv.WaitLog("scheduled drill found something missing", 10*time.Second) || !strings.Contains(site.srv.Logs(), "no trusted signature") {
+		t.Fatalf("the failed drill did not alert in the log:\n%s", site.srv.Logs())
+	}
+}

@@ -15,6 +15,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -26,6 +28,7 @@ import (
 	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/auth"
 	"github.com/custody-dev/custody/internal/drill"
+	"github.com/custody-dev/custody/internal/identity"
 	"github.com/custody-dev/custody/internal/jsondoc"
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/promotion"
@@ -215,8 +218,19 @@ func (h *Handler) Save(ctx context.Context, rep *drill.Report, by string, r *htt
 	return rec, nil
 }
 
-// note remembers a drill of project/env at t.
+// note remembers a drill of project/env at t and counts it.
 func (h *Handler) note(project, env string, t time.Time, ok bool) {
+	h.remember(project, env, t, ok)
+	result := "failed"
+	if ok {
+		result = "ok"
+	}
+	h.total.WithLabelValues(project, env, result).Inc()
+}
+
+// remember keeps the last drill and the last successful one of
+// project/env, and sets the metric of the latter.
+func (h *Handler) remember(project, env string, t time.Time, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	k := [2]string{project, env}
@@ -228,15 +242,10 @@ func (h *Handler) note(project, env string, t time.Time, ok bool) {
 	if t.After(l.Last) {
 		l.Last, l.LastOK = t, ok
 	}
-	result := "failed"
-	if ok {
-		result = "ok"
-		if t.After(l.Success) {
-			l.Success = t
-			h.gauge.WithLabelValues(project, env).Set(float64(t.UnixNano()) / 1e9)
-		}
+	if ok && t.After(l.Success) {
+		l.Success = t
+		h.gauge.WithLabelValues(project, env).Set(float64(t.UnixNano()) / 1e9)
 	}
-	h.total.WithLabelValues(project, env, result)
 }
 
 // LastOf returns what the server knows of env's drills in project.
@@ -277,7 +286,7 @@ func (h *Handler) Warm(ctx context.Context, l *tlog.Log) {
 			if err != nil {
 				continue // no longer configured
 			}
-			h.note(project, e.Tag, t, e.Result == "ok")
+			h.remember(project, e.Tag, t, e.Result == "ok")
 		}
 	}
 }
@@ -341,4 +350,98 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 	}
 	l := h.LastOf(p.Title(), env)
 	problem.JSON(w, http.StatusOK, l)
+}
+
+// Schedule is one drill the configuration schedules (drills:).
+type Schedule struct {
+	Project     string
+	Environment string
+	Interval    time.Duration
+	// Dir holds the runs' layouts: each run rebuilds into a fresh
+	// subdirectory and the previous runs are removed once it is done.
+	Dir string
+}
+
+// Schedule runs each scheduled drill every Interval (the first one
+// Interval after the start) until ctx ends.
+func (h *Handler) Schedule(ctx context.Context, schedules []Schedule) {
+	for _, s := range schedules {
+		go func() {
+			t := time.NewTicker(s.Interval)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					h.RunScheduled(ctx, s)
+				}
+			}
+		}()
+	}
+}
+
+// RunScheduled runs one scheduled drill as the server: from its own store,
+// with its own trust, into a fresh layout under s.Dir; records the report
+// and alerts through the log (error) and metrics (custody_drills_total
+// {result="failed"}, and the last-success timestamp going stale) when
+// anything is missing.
+func (h *Handler) RunScheduled(ctx context.Context, s Schedule) *drill.Report {
+	ctx = identity.With(ctx, identity.Server)
+	log := h.log.With("project", s.Project, "environment", s.Environment)
+	fail := func(msg string, err error) *drill.Report {
+		log.Error("scheduled drill could not run: "+msg, "err", err)
+		project := s.Project
+		if p, perr := h.svc.ProjectNamed(s.Project); perr == nil {
+			project = p.Title()
+		}
+		h.note(project, s.Environment, h.now().UTC(), false)
+		return nil
+	}
+	p, err := h.svc.ProjectNamed(s.Project)
+	if err != nil {
+		return fail("no such project", err)
+	}
+	at := h.now().UTC()
+	deps, err := h.svc.EnvironmentAt(ctx, p.Title(), s.Environment, at)
+	if err != nil {
+		return fail("reading what the environment runs", err)
+	}
+	opts := drill.Options{Project: p.Title(), Environment: s.Environment, At: at, Source: h.svc.Remote, SourceHost: h.svc.Host,
+		Target: h.svc.Remote, Trust: h.svc.Trust, Now: h.now}
+	for _, d := range deps {
+		if d.Digest != "" {
+			opts.Artifacts = append(opts.Artifacts, drill.Artifact{Repository: d.Repository, Digest: d.Digest})
+		}
+	}
+	base := filepath.Join(s.Dir, strings.NewReplacer("/", "_", "*", "_").Replace(p.Title())+"-"+s.Environment)
+	opts.Into = filepath.Join(base, at.Format("20060102T150405.000000000Z"))
+	rep, err := drill.Run(ctx, opts)
+	if err != nil {
+		return fail("preparing the layout", err)
+	}
+	if len(rep.Artifacts) == 0 {
+		log.Error("scheduled drill: the environment runs nothing", "missing", rep.Missing)
+		h.note(p.Title(), s.Environment, at, false)
+		return rep
+	}
+	if _, err := h.Save(ctx, rep, identity.Server.Subject, nil); err != nil {
+		log.Error("scheduled drill: recording the report failed", "err", err)
+		h.note(p.Title(), s.Environment, at, false)
+		return rep
+	}
+	if rep.OK {
+		log.Info("scheduled drill complete", "artifacts", len(rep.Artifacts), "seconds", rep.Seconds, "into", opts.Into)
+	} else {
+		log.Error("scheduled drill found something missing", "missing", strings.Join(rep.Missing, "; "), "into", opts.Into)
+	}
+	// Keep only this run's layout.
+	if ents, err := os.ReadDir(base); err == nil {
+		for _, e := range ents {
+			if p := filepath.Join(base, e.Name()); p != opts.Into {
+				_ = os.RemoveAll(p)
+			}
+		}
+	}
+	return rep
 }
