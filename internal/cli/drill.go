@@ -153,10 +153,7 @@ registry). The report is written, not recorded.`,
 					recorded = json.RawMessage(rb)
 				}
 			}
-			if err := printDrill(cmd, f.output, rep, recorded); err != nil {
-				return err
-			}
-			return recErr
+			return errors.Join(printDrill(cmd, f.output, rep, recorded), recErr)
 		},
 	}
 	f.register(cmd.Flags())

@@ -278,6 +278,19 @@ func TestDrill(t *testing.T) {
 		t.Fatalf("last drill: %v %s", err, last)
 	}
 
+	// A reader may drill but not record: refused, nothing recorded.
+	readerHome := t.TempDir()
+	mustCustody(t, site.home, "reader-password-123\n", nil, "user", "create", "reader1", "--password-stdin", "--server", site.srv.URL)
+	mustCustody(t, site.home, "", nil, "grant", "add", "user:reader1", "reader", "apps/**", "--server", site.srv.URL)
+	mustCustody(t, readerHome, "reader-password-123\n", nil, "login", h, "-u", "reader1", "--password-stdin")
+	out, err = custodyCmd(t, readerHome, "", nil, "drill", "prod", "--trust-root", site.ciTrust, "--into", filepath.Join(t.TempDir(), "reader"), "--server", site.srv.URL)
+	if err == nil || !strings.Contains(out, "recording the drill report") {
+		t.Fatalf("a reader recorded a drill: %v\n%s", err, out)
+	}
+	if again := httpGetAuth(t, site.srv.URL+"/api/v1/drills?environment=prod", "admin", site.srv.AdminPassword()); again != last {
+		t.Fatalf("a refused drill report changed the last drill:\n%s\n%s", last, again)
+	}
+
 	// The server refuses a report that does not cover what ran.
 	rep.Artifacts = rep.Artifacts[:1]
 	b, _ := json.Marshal(rep)
@@ -408,7 +421,11 @@ func TestImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	wrong := strings.Repeat("0", 64)
-	for _, c := range [][2]string{{bad, fp}, {file, wrong}} {
+	truncated := filepath.Join(work, "truncated.tar")
+	if err := os.WriteFile(truncated, b[:len(b)/3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][2]string{{bad, fp}, {file, wrong}, {truncated, fp}} {
 		out, err := custodyCmd(t, site.home, "", nil, "import", c[0], "--trust-root-fingerprint", c[1], otherServer)
 		if err == nil || !strings.Contains(out, "400") && !strings.Contains(out, "refused") {
 			t.Fatalf("import of %s with %s: %v\n%s", filepath.Base(c[0]), c[1][:8], err, out)
