@@ -63,8 +63,12 @@ type Last struct {
 	Success time.Time `json:"lastSuccess,omitzero"`
 }
 
-// MaxReport caps a drill report's JSON.
-const MaxReport = 4 << 20
+// MaxReport caps a drill report's JSON; MaxField its source and target
+// names, which the audit entries repeat.
+const (
+	MaxReport = 4 << 20
+	MaxField  = 4096
+)
 
 // Handler records drills.
 type Handler struct {
@@ -140,6 +144,9 @@ func (h *Handler) check(ctx context.Context, rep *drill.Report) (string, error) 
 	if rep.Environment == "" || len(rep.Artifacts) == 0 {
 		return "", fmt.Errorf("%w: it names no environment or no artifact", ErrInvalid)
 	}
+	if len(rep.Into) > MaxField || len(rep.Source) > MaxField {
+		return "", fmt.Errorf("%w: source or into longer than %d bytes", ErrInvalid, MaxField)
+	}
 	project := ""
 	for _, a := range rep.Artifacts {
 		if !registry.ValidName(a.Repository) {
@@ -178,7 +185,19 @@ func (h *Handler) check(ctx context.Context, rep *drill.Report) (string, error) 
 	slices.Sort(want)
 	slices.Sort(got)
 	if !slices.Equal(want, got) {
-		return "", fmt.Errorf("%w: it covers %s, but %s ran %s at %s", ErrInvalid, strings.Join(got, ", "), rep.Environment, strings.Join(want, ", "), rep.At.UTC().Format(time.RFC3339))
+		var left, extra []string
+		for _, w := range want {
+			if !slices.Contains(got, w) {
+				left = append(left, w)
+			}
+		}
+		for _, g := range got {
+			if !slices.Contains(want, g) {
+				extra = append(extra, g)
+			}
+		}
+		return "", fmt.Errorf("%w: it does not cover what %s ran at %s: leaves out [%s], adds [%s]", ErrInvalid,
+			rep.Environment, rep.At.UTC().Format(time.RFC3339), firstFew(left), firstFew(extra))
 	}
 	return project, nil
 }
@@ -216,6 +235,14 @@ func (h *Handler) Save(ctx context.Context, rep *drill.Report, by string, r *htt
 	}
 	h.note(project, rec.Environment, rec.RecordedAt, rec.OK)
 	return rec, nil
+}
+
+// firstFew joins at most five of list, saying how many more there are.
+func firstFew(list []string) string {
+	if len(list) <= 5 {
+		return strings.Join(list, ", ")
+	}
+	return strings.Join(list[:5], ", ") + fmt.Sprintf(" and %d more", len(list)-5)
 }
 
 // note remembers a drill of project/env at t and counts it.
@@ -321,6 +348,7 @@ func (h *Handler) record(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		problem.JSON(w, http.StatusCreated, rec)
 	case errors.Is(err, ErrInvalid):
+		h.audit.Record(r.Context(), audit.Event{Action: "drill", Repo: rep.Artifacts[0].Repository, Tag: rep.Environment, Result: "invalid", Reason: err.Error(), Request: r})
 		problem.Write(w, problem.Invalid, err.Error())
 	case errors.Is(err, promotion.ErrNoProject), errors.Is(err, promotion.ErrNoEnv):
 		problem.Write(w, problem.NotFound, err.Error())
