@@ -38,6 +38,25 @@ const (
 	ActionAdmission = "admission"
 )
 
+// PromotedReason and ApprovalReason are the reasons of the audit entries
+// (action promote) of a promotion and of an approval that does not
+// promote yet; Approval tells them apart.
+func PromotedReason(env, previous, reason string) string {
+	if previous == "" {
+		previous = "nothing"
+	}
+	return fmt.Sprintf("to %s (was %s): %s", env, previous, reason)
+}
+
+// ApprovalReason: see PromotedReason.
+func ApprovalReason(approvers, needed int, env string) string {
+	return fmt.Sprintf("approval %d of %d for %s", approvers, needed, env)
+}
+
+// Approval reports whether a promote audit entry's reason is an
+// approval's (ApprovalReason).
+func Approval(reason string) bool { return strings.HasPrefix(reason, "approval ") }
+
 // Event is one thing that happened to a digest, as the audit log records
 // it.
 type Event struct {
@@ -133,7 +152,7 @@ func kindOf(e tlog.Entry) string {
 		return KindSignature
 	case a == "sbom", a == "provenance", a == "scan":
 		return KindAttestation
-	case a == "promote" && strings.HasPrefix(e.Reason, "approval "):
+	case a == "promote" && Approval(e.Reason):
 		return KindApproval
 	case a == "promote":
 		return KindPromotion

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -67,7 +68,7 @@ func (s *Service) At(ctx context.Context, repo, env string, t time.Time) (Deploy
 		}
 	}
 	if dep.Record != nil && s.Audit != nil {
-		idx, err := s.auditIndex(ctx, *dep.Record)
+		idx, err := s.auditIndex(ctx, repo, *dep.Record)
 		if err != nil {
 			return Deployment{}, err
 		}
@@ -87,31 +88,56 @@ func (s *Service) records(ctx context.Context, repo, env string) ([]evidence.Rec
 	if err != nil {
 		return nil, fmt.Errorf("tag history of %s:%s: %w", repo, env, err)
 	}
-	var seen []string
-	var recs []evidence.Record
+	var digests []string
+	seen := map[string]bool{}
 	for _, h := range hist {
-		dgst := h.Digest.String()
-		if slices.Contains(seen, dgst) {
-			continue
-		}
-		seen = append(seen, dgst)
-		d, err := s.ref(repo, dgst)
-		if err != nil {
-			return nil, err
-		}
-		set := evidence.Collect(ctx, d, s.Trust, s.opts(ctx))
-		if set.AttestationErr != nil {
-			return nil, fmt.Errorf("records of %s@%s: %w", repo, dgst, set.AttestationErr)
-		}
-		for _, r := range set.Promotions {
-			// The record's subject is dgst (Collect checked it); the
-			// predicate must say the same and name this environment.
-			if r.Environment == env && r.Digest == dgst && (r.Repository == "" || r.Repository == repo) {
-				recs = append(recs, r)
-			}
+		if dgst := h.Digest.String(); !seen[dgst] {
+			seen[dgst] = true
+			digests = append(digests, dgst)
 		}
 	}
+	// Each digest's evidence is read and verified on its own; a few at a
+	// time, as reading is mostly waiting on the store.
+	found := make([][]evidence.Record, len(digests))
+	errs := make([]error, len(digests))
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i, dgst := range digests {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			found[i], errs[i] = s.recordsOn(ctx, repo, env, dgst)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	recs := slices.Concat(found...)
 	slices.SortStableFunc(recs, func(a, b evidence.Record) int { return a.At.Compare(b.At) })
+	return recs, nil
+}
+
+// recordsOn returns the promotion and rollback records into env of
+// repo@dgst that count.
+func (s *Service) recordsOn(ctx context.Context, repo, env, dgst string) ([]evidence.Record, error) {
+	d, err := s.ref(repo, dgst)
+	if err != nil {
+		return nil, err
+	}
+	set := evidence.Collect(ctx, d, s.Trust, s.opts(ctx))
+	if set.AttestationErr != nil {
+		return nil, fmt.Errorf("records of %s@%s: %w", repo, dgst, set.AttestationErr)
+	}
+	var recs []evidence.Record
+	for _, r := range set.Promotions {
+		// The record's subject is dgst (Collect checked it); the
+		// predicate must say the same and name this environment.
+		if r.Environment == env && r.Digest == dgst && (r.Repository == "" || r.Repository == repo) {
+			recs = append(recs, r)
+		}
+	}
 	return recs, nil
 }
 
@@ -121,8 +147,8 @@ func (s *Service) records(ctx context.Context, repo, env string) ([]evidence.Rec
 // record is attached, so a digest that entered the environment again
 // later pairs with its own later entry). nil when the log holds none
 // (audit disabled).
-func (s *Service) auditIndex(ctx context.Context, rec evidence.Record) (*uint64, error) {
-	leaves, err := s.Audit.Search(ctx, tlog.Query{Repo: rec.Repository, Digest: rec.Digest})
+func (s *Service) auditIndex(ctx context.Context, repo string, rec evidence.Record) (*uint64, error) {
+	leaves, err := s.Audit.Search(ctx, tlog.Query{Repo: repo, Digest: rec.Digest})
 	if err != nil {
 		return nil, fmt.Errorf("searching the audit log: %w", err)
 	}
@@ -135,7 +161,7 @@ func (s *Service) auditIndex(ctx context.Context, rec evidence.Record) (*uint64,
 		if err != nil || e.Action != action || e.Result != "ok" || e.Tag != rec.Environment {
 			continue
 		}
-		if action == "promote" && !strings.HasPrefix(e.Reason, "to ") {
+		if action == "promote" && Approval(e.Reason) {
 			continue // an approval, not the promotion
 		}
 		at, err := time.Parse(time.RFC3339Nano, e.Time)

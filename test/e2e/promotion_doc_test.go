@@ -75,7 +75,8 @@ func TestPromotionDocWalkthrough(t *testing.T) {
 		log, _ := os.ReadFile(filepath.Join(work, "serve.log"))
 		t.Fatalf("the walkthrough of docs/promotion.md failed: %v\n%s\n--- serve.log:\n%s", err, out, log)
 	}
-	for _, want := range []string{"FAIL promoted_to_previous", "only by promotion", "approval recorded: 1 of 2", "rolled prod of apps/web back", "revoked by admin"} {
+	for _, want := range []string{"FAIL promoted_to_previous", "only by promotion", "approval recorded: 1 of 2", "rolled prod of apps/web back", "revoked by admin",
+		"prod of project apps/**", "INDEX"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("walkthrough output lacks %q", want)
 		}

@@ -142,12 +142,13 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.Invalid, "project and at go with environment, not with ref")
 		return
 	}
-	targets, ok := h.targets(w, r, &req)
+	r, targets, ok := h.targets(w, r, &req)
 	if !ok {
 		return
 	}
-	// Reading an artifact's evidence requires pull on its repository.
-	if h.o.Authz != nil {
+	// Reading an artifact's evidence requires pull on its repository
+	// (an environment's: checked on every repository of the project).
+	if h.o.Authz != nil && len(req.Refs) > 0 {
 		seen := map[string]bool{}
 		for _, t := range targets {
 			if seen[t.repo] {
@@ -199,27 +200,42 @@ type notFound struct{ msg string }
 
 func (e *notFound) Error() string { return e.msg }
 
-// targets resolves the request to artifacts.
-func (h *Handler) targets(w http.ResponseWriter, r *http.Request, req *bundle.Request) ([]target, bool) {
-	ctx := r.Context()
+// targets resolves the request to artifacts. For an environment it
+// first checks, as GET /api/v1/environments does for a project, that the
+// caller is signed in and may pull every repository of the project.
+func (h *Handler) targets(w http.ResponseWriter, r *http.Request, req *bundle.Request) (*http.Request, []target, bool) {
 	var out []target
 	if req.Environment != "" {
 		if h.o.Promotion == nil {
 			problem.Write(w, problem.NotFound, "no projects are configured, so no environment has artifacts")
-			return nil, false
+			return r, nil, false
+		}
+		if h.o.Authz != nil {
+			var pr *auth.Principal
+			var ok bool
+			if r, pr, ok = h.o.Authz.Require(w, r, "export", "", 0); !ok {
+				return r, nil, false
+			}
+			_, repos, err := h.o.Promotion.Repositories(r.Context(), req.Project, req.Environment)
+			if err != nil {
+				h.environmentError(w, r, err)
+				return r, nil, false
+			}
+			for _, repo := range repos {
+				if !pr.Can(repo, auth.PermPull) {
+					h.o.Authz.Require(w, r, "export", repo, auth.PermPull) // answers the refusal
+					return r, nil, false
+				}
+			}
 		}
 		at := req.At
 		if at.IsZero() {
 			at = time.Now()
 		}
-		deps, err := h.o.Promotion.EnvironmentAt(ctx, req.Project, req.Environment, at)
+		deps, err := h.o.Promotion.EnvironmentAt(r.Context(), req.Project, req.Environment, at)
 		if err != nil {
-			if errors.Is(err, promotion.ErrNoProject) || errors.Is(err, promotion.ErrNoEnv) || errors.Is(err, promotion.ErrWhichProject) {
-				problem.Write(w, problem.NotFound, err.Error())
-				return nil, false
-			}
-			problem.Fail(w, r, h.o.Logger, "reading the environment", err)
-			return nil, false
+			h.environmentError(w, r, err)
+			return r, nil, false
 		}
 		for _, d := range deps {
 			if d.Digest == "" {
@@ -229,13 +245,13 @@ func (h *Handler) targets(w http.ResponseWriter, r *http.Request, req *bundle.Re
 		}
 		if len(out) == 0 {
 			problem.Write(w, problem.NotFound, fmt.Sprintf("nothing ran in %s at %s", req.Environment, at.UTC().Format(time.RFC3339)))
-			return nil, false
+			return r, nil, false
 		}
-		return out, true
+		return r, out, true
 	}
 	seen := map[string]bool{}
 	for _, ref := range req.Refs {
-		repo, d, err := h.resolve(ctx, ref)
+		repo, d, err := h.resolve(r.Context(), ref)
 		if err != nil {
 			var nf *notFound
 			if errors.As(err, &nf) {
@@ -245,14 +261,27 @@ func (h *Handler) targets(w http.ResponseWriter, r *http.Request, req *bundle.Re
 			} else {
 				problem.Fail(w, r, h.o.Logger, "resolving "+ref, err)
 			}
-			return nil, false
+			return r, nil, false
 		}
 		if !seen[repo+"@"+d.String()] {
 			seen[repo+"@"+d.String()] = true
 			out = append(out, target{repo: repo, digest: d})
 		}
 	}
-	return out, true
+	return r, out, true
+}
+
+// environmentError answers an error of the environment lookup as
+// GET /api/v1/environments does.
+func (h *Handler) environmentError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, promotion.ErrWhichProject):
+		problem.Write(w, problem.Invalid, err.Error())
+	case errors.Is(err, promotion.ErrNoProject), errors.Is(err, promotion.ErrNoEnv):
+		problem.Write(w, problem.NotFound, err.Error())
+	default:
+		problem.Fail(w, r, h.o.Logger, "reading the environment", err)
+	}
 }
 
 var errInvalidRef = errors.New("invalid reference")

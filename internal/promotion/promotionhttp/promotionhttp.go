@@ -253,11 +253,11 @@ func (p *Handler) promote(w http.ResponseWriter, r *http.Request) {
 	ev := audit.Event{Action: "promote", Repo: req.Repository, Digest: d, Tag: req.Environment, Request: r}
 	switch {
 	case err == nil && out.Pending:
-		ev.Result, ev.Reason = "ok", fmt.Sprintf("approval %d of %d for %s", len(out.Approvers), out.Needed, req.Environment)
+		ev.Result, ev.Reason = "ok", promotion.ApprovalReason(len(out.Approvers), out.Needed, req.Environment)
 		p.audit.Record(r.Context(), ev)
 		problem.JSON(w, http.StatusAccepted, out)
 	case err == nil:
-		ev.Result, ev.Reason = "ok", fmt.Sprintf("to %s (was %s): %s", req.Environment, cmp.Or(out.Previous, "nothing"), req.Reason)
+		ev.Result, ev.Reason = "ok", promotion.PromotedReason(req.Environment, out.Previous, req.Reason)
 		p.audit.Record(r.Context(), ev)
 		problem.JSON(w, http.StatusOK, out)
 	case errors.Is(err, promotion.ErrGate), errors.Is(err, promotion.ErrRevoked):
