@@ -376,6 +376,10 @@ func TestImport(t *testing.T) {
 	webRef := "apps/web@" + web.DigestStr()
 	mustCustody(t, site.home, "", nil, "retention", "set", webRef, "--mode", "compliance", "--for", "30d", server)
 	mustCustody(t, site.home, "", nil, "hold", "set", "apps/api@"+api.DigestStr(), server)
+	// A recorded drill: its signed reports travel in the bundle too.
+	if rep, out, err := site.drill(t, "--into", filepath.Join(t.TempDir(), "before-export")); err != nil || !rep.OK {
+		t.Fatalf("drill: %v\n%s", err, out)
+	}
 	work := t.TempDir()
 	file := filepath.Join(work, "prod.tar")
 	mustCustody(t, site.home, "", nil, "export", "--env", "prod", "-o", file, server)
@@ -462,7 +466,7 @@ func TestImport(t *testing.T) {
 		// Same digest, and its signatures and attestations verify with
 		// the source's keys.
 		v := mustCustody(t, site.home, "", nil, "verify", moved.String(), "--trust-root", sourceRoot, "-o", "json")
-		if !strings.Contains(v, evidencePromotion) || !strings.Contains(v, `"ok": true`) {
+		if !strings.Contains(v, evidencePromotion) || !strings.Contains(v, drill.PredicateDrill) || !strings.Contains(v, `"ok": true`) {
 			t.Fatalf("the promotion record did not travel with %s:\n%s", moved, v)
 		}
 	}
