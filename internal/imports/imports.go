@@ -33,6 +33,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/custody-dev/custody/internal/audit"
@@ -205,6 +206,14 @@ func (h *Handler) Import(ctx context.Context, body io.Reader, fingerprint string
 		return res, refused{"bundle refused: it does not verify: " + strings.Join(fs, "; ")}
 	}
 	if err := h.copy(ctx, b, res); err != nil {
+		// This registry's policies (media types, sizes, immutable tags)
+		// may refuse a manifest: the client's to resolve. What was
+		// written before stays (content by digest, no tag moved but
+		// cosign's).
+		var te *transport.Error
+		if errors.As(err, &te) && te.StatusCode/100 == 4 {
+			return res, refused{fmt.Sprintf("this registry refused part of the bundle after %d manifest(s) were stored: %v", res.Manifests, err)}
+		}
 		return nil, err
 	}
 	reason := fmt.Sprintf("from %s checkpoint size %d root %s (bundle sha256 %s, trust root %s)", res.Origin, res.Size, res.Root, res.SHA256, res.Fingerprint)
