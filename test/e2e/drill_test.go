@@ -483,6 +483,18 @@ func TestImport(t *testing.T) {
 		t.Fatalf("no import audit entry naming %q:\n%s", want, audit)
 	}
 
+	// A receiving registry whose policy refuses an artifact: a 4xx that
+	// says so.
+	strictCfg := filepath.Join(work, "strict.yaml")
+	if err := os.WriteFile(strictCfg, []byte("policies:\n  - repository: \"apps/api\"\n    maxArtifactSize: 100\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	strict := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", strictCfg}})
+	mustCustody(t, site.home, strict.AdminPassword()+"\n", nil, "login", strict.Host(), "-u", "admin", "--password-stdin")
+	if out, err := custodyCmd(t, site.home, "", nil, "import", file, "--trust-root-fingerprint", fp, "--server", strict.URL); err == nil || !strings.Contains(out, "this registry refused part of the bundle") {
+		t.Fatalf("an import its policy refuses: %v\n%s", err, out)
+	}
+
 	// A drill from the bundle needs neither server: the source is stopped.
 	site.srv.Kill()
 	dir := filepath.Join(t.TempDir(), "from-bundle")
