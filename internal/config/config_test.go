@@ -110,6 +110,9 @@ func TestRefusals(t *testing.T) {
 		{"bad project pattern", write("projects:\n- repositories: \"a?\"\n  environments: [{name: dev}]\n"), nil, "projects[0].repositories: repository pattern \"a?\": character '?'"},
 		{"duplicate project name", write("# names\nprojects:\n- {name: shop, repositories: \"shop/**\", environments: [{name: dev}]}\n- {name: shop, repositories: \"apps/**\", environments: [{name: dev}]}\n"), nil, "projects[1]: \"shop\" names another project too"},
 		{"project named like another's pattern", write("# named\nprojects:\n- {repositories: \"shop/**\", environments: [{name: dev}]}\n- {name: \"shop/**\", repositories: \"apps/**\", environments: [{name: dev}]}\n"), nil, "projects[1]: \"shop/**\" names another project too"},
+		{"drill without projects", write("drills:\n- {environment: prod, interval: 24h}\n"), nil, "drills[0]: drills rebuild environments: declare projects first"},
+		{"drill without environment", write("# envdrill\nprojects:\n- {repositories: \"a/**\", environments: [{name: prod}]}\ndrills:\n- {interval: 24h}\n"), nil, "drills[0].environment is empty"},
+		{"drill interval too short", write("# intdrill\nprojects:\n- {repositories: \"a/**\", environments: [{name: prod}]}\ndrills:\n- {environment: prod}\n"), nil, "drills[0].interval 0s: give at least 1s"},
 		{"bad grant pattern", write("# grants\nauth:\n  grants:\n  - {subjects: [anonymous], role: reader, repositories: [\"team/[ab]\"]}\n"), nil, "auth.grants[0].repositories: repository pattern \"team/[ab]\""},
 	}
 	for _, tc := range cases {

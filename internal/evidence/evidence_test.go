@@ -163,6 +163,8 @@ func TestRecords(t *testing.T) {
 	evidencetest.Attest(t, d, server, evidence.PredicatePromotion, evidence.Record{Environment: "dev", Digest: d.DigestStr(), By: "rel", At: earlier})
 	evidencetest.Attest(t, d, server, evidence.PredicateApproval, evidence.Approval{Environment: "prod", By: "rel2", At: later})
 	evidencetest.Attest(t, d, ci, evidence.PredicateRevocation, evidence.Revocation{By: "ci", Reason: "not the server", At: later})
+	// A drill report (internal/drill) is one of the server's records too.
+	evidencetest.Attest(t, d, server, evidence.PredicateDrill, map[string]any{"environment": "prod", "ok": true, "missing": []string{}})
 
 	// Only the server records.
 	trust := newTrust(t, server, ci).RecordsOnlyBy(server.ID())
@@ -176,10 +178,17 @@ func TestRecords(t *testing.T) {
 	if set.Revoked() != nil {
 		t.Fatalf("a revocation by a key that does not record counted: %+v", set.Revoked())
 	}
+	drills := 0
 	for _, a := range set.Attestations {
 		if !a.Trusted() || !a.IsRecord() || a.Counts != (a.KeyID == server.ID()) {
 			t.Fatalf("record %+v", a)
 		}
+		if a.PredicateType == evidence.PredicateDrill {
+			drills++
+		}
+	}
+	if drills != 1 {
+		t.Fatalf("%d drill reports among the records", drills)
 	}
 
 	// Then the server revokes it.
