@@ -131,10 +131,8 @@ func (s *Service) recordsOn(ctx context.Context, repo, env, dgst string) ([]evid
 		return nil, fmt.Errorf("records of %s@%s: %w", repo, dgst, set.AttestationErr)
 	}
 	var recs []evidence.Record
-	for _, r := range set.Promotions {
-		// The record's subject is dgst (Collect checked it); the
-		// predicate must say the same and name this environment.
-		if r.Environment == env && r.Digest == dgst && (r.Repository == "" || r.Repository == repo) {
+	for _, r := range set.PromotionsOf(repo) {
+		if r.Environment == env {
 			recs = append(recs, r)
 		}
 	}

@@ -7,9 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/evidence/evidencetest"
+	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/internal/gate/spec"
 	"github.com/custody-dev/custody/internal/promotion"
+	"github.com/custody-dev/custody/internal/sign"
 )
 
 // TestAt: what dev ran at an instant comes from the promotion and
@@ -126,4 +132,105 @@ func FuzzParseTime(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRecordOfAnotherRepository: a promotion record copied, with the
+// attestation image that holds it, from apps/web to apps/api, which
+// holds the same digest, proves nothing about apps/api: its gate does
+// not see the digest as promoted to dev (promoted_to_previous fails),
+// and its point-in-time answer is nothing, while apps/web's is the
+// record.
+func TestRecordOfAnotherRepository(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	d := f.signed(t, windowStart.Add(time.Hour))
+	now := windowStart.Add(24 * time.Hour)
+	f.svc.Now = func() time.Time { return now }
+	if _, err := f.svc.Promote(ctx, promotion.Request{Repository: "apps/web", Digest: d.DigestStr(), Environment: "dev"}, "rel"); err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := name.NewDigest(f.host+"/apps/api@"+d.DigestStr(), name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(other, img); err != nil {
+		t.Fatal(err)
+	}
+	evidencetest.MoveAttestations(t, d, other)
+
+	facts, err := f.svc.Gather(ctx, "apps/api", d.DigestStr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(facts.Evidence.Promotions) != 1 {
+		t.Fatalf("the copied record was not read at all: %+v", facts.Evidence.Promotions)
+	}
+	if len(facts.Promotions) != 0 || len(facts.Input.Promotions) != 0 {
+		t.Fatalf("apps/web's record counts for apps/api: %+v %+v", facts.Promotions, facts.Input.Promotions)
+	}
+	g, err := gate.Compile(spec.Gate{Rules: []spec.Rule{{Use: gate.RulePromotedToPrevious}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	facts.Input.Environment = gate.Environment{Name: "prod", Previous: "dev"}
+	if res := g.Evaluate(ctx, facts.Input); res.Pass {
+		t.Fatalf("apps/api skips dev with apps/web's record: %+v", res)
+	}
+	web, err := f.svc.Gather(ctx, "apps/web", d.DigestStr())
+	if err != nil || len(web.Input.Promotions) != 1 {
+		t.Fatalf("apps/web's own record: %v %+v", err, web.Input.Promotions)
+	}
+	if dep, err := f.svc.At(ctx, "apps/web", "dev", now); err != nil || dep.Digest != d.DigestStr() {
+		t.Fatalf("apps/web at %s: %v %+v", now, err, dep)
+	}
+}
+
+// TestApprovalOfAnotherRepository: rel1's approval of the digest for
+// apps/web's prod, copied with its attestation image to apps/api (same
+// digest), is not an approval for apps/api's prod: rel2 approving there
+// leaves the promotion pending, and prod of apps/api does not move.
+func TestApprovalOfAnotherRepository(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	d := f.signed(t, windowStart.Add(time.Hour))
+	out, err := f.svc.Promote(ctx, promotion.Request{Repository: "apps/web", Digest: d.DigestStr(), Environment: "prod"}, "rel1")
+	if err != nil || !out.Pending {
+		t.Fatalf("first approval: %v %+v", err, out)
+	}
+	img, err := remote.Image(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := name.NewDigest(f.host+"/apps/api@"+d.DigestStr(), name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(other, img); err != nil {
+		t.Fatal(err)
+	}
+	evidencetest.MoveAttestations(t, d, other)
+	// The CI signature is about the digest: copying it is fair.
+	sig, err := remote.Image(sign.TagFor(d, sign.SignatureSuffix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(sign.TagFor(other, sign.SignatureSuffix), sig); err != nil {
+		t.Fatal(err)
+	}
+	out, err = f.svc.Promote(ctx, promotion.Request{Repository: "apps/api", Digest: d.DigestStr(), Environment: "prod"}, "rel2")
+	if err != nil || out.Promoted || !out.Pending || len(out.Approvers) != 1 || out.Approvers[0] != "rel2" {
+		t.Fatalf("apps/web's approval counted for apps/api: %v %+v", err, out)
+	}
+	if cur, _ := f.svc.Current(ctx, "apps/api", "prod"); cur != "" {
+		t.Fatalf("prod of apps/api moved to %s", cur)
+	}
+	// In apps/web, rel1's approval counts: rel2 completes it.
+	out, err = f.svc.Promote(ctx, promotion.Request{Repository: "apps/web", Digest: d.DigestStr(), Environment: "prod"}, "rel2")
+	if err != nil || !out.Promoted {
+		t.Fatalf("apps/web: %v %+v", err, out)
+	}
 }
