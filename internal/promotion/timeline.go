@@ -115,8 +115,28 @@ func (s *Service) records(ctx context.Context, repo, env string) ([]evidence.Rec
 		return nil, err
 	}
 	recs := slices.Concat(found...)
-	slices.SortStableFunc(recs, func(a, b evidence.Record) int { return a.At.Compare(b.At) })
+	slices.SortStableFunc(recs, chronological)
 	return recs, nil
+}
+
+// chronological orders records by At; of two with the same At (a clock
+// that did not tick between them), the one that names the other's digest
+// as its previous one came after it, and a rollback came after the
+// promotion it undid.
+func chronological(a, b evidence.Record) int {
+	if c := a.At.Compare(b.At); c != 0 {
+		return c
+	}
+	after := func(x, y evidence.Record) bool {
+		return x.Previous == y.Digest && (y.Previous != x.Digest || x.Rollback && !y.Rollback)
+	}
+	switch {
+	case after(a, b):
+		return 1
+	case after(b, a):
+		return -1
+	}
+	return 0
 }
 
 // recordsOn returns the promotion and rollback records into env of

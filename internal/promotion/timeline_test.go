@@ -234,3 +234,33 @@ func TestApprovalOfAnotherRepository(t *testing.T) {
 		t.Fatalf("apps/web: %v %+v", err, out)
 	}
 }
+
+// TestAtEqualTimes: records with the same instant (a clock that did not
+// tick) are ordered by their chain: a -> dev, then b, then a rollback to
+// a, all at t; at t dev ran a, by the rollback.
+func TestAtEqualTimes(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	at := windowStart.Add(24 * time.Hour)
+	f.svc.Now = func() time.Time { return at }
+	a, b := f.signed(t, windowStart.Add(time.Hour)), f.signed(t, windowStart.Add(time.Hour))
+	for _, d := range []name.Digest{a, b} {
+		if _, err := f.svc.Promote(ctx, promotion.Request{Repository: "apps/web", Digest: d.DigestStr(), Environment: "dev"}, "rel"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dep, err := f.svc.At(ctx, "apps/web", "dev", at)
+	if err != nil || dep.Digest != b.DigestStr() {
+		t.Fatalf("after a then b: %v %+v", err, dep)
+	}
+	if _, err := f.svc.Rollback(ctx, "apps/web", "dev", []string{a.DigestStr(), b.DigestStr()}, "rel", "error rate"); err != nil {
+		t.Fatal(err)
+	}
+	dep, err = f.svc.At(ctx, "apps/web", "dev", at)
+	if err != nil || dep.Digest != a.DigestStr() || dep.Record == nil || !dep.Record.Rollback {
+		t.Fatalf("after the rollback to a, at the same instant: %v %+v", err, dep)
+	}
+	if cur := f.current(t, "dev"); cur != a.DigestStr() {
+		t.Fatalf("dev runs %s", cur)
+	}
+}
