@@ -38,6 +38,9 @@ const (
 	ActionVerify = "verify"
 	// ActionAdmission: one image's admission webhook decision.
 	ActionAdmission = "admission"
+	// ActionRevalidate: evidence about the digest that scrub found no
+	// longer verifies against the archived trust root.
+	ActionRevalidate = "evidence.revalidate"
 )
 
 // PromotedReason and ApprovalReason are the reasons of the audit entries
@@ -202,7 +205,7 @@ func kindOf(e tlog.Entry) string {
 		return KindRollback
 	case a == "revoke":
 		return KindRevocation
-	case a == ActionVerify, a == "gate.violation":
+	case a == ActionVerify, a == "gate.violation", a == ActionRevalidate:
 		return KindVerification
 	case a == ActionAdmission:
 		return KindAdmission
