@@ -164,9 +164,11 @@ func (s *Service) recordsOn(ctx context.Context, repo, env, dgst string) ([]evid
 // recorded at or after rec.At (the server records the entry once the
 // record is attached, so a digest that entered the environment again
 // later pairs with its own later entry). nil when the log holds none
-// (audit disabled).
+// (audit disabled). Only the entries from rec.At on are read, at most
+// MaxHistoryEvents of them: the entry follows its record within the
+// request, while a running digest gathers admission entries without end.
 func (s *Service) auditIndex(ctx context.Context, repo string, rec evidence.Record) (*uint64, error) {
-	leaves, err := s.Audit.Search(ctx, tlog.Query{Repo: repo, Digest: rec.Digest})
+	leaves, err := s.Audit.Search(ctx, tlog.Query{Repo: repo, Digest: rec.Digest, Since: rec.At, Limit: MaxHistoryEvents})
 	if err != nil {
 		return nil, fmt.Errorf("searching the audit log: %w", err)
 	}
