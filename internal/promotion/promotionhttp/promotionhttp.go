@@ -400,7 +400,12 @@ func (p *Handler) environment(w http.ResponseWriter, r *http.Request) {
 	if q.Has("at") {
 		t, err := promotion.ParseTime(q.Get("at"))
 		if err != nil {
-			problem.Write(w, problem.Invalid, "at: "+err.Error())
+			detail := "at: " + err.Error()
+			if strings.Contains(q.Get("at"), " ") && strings.Contains(q.Get("at"), "T") {
+				// A + in a query decodes to a space.
+				detail += `; write a "+" of a UTC offset as %2B in a URL`
+			}
+			problem.Write(w, problem.Invalid, detail)
 			return
 		}
 		at = t
