@@ -408,15 +408,6 @@ func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string
 		a.Drill = new(Drill)
 		a.Err = parseRecord(b, a.Drill)
 	}
-	if a.Err == nil {
-		// A record says when it was made: its key must have been valid
-		// then, as for a signature's signing time. A retired key's
-		// record dated after its rotation, or one dated before its key
-		// existed, counts for nothing.
-		if at := a.recordedAt(); !at.IsZero() {
-			a.Err = t.validAt(v.KeyID, at)
-		}
-	}
 	if a.Err != nil {
 		a.Record, a.Approval, a.Revocation, a.Drill = nil, nil, nil, nil
 		return a
@@ -425,22 +416,6 @@ func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string
 	a.Counts = a.IsRecord() && t.records(v.KeyID)
 	a.ByServer = t.restricted && t.records(v.KeyID)
 	return a
-}
-
-// recordedAt is when a record (promotion, approval, revocation, drill
-// report) says it was made; zero for other attestations.
-func (a Attestation) recordedAt() time.Time {
-	switch {
-	case a.Record != nil:
-		return a.Record.At
-	case a.Approval != nil:
-		return a.Approval.At
-	case a.Revocation != nil:
-		return a.Revocation.At
-	case a.Drill != nil:
-		return a.Drill.Started
-	}
-	return time.Time{}
 }
 
 // claimedType reads the predicate type an envelope's statement claims,

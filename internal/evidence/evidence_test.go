@@ -271,36 +271,3 @@ func TestServerSignedAndDrills(t *testing.T) {
 		}
 	}
 }
-
-// TestRecordOutsideKeyWindow: a record says when it was made, and its key
-// must have been valid then: a retired server key's promotion dated
-// after its rotation, or one dated before the key existed, counts for
-// nothing (and says why); one inside the window counts.
-func TestRecordOutsideKeyWindow(t *testing.T) {
-	host := evidencetest.Registry(t)
-	retired := evidencetest.NewKey(t, windowStart, windowEnd)
-	d := evidencetest.Push(t, host, "apps/rec")
-	for _, at := range []time.Time{windowEnd.Add(time.Hour), windowStart.Add(-time.Hour), windowStart.Add(time.Hour)} {
-		evidencetest.Attest(t, d, retired, evidence.PredicatePromotion, evidence.Record{Environment: "dev", Repository: "apps/rec", Digest: d.DigestStr(), By: "rel", At: at})
-	}
-	evidencetest.Attest(t, d, retired, evidence.PredicateRevocation, evidence.Revocation{By: "x", Reason: "after rotation", At: windowEnd.Add(time.Hour)})
-	set := evidence.Collect(context.Background(), d, newTrust(t, retired).RecordsOnlyBy(retired.ID()), sign.Options{})
-	if len(set.Promotions) != 1 || !set.Promotions[0].At.Equal(windowStart.Add(time.Hour)) {
-		t.Fatalf("promotions: %+v", set.Promotions)
-	}
-	if set.Revoked() != nil {
-		t.Fatalf("a revocation dated after its key's rotation counts: %+v", set.Revoked())
-	}
-	failed := 0
-	for _, a := range set.Attestations {
-		if a.Err != nil {
-			if !strings.Contains(a.Err.Error(), "was not valid at") || a.Counts {
-				t.Fatalf("attestation %+v", a)
-			}
-			failed++
-		}
-	}
-	if failed != 3 {
-		t.Fatalf("%d records failed, want 3", failed)
-	}
-}
