@@ -56,7 +56,7 @@ func (s *Service) At(ctx context.Context, repo, env string, t time.Time) (Deploy
 	if _, i, err := s.Lookup(repo, env); err != nil || i < 0 {
 		return Deployment{}, err
 	}
-	recs, err := s.records(ctx, repo, env)
+	recs, err := s.records(ctx, repo, env, t)
 	if err != nil {
 		return Deployment{}, err
 	}
@@ -77,10 +77,23 @@ func (s *Service) At(ctx context.Context, repo, env string, t time.Time) (Deploy
 	return dep, nil
 }
 
+// moveSkew bounds how much later than the environment tag's move to a
+// digest the record of that move may say it was made: the record is made
+// first (its At), then attached, then the tag moves, in one request of one
+// server process, whose clock stamps both; the margin covers the request
+// and a clock stepped back.
+const moveSkew = 5 * time.Minute
+
 // records returns the promotion and rollback records into env of repo
-// that count, oldest first, from the evidence of every digest env's tag
-// pointed at.
-func (s *Service) records(ctx context.Context, repo, env string) ([]evidence.Record, error) {
+// that count, oldest first, from the evidence of the digests env's tag
+// pointed at: enough of them that the latest record at or before t is
+// among them. The digests are read newest move first, a few at a time
+// (reading is mostly waiting on the store), and reading stops once the
+// latest record at or before t found is later than every remaining
+// digest's last move (plus moveSkew): none of their records can be
+// later. "What runs now" reads a digest or two, not the environment's
+// whole past.
+func (s *Service) records(ctx context.Context, repo, env string, t time.Time) ([]evidence.Record, error) {
 	if s.Tags == nil {
 		return nil, errors.New("promotion: no tag history to read the environment's digests from")
 	}
@@ -88,35 +101,65 @@ func (s *Service) records(ctx context.Context, repo, env string) ([]evidence.Rec
 	if err != nil {
 		return nil, fmt.Errorf("tag history of %s:%s: %w", repo, env, err)
 	}
-	var digests []string
-	seen := map[string]bool{}
+	// Each digest once, at its last move, newest first.
+	type candidate struct {
+		digest   string
+		lastMove time.Time
+	}
+	var cands []candidate
+	at := map[string]int{}
 	for _, h := range hist {
-		if dgst := h.Digest.String(); !seen[dgst] {
-			seen[dgst] = true
-			digests = append(digests, dgst)
+		dgst := h.Digest.String()
+		if i, ok := at[dgst]; ok {
+			cands[i].lastMove = later(cands[i].lastMove, h.At)
+			continue
+		}
+		at[dgst] = len(cands)
+		cands = append(cands, candidate{dgst, h.At})
+	}
+	slices.SortStableFunc(cands, func(a, b candidate) int { return b.lastMove.Compare(a.lastMove) })
+	const batch = 4
+	var (
+		recs []evidence.Record
+		best *evidence.Record // the latest record at or before t so far
+	)
+	for start := 0; start < len(cands); start += batch {
+		if best != nil && cands[start].lastMove.Add(moveSkew).Before(best.At) {
+			break
+		}
+		part := cands[start:min(start+batch, len(cands))]
+		found := make([][]evidence.Record, len(part))
+		errs := make([]error, len(part))
+		var wg sync.WaitGroup
+		for i, c := range part {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				found[i], errs[i] = s.recordsOn(ctx, repo, env, c.digest)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+		for _, rs := range found {
+			for i := range rs {
+				if !rs[i].At.After(t) && (best == nil || rs[i].At.After(best.At)) {
+					best = &rs[i]
+				}
+			}
+			recs = append(recs, rs...)
 		}
 	}
-	// Each digest's evidence is read and verified on its own; a few at a
-	// time, as reading is mostly waiting on the store.
-	found := make([][]evidence.Record, len(digests))
-	errs := make([]error, len(digests))
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for i, dgst := range digests {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			found[i], errs[i] = s.recordsOn(ctx, repo, env, dgst)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	recs := slices.Concat(found...)
 	slices.SortStableFunc(recs, chronological)
 	return recs, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // chronological orders records by At; of two with the same At (a clock

@@ -3,13 +3,16 @@ package promotion_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/custody-dev/custody/internal/builds"
 	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/evidence/evidencetest"
 	"github.com/custody-dev/custody/internal/gate"
@@ -262,5 +265,146 @@ func TestAtEqualTimes(t *testing.T) {
 	}
 	if cur := f.current(t, "dev"); cur != a.DigestStr() {
 		t.Fatalf("dev runs %s", cur)
+	}
+}
+
+// attReads counts the requests for cosign attestation tags: one per
+// digest whose evidence is read.
+type attReads struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *attReads) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.Contains(r.URL.Path, "/manifests/sha256-") && strings.HasSuffix(r.URL.Path, ".att") {
+		c.mu.Lock()
+		c.n++
+		c.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func (c *attReads) reset() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.n
+	c.n = 0
+	return n
+}
+
+// TestAtReadsFewDigests: what dev runs now, after ten promotions an hour
+// apart, is answered from the evidence of the last digest or so, not of
+// all ten; an instant in the past reads back only as far as it needs,
+// and every answer is the one the whole record set gives.
+func TestAtReadsFewDigests(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	reads := &attReads{}
+	f.svc.Remote = []remote.Option{remote.WithTransport(reads)}
+	// The service's clock runs ahead of the tag moves' real times, in
+	// the same order: promotions an hour apart.
+	base := time.Now().UTC().Add(time.Hour)
+	var now time.Time
+	f.svc.Now = func() time.Time { return now }
+	var digests []string
+	var times []time.Time
+	for i := range 10 {
+		d := f.signed(t, windowStart.Add(time.Hour))
+		now = base.Add(time.Duration(i) * time.Hour)
+		if _, err := f.svc.Promote(ctx, promotion.Request{Repository: "apps/web", Digest: d.DigestStr(), Environment: "dev"}, "rel"); err != nil {
+			t.Fatal(err)
+		}
+		digests, times = append(digests, d.DigestStr()), append(times, now)
+	}
+	reads.reset()
+	dep, err := f.svc.At(ctx, "apps/web", "dev", now.Add(time.Minute))
+	if err != nil || dep.Digest != digests[9] {
+		t.Fatalf("now: %v %+v", err, dep)
+	}
+	if n := reads.reset(); n > 4 {
+		t.Fatalf("what runs now read the evidence of %d digests", n)
+	}
+	for i, at := range times {
+		dep, err := f.svc.At(ctx, "apps/web", "dev", at.Add(30*time.Minute))
+		if err != nil || dep.Digest != digests[i] || !dep.Since.Equal(at) {
+			t.Fatalf("at %s: %v %+v, want %s", at, err, dep, digests[i])
+		}
+	}
+	if dep, err := f.svc.At(ctx, "apps/web", "dev", base.Add(-time.Second)); err != nil || dep.Digest != "" {
+		t.Fatalf("before the first promotion: %v %+v", err, dep)
+	}
+}
+
+// clockedTags is the fixture's tag history with the moves stamped by the
+// service's clock (a second after each record), as one server stamps
+// both in production.
+type clockedTags struct {
+	promotion.TagHistories
+	moves []time.Time
+}
+
+func (c *clockedTags) TagHistory(ctx context.Context, repo, tag string) ([]builds.TagEvent, error) {
+	hist, err := c.TagHistories.TagHistory(ctx, repo, tag)
+	if err != nil || len(hist) != len(c.moves) {
+		return hist, err
+	}
+	for i := range hist {
+		hist[i].At = c.moves[i]
+	}
+	return hist, nil
+}
+
+// TestAtWithReturningDigests: with the tag's moves and the records on
+// one clock, promotions hours apart and digests that come back (a
+// rollback, a promotion of an older digest), every instant is answered
+// as from the whole record set, reading no more than it needs.
+func TestAtWithReturningDigests(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	reads := &attReads{}
+	f.svc.Remote = []remote.Option{remote.WithTransport(reads)}
+	tags := &clockedTags{TagHistories: f.svc.Tags}
+	f.svc.Tags = tags
+	var now time.Time
+	f.svc.Now = func() time.Time { return now }
+	at := func(i int) time.Time { return windowStart.Add(time.Duration(i) * 3 * time.Hour) }
+	a, b, c := f.signed(t, windowStart), f.signed(t, windowStart), f.signed(t, windowStart)
+	promote := func(i int, d name.Digest) {
+		t.Helper()
+		now = at(i)
+		if _, err := f.svc.Promote(ctx, promotion.Request{Repository: "apps/web", Digest: d.DigestStr(), Environment: "dev"}, "rel"); err != nil {
+			t.Fatal(err)
+		}
+		tags.moves = append(tags.moves, now.Add(time.Second))
+	}
+	promote(1, a)
+	promote(2, b)
+	promote(3, c)
+	now = at(4)
+	if _, err := f.svc.Rollback(ctx, "apps/web", "dev", []string{a.DigestStr(), b.DigestStr(), c.DigestStr()}, "rel", "error rate"); err != nil {
+		t.Fatal(err)
+	}
+	tags.moves = append(tags.moves, now.Add(time.Second)) // back to b
+	promote(5, a)
+	want := []name.Digest{1: a, 2: b, 3: c, 4: b, 5: a}
+	for i := 1; i <= 5; i++ {
+		for _, when := range []time.Time{at(i), at(i).Add(time.Hour)} {
+			dep, err := f.svc.At(ctx, "apps/web", "dev", when)
+			if err != nil || dep.Digest != want[i].DigestStr() || !dep.Since.Equal(at(i)) || dep.Record.Rollback != (i == 4) {
+				t.Fatalf("at %s: %v %+v, want %s since %s", when, err, dep, want[i].DigestStr(), at(i))
+			}
+		}
+	}
+	if dep, err := f.svc.At(ctx, "apps/web", "dev", at(1).Add(-time.Nanosecond)); err != nil || dep.Digest != "" {
+		t.Fatalf("before the first promotion: %v %+v", err, dep)
+	}
+	reads.reset()
+	if dep, err := f.svc.At(ctx, "apps/web", "dev", at(6)); err != nil || dep.Digest != a.DigestStr() {
+		t.Fatalf("now: %v %+v", err, dep)
+	}
+	if n := reads.reset(); n != 3 {
+		// a, b and c come back within one batch of four: all three are
+		// read, and no more.
+		t.Fatalf("read %d digests' evidence", n)
 	}
 }
