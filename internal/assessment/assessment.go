@@ -626,16 +626,17 @@ func (s subject) environments() []environment {
 	return s.envs
 }
 
-// promotionInto returns the newest counting promotion record of a into env.
-func promotionInto(a *artifact, env string) *evidence.Record {
+// promotionInto returns the newest counting promotion record of
+// repo@a into env.
+func promotionInto(a *artifact, repo, env string) *evidence.Record {
 	if a == nil {
 		return nil
 	}
 	var last *evidence.Record
-	for i := range a.Set.Promotions {
-		r := &a.Set.Promotions[i]
-		if r.Environment == env && r.Digest == a.Digest {
-			last = r
+	recs := a.Set.PromotionsOf(repo)
+	for i := range recs {
+		if recs[i].Environment == env {
+			last = &recs[i]
 		}
 	}
 	return last

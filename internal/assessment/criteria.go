@@ -242,7 +242,7 @@ func checkPromoted(s subject) Result {
 			continue
 		}
 		ev.Total++
-		if r := promotionInto(s.artifact(e.Digest), e.Env.Name); r != nil {
+		if r := promotionInto(s.artifact(e.Digest), s.repo, e.Env.Name); r != nil {
 			ev.Count++
 			if ev.Example == "" {
 				ev.Example = e.Digest
@@ -426,8 +426,9 @@ func checkVulnGate(s subject) Result {
 		a := s.artifact(e.Digest)
 		gated := false
 		if a != nil {
-			for i := range a.Set.Promotions {
-				if gateRulePassed(&a.Set.Promotions[i], gate.RuleNoFindingsAtOrAbove) {
+			recs := a.Set.PromotionsOf(s.repo)
+			for i := range recs {
+				if gateRulePassed(&recs[i], gate.RuleNoFindingsAtOrAbove) {
 					gated = true
 				}
 			}
@@ -484,7 +485,7 @@ func checkChain(s subject) Result {
 			continue
 		}
 		ev.Total++
-		rec := promotionInto(s.artifact(e.Digest), e.Env.Name)
+		rec := promotionInto(s.artifact(e.Digest), s.repo, e.Env.Name)
 		problem, command, setting := "", "custody promote "+s.ref(e.Digest)+" --to "+e.Env.Name, ""
 		switch {
 		case rec == nil:

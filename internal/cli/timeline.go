@@ -171,10 +171,12 @@ func newHistoryCmd() *cobra.Command {
 		Long: `List every event the audit log records about the artifact
 (REGISTRY/REPOSITORY@DIGEST), oldest first: its push, tag moves, the
 signatures and attestations stored about it, promotions, approvals,
-rollbacks, deploy-time verifications (custody verify --env), admission
-decisions, legal holds, retention and revocations. Each line gives the
-audit-log index, which custody audit proves. Needs the audit permission
-(the auditor role), as reading the audit log does.`,
+rollbacks, deploy-time verifications (custody verify --env) and scrub's
+evidence revalidation failures, admission decisions, legal holds,
+retention and revocations. Each line gives the audit-log index, which
+custody audit proves. At most the oldest 1000 events are listed (the
+answer says so when there are more). Needs the audit permission (the
+auditor role), as reading the audit log does.`,
 		Example: `  custody history 127.0.0.1:5000/apps/web@sha256:...`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -209,7 +211,13 @@ audit-log index, which custody audit proves. Needs the audit permission
 					}
 					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.AuditIndex, e.Time.Format(time.RFC3339), e.Kind, e.Action, e.Result, e.Actor, detail)
 				}
-				return tw.Flush()
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				if h.Truncated {
+					fmt.Fprintf(w, "(the oldest %d events; GET /api/v1/audit/search?digest=%s&since=TIME pages through the rest)\n", len(h.Events), h.Digest)
+				}
+				return nil
 			})
 		},
 	}

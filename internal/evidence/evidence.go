@@ -80,10 +80,13 @@ type Record struct {
 
 // Approval is the predicate of an approval attestation.
 type Approval struct {
-	Environment string    `json:"environment"`
-	By          string    `json:"approvedBy"`
-	Reason      string    `json:"reason,omitempty"`
-	At          time.Time `json:"at"`
+	Environment string `json:"environment"`
+	// Repository is the repository the approval is for (approvals
+	// recorded before it was written name none, and count nowhere).
+	Repository string    `json:"repository,omitempty"`
+	By         string    `json:"approvedBy"`
+	Reason     string    `json:"reason,omitempty"`
+	At         time.Time `json:"at"`
 }
 
 // Revocation is the predicate of a revocation attestation.
@@ -470,6 +473,35 @@ func (s *Set) Has(types ...string) bool {
 	return slices.ContainsFunc(s.Attestations, func(a Attestation) bool {
 		return a.Trusted() && slices.Contains(types, a.PredicateType)
 	})
+}
+
+// PromotionsOf returns the promotion and rollback records of s that are
+// about repo, oldest first: a record proves something only of the
+// repository and digest its predicate names, so one copied from another
+// repository holding the same digest (cosign copy, or a referrer pushed
+// by hand) proves nothing here, not even that the digest went through an
+// earlier environment.
+func (s *Set) PromotionsOf(repo string) []Record {
+	var out []Record
+	for _, r := range s.Promotions {
+		if r.Repository == repo && r.Digest == s.Digest {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// ApprovalsOf returns the approvals of s that are for repo: like a
+// promotion record, an approval copied from another repository holding
+// the same digest counts for nothing here.
+func (s *Set) ApprovalsOf(repo string) []Approval {
+	var out []Approval
+	for _, a := range s.Approvals {
+		if a.Repository == repo {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Revoked returns the last revocation found that counts, or nil.

@@ -1,9 +1,11 @@
 package promotion
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +38,9 @@ const (
 	ActionVerify = "verify"
 	// ActionAdmission: one image's admission webhook decision.
 	ActionAdmission = "admission"
+	// ActionRevalidate: evidence about the digest that scrub found no
+	// longer verifies against the archived trust root.
+	ActionRevalidate = "evidence.revalidate"
 )
 
 // PromotedReason and ApprovalReason are the reasons of the audit entries
@@ -81,7 +86,16 @@ type History struct {
 	Repository string  `json:"repository"`
 	Digest     string  `json:"digest"`
 	Events     []Event `json:"events"`
+	// Truncated says more than MaxHistoryEvents entries were found: Events
+	// holds the oldest MaxHistoryEvents (the audit search, GET
+	// /api/v1/audit/search?digest=&since=, pages through the rest).
+	Truncated bool `json:"truncated,omitempty"`
 }
+
+// MaxHistoryEvents caps the events of one History, as the audit search
+// caps its answers (tlog.MaxEntries): a digest an admission webhook sees
+// for every pod start gathers entries without end.
+const MaxHistoryEvents = tlog.MaxEntries
 
 // History returns every audit-log entry about repo@dgst, in log order
 // (the order things happened): its push, tag moves, the signatures and
@@ -107,12 +121,43 @@ func (s *Service) History(ctx context.Context, repo, dgst string) (History, erro
 			}
 		}
 	}
-	leaves, err := s.Audit.Search(ctx, tlog.Query{Repo: repo})
-	if err != nil {
-		return h, fmt.Errorf("searching the audit log: %w", err)
-	}
 	cosignTag := strings.Replace(dgst, ":", "-", 1) + "."
+	// The entries are read by digest (the artifact's, its referrers' and
+	// every manifest its cosign tags named), never the whole
+	// repository's log, each search capped: memory stays bounded
+	// however long the repository's history is.
+	digests := []string{dgst}
+	for r := range referrers {
+		digests = append(digests, r)
+	}
+	if s.Tags != nil {
+		for _, suffix := range []string{"sig", "att"} {
+			hist, err := s.Tags.TagHistory(ctx, repo, cosignTag+suffix)
+			if err != nil {
+				return h, fmt.Errorf("tag history of %s:%s: %w", repo, cosignTag+suffix, err)
+			}
+			for _, e := range hist {
+				digests = append(digests, e.Digest.String())
+			}
+		}
+	}
+	slices.Sort(digests)
+	digests = slices.Compact(digests)
+	var leaves []tlog.Leaf
+	for _, d := range digests {
+		found, err := s.Audit.Search(ctx, tlog.Query{Repo: repo, Digest: d, Limit: MaxHistoryEvents + 1})
+		if err != nil {
+			return h, fmt.Errorf("searching the audit log: %w", err)
+		}
+		leaves = append(leaves, found...)
+	}
+	slices.SortFunc(leaves, func(a, b tlog.Leaf) int { return cmp.Compare(a.Index, b.Index) })
+	leaves = slices.CompactFunc(leaves, func(a, b tlog.Leaf) bool { return a.Index == b.Index })
 	for _, l := range leaves {
+		if len(h.Events) == MaxHistoryEvents {
+			h.Truncated = true
+			break
+		}
 		e, err := tlog.ParseEntry(l.Entry)
 		if err != nil {
 			continue
@@ -160,7 +205,7 @@ func kindOf(e tlog.Entry) string {
 		return KindRollback
 	case a == "revoke":
 		return KindRevocation
-	case a == ActionVerify, a == "gate.violation":
+	case a == ActionVerify, a == "gate.violation", a == ActionRevalidate:
 		return KindVerification
 	case a == ActionAdmission:
 		return KindAdmission

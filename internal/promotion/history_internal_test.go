@@ -24,6 +24,7 @@ func TestKindOf(t *testing.T) {
 		{tlog.Entry{Action: "revoke"}, KindRevocation},
 		{tlog.Entry{Action: ActionVerify}, KindVerification},
 		{tlog.Entry{Action: "gate.violation"}, KindVerification},
+		{tlog.Entry{Action: ActionRevalidate}, KindVerification}, // scrub's revalidation
 		{tlog.Entry{Action: ActionAdmission}, KindAdmission},
 		{tlog.Entry{Action: "hold.clear"}, KindHold},
 		{tlog.Entry{Action: "retention.set"}, KindRetention},

@@ -181,7 +181,7 @@ func (s *Service) Gather(ctx context.Context, repo, dgst string) (*Facts, error)
 	if set.AttestationErr != nil {
 		return nil, set.AttestationErr
 	}
-	f := &Facts{Evidence: set, Approvals: set.Approvals, Promotions: set.Promotions, Revoked: set.Revoked()}
+	f := &Facts{Evidence: set, Approvals: set.ApprovalsOf(repo), Promotions: set.PromotionsOf(repo), Revoked: set.Revoked()}
 	var inputErrs []string
 	f.Input, inputErrs = InputOf(repo, set, s.now())
 	f.Input.Artifact.MediaType = string(desc.MediaType)
@@ -237,7 +237,7 @@ func InputOf(repo string, set *evidence.Set, now time.Time) (gate.Input, []strin
 			problems = append(problems, err.Error())
 		}
 	}
-	for _, r := range set.Promotions {
+	for _, r := range set.PromotionsOf(repo) {
 		in.Promotions = append(in.Promotions, gate.Promotion{Environment: r.Environment, At: r.At, By: r.By, Digest: r.Digest})
 	}
 	return in, problems
@@ -322,7 +322,7 @@ func (s *Service) Promote(ctx context.Context, req Request, by string) (Outcome,
 			}
 		}
 		if !slices.Contains(approvers, by) {
-			if err := s.attach(ctx, req.Repository, req.Digest, evidence.PredicateApproval, evidence.Approval{Environment: env.Name, By: by, Reason: req.Reason, At: s.now()}); err != nil {
+			if err := s.attach(ctx, req.Repository, req.Digest, evidence.PredicateApproval, evidence.Approval{Environment: env.Name, Repository: req.Repository, By: by, Reason: req.Reason, At: s.now()}); err != nil {
 				return out, err
 			}
 			approvers = append(approvers, by)

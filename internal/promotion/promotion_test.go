@@ -181,7 +181,7 @@ func TestInputOf(t *testing.T) {
 	evidencetest.Sign(t, d, f.ci, "")          // counts
 	evidencetest.Attest(t, d, f.ci, attest.PredicateSLSAProvenanceV1, evidencetest.Provenance)
 	evidencetest.Attest(t, d, f.ci, attest.PredicateTestResult, `{"result":"MAYBE"}`)
-	evidencetest.Attest(t, d, f.server, evidence.PredicatePromotion, evidence.Record{Environment: "dev", Digest: d.DigestStr(), By: "rel", At: windowStart})
+	evidencetest.Attest(t, d, f.server, evidence.PredicatePromotion, evidence.Record{Environment: "dev", Repository: "apps/web", Digest: d.DigestStr(), By: "rel", At: windowStart})
 	set := evidence.Collect(context.Background(), d, f.svc.Trust, sign.Options{})
 	now := windowEnd
 	in, problems := promotion.InputOf("apps/web", set, now)

@@ -56,7 +56,7 @@ func (s *Service) At(ctx context.Context, repo, env string, t time.Time) (Deploy
 	if _, i, err := s.Lookup(repo, env); err != nil || i < 0 {
 		return Deployment{}, err
 	}
-	recs, err := s.records(ctx, repo, env)
+	recs, err := s.records(ctx, repo, env, t)
 	if err != nil {
 		return Deployment{}, err
 	}
@@ -77,10 +77,23 @@ func (s *Service) At(ctx context.Context, repo, env string, t time.Time) (Deploy
 	return dep, nil
 }
 
+// moveSkew bounds how much later than the environment tag's move to a
+// digest the record of that move may say it was made: the record is made
+// first (its At), then attached, then the tag moves, in one request of one
+// server process, whose clock stamps both; the margin covers the request
+// and a clock stepped back.
+const moveSkew = 5 * time.Minute
+
 // records returns the promotion and rollback records into env of repo
-// that count, oldest first, from the evidence of every digest env's tag
-// pointed at.
-func (s *Service) records(ctx context.Context, repo, env string) ([]evidence.Record, error) {
+// that count, oldest first, from the evidence of the digests env's tag
+// pointed at: enough of them that the latest record at or before t is
+// among them. The digests are read newest move first, a few at a time
+// (reading is mostly waiting on the store), and reading stops once the
+// latest record at or before t found is later than every remaining
+// digest's last move (plus moveSkew): none of their records can be
+// later. "What runs now" reads a digest or two, not the environment's
+// whole past.
+func (s *Service) records(ctx context.Context, repo, env string, t time.Time) ([]evidence.Record, error) {
 	if s.Tags == nil {
 		return nil, errors.New("promotion: no tag history to read the environment's digests from")
 	}
@@ -88,35 +101,85 @@ func (s *Service) records(ctx context.Context, repo, env string) ([]evidence.Rec
 	if err != nil {
 		return nil, fmt.Errorf("tag history of %s:%s: %w", repo, env, err)
 	}
-	var digests []string
-	seen := map[string]bool{}
+	// Each digest once, at its last move, newest first.
+	type candidate struct {
+		digest   string
+		lastMove time.Time
+	}
+	var cands []candidate
+	at := map[string]int{}
 	for _, h := range hist {
-		if dgst := h.Digest.String(); !seen[dgst] {
-			seen[dgst] = true
-			digests = append(digests, dgst)
+		dgst := h.Digest.String()
+		if i, ok := at[dgst]; ok {
+			cands[i].lastMove = later(cands[i].lastMove, h.At)
+			continue
+		}
+		at[dgst] = len(cands)
+		cands = append(cands, candidate{dgst, h.At})
+	}
+	slices.SortStableFunc(cands, func(a, b candidate) int { return b.lastMove.Compare(a.lastMove) })
+	const batch = 4
+	var (
+		recs []evidence.Record
+		best *evidence.Record // the latest record at or before t so far
+	)
+	for start := 0; start < len(cands); start += batch {
+		if best != nil && cands[start].lastMove.Add(moveSkew).Before(best.At) {
+			break
+		}
+		part := cands[start:min(start+batch, len(cands))]
+		found := make([][]evidence.Record, len(part))
+		errs := make([]error, len(part))
+		var wg sync.WaitGroup
+		for i, c := range part {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				found[i], errs[i] = s.recordsOn(ctx, repo, env, c.digest)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+		for _, rs := range found {
+			for i := range rs {
+				if !rs[i].At.After(t) && (best == nil || rs[i].At.After(best.At)) {
+					best = &rs[i]
+				}
+			}
+			recs = append(recs, rs...)
 		}
 	}
-	// Each digest's evidence is read and verified on its own; a few at a
-	// time, as reading is mostly waiting on the store.
-	found := make([][]evidence.Record, len(digests))
-	errs := make([]error, len(digests))
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for i, dgst := range digests {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			found[i], errs[i] = s.recordsOn(ctx, repo, env, dgst)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	recs := slices.Concat(found...)
-	slices.SortStableFunc(recs, func(a, b evidence.Record) int { return a.At.Compare(b.At) })
+	slices.SortStableFunc(recs, chronological)
 	return recs, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// chronological orders records by At; of two with the same At (a clock
+// that did not tick between them), the one that names the other's digest
+// as its previous one came after it, and a rollback came after the
+// promotion it undid.
+func chronological(a, b evidence.Record) int {
+	if c := a.At.Compare(b.At); c != 0 {
+		return c
+	}
+	after := func(x, y evidence.Record) bool {
+		return x.Previous == y.Digest && (y.Previous != x.Digest || x.Rollback && !y.Rollback)
+	}
+	switch {
+	case after(a, b):
+		return 1
+	case after(b, a):
+		return -1
+	}
+	return 0
 }
 
 // recordsOn returns the promotion and rollback records into env of
@@ -131,10 +194,8 @@ func (s *Service) recordsOn(ctx context.Context, repo, env, dgst string) ([]evid
 		return nil, fmt.Errorf("records of %s@%s: %w", repo, dgst, set.AttestationErr)
 	}
 	var recs []evidence.Record
-	for _, r := range set.Promotions {
-		// The record's subject is dgst (Collect checked it); the
-		// predicate must say the same and name this environment.
-		if r.Environment == env && r.Digest == dgst && (r.Repository == "" || r.Repository == repo) {
+	for _, r := range set.PromotionsOf(repo) {
+		if r.Environment == env {
 			recs = append(recs, r)
 		}
 	}
@@ -146,9 +207,11 @@ func (s *Service) recordsOn(ctx context.Context, repo, env, dgst string) ([]evid
 // recorded at or after rec.At (the server records the entry once the
 // record is attached, so a digest that entered the environment again
 // later pairs with its own later entry). nil when the log holds none
-// (audit disabled).
+// (audit disabled). Only the entries from rec.At on are read, at most
+// MaxHistoryEvents of them: the entry follows its record within the
+// request, while a running digest gathers admission entries without end.
 func (s *Service) auditIndex(ctx context.Context, repo string, rec evidence.Record) (*uint64, error) {
-	leaves, err := s.Audit.Search(ctx, tlog.Query{Repo: repo, Digest: rec.Digest})
+	leaves, err := s.Audit.Search(ctx, tlog.Query{Repo: repo, Digest: rec.Digest, Since: rec.At, Limit: MaxHistoryEvents})
 	if err != nil {
 		return nil, fmt.Errorf("searching the audit log: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/identity"
 	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/promotion"
 	"github.com/custody-dev/custody/internal/promotion/promotionhttp"
 	"github.com/custody-dev/custody/internal/scrub"
 	"github.com/custody-dev/custody/internal/sign"
@@ -143,7 +144,7 @@ func (rv *revalidation) report(ctx context.Context, rep *scrub.Report) {
 		if f.PredicateType != "" {
 			what += " (" + f.PredicateType + ")"
 		}
-		rv.audit.Record(identity.With(ctx, identity.Server), audit.Event{Action: "evidence.revalidate", Repo: f.Repo, Digest: f.Artifact,
+		rv.audit.Record(identity.With(ctx, identity.Server), audit.Event{Action: promotion.ActionRevalidate, Repo: f.Repo, Digest: f.Artifact,
 			Result: "invalid", Reason: what + " no longer verifies against trust root " + rep.TrustRoot + ": " + f.Reason})
 	}
 	rv.reported = now

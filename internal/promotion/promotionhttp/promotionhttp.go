@@ -423,7 +423,12 @@ func (p *Handler) environment(w http.ResponseWriter, r *http.Request) {
 	if q.Has("at") {
 		t, err := promotion.ParseTime(q.Get("at"))
 		if err != nil {
-			problem.Write(w, problem.Invalid, "at: "+err.Error())
+			detail := "at: " + err.Error()
+			if strings.Contains(q.Get("at"), " ") && strings.Contains(q.Get("at"), "T") {
+				// A + in a query decodes to a space.
+				detail += `; write a "+" of a UTC offset as %2B in a URL`
+			}
+			problem.Write(w, problem.Invalid, detail)
 			return
 		}
 		at = t
@@ -525,7 +530,12 @@ func (p *Handler) projectEnvironment(w http.ResponseWriter, r *http.Request, pro
 	}
 	for _, repo := range repos {
 		if !pr.Can(repo, auth.PermPull) {
-			p.authz.Require(w, r, "environment.read", repo, auth.PermPull) // answers the refusal
+			// Refused without naming the repository: a caller who may
+			// not pull it may not list it either (the catalog needs pull
+			// on the registry). The audit log names it.
+			detail := fmt.Sprintf("the project-wide answer needs pull on every repository of project %s (%s) that %s held something of; ask for one repository instead", proj.Title(), proj.Repositories, env)
+			p.audit.Record(r.Context(), audit.Event{Action: "environment.read", Repo: repo, Result: "denied", Reason: detail, Request: r})
+			problem.Write(w, problem.Denied, detail)
 			return
 		}
 	}
