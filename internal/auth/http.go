@@ -136,6 +136,11 @@ type Whoami struct {
 	TokenScopes []Scope `json:"tokenScopes,omitempty"`
 	// Access is what the Docker token flow's token carries.
 	Access []Access `json:"access,omitempty"`
+	// Can says which global permissions the caller holds (grants and
+	// token scope taken together).
+	Can Capabilities `json:"can"`
+	// Session describes the browser session the request came with.
+	Session *SessionInfo `json:"session,omitempty"`
 }
 
 func (s *Service) whoami(w http.ResponseWriter, r *http.Request) {
@@ -152,6 +157,7 @@ func (s *Service) whoami(w http.ResponseWriter, r *http.Request) {
 	if p.jwt {
 		who.Access = nonNilAccess(p.access)
 	}
+	who.Can = Capabilities{Audit: p.Can("", PermAudit), Admin: p.Can("", PermAdmin)}
 	problem.JSON(w, http.StatusOK, who)
 }
 

@@ -42,6 +42,7 @@ import (
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/internal/vuln"
 	"github.com/custody-dev/custody/internal/vuln/vulnhttp"
+	"github.com/custody-dev/custody/internal/web"
 )
 
 // Server is a configured custody server.
@@ -255,7 +256,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	internalOpts.Authorizer = registry.AllowAll{}
 	internalOpts.Policy = registry.Policies{engine, checker}
 	internal := registry.New(blobs, md, internalOpts)
-	self := []remote.Option{remote.WithTransport(handlerTransport{internal})}
+	self := []remote.Option{remote.WithTransport(handlerTransport{h: internal, asServer: true})}
 	keys := cfg.Signing.Keys
 	if keys == "" {
 		keys = filepath.Join(cfg.Data, "keys")
@@ -381,6 +382,18 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		}
 		mux.ServeHTTP(w, r)
 	})
+	// The web interface (docs/ui.md) serves every path nothing above
+	// claims; its pages call /api/v1/ in process, as the browser.
+	site, err := web.New(web.Options{
+		API:           handlerTransport{h: root},
+		Auth:          authz != nil,
+		SecureCookies: cfg.TLS.CertFile != "",
+		Log:           log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("/", site)
 	// Behind trusted proxies every handler (sign-in throttling, logs,
 	// audit) sees the client's address.
 	proxies, err := proxy.Parse(cfg.Proxy.Trusted, cfg.Proxy.Header)
