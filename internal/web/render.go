@@ -135,10 +135,10 @@ var templateFuncs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
-	"bytes":      humanBytes,
+	"bytes":       humanBytes,
 	"shortDigest": shortDigest,
-	"query":      urlQueryEscape,
-	"path":       urlPathEscape,
+	"query":       urlQueryEscape,
+	"path":        urlPathEscape,
 }
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
