@@ -549,6 +549,11 @@ func (s *Server) purgeLoop(ctx context.Context) {
 			} else if n > 0 {
 				s.log.Info("purged stale uploads", "count", n)
 			}
+			if s.auth != nil {
+				if _, err := s.auth.PurgeSessions(ctx); err != nil {
+					s.log.Warn("purging timed-out browser sessions failed", "err", err)
+				}
+			}
 		}
 	}
 }

@@ -33,6 +33,9 @@ type navItem struct {
 // nav is the main navigation: what the caller may open. Whether a caller
 // audits or administers is the API's answer (whoami), not the page's.
 func (r *Request) nav() []navItem {
+	if r.site.opts.Auth && r.Who == nil {
+		return nil // signed out: nothing to open yet
+	}
 	items := []navItem{{Label: "Repositories", Path: "/repositories"}, {Label: "Environments", Path: "/environments"}}
 	audit, admin := !r.site.opts.Auth, !r.site.opts.Auth
 	if r.Who != nil {
