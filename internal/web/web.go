@@ -126,6 +126,9 @@ func New(opts Options) (*Site, error) {
 // ServeHTTP serves the web interface with its security headers.
 func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w.Header())
+	if s.opts.SecureCookies { // served over TLS: stay on HTTPS
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	s.mux.ServeHTTP(w, r)
 }
 

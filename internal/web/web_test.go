@@ -192,3 +192,5 @@ func TestNoInlineScriptOrStyle(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
