@@ -232,6 +232,10 @@ func (e *Engine) Put(ctx context.Context, pattern string, p Policy) (Record, err
 	return Record{Pattern: pattern, Version: v, Created: now, Body: body}, nil
 }
 
+// ImmutableRule returns the name of the rule that makes tag immutable in
+// repo, or "" when the tag may move.
+func (e *Engine) ImmutableRule(repo, tag string) string { return e.immutableRule(repo, tag) }
+
 // immutableRule returns the name of the rule that makes tag immutable in
 // repo, or "".
 func (e *Engine) immutableRule(repo, tag string) string {

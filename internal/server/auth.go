@@ -158,6 +158,12 @@ func apiRequirement(r *http.Request) (action, repo string, perm auth.Perm, own b
 		return "tags.read", strings.TrimSuffix(sub, "/history"), auth.PermPull, false
 	case "versions":
 		return "versions.read", sub, auth.PermPull, false
+	case "repositories":
+		if sub == "" {
+			// Any signed-in caller; the catalog lists only what it may read.
+			return "catalog", "", 0, false
+		}
+		return "tags.read", strings.TrimSuffix(sub, "/tags"), auth.PermPull, false
 	}
 	return "api", "", auth.PermAdmin, false
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/blob/s3"
 	"github.com/custody-dev/custody/internal/builds/buildshttp"
+	"github.com/custody-dev/custody/internal/catalog"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/gc"
 	"github.com/custody-dev/custody/internal/generic"
@@ -362,6 +363,13 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	if authz != nil {
 		authz.Register(mux)
 	}
+	// The repository catalog: /api/v1/repositories lists only what the
+	// caller may pull.
+	canRead := func(context.Context, string) bool { return true }
+	if authz != nil {
+		canRead = func(ctx context.Context, repo string) bool { return auth.PrincipalFrom(ctx).Can(repo, auth.PermPull) }
+	}
+	(&catalog.Handler{Meta: md, Locks: md, Immutable: engine.ImmutableRule, CanRead: canRead, Log: log}).Register(mux)
 	gen := generic.New(blobs, md, public)
 	// /v2/ bypasses ServeMux, whose path cleaning would redirect
 	// "/v2/a/../b/..." or "a//b" to another repository instead of letting

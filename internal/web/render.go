@@ -140,6 +140,7 @@ var templateFuncs = template.FuncMap{
 	},
 	"bytes":       humanBytes,
 	"shortDigest": shortDigest,
+	"shortRev":    shortRev,
 	"query":       urlQueryEscape,
 	"path":        urlPathEscape,
 }
@@ -163,6 +164,14 @@ func shortDigest(d any) string {
 		return s
 	}
 	return alg + ":" + hex[:12]
+}
+
+// shortRev is a commit's first 12 characters.
+func shortRev(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
 }
 
 // humanBytes is a size in B, KiB, MiB, GiB.
