@@ -126,7 +126,7 @@ func TestRepositoryPage(t *testing.T) {
 	for _, want := range []string{
 		"<h1>team/app</h1>", `<th scope="row">latest</th>`, `<th scope="row">v1.0.0</th>`,
 		second.String()[:19], ">fedcba987654<", ">42<", ">41<", ">1.0.0<", // digest, commit, build numbers, version
-		`<span class="badge ok"`,           // v1.0.0 is immutable by the default rule
+		`<span class="badge ok"`,                                 // v1.0.0 is immutable by the default rule
 		"History of tag latest", first.String(), second.String(), // the history, both positions
 		`data-copy="` + strings.TrimPrefix(s.url, "http://") + `/team/app@` + second.String() + `"`,
 	} {
