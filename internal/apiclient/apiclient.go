@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -143,35 +144,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 
 // Send is Do for requests with headers or a streamed body.
 func (c *Client) Send(ctx context.Context, r Request, out any) error {
-	body, ctype := r.Body, r.ContentType
-	if r.JSON != nil {
-		b, err := json.Marshal(r.JSON)
-		if err != nil {
-			return err
-		}
-		body, ctype = bytes.NewReader(b), "application/json"
-	}
-	if !strings.HasPrefix(r.Path, "/") {
-		return fmt.Errorf("request path %q does not start with /", r.Path)
-	}
-	req, err := http.NewRequestWithContext(ctx, r.Method, c.base.String()+r.Path, body)
-	if err != nil {
-		return err
-	}
-	for k, v := range r.Header {
-		req.Header[k] = v
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	req.Header.Set("Accept", "application/json, application/problem+json")
-	if c.opts.UserAgent != "" {
-		req.Header.Set("User-Agent", c.opts.UserAgent)
-	}
-	if c.opts.Authorization != "" {
-		req.Header.Set("Authorization", c.opts.Authorization)
-	}
-	resp, err := c.http.Do(req)
+	resp, err := c.send(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -198,4 +171,77 @@ func (c *Client) Send(ctx context.Context, r Request, out any) error {
 		}
 		return nil
 	}
+}
+
+// send sends r and returns the response, whatever its status.
+func (c *Client) send(ctx context.Context, r Request) (*http.Response, error) {
+	body, ctype := r.Body, r.ContentType
+	if r.JSON != nil {
+		b, err := json.Marshal(r.JSON)
+		if err != nil {
+			return nil, err
+		}
+		body, ctype = bytes.NewReader(b), "application/json"
+	}
+	if !strings.HasPrefix(r.Path, "/") {
+		return nil, fmt.Errorf("request path %q does not start with /", r.Path)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, c.base.String()+r.Path, body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range r.Header {
+		req.Header[k] = v
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	req.Header.Set("Accept", "application/json, application/problem+json")
+	if c.opts.UserAgent != "" {
+		req.Header.Set("User-Agent", c.opts.UserAgent)
+	}
+	if c.opts.Authorization != "" {
+		req.Header.Set("Authorization", c.opts.Authorization)
+	}
+	return c.http.Do(req)
+}
+
+// Download streams the answer of a GET of path into w (no size limit),
+// calling progress, when not nil, with the bytes written so far and the
+// total the server announced in header totalHeader (-1 when absent). An
+// answer of status 300 or more is an *Error.
+func (c *Client) Download(ctx context.Context, path, totalHeader string, w io.Writer, progress func(n, total int64)) error {
+	resp, err := c.send(ctx, Request{Method: http.MethodGet, Path: path})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, c.maxBody))
+		return decodeError(resp, b)
+	}
+	total := int64(-1)
+	if v, err := strconv.ParseInt(resp.Header.Get(totalHeader), 10, 64); err == nil {
+		total = v
+	}
+	pw := &progressWriter{w: w, total: total, progress: progress}
+	if _, err := io.Copy(pw, resp.Body); err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	return nil
+}
+
+type progressWriter struct {
+	w        io.Writer
+	n, total int64
+	progress func(n, total int64)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.n += int64(n)
+	if p.progress != nil {
+		p.progress(p.n, p.total)
+	}
+	return n, err
 }

@@ -45,6 +45,8 @@ login', else http://127.0.0.1:5000.`,
 		newRetentionCmd(),
 		newHoldCmd(),
 		newAuditCmd(),
+		newExportCmd(),
+		newImportCmd(),
 		newKeyCmd(),
 		newLoginCmd(),
 		newLogoutCmd(),
@@ -61,12 +63,14 @@ login', else http://127.0.0.1:5000.`,
 		newRevokeCmd(),
 		newEnvCmd(),
 		newHistoryCmd(),
+		newDrillCmd(),
 		newGateCmd(),
 		newPolicyCmd(), // deprecated alias of gate test
 		newVulnDBCmd(),
 		newViolationsCmd(),
 		newScanCmd(),
 		newMigrateCmd(),
+		newAssessCmd(),
 	)
 	return root
 }

@@ -62,12 +62,19 @@ tag alone. Needs pull on the repositories.`,
 			if err != nil {
 				return err
 			}
+			if len(args) == 1 {
+				b = withLastDrill(cmd, &f, b)
+			}
 			return printJSONOrText(cmd, f.output, b, func() error {
 				w := cmd.OutOrStdout()
 				if len(args) == 2 {
 					return printEnvironment(w, b, at != "")
 				}
-				return printProjectEnvironment(w, b)
+				if err := printProjectEnvironment(w, b); err != nil {
+					return err
+				}
+				printLastDrill(w, b)
+				return nil
 			})
 		},
 	}

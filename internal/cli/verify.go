@@ -26,10 +26,12 @@ func newVerifyCmd() *cobra.Command {
 		plainHTTP bool
 		env       string
 		server    string
+		bundleF   string
+		fpr       string
 	)
 	cmd := &cobra.Command{
-		Use:   "verify REF --trust-root FILE",
-		Short: "Verify an artifact's signatures, provenance and SBOM against a trust root",
+		Use:   "verify (REF --trust-root FILE | --bundle FILE --trust-root-fingerprint SHA256)",
+		Short: "Verify an artifact against a trust root, or an evidence bundle offline",
 		Long: `Verify the artifact REF resolves to, using only the trust-root file (from
 'custody key export-public --trust-root' or GET /api/v1/keys/trust-root) for
 keys: no network access beyond the registry holding the artifact.
@@ -47,15 +49,37 @@ Checks:
   - --env ENV: the digest is what ENV currently runs, it is not revoked and
     ENV's gate still holds (asks the server; deploy-time verification).
 
-Prints a report and exits non-zero on any failure (-o json for scripts).`,
+Prints a report and exits non-zero on any failure (-o json for scripts).
+
+With --bundle FILE --trust-root-fingerprint SHA256, verify an evidence bundle
+('custody export') with no server and no network. SHA256 is what 'custody key
+fingerprint' printed on the server you trust. Checks: every file's SHA-256
+against the manifest signed with the audit-log key; the trust root against
+the fingerprint; the layout's manifests and blobs; the checkpoint's
+signature, every audit entry's inclusion proof and the consistency proof to
+the latest checkpoint; each artifact's signatures (by keys valid at signing
+time), attestations (signature and subject), promotion, approval and
+revocation records, and that the summary claims no more; the promotion
+chain of each environment, in the audit log's order. Revocations are
+reported. Each failure names what is wrong (docs/bundle.md).`,
 		Example: `  custody verify 127.0.0.1:5000/apps/web:1.4.2 --trust-root trust-root.json
   custody verify REF --trust-root trust-root.json --require sbom,provenance \
       --builder https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main \
-      --source https://github.com/acme/app -o json`,
-		Args: cobra.ExactArgs(1),
+      --source https://github.com/acme/app -o json
+  custody verify --bundle prod-0303.tar --trust-root-fingerprint 3f9a...c21e`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != outputText && output != outputJSON {
 				return fmt.Errorf("invalid --output %q: use text or json", output)
+			}
+			if bundleF != "" {
+				if len(args) > 0 || trustRoot != "" || env != "" {
+					return errors.New("--bundle verifies the bundle's artifacts: give no REF, --trust-root or --env")
+				}
+				return verifyBundle(cmd, bundleF, fpr, output)
+			}
+			if len(args) != 1 {
+				return errors.New("give REF (or --bundle FILE)")
 			}
 			if trustRoot == "" {
 				return errors.New("no --trust-root: give the trust-root file of the keys you trust ('custody key export-public --trust-root')")
@@ -138,6 +162,8 @@ Prints a report and exits non-zero on any failure (-o json for scripts).`,
 	fl.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to a registry that is not on loopback or a private address")
 	fl.StringVar(&env, "env", "", "also require the digest to be what this environment runs, with its gate still holding (asks the server)")
 	fl.StringVar(&server, "server", "", "custody server URL for --env (default: the registry of REF)")
+	fl.StringVar(&bundleF, "bundle", "", "verify this evidence bundle offline (custody export)")
+	fl.StringVar(&fpr, "trust-root-fingerprint", "", "SHA-256 of the trusted trust.json, for --bundle ('custody key fingerprint')")
 	return cmd
 }
 

@@ -72,6 +72,8 @@ type Config struct {
 	Projects []Project `yaml:"projects"`
 	// Promotion configures how promotion gates see artifacts.
 	Promotion Promotion `yaml:"promotion"`
+	// Drills schedules restoration drills of environments (docs/drill.md).
+	Drills []Drill `yaml:"drills"`
 	// Admission configures the Kubernetes admission webhook.
 	Admission Admission `yaml:"admission"`
 	// TLS serves HTTPS on addr with this certificate (PEM files); the
@@ -135,6 +137,23 @@ type Project struct {
 	Repositories string        `yaml:"repositories"`
 	Environments []Environment `yaml:"environments"`
 }
+
+// Drill schedules a restoration drill: every Interval the server rebuilds
+// what Environment of Project runs into a fresh OCI layout under Dir
+// (default <data>/drills; only the latest run is kept), verifies it,
+// records the signed report, and alerts through the log and metrics when
+// anything is missing.
+type Drill struct {
+	// Project is a project's name or repositories pattern ("": the only
+	// one).
+	Project     string   `yaml:"project"`
+	Environment string   `yaml:"environment"`
+	Interval    Duration `yaml:"interval"`
+	Dir         string   `yaml:"dir"`
+}
+
+// MinDrillInterval is the shortest drills[].interval.
+const MinDrillInterval = time.Second
 
 // Environment is one stage of a project: its name (also the tag that
 // points at what it runs), its gate, and the approvals a promotion needs.
@@ -667,6 +686,17 @@ func (c Config) Validate() error {
 			if e.Approvals < 0 {
 				return fmt.Errorf("projects[%d].environments[%d].approvals must not be negative", i, j)
 			}
+		}
+	}
+	for i, d := range c.Drills {
+		if len(c.Projects) == 0 {
+			return fmt.Errorf("drills[%d]: drills rebuild environments: declare projects first", i)
+		}
+		if d.Environment == "" {
+			return fmt.Errorf("drills[%d].environment is empty", i)
+		}
+		if time.Duration(d.Interval) < MinDrillInterval {
+			return fmt.Errorf("drills[%d].interval %s: give at least %s", i, time.Duration(d.Interval), MinDrillInterval)
 		}
 	}
 	seen := map[string]bool{}

@@ -45,6 +45,9 @@ const (
 	// PredicateRevocation makes a digest fail every later gate, verify
 	// and admission.
 	PredicateRevocation = "https://custody.dev/attestation/revocation/v1"
+	// PredicateDrill records a restoration drill of an environment
+	// (internal/drill): what was rebuilt, where, and what was missing.
+	PredicateDrill = "https://custody.dev/attestation/drill/v1"
 )
 
 // PredicateOpenVEX is the predicate type of OpenVEX statements attached as
@@ -52,7 +55,7 @@ const (
 const PredicateOpenVEX = "https://openvex.dev/ns/v0.2.0"
 
 // RecordTypes lists the predicate types of the server's records.
-var RecordTypes = []string{PredicatePromotion, PredicateApproval, PredicateRevocation}
+var RecordTypes = []string{PredicatePromotion, PredicateApproval, PredicateRevocation, PredicateDrill}
 
 // SBOMTypes are the predicate types that count as an SBOM.
 var SBOMTypes = []string{attest.PredicateSPDX, attest.PredicateCycloneDX}
@@ -88,6 +91,16 @@ type Revocation struct {
 	By     string    `json:"revokedBy"`
 	Reason string    `json:"reason"`
 	At     time.Time `json:"at"`
+}
+
+// Drill is the part of a drill report's predicate (internal/drill) that
+// other packages read: which environment was rebuilt as of which instant,
+// when the drill ran, and whether it succeeded.
+type Drill struct {
+	Environment string    `json:"environment"`
+	At          time.Time `json:"at,omitzero"`
+	Started     time.Time `json:"started"`
+	OK          bool      `json:"ok"`
 }
 
 // Trust is what a Set is verified against: the keys of a trust root, each
@@ -229,13 +242,24 @@ type Attestation struct {
 	Predicate []byte
 	// Provenance is the parsed predicate of a trusted SLSA v1 provenance.
 	Provenance *provenance.Predicate
-	// Record, Approval and Revocation are the parsed predicate of a
-	// trusted server record, whichever its type is.
+	// Record, Approval, Revocation and Drill are the parsed predicate of
+	// a trusted server record, whichever its type is.
 	Record     *Record
 	Approval   *Approval
 	Revocation *Revocation
+	Drill      *Drill
 	// Counts is true for a server record signed by a recording key.
 	Counts bool
+	// ByServer is true for a trusted attestation signed by one of the
+	// server's own keys (the recording keys of a Trust restricted by
+	// RecordsOnlyBy): the server wrote it, not a client. For SLSA
+	// provenance this is the platform mode, written from the verified
+	// OIDC claims of the job with a key no tenant holds.
+	ByServer bool
+	// ClaimedType is the predicate type an attestation that did not
+	// verify claims, read without trusting it (for reports only; "" when
+	// unreadable). Never decide on it.
+	ClaimedType string
 	// Err says why the attestation is not trusted; nil when it is.
 	// errors.Is(Err, attest.ErrUntrusted) when no trusted key signed it.
 	Err error
@@ -271,6 +295,8 @@ type Set struct {
 	Promotions  []Record
 	Approvals   []Approval
 	Revocations []Revocation
+	// Drills are the drill reports that count, in the order found.
+	Drills []Drill
 }
 
 // Collect reads the signatures and attestations of d from the registry
@@ -307,6 +333,8 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 				s.Approvals = append(s.Approvals, *a.Approval)
 			case a.Revocation != nil:
 				s.Revocations = append(s.Revocations, *a.Revocation)
+			case a.Drill != nil:
+				s.Drills = append(s.Drills, *a.Drill)
 			}
 		}
 		s.Attestations = append(s.Attestations, a)
@@ -335,7 +363,7 @@ func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string
 	var a Attestation
 	v, err := attest.Verify(env, resolver, attest.AllowStatementV01(), attest.AllowPredicateType(known...))
 	if err != nil {
-		a.Err = err
+		a.Err, a.ClaimedType = err, claimedType(env)
 		if errors.Is(err, attest.ErrUntrusted) {
 			if id := t.revokedSigner(func(keys []crypto.PublicKey) (string, error) {
 				v, err := attest.Verify(env, attest.ResolverFromKeys(keys...), attest.AllowStatementV01(), attest.AllowPredicateType(known...))
@@ -373,14 +401,38 @@ func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string
 	case PredicateRevocation:
 		a.Revocation = new(Revocation)
 		a.Err = parseRecord(b, a.Revocation)
+	case PredicateDrill:
+		a.Drill = new(Drill)
+		a.Err = parseRecord(b, a.Drill)
 	}
 	if a.Err != nil {
-		a.Record, a.Approval, a.Revocation = nil, nil, nil
+		a.Record, a.Approval, a.Revocation, a.Drill = nil, nil, nil, nil
 		return a
 	}
 	a.Verified, a.Predicate = v, b
 	a.Counts = a.IsRecord() && t.records(v.KeyID)
+	a.ByServer = t.restricted && t.records(v.KeyID)
 	return a
+}
+
+// claimedType reads the predicate type an envelope's statement claims,
+// without verifying anything ("" when it cannot be read).
+func claimedType(env []byte) string {
+	e, err := attest.ParseEnvelope(env)
+	if err != nil {
+		return ""
+	}
+	payload, err := e.DecodeB64Payload()
+	if err != nil {
+		return ""
+	}
+	var st struct {
+		PredicateType string `json:"predicateType"`
+	}
+	if json.Unmarshal(payload, &st) != nil {
+		return ""
+	}
+	return st.PredicateType
 }
 
 func parseRecord(b []byte, into any) error {

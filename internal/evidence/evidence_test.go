@@ -163,6 +163,8 @@ func TestRecords(t *testing.T) {
 	evidencetest.Attest(t, d, server, evidence.PredicatePromotion, evidence.Record{Environment: "dev", Digest: d.DigestStr(), By: "rel", At: earlier})
 	evidencetest.Attest(t, d, server, evidence.PredicateApproval, evidence.Approval{Environment: "prod", By: "rel2", At: later})
 	evidencetest.Attest(t, d, ci, evidence.PredicateRevocation, evidence.Revocation{By: "ci", Reason: "not the server", At: later})
+	// A drill report (internal/drill) is one of the server's records too.
+	evidencetest.Attest(t, d, server, evidence.PredicateDrill, map[string]any{"environment": "prod", "ok": true, "missing": []string{}})
 
 	// Only the server records.
 	trust := newTrust(t, server, ci).RecordsOnlyBy(server.ID())
@@ -176,10 +178,17 @@ func TestRecords(t *testing.T) {
 	if set.Revoked() != nil {
 		t.Fatalf("a revocation by a key that does not record counted: %+v", set.Revoked())
 	}
+	drills := 0
 	for _, a := range set.Attestations {
 		if !a.Trusted() || !a.IsRecord() || a.Counts != (a.KeyID == server.ID()) {
 			t.Fatalf("record %+v", a)
 		}
+		if a.PredicateType == evidence.PredicateDrill {
+			drills++
+		}
+	}
+	if drills != 1 {
+		t.Fatalf("%d drill reports among the records", drills)
 	}
 
 	// Then the server revokes it.
@@ -210,5 +219,64 @@ func TestAttestationAboutAnotherDigest(t *testing.T) {
 	set := evidence.Collect(context.Background(), b, newTrust(t, k), sign.Options{})
 	if len(set.Attestations) != 1 || set.Attestations[0].Trusted() || set.Has(attest.PredicateSPDX) {
 		t.Fatalf("attestation about another digest: %+v", set.Attestations)
+	}
+}
+
+// TestServerSignedAndDrills: an attestation signed by a recording key is
+// the server's own (platform provenance), one by another trusted key is
+// not, and with no recording keys named nothing is; drill reports count
+// like the other records, only from the server; an attestation that does
+// not verify still tells the type it claims, and only there.
+func TestServerSignedAndDrills(t *testing.T) {
+	host := evidencetest.Registry(t)
+	server := evidencetest.NewKey(t, windowStart, time.Time{})
+	ci := evidencetest.NewKey(t, windowStart, time.Time{})
+	stranger := evidencetest.NewKey(t, windowStart, time.Time{})
+	d := evidencetest.Push(t, host, "apps/platform")
+	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	evidencetest.Attest(t, d, server, attest.PredicateSLSAProvenanceV1, evidencetest.Provenance)
+	evidencetest.Attest(t, d, ci, attest.PredicateSLSAProvenanceV1, evidencetest.Provenance)
+	evidencetest.Attest(t, d, stranger, attest.PredicateSLSAProvenanceV1, evidencetest.Provenance)
+	evidencetest.Attest(t, d, server, evidence.PredicateDrill, evidence.Drill{Environment: "prod", Started: at, OK: true})
+	evidencetest.Attest(t, d, ci, evidence.PredicateDrill, evidence.Drill{Environment: "dev", Started: at, OK: true})
+
+	set := evidence.Collect(context.Background(), d, newTrust(t, server, ci).RecordsOnlyBy(server.ID()), sign.Options{})
+	var byServer, byCI, claimed int
+	for _, a := range set.Attestations {
+		switch {
+		case a.Trusted() && a.PredicateType == attest.PredicateSLSAProvenanceV1 && a.KeyID == server.ID():
+			if !a.ByServer {
+				t.Fatalf("provenance by the server's key is not the server's: %+v", a)
+			}
+			byServer++
+		case a.Trusted() && a.PredicateType == attest.PredicateSLSAProvenanceV1:
+			if a.ByServer || a.KeyID != ci.ID() {
+				t.Fatalf("provenance by the CI key is the server's: %+v", a)
+			}
+			byCI++
+		case !a.Trusted():
+			if a.ClaimedType != attest.PredicateSLSAProvenanceV1 || a.PredicateType != "" || a.Provenance != nil || a.ByServer {
+				t.Fatalf("untrusted attestation: %+v", a)
+			}
+			claimed++
+		case a.PredicateType == evidence.PredicateDrill:
+			if a.ClaimedType != "" || a.Drill == nil || a.Counts != (a.KeyID == server.ID()) {
+				t.Fatalf("drill report: %+v", a)
+			}
+		default:
+			t.Fatalf("unexpected attestation %+v", a)
+		}
+	}
+	if byServer != 1 || byCI != 1 || claimed != 1 {
+		t.Fatalf("by the server %d, by CI %d, untrusted %d", byServer, byCI, claimed)
+	}
+	if len(set.Drills) != 1 || set.Drills[0].Environment != "prod" || !set.Drills[0].Started.Equal(at) || !set.Drills[0].OK {
+		t.Fatalf("drills: %+v", set.Drills)
+	}
+	// Every key records when none is named: no key is then the server's.
+	for _, a := range evidence.Collect(context.Background(), d, newTrust(t, server, ci), sign.Options{}).Attestations {
+		if a.ByServer {
+			t.Fatalf("server-signed without recording keys: %+v", a)
+		}
 	}
 }

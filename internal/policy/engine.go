@@ -233,12 +233,8 @@ func (e *Engine) Put(ctx context.Context, pattern string, p Policy) (Record, err
 }
 
 // ImmutableRule returns the name of the rule that makes tag immutable in
-// repo, or "" when the tag may move.
-func (e *Engine) ImmutableRule(repo, tag string) string { return e.immutableRule(repo, tag) }
-
-// immutableRule returns the name of the rule that makes tag immutable in
 // repo, or "".
-func (e *Engine) immutableRule(repo, tag string) string {
+func (e *Engine) ImmutableRule(repo, tag string) string {
 	p, pat := e.Effective(repo)
 	if p.ImmutableTags == nil {
 		if versionTag.MatchString(tag) {
@@ -292,7 +288,7 @@ func (e *Engine) CheckTag(_ context.Context, repo, tag string, current, next dig
 	if current == "" || current == next {
 		return nil
 	}
-	if rule := e.immutableRule(repo, tag); rule != "" {
+	if rule := e.ImmutableRule(repo, tag); rule != "" {
 		return denied("tag %q is immutable (rule: %s)", tag, rule)
 	}
 	return nil
@@ -303,7 +299,7 @@ func (e *Engine) CheckDeleteTag(_ context.Context, repo, tag string, _ digest.Di
 	if p, pat := e.Effective(repo); p.NoDelete {
 		return denied("deletion is disabled in %s (rule: policy %q noDelete)", repo, pat)
 	}
-	if rule := e.immutableRule(repo, tag); rule != "" {
+	if rule := e.ImmutableRule(repo, tag); rule != "" {
 		return denied("tag %q is immutable (rule: %s)", tag, rule)
 	}
 	return nil
@@ -326,7 +322,7 @@ func (e *Engine) CheckDeleteManifest(ctx context.Context, repo string, d digest.
 			return err
 		}
 		for _, t := range tags {
-			rule := e.immutableRule(repo, t)
+			rule := e.ImmutableRule(repo, t)
 			if rule == "" {
 				continue
 			}

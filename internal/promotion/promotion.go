@@ -103,34 +103,43 @@ func (s *Service) now() time.Time {
 	return time.Now().UTC()
 }
 
+// ProjectOf returns the project repo belongs to: the first whose
+// repository pattern matches it, or nil (also on a nil Service).
+func (s *Service) ProjectOf(repo string) *Project {
+	if s == nil {
+		return nil
+	}
+	for i := range s.Projects {
+		if repopattern.Match(s.Projects[i].Repositories, repo) {
+			return &s.Projects[i]
+		}
+	}
+	return nil
+}
+
 // Lookup returns the project of repo and the index of env in it.
 func (s *Service) Lookup(repo, env string) (*Project, int, error) {
-	for i := range s.Projects {
-		p := &s.Projects[i]
-		if !repopattern.Match(p.Repositories, repo) {
-			continue
-		}
-		for j, e := range p.Environments {
-			if e.Name == env {
-				return p, j, nil
-			}
-		}
-		names := make([]string, len(p.Environments))
-		for j, e := range p.Environments {
-			names[j] = e.Name
-		}
-		return p, -1, fmt.Errorf("%w %q for %s (environments: %s)", ErrNoEnv, env, repo, strings.Join(names, " -> "))
+	p := s.ProjectOf(repo)
+	if p == nil {
+		return nil, -1, fmt.Errorf("%w %s: add it to environments in the config", ErrNoProject, repo)
 	}
-	return nil, -1, fmt.Errorf("%w %s: add it to environments in the config", ErrNoProject, repo)
+	for j, e := range p.Environments {
+		if e.Name == env {
+			return p, j, nil
+		}
+	}
+	names := make([]string, len(p.Environments))
+	for j, e := range p.Environments {
+		names[j] = e.Name
+	}
+	return p, -1, fmt.Errorf("%w %q for %s (environments: %s)", ErrNoEnv, env, repo, strings.Join(names, " -> "))
 }
 
 // IsEnvironmentTag reports whether tag is an environment of repo: only
 // promotions may move it.
 func (s *Service) IsEnvironmentTag(repo, tag string) bool {
-	for _, p := range s.Projects {
-		if repopattern.Match(p.Repositories, repo) {
-			return slices.ContainsFunc(p.Environments, func(e Environment) bool { return e.Name == tag })
-		}
+	if p := s.ProjectOf(repo); p != nil {
+		return slices.ContainsFunc(p.Environments, func(e Environment) bool { return e.Name == tag })
 	}
 	return false
 }

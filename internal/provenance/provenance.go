@@ -320,6 +320,31 @@ func (p *Predicate) SourceURI() string {
 	return ""
 }
 
+// SourceCommit returns the source commit the provenance names:
+// externalParameters.source.commit, else the gitCommit digest of the first
+// resolved dependency that has one. Empty if none.
+func (p *Predicate) SourceCommit() string {
+	if src := p.BuildDefinition.ExternalParameters.Source; src != nil && src.Commit != "" {
+		return src.Commit
+	}
+	for _, d := range p.BuildDefinition.ResolvedDependencies {
+		if c := d.Digest["gitCommit"]; c != "" {
+			return c
+		}
+	}
+	return ""
+}
+
+// Hosted reports whether the provenance names a hosted build platform:
+// custody's GitHub Actions or GitLab CI build types (from the CI job's
+// environment, or written by the server from its OIDC claims), or another
+// builder's own build type. The generic CUSTODY_BUILD_* shape, which any
+// machine can produce, is not hosted.
+func (p *Predicate) Hosted() bool {
+	bt := p.BuildDefinition.BuildType
+	return bt != "" && bt != BuildTypeGeneric && p.RunDetails.Builder.ID != ""
+}
+
 // Expect is what a verifier requires of a provenance. Empty fields are not
 // checked, but at least one field must be set.
 //

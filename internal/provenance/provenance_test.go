@@ -633,3 +633,40 @@ func TestDependenciesScanBounds(t *testing.T) {
 		t.Fatal("a missing workspace must fail")
 	}
 }
+
+// TestHostedAndSourceCommit: the CI platforms' shapes are hosted, the
+// generic CUSTODY_BUILD_* one (any machine) is not; the source commit is
+// read from the source, else from a gitCommit dependency.
+func TestHostedAndSourceCommit(t *testing.T) {
+	gh, err := FromEnv(loadEnv(t, "github.env"), filepath.Join("testdata", "github-workspace"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !gh.Hosted() || gh.SourceCommit() == "" {
+		t.Fatalf("GitHub Actions: hosted %v, commit %q", gh.Hosted(), gh.SourceCommit())
+	}
+	generic, err := FromEnv(func(k string) string {
+		return map[string]string{"CUSTODY_BUILD_SOURCE_URI": "git+https://git.example.com/app", "CUSTODY_BUILD_BUILDER_ID": "https://laptop.example/",
+			"CUSTODY_BUILD_COMMIT": "abcdef0123456789abcdef0123456789abcdef01"}[k]
+	}, t.TempDir(), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if generic.Hosted() || generic.SourceCommit() != "abcdef0123456789abcdef0123456789abcdef01" {
+		t.Fatalf("generic: hosted %v, commit %q", generic.Hosted(), generic.SourceCommit())
+	}
+	dep := &Predicate{BuildDefinition: BuildDefinition{BuildType: "https://example.com/other/v1", ResolvedDependencies: []ResourceDescriptor{
+		{URI: "pkg:golang/x@v1", Digest: map[string]string{"sha256": "00"}},
+		{URI: "git+https://example.com/app@refs/heads/main", Digest: map[string]string{"gitCommit": "1234"}},
+	}}}
+	if dep.SourceCommit() != "1234" || dep.Hosted() {
+		t.Fatalf("from dependencies: commit %q, hosted without a builder %v", dep.SourceCommit(), dep.Hosted())
+	}
+	dep.RunDetails.Builder.ID = "https://example.com/builder"
+	if !dep.Hosted() {
+		t.Fatal("another builder's own build type is hosted")
+	}
+	if (&Predicate{}).SourceCommit() != "" {
+		t.Fatal("commit from nothing")
+	}
+}

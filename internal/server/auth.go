@@ -123,7 +123,7 @@ func apiRequirement(r *http.Request) (action, repo string, perm auth.Perm, own b
 	kind, sub, _ := strings.Cut(rest, "/")
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	switch kind {
-	case "whoami", "tokens", "users", "grants", "sessions", "provenance", "promotions", "gate", "rollback", "revocations", "environments", "vulndb", "violations", "scan":
+	case "whoami", "tokens", "users", "grants", "sessions", "provenance", "promotions", "gate", "rollback", "revocations", "environments", "vulndb", "violations", "scan", "export", "drills", "imports":
 		return "", "", 0, true
 	case "keys":
 		return "", "", 0, true // public keys and the trust root are public
@@ -137,6 +137,10 @@ func apiRequirement(r *http.Request) (action, repo string, perm auth.Perm, own b
 		return "audit.read", "", auth.PermAudit, false
 	case "gc", "scrub":
 		return kind, "", auth.PermAdmin, false
+	case "assessment":
+		// The assessment reads evidence across the registry, as the audit
+		// log does.
+		return "assessment.read", "", auth.PermAudit, false
 	case "policies":
 		if read {
 			return "policy.read", sub, auth.PermPull, false

@@ -53,7 +53,7 @@ func (s *Server) listener(ln net.Listener) net.Listener {
 }
 
 // addsData reports whether r stores new content: pushes and uploads on
-// /v2/ and /generic/. Deletes, tag deletion, garbage collection and the
+// /v2/ and /generic/, bundle imports. Deletes, tag deletion, garbage collection and the
 // management API are not, so they go on when the disk is low.
 func addsData(r *http.Request) bool {
 	switch r.Method {
@@ -61,7 +61,7 @@ func addsData(r *http.Request) bool {
 	default:
 		return false
 	}
-	return strings.HasPrefix(r.URL.Path, "/v2/") || strings.HasPrefix(r.URL.Path, generic.Prefix)
+	return strings.HasPrefix(r.URL.Path, "/v2/") || strings.HasPrefix(r.URL.Path, generic.Prefix) || r.URL.Path == "/api/v1/imports"
 }
 
 // guardDisk refuses requests that add data while the data directory's

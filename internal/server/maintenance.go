@@ -47,6 +47,11 @@ type maintenance struct {
 	scrubMu sync.Mutex
 	bucket  uint32 // next scrub bucket, 0-based; guarded by scrubMu
 
+	// lastMu guards the last scrub's result (for the assessment).
+	lastMu      sync.Mutex
+	lastScrubAt time.Time
+	lastDamaged int
+
 	gcRuns       *prometheus.CounterVec
 	gcBlobs      prometheus.Counter
 	gcBytes      prometheus.Counter
@@ -204,6 +209,9 @@ func (m *maintenance) scrub(ctx context.Context) (*scrub.Report, error) {
 	m.scrubFailed.Set(float64(len(rep.EvidenceFailures)))
 	m.scrubRetired.Set(float64(len(rep.RetiredKeyEvidence)))
 	m.scrubLast.SetToCurrentTime()
+	m.lastMu.Lock()
+	m.lastScrubAt, m.lastDamaged = time.Now(), rep.DamagedCount
+	m.lastMu.Unlock()
 	for _, p := range rep.Problems {
 		m.log.Error("scrub: damaged object", "kind", p.Kind, "digest", p.Digest, "repositories", p.Repos, "detail", p.Detail)
 	}
@@ -211,6 +219,14 @@ func (m *maintenance) scrub(ctx context.Context) (*scrub.Report, error) {
 		m.revalidation.report(ctx, rep)
 	}
 	return rep, nil
+}
+
+// lastScrub reports when the last in-server scrub completed and what it
+// found damaged; ok is false before the first.
+func (m *maintenance) lastScrub() (at time.Time, damaged int, ok bool) {
+	m.lastMu.Lock()
+	defer m.lastMu.Unlock()
+	return m.lastScrubAt, m.lastDamaged, !m.lastScrubAt.IsZero()
 }
 
 // loops runs the scheduled GC and scrub until ctx ends.

@@ -4,6 +4,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -21,15 +22,20 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/custody-dev/custody/internal/assessment"
 	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/auth"
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/blob/s3"
 	"github.com/custody-dev/custody/internal/builds/buildshttp"
+	"github.com/custody-dev/custody/internal/bundle/bundlehttp"
 	"github.com/custody-dev/custody/internal/catalog"
 	"github.com/custody-dev/custody/internal/config"
+	"github.com/custody-dev/custody/internal/drill/drillhttp"
 	"github.com/custody-dev/custody/internal/gc"
 	"github.com/custody-dev/custody/internal/generic"
+	"github.com/custody-dev/custody/internal/imports"
+	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/promotion/promotionhttp"
@@ -64,6 +70,9 @@ type Server struct {
 	signing *platform.Handler
 	// olock mirrors locks onto an Object Lock bucket; nil otherwise.
 	olock *objectlock.Mirror
+	// drills records restoration drills and runs the scheduled ones
+	// (nil without projects).
+	drills *drillhttp.Handler
 	// vulnDB is the offline vulnerability database.
 	vulnDB *vuln.DB
 	// embedded is true on the embedded stores (one process).
@@ -308,12 +317,14 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	}
 	policies := registry.Policies{auth.TagPolicy{}, engine, checker}
 	var vulnAPI *vulnhttp.Handler
+	var drills *drillhttp.Handler
 	if promo != nil {
 		if authz == nil {
 			return nil, errors.New("projects (promotions) need authentication: remove --auth=none")
 		}
 		policies = registry.Policies{auth.TagPolicy{}, promo.Policy(), engine, checker}
 		vulnAPI = vulnhttp.New(vulnhttp.Options{DB: vdb, Dir: cfg.Data, Authz: authz, Audit: auditor, Log: log, Promo: promo, Meta: md, Metrics: mets.reg})
+		drills = drillhttp.New(drillhttp.Options{Promotion: promo.Service(), Authz: authz, Audit: auditor, Log: log, Metrics: mets.reg})
 	}
 	var redirect func(context.Context, digest.Digest) (*url.URL, error)
 	if p, ok := rawBlobs.(presigner); ok && cfg.S3.Redirect {
@@ -340,17 +351,43 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	)
 	s := &Server{cfg: cfg, log: log, blobs: blobs, meta: md, metrics: mets, stores: st, retention: checker, audit: tl, auth: authz,
 		olock: olock, embedded: st.Embedded, policies: engine, disk: disk, blobPing: blobPing, maint: maint, signing: sg,
-		vulnDB: vdb}
+		vulnDB: vdb, drills: drills}
 	mux := http.NewServeMux()
 	sg.Register(mux)
 	if promo != nil {
 		promo.Register(mux)
 		vulnAPI.Register(mux)
+		drills.Register(mux)
 	}
+	// Evidence bundles (docs/bundle.md): reads of the stores, streamed.
+	exp := bundlehttp.Options{Meta: md, Blobs: blobs, Log: tl, Locks: md,
+		Trust: func() (key.TrustRoot, []string, error) {
+			return promotionhttp.TrustRoot(sg.Ring(), cfg.Promotion.TrustRoot)
+		}, Remote: self, Host: internalHost, Logger: log}
+	if promo != nil {
+		exp.Promotion = promo.Service()
+	}
+	if authz != nil {
+		exp.Authz = authz
+	}
+	bundlehttp.New(exp).Register(mux)
+	imports.New(imports.Options{Dir: cfg.Data, Remote: self, Host: internalHost, Retention: checker, Audit: auditor, Authz: authz, Log: log}).Register(mux)
 	mux.Handle(apiFallback, &api{policies: engine, checker: checker, locks: md, log: log})
 	mux.HandleFunc("POST /api/v1/gc", maint.serveGC)
 	mux.HandleFunc("POST /api/v1/scrub", maint.serveScrub)
 	(&tlog.Handler{Log: tl, Logger: log, Holdings: md}).Register(mux)
+	// The maturity assessment reads the evidence with the promotions'
+	// trust (docs/assessment.md).
+	trust, err := promotionhttp.Trust(sg.Ring(), cfg.Promotion.TrustRoot)
+	if err != nil {
+		return nil, err
+	}
+	assess := &assessment.Sources{Meta: md, Locks: md, Policies: engine, Trust: trust, Remote: self, Host: internalHost,
+		Audit: tl, Config: cfg, LastScrub: maint.lastScrub, Vuln: vulnStatus(vdb)}
+	if promo != nil {
+		assess.Promotions = promo.Service()
+	}
+	(&assessment.Handler{Sources: assess, Log: log}).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(mets.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -410,6 +447,29 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	}
 	s.handler = proxies.Handler(requestID(bypass(mets.instrument(bodies(cfg.Limits).Wrap(guardDisk(disk, log, root))))))
 	return s, nil
+}
+
+// vulnStatus reports the vulnerability database's size and last update.
+func vulnStatus(db *vuln.DB) func(context.Context) (int, time.Time, error) {
+	return func(ctx context.Context) (int, time.Time, error) {
+		n, err := db.Count(ctx)
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		at, err := db.UpdatedAt(ctx)
+		return n, at, err
+	}
+}
+
+// drillSchedules are the configured drills (drills:), each into
+// <data>/drills unless it names a directory.
+func (s *Server) drillSchedules() []drillhttp.Schedule {
+	var out []drillhttp.Schedule
+	for _, d := range s.cfg.Drills {
+		out = append(out, drillhttp.Schedule{Project: d.Project, Environment: d.Environment, Interval: time.Duration(d.Interval),
+			Dir: cmp.Or(d.Dir, filepath.Join(s.cfg.Data, "drills"))})
+	}
+	return out
 }
 
 // openVulnDB opens the offline vulnerability database in the data
@@ -595,6 +655,10 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		go s.policies.Watch(bg, 2*time.Second, func(err error) { s.log.Warn("reloading policies failed", "err", err) })
 	}
 	s.maint.loops(bg)
+	if s.drills != nil {
+		go s.drills.Warm(bg, s.audit)
+		s.drills.Schedule(bg, s.drillSchedules())
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if s.cfg.TLS.CertFile != "" {

@@ -24,7 +24,11 @@
 // signed, attested image, warm, in process; its peer column is the target
 // of 20 verifications/s (50 ms each). The sign row signs one image
 // repeatedly (each signature stored as a cosign v2 tag layer and a bundle
-// referrer) against the same 50 ms budget.
+// referrer) against the same 50 ms budget. The bundle-export and
+// bundle-verify rows export 50 images x 20 layers (-bundle-layer each) as
+// one evidence bundle and verify it offline with custody verify --bundle
+// (bundle.go); no registry to compare with exists, so their reference
+// column is n/a.
 package main
 
 import (
@@ -83,9 +87,11 @@ type options struct {
 	workdir   string
 	refBin    string
 	minBytes  int64
-	peer      string
-	backend   string
-	replicas  int
+	// bundleLayer is the layer size of the bundle rows' images.
+	bundleLayer int64
+	peer        string
+	backend     string
+	replicas    int
 }
 
 func main() {
@@ -101,6 +107,7 @@ func run() error {
 		rows     string
 		sizes    string
 		minBytes string
+		bLayer   string
 	)
 	flag.StringVar(&rows, "rows", "", "comma-separated rows or row prefixes (push, pull, manifest, push-64MiB, ...); default all")
 	flag.IntVar(&o.runs, "runs", 3, "runs per row and target (median reported)")
@@ -114,6 +121,7 @@ func run() error {
 	flag.StringVar(&o.workdir, "workdir", "", "parent of the work directory (default <repo>/.cache, on the repository's filesystem)")
 	flag.StringVar(&o.refBin, "registry", "", "reference registry binary (default <repo>/.cache/bin/registry, installed if missing)")
 	flag.StringVar(&minBytes, "min-bytes", "32MiB", "small blob rows repeat with distinct blobs until a run moves at least this much")
+	flag.StringVar(&bLayer, "bundle-layer", "1075KiB", "layer size of the bundle rows' 50 images x 20 layers (1075KiB: a 1.03 GiB bundle)")
 	flag.StringVar(&o.peer, "peer", peerReference, "what custody is compared with: reference (the CNCF registry) or custody-audit-off (custody without its audit log)")
 	flag.StringVar(&o.backend, "backend", backendEmbedded, "custody's backends: embedded (SQLite and files) or postgres-s3 (PostgreSQL and MinIO; the peer column is then custody embedded)")
 	flag.IntVar(&o.replicas, "replicas", 1, "custody replicas with -backend postgres-s3 (1 or 2; the client sends requests to them in turn)")
@@ -147,6 +155,12 @@ func run() error {
 		return err
 	}
 	o.minBytes = mb
+	if o.bundleLayer, err = parseSize(bLayer); err != nil {
+		return err
+	}
+	if o.quick && !set["bundle-layer"] {
+		o.bundleLayer = 64 << 10
+	}
 	if o.runs < 1 || o.manifests < 1 || o.jobs < 1 {
 		return errors.New("-runs, -manifests and -jobs must be positive")
 	}
@@ -221,7 +235,7 @@ func allRows(sizes []int64) []string {
 	for _, s := range sizes {
 		rows = append(rows, "push-"+formatSize(s), "pull-"+formatSize(s), "fetch-"+formatSize(s))
 	}
-	return append(rows, "manifest-push", "manifest-pull", "audit-append", "sign", "verify")
+	return append(append(rows, "manifest-push", "manifest-pull", "audit-append", "sign", "verify"), bundleRows...)
 }
 
 func parseSize(s string) (int64, error) {
@@ -345,14 +359,26 @@ func printTable(w io.Writer, res *Results) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "row\tunit\tcustody\treference\tcustody/ref\tcustody RSS MiB\treference RSS MiB\tcustody CPU s\treference CPU s\t")
 	for _, r := range res.Rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2fx\t%.0f\t%.0f\t%.2f\t%.2f\t\n", r.Name, r.Unit,
-			num(r.Custody.Median), num(r.Reference.Median), r.Ratio, r.Custody.PeakRSSMiB, r.Reference.PeakRSSMiB, r.Custody.CPU, r.Reference.CPU)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%.2f\t%s\t\n", r.Name, r.Unit,
+			num(r.Custody.Median), peer(r, num(r.Reference.Median)), peer(r, fmt.Sprintf("%.2fx", r.Ratio)), r.Custody.PeakRSSMiB,
+			peer(r, fmt.Sprintf("%.0f", r.Reference.PeakRSSMiB)), r.Custody.CPU, peer(r, fmt.Sprintf("%.2f", r.Reference.CPU)))
 	}
 	tw.Flush()
 }
 
+// peer returns s, or "n/a" for a row no peer was measured on (the
+// evidence bundle rows: no other registry writes bundles).
+func peer(r Row, s string) string {
+	if len(r.Reference.Samples) == 0 {
+		return "n/a"
+	}
+	return s
+}
+
 func num(v float64) string {
 	switch {
+	case math.IsNaN(v):
+		return "n/a"
 	case v >= 100:
 		return fmt.Sprintf("%.0f", v)
 	case v >= 10:
@@ -371,8 +397,9 @@ func markdown(res *Results) string {
 	b.WriteString("| row | unit | custody | reference | custody/reference | custody peak RSS MiB | reference peak RSS MiB | custody server CPU s | reference server CPU s |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range res.Rows {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2fx | %.0f | %.0f | %.2f | %.2f |\n", r.Name, r.Unit,
-			num(r.Custody.Median), num(r.Reference.Median), r.Ratio, r.Custody.PeakRSSMiB, r.Reference.PeakRSSMiB, r.Custody.CPU, r.Reference.CPU)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.0f | %s | %.2f | %s |\n", r.Name, r.Unit,
+			num(r.Custody.Median), peer(r, num(r.Reference.Median)), peer(r, fmt.Sprintf("%.2fx", r.Ratio)), r.Custody.PeakRSSMiB,
+			peer(r, fmt.Sprintf("%.0f", r.Reference.PeakRSSMiB)), r.Custody.CPU, peer(r, fmt.Sprintf("%.2f", r.Reference.CPU)))
 	}
 	b.WriteString("\nAll samples, throughput (custody | reference):\n\n")
 	for _, r := range res.Rows {
@@ -542,7 +569,11 @@ func (h *harness) runAll() (*Results, error) {
 	for _, name := range h.o.rows {
 		row := Row{Name: name}
 		for run := range h.o.runs {
-			for _, target := range []string{targetCustody, targetReference} {
+			targets := []string{targetCustody, targetReference}
+			if slices.Contains(bundleRows, name) {
+				targets = targets[:1] // no peer writes evidence bundles
+			}
+			for _, target := range targets {
 				if err := h.ctx.Err(); err != nil {
 					return nil, err
 				}
@@ -567,7 +598,11 @@ func (h *harness) runAll() (*Results, error) {
 		row.Reference.Median = median(row.Reference.Samples)
 		row.Custody.CPU = median(row.Custody.CPUSamples)
 		row.Reference.CPU = median(row.Reference.CPUSamples)
-		row.Ratio = row.Custody.Median / row.Reference.Median
+		if len(row.Reference.Samples) == 0 {
+			row.Reference.Median = 0 // no peer: printed n/a
+		} else {
+			row.Ratio = row.Custody.Median / row.Reference.Median
+		}
 		res.Rows = append(res.Rows, row)
 	}
 	res.Machine.LoadEnd = loadAvg()
@@ -601,6 +636,9 @@ func (h *harness) measure(row, target string) (sample, error) {
 		}
 		h.seq++
 		return measureVerify(h.ctx, filepath.Join(h.work, fmt.Sprintf("%03d-%s", h.seq, row)), h.o.keep, true)
+	}
+	if slices.Contains(bundleRows, row) {
+		return h.measureBundle(row, target)
 	}
 	if row == "audit-append" {
 		if target == targetReference {

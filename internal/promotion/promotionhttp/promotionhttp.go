@@ -91,7 +91,7 @@ func New(o Options) (*Handler, error) {
 		return nil, nil
 	}
 	svc := &promotion.Service{Remote: o.Remote, Host: o.Host, Signer: o.Signer, Findings: o.Findings, Tags: o.Index, Audit: o.AuditLog}
-	trust, err := promotionTrust(o.Ring, o.TrustRoot)
+	trust, err := Trust(o.Ring, o.TrustRoot)
 	if err != nil {
 		return nil, err
 	}
@@ -117,10 +117,11 @@ func New(o Options) (*Handler, error) {
 // Service returns the promotion service the handler serves.
 func (p *Handler) Service() *promotion.Service { return p.svc }
 
-// promotionTrust trusts the server ring's keys plus a configured trust
-// root's, each inside its validity window; only the ring's keys (active
-// and retired) record promotions, approvals and revocations.
-func promotionTrust(ring *key.Ring, extra string) (*evidence.Trust, error) {
+// Trust is the trust of the server's evidence readers (promotions and the
+// assessment): the server ring's keys plus a configured trust root's,
+// each inside its validity window; only the ring's keys (active and
+// retired) record promotions, approvals, revocations and drill reports.
+func Trust(ring *key.Ring, extra string) (*evidence.Trust, error) {
 	tr, err := ring.TrustRoot()
 	if err != nil {
 		return nil, err
@@ -129,12 +130,39 @@ func promotionTrust(ring *key.Ring, extra string) (*evidence.Trust, error) {
 	return t, err
 }
 
+// TrustRoot returns what the server trusts: the ring's keys (active and
+// retired, each inside its validity window) plus a configured trust
+// root's (promotion.trustRoot, extra, when not empty), and the IDs of the
+// ring's keys, the only ones whose promotions, approvals and revocations
+// count. Evidence bundles carry the same (custody/trust.json).
+func TrustRoot(ring *key.Ring, extra string) (key.TrustRoot, []string, error) {
+	tr, err := ring.TrustRoot()
+	if err != nil {
+		return tr, nil, err
+	}
+	return combine(tr, extra)
+}
+
 // ServerTrust is the trust of the server: the keys of own (its ring's
 // trust root, current or archived) plus those of the trust-root file
 // extra (promotion.trustRoot; none when ""), each inside its validity
 // window; only own's keys record promotions, approvals and revocations.
 // It also returns the combined trust root.
 func ServerTrust(own key.TrustRoot, extra string) (*evidence.Trust, key.TrustRoot, error) {
+	tr, ids, err := combine(own, extra)
+	if err != nil {
+		return nil, key.TrustRoot{}, err
+	}
+	t, err := evidence.NewTrust(tr)
+	if err != nil {
+		return nil, key.TrustRoot{}, err
+	}
+	return t.RecordsOnlyBy(ids...), tr, nil
+}
+
+// combine is own's keys plus those of the trust-root file extra, and the
+// IDs of own's keys (the recorders).
+func combine(own key.TrustRoot, extra string) (key.TrustRoot, []string, error) {
 	tr := own
 	tr.Keys = slices.Clone(own.Keys)
 	var ids []string
@@ -144,19 +172,15 @@ func ServerTrust(own key.TrustRoot, extra string) (*evidence.Trust, key.TrustRoo
 	if extra != "" {
 		b, err := os.ReadFile(extra)
 		if err != nil {
-			return nil, key.TrustRoot{}, fmt.Errorf("promotion.trustRoot: %w", err)
+			return tr, nil, fmt.Errorf("promotion.trustRoot: %w", err)
 		}
 		more, err := key.ParseTrustRoot(b)
 		if err != nil {
-			return nil, key.TrustRoot{}, fmt.Errorf("promotion.trustRoot: %w", err)
+			return tr, nil, fmt.Errorf("promotion.trustRoot: %w", err)
 		}
 		tr.Keys = append(tr.Keys, more.Keys...)
 	}
-	t, err := evidence.NewTrust(tr)
-	if err != nil {
-		return nil, key.TrustRoot{}, err
-	}
-	return t.RecordsOnlyBy(ids...), tr, nil
+	return tr, ids, nil
 }
 
 // Register mounts the promotion API and the admission webhook on mux.
