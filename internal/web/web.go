@@ -111,6 +111,8 @@ func New(opts Options) (*Site, error) {
 	for _, f := range regs {
 		f(s)
 	}
+	s.auditRoutes()
+	s.evidenceRoutes()
 	// Everything else the server does not route is the web
 	// interface's: unknown paths get its not-found page.
 	s.mux.Handle("/", s.handler(func(w http.ResponseWriter, r *Request) error {
