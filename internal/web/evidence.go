@@ -40,6 +40,7 @@ type evidenceView struct {
 	// refused it (AssessmentRefused says why).
 	Project           string
 	Assessment        *assessment.Report
+	Repositories      []assessedRepository
 	AssessmentRefused string
 	First             bool
 	FirstLink, Next   string
@@ -93,5 +94,36 @@ func (s *Site) evidence(w http.ResponseWriter, r *Request) error {
 		link.Set("after", rep.Next)
 		v.Next = "/evidence?" + link.Encode() + "#assessment"
 	}
+	if v.Assessment != nil {
+		for _, repo := range rep.Repositories {
+			v.Repositories = append(v.Repositories, newAssessedRepository(repo))
+		}
+	}
 	return r.Render(w, http.StatusOK, "evidence.html", "Evidence", v)
+}
+
+// assessedRepository is one repository's assessment with its failing
+// criteria split: those between it and the next stage or level first
+// (the gaps to close now), the others after.
+type assessedRepository struct {
+	assessment.Repository
+	Next, Later []assessment.Result
+}
+
+func newAssessedRepository(r assessment.Repository) assessedRepository {
+	next := map[string]bool{}
+	for _, id := range append(append([]string{}, r.NextStage...), r.NextLevel...) {
+		next[id] = true
+	}
+	a := assessedRepository{Repository: r}
+	for _, c := range r.Criteria {
+		switch {
+		case c.Pass:
+		case next[c.ID]:
+			a.Next = append(a.Next, c)
+		default:
+			a.Later = append(a.Later, c)
+		}
+	}
+	return a
 }

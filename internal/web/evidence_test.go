@@ -111,7 +111,7 @@ func TestEvidencePageAssessment(t *testing.T) {
 		`<a href="/repositories/team/app">team/app</a>`,
 		`<span class="badge bad">SLSA 0</span>`,
 		"Missing for the next stage:", "Missing for the next SLSA level:",
-		"<code>slsa-provenance</code>", "Closes the gap",
+		"<code>slsa-provenance</code>", "Closes the gap", "more criteria of higher stages and levels not met",
 	} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("the assessment lacks %q:\n%s", want, body)
