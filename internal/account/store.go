@@ -65,4 +65,49 @@ type Store interface {
 	// RevokeToken marks token id revoked at time at, or returns an error
 	// wrapping ErrNotFound.
 	RevokeToken(ctx context.Context, id string, at time.Time) error
+
+	Sessions
+}
+
+// Session is a browser session of the web interface. Only the SHA-256 of
+// its secret (the cookie's value) is stored.
+type Session struct {
+	// Hash is the hex SHA-256 of the session's secret.
+	Hash string
+	// Subject is who signed in: a local user's name, or the subject an
+	// OIDC rule gave the identity.
+	Subject string
+	// Method is how: "password" or "oidc".
+	Method string
+	// Groups and Scopes are what the OIDC rules gave the identity when it
+	// signed in (a local user's come from the account, as it is now).
+	Groups []string
+	Scopes []Scope
+	// CSRF is the token the session's unsafe requests must carry.
+	CSRF string
+	// Created is the sign-in; LastSeen the latest request TouchSession
+	// recorded. The idle and absolute timeouts count from them.
+	Created, LastSeen time.Time
+}
+
+// Sessions keeps browser sessions, shared by replicas through the store.
+// They are no part of State and writing them does not change the
+// generation: they change with every request, grants do not.
+type Sessions interface {
+	// PutSession stores a new session; a session with the same hash is an
+	// error (and is left as it was).
+	PutSession(ctx context.Context, s Session) error
+	// GetSession returns the session whose secret hashes to hash, or an
+	// error wrapping ErrNotFound.
+	GetSession(ctx context.Context, hash string) (Session, error)
+	// TouchSession records a request of the session at time at: LastSeen
+	// becomes at unless it is later already (it never moves back). It
+	// returns an error wrapping ErrNotFound for an unknown session.
+	TouchSession(ctx context.Context, hash string, at time.Time) error
+	// DeleteSession ends a session (sign-out), or returns an error
+	// wrapping ErrNotFound.
+	DeleteSession(ctx context.Context, hash string) error
+	// PurgeSessions deletes every session last seen before idleBefore or
+	// created before createdBefore (both timed out) and returns how many.
+	PurgeSessions(ctx context.Context, idleBefore, createdBefore time.Time) (int, error)
 }

@@ -52,6 +52,10 @@ type Options struct {
 	Timeout time.Duration
 	// MaxBody is the largest answer read (0: DefaultMaxBody).
 	MaxBody int64
+	// Transport, when set, carries the requests instead of a network
+	// transport (the connect, TLS and header timeouts then do not apply):
+	// the web interface calls the API in process with it.
+	Transport http.RoundTripper
 }
 
 // Client talks to one custody server.
@@ -72,7 +76,11 @@ func New(base string, opts Options) (*Client, error) {
 	if c.maxBody <= 0 {
 		c.maxBody = DefaultMaxBody
 	}
-	c.http = &http.Client{Transport: NewTransport(opts), Timeout: opts.Timeout, CheckRedirect: c.checkRedirect}
+	var t http.RoundTripper = opts.Transport
+	if t == nil {
+		t = NewTransport(opts)
+	}
+	c.http = &http.Client{Transport: t, Timeout: opts.Timeout, CheckRedirect: c.checkRedirect}
 	return c, nil
 }
 

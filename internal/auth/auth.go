@@ -130,6 +130,8 @@ type Principal struct {
 	jwt       bool
 	access    []Access
 	jwtAccess []rule
+	// session is the browser session the request came with, if any.
+	session *account.Session
 }
 
 // Anonymous reports whether p did not authenticate.

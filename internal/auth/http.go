@@ -32,6 +32,7 @@ import (
 //	POST   /api/v1/grants                    (admin) {"subject", "role", "repository"}
 //	DELETE /api/v1/grants?subject=&role=&repository=   (admin)
 //	GET|POST /auth/token                     the Docker token flow's endpoint
+//	/api/v1/sessions...                      browser sessions (session.go)
 
 // Register mounts the account API and the token endpoint on mux.
 func (s *Service) Register(mux *http.ServeMux) {
@@ -48,6 +49,10 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/grants", s.listGrants)
 	mux.HandleFunc("POST /api/v1/grants", s.createGrant)
 	mux.HandleFunc("DELETE /api/v1/grants", s.deleteGrant)
+	mux.HandleFunc("POST /api/v1/sessions", s.createSession)
+	mux.HandleFunc("DELETE /api/v1/sessions/current", s.deleteSession)
+	mux.HandleFunc("GET /api/v1/sessions/oidc", s.oidcIssuers)
+	mux.HandleFunc("GET /api/v1/sessions/oidc/{id}", s.oidcStart)
 }
 
 // Require authenticates r and checks perm on repo ("" for global
@@ -136,6 +141,11 @@ type Whoami struct {
 	TokenScopes []Scope `json:"tokenScopes,omitempty"`
 	// Access is what the Docker token flow's token carries.
 	Access []Access `json:"access,omitempty"`
+	// Can says which global permissions the caller holds (grants and
+	// token scope taken together).
+	Can Capabilities `json:"can"`
+	// Session describes the browser session the request came with.
+	Session *SessionInfo `json:"session,omitempty"`
 }
 
 func (s *Service) whoami(w http.ResponseWriter, r *http.Request) {
@@ -152,6 +162,8 @@ func (s *Service) whoami(w http.ResponseWriter, r *http.Request) {
 	if p.jwt {
 		who.Access = nonNilAccess(p.access)
 	}
+	who.Can = Capabilities{Audit: p.Can("", PermAudit), Admin: p.Can("", PermAdmin)}
+	who.Session = s.sessionInfo(p)
 	problem.JSON(w, http.StatusOK, who)
 }
 

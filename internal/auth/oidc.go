@@ -23,6 +23,10 @@ type OIDCIssuer struct {
 	// JWKSURL is where the keys are fetched; empty: OIDC discovery.
 	JWKSURL string
 	Rules   []OIDCRule
+	// ClientID, ClientSecret and RedirectURL offer browser sign-in with
+	// the issuer (authorization code flow with PKCE, oidcflow.go); Name is
+	// what the sign-in button says.
+	ClientID, ClientSecret, RedirectURL, Name string
 }
 
 // OIDCRule maps tokens whose claims all match to an identity.
@@ -41,6 +45,10 @@ type oidcIssuer struct {
 
 	mu       sync.Mutex
 	verifier *oidc.IDTokenVerifier
+	// provider and browser are the discovered issuer and the verifier of
+	// its ID tokens for browser sign-in (audience: the client ID).
+	provider *oidc.Provider
+	browser  *oidc.IDTokenVerifier
 }
 
 type compiledRule struct {
@@ -90,6 +98,10 @@ func globRegexp(glob string) *regexp.Regexp {
 	return regexp.MustCompile("^" + strings.Join(parts, ".*") + "$")
 }
 
+// signingAlgs are the ID token algorithms accepted: asymmetric ones only,
+// "none" and HMAC can never verify.
+var signingAlgs = []string{oidc.RS256, oidc.RS384, oidc.RS512, oidc.ES256, oidc.ES384, oidc.ES512, oidc.PS256, oidc.PS384, oidc.PS512, oidc.EdDSA}
+
 // verifierFor returns the issuer's token verifier, discovering the
 // issuer's keys on first use (so a start-up never depends on the issuer
 // being reachable).
@@ -99,11 +111,7 @@ func (o *oidcIssuer) verifierFor(ctx context.Context) (*oidc.IDTokenVerifier, er
 	if o.verifier != nil {
 		return o.verifier, nil
 	}
-	cfg := &oidc.Config{
-		ClientID: o.cfg.Audience,
-		// Asymmetric algorithms only: "none" and HMAC can never verify.
-		SupportedSigningAlgs: []string{oidc.RS256, oidc.RS384, oidc.RS512, oidc.ES256, oidc.ES384, oidc.ES512, oidc.PS256, oidc.PS384, oidc.PS512, oidc.EdDSA},
-	}
+	cfg := &oidc.Config{ClientID: o.cfg.Audience, SupportedSigningAlgs: signingAlgs}
 	if o.cfg.JWKSURL != "" {
 		o.verifier = oidc.NewVerifier(o.cfg.Issuer, oidc.NewRemoteKeySet(context.Background(), o.cfg.JWKSURL), cfg)
 		return o.verifier, nil
@@ -142,6 +150,13 @@ func (s *Service) oidcToken(ctx context.Context, raw string) (*Principal, error)
 	if err != nil {
 		return nil, &authError{method: "oidc", reason: "invalid OIDC token: " + err.Error()}
 	}
+	return s.oidcPrincipal(ctx, o, tok)
+}
+
+// oidcPrincipal maps a verified token of issuer o to an identity with the
+// issuer's rules: the first that matches.
+func (s *Service) oidcPrincipal(ctx context.Context, o *oidcIssuer, tok *oidc.IDToken) (*Principal, error) {
+	iss := o.cfg.Issuer
 	var all map[string]any
 	if err := tok.Claims(&all); err != nil {
 		return nil, &authError{method: "oidc", reason: "invalid OIDC claims"}

@@ -53,6 +53,13 @@ type Options struct {
 	LoginFailures        int
 	LoginAddressFailures int
 	LoginWindow          time.Duration
+	// SessionIdle and SessionAbsolute end a browser session after so long
+	// without a request, and so long after signing in (defaults 30m and
+	// 12h).
+	SessionIdle, SessionAbsolute time.Duration
+	// SecureCookies names the session cookie for a server served over TLS
+	// (SessionCookieName).
+	SecureCookies bool
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// AdminPasswordFile is where Bootstrap writes the first admin's
@@ -124,6 +131,12 @@ func New(opts Options) (*Service, error) {
 	}
 	if opts.LoginWindow <= 0 {
 		opts.LoginWindow = time.Minute
+	}
+	if opts.SessionIdle <= 0 {
+		opts.SessionIdle = 30 * time.Minute
+	}
+	if opts.SessionAbsolute <= 0 {
+		opts.SessionAbsolute = 12 * time.Hour
 	}
 	for _, g := range opts.Grants {
 		if err := g.Validate(); err != nil {
@@ -234,7 +247,8 @@ func (e *authError) Unwrap() error {
 }
 
 // Authenticate returns the principal of r: anonymous when r carries no
-// credentials, or an error (wrapping registry.ErrUnauthenticated or
+// credentials (an Authorization header, or else a session cookie), or an
+// error (wrapping registry.ErrUnauthenticated or
 // registry.ErrTooManyRequests) when its credentials are wrong. Failed
 // sign-ins are audited and counted by the rate limiter.
 func (s *Service) Authenticate(r *http.Request) (*Principal, error) {
@@ -247,7 +261,11 @@ func (s *Service) Authenticate(r *http.Request) (*Principal, error) {
 	var p *Principal
 	switch {
 	case h == "":
-		return st.anonymous(), nil
+		secret, ok := s.sessionCookie(r)
+		if !ok {
+			return st.anonymous(), nil
+		}
+		p, err = s.session(ctx, st, r, secret)
 	case strings.HasPrefix(h, "Basic "):
 		user, pass, ok := r.BasicAuth()
 		if !ok {

@@ -82,6 +82,21 @@ type Config struct {
 	// Proxy names the reverse proxies in front of custody whose
 	// client-address header is believed.
 	Proxy Proxy `yaml:"proxy"`
+	// Web configures the web interface's browser sessions (docs/ui.md).
+	Web Web `yaml:"web"`
+}
+
+// Web configures the web interface.
+type Web struct {
+	Session WebSession `yaml:"session"`
+}
+
+// WebSession bounds browser sessions: one ends after Idle without a
+// request (default 30m) and Absolute after signing in (default 12h),
+// whichever comes first.
+type WebSession struct {
+	Idle     Duration `yaml:"idle"`
+	Absolute Duration `yaml:"absolute"`
 }
 
 // Proxy configures trusted reverse proxies. A request whose peer is in
@@ -229,6 +244,19 @@ type OIDCIssuer struct {
 	// Rules map claims to identities; the first matching rule wins, and a
 	// token no rule matches is refused.
 	Rules []OIDCRule `yaml:"rules"`
+	// ClientID, with RedirectURL, offers browser sign-in with this issuer
+	// on the web interface (authorization code flow with PKCE); its ID
+	// tokens carry ClientID as their audience.
+	ClientID string `yaml:"clientID"`
+	// ClientSecretFile holds the client's secret, if the issuer gave it
+	// one (a public client with PKCE has none).
+	ClientSecretFile string `yaml:"clientSecretFile"`
+	// RedirectURL is the sign-in callback as the issuer knows it:
+	// https://custody.example.com/signin/oidc/callback.
+	RedirectURL string `yaml:"redirectURL"`
+	// Name is what the sign-in button says ("Sign in with NAME");
+	// default: the issuer's host.
+	Name string `yaml:"name"`
 }
 
 // OIDCRule maps tokens whose claims match to an identity.
@@ -430,6 +458,7 @@ func Default() Config {
 		Audit:           Audit{CheckpointInterval: Duration(10 * time.Second), Origin: "custody/audit"},
 		Auth:            Auth{Mode: "builtin", Service: "custody", TokenTTL: Duration(5 * time.Minute), LoginFailures: 10, LoginAddressFailures: 100, LoginWindow: Duration(time.Minute)},
 		Proxy:           Proxy{Header: "X-Forwarded-For"},
+		Web:             Web{Session: WebSession{Idle: Duration(30 * time.Minute), Absolute: Duration(12 * time.Hour)}},
 	}
 }
 
@@ -483,6 +512,8 @@ var Env = []struct{ Name, Help string }{
 	{"CUSTODY_AUDIT_DISABLE_UNSAFE", "true stops the tamper-evident audit log (benchmarks only)"},
 	{"CUSTODY_TRUSTED_PROXIES", "comma-separated addresses or CIDRs of reverse proxies whose client-address header is believed"},
 	{"CUSTODY_PROXY_HEADER", "the header those proxies set: X-Forwarded-For (default) or Forwarded"},
+	{"CUSTODY_WEB_SESSION_IDLE", "a web interface session ends after this long without a request (default 30m)"},
+	{"CUSTODY_WEB_SESSION_ABSOLUTE", "a web interface session ends this long after signing in (default 12h)"},
 	{"CUSTODY_KEY_PASSWORD", "passphrase of the server's signing key (signing on push, promotions); signing.passphraseFile replaces it"},
 	{"CUSTODY_PKCS11_PIN", "PIN of the PKCS #11 token holding the server's signing key, unless its URI carries one"},
 }
@@ -548,6 +579,10 @@ func (c *Config) applyEnv(environ []string) error {
 			}
 		case "CUSTODY_PROXY_HEADER":
 			c.Proxy.Header = v
+		case "CUSTODY_WEB_SESSION_IDLE":
+			err = setDuration(&c.Web.Session.Idle, v)
+		case "CUSTODY_WEB_SESSION_ABSOLUTE":
+			err = setDuration(&c.Web.Session.Absolute, v)
 		default:
 			// Other CUSTODY_* variables belong to client commands.
 		}
@@ -614,6 +649,10 @@ func (c Config) Validate() error {
 	}
 	if err := c.Auth.validate(c.Addr); err != nil {
 		return err
+	}
+	if s := c.Web.Session; s.Idle <= 0 || s.Absolute <= 0 || s.Idle > s.Absolute {
+		return fmt.Errorf("web.session.idle (%s) and web.session.absolute (%s) must be positive, idle at most absolute",
+			time.Duration(s.Idle), time.Duration(s.Absolute))
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return errors.New("tls needs both certFile and keyFile")
@@ -738,6 +777,12 @@ func (a Auth) validate(addr string) error {
 		}
 		if len(o.Rules) == 0 {
 			return fmt.Errorf("auth.oidc[%d] (%s) has no rules: without one every token of the issuer is refused", i, o.Issuer)
+		}
+		if (o.ClientID == "") != (o.RedirectURL == "") || (o.ClientSecretFile != "" && o.ClientID == "") {
+			return fmt.Errorf("auth.oidc[%d] (%s): browser sign-in needs both clientID and redirectURL (clientSecretFile only with them)", i, o.Issuer)
+		}
+		if o.RedirectURL != "" && !strings.HasPrefix(o.RedirectURL, "https://") && !strings.HasPrefix(o.RedirectURL, "http://") {
+			return fmt.Errorf("auth.oidc[%d].redirectURL %q must be an http(s) URL", i, o.RedirectURL)
 		}
 		for j, r := range o.Rules {
 			if r.Subject == "" {

@@ -73,6 +73,17 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+func TestWebSession(t *testing.T) {
+	c, err := Load("", nil)
+	if err != nil || c.Web.Session.Idle != Duration(30*time.Minute) || c.Web.Session.Absolute != Duration(12*time.Hour) {
+		t.Fatalf("defaults: %+v, %v", c.Web.Session, err)
+	}
+	c, err = Load("", []string{"CUSTODY_WEB_SESSION_IDLE=2s", "CUSTODY_WEB_SESSION_ABSOLUTE=1h"})
+	if err != nil || c.Web.Session.Idle != Duration(2*time.Second) || c.Web.Session.Absolute != Duration(time.Hour) {
+		t.Fatalf("from the environment: %+v, %v", c.Web.Session, err)
+	}
+}
+
 func TestRefusals(t *testing.T) {
 	dir := t.TempDir()
 	write := func(s string) string {
@@ -110,6 +121,10 @@ func TestRefusals(t *testing.T) {
 		{"bad project pattern", write("projects:\n- repositories: \"a?\"\n  environments: [{name: dev}]\n"), nil, "projects[0].repositories: repository pattern \"a?\": character '?'"},
 		{"duplicate project name", write("# names\nprojects:\n- {name: shop, repositories: \"shop/**\", environments: [{name: dev}]}\n- {name: shop, repositories: \"apps/**\", environments: [{name: dev}]}\n"), nil, "projects[1]: \"shop\" names another project too"},
 		{"project named like another's pattern", write("# named\nprojects:\n- {repositories: \"shop/**\", environments: [{name: dev}]}\n- {name: \"shop/**\", repositories: \"apps/**\", environments: [{name: dev}]}\n"), nil, "projects[1]: \"shop/**\" names another project too"},
+		{"idle above absolute", "", []string{"CUSTODY_WEB_SESSION_IDLE=13h"}, "web.session.idle (13h0m0s) and web.session.absolute (12h0m0s)"},
+		{"zero session idle", write("web:\n  session:\n    idle: 0s\n"), nil, "web.session.idle"},
+		{"bad session env", "", []string{"CUSTODY_WEB_SESSION_ABSOLUTE=day"}, "CUSTODY_WEB_SESSION_ABSOLUTE"},
+		{"OIDC client without redirect", write("# oidc\nauth:\n  oidc:\n  - issuer: https://id.example\n    clientID: custody\n    rules: [{subject: x}]\n"), nil, "needs both clientID and redirectURL"},
 		{"drill without projects", write("drills:\n- {environment: prod, interval: 24h}\n"), nil, "drills[0]: drills rebuild environments: declare projects first"},
 		{"drill without environment", write("# envdrill\nprojects:\n- {repositories: \"a/**\", environments: [{name: prod}]}\ndrills:\n- {interval: 24h}\n"), nil, "drills[0].environment is empty"},
 		{"drill interval too short", write("# intdrill\nprojects:\n- {repositories: \"a/**\", environments: [{name: prod}]}\ndrills:\n- {environment: prod}\n"), nil, "drills[0].interval 0s: give at least 1s"},

@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -35,7 +37,15 @@ func newAuth(cfg config.Config, store auth.Store, auditor audit.Auditor, log *sl
 	}
 	var issuers []auth.OIDCIssuer
 	for _, o := range cfg.Auth.OIDC {
-		iss := auth.OIDCIssuer{Issuer: o.Issuer, Audience: o.Audience, JWKSURL: o.JWKSURL}
+		iss := auth.OIDCIssuer{Issuer: o.Issuer, Audience: o.Audience, JWKSURL: o.JWKSURL,
+			ClientID: o.ClientID, RedirectURL: o.RedirectURL, Name: o.Name}
+		if o.ClientSecretFile != "" {
+			b, err := os.ReadFile(o.ClientSecretFile)
+			if err != nil {
+				return nil, fmt.Errorf("auth.oidc %s: reading clientSecretFile: %w", o.Issuer, err)
+			}
+			iss.ClientSecret = strings.TrimSpace(string(b))
+		}
 		for _, r := range o.Rules {
 			rule := auth.OIDCRule{Claims: r.Claims, Subject: r.Subject, Groups: r.Groups}
 			for _, g := range r.Grants {
@@ -58,6 +68,9 @@ func newAuth(cfg config.Config, store auth.Store, auditor audit.Auditor, log *sl
 		LoginFailures:        cfg.Auth.LoginFailures,
 		LoginAddressFailures: cfg.Auth.LoginAddressFailures,
 		LoginWindow:          time.Duration(cfg.Auth.LoginWindow),
+		SessionIdle:          time.Duration(cfg.Web.Session.Idle),
+		SessionAbsolute:      time.Duration(cfg.Web.Session.Absolute),
+		SecureCookies:        cfg.TLS.CertFile != "",
 		// The first admin's password, until it is changed.
 		AdminPasswordFile: filepath.Join(cfg.Data, "admin-password"),
 	})
@@ -110,7 +123,7 @@ func apiRequirement(r *http.Request) (action, repo string, perm auth.Perm, own b
 	kind, sub, _ := strings.Cut(rest, "/")
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	switch kind {
-	case "whoami", "tokens", "users", "grants", "provenance", "promotions", "gate", "rollback", "revocations", "environments", "vulndb", "violations", "scan", "export", "drills", "imports":
+	case "whoami", "tokens", "users", "grants", "sessions", "provenance", "promotions", "gate", "rollback", "revocations", "environments", "vulndb", "violations", "scan", "export", "drills", "imports":
 		return "", "", 0, true
 	case "keys":
 		return "", "", 0, true // public keys and the trust root are public
@@ -149,6 +162,12 @@ func apiRequirement(r *http.Request) (action, repo string, perm auth.Perm, own b
 		return "tags.read", strings.TrimSuffix(sub, "/history"), auth.PermPull, false
 	case "versions":
 		return "versions.read", sub, auth.PermPull, false
+	case "repositories":
+		if sub == "" {
+			// Any signed-in caller; the catalog lists only what it may read.
+			return "catalog", "", 0, false
+		}
+		return "tags.read", strings.TrimSuffix(sub, "/tags"), auth.PermPull, false
 	}
 	return "api", "", auth.PermAdmin, false
 }

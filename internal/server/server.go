@@ -29,6 +29,7 @@ import (
 	"github.com/custody-dev/custody/internal/blob/s3"
 	"github.com/custody-dev/custody/internal/builds/buildshttp"
 	"github.com/custody-dev/custody/internal/bundle/bundlehttp"
+	"github.com/custody-dev/custody/internal/catalog"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/drill/drillhttp"
 	"github.com/custody-dev/custody/internal/gc"
@@ -48,6 +49,7 @@ import (
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/internal/vuln"
 	"github.com/custody-dev/custody/internal/vuln/vulnhttp"
+	"github.com/custody-dev/custody/internal/web"
 )
 
 // Server is a configured custody server.
@@ -264,7 +266,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	internalOpts.Authorizer = registry.AllowAll{}
 	internalOpts.Policy = registry.Policies{engine, checker}
 	internal := registry.New(blobs, md, internalOpts)
-	self := []remote.Option{remote.WithTransport(handlerTransport{internal})}
+	self := []remote.Option{remote.WithTransport(handlerTransport{h: internal, asServer: true})}
 	keys := cfg.Signing.Keys
 	if keys == "" {
 		keys = filepath.Join(cfg.Data, "keys")
@@ -398,6 +400,13 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	if authz != nil {
 		authz.Register(mux)
 	}
+	// The repository catalog: /api/v1/repositories lists only what the
+	// caller may pull.
+	canRead := func(context.Context, string) bool { return true }
+	if authz != nil {
+		canRead = func(ctx context.Context, repo string) bool { return auth.PrincipalFrom(ctx).Can(repo, auth.PermPull) }
+	}
+	(&catalog.Handler{Meta: md, Locks: md, Immutable: engine.ImmutableRule, CanRead: canRead, Log: log}).Register(mux)
 	gen := generic.New(blobs, md, public)
 	// /v2/ bypasses ServeMux, whose path cleaning would redirect
 	// "/v2/a/../b/..." or "a//b" to another repository instead of letting
@@ -418,6 +427,18 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		}
 		mux.ServeHTTP(w, r)
 	})
+	// The web interface (docs/ui.md) serves every path nothing above
+	// claims; its pages call /api/v1/ in process, as the browser.
+	site, err := web.New(web.Options{
+		API:           handlerTransport{h: root},
+		Auth:          authz != nil,
+		SecureCookies: cfg.TLS.CertFile != "",
+		Log:           log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("/", site)
 	// Behind trusted proxies every handler (sign-in throttling, logs,
 	// audit) sees the client's address.
 	proxies, err := proxy.Parse(cfg.Proxy.Trusted, cfg.Proxy.Header)
@@ -595,6 +616,11 @@ func (s *Server) purgeLoop(ctx context.Context) {
 				s.log.Warn("purging stale uploads failed", "err", err)
 			} else if n > 0 {
 				s.log.Info("purged stale uploads", "count", n)
+			}
+			if s.auth != nil {
+				if _, err := s.auth.PurgeSessions(ctx); err != nil {
+					s.log.Warn("purging timed-out browser sessions failed", "err", err)
+				}
 			}
 		}
 	}

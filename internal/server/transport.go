@@ -15,8 +15,14 @@ const internalHost = "custody.internal"
 
 // handlerTransport serves HTTP requests with a handler in process: the
 // server's own registry client (signing, provenance) talks to its
-// internal registry without a network hop or credentials.
-type handlerTransport struct{ h http.Handler }
+// internal registry without a network hop or credentials (asServer: the
+// request acts as identity.Server), and the web interface calls the API
+// with the browser's own credential (asServer false: the handler
+// authenticates the request like any other).
+type handlerTransport struct {
+	h        http.Handler
+	asServer bool
+}
 
 func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	pr, pw := io.Pipe()
@@ -26,7 +32,15 @@ func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			rw.writeHeader(http.StatusOK)
 			_ = pw.Close()
 		}()
-		t.h.ServeHTTP(rw, req.WithContext(identity.With(req.Context(), identity.Server)))
+		ctx := req.Context()
+		if t.asServer {
+			ctx = identity.With(ctx, identity.Server)
+		}
+		sreq := req.WithContext(ctx) // a shallow copy: req stays the caller's
+		if sreq.Body == nil {
+			sreq.Body = http.NoBody // as a server's requests always have one
+		}
+		t.h.ServeHTTP(rw, sreq)
 	}()
 	select {
 	case <-rw.ready:

@@ -57,6 +57,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/audit/proof/inclusion", h.inclusion)
 	mux.HandleFunc("GET /api/v1/audit/proof/consistency", h.consistency)
 	mux.HandleFunc("GET /api/v1/audit/search", h.search)
+	mux.HandleFunc("GET /api/v1/audit/verify", h.verify)
 	if h.Holdings != nil {
 		mux.HandleFunc("GET /api/v1/audit/reconcile", h.reconcile)
 	}
@@ -244,7 +245,30 @@ func (h *Handler) consistency(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) search(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
-	q := Query{Repo: v.Get("repo"), Digest: v.Get("digest"), Actor: v.Get("actor"), Limit: MaxEntries}
+	q := Query{Repo: v.Get("repo"), Digest: v.Get("digest"), Actor: v.Get("actor"), Action: v.Get("action"), Limit: MaxEntries}
+	switch v.Get("order") {
+	case "", "oldest":
+	case "newest":
+		q.Newest = true
+	default:
+		badRequest(w, "order must be oldest or newest")
+		return
+	}
+	var err error
+	if q.Before, err = uintParam(r, "before", 0); err != nil {
+		badRequest(w, err.Error())
+		return
+	}
+	if v.Has("before") && q.Before == 0 {
+		badRequest(w, "before must be at least 1")
+		return
+	}
+	limit, err := uintParam(r, "limit", MaxEntries)
+	if err != nil || limit < 1 || limit > MaxEntries {
+		badRequest(w, fmt.Sprintf("limit must be between 1 and %d", MaxEntries))
+		return
+	}
+	q.Limit = int(limit)
 	for name, t := range map[string]*time.Time{"since": &q.Since, "until": &q.Until} {
 		if s := v.Get(name); s != "" {
 			var err error
@@ -260,4 +284,38 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	problem.JSON(w, http.StatusOK, entriesResponse(h.Log.Size(), leaves))
+}
+
+// VerifyResponse is the body of GET /api/v1/audit/verify: tlog.Verify's
+// result over the stored log against the log's own key, with the
+// checkpoint it verified.
+type VerifyResponse struct {
+	OK bool `json:"ok"`
+	// Origin, Size and Root are the verified checkpoint's (empty when
+	// it did not verify).
+	Origin string `json:"origin,omitempty"`
+	Size   uint64 `json:"size"`
+	Root   []byte `json:"root,omitempty"`
+	Verification
+}
+
+// verify runs Verify over the stored log, as `custody audit verify` does
+// over the API: it re-hashes every stored entry against the latest signed
+// checkpoint, with the log's own key (the server holds it; a verifier who
+// distrusts the server pins the key and runs the CLI).
+func (h *Handler) verify(w http.ResponseWriter, r *http.Request) {
+	h.Log.Flush()
+	v, err := Verify(r.Context(), h.Log.Source(), VerifyOptions{Key: h.Log.VerifierKey()})
+	if errors.Is(err, ErrNotFound) {
+		problem.Write(w, problem.NotFound, "no checkpoint has been signed yet (POST /api/v1/audit/checkpoint)")
+		return
+	}
+	if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	if v.Problems == nil {
+		v.Problems = []Problem{}
+	}
+	problem.JSON(w, http.StatusOK, VerifyResponse{OK: v.OK(), Origin: v.Checkpoint.Origin, Size: v.Checkpoint.Size, Root: v.Checkpoint.Root, Verification: *v})
 }

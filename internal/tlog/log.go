@@ -32,9 +32,15 @@ type Node struct {
 
 // Query selects entries for Search. Empty fields match everything.
 type Query struct {
-	Repo, Digest, Actor string
-	Since, Until        time.Time
-	Limit               int
+	Repo, Digest, Actor, Action string
+	Since, Until                time.Time
+	// Before, when not zero, keeps the entries whose index is below it
+	// (the cursor of a newest-first page).
+	Before uint64
+	// Newest orders the entries by index descending (newest first)
+	// instead of ascending.
+	Newest bool
+	Limit  int
 }
 
 // ErrNotFound is returned by a Store when a leaf, node or checkpoint is
@@ -71,7 +77,8 @@ type Store interface {
 	TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error)
 	// TlogLeafIndex returns the smallest index of a leaf with this hash.
 	TlogLeafIndex(ctx context.Context, hash []byte) (uint64, error)
-	// TlogSearch returns leaves matching q in index order.
+	// TlogSearch returns leaves matching q in index order (descending
+	// when q.Newest).
 	TlogSearch(ctx context.Context, q Query) ([]Leaf, error)
 	// TlogPutCheckpoint stores a signed checkpoint.
 	TlogPutCheckpoint(ctx context.Context, cp Checkpoint) error

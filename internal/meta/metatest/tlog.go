@@ -216,6 +216,15 @@ func testTlogSearch(t *testing.T, open Replicas[tlog.Store]) {
 	if got := search(tlog.Query{}); len(got) != 20 {
 		t.Fatalf("TlogSearch of everything = %d leaves, want 20", len(got))
 	}
+	// Action, and newest-first pages with an index cursor.
+	l.Append(tlog.Entry{Action: "tag.set", Actor: "user1", Auth: "basic", Repo: "repo1", Result: "ok", Time: tlog.FormatTime(t0.Add(time.Hour))})
+	l.Flush()
+	check(tlog.Query{Action: "tag.set"}, 20)
+	check(tlog.Query{Action: "manifest.put", Repo: "repo1", Newest: true}, 17, 13, 9, 5, 1)
+	check(tlog.Query{Repo: "repo1", Newest: true, Limit: 2}, 20, 17)
+	check(tlog.Query{Repo: "repo1", Newest: true, Limit: 2, Before: 17}, 13, 9)
+	check(tlog.Query{Repo: "repo1", Before: 9}, 1, 5)
+	check(tlog.Query{Action: "nothing"})
 }
 
 func testTlogAppendAtWrongStart(t *testing.T, open Replicas[tlog.Store]) {

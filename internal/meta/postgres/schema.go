@@ -235,6 +235,22 @@ UPDATE auth_users SET created = created / 1000;
 UPDATE auth_tokens SET created = created / 1000, expires = expires / 1000, revoked = revoked / 1000;
 UPDATE schema_migrations SET applied = applied / 1000;
 `,
+	// 5: browser sessions of the web interface (see sessions.go), as the
+	// SQLite backend's migration 7.
+	`
+CREATE TABLE IF NOT EXISTS auth_sessions (
+	hash      TEXT COLLATE "C" NOT NULL PRIMARY KEY, -- hex SHA-256 of the secret
+	subject   TEXT   NOT NULL,
+	method    TEXT   NOT NULL,
+	groups    JSONB  NOT NULL,
+	scopes    JSONB  NOT NULL,
+	csrf      TEXT   NOT NULL,
+	created   BIGINT NOT NULL, -- unix microseconds
+	last_seen BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS auth_sessions_last_seen ON auth_sessions(last_seen);
+CREATE INDEX IF NOT EXISTS auth_sessions_created ON auth_sessions(created);
+`,
 }
 
 // migrate brings the schema (the first schema on the connection's

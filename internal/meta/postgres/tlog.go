@@ -216,6 +216,9 @@ func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, erro
 	if q.Actor != "" {
 		match["actor"] = q.Actor
 	}
+	if q.Action != "" {
+		match["action"] = q.Action
+	}
 	if len(match) > 0 {
 		b, err := json.Marshal(match)
 		if err != nil {
@@ -230,7 +233,13 @@ func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, erro
 	if !q.Until.IsZero() {
 		add(`doc->>'time' < ? COLLATE "C"`, tlog.FormatTime(q.Until))
 	}
+	if q.Before > 0 {
+		add(`idx < ?`, int64(q.Before))
+	}
 	query := `SELECT idx, entry, leaf_hash FROM tlog_leaves WHERE ` + strings.Join(conds, " AND ") + ` ORDER BY idx`
+	if q.Newest {
+		query += ` DESC`
+	}
 	if q.Limit > 0 {
 		args = append(args, int64(q.Limit))
 		query += fmt.Sprintf(" LIMIT $%d", len(args))

@@ -195,6 +195,21 @@ INSERT INTO auth_generation(id, gen) VALUES (1, 0);
 	// to the date asked for by adding 2^64 ns, exact for dates up to 2846.
 	// 18446744073709551 is (2^64 - 616) / 1000.
 	migrationMicros,
+	// 7: browser sessions of the web interface (see sessions.go).
+	`
+CREATE TABLE IF NOT EXISTS auth_sessions (
+	hash        TEXT    NOT NULL PRIMARY KEY,
+	subject     TEXT    NOT NULL,
+	method      TEXT    NOT NULL,
+	groups_json TEXT    NOT NULL,
+	scopes_json TEXT    NOT NULL,
+	csrf        TEXT    NOT NULL,
+	created     INTEGER NOT NULL,
+	last_seen   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS auth_sessions_last_seen ON auth_sessions(last_seen);
+CREATE INDEX IF NOT EXISTS auth_sessions_created ON auth_sessions(created);
+`,
 }
 
 // migrationMicros is migration 6; see above.

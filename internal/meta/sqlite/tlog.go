@@ -167,6 +167,12 @@ func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, erro
 	if q.Actor != "" {
 		add(`json_extract(entry, '$.actor') = ?`, q.Actor)
 	}
+	if q.Action != "" {
+		add(`json_extract(entry, '$.action') = ?`, q.Action)
+	}
+	if q.Before > 0 {
+		add(`idx < ?`, int64(q.Before))
+	}
 	// Entry times are fixed-width RFC 3339 UTC, so they sort as strings.
 	if !q.Since.IsZero() {
 		add(`json_extract(entry, '$.time') >= ?`, tlog.FormatTime(q.Since))
@@ -175,6 +181,9 @@ func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, erro
 		add(`json_extract(entry, '$.time') < ?`, tlog.FormatTime(q.Until))
 	}
 	query += ` ORDER BY idx`
+	if q.Newest {
+		query += ` DESC`
+	}
 	if q.Limit > 0 {
 		query += fmt.Sprintf(" LIMIT %d", q.Limit)
 	}
