@@ -13,7 +13,7 @@ import (
 // browser is an HTTP client with a cookie jar that does not follow
 // redirects, sending what a browser sends on same-origin requests.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	s    *site
 	jar  *cookiejar.Jar
 	c    *http.Client

@@ -20,7 +20,7 @@ import (
 // site is a real server (in process, on loopback) serving the web
 // interface.
 type site struct {
-	t     *testing.T
+	t     testing.TB
 	url   string
 	admin string // the admin password, with authentication on
 }

@@ -50,10 +50,8 @@ func TestSignInLocal(t *testing.T) {
 func TestSignOut(t *testing.T) {
 	h := newHarness(t, options{})
 	h.signIn("admin", h.srv.AdminPassword())
-	h.run("signing out", chromedp.Click(chromedp.CSS(`.user button[type="submit"]`)), chromedp.WaitVisible(chromedp.ID("password")))
-	if loc := h.location(); loc != "/signin" {
-		t.Fatalf("after sign-out at %s", loc)
-	}
+	h.run("signing out", chromedp.Click(chromedp.CSS(`.user button[type="submit"]`)))
+	h.waitLocation("the sign-in page", func(l string) bool { return l == "/signin" })
 	h.visit("/repositories")
 	if loc := h.location(); !strings.HasPrefix(loc, "/signin") {
 		t.Fatalf("a page after sign-out: at %s, want the sign-in page", loc)
@@ -106,9 +104,8 @@ func TestCSRFRefused(t *testing.T) {
 	// The sign-out form with its token field emptied: refused, still
 	// signed in.
 	eval[string](h, `document.querySelector('.user input[name="csrf"]').value = ""`)
-	h.run("signing out without the token",
-		chromedp.Click(chromedp.CSS(`.user button[type="submit"]`)),
-		chromedp.WaitReady(chromedp.CSS("main h1")))
+	h.run("signing out without the token", chromedp.Click(chromedp.CSS(`.user button[type="submit"]`)))
+	h.waitLocation("the refusal page", func(l string) bool { return l == "/signout" })
 	if got := h.text("main h1"); got != "Forbidden" && !strings.Contains(got, "Denied") && !strings.Contains(got, "denied") {
 		t.Errorf("sign-out without the token shows %q, want a refusal", got)
 	}
@@ -164,8 +161,8 @@ func TestRepositoriesSearchAndPages(t *testing.T) {
 	if n := h.count(rows); n != 50 {
 		t.Fatalf("first page: %d rows, want 50", n)
 	}
-	h.run("next page", chromedp.Click(chromedp.CSS(`a[rel="next"]`)), chromedp.WaitReady(chromedp.CSS("main")))
-	waitFor(t, "the second page", 10*time.Second, func() bool { return strings.Contains(h.location(), "after=") })
+	h.run("next page", chromedp.Click(chromedp.CSS(`a[rel="next"]`)))
+	h.waitLocation("the second page", func(l string) bool { return strings.Contains(l, "after=") })
 	if n := h.count(rows); n != 5 {
 		t.Fatalf("second page: %d rows, want 5", n)
 	}
@@ -174,8 +171,7 @@ func TestRepositoriesSearchAndPages(t *testing.T) {
 	h.run("searching",
 		chromedp.SetValue(chromedp.ID("q"), "svc-1"),
 		chromedp.Submit(chromedp.ID("q")))
-	waitFor(t, "the search results", 10*time.Second, func() bool { return strings.Contains(h.location(), "q=svc-1") })
-	h.run("waiting for the results", chromedp.WaitReady(chromedp.CSS("main")))
+	h.waitLocation("the search results", func(l string) bool { return strings.Contains(l, "q=svc-1") })
 	if n := h.count(rows); n != 10 {
 		t.Fatalf("search svc-1: %d rows, want 10", n)
 	}
@@ -183,6 +179,7 @@ func TestRepositoriesSearchAndPages(t *testing.T) {
 	h.screenshot("repositories-search")
 	h.run("opening a repository", chromedp.Click(chromedp.CSS(`main tbody a[href="/repositories/team/svc-12"]`)),
 		chromedp.WaitVisible(chromedp.ID("tags")))
+	h.waitLocation("the repository", func(l string) bool { return l == "/repositories/team/svc-12" })
 	h.page("/repositories/team/svc-12?tag=latest", "repository")
 	if got := h.text("main h1"); got != "team/svc-12" {
 		t.Fatalf("repository page heading %q", got)

@@ -189,6 +189,25 @@ func (h *harness) location() string {
 	return eval[string](h, `location.pathname + location.search`)
 }
 
+// waitLocation waits until the page's path and query satisfy ok, through
+// navigations (an evaluation during one fails and is tried again).
+func (h *harness) waitLocation(what string, ok func(string) bool) string {
+	h.t.Helper()
+	deadline := time.Now().Add(actionTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+		loc, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.readyState === "complete" ? location.pathname + location.search : ""`))
+		cancel()
+		if err == nil && loc != "" && ok(loc) {
+			return loc
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("waiting for %s: at %q (%v)", what, loc, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // text returns the text of the first element matching sel.
 func (h *harness) text(sel string) string {
 	h.t.Helper()
