@@ -1,0 +1,258 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/custody-dev/custody/internal/attest"
+	"github.com/custody-dev/custody/internal/config"
+	"github.com/custody-dev/custody/internal/evidence/evidencetest"
+	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/sign"
+)
+
+// hostileNote is an annotation value that would run script if a page
+// printed it unescaped.
+const hostileNote = `<script>alert("x")</script><img src=x onerror=alert(1)>`
+
+// licensedSBOM is an SPDX document listing two packages with licences.
+const licensedSBOM = `{"spdxVersion":"SPDX-2.3","dataLicense":"CC0-1.0","SPDXID":"SPDXRef-DOCUMENT","name":"app",
+"documentNamespace":"https://example.org/app","creationInfo":{"created":"2026-11-22T00:00:00Z","creators":["Tool: test"]},
+"packages":[
+ {"SPDXID":"SPDXRef-a","name":"golang.org/x/text","versionInfo":"v0.14.0","licenseConcluded":"BSD-3-Clause",
+  "externalRefs":[{"referenceCategory":"PACKAGE-MANAGER","referenceType":"purl","referenceLocator":"pkg:golang/golang.org/x/text@v0.14.0"}]},
+ {"SPDXID":"SPDXRef-b","name":"zlib","versionInfo":"1.3","licenseDeclared":"Zlib",
+  "externalRefs":[{"referenceCategory":"PACKAGE-MANAGER","referenceType":"purl","referenceLocator":"pkg:generic/zlib@1.3"}]}
+]}`
+
+// artifactSite is a server with a project (environment dev), a server key
+// to record promotions, and a CI key in its trust root; apps/web:v1 is
+// signed by the CI key, attested (SLSA provenance, SBOM) and promoted to
+// dev; apps/bare:v1 is neither signed nor attested. Both carry a hostile
+// annotation.
+type artifactSite struct {
+	*site
+	signed, bare v1.Hash
+	ci           evidencetest.Key
+}
+
+func newArtifactSite(t *testing.T) *artifactSite {
+	t.Helper()
+	data := t.TempDir()
+	ring, err := key.Open(filepath.Join(data, "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ring.Create(key.ECDSAP256, "server", []byte("ring-pass")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CUSTODY_KEY_PASSWORD", "ring-pass")
+	ci := evidencetest.NewKey(t, time.Now().Add(-time.Hour), time.Time{})
+	root, _ := json.Marshal(evidencetest.Root(ci))
+	rootFile := filepath.Join(t.TempDir(), "ci-trust-root.json")
+	if err := os.WriteFile(rootFile, root, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newSite(t, true, func(c *config.Config) {
+		c.Data = data
+		c.Promotion.TrustRoot = rootFile
+		c.Projects = []config.Project{{Repositories: "apps/**", Environments: []config.Environment{{Name: "dev"}}}}
+	})
+	a := &artifactSite{site: s, ci: ci}
+	note := map[string]string{"org.example.note": hostileNote, "org.opencontainers.image.source": "https://github.com/acme/app"}
+	a.signed = s.push("apps/web", "v1", note)
+	a.bare = s.push("apps/bare", "v1", note)
+
+	ref := a.ref("apps/web", a.signed)
+	o := a.opts()
+	o.Annotations = map[string]string{evidencetest.SignedAtAnnotation: time.Now().UTC().Format(time.RFC3339), "signer": "release-bot@acme"}
+	if _, err := sign.Sign(context.Background(), ref, ci, o); err != nil {
+		t.Fatal(err)
+	}
+	a.attest(ref, attest.PredicateSLSAProvenanceV1, evidencetest.Provenance)
+	a.attest(ref, attest.PredicateSPDX, licensedSBOM)
+	s.api("POST", "/api/v1/promotions", map[string]any{"repository": "apps/web", "digest": a.signed.String(), "environment": "dev", "reason": "release 1"}, http.StatusOK)
+	return a
+}
+
+func (a *artifactSite) ref(repo string, d v1.Hash) name.Digest {
+	ref, err := name.NewDigest(strings.TrimPrefix(a.url, "http://")+"/"+repo+"@"+d.String(), name.Insecure)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return ref
+}
+
+func (a *artifactSite) opts() sign.Options {
+	return sign.Options{Remote: []remote.Option{remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: "admin", Password: a.admin}))}}
+}
+
+func (a *artifactSite) attest(ref name.Digest, predicateType, predicate string) {
+	a.t.Helper()
+	stmt, err := attest.StatementFor(ref.Context().RepositoryStr(), ref.DigestStr(), predicateType, []byte(predicate))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	env, err := attest.Sign(context.Background(), a.ci, "", stmt)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if _, err := sign.Attach(context.Background(), ref, env, predicateType, a.opts()); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+func mustContain(t *testing.T, what, body string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(body, w) {
+			t.Errorf("%s lacks %q", what, w)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("%s:\n%s", what, body)
+	}
+}
+
+func TestArtifactPageSignedAttestedPromoted(t *testing.T) {
+	a := newArtifactSite(t)
+	b := a.browser()
+	b.signIn("admin", a.admin)
+	host := strings.TrimPrefix(a.url, "http://")
+	page := "/artifacts/apps/web@" + a.signed.String()
+	resp, body := b.do("GET", page, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %d\n%s", page, resp.StatusCode, body)
+	}
+	checkSecurityHeaders(t, page, resp.Header)
+	mustContain(t, "signed artifact page", body,
+		// Copy buttons for the digest and the pull command.
+		`data-copy="`+a.signed.String()+`"`,
+		`data-copy="docker pull `+host+`/apps/web@`+a.signed.String()+`"`,
+		// A signature that verifies now, with its key and the signer's claims.
+		`<span class="badge ok">verified</span>`, "<code>"+a.ci.ID()+"</code>", "active key", "release-bot@acme",
+		"signed: 2 verify now", // the cosign tag and the bundle referrer
+		// The provenance chain: source + commit -> builder -> digest -> environments.
+		`<ol class="chain"`, "https://github.com/acme/app", "0123456789abcdef0123456789abcdef01234567",
+		"https://github.com/actions/runner/github-hosted", `<span class="badge ok">dev</span>`, "release 1",
+		// The SBOM's packages with their licences; no findings.
+		"golang.org/x/text", "BSD-3-Clause", "Zlib", "No known vulnerability",
+		// Manifest: layers with sizes, annotations.
+		"Layers (1,", "org.opencontainers.image.source",
+		// Retention and the audit events with log indices (admin audits).
+		"Retention and legal hold", "none set", "Log index", "promote")
+	if strings.Contains(body, "does not count") {
+		t.Errorf("a signature does not count:\n%s", body)
+	}
+
+	// The package search narrows the SBOM list.
+	_, body = b.do("GET", page+"?pkg=zlib", nil)
+	if !strings.Contains(body, "Zlib") || strings.Contains(body, "golang.org/x/text</th>") {
+		t.Fatalf("package search for zlib:\n%s", body)
+	}
+	_, body = b.do("GET", page+"?pkg=BSD", nil)
+	if !strings.Contains(body, "golang.org/x/text</th>") || strings.Contains(body, "zlib</th>") {
+		t.Fatalf("package search by licence:\n%s", body)
+	}
+
+	// The repository page leads here.
+	_, body = b.do("GET", "/repositories/apps/web", nil)
+	mustContain(t, "repository page", body, `href="`+page+`"`)
+
+	// A legal hold shows.
+	a.api("PUT", "/api/v1/hold/apps/web/@"+a.signed.String(), nil, http.StatusOK)
+	_, body = b.do("GET", page, nil)
+	mustContain(t, "held artifact page", body, "on hold")
+}
+
+func TestArtifactPageUnsigned(t *testing.T) {
+	a := newArtifactSite(t)
+	b := a.browser()
+	b.signIn("admin", a.admin)
+	resp, body := b.do("GET", "/artifacts/apps/bare@"+a.bare.String(), nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("unsigned: %d\n%s", resp.StatusCode, body)
+	}
+	mustContain(t, "unsigned artifact page", body, "no signature verifies", "This artifact is unsigned",
+		"No trusted provenance", "No trusted SBOM")
+	if strings.Contains(body, `<span class="badge ok">verified</span>`) || strings.Contains(body, `<ol class="chain"`) {
+		t.Fatalf("the unsigned artifact shows trust:\n%s", body)
+	}
+}
+
+// TestArtifactPageEscapesAnnotations: an annotation is the pusher's text;
+// the page shows it as text, never as markup.
+func TestArtifactPageEscapesAnnotations(t *testing.T) {
+	a := newArtifactSite(t)
+	b := a.browser()
+	b.signIn("admin", a.admin)
+	_, body := b.do("GET", "/artifacts/apps/bare@"+a.bare.String(), nil)
+	if strings.Contains(body, "<script>alert") || strings.Contains(body, "<img src=x") {
+		t.Fatalf("the hostile annotation is markup in the page:\n%s", body)
+	}
+	mustContain(t, "page with a hostile annotation", body, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;")
+}
+
+func TestArtifactPageReaderAndNoAccess(t *testing.T) {
+	a := newArtifactSite(t)
+	a.reader("apps/web")
+	b := a.browser()
+	b.signIn("reader", readerPassword)
+
+	// A reader of apps/web sees its evidence, not the audit log.
+	resp, body := b.do("GET", "/artifacts/apps/web@"+a.signed.String(), nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("reader: %d\n%s", resp.StatusCode, body)
+	}
+	mustContain(t, "reader's artifact page", body, `<span class="badge ok">verified</span>`, `<ol class="chain"`,
+		"not shown: Your account may not read this.")
+	if strings.Contains(body, "Log index") {
+		t.Fatalf("a reader sees audit events:\n%s", body)
+	}
+
+	// apps/bare is not the reader's: the API refuses, the page says so
+	// and shows nothing of the artifact.
+	resp, body = b.do("GET", "/artifacts/apps/bare@"+a.bare.String(), nil)
+	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("no access: %d\n%s", resp.StatusCode, body)
+	}
+	checkSecurityHeaders(t, "refused artifact", resp.Header)
+	for _, leak := range []string{"alert", "org.example.note", "Signatures", "Manifest", "docker pull"} {
+		if strings.Contains(body, leak) {
+			t.Errorf("the refusal leaks %q:\n%s", leak, body)
+		}
+	}
+
+	// Signed out: sign in first.
+	resp, _ = a.browser().do("GET", "/artifacts/apps/web@"+a.signed.String(), nil)
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/signin?next=") {
+		t.Fatalf("signed out: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+func TestArtifactPageBadReferences(t *testing.T) {
+	s := newSite(t, true, nil)
+	b := s.browser()
+	b.signIn("admin", s.admin)
+	for path, want := range map[string]int{
+		"/artifacts/apps/web":                           http.StatusNotFound,
+		"/artifacts/apps/web@sha256:nothex":             http.StatusBadRequest,
+		"/artifacts/@sha256:" + strings.Repeat("a", 64): http.StatusNotFound,
+	} {
+		resp, body := b.do("GET", path, nil)
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d\n%s", path, resp.StatusCode, want, body)
+		}
+	}
+}
