@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/custody-dev/custody/internal/apiclient"
+	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/promotion"
 	"github.com/custody-dev/custody/internal/promotion/promotionhttp"
 	"github.com/custody-dev/custody/internal/retention"
@@ -57,6 +58,8 @@ type artifactView struct {
 	Verified int
 	// Chains are the provenance chains, one per trusted provenance.
 	Chains []chainStep
+	// HasSBOM is true when a trusted SBOM attestation was found.
+	HasSBOM bool
 	// Package search (?pkg=) and the packages it matches.
 	PackageQuery  string
 	Packages      []sbom.PackageRef
@@ -156,6 +159,9 @@ func (s *Site) artifact(w http.ResponseWriter, r *Request) error {
 		if sg.Verified {
 			v.Verified++
 		}
+	}
+	for _, a := range v.Evidence.Attestations {
+		v.HasSBOM = v.HasSBOM || a.Verified && slices.Contains(evidence.SBOMTypes, a.PredicateType)
 	}
 	v.Chains = provenanceChain(v)
 	v.PackageQuery = strings.TrimSpace(r.URL.Query().Get("pkg"))
