@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/evidence/evidencetest"
 	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/promotion/promotionhttp"
 	"github.com/custody-dev/custody/internal/sign"
 )
 
@@ -253,6 +255,76 @@ func TestArtifactPageBadReferences(t *testing.T) {
 		resp, body := b.do("GET", path, nil)
 		if resp.StatusCode != want {
 			t.Errorf("%s: %d, want %d\n%s", path, resp.StatusCode, want, body)
+		}
+	}
+}
+
+// TestEvidenceAPI: GET /api/v1/evidence answers a reader of the
+// repository with the manifest and the verdicts, and refuses everyone
+// else with a problem that names nothing of the artifact.
+func TestEvidenceAPI(t *testing.T) {
+	a := newArtifactSite(t)
+	a.reader("apps/web")
+	get := func(user, pass, query string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", a.url+"/api/v1/evidence?"+query, nil)
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	q := func(repo string, d v1.Hash) string { return "repository=" + repo + "&digest=" + d.String() }
+
+	code, body := get("reader", readerPassword, q("apps/web", a.signed))
+	if code != http.StatusOK {
+		t.Fatalf("reader: %d %s", code, body)
+	}
+	var ev promotionhttp.ArtifactEvidence
+	if err := json.Unmarshal([]byte(body), &ev); err != nil {
+		t.Fatal(err)
+	}
+	counted := 0
+	for _, s := range ev.Signatures {
+		if s.Verified && s.KeyID == a.ci.ID() && s.Claims["signer"] == "release-bot@acme" && !s.SignedAt.IsZero() {
+			counted++
+		}
+	}
+	if counted != 2 || len(ev.Provenance) != 1 || ev.Provenance[0].SourceCommit != "0123456789abcdef0123456789abcdef01234567" ||
+		len(ev.Promotions) != 1 || ev.Promotions[0].Environment != "dev" || len(ev.Packages) != 2 ||
+		!strings.Contains(string(ev.Manifest), "org.example.note") {
+		t.Fatalf("evidence of the signed artifact: %s", body)
+	}
+	if ev.Packages[0].Licenses == nil {
+		t.Fatalf("packages without licences: %+v", ev.Packages)
+	}
+
+	code, body = get("admin", a.admin, q("apps/bare", a.bare))
+	var bare promotionhttp.ArtifactEvidence
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &bare) != nil || bare.Signatures == nil || len(bare.Signatures) != 0 ||
+		len(bare.Provenance) != 0 || len(bare.Promotions) != 0 {
+		t.Fatalf("unsigned artifact: %d %s", code, body)
+	}
+
+	unknown := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
+	for _, c := range []struct {
+		what, user, pass, query string
+		want                    int
+	}{
+		{"another repository", "reader", readerPassword, q("apps/bare", a.bare), http.StatusForbidden},
+		{"anonymous", "", "", q("apps/web", a.signed), http.StatusUnauthorized},
+		{"unknown digest", "admin", a.admin, q("apps/web", unknown), http.StatusNotFound},
+		{"bad digest", "admin", a.admin, "repository=apps/web&digest=sha256:zz", http.StatusBadRequest},
+		{"bad name", "admin", a.admin, "repository=Apps/../x&digest=" + a.signed.String(), http.StatusBadRequest},
+	} {
+		code, body := get(c.user, c.pass, c.query)
+		if code != c.want || !strings.Contains(body, `"type"`) || strings.Contains(body, "org.example.note") || strings.Contains(body, "signatures") {
+			t.Errorf("%s: %d %s, want %d and a problem that names nothing of the artifact", c.what, code, body, c.want)
 		}
 	}
 }
