@@ -28,11 +28,7 @@ import (
 // its retention lock from GET /api/v1/retention/<repository>/@<digest>,
 // its audit events from GET /api/v1/history.
 
-func init() {
-	register(func(s *Site) { s.artifactRoutes() })
-}
-
-// artifactRoutes registers the Artifact page.
+// artifactRoutes registers the Artifact page (called from New).
 func (s *Site) artifactRoutes() {
 	s.page("GET /artifacts/{ref...}", s.artifact)
 }
