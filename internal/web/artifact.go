@@ -248,6 +248,9 @@ func findings(e promotionhttp.ArtifactEvidence) ([]findingView, int) {
 	for _, f := range e.Findings {
 		fv := findingView{ID: f.ID, Severity: cmp.Or(f.Severity, "UNKNOWN"), Package: f.Package, Version: f.Version, Fixed: f.Fixed,
 			Kind: f.Kind, Waived: f.Waived, WaiverReason: f.WaiverReason, Score: f.Score, Class: "warn"}
+		if strings.HasSuffix(f.Package, "@"+f.Version) { // a purl names its version
+			fv.Version = ""
+		}
 		switch {
 		case f.Waived:
 			fv.Class = "ok"

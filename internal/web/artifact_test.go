@@ -328,3 +328,51 @@ func TestEvidenceAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestArtifactPageFindingsAndWaivers: with an advisory in the
+// vulnerability database, the SBOM's vulnerable package is an open
+// finding with its severity; a signed OpenVEX statement waives it, and the
+// page says so.
+func TestArtifactPageFindingsAndWaivers(t *testing.T) {
+	a := newArtifactSite(t)
+	osv, err := os.ReadFile("../vuln/testdata/osv/GHSA-35jh-r3h4-6jhm.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", a.url+"/api/v1/vulndb", strings.NewReader(string(osv)))
+	req.SetBasicAuth("admin", a.admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("importing the advisory: %d", resp.StatusCode)
+	}
+	d := a.push("apps/shop", "v1", nil)
+	ref := a.ref("apps/shop", d)
+	a.attest(ref, attest.PredicateSPDX, `{"spdxVersion":"SPDX-2.3","dataLicense":"CC0-1.0","SPDXID":"SPDXRef-DOCUMENT","name":"shop",
+"documentNamespace":"https://example.org/shop","creationInfo":{"created":"2026-11-22T00:00:00Z","creators":["Tool: test"]},
+"packages":[{"SPDXID":"SPDXRef-l","name":"lodash","versionInfo":"4.17.20","licenseDeclared":"MIT",
+  "externalRefs":[{"referenceCategory":"PACKAGE-MANAGER","referenceType":"purl","referenceLocator":"pkg:npm/lodash@4.17.20"}]}]}`)
+	b := a.browser()
+	b.signIn("admin", a.admin)
+	page := "/artifacts/apps/shop@" + d.String()
+	_, body := b.do("GET", page, nil)
+	mustContain(t, "vulnerable artifact page", body, "1 open finding, 1 in all", `<span class="badge bad">HIGH</span>`,
+		"GHSA-35jh-r3h4-6jhm", "<code>pkg:npm/lodash@4.17.20</code></td>", "4.17.21", "MIT")
+
+	vex, _ := json.Marshal(map[string]any{
+		"@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://acme.example/vex/1",
+		"author": "security@acme.example", "timestamp": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), "version": 1,
+		"statements": []map[string]any{{
+			"vulnerability": map[string]any{"name": "CVE-2021-23337"},
+			"products":      []map[string]any{{"@id": "pkg:npm/lodash"}},
+			"status":        "not_affected", "justification": "vulnerable_code_not_in_execute_path",
+			"custody_expires": time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339),
+		}},
+	})
+	a.attest(ref, "https://openvex.dev/ns/v0.2.0", string(vex))
+	_, body = b.do("GET", page, nil)
+	mustContain(t, "waived artifact page", body, "0 open findings, 1 in all", `<span class="badge ok">waived</span>`)
+}
