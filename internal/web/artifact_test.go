@@ -14,6 +14,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/custody-dev/custody/internal/attest"
@@ -172,10 +175,12 @@ func TestArtifactPageSignedAttestedPromoted(t *testing.T) {
 	_, body = b.do("GET", "/repositories/apps/web", nil)
 	mustContain(t, "repository page", body, `href="`+page+`"`)
 
-	// A legal hold shows.
+	// A retention period and a legal hold show.
+	until := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second)
+	a.api("PUT", "/api/v1/retention/apps/web/@"+a.signed.String(), map[string]any{"mode": "governance", "retainUntil": until}, http.StatusOK)
 	a.api("PUT", "/api/v1/hold/apps/web/@"+a.signed.String(), nil, http.StatusOK)
 	_, body = b.do("GET", page, nil)
-	mustContain(t, "held artifact page", body, "on hold")
+	mustContain(t, "held artifact page", body, `<span class="badge warn">governance</span> until `+until.Format("2006-01-02 15:04:05 UTC"), "on hold")
 }
 
 func TestArtifactPageUnsigned(t *testing.T) {
@@ -191,6 +196,26 @@ func TestArtifactPageUnsigned(t *testing.T) {
 	if strings.Contains(body, `<span class="badge ok">verified</span>`) || strings.Contains(body, `<ol class="chain"`) {
 		t.Fatalf("the unsigned artifact shows trust:\n%s", body)
 	}
+
+	// An index lists its platforms, each leading to its own page.
+	var adds []mutate.IndexAddendum
+	for _, p := range []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64", Variant: "v8"}} {
+		img, err := random.Image(64, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &p}})
+	}
+	idx := mutate.AppendManifests(empty.Index, adds...)
+	tag, _ := name.NewTag(strings.TrimPrefix(a.url, "http://")+"/apps/multi:v1", name.Insecure)
+	if err := remote.WriteIndex(tag, idx, a.opts().Remote...); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := idx.Digest()
+	im, _ := idx.IndexManifest()
+	_, body = b.do("GET", "/artifacts/apps/multi@"+id.String(), nil)
+	mustContain(t, "index page", body, "<h3>Platforms</h3>", "linux/amd64", "linux/arm64/v8",
+		`href="/artifacts/apps/multi@`+im.Manifests[1].Digest.String()+`"`)
 }
 
 // TestArtifactPageEscapesAnnotations: an annotation is the pusher's text;
