@@ -161,6 +161,8 @@ type Facts struct {
 	Problems   []string // attestations that did not verify (not seen by gates)
 	// Evidence is everything verified about the digest.
 	Evidence *evidence.Set
+	// Manifest is the artifact's manifest (or index) as stored.
+	Manifest []byte
 }
 
 // Gather collects the verified facts about repo@dgst.
@@ -181,7 +183,7 @@ func (s *Service) Gather(ctx context.Context, repo, dgst string) (*Facts, error)
 	if set.AttestationErr != nil {
 		return nil, set.AttestationErr
 	}
-	f := &Facts{Evidence: set, Approvals: set.ApprovalsOf(repo), Promotions: set.PromotionsOf(repo), Revoked: set.Revoked()}
+	f := &Facts{Evidence: set, Approvals: set.ApprovalsOf(repo), Promotions: set.PromotionsOf(repo), Revoked: set.Revoked(), Manifest: desc.Manifest}
 	var inputErrs []string
 	f.Input, inputErrs = InputOf(repo, set, s.now())
 	f.Input.Artifact.MediaType = string(desc.MediaType)

@@ -2,6 +2,7 @@ package sbom
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 )
@@ -12,6 +13,22 @@ type PackageRef struct {
 	Name    string
 	Version string
 	PURL    string
+	// Licenses are the licences the SBOM declares for the package
+	// (SPDX licenseConcluded/licenseDeclared, CycloneDX licenses), as
+	// written; none when it declares none.
+	Licenses []string `json:",omitempty"`
+}
+
+// spdxLicences are the licences an SPDX package declares, leaving out
+// the NOASSERTION and NONE placeholders.
+func spdxLicences(concluded, declared string) []string {
+	var out []string
+	for _, l := range []string{declared, concluded} {
+		if l != "" && l != "NOASSERTION" && l != "NONE" && (len(out) == 0 || out[0] != l) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // Packages lists the packages of an SPDX 2.3 or CycloneDX JSON document
@@ -33,9 +50,11 @@ func Packages(doc []byte, maxBytes int) ([]PackageRef, error) {
 	case probe.SPDXVersion != "":
 		var d struct {
 			Packages []struct {
-				Name         string `json:"name"`
-				VersionInfo  string `json:"versionInfo"`
-				ExternalRefs []struct {
+				Name             string `json:"name"`
+				VersionInfo      string `json:"versionInfo"`
+				LicenseConcluded string `json:"licenseConcluded"`
+				LicenseDeclared  string `json:"licenseDeclared"`
+				ExternalRefs     []struct {
 					ReferenceType    string `json:"referenceType"`
 					ReferenceLocator string `json:"referenceLocator"`
 				} `json:"externalRefs"`
@@ -48,7 +67,8 @@ func Packages(doc []byte, maxBytes int) ([]PackageRef, error) {
 		for _, p := range d.Packages {
 			for _, r := range p.ExternalRefs {
 				if r.ReferenceType == "purl" {
-					out = append(out, PackageRef{Name: p.Name, Version: p.VersionInfo, PURL: r.ReferenceLocator})
+					out = append(out, PackageRef{Name: p.Name, Version: p.VersionInfo, PURL: r.ReferenceLocator,
+						Licenses: spdxLicences(p.LicenseConcluded, p.LicenseDeclared)})
 					break
 				}
 			}
@@ -60,6 +80,13 @@ func Packages(doc []byte, maxBytes int) ([]PackageRef, error) {
 			Version    string            `json:"version"`
 			PURL       string            `json:"purl"`
 			Components []json.RawMessage `json:"components"`
+			Licenses   []struct {
+				License struct {
+					ID   string `json:"id"`
+					Name string `json:"name"`
+				} `json:"license"`
+				Expression string `json:"expression"`
+			} `json:"licenses"`
 		}
 		var d struct {
 			Components []json.RawMessage `json:"components"`
@@ -76,7 +103,13 @@ func Packages(doc []byte, maxBytes int) ([]PackageRef, error) {
 			}
 			queue = append(queue[1:], c.Components...)
 			if c.PURL != "" {
-				out = append(out, PackageRef{Name: c.Name, Version: c.Version, PURL: c.PURL})
+				ref := PackageRef{Name: c.Name, Version: c.Version, PURL: c.PURL}
+				for _, l := range c.Licenses {
+					if v := cmp.Or(l.Expression, l.License.ID, l.License.Name); v != "" {
+						ref.Licenses = append(ref.Licenses, v)
+					}
+				}
+				out = append(out, ref)
 			}
 		}
 		return out, nil

@@ -270,6 +270,9 @@ func TestPackagesOfBothFormats(t *testing.T) {
 func FuzzPackages(f *testing.F) {
 	f.Add([]byte(`{"spdxVersion":"SPDX-2.3","packages":[{"name":"a","externalRefs":[{"referenceType":"purl","referenceLocator":"pkg:npm/a@1"}]}]}`))
 	f.Add([]byte(`{"bomFormat":"CycloneDX","components":[{"name":"a","purl":"pkg:npm/a@1","components":[{"name":"b","purl":"pkg:npm/b@2"}]}]}`))
+	// Licences: SPDX concluded/declared, CycloneDX ids, names, expressions.
+	f.Add([]byte(`{"spdxVersion":"SPDX-2.3","packages":[{"name":"a","licenseConcluded":"NOASSERTION","licenseDeclared":"MIT","externalRefs":[{"referenceType":"purl","referenceLocator":"pkg:npm/a@1"}]}]}`))
+	f.Add([]byte(`{"bomFormat":"CycloneDX","components":[{"name":"a","purl":"pkg:npm/a@1","licenses":[{"license":{"id":"MIT"}},{"license":{"name":"X"}},{"expression":"A OR B"}]}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = Packages(b, 1<<20)
 	})

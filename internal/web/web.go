@@ -113,6 +113,7 @@ func New(opts Options) (*Site, error) {
 	}
 	s.auditRoutes()
 	s.evidenceRoutes()
+	s.artifactRoutes()
 	// Everything else the server does not route is the web
 	// interface's: unknown paths get its not-found page.
 	s.mux.Handle("/", s.handler(func(w http.ResponseWriter, r *Request) error {

@@ -44,6 +44,7 @@ import (
 //	GET  /api/v1/environments?repository=R&environment=E[&digest=D][&at=T]
 //	GET  /api/v1/environments?environment=E[&project=P][&at=T]  project-wide
 //	GET  /api/v1/history?repository=R&digest=D  (audit read, checked by the server)
+//	GET  /api/v1/evidence?repository=R&digest=D  manifest and verified evidence (reader)
 //	POST /admission/{env}     the Kubernetes admission webhook (docs/admission.md)
 type Handler struct {
 	svc        *promotion.Service
@@ -191,6 +192,7 @@ func (p *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/revocations", p.revoke)
 	mux.HandleFunc("GET /api/v1/environments", p.environment)
 	mux.HandleFunc("GET /api/v1/history", p.history)
+	mux.HandleFunc("GET /api/v1/evidence", p.evidenceOf)
 	mux.Handle("POST /admission/{env}", p.admissionHandler(p.registries))
 }
 
