@@ -20,6 +20,7 @@ func TestKindOf(t *testing.T) {
 		{tlog.Entry{Action: "promote", Reason: ApprovalReason(1, 2, "prod")}, KindApproval},
 		{tlog.Entry{Action: "promote", Reason: PromotedReason("prod", "", "release")}, KindPromotion},
 		{tlog.Entry{Action: "promote", Result: "denied", Reason: "gate refused"}, KindPromotion},
+		{tlog.Entry{Action: "reject"}, KindRejection},
 		{tlog.Entry{Action: "rollback"}, KindRollback},
 		{tlog.Entry{Action: "revoke"}, KindRevocation},
 		{tlog.Entry{Action: ActionVerify}, KindVerification},

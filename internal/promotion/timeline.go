@@ -273,14 +273,13 @@ func (s *Service) Repositories(ctx context.Context, project, env string) (*Proje
 
 // ParseTime reads an instant as custody env --at and the environments
 // API take it: RFC 3339 (2026-03-03T14:00:00Z, 2026-03-03T15:00:00+01:00),
-// or "2026-03-03 14:00", "2026-03-03 14:00:05" or "2026-03-03" in UTC
-// (also with a T for the space, as an HTML datetime-local input sends it).
+// or "2026-03-03 14:00", "2026-03-03 14:00:05" or "2026-03-03" in UTC.
 // The result is in UTC.
 func ParseTime(s string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t.UTC(), nil
 	}
-	for _, layout := range []string{"2006-01-02 15:04", "2006-01-02 15:04:05", "2006-01-02T15:04", "2006-01-02T15:04:05", time.DateOnly} {
+	for _, layout := range []string{"2006-01-02 15:04", "2006-01-02 15:04:05", time.DateOnly} {
 		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
 			return t, nil
 		}

@@ -85,7 +85,7 @@ func TestAt(t *testing.T) {
 // TestParseTime: the forms custody env --at and the environments API take.
 func TestParseTime(t *testing.T) {
 	want := time.Date(2026, 3, 3, 14, 0, 0, 0, time.UTC)
-	for _, s := range []string{"2026-03-03T14:00:00Z", "2026-03-03T15:00:00+01:00", "2026-03-03 14:00", "2026-03-03 14:00:00", "2026-03-03T14:00", "2026-03-03T14:00:00", "2026-03-03T14:00:00.000000000Z"} {
+	for _, s := range []string{"2026-03-03T14:00:00Z", "2026-03-03T15:00:00+01:00", "2026-03-03 14:00", "2026-03-03 14:00:00", "2026-03-03T14:00:00.000000000Z"} {
 		got, err := promotion.ParseTime(s)
 		if err != nil || !got.Equal(want) || got.Location() != time.UTC {
 			t.Errorf("%q: %v %v", s, got, err)

@@ -60,15 +60,8 @@ type projectRow struct {
 // environments shows what every environment of every project runs, now
 // or at ?at=.
 func (s *Site) environments(w http.ResponseWriter, r *Request) error {
-	at := strings.TrimSpace(r.URL.Query().Get("at"))
+	at := apiInstant(r.URL.Query().Get("at"))
 	v := environmentsView{At: at, Projects: []projectView{}}
-	if at != "" {
-		t, err := promotion.ParseTime(at)
-		if err != nil {
-			return BadRequest(err.Error())
-		}
-		v.AtInput = t.Format("2006-01-02T15:04:05")
-	}
 	var projects []promotionhttp.ProjectInfo
 	if err := r.Get("/api/v1/projects", &projects); err != nil {
 		if ae := (*apiclient.Error)(nil); errors.As(err, &ae) && ae.Status == http.StatusNotFound {
@@ -89,6 +82,9 @@ func (s *Site) environments(w http.ResponseWriter, r *Request) error {
 				return err
 			}
 			v.Shown = pe.At
+			if at != "" {
+				v.AtInput = pickerValue(pe.At)
+			}
 			for _, d := range pe.Deployments {
 				k, ok := rows[d.Repository]
 				if !ok {
@@ -103,6 +99,26 @@ func (s *Site) environments(w http.ResponseWriter, r *Request) error {
 	}
 	return r.Render(w, http.StatusOK, "environments.html", "Environments", v)
 }
+
+// pickerLayouts are the values of a datetime-local input (step="1"
+// sends seconds, browsers may leave them out).
+var pickerLayouts = []string{"2006-01-02T15:04:05", "2006-01-02T15:04"}
+
+// apiInstant is the ?at= the API is asked for: a date picker's value
+// (no zone; the page labels it UTC) as RFC 3339 in UTC, anything else as
+// given (the API reads it or says what it takes).
+func apiInstant(at string) string {
+	at = strings.TrimSpace(at)
+	for _, l := range pickerLayouts {
+		if t, err := time.ParseInLocation(l, at, time.UTC); err == nil {
+			return t.Format(time.RFC3339)
+		}
+	}
+	return at
+}
+
+// pickerValue is t as a datetime-local input's value, in UTC.
+func pickerValue(t time.Time) string { return t.UTC().Format(pickerLayouts[0]) }
 
 // repositoryEnvView is one repository's environments.
 type repositoryEnvView struct {
@@ -137,14 +153,7 @@ func (s *Site) environmentRepository(w http.ResponseWriter, r *Request) error {
 }
 
 func (s *Site) repositoryEnv(r *Request, repo, project, at string) (*repositoryEnvView, error) {
-	v := &repositoryEnvView{Repository: repo, Project: project, At: strings.TrimSpace(at)}
-	if v.At != "" {
-		t, err := promotion.ParseTime(v.At)
-		if err != nil {
-			return nil, BadRequest(err.Error())
-		}
-		v.AtInput = t.Format("2006-01-02T15:04:05")
-	}
+	v := &repositoryEnvView{Repository: repo, Project: project, At: apiInstant(at)}
 	var projects []promotionhttp.ProjectInfo
 	if err := r.Get("/api/v1/projects", &projects); err != nil {
 		return nil, err
@@ -171,6 +180,9 @@ func (s *Site) repositoryEnv(r *Request, repo, project, at string) (*repositoryE
 			st.History[i], st.History[j] = st.History[j], st.History[i]
 		}
 		v.Can = st.Can
+		if v.At != "" {
+			v.AtInput = pickerValue(st.At)
+		}
 		v.Environments = append(v.Environments, st)
 	}
 	return v, nil
