@@ -54,6 +54,10 @@ type options struct {
 	Env []string
 	// Width is the viewport width (1280 when 0).
 	Width int64
+	// Data and Args are the server's data directory (a fresh one when
+	// empty) and extra `custody serve` flags.
+	Data string
+	Args []string
 }
 
 // chromiumFlags are the browser's flags: headless, no sandbox (CI runs as
@@ -79,7 +83,7 @@ var chromiumFlags = []chromedp.ExecAllocatorOption{
 func newHarness(t *testing.T, o options) *harness {
 	t.Helper()
 	chromium := testserver.Client(t, "chromium")
-	srv := testserver.Start(t, testserver.Options{Auth: true, Env: o.Env})
+	srv := testserver.Start(t, testserver.Options{Auth: true, Env: o.Env, Data: o.Data, Args: o.Args})
 	h := &harness{t: t, srv: srv, responses: map[string]http.Header{}}
 	width := o.Width
 	if width == 0 {
