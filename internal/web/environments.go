@@ -124,7 +124,7 @@ func pickerValue(t time.Time) string { return t.UTC().Format(pickerLayouts[0]) }
 type repositoryEnvView struct {
 	Repository, Project string
 	At, AtInput         string
-	Environments        []promotionhttp.EnvironmentStatus
+	Environments        []envView
 	// Can is what the caller may do (any environment's answer: the grants
 	// are per repository).
 	Can promotionhttp.Abilities
@@ -134,6 +134,17 @@ type repositoryEnvView struct {
 	// digest and environment.
 	Gate *gateView
 }
+
+// envView is one environment of a repository; History is cut to its
+// newest historyRows positions, Earlier counts the rest.
+type envView struct {
+	promotionhttp.EnvironmentStatus
+	Earlier int
+}
+
+// historyRows is how many positions of an environment's history a page
+// shows (the newest; `custody env ENV REPOSITORY` lists all).
+const historyRows = pageSize
 
 type gateView struct {
 	Digest, Environment string
@@ -183,7 +194,12 @@ func (s *Site) repositoryEnv(r *Request, repo, project, at string) (*repositoryE
 		if v.At != "" {
 			v.AtInput = pickerValue(st.At)
 		}
-		v.Environments = append(v.Environments, st)
+		ev := envView{EnvironmentStatus: st}
+		if len(ev.History) > historyRows {
+			ev.Earlier = len(ev.History) - historyRows
+			ev.History = ev.History[:historyRows]
+		}
+		v.Environments = append(v.Environments, ev)
 	}
 	return v, nil
 }
