@@ -42,6 +42,10 @@ const (
 	PredicatePromotion = "https://custody.dev/attestation/promotion/v1"
 	// PredicateApproval records one approver's approval of a promotion.
 	PredicateApproval = "https://custody.dev/attestation/approval/v1"
+	// PredicateRejection records a promoter's rejection of a pending
+	// promotion: the approvals for that environment recorded before it
+	// no longer count.
+	PredicateRejection = "https://custody.dev/attestation/rejection/v1"
 	// PredicateRevocation makes a digest fail every later gate, verify
 	// and admission.
 	PredicateRevocation = "https://custody.dev/attestation/revocation/v1"
@@ -55,7 +59,7 @@ const (
 const PredicateOpenVEX = "https://openvex.dev/ns/v0.2.0"
 
 // RecordTypes lists the predicate types of the server's records.
-var RecordTypes = []string{PredicatePromotion, PredicateApproval, PredicateRevocation, PredicateDrill}
+var RecordTypes = []string{PredicatePromotion, PredicateApproval, PredicateRejection, PredicateRevocation, PredicateDrill}
 
 // SBOMTypes are the predicate types that count as an SBOM.
 var SBOMTypes = []string{attest.PredicateSPDX, attest.PredicateCycloneDX}
@@ -87,6 +91,14 @@ type Approval struct {
 	By         string    `json:"approvedBy"`
 	Reason     string    `json:"reason,omitempty"`
 	At         time.Time `json:"at"`
+}
+
+// Rejection is the predicate of a rejection attestation.
+type Rejection struct {
+	Environment string    `json:"environment"`
+	By          string    `json:"rejectedBy"`
+	Reason      string    `json:"reason,omitempty"`
+	At          time.Time `json:"at"`
 }
 
 // Revocation is the predicate of a revocation attestation.
@@ -245,10 +257,11 @@ type Attestation struct {
 	Predicate []byte
 	// Provenance is the parsed predicate of a trusted SLSA v1 provenance.
 	Provenance *provenance.Predicate
-	// Record, Approval, Revocation and Drill are the parsed predicate of
-	// a trusted server record, whichever its type is.
+	// Record, Approval, Rejection, Revocation and Drill are the parsed
+	// predicate of a trusted server record, whichever its type is.
 	Record     *Record
 	Approval   *Approval
+	Rejection  *Rejection
 	Revocation *Revocation
 	Drill      *Drill
 	// Counts is true for a server record signed by a recording key.
@@ -292,11 +305,12 @@ type Set struct {
 	Attestations []Attestation
 	// AttestationErr says why the attestations could not be read.
 	AttestationErr error
-	// Promotions, Approvals and Revocations are the server records that
+	// Promotions, Approvals, Rejections and Revocations are the server records that
 	// count (trusted and signed by a recording key); Promotions oldest
 	// first.
 	Promotions  []Record
 	Approvals   []Approval
+	Rejections  []Rejection
 	Revocations []Revocation
 	// Drills are the drill reports that count, in the order found.
 	Drills []Drill
@@ -334,6 +348,8 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 				s.Promotions = append(s.Promotions, *a.Record)
 			case a.Approval != nil:
 				s.Approvals = append(s.Approvals, *a.Approval)
+			case a.Rejection != nil:
+				s.Rejections = append(s.Rejections, *a.Rejection)
 			case a.Revocation != nil:
 				s.Revocations = append(s.Revocations, *a.Revocation)
 			case a.Drill != nil:
@@ -401,6 +417,9 @@ func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string
 	case PredicateApproval:
 		a.Approval = new(Approval)
 		a.Err = parseRecord(b, a.Approval)
+	case PredicateRejection:
+		a.Rejection = new(Rejection)
+		a.Err = parseRecord(b, a.Rejection)
 	case PredicateRevocation:
 		a.Revocation = new(Revocation)
 		a.Err = parseRecord(b, a.Revocation)
@@ -409,7 +428,7 @@ func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string
 		a.Err = parseRecord(b, a.Drill)
 	}
 	if a.Err != nil {
-		a.Record, a.Approval, a.Revocation, a.Drill = nil, nil, nil, nil
+		a.Record, a.Approval, a.Rejection, a.Revocation, a.Drill = nil, nil, nil, nil, nil
 		return a
 	}
 	a.Verified, a.Predicate = v, b

@@ -23,6 +23,7 @@ const (
 	KindAttestation  = "attestation"
 	KindPromotion    = "promotion"
 	KindApproval     = "approval"
+	KindRejection    = "rejection"
 	KindRollback     = "rollback"
 	KindVerification = "verification"
 	KindAdmission    = "admission"
@@ -201,6 +202,8 @@ func kindOf(e tlog.Entry) string {
 		return KindApproval
 	case a == "promote":
 		return KindPromotion
+	case a == "reject":
+		return KindRejection
 	case a == "rollback":
 		return KindRollback
 	case a == "revoke":

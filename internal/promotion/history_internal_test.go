@@ -1,8 +1,11 @@
 package promotion
 
 import (
+	"slices"
 	"testing"
+	"time"
 
+	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/tlog"
 )
 
@@ -20,6 +23,7 @@ func TestKindOf(t *testing.T) {
 		{tlog.Entry{Action: "promote", Reason: ApprovalReason(1, 2, "prod")}, KindApproval},
 		{tlog.Entry{Action: "promote", Reason: PromotedReason("prod", "", "release")}, KindPromotion},
 		{tlog.Entry{Action: "promote", Result: "denied", Reason: "gate refused"}, KindPromotion},
+		{tlog.Entry{Action: "reject"}, KindRejection},
 		{tlog.Entry{Action: "rollback"}, KindRollback},
 		{tlog.Entry{Action: "revoke"}, KindRevocation},
 		{tlog.Entry{Action: ActionVerify}, KindVerification},
@@ -33,5 +37,32 @@ func TestKindOf(t *testing.T) {
 		if got := kindOf(c.e); got != c.want {
 			t.Errorf("%+v: %s, want %s", c.e, got, c.want)
 		}
+	}
+}
+
+// TestApproversSinceRejection: a rejection withdraws the approvals for
+// its environment recorded before it, not those after it or for another
+// environment; an approver counts once.
+func TestApproversSinceRejection(t *testing.T) {
+	t0 := time.Date(2026, 3, 3, 14, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	f := &Facts{
+		Approvals: []evidence.Approval{
+			{Environment: "prod", By: "rel1", At: at(1)},
+			{Environment: "test", By: "rel1", At: at(2)},
+			{Environment: "prod", By: "rel2", At: at(4)},
+			{Environment: "prod", By: "rel2", At: at(5)},
+			{Environment: "prod", By: "rel3", At: at(6)},
+		},
+		Rejections: []evidence.Rejection{{Environment: "prod", By: "rel3", At: at(3)}, {Environment: "other", At: at(9)}},
+	}
+	if got := f.Approvers("prod"); !slices.Equal(got, []string{"rel2", "rel3"}) {
+		t.Errorf("prod: %v", got)
+	}
+	if got := f.Approvers("test"); !slices.Equal(got, []string{"rel1"}) {
+		t.Errorf("test: %v", got)
+	}
+	if got := f.Approvers("other"); len(got) != 0 {
+		t.Errorf("other: %v", got)
 	}
 }

@@ -156,6 +156,7 @@ func (s *Service) opts(ctx context.Context) sign.Options {
 type Facts struct {
 	Input      gate.Input
 	Approvals  []evidence.Approval
+	Rejections []evidence.Rejection
 	Promotions []evidence.Record
 	Revoked    *evidence.Revocation
 	Problems   []string // attestations that did not verify (not seen by gates)
@@ -183,7 +184,7 @@ func (s *Service) Gather(ctx context.Context, repo, dgst string) (*Facts, error)
 	if set.AttestationErr != nil {
 		return nil, set.AttestationErr
 	}
-	f := &Facts{Evidence: set, Approvals: set.ApprovalsOf(repo), Promotions: set.PromotionsOf(repo), Revoked: set.Revoked(), Manifest: desc.Manifest}
+	f := &Facts{Evidence: set, Approvals: set.ApprovalsOf(repo), Rejections: set.Rejections, Promotions: set.PromotionsOf(repo), Revoked: set.Revoked(), Manifest: desc.Manifest}
 	var inputErrs []string
 	f.Input, inputErrs = InputOf(repo, set, s.now())
 	f.Input.Artifact.MediaType = string(desc.MediaType)
@@ -317,12 +318,7 @@ func (s *Service) Promote(ctx context.Context, req Request, by string) (Outcome,
 	}
 	env := p.Environments[i]
 	if env.Approvals > 1 {
-		approvers := []string{}
-		for _, a := range f.Approvals {
-			if a.Environment == env.Name && !slices.Contains(approvers, a.By) {
-				approvers = append(approvers, a.By)
-			}
-		}
+		approvers := f.Approvers(env.Name)
 		if !slices.Contains(approvers, by) {
 			if err := s.attach(ctx, req.Repository, req.Digest, evidence.PredicateApproval, evidence.Approval{Environment: env.Name, Repository: req.Repository, By: by, Reason: req.Reason, At: s.now()}); err != nil {
 				return out, err
@@ -343,6 +339,49 @@ func (s *Service) Promote(ctx context.Context, req Request, by string) (Outcome,
 	}
 	out.Promoted, out.Previous, out.Record = true, prev, &rec
 	return out, nil
+}
+
+// Approvers are the distinct people whose approval of a promotion into
+// env counts: those recorded after the latest rejection for env (a
+// rejection withdraws the approvals before it), in the order recorded.
+func (f *Facts) Approvers(env string) []string {
+	var since time.Time
+	for _, r := range f.Rejections {
+		if r.Environment == env && r.At.After(since) {
+			since = r.At
+		}
+	}
+	approvers := []string{}
+	for _, a := range f.Approvals {
+		if a.Environment == env && a.At.After(since) && !slices.Contains(approvers, a.By) {
+			approvers = append(approvers, a.By)
+		}
+	}
+	return approvers
+}
+
+// ErrNothingPending: a rejection needs a pending promotion (approvals
+// that do not yet make up the number the environment needs).
+var ErrNothingPending = errors.New("no promotion is pending approval")
+
+// Reject records by's signed rejection of the promotion of req.Digest
+// into req.Environment that is pending approval: the approvals recorded
+// so far no longer count, so the promotion starts again from none.
+// Nothing moves.
+func (s *Service) Reject(ctx context.Context, req Request, by string) error {
+	p, i, err := s.Lookup(req.Repository, req.Environment)
+	if err != nil {
+		return err
+	}
+	env := p.Environments[i]
+	f, err := s.Gather(ctx, req.Repository, req.Digest)
+	if err != nil {
+		return err
+	}
+	if env.Approvals < 2 || len(f.Approvers(env.Name)) == 0 {
+		return fmt.Errorf("%w: %s@%s into %s", ErrNothingPending, req.Repository, req.Digest, env.Name)
+	}
+	return s.attach(ctx, req.Repository, req.Digest, evidence.PredicateRejection, evidence.Rejection{Environment: env.Name, By: by, Reason: req.Reason, At: s.now()})
 }
 
 // move attaches the promotion record and points the environment tag at

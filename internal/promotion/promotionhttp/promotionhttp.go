@@ -39,6 +39,8 @@ import (
 //
 //	POST /api/v1/promotions   {"repository","digest","environment","reason"}  promoter
 //	POST /api/v1/gate         {"repository","digest","environment"}  evaluate only (reader)
+//	POST /api/v1/rejections   {"repository","digest","environment","reason"}  promoter
+//	GET  /api/v1/projects     the projects and their environments (signed in)
 //	POST /api/v1/rollback     {"repository","environment","reason"}  promoter
 //	POST /api/v1/revocations  {"repository","digest","reason"}  maintainer
 //	GET  /api/v1/environments?repository=R&environment=E[&digest=D][&at=T]
@@ -188,6 +190,8 @@ func combine(own key.TrustRoot, extra string) (key.TrustRoot, []string, error) {
 func (p *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/promotions", p.promote)
 	mux.HandleFunc("POST /api/v1/gate", p.evaluate)
+	mux.HandleFunc("POST /api/v1/rejections", p.reject)
+	mux.HandleFunc("GET /api/v1/projects", p.projects)
 	mux.HandleFunc("POST /api/v1/rollback", p.rollback)
 	mux.HandleFunc("POST /api/v1/revocations", p.revoke)
 	mux.HandleFunc("GET /api/v1/environments", p.environment)
@@ -406,6 +410,20 @@ type EnvironmentStatus struct {
 	Check       *promotion.Check      `json:"check,omitempty"`
 	At          time.Time             `json:"at"`
 	Deployment  *promotion.Deployment `json:"deployment,omitempty"`
+	// Pending are the promotions into the environment waiting for
+	// approvals, newest first.
+	Pending []promotion.Pending `json:"pending"`
+	// Can says what the caller may do to the environment (the same
+	// grants the promotion API checks).
+	Can Abilities `json:"can"`
+}
+
+// Abilities are what the caller may do to a repository's environment.
+type Abilities struct {
+	// Promote: promote, approve, reject and roll back (promoter).
+	Promote bool `json:"promote"`
+	// Revoke: revoke a digest (maintainer).
+	Revoke bool `json:"revoke"`
 }
 
 // ProjectEnvironment is the answer of GET /api/v1/environments without a
@@ -461,7 +479,7 @@ func (p *Handler) environment(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	r, _, ok := p.authz.Require(w, r, "environment.read", repo, auth.PermPull)
+	r, pr, ok := p.authz.Require(w, r, "environment.read", repo, auth.PermPull)
 	if !ok {
 		return
 	}
@@ -470,6 +488,15 @@ func (p *Handler) environment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := EnvironmentStatus{Repository: repo, Environment: env, History: []builds.TagEvent{}, At: at}
+	if pr != nil {
+		st.Can = Abilities{Promote: pr.Can(repo, auth.PermMoveTag), Revoke: pr.Can(repo, auth.PermManage)}
+	}
+	pending, err := p.svc.Pending(r.Context(), repo, env)
+	if err != nil {
+		p.LookupError(w, r, err)
+		return
+	}
+	st.Pending = pending
 	st.Current, _ = p.svc.Current(r.Context(), repo, env)
 	if h, err := p.index.TagHistory(r.Context(), repo, env); err == nil && h != nil {
 		st.History = h
@@ -576,4 +603,65 @@ func (p *Handler) history(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	problem.JSON(w, http.StatusOK, h)
+}
+
+// reject records a promoter's signed rejection of a promotion pending
+// approval: the approvals so far stop counting (docs/promotion.md).
+func (p *Handler) reject(w http.ResponseWriter, r *http.Request) {
+	var req promotion.Request
+	if !DecodeJSON(w, r, &req) || !ValidArtifact(w, req.Repository, req.Digest) {
+		return
+	}
+	r, pr, ok := p.authz.Require(w, r, "reject", req.Repository, auth.PermMoveTag)
+	if !ok {
+		return
+	}
+	ev := audit.Event{Action: "reject", Repo: req.Repository, Digest: digest.Digest(req.Digest), Tag: req.Environment, Request: r}
+	if err := p.svc.Reject(r.Context(), req, pr.Subject); err != nil {
+		ev.Result, ev.Reason = "denied", err.Error()
+		if errors.Is(err, promotion.ErrNothingPending) {
+			p.audit.Record(r.Context(), ev)
+			problem.Write(w, problem.Invalid, err.Error())
+			return
+		}
+		ev.Result = "error"
+		p.audit.Record(r.Context(), ev)
+		p.LookupError(w, r, err)
+		return
+	}
+	ev.Result, ev.Reason = "ok", "rejected the pending promotion into "+req.Environment+": "+req.Reason
+	p.audit.Record(r.Context(), ev)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ProjectInfo is one project of GET /api/v1/projects.
+type ProjectInfo struct {
+	Name         string            `json:"name"`
+	Repositories string            `json:"repositories"`
+	Environments []EnvironmentInfo `json:"environments"`
+}
+
+// EnvironmentInfo is one environment of a project, in promotion order.
+type EnvironmentInfo struct {
+	Name string `json:"name"`
+	// Approvals is how many distinct promoters a promotion needs (0 or
+	// 1: the promoter alone).
+	Approvals int `json:"approvals"`
+}
+
+// projects answers the configured projects and their environments to any
+// signed-in caller (the configuration, not what runs).
+func (p *Handler) projects(w http.ResponseWriter, r *http.Request) {
+	if _, _, ok := p.authz.Require(w, r, "projects.read", "", 0); !ok {
+		return
+	}
+	out := []ProjectInfo{}
+	for _, pr := range p.svc.Projects {
+		info := ProjectInfo{Name: pr.Title(), Repositories: pr.Repositories, Environments: []EnvironmentInfo{}}
+		for _, e := range pr.Environments {
+			info.Environments = append(info.Environments, EnvironmentInfo{Name: e.Name, Approvals: e.Approvals})
+		}
+		out = append(out, info)
+	}
+	problem.JSON(w, http.StatusOK, out)
 }
