@@ -111,6 +111,7 @@ func New(opts Options) (*Site, error) {
 	for _, f := range regs {
 		f(s)
 	}
+	s.adminRoutes()
 	// Everything else the server does not route is the web
 	// interface's: unknown paths get its not-found page.
 	s.mux.Handle("/", s.handler(func(w http.ResponseWriter, r *Request) error {
