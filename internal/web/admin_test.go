@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/custody-dev/custody/internal/auth"
+	"github.com/custody-dev/custody/internal/config"
+	"github.com/custody-dev/custody/internal/key"
 )
 
 // apiGet reads path from the API as admin into out.
@@ -99,6 +102,9 @@ func TestAdminManagesUsersTokensAndGrants(t *testing.T) {
 			t.Fatalf("%s: %d\n%s", p, resp.StatusCode, body)
 		}
 		checkSecurityHeaders(t, p, resp.Header)
+	}
+	if _, body := b.do("GET", "/admin/vulndb", nil); !strings.Contains(body, "Not in use") {
+		t.Errorf("vulnerability database page without projects:\n%s", body)
 	}
 	csrf := b.csrf("/admin/users")
 
@@ -308,5 +314,54 @@ func TestAdminListsSortAndPage(t *testing.T) {
 	_, body = b.do("GET", "/admin/users?page=99", nil)
 	if got := names(body); len(got) != 6 || got[5] != "user54" {
 		t.Fatalf("page 99: %v", got)
+	}
+}
+
+func TestAdminKeysPoliciesAndVulnDB(t *testing.T) {
+	s := newSite(t, true, func(c *config.Config) {
+		c.Projects = []config.Project{{Repositories: "apps/**", Environments: []config.Environment{{Name: "dev"}}}}
+		// A rotated ring: a retired key with a closed signing window and
+		// the active one.
+		ring, err := key.Open(filepath.Join(c.Data, "keys"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ring.Create(key.ECDSAP256, "first", []byte("ring-pass")); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := ring.Rotate(key.ECDSAP256, "second", []byte("ring-pass")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	s.api("PUT", "/api/v1/policies/apps/**", map[string]any{"immutableTags": []string{"v*"}, "noDelete": true}, http.StatusOK)
+	var tr key.TrustRoot
+	s.apiGet("/api/v1/keys", &tr)
+	b := s.browser()
+	if resp := b.signIn("admin", s.admin); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	_, body := b.do("GET", "/admin/keys", nil)
+	if len(tr.Keys) != 2 {
+		t.Fatalf("trust root: %+v", tr)
+	}
+	if !strings.Contains(body, "open (signs now)") || !strings.Contains(body, "retired") {
+		t.Errorf("keys page lacks the validity windows:\n%s", body)
+	}
+	for _, k := range tr.Keys {
+		if !strings.Contains(body, `data-copy="`+k.ID+`"`) || !strings.Contains(body, string(k.Status)) {
+			t.Errorf("keys page lacks key %s:\n%s", k.ID, body)
+		}
+	}
+	_, body = b.do("GET", "/admin/policies", nil)
+	if !strings.Contains(body, "<code>apps/**</code>") || !strings.Contains(body, "<code>v*</code>") || !strings.Contains(body, "refused") {
+		t.Fatalf("policies page:\n%s", body)
+	}
+	_, body = b.do("GET", "/admin/vulndb", nil)
+	if !strings.Contains(body, "<dt>Revision</dt>") || !strings.Contains(body, "never") {
+		t.Fatalf("vulnerability database page:\n%s", body)
+	}
+	_, body = b.do("GET", "/admin", nil)
+	if !strings.Contains(body, "never imported") {
+		t.Fatalf("overview:\n%s", body)
 	}
 }
