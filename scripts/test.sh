@@ -4,7 +4,9 @@
 # (cached in .cache/bin), then vets, runs staticcheck, tests every package,
 # runs the concurrent packages' tests again under the race detector, and
 # fuzzes every fuzz target for a few seconds. Under CI=true a missing
-# client fails the run instead of skipping its tests.
+# client (chromium for the browser tests too) fails the run instead of
+# skipping its tests. The browser tests' screenshots land in
+# .cache/test-output/screenshots (CUSTODY_TEST_OUTPUT).
 # It also starts a throwaway PostgreSQL server (scripts/postgres.sh) for the
 # PostgreSQL metadata backend's tests, unless CUSTODY_TEST_POSTGRES already
 # names one, and a throwaway MinIO server (scripts/minio.sh; its first run
@@ -75,6 +77,9 @@ staticcheck_start=$SECONDS
 echo "staticcheck took $((SECONDS - staticcheck_start))s"
 
 echo "== go test"
+# The browser tests (test/browser) save a screenshot of every page here.
+export CUSTODY_TEST_OUTPUT="${CUSTODY_TEST_OUTPUT:-$PWD/.cache/test-output/screenshots}"
+mkdir -p "$CUSTODY_TEST_OUTPUT"
 go test -count=1 -timeout 20m ./...
 
 # The race detector on the packages whose code runs concurrently: the audit
