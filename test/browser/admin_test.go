@@ -1,10 +1,13 @@
 package browser
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/custody-dev/custody/internal/key"
 )
 
 // adminPages are the Administration pages and their screenshot names
@@ -25,6 +28,18 @@ var adminPages = []struct{ path, name string }{
 // confirming, and every Administration page passes axe-core.
 func TestAdminPages(t *testing.T) {
 	h := newHarness(t, options{})
+	// A rotated key ring (the server reads it on each request): a retired
+	// key with a closed signing window, and the active one.
+	ring, err := key.Open(filepath.Join(h.srv.Data, "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ring.Create(key.ECDSAP256, "first", []byte("ring-pass")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ring.Rotate(key.ECDSAP256, "second", []byte("ring-pass")); err != nil {
+		t.Fatal(err)
+	}
 	h.api("PUT", "/api/v1/policies/team/**", map[string]any{"immutableTags": []string{"v*"}, "noDelete": true}, 200)
 	h.signIn("admin", h.srv.AdminPassword())
 	h.run("opening the Administration from the navigation",
@@ -80,6 +95,9 @@ func TestAdminPages(t *testing.T) {
 
 	for _, p := range adminPages {
 		h.page(p.path, p.name)
+		if p.path == "/admin/keys" && h.count("tbody tr") != 2 {
+			t.Errorf("the keys page lists %d keys, want the retired and the active one", h.count("tbody tr"))
+		}
 	}
 	// The token list (just visited) never shows the secret again.
 	if h.count(".token-secret") != 0 || strings.Contains(h.text("main"), secret) {
