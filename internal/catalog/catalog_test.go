@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -207,4 +208,36 @@ func BenchmarkListTenThousand(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzPrefix: a prefix search lists exactly the repositories whose name
+// starts with the prefix, whatever the prefix.
+func FuzzPrefix(f *testing.F) {
+	fx := newFixture(f, nil)
+	names := []string{"a", "a-b", "a/b", "a0", "a9/x", "ab", "b", "b.c", "b/c/d", "team/app", "team/app-x", "team/b", "z_z", "zz"}
+	for _, n := range names {
+		fx.push(n, 1, nil, "t")
+	}
+	for _, s := range []string{"a", "a/", "team/", "team/app", "z", "0", "-", "/", "b.", "zzz"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, prefix string) {
+		if prefix == "" || len(prefix) > 256 || strings.Trim(prefix, "abcdefghijklmnopqrstuvwxyz0123456789._/-") != "" {
+			return
+		}
+		var l catalog.List
+		fx.t = t
+		if code := fx.get("/api/v1/repositories?prefix="+url.QueryEscape(prefix), &l); code != 200 {
+			t.Fatalf("prefix %q: %d", prefix, code)
+		}
+		want := []string{}
+		for _, n := range names {
+			if strings.HasPrefix(n, prefix) {
+				want = append(want, n)
+			}
+		}
+		if !reflect.DeepEqual(l.Repositories, want) {
+			t.Fatalf("prefix %q lists %v, want %v", prefix, l.Repositories, want)
+		}
+	})
 }

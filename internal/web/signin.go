@@ -124,6 +124,22 @@ type oidcPending struct {
 	Next     string `json:"x"`
 }
 
+// decodePending reads the OIDC sign-in cookie.
+func decodePending(v string) (oidcPending, error) {
+	var p oidcPending
+	if len(v) > 4096 {
+		return p, errors.New("OIDC sign-in cookie too long")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err == nil {
+		err = json.Unmarshal(b, &p)
+	}
+	if err != nil {
+		return oidcPending{}, err
+	}
+	return p, nil
+}
+
 func (s *Site) oidcStart(w http.ResponseWriter, r *Request) error {
 	id := r.PathValue("id")
 	var st auth.OIDCStart
@@ -141,10 +157,7 @@ func (s *Site) oidcCallback(w http.ResponseWriter, r *Request) error {
 	var p oidcPending
 	c, err := r.Cookie(oidcCookie)
 	if err == nil {
-		var b []byte
-		if b, err = base64.RawURLEncoding.DecodeString(c.Value); err == nil {
-			err = json.Unmarshal(b, &p)
-		}
+		p, err = decodePending(c.Value)
 	}
 	// The state binds the answer to the sign-in this browser started: an
 	// answer from any other (a forged sign-in) is refused.

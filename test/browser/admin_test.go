@@ -120,7 +120,7 @@ func TestAdminPages(t *testing.T) {
 func TestAdminPagesNarrow(t *testing.T) {
 	h := newHarness(t, options{Width: 375})
 	h.signIn("admin", h.srv.AdminPassword())
-	for _, p := range []struct{ path, name string }{{"/admin/users", "admin-users-narrow"}, {"/admin/tokens", "admin-tokens-narrow"}} {
+	for _, p := range []struct{ path, name string }{{"/admin/users", "admin-users-375"}, {"/admin/tokens", "admin-tokens-375"}} {
 		h.page(p.path, p.name)
 	}
 }
