@@ -115,6 +115,7 @@ func New(opts Options) (*Site, error) {
 	s.evidenceRoutes()
 	s.artifactRoutes()
 	s.environmentsRoutes()
+	s.adminRoutes()
 	// Everything else the server does not route is the web
 	// interface's: unknown paths get its not-found page.
 	s.mux.Handle("/", s.handler(func(w http.ResponseWriter, r *Request) error {
