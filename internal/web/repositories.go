@@ -16,11 +16,10 @@ import (
 // with what they point at, versions, a tag's history), from
 // /api/v1/repositories, /api/v1/versions and /api/v1/tags/.../history.
 
-func init() {
-	register(func(s *Site) {
-		s.page("GET /repositories", s.repositories)
-		s.page("GET /repositories/{name...}", s.repository)
-	})
+// repositoriesRoutes mounts the Repositories and Repository pages.
+func (s *Site) repositoriesRoutes() {
+	s.page("GET /repositories", s.repositories)
+	s.page("GET /repositories/{name...}", s.repository)
 }
 
 // pageSize is the rows of one page of a list.

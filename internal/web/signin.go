@@ -18,14 +18,13 @@ import (
 // this file only carries the browser there and back and sets the cookie
 // the API's answer names (auth.SessionCookie).
 
-func init() {
-	register(func(s *Site) {
-		s.public("GET /signin", s.signInPage)
-		s.public("POST /signin", s.signIn)
-		s.public("GET /signin/oidc/{id}", s.oidcStart)
-		s.public("GET /signin/oidc/callback", s.oidcCallback)
-		s.page("POST /signout", s.signOut)
-	})
+// signInRoutes mounts sign-in and sign-out.
+func (s *Site) signInRoutes() {
+	s.public("GET /signin", s.signInPage)
+	s.public("POST /signin", s.signIn)
+	s.public("GET /signin/oidc/{id}", s.oidcStart)
+	s.public("GET /signin/oidc/callback", s.oidcCallback)
+	s.page("POST /signout", s.signOut)
 }
 
 // signInView is the sign-in page's data.

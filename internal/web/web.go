@@ -10,8 +10,8 @@
 // caller, and a forged form post is refused by the API like any other
 // request. Sessions, the session cookie and CSRF are internal/auth's.
 //
-// A page file (repositories.go, audit.go, ...) registers its routes in an
-// init function with register, renders its templates
+// A page file (repositories.go, audit.go, ...) mounts its routes in a
+// <group>Routes method that New calls, renders its templates
 // (templates/<page>.html, each defining "title" and "main") with
 // Request.Render, and returns errors for the error page (see docs/ui.md
 // and the package tests for the pattern).
@@ -30,7 +30,6 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/custody-dev/custody/internal/apiclient"
 	"github.com/custody-dev/custody/internal/auth"
@@ -67,26 +66,6 @@ type Site struct {
 	assetPrefix string
 }
 
-// registrations are the page files' route registrations (see register).
-var (
-	regMu         sync.Mutex
-	registrations []func(*Site)
-)
-
-// register adds a page file's routes; call it from the file's init
-// function:
-//
-//	func init() {
-//		register(func(s *Site) {
-//			s.page("GET /repositories", s.repositories)
-//		})
-//	}
-func register(f func(*Site)) {
-	regMu.Lock()
-	defer regMu.Unlock()
-	registrations = append(registrations, f)
-}
-
 // New builds the web interface.
 func New(opts Options) (*Site, error) {
 	if opts.Log == nil {
@@ -105,12 +84,11 @@ func New(opts Options) (*Site, error) {
 		return nil, err
 	}
 	s.mux.Handle("GET "+s.assetPrefix, s.assets())
-	regMu.Lock()
-	regs := append([]func(*Site){}, registrations...)
-	regMu.Unlock()
-	for _, f := range regs {
-		f(s)
-	}
+	// Each page file mounts its own routes; they are listed here, not
+	// registered from init functions, so nothing runs at package
+	// initialisation and a reader sees every page group in one place.
+	s.signInRoutes()
+	s.repositoriesRoutes()
 	s.auditRoutes()
 	s.evidenceRoutes()
 	s.artifactRoutes()
