@@ -439,6 +439,10 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		return nil, err
 	}
 	mux.Handle("/", site)
+	// Docker's v1 API stays a plain 404, not the interface's sign-in
+	// page: clients probe it (podman search asks /v1/search first) and
+	// fall back to /v2/ only on an answer they can read as "not here".
+	mux.Handle("/v1/", http.NotFoundHandler())
 	// Behind trusted proxies every handler (sign-in throttling, logs,
 	// audit) sees the client's address.
 	proxies, err := proxy.Parse(cfg.Proxy.Trusted, cfg.Proxy.Header)
