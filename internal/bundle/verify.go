@@ -433,18 +433,19 @@ func checkPushed(r *Report, a Artifact, entries []loggedEntry) {
 }
 
 // checkEntriesAbout checks that every audit entry is about a manifest of
-// the bundle.
+// the bundle in the repository it was exported from (the same digest in
+// another repository is another repository's history).
 func (b *Bundle) checkEntriesAbout(r *Report, entries []loggedEntry) {
-	ours := map[string]bool{}
-	for _, f := range b.manifest.Files {
-		if d, ok := blobDigest(f.Path); ok {
-			ours[d.String()] = true
-		}
-	}
+	t := &transport{b: b}
+	t.once.Do(t.build)
 	for _, e := range entries {
-		if !ours[e.Digest] {
-			r.fail(CheckAuditEntry, fmt.Sprintf("index %d", e.index), "is about %q, which the bundle does not hold", e.Digest)
+		rv := t.repo[e.Repo]
+		if rv != nil {
+			if _, ok := rv.manifests[digest.Digest(e.Digest)]; ok {
+				continue
+			}
 		}
+		r.fail(CheckAuditEntry, fmt.Sprintf("index %d", e.index), "is about %s@%s, which the bundle does not hold", e.Repo, e.Digest)
 	}
 }
 

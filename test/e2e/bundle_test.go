@@ -3,6 +3,7 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +111,8 @@ func TestEvidenceBundle(t *testing.T) {
 	web2 := image("apps/web", "2.0")
 	admin("promote", web2, "--to", "dev")
 	admin("revoke", api1, "--reason", "CVE-2026-0001 in the base image")
+	// The same digest in a repository apps/web's reader may not read.
+	run(t, home, crane, "copy", "--insecure", web1, h+"/private/web:1.0")
 
 	// Exporting is a read: no audit entry. Bad requests are 4xx, and
 	// write nothing.
@@ -189,6 +193,22 @@ func TestEvidenceBundle(t *testing.T) {
 		}
 	}
 	mustCustody(t, outsider, "", nil, "export", "apps/web@"+dig(web1), "-o", bundleFile("reader.tar"), server)
+	admin("export", "private/web@"+dig(web1), "-o", bundleFile("private.tar"))
+	// The reader's bundle carries no audit entry about the same digest
+	// in a repository the reader may not pull.
+	if raw, err := os.ReadFile(bundleFile("reader.tar")); err != nil || bytes.Contains(raw, []byte("private/web")) {
+		t.Fatalf("apps/web's reader exported entries about private/web (%v)", err)
+	}
+	// Nor is the reader told whether a reference exists there: refused
+	// alike, nothing written.
+	for _, ref := range []string{"private/web:1.0", "private/web:9.9", "private/web@" + dig(api1)} {
+		if out, err := custodyCmd(t, outsider, "", nil, "export", ref, "-o", bundleFile("denied.tar"), server); err == nil || !strings.Contains(out, "403") {
+			t.Fatalf("export of %s without pull on private/web: %v\n%s", ref, err, out)
+		}
+		if _, err := os.Stat(bundleFile("denied.tar")); !os.IsNotExist(err) {
+			t.Fatal("a refused export wrote a file")
+		}
+	}
 
 	// A second registry to copy the layout into with skopeo.
 	second := testserver.Start(t, testserver.Options{})
@@ -223,6 +243,9 @@ func TestEvidenceBundle(t *testing.T) {
 	checkSummary(t, bundleFile("then.tar"), fp, web1, api1)
 	checkMetadataOnly(t, bundleFile("refs.tar"), fp)
 
+	t.Run("entries about another repository", func(t *testing.T) {
+		checkForeignEntries(t, bundleFile("reader.tar"), bundleFile("private.tar"), fp, string(logKey))
+	})
 	t.Run("tampering", func(t *testing.T) { checkTampering(t, bundleFile("now.tar"), fp, string(logKey), dig(web2)) })
 	t.Run("tools", func(t *testing.T) {
 		checkTools(t, work, home, bundleFile("now.tar"), second.Host(), ciPub, dig(api1), dig(web2))
@@ -432,6 +455,39 @@ func checkTampering(t *testing.T, file, fp, logKey, artifact string) {
 	}
 	if err := verifyBytes(t, rewrite(t, entries, bundle.AuditPath, func(b []byte) []byte { return b }, signer), fp); err != nil {
 		t.Fatalf("an unchanged re-signed bundle: %v", err)
+	}
+}
+
+// checkForeignEntries adds to a bundle, re-signed with the log key, audit
+// entries with valid inclusion proofs about the same digest in another
+// repository (taken from that repository's bundle at the same
+// checkpoint): Verify refuses them, as they are not about the bundle.
+func checkForeignEntries(t *testing.T, file, other, fp, logKey string) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := bundle.Open(other, fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := o.Audit()
+	o.Close()
+	signer, err := note.NewSigner(strings.TrimSpace(logKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := rewrite(t, tarEntries(t, raw), bundle.AuditPath, func(b []byte) []byte {
+		return editAudit(t, b, func(a *bundle.Audit) {
+			if a.Checkpoint != foreign.Checkpoint {
+				t.Fatal("the two bundles were proved against different checkpoints")
+			}
+			a.Entries = append(a.Entries, foreign.Entries...)
+			slices.SortFunc(a.Entries, func(x, y bundle.AuditEntry) int { return cmp.Compare(x.Index, y.Index) })
+		})
+	}, signer)
+	if err := verifyBytes(t, b, fp); err == nil || !strings.Contains(err.Error(), "private/web@") {
+		t.Fatalf("a bundle with audit entries about private/web: %v", err)
 	}
 }
 
