@@ -17,6 +17,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/custody-dev/custody/internal/evidence"
+	"github.com/custody-dev/custody/internal/provenance"
 	"github.com/custody-dev/custody/internal/sign"
 	"github.com/custody-dev/custody/internal/tlog"
 )
@@ -323,6 +324,11 @@ func (b *Bundle) checkArtifact(r *Report, a Artifact, set *evidence.Set, entries
 			r.fail(CheckAttestation, id, "the summary claims a %s attestation by key %s that does not verify in the bundle", claim.PredicateType, claim.KeyID)
 		}
 	}
+	if a.Source != nil && !slices.ContainsFunc(trustedAtt, func(at evidence.Attestation) bool {
+		return at.Provenance != nil && *SourceOf(at.Provenance) == *a.Source
+	}) {
+		r.fail(CheckAttestation, id, "the summary says it was built from %s at commit %s by %s; no trusted provenance in the bundle says so", a.Source.Repository, a.Source.Commit, a.Source.Builder)
+	}
 	var out []chainRecord
 	for _, p := range set.Promotions {
 		if p.Repository != a.Repository || p.Digest != a.Digest {
@@ -354,6 +360,12 @@ func (b *Bundle) checkArtifact(r *Report, a Artifact, set *evidence.Set, entries
 		}) {
 			r.fail(CheckPromotionChain, id, "the summary says it ran in %s since %s; no promotion record in the bundle proves it", dep.Environment, dep.Since.Format(time.RFC3339))
 		}
+		if dep.AuditIndex != nil && !slices.ContainsFunc(entries, func(e loggedEntry) bool {
+			return e.index == *dep.AuditIndex && e.Result == "ok" && (e.Action == "promote" || e.Action == "rollback") &&
+				e.Repo == a.Repository && e.Digest == a.Digest && e.Tag == dep.Environment
+		}) {
+			r.fail(CheckPromotionChain, id, "the summary names audit entry %d for its promotion to %s, which the bundle does not prove", *dep.AuditIndex, dep.Environment)
+		}
 	}
 	for _, claim := range a.Approvals {
 		if !slices.ContainsFunc(set.Approvals, func(p evidence.Approval) bool {
@@ -371,6 +383,19 @@ func (b *Bundle) checkArtifact(r *Report, a Artifact, set *evidence.Set, entries
 	}
 	r.Artifacts = append(r.Artifacts, ar)
 	return out
+}
+
+// SourceOf is what a SLSA provenance says about the build: the source
+// repository, the first git commit it resolved, the builder.
+func SourceOf(p *provenance.Predicate) *Source {
+	src := &Source{Repository: p.SourceURI(), Builder: p.RunDetails.Builder.ID}
+	for _, d := range p.BuildDefinition.ResolvedDependencies {
+		if c := d.Digest["gitCommit"]; c != "" {
+			src.Commit = c
+			break
+		}
+	}
+	return src
 }
 
 // checkChains checks, per repository and environment, that the

@@ -435,6 +435,25 @@ func checkTampering(t *testing.T, file, fp, logKey, artifact string) {
 			out, _ := bundle.Bytes(s)
 			return out
 		}, "no record in the bundle proves"},
+		{"source claim", bundle.SummaryPath, func(b []byte) []byte {
+			var s bundle.Summary
+			if err := json.Unmarshal(b, &s); err != nil {
+				t.Fatal(err)
+			}
+			s.Artifacts[0].Source.Commit = strings.Repeat("0", 40)
+			out, _ := bundle.Bytes(s)
+			return out
+		}, "no trusted provenance in the bundle says so"},
+		{"deployment's audit entry", bundle.SummaryPath, func(b []byte) []byte {
+			var s bundle.Summary
+			if err := json.Unmarshal(b, &s); err != nil {
+				t.Fatal(err)
+			}
+			i := *s.Artifacts[0].Environments[0].AuditIndex - 1
+			s.Artifacts[0].Environments[0].AuditIndex = &i
+			out, _ := bundle.Bytes(s)
+			return out
+		}, "for its promotion to dev"},
 		{"push claim", bundle.SummaryPath, func(b []byte) []byte {
 			var s bundle.Summary
 			if err := json.Unmarshal(b, &s); err != nil {

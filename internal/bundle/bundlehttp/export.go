@@ -661,14 +661,7 @@ func summarize(a *bundle.Artifact, set *evidence.Set) {
 		}
 		a.Attestations = append(a.Attestations, bundle.Attestation{PredicateType: at.PredicateType, KeyID: at.KeyID})
 		if at.Provenance != nil && a.Source == nil {
-			src := &bundle.Source{Repository: at.Provenance.SourceURI(), Builder: at.Provenance.RunDetails.Builder.ID}
-			for _, d := range at.Provenance.BuildDefinition.ResolvedDependencies {
-				if c := d.Digest["gitCommit"]; c != "" {
-					src.Commit = c
-					break
-				}
-			}
-			a.Source = src
+			a.Source = bundle.SourceOf(at.Provenance)
 		}
 	}
 	for _, p := range set.Promotions {
