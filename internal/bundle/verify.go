@@ -25,6 +25,13 @@ import (
 // Report is the outcome of Verify. The bundle verified when Failures is
 // empty; revocations are reported, not failures (the bundle proves them).
 type Report struct {
+	// Request is what the bundle was exported for (signed in
+	// manifest.json): the artifacts named, or the environment and
+	// instant. A bundle that verifies proves no more than that.
+	Request Request `json:"request"`
+	// LayersOmitted counts the layers left out by --metadata-only: their
+	// bytes are not in the bundle, so were not verified.
+	LayersOmitted int `json:"layersOmitted"`
 	// Checkpoint is the audit log's checkpoint the proofs lead to.
 	Checkpoint LogRef `json:"checkpoint"`
 	// AuditEntries counts the entries whose inclusion was checked.
@@ -101,7 +108,12 @@ func (r *Report) fail(check, subject, format string, args ...any) {
 // more than that; and that the promotion records of each environment form
 // one chain, in the order the audit log recorded them.
 func (b *Bundle) Verify(ctx context.Context) (Report, error) {
-	r := Report{Artifacts: []ArtifactReport{}, Revocations: []Revoked{}, Failures: []Failure{}}
+	r := Report{Request: b.manifest.Request, Artifacts: []ArtifactReport{}, Revocations: []Revoked{}, Failures: []Failure{}}
+	for _, f := range b.manifest.Files {
+		if f.Omitted {
+			r.LayersOmitted++
+		}
+	}
 	b.verifyLayout(&r)
 	entries := b.verifyAudit(&r)
 	trust, err := evidence.NewTrust(b.trust.TrustRoot)

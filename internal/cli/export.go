@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -235,7 +236,23 @@ func verifyBundle(cmd *cobra.Command, file, fingerprint, output string) error {
 func printBundleReport(w io.Writer, b *bundle.Bundle, r bundle.Report) {
 	m := b.Manifest()
 	fmt.Fprintf(w, "bundle: %d files, signed by audit log %s\n", len(m.Files)+2, m.Log.Origin)
+	if q := r.Request; q.Environment != "" {
+		at := "the time of export"
+		if !q.At.IsZero() {
+			at = q.At.UTC().Format(time.RFC3339)
+		}
+		project := ""
+		if q.Project != "" {
+			project = " of project " + q.Project
+		}
+		fmt.Fprintf(w, "exported for: what ran in %s%s at %s\n", q.Environment, project, at)
+	} else {
+		fmt.Fprintf(w, "exported for: %s\n", strings.Join(q.Refs, " "))
+	}
 	fmt.Fprintf(w, "checkpoint: size %d, root %s; %d audit entries proved included\n", r.Checkpoint.Size, r.Checkpoint.Root, r.AuditEntries)
+	if r.LayersOmitted > 0 {
+		fmt.Fprintf(w, "metadata only: %d layer(s) left out, their bytes are not in the bundle and were not verified\n", r.LayersOmitted)
+	}
 	for _, a := range r.Artifacts {
 		fmt.Fprintf(w, "%s@%s: %d signature(s), %d attestation(s), %d promotion(s)", a.Repository, a.Digest, a.Signatures, a.Attestations, a.Promotions)
 		if a.Revoked {

@@ -232,10 +232,17 @@ func TestEvidenceBundle(t *testing.T) {
 		}
 	}
 	out = verify(bundleFile("then.tar"))
-	if !strings.Contains(out, "apps/web@"+dig(web1)) || strings.Contains(out, dig(web2)) {
+	if !strings.Contains(out, "apps/web@"+dig(web1)) || strings.Contains(out, dig(web2)) || !strings.Contains(out, "exported for: what ran in dev at "+then.Format(time.RFC3339)) {
 		t.Fatalf("dev at %s ran web 1.0, not 2.0:\n%s", then, out)
 	}
-	verify(bundleFile("refs.tar"))
+	// A metadata-only bundle says what it did not verify, and every
+	// bundle what it was exported for.
+	out = verify(bundleFile("refs.tar"))
+	for _, want := range []string{"exported for: apps/web@" + dig(web1) + " apps/web:2.0", "metadata only: 2 layer(s) left out"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("verify refs.tar: no %q in\n%s", want, out)
+		}
+	}
 	verify(bundleFile("reader.tar"))
 	if out, err := custodyCmd(t, t.TempDir(), "", nil, "verify", "--bundle", bundleFile("now.tar"), "--trust-root-fingerprint", strings.Repeat("0", 64)); err == nil || !strings.Contains(out, "not the trusted") {
 		t.Fatalf("verify with another fingerprint: %v\n%s", err, out)
