@@ -249,6 +249,12 @@ func TestEvidenceBundle(t *testing.T) {
 	}
 	checkSummary(t, bundleFile("then.tar"), fp, web1, api1)
 	checkMetadataOnly(t, bundleFile("refs.tar"), fp)
+	// docs/bundle.md is enough to write a verifier, and true.
+	for _, f := range []string{"now.tar", "then.tar", "refs.tar", "reader.tar", "private.tar"} {
+		if err := independentVerify(bundleFile(f), fp); err != nil {
+			t.Fatalf("%s, verified as docs/bundle.md describes: %v", f, err)
+		}
+	}
 
 	t.Run("entries about another repository", func(t *testing.T) {
 		checkForeignEntries(t, bundleFile("reader.tar"), bundleFile("private.tar"), fp, string(logKey))
@@ -403,6 +409,13 @@ func checkTampering(t *testing.T, file, fp, logKey, artifact string) {
 			b[tc.at] ^= 0x01
 			if err := verifyBytes(t, b, fp); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("flipping a byte of the %s: %v, want %q", tc.kind, err, tc.want)
+			}
+			p := filepath.Join(t.TempDir(), "flipped.tar")
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := independentVerify(p, fp); err == nil {
+				t.Fatalf("flipping a byte of the %s: the verifier written from docs/bundle.md accepts it", tc.kind)
 			}
 		})
 	}
