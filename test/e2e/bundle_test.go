@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -262,6 +263,37 @@ func TestEvidenceBundle(t *testing.T) {
 	t.Run("tampering", func(t *testing.T) { checkTampering(t, bundleFile("now.tar"), fp, string(logKey), dig(web2)) })
 	t.Run("tools", func(t *testing.T) {
 		checkTools(t, work, home, bundleFile("now.tar"), second.Host(), ciPub, dig(api1), dig(web2))
+	})
+	t.Run("same state on two servers", func(t *testing.T) {
+		// A copy of the data directory served by another process: the
+		// same state, so the same bytes, for an environment and for refs.
+		twinData := t.TempDir()
+		if out, err := exec.Command("cp", "-a", data+"/.", twinData).CombinedOutput(); err != nil {
+			t.Fatalf("copying the data directory: %v\n%s", err, out)
+		}
+		srv.Restart()
+		twin := testserver.Start(t, testserver.Options{Auth: true, Data: twinData, Args: []string{"--config", cfg},
+			Env: []string{"CUSTODY_KEY_PASSWORD=server-passphrase"}})
+		for _, q := range []string{"environment=dev&project=shop", "ref=apps/web@" + dig(web1) + "&ref=apps/api:1.0&metadataOnly=true"} {
+			var got [][]byte
+			for _, s := range []*testserver.Server{srv, twin} {
+				req, _ := http.NewRequest(http.MethodGet, s.URL+"/api/v1/export?"+q, nil)
+				req.SetBasicAuth("admin", s.AdminPassword())
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusOK {
+					t.Fatalf("export %s: %s, %v", q, resp.Status, err)
+				}
+				got = append(got, b)
+			}
+			if !bytes.Equal(got[0], got[1]) {
+				t.Fatalf("export %s: two servers with the same state wrote different bundles (%d and %d bytes)", q, len(got[0]), len(got[1]))
+			}
+		}
 	})
 }
 
