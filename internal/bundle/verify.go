@@ -366,6 +366,18 @@ func (b *Bundle) checkArtifact(r *Report, a Artifact, set *evidence.Set, entries
 			r.fail(CheckPromotionChain, id, "the summary claims a promotion to %s at %s by %s that no record in the bundle proves", claim.Environment, claim.At.Format(time.RFC3339), claim.By)
 		}
 	}
+	// An environment's bundle proves what ran there at its instant: each
+	// artifact ran there, since no later than that instant.
+	if q := b.manifest.Request; q.Environment != "" {
+		i := slices.IndexFunc(a.Environments, func(d Deployment) bool { return d.Environment == q.Environment })
+		switch {
+		case i < 0:
+			r.fail(CheckPromotionChain, id, "the bundle is for what ran in %s, and the summary does not say it ran in %s", q.Environment, q.Environment)
+		case !q.At.IsZero() && a.Environments[i].Since.After(q.At):
+			r.fail(CheckPromotionChain, id, "it ran in %s only since %s, after the bundle's instant %s", q.Environment,
+				a.Environments[i].Since.Format(time.RFC3339), q.At.UTC().Format(time.RFC3339))
+		}
+	}
 	for _, dep := range a.Environments {
 		if !slices.ContainsFunc(set.Promotions, func(p evidence.Record) bool {
 			return p.Environment == dep.Environment && p.At.Equal(dep.Since)

@@ -260,7 +260,7 @@ func TestEvidenceBundle(t *testing.T) {
 	t.Run("entries about another repository", func(t *testing.T) {
 		checkForeignEntries(t, bundleFile("reader.tar"), bundleFile("private.tar"), fp, string(logKey))
 	})
-	t.Run("tampering", func(t *testing.T) { checkTampering(t, bundleFile("now.tar"), fp, string(logKey), dig(web2)) })
+	t.Run("tampering", func(t *testing.T) { checkTampering(t, bundleFile("now.tar"), fp, string(logKey), dig(web2), then) })
 	t.Run("tools", func(t *testing.T) {
 		checkTools(t, work, home, bundleFile("now.tar"), second.Host(), ciPub, dig(api1), dig(web2))
 	})
@@ -386,7 +386,7 @@ func tarEntries(t *testing.T, raw []byte) []tarEntry {
 // the bundle is refused naming it; then, as someone holding the log key
 // who re-signs the manifest, changes the audit content and checks that
 // Verify names the check that fails.
-func checkTampering(t *testing.T, file, fp, logKey, artifact string) {
+func checkTampering(t *testing.T, file, fp, logKey, artifact string, before time.Time) {
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -527,6 +527,23 @@ func checkTampering(t *testing.T, file, fp, logKey, artifact string) {
 	if err := verifyBytes(t, rewrite(t, entries, bundle.AuditPath, func(b []byte) []byte { return b }, signer), fp); err != nil {
 		t.Fatalf("an unchanged re-signed bundle: %v", err)
 	}
+	// The request is what the bundle proves: the same content presented
+	// as what ran at an earlier instant (before its promotions), or in
+	// another environment, does not verify.
+	for _, tc := range []struct {
+		kind   string
+		modify func(*bundle.Request)
+		want   string
+	}{
+		{"earlier instant", func(q *bundle.Request) { q.At = before }, "after the bundle's instant"},
+		{"other environment", func(q *bundle.Request) { q.Environment = "prod" }, "does not say it ran in prod"},
+	} {
+		t.Run("re-signed request for an "+tc.kind, func(t *testing.T) {
+			if err := verifyBytes(t, rewriteRequest(t, entries, tc.modify, signer), fp); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%v, want %q", err, tc.want)
+			}
+		})
+	}
 }
 
 // checkForeignEntries adds to a bundle, re-signed with the log key, audit
@@ -594,6 +611,29 @@ func rewrite(t *testing.T, entries []tarEntry, path string, modify func([]byte) 
 			m.Files[i].Size, m.Files[i].SHA256 = int64(len(bodies[path])), hex.EncodeToString(s[:])
 		}
 	}
+	return rebuild(t, entries, bodies, m, signer)
+}
+
+// rewriteRequest rebuilds a bundle with its request changed and
+// manifest.json re-signed with the log key.
+func rewriteRequest(t *testing.T, entries []tarEntry, modify func(*bundle.Request), signer note.Signer) []byte {
+	t.Helper()
+	var m bundle.Manifest
+	if err := json.Unmarshal(entries[0].body, &m); err != nil {
+		t.Fatal(err)
+	}
+	modify(&m.Request)
+	bodies := map[string][]byte{}
+	for _, e := range entries {
+		bodies[e.name] = e.body
+	}
+	return rebuild(t, entries, bodies, m, signer)
+}
+
+// rebuild writes the entries with the given bodies, manifest.json m and
+// its signature.
+func rebuild(t *testing.T, entries []tarEntry, bodies map[string][]byte, m bundle.Manifest, signer note.Signer) []byte {
+	t.Helper()
 	mj, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		t.Fatal(err)
