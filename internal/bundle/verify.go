@@ -156,6 +156,7 @@ func (b *Bundle) Verify(ctx context.Context) (Report, error) {
 			r.fail(CheckSummary, id, "index.json holds an artifact the summary does not list")
 		}
 	}
+	b.checkRefs(&r)
 	checkChains(&r, records)
 	b.checkEntriesAbout(&r, entries)
 	sort.Slice(r.Failures, func(i, j int) bool {
@@ -456,6 +457,36 @@ func checkChains(r *Report, records []chainRecord) {
 			if p.index != nil && *p.index >= *c.index {
 				r.fail(CheckPromotionChain, subject, "the audit log recorded the promotion of %s (index %d) before that of %s (index %d), against the records' times", c.Digest, *c.index, p.Digest, *p.index)
 			}
+		}
+	}
+}
+
+// checkRefs checks that a bundle of named artifacts holds exactly what
+// its request names: each REPOSITORY@DIGEST, an artifact of REPOSITORY
+// tagged TAG for each REPOSITORY:TAG, and nothing else.
+func (b *Bundle) checkRefs(r *Report) {
+	refs := b.manifest.Request.Refs
+	if len(refs) == 0 {
+		return
+	}
+	named := map[int]bool{}
+	for _, ref := range refs {
+		i := -1
+		if repo, d, ok := strings.Cut(ref, "@"); ok {
+			i = slices.IndexFunc(b.summary.Artifacts, func(a Artifact) bool { return a.Repository == repo && a.Digest == d })
+		} else if j := strings.LastIndex(ref, ":"); j > 0 {
+			repo, tag := ref[:j], ref[j+1:]
+			i = slices.IndexFunc(b.summary.Artifacts, func(a Artifact) bool { return a.Repository == repo && slices.Contains(a.Tags, tag) })
+		}
+		if i < 0 {
+			r.fail(CheckSummary, ref, "the bundle was exported for %s, which it does not hold", ref)
+			continue
+		}
+		named[i] = true
+	}
+	for i, a := range b.summary.Artifacts {
+		if !named[i] {
+			r.fail(CheckSummary, a.Repository+"@"+a.Digest, "the bundle holds an artifact its request does not name")
 		}
 	}
 }

@@ -250,6 +250,23 @@ func TestEvidenceBundle(t *testing.T) {
 	}
 	checkSummary(t, bundleFile("then.tar"), fp, web1, api1)
 	checkMetadataOnly(t, bundleFile("refs.tar"), fp)
+	// A bundle of named artifacts holds what its request names, no other.
+	t.Run("re-signed request for other artifacts", func(t *testing.T) {
+		raw, err := os.ReadFile(bundleFile("refs.tar"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer, err := note.NewSigner(strings.TrimSpace(string(logKey)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, refs := range [][]string{{"apps/web@" + dig(web2), "apps/web:2.0"}, {"apps/web@" + dig(web1), "apps/web:1.0"}, {"apps/web@" + dig(web1)}} {
+			b := rewriteRequest(t, tarEntries(t, raw), func(q *bundle.Request) { q.Refs = refs }, signer)
+			if err := verifyBytes(t, b, fp); err == nil || !strings.Contains(err.Error(), "request") {
+				t.Fatalf("refs.tar presented as exported for %v: %v", refs, err)
+			}
+		}
+	})
 	// docs/bundle.md is enough to write a verifier, and true.
 	for _, f := range []string{"now.tar", "then.tar", "refs.tar", "reader.tar", "private.tar"} {
 		if err := independentVerify(bundleFile(f), fp); err != nil {
