@@ -140,3 +140,32 @@ func TestOpenRefusesSparseFiles(t *testing.T) {
 		t.Fatalf("Open of a bundle with a sparse file: %v", err)
 	}
 }
+
+// TestOpenRefusesOmittedFilesOfAFullBundle: only a --metadata-only
+// bundle leaves files out; a signed manifest that omits one without
+// saying so is refused.
+func TestOpenRefusesOmittedFilesOfAFullBundle(t *testing.T) {
+	f := newFixture(t)
+	f.c.Request.MetadataOnly = true
+	for i, bf := range f.c.Blobs {
+		if string(f.blobs[bf.Digest]) == "layer bytes" {
+			f.c.Blobs[i].Omitted = true
+		}
+	}
+	es := entries(t, f.bytes(t))
+	if _, err := openBytes(t, craft(t, es), f.fp); err != nil {
+		t.Fatal(err)
+	}
+	m := bytes.Replace(es[0].body, []byte(`"metadataOnly": true`), []byte(`"metadataOnly": false`), 1)
+	if bytes.Equal(m, es[0].body) {
+		t.Fatal("no metadataOnly in the manifest")
+	}
+	sig, err := f.sign(SignatureText(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	es[0].body, es[1].body = m, sig
+	if _, err := openBytes(t, craft(t, es), f.fp); err == nil || !strings.Contains(err.Error(), "metadata-only") {
+		t.Fatalf("Open of a full bundle omitting a file: %v", err)
+	}
+}

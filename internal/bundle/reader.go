@@ -145,6 +145,9 @@ func checkManifest(m Manifest) error {
 			}
 			continue
 		}
+		if f.Omitted && !m.Request.MetadataOnly {
+			return invalid("manifest.json: %s is left out, but the bundle is not metadata-only", f.Path)
+		}
 		d, ok := blobDigest(f.Path)
 		if !ok {
 			return invalid("manifest.json: %s is neither a custody file nor blobs/<sha256|sha512>/<hex>", f.Path)
