@@ -169,3 +169,61 @@ func TestOpenRefusesOmittedFilesOfAFullBundle(t *testing.T) {
 		t.Fatalf("Open of a full bundle omitting a file: %v", err)
 	}
 }
+
+// TestOpenTarEncodings: names come from PAX records and GNU long-name
+// entries as the tar reader resolves them, and are checked as resolved; a
+// global PAX header is an entry of its own, refused.
+func TestOpenTarEncodings(t *testing.T) {
+	f := newFixture(t)
+	es := entries(t, f.bytes(t))
+	write := func(format tar.Format, extra func(tw *tar.Writer), rename func(string) string) []byte {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		extra(tw)
+		for _, e := range es {
+			if err := tw.WriteHeader(&tar.Header{Name: rename(e.name), Mode: 0o644, Size: int64(len(e.body)), Typeflag: tar.TypeReg, Format: format}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tw.Write(e.body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	same := func(s string) string { return s }
+	none := func(*tar.Writer) {}
+	if _, err := openBytes(t, write(tar.FormatGNU, none, same), f.fp); err != nil {
+		t.Fatalf("GNU format: %v", err)
+	}
+	long := strings.Repeat("x/", 60) + "../../"
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"PAX path with ..", write(tar.FormatPAX, none, func(s string) string {
+			if strings.HasPrefix(s, BlobsDirectory) {
+				return long + s
+			}
+			return s
+		}), "leaves the bundle"},
+		{"GNU long name with ..", write(tar.FormatGNU, none, func(s string) string {
+			if strings.HasPrefix(s, BlobsDirectory) {
+				return long + s
+			}
+			return s
+		}), "leaves the bundle"},
+		{"global header", write(tar.FormatPAX, func(tw *tar.Writer) {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "g", PAXRecords: map[string]string{"path": "evil"}}); err != nil {
+				t.Fatal(err)
+			}
+		}, same), "not a regular file"},
+	} {
+		if _, err := openBytes(t, tc.b, f.fp); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
