@@ -61,7 +61,10 @@ the latest checkpoint; each artifact's signatures (by keys valid at signing
 time), attestations (signature and subject), promotion, approval and
 revocation records, and that the summary claims no more; the promotion
 chain of each environment, in the audit log's order. Revocations are
-reported. Each failure names what is wrong (docs/bundle.md).`,
+reported. The report first says what the bundle was exported for (the
+signed request: check it is what you asked for) and how many layers a
+--metadata-only bundle left out (not verified). Each failure names what is
+wrong (docs/bundle.md).`,
 		Example: `  custody verify 127.0.0.1:5000/apps/web:1.4.2 --trust-root trust-root.json
   custody verify REF --trust-root trust-root.json --require sbom,provenance \
       --builder https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main \
