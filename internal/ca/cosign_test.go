@@ -74,9 +74,9 @@ func (f *issuer) githubClaims(extra map[string]any) jwt.MapClaims {
 		"repository": "acme/app", "repository_owner": "acme", "repository_id": "42", "repository_owner_id": "7",
 		"ref": "refs/heads/main", "sha": "0123456789abcdef0123456789abcdef01234567", "event_name": "push",
 		"workflow": "release", "workflow_ref": "acme/app/.github/workflows/release.yml@refs/heads/main",
-		"workflow_sha":     "0123456789abcdef0123456789abcdef01234567",
-		"job_workflow_ref": "acme/app/.github/workflows/release.yml@refs/heads/main",
-		"job_workflow_sha": "0123456789abcdef0123456789abcdef01234567",
+		"workflow_sha":       "0123456789abcdef0123456789abcdef01234567",
+		"job_workflow_ref":   "acme/app/.github/workflows/release.yml@refs/heads/main",
+		"job_workflow_sha":   "0123456789abcdef0123456789abcdef01234567",
 		"runner_environment": "github-hosted", "run_id": "1001", "run_attempt": "1", "repository_visibility": "private",
 	}
 	for k, v := range extra {
