@@ -216,3 +216,30 @@ func FuzzIdentityOf(f *testing.F) {
 		_, _ = IdentityOf(map[string]string{"iss": iss, "sub": sub, "job_workflow_ref": jwr, "ci_config_ref_uri": gl, "email": email, "email_verified": "true"})
 	})
 }
+
+// BenchmarkIssue measures issuing one certificate (identity mapping,
+// proof of possession check, signing) with a file key.
+func BenchmarkIssue(b *testing.B) {
+	c := testCA(b)
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	body := v2Body(b, k, "repo:acme/app", "tok")
+	claims := map[string]string{"iss": "https://token.actions.githubusercontent.com", "sub": "repo:acme/app",
+		"job_workflow_ref": "acme/app/.github/workflows/release.yml@refs/heads/main", "repository": "acme/app", "sha": "abc", "ref": "refs/heads/main"}
+	for b.Loop() {
+		r, err := ParseRequestV2(body, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		id, err := IdentityOf(claims)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pub, err := r.Verify(id.Subject)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Issue(id, pub); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
