@@ -49,7 +49,9 @@ log: checkpoints, entries, proofs; see docs/audit.md and 'custody audit').
 The log's signing key is created in <data>/log-key on first start, its
 public key in <data>/log-key.pub. Also: /auth/token (the Docker token
 flow), /api/v1/whoami|tokens|users|grants (accounts, docs/security.md),
-/api/v1/keys (the trust root, public), /api/v1/provenance (platform SLSA
+/api/v1/keys (the trust root, public), /api/v2/signingCert and
+/api/v2/trustBundle (the workload certificate authority, Fulcio's API, when
+ca.key and ca.certificate are set; docs/keyless.md), /api/v1/provenance (platform SLSA
 provenance), /api/v1/promotions|gate|rollback|revocations|environments
 (docs/promotion.md), /api/v1/vulndb|violations|scan, /api/v1/scrub, and
 /admission/<environment> (the Kubernetes admission webhook,

@@ -67,6 +67,8 @@ type Config struct {
 	Auth Auth `yaml:"auth"`
 	// Signing configures the server's own signing (docs/signing.md).
 	Signing Signing `yaml:"signing"`
+	// CA is the certificate authority for workloads (docs/keyless.md).
+	CA CA `yaml:"ca"`
 	// Projects declare ordered environments per repository pattern and the
 	// gate of each (docs/promotion.md).
 	Projects []Project `yaml:"projects"`
@@ -169,6 +171,23 @@ type Promotion struct {
 	// attestations gates count (e.g. CI signing keys), beside the server's
 	// own key ring.
 	TrustRoot string `yaml:"trustRoot"`
+}
+
+// CA configures the certificate authority that issues short-lived
+// code-signing certificates to workloads with an OIDC token of a trusted
+// issuer (auth.oidc), served at Fulcio's API (docs/keyless.md). Off unless
+// Key is set.
+type CA struct {
+	// Key is the CA's private key: an encrypted key file ('custody ca
+	// create') or a pkcs11: URI of a key on a PKCS #11 token.
+	Key string `yaml:"key"`
+	// Certificate is the CA's certificate chain (PEM, its own first).
+	Certificate string `yaml:"certificate"`
+	// PassphraseFile holds the key file's passphrase; default: the
+	// CUSTODY_CA_PASSWORD variable.
+	PassphraseFile string `yaml:"passphraseFile"`
+	// Validity of the certificates issued (default 10m, at most 24h).
+	Validity Duration `yaml:"validity"`
 }
 
 // Signing configures the server's signing key ring and what it signs.
@@ -516,6 +535,7 @@ var Env = []struct{ Name, Help string }{
 	{"CUSTODY_WEB_SESSION_ABSOLUTE", "a web interface session ends this long after signing in (default 12h)"},
 	{"CUSTODY_KEY_PASSWORD", "passphrase of the server's signing key (signing on push, promotions); signing.passphraseFile replaces it"},
 	{"CUSTODY_PKCS11_PIN", "PIN of the PKCS #11 token holding the server's signing key, unless its URI carries one"},
+	{"CUSTODY_CA_PASSWORD", "passphrase of the workload certificate authority's key file (ca.key); ca.passphraseFile replaces it"},
 }
 
 func (c *Config) applyEnv(environ []string) error {
@@ -643,6 +663,12 @@ func (c Config) Validate() error {
 	}
 	if c.Scrub.Buckets < 1 {
 		return errors.New("scrub.buckets must be at least 1")
+	}
+	if (c.CA.Key == "") != (c.CA.Certificate == "") {
+		return errors.New("ca needs both key and certificate")
+	}
+	if c.CA.Validity < 0 || time.Duration(c.CA.Validity) > 24*time.Hour {
+		return errors.New("ca.validity must be positive and at most 24h")
 	}
 	if _, err := proxy.Parse(c.Proxy.Trusted, c.Proxy.Header); err != nil {
 		return fmt.Errorf("proxy: %w", err)

@@ -10,10 +10,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -29,6 +31,7 @@ import (
 	"github.com/custody-dev/custody/internal/blob/s3"
 	"github.com/custody-dev/custody/internal/builds/buildshttp"
 	"github.com/custody-dev/custody/internal/bundle/bundlehttp"
+	"github.com/custody-dev/custody/internal/ca"
 	"github.com/custody-dev/custody/internal/catalog"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/drill/drillhttp"
@@ -400,6 +403,19 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	if authz != nil {
 		authz.Register(mux)
 	}
+	// The certificate authority for workloads (docs/keyless.md): Fulcio's
+	// API, judging tokens with the OIDC trust configuration.
+	if cfg.CA.Key != "" {
+		if authz == nil {
+			return nil, errors.New("ca needs authentication on: its workloads prove who they are with OIDC tokens (auth.oidc)")
+		}
+		authority, closeCA, err := openCA(cfg.CA)
+		if err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { closeCA.Close() })
+		(&ca.Handler{CA: authority, Tokens: authz, Audit: auditor, Log: log}).Register(mux)
+	}
 	// The repository catalog: /api/v1/repositories lists only what the
 	// caller may pull.
 	canRead := func(context.Context, string) bool { return true }
@@ -709,3 +725,21 @@ func (s *Server) Close() error {
 
 // Blobs returns the server's (retention-guarded) blob store, for tests.
 func (s *Server) Blobs() blob.Store { return s.blobs }
+
+// openCA opens the configured certificate authority, its key file
+// decrypted with ca.passphraseFile or CUSTODY_CA_PASSWORD.
+func openCA(c config.CA) (*ca.CA, io.Closer, error) {
+	pass := os.Getenv("CUSTODY_CA_PASSWORD")
+	if c.PassphraseFile != "" {
+		b, err := os.ReadFile(c.PassphraseFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("ca.passphraseFile: %w", err)
+		}
+		pass = strings.TrimRight(string(b), "\r\n")
+	}
+	authority, closer, err := ca.Open(c.Key, c.Certificate, []byte(pass), time.Duration(c.Validity))
+	if err != nil {
+		return nil, nil, fmt.Errorf("ca: %w", err)
+	}
+	return authority, closer, nil
+}
