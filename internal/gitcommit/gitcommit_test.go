@@ -147,14 +147,14 @@ func TestParseRefusals(t *testing.T) {
 	const tree = "tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n"
 	const who = "author A <a@x> 1700000000 +0000\ncommitter A <a@x> 1700000000 +0000\n"
 	for name, raw := range map[string]string{
-		"no tree":             who + "\nmsg\n",
-		"bad tree":            "tree xyz\n" + who + "\nmsg\n",
-		"no author":           tree + "committer A <a@x> 1 +0000\n\nm\n",
-		"bad committer":       tree + "author A <a@x> 1700000000 +0000\ncommitter nobody\n\nm\n",
-		"second tree":         tree + who + tree + "\nm\n",
+		"no tree":              who + "\nmsg\n",
+		"bad tree":             "tree xyz\n" + who + "\nmsg\n",
+		"no author":            tree + "committer A <a@x> 1 +0000\n\nm\n",
+		"bad committer":        tree + "author A <a@x> 1700000000 +0000\ncommitter nobody\n\nm\n",
+		"second tree":          tree + who + tree + "\nm\n",
 		"leading continuation": " x\n" + tree + who + "\nm\n",
-		"no end of header":    tree + "author A <a@x> 1700000000 +0000",
-		"two signatures":      tree + who + "gpgsig a\ngpgsig b\n\nm\n",
+		"no end of header":     tree + "author A <a@x> 1700000000 +0000",
+		"two signatures":       tree + who + "gpgsig a\ngpgsig b\n\nm\n",
 	} {
 		if _, err := gitcommit.Parse([]byte(raw)); !errors.Is(err, gitcommit.ErrInvalid) {
 			t.Errorf("%s: err = %v", name, err)
