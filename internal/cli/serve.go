@@ -50,7 +50,9 @@ The log's signing key is created in <data>/log-key on first start, its
 public key in <data>/log-key.pub. Also: /auth/token (the Docker token
 flow), /api/v1/whoami|tokens|users|grants (accounts, docs/security.md),
 /api/v1/keys (the trust root, public), /api/v1/provenance (platform SLSA
-provenance), /api/v1/promotions|gate|rollback|revocations|environments
+provenance), /api/v1/source (signed-commit verification against
+promotion.allowedSigners and promotion.openpgpKeyring, docs/signing.md),
+/api/v1/promotions|gate|rollback|revocations|environments
 (docs/promotion.md), /api/v1/vulndb|violations|scan, /api/v1/scrub, and
 /admission/<environment> (the Kubernetes admission webhook,
 docs/admission.md).
