@@ -3,6 +3,8 @@ package gitcommit_test
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +51,14 @@ func TestSSHSignedCommit(t *testing.T) {
 			if bytes.Contains(c.Payload, []byte("gpgsig")) || !bytes.Contains(c.Payload, []byte("longer message")) {
 				t.Fatalf("payload %q", c.Payload)
 			}
-			v := signers(t, "# team", "", `alice@example.com,"bob@example.com" namespaces="git,file" `+pub)
+			list := `alice@example.com namespaces="git,file" ` + pub
+			v := signers(t, "# team", "", list)
+			// git itself accepts the same commit with the same list.
+			file := filepath.Join(t.TempDir(), "allowed_signers")
+			if err := os.WriteFile(file, []byte(list+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r.Git("-c", "gpg.ssh.allowedSignersFile="+file, "verify-commit", "HEAD")
 			s, err := v.Verify(c, format)
 			if err != nil {
 				t.Fatal(err)
@@ -193,5 +202,8 @@ func TestParseAllowedSignersRefusals(t *testing.T) {
 	}
 	if len(s) != 1 || len(s[0].Principals) != 2 || !s[0].ValidAfter.Equal(time.Date(2020, 1, 2, 15, 4, 0, 0, time.UTC)) || s[0].ValidBefore.Year() != 2030 {
 		t.Fatalf("%+v", s)
+	}
+	if s, err := gitcommit.ParseAllowedSigners([]byte(`"a@x, b@x" ` + key)); err != nil || len(s[0].Principals) != 2 || s[0].Principals[1] != "b@x" {
+		t.Fatalf("quoted principals: %v %+v", err, s)
 	}
 }
