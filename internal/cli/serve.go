@@ -52,7 +52,9 @@ flow), /api/v1/whoami|tokens|users|grants (accounts, docs/security.md),
 /api/v1/keys (the trust root, public), /api/v2/signingCert and
 /api/v2/trustBundle (the workload certificate authority, Fulcio's API, when
 ca.key and ca.certificate are set; docs/keyless.md), /api/v1/provenance (platform SLSA
-provenance), /api/v1/promotions|gate|rollback|revocations|environments
+provenance), /api/v1/source (signed-commit verification against
+promotion.allowedSigners and promotion.openpgpKeyring, docs/signing.md),
+/api/v1/promotions|gate|rollback|revocations|environments
 (docs/promotion.md), /api/v1/vulndb|violations|scan, /api/v1/scrub, and
 /admission/<environment> (the Kubernetes admission webhook,
 docs/admission.md).

@@ -244,12 +244,12 @@ referrer exists; see docs/signing.md).`,
 func newAttestCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "attest",
-		Short: "Attach signed in-toto attestations: SLSA provenance, SBOMs, any predicate",
+		Short: "Attach signed in-toto attestations: SLSA provenance, SBOMs, any predicate; verify the source commit",
 		Long: `Attach signed in-toto Statement v1 attestations (DSSE envelopes) to an
 artifact, stored where cosign verify-attestation finds them (tag
 sha256-<hex>.att) and as OCI 1.1 referrers (Sigstore bundles).`,
 	}
-	cmd.AddCommand(newAttestProvenanceCmd(), newAttestSBOMCmd(), newAttestTestResultCmd(), newAttestPredicateCmd())
+	cmd.AddCommand(newAttestProvenanceCmd(), newAttestSBOMCmd(), newAttestTestResultCmd(), newAttestPredicateCmd(), newAttestSourceCmd())
 	return cmd
 }
 

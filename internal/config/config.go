@@ -171,6 +171,12 @@ type Promotion struct {
 	// attestations gates count (e.g. CI signing keys), beside the server's
 	// own key ring.
 	TrustRoot string `yaml:"trustRoot"`
+	// AllowedSigners is an SSH allowed-signers file (git's
+	// gpg.ssh.allowedSignersFile format) and OpenPGPKeyring a file of
+	// OpenPGP public keys (armored or binary): the signers whose git
+	// commits POST /api/v1/source verifies (docs/signing.md).
+	AllowedSigners string `yaml:"allowedSigners"`
+	OpenPGPKeyring string `yaml:"openpgpKeyring"`
 }
 
 // CA configures the certificate authority that issues short-lived

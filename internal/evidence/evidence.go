@@ -52,6 +52,9 @@ const (
 	// PredicateDrill records a restoration drill of an environment
 	// (internal/drill): what was rebuilt, where, and what was missing.
 	PredicateDrill = "https://custody.dev/attestation/drill/v1"
+	// PredicateSource records that the server verified the signature of
+	// the git commit an artifact was built from (internal/gitcommit).
+	PredicateSource = "https://custody.dev/attestation/source/v1"
 )
 
 // PredicateOpenVEX is the predicate type of OpenVEX statements attached as
@@ -59,7 +62,7 @@ const (
 const PredicateOpenVEX = "https://openvex.dev/ns/v0.2.0"
 
 // RecordTypes lists the predicate types of the server's records.
-var RecordTypes = []string{PredicatePromotion, PredicateApproval, PredicateRejection, PredicateRevocation, PredicateDrill}
+var RecordTypes = []string{PredicatePromotion, PredicateApproval, PredicateRejection, PredicateRevocation, PredicateDrill, PredicateSource}
 
 // SBOMTypes are the predicate types that count as an SBOM.
 var SBOMTypes = []string{attest.PredicateSPDX, attest.PredicateCycloneDX}
@@ -116,6 +119,30 @@ type Drill struct {
 	At          time.Time `json:"at,omitzero"`
 	Started     time.Time `json:"started"`
 	OK          bool      `json:"ok"`
+}
+
+// Source is the predicate of a source-verification attestation: the
+// server parsed the git commit object CI submitted, found that its ID is
+// the commit the artifact's verified provenance names, and verified its
+// signature against the allowed signers (SSH) or keyring (OpenPGP).
+type Source struct {
+	Repository string `json:"repository"`
+	Digest     string `json:"digest"`
+	// Commit is the commit's object ID; ObjectFormat "sha1" or "sha256".
+	Commit       string `json:"commit"`
+	ObjectFormat string `json:"objectFormat"`
+	Tree         string `json:"tree"`
+	Author       string `json:"author"`
+	Committer    string `json:"committer"`
+	// Method is "ssh" or "openpgp"; Principals the signer's allowed
+	// principals (SSH) or user-ID emails (OpenPGP); KeyFingerprint the
+	// key's fingerprint (SHA256:... for SSH, hex for OpenPGP).
+	Method         string    `json:"method"`
+	Principals     []string  `json:"principals"`
+	KeyFingerprint string    `json:"keyFingerprint"`
+	VerifiedAt     time.Time `json:"verifiedAt"`
+	// SubmittedBy is who submitted the commit object.
+	SubmittedBy string `json:"submittedBy"`
 }
 
 // Trust is what a Set is verified against: the keys of a trust root, each
@@ -257,13 +284,14 @@ type Attestation struct {
 	Predicate []byte
 	// Provenance is the parsed predicate of a trusted SLSA v1 provenance.
 	Provenance *provenance.Predicate
-	// Record, Approval, Rejection, Revocation and Drill are the parsed
+	// Record, Approval, Rejection, Revocation, Drill and Source are the parsed
 	// predicate of a trusted server record, whichever its type is.
 	Record     *Record
 	Approval   *Approval
 	Rejection  *Rejection
 	Revocation *Revocation
 	Drill      *Drill
+	Source     *Source
 	// Counts is true for a server record signed by a recording key.
 	Counts bool
 	// ByServer is true for a trusted attestation signed by one of the
@@ -314,6 +342,9 @@ type Set struct {
 	Revocations []Revocation
 	// Drills are the drill reports that count, in the order found.
 	Drills []Drill
+	// Sources are the source verifications that count, in the order
+	// found (SourcesOf keeps those about one repository).
+	Sources []Source
 }
 
 // Collect reads the signatures and attestations of d from the registry
@@ -354,6 +385,8 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 				s.Revocations = append(s.Revocations, *a.Revocation)
 			case a.Drill != nil:
 				s.Drills = append(s.Drills, *a.Drill)
+			case a.Source != nil:
+				s.Sources = append(s.Sources, *a.Source)
 			}
 		}
 		s.Attestations = append(s.Attestations, a)
@@ -426,9 +459,12 @@ func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string
 	case PredicateDrill:
 		a.Drill = new(Drill)
 		a.Err = parseRecord(b, a.Drill)
+	case PredicateSource:
+		a.Source = new(Source)
+		a.Err = parseRecord(b, a.Source)
 	}
 	if a.Err != nil {
-		a.Record, a.Approval, a.Rejection, a.Revocation, a.Drill = nil, nil, nil, nil, nil
+		a.Record, a.Approval, a.Rejection, a.Revocation, a.Drill, a.Source = nil, nil, nil, nil, nil, nil
 		return a
 	}
 	a.Verified, a.Predicate = v, b
@@ -518,6 +554,19 @@ func (s *Set) ApprovalsOf(repo string) []Approval {
 	for _, a := range s.Approvals {
 		if a.Repository == repo {
 			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// SourcesOf returns the source verifications of s that are about repo
+// and the digest: like a promotion record, one copied from another
+// repository holding the same digest proves nothing here.
+func (s *Set) SourcesOf(repo string) []Source {
+	var out []Source
+	for _, v := range s.Sources {
+		if v.Repository == repo && v.Digest == s.Digest {
+			out = append(out, v)
 		}
 	}
 	return out

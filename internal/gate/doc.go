@@ -61,6 +61,13 @@
 //	  .at           timestamp               when (At)
 //	  .by           string                  who (By)
 //	  .digest       string                  digest promoted (Digest)
+//	sources       list(gate.Source)         server-verified signed git commits built from
+//	  .commit       string                  commit object ID (Commit)
+//	  .method       string                  "ssh" or "openpgp" (Method)
+//	  .principals   list(string)            allowed-signers principals / OpenPGP emails (Principals)
+//	  .keyFingerprint string                signing key fingerprint (KeyFingerprint)
+//	  .committer    string                  committer line (Committer)
+//	  .verifiedAt   timestamp               when the server verified it (VerifiedAt)
 //	environment   gate.Environment          the environment to enter
 //	  .name         string                  "prod" (Name)
 //	  .previous     string                  environment before it, "" for the first (Previous)
@@ -83,7 +90,8 @@
 //
 // signed_by_trusted_key (params keys), slsa_provenance_trusted (builders,
 // sources, branches), sbom_present, no_findings_at_or_above (severity,
-// default HIGH), passed_qa, promoted_to_previous and not_revoked: see the
+// default HIGH), passed_qa, promoted_to_previous, not_revoked and
+// commit_signed_by (principals, fingerprints): see the
 // Rule* constants and ReadyMade for each one's expression.
 //
 // # Limits and failing closed

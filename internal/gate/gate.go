@@ -110,6 +110,7 @@ func env() (*cel.Env, error) {
 			cel.Variable("testResults", cel.ListType(obj("TestResult"))),
 			cel.Variable("findings", cel.ListType(obj("Finding"))),
 			cel.Variable("promotions", cel.ListType(obj("Promotion"))),
+			cel.Variable("sources", cel.ListType(obj("Source"))),
 			cel.Variable("environment", obj("Environment")),
 			cel.Variable("now", cel.TimestampType),
 			cel.Variable("revoked", cel.BoolType),
@@ -400,6 +401,8 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.in.Findings, true
 	case "promotions":
 		return a.in.Promotions, true
+	case "sources":
+		return a.in.Sources, true
 	case "environment":
 		return a.in.Environment, true
 	case "now":
@@ -434,6 +437,12 @@ func (p Params) set() []string {
 	}
 	if p.Severity != "" {
 		s = append(s, "severity")
+	}
+	if len(p.Principals) > 0 {
+		s = append(s, "principals")
+	}
+	if len(p.Fingerprints) > 0 {
+		s = append(s, "fingerprints")
 	}
 	return s
 }

@@ -119,6 +119,9 @@ func goodInput(t testing.TB) Input {
 			{Environment: "dev", At: now.Add(-30 * time.Hour), By: "ci", Digest: digest},
 			{Environment: "test", At: now.Add(-20 * time.Hour), By: "alice", Digest: digest},
 		},
+		Sources: []Source{
+			{Commit: "0123456789abcdef0123456789abcdef01234567", Method: "ssh", Principals: []string{"alice@example.com"}, KeyFingerprint: "SHA256:alice", VerifiedAt: now.Add(-47 * time.Hour)},
+		},
 		Environment: Environment{Name: "prod", Previous: "test"},
 		Now:         now,
 	}
@@ -143,6 +146,7 @@ func prodSpec() spec.Gate {
 		{Use: RulePassedQA},
 		{Use: RulePromotedToPrevious},
 		{Use: RuleNotRevoked},
+		{Use: RuleCommitSignedBy, Params: spec.Params{Principals: []string{"alice@example.com", "bob@example.com"}, Fingerprints: []string{"ABCDEF"}}},
 	}}
 }
 
@@ -260,6 +264,13 @@ func TestReadyMadeRules(t *testing.T) {
 		{"first environment", RulePromotedToPrevious, func(in *Input) { in.Promotions, in.Environment = nil, Environment{Name: "dev"} }, true, ""},
 
 		{"revoked", RuleNotRevoked, func(in *Input) { in.Revoked = true }, false, ""},
+
+		{"no source verification", RuleCommitSignedBy, func(in *Input) { in.Sources = nil }, false, ""},
+		{"signed by someone else", RuleCommitSignedBy, func(in *Input) { in.Sources[0].Principals = []string{"mallory@example.com"} }, false, ""},
+		{"allowed by fingerprint", RuleCommitSignedBy, func(in *Input) {
+			in.Sources[0].Principals, in.Sources[0].KeyFingerprint = []string{}, "ABCDEF"
+		}, true, ""},
+		{"provenance names another commit", RuleCommitSignedBy, func(in *Input) { in.Sources[0].Commit = strings.Repeat("f", 40) }, false, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -593,7 +604,7 @@ func TestAddAttestationRejectsBadPredicates(t *testing.T) {
 
 func TestReadyMadeListAndStructpb(t *testing.T) {
 	rs := ReadyMade()
-	if len(rs) != 7 {
+	if len(rs) != 8 {
 		t.Fatalf("%d ready-made rules", len(rs))
 	}
 	rs[0].Params[0] = "mutated"
@@ -641,5 +652,16 @@ func BenchmarkCompile(b *testing.B) {
 	gs := prodSpec()
 	for b.Loop() {
 		mustCompile(b, gs)
+	}
+}
+
+func TestCommitSignedByNeedsSigners(t *testing.T) {
+	for _, p := range []spec.Params{{}, {Principals: []string{""}}, {Fingerprints: []string{""}}} {
+		if _, err := Compile(spec.Gate{Rules: []spec.Rule{{Use: RuleCommitSignedBy, Params: p}}}); err == nil {
+			t.Errorf("params %+v accepted", p)
+		}
+	}
+	if _, err := Compile(spec.Gate{Rules: []spec.Rule{{Use: RuleSignedByTrustedKey, Params: spec.Params{Keys: []string{"k"}, Principals: []string{"a"}}}}}); err == nil {
+		t.Error("signed_by_trusted_key took principals")
 	}
 }

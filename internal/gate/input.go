@@ -38,6 +38,9 @@ type Input struct {
 	Findings []Finding `json:"findings"`
 	// Promotions are the prior promotions of Artifact.Digest.
 	Promotions []Promotion `json:"promotions"`
+	// Sources are the server's verifications of the signed git commit
+	// Artifact.Digest was built from.
+	Sources []Source `json:"sources"`
 	// Environment is the environment the artifact is to enter.
 	Environment Environment `json:"environment"`
 	// Now is the evaluation time.
@@ -182,6 +185,27 @@ type Promotion struct {
 	By string `json:"by"`
 	// Digest is the digest promoted.
 	Digest string `json:"digest"`
+}
+
+// Source is the server's verification of the signature of the git commit
+// the artifact was built from (CEL type gate.Source): the commit object
+// CI submitted hashes to the commit the verified provenance names, and
+// its signature verified against the allowed signers or keyring.
+type Source struct {
+	// Commit is the commit's object ID.
+	Commit string `json:"commit"`
+	// Method is "ssh" or "openpgp".
+	Method string `json:"method"`
+	// Principals are the signer's allowed-signers principals (SSH) or
+	// the OpenPGP key's user-ID emails.
+	Principals []string `json:"principals"`
+	// KeyFingerprint is the signing key's fingerprint: "SHA256:..." for
+	// SSH (ssh-keygen -l), upper-case hex for OpenPGP (gpg).
+	KeyFingerprint string `json:"keyFingerprint"`
+	// Committer is the committer line ("Name <email> time zone").
+	Committer string `json:"committer"`
+	// VerifiedAt is when the server verified it.
+	VerifiedAt time.Time `json:"verifiedAt"`
 }
 
 // Environment is the environment the artifact is to enter (CEL type

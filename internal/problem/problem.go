@@ -79,6 +79,7 @@ const (
 	InsufficientStorage
 	ContentDamaged
 	ArtifactUnreadable
+	SourceUnverified
 	numKinds
 )
 
@@ -127,6 +128,7 @@ var specs = [numKinds]spec{
 	InsufficientStorage: {"insufficient-storage", "Insufficient storage", 507, "the disk reserve is reached; writes are refused"},
 	ContentDamaged:      {"content-damaged", "Stored content is damaged", 500, "stored bytes do not match their digest (run custody scrub)"},
 	ArtifactUnreadable:  {"artifact-unreadable", "Reading the artifact failed", 502, "the artifact or its evidence could not be read; the detail names the request ID"},
+	SourceUnverified:    {"source-unverified", "Source not verified", 422, "the git commit object is malformed, is not the commit the artifact's provenance names, or is not signed by an allowed signer"},
 }
 
 // Kinds returns every kind, in order.

@@ -223,6 +223,7 @@ func InputOf(repo string, set *evidence.Set, now time.Time) (gate.Input, []strin
 		Attestations: map[string][]gate.Attestation{},
 		Findings:     []gate.Finding{},
 		Promotions:   []gate.Promotion{},
+		Sources:      []gate.Source{},
 		Now:          now,
 		Revoked:      set.Revoked() != nil,
 	}
@@ -242,6 +243,10 @@ func InputOf(repo string, set *evidence.Set, now time.Time) (gate.Input, []strin
 	}
 	for _, r := range set.PromotionsOf(repo) {
 		in.Promotions = append(in.Promotions, gate.Promotion{Environment: r.Environment, At: r.At, By: r.By, Digest: r.Digest})
+	}
+	for _, v := range set.SourcesOf(repo) {
+		in.Sources = append(in.Sources, gate.Source{Commit: v.Commit, Method: v.Method, Principals: append([]string{}, v.Principals...),
+			KeyFingerprint: v.KeyFingerprint, Committer: v.Committer, VerifiedAt: v.VerifiedAt})
 	}
 	return in, problems
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/custody-dev/custody/internal/drill/drillhttp"
 	"github.com/custody-dev/custody/internal/gc"
 	"github.com/custody-dev/custody/internal/generic"
+	"github.com/custody-dev/custody/internal/gitcommit/sourcehttp"
 	"github.com/custody-dev/custody/internal/imports"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/meta"
@@ -321,6 +322,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	policies := registry.Policies{auth.TagPolicy{}, engine, checker}
 	var vulnAPI *vulnhttp.Handler
 	var drills *drillhttp.Handler
+	var sources *sourcehttp.Handler
 	if promo != nil {
 		if authz == nil {
 			return nil, errors.New("projects (promotions) need authentication: remove --auth=none")
@@ -328,6 +330,12 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		policies = registry.Policies{auth.TagPolicy{}, promo.Policy(), engine, checker}
 		vulnAPI = vulnhttp.New(vulnhttp.Options{DB: vdb, Dir: cfg.Data, Authz: authz, Audit: auditor, Log: log, Promo: promo, Meta: md, Metrics: mets.reg})
 		drills = drillhttp.New(drillhttp.Options{Promotion: promo.Service(), Authz: authz, Audit: auditor, Log: log, Metrics: mets.reg})
+		// Source verification (docs/signing.md): CI submits the signed
+		// commit it built; the server records who signed it.
+		if sources, err = sourcehttp.New(sourcehttp.Options{Promotion: promo.Service(), Authz: authz, Audit: auditor, Log: log,
+			AllowedSigners: cfg.Promotion.AllowedSigners, Keyring: cfg.Promotion.OpenPGPKeyring}); err != nil {
+			return nil, err
+		}
 	}
 	var redirect func(context.Context, digest.Digest) (*url.URL, error)
 	if p, ok := rawBlobs.(presigner); ok && cfg.S3.Redirect {
@@ -361,6 +369,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		promo.Register(mux)
 		vulnAPI.Register(mux)
 		drills.Register(mux)
+		sources.Register(mux)
 	}
 	// Evidence bundles (docs/bundle.md): reads of the stores, streamed.
 	exp := bundlehttp.Options{Meta: md, Blobs: blobs, Log: tl, Locks: md,
