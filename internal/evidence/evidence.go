@@ -134,15 +134,20 @@ type Trust struct {
 	// evidence they signed fails.
 	revoked []crypto.PublicKey
 	// notation verifies Notary Project signatures; nil when none are
-	// trusted.
-	notation *notary.Verifier
+	// trusted. notationHost, when set, is the registry host the trust
+	// policy's registryScopes are matched with.
+	notation     *notary.Verifier
+	notationHost string
 }
 
 // WithNotation makes Notary Project (Notation) signatures count when v
 // verifies them under its trust policy and trust store and the policy
-// enforces authenticity. It returns t.
-func (t *Trust) WithNotation(v *notary.Verifier) *Trust {
-	t.notation = v
+// enforces authenticity. The trust policy's registryScopes are matched
+// with host/repository, host being the registry the artifact is read
+// from unless scopeHost names another (the server reads itself under an
+// internal name, and gives the name clients use). It returns t.
+func (t *Trust) WithNotation(v *notary.Verifier, scopeHost string) *Trust {
+	t.notation, t.notationHost = v, scopeHost
 	return t
 }
 
@@ -391,7 +396,7 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 		s.Signatures = append(s.Signatures, trust.signature(v))
 	}
 	if trust.notation != nil {
-		s.Notation, s.NotationErr = collectNotation(ctx, d, trust.notation, o)
+		s.Notation, s.NotationErr = collectNotation(ctx, d, trust.notation, trust.notationHost, o)
 	}
 	envs, err := sign.StoredAttestations(ctx, d, o)
 	s.AttestationErr = err
@@ -420,7 +425,7 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 }
 
 // collectNotation reads the Notation signatures of d and judges each.
-func collectNotation(ctx context.Context, d name.Digest, v *notary.Verifier, o sign.Options) ([]NotationSignature, error) {
+func collectNotation(ctx context.Context, d name.Digest, v *notary.Verifier, host string, o sign.Options) ([]NotationSignature, error) {
 	stored, err := notary.Read(ctx, d, o.Remote...)
 	if len(stored) == 0 {
 		return []NotationSignature{}, err
@@ -429,9 +434,13 @@ func collectNotation(ctx context.Context, d name.Digest, v *notary.Verifier, o s
 	if herr != nil {
 		return []NotationSignature{}, fmt.Errorf("looking up %s: %w", d, herr)
 	}
+	ref := d.String()
+	if host != "" {
+		ref = host + "/" + d.RepositoryStr() + "@" + d.DigestStr()
+	}
 	out := make([]NotationSignature, 0, len(stored))
 	for _, st := range stored {
-		out = append(out, notationSignature(v.Verify(ctx, d.String(), *subject, st)))
+		out = append(out, notationSignature(v.Verify(ctx, ref, *subject, st)))
 	}
 	return out, err
 }

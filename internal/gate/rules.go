@@ -33,6 +33,10 @@ const (
 	RulePromotedToPrevious = "promoted_to_previous"
 	// RuleNotRevoked passes when the artifact is not revoked.
 	RuleNotRevoked = "not_revoked"
+	// RuleNotationSigned passes when a Notary Project signature verified
+	// under the Notation trust policy (whose trustedIdentities pin who
+	// may sign).
+	RuleNotationSigned = "notation_signed"
 )
 
 // ReadyRule describes a ready-made rule.
@@ -141,6 +145,13 @@ var readyRules = []ReadyRule{
 		Name:    RuleNotRevoked,
 		Expr:    `!revoked`,
 		message: func(Params) string { return "artifact must not be revoked" },
+	},
+	{
+		Name: RuleNotationSigned,
+		Expr: `notation.size() > 0`,
+		message: func(Params) string {
+			return "artifact must carry a Notation signature by an identity the Notation trust policy trusts"
+		},
 	},
 }
 

@@ -37,6 +37,7 @@ import (
 	"github.com/custody-dev/custody/internal/imports"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/notary"
 	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/promotion/promotionhttp"
 	"github.com/custody-dev/custody/internal/proxy"
@@ -297,20 +298,26 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		return nil, err
 	}
 	undo = append(undo, func() { vdb.Close() })
+	nv, nhost, err := notationTrust(cfg)
+	if err != nil {
+		return nil, err
+	}
 	promo, err := promotionhttp.New(promotionhttp.Options{
-		Projects:   cfg.Projects,
-		Ring:       sg.Ring(),
-		TrustRoot:  cfg.Promotion.TrustRoot,
-		Signer:     sg.Signer(),
-		Remote:     self,
-		Host:       internalHost,
-		Findings:   vulnhttp.Findings{DB: vdb},
-		Authz:      authz,
-		Audit:      auditor,
-		Index:      md,
-		AuditLog:   tl,
-		Log:        log,
-		Registries: cfg.Admission.Registries,
+		Notation:     nv,
+		NotationHost: nhost,
+		Projects:     cfg.Projects,
+		Ring:         sg.Ring(),
+		TrustRoot:    cfg.Promotion.TrustRoot,
+		Signer:       sg.Signer(),
+		Remote:       self,
+		Host:         internalHost,
+		Findings:     vulnhttp.Findings{DB: vdb},
+		Authz:        authz,
+		Audit:        auditor,
+		Index:        md,
+		AuditLog:     tl,
+		Log:          log,
+		Registries:   cfg.Admission.Registries,
 	})
 	if err != nil {
 		return nil, err
@@ -705,3 +712,25 @@ func (s *Server) Close() error {
 
 // Blobs returns the server's (retention-guarded) blob store, for tests.
 func (s *Server) Blobs() blob.Store { return s.blobs }
+
+// notationTrust loads promotion.notation: the Notation verifier gates and
+// admission use, and the registry host its registryScopes name this
+// server by. It returns a nil verifier when none is configured.
+func notationTrust(cfg config.Config) (*notary.Verifier, string, error) {
+	n := cfg.Promotion.Notation
+	if n.TrustPolicy == "" && n.TrustStore == "" {
+		return nil, "", nil
+	}
+	if n.TrustPolicy == "" || n.TrustStore == "" {
+		return nil, "", errors.New("promotion.notation: give both trustPolicy and trustStore")
+	}
+	v, err := notary.LoadVerifier(n.TrustPolicy, n.TrustStore)
+	if err != nil {
+		return nil, "", fmt.Errorf("promotion.notation: %w", err)
+	}
+	host := n.Registry
+	if host == "" && len(cfg.Admission.Registries) > 0 {
+		host = cfg.Admission.Registries[0]
+	}
+	return v, host, nil
+}

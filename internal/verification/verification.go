@@ -114,7 +114,7 @@ func NewWithNotation(tr key.TrustRoot, n *notary.Verifier) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Verifier{trust: t.WithNotation(n)}, nil
+	return &Verifier{trust: t.WithNotation(n, "")}, nil
 }
 
 // Run verifies the artifact d (ref as the user wrote it) and reports

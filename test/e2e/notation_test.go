@@ -212,3 +212,78 @@ func retarget(t *testing.T, format string, env []byte, dgst string, size int64) 
 	}
 	return b
 }
+
+// TestNotationGate runs a promotion gate over Notation signatures: the
+// ready-made notation_signed rule needs one verified under the server's
+// Notation trust policy (promotion.notation), and a custom rule pins the
+// signer's identity. The deploy-time check (custody verify --env, the
+// admission webhook's decision) reads the same evidence.
+func TestNotationGate(t *testing.T) {
+	notation := client(t, "notation")
+	home, work, data := t.TempDir(), t.TempDir(), t.TempDir()
+	env := []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "DOCKER_CONFIG=" + filepath.Join(home, ".docker")}
+	runWith(t, env, "", notation, "cert", "generate-test", "custody.test")
+	runWith(t, env, "", notation, "cert", "generate-test", "other.test")
+	notationDir := filepath.Join(home, ".config", "notation")
+	store := filepath.Join(notationDir, "truststore")
+	pol := filepath.Join(work, "trustpolicy.json")
+	doc := `{"version":"1.0","trustPolicies":[{"name":"apps","registryScopes":["*"],"signatureVerification":{"level":"strict"},` +
+		`"trustStores":["ca:custody.test","ca:other.test"],"trustedIdentities":["*"]}]}`
+	if err := os.WriteFile(pol, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustCustody(t, home, "", []string{"CUSTODY_KEY_PASSWORD=server-passphrase"}, "key", "create", "--keys", filepath.Join(data, "keys"))
+	cfg := filepath.Join(work, "custody.yaml")
+	conf := "projects:\n  - repositories: \"apps/**\"\n    environments:\n      - name: dev\n        gate:\n          rules:\n" +
+		"            - use: notation_signed\n" +
+		"            - name: release-signer\n              expr: \"notation.exists(s, s.identity.startsWith('CN=custody.test,'))\"\n              message: signed by the release certificate\n" +
+		"promotion:\n  notation:\n    trustPolicy: " + strconv.Quote(pol) + "\n    trustStore: " + strconv.Quote(store) + "\n"
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.Start(t, testserver.Options{Auth: true, Data: data, Args: []string{"--config", cfg},
+		Env: []string{"CUSTODY_KEY_PASSWORD=server-passphrase"}})
+	h, server := srv.Host(), "--server="+srv.URL
+	mustCustody(t, home, srv.AdminPassword()+"\n", nil, "login", h, "-u", "admin", "--password-stdin")
+	crane := client(t, "crane")
+	runWith(t, env, "", crane, "auth", "login", h, "-u", "admin", "-p", srv.AdminPassword())
+	push := func(tag string) string {
+		runWith(t, env, "", crane, "append", "--insecure", "-f", layerTar(t, t.TempDir(), 4<<10), "-t", h+"/apps/web:"+tag)
+		return h + "/apps/web@" + strings.TrimSpace(runWith(t, env, "", crane, "digest", "--insecure", h+"/apps/web:"+tag))
+	}
+	signAs := func(ref, cert string) {
+		mustCustody(t, home, "", nil, "sign", "--format", "notation", "--envelope", "cose",
+			"--notation-key", filepath.Join(notationDir, "localkeys", cert+".key"), "--notation-cert", filepath.Join(notationDir, "localkeys", cert+".crt"), ref)
+	}
+	current := func() string {
+		var st struct{ Current string }
+		if err := json.Unmarshal([]byte(mustCustody(t, home, "", nil, "env", "dev", "apps/web", "-o", "json", server)), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Current
+	}
+
+	unsigned := push("unsigned")
+	if out, err := custodyCmd(t, home, "", nil, "promote", unsigned, "--to", "dev", server); err == nil || !strings.Contains(out, "FAIL notation_signed") {
+		t.Fatalf("an artifact with no Notation signature passed: %v\n%s", err, out)
+	}
+	other := push("other")
+	signAs(other, "other.test")
+	if out, err := custodyCmd(t, home, "", nil, "promote", other, "--to", "dev", server); err == nil || !strings.Contains(out, "FAIL release-signer") || strings.Contains(out, "FAIL notation_signed") {
+		t.Fatalf("a Notation signature by another trusted identity passed the identity rule: %v\n%s", err, out)
+	}
+	if got := current(); got != "" {
+		t.Fatalf("dev runs %q after refused promotions", got)
+	}
+	release := push("release")
+	signAs(release, "custody.test")
+	mustCustody(t, home, "", nil, "policy", "test", release, "--env", "dev", server)
+	mustCustody(t, home, "", nil, "promote", release, "--to", "dev", server)
+	if got := current(); !strings.HasSuffix(release, "@"+got) {
+		t.Fatalf("dev runs %q after promoting %s", got, release)
+	}
+	out := mustCustody(t, home, "", nil, "verify", release, "--env", "dev", server, "--notation-trust-policy", pol, "--notation-trust-store", store)
+	if !strings.Contains(out, "verified") {
+		t.Fatalf("custody verify --env:\n%s", out)
+	}
+}
