@@ -218,3 +218,28 @@ func FuzzInspect(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkVerify measures one Notation verification (envelope parse,
+// signature, chain to the trust store, policy) without the registry.
+func BenchmarkVerify(b *testing.B) {
+	p := newPKI(b, "bench")
+	doc, err := ParsePolicy([]byte(policy("strict", "bench", "*")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := NewVerifier(doc, p.store(b, "bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ref := "r.example/a@" + subject.Digest.String()
+	for _, mt := range []string{MediaTypeJWS, MediaTypeCOSE} {
+		st := signed(b, p, mt, subject)
+		b.Run(formatOf(mt), func(b *testing.B) {
+			for b.Loop() {
+				if r := v.Verify(context.Background(), ref, subject, st); r.Err != nil {
+					b.Fatal(r.Err)
+				}
+			}
+		})
+	}
+}
