@@ -303,24 +303,26 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		return nil, err
 	}
 	promo, err := promotionhttp.New(promotionhttp.Options{
-		Notation:     nv,
-		NotationHost: nhost,
-		Projects:     cfg.Projects,
-		Ring:         sg.Ring(),
-		TrustRoot:    cfg.Promotion.TrustRoot,
-		Signer:       sg.Signer(),
-		Remote:       self,
-		Host:         internalHost,
-		Findings:     vulnhttp.Findings{DB: vdb},
-		Authz:        authz,
-		Audit:        auditor,
-		Index:        md,
-		AuditLog:     tl,
-		Log:          log,
-		Registries:   cfg.Admission.Registries,
+		Projects:   cfg.Projects,
+		Ring:       sg.Ring(),
+		TrustRoot:  cfg.Promotion.TrustRoot,
+		Signer:     sg.Signer(),
+		Remote:     self,
+		Host:       internalHost,
+		Findings:   vulnhttp.Findings{DB: vdb},
+		Authz:      authz,
+		Audit:      auditor,
+		Index:      md,
+		AuditLog:   tl,
+		Log:        log,
+		Registries: cfg.Admission.Registries,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if promo != nil && nv != nil {
+		// Gates and admission count the Notation signatures nv verifies.
+		promo.Service().Trust.WithNotation(nv, nhost)
 	}
 	policies := registry.Policies{auth.TagPolicy{}, engine, checker}
 	var vulnAPI *vulnhttp.Handler

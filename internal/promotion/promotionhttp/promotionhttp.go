@@ -29,7 +29,6 @@ import (
 	"github.com/custody-dev/custody/internal/jsondoc"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/meta"
-	"github.com/custody-dev/custody/internal/notary"
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/promotion"
 	"github.com/custody-dev/custody/internal/registry"
@@ -67,11 +66,6 @@ type Options struct {
 	// of further trusted keys (promotion.trustRoot), or is empty.
 	Ring      *key.Ring
 	TrustRoot string
-	// Notation, when set, makes Notary Project signatures it verifies
-	// count, their registryScopes matched with NotationHost (the name
-	// clients use; "" leaves the internal one).
-	Notation     *notary.Verifier
-	NotationHost string
 	// Signer signs what the server records; nil refuses promotions.
 	Signer crypto.Signer
 	// Remote reaches the registry the service reads and writes, named Host.
@@ -103,9 +97,6 @@ func New(o Options) (*Handler, error) {
 	trust, err := Trust(o.Ring, o.TrustRoot)
 	if err != nil {
 		return nil, err
-	}
-	if o.Notation != nil {
-		trust.WithNotation(o.Notation, o.NotationHost)
 	}
 	svc.Trust = trust
 	for i, p := range o.Projects {
