@@ -177,6 +177,25 @@ type Promotion struct {
 	// commits POST /api/v1/source verifies (docs/signing.md).
 	AllowedSigners string `yaml:"allowedSigners"`
 	OpenPGPKeyring string `yaml:"openpgpKeyring"`
+	// Notation makes gates and admission count Notary Project
+	// signatures verified under a Notation trust policy and trust store.
+	Notation Notation `yaml:"notation"`
+}
+
+// Notation is a Notation trust policy and trust store (docs/signing.md,
+// "Notary Project signatures").
+type Notation struct {
+	// TrustPolicy is a Notation trust policy document
+	// (trustpolicy.json format); empty: Notation signatures count for
+	// nothing.
+	TrustPolicy string `yaml:"trustPolicy"`
+	// TrustStore is a Notation trust store directory, holding
+	// x509/ca/NAME/, x509/signingAuthority/NAME/ and x509/tsa/NAME/.
+	TrustStore string `yaml:"trustStore"`
+	// Registry is the registry host[:port] the policy's registryScopes
+	// name this server by; default the first admission.registries entry
+	// (else only "*" scopes apply).
+	Registry string `yaml:"registry"`
 }
 
 // CA configures the certificate authority that issues short-lived

@@ -22,10 +22,12 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/custody-dev/custody/internal/attest"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/notary"
 	"github.com/custody-dev/custody/internal/provenance"
 	"github.com/custody-dev/custody/internal/sign"
 )
@@ -158,7 +160,26 @@ type Trust struct {
 	// revoked are keys trusted for nothing, known only to say why the
 	// evidence they signed fails.
 	revoked []crypto.PublicKey
+	// notation verifies Notary Project signatures; nil when none are
+	// trusted. notationHost, when set, is the registry host the trust
+	// policy's registryScopes are matched with.
+	notation     *notary.Verifier
+	notationHost string
 }
+
+// WithNotation makes Notary Project (Notation) signatures count when v
+// verifies them under its trust policy and trust store and the policy
+// enforces authenticity. The trust policy's registryScopes are matched
+// with host/repository, host being the registry the artifact is read
+// from unless scopeHost names another (the server reads itself under an
+// internal name, and gives the name clients use). It returns t.
+func (t *Trust) WithNotation(v *notary.Verifier, scopeHost string) *Trust {
+	t.notation, t.notationHost = v, scopeHost
+	return t
+}
+
+// Notation reports whether Notation signatures are verified.
+func (t *Trust) Notation() bool { return t.notation != nil }
 
 // NewTrust trusts the keys of root; the records (promotions, approvals,
 // revocations) of any of them count.
@@ -267,6 +288,28 @@ type Signature struct {
 // Trusted reports whether the signature counts.
 func (s Signature) Trusted() bool { return s.Err == nil }
 
+// NotationSignature is one Notary Project signature found on the digest,
+// with its verdict.
+type NotationSignature struct {
+	notary.Result
+}
+
+// Trusted reports whether the Notation signature counts: notation-go
+// verified it under the trust policy, and the policy's level enforces
+// authenticity (strict or permissive). Under audit a signature by an
+// untrusted certificate still "verifies", and under skip nothing is
+// checked: neither counts.
+func (n NotationSignature) Trusted() bool { return n.Err == nil }
+
+// notationSignature judges one verified (or refused) Notation signature.
+func notationSignature(r notary.Result) NotationSignature {
+	n := NotationSignature{Result: r}
+	if n.Err == nil && !r.AuthenticityEnforced {
+		n.Err = fmt.Errorf("trust policy %q verifies at level %q, which does not enforce authenticity", r.Policy, r.Level)
+	}
+	return n
+}
+
 // Attestation is one attestation found on the digest, with its verdict.
 type Attestation struct {
 	// Verified is the verified statement; nil when its signature did not
@@ -329,6 +372,11 @@ type Set struct {
 	// Rejected are the signatures found that no trusted key verifies
 	// for the digest, each with where it was found and why.
 	Rejected []sign.Rejected
+	// Notation are the Notary Project signatures found (only when the
+	// Trust verifies them: WithNotation), trusted or not; check Trusted
+	// on each. NotationErr says why they could not be read.
+	Notation    []NotationSignature
+	NotationErr error
 	// Attestations are all the attestations found, trusted or not.
 	Attestations []Attestation
 	// AttestationErr says why the attestations could not be read.
@@ -354,7 +402,18 @@ type Set struct {
 func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *Set {
 	dgst := d.DigestStr()
 	s := &Set{Digest: dgst, Signatures: []Signature{}, Attestations: []Attestation{}}
-	sigs, rejected, err := sign.VerifyAll(ctx, d, sign.PublicKeys(trust.keys), o)
+	var (
+		sigs     []sign.Verified
+		rejected []sign.Rejected
+		err      error
+	)
+	if len(trust.keys) == 0 && trust.notation != nil {
+		// Only Notation signatures are trusted: no key could verify a
+		// cosign signature.
+		err = fmt.Errorf("no trust-root key to verify cosign signatures with: %w", sign.ErrNotVerified)
+	} else {
+		sigs, rejected, err = sign.VerifyAll(ctx, d, sign.PublicKeys(trust.keys), o)
+	}
 	s.SignatureErr, s.Rejected = err, rejected
 	for i, r := range s.Rejected {
 		if id := trust.revokedSigner(func(keys []crypto.PublicKey) (string, error) {
@@ -366,6 +425,9 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 	}
 	for _, v := range sigs {
 		s.Signatures = append(s.Signatures, trust.signature(v))
+	}
+	if trust.notation != nil {
+		s.Notation, s.NotationErr = collectNotation(ctx, d, trust.notation, trust.notationHost, o)
 	}
 	envs, err := sign.StoredAttestations(ctx, d, o)
 	s.AttestationErr = err
@@ -393,6 +455,38 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 	}
 	sort.SliceStable(s.Promotions, func(i, j int) bool { return s.Promotions[i].At.Before(s.Promotions[j].At) })
 	return s
+}
+
+// collectNotation reads the Notation signatures of d and judges each.
+func collectNotation(ctx context.Context, d name.Digest, v *notary.Verifier, host string, o sign.Options) ([]NotationSignature, error) {
+	stored, err := notary.Read(ctx, d, o.Remote...)
+	if len(stored) == 0 {
+		return []NotationSignature{}, err
+	}
+	subject, herr := remote.Head(d, append(slices.Clone(o.Remote), remote.WithContext(ctx))...)
+	if herr != nil {
+		return []NotationSignature{}, fmt.Errorf("looking up %s: %w", d, herr)
+	}
+	ref := d.String()
+	if host != "" {
+		ref = host + "/" + d.RepositoryStr() + "@" + d.DigestStr()
+	}
+	out := make([]NotationSignature, 0, len(stored))
+	for _, st := range stored {
+		out = append(out, notationSignature(v.Verify(ctx, ref, *subject, st)))
+	}
+	return out, err
+}
+
+// TrustedNotation returns the Notation signatures that count.
+func (s *Set) TrustedNotation() []NotationSignature {
+	var out []NotationSignature
+	for _, n := range s.Notation {
+		if n.Trusted() {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // signature judges one signature that verified with a trusted key.

@@ -27,6 +27,13 @@
 //	  .identity     string                  signer identity, "" if unknown (Identity)
 //	  .source       string                  "tag" or "referrer" (Source)
 //	  .signedAt     timestamp               signing time; 0001-01-01T00:00:00Z if unknown (SignedAt)
+//	notation      list(gate.NotationSignature)
+//	                                        Notary Project signatures verified under the Notation trust policy
+//	  .identity     string                  signing certificate subject, "CN=...,O=...,C=US" (Identity)
+//	  .issuer       string                  its issuer (Issuer)
+//	  .format       string                  "jws" or "cose" (Format)
+//	  .policy       string                  trust policy statement that applied (Policy)
+//	  .signedAt     timestamp               signing time the envelope claims (SignedAt)
 //	attestations  map(string, list(gate.Attestation))
 //	                                        verified in-toto statements by predicate type
 //	  .keyId        string                  key.ID of the key that verified (KeyID)

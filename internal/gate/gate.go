@@ -105,6 +105,7 @@ func env() (*cel.Env, error) {
 			ext.NativeTypes(reflect.TypeFor[Input](), reflect.TypeFor[Params](), ext.ParseStructTag("json")),
 			cel.Variable("artifact", obj("Artifact")),
 			cel.Variable("signatures", cel.ListType(obj("Signature"))),
+			cel.Variable("notation", cel.ListType(obj("NotationSignature"))),
 			cel.Variable("attestations", cel.MapType(cel.StringType, cel.ListType(obj("Attestation")))),
 			cel.Variable("provenance", cel.ListType(obj("Provenance"))),
 			cel.Variable("testResults", cel.ListType(obj("TestResult"))),
@@ -391,6 +392,11 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.in.Artifact, true
 	case "signatures":
 		return a.in.Signatures, true
+	case "notation":
+		if a.in.Notation == nil {
+			return []NotationSignature{}, true
+		}
+		return a.in.Notation, true
 	case "attestations":
 		return a.in.Attestations, true
 	case "provenance":

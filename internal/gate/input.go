@@ -26,6 +26,9 @@ type Input struct {
 	Artifact Artifact `json:"artifact"`
 	// Signatures are the verified signatures on Artifact.Digest.
 	Signatures []Signature `json:"signatures"`
+	// Notation are the Notary Project signatures on Artifact.Digest that
+	// verified under the Notation trust policy (internal/evidence's rule).
+	Notation []NotationSignature `json:"notation"`
 	// Attestations are the verified in-toto statements about
 	// Artifact.Digest, by predicate type.
 	Attestations map[string][]Attestation `json:"attestations"`
@@ -77,6 +80,23 @@ type Signature struct {
 	Source string `json:"source"`
 	// SignedAt is the signing time when known (the zero timestamp,
 	// 0001-01-01T00:00:00Z, otherwise).
+	SignedAt time.Time `json:"signedAt"`
+}
+
+// NotationSignature is one Notary Project signature on Artifact.Digest
+// that verified under the Notation trust policy (CEL type
+// gate.NotationSignature).
+type NotationSignature struct {
+	// Identity is the signing certificate's subject, an X.509
+	// distinguished name as notation prints it ("CN=...,O=...,C=US").
+	Identity string `json:"identity"`
+	// Issuer is the signing certificate's issuer.
+	Issuer string `json:"issuer"`
+	// Format is the envelope: "jws" or "cose".
+	Format string `json:"format"`
+	// Policy is the name of the trust policy statement that applied.
+	Policy string `json:"policy"`
+	// SignedAt is the signing time the envelope claims.
 	SignedAt time.Time `json:"signedAt"`
 }
 

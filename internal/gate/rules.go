@@ -39,6 +39,10 @@ const (
 	// and every verified provenance names that commit (the server records
 	// a verification only for the commit a verified provenance names).
 	RuleCommitSignedBy = "commit_signed_by"
+	// RuleNotationSigned passes when a Notary Project signature verified
+	// under the Notation trust policy (whose trustedIdentities pin who
+	// may sign).
+	RuleNotationSigned = "notation_signed"
 )
 
 // ReadyRule describes a ready-made rule.
@@ -165,6 +169,13 @@ var readyRules = []ReadyRule{
 		},
 		message: func(p Params) string {
 			return "artifact must be built from a git commit whose signature the server verified, by " + strings.Join(append(slices.Clone(p.Principals), p.Fingerprints...), ", ")
+		},
+	},
+	{
+		Name: RuleNotationSigned,
+		Expr: `notation.size() > 0`,
+		message: func(Params) string {
+			return "artifact must carry a Notation signature by an identity the Notation trust policy trusts"
 		},
 	},
 }

@@ -220,6 +220,7 @@ func InputOf(repo string, set *evidence.Set, now time.Time) (gate.Input, []strin
 	in := gate.Input{
 		Artifact:     gate.Artifact{Digest: set.Digest, Repository: repo, Annotations: map[string]string{}, Tags: []string{}},
 		Signatures:   []gate.Signature{},
+		Notation:     []gate.NotationSignature{},
 		Attestations: map[string][]gate.Attestation{},
 		Findings:     []gate.Finding{},
 		Promotions:   []gate.Promotion{},
@@ -231,6 +232,9 @@ func InputOf(repo string, set *evidence.Set, now time.Time) (gate.Input, []strin
 		gs := gate.SignatureOf(sg.Verified)
 		gs.SignedAt = sg.SignedAt
 		in.Signatures = append(in.Signatures, gs)
+	}
+	for _, n := range set.TrustedNotation() {
+		in.Notation = append(in.Notation, gate.NotationSignature{Identity: n.Identity, Issuer: n.Issuer, Format: n.Format, Policy: n.Policy, SignedAt: n.SignedAt})
 	}
 	var problems []string
 	for _, a := range set.Attestations {

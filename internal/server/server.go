@@ -41,6 +41,7 @@ import (
 	"github.com/custody-dev/custody/internal/imports"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/notary"
 	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/promotion/promotionhttp"
 	"github.com/custody-dev/custody/internal/proxy"
@@ -301,6 +302,10 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		return nil, err
 	}
 	undo = append(undo, func() { vdb.Close() })
+	nv, nhost, err := notationTrust(cfg)
+	if err != nil {
+		return nil, err
+	}
 	promo, err := promotionhttp.New(promotionhttp.Options{
 		Projects:   cfg.Projects,
 		Ring:       sg.Ring(),
@@ -318,6 +323,10 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	})
 	if err != nil {
 		return nil, err
+	}
+	if promo != nil && nv != nil {
+		// Gates and admission count the Notation signatures nv verifies.
+		promo.Service().Trust.WithNotation(nv, nhost)
 	}
 	policies := registry.Policies{auth.TagPolicy{}, engine, checker}
 	var vulnAPI *vulnhttp.Handler
@@ -751,4 +760,26 @@ func openCA(c config.CA) (*ca.CA, io.Closer, error) {
 		return nil, nil, fmt.Errorf("ca: %w", err)
 	}
 	return authority, closer, nil
+}
+
+// notationTrust loads promotion.notation: the Notation verifier gates and
+// admission use, and the registry host its registryScopes name this
+// server by. It returns a nil verifier when none is configured.
+func notationTrust(cfg config.Config) (*notary.Verifier, string, error) {
+	n := cfg.Promotion.Notation
+	if n.TrustPolicy == "" && n.TrustStore == "" {
+		return nil, "", nil
+	}
+	if n.TrustPolicy == "" || n.TrustStore == "" {
+		return nil, "", errors.New("promotion.notation: give both trustPolicy and trustStore")
+	}
+	v, err := notary.LoadVerifier(n.TrustPolicy, n.TrustStore)
+	if err != nil {
+		return nil, "", fmt.Errorf("promotion.notation: %w", err)
+	}
+	host := n.Registry
+	if host == "" && len(cfg.Admission.Registries) > 0 {
+		host = cfg.Admission.Registries[0]
+	}
+	return v, host, nil
 }
