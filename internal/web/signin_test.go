@@ -138,7 +138,8 @@ func TestSignInAndOut(t *testing.T) {
 // TestSignInRedirectStaysOnSite: the page after sign-in is on this site.
 func TestSignInRedirectStaysOnSite(t *testing.T) {
 	s := newSite(t, true, nil)
-	for _, next := range []string{"https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)"} {
+	for _, next := range []string{"https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)",
+		"/\t/evil.example", "/\n/evil.example", "/\r\n/evil.example", "/\t\\evil.example"} {
 		b := s.browser()
 		resp, _ := b.do("POST", "/signin", url.Values{"username": {"admin"}, "password": {s.admin}, "next": {next}})
 		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
