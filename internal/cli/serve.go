@@ -41,7 +41,9 @@ and flags.
 
 Environment variables:
 ` + envHelp() + `
-Endpoints: /v2/ (OCI distribution API), /api/v1/ (management API:
+Endpoints: / (the web interface for browsers: repositories, artifacts,
+environments, audit, evidence, administration; docs/ui.md), /v2/ (OCI
+distribution API), /api/v1/ (management API:
 policies, retention, legal holds; see docs/retention.md), /metrics
 (Prometheus), /healthz, /readyz, POST /api/v1/gc (garbage collection, as
 'custody gc --server' calls it), /api/v1/audit/ (the tamper-evident audit
