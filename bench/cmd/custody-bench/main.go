@@ -420,8 +420,10 @@ func markdown(res *Results) string {
 		res.Machine.NumCPU, res.Machine.CPU, res.Machine.MemTotal, res.Machine.Kernel, res.Machine.Go, res.Machine.Filesystem, res.Machine.Reference)
 	fmt.Fprintf(&b, "Command: `%s` (runs=%d, median; %d manifests, %d client jobs; took %s; load average %s at start, %s at end).\n\n",
 		res.Command, res.Config.Runs, res.Config.Manifests, res.Config.Jobs, res.Elapsed, res.Machine.LoadStart, res.Machine.LoadEnd)
-	b.WriteString("| row | unit | custody | reference | custody/reference | custody peak RSS MiB | reference peak RSS MiB | custody server CPU s | reference server CPU s |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	if slices.ContainsFunc(res.Rows, func(r Row) bool { return r.Custody.P90 == 0 }) {
+		b.WriteString("| row | unit | custody | reference | custody/reference | custody peak RSS MiB | reference peak RSS MiB | custody server CPU s | reference server CPU s |\n")
+		b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	}
 	for _, r := range res.Rows {
 		if r.Custody.P90 > 0 {
 			continue
@@ -431,7 +433,7 @@ func markdown(res *Results) string {
 			peer(r, fmt.Sprintf("%.0f", r.Reference.PeakRSSMiB)), r.Custody.CPU, peer(r, fmt.Sprintf("%.2f", r.Reference.CPU)))
 	}
 	if hasUI(res) {
-		fmt.Fprintf(&b, "\nWeb pages: server-side render time in ms (%d requests per run over loopback, median of the runs' medians and of their 90th percentiles); no other registry has these pages, so the last column is the target, not a peer.\n\n", uiRequests)
+		fmt.Fprintf(&b, "\nWeb pages: server-side render time in ms (up to %d requests per run over loopback, at least %d, none started after %s; median of the runs' medians and of their 90th percentiles); no other registry has these pages, so the target column is the goal, not a peer.\n\n", uiRequests, uiMinRequests, uiRunBudget)
 		b.WriteString("| row | median ms | p90 ms | target ms | custody peak RSS MiB | custody server CPU s |\n|---|---:|---:|---:|---:|---:|\n")
 		for _, r := range res.Rows {
 			if r.Custody.P90 > 0 {
