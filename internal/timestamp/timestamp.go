@@ -131,6 +131,14 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	return ok && ea.Equal(b)
 }
 
+// WithClock returns a copy of a whose clock is now (tests, and a server
+// that pins its clock).
+func (a *Authority) WithClock(now func() time.Time) *Authority {
+	c := *a
+	c.now = now
+	return &c
+}
+
 // Chain returns the TSA certificate chain, leaf first.
 func (a *Authority) Chain() []*x509.Certificate { return a.chain }
 
