@@ -32,6 +32,7 @@ type signerFlags struct {
 	ring      keyRingFlags
 	key       string
 	plainHTTP bool
+	timestamp timestampFlag
 }
 
 func (f *signerFlags) register(fs *pflag.FlagSet) {
@@ -40,6 +41,7 @@ func (f *signerFlags) register(fs *pflag.FlagSet) {
 		"a PKCS #11 URI (pkcs11:token=...;object=...?module-path=...; PIN from the URI, "+pkcs11PINEnv+" or a prompt), "+
 		"or a KMS URI (awskms://, gcpkms://, azurekms://, hashivault://; not built into this version)")
 	fs.BoolVar(&f.plainHTTP, "plain-http", false, "talk plain HTTP to a registry that is not on loopback or a private address")
+	f.timestamp.register(fs)
 }
 
 // passphrase reads an existing key's passphrase from CUSTODY_KEY_PASSWORD,
@@ -208,6 +210,9 @@ referrer exists; see docs/signing.md).`,
 			if err != nil {
 				return err
 			}
+			if o.Timestamper, err = f.timestamp.stamper(cmd, d); err != nil {
+				return err
+			}
 			res, err := sign.Sign(ctx, d, signer, o)
 			if err != nil {
 				return fmt.Errorf("signing %s: %w", d, err)
@@ -275,7 +280,11 @@ func attach(cmd *cobra.Command, f *signerFlags, d name.Digest, predicateType str
 			return err
 		}
 	}
-	res, err := sign.Attach(ctx, d, env, predicateType, remoteOpts(ctx))
+	o := remoteOpts(ctx)
+	if o.Timestamper, err = f.timestamp.stamper(cmd, d); err != nil {
+		return err
+	}
+	res, err := sign.Attach(ctx, d, env, predicateType, o)
 	if err != nil {
 		return fmt.Errorf("attaching to %s: %w", d, err)
 	}

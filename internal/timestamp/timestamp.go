@@ -27,6 +27,8 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	dts "github.com/digitorus/timestamp"
@@ -55,6 +57,22 @@ var DefaultPolicy = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 2, 1}
 
 // DefaultAccuracy is the accuracy a token claims when none is configured.
 const DefaultAccuracy = time.Second
+
+// ParsePolicy reads a dotted policy OID such as 1.3.6.1.4.1.57264.2.1.
+func ParsePolicy(s string) (asn1.ObjectIdentifier, error) {
+	var oid asn1.ObjectIdentifier
+	for part := range strings.SplitSeq(s, ".") {
+		n, err := strconv.Atoi(part)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("policy %q is not a dotted OID", s)
+		}
+		oid = append(oid, n)
+	}
+	if len(oid) < 2 {
+		return nil, fmt.Errorf("policy %q is not a dotted OID", s)
+	}
+	return oid, nil
+}
 
 // ErrBadRequest marks a time-stamp request custody refuses: the client's
 // fault (a 400), never the authority's.
