@@ -72,7 +72,10 @@ func (r *Ring) SetTSA(chainPEM []byte, priv crypto.Signer, passphrase []byte) er
 	if err := writeFile(filepath.Join(r.dir, tsaDir, hex.EncodeToString(sum[:])+".pem"), chainPEM, 0o600); err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(r.dir, tsaDir, tsaKeyFile), enc, 0o600)
+	if err := writeFile(filepath.Join(r.dir, tsaDir, tsaKeyFile), enc, 0o600); err != nil {
+		return err
+	}
+	return r.archive("the time-stamp authority is set")
 }
 
 // TSASigner returns the ring's current TSA key, decrypted with
