@@ -114,4 +114,10 @@ func TestServerTimestamping(t *testing.T) {
 			t.Fatalf("%s signature judged at its %q time, not a time-stamp", s.Source, s.TimeSource)
 		}
 	}
+	// Scrub re-verifies against the archived trust root, which keeps the
+	// authority: the time-stamped signatures still count.
+	rep, err := a.srv.Scrub(context.Background())
+	if err != nil || !rep.OK() || rep.EvidenceChecked < 2 {
+		t.Fatalf("scrub: %v %+v", err, rep)
+	}
 }

@@ -185,6 +185,7 @@ func combine(own key.TrustRoot, extra string) (key.TrustRoot, []string, error) {
 			return tr, nil, fmt.Errorf("promotion.trustRoot: %w", err)
 		}
 		tr.Keys = append(tr.Keys, more.Keys...)
+		tr.TimestampAuthorities = append(slices.Clone(own.TimestampAuthorities), more.TimestampAuthorities...)
 	}
 	return tr, ids, nil
 }
