@@ -39,6 +39,7 @@ func newKeyTSACreateCmd() *cobra.Command {
 		cn       string
 		validity time.Duration
 		unsafe   bool
+		token    string
 	)
 	cmd := &cobra.Command{
 		Use:   "create",
@@ -48,7 +49,8 @@ func newKeyTSACreateCmd() *cobra.Command {
 self-signed root and the TSA certificate (critical extended key usage
 timeStamping), valid for --validity. With --chain FILE and --key FILE, use
 a chain your own CA issued (PEM, leaf first) and its private key (cosign's
-encrypted format or the ring's) instead. A replaced chain stays in the
+encrypted format or the ring's) instead. With --pkcs11 URI the TSA key is created on a PKCS #11 token and
+never leaves it. A replaced chain stays in the
 trust root, so old time-stamps keep verifying. Restart the server to serve
 the new authority.`,
 		Example: `  CUSTODY_KEY_PASSWORD=... custody key tsa create
@@ -64,6 +66,28 @@ the new authority.`,
 			var pass []byte
 			if (chain == "") != (keyFile == "") {
 				return fmt.Errorf("give --chain and --key together, or neither")
+			}
+			if token != "" {
+				if chain != "" {
+					return fmt.Errorf("--pkcs11 generates the key on the token: give no --chain and --key")
+				}
+				uri, err := pkcs11URIWithPIN(cmd, token)
+				if err != nil {
+					return err
+				}
+				if signer, err = key.GeneratePKCS11(uri, key.ECDSAP256); err != nil {
+					return err
+				}
+				certs, err := timestamp.NewChain(signer, cn, time.Now().UTC().Truncate(time.Second), validity)
+				if err != nil {
+					return err
+				}
+				if err := ring.SetTSAOnToken(timestamp.EncodeChain(certs), uri); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "time-stamp authority %q on a PKCS #11 token, valid from %s to %s\n", certs[0].Subject.CommonName,
+					certs[0].NotBefore.UTC().Format(time.RFC3339), certs[0].NotAfter.UTC().Format(time.RFC3339))
+				return nil
 			}
 			if chain != "" {
 				if chainPEM, err = os.ReadFile(chain); err != nil {
@@ -113,6 +137,7 @@ the new authority.`,
 	fl.StringVar(&keyFile, "key", "", "the TSA private key file for --chain (encrypted, cosign format)")
 	fl.StringVar(&cn, "common-name", "custody time-stamp authority", "the TSA certificate's common name (generated chain)")
 	fl.DurationVar(&validity, "validity", 10*365*24*time.Hour, "how long the generated chain is valid")
+	fl.StringVar(&token, "pkcs11", "", "create the TSA key on a PKCS #11 token named by this URI (PIN from the URI, "+pkcs11PINEnv+" or a prompt; the server then needs "+pkcs11PINEnv+")")
 	fl.BoolVar(&unsafe, "no-passphrase-unsafe", false, "allow an empty passphrase (the TSA key is then readable by anyone who can read the file)")
 	return cmd
 }

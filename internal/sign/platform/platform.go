@@ -104,7 +104,13 @@ func Open(o Options) (*Handler, error) {
 		}
 		pass, havePass = strings.TrimRight(string(b), "\r\n"), true
 	}
-	if havePass {
+	if ring.TSAOnToken() {
+		// A TSA key on a PKCS#11 token: its PIN, unless the URI carries one.
+		pin, _ := os.LookupEnv("CUSTODY_PKCS11_PIN")
+		if s.tsa, err = openTSA(ring, []byte(pin), cfg.Timestamp); err != nil {
+			return nil, err
+		}
+	} else if havePass {
 		if s.tsa, err = openTSA(ring, []byte(pass), cfg.Timestamp); err != nil {
 			return nil, err
 		}
