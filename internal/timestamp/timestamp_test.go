@@ -212,3 +212,54 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRespond measures answering one time-stamp request (parse,
+// sign with ECDSA P-256, encode), the work behind POST /api/v1/timestamp.
+func BenchmarkRespond(b *testing.B) {
+	a := newAuthority(b, key.ECDSAP256, nil)
+	sum := sha256.Sum256([]byte("x"))
+	q, _ := (&dts.Request{HashAlgorithm: crypto.SHA256, HashedMessage: sum[:], Certificates: true}).Marshal()
+	for b.Loop() {
+		if _, err := a.Respond(q); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerify measures checking one token against a trusted chain.
+func BenchmarkVerify(b *testing.B) {
+	a := newAuthority(b, key.ECDSAP256, nil)
+	resp, err := a.Stamp(context.Background(), []byte("sig"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	trusted := []key.TrustedTSA{{CertChain: string(a.ChainPEM())}}
+	for b.Loop() {
+		if _, err := timestamp.Verify(resp, []byte("sig"), trusted); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestConcurrentRequests: the authority answers concurrent requests, each
+// with its own nonce echoed (run with -race).
+func TestConcurrentRequests(t *testing.T) {
+	a := newAuthority(t, key.ECDSAP256, nil)
+	stamp := timestamp.Client(serve(t, a)+timestamp.Path, nil)
+	errs := make(chan error, 16)
+	for i := range 16 {
+		go func() {
+			data := []byte{byte(i)}
+			resp, err := stamp(context.Background(), data)
+			if err == nil {
+				_, err = timestamp.Verify(resp, data, []key.TrustedTSA{{CertChain: string(a.ChainPEM())}})
+			}
+			errs <- err
+		}()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
