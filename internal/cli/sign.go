@@ -169,7 +169,9 @@ func newSignCmd() *cobra.Command {
 active one by default) or a cosign-format key file, and store the signature
 where cosign v2 looks (tag sha256-<hex>.sig) and as an OCI 1.1 referrer
 carrying a Sigstore bundle v0.3 (cosign v3). No transparency log is used:
-custody works air-gapped. The signature is over the digest, so it holds for
+custody works air-gapped. When the registry runs a time-stamp authority
+(custody key tsa create), the signature carries its RFC 3161 time-stamp
+(--timestamp-server-url), and verifiers judge the key at that time. The signature is over the digest, so it holds for
 every tag and every environment the digest is promoted to.
 
 The key's passphrase comes from ` + keyPasswordEnv + ` (or COSIGN_PASSWORD),
