@@ -33,6 +33,7 @@ type signerFlags struct {
 	ring      keyRingFlags
 	key       string
 	plainHTTP bool
+	timestamp timestampFlag
 }
 
 func (f *signerFlags) register(fs *pflag.FlagSet) {
@@ -41,6 +42,7 @@ func (f *signerFlags) register(fs *pflag.FlagSet) {
 		"a PKCS #11 URI (pkcs11:token=...;object=...?module-path=...; PIN from the URI, "+pkcs11PINEnv+" or a prompt), "+
 		"or a KMS URI (awskms://, gcpkms://, azurekms://, hashivault://; not built into this version)")
 	fs.BoolVar(&f.plainHTTP, "plain-http", false, "talk plain HTTP to a registry that is not on loopback or a private address")
+	f.timestamp.register(fs)
 }
 
 // passphrase reads an existing key's passphrase from CUSTODY_KEY_PASSWORD,
@@ -171,7 +173,9 @@ func newSignCmd() *cobra.Command {
 active one by default) or a cosign-format key file, and store the signature
 where cosign v2 looks (tag sha256-<hex>.sig) and as an OCI 1.1 referrer
 carrying a Sigstore bundle v0.3 (cosign v3). No transparency log is used:
-custody works air-gapped. The signature is over the digest, so it holds for
+custody works air-gapped. When the registry runs a time-stamp authority
+(custody key tsa create), the signature carries its RFC 3161 time-stamp
+(--timestamp-server-url), and verifiers judge the key at that time. The signature is over the digest, so it holds for
 every tag and every environment the digest is promoted to.
 
 The key's passphrase comes from ` + keyPasswordEnv + ` (or COSIGN_PASSWORD),
@@ -236,6 +240,9 @@ application/vnd.cncf.notary.signature. 'notation verify' and 'custody verify
 			o.Annotations = ann
 			d, err := resolve(ctx, args[0], f.plainHTTP, o)
 			if err != nil {
+				return err
+			}
+			if o.Timestamper, err = f.timestamp.stamper(cmd, d); err != nil {
 				return err
 			}
 			res, err := sign.Sign(ctx, d, signer, o)
@@ -339,7 +346,11 @@ func attach(cmd *cobra.Command, f *signerFlags, d name.Digest, predicateType str
 			return err
 		}
 	}
-	res, err := sign.Attach(ctx, d, env, predicateType, remoteOpts(ctx))
+	o := remoteOpts(ctx)
+	if o.Timestamper, err = f.timestamp.stamper(cmd, d); err != nil {
+		return err
+	}
+	res, err := sign.Attach(ctx, d, env, predicateType, o)
 	if err != nil {
 		return fmt.Errorf("attaching to %s: %w", d, err)
 	}

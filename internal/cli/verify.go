@@ -211,6 +211,9 @@ func printReport(w io.Writer, r verification.Report) {
 		line := fmt.Sprintf("  %s signature (%s) by key %s", mark(s.OK), s.Source, verification.Short(s.KeyID))
 		if s.SignedAt != "" {
 			line += " at " + s.SignedAt
+			if s.TimeSource == "timestamp" {
+				line += " (trusted time-stamp)"
+			}
 		}
 		if s.Problem != "" {
 			line += ": " + s.Problem

@@ -232,6 +232,19 @@ type Signing struct {
 	// SBOMOnPush also generates an SBOM (SPDX 2.3) of every image signed
 	// on push and attaches it as an attestation signed by the server.
 	SBOMOnPush bool `yaml:"sbomOnPush"`
+	// Timestamp configures the key ring's RFC 3161 time-stamp authority,
+	// served at /api/v1/timestamp when the ring has one ('custody key tsa
+	// create'; docs/signing.md, "Trusted time").
+	Timestamp Timestamping `yaml:"timestamp"`
+}
+
+// Timestamping configures the time-stamp authority's tokens.
+type Timestamping struct {
+	// Policy is the TSA policy OID (dotted) every token names; default
+	// internal/timestamp.DefaultPolicy.
+	Policy string `yaml:"policy"`
+	// Accuracy is the accuracy every token claims; default 1s.
+	Accuracy Duration `yaml:"accuracy"`
 }
 
 // Auth configures authentication and access control.

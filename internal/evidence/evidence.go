@@ -30,6 +30,7 @@ import (
 	"github.com/custody-dev/custody/internal/notary"
 	"github.com/custody-dev/custody/internal/provenance"
 	"github.com/custody-dev/custody/internal/sign"
+	"github.com/custody-dev/custody/internal/timestamp"
 )
 
 // SignedAtAnnotation is the signed annotation carrying the signing time
@@ -181,6 +182,68 @@ func (t *Trust) WithNotation(v *notary.Verifier, scopeHost string) *Trust {
 // Notation reports whether Notation signatures are verified.
 func (t *Trust) Notation() bool { return t.notation != nil }
 
+// The sources of a signature's SignedAt.
+const (
+	// TimeFromTimestamp: an RFC 3161 time-stamp by an authority of the
+	// trust root vouches for the time.
+	TimeFromTimestamp = "timestamp"
+	// TimeFromClaim: only the signer's own SignedAtAnnotation says when.
+	TimeFromClaim = "claim"
+)
+
+// signingTime decides, in one place, at what time a signature (or an
+// attestation) by a trust-root key is judged, given the RFC 3161
+// time-stamps stored with it and the time its signer claims (zero for
+// none). It returns the time (zero: any key of the root), where it comes
+// from, and why the evidence does not count (nil when it may):
+//
+//   - a time-stamp that verifies against a time-stamp authority of the
+//     trust root, inside that authority's window, gives the time; the
+//     claim is ignored;
+//   - time-stamps of which none verifies make the evidence not count (a
+//     time-stamp from an untrusted authority is refused, not skipped);
+//   - without a time-stamp, a claim made at or after the trust root's
+//     first authority came into service does not count: custody
+//     time-stamps what it signs once the ring has an authority, so a
+//     bare claim from then on is the signer's word against the clock;
+//   - without a time-stamp, an older claim (or any claim when the root has
+//     no authority) gives the time, as before trusted time existed;
+//   - with neither, any key of the root is accepted (cosign's signatures
+//     without a time-stamp: rotation is not compromise).
+func (t *Trust) signingTime(stamps []sign.Timestamp, claimed time.Time) (time.Time, string, error) {
+	if len(stamps) > 0 {
+		var errs []error
+		for _, ts := range stamps {
+			at, err := timestamp.Verify(ts.Response, ts.Over, t.root.TimestampAuthorities)
+			if err == nil {
+				return at, TimeFromTimestamp, nil
+			}
+			errs = append(errs, err)
+		}
+		return time.Time{}, "", errors.Join(errs...)
+	}
+	if claimed.IsZero() {
+		return time.Time{}, "", nil
+	}
+	if first, ok := t.firstTSA(); ok && !claimed.Before(first) {
+		return claimed, TimeFromClaim, fmt.Errorf("claims to be signed at %s but carries no time-stamp from a trusted authority (required since %s)",
+			claimed.UTC().Format(time.RFC3339), first.UTC().Format(time.RFC3339))
+	}
+	return claimed, TimeFromClaim, nil
+}
+
+// firstTSA returns when the trust root's first time-stamp authority came
+// into service.
+func (t *Trust) firstTSA() (time.Time, bool) {
+	var first time.Time
+	for _, ta := range t.root.TimestampAuthorities {
+		if first.IsZero() || ta.ValidFor.Start.Before(first) {
+			first = ta.ValidFor.Start
+		}
+	}
+	return first, !first.IsZero()
+}
+
 // NewTrust trusts the keys of root; the records (promotions, approvals,
 // revocations) of any of them count.
 func NewTrust(root key.TrustRoot) (*Trust, error) {
@@ -283,6 +346,11 @@ type Signature struct {
 	// KeyStatus is the trust root's status of the key (active, or
 	// retired: rotated out, still verifying what it signed while valid).
 	KeyStatus key.Status
+	// Claimed is the signing time the signer claims (zero for none) and
+	// TimeSource where SignedAt comes from: TimeFromTimestamp,
+	// TimeFromClaim, or "" when the signature has no known time.
+	Claimed    time.Time
+	TimeSource string
 }
 
 // Trusted reports whether the signature counts.
@@ -320,6 +388,10 @@ type Attestation struct {
 	PredicateType string
 	KeyID         string
 	KeyStatus     key.Status
+	// SignedAt is the time a trusted RFC 3161 time-stamp gives the
+	// attestation's signature (zero without one; attestations carry no
+	// claimed time).
+	SignedAt time.Time
 	// Container is the digest of the .att image or bundle referrer
 	// manifest the attestation was found in.
 	Container string
@@ -433,7 +505,7 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 	s.AttestationErr = err
 	resolver := attest.ResolverFromKeys(trust.keys...)
 	for _, env := range envs {
-		a := trust.attestation(env.Envelope, resolver, dgst)
+		a := trust.attestation(env.Envelope, resolver, dgst, env.Timestamps)
 		a.Container = env.Container
 		if a.Counts {
 			switch {
@@ -494,18 +566,22 @@ func (t *Trust) signature(v sign.Verified) Signature {
 	s := Signature{Verified: v, KeyStatus: t.status(v.KeyID)}
 	if ts := v.Annotations[SignedAtAnnotation]; ts != "" {
 		at, err := time.Parse(time.RFC3339, ts)
-		if err != nil {
+		if err != nil && len(v.Timestamps) == 0 {
 			s.Err = errors.New("unreadable signing time " + ts)
 			return s
 		}
-		s.SignedAt = at
+		s.Claimed = at
+	}
+	s.SignedAt, s.TimeSource, s.Err = t.signingTime(v.Timestamps, s.Claimed)
+	if s.Err != nil {
+		return s
 	}
 	s.Err = t.validAt(v.KeyID, s.SignedAt)
 	return s
 }
 
 // attestation verifies one DSSE envelope as an attestation about dgst.
-func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string) Attestation {
+func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string, stamps []sign.Timestamp) Attestation {
 	var a Attestation
 	v, err := attest.Verify(env, resolver, attest.AllowStatementV01(), attest.AllowPredicateType(known...))
 	if err != nil {
@@ -527,7 +603,10 @@ func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string
 	if a.Err = attest.VerifySubject(v, dgst); a.Err != nil {
 		return a
 	}
-	if a.Err = t.validAt(v.KeyID, time.Time{}); a.Err != nil {
+	if a.SignedAt, _, a.Err = t.signingTime(stamps, time.Time{}); a.Err != nil {
+		return a
+	}
+	if a.Err = t.validAt(v.KeyID, a.SignedAt); a.Err != nil {
 		return a
 	}
 	b, err := attest.PredicateJSON(v.Statement)

@@ -31,6 +31,7 @@ import (
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/repopattern"
 	"github.com/custody-dev/custody/internal/sign"
+	"github.com/custody-dev/custody/internal/timestamp"
 )
 
 // The records the server writes are evidence.Record, evidence.Approval and
@@ -69,6 +70,8 @@ type Service struct {
 	Host   string
 	// Signer signs the server's attestations with a key of its ring.
 	Signer crypto.Signer
+	// Timestamper, when set, time-stamps them (the ring's authority).
+	Timestamper timestamp.Stamper
 	// Trust decides which signatures, attestations and records count:
 	// the server's trust root and any configured extra keys, each inside
 	// its validity window; records (promotions, approvals, revocations)
@@ -149,7 +152,7 @@ func (s *Service) ref(repo, dgst string) (name.Digest, error) {
 }
 
 func (s *Service) opts(ctx context.Context) sign.Options {
-	return sign.Options{Remote: append(slices.Clone(s.Remote), remote.WithContext(ctx))}
+	return sign.Options{Remote: append(slices.Clone(s.Remote), remote.WithContext(ctx)), Timestamper: s.Timestamper}
 }
 
 // Facts are what a gate sees of an artifact, plus the custody records.

@@ -129,6 +129,8 @@ func apiRequirement(r *http.Request) (action, repo string, perm auth.Perm, own b
 		return "", "", 0, true // public keys and the trust root are public
 	case "signingCert", "rootCert":
 		return "", "", 0, true // the CA judges its requests' OIDC tokens itself; its chain is public
+	case "timestamp":
+		return "", "", 0, true // the time-stamp authority is public, as sigstore's is
 	case "audit":
 		if sub == "key" {
 			return "", "", 0, true // the log's public key is public

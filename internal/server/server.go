@@ -307,19 +307,20 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		return nil, err
 	}
 	promo, err := promotionhttp.New(promotionhttp.Options{
-		Projects:   cfg.Projects,
-		Ring:       sg.Ring(),
-		TrustRoot:  cfg.Promotion.TrustRoot,
-		Signer:     sg.Signer(),
-		Remote:     self,
-		Host:       internalHost,
-		Findings:   vulnhttp.Findings{DB: vdb},
-		Authz:      authz,
-		Audit:      auditor,
-		Index:      md,
-		AuditLog:   tl,
-		Log:        log,
-		Registries: cfg.Admission.Registries,
+		Projects:    cfg.Projects,
+		Ring:        sg.Ring(),
+		TrustRoot:   cfg.Promotion.TrustRoot,
+		Signer:      sg.Signer(),
+		Timestamper: sg.Timestamper(),
+		Remote:      self,
+		Host:        internalHost,
+		Findings:    vulnhttp.Findings{DB: vdb},
+		Authz:       authz,
+		Audit:       auditor,
+		Index:       md,
+		AuditLog:    tl,
+		Log:         log,
+		Registries:  cfg.Admission.Registries,
 	})
 	if err != nil {
 		return nil, err

@@ -42,8 +42,11 @@ type SignatureCheck struct {
 	Source   string `json:"source"` // "tag" or "referrer"
 	KeyID    string `json:"keyId"`
 	SignedAt string `json:"signedAt,omitempty"`
-	OK       bool   `json:"ok"`
-	Problem  string `json:"problem,omitempty"`
+	// TimeSource says who vouches for SignedAt: "timestamp" (a trusted
+	// RFC 3161 time-stamp) or "claim" (the signer's own word).
+	TimeSource string `json:"timeSource,omitempty"`
+	OK         bool   `json:"ok"`
+	Problem    string `json:"problem,omitempty"`
 }
 
 // NotationCheck is one Notary Project signature found on the artifact
@@ -158,6 +161,10 @@ func (v *Verifier) Judge(ref string, set *evidence.Set) Report {
 		c := SignatureCheck{Source: string(s.Source), KeyID: s.KeyID, OK: s.Trusted()}
 		if !s.SignedAt.IsZero() {
 			c.SignedAt = s.Annotations[evidence.SignedAtAnnotation]
+			if s.TimeSource == evidence.TimeFromTimestamp {
+				c.SignedAt = s.SignedAt.UTC().Format(time.RFC3339)
+			}
+			c.TimeSource = s.TimeSource
 		}
 		if !c.OK {
 			c.Problem = s.Err.Error()
