@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -30,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 
+	"github.com/custody-dev/custody/internal/auth/oidctest"
 	"github.com/custody-dev/custody/internal/ca"
 	"github.com/custody-dev/custody/internal/testserver"
 	"github.com/custody-dev/custody/internal/tlog"
@@ -43,26 +43,8 @@ type issuer struct {
 }
 
 func newIssuer(t *testing.T) *issuer {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &issuer{key: key}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"issuer": f.hs.URL, "jwks_uri": f.hs.URL + "/jwks",
-			"id_token_signing_alg_values_supported": []string{"ES256"},
-			"response_types_supported":              []string{"id_token"},
-			"subject_types_supported":               []string{"public"},
-		})
-	})
-	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
-	})
-	f.hs = httptest.NewServer(mux)
-	t.Cleanup(f.hs.Close)
-	return f
+	o := oidctest.New(t, "k1")
+	return &issuer{hs: o.Server, key: o.Key}
 }
 
 // githubClaims are a GitHub Actions job's token claims.
