@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -43,7 +44,8 @@ func (s *caServer) get(t *testing.T, path string) []byte {
 // old CA is there with its window closed at the rotation and both TSA
 // chains with theirs; the signing configuration names the current CA and
 // TSA at the server's URL. A certificate the server issues carries an SCT
-// that sigstore-go verifies against the served root.
+// that sigstore-go verifies against the served root, and its SHA-256 is
+// in the audit log.
 func TestTrustDocuments(t *testing.T) {
 	oldDir := t.TempDir()
 	oldKey, oldCert := filepath.Join(oldDir, "ca.key"), filepath.Join(oldDir, "ca.pem")
@@ -135,4 +137,6 @@ func TestTrustDocuments(t *testing.T) {
 	if err := verify.VerifySignedCertificateTimestamp([][]*x509.Certificate{chain}, 1, tr); err != nil {
 		t.Fatalf("the issued certificate's SCT does not verify with the served trusted root: %v", err)
 	}
+	// The certificate is on record in the tamper-evident audit log.
+	s.mustAudit(t, "ok", fmt.Sprintf("sha256 %x", sha256.Sum256(chain[0].Raw)))
 }
