@@ -234,6 +234,26 @@ func TestCosignKeylessSignAndVerify(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cosign v3 verify --trusted-root: %v\n%s", err, out)
 	}
+	// cosign v3 signs with the server's signing_config.json: the
+	// certificate from its CA, the time-stamp from its TSA.
+	signingConfig := filepath.Join(t.TempDir(), "signing_config.json")
+	if err := os.WriteFile(signingConfig, []byte(custody(t, "key", "signing-config", "--server", s.base)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(cosign3, "sign", "--signing-config", signingConfig, "--trusted-root", trustedRoot, "--identity-token", tok,
+		"--allow-insecure-registry", "--yes", image)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cosign v3 sign --signing-config: %v\n%s", err, out)
+	}
+	// ...and verifies that bundle (certificate, SCT, time-stamp) with the
+	// trusted root; only the transparency log is still missing.
+	cmd = exec.Command(cosign3, "verify", "--trusted-root", trustedRoot, "--certificate-identity", workflowIdentity,
+		"--certificate-oidc-issuer", s.issuer.hs.URL, "--insecure-ignore-tlog", "--new-bundle-format", "--allow-insecure-registry", image)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cosign v3 verify of its own keyless bundle: %v\n%s", err, out)
+	}
 	s.mustAudit(t, "ok", workflowIdentity)
 }
 
@@ -270,7 +290,7 @@ func TestSigningCertRefusals(t *testing.T) {
 	}
 
 	status, body := s.requestV2(t, good, key, sub)
-	if status != http.StatusCreated {
+	if status != http.StatusOK {
 		t.Fatalf("good request: %d %s", status, body)
 	}
 	var resp struct {

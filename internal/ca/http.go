@@ -125,11 +125,12 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request, parse func([]byt
 	return chain, ctx, nil
 }
 
-// writeV2 answers Fulcio's v2 way: the chain in
+// writeV2 answers Fulcio's v2 way: 200 (what its gRPC gateway answers
+// and sigstore-go's client, cosign v3's, requires) with the chain in
 // signedCertificateEmbeddedSct (the SCT, with a CT log, is inside the
 // certificate).
 func (h *Handler) writeV2(w http.ResponseWriter, chain []*x509.Certificate) {
-	problem.JSON(w, http.StatusCreated, map[string]any{
+	problem.JSON(w, http.StatusOK, map[string]any{
 		"signedCertificateEmbeddedSct": map[string]any{"chain": pemChain(chain)},
 	})
 }
