@@ -23,7 +23,10 @@ func newCACmd() *cobra.Command {
 		Short: "Manage the certificate authority for workloads (keyless signing)",
 		Long: `The certificate authority issues short-lived code-signing certificates to CI
 jobs that present an OIDC token of a trusted issuer (auth.oidc), at Fulcio's
-API, so cosign signs with custody as its Fulcio (docs/keyless.md).`,
+API, so cosign signs with custody as its Fulcio (docs/keyless.md). With a CT
+log ('custody ca ctlog create', ca.ctlog.key) every certificate embeds its
+signed certificate timestamp, which cosign checks against the log's key in
+the server's trusted_root.json ('custody key trust-root --format sigstore').`,
 	}
 	cmd.AddCommand(newCACreateCmd(), newCACTLogCmd())
 	return cmd
