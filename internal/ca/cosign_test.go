@@ -155,6 +155,8 @@ ca:
 // issuer with the CA chain and the CT log's key, SCT checked (no
 // --insecure-ignore-sct), and with the server's trusted_root.json (cosign
 // v2 and v3); it refuses another identity and another CT log's key.
+// cosign v3 signs with the server's signing_config.json (CA and TSA) and
+// verifies that bundle with the trusted root.
 func TestCosignKeylessSignAndVerify(t *testing.T) {
 	cosign := testserver.Client(t, "cosign")
 	s := startCA(t)

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +21,8 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/verify"
 
 	"github.com/custody-dev/custody/internal/ca"
+	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/testserver"
 )
 
 // get fetches path without credentials.
@@ -139,4 +143,60 @@ func TestTrustDocuments(t *testing.T) {
 	}
 	// The certificate is on record in the tamper-evident audit log.
 	s.mustAudit(t, "ok", fmt.Sprintf("sha256 %x", sha256.Sum256(chain[0].Raw)))
+}
+
+// TestCTLogCreateRefusals: 'custody ca ctlog create' replaces no key and no
+// public key file, and needs a passphrase; a refusal leaves nothing behind.
+func TestCTLogCreateRefusals(t *testing.T) {
+	dir := t.TempDir()
+	run := func(env []string, args ...string) (string, error) {
+		c := exec.Command(testserver.Binary(t), append([]string{"ca", "ctlog", "create"}, args...)...)
+		c.Env = append(os.Environ(), env...)
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	withPass := []string{"CUSTODY_CA_PASSWORD=" + caPassword}
+	existing := filepath.Join(dir, "existing")
+	if err := os.WriteFile(existing, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(dir, "fresh")
+	for _, tc := range []struct {
+		name, want string
+		env        []string
+		args       []string
+	}{
+		{"no key", "give one of --key or --pkcs11", withPass, nil},
+		{"both", "give one of --key or --pkcs11", withPass, []string{"--key", fresh + ".key", "--pkcs11", "pkcs11:object=x"}},
+		{"no passphrase", "CUSTODY_CA_PASSWORD", []string{"CUSTODY_CA_PASSWORD="}, []string{"--key", fresh + ".key", "--public", fresh + ".pub"}},
+		{"existing key", "file exists", withPass, []string{"--key", existing, "--public", fresh + ".pub"}},
+		{"existing public key", "refusing to replace", withPass, []string{"--key", fresh + ".key", "--public", existing}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := run(tc.env, tc.args...)
+			if err == nil || !strings.Contains(out, tc.want) {
+				t.Fatalf("got %v\n%s\nwant a refusal mentioning %q", err, out, tc.want)
+			}
+			if b, _ := os.ReadFile(existing); string(b) != "keep me" {
+				t.Fatal("an existing file was replaced")
+			}
+			for _, f := range []string{fresh + ".key", fresh + ".pub"} {
+				if _, err := os.Stat(f); err == nil {
+					t.Fatalf("%s was written by a refused command", f)
+				}
+			}
+		})
+	}
+	// And it works: a P-256 public key is printed.
+	out, err := run(withPass, "--key", fresh+".key")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	pub, err := key.ParsePublicKey([]byte(out))
+	if err != nil {
+		t.Fatalf("the printed public key: %v\n%s", err, out)
+	}
+	if ec, ok := pub.(*ecdsa.PublicKey); !ok || ec.Curve != elliptic.P256() {
+		t.Fatalf("public key %T", pub)
+	}
 }
