@@ -224,7 +224,7 @@ func (s *Handler) Signer() crypto.Signer { return s.signer }
 // Record implements audit.Auditor: it watches for tags set by clients
 // in the repositories signed on push.
 func (s *Handler) Record(ctx context.Context, e audit.Event) {
-	if s.queue == nil || e.Action != "tag.set" || e.Result != "ok" || strings.HasPrefix(e.Tag, "sha256-") {
+	if s.queue == nil || e.Action != "tag.set" || e.Result != "ok" || sign.IsEvidenceTag(e.Tag) {
 		return
 	}
 	if id, ok := identity.From(ctx); ok && id == identity.Server {
