@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -52,6 +51,7 @@ import (
 	"github.com/custody-dev/custody/internal/sign/platform"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
+	"github.com/custody-dev/custody/internal/trustedroot"
 	"github.com/custody-dev/custody/internal/vuln"
 	"github.com/custody-dev/custody/internal/vuln/vulnhttp"
 	"github.com/custody-dev/custody/internal/web"
@@ -423,7 +423,9 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		authz.Register(mux)
 	}
 	// The certificate authority for workloads (docs/keyless.md): Fulcio's
-	// API, judging tokens with the OIDC trust configuration.
+	// API, judging tokens with the OIDC trust configuration; with a CT
+	// log, its certificates embed signed certificate timestamps.
+	trustMaterial := &sigstoreTrust{ring: sg.Ring(), tsa: sg.TSA()}
 	if cfg.CA.Key != "" {
 		if authz == nil {
 			return nil, errors.New("ca needs authentication on: its workloads prove who they are with OIDC tokens (auth.oidc)")
@@ -433,8 +435,26 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 			return nil, err
 		}
 		undo = append(undo, func() { closeCA.Close() })
+		ctl, closeLog, err := openCTLog(cfg.CA)
+		if err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { closeLog.Close() })
+		if ctl != nil {
+			authority.WithCTLog(ctl)
+			trustMaterial.ctlog, trustMaterial.ctlogStart = ctl, cfg.CA.CTLog.Start
+			if trustMaterial.ctlogStart.IsZero() {
+				trustMaterial.ctlogStart = authority.Chain()[0].NotBefore
+			}
+		}
+		trustMaterial.ca, trustMaterial.caStart = authority, authority.Chain()[0].NotBefore
 		(&ca.Handler{CA: authority, Tokens: authz, Audit: auditor, Log: log}).Register(mux)
 	}
+	if err := trustMaterial.retiredTrust(cfg.CA); err != nil {
+		return nil, err
+	}
+	// Sigstore's trusted_root.json and signing_config.json (public).
+	(&trustedroot.Handler{URL: cfg.CA.URL, Input: trustMaterial.input, Log: log}).Register(mux)
 	// The repository catalog: /api/v1/repositories lists only what the
 	// caller may pull.
 	canRead := func(context.Context, string) bool { return true }
@@ -748,15 +768,11 @@ func (s *Server) Blobs() blob.Store { return s.blobs }
 // openCA opens the configured certificate authority, its key file
 // decrypted with ca.passphraseFile or CUSTODY_CA_PASSWORD.
 func openCA(c config.CA) (*ca.CA, io.Closer, error) {
-	pass := os.Getenv("CUSTODY_CA_PASSWORD")
-	if c.PassphraseFile != "" {
-		b, err := os.ReadFile(c.PassphraseFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("ca.passphraseFile: %w", err)
-		}
-		pass = strings.TrimRight(string(b), "\r\n")
+	pass, err := caPassphrase(c)
+	if err != nil {
+		return nil, nil, err
 	}
-	authority, closer, err := ca.Open(c.Key, c.Certificate, []byte(pass), time.Duration(c.Validity))
+	authority, closer, err := ca.Open(c.Key, c.Certificate, pass, time.Duration(c.Validity))
 	if err != nil {
 		return nil, nil, fmt.Errorf("ca: %w", err)
 	}
