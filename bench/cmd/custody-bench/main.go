@@ -92,6 +92,8 @@ type options struct {
 	peer        string
 	backend     string
 	replicas    int
+	// clients is where the command rows' peers (crane, cosign) are.
+	clients string
 }
 
 func main() {
@@ -124,6 +126,7 @@ func run() error {
 	flag.StringVar(&bLayer, "bundle-layer", "1075KiB", "layer size of the bundle rows' 50 images x 20 layers (1075KiB: a 1.03 GiB bundle)")
 	flag.StringVar(&o.peer, "peer", peerReference, "what custody is compared with: reference (the CNCF registry) or custody-audit-off (custody without its audit log)")
 	flag.StringVar(&o.backend, "backend", backendEmbedded, "custody's backends: embedded (SQLite and files) or postgres-s3 (PostgreSQL and MinIO; the peer column is then custody embedded)")
+	flag.StringVar(&o.clients, "clients", "", "directory of the command rows' peers, crane and cosign (default $CUSTODY_CLIENTS_BIN, else <repo>/.cache/bin)")
 	flag.IntVar(&o.replicas, "replicas", 1, "custody replicas with -backend postgres-s3 (1 or 2; the client sends requests to them in turn)")
 	flag.Parse()
 	set := map[string]bool{}
@@ -236,7 +239,8 @@ func allRows(sizes []int64) []string {
 	for _, s := range sizes {
 		rows = append(rows, "push-"+formatSize(s), "pull-"+formatSize(s), "fetch-"+formatSize(s))
 	}
-	rows = append(append(rows, "manifest-push", "manifest-pull", "audit-append", "sign", "verify"), bundleRows...)
+	rows = append(append(rows, "manifest-push", "manifest-pull", "audit-append"), cmdRows...)
+	rows = append(rows, bundleRows...)
 	return append(rows, uiRows()...)
 }
 
@@ -470,8 +474,9 @@ type harness struct {
 	seq        int
 	revision   string
 	started    time.Time
-	svc        *services // PostgreSQL and MinIO for -backend postgres-s3
-	ui         *uiSeed   // the ui-* rows' data, seeded by the first of them
+	svc        *services   // PostgreSQL and MinIO for -backend postgres-s3
+	ui         *uiSeed     // the ui-* rows' data, seeded by the first of them
+	cmdFix     *cmdFixture // the command rows' server and signed image
 }
 
 func newHarness(ctx context.Context, o options) (*harness, error) {
@@ -527,6 +532,7 @@ func newHarness(ctx context.Context, o options) (*harness, error) {
 }
 
 func (h *harness) close() {
+	h.closeFixture()
 	h.closeServices()
 	if h.o.keep {
 		logf("kept %s", h.work)
@@ -611,6 +617,17 @@ func (h *harness) runAll() (*Results, error) {
 	}
 	for _, name := range h.o.rows {
 		row := Row{Name: name}
+		if slices.Contains(cmdRows, name) {
+			// Processes alternate inside each run (measureCmdRow).
+			if err := h.cmdRow(&row); errors.Is(err, errNoPeer) {
+				logf("%s: skipped: %v", name, err)
+				continue
+			} else if err != nil {
+				return nil, err
+			}
+			res.Rows = append(res.Rows, row)
+			continue
+		}
 		for run := range h.o.runs {
 			targets := []string{targetCustody, targetReference}
 			if slices.Contains(bundleRows, name) {
@@ -673,20 +690,6 @@ type sample struct {
 
 // measure runs one row once against a fresh server of target.
 func (h *harness) measure(row, target string) (sample, error) {
-	if row == "verify" {
-		if target == targetReference {
-			return sample{unit: "verifies/s", value: verifyTarget}, nil
-		}
-		h.seq++
-		return measureVerify(h.ctx, filepath.Join(h.work, fmt.Sprintf("%03d-%s", h.seq, row)), h.o.keep, false)
-	}
-	if row == "sign" {
-		if target == targetReference {
-			return sample{unit: "signatures/s", value: verifyTarget}, nil
-		}
-		h.seq++
-		return measureVerify(h.ctx, filepath.Join(h.work, fmt.Sprintf("%03d-%s", h.seq, row)), h.o.keep, true)
-	}
 	if slices.Contains(bundleRows, row) {
 		return h.measureBundle(row, target)
 	}
