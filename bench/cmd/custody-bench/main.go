@@ -495,6 +495,7 @@ type harness struct {
 	svc        *services   // PostgreSQL and MinIO for -backend postgres-s3
 	ui         *uiSeed     // the ui-* rows' data, seeded by the first of them
 	cmdFix     *cmdFixture // the command rows' server and signed image
+	cmdFixErr  error       // why the fixture could not be made
 	// tessera is the audit-append row's peer (bench/tessera-append),
 	// tesseraErr why it could not be built.
 	tessera    string

@@ -82,10 +82,18 @@ func (h *harness) clientBin(name string) string {
 
 // fixture starts the command rows' server and signs and attests an image
 // with cosign, once per harness run.
-func (h *harness) fixture() (*cmdFixture, error) {
+func (h *harness) fixture() (_ *cmdFixture, err error) {
+	if h.cmdFixErr != nil {
+		return nil, h.cmdFixErr
+	}
 	if h.cmdFix != nil {
 		return h.cmdFix, nil
 	}
+	defer func() {
+		if err != nil {
+			h.cmdFixErr = err // not half a fixture on the next call
+		}
+	}()
 	cosign := h.clientBin("cosign")
 	if cosign == "" {
 		return nil, errNoPeer
