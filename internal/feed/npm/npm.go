@@ -514,4 +514,3 @@ func (h *Handler) loadError(w http.ResponseWriter, r *http.Request, q request, e
 	}
 	h.fail(w, r, "read package", err)
 }
-
