@@ -12,6 +12,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/registry"
 )
 
 // Labels are names for versions that move, such as npm's dist-tags
@@ -140,7 +141,11 @@ func (s *Store) SetLabel(ctx context.Context, r *http.Request, repo, name string
 // RemoveLabel removes label name of repo on behalf of r; removed reports
 // whether it was set.
 func (s *Store) RemoveLabel(ctx context.Context, r *http.Request, repo, name string) (removed bool, err error) {
-	cur, err := s.Labels(ctx, repo, s.mustTags(ctx, repo))
+	tags, err := s.Tags(ctx, repo)
+	if err != nil {
+		return false, err
+	}
+	cur, err := s.Labels(ctx, repo, tags)
 	if err != nil {
 		return false, err
 	}
@@ -148,11 +153,6 @@ func (s *Store) RemoveLabel(ctx context.Context, r *http.Request, repo, name str
 		return false, nil
 	}
 	return true, s.appendLabel(ctx, r, repo, name, "")
-}
-
-func (s *Store) mustTags(ctx context.Context, repo string) []string {
-	tags, _ := s.Tags(ctx, repo)
-	return tags
 }
 
 // appendLabel appends an entry to the label's log: target, or a tombstone
@@ -209,8 +209,7 @@ func (s *Store) Tag(ctx context.Context, r *http.Request, repo, tag string, d di
 		return s.policy.CheckTag(ctx, repo, tag, current, next)
 	}
 	if err := s.meta.PutManifestVerified(ctx, m, []string{tag}, check); err != nil {
-		var exists *ExistsError
-		if !errors.As(err, &exists) {
+		if errors.Is(err, registry.ErrDenied) {
 			s.audit.Record(ctx, audit.Event{Action: "tag.set", Repo: repo, Digest: d, Tag: tag, Result: "denied", Reason: err.Error(), Request: r})
 		}
 		return err
