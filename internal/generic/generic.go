@@ -54,9 +54,6 @@ const ArtifactType = "application/vnd.custody.generic.v1"
 // Prefix is the path the handler is mounted at.
 const Prefix = "/generic/"
 
-// maxManifest caps the manifests read back to list a version's files.
-const maxManifest = 4 << 20
-
 // Build metadata request headers and the annotations they become.
 var metadataHeaders = []struct{ header, annotation string }{
 	{"X-Custody-Revision", builds.AnnotationRevision},

@@ -284,6 +284,7 @@ func TestNPMRefusals(t *testing.T) {
 			tgz(t, map[string]string{"package/../../x": "boom"}), tgz(t, map[string]string{"package/../../x": "boom"})), 400, "leaves the package directory"},
 		{"name differs from URL", "/npm/npmfeed/evil", publishBody("other", "other", "1.0.0", good, good), 400, "names package"},
 	}
+	blobsBefore := countFiles(t, filepath.Join(e.s.Data, "blobs"))
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			code, b := e.call("PUT", c.path, "bearer:"+e.writer, "application/json", c.body)
@@ -295,7 +296,10 @@ func TestNPMRefusals(t *testing.T) {
 			}
 		})
 	}
-	// Nothing was stored: no package, no repository.
+	// Nothing was stored: no bytes, no package, no repository.
+	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n != blobsBefore {
+		t.Errorf("refused publishes stored %d blob files", n-blobsBefore)
+	}
 	if code, b := e.call("GET", "/npm/npmfeed/evil", "bearer:"+e.reader, "", nil); code != http.StatusNotFound {
 		t.Errorf("evil exists after refused publishes: %d %s", code, b)
 	}
@@ -305,6 +309,9 @@ func TestNPMRefusals(t *testing.T) {
 	// The good tarball is accepted, then its version is sealed.
 	if code, b := e.call("PUT", "/npm/npmfeed/evil", "bearer:"+e.writer, "application/json", publishBody("evil", "evil", "1.0.0", good, good)); code != http.StatusOK {
 		t.Fatalf("publish: %d %s", code, b)
+	}
+	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n <= blobsBefore {
+		t.Errorf("the blob count does not see a publish (%d files): the check above proves nothing", n)
 	}
 	before := e.packument("evil")
 	code, b := e.call("PUT", "/npm/npmfeed/evil", "bearer:"+e.writer, "application/json", publishBody("evil", "evil", "1.0.0", good, good))
@@ -318,4 +325,23 @@ func TestNPMRefusals(t *testing.T) {
 	if code, b := e.call("GET", "/npm/nofeed/x", "", "", nil); code != http.StatusNotFound || !strings.Contains(string(b), `"error"`) {
 		t.Errorf("unknown feed: %d %s", code, b)
 	}
+}
+
+// countFiles counts the regular files under dir (0 when it is absent).
+func countFiles(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			n++
+		}
+		return nil
+	})
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return n
 }
