@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -24,9 +25,16 @@ import (
 )
 
 // recorder keeps the audit events.
-type recorder struct{ events []audit.Event }
+type recorder struct {
+	mu     sync.Mutex
+	events []audit.Event
+}
 
-func (r *recorder) Record(_ context.Context, e audit.Event) { r.events = append(r.events, e) }
+func (r *recorder) Record(_ context.Context, e audit.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
 
 func (r *recorder) actions() string {
 	var out []string
@@ -357,4 +365,41 @@ func FuzzRepository(f *testing.F) {
 			t.Fatalf("Segments(%q) = %v, want %q", repo, back, path)
 		}
 	})
+}
+
+// TestLabelsConcurrent: writers setting one label at once each append
+// their own entry (a taken sequence number makes a writer take the next),
+// and no entry is overwritten.
+func TestLabelsConcurrent(t *testing.T) {
+	ctx := context.Background()
+	s, md, _ := newStore(t)
+	const n = 6
+	var ds []digest.Digest
+	for i := range n {
+		d, err := put(t, s, "f/pkg", fmt.Sprintf("1.0.%d", i), "a", []byte{byte(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, d)
+	}
+	errs := make(chan error, n)
+	for i := range n {
+		go func() { errs <- s.SetLabel(ctx, httptest.NewRequest("PUT", "/", nil), "f/pkg", "latest", ds[i]) }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("SetLabel: %v", err)
+		}
+	}
+	seen := map[digest.Digest]bool{}
+	for i := 1; i <= n; i++ {
+		d, err := md.ResolveTag(ctx, "f/pkg", fmt.Sprintf("__latest.%010d", i))
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		seen[d] = true
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct entries for %d writers: one overwrote another", len(seen), n)
+	}
 }
