@@ -267,7 +267,11 @@ func (h *Handler) authError(w http.ResponseWriter, r *http.Request, repo string,
 // invalid refuses bad input (400), auditing refused writes.
 func (h *Handler) invalid(w http.ResponseWriter, r *http.Request, repo, detail string) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		h.audit.Record(r.Context(), audit.Event{Action: "npm.publish", Repo: repo, Result: "invalid", Reason: detail, Request: r})
+		action := "npm.publish"
+		if strings.Contains(r.URL.Path, "/-/package/") {
+			action = "npm.dist-tag"
+		}
+		h.audit.Record(r.Context(), audit.Event{Action: action, Repo: repo, Result: "invalid", Reason: detail, Request: r})
 	}
 	writeError(w, http.StatusBadRequest, detail)
 }
