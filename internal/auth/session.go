@@ -168,10 +168,10 @@ func (s *Service) session(ctx context.Context, st *compiled, r *http.Request, se
 	var p *Principal
 	switch se.Method {
 	case MethodSession:
-		u, ok := st.users[se.Subject]
-		if !ok {
+		u, why := st.local(se.Subject)
+		if why != "" {
 			s.endSession(ctx, hash)
-			return nil, &authError{subject: se.Subject, method: se.Method, reason: "the session's user " + se.Subject + " no longer exists"}
+			return nil, &authError{subject: se.Subject, method: se.Method, reason: "the session ended: " + why}
 		}
 		p = st.user(u, MethodSession)
 	case MethodSessionOIDC:

@@ -266,6 +266,11 @@ CREATE INDEX IF NOT EXISTS tlog_leaves_time ON tlog_leaves (((doc->>'time') COLL
 	`
 CREATE INDEX IF NOT EXISTS tag_history_by_tag ON tag_history(tag, repo);
 `,
+	// 8: disabled accounts (SetUserDisabled), as the SQLite backend's
+	// migration 10: unix microseconds, NULL while enabled.
+	`
+ALTER TABLE auth_users ADD COLUMN IF NOT EXISTS disabled BIGINT;
+`,
 }
 
 // migrate brings the schema (the first schema on the connection's

@@ -228,6 +228,11 @@ CREATE INDEX IF NOT EXISTS tlog_leaves_time ON tlog_leaves(json_extract(entry, '
 	`
 CREATE INDEX IF NOT EXISTS tag_history_by_tag ON tag_history(tag, repo);
 `,
+	// 10: disabled accounts (SetUserDisabled): unix microseconds of the
+	// disabling, NULL while the account is enabled.
+	`
+ALTER TABLE auth_users ADD COLUMN disabled INTEGER;
+`,
 }
 
 // migrationMicros is migration 6; see above.
