@@ -61,7 +61,10 @@ func TestDisabledUser(t *testing.T) {
 		return time.Time{}
 	}
 	signsIn := map[string]func() error{
-		"password": func() error { _, err := f.s.Authenticate(request("GET", "/", basic("alice", testPassword))); return err },
+		"password": func() error {
+			_, err := f.s.Authenticate(request("GET", "/", basic("alice", testPassword)))
+			return err
+		},
 		"API token": func() error {
 			_, err := f.s.Authenticate(request("GET", "/", "Bearer "+tok))
 			return err

@@ -60,7 +60,7 @@ func (s *Store) AuthState(ctx context.Context) (account.State, error) {
 		}
 		if st.Users, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (account.User, error) {
 			var (
-				u       account.User
+				u        account.User
 				groups   []byte
 				created  int64
 				disabled *int64

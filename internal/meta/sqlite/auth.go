@@ -41,7 +41,7 @@ func (s *Store) AuthState(ctx context.Context) (auth.State, error) {
 		}
 		for rows.Next() {
 			var (
-				u       auth.User
+				u        auth.User
 				groups   string
 				created  int64
 				disabled sql.NullInt64
