@@ -501,6 +501,24 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 	if trust.notation != nil {
 		s.Notation, s.NotationErr = collectNotation(ctx, d, trust.notation, trust.notationHost, o)
 	}
+	s.collectAttestations(ctx, d, trust, o)
+	return s
+}
+
+// CollectAttestations is the attestation half of Collect: d's stored
+// attestations, each judged as Collect judges it (and so its records,
+// approvals, rejections, revocations, drills and source verifications),
+// without reading or verifying d's signatures. Whoever needs only what
+// attestations say (what an environment ran: its promotion records)
+// reads this much.
+func CollectAttestations(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *Set {
+	s := &Set{Digest: d.DigestStr(), Signatures: []Signature{}, Attestations: []Attestation{}}
+	s.collectAttestations(ctx, d, trust, o)
+	return s
+}
+
+func (s *Set) collectAttestations(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) {
+	dgst := s.Digest
 	envs, err := sign.StoredAttestations(ctx, d, o)
 	s.AttestationErr = err
 	resolver := attest.ResolverFromKeys(trust.keys...)
@@ -526,7 +544,6 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 		s.Attestations = append(s.Attestations, a)
 	}
 	sort.SliceStable(s.Promotions, func(i, j int) bool { return s.Promotions[i].At.Before(s.Promotions[j].At) })
-	return s
 }
 
 // collectNotation reads the Notation signatures of d and judges each.

@@ -188,7 +188,8 @@ func (s *Service) recordsOn(ctx context.Context, repo, env, dgst string) ([]evid
 	if err != nil {
 		return nil, err
 	}
-	set := evidence.Collect(ctx, d, s.Trust, s.opts(ctx))
+	// Records are attestations: the digest's signatures are not read.
+	set := evidence.CollectAttestations(ctx, d, s.Trust, s.opts(ctx))
 	if set.AttestationErr != nil {
 		return nil, fmt.Errorf("records of %s@%s: %w", repo, dgst, set.AttestationErr)
 	}
