@@ -18,6 +18,10 @@ type User struct {
 	PasswordHash string    `json:"-"`
 	Groups       []string  `json:"groups"`
 	Created      time.Time `json:"created"`
+	// Disabled is when the account was disabled, zero while it is
+	// enabled. A disabled account cannot sign in by any method (password,
+	// its API tokens, a browser session) until it is enabled again.
+	Disabled time.Time `json:"disabled,omitzero"`
 }
 
 // Token is an API token. Only the SHA-256 of its secret is stored.
@@ -50,8 +54,17 @@ type Store interface {
 	AuthGeneration(ctx context.Context) (int64, error)
 	// AuthState returns the whole state from one snapshot.
 	AuthState(ctx context.Context) (State, error)
-	// PutUser creates or replaces a user.
+	// PutUser creates or replaces a user. Replacing a user keeps its
+	// creation time and its disabled state (SetUserDisabled changes it);
+	// a new user is stored with u.Disabled.
 	PutUser(ctx context.Context, u User) error
+	// SetUserDisabled disables user name from at (not zero) or enables it
+	// again (at zero). Disabling also ends every browser session whose
+	// subject is name, in the same transaction, so no session outlives
+	// it (nor comes back with an enable); disabling a disabled user keeps
+	// the first time. It returns an error wrapping ErrNotFound, and
+	// changes nothing, when there is no such user.
+	SetUserDisabled(ctx context.Context, name string, at time.Time) error
 	// DeleteUser removes a user (its grants and tokens stay, inert, until
 	// removed; a user created again with the name regains them). It
 	// returns an error wrapping ErrNotFound when there is no such user.

@@ -28,6 +28,8 @@ import (
 //	POST   /api/v1/users                     (admin) {"name", "password", "groups"}
 //	PUT    /api/v1/users/{name}              (admin; a user may change its own password)
 //	DELETE /api/v1/users/{name}              (admin)
+//	POST   /api/v1/users/{name}/disable      (admin) sign-ins refused, sessions end
+//	POST   /api/v1/users/{name}/enable       (admin)
 //	GET    /api/v1/grants                    (admin)
 //	POST   /api/v1/grants                    (admin) {"subject", "role", "repository"}
 //	DELETE /api/v1/grants?subject=&role=&repository=   (admin)
@@ -46,6 +48,8 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/users", s.createUser)
 	mux.HandleFunc("PUT /api/v1/users/{name}", s.updateUser)
 	mux.HandleFunc("DELETE /api/v1/users/{name}", s.deleteUser)
+	mux.HandleFunc("POST /api/v1/users/{name}/disable", s.disableUser)
+	mux.HandleFunc("POST /api/v1/users/{name}/enable", s.disableUser)
 	mux.HandleFunc("GET /api/v1/grants", s.listGrants)
 	mux.HandleFunc("POST /api/v1/grants", s.createGrant)
 	mux.HandleFunc("DELETE /api/v1/grants", s.deleteGrant)
@@ -527,6 +531,52 @@ func (s *Service) deleteUser(w http.ResponseWriter, r *http.Request) {
 	}
 	s.ok(r, "user.delete", "", "user "+name)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// disableUser disables or enables an account (POST .../disable,
+// .../enable): a disabled account cannot sign in with its password, its
+// API tokens or a browser session, and its sessions end now. The grants
+// rule is deleteUser's: admins only, and not their own account.
+func (s *Service) disableUser(w http.ResponseWriter, r *http.Request) {
+	disable := strings.HasSuffix(r.URL.Path, "/disable")
+	action := "user.enable"
+	if disable {
+		action = "user.disable"
+	}
+	r, p, ok := s.Require(w, r, action, "", PermAdmin)
+	if !ok {
+		return
+	}
+	name := r.PathValue("name")
+	if disable && name == p.Subject {
+		s.invalid(w, r, action, "", "you cannot disable your own account")
+		return
+	}
+	var at time.Time
+	if disable {
+		at = s.now().UTC()
+	}
+	if err := s.opts.Store.SetUserDisabled(r.Context(), name, at); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			problem.Write(w, problem.NotFound, "no user "+name)
+			return
+		}
+		problem.Fail(w, r, s.opts.Log, "changing the user failed", err)
+		return
+	}
+	st, err := s.load(r.Context())
+	if err != nil {
+		problem.Fail(w, r, s.opts.Log, "reading users failed", err)
+		return
+	}
+	u := st.users[name]
+	if disable {
+		s.ok(r, action, "", "user "+name+": sign-ins refused, sessions ended")
+	} else {
+		s.ok(r, action, "", "user "+name)
+	}
+	u.Groups = nonNilStrings(u.Groups)
+	problem.JSON(w, http.StatusOK, u)
 }
 
 func (s *Service) listGrants(w http.ResponseWriter, r *http.Request) {

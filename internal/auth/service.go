@@ -220,6 +220,22 @@ func (c *compiled) anonymous() *Principal {
 	return newPrincipal(SubjectAnonymous, "none", nil, c.grantsFor("", nil, false))
 }
 
+// local returns the local account name and whether it may sign in; when
+// not, why: it does not exist, or it is disabled. Every way of signing
+// in as a local account (password, API token, a token this service
+// issued for either, a browser session) asks here, on every request, so
+// disabling an account stops all of them at once.
+func (c *compiled) local(name string) (User, string) {
+	u, ok := c.users[name]
+	switch {
+	case !ok:
+		return u, "user " + name + " no longer exists"
+	case !u.Disabled.IsZero():
+		return u, "user " + name + " is disabled (since " + u.Disabled.UTC().Format(time.RFC3339) + ")"
+	}
+	return u, ""
+}
+
 func (c *compiled) user(u User, method string) *Principal {
 	return newPrincipal(u.Name, method, slices.Clone(u.Groups), c.grantsFor(u.Name, u.Groups, true))
 }
@@ -365,6 +381,12 @@ func (s *Service) password(st *compiled, name, pass string) (*Principal, error) 
 		s.pwCache[key] = now.Add(5 * time.Minute)
 		s.mu.Unlock()
 	}
+	// Checked after the password, so the reason (audited; the client sees
+	// the same refusal either way) tells a disabled account's owner from
+	// someone guessing.
+	if _, why := st.local(name); why != "" {
+		return nil, &authError{subject: name, method: "password", reason: why}
+	}
 	return st.user(u, "password"), nil
 }
 
@@ -403,9 +425,9 @@ func (s *Service) tokenPrincipal(st *compiled, t Token) (*Principal, error) {
 	case !s.now().Before(t.Expires):
 		return nil, &authError{subject: t.Owner, method: "token", reason: fmt.Sprintf("API token %s expired at %s", t.ID, t.Expires.Format(time.RFC3339))}
 	}
-	u, ok := st.users[t.Owner]
-	if !ok {
-		return nil, &authError{subject: t.Owner, method: "token", reason: fmt.Sprintf("API token %s belongs to %s, who no longer exists", t.ID, t.Owner)}
+	u, why := st.local(t.Owner)
+	if why != "" {
+		return nil, &authError{subject: t.Owner, method: "token", reason: fmt.Sprintf("API token %s belongs to %s: %s", t.ID, t.Owner, why)}
 	}
 	p := st.user(u, "token")
 	p.TokenID = t.ID

@@ -54,11 +54,21 @@ func SessionCookieName(tls bool) string {
 }
 
 // SessionCookie is the cookie that carries a session's secret: HttpOnly,
-// SameSite=Strict, Secure under TLS, for the whole site, kept by the
-// browser until the session's absolute timeout at most.
-func SessionCookie(secret string, maxAge time.Duration, tls bool) *http.Cookie {
+// SameSite=Strict, Secure under TLS, for the whole site, and a
+// browser-session cookie (no Max-Age or Expires: the browser drops it
+// when it closes). The server ends the session itself at its idle or
+// absolute timeout, whatever the browser keeps.
+func SessionCookie(secret string, tls bool) *http.Cookie {
 	return &http.Cookie{Name: SessionCookieName(tls), Value: secret, Path: "/", HttpOnly: true, Secure: tls,
-		SameSite: http.SameSiteStrictMode, MaxAge: int(maxAge / time.Second)}
+		SameSite: http.SameSiteStrictMode}
+}
+
+// EndedSessionCookie is the cookie that makes a browser drop its session
+// cookie (sign-out).
+func EndedSessionCookie(tls bool) *http.Cookie {
+	c := SessionCookie("", tls)
+	c.MaxAge = -1
+	return c
 }
 
 // SessionInfo describes the session a whoami answer was authenticated by.
@@ -103,7 +113,9 @@ type CreatedSession struct {
 	Method  string    `json:"method"`
 	CSRF    string    `json:"csrf"`
 	Expires time.Time `json:"expires"`
-	// MaxAge is how long the cookie should be kept (the absolute timeout).
+	// MaxAge is the absolute timeout in seconds: the session ends then at
+	// the latest. (The web interface's cookie is a browser-session
+	// cookie; the server enforces the timeouts.)
 	MaxAge int `json:"maxAge"`
 }
 
@@ -168,10 +180,10 @@ func (s *Service) session(ctx context.Context, st *compiled, r *http.Request, se
 	var p *Principal
 	switch se.Method {
 	case MethodSession:
-		u, ok := st.users[se.Subject]
-		if !ok {
+		u, why := st.local(se.Subject)
+		if why != "" {
 			s.endSession(ctx, hash)
-			return nil, &authError{subject: se.Subject, method: se.Method, reason: "the session's user " + se.Subject + " no longer exists"}
+			return nil, &authError{subject: se.Subject, method: se.Method, reason: "the session ended: " + why}
 		}
 		p = st.user(u, MethodSession)
 	case MethodSessionOIDC:

@@ -265,9 +265,9 @@ func (s *Service) ownToken(st *compiled, tok string) (*Principal, error) {
 	var p *Principal
 	switch c.Method {
 	case "password":
-		u, ok := st.users[c.Subject]
-		if !ok {
-			return nil, &authError{subject: c.Subject, method: "jwt", reason: "the token's user no longer exists"}
+		u, why := st.local(c.Subject)
+		if why != "" {
+			return nil, &authError{subject: c.Subject, method: "jwt", reason: "the token's " + why}
 		}
 		p = st.user(u, "password")
 	case "token":

@@ -514,7 +514,28 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 	for _, v := range sigs {
 		s.Signatures = append(s.Signatures, trust.signature(v))
 	}
-	s.AttestationErr = attErr
+	s.judgeAttestations(envs, attErr, trust)
+	return s
+}
+
+// CollectAttestations is the attestation half of Collect: d's stored
+// attestations, each judged as Collect judges it (and so its records,
+// approvals, rejections, revocations, drills and source verifications),
+// without reading or verifying d's signatures. Whoever needs only what
+// attestations say (what an environment ran: its promotion records)
+// reads this much.
+func CollectAttestations(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *Set {
+	s := &Set{Digest: d.DigestStr(), Signatures: []Signature{}, Attestations: []Attestation{}}
+	envs, err := sign.StoredAttestations(ctx, d, o)
+	s.judgeAttestations(envs, err, trust)
+	return s
+}
+
+// judgeAttestations judges each stored attestation of s's digest and
+// files those that count by kind.
+func (s *Set) judgeAttestations(envs []sign.StoredAttestation, err error, trust *Trust) {
+	dgst := s.Digest
+	s.AttestationErr = err
 	resolver := attest.ResolverFromKeys(trust.keys...)
 	for _, env := range envs {
 		a := trust.attestation(env.Envelope, resolver, dgst, env.Timestamps)
@@ -538,7 +559,6 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 		s.Attestations = append(s.Attestations, a)
 	}
 	sort.SliceStable(s.Promotions, func(i, j int) bool { return s.Promotions[i].At.Before(s.Promotions[j].At) })
-	return s
 }
 
 // collectNotation reads the Notation signatures of d and judges each.

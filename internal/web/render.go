@@ -143,6 +143,30 @@ var templateFuncs = template.FuncMap{
 	"shortRev":    shortRev,
 	"query":       urlQueryEscape,
 	"path":        urlPathEscape,
+	"confirm":     newConfirmation,
+}
+
+// confirmation is the data of the shared "confirm" block
+// (templates/_confirm.html): a destructive form behind a disclosure.
+type confirmation struct {
+	CSRF, Summary, Action, Question, Button string
+	Fields                                  []field
+}
+
+type field struct{ Name, Value string }
+
+// newConfirmation is the template function confirm: CSRF token, summary,
+// form action, question, button label, then hidden fields as name, value
+// pairs.
+func newConfirmation(csrf, summary, action, question, button string, fields ...string) (confirmation, error) {
+	if len(fields)%2 != 0 {
+		return confirmation{}, fmt.Errorf("confirm: hidden fields come in name, value pairs, got %d strings", len(fields))
+	}
+	c := confirmation{CSRF: csrf, Summary: summary, Action: action, Question: question, Button: button}
+	for i := 0; i < len(fields); i += 2 {
+		c.Fields = append(c.Fields, field{fields[i], fields[i+1]})
+	}
+	return c, nil
 }
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }

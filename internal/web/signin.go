@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/custody-dev/custody/internal/apiclient"
 	"github.com/custody-dev/custody/internal/auth"
@@ -100,7 +99,7 @@ func (s *Site) signIn(w http.ResponseWriter, r *Request) error {
 
 // setSession gives the browser the session's cookie.
 func (s *Site) setSession(w http.ResponseWriter, c auth.CreatedSession) {
-	http.SetCookie(w, auth.SessionCookie(c.Secret, time.Duration(c.MaxAge)*time.Second, s.opts.SecureCookies))
+	http.SetCookie(w, auth.SessionCookie(c.Secret, s.opts.SecureCookies))
 }
 
 func (s *Site) signOut(w http.ResponseWriter, r *Request) error {
@@ -110,7 +109,7 @@ func (s *Site) signOut(w http.ResponseWriter, r *Request) error {
 			return err
 		}
 	}
-	http.SetCookie(w, auth.SessionCookie("", -time.Second, s.opts.SecureCookies))
+	http.SetCookie(w, auth.EndedSessionCookie(s.opts.SecureCookies))
 	http.Redirect(w, r.Request, "/signin", http.StatusSeeOther)
 	return nil
 }

@@ -54,23 +54,27 @@ func (s *Store) AuthState(ctx context.Context) (account.State, error) {
 		if err := tx.QueryRow(ctx, `SELECT gen FROM auth_generation`).Scan(&st.Generation); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT name, password_hash, groups, created FROM auth_users ORDER BY name`)
+		rows, err := tx.Query(ctx, `SELECT name, password_hash, groups, created, disabled FROM auth_users ORDER BY name`)
 		if err != nil {
 			return err
 		}
 		if st.Users, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (account.User, error) {
 			var (
-				u       account.User
-				groups  []byte
-				created int64
+				u        account.User
+				groups   []byte
+				created  int64
+				disabled *int64
 			)
-			if err := row.Scan(&u.Name, &u.PasswordHash, &groups, &created); err != nil {
+			if err := row.Scan(&u.Name, &u.PasswordHash, &groups, &created, &disabled); err != nil {
 				return u, err
 			}
 			if err := json.Unmarshal(groups, &u.Groups); err != nil {
 				return u, fmt.Errorf("user %s: groups: %w", u.Name, err)
 			}
 			u.Created = meta.FromMicros(created)
+			if disabled != nil {
+				u.Disabled = meta.FromMicros(*disabled)
+			}
 			return u, nil
 		}); err != nil {
 			return err
@@ -143,10 +147,18 @@ func (s *Store) PutUser(ctx context.Context, u account.User) error {
 	if err != nil {
 		return fmt.Errorf("postgres: put user %s: created: %w", u.Name, err)
 	}
+	var disabled *int64
+	if !u.Disabled.IsZero() {
+		us, err := meta.Micros(u.Disabled)
+		if err != nil {
+			return fmt.Errorf("postgres: put user %s: disabled: %w", u.Name, err)
+		}
+		disabled = &us
+	}
 	err = s.write(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO auth_users(name, password_hash, groups, created) VALUES ($1, $2, $3::jsonb, $4)
+		if _, err := tx.Exec(ctx, `INSERT INTO auth_users(name, password_hash, groups, created, disabled) VALUES ($1, $2, $3::jsonb, $4, $5)
 			ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups`,
-			u.Name, u.PasswordHash, string(gj), created); err != nil {
+			u.Name, u.PasswordHash, string(gj), created, disabled); err != nil {
 			return err
 		}
 		return bumpAuth(ctx, tx)
@@ -178,6 +190,37 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: delete user: %w", err)
+	}
+	return nil
+}
+
+// SetUserDisabled implements account.Store.
+func (s *Store) SetUserDisabled(ctx context.Context, name string, at time.Time) error {
+	var disabled *int64
+	if !at.IsZero() {
+		us, err := meta.Micros(at)
+		if err != nil {
+			return fmt.Errorf("postgres: disable user %s: %w", name, err)
+		}
+		disabled = &us
+	}
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE auth_users SET disabled = CASE WHEN $1::bigint IS NULL THEN NULL ELSE COALESCE(disabled, $1::bigint) END WHERE name = $2`, disabled, name)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("user %s: %w", name, account.ErrNotFound)
+		}
+		if disabled != nil {
+			if _, err := tx.Exec(ctx, `DELETE FROM auth_sessions WHERE subject = $1`, name); err != nil {
+				return err
+			}
+		}
+		return bumpAuth(ctx, tx)
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: set user %s disabled: %w", name, err)
 	}
 	return nil
 }

@@ -260,6 +260,17 @@ CREATE INDEX IF NOT EXISTS auth_sessions_created ON auth_sessions(created);
 	`
 CREATE INDEX IF NOT EXISTS tlog_leaves_time ON tlog_leaves (((doc->>'time') COLLATE "C"), idx);
 `,
+	// 7: the repositories an environment tag ever named
+	// (TaggedRepositories), off an index by tag, as the SQLite backend's
+	// migration 9.
+	`
+CREATE INDEX IF NOT EXISTS tag_history_by_tag ON tag_history(tag, repo);
+`,
+	// 8: disabled accounts (SetUserDisabled), as the SQLite backend's
+	// migration 10: unix microseconds, NULL while enabled.
+	`
+ALTER TABLE auth_users ADD COLUMN IF NOT EXISTS disabled BIGINT;
+`,
 }
 
 // migrate brings the schema (the first schema on the connection's

@@ -222,6 +222,17 @@ CREATE INDEX IF NOT EXISTS tlog_leaves_actor ON tlog_leaves(json_extract(entry, 
 CREATE INDEX IF NOT EXISTS tlog_leaves_action ON tlog_leaves(json_extract(entry, '$.action'), idx);
 CREATE INDEX IF NOT EXISTS tlog_leaves_time ON tlog_leaves(json_extract(entry, '$.time'), idx);
 `,
+	// 9: the repositories an environment tag ever named
+	// (TaggedRepositories: the Environments overview's candidates) come
+	// off an index by tag instead of one history lookup per repository.
+	`
+CREATE INDEX IF NOT EXISTS tag_history_by_tag ON tag_history(tag, repo);
+`,
+	// 10: disabled accounts (SetUserDisabled): unix microseconds of the
+	// disabling, NULL while the account is enabled.
+	`
+ALTER TABLE auth_users ADD COLUMN disabled INTEGER;
+`,
 }
 
 // migrationMicros is migration 6; see above.

@@ -257,6 +257,7 @@ func TestMigrationMicros(t *testing.T) {
 	}
 	for _, q := range []string{
 		`DELETE FROM schema_migrations WHERE version >= 6`,
+		`ALTER TABLE auth_users DROP COLUMN disabled`, // migration 10's
 		fmt.Sprintf(`UPDATE manifests SET created = %d`, ns),
 		fmt.Sprintf(`UPDATE tags SET updated = %d`, ns),
 		fmt.Sprintf(`UPDATE tag_history SET at = %d`, ns),

@@ -438,6 +438,10 @@ type ProjectEnvironment struct {
 	Environment string                 `json:"environment"`
 	At          time.Time              `json:"at"`
 	Deployments []promotion.Deployment `json:"deployments"`
+	// Pending are the promotions into the environment that wait for
+	// approvals now, by repository (absent with at=: pending is a
+	// present state).
+	Pending []promotion.Pending `json:"pending,omitempty"`
 }
 
 func (p *Handler) environment(w http.ResponseWriter, r *http.Request) {
@@ -466,7 +470,7 @@ func (p *Handler) environment(w http.ResponseWriter, r *http.Request) {
 			problem.Write(w, problem.Invalid, "a digest is checked against one repository: give repository=NAME")
 			return
 		}
-		p.projectEnvironment(w, r, project, env, at)
+		p.projectEnvironment(w, r, project, env, at, !q.Has("at"))
 		return
 	}
 	if project != "" {
@@ -547,7 +551,7 @@ func (p *Handler) recordCheck(r *http.Request, c promotion.Check) {
 // projectEnvironment answers what every repository of project ran in env
 // at at. The caller must be signed in and may read the environment of
 // every repository listed (pull, as for one repository).
-func (p *Handler) projectEnvironment(w http.ResponseWriter, r *http.Request, project, env string, at time.Time) {
+func (p *Handler) projectEnvironment(w http.ResponseWriter, r *http.Request, project, env string, at time.Time, now bool) {
 	r, pr, ok := p.authz.Require(w, r, "environment.read", "", 0)
 	if !ok {
 		return
@@ -561,7 +565,18 @@ func (p *Handler) projectEnvironment(w http.ResponseWriter, r *http.Request, pro
 		p.LookupError(w, r, err)
 		return
 	}
-	for _, repo := range repos {
+	var pending []promotion.Pending
+	if now {
+		if pending, err = p.svc.ProjectPending(r.Context(), proj.Title(), env); err != nil {
+			p.LookupError(w, r, err)
+			return
+		}
+	}
+	check := slices.Clone(repos)
+	for _, pe := range pending {
+		check = append(check, pe.Repository)
+	}
+	for _, repo := range check {
 		if !pr.Can(repo, auth.PermPull) {
 			// Refused without naming the repository: a caller who may
 			// not pull it may not list it either (the catalog needs pull
@@ -572,7 +587,7 @@ func (p *Handler) projectEnvironment(w http.ResponseWriter, r *http.Request, pro
 			return
 		}
 	}
-	out := ProjectEnvironment{Project: proj.Title(), Environment: env, At: at, Deployments: []promotion.Deployment{}}
+	out := ProjectEnvironment{Project: proj.Title(), Environment: env, At: at, Deployments: []promotion.Deployment{}, Pending: pending}
 	for _, repo := range repos {
 		dep, err := p.svc.At(r.Context(), repo, env, at)
 		if err != nil {
