@@ -21,6 +21,12 @@ type TrustRoot struct {
 	// tokens say when a signature was made (docs/signing.md, "Trusted
 	// time"); absent from trust roots written before custody had one.
 	TimestampAuthorities []TrustedTSA `json:"timestampAuthorities,omitempty"`
+	// CertificateAuthorities are the CAs whose short-lived certificates
+	// make keyless signatures count (docs/keyless.md): custody's own
+	// (internal/ca) or another Fulcio. Same form as a TSA: the PEM chain,
+	// leaf (the issuing CA) first, root last, and the window in which
+	// certificates it issued count.
+	CertificateAuthorities []TrustedTSA `json:"certificateAuthorities,omitempty"`
 }
 
 // TrustedTSA is one time-stamp authority of a trust root: its certificate
@@ -99,6 +105,11 @@ func ParseTrustRoot(b []byte) (TrustRoot, error) {
 	for i, ta := range tr.TimestampAuthorities {
 		if _, err := ParseCertificates([]byte(ta.CertChain)); err != nil {
 			return TrustRoot{}, fmt.Errorf("trust root timestamp authority %d: %w", i, err)
+		}
+	}
+	for i, ca := range tr.CertificateAuthorities {
+		if _, err := ParseCertificates([]byte(ca.CertChain)); err != nil {
+			return TrustRoot{}, fmt.Errorf("trust root certificate authority %d: %w", i, err)
 		}
 	}
 	return tr, nil
