@@ -37,8 +37,8 @@ package sign
 import (
 	"context"
 	"crypto"
-	"encoding/base64"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
