@@ -3,8 +3,12 @@ package sign
 import (
 	"bytes"
 	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"math/big"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/custody-dev/custody/internal/key"
 )
@@ -107,5 +111,32 @@ func FuzzParseEnvelope(f *testing.F) {
 			t.Fatalf("round trip changed the envelope: %v", err)
 		}
 		_, _ = parseStatement(e.Payload)
+	})
+}
+
+// FuzzLayerChain reads the certificate annotations of a .sig layer as
+// cosign writes them: never a panic, a chain only when the leaf parses,
+// and at most maxChain certificates.
+func FuzzLayerChain(f *testing.F) {
+	s, _ := key.Generate(key.ECDSAP256)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, s.Public(), s)
+	c, _ := x509.ParseCertificate(der)
+	ann := certificateAnnotations(map[string]string{}, []*x509.Certificate{c, c})
+	f.Add(ann[CertificateAnnotation], ann[ChainAnnotation])
+	f.Add(ann[CertificateAnnotation], "")
+	f.Add("", ann[ChainAnnotation])
+	f.Add("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "junk")
+	f.Add(strings.Repeat(ann[CertificateAnnotation], 2), strings.Repeat(ann[CertificateAnnotation], 20))
+	f.Fuzz(func(t *testing.T, leaf, rest string) {
+		chain := layerChain(map[string]string{CertificateAnnotation: leaf, ChainAnnotation: rest})
+		if len(chain) > 1+maxChain {
+			t.Fatalf("%d certificates read", len(chain))
+		}
+		for _, c := range chain {
+			if c == nil {
+				t.Fatal("nil certificate in a chain")
+			}
+		}
 	})
 }
