@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -81,8 +82,15 @@ func (r *Ring) TrustRoot() (TrustRoot, error) {
 	if tr.TimestampAuthorities, err = r.TimestampAuthorities(); err != nil {
 		return TrustRoot{}, err
 	}
+	tr.CertificateAuthorities = slices.Clone(r.cas)
 	return tr, nil
 }
+
+// TrustCertificateAuthorities makes TrustRoot list cas: certificate
+// authorities whose workload certificates make keyless signatures count
+// (the server's own CA, internal/ca, whose key and certificate live
+// outside the ring). Call it before the ring is shared.
+func (r *Ring) TrustCertificateAuthorities(cas ...TrustedTSA) { r.cas = slices.Clone(cas) }
 
 // ParseTrustRoot reads a trust-root file and checks every key in it.
 func ParseTrustRoot(b []byte) (TrustRoot, error) {

@@ -290,6 +290,15 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		return nil, err
 	}
 	undo = append(undo, sg.Close)
+	// The CA's certificates make keyless signatures count wherever the
+	// ring's trust root is read (GET /api/v1/keys, gates, bundles).
+	if cfg.CA.Certificate != "" {
+		cas, err := caTrust(cfg.CA.Certificate)
+		if err != nil {
+			return nil, err
+		}
+		sg.Ring().TrustCertificateAuthorities(cas)
+	}
 	// Scrub re-verifies signatures and attestations against the archived
 	// trust root through the internal registry (docs/maintenance.md).
 	maint.revalidation = &revalidation{ring: sg.Ring(), extra: cfg.Promotion.TrustRoot, remote: self, host: internalHost, audit: auditor, tl: tl, log: log}
@@ -747,6 +756,20 @@ func (s *Server) Blobs() blob.Store { return s.blobs }
 
 // openCA opens the configured certificate authority, its key file
 // decrypted with ca.passphraseFile or CUSTODY_CA_PASSWORD.
+// caTrust is the trust-root entry of the CA whose certificate chain is in
+// file: the chain, valid for its issuing certificate's validity.
+func caTrust(file string) (key.TrustedTSA, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return key.TrustedTSA{}, fmt.Errorf("ca.certificate: %w", err)
+	}
+	chain, err := ca.ParseChain(b)
+	if err != nil {
+		return key.TrustedTSA{}, fmt.Errorf("ca.certificate: %w", err)
+	}
+	return key.TrustedTSA{CertChain: string(ca.EncodeChain(chain)), ValidFor: key.Validity{Start: chain[0].NotBefore.UTC(), End: chain[0].NotAfter.UTC()}}, nil
+}
+
 func openCA(c config.CA) (*ca.CA, io.Closer, error) {
 	pass := os.Getenv("CUSTODY_CA_PASSWORD")
 	if c.PassphraseFile != "" {

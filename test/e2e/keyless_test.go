@@ -77,7 +77,21 @@ func startKeyless(t *testing.T) *keylessEnv {
 ca:
   key: %s
   certificate: %s
-`, e.issuer.Server.URL, caKey, e.caPEM)
+projects:
+  - repositories: "apps/**"
+    environments:
+      - name: dev
+        gate:
+          rules:
+            - use: signed_by_identity
+              params:
+                identity: %s
+                issuer: %s
+                repository: https://github.com/acme/app
+            - name: hosted-runner
+              expr: "signatures.exists(s, s.certificate[?'runnerEnvironment'].orValue('') == 'github-hosted')"
+              message: signed on a GitHub-hosted runner
+`, e.issuer.Server.URL, caKey, e.caPEM, keylessWorkflow, e.issuer.Server.URL)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -92,21 +106,12 @@ ca:
 	if err := os.WriteFile(filepath.Join(e.home, ".docker", "config.json"), fmt.Appendf(nil, `{"auths":{%q:{"auth":%q}}}`, e.srv.Host(), auth), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// The trust root: the ring's (keys and TSA) plus the CA.
-	tr, err := key.ParseTrustRoot(e.get(t, "/api/v1/keys"))
-	if err != nil {
-		t.Fatal(err)
+	// The server's trust root lists its keys, its TSA and its CA.
+	b := e.get(t, "/api/v1/keys")
+	tr, err := key.ParseTrustRoot(b)
+	if err != nil || len(tr.CertificateAuthorities) != 1 || len(tr.TimestampAuthorities) != 1 {
+		t.Fatalf("trust root %v: %s", err, b)
 	}
-	caChain, err := os.ReadFile(e.caPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certs, err := key.ParseCertificates(caChain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr.CertificateAuthorities = []key.TrustedTSA{{CertChain: string(caChain), ValidFor: key.Validity{Start: certs[0].NotBefore, End: certs[0].NotAfter}}}
-	b, _ := json.Marshal(tr)
 	e.trustRoot = filepath.Join(work, "trust-root.json")
 	if err := os.WriteFile(e.trustRoot, b, 0o644); err != nil {
 		t.Fatal(err)
@@ -343,4 +348,45 @@ func TestKeylessCosignSign(t *testing.T) {
 			t.Fatalf("custody verify accepted a time-stamp from an untrusted authority: %v\n%s", err, out)
 		}
 	})
+}
+
+// TestKeylessGate: the promotion gate's signed_by_identity rule passes an
+// artifact signed keyless by the release workflow of acme/app and refuses
+// one signed by acme/other's (nothing promoted); a custom CEL rule reads
+// the certificate's claims.
+func TestKeylessGate(t *testing.T) {
+	e := startKeyless(t)
+	admin := func(args ...string) (string, error) {
+		c := exec.Command(e.bin, append(args, "--server", e.base)...)
+		c.Env = append(os.Environ(), "HOME="+e.home, "DOCKER_CONFIG="+filepath.Join(e.home, ".docker"))
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	current := func() string {
+		out, err := admin("env", "dev", "apps/app", "-o", "json")
+		if err != nil {
+			t.Fatalf("custody env: %v\n%s", err, out)
+		}
+		var st struct{ Current string }
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Current
+	}
+	other := e.push(t, "app")
+	e.mustCustody(t, e.token(t, "other"), "sign", "--keyless", other.String())
+	if out, err := admin("promote", other.String(), "--to", "dev"); err == nil || !strings.Contains(out, "FAIL signed_by_identity") {
+		t.Fatalf("an artifact signed by another workflow passed the identity rule: %v\n%s", err, out)
+	}
+	if got := current(); got != "" {
+		t.Fatalf("dev runs %q after a refused promotion", got)
+	}
+	release := e.push(t, "app")
+	e.mustCustody(t, e.token(t, "app"), "sign", "--keyless", release.String())
+	if out, err := admin("promote", release.String(), "--to", "dev"); err != nil {
+		t.Fatalf("custody promote: %v\n%s", err, out)
+	}
+	if got := current(); got != release.DigestStr() {
+		t.Fatalf("dev runs %q, want %s", got, release.DigestStr())
+	}
 }
