@@ -390,3 +390,52 @@ func TestKeylessGate(t *testing.T) {
 		t.Fatalf("dev runs %q, want %s", got, release.DigestStr())
 	}
 }
+
+// TestKeylessGitHubActionsFlow runs docs/keyless.md's GitHub Actions job
+// with only custody: custody login --oidc and custody sign/attest
+// --keyless get the job's token from the Actions token service (audience
+// sigstore, the request token as bearer), and custody verify accepts the
+// result for the workflow's identity.
+func TestKeylessGitHubActionsFlow(t *testing.T) {
+	e := startKeyless(t)
+	tok := e.token(t, "app")
+	var asked []string
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer request-token" || r.URL.Query().Get("audience") != "sigstore" {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		asked = append(asked, r.URL.Query().Get("audience"))
+		_ = json.NewEncoder(w).Encode(map[string]string{"value": tok})
+	}))
+	defer svc.Close()
+	home := t.TempDir()
+	job := func(args ...string) string {
+		t.Helper()
+		c := exec.Command(e.bin, args...)
+		c.Env = append(os.Environ(), "HOME="+home, "DOCKER_CONFIG="+filepath.Join(home, ".docker"), "CUSTODY_TOKEN=", "SIGSTORE_ID_TOKEN=",
+			"ACTIONS_ID_TOKEN_REQUEST_URL="+svc.URL+"/token?api-version=2.0", "ACTIONS_ID_TOKEN_REQUEST_TOKEN=request-token")
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("custody %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	job("login", e.srv.Host(), "--oidc")
+	file := filepath.Join(home, "app.tar.gz")
+	if err := os.WriteFile(file, []byte("the build"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ref := e.srv.Host() + "/apps/app:1.0.0"
+	job("push", file, ref)
+	job("sign", "--keyless", ref)
+	job("attest", "test-result", "--keyless", ref, "--result", "PASSED")
+	out := job("verify", ref, "--trust-root", e.trustRoot, "--certificate-identity", keylessWorkflow,
+		"--certificate-oidc-issuer", e.issuer.Server.URL, "--certificate-github-workflow-repository", "acme/app")
+	if !strings.Contains(out, "verified") || strings.Count(out, "by "+keylessWorkflow) != 3 {
+		t.Fatalf("custody verify:\n%s", out)
+	}
+	if len(asked) != 3 { // login, sign, attest; verify reads with the stored login
+		t.Fatalf("the token service was asked %d times", len(asked))
+	}
+}
