@@ -219,6 +219,18 @@ or a prompt. Verify with 'custody verify REF --trust-root FILE' or
 needs '--trusted-root' naming an empty trusted root file once a bundle
 referrer exists; see docs/signing.md).
 
+With --keyless, sign as a CI workload with no key to keep: custody makes
+an ephemeral P-256 key in memory, asks the certificate authority
+(--fulcio-url, default the registry of REF: custody's own CA, docs/keyless.md,
+or any Fulcio) for a 10-minute certificate binding it to the job's OIDC
+identity (the token from --identity-token TOKEN|FILE, else
+SIGSTORE_ID_TOKEN, else GitHub Actions' token service for audience
+sigstore), signs, and stores the certificate with the signature where
+cosign does. A time-stamp is required (the certificate expires in
+minutes; only a trusted time-stamp shows it was valid when used).
+Verify with 'custody verify REF --trust-root FILE --certificate-identity ...
+--certificate-oidc-issuer ...' or 'cosign verify --certificate-chain ...'.
+
 With --format notation, sign as the Notary Project does instead: a JWS
 (default) or COSE (--envelope cose) envelope signed with --notation-key
 (a PEM private key file) and certified by --notation-cert (a PEM
@@ -227,6 +239,8 @@ your CA), stored as an OCI 1.1 referrer with artifactType
 application/vnd.cncf.notary.signature. 'notation verify' and 'custody verify
 --notation-trust-policy ... --notation-trust-store ...' verify it.`,
 		Example: `  custody sign 127.0.0.1:5000/apps/web:1.4.2
+  custody sign --keyless registry.example.org/apps/web:1.4.2            # in GitHub Actions (id-token: write)
+  custody sign --keyless --identity-token "$SIGSTORE_ID_TOKEN" registry.example.org/apps/web:1.4.2   # GitLab CI
   custody sign --format notation --notation-key release.key --notation-cert release.crt \
       --envelope cose 127.0.0.1:5000/apps/web:1.4.2
   custody sign --key cosign.key --bundle web.sigstore.json 127.0.0.1:5000/apps/web@sha256:...
@@ -365,7 +379,13 @@ func newAttestCmd() *cobra.Command {
 		Short: "Attach signed in-toto attestations: SLSA provenance, SBOMs, any predicate; verify the source commit",
 		Long: `Attach signed in-toto Statement v1 attestations (DSSE envelopes) to an
 artifact, stored where cosign verify-attestation finds them (tag
-sha256-<hex>.att) and as OCI 1.1 referrers (Sigstore bundles).`,
+sha256-<hex>.att) and as OCI 1.1 referrers (Sigstore bundles).
+
+Every subcommand that signs takes --keyless, as custody sign does: an
+ephemeral key certified for the CI job's OIDC identity, time-stamped.`,
+		Example: `  custody attest provenance --from-env --keyless REF
+  custody attest sbom --keyless REF
+  custody attest test-result --keyless REF --result PASSED`,
 	}
 	cmd.AddCommand(newAttestProvenanceCmd(), newAttestSBOMCmd(), newAttestTestResultCmd(), newAttestPredicateCmd(), newAttestSourceCmd())
 	return cmd
