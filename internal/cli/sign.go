@@ -278,6 +278,18 @@ application/vnd.cncf.notary.signature. 'notation verify' and 'custody verify
 			default:
 				return fmt.Errorf("invalid --format %q: use cosign or notation", format)
 			}
+			// A key is loaded first (a wrong passphrase fails before any
+			// network); a keyless certificate last, just before signing.
+			var (
+				signer crypto.Signer
+				keyID  string
+				chain  []*x509.Certificate
+			)
+			if !f.keyless.on {
+				if signer, keyID, _, err = f.signFor(cmd, name.Digest{}); err != nil {
+					return err
+				}
+			}
 			ctx := cmd.Context()
 			o := remoteOpts(ctx)
 			o.Storage = st
@@ -293,9 +305,10 @@ application/vnd.cncf.notary.signature. 'notation verify' and 'custody verify
 			if err := f.keylessStamper(o.Timestamper); err != nil {
 				return err
 			}
-			signer, keyID, chain, err := f.signFor(cmd, d)
-			if err != nil {
-				return err
+			if f.keyless.on {
+				if signer, keyID, chain, err = f.signFor(cmd, d); err != nil {
+					return err
+				}
 			}
 			o.Chain = chain
 			res, err := sign.Sign(ctx, d, signer, o)
@@ -393,18 +406,28 @@ ephemeral key certified for the CI job's OIDC identity, time-stamped.`,
 
 // attach signs stmt and attaches it to d.
 func attach(cmd *cobra.Command, f *signerFlags, d name.Digest, predicateType string, predicate []byte, envOut string) error {
+	var (
+		signer crypto.Signer
+		chain  []*x509.Certificate
+		err    error
+	)
+	if !f.keyless.on {
+		if signer, _, _, err = f.signFor(cmd, d); err != nil {
+			return err
+		}
+	}
 	ctx := cmd.Context()
 	o := remoteOpts(ctx)
-	var err error
 	if o.Timestamper, err = f.timestamp.stamper(cmd, d); err != nil {
 		return err
 	}
 	if err := f.keylessStamper(o.Timestamper); err != nil {
 		return err
 	}
-	signer, _, chain, err := f.signFor(cmd, d)
-	if err != nil {
-		return err
+	if f.keyless.on {
+		if signer, _, chain, err = f.signFor(cmd, d); err != nil {
+			return err
+		}
 	}
 	o.Chain = chain
 	stmt, err := attest.StatementFor(d.Context().Name(), d.DigestStr(), predicateType, predicate)
