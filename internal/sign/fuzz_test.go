@@ -65,6 +65,14 @@ func FuzzParseBundle(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(good)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, s.Public(), s)
+	cert, _ := x509.ParseCertificate(der)
+	keyless, err := newBundle(env, nil, []*x509.Certificate{cert}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(keyless)
 	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"publicKey":{"hint":"x"}},"messageSignature":{"messageDigest":{"algorithm":"SHA2_256","digest":"AAAA"},"signature":"AAAA"}}`))
 	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","dsseEnvelope":{"payload":"","payloadType":"","signatures":[]}}`))
 	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle+json;version=0.1"}`))
@@ -75,6 +83,13 @@ func FuzzParseBundle(f *testing.F) {
 		pb, err := parseBundle(b)
 		if err == nil && !acceptedBundleMediaTypes[pb.GetMediaType()] {
 			t.Fatalf("accepted media type %q", pb.GetMediaType())
+		}
+		// With certificates accepted, a verified bundle carries the
+		// certificate whose key verified it (never a trusted key here).
+		if v, err := verifyBundle(b, fuzzDigest, nil, true); err == nil {
+			if len(v.Chain) == 0 || !bytes.Contains(v.Payload, []byte(strings.TrimPrefix(fuzzDigest, "sha256:"))) {
+				t.Fatalf("verified a keyless bundle without its certificate or digest: %s", v.Payload)
+			}
 		}
 		v, err := VerifyBundle(b, fuzzDigest, pubs)
 		if err != nil {
