@@ -161,7 +161,10 @@ wrong (docs/bundle.md).`,
 				v.Identity = ident
 			}
 			ctx := cmd.Context()
-			o := remoteOpts(ctx)
+			o, err := remoteOpts(ctx).Pulling(ctx)
+			if err != nil {
+				return err
+			}
 			d, err := resolve(ctx, args[0], plainHTTP, o)
 			if err != nil {
 				return err

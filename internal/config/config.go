@@ -213,6 +213,47 @@ type CA struct {
 	PassphraseFile string `yaml:"passphraseFile"`
 	// Validity of the certificates issued (default 10m, at most 24h).
 	Validity Duration `yaml:"validity"`
+	// CTLog signs the certificate timestamps embedded in every
+	// certificate issued; off unless its key is set.
+	CTLog CTLog `yaml:"ctlog"`
+	// Retired lists earlier CA certificates: trusted_root.json keeps them
+	// with a window closed at Until, so what they issued keeps verifying.
+	Retired []RetiredCA `yaml:"retired"`
+	// URL is the server's external base URL (https://custody.example) in
+	// signing_config.json and trusted_root.json; default: the scheme and
+	// host a request for them came by.
+	URL string `yaml:"url"`
+}
+
+// CTLog configures the certificate transparency log whose signed
+// certificate timestamps the CA embeds (docs/keyless.md).
+type CTLog struct {
+	// Key is the log's private key: an encrypted key file ('custody ca
+	// ctlog create', the CA's passphrase) or a pkcs11: URI.
+	Key string `yaml:"key"`
+	// Start is when the log began signing, the start of its window in
+	// trusted_root.json; default: the CA certificate's notBefore.
+	Start time.Time `yaml:"start"`
+	// Retired lists earlier log keys, kept in trusted_root.json with
+	// their closed windows.
+	Retired []RetiredCTLog `yaml:"retired"`
+}
+
+// RetiredCA is a CA certificate no longer issuing.
+type RetiredCA struct {
+	// Certificate is its chain (PEM, its own first).
+	Certificate string `yaml:"certificate"`
+	// Until is when it stopped issuing (its window starts at its notBefore).
+	Until time.Time `yaml:"until"`
+}
+
+// RetiredCTLog is a CT log key no longer signing.
+type RetiredCTLog struct {
+	// PublicKey is its PEM public key ('custody ca ctlog create' prints it).
+	PublicKey string `yaml:"publicKey"`
+	// Start and Until bound when it signed.
+	Start time.Time `yaml:"start"`
+	Until time.Time `yaml:"until"`
 }
 
 // Signing configures the server's signing key ring and what it signs.
@@ -707,6 +748,22 @@ func (c Config) Validate() error {
 	}
 	if c.CA.Validity < 0 || time.Duration(c.CA.Validity) > 24*time.Hour {
 		return errors.New("ca.validity must be positive and at most 24h")
+	}
+	if c.CA.CTLog.Key != "" && c.CA.Key == "" {
+		return errors.New("ca.ctlog needs the CA (ca.key and ca.certificate)")
+	}
+	for i, r := range c.CA.Retired {
+		if r.Certificate == "" || r.Until.IsZero() {
+			return fmt.Errorf("ca.retired[%d] needs certificate and until", i)
+		}
+	}
+	for i, r := range c.CA.CTLog.Retired {
+		if r.PublicKey == "" || r.Start.IsZero() || r.Until.IsZero() || r.Until.Before(r.Start) {
+			return fmt.Errorf("ca.ctlog.retired[%d] needs publicKey, start and until (not before start)", i)
+		}
+	}
+	if u := c.CA.URL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		return fmt.Errorf("ca.url %q must be an http(s) URL", u)
 	}
 	if _, err := proxy.Parse(c.Proxy.Trusted, c.Proxy.Header); err != nil {
 		return fmt.Errorf("proxy: %w", err)

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -498,14 +499,31 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 		rejected []sign.Rejected
 		err      error
 	)
+	// Keyless signatures are read with their certificates when a CA is
+	// trusted (certificate judges them).
 	o.Certificates = len(trust.cas) > 0
-	if len(trust.keys) == 0 && len(trust.cas) == 0 && trust.notation != nil {
-		// Only Notation signatures are trusted: no key could verify a
-		// cosign signature.
-		err = fmt.Errorf("no trust-root key to verify cosign signatures with: %w", sign.ErrNotVerified)
-	} else {
-		sigs, rejected, err = sign.VerifyAll(ctx, d, sign.PublicKeys(trust.keys), o)
+	// The signatures, the attestations and the Notation signatures are
+	// read concurrently: each is a few registry round trips, and a
+	// deployment waits for all of them.
+	var (
+		wg     sync.WaitGroup
+		envs   []sign.StoredAttestation
+		attErr error
+	)
+	wg.Go(func() {
+		if len(trust.keys) == 0 && len(trust.cas) == 0 && trust.notation != nil {
+			// Only Notation signatures are trusted: no key could verify a
+			// cosign signature.
+			err = fmt.Errorf("no trust-root key to verify cosign signatures with: %w", sign.ErrNotVerified)
+		} else {
+			sigs, rejected, err = sign.VerifyAll(ctx, d, sign.PublicKeys(trust.keys), o)
+		}
+	})
+	wg.Go(func() { envs, attErr = sign.StoredAttestations(ctx, d, o) })
+	if trust.notation != nil {
+		wg.Go(func() { s.Notation, s.NotationErr = collectNotation(ctx, d, trust.notation, trust.notationHost, o) })
 	}
+	wg.Wait()
 	s.SignatureErr, s.Rejected = err, rejected
 	for i, r := range s.Rejected {
 		if id := trust.revokedSigner(func(keys []crypto.PublicKey) (string, error) {
@@ -528,11 +546,7 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 	if len(s.Signatures) == 0 && len(sigs) > 0 {
 		s.SignatureErr = fmt.Errorf("%s: %w: %w", d, sign.ErrNotVerified, errUntrustedCA)
 	}
-	if trust.notation != nil {
-		s.Notation, s.NotationErr = collectNotation(ctx, d, trust.notation, trust.notationHost, o)
-	}
-	envs, err := sign.StoredAttestations(ctx, d, o)
-	s.AttestationErr = err
+	s.AttestationErr = attErr
 	resolver := attest.ResolverFromKeys(trust.keys...)
 	for _, env := range envs {
 		a := trust.attestation(env.Envelope, resolver, dgst, env.Timestamps, env.Chain)

@@ -39,7 +39,7 @@ const (
 	DefaultTimeout = 2 * time.Second
 )
 
-var ruleName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+var ruleName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`) })
 
 // Gate is a compiled gate: rules that all must pass. It is safe for
 // concurrent use.
@@ -273,7 +273,7 @@ func (g *Gate) compileRule(e *cel.Env, rs spec.Rule) (compiled, error) {
 	if rs.Name != "" {
 		c.name = rs.Name
 	}
-	if !ruleName.MatchString(c.name) {
+	if !ruleName().MatchString(c.name) {
 		return compiled{}, fmt.Errorf("name %q: use 1 to 128 letters, digits, '_', '-' or '.', not starting with '-' or '.'", c.name)
 	}
 	if rs.Message != "" {

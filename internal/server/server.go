@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -52,6 +51,7 @@ import (
 	"github.com/custody-dev/custody/internal/sign/platform"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
+	"github.com/custody-dev/custody/internal/trustedroot"
 	"github.com/custody-dev/custody/internal/vuln"
 	"github.com/custody-dev/custody/internal/vuln/vulnhttp"
 	"github.com/custody-dev/custody/internal/web"
@@ -293,11 +293,11 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	// The CA's certificates make keyless signatures count wherever the
 	// ring's trust root is read (GET /api/v1/keys, gates, bundles).
 	if cfg.CA.Certificate != "" {
-		cas, err := caTrust(cfg.CA.Certificate)
+		cas, err := caTrust(cfg.CA)
 		if err != nil {
 			return nil, err
 		}
-		sg.Ring().TrustCertificateAuthorities(cas)
+		sg.Ring().TrustCertificateAuthorities(cas...)
 	}
 	// Scrub re-verifies signatures and attestations against the archived
 	// trust root through the internal registry (docs/maintenance.md).
@@ -432,7 +432,9 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		authz.Register(mux)
 	}
 	// The certificate authority for workloads (docs/keyless.md): Fulcio's
-	// API, judging tokens with the OIDC trust configuration.
+	// API, judging tokens with the OIDC trust configuration; with a CT
+	// log, its certificates embed signed certificate timestamps.
+	trustMaterial := &sigstoreTrust{ring: sg.Ring(), tsa: sg.TSA()}
 	if cfg.CA.Key != "" {
 		if authz == nil {
 			return nil, errors.New("ca needs authentication on: its workloads prove who they are with OIDC tokens (auth.oidc)")
@@ -442,8 +444,26 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 			return nil, err
 		}
 		undo = append(undo, func() { closeCA.Close() })
+		ctl, closeLog, err := openCTLog(cfg.CA)
+		if err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { closeLog.Close() })
+		if ctl != nil {
+			authority.WithCTLog(ctl)
+			trustMaterial.ctlog, trustMaterial.ctlogStart = ctl, cfg.CA.CTLog.Start
+			if trustMaterial.ctlogStart.IsZero() {
+				trustMaterial.ctlogStart = authority.Chain()[0].NotBefore
+			}
+		}
+		trustMaterial.ca, trustMaterial.caStart = authority, authority.Chain()[0].NotBefore
 		(&ca.Handler{CA: authority, Tokens: authz, Audit: auditor, Log: log}).Register(mux)
 	}
+	if err := trustMaterial.retiredTrust(cfg.CA); err != nil {
+		return nil, err
+	}
+	// Sigstore's trusted_root.json and signing_config.json (public).
+	(&trustedroot.Handler{URL: cfg.CA.URL, Input: trustMaterial.input, Log: log}).Register(mux)
 	// The repository catalog: /api/v1/repositories lists only what the
 	// caller may pull.
 	canRead := func(context.Context, string) bool { return true }
@@ -756,30 +776,12 @@ func (s *Server) Blobs() blob.Store { return s.blobs }
 
 // openCA opens the configured certificate authority, its key file
 // decrypted with ca.passphraseFile or CUSTODY_CA_PASSWORD.
-// caTrust is the trust-root entry of the CA whose certificate chain is in
-// file: the chain, valid for its issuing certificate's validity.
-func caTrust(file string) (key.TrustedTSA, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return key.TrustedTSA{}, fmt.Errorf("ca.certificate: %w", err)
-	}
-	chain, err := ca.ParseChain(b)
-	if err != nil {
-		return key.TrustedTSA{}, fmt.Errorf("ca.certificate: %w", err)
-	}
-	return key.TrustedTSA{CertChain: string(ca.EncodeChain(chain)), ValidFor: key.Validity{Start: chain[0].NotBefore.UTC(), End: chain[0].NotAfter.UTC()}}, nil
-}
-
 func openCA(c config.CA) (*ca.CA, io.Closer, error) {
-	pass := os.Getenv("CUSTODY_CA_PASSWORD")
-	if c.PassphraseFile != "" {
-		b, err := os.ReadFile(c.PassphraseFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("ca.passphraseFile: %w", err)
-		}
-		pass = strings.TrimRight(string(b), "\r\n")
+	pass, err := caPassphrase(c)
+	if err != nil {
+		return nil, nil, err
 	}
-	authority, closer, err := ca.Open(c.Key, c.Certificate, []byte(pass), time.Duration(c.Validity))
+	authority, closer, err := ca.Open(c.Key, c.Certificate, pass, time.Duration(c.Validity))
 	if err != nil {
 		return nil, nil, fmt.Errorf("ca: %w", err)
 	}
