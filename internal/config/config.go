@@ -21,6 +21,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/gate/spec"
 	"github.com/custody-dev/custody/internal/proxy"
+	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/repopattern"
 )
 
@@ -86,6 +87,27 @@ type Config struct {
 	Proxy Proxy `yaml:"proxy"`
 	// Web configures the web interface's browser sessions (docs/ui.md).
 	Web Web `yaml:"web"`
+	// Feeds are the package feeds served in their ecosystems' own
+	// protocols (docs/feeds.md).
+	Feeds []Feed `yaml:"feeds"`
+}
+
+// Ecosystems and kinds of package feeds.
+const (
+	FeedEcosystemNPM = "npm"
+	FeedKindHosted   = "hosted"
+)
+
+// Feed is one package feed: served at /<ecosystem>/<name>/, its packages
+// kept in the repositories <name>/<package path>.
+type Feed struct {
+	// Name is the feed's name: one lowercase repository-name component.
+	Name string `yaml:"name"`
+	// Ecosystem is the package protocol: npm.
+	Ecosystem string `yaml:"ecosystem"`
+	// Kind is hosted (packages are published to custody), the default
+	// when empty.
+	Kind string `yaml:"kind"`
 }
 
 // Web configures the web interface.
@@ -820,6 +842,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("drills[%d].interval %s: give at least %s", i, time.Duration(d.Interval), MinDrillInterval)
 		}
 	}
+	if err := validateFeeds(c.Feeds); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, p := range c.Policies {
 		if p.Repository == "" {
@@ -842,6 +867,29 @@ func (c Config) Validate() error {
 			if r.Period <= 0 {
 				return fmt.Errorf("policies[%d].retention.period must be positive", i)
 			}
+		}
+	}
+	return nil
+}
+
+// validateFeeds checks the feeds: each has a name that is one repository
+// name component, unique among them, and an ecosystem and kind this
+// version serves.
+func validateFeeds(feeds []Feed) error {
+	names := map[string]bool{}
+	for i, f := range feeds {
+		if f.Name == "" || strings.Contains(f.Name, "/") || !registry.ValidName(f.Name) {
+			return fmt.Errorf("feeds[%d].name %q must be one lowercase repository name component (e.g. npm-internal)", i, f.Name)
+		}
+		if names[f.Name] {
+			return fmt.Errorf("feeds[%d]: the name %q is taken by another feed", i, f.Name)
+		}
+		names[f.Name] = true
+		if f.Ecosystem != FeedEcosystemNPM {
+			return fmt.Errorf("feeds[%d] (%s): ecosystem %q: use npm", i, f.Name, f.Ecosystem)
+		}
+		if f.Kind != "" && f.Kind != FeedKindHosted {
+			return fmt.Errorf("feeds[%d] (%s): kind %q: use hosted", i, f.Name, f.Kind)
 		}
 	}
 	return nil

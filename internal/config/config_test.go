@@ -134,6 +134,11 @@ func TestRefusals(t *testing.T) {
 		{"drill without projects", write("drills:\n- {environment: prod, interval: 24h}\n"), nil, "drills[0]: drills rebuild environments: declare projects first"},
 		{"drill without environment", write("# envdrill\nprojects:\n- {repositories: \"a/**\", environments: [{name: prod}]}\ndrills:\n- {interval: 24h}\n"), nil, "drills[0].environment is empty"},
 		{"drill interval too short", write("# intdrill\nprojects:\n- {repositories: \"a/**\", environments: [{name: prod}]}\ndrills:\n- {environment: prod}\n"), nil, "drills[0].interval 0s: give at least 1s"},
+		{"feed name with a slash", write("# feed1\nfeeds:\n- {name: a/b, ecosystem: npm}\n"), nil, "feeds[0].name \"a/b\" must be one lowercase repository name component"},
+		{"feed name dot-dot", write("# feed2\nfeeds:\n- {name: \"..\", ecosystem: npm}\n"), nil, "feeds[0].name"},
+		{"duplicate feed", write("# feed3\nfeeds:\n- {name: a, ecosystem: npm}\n- {name: a, ecosystem: npm}\n"), nil, "feeds[1]: the name \"a\" is taken"},
+		{"feed ecosystem not served", write("# feed4\nfeeds:\n- {name: py, ecosystem: pypi}\n"), nil, "feeds[0] (py): ecosystem \"pypi\": use npm"},
+		{"feed kind not served", write("# feed5\nfeeds:\n- {name: a, ecosystem: npm, kind: proxy}\n"), nil, "feeds[0] (a): kind \"proxy\": use hosted"},
 		{"bad grant pattern", write("# grants\nauth:\n  grants:\n  - {subjects: [anonymous], role: reader, repositories: [\"team/[ab]\"]}\n"), nil, "auth.grants[0].repositories: repository pattern \"team/[ab]\""},
 	}
 	for _, tc := range cases {
@@ -143,6 +148,17 @@ func TestRefusals(t *testing.T) {
 				t.Fatalf("Load = %v, want an error mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestFeeds(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte("feeds:\n- {name: npm, ecosystem: npm}\n- {name: npm-team, ecosystem: npm, kind: hosted}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p, nil)
+	if err != nil || len(c.Feeds) != 2 || c.Feeds[0] != (Feed{Name: "npm", Ecosystem: FeedEcosystemNPM}) || c.Feeds[1].Kind != FeedKindHosted {
+		t.Fatalf("Load = %+v, %v", c.Feeds, err)
 	}
 }
 

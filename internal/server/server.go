@@ -34,6 +34,7 @@ import (
 	"github.com/custody-dev/custody/internal/catalog"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/drill/drillhttp"
+	"github.com/custody-dev/custody/internal/feed/npm"
 	"github.com/custody-dev/custody/internal/gc"
 	"github.com/custody-dev/custody/internal/generic"
 	"github.com/custody-dev/custody/internal/gitcommit/sourcehttp"
@@ -472,6 +473,9 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	}
 	(&catalog.Handler{Meta: md, Locks: md, Immutable: engine.ImmutableRule, CanRead: canRead, Log: log}).Register(mux)
 	gen := generic.New(blobs, md, public)
+	// Package feeds (docs/feeds.md): each protocol over the same stores,
+	// access control and policies as the registry.
+	npmFeeds := npm.New(cfg.Feeds, blobs, md, public)
 	// /v2/ bypasses ServeMux, whose path cleaning would redirect
 	// "/v2/a/../b/..." or "a//b" to another repository instead of letting
 	// the registry refuse the name.
@@ -483,6 +487,11 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		// /generic/ too: it refuses "..", "%2e%2e" and "//" itself.
 		if strings.HasPrefix(r.URL.Path, generic.Prefix) {
 			gen.ServeHTTP(w, r)
+			return
+		}
+		// /npm/ reads package names from the escaped path ("@scope%2fname").
+		if strings.HasPrefix(r.URL.Path, npm.Prefix) {
+			npmFeeds.ServeHTTP(w, r)
 			return
 		}
 		if strings.HasPrefix(r.URL.Path, "/api/v1/") && authz != nil {
