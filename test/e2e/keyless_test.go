@@ -264,6 +264,15 @@ func TestKeylessCustodySign(t *testing.T) {
 	if !strings.Contains(out, "acme/app") {
 		t.Fatalf("cosign verify output lacks the workflow's claims:\n%s", out)
 	}
+	// cosign v3 verifies custody's keyless bundle referrer against the
+	// server's trusted_root.json (CA and TSA; this server runs no CT log).
+	cosign3Bin := cosign3(t)
+	trusted := filepath.Join(e.work, "trusted_root.json")
+	if err := os.WriteFile(trusted, e.get(t, "/api/v1/trust/trusted_root.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustCosign(t, e.home, cosign3Bin, "", "verify", "--trusted-root", trusted, "--certificate-identity", keylessWorkflow, "--certificate-oidc-issuer", iss,
+		"--insecure-ignore-tlog", "--insecure-ignore-sct", "--allow-insecure-registry", d.String())
 	mustFail(t, e.home, cosign, "none of the expected identities matched", "verify", "--certificate-chain", e.caPEM,
 		"--certificate-identity", "https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main", "--certificate-oidc-issuer", iss,
 		"--insecure-ignore-tlog", "--insecure-ignore-sct", "--allow-insecure-registry", dt.String())
