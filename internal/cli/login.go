@@ -20,6 +20,8 @@ func newLoginCmd() *cobra.Command {
 	var (
 		user, password string
 		passwordStdin  bool
+		oidc           bool
+		workload       keylessFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "login [SERVER]",
@@ -37,14 +39,37 @@ first, through the same token flow docker uses.
 custody remembers the server in its own config file
 ($XDG_CONFIG_HOME/custody/config.json, else ~/.config/custody/config.json):
 later commands talk to it without --server, unless --server or
-CUSTODY_SERVER names another.`,
+CUSTODY_SERVER names another.
+
+With --oidc, a CI job signs in with its workload OIDC token, found as
+'custody sign --keyless' finds it: --identity-token (the token or a file
+holding it), else SIGSTORE_ID_TOKEN, else in GitHub Actions a token for
+audience sigstore from the job's token service ('permissions: id-token:
+write'). The server must trust the issuer and audience (auth.oidc); the
+user name is token. The token expires with the job's token (minutes).`,
 		Example: `  custody login -u admin --password-stdin < custody-data/admin-password
-  echo "$TOKEN" | custody login registry.example.org -u ci --password-stdin`,
+  echo "$TOKEN" | custody login registry.example.org -u ci --password-stdin
+  custody login registry.example.org --oidc                       # GitHub Actions, id-token: write
+  custody login registry.example.org --oidc --identity-token "$SIGSTORE_ID_TOKEN"   # GitLab CI id_tokens`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			host, err := argHost(args)
 			if err != nil {
 				return err
+			}
+			if workload.token != "" && !oidc {
+				return errors.New("--identity-token needs --oidc")
+			}
+			if oidc {
+				if password != "" || passwordStdin {
+					return errors.New("--oidc signs in with the workload's OIDC token: give no password")
+				}
+				if user == "" {
+					user = "token"
+				}
+				if password, err = workload.identityToken(cmd); err != nil {
+					return err
+				}
 			}
 			if user == "" {
 				return errors.New("no user name: give one with -u (e.g. -u admin)")
@@ -103,6 +128,8 @@ CUSTODY_SERVER names another.`,
 	f.StringVarP(&user, "username", "u", "", "user name (any name with an API token: e.g. token)")
 	f.StringVarP(&password, "password", "p", "", "password or API token (prefer --password-stdin)")
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read the password or token from standard input")
+	f.BoolVar(&oidc, "oidc", false, "sign in with the CI job's OIDC identity token (user token)")
+	f.StringVar(&workload.token, "identity-token", "", "with --oidc: the OIDC token, or a file holding it (default: "+sigstoreTokenEnv+", else GitHub Actions' token service)")
 	return cmd
 }
 

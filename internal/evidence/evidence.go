@@ -14,6 +14,7 @@ package evidence
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/custody-dev/custody/internal/attest"
+	"github.com/custody-dev/custody/internal/certidentity"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/notary"
@@ -167,6 +169,9 @@ type Trust struct {
 	// policy's registryScopes are matched with.
 	notation     *notary.Verifier
 	notationHost string
+	// cas are the certificate authorities of the trust root, whose
+	// certificates make keyless signatures count (certificate).
+	cas []trustedCA
 }
 
 // WithNotation makes Notary Project (Notation) signatures count when v
@@ -255,6 +260,13 @@ func NewTrust(root key.TrustRoot) (*Trust, error) {
 			return nil, fmt.Errorf("trust root key %s: %w", k.ID, err)
 		}
 		t.keys = append(t.keys, pub)
+	}
+	for i, ca := range root.CertificateAuthorities {
+		c, err := parseCA(ca)
+		if err != nil {
+			return nil, fmt.Errorf("trust root certificate authority %d: %w", i, err)
+		}
+		t.cas = append(t.cas, c)
 	}
 	return t, nil
 }
@@ -352,6 +364,10 @@ type Signature struct {
 	// TimeFromClaim, or "" when the signature has no known time.
 	Claimed    time.Time
 	TimeSource string
+	// Identity is the signer's identity of a keyless signature (one made
+	// with a certificate of a trusted CA; KeyID is then its ephemeral
+	// key's); nil for a key-based signature.
+	Identity *certidentity.Identity
 }
 
 // Trusted reports whether the signature counts.
@@ -408,6 +424,9 @@ type Attestation struct {
 	Revocation *Revocation
 	Drill      *Drill
 	Source     *Source
+	// Identity is the signer's identity of a keyless attestation (made
+	// with a certificate of a trusted CA); nil for a key-based one.
+	Identity *certidentity.Identity
 	// Counts is true for a server record signed by a recording key.
 	Counts bool
 	// ByServer is true for a trusted attestation signed by one of the
@@ -480,6 +499,9 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 		rejected []sign.Rejected
 		err      error
 	)
+	// Keyless signatures are read with their certificates when a CA is
+	// trusted (certificate judges them).
+	o.Certificates = len(trust.cas) > 0
 	// The signatures, the attestations and the Notation signatures are
 	// read concurrently: each is a few registry round trips, and a
 	// deployment waits for all of them.
@@ -489,7 +511,7 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 		attErr error
 	)
 	wg.Go(func() {
-		if len(trust.keys) == 0 && trust.notation != nil {
+		if len(trust.keys) == 0 && len(trust.cas) == 0 && trust.notation != nil {
 			// Only Notation signatures are trusted: no key could verify a
 			// cosign signature.
 			err = fmt.Errorf("no trust-root key to verify cosign signatures with: %w", sign.ErrNotVerified)
@@ -512,7 +534,17 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 		}
 	}
 	for _, v := range sigs {
-		s.Signatures = append(s.Signatures, trust.signature(v))
+		sg := trust.signature(v)
+		if errors.Is(sg.Err, errUntrustedCA) {
+			// Like a signature by an unknown key: anyone who may push
+			// could add one; it counts for nothing.
+			s.Rejected = append(s.Rejected, sign.Rejected{Source: v.Source, Container: v.Container, Err: sg.Err})
+			continue
+		}
+		s.Signatures = append(s.Signatures, sg)
+	}
+	if len(s.Signatures) == 0 && len(sigs) > 0 {
+		s.SignatureErr = fmt.Errorf("%s: %w: %w", d, sign.ErrNotVerified, errUntrustedCA)
 	}
 	s.judgeAttestations(envs, attErr, trust)
 	return s
@@ -538,7 +570,7 @@ func (s *Set) judgeAttestations(envs []sign.StoredAttestation, err error, trust 
 	s.AttestationErr = err
 	resolver := attest.ResolverFromKeys(trust.keys...)
 	for _, env := range envs {
-		a := trust.attestation(env.Envelope, resolver, dgst, env.Timestamps)
+		a := trust.attestation(env.Envelope, resolver, dgst, env.Timestamps, env.Chain)
 		a.Container = env.Container
 		if a.Counts {
 			switch {
@@ -595,6 +627,14 @@ func (s *Set) TrustedNotation() []NotationSignature {
 
 // signature judges one signature that verified with a trusted key.
 func (t *Trust) signature(v sign.Verified) Signature {
+	if len(v.Chain) > 0 {
+		s := Signature{Verified: v}
+		s.Identity, s.SignedAt, s.Err = t.certificate(v.Chain, v.Timestamps)
+		if !s.SignedAt.IsZero() {
+			s.TimeSource = TimeFromTimestamp
+		}
+		return s
+	}
 	s := Signature{Verified: v, KeyStatus: t.status(v.KeyID)}
 	if ts := v.Annotations[SignedAtAnnotation]; ts != "" {
 		at, err := time.Parse(time.RFC3339, ts)
@@ -613,9 +653,12 @@ func (t *Trust) signature(v sign.Verified) Signature {
 }
 
 // attestation verifies one DSSE envelope as an attestation about dgst.
-func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string, stamps []sign.Timestamp) Attestation {
+func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string, stamps []sign.Timestamp, chain []*x509.Certificate) Attestation {
 	var a Attestation
 	v, err := attest.Verify(env, resolver, attest.AllowStatementV01(), attest.AllowPredicateType(known...))
+	if errors.Is(err, attest.ErrUntrusted) && len(chain) > 0 && len(t.cas) > 0 {
+		return t.keylessAttestation(env, dgst, stamps, chain)
+	}
 	if err != nil {
 		a.Err, a.ClaimedType = err, claimedType(env)
 		if errors.Is(err, attest.ErrUntrusted) {

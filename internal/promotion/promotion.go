@@ -234,6 +234,10 @@ func InputOf(repo string, set *evidence.Set, now time.Time) (gate.Input, []strin
 	for _, sg := range set.TrustedSignatures() {
 		gs := gate.SignatureOf(sg.Verified)
 		gs.SignedAt = sg.SignedAt
+		gs.Certificate = map[string]string{}
+		if sg.Identity != nil {
+			gs.Identity, gs.Issuer, gs.Certificate = sg.Identity.Subject, sg.Identity.Issuer, sg.Identity.Claims()
+		}
 		in.Signatures = append(in.Signatures, gs)
 	}
 	for _, n := range set.TrustedNotation() {

@@ -291,6 +291,15 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		return nil, err
 	}
 	undo = append(undo, sg.Close)
+	// The CA's certificates make keyless signatures count wherever the
+	// ring's trust root is read (GET /api/v1/keys, gates, bundles).
+	if cfg.CA.Certificate != "" {
+		cas, err := caTrust(cfg.CA)
+		if err != nil {
+			return nil, err
+		}
+		sg.Ring().TrustCertificateAuthorities(cas...)
+	}
 	// Scrub re-verifies signatures and attestations against the archived
 	// trust root through the internal registry (docs/maintenance.md).
 	maint.revalidation = &revalidation{ring: sg.Ring(), extra: cfg.Promotion.TrustRoot, remote: self, host: internalHost, audit: auditor, tl: tl, log: log}
