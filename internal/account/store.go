@@ -67,6 +67,7 @@ type Store interface {
 	RevokeToken(ctx context.Context, id string, at time.Time) error
 
 	Sessions
+	FactorStore
 }
 
 // Session is a browser session of the web interface. Only the SHA-256 of
@@ -88,6 +89,10 @@ type Session struct {
 	// Created is the sign-in; LastSeen the latest request TouchSession
 	// recorded. The idle and absolute timeouts count from them.
 	Created, LastSeen time.Time
+	// Factor is the second factor last presented in the session ("totp",
+	// "recovery"; "" none) and FactorAt when (step-up counts from it).
+	Factor   string
+	FactorAt time.Time
 }
 
 // Sessions keeps browser sessions, shared by replicas through the store.
@@ -110,4 +115,51 @@ type Sessions interface {
 	// PurgeSessions deletes every session last seen before idleBefore or
 	// created before createdBefore (both timed out) and returns how many.
 	PurgeSessions(ctx context.Context, idleBefore, createdBefore time.Time) (int, error)
+}
+
+// ErrReplayed is wrapped by ClaimTOTPStep's error for a one-time code
+// whose time step was used already.
+var ErrReplayed = errors.New("code used already")
+
+// Factors are a local user's second factors (docs/security.md, MFA). They
+// are no part of State and writing them does not change the generation.
+type Factors struct {
+	// User is the local account they belong to.
+	User string
+	// TOTPSecret is the base32 TOTP (RFC 6238) secret; the API never
+	// returns it after enrolment. Empty: no TOTP.
+	TOTPSecret string
+	// TOTPConfirmed: the user proved holding the secret with a code
+	// (enrolment is complete); until then it does not count as a factor.
+	TOTPConfirmed bool
+	// RecoveryHashes are the hex SHA-256 of the unused recovery codes.
+	RecoveryHashes []string
+	// Updated is when they were last enrolled.
+	Updated time.Time
+}
+
+// FactorStore keeps second factors and the session's latest one.
+type FactorStore interface {
+	// GetFactors returns a user's factors, or an error wrapping
+	// ErrNotFound when it enrolled none.
+	GetFactors(ctx context.Context, user string) (Factors, error)
+	// PutFactors creates or replaces a user's factors; the last claimed
+	// TOTP step stays (a re-enrolment never lets an old code in again).
+	PutFactors(ctx context.Context, f Factors) error
+	// DeleteFactors removes a user's factors, or returns an error wrapping
+	// ErrNotFound.
+	DeleteFactors(ctx context.Context, user string) error
+	// ClaimTOTPStep records that the code of TOTP time step step was used:
+	// atomically, it fails with an error wrapping ErrReplayed unless step
+	// is later than every step claimed before (a code works once), and
+	// with ErrNotFound for a user without factors.
+	ClaimTOTPStep(ctx context.Context, user string, step int64) error
+	// UseRecoveryCode removes the recovery code whose hash is hash,
+	// atomically: of two concurrent uses one fails with an error wrapping
+	// ErrNotFound, as does an unknown code.
+	UseRecoveryCode(ctx context.Context, user, hash string) error
+	// StepUpSession records that a session's caller presented the second
+	// factor factor ("totp", "recovery") at time at, or returns an error
+	// wrapping ErrNotFound for an unknown session.
+	StepUpSession(ctx context.Context, hash, factor string, at time.Time) error
 }

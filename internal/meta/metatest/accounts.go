@@ -27,6 +27,9 @@ func RunAccounts(t *testing.T, open Replicas[account.Store]) {
 		{"Sessions", testSessions},
 		{"SessionsPurge", testSessionsPurge},
 		{"SessionsSeenByReplica", testSessionsReplicas},
+		{"Factors", testFactors},
+		{"FactorsConcurrentUse", testFactorsConcurrent},
+		{"SessionStepUp", testSessionStepUp},
 	})
 }
 

@@ -251,6 +251,24 @@ CREATE TABLE IF NOT EXISTS auth_sessions (
 CREATE INDEX IF NOT EXISTS auth_sessions_last_seen ON auth_sessions(last_seen);
 CREATE INDEX IF NOT EXISTS auth_sessions_created ON auth_sessions(created);
 `,
+	// 6: second factors, as the SQLite backend's migration 8 (see
+	// factors.go).
+	`
+CREATE TABLE IF NOT EXISTS auth_factors (
+	name           TEXT    NOT NULL PRIMARY KEY,
+	totp_secret    TEXT    NOT NULL,
+	totp_confirmed BOOLEAN NOT NULL,
+	totp_last_step BIGINT  NOT NULL,
+	updated        BIGINT  NOT NULL
+);
+CREATE TABLE IF NOT EXISTS auth_recovery_codes (
+	name TEXT NOT NULL,
+	hash TEXT NOT NULL,
+	PRIMARY KEY (name, hash)
+);
+ALTER TABLE auth_sessions ADD COLUMN IF NOT EXISTS factor TEXT NOT NULL DEFAULT '';
+ALTER TABLE auth_sessions ADD COLUMN IF NOT EXISTS factor_at BIGINT NOT NULL DEFAULT 0;
+`,
 }
 
 // migrate brings the schema (the first schema on the connection's

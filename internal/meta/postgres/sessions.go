@@ -57,9 +57,10 @@ func (s *Store) GetSession(ctx context.Context, hash string) (account.Session, e
 		se            = account.Session{Hash: hash}
 		groups, scope []byte
 		created, seen int64
+		factorAt      int64
 	)
-	err := s.pool.QueryRow(ctx, `SELECT subject, method, groups, scopes, csrf, created, last_seen FROM auth_sessions WHERE hash = $1`, hash).
-		Scan(&se.Subject, &se.Method, &groups, &scope, &se.CSRF, &created, &seen)
+	err := s.pool.QueryRow(ctx, `SELECT subject, method, groups, scopes, csrf, created, last_seen, factor, factor_at FROM auth_sessions WHERE hash = $1`, hash).
+		Scan(&se.Subject, &se.Method, &groups, &scope, &se.CSRF, &created, &seen, &se.Factor, &factorAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return account.Session{}, fmt.Errorf("session: %w", account.ErrNotFound)
 	}
@@ -79,6 +80,9 @@ func (s *Store) GetSession(ctx context.Context, hash string) (account.Session, e
 		se.Groups = nil
 	}
 	se.Created, se.LastSeen = meta.FromMicros(created), meta.FromMicros(seen)
+	if factorAt != 0 {
+		se.FactorAt = meta.FromMicros(factorAt)
+	}
 	return se, nil
 }
 

@@ -210,6 +210,25 @@ CREATE TABLE IF NOT EXISTS auth_sessions (
 CREATE INDEX IF NOT EXISTS auth_sessions_last_seen ON auth_sessions(last_seen);
 CREATE INDEX IF NOT EXISTS auth_sessions_created ON auth_sessions(created);
 `,
+	// 8: second factors (see factors.go): a local user's TOTP secret and
+	// the last time step used (codes work once), its hashed recovery
+	// codes, and the factor a session's caller last presented.
+	`
+CREATE TABLE IF NOT EXISTS auth_factors (
+	name           TEXT    NOT NULL PRIMARY KEY,
+	totp_secret    TEXT    NOT NULL,
+	totp_confirmed INTEGER NOT NULL,
+	totp_last_step INTEGER NOT NULL,
+	updated        INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS auth_recovery_codes (
+	name TEXT NOT NULL,
+	hash TEXT NOT NULL,
+	PRIMARY KEY (name, hash)
+) WITHOUT ROWID;
+ALTER TABLE auth_sessions ADD COLUMN factor TEXT NOT NULL DEFAULT '';
+ALTER TABLE auth_sessions ADD COLUMN factor_at INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // migrationMicros is migration 6; see above.

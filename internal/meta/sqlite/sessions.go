@@ -48,9 +48,10 @@ func (s *Store) GetSession(ctx context.Context, hash string) (account.Session, e
 		se            = account.Session{Hash: hash}
 		groups, scope string
 		created, seen int64
+		factorAt      int64
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT subject, method, groups_json, scopes_json, csrf, created, last_seen FROM auth_sessions WHERE hash = ?`, hash).
-		Scan(&se.Subject, &se.Method, &groups, &scope, &se.CSRF, &created, &seen)
+	err := s.r.QueryRowContext(ctx, `SELECT subject, method, groups_json, scopes_json, csrf, created, last_seen, factor, factor_at FROM auth_sessions WHERE hash = ?`, hash).
+		Scan(&se.Subject, &se.Method, &groups, &scope, &se.CSRF, &created, &seen, &se.Factor, &factorAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return account.Session{}, fmt.Errorf("session: %w", account.ErrNotFound)
 	}
@@ -70,6 +71,9 @@ func (s *Store) GetSession(ctx context.Context, hash string) (account.Session, e
 		se.Groups = nil
 	}
 	se.Created, se.LastSeen = meta.FromMicros(created), meta.FromMicros(seen)
+	if factorAt != 0 {
+		se.FactorAt = meta.FromMicros(factorAt)
+	}
 	return se, nil
 }
 

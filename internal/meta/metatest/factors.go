@@ -1,0 +1,145 @@
+package metatest
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/custody-dev/custody/internal/account"
+)
+
+// testFactors: a user's factors are stored, read back whole, replaced
+// (keeping the claimed TOTP step), deleted; a TOTP step is claimed once
+// and never an earlier one; a recovery code is used once; none of it
+// changes the generation.
+func testFactors(t *testing.T, open Replicas[account.Store]) {
+	s := one(t, open)
+	ctx := t.Context()
+	gen := authGen(t, s)
+	t0 := time.Date(2030, 5, 6, 7, 8, 9, 123456000, time.UTC)
+	if _, err := s.GetFactors(ctx, "alice"); !errors.Is(err, account.ErrNotFound) {
+		t.Fatalf("GetFactors(unknown) = %v, want ErrNotFound", err)
+	}
+	if err := s.ClaimTOTPStep(ctx, "alice", 5); !errors.Is(err, account.ErrNotFound) {
+		t.Fatalf("ClaimTOTPStep(unknown) = %v, want ErrNotFound", err)
+	}
+	f := account.Factors{User: "alice", TOTPSecret: "JBSWY3DPEHPK3PXP", RecoveryHashes: []string{"aa", "bb", "cc"}, Updated: t0}
+	if err := s.PutFactors(ctx, f); err != nil {
+		t.Fatalf("PutFactors: %v", err)
+	}
+	got, err := s.GetFactors(ctx, "alice")
+	if err != nil || got.TOTPSecret != f.TOTPSecret || got.TOTPConfirmed || !slices.Equal(got.RecoveryHashes, f.RecoveryHashes) || !got.Updated.Equal(t0) {
+		t.Fatalf("GetFactors = %+v, %v; want %+v", got, err, f)
+	}
+	f.TOTPConfirmed = true
+	if err := s.PutFactors(ctx, f); err != nil {
+		t.Fatalf("PutFactors(confirm): %v", err)
+	}
+	if got, _ := s.GetFactors(ctx, "alice"); !got.TOTPConfirmed {
+		t.Fatal("PutFactors did not replace the factors")
+	}
+	for _, c := range []struct {
+		step int64
+		want error
+	}{{100, nil}, {100, account.ErrReplayed}, {99, account.ErrReplayed}, {101, nil}} {
+		if err := s.ClaimTOTPStep(ctx, "alice", c.step); !errors.Is(err, c.want) || (c.want == nil && err != nil) {
+			t.Fatalf("ClaimTOTPStep(%d) = %v, want %v", c.step, err, c.want)
+		}
+	}
+	// Re-enrolling keeps the last claimed step.
+	if err := s.PutFactors(ctx, f); err != nil {
+		t.Fatalf("PutFactors(again): %v", err)
+	}
+	if err := s.ClaimTOTPStep(ctx, "alice", 101); !errors.Is(err, account.ErrReplayed) {
+		t.Fatalf("ClaimTOTPStep after re-enrolment = %v, want ErrReplayed", err)
+	}
+	if err := s.UseRecoveryCode(ctx, "alice", "bb"); err != nil {
+		t.Fatalf("UseRecoveryCode: %v", err)
+	}
+	for _, c := range []struct{ user, hash string }{{"alice", "bb"}, {"alice", "zz"}, {"bob", "aa"}} {
+		if err := s.UseRecoveryCode(ctx, c.user, c.hash); !errors.Is(err, account.ErrNotFound) {
+			t.Fatalf("UseRecoveryCode(%s, %s) = %v, want ErrNotFound", c.user, c.hash, err)
+		}
+	}
+	if got, _ := s.GetFactors(ctx, "alice"); !slices.Equal(got.RecoveryHashes, []string{"aa", "cc"}) {
+		t.Fatalf("recovery codes after one use = %v, want [aa cc]", got.RecoveryHashes)
+	}
+	if g := authGen(t, s); g != gen {
+		t.Fatalf("factors changed the generation: %d -> %d", gen, g)
+	}
+	if err := s.DeleteFactors(ctx, "alice"); err != nil {
+		t.Fatalf("DeleteFactors: %v", err)
+	}
+	if err := s.DeleteFactors(ctx, "alice"); !errors.Is(err, account.ErrNotFound) {
+		t.Fatalf("DeleteFactors twice = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetFactors(ctx, "alice"); !errors.Is(err, account.ErrNotFound) {
+		t.Fatalf("GetFactors after delete = %v, want ErrNotFound", err)
+	}
+}
+
+// testFactorsConcurrent: of concurrent uses of one TOTP step or one
+// recovery code, on two replicas, exactly one succeeds.
+func testFactorsConcurrent(t *testing.T, open Replicas[account.Store]) {
+	ss := open(t, 2)
+	a, b := ss[0], ss[1]
+	ctx := t.Context()
+	if err := a.PutFactors(ctx, account.Factors{User: "carol", TOTPSecret: "X", TOTPConfirmed: true, RecoveryHashes: []string{"r1"}, Updated: time.Unix(0, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		steps, rc int
+	)
+	for i := range 8 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			okStep := s.ClaimTOTPStep(ctx, "carol", 7) == nil
+			okCode := s.UseRecoveryCode(ctx, "carol", "r1") == nil
+			mu.Lock()
+			defer mu.Unlock()
+			if okStep {
+				steps++
+			}
+			if okCode {
+				rc++
+			}
+		})
+	}
+	wg.Wait()
+	if steps != 1 || rc != 1 {
+		t.Fatalf("concurrent uses: %d TOTP claims and %d recovery codes succeeded, want 1 and 1", steps, rc)
+	}
+}
+
+// testSessionStepUp: a session records the latest second factor, never
+// moving its time back.
+func testSessionStepUp(t *testing.T, open Replicas[account.Store]) {
+	s := one(t, open)
+	ctx := t.Context()
+	t0 := time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)
+	if err := s.PutSession(ctx, account.Session{Hash: "cc33", Subject: "alice", Method: "session", CSRF: "c", Created: t0, LastSeen: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if se := getSession(t, s, "cc33"); se.Factor != "" || !se.FactorAt.IsZero() {
+		t.Fatalf("new session has factor %q at %v, want none", se.Factor, se.FactorAt)
+	}
+	if err := s.StepUpSession(ctx, "cc33", "totp", t0.Add(time.Minute)); err != nil {
+		t.Fatalf("StepUpSession: %v", err)
+	}
+	if err := s.StepUpSession(ctx, "cc33", "recovery", t0); err != nil {
+		t.Fatalf("StepUpSession: %v", err)
+	}
+	if se := getSession(t, s, "cc33"); se.Factor != "recovery" || !se.FactorAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("session factor %q at %v, want recovery at %v", se.Factor, se.FactorAt, t0.Add(time.Minute))
+	}
+	if err := s.StepUpSession(ctx, "nope", "totp", t0); !errors.Is(err, account.ErrNotFound) {
+		t.Fatalf("StepUpSession(unknown) = %v, want ErrNotFound", err)
+	}
+}
