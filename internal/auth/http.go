@@ -53,6 +53,11 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /api/v1/sessions/current", s.deleteSession)
 	mux.HandleFunc("GET /api/v1/sessions/oidc", s.oidcIssuers)
 	mux.HandleFunc("GET /api/v1/sessions/oidc/{id}", s.oidcStart)
+	mux.HandleFunc("POST /api/v1/sessions/current/step-up", s.stepUpSession)
+	mux.HandleFunc("GET /api/v1/mfa", s.getFactors)
+	mux.HandleFunc("POST /api/v1/mfa/totp", s.startTOTP)
+	mux.HandleFunc("POST /api/v1/mfa/totp/confirm", s.confirmTOTP)
+	mux.HandleFunc("DELETE /api/v1/mfa", s.deleteFactors)
 }
 
 // Require authenticates r and checks perm on repo ("" for global
@@ -64,7 +69,7 @@ func (s *Service) Require(w http.ResponseWriter, r *http.Request, action, repo s
 		s.refuse(w, r, action, repo, err)
 		return r, nil, false
 	}
-	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identity.Identity{Subject: p.Subject, Method: p.Method}), p))
+	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identityOf(p)), p))
 	if p.Anonymous() && (perm == 0 || !p.Can(repo, perm)) {
 		err := fmt.Errorf("%w: sign in first", registry.ErrUnauthenticated)
 		s.refuse(w, r, action, repo, err)
@@ -212,13 +217,18 @@ func (s *Service) localUser(w http.ResponseWriter, r *http.Request, action strin
 		s.refuse(w, r, action, "", err)
 		return r, nil, false
 	}
-	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identity.Identity{Subject: p.Subject, Method: p.Method}), p))
+	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identityOf(p)), p))
 	if p.Anonymous() {
 		s.refuse(w, r, action, "", fmt.Errorf("%w: sign in first", registry.ErrUnauthenticated))
 		return r, nil, false
 	}
 	if strings.HasSuffix(p.Method, "oidc") {
 		s.refuse(w, r, action, "", fmt.Errorf("%w: OIDC identities cannot hold API tokens; use the OIDC token itself", registry.ErrDenied))
+		return r, nil, false
+	}
+	if p.mfaMissing != "" {
+		// A token would be a way around the second factor.
+		s.refuse(w, r, action, "", p.mfaDenial())
 		return r, nil, false
 	}
 	return r, p, true
@@ -397,6 +407,9 @@ func (s *Service) createUser(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.RequireStepUp(w, r, "user.create", "", "creating a user") {
+		return
+	}
 	var req UserRequest
 	if err := decode(r, w, &req); err != nil {
 		s.invalid(w, r, "user.create", "", err.Error())
@@ -447,7 +460,7 @@ func (s *Service) updateUser(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, "user.update", "", err)
 		return
 	}
-	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identity.Identity{Subject: p.Subject, Method: p.Method}), p))
+	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identityOf(p)), p))
 	var req UserRequest
 	if err := decode(r, w, &req); err != nil {
 		s.invalid(w, r, "user.update", "", err.Error())
@@ -462,6 +475,12 @@ func (s *Service) updateUser(w http.ResponseWriter, r *http.Request) {
 	case !admin && !(self && req.Groups == nil):
 		s.refuse(w, r, "user.update", "", fmt.Errorf("%w: %s may only change its own password (group changes need the admin role)", registry.ErrDenied, p.Subject))
 		return
+	case !self || req.Groups != nil:
+		// Changing another account, or groups, is an administrator's
+		// dangerous action.
+		if !s.RequireStepUp(w, r, "user.update", "", "changing a user") {
+			return
+		}
 	}
 	st, err := s.load(r.Context())
 	if err != nil {
@@ -512,6 +531,9 @@ func (s *Service) deleteUser(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.RequireStepUp(w, r, "user.delete", "", "deleting a user") {
+		return
+	}
 	name := r.PathValue("name")
 	if name == p.Subject {
 		s.invalid(w, r, "user.delete", "", "you cannot delete your own account")
@@ -553,6 +575,9 @@ func (s *Service) createGrant(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.RequireStepUp(w, r, "grant.create", "", "granting a role") {
+		return
+	}
 	var g Grant
 	if err := decode(r, w, &g); err != nil {
 		s.invalid(w, r, "grant.create", "", err.Error())
@@ -575,6 +600,9 @@ func (s *Service) createGrant(w http.ResponseWriter, r *http.Request) {
 func (s *Service) deleteGrant(w http.ResponseWriter, r *http.Request) {
 	r, _, ok := s.Require(w, r, "grant.delete", "", PermAdmin)
 	if !ok {
+		return
+	}
+	if !s.RequireStepUp(w, r, "grant.delete", "", "removing a grant") {
 		return
 	}
 	q := r.URL.Query()

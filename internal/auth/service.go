@@ -67,6 +67,15 @@ type Options struct {
 	// removed once that password is changed. Empty: Bootstrap creates no
 	// account.
 	AdminPasswordFile string
+	// MFARoles are the roles whose holders must sign in with a second
+	// factor (the configuration's default: admin and promoter; none when
+	// empty). StepUpWindow is how recent a second factor dangerous
+	// actions need (default 5m). OTPFailures wrong one-time codes within
+	// LoginWindow lock an account's codes out for the rest of it
+	// (default 5).
+	MFARoles     []Role
+	StepUpWindow time.Duration
+	OTPFailures  int
 }
 
 // TokenPath is where the Docker token flow's endpoint is served.
@@ -90,6 +99,10 @@ type Service struct {
 	// slow by design; clients that send Basic on every request would pay
 	// it every time). Keyed by SHA-256 of name, hash and password.
 	pwCache map[[32]byte]time.Time
+	// otpLimiter counts wrong one-time codes per account.
+	otpLimiter *limiter
+	pendingMu  sync.Mutex
+	pending    map[string]pendingTOTP
 }
 
 var _ registry.Authorizer = (*Service)(nil)
@@ -138,6 +151,12 @@ func New(opts Options) (*Service, error) {
 	if opts.SessionAbsolute <= 0 {
 		opts.SessionAbsolute = 12 * time.Hour
 	}
+	if opts.StepUpWindow <= 0 {
+		opts.StepUpWindow = 5 * time.Minute
+	}
+	if opts.OTPFailures <= 0 {
+		opts.OTPFailures = 5
+	}
 	for _, g := range opts.Grants {
 		if err := g.Validate(); err != nil {
 			return nil, fmt.Errorf("auth grant: %w", err)
@@ -148,6 +167,10 @@ func New(opts Options) (*Service, error) {
 		now:     opts.Now,
 		limiter: newLimiter(opts.LoginFailures, opts.LoginAddressFailures, opts.LoginWindow, opts.Now),
 		pwCache: map[[32]byte]time.Time{},
+		pending: map[string]pendingTOTP{},
+		// Addresses are throttled by the password limiter; this one
+		// counts per account only.
+		otpLimiter: newLimiter(opts.OTPFailures, 1<<30, opts.LoginWindow, opts.Now),
 	}
 	for _, o := range opts.OIDC {
 		iss, err := newOIDCIssuer(o, opts.Service)
@@ -278,6 +301,9 @@ func (s *Service) Authenticate(r *http.Request) (*Principal, error) {
 	default:
 		err = &authError{reason: "unsupported Authorization scheme (use Basic or Bearer)"}
 	}
+	if err == nil {
+		err = s.applyPolicy(ctx, p)
+	}
 	if err != nil {
 		s.failed(r, err)
 		return nil, err
@@ -325,6 +351,19 @@ func (s *Service) basic(ctx context.Context, st *compiled, r *http.Request, user
 			return nil, &authError{subject: user, method: method, reason: "too many failed sign-ins for " + user + "; try again later", limited: wait}
 		}
 		p, err = s.password(st, user, pass)
+		if code := r.Header.Get(OTPHeader); err == nil && code != "" {
+			var factor string
+			if factor, err = s.verifyCode(ctx, r, user, code); err == nil {
+				p.Factor, p.FactorAt = factor, s.now()
+			} else {
+				var ae *authError
+				if errors.As(err, &ae) {
+					// Counted by the one-time code limiter, not as a
+					// wrong password.
+					return nil, err
+				}
+			}
+		}
 	}
 	if err != nil {
 		wait := s.limiter.addrBlocked(addr)

@@ -79,6 +79,8 @@ const (
 	InsufficientStorage
 	ContentDamaged
 	ArtifactUnreadable
+	MFARequired
+	StepUpRequired
 	numKinds
 )
 
@@ -127,6 +129,8 @@ var specs = [numKinds]spec{
 	InsufficientStorage: {"insufficient-storage", "Insufficient storage", 507, "the disk reserve is reached; writes are refused"},
 	ContentDamaged:      {"content-damaged", "Stored content is damaged", 500, "stored bytes do not match their digest (run custody scrub)"},
 	ArtifactUnreadable:  {"artifact-unreadable", "Reading the artifact failed", 502, "the artifact or its evidence could not be read; the detail names the request ID"},
+	MFARequired:         {"mfa-required", "Second factor required", 403, "the account or its roles need a second factor: present a one-time code (X-Custody-OTP), or enrol one first"},
+	StepUpRequired:      {"step-up-required", "Recent second factor required", 403, "a dangerous action needs a second factor presented within the last minutes: send a fresh code"},
 }
 
 // Kinds returns every kind, in order.
@@ -199,6 +203,10 @@ func From(err error) (Kind, bool) {
 		return TooManyRequests, true
 	case errors.Is(err, veto.ErrUnauthenticated):
 		return Unauthorized, true
+	case errors.Is(err, veto.ErrMFARequired):
+		return MFARequired, true
+	case errors.Is(err, veto.ErrStepUpRequired):
+		return StepUpRequired, true
 	case errors.Is(err, retention.ErrLocked):
 		return RetentionLocked, true
 	case errors.Is(err, veto.ErrDenied):

@@ -35,9 +35,15 @@ func (s *Store) PutSession(ctx context.Context, se account.Session) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: session: last seen: %w", err)
 	}
+	var factorAt int64
+	if !se.FactorAt.IsZero() {
+		if factorAt, err = meta.Micros(se.FactorAt); err != nil {
+			return fmt.Errorf("sqlite: session: factor time: %w", err)
+		}
+	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO auth_sessions(hash, subject, method, groups_json, scopes_json, csrf, created, last_seen)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, se.Hash, se.Subject, se.Method, string(groups), string(scopes), se.CSRF, created, seen)
+		_, err := tx.ExecContext(ctx, `INSERT INTO auth_sessions(hash, subject, method, groups_json, scopes_json, csrf, created, last_seen, factor, factor_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, se.Hash, se.Subject, se.Method, string(groups), string(scopes), se.CSRF, created, seen, se.Factor, factorAt)
 		return err
 	})
 }
