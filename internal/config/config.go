@@ -221,6 +221,23 @@ type Auth struct {
 	// OIDC lists the trusted OIDC issuers (e.g. a CI system's workload
 	// identity tokens).
 	OIDC []OIDCIssuer `yaml:"oidc"`
+	// MFA is the multi-factor sign-in policy of local accounts.
+	MFA MFA `yaml:"mfa"`
+}
+
+// MFA is the multi-factor policy (docs/security.md, "Multi-factor
+// sign-in").
+type MFA struct {
+	// Roles are the roles whose holders must sign in with a second factor
+	// (default admin and promoter; [] for none). A holder without one may
+	// sign in only to enrol.
+	Roles []string `yaml:"roles"`
+	// StepUp is how recent a second factor dangerous actions need
+	// (default 5m).
+	StepUp Duration `yaml:"stepUp"`
+	// OTPFailures wrong one-time codes for one account within
+	// auth.loginWindow lock its codes out for the rest of it (default 5).
+	OTPFailures int `yaml:"otpFailures"`
 }
 
 // Grant binds Role to each of Subjects ("user:NAME", "group:NAME",
@@ -456,7 +473,8 @@ func Default() Config {
 		GC:              GC{Grace: Duration(time.Hour)},
 		Scrub:           Scrub{Buckets: 1},
 		Audit:           Audit{CheckpointInterval: Duration(10 * time.Second), Origin: "custody/audit"},
-		Auth:            Auth{Mode: "builtin", Service: "custody", TokenTTL: Duration(5 * time.Minute), LoginFailures: 10, LoginAddressFailures: 100, LoginWindow: Duration(time.Minute)},
+		Auth:            Auth{Mode: "builtin", Service: "custody", TokenTTL: Duration(5 * time.Minute), LoginFailures: 10, LoginAddressFailures: 100, LoginWindow: Duration(time.Minute),
+			MFA: MFA{Roles: []string{"admin", "promoter"}, StepUp: Duration(5 * time.Minute), OTPFailures: 5}},
 		Proxy:           Proxy{Header: "X-Forwarded-For"},
 		Web:             Web{Session: WebSession{Idle: Duration(30 * time.Minute), Absolute: Duration(12 * time.Hour)}},
 	}
@@ -512,6 +530,8 @@ var Env = []struct{ Name, Help string }{
 	{"CUSTODY_AUDIT_DISABLE_UNSAFE", "true stops the tamper-evident audit log (benchmarks only)"},
 	{"CUSTODY_TRUSTED_PROXIES", "comma-separated addresses or CIDRs of reverse proxies whose client-address header is believed"},
 	{"CUSTODY_PROXY_HEADER", "the header those proxies set: X-Forwarded-For (default) or Forwarded"},
+	{"CUSTODY_MFA_ROLES", "comma-separated roles that must sign in with a second factor (default admin,promoter; none for none)"},
+	{"CUSTODY_MFA_STEP_UP", "how recent a second factor dangerous actions need (default 5m)"},
 	{"CUSTODY_WEB_SESSION_IDLE", "a web interface session ends after this long without a request (default 30m)"},
 	{"CUSTODY_WEB_SESSION_ABSOLUTE", "a web interface session ends this long after signing in (default 12h)"},
 	{"CUSTODY_KEY_PASSWORD", "passphrase of the server's signing key (signing on push, promotions); signing.passphraseFile replaces it"},
@@ -546,6 +566,13 @@ func (c *Config) applyEnv(environ []string) error {
 			c.Log.Format = v
 		case "CUSTODY_LOG_LEVEL":
 			c.Log.Level = v
+		case "CUSTODY_MFA_ROLES":
+			c.Auth.MFA.Roles = []string{}
+			if v != "none" && v != "" {
+				c.Auth.MFA.Roles = strings.Split(v, ",")
+			}
+		case "CUSTODY_MFA_STEP_UP":
+			err = setDuration(&c.Auth.MFA.StepUp, v)
 		case "CUSTODY_UPLOAD_TTL":
 			err = setDuration(&c.Uploads.TTL, v)
 		case "CUSTODY_SHUTDOWN_TIMEOUT":
@@ -758,6 +785,9 @@ func (a Auth) validate(addr string) error {
 	}
 	if a.LoginFailures < 1 || a.LoginWindow <= 0 {
 		return errors.New("auth.loginFailures must be at least 1 and auth.loginWindow positive")
+	}
+	if a.MFA.StepUp <= 0 || a.MFA.StepUp > Duration(24*time.Hour) || a.MFA.OTPFailures < 1 {
+		return errors.New("auth.mfa.stepUp must be between 1s and 24h and auth.mfa.otpFailures at least 1")
 	}
 	if a.LoginAddressFailures < a.LoginFailures {
 		return fmt.Errorf("auth.loginAddressFailures (%d) must be at least auth.loginFailures (%d): many users may share one address",

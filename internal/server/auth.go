@@ -55,6 +55,14 @@ func newAuth(cfg config.Config, store auth.Store, auditor audit.Auditor, log *sl
 		}
 		issuers = append(issuers, iss)
 	}
+	var mfaRoles []auth.Role
+	for _, r := range cfg.Auth.MFA.Roles {
+		role, err := auth.ParseRole(r)
+		if err != nil {
+			return nil, fmt.Errorf("auth.mfa.roles: %w", err)
+		}
+		mfaRoles = append(mfaRoles, role)
+	}
 	svc, err := auth.New(auth.Options{
 		Store:                store,
 		Auditor:              auditor,
@@ -71,6 +79,9 @@ func newAuth(cfg config.Config, store auth.Store, auditor audit.Auditor, log *sl
 		SessionIdle:          time.Duration(cfg.Web.Session.Idle),
 		SessionAbsolute:      time.Duration(cfg.Web.Session.Absolute),
 		SecureCookies:        cfg.TLS.CertFile != "",
+		MFARoles:             mfaRoles,
+		StepUpWindow:         time.Duration(cfg.Auth.MFA.StepUp),
+		OTPFailures:          cfg.Auth.MFA.OTPFailures,
 		// The first admin's password, until it is changed.
 		AdminPasswordFile: filepath.Join(cfg.Data, "admin-password"),
 	})
