@@ -31,6 +31,10 @@ type Token struct {
 	Expires time.Time `json:"expires"`
 	// Revoked is the revocation time, zero while the token is valid.
 	Revoked time.Time `json:"revoked,omitzero"`
+	// SignIn marks a token that stands for its owner's password and
+	// second factor (custody login): step-up applies to it as to a
+	// password. Other tokens are machine credentials.
+	SignIn bool `json:"signIn,omitempty"`
 }
 
 // State is everything the Store keeps, read in one snapshot.

@@ -199,6 +199,9 @@ type TokenRequest struct {
 	Scopes []Scope `json:"scopes"`
 	// ExpiresIn is a Go duration ("720h"); default 30 days, at most a year.
 	ExpiresIn string `json:"expiresIn,omitempty"`
+	// SignIn makes a sign-in token (custody login): step-up applies to it
+	// as to the password it stands for.
+	SignIn bool `json:"signIn,omitempty"`
 }
 
 // CreatedToken is the answer of POST /api/v1/tokens: the only time the
@@ -297,7 +300,7 @@ func (s *Service) createToken(w http.ResponseWriter, r *http.Request) {
 		s.invalid(w, r, "token.create", "", fmt.Sprintf("expiresIn %q: %v", req.ExpiresIn, err))
 		return
 	}
-	t := Token{ID: id, Hash: hex.EncodeToString(sum[:]), Owner: p.Subject, Name: req.Name, Scopes: req.Scopes, Created: now, Expires: expires}
+	t := Token{ID: id, Hash: hex.EncodeToString(sum[:]), Owner: p.Subject, Name: req.Name, Scopes: req.Scopes, Created: now, Expires: expires, SignIn: req.SignIn}
 	if err := s.opts.Store.PutToken(r.Context(), t); err != nil {
 		problem.Fail(w, r, s.opts.Log, "storing the token failed", err)
 		return

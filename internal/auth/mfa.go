@@ -38,7 +38,9 @@ import (
 //	POST   /api/v1/sessions/current/step-up   {"code"}: record a fresh factor in the session
 //
 // API tokens and OIDC identities are machine credentials: neither the
-// policy nor step-up applies to them (creating a token does).
+// policy nor step-up applies to them (creating a token does). A sign-in
+// token (custody login, Token.SignIn) stands for a password and its second
+// factor: step-up applies to it, with a code in OTPHeader.
 
 // OTPHeader carries a one-time code (TOTP or recovery code) beside a
 // password.
@@ -118,7 +120,13 @@ func newRecoveryCodes() (codes, hashes []string) {
 // password (directly or through a browser session): the callers the MFA
 // policy and step-up apply to.
 func (p *Principal) interactive() bool {
-	return p != nil && p.TokenID == "" && !p.jwt && (p.Method == "password" || p.Method == MethodSession)
+	if p == nil || p.jwt {
+		return false
+	}
+	if p.TokenID != "" {
+		return p.signInToken
+	}
+	return p.Method == "password" || p.Method == MethodSession
 }
 
 // Auth is how p authenticated, with its second factor: "password",
@@ -231,7 +239,8 @@ func (s *Service) requiringRole(p *Principal) Role {
 // the password), nor when one of its roles requires one. It may still see
 // whoami and enrol (that is how the first admin starts).
 func (s *Service) applyPolicy(ctx context.Context, p *Principal) error {
-	if !p.interactive() || p.Factor != "" {
+	if !p.interactive() || p.Factor != "" || p.TokenID != "" {
+		// A sign-in token was created with the factor.
 		return nil
 	}
 	on, err := s.enrolled(ctx, p.Subject)

@@ -354,3 +354,45 @@ func FuzzParseCode(f *testing.F) {
 		}
 	})
 }
+
+func TestSignInTokenNeedsStepUp(t *testing.T) {
+	f, mux, log := mfaFixture(t)
+	secret, _ := f.enrol(mux, "root")
+	f.now = f.now.Add(time.Minute)
+	// custody login: a sign-in token created with a code.
+	w := call(mux, "POST", "/api/v1/tokens", "root", f.code(secret, 0), `{"name":"custody login","signIn":true,"expiresIn":"12h","scopes":[{"role":"admin","repositories":["**"]}]}`)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("creating a sign-in token: %d %s", w.Code, w.Body)
+	}
+	var tok CreatedToken
+	_ = json.Unmarshal(w.Body.Bytes(), &tok)
+	grant := func(code string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", "/api/v1/grants", strings.NewReader(`{"subject":"user:dev","role":"reader","repository":"x/**"}`))
+		r.Header.Set("Authorization", "Bearer "+tok.Secret)
+		if code != "" {
+			r.Header.Set(OTPHeader, code)
+		}
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		return w
+	}
+	f.now = f.now.Add(time.Hour)
+	// It signs in without a code...
+	r := httptest.NewRequest("GET", "/api/v1/users", nil)
+	r.Header.Set("Authorization", "Bearer "+tok.Secret)
+	w = httptest.NewRecorder()
+	mux.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		t.Fatalf("sign-in token without a code: %d %s", w.Code, w.Body)
+	}
+	// ...but a grant change needs a fresh one.
+	if w := grant(""); w.Code != http.StatusForbidden || problemType(w) != "step-up-required" {
+		t.Fatalf("grant change with a sign-in token, no code: %d %s, want 403 step-up-required", w.Code, w.Body)
+	}
+	if w := grant(f.code(secret, 0)); w.Code != http.StatusCreated {
+		t.Fatalf("grant change with a sign-in token and a code: %d %s", w.Code, w.Body)
+	}
+	if !log.has("grant.create ok token+totp") {
+		t.Fatalf("audit log %v: want grant.create with auth token+totp", log.events)
+	}
+}

@@ -301,6 +301,14 @@ func (s *Service) Authenticate(r *http.Request) (*Principal, error) {
 	default:
 		err = &authError{reason: "unsupported Authorization scheme (use Basic or Bearer)"}
 	}
+	if code := r.Header.Get(OTPHeader); err == nil && code != "" && p.interactive() && p.session == nil {
+		// A one-time code beside a password or a sign-in token: counted
+		// by its own limiter, not as a wrong password.
+		var factor string
+		if factor, err = s.verifyCode(ctx, r, p.Subject, code); err == nil {
+			p.Factor, p.FactorAt = factor, s.now()
+		}
+	}
 	if err == nil {
 		err = s.applyPolicy(ctx, p)
 	}
@@ -351,19 +359,6 @@ func (s *Service) basic(ctx context.Context, st *compiled, r *http.Request, user
 			return nil, &authError{subject: user, method: method, reason: "too many failed sign-ins for " + user + "; try again later", limited: wait}
 		}
 		p, err = s.password(st, user, pass)
-		if code := r.Header.Get(OTPHeader); err == nil && code != "" {
-			var factor string
-			if factor, err = s.verifyCode(ctx, r, user, code); err == nil {
-				p.Factor, p.FactorAt = factor, s.now()
-			} else {
-				var ae *authError
-				if errors.As(err, &ae) {
-					// Counted by the one-time code limiter, not as a
-					// wrong password.
-					return nil, err
-				}
-			}
-		}
 	}
 	if err != nil {
 		wait := s.limiter.addrBlocked(addr)
@@ -446,6 +441,7 @@ func (s *Service) tokenPrincipal(st *compiled, t Token) (*Principal, error) {
 	p.TokenID = t.ID
 	p.tokenScopes = t.Scopes
 	p.tokenRules = scopeRules(t.Scopes)
+	p.signInToken = t.SignIn
 	return p, nil
 }
 

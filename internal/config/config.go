@@ -473,10 +473,10 @@ func Default() Config {
 		GC:              GC{Grace: Duration(time.Hour)},
 		Scrub:           Scrub{Buckets: 1},
 		Audit:           Audit{CheckpointInterval: Duration(10 * time.Second), Origin: "custody/audit"},
-		Auth:            Auth{Mode: "builtin", Service: "custody", TokenTTL: Duration(5 * time.Minute), LoginFailures: 10, LoginAddressFailures: 100, LoginWindow: Duration(time.Minute),
+		Auth: Auth{Mode: "builtin", Service: "custody", TokenTTL: Duration(5 * time.Minute), LoginFailures: 10, LoginAddressFailures: 100, LoginWindow: Duration(time.Minute),
 			MFA: MFA{Roles: []string{"admin", "promoter"}, StepUp: Duration(5 * time.Minute), OTPFailures: 5}},
-		Proxy:           Proxy{Header: "X-Forwarded-For"},
-		Web:             Web{Session: WebSession{Idle: Duration(30 * time.Minute), Absolute: Duration(12 * time.Hour)}},
+		Proxy: Proxy{Header: "X-Forwarded-For"},
+		Web:   Web{Session: WebSession{Idle: Duration(30 * time.Minute), Absolute: Duration(12 * time.Hour)}},
 	}
 }
 

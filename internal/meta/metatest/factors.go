@@ -69,6 +69,15 @@ func testFactors(t *testing.T, open Replicas[account.Store]) {
 	if g := authGen(t, s); g != gen {
 		t.Fatalf("factors changed the generation: %d -> %d", gen, g)
 	}
+	// A sign-in token keeps its mark.
+	tok := account.Token{ID: "t1", Hash: "h1", Owner: "alice", Name: "custody login", SignIn: true,
+		Scopes: []account.Scope{{Role: account.RoleReader, Repositories: []string{"**"}}}, Created: t0, Expires: t0.Add(time.Hour)}
+	if err := s.PutToken(ctx, tok); err != nil {
+		t.Fatalf("PutToken: %v", err)
+	}
+	if st := authState(t, s); len(st.Tokens) != 1 || !st.Tokens[0].SignIn {
+		t.Fatalf("stored tokens %+v, want one sign-in token", st.Tokens)
+	}
 	if err := s.DeleteFactors(ctx, "alice"); err != nil {
 		t.Fatalf("DeleteFactors: %v", err)
 	}

@@ -212,7 +212,8 @@ CREATE INDEX IF NOT EXISTS auth_sessions_created ON auth_sessions(created);
 `,
 	// 8: second factors (see factors.go): a local user's TOTP secret and
 	// the last time step used (codes work once), its hashed recovery
-	// codes, and the factor a session's caller last presented.
+	// codes, the factor a session's caller last presented, and which API
+	// tokens stand for a sign-in (custody login).
 	`
 CREATE TABLE IF NOT EXISTS auth_factors (
 	name           TEXT    NOT NULL PRIMARY KEY,
@@ -228,6 +229,7 @@ CREATE TABLE IF NOT EXISTS auth_recovery_codes (
 ) WITHOUT ROWID;
 ALTER TABLE auth_sessions ADD COLUMN factor TEXT NOT NULL DEFAULT '';
 ALTER TABLE auth_sessions ADD COLUMN factor_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE auth_tokens ADD COLUMN sign_in INTEGER NOT NULL DEFAULT 0;
 `,
 }
 
