@@ -161,6 +161,9 @@ type Environment struct {
 	Name      string    `yaml:"name"`
 	Gate      spec.Gate `yaml:"gate"`
 	Approvals int       `yaml:"approvals"`
+	// Protected makes promotions to the environment need a recent second
+	// factor (step-up) even without approvals; approvals >= 1 implies it.
+	Protected bool `yaml:"protected"`
 }
 
 // Promotion configures promotion gates.

@@ -118,6 +118,10 @@ func guardAPI(svc *auth.Service, next *http.ServeMux) http.Handler {
 		if !ok {
 			return
 		}
+		if action == "hold" && r.Method == http.MethodDelete &&
+			!svc.RequireStepUp(w, r, action, repo, "clearing a legal hold") {
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -134,7 +138,7 @@ func apiRequirement(r *http.Request) (action, repo string, perm auth.Perm, own b
 	kind, sub, _ := strings.Cut(rest, "/")
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	switch kind {
-	case "whoami", "tokens", "users", "grants", "sessions", "provenance", "promotions", "gate", "rollback", "revocations", "rejections", "projects", "environments", "evidence", "vulndb", "violations", "scan", "export", "drills", "imports":
+	case "whoami", "tokens", "users", "grants", "sessions", "mfa", "provenance", "promotions", "gate", "rollback", "revocations", "rejections", "projects", "environments", "evidence", "vulndb", "violations", "scan", "export", "drills", "imports":
 		return "", "", 0, true
 	case "keys":
 		return "", "", 0, true // public keys and the trust root are public
