@@ -141,6 +141,9 @@ type Principal struct {
 	// mfaMissing, when set, says why the MFA policy stops the caller
 	// (applyPolicy): every permission check refuses with mfa-required.
 	mfaMissing string
+	// mfaApplies: the caller has a second factor, or the policy requires
+	// one of it: dangerous actions need a recent one (step-up).
+	mfaApplies bool
 	// signInToken: the API token stands for its owner's password and
 	// second factor (custody login).
 	signInToken bool

@@ -239,15 +239,21 @@ func (s *Service) requiringRole(p *Principal) Role {
 // the password), nor when one of its roles requires one. It may still see
 // whoami and enrol (that is how the first admin starts).
 func (s *Service) applyPolicy(ctx context.Context, p *Principal) error {
-	if !p.interactive() || p.Factor != "" || p.TokenID != "" {
+	if !p.interactive() {
+		return nil
+	}
+	if p.Factor != "" || p.TokenID != "" {
 		// A sign-in token was created with the factor.
+		p.mfaApplies = true
 		return nil
 	}
 	on, err := s.enrolled(ctx, p.Subject)
 	if err != nil {
 		return fmt.Errorf("reading the second factors: %w", err)
 	}
-	switch role := s.requiringRole(p); {
+	role := s.requiringRole(p)
+	p.mfaApplies = on || role != ""
+	switch {
 	case on:
 		p.mfaMissing = "sign in with your one-time code too (" + OTPHeader + ", custody login)"
 	case role != "":
@@ -263,11 +269,14 @@ func (p *Principal) mfaDenial() error {
 
 // stepUp refuses a dangerous action of an interactive principal whose
 // latest second factor is older than the step-up window. Machine
-// credentials (API tokens, OIDC identities) pass. This is the one step-up
+// credentials (API tokens, OIDC identities) pass, and so do accounts
+// without a factor whose roles the policy does not name. This is the one step-up
 // decision: every dangerous action asks it, through RequireStepUp or
 // CanBypassGovernance.
 func (s *Service) stepUp(p *Principal, doing string) error {
-	if p == nil || !p.interactive() {
+	if p == nil || !p.interactive() || !p.mfaApplies {
+		// A machine credential, or an account without a factor that no
+		// policy requires one of: nothing to step up with.
 		return nil
 	}
 	if p.Factor != "" && s.now().Sub(p.FactorAt) <= s.opts.StepUpWindow {

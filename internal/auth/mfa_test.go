@@ -316,7 +316,7 @@ func TestMFAProblemKinds(t *testing.T) {
 		want string
 	}{
 		{(&Principal{Subject: "x", mfaMissing: "y"}).mfaDenial(), "mfa-required"},
-		{(&Service{opts: Options{StepUpWindow: time.Minute}, now: time.Now}).stepUp(&Principal{Method: "password"}, "z"), "step-up-required"},
+		{(&Service{opts: Options{StepUpWindow: time.Minute}, now: time.Now}).stepUp(&Principal{Method: "password", mfaApplies: true}, "z"), "step-up-required"},
 	} {
 		k, ok := problem.From(c.err)
 		w := httptest.NewRecorder()
@@ -394,5 +394,15 @@ func TestSignInTokenNeedsStepUp(t *testing.T) {
 	}
 	if !log.has("grant.create ok token+totp") {
 		t.Fatalf("audit log %v: want grant.create with auth token+totp", log.events)
+	}
+}
+
+func TestNoStepUpWithoutFactorOrPolicy(t *testing.T) {
+	f := newFixture(t, nil) // no roles require a factor
+	mux := http.NewServeMux()
+	f.s.Register(mux)
+	f.user("root", true, nil, Grant{Subject: "user:root", Role: RoleAdmin, Repository: "**"})
+	if w := call(mux, "POST", "/api/v1/grants", "root", "", `{"subject":"user:dev","role":"reader","repository":"x/**"}`); w.Code != http.StatusCreated {
+		t.Fatalf("grant change by an admin without a factor, no policy: %d %s", w.Code, w.Body)
 	}
 }
