@@ -74,11 +74,18 @@ func (s *Site) signIn(w http.ResponseWriter, r *Request) error {
 	}
 	req, _ := http.NewRequest(http.MethodPost, "/", nil)
 	req.SetBasicAuth(v.User, pass)
+	hdr := http.Header{"Authorization": req.Header["Authorization"]}
+	if code := strings.TrimSpace(r.PostFormValue("otp")); code != "" {
+		hdr.Set(auth.OTPHeader, code)
+	}
 	var created auth.CreatedSession
 	err := r.API.Send(r.Context(), apiclient.Request{Method: http.MethodPost, Path: "/api/v1/sessions", JSON: auth.SessionRequest{},
-		Header: http.Header{"Authorization": req.Header["Authorization"]}}, &created)
+		Header: hdr}, &created)
 	var ae *apiclient.Error
 	switch {
+	case errors.As(err, &ae) && strings.HasSuffix(ae.Type, "/mfa-required"):
+		v.Error = "Your account has a second factor: enter its one-time code too."
+		return s.renderSignIn(w, r, http.StatusForbidden, v)
 	case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized:
 		v.Error = "Unknown user or wrong password."
 		return s.renderSignIn(w, r, http.StatusUnauthorized, v)
