@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/pquerna/otp/totp"
 
 	"github.com/custody-dev/custody/internal/testserver"
@@ -96,5 +97,58 @@ func TestMFAEndToEnd(t *testing.T) {
 	code, body = api("GET", "/api/v1/audit/entries", rc.RecoveryCodes[3], nil)
 	if code != 200 || !strings.Contains(string(body), "token+recovery") {
 		t.Fatalf("audit of the grant change: %d %s, want auth token+recovery", code, body)
+	}
+
+	// Clearing a legal hold with a sign-in token needs a fresh code.
+	code, body = api("POST", "/api/v1/tokens", rc.RecoveryCodes[4], map[string]any{"name": "custody login", "signIn": true, "expiresIn": "1h",
+		"scopes": []map[string]any{{"role": "admin", "repositories": []string{"**"}}}})
+	if code != 201 {
+		t.Fatalf("sign-in token: %d %s", code, body)
+	}
+	var tok struct{ Secret string }
+	_ = json.Unmarshal(body, &tok)
+	bearer := func(method, path, ctype, otp string, content []byte) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, bytes.NewReader(content))
+		req.Header.Set("Authorization", "Bearer "+tok.Secret)
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		if otp != "" {
+			req.Header.Set("X-Custody-OTP", otp)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out bytes.Buffer
+		_, _ = out.ReadFrom(resp.Body)
+		return resp.StatusCode, out.String()
+	}
+	cfg, layer := []byte(`{"held":1}`), []byte("held layer")
+	for _, b := range [][]byte{cfg, layer} {
+		if code, body := bearer("POST", "/v2/held/x/blobs/uploads/?digest="+digest.FromBytes(b).String(), "application/octet-stream", "", b); code != 201 {
+			t.Fatalf("upload: %d %s", code, body)
+		}
+	}
+	m := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` +
+		digest.FromBytes(cfg).String() + `","size":10},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"` +
+		digest.FromBytes(layer).String() + `","size":10}]}`)
+	md := digest.FromBytes(m)
+	if code, body := bearer("PUT", "/v2/held/x/manifests/"+md.String(), "application/vnd.oci.image.manifest.v1+json", "", m); code != 201 {
+		t.Fatalf("put manifest: %d %s", code, body)
+	}
+	if code, body := bearer("PUT", "/api/v1/hold/held/x/@"+md.String(), "application/json", "", nil); code/100 != 2 {
+		t.Fatalf("hold: %d %s", code, body)
+	}
+	if code, body := bearer("DELETE", "/api/v1/hold/held/x/@"+md.String(), "", "", nil); code != 403 || !strings.Contains(body, "/step-up-required") {
+		t.Fatalf("clearing the hold without a fresh code: %d %s, want 403 step-up-required", code, body)
+	}
+	if code, body := bearer("GET", "/api/v1/retention/held/x/@"+md.String(), "", "", nil); code != 200 || !strings.Contains(body, `"legalHold": true`) {
+		t.Fatalf("the hold after a refused clearing: %d %s", code, body)
+	}
+	if code, body := bearer("DELETE", "/api/v1/hold/held/x/@"+md.String(), "", rc.RecoveryCodes[5], nil); code/100 != 2 {
+		t.Fatalf("clearing the hold with a fresh code: %d %s", code, body)
 	}
 }
