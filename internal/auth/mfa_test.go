@@ -406,3 +406,36 @@ func TestNoStepUpWithoutFactorOrPolicy(t *testing.T) {
 		t.Fatalf("grant change by an admin without a factor, no policy: %d %s", w.Code, w.Body)
 	}
 }
+
+func TestGovernanceBypassNeedsStepUp(t *testing.T) {
+	f, mux, _ := mfaFixture(t)
+	f.user("gb", true, nil, Grant{Subject: "user:gb", Role: RoleGovernanceBypass, Repository: "**"})
+	secret, _ := f.enrol(mux, "gb")
+	f.now = f.now.Add(time.Minute)
+	bypass := func(code string) bool {
+		r := request("GET", "/", basic("gb", testPassword))
+		if code != "" {
+			r.Header.Set(OTPHeader, code)
+		}
+		p, err := f.s.Authenticate(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := WithPrincipal(r.Context(), p)
+		if code != "" {
+			f.now = f.now.Add(10 * time.Minute) // the factor grows stale
+			stale := f.s.CanBypassGovernance(ctx)
+			f.now = f.now.Add(-10 * time.Minute)
+			if stale {
+				t.Fatal("a second factor ten minutes old bypassed governance")
+			}
+		}
+		return f.s.CanBypassGovernance(ctx)
+	}
+	if bypass("") {
+		t.Fatal("the governance-bypass role bypassed governance without a second factor")
+	}
+	if !bypass(f.code(secret, 0)) {
+		t.Fatal("the governance-bypass role with a fresh code did not bypass governance")
+	}
+}
