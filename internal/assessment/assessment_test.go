@@ -3,8 +3,6 @@ package assessment_test
 import (
 	"bytes"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -26,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/custody-dev/custody/internal/assessment"
+	"github.com/custody-dev/custody/internal/auth/oidctest"
 	"github.com/custody-dev/custody/internal/cli"
 	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/key"
@@ -40,26 +38,8 @@ type issuer struct {
 }
 
 func newIssuer(t *testing.T) *issuer {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss := &issuer{key: k}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"issuer": iss.hs.URL, "jwks_uri": iss.hs.URL + "/jwks",
-			"id_token_signing_alg_values_supported": []string{"ES256"},
-			"response_types_supported":              []string{"id_token"},
-			"subject_types_supported":               []string{"public"},
-		})
-	})
-	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.PublicKey, KeyID: "ci", Algorithm: "ES256", Use: "sig"}}})
-	})
-	iss.hs = httptest.NewServer(mux)
-	t.Cleanup(iss.hs.Close)
-	return iss
+	o := oidctest.New(t, "ci")
+	return &issuer{hs: o.Server, key: o.Key}
 }
 
 // token is a GitHub Actions job's OIDC token for org/app at a commit.

@@ -251,3 +251,12 @@ func expand(tmpl string, claims map[string]string) (string, error) {
 	}
 	return out, nil
 }
+
+// WorkloadIdentity verifies an OIDC token of a trusted issuer (signature
+// with the issuer's published keys, audience, expiry) and maps it with the
+// issuer's rules, as any OIDC sign-in: the certificate authority
+// (internal/ca) issues workload certificates only for what this accepts.
+// Errors wrap registry.ErrUnauthenticated; they are not audited here.
+func (s *Service) WorkloadIdentity(ctx context.Context, raw string) (*Principal, error) {
+	return s.oidcToken(ctx, raw)
+}

@@ -80,7 +80,7 @@ func (s *Service) oidcStart(w http.ResponseWriter, r *http.Request) {
 	conf, _, err := o.browserFlow(r.Context())
 	if err != nil {
 		s.opts.Log.Warn("OIDC discovery failed", "issuer", o.cfg.Issuer, "err", err)
-		problem.Write(w, problem.Retry, "the OIDC issuer "+o.cfg.Issuer+" cannot be reached; try again later")
+		problem.Write(w, problem.Retry, "the OIDC issuer cannot be reached; try again later")
 		return
 	}
 	st := OIDCStart{State: randomToken(), Nonce: randomToken(), Verifier: oauth2.GenerateVerifier()}

@@ -303,6 +303,11 @@ func (s *Service) createSession(w http.ResponseWriter, r *http.Request) {
 		problem.Fail(w, r, s.opts.Log, "storing a session", err)
 		return
 	}
+	// Signing in again replaces the browser's session: the one its cookie
+	// held until now ends, so no earlier session ID outlives a sign-in.
+	if old, ok := s.sessionCookie(r); ok {
+		s.endSession(r.Context(), sessionHash(old))
+	}
 	r = r.WithContext(identity.With(r.Context(), identity.Identity{Subject: p.Subject, Method: p.Auth()}))
 	s.ok(r, action, "", "signed in to the web interface with "+p.Method)
 	problem.JSON(w, http.StatusCreated, CreatedSession{Secret: secret, Subject: p.Subject, Method: se.Method, CSRF: se.CSRF,

@@ -3,8 +3,11 @@ package bundle
 import (
 	"bytes"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Markdown renders summary.md: the same facts as summary.json, for people.
@@ -17,13 +20,13 @@ func Markdown(req Request, log LogRef, s Summary) []byte {
 		if !req.At.IsZero() {
 			at = req.At.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(&b, "What ran in **%s**", req.Environment)
+		fmt.Fprintf(&b, "What ran in **%s**", Printable(req.Environment))
 		if req.Project != "" {
-			fmt.Fprintf(&b, " (project %s)", req.Project)
+			fmt.Fprintf(&b, " (project %s)", Printable(req.Project))
 		}
 		fmt.Fprintf(&b, " at %s.\n\n", at)
 	default:
-		fmt.Fprintf(&b, "Artifacts asked for: %s.\n\n", strings.Join(req.Refs, ", "))
+		fmt.Fprintf(&b, "Artifacts asked for: %s.\n\n", Printable(strings.Join(req.Refs, ", ")))
 	}
 	if req.MetadataOnly {
 		b.WriteString("Layer bytes are left out (--metadata-only); manifests, configs and all evidence are in.\n\n")
@@ -31,8 +34,8 @@ func Markdown(req Request, log LogRef, s Summary) []byte {
 	fmt.Fprintf(&b, "Audit log %s, checkpoint of size %d (root %s).\n\n", log.Origin, log.Size, log.Root)
 	b.WriteString("Verify it offline: `custody verify --bundle FILE --trust-root-fingerprint SHA256`.\n")
 	for _, a := range s.Artifacts {
-		fmt.Fprintf(&b, "\n## %s@%s\n\n", a.Repository, a.Digest)
-		line := func(k, v string) { fmt.Fprintf(&b, "- %s: %s\n", k, v) }
+		fmt.Fprintf(&b, "\n## %s@%s\n\n", Printable(a.Repository), Printable(a.Digest))
+		line := func(k, v string) { fmt.Fprintf(&b, "- %s: %s\n", Printable(k), Printable(v)) }
 		if len(a.Tags) > 0 {
 			line("tags", strings.Join(a.Tags, ", "))
 		}
@@ -70,6 +73,31 @@ func Markdown(req Request, log LogRef, s Summary) []byte {
 		line("evidence manifests in the bundle", fmt.Sprint(len(a.Evidence)))
 	}
 	return b.Bytes()
+}
+
+// Printable returns s with every control character (newlines, escape
+// sequences) and invalid UTF-8 written as a Go escape (\n, \x1b): free
+// text in a bundle (a revocation's reason, a name) stays on its line and
+// cannot forge lines of summary.md or of a terminal's report.
+func Printable(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[0])
+		case unicode.IsControl(r):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[:n])
+		}
+		s = s[n:]
+	}
+	return b.String()
 }
 
 func ts(t time.Time) string {

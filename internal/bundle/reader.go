@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"os"
 	"path"
 	"slices"
@@ -144,6 +145,9 @@ func checkManifest(m Manifest) error {
 			}
 			continue
 		}
+		if f.Omitted && !m.Request.MetadataOnly {
+			return invalid("manifest.json: %s is left out, but the bundle is not metadata-only", f.Path)
+		}
 		d, ok := blobDigest(f.Path)
 		if !ok {
 			return invalid("manifest.json: %s is neither a custody file nor blobs/<sha256|sha512>/<hex>", f.Path)
@@ -186,7 +190,9 @@ type fileProblem struct {
 // file's SHA-256 against the signed manifest, the manifest's signature
 // with the log key of trust.json, and trust.json's SHA-256 against
 // fingerprint. It reads the file once, streaming, and keeps only offsets
-// (and the small custody/ files and index.json). Errors about the
+// (and the small custody/ files and index.json, read again once trust.json
+// and the signature have verified: a file nobody trusted signed costs
+// no memory). Errors about the
 // content wrap ErrInvalid and name the file (and, for a blob, what it is).
 func Open(file, fingerprint string) (*Bundle, error) {
 	fp, err := normalFingerprint(fingerprint)
@@ -218,8 +224,9 @@ func open(f *os.File, fp string) (*Bundle, error) {
 	b := &Bundle{f: f, small: map[string][]byte{}, files: map[string]located{}}
 	seen := map[string]bool{}
 	// next reads the next header and checks it is a regular file with a
-	// safe name seen for the first time, named want.
-	next := func(want string, size int64) (*tar.Header, error) {
+	// safe name seen for the first time, named want, of at most limit
+	// bytes.
+	next := func(want string, limit int64) (*tar.Header, error) {
 		h, err := tr.Next()
 		if err == io.EOF {
 			return nil, invalid("the bundle ends before %s (truncated, or a file is missing)", want)
@@ -233,6 +240,13 @@ func open(f *os.File, fp string) (*Bundle, error) {
 		if h.Typeflag != tar.TypeReg {
 			return nil, invalid("tar entry %s is not a regular file (type %q): links, directories and devices are refused", h.Name, h.Typeflag)
 		}
+		// A PAX sparse file's bytes are not where its entry is: refuse it
+		// (Blob reads a file's bytes at its offset).
+		for k := range h.PAXRecords {
+			if strings.HasPrefix(k, "GNU.sparse.") {
+				return nil, invalid("tar entry %s is a sparse file: only regular files are allowed", h.Name)
+			}
+		}
 		if seen[h.Name] {
 			return nil, invalid("tar entry %s appears twice", h.Name)
 		}
@@ -243,26 +257,82 @@ func open(f *os.File, fp string) (*Bundle, error) {
 			}
 			return nil, invalid("unexpected tar entry %s where the manifest lists %s", h.Name, want)
 		}
-		if size >= 0 && h.Size != size {
-			return nil, invalid("tar entry %s is %d bytes, the manifest says %d", h.Name, h.Size, size)
+		if h.Size > limit {
+			return nil, invalid("%s is %d bytes, more than the %d allowed", h.Name, h.Size, limit)
 		}
 		return h, nil
 	}
-	readSmall := func(name string, limit int64) ([]byte, error) {
-		h, err := next(name, -1)
+	// hashNext reads the next entry, named want, through hashes, keeping
+	// only where it is: nothing is kept in memory before the signature
+	// and the trust root are checked.
+	type hashed struct {
+		loc    located
+		sha256 string
+	}
+	hashNext := func(want string, limit int64) (hashed, error) {
+		h, err := next(want, limit)
 		if err != nil {
-			return nil, err
+			return hashed{}, err
 		}
-		if h.Size > limit {
-			return nil, invalid("%s is %d bytes, more than the %d allowed", name, h.Size, limit)
+		off := cr.n
+		sum := sha256.New()
+		if _, err := io.Copy(sum, tr); err != nil {
+			return hashed{}, truncated(err, "reading "+want)
 		}
-		data, err := io.ReadAll(tr)
-		if err != nil {
+		return hashed{located{off: off, size: h.Size}, hex.EncodeToString(sum.Sum(nil))}, nil
+	}
+	// readAt reads a file hashNext located and checks it still hashes
+	// the same (the file may change while it is read).
+	readAt := func(name string, h hashed) ([]byte, error) {
+		data := make([]byte, h.loc.size)
+		if _, err := b.f.ReadAt(data, h.loc.off); err != nil {
 			return nil, truncated(err, "reading "+name)
+		}
+		if sum(data) != h.sha256 {
+			return nil, invalid("%s changed while the bundle was read", name)
 		}
 		return data, nil
 	}
-	raw, err := readSmall(ManifestPath, MaxManifestSize)
+	man, err := hashNext(ManifestPath, MaxManifestSize)
+	if err != nil {
+		return nil, err
+	}
+	h, err := next(SignaturePath, MaxSignatureSize)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := io.ReadAll(io.LimitReader(tr, h.Size))
+	if err != nil {
+		return nil, truncated(err, "reading "+SignaturePath)
+	}
+	// The fixed files, then trust.json decides: its fingerprint, then the
+	// signature of manifest.json by its log key, before manifest.json is
+	// parsed or any file kept in memory.
+	fixed := map[string]hashed{}
+	for _, name := range fixedFiles {
+		fh, err := hashNext(name, MaxMetadataSize)
+		if err != nil {
+			return nil, err
+		}
+		fixed[name] = fh
+		if name != TrustPath {
+			continue
+		}
+		if fh.sha256 != fp {
+			return nil, invalid("%s has fingerprint %s, not the trusted %s: this bundle was not written by the server you trust, or trust.json was modified", TrustPath, fh.sha256, fp)
+		}
+		data, err := readAt(TrustPath, fh)
+		if err != nil {
+			return nil, err
+		}
+		if err := b.parseTrust(data); err != nil {
+			return nil, err
+		}
+		if err := b.checkSignature(man.sha256, sig); err != nil {
+			return nil, err
+		}
+	}
+	raw, err := readAt(ManifestPath, man)
 	if err != nil {
 		return nil, err
 	}
@@ -272,59 +342,55 @@ func open(f *os.File, fp string) (*Bundle, error) {
 	if err := checkManifest(b.manifest); err != nil {
 		return nil, err
 	}
-	sig, err := readSmall(SignaturePath, MaxSignatureSize)
-	if err != nil {
-		return nil, err
+	if b.manifest.Log.Origin != b.trust.Log.Origin {
+		return nil, invalid("%s names log %q, trust.json %q", ManifestPath, b.manifest.Log.Origin, b.trust.Log.Origin)
 	}
 	var problems []fileProblem
-	for _, mf := range b.manifest.Files {
+	for _, mf := range b.manifest.Files[:len(fixedFiles)] {
+		fh := fixed[mf.Path]
+		if fh.loc.size != mf.Size {
+			return nil, invalid("tar entry %s is %d bytes, the manifest says %d", mf.Path, fh.loc.size, mf.Size)
+		}
+		if fh.sha256 != mf.SHA256 {
+			problems = append(problems, fileProblem{mf.Path, "its content hashes to sha256:" + fh.sha256 + ", the signed manifest says sha256:" + mf.SHA256})
+			continue
+		}
+		// Signed and intact: now kept in memory.
+		data, err := readAt(mf.Path, fh)
+		if err != nil {
+			return nil, err
+		}
+		b.small[mf.Path] = data
+	}
+	for _, mf := range b.manifest.Files[len(fixedFiles):] {
 		if mf.Omitted {
 			continue
 		}
-		if _, err := next(mf.Path, mf.Size); err != nil {
+		h, err := next(mf.Path, math.MaxInt64)
+		if err != nil {
 			return nil, err
 		}
+		if h.Size != mf.Size {
+			return nil, invalid("tar entry %s is %d bytes, the manifest says %d", h.Name, h.Size, mf.Size)
+		}
 		off := cr.n
+		d, _ := blobDigest(mf.Path)
+		sha := sha256.New()
+		w := io.Writer(sha)
 		var extra hash.Hash
-		var data *bytes.Buffer
-		w := []io.Writer{}
-		h := sha256.New()
-		w = append(w, h)
-		d, isBlob := blobDigest(mf.Path)
-		if isBlob && d.Algorithm() == digest.SHA512 {
+		if d.Algorithm() == digest.SHA512 {
 			extra = sha512.New()
-			w = append(w, extra)
+			w = io.MultiWriter(sha, extra)
 		}
-		if !isBlob {
-			data = &bytes.Buffer{}
-			w = append(w, data)
-		}
-		if _, err := io.Copy(io.MultiWriter(w...), tr); err != nil {
+		if _, err := io.Copy(w, tr); err != nil {
 			return nil, truncated(err, "reading "+mf.Path)
 		}
-		if got := hex.EncodeToString(h.Sum(nil)); got != mf.SHA256 {
+		if got := hex.EncodeToString(sha.Sum(nil)); got != mf.SHA256 {
 			problems = append(problems, fileProblem{mf.Path, "its content hashes to sha256:" + got + ", the signed manifest says sha256:" + mf.SHA256})
 		} else if extra != nil && hex.EncodeToString(extra.Sum(nil)) != d.Encoded() {
 			problems = append(problems, fileProblem{mf.Path, "its content does not hash to its name"})
 		}
-		if isBlob {
-			b.files[mf.Path] = located{off: off, size: mf.Size}
-			continue
-		}
-		b.small[mf.Path] = data.Bytes()
-		if mf.Path == TrustPath {
-			// The trust root decides everything else: check it and the
-			// manifest's signature before reading on.
-			if got := Fingerprint(data.Bytes()); got != fp {
-				return nil, invalid("%s has fingerprint %s, not the trusted %s: this bundle was not written by the server you trust, or trust.json was modified", TrustPath, got, fp)
-			}
-			if err := b.parseTrust(data.Bytes()); err != nil {
-				return nil, err
-			}
-			if err := b.checkSignature(raw, sig); err != nil {
-				return nil, err
-			}
-		}
+		b.files[mf.Path] = located{off: off, size: mf.Size}
 	}
 	if h, err := tr.Next(); err != io.EOF {
 		if err != nil {
@@ -408,8 +474,9 @@ func SignatureText(manifestJSON []byte) string {
 	return SignatureContext + "\nsha256:" + hex.EncodeToString(s[:]) + "\n"
 }
 
-// checkSignature verifies manifest.sig over manifest.json with the log key.
-func (b *Bundle) checkSignature(manifestJSON, sig []byte) error {
+// checkSignature verifies manifest.sig, for the manifest.json whose
+// SHA-256 is manifestSHA256 (lowercase hex), with the log key.
+func (b *Bundle) checkSignature(manifestSHA256 string, sig []byte) error {
 	v, err := note.NewVerifier(b.trust.Log.Key)
 	if err != nil {
 		return invalid("%s: log key: %v", TrustPath, err)
@@ -418,11 +485,8 @@ func (b *Bundle) checkSignature(manifestJSON, sig []byte) error {
 	if err != nil {
 		return invalid("%s does not verify with the log key of trust.json (%v): manifest.json or manifest.sig was modified", SignaturePath, err)
 	}
-	if n.Text != SignatureText(manifestJSON) {
+	if n.Text != SignatureContext+"\nsha256:"+manifestSHA256+"\n" {
 		return invalid("%s signs another manifest.json: manifest.json was modified", SignaturePath)
-	}
-	if b.manifest.Log.Origin != b.trust.Log.Origin {
-		return invalid("%s names log %q, trust.json %q", ManifestPath, b.manifest.Log.Origin, b.trust.Log.Origin)
 	}
 	return nil
 }

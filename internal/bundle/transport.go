@@ -15,6 +15,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/custody-dev/custody/internal/registry"
 )
 
 // Host is the registry host name to use in references served by
@@ -109,39 +111,32 @@ func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return t.ociError(r, http.StatusMethodNotAllowed, "UNSUPPORTED", "the bundle is read-only"), nil
 	}
-	p := r.URL.Path
-	if p == "/v2/" || p == "/v2" {
+	kind, name, arg, ok := registry.ParseRoute(r.URL.Path)
+	if !ok {
+		return t.ociError(r, http.StatusNotFound, "NOT_FOUND", "unknown path"), nil
+	}
+	if kind == "base" {
 		return t.respond(r, http.StatusOK, "application/json", nil, io.NopCloser(strings.NewReader("{}")), 2), nil
 	}
-	rest, ok := strings.CutPrefix(p, "/v2/")
-	if !ok {
-		return t.ociError(r, http.StatusNotFound, "NOT_FOUND", "not a registry path"), nil
-	}
-	for _, route := range []string{"/manifests/", "/blobs/", "/referrers/", "/tags/list"} {
-		i := strings.LastIndex(rest, route)
-		if i <= 0 {
-			continue
-		}
-		name, arg := rest[:i], rest[i+len(route):]
-		rv := t.repo[name]
+	rv := t.repo[name]
+	switch kind {
+	case "manifest", "blob", "referrers", "tags":
 		if rv == nil {
 			return t.ociError(r, http.StatusNotFound, "NAME_UNKNOWN", "repository "+name+" is not in the bundle"), nil
 		}
-		switch route {
-		case "/manifests/":
-			return t.manifest(r, rv, arg), nil
-		case "/blobs/":
-			return t.blob(r, arg), nil
-		case "/referrers/":
-			return t.referrers(r, rv, arg), nil
-		default:
-			if arg != "" {
-				break
-			}
-			return t.tagList(r, name, rv), nil
-		}
+	default:
+		return t.ociError(r, http.StatusNotFound, "NOT_FOUND", "unknown path"), nil
 	}
-	return t.ociError(r, http.StatusNotFound, "NOT_FOUND", "unknown path"), nil
+	switch kind {
+	case "manifest":
+		return t.manifest(r, rv, arg), nil
+	case "blob":
+		return t.blob(r, arg), nil
+	case "referrers":
+		return t.referrers(r, rv, arg), nil
+	default:
+		return t.tagList(r, name, rv), nil
+	}
 }
 
 func (t *transport) manifest(r *http.Request, rv *repoView, ref string) *http.Response {

@@ -17,6 +17,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/custody-dev/custody/internal/evidence"
+	"github.com/custody-dev/custody/internal/provenance"
 	"github.com/custody-dev/custody/internal/sign"
 	"github.com/custody-dev/custody/internal/tlog"
 )
@@ -24,6 +25,13 @@ import (
 // Report is the outcome of Verify. The bundle verified when Failures is
 // empty; revocations are reported, not failures (the bundle proves them).
 type Report struct {
+	// Request is what the bundle was exported for (signed in
+	// manifest.json): the artifacts named, or the environment and
+	// instant. A bundle that verifies proves no more than that.
+	Request Request `json:"request"`
+	// LayersOmitted counts the layers left out by --metadata-only: their
+	// bytes are not in the bundle, so were not verified.
+	LayersOmitted int `json:"layersOmitted"`
 	// Checkpoint is the audit log's checkpoint the proofs lead to.
 	Checkpoint LogRef `json:"checkpoint"`
 	// AuditEntries counts the entries whose inclusion was checked.
@@ -100,7 +108,12 @@ func (r *Report) fail(check, subject, format string, args ...any) {
 // more than that; and that the promotion records of each environment form
 // one chain, in the order the audit log recorded them.
 func (b *Bundle) Verify(ctx context.Context) (Report, error) {
-	r := Report{Artifacts: []ArtifactReport{}, Revocations: []Revoked{}, Failures: []Failure{}}
+	r := Report{Request: b.manifest.Request, Artifacts: []ArtifactReport{}, Revocations: []Revoked{}, Failures: []Failure{}}
+	for _, f := range b.manifest.Files {
+		if f.Omitted {
+			r.LayersOmitted++
+		}
+	}
 	b.verifyLayout(&r)
 	entries := b.verifyAudit(&r)
 	trust, err := evidence.NewTrust(b.trust.TrustRoot)
@@ -143,6 +156,7 @@ func (b *Bundle) Verify(ctx context.Context) (Report, error) {
 			r.fail(CheckSummary, id, "index.json holds an artifact the summary does not list")
 		}
 	}
+	b.checkRefs(&r)
 	checkChains(&r, records)
 	b.checkEntriesAbout(&r, entries)
 	sort.Slice(r.Failures, func(i, j int) bool {
@@ -323,6 +337,11 @@ func (b *Bundle) checkArtifact(r *Report, a Artifact, set *evidence.Set, entries
 			r.fail(CheckAttestation, id, "the summary claims a %s attestation by key %s that does not verify in the bundle", claim.PredicateType, claim.KeyID)
 		}
 	}
+	if a.Source != nil && !slices.ContainsFunc(trustedAtt, func(at evidence.Attestation) bool {
+		return at.Provenance != nil && *SourceOf(at.Provenance) == *a.Source
+	}) {
+		r.fail(CheckAttestation, id, "the summary says it was built from %s at commit %s by %s; no trusted provenance in the bundle says so", a.Source.Repository, a.Source.Commit, a.Source.Builder)
+	}
 	var out []chainRecord
 	for _, p := range set.Promotions {
 		if p.Repository != a.Repository || p.Digest != a.Digest {
@@ -348,11 +367,29 @@ func (b *Bundle) checkArtifact(r *Report, a Artifact, set *evidence.Set, entries
 			r.fail(CheckPromotionChain, id, "the summary claims a promotion to %s at %s by %s that no record in the bundle proves", claim.Environment, claim.At.Format(time.RFC3339), claim.By)
 		}
 	}
+	// An environment's bundle proves what ran there at its instant: each
+	// artifact ran there, since no later than that instant.
+	if q := b.manifest.Request; q.Environment != "" {
+		i := slices.IndexFunc(a.Environments, func(d Deployment) bool { return d.Environment == q.Environment })
+		switch {
+		case i < 0:
+			r.fail(CheckPromotionChain, id, "the bundle is for what ran in %s, and the summary does not say it ran in %s", q.Environment, q.Environment)
+		case !q.At.IsZero() && a.Environments[i].Since.After(q.At):
+			r.fail(CheckPromotionChain, id, "it ran in %s only since %s, after the bundle's instant %s", q.Environment,
+				a.Environments[i].Since.Format(time.RFC3339), q.At.UTC().Format(time.RFC3339))
+		}
+	}
 	for _, dep := range a.Environments {
 		if !slices.ContainsFunc(set.Promotions, func(p evidence.Record) bool {
 			return p.Environment == dep.Environment && p.At.Equal(dep.Since)
 		}) {
 			r.fail(CheckPromotionChain, id, "the summary says it ran in %s since %s; no promotion record in the bundle proves it", dep.Environment, dep.Since.Format(time.RFC3339))
+		}
+		if dep.AuditIndex != nil && !slices.ContainsFunc(entries, func(e loggedEntry) bool {
+			return e.index == *dep.AuditIndex && e.Result == "ok" && (e.Action == "promote" || e.Action == "rollback") &&
+				e.Repo == a.Repository && e.Digest == a.Digest && e.Tag == dep.Environment
+		}) {
+			r.fail(CheckPromotionChain, id, "the summary names audit entry %d for its promotion to %s, which the bundle does not prove", *dep.AuditIndex, dep.Environment)
 		}
 	}
 	for _, claim := range a.Approvals {
@@ -371,6 +408,19 @@ func (b *Bundle) checkArtifact(r *Report, a Artifact, set *evidence.Set, entries
 	}
 	r.Artifacts = append(r.Artifacts, ar)
 	return out
+}
+
+// SourceOf is what a SLSA provenance says about the build: the source
+// repository, the first git commit it resolved, the builder.
+func SourceOf(p *provenance.Predicate) *Source {
+	src := &Source{Repository: p.SourceURI(), Builder: p.RunDetails.Builder.ID}
+	for _, d := range p.BuildDefinition.ResolvedDependencies {
+		if c := d.Digest["gitCommit"]; c != "" {
+			src.Commit = c
+			break
+		}
+	}
+	return src
 }
 
 // checkChains checks, per repository and environment, that the
@@ -411,6 +461,36 @@ func checkChains(r *Report, records []chainRecord) {
 	}
 }
 
+// checkRefs checks that a bundle of named artifacts holds exactly what
+// its request names: each REPOSITORY@DIGEST, an artifact of REPOSITORY
+// tagged TAG for each REPOSITORY:TAG, and nothing else.
+func (b *Bundle) checkRefs(r *Report) {
+	refs := b.manifest.Request.Refs
+	if len(refs) == 0 {
+		return
+	}
+	named := map[int]bool{}
+	for _, ref := range refs {
+		i := -1
+		if repo, d, ok := strings.Cut(ref, "@"); ok {
+			i = slices.IndexFunc(b.summary.Artifacts, func(a Artifact) bool { return a.Repository == repo && a.Digest == d })
+		} else if j := strings.LastIndex(ref, ":"); j > 0 {
+			repo, tag := ref[:j], ref[j+1:]
+			i = slices.IndexFunc(b.summary.Artifacts, func(a Artifact) bool { return a.Repository == repo && slices.Contains(a.Tags, tag) })
+		}
+		if i < 0 {
+			r.fail(CheckSummary, ref, "the bundle was exported for %s, which it does not hold", ref)
+			continue
+		}
+		named[i] = true
+	}
+	for i, a := range b.summary.Artifacts {
+		if !named[i] {
+			r.fail(CheckSummary, a.Repository+"@"+a.Digest, "the bundle holds an artifact its request does not name")
+		}
+	}
+}
+
 // checkPushed checks the summary's push claim against the audit entry
 // it names.
 func checkPushed(r *Report, a Artifact, entries []loggedEntry) {
@@ -433,18 +513,19 @@ func checkPushed(r *Report, a Artifact, entries []loggedEntry) {
 }
 
 // checkEntriesAbout checks that every audit entry is about a manifest of
-// the bundle.
+// the bundle in the repository it was exported from (the same digest in
+// another repository is another repository's history).
 func (b *Bundle) checkEntriesAbout(r *Report, entries []loggedEntry) {
-	ours := map[string]bool{}
-	for _, f := range b.manifest.Files {
-		if d, ok := blobDigest(f.Path); ok {
-			ours[d.String()] = true
-		}
-	}
+	t := &transport{b: b}
+	t.once.Do(t.build)
 	for _, e := range entries {
-		if !ours[e.Digest] {
-			r.fail(CheckAuditEntry, fmt.Sprintf("index %d", e.index), "is about %q, which the bundle does not hold", e.Digest)
+		rv := t.repo[e.Repo]
+		if rv != nil {
+			if _, ok := rv.manifests[digest.Digest(e.Digest)]; ok {
+				continue
+			}
 		}
+		r.fail(CheckAuditEntry, fmt.Sprintf("index %d", e.index), "is about %s@%s, which the bundle does not hold", e.Repo, e.Digest)
 	}
 }
 

@@ -137,3 +137,11 @@ func binaryVars(t *testing.T) []string {
 	sort.Strings(vars)
 	return vars
 }
+
+// TestServeHelpNamesTheWebInterface: 'custody serve --help' says the
+// server also serves the web interface at /.
+func TestServeHelpNamesTheWebInterface(t *testing.T) {
+	if h := help(t, "serve"); !strings.Contains(h, "Endpoints: / (the web interface") || !strings.Contains(h, "docs/ui.md") {
+		t.Errorf("'custody serve --help' does not name the web interface:\n%s", h)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -235,19 +236,37 @@ func verifyBundle(cmd *cobra.Command, file, fingerprint, output string) error {
 func printBundleReport(w io.Writer, b *bundle.Bundle, r bundle.Report) {
 	m := b.Manifest()
 	fmt.Fprintf(w, "bundle: %d files, signed by audit log %s\n", len(m.Files)+2, m.Log.Origin)
+	if q := r.Request; q.Environment != "" {
+		at := "the time of export"
+		if !q.At.IsZero() {
+			at = q.At.UTC().Format(time.RFC3339)
+		}
+		project := ""
+		if q.Project != "" {
+			project = " of project " + q.Project
+		}
+		fmt.Fprintf(w, "exported for: what ran in %s%s at %s\n", bundle.Printable(q.Environment), bundle.Printable(project), at)
+	} else {
+		fmt.Fprintf(w, "exported for: %s\n", bundle.Printable(strings.Join(q.Refs, " ")))
+	}
 	fmt.Fprintf(w, "checkpoint: size %d, root %s; %d audit entries proved included\n", r.Checkpoint.Size, r.Checkpoint.Root, r.AuditEntries)
+	if r.LayersOmitted > 0 {
+		fmt.Fprintf(w, "metadata only: %d layer(s) left out, their bytes are not in the bundle and were not verified\n", r.LayersOmitted)
+	}
 	for _, a := range r.Artifacts {
-		fmt.Fprintf(w, "%s@%s: %d signature(s), %d attestation(s), %d promotion(s)", a.Repository, a.Digest, a.Signatures, a.Attestations, a.Promotions)
+		fmt.Fprintf(w, "%s@%s: %d signature(s), %d attestation(s), %d promotion(s)", bundle.Printable(a.Repository), bundle.Printable(a.Digest), a.Signatures, a.Attestations, a.Promotions)
 		if a.Revoked {
 			fmt.Fprint(w, ", REVOKED")
 		}
 		fmt.Fprintln(w)
 	}
+	// Free text (a revocation's reason, names from the bundle) is
+	// printed with control characters escaped: it cannot forge lines.
 	for _, rv := range r.Revocations {
-		fmt.Fprintf(w, "revoked: %s@%s by %s at %s: %s\n", rv.Repository, rv.Digest, rv.By, rv.At.UTC().Format(time.RFC3339), rv.Reason)
+		fmt.Fprintf(w, "revoked: %s\n", bundle.Printable(fmt.Sprintf("%s@%s by %s at %s: %s", rv.Repository, rv.Digest, rv.By, rv.At.UTC().Format(time.RFC3339), rv.Reason)))
 	}
 	for _, f := range r.Failures {
-		fmt.Fprintf(w, "FAIL %s\n", f)
+		fmt.Fprintf(w, "FAIL %s\n", bundle.Printable(f.String()))
 	}
 	if r.OK() {
 		fmt.Fprintln(w, "OK: the bundle verifies")

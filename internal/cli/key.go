@@ -166,7 +166,7 @@ recorded in the ring's trust-root history (trust-history.jsonl). With
 --pkcs11 URI, create and rotate put the key on a PKCS #11 token instead and
 the ring records its public key and URI. See docs/signing.md.`,
 	}
-	cmd.AddCommand(newKeyCreateCmd(), newKeyListCmd(), newKeyRotateCmd(), newKeyRevokeCmd(), newKeyExportPublicCmd(), newKeyFingerprintCmd())
+	cmd.AddCommand(newKeyCreateCmd(), newKeyListCmd(), newKeyRotateCmd(), newKeyRevokeCmd(), newKeyExportPublicCmd(), newKeyFingerprintCmd(), newKeyTSACmd())
 	return cmd
 }
 

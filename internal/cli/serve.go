@@ -41,7 +41,9 @@ and flags.
 
 Environment variables:
 ` + envHelp() + `
-Endpoints: /v2/ (OCI distribution API), /api/v1/ (management API:
+Endpoints: / (the web interface for browsers: repositories, artifacts,
+environments, audit, evidence, administration; docs/ui.md), /v2/ (OCI
+distribution API), /api/v1/ (management API:
 policies, retention, legal holds; see docs/retention.md), /metrics
 (Prometheus), /healthz, /readyz, POST /api/v1/gc (garbage collection, as
 'custody gc --server' calls it), /api/v1/audit/ (the tamper-evident audit
@@ -49,8 +51,12 @@ log: checkpoints, entries, proofs; see docs/audit.md and 'custody audit').
 The log's signing key is created in <data>/log-key on first start, its
 public key in <data>/log-key.pub. Also: /auth/token (the Docker token
 flow), /api/v1/whoami|tokens|users|grants (accounts, docs/security.md),
-/api/v1/keys (the trust root, public), /api/v1/provenance (platform SLSA
-provenance), /api/v1/promotions|gate|rollback|revocations|environments
+/api/v1/keys (the trust root, public), /api/v2/signingCert and
+/api/v2/trustBundle (the workload certificate authority, Fulcio's API, when
+ca.key and ca.certificate are set; docs/keyless.md), /api/v1/provenance (platform SLSA
+provenance), /api/v1/source (signed-commit verification against
+promotion.allowedSigners and promotion.openpgpKeyring, docs/signing.md),
+/api/v1/promotions|gate|rollback|revocations|environments
 (docs/promotion.md), /api/v1/vulndb|violations|scan, /api/v1/scrub, and
 /admission/<environment> (the Kubernetes admission webhook,
 docs/admission.md).

@@ -19,6 +19,7 @@ import (
 	"github.com/custody-dev/custody/internal/attest"
 	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/notary"
 	"github.com/custody-dev/custody/internal/provenance"
 	"github.com/custody-dev/custody/internal/sign"
 )
@@ -32,6 +33,7 @@ type signerFlags struct {
 	ring      keyRingFlags
 	key       string
 	plainHTTP bool
+	timestamp timestampFlag
 }
 
 func (f *signerFlags) register(fs *pflag.FlagSet) {
@@ -40,6 +42,7 @@ func (f *signerFlags) register(fs *pflag.FlagSet) {
 		"a PKCS #11 URI (pkcs11:token=...;object=...?module-path=...; PIN from the URI, "+pkcs11PINEnv+" or a prompt), "+
 		"or a KMS URI (awskms://, gcpkms://, azurekms://, hashivault://; not built into this version)")
 	fs.BoolVar(&f.plainHTTP, "plain-http", false, "talk plain HTTP to a registry that is not on loopback or a private address")
+	f.timestamp.register(fs)
 }
 
 // passphrase reads an existing key's passphrase from CUSTODY_KEY_PASSWORD,
@@ -159,6 +162,9 @@ func newSignCmd() *cobra.Command {
 		bundleOut   string
 		annotations []string
 		output      string
+		format      string
+		envelope    string
+		nKey, nCert string
 	)
 	cmd := &cobra.Command{
 		Use:   "sign REF",
@@ -167,15 +173,27 @@ func newSignCmd() *cobra.Command {
 active one by default) or a cosign-format key file, and store the signature
 where cosign v2 looks (tag sha256-<hex>.sig) and as an OCI 1.1 referrer
 carrying a Sigstore bundle v0.3 (cosign v3). No transparency log is used:
-custody works air-gapped. The signature is over the digest, so it holds for
+custody works air-gapped. When the registry runs a time-stamp authority
+(custody key tsa create), the signature carries its RFC 3161 time-stamp
+(--timestamp-server-url), and verifiers judge the key at that time. The signature is over the digest, so it holds for
 every tag and every environment the digest is promoted to.
 
 The key's passphrase comes from ` + keyPasswordEnv + ` (or COSIGN_PASSWORD),
 or a prompt. Verify with 'custody verify REF --trust-root FILE' or
 'cosign verify --key PUB --insecure-ignore-tlog=true REF' (cosign v2.6
 needs '--trusted-root' naming an empty trusted root file once a bundle
-referrer exists; see docs/signing.md).`,
+referrer exists; see docs/signing.md).
+
+With --format notation, sign as the Notary Project does instead: a JWS
+(default) or COSE (--envelope cose) envelope signed with --notation-key
+(a PEM private key file) and certified by --notation-cert (a PEM
+certificate chain, leaf first, e.g. from 'notation cert generate-test' or
+your CA), stored as an OCI 1.1 referrer with artifactType
+application/vnd.cncf.notary.signature. 'notation verify' and 'custody verify
+--notation-trust-policy ... --notation-trust-store ...' verify it.`,
 		Example: `  custody sign 127.0.0.1:5000/apps/web:1.4.2
+  custody sign --format notation --notation-key release.key --notation-cert release.crt \
+      --envelope cose 127.0.0.1:5000/apps/web:1.4.2
   custody sign --key cosign.key --bundle web.sigstore.json 127.0.0.1:5000/apps/web@sha256:...
   custody sign --storage tag -a team=web 127.0.0.1:5000/apps/web:1.4.2`,
 		Args: cobra.ExactArgs(1),
@@ -195,6 +213,22 @@ referrer exists; see docs/signing.md).`,
 				}
 				ann[k] = v
 			}
+			switch format {
+			case "cosign":
+				if nKey != "" || nCert != "" || cmd.Flags().Changed("envelope") {
+					return errors.New("--notation-key, --notation-cert and --envelope need --format notation")
+				}
+			case "notation":
+				if nKey == "" || nCert == "" {
+					return errors.New("--format notation needs --notation-key and --notation-cert: Notation verifies X.509 certificate chains, and ring keys have none")
+				}
+				if f.key != "" || bundleOut != "" || len(annotations) > 0 || cmd.Flags().Changed("storage") {
+					return errors.New("--key, --bundle, --annotation and --storage are cosign's: --format notation signs with --notation-key and stores a referrer")
+				}
+				return signNotation(cmd, args[0], nKey, nCert, envelope, f.plainHTTP, output)
+			default:
+				return fmt.Errorf("invalid --format %q: use cosign or notation", format)
+			}
 			signer, keyID, err := f.signer(cmd)
 			if err != nil {
 				return err
@@ -206,6 +240,9 @@ referrer exists; see docs/signing.md).`,
 			o.Annotations = ann
 			d, err := resolve(ctx, args[0], f.plainHTTP, o)
 			if err != nil {
+				return err
+			}
+			if o.Timestamper, err = f.timestamp.stamper(cmd, d); err != nil {
 				return err
 			}
 			res, err := sign.Sign(ctx, d, signer, o)
@@ -238,18 +275,52 @@ referrer exists; see docs/signing.md).`,
 	fl.StringVar(&bundleOut, "bundle", "", "also write the Sigstore bundle (v0.3 JSON) to this file")
 	fl.StringArrayVarP(&annotations, "annotation", "a", nil, "signed annotation key=value (repeatable)")
 	fl.StringVarP(&output, "output", "o", outputText, "output format: text or json")
+	fl.StringVar(&format, "format", "cosign", "signature format: cosign, or notation (Notary Project)")
+	fl.StringVar(&envelope, "envelope", notary.FormatJWS, "Notation envelope: jws or cose (--format notation)")
+	fl.StringVar(&nKey, "notation-key", "", "PEM private key file to sign with (--format notation)")
+	fl.StringVar(&nCert, "notation-cert", "", "PEM certificate chain file of --notation-key, leaf first (--format notation)")
 	return cmd
+}
+
+// signNotation signs ref as the Notary Project does and prints what it
+// stored.
+func signNotation(cmd *cobra.Command, ref, keyFile, certFile, envelope string, plainHTTP bool, output string) error {
+	mt, err := notary.MediaTypeOf(envelope)
+	if err != nil {
+		return err
+	}
+	s, err := notary.LoadSigner(keyFile, certFile)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	o := remoteOpts(ctx)
+	d, err := resolve(ctx, ref, plainHTTP, o)
+	if err != nil {
+		return err
+	}
+	res, err := s.Sign(ctx, d, mt, o.Remote...)
+	if err != nil {
+		return err
+	}
+	if output == outputJSON {
+		return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{
+			"digest": d.String(), "format": "notation", "envelope": res.MediaType, "identity": res.Identity, "referrer": res.Manifest,
+		})
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "signed %s as %q (Notation, %s)\n  notation referrer: %s\n", d, res.Identity, res.MediaType, res.Manifest)
+	return nil
 }
 
 func newAttestCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "attest",
-		Short: "Attach signed in-toto attestations: SLSA provenance, SBOMs, any predicate",
+		Short: "Attach signed in-toto attestations: SLSA provenance, SBOMs, any predicate; verify the source commit",
 		Long: `Attach signed in-toto Statement v1 attestations (DSSE envelopes) to an
 artifact, stored where cosign verify-attestation finds them (tag
 sha256-<hex>.att) and as OCI 1.1 referrers (Sigstore bundles).`,
 	}
-	cmd.AddCommand(newAttestProvenanceCmd(), newAttestSBOMCmd(), newAttestTestResultCmd(), newAttestPredicateCmd())
+	cmd.AddCommand(newAttestProvenanceCmd(), newAttestSBOMCmd(), newAttestTestResultCmd(), newAttestPredicateCmd(), newAttestSourceCmd())
 	return cmd
 }
 
@@ -275,7 +346,11 @@ func attach(cmd *cobra.Command, f *signerFlags, d name.Digest, predicateType str
 			return err
 		}
 	}
-	res, err := sign.Attach(ctx, d, env, predicateType, remoteOpts(ctx))
+	o := remoteOpts(ctx)
+	if o.Timestamper, err = f.timestamp.stamper(cmd, d); err != nil {
+		return err
+	}
+	res, err := sign.Attach(ctx, d, env, predicateType, o)
 	if err != nil {
 		return fmt.Errorf("attaching to %s: %w", d, err)
 	}

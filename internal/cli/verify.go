@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/notary"
 	"github.com/custody-dev/custody/internal/promotion"
 	"github.com/custody-dev/custody/internal/verification"
 )
@@ -28,6 +29,8 @@ func newVerifyCmd() *cobra.Command {
 		server    string
 		bundleF   string
 		fpr       string
+		nPolicy   string
+		nStore    string
 	)
 	cmd := &cobra.Command{
 		Use:   "verify (REF --trust-root FILE | --bundle FILE --trust-root-fingerprint SHA256)",
@@ -46,6 +49,13 @@ Checks:
   - provenance: the builder ID (--builder) and source repository
     (--source), exactly, when given;
   - --require sbom,provenance: a verified attestation of each kind;
+  - with --notation-trust-policy FILE --notation-trust-store DIR: Notary
+    Project (Notation) signatures, JWS or COSE, stored as referrers, are
+    verified as 'notation verify' does under that trust policy (registry
+    scopes, signatureVerification level, trustedIdentities) and trust store
+    (x509/ca|signingAuthority|tsa/NAME/); one verified under a level that
+    enforces authenticity (strict, permissive) counts as a signature.
+    --require notation demands one. --trust-root is then optional;
   - --env ENV: the digest is what ENV currently runs, it is not revoked and
     ENV's gate still holds (asks the server; deploy-time verification).
 
@@ -61,11 +71,16 @@ the latest checkpoint; each artifact's signatures (by keys valid at signing
 time), attestations (signature and subject), promotion, approval and
 revocation records, and that the summary claims no more; the promotion
 chain of each environment, in the audit log's order. Revocations are
-reported. Each failure names what is wrong (docs/bundle.md).`,
+reported. The report first says what the bundle was exported for (the
+signed request: check it is what you asked for) and how many layers a
+--metadata-only bundle left out (not verified). Each failure names what is
+wrong (docs/bundle.md).`,
 		Example: `  custody verify 127.0.0.1:5000/apps/web:1.4.2 --trust-root trust-root.json
   custody verify REF --trust-root trust-root.json --require sbom,provenance \
       --builder https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main \
       --source https://github.com/acme/app -o json
+  custody verify REF --notation-trust-policy ~/.config/notation/trustpolicy.oci.json \
+      --notation-trust-store ~/.config/notation/truststore --require notation
   custody verify --bundle prod-0303.tar --trust-root-fingerprint 3f9a...c21e`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -81,23 +96,38 @@ reported. Each failure names what is wrong (docs/bundle.md).`,
 			if len(args) != 1 {
 				return errors.New("give REF (or --bundle FILE)")
 			}
-			if trustRoot == "" {
+			if (nPolicy == "") != (nStore == "") {
+				return errors.New("give both --notation-trust-policy and --notation-trust-store, or neither")
+			}
+			if trustRoot == "" && nPolicy == "" {
 				return errors.New("no --trust-root: give the trust-root file of the keys you trust ('custody key export-public --trust-root')")
 			}
 			for _, r := range require {
-				if r != "sbom" && r != "provenance" {
-					return fmt.Errorf("invalid --require %q: use sbom and/or provenance", r)
+				if r != "sbom" && r != "provenance" && r != "notation" {
+					return fmt.Errorf("invalid --require %q: use sbom, provenance and/or notation", r)
+				}
+				if r == "notation" && nPolicy == "" {
+					return errors.New("--require notation needs --notation-trust-policy and --notation-trust-store")
 				}
 			}
-			b, err := readCapped(trustRoot, 1<<20)
-			if err != nil {
-				return err
+			var tr key.TrustRoot
+			if trustRoot != "" {
+				b, err := readCapped(trustRoot, 1<<20)
+				if err != nil {
+					return err
+				}
+				if tr, err = key.ParseTrustRoot(b); err != nil {
+					return err
+				}
 			}
-			tr, err := key.ParseTrustRoot(b)
-			if err != nil {
-				return err
+			var nv *notary.Verifier
+			if nPolicy != "" {
+				var err error
+				if nv, err = notary.LoadVerifier(nPolicy, nStore); err != nil {
+					return err
+				}
 			}
-			v, err := verification.New(tr)
+			v, err := verification.NewWithNotation(tr, nv)
 			if err != nil {
 				return err
 			}
@@ -154,10 +184,12 @@ reported. Each failure names what is wrong (docs/bundle.md).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&trustRoot, "trust-root", "", "trust-root file (required)")
+	fl.StringVar(&trustRoot, "trust-root", "", "trust-root file (required unless --notation-trust-policy is given)")
+	fl.StringVar(&nPolicy, "notation-trust-policy", "", "Notation trust policy document (trustpolicy.json format): also verify Notary Project signatures")
+	fl.StringVar(&nStore, "notation-trust-store", "", "Notation trust store directory (holding x509/ca/NAME/, x509/signingAuthority/NAME/, x509/tsa/NAME/)")
 	fl.StringVar(&builder, "builder", "", "required provenance builder ID")
 	fl.StringVar(&source, "source", "", "required provenance source repository URI")
-	fl.StringSliceVar(&require, "require", nil, "required attestations: sbom, provenance")
+	fl.StringSliceVar(&require, "require", nil, "required evidence: sbom, provenance (attestations), notation (a Notation signature)")
 	fl.StringVarP(&output, "output", "o", outputText, "output format: text or json")
 	fl.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to a registry that is not on loopback or a private address")
 	fl.StringVar(&env, "env", "", "also require the digest to be what this environment runs, with its gate still holding (asks the server)")
@@ -179,9 +211,25 @@ func printReport(w io.Writer, r verification.Report) {
 		line := fmt.Sprintf("  %s signature (%s) by key %s", mark(s.OK), s.Source, verification.Short(s.KeyID))
 		if s.SignedAt != "" {
 			line += " at " + s.SignedAt
+			if s.TimeSource == "timestamp" {
+				line += " (trusted time-stamp)"
+			}
 		}
 		if s.Problem != "" {
 			line += ": " + s.Problem
+		}
+		fmt.Fprintln(w, line)
+	}
+	for _, n := range r.Notation {
+		line := fmt.Sprintf("  %s notation signature (%s) by %q", mark(n.OK), n.Format, n.Identity)
+		if n.Policy != "" {
+			line += fmt.Sprintf(" under policy %s (%s)", n.Policy, n.Level)
+		}
+		if n.SignedAt != "" {
+			line += " at " + n.SignedAt
+		}
+		if n.Problem != "" {
+			line += ": " + n.Problem
 		}
 		fmt.Fprintln(w, line)
 	}

@@ -67,6 +67,8 @@ type Config struct {
 	Auth Auth `yaml:"auth"`
 	// Signing configures the server's own signing (docs/signing.md).
 	Signing Signing `yaml:"signing"`
+	// CA is the certificate authority for workloads (docs/keyless.md).
+	CA CA `yaml:"ca"`
 	// Projects declare ordered environments per repository pattern and the
 	// gate of each (docs/promotion.md).
 	Projects []Project `yaml:"projects"`
@@ -172,6 +174,48 @@ type Promotion struct {
 	// attestations gates count (e.g. CI signing keys), beside the server's
 	// own key ring.
 	TrustRoot string `yaml:"trustRoot"`
+	// AllowedSigners is an SSH allowed-signers file (git's
+	// gpg.ssh.allowedSignersFile format) and OpenPGPKeyring a file of
+	// OpenPGP public keys (armored or binary): the signers whose git
+	// commits POST /api/v1/source verifies (docs/signing.md).
+	AllowedSigners string `yaml:"allowedSigners"`
+	OpenPGPKeyring string `yaml:"openpgpKeyring"`
+	// Notation makes gates and admission count Notary Project
+	// signatures verified under a Notation trust policy and trust store.
+	Notation Notation `yaml:"notation"`
+}
+
+// Notation is a Notation trust policy and trust store (docs/signing.md,
+// "Notary Project signatures").
+type Notation struct {
+	// TrustPolicy is a Notation trust policy document
+	// (trustpolicy.json format); empty: Notation signatures count for
+	// nothing.
+	TrustPolicy string `yaml:"trustPolicy"`
+	// TrustStore is a Notation trust store directory, holding
+	// x509/ca/NAME/, x509/signingAuthority/NAME/ and x509/tsa/NAME/.
+	TrustStore string `yaml:"trustStore"`
+	// Registry is the registry host[:port] the policy's registryScopes
+	// name this server by; default the first admission.registries entry
+	// (else only "*" scopes apply).
+	Registry string `yaml:"registry"`
+}
+
+// CA configures the certificate authority that issues short-lived
+// code-signing certificates to workloads with an OIDC token of a trusted
+// issuer (auth.oidc), served at Fulcio's API (docs/keyless.md). Off unless
+// Key is set.
+type CA struct {
+	// Key is the CA's private key: an encrypted key file ('custody ca
+	// create') or a pkcs11: URI of a key on a PKCS #11 token.
+	Key string `yaml:"key"`
+	// Certificate is the CA's certificate chain (PEM, its own first).
+	Certificate string `yaml:"certificate"`
+	// PassphraseFile holds the key file's passphrase; default: the
+	// CUSTODY_CA_PASSWORD variable.
+	PassphraseFile string `yaml:"passphraseFile"`
+	// Validity of the certificates issued (default 10m, at most 24h).
+	Validity Duration `yaml:"validity"`
 }
 
 // Signing configures the server's signing key ring and what it signs.
@@ -191,6 +235,19 @@ type Signing struct {
 	// SBOMOnPush also generates an SBOM (SPDX 2.3) of every image signed
 	// on push and attaches it as an attestation signed by the server.
 	SBOMOnPush bool `yaml:"sbomOnPush"`
+	// Timestamp configures the key ring's RFC 3161 time-stamp authority,
+	// served at /api/v1/timestamp when the ring has one ('custody key tsa
+	// create'; docs/signing.md, "Trusted time").
+	Timestamp Timestamping `yaml:"timestamp"`
+}
+
+// Timestamping configures the time-stamp authority's tokens.
+type Timestamping struct {
+	// Policy is the TSA policy OID (dotted) every token names; default
+	// internal/timestamp.DefaultPolicy.
+	Policy string `yaml:"policy"`
+	// Accuracy is the accuracy every token claims; default 1s.
+	Accuracy Duration `yaml:"accuracy"`
 }
 
 // Auth configures authentication and access control.
@@ -539,6 +596,7 @@ var Env = []struct{ Name, Help string }{
 	{"CUSTODY_WEB_SESSION_ABSOLUTE", "a web interface session ends this long after signing in (default 12h)"},
 	{"CUSTODY_KEY_PASSWORD", "passphrase of the server's signing key (signing on push, promotions); signing.passphraseFile replaces it"},
 	{"CUSTODY_PKCS11_PIN", "PIN of the PKCS #11 token holding the server's signing key, unless its URI carries one"},
+	{"CUSTODY_CA_PASSWORD", "passphrase of the workload certificate authority's key file (ca.key); ca.passphraseFile replaces it"},
 }
 
 func (c *Config) applyEnv(environ []string) error {
@@ -673,6 +731,12 @@ func (c Config) Validate() error {
 	}
 	if c.Scrub.Buckets < 1 {
 		return errors.New("scrub.buckets must be at least 1")
+	}
+	if (c.CA.Key == "") != (c.CA.Certificate == "") {
+		return errors.New("ca needs both key and certificate")
+	}
+	if c.CA.Validity < 0 || time.Duration(c.CA.Validity) > 24*time.Hour {
+		return errors.New("ca.validity must be positive and at most 24h")
 	}
 	if _, err := proxy.Parse(c.Proxy.Trusted, c.Proxy.Header); err != nil {
 		return fmt.Errorf("proxy: %w", err)

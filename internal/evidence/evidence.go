@@ -22,12 +22,15 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/custody-dev/custody/internal/attest"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/notary"
 	"github.com/custody-dev/custody/internal/provenance"
 	"github.com/custody-dev/custody/internal/sign"
+	"github.com/custody-dev/custody/internal/timestamp"
 )
 
 // SignedAtAnnotation is the signed annotation carrying the signing time
@@ -52,6 +55,9 @@ const (
 	// PredicateDrill records a restoration drill of an environment
 	// (internal/drill): what was rebuilt, where, and what was missing.
 	PredicateDrill = "https://custody.dev/attestation/drill/v1"
+	// PredicateSource records that the server verified the signature of
+	// the git commit an artifact was built from (internal/gitcommit).
+	PredicateSource = "https://custody.dev/attestation/source/v1"
 )
 
 // PredicateOpenVEX is the predicate type of OpenVEX statements attached as
@@ -59,7 +65,7 @@ const (
 const PredicateOpenVEX = "https://openvex.dev/ns/v0.2.0"
 
 // RecordTypes lists the predicate types of the server's records.
-var RecordTypes = []string{PredicatePromotion, PredicateApproval, PredicateRejection, PredicateRevocation, PredicateDrill}
+var RecordTypes = []string{PredicatePromotion, PredicateApproval, PredicateRejection, PredicateRevocation, PredicateDrill, PredicateSource}
 
 // SBOMTypes are the predicate types that count as an SBOM.
 var SBOMTypes = []string{attest.PredicateSPDX, attest.PredicateCycloneDX}
@@ -118,6 +124,30 @@ type Drill struct {
 	OK          bool      `json:"ok"`
 }
 
+// Source is the predicate of a source-verification attestation: the
+// server parsed the git commit object CI submitted, found that its ID is
+// the commit the artifact's verified provenance names, and verified its
+// signature against the allowed signers (SSH) or keyring (OpenPGP).
+type Source struct {
+	Repository string `json:"repository"`
+	Digest     string `json:"digest"`
+	// Commit is the commit's object ID; ObjectFormat "sha1" or "sha256".
+	Commit       string `json:"commit"`
+	ObjectFormat string `json:"objectFormat"`
+	Tree         string `json:"tree"`
+	Author       string `json:"author"`
+	Committer    string `json:"committer"`
+	// Method is "ssh" or "openpgp"; Principals the signer's allowed
+	// principals (SSH) or user-ID emails (OpenPGP); KeyFingerprint the
+	// key's fingerprint (SHA256:... for SSH, hex for OpenPGP).
+	Method         string    `json:"method"`
+	Principals     []string  `json:"principals"`
+	KeyFingerprint string    `json:"keyFingerprint"`
+	VerifiedAt     time.Time `json:"verifiedAt"`
+	// SubmittedBy is who submitted the commit object.
+	SubmittedBy string `json:"submittedBy"`
+}
+
 // Trust is what a Set is verified against: the keys of a trust root, each
 // only inside its validity window, and the keys whose records
 // (promotions, approvals, revocations) count.
@@ -131,6 +161,87 @@ type Trust struct {
 	// revoked are keys trusted for nothing, known only to say why the
 	// evidence they signed fails.
 	revoked []crypto.PublicKey
+	// notation verifies Notary Project signatures; nil when none are
+	// trusted. notationHost, when set, is the registry host the trust
+	// policy's registryScopes are matched with.
+	notation     *notary.Verifier
+	notationHost string
+}
+
+// WithNotation makes Notary Project (Notation) signatures count when v
+// verifies them under its trust policy and trust store and the policy
+// enforces authenticity. The trust policy's registryScopes are matched
+// with host/repository, host being the registry the artifact is read
+// from unless scopeHost names another (the server reads itself under an
+// internal name, and gives the name clients use). It returns t.
+func (t *Trust) WithNotation(v *notary.Verifier, scopeHost string) *Trust {
+	t.notation, t.notationHost = v, scopeHost
+	return t
+}
+
+// Notation reports whether Notation signatures are verified.
+func (t *Trust) Notation() bool { return t.notation != nil }
+
+// The sources of a signature's SignedAt.
+const (
+	// TimeFromTimestamp: an RFC 3161 time-stamp by an authority of the
+	// trust root vouches for the time.
+	TimeFromTimestamp = "timestamp"
+	// TimeFromClaim: only the signer's own SignedAtAnnotation says when.
+	TimeFromClaim = "claim"
+)
+
+// signingTime decides, in one place, at what time a signature (or an
+// attestation) by a trust-root key is judged, given the RFC 3161
+// time-stamps stored with it and the time its signer claims (zero for
+// none). It returns the time (zero: any key of the root), where it comes
+// from, and why the evidence does not count (nil when it may):
+//
+//   - a time-stamp that verifies against a time-stamp authority of the
+//     trust root, inside that authority's window, gives the time; the
+//     claim is ignored;
+//   - time-stamps of which none verifies make the evidence not count (a
+//     time-stamp from an untrusted authority is refused, not skipped);
+//   - without a time-stamp, a claim made at or after the trust root's
+//     first authority came into service does not count: custody
+//     time-stamps what it signs once the ring has an authority, so a
+//     bare claim from then on is the signer's word against the clock;
+//   - without a time-stamp, an older claim (or any claim when the root has
+//     no authority) gives the time, as before trusted time existed;
+//   - with neither, any key of the root is accepted (cosign's signatures
+//     without a time-stamp: rotation is not compromise).
+func (t *Trust) signingTime(stamps []sign.Timestamp, claimed time.Time) (time.Time, string, error) {
+	if len(stamps) > 0 {
+		var errs []error
+		for _, ts := range stamps {
+			at, err := timestamp.Verify(ts.Response, ts.Over, t.root.TimestampAuthorities)
+			if err == nil {
+				return at, TimeFromTimestamp, nil
+			}
+			errs = append(errs, err)
+		}
+		return time.Time{}, "", errors.Join(errs...)
+	}
+	if claimed.IsZero() {
+		return time.Time{}, "", nil
+	}
+	if first, ok := t.firstTSA(); ok && !claimed.Before(first) {
+		return claimed, TimeFromClaim, fmt.Errorf("claims to be signed at %s but carries no time-stamp from a trusted authority (required since %s)",
+			claimed.UTC().Format(time.RFC3339), first.UTC().Format(time.RFC3339))
+	}
+	return claimed, TimeFromClaim, nil
+}
+
+// firstTSA returns when the trust root's first time-stamp authority came
+// into service.
+func (t *Trust) firstTSA() (time.Time, bool) {
+	var first time.Time
+	for _, ta := range t.root.TimestampAuthorities {
+		if first.IsZero() || ta.ValidFor.Start.Before(first) {
+			first = ta.ValidFor.Start
+		}
+	}
+	return first, !first.IsZero()
 }
 
 // NewTrust trusts the keys of root; the records (promotions, approvals,
@@ -235,10 +346,37 @@ type Signature struct {
 	// KeyStatus is the trust root's status of the key (active, or
 	// retired: rotated out, still verifying what it signed while valid).
 	KeyStatus key.Status
+	// Claimed is the signing time the signer claims (zero for none) and
+	// TimeSource where SignedAt comes from: TimeFromTimestamp,
+	// TimeFromClaim, or "" when the signature has no known time.
+	Claimed    time.Time
+	TimeSource string
 }
 
 // Trusted reports whether the signature counts.
 func (s Signature) Trusted() bool { return s.Err == nil }
+
+// NotationSignature is one Notary Project signature found on the digest,
+// with its verdict.
+type NotationSignature struct {
+	notary.Result
+}
+
+// Trusted reports whether the Notation signature counts: notation-go
+// verified it under the trust policy, and the policy's level enforces
+// authenticity (strict or permissive). Under audit a signature by an
+// untrusted certificate still "verifies", and under skip nothing is
+// checked: neither counts.
+func (n NotationSignature) Trusted() bool { return n.Err == nil }
+
+// notationSignature judges one verified (or refused) Notation signature.
+func notationSignature(r notary.Result) NotationSignature {
+	n := NotationSignature{Result: r}
+	if n.Err == nil && !r.AuthenticityEnforced {
+		n.Err = fmt.Errorf("trust policy %q verifies at level %q, which does not enforce authenticity", r.Policy, r.Level)
+	}
+	return n
+}
 
 // Attestation is one attestation found on the digest, with its verdict.
 type Attestation struct {
@@ -250,6 +388,10 @@ type Attestation struct {
 	PredicateType string
 	KeyID         string
 	KeyStatus     key.Status
+	// SignedAt is the time a trusted RFC 3161 time-stamp gives the
+	// attestation's signature (zero without one; attestations carry no
+	// claimed time).
+	SignedAt time.Time
 	// Container is the digest of the .att image or bundle referrer
 	// manifest the attestation was found in.
 	Container string
@@ -257,13 +399,14 @@ type Attestation struct {
 	Predicate []byte
 	// Provenance is the parsed predicate of a trusted SLSA v1 provenance.
 	Provenance *provenance.Predicate
-	// Record, Approval, Rejection, Revocation and Drill are the parsed
+	// Record, Approval, Rejection, Revocation, Drill and Source are the parsed
 	// predicate of a trusted server record, whichever its type is.
 	Record     *Record
 	Approval   *Approval
 	Rejection  *Rejection
 	Revocation *Revocation
 	Drill      *Drill
+	Source     *Source
 	// Counts is true for a server record signed by a recording key.
 	Counts bool
 	// ByServer is true for a trusted attestation signed by one of the
@@ -301,6 +444,11 @@ type Set struct {
 	// Rejected are the signatures found that no trusted key verifies
 	// for the digest, each with where it was found and why.
 	Rejected []sign.Rejected
+	// Notation are the Notary Project signatures found (only when the
+	// Trust verifies them: WithNotation), trusted or not; check Trusted
+	// on each. NotationErr says why they could not be read.
+	Notation    []NotationSignature
+	NotationErr error
 	// Attestations are all the attestations found, trusted or not.
 	Attestations []Attestation
 	// AttestationErr says why the attestations could not be read.
@@ -314,6 +462,9 @@ type Set struct {
 	Revocations []Revocation
 	// Drills are the drill reports that count, in the order found.
 	Drills []Drill
+	// Sources are the source verifications that count, in the order
+	// found (SourcesOf keeps those about one repository).
+	Sources []Source
 }
 
 // Collect reads the signatures and attestations of d from the registry
@@ -323,7 +474,18 @@ type Set struct {
 func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *Set {
 	dgst := d.DigestStr()
 	s := &Set{Digest: dgst, Signatures: []Signature{}, Attestations: []Attestation{}}
-	sigs, rejected, err := sign.VerifyAll(ctx, d, sign.PublicKeys(trust.keys), o)
+	var (
+		sigs     []sign.Verified
+		rejected []sign.Rejected
+		err      error
+	)
+	if len(trust.keys) == 0 && trust.notation != nil {
+		// Only Notation signatures are trusted: no key could verify a
+		// cosign signature.
+		err = fmt.Errorf("no trust-root key to verify cosign signatures with: %w", sign.ErrNotVerified)
+	} else {
+		sigs, rejected, err = sign.VerifyAll(ctx, d, sign.PublicKeys(trust.keys), o)
+	}
 	s.SignatureErr, s.Rejected = err, rejected
 	for i, r := range s.Rejected {
 		if id := trust.revokedSigner(func(keys []crypto.PublicKey) (string, error) {
@@ -336,11 +498,14 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 	for _, v := range sigs {
 		s.Signatures = append(s.Signatures, trust.signature(v))
 	}
+	if trust.notation != nil {
+		s.Notation, s.NotationErr = collectNotation(ctx, d, trust.notation, trust.notationHost, o)
+	}
 	envs, err := sign.StoredAttestations(ctx, d, o)
 	s.AttestationErr = err
 	resolver := attest.ResolverFromKeys(trust.keys...)
 	for _, env := range envs {
-		a := trust.attestation(env.Envelope, resolver, dgst)
+		a := trust.attestation(env.Envelope, resolver, dgst, env.Timestamps)
 		a.Container = env.Container
 		if a.Counts {
 			switch {
@@ -354,6 +519,8 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 				s.Revocations = append(s.Revocations, *a.Revocation)
 			case a.Drill != nil:
 				s.Drills = append(s.Drills, *a.Drill)
+			case a.Source != nil:
+				s.Sources = append(s.Sources, *a.Source)
 			}
 		}
 		s.Attestations = append(s.Attestations, a)
@@ -362,23 +529,59 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 	return s
 }
 
+// collectNotation reads the Notation signatures of d and judges each.
+func collectNotation(ctx context.Context, d name.Digest, v *notary.Verifier, host string, o sign.Options) ([]NotationSignature, error) {
+	stored, err := notary.Read(ctx, d, o.Remote...)
+	if len(stored) == 0 {
+		return []NotationSignature{}, err
+	}
+	subject, herr := remote.Head(d, append(slices.Clone(o.Remote), remote.WithContext(ctx))...)
+	if herr != nil {
+		return []NotationSignature{}, fmt.Errorf("looking up %s: %w", d, herr)
+	}
+	ref := d.String()
+	if host != "" {
+		ref = host + "/" + d.RepositoryStr() + "@" + d.DigestStr()
+	}
+	out := make([]NotationSignature, 0, len(stored))
+	for _, st := range stored {
+		out = append(out, notationSignature(v.Verify(ctx, ref, *subject, st)))
+	}
+	return out, err
+}
+
+// TrustedNotation returns the Notation signatures that count.
+func (s *Set) TrustedNotation() []NotationSignature {
+	var out []NotationSignature
+	for _, n := range s.Notation {
+		if n.Trusted() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // signature judges one signature that verified with a trusted key.
 func (t *Trust) signature(v sign.Verified) Signature {
 	s := Signature{Verified: v, KeyStatus: t.status(v.KeyID)}
 	if ts := v.Annotations[SignedAtAnnotation]; ts != "" {
 		at, err := time.Parse(time.RFC3339, ts)
-		if err != nil {
+		if err != nil && len(v.Timestamps) == 0 {
 			s.Err = errors.New("unreadable signing time " + ts)
 			return s
 		}
-		s.SignedAt = at
+		s.Claimed = at
+	}
+	s.SignedAt, s.TimeSource, s.Err = t.signingTime(v.Timestamps, s.Claimed)
+	if s.Err != nil {
+		return s
 	}
 	s.Err = t.validAt(v.KeyID, s.SignedAt)
 	return s
 }
 
 // attestation verifies one DSSE envelope as an attestation about dgst.
-func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string) Attestation {
+func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string, stamps []sign.Timestamp) Attestation {
 	var a Attestation
 	v, err := attest.Verify(env, resolver, attest.AllowStatementV01(), attest.AllowPredicateType(known...))
 	if err != nil {
@@ -400,7 +603,10 @@ func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string
 	if a.Err = attest.VerifySubject(v, dgst); a.Err != nil {
 		return a
 	}
-	if a.Err = t.validAt(v.KeyID, time.Time{}); a.Err != nil {
+	if a.SignedAt, _, a.Err = t.signingTime(stamps, time.Time{}); a.Err != nil {
+		return a
+	}
+	if a.Err = t.validAt(v.KeyID, a.SignedAt); a.Err != nil {
 		return a
 	}
 	b, err := attest.PredicateJSON(v.Statement)
@@ -426,9 +632,12 @@ func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string
 	case PredicateDrill:
 		a.Drill = new(Drill)
 		a.Err = parseRecord(b, a.Drill)
+	case PredicateSource:
+		a.Source = new(Source)
+		a.Err = parseRecord(b, a.Source)
 	}
 	if a.Err != nil {
-		a.Record, a.Approval, a.Rejection, a.Revocation, a.Drill = nil, nil, nil, nil, nil
+		a.Record, a.Approval, a.Rejection, a.Revocation, a.Drill, a.Source = nil, nil, nil, nil, nil, nil
 		return a
 	}
 	a.Verified, a.Predicate = v, b
@@ -518,6 +727,19 @@ func (s *Set) ApprovalsOf(repo string) []Approval {
 	for _, a := range s.Approvals {
 		if a.Repository == repo {
 			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// SourcesOf returns the source verifications of s that are about repo
+// and the digest: like a promotion record, one copied from another
+// repository holding the same digest proves nothing here.
+func (s *Set) SourcesOf(repo string) []Source {
+	var out []Source
+	for _, v := range s.Sources {
+		if v.Repository == repo && v.Digest == s.Digest {
+			out = append(out, v)
 		}
 	}
 	return out

@@ -280,3 +280,36 @@ func TestServerSignedAndDrills(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceVerifications: a source-verification record counts only when
+// a recording (server) key signed it, and SourcesOf keeps only those
+// about the repository and digest it is asked about.
+func TestSourceVerifications(t *testing.T) {
+	host := evidencetest.Registry(t)
+	server := evidencetest.NewKey(t, windowStart, time.Time{})
+	ci := evidencetest.NewKey(t, windowStart, time.Time{})
+	d := evidencetest.Push(t, host, "apps/src")
+	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	rec := evidence.Source{Repository: "apps/src", Digest: d.DigestStr(), Commit: strings.Repeat("a", 40), ObjectFormat: "sha1",
+		Method: "ssh", Principals: []string{"alice@example.com"}, KeyFingerprint: "SHA256:x", VerifiedAt: at}
+	evidencetest.Attest(t, d, server, evidence.PredicateSource, rec)
+	forged := rec
+	forged.Principals = []string{"mallory@example.com"}
+	evidencetest.Attest(t, d, ci, evidence.PredicateSource, forged)
+	copied := rec
+	copied.Repository = "apps/elsewhere"
+	evidencetest.Attest(t, d, server, evidence.PredicateSource, copied)
+	set := evidence.Collect(context.Background(), d, newTrust(t, server, ci).RecordsOnlyBy(server.ID()), sign.Options{})
+	if len(set.Sources) != 2 {
+		t.Fatalf("sources that count: %+v", set.Sources)
+	}
+	got := set.SourcesOf("apps/src")
+	if len(got) != 1 || got[0].Principals[0] != "alice@example.com" || got[0].Commit != rec.Commit || !got[0].VerifiedAt.Equal(at) {
+		t.Fatalf("SourcesOf: %+v", got)
+	}
+	for _, a := range set.Attestations {
+		if a.PredicateType == evidence.PredicateSource && (a.Source == nil || !a.IsRecord() || a.Counts != (a.KeyID == server.ID())) {
+			t.Fatalf("attestation %+v", a)
+		}
+	}
+}

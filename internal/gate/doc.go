@@ -27,6 +27,13 @@
 //	  .identity     string                  signer identity, "" if unknown (Identity)
 //	  .source       string                  "tag" or "referrer" (Source)
 //	  .signedAt     timestamp               signing time; 0001-01-01T00:00:00Z if unknown (SignedAt)
+//	notation      list(gate.NotationSignature)
+//	                                        Notary Project signatures verified under the Notation trust policy
+//	  .identity     string                  signing certificate subject, "CN=...,O=...,C=US" (Identity)
+//	  .issuer       string                  its issuer (Issuer)
+//	  .format       string                  "jws" or "cose" (Format)
+//	  .policy       string                  trust policy statement that applied (Policy)
+//	  .signedAt     timestamp               signing time the envelope claims (SignedAt)
 //	attestations  map(string, list(gate.Attestation))
 //	                                        verified in-toto statements by predicate type
 //	  .keyId        string                  key.ID of the key that verified (KeyID)
@@ -61,6 +68,13 @@
 //	  .at           timestamp               when (At)
 //	  .by           string                  who (By)
 //	  .digest       string                  digest promoted (Digest)
+//	sources       list(gate.Source)         server-verified signed git commits built from
+//	  .commit       string                  commit object ID (Commit)
+//	  .method       string                  "ssh" or "openpgp" (Method)
+//	  .principals   list(string)            allowed-signers principals / OpenPGP emails (Principals)
+//	  .keyFingerprint string                signing key fingerprint (KeyFingerprint)
+//	  .committer    string                  committer line (Committer)
+//	  .verifiedAt   timestamp               when the server verified it (VerifiedAt)
 //	environment   gate.Environment          the environment to enter
 //	  .name         string                  "prod" (Name)
 //	  .previous     string                  environment before it, "" for the first (Previous)
@@ -83,7 +97,8 @@
 //
 // signed_by_trusted_key (params keys), slsa_provenance_trusted (builders,
 // sources, branches), sbom_present, no_findings_at_or_above (severity,
-// default HIGH), passed_qa, promoted_to_previous and not_revoked: see the
+// default HIGH), passed_qa, promoted_to_previous, not_revoked and
+// commit_signed_by (principals, fingerprints): see the
 // Rule* constants and ReadyMade for each one's expression.
 //
 // # Limits and failing closed

@@ -138,6 +138,9 @@ func (r *fuzzReader) input() Input {
 	for range int(r.byte() % 4) {
 		in.Promotions = append(in.Promotions, Promotion{Environment: r.str(), At: r.time(), By: r.str(), Digest: r.str()})
 	}
+	for range int(r.byte() % 3) {
+		in.Notation = append(in.Notation, NotationSignature{Identity: r.str(), Issuer: r.str(), Format: r.str(), Policy: r.str(), SignedAt: r.time()})
+	}
 	return in
 }
 
@@ -154,6 +157,7 @@ func FuzzEvaluate(f *testing.F) {
 		spec.Rule{Name: "pred", Expr: `attestations.exists(t, attestations[t].exists(a, a.predicate.result == 'PASSED'))`},
 		spec.Rule{Name: "time", Expr: `now - artifact.created < duration('24h') && signatures.all(s, s.signedAt <= now)`},
 		spec.Rule{Name: "sev", Expr: `findings.all(f, severityRank(f.severity) < 4)`},
+		spec.Rule{Name: "notation", Expr: `notation.exists(s, s.identity.startsWith('CN=') && s.signedAt <= now)`},
 	)
 	g, err := Compile(gs)
 	if err != nil {

@@ -105,11 +105,13 @@ func env() (*cel.Env, error) {
 			ext.NativeTypes(reflect.TypeFor[Input](), reflect.TypeFor[Params](), ext.ParseStructTag("json")),
 			cel.Variable("artifact", obj("Artifact")),
 			cel.Variable("signatures", cel.ListType(obj("Signature"))),
+			cel.Variable("notation", cel.ListType(obj("NotationSignature"))),
 			cel.Variable("attestations", cel.MapType(cel.StringType, cel.ListType(obj("Attestation")))),
 			cel.Variable("provenance", cel.ListType(obj("Provenance"))),
 			cel.Variable("testResults", cel.ListType(obj("TestResult"))),
 			cel.Variable("findings", cel.ListType(obj("Finding"))),
 			cel.Variable("promotions", cel.ListType(obj("Promotion"))),
+			cel.Variable("sources", cel.ListType(obj("Source"))),
 			cel.Variable("environment", obj("Environment")),
 			cel.Variable("now", cel.TimestampType),
 			cel.Variable("revoked", cel.BoolType),
@@ -390,6 +392,11 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.in.Artifact, true
 	case "signatures":
 		return a.in.Signatures, true
+	case "notation":
+		if a.in.Notation == nil {
+			return []NotationSignature{}, true
+		}
+		return a.in.Notation, true
 	case "attestations":
 		return a.in.Attestations, true
 	case "provenance":
@@ -400,6 +407,8 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.in.Findings, true
 	case "promotions":
 		return a.in.Promotions, true
+	case "sources":
+		return a.in.Sources, true
 	case "environment":
 		return a.in.Environment, true
 	case "now":
@@ -434,6 +443,12 @@ func (p Params) set() []string {
 	}
 	if p.Severity != "" {
 		s = append(s, "severity")
+	}
+	if len(p.Principals) > 0 {
+		s = append(s, "principals")
+	}
+	if len(p.Fingerprints) > 0 {
+		s = append(s, "fingerprints")
 	}
 	return s
 }

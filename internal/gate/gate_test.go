@@ -101,6 +101,7 @@ func goodInput(t testing.TB) Input {
 	s := newSigner(t)
 	now := time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC)
 	in := Input{
+		Notation: []NotationSignature{{Identity: "CN=release,O=acme,ST=WA,C=US", Issuer: "CN=acme CA,O=acme,ST=WA,C=US", Format: "cose", Policy: "prod", SignedAt: now}},
 		Artifact: Artifact{
 			Digest: digest, Repository: "acme/app", Tags: []string{"v1.4.2", "latest"},
 			Annotations: map[string]string{"org.opencontainers.image.source": sourceRepo},
@@ -118,6 +119,9 @@ func goodInput(t testing.TB) Input {
 		Promotions: []Promotion{
 			{Environment: "dev", At: now.Add(-30 * time.Hour), By: "ci", Digest: digest},
 			{Environment: "test", At: now.Add(-20 * time.Hour), By: "alice", Digest: digest},
+		},
+		Sources: []Source{
+			{Commit: "0123456789abcdef0123456789abcdef01234567", Method: "ssh", Principals: []string{"alice@example.com"}, KeyFingerprint: "SHA256:alice", VerifiedAt: now.Add(-47 * time.Hour)},
 		},
 		Environment: Environment{Name: "prod", Previous: "test"},
 		Now:         now,
@@ -143,6 +147,8 @@ func prodSpec() spec.Gate {
 		{Use: RulePassedQA},
 		{Use: RulePromotedToPrevious},
 		{Use: RuleNotRevoked},
+		{Use: RuleCommitSignedBy, Params: spec.Params{Principals: []string{"alice@example.com", "bob@example.com"}, Fingerprints: []string{"ABCDEF"}}},
+		{Use: RuleNotationSigned},
 	}}
 }
 
@@ -177,7 +183,7 @@ func TestGoodInputPassesEveryReadyMadeRule(t *testing.T) {
 		t.Fatalf("%d results, want %d", len(r.Rules), len(readyRules))
 	}
 	for _, rr := range r.Rules {
-		if !rr.Pass || rr.Error != "" || rr.Message == "" || rr.Cost == 0 && rr.Name != RuleNotRevoked {
+		if !rr.Pass || rr.Error != "" || rr.Message == "" || rr.Cost == 0 && rr.Name != RuleNotRevoked && rr.Name != RuleNotationSigned {
 			t.Errorf("rule %+v", rr)
 		}
 	}
@@ -260,6 +266,14 @@ func TestReadyMadeRules(t *testing.T) {
 		{"first environment", RulePromotedToPrevious, func(in *Input) { in.Promotions, in.Environment = nil, Environment{Name: "dev"} }, true, ""},
 
 		{"revoked", RuleNotRevoked, func(in *Input) { in.Revoked = true }, false, ""},
+
+		{"no source verification", RuleCommitSignedBy, func(in *Input) { in.Sources = nil }, false, ""},
+		{"signed by someone else", RuleCommitSignedBy, func(in *Input) { in.Sources[0].Principals = []string{"mallory@example.com"} }, false, ""},
+		{"allowed by fingerprint", RuleCommitSignedBy, func(in *Input) {
+			in.Sources[0].Principals, in.Sources[0].KeyFingerprint = []string{}, "ABCDEF"
+		}, true, ""},
+		{"provenance names another commit", RuleCommitSignedBy, func(in *Input) { in.Sources[0].Commit = strings.Repeat("f", 40) }, false, ""},
+		{"no notation signature", RuleNotationSigned, func(in *Input) { in.Notation = nil }, false, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -593,7 +607,7 @@ func TestAddAttestationRejectsBadPredicates(t *testing.T) {
 
 func TestReadyMadeListAndStructpb(t *testing.T) {
 	rs := ReadyMade()
-	if len(rs) != 7 {
+	if len(rs) != 9 {
 		t.Fatalf("%d ready-made rules", len(rs))
 	}
 	rs[0].Params[0] = "mutated"
@@ -641,5 +655,37 @@ func BenchmarkCompile(b *testing.B) {
 	gs := prodSpec()
 	for b.Loop() {
 		mustCompile(b, gs)
+	}
+}
+
+func TestCommitSignedByNeedsSigners(t *testing.T) {
+	for _, p := range []spec.Params{{}, {Principals: []string{""}}, {Fingerprints: []string{""}}} {
+		if _, err := Compile(spec.Gate{Rules: []spec.Rule{{Use: RuleCommitSignedBy, Params: p}}}); err == nil {
+			t.Errorf("params %+v accepted", p)
+		}
+	}
+	if _, err := Compile(spec.Gate{Rules: []spec.Rule{{Use: RuleSignedByTrustedKey, Params: spec.Params{Keys: []string{"k"}, Principals: []string{"a"}}}}}); err == nil {
+		t.Error("signed_by_trusted_key took principals")
+	}
+}
+
+// TestNotationIdentityRule checks that a custom rule can pin the Notation
+// signer's identity, beyond what the trust policy's trustedIdentities
+// already require.
+func TestNotationIdentityRule(t *testing.T) {
+	g := mustCompile(t, spec.Gate{Rules: []spec.Rule{{Name: "release-signer",
+		Expr:    `notation.exists(s, s.identity == 'CN=release,O=acme,ST=WA,C=US' && s.format in ['jws', 'cose'])`,
+		Message: "signed with Notation by the release certificate"}}})
+	in := goodInput(t)
+	if r := g.Evaluate(context.Background(), in); !r.Pass {
+		t.Fatalf("release signer: %+v", r.Failed())
+	}
+	in.Notation[0].Identity = "CN=intruder,O=acme,ST=WA,C=US"
+	if r := g.Evaluate(context.Background(), in); r.Pass {
+		t.Fatal("another identity passed")
+	}
+	in.Notation = nil
+	if r := g.Evaluate(context.Background(), in); r.Pass {
+		t.Fatal("no Notation signature passed")
 	}
 }

@@ -26,6 +26,9 @@ type Input struct {
 	Artifact Artifact `json:"artifact"`
 	// Signatures are the verified signatures on Artifact.Digest.
 	Signatures []Signature `json:"signatures"`
+	// Notation are the Notary Project signatures on Artifact.Digest that
+	// verified under the Notation trust policy (internal/evidence's rule).
+	Notation []NotationSignature `json:"notation"`
 	// Attestations are the verified in-toto statements about
 	// Artifact.Digest, by predicate type.
 	Attestations map[string][]Attestation `json:"attestations"`
@@ -38,6 +41,9 @@ type Input struct {
 	Findings []Finding `json:"findings"`
 	// Promotions are the prior promotions of Artifact.Digest.
 	Promotions []Promotion `json:"promotions"`
+	// Sources are the server's verifications of the signed git commit
+	// Artifact.Digest was built from.
+	Sources []Source `json:"sources"`
 	// Environment is the environment the artifact is to enter.
 	Environment Environment `json:"environment"`
 	// Now is the evaluation time.
@@ -74,6 +80,23 @@ type Signature struct {
 	Source string `json:"source"`
 	// SignedAt is the signing time when known (the zero timestamp,
 	// 0001-01-01T00:00:00Z, otherwise).
+	SignedAt time.Time `json:"signedAt"`
+}
+
+// NotationSignature is one Notary Project signature on Artifact.Digest
+// that verified under the Notation trust policy (CEL type
+// gate.NotationSignature).
+type NotationSignature struct {
+	// Identity is the signing certificate's subject, an X.509
+	// distinguished name as notation prints it ("CN=...,O=...,C=US").
+	Identity string `json:"identity"`
+	// Issuer is the signing certificate's issuer.
+	Issuer string `json:"issuer"`
+	// Format is the envelope: "jws" or "cose".
+	Format string `json:"format"`
+	// Policy is the name of the trust policy statement that applied.
+	Policy string `json:"policy"`
+	// SignedAt is the signing time the envelope claims.
 	SignedAt time.Time `json:"signedAt"`
 }
 
@@ -182,6 +205,27 @@ type Promotion struct {
 	By string `json:"by"`
 	// Digest is the digest promoted.
 	Digest string `json:"digest"`
+}
+
+// Source is the server's verification of the signature of the git commit
+// the artifact was built from (CEL type gate.Source): the commit object
+// CI submitted hashes to the commit the verified provenance names, and
+// its signature verified against the allowed signers or keyring.
+type Source struct {
+	// Commit is the commit's object ID.
+	Commit string `json:"commit"`
+	// Method is "ssh" or "openpgp".
+	Method string `json:"method"`
+	// Principals are the signer's allowed-signers principals (SSH) or
+	// the OpenPGP key's user-ID emails.
+	Principals []string `json:"principals"`
+	// KeyFingerprint is the signing key's fingerprint: "SHA256:..." for
+	// SSH (ssh-keygen -l), upper-case hex for OpenPGP (gpg).
+	KeyFingerprint string `json:"keyFingerprint"`
+	// Committer is the committer line ("Name <email> time zone").
+	Committer string `json:"committer"`
+	// VerifiedAt is when the server verified it.
+	VerifiedAt time.Time `json:"verifiedAt"`
 }
 
 // Environment is the environment the artifact is to enter (CEL type

@@ -33,6 +33,16 @@ const (
 	RulePromotedToPrevious = "promoted_to_previous"
 	// RuleNotRevoked passes when the artifact is not revoked.
 	RuleNotRevoked = "not_revoked"
+	// RuleCommitSignedBy passes when the server verified that the git
+	// commit the artifact was built from is signed by one of
+	// Params.Principals or Params.Fingerprints (one of the two required),
+	// and every verified provenance names that commit (the server records
+	// a verification only for the commit a verified provenance names).
+	RuleCommitSignedBy = "commit_signed_by"
+	// RuleNotationSigned passes when a Notary Project signature verified
+	// under the Notation trust policy (whose trustedIdentities pin who
+	// may sign).
+	RuleNotationSigned = "notation_signed"
 )
 
 // ReadyRule describes a ready-made rule.
@@ -141,6 +151,32 @@ var readyRules = []ReadyRule{
 		Name:    RuleNotRevoked,
 		Expr:    `!revoked`,
 		message: func(Params) string { return "artifact must not be revoked" },
+	},
+	{
+		Name: RuleCommitSignedBy,
+		Expr: `sources.exists(s,
+  (s.principals.exists(p, p in params.principals) || s.keyFingerprint in params.fingerprints) &&
+  provenance.all(p, p.sourceCommit == s.commit))`,
+		Params: []string{"principals", "fingerprints"},
+		prepare: func(p *Params) error {
+			if len(p.Principals) == 0 && len(p.Fingerprints) == 0 {
+				return fmt.Errorf("params.principals or params.fingerprints is required: list who may sign the source (allowed-signers principals, OpenPGP emails, or key fingerprints)")
+			}
+			if err := noEmpty("principals", p.Principals); err != nil {
+				return err
+			}
+			return noEmpty("fingerprints", p.Fingerprints)
+		},
+		message: func(p Params) string {
+			return "artifact must be built from a git commit whose signature the server verified, by " + strings.Join(append(slices.Clone(p.Principals), p.Fingerprints...), ", ")
+		},
+	},
+	{
+		Name: RuleNotationSigned,
+		Expr: `notation.size() > 0`,
+		message: func(Params) string {
+			return "artifact must carry a Notation signature by an identity the Notation trust policy trusts"
+		},
 	},
 }
 

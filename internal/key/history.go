@@ -46,6 +46,9 @@ func (r *Ring) state() (TrustRoot, error) {
 			ValidFor:  Validity{Start: k.NotBefore, End: k.NotAfter},
 		})
 	}
+	if tr.TimestampAuthorities, err = r.TimestampAuthorities(); err != nil {
+		return TrustRoot{}, err
+	}
 	return tr, nil
 }
 
@@ -167,6 +170,8 @@ func sameKeys(a, b TrustRoot) bool {
 	return slices.EqualFunc(a.Keys, b.Keys, func(x, y TrustedKey) bool {
 		return x.ID == y.ID && x.Algorithm == y.Algorithm && x.Status == y.Status && x.PublicKey == y.PublicKey &&
 			x.ValidFor.Start.Equal(y.ValidFor.Start) && x.ValidFor.End.Equal(y.ValidFor.End)
+	}) && slices.EqualFunc(a.TimestampAuthorities, b.TimestampAuthorities, func(x, y TrustedTSA) bool {
+		return x.CertChain == y.CertChain && x.ValidFor.Start.Equal(y.ValidFor.Start) && x.ValidFor.End.Equal(y.ValidFor.End)
 	})
 }
 
@@ -210,6 +215,15 @@ func Archived(hist []TrustRoot) TrustRoot {
 	for _, k := range merged {
 		if !revoked[k.ID] {
 			out.Keys = append(out.Keys, k)
+		}
+	}
+	// Every time-stamp authority ever recorded stays, so old time-stamps
+	// keep verifying; its window is its certificate's, fixed.
+	for _, tr := range hist {
+		for _, ta := range tr.TimestampAuthorities {
+			if !slices.ContainsFunc(out.TimestampAuthorities, func(o TrustedTSA) bool { return o.CertChain == ta.CertChain }) {
+				out.TimestampAuthorities = append(out.TimestampAuthorities, ta)
+			}
 		}
 	}
 	return out

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -30,6 +31,7 @@ import (
 	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/sign"
+	"github.com/custody-dev/custody/internal/timestamp"
 )
 
 // tokenURI returns the PKCS #11 URI of the test token (a SoftHSM2 token
@@ -419,5 +421,55 @@ func BenchmarkPKCS11Sign(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestRingTSAOnToken: the ring's time-stamp authority key can live on a
+// PKCS #11 token: the ring records its URI without the PIN, the trust root
+// holds its chain, and the key opens with the PIN and signs tokens that
+// verify against the chain.
+func TestRingTSAOnToken(t *testing.T) {
+	u := tokenURI(t, "tsa")
+	ring, err := key.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := generate(t, u, key.ECDSAP256)
+	chain, err := timestamp.NewChain(s, "token TSA", time.Now().Add(-time.Hour), 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ring.SetTSAOnToken(timestamp.EncodeChain(chain), u.String()); err != nil {
+		t.Fatal(err)
+	}
+	if !ring.TSAOnToken() {
+		t.Fatal("the ring does not know its TSA key is on a token")
+	}
+	recorded, err := os.ReadFile(filepath.Join(ring.Dir(), "tsa", "signing.uri"))
+	if err != nil || strings.Contains(string(recorded), u.PINValue) {
+		t.Fatalf("recorded URI %q: %v", recorded, err)
+	}
+	if _, _, err := ring.TSASigner([]byte("wrong PIN")); err == nil {
+		t.Fatal("the token TSA key opened with a wrong PIN")
+	}
+	signer, chainPEM, err := ring.TSASigner([]byte(u.PINValue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, _ := timestamp.ParseChain(chainPEM)
+	a, err := timestamp.New(timestamp.Config{Signer: signer, Chain: certs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := a.Stamp(context.Background(), []byte("sig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := ring.TrustRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := timestamp.Verify(resp, []byte("sig"), tr.TimestampAuthorities); err != nil {
+		t.Fatal(err)
 	}
 }

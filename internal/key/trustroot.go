@@ -17,6 +17,19 @@ type TrustRoot struct {
 	MediaType string       `json:"mediaType"`
 	Generated time.Time    `json:"generated"`
 	Keys      []TrustedKey `json:"keys"`
+	// TimestampAuthorities are the RFC 3161 time-stamp authorities whose
+	// tokens say when a signature was made (docs/signing.md, "Trusted
+	// time"); absent from trust roots written before custody had one.
+	TimestampAuthorities []TrustedTSA `json:"timestampAuthorities,omitempty"`
+}
+
+// TrustedTSA is one time-stamp authority of a trust root: its certificate
+// chain and the window in which its tokens count (its leaf certificate's
+// validity, the names of Sigstore's trusted_root.json).
+type TrustedTSA struct {
+	// CertChain is the PEM certificate chain, leaf first, root last.
+	CertChain string   `json:"certChain"`
+	ValidFor  Validity `json:"validFor"`
 }
 
 // TrustedKey is one key of a trust root.
@@ -59,6 +72,9 @@ func (r *Ring) TrustRoot() (TrustRoot, error) {
 			ValidFor:  Validity{Start: k.NotBefore, End: k.NotAfter},
 		})
 	}
+	if tr.TimestampAuthorities, err = r.TimestampAuthorities(); err != nil {
+		return TrustRoot{}, err
+	}
 	return tr, nil
 }
 
@@ -78,6 +94,11 @@ func ParseTrustRoot(b []byte) (TrustRoot, error) {
 		}
 		if id, _ := ID(pub); id != k.ID {
 			return TrustRoot{}, fmt.Errorf("trust root key %s: keyId is not the SHA-256 of its public key (%s)", k.ID, id)
+		}
+	}
+	for i, ta := range tr.TimestampAuthorities {
+		if _, err := ParseCertificates([]byte(ta.CertChain)); err != nil {
+			return TrustRoot{}, fmt.Errorf("trust root timestamp authority %d: %w", i, err)
 		}
 	}
 	return tr, nil

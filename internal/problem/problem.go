@@ -79,6 +79,7 @@ const (
 	InsufficientStorage
 	ContentDamaged
 	ArtifactUnreadable
+	SourceUnverified
 	MFARequired
 	StepUpRequired
 	numKinds
@@ -129,6 +130,7 @@ var specs = [numKinds]spec{
 	InsufficientStorage: {"insufficient-storage", "Insufficient storage", 507, "the disk reserve is reached; writes are refused"},
 	ContentDamaged:      {"content-damaged", "Stored content is damaged", 500, "stored bytes do not match their digest (run custody scrub)"},
 	ArtifactUnreadable:  {"artifact-unreadable", "Reading the artifact failed", 502, "the artifact or its evidence could not be read; the detail names the request ID"},
+	SourceUnverified:    {"source-unverified", "Source not verified", 422, "the git commit object is malformed, is not the commit the artifact's provenance names, or is not signed by an allowed signer"},
 	MFARequired:         {"mfa-required", "Second factor required", 403, "the account or its roles need a second factor: present a one-time code (X-Custody-OTP), or enrol one first"},
 	StepUpRequired:      {"step-up-required", "Recent second factor required", 403, "a dangerous action needs a second factor presented within the last minutes: send a fresh code"},
 }

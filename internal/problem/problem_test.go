@@ -67,6 +67,7 @@ func TestKinds(t *testing.T) {
 		{problem.InsufficientStorage, "insufficient-storage", "Insufficient storage", 507},
 		{problem.ContentDamaged, "content-damaged", "Stored content is damaged", 500},
 		{problem.ArtifactUnreadable, "artifact-unreadable", "Reading the artifact failed", 502},
+		{problem.SourceUnverified, "source-unverified", "Source not verified", 422},
 		{problem.MFARequired, "mfa-required", "Second factor required", 403},
 		{problem.StepUpRequired, "step-up-required", "Recent second factor required", 403},
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/repopattern"
 	"github.com/custody-dev/custody/internal/sign"
+	"github.com/custody-dev/custody/internal/timestamp"
 )
 
 // The records the server writes are evidence.Record, evidence.Approval and
@@ -84,6 +85,8 @@ type Service struct {
 	Host   string
 	// Signer signs the server's attestations with a key of its ring.
 	Signer crypto.Signer
+	// Timestamper, when set, time-stamps them (the ring's authority).
+	Timestamper timestamp.Stamper
 	// Trust decides which signatures, attestations and records count:
 	// the server's trust root and any configured extra keys, each inside
 	// its validity window; records (promotions, approvals, revocations)
@@ -164,7 +167,7 @@ func (s *Service) ref(repo, dgst string) (name.Digest, error) {
 }
 
 func (s *Service) opts(ctx context.Context) sign.Options {
-	return sign.Options{Remote: append(slices.Clone(s.Remote), remote.WithContext(ctx))}
+	return sign.Options{Remote: append(slices.Clone(s.Remote), remote.WithContext(ctx)), Timestamper: s.Timestamper}
 }
 
 // Facts are what a gate sees of an artifact, plus the custody records.
@@ -235,9 +238,11 @@ func InputOf(repo string, set *evidence.Set, now time.Time) (gate.Input, []strin
 	in := gate.Input{
 		Artifact:     gate.Artifact{Digest: set.Digest, Repository: repo, Annotations: map[string]string{}, Tags: []string{}},
 		Signatures:   []gate.Signature{},
+		Notation:     []gate.NotationSignature{},
 		Attestations: map[string][]gate.Attestation{},
 		Findings:     []gate.Finding{},
 		Promotions:   []gate.Promotion{},
+		Sources:      []gate.Source{},
 		Now:          now,
 		Revoked:      set.Revoked() != nil,
 	}
@@ -245,6 +250,9 @@ func InputOf(repo string, set *evidence.Set, now time.Time) (gate.Input, []strin
 		gs := gate.SignatureOf(sg.Verified)
 		gs.SignedAt = sg.SignedAt
 		in.Signatures = append(in.Signatures, gs)
+	}
+	for _, n := range set.TrustedNotation() {
+		in.Notation = append(in.Notation, gate.NotationSignature{Identity: n.Identity, Issuer: n.Issuer, Format: n.Format, Policy: n.Policy, SignedAt: n.SignedAt})
 	}
 	var problems []string
 	for _, a := range set.Attestations {
@@ -257,6 +265,10 @@ func InputOf(repo string, set *evidence.Set, now time.Time) (gate.Input, []strin
 	}
 	for _, r := range set.PromotionsOf(repo) {
 		in.Promotions = append(in.Promotions, gate.Promotion{Environment: r.Environment, At: r.At, By: r.By, Digest: r.Digest})
+	}
+	for _, v := range set.SourcesOf(repo) {
+		in.Sources = append(in.Sources, gate.Source{Commit: v.Commit, Method: v.Method, Principals: append([]string{}, v.Principals...),
+			KeyFingerprint: v.KeyFingerprint, Committer: v.Committer, VerifiedAt: v.VerifiedAt})
 	}
 	return in, problems
 }

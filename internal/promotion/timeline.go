@@ -310,7 +310,7 @@ func (s *Service) Repositories(ctx context.Context, project, env string) (*Proje
 	if err != nil {
 		return nil, nil, err
 	}
-	all, err := remote.Catalog(ctx, reg, s.Remote...)
+	all, err := s.catalog(ctx, reg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listing repositories: %w", err)
 	}
@@ -351,4 +351,28 @@ func ParseTime(s string) (time.Time, error) {
 		s = s[:40] + "..." // keep the error short
 	}
 	return time.Time{}, fmt.Errorf("time %q: use RFC 3339 (2026-03-03T14:00:00Z) or \"2026-03-03 14:00\" (UTC)", s)
+}
+
+// catalogPage is how many repository names one catalog request asks for.
+const catalogPage = 1000
+
+// catalog lists every repository of reg, page after page by the last name
+// seen (not by the Link header: the server's in-process transport answers
+// the https go-containerregistry tries first, so the next page's link
+// would not match the registry's http scheme and a catalog longer than
+// one page failed).
+func (s *Service) catalog(ctx context.Context, reg name.Registry) ([]string, error) {
+	opts := append([]remote.Option{remote.WithContext(ctx)}, s.Remote...)
+	var all []string
+	for last := ""; ; {
+		page, err := remote.CatalogPage(reg, last, catalogPage, opts...)
+		if err != nil {
+			return nil, err
+		}
+		if len(page) == 0 {
+			return all, nil
+		}
+		all = append(all, page...)
+		last = page[len(page)-1]
+	}
 }

@@ -77,6 +77,17 @@ func parseRoute(path string) (rt route, ok bool) {
 	return route{}, false
 }
 
+// ParseRoute splits a /v2/ request path into the kind of endpoint
+// ("base", "catalog", "manifest", "blob", "upload", "uploads", "tags",
+// "referrers"), the repository and the reference (tag or digest, blob
+// digest, upload ID), reading from the end as the spec's paths are: a
+// repository may have components named "manifests" or "blobs". It does
+// not validate the name; ok is false when no endpoint matches.
+func ParseRoute(path string) (kind, repo, ref string, ok bool) {
+	rt, ok := parseRoute(path)
+	return rt.kind, rt.repo, rt.ref, ok
+}
+
 // Endpoint names the kind of /v2/ endpoint a path addresses ("manifest",
 // "blob", "upload", ...), or "other": a metrics label free of repository
 // names and digests.

@@ -138,10 +138,14 @@ func apiRequirement(r *http.Request) (action, repo string, perm auth.Perm, own b
 	kind, sub, _ := strings.Cut(rest, "/")
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	switch kind {
-	case "whoami", "tokens", "users", "grants", "sessions", "mfa", "provenance", "promotions", "gate", "rollback", "revocations", "rejections", "projects", "environments", "evidence", "vulndb", "violations", "scan", "export", "drills", "imports":
+	case "whoami", "tokens", "users", "grants", "sessions", "mfa", "provenance", "promotions", "gate", "rollback", "revocations", "rejections", "projects", "environments", "evidence", "vulndb", "violations", "scan", "export", "drills", "imports", "source":
 		return "", "", 0, true
 	case "keys":
 		return "", "", 0, true // public keys and the trust root are public
+	case "signingCert", "rootCert":
+		return "", "", 0, true // the CA judges its requests' OIDC tokens itself; its chain is public
+	case "timestamp":
+		return "", "", 0, true // the time-stamp authority is public, as sigstore's is
 	case "audit":
 		if sub == "key" {
 			return "", "", 0, true // the log's public key is public

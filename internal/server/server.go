@@ -10,10 +10,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -29,14 +31,17 @@ import (
 	"github.com/custody-dev/custody/internal/blob/s3"
 	"github.com/custody-dev/custody/internal/builds/buildshttp"
 	"github.com/custody-dev/custody/internal/bundle/bundlehttp"
+	"github.com/custody-dev/custody/internal/ca"
 	"github.com/custody-dev/custody/internal/catalog"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/drill/drillhttp"
 	"github.com/custody-dev/custody/internal/gc"
 	"github.com/custody-dev/custody/internal/generic"
+	"github.com/custody-dev/custody/internal/gitcommit/sourcehttp"
 	"github.com/custody-dev/custody/internal/imports"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/notary"
 	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/promotion/promotionhttp"
 	"github.com/custody-dev/custody/internal/proxy"
@@ -297,27 +302,37 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		return nil, err
 	}
 	undo = append(undo, func() { vdb.Close() })
+	nv, nhost, err := notationTrust(cfg)
+	if err != nil {
+		return nil, err
+	}
 	promo, err := promotionhttp.New(promotionhttp.Options{
-		Projects:   cfg.Projects,
-		Ring:       sg.Ring(),
-		TrustRoot:  cfg.Promotion.TrustRoot,
-		Signer:     sg.Signer(),
-		Remote:     self,
-		Host:       internalHost,
-		Findings:   vulnhttp.Findings{DB: vdb},
-		Authz:      authz,
-		Audit:      auditor,
-		Index:      md,
-		AuditLog:   tl,
-		Log:        log,
-		Registries: cfg.Admission.Registries,
+		Projects:    cfg.Projects,
+		Ring:        sg.Ring(),
+		TrustRoot:   cfg.Promotion.TrustRoot,
+		Signer:      sg.Signer(),
+		Timestamper: sg.Timestamper(),
+		Remote:      self,
+		Host:        internalHost,
+		Findings:    vulnhttp.Findings{DB: vdb},
+		Authz:       authz,
+		Audit:       auditor,
+		Index:       md,
+		AuditLog:    tl,
+		Log:         log,
+		Registries:  cfg.Admission.Registries,
 	})
 	if err != nil {
 		return nil, err
 	}
+	if promo != nil && nv != nil {
+		// Gates and admission count the Notation signatures nv verifies.
+		promo.Service().Trust.WithNotation(nv, nhost)
+	}
 	policies := registry.Policies{auth.TagPolicy{}, engine, checker}
 	var vulnAPI *vulnhttp.Handler
 	var drills *drillhttp.Handler
+	var sources *sourcehttp.Handler
 	if promo != nil {
 		if authz == nil {
 			return nil, errors.New("projects (promotions) need authentication: remove --auth=none")
@@ -325,6 +340,12 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		policies = registry.Policies{auth.TagPolicy{}, promo.Policy(), engine, checker}
 		vulnAPI = vulnhttp.New(vulnhttp.Options{DB: vdb, Dir: cfg.Data, Authz: authz, Audit: auditor, Log: log, Promo: promo, Meta: md, Metrics: mets.reg})
 		drills = drillhttp.New(drillhttp.Options{Promotion: promo.Service(), Authz: authz, Audit: auditor, Log: log, Metrics: mets.reg})
+		// Source verification (docs/signing.md): CI submits the signed
+		// commit it built; the server records who signed it.
+		if sources, err = sourcehttp.New(sourcehttp.Options{Promotion: promo.Service(), Authz: authz, Audit: auditor, Log: log,
+			AllowedSigners: cfg.Promotion.AllowedSigners, Keyring: cfg.Promotion.OpenPGPKeyring}); err != nil {
+			return nil, err
+		}
 	}
 	var redirect func(context.Context, digest.Digest) (*url.URL, error)
 	if p, ok := rawBlobs.(presigner); ok && cfg.S3.Redirect {
@@ -358,6 +379,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		promo.Register(mux)
 		vulnAPI.Register(mux)
 		drills.Register(mux)
+		sources.Register(mux)
 	}
 	// Evidence bundles (docs/bundle.md): reads of the stores, streamed.
 	exp := bundlehttp.Options{Meta: md, Blobs: blobs, Log: tl, Locks: md,
@@ -400,6 +422,19 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	if authz != nil {
 		authz.Register(mux)
 	}
+	// The certificate authority for workloads (docs/keyless.md): Fulcio's
+	// API, judging tokens with the OIDC trust configuration.
+	if cfg.CA.Key != "" {
+		if authz == nil {
+			return nil, errors.New("ca needs authentication on: its workloads prove who they are with OIDC tokens (auth.oidc)")
+		}
+		authority, closeCA, err := openCA(cfg.CA)
+		if err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { closeCA.Close() })
+		(&ca.Handler{CA: authority, Tokens: authz, Audit: auditor, Log: log}).Register(mux)
+	}
 	// The repository catalog: /api/v1/repositories lists only what the
 	// caller may pull.
 	canRead := func(context.Context, string) bool { return true }
@@ -439,6 +474,10 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		return nil, err
 	}
 	mux.Handle("/", site)
+	// Docker's v1 API stays a plain 404, not the interface's sign-in
+	// page: clients probe it (podman search asks /v1/search first) and
+	// fall back to /v2/ only on an answer they can read as "not here".
+	mux.Handle("/v1/", http.NotFoundHandler())
 	// Behind trusted proxies every handler (sign-in throttling, logs,
 	// audit) sees the client's address.
 	proxies, err := proxy.Parse(cfg.Proxy.Trusted, cfg.Proxy.Header)
@@ -705,3 +744,43 @@ func (s *Server) Close() error {
 
 // Blobs returns the server's (retention-guarded) blob store, for tests.
 func (s *Server) Blobs() blob.Store { return s.blobs }
+
+// openCA opens the configured certificate authority, its key file
+// decrypted with ca.passphraseFile or CUSTODY_CA_PASSWORD.
+func openCA(c config.CA) (*ca.CA, io.Closer, error) {
+	pass := os.Getenv("CUSTODY_CA_PASSWORD")
+	if c.PassphraseFile != "" {
+		b, err := os.ReadFile(c.PassphraseFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("ca.passphraseFile: %w", err)
+		}
+		pass = strings.TrimRight(string(b), "\r\n")
+	}
+	authority, closer, err := ca.Open(c.Key, c.Certificate, []byte(pass), time.Duration(c.Validity))
+	if err != nil {
+		return nil, nil, fmt.Errorf("ca: %w", err)
+	}
+	return authority, closer, nil
+}
+
+// notationTrust loads promotion.notation: the Notation verifier gates and
+// admission use, and the registry host its registryScopes name this
+// server by. It returns a nil verifier when none is configured.
+func notationTrust(cfg config.Config) (*notary.Verifier, string, error) {
+	n := cfg.Promotion.Notation
+	if n.TrustPolicy == "" && n.TrustStore == "" {
+		return nil, "", nil
+	}
+	if n.TrustPolicy == "" || n.TrustStore == "" {
+		return nil, "", errors.New("promotion.notation: give both trustPolicy and trustStore")
+	}
+	v, err := notary.LoadVerifier(n.TrustPolicy, n.TrustStore)
+	if err != nil {
+		return nil, "", fmt.Errorf("promotion.notation: %w", err)
+	}
+	host := n.Registry
+	if host == "" && len(cfg.Admission.Registries) > 0 {
+		host = cfg.Admission.Registries[0]
+	}
+	return v, host, nil
+}

@@ -134,7 +134,7 @@ func signDSSE(s crypto.Signer, payloadType string, payload []byte) (*protodsse.E
 // fingerprint of the verifying key (go-securesystemslib's SHA256KeyID) and
 // skips the signature when they differ. A keyid is not signed, so clearing
 // it changes nothing the signature covers.
-func newBundle(env *protodsse.Envelope, pub crypto.PublicKey) ([]byte, error) {
+func newBundle(env *protodsse.Envelope, pub crypto.PublicKey, timestamp []byte) ([]byte, error) {
 	hint := ""
 	if pub != nil {
 		der, err := x509.MarshalPKIXPublicKey(pub)
@@ -158,6 +158,7 @@ func newBundle(env *protodsse.Envelope, pub crypto.PublicKey) ([]byte, error) {
 		},
 		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: env},
 	}
+	addBundleTimestamp(b, timestamp)
 	return protojson.Marshal(b)
 }
 

@@ -56,7 +56,7 @@ func FuzzParseBundle(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	good, err := newBundle(env, s.Public())
+	good, err := newBundle(env, s.Public(), nil)
 	if err != nil {
 		f.Fatal(err)
 	}

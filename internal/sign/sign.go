@@ -46,6 +46,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/timestamp"
 )
 
 // Options configure Sign, Attach, Verify and Attestations.
@@ -65,6 +66,10 @@ type Options struct {
 	// Now returns the time written in the referrer's
 	// org.opencontainers.image.created annotation; time.Now when nil.
 	Now func() time.Time
+	// Timestamper, when set, time-stamps every signature Sign and Attach
+	// make (RFC 3161): the token goes in the layer's TimestampAnnotation
+	// and the bundle's timestampVerificationData, where cosign puts it.
+	Timestamper timestamp.Stamper
 }
 
 // Storage selects where signatures and attestations are written.
@@ -161,8 +166,15 @@ func Sign(ctx context.Context, ref name.Digest, signer crypto.Signer, opts Optio
 	}
 	res := Result{Tag: TagFor(ref, SignatureSuffix)}
 	if opts.Storage.tag() {
-		h, err := appendLayer(ctx, res.Tag, payload, SimpleSigningMediaType,
-			map[string]string{SignatureAnnotation: b64(sig)}, opts)
+		tsr, err := opts.stamp(ctx, sig)
+		if err != nil {
+			return Result{}, err
+		}
+		ann, err := timestampAnnotation(map[string]string{SignatureAnnotation: b64(sig)}, tsr)
+		if err != nil {
+			return Result{}, err
+		}
+		h, err := appendLayer(ctx, res.Tag, payload, SimpleSigningMediaType, ann, opts)
 		if err != nil {
 			return Result{}, err
 		}
@@ -178,7 +190,11 @@ func Sign(ctx context.Context, ref name.Digest, signer crypto.Signer, opts Optio
 	if err != nil {
 		return Result{}, err
 	}
-	if res.Bundle, err = newBundle(env, signer.Public()); err != nil {
+	tsr, err := opts.stamp(ctx, env.GetSignatures()[0].GetSig())
+	if err != nil {
+		return Result{}, err
+	}
+	if res.Bundle, err = newBundle(env, signer.Public(), tsr); err != nil {
 		return Result{}, err
 	}
 	if opts.Storage.referrer() {
@@ -246,16 +262,30 @@ func Attach(ctx context.Context, ref name.Digest, envelope []byte, predicateType
 	}
 	res := Result{Tag: TagFor(ref, AttestationSuffix)}
 	if opts.Storage.tag() {
-		h, err := appendLayer(ctx, res.Tag, stored, DSSEMediaType, map[string]string{
+		tsr, err := opts.stamp(ctx, stored)
+		if err != nil {
+			return Result{}, err
+		}
+		ann, err := timestampAnnotation(map[string]string{
 			SignatureAnnotation:     "",
 			PredicateTypeAnnotation: predicateType,
-		}, opts)
+		}, tsr)
+		if err != nil {
+			return Result{}, err
+		}
+		h, err := appendLayer(ctx, res.Tag, stored, DSSEMediaType, ann, opts)
 		if err != nil {
 			return Result{}, err
 		}
 		res.TagDigest = h.String()
 	}
-	if res.Bundle, err = newBundle(env, nil); err != nil {
+	var tsr []byte
+	if len(env.GetSignatures()) > 0 {
+		if tsr, err = opts.stamp(ctx, env.GetSignatures()[0].GetSig()); err != nil {
+			return Result{}, err
+		}
+	}
+	if res.Bundle, err = newBundle(env, nil, tsr); err != nil {
 		return Result{}, err
 	}
 	if opts.Storage.referrer() {

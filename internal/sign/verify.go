@@ -63,6 +63,10 @@ type Verified struct {
 	// Payload is the signed document: simple signing JSON or the in-toto
 	// statement.
 	Payload []byte
+	// Timestamps are the RFC 3161 time-stamps stored with the signature
+	// (cosign's layer annotation, the bundle's verification material),
+	// not verified: internal/evidence checks them.
+	Timestamps []Timestamp
 }
 
 // Rejected is one signature found for the digest that does not verify:
@@ -136,6 +140,9 @@ func VerifyAll(ctx context.Context, ref name.Digest, keys KeyResolver, opts Opti
 			continue
 		}
 		v.Container = l.image.String()
+		if raw, err := base64.StdEncoding.DecodeString(l.annotations[SignatureAnnotation]); err == nil {
+			v.Timestamps = layerTimestamps(l.annotations, raw)
+		}
 		out = append(out, v)
 	}
 	for _, b := range bundles {
@@ -248,12 +255,17 @@ func VerifyBundle(bundle []byte, digest string, keys []crypto.PublicKey) (Verifi
 			break
 		}
 	}
+	var sig []byte
+	if sigs := env.GetSignatures(); len(sigs) > 0 {
+		sig = sigs[0].GetSig()
+	}
 	return Verified{
 		Source:      SourceReferrer,
 		Digest:      digest,
 		KeyID:       keyID,
 		Annotations: ann,
 		Payload:     env.GetPayload(),
+		Timestamps:  bundleTimestamps(pb, sig),
 	}, nil
 }
 
@@ -283,6 +295,8 @@ type StoredAttestation struct {
 	Container string
 	// Envelope is the DSSE envelope JSON, as Attestations returns it.
 	Envelope []byte
+	// Timestamps are the RFC 3161 time-stamps stored with it, unverified.
+	Timestamps []Timestamp
 }
 
 // StoredAttestations is Attestations with where each envelope was found.
@@ -297,7 +311,7 @@ func StoredAttestations(ctx context.Context, ref name.Digest, opts Options) ([]S
 	}
 	seen := map[[32]byte]bool{}
 	var out []StoredAttestation
-	add := func(src Source, container string, raw []byte) error {
+	add := func(src Source, container string, raw []byte, ts []Timestamp) error {
 		env, err := parseEnvelope(raw)
 		if err != nil {
 			return err
@@ -312,14 +326,14 @@ func StoredAttestations(ctx context.Context, ref name.Digest, opts Options) ([]S
 		k := sha256.Sum256(norm)
 		if !seen[k] {
 			seen[k] = true
-			out = append(out, StoredAttestation{Source: src, Container: container, Envelope: raw})
+			out = append(out, StoredAttestation{Source: src, Container: container, Envelope: raw, Timestamps: ts})
 		}
 		return nil
 	}
 	// Malformed entries are skipped, not fatal: anyone who may push could
 	// otherwise block verification with one bad layer.
 	for _, l := range layers {
-		_ = add(SourceTag, l.image.String(), l.body)
+		_ = add(SourceTag, l.image.String(), l.body, layerTimestamps(l.annotations, l.body))
 	}
 	for _, b := range bundles {
 		if b.predicateType == CosignSignPredicateType {
@@ -340,7 +354,11 @@ func StoredAttestations(ctx context.Context, ref name.Digest, opts Options) ([]S
 		if err != nil {
 			return nil, err
 		}
-		_ = add(SourceReferrer, b.manifest.String(), raw)
+		var sig []byte
+		if sigs := c.DsseEnvelope.GetSignatures(); len(sigs) > 0 {
+			sig = sigs[0].GetSig()
+		}
+		_ = add(SourceReferrer, b.manifest.String(), raw, bundleTimestamps(pb, sig))
 	}
 	return out, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/custody-dev/custody/internal/attest"
 	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/notary"
 	"github.com/custody-dev/custody/internal/provenance"
 	"github.com/custody-dev/custody/internal/sign"
 )
@@ -30,6 +31,7 @@ type Report struct {
 	Digest       string              `json:"digest"`
 	OK           bool                `json:"ok"`
 	Signatures   []SignatureCheck    `json:"signatures"`
+	Notation     []NotationCheck     `json:"notation,omitempty"`
 	Attestations []AttestationCheck  `json:"attestations"`
 	Requirements []RequirementResult `json:"requirements"`
 	Failures     []string            `json:"failures"`
@@ -39,6 +41,22 @@ type Report struct {
 type SignatureCheck struct {
 	Source   string `json:"source"` // "tag" or "referrer"
 	KeyID    string `json:"keyId"`
+	SignedAt string `json:"signedAt,omitempty"`
+	// TimeSource says who vouches for SignedAt: "timestamp" (a trusted
+	// RFC 3161 time-stamp) or "claim" (the signer's own word).
+	TimeSource string `json:"timeSource,omitempty"`
+	OK         bool   `json:"ok"`
+	Problem    string `json:"problem,omitempty"`
+}
+
+// NotationCheck is one Notary Project signature found on the artifact
+// (reported only when a Notation trust policy is given).
+type NotationCheck struct {
+	Format   string `json:"format"` // "jws" or "cose"
+	Identity string `json:"identity,omitempty"`
+	Issuer   string `json:"issuer,omitempty"`
+	Policy   string `json:"policy,omitempty"`
+	Level    string `json:"level,omitempty"`
 	SignedAt string `json:"signedAt,omitempty"`
 	OK       bool   `json:"ok"`
 	Problem  string `json:"problem,omitempty"`
@@ -70,7 +88,8 @@ type Verifier struct {
 	// Builder and Source, when set, are required of the provenance.
 	Builder string
 	Source  string
-	// Require lists required attestations: "sbom", "provenance".
+	// Require lists required evidence: "sbom", "provenance" (verified
+	// attestations), "notation" (a Notation signature that counts).
 	Require []string
 }
 
@@ -85,6 +104,20 @@ func New(tr key.TrustRoot) (*Verifier, error) {
 		return nil, errors.New("the trust root holds no key")
 	}
 	return &Verifier{trust: t}, nil
+}
+
+// NewWithNotation is New that also counts Notary Project signatures n
+// verifies under its trust policy and trust store; with n, the trust root
+// may hold no key (Notation signatures only).
+func NewWithNotation(tr key.TrustRoot, n *notary.Verifier) (*Verifier, error) {
+	if n == nil {
+		return New(tr)
+	}
+	t, err := evidence.NewTrust(tr)
+	if err != nil {
+		return nil, err
+	}
+	return &Verifier{trust: t.WithNotation(n, "")}, nil
 }
 
 // Run verifies the artifact d (ref as the user wrote it) and reports
@@ -102,14 +135,36 @@ func (v *Verifier) Judge(ref string, set *evidence.Set) Report {
 	rep := Report{Reference: ref, Digest: set.Digest, Signatures: []SignatureCheck{}, Attestations: []AttestationCheck{}, Requirements: []RequirementResult{}, Failures: []string{}}
 	fail := func(format string, args ...any) { rep.Failures = append(rep.Failures, fmt.Sprintf(format, args...)) }
 
-	// Signatures: at least one by a trusted key, valid when it signed.
-	if set.SignatureErr != nil {
+	// Signatures: at least one by a trusted key, valid when it signed,
+	// or a Notation signature that counts. A Notation signature that
+	// fails its trust policy is reported but fails nothing by itself,
+	// like a cosign signature by an unknown key: anyone who may push can
+	// add one.
+	notation := len(set.TrustedNotation()) > 0
+	if err := set.SignatureErr; err != nil && !(notation && (errors.Is(err, sign.ErrNoSignature) || errors.Is(err, sign.ErrNotVerified))) {
 		fail("signature: %v", set.SignatureErr)
+	}
+	if set.NotationErr != nil {
+		fail("notation signatures: %v", set.NotationErr)
+	}
+	for _, n := range set.Notation {
+		c := NotationCheck{Format: n.Format, Identity: n.Identity, Issuer: n.Issuer, Policy: n.Policy, Level: n.Level, OK: n.Trusted()}
+		if !n.SignedAt.IsZero() {
+			c.SignedAt = n.SignedAt.UTC().Format(time.RFC3339)
+		}
+		if !c.OK {
+			c.Problem = n.Err.Error()
+		}
+		rep.Notation = append(rep.Notation, c)
 	}
 	for _, s := range set.Signatures {
 		c := SignatureCheck{Source: string(s.Source), KeyID: s.KeyID, OK: s.Trusted()}
 		if !s.SignedAt.IsZero() {
 			c.SignedAt = s.Annotations[evidence.SignedAtAnnotation]
+			if s.TimeSource == evidence.TimeFromTimestamp {
+				c.SignedAt = s.SignedAt.UTC().Format(time.RFC3339)
+			}
+			c.TimeSource = s.TimeSource
 		}
 		if !c.OK {
 			c.Problem = s.Err.Error()
@@ -117,7 +172,7 @@ func (v *Verifier) Judge(ref string, set *evidence.Set) Report {
 		}
 		rep.Signatures = append(rep.Signatures, c)
 	}
-	if len(set.TrustedSignatures()) == 0 && set.SignatureErr == nil {
+	if len(set.TrustedSignatures()) == 0 && set.SignatureErr == nil && !notation {
 		fail("signature: none by a key the trust root allowed at the time")
 	}
 
@@ -165,10 +220,16 @@ func (v *Verifier) Judge(ref string, set *evidence.Set) Report {
 			ok = found[attest.PredicateSLSAProvenanceV1]
 		case "sbom":
 			ok = slices.ContainsFunc(evidence.SBOMTypes, func(t string) bool { return found[t] })
+		case "notation":
+			ok = notation
 		}
 		rep.Requirements = append(rep.Requirements, RequirementResult{Name: r, OK: ok})
 		if !ok {
-			fail("required %s: no verified %s attestation", r, r)
+			if r == "notation" {
+				fail("required notation: no Notation signature verified under the trust policy")
+			} else {
+				fail("required %s: no verified %s attestation", r, r)
+			}
 		}
 	}
 	if (v.Builder != "" || v.Source != "") && !found[attest.PredicateSLSAProvenanceV1] {

@@ -3,8 +3,10 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/promotion"
 	"github.com/custody-dev/custody/internal/promotion/promotionhttp"
+	"github.com/opencontainers/go-digest"
 )
 
 // The Environments pages: for each project what every environment runs
@@ -159,7 +162,7 @@ func (s *Site) environmentRepository(w http.ResponseWriter, r *Request) error {
 	if err != nil {
 		return err
 	}
-	v.Done = r.URL.Query().Get("done")
+	v.Done = v.notice(r.URL.Query())
 	return r.Render(w, http.StatusOK, "environment.html", "Environments of "+v.Repository, v)
 }
 
@@ -204,9 +207,57 @@ func (s *Site) repositoryEnv(r *Request, repo, project, at string) (*repositoryE
 	return v, nil
 }
 
-// back is the repository's environments page after an action.
-func back(repo, project, done string) string {
-	return "/environments/" + urlPathEscape(repo) + "?" + url.Values{"project": {project}, "done": {done}}.Encode()
+// back is the repository's environments page after an action, with the
+// action's notice: its kind (a key of envNotices), digest and environment.
+func back(repo, project, done, dgst, env string) string {
+	q := url.Values{"project": {project}, "done": {done}}
+	if dgst != "" {
+		q.Set("digest", dgst)
+	}
+	if env != "" {
+		q.Set("env", env)
+	}
+	return "/environments/" + urlPathEscape(repo) + "?" + q.Encode()
+}
+
+// envNotices are the notices an action redirects to (?done=KEY): fixed
+// texts, filled in only with a well-formed digest and one of the
+// project's environments, so a link from elsewhere cannot make this site
+// say something of its choosing (?done=Sign+in+again+at+...).
+var envNotices = map[string]string{
+	"promoted":   "%[1]s promoted to %[2]s.",
+	"approved":   "Approval recorded: %[1]s for %[2]s has %[3]d of %[4]d approvals.",
+	"rejected":   "Rejected the promotion of %[1]s to %[2]s.",
+	"rolledback": "Rolled back %[2]s.",
+	"revoked":    "Revoked %[1]s.",
+}
+
+// notice is the page's notice for q's done, digest and env; "" when q
+// names no known notice or names something that is not the project's.
+func (v *repositoryEnvView) notice(q url.Values) string {
+	f, ok := envNotices[q.Get("done")]
+	if !ok {
+		return ""
+	}
+	dgst, env := q.Get("digest"), q.Get("env")
+	if dgst != "" {
+		if _, err := digest.Parse(dgst); err != nil {
+			return ""
+		}
+		dgst = shortDigest(dgst)
+	}
+	if env != "" && !slices.ContainsFunc(v.Environments, func(e envView) bool { return e.Environment == env }) {
+		return ""
+	}
+	if q.Get("done") == "approved" {
+		n, err1 := strconv.Atoi(q.Get("approvals"))
+		need, err2 := strconv.Atoi(q.Get("needed"))
+		if err1 != nil || err2 != nil || n < 0 || need < n || need > 1000 {
+			return ""
+		}
+		return fmt.Sprintf(f, dgst, env, n, need)
+	}
+	return fmt.Sprintf(f, dgst, env)
 }
 
 // form reads the action forms' common fields.
@@ -237,11 +288,12 @@ func (s *Site) environmentPromote(w http.ResponseWriter, r *Request) error {
 	if err != nil {
 		return err
 	}
-	done := shortDigest(dgst) + " promoted to " + env
+	to := back(repo, project, "promoted", dgst, env)
 	if out.Pending {
-		done = "Approval recorded: " + shortDigest(dgst) + " for " + env + " has " + strconv.Itoa(len(out.Approvers)) + " of " + strconv.Itoa(out.Needed) + " approvals"
+		to = back(repo, project, "approved", dgst, env) + "&" +
+			url.Values{"approvals": {strconv.Itoa(len(out.Approvers))}, "needed": {strconv.Itoa(out.Needed)}}.Encode()
 	}
-	http.Redirect(w, r.Request, back(repo, project, done), http.StatusSeeOther)
+	http.Redirect(w, r.Request, to, http.StatusSeeOther)
 	return nil
 }
 
@@ -251,7 +303,7 @@ func (s *Site) environmentReject(w http.ResponseWriter, r *Request) error {
 	if err := r.Call(http.MethodPost, "/api/v1/rejections", promotion.Request{Repository: repo, Digest: dgst, Environment: env, Reason: reason}, nil); err != nil {
 		return err
 	}
-	http.Redirect(w, r.Request, back(repo, project, "Rejected the promotion of "+shortDigest(dgst)+" to "+env), http.StatusSeeOther)
+	http.Redirect(w, r.Request, back(repo, project, "rejected", dgst, env), http.StatusSeeOther)
 	return nil
 }
 
@@ -261,7 +313,7 @@ func (s *Site) environmentRollback(w http.ResponseWriter, r *Request) error {
 	if err := r.Call(http.MethodPost, "/api/v1/rollback", promotionhttp.RollbackRequest{Repository: repo, Environment: env, Reason: reason}, nil); err != nil {
 		return err
 	}
-	http.Redirect(w, r.Request, back(repo, project, "Rolled back "+env), http.StatusSeeOther)
+	http.Redirect(w, r.Request, back(repo, project, "rolledback", "", env), http.StatusSeeOther)
 	return nil
 }
 
@@ -271,7 +323,7 @@ func (s *Site) environmentRevoke(w http.ResponseWriter, r *Request) error {
 	if err := r.Call(http.MethodPost, "/api/v1/revocations", promotionhttp.RevokeRequest{Repository: repo, Digest: dgst, Reason: reason}, nil); err != nil {
 		return err
 	}
-	http.Redirect(w, r.Request, back(repo, project, "Revoked "+shortDigest(dgst)), http.StatusSeeOther)
+	http.Redirect(w, r.Request, back(repo, project, "revoked", dgst, ""), http.StatusSeeOther)
 	return nil
 }
 

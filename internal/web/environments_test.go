@@ -89,7 +89,7 @@ func TestEnvironmentsApproveAsSecondPromoter(t *testing.T) {
 	rel1 := s.browser()
 	rel1.signIn("rel1", "rel1-long-passphrase")
 	resp, _ := rel1.action("/environments/promote", page, form())
-	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "done=Approval+recorded") {
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "done=approved") {
 		t.Fatalf("first approval: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	st := s.envStatus("apps/web", "prod", "")
@@ -135,6 +135,32 @@ func TestEnvironmentsApproveAsSecondPromoter(t *testing.T) {
 	}
 }
 
+// TestEnvironmentsNoticeIsTheSitesOwn: the notice after an action is one
+// of the page's own texts, never words a link from elsewhere put in the
+// query (?done=Your session expired, sign in at evil.example).
+func TestEnvironmentsNoticeIsTheSitesOwn(t *testing.T) {
+	s := newPromotionSite(t)
+	d := s.push("apps/web", "v1", nil).String()
+	b := s.browser()
+	b.signIn("admin", s.admin)
+	page := "/environments/apps/web?project=" + url.QueryEscape(envProject)
+	for _, q := range []string{
+		"&done=" + url.QueryEscape("Your session expired: sign in again at https://evil.example"),
+		"&done=promoted&digest=" + url.QueryEscape("sign in at evil.example") + "&env=dev",
+		"&done=promoted&digest=" + d + "&env=" + url.QueryEscape("dev. Sign in again at evil.example"),
+		"&done=approved&digest=" + d + "&env=prod&approvals=1&needed=" + url.QueryEscape("2. Sign in at evil.example"),
+	} {
+		resp, body := b.do("GET", page+q, nil)
+		if resp.StatusCode != http.StatusOK || strings.Contains(body, "evil.example") || strings.Contains(body, `class="notice" role="status"`) {
+			t.Errorf("%s: %d, the page says what the link wrote:\n%s", q, resp.StatusCode, body)
+		}
+	}
+	_, body := b.do("GET", page+"&done=promoted&digest="+d+"&env=dev", nil)
+	if !strings.Contains(body, `<p class="notice" role="status">`+d[:19]+" promoted to dev.</p>") {
+		t.Errorf("the site's own notice is missing:\n%s", body)
+	}
+}
+
 // TestEnvironmentsReject: a promoter's Reject withdraws the approvals
 // so far (a signed record); the next approval starts again from one.
 func TestEnvironmentsReject(t *testing.T) {
@@ -160,7 +186,7 @@ func TestEnvironmentsReject(t *testing.T) {
 	}
 	// rel2 approving now is the first approval again: prod does not move.
 	if resp, _ := rel2.action("/environments/approve", page, form); resp.StatusCode != http.StatusSeeOther ||
-		!strings.Contains(resp.Header.Get("Location"), "1+of+2") {
+		!strings.Contains(resp.Header.Get("Location"), "approvals=1&needed=2") {
 		t.Fatalf("approval after the rejection: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	if st := s.envStatus("apps/web", "prod", ""); st.Current != "" || len(st.Pending) != 1 {

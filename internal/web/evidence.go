@@ -14,10 +14,11 @@ import (
 	"github.com/custody-dev/custody/internal/bundle"
 )
 
-// The Evidence page: forms that download an evidence bundle straight from
-// GET /api/v1/export (the browser's own request, with its session cookie,
-// streamed by the API into the download: the page neither buffers nor
-// decides anything), the trust-root fingerprint the bundle is verified
+// The Evidence page: forms that download an evidence bundle from
+// GET /api/v1/export (through /evidence/bundle, which streams the API's
+// answer into the download with the browser's session as the credential:
+// the page neither buffers nor decides anything, and a refusal is an
+// error page rather than problem JSON in the browser), the trust-root fingerprint the bundle is verified
 // against (GET /api/v1/keys/trust), and the maturity assessment per
 // repository (GET /api/v1/assessment) with what is missing and the
 // command that closes each gap.
@@ -25,6 +26,53 @@ import (
 // evidenceRoutes registers the Evidence page's routes.
 func (s *Site) evidenceRoutes() {
 	s.page("GET /evidence", s.evidence)
+	s.page("GET /evidence/bundle", s.evidenceBundle)
+}
+
+// evidenceBundle streams GET /api/v1/export with the form's fields into
+// the download. Until the first byte the answer is still the page's: a
+// refusal (a mistyped reference, an unknown environment) is the error page
+// with the API's words, and a way back.
+func (s *Site) evidenceBundle(w http.ResponseWriter, r *Request) error {
+	q := url.Values{}
+	for _, k := range []string{"ref", "environment", "project", "at", "metadataOnly"} {
+		if v := strings.TrimSpace(r.URL.Query().Get(k)); v != "" {
+			q.Set(k, v)
+		}
+	}
+	d := &download{w: w}
+	err := r.API.Download(r.Context(), "/api/v1/export?"+q.Encode(), "", d, nil)
+	if err != nil && !d.started {
+		return err
+	}
+	if err != nil { // the status is sent: cut the download short
+		s.opts.Log.Warn("an evidence bundle download broke off", "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	d.start()
+	return nil
+}
+
+// download is an evidence bundle's answer, begun at its first byte.
+type download struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (d *download) start() {
+	if d.started {
+		return
+	}
+	d.started = true
+	h := d.w.Header()
+	h.Set("Content-Type", "application/x-tar")
+	h.Set("Content-Disposition", `attachment; filename="evidence.tar"`)
+	d.w.WriteHeader(http.StatusOK)
+}
+
+func (d *download) Write(b []byte) (int, error) {
+	d.start()
+	return d.w.Write(b)
 }
 
 // assessmentPage is the repositories of one page of the assessment.

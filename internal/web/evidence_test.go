@@ -60,10 +60,11 @@ func TestEvidencePageDownloadsAVerifiableBundle(t *testing.T) {
 		!strings.Contains(body, "custody verify --bundle evidence.tar --trust-root-fingerprint "+fp) {
 		t.Fatalf("fingerprint %s not shown:\n%s", fp, body)
 	}
-	// Both forms download from the export API itself, with ref, and with
-	// environment, project and at.
+	// Both forms download from the export API (through the page's
+	// streaming /evidence/bundle), with ref, and with environment, project
+	// and at.
 	forms := formAction.FindAllStringSubmatch(body, -1)
-	if len(forms) != 2 || forms[0][1] != "/api/v1/export" || forms[1][1] != "/api/v1/export" {
+	if len(forms) != 2 || forms[0][1] != "/evidence/bundle" || forms[1][1] != "/evidence/bundle" {
 		t.Fatalf("export forms: %q", forms)
 	}
 	for _, field := range []string{`name="ref"`, `name="environment"`, `name="project"`, `name="at"`, `name="metadataOnly" value="true"`} {
@@ -74,7 +75,7 @@ func TestEvidencePageDownloadsAVerifiableBundle(t *testing.T) {
 
 	// Submitting the artifact form: the session cookie is the credential,
 	// the bundle streams, and it verifies offline against the fingerprint.
-	resp, file := b.download("/api/v1/export?ref=" + "team%2Fapp%3Av1")
+	resp, file := b.download("/evidence/bundle?ref=" + "team%2Fapp%3Av1")
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-tar" || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
 		t.Fatalf("download: %d %v", resp.StatusCode, resp.Header)
 	}
@@ -93,6 +94,14 @@ func TestEvidencePageDownloadsAVerifiableBundle(t *testing.T) {
 	if len(rep.Artifacts) != 1 || rep.Artifacts[0].Digest != d.String() || rep.AuditEntries == 0 {
 		t.Fatalf("the bundle holds %+v (%d audit entries), want %s", rep.Artifacts, rep.AuditEntries, d)
 	}
+	// A mistyped reference is an error page with the API's words, not
+	// problem JSON in the browser.
+	resp, body = b.do("GET", "/evidence/bundle?ref=nope", nil)
+	if resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(body, "give REPOSITORY@DIGEST or REPOSITORY:TAG") || !strings.Contains(body, `<nav aria-label="Main">`) {
+		t.Fatalf("a mistyped reference: %d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	checkSecurityHeaders(t, "/evidence/bundle", resp.Header)
 	// Without the session, the export is refused.
 	if resp, _ := s.get("/api/v1/export?ref=team%2Fapp%3Av1"); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("export without a session: %d", resp.StatusCode)

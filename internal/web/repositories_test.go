@@ -134,6 +134,17 @@ func TestRepositoryPage(t *testing.T) {
 			t.Errorf("the repository page lacks %q", want)
 		}
 	}
+	// Every copy button names what it copies (a screen reader hears more
+	// than a column of "Copy"), and the history's digests open their
+	// artifact page.
+	if !strings.Contains(body, `hidden>Copy<span class="visually-hidden"> pull reference of latest</span>`) ||
+		!strings.Contains(body, `<a href="/artifacts/team/app@`+first.String()+`"><code>`+first.String()+`</code></a>`) {
+		t.Errorf("the repository page's copy buttons or history links:\n%s", body)
+	}
+	_, list := b.do("GET", "/repositories", nil)
+	if !strings.Contains(list, `data-copy="`+strings.TrimPrefix(s.url, "http://")+`/team/app" hidden>Copy<span class="visually-hidden"> pull reference of team/app</span>`) {
+		t.Errorf("the repositories list has no copy button for a pull reference:\n%s", list)
+	}
 	if resp, _ := b.do("GET", "/repositories/team/nothing", nil); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("an unknown repository: %d, want 404", resp.StatusCode)
 	}

@@ -38,9 +38,14 @@ type signInView struct {
 }
 
 // localPath returns next when it is a path on this site, else "/" (no
-// redirect to another site after sign-in).
+// redirect to another site after sign-in). A browser drops tabs and line
+// breaks from a URL and reads '\' as '/', so "/\t/evil.example" would
+// lead to //evil.example: a next= with a control character or a
+// backslash is refused whole.
 func localPath(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsFunc(next, func(c rune) bool {
+		return c < 0x20 || c == 0x7f || c == '\\'
+	}) {
 		return "/"
 	}
 	return next

@@ -135,10 +135,45 @@ func TestSignInAndOut(t *testing.T) {
 	}
 }
 
+// TestSignInAgainEndsThePreviousSession: a browser that signs in again
+// gets a new session ID and the one it held before ends on the server
+// (no session ID outlives a sign-in).
+func TestSignInAgainEndsThePreviousSession(t *testing.T) {
+	s := newSite(t, true, nil)
+	b := s.browser()
+	session := func(resp *http.Response) string {
+		for _, c := range resp.Cookies() {
+			if c.Name == "custody_session" {
+				return c.Value
+			}
+		}
+		t.Fatalf("no session cookie: %d", resp.StatusCode)
+		return ""
+	}
+	first := session(b.signIn("admin", s.admin))
+	second := session(b.signIn("admin", s.admin))
+	if first == second {
+		t.Fatal("signing in again kept the session ID")
+	}
+	for secret, want := range map[string]int{first: http.StatusUnauthorized, second: http.StatusOK} {
+		req, _ := http.NewRequest("GET", s.url+"/api/v1/whoami", nil)
+		req.AddCookie(&http.Cookie{Name: "custody_session", Value: secret})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("session %s… after signing in again: %d, want %d", secret[:6], resp.StatusCode, want)
+		}
+	}
+}
+
 // TestSignInRedirectStaysOnSite: the page after sign-in is on this site.
 func TestSignInRedirectStaysOnSite(t *testing.T) {
 	s := newSite(t, true, nil)
-	for _, next := range []string{"https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)"} {
+	for _, next := range []string{"https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)",
+		"/\t/evil.example", "/\n/evil.example", "/\r\n/evil.example", "/\t\\evil.example"} {
 		b := s.browser()
 		resp, _ := b.do("POST", "/signin", url.Values{"username": {"admin"}, "password": {s.admin}, "next": {next}})
 		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {

@@ -296,15 +296,13 @@ func (s *Site) signInFirst(w http.ResponseWriter, r *Request) {
 
 // newRequest wraps a browser request with its in-process API client.
 func (s *Site) newRequest(hr *http.Request) *Request {
-	host := hr.Host
-	if host == "" {
-		host = "custody.internal"
-	}
-	c, err := apiclient.New("http://"+host, apiclient.Options{
+	// The base is fixed, not the browser's Host (which may be anything a
+	// client sends, "[::1" too): asBrowser gives the API the browser's Host.
+	c, err := apiclient.New("http://custody.internal", apiclient.Options{
 		Transport: &asBrowser{next: s.opts.API, from: hr, cookie: auth.SessionCookieName(s.opts.SecureCookies)},
 		UserAgent: "custody-web/" + s.opts.Version,
 	})
-	if err != nil { // unreachable: the host came with a valid request
+	if err != nil { // unreachable: the base is a constant
 		panic(err)
 	}
 	return &Request{Request: hr, API: c, site: s}

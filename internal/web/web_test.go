@@ -195,3 +195,25 @@ func TestNoInlineScriptOrStyle(t *testing.T) {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+// TestOddHostHeaderIsNoPanic: a page asked for with a Host header that is
+// no URL host ("[::1", "a:b:c") is answered, not a dropped connection
+// and a stack trace in the log.
+func TestOddHostHeaderIsNoPanic(t *testing.T) {
+	s := newSite(t, true, nil)
+	for _, host := range []string{"[::1", "a:b:c", "%zz"} {
+		for _, path := range []string{"/repositories", "/signin"} {
+			req, _ := http.NewRequest("GET", s.url+path, nil)
+			req.Host = host
+			resp, err := noRedirect.Do(req)
+			if err != nil {
+				t.Errorf("Host %q, %s: %v", host, path, err)
+				continue
+			}
+			resp.Body.Close()
+			if resp.StatusCode >= 500 {
+				t.Errorf("Host %q, %s: %d", host, path, resp.StatusCode)
+			}
+		}
+	}
+}

@@ -131,6 +131,12 @@ func TestArtifactPage(t *testing.T) {
 	if pull != "docker pull "+h.srv.Host()+"/apps/web@"+dg.String() {
 		t.Fatalf("pull command copied: %q", pull)
 	}
+	// A copy says what happened in a live region (a screen reader hears
+	// it), whether or not the browser lets the page write the clipboard.
+	h.run("copying the digest", chromedp.Click(chromedp.CSS("button.copy")))
+	waitFor(t, "the copy's announcement", 10*time.Second, func() bool {
+		return eval[string](h, `(document.querySelector('main .copy-status[role="status"]') || {}).textContent || ""`) != ""
+	})
 	// From the repository page, its tag leads to the artifact.
 	h.visit("/repositories/apps/web")
 	if h.count(`main a[href="`+page+`"]`) == 0 {

@@ -42,9 +42,12 @@ func TestAuditBrowseAndVerify(t *testing.T) {
 	h.screenshot("audit-filtered")
 
 	h.run("verifying the log",
-		chromedp.Click(chromedp.CSS(`form[action="/audit/verify"] button`)),
-		chromedp.WaitVisible(chromedp.CSS(`[role="status"]`)))
-	if got := h.text(`[role="status"]`); !strings.Contains(got, "OK") || !strings.Contains(got, "entries match the signed checkpoint") {
+		chromedp.Click(chromedp.CSS(`form[action="/audit/verify"] button`)))
+	// The verdict is the page's notice (the copy buttons' live region is
+	// a status too).
+	h.waitLocation("the verification", func(l string) bool { return strings.HasPrefix(l, "/audit/verify") })
+	h.run("waiting for the verdict", chromedp.WaitVisible(chromedp.CSS(`p.notice[role="status"]`)))
+	if got := h.text(`p.notice[role="status"]`); !strings.Contains(got, "OK") || !strings.Contains(got, "entries match the signed checkpoint") {
 		t.Fatalf("verification shows %q", got)
 	}
 	h.page("/audit/verify", "audit-verify")

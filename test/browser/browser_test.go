@@ -43,6 +43,30 @@ func TestSignInLocal(t *testing.T) {
 	if h.count("header") == 0 || h.count("main") != 1 || h.count("footer") == 0 {
 		t.Error("the layout lacks its header, main or footer landmark")
 	}
+	// Keyboard: the first Tab reaches the skip link, shown on screen with
+	// a visible focus outline; Enter moves the focus into main. Every
+	// further stop (sign-out, the navigation) has a visible outline too.
+	h.visit("/repositories")
+	h.run("tabbing to the skip link", chromedp.KeyEvent("\t"))
+	focused := func() string {
+		return eval[string](h, `(() => { const e = document.activeElement, s = getComputedStyle(e), r = e.getBoundingClientRect();
+  return e.tagName.toLowerCase() + "." + e.className + " outline=" + (s.outlineStyle !== "none" && parseFloat(s.outlineWidth) >= 2) +
+    " onscreen=" + (r.left >= 0 && r.top >= 0 && r.width > 1 && r.height > 1); })()`)
+	}
+	if got := focused(); got != "a.skip outline=true onscreen=true" {
+		t.Errorf("the first Tab focuses %s, want the skip link, visible and outlined", got)
+	}
+	for i := range 4 {
+		h.run("tabbing on", chromedp.KeyEvent("\t"))
+		if got := focused(); !strings.HasSuffix(got, "outline=true onscreen=true") {
+			t.Errorf("Tab stop %d after the skip link: %s has no visible focus", i+1, got)
+		}
+	}
+	h.visit("/repositories")
+	h.run("skipping to the content", chromedp.KeyEvent("\t"), chromedp.KeyEvent("\r"))
+	waitFor(t, "the focus in main", 5*time.Second, func() bool {
+		return eval[string](h, `document.activeElement.tagName`) == "MAIN"
+	})
 }
 
 // TestSignOut: the sign-out button ends the session; pages then lead to

@@ -314,7 +314,23 @@ func (h *harness) page(path, name string) {
 	h.visit(path)
 	h.checkHeaders(h.srv.URL + path)
 	h.axe(name)
+	h.checkWidth(name)
 	h.screenshot(name)
+}
+
+// checkWidth fails the test when the page is wider than a narrow
+// viewport: on a phone the page itself never scrolls sideways (a wide
+// table scrolls inside its .table-wrap).
+func (h *harness) checkWidth(name string) {
+	h.t.Helper()
+	vw := eval[int](h, `window.innerWidth`)
+	if vw > 600 {
+		return
+	}
+	if w := eval[int](h, `document.documentElement.scrollWidth`); w > vw {
+		wide := eval[string](h, `[...document.querySelectorAll("main *")].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest(".table-wrap")).slice(0, 3).map(e => e.outerHTML.slice(0, 120)).join("\n")`)
+		h.t.Errorf("%s is %d px wide in a %d px viewport; too wide:\n%s", name, w, vw, wide)
+	}
 }
 
 // checkHeaders checks the security headers of the answer to url as the

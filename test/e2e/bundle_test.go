@@ -3,6 +3,7 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +12,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +112,8 @@ func TestEvidenceBundle(t *testing.T) {
 	web2 := image("apps/web", "2.0")
 	admin("promote", web2, "--to", "dev")
 	admin("revoke", api1, "--reason", "CVE-2026-0001 in the base image")
+	// The same digest in a repository apps/web's reader may not read.
+	run(t, home, crane, "copy", "--insecure", web1, h+"/private/web:1.0")
 
 	// Exporting is a read: no audit entry. Bad requests are 4xx, and
 	// write nothing.
@@ -189,6 +194,22 @@ func TestEvidenceBundle(t *testing.T) {
 		}
 	}
 	mustCustody(t, outsider, "", nil, "export", "apps/web@"+dig(web1), "-o", bundleFile("reader.tar"), server)
+	admin("export", "private/web@"+dig(web1), "-o", bundleFile("private.tar"))
+	// The reader's bundle carries no audit entry about the same digest
+	// in a repository the reader may not pull.
+	if raw, err := os.ReadFile(bundleFile("reader.tar")); err != nil || bytes.Contains(raw, []byte("private/web")) {
+		t.Fatalf("apps/web's reader exported entries about private/web (%v)", err)
+	}
+	// Nor is the reader told whether a reference exists there: refused
+	// alike, nothing written.
+	for _, ref := range []string{"private/web:1.0", "private/web:9.9", "private/web@" + dig(api1)} {
+		if out, err := custodyCmd(t, outsider, "", nil, "export", ref, "-o", bundleFile("denied.tar"), server); err == nil || !strings.Contains(out, "403") {
+			t.Fatalf("export of %s without pull on private/web: %v\n%s", ref, err, out)
+		}
+		if _, err := os.Stat(bundleFile("denied.tar")); !os.IsNotExist(err) {
+			t.Fatal("a refused export wrote a file")
+		}
+	}
 
 	// A second registry to copy the layout into with skopeo.
 	second := testserver.Start(t, testserver.Options{})
@@ -212,20 +233,84 @@ func TestEvidenceBundle(t *testing.T) {
 		}
 	}
 	out = verify(bundleFile("then.tar"))
-	if !strings.Contains(out, "apps/web@"+dig(web1)) || strings.Contains(out, dig(web2)) {
+	if !strings.Contains(out, "apps/web@"+dig(web1)) || strings.Contains(out, dig(web2)) || !strings.Contains(out, "exported for: what ran in dev at "+then.Format(time.RFC3339)) {
 		t.Fatalf("dev at %s ran web 1.0, not 2.0:\n%s", then, out)
 	}
-	verify(bundleFile("refs.tar"))
+	// A metadata-only bundle says what it did not verify, and every
+	// bundle what it was exported for.
+	out = verify(bundleFile("refs.tar"))
+	for _, want := range []string{"exported for: apps/web@" + dig(web1) + " apps/web:2.0", "metadata only: 2 layer(s) left out"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("verify refs.tar: no %q in\n%s", want, out)
+		}
+	}
 	verify(bundleFile("reader.tar"))
 	if out, err := custodyCmd(t, t.TempDir(), "", nil, "verify", "--bundle", bundleFile("now.tar"), "--trust-root-fingerprint", strings.Repeat("0", 64)); err == nil || !strings.Contains(out, "not the trusted") {
 		t.Fatalf("verify with another fingerprint: %v\n%s", err, out)
 	}
 	checkSummary(t, bundleFile("then.tar"), fp, web1, api1)
 	checkMetadataOnly(t, bundleFile("refs.tar"), fp)
+	// A bundle of named artifacts holds what its request names, no other.
+	t.Run("re-signed request for other artifacts", func(t *testing.T) {
+		raw, err := os.ReadFile(bundleFile("refs.tar"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer, err := note.NewSigner(strings.TrimSpace(string(logKey)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, refs := range [][]string{{"apps/web@" + dig(web2), "apps/web:2.0"}, {"apps/web@" + dig(web1), "apps/web:1.0"}, {"apps/web@" + dig(web1)}} {
+			b := rewriteRequest(t, tarEntries(t, raw), func(q *bundle.Request) { q.Refs = refs }, signer)
+			if err := verifyBytes(t, b, fp); err == nil || !strings.Contains(err.Error(), "request") {
+				t.Fatalf("refs.tar presented as exported for %v: %v", refs, err)
+			}
+		}
+	})
+	// docs/bundle.md is enough to write a verifier, and true.
+	for _, f := range []string{"now.tar", "then.tar", "refs.tar", "reader.tar", "private.tar"} {
+		if err := independentVerify(bundleFile(f), fp); err != nil {
+			t.Fatalf("%s, verified as docs/bundle.md describes: %v", f, err)
+		}
+	}
 
-	t.Run("tampering", func(t *testing.T) { checkTampering(t, bundleFile("now.tar"), fp, string(logKey), dig(web2)) })
+	t.Run("entries about another repository", func(t *testing.T) {
+		checkForeignEntries(t, bundleFile("reader.tar"), bundleFile("private.tar"), fp, string(logKey))
+	})
+	t.Run("tampering", func(t *testing.T) { checkTampering(t, bundleFile("now.tar"), fp, string(logKey), dig(web2), then) })
 	t.Run("tools", func(t *testing.T) {
 		checkTools(t, work, home, bundleFile("now.tar"), second.Host(), ciPub, dig(api1), dig(web2))
+	})
+	t.Run("same state on two servers", func(t *testing.T) {
+		// A copy of the data directory served by another process: the
+		// same state, so the same bytes, for an environment and for refs.
+		twinData := t.TempDir()
+		if out, err := exec.Command("cp", "-a", data+"/.", twinData).CombinedOutput(); err != nil {
+			t.Fatalf("copying the data directory: %v\n%s", err, out)
+		}
+		srv.Restart()
+		twin := testserver.Start(t, testserver.Options{Auth: true, Data: twinData, Args: []string{"--config", cfg},
+			Env: []string{"CUSTODY_KEY_PASSWORD=server-passphrase"}})
+		for _, q := range []string{"environment=dev&project=shop", "ref=apps/web@" + dig(web1) + "&ref=apps/api:1.0&metadataOnly=true"} {
+			var got [][]byte
+			for _, s := range []*testserver.Server{srv, twin} {
+				req, _ := http.NewRequest(http.MethodGet, s.URL+"/api/v1/export?"+q, nil)
+				req.SetBasicAuth("admin", s.AdminPassword())
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusOK {
+					t.Fatalf("export %s: %s, %v", q, resp.Status, err)
+				}
+				got = append(got, b)
+			}
+			if !bytes.Equal(got[0], got[1]) {
+				t.Fatalf("export %s: two servers with the same state wrote different bundles (%d and %d bytes)", q, len(got[0]), len(got[1]))
+			}
+		}
 	})
 }
 
@@ -318,7 +403,7 @@ func tarEntries(t *testing.T, raw []byte) []tarEntry {
 // the bundle is refused naming it; then, as someone holding the log key
 // who re-signs the manifest, changes the audit content and checks that
 // Verify names the check that fails.
-func checkTampering(t *testing.T, file, fp, logKey, artifact string) {
+func checkTampering(t *testing.T, file, fp, logKey, artifact string, before time.Time) {
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -374,6 +459,13 @@ func checkTampering(t *testing.T, file, fp, logKey, artifact string) {
 			if err := verifyBytes(t, b, fp); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("flipping a byte of the %s: %v, want %q", tc.kind, err, tc.want)
 			}
+			p := filepath.Join(t.TempDir(), "flipped.tar")
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := independentVerify(p, fp); err == nil {
+				t.Fatalf("flipping a byte of the %s: the verifier written from docs/bundle.md accepts it", tc.kind)
+			}
 		})
 	}
 	// With the log key (re-signing manifest.json), deeper checks still
@@ -412,6 +504,25 @@ func checkTampering(t *testing.T, file, fp, logKey, artifact string) {
 			out, _ := bundle.Bytes(s)
 			return out
 		}, "no record in the bundle proves"},
+		{"source claim", bundle.SummaryPath, func(b []byte) []byte {
+			var s bundle.Summary
+			if err := json.Unmarshal(b, &s); err != nil {
+				t.Fatal(err)
+			}
+			s.Artifacts[0].Source.Commit = strings.Repeat("0", 40)
+			out, _ := bundle.Bytes(s)
+			return out
+		}, "no trusted provenance in the bundle says so"},
+		{"deployment's audit entry", bundle.SummaryPath, func(b []byte) []byte {
+			var s bundle.Summary
+			if err := json.Unmarshal(b, &s); err != nil {
+				t.Fatal(err)
+			}
+			i := *s.Artifacts[0].Environments[0].AuditIndex - 1
+			s.Artifacts[0].Environments[0].AuditIndex = &i
+			out, _ := bundle.Bytes(s)
+			return out
+		}, "for its promotion to dev"},
 		{"push claim", bundle.SummaryPath, func(b []byte) []byte {
 			var s bundle.Summary
 			if err := json.Unmarshal(b, &s); err != nil {
@@ -432,6 +543,56 @@ func checkTampering(t *testing.T, file, fp, logKey, artifact string) {
 	}
 	if err := verifyBytes(t, rewrite(t, entries, bundle.AuditPath, func(b []byte) []byte { return b }, signer), fp); err != nil {
 		t.Fatalf("an unchanged re-signed bundle: %v", err)
+	}
+	// The request is what the bundle proves: the same content presented
+	// as what ran at an earlier instant (before its promotions), or in
+	// another environment, does not verify.
+	for _, tc := range []struct {
+		kind   string
+		modify func(*bundle.Request)
+		want   string
+	}{
+		{"earlier instant", func(q *bundle.Request) { q.At = before }, "after the bundle's instant"},
+		{"other environment", func(q *bundle.Request) { q.Environment = "prod" }, "does not say it ran in prod"},
+	} {
+		t.Run("re-signed request for an "+tc.kind, func(t *testing.T) {
+			if err := verifyBytes(t, rewriteRequest(t, entries, tc.modify, signer), fp); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// checkForeignEntries adds to a bundle, re-signed with the log key, audit
+// entries with valid inclusion proofs about the same digest in another
+// repository (taken from that repository's bundle at the same
+// checkpoint): Verify refuses them, as they are not about the bundle.
+func checkForeignEntries(t *testing.T, file, other, fp, logKey string) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := bundle.Open(other, fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := o.Audit()
+	o.Close()
+	signer, err := note.NewSigner(strings.TrimSpace(logKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := rewrite(t, tarEntries(t, raw), bundle.AuditPath, func(b []byte) []byte {
+		return editAudit(t, b, func(a *bundle.Audit) {
+			if a.Checkpoint != foreign.Checkpoint {
+				t.Fatal("the two bundles were proved against different checkpoints")
+			}
+			a.Entries = append(a.Entries, foreign.Entries...)
+			slices.SortFunc(a.Entries, func(x, y bundle.AuditEntry) int { return cmp.Compare(x.Index, y.Index) })
+		})
+	}, signer)
+	if err := verifyBytes(t, b, fp); err == nil || !strings.Contains(err.Error(), "private/web@") {
+		t.Fatalf("a bundle with audit entries about private/web: %v", err)
 	}
 }
 
@@ -467,6 +628,29 @@ func rewrite(t *testing.T, entries []tarEntry, path string, modify func([]byte) 
 			m.Files[i].Size, m.Files[i].SHA256 = int64(len(bodies[path])), hex.EncodeToString(s[:])
 		}
 	}
+	return rebuild(t, entries, bodies, m, signer)
+}
+
+// rewriteRequest rebuilds a bundle with its request changed and
+// manifest.json re-signed with the log key.
+func rewriteRequest(t *testing.T, entries []tarEntry, modify func(*bundle.Request), signer note.Signer) []byte {
+	t.Helper()
+	var m bundle.Manifest
+	if err := json.Unmarshal(entries[0].body, &m); err != nil {
+		t.Fatal(err)
+	}
+	modify(&m.Request)
+	bodies := map[string][]byte{}
+	for _, e := range entries {
+		bodies[e.name] = e.body
+	}
+	return rebuild(t, entries, bodies, m, signer)
+}
+
+// rebuild writes the entries with the given bodies, manifest.json m and
+// its signature.
+func rebuild(t *testing.T, entries []tarEntry, bodies map[string][]byte, m bundle.Manifest, signer note.Signer) []byte {
+	t.Helper()
 	mj, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		t.Fatal(err)

@@ -175,7 +175,8 @@ func run() error {
 	}
 	all := allRows(o.sizes)
 	if rows == "" {
-		o.rows = all
+		// The ui-* rows seed 10,000 repositories first: only on request.
+		o.rows = slices.DeleteFunc(slices.Clone(all), func(r string) bool { return strings.HasPrefix(r, "ui-") })
 	} else {
 		for _, want := range strings.Split(rows, ",") {
 			want = strings.TrimSpace(want)
@@ -235,7 +236,8 @@ func allRows(sizes []int64) []string {
 	for _, s := range sizes {
 		rows = append(rows, "push-"+formatSize(s), "pull-"+formatSize(s), "fetch-"+formatSize(s))
 	}
-	return append(append(rows, "manifest-push", "manifest-pull", "audit-append", "sign", "verify"), bundleRows...)
+	rows = append(append(rows, "manifest-push", "manifest-pull", "audit-append", "sign", "verify"), bundleRows...)
+	return append(rows, uiRows()...)
 }
 
 func parseSize(s string) (int64, error) {
@@ -339,6 +341,10 @@ type Target struct {
 	// what else the machine is doing.
 	CPU        float64   `json:"cpu_seconds"`
 	CPUSamples []float64 `json:"cpu_seconds_samples"`
+	// P90 is the median over runs of each run's 90th percentile (ui-*
+	// rows, ms); P90Samples per run.
+	P90        float64   `json:"p90,omitempty"`
+	P90Samples []float64 `json:"p90_samples,omitempty"`
 }
 
 func median(xs []float64) float64 {
@@ -359,11 +365,31 @@ func printTable(w io.Writer, res *Results) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "row\tunit\tcustody\treference\tcustody/ref\tcustody RSS MiB\treference RSS MiB\tcustody CPU s\treference CPU s\t")
 	for _, r := range res.Rows {
+		if r.Custody.P90 > 0 {
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%.2f\t%s\t\n", r.Name, r.Unit,
 			num(r.Custody.Median), peer(r, num(r.Reference.Median)), peer(r, fmt.Sprintf("%.2fx", r.Ratio)), r.Custody.PeakRSSMiB,
 			peer(r, fmt.Sprintf("%.0f", r.Reference.PeakRSSMiB)), r.Custody.CPU, peer(r, fmt.Sprintf("%.2f", r.Reference.CPU)))
 	}
 	tw.Flush()
+	if hasUI(res) {
+		fmt.Fprintf(w, "\nweb pages (server-side render, ms over loopback; target: median under %d ms)\n", uiTarget)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "row\tmedian ms\tp90 ms\ttarget ms\tcustody RSS MiB\tcustody CPU s\t")
+		for _, r := range res.Rows {
+			if r.Custody.P90 > 0 {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.2f\t\n", r.Name, num(r.Custody.Median), num(r.Custody.P90), uiTarget, r.Custody.PeakRSSMiB, r.Custody.CPU)
+			}
+		}
+		tw.Flush()
+	}
+}
+
+// hasUI reports whether res holds ui-* rows (they get their own table: a
+// target, not a peer, and a 90th percentile).
+func hasUI(res *Results) bool {
+	return slices.ContainsFunc(res.Rows, func(r Row) bool { return r.Custody.P90 > 0 })
 }
 
 // peer returns s, or "n/a" for a row no peer was measured on (the
@@ -394,12 +420,26 @@ func markdown(res *Results) string {
 		res.Machine.NumCPU, res.Machine.CPU, res.Machine.MemTotal, res.Machine.Kernel, res.Machine.Go, res.Machine.Filesystem, res.Machine.Reference)
 	fmt.Fprintf(&b, "Command: `%s` (runs=%d, median; %d manifests, %d client jobs; took %s; load average %s at start, %s at end).\n\n",
 		res.Command, res.Config.Runs, res.Config.Manifests, res.Config.Jobs, res.Elapsed, res.Machine.LoadStart, res.Machine.LoadEnd)
-	b.WriteString("| row | unit | custody | reference | custody/reference | custody peak RSS MiB | reference peak RSS MiB | custody server CPU s | reference server CPU s |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	if slices.ContainsFunc(res.Rows, func(r Row) bool { return r.Custody.P90 == 0 }) {
+		b.WriteString("| row | unit | custody | reference | custody/reference | custody peak RSS MiB | reference peak RSS MiB | custody server CPU s | reference server CPU s |\n")
+		b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	}
 	for _, r := range res.Rows {
+		if r.Custody.P90 > 0 {
+			continue
+		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.0f | %s | %.2f | %s |\n", r.Name, r.Unit,
 			num(r.Custody.Median), peer(r, num(r.Reference.Median)), peer(r, fmt.Sprintf("%.2fx", r.Ratio)), r.Custody.PeakRSSMiB,
 			peer(r, fmt.Sprintf("%.0f", r.Reference.PeakRSSMiB)), r.Custody.CPU, peer(r, fmt.Sprintf("%.2f", r.Reference.CPU)))
+	}
+	if hasUI(res) {
+		fmt.Fprintf(&b, "\nWeb pages: server-side render time in ms (up to %d requests per run over loopback, at least %d, none started after %s; median of the runs' medians and of their 90th percentiles); no other registry has these pages, so the target column is the goal, not a peer.\n\n", uiRequests, uiMinRequests, uiRunBudget)
+		b.WriteString("| row | median ms | p90 ms | target ms | custody peak RSS MiB | custody server CPU s |\n|---|---:|---:|---:|---:|---:|\n")
+		for _, r := range res.Rows {
+			if r.Custody.P90 > 0 {
+				fmt.Fprintf(&b, "| %s | %s | %s | %d | %.0f | %.2f |\n", r.Name, num(r.Custody.Median), num(r.Custody.P90), uiTarget, r.Custody.PeakRSSMiB, r.Custody.CPU)
+			}
+		}
 	}
 	b.WriteString("\nAll samples, throughput (custody | reference):\n\n")
 	for _, r := range res.Rows {
@@ -431,6 +471,7 @@ type harness struct {
 	revision   string
 	started    time.Time
 	svc        *services // PostgreSQL and MinIO for -backend postgres-s3
+	ui         *uiSeed   // the ui-* rows' data, seeded by the first of them
 }
 
 func newHarness(ctx context.Context, o options) (*harness, error) {
@@ -451,7 +492,9 @@ func newHarness(ctx context.Context, o options) (*harness, error) {
 		return nil, err
 	}
 	h.refBin = o.refBin
-	if h.refBin == "" {
+	// The ui-* rows have a target, not a peer: no reference registry needed.
+	onlyUI := !slices.ContainsFunc(o.rows, func(r string) bool { return !strings.HasPrefix(r, "ui-") })
+	if h.refBin == "" && !onlyUI {
 		h.refBin = filepath.Join(binDir, "registry")
 		if _, err := os.Stat(h.refBin); err != nil {
 			logf("installing %s -> %s", refModule, binDir)
@@ -591,6 +634,9 @@ func (h *harness) runAll() (*Results, error) {
 				t.RSSMiB = append(t.RSSMiB, s.rssMiB)
 				t.PeakRSSMiB = max(t.PeakRSSMiB, s.rssMiB)
 				t.CPUSamples = append(t.CPUSamples, s.cpu)
+				if s.p90 > 0 {
+					t.P90Samples = append(t.P90Samples, s.p90)
+				}
 				logf("%-14s run %d %-9s %10s %s in %.3fs, server CPU %.2fs, peak RSS %.0f MiB", name, run+1, target, num(s.value), s.unit, s.seconds, s.cpu, s.rssMiB)
 			}
 		}
@@ -598,6 +644,9 @@ func (h *harness) runAll() (*Results, error) {
 		row.Reference.Median = median(row.Reference.Samples)
 		row.Custody.CPU = median(row.Custody.CPUSamples)
 		row.Reference.CPU = median(row.Reference.CPUSamples)
+		if len(row.Custody.P90Samples) > 0 {
+			row.Custody.P90 = median(row.Custody.P90Samples)
+		}
 		if len(row.Reference.Samples) == 0 {
 			row.Reference.Median = 0 // no peer: printed n/a
 		} else {
@@ -619,6 +668,7 @@ type sample struct {
 	seconds float64
 	rssMiB  float64
 	cpu     float64
+	p90     float64 // ui-* rows: the run's 90th percentile (ms)
 }
 
 // measure runs one row once against a fresh server of target.
@@ -639,6 +689,9 @@ func (h *harness) measure(row, target string) (sample, error) {
 	}
 	if slices.Contains(bundleRows, row) {
 		return h.measureBundle(row, target)
+	}
+	if strings.HasPrefix(row, "ui-") {
+		return h.measureUI(row, target)
 	}
 	if row == "audit-append" {
 		if target == targetReference {

@@ -146,21 +146,6 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	// Reading an artifact's evidence requires pull on its repository
-	// (an environment's: checked on every repository of the project).
-	if h.o.Authz != nil && len(req.Refs) > 0 {
-		seen := map[string]bool{}
-		for _, t := range targets {
-			if seen[t.repo] {
-				continue
-			}
-			seen[t.repo] = true
-			var ok bool
-			if r, _, ok = h.o.Authz.Require(w, r, "export", t.repo, auth.PermPull); !ok {
-				return
-			}
-		}
-	}
 	c, err := h.contents(r.Context(), req, targets)
 	if err != nil {
 		var nf *notFound
@@ -249,15 +234,28 @@ func (h *Handler) targets(w http.ResponseWriter, r *http.Request, req *bundle.Re
 		}
 		return r, out, true
 	}
-	seen := map[string]bool{}
+	seen, allowed := map[string]bool{}, map[string]bool{}
 	for _, ref := range req.Refs {
-		repo, d, err := h.resolve(r.Context(), ref)
+		repo, dg, tag, err := parseRef(ref)
+		if err != nil {
+			problem.Write(w, problem.InvalidName, err.Error())
+			return r, nil, false
+		}
+		// Reading an artifact's evidence requires pull on its
+		// repository, checked before looking the reference up: whether
+		// it exists is the repository's business too.
+		if h.o.Authz != nil && !allowed[repo] {
+			var ok bool
+			if r, _, ok = h.o.Authz.Require(w, r, "export", repo, auth.PermPull); !ok {
+				return r, nil, false
+			}
+			allowed[repo] = true
+		}
+		d, err := h.resolve(r.Context(), ref, repo, dg, tag)
 		if err != nil {
 			var nf *notFound
 			if errors.As(err, &nf) {
 				problem.Write(w, problem.NotFound, err.Error())
-			} else if errors.Is(err, errInvalidRef) {
-				problem.Write(w, problem.InvalidName, err.Error())
 			} else {
 				problem.Fail(w, r, h.o.Logger, "resolving "+ref, err)
 			}
@@ -286,38 +284,44 @@ func (h *Handler) environmentError(w http.ResponseWriter, r *http.Request, err e
 
 var errInvalidRef = errors.New("invalid reference")
 
-// resolve reads REPOSITORY@DIGEST or REPOSITORY:TAG.
-func (h *Handler) resolve(ctx context.Context, ref string) (string, digest.Digest, error) {
+// parseRef reads REPOSITORY@DIGEST or REPOSITORY:TAG.
+func parseRef(ref string) (repo string, d digest.Digest, tag string, err error) {
 	repo, dg, isDigest := strings.Cut(ref, "@")
-	var tag string
 	if !isDigest {
 		i := strings.LastIndex(ref, ":")
 		if i < 0 || strings.Contains(ref[i:], "/") {
-			return "", "", fmt.Errorf("%w %q: give REPOSITORY@DIGEST or REPOSITORY:TAG", errInvalidRef, ref)
+			return "", "", "", fmt.Errorf("%w %q: give REPOSITORY@DIGEST or REPOSITORY:TAG", errInvalidRef, ref)
 		}
 		repo, tag = ref[:i], ref[i+1:]
 	}
 	if !registry.ValidName(repo) {
-		return "", "", fmt.Errorf("%w: repository %q", errInvalidRef, repo)
+		return "", "", "", fmt.Errorf("%w: repository %q", errInvalidRef, repo)
 	}
 	if isDigest {
-		d, err := digest.Parse(dg)
-		if err != nil {
-			return "", "", fmt.Errorf("%w %q: %v", errInvalidRef, ref, err)
+		if d, err = digest.Parse(dg); err != nil {
+			return "", "", "", fmt.Errorf("%w %q: %v", errInvalidRef, ref, err)
 		}
+	}
+	return repo, d, tag, nil
+}
+
+// resolve looks up ref (parsed by parseRef: a digest, or else a tag) in
+// repo.
+func (h *Handler) resolve(ctx context.Context, ref, repo string, d digest.Digest, tag string) (digest.Digest, error) {
+	if d != "" {
 		if _, err := h.o.Meta.GetManifest(ctx, repo, d); err != nil {
 			if errors.Is(err, meta.ErrNotFound) {
-				return "", "", &notFound{ref + " is not in the registry"}
+				return "", &notFound{ref + " is not in the registry"}
 			}
-			return "", "", err
+			return "", err
 		}
-		return repo, d, nil
+		return d, nil
 	}
 	d, err := h.o.Meta.ResolveTag(ctx, repo, tag)
 	if errors.Is(err, meta.ErrNotFound) {
-		return "", "", &notFound{ref + " is not in the registry"}
+		return "", &notFound{ref + " is not in the registry"}
 	}
-	return repo, d, err
+	return d, err
 }
 
 // collector gathers the manifests and blobs of the bundle.
@@ -327,7 +331,15 @@ type collector struct {
 	metadataOnly bool
 	blobs        map[digest.Digest]bundle.BlobFile
 	index        []v1.Descriptor
-	manifests    []digest.Digest
+	// manifests are the bundle's manifests with the repository each was
+	// exported from: the audit entries are those about these pairs.
+	manifests []repoDigest
+}
+
+// repoDigest is one manifest of one repository.
+type repoDigest struct {
+	repo string
+	d    digest.Digest
 }
 
 // parsed is the part of a manifest the export reads.
@@ -374,7 +386,7 @@ func (c *collector) addBlob(d digest.Digest, omit bool) error {
 
 // addManifest adds a manifest, its config and layers (layers omitted with
 // metadataOnly unless evidence) and its children; it returns the manifest.
-func (c *collector) addManifest(d digest.Digest, evidenceLayers bool, depth int) (parsed, int64, error) {
+func (c *collector) addManifest(repo string, d digest.Digest, evidenceLayers bool, depth int) (parsed, int64, error) {
 	var p parsed
 	if depth > 4 {
 		return p, 0, errors.New("manifests nested deeper than 4")
@@ -397,7 +409,7 @@ func (c *collector) addManifest(d digest.Digest, evidenceLayers bool, depth int)
 	if err := c.addBlob(d, false); err != nil {
 		return p, 0, err
 	}
-	c.manifests = append(c.manifests, d)
+	c.manifests = append(c.manifests, repoDigest{repo, d})
 	if p.Config.Digest.Hex != "" {
 		if err := c.addBlob(digest.Digest(p.Config.Digest.String()), false); err != nil {
 			return p, 0, err
@@ -409,7 +421,7 @@ func (c *collector) addManifest(d digest.Digest, evidenceLayers bool, depth int)
 		}
 	}
 	for _, m := range p.Manifests {
-		if _, _, err := c.addManifest(digest.Digest(m.Digest.String()), evidenceLayers, depth+1); err != nil {
+		if _, _, err := c.addManifest(repo, digest.Digest(m.Digest.String()), evidenceLayers, depth+1); err != nil {
 			return p, 0, err
 		}
 	}
@@ -534,7 +546,7 @@ func (c *collector) artifact(t target, trust *evidence.Trust) (bundle.Artifact, 
 		}
 		return a, err
 	}
-	p, size, err := c.addManifest(t.digest, false, 0)
+	p, size, err := c.addManifest(t.repo, t.digest, false, 0)
 	if err != nil {
 		return a, err
 	}
@@ -572,7 +584,7 @@ func (c *collector) artifact(t target, trust *evidence.Trust) (bundle.Artifact, 
 		if err != nil {
 			return a, err
 		}
-		p, size, err := c.addManifest(d, true, 0)
+		p, size, err := c.addManifest(t.repo, d, true, 0)
 		if err != nil {
 			return a, err
 		}
@@ -584,7 +596,7 @@ func (c *collector) artifact(t target, trust *evidence.Trust) (bundle.Artifact, 
 		return a, err
 	}
 	for _, rd := range refs {
-		p, size, err := c.addManifest(rd.Digest, true, 0)
+		p, size, err := c.addManifest(t.repo, rd.Digest, true, 0)
 		if err != nil {
 			return a, err
 		}
@@ -649,14 +661,7 @@ func summarize(a *bundle.Artifact, set *evidence.Set) {
 		}
 		a.Attestations = append(a.Attestations, bundle.Attestation{PredicateType: at.PredicateType, KeyID: at.KeyID})
 		if at.Provenance != nil && a.Source == nil {
-			src := &bundle.Source{Repository: at.Provenance.SourceURI(), Builder: at.Provenance.RunDetails.Builder.ID}
-			for _, d := range at.Provenance.BuildDefinition.ResolvedDependencies {
-				if c := d.Digest["gitCommit"]; c != "" {
-					src.Commit = c
-					break
-				}
-			}
-			a.Source = src
+			a.Source = bundle.SourceOf(at.Provenance)
 		}
 	}
 	for _, p := range set.Promotions {
@@ -671,12 +676,20 @@ func summarize(a *bundle.Artifact, set *evidence.Set) {
 }
 
 // audit gathers the entries about the bundle's manifests with their
-// inclusion proofs to cp.
-func (h *Handler) audit(ctx context.Context, cp tlog.Checkpoint, digests []digest.Digest) (bundle.Audit, error) {
+// inclusion proofs to cp. An entry counts only for the repository the
+// manifest was exported from: the same digest in another repository is
+// that repository's business, which the caller may not be allowed to
+// read.
+func (h *Handler) audit(ctx context.Context, cp tlog.Checkpoint, manifests []repoDigest) (bundle.Audit, error) {
 	out := bundle.Audit{Checkpoint: string(cp.Note), Latest: string(cp.Note), Entries: []bundle.AuditEntry{}, Consistency: [][]byte{}}
 	byIndex := map[uint64][]byte{}
-	for _, d := range digests {
-		leaves, err := h.o.Log.Search(ctx, tlog.Query{Digest: d.String()})
+	searched := map[repoDigest]bool{}
+	for _, m := range manifests {
+		if searched[m] {
+			continue
+		}
+		searched[m] = true
+		leaves, err := h.o.Log.Search(ctx, tlog.Query{Repo: m.repo, Digest: m.d.String()})
 		if err != nil {
 			return out, err
 		}

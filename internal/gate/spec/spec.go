@@ -80,6 +80,12 @@ type Params struct {
 	// Severity is the threshold of no_findings_at_or_above: NONE, LOW,
 	// MEDIUM, HIGH (the default) or CRITICAL.
 	Severity string `json:"severity,omitempty" yaml:"severity,omitempty"`
+	// Principals are allowed-signers principals (SSH) or OpenPGP user-ID
+	// emails, for commit_signed_by.
+	Principals []string `json:"principals,omitempty" yaml:"principals,omitempty"`
+	// Fingerprints are signing-key fingerprints ("SHA256:..." for SSH,
+	// hex for OpenPGP), for commit_signed_by.
+	Fingerprints []string `json:"fingerprints,omitempty" yaml:"fingerprints,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("500ms",

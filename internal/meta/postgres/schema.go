@@ -251,7 +251,16 @@ CREATE TABLE IF NOT EXISTS auth_sessions (
 CREATE INDEX IF NOT EXISTS auth_sessions_last_seen ON auth_sessions(last_seen);
 CREATE INDEX IF NOT EXISTS auth_sessions_created ON auth_sessions(created);
 `,
-	// 6: second factors, as the SQLite backend's migration 8 (see
+	// 6: the audit log searched by time (TlogSearch's since/until, the
+	// Audit page's time range) reads an index instead of every entry, as
+	// the SQLite backend's migration 8. Searches by repository, digest,
+	// actor and action already use the GIN index on doc (migration 2).
+	// The expression and collation are TlogSearch's, or PostgreSQL would
+	// not use it.
+	`
+CREATE INDEX IF NOT EXISTS tlog_leaves_time ON tlog_leaves (((doc->>'time') COLLATE "C"), idx);
+`,
+	// 7: second factors, as the SQLite backend's migration 9 (see
 	// factors.go).
 	`
 CREATE TABLE IF NOT EXISTS auth_factors (

@@ -210,7 +210,19 @@ CREATE TABLE IF NOT EXISTS auth_sessions (
 CREATE INDEX IF NOT EXISTS auth_sessions_last_seen ON auth_sessions(last_seen);
 CREATE INDEX IF NOT EXISTS auth_sessions_created ON auth_sessions(created);
 `,
-	// 8: second factors (see factors.go): a local user's TOTP secret and
+	// 8: the audit log searched by its fields (TlogSearch: the Audit page's
+	// filters, an artifact's history by repository and digest) reads an
+	// index instead of every entry's JSON. Each index ends in idx, so the
+	// newest matches come off its end; the expressions are TlogSearch's,
+	// character for character, or SQLite would not use them.
+	`
+CREATE INDEX IF NOT EXISTS tlog_leaves_repo ON tlog_leaves(json_extract(entry, '$.repo'), idx);
+CREATE INDEX IF NOT EXISTS tlog_leaves_digest ON tlog_leaves(json_extract(entry, '$.digest'), idx);
+CREATE INDEX IF NOT EXISTS tlog_leaves_actor ON tlog_leaves(json_extract(entry, '$.actor'), idx);
+CREATE INDEX IF NOT EXISTS tlog_leaves_action ON tlog_leaves(json_extract(entry, '$.action'), idx);
+CREATE INDEX IF NOT EXISTS tlog_leaves_time ON tlog_leaves(json_extract(entry, '$.time'), idx);
+`,
+	// 9: second factors (see factors.go): a local user's TOTP secret and
 	// the last time step used (codes work once), its hashed recovery
 	// codes, the factor a session's caller last presented, and which API
 	// tokens stand for a sign-in (custody login).

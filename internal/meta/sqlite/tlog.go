@@ -150,8 +150,20 @@ func (s *Store) TlogLeafIndex(ctx context.Context, hash []byte) (uint64, error) 
 	return uint64(idx), nil
 }
 
-// TlogSearch implements tlog.Store. It scans the entries' JSON.
+// TlogSearch implements tlog.Store. The fields it filters on are indexed
+// (migration 8).
 func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, error) {
+	query, args := searchQuery(q)
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: audit log search: %w", err)
+	}
+	return scanLeaves(rows)
+}
+
+// searchQuery is TlogSearch's statement. Its json_extract expressions
+// are those of the indexes of migration 8, character for character.
+func searchQuery(q tlog.Query) (string, []any) {
 	query := `SELECT idx, entry, leaf_hash FROM tlog_leaves WHERE json_valid(entry)`
 	var args []any
 	add := func(cond string, v any) {
@@ -187,11 +199,7 @@ func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, erro
 	if q.Limit > 0 {
 		query += fmt.Sprintf(" LIMIT %d", q.Limit)
 	}
-	rows, err := s.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: audit log search: %w", err)
-	}
-	return scanLeaves(rows)
+	return query, args
 }
 
 // TlogPutCheckpoint implements tlog.Store.

@@ -32,6 +32,7 @@ import (
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/promotion"
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/timestamp"
 	"github.com/custody-dev/custody/internal/veto"
 )
 
@@ -68,6 +69,8 @@ type Options struct {
 	TrustRoot string
 	// Signer signs what the server records; nil refuses promotions.
 	Signer crypto.Signer
+	// Timestamper time-stamps what it signs; nil for none.
+	Timestamper timestamp.Stamper
 	// Remote reaches the registry the service reads and writes, named Host.
 	Remote []remote.Option
 	Host   string
@@ -93,7 +96,7 @@ func New(o Options) (*Handler, error) {
 	if len(o.Projects) == 0 {
 		return nil, nil
 	}
-	svc := &promotion.Service{Remote: o.Remote, Host: o.Host, Signer: o.Signer, Findings: o.Findings, Tags: o.Index, Audit: o.AuditLog}
+	svc := &promotion.Service{Remote: o.Remote, Host: o.Host, Signer: o.Signer, Timestamper: o.Timestamper, Findings: o.Findings, Tags: o.Index, Audit: o.AuditLog}
 	trust, err := Trust(o.Ring, o.TrustRoot)
 	if err != nil {
 		return nil, err
@@ -182,6 +185,7 @@ func combine(own key.TrustRoot, extra string) (key.TrustRoot, []string, error) {
 			return tr, nil, fmt.Errorf("promotion.trustRoot: %w", err)
 		}
 		tr.Keys = append(tr.Keys, more.Keys...)
+		tr.TimestampAuthorities = append(slices.Clone(own.TimestampAuthorities), more.TimestampAuthorities...)
 	}
 	return tr, ids, nil
 }

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +36,7 @@ import (
 	"github.com/custody-dev/custody/internal/repopattern"
 	"github.com/custody-dev/custody/internal/sbom"
 	"github.com/custody-dev/custody/internal/sign"
+	"github.com/custody-dev/custody/internal/timestamp"
 )
 
 // Handler is the server's own signing: public keys at a stable URL,
@@ -54,6 +56,9 @@ type Handler struct {
 	wg        sync.WaitGroup
 	builderID string
 	host      string
+	// tsa is the ring's time-stamp authority, nil without one: it serves
+	// /api/v1/timestamp and time-stamps what the server signs.
+	tsa *timestamp.Authority
 }
 
 // Options is what the server's signing is built from.
@@ -99,6 +104,17 @@ func Open(o Options) (*Handler, error) {
 		}
 		pass, havePass = strings.TrimRight(string(b), "\r\n"), true
 	}
+	if ring.TSAOnToken() {
+		// A TSA key on a PKCS#11 token: its PIN, unless the URI carries one.
+		pin, _ := os.LookupEnv("CUSTODY_PKCS11_PIN")
+		if s.tsa, err = openTSA(ring, []byte(pin), cfg.Timestamp); err != nil {
+			return nil, err
+		}
+	} else if havePass {
+		if s.tsa, err = openTSA(ring, []byte(pass), cfg.Timestamp); err != nil {
+			return nil, err
+		}
+	}
 	info, activeErr := ring.Active()
 	if activeErr == nil && info.URI != "" {
 		// A key on a PKCS#11 token: its PIN, unless the URI carries one.
@@ -129,6 +145,50 @@ func Open(o Options) (*Handler, error) {
 		go s.signLoop()
 	}
 	return s, nil
+}
+
+// openTSA unlocks the ring's time-stamp authority with the ring's
+// passphrase; nil when the ring has none.
+func openTSA(ring *key.Ring, pass []byte, cfg config.Timestamping) (*timestamp.Authority, error) {
+	signer, chainPEM, err := ring.TSASigner(pass)
+	if errors.Is(err, key.ErrNoTSA) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("time-stamp authority of %s: %w", ring.Dir(), err)
+	}
+	chain, err := timestamp.ParseChain(chainPEM)
+	if err != nil {
+		return nil, err
+	}
+	c := timestamp.Config{Signer: signer, Chain: chain, Accuracy: time.Duration(cfg.Accuracy)}
+	if cfg.Policy != "" {
+		if c.Policy, err = timestamp.ParsePolicy(cfg.Policy); err != nil {
+			return nil, fmt.Errorf("signing.timestamp.policy: %w", err)
+		}
+	}
+	return timestamp.New(c)
+}
+
+// TSA is the ring's time-stamp authority, or nil.
+func (s *Handler) TSA() *timestamp.Authority { return s.tsa }
+
+// options are the sign options of what the server signs: its in-process
+// registry client, and its time-stamp authority when it has one.
+func (s *Handler) options(ctx context.Context) sign.Options {
+	o := sign.Options{Remote: append(slices.Clone(s.remote), remote.WithContext(ctx))}
+	if s.tsa != nil {
+		o.Timestamper = s.tsa.Stamp
+	}
+	return o
+}
+
+// Timestamper is the time-stamping of what the server signs, or nil.
+func (s *Handler) Timestamper() timestamp.Stamper {
+	if s.tsa == nil {
+		return nil
+	}
+	return s.tsa.Stamp
 }
 
 // Ring is the server's key ring.
@@ -213,7 +273,7 @@ func (s *Handler) sbom(ctx context.Context, repo string, d digest.Digest) error 
 	if err != nil {
 		return err
 	}
-	_, err = sign.Attach(ctx, ref, env, attest.PredicateSPDX, sign.Options{Remote: ro})
+	_, err = sign.Attach(ctx, ref, env, attest.PredicateSPDX, s.options(ctx))
 	return err
 }
 
@@ -235,8 +295,8 @@ func (s *Handler) sign(ctx context.Context, repo string, d digest.Digest) error 
 	if err != nil {
 		return err
 	}
-	o := sign.Options{Remote: append(s.remote, remote.WithContext(ctx)),
-		Annotations: map[string]string{evidence.SignedAtAnnotation: time.Now().UTC().Format(time.RFC3339)}}
+	o := s.options(ctx)
+	o.Annotations = map[string]string{evidence.SignedAtAnnotation: time.Now().UTC().Format(time.RFC3339)}
 	_, err = sign.Sign(ctx, ref, s.signer, o)
 	return err
 }
@@ -246,6 +306,10 @@ func (s *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/keys", s.trustRoot)
 	mux.HandleFunc("GET /api/v1/keys/{id}", s.publicKey)
 	mux.HandleFunc("POST /api/v1/provenance/", s.provenance)
+	if s.tsa != nil {
+		mux.Handle("POST "+timestamp.Path, s.tsa.Serve(s.log))
+		mux.HandleFunc("GET "+timestamp.ChainPath, s.tsa.ServeChain)
+	}
 }
 
 // trustRoot serves the trust root: every active and retired key with its
@@ -351,7 +415,7 @@ func (s *Handler) provenance(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		var env []byte
 		if env, err = attest.Sign(ctx, s.signer, "", stmt); err == nil {
-			if _, err = sign.Attach(ctx, ref, env, attest.PredicateSLSAProvenanceV1, sign.Options{Remote: append(s.remote, remote.WithContext(ctx))}); err == nil {
+			if _, err = sign.Attach(ctx, ref, env, attest.PredicateSLSAProvenanceV1, s.options(ctx)); err == nil {
 				s.audit.Record(r.Context(), audit.Event{Action: "provenance", Repo: repo, Digest: d, Result: "ok",
 					Reason: "platform provenance for " + p.Subject + " from " + claims.Repository + claims.ProjectPath + "@" + claims.Ref, Request: r})
 				w.Header().Set("Content-Type", "application/json")

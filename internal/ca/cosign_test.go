@@ -1,0 +1,357 @@
+package ca_test
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
+
+	"github.com/custody-dev/custody/internal/auth/oidctest"
+	"github.com/custody-dev/custody/internal/ca"
+	"github.com/custody-dev/custody/internal/testserver"
+	"github.com/custody-dev/custody/internal/tlog"
+)
+
+// issuer is an OIDC issuer on loopback (discovery and JWKS) issuing real
+// signed ID tokens, like a CI system's token service.
+type issuer struct {
+	hs  *httptest.Server
+	key *ecdsa.PrivateKey
+}
+
+func newIssuer(t *testing.T) *issuer {
+	o := oidctest.New(t, "k1")
+	return &issuer{hs: o.Server, key: o.Key}
+}
+
+// githubClaims are a GitHub Actions job's token claims.
+func (f *issuer) githubClaims(extra map[string]any) jwt.MapClaims {
+	now := time.Now()
+	c := jwt.MapClaims{
+		"iss": f.hs.URL, "aud": "sigstore", "sub": "repo:acme/app:ref:refs/heads/main",
+		"iat": now.Unix(), "nbf": now.Unix() - 5, "exp": now.Add(5 * time.Minute).Unix(),
+		"repository": "acme/app", "repository_owner": "acme", "repository_id": "42", "repository_owner_id": "7",
+		"ref": "refs/heads/main", "sha": "0123456789abcdef0123456789abcdef01234567", "event_name": "push",
+		"workflow": "release", "workflow_ref": "acme/app/.github/workflows/release.yml@refs/heads/main",
+		"workflow_sha":       "0123456789abcdef0123456789abcdef01234567",
+		"job_workflow_ref":   "acme/app/.github/workflows/release.yml@refs/heads/main",
+		"job_workflow_sha":   "0123456789abcdef0123456789abcdef01234567",
+		"runner_environment": "github-hosted", "run_id": "1001", "run_attempt": "1", "repository_visibility": "private",
+	}
+	for k, v := range extra {
+		c[k] = v
+	}
+	return c
+}
+
+func (f *issuer) sign(t *testing.T, c jwt.MapClaims) string {
+	return signWith(t, f.key, c)
+}
+
+func signWith(t *testing.T, key *ecdsa.PrivateKey, c jwt.MapClaims) string {
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
+	tok.Header["kid"] = "k1"
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+const workflowIdentity = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
+
+type caServer struct {
+	srv    *testserver.Server
+	base   string
+	caPEM  string
+	issuer *issuer
+}
+
+// startCA runs a real custody serve with a CA created by 'custody ca
+// create' and the issuer trusted (audience sigstore, as cosign requests).
+func startCA(t *testing.T) *caServer {
+	dir := t.TempDir()
+	iss := newIssuer(t)
+	keyFile, certFile := filepath.Join(dir, "ca.key"), filepath.Join(dir, "ca.pem")
+	create := exec.Command(testserver.Binary(t), "ca", "create", "--key", keyFile, "--cert", certFile)
+	create.Env = append(os.Environ(), "CUSTODY_CA_PASSWORD=ca passphrase for tests")
+	if out, err := create.CombinedOutput(); err != nil {
+		t.Fatalf("custody ca create: %v\n%s", err, out)
+	}
+	cfg := filepath.Join(dir, "custody.yaml")
+	yaml := fmt.Sprintf(`auth:
+  oidc:
+    - issuer: %s
+      audience: sigstore
+      rules:
+        - claims: {repository: "acme/*"}
+          subject: "github:{repository}"
+          grants:
+            - {role: writer, repositories: ["apps/**"]}
+ca:
+  key: %s
+  certificate: %s
+`, iss.hs.URL, keyFile, certFile)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}, Env: []string{"CUSTODY_CA_PASSWORD=ca passphrase for tests"}})
+	return &caServer{srv: srv, base: "http://" + srv.Host(), caPEM: certFile, issuer: iss}
+}
+
+// TestCosignKeylessSignAndVerify: cosign v2 gets a certificate from
+// custody's CA with a workload's token, signs an image with it, and
+// cosign verify accepts the signature for the workflow identity and
+// issuer with the CA chain, and refuses another identity.
+func TestCosignKeylessSignAndVerify(t *testing.T) {
+	cosign := testserver.Client(t, "cosign")
+	s := startCA(t)
+	admin := &authn.Basic{Username: "admin", Password: s.srv.AdminPassword()}
+	ref, err := name.ParseReference(s.srv.Host()+"/apps/app:v1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := random.Image(256, 1)
+	if err := remote.Write(ref, img, remote.WithAuth(admin)); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	image := s.srv.Host() + "/apps/app@" + d.String()
+	docker := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte("admin:" + s.srv.AdminPassword()))
+	if err := os.WriteFile(filepath.Join(docker, "config.json"), fmt.Appendf(nil, `{"auths":{%q:{"auth":%q}}}`, s.srv.Host(), auth), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "DOCKER_CONFIG="+docker, "TUF_ROOT="+t.TempDir(), "SIGSTORE_NO_CACHE=true")
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(cosign, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	// The token in a file: cosign takes a long argument for a path.
+	tok := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tok, []byte(s.issuer.sign(t, s.issuer.githubClaims(nil))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run("sign", "--fulcio-url", s.base, "--identity-token", tok, "--tlog-upload=false", "--insecure-skip-verify", "--allow-insecure-registry", "--yes", image); err != nil {
+		t.Fatalf("cosign sign: %v\n%s\n%s", err, out, s.srv.Logs())
+	}
+	verify := func(identity string) (string, error) {
+		return run("verify", "--certificate-chain", s.caPEM, "--certificate-identity", identity, "--certificate-oidc-issuer", s.issuer.hs.URL,
+			"--insecure-ignore-tlog", "--insecure-ignore-sct", "--allow-insecure-registry", image)
+	}
+	out, err := verify(workflowIdentity)
+	if err != nil {
+		t.Fatalf("cosign verify: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "acme/app") {
+		t.Errorf("cosign verify output lacks the workflow's claims:\n%s", out)
+	}
+	if out, err := verify("https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main"); err == nil {
+		t.Fatalf("cosign verify accepted another identity:\n%s", out)
+	}
+	s.mustAudit(t, "ok", workflowIdentity)
+}
+
+// TestSigningCertRefusals: refused requests get 4xx, no certificate, and
+// an audit entry each; a good request over the same API is issued with
+// Fulcio's extensions, which sigstore-go reads back.
+func TestSigningCertRefusals(t *testing.T) {
+	s := startCA(t)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	claims := s.issuer.githubClaims(nil)
+	sub := claims["sub"].(string)
+	good := s.issuer.sign(t, claims)
+	stranger := newIssuer(t)
+	cases := []struct {
+		name, token, subject string
+		status               int
+		reason               string
+	}{
+		{"unconfigured issuer", stranger.sign(t, stranger.githubClaims(nil)), sub, 401, "is not trusted"},
+		{"expired token", s.issuer.sign(t, s.issuer.githubClaims(map[string]any{"iat": time.Now().Add(-time.Hour).Unix(), "nbf": time.Now().Add(-time.Hour).Unix(), "exp": time.Now().Add(-30 * time.Minute).Unix()})), sub, 401, "expired"},
+		{"wrong audience", s.issuer.sign(t, s.issuer.githubClaims(map[string]any{"aud": "custody"})), sub, 401, "audience"},
+		{"wrong proof of possession", good, "someone-else", 400, "proof of possession"},
+		{"forged token", signWith(t, key, s.issuer.githubClaims(nil)), sub, 401, "invalid OIDC token"},
+	}
+	for _, c := range cases {
+		status, body := s.requestV2(t, c.token, key, c.subject)
+		if status != c.status || strings.Contains(body, "BEGIN CERTIFICATE") {
+			t.Errorf("%s: %d %s, want %d and no certificate", c.name, status, body, c.status)
+		}
+		s.mustAudit(t, map[int]string{400: "invalid", 401: "denied"}[c.status], c.reason)
+	}
+	if n := s.count(t, "ok"); n != 0 {
+		t.Fatalf("%d certificates issued for refused requests", n)
+	}
+
+	status, body := s.requestV2(t, good, key, sub)
+	if status != http.StatusCreated {
+		t.Fatalf("good request: %d %s", status, body)
+	}
+	var resp struct {
+		SignedCertificateEmbeddedSct struct {
+			Chain struct{ Certificates []string }
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &resp); err != nil || len(resp.SignedCertificateEmbeddedSct.Chain.Certificates) != 2 {
+		t.Fatalf("response %s: %v", body, err)
+	}
+	chain, err := ca.ParseChain([]byte(strings.Join(resp.SignedCertificateEmbeddedSct.Chain.Certificates, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := chain[0]
+	if got := leaf.NotAfter.Sub(leaf.NotBefore); got != ca.DefaultValidity {
+		t.Errorf("validity %s, want %s", got, ca.DefaultValidity)
+	}
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != workflowIdentity {
+		t.Errorf("SAN %v, want %s", leaf.URIs, workflowIdentity)
+	}
+	if !samePublicKey(leaf.PublicKey, &key.PublicKey) {
+		t.Error("the certificate is not for the requested key")
+	}
+	ext, err := certificate.ParseExtensions(leaf.Extensions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := certificate.Extensions{
+		Issuer:                              s.issuer.hs.URL,
+		GithubWorkflowTrigger:               "push",
+		GithubWorkflowSHA:                   "0123456789abcdef0123456789abcdef01234567",
+		GithubWorkflowName:                  "release",
+		GithubWorkflowRepository:            "acme/app",
+		GithubWorkflowRef:                   "refs/heads/main",
+		BuildSignerURI:                      workflowIdentity,
+		BuildSignerDigest:                   "0123456789abcdef0123456789abcdef01234567",
+		RunnerEnvironment:                   "github-hosted",
+		SourceRepositoryURI:                 "https://github.com/acme/app",
+		SourceRepositoryDigest:              "0123456789abcdef0123456789abcdef01234567",
+		SourceRepositoryRef:                 "refs/heads/main",
+		SourceRepositoryIdentifier:          "42",
+		SourceRepositoryOwnerURI:            "https://github.com/acme",
+		SourceRepositoryOwnerIdentifier:     "7",
+		BuildConfigURI:                      workflowIdentity,
+		BuildConfigDigest:                   "0123456789abcdef0123456789abcdef01234567",
+		BuildTrigger:                        "push",
+		RunInvocationURI:                    "https://github.com/acme/app/actions/runs/1001/attempts/1",
+		SourceRepositoryVisibilityAtSigning: "private",
+	}
+	if ext != want {
+		t.Errorf("extensions\n got %+v\nwant %+v", ext, want)
+	}
+	// The trust bundle is the CA chain, and the certificate chains to it.
+	res, err := http.Get(s.base + "/api/v2/trustBundle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	caPEM, _ := os.ReadFile(s.caPEM)
+	if !strings.Contains(string(tb), strings.TrimSpace(strings.ReplaceAll(string(caPEM), "\n", `\n`))) {
+		t.Errorf("trust bundle %s lacks the CA certificate", tb)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}, CurrentTime: leaf.NotBefore}); err != nil {
+		t.Errorf("the certificate does not chain to the CA: %v", err)
+	}
+	s.mustAudit(t, "ok", workflowIdentity)
+}
+
+func samePublicKey(a, b crypto.PublicKey) bool {
+	x, _ := x509.MarshalPKIXPublicKey(a)
+	y, _ := x509.MarshalPKIXPublicKey(b)
+	return bytes.Equal(x, y)
+}
+
+// requestV2 asks for a certificate over Fulcio's v2 API, proving
+// possession by signing subject.
+func (s *caServer) requestV2(t *testing.T, token string, key *ecdsa.PrivateKey, subject string) (int, string) {
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	h := sha256.Sum256([]byte(subject))
+	sig, _ := ecdsa.SignASN1(rand.Reader, key, h[:])
+	body, _ := json.Marshal(map[string]any{
+		"credentials": map[string]string{"oidcIdentityToken": token},
+		"publicKeyRequest": map[string]any{
+			"publicKey":         map[string]string{"algorithm": "ECDSA", "content": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))},
+			"proofOfPossession": base64.StdEncoding.EncodeToString(sig),
+		},
+	})
+	res, err := http.Post(s.base+"/api/v2/signingCert", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// entries returns the audit log's ca.issue entries with result.
+func (s *caServer) entries(t *testing.T, result string) []tlog.Entry {
+	t.Helper()
+	req, _ := http.NewRequest("GET", s.base+"/api/v1/audit/entries", nil)
+	req.SetBasicAuth("admin", s.srv.AdminPassword())
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out tlog.EntriesResponse
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	var es []tlog.Entry
+	for _, x := range out.Entries {
+		e, err := tlog.ParseEntry([]byte(x.Entry))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Action == "ca.issue" && e.Result == result {
+			es = append(es, e)
+		}
+	}
+	return es
+}
+
+func (s *caServer) count(t *testing.T, result string) int { return len(s.entries(t, result)) }
+
+// mustAudit polls (the audit log is written after the answer) until an
+// entry ca.issue/result whose reason contains reason appears.
+func (s *caServer) mustAudit(t *testing.T, result, reason string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		for _, e := range s.entries(t, result) {
+			if strings.Contains(e.Reason, reason) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no audit entry ca.issue/%s with %q", result, reason)
+		}
+	}
+}
