@@ -89,7 +89,7 @@ install_go staticcheck honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION"
 # Debian's packages, in one apt-get run beside the builds: each command and
 # the package that brings it.
 missing=()
-for pair in skopeo:skopeo docker:docker.io dockerd:docker.io podman:podman ctr:containerd containerd:containerd chromium:chromium git:git gpg:gnupg ssh-keygen:openssh-client; do
+for pair in skopeo:skopeo docker:docker.io dockerd:docker.io podman:podman ctr:containerd containerd:containerd chromium:chromium git:git gpg:gnupg ssh-keygen:openssh-client oathtool:oathtool; do
   cmd=${pair%%:*} pkg=${pair#*:}
   if ! command -v "$cmd" >/dev/null 2>&1 && [[ " ${missing[*]} " != *" $pkg "* ]]; then
     missing+=("$pkg")

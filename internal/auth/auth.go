@@ -145,8 +145,10 @@ type Principal struct {
 	// one of it: dangerous actions need a recent one (step-up).
 	mfaApplies bool
 	// signInToken: the API token stands for its owner's password and
-	// second factor (custody login).
+	// second factor (custody login), presented when it was created
+	// (signedInAt).
 	signInToken bool
+	signedInAt  time.Time
 }
 
 // Anonymous reports whether p did not authenticate.

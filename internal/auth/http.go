@@ -199,8 +199,10 @@ type TokenRequest struct {
 	Scopes []Scope `json:"scopes"`
 	// ExpiresIn is a Go duration ("720h"); default 30 days, at most a year.
 	ExpiresIn string `json:"expiresIn,omitempty"`
-	// SignIn makes a sign-in token (custody login): step-up applies to it
-	// as to the password it stands for.
+	// SignIn makes a sign-in token (custody login): created with a
+	// one-time code, it stands for the password and that code; dangerous
+	// actions with it need a fresh code once auth.mfa.stepUp has passed
+	// since it was made.
 	SignIn bool `json:"signIn,omitempty"`
 }
 
@@ -253,6 +255,11 @@ func (s *Service) createToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(req.Scopes) == 0 || len(req.Scopes) > 32 {
 		s.invalid(w, r, "token.create", "", "a token needs between 1 and 32 scopes (role and repository patterns)")
+		return
+	}
+	if req.SignIn && p.Factor == "" {
+		// Its first minutes count as a step-up: only a code makes one.
+		s.invalid(w, r, "token.create", "", "a sign-in token is created with a one-time code ("+OTPHeader+")")
 		return
 	}
 	life := 30 * 24 * time.Hour

@@ -376,6 +376,12 @@ func TestSignInTokenNeedsStepUp(t *testing.T) {
 		mux.ServeHTTP(w, r)
 		return w
 	}
+	// Its first minutes count as a step-up: custody login presented a
+	// code when it made the token.
+	f.now = f.now.Add(4 * time.Minute)
+	if w := grantTo(mux, tok.Secret, "y/**"); w.Code != http.StatusCreated {
+		t.Fatalf("grant change with a sign-in token just made: %d %s", w.Code, w.Body)
+	}
 	f.now = f.now.Add(time.Hour)
 	// It signs in without a code...
 	r := httptest.NewRequest("GET", "/api/v1/users", nil)
@@ -394,6 +400,31 @@ func TestSignInTokenNeedsStepUp(t *testing.T) {
 	}
 	if !log.has("grant.create ok token+totp") {
 		t.Fatalf("audit log %v: want grant.create with auth token+totp", log.events)
+	}
+}
+
+// grantTo gives dev the reader role on pattern with a bearer token.
+func grantTo(mux *http.ServeMux, token, pattern string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest("POST", "/api/v1/grants", strings.NewReader(`{"subject":"user:dev","role":"reader","repository":"`+pattern+`"}`))
+	r.Header.Set("Authorization", "Bearer "+token)
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, r)
+	return w
+}
+
+// TestSignInTokenNeedsCode: a sign-in token's first minutes count as a
+// step-up, so only a request with a one-time code makes one; without, it
+// is refused and no token is stored.
+func TestSignInTokenNeedsCode(t *testing.T) {
+	f, mux, _ := mfaFixture(t)
+	f.user("plain", true, nil, Grant{Subject: "user:plain", Role: RoleWriter, Repository: "team/**"})
+	before, _ := f.st.AuthState(context.Background())
+	w := call(mux, "POST", "/api/v1/tokens", "plain", "", `{"name":"custody login","signIn":true,"scopes":[{"role":"writer","repositories":["team/**"]}]}`)
+	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "one-time code") {
+		t.Fatalf("sign-in token without a code: %d %s, want 400", w.Code, w.Body)
+	}
+	if after, _ := f.st.AuthState(context.Background()); len(after.Tokens) != len(before.Tokens) {
+		t.Fatalf("a refused sign-in token was stored: %d tokens, had %d", len(after.Tokens), len(before.Tokens))
 	}
 }
 

@@ -441,7 +441,7 @@ func (s *Service) tokenPrincipal(st *compiled, t Token) (*Principal, error) {
 	p.TokenID = t.ID
 	p.tokenScopes = t.Scopes
 	p.tokenRules = scopeRules(t.Scopes)
-	p.signInToken = t.SignIn
+	p.signInToken, p.signedInAt = t.SignIn, t.Created
 	return p, nil
 }
 

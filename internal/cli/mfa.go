@@ -39,14 +39,15 @@ bypass, legal holds, key changes, protected promotions) need a code
 presented within the last auth.mfa.stepUp (5m): custody's commands send
 $CUSTODY_OTP with the password for that.`,
 	}
-	cmd.AddCommand(newMFAEnrolCmd(), newMFAStatusCmd(), newMFARemoveCmd())
+	cmd.AddCommand(newMFAEnrolCmd(), newMFAConfirmCmd(), newMFAStatusCmd(), newMFARemoveCmd())
 	return cmd
 }
 
 func newMFAEnrolCmd() *cobra.Command {
 	var (
-		f    apiFlags
-		code string
+		f         apiFlags
+		code      string
+		noConfirm bool
 	)
 	cmd := &cobra.Command{
 		Use:   "enrol",
@@ -56,9 +57,13 @@ an authenticator app), then reads the app's current code (from --code, else
 a line of standard input) and prints ten recovery codes. Keep them safe:
 each signs in once in place of a code, and they are never shown again.
 Re-enrolling replaces the secret and the recovery codes; with a factor
-enrolled it needs a fresh code of the old one in $CUSTODY_OTP.`,
+enrolled it needs a fresh code of the old one in $CUSTODY_OTP.
+With --no-confirm it only starts the enrolment (with -o json it prints
+{"secret","url"}); 'custody mfa confirm CODE' finishes it.`,
 		Example: `  custody mfa enrol
-  CUSTODY_OTP=123456 custody mfa enrol   # replace an enrolled authenticator`,
+  CUSTODY_OTP=123456 custody mfa enrol   # replace an enrolled authenticator
+  custody mfa enrol --no-confirm -o json | jq -r .secret > my.totp
+  custody mfa confirm "$(oathtool --totp -b "$(cat my.totp)")"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			b, err := f.call(cmd, http.MethodPost, "/api/v1/mfa/totp", nil, otpHeader())
@@ -70,35 +75,67 @@ enrolled it needs a fresh code of the old one in $CUSTODY_OTP.`,
 				return fmt.Errorf("decoding the enrolment: %w", err)
 			}
 			out := cmd.OutOrStdout()
+			if noConfirm && f.output == outputJSON {
+				return json.NewEncoder(out).Encode(e)
+			}
 			fmt.Fprintf(out, "Add this to your authenticator app:\n  secret: %s\n  URL:    %s\n", e.Secret, e.URL)
+			if noConfirm {
+				fmt.Fprintln(out, "Then finish with 'custody mfa confirm CODE' (the app's current code).")
+				return nil
+			}
 			if code == "" {
 				fmt.Fprint(cmd.ErrOrStderr(), "Enter the app's current code: ")
 				if code, err = readLine(cmd); err != nil {
 					return fmt.Errorf("reading the code: %w", err)
 				}
 			}
-			b, err = f.call(cmd, http.MethodPost, "/api/v1/mfa/totp/confirm", auth.CodeRequest{Code: strings.TrimSpace(code)}, nil)
-			if err != nil {
-				return fmt.Errorf("confirming the enrolment (start again with custody mfa enrol): %w", err)
-			}
-			var rc auth.RecoveryCodes
-			if err := json.Unmarshal(b, &rc); err != nil {
-				return fmt.Errorf("decoding the recovery codes: %w", err)
-			}
-			if f.output == outputJSON {
-				return json.NewEncoder(out).Encode(rc)
-			}
-			fmt.Fprintln(out, "Enrolled. Recovery codes (each works once; they are not shown again):")
-			for _, c := range rc.Codes {
-				fmt.Fprintln(out, "  "+c)
-			}
-			fmt.Fprintln(out, "Sign in again with 'custody login': it asks for a code now.")
-			return nil
+			return confirmTOTP(cmd, &f, code)
 		},
 	}
 	f.register(cmd.Flags())
 	cmd.Flags().StringVar(&code, "code", "", "the authenticator's current code (else read from standard input)")
+	cmd.Flags().BoolVar(&noConfirm, "no-confirm", false, "only start the enrolment; finish it with 'custody mfa confirm CODE'")
 	return cmd
+}
+
+func newMFAConfirmCmd() *cobra.Command {
+	var f apiFlags
+	cmd := &cobra.Command{
+		Use:   "confirm CODE",
+		Short: "Finish an enrolment with the authenticator's current code and print recovery codes (once)",
+		Long: `Finish the TOTP enrolment 'custody mfa enrol --no-confirm' started: CODE is
+the authenticator app's current code for the new secret. Prints ten
+recovery codes, once.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return confirmTOTP(cmd, &f, args[0])
+		},
+	}
+	f.register(cmd.Flags())
+	return cmd
+}
+
+// confirmTOTP finishes an enrolment with code and prints the recovery
+// codes.
+func confirmTOTP(cmd *cobra.Command, f *apiFlags, code string) error {
+	b, err := f.call(cmd, http.MethodPost, "/api/v1/mfa/totp/confirm", auth.CodeRequest{Code: strings.TrimSpace(code)}, nil)
+	if err != nil {
+		return fmt.Errorf("confirming the enrolment (start again with custody mfa enrol): %w", err)
+	}
+	var rc auth.RecoveryCodes
+	if err := json.Unmarshal(b, &rc); err != nil {
+		return fmt.Errorf("decoding the recovery codes: %w", err)
+	}
+	out := cmd.OutOrStdout()
+	if f.output == outputJSON {
+		return json.NewEncoder(out).Encode(rc)
+	}
+	fmt.Fprintln(out, "Enrolled. Recovery codes (each works once; they are not shown again):")
+	for _, c := range rc.Codes {
+		fmt.Fprintln(out, "  "+c)
+	}
+	fmt.Fprintln(out, "Sign in again with 'custody login': it asks for a code now.")
+	return nil
 }
 
 func newMFAStatusCmd() *cobra.Command {

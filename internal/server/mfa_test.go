@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,7 +22,9 @@ import (
 // stores a sign-in token; a grant change with it needs a fresh code
 // ($CUSTODY_OTP), and the audit log names the factor.
 func TestMFAEndToEnd(t *testing.T) {
-	srv := testserver.Start(t, testserver.Options{Auth: true, Env: []string{"CUSTODY_MFA_ROLES=admin,promoter"}})
+	// A step-up window of a second: the sign-in token's first second
+	// counts as a step-up; the test waits it out (staleSignIn).
+	srv := testserver.Start(t, testserver.Options{Auth: true, Env: []string{"CUSTODY_MFA_ROLES=admin,promoter", "CUSTODY_MFA_STEP_UP=1s"}})
 	pass := srv.AdminPassword()
 	api := func(method, path, code string, body any) (int, []byte) {
 		t.Helper()
@@ -84,6 +87,24 @@ func TestMFAEndToEnd(t *testing.T) {
 	if err != nil || !strings.Contains(out, "custody login") {
 		t.Fatalf("custody login: %v\n%s", err, out)
 	}
+	// staleSignIn waits until the sign-in's step-up window has passed:
+	// deleting a user that does not exist is refused for the missing
+	// step-up before it is looked up.
+	staleSignIn := func(probe func() (string, error)) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			out, err := probe()
+			if err != nil && strings.Contains(out, "step-up-required") || strings.Contains(out, "Recent second factor required") {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the sign-in's step-up window did not end: %v %s", err, out)
+			}
+			time.Sleep(100 * time.Millisecond) // poll the server's clock, gently
+		}
+	}
+	staleSignIn(func() (string, error) { return custody(nil, "", "user", "delete", "nobody") })
 	out, err = custody(nil, "", "grant", "add", "user:dev", "reader", "x/**")
 	if err == nil || !strings.Contains(out, "Recent second factor required") || !strings.Contains(out, "CUSTODY_OTP") {
 		t.Fatalf("grant add without a fresh code: %v\n%s, want a step-up refusal", err, out)
@@ -142,6 +163,10 @@ func TestMFAEndToEnd(t *testing.T) {
 	if code, body := bearer("PUT", "/api/v1/hold/held/x/@"+md.String(), "application/json", "", nil); code/100 != 2 {
 		t.Fatalf("hold: %d %s", code, body)
 	}
+	staleSignIn(func() (string, error) {
+		code, body := bearer("DELETE", "/api/v1/users/nobody", "", "", nil)
+		return body, fmt.Errorf("%d", code)
+	})
 	if code, body := bearer("DELETE", "/api/v1/hold/held/x/@"+md.String(), "", "", nil); code != 403 || !strings.Contains(body, "/step-up-required") {
 		t.Fatalf("clearing the hold without a fresh code: %d %s, want 403 step-up-required", code, body)
 	}
