@@ -125,6 +125,10 @@ type Sessions interface {
 // whose time step was used already.
 var ErrReplayed = errors.New("code used already")
 
+// ErrExists is wrapped by PutWebAuthnKey's error for a credential ID that
+// is registered already.
+var ErrExists = errors.New("exists already")
+
 // Factors are a local user's second factors (docs/security.md, MFA). They
 // are no part of State and writing them does not change the generation.
 type Factors struct {
@@ -150,8 +154,9 @@ type FactorStore interface {
 	// PutFactors creates or replaces a user's factors; the last claimed
 	// TOTP step stays (a re-enrolment never lets an old code in again).
 	PutFactors(ctx context.Context, f Factors) error
-	// DeleteFactors removes a user's factors, or returns an error wrapping
-	// ErrNotFound.
+	// DeleteFactors removes a user's factors, its recovery codes and its
+	// WebAuthn keys, or returns an error wrapping ErrNotFound when it had
+	// none of them.
 	DeleteFactors(ctx context.Context, user string) error
 	// ClaimTOTPStep records that the code of TOTP time step step was used:
 	// atomically, it fails with an error wrapping ErrReplayed unless step
@@ -166,4 +171,42 @@ type FactorStore interface {
 	// factor factor ("totp", "recovery") at time at, or returns an error
 	// wrapping ErrNotFound for an unknown session.
 	StepUpSession(ctx context.Context, hash, factor string, at time.Time) error
+
+	// PutWebAuthnKey stores a newly registered security key or passkey,
+	// or returns an error wrapping ErrExists when its credential ID is
+	// registered already (to anyone).
+	PutWebAuthnKey(ctx context.Context, k WebAuthnKey) error
+	// WebAuthnKeys returns a user's keys, oldest first (none: empty).
+	WebAuthnKeys(ctx context.Context, user string) ([]WebAuthnKey, error)
+	// UseWebAuthnKey records a sign-in with user's key id whose signature
+	// counter is now count: atomically, it fails with an error wrapping
+	// ErrReplayed unless count is greater than the stored counter (or
+	// both are 0: an authenticator without a counter), so of two uses
+	// with one counter value only one succeeds, and a cloned key's
+	// lagging counter is refused; ErrNotFound for an unknown key.
+	UseWebAuthnKey(ctx context.Context, user, id string, count uint32, at time.Time) error
+	// DeleteWebAuthnKey removes user's key id, or returns an error
+	// wrapping ErrNotFound.
+	DeleteWebAuthnKey(ctx context.Context, user, id string) error
+}
+
+// WebAuthnKey is a security key or passkey registered as a second factor
+// of a local account (docs/security.md, MFA). Like Factors it is no part
+// of State.
+type WebAuthnKey struct {
+	// User is the local account it belongs to.
+	User string
+	// ID is the credential ID, base64url without padding.
+	ID string
+	// Name is what the user called it ("YubiKey 5").
+	Name string
+	// Record is the verifier's credential record (public key, flags,
+	// transports; go-webauthn's Credential as JSON), opaque to the store.
+	Record []byte
+	// SignCount is the authenticator's signature counter at the last
+	// use.
+	SignCount uint32
+	Created   time.Time
+	// LastUsed is zero before the first sign-in with it.
+	LastUsed time.Time
 }

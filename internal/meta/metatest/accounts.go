@@ -30,6 +30,8 @@ func RunAccounts(t *testing.T, open Replicas[account.Store]) {
 		{"Factors", testFactors},
 		{"FactorsConcurrentUse", testFactorsConcurrent},
 		{"SessionStepUp", testSessionStepUp},
+		{"WebAuthnKeys", testWebAuthnKeys},
+		{"WebAuthnKeysConcurrentUse", testWebAuthnConcurrent},
 	})
 }
 

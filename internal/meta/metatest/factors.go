@@ -152,3 +152,106 @@ func testSessionStepUp(t *testing.T, open Replicas[account.Store]) {
 		t.Fatalf("StepUpSession(unknown) = %v, want ErrNotFound", err)
 	}
 }
+
+// testWebAuthnKeys: keys are stored and read back whole, per user, oldest
+// first; a credential ID is registered once; a use must raise the
+// signature counter (a counter at or below the stored one, as a cloned key
+// shows, is refused and changes nothing; authenticators that keep no
+// counter send 0 every time); a key is deleted alone, or with the other
+// factors by DeleteFactors; none of it changes the generation.
+func testWebAuthnKeys(t *testing.T, open Replicas[account.Store]) {
+	s := one(t, open)
+	ctx := t.Context()
+	gen := authGen(t, s)
+	t0 := time.Date(2030, 5, 6, 7, 8, 9, 123456000, time.UTC)
+	if keys, err := s.WebAuthnKeys(ctx, "alice"); err != nil || len(keys) != 0 {
+		t.Fatalf("WebAuthnKeys(none) = %v, %v; want none", keys, err)
+	}
+	k1 := account.WebAuthnKey{User: "alice", ID: "a1", Name: "YubiKey", Record: []byte(`{"publicKey":"x"}`), SignCount: 5, Created: t0}
+	k2 := account.WebAuthnKey{User: "alice", ID: "a2", Name: "laptop", Record: []byte(`{}`), Created: t0.Add(time.Second)}
+	for _, k := range []account.WebAuthnKey{k2, k1, {User: "bob", ID: "b1", Name: "b", Record: []byte(`{}`), Created: t0}} {
+		if err := s.PutWebAuthnKey(ctx, k); err != nil {
+			t.Fatalf("PutWebAuthnKey(%s): %v", k.ID, err)
+		}
+	}
+	if err := s.PutWebAuthnKey(ctx, account.WebAuthnKey{User: "bob", ID: "a1", Name: "again", Record: []byte(`{}`), Created: t0}); !errors.Is(err, account.ErrExists) {
+		t.Fatalf("PutWebAuthnKey(registered ID) = %v, want ErrExists", err)
+	}
+	keys, err := s.WebAuthnKeys(ctx, "alice")
+	if err != nil || len(keys) != 2 || keys[0].ID != "a1" || keys[1].ID != "a2" || keys[0].Name != "YubiKey" || string(keys[0].Record) != `{"publicKey":"x"}` ||
+		keys[0].SignCount != 5 || !keys[0].Created.Equal(t0) || !keys[0].LastUsed.IsZero() || keys[0].User != "alice" {
+		t.Fatalf("WebAuthnKeys(alice) = %+v, %v", keys, err)
+	}
+	t1 := t0.Add(time.Hour)
+	for _, c := range []struct {
+		user, id string
+		count    uint32
+		want     error
+	}{
+		{"alice", "a1", 6, nil}, {"alice", "a1", 6, account.ErrReplayed}, {"alice", "a1", 3, account.ErrReplayed},
+		{"alice", "a2", 0, nil}, {"alice", "a2", 0, nil}, // no counter
+		{"bob", "a1", 9, account.ErrNotFound}, {"alice", "zz", 1, account.ErrNotFound},
+	} {
+		if err := s.UseWebAuthnKey(ctx, c.user, c.id, c.count, t1); !errors.Is(err, c.want) || (c.want == nil && err != nil) {
+			t.Fatalf("UseWebAuthnKey(%s, %s, %d) = %v, want %v", c.user, c.id, c.count, err, c.want)
+		}
+	}
+	keys, _ = s.WebAuthnKeys(ctx, "alice")
+	if keys[0].SignCount != 6 || !keys[0].LastUsed.Equal(t1) {
+		t.Fatalf("after uses: %+v; want counter 6, last used %v", keys[0], t1)
+	}
+	if err := s.DeleteWebAuthnKey(ctx, "bob", "a2"); !errors.Is(err, account.ErrNotFound) {
+		t.Fatalf("DeleteWebAuthnKey(another's) = %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteWebAuthnKey(ctx, "alice", "a2"); err != nil {
+		t.Fatalf("DeleteWebAuthnKey: %v", err)
+	}
+	if keys, _ := s.WebAuthnKeys(ctx, "alice"); len(keys) != 1 || keys[0].ID != "a1" {
+		t.Fatalf("after deleting a2: %+v", keys)
+	}
+	// DeleteFactors takes the keys along, even without TOTP.
+	if err := s.DeleteFactors(ctx, "alice"); err != nil {
+		t.Fatalf("DeleteFactors(keys only): %v", err)
+	}
+	if keys, _ := s.WebAuthnKeys(ctx, "alice"); len(keys) != 0 {
+		t.Fatalf("keys after DeleteFactors: %+v", keys)
+	}
+	if err := s.DeleteFactors(ctx, "alice"); !errors.Is(err, account.ErrNotFound) {
+		t.Fatalf("DeleteFactors(nothing left) = %v, want ErrNotFound", err)
+	}
+	if keys, _ := s.WebAuthnKeys(ctx, "bob"); len(keys) != 1 {
+		t.Fatalf("bob's keys after alice's went: %+v", keys)
+	}
+	if g := authGen(t, s); g != gen {
+		t.Fatalf("keys changed the generation: %d -> %d", gen, g)
+	}
+}
+
+// testWebAuthnConcurrent: of concurrent uses of one key with the same
+// counter value, on two replicas, exactly one succeeds.
+func testWebAuthnConcurrent(t *testing.T, open Replicas[account.Store]) {
+	ss := open(t, 2)
+	ctx := t.Context()
+	if err := ss[0].PutWebAuthnKey(ctx, account.WebAuthnKey{User: "carol", ID: "c1", Name: "k", Record: []byte(`{}`), SignCount: 1, Created: time.Unix(0, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+		ok int
+	)
+	for i := range 8 {
+		s := ss[i%2]
+		wg.Go(func() {
+			if s.UseWebAuthnKey(ctx, "carol", "c1", 2, time.Unix(60, 0)) == nil {
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if ok != 1 {
+		t.Fatalf("concurrent uses with one counter value: %d succeeded, want 1", ok)
+	}
+}

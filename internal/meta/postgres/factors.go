@@ -74,11 +74,15 @@ func (s *Store) DeleteFactors(ctx context.Context, user string) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM auth_recovery_codes WHERE name = $1`, user); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `DELETE FROM auth_factors WHERE name = $1`, user)
-		if err != nil {
-			return err
+		var n int64
+		for _, q := range []string{`DELETE FROM auth_factors WHERE name = $1`, `DELETE FROM auth_webauthn WHERE name = $1`} {
+			tag, err := tx.Exec(ctx, q, user)
+			if err != nil {
+				return err
+			}
+			n += tag.RowsAffected()
 		}
-		if tag.RowsAffected() == 0 {
+		if n == 0 {
 			return fmt.Errorf("factors of %s: %w", user, account.ErrNotFound)
 		}
 		return nil
@@ -128,6 +132,88 @@ func (s *Store) StepUpSession(ctx context.Context, hash, factor string, at time.
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("session: %w", account.ErrNotFound)
+	}
+	return nil
+}
+
+// PutWebAuthnKey implements account.FactorStore.
+func (s *Store) PutWebAuthnKey(ctx context.Context, k account.WebAuthnKey) error {
+	created, err := meta.Micros(k.Created)
+	if err != nil {
+		return fmt.Errorf("postgres: webauthn key: created: %w", err)
+	}
+	var used int64
+	if !k.LastUsed.IsZero() {
+		if used, err = meta.Micros(k.LastUsed); err != nil {
+			return fmt.Errorf("postgres: webauthn key: last used: %w", err)
+		}
+	}
+	tag, err := s.pool.Exec(ctx, `INSERT INTO auth_webauthn(id, name, label, record, sign_count, created, last_used) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT(id) DO NOTHING`,
+		k.ID, k.User, k.Name, k.Record, int64(k.SignCount), created, used)
+	if err != nil {
+		return fmt.Errorf("postgres: webauthn key: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("webauthn key %s: %w", k.ID, account.ErrExists)
+	}
+	return nil
+}
+
+// WebAuthnKeys implements account.FactorStore.
+func (s *Store) WebAuthnKeys(ctx context.Context, user string) ([]account.WebAuthnKey, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, label, record, sign_count, created, last_used FROM auth_webauthn WHERE name = $1 ORDER BY created, id`, user)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: webauthn keys: %w", err)
+	}
+	defer rows.Close()
+	keys := []account.WebAuthnKey{}
+	for rows.Next() {
+		k := account.WebAuthnKey{User: user}
+		var count, created, used int64
+		if err := rows.Scan(&k.ID, &k.Name, &k.Record, &count, &created, &used); err != nil {
+			return nil, fmt.Errorf("postgres: webauthn keys: %w", err)
+		}
+		k.SignCount, k.Created = uint32(count), meta.FromMicros(created)
+		if used != 0 {
+			k.LastUsed = meta.FromMicros(used)
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+// UseWebAuthnKey implements account.FactorStore.
+func (s *Store) UseWebAuthnKey(ctx context.Context, user, id string, count uint32, at time.Time) error {
+	us, err := meta.Micros(at)
+	if err != nil {
+		return fmt.Errorf("postgres: use webauthn key: %w", err)
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE auth_webauthn SET sign_count = $1, last_used = $2 WHERE name = $3 AND id = $4 AND (sign_count < $1 OR (sign_count = 0 AND $1 = 0))`,
+		int64(count), us, user, id)
+	if err != nil {
+		return fmt.Errorf("postgres: use webauthn key: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var one int
+	switch err := s.pool.QueryRow(ctx, `SELECT 1 FROM auth_webauthn WHERE name = $1 AND id = $2`, user, id).Scan(&one); {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("webauthn key %s of %s: %w", id, user, account.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("postgres: use webauthn key: %w", err)
+	}
+	return fmt.Errorf("webauthn key %s of %s: signature counter %d not above the stored one: %w", id, user, count, account.ErrReplayed)
+}
+
+// DeleteWebAuthnKey implements account.FactorStore.
+func (s *Store) DeleteWebAuthnKey(ctx context.Context, user, id string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM auth_webauthn WHERE name = $1 AND id = $2`, user, id)
+	if err != nil {
+		return fmt.Errorf("postgres: delete webauthn key: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("webauthn key %s: %w", id, account.ErrNotFound)
 	}
 	return nil
 }

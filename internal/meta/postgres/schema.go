@@ -278,6 +278,16 @@ CREATE TABLE IF NOT EXISTS auth_recovery_codes (
 ALTER TABLE auth_sessions ADD COLUMN IF NOT EXISTS factor TEXT NOT NULL DEFAULT '';
 ALTER TABLE auth_sessions ADD COLUMN IF NOT EXISTS factor_at BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE auth_tokens ADD COLUMN IF NOT EXISTS sign_in BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE TABLE IF NOT EXISTS auth_webauthn (
+	id         TEXT   NOT NULL PRIMARY KEY,
+	name       TEXT   NOT NULL,
+	label      TEXT   NOT NULL,
+	record     BYTEA  NOT NULL,
+	sign_count BIGINT NOT NULL,
+	created    BIGINT NOT NULL,
+	last_used  BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS auth_webauthn_name ON auth_webauthn(name, created);
 `,
 }
 

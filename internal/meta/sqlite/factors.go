@@ -80,7 +80,22 @@ func (s *Store) DeleteFactors(ctx context.Context, user string) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM auth_recovery_codes WHERE name = ?`, user); err != nil {
 			return err
 		}
-		return deleted(tx.ExecContext(ctx, `DELETE FROM auth_factors WHERE name = ?`, user))("factors of "+user, func() error { return nil })
+		var n int64
+		for _, q := range []string{`DELETE FROM auth_factors WHERE name = ?`, `DELETE FROM auth_webauthn WHERE name = ?`} {
+			res, err := tx.ExecContext(ctx, q, user)
+			if err != nil {
+				return err
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += k
+		}
+		if n == 0 {
+			return fmt.Errorf("factors of %s: %w", user, account.ErrNotFound)
+		}
+		return nil
 	})
 }
 
@@ -119,5 +134,87 @@ func (s *Store) StepUpSession(ctx context.Context, hash, factor string, at time.
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		return deleted(tx.ExecContext(ctx, `UPDATE auth_sessions SET factor = ?, factor_at = max(factor_at, ?) WHERE hash = ?`, factor, us, hash))("session", func() error { return nil })
+	})
+}
+
+// PutWebAuthnKey implements account.FactorStore.
+func (s *Store) PutWebAuthnKey(ctx context.Context, k account.WebAuthnKey) error {
+	created, err := meta.Micros(k.Created)
+	if err != nil {
+		return fmt.Errorf("sqlite: webauthn key: created: %w", err)
+	}
+	var used int64
+	if !k.LastUsed.IsZero() {
+		if used, err = meta.Micros(k.LastUsed); err != nil {
+			return fmt.Errorf("sqlite: webauthn key: last used: %w", err)
+		}
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO auth_webauthn(id, name, label, record, sign_count, created, last_used) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
+			k.ID, k.User, k.Name, k.Record, int64(k.SignCount), created, used)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("webauthn key %s: %w", k.ID, account.ErrExists)
+		}
+		return nil
+	})
+}
+
+// WebAuthnKeys implements account.FactorStore.
+func (s *Store) WebAuthnKeys(ctx context.Context, user string) ([]account.WebAuthnKey, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, label, record, sign_count, created, last_used FROM auth_webauthn WHERE name = ? ORDER BY created, id`, user)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: webauthn keys: %w", err)
+	}
+	defer rows.Close()
+	keys := []account.WebAuthnKey{}
+	for rows.Next() {
+		k := account.WebAuthnKey{User: user}
+		var count, created, used int64
+		if err := rows.Scan(&k.ID, &k.Name, &k.Record, &count, &created, &used); err != nil {
+			return nil, fmt.Errorf("sqlite: webauthn keys: %w", err)
+		}
+		k.SignCount, k.Created = uint32(count), meta.FromMicros(created)
+		if used != 0 {
+			k.LastUsed = meta.FromMicros(used)
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+// UseWebAuthnKey implements account.FactorStore.
+func (s *Store) UseWebAuthnKey(ctx context.Context, user, id string, count uint32, at time.Time) error {
+	us, err := meta.Micros(at)
+	if err != nil {
+		return fmt.Errorf("sqlite: use webauthn key: %w", err)
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE auth_webauthn SET sign_count = ?, last_used = ? WHERE name = ? AND id = ? AND (sign_count < ? OR (sign_count = 0 AND ? = 0))`,
+			int64(count), us, user, id, int64(count), int64(count))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM auth_webauthn WHERE name = ? AND id = ?`, user, id).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("webauthn key %s of %s: %w", id, user, account.ErrNotFound)
+		} else if err != nil {
+			return err
+		}
+		return fmt.Errorf("webauthn key %s of %s: signature counter %d not above the stored one: %w", id, user, count, account.ErrReplayed)
+	})
+}
+
+// DeleteWebAuthnKey implements account.FactorStore.
+func (s *Store) DeleteWebAuthnKey(ctx context.Context, user, id string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		return deleted(tx.ExecContext(ctx, `DELETE FROM auth_webauthn WHERE name = ? AND id = ?`, user, id))("webauthn key "+id, func() error { return nil })
 	})
 }

@@ -260,7 +260,7 @@ func TestMigrationMicros(t *testing.T) {
 		// Undo what migrations 7 and later added (the sessions of the web
 		// interface, second factors), so they apply again as they would to
 		// a version-5 database.
-		`DROP TABLE auth_sessions`, `DROP TABLE auth_factors`, `DROP TABLE auth_recovery_codes`,
+		`DROP TABLE auth_sessions`, `DROP TABLE auth_factors`, `DROP TABLE auth_recovery_codes`, `DROP TABLE auth_webauthn`,
 		`ALTER TABLE auth_tokens DROP COLUMN sign_in`,
 		fmt.Sprintf(`UPDATE manifests SET created = %d`, ns),
 		fmt.Sprintf(`UPDATE tags SET updated = %d`, ns),
