@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/custody-dev/custody/internal/account"
 	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/identity"
 	"github.com/custody-dev/custody/internal/meta"
@@ -58,6 +59,10 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/mfa/totp", s.startTOTP)
 	mux.HandleFunc("POST /api/v1/mfa/totp/confirm", s.confirmTOTP)
 	mux.HandleFunc("DELETE /api/v1/mfa", s.deleteFactors)
+	mux.HandleFunc("POST /api/v1/mfa/webauthn", s.startKey)
+	mux.HandleFunc("POST /api/v1/mfa/webauthn/confirm", s.confirmKey)
+	mux.HandleFunc("POST /api/v1/mfa/webauthn/challenge", s.keyChallenge)
+	mux.HandleFunc("DELETE /api/v1/mfa/webauthn/{id}", s.deleteKey)
 }
 
 // Require authenticates r and checks perm on repo ("" for global
@@ -393,6 +398,13 @@ func validGroups(gs []string) error {
 	return nil
 }
 
+// UserEntry is a user in the answer of GET /api/v1/users: the account and
+// the second factors it enrolled ("totp", "webauthn"; empty: none).
+type UserEntry struct {
+	User
+	MFA []string `json:"mfa"`
+}
+
 func (s *Service) listUsers(w http.ResponseWriter, r *http.Request) {
 	r, _, ok := s.Require(w, r, "user.list", "", PermAdmin)
 	if !ok {
@@ -403,12 +415,28 @@ func (s *Service) listUsers(w http.ResponseWriter, r *http.Request) {
 		problem.Fail(w, r, s.opts.Log, "reading users failed", err)
 		return
 	}
-	out := []User{}
+	out := []UserEntry{}
 	for _, u := range st.users {
 		u.Groups = nonNilStrings(u.Groups)
-		out = append(out, u)
+		e := UserEntry{User: u, MFA: []string{}}
+		switch f, err := s.opts.Store.GetFactors(r.Context(), u.Name); {
+		case err == nil && f.TOTPConfirmed:
+			e.MFA = append(e.MFA, FactorTOTP)
+		case err != nil && !errors.Is(err, account.ErrNotFound):
+			problem.Fail(w, r, s.opts.Log, "reading second factors failed", err)
+			return
+		}
+		keys, err := s.opts.Store.WebAuthnKeys(r.Context(), u.Name)
+		if err != nil {
+			problem.Fail(w, r, s.opts.Log, "reading security keys failed", err)
+			return
+		}
+		if len(keys) > 0 {
+			e.MFA = append(e.MFA, FactorWebAuthn)
+		}
+		out = append(out, e)
 	}
-	slices.SortFunc(out, func(a, b User) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b UserEntry) int { return strings.Compare(a.Name, b.Name) })
 	problem.JSON(w, http.StatusOK, out)
 }
 

@@ -214,13 +214,18 @@ func (s *Service) totpStep(secret, code string) (int64, bool) {
 	return 0, false
 }
 
-// enrolled reports whether user completed a TOTP enrolment.
+// enrolled reports whether user completed a TOTP enrolment or registered
+// a security key.
 func (s *Service) enrolled(ctx context.Context, user string) (bool, error) {
 	f, err := s.opts.Store.GetFactors(ctx, user)
-	if errors.Is(err, account.ErrNotFound) {
-		return false, nil
+	switch {
+	case err == nil && f.TOTPConfirmed:
+		return true, nil
+	case err != nil && !errors.Is(err, account.ErrNotFound):
+		return false, err
 	}
-	return err == nil && f.TOTPConfirmed, err
+	keys, err := s.opts.Store.WebAuthnKeys(ctx, user)
+	return len(keys) > 0, err
 }
 
 // requiringRole returns the first of p's roles the policy requires a
@@ -321,6 +326,10 @@ type FactorsView struct {
 	RecoveryCodes int `json:"recoveryCodes"`
 	// Required names the role that requires a second factor, if any.
 	Required string `json:"required,omitempty"`
+	// WebAuthn lists the registered security keys and passkeys.
+	WebAuthn []WebAuthnKeyView `json:"webauthn"`
+	// WebAuthnAvailable: the server offers security keys (web.url is set).
+	WebAuthnAvailable bool `json:"webauthnAvailable"`
 }
 
 // TOTPEnrolment is the answer of POST /api/v1/mfa/totp: the only time the
@@ -332,9 +341,10 @@ type TOTPEnrolment struct {
 }
 
 // CodeRequest is the body of POST /api/v1/mfa/totp/confirm and of
-// step-up.
+// step-up (which takes a code or a security key's answer).
 type CodeRequest struct {
-	Code string `json:"code"`
+	Code     string             `json:"code,omitempty"`
+	WebAuthn *WebAuthnAssertion `json:"webauthn,omitempty"`
 }
 
 // RecoveryCodes is the answer of a confirmed enrolment: the only time the
@@ -369,7 +379,13 @@ func (s *Service) getFactors(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v := FactorsView{User: p.Subject, Required: string(s.requiringRole(p))}
+	v := FactorsView{User: p.Subject, Required: string(s.requiringRole(p)), WebAuthnAvailable: s.rp != nil}
+	keys, err := s.opts.Store.WebAuthnKeys(r.Context(), p.Subject)
+	if err != nil {
+		problem.Fail(w, r, s.opts.Log, "reading the security keys", err)
+		return
+	}
+	v.WebAuthn = keyViews(keys)
 	f, err := s.opts.Store.GetFactors(r.Context(), p.Subject)
 	switch {
 	case errors.Is(err, account.ErrNotFound):
@@ -539,7 +555,15 @@ func (s *Service) stepUpSession(w http.ResponseWriter, r *http.Request) {
 		s.invalid(w, r, action, "", err.Error())
 		return
 	}
-	factor, err := s.verifyCode(r.Context(), r, p.Subject, req.Code)
+	var (
+		factor string
+		err    error
+	)
+	if req.WebAuthn != nil {
+		factor, err = FactorWebAuthn, s.verifyKey(r.Context(), r, p.Subject, *req.WebAuthn)
+	} else {
+		factor, err = s.verifyCode(r.Context(), r, p.Subject, req.Code)
+	}
 	if err != nil {
 		s.failed(r, err)
 		s.refuse(w, r, action, "", err)

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/go-webauthn/webauthn/webauthn"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -75,7 +76,10 @@ type Options struct {
 	// (default 5).
 	MFARoles     []Role
 	StepUpWindow time.Duration
-	OTPFailures  int
+	// WebURL is the web interface's external URL (web.url): WebAuthn's
+	// relying party ID and origin. Empty: no security keys.
+	WebURL      string
+	OTPFailures int
 }
 
 // TokenPath is where the Docker token flow's endpoint is served.
@@ -103,6 +107,10 @@ type Service struct {
 	otpLimiter *limiter
 	pendingMu  sync.Mutex
 	pending    map[string]pendingTOTP
+	// rp verifies security keys (nil without Options.WebURL); ceremonies
+	// are the started registrations and sign-ins.
+	rp         *webauthn.WebAuthn
+	ceremonies ceremonies
 }
 
 var _ registry.Authorizer = (*Service)(nil)
@@ -179,6 +187,15 @@ func New(opts Options) (*Service, error) {
 		}
 		s.oidc = append(s.oidc, iss)
 	}
+	name := opts.Service
+	if name == "" {
+		name = "custody"
+	}
+	rp, err := newRelyingParty(opts.WebURL, name)
+	if err != nil {
+		return nil, err
+	}
+	s.rp = rp
 	return s, nil
 }
 

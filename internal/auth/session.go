@@ -85,6 +85,10 @@ type Capabilities struct {
 // browser brought back.
 type SessionRequest struct {
 	OIDC *OIDCCode `json:"oidc,omitempty"`
+	// WebAuthn is a security key's answer to a challenge
+	// (POST /api/v1/mfa/webauthn/challenge): the second factor beside the
+	// password.
+	WebAuthn *WebAuthnAssertion `json:"webauthn,omitempty"`
 }
 
 // OIDCCode is what the browser brought back from an issuer, with what the
@@ -273,6 +277,13 @@ func (s *Service) createSession(w http.ResponseWriter, r *http.Request) {
 		if err == nil && p.Method != "password" {
 			err = &authError{subject: p.Subject, method: p.Method, reason: "a browser signs in with a password or OIDC, not with a token"}
 			s.failed(r, err)
+		}
+		if err == nil && req.WebAuthn != nil {
+			if err = s.verifyKey(r.Context(), r, p.Subject, *req.WebAuthn); err == nil {
+				p.Factor, p.FactorAt = FactorWebAuthn, s.now()
+			} else {
+				s.failed(r, err)
+			}
 		}
 		if err == nil && p.Factor == "" {
 			// An account with a second factor signs in with it; one whose

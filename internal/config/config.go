@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -91,6 +92,11 @@ type Config struct {
 // Web configures the web interface.
 type Web struct {
 	Session WebSession `yaml:"session"`
+	// URL is the web interface's external URL as browsers see it
+	// ("https://registry.example.com"): WebAuthn's relying party ID (its
+	// host) and origin come from it. Empty (the default): security keys
+	// and passkeys are not offered.
+	URL string `yaml:"url"`
 }
 
 // WebSession bounds browser sessions: one ends after Idle without a
@@ -592,6 +598,7 @@ var Env = []struct{ Name, Help string }{
 	{"CUSTODY_PROXY_HEADER", "the header those proxies set: X-Forwarded-For (default) or Forwarded"},
 	{"CUSTODY_MFA_ROLES", "comma-separated roles that must sign in with a second factor (default admin,promoter; none for none)"},
 	{"CUSTODY_MFA_STEP_UP", "how recent a second factor dangerous actions need (default 5m)"},
+	{"CUSTODY_WEB_URL", "the web interface's external URL as browsers see it (https://registry.example.com); security keys and passkeys (WebAuthn) need it"},
 	{"CUSTODY_WEB_SESSION_IDLE", "a web interface session ends after this long without a request (default 30m)"},
 	{"CUSTODY_WEB_SESSION_ABSOLUTE", "a web interface session ends this long after signing in (default 12h)"},
 	{"CUSTODY_KEY_PASSWORD", "passphrase of the server's signing key (signing on push, promotions); signing.passphraseFile replaces it"},
@@ -667,6 +674,8 @@ func (c *Config) applyEnv(environ []string) error {
 			}
 		case "CUSTODY_PROXY_HEADER":
 			c.Proxy.Header = v
+		case "CUSTODY_WEB_URL":
+			c.Web.URL = v
 		case "CUSTODY_WEB_SESSION_IDLE":
 			err = setDuration(&c.Web.Session.Idle, v)
 		case "CUSTODY_WEB_SESSION_ABSOLUTE":
@@ -747,6 +756,9 @@ func (c Config) Validate() error {
 	if s := c.Web.Session; s.Idle <= 0 || s.Absolute <= 0 || s.Idle > s.Absolute {
 		return fmt.Errorf("web.session.idle (%s) and web.session.absolute (%s) must be positive, idle at most absolute",
 			time.Duration(s.Idle), time.Duration(s.Absolute))
+	}
+	if err := validateWebURL(c.Web.URL); err != nil {
+		return err
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return errors.New("tls needs both certFile and keyFile")
@@ -901,4 +913,22 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// validateWebURL checks web.url: empty, or an origin (http or https, a
+// host name, an optional port, no path, query or credentials). WebAuthn
+// needs a host name: browsers refuse an IP address as relying party ID.
+func validateWebURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("web.url %q must be an origin such as https://registry.example.com (scheme, host, optional port)", raw)
+	}
+	if net.ParseIP(u.Hostname()) != nil {
+		return fmt.Errorf("web.url %q: WebAuthn needs a host name, not an IP address (browsers refuse it as relying party ID)", raw)
+	}
+	return nil
 }

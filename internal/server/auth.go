@@ -81,6 +81,7 @@ func newAuth(cfg config.Config, store auth.Store, auditor audit.Auditor, log *sl
 		SecureCookies:        cfg.TLS.CertFile != "",
 		MFARoles:             mfaRoles,
 		StepUpWindow:         time.Duration(cfg.Auth.MFA.StepUp),
+		WebURL:               cfg.Web.URL,
 		OTPFailures:          cfg.Auth.MFA.OTPFailures,
 		// The first admin's password, until it is changed.
 		AdminPasswordFile: filepath.Join(cfg.Data, "admin-password"),

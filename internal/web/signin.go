@@ -35,6 +35,8 @@ type signInView struct {
 	Issuers  []auth.OIDCSignIn
 	Signed   bool // the browser is signed in (after OIDC): continue to Next
 	Continue string
+	// Keys: the server offers security keys (web.url is set).
+	Keys bool
 }
 
 // localPath returns next when it is a path on this site, else "/" (no
@@ -60,6 +62,7 @@ func (s *Site) signInPage(w http.ResponseWriter, r *Request) error {
 }
 
 func (s *Site) renderSignIn(w http.ResponseWriter, r *Request, status int, v signInView) error {
+	v.Keys = s.opts.WebAuthn
 	if err := r.Get("/api/v1/sessions/oidc", &v.Issuers); err != nil {
 		s.opts.Log.Warn("listing the OIDC issuers for sign-in failed", "err", err)
 	}
@@ -83,14 +86,21 @@ func (s *Site) signIn(w http.ResponseWriter, r *Request) error {
 	if code := strings.TrimSpace(r.PostFormValue("otp")); code != "" {
 		hdr.Set(auth.OTPHeader, code)
 	}
+	key, err := webauthnField(r)
+	if err != nil {
+		return err
+	}
 	var created auth.CreatedSession
-	err := r.API.Send(r.Context(), apiclient.Request{Method: http.MethodPost, Path: "/api/v1/sessions", JSON: auth.SessionRequest{},
+	err = r.API.Send(r.Context(), apiclient.Request{Method: http.MethodPost, Path: "/api/v1/sessions", JSON: auth.SessionRequest{WebAuthn: key},
 		Header: hdr}, &created)
 	var ae *apiclient.Error
 	switch {
 	case errors.As(err, &ae) && strings.HasSuffix(ae.Type, "/mfa-required"):
-		v.Error = "Your account has a second factor: enter its one-time code too."
+		v.Error = "Your account has a second factor: enter its one-time code too, or use your security key."
 		return s.renderSignIn(w, r, http.StatusForbidden, v)
+	case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && key != nil:
+		v.Error = "The sign-in did not succeed: check your password and your security key."
+		return s.renderSignIn(w, r, http.StatusUnauthorized, v)
 	case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized:
 		v.Error = "Unknown user or wrong password."
 		return s.renderSignIn(w, r, http.StatusUnauthorized, v)
