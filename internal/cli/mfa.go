@@ -164,7 +164,7 @@ func newMFAStatusCmd() *cobra.Command {
 			case v.Pending:
 				state = "none (an enrolment awaits its first code)"
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "user: %s\nsecond factor: %s\nrecovery codes left: %d\n", v.User, state, v.RecoveryCodes)
+			fmt.Fprintf(cmd.OutOrStdout(), "user: %s\nsecond factor: %s\nrecovery codes left: %d\nsecurity keys: %d (the web interface's Account page)\n", v.User, state, v.RecoveryCodes, len(v.WebAuthn))
 			if v.Required != "" {
 				fmt.Fprintf(cmd.OutOrStdout(), "required by the %s role\n", v.Required)
 			}
