@@ -219,6 +219,9 @@ func secondFactor(cmd *cobra.Command, server, user, password, otp string, life t
 		}
 		return "", "", err
 	}
+	if !v.TOTP && len(v.WebAuthn) > 0 {
+		return "", "", errors.New("this account's second factor is a security key, which only the web interface can use: add an authenticator app on its Account page (or use an API token made there)")
+	}
 	if !v.TOTP {
 		if v.Required != "" {
 			note = fmt.Sprintf("The %s role requires a second factor: enrol one now with 'custody mfa enrol', then sign in again.", v.Required)
