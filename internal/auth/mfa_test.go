@@ -470,3 +470,58 @@ func TestGovernanceBypassNeedsStepUp(t *testing.T) {
 		t.Fatal("the governance-bypass role with a fresh code did not bypass governance")
 	}
 }
+
+// TestSecurityKeysNeedWebURL: without the external URL the server offers
+// no security keys (webauthn-unavailable) and stores nothing; with it, an
+// account that has a factor adds a key only with a fresh one.
+func TestSecurityKeysNeedWebURL(t *testing.T) {
+	f, mux, _ := mfaFixture(t)
+	for _, path := range []string{"/api/v1/mfa/webauthn", "/api/v1/mfa/webauthn/challenge"} {
+		body := `{"name":"k"}`
+		if strings.HasSuffix(path, "challenge") {
+			body = `{}`
+		}
+		if w := call(mux, "POST", path, "root", "", body); w.Code != http.StatusConflict || problemType(w) != "webauthn-unavailable" {
+			t.Fatalf("POST %s without web.url: %d %s, want 409 webauthn-unavailable", path, w.Code, w.Body)
+		}
+	}
+	if keys, _ := f.st.WebAuthnKeys(context.Background(), "root"); len(keys) != 0 {
+		t.Fatalf("keys stored: %+v", keys)
+	}
+
+	log := &auditLog{}
+	g := newFixture(t, func(o *Options) {
+		o.MFARoles, o.Auditor, o.StepUpWindow, o.WebURL = []Role{RoleAdmin}, log, 5*time.Minute, "https://registry.example"
+	})
+	mux = http.NewServeMux()
+	g.s.Register(mux)
+	g.user("root", true, nil, Grant{Subject: "user:root", Role: RoleAdmin, Repository: "**"})
+	// No factor yet: a key registration starts (the way to satisfy the
+	// policy) with creation options for this relying party.
+	w := call(mux, "POST", "/api/v1/mfa/webauthn", "root", "", `{"name":"YubiKey"}`)
+	var start struct {
+		Ceremony  string `json:"ceremony"`
+		PublicKey struct {
+			RP struct{ ID string } `json:"rp"`
+		} `json:"publicKey"`
+	}
+	if w.Code != http.StatusCreated || json.Unmarshal(w.Body.Bytes(), &start) != nil || start.Ceremony == "" || start.PublicKey.RP.ID != "registry.example" {
+		t.Fatalf("starting a registration: %d %s", w.Code, w.Body)
+	}
+	if w := call(mux, "POST", "/api/v1/mfa/webauthn", "root", "", `{"name":""}`); w.Code != http.StatusBadRequest {
+		t.Fatalf("a key without a name: %d %s, want 400", w.Code, w.Body)
+	}
+	// With a factor, adding a key needs a fresh code.
+	secret, _ := g.enrol(mux, "root")
+	g.now = g.now.Add(time.Hour)
+	if w := call(mux, "POST", "/api/v1/mfa/webauthn", "root", "", `{"name":"second"}`); w.Code != http.StatusForbidden || problemType(w) != "step-up-required" {
+		t.Fatalf("adding a key without a fresh factor: %d %s, want 403 step-up-required", w.Code, w.Body)
+	}
+	if w := call(mux, "POST", "/api/v1/mfa/webauthn", "root", g.code(secret, 0), `{"name":"second"}`); w.Code != http.StatusCreated {
+		t.Fatalf("adding a key with a fresh code: %d %s", w.Code, w.Body)
+	}
+	// An answer to a ceremony this server did not start is refused.
+	if w := call(mux, "POST", "/api/v1/mfa/webauthn/confirm", "root", g.code(secret, 30*time.Second), `{"ceremony":"forged","credential":{}}`); w.Code != http.StatusBadRequest {
+		t.Fatalf("confirming a forged ceremony: %d %s, want 400", w.Code, w.Body)
+	}
+}
