@@ -97,7 +97,7 @@ install_go_as oci-conformance github.com/opencontainers/distribution-spec/confor
 # Debian's packages, in one apt-get run beside the builds: each command and
 # the package that brings it.
 missing=()
-for pair in skopeo:skopeo docker:docker.io dockerd:docker.io podman:podman ctr:containerd containerd:containerd chromium:chromium git:git gpg:gnupg ssh-keygen:openssh-client npm:npm; do
+for pair in skopeo:skopeo docker:docker.io dockerd:docker.io podman:podman ctr:containerd containerd:containerd chromium:chromium git:git gpg:gnupg ssh-keygen:openssh-client npm:npm oathtool:oathtool; do
   cmd=${pair%%:*} pkg=${pair#*:}
   if ! command -v "$cmd" >/dev/null 2>&1 && [[ " ${missing[*]} " != *" $pkg "* ]]; then
     missing+=("$pkg")

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/go-webauthn/webauthn/webauthn"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -67,6 +68,18 @@ type Options struct {
 	// removed once that password is changed. Empty: Bootstrap creates no
 	// account.
 	AdminPasswordFile string
+	// MFARoles are the roles whose holders must sign in with a second
+	// factor (the configuration's default: admin and promoter; none when
+	// empty). StepUpWindow is how recent a second factor dangerous
+	// actions need (default 5m). OTPFailures wrong one-time codes within
+	// LoginWindow lock an account's codes out for the rest of it
+	// (default 5).
+	MFARoles     []Role
+	StepUpWindow time.Duration
+	// WebURL is the web interface's external URL (web.url): WebAuthn's
+	// relying party ID and origin. Empty: no security keys.
+	WebURL      string
+	OTPFailures int
 }
 
 // TokenPath is where the Docker token flow's endpoint is served.
@@ -90,6 +103,14 @@ type Service struct {
 	// slow by design; clients that send Basic on every request would pay
 	// it every time). Keyed by SHA-256 of name, hash and password.
 	pwCache map[[32]byte]time.Time
+	// otpLimiter counts wrong one-time codes per account.
+	otpLimiter *limiter
+	pendingMu  sync.Mutex
+	pending    map[string]pendingTOTP
+	// rp verifies security keys (nil without Options.WebURL); ceremonies
+	// are the started registrations and sign-ins.
+	rp         *webauthn.WebAuthn
+	ceremonies ceremonies
 }
 
 var _ registry.Authorizer = (*Service)(nil)
@@ -138,6 +159,12 @@ func New(opts Options) (*Service, error) {
 	if opts.SessionAbsolute <= 0 {
 		opts.SessionAbsolute = 12 * time.Hour
 	}
+	if opts.StepUpWindow <= 0 {
+		opts.StepUpWindow = 5 * time.Minute
+	}
+	if opts.OTPFailures <= 0 {
+		opts.OTPFailures = 5
+	}
 	for _, g := range opts.Grants {
 		if err := g.Validate(); err != nil {
 			return nil, fmt.Errorf("auth grant: %w", err)
@@ -148,6 +175,10 @@ func New(opts Options) (*Service, error) {
 		now:     opts.Now,
 		limiter: newLimiter(opts.LoginFailures, opts.LoginAddressFailures, opts.LoginWindow, opts.Now),
 		pwCache: map[[32]byte]time.Time{},
+		pending: map[string]pendingTOTP{},
+		// Addresses are throttled by the password limiter; this one
+		// counts per account only.
+		otpLimiter: newLimiter(opts.OTPFailures, 1<<30, opts.LoginWindow, opts.Now),
 	}
 	for _, o := range opts.OIDC {
 		iss, err := newOIDCIssuer(o, opts.Service)
@@ -156,6 +187,15 @@ func New(opts Options) (*Service, error) {
 		}
 		s.oidc = append(s.oidc, iss)
 	}
+	name := opts.Service
+	if name == "" {
+		name = "custody"
+	}
+	rp, err := newRelyingParty(opts.WebURL, name)
+	if err != nil {
+		return nil, err
+	}
+	s.rp = rp
 	return s, nil
 }
 
@@ -293,6 +333,17 @@ func (s *Service) Authenticate(r *http.Request) (*Principal, error) {
 		p, err = s.bearer(ctx, st, strings.TrimSpace(strings.TrimPrefix(h, "Bearer ")))
 	default:
 		err = &authError{reason: "unsupported Authorization scheme (use Basic or Bearer)"}
+	}
+	if code := r.Header.Get(OTPHeader); err == nil && code != "" && p.interactive() && p.session == nil {
+		// A one-time code beside a password or a sign-in token: counted
+		// by its own limiter, not as a wrong password.
+		var factor string
+		if factor, err = s.verifyCode(ctx, r, p.Subject, code); err == nil {
+			p.Factor, p.FactorAt = factor, s.now()
+		}
+	}
+	if err == nil {
+		err = s.applyPolicy(ctx, p)
 	}
 	if err != nil {
 		s.failed(r, err)
@@ -433,6 +484,7 @@ func (s *Service) tokenPrincipal(st *compiled, t Token) (*Principal, error) {
 	p.TokenID = t.ID
 	p.tokenScopes = t.Scopes
 	p.tokenRules = scopeRules(t.Scopes)
+	p.signInToken, p.signedInAt = t.SignIn, t.Created
 	return p, nil
 }
 

@@ -192,7 +192,7 @@ func (s *Service) ServeToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !p.Anonymous() {
-		ctx := identity.With(r.Context(), identity.Identity{Subject: p.Subject, Method: p.Method})
+		ctx := identity.With(r.Context(), identityOf(p))
 		s.opts.Auditor.Record(ctx, audit.Event{Action: "login", Result: "ok", Reason: "token issued for " + describeAccess(granted), Request: r.WithContext(ctx)})
 	}
 	w.Header().Set("Content-Type", "application/json")

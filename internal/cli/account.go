@@ -259,18 +259,22 @@ func newUserListCmd() *cobra.Command {
 				return err
 			}
 			return printJSONOrText(cmd, f.output, b, func() error {
-				var us []auth.User
+				var us []auth.UserEntry
 				if err := json.Unmarshal(b, &us); err != nil {
 					return err
 				}
 				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tGROUPS\tCREATED\tDISABLED")
+				fmt.Fprintln(tw, "NAME\tGROUPS\tMFA\tCREATED\tDISABLED")
 				for _, u := range us {
+					mfa := strings.Join(u.MFA, ",")
+					if mfa == "" {
+						mfa = "-"
+					}
 					disabled := "-"
 					if !u.Disabled.IsZero() {
 						disabled = u.Disabled.Format(time.RFC3339)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, strings.Join(u.Groups, ","), u.Created.Format(time.RFC3339), disabled)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, strings.Join(u.Groups, ","), mfa, u.Created.Format(time.RFC3339), disabled)
 				}
 				return tw.Flush()
 			})

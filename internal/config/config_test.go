@@ -82,6 +82,9 @@ func TestWebSession(t *testing.T) {
 	if err != nil || c.Web.Session.Idle != Duration(2*time.Second) || c.Web.Session.Absolute != Duration(time.Hour) {
 		t.Fatalf("from the environment: %+v, %v", c.Web.Session, err)
 	}
+	if c, err := Load("", []string{"CUSTODY_WEB_URL=https://registry.example:8443"}); err != nil || c.Web.URL != "https://registry.example:8443" {
+		t.Fatalf("web.url from the environment: %q, %v", c.Web.URL, err)
+	}
 }
 
 func TestRefusals(t *testing.T) {
@@ -124,6 +127,9 @@ func TestRefusals(t *testing.T) {
 		{"idle above absolute", "", []string{"CUSTODY_WEB_SESSION_IDLE=13h"}, "web.session.idle (13h0m0s) and web.session.absolute (12h0m0s)"},
 		{"zero session idle", write("web:\n  session:\n    idle: 0s\n"), nil, "web.session.idle"},
 		{"bad session env", "", []string{"CUSTODY_WEB_SESSION_ABSOLUTE=day"}, "CUSTODY_WEB_SESSION_ABSOLUTE"},
+		{"web URL with a path", "", []string{"CUSTODY_WEB_URL=https://registry.example/ui"}, "web.url \"https://registry.example/ui\" must be an origin"},
+		{"web URL not http", write("web:\n  url: ftp://registry.example\n"), nil, "web.url \"ftp://registry.example\" must be an origin"},
+		{"web URL an IP address", "", []string{"CUSTODY_WEB_URL=http://127.0.0.1:8080"}, "WebAuthn needs a host name"},
 		{"CA key without certificate", write("# ca\nca:\n  key: /x/ca.key\n"), nil, "ca needs both key and certificate"},
 		{"CA validity too long", write("# ca validity\nca:\n  key: /x/ca.key\n  certificate: /x/ca.pem\n  validity: 48h\n"), nil, "ca.validity"},
 		{"CT log without CA", write("# ctlog\nca:\n  ctlog:\n    key: /x/ctlog.key\n"), nil, "ca.ctlog needs the CA"},

@@ -506,6 +506,7 @@ func TestResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	scfg := config.Default()
+	scfg.Auth.MFA.Roles = nil // passwords alone in these tests
 	scfg.Data = srv.Data
 	tcfg, err := config.Load(pg.Config, nil)
 	if err != nil {
@@ -636,6 +637,7 @@ func TestDiverged(t *testing.T) {
 	}
 	open := func(dir string) migrate.Store {
 		cfg := config.Default()
+		cfg.Auth.MFA.Roles = nil // passwords alone in these tests
 		cfg.Data = dir
 		return openStore(t, cfg)
 	}

@@ -506,6 +506,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		API:           handlerTransport{h: root},
 		Auth:          authz != nil,
 		SecureCookies: cfg.TLS.CertFile != "",
+		WebAuthn:      cfg.Web.URL != "",
 		Log:           log,
 	})
 	if err != nil {

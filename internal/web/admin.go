@@ -216,18 +216,19 @@ func (s *Site) adminOverview(w http.ResponseWriter, r *Request) error {
 // Users.
 
 type adminUsersView struct {
-	Users []auth.User
+	Users []auth.UserEntry
 }
 
-var userColumns = []column[auth.User]{
-	{Key: "name", Label: "User", Cmp: func(a, b auth.User) int { return strings.Compare(a.Name, b.Name) }},
-	{Key: "groups", Label: "Groups", Cmp: func(a, b auth.User) int { return slices.Compare(a.Groups, b.Groups) }},
-	{Key: "created", Label: "Created", Cmp: func(a, b auth.User) int { return a.Created.Compare(b.Created) }},
-	{Key: "status", Label: "Status", Cmp: func(a, b auth.User) int { return a.Disabled.Compare(b.Disabled) }},
+var userColumns = []column[auth.UserEntry]{
+	{Key: "name", Label: "User", Cmp: func(a, b auth.UserEntry) int { return strings.Compare(a.Name, b.Name) }},
+	{Key: "groups", Label: "Groups", Cmp: func(a, b auth.UserEntry) int { return slices.Compare(a.Groups, b.Groups) }},
+	{Key: "mfa", Label: "Second factor", Cmp: func(a, b auth.UserEntry) int { return slices.Compare(a.MFA, b.MFA) }},
+	{Key: "created", Label: "Created", Cmp: func(a, b auth.UserEntry) int { return a.Created.Compare(b.Created) }},
+	{Key: "status", Label: "Status", Cmp: func(a, b auth.UserEntry) int { return a.Disabled.Compare(b.Disabled) }},
 }
 
 func (s *Site) adminUsers(w http.ResponseWriter, r *Request) error {
-	var users []auth.User
+	var users []auth.UserEntry
 	if err := r.Get("/api/v1/users", &users); err != nil {
 		return err
 	}

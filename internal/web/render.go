@@ -86,6 +86,8 @@ var (
 type pageError struct {
 	Status        int
 	Title, Detail string
+	// Enrol: the refusal is mfa-required; the page links to Account.
+	Enrol bool
 }
 
 func (e *pageError) Error() string { return e.Title + ": " + e.Detail }
@@ -111,8 +113,15 @@ func (s *Site) fail(w http.ResponseWriter, r *Request, err error) {
 	case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && s.opts.Auth:
 		s.signInFirst(w, r)
 		return
+	case errors.As(err, &ae) && strings.HasSuffix(ae.Type, "/step-up-required"):
+		// A dangerous action wants a fresh second factor: ask for it,
+		// then offer to repeat the action.
+		if perr := s.stepUpPrompt(w, r, ae.Detail); perr != nil {
+			s.opts.Log.Error("rendering the step-up prompt failed", "err", perr)
+		}
+		return
 	case errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500:
-		pe = &pageError{Status: ae.Status, Title: ae.Title, Detail: ae.Detail}
+		pe = &pageError{Status: ae.Status, Title: ae.Title, Detail: ae.Detail, Enrol: strings.HasSuffix(ae.Type, "/mfa-required")}
 		if pe.Title == "" {
 			pe.Title = http.StatusText(ae.Status)
 		}

@@ -34,6 +34,8 @@ type signInView struct {
 	Issuers  []auth.OIDCSignIn
 	Signed   bool // the browser is signed in (after OIDC): continue to Next
 	Continue string
+	// Keys: the server offers security keys (web.url is set).
+	Keys bool
 }
 
 // localPath returns next when it is a path on this site, else "/" (no
@@ -59,6 +61,7 @@ func (s *Site) signInPage(w http.ResponseWriter, r *Request) error {
 }
 
 func (s *Site) renderSignIn(w http.ResponseWriter, r *Request, status int, v signInView) error {
+	v.Keys = s.opts.WebAuthn
 	if err := r.Get("/api/v1/sessions/oidc", &v.Issuers); err != nil {
 		s.opts.Log.Warn("listing the OIDC issuers for sign-in failed", "err", err)
 	}
@@ -78,11 +81,25 @@ func (s *Site) signIn(w http.ResponseWriter, r *Request) error {
 	}
 	req, _ := http.NewRequest(http.MethodPost, "/", nil)
 	req.SetBasicAuth(v.User, pass)
+	hdr := http.Header{"Authorization": req.Header["Authorization"]}
+	if code := strings.TrimSpace(r.PostFormValue("otp")); code != "" {
+		hdr.Set(auth.OTPHeader, code)
+	}
+	key, err := webauthnField(r)
+	if err != nil {
+		return err
+	}
 	var created auth.CreatedSession
-	err := r.API.Send(r.Context(), apiclient.Request{Method: http.MethodPost, Path: "/api/v1/sessions", JSON: auth.SessionRequest{},
-		Header: http.Header{"Authorization": req.Header["Authorization"]}}, &created)
+	err = r.API.Send(r.Context(), apiclient.Request{Method: http.MethodPost, Path: "/api/v1/sessions", JSON: auth.SessionRequest{WebAuthn: key},
+		Header: hdr}, &created)
 	var ae *apiclient.Error
 	switch {
+	case errors.As(err, &ae) && strings.HasSuffix(ae.Type, "/mfa-required"):
+		v.Error = "Your account has a second factor: enter its one-time code too, or use your security key."
+		return s.renderSignIn(w, r, http.StatusForbidden, v)
+	case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && key != nil:
+		v.Error = "The sign-in did not succeed: check your password and your security key."
+		return s.renderSignIn(w, r, http.StatusUnauthorized, v)
 	case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized:
 		v.Error = "Unknown user or wrong password."
 		return s.renderSignIn(w, r, http.StatusUnauthorized, v)

@@ -51,6 +51,9 @@ type Options struct {
 	// session cookie is then Secure and __Host- prefixed
 	// (auth.SessionCookieName).
 	SecureCookies bool
+	// WebAuthn is true when the server offers security keys (web.url):
+	// the sign-in form then offers one.
+	WebAuthn bool
 	// Version is shown in the footer.
 	Version string
 	Log     *slog.Logger
@@ -94,6 +97,7 @@ func New(opts Options) (*Site, error) {
 	s.artifactRoutes()
 	s.environmentsRoutes()
 	s.adminRoutes()
+	s.accountRoutes()
 	// Everything else the server does not route is the web
 	// interface's: unknown paths get its not-found page.
 	s.mux.Handle("/", s.handler(func(w http.ResponseWriter, r *Request) error {

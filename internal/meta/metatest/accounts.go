@@ -28,6 +28,11 @@ func RunAccounts(t *testing.T, open Replicas[account.Store]) {
 		{"Sessions", testSessions},
 		{"SessionsPurge", testSessionsPurge},
 		{"SessionsSeenByReplica", testSessionsReplicas},
+		{"Factors", testFactors},
+		{"FactorsConcurrentUse", testFactorsConcurrent},
+		{"SessionStepUp", testSessionStepUp},
+		{"WebAuthnKeys", testWebAuthnKeys},
+		{"WebAuthnKeysConcurrentUse", testWebAuthnConcurrent},
 	})
 }
 

@@ -90,7 +90,7 @@ func (s *Store) AuthState(ctx context.Context) (account.State, error) {
 		}); err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, `SELECT id, hash, owner, name, scopes, created, expires, revoked FROM auth_tokens ORDER BY created, id`)
+		rows, err = tx.Query(ctx, `SELECT id, hash, owner, name, scopes, created, expires, revoked, sign_in FROM auth_tokens ORDER BY created, id`)
 		if err != nil {
 			return err
 		}
@@ -101,7 +101,7 @@ func (s *Store) AuthState(ctx context.Context) (account.State, error) {
 				created, expires int64
 				revoked          *int64
 			)
-			if err := row.Scan(&t.ID, &t.Hash, &t.Owner, &t.Name, &scopes, &created, &expires, &revoked); err != nil {
+			if err := row.Scan(&t.ID, &t.Hash, &t.Owner, &t.Name, &scopes, &created, &expires, &revoked, &t.SignIn); err != nil {
 				return t, err
 			}
 			if err := json.Unmarshal(scopes, &t.Scopes); err != nil {
@@ -269,8 +269,8 @@ func (s *Store) PutToken(ctx context.Context, t account.Token) error {
 		return fmt.Errorf("postgres: put token %s: expires: %w", t.ID, err)
 	}
 	err = s.write(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO auth_tokens(id, hash, owner, name, scopes, created, expires) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)`,
-			t.ID, t.Hash, t.Owner, t.Name, string(scopes), created, expires); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO auth_tokens(id, hash, owner, name, scopes, created, expires, sign_in) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8)`,
+			t.ID, t.Hash, t.Owner, t.Name, string(scopes), created, expires, t.SignIn); err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 				return fmt.Errorf("a token with this ID or secret is already stored: %w", err)

@@ -80,7 +80,7 @@ func (s *Store) AuthState(ctx context.Context) (auth.State, error) {
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		rows, err = tx.QueryContext(ctx, `SELECT id, hash, owner, name, scopes_json, created, expires, revoked FROM auth_tokens ORDER BY created, id`)
+		rows, err = tx.QueryContext(ctx, `SELECT id, hash, owner, name, scopes_json, created, expires, revoked, sign_in FROM auth_tokens ORDER BY created, id`)
 		if err != nil {
 			return err
 		}
@@ -90,13 +90,15 @@ func (s *Store) AuthState(ctx context.Context) (auth.State, error) {
 				t                         auth.Token
 				scopes                    string
 				created, expires, revoked int64
+				signIn                    int
 			)
-			if err := rows.Scan(&t.ID, &t.Hash, &t.Owner, &t.Name, &scopes, &created, &expires, &revoked); err != nil {
+			if err := rows.Scan(&t.ID, &t.Hash, &t.Owner, &t.Name, &scopes, &created, &expires, &revoked, &signIn); err != nil {
 				return err
 			}
 			if err := json.Unmarshal([]byte(scopes), &t.Scopes); err != nil {
 				return fmt.Errorf("token %s: scopes: %w", t.ID, err)
 			}
+			t.SignIn = signIn != 0
 			t.Created = meta.FromMicros(created)
 			t.Expires = meta.FromMicros(expires)
 			if revoked != 0 {
@@ -226,8 +228,8 @@ func (s *Store) PutToken(ctx context.Context, t auth.Token) error {
 		return fmt.Errorf("sqlite: token %s: expires: %w", t.ID, err)
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO auth_tokens(id, hash, owner, name, scopes_json, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			t.ID, t.Hash, t.Owner, t.Name, string(scopes), created, expires); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO auth_tokens(id, hash, owner, name, scopes_json, created, expires, sign_in) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			t.ID, t.Hash, t.Owner, t.Name, string(scopes), created, expires, t.SignIn); err != nil {
 			return err
 		}
 		return bumpAuth(ctx, tx)

@@ -105,7 +105,7 @@ func New(o Options) (*Handler, error) {
 	for i, p := range o.Projects {
 		pr := promotion.Project{Name: p.Name, Repositories: p.Repositories}
 		for _, e := range p.Environments {
-			env := promotion.Environment{Name: e.Name, Approvals: e.Approvals}
+			env := promotion.Environment{Name: e.Name, Approvals: e.Approvals, Protected: e.Protected}
 			if len(e.Gate.Rules) > 0 {
 				g, err := gate.Compile(e.Gate)
 				if err != nil {
@@ -285,6 +285,10 @@ func (p *Handler) promote(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if p.svc.Guarded(req.Repository, req.Environment) &&
+		!p.authz.RequireStepUp(w, r, "promote", req.Repository, "promoting to (or approving for) the protected environment "+req.Environment) {
+		return
+	}
 	d := digest.Digest(req.Digest)
 	out, err := p.svc.Promote(r.Context(), req, pr.Subject)
 	ev := audit.Event{Action: "promote", Repo: req.Repository, Digest: d, Tag: req.Environment, Request: r}
@@ -343,6 +347,10 @@ func (p *Handler) rollback(w http.ResponseWriter, r *http.Request) {
 	}
 	r, pr, ok := p.authz.Require(w, r, "rollback", req.Repository, auth.PermMoveTag)
 	if !ok {
+		return
+	}
+	if p.svc.Guarded(req.Repository, req.Environment) &&
+		!p.authz.RequireStepUp(w, r, "rollback", req.Repository, "rolling back the protected environment "+req.Environment) {
 		return
 	}
 	hist, err := p.index.TagHistory(r.Context(), req.Repository, req.Environment)
