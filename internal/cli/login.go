@@ -149,7 +149,6 @@ user name is token. The token expires with the job's token (minutes).`,
 	f := cmd.Flags()
 	f.StringVarP(&user, "username", "u", "", "user name (any name with an API token: e.g. token)")
 	f.StringVarP(&password, "password", "p", "", "password or API token (prefer --password-stdin)")
-	f.BoolVar(&passwordStdin, "password-stdin", false, "read the password or token from standard input")
 	f.BoolVar(&oidc, "oidc", false, "sign in with the CI job's OIDC identity token (user token)")
 	f.StringVar(&workload.token, "identity-token", "", "with --oidc: the OIDC token, or a file holding it (default: "+sigstoreTokenEnv+", else GitHub Actions' token service)")
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read the password or token from standard input (and a one-time code from its second line)")
