@@ -27,7 +27,11 @@
 // which exists only once the content has been verified; S3 creates objects
 // atomically. Storing a blob that exists already writes no bytes; it
 // rewrites the blob's re-upload marker instead, whose time ModTime reports
-// (what refreshing a file's mtime is for the filesystem store).
+// (what refreshing a file's mtime is for the filesystem store). Content of
+// at most 1 MiB (manifests, configs, small layers) skips the temporary
+// object: it is read into memory, its size and digest checked, and only
+// then written to its final key in one PUT, so it is just as invisible
+// until verified, at three requests (HEAD, PUT, HEAD) instead of six.
 //
 // Resumable uploads keep each Append as its own part object. The size of an
 // upload is the end of its last part. An Append at an offset below that size
@@ -312,8 +316,36 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 	return s.put(ctx, d, size, r)
 }
 
-// put stores r as blob d through a verified temporary object.
+// directMax is the largest content put writes straight to its final key:
+// it is read into memory and verified first, so the digest is known to
+// match before the one PUT request that creates the object. Manifests,
+// configs and small layers take this path; it bounds the memory of a put
+// as the multipart buffer (PartSize) does for larger content.
+const directMax = 1 << 20
+
+// put stores r as blob d through a verified temporary object, or, for
+// content of at most directMax bytes, verified in memory and written to
+// its final key in one request.
 func (s *Store) put(ctx context.Context, d digest.Digest, size int64, r io.Reader) (int64, error) {
+	var prefix []byte
+	if size <= directMax {
+		// Read one byte past the limit to tell small content from large
+		// content of unknown size.
+		buf := make([]byte, directMax+1)
+		n, err := fill(r, buf)
+		switch {
+		case err == io.EOF:
+			return s.putDirect(ctx, d, size, buf[:n])
+		case err != nil:
+			return 0, fmt.Errorf("put %s: reading content: %w", d, err)
+		case size >= 0:
+			return 0, fmt.Errorf("put %s: %w: more than %d bytes", d, blob.ErrSizeMismatch, size)
+		}
+		prefix = buf
+	}
+	if prefix != nil {
+		r = io.MultiReader(bytes.NewReader(prefix), r)
+	}
 	tmp, err := s.tempKey()
 	if err != nil {
 		return 0, err
@@ -333,6 +365,41 @@ func (s *Store) put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 		return 0, err
 	}
 	s.remove(tmp)
+	return n, nil
+}
+
+// putDirect stores b, already read in full, as blob d: it checks size and
+// digest, then creates the final key with one PUT (unless d is stored
+// already). S3 creates an object atomically, so the key appears only with
+// the verified content, as through a temporary object and a copy, without
+// the copy and the temporary object's removal.
+func (s *Store) putDirect(ctx context.Context, d digest.Digest, size int64, b []byte) (int64, error) {
+	n := int64(len(b))
+	if size >= 0 && n != size {
+		return 0, fmt.Errorf("put %s: %w: got %d bytes, want %d", d, blob.ErrSizeMismatch, n, size)
+	}
+	h := d.Algorithm().Hash()
+	h.Write(b)
+	if got := digest.NewDigest(d.Algorithm(), h); got != d {
+		return 0, fmt.Errorf("put %s: %w: content is %s", d, blob.ErrDigestMismatch, got)
+	}
+	key := s.blobKey(d)
+	if _, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); err == nil {
+		if err := s.touch(ctx, d); err != nil {
+			return 0, fmt.Errorf("put %s: recording the re-upload: %w", d, err)
+		}
+		return n, nil
+	} else if !isNotFound(err) {
+		return 0, fmt.Errorf("put %s: %w", d, err)
+	}
+	if _, err := s.write(ctx, key, bytes.NewReader(b), n); err != nil {
+		return 0, fmt.Errorf("put %s: %w", d, err)
+	}
+	// The content was hashed before it was sent: the first Verify need
+	// not read it again. (A PUT's response carries no Last-Modified.)
+	if info, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); err == nil {
+		s.remember(d, identify(info))
+	}
 	return n, nil
 }
 

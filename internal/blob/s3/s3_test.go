@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -260,5 +262,90 @@ func TestObjectLockBucket(t *testing.T) {
 	status, _, _, _, err := s.c.GetObjectLockConfig(t.Context(), s.bucket)
 	if err != nil || status != "Enabled" {
 		t.Fatalf("object lock of bucket %s: %q, %v; want Enabled", s.bucket, status, err)
+	}
+}
+
+// requestLog is an http.RoundTripper recording each request's method, key
+// and whether it was a server-side copy.
+type requestLog struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	reqs []string
+}
+
+func (l *requestLog) RoundTrip(r *http.Request) (*http.Response, error) {
+	e := r.Method + " " + r.URL.Path
+	if r.Header.Get("X-Amz-Copy-Source") != "" {
+		e += " (copy)"
+	}
+	l.mu.Lock()
+	l.reqs = append(l.reqs, e)
+	l.mu.Unlock()
+	return l.base.RoundTrip(r)
+}
+
+func (l *requestLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.reqs
+	l.reqs = nil
+	return r
+}
+
+// TestSmallPutWritesFinalKey checks that content up to directMax bytes
+// (manifests, configs) is verified in memory and written to its final key
+// in one PUT: no temporary object, no server-side copy, no delete. A
+// wrong digest still leaves nothing behind.
+func TestSmallPutWritesFinalKey(t *testing.T) {
+	opts := testOptions(t)
+	tr, err := minio.DefaultTransport(opts.Secure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := &requestLog{base: tr}
+	opts.Transport = rl
+	s := newStoreWith(t, opts)
+	ctx := t.Context()
+	for _, size := range []int64{-1, 0} {
+		data := []byte(fmt.Sprintf(`{"schemaVersion":2,"size":%d}`, size))
+		d := digest.SHA256.FromBytes(data)
+		if size == 0 {
+			size = int64(len(data))
+		}
+		rl.take()
+		if _, err := s.Put(ctx, d, size, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		reqs := rl.take()
+		var puts int
+		for _, r := range reqs {
+			if strings.Contains(r, "/uploads/") || strings.Contains(r, "(copy)") || strings.HasPrefix(r, "DELETE") {
+				t.Errorf("small put (size %d) sent %q; all: %q", size, r, reqs)
+			}
+			if strings.HasPrefix(r, "PUT") {
+				puts++
+			}
+		}
+		if puts != 1 {
+			t.Errorf("small put (size %d) sent %d PUTs, want 1: %q", size, puts, reqs)
+		}
+		if err := s.Verify(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		if reqs := rl.take(); len(reqs) != 1 {
+			t.Errorf("Verify after a small put sent %q, want one HEAD (the content was hashed on its way in)", reqs)
+		}
+	}
+	before := fmt.Sprint(keys(t, s))
+	data := []byte("small but wrong")
+	wrong := digest.SHA256.FromString("something else")
+	if _, err := s.Put(ctx, wrong, -1, bytes.NewReader(data)); !errors.Is(err, blob.ErrDigestMismatch) {
+		t.Fatalf("Put with a wrong digest: %v, want ErrDigestMismatch", err)
+	}
+	if _, err := s.Put(ctx, digest.SHA256.FromBytes(data), int64(len(data))+1, bytes.NewReader(data)); !errors.Is(err, blob.ErrSizeMismatch) {
+		t.Fatalf("Put with a wrong size: %v, want ErrSizeMismatch", err)
+	}
+	if after := fmt.Sprint(keys(t, s)); after != before {
+		t.Fatalf("refused puts changed the store: %s, was %s", after, before)
 	}
 }
