@@ -50,9 +50,11 @@
 //   - ModTime (gc.Ager): the later of the blob object's LastModified and
 //     its re-upload marker's, to the second.
 //   - Verify (registry.Verifier): re-hashes the blob by streaming it (a full
-//     GET), unless this process wrote it or verified the same object
-//     version before (same ETag, version ID, size and LastModified, one
-//     HEAD). S3's own checksums cannot stand in for the digest: sha512 has
+//     GET), unless this process verified the same object version before
+//     (same ETag, version ID, size and LastModified) or the object carries
+//     the verified marker it was created with (user metadata
+//     Custody-Verified: digest and size, set only once the content was
+//     checked, as fs.Store's verified attribute): one HEAD. S3's own checksums cannot stand in for the digest: sha512 has
 //     none, and S3 (MinIO likewise) keeps a full-object SHA-256 only for
 //     single-request uploads; for multipart uploads its full-object
 //     checksums are CRC32, CRC32C and CRC64NVME only, SHA-256 is a
@@ -392,7 +394,7 @@ func (s *Store) putDirect(ctx context.Context, d digest.Digest, size int64, b []
 	} else if !isNotFound(err) {
 		return 0, fmt.Errorf("put %s: %w", d, err)
 	}
-	if _, err := s.write(ctx, key, bytes.NewReader(b), n); err != nil {
+	if _, err := s.write(ctx, key, bytes.NewReader(b), n, verifiedMeta(d, n)); err != nil {
 		return 0, fmt.Errorf("put %s: %w", d, err)
 	}
 	// The content was hashed before it was sent: the first Verify need
@@ -413,7 +415,7 @@ const peekSize = 64 << 10
 // known size up to a part, and short streams, go in one PUT request; the
 // rest in a multipart upload, one part buffered at a time. S3 creates the
 // object only if the whole request or upload succeeds.
-func (s *Store) write(ctx context.Context, key string, r io.Reader, size int64) (int64, error) {
+func (s *Store) write(ctx context.Context, key string, r io.Reader, size int64, meta ...map[string]string) (int64, error) {
 	cr := &checkedReader{r: r, limit: size}
 	var src io.Reader = cr
 	objSize := size
@@ -442,6 +444,7 @@ func (s *Store) write(ctx context.Context, key string, r io.Reader, size int64) 
 		// allocates several MiB per 64 MiB).
 		DisableContentSha256: true,
 		Checksum:             minio.ChecksumCRC32C,
+		UserMetadata:         firstMeta(meta),
 	})
 	switch {
 	case cr.err != nil:
@@ -505,7 +508,7 @@ func (s *Store) install(ctx context.Context, tmp string, d digest.Digest, size i
 	} else if !isNotFound(err) {
 		return fmt.Errorf("put %s: %w", d, err)
 	}
-	dst := minio.CopyDestOptions{Bucket: s.bucket, Object: key}
+	dst := minio.CopyDestOptions{Bucket: s.bucket, Object: key, ReplaceMetadata: true, UserMetadata: verifiedMeta(d, size)}
 	src := minio.CopySrcOptions{Bucket: s.bucket, Object: tmp}
 	var err error
 	if size <= 5<<30 {
@@ -523,6 +526,14 @@ func (s *Store) install(ctx context.Context, tmp string, d digest.Digest, size i
 		s.remember(d, identify(info))
 	}
 	return nil
+}
+
+// firstMeta returns the first of ms, or nil.
+func firstMeta(ms []map[string]string) map[string]string {
+	if len(ms) == 0 {
+		return nil
+	}
+	return ms[0]
 }
 
 // tempKey returns a fresh key for a temporary object.
