@@ -18,30 +18,34 @@
 // version ID: a plain DELETE on a versioned bucket only adds a delete
 // marker and keeps the bytes (and the bill).
 //
-// Put streams the content to a temporary object while hashing it (small
-// content in one PUT request, the rest as a multipart upload buffering one
-// part of PartSize bytes at a time, so memory stays flat whatever the blob's
-// size; every request carries a CRC32C checksum the server verifies),
-// checks digest and size, then copies the temporary object server-side to
-// its final key and deletes it. A blob is visible only at its final key,
-// which exists only once the content has been verified; S3 creates objects
-// atomically. Storing a blob that exists already writes no bytes; it
+// Put of content of known size streams it to its final key while hashing
+// it (up to a part in one PUT request, the rest as a multipart upload
+// buffering one part of PartSize bytes at a time, so memory stays flat
+// whatever the blob's size; every request carries a CRC32C checksum the
+// server verifies). The reader feeding the upload checks size and digest
+// before it hands out the last bytes, so on a mismatch the PUT or the
+// multipart upload fails before it completes and S3 never creates the
+// object: a blob is visible only at its final key, which exists only once
+// the content has been verified; S3 creates objects atomically. Content of
+// unknown size goes to a temporary object first, is verified, then copied
+// server-side to its final key. An upload cut off by a crash leaves an
+// incomplete multipart upload (no object), as it always did; a bucket
+// lifecycle rule (AbortIncompleteMultipartUpload) clears those. Storing a blob that exists already writes no bytes; it
 // rewrites the blob's re-upload marker instead, whose time ModTime reports
 // (what refreshing a file's mtime is for the filesystem store). Content of
-// at most 1 MiB (manifests, configs, small layers) skips the temporary
-// object: it is read into memory, its size and digest checked, and only
-// then written to its final key in one PUT, so it is just as invisible
-// until verified, at three requests (HEAD, PUT, HEAD) instead of six.
+// at most 1 MiB (manifests, configs, small layers) is read into memory,
+// its size and digest checked, and only then written in one PUT: three
+// requests (HEAD, PUT, HEAD) where a temporary object and a copy took six.
 //
 // Resumable uploads keep each Append as its own part object. The size of an
 // upload is the end of its last part. An Append at an offset below that size
 // (resuming after an unacknowledged write) deletes the parts starting at or
 // past the offset; a part that straddles the offset is cut logically: the
 // next part's start bounds the bytes read from it, so no part is rewritten.
-// CommitUpload streams the parts in order through the hash into a temporary
-// object and installs it like Put: committing costs one read and one write
-// of the upload's bytes through this process plus a server-side copy (S3's
-// ComposeObject cannot join parts under 5 MiB, which Appends often are).
+// CommitUpload streams the parts in order through the hash to the blob's
+// final key, like Put with a known size: committing costs one read and one
+// write of the upload's bytes through this process (S3's ComposeObject
+// cannot join parts under 5 MiB, which Appends often are).
 //
 // # Beyond blob.Store
 //
@@ -86,6 +90,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"slices"
@@ -348,6 +353,11 @@ func (s *Store) put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 	if prefix != nil {
 		r = io.MultiReader(bytes.NewReader(prefix), r)
 	}
+	if size > directMax {
+		return s.putStreamed(ctx, d, size, r)
+	}
+	// Content of unknown size: through a temporary object, whose size is
+	// only known once it is written.
 	tmp, err := s.tempKey()
 	if err != nil {
 		return 0, err
@@ -367,6 +377,100 @@ func (s *Store) put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 		return 0, err
 	}
 	s.remove(tmp)
+	return n, nil
+}
+
+// putStreamed stores size bytes from r as blob d at its final key, in one
+// PUT or a multipart upload, created with its verified marker. r is read
+// through a verifyingReader, which checks length and digest before it
+// hands out the last bytes: on a mismatch the request or multipart upload
+// fails before S3 has the whole object, so S3 never creates it. This saves
+// the temporary object, the server-side copy of every byte and the
+// temporary object's removal. If d is stored already, the content is only
+// hashed and the re-upload recorded.
+func (s *Store) putStreamed(ctx context.Context, d digest.Digest, size int64, r io.Reader) (int64, error) {
+	key := s.blobKey(d)
+	vr := &verifyingReader{r: r, d: d, h: d.Algorithm().Hash(), want: size, left: size}
+	if _, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); err == nil {
+		if _, err := io.Copy(io.Discard, vr); err != nil {
+			return 0, fmt.Errorf("put %s: %w", d, err)
+		}
+		if err := s.touch(ctx, d); err != nil {
+			return 0, fmt.Errorf("put %s: recording the re-upload: %w", d, err)
+		}
+		return size, nil
+	} else if !isNotFound(err) {
+		return 0, fmt.Errorf("put %s: %w", d, err)
+	}
+	n, err := s.write(ctx, key, vr, size, verifiedMeta(d, size))
+	if err == nil && !vr.ok {
+		// Cannot happen (write checks the length, and the last bytes
+		// pass the digest check first); never leave such an object.
+		s.remove(key)
+		err = fmt.Errorf("%w: upload completed without the content check", blob.ErrDigestMismatch)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("put %s: %w", d, err)
+	}
+	if info, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); err == nil {
+		s.remember(d, identify(info))
+	}
+	return n, nil
+}
+
+// verifyingReader reads want bytes from r, hashing them. When a read
+// reaches the end, it first checks that r holds no more bytes and that
+// the content hashes to d, and returns an error instead of the last bytes
+// if not.
+type verifyingReader struct {
+	r          io.Reader
+	d          digest.Digest
+	h          hash.Hash
+	want, left int64
+	ok         bool  // the whole content was read and matched d
+	err        error // sticky
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	if v.left == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > v.left {
+		p = p[:v.left]
+	}
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	v.left -= int64(n)
+	if v.left == 0 {
+		var b [1]byte
+		m, rerr := io.ReadFull(v.r, b[:])
+		switch {
+		case m > 0:
+			v.err = fmt.Errorf("%w: more than %d bytes", blob.ErrSizeMismatch, v.want)
+		case rerr != io.EOF:
+			v.err = fmt.Errorf("reading content: %w", rerr)
+		default:
+			if got := digest.NewDigest(v.d.Algorithm(), v.h); got != v.d {
+				v.err = fmt.Errorf("%w: content is %s", blob.ErrDigestMismatch, got)
+			}
+		}
+		if v.err != nil {
+			return 0, v.err
+		}
+		v.ok = true
+		return n, nil
+	}
+	switch {
+	case err == io.EOF:
+		v.err = fmt.Errorf("%w: got %d bytes, want %d", blob.ErrSizeMismatch, v.want-v.left, v.want)
+		return 0, v.err
+	case err != nil:
+		v.err = err
+		return n, err
+	}
 	return n, nil
 }
 

@@ -349,3 +349,74 @@ func TestSmallPutWritesFinalKey(t *testing.T) {
 		t.Fatalf("refused puts changed the store: %s, was %s", after, before)
 	}
 }
+
+// TestLargePutWritesFinalKey checks that content of known size above
+// directMax goes straight to its final key (one PUT, or a multipart upload
+// for more than a part), with no temporary object and no server-side copy,
+// and that a wrong digest or length fails before S3 creates the object:
+// the store is left as it was, with no incomplete multipart upload.
+func TestLargePutWritesFinalKey(t *testing.T) {
+	opts := testOptions(t)
+	tr, err := minio.DefaultTransport(opts.Secure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := &requestLog{base: tr}
+	opts.Transport = rl
+	opts.PartSize = minPartSize
+	s := newStoreWith(t, opts)
+	ctx := t.Context()
+	for _, size := range []int{directMax + 1, 2*minPartSize + 17} {
+		data := make([]byte, size)
+		rand.Read(data)
+		d := digest.SHA256.FromBytes(data)
+		before := fmt.Sprint(keys(t, s))
+		rl.take()
+		wrongData := bytes.Clone(data)
+		wrongData[size-1] ^= 1
+		for _, c := range []struct {
+			name    string
+			content []byte
+			size    int64
+			want    error
+		}{
+			{"last byte flipped", wrongData, int64(size), blob.ErrDigestMismatch},
+			{"one byte short", data[:size-1], int64(size), blob.ErrSizeMismatch},
+			{"one byte more", append(bytes.Clone(data), 0), int64(size), blob.ErrSizeMismatch},
+		} {
+			if _, err := s.Put(ctx, d, c.size, bytes.NewReader(c.content)); !errors.Is(err, c.want) {
+				t.Fatalf("%d bytes, %s: Put = %v, want %v", size, c.name, err, c.want)
+			}
+			if after := fmt.Sprint(keys(t, s)); after != before {
+				t.Fatalf("%d bytes, %s: refused put changed the store: %s, was %s", size, c.name, after, before)
+			}
+			for u := range s.c.ListIncompleteUploads(ctx, s.bucket, s.prefix, true) {
+				if u.Err != nil {
+					t.Fatal(u.Err)
+				}
+				t.Fatalf("%d bytes, %s: incomplete multipart upload left: %s", size, c.name, u.Key)
+			}
+		}
+		rl.take()
+		if _, err := s.Put(ctx, d, int64(size), bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rl.take() {
+			if strings.Contains(r, "/uploads/") || strings.Contains(r, "(copy)") || strings.HasPrefix(r, "DELETE") {
+				t.Errorf("%d-byte put sent %q", size, r)
+			}
+		}
+		if err := s.Verify(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		// A second put of the same content stores nothing new.
+		if _, err := s.Put(ctx, d, int64(size), bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rl.take() {
+			if strings.HasPrefix(r, "PUT") && strings.Contains(r, "/blobs/") {
+				t.Errorf("second %d-byte put rewrote the blob: %q", size, r)
+			}
+		}
+	}
+}
