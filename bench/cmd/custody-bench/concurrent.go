@@ -94,13 +94,14 @@ func (h *harness) measureConcurrent(row string, srv *server, cl *bench.Client, s
 	default:
 		return fmt.Errorf("unknown row %q", row)
 	}
-	cpu0 := srv.cpuSeconds()
+	cpu0, ccpu0 := srv.cpuSeconds(), clientCPU()
 	start := time.Now()
 	if err := parallel(n, clients, op); err != nil {
 		return err
 	}
 	s.seconds = time.Since(start).Seconds()
 	s.cpu = math.Round((srv.cpuSeconds()-cpu0)*100) / 100
+	s.clientCPU = clientCPU() - ccpu0
 	s.ops = n
 	if s.unit == "MB/s" {
 		s.value = float64(s.bytes) / 1e6 / s.seconds

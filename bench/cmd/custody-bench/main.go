@@ -363,6 +363,10 @@ type Target struct {
 	// what else the machine is doing.
 	CPU        float64   `json:"cpu_seconds"`
 	CPUSamples []float64 `json:"cpu_seconds_samples"`
+	// ClientCPU is the client's (the harness process's) CPU seconds in the
+	// measured phase: what serving a row costs the other side.
+	ClientCPU        float64   `json:"client_cpu_seconds"`
+	ClientCPUSamples []float64 `json:"client_cpu_seconds_samples"`
 	// P90 is the median over runs of each run's 90th percentile (ui-*
 	// rows, ms); P90Samples per run.
 	P90        float64   `json:"p90,omitempty"`
@@ -391,14 +395,15 @@ func printTable(w io.Writer, res *Results) {
 	fmt.Fprintf(w, "\n%d CPUs, %s; runs=%d, median; reference = %s; load average %s -> %s\n",
 		res.Machine.NumCPU, res.Machine.CPU, res.Config.Runs, res.Machine.Reference, res.Machine.LoadStart, res.Machine.LoadEnd)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "row\tunit\tcustody\treference\tcustody/ref\tcustody RSS MiB\treference RSS MiB\tcustody CPU s\treference CPU s\t")
+	fmt.Fprintln(tw, "row\tunit\tcustody\treference\tcustody/ref\tcustody RSS MiB\treference RSS MiB\tcustody CPU s\treference CPU s\tclient CPU s (c|r)\t")
 	for _, r := range res.Rows {
 		if r.Custody.P90 > 0 {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%.2f\t%s\t\n", r.Name, r.Unit,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%.2f\t%s\t%.2f|%s\t\n", r.Name, r.Unit,
 			num(r.Custody.Median), peer(r, num(r.Reference.Median)), peer(r, fmt.Sprintf("%.2fx", r.Ratio)), r.Custody.PeakRSSMiB,
-			peer(r, fmt.Sprintf("%.0f", r.Reference.PeakRSSMiB)), r.Custody.CPU, peer(r, fmt.Sprintf("%.2f", r.Reference.CPU)))
+			peer(r, fmt.Sprintf("%.0f", r.Reference.PeakRSSMiB)), r.Custody.CPU, peer(r, fmt.Sprintf("%.2f", r.Reference.CPU)),
+			r.Custody.ClientCPU, peer(r, fmt.Sprintf("%.2f", r.Reference.ClientCPU)))
 	}
 	tw.Flush()
 	if hasLatency(res) {
@@ -466,16 +471,17 @@ func markdown(res *Results) string {
 	fmt.Fprintf(&b, "Command: `%s` (runs=%d, median; %d manifests, %d client jobs; took %s; load average %s at start, %s at end).\n\n",
 		res.Command, res.Config.Runs, res.Config.Manifests, res.Config.Jobs, res.Elapsed, res.Machine.LoadStart, res.Machine.LoadEnd)
 	if slices.ContainsFunc(res.Rows, func(r Row) bool { return r.Custody.P90 == 0 }) {
-		b.WriteString("| row | unit | custody | reference | custody/reference | custody peak RSS MiB | reference peak RSS MiB | custody server CPU s | reference server CPU s |\n")
-		b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		b.WriteString("| row | unit | custody | reference | custody/reference | custody peak RSS MiB | reference peak RSS MiB | custody server CPU s | reference server CPU s | client CPU s, custody | client CPU s, reference |\n")
+		b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	}
 	for _, r := range res.Rows {
 		if r.Custody.P90 > 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.0f | %s | %.2f | %s |\n", r.Name, r.Unit,
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.0f | %s | %.2f | %s | %.2f | %s |\n", r.Name, r.Unit,
 			num(r.Custody.Median), peer(r, num(r.Reference.Median)), peer(r, fmt.Sprintf("%.2fx", r.Ratio)), r.Custody.PeakRSSMiB,
-			peer(r, fmt.Sprintf("%.0f", r.Reference.PeakRSSMiB)), r.Custody.CPU, peer(r, fmt.Sprintf("%.2f", r.Reference.CPU)))
+			peer(r, fmt.Sprintf("%.0f", r.Reference.PeakRSSMiB)), r.Custody.CPU, peer(r, fmt.Sprintf("%.2f", r.Reference.CPU)),
+			r.Custody.ClientCPU, peer(r, fmt.Sprintf("%.2f", r.Reference.ClientCPU)))
 	}
 	if hasLatency(res) {
 		fmt.Fprintf(&b, "\nConcurrent rows, %d clients: operation latency in ms (median over runs of each run's percentile).\n\n", res.Config.Clients)
@@ -704,6 +710,7 @@ func (h *harness) runAll() (*Results, error) {
 				t.RSSMiB = append(t.RSSMiB, s.rssMiB)
 				t.PeakRSSMiB = max(t.PeakRSSMiB, s.rssMiB)
 				t.CPUSamples = append(t.CPUSamples, s.cpu)
+				t.ClientCPUSamples = append(t.ClientCPUSamples, s.clientCPU)
 				if s.p90 > 0 {
 					t.P90Samples = append(t.P90Samples, s.p90)
 				}
@@ -712,13 +719,15 @@ func (h *harness) runAll() (*Results, error) {
 					t.P99Samples = append(t.P99Samples, s.p99)
 					logf("%-14s run %d %-9s latency p50 %.1f ms, p99 %.1f ms", name, run+1, target, s.p50, s.p99)
 				}
-				logf("%-14s run %d %-9s %10s %s in %.3fs, server CPU %.2fs, peak RSS %.0f MiB", name, run+1, target, num(s.value), s.unit, s.seconds, s.cpu, s.rssMiB)
+				logf("%-14s run %d %-9s %10s %s in %.3fs, server CPU %.2fs, client CPU %.2fs, peak RSS %.0f MiB", name, run+1, target, num(s.value), s.unit, s.seconds, s.cpu, s.clientCPU, s.rssMiB)
 			}
 		}
 		row.Custody.Median = median(row.Custody.Samples)
 		row.Reference.Median = median(row.Reference.Samples)
 		row.Custody.CPU = median(row.Custody.CPUSamples)
 		row.Reference.CPU = median(row.Reference.CPUSamples)
+		row.Custody.ClientCPU = median(row.Custody.ClientCPUSamples)
+		row.Reference.ClientCPU = median(row.Reference.ClientCPUSamples)
 		if len(row.Custody.P90Samples) > 0 {
 			row.Custody.P90 = median(row.Custody.P90Samples)
 		}
@@ -751,6 +760,9 @@ type sample struct {
 	p90     float64 // ui-* rows: the run's 90th percentile (ms)
 	// p50, p99: conc-* rows, the run's operation latency percentiles (ms)
 	p50, p99 float64
+	// clientCPU is the harness process's CPU seconds (the client's work:
+	// ggcr, hashing, the loopback TCP stack's share) in the measured phase.
+	clientCPU float64
 }
 
 // measure runs one row once against a fresh server of target.
@@ -852,7 +864,7 @@ func (h *harness) measure(row, target string) (sample, error) {
 		if err := cl.Warm(repo); err != nil {
 			return s, err
 		}
-		cpu0 := srv.cpuSeconds()
+		cpu0, ccpu0 := srv.cpuSeconds(), clientCPU()
 		start = time.Now()
 		for _, l := range layers {
 			if kind == "push" {
@@ -875,6 +887,7 @@ func (h *harness) measure(row, target string) (sample, error) {
 		}
 		s.seconds = time.Since(start).Seconds()
 		s.cpu = math.Round((srv.cpuSeconds()-cpu0)*100) / 100
+		s.clientCPU = clientCPU() - ccpu0
 		s.ops = len(layers)
 		s.bytes = n * int64(len(layers))
 		s.unit = "MB/s"
@@ -905,13 +918,14 @@ func (h *harness) measure(row, target string) (sample, error) {
 		if size == "pull" {
 			op = func(i int) error { return cl.GetManifest(repo, ms[i].Digest()) }
 		}
-		cpu0 := srv.cpuSeconds()
+		cpu0, ccpu0 := srv.cpuSeconds(), clientCPU()
 		start = time.Now()
 		if err := parallel(len(ms), h.o.jobs, op); err != nil {
 			return s, err
 		}
 		s.seconds = time.Since(start).Seconds()
 		s.cpu = math.Round((srv.cpuSeconds()-cpu0)*100) / 100
+		s.clientCPU = clientCPU() - ccpu0
 		s.ops = len(ms)
 		s.unit = "ops/s"
 		s.value = float64(s.ops) / s.seconds
@@ -1180,6 +1194,15 @@ func cpuSeconds(pid int) float64 {
 		return math.NaN()
 	}
 	return float64(ut+st) / 100
+}
+
+// clientCPU returns this process's user+system CPU seconds so far.
+func clientCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return math.NaN()
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // peakRSS reads a process's VmHWM (peak resident set size) in bytes.
