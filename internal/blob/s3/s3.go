@@ -84,6 +84,7 @@
 package s3
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -297,8 +298,9 @@ func notFound(d digest.Digest, err error) error {
 	return fmt.Errorf("blob %s: %w", d, err)
 }
 
-// Open implements blob.Store. The reader is a *minio.Object: reads after a
-// Seek issue a ranged GET.
+// Open implements blob.Store. The reader reads a *minio.Object through a
+// read-ahead buffer of readAhead bytes; reads after a Seek issue a ranged
+// GET.
 func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error) {
 	if err := checkDigest(d); err != nil {
 		return nil, 0, err
@@ -312,7 +314,56 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, i
 		obj.Close()
 		return nil, 0, notFound(d, err)
 	}
-	return obj, info.Size, nil
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(obj)
+	return &object{obj: obj, br: br}, info.Size, nil
+}
+
+// readAhead is how much an opened blob reads from S3 at a time. A
+// *minio.Object hands every Read to its own goroutine and back; net/http
+// copies a response in 32 KiB reads, so serving a blob paid two goroutine
+// switches per 32 KiB, which cost a third of the download rate.
+const readAhead = 256 << 10
+
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readAhead) }}
+
+// object is an opened blob: its *minio.Object read through br.
+type object struct {
+	obj *minio.Object
+	br  *bufio.Reader
+}
+
+func (o *object) Read(p []byte) (int, error) {
+	if o.br == nil {
+		return 0, errClosed
+	}
+	return o.br.Read(p)
+}
+
+var errClosed = errors.New("s3: read of a closed blob")
+
+// Seek discards what was read ahead: the next Read starts at the new
+// offset.
+func (o *object) Seek(offset int64, whence int) (int64, error) {
+	if o.br == nil {
+		return 0, errClosed
+	}
+	if whence == io.SeekCurrent {
+		offset -= int64(o.br.Buffered())
+	}
+	n, err := o.obj.Seek(offset, whence)
+	o.br.Reset(o.obj)
+	return n, err
+}
+
+func (o *object) Close() error {
+	err := o.obj.Close()
+	if o.br != nil {
+		o.br.Reset(nil)
+		readers.Put(o.br)
+		o.br = nil
+	}
+	return err
 }
 
 // Put implements blob.Store.

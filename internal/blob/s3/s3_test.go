@@ -420,3 +420,49 @@ func TestLargePutWritesFinalKey(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenReadAhead checks the opened blob's read-ahead buffer against
+// seeks: SeekCurrent counts what was read, not what was buffered, and a
+// read after any seek starts at the new offset.
+func TestOpenReadAhead(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	data := make([]byte, 3*readAhead+123)
+	rand.Read(data)
+	d := digest.SHA256.FromBytes(data)
+	if _, err := s.Put(ctx, d, int64(len(data)), bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	f, size, err := s.Open(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if size != int64(len(data)) {
+		t.Fatalf("size %d, want %d", size, len(data))
+	}
+	buf := make([]byte, 1000)
+	if _, err := io.ReadFull(f, buf); err != nil || !bytes.Equal(buf, data[:1000]) {
+		t.Fatalf("first read: %v", err)
+	}
+	if pos, err := f.Seek(0, io.SeekCurrent); err != nil || pos != 1000 {
+		t.Fatalf("Seek(0, current) = %d, %v; want 1000", pos, err)
+	}
+	if _, err := io.ReadFull(f, buf); err != nil || !bytes.Equal(buf, data[1000:2000]) {
+		t.Fatalf("read after Seek(0, current): %v", err)
+	}
+	if pos, err := f.Seek(-500, io.SeekEnd); err != nil || pos != int64(len(data))-500 {
+		t.Fatalf("Seek(-500, end) = %d, %v", pos, err)
+	}
+	rest, err := io.ReadAll(f)
+	if err != nil || !bytes.Equal(rest, data[len(data)-500:]) {
+		t.Fatalf("read after Seek(-500, end): %d bytes, %v", len(rest), err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	all, err := io.ReadAll(f)
+	if err != nil || !bytes.Equal(all, data) {
+		t.Fatalf("read after Seek(0, start): %d bytes, %v", len(all), err)
+	}
+}
