@@ -186,7 +186,7 @@ func run() error {
 	if o.output != "table" && o.output != "json" {
 		return fmt.Errorf("-o %q: use table or json", o.output)
 	}
-	if o.peer != peerReference && o.peer != peerCustodyAuditOff {
+	if o.peer != peerReference && o.peer != peerCustodyAuditOff && o.backend == backendEmbedded {
 		return fmt.Errorf("-peer %q: use %s or %s", o.peer, peerReference, peerCustodyAuditOff)
 	}
 	if err := o.checkBackend(set["peer"]); err != nil {

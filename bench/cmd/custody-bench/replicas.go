@@ -50,6 +50,8 @@ func (o *options) checkBackend(peerSet bool) error {
 		}
 		switch o.peer {
 		case peerReference, peerEmbedded:
+		case peerCustodyAuditOff:
+			return errors.New("-peer custody-audit-off runs custody embedded; leave out -backend")
 		case peerOneReplica:
 			if o.replicas != 2 {
 				return errors.New("-peer custody-1-replica compares -replicas 2 with one replica")
