@@ -100,6 +100,15 @@ CUSTODY_CRASH_ROUNDS=5 go test -race -count=1 -timeout 20m -run 'TestKillDuringP
 go test -race -count=1 -timeout 20m -run 'TestServerSigning$|TestImmutableTagRace$|TestGCKeeps|TestObjectLockMirrored$|TestAuditAPI$|TestGracefulShutdownFinishesUpload$|TestStaleUploadsPurged$|TestScrubMetrics$' ./internal/server
 echo "race tests took $((SECONDS - race_start))s"
 
+# The benchmark harness, as a smoke test (no ratio is asserted: ratios are
+# for the report in docs/performance.md): a few small rows against the
+# reference registry, embedded and on the PostgreSQL and MinIO above.
+echo "== benchmark harness smoke"
+bench_start=$SECONDS
+go run ./bench/cmd/custody-bench -quick -rows push-1MiB,pull-1MiB,manifest,conc-manifest-push -manifests 50 >/dev/null
+go run ./bench/cmd/custody-bench -quick -backend postgres-s3 -rows push-1MiB,manifest-push,conc-manifest-push -manifests 50 >/dev/null
+echo "benchmark smoke took $((SECONDS - bench_start))s"
+
 # Every fuzz target, briefly: each runs for $fuzztime beyond its seed corpus
 # (the tests above already ran the seeds). Targets are found in the source
 # (func FuzzXxx in a _test.go file), which is cheaper than linking every test

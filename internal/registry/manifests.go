@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -77,18 +78,31 @@ func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, rt rout
 		return
 	}
 	defer f.Close()
-	if err := reg.verify(r, d); err != nil {
-		h.Del("Content-Length")
-		writeError(w, r, err)
-		return
-	}
 	if size != m.Size {
 		h.Del("Content-Length")
 		writeError(w, r, reg.internal(r, "manifest size", errors.New("stored manifest size differs from record")))
 		return
 	}
+	// A manifest is small (at most MaxManifestSize): read it whole and
+	// check the bytes about to be sent, instead of asking the Verifier,
+	// which costs an object store a HEAD request (and a full read when it
+	// has not seen the object's version verified).
+	body, err := io.ReadAll(io.LimitReader(f, m.Size+1))
+	if err == nil && int64(len(body)) != m.Size {
+		err = fmt.Errorf("read %d bytes of a %d-byte manifest", len(body), m.Size)
+	}
+	if err != nil {
+		h.Del("Content-Length")
+		writeError(w, r, reg.internal(r, "manifest read", err))
+		return
+	}
+	if err := reg.verifyContent(r, d, body); err != nil {
+		h.Del("Content-Length")
+		writeError(w, r, err)
+		return
+	}
 	w.WriteHeader(http.StatusOK)
-	_, _ = io.Copy(w, f)
+	_, _ = w.Write(body)
 }
 
 // readManifestBody reads at most max bytes; larger bodies are refused with

@@ -15,6 +15,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -292,7 +293,26 @@ func (reg *Registry) verify(r *http.Request, d digest.Digest) error {
 	if reg.verifier == nil {
 		return nil
 	}
-	err := reg.verifier.Verify(r.Context(), d)
+	return reg.verifyResult(r, d, reg.verifier.Verify(r.Context(), d))
+}
+
+// verifyContent checks content already read from the store against d
+// before it is served, when verification on read is on (a Verifier is
+// set), with verify's outcome.
+func (reg *Registry) verifyContent(r *http.Request, d digest.Digest, content []byte) error {
+	if reg.verifier == nil {
+		return nil
+	}
+	var err error
+	if got := d.Algorithm().FromBytes(content); got != d {
+		err = fmt.Errorf("verify %s: %w: stored content is %s", d, blob.ErrDigestMismatch, got)
+	}
+	return reg.verifyResult(r, d, err)
+}
+
+// verifyResult turns the outcome of verifying d into the response's error:
+// damaged content is refused with 500 and logged, never sent.
+func (reg *Registry) verifyResult(r *http.Request, d digest.Digest, err error) error {
 	if err == nil {
 		return nil
 	}

@@ -84,7 +84,7 @@ func (m *metrics) watchAudit(l *tlog.Log) {
 }
 
 // instrument wraps h with request metrics. The wrapper keeps io.ReaderFrom
-// so blob downloads still reach sendfile(2).
+// so downloads of generic files still reach sendfile(2).
 func (m *metrics) instrument(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()

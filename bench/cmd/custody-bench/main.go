@@ -14,6 +14,15 @@
 //	go run ./bench/cmd/custody-bench -rows push-64MiB,manifest-push -runs 5
 //	go run ./bench/cmd/custody-bench -peer custody-audit-off -rows push,manifest-push
 //	go run ./bench/cmd/custody-bench -rows audit-append
+//	go run ./bench/cmd/custody-bench -backend postgres-s3 -rows push,pull,manifest,conc
+//	go run ./bench/cmd/custody-bench -backend postgres-s3 -replicas 2 -peer custody-1-replica -rows manifest-pull -jobs 16
+//
+// With -backend postgres-s3, custody runs on PostgreSQL and MinIO (started
+// with scripts/postgres.sh and scripts/minio.sh unless CUSTODY_TEST_POSTGRES
+// and CUSTODY_TEST_S3 name running ones) and the reference registry on the
+// same MinIO with its s3 driver; -redirect lets both answer blob GETs with
+// a redirect to MinIO. The conc-* rows run -concurrency clients at once and
+// report the operations' p50 and p99 latency (concurrent.go).
 //
 // -peer custody-audit-off replaces the reference registry by custody with
 // its tamper-evident audit log switched off (audit.disableUnsafe), so the
@@ -95,6 +104,11 @@ type options struct {
 	replicas    int
 	// clients is where the command rows' peers (crane, cosign) are.
 	clients string
+	// concurrency is the concurrent rows' number of clients.
+	concurrency int
+	// redirect turns on custody's s3.redirect and the reference's
+	// redirects with -backend postgres-s3.
+	redirect bool
 }
 
 func main() {
@@ -118,17 +132,19 @@ func run() error {
 	flag.IntVar(&o.manifests, "manifests", 1000, "manifests pushed and pulled per manifest run")
 	flag.IntVar(&o.jobs, "jobs", 1, "concurrent client requests in manifest rows")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (payloads, data directories, server logs)")
-	flag.BoolVar(&o.quick, "quick", false, "CI smoke: sizes 1MiB,64MiB, 200 manifests, 1 run (explicit flags win)")
+	flag.BoolVar(&o.quick, "quick", false, "CI smoke: sizes 1MiB,64MiB, 200 manifests, 1 run, 4 concurrent clients (explicit flags win)")
 	flag.StringVar(&o.output, "o", "table", "output: table, or json (JSON on stdout, the table on stderr)")
 	flag.StringVar(&o.md, "md", "", "also write the results as a markdown table to this file")
 	flag.StringVar(&o.workdir, "workdir", "", "parent of the work directory (default <repo>/.cache, on the repository's filesystem)")
 	flag.StringVar(&o.refBin, "registry", "", "reference registry binary (default <repo>/.cache/bin/registry, installed if missing)")
 	flag.StringVar(&minBytes, "min-bytes", "32MiB", "small blob rows repeat with distinct blobs until a run moves at least this much")
 	flag.StringVar(&bLayer, "bundle-layer", "1075KiB", "layer size of the bundle rows' 50 images x 20 layers (1075KiB: a 1.03 GiB bundle)")
-	flag.StringVar(&o.peer, "peer", peerReference, "what custody is compared with: reference (the CNCF registry) or custody-audit-off (custody without its audit log)")
-	flag.StringVar(&o.backend, "backend", backendEmbedded, "custody's backends: embedded (SQLite and files) or postgres-s3 (PostgreSQL and MinIO; the peer column is then custody embedded)")
+	flag.StringVar(&o.peer, "peer", peerReference, "what custody is compared with: reference (the CNCF registry; with -backend postgres-s3 on the same MinIO with its s3 driver), custody-audit-off (custody without its audit log), custody-embedded or custody-1-replica (with -backend postgres-s3)")
+	flag.StringVar(&o.backend, "backend", backendEmbedded, "custody's backends: embedded (SQLite and files) or postgres-s3 (PostgreSQL and MinIO, started with scripts/postgres.sh and scripts/minio.sh unless CUSTODY_TEST_POSTGRES and CUSTODY_TEST_S3 name them)")
 	flag.StringVar(&o.clients, "clients", "", "directory of the command rows' peers, crane and cosign (default $CUSTODY_CLIENTS_BIN, else <repo>/.cache/bin)")
 	flag.IntVar(&o.replicas, "replicas", 1, "custody replicas with -backend postgres-s3 (1 or 2; the client sends requests to them in turn)")
+	flag.IntVar(&o.concurrency, "concurrency", 16, "concurrent clients of the conc-* rows")
+	flag.BoolVar(&o.redirect, "redirect", false, "with -backend postgres-s3: blob GETs answered with a redirect to MinIO (custody's s3.redirect, the reference's storage redirect); off: both stream blobs themselves")
 	flag.Parse()
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -142,6 +158,9 @@ func run() error {
 		}
 		if !set["runs"] {
 			o.runs = 1
+		}
+		if !set["concurrency"] {
+			o.concurrency = 4
 		}
 	}
 	if sizes == "" {
@@ -165,13 +184,13 @@ func run() error {
 	if o.quick && !set["bundle-layer"] {
 		o.bundleLayer = 64 << 10
 	}
-	if o.runs < 1 || o.manifests < 1 || o.jobs < 1 {
-		return errors.New("-runs, -manifests and -jobs must be positive")
+	if o.runs < 1 || o.manifests < 1 || o.jobs < 1 || o.concurrency < 1 {
+		return errors.New("-runs, -manifests, -jobs and -concurrency must be positive")
 	}
 	if o.output != "table" && o.output != "json" {
 		return fmt.Errorf("-o %q: use table or json", o.output)
 	}
-	if o.peer != peerReference && o.peer != peerCustodyAuditOff {
+	if o.peer != peerReference && o.peer != peerCustodyAuditOff && o.backend == backendEmbedded {
 		return fmt.Errorf("-peer %q: use %s or %s", o.peer, peerReference, peerCustodyAuditOff)
 	}
 	if err := o.checkBackend(set["peer"]); err != nil {
@@ -240,7 +259,9 @@ func allRows(sizes []int64) []string {
 	for _, s := range sizes {
 		rows = append(rows, "push-"+formatSize(s), "pull-"+formatSize(s), "fetch-"+formatSize(s))
 	}
-	rows = append(append(rows, "manifest-push", "manifest-pull", "audit-append"), cmdRows...)
+	rows = append(rows, "manifest-push", "manifest-pull")
+	rows = append(rows, concRows...)
+	rows = append(append(rows, "audit-append"), cmdRows...)
 	rows = append(rows, keylessRow)
 	rows = append(rows, bundleRows...)
 	return append(rows, uiRows()...)
@@ -318,6 +339,7 @@ type Config struct {
 	Sizes     []string `json:"sizes"`
 	Manifests int      `json:"manifests"`
 	Jobs      int      `json:"jobs"`
+	Clients   int      `json:"clients"`
 	MinBytes  int64    `json:"min_bytes"`
 	// Backend is custody's backends when not embedded (the custody
 	// column), e.g. "postgres-s3, 2 replica(s)".
@@ -350,10 +372,20 @@ type Target struct {
 	// what else the machine is doing.
 	CPU        float64   `json:"cpu_seconds"`
 	CPUSamples []float64 `json:"cpu_seconds_samples"`
+	// ClientCPU is the client's (the harness process's) CPU seconds in the
+	// measured phase: what serving a row costs the other side.
+	ClientCPU        float64   `json:"client_cpu_seconds"`
+	ClientCPUSamples []float64 `json:"client_cpu_seconds_samples"`
 	// P90 is the median over runs of each run's 90th percentile (ui-*
 	// rows, ms); P90Samples per run.
 	P90        float64   `json:"p90,omitempty"`
 	P90Samples []float64 `json:"p90_samples,omitempty"`
+	// P50 and P99 are the medians over runs of each run's operation
+	// latency percentiles (conc-* rows, ms).
+	P50        float64   `json:"p50_ms,omitempty"`
+	P99        float64   `json:"p99_ms,omitempty"`
+	P50Samples []float64 `json:"p50_ms_samples,omitempty"`
+	P99Samples []float64 `json:"p99_ms_samples,omitempty"`
 }
 
 func median(xs []float64) float64 {
@@ -372,18 +404,31 @@ func printTable(w io.Writer, res *Results) {
 	fmt.Fprintf(w, "\n%d CPUs, %s; runs=%d, median; reference = %s; load average %s -> %s\n",
 		res.Machine.NumCPU, res.Machine.CPU, res.Config.Runs, res.Machine.Reference, res.Machine.LoadStart, res.Machine.LoadEnd)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "row\tunit\tcustody\treference\tcustody/ref\tcustody RSS MiB\treference RSS MiB\tcustody CPU s\treference CPU s\t")
+	fmt.Fprintln(tw, "row\tunit\tcustody\treference\tcustody/ref\tcustody RSS MiB\treference RSS MiB\tcustody CPU s\treference CPU s\tclient CPU s (c|r)\t")
 	for _, r := range res.Rows {
 		if r.Custody.P90 > 0 {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%.2f\t%s\t\n", r.Name, r.Unit,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%.2f\t%s\t%.2f|%s\t\n", r.Name, r.Unit,
 			num(r.Custody.Median), peer(r, num(r.Reference.Median)), peer(r, fmt.Sprintf("%.2fx", r.Ratio)), r.Custody.PeakRSSMiB,
-			peer(r, fmt.Sprintf("%.0f", r.Reference.PeakRSSMiB)), r.Custody.CPU, peer(r, fmt.Sprintf("%.2f", r.Reference.CPU)))
+			peer(r, fmt.Sprintf("%.0f", r.Reference.PeakRSSMiB)), r.Custody.CPU, peer(r, fmt.Sprintf("%.2f", r.Reference.CPU)),
+			r.Custody.ClientCPU, peer(r, fmt.Sprintf("%.2f", r.Reference.ClientCPU)))
 	}
 	tw.Flush()
 	if p := peers(res); p != "" {
 		fmt.Fprintf(w, "reference column of the other rows: %s\n", p)
+	}
+	if hasLatency(res) {
+		fmt.Fprintf(w, "\nconcurrent rows: operation latency, ms (median over runs of each run's percentile)\n")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "row\tclients\tcustody p50\tcustody p99\treference p50\treference p99\t")
+		for _, r := range res.Rows {
+			if r.Custody.P99 > 0 {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t\n", r.Name, res.Config.Clients, num(r.Custody.P50), num(r.Custody.P99),
+					peer(r, num(r.Reference.P50)), peer(r, num(r.Reference.P99)))
+			}
+		}
+		tw.Flush()
 	}
 	if hasUI(res) {
 		fmt.Fprintf(w, "\nweb pages (server-side render, ms over loopback; target: median under %d ms)\n", uiTarget)
@@ -408,6 +453,11 @@ func peers(res *Results) string {
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+// hasLatency reports whether res holds conc-* rows, with latencies.
+func hasLatency(res *Results) bool {
+	return slices.ContainsFunc(res.Rows, func(r Row) bool { return r.Custody.P99 > 0 })
 }
 
 // hasUI reports whether res holds ui-* rows (they get their own table: a
@@ -445,16 +495,26 @@ func markdown(res *Results) string {
 	fmt.Fprintf(&b, "Command: `%s` (runs=%d, median; %d manifests, %d client jobs; took %s; load average %s at start, %s at end).\n\n",
 		res.Command, res.Config.Runs, res.Config.Manifests, res.Config.Jobs, res.Elapsed, res.Machine.LoadStart, res.Machine.LoadEnd)
 	if slices.ContainsFunc(res.Rows, func(r Row) bool { return r.Custody.P90 == 0 }) {
-		b.WriteString("| row | unit | custody | reference | custody/reference | custody peak RSS MiB | reference peak RSS MiB | custody server CPU s | reference server CPU s |\n")
-		b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		b.WriteString("| row | unit | custody | reference | custody/reference | custody peak RSS MiB | reference peak RSS MiB | custody server CPU s | reference server CPU s | client CPU s, custody | client CPU s, reference |\n")
+		b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	}
 	for _, r := range res.Rows {
 		if r.Custody.P90 > 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.0f | %s | %.2f | %s |\n", r.Name, r.Unit,
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.0f | %s | %.2f | %s | %.2f | %s |\n", r.Name, r.Unit,
 			num(r.Custody.Median), peer(r, num(r.Reference.Median)), peer(r, fmt.Sprintf("%.2fx", r.Ratio)), r.Custody.PeakRSSMiB,
-			peer(r, fmt.Sprintf("%.0f", r.Reference.PeakRSSMiB)), r.Custody.CPU, peer(r, fmt.Sprintf("%.2f", r.Reference.CPU)))
+			peer(r, fmt.Sprintf("%.0f", r.Reference.PeakRSSMiB)), r.Custody.CPU, peer(r, fmt.Sprintf("%.2f", r.Reference.CPU)),
+			r.Custody.ClientCPU, peer(r, fmt.Sprintf("%.2f", r.Reference.ClientCPU)))
+	}
+	if hasLatency(res) {
+		fmt.Fprintf(&b, "\nConcurrent rows, %d clients: operation latency in ms (median over runs of each run's percentile).\n\n", res.Config.Clients)
+		b.WriteString("| row | custody p50 | custody p99 | reference p50 | reference p99 |\n|---|---:|---:|---:|---:|\n")
+		for _, r := range res.Rows {
+			if r.Custody.P99 > 0 {
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", r.Name, num(r.Custody.P50), num(r.Custody.P99), peer(r, num(r.Reference.P50)), peer(r, num(r.Reference.P99)))
+			}
+		}
 	}
 	if p := peers(res); p != "" {
 		fmt.Fprintf(&b, "\nThe reference column of these rows is another peer: %s.\n", p)
@@ -496,7 +556,7 @@ type harness struct {
 	custodyBin string
 	refBin     string
 	work       string
-	payloads   map[int64][]*bench.FileLayer
+	payloads   map[string][]*bench.FileLayer // by size and count
 	seq        int
 	revision   string
 	started    time.Time
@@ -511,7 +571,7 @@ type harness struct {
 }
 
 func newHarness(ctx context.Context, o options) (*harness, error) {
-	h := &harness{ctx: ctx, o: o, payloads: map[int64][]*bench.FileLayer{}, started: time.Now()}
+	h := &harness{ctx: ctx, o: o, payloads: map[string][]*bench.FileLayer{}, started: time.Now()}
 	root, err := moduleRoot()
 	if err != nil {
 		return nil, err
@@ -598,12 +658,18 @@ func goCmd(ctx context.Context, dir string, env []string, args ...string) error 
 
 // payload returns the distinct random blobs of size n one run pushes.
 func (h *harness) payload(n int64) ([]*bench.FileLayer, error) {
-	if ls, ok := h.payloads[n]; ok {
-		return ls, nil
-	}
 	count := 1
 	if n < h.o.minBytes {
 		count = int((h.o.minBytes + n - 1) / n)
+	}
+	return h.payloadCount(n, count)
+}
+
+// payloadCount returns count distinct random blobs of size n.
+func (h *harness) payloadCount(n int64, count int) ([]*bench.FileLayer, error) {
+	key := fmt.Sprintf("%d-%d", n, count)
+	if ls, ok := h.payloads[key]; ok {
+		return ls, nil
 	}
 	dir := filepath.Join(h.work, "payload")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -612,7 +678,7 @@ func (h *harness) payload(n int64) ([]*bench.FileLayer, error) {
 	logf("generating %d random blob(s) of %s", count, formatSize(n))
 	var ls []*bench.FileLayer
 	for i := range count {
-		p := filepath.Join(dir, fmt.Sprintf("%s-%03d.bin", formatSize(n), i))
+		p := filepath.Join(dir, fmt.Sprintf("%s-%d-%03d.bin", formatSize(n), count, i))
 		if err := bench.WriteRandomFile(p, n); err != nil {
 			return nil, err
 		}
@@ -622,7 +688,7 @@ func (h *harness) payload(n int64) ([]*bench.FileLayer, error) {
 		}
 		ls = append(ls, l)
 	}
-	h.payloads[n] = ls
+	h.payloads[key] = ls
 	return ls, nil
 }
 
@@ -630,7 +696,7 @@ func (h *harness) runAll() (*Results, error) {
 	res := &Results{
 		Machine: machine(h.work),
 		Config: Config{
-			Runs: h.o.runs, Manifests: h.o.manifests, Jobs: h.o.jobs, MinBytes: h.o.minBytes,
+			Runs: h.o.runs, Manifests: h.o.manifests, Jobs: h.o.jobs, Clients: h.o.concurrency, MinBytes: h.o.minBytes,
 		},
 	}
 	res.Machine.Reference = refVersion(h.refBin)
@@ -638,7 +704,17 @@ func (h *harness) runAll() (*Results, error) {
 		res.Machine.Reference = "custody with audit.disableUnsafe (audit log off)"
 	}
 	if h.o.backend == backendPostgresS3 {
-		res.Machine.Reference = peerEmbedded
+		switch h.o.peer {
+		case peerEmbedded:
+			res.Machine.Reference = "custody embedded (SQLite + files)"
+		case peerOneReplica:
+			res.Machine.Reference = "custody on PostgreSQL + MinIO, 1 replica"
+		default:
+			res.Machine.Reference += " (s3 driver, same MinIO)"
+		}
+		if h.o.redirect {
+			res.Machine.Reference += ", blob redirects on"
+		}
 		res.Config.Backend = fmt.Sprintf("%s, %d replica(s)", h.o.backend, h.o.replicas)
 	}
 	res.Revision = h.revision
@@ -688,10 +764,16 @@ func (h *harness) runAll() (*Results, error) {
 				t.RSSMiB = append(t.RSSMiB, s.rssMiB)
 				t.PeakRSSMiB = max(t.PeakRSSMiB, s.rssMiB)
 				t.CPUSamples = append(t.CPUSamples, s.cpu)
+				t.ClientCPUSamples = append(t.ClientCPUSamples, s.clientCPU)
 				if s.p90 > 0 {
 					t.P90Samples = append(t.P90Samples, s.p90)
 				}
-				logf("%-14s run %d %-9s %10s %s in %.3fs, server CPU %.2fs, peak RSS %.0f MiB", name, run+1, target, num(s.value), s.unit, s.seconds, s.cpu, s.rssMiB)
+				if s.p99 > 0 {
+					t.P50Samples = append(t.P50Samples, s.p50)
+					t.P99Samples = append(t.P99Samples, s.p99)
+					logf("%-14s run %d %-9s latency p50 %.1f ms, p99 %.1f ms", name, run+1, target, s.p50, s.p99)
+				}
+				logf("%-14s run %d %-9s %10s %s in %.3fs, server CPU %.2fs, client CPU %.2fs, peak RSS %.0f MiB", name, run+1, target, num(s.value), s.unit, s.seconds, s.cpu, s.clientCPU, s.rssMiB)
 			}
 		}
 		if name == "audit-append" {
@@ -701,8 +783,15 @@ func (h *harness) runAll() (*Results, error) {
 		row.Reference.Median = median(row.Reference.Samples)
 		row.Custody.CPU = median(row.Custody.CPUSamples)
 		row.Reference.CPU = median(row.Reference.CPUSamples)
+		row.Custody.ClientCPU = median(row.Custody.ClientCPUSamples)
+		row.Reference.ClientCPU = median(row.Reference.ClientCPUSamples)
 		if len(row.Custody.P90Samples) > 0 {
 			row.Custody.P90 = median(row.Custody.P90Samples)
+		}
+		for _, t := range []*Target{&row.Custody, &row.Reference} {
+			if len(t.P99Samples) > 0 {
+				t.P50, t.P99 = median(t.P50Samples), median(t.P99Samples)
+			}
 		}
 		if len(row.Reference.Samples) == 0 {
 			row.Reference.Median = 0 // no peer: printed n/a
@@ -726,6 +815,11 @@ type sample struct {
 	rssMiB  float64
 	cpu     float64
 	p90     float64 // ui-* rows: the run's 90th percentile (ms)
+	// p50, p99: conc-* rows, the run's operation latency percentiles (ms)
+	p50, p99 float64
+	// clientCPU is the harness process's CPU seconds (the client's work:
+	// ggcr, hashing, the loopback TCP stack's share) in the measured phase.
+	clientCPU float64
 }
 
 // measure runs one row once against a fresh server of target.
@@ -787,6 +881,10 @@ func (h *harness) measure(row, target string) (sample, error) {
 	var start time.Time
 	kind, size, _ := strings.Cut(row, "-")
 	switch kind {
+	case "conc":
+		if err := h.measureConcurrent(row, srv, cl, &s); err != nil {
+			return s, err
+		}
 	case "push", "pull", "fetch":
 		n, err := parseSize(size)
 		if err != nil {
@@ -813,7 +911,7 @@ func (h *harness) measure(row, target string) (sample, error) {
 		if err := cl.Warm(repo); err != nil {
 			return s, err
 		}
-		cpu0 := srv.cpuSeconds()
+		cpu0, ccpu0 := srv.cpuSeconds(), clientCPU()
 		start = time.Now()
 		for _, l := range layers {
 			if kind == "push" {
@@ -836,6 +934,7 @@ func (h *harness) measure(row, target string) (sample, error) {
 		}
 		s.seconds = time.Since(start).Seconds()
 		s.cpu = math.Round((srv.cpuSeconds()-cpu0)*100) / 100
+		s.clientCPU = clientCPU() - ccpu0
 		s.ops = len(layers)
 		s.bytes = n * int64(len(layers))
 		s.unit = "MB/s"
@@ -866,13 +965,14 @@ func (h *harness) measure(row, target string) (sample, error) {
 		if size == "pull" {
 			op = func(i int) error { return cl.GetManifest(repo, ms[i].Digest()) }
 		}
-		cpu0 := srv.cpuSeconds()
+		cpu0, ccpu0 := srv.cpuSeconds(), clientCPU()
 		start = time.Now()
 		if err := parallel(len(ms), h.o.jobs, op); err != nil {
 			return s, err
 		}
 		s.seconds = time.Since(start).Seconds()
 		s.cpu = math.Round((srv.cpuSeconds()-cpu0)*100) / 100
+		s.clientCPU = clientCPU() - ccpu0
 		s.ops = len(ms)
 		s.unit = "ops/s"
 		s.value = float64(s.ops) / s.seconds
@@ -964,9 +1064,12 @@ func (h *harness) start(target, dir, data string) (*server, error) {
 	for attempt := range 3 {
 		var s *server
 		var err error
-		if target == targetCustody && h.o.backend == backendPostgresS3 {
-			s, err = h.startReplicated(dir, data)
-		} else if target == targetCustody || h.o.backend == backendPostgresS3 {
+		pgS3 := h.o.backend == backendPostgresS3
+		if target == targetCustody && pgS3 {
+			s, err = h.startReplicated(dir, data, h.o.replicas)
+		} else if pgS3 && h.o.peer == peerOneReplica {
+			s, err = h.startReplicated(dir, data, 1)
+		} else if target == targetCustody || (pgS3 && h.o.peer == peerEmbedded) {
 			s, err = h.startCustody(dir, data)
 		} else if h.o.peer == peerCustodyAuditOff {
 			s, err = h.startCustody(dir, data, "CUSTODY_AUDIT_DISABLE_UNSAFE=true")
@@ -1006,7 +1109,7 @@ func (h *harness) startCustody(dir, data string, env ...string) (*server, error)
 	s, err := h.spawn(dir, "custody.log", h.custodyBin,
 		// The reference registry runs without authentication; so does custody
 		// here, so the rows compare storage and protocol work alone.
-		[]string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "error", "--auth=none"},
+		custodyArgs(data, env),
 		append([]string{"CUSTODY_READY_FILE=" + ready}, env...))
 	if err != nil {
 		return nil, err
@@ -1024,25 +1127,42 @@ func (h *harness) startCustody(dir, data string, env ...string) (*server, error)
 	return s, h.waitHTTP(s, "/healthz", deadline, dir, "custody.log")
 }
 
+// custodyArgs returns the arguments of custody serve on data;
+// CUSTODY_BENCH_CONFIG in env (read by the harness only) names a
+// configuration file.
+func custodyArgs(data string, env []string) []string {
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-level", "error", "--auth=none"}
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "CUSTODY_BENCH_CONFIG="); ok {
+			args = append(args, "--config", v)
+		}
+	}
+	return args
+}
+
 func (h *harness) startReference(dir, data string, attempt int) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	storage := fmt.Sprintf("  filesystem:\n    rootdirectory: %s\n", data)
+	if h.o.backend == backendPostgresS3 {
+		if storage, err = h.referenceS3Config(dir); err != nil {
+			return nil, err
+		}
+	}
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: error
   accesslog:
     disabled: true
 storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
+%s  delete:
     enabled: true
 http:
   addr: %s
-`, data, addr)
+`, storage, addr)
 	cfgPath := filepath.Join(dir, "registry.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
@@ -1121,6 +1241,15 @@ func cpuSeconds(pid int) float64 {
 		return math.NaN()
 	}
 	return float64(ut+st) / 100
+}
+
+// clientCPU returns this process's user+system CPU seconds so far.
+func clientCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return math.NaN()
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // peakRSS reads a process's VmHWM (peak resident set size) in bytes.

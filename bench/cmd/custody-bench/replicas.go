@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -26,8 +27,15 @@ const (
 	backendPostgresS3 = "postgres-s3"
 )
 
-// peerEmbedded names the peer column with -backend postgres-s3.
-const peerEmbedded = "custody embedded (SQLite + files)"
+// Peers with -backend postgres-s3, besides the reference registry (which
+// then stores in the same MinIO with its s3 driver, under its own prefix).
+const (
+	// peerEmbedded: custody on SQLite and files.
+	peerEmbedded = "custody-embedded"
+	// peerOneReplica: custody on PostgreSQL + MinIO with one replica, to
+	// compare -replicas 2 with.
+	peerOneReplica = "custody-1-replica"
+)
 
 // checkBackend validates -backend and -replicas.
 func (o *options) checkBackend(peerSet bool) error {
@@ -40,11 +48,22 @@ func (o *options) checkBackend(peerSet bool) error {
 		if o.replicas != 1 && o.replicas != 2 {
 			return fmt.Errorf("-replicas %d: use 1 or 2", o.replicas)
 		}
-		if peerSet && o.peer != peerReference {
-			return errors.New("-peer cannot be combined with -backend postgres-s3 (its peer column is custody embedded)")
+		switch o.peer {
+		case peerReference, peerEmbedded:
+		case peerCustodyAuditOff:
+			return errors.New("-peer custody-audit-off runs custody embedded; leave out -backend")
+		case peerOneReplica:
+			if o.replicas != 2 {
+				return errors.New("-peer custody-1-replica compares -replicas 2 with one replica")
+			}
+		default:
+			return fmt.Errorf("-peer %q with -backend postgres-s3: use %s, %s or %s", o.peer, peerReference, peerEmbedded, peerOneReplica)
 		}
 	default:
 		return fmt.Errorf("-backend %q: use %s or %s", o.backend, backendEmbedded, backendPostgresS3)
+	}
+	if o.redirect && o.backend != backendPostgresS3 {
+		return errors.New("-redirect needs -backend postgres-s3")
 	}
 	return nil
 }
@@ -59,6 +78,7 @@ type services struct {
 	stops                           []func()
 	dbs                             []string
 	stores                          map[string][]string // run directory -> custody's environment
+	refPrefixes                     map[string]string   // run directory -> the reference's bucket prefix
 }
 
 // startServices finds or starts PostgreSQL and MinIO.
@@ -189,19 +209,27 @@ func (h *harness) storeEnv(dir string) ([]string, error) {
 	return env, nil
 }
 
-// startReplicated starts -replicas custody processes on the run's
-// PostgreSQL database and bucket prefix. Each has its own data directory
-// holding the same key files (copied from the first).
-func (h *harness) startReplicated(dir, data string) (*server, error) {
+// startReplicated starts n custody processes on the run's PostgreSQL
+// database and bucket prefix. Each has its own data directory holding the
+// same key files (copied from the first). With -redirect, they answer
+// blob GETs with a redirect to MinIO (s3.redirect in a configuration file).
+func (h *harness) startReplicated(dir, data string, n int) (*server, error) {
 	env, err := h.storeEnv(dir)
 	if err != nil {
 		return nil, err
+	}
+	if h.o.redirect {
+		cfg := filepath.Join(dir, "custody.yml")
+		if err := os.WriteFile(cfg, []byte("s3:\n  redirect: true\n"), 0o644); err != nil {
+			return nil, err
+		}
+		env = append(slices.Clone(env), "CUSTODY_BENCH_CONFIG="+cfg)
 	}
 	first, err := h.startCustody(dir, data, env...)
 	if err != nil {
 		return nil, err
 	}
-	for i := 2; i <= h.o.replicas; i++ {
+	for i := 2; i <= n; i++ {
 		rdir := filepath.Join(dir, fmt.Sprintf("replica-%d", i))
 		rdata := filepath.Join(rdir, "data")
 		if err := os.MkdirAll(rdata, 0o755); err != nil {
@@ -229,6 +257,37 @@ func (h *harness) startReplicated(dir, data string) (*server, error) {
 		first.replicas = append(first.replicas, s)
 	}
 	return first, nil
+}
+
+// referenceS3Config returns the reference registry's storage section on
+// the run's bucket under a prefix of its own (kept across the restart of a
+// pull row), with redirects as -redirect says.
+func (h *harness) referenceS3Config(dir string) (string, error) {
+	sv := h.svc
+	prefix, ok := sv.refPrefixes[dir]
+	if !ok {
+		prefix = "/bench-ref-" + strings.ToLower(rand.Text())[:12]
+		if sv.refPrefixes == nil {
+			sv.refPrefixes = map[string]string{}
+		}
+		sv.refPrefixes[dir] = prefix
+	}
+	u, err := url.Parse(sv.s3Endpoint)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf(`  s3:
+    accesskey: %q
+    secretkey: %q
+    region: us-east-1
+    regionendpoint: %q
+    forcepathstyle: true
+    secure: %t
+    bucket: %q
+    rootdirectory: %q
+  redirect:
+    disable: %t
+`, sv.access, sv.secret, sv.s3Endpoint, u.Scheme == "https", sv.bkt, prefix, !h.o.redirect), nil
 }
 
 // cpuSeconds is the CPU time of the server and its replicas.

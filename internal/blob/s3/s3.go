@@ -18,26 +18,34 @@
 // version ID: a plain DELETE on a versioned bucket only adds a delete
 // marker and keeps the bytes (and the bill).
 //
-// Put streams the content to a temporary object while hashing it (small
-// content in one PUT request, the rest as a multipart upload buffering one
-// part of PartSize bytes at a time, so memory stays flat whatever the blob's
-// size; every request carries a CRC32C checksum the server verifies),
-// checks digest and size, then copies the temporary object server-side to
-// its final key and deletes it. A blob is visible only at its final key,
-// which exists only once the content has been verified; S3 creates objects
-// atomically. Storing a blob that exists already writes no bytes; it
+// Put of content of known size streams it to its final key while hashing
+// it (up to a part in one PUT request, the rest as a multipart upload
+// buffering one part of PartSize bytes at a time, so memory stays flat
+// whatever the blob's size; every request carries a CRC32C checksum the
+// server verifies). The reader feeding the upload checks size and digest
+// before it hands out the last bytes, so on a mismatch the PUT or the
+// multipart upload fails before it completes and S3 never creates the
+// object: a blob is visible only at its final key, which exists only once
+// the content has been verified; S3 creates objects atomically. Content of
+// unknown size goes to a temporary object first, is verified, then copied
+// server-side to its final key. An upload cut off by a crash leaves an
+// incomplete multipart upload (no object), as it always did; a bucket
+// lifecycle rule (AbortIncompleteMultipartUpload) clears those. Storing a blob that exists already writes no bytes; it
 // rewrites the blob's re-upload marker instead, whose time ModTime reports
-// (what refreshing a file's mtime is for the filesystem store).
+// (what refreshing a file's mtime is for the filesystem store). Content of
+// at most 1 MiB (manifests, configs, small layers) is read into memory,
+// its size and digest checked, and only then written in one PUT: three
+// requests (HEAD, PUT, HEAD) where a temporary object and a copy took six.
 //
 // Resumable uploads keep each Append as its own part object. The size of an
 // upload is the end of its last part. An Append at an offset below that size
 // (resuming after an unacknowledged write) deletes the parts starting at or
 // past the offset; a part that straddles the offset is cut logically: the
 // next part's start bounds the bytes read from it, so no part is rewritten.
-// CommitUpload streams the parts in order through the hash into a temporary
-// object and installs it like Put: committing costs one read and one write
-// of the upload's bytes through this process plus a server-side copy (S3's
-// ComposeObject cannot join parts under 5 MiB, which Appends often are).
+// CommitUpload streams the parts in order through the hash to the blob's
+// final key, like Put with a known size: committing costs one read and one
+// write of the upload's bytes through this process (S3's ComposeObject
+// cannot join parts under 5 MiB, which Appends often are).
 //
 // # Beyond blob.Store
 //
@@ -46,9 +54,11 @@
 //   - ModTime (gc.Ager): the later of the blob object's LastModified and
 //     its re-upload marker's, to the second.
 //   - Verify (registry.Verifier): re-hashes the blob by streaming it (a full
-//     GET), unless this process wrote it or verified the same object
-//     version before (same ETag, version ID, size and LastModified, one
-//     HEAD). S3's own checksums cannot stand in for the digest: sha512 has
+//     GET), unless this process verified the same object version before
+//     (same ETag, version ID, size and LastModified) or the object carries
+//     the verified marker it was created with (user metadata
+//     Custody-Verified: digest and size, set only once the content was
+//     checked, as fs.Store's verified attribute): one HEAD. S3's own checksums cannot stand in for the digest: sha512 has
 //     none, and S3 (MinIO likewise) keeps a full-object SHA-256 only for
 //     single-request uploads; for multipart uploads its full-object
 //     checksums are CRC32, CRC32C and CRC64NVME only, SHA-256 is a
@@ -74,12 +84,14 @@
 package s3
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"slices"
@@ -286,8 +298,9 @@ func notFound(d digest.Digest, err error) error {
 	return fmt.Errorf("blob %s: %w", d, err)
 }
 
-// Open implements blob.Store. The reader is a *minio.Object: reads after a
-// Seek issue a ranged GET.
+// Open implements blob.Store. The reader reads a *minio.Object through a
+// read-ahead buffer of readAhead bytes; reads after a Seek issue a ranged
+// GET.
 func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error) {
 	if err := checkDigest(d); err != nil {
 		return nil, 0, err
@@ -301,7 +314,56 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, i
 		obj.Close()
 		return nil, 0, notFound(d, err)
 	}
-	return obj, info.Size, nil
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(obj)
+	return &object{obj: obj, br: br}, info.Size, nil
+}
+
+// readAhead is how much an opened blob reads from S3 at a time. A
+// *minio.Object hands every Read to its own goroutine and back; net/http
+// copies a response in 32 KiB reads, so serving a blob paid two goroutine
+// switches per 32 KiB, which cost a third of the download rate.
+const readAhead = 256 << 10
+
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readAhead) }}
+
+// object is an opened blob: its *minio.Object read through br.
+type object struct {
+	obj *minio.Object
+	br  *bufio.Reader
+}
+
+func (o *object) Read(p []byte) (int, error) {
+	if o.br == nil {
+		return 0, errClosed
+	}
+	return o.br.Read(p)
+}
+
+var errClosed = errors.New("s3: read of a closed blob")
+
+// Seek discards what was read ahead: the next Read starts at the new
+// offset.
+func (o *object) Seek(offset int64, whence int) (int64, error) {
+	if o.br == nil {
+		return 0, errClosed
+	}
+	if whence == io.SeekCurrent {
+		offset -= int64(o.br.Buffered())
+	}
+	n, err := o.obj.Seek(offset, whence)
+	o.br.Reset(o.obj)
+	return n, err
+}
+
+func (o *object) Close() error {
+	err := o.obj.Close()
+	if o.br != nil {
+		o.br.Reset(nil)
+		readers.Put(o.br)
+		o.br = nil
+	}
+	return err
 }
 
 // Put implements blob.Store.
@@ -312,8 +374,41 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 	return s.put(ctx, d, size, r)
 }
 
-// put stores r as blob d through a verified temporary object.
+// directMax is the largest content put writes straight to its final key:
+// it is read into memory and verified first, so the digest is known to
+// match before the one PUT request that creates the object. Manifests,
+// configs and small layers take this path; it bounds the memory of a put
+// as the multipart buffer (PartSize) does for larger content.
+const directMax = 1 << 20
+
+// put stores r as blob d through a verified temporary object, or, for
+// content of at most directMax bytes, verified in memory and written to
+// its final key in one request.
 func (s *Store) put(ctx context.Context, d digest.Digest, size int64, r io.Reader) (int64, error) {
+	var prefix []byte
+	if size <= directMax {
+		// Read one byte past the limit to tell small content from large
+		// content of unknown size.
+		buf := make([]byte, directMax+1)
+		n, err := fill(r, buf)
+		switch {
+		case err == io.EOF:
+			return s.putDirect(ctx, d, size, buf[:n])
+		case err != nil:
+			return 0, fmt.Errorf("put %s: reading content: %w", d, err)
+		case size >= 0:
+			return 0, fmt.Errorf("put %s: %w: more than %d bytes", d, blob.ErrSizeMismatch, size)
+		}
+		prefix = buf
+	}
+	if prefix != nil {
+		r = io.MultiReader(bytes.NewReader(prefix), r)
+	}
+	if size > directMax {
+		return s.putStreamed(ctx, d, size, r)
+	}
+	// Content of unknown size: through a temporary object, whose size is
+	// only known once it is written.
 	tmp, err := s.tempKey()
 	if err != nil {
 		return 0, err
@@ -336,6 +431,135 @@ func (s *Store) put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 	return n, nil
 }
 
+// putStreamed stores size bytes from r as blob d at its final key, in one
+// PUT or a multipart upload, created with its verified marker. r is read
+// through a verifyingReader, which checks length and digest before it
+// hands out the last bytes: on a mismatch the request or multipart upload
+// fails before S3 has the whole object, so S3 never creates it. This saves
+// the temporary object, the server-side copy of every byte and the
+// temporary object's removal. If d is stored already, the content is only
+// hashed and the re-upload recorded.
+func (s *Store) putStreamed(ctx context.Context, d digest.Digest, size int64, r io.Reader) (int64, error) {
+	key := s.blobKey(d)
+	vr := &verifyingReader{r: r, d: d, h: d.Algorithm().Hash(), want: size, left: size}
+	if _, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); err == nil {
+		if _, err := io.Copy(io.Discard, vr); err != nil {
+			return 0, fmt.Errorf("put %s: %w", d, err)
+		}
+		if err := s.touch(ctx, d); err != nil {
+			return 0, fmt.Errorf("put %s: recording the re-upload: %w", d, err)
+		}
+		return size, nil
+	} else if !isNotFound(err) {
+		return 0, fmt.Errorf("put %s: %w", d, err)
+	}
+	n, err := s.write(ctx, key, vr, size, verifiedMeta(d, size))
+	if err == nil && !vr.ok {
+		// Cannot happen (write checks the length, and the last bytes
+		// pass the digest check first); never leave such an object.
+		s.remove(key)
+		err = fmt.Errorf("%w: upload completed without the content check", blob.ErrDigestMismatch)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("put %s: %w", d, err)
+	}
+	if info, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); err == nil {
+		s.remember(d, identify(info))
+	}
+	return n, nil
+}
+
+// verifyingReader reads want bytes from r, hashing them. When a read
+// reaches the end, it first checks that r holds no more bytes and that
+// the content hashes to d, and returns an error instead of the last bytes
+// if not.
+type verifyingReader struct {
+	r          io.Reader
+	d          digest.Digest
+	h          hash.Hash
+	want, left int64
+	ok         bool  // the whole content was read and matched d
+	err        error // sticky
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	if v.left == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > v.left {
+		p = p[:v.left]
+	}
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	v.left -= int64(n)
+	if v.left == 0 {
+		var b [1]byte
+		m, rerr := io.ReadFull(v.r, b[:])
+		switch {
+		case m > 0:
+			v.err = fmt.Errorf("%w: more than %d bytes", blob.ErrSizeMismatch, v.want)
+		case rerr != io.EOF:
+			v.err = fmt.Errorf("reading content: %w", rerr)
+		default:
+			if got := digest.NewDigest(v.d.Algorithm(), v.h); got != v.d {
+				v.err = fmt.Errorf("%w: content is %s", blob.ErrDigestMismatch, got)
+			}
+		}
+		if v.err != nil {
+			return 0, v.err
+		}
+		v.ok = true
+		return n, nil
+	}
+	switch {
+	case err == io.EOF:
+		v.err = fmt.Errorf("%w: got %d bytes, want %d", blob.ErrSizeMismatch, v.want-v.left, v.want)
+		return 0, v.err
+	case err != nil:
+		v.err = err
+		return n, err
+	}
+	return n, nil
+}
+
+// putDirect stores b, already read in full, as blob d: it checks size and
+// digest, then creates the final key with one PUT (unless d is stored
+// already). S3 creates an object atomically, so the key appears only with
+// the verified content, as through a temporary object and a copy, without
+// the copy and the temporary object's removal.
+func (s *Store) putDirect(ctx context.Context, d digest.Digest, size int64, b []byte) (int64, error) {
+	n := int64(len(b))
+	if size >= 0 && n != size {
+		return 0, fmt.Errorf("put %s: %w: got %d bytes, want %d", d, blob.ErrSizeMismatch, n, size)
+	}
+	h := d.Algorithm().Hash()
+	h.Write(b)
+	if got := digest.NewDigest(d.Algorithm(), h); got != d {
+		return 0, fmt.Errorf("put %s: %w: content is %s", d, blob.ErrDigestMismatch, got)
+	}
+	key := s.blobKey(d)
+	if _, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); err == nil {
+		if err := s.touch(ctx, d); err != nil {
+			return 0, fmt.Errorf("put %s: recording the re-upload: %w", d, err)
+		}
+		return n, nil
+	} else if !isNotFound(err) {
+		return 0, fmt.Errorf("put %s: %w", d, err)
+	}
+	if _, err := s.write(ctx, key, bytes.NewReader(b), n, verifiedMeta(d, n)); err != nil {
+		return 0, fmt.Errorf("put %s: %w", d, err)
+	}
+	// The content was hashed before it was sent: the first Verify need
+	// not read it again. (A PUT's response carries no Last-Modified.)
+	if info, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); err == nil {
+		s.remember(d, identify(info))
+	}
+	return n, nil
+}
+
 // peekSize is how much of a stream of unknown size write reads ahead to
 // find out whether it fits in a single PUT request.
 const peekSize = 64 << 10
@@ -346,7 +570,7 @@ const peekSize = 64 << 10
 // known size up to a part, and short streams, go in one PUT request; the
 // rest in a multipart upload, one part buffered at a time. S3 creates the
 // object only if the whole request or upload succeeds.
-func (s *Store) write(ctx context.Context, key string, r io.Reader, size int64) (int64, error) {
+func (s *Store) write(ctx context.Context, key string, r io.Reader, size int64, meta ...map[string]string) (int64, error) {
 	cr := &checkedReader{r: r, limit: size}
 	var src io.Reader = cr
 	objSize := size
@@ -375,6 +599,7 @@ func (s *Store) write(ctx context.Context, key string, r io.Reader, size int64) 
 		// allocates several MiB per 64 MiB).
 		DisableContentSha256: true,
 		Checksum:             minio.ChecksumCRC32C,
+		UserMetadata:         firstMeta(meta),
 	})
 	switch {
 	case cr.err != nil:
@@ -438,7 +663,7 @@ func (s *Store) install(ctx context.Context, tmp string, d digest.Digest, size i
 	} else if !isNotFound(err) {
 		return fmt.Errorf("put %s: %w", d, err)
 	}
-	dst := minio.CopyDestOptions{Bucket: s.bucket, Object: key}
+	dst := minio.CopyDestOptions{Bucket: s.bucket, Object: key, ReplaceMetadata: true, UserMetadata: verifiedMeta(d, size)}
 	src := minio.CopySrcOptions{Bucket: s.bucket, Object: tmp}
 	var err error
 	if size <= 5<<30 {
@@ -456,6 +681,14 @@ func (s *Store) install(ctx context.Context, tmp string, d digest.Digest, size i
 		s.remember(d, identify(info))
 	}
 	return nil
+}
+
+// firstMeta returns the first of ms, or nil.
+func firstMeta(ms []map[string]string) map[string]string {
+	if len(ms) == 0 {
+		return nil
+	}
+	return ms[0]
 }
 
 // tempKey returns a fresh key for a temporary object.

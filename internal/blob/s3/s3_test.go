@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -260,5 +262,207 @@ func TestObjectLockBucket(t *testing.T) {
 	status, _, _, _, err := s.c.GetObjectLockConfig(t.Context(), s.bucket)
 	if err != nil || status != "Enabled" {
 		t.Fatalf("object lock of bucket %s: %q, %v; want Enabled", s.bucket, status, err)
+	}
+}
+
+// requestLog is an http.RoundTripper recording each request's method, key
+// and whether it was a server-side copy.
+type requestLog struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	reqs []string
+}
+
+func (l *requestLog) RoundTrip(r *http.Request) (*http.Response, error) {
+	e := r.Method + " " + r.URL.Path
+	if r.Header.Get("X-Amz-Copy-Source") != "" {
+		e += " (copy)"
+	}
+	l.mu.Lock()
+	l.reqs = append(l.reqs, e)
+	l.mu.Unlock()
+	return l.base.RoundTrip(r)
+}
+
+func (l *requestLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.reqs
+	l.reqs = nil
+	return r
+}
+
+// TestSmallPutWritesFinalKey checks that content up to directMax bytes
+// (manifests, configs) is verified in memory and written to its final key
+// in one PUT: no temporary object, no server-side copy, no delete. A
+// wrong digest still leaves nothing behind.
+func TestSmallPutWritesFinalKey(t *testing.T) {
+	opts := testOptions(t)
+	tr, err := minio.DefaultTransport(opts.Secure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := &requestLog{base: tr}
+	opts.Transport = rl
+	s := newStoreWith(t, opts)
+	ctx := t.Context()
+	for _, size := range []int64{-1, 0} {
+		data := []byte(fmt.Sprintf(`{"schemaVersion":2,"size":%d}`, size))
+		d := digest.SHA256.FromBytes(data)
+		if size == 0 {
+			size = int64(len(data))
+		}
+		rl.take()
+		if _, err := s.Put(ctx, d, size, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		reqs := rl.take()
+		var puts int
+		for _, r := range reqs {
+			if strings.Contains(r, "/uploads/") || strings.Contains(r, "(copy)") || strings.HasPrefix(r, "DELETE") {
+				t.Errorf("small put (size %d) sent %q; all: %q", size, r, reqs)
+			}
+			if strings.HasPrefix(r, "PUT") {
+				puts++
+			}
+		}
+		if puts != 1 {
+			t.Errorf("small put (size %d) sent %d PUTs, want 1: %q", size, puts, reqs)
+		}
+		if err := s.Verify(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		if reqs := rl.take(); len(reqs) != 1 {
+			t.Errorf("Verify after a small put sent %q, want one HEAD (the content was hashed on its way in)", reqs)
+		}
+	}
+	before := fmt.Sprint(keys(t, s))
+	data := []byte("small but wrong")
+	wrong := digest.SHA256.FromString("something else")
+	if _, err := s.Put(ctx, wrong, -1, bytes.NewReader(data)); !errors.Is(err, blob.ErrDigestMismatch) {
+		t.Fatalf("Put with a wrong digest: %v, want ErrDigestMismatch", err)
+	}
+	if _, err := s.Put(ctx, digest.SHA256.FromBytes(data), int64(len(data))+1, bytes.NewReader(data)); !errors.Is(err, blob.ErrSizeMismatch) {
+		t.Fatalf("Put with a wrong size: %v, want ErrSizeMismatch", err)
+	}
+	if after := fmt.Sprint(keys(t, s)); after != before {
+		t.Fatalf("refused puts changed the store: %s, was %s", after, before)
+	}
+}
+
+// TestLargePutWritesFinalKey checks that content of known size above
+// directMax goes straight to its final key (one PUT, or a multipart upload
+// for more than a part), with no temporary object and no server-side copy,
+// and that a wrong digest or length fails before S3 creates the object:
+// the store is left as it was, with no incomplete multipart upload.
+func TestLargePutWritesFinalKey(t *testing.T) {
+	opts := testOptions(t)
+	tr, err := minio.DefaultTransport(opts.Secure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := &requestLog{base: tr}
+	opts.Transport = rl
+	opts.PartSize = minPartSize
+	s := newStoreWith(t, opts)
+	ctx := t.Context()
+	for _, size := range []int{directMax + 1, 2*minPartSize + 17} {
+		data := make([]byte, size)
+		rand.Read(data)
+		d := digest.SHA256.FromBytes(data)
+		before := fmt.Sprint(keys(t, s))
+		rl.take()
+		wrongData := bytes.Clone(data)
+		wrongData[size-1] ^= 1
+		for _, c := range []struct {
+			name    string
+			content []byte
+			size    int64
+			want    error
+		}{
+			{"last byte flipped", wrongData, int64(size), blob.ErrDigestMismatch},
+			{"one byte short", data[:size-1], int64(size), blob.ErrSizeMismatch},
+			{"one byte more", append(bytes.Clone(data), 0), int64(size), blob.ErrSizeMismatch},
+		} {
+			if _, err := s.Put(ctx, d, c.size, bytes.NewReader(c.content)); !errors.Is(err, c.want) {
+				t.Fatalf("%d bytes, %s: Put = %v, want %v", size, c.name, err, c.want)
+			}
+			if after := fmt.Sprint(keys(t, s)); after != before {
+				t.Fatalf("%d bytes, %s: refused put changed the store: %s, was %s", size, c.name, after, before)
+			}
+			for u := range s.c.ListIncompleteUploads(ctx, s.bucket, s.prefix, true) {
+				if u.Err != nil {
+					t.Fatal(u.Err)
+				}
+				t.Fatalf("%d bytes, %s: incomplete multipart upload left: %s", size, c.name, u.Key)
+			}
+		}
+		rl.take()
+		if _, err := s.Put(ctx, d, int64(size), bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rl.take() {
+			if strings.Contains(r, "/uploads/") || strings.Contains(r, "(copy)") || strings.HasPrefix(r, "DELETE") {
+				t.Errorf("%d-byte put sent %q", size, r)
+			}
+		}
+		if err := s.Verify(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		// A second put of the same content stores nothing new.
+		if _, err := s.Put(ctx, d, int64(size), bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rl.take() {
+			if strings.HasPrefix(r, "PUT") && strings.Contains(r, "/blobs/") {
+				t.Errorf("second %d-byte put rewrote the blob: %q", size, r)
+			}
+		}
+	}
+}
+
+// TestOpenReadAhead checks the opened blob's read-ahead buffer against
+// seeks: SeekCurrent counts what was read, not what was buffered, and a
+// read after any seek starts at the new offset.
+func TestOpenReadAhead(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	data := make([]byte, 3*readAhead+123)
+	rand.Read(data)
+	d := digest.SHA256.FromBytes(data)
+	if _, err := s.Put(ctx, d, int64(len(data)), bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	f, size, err := s.Open(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if size != int64(len(data)) {
+		t.Fatalf("size %d, want %d", size, len(data))
+	}
+	buf := make([]byte, 1000)
+	if _, err := io.ReadFull(f, buf); err != nil || !bytes.Equal(buf, data[:1000]) {
+		t.Fatalf("first read: %v", err)
+	}
+	if pos, err := f.Seek(0, io.SeekCurrent); err != nil || pos != 1000 {
+		t.Fatalf("Seek(0, current) = %d, %v; want 1000", pos, err)
+	}
+	if _, err := io.ReadFull(f, buf); err != nil || !bytes.Equal(buf, data[1000:2000]) {
+		t.Fatalf("read after Seek(0, current): %v", err)
+	}
+	if pos, err := f.Seek(-500, io.SeekEnd); err != nil || pos != int64(len(data))-500 {
+		t.Fatalf("Seek(-500, end) = %d, %v", pos, err)
+	}
+	rest, err := io.ReadAll(f)
+	if err != nil || !bytes.Equal(rest, data[len(data)-500:]) {
+		t.Fatalf("read after Seek(-500, end): %d bytes, %v", len(rest), err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	all, err := io.ReadAll(f)
+	if err != nil || !bytes.Equal(all, data) {
+		t.Fatalf("read after Seek(0, start): %d bytes, %v", len(all), err)
 	}
 }

@@ -36,7 +36,10 @@ const maxVerified = 1 << 18
 // It costs one HEAD request when this process has already seen the
 // object's current version (ETag, version ID, size, modification time)
 // verified: written by Put or CommitUpload (whose content was hashed on its
-// way in), or hashed by an earlier Verify. Otherwise it streams the object
+// way in), or hashed by an earlier Verify; or when the object carries the
+// verified marker Put and CommitUpload create it with (so a restart does
+// not force every blob to be read twice on its first download). Otherwise
+// it streams the object
 // through the digest's hash, a full GET. S3 cannot vouch for the digest
 // itself: custody digests may be sha512, which S3 has no checksum for, and
 // S3's x-amz-checksum-sha256 of a multipart object is a checksum of the
@@ -59,6 +62,10 @@ func (s *Store) Verify(ctx context.Context, d digest.Digest) error {
 	ok := s.verified[d] == id
 	s.vmu.Unlock()
 	if ok {
+		return nil
+	}
+	if info.Metadata.Get(verifiedHeader) == verifiedValue(d, info.Size) {
+		s.remember(d, id)
 		return nil
 	}
 	// Read exactly the version examined.
@@ -84,6 +91,26 @@ func (s *Store) Verify(ctx context.Context, d digest.Digest) error {
 	}
 	s.remember(d, id)
 	return nil
+}
+
+// verifiedKey is the user metadata a blob's object is created with once
+// its content was verified (Put, CommitUpload): the digest and the size,
+// as fs.Store's verified attribute records them. S3 sets an object's
+// metadata in the request that creates it, and any rewrite creates a new
+// object whose metadata is its own: an object written behind the store's
+// back lacks the marker (or names another size) and is re-hashed.
+const verifiedKey = "Custody-Verified"
+
+// verifiedHeader is verifiedKey as a HEAD response carries it.
+const verifiedHeader = "X-Amz-Meta-" + verifiedKey
+
+func verifiedValue(d digest.Digest, size int64) string {
+	return fmt.Sprintf("%s %d", d, size)
+}
+
+// verifiedMeta is the user metadata of blob d's object of size bytes.
+func verifiedMeta(d digest.Digest, size int64) map[string]string {
+	return map[string]string{verifiedKey: verifiedValue(d, size)}
 }
 
 // remember records id as a verified version of blob d.

@@ -167,14 +167,30 @@ func TestVerifyCache(t *testing.T) {
 	if get, head := ct.counts(); get != 0 || head != 3 {
 		t.Fatalf("3 warm Verify calls: %d GET, %d HEAD; want 0 and 3", get, head)
 	}
-	s.verified = nil // as after a restart
+	// After a restart, the object's verified marker (written with it,
+	// once its content was checked) spares the download too.
+	s.verified = nil
 	if err := s.Verify(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if get, _ := ct.counts(); get != 1 {
-		t.Fatalf("cold Verify: %d GET, want 1", get)
+	if get, head := ct.counts(); get != 0 || head != 1 {
+		t.Fatalf("cold Verify of a blob the store wrote: %d GET, %d HEAD; want 0 and 1", get, head)
 	}
-	if err := s.Verify(ctx, d); err != nil {
+	// An object written behind the store's back carries no marker: a cold
+	// Verify streams it, then remembers it.
+	content := []byte("written behind the store's back")
+	other := digest.SHA256.FromBytes(content)
+	if _, err := s.c.PutObject(ctx, s.bucket, s.blobKey(other), bytes.NewReader(content), int64(len(content)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ct.counts()
+	if err := s.Verify(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if get, _ := ct.counts(); get != 1 {
+		t.Fatalf("cold Verify of an unmarked object: %d GET, want 1", get)
+	}
+	if err := s.Verify(ctx, other); err != nil {
 		t.Fatal(err)
 	}
 	if get, head := ct.counts(); get != 0 || head != 1 {
