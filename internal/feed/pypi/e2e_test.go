@@ -364,12 +364,18 @@ func TestPyPIRefusals(t *testing.T) {
 	const whl = "custody_demo-1.0.0-py3-none-any.whl"
 	badMD5 := uploadForm("custody-demo", "1.0.0", "bdist_wheel", whl, good, good)
 	badMD5.fields[7][1] = strings.Repeat("0", 32)
+	evilWheel := zipOf(t, map[string]string{"custody_demo/__init__.py": "", "../../evil.py": "boom"})
+	evilSdist := tgzOf(t, []tar.Header{{Name: "custody_demo-1.0.0/PKG-INFO", Typeflag: tar.TypeReg},
+		{Name: "custody_demo-1.0.0/link", Typeflag: tar.TypeSymlink, Linkname: "../../../etc/passwd"}})
 	cases := []struct {
 		name string
 		f    form
 		code int
 		want string
 	}{
+		{"traversal in wheel entry", uploadForm("custody-demo", "1.0.0", "bdist_wheel", whl, evilWheel, evilWheel), 400, "leaves its directory"},
+		{"link out of sdist", uploadForm("custody-demo", "1.0.0", "sdist", "custody_demo-1.0.0.tar.gz", evilSdist, evilSdist), 400, "points outside its directory"},
+		{"wheel not a zip", uploadForm("custody-demo", "1.0.0", "bdist_wheel", whl, []byte("not a zip"), []byte("not a zip")), 400, "not a zip archive"},
 		{"sha256 differs", uploadForm("custody-demo", "1.0.0", "bdist_wheel", whl, good, []byte("other")), 400, "does not match"},
 		{"md5 differs", badMD5, 400, "md5_digest"},
 		{"traversal in file name", uploadForm("custody-demo", "1.0.0", "sdist", "../../custody_demo-1.0.0.tar.gz", good, good), 400, "invalid file name"},
@@ -432,6 +438,40 @@ func TestPyPIRefusals(t *testing.T) {
 	if code, b := e.call("GET", "/pypi/pyfeed/files/custody-demo/..%2f..%2fx", "basic:__token__:"+e.reader, "", nil, nil); code != http.StatusBadRequest {
 		t.Errorf("escaped traversal in a download: %d %s", code, b)
 	}
+}
+
+// zipOf builds a zip of files (name -> content).
+func zipOf(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for name, c := range files {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = w.Write([]byte(c))
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// tgzOf builds a gzip'd tar of empty entries with the headers given.
+func tgzOf(t *testing.T, hdrs []tar.Header) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for i := range hdrs {
+		if err := tw.WriteHeader(&hdrs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = tw.Close()
+	_ = zw.Close()
+	return buf.Bytes()
 }
 
 // countFiles counts the regular files under dir (0 when it is absent).

@@ -41,6 +41,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -235,40 +236,70 @@ func fileExists(w http.ResponseWriter, file string) {
 	writeError(w, http.StatusBadRequest, "File already exists ('"+file+"'); a file, once uploaded, cannot be replaced. Upload a new version.")
 }
 
-// hashes computes the optional digests of an upload while it streams and
-// checks them at the end: a reader that fails instead of ending when the
-// content does not match, so the blob store keeps nothing.
-type hashes struct {
-	r        io.Reader
-	md5      hash.Hash
-	blake    hash.Hash
-	u        *Upload
-	mismatch string
+// verifier computes the optional digests of an upload while it streams,
+// keeps a copy in a temporary file and, at the end, checks the digests
+// and the archive's entries: a reader that fails instead of ending when
+// the content is refused, so the blob store keeps nothing.
+type verifier struct {
+	r      io.Reader
+	md5    hash.Hash
+	blake  hash.Hash
+	u      *Upload
+	tmp    *os.File
+	size   int64
+	done   bool
+	reason string // why the content is refused; empty when it is not
 }
 
-var errMismatch = errors.New("the content does not match its declared digest")
+var errRefused = errors.New("the uploaded content is refused")
 
-func newHashes(r io.Reader, u *Upload) *hashes {
+func newVerifier(r io.Reader, u *Upload) (*verifier, error) {
 	b, _ := blake2b.New256(nil)
-	return &hashes{r: r, md5: md5.New(), blake: b, u: u} //nolint:gosec // md5_digest
+	tmp, err := os.CreateTemp("", "custody-pypi-")
+	if err != nil {
+		return nil, err
+	}
+	return &verifier{r: r, md5: md5.New(), blake: b, u: u, tmp: tmp}, nil //nolint:gosec // md5_digest
 }
 
-func (x *hashes) Read(p []byte) (int, error) {
+// Close removes the temporary copy.
+func (x *verifier) Close() {
+	_ = x.tmp.Close()
+	_ = os.Remove(x.tmp.Name())
+}
+
+func (x *verifier) Read(p []byte) (int, error) {
+	if x.done {
+		if x.reason != "" {
+			return 0, errRefused
+		}
+		return 0, io.EOF
+	}
 	n, err := x.r.Read(p)
 	x.md5.Write(p[:n])
 	x.blake.Write(p[:n])
-	if errors.Is(err, io.EOF) {
-		switch {
-		case x.u.MD5 != "" && x.u.MD5 != hex.EncodeToString(x.md5.Sum(nil)):
-			x.mismatch = "md5_digest"
-		case x.u.Blake2b256 != "" && x.u.Blake2b256 != hex.EncodeToString(x.blake.Sum(nil)):
-			x.mismatch = "blake2_256_digest"
-		}
-		if x.mismatch != "" {
-			return n, errMismatch
+	if _, werr := x.tmp.Write(p[:n]); werr != nil {
+		return n, werr
+	}
+	x.size += int64(n)
+	if !errors.Is(err, io.EOF) {
+		return n, err
+	}
+	x.done = true
+	switch {
+	case x.u.MD5 != "" && x.u.MD5 != hex.EncodeToString(x.md5.Sum(nil)):
+		x.reason = "The digest supplied does not match a digest calculated from the uploaded file (md5_digest)"
+	case x.u.Blake2b256 != "" && x.u.Blake2b256 != hex.EncodeToString(x.blake.Sum(nil)):
+		x.reason = "The digest supplied does not match a digest calculated from the uploaded file (blake2_256_digest)"
+	default:
+		if cerr := checkArchive(x.tmp, x.size, x.u.Filename); cerr != nil {
+			x.reason = cerr.Error()
 		}
 	}
-	return n, err
+	if x.reason != "" {
+		return n, errRefused
+	}
+	return n, io.EOF
 }
 
 func (h *Handler) upload(w http.ResponseWriter, r *http.Request, feedName string) {
@@ -332,15 +363,25 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request, feedName string
 		h.fail(w, r, "read file", err)
 		return
 	}
-	hs := newHashes(content, u)
+	hs, err := newVerifier(content, u)
+	if err != nil {
+		h.fail(w, r, "temporary file", err)
+		return
+	}
+	defer hs.Close()
 	b, unlock, err := h.store.PutBlob(ctx, hs, -1, want)
 	defer unlock()
+	if err == nil && !hs.done {
+		// The store had the bytes already and stopped reading: verify
+		// the rest all the same (the blob is not this upload's to keep).
+		_, err = io.Copy(io.Discard, hs)
+	}
 	switch {
 	case errors.Is(err, feed.ErrChecksum):
 		invalid(http.StatusBadRequest, "The digest supplied does not match a digest calculated from the uploaded file (sha256_digest)")
 		return
-	case hs.mismatch != "":
-		invalid(http.StatusBadRequest, "The digest supplied does not match a digest calculated from the uploaded file ("+hs.mismatch+")")
+	case hs.reason != "":
+		invalid(http.StatusBadRequest, hs.reason)
 		return
 	case err != nil && bodyError(err):
 		return
@@ -418,7 +459,7 @@ func (h *Handler) existing(w http.ResponseWriter, r *http.Request, u *Upload, co
 		return
 	}
 	s := sha256.New()
-	if _, err := io.Copy(s, newHashes(content, u)); err != nil || digest.NewDigest(digest.SHA256, s) != want {
+	if _, err := io.Copy(s, content); err != nil || digest.NewDigest(digest.SHA256, s) != want {
 		record("", tag, "denied", "file exists")
 		fileExists(w, u.Filename)
 		return

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -117,7 +118,7 @@ func TestParseUpload(t *testing.T) {
 		want string
 	}{
 		"no content":        {body(twineFields("p", "1.0", sha), "", ""), "no content part"},
-		"digest after file": {append(body([][2]string{{":action", "file_upload"}, {"name", "p"}, {"version", "1.0"}, {"filetype", "sdist"}}, "p-1.0.tar.gz", "data")), "sha256_digest must be given before the content"},
+		"digest after file": {body([][2]string{{":action", "file_upload"}, {"name", "p"}, {"version", "1.0"}, {"filetype", "sdist"}}, "p-1.0.tar.gz", "data"), "sha256_digest must be given before the content"},
 		"traversal":         {body(twineFields("p", "1.0", sha), "../p-1.0.tar.gz", "data"), "invalid file name"},
 		"absolute":          {body(twineFields("p", "1.0", sha), "/etc/p-1.0.tar.gz", "data"), "invalid file name"},
 		"bad name":          {body(twineFields("../p", "1.0", sha), "p-1.0.tar.gz", "data"), "invalid project name"},
@@ -179,4 +180,27 @@ func TestWantsJSON(t *testing.T) {
 			t.Errorf("Accept %q: JSON %v, want %v", accept, got, want)
 		}
 	}
+}
+
+// FuzzCheckArchive: whatever the bytes, checkArchive answers (no panic,
+// no hang) and accepts nothing whose listing escapes.
+func FuzzCheckArchive(f *testing.F) {
+	f.Add([]byte("PK\x05\x06\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"), false)
+	f.Add([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0}, true)
+	f.Add([]byte("not an archive"), true)
+	f.Fuzz(func(t *testing.T, b []byte, tgz bool) {
+		name := "p-1.0-py3-none-any.whl"
+		if tgz {
+			name = "p-1.0.tar.gz"
+		}
+		tmp, err := os.CreateTemp(t.TempDir(), "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tmp.Close()
+		if _, err := tmp.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		_ = checkArchive(tmp, int64(len(b)), name)
+	})
 }
