@@ -414,7 +414,7 @@ func TestEntryEscapes(t *testing.T) {
 		}
 	}
 	for _, c := range []struct {
-		name, target string
+		name, target  string
 		symlink, want bool
 	}{
 		{"pkg/a", "b", true, false}, {"pkg/a", "../b", true, false}, {"pkg/a", "../../b", true, true},
