@@ -48,7 +48,13 @@ func startE2E(t *testing.T) *e2e {
 
 func (e *e2e) token(role auth.Role) string {
 	e.t.Helper()
-	body, _ := json.Marshal(auth.TokenRequest{Name: "py-" + string(role), Scopes: []auth.Scope{{Role: role, Repositories: []string{"pyfeed/**"}}}})
+	return e.tokenFor(role, "pyfeed/**")
+}
+
+func (e *e2e) tokenFor(role auth.Role, pattern string) string {
+	e.t.Helper()
+	body, _ := json.Marshal(auth.TokenRequest{Name: "py-" + string(role) + "-" + strings.NewReplacer("/", "-", "*", "x").Replace(pattern),
+		Scopes: []auth.Scope{{Role: role, Repositories: []string{pattern}}}})
 	code, out := e.call("POST", "/api/v1/tokens", "basic:admin:"+e.s.AdminPassword(), "application/json", nil, body)
 	if code != http.StatusCreated {
 		e.t.Fatalf("creating a %s token: %d %s", role, code, out)
@@ -256,11 +262,19 @@ func TestPyPIClients(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(string(b), `<a href="custody-demo/">custody-demo</a>`) {
 		t.Errorf("project list: %d\n%s", code, b)
 	}
+	// A caller who may read no project sees none listed, and cannot read it.
+	other := e.tokenFor(auth.RoleReader, "pyfeed/other")
+	if code, b = e.call("GET", "/pypi/pyfeed/simple/", "basic:__token__:"+other, "", nil, nil); code != http.StatusOK || strings.Contains(string(b), "custody-demo") {
+		t.Errorf("project list for a reader of pyfeed/other: %d\n%s", code, b)
+	}
+	if code, b = e.call("GET", "/pypi/pyfeed/simple/custody-demo/", "basic:__token__:"+other, "", nil, nil); code != http.StatusForbidden {
+		t.Errorf("index for a reader of pyfeed/other: %d\n%s", code, b)
+	}
 
 	// Overwriting a file with other bytes is refused; nothing changes.
 	before := e.index()
-	other := writeFile(t, t.TempDir(), "custody_demo-1.0.0-py3-none-any.whl", wheel(t, "1.0.0", "changed"))
-	out, err = e.twine(e.writer, other)
+	changed := writeFile(t, t.TempDir(), "custody_demo-1.0.0-py3-none-any.whl", wheel(t, "1.0.0", "changed"))
+	out, err = e.twine(e.writer, changed)
 	if err == nil || !strings.Contains(out, "400") {
 		t.Errorf("twine upload over an existing file was not refused: %v\n%s", err, out)
 	}
