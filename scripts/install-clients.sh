@@ -4,7 +4,8 @@
 # and the OCI distribution-spec conformance suite (as oci-conformance) from the
 # Go module proxy at pinned versions, and beside them the pinned static
 # analyser scripts/test.sh runs (staticcheck); skopeo, docker (docker.io: dockerd and
-# the docker CLI), podman and containerd (ctr), npm (the npm feed's tests), and chromium (the
+# the docker CLI), podman and containerd (ctr), npm (the npm feed's tests), twine and
+# python3-pip (the PyPI feed's tests; Debian's python3 is linked as python3), and chromium (the
 # browser tests' headless browser) from Debian's packages when they are missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -97,12 +98,16 @@ install_go_as oci-conformance github.com/opencontainers/distribution-spec/confor
 # Debian's packages, in one apt-get run beside the builds: each command and
 # the package that brings it.
 missing=()
-for pair in skopeo:skopeo docker:docker.io dockerd:docker.io podman:podman ctr:containerd containerd:containerd chromium:chromium git:git gpg:gnupg ssh-keygen:openssh-client npm:npm oathtool:oathtool; do
+for pair in skopeo:skopeo docker:docker.io dockerd:docker.io podman:podman ctr:containerd containerd:containerd chromium:chromium git:git gpg:gnupg ssh-keygen:openssh-client npm:npm oathtool:oathtool twine:twine; do
   cmd=${pair%%:*} pkg=${pair#*:}
   if ! command -v "$cmd" >/dev/null 2>&1 && [[ " ${missing[*]} " != *" $pkg "* ]]; then
     missing+=("$pkg")
   fi
 done
+# pip is a module of Debian's python3, not a command.
+if ! /usr/bin/python3 -m pip --version >/dev/null 2>&1; then
+  missing+=(python3-pip)
+fi
 if [ ${#missing[@]} -gt 0 ]; then (
   echo "installing ${missing[*]} (Debian packages)" >&2
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
@@ -113,7 +118,8 @@ for pid in "${pids[@]}"; do
   wait "$pid" || { echo "install-clients.sh: a client build or install failed" >&2; exit 1; }
 done
 
-for cmd in skopeo docker dockerd podman ctr containerd chromium npm; do
+for cmd in skopeo docker dockerd podman ctr containerd chromium npm twine; do
   ln -sf "$(command -v "$cmd")" "$bin/$cmd"
 done
+ln -sf /usr/bin/python3 "$bin/python3"
 echo "$bin"

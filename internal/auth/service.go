@@ -381,7 +381,7 @@ func (s *Service) basic(ctx context.Context, st *compiled, r *http.Request, user
 	case strings.HasPrefix(pass, tokenPrefix):
 		name, method = "", "token"
 		p, err = s.apiToken(st, pass)
-		if err == nil && user != p.Subject && user != "token" && user != "oauth2accesstoken" {
+		if err == nil && user != p.Subject && user != "token" && user != "oauth2accesstoken" && user != "__token__" {
 			err = &authError{subject: user, method: "token", reason: fmt.Sprintf("token belongs to %s, not %s", p.Subject, user)}
 		}
 	case looksLikeJWT(pass) && len(s.oidc) > 0:

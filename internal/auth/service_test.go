@@ -149,6 +149,7 @@ func TestAuthenticate(t *testing.T) {
 		{"unknown user", basic("mallory", testPassword), "", "", "unknown user or wrong password"},
 		{"token as token", basic("token", secret), "alice", "token", ""},
 		{"token as oauth2accesstoken", basic("oauth2accesstoken", secret), "alice", "token", ""},
+		{"token as __token__ (pip, twine)", basic("__token__", secret), "alice", "token", ""},
 		{"token as its owner", basic("alice", secret), "alice", "token", ""},
 		{"token as someone else", basic("bob", secret), "", "", "belongs to alice, not bob"},
 		{"token without prefix is a password", basic("alice", strings.TrimPrefix(secret, tokenPrefix)), "", "", "wrong password"},

@@ -95,8 +95,9 @@ type Config struct {
 
 // Ecosystems and kinds of package feeds.
 const (
-	FeedEcosystemNPM = "npm"
-	FeedKindHosted   = "hosted"
+	FeedEcosystemNPM  = "npm"
+	FeedEcosystemPyPI = "pypi"
+	FeedKindHosted    = "hosted"
 )
 
 // Feed is one package feed: served at /<ecosystem>/<name>/, its packages
@@ -104,7 +105,7 @@ const (
 type Feed struct {
 	// Name is the feed's name: one lowercase repository-name component.
 	Name string `yaml:"name"`
-	// Ecosystem is the package protocol: npm.
+	// Ecosystem is the package protocol: npm or pypi.
 	Ecosystem string `yaml:"ecosystem"`
 	// Kind is hosted (packages are published to custody), the default
 	// when empty.
@@ -927,8 +928,8 @@ func validateFeeds(feeds []Feed) error {
 			return fmt.Errorf("feeds[%d]: the name %q is taken by another feed", i, f.Name)
 		}
 		names[f.Name] = true
-		if f.Ecosystem != FeedEcosystemNPM {
-			return fmt.Errorf("feeds[%d] (%s): ecosystem %q: use npm", i, f.Name, f.Ecosystem)
+		if f.Ecosystem != FeedEcosystemNPM && f.Ecosystem != FeedEcosystemPyPI {
+			return fmt.Errorf("feeds[%d] (%s): ecosystem %q: use npm or pypi", i, f.Name, f.Ecosystem)
 		}
 		if f.Kind != "" && f.Kind != FeedKindHosted {
 			return fmt.Errorf("feeds[%d] (%s): kind %q: use hosted", i, f.Name, f.Kind)

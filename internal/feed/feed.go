@@ -29,8 +29,9 @@ import (
 
 // Ecosystems and kinds of feeds, as the configuration names them.
 const (
-	EcosystemNPM = config.FeedEcosystemNPM
-	KindHosted   = config.FeedKindHosted
+	EcosystemNPM  = config.FeedEcosystemNPM
+	EcosystemPyPI = config.FeedEcosystemPyPI
+	KindHosted    = config.FeedKindHosted
 )
 
 // ArtifactType is the artifactType of the versions of an ecosystem's

@@ -403,3 +403,25 @@ func TestLabelsConcurrent(t *testing.T) {
 		t.Errorf("%d distinct entries for %d writers: one overwrote another", len(seen), n)
 	}
 }
+
+func TestEntryEscapes(t *testing.T) {
+	for name, want := range map[string]bool{
+		"package/a.js": false, "a/../b": false, "./a": false, "a": false,
+		"": true, "/etc/passwd": true, "..": true, "../a": true, "a/../../b": true, "a\\..\\b": true, "a\x00": true,
+	} {
+		if got := feed.EntryEscapes(name); got != want {
+			t.Errorf("EntryEscapes(%q) = %v, want %v", name, got, want)
+		}
+	}
+	for _, c := range []struct {
+		name, target  string
+		symlink, want bool
+	}{
+		{"pkg/a", "b", true, false}, {"pkg/a", "../b", true, false}, {"pkg/a", "../../b", true, true},
+		{"pkg/a", "/etc/passwd", true, true}, {"pkg/a", "pkg/b", false, false}, {"pkg/a", "../b", false, true},
+	} {
+		if got := feed.LinkEscapes(c.name, c.target, c.symlink); got != c.want {
+			t.Errorf("LinkEscapes(%q, %q, %v) = %v, want %v", c.name, c.target, c.symlink, got, c.want)
+		}
+	}
+}

@@ -96,8 +96,10 @@ type File struct {
 // computed while the file is stored, so metadata documents are generated
 // without reading the file again.
 const (
-	AnnotationSHA1   = "dev.custody.feed.sha1"
-	AnnotationSHA512 = "dev.custody.feed.sha512"
+	AnnotationSHA1       = "dev.custody.feed.sha1"
+	AnnotationSHA512     = "dev.custody.feed.sha512"
+	AnnotationMD5        = "dev.custody.feed.md5"
+	AnnotationBlake2b256 = "dev.custody.feed.blake2b_256"
 )
 
 // Manifest annotations naming what a version is, in its ecosystem's own

@@ -35,6 +35,7 @@ import (
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/drill/drillhttp"
 	"github.com/custody-dev/custody/internal/feed/npm"
+	"github.com/custody-dev/custody/internal/feed/pypi"
 	"github.com/custody-dev/custody/internal/gc"
 	"github.com/custody-dev/custody/internal/generic"
 	"github.com/custody-dev/custody/internal/gitcommit/sourcehttp"
@@ -476,6 +477,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	// Package feeds (docs/feeds.md): each protocol over the same stores,
 	// access control and policies as the registry.
 	npmFeeds := npm.New(cfg.Feeds, blobs, md, public)
+	pypiFeeds := pypi.New(cfg.Feeds, blobs, md, public, canRead)
 	// /v2/ bypasses ServeMux, whose path cleaning would redirect
 	// "/v2/a/../b/..." or "a//b" to another repository instead of letting
 	// the registry refuse the name.
@@ -492,6 +494,11 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		// /npm/ reads package names from the escaped path ("@scope%2fname").
 		if strings.HasPrefix(r.URL.Path, npm.Prefix) {
 			npmFeeds.ServeHTTP(w, r)
+			return
+		}
+		// /pypi/ refuses escapes and redirects names to their normalised form itself.
+		if strings.HasPrefix(r.URL.Path, pypi.Prefix) {
+			pypiFeeds.ServeHTTP(w, r)
 			return
 		}
 		if strings.HasPrefix(r.URL.Path, "/api/v1/") && authz != nil {

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"regexp"
 	"strings"
 
@@ -224,27 +223,13 @@ func checkTarball(tgz []byte) error {
 		if err != nil {
 			return errors.New("the tarball is not a readable tar archive (or unpacks to more than 1 GiB)")
 		}
-		if escapes(h.Name) {
+		if feed.EntryEscapes(h.Name) {
 			return fmt.Errorf("the tarball's entry %q leaves the package directory", h.Name)
 		}
 		if h.Typeflag == tar.TypeSymlink || h.Typeflag == tar.TypeLink {
-			target := h.Linkname
-			if h.Typeflag == tar.TypeSymlink && !strings.HasPrefix(target, "/") {
-				target = path.Join(path.Dir(h.Name), target)
-			}
-			if escapes(target) {
+			if feed.LinkEscapes(h.Name, h.Linkname, h.Typeflag == tar.TypeSymlink) {
 				return fmt.Errorf("the tarball's link %q points outside the package directory", h.Name)
 			}
 		}
 	}
-}
-
-// escapes reports whether an archive path leaves the directory it is
-// unpacked in.
-func escapes(name string) bool {
-	if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "\\") || strings.ContainsRune(name, 0) {
-		return true
-	}
-	c := path.Clean(name)
-	return c == ".." || strings.HasPrefix(c, "../")
 }
