@@ -95,6 +95,7 @@ type Config struct {
 // Ecosystems and kinds of package feeds.
 const (
 	FeedEcosystemNPM = "npm"
+	FeedEcosystemGo  = "go"
 	FeedKindHosted   = "hosted"
 )
 
@@ -103,7 +104,7 @@ const (
 type Feed struct {
 	// Name is the feed's name: one lowercase repository-name component.
 	Name string `yaml:"name"`
-	// Ecosystem is the package protocol: npm.
+	// Ecosystem is the package protocol: npm or go (Go modules).
 	Ecosystem string `yaml:"ecosystem"`
 	// Kind is hosted (packages are published to custody), the default
 	// when empty.
@@ -885,8 +886,8 @@ func validateFeeds(feeds []Feed) error {
 			return fmt.Errorf("feeds[%d]: the name %q is taken by another feed", i, f.Name)
 		}
 		names[f.Name] = true
-		if f.Ecosystem != FeedEcosystemNPM {
-			return fmt.Errorf("feeds[%d] (%s): ecosystem %q: use npm", i, f.Name, f.Ecosystem)
+		if f.Ecosystem != FeedEcosystemNPM && f.Ecosystem != FeedEcosystemGo {
+			return fmt.Errorf("feeds[%d] (%s): ecosystem %q: use npm or go", i, f.Name, f.Ecosystem)
 		}
 		if f.Kind != "" && f.Kind != FeedKindHosted {
 			return fmt.Errorf("feeds[%d] (%s): kind %q: use hosted", i, f.Name, f.Kind)

@@ -30,6 +30,7 @@ import (
 // Ecosystems and kinds of feeds, as the configuration names them.
 const (
 	EcosystemNPM = config.FeedEcosystemNPM
+	EcosystemGo  = config.FeedEcosystemGo
 	KindHosted   = config.FeedKindHosted
 )
 
