@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/mod/module"
@@ -182,6 +183,12 @@ func FuzzCheckModule(f *testing.F) {
 
 func handler(t *testing.T) *httptest.Server {
 	t.Helper()
+	s, _ := handlerMeta(t)
+	return s
+}
+
+func handlerMeta(t *testing.T) (*httptest.Server, *sqlite.Store) {
+	t.Helper()
 	dir := t.TempDir()
 	blobs, err := fs.New(filepath.Join(dir, "blobs"))
 	if err != nil {
@@ -195,7 +202,7 @@ func handler(t *testing.T) *httptest.Server {
 	h := New([]config.Feed{{Name: "f", Ecosystem: "go", Kind: "hosted"}}, blobs, md, registry.Options{})
 	s := httptest.NewServer(h)
 	t.Cleanup(s.Close)
-	return s
+	return s, md
 }
 
 func call(t *testing.T, method, url string, b []byte) (*http.Response, string) {
@@ -266,5 +273,71 @@ func TestProtocol(t *testing.T) {
 	var info Info
 	if resp.StatusCode != 200 || json.Unmarshal([]byte(out), &info) != nil || info.Version != v || info.Time.IsZero() {
 		t.Errorf("@latest with only a pseudo-version: %d %q", resp.StatusCode, out)
+	}
+}
+
+// TestConcurrentPublish: of concurrent publishes of one version, one
+// stores it; the others with the same content get 200, with other
+// content 409, and the version is the winner's.
+func TestConcurrentPublish(t *testing.T) {
+	s := handler(t)
+	url := s.URL + "/go/f/example.test/race/@v/v1.0.0.zip"
+	zips := [][]byte{
+		zipOf(t, map[string]string{"example.test/race@v1.0.0/go.mod": "module example.test/race\n", "example.test/race@v1.0.0/a.go": "package race // a\n"}),
+		zipOf(t, map[string]string{"example.test/race@v1.0.0/go.mod": "module example.test/race\n", "example.test/race@v1.0.0/a.go": "package race // b\n"}),
+	}
+	const n = 8
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("PUT", url, bytes.NewReader(zips[i%2]))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	created, winner := 0, -1
+	for i, c := range codes {
+		if c == http.StatusCreated {
+			created++
+			winner = i % 2
+		}
+	}
+	if created != 1 {
+		t.Fatalf("codes %v: want exactly one 201", codes)
+	}
+	for i, c := range codes {
+		want := http.StatusOK
+		if i%2 != winner {
+			want = http.StatusConflict
+		}
+		if c != want && c != http.StatusCreated {
+			t.Errorf("publish %d (content %d, winner %d): %d, want %d", i, i%2, winner, c, want)
+		}
+	}
+	_, got := call(t, "GET", s.URL+"/go/f/example.test/race/@v/v1.0.0.zip", nil)
+	if got != string(zips[winner]) {
+		t.Errorf("the stored zip is not the winner's")
+	}
+}
+
+// TestInternalErrorsDoNotLeak: a failing store answers 500 naming only
+// the request ID.
+func TestInternalErrorsDoNotLeak(t *testing.T) {
+	s, md := handlerMeta(t)
+	md.Close()
+	for _, u := range []string{"/go/f/example.test/x/@v/list", "/go/f/example.test/x/@v/v1.0.0.info"} {
+		resp, out := call(t, "GET", s.URL+u, nil)
+		if resp.StatusCode != http.StatusInternalServerError || !strings.HasPrefix(out, "internal error; request ID ") || strings.Contains(out, "sql") || strings.Contains(out, "closed") {
+			t.Errorf("GET %s on a closed store: %d %q", u, resp.StatusCode, out)
+		}
 	}
 }
