@@ -62,9 +62,13 @@ func startE2E(t *testing.T) *e2e {
 	return e
 }
 
-func (e *e2e) token(role auth.Role) string {
+const app3Main = "package main\n\nimport \"example.test/mod\"\n\nfunc main() { println(mod.Hello()) }\n"
+
+func (e *e2e) token(role auth.Role) string { return e.scopedToken(role, "gofeed/**") }
+
+func (e *e2e) scopedToken(role auth.Role, repos string) string {
 	e.t.Helper()
-	body, _ := json.Marshal(auth.TokenRequest{Name: "go-" + string(role), Scopes: []auth.Scope{{Role: role, Repositories: []string{"gofeed/**"}}}})
+	body, _ := json.Marshal(auth.TokenRequest{Name: "go-" + string(role) + "-" + strings.NewReplacer("/", "-", "*", "x", ".", "-").Replace(repos), Scopes: []auth.Scope{{Role: role, Repositories: []string{repos}}}})
 	code, out := e.call("POST", "/api/v1/tokens", "admin", e.s.AdminPassword(), body)
 	if code != http.StatusCreated {
 		e.t.Fatalf("creating a %s token: %d %s", role, code, out)
@@ -278,6 +282,16 @@ func TestGoCommand(t *testing.T) {
 	_ = json.Unmarshal(m, &doc)
 	if len(doc.Layers) != 2 || !strings.Contains(string(sum), path+" v1.0.0/go.mod "+doc.Layers[0].Annotations["dev.custody.feed.h1"]+"\n") {
 		t.Errorf("go.sum's go.mod line is not custody's (%v):\n%s", doc.Layers, sum)
+	}
+
+	// A token that may read only this module's repository is enough:
+	// the go command gets past refusals of the path prefixes it may also
+	// look up (example.test).
+	narrow := e.scopedToken(auth.RoleReader, "gofeed/example.test/mod")
+	narrowApp := writeDir(t, map[string]string{"go.mod": "module example.test/app3\n\ngo 1.21\n", "main.go": app3Main})
+	netrcNarrow := "machine " + strings.TrimPrefix(e.https, "https://") + " login token password " + narrow + "\n"
+	if out, err := e.goCmd(narrowApp, netrcNarrow, "get", path+"@v1.0.0"); err != nil {
+		t.Errorf("go get with a token for the module's repository only: %v\n%s", err, out)
 	}
 
 	// Without credentials the go command is refused and says so.
