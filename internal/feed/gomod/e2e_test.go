@@ -323,3 +323,31 @@ func appendEntry(t *testing.T, zb []byte, name, content string) []byte {
 	}
 	return buf.Bytes()
 }
+
+// TestPublishCommand publishes with 'custody gomod publish'.
+func TestPublishCommand(t *testing.T) {
+	e := startE2E(t)
+	dir := writeDir(t, map[string]string{"go.mod": "module example.test/Cli\n\ngo 1.21\n", "cli.go": "package cli\n"})
+	run := func(token string, args ...string) (string, error) {
+		cmd := exec.Command(testserver.Binary(t), append([]string{"gomod", "publish", "--server", e.s.URL}, args...)...)
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "CUSTODY_TOKEN="+token, "CUSTODY_SERVER=")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run(e.writer, "gofeed", "example.test/Cli@v1.0.0", dir)
+	if err != nil || !strings.Contains(out, "published example.test/Cli@v1.0.0 h1:") {
+		t.Fatalf("custody gomod publish: %v\n%s", err, out)
+	}
+	if out, err := run(e.writer, "gofeed", "example.test/Cli@v1.0.0", dir); err != nil || !strings.Contains(out, "already published") {
+		t.Errorf("publishing again: %v\n%s", err, out)
+	}
+	if out, err := run(e.reader, "gofeed", "example.test/Cli@v1.1.0", dir); err == nil || !strings.Contains(out, "403") {
+		t.Errorf("publishing with a reader token: %v\n%s", err, out)
+	}
+	if out, err := run(e.writer, "gofeed", "example.test/Other@v1.0.0", dir); err == nil || !strings.Contains(out, `declares module "example.test/Cli"`) {
+		t.Errorf("publishing under another module path: %v\n%s", err, out)
+	}
+	if code, b := e.call("GET", "/go/gofeed/example.test/!cli/@v/list", "token", e.reader, nil); code != http.StatusOK || string(b) != "v1.0.0\n" {
+		t.Errorf("@v/list: %d %q", code, b)
+	}
+}

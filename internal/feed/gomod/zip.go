@@ -93,3 +93,31 @@ func CheckModule(path, version, zipFile string) (*Module, error) {
 	}
 	return m, nil
 }
+
+// PublishPath is the URL path a version of module path is published at in
+// feed: /go/<feed>/<module>/@v/<version>.zip, case-encoded.
+func PublishPath(feedName, path, version string) (string, error) {
+	if err := module.Check(path, version); err != nil {
+		return "", err
+	}
+	if module.CanonicalVersion(version) != version {
+		return "", fmt.Errorf("version %q is not canonical (%q)", version, module.CanonicalVersion(version))
+	}
+	ep, err := module.EscapePath(path)
+	if err != nil {
+		return "", err
+	}
+	ev, err := module.EscapeVersion(version)
+	if err != nil {
+		return "", err
+	}
+	return Prefix + feedName + "/" + ep + "/@v/" + ev + ".zip", nil
+}
+
+// Zip writes the module zip of the module in dir as path at version, as
+// the go command would build it (golang.org/x/mod/zip.CreateFromDir: the
+// files of the module, without nested modules, vendor directories and
+// version-control metadata).
+func Zip(w io.Writer, path, version, dir string) error {
+	return modzip.CreateFromDir(w, module.Version{Path: path, Version: version}, dir)
+}
