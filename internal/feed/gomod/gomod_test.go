@@ -155,8 +155,12 @@ func FuzzCheckModule(f *testing.F) {
 	f.Add(zipOf(f, map[string]string{modV1 + "../x": "x"}))
 	f.Add(zipOf(f, map[string]string{modV1 + "go.mod": "module other\n"}))
 	f.Add([]byte("PK\x03\x04"))
+	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p := writeTemp(t, b)
+		p := filepath.Join(dir, "fuzz.zip")
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 		m, err := CheckModule("example.test/mod", "v1.0.0", p)
 		if err != nil {
 			return
