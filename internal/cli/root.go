@@ -73,6 +73,7 @@ login', else http://127.0.0.1:5000.`,
 		newScanCmd(),
 		newMigrateCmd(),
 		newAssessCmd(),
+		newGomodCmd(),
 	)
 	return root
 }

@@ -97,6 +97,7 @@ type Config struct {
 const (
 	FeedEcosystemNPM  = "npm"
 	FeedEcosystemPyPI = "pypi"
+	FeedEcosystemGo   = "go"
 	FeedKindHosted    = "hosted"
 )
 
@@ -105,7 +106,7 @@ const (
 type Feed struct {
 	// Name is the feed's name: one lowercase repository-name component.
 	Name string `yaml:"name"`
-	// Ecosystem is the package protocol: npm or pypi.
+	// Ecosystem is the package protocol: npm, pypi or go (Go modules).
 	Ecosystem string `yaml:"ecosystem"`
 	// Kind is hosted (packages are published to custody), the default
 	// when empty.
@@ -928,8 +929,8 @@ func validateFeeds(feeds []Feed) error {
 			return fmt.Errorf("feeds[%d]: the name %q is taken by another feed", i, f.Name)
 		}
 		names[f.Name] = true
-		if f.Ecosystem != FeedEcosystemNPM && f.Ecosystem != FeedEcosystemPyPI {
-			return fmt.Errorf("feeds[%d] (%s): ecosystem %q: use npm or pypi", i, f.Name, f.Ecosystem)
+		if f.Ecosystem != FeedEcosystemNPM && f.Ecosystem != FeedEcosystemPyPI && f.Ecosystem != FeedEcosystemGo {
+			return fmt.Errorf("feeds[%d] (%s): ecosystem %q: use npm, pypi or go", i, f.Name, f.Ecosystem)
 		}
 		if f.Kind != "" && f.Kind != FeedKindHosted {
 			return fmt.Errorf("feeds[%d] (%s): kind %q: use hosted", i, f.Name, f.Kind)

@@ -181,3 +181,20 @@ func TestTrustedProxies(t *testing.T) {
 		t.Fatalf("defaults: %+v %+v", d.Proxy, d.Auth)
 	}
 }
+
+func TestGoFeed(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte("feeds:\n- {name: gomods, ecosystem: go, kind: hosted}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p, nil)
+	if err != nil || len(c.Feeds) != 1 || c.Feeds[0] != (Feed{Name: "gomods", Ecosystem: FeedEcosystemGo, Kind: FeedKindHosted}) {
+		t.Fatalf("Load = %+v, %v", c.Feeds, err)
+	}
+	if err := os.WriteFile(p, []byte("feeds:\n- {name: gomods, ecosystem: go, kind: proxy}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p, nil); err == nil || !strings.Contains(err.Error(), `kind "proxy"`) {
+		t.Fatalf("a go proxy feed was accepted: %v", err)
+	}
+}

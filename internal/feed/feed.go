@@ -31,6 +31,7 @@ import (
 const (
 	EcosystemNPM  = config.FeedEcosystemNPM
 	EcosystemPyPI = config.FeedEcosystemPyPI
+	EcosystemGo   = config.FeedEcosystemGo
 	KindHosted    = config.FeedKindHosted
 )
 

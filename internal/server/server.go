@@ -34,6 +34,7 @@ import (
 	"github.com/custody-dev/custody/internal/catalog"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/drill/drillhttp"
+	"github.com/custody-dev/custody/internal/feed/gomod"
 	"github.com/custody-dev/custody/internal/feed/npm"
 	"github.com/custody-dev/custody/internal/feed/pypi"
 	"github.com/custody-dev/custody/internal/gc"
@@ -478,6 +479,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	// access control and policies as the registry.
 	npmFeeds := npm.New(cfg.Feeds, blobs, md, public)
 	pypiFeeds := pypi.New(cfg.Feeds, blobs, md, public, canRead)
+	goFeeds := gomod.New(cfg.Feeds, blobs, md, public)
 	// /v2/ bypasses ServeMux, whose path cleaning would redirect
 	// "/v2/a/../b/..." or "a//b" to another repository instead of letting
 	// the registry refuse the name.
@@ -499,6 +501,11 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		// /pypi/ refuses escapes and redirects names to their normalised form itself.
 		if strings.HasPrefix(r.URL.Path, pypi.Prefix) {
 			pypiFeeds.ServeHTTP(w, r)
+			return
+		}
+		// /go/ reads case-encoded module paths from the escaped path.
+		if strings.HasPrefix(r.URL.Path, gomod.Prefix) {
+			goFeeds.ServeHTTP(w, r)
 			return
 		}
 		if strings.HasPrefix(r.URL.Path, "/api/v1/") && authz != nil {
