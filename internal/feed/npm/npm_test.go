@@ -257,3 +257,51 @@ func TestPackumentForms(t *testing.T) {
 		}
 	}
 }
+
+// TestTarballEscapes: npm unpacks a tarball dropping its first path
+// component ("package/"), and follows symlinks earlier entries made; so
+// "package/../x" lands beside the package directory, and a chain of links
+// that each look harmless lexically leads out. Every such tarball is
+// refused, by the parser and at the route, storing nothing.
+func TestTarballEscapes(t *testing.T) {
+	sym := func(name, target string) tar.Header {
+		return tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: target}
+	}
+	hard := func(name, target string) tar.Header {
+		return tar.Header{Name: name, Typeflag: tar.TypeLink, Linkname: target}
+	}
+	file := func(name string) tar.Header { return tar.Header{Name: name} }
+	bad := map[string][]tar.Header{
+		"dot-dot after the first component": {file("package/package.json"), file("package/../x")},
+		"symlink chain":                     {file("package/package.json"), sym("package/l", ".."), sym("package/l/up", ".."), file("package/l/up/evil")},
+		"symlink through a symlink":         {file("package/package.json"), sym("package/l", ".."), sym("package/m", "l/..")},
+		"symlink up to the root":            {file("package/package.json"), sym("package/l", "..")},
+		"absolute symlink":                  {file("package/package.json"), sym("package/l", "/etc")},
+		"hardlink with dot-dot":             {file("package/package.json"), hard("package/h", "package/../x")},
+		"empty symlink target":              {file("package/package.json"), sym("package/l", "")},
+	}
+	for name, entries := range bad {
+		tgz := tarball(t, entries...)
+		if _, err := ParsePublish(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, nil), Name{Base: "left"}); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	// Links that stay inside still pass: npm packs hardlinks within the
+	// package as such, and a symlink pointing down is harmless.
+	ok := tarball(t, file("package/package.json"), file("package/lib/a.js"), hard("package/lib/b.js", "package/lib/a.js"), sym("package/c.js", "lib/a.js"))
+	if _, err := ParsePublish(body("left", "left-1.0.0.tgz", "1.0.0", ok, ok, nil), Name{Base: "left"}); err != nil {
+		t.Errorf("inside links: %v", err)
+	}
+
+	// At the route: 400 in npm's shape, and the package does not exist.
+	srv := handler(t)
+	tgz := tarball(t, bad["symlink chain"]...)
+	resp, b := call(t, "PUT", srv.URL+"/npm/f/left", "", body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, nil))
+	var e struct{ Error string }
+	if resp.StatusCode != 400 || json.Unmarshal(b, &e) != nil || e.Error == "" {
+		t.Errorf("publish: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := call(t, "GET", srv.URL+"/npm/f/left", "", nil); resp.StatusCode != 404 {
+		t.Errorf("after the refusal the package exists: %d %s", resp.StatusCode, b)
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"regexp"
 	"strings"
 
@@ -202,8 +201,14 @@ func ValidDistTag(tag string) bool {
 }
 
 // checkTarball reads the tarball's entries (gzip'd tar) and refuses one
-// whose entries leave the package directory: absolute paths, "..", links
-// pointing out. It stores nothing and caps what it unpacks.
+// whose entries could leave the package directory. npm unpacks dropping
+// the first path component ("package/") and follows the symlinks earlier
+// entries made, so a lexical check of each path alone is not enough
+// ("package/../x" lands beside the package; links to ".." chain out).
+// The rule is therefore strict and needs no file system: no path and no
+// link target is empty, absolute, or has a ".." component, so every path
+// and every symlink only ever leads down. It stores nothing and caps what
+// it unpacks.
 func checkTarball(tgz []byte) error {
 	zr, err := gzip.NewReader(bytes.NewReader(tgz))
 	if err != nil {
@@ -225,26 +230,25 @@ func checkTarball(tgz []byte) error {
 			return errors.New("the tarball is not a readable tar archive (or unpacks to more than 1 GiB)")
 		}
 		if escapes(h.Name) {
-			return fmt.Errorf("the tarball's entry %q leaves the package directory", h.Name)
+			return fmt.Errorf("the tarball's entry %q leaves the package directory (absolute, or with a '..' component)", h.Name)
 		}
-		if h.Typeflag == tar.TypeSymlink || h.Typeflag == tar.TypeLink {
-			target := h.Linkname
-			if h.Typeflag == tar.TypeSymlink && !strings.HasPrefix(target, "/") {
-				target = path.Join(path.Dir(h.Name), target)
-			}
-			if escapes(target) {
-				return fmt.Errorf("the tarball's link %q points outside the package directory", h.Name)
-			}
+		if (h.Typeflag == tar.TypeSymlink || h.Typeflag == tar.TypeLink) && escapes(h.Linkname) {
+			return fmt.Errorf("the tarball's link %q points outside the package directory (its target is absolute, empty or has a '..' component)", h.Name)
 		}
 	}
 }
 
-// escapes reports whether an archive path leaves the directory it is
-// unpacked in.
+// escapes reports whether an archive path could lead out of the
+// directory it is unpacked in: empty, absolute, a backslash or NUL, or
+// any ".." component.
 func escapes(name string) bool {
 	if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "\\") || strings.ContainsRune(name, 0) {
 		return true
 	}
-	c := path.Clean(name)
-	return c == ".." || strings.HasPrefix(c, "../")
+	for c := range strings.SplitSeq(name, "/") {
+		if c == ".." {
+			return true
+		}
+	}
+	return false
 }
