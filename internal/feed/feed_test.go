@@ -403,3 +403,52 @@ func TestLabelsConcurrent(t *testing.T) {
 		t.Errorf("%d distinct entries for %d writers: one overwrote another", len(seen), n)
 	}
 }
+
+// TestLabelLogFull: a label log entry with the highest sequence (a writer
+// can push any tag over /v2/) leaves no next entry to append. Setting or
+// removing the label is then refused with a clear error, never reported
+// as done while the label stays where it was, and nothing is tagged.
+func TestLabelLogFull(t *testing.T) {
+	ctx := context.Background()
+	s, md, rec := newStore(t)
+	r := httptest.NewRequest("PUT", "/", nil)
+	d1, err := put(t, s, "f/pkg", "1.0.0", "a", []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := put(t, s, "f/pkg", "2.0.0", "a", []byte("2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Tag(ctx, r, "f/pkg", "__latest.9999999999", d1); err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.Tags(ctx, "f/pkg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(rec.events)
+	if err := s.SetLabel(ctx, r, "f/pkg", "latest", d2); err == nil || !errors.Is(err, registry.ErrDenied) {
+		t.Errorf("SetLabel on a full log: %v, want a refusal", err)
+	}
+	if removed, err := s.RemoveLabel(ctx, r, "f/pkg", "latest"); err == nil || !errors.Is(err, registry.ErrDenied) {
+		t.Errorf("RemoveLabel on a full log: %v %v, want a refusal", removed, err)
+	}
+	after, err := s.Tags(ctx, "f/pkg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(after, " ") != strings.Join(before, " ") {
+		t.Errorf("refused label changes tagged: %v -> %v", before, after)
+	}
+	// Each refusal is audited, as a refusal.
+	if got := rec.events[n:]; len(got) != 2 || got[0].Result != "denied" || got[1].Result != "denied" {
+		t.Errorf("audit after the refusals: %s", rec.actions())
+	}
+	if l, err := s.Labels(ctx, "f/pkg", after); err != nil || l["latest"] != d1 {
+		t.Errorf("labels = %v, %v", l, err)
+	}
+	if d, err := md.ResolveTag(ctx, "f/pkg", "__latest.9999999999"); err != nil || d != d1 {
+		t.Errorf("the last entry moved: %s %v", d, err)
+	}
+}
