@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -303,5 +304,34 @@ func TestTarballEscapes(t *testing.T) {
 	}
 	if resp, b := call(t, "GET", srv.URL+"/npm/f/left", "", nil); resp.StatusCode != 404 {
 		t.Errorf("after the refusal the package exists: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestPublishDistTagCount: npm sends one dist-tag with a publish. A body
+// naming thousands (each a tag, each appended after listing the
+// repository's tags) would make one request cost quadratic work and
+// leave thousands of tags; more than maxPublishDistTags is refused and
+// nothing is stored.
+func TestPublishDistTagCount(t *testing.T) {
+	tgz := tarball(t, tar.Header{Name: "package/package.json"})
+	tags := map[string]string{}
+	for i := range 2000 {
+		tags[fmt.Sprintf("t%d", i)] = "1.0.0"
+	}
+	if _, err := ParsePublish(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, tags), Name{Base: "left"}); err == nil || !strings.Contains(err.Error(), "dist-tags") {
+		t.Errorf("2000 dist-tags: %v", err)
+	}
+	srv := handler(t)
+	resp, b := call(t, "PUT", srv.URL+"/npm/f/left", "", body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, tags))
+	if resp.StatusCode != 400 {
+		t.Errorf("publish: %d %.200s", resp.StatusCode, b)
+	}
+	if resp, b := call(t, "GET", srv.URL+"/npm/f/left", "", nil); resp.StatusCode != 404 {
+		t.Errorf("after the refusal the package exists: %d %.200s", resp.StatusCode, b)
+	}
+	// A few are fine.
+	few := map[string]string{"latest": "1.0.0", "next": "1.0.0"}
+	if _, err := ParsePublish(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, few), Name{Base: "left"}); err != nil {
+		t.Errorf("two dist-tags: %v", err)
 	}
 }

@@ -28,6 +28,8 @@ const MaxPublish = 128 << 20
 const (
 	maxUnpacked = 1 << 30
 	maxEntries  = 100000
+	// maxPublishDistTags caps the dist-tags one publish sets.
+	maxPublishDistTags = 16
 )
 
 // semverRE is semver.org's grammar without build metadata, which npm
@@ -154,6 +156,12 @@ func ParsePublish(body []byte, want Name) (*Publish, error) {
 	}
 	if !strings.EqualFold(vd.Dist.Shasum, p.SHA1) {
 		return nil, errors.New("the tarball does not match dist.shasum (sha1); nothing was stored")
+	}
+	// npm sends one; each is a tag appended to the label log, so a
+	// publish naming thousands would cost quadratic work and leave
+	// thousands of tags.
+	if len(doc.DistTags) > maxPublishDistTags {
+		return nil, fmt.Errorf("a publish may set at most %d dist-tags (the document has %d); add more with npm dist-tag", maxPublishDistTags, len(doc.DistTags))
 	}
 	for tag, v := range doc.DistTags {
 		if v != p.Version {
