@@ -143,6 +143,9 @@ func IdentityOf(claims map[string]string) (Identity, error) {
 		if claims["email_verified"] != "true" {
 			return Identity{}, errors.New("the token's email is not verified by its issuer")
 		}
+		if !certEmail(email) {
+			return Identity{}, errors.New("the token's email cannot be a certificate's email address: it must be local@domain in printable ASCII without spaces")
+		}
 		id.Subject, id.Email = email, email
 		return id, nil
 	}
@@ -192,6 +195,19 @@ func IdentityOf(claims map[string]string) (Identity, error) {
 		}
 	}
 	return id, nil
+}
+
+// certEmail reports whether email can be a certificate's email SAN: an
+// IA5String (RFC 5280), here printable ASCII without spaces, as
+// local@domain with neither part empty.
+func certEmail(email string) bool {
+	for i := 0; i < len(email); i++ {
+		if email[i] <= ' ' || email[i] > '~' {
+			return false
+		}
+	}
+	at := strings.LastIndexByte(email, '@')
+	return at > 0 && at < len(email)-1
 }
 
 // githubURL is the GitHub server of a GitHub Actions issuer: a GitHub

@@ -258,3 +258,17 @@ func benchmarkIssue(b *testing.B, c *CA) {
 		}
 	}
 }
+
+// TestIdentityEmailNotIA5: an email SAN is an IA5String, so a verified
+// email outside ASCII (or with spaces or controls) cannot be named in a
+// certificate. It is refused as the token's fault (403), not found out
+// while signing (a 500 with an audit error).
+func TestIdentityEmailNotIA5(t *testing.T) {
+	for _, email := range []string{"dév@example.org", "dev@exämple.org", "a b@example.org", "dev@example.org\n", "no-at-sign"} {
+		if id, err := IdentityOf(map[string]string{"iss": "https://id.example", "sub": "1", "email": email, "email_verified": "true"}); err == nil {
+			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			_, ierr := testCA(t).Issue(id, &k.PublicKey)
+			t.Errorf("email %q accepted (issuing then: %v)", email, ierr)
+		}
+	}
+}
