@@ -335,3 +335,42 @@ func TestPublishDistTagCount(t *testing.T) {
 		t.Errorf("two dist-tags: %v", err)
 	}
 }
+
+// TestDistRegistryFields: a version's dist is the registry's word, so
+// fields only a registry may state (its signatures, the provenance
+// attestations it verified, npm's old PGP signature) are never taken
+// from the publisher: npm audit signatures would fetch and trust them.
+// The publisher's file count and unpacked size stay.
+func TestDistRegistryFields(t *testing.T) {
+	srv := handler(t)
+	tgz := tarball(t, tar.Header{Name: "package/package.json"})
+	var doc map[string]any
+	_ = json.Unmarshal(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, nil), &doc)
+	v := doc["versions"].(map[string]any)["1.0.0"].(map[string]any)
+	d := v["dist"].(map[string]any)
+	d["signatures"] = []any{map[string]any{"keyid": "SHA256:jl3bwswu80PjjokCgh0o2w5c2U4LhQAE57gj9cz1kzA", "sig": "MEUCIQ=="}}
+	d["attestations"] = map[string]any{"url": "https://evil.example/attestations/left@1.0.0", "provenance": map[string]any{"predicateType": "https://slsa.dev/provenance/v1"}}
+	d["npm-signature"] = "-----BEGIN PGP SIGNATURE-----"
+	d["fileCount"] = 1
+	d["unpackedSize"] = 42
+	b, _ := json.Marshal(doc)
+	if resp, out := call(t, "PUT", srv.URL+"/npm/f/left", "", b); resp.StatusCode != 200 {
+		t.Fatalf("publish: %d %s", resp.StatusCode, out)
+	}
+	for _, path := range []string{"/npm/f/left", "/npm/f/left/1.0.0"} {
+		for _, accept := range []string{"", AbbreviatedType} {
+			resp, out := call(t, "GET", srv.URL+path, accept, nil)
+			if resp.StatusCode != 200 {
+				t.Fatalf("GET %s: %d %s", path, resp.StatusCode, out)
+			}
+			for _, bad := range []string{"signatures", "attestations", "evil.example", "npm-signature"} {
+				if strings.Contains(string(out), bad) {
+					t.Errorf("GET %s (%s) serves the publisher's %q: %s", path, accept, bad, out)
+				}
+			}
+			if !strings.Contains(string(out), `"fileCount":1`) || !strings.Contains(string(out), `"unpackedSize":42`) {
+				t.Errorf("GET %s (%s) dropped fileCount/unpackedSize: %s", path, accept, out)
+			}
+		}
+	}
+}
