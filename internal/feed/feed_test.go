@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -450,5 +451,52 @@ func TestLabelLogFull(t *testing.T) {
 	}
 	if d, err := md.ResolveTag(ctx, "f/pkg", "__latest.9999999999"); err != nil || d != d1 {
 		t.Errorf("the last entry moved: %s %v", d, err)
+	}
+}
+
+// TestVersionAtDamagedManifest: the manifest is where a version's files
+// and their recorded hashes come from (npm's dist.integrity, the tarball's
+// digest), so a manifest whose stored bytes were altered is not read as
+// the version: its bytes are checked against its digest, as the config's
+// and the files' are.
+func TestVersionAtDamagedManifest(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	blobs, err := fs.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := sqlite.Open(filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { md.Close() })
+	s := feed.NewStore(blobs, md, registry.Options{Auditor: &recorder{}})
+	d, err := put(t, s, "f/pkg", "1.0.0", "a", []byte("content"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.VersionAt(ctx, "f/pkg", d)
+	if err != nil || len(v.Files) != 1 {
+		t.Fatalf("VersionAt: %+v %v", v, err)
+	}
+	want := v.Files[0].Annotations[feed.AnnotationSHA512]
+	// Alter the recorded hash in the stored manifest, as someone with
+	// write access to the storage could.
+	p := filepath.Join(dir, "blobs", "blobs", "sha256", d.Encoded()[:2], d.Encoded())
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := strings.Repeat("0", len(want))
+	if err := os.WriteFile(p, bytes.Replace(b, []byte(want), []byte(forged), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, err = s.VersionAt(ctx, "f/pkg", d)
+	if !errors.Is(err, feed.ErrDamaged) {
+		t.Errorf("VersionAt of an altered manifest: %v, want ErrDamaged; files %+v", err, v.Files)
+	}
+	if err == nil && v.Files[0].Annotations[feed.AnnotationSHA512] == forged {
+		t.Error("the forged hash was read as the version's")
 	}
 }
