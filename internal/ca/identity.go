@@ -161,6 +161,16 @@ func IdentityOf(claims map[string]string) (Identity, error) {
 	case claims["ci_config_ref_uri"] != "":
 		p = &gitlab
 		vars["url"] = strings.TrimSuffix(iss, "/")
+		// The signer URI is https:// and this claim: it must name the
+		// issuer's own GitLab instance, or any issuer whose tokens carry
+		// the claim could be certified as any workflow anywhere.
+		instance := vars["url"]
+		for _, scheme := range []string{"https://", "http://"} {
+			instance = strings.TrimPrefix(instance, scheme)
+		}
+		if !strings.HasPrefix(claims["ci_config_ref_uri"], instance+"/") {
+			return Identity{}, errors.New("the token's ci_config_ref_uri names another host than its issuer's GitLab instance")
+		}
 		switch claims["ref_type"] {
 		case "branch":
 			vars["git_ref"] = "refs/heads/" + claims["ref"]

@@ -272,3 +272,33 @@ func TestIdentityEmailNotIA5(t *testing.T) {
 		}
 	}
 }
+
+// TestIdentityGitLabBoundToIssuer: GitLab's build signer URI is https://
+// followed by the ci_config_ref_uri claim, which names the GitLab
+// instance; a token whose claim names another host (any trusted issuer
+// that lets a claim be chosen) would get a certificate for someone else's
+// workflow, such as a GitHub one. Such a token is refused.
+func TestIdentityGitLabBoundToIssuer(t *testing.T) {
+	claims := func(iss, ref string) map[string]string {
+		return map[string]string{"iss": iss, "sub": "project_path:platform/app", "ci_config_ref_uri": ref, "project_path": "platform/app"}
+	}
+	for _, c := range []map[string]string{
+		claims("https://idp.example", "github.com/acme/app/.github/workflows/release.yml@refs/heads/main"),
+		claims("https://gitlab.example.org", "gitlab.example.org.evil.example/platform/app//.gitlab-ci.yml@refs/heads/main"),
+		claims("https://gitlab.example.org", "gitlab.example.org@evil.example/x"),
+	} {
+		if id, err := IdentityOf(c); err == nil {
+			t.Errorf("%s with ci_config_ref_uri %s: certified as %s", c["iss"], c["ci_config_ref_uri"], id.URI)
+		}
+	}
+	// The instance's own, also under a relative URL root.
+	for iss, ref := range map[string]string{
+		"https://gitlab.example.org":  "gitlab.example.org/platform/app//.gitlab-ci.yml@refs/heads/main",
+		"https://gitlab.example.org/": "gitlab.example.org/platform/app//.gitlab-ci.yml@refs/heads/main",
+		"https://example.org/gitlab":  "example.org/gitlab/platform/app//.gitlab-ci.yml@refs/heads/main",
+	} {
+		if id, err := IdentityOf(claims(iss, ref)); err != nil || id.URI != "https://"+ref {
+			t.Errorf("%s, %s: %+v %v", iss, ref, id, err)
+		}
+	}
+}
