@@ -220,13 +220,22 @@ func certEmail(email string) bool {
 	return at > 0 && at < len(email)-1
 }
 
-// githubURL is the GitHub server of a GitHub Actions issuer: a GitHub
-// Enterprise Server's issuer is https://HOST/_services/token.
+// githubIssuer is GitHub Actions' OIDC issuer on github.com.
+const githubIssuer = "https://token.actions.githubusercontent.com"
+
+// githubURL is the server of an issuer whose tokens have GitHub Actions'
+// claims: github.com for GitHub's own issuer, else the issuer's origin (a
+// GitHub Enterprise Server's issuer is https://HOST/_services/token;
+// Forgejo's and others' have the same claims). Only GitHub's issuer may
+// name workflows on github.com.
 func githubURL(iss string) string {
-	if u, err := url.Parse(iss); err == nil && strings.HasSuffix(u.Path, "/_services/token") {
+	if strings.TrimSuffix(iss, "/") == githubIssuer {
+		return "https://github.com"
+	}
+	if u, err := url.Parse(iss); err == nil && u.Host != "" {
 		return u.Scheme + "://" + u.Host
 	}
-	return "https://github.com"
+	return strings.TrimSuffix(iss, "/")
 }
 
 // expand fills a template's {claim} references; ok is false when one is

@@ -99,7 +99,7 @@ func TestIdentityKinds(t *testing.T) {
 	}
 	// A claim value is never read as a template.
 	id, _ = IdentityOf(map[string]string{"iss": "https://i", "sub": "x", "job_workflow_ref": "{sub}"})
-	if id.URI != "https://github.com/{sub}" {
+	if id.URI != "https://i/{sub}" {
 		t.Errorf("claim value expanded: %s", id.URI)
 	}
 }
@@ -299,6 +299,34 @@ func TestIdentityGitLabBoundToIssuer(t *testing.T) {
 	} {
 		if id, err := IdentityOf(claims(iss, ref)); err != nil || id.URI != "https://"+ref {
 			t.Errorf("%s, %s: %+v %v", iss, ref, id, err)
+		}
+	}
+}
+
+// TestIdentityGitHubBoundToIssuer: GitHub's layout puts the GitHub server
+// in front of the job_workflow_ref claim. Only GitHub's own issuer is
+// github.com; any other issuer whose tokens carry the claim (a GitHub
+// Enterprise Server, Forgejo Actions, or an identity provider that lets
+// a claim be chosen) is named by its own origin, never as a workflow on
+// github.com.
+func TestIdentityGitHubBoundToIssuer(t *testing.T) {
+	ref := "acme/app/.github/workflows/release.yml@refs/heads/main"
+	for iss, want := range map[string]string{
+		"https://token.actions.githubusercontent.com":  "https://github.com/" + ref,
+		"https://token.actions.githubusercontent.com/": "https://github.com/" + ref,
+		"https://ghe.example/_services/token":          "https://ghe.example/" + ref,
+		"https://idp.example":                          "https://idp.example/" + ref,
+		"https://forgejo.example/api/actions":          "https://forgejo.example/" + ref,
+		"http://127.0.0.1:8080":                        "http://127.0.0.1:8080/" + ref,
+	} {
+		id, err := IdentityOf(map[string]string{"iss": iss, "sub": "repo:acme/app", "job_workflow_ref": ref, "repository": "acme/app"})
+		if err != nil || id.URI != want {
+			t.Errorf("%s: %q %v, want %q", iss, id.URI, err, want)
+		}
+		for _, e := range id.Extensions {
+			if e.Id.Equal(oidSourceRepoURI) && !strings.Contains(string(e.Value), strings.TrimSuffix(want, "/"+ref)+"/acme/app") {
+				t.Errorf("%s: source repository %q", iss, e.Value)
+			}
 		}
 	}
 }
