@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha1" //nolint:gosec // npm's shasum
 	"crypto/sha512"
 	"encoding/base64"
@@ -15,8 +16,10 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/blob/fs"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/meta/sqlite"
@@ -372,5 +375,62 @@ func TestDistRegistryFields(t *testing.T) {
 				t.Errorf("GET %s (%s) dropped fileCount/unpackedSize: %s", path, accept, out)
 			}
 		}
+	}
+}
+
+// auditLog keeps audit events.
+type auditLog struct {
+	mu     sync.Mutex
+	events []audit.Event
+}
+
+func (a *auditLog) Record(_ context.Context, e audit.Event) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.events = append(a.events, e)
+}
+
+func (a *auditLog) len() int { a.mu.Lock(); defer a.mu.Unlock(); return len(a.events) }
+
+// TestDistTagRefusalsAudited: a dist-tag change refused because its
+// version or dist-tag does not exist is a refused write like any other:
+// it is in the audit log, and nothing changed.
+func TestDistTagRefusalsAudited(t *testing.T) {
+	dir := t.TempDir()
+	blobs, err := fs.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := sqlite.Open(filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { md.Close() })
+	log := &auditLog{}
+	srv := httptest.NewServer(New([]config.Feed{{Name: "f", Ecosystem: "npm", Kind: "hosted"}}, blobs, md, registry.Options{Auditor: log}))
+	t.Cleanup(srv.Close)
+	tgz := tarball(t, tar.Header{Name: "package/package.json"})
+	if resp, b := call(t, "PUT", srv.URL+"/npm/f/left", "", body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, nil)); resp.StatusCode != 200 {
+		t.Fatalf("publish: %d %s", resp.StatusCode, b)
+	}
+	_, before := call(t, "GET", srv.URL+"/npm/f/-/package/left/dist-tags", "", nil)
+	for _, c := range []struct{ method, path, body string }{
+		{"PUT", "/npm/f/-/package/left/dist-tags/beta", `"9.9.9"`},
+		{"DELETE", "/npm/f/-/package/left/dist-tags/beta", ""},
+	} {
+		n := log.len()
+		resp, b := call(t, c.method, srv.URL+c.path, "", []byte(c.body))
+		if resp.StatusCode != 404 {
+			t.Errorf("%s %s: %d %s", c.method, c.path, resp.StatusCode, b)
+		}
+		log.mu.Lock()
+		got := log.events[n:]
+		if len(got) != 1 || got[0].Action != "npm.dist-tag" || got[0].Result != "invalid" || got[0].Repo != "f/left" {
+			t.Errorf("%s %s audited as %+v", c.method, c.path, got)
+		}
+		log.mu.Unlock()
+	}
+	if _, after := call(t, "GET", srv.URL+"/npm/f/-/package/left/dist-tags", "", nil); string(after) != string(before) {
+		t.Errorf("dist-tags changed: %s -> %s", before, after)
 	}
 }
