@@ -81,7 +81,12 @@ func signWith(t *testing.T, key *ecdsa.PrivateKey, c jwt.MapClaims) string {
 	return s
 }
 
-const workflowIdentity = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
+// workflow is the identity custody certifies for githubClaims: the
+// workflow under the issuer's own origin (only GitHub's issuer names
+// workflows on github.com).
+func (f *issuer) workflow() string {
+	return f.hs.URL + "/acme/app/.github/workflows/release.yml@refs/heads/main"
+}
 
 type caServer struct {
 	srv      *testserver.Server
@@ -203,7 +208,7 @@ func TestCosignKeylessSignAndVerify(t *testing.T) {
 		return run(append(args, image)...)
 	}
 	env = append(env, "SIGSTORE_CT_LOG_PUBLIC_KEY_FILE="+s.ctlogPub)
-	out, err := verify(workflowIdentity, "--certificate-chain", s.caPEM)
+	out, err := verify(s.issuer.workflow(), "--certificate-chain", s.caPEM)
 	if err != nil {
 		t.Fatalf("cosign verify: %v\n%s", err, out)
 	}
@@ -221,16 +226,16 @@ func TestCosignKeylessSignAndVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	env[len(env)-1] = "SIGSTORE_CT_LOG_PUBLIC_KEY_FILE=" + other
-	if out, err := verify(workflowIdentity, "--certificate-chain", s.caPEM); err == nil || !strings.Contains(out, "ctfe public key") {
+	if out, err := verify(s.issuer.workflow(), "--certificate-chain", s.caPEM); err == nil || !strings.Contains(out, "ctfe public key") {
 		t.Fatalf("cosign verify with another CT log's key: %v\n%s", err, out)
 	}
 	env = env[:len(env)-1]
 	// The server's trusted_root.json alone: cosign v2 and v3.
-	if out, err := verify(workflowIdentity, "--trusted-root", trustedRoot); err != nil {
+	if out, err := verify(s.issuer.workflow(), "--trusted-root", trustedRoot); err != nil {
 		t.Fatalf("cosign verify --trusted-root: %v\n%s", err, out)
 	}
 	cosign3 := testserver.Client(t, "cosign3")
-	cmd := exec.Command(cosign3, "verify", "--trusted-root", trustedRoot, "--certificate-identity", workflowIdentity,
+	cmd := exec.Command(cosign3, "verify", "--trusted-root", trustedRoot, "--certificate-identity", s.issuer.workflow(),
 		"--certificate-oidc-issuer", s.issuer.hs.URL, "--insecure-ignore-tlog", "--allow-insecure-registry", image)
 	cmd.Env = env
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -250,13 +255,13 @@ func TestCosignKeylessSignAndVerify(t *testing.T) {
 	}
 	// ...and verifies that bundle (certificate, SCT, time-stamp) with the
 	// trusted root; only the transparency log is still missing.
-	cmd = exec.Command(cosign3, "verify", "--trusted-root", trustedRoot, "--certificate-identity", workflowIdentity,
+	cmd = exec.Command(cosign3, "verify", "--trusted-root", trustedRoot, "--certificate-identity", s.issuer.workflow(),
 		"--certificate-oidc-issuer", s.issuer.hs.URL, "--insecure-ignore-tlog", "--new-bundle-format", "--allow-insecure-registry", image)
 	cmd.Env = env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cosign v3 verify of its own keyless bundle: %v\n%s", err, out)
 	}
-	s.mustAudit(t, "ok", workflowIdentity)
+	s.mustAudit(t, "ok", s.issuer.workflow())
 }
 
 // TestSigningCertRefusals: refused requests get 4xx, no certificate, and
@@ -311,8 +316,8 @@ func TestSigningCertRefusals(t *testing.T) {
 	if got := leaf.NotAfter.Sub(leaf.NotBefore); got != ca.DefaultValidity {
 		t.Errorf("validity %s, want %s", got, ca.DefaultValidity)
 	}
-	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != workflowIdentity {
-		t.Errorf("SAN %v, want %s", leaf.URIs, workflowIdentity)
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != s.issuer.workflow() {
+		t.Errorf("SAN %v, want %s", leaf.URIs, s.issuer.workflow())
 	}
 	if !samePublicKey(leaf.PublicKey, &key.PublicKey) {
 		t.Error("the certificate is not for the requested key")
@@ -328,19 +333,19 @@ func TestSigningCertRefusals(t *testing.T) {
 		GithubWorkflowName:                  "release",
 		GithubWorkflowRepository:            "acme/app",
 		GithubWorkflowRef:                   "refs/heads/main",
-		BuildSignerURI:                      workflowIdentity,
+		BuildSignerURI:                      s.issuer.workflow(),
 		BuildSignerDigest:                   "0123456789abcdef0123456789abcdef01234567",
 		RunnerEnvironment:                   "github-hosted",
-		SourceRepositoryURI:                 "https://github.com/acme/app",
+		SourceRepositoryURI:                 s.issuer.hs.URL + "/acme/app",
 		SourceRepositoryDigest:              "0123456789abcdef0123456789abcdef01234567",
 		SourceRepositoryRef:                 "refs/heads/main",
 		SourceRepositoryIdentifier:          "42",
-		SourceRepositoryOwnerURI:            "https://github.com/acme",
+		SourceRepositoryOwnerURI:            s.issuer.hs.URL + "/acme",
 		SourceRepositoryOwnerIdentifier:     "7",
-		BuildConfigURI:                      workflowIdentity,
+		BuildConfigURI:                      s.issuer.workflow(),
 		BuildConfigDigest:                   "0123456789abcdef0123456789abcdef01234567",
 		BuildTrigger:                        "push",
-		RunInvocationURI:                    "https://github.com/acme/app/actions/runs/1001/attempts/1",
+		RunInvocationURI:                    s.issuer.hs.URL + "/acme/app/actions/runs/1001/attempts/1",
 		SourceRepositoryVisibilityAtSigning: "private",
 	}
 	if ext != want {
@@ -362,7 +367,7 @@ func TestSigningCertRefusals(t *testing.T) {
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}, CurrentTime: leaf.NotBefore}); err != nil {
 		t.Errorf("the certificate does not chain to the CA: %v", err)
 	}
-	s.mustAudit(t, "ok", workflowIdentity)
+	s.mustAudit(t, "ok", s.issuer.workflow())
 }
 
 func samePublicKey(a, b crypto.PublicKey) bool {

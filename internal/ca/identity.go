@@ -143,6 +143,9 @@ func IdentityOf(claims map[string]string) (Identity, error) {
 		if claims["email_verified"] != "true" {
 			return Identity{}, errors.New("the token's email is not verified by its issuer")
 		}
+		if !certEmail(email) {
+			return Identity{}, errors.New("the token's email cannot be a certificate's email address: it must be local@domain in printable ASCII without spaces")
+		}
 		id.Subject, id.Email = email, email
 		return id, nil
 	}
@@ -158,6 +161,16 @@ func IdentityOf(claims map[string]string) (Identity, error) {
 	case claims["ci_config_ref_uri"] != "":
 		p = &gitlab
 		vars["url"] = strings.TrimSuffix(iss, "/")
+		// The signer URI is https:// and this claim: it must name the
+		// issuer's own GitLab instance, or any issuer whose tokens carry
+		// the claim could be certified as any workflow anywhere.
+		instance := vars["url"]
+		for _, scheme := range []string{"https://", "http://"} {
+			instance = strings.TrimPrefix(instance, scheme)
+		}
+		if !strings.HasPrefix(claims["ci_config_ref_uri"], instance+"/") {
+			return Identity{}, errors.New("the token's ci_config_ref_uri names another host than its issuer's GitLab instance")
+		}
 		switch claims["ref_type"] {
 		case "branch":
 			vars["git_ref"] = "refs/heads/" + claims["ref"]
@@ -194,13 +207,35 @@ func IdentityOf(claims map[string]string) (Identity, error) {
 	return id, nil
 }
 
-// githubURL is the GitHub server of a GitHub Actions issuer: a GitHub
-// Enterprise Server's issuer is https://HOST/_services/token.
+// certEmail reports whether email can be a certificate's email SAN: an
+// IA5String (RFC 5280), here printable ASCII without spaces, as
+// local@domain with neither part empty.
+func certEmail(email string) bool {
+	for i := 0; i < len(email); i++ {
+		if email[i] <= ' ' || email[i] > '~' {
+			return false
+		}
+	}
+	at := strings.LastIndexByte(email, '@')
+	return at > 0 && at < len(email)-1
+}
+
+// githubIssuer is GitHub Actions' OIDC issuer on github.com.
+const githubIssuer = "https://token.actions.githubusercontent.com"
+
+// githubURL is the server of an issuer whose tokens have GitHub Actions'
+// claims: github.com for GitHub's own issuer, else the issuer's origin (a
+// GitHub Enterprise Server's issuer is https://HOST/_services/token;
+// Forgejo's and others' have the same claims). Only GitHub's issuer may
+// name workflows on github.com.
 func githubURL(iss string) string {
-	if u, err := url.Parse(iss); err == nil && strings.HasSuffix(u.Path, "/_services/token") {
+	if strings.TrimSuffix(iss, "/") == githubIssuer {
+		return "https://github.com"
+	}
+	if u, err := url.Parse(iss); err == nil && u.Host != "" {
 		return u.Scheme + "://" + u.Host
 	}
-	return "https://github.com"
+	return strings.TrimSuffix(iss, "/")
 }
 
 // expand fills a template's {claim} references; ok is false when one is

@@ -99,7 +99,7 @@ func TestIdentityKinds(t *testing.T) {
 	}
 	// A claim value is never read as a template.
 	id, _ = IdentityOf(map[string]string{"iss": "https://i", "sub": "x", "job_workflow_ref": "{sub}"})
-	if id.URI != "https://github.com/{sub}" {
+	if id.URI != "https://i/{sub}" {
 		t.Errorf("claim value expanded: %s", id.URI)
 	}
 }
@@ -255,6 +255,78 @@ func benchmarkIssue(b *testing.B, c *CA) {
 		}
 		if _, err := c.Issue(id, pub); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestIdentityEmailNotIA5: an email SAN is an IA5String, so a verified
+// email outside ASCII (or with spaces or controls) cannot be named in a
+// certificate. It is refused as the token's fault (403), not found out
+// while signing (a 500 with an audit error).
+func TestIdentityEmailNotIA5(t *testing.T) {
+	for _, email := range []string{"dév@example.org", "dev@exämple.org", "a b@example.org", "dev@example.org\n", "no-at-sign"} {
+		if id, err := IdentityOf(map[string]string{"iss": "https://id.example", "sub": "1", "email": email, "email_verified": "true"}); err == nil {
+			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			_, ierr := testCA(t).Issue(id, &k.PublicKey)
+			t.Errorf("email %q accepted (issuing then: %v)", email, ierr)
+		}
+	}
+}
+
+// TestIdentityGitLabBoundToIssuer: GitLab's build signer URI is https://
+// followed by the ci_config_ref_uri claim, which names the GitLab
+// instance; a token whose claim names another host (any trusted issuer
+// that lets a claim be chosen) would get a certificate for someone else's
+// workflow, such as a GitHub one. Such a token is refused.
+func TestIdentityGitLabBoundToIssuer(t *testing.T) {
+	claims := func(iss, ref string) map[string]string {
+		return map[string]string{"iss": iss, "sub": "project_path:platform/app", "ci_config_ref_uri": ref, "project_path": "platform/app"}
+	}
+	for _, c := range []map[string]string{
+		claims("https://idp.example", "github.com/acme/app/.github/workflows/release.yml@refs/heads/main"),
+		claims("https://gitlab.example.org", "gitlab.example.org.evil.example/platform/app//.gitlab-ci.yml@refs/heads/main"),
+		claims("https://gitlab.example.org", "gitlab.example.org@evil.example/x"),
+	} {
+		if id, err := IdentityOf(c); err == nil {
+			t.Errorf("%s with ci_config_ref_uri %s: certified as %s", c["iss"], c["ci_config_ref_uri"], id.URI)
+		}
+	}
+	// The instance's own, also under a relative URL root.
+	for iss, ref := range map[string]string{
+		"https://gitlab.example.org":  "gitlab.example.org/platform/app//.gitlab-ci.yml@refs/heads/main",
+		"https://gitlab.example.org/": "gitlab.example.org/platform/app//.gitlab-ci.yml@refs/heads/main",
+		"https://example.org/gitlab":  "example.org/gitlab/platform/app//.gitlab-ci.yml@refs/heads/main",
+	} {
+		if id, err := IdentityOf(claims(iss, ref)); err != nil || id.URI != "https://"+ref {
+			t.Errorf("%s, %s: %+v %v", iss, ref, id, err)
+		}
+	}
+}
+
+// TestIdentityGitHubBoundToIssuer: GitHub's layout puts the GitHub server
+// in front of the job_workflow_ref claim. Only GitHub's own issuer is
+// github.com; any other issuer whose tokens carry the claim (a GitHub
+// Enterprise Server, Forgejo Actions, or an identity provider that lets
+// a claim be chosen) is named by its own origin, never as a workflow on
+// github.com.
+func TestIdentityGitHubBoundToIssuer(t *testing.T) {
+	ref := "acme/app/.github/workflows/release.yml@refs/heads/main"
+	for iss, want := range map[string]string{
+		"https://token.actions.githubusercontent.com":  "https://github.com/" + ref,
+		"https://token.actions.githubusercontent.com/": "https://github.com/" + ref,
+		"https://ghe.example/_services/token":          "https://ghe.example/" + ref,
+		"https://idp.example":                          "https://idp.example/" + ref,
+		"https://forgejo.example/api/actions":          "https://forgejo.example/" + ref,
+		"http://127.0.0.1:8080":                        "http://127.0.0.1:8080/" + ref,
+	} {
+		id, err := IdentityOf(map[string]string{"iss": iss, "sub": "repo:acme/app", "job_workflow_ref": ref, "repository": "acme/app"})
+		if err != nil || id.URI != want {
+			t.Errorf("%s: %q %v, want %q", iss, id.URI, err, want)
+		}
+		for _, e := range id.Extensions {
+			if e.Id.Equal(oidSourceRepoURI) && !strings.Contains(string(e.Value), strings.TrimSuffix(want, "/"+ref)+"/acme/app") {
+				t.Errorf("%s: source repository %q", iss, e.Value)
+			}
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -406,7 +407,7 @@ func TestLabelsConcurrent(t *testing.T) {
 
 func TestEntryEscapes(t *testing.T) {
 	for name, want := range map[string]bool{
-		"package/a.js": false, "a/../b": false, "./a": false, "a": false,
+		"package/a.js": false, "./a": false, "a": false, "a/../b": true,
 		"": true, "/etc/passwd": true, "..": true, "../a": true, "a/../../b": true, "a\\..\\b": true, "a\x00": true,
 	} {
 		if got := feed.EntryEscapes(name); got != want {
@@ -417,11 +418,107 @@ func TestEntryEscapes(t *testing.T) {
 		name, target  string
 		symlink, want bool
 	}{
-		{"pkg/a", "b", true, false}, {"pkg/a", "../b", true, false}, {"pkg/a", "../../b", true, true},
+		{"pkg/a", "b", true, false}, {"pkg/a", "../b", true, true}, {"pkg/a", "../../b", true, true}, {"pkg/a", "", true, true},
 		{"pkg/a", "/etc/passwd", true, true}, {"pkg/a", "pkg/b", false, false}, {"pkg/a", "../b", false, true},
 	} {
 		if got := feed.LinkEscapes(c.name, c.target, c.symlink); got != c.want {
 			t.Errorf("LinkEscapes(%q, %q, %v) = %v, want %v", c.name, c.target, c.symlink, got, c.want)
 		}
+	}
+}
+
+// TestLabelLogFull: a label log entry with the highest sequence (a writer
+// can push any tag over /v2/) leaves no next entry to append. Setting or
+// removing the label is then refused with a clear error, never reported
+// as done while the label stays where it was, and nothing is tagged.
+func TestLabelLogFull(t *testing.T) {
+	ctx := context.Background()
+	s, md, rec := newStore(t)
+	r := httptest.NewRequest("PUT", "/", nil)
+	d1, err := put(t, s, "f/pkg", "1.0.0", "a", []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := put(t, s, "f/pkg", "2.0.0", "a", []byte("2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Tag(ctx, r, "f/pkg", "__latest.9999999999", d1); err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.Tags(ctx, "f/pkg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(rec.events)
+	if err := s.SetLabel(ctx, r, "f/pkg", "latest", d2); err == nil || !errors.Is(err, registry.ErrDenied) {
+		t.Errorf("SetLabel on a full log: %v, want a refusal", err)
+	}
+	if removed, err := s.RemoveLabel(ctx, r, "f/pkg", "latest"); err == nil || !errors.Is(err, registry.ErrDenied) {
+		t.Errorf("RemoveLabel on a full log: %v %v, want a refusal", removed, err)
+	}
+	after, err := s.Tags(ctx, "f/pkg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(after, " ") != strings.Join(before, " ") {
+		t.Errorf("refused label changes tagged: %v -> %v", before, after)
+	}
+	// Each refusal is audited, as a refusal.
+	if got := rec.events[n:]; len(got) != 2 || got[0].Result != "denied" || got[1].Result != "denied" {
+		t.Errorf("audit after the refusals: %s", rec.actions())
+	}
+	if l, err := s.Labels(ctx, "f/pkg", after); err != nil || l["latest"] != d1 {
+		t.Errorf("labels = %v, %v", l, err)
+	}
+	if d, err := md.ResolveTag(ctx, "f/pkg", "__latest.9999999999"); err != nil || d != d1 {
+		t.Errorf("the last entry moved: %s %v", d, err)
+	}
+}
+
+// TestVersionAtDamagedManifest: the manifest is where a version's files
+// and their recorded hashes come from (npm's dist.integrity, the tarball's
+// digest), so a manifest whose stored bytes were altered is not read as
+// the version: its bytes are checked against its digest, as the config's
+// and the files' are.
+func TestVersionAtDamagedManifest(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	blobs, err := fs.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := sqlite.Open(filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { md.Close() })
+	s := feed.NewStore(blobs, md, registry.Options{Auditor: &recorder{}})
+	d, err := put(t, s, "f/pkg", "1.0.0", "a", []byte("content"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.VersionAt(ctx, "f/pkg", d)
+	if err != nil || len(v.Files) != 1 {
+		t.Fatalf("VersionAt: %+v %v", v, err)
+	}
+	want := v.Files[0].Annotations[feed.AnnotationSHA512]
+	// Alter the recorded hash in the stored manifest, as someone with
+	// write access to the storage could.
+	p := filepath.Join(dir, "blobs", "blobs", "sha256", d.Encoded()[:2], d.Encoded())
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := strings.Repeat("0", len(want))
+	if err := os.WriteFile(p, bytes.Replace(b, []byte(want), []byte(forged), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, err = s.VersionAt(ctx, "f/pkg", d)
+	if !errors.Is(err, feed.ErrDamaged) {
+		t.Errorf("VersionAt of an altered manifest: %v, want ErrDamaged; files %+v", err, v.Files)
+	}
+	if err == nil && v.Files[0].Annotations[feed.AnnotationSHA512] == forged {
+		t.Error("the forged hash was read as the version's")
 	}
 }

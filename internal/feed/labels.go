@@ -36,6 +36,8 @@ const (
 	// maxLabel keeps "__<label>.<sequence>" within the 128 characters of
 	// a tag.
 	maxLabel = 128 - len(labelPrefix) - 1 - seqDigits
+	// maxSeq is the highest sequence of seqDigits digits.
+	maxSeq = 9_999_999_999
 )
 
 // ValidLabel reports whether name may be a label: 1 to 115 letters,
@@ -175,6 +177,15 @@ func (s *Store) appendLabel(ctx context.Context, r *http.Request, repo, name str
 					return nil
 				}
 			}
+		}
+		if next > maxSeq {
+			// A writer can push any tag over /v2/, the log's last
+			// sequence too; the label cannot move past it, and saying
+			// it did would be a lie.
+			err := fmt.Errorf("%w: label %s of %s: its log is full (an entry with sequence %d exists); an administrator deletes that tag to free it",
+				registry.ErrDenied, name, repo, maxSeq)
+			s.audit.Record(ctx, audit.Event{Action: "tag.set", Repo: repo, Digest: target, Tag: labelTag(name, maxSeq), Result: "denied", Reason: err.Error(), Request: r})
+			return err
 		}
 		tag := labelTag(name, next)
 		if target == "" {

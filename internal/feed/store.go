@@ -378,7 +378,9 @@ func (s *Store) Version(ctx context.Context, repo, tag string) (Version, error) 
 
 // VersionAt reads manifest d of repo as a version: the layers of an OCI
 // image manifest that carry a valid title are its files. Any other
-// manifest is a version without files.
+// manifest is a version without files. A manifest whose stored bytes no
+// longer hash to d is ErrDamaged: its files and their recorded hashes
+// are not read from it.
 func (s *Store) VersionAt(ctx context.Context, repo string, d digest.Digest) (Version, error) {
 	m, err := s.meta.GetManifest(ctx, repo, d)
 	if err != nil {
@@ -393,8 +395,19 @@ func (s *Store) VersionAt(ctx context.Context, repo string, d digest.Digest) (Ve
 		return v, fmt.Errorf("manifest %s: %w", d, err)
 	}
 	defer rc.Close()
+	// The manifest names the files and their recorded hashes: read it
+	// only if its bytes still hash to d.
+	b, err := io.ReadAll(io.LimitReader(rc, MaxManifest+1))
+	if err != nil {
+		return v, fmt.Errorf("manifest %s: %w", d, err)
+	}
+	if !d.Algorithm().Available() || d.Algorithm().FromBytes(b) != d {
+		s.log.ErrorContext(ctx, "stored manifest does not match its digest; not reading it (run custody scrub)",
+			"digest", d, "request_id", registry.RequestID(ctx))
+		return v, fmt.Errorf("manifest %s: %w", d, ErrDamaged)
+	}
 	var doc v1.Manifest
-	if err := json.NewDecoder(io.LimitReader(rc, MaxManifest)).Decode(&doc); err != nil {
+	if err := json.Unmarshal(b, &doc); err != nil {
 		return v, fmt.Errorf("manifest %s: %w", d, err)
 	}
 	v.Config = doc.Config

@@ -345,3 +345,67 @@ func countFiles(t *testing.T, dir string) int {
 	}
 	return n
 }
+
+// TestNPMAccess: without a token, with a reader's, or with a token for
+// other packages, nothing is read or changed, npm's anonymous paths give
+// nothing away, and each refusal is in the audit log.
+func TestNPMAccess(t *testing.T) {
+	e := startE2E(t)
+	good := tgz(t, map[string]string{"package/package.json": `{"name":"held","version":"1.0.0"}`})
+	if code, b := e.call("PUT", "/npm/npmfeed/held", "bearer:"+e.writer, "application/json", publishBody("held", "held", "1.0.0", good, good)); code != http.StatusOK {
+		t.Fatalf("publish: %d %s", code, b)
+	}
+	body, _ := json.Marshal(auth.TokenRequest{Name: "npm-other", Scopes: []auth.Scope{{Role: auth.RoleWriter, Repositories: []string{"npmfeed/other"}}}})
+	code, out := e.call("POST", "/api/v1/tokens", "basic:admin:"+e.s.AdminPassword(), "application/json", body)
+	var tok struct {
+		Secret string `json:"secret"`
+	}
+	if code != http.StatusCreated || json.Unmarshal(out, &tok) != nil {
+		t.Fatalf("token: %d %s", code, out)
+	}
+	other := "bearer:" + tok.Secret
+	before := e.packument("held")
+	version := []byte(`"1.0.0"`)
+	cases := []struct {
+		name, method, path, cred string
+		body                     []byte
+		code                     int
+	}{
+		{"anonymous packument", "GET", "/npm/npmfeed/held", "", nil, 401},
+		{"anonymous tarball", "GET", "/npm/npmfeed/held/-/held-1.0.0.tgz", "", nil, 401},
+		{"anonymous dist-tags", "GET", "/npm/npmfeed/-/package/held/dist-tags", "", nil, 401},
+		{"anonymous publish", "PUT", "/npm/npmfeed/held", "", publishBody("held", "held", "2.0.0", good, good), 401},
+		{"anonymous whoami", "GET", "/npm/npmfeed/-/whoami", "", nil, 401},
+		{"reader publish", "PUT", "/npm/npmfeed/held", "bearer:" + e.reader, publishBody("held", "held", "2.0.0", good, good), 403},
+		{"reader dist-tag add", "PUT", "/npm/npmfeed/-/package/held/dist-tags/evil", "bearer:" + e.reader, version, 403},
+		{"reader dist-tag rm", "DELETE", "/npm/npmfeed/-/package/held/dist-tags/latest", "bearer:" + e.reader, nil, 403},
+		{"other package's packument", "GET", "/npm/npmfeed/held", other, nil, 403},
+		{"other package's tarball", "GET", "/npm/npmfeed/held/-/held-1.0.0.tgz", other, nil, 403},
+		{"other package's dist-tag", "PUT", "/npm/npmfeed/-/package/held/dist-tags/latest", other, version, 403},
+		{"other package's publish", "PUT", "/npm/npmfeed/held", other, publishBody("held", "held", "2.0.0", good, good), 403},
+	}
+	for _, c := range cases {
+		code, b := e.call(c.method, c.path, c.cred, "application/json", c.body)
+		var msg struct {
+			Error string `json:"error"`
+		}
+		if code != c.code || json.Unmarshal(b, &msg) != nil || msg.Error == "" || strings.Contains(string(b), "held-1.0.0.tgz") {
+			t.Errorf("%s: %d %s; want %d in npm's error shape", c.name, code, b, c.code)
+		}
+	}
+	// npm's anonymous paths: ping answers, search is not served.
+	if code, b := e.call("GET", "/npm/npmfeed/-/ping", "", "", nil); code != http.StatusOK || strings.TrimSpace(string(b)) != "{}" {
+		t.Errorf("ping: %d %s", code, b)
+	}
+	if code, b := e.call("GET", "/npm/npmfeed/-/v1/search?text=held", "", "", nil); code != http.StatusNotFound || strings.Contains(string(b), "held") {
+		t.Errorf("search: %d %s", code, b)
+	}
+	// Nothing changed, and each refusal on the package is audited.
+	if after := e.packument("held"); after != before {
+		t.Errorf("packument changed by refused requests:\n%s\n%s", before, after)
+	}
+	code, log := e.call("GET", "/api/v1/audit/search?repo=npmfeed/held&result=denied", "basic:admin:"+e.s.AdminPassword(), "", nil)
+	if n := strings.Count(string(log), `\"action\":\"authorize\"`); code != http.StatusOK || n < len(cases)-1 {
+		t.Errorf("audit: %d, %d authorize refusals of %d (whoami names no package)\n%s", code, n, len(cases)-1, log)
+	}
+}

@@ -266,6 +266,12 @@ func (h *Handler) authError(w http.ResponseWriter, r *http.Request, repo string,
 
 // invalid refuses bad input (400), auditing refused writes.
 func (h *Handler) invalid(w http.ResponseWriter, r *http.Request, repo, detail string) {
+	h.refuse(w, r, repo, http.StatusBadRequest, detail)
+}
+
+// refuse answers a request naming something wrong with status, auditing
+// refused writes (as invalid).
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, repo string, status int, detail string) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		action := "npm.publish"
 		if strings.Contains(r.URL.Path, "/-/package/") {
@@ -273,7 +279,7 @@ func (h *Handler) invalid(w http.ResponseWriter, r *http.Request, repo, detail s
 		}
 		h.audit.Record(r.Context(), audit.Event{Action: action, Repo: repo, Result: "invalid", Reason: detail, Request: r})
 	}
-	writeError(w, http.StatusBadRequest, detail)
+	writeError(w, status, detail)
 }
 
 // fail answers a 500 naming only the request ID, and logs err with it.
@@ -480,7 +486,7 @@ func (h *Handler) addDistTag(w http.ResponseWriter, r *http.Request, q request, 
 	}
 	d, err := h.store.Resolve(ctx, q.repo, vtag)
 	if errors.Is(err, meta.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "no such version: "+q.name.String()+"@"+version)
+		h.refuse(w, r, q.repo, http.StatusNotFound, "no such version: "+q.name.String()+"@"+version)
 		return
 	} else if err != nil {
 		h.fail(w, r, "resolve version", err)
@@ -504,7 +510,7 @@ func (h *Handler) removeDistTag(w http.ResponseWriter, r *http.Request, q reques
 		return
 	}
 	if !removed {
-		writeError(w, http.StatusNotFound, "dist-tag "+quote(tag)+" is not set on "+q.name.String())
+		h.refuse(w, r, q.repo, http.StatusNotFound, "dist-tag "+quote(tag)+" is not set on "+q.name.String())
 		return
 	}
 	h.listDistTags(w, r, q)

@@ -4,18 +4,22 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha1" //nolint:gosec // npm's shasum
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/blob/fs"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/meta/sqlite"
@@ -255,5 +259,178 @@ func TestPackumentForms(t *testing.T) {
 		if resp.StatusCode != 404 || json.Unmarshal(b, &e) != nil || e.Error == "" {
 			t.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
 		}
+	}
+}
+
+// TestTarballEscapes: npm unpacks a tarball dropping its first path
+// component ("package/"), and follows symlinks earlier entries made; so
+// "package/../x" lands beside the package directory, and a chain of links
+// that each look harmless lexically leads out. Every such tarball is
+// refused, by the parser and at the route, storing nothing.
+func TestTarballEscapes(t *testing.T) {
+	sym := func(name, target string) tar.Header {
+		return tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: target}
+	}
+	hard := func(name, target string) tar.Header {
+		return tar.Header{Name: name, Typeflag: tar.TypeLink, Linkname: target}
+	}
+	file := func(name string) tar.Header { return tar.Header{Name: name} }
+	bad := map[string][]tar.Header{
+		"dot-dot after the first component": {file("package/package.json"), file("package/../x")},
+		"symlink chain":                     {file("package/package.json"), sym("package/l", ".."), sym("package/l/up", ".."), file("package/l/up/evil")},
+		"symlink through a symlink":         {file("package/package.json"), sym("package/l", ".."), sym("package/m", "l/..")},
+		"symlink up to the root":            {file("package/package.json"), sym("package/l", "..")},
+		"absolute symlink":                  {file("package/package.json"), sym("package/l", "/etc")},
+		"hardlink with dot-dot":             {file("package/package.json"), hard("package/h", "package/../x")},
+		"empty symlink target":              {file("package/package.json"), sym("package/l", "")},
+	}
+	for name, entries := range bad {
+		tgz := tarball(t, entries...)
+		if _, err := ParsePublish(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, nil), Name{Base: "left"}); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	// Links that stay inside still pass: npm packs hardlinks within the
+	// package as such, and a symlink pointing down is harmless.
+	ok := tarball(t, file("package/package.json"), file("package/lib/a.js"), hard("package/lib/b.js", "package/lib/a.js"), sym("package/c.js", "lib/a.js"))
+	if _, err := ParsePublish(body("left", "left-1.0.0.tgz", "1.0.0", ok, ok, nil), Name{Base: "left"}); err != nil {
+		t.Errorf("inside links: %v", err)
+	}
+
+	// At the route: 400 in npm's shape, and the package does not exist.
+	srv := handler(t)
+	tgz := tarball(t, bad["symlink chain"]...)
+	resp, b := call(t, "PUT", srv.URL+"/npm/f/left", "", body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, nil))
+	var e struct{ Error string }
+	if resp.StatusCode != 400 || json.Unmarshal(b, &e) != nil || e.Error == "" {
+		t.Errorf("publish: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := call(t, "GET", srv.URL+"/npm/f/left", "", nil); resp.StatusCode != 404 {
+		t.Errorf("after the refusal the package exists: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestPublishDistTagCount: npm sends one dist-tag with a publish. A body
+// naming thousands (each a tag, each appended after listing the
+// repository's tags) would make one request cost quadratic work and
+// leave thousands of tags; more than maxPublishDistTags is refused and
+// nothing is stored.
+func TestPublishDistTagCount(t *testing.T) {
+	tgz := tarball(t, tar.Header{Name: "package/package.json"})
+	tags := map[string]string{}
+	for i := range 2000 {
+		tags[fmt.Sprintf("t%d", i)] = "1.0.0"
+	}
+	if _, err := ParsePublish(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, tags), Name{Base: "left"}); err == nil || !strings.Contains(err.Error(), "dist-tags") {
+		t.Errorf("2000 dist-tags: %v", err)
+	}
+	srv := handler(t)
+	resp, b := call(t, "PUT", srv.URL+"/npm/f/left", "", body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, tags))
+	if resp.StatusCode != 400 {
+		t.Errorf("publish: %d %.200s", resp.StatusCode, b)
+	}
+	if resp, b := call(t, "GET", srv.URL+"/npm/f/left", "", nil); resp.StatusCode != 404 {
+		t.Errorf("after the refusal the package exists: %d %.200s", resp.StatusCode, b)
+	}
+	// A few are fine.
+	few := map[string]string{"latest": "1.0.0", "next": "1.0.0"}
+	if _, err := ParsePublish(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, few), Name{Base: "left"}); err != nil {
+		t.Errorf("two dist-tags: %v", err)
+	}
+}
+
+// TestDistRegistryFields: a version's dist is the registry's word, so
+// fields only a registry may state (its signatures, the provenance
+// attestations it verified, npm's old PGP signature) are never taken
+// from the publisher: npm audit signatures would fetch and trust them.
+// The publisher's file count and unpacked size stay.
+func TestDistRegistryFields(t *testing.T) {
+	srv := handler(t)
+	tgz := tarball(t, tar.Header{Name: "package/package.json"})
+	var doc map[string]any
+	_ = json.Unmarshal(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, nil), &doc)
+	v := doc["versions"].(map[string]any)["1.0.0"].(map[string]any)
+	d := v["dist"].(map[string]any)
+	d["signatures"] = []any{map[string]any{"keyid": "SHA256:jl3bwswu80PjjokCgh0o2w5c2U4LhQAE57gj9cz1kzA", "sig": "MEUCIQ=="}}
+	d["attestations"] = map[string]any{"url": "https://evil.example/attestations/left@1.0.0", "provenance": map[string]any{"predicateType": "https://slsa.dev/provenance/v1"}}
+	d["npm-signature"] = "-----BEGIN PGP SIGNATURE-----"
+	d["fileCount"] = 1
+	d["unpackedSize"] = 42
+	b, _ := json.Marshal(doc)
+	if resp, out := call(t, "PUT", srv.URL+"/npm/f/left", "", b); resp.StatusCode != 200 {
+		t.Fatalf("publish: %d %s", resp.StatusCode, out)
+	}
+	for _, path := range []string{"/npm/f/left", "/npm/f/left/1.0.0"} {
+		for _, accept := range []string{"", AbbreviatedType} {
+			resp, out := call(t, "GET", srv.URL+path, accept, nil)
+			if resp.StatusCode != 200 {
+				t.Fatalf("GET %s: %d %s", path, resp.StatusCode, out)
+			}
+			for _, bad := range []string{"signatures", "attestations", "evil.example", "npm-signature"} {
+				if strings.Contains(string(out), bad) {
+					t.Errorf("GET %s (%s) serves the publisher's %q: %s", path, accept, bad, out)
+				}
+			}
+			if !strings.Contains(string(out), `"fileCount":1`) || !strings.Contains(string(out), `"unpackedSize":42`) {
+				t.Errorf("GET %s (%s) dropped fileCount/unpackedSize: %s", path, accept, out)
+			}
+		}
+	}
+}
+
+// auditLog keeps audit events.
+type auditLog struct {
+	mu     sync.Mutex
+	events []audit.Event
+}
+
+func (a *auditLog) Record(_ context.Context, e audit.Event) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.events = append(a.events, e)
+}
+
+func (a *auditLog) len() int { a.mu.Lock(); defer a.mu.Unlock(); return len(a.events) }
+
+// TestDistTagRefusalsAudited: a dist-tag change refused because its
+// version or dist-tag does not exist is a refused write like any other:
+// it is in the audit log, and nothing changed.
+func TestDistTagRefusalsAudited(t *testing.T) {
+	dir := t.TempDir()
+	blobs, err := fs.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := sqlite.Open(filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { md.Close() })
+	log := &auditLog{}
+	srv := httptest.NewServer(New([]config.Feed{{Name: "f", Ecosystem: "npm", Kind: "hosted"}}, blobs, md, registry.Options{Auditor: log}))
+	t.Cleanup(srv.Close)
+	tgz := tarball(t, tar.Header{Name: "package/package.json"})
+	if resp, b := call(t, "PUT", srv.URL+"/npm/f/left", "", body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, nil)); resp.StatusCode != 200 {
+		t.Fatalf("publish: %d %s", resp.StatusCode, b)
+	}
+	_, before := call(t, "GET", srv.URL+"/npm/f/-/package/left/dist-tags", "", nil)
+	for _, c := range []struct{ method, path, body string }{
+		{"PUT", "/npm/f/-/package/left/dist-tags/beta", `"9.9.9"`},
+		{"DELETE", "/npm/f/-/package/left/dist-tags/beta", ""},
+	} {
+		n := log.len()
+		resp, b := call(t, c.method, srv.URL+c.path, "", []byte(c.body))
+		if resp.StatusCode != 404 {
+			t.Errorf("%s %s: %d %s", c.method, c.path, resp.StatusCode, b)
+		}
+		log.mu.Lock()
+		got := log.events[n:]
+		if len(got) != 1 || got[0].Action != "npm.dist-tag" || got[0].Result != "invalid" || got[0].Repo != "f/left" {
+			t.Errorf("%s %s audited as %+v", c.method, c.path, got)
+		}
+		log.mu.Unlock()
+	}
+	if _, after := call(t, "GET", srv.URL+"/npm/f/-/package/left/dist-tags", "", nil); string(after) != string(before) {
+		t.Errorf("dist-tags changed: %s -> %s", before, after)
 	}
 }

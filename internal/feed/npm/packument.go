@@ -100,15 +100,25 @@ func tarballURL(r *http.Request, q request, file string) string {
 	return baseURL(r) + Prefix + q.feed + "/" + q.name.String() + "/-/" + url.PathEscape(file)
 }
 
+// publisherDist are the fields of dist a publisher's word is kept for:
+// descriptive, not a registry's claim. Everything else in dist is the
+// registry's to state (signatures, attestations, npm-signature: npm
+// audit signatures fetches and trusts them), so it is not served from
+// the publisher.
+var publisherDist = []string{"fileCount", "unpackedSize"}
+
 // dist is a version's dist object, generated from the stored file and the
-// hashes computed when it was stored, over what the publisher sent.
+// hashes computed when it was stored, with the publisher's publisherDist.
 func dist(r *http.Request, q request, v pkgVersion) (json.RawMessage, error) {
-	d := map[string]json.RawMessage{}
+	sent := map[string]json.RawMessage{}
 	if raw, ok := v.doc["dist"]; ok {
-		_ = json.Unmarshal(raw, &d)
+		_ = json.Unmarshal(raw, &sent)
 	}
-	if d == nil {
-		d = map[string]json.RawMessage{}
+	d := map[string]json.RawMessage{}
+	for _, k := range publisherDist {
+		if val, ok := sent[k]; ok {
+			d[k] = val
+		}
 	}
 	set := func(k, val string) { d[k], _ = json.Marshal(val) }
 	set("tarball", tarballURL(r, q, v.file.Name))

@@ -28,6 +28,8 @@ const MaxPublish = 128 << 20
 const (
 	maxUnpacked = 1 << 30
 	maxEntries  = 100000
+	// maxPublishDistTags caps the dist-tags one publish sets.
+	maxPublishDistTags = 16
 )
 
 // semverRE is semver.org's grammar without build metadata, which npm
@@ -155,6 +157,12 @@ func ParsePublish(body []byte, want Name) (*Publish, error) {
 	if !strings.EqualFold(vd.Dist.Shasum, p.SHA1) {
 		return nil, errors.New("the tarball does not match dist.shasum (sha1); nothing was stored")
 	}
+	// npm sends one; each is a tag appended to the label log, so a
+	// publish naming thousands would cost quadratic work and leave
+	// thousands of tags.
+	if len(doc.DistTags) > maxPublishDistTags {
+		return nil, fmt.Errorf("a publish may set at most %d dist-tags (the document has %d); add more with npm dist-tag", maxPublishDistTags, len(doc.DistTags))
+	}
 	for tag, v := range doc.DistTags {
 		if v != p.Version {
 			return nil, fmt.Errorf("dist-tag %q names version %q; a publish may only tag the version it publishes", tag, v)
@@ -201,8 +209,14 @@ func ValidDistTag(tag string) bool {
 }
 
 // checkTarball reads the tarball's entries (gzip'd tar) and refuses one
-// whose entries leave the package directory: absolute paths, "..", links
-// pointing out. It stores nothing and caps what it unpacks.
+// whose entries could leave the package directory. npm unpacks dropping
+// the first path component ("package/") and follows the symlinks earlier
+// entries made, so a lexical check of each path alone is not enough
+// ("package/../x" lands beside the package; links to ".." chain out).
+// The rule is therefore strict and needs no file system: no path and no
+// link target is empty, absolute, or has a ".." component, so every path
+// and every symlink only ever leads down. It stores nothing and caps what
+// it unpacks.
 func checkTarball(tgz []byte) error {
 	zr, err := gzip.NewReader(bytes.NewReader(tgz))
 	if err != nil {
@@ -224,12 +238,10 @@ func checkTarball(tgz []byte) error {
 			return errors.New("the tarball is not a readable tar archive (or unpacks to more than 1 GiB)")
 		}
 		if feed.EntryEscapes(h.Name) {
-			return fmt.Errorf("the tarball's entry %q leaves the package directory", h.Name)
+			return fmt.Errorf("the tarball's entry %q leaves the package directory (absolute, or with a '..' component)", h.Name)
 		}
-		if h.Typeflag == tar.TypeSymlink || h.Typeflag == tar.TypeLink {
-			if feed.LinkEscapes(h.Name, h.Linkname, h.Typeflag == tar.TypeSymlink) {
-				return fmt.Errorf("the tarball's link %q points outside the package directory", h.Name)
-			}
+		if (h.Typeflag == tar.TypeSymlink || h.Typeflag == tar.TypeLink) && feed.LinkEscapes(h.Name, h.Linkname, h.Typeflag == tar.TypeSymlink) {
+			return fmt.Errorf("the tarball's link %q points outside the package directory (its target is absolute, empty or has a '..' component)", h.Name)
 		}
 	}
 }
