@@ -167,6 +167,11 @@ type Trust struct {
 	// policy's registryScopes are matched with.
 	notation     *notary.Verifier
 	notationHost string
+	// fingerprint digests everything above that the judgement of an
+	// attestation depends on (see Fingerprint); kept current by NewTrust,
+	// RecordsOnlyBy and ExplainRevoked.
+	fingerprint [32]byte
+	revokedPEM  []string
 }
 
 // WithNotation makes Notary Project (Notation) signatures count when v
@@ -256,6 +261,7 @@ func NewTrust(root key.TrustRoot) (*Trust, error) {
 		}
 		t.keys = append(t.keys, pub)
 	}
+	t.refingerprint()
 	return t, nil
 }
 
@@ -264,6 +270,7 @@ func NewTrust(root key.TrustRoot) (*Trust, error) {
 // not forget a revocation); with no ids, no record counts. It returns t.
 func (t *Trust) RecordsOnlyBy(ids ...string) *Trust {
 	t.restricted, t.recorders = true, slices.Clone(ids)
+	t.refingerprint()
 	return t
 }
 
@@ -278,7 +285,9 @@ func (t *Trust) ExplainRevoked(keys []key.TrustedKey) (*Trust, error) {
 			return nil, fmt.Errorf("revoked key %s: %w", k.ID, err)
 		}
 		t.revoked = append(t.revoked, pub)
+		t.revokedPEM = append(t.revokedPEM, k.PublicKey)
 	}
+	t.refingerprint()
 	return t, nil
 }
 
@@ -534,11 +543,25 @@ func CollectAttestations(ctx context.Context, d name.Digest, trust *Trust, o sig
 // judgeAttestations judges each stored attestation of s's digest and
 // files those that count by kind.
 func (s *Set) judgeAttestations(envs []sign.StoredAttestation, err error, trust *Trust) {
-	dgst := s.Digest
-	s.AttestationErr = err
 	resolver := attest.ResolverFromKeys(trust.keys...)
+	s.judge(envs, err, func(env sign.StoredAttestation) (Attestation, [32]byte, bool) {
+		return trust.attestation(env.Envelope, resolver, s.Digest, env.Timestamps), env.Normal, true
+	})
+}
+
+// judge files the stored attestations of s's digest by kind, with what
+// judged makes of each (the Attestation, the hash of its envelope
+// without key IDs, and false to leave it out): one envelope stored twice
+// is filed once.
+func (s *Set) judge(envs []sign.StoredAttestation, err error, judged func(sign.StoredAttestation) (Attestation, [32]byte, bool)) {
+	s.AttestationErr = err
+	seen := map[[32]byte]bool{}
 	for _, env := range envs {
-		a := trust.attestation(env.Envelope, resolver, dgst, env.Timestamps)
+		a, normal, ok := judged(env)
+		if !ok || normal != ([32]byte{}) && seen[normal] {
+			continue
+		}
+		seen[normal] = true
 		a.Container = env.Container
 		if a.Counts {
 			switch {

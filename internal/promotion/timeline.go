@@ -189,7 +189,7 @@ func (s *Service) recordsOn(ctx context.Context, repo, env, dgst string) ([]evid
 		return nil, err
 	}
 	// Records are attestations: the digest's signatures are not read.
-	set := evidence.CollectAttestations(ctx, d, s.Trust, s.opts(ctx))
+	set := s.Verdicts.CollectAttestations(ctx, d, s.Trust, s.opts(ctx))
 	if set.AttestationErr != nil {
 		return nil, fmt.Errorf("records of %s@%s: %w", repo, dgst, set.AttestationErr)
 	}
