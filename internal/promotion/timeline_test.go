@@ -528,3 +528,42 @@ func TestAtRemembersVerdictsUnderOneTrust(t *testing.T) {
 		t.Fatalf("verdicts under the new trust were not reused: %d -> %d", remembered, f.svc.Verdicts.Len())
 	}
 }
+
+// TestAtSharesReadingsAcrossEnvironments: under ShareReadings, the
+// answers for dev and prod read a digest both hold once between them,
+// and each answer is still its own environment's record; without it,
+// each answer reads the digest again.
+func TestAtSharesReadingsAcrossEnvironments(t *testing.T) {
+	f := newFixture(t)
+	f.svc.Projects[0].Environments[1].Approvals = 0
+	reads := &attReads{}
+	f.svc.Remote = []remote.Option{remote.WithTransport(reads)}
+	base := time.Now().UTC().Add(time.Hour)
+	var now time.Time
+	f.svc.Now = func() time.Time { return now }
+	a := f.signed(t, windowStart.Add(time.Hour))
+	for i, env := range []string{"dev", "prod"} {
+		now = base.Add(time.Duration(i) * time.Second)
+		if _, err := f.svc.Promote(context.Background(), promotion.Request{Repository: "apps/web", Digest: a.DigestStr(), Environment: env}, "rel"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := base.Add(time.Minute)
+	answer := func(ctx context.Context) int {
+		t.Helper()
+		reads.reset()
+		for i, env := range []string{"dev", "prod"} {
+			dep, err := f.svc.At(ctx, "apps/web", env, at)
+			if err != nil || dep.Digest != a.DigestStr() || dep.Record == nil || dep.Record.Environment != env || !dep.Since.Equal(base.Add(time.Duration(i)*time.Second)) {
+				t.Fatalf("%s: %v %+v", env, err, dep)
+			}
+		}
+		return reads.reset()
+	}
+	if n := answer(promotion.ShareReadings(context.Background())); n != 1 {
+		t.Fatalf("sharing readings, dev and prod read the digest's attestations %d times", n)
+	}
+	if n := answer(context.Background()); n != 2 {
+		t.Fatalf("without sharing, dev and prod read the digest's attestations %d times", n)
+	}
+}
