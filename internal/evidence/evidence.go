@@ -172,6 +172,11 @@ type Trust struct {
 	// cas are the certificate authorities of the trust root, whose
 	// certificates make keyless signatures count (certificate).
 	cas []trustedCA
+	// fingerprint digests everything above that the judgement of an
+	// attestation depends on (see Fingerprint); kept current by NewTrust,
+	// RecordsOnlyBy and ExplainRevoked.
+	fingerprint [32]byte
+	revokedPEM  []string
 }
 
 // WithNotation makes Notary Project (Notation) signatures count when v
@@ -268,6 +273,7 @@ func NewTrust(root key.TrustRoot) (*Trust, error) {
 		}
 		t.cas = append(t.cas, c)
 	}
+	t.refingerprint()
 	return t, nil
 }
 
@@ -276,6 +282,7 @@ func NewTrust(root key.TrustRoot) (*Trust, error) {
 // not forget a revocation); with no ids, no record counts. It returns t.
 func (t *Trust) RecordsOnlyBy(ids ...string) *Trust {
 	t.restricted, t.recorders = true, slices.Clone(ids)
+	t.refingerprint()
 	return t
 }
 
@@ -290,7 +297,9 @@ func (t *Trust) ExplainRevoked(keys []key.TrustedKey) (*Trust, error) {
 			return nil, fmt.Errorf("revoked key %s: %w", k.ID, err)
 		}
 		t.revoked = append(t.revoked, pub)
+		t.revokedPEM = append(t.revokedPEM, k.PublicKey)
 	}
+	t.refingerprint()
 	return t, nil
 }
 
@@ -566,11 +575,25 @@ func CollectAttestations(ctx context.Context, d name.Digest, trust *Trust, o sig
 // judgeAttestations judges each stored attestation of s's digest and
 // files those that count by kind.
 func (s *Set) judgeAttestations(envs []sign.StoredAttestation, err error, trust *Trust) {
-	dgst := s.Digest
-	s.AttestationErr = err
 	resolver := attest.ResolverFromKeys(trust.keys...)
+	s.judge(envs, err, func(env sign.StoredAttestation) (Attestation, [32]byte, bool) {
+		return trust.attestation(env.Envelope, resolver, s.Digest, env.Timestamps, env.Chain), env.Normal, true
+	})
+}
+
+// judge files the stored attestations of s's digest by kind, with what
+// judged makes of each (the Attestation, the hash of its envelope
+// without key IDs, and false to leave it out): one envelope stored twice
+// is filed once.
+func (s *Set) judge(envs []sign.StoredAttestation, err error, judged func(sign.StoredAttestation) (Attestation, [32]byte, bool)) {
+	s.AttestationErr = err
+	seen := map[[32]byte]bool{}
 	for _, env := range envs {
-		a := trust.attestation(env.Envelope, resolver, dgst, env.Timestamps, env.Chain)
+		a, normal, ok := judged(env)
+		if !ok || normal != ([32]byte{}) && seen[normal] {
+			continue
+		}
+		seen[normal] = true
 		a.Container = env.Container
 		if a.Counts {
 			switch {

@@ -93,6 +93,11 @@ type Service struct {
 	// only by the server's own keys, active or retired, so a key rotation
 	// does not forget a revocation.
 	Trust *evidence.Trust
+	// Verdicts, when set, remembers what was made of each promotion
+	// record read for At and EnvironmentAt (evidence.Verdicts: under the
+	// same Trust fingerprint only), so each answer lists a digest's
+	// attestations but reads and verifies only the new ones.
+	Verdicts *evidence.Verdicts
 	// Findings, when set, supplies vulnerability findings.
 	Findings Findings
 	// Tags lists what environment tags pointed at (the candidates of

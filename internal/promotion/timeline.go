@@ -184,22 +184,79 @@ func chronological(a, b evidence.Record) int {
 // recordsOn returns the promotion and rollback records into env of
 // repo@dgst that count.
 func (s *Service) recordsOn(ctx context.Context, repo, env, dgst string) ([]evidence.Record, error) {
-	d, err := s.ref(repo, dgst)
+	all, err := shared(ctx).read(repo+"@"+dgst, func() ([]evidence.Record, error) {
+		d, err := s.ref(repo, dgst)
+		if err != nil {
+			return nil, err
+		}
+		// Records are attestations: the digest's signatures are not read.
+		set := s.Verdicts.CollectAttestations(ctx, d, s.Trust, s.opts(ctx))
+		if set.AttestationErr != nil {
+			return nil, fmt.Errorf("records of %s@%s: %w", repo, dgst, set.AttestationErr)
+		}
+		return set.PromotionsOf(repo), nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	// Records are attestations: the digest's signatures are not read.
-	set := evidence.CollectAttestations(ctx, d, s.Trust, s.opts(ctx))
-	if set.AttestationErr != nil {
-		return nil, fmt.Errorf("records of %s@%s: %w", repo, dgst, set.AttestationErr)
-	}
 	var recs []evidence.Record
-	for _, r := range set.PromotionsOf(repo) {
+	for _, r := range all {
 		if r.Environment == env {
 			recs = append(recs, r)
 		}
 	}
 	return recs, nil
+}
+
+// ShareReadings returns ctx under which the point-in-time answers (At,
+// EnvironmentAt, and the API answers built on them, in process) read
+// each digest's promotion records once, whatever the environment asked
+// about: for one page or one request that answers several environments
+// of the same repositories at once. What counts is still decided per
+// reading by evidence; only the reading is shared, for as long as ctx.
+func ShareReadings(ctx context.Context) context.Context {
+	if shared(ctx) != nil {
+		return ctx
+	}
+	return context.WithValue(ctx, readingsKey{}, &readings{byRef: map[string]*reading{}})
+}
+
+type readingsKey struct{}
+
+// readings are the records read under one ShareReadings context, by
+// repo@digest.
+type readings struct {
+	mu    sync.Mutex
+	byRef map[string]*reading
+}
+
+type reading struct {
+	once sync.Once
+	recs []evidence.Record
+	err  error
+}
+
+func shared(ctx context.Context) *readings {
+	r, _ := ctx.Value(readingsKey{}).(*readings)
+	return r
+}
+
+// read returns the records of ref, reading them with f the first time
+// (every time on a nil *readings). Callers share the returned slice: read
+// it, do not change it.
+func (r *readings) read(ref string, f func() ([]evidence.Record, error)) ([]evidence.Record, error) {
+	if r == nil {
+		return f()
+	}
+	r.mu.Lock()
+	rd, ok := r.byRef[ref]
+	if !ok {
+		rd = &reading{}
+		r.byRef[ref] = rd
+	}
+	r.mu.Unlock()
+	rd.once.Do(func() { rd.recs, rd.err = f() })
+	return rd.recs, rd.err
 }
 
 // auditIndex finds the audit-log entry of rec: the first successful

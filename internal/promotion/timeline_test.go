@@ -17,6 +17,7 @@ import (
 	"github.com/custody-dev/custody/internal/evidence/evidencetest"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/gate/spec"
+	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/promotion"
 	"github.com/custody-dev/custody/internal/sign"
 )
@@ -406,5 +407,163 @@ func TestAtWithReturningDigests(t *testing.T) {
 		// a, b and c come back within one batch of four: all three are
 		// read, and no more.
 		t.Fatalf("read %d digests' evidence", n)
+	}
+}
+
+// blobReads counts the blobs read from the registry (attestation layers
+// and bundles among them).
+type blobReads struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *blobReads) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+		c.mu.Lock()
+		c.n++
+		c.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func (c *blobReads) reset() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.n
+	c.n = 0
+	return n
+}
+
+// TestAtRemembersVerdictsUnderOneTrust: a service with Verdicts reads and
+// verifies a promotion record once; the next answer only lists the
+// digest's attestations (a new record still counts), and once the
+// recording key is revoked the remembered verdict is not reused: the
+// record stops counting on the very next answer. Answers given
+// concurrently, with a cache too small to hold them all, agree.
+func TestAtRemembersVerdictsUnderOneTrust(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	reads := &blobReads{}
+	f.svc.Remote = []remote.Option{remote.WithTransport(reads)}
+	f.svc.Verdicts = evidence.NewVerdicts(64)
+	base := time.Now().UTC().Add(time.Hour)
+	var now time.Time
+	f.svc.Now = func() time.Time { return now }
+	a, b := f.signed(t, windowStart.Add(time.Hour)), f.signed(t, windowStart.Add(time.Hour))
+	now = base
+	if _, err := f.svc.Promote(ctx, promotion.Request{Repository: "apps/web", Digest: a.DigestStr(), Environment: "dev"}, "rel"); err != nil {
+		t.Fatal(err)
+	}
+	at := base.Add(time.Hour)
+	if dep, err := f.svc.At(ctx, "apps/web", "dev", at); err != nil || dep.Digest != a.DigestStr() {
+		t.Fatalf("first answer: %v %+v", err, dep)
+	}
+	if f.svc.Verdicts.Len() == 0 {
+		t.Fatal("no verdict remembered")
+	}
+	reads.reset()
+	if dep, err := f.svc.At(ctx, "apps/web", "dev", at); err != nil || dep.Digest != a.DigestStr() || dep.Record == nil || dep.Record.By != "rel" {
+		t.Fatalf("second answer: %v %+v", err, dep)
+	}
+	if n := reads.reset(); n != 0 {
+		t.Fatalf("the second answer read %d blobs; the records were known", n)
+	}
+
+	// A record made since is listed, read and counted.
+	now = base.Add(time.Minute)
+	if _, err := f.svc.Promote(ctx, promotion.Request{Repository: "apps/web", Digest: b.DigestStr(), Environment: "dev"}, "rel"); err != nil {
+		t.Fatal(err)
+	}
+	if dep, err := f.svc.At(ctx, "apps/web", "dev", at); err != nil || dep.Digest != b.DigestStr() {
+		t.Fatalf("after a new promotion: %v %+v", err, dep)
+	}
+
+	// Concurrent answers, a cache of one verdict: each is the same.
+	f.svc.Verdicts = evidence.NewVerdicts(1)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			dep, err := f.svc.At(ctx, "apps/web", "dev", at)
+			if err == nil && dep.Digest != b.DigestStr() {
+				err = errors.New("concurrent answer " + dep.Digest)
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	// The server key is revoked: the trust root no longer holds it, and
+	// records it signed count for nothing, remembered or not.
+	f.svc.Verdicts = evidence.NewVerdicts(64)
+	if dep, err := f.svc.At(ctx, "apps/web", "dev", at); err != nil || dep.Digest != b.DigestStr() {
+		t.Fatalf("before the revocation: %v %+v", err, dep)
+	}
+	before := f.svc.Trust.Fingerprint()
+	revoked, err := evidence.NewTrust(evidencetest.Root(f.ci))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := revoked.ExplainRevoked([]key.TrustedKey{f.server.Trusted}); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.Trust = revoked.RecordsOnlyBy(f.server.ID())
+	if f.svc.Trust.Fingerprint() == before {
+		t.Fatal("the revocation left the trust's fingerprint unchanged")
+	}
+	if dep, err := f.svc.At(ctx, "apps/web", "dev", at); err != nil || dep.Digest != "" || dep.Record != nil {
+		t.Fatalf("after the revocation: %v %+v", err, dep)
+	}
+	remembered := f.svc.Verdicts.Len()
+	if dep, err := f.svc.At(ctx, "apps/web", "dev", at); err != nil || dep.Digest != "" {
+		t.Fatalf("after the revocation, again: %v %+v", err, dep)
+	}
+	if f.svc.Verdicts.Len() != remembered {
+		t.Fatalf("verdicts under the new trust were not reused: %d -> %d", remembered, f.svc.Verdicts.Len())
+	}
+}
+
+// TestAtSharesReadingsAcrossEnvironments: under ShareReadings, the
+// answers for dev and prod read a digest both hold once between them,
+// and each answer is still its own environment's record; without it,
+// each answer reads the digest again.
+func TestAtSharesReadingsAcrossEnvironments(t *testing.T) {
+	f := newFixture(t)
+	f.svc.Projects[0].Environments[1].Approvals = 0
+	reads := &attReads{}
+	f.svc.Remote = []remote.Option{remote.WithTransport(reads)}
+	base := time.Now().UTC().Add(time.Hour)
+	var now time.Time
+	f.svc.Now = func() time.Time { return now }
+	a := f.signed(t, windowStart.Add(time.Hour))
+	for i, env := range []string{"dev", "prod"} {
+		now = base.Add(time.Duration(i) * time.Second)
+		if _, err := f.svc.Promote(context.Background(), promotion.Request{Repository: "apps/web", Digest: a.DigestStr(), Environment: env}, "rel"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := base.Add(time.Minute)
+	answer := func(ctx context.Context) int {
+		t.Helper()
+		reads.reset()
+		for i, env := range []string{"dev", "prod"} {
+			dep, err := f.svc.At(ctx, "apps/web", env, at)
+			if err != nil || dep.Digest != a.DigestStr() || dep.Record == nil || dep.Record.Environment != env || !dep.Since.Equal(base.Add(time.Duration(i)*time.Second)) {
+				t.Fatalf("%s: %v %+v", env, err, dep)
+			}
+		}
+		return reads.reset()
+	}
+	if n := answer(promotion.ShareReadings(context.Background())); n != 1 {
+		t.Fatalf("sharing readings, dev and prod read the digest's attestations %d times", n)
+	}
+	if n := answer(context.Background()); n != 2 {
+		t.Fatalf("without sharing, dev and prod read the digest's attestations %d times", n)
 	}
 }

@@ -323,7 +323,7 @@ func TestTamperedPayloadFails(t *testing.T) {
 	if _, err := Sign(ctx, a, signer, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	layers, err := readTagLayers(ctx, TagFor(a, SignatureSuffix), SimpleSigningMediaType, MaxPayloadSize, Options{})
+	layers, err := readTagLayers(ctx, TagFor(a, SignatureSuffix), SimpleSigningMediaType, MaxPayloadSize, Options{}, nil)
 	if err != nil || len(layers) != 1 {
 		t.Fatalf("layers %v, %v", layers, err)
 	}

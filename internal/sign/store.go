@@ -3,6 +3,8 @@ package sign
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -225,11 +227,23 @@ type storedLayer struct {
 	annotations map[string]string
 	digest      v1.Hash
 	body        []byte
+	known       bool // listed, not read: the caller knows it by layerKey
+}
+
+// layerKey names a layer's content and the annotations stored with it
+// (the time-stamps of an attestation are there): the same key is the
+// same bytes, whichever image holds them.
+func layerKey(l storedLayer) string {
+	ann, _ := json.Marshal(l.annotations) // map keys are sorted
+	sum := sha256.Sum256(ann)
+	return "layer:" + l.digest.String() + ":" + hex.EncodeToString(sum[:])
 }
 
 // readTagLayers returns the layers of mediaType in the image under tag
-// (none when the tag does not exist), each read up to limit bytes.
-func readTagLayers(ctx context.Context, tag name.Tag, mediaType types.MediaType, limit int64, o Options) ([]storedLayer, error) {
+// (none when the tag does not exist), each read up to limit bytes, except
+// those whose key (layerKey) known reports: they are listed without a
+// body (known may be nil).
+func readTagLayers(ctx context.Context, tag name.Tag, mediaType types.MediaType, limit int64, o Options, known func(string) bool) ([]storedLayer, error) {
 	img, err := remote.Image(tag, o.ropts(ctx)...)
 	if isNotFound(err) {
 		return nil, nil
@@ -257,6 +271,9 @@ func readTagLayers(ctx context.Context, tag name.Tag, mediaType types.MediaType,
 			continue // cannot be a valid entry; anyone who may push could add one
 		}
 		out = append(out, storedLayer{image: h, mediaType: l.MediaType, annotations: l.Annotations, digest: l.Digest})
+		if known != nil && known(layerKey(out[len(out)-1])) {
+			out[len(out)-1].known = true
+		}
 	}
 	// The layers are fetched blobFetches at a time, not one round trip
 	// after the other.
@@ -264,6 +281,9 @@ func readTagLayers(ctx context.Context, tag name.Tag, mediaType types.MediaType,
 	sem := make(chan struct{}, blobFetches)
 	var wg sync.WaitGroup
 	for i := range out {
+		if out[i].known {
+			continue
+		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
@@ -310,11 +330,17 @@ type storedBundle struct {
 	manifest      v1.Hash // the referrer manifest
 	predicateType string  // its BundlePredicateTypeAnnotation, if any
 	body          []byte
+	known         bool // listed, not read: the caller knows it by referrerKey
 }
 
+// referrerKey names a referrer manifest, and so its bundle.
+func referrerKey(manifest v1.Hash) string { return "referrer:" + manifest.String() }
+
 // readBundleReferrers returns the Sigstore bundles stored as referrers of
-// d. Referrers that are not bundles are skipped, as cosign does.
-func readBundleReferrers(ctx context.Context, d name.Digest, o Options) ([]storedBundle, error) {
+// d. Referrers that are not bundles are skipped, as cosign does. Those
+// whose key ("referrer:" and the manifest digest) known reports are
+// listed without being read (known may be nil).
+func readBundleReferrers(ctx context.Context, d name.Digest, o Options, known func(string) bool) ([]storedBundle, error) {
 	ropts := o.ropts(ctx)
 	idx, err := remote.Referrers(d, ropts...)
 	if err != nil {
@@ -333,6 +359,10 @@ func readBundleReferrers(ctx context.Context, d name.Digest, o Options) ([]store
 	var out []storedBundle
 	for _, desc := range im.Manifests {
 		if desc.ArtifactType != "" && !strings.HasPrefix(desc.ArtifactType, "application/vnd.dev.sigstore.bundle") {
+			continue
+		}
+		if k := referrerKey(desc.Digest); known != nil && known(k) {
+			out = append(out, storedBundle{manifest: desc.Digest, known: true})
 			continue
 		}
 		ref := d.Context().Digest(desc.Digest.String())

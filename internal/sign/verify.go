@@ -127,11 +127,11 @@ func VerifyAll(ctx context.Context, ref name.Digest, keys KeyResolver, opts Opti
 			return nil, nil, err
 		}
 	}
-	layers, err := readTagLayers(ctx, TagFor(ref, SignatureSuffix), SimpleSigningMediaType, MaxPayloadSize, opts)
+	layers, err := readTagLayers(ctx, TagFor(ref, SignatureSuffix), SimpleSigningMediaType, MaxPayloadSize, opts, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	bundles, err := readBundleReferrers(ctx, ref, opts)
+	bundles, err := readBundleReferrers(ctx, ref, opts, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -328,21 +328,56 @@ type StoredAttestation struct {
 	// Chain is the certificate chain stored with a keyless attestation
 	// (leaf first; nil for a key-based one), unverified.
 	Chain []*x509.Certificate
+	// Key names the stored content (see ListAttestations); Normal is the
+	// SHA-256 of the envelope without key IDs, the same for one envelope
+	// stored as a layer and in a bundle (the copies are listed once).
+	Key    string
+	Normal [32]byte
+	// NotAttestation: ListAttestations read this content and found no
+	// attestation in it (see there); only Source, Key and Container are set.
+	NotAttestation bool
 }
 
 // StoredAttestations is Attestations with where each envelope was found.
 func StoredAttestations(ctx context.Context, ref name.Digest, opts Options) ([]StoredAttestation, error) {
-	layers, err := readTagLayers(ctx, TagFor(ref, AttestationSuffix), DSSEMediaType, MaxBundleSize, opts)
-	if err != nil {
-		return nil, err
-	}
-	bundles, err := readBundleReferrers(ctx, ref, opts)
+	all, err := ListAttestations(ctx, ref, opts, nil)
 	if err != nil {
 		return nil, err
 	}
 	seen := map[[32]byte]bool{}
 	var out []StoredAttestation
-	add := func(src Source, container string, raw []byte, ts []Timestamp, chain []*x509.Certificate) error {
+	for _, a := range all {
+		if !a.NotAttestation && !seen[a.Normal] {
+			seen[a.Normal] = true
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// ListAttestations is StoredAttestations, except that the attestations
+// whose Key known reports are listed, not read: they come back with their
+// Key, Source and Container only (no Envelope, no Timestamps, no Normal),
+// for a caller that remembers what it made of that content. A Key names
+// immutable content (a layer's digest with its annotations, a referrer
+// manifest's digest), so the same Key is the same envelope and
+// time-stamps. known may be nil (everything is read). Unlike
+// StoredAttestations, an envelope stored twice (as a layer and in a
+// bundle) is listed twice, with the same Normal: the caller knows each
+// copy by its Key; and what was read and found to hold no attestation (an
+// image signature's bundle, a malformed entry) is listed with
+// NotAttestation, so that it too need not be read again.
+func ListAttestations(ctx context.Context, ref name.Digest, opts Options, known func(key string) bool) ([]StoredAttestation, error) {
+	layers, err := readTagLayers(ctx, TagFor(ref, AttestationSuffix), DSSEMediaType, MaxBundleSize, opts, known)
+	if err != nil {
+		return nil, err
+	}
+	bundles, err := readBundleReferrers(ctx, ref, opts, known)
+	if err != nil {
+		return nil, err
+	}
+	var out []StoredAttestation
+	add := func(src Source, key, container string, raw []byte, ts []Timestamp, chain []*x509.Certificate) error {
 		env, err := parseEnvelope(raw)
 		if err != nil {
 			return err
@@ -354,32 +389,44 @@ func StoredAttestations(ctx context.Context, ref name.Digest, opts Options) ([]S
 		if err != nil {
 			return err
 		}
-		k := sha256.Sum256(norm)
-		if !seen[k] {
-			seen[k] = true
-			out = append(out, StoredAttestation{Source: src, Container: container, Envelope: raw, Timestamps: ts, Chain: chain})
-		}
+		out = append(out, StoredAttestation{Source: src, Key: key, Container: container, Envelope: raw, Timestamps: ts, Normal: sha256.Sum256(norm), Chain: chain})
 		return nil
 	}
 	// Malformed entries are skipped, not fatal: anyone who may push could
 	// otherwise block verification with one bad layer.
 	for _, l := range layers {
-		_ = add(SourceTag, l.image.String(), l.body, layerTimestamps(l.annotations, l.body), layerChain(l.annotations))
+		if l.known {
+			out = append(out, StoredAttestation{Source: SourceTag, Key: layerKey(l), Container: l.image.String()})
+			continue
+		}
+		if add(SourceTag, layerKey(l), l.image.String(), l.body, layerTimestamps(l.annotations, l.body), layerChain(l.annotations)) != nil {
+			out = append(out, StoredAttestation{Source: SourceTag, Key: layerKey(l), Container: l.image.String(), NotAttestation: true})
+		}
 	}
 	for _, b := range bundles {
+		none := StoredAttestation{Source: SourceReferrer, Key: referrerKey(b.manifest), Container: b.manifest.String(), NotAttestation: true}
+		if b.known {
+			none.NotAttestation = false
+			out = append(out, none)
+			continue
+		}
 		if b.predicateType == CosignSignPredicateType {
+			out = append(out, none)
 			continue
 		}
 		pb, err := parseBundle(b.body)
 		if err != nil {
+			out = append(out, none)
 			continue
 		}
 		c, ok := pb.GetContent().(*protobundle.Bundle_DsseEnvelope)
 		if !ok {
+			out = append(out, none)
 			continue
 		}
 		if st, err := parseStatement(c.DsseEnvelope.GetPayload()); err == nil && st.PredicateType == CosignSignPredicateType {
-			continue // an image signature
+			out = append(out, none) // an image signature
+			continue
 		}
 		raw, err := envelopeJSON(c.DsseEnvelope)
 		if err != nil {
@@ -389,7 +436,9 @@ func StoredAttestations(ctx context.Context, ref name.Digest, opts Options) ([]S
 		if sigs := c.DsseEnvelope.GetSignatures(); len(sigs) > 0 {
 			sig = sigs[0].GetSig()
 		}
-		_ = add(SourceReferrer, b.manifest.String(), raw, bundleTimestamps(pb, sig), bundleChain(pb))
+		if add(SourceReferrer, referrerKey(b.manifest), b.manifest.String(), raw, bundleTimestamps(pb, sig), bundleChain(pb)) != nil {
+			out = append(out, none)
+		}
 	}
 	return out, nil
 }

@@ -67,6 +67,9 @@ type projectRow struct {
 // environments shows what every environment of every project runs, now
 // or at ?at=.
 func (s *Site) environments(w http.ResponseWriter, r *Request) error {
+	// The environments of a project hold the same digests: the page's
+	// API answers read each digest's records once between them.
+	r.Request = r.WithContext(promotion.ShareReadings(r.Context()))
 	at := apiInstant(r.URL.Query().Get("at"))
 	v := environmentsView{At: at, Projects: []projectView{}}
 	var projects []promotionhttp.ProjectInfo

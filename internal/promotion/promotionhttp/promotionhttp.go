@@ -90,6 +90,10 @@ type Options struct {
 	Registries []string
 }
 
+// verdicts bounds the attestation verdicts the service remembers (a few
+// KiB each: the parsed record and its statement).
+const verdicts = 4096
+
 // New builds the promotion service from the configured projects; it
 // returns nil when none is configured.
 func New(o Options) (*Handler, error) {
@@ -102,6 +106,7 @@ func New(o Options) (*Handler, error) {
 		return nil, err
 	}
 	svc.Trust = trust
+	svc.Verdicts = evidence.NewVerdicts(verdicts)
 	for i, p := range o.Projects {
 		pr := promotion.Project{Name: p.Name, Repositories: p.Repositories}
 		for _, e := range p.Environments {
