@@ -22,7 +22,6 @@ import (
 
 	"github.com/custody-dev/custody/internal/gate/spec"
 	"github.com/custody-dev/custody/internal/proxy"
-	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/repopattern"
 )
 
@@ -916,14 +915,13 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// validateFeeds checks the feeds: each has a name that is one repository
-// name component, unique among them, and an ecosystem and kind this
-// version serves.
+// validateFeeds checks the feeds: each has a feed name (feedName), unique
+// among them, and an ecosystem and kind this version serves.
 func validateFeeds(feeds []Feed) error {
 	names := map[string]bool{}
 	for i, f := range feeds {
-		if f.Name == "" || strings.Contains(f.Name, "/") || !registry.ValidName(f.Name) {
-			return fmt.Errorf("feeds[%d].name %q must be one lowercase repository name component (e.g. npm-internal)", i, f.Name)
+		if !feedName(f.Name) {
+			return fmt.Errorf("feeds[%d].name %q must be lowercase letters and digits, words joined by single '-' or '.' (e.g. npm-internal)", i, f.Name)
 		}
 		if names[f.Name] {
 			return fmt.Errorf("feeds[%d]: the name %q is taken by another feed", i, f.Name)
@@ -1038,4 +1036,29 @@ func validateWebURL(raw string) error {
 		return fmt.Errorf("web.url %q: WebAuthn needs a host name, not an IP address (browsers refuse it as relying party ID)", raw)
 	}
 	return nil
+}
+
+// feedName reports whether name may name a feed: at most 64 lowercase
+// letters and digits, words joined by single '-' or '.'. Every such name
+// is one valid repository name component (the feed's packages live in
+// repositories under it), and the rule needs no registry code here.
+func feedName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	prev := byte('-')
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z' || c >= '0' && c <= '9':
+		case c == '-' || c == '.':
+			if prev == '-' || prev == '.' {
+				return false
+			}
+		default:
+			return false
+		}
+		prev = c
+	}
+	return prev != '-' && prev != '.'
 }

@@ -140,7 +140,7 @@ func TestRefusals(t *testing.T) {
 		{"drill without projects", write("drills:\n- {environment: prod, interval: 24h}\n"), nil, "drills[0]: drills rebuild environments: declare projects first"},
 		{"drill without environment", write("# envdrill\nprojects:\n- {repositories: \"a/**\", environments: [{name: prod}]}\ndrills:\n- {interval: 24h}\n"), nil, "drills[0].environment is empty"},
 		{"drill interval too short", write("# intdrill\nprojects:\n- {repositories: \"a/**\", environments: [{name: prod}]}\ndrills:\n- {environment: prod}\n"), nil, "drills[0].interval 0s: give at least 1s"},
-		{"feed name with a slash", write("# feed1\nfeeds:\n- {name: a/b, ecosystem: npm}\n"), nil, "feeds[0].name \"a/b\" must be one lowercase repository name component"},
+		{"feed name with a slash", write("# feed1\nfeeds:\n- {name: a/b, ecosystem: npm}\n"), nil, "feeds[0].name \"a/b\" must be lowercase letters and digits"},
 		{"feed name dot-dot", write("# feed2\nfeeds:\n- {name: \"..\", ecosystem: npm}\n"), nil, "feeds[0].name"},
 		{"duplicate feed", write("# feed3\nfeeds:\n- {name: a, ecosystem: npm}\n- {name: a, ecosystem: npm}\n"), nil, "feeds[1]: the name \"a\" is taken"},
 		{"feed ecosystem not served", write("# feed4\nfeeds:\n- {name: py, ecosystem: maven}\n"), nil, "feeds[0] (py): ecosystem \"maven\": use npm, pypi or go"},
@@ -196,5 +196,17 @@ func TestGoFeed(t *testing.T) {
 	}
 	if _, err := Load(p, nil); err == nil || !strings.Contains(err.Error(), `kind "proxy"`) {
 		t.Fatalf("a go proxy feed was accepted: %v", err)
+	}
+}
+
+func TestFeedNames(t *testing.T) {
+	for name, want := range map[string]bool{
+		"npm": true, "npm-internal": true, "py.pi2": true, "a": true,
+		"": false, "A": false, "a/b": false, "a_b": false, "-a": false, "a-": false, "a--b": false, "a.-b": false,
+		strings.Repeat("a", 64): true, strings.Repeat("a", 65): false,
+	} {
+		if got := feedName(name); got != want {
+			t.Errorf("feedName(%q) = %v, want %v", name, got, want)
+		}
 	}
 }

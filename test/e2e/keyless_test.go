@@ -27,7 +27,11 @@ import (
 	"github.com/custody-dev/custody/internal/timestamp"
 )
 
-const keylessWorkflow = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
+// keylessPath is the workflow every keyless test signs as. Its identity
+// is on the issuer's own origin: only GitHub's real issuer is certified as
+// https://github.com/... (internal/ca binds identities to their issuer's
+// host), and the test issuer runs on loopback.
+const keylessPath = "/acme/app/.github/workflows/release.yml@refs/heads/main"
 
 // keylessEnv is a running custody serve with a key ring, a time-stamp
 // authority and a certificate authority, a loopback OIDC issuer whose
@@ -87,11 +91,11 @@ projects:
               params:
                 identity: %s
                 issuer: %s
-                repository: https://github.com/acme/app
+                repository: %s/acme/app
             - name: hosted-runner
               expr: "signatures.exists(s, s.certificate[?'runnerEnvironment'].orValue('') == 'github-hosted')"
               message: signed on a GitHub-hosted runner
-`, e.issuer.Server.URL, caKey, e.caPEM, keylessWorkflow, e.issuer.Server.URL)
+`, e.issuer.Server.URL, caKey, e.caPEM, e.issuer.Server.URL+keylessPath, e.issuer.Server.URL, e.issuer.Server.URL)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -220,6 +224,7 @@ func identityFlags(identity, issuer string) []string {
 // refuses another one, and without constraints relies on neither.
 func TestKeylessCustodySign(t *testing.T) {
 	e := startKeyless(t)
+	keylessWorkflow := e.issuer.Server.URL + keylessPath
 	cosign := client(t, "cosign")
 	tok := e.token(t, "app")
 	iss := e.issuer.Server.URL
@@ -232,7 +237,7 @@ func TestKeylessCustodySign(t *testing.T) {
 	e.mustCustody(t, tok, "attest", "test-result", "--keyless", d.String(), "--result", "PASSED")
 
 	out, err := e.verify(t, d, append(identityFlags(keylessWorkflow, iss), "--certificate-github-workflow-repository", "acme/app",
-		"--certificate-repository", "https://github.com/acme/app", "--certificate-ref", "refs/heads/main", "-o", "json")...)
+		"--certificate-repository", e.issuer.Server.URL+"/acme/app", "--certificate-ref", "refs/heads/main", "-o", "json")...)
 	if err != nil {
 		t.Fatalf("custody verify: %v\n%s", err, out)
 	}
@@ -240,7 +245,7 @@ func TestKeylessCustodySign(t *testing.T) {
 		t.Fatalf("custody verify did not report two keyless signatures at the time-stamp and the attestation:\n%s", out)
 	}
 	for _, c := range [][]string{
-		identityFlags("https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main", iss),
+		identityFlags(e.issuer.Server.URL+"/evil/app/.github/workflows/release.yml@refs/heads/main", iss),
 		identityFlags(keylessWorkflow, "https://token.actions.githubusercontent.com"),
 		append(identityFlags(keylessWorkflow, iss), "--certificate-ref", "refs/heads/feature"),
 		nil, // no constraints: a keyless signature is not relied upon
@@ -249,7 +254,7 @@ func TestKeylessCustodySign(t *testing.T) {
 			t.Fatalf("custody verify %v accepted:\n%s", c, out)
 		}
 	}
-	if out, err := e.verify(t, d, "--certificate-identity-regexp", "^https://github.com/acme/", "--certificate-oidc-issuer-regexp", "^http://127"); err != nil {
+	if out, err := e.verify(t, d, "--certificate-identity-regexp", "^http://127\\.0\\.0\\.1:[0-9]+/acme/", "--certificate-oidc-issuer-regexp", "^http://127"); err != nil {
 		t.Fatalf("custody verify with regexps: %v\n%s", err, out)
 	}
 
@@ -274,7 +279,7 @@ func TestKeylessCustodySign(t *testing.T) {
 	mustCosign(t, e.home, cosign3Bin, "", "verify", "--trusted-root", trusted, "--certificate-identity", keylessWorkflow, "--certificate-oidc-issuer", iss,
 		"--insecure-ignore-tlog", "--insecure-ignore-sct", "--allow-insecure-registry", d.String())
 	mustFail(t, e.home, cosign, "none of the expected identities matched", "verify", "--certificate-chain", e.caPEM,
-		"--certificate-identity", "https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main", "--certificate-oidc-issuer", iss,
+		"--certificate-identity", e.issuer.Server.URL+"/evil/app/.github/workflows/release.yml@refs/heads/main", "--certificate-oidc-issuer", iss,
 		"--insecure-ignore-tlog", "--insecure-ignore-sct", "--allow-insecure-registry", dt.String())
 }
 
@@ -285,6 +290,7 @@ func TestKeylessCustodySign(t *testing.T) {
 // in time), a time-stamp from an authority outside the trust root.
 func TestKeylessCosignSign(t *testing.T) {
 	e := startKeyless(t)
+	keylessWorkflow := e.issuer.Server.URL + keylessPath
 	iss := e.issuer.Server.URL
 	tokFile := filepath.Join(e.work, "token")
 	if err := os.WriteFile(tokFile, []byte(e.token(t, "app")), 0o600); err != nil {
@@ -292,7 +298,7 @@ func TestKeylessCosignSign(t *testing.T) {
 	}
 	tsaURL := e.base + timestamp.Path
 	good := identityFlags(keylessWorkflow, iss)
-	other := identityFlags("https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main", iss)
+	other := identityFlags(e.issuer.Server.URL+"/evil/app/.github/workflows/release.yml@refs/heads/main", iss)
 
 	t.Run("cosign v2", func(t *testing.T) {
 		cosign := client(t, "cosign")
@@ -407,6 +413,7 @@ func TestKeylessGate(t *testing.T) {
 // result for the workflow's identity.
 func TestKeylessGitHubActionsFlow(t *testing.T) {
 	e := startKeyless(t)
+	keylessWorkflow := e.issuer.Server.URL + keylessPath
 	tok := e.token(t, "app")
 	var asked []string
 	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

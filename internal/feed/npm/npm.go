@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -94,7 +95,7 @@ func New(feeds []config.Feed, blobs blob.Store, md meta.Store, opts registry.Opt
 // unescape turns the escapes npm writes in package paths ("@scope%2fname")
 // back into their characters; any other escape is left for the caller to
 // refuse.
-var unescape = strings.NewReplacer("%2f", "/", "%2F", "/", "%40", "@")
+var unescape = sync.OnceValue(func() *strings.Replacer { return strings.NewReplacer("%2f", "/", "%2F", "/", "%40", "@") })
 
 // request is a routed /npm/ request.
 type request struct {
@@ -116,7 +117,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no npm feed called "+quote(feedName))
 		return
 	}
-	path := unescape.Replace(rest)
+	path := unescape().Replace(rest)
 	if strings.Contains(path, "%") {
 		h.invalid(w, r, "", "percent-escapes other than %2f and %40 (and characters that need them) are not allowed in package paths")
 		return

@@ -14,6 +14,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/custody-dev/custody/internal/ecosystem"
 	"github.com/custody-dev/custody/internal/feed"
@@ -34,11 +35,13 @@ const (
 
 // semverRE is semver.org's grammar without build metadata, which npm
 // drops from versions before it publishes them.
-var semverRE = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$`)
+var semverRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$`)
+})
 
 // ValidVersion reports whether v is a version npm publishes: a semantic
 // version without build metadata, at most 128 bytes.
-func ValidVersion(v string) bool { return len(v) <= 128 && semverRE.MatchString(v) }
+func ValidVersion(v string) bool { return len(v) <= 128 && semverRE().MatchString(v) }
 
 // Publish is a parsed, checked publish request: one version of one
 // package with its tarball.
