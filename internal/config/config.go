@@ -69,6 +69,8 @@ type Config struct {
 	Signing Signing `yaml:"signing"`
 	// CA is the certificate authority for workloads (docs/keyless.md).
 	CA CA `yaml:"ca"`
+	// Rekor is the transparency log for signing events (docs/keyless.md).
+	Rekor Rekor `yaml:"rekor"`
 	// Projects declare ordered environments per repository pattern and the
 	// gate of each (docs/promotion.md).
 	Projects []Project `yaml:"projects"`
@@ -213,6 +215,22 @@ type CA struct {
 	PassphraseFile string `yaml:"passphraseFile"`
 	// Validity of the certificates issued (default 10m, at most 24h).
 	Validity Duration `yaml:"validity"`
+}
+
+// Rekor configures the transparency log for signing events, served at
+// Rekor v2's API (docs/keyless.md). Off unless Key is set.
+type Rekor struct {
+	// Key is the log's ECDSA P-256 key: an encrypted key file ('custody
+	// rekor create') or a pkcs11: URI of a key on a PKCS #11 token.
+	Key string `yaml:"key"`
+	// PassphraseFile holds the key file's passphrase; default: the
+	// CUSTODY_REKOR_PASSWORD variable.
+	PassphraseFile string `yaml:"passphraseFile"`
+	// URL is the server's base URL as signers and verifiers reach it
+	// (signing_config.json and trusted_root.json name it). Its host name
+	// is the origin of the log's checkpoints, as sigstore-go expects: keep
+	// it once entries are logged.
+	URL string `yaml:"url"`
 }
 
 // Signing configures the server's signing key ring and what it signs.
@@ -574,6 +592,7 @@ var Env = []struct{ Name, Help string }{
 	{"CUSTODY_KEY_PASSWORD", "passphrase of the server's signing key (signing on push, promotions); signing.passphraseFile replaces it"},
 	{"CUSTODY_PKCS11_PIN", "PIN of the PKCS #11 token holding the server's signing key, unless its URI carries one"},
 	{"CUSTODY_CA_PASSWORD", "passphrase of the workload certificate authority's key file (ca.key); ca.passphraseFile replaces it"},
+	{"CUSTODY_REKOR_PASSWORD", "passphrase of the transparency log's key file (rekor.key); rekor.passphraseFile replaces it"},
 }
 
 func (c *Config) applyEnv(environ []string) error {
@@ -701,6 +720,9 @@ func (c Config) Validate() error {
 	}
 	if c.Scrub.Buckets < 1 {
 		return errors.New("scrub.buckets must be at least 1")
+	}
+	if (c.Rekor.Key == "") != (c.Rekor.URL == "") {
+		return errors.New("rekor needs both key and url")
 	}
 	if (c.CA.Key == "") != (c.CA.Certificate == "") {
 		return errors.New("ca needs both key and certificate")

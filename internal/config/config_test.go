@@ -125,6 +125,7 @@ func TestRefusals(t *testing.T) {
 		{"zero session idle", write("web:\n  session:\n    idle: 0s\n"), nil, "web.session.idle"},
 		{"bad session env", "", []string{"CUSTODY_WEB_SESSION_ABSOLUTE=day"}, "CUSTODY_WEB_SESSION_ABSOLUTE"},
 		{"CA key without certificate", write("# ca\nca:\n  key: /x/ca.key\n"), nil, "ca needs both key and certificate"},
+		{"rekor key without url", write("# rekor\nrekor:\n  key: /x/rekor.key\n"), nil, "rekor needs both key and url"},
 		{"CA validity too long", write("# ca validity\nca:\n  key: /x/ca.key\n  certificate: /x/ca.pem\n  validity: 48h\n"), nil, "ca.validity"},
 		{"OIDC client without redirect", write("# oidc\nauth:\n  oidc:\n  - issuer: https://id.example\n    clientID: custody\n    rules: [{subject: x}]\n"), nil, "needs both clientID and redirectURL"},
 		{"drill without projects", write("drills:\n- {environment: prod, interval: 24h}\n"), nil, "drills[0]: drills rebuild environments: declare projects first"},

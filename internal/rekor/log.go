@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"time"
@@ -37,6 +38,8 @@ type Options struct {
 	// only.
 	Trust func() Trust
 	Log   *slog.Logger
+	// Closer, when set, is closed by Close (the key's PKCS #11 session).
+	Closer io.Closer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -50,6 +53,7 @@ type Log struct {
 	logID  []byte
 	trust  func() Trust
 	now    func() time.Time
+	closer io.Closer
 }
 
 // Open opens the log on opts.Store.
@@ -67,7 +71,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transparency log: %w", err)
 	}
-	l := &Log{tl: tl, url: opts.URL, origin: origin, pub: opts.Signer.Public(), logID: logID, trust: opts.Trust, now: opts.Now}
+	l := &Log{tl: tl, url: opts.URL, origin: origin, pub: opts.Signer.Public(), logID: logID, trust: opts.Trust, now: opts.Now, closer: opts.Closer}
 	if l.trust == nil {
 		l.trust = func() Trust { return Trust{} }
 	}
@@ -77,8 +81,15 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	return l, nil
 }
 
-// Close stores the entries waiting and stops the log's writer.
-func (l *Log) Close() { l.tl.Close() }
+// Close stores the entries waiting, stops the log's writer and closes
+// Options.Closer.
+func (l *Log) Close() {
+	l.tl.Close()
+	if l.closer != nil {
+		l.closer.Close()
+		l.closer = nil
+	}
+}
 
 // Run keeps checking the log's storage (tlog.Log.Run) until ctx ends.
 // Checkpoints are signed as entries are added, not on a timer.
