@@ -210,7 +210,7 @@ func TestSigningCertRefusals(t *testing.T) {
 	}
 
 	status, body := s.requestV2(t, good, key, sub)
-	if status != http.StatusCreated {
+	if status != http.StatusOK {
 		t.Fatalf("good request: %d %s", status, body)
 	}
 	var resp struct {

@@ -122,10 +122,11 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request, parse func([]byt
 	return chain, ctx, nil
 }
 
-// writeV2 answers Fulcio's v2 way: the chain in
+// writeV2 answers Fulcio's v2 way (200, which sigstore-go requires;
+// only the legacy v1 API answers 201): the chain in
 // signedCertificateEmbeddedSct (there is no CT log yet, so no SCT).
 func (h *Handler) writeV2(w http.ResponseWriter, chain []*x509.Certificate) {
-	problem.JSON(w, http.StatusCreated, map[string]any{
+	problem.JSON(w, http.StatusOK, map[string]any{
 		"signedCertificateEmbeddedSct": map[string]any{"chain": pemChain(chain)},
 	})
 }
