@@ -1,0 +1,371 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	prototrustroot "github.com/sigstore/protobuf-specs/gen/pb-go/trustroot/v1"
+	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/custody-dev/custody/internal/auth/oidctest"
+	"github.com/custody-dev/custody/internal/ca"
+	"github.com/custody-dev/custody/internal/rekor"
+	"github.com/custody-dev/custody/internal/testserver"
+	"github.com/custody-dev/custody/internal/timestamp"
+)
+
+// keyless is a custody server with its whole private Sigstore on: the CA,
+// the time-stamp authority and the transparency log, an OIDC issuer on
+// loopback, and the trusted root and signing config that describe them.
+type keyless struct {
+	srv           *testserver.Server
+	base          string
+	issuer        *oidctest.Issuer
+	trustedRoot   string // trusted_root.json
+	signingConfig string // signing_config.json
+	logPub        crypto.PublicKey
+	caChain       []*x509.Certificate
+	tsaChain      []*x509.Certificate
+	dir           string
+}
+
+const keylessIdentity = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
+
+func startKeyless(t *testing.T) *keyless {
+	t.Helper()
+	dir, data := t.TempDir(), t.TempDir()
+	env := []string{"CUSTODY_CA_PASSWORD=ca pass", "CUSTODY_REKOR_PASSWORD=log pass", "CUSTODY_KEY_PASSWORD=ring pass"}
+	bin := testserver.Binary(t)
+	custody := func(args ...string) {
+		t.Helper()
+		c := exec.Command(bin, args...)
+		c.Env = append(os.Environ(), env...)
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("custody %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	caKey, caCert := filepath.Join(dir, "ca.key"), filepath.Join(dir, "ca.pem")
+	logKey, logPub := filepath.Join(dir, "rekor.key"), filepath.Join(dir, "rekor.pub")
+	custody("ca", "create", "--key", caKey, "--cert", caCert)
+	custody("rekor", "create", "--key", logKey, "--pub", logPub)
+	keys := filepath.Join(data, "keys")
+	custody("key", "create", "--keys", keys)
+	custody("key", "tsa", "create", "--keys", keys)
+	iss := oidctest.New(t, "k1")
+	cfg := filepath.Join(dir, "custody.yaml")
+	yaml := fmt.Sprintf(`auth:
+  oidc:
+    - issuer: %s
+      audience: sigstore
+      rules:
+        - claims: {repository: "acme/*"}
+          subject: "github:{repository}"
+          grants:
+            - {role: writer, repositories: ["apps/**"]}
+ca:
+  key: %s
+  certificate: %s
+rekor:
+  key: %s
+  url: http://127.0.0.1
+`, iss.Server.URL, caKey, caCert, logKey)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.Start(t, testserver.Options{Auth: true, Data: data, Args: []string{"--config", cfg}, Env: env})
+	k := &keyless{srv: srv, base: "http://" + srv.Host(), issuer: iss}
+
+	// The trusted root and signing config, built with sigstore-go's root
+	// package from what the server publishes.
+	since := time.Now().Add(-time.Hour)
+	caPEM, _ := os.ReadFile(caCert)
+	caChain, err := ca.ParseChain(caPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsaChain, err := ca.ParseChain(k.get(t, timestamp.ChainPath))
+	if err != nil || len(tsaChain) < 2 {
+		t.Fatalf("TSA chain: %d certificates, %v", len(tsaChain), err)
+	}
+	pubPEM, _ := os.ReadFile(logPub)
+	block, _ := pem.Decode(pubPEM)
+	if k.logPub, err = x509.ParsePKIXPublicKey(block.Bytes); err != nil {
+		t.Fatal(err)
+	}
+	k.caChain, k.tsaChain, k.dir = caChain, tsaChain, dir
+	k.trustedRoot = k.trustedRootWith(t, k.logPub)
+	sc, err := root.NewSigningConfig(root.SigningConfigMediaType02,
+		[]root.Service{{URL: k.base, MajorAPIVersion: 1, ValidityPeriodStart: since, Operator: "custody"}},
+		[]root.Service{{URL: iss.Server.URL, MajorAPIVersion: 1, ValidityPeriodStart: since, Operator: "custody"}},
+		[]root.Service{{URL: k.base, MajorAPIVersion: 2, ValidityPeriodStart: since, Operator: "custody"}},
+		root.ServiceConfiguration{Selector: prototrustroot.ServiceSelector_ANY},
+		[]root.Service{{URL: k.base + timestamp.Path, MajorAPIVersion: 1, ValidityPeriodStart: since, Operator: "custody"}},
+		root.ServiceConfiguration{Selector: prototrustroot.ServiceSelector_ANY})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.signingConfig = writeJSON(t, dir, "signing_config.json", sc)
+	return k
+}
+
+// trustedRootWith writes a trusted root naming the server's CA and TSA
+// and a log with key logKey at the server's URL.
+func (k *keyless) trustedRootWith(t *testing.T, logKey crypto.PublicKey) string {
+	t.Helper()
+	since := time.Now().Add(-time.Hour)
+	der, err := x509.MarshalPKIXPublicKey(logKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logID := sha256.Sum256(der)
+	caChain, tsaChain := k.caChain, k.tsaChain
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01,
+		[]root.CertificateAuthority{&root.FulcioCertificateAuthority{Root: caChain[len(caChain)-1], Intermediates: caChain[:len(caChain)-1], ValidityPeriodStart: since, URI: k.base}},
+		nil,
+		[]root.TimestampingAuthority{&root.SigstoreTimestampingAuthority{Leaf: tsaChain[0], Intermediates: tsaChain[1 : len(tsaChain)-1], Root: tsaChain[len(tsaChain)-1], ValidityPeriodStart: since, URI: k.base + timestamp.Path}},
+		map[string]*root.TransparencyLog{hex.EncodeToString(logID[:]): {
+			BaseURL: k.base, ID: logID[:], ValidityPeriodStart: since, HashFunc: crypto.SHA256, PublicKey: logKey, SignatureHashFunc: crypto.SHA256,
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeJSON(t, k.dir, "trusted_root_"+hex.EncodeToString(logID[:4])+".json", tr)
+}
+
+func writeJSON(t *testing.T, dir, file string, v interface{ MarshalJSON() ([]byte, error) }) string {
+	t.Helper()
+	b, err := v.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, file)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (k *keyless) get(t *testing.T, path string) []byte {
+	t.Helper()
+	resp, err := http.Get(k.base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	return b
+}
+
+// logSize is the size in the log's latest checkpoint.
+func (k *keyless) logSize(t *testing.T) uint64 {
+	t.Helper()
+	lines := strings.SplitN(string(k.get(t, rekor.ReadPrefix+"checkpoint")), "\n", 3)
+	n, err := strconv.ParseUint(lines[1], 10, 64)
+	if err != nil {
+		t.Fatalf("checkpoint %q", lines)
+	}
+	return n
+}
+
+// token is a GitHub Actions job's OIDC token for acme/app's release
+// workflow, in a file (cosign takes a long argument for a path).
+func (k *keyless) token(t *testing.T) string {
+	t.Helper()
+	now := time.Now()
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
+		"iss": k.issuer.Server.URL, "aud": "sigstore", "sub": "repo:acme/app:ref:refs/heads/main",
+		"iat": now.Unix(), "nbf": now.Unix() - 5, "exp": now.Add(5 * time.Minute).Unix(),
+		"repository": "acme/app", "repository_owner": "acme", "ref": "refs/heads/main",
+		"sha": "0123456789abcdef0123456789abcdef01234567", "event_name": "push", "workflow": "release",
+		"job_workflow_ref": "acme/app/.github/workflows/release.yml@refs/heads/main", "runner_environment": "github-hosted",
+	})
+	tok.Header["kid"] = "k1"
+	s, err := tok.SignedString(k.issuer.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestCosignKeylessTransparency is the keyless acceptance with the real
+// cosign v3: it signs and attests an image and signs a blob with
+// custody's signing config (custody's CA, TSA and transparency log) and a
+// workload's OIDC token; cosign verify, verify-attestation and
+// verify-blob accept them with custody's trusted root, the identity and
+// the issuer, and no --insecure-* flag beyond --insecure-ignore-sct
+// (custody's CA does not embed SCTs yet), online and with the server
+// stopped (the blob's bundle alone). A log entry with a bad signature is
+// refused with 400 and nothing is appended.
+func TestCosignKeylessTransparency(t *testing.T) {
+	cosign := testserver.Client(t, "cosign3")
+	k := startKeyless(t)
+	admin := &authn.Basic{Username: "admin", Password: k.srv.AdminPassword()}
+	ref, err := name.ParseReference(k.srv.Host()+"/apps/app:v1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := random.Image(256, 1)
+	if err := remote.Write(ref, img, remote.WithAuth(admin)); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	image := k.srv.Host() + "/apps/app@" + d.String()
+	docker, work := t.TempDir(), t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte("admin:" + k.srv.AdminPassword()))
+	if err := os.WriteFile(filepath.Join(docker, "config.json"), fmt.Appendf(nil, `{"auths":{%q:{"auth":%q}}}`, k.srv.Host(), auth), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "DOCKER_CONFIG="+docker, "TUF_ROOT="+t.TempDir(), "SIGSTORE_NO_CACHE=true")
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(cosign, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		out, err := run(args...)
+		if err != nil {
+			t.Fatalf("cosign %s: %v\n%s\nserver:\n%s", strings.Join(args, " "), err, out, k.srv.Logs())
+		}
+		return out
+	}
+	sizeBefore := k.logSize(t)
+	signing := []string{"--signing-config", k.signingConfig, "--trusted-root", k.trustedRoot, "--identity-token", k.token(t), "--yes"}
+	must(append(append([]string{"sign"}, signing...), "--allow-insecure-registry", image)...)
+	predicate := filepath.Join(work, "predicate.json")
+	if err := os.WriteFile(predicate, []byte(`{"builder":{"id":"https://github.com/acme/app/.github/workflows/release.yml"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	signing[5] = k.token(t)
+	must(append(append([]string{"attest"}, signing...), "--allow-insecure-registry", "--predicate", predicate, "--type", "slsaprovenance1", image)...)
+	blob, bundle := filepath.Join(work, "artifact.txt"), filepath.Join(work, "artifact.sigstore.json")
+	if err := os.WriteFile(blob, []byte("an artifact built by acme/app\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	signing[5] = k.token(t)
+	must(append(append([]string{"sign-blob"}, signing...), "--bundle", bundle, blob)...)
+	if got := k.logSize(t); got != sizeBefore+3 {
+		t.Fatalf("log size %d after three signing events, want %d", got, sizeBefore+3)
+	}
+
+	identity := []string{"--trusted-root", k.trustedRoot, "--certificate-identity", keylessIdentity, "--certificate-oidc-issuer", k.issuer.Server.URL,
+		"--insecure-ignore-sct"}
+	out := must(append(append([]string{"verify"}, identity...), "--allow-insecure-registry", image)...)
+	if !strings.Contains(out, "transparency log was verified") || !strings.Contains(out, "verified using trusted certificate authority") {
+		t.Errorf("cosign verify did not check the log entry and the certificate:\n%s", out)
+	}
+	must(append(append([]string{"verify-attestation"}, identity...), "--allow-insecure-registry", "--type", "slsaprovenance1", image)...)
+	must(append(append([]string{"verify-blob"}, identity...), "--bundle", bundle, blob)...)
+	other := append([]string(nil), identity...)
+	other[3] = "https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main"
+	if out, err := run(append(append([]string{"verify"}, other...), "--allow-insecure-registry", image)...); err == nil {
+		t.Fatalf("cosign verify accepted another identity:\n%s", out)
+	}
+
+	// A trusted root naming another log key: the entry does not count.
+	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	otherRoot := k.trustedRootWith(t, &otherKey.PublicKey)
+	untrusted := append([]string(nil), identity...)
+	untrusted[1] = otherRoot
+	if out, err := run(append(append([]string{"verify-blob"}, untrusted...), "--bundle", bundle, blob)...); err == nil {
+		t.Fatalf("cosign verify-blob accepted an entry of a log the trusted root does not name:\n%s", out)
+	}
+
+	// A log entry whose signature does not verify: 400, nothing appended.
+	sizeBefore = k.logSize(t)
+	resp, err := http.Post(k.base+rekor.EntriesPath, "application/json", bytes.NewReader(badEntryRequest(t, bundle)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("bad entry: %d %s", resp.StatusCode, body)
+	}
+	if got := k.logSize(t); got != sizeBefore {
+		t.Fatalf("log size %d after a refused entry, want %d", got, sizeBefore)
+	}
+
+	// Offline: the server is gone; the image saved to a directory and the
+	// blob's bundle alone verify, a tampered blob does not.
+	saved := filepath.Join(work, "image")
+	must("save", "--allow-insecure-registry", "--dir", saved, image)
+	if err := k.srv.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	must(append(append([]string{"verify"}, identity...), "--local-image", saved)...)
+	must(append(append([]string{"verify-attestation"}, identity...), "--type", "slsaprovenance1", "--local-image", saved)...)
+	must(append(append([]string{"verify-blob"}, identity...), "--bundle", bundle, blob)...)
+	tampered := filepath.Join(work, "tampered.txt")
+	if err := os.WriteFile(tampered, []byte("something else\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(append(append([]string{"verify-blob"}, identity...), "--bundle", bundle, tampered)...); err == nil {
+		t.Fatalf("cosign verify-blob accepted a tampered blob offline:\n%s", out)
+	}
+}
+
+// badEntryRequest is the request cosign made for the blob's bundle with
+// its signature changed.
+func badEntryRequest(t *testing.T, bundlePath string) []byte {
+	t.Helper()
+	b, err := sgbundle.LoadJSONFromPath(bundlePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := b.GetMessageSignature()
+	cert := b.GetVerificationMaterial().GetCertificate()
+	if ms == nil || cert == nil {
+		t.Fatalf("bundle without a message signature or certificate: %v", b)
+	}
+	sig := append([]byte(nil), ms.GetSignature()...)
+	sig[len(sig)-1] ^= 1
+	req, err := protojson.Marshal(&rekorpb.CreateEntryRequest{Spec: &rekorpb.CreateEntryRequest_HashedRekordRequestV002{
+		HashedRekordRequestV002: &rekorpb.HashedRekordRequestV002{
+			Digest: ms.GetMessageDigest().GetDigest(),
+			Signature: &rekorpb.Signature{Content: sig, Verifier: &rekorpb.Verifier{
+				Verifier:   &rekorpb.Verifier_X509Certificate{X509Certificate: cert},
+				KeyDetails: protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256,
+			}},
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
