@@ -23,12 +23,15 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	pbs "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/internal/attest"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/notary"
 	"github.com/custody-dev/custody/internal/provenance"
+	"github.com/custody-dev/custody/internal/rekor"
 	"github.com/custody-dev/custody/internal/sign"
 	"github.com/custody-dev/custody/internal/timestamp"
 )
@@ -166,6 +169,60 @@ type Trust struct {
 	// policy's registryScopes are matched with.
 	notation     *notary.Verifier
 	notationHost string
+	// logs are the Rekor v2 transparency logs whose entries count
+	// (WithTransparencyLogs).
+	logs []rekor.TrustedLog
+}
+
+// WithTransparencyLogs trusts the entries of these Rekor v2 logs (custody's
+// own, internal/rekor) in the signatures and attestations that carry
+// them. It returns t.
+func (t *Trust) WithTransparencyLogs(logs ...rekor.TrustedLog) *Trust {
+	t.logs = append(t.logs, logs...)
+	return t
+}
+
+// logged decides, in one place, whether the transparency log entries
+// stored with a signature (or attestation) by trust-root key id let it
+// count. A Rekor v1 entry (a signed inclusion promise) is not judged
+// here. A Rekor v2 entry must prove that this very signature is logged:
+// the entry rebuilt from the signature, the signed bytes and the key (as
+// sigstore-go rebuilds it) is included, by its inclusion proof, in a
+// checkpoint signed by a trusted log's key with that log's origin. An
+// entry of an untrusted log, an unreadable one, a checkpoint that does
+// not verify or an entry not included in the signed checkpoint makes the
+// evidence not count: a log entry is a claim of transparency that must
+// hold.
+func (t *Trust) logged(entries []sign.LogEntry, id string) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	var pub crypto.PublicKey
+	for i, k := range t.root.Keys {
+		if k.ID == id && i < len(t.keys) {
+			pub = t.keys[i]
+		}
+	}
+	for _, le := range entries {
+		var e pbs.TransparencyLogEntry
+		if err := protojson.Unmarshal(le.Entry, &e); err != nil {
+			return fmt.Errorf("unreadable transparency log entry: %w", err)
+		}
+		if !rekor.IsV2(&e) {
+			continue
+		}
+		if pub == nil {
+			return fmt.Errorf("transparency log entry %d: key %s is not in the trust root", e.GetLogIndex(), id)
+		}
+		leaf, err := rekor.EntryHash(le.Signed, le.Signature, pub, nil)
+		if err == nil {
+			err = rekor.VerifyEntry(&e, t.logs, leaf)
+		}
+		if err != nil {
+			return fmt.Errorf("transparency log entry %d: %w", e.GetLogIndex(), err)
+		}
+	}
+	return nil
 }
 
 // WithNotation makes Notary Project (Notation) signatures count when v
@@ -506,6 +563,11 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 	resolver := attest.ResolverFromKeys(trust.keys...)
 	for _, env := range envs {
 		a := trust.attestation(env.Envelope, resolver, dgst, env.Timestamps)
+		if a.Err == nil {
+			if err := trust.logged(env.LogEntries, a.KeyID); err != nil {
+				a = Attestation{PredicateType: a.PredicateType, KeyID: a.KeyID, KeyStatus: a.KeyStatus, ClaimedType: a.PredicateType, Err: err}
+			}
+		}
 		a.Container = env.Container
 		if a.Counts {
 			switch {
@@ -576,7 +638,10 @@ func (t *Trust) signature(v sign.Verified) Signature {
 	if s.Err != nil {
 		return s
 	}
-	s.Err = t.validAt(v.KeyID, s.SignedAt)
+	if s.Err = t.validAt(v.KeyID, s.SignedAt); s.Err != nil {
+		return s
+	}
+	s.Err = t.logged(v.LogEntries, v.KeyID)
 	return s
 }
 

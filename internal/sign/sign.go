@@ -44,6 +44,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/timestamp"
@@ -70,6 +71,11 @@ type Options struct {
 	// make (RFC 3161): the token goes in the layer's TimestampAnnotation
 	// and the bundle's timestampVerificationData, where cosign puts it.
 	Timestamper timestamp.Stamper
+	// TransparencyLog, when set, logs every bundle signature Sign makes
+	// (the DSSE envelope's PAE as signed, the signature, the signer's
+	// public key) and answers the TransparencyLogEntry (protojson), which
+	// goes in the bundle's tlogEntries, where cosign v3 puts it.
+	TransparencyLog func(ctx context.Context, signed, sig []byte, pub crypto.PublicKey) ([]byte, error)
 }
 
 // Storage selects where signatures and attestations are written.
@@ -196,6 +202,16 @@ func Sign(ctx context.Context, ref name.Digest, signer crypto.Signer, opts Optio
 	}
 	if res.Bundle, err = newBundle(env, signer.Public(), tsr); err != nil {
 		return Result{}, err
+	}
+	if opts.TransparencyLog != nil {
+		sig := env.GetSignatures()[0].GetSig()
+		tle, err := opts.TransparencyLog(ctx, dsse.PAE(env.GetPayloadType(), env.GetPayload()), sig, signer.Public())
+		if err != nil {
+			return Result{}, fmt.Errorf("logging the signature: %w", err)
+		}
+		if res.Bundle, err = addBundleLogEntry(res.Bundle, tle); err != nil {
+			return Result{}, err
+		}
 	}
 	if opts.Storage.referrer() {
 		h, err := putBundleReferrer(ctx, ref, subj, res.Bundle, CosignSignPredicateType, opts)

@@ -67,6 +67,9 @@ type Verified struct {
 	// (cosign's layer annotation, the bundle's verification material),
 	// not verified: internal/evidence checks them.
 	Timestamps []Timestamp
+	// LogEntries are the transparency log entries stored with it (a
+	// bundle's), not verified: internal/evidence checks them.
+	LogEntries []LogEntry
 }
 
 // Rejected is one signature found for the digest that does not verify:
@@ -266,6 +269,7 @@ func VerifyBundle(bundle []byte, digest string, keys []crypto.PublicKey) (Verifi
 		Annotations: ann,
 		Payload:     env.GetPayload(),
 		Timestamps:  bundleTimestamps(pb, sig),
+		LogEntries:  bundleLogEntries(pb, sig),
 	}, nil
 }
 
@@ -297,6 +301,9 @@ type StoredAttestation struct {
 	Envelope []byte
 	// Timestamps are the RFC 3161 time-stamps stored with it, unverified.
 	Timestamps []Timestamp
+	// LogEntries are the transparency log entries stored with it,
+	// unverified.
+	LogEntries []LogEntry
 }
 
 // StoredAttestations is Attestations with where each envelope was found.
@@ -311,7 +318,7 @@ func StoredAttestations(ctx context.Context, ref name.Digest, opts Options) ([]S
 	}
 	seen := map[[32]byte]bool{}
 	var out []StoredAttestation
-	add := func(src Source, container string, raw []byte, ts []Timestamp) error {
+	add := func(src Source, container string, raw []byte, ts []Timestamp, logs []LogEntry) error {
 		env, err := parseEnvelope(raw)
 		if err != nil {
 			return err
@@ -326,14 +333,14 @@ func StoredAttestations(ctx context.Context, ref name.Digest, opts Options) ([]S
 		k := sha256.Sum256(norm)
 		if !seen[k] {
 			seen[k] = true
-			out = append(out, StoredAttestation{Source: src, Container: container, Envelope: raw, Timestamps: ts})
+			out = append(out, StoredAttestation{Source: src, Container: container, Envelope: raw, Timestamps: ts, LogEntries: logs})
 		}
 		return nil
 	}
 	// Malformed entries are skipped, not fatal: anyone who may push could
 	// otherwise block verification with one bad layer.
 	for _, l := range layers {
-		_ = add(SourceTag, l.image.String(), l.body, layerTimestamps(l.annotations, l.body))
+		_ = add(SourceTag, l.image.String(), l.body, layerTimestamps(l.annotations, l.body), nil)
 	}
 	for _, b := range bundles {
 		if b.predicateType == CosignSignPredicateType {
@@ -358,7 +365,7 @@ func StoredAttestations(ctx context.Context, ref name.Digest, opts Options) ([]S
 		if sigs := c.DsseEnvelope.GetSignatures(); len(sigs) > 0 {
 			sig = sigs[0].GetSig()
 		}
-		_ = add(SourceReferrer, b.manifest.String(), raw, bundleTimestamps(pb, sig))
+		_ = add(SourceReferrer, b.manifest.String(), raw, bundleTimestamps(pb, sig), bundleLogEntries(pb, sig))
 	}
 	return out, nil
 }
