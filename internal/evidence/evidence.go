@@ -174,9 +174,9 @@ type Trust struct {
 	logs []rekor.TrustedLog
 }
 
-// WithTransparencyLogs trusts the entries of these Rekor v2 logs (custody's
-// own, internal/rekor) in the signatures and attestations that carry
-// them. It returns t.
+// WithTransparencyLogs trusts the entries of these Rekor v2 logs, beyond
+// the trust root's TransparencyLogs, in the signatures and attestations
+// that carry them. It returns t.
 func (t *Trust) WithTransparencyLogs(logs ...rekor.TrustedLog) *Trust {
 	t.logs = append(t.logs, logs...)
 	return t
@@ -311,6 +311,13 @@ func NewTrust(root key.TrustRoot) (*Trust, error) {
 			return nil, fmt.Errorf("trust root key %s: %w", k.ID, err)
 		}
 		t.keys = append(t.keys, pub)
+	}
+	for _, l := range root.TransparencyLogs {
+		pub, err := key.ParsePublicKey([]byte(l.PublicKey))
+		if err != nil {
+			return nil, fmt.Errorf("trust root transparency log %s: %w", l.Origin, err)
+		}
+		t.logs = append(t.logs, rekor.TrustedLog{Origin: l.Origin, PublicKey: pub})
 	}
 	return t, nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/evidence/evidencetest"
+	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/rekor"
 	"github.com/custody-dev/custody/internal/sign"
@@ -76,11 +77,18 @@ func TestSignatureRekorEntry(t *testing.T) {
 	host := evidencetest.Registry(t)
 	k := evidencetest.NewKey(t, windowStart, windowEnd)
 	log, other := openRekor(t), openRekor(t)
-	trust, err := evidence.NewTrust(evidencetest.Root(k))
+	// The log is trusted through the trust root, as the server's ring
+	// records it.
+	root := evidencetest.Root(k)
+	logPEM, err := key.MarshalPublicKey(log.PublicKey())
 	if err != nil {
 		t.Fatal(err)
 	}
-	trust.WithTransparencyLogs(log.Trusted())
+	root.TransparencyLogs = []key.TrustedLog{{BaseURL: log.URL(), Origin: log.Origin(), PublicKey: string(logPEM), ValidFor: key.Validity{Start: windowStart}}}
+	trust, err := evidence.NewTrust(root)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// A genuine entry of another signature, to splice into a bundle.
 	var stranger *pbs.TransparencyLogEntry
 	{
@@ -151,5 +159,10 @@ func TestSignatureRekorEntry(t *testing.T) {
 	set := evidence.Collect(context.Background(), d, bare, sign.Options{})
 	if len(set.Signatures) != 1 || set.Signatures[0].Trusted() || !strings.Contains(set.Signatures[0].Err.Error(), "not trusted") {
 		t.Fatalf("signatures without a trusted log: %+v", set.Signatures)
+	}
+	// ... and counts once the log is trusted (WithTransparencyLogs).
+	set = evidence.Collect(context.Background(), d, bare.WithTransparencyLogs(log.Trusted()), sign.Options{})
+	if len(set.Signatures) != 1 || !set.Signatures[0].Trusted() {
+		t.Fatalf("signatures with the log trusted: %+v", set.Signatures)
 	}
 }

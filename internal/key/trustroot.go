@@ -21,6 +21,10 @@ type TrustRoot struct {
 	// tokens say when a signature was made (docs/signing.md, "Trusted
 	// time"); absent from trust roots written before custody had one.
 	TimestampAuthorities []TrustedTSA `json:"timestampAuthorities,omitempty"`
+	// TransparencyLogs are the Rekor v2 logs whose entries count
+	// (docs/keyless.md); absent from trust roots written before custody
+	// had one.
+	TransparencyLogs []TrustedLog `json:"transparencyLogs,omitempty"`
 }
 
 // TrustedTSA is one time-stamp authority of a trust root: its certificate
@@ -75,6 +79,9 @@ func (r *Ring) TrustRoot() (TrustRoot, error) {
 	if tr.TimestampAuthorities, err = r.TimestampAuthorities(); err != nil {
 		return TrustRoot{}, err
 	}
+	if tr.TransparencyLogs, err = r.TransparencyLogs(); err != nil {
+		return TrustRoot{}, err
+	}
 	return tr, nil
 }
 
@@ -99,6 +106,11 @@ func ParseTrustRoot(b []byte) (TrustRoot, error) {
 	for i, ta := range tr.TimestampAuthorities {
 		if _, err := ParseCertificates([]byte(ta.CertChain)); err != nil {
 			return TrustRoot{}, fmt.Errorf("trust root timestamp authority %d: %w", i, err)
+		}
+	}
+	for i, l := range tr.TransparencyLogs {
+		if err := l.check(); err != nil {
+			return TrustRoot{}, fmt.Errorf("trust root transparency log %d: %w", i, err)
 		}
 	}
 	return tr, nil

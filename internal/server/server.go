@@ -450,6 +450,20 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		}
 		undo = append(undo, rl.Close)
 		s.rekor = rl
+		// The ring's trust root names the log, so its entries count in
+		// verification (internal/evidence) wherever the trust root goes.
+		pubPEM, err := key.MarshalPublicKey(rl.PublicKey())
+		if err != nil {
+			return nil, err
+		}
+		added, err := sg.Ring().AddTransparencyLog(key.TrustedLog{BaseURL: rl.URL(), Origin: rl.Origin(), PublicKey: string(pubPEM),
+			ValidFor: key.Validity{Start: time.Now().UTC().Truncate(time.Second)}})
+		if err != nil {
+			return nil, fmt.Errorf("rekor: recording the log in the key ring's trust root: %w", err)
+		}
+		if added {
+			log.Info("transparency log recorded in the key ring's trust root", "origin", rl.Origin(), "url", rl.URL())
+		}
 		(&rekor.Handler{Log: rl, Audit: auditor, Logger: log}).Register(mux)
 	}
 	// The repository catalog: /api/v1/repositories lists only what the

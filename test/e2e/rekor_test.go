@@ -36,6 +36,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/auth/oidctest"
 	"github.com/custody-dev/custody/internal/ca"
+	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/rekor"
 	"github.com/custody-dev/custody/internal/testserver"
 	"github.com/custody-dev/custody/internal/timestamp"
@@ -263,6 +264,12 @@ func TestCosignKeylessTransparency(t *testing.T) {
 			t.Fatalf("cosign %s: %v\n%s\nserver:\n%s", strings.Join(args, " "), err, out, k.srv.Logs())
 		}
 		return out
+	}
+	// The server's trust root names its log, so custody's own
+	// verification counts its entries.
+	served, err := key.ParseTrustRoot(k.get(t, "/api/v1/keys"))
+	if err != nil || len(served.TransparencyLogs) != 1 || served.TransparencyLogs[0].Origin != "127.0.0.1" {
+		t.Fatalf("served trust root: %v %+v", err, served.TransparencyLogs)
 	}
 	sizeBefore := k.logSize(t)
 	signing := []string{"--signing-config", k.signingConfig, "--trusted-root", k.trustedRoot, "--identity-token", k.token(t), "--yes"}

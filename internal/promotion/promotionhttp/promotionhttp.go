@@ -186,6 +186,7 @@ func combine(own key.TrustRoot, extra string) (key.TrustRoot, []string, error) {
 		}
 		tr.Keys = append(tr.Keys, more.Keys...)
 		tr.TimestampAuthorities = append(slices.Clone(own.TimestampAuthorities), more.TimestampAuthorities...)
+		tr.TransparencyLogs = append(slices.Clone(own.TransparencyLogs), more.TransparencyLogs...)
 	}
 	return tr, ids, nil
 }
