@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -379,18 +378,6 @@ type facts struct {
 	pattern    string
 }
 
-// isCosignTag reports the tags cosign's layout uses for signatures and
-// attestations (sha256-<hex>.sig/.att/.sbom, sha256-<hex> referrer
-// fallback tags): they name evidence, not artifacts.
-func isCosignTag(tag string) bool {
-	base, _, _ := strings.Cut(tag, ".")
-	hex, ok := strings.CutPrefix(base, "sha256-")
-	if !ok {
-		hex, ok = strings.CutPrefix(base, "sha512-")
-	}
-	return ok && hex != "" && strings.Trim(hex, "0123456789abcdef") == ""
-}
-
 func (s *Sources) gather(ctx context.Context, repo string, srv Server, now time.Time, host string) (*facts, error) {
 	f := &facts{now: now, host: host, repo: repo, server: srv, policies: s.Policies, audit: map[string]int{}}
 	if s.Policies != nil {
@@ -404,7 +391,7 @@ func (s *Sources) gather(ctx context.Context, repo string, srv Server, now time.
 	byDigest := map[string]*artifact{}
 	var all []*artifact
 	for _, t := range tags {
-		if isCosignTag(t) {
+		if sign.IsEvidenceTag(t) {
 			continue
 		}
 		d, err := s.Meta.ResolveTag(ctx, repo, t)

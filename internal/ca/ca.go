@@ -19,8 +19,12 @@ import (
 	"io"
 	"math/big"
 	"os"
+	"slices"
 	"time"
 
+	ct "github.com/google/certificate-transparency-go"
+
+	"github.com/custody-dev/custody/internal/ctlog"
 	"github.com/custody-dev/custody/internal/key"
 )
 
@@ -37,6 +41,23 @@ type CA struct {
 	chain    []*x509.Certificate // chain[0] is the issuing certificate
 	validity time.Duration
 	now      func() time.Time
+	ctlog    CTLog
+}
+
+// CTLog signs certificate timestamps over precertificates:
+// internal/ctlog's Log.
+type CTLog interface {
+	SignPrecert(precertDER []byte, issuer *x509.Certificate) (*ct.SignedCertificateTimestamp, error)
+}
+
+// WithCTLog makes the CA issue each certificate as Fulcio does: first a
+// precertificate (with the critical poison extension) that the CT log
+// signs a timestamp for, then the certificate itself with that SCT
+// embedded (RFC 6962 section 3.3), which cosign and sigstore-go verify
+// against the log's key in the trusted root.
+func (c *CA) WithCTLog(l CTLog) *CA {
+	c.ctlog = l
+	return c
 }
 
 // New returns a CA signing with signer, whose certificate is chain[0]
@@ -181,6 +202,25 @@ func (c *CA) Issue(id Identity, pub crypto.PublicKey) ([]*x509.Certificate, erro
 		EmailAddresses:        id.emails(),
 		URIs:                  id.uris(),
 		ExtraExtensions:       id.Extensions,
+	}
+	if c.ctlog != nil {
+		// The precertificate is the certificate to be, poisoned; the
+		// final one replaces the poison by the SCT list, so a verifier
+		// that removes the list gets the TBSCertificate the log signed.
+		tmpl.ExtraExtensions = append(slices.Clip(id.Extensions), ctlog.PoisonExtension())
+		pre, err := x509.CreateCertificate(rand.Reader, tmpl, c.chain[0], pub, c.signer)
+		if err != nil {
+			return nil, fmt.Errorf("issuing the precertificate: %w", err)
+		}
+		sct, err := c.ctlog.SignPrecert(pre, c.chain[0])
+		if err != nil {
+			return nil, fmt.Errorf("getting the signed certificate timestamp: %w", err)
+		}
+		ext, err := ctlog.SCTListExtension(sct)
+		if err != nil {
+			return nil, err
+		}
+		tmpl.ExtraExtensions = append(slices.Clip(id.Extensions), ext)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.chain[0], pub, c.signer)
 	if err != nil {

@@ -84,23 +84,46 @@ func signWith(t *testing.T, key *ecdsa.PrivateKey, c jwt.MapClaims) string {
 const workflowIdentity = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
 
 type caServer struct {
-	srv    *testserver.Server
-	base   string
-	caPEM  string
-	issuer *issuer
+	srv      *testserver.Server
+	base     string
+	caPEM    string
+	ctlogPub string
+	issuer   *issuer
+	dir      string
+}
+
+const (
+	caPassword  = "ca passphrase for tests"
+	keyPassword = "key passphrase for tests"
+)
+
+// custody runs the custody command with the CA's and the ring's passphrases.
+func custody(t *testing.T, args ...string) string {
+	t.Helper()
+	c := exec.Command(testserver.Binary(t), args...)
+	c.Env = append(os.Environ(), "CUSTODY_CA_PASSWORD="+caPassword, "CUSTODY_KEY_PASSWORD="+keyPassword)
+	out, err := c.CombinedOutput()
+	if err != nil {
+		t.Fatalf("custody %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
 
 // startCA runs a real custody serve with a CA created by 'custody ca
-// create' and the issuer trusted (audience sigstore, as cosign requests).
-func startCA(t *testing.T) *caServer {
+// create', its CT log ('custody ca ctlog create'), a key ring with a
+// time-stamp authority, and the issuer trusted (audience sigstore, as
+// cosign requests). extraCA is appended to the ca: section.
+func startCA(t *testing.T, extraCA ...string) *caServer {
 	dir := t.TempDir()
 	iss := newIssuer(t)
 	keyFile, certFile := filepath.Join(dir, "ca.key"), filepath.Join(dir, "ca.pem")
-	create := exec.Command(testserver.Binary(t), "ca", "create", "--key", keyFile, "--cert", certFile)
-	create.Env = append(os.Environ(), "CUSTODY_CA_PASSWORD=ca passphrase for tests")
-	if out, err := create.CombinedOutput(); err != nil {
-		t.Fatalf("custody ca create: %v\n%s", err, out)
-	}
+	custody(t, "ca", "create", "--key", keyFile, "--cert", certFile)
+	logKey, logPub := filepath.Join(dir, "ctlog.key"), filepath.Join(dir, "ctlog.pub")
+	custody(t, "ca", "ctlog", "create", "--key", logKey, "--public", logPub)
+	data := filepath.Join(dir, "data")
+	keys := filepath.Join(data, "keys")
+	custody(t, "key", "create", "--keys", keys)
+	custody(t, "key", "tsa", "create", "--keys", keys)
 	cfg := filepath.Join(dir, "custody.yaml")
 	yaml := fmt.Sprintf(`auth:
   oidc:
@@ -114,18 +137,26 @@ func startCA(t *testing.T) *caServer {
 ca:
   key: %s
   certificate: %s
-`, iss.hs.URL, keyFile, certFile)
+  ctlog:
+    key: %s
+`, iss.hs.URL, keyFile, certFile, logKey)
+	yaml += strings.Join(extraCA, "")
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}, Env: []string{"CUSTODY_CA_PASSWORD=ca passphrase for tests"}})
-	return &caServer{srv: srv, base: "http://" + srv.Host(), caPEM: certFile, issuer: iss}
+	srv := testserver.Start(t, testserver.Options{Auth: true, Data: data, Args: []string{"--config", cfg},
+		Env: []string{"CUSTODY_CA_PASSWORD=" + caPassword, "CUSTODY_KEY_PASSWORD=" + keyPassword}})
+	return &caServer{srv: srv, base: "http://" + srv.Host(), caPEM: certFile, ctlogPub: logPub, issuer: iss, dir: dir}
 }
 
 // TestCosignKeylessSignAndVerify: cosign v2 gets a certificate from
 // custody's CA with a workload's token, signs an image with it, and
 // cosign verify accepts the signature for the workflow identity and
-// issuer with the CA chain, and refuses another identity.
+// issuer with the CA chain and the CT log's key, SCT checked (no
+// --insecure-ignore-sct), and with the server's trusted_root.json (cosign
+// v2 and v3); it refuses another identity and another CT log's key.
+// cosign v3 signs with the server's signing_config.json (CA and TSA) and
+// verifies that bundle with the trusted root.
 func TestCosignKeylessSignAndVerify(t *testing.T) {
 	cosign := testserver.Client(t, "cosign")
 	s := startCA(t)
@@ -160,19 +191,70 @@ func TestCosignKeylessSignAndVerify(t *testing.T) {
 	if out, err := run("sign", "--fulcio-url", s.base, "--identity-token", tok, "--tlog-upload=false", "--insecure-skip-verify", "--allow-insecure-registry", "--yes", image); err != nil {
 		t.Fatalf("cosign sign: %v\n%s\n%s", err, out, s.srv.Logs())
 	}
-	verify := func(identity string) (string, error) {
-		return run("verify", "--certificate-chain", s.caPEM, "--certificate-identity", identity, "--certificate-oidc-issuer", s.issuer.hs.URL,
-			"--insecure-ignore-tlog", "--insecure-ignore-sct", "--allow-insecure-registry", image)
+	// The SCT is checked, against the CT log key given (cosign v2's
+	// SIGSTORE_CT_LOG_PUBLIC_KEY_FILE) or the trusted root's ctlogs.
+	trustedRoot := filepath.Join(t.TempDir(), "trusted_root.json")
+	if err := os.WriteFile(trustedRoot, []byte(custody(t, "key", "trust-root", "--format", "sigstore", "--server", s.base)), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	out, err := verify(workflowIdentity)
+	verify := func(identity string, extra ...string) (string, error) {
+		args := append([]string{"verify", "--certificate-identity", identity, "--certificate-oidc-issuer", s.issuer.hs.URL,
+			"--insecure-ignore-tlog", "--allow-insecure-registry"}, extra...)
+		return run(append(args, image)...)
+	}
+	env = append(env, "SIGSTORE_CT_LOG_PUBLIC_KEY_FILE="+s.ctlogPub)
+	out, err := verify(workflowIdentity, "--certificate-chain", s.caPEM)
 	if err != nil {
 		t.Fatalf("cosign verify: %v\n%s", err, out)
 	}
 	if !strings.Contains(out, "acme/app") {
 		t.Errorf("cosign verify output lacks the workflow's claims:\n%s", out)
 	}
-	if out, err := verify("https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main"); err == nil {
+	if out, err := verify("https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main", "--certificate-chain", s.caPEM); err == nil {
 		t.Fatalf("cosign verify accepted another identity:\n%s", out)
+	}
+	// Another CT log's key: the SCT does not verify, cosign refuses.
+	other := filepath.Join(t.TempDir(), "other.pub")
+	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(&otherKey.PublicKey)
+	if err := os.WriteFile(other, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env[len(env)-1] = "SIGSTORE_CT_LOG_PUBLIC_KEY_FILE=" + other
+	if out, err := verify(workflowIdentity, "--certificate-chain", s.caPEM); err == nil || !strings.Contains(out, "ctfe public key") {
+		t.Fatalf("cosign verify with another CT log's key: %v\n%s", err, out)
+	}
+	env = env[:len(env)-1]
+	// The server's trusted_root.json alone: cosign v2 and v3.
+	if out, err := verify(workflowIdentity, "--trusted-root", trustedRoot); err != nil {
+		t.Fatalf("cosign verify --trusted-root: %v\n%s", err, out)
+	}
+	cosign3 := testserver.Client(t, "cosign3")
+	cmd := exec.Command(cosign3, "verify", "--trusted-root", trustedRoot, "--certificate-identity", workflowIdentity,
+		"--certificate-oidc-issuer", s.issuer.hs.URL, "--insecure-ignore-tlog", "--allow-insecure-registry", image)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cosign v3 verify --trusted-root: %v\n%s", err, out)
+	}
+	// cosign v3 signs with the server's signing_config.json: the
+	// certificate from its CA, the time-stamp from its TSA.
+	signingConfig := filepath.Join(t.TempDir(), "signing_config.json")
+	if err := os.WriteFile(signingConfig, []byte(custody(t, "key", "signing-config", "--server", s.base)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(cosign3, "sign", "--signing-config", signingConfig, "--trusted-root", trustedRoot, "--identity-token", tok,
+		"--allow-insecure-registry", "--yes", image)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cosign v3 sign --signing-config: %v\n%s", err, out)
+	}
+	// ...and verifies that bundle (certificate, SCT, time-stamp) with the
+	// trusted root; only the transparency log is still missing.
+	cmd = exec.Command(cosign3, "verify", "--trusted-root", trustedRoot, "--certificate-identity", workflowIdentity,
+		"--certificate-oidc-issuer", s.issuer.hs.URL, "--insecure-ignore-tlog", "--new-bundle-format", "--allow-insecure-registry", image)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cosign v3 verify of its own keyless bundle: %v\n%s", err, out)
 	}
 	s.mustAudit(t, "ok", workflowIdentity)
 }

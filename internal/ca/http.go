@@ -2,6 +2,7 @@ package ca
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -74,8 +75,10 @@ func (h *Handler) signingCert(w http.ResponseWriter, r *http.Request, parse func
 	} else if len(san) > 0 {
 		name = san[0].String()
 	}
+	// The certificate's SHA-256 in the tamper-evident audit log is what
+	// keeps the promise of its SCT (internal/ctlog): it is on record.
 	h.Audit.Record(ctx, audit.Event{Action: issueAction, Result: "ok", Request: r.WithContext(ctx),
-		Reason: fmt.Sprintf("certificate %x for %s, valid until %s", leaf.SerialNumber, name, leaf.NotAfter.UTC().Format(time.RFC3339))})
+		Reason: fmt.Sprintf("certificate %x (sha256 %x) for %s, valid until %s", leaf.SerialNumber, sha256.Sum256(leaf.Raw), name, leaf.NotAfter.UTC().Format(time.RFC3339))})
 	write(w, chain)
 }
 
@@ -122,9 +125,10 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request, parse func([]byt
 	return chain, ctx, nil
 }
 
-// writeV2 answers Fulcio's v2 way (200, which sigstore-go requires;
-// only the legacy v1 API answers 201): the chain in
-// signedCertificateEmbeddedSct (there is no CT log yet, so no SCT).
+// writeV2 answers Fulcio's v2 way: 200 (what its gRPC gateway answers
+// and sigstore-go's client, cosign v3's, requires) with the chain in
+// signedCertificateEmbeddedSct (the SCT, with a CT log, is inside the
+// certificate).
 func (h *Handler) writeV2(w http.ResponseWriter, chain []*x509.Certificate) {
 	problem.JSON(w, http.StatusOK, map[string]any{
 		"signedCertificateEmbeddedSct": map[string]any{"chain": pemChain(chain)},

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
+
+	"github.com/custody-dev/custody/internal/ctlog"
 )
 
 func testCA(t testing.TB) *CA {
@@ -220,7 +222,20 @@ func FuzzIdentityOf(f *testing.F) {
 // BenchmarkIssue measures issuing one certificate (identity mapping,
 // proof of possession check, signing) with a file key.
 func BenchmarkIssue(b *testing.B) {
-	c := testCA(b)
+	b.Run("plain", func(b *testing.B) { benchmarkIssue(b, testCA(b)) })
+	// With a CT log: a precertificate, its SCT, then the certificate.
+	b.Run("sct", func(b *testing.B) {
+		c := testCA(b)
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		l, err := ctlog.New(k)
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchmarkIssue(b, c.WithCTLog(l))
+	})
+}
+
+func benchmarkIssue(b *testing.B, c *CA) {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	body := v2Body(b, k, "repo:acme/app", "tok")
 	claims := map[string]string{"iss": "https://token.actions.githubusercontent.com", "sub": "repo:acme/app",

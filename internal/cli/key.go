@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/key"
+	"github.com/custody-dev/custody/internal/trustedroot"
 )
 
 // keyPasswordEnv holds the passphrase of a new key; it is the same
@@ -166,7 +168,7 @@ recorded in the ring's trust-root history (trust-history.jsonl). With
 --pkcs11 URI, create and rotate put the key on a PKCS #11 token instead and
 the ring records its public key and URI. See docs/signing.md.`,
 	}
-	cmd.AddCommand(newKeyCreateCmd(), newKeyListCmd(), newKeyRotateCmd(), newKeyRevokeCmd(), newKeyExportPublicCmd(), newKeyFingerprintCmd(), newKeyTSACmd())
+	cmd.AddCommand(newKeyCreateCmd(), newKeyListCmd(), newKeyRotateCmd(), newKeyRevokeCmd(), newKeyExportPublicCmd(), newKeyFingerprintCmd(), newKeyTSACmd(), newKeyTrustRootCmd(), newKeySigningConfigCmd())
 	return cmd
 }
 
@@ -457,4 +459,88 @@ period, for offline verifiers (format in docs/signing.md).`,
 	f.register(cmd.Flags())
 	cmd.Flags().BoolVar(&trustRoot, "trust-root", false, "print the trust root (JSON) instead of one public key")
 	return cmd
+}
+
+// The server's trust documents (docs/keyless.md, "Trust distribution").
+const (
+	trustedRootPath   = trustedroot.TrustedRootPath
+	signingConfigPath = trustedroot.SigningConfigPath
+)
+
+func newKeyTrustRootCmd() *cobra.Command {
+	var (
+		server string
+		format string
+	)
+	cmd := &cobra.Command{
+		Use:   "trust-root",
+		Short: "Print a server's trust root: custody's format or Sigstore's trusted_root.json",
+		Long: `Print the trust root a server publishes, without credentials.
+
+--format custody (the default) is custody's trust root (GET /api/v1/keys):
+the key ring's signing keys and time-stamp authorities, as
+'custody key export-public --trust-root' writes it from a ring directory.
+
+--format sigstore is Sigstore's trusted_root.json (GET
+` + trustedRootPath + `): the workload CA's certificate chains, the key
+ring's time-stamp authorities, the CT log's keys and the transparency logs,
+each with its validity window (retired ones closed), for
+'cosign verify --trusted-root' and sigstore-go. For where signers find
+those services, see 'custody key signing-config'.`,
+		Example: `  custody key trust-root --format sigstore > trusted_root.json
+  cosign verify --trusted-root trusted_root.json --certificate-identity ... --certificate-oidc-issuer ... IMAGE`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path := "/api/v1/keys"
+			switch format {
+			case "custody":
+			case "sigstore":
+				path = trustedRootPath
+			default:
+				return fmt.Errorf("invalid --format %q: use custody or sigstore", format)
+			}
+			return printDocument(cmd, server, path)
+		},
+	}
+	registerServer(cmd.Flags(), &server)
+	cmd.Flags().StringVar(&format, "format", "custody", "custody (custody's trust root) or sigstore (trusted_root.json)")
+	return cmd
+}
+
+func newKeySigningConfigCmd() *cobra.Command {
+	var server string
+	cmd := &cobra.Command{
+		Use:   "signing-config",
+		Short: "Print a server's Sigstore signing_config.json",
+		Long: `Print Sigstore's signing_config.json (v0.2) a server publishes at
+` + signingConfigPath + `, without credentials: the URLs of its
+certificate authority, time-stamp authority and transparency logs with
+their validity windows, for 'cosign sign --signing-config' (cosign v3) and
+sigstore-go. Its trusted root is 'custody key trust-root --format sigstore'.`,
+		Example: `  custody key signing-config > signing_config.json
+  cosign sign --signing-config signing_config.json --identity-token "$TOKEN" IMAGE`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return printDocument(cmd, server, signingConfigPath)
+		},
+	}
+	registerServer(cmd.Flags(), &server)
+	return cmd
+}
+
+// printDocument prints the body of a GET of path on the server.
+func printDocument(cmd *cobra.Command, server, path string) error {
+	f := apiFlags{server: server, output: outputText}
+	b, err := f.callRaw(cmd, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		_, err = io.WriteString(w, "\n")
+	}
+	return err
 }

@@ -53,7 +53,10 @@ public key in <data>/log-key.pub. Also: /auth/token (the Docker token
 flow), /api/v1/whoami|tokens|users|grants (accounts, docs/security.md),
 /api/v1/keys (the trust root, public), /api/v2/signingCert and
 /api/v2/trustBundle (the workload certificate authority, Fulcio's API, when
-ca.key and ca.certificate are set; docs/keyless.md), /api/v1/provenance (platform SLSA
+ca.key and ca.certificate are set; its certificates embed signed
+certificate timestamps of the CT log when ca.ctlog.key is set),
+/api/v1/trust/trusted_root.json and /api/v1/trust/signing_config.json
+(Sigstore's trust documents, public; docs/keyless.md), /api/v1/provenance (platform SLSA
 provenance), /api/v1/source (signed-commit verification against
 promotion.allowedSigners and promotion.openpgpKeyring, docs/signing.md),
 /api/v1/promotions|gate|rollback|revocations|environments

@@ -215,6 +215,47 @@ type CA struct {
 	PassphraseFile string `yaml:"passphraseFile"`
 	// Validity of the certificates issued (default 10m, at most 24h).
 	Validity Duration `yaml:"validity"`
+	// CTLog signs the certificate timestamps embedded in every
+	// certificate issued; off unless its key is set.
+	CTLog CTLog `yaml:"ctlog"`
+	// Retired lists earlier CA certificates: trusted_root.json keeps them
+	// with a window closed at Until, so what they issued keeps verifying.
+	Retired []RetiredCA `yaml:"retired"`
+	// URL is the server's external base URL (https://custody.example) in
+	// signing_config.json and trusted_root.json; default: the scheme and
+	// host a request for them came by.
+	URL string `yaml:"url"`
+}
+
+// CTLog configures the certificate transparency log whose signed
+// certificate timestamps the CA embeds (docs/keyless.md).
+type CTLog struct {
+	// Key is the log's private key: an encrypted key file ('custody ca
+	// ctlog create', the CA's passphrase) or a pkcs11: URI.
+	Key string `yaml:"key"`
+	// Start is when the log began signing, the start of its window in
+	// trusted_root.json; default: the CA certificate's notBefore.
+	Start time.Time `yaml:"start"`
+	// Retired lists earlier log keys, kept in trusted_root.json with
+	// their closed windows.
+	Retired []RetiredCTLog `yaml:"retired"`
+}
+
+// RetiredCA is a CA certificate no longer issuing.
+type RetiredCA struct {
+	// Certificate is its chain (PEM, its own first).
+	Certificate string `yaml:"certificate"`
+	// Until is when it stopped issuing (its window starts at its notBefore).
+	Until time.Time `yaml:"until"`
+}
+
+// RetiredCTLog is a CT log key no longer signing.
+type RetiredCTLog struct {
+	// PublicKey is its PEM public key ('custody ca ctlog create' prints it).
+	PublicKey string `yaml:"publicKey"`
+	// Start and Until bound when it signed.
+	Start time.Time `yaml:"start"`
+	Until time.Time `yaml:"until"`
 }
 
 // Rekor configures the transparency log for signing events, served at
@@ -227,9 +268,10 @@ type Rekor struct {
 	// CUSTODY_REKOR_PASSWORD variable.
 	PassphraseFile string `yaml:"passphraseFile"`
 	// URL is the server's base URL as signers and verifiers reach it
-	// (signing_config.json and trusted_root.json name it). Its host name
-	// is the origin of the log's checkpoints, as sigstore-go expects: keep
-	// it once entries are logged.
+	// (default ca.url; trusted_root.json gives verifiers the server's
+	// base URL, whose host name must be this one's). Its host name is the
+	// origin of the log's checkpoints, as sigstore-go expects: keep it
+	// once entries are logged.
 	URL string `yaml:"url"`
 }
 
@@ -721,14 +763,33 @@ func (c Config) Validate() error {
 	if c.Scrub.Buckets < 1 {
 		return errors.New("scrub.buckets must be at least 1")
 	}
-	if (c.Rekor.Key == "") != (c.Rekor.URL == "") {
-		return errors.New("rekor needs both key and url")
+	if c.Rekor.Key == "" && c.Rekor.URL != "" {
+		return errors.New("rekor.url without rekor.key")
+	}
+	if c.Rekor.Key != "" && c.Rekor.URL == "" && c.CA.URL == "" {
+		return errors.New("rekor needs url (or ca.url): its host name is the origin of the log's checkpoints")
 	}
 	if (c.CA.Key == "") != (c.CA.Certificate == "") {
 		return errors.New("ca needs both key and certificate")
 	}
 	if c.CA.Validity < 0 || time.Duration(c.CA.Validity) > 24*time.Hour {
 		return errors.New("ca.validity must be positive and at most 24h")
+	}
+	if c.CA.CTLog.Key != "" && c.CA.Key == "" {
+		return errors.New("ca.ctlog needs the CA (ca.key and ca.certificate)")
+	}
+	for i, r := range c.CA.Retired {
+		if r.Certificate == "" || r.Until.IsZero() {
+			return fmt.Errorf("ca.retired[%d] needs certificate and until", i)
+		}
+	}
+	for i, r := range c.CA.CTLog.Retired {
+		if r.PublicKey == "" || r.Start.IsZero() || r.Until.IsZero() || r.Until.Before(r.Start) {
+			return fmt.Errorf("ca.ctlog.retired[%d] needs publicKey, start and until (not before start)", i)
+		}
+	}
+	if u := c.CA.URL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		return fmt.Errorf("ca.url %q must be an http(s) URL", u)
 	}
 	if _, err := proxy.Parse(c.Proxy.Trusted, c.Proxy.Header); err != nil {
 		return fmt.Errorf("proxy: %w", err)

@@ -60,6 +60,12 @@ var ErrNotFound = errors.New("no such key")
 // ErrNoActiveKey reports a ring with no active key.
 var ErrNoActiveKey = errors.New("no active key")
 
+// ErrNotActive is a signature refused because its key is no longer the
+// ring's active key: 'custody key rotate' or 'key revoke' ran beside the
+// process that unlocked it, and what it signed now would be outside the
+// key's validity window.
+var ErrNotActive = errors.New("the unlocked signing key is no longer the ring's active key")
+
 // Ring is a key ring directory: for each key, <id>.key (the encrypted
 // private key, mode 0600; absent for a key on a PKCS #11 token, which its
 // Info's URI names), <id>.pub (the PEM public key) and <id>.json (its

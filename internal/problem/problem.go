@@ -18,6 +18,7 @@ import (
 	"net/http"
 
 	"github.com/custody-dev/custody/internal/account"
+	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/reqbody"
@@ -211,6 +212,8 @@ func From(err error) (Kind, bool) {
 		return Invalid, true
 	case errors.Is(err, meta.ErrNotFound):
 		return ManifestUnknown, true
+	case errors.Is(err, key.ErrNotActive):
+		return NoKey, true
 	case errors.Is(err, policy.ErrNotFound), errors.Is(err, retention.ErrNotFound), errors.Is(err, account.ErrNotFound):
 		return NotFound, true
 	}

@@ -131,6 +131,8 @@ func apiRequirement(r *http.Request) (action, repo string, perm auth.Perm, own b
 		return "", "", 0, true // the CA judges its requests' OIDC tokens itself; its chain is public
 	case "timestamp":
 		return "", "", 0, true // the time-stamp authority is public, as sigstore's is
+	case "trust":
+		return "", "", 0, true // trusted_root.json and signing_config.json hold only public material
 	case "audit":
 		if sub == "key" {
 			return "", "", 0, true // the log's public key is public

@@ -54,6 +54,7 @@ import (
 	"github.com/custody-dev/custody/internal/sign/platform"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
+	"github.com/custody-dev/custody/internal/trustedroot"
 	"github.com/custody-dev/custody/internal/vuln"
 	"github.com/custody-dev/custody/internal/vuln/vulnhttp"
 	"github.com/custody-dev/custody/internal/web"
@@ -427,7 +428,9 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		authz.Register(mux)
 	}
 	// The certificate authority for workloads (docs/keyless.md): Fulcio's
-	// API, judging tokens with the OIDC trust configuration.
+	// API, judging tokens with the OIDC trust configuration; with a CT
+	// log, its certificates embed signed certificate timestamps.
+	trustMaterial := &sigstoreTrust{ring: sg.Ring(), tsa: sg.TSA()}
 	var caChain []*x509.Certificate
 	if cfg.CA.Key != "" {
 		if authz == nil {
@@ -438,13 +441,26 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 			return nil, err
 		}
 		undo = append(undo, func() { closeCA.Close() })
+		ctl, closeLog, err := openCTLog(cfg.CA)
+		if err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { closeLog.Close() })
+		if ctl != nil {
+			authority.WithCTLog(ctl)
+			trustMaterial.ctlog, trustMaterial.ctlogStart = ctl, cfg.CA.CTLog.Start
+			if trustMaterial.ctlogStart.IsZero() {
+				trustMaterial.ctlogStart = authority.Chain()[0].NotBefore
+			}
+		}
+		trustMaterial.ca, trustMaterial.caStart = authority, authority.Chain()[0].NotBefore
 		(&ca.Handler{CA: authority, Tokens: authz, Audit: auditor, Log: log}).Register(mux)
 		caChain = authority.Chain()
 	}
 	// The transparency log for signing events (docs/keyless.md): Rekor
 	// v2's API; certificate entries only from the CA above.
 	if cfg.Rekor.Key != "" {
-		rl, err := openRekor(cfg.Rekor, md.SigningLog(), caChain, log)
+		rl, err := openRekor(cfg.Rekor, cmp.Or(cfg.Rekor.URL, cfg.CA.URL), md.SigningLog(), caChain, log)
 		if err != nil {
 			return nil, err
 		}
@@ -464,8 +480,16 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		if added {
 			log.Info("transparency log recorded in the key ring's trust root", "origin", rl.Origin(), "url", rl.URL())
 		}
+		if trustMaterial.tlogs, err = rekorLogs(sg.Ring(), string(pubPEM)); err != nil {
+			return nil, err
+		}
 		(&rekor.Handler{Log: rl, Audit: auditor, Logger: log}).Register(mux)
 	}
+	if err := trustMaterial.retiredTrust(cfg.CA); err != nil {
+		return nil, err
+	}
+	// Sigstore's trusted_root.json and signing_config.json (public).
+	(&trustedroot.Handler{URL: cfg.CA.URL, Input: trustMaterial.input, Log: log}).Register(mux)
 	// The repository catalog: /api/v1/repositories lists only what the
 	// caller may pull.
 	canRead := func(context.Context, string) bool { return true }
@@ -785,15 +809,11 @@ func (s *Server) Blobs() blob.Store { return s.blobs }
 // openCA opens the configured certificate authority, its key file
 // decrypted with ca.passphraseFile or CUSTODY_CA_PASSWORD.
 func openCA(c config.CA) (*ca.CA, io.Closer, error) {
-	pass := os.Getenv("CUSTODY_CA_PASSWORD")
-	if c.PassphraseFile != "" {
-		b, err := os.ReadFile(c.PassphraseFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("ca.passphraseFile: %w", err)
-		}
-		pass = strings.TrimRight(string(b), "\r\n")
+	pass, err := caPassphrase(c)
+	if err != nil {
+		return nil, nil, err
 	}
-	authority, closer, err := ca.Open(c.Key, c.Certificate, []byte(pass), time.Duration(c.Validity))
+	authority, closer, err := ca.Open(c.Key, c.Certificate, pass, time.Duration(c.Validity))
 	if err != nil {
 		return nil, nil, fmt.Errorf("ca: %w", err)
 	}
@@ -802,7 +822,7 @@ func openCA(c config.CA) (*ca.CA, io.Closer, error) {
 
 // openRekor opens the transparency log for signing events, its key file
 // decrypted with rekor.passphraseFile or CUSTODY_REKOR_PASSWORD.
-func openRekor(c config.Rekor, store tlog.Store, caChain []*x509.Certificate, log *slog.Logger) (*rekor.Log, error) {
+func openRekor(c config.Rekor, url string, store tlog.Store, caChain []*x509.Certificate, log *slog.Logger) (*rekor.Log, error) {
 	pass := os.Getenv("CUSTODY_REKOR_PASSWORD")
 	if c.PassphraseFile != "" {
 		b, err := os.ReadFile(c.PassphraseFile)
@@ -820,7 +840,7 @@ func openRekor(c config.Rekor, store tlog.Store, caChain []*x509.Certificate, lo
 		t := rekor.TrustOf(caChain)
 		trust = func() rekor.Trust { return t }
 	}
-	rl, err := rekor.Open(context.Background(), rekor.Options{Store: store, Signer: signer, URL: c.URL, Trust: trust, Log: log, Closer: closer})
+	rl, err := rekor.Open(context.Background(), rekor.Options{Store: store, Signer: signer, URL: url, Trust: trust, Log: log, Closer: closer})
 	if err != nil {
 		closer.Close()
 		return nil, fmt.Errorf("rekor: %w", err)

@@ -62,6 +62,20 @@ func TagFor(d name.Digest, suffix string) name.Tag {
 	return d.Context().Tag(strings.Replace(d.DigestStr(), ":", "-", 1) + "." + suffix)
 }
 
+// IsEvidenceTag reports whether tag is one of the tags cosign's layout
+// gives evidence about another manifest rather than an artifact:
+// sha256-<hex>.sig, .att, .sbom (and sha512-), or the bare sha256-<hex> of
+// the OCI referrers fallback. Such tags are neither signed on push,
+// exported as artifact tags, nor assessed as artifacts.
+func IsEvidenceTag(tag string) bool {
+	base, _, _ := strings.Cut(tag, ".")
+	hex, ok := strings.CutPrefix(base, "sha256-")
+	if !ok {
+		hex, ok = strings.CutPrefix(base, "sha512-")
+	}
+	return ok && hex != "" && strings.Trim(hex, "0123456789abcdef") == ""
+}
+
 func (o Options) ropts(ctx context.Context) []remote.Option {
 	return append(append([]remote.Option{}, o.Remote...), remote.WithContext(ctx))
 }

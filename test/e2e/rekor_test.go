@@ -35,11 +35,10 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/internal/auth/oidctest"
-	"github.com/custody-dev/custody/internal/ca"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/rekor"
 	"github.com/custody-dev/custody/internal/testserver"
-	"github.com/custody-dev/custody/internal/timestamp"
+	"github.com/custody-dev/custody/internal/trustedroot"
 )
 
 // keyless is a custody server with its whole private Sigstore on: the CA,
@@ -52,8 +51,6 @@ type keyless struct {
 	trustedRoot   string // trusted_root.json
 	signingConfig string // signing_config.json
 	logPub        crypto.PublicKey
-	caChain       []*x509.Certificate
-	tsaChain      []*x509.Certificate
 	dir           string
 }
 
@@ -73,8 +70,10 @@ func startKeyless(t *testing.T) *keyless {
 		}
 	}
 	caKey, caCert := filepath.Join(dir, "ca.key"), filepath.Join(dir, "ca.pem")
+	ctKey, ctPub := filepath.Join(dir, "ctlog.key"), filepath.Join(dir, "ctlog.pub")
 	logKey, logPub := filepath.Join(dir, "rekor.key"), filepath.Join(dir, "rekor.pub")
 	custody("ca", "create", "--key", caKey, "--cert", caCert)
+	custody("ca", "ctlog", "create", "--key", ctKey, "--public", ctPub)
 	custody("rekor", "create", "--key", logKey, "--pub", logPub)
 	keys := filepath.Join(data, "keys")
 	custody("key", "create", "--keys", keys)
@@ -93,81 +92,71 @@ func startKeyless(t *testing.T) *keyless {
 ca:
   key: %s
   certificate: %s
+  ctlog:
+    key: %s
 rekor:
   key: %s
   url: http://127.0.0.1
-`, iss.Server.URL, caKey, caCert, logKey)
+`, iss.Server.URL, caKey, caCert, ctKey, logKey)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	srv := testserver.Start(t, testserver.Options{Auth: true, Data: data, Args: []string{"--config", cfg}, Env: env})
-	k := &keyless{srv: srv, base: "http://" + srv.Host(), issuer: iss}
-
-	// The trusted root and signing config, built with sigstore-go's root
-	// package from what the server publishes.
-	since := time.Now().Add(-time.Hour)
-	caPEM, _ := os.ReadFile(caCert)
-	caChain, err := ca.ParseChain(caPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tsaChain, err := ca.ParseChain(k.get(t, timestamp.ChainPath))
-	if err != nil || len(tsaChain) < 2 {
-		t.Fatalf("TSA chain: %d certificates, %v", len(tsaChain), err)
-	}
+	k := &keyless{srv: srv, base: "http://" + srv.Host(), issuer: iss, dir: dir}
 	pubPEM, _ := os.ReadFile(logPub)
 	block, _ := pem.Decode(pubPEM)
+	var err error
 	if k.logPub, err = x509.ParsePKIXPublicKey(block.Bytes); err != nil {
 		t.Fatal(err)
 	}
-	k.caChain, k.tsaChain, k.dir = caChain, tsaChain, dir
-	k.trustedRoot = k.trustedRootWith(t, k.logPub)
-	sc, err := root.NewSigningConfig(root.SigningConfigMediaType02,
-		[]root.Service{{URL: k.base, MajorAPIVersion: 1, ValidityPeriodStart: since, Operator: "custody"}},
-		[]root.Service{{URL: iss.Server.URL, MajorAPIVersion: 1, ValidityPeriodStart: since, Operator: "custody"}},
-		[]root.Service{{URL: k.base, MajorAPIVersion: 2, ValidityPeriodStart: since, Operator: "custody"}},
-		root.ServiceConfiguration{Selector: prototrustroot.ServiceSelector_ANY},
-		[]root.Service{{URL: k.base + timestamp.Path, MajorAPIVersion: 1, ValidityPeriodStart: since, Operator: "custody"}},
-		root.ServiceConfiguration{Selector: prototrustroot.ServiceSelector_ANY})
+
+	// The server's own trust documents: its CA, CT log, TSA and
+	// transparency log, at their stable URLs.
+	k.trustedRoot = filepath.Join(dir, "trusted_root.json")
+	k.signingConfig = filepath.Join(dir, "signing_config.json")
+	for path, file := range map[string]string{trustedroot.TrustedRootPath: k.trustedRoot, trustedroot.SigningConfigPath: k.signingConfig} {
+		if err := os.WriteFile(file, k.get(t, path), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr, err := root.NewTrustedRootFromPath(k.trustedRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.signingConfig = writeJSON(t, dir, "signing_config.json", sc)
+	logID := sha256.Sum256(block.Bytes)
+	if l := tr.RekorLogs()[hex.EncodeToString(logID[:])]; l == nil || l.BaseURL != k.base {
+		t.Fatalf("trusted_root.json does not name the transparency log at %s: %+v", k.base, tr.RekorLogs())
+	}
+	sc, err := root.NewSigningConfigFromPath(k.signingConfig)
+	if err != nil || len(sc.RekorLogURLs()) != 1 || sc.RekorLogURLs()[0].URL != k.base || sc.RekorLogURLs()[0].MajorAPIVersion != 2 {
+		t.Fatalf("signing_config.json rekorTlogUrls: %v %+v", err, sc)
+	}
 	return k
 }
 
-// trustedRootWith writes a trusted root naming the server's CA and TSA
-// and a log with key logKey at the server's URL.
+// trustedRootWith writes the server's trusted root with its transparency
+// log's key replaced by logKey.
 func (k *keyless) trustedRootWith(t *testing.T, logKey crypto.PublicKey) string {
 	t.Helper()
-	since := time.Now().Add(-time.Hour)
+	b, _ := os.ReadFile(k.trustedRoot)
+	var tr prototrustroot.TrustedRoot
+	if err := protojson.Unmarshal(b, &tr); err != nil {
+		t.Fatal(err)
+	}
 	der, err := x509.MarshalPKIXPublicKey(logKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logID := sha256.Sum256(der)
-	caChain, tsaChain := k.caChain, k.tsaChain
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01,
-		[]root.CertificateAuthority{&root.FulcioCertificateAuthority{Root: caChain[len(caChain)-1], Intermediates: caChain[:len(caChain)-1], ValidityPeriodStart: since, URI: k.base}},
-		nil,
-		[]root.TimestampingAuthority{&root.SigstoreTimestampingAuthority{Leaf: tsaChain[0], Intermediates: tsaChain[1 : len(tsaChain)-1], Root: tsaChain[len(tsaChain)-1], ValidityPeriodStart: since, URI: k.base + timestamp.Path}},
-		map[string]*root.TransparencyLog{hex.EncodeToString(logID[:]): {
-			BaseURL: k.base, ID: logID[:], ValidityPeriodStart: since, HashFunc: crypto.SHA256, PublicKey: logKey, SignatureHashFunc: crypto.SHA256,
-		}})
+	id := sha256.Sum256(der)
+	for _, l := range tr.GetTlogs() {
+		l.PublicKey.RawBytes, l.LogId.KeyId, l.CheckpointKeyId = der, id[:], nil
+	}
+	out, err := protojson.Marshal(&tr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return writeJSON(t, k.dir, "trusted_root_"+hex.EncodeToString(logID[:4])+".json", tr)
-}
-
-func writeJSON(t *testing.T, dir, file string, v interface{ MarshalJSON() ([]byte, error) }) string {
-	t.Helper()
-	b, err := v.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, file)
-	if err := os.WriteFile(p, b, 0o644); err != nil {
+	p := filepath.Join(k.dir, "trusted_root_other_log.json")
+	if err := os.WriteFile(p, out, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -223,14 +212,15 @@ func (k *keyless) token(t *testing.T) string {
 }
 
 // TestCosignKeylessTransparency is the keyless acceptance with the real
-// cosign v3: it signs and attests an image and signs a blob with
-// custody's signing config (custody's CA, TSA and transparency log) and a
-// workload's OIDC token; cosign verify, verify-attestation and
-// verify-blob accept them with custody's trusted root, the identity and
-// the issuer, and no --insecure-* flag beyond --insecure-ignore-sct
-// (custody's CA does not embed SCTs yet), online and with the server
-// stopped (the blob's bundle alone). A log entry with a bad signature is
-// refused with 400 and nothing is appended.
+// cosign v3: it signs and attests an image and signs a blob with the
+// server's signing_config.json (custody's CA, TSA and transparency log)
+// and a workload's OIDC token; cosign verify, verify-attestation and
+// verify-blob accept them with the server's trusted_root.json, the
+// identity and the issuer, and no --insecure-* flag (the SCT and the log
+// entry are checked), online and with the server stopped (the image saved
+// to a directory, the blob's bundle alone). Another identity and a
+// trusted root naming another log key are refused; a log entry with a bad
+// signature is refused with 400 and nothing is appended.
 func TestCosignKeylessTransparency(t *testing.T) {
 	cosign := testserver.Client(t, "cosign3")
 	k := startKeyless(t)
@@ -290,8 +280,7 @@ func TestCosignKeylessTransparency(t *testing.T) {
 		t.Fatalf("log size %d after three signing events, want %d", got, sizeBefore+3)
 	}
 
-	identity := []string{"--trusted-root", k.trustedRoot, "--certificate-identity", keylessIdentity, "--certificate-oidc-issuer", k.issuer.Server.URL,
-		"--insecure-ignore-sct"}
+	identity := []string{"--trusted-root", k.trustedRoot, "--certificate-identity", keylessIdentity, "--certificate-oidc-issuer", k.issuer.Server.URL}
 	out := must(append(append([]string{"verify"}, identity...), "--allow-insecure-registry", image)...)
 	if !strings.Contains(out, "transparency log was verified") || !strings.Contains(out, "verified using trusted certificate authority") {
 		t.Errorf("cosign verify did not check the log entry and the certificate:\n%s", out)

@@ -631,7 +631,7 @@ func (c *collector) tagsOf(repo string, d digest.Digest) ([]string, error) {
 			return nil, err
 		}
 		for _, t := range tags {
-			if strings.HasPrefix(t, "sha256-") || strings.HasPrefix(t, "sha512-") {
+			if sign.IsEvidenceTag(t) {
 				continue
 			}
 			td, err := c.h.o.Meta.ResolveTag(c.ctx, repo, t)

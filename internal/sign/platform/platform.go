@@ -126,7 +126,7 @@ func Open(o Options) (*Handler, error) {
 		if err != nil {
 			return nil, fmt.Errorf("unlocking Handler key %s: %w", info.ID, err)
 		}
-		s.signer, s.keyID = signer, info.ID
+		s.signer, s.keyID = activeSigner{Signer: signer, ring: ring, id: info.ID}, info.ID
 	} else if len(cfg.OnPush) > 0 {
 		return nil, fmt.Errorf("signing.onPush needs the active key of %s unlocked: create it with 'custody key create' and set CUSTODY_KEY_PASSWORD or signing.passphraseFile", dir)
 	} else if o.Projects {
@@ -194,13 +194,37 @@ func (s *Handler) Timestamper() timestamp.Stamper {
 // Ring is the server's key ring.
 func (s *Handler) Ring() *key.Ring { return s.ring }
 
+// activeSigner signs with the key the server unlocked at start only while
+// that key is still the ring's active key. 'custody key rotate' (or
+// 'key revoke') run beside a running server closes the key's validity
+// window, so what it signed afterwards would never verify: such a
+// signature is refused with key.ErrNotActive (503 no-key) until the server
+// restarts with the new key's passphrase. The check reads the ring's small
+// JSON files once per signature.
+type activeSigner struct {
+	crypto.Signer
+	ring *key.Ring
+	id   string
+}
+
+func (a activeSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	info, err := a.ring.Active()
+	if err != nil && !errors.Is(err, key.ErrNoActiveKey) {
+		return nil, err
+	}
+	if err != nil || info.ID != a.id {
+		return nil, fmt.Errorf("%w (key %s; restart the server with the active key's passphrase)", key.ErrNotActive, a.id)
+	}
+	return a.Signer.Sign(rand, digest, opts)
+}
+
 // Signer is the unlocked active key, or nil.
 func (s *Handler) Signer() crypto.Signer { return s.signer }
 
 // Record implements audit.Auditor: it watches for tags set by clients
 // in the repositories signed on push.
 func (s *Handler) Record(ctx context.Context, e audit.Event) {
-	if s.queue == nil || e.Action != "tag.set" || e.Result != "ok" || strings.HasPrefix(e.Tag, "sha256-") {
+	if s.queue == nil || e.Action != "tag.set" || e.Result != "ok" || sign.IsEvidenceTag(e.Tag) {
 		return
 	}
 	if id, ok := identity.From(ctx); ok && id == identity.Server {
