@@ -365,3 +365,57 @@ func badEntryRequest(t *testing.T, bundlePath string) []byte {
 	}
 	return req
 }
+
+// TestCosignV2KeylessTransparency: cosign v2 as far as its flags allow:
+// with --new-bundle-format it signs an image and a blob with the server's
+// signing config (its transparency log included) and verifies them with
+// the trusted root, the identity and the issuer (time from the TSA:
+// --use-signed-timestamps; Rekor v2 entries carry no integrated time), no
+// --insecure-* flag.
+func TestCosignV2KeylessTransparency(t *testing.T) {
+	cosign := testserver.Client(t, "cosign")
+	k := startKeyless(t)
+	admin := &authn.Basic{Username: "admin", Password: k.srv.AdminPassword()}
+	ref, err := name.ParseReference(k.srv.Host()+"/apps/app:v2", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := random.Image(256, 1)
+	if err := remote.Write(ref, img, remote.WithAuth(admin)); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	image := k.srv.Host() + "/apps/app@" + d.String()
+	docker, work := t.TempDir(), t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte("admin:" + k.srv.AdminPassword()))
+	if err := os.WriteFile(filepath.Join(docker, "config.json"), fmt.Appendf(nil, `{"auths":{%q:{"auth":%q}}}`, k.srv.Host(), auth), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "DOCKER_CONFIG="+docker, "TUF_ROOT="+t.TempDir(), "SIGSTORE_NO_CACHE=true")
+	must := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(cosign, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("cosign %s: %v\n%s\nserver:\n%s", strings.Join(args, " "), err, out, k.srv.Logs())
+		}
+		return string(out)
+	}
+	before := k.logSize(t)
+	signing := func() []string {
+		return []string{"--new-bundle-format", "--signing-config", k.signingConfig, "--trusted-root", k.trustedRoot, "--identity-token", k.token(t), "--yes"}
+	}
+	must(append(append([]string{"sign"}, signing()...), "--allow-insecure-registry", image)...)
+	blob, bundle := filepath.Join(work, "artifact.txt"), filepath.Join(work, "artifact.sigstore.json")
+	if err := os.WriteFile(blob, []byte("built by acme/app\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	must(append(append([]string{"sign-blob"}, signing()...), "--bundle", bundle, blob)...)
+	if got := k.logSize(t); got != before+2 {
+		t.Fatalf("log size %d after two signing events, want %d", got, before+2)
+	}
+	identity := []string{"--new-bundle-format", "--use-signed-timestamps", "--trusted-root", k.trustedRoot, "--certificate-identity", keylessIdentity, "--certificate-oidc-issuer", k.issuer.Server.URL}
+	must(append(append([]string{"verify"}, identity...), "--allow-insecure-registry", image)...)
+	must(append(append([]string{"verify-blob"}, identity...), "--bundle", bundle, blob)...)
+}
