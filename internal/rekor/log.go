@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"sync"
 	"time"
 
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
@@ -54,6 +55,9 @@ type Log struct {
 	trust  func() Trust
 	now    func() time.Time
 	closer io.Closer
+
+	fmu      sync.Mutex               // guards inflight
+	inflight map[string]chan struct{} // leaf hashes being added
 }
 
 // Open opens the log on opts.Store.
@@ -71,7 +75,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transparency log: %w", err)
 	}
-	l := &Log{tl: tl, url: opts.URL, origin: origin, pub: opts.Signer.Public(), logID: logID, trust: opts.Trust, now: opts.Now, closer: opts.Closer}
+	l := &Log{tl: tl, url: opts.URL, origin: origin, pub: opts.Signer.Public(), logID: logID, trust: opts.Trust, now: opts.Now, closer: opts.Closer, inflight: map[string]chan struct{}{}}
 	if l.trust == nil {
 		l.trust = func() Trust { return Trust{} }
 	}
@@ -153,6 +157,31 @@ func VerifierOf(origin string, pub crypto.PublicKey) (note.Verifier, error) {
 // answered with its first index. It returns the entry with an inclusion
 // proof in a checkpoint signed after it was stored.
 func (l *Log) Add(ctx context.Context, req *Entry) (*pbs.TransparencyLogEntry, error) {
+	// The same entry added at once by two clients is stored once: the
+	// second waits for the first, then finds its entry.
+	k := string(req.LeafHash)
+	for {
+		l.fmu.Lock()
+		wait, busy := l.inflight[k]
+		if !busy {
+			done := make(chan struct{})
+			l.inflight[k] = done
+			l.fmu.Unlock()
+			defer func() {
+				l.fmu.Lock()
+				delete(l.inflight, k)
+				l.fmu.Unlock()
+				close(done)
+			}()
+			break
+		}
+		l.fmu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	idx, err := l.tl.LeafIndex(ctx, req.LeafHash)
 	if errors.Is(err, tlog.ErrNotFound) {
 		if err := l.tl.AppendRaw(req.Body); err != nil {
