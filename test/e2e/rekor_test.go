@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -35,8 +36,10 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/internal/auth/oidctest"
+	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/rekor"
+	"github.com/custody-dev/custody/internal/sign"
 	"github.com/custody-dev/custody/internal/testserver"
 	"github.com/custody-dev/custody/internal/trustedroot"
 )
@@ -418,4 +421,73 @@ func TestCosignV2KeylessTransparency(t *testing.T) {
 	identity := []string{"--new-bundle-format", "--use-signed-timestamps", "--trusted-root", k.trustedRoot, "--certificate-identity", keylessIdentity, "--certificate-oidc-issuer", k.issuer.Server.URL}
 	must(append(append([]string{"verify"}, identity...), "--allow-insecure-registry", image)...)
 	must(append(append([]string{"verify-blob"}, identity...), "--bundle", bundle, blob)...)
+}
+
+// TestCosignKeyLogEntryInEvidence: cosign v3 signs with a key through the
+// server's signing config, so its bundle carries an entry of the server's
+// transparency log; custody's evidence counts the signature with the
+// served trust root (which names the log) and refuses it with a trust
+// root that does not name the log.
+func TestCosignKeyLogEntryInEvidence(t *testing.T) {
+	cosign := testserver.Client(t, "cosign3")
+	k := startKeyless(t)
+	const password = "cosign pass"
+	home, work := t.TempDir(), t.TempDir()
+	admin := &authn.Basic{Username: "admin", Password: k.srv.AdminPassword()}
+	if err := os.MkdirAll(filepath.Join(home, ".docker"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	auth := base64.StdEncoding.EncodeToString([]byte("admin:" + k.srv.AdminPassword()))
+	if err := os.WriteFile(filepath.Join(home, ".docker", "config.json"), fmt.Appendf(nil, `{"auths":{%q:{"auth":%q}}}`, k.srv.Host(), auth), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(k.srv.Host()+"/apps/app:keyed", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := random.Image(256, 1)
+	if err := remote.Write(ref, img, remote.WithAuth(admin)); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := img.Digest()
+	d, err := name.NewDigest(k.srv.Host()+"/apps/app@"+h.String(), name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, priv, _ := keyFiles(t, work, key.ECDSAP256, password)
+	before := k.logSize(t)
+	mustCosign(t, home, cosign, password, "sign", "--key", priv, "--signing-config", k.signingConfig, "--trusted-root", k.trustedRoot,
+		"--allow-insecure-registry", "--yes", d.String())
+	if got := k.logSize(t); got != before+1 {
+		t.Fatalf("log size %d after cosign sign --key, want %d", got, before+1)
+	}
+
+	served, err := key.ParseTrustRoot(k.get(t, "/api/v1/keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := key.ID(s.Public())
+	pubPEM, _ := key.MarshalPublicKey(s.Public())
+	served.Keys = append(served.Keys, key.TrustedKey{ID: id, Algorithm: key.ECDSAP256, Status: key.Active, PublicKey: string(pubPEM),
+		ValidFor: key.Validity{Start: time.Now().Add(-time.Hour)}})
+	judge := func(tr key.TrustRoot) []evidence.Signature {
+		t.Helper()
+		trust, err := evidence.NewTrust(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := evidence.Collect(context.Background(), d, trust, sign.Options{Remote: []remote.Option{remote.WithAuth(admin)}})
+		if len(set.Signatures) != 1 || len(set.Signatures[0].LogEntries) != 1 {
+			t.Fatalf("signatures: %v %+v", set.SignatureErr, set.Signatures)
+		}
+		return set.Signatures
+	}
+	if sg := judge(served); !sg[0].Trusted() {
+		t.Fatalf("cosign's logged signature refused with the served trust root: %v", sg[0].Err)
+	}
+	withoutLog := served
+	withoutLog.TransparencyLogs = nil
+	if sg := judge(withoutLog); sg[0].Trusted() || !strings.Contains(sg[0].Err.Error(), "not trusted") {
+		t.Fatalf("a log entry of a log the trust root does not name counted: %v", sg[0].Err)
+	}
 }
