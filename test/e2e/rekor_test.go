@@ -423,11 +423,11 @@ func TestCosignV2KeylessTransparency(t *testing.T) {
 	must(append(append([]string{"verify-blob"}, identity...), "--bundle", bundle, blob)...)
 }
 
-// TestCosignKeyLogEntryInEvidence: cosign v3 signs with a key through the
-// server's signing config, so its bundle carries an entry of the server's
-// transparency log; custody's evidence counts the signature with the
-// served trust root (which names the log) and refuses it with a trust
-// root that does not name the log.
+// TestCosignKeyLogEntryInEvidence: cosign v3 signs and attests with a key
+// through the server's signing config, so its bundles carry entries of the
+// server's transparency log; custody's evidence counts the signature and
+// the attestation with the served trust root (which names the log) and
+// refuses both with a trust root that does not name the log.
 func TestCosignKeyLogEntryInEvidence(t *testing.T) {
 	cosign := testserver.Client(t, "cosign3")
 	k := startKeyless(t)
@@ -458,8 +458,14 @@ func TestCosignKeyLogEntryInEvidence(t *testing.T) {
 	before := k.logSize(t)
 	mustCosign(t, home, cosign, password, "sign", "--key", priv, "--signing-config", k.signingConfig, "--trusted-root", k.trustedRoot,
 		"--allow-insecure-registry", "--yes", d.String())
-	if got := k.logSize(t); got != before+1 {
-		t.Fatalf("log size %d after cosign sign --key, want %d", got, before+1)
+	predicate := filepath.Join(work, "provenance.json")
+	if err := os.WriteFile(predicate, []byte(`{"buildDefinition":{"buildType":"https://actions.github.io/buildtypes/workflow/v1","externalParameters":{"workflow":{"ref":"refs/heads/main","repository":"https://github.com/acme/app","path":".github/workflows/release.yml"}}},"runDetails":{"builder":{"id":"https://github.com/actions/runner"}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustCosign(t, home, cosign, password, "attest", "--key", priv, "--signing-config", k.signingConfig, "--trusted-root", k.trustedRoot,
+		"--predicate", predicate, "--type", "slsaprovenance1", "--allow-insecure-registry", "--yes", d.String())
+	if got := k.logSize(t); got != before+2 {
+		t.Fatalf("log size %d after cosign sign and attest --key, want %d", got, before+2)
 	}
 
 	served, err := key.ParseTrustRoot(k.get(t, "/api/v1/keys"))
@@ -470,24 +476,28 @@ func TestCosignKeyLogEntryInEvidence(t *testing.T) {
 	pubPEM, _ := key.MarshalPublicKey(s.Public())
 	served.Keys = append(served.Keys, key.TrustedKey{ID: id, Algorithm: key.ECDSAP256, Status: key.Active, PublicKey: string(pubPEM),
 		ValidFor: key.Validity{Start: time.Now().Add(-time.Hour)}})
-	judge := func(tr key.TrustRoot) []evidence.Signature {
+	judge := func(tr key.TrustRoot) (evidence.Signature, evidence.Attestation) {
 		t.Helper()
 		trust, err := evidence.NewTrust(tr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		set := evidence.Collect(context.Background(), d, trust, sign.Options{Remote: []remote.Option{remote.WithAuth(admin)}})
-		if len(set.Signatures) != 1 || len(set.Signatures[0].LogEntries) != 1 {
-			t.Fatalf("signatures: %v %+v", set.SignatureErr, set.Signatures)
+		if len(set.Signatures) != 1 || len(set.Signatures[0].LogEntries) != 1 || len(set.Attestations) != 1 {
+			t.Fatalf("signatures: %v %+v; attestations: %v %+v", set.SignatureErr, set.Signatures, set.AttestationErr, set.Attestations)
 		}
-		return set.Signatures
+		return set.Signatures[0], set.Attestations[0]
 	}
-	if sg := judge(served); !sg[0].Trusted() {
-		t.Fatalf("cosign's logged signature refused with the served trust root: %v", sg[0].Err)
+	if sg, at := judge(served); !sg.Trusted() || !at.Trusted() {
+		t.Fatalf("cosign's logged signature and attestation refused with the served trust root: %v; %v", sg.Err, at.Err)
 	}
 	withoutLog := served
 	withoutLog.TransparencyLogs = nil
-	if sg := judge(withoutLog); sg[0].Trusted() || !strings.Contains(sg[0].Err.Error(), "not trusted") {
-		t.Fatalf("a log entry of a log the trust root does not name counted: %v", sg[0].Err)
+	sg, at := judge(withoutLog)
+	if sg.Trusted() || !strings.Contains(sg.Err.Error(), "not trusted") {
+		t.Fatalf("a signature's log entry of a log the trust root does not name counted: %v", sg.Err)
+	}
+	if at.Trusted() || !strings.Contains(at.Err.Error(), "not trusted") {
+		t.Fatalf("an attestation's log entry of a log the trust root does not name counted: %v", at.Err)
 	}
 }
