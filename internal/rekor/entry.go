@@ -13,7 +13,6 @@ package rekor
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -21,7 +20,6 @@ import (
 	"time"
 
 	"github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
-	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	v1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	pb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"github.com/sigstore/rekor-tiles/v2/pkg/types/hashedrekord"
@@ -90,37 +88,10 @@ func ParseRequest(body []byte) (*pb.HashedRekordRequestV002, error) {
 		}
 		return s.HashedRekordRequestV002, nil
 	case *pb.CreateEntryRequest_DsseRequestV002:
-		return fromDSSE(s.DsseRequestV002)
+		return fromDSSE(s)
 	default:
 		return nil, invalid("the request has neither hashedRekordRequestV002 nor dsseRequestV002")
 	}
-}
-
-// fromDSSE turns a DSSE request into the hashedrekord request of its
-// envelope (exactly one signature and one verifier).
-func fromDSSE(d *pb.DSSERequestV002) (*pb.HashedRekordRequestV002, error) {
-	env := d.GetEnvelope()
-	if env == nil {
-		return nil, invalid("dsse request without an envelope")
-	}
-	if len(env.GetSignatures()) != 1 || len(d.GetVerifiers()) != 1 {
-		return nil, invalid("dsse request with %d signatures and %d verifiers: exactly one of each is logged", len(env.GetSignatures()), len(d.GetVerifiers()))
-	}
-	v := d.GetVerifiers()[0]
-	details, err := signature.GetAlgorithmDetails(v.GetKeyDetails())
-	if err != nil {
-		return nil, invalid("dsse verifier: %v", err)
-	}
-	hf := details.GetHashType()
-	if hf == crypto.Hash(0) || !hf.Available() {
-		return nil, invalid("dsse verifier: %s does not sign a digest (use the prehash variant)", v.GetKeyDetails())
-	}
-	h := hf.New()
-	h.Write(dsse.PAE(env.GetPayloadType(), env.GetPayload()))
-	return &pb.HashedRekordRequestV002{
-		Digest:    h.Sum(nil),
-		Signature: &pb.Signature{Content: env.GetSignatures()[0].GetSig(), Verifier: v},
-	}, nil
 }
 
 // Trust says which certificates may sign entries: those that chain to

@@ -284,10 +284,8 @@ func TestDSSERequest(t *testing.T) {
 	payload := []byte(`{"_type":"https://in-toto.io/Statement/v1"}`)
 	pae := sha256.Sum256(dsse.PAE("application/vnd.in-toto+json", payload))
 	sig, _ := ecdsa.SignASN1(rand.Reader, key, pae[:])
-	req, _ := protojson.Marshal(&pb.CreateEntryRequest{Spec: &pb.CreateEntryRequest_DsseRequestV002{DsseRequestV002: &pb.DSSERequestV002{
-		Envelope:  &intoto.Envelope{Payload: payload, PayloadType: "application/vnd.in-toto+json", Signatures: []*intoto.Signature{{Sig: sig}}},
-		Verifiers: []*pb.Verifier{certVerifier(cert)},
-	}}})
+	req := dsseRequest(&intoto.Envelope{Payload: payload, PayloadType: "application/vnd.in-toto+json", Signatures: []*intoto.Signature{{Sig: sig}}},
+		certVerifier(cert))
 	code, body := post(t, s, req)
 	if code != http.StatusCreated {
 		t.Fatalf("POST dsse = %d %s", code, body)
@@ -344,13 +342,8 @@ func TestRefusals(t *testing.T) {
 		{"not JSON", []byte("{")},
 		{"unknown field", []byte(`{"hashedRekordRequestV002":{},"extra":1}`)},
 		{"empty", []byte(`{}`)},
-		{"dsse with two signatures", func() []byte {
-			b, _ := protojson.Marshal(&pb.CreateEntryRequest{Spec: &pb.CreateEntryRequest_DsseRequestV002{DsseRequestV002: &pb.DSSERequestV002{
-				Envelope:  &intoto.Envelope{Payload: []byte("{}"), PayloadType: "t", Signatures: []*intoto.Signature{{Sig: sig}, {Sig: sig}}},
-				Verifiers: []*pb.Verifier{certVerifier(cert)},
-			}}})
-			return b
-		}()},
+		{"dsse with two signatures", dsseRequest(&intoto.Envelope{Payload: []byte("{}"), PayloadType: "t", Signatures: []*intoto.Signature{{Sig: sig}, {Sig: sig}}},
+			certVerifier(cert))},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := len(s.audit.events())
