@@ -4,8 +4,8 @@
 # and the OCI distribution-spec conformance suite (as oci-conformance) from the
 # Go module proxy at pinned versions, and beside them the pinned static
 # analyser scripts/test.sh runs (staticcheck); skopeo, docker (docker.io: dockerd and
-# the docker CLI), podman and containerd (ctr), and chromium (the browser
-# tests' headless browser) from Debian's packages when they are missing.
+# the docker CLI), podman and containerd (ctr), npm (the npm feed's tests), and chromium (the
+# browser tests' headless browser) from Debian's packages when they are missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/.cache/bin"
@@ -97,7 +97,7 @@ install_go_as oci-conformance github.com/opencontainers/distribution-spec/confor
 # Debian's packages, in one apt-get run beside the builds: each command and
 # the package that brings it.
 missing=()
-for pair in skopeo:skopeo docker:docker.io dockerd:docker.io podman:podman ctr:containerd containerd:containerd chromium:chromium git:git gpg:gnupg ssh-keygen:openssh-client; do
+for pair in skopeo:skopeo docker:docker.io dockerd:docker.io podman:podman ctr:containerd containerd:containerd chromium:chromium git:git gpg:gnupg ssh-keygen:openssh-client npm:npm oathtool:oathtool; do
   cmd=${pair%%:*} pkg=${pair#*:}
   if ! command -v "$cmd" >/dev/null 2>&1 && [[ " ${missing[*]} " != *" $pkg "* ]]; then
     missing+=("$pkg")
@@ -113,7 +113,7 @@ for pid in "${pids[@]}"; do
   wait "$pid" || { echo "install-clients.sh: a client build or install failed" >&2; exit 1; }
 done
 
-for cmd in skopeo docker dockerd podman ctr containerd chromium; do
+for cmd in skopeo docker dockerd podman ctr containerd chromium npm; do
   ln -sf "$(command -v "$cmd")" "$bin/$cmd"
 done
 echo "$bin"

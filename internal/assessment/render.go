@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"io"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -84,13 +85,15 @@ func (r Result) Scale() string {
 // WriteHTML writes the report as one self-contained HTML page: styles
 // inline, no script, nothing fetched from anywhere.
 func (r Report) WriteHTML(w io.Writer) error {
-	return page.Execute(w, r)
+	return page().Execute(w, r)
 }
 
-var page = template.Must(template.New("page").Funcs(template.FuncMap{
-	"time":  func(t time.Time) string { return t.Format(time.RFC3339) },
-	"onoff": onOff,
-}).Parse(`<!DOCTYPE html>
+// page is parsed on first use, not when the package is initialised.
+var page = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("page").Funcs(template.FuncMap{
+		"time":  func(t time.Time) string { return t.Format(time.RFC3339) },
+		"onoff": onOff,
+	}).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -135,3 +138,4 @@ vulnerability database {{.Server.VulnRecords}} record(s).</p>
 </tr>{{end}}
 </table>
 {{end}}`))
+})

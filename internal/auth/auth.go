@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/custody-dev/custody/internal/account"
 	"github.com/custody-dev/custody/internal/registry"
@@ -132,6 +133,22 @@ type Principal struct {
 	jwtAccess []rule
 	// session is the browser session the request came with, if any.
 	session *account.Session
+	// Factor is the second factor the caller presented ("totp",
+	// "recovery"; "" none): with this request, or in its session at
+	// FactorAt.
+	Factor   string
+	FactorAt time.Time
+	// mfaMissing, when set, says why the MFA policy stops the caller
+	// (applyPolicy): every permission check refuses with mfa-required.
+	mfaMissing string
+	// mfaApplies: the caller has a second factor, or the policy requires
+	// one of it: dangerous actions need a recent one (step-up).
+	mfaApplies bool
+	// signInToken: the API token stands for its owner's password and
+	// second factor (custody login), presented when it was created
+	// (signedInAt).
+	signInToken bool
+	signedInAt  time.Time
 }
 
 // Anonymous reports whether p did not authenticate.
@@ -156,6 +173,8 @@ const (
 	// lacksJWTAccess: only the access of the Docker token flow's token is
 	// missing; the token endpoint would issue one that carries it.
 	lacksJWTAccess
+	// lacksFactor: the MFA policy wants a second factor first.
+	lacksFactor
 )
 
 // check is the one access decision: grants, narrowed by the API token's
@@ -165,6 +184,8 @@ func (p *Principal) check(repo string, perm Perm) shortfall {
 	switch {
 	case p == nil || perm == 0 || !anyAllows(p.grants, repo, perm):
 		return lacksGrant
+	case p.mfaMissing != "":
+		return lacksFactor
 	case p.TokenID != "" && !anyAllows(p.tokenRules, repo, perm):
 		return lacksTokenScope
 	case p.jwt && !anyAllows(p.jwtAccess, repo, perm):
@@ -178,6 +199,8 @@ func (p *Principal) check(repo string, perm Perm) shortfall {
 // falls short: the caller, or its token.
 func (p *Principal) denial(sf shortfall, doing string) error {
 	switch sf {
+	case lacksFactor:
+		return p.mfaDenial()
 	case lacksTokenScope:
 		return fmt.Errorf("%w: API token %s is limited to %s and may not %s (%s itself may; a token's scope cannot be widened: create another token)",
 			registry.ErrDenied, p.TokenID, describeScopes(p.tokenScopes), doing, p.Subject)

@@ -40,7 +40,7 @@ func (s *Service) Authorize(w http.ResponseWriter, r *http.Request, need []regis
 		s.challenge(w, r, need, err)
 		return nil, err
 	}
-	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identity.Identity{Subject: p.Subject, Method: p.Method}), p))
+	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identityOf(p)), p))
 	if len(need) == 0 && p.Anonymous() {
 		// The /v2/ base: docker login and clients probe it for the challenge.
 		err := fmt.Errorf("%w: sign in to use this registry", registry.ErrUnauthenticated)
@@ -175,8 +175,12 @@ func (TagPolicy) CheckDeleteBlob(context.Context, string, digest.Digest) error  
 // governance-mode retention needs the bypass-governance permission, which
 // only the governance-bypass role holds (granted on "**"; not part of
 // admin).
+//
+// Bypassing governance is a dangerous action: an interactive caller needs
+// a recent second factor too (step-up).
 func (s *Service) CanBypassGovernance(ctx context.Context) bool {
-	return PrincipalFrom(ctx).Can("", PermBypassGovernance)
+	p := PrincipalFrom(ctx)
+	return p.Can("", PermBypassGovernance) && s.stepUp(p, "bypassing governance retention") == nil
 }
 
 // signInFor says what a request that needs need asks to do, for the 401

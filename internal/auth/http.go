@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/custody-dev/custody/internal/account"
 	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/identity"
 	"github.com/custody-dev/custody/internal/meta"
@@ -28,6 +29,8 @@ import (
 //	POST   /api/v1/users                     (admin) {"name", "password", "groups"}
 //	PUT    /api/v1/users/{name}              (admin; a user may change its own password)
 //	DELETE /api/v1/users/{name}              (admin)
+//	POST   /api/v1/users/{name}/disable      (admin) sign-ins refused, sessions end
+//	POST   /api/v1/users/{name}/enable       (admin)
 //	GET    /api/v1/grants                    (admin)
 //	POST   /api/v1/grants                    (admin) {"subject", "role", "repository"}
 //	DELETE /api/v1/grants?subject=&role=&repository=   (admin)
@@ -46,6 +49,8 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/users", s.createUser)
 	mux.HandleFunc("PUT /api/v1/users/{name}", s.updateUser)
 	mux.HandleFunc("DELETE /api/v1/users/{name}", s.deleteUser)
+	mux.HandleFunc("POST /api/v1/users/{name}/disable", s.disableUser)
+	mux.HandleFunc("POST /api/v1/users/{name}/enable", s.disableUser)
 	mux.HandleFunc("GET /api/v1/grants", s.listGrants)
 	mux.HandleFunc("POST /api/v1/grants", s.createGrant)
 	mux.HandleFunc("DELETE /api/v1/grants", s.deleteGrant)
@@ -53,6 +58,15 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /api/v1/sessions/current", s.deleteSession)
 	mux.HandleFunc("GET /api/v1/sessions/oidc", s.oidcIssuers)
 	mux.HandleFunc("GET /api/v1/sessions/oidc/{id}", s.oidcStart)
+	mux.HandleFunc("POST /api/v1/sessions/current/step-up", s.stepUpSession)
+	mux.HandleFunc("GET /api/v1/mfa", s.getFactors)
+	mux.HandleFunc("POST /api/v1/mfa/totp", s.startTOTP)
+	mux.HandleFunc("POST /api/v1/mfa/totp/confirm", s.confirmTOTP)
+	mux.HandleFunc("DELETE /api/v1/mfa", s.deleteFactors)
+	mux.HandleFunc("POST /api/v1/mfa/webauthn", s.startKey)
+	mux.HandleFunc("POST /api/v1/mfa/webauthn/confirm", s.confirmKey)
+	mux.HandleFunc("POST /api/v1/mfa/webauthn/challenge", s.keyChallenge)
+	mux.HandleFunc("DELETE /api/v1/mfa/webauthn/{id}", s.deleteKey)
 }
 
 // Require authenticates r and checks perm on repo ("" for global
@@ -64,7 +78,7 @@ func (s *Service) Require(w http.ResponseWriter, r *http.Request, action, repo s
 		s.refuse(w, r, action, repo, err)
 		return r, nil, false
 	}
-	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identity.Identity{Subject: p.Subject, Method: p.Method}), p))
+	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identityOf(p)), p))
 	if p.Anonymous() && (perm == 0 || !p.Can(repo, perm)) {
 		err := fmt.Errorf("%w: sign in first", registry.ErrUnauthenticated)
 		s.refuse(w, r, action, repo, err)
@@ -194,6 +208,11 @@ type TokenRequest struct {
 	Scopes []Scope `json:"scopes"`
 	// ExpiresIn is a Go duration ("720h"); default 30 days, at most a year.
 	ExpiresIn string `json:"expiresIn,omitempty"`
+	// SignIn makes a sign-in token (custody login): created with a
+	// one-time code, it stands for the password and that code; dangerous
+	// actions with it need a fresh code once auth.mfa.stepUp has passed
+	// since it was made.
+	SignIn bool `json:"signIn,omitempty"`
 }
 
 // CreatedToken is the answer of POST /api/v1/tokens: the only time the
@@ -212,13 +231,18 @@ func (s *Service) localUser(w http.ResponseWriter, r *http.Request, action strin
 		s.refuse(w, r, action, "", err)
 		return r, nil, false
 	}
-	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identity.Identity{Subject: p.Subject, Method: p.Method}), p))
+	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identityOf(p)), p))
 	if p.Anonymous() {
 		s.refuse(w, r, action, "", fmt.Errorf("%w: sign in first", registry.ErrUnauthenticated))
 		return r, nil, false
 	}
 	if strings.HasSuffix(p.Method, "oidc") {
 		s.refuse(w, r, action, "", fmt.Errorf("%w: OIDC identities cannot hold API tokens; use the OIDC token itself", registry.ErrDenied))
+		return r, nil, false
+	}
+	if p.mfaMissing != "" {
+		// A token would be a way around the second factor.
+		s.refuse(w, r, action, "", p.mfaDenial())
 		return r, nil, false
 	}
 	return r, p, true
@@ -240,6 +264,11 @@ func (s *Service) createToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(req.Scopes) == 0 || len(req.Scopes) > 32 {
 		s.invalid(w, r, "token.create", "", "a token needs between 1 and 32 scopes (role and repository patterns)")
+		return
+	}
+	if req.SignIn && p.Factor == "" {
+		// Its first minutes count as a step-up: only a code makes one.
+		s.invalid(w, r, "token.create", "", "a sign-in token is created with a one-time code ("+OTPHeader+")")
 		return
 	}
 	life := 30 * 24 * time.Hour
@@ -287,7 +316,7 @@ func (s *Service) createToken(w http.ResponseWriter, r *http.Request) {
 		s.invalid(w, r, "token.create", "", fmt.Sprintf("expiresIn %q: %v", req.ExpiresIn, err))
 		return
 	}
-	t := Token{ID: id, Hash: hex.EncodeToString(sum[:]), Owner: p.Subject, Name: req.Name, Scopes: req.Scopes, Created: now, Expires: expires}
+	t := Token{ID: id, Hash: hex.EncodeToString(sum[:]), Owner: p.Subject, Name: req.Name, Scopes: req.Scopes, Created: now, Expires: expires, SignIn: req.SignIn}
 	if err := s.opts.Store.PutToken(r.Context(), t); err != nil {
 		problem.Fail(w, r, s.opts.Log, "storing the token failed", err)
 		return
@@ -373,6 +402,13 @@ func validGroups(gs []string) error {
 	return nil
 }
 
+// UserEntry is a user in the answer of GET /api/v1/users: the account and
+// the second factors it enrolled ("totp", "webauthn"; empty: none).
+type UserEntry struct {
+	User
+	MFA []string `json:"mfa"`
+}
+
 func (s *Service) listUsers(w http.ResponseWriter, r *http.Request) {
 	r, _, ok := s.Require(w, r, "user.list", "", PermAdmin)
 	if !ok {
@@ -383,18 +419,37 @@ func (s *Service) listUsers(w http.ResponseWriter, r *http.Request) {
 		problem.Fail(w, r, s.opts.Log, "reading users failed", err)
 		return
 	}
-	out := []User{}
+	out := []UserEntry{}
 	for _, u := range st.users {
 		u.Groups = nonNilStrings(u.Groups)
-		out = append(out, u)
+		e := UserEntry{User: u, MFA: []string{}}
+		switch f, err := s.opts.Store.GetFactors(r.Context(), u.Name); {
+		case err == nil && f.TOTPConfirmed:
+			e.MFA = append(e.MFA, FactorTOTP)
+		case err != nil && !errors.Is(err, account.ErrNotFound):
+			problem.Fail(w, r, s.opts.Log, "reading second factors failed", err)
+			return
+		}
+		keys, err := s.opts.Store.WebAuthnKeys(r.Context(), u.Name)
+		if err != nil {
+			problem.Fail(w, r, s.opts.Log, "reading security keys failed", err)
+			return
+		}
+		if len(keys) > 0 {
+			e.MFA = append(e.MFA, FactorWebAuthn)
+		}
+		out = append(out, e)
 	}
-	slices.SortFunc(out, func(a, b User) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b UserEntry) int { return strings.Compare(a.Name, b.Name) })
 	problem.JSON(w, http.StatusOK, out)
 }
 
 func (s *Service) createUser(w http.ResponseWriter, r *http.Request) {
 	r, _, ok := s.Require(w, r, "user.create", "", PermAdmin)
 	if !ok {
+		return
+	}
+	if !s.RequireStepUp(w, r, "user.create", "", "creating a user") {
 		return
 	}
 	var req UserRequest
@@ -447,7 +502,7 @@ func (s *Service) updateUser(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, "user.update", "", err)
 		return
 	}
-	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identity.Identity{Subject: p.Subject, Method: p.Method}), p))
+	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identityOf(p)), p))
 	var req UserRequest
 	if err := decode(r, w, &req); err != nil {
 		s.invalid(w, r, "user.update", "", err.Error())
@@ -462,6 +517,12 @@ func (s *Service) updateUser(w http.ResponseWriter, r *http.Request) {
 	case !admin && !(self && req.Groups == nil):
 		s.refuse(w, r, "user.update", "", fmt.Errorf("%w: %s may only change its own password (group changes need the admin role)", registry.ErrDenied, p.Subject))
 		return
+	case !self || req.Groups != nil:
+		// Changing another account, or groups, is an administrator's
+		// dangerous action.
+		if !s.RequireStepUp(w, r, "user.update", "", "changing a user") {
+			return
+		}
 	}
 	st, err := s.load(r.Context())
 	if err != nil {
@@ -512,6 +573,9 @@ func (s *Service) deleteUser(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.RequireStepUp(w, r, "user.delete", "", "deleting a user") {
+		return
+	}
 	name := r.PathValue("name")
 	if name == p.Subject {
 		s.invalid(w, r, "user.delete", "", "you cannot delete your own account")
@@ -527,6 +591,52 @@ func (s *Service) deleteUser(w http.ResponseWriter, r *http.Request) {
 	}
 	s.ok(r, "user.delete", "", "user "+name)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// disableUser disables or enables an account (POST .../disable,
+// .../enable): a disabled account cannot sign in with its password, its
+// API tokens or a browser session, and its sessions end now. The grants
+// rule is deleteUser's: admins only, and not their own account.
+func (s *Service) disableUser(w http.ResponseWriter, r *http.Request) {
+	disable := strings.HasSuffix(r.URL.Path, "/disable")
+	action := "user.enable"
+	if disable {
+		action = "user.disable"
+	}
+	r, p, ok := s.Require(w, r, action, "", PermAdmin)
+	if !ok {
+		return
+	}
+	name := r.PathValue("name")
+	if disable && name == p.Subject {
+		s.invalid(w, r, action, "", "you cannot disable your own account")
+		return
+	}
+	var at time.Time
+	if disable {
+		at = s.now().UTC()
+	}
+	if err := s.opts.Store.SetUserDisabled(r.Context(), name, at); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			problem.Write(w, problem.NotFound, "no user "+name)
+			return
+		}
+		problem.Fail(w, r, s.opts.Log, "changing the user failed", err)
+		return
+	}
+	st, err := s.load(r.Context())
+	if err != nil {
+		problem.Fail(w, r, s.opts.Log, "reading users failed", err)
+		return
+	}
+	u := st.users[name]
+	if disable {
+		s.ok(r, action, "", "user "+name+": sign-ins refused, sessions ended")
+	} else {
+		s.ok(r, action, "", "user "+name)
+	}
+	u.Groups = nonNilStrings(u.Groups)
+	problem.JSON(w, http.StatusOK, u)
 }
 
 func (s *Service) listGrants(w http.ResponseWriter, r *http.Request) {
@@ -553,6 +663,9 @@ func (s *Service) createGrant(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.RequireStepUp(w, r, "grant.create", "", "granting a role") {
+		return
+	}
 	var g Grant
 	if err := decode(r, w, &g); err != nil {
 		s.invalid(w, r, "grant.create", "", err.Error())
@@ -575,6 +688,9 @@ func (s *Service) createGrant(w http.ResponseWriter, r *http.Request) {
 func (s *Service) deleteGrant(w http.ResponseWriter, r *http.Request) {
 	r, _, ok := s.Require(w, r, "grant.delete", "", PermAdmin)
 	if !ok {
+		return
+	}
+	if !s.RequireStepUp(w, r, "grant.delete", "", "removing a grant") {
 		return
 	}
 	q := r.URL.Query()

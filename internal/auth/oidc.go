@@ -56,7 +56,7 @@ type compiledRule struct {
 	match map[string]*regexp.Regexp
 }
 
-var placeholder = regexp.MustCompile(`\{([A-Za-z0-9_.-]+)\}`)
+var placeholder = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{([A-Za-z0-9_.-]+)\}`) })
 
 func newOIDCIssuer(c OIDCIssuer, service string) (*oidcIssuer, error) {
 	if c.Audience == "" {
@@ -74,7 +74,7 @@ func newOIDCIssuer(c OIDCIssuer, service string) (*oidcIssuer, error) {
 			for _, pat := range g.Repositories {
 				// A {claim} stands for the claim's value: check the
 				// pattern around it.
-				if err := repopattern.Validate(placeholder.ReplaceAllString(pat, "x")); err != nil {
+				if err := repopattern.Validate(placeholder().ReplaceAllString(pat, "x")); err != nil {
 					return nil, fmt.Errorf("oidc issuer %s rule %d: %w", c.Issuer, i, err)
 				}
 			}
@@ -219,7 +219,7 @@ func (r compiledRule) grants(claims map[string]string) ([]Scope, error) {
 		for _, pat := range g.Repositories {
 			// A claim value is literal in a pattern: one holding a
 			// wildcard would widen the grant beyond what the rule says.
-			for _, m := range placeholder.FindAllStringSubmatch(pat, -1) {
+			for _, m := range placeholder().FindAllStringSubmatch(pat, -1) {
 				if strings.Contains(claims[m[1]], "*") {
 					return nil, fmt.Errorf("the token's %q claim contains '*', which the repository pattern %q would take for a wildcard", m[1], pat)
 				}
@@ -238,7 +238,7 @@ func (r compiledRule) grants(claims map[string]string) ([]Scope, error) {
 // expand replaces {claim} in tmpl by the claim's value.
 func expand(tmpl string, claims map[string]string) (string, error) {
 	var missing string
-	out := placeholder.ReplaceAllStringFunc(tmpl, func(m string) string {
+	out := placeholder().ReplaceAllStringFunc(tmpl, func(m string) string {
 		k := m[1 : len(m)-1]
 		v, ok := claims[k]
 		if !ok {

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/go-webauthn/webauthn/webauthn"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -67,6 +68,18 @@ type Options struct {
 	// removed once that password is changed. Empty: Bootstrap creates no
 	// account.
 	AdminPasswordFile string
+	// MFARoles are the roles whose holders must sign in with a second
+	// factor (the configuration's default: admin and promoter; none when
+	// empty). StepUpWindow is how recent a second factor dangerous
+	// actions need (default 5m). OTPFailures wrong one-time codes within
+	// LoginWindow lock an account's codes out for the rest of it
+	// (default 5).
+	MFARoles     []Role
+	StepUpWindow time.Duration
+	// WebURL is the web interface's external URL (web.url): WebAuthn's
+	// relying party ID and origin. Empty: no security keys.
+	WebURL      string
+	OTPFailures int
 }
 
 // TokenPath is where the Docker token flow's endpoint is served.
@@ -90,6 +103,14 @@ type Service struct {
 	// slow by design; clients that send Basic on every request would pay
 	// it every time). Keyed by SHA-256 of name, hash and password.
 	pwCache map[[32]byte]time.Time
+	// otpLimiter counts wrong one-time codes per account.
+	otpLimiter *limiter
+	pendingMu  sync.Mutex
+	pending    map[string]pendingTOTP
+	// rp verifies security keys (nil without Options.WebURL); ceremonies
+	// are the started registrations and sign-ins.
+	rp         *webauthn.WebAuthn
+	ceremonies ceremonies
 }
 
 var _ registry.Authorizer = (*Service)(nil)
@@ -138,6 +159,12 @@ func New(opts Options) (*Service, error) {
 	if opts.SessionAbsolute <= 0 {
 		opts.SessionAbsolute = 12 * time.Hour
 	}
+	if opts.StepUpWindow <= 0 {
+		opts.StepUpWindow = 5 * time.Minute
+	}
+	if opts.OTPFailures <= 0 {
+		opts.OTPFailures = 5
+	}
 	for _, g := range opts.Grants {
 		if err := g.Validate(); err != nil {
 			return nil, fmt.Errorf("auth grant: %w", err)
@@ -148,6 +175,10 @@ func New(opts Options) (*Service, error) {
 		now:     opts.Now,
 		limiter: newLimiter(opts.LoginFailures, opts.LoginAddressFailures, opts.LoginWindow, opts.Now),
 		pwCache: map[[32]byte]time.Time{},
+		pending: map[string]pendingTOTP{},
+		// Addresses are throttled by the password limiter; this one
+		// counts per account only.
+		otpLimiter: newLimiter(opts.OTPFailures, 1<<30, opts.LoginWindow, opts.Now),
 	}
 	for _, o := range opts.OIDC {
 		iss, err := newOIDCIssuer(o, opts.Service)
@@ -156,6 +187,15 @@ func New(opts Options) (*Service, error) {
 		}
 		s.oidc = append(s.oidc, iss)
 	}
+	name := opts.Service
+	if name == "" {
+		name = "custody"
+	}
+	rp, err := newRelyingParty(opts.WebURL, name)
+	if err != nil {
+		return nil, err
+	}
+	s.rp = rp
 	return s, nil
 }
 
@@ -220,6 +260,22 @@ func (c *compiled) anonymous() *Principal {
 	return newPrincipal(SubjectAnonymous, "none", nil, c.grantsFor("", nil, false))
 }
 
+// local returns the local account name and whether it may sign in; when
+// not, why: it does not exist, or it is disabled. Every way of signing
+// in as a local account (password, API token, a token this service
+// issued for either, a browser session) asks here, on every request, so
+// disabling an account stops all of them at once.
+func (c *compiled) local(name string) (User, string) {
+	u, ok := c.users[name]
+	switch {
+	case !ok:
+		return u, "user " + name + " no longer exists"
+	case !u.Disabled.IsZero():
+		return u, "user " + name + " is disabled (since " + u.Disabled.UTC().Format(time.RFC3339) + ")"
+	}
+	return u, ""
+}
+
 func (c *compiled) user(u User, method string) *Principal {
 	return newPrincipal(u.Name, method, slices.Clone(u.Groups), c.grantsFor(u.Name, u.Groups, true))
 }
@@ -277,6 +333,17 @@ func (s *Service) Authenticate(r *http.Request) (*Principal, error) {
 		p, err = s.bearer(ctx, st, strings.TrimSpace(strings.TrimPrefix(h, "Bearer ")))
 	default:
 		err = &authError{reason: "unsupported Authorization scheme (use Basic or Bearer)"}
+	}
+	if code := r.Header.Get(OTPHeader); err == nil && code != "" && p.interactive() && p.session == nil {
+		// A one-time code beside a password or a sign-in token: counted
+		// by its own limiter, not as a wrong password.
+		var factor string
+		if factor, err = s.verifyCode(ctx, r, p.Subject, code); err == nil {
+			p.Factor, p.FactorAt = factor, s.now()
+		}
+	}
+	if err == nil {
+		err = s.applyPolicy(ctx, p)
 	}
 	if err != nil {
 		s.failed(r, err)
@@ -365,10 +432,20 @@ func (s *Service) password(st *compiled, name, pass string) (*Principal, error) 
 		s.pwCache[key] = now.Add(5 * time.Minute)
 		s.mu.Unlock()
 	}
+	// Checked after the password, so the reason (audited; the client sees
+	// the same refusal either way) tells a disabled account's owner from
+	// someone guessing.
+	if _, why := st.local(name); why != "" {
+		return nil, &authError{subject: name, method: "password", reason: why}
+	}
 	return st.user(u, "password"), nil
 }
 
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("custody-dummy-password"), bcrypt.DefaultCost)
+// dummyHash is a bcrypt hash at bcrypt.DefaultCost (the cost HashPassword
+// uses) of a password nobody has, written out rather than computed: hashing
+// it at package initialisation cost every custody command, server or
+// client, some 60-130 ms of start-up.
+var dummyHash = []byte("$2a$10$At1y433ezH8YbDhD36C9WuT9z.5NN7dZaMkONuNrygWZEKA3DDfx.")
 
 // HashPassword returns the bcrypt hash stored for a password.
 func HashPassword(pass string) (string, error) {
@@ -399,14 +476,15 @@ func (s *Service) tokenPrincipal(st *compiled, t Token) (*Principal, error) {
 	case !s.now().Before(t.Expires):
 		return nil, &authError{subject: t.Owner, method: "token", reason: fmt.Sprintf("API token %s expired at %s", t.ID, t.Expires.Format(time.RFC3339))}
 	}
-	u, ok := st.users[t.Owner]
-	if !ok {
-		return nil, &authError{subject: t.Owner, method: "token", reason: fmt.Sprintf("API token %s belongs to %s, who no longer exists", t.ID, t.Owner)}
+	u, why := st.local(t.Owner)
+	if why != "" {
+		return nil, &authError{subject: t.Owner, method: "token", reason: fmt.Sprintf("API token %s belongs to %s: %s", t.ID, t.Owner, why)}
 	}
 	p := st.user(u, "token")
 	p.TokenID = t.ID
 	p.tokenScopes = t.Scopes
 	p.tokenRules = scopeRules(t.Scopes)
+	p.signInToken, p.signedInAt = t.SignIn, t.Created
 	return p, nil
 }
 

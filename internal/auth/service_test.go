@@ -276,6 +276,26 @@ func TestHashPasswordBounds(t *testing.T) {
 	}
 }
 
+// TestDummyHashCost: the hash an unknown name's password is compared with
+// costs what a real account's does (HashPassword's cost), so the time of a
+// failed sign-in does not say whether the name exists.
+func TestDummyHashCost(t *testing.T) {
+	real, err := HashPassword("a real password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := bcrypt.Cost([]byte(real))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := bcrypt.Cost(dummyHash); err != nil || got != want {
+		t.Fatalf("dummy hash cost %d (%v), want %d", got, err, want)
+	}
+	if err := bcrypt.CompareHashAndPassword(dummyHash, []byte("custody-dummy-password")); err != nil {
+		t.Fatalf("dummy hash is not a well-formed bcrypt hash: %v", err)
+	}
+}
+
 // TestLoginLimits covers the limiter as Service.basic applies it: a name
 // is locked out after LoginFailures, even with the right password, and
 // only that name; an address is throttled (429) after LoginAddressFailures

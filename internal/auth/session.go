@@ -17,6 +17,7 @@ import (
 	"github.com/custody-dev/custody/internal/identity"
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/veto"
 )
 
 // Browser sessions (docs/ui.md): a session is an authentication method
@@ -54,11 +55,21 @@ func SessionCookieName(tls bool) string {
 }
 
 // SessionCookie is the cookie that carries a session's secret: HttpOnly,
-// SameSite=Strict, Secure under TLS, for the whole site, kept by the
-// browser until the session's absolute timeout at most.
-func SessionCookie(secret string, maxAge time.Duration, tls bool) *http.Cookie {
+// SameSite=Strict, Secure under TLS, for the whole site, and a
+// browser-session cookie (no Max-Age or Expires: the browser drops it
+// when it closes). The server ends the session itself at its idle or
+// absolute timeout, whatever the browser keeps.
+func SessionCookie(secret string, tls bool) *http.Cookie {
 	return &http.Cookie{Name: SessionCookieName(tls), Value: secret, Path: "/", HttpOnly: true, Secure: tls,
-		SameSite: http.SameSiteStrictMode, MaxAge: int(maxAge / time.Second)}
+		SameSite: http.SameSiteStrictMode}
+}
+
+// EndedSessionCookie is the cookie that makes a browser drop its session
+// cookie (sign-out).
+func EndedSessionCookie(tls bool) *http.Cookie {
+	c := SessionCookie("", tls)
+	c.MaxAge = -1
+	return c
 }
 
 // SessionInfo describes the session a whoami answer was authenticated by.
@@ -84,6 +95,10 @@ type Capabilities struct {
 // browser brought back.
 type SessionRequest struct {
 	OIDC *OIDCCode `json:"oidc,omitempty"`
+	// WebAuthn is a security key's answer to a challenge
+	// (POST /api/v1/mfa/webauthn/challenge): the second factor beside the
+	// password.
+	WebAuthn *WebAuthnAssertion `json:"webauthn,omitempty"`
 }
 
 // OIDCCode is what the browser brought back from an issuer, with what the
@@ -103,7 +118,9 @@ type CreatedSession struct {
 	Method  string    `json:"method"`
 	CSRF    string    `json:"csrf"`
 	Expires time.Time `json:"expires"`
-	// MaxAge is how long the cookie should be kept (the absolute timeout).
+	// MaxAge is the absolute timeout in seconds: the session ends then at
+	// the latest. (The web interface's cookie is a browser-session
+	// cookie; the server enforces the timeouts.)
 	MaxAge int `json:"maxAge"`
 }
 
@@ -168,10 +185,10 @@ func (s *Service) session(ctx context.Context, st *compiled, r *http.Request, se
 	var p *Principal
 	switch se.Method {
 	case MethodSession:
-		u, ok := st.users[se.Subject]
-		if !ok {
+		u, why := st.local(se.Subject)
+		if why != "" {
 			s.endSession(ctx, hash)
-			return nil, &authError{subject: se.Subject, method: se.Method, reason: "the session's user " + se.Subject + " no longer exists"}
+			return nil, &authError{subject: se.Subject, method: se.Method, reason: "the session ended: " + why}
 		}
 		p = st.user(u, MethodSession)
 	case MethodSessionOIDC:
@@ -198,6 +215,7 @@ func (s *Service) session(ctx context.Context, st *compiled, r *http.Request, se
 		se.LastSeen = now
 	}
 	p.session = &se
+	p.Factor, p.FactorAt = se.Factor, se.FactorAt
 	return p, nil
 }
 
@@ -272,6 +290,22 @@ func (s *Service) createSession(w http.ResponseWriter, r *http.Request) {
 			err = &authError{subject: p.Subject, method: p.Method, reason: "a browser signs in with a password or OIDC, not with a token"}
 			s.failed(r, err)
 		}
+		if err == nil && req.WebAuthn != nil {
+			if err = s.verifyKey(r.Context(), r, p.Subject, *req.WebAuthn); err == nil {
+				p.Factor, p.FactorAt = FactorWebAuthn, s.now()
+			} else {
+				s.failed(r, err)
+			}
+		}
+		if err == nil && p.Factor == "" {
+			// An account with a second factor signs in with it; one whose
+			// role requires one but has none yet may sign in to enrol.
+			if on, ferr := s.enrolled(r.Context(), p.Subject); ferr != nil {
+				err = ferr
+			} else if on {
+				err = fmt.Errorf("%w: %s has a second factor: sign in with your one-time code too", veto.ErrMFARequired, p.Subject)
+			}
+		}
 	}
 	if err != nil {
 		s.refuse(w, r, action, "", err)
@@ -281,7 +315,10 @@ func (s *Service) createSession(w http.ResponseWriter, r *http.Request) {
 	secret := randomToken()
 	se := account.Session{Hash: sessionHash(secret), Subject: p.Subject, CSRF: randomToken(), Created: now, LastSeen: now}
 	if p.Method == "password" {
-		se.Method = MethodSession
+		se.Method, se.Factor = MethodSession, p.Factor
+		if p.Factor != "" {
+			se.FactorAt = p.FactorAt
+		}
 	} else {
 		se.Method, se.Groups, se.Scopes = MethodSessionOIDC, p.Groups, p.oidcGrants
 	}
@@ -294,7 +331,7 @@ func (s *Service) createSession(w http.ResponseWriter, r *http.Request) {
 	if old, ok := s.sessionCookie(r); ok {
 		s.endSession(r.Context(), sessionHash(old))
 	}
-	r = r.WithContext(identity.With(r.Context(), identity.Identity{Subject: p.Subject, Method: se.Method}))
+	r = r.WithContext(identity.With(r.Context(), identity.Identity{Subject: p.Subject, Method: p.Auth()}))
 	s.ok(r, action, "", "signed in to the web interface with "+p.Method)
 	problem.JSON(w, http.StatusCreated, CreatedSession{Secret: secret, Subject: p.Subject, Method: se.Method, CSRF: se.CSRF,
 		Expires: now.Add(s.opts.SessionAbsolute), MaxAge: int(s.opts.SessionAbsolute / time.Second)})
@@ -308,7 +345,7 @@ func (s *Service) deleteSession(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, action, "", err)
 		return
 	}
-	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identity.Identity{Subject: p.Subject, Method: p.Method}), p))
+	r = r.WithContext(WithPrincipal(identity.With(r.Context(), identityOf(p)), p))
 	if p.session == nil {
 		s.refuse(w, r, action, "", fmt.Errorf("%w: the request came with no session to end", registry.ErrUnauthenticated))
 		return

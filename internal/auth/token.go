@@ -192,7 +192,7 @@ func (s *Service) ServeToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !p.Anonymous() {
-		ctx := identity.With(r.Context(), identity.Identity{Subject: p.Subject, Method: p.Method})
+		ctx := identity.With(r.Context(), identityOf(p))
 		s.opts.Auditor.Record(ctx, audit.Event{Action: "login", Result: "ok", Reason: "token issued for " + describeAccess(granted), Request: r.WithContext(ctx)})
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -265,9 +265,9 @@ func (s *Service) ownToken(st *compiled, tok string) (*Principal, error) {
 	var p *Principal
 	switch c.Method {
 	case "password":
-		u, ok := st.users[c.Subject]
-		if !ok {
-			return nil, &authError{subject: c.Subject, method: "jwt", reason: "the token's user no longer exists"}
+		u, why := st.local(c.Subject)
+		if why != "" {
+			return nil, &authError{subject: c.Subject, method: "jwt", reason: "the token's " + why}
 		}
 		p = st.user(u, "password")
 	case "token":

@@ -61,6 +61,13 @@ type Index interface {
 	// TagHistory lists every digest tag has pointed at in repo, oldest
 	// first. It is empty for a tag that never existed.
 	TagHistory(ctx context.Context, repo, tag string) ([]TagEvent, error)
+	// TaggedRepositories lists, in lexical (byte) order, the repositories
+	// that exist and whose tag named tag has a history (pointed at
+	// something at any time, whether or not it still exists): the
+	// repositories an environment tag ever named, read from an index
+	// rather than one history per repository. It is empty, not nil, when
+	// there are none.
+	TaggedRepositories(ctx context.Context, tag string) ([]string, error)
 	// Versions lists the manifests of repo that carry a version
 	// annotation, oldest first.
 	Versions(ctx context.Context, repo string) ([]Build, error)

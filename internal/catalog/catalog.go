@@ -6,15 +6,19 @@
 //
 //	GET /api/v1/repositories?q=&prefix=&after=&n=        → List
 //	GET /api/v1/repositories/<repo...>/tags?after=&n=    → Tags
+//	GET /api/v1/repositories/<repo...>/tags?sort=name|pushed|size&order=asc|desc&page=&n=
 //
 // Errors are RFC 9457 problem details.
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +39,10 @@ const (
 	// MaxRepositories and MaxTags cap n.
 	MaxRepositories = 1000
 	MaxTags         = 200
+	// MaxSortedTags caps the repositories whose tags are sorted by other
+	// than name ascending: every tag is read to sort them (name
+	// ascending pages by the store's own order instead).
+	MaxSortedTags = 10000
 	// scanChunk is how many names one store read returns while a filter
 	// looks for matches.
 	scanChunk = 1000
@@ -85,7 +93,20 @@ type Tag struct {
 type Tags struct {
 	Repository string `json:"repository"`
 	Tags       []Tag  `json:"tags"`
-	Next       string `json:"next,omitempty"`
+	// Next is the after= of the next page (name ascending); empty on the
+	// last page.
+	Next string `json:"next,omitempty"`
+	// Page and Pages number the pages of another order (sort= or
+	// order=desc), which pages by ?page= instead.
+	Page  int `json:"page,omitempty"`
+	Pages int `json:"pages,omitempty"`
+}
+
+// tagOrders are the sort= keys of a tag listing.
+var tagOrders = map[string]func(a, b Tag) int{
+	"name":   func(a, b Tag) int { return strings.Compare(a.Name, b.Name) },
+	"pushed": func(a, b Tag) int { return cmp.Or(a.Pushed.Compare(b.Pushed), strings.Compare(a.Name, b.Name)) },
+	"size":   func(a, b Tag) int { return cmp.Or(cmp.Compare(a.Size, b.Size), strings.Compare(a.Name, b.Name)) },
 }
 
 // Register mounts the catalog on mux.
@@ -186,7 +207,18 @@ func (h *Handler) tags(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.Invalid, "n must be between 1 and "+strconv.Itoa(MaxTags))
 		return
 	}
-	after := r.URL.Query().Get("after")
+	q := r.URL.Query()
+	sortKey, order := cmp.Or(q.Get("sort"), "name"), cmp.Or(q.Get("order"), "asc")
+	byKey, known := tagOrders[sortKey]
+	if !known || (order != "asc" && order != "desc") {
+		problem.Write(w, problem.Invalid, "sort must be name, pushed or size and order asc or desc")
+		return
+	}
+	if sortKey != "name" || order != "asc" {
+		h.sortedTags(w, r, repo, n, byKey, order == "desc")
+		return
+	}
+	after := q.Get("after")
 	ctx := r.Context()
 	names, err := h.Meta.Tags(ctx, repo, after, n+1)
 	if errors.Is(err, meta.ErrNotFound) {
@@ -201,30 +233,96 @@ func (h *Handler) tags(w http.ResponseWriter, r *http.Request) {
 	if len(names) > n {
 		names, out.Next = names[:n], names[n-1]
 	}
-	locks, err := h.Locks.ListLocks(ctx, repo)
+	if out.Tags, err = h.describe(ctx, repo, names); err != nil {
+		problem.Error(w, r, h.Log, "listing tags", err)
+		return
+	}
+	problem.JSON(w, http.StatusOK, out)
+}
+
+// sortedTags answers page ?page= (from 1) of every tag of repo in the
+// order of by (reversed when desc), n a page: each tag is read to sort
+// them, so a repository of more than MaxSortedTags tags is refused.
+func (h *Handler) sortedTags(w http.ResponseWriter, r *http.Request, repo string, n int, by func(a, b Tag) int, desc bool) {
+	page := 1
+	if v := r.URL.Query().Get("page"); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 {
+			problem.Write(w, problem.Invalid, "page must be a whole number from 1")
+			return
+		}
+		page = p
+	}
+	if r.URL.Query().Has("after") {
+		problem.Write(w, problem.Invalid, "after= pages tags by name; another order pages with page=")
+		return
+	}
+	ctx := r.Context()
+	var names []string
+	for last := ""; ; {
+		chunk, err := h.Meta.Tags(ctx, repo, last, scanChunk)
+		if errors.Is(err, meta.ErrNotFound) {
+			problem.Write(w, problem.NotFound, "no repository "+strconv.Quote(repo))
+			return
+		}
+		if err != nil {
+			problem.Error(w, r, h.Log, "listing tags", err)
+			return
+		}
+		names = append(names, chunk...)
+		if len(names) > MaxSortedTags {
+			problem.Write(w, problem.Invalid, fmt.Sprintf("%s has more than %d tags: list them by name (without sort= and order=)", repo, MaxSortedTags))
+			return
+		}
+		if len(chunk) < scanChunk {
+			break
+		}
+		last = chunk[len(chunk)-1]
+	}
+	all, err := h.describe(ctx, repo, names)
 	if err != nil {
 		problem.Error(w, r, h.Log, "listing tags", err)
 		return
+	}
+	slices.SortStableFunc(all, func(a, b Tag) int {
+		if desc {
+			return by(b, a)
+		}
+		return by(a, b)
+	})
+	out := Tags{Repository: repo, Tags: []Tag{}, Page: page, Pages: max(1, (len(all)+n-1)/n)}
+	if lo := (page - 1) * n; lo < len(all) {
+		out.Tags = all[lo:min(lo+n, len(all))]
+	}
+	problem.JSON(w, http.StatusOK, out)
+}
+
+// describe reads each tag of names (skipping those deleted since they
+// were listed) with its artifact's retention lock.
+func (h *Handler) describe(ctx context.Context, repo string, names []string) ([]Tag, error) {
+	locks, err := h.Locks.ListLocks(ctx, repo)
+	if err != nil {
+		return nil, err
 	}
 	byDigest := make(map[digest.Digest]retention.Lock, len(locks))
 	for _, l := range locks {
 		byDigest[l.Digest] = l
 	}
+	out := []Tag{}
 	for _, name := range names {
 		t, err := h.tag(ctx, repo, name)
 		if errors.Is(err, meta.ErrNotFound) {
 			continue // deleted since it was listed
 		}
 		if err != nil {
-			problem.Error(w, r, h.Log, "listing tags", err)
-			return
+			return nil, err
 		}
 		if l, ok := byDigest[t.Digest]; ok && (l.Mode != "" || l.LegalHold) {
 			t.Retention = &l
 		}
-		out.Tags = append(out.Tags, t)
+		out = append(out, t)
 	}
-	problem.JSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // tag describes one tag.

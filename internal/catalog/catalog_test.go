@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,6 +163,58 @@ func TestTags(t *testing.T) {
 		if code := f.get(path, &ts); code != want {
 			t.Errorf("%s: %d, want %d", path, code, want)
 		}
+	}
+}
+
+// TestTagsSorted: tags sorted by size or pushed time, either way, and by
+// name descending, paged by ?page=; a bad sort, order or page is a 400.
+func TestTagsSorted(t *testing.T) {
+	f := newFixture(t, nil)
+	f.push("team/app", 1000, nil, "b", "c")
+	f.push("team/app", 2000, nil, "a")
+	f.push("team/app", 3000, nil, "d")
+	names := func(path string) ([]string, catalog.Tags) {
+		t.Helper()
+		var ts catalog.Tags
+		if code := f.get(path, &ts); code != 200 {
+			t.Fatalf("%s: %d", path, code)
+		}
+		var out []string
+		for _, tg := range ts.Tags {
+			out = append(out, tg.Name)
+		}
+		return out, ts
+	}
+	for path, want := range map[string][]string{
+		"/api/v1/repositories/team/app/tags?sort=size":             {"b", "c", "a", "d"},
+		"/api/v1/repositories/team/app/tags?sort=size&order=desc":  {"d", "a", "c", "b"},
+		"/api/v1/repositories/team/app/tags?sort=name&order=desc":  {"d", "c", "b", "a"},
+		"/api/v1/repositories/team/app/tags?sort=size&n=3&page=2":  {"d"},
+		"/api/v1/repositories/team/app/tags?sort=size&n=3&page=9":  nil,
+		"/api/v1/repositories/team/app/tags?sort=pushed&order=asc": {"a", "b", "c", "d"}, // one push time: by name
+	} {
+		got, ts := names(path)
+		if !slices.Equal(got, want) || ts.Next != "" || ts.Page == 0 || ts.Pages == 0 {
+			t.Errorf("%s: %q (page %d of %d, next %q), want %q", path, got, ts.Page, ts.Pages, ts.Next, want)
+		}
+	}
+	if _, ts := names("/api/v1/repositories/team/app/tags?sort=size&n=3"); ts.Pages != 2 || ts.Page != 1 {
+		t.Errorf("pages of 3: page %d of %d, want 1 of 2", ts.Page, ts.Pages)
+	}
+	var ts catalog.Tags
+	for _, path := range []string{
+		"/api/v1/repositories/team/app/tags?sort=digest",
+		"/api/v1/repositories/team/app/tags?sort=size&order=up",
+		"/api/v1/repositories/team/app/tags?sort=size&page=0",
+		"/api/v1/repositories/team/app/tags?sort=size&page=x",
+		"/api/v1/repositories/team/app/tags?sort=size&after=a",
+	} {
+		if code := f.get(path, &ts); code != 400 {
+			t.Errorf("%s: %d, want 400", path, code)
+		}
+	}
+	if code := f.get("/api/v1/repositories/no/such/tags?sort=size", &ts); code != 404 {
+		t.Errorf("sorted tags of no repository: %d, want 404", code)
 	}
 }
 

@@ -188,7 +188,8 @@ func newUserCmd() *cobra.Command {
 		Use:   "user",
 		Short: "Manage local accounts (admin)",
 	}
-	cmd.AddCommand(newUserCreateCmd(), newUserListCmd(), newUserSetCmd(), newUserDeleteCmd())
+	cmd.AddCommand(newUserCreateCmd(), newUserListCmd(), newUserSetCmd(), newUserDeleteCmd(),
+		newUserDisableCmd(true), newUserDisableCmd(false))
 	return cmd
 }
 
@@ -258,14 +259,22 @@ func newUserListCmd() *cobra.Command {
 				return err
 			}
 			return printJSONOrText(cmd, f.output, b, func() error {
-				var us []auth.User
+				var us []auth.UserEntry
 				if err := json.Unmarshal(b, &us); err != nil {
 					return err
 				}
 				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tGROUPS\tCREATED")
+				fmt.Fprintln(tw, "NAME\tGROUPS\tMFA\tCREATED\tDISABLED")
 				for _, u := range us {
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, strings.Join(u.Groups, ","), u.Created.Format(time.RFC3339))
+					mfa := strings.Join(u.MFA, ",")
+					if mfa == "" {
+						mfa = "-"
+					}
+					disabled := "-"
+					if !u.Disabled.IsZero() {
+						disabled = u.Disabled.Format(time.RFC3339)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, strings.Join(u.Groups, ","), mfa, u.Created.Format(time.RFC3339), disabled)
 				}
 				return tw.Flush()
 			})
@@ -331,6 +340,36 @@ func newUserDeleteCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted user %s\n", args[0])
 			return nil
+		},
+	}
+	f.register(cmd.Flags())
+	return cmd
+}
+
+// newUserDisableCmd is custody user disable (disable true) or enable.
+func newUserDisableCmd(disable bool) *cobra.Command {
+	var f apiFlags
+	verb, short := "enable", "Enable a disabled account again (admin)"
+	if disable {
+		verb, short = "disable", "Disable an account (admin): its password, API tokens and browser sessions stop working, its sessions end"
+	}
+	cmd := &cobra.Command{
+		Use:   verb + " NAME",
+		Short: short,
+		Long: short + `.
+A disabled account keeps its groups, grants and tokens: 'custody user
+enable NAME' lets it sign in again (its ended browser sessions stay
+ended). You cannot disable your own account.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := f.call(cmd, http.MethodPost, "/api/v1/users/"+url.PathEscape(args[0])+"/"+verb, nil, nil)
+			if err != nil {
+				return err
+			}
+			return printJSONOrText(cmd, f.output, b, func() error {
+				fmt.Fprintf(cmd.OutOrStdout(), "%sd user %s\n", verb, args[0])
+				return nil
+			})
 		},
 	}
 	f.register(cmd.Flags())

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -65,6 +66,12 @@ func explain(c *apiclient.Client, err error) error {
 		if ae.Status == http.StatusUnauthorized {
 			return fmt.Errorf("%w; sign in with 'custody login %s' or set %s", err, c.Base(), envToken)
 		}
+		switch {
+		case strings.HasSuffix(ae.Type, "/mfa-required"):
+			return fmt.Errorf("%w; sign in with your one-time code ('custody login %s'), or enrol one with 'custody mfa enrol'", err, c.Base())
+		case strings.HasSuffix(ae.Type, "/step-up-required"):
+			return fmt.Errorf("%w; repeat it with a fresh code in %s", err, envOTP)
+		}
 		return err
 	}
 	var ue *url.Error
@@ -81,6 +88,9 @@ func (f *apiFlags) call(cmd *cobra.Command, method, path string, body any, heade
 	c, err := f.client()
 	if err != nil {
 		return nil, err
+	}
+	if otp := otpHeader(); otp != nil && header == nil {
+		header = otp
 	}
 	var b []byte
 	if err := c.Send(cmd.Context(), apiclient.Request{Method: method, Path: path, Header: header, JSON: body}, &b); err != nil {

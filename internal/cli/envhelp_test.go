@@ -20,6 +20,7 @@ import (
 var clientVars = map[string][]string{
 	"CUSTODY_SERVER":              nil, // every client command: custody --help
 	"CUSTODY_TOKEN":               {"token"},
+	"CUSTODY_OTP":                 {"mfa"},
 	"CUSTODY_BUILD_SOURCE_URI":    {"attest", "provenance"},
 	"CUSTODY_BUILD_REF":           {"attest", "provenance"},
 	"CUSTODY_BUILD_COMMIT":        {"attest", "provenance"},

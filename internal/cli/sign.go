@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,11 +18,13 @@ import (
 	"golang.org/x/term"
 
 	"github.com/custody-dev/custody/internal/attest"
+	"github.com/custody-dev/custody/internal/ca"
 	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/notary"
 	"github.com/custody-dev/custody/internal/provenance"
 	"github.com/custody-dev/custody/internal/sign"
+	"github.com/custody-dev/custody/internal/timestamp"
 )
 
 // signedAtAnnotation is the signed annotation carrying the signing time.
@@ -34,6 +37,7 @@ type signerFlags struct {
 	key       string
 	plainHTTP bool
 	timestamp timestampFlag
+	keyless   keylessFlags
 }
 
 func (f *signerFlags) register(fs *pflag.FlagSet) {
@@ -43,6 +47,37 @@ func (f *signerFlags) register(fs *pflag.FlagSet) {
 		"or a KMS URI (awskms://, gcpkms://, azurekms://, hashivault://; not built into this version)")
 	fs.BoolVar(&f.plainHTTP, "plain-http", false, "talk plain HTTP to a registry that is not on loopback or a private address")
 	f.timestamp.register(fs)
+	f.keyless.register(fs)
+}
+
+// signFor returns the signer for d: the key (signer) or, with --keyless,
+// an ephemeral key and its certificate chain; keyID names the key.
+func (f *signerFlags) signFor(cmd *cobra.Command, d name.Digest) (s crypto.Signer, keyID string, chain []*x509.Certificate, err error) {
+	if !f.keyless.on {
+		if f.keyless.token != "" || f.keyless.fulcioURL != "" {
+			return nil, "", nil, errors.New("--identity-token and --fulcio-url need --keyless")
+		}
+		s, keyID, err = f.signer(cmd)
+		return s, keyID, nil, err
+	}
+	if f.key != "" {
+		return nil, "", nil, errors.New("--keyless signs with an ephemeral key: give no --key")
+	}
+	if s, chain, err = f.keyless.signer(cmd, d); err != nil {
+		return nil, "", nil, err
+	}
+	keyID, err = key.ID(s.Public())
+	return s, keyID, chain, err
+}
+
+// keylessStamper refuses keyless signing without a time-stamp authority:
+// the certificate lives minutes, and only a trusted time-stamp shows the
+// signature was made while it was valid.
+func (f *signerFlags) keylessStamper(st timestamp.Stamper) error {
+	if f.keyless.on && st == nil {
+		return errors.New("--keyless needs a time-stamp authority (--timestamp-server-url, or a registry that serves one): without a trusted time the short-lived certificate cannot be judged")
+	}
+	return nil
 }
 
 // passphrase reads an existing key's passphrase from CUSTODY_KEY_PASSWORD,
@@ -184,6 +219,18 @@ or a prompt. Verify with 'custody verify REF --trust-root FILE' or
 needs '--trusted-root' naming an empty trusted root file once a bundle
 referrer exists; see docs/signing.md).
 
+With --keyless, sign as a CI workload with no key to keep: custody makes
+an ephemeral P-256 key in memory, asks the certificate authority
+(--fulcio-url, default the registry of REF: custody's own CA, docs/keyless.md,
+or any Fulcio) for a 10-minute certificate binding it to the job's OIDC
+identity (the token from --identity-token TOKEN|FILE, else
+SIGSTORE_ID_TOKEN, else GitHub Actions' token service for audience
+sigstore), signs, and stores the certificate with the signature where
+cosign does. A time-stamp is required (the certificate expires in
+minutes; only a trusted time-stamp shows it was valid when used).
+Verify with 'custody verify REF --trust-root FILE --certificate-identity ...
+--certificate-oidc-issuer ...' or 'cosign verify --certificate-chain ...'.
+
 With --format notation, sign as the Notary Project does instead: a JWS
 (default) or COSE (--envelope cose) envelope signed with --notation-key
 (a PEM private key file) and certified by --notation-cert (a PEM
@@ -192,6 +239,8 @@ your CA), stored as an OCI 1.1 referrer with artifactType
 application/vnd.cncf.notary.signature. 'notation verify' and 'custody verify
 --notation-trust-policy ... --notation-trust-store ...' verify it.`,
 		Example: `  custody sign 127.0.0.1:5000/apps/web:1.4.2
+  custody sign --keyless registry.example.org/apps/web:1.4.2            # in GitHub Actions (id-token: write)
+  custody sign --keyless --identity-token "$SIGSTORE_ID_TOKEN" registry.example.org/apps/web:1.4.2   # GitLab CI
   custody sign --format notation --notation-key release.key --notation-cert release.crt \
       --envelope cose 127.0.0.1:5000/apps/web:1.4.2
   custody sign --key cosign.key --bundle web.sigstore.json 127.0.0.1:5000/apps/web@sha256:...
@@ -222,16 +271,24 @@ application/vnd.cncf.notary.signature. 'notation verify' and 'custody verify
 				if nKey == "" || nCert == "" {
 					return errors.New("--format notation needs --notation-key and --notation-cert: Notation verifies X.509 certificate chains, and ring keys have none")
 				}
-				if f.key != "" || bundleOut != "" || len(annotations) > 0 || cmd.Flags().Changed("storage") {
+				if f.key != "" || f.keyless.on || bundleOut != "" || len(annotations) > 0 || cmd.Flags().Changed("storage") {
 					return errors.New("--key, --bundle, --annotation and --storage are cosign's: --format notation signs with --notation-key and stores a referrer")
 				}
 				return signNotation(cmd, args[0], nKey, nCert, envelope, f.plainHTTP, output)
 			default:
 				return fmt.Errorf("invalid --format %q: use cosign or notation", format)
 			}
-			signer, keyID, err := f.signer(cmd)
-			if err != nil {
-				return err
+			// A key is loaded first (a wrong passphrase fails before any
+			// network); a keyless certificate last, just before signing.
+			var (
+				signer crypto.Signer
+				keyID  string
+				chain  []*x509.Certificate
+			)
+			if !f.keyless.on {
+				if signer, keyID, _, err = f.signFor(cmd, name.Digest{}); err != nil {
+					return err
+				}
 			}
 			ctx := cmd.Context()
 			o := remoteOpts(ctx)
@@ -245,6 +302,15 @@ application/vnd.cncf.notary.signature. 'notation verify' and 'custody verify
 			if o.Timestamper, err = f.timestamp.stamper(cmd, d); err != nil {
 				return err
 			}
+			if err := f.keylessStamper(o.Timestamper); err != nil {
+				return err
+			}
+			if f.keyless.on {
+				if signer, keyID, chain, err = f.signFor(cmd, d); err != nil {
+					return err
+				}
+			}
+			o.Chain = chain
 			res, err := sign.Sign(ctx, d, signer, o)
 			if err != nil {
 				return fmt.Errorf("signing %s: %w", d, err)
@@ -255,11 +321,19 @@ application/vnd.cncf.notary.signature. 'notation verify' and 'custody verify
 				}
 			}
 			if output == outputJSON {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{
+				out := map[string]any{
 					"digest": d.String(), "keyId": keyID, "tag": res.Tag.String(), "referrer": res.Referrer, "bundle": bundleOut,
-				})
+				}
+				if len(chain) > 0 {
+					out["certificate"] = string(ca.EncodeChain(chain[:1]))
+				}
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(out)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "signed %s with key %s\n", d, keyID[:min(16, len(keyID))])
+			if len(chain) > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "signed %s keyless as %s\n", d, describeCertificate(chain))
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "signed %s with key %s\n", d, keyID[:min(16, len(keyID))])
+			}
 			if res.TagDigest != "" {
 				fmt.Fprintf(cmd.OutOrStdout(), "  cosign v2 signature: %s\n", res.Tag)
 			}
@@ -318,7 +392,13 @@ func newAttestCmd() *cobra.Command {
 		Short: "Attach signed in-toto attestations: SLSA provenance, SBOMs, any predicate; verify the source commit",
 		Long: `Attach signed in-toto Statement v1 attestations (DSSE envelopes) to an
 artifact, stored where cosign verify-attestation finds them (tag
-sha256-<hex>.att) and as OCI 1.1 referrers (Sigstore bundles).`,
+sha256-<hex>.att) and as OCI 1.1 referrers (Sigstore bundles).
+
+Every subcommand that signs takes --keyless, as custody sign does: an
+ephemeral key certified for the CI job's OIDC identity, time-stamped.`,
+		Example: `  custody attest provenance --from-env --keyless REF
+  custody attest sbom --keyless REF
+  custody attest test-result --keyless REF --result PASSED`,
 	}
 	cmd.AddCommand(newAttestProvenanceCmd(), newAttestSBOMCmd(), newAttestTestResultCmd(), newAttestPredicateCmd(), newAttestSourceCmd())
 	return cmd
@@ -326,11 +406,30 @@ sha256-<hex>.att) and as OCI 1.1 referrers (Sigstore bundles).`,
 
 // attach signs stmt and attaches it to d.
 func attach(cmd *cobra.Command, f *signerFlags, d name.Digest, predicateType string, predicate []byte, envOut string) error {
-	signer, _, err := f.signer(cmd)
-	if err != nil {
-		return err
+	var (
+		signer crypto.Signer
+		chain  []*x509.Certificate
+		err    error
+	)
+	if !f.keyless.on {
+		if signer, _, _, err = f.signFor(cmd, d); err != nil {
+			return err
+		}
 	}
 	ctx := cmd.Context()
+	o := remoteOpts(ctx)
+	if o.Timestamper, err = f.timestamp.stamper(cmd, d); err != nil {
+		return err
+	}
+	if err := f.keylessStamper(o.Timestamper); err != nil {
+		return err
+	}
+	if f.keyless.on {
+		if signer, _, chain, err = f.signFor(cmd, d); err != nil {
+			return err
+		}
+	}
+	o.Chain = chain
 	stmt, err := attest.StatementFor(d.Context().Name(), d.DigestStr(), predicateType, predicate)
 	if err != nil {
 		return err
@@ -346,15 +445,14 @@ func attach(cmd *cobra.Command, f *signerFlags, d name.Digest, predicateType str
 			return err
 		}
 	}
-	o := remoteOpts(ctx)
-	if o.Timestamper, err = f.timestamp.stamper(cmd, d); err != nil {
-		return err
-	}
 	res, err := sign.Attach(ctx, d, env, predicateType, o)
 	if err != nil {
 		return fmt.Errorf("attaching to %s: %w", d, err)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "attached %s to %s\n", predicateType, d)
+	if len(chain) > 0 {
+		fmt.Fprintf(cmd.OutOrStdout(), "  signed keyless as %s\n", describeCertificate(chain))
+	}
 	if res.Referrer != "" {
 		fmt.Fprintf(cmd.OutOrStdout(), "  referrer: %s\n", res.Referrer)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/custody-dev/custody/internal/certidentity"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/notary"
 	"github.com/custody-dev/custody/internal/promotion"
@@ -31,6 +32,7 @@ func newVerifyCmd() *cobra.Command {
 		fpr       string
 		nPolicy   string
 		nStore    string
+		ident     certidentity.Constraints
 	)
 	cmd := &cobra.Command{
 		Use:   "verify (REF --trust-root FILE | --bundle FILE --trust-root-fingerprint SHA256)",
@@ -56,6 +58,20 @@ Checks:
     (x509/ca|signingAuthority|tsa/NAME/); one verified under a level that
     enforces authenticity (strict, permissive) counts as a signature.
     --require notation demands one. --trust-root is then optional;
+  - keyless signatures and attestations (made with a short-lived
+    certificate: custody sign --keyless, cosign sign with custody's or
+    another Fulcio): the certificate chains to a certificate authority of
+    the trust root (certificateAuthorities), and a time-stamp by one of its
+    time-stamp authorities puts the signing inside the certificate's
+    validity. They are relied upon only for a signer the identity
+    constraints name, given as cosign's flags: --certificate-identity or
+    --certificate-identity-regexp, and --certificate-oidc-issuer or
+    --certificate-oidc-issuer-regexp (both required), optionally
+    --certificate-github-workflow-repository/-ref/-name/-trigger/-sha, or,
+    for any CI platform, --certificate-repository (source repository URI),
+    --certificate-ref and --certificate-workflow (the build configuration
+    URI). With constraints, one keyless signature meeting them is
+    required; one by another identity is reported and not relied upon;
   - --env ENV: the digest is what ENV currently runs, it is not revoked and
     ENV's gate still holds (asks the server; deploy-time verification).
 
@@ -79,6 +95,12 @@ wrong (docs/bundle.md).`,
   custody verify REF --trust-root trust-root.json --require sbom,provenance \
       --builder https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main \
       --source https://github.com/acme/app -o json
+  custody verify REF --trust-root trust-root.json \
+      --certificate-identity https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main \
+      --certificate-oidc-issuer https://token.actions.githubusercontent.com
+  custody verify REF --trust-root trust-root.json \
+      --certificate-identity-regexp '^https://gitlab\.example/acme/' \
+      --certificate-oidc-issuer https://gitlab.example --certificate-ref refs/heads/main
   custody verify REF --notation-trust-policy ~/.config/notation/trustpolicy.oci.json \
       --notation-trust-store ~/.config/notation/truststore --require notation
   custody verify --bundle prod-0303.tar --trust-root-fingerprint 3f9a...c21e`,
@@ -132,8 +154,17 @@ wrong (docs/bundle.md).`,
 				return err
 			}
 			v.Builder, v.Source, v.Require = builder, source, require
+			if !ident.IsZero() {
+				if err := ident.Check(); err != nil {
+					return err
+				}
+				v.Identity = ident
+			}
 			ctx := cmd.Context()
-			o := remoteOpts(ctx)
+			o, err := remoteOpts(ctx).Pulling(ctx)
+			if err != nil {
+				return err
+			}
 			d, err := resolve(ctx, args[0], plainHTTP, o)
 			if err != nil {
 				return err
@@ -195,6 +226,18 @@ wrong (docs/bundle.md).`,
 	fl.StringVar(&env, "env", "", "also require the digest to be what this environment runs, with its gate still holding (asks the server)")
 	fl.StringVar(&server, "server", "", "custody server URL for --env (default: the registry of REF)")
 	fl.StringVar(&bundleF, "bundle", "", "verify this evidence bundle offline (custody export)")
+	fl.StringVar(&ident.Identity, "certificate-identity", "", "keyless: the signer's identity (certificate subject), exactly")
+	fl.StringVar(&ident.IdentityRegexp, "certificate-identity-regexp", "", "keyless: a regular expression (RE2, unanchored) the signer's identity matches")
+	fl.StringVar(&ident.Issuer, "certificate-oidc-issuer", "", "keyless: the OIDC issuer that vouched for the signer, exactly")
+	fl.StringVar(&ident.IssuerRegexp, "certificate-oidc-issuer-regexp", "", "keyless: a regular expression the OIDC issuer matches")
+	fl.StringVar(&ident.GitHubWorkflowRepository, "certificate-github-workflow-repository", "", "keyless: GitHub workflow repository (OWNER/REPO)")
+	fl.StringVar(&ident.GitHubWorkflowRef, "certificate-github-workflow-ref", "", "keyless: GitHub workflow ref (refs/heads/main)")
+	fl.StringVar(&ident.GitHubWorkflowName, "certificate-github-workflow-name", "", "keyless: GitHub workflow name")
+	fl.StringVar(&ident.GitHubWorkflowTrigger, "certificate-github-workflow-trigger", "", "keyless: GitHub event that triggered the workflow (push)")
+	fl.StringVar(&ident.GitHubWorkflowSHA, "certificate-github-workflow-sha", "", "keyless: GitHub commit the workflow ran on")
+	fl.StringVar(&ident.Repository, "certificate-repository", "", "keyless: source repository URI (https://github.com/acme/app), any CI platform")
+	fl.StringVar(&ident.Ref, "certificate-ref", "", "keyless: source ref (refs/heads/main), any CI platform")
+	fl.StringVar(&ident.Workflow, "certificate-workflow", "", "keyless: build configuration URI (the workflow file at its ref), any CI platform")
 	fl.StringVar(&fpr, "trust-root-fingerprint", "", "SHA-256 of the trusted trust.json, for --bundle ('custody key fingerprint')")
 	return cmd
 }
@@ -209,6 +252,9 @@ func printReport(w io.Writer, r verification.Report) {
 	fmt.Fprintf(w, "%s\n  digest %s\n", r.Reference, r.Digest)
 	for _, s := range r.Signatures {
 		line := fmt.Sprintf("  %s signature (%s) by key %s", mark(s.OK), s.Source, verification.Short(s.KeyID))
+		if s.Identity != "" {
+			line = fmt.Sprintf("  %s keyless signature (%s) by %s (issuer %s)", mark(s.OK), s.Source, s.Identity, s.Issuer)
+		}
 		if s.SignedAt != "" {
 			line += " at " + s.SignedAt
 			if s.TimeSource == "timestamp" {
@@ -239,7 +285,10 @@ func printReport(w io.Writer, r verification.Report) {
 			continue
 		}
 		line := fmt.Sprintf("  %s attestation %s", mark(a.OK), verification.OrUnknown(a.PredicateType))
-		if a.KeyID != "" {
+		switch {
+		case a.Identity != "":
+			line += " by " + a.Identity
+		case a.KeyID != "":
 			line += " by key " + verification.Short(a.KeyID)
 		}
 		if a.Builder != "" {

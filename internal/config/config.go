@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/gate/spec"
 	"github.com/custody-dev/custody/internal/proxy"
+	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/repopattern"
 )
 
@@ -88,11 +90,37 @@ type Config struct {
 	Proxy Proxy `yaml:"proxy"`
 	// Web configures the web interface's browser sessions (docs/ui.md).
 	Web Web `yaml:"web"`
+	// Feeds are the package feeds served in their ecosystems' own
+	// protocols (docs/feeds.md).
+	Feeds []Feed `yaml:"feeds"`
+}
+
+// Ecosystems and kinds of package feeds.
+const (
+	FeedEcosystemNPM = "npm"
+	FeedKindHosted   = "hosted"
+)
+
+// Feed is one package feed: served at /<ecosystem>/<name>/, its packages
+// kept in the repositories <name>/<package path>.
+type Feed struct {
+	// Name is the feed's name: one lowercase repository-name component.
+	Name string `yaml:"name"`
+	// Ecosystem is the package protocol: npm.
+	Ecosystem string `yaml:"ecosystem"`
+	// Kind is hosted (packages are published to custody), the default
+	// when empty.
+	Kind string `yaml:"kind"`
 }
 
 // Web configures the web interface.
 type Web struct {
 	Session WebSession `yaml:"session"`
+	// URL is the web interface's external URL as browsers see it
+	// ("https://registry.example.com"): WebAuthn's relying party ID (its
+	// host) and origin come from it. Empty (the default): security keys
+	// and passkeys are not offered.
+	URL string `yaml:"url"`
 }
 
 // WebSession bounds browser sessions: one ends after Idle without a
@@ -165,6 +193,9 @@ type Environment struct {
 	Name      string    `yaml:"name"`
 	Gate      spec.Gate `yaml:"gate"`
 	Approvals int       `yaml:"approvals"`
+	// Protected makes promotions to the environment need a recent second
+	// factor (step-up) even without approvals; approvals >= 1 implies it.
+	Protected bool `yaml:"protected"`
 }
 
 // Promotion configures promotion gates.
@@ -338,6 +369,23 @@ type Auth struct {
 	// OIDC lists the trusted OIDC issuers (e.g. a CI system's workload
 	// identity tokens).
 	OIDC []OIDCIssuer `yaml:"oidc"`
+	// MFA is the multi-factor sign-in policy of local accounts.
+	MFA MFA `yaml:"mfa"`
+}
+
+// MFA is the multi-factor policy (docs/security.md, "Multi-factor
+// sign-in").
+type MFA struct {
+	// Roles are the roles whose holders must sign in with a second factor
+	// (default admin and promoter; [] for none). A holder without one may
+	// sign in only to enrol.
+	Roles []string `yaml:"roles"`
+	// StepUp is how recent a second factor dangerous actions need
+	// (default 5m).
+	StepUp Duration `yaml:"stepUp"`
+	// OTPFailures wrong one-time codes for one account within
+	// auth.loginWindow lock its codes out for the rest of it (default 5).
+	OTPFailures int `yaml:"otpFailures"`
 }
 
 // Grant binds Role to each of Subjects ("user:NAME", "group:NAME",
@@ -573,9 +621,10 @@ func Default() Config {
 		GC:              GC{Grace: Duration(time.Hour)},
 		Scrub:           Scrub{Buckets: 1},
 		Audit:           Audit{CheckpointInterval: Duration(10 * time.Second), Origin: "custody/audit"},
-		Auth:            Auth{Mode: "builtin", Service: "custody", TokenTTL: Duration(5 * time.Minute), LoginFailures: 10, LoginAddressFailures: 100, LoginWindow: Duration(time.Minute)},
-		Proxy:           Proxy{Header: "X-Forwarded-For"},
-		Web:             Web{Session: WebSession{Idle: Duration(30 * time.Minute), Absolute: Duration(12 * time.Hour)}},
+		Auth: Auth{Mode: "builtin", Service: "custody", TokenTTL: Duration(5 * time.Minute), LoginFailures: 10, LoginAddressFailures: 100, LoginWindow: Duration(time.Minute),
+			MFA: MFA{Roles: []string{"admin", "promoter"}, StepUp: Duration(5 * time.Minute), OTPFailures: 5}},
+		Proxy: Proxy{Header: "X-Forwarded-For"},
+		Web:   Web{Session: WebSession{Idle: Duration(30 * time.Minute), Absolute: Duration(12 * time.Hour)}},
 	}
 }
 
@@ -629,6 +678,9 @@ var Env = []struct{ Name, Help string }{
 	{"CUSTODY_AUDIT_DISABLE_UNSAFE", "true stops the tamper-evident audit log (benchmarks only)"},
 	{"CUSTODY_TRUSTED_PROXIES", "comma-separated addresses or CIDRs of reverse proxies whose client-address header is believed"},
 	{"CUSTODY_PROXY_HEADER", "the header those proxies set: X-Forwarded-For (default) or Forwarded"},
+	{"CUSTODY_MFA_ROLES", "comma-separated roles that must sign in with a second factor (default admin,promoter; none for none)"},
+	{"CUSTODY_MFA_STEP_UP", "how recent a second factor dangerous actions need (default 5m)"},
+	{"CUSTODY_WEB_URL", "the web interface's external URL as browsers see it (https://registry.example.com); security keys and passkeys (WebAuthn) need it"},
 	{"CUSTODY_WEB_SESSION_IDLE", "a web interface session ends after this long without a request (default 30m)"},
 	{"CUSTODY_WEB_SESSION_ABSOLUTE", "a web interface session ends this long after signing in (default 12h)"},
 	{"CUSTODY_KEY_PASSWORD", "passphrase of the server's signing key (signing on push, promotions); signing.passphraseFile replaces it"},
@@ -665,6 +717,13 @@ func (c *Config) applyEnv(environ []string) error {
 			c.Log.Format = v
 		case "CUSTODY_LOG_LEVEL":
 			c.Log.Level = v
+		case "CUSTODY_MFA_ROLES":
+			c.Auth.MFA.Roles = []string{}
+			if v != "none" && v != "" {
+				c.Auth.MFA.Roles = strings.Split(v, ",")
+			}
+		case "CUSTODY_MFA_STEP_UP":
+			err = setDuration(&c.Auth.MFA.StepUp, v)
 		case "CUSTODY_UPLOAD_TTL":
 			err = setDuration(&c.Uploads.TTL, v)
 		case "CUSTODY_SHUTDOWN_TIMEOUT":
@@ -698,6 +757,8 @@ func (c *Config) applyEnv(environ []string) error {
 			}
 		case "CUSTODY_PROXY_HEADER":
 			c.Proxy.Header = v
+		case "CUSTODY_WEB_URL":
+			c.Web.URL = v
 		case "CUSTODY_WEB_SESSION_IDLE":
 			err = setDuration(&c.Web.Session.Idle, v)
 		case "CUSTODY_WEB_SESSION_ABSOLUTE":
@@ -801,6 +862,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("web.session.idle (%s) and web.session.absolute (%s) must be positive, idle at most absolute",
 			time.Duration(s.Idle), time.Duration(s.Absolute))
 	}
+	if err := validateWebURL(c.Web.URL); err != nil {
+		return err
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return errors.New("tls needs both certFile and keyFile")
 	}
@@ -846,6 +910,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("drills[%d].interval %s: give at least %s", i, time.Duration(d.Interval), MinDrillInterval)
 		}
 	}
+	if err := validateFeeds(c.Feeds); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, p := range c.Policies {
 		if p.Repository == "" {
@@ -868,6 +935,29 @@ func (c Config) Validate() error {
 			if r.Period <= 0 {
 				return fmt.Errorf("policies[%d].retention.period must be positive", i)
 			}
+		}
+	}
+	return nil
+}
+
+// validateFeeds checks the feeds: each has a name that is one repository
+// name component, unique among them, and an ecosystem and kind this
+// version serves.
+func validateFeeds(feeds []Feed) error {
+	names := map[string]bool{}
+	for i, f := range feeds {
+		if f.Name == "" || strings.Contains(f.Name, "/") || !registry.ValidName(f.Name) {
+			return fmt.Errorf("feeds[%d].name %q must be one lowercase repository name component (e.g. npm-internal)", i, f.Name)
+		}
+		if names[f.Name] {
+			return fmt.Errorf("feeds[%d]: the name %q is taken by another feed", i, f.Name)
+		}
+		names[f.Name] = true
+		if f.Ecosystem != FeedEcosystemNPM {
+			return fmt.Errorf("feeds[%d] (%s): ecosystem %q: use npm", i, f.Name, f.Ecosystem)
+		}
+		if f.Kind != "" && f.Kind != FeedKindHosted {
+			return fmt.Errorf("feeds[%d] (%s): kind %q: use hosted", i, f.Name, f.Kind)
 		}
 	}
 	return nil
@@ -905,6 +995,9 @@ func (a Auth) validate(addr string) error {
 	}
 	if a.LoginFailures < 1 || a.LoginWindow <= 0 {
 		return errors.New("auth.loginFailures must be at least 1 and auth.loginWindow positive")
+	}
+	if a.MFA.StepUp <= 0 || a.MFA.StepUp > Duration(24*time.Hour) || a.MFA.OTPFailures < 1 {
+		return errors.New("auth.mfa.stepUp must be between 1s and 24h and auth.mfa.otpFailures at least 1")
 	}
 	if a.LoginAddressFailures < a.LoginFailures {
 		return fmt.Errorf("auth.loginAddressFailures (%d) must be at least auth.loginFailures (%d): many users may share one address",
@@ -951,4 +1044,22 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// validateWebURL checks web.url: empty, or an origin (http or https, a
+// host name, an optional port, no path, query or credentials). WebAuthn
+// needs a host name: browsers refuse an IP address as relying party ID.
+func validateWebURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("web.url %q must be an origin such as https://registry.example.com (scheme, host, optional port)", raw)
+	}
+	if net.ParseIP(u.Hostname()) != nil {
+		return fmt.Errorf("web.url %q: WebAuthn needs a host name, not an IP address (browsers refuse it as relying party ID)", raw)
+	}
+	return nil
 }

@@ -82,6 +82,9 @@ func TestWebSession(t *testing.T) {
 	if err != nil || c.Web.Session.Idle != Duration(2*time.Second) || c.Web.Session.Absolute != Duration(time.Hour) {
 		t.Fatalf("from the environment: %+v, %v", c.Web.Session, err)
 	}
+	if c, err := Load("", []string{"CUSTODY_WEB_URL=https://registry.example:8443"}); err != nil || c.Web.URL != "https://registry.example:8443" {
+		t.Fatalf("web.url from the environment: %q, %v", c.Web.URL, err)
+	}
 }
 
 func TestRefusals(t *testing.T) {
@@ -124,6 +127,9 @@ func TestRefusals(t *testing.T) {
 		{"idle above absolute", "", []string{"CUSTODY_WEB_SESSION_IDLE=13h"}, "web.session.idle (13h0m0s) and web.session.absolute (12h0m0s)"},
 		{"zero session idle", write("web:\n  session:\n    idle: 0s\n"), nil, "web.session.idle"},
 		{"bad session env", "", []string{"CUSTODY_WEB_SESSION_ABSOLUTE=day"}, "CUSTODY_WEB_SESSION_ABSOLUTE"},
+		{"web URL with a path", "", []string{"CUSTODY_WEB_URL=https://registry.example/ui"}, "web.url \"https://registry.example/ui\" must be an origin"},
+		{"web URL not http", write("web:\n  url: ftp://registry.example\n"), nil, "web.url \"ftp://registry.example\" must be an origin"},
+		{"web URL an IP address", "", []string{"CUSTODY_WEB_URL=http://127.0.0.1:8080"}, "WebAuthn needs a host name"},
 		{"CA key without certificate", write("# ca\nca:\n  key: /x/ca.key\n"), nil, "ca needs both key and certificate"},
 		{"rekor key without url", write("# rekor\nrekor:\n  key: /x/rekor.key\n"), nil, "rekor needs url (or ca.url)"},
 		{"CA validity too long", write("# ca validity\nca:\n  key: /x/ca.key\n  certificate: /x/ca.pem\n  validity: 48h\n"), nil, "ca.validity"},
@@ -135,6 +141,11 @@ func TestRefusals(t *testing.T) {
 		{"drill without projects", write("drills:\n- {environment: prod, interval: 24h}\n"), nil, "drills[0]: drills rebuild environments: declare projects first"},
 		{"drill without environment", write("# envdrill\nprojects:\n- {repositories: \"a/**\", environments: [{name: prod}]}\ndrills:\n- {interval: 24h}\n"), nil, "drills[0].environment is empty"},
 		{"drill interval too short", write("# intdrill\nprojects:\n- {repositories: \"a/**\", environments: [{name: prod}]}\ndrills:\n- {environment: prod}\n"), nil, "drills[0].interval 0s: give at least 1s"},
+		{"feed name with a slash", write("# feed1\nfeeds:\n- {name: a/b, ecosystem: npm}\n"), nil, "feeds[0].name \"a/b\" must be one lowercase repository name component"},
+		{"feed name dot-dot", write("# feed2\nfeeds:\n- {name: \"..\", ecosystem: npm}\n"), nil, "feeds[0].name"},
+		{"duplicate feed", write("# feed3\nfeeds:\n- {name: a, ecosystem: npm}\n- {name: a, ecosystem: npm}\n"), nil, "feeds[1]: the name \"a\" is taken"},
+		{"feed ecosystem not served", write("# feed4\nfeeds:\n- {name: py, ecosystem: pypi}\n"), nil, "feeds[0] (py): ecosystem \"pypi\": use npm"},
+		{"feed kind not served", write("# feed5\nfeeds:\n- {name: a, ecosystem: npm, kind: proxy}\n"), nil, "feeds[0] (a): kind \"proxy\": use hosted"},
 		{"bad grant pattern", write("# grants\nauth:\n  grants:\n  - {subjects: [anonymous], role: reader, repositories: [\"team/[ab]\"]}\n"), nil, "auth.grants[0].repositories: repository pattern \"team/[ab]\""},
 	}
 	for _, tc := range cases {
@@ -144,6 +155,17 @@ func TestRefusals(t *testing.T) {
 				t.Fatalf("Load = %v, want an error mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestFeeds(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte("feeds:\n- {name: npm, ecosystem: npm}\n- {name: npm-team, ecosystem: npm, kind: hosted}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p, nil)
+	if err != nil || len(c.Feeds) != 2 || c.Feeds[0] != (Feed{Name: "npm", Ecosystem: FeedEcosystemNPM}) || c.Feeds[1].Kind != FeedKindHosted {
+		t.Fatalf("Load = %+v, %v", c.Feeds, err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -18,12 +19,12 @@ const (
 	ComposeFile    = "compose.yaml"
 )
 
-var notLabel = regexp.MustCompile(`[^a-z0-9-]+`)
+var notLabel = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^a-z0-9-]+`) })
 
 // serviceName turns a repository into a DNS-1123 label: its path with
 // '/' as '-', lowercase, at most 63 characters.
 func serviceName(repo string) string {
-	s := notLabel.ReplaceAllString(strings.ToLower(strings.ReplaceAll(repo, "/", "-")), "-")
+	s := notLabel().ReplaceAllString(strings.ToLower(strings.ReplaceAll(repo, "/", "-")), "-")
 	s = strings.Trim(s, "-")
 	if len(s) > 63 {
 		s = strings.Trim(s[:63], "-")

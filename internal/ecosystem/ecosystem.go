@@ -18,6 +18,7 @@ package ecosystem
 import (
 	"regexp"
 	"strings"
+	"sync"
 
 	packageurl "github.com/package-url/packageurl-go"
 )
@@ -86,12 +87,12 @@ func PURL(typ, name, version string) string {
 	return packageurl.NewPackageURL(typ, ns, n, version, nil, "").ToString()
 }
 
-var pypiNameRun = regexp.MustCompile(`[-_.]+`)
+var pypiNameRun = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[-_.]+`) })
 
 // NormalizePyPIName applies PEP 503 normalisation: lower case, and every
 // run of "-", "_" and "." becomes one "-".
 func NormalizePyPIName(n string) string {
-	return strings.ToLower(pypiNameRun.ReplaceAllString(n, "-"))
+	return strings.ToLower(pypiNameRun().ReplaceAllString(n, "-"))
 }
 
 // constraintChars are the characters that make a version string a

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // pomProject is the part of a Maven POM that names dependencies.
@@ -28,7 +29,7 @@ type pomProject struct {
 	} `xml:"dependencies>dependency"`
 }
 
-var pomProperty = regexp.MustCompile(`\$\{([^}]+)\}`)
+var pomProperty = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\$\{([^}]+)\}`) })
 
 // ParsePom reads a pom.xml's declared dependencies (Name "group:artifact").
 // A version that is a ${property} is resolved from the same file's
@@ -53,7 +54,7 @@ func ParsePom(b []byte) ([]Package, error) {
 	resolve := func(s string) string {
 		s = strings.TrimSpace(s)
 		for i := 0; i < 4 && strings.Contains(s, "${"); i++ {
-			s = pomProperty.ReplaceAllStringFunc(s, func(m string) string {
+			s = pomProperty().ReplaceAllStringFunc(s, func(m string) string {
 				if v, ok := props[m[2:len(m)-1]]; ok {
 					return v
 				}

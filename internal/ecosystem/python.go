@@ -6,16 +6,19 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/pelletier/go-toml/v2"
 )
 
 // requirementLine matches a pinned requirement once markers and options
 // are cut off: name, optional extras, "==" or "===", one version.
-var requirementLine = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*===?\s*([A-Za-z0-9][A-Za-z0-9.+!_*-]*)\s*$`)
+var requirementLine = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*===?\s*([A-Za-z0-9][A-Za-z0-9.+!_*-]*)\s*$`)
+})
 
 // hashOption matches a requirement's --hash options.
-var hashOption = regexp.MustCompile(`--hash[=\s]+([A-Za-z0-9]+:[0-9A-Za-z]+)`)
+var hashOption = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`--hash[=\s]+([A-Za-z0-9]+:[0-9A-Za-z]+)`) })
 
 // ParseRequirements reads a pip requirements file. Only exact pins
 // ("name==version", "name===version", with optional extras and an
@@ -36,7 +39,7 @@ func ParseRequirements(b []byte) ([]Package, error) {
 			return
 		}
 		var hashes []string
-		for _, m := range hashOption.FindAllStringSubmatch(l, -1) {
+		for _, m := range hashOption().FindAllStringSubmatch(l, -1) {
 			if h, ok := FileHash(m[1]); ok {
 				hashes = append(hashes, h)
 			}
@@ -48,7 +51,7 @@ func ParseRequirements(b []byte) ([]Package, error) {
 		if i := strings.Index(l, " --"); i >= 0 {
 			l = l[:i]
 		}
-		m := requirementLine.FindStringSubmatch(strings.TrimSpace(l))
+		m := requirementLine().FindStringSubmatch(strings.TrimSpace(l))
 		if m == nil || strings.Contains(m[2], "*") {
 			return // unpinned, or a wildcard: a range, not a pin
 		}

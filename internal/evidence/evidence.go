@@ -14,11 +14,13 @@ package evidence
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -27,6 +29,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/internal/attest"
+	"github.com/custody-dev/custody/internal/certidentity"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/notary"
@@ -169,6 +172,9 @@ type Trust struct {
 	// policy's registryScopes are matched with.
 	notation     *notary.Verifier
 	notationHost string
+	// cas are the certificate authorities of the trust root, whose
+	// certificates make keyless signatures count (certificate).
+	cas []trustedCA
 	// logs are the Rekor v2 transparency logs whose entries count
 	// (WithTransparencyLogs).
 	logs []rekor.TrustedLog
@@ -183,8 +189,8 @@ func (t *Trust) WithTransparencyLogs(logs ...rekor.TrustedLog) *Trust {
 }
 
 // logged decides, in one place, whether the transparency log entries
-// stored with a signature (or attestation) by trust-root key id let it
-// count. A Rekor v1 entry (a signed inclusion promise) is not judged
+// stored with a signature (or attestation) by trust-root key id, or by the
+// certificate chain's leaf for a keyless one, let it count. A Rekor v1 entry (a signed inclusion promise) is not judged
 // here. A Rekor v2 entry must prove that this very signature is logged:
 // the entry rebuilt from the signature, the signed bytes and the key (as
 // sigstore-go rebuilds it) is included, by its inclusion proof, in a
@@ -193,13 +199,20 @@ func (t *Trust) WithTransparencyLogs(logs ...rekor.TrustedLog) *Trust {
 // not verify or an entry not included in the signed checkpoint makes the
 // evidence not count: a log entry is a claim of transparency that must
 // hold.
-func (t *Trust) logged(entries []sign.LogEntry, id string) error {
+func (t *Trust) logged(entries []sign.LogEntry, id string, chain []*x509.Certificate) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	var pub crypto.PublicKey
+	var (
+		pub  crypto.PublicKey
+		leaf *x509.Certificate
+	)
+	if len(chain) > 0 {
+		// A keyless signature: the entry logs the certificate.
+		leaf, pub = chain[0], chain[0].PublicKey
+	}
 	for i, k := range t.root.Keys {
-		if k.ID == id && i < len(t.keys) {
+		if pub == nil && k.ID == id && i < len(t.keys) {
 			pub = t.keys[i]
 		}
 	}
@@ -214,9 +227,9 @@ func (t *Trust) logged(entries []sign.LogEntry, id string) error {
 		if pub == nil {
 			return fmt.Errorf("transparency log entry %d: key %s is not in the trust root", e.GetLogIndex(), id)
 		}
-		leaf, err := rekor.EntryHash(le.Signed, le.Signature, pub, nil)
+		hash, err := rekor.EntryHash(le.Signed, le.Signature, pub, leaf)
 		if err == nil {
-			err = rekor.VerifyEntry(&e, t.logs, leaf)
+			err = rekor.VerifyEntry(&e, t.logs, hash)
 		}
 		if err != nil {
 			return fmt.Errorf("transparency log entry %d: %w", e.GetLogIndex(), err)
@@ -311,6 +324,13 @@ func NewTrust(root key.TrustRoot) (*Trust, error) {
 			return nil, fmt.Errorf("trust root key %s: %w", k.ID, err)
 		}
 		t.keys = append(t.keys, pub)
+	}
+	for i, ca := range root.CertificateAuthorities {
+		c, err := parseCA(ca)
+		if err != nil {
+			return nil, fmt.Errorf("trust root certificate authority %d: %w", i, err)
+		}
+		t.cas = append(t.cas, c)
 	}
 	for _, l := range root.TransparencyLogs {
 		pub, err := key.ParsePublicKey([]byte(l.PublicKey))
@@ -415,6 +435,10 @@ type Signature struct {
 	// TimeFromClaim, or "" when the signature has no known time.
 	Claimed    time.Time
 	TimeSource string
+	// Identity is the signer's identity of a keyless signature (one made
+	// with a certificate of a trusted CA; KeyID is then its ephemeral
+	// key's); nil for a key-based signature.
+	Identity *certidentity.Identity
 }
 
 // Trusted reports whether the signature counts.
@@ -471,6 +495,9 @@ type Attestation struct {
 	Revocation *Revocation
 	Drill      *Drill
 	Source     *Source
+	// Identity is the signer's identity of a keyless attestation (made
+	// with a certificate of a trusted CA); nil for a key-based one.
+	Identity *certidentity.Identity
 	// Counts is true for a server record signed by a recording key.
 	Counts bool
 	// ByServer is true for a trusted attestation signed by one of the
@@ -543,13 +570,31 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 		rejected []sign.Rejected
 		err      error
 	)
-	if len(trust.keys) == 0 && trust.notation != nil {
-		// Only Notation signatures are trusted: no key could verify a
-		// cosign signature.
-		err = fmt.Errorf("no trust-root key to verify cosign signatures with: %w", sign.ErrNotVerified)
-	} else {
-		sigs, rejected, err = sign.VerifyAll(ctx, d, sign.PublicKeys(trust.keys), o)
+	// Keyless signatures are read with their certificates when a CA is
+	// trusted (certificate judges them).
+	o.Certificates = len(trust.cas) > 0
+	// The signatures, the attestations and the Notation signatures are
+	// read concurrently: each is a few registry round trips, and a
+	// deployment waits for all of them.
+	var (
+		wg     sync.WaitGroup
+		envs   []sign.StoredAttestation
+		attErr error
+	)
+	wg.Go(func() {
+		if len(trust.keys) == 0 && len(trust.cas) == 0 && trust.notation != nil {
+			// Only Notation signatures are trusted: no key could verify a
+			// cosign signature.
+			err = fmt.Errorf("no trust-root key to verify cosign signatures with: %w", sign.ErrNotVerified)
+		} else {
+			sigs, rejected, err = sign.VerifyAll(ctx, d, sign.PublicKeys(trust.keys), o)
+		}
+	})
+	wg.Go(func() { envs, attErr = sign.StoredAttestations(ctx, d, o) })
+	if trust.notation != nil {
+		wg.Go(func() { s.Notation, s.NotationErr = collectNotation(ctx, d, trust.notation, trust.notationHost, o) })
 	}
+	wg.Wait()
 	s.SignatureErr, s.Rejected = err, rejected
 	for i, r := range s.Rejected {
 		if id := trust.revokedSigner(func(keys []crypto.PublicKey) (string, error) {
@@ -560,19 +605,46 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 		}
 	}
 	for _, v := range sigs {
-		s.Signatures = append(s.Signatures, trust.signature(v))
+		sg := trust.signature(v)
+		if errors.Is(sg.Err, errUntrustedCA) {
+			// Like a signature by an unknown key: anyone who may push
+			// could add one; it counts for nothing.
+			s.Rejected = append(s.Rejected, sign.Rejected{Source: v.Source, Container: v.Container, Err: sg.Err})
+			continue
+		}
+		s.Signatures = append(s.Signatures, sg)
 	}
-	if trust.notation != nil {
-		s.Notation, s.NotationErr = collectNotation(ctx, d, trust.notation, trust.notationHost, o)
+	if len(s.Signatures) == 0 && len(sigs) > 0 {
+		s.SignatureErr = fmt.Errorf("%s: %w: %w", d, sign.ErrNotVerified, errUntrustedCA)
 	}
+	s.judgeAttestations(envs, attErr, trust)
+	return s
+}
+
+// CollectAttestations is the attestation half of Collect: d's stored
+// attestations, each judged as Collect judges it (and so its records,
+// approvals, rejections, revocations, drills and source verifications),
+// without reading or verifying d's signatures. Whoever needs only what
+// attestations say (what an environment ran: its promotion records)
+// reads this much.
+func CollectAttestations(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *Set {
+	s := &Set{Digest: d.DigestStr(), Signatures: []Signature{}, Attestations: []Attestation{}}
 	envs, err := sign.StoredAttestations(ctx, d, o)
+	s.judgeAttestations(envs, err, trust)
+	return s
+}
+
+// judgeAttestations judges each stored attestation of s's digest and
+// files those that count by kind.
+func (s *Set) judgeAttestations(envs []sign.StoredAttestation, err error, trust *Trust) {
+	dgst := s.Digest
 	s.AttestationErr = err
 	resolver := attest.ResolverFromKeys(trust.keys...)
 	for _, env := range envs {
-		a := trust.attestation(env.Envelope, resolver, dgst, env.Timestamps)
+		a := trust.attestation(env.Envelope, resolver, dgst, env.Timestamps, env.Chain)
 		if a.Err == nil {
-			if err := trust.logged(env.LogEntries, a.KeyID); err != nil {
-				a = Attestation{PredicateType: a.PredicateType, KeyID: a.KeyID, KeyStatus: a.KeyStatus, ClaimedType: a.PredicateType, Err: err}
+			if err := trust.logged(env.LogEntries, a.KeyID, env.Chain); err != nil {
+				a = Attestation{PredicateType: a.PredicateType, KeyID: a.KeyID, KeyStatus: a.KeyStatus, ClaimedType: a.PredicateType, Identity: a.Identity, Err: err}
 			}
 		}
 		a.Container = env.Container
@@ -595,7 +667,6 @@ func Collect(ctx context.Context, d name.Digest, trust *Trust, o sign.Options) *
 		s.Attestations = append(s.Attestations, a)
 	}
 	sort.SliceStable(s.Promotions, func(i, j int) bool { return s.Promotions[i].At.Before(s.Promotions[j].At) })
-	return s
 }
 
 // collectNotation reads the Notation signatures of d and judges each.
@@ -632,6 +703,17 @@ func (s *Set) TrustedNotation() []NotationSignature {
 
 // signature judges one signature that verified with a trusted key.
 func (t *Trust) signature(v sign.Verified) Signature {
+	if len(v.Chain) > 0 {
+		s := Signature{Verified: v}
+		s.Identity, s.SignedAt, s.Err = t.certificate(v.Chain, v.Timestamps)
+		if !s.SignedAt.IsZero() {
+			s.TimeSource = TimeFromTimestamp
+		}
+		if s.Err == nil {
+			s.Err = t.logged(v.LogEntries, v.KeyID, v.Chain)
+		}
+		return s
+	}
 	s := Signature{Verified: v, KeyStatus: t.status(v.KeyID)}
 	if ts := v.Annotations[SignedAtAnnotation]; ts != "" {
 		at, err := time.Parse(time.RFC3339, ts)
@@ -648,14 +730,17 @@ func (t *Trust) signature(v sign.Verified) Signature {
 	if s.Err = t.validAt(v.KeyID, s.SignedAt); s.Err != nil {
 		return s
 	}
-	s.Err = t.logged(v.LogEntries, v.KeyID)
+	s.Err = t.logged(v.LogEntries, v.KeyID, nil)
 	return s
 }
 
 // attestation verifies one DSSE envelope as an attestation about dgst.
-func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string, stamps []sign.Timestamp) Attestation {
+func (t *Trust) attestation(env []byte, resolver attest.KeyResolver, dgst string, stamps []sign.Timestamp, chain []*x509.Certificate) Attestation {
 	var a Attestation
 	v, err := attest.Verify(env, resolver, attest.AllowStatementV01(), attest.AllowPredicateType(known...))
+	if errors.Is(err, attest.ErrUntrusted) && len(chain) > 0 && len(t.cas) > 0 {
+		return t.keylessAttestation(env, dgst, stamps, chain)
+	}
 	if err != nil {
 		a.Err, a.ClaimedType = err, claimedType(env)
 		if errors.Is(err, attest.ErrUntrusted) {

@@ -147,6 +147,17 @@ func TestAttestations(t *testing.T) {
 	if !set.Has(evidence.SBOMTypes...) || set.Has(attest.PredicateCycloneDX) || len(set.Predicates(attest.PredicateSLSAProvenanceV1)) != 1 {
 		t.Fatal("Has/Predicates count an attestation that is not trusted")
 	}
+	// The attestation half alone judges every attestation the same way
+	// and reads no signature.
+	only := evidence.CollectAttestations(context.Background(), d, trust, sign.Options{})
+	if only.AttestationErr != nil || len(only.Attestations) != len(set.Attestations) || len(only.Signatures) != 0 || only.SignatureErr != nil {
+		t.Fatalf("CollectAttestations: %v, %d attestations, %d signatures", only.AttestationErr, len(only.Attestations), len(only.Signatures))
+	}
+	for i, a := range only.Attestations {
+		if a.Trusted() != set.Attestations[i].Trusted() || a.PredicateType != set.Attestations[i].PredicateType || a.KeyID != set.Attestations[i].KeyID {
+			t.Fatalf("CollectAttestations judged attestation %d %+v; Collect %+v", i, a, set.Attestations[i])
+		}
+	}
 }
 
 // TestRecords: the server's records count only when signed by a

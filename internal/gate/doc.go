@@ -27,6 +27,8 @@
 //	  .identity     string                  signer identity, "" if unknown (Identity)
 //	  .source       string                  "tag" or "referrer" (Source)
 //	  .signedAt     timestamp               signing time; 0001-01-01T00:00:00Z if unknown (SignedAt)
+//	  .issuer       string                  keyless certificate's OIDC issuer, "" for a key (Issuer)
+//	  .certificate  map(string, string)     keyless certificate's claims (certidentity.Identity.Claims), empty for a key (Certificate)
 //	notation      list(gate.NotationSignature)
 //	                                        Notary Project signatures verified under the Notation trust policy
 //	  .identity     string                  signing certificate subject, "CN=...,O=...,C=US" (Identity)
@@ -88,7 +90,10 @@
 // type and parses SLSA provenance and test results into provenance and
 // testResults; SignatureOf converts a sign.Verified.
 //
-// Besides standard CEL, rules may call severityRank(string) int (NONE 0
+// Besides standard CEL, rules may call identityMatches(map(string,
+// string), gate.Params) bool (certidentity.Constraints.Match of the
+// params' identity constraints over certificate claims),
+// severityRank(string) int (NONE 0
 // to CRITICAL 4; any other string is an error), normalizeSourceURI(string)
 // string (see NormalizeSourceURI), the cel-go strings, lists and sets
 // extensions, and optional values (attestations[?'type'].orValue([])).
@@ -97,8 +102,11 @@
 //
 // signed_by_trusted_key (params keys), slsa_provenance_trusted (builders,
 // sources, branches), sbom_present, no_findings_at_or_above (severity,
-// default HIGH), passed_qa, promoted_to_previous, not_revoked and
-// commit_signed_by (principals, fingerprints): see the
+// default HIGH), passed_qa, promoted_to_previous, not_revoked,
+// commit_signed_by (principals, fingerprints), notation_signed and
+// signed_by_identity (identity or identityRegexp, issuer or issuerRegexp,
+// githubWorkflowRepository, githubWorkflowRef, repository, ref,
+// workflow): see the
 // Rule* constants and ReadyMade for each one's expression.
 //
 // # Limits and failing closed

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/custody-dev/custody/internal/certidentity"
 	"reflect"
 	"regexp"
 	"slices"
@@ -38,7 +39,7 @@ const (
 	DefaultTimeout = 2 * time.Second
 )
 
-var ruleName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+var ruleName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`) })
 
 // Gate is a compiled gate: rules that all must pass. It is safe for
 // concurrent use.
@@ -137,6 +138,24 @@ func env() (*cel.Env, error) {
 							return types.NoSuchOverloadErr()
 						}
 						return types.String(NormalizeSourceURI(string(s)))
+					}))),
+			cel.Function("identityMatches",
+				cel.Overload("identityMatches_map_params", []*cel.Type{cel.MapType(cel.StringType, cel.StringType), obj("Params")}, cel.BoolType,
+					cel.BinaryBinding(func(c, p ref.Val) ref.Val {
+						claims, err := c.ConvertToNative(reflect.TypeFor[map[string]string]())
+						if err != nil {
+							return types.NoSuchOverloadErr()
+						}
+						params, ok := p.Value().(Params)
+						if !ok {
+							if pp, ok2 := p.Value().(*Params); ok2 {
+								params, ok = *pp, true
+							}
+						}
+						if !ok {
+							return types.NoSuchOverloadErr()
+						}
+						return types.Bool(params.Constraints().Match(claims.(map[string]string)) == nil)
 					}))),
 			ext.Strings(),
 			ext.Lists(),
@@ -254,7 +273,7 @@ func (g *Gate) compileRule(e *cel.Env, rs spec.Rule) (compiled, error) {
 	if rs.Name != "" {
 		c.name = rs.Name
 	}
-	if !ruleName.MatchString(c.name) {
+	if !ruleName().MatchString(c.name) {
 		return compiled{}, fmt.Errorf("name %q: use 1 to 128 letters, digits, '_', '-' or '.', not starting with '-' or '.'", c.name)
 	}
 	if rs.Message != "" {
@@ -427,6 +446,13 @@ func (a *activation) Parent() interpreter.Activation { return nil }
 // variable params, of type gate.Params.
 type Params spec.Params
 
+// Constraints are the identity constraints of signed_by_identity.
+func (p Params) Constraints() certidentity.Constraints {
+	return certidentity.Constraints{Identity: p.Identity, IdentityRegexp: p.IdentityRegexp, Issuer: p.Issuer, IssuerRegexp: p.IssuerRegexp,
+		GitHubWorkflowRepository: p.GitHubWorkflowRepository, GitHubWorkflowRef: p.GitHubWorkflowRef,
+		Repository: p.Repository, Ref: p.Ref, Workflow: p.Workflow}
+}
+
 func (p Params) set() []string {
 	var s []string
 	if len(p.Keys) > 0 {
@@ -449,6 +475,13 @@ func (p Params) set() []string {
 	}
 	if len(p.Fingerprints) > 0 {
 		s = append(s, "fingerprints")
+	}
+	for _, f := range []struct{ n, v string }{{"identity", p.Identity}, {"identityRegexp", p.IdentityRegexp}, {"issuer", p.Issuer},
+		{"issuerRegexp", p.IssuerRegexp}, {"githubWorkflowRepository", p.GitHubWorkflowRepository}, {"githubWorkflowRef", p.GitHubWorkflowRef},
+		{"repository", p.Repository}, {"ref", p.Ref}, {"workflow", p.Workflow}} {
+		if f.v != "" {
+			s = append(s, f.n)
+		}
 	}
 	return s
 }

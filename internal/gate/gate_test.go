@@ -111,6 +111,9 @@ func goodInput(t testing.TB) Input {
 		Signatures: []Signature{
 			{KeyID: untrusted, Source: "tag", SignedAt: now.Add(-47 * time.Hour)},
 			SignatureOf(sign.Verified{Source: sign.SourceReferrer, KeyID: trustedKey, Digest: digest}),
+			{KeyID: "ephemeral", Source: "tag", SignedAt: now.Add(-47 * time.Hour), Identity: keylessIdentity, Issuer: keylessIssuer,
+				Certificate: map[string]string{"subject": keylessIdentity, "issuer": keylessIssuer, "sourceRepositoryURI": "https://github.com/acme/app",
+					"sourceRepositoryRef": "refs/heads/main", "buildConfigURI": keylessIdentity, "githubWorkflowRepository": "acme/app", "runnerEnvironment": "github-hosted"}},
 		},
 		Findings: []Finding{
 			{ID: "GHSA-aaaa-bbbb-cccc", Aliases: []string{"CVE-2026-0001"}, Severity: SeverityLow, Score: 3.1, Package: "golang.org/x/net", Version: "v0.50.0", Fixed: "v0.51.0", Kind: KindVulnerability},
@@ -149,8 +152,14 @@ func prodSpec() spec.Gate {
 		{Use: RuleNotRevoked},
 		{Use: RuleCommitSignedBy, Params: spec.Params{Principals: []string{"alice@example.com", "bob@example.com"}, Fingerprints: []string{"ABCDEF"}}},
 		{Use: RuleNotationSigned},
+		{Use: RuleSignedByIdentity, Params: spec.Params{Identity: keylessIdentity, Issuer: keylessIssuer, Repository: "https://github.com/acme/app"}},
 	}}
 }
+
+const (
+	keylessIdentity = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
+	keylessIssuer   = "https://token.actions.githubusercontent.com"
+)
 
 func mustCompile(t testing.TB, s spec.Gate) *Gate {
 	t.Helper()
@@ -216,9 +225,17 @@ func TestReadyMadeRules(t *testing.T) {
 		pass   bool
 		errSub string // for fail-closed runtime errors
 	}{
-		{"no signatures", RuleSignedByTrustedKey, func(in *Input) { in.Signatures = nil }, false, ""},
-		{"only untrusted signature", RuleSignedByTrustedKey, func(in *Input) { in.Signatures = in.Signatures[:1] }, false, ""},
-		{"second trusted key", RuleSignedByTrustedKey, func(in *Input) { in.Signatures = []Signature{{KeyID: "kB-trusted", Source: "tag"}} }, true, ""},
+		{"no key signatures", RuleSignedByTrustedKey, func(in *Input) { in.Signatures = in.Signatures[2:] }, false, ""},
+		{"no keyless signature", RuleSignedByIdentity, func(in *Input) { in.Signatures = in.Signatures[:2] }, false, ""},
+		{"keyless signature by another identity", RuleSignedByIdentity, func(in *Input) {
+			in.Signatures[2].Certificate["subject"] = "https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main"
+		}, false, ""},
+		{"keyless signature from another issuer", RuleSignedByIdentity, func(in *Input) { in.Signatures[2].Certificate["issuer"] = "https://evil.example" }, false, ""},
+		{"keyless signature from another repository", RuleSignedByIdentity, func(in *Input) {
+			in.Signatures[2].Certificate["sourceRepositoryURI"] = "https://github.com/acme/other"
+		}, false, ""},
+		{"only untrusted signature", RuleSignedByTrustedKey, func(in *Input) { in.Signatures = []Signature{in.Signatures[0], in.Signatures[2]} }, false, ""},
+		{"second trusted key", RuleSignedByTrustedKey, func(in *Input) { in.Signatures = []Signature{{KeyID: "kB-trusted", Source: "tag"}, in.Signatures[2]} }, true, ""},
 
 		{"no provenance", RuleSLSAProvenanceTrusted, func(in *Input) { in.Provenance = nil }, false, ""},
 		{"untrusted builder", RuleSLSAProvenanceTrusted, func(in *Input) { in.Provenance[0].BuilderID = "https://evil.example/builder" }, false, ""},
@@ -607,7 +624,7 @@ func TestAddAttestationRejectsBadPredicates(t *testing.T) {
 
 func TestReadyMadeListAndStructpb(t *testing.T) {
 	rs := ReadyMade()
-	if len(rs) != 9 {
+	if len(rs) != 10 {
 		t.Fatalf("%d ready-made rules", len(rs))
 	}
 	rs[0].Params[0] = "mutated"
@@ -687,5 +704,41 @@ func TestNotationIdentityRule(t *testing.T) {
 	in.Notation = nil
 	if r := g.Evaluate(context.Background(), in); r.Pass {
 		t.Fatal("no Notation signature passed")
+	}
+}
+
+// TestSignedByIdentityParams: the rule takes cosign's constraints, refuses
+// a gate without an identity or an issuer, and matches a regexp as
+// certidentity does; CEL rules read the certificate's claims.
+func TestSignedByIdentityParams(t *testing.T) {
+	for _, p := range []spec.Params{{Identity: keylessIdentity}, {Issuer: keylessIssuer}, {IdentityRegexp: "(", Issuer: keylessIssuer}} {
+		if _, err := Compile(spec.Gate{Rules: []spec.Rule{{Use: RuleSignedByIdentity, Params: p}}}); err == nil {
+			t.Errorf("params %+v compiled", p)
+		}
+	}
+	in := goodInput(t)
+	for _, c := range []struct {
+		p    spec.Params
+		pass bool
+	}{
+		{spec.Params{IdentityRegexp: "^https://github.com/acme/", Issuer: keylessIssuer}, true},
+		{spec.Params{IdentityRegexp: "^https://github.com/evil/", Issuer: keylessIssuer}, false},
+		{spec.Params{Identity: keylessIdentity, IssuerRegexp: "githubusercontent", GitHubWorkflowRepository: "acme/app"}, true},
+		{spec.Params{Identity: keylessIdentity, Issuer: keylessIssuer, Ref: "refs/heads/release"}, false},
+		{spec.Params{Identity: keylessIdentity, Issuer: keylessIssuer, Workflow: keylessIdentity}, true},
+	} {
+		g := mustCompile(t, spec.Gate{Rules: []spec.Rule{{Use: RuleSignedByIdentity, Params: c.p}}})
+		if r := g.Evaluate(context.Background(), in); r.Pass != c.pass {
+			t.Errorf("params %+v: pass %v, want %v (%+v)", c.p, r.Pass, c.pass, r.Rules)
+		}
+	}
+	claim := mustCompile(t, spec.Gate{Rules: []spec.Rule{{Name: "hosted_runner", Message: "built on a GitHub-hosted runner",
+		Expr: `signatures.exists(s, s.issuer == 'https://token.actions.githubusercontent.com' && s.certificate[?'runnerEnvironment'].orValue('') == 'github-hosted')`}}})
+	if r := claim.Evaluate(context.Background(), in); !r.Pass {
+		t.Fatalf("claim rule failed: %+v", r.Rules)
+	}
+	in.Signatures[2].Certificate["runnerEnvironment"] = "self-hosted"
+	if r := claim.Evaluate(context.Background(), in); r.Pass {
+		t.Fatal("claim rule passed a self-hosted runner")
 	}
 }

@@ -81,6 +81,15 @@ type Signature struct {
 	// SignedAt is the signing time when known (the zero timestamp,
 	// 0001-01-01T00:00:00Z, otherwise).
 	SignedAt time.Time `json:"signedAt"`
+	// Issuer is the OIDC issuer of a keyless signature's certificate; ""
+	// for a key-based signature.
+	Issuer string `json:"issuer"`
+	// Certificate are a keyless signature's certificate claims
+	// (certidentity.Identity.Claims: subject, issuer, and Fulcio's
+	// extensions by sigstore-go's names, e.g. sourceRepositoryURI,
+	// sourceRepositoryRef, buildConfigURI, runnerEnvironment); empty for a
+	// key-based signature.
+	Certificate map[string]string `json:"certificate"`
 }
 
 // NotationSignature is one Notary Project signature on Artifact.Digest
@@ -253,7 +262,7 @@ func SeverityRank(s string) (rank int64, ok bool) {
 // and SignedAt, which sign.Verified does not carry, are left for the
 // caller to fill in when known.
 func SignatureOf(v sign.Verified) Signature {
-	return Signature{KeyID: v.KeyID, Source: string(v.Source)}
+	return Signature{KeyID: v.KeyID, Source: string(v.Source), Certificate: map[string]string{}}
 }
 
 // ProvenanceOf extracts the gate view of a parsed SLSA v1 predicate.

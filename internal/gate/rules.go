@@ -43,6 +43,12 @@ const (
 	// under the Notation trust policy (whose trustedIdentities pin who
 	// may sign).
 	RuleNotationSigned = "notation_signed"
+	// RuleSignedByIdentity passes when a verified keyless signature's
+	// certificate names a signer the identity constraints accept
+	// (Params.Identity or IdentityRegexp, Issuer or IssuerRegexp,
+	// required; GitHubWorkflowRepository, GitHubWorkflowRef, Repository,
+	// Ref, Workflow optional), as certidentity.Constraints.Match decides.
+	RuleSignedByIdentity = "signed_by_identity"
 )
 
 // ReadyRule describes a ready-made rule.
@@ -169,6 +175,20 @@ var readyRules = []ReadyRule{
 		},
 		message: func(p Params) string {
 			return "artifact must be built from a git commit whose signature the server verified, by " + strings.Join(append(slices.Clone(p.Principals), p.Fingerprints...), ", ")
+		},
+	},
+	{
+		Name:   RuleSignedByIdentity,
+		Expr:   `signatures.exists(s, s.certificate.size() > 0 && identityMatches(s.certificate, params))`,
+		Params: []string{"identity", "identityRegexp", "issuer", "issuerRegexp", "githubWorkflowRepository", "githubWorkflowRef", "repository", "ref", "workflow"},
+		prepare: func(p *Params) error {
+			if err := p.Constraints().Check(); err != nil {
+				return fmt.Errorf("params: %w", err)
+			}
+			return nil
+		},
+		message: func(p Params) string {
+			return "artifact must carry a verified keyless signature by " + p.Constraints().String()
 		},
 	},
 	{

@@ -22,13 +22,10 @@
 package generic
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -40,12 +37,11 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	specs "github.com/opencontainers/image-spec/specs-go"
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/builds"
+	"github.com/custody-dev/custody/internal/feed"
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/registry"
@@ -57,9 +53,6 @@ const ArtifactType = "application/vnd.custody.generic.v1"
 
 // Prefix is the path the handler is mounted at.
 const Prefix = "/generic/"
-
-// maxManifest caps the manifests read back to list a version's files.
-const maxManifest = 4 << 20
 
 // Build metadata request headers and the annotations they become.
 var metadataHeaders = []struct{ header, annotation string }{
@@ -81,21 +74,15 @@ type Options = registry.Options
 
 // Handler is the http.Handler for /generic/.
 type Handler struct {
-	blobs  blob.Store
-	meta   meta.Store
-	log    *slog.Logger
-	authz  registry.Authorizer
-	audit  audit.Auditor
-	policy registry.Policy
-	locks  *blob.Locks
-	verify registry.Verifier
-	now    func() time.Time
+	store *feed.Store
+	log   *slog.Logger
+	authz registry.Authorizer
+	audit audit.Auditor
 }
 
 // New returns a handler storing files in blobs and versions in md.
 func New(blobs blob.Store, md meta.Store, opts Options) *Handler {
-	h := &Handler{blobs: blobs, meta: md, log: opts.Log, authz: opts.Authorizer,
-		audit: opts.Auditor, policy: opts.Policy, locks: opts.BlobLocks, verify: opts.Verifier, now: opts.Now}
+	h := &Handler{store: feed.NewStore(blobs, md, opts), log: opts.Log, authz: opts.Authorizer, audit: opts.Auditor}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -104,12 +91,6 @@ func New(blobs blob.Store, md meta.Store, opts Options) *Handler {
 	}
 	if h.audit == nil {
 		h.audit = registry.LogAuditor{Log: h.log}
-	}
-	if h.policy == nil {
-		h.policy = registry.AllowAll{}
-	}
-	if h.now == nil {
-		h.now = time.Now
 	}
 	return h
 }
@@ -169,20 +150,9 @@ func validComponent(s string) bool {
 	return !strings.Contains(s, "/") && registry.ValidName(s)
 }
 
-// ValidFilename reports whether name may be stored as a file name: 1 to
-// 255 bytes, no '/', '\\', NUL or other control character, not "." or "..",
-// and no leading '.' (no hidden files, no traversal).
-func ValidFilename(name string) bool {
-	if name == "" || len(name) > 255 || name[0] == '.' {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; c < 0x20 || c == 0x7f || c == '/' || c == '\\' {
-			return false
-		}
-	}
-	return !strings.Contains(name, "..")
-}
+// ValidFilename reports whether name may be stored as a file name (see
+// feed.ValidFilename, the one rule).
+func ValidFilename(name string) bool { return feed.ValidFilename(name) }
 
 // ServeHTTP routes a /generic/ request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -267,38 +237,17 @@ type File struct {
 	Digest digest.Digest `json:"digest"`
 }
 
-// version reads the files of manifest d in repo: the layers of an OCI
-// image manifest that carry a valid title.
+// version reads the files of manifest d in repo.
 func (h *Handler) version(ctx context.Context, repo string, d digest.Digest) (meta.Manifest, []File, error) {
-	m, err := h.meta.GetManifest(ctx, repo, d)
+	v, err := h.store.VersionAt(ctx, repo, d)
 	if err != nil {
-		return meta.Manifest{}, nil, err
-	}
-	if m.MediaType != v1.MediaTypeImageManifest || m.Size > maxManifest {
-		return m, []File{}, nil
-	}
-	rc, _, err := h.blobs.Open(ctx, d)
-	if err != nil {
-		return m, nil, err
-	}
-	defer rc.Close()
-	var doc v1.Manifest
-	if err := json.NewDecoder(io.LimitReader(rc, maxManifest)).Decode(&doc); err != nil {
-		return m, nil, fmt.Errorf("manifest %s: %w", d, err)
+		return v.Manifest, nil, err
 	}
 	files := []File{}
-	for _, l := range doc.Layers {
-		name := l.Annotations[v1.AnnotationTitle]
-		if !ValidFilename(name) {
-			continue
-		}
-		f := File{Name: name, Size: l.Size, Digest: l.Digest}
-		if l.Digest.Algorithm() == digest.SHA256 {
-			f.SHA256 = l.Digest.Encoded()
-		}
-		files = append(files, f)
+	for _, f := range v.Files {
+		files = append(files, fileOf(f.Name, f.Digest, f.Size))
 	}
-	return m, files, nil
+	return v.Manifest, files, nil
 }
 
 func findFile(files []File, name string) (File, bool) {
@@ -314,7 +263,7 @@ func findFile(files []File, name string) (File, bool) {
 // cannot, it answers the request itself (404 or 500) and returns false.
 func (h *Handler) loadVersion(w http.ResponseWriter, r *http.Request, l location) (meta.Manifest, []File, bool) {
 	ctx := r.Context()
-	d, err := h.meta.ResolveTag(ctx, l.oci(), l.version)
+	d, err := h.store.Resolve(ctx, l.oci(), l.version)
 	if errors.Is(err, meta.ErrNotFound) {
 		problem.Write(w, problem.NotFound, "no such version")
 		return meta.Manifest{}, nil, false
@@ -341,34 +290,18 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, l location) {
 		problem.Write(w, problem.NotFound, "no such file in this version")
 		return
 	}
-	if _, err := h.meta.BlobSize(ctx, l.oci(), f.Digest); err != nil {
-		if errors.Is(err, meta.ErrNotFound) {
-			problem.Write(w, problem.NotFound, "file content is not in this repository")
-			return
-		}
-		h.internal(w, r, "blob lookup", err)
+	rc, err := h.store.Open(ctx, l.oci(), f.Digest)
+	switch {
+	case errors.Is(err, meta.ErrNotFound):
+		problem.Write(w, problem.NotFound, "file content is not in this repository")
 		return
-	}
-	if h.verify != nil {
-		if err := h.verify.Verify(ctx, f.Digest); err != nil {
-			if errors.Is(err, blob.ErrDigestMismatch) {
-				h.log.ErrorContext(ctx, "stored content does not match its digest; not serving it (run custody scrub)",
-					"digest", f.Digest, "err", err, "request_id", registry.RequestID(ctx))
-				problem.Write(w, problem.ContentDamaged, "the stored bytes do not match their digest")
-				return
-			}
-			if !errors.Is(err, blob.ErrNotFound) {
-				h.internal(w, r, "verify file", err)
-				return
-			}
-		}
-	}
-	rc, _, err := h.blobs.Open(ctx, f.Digest)
-	if err != nil {
-		if errors.Is(err, blob.ErrNotFound) {
-			problem.Write(w, problem.NotFound, "file content is missing from the store")
-			return
-		}
+	case errors.Is(err, feed.ErrDamaged):
+		problem.Write(w, problem.ContentDamaged, "the stored bytes do not match their digest")
+		return
+	case errors.Is(err, blob.ErrNotFound):
+		problem.Write(w, problem.NotFound, "file content is missing from the store")
+		return
+	case err != nil:
 		h.internal(w, r, "open file", err)
 		return
 	}
@@ -443,7 +376,7 @@ func (h *Handler) annotations(hd http.Header, version string) (map[string]string
 			return nil, errors.New("X-Custody-Created must be an RFC 3339 date-time")
 		}
 	} else {
-		ann[builds.AnnotationCreated] = h.now().UTC().Format(time.RFC3339)
+		ann[builds.AnnotationCreated] = h.store.Now().UTC().Format(time.RFC3339)
 	}
 	return ann, nil
 }
@@ -467,15 +400,6 @@ type PutResult struct {
 	Created  bool          `json:"created"`
 }
 
-// errChecksum: the body does not match the checksum the client sent.
-var errChecksum = errors.New("content does not match the checksum sent")
-
-// versionExists aborts the metadata transaction when the version tag
-// already points elsewhere.
-type versionExists struct{ current digest.Digest }
-
-func (e *versionExists) Error() string { return "version exists as " + e.current.String() }
-
 func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 	ctx := r.Context()
 	record := func(action string, d digest.Digest, result, reason string) {
@@ -493,7 +417,7 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 		problem.Write(w, problem.InvalidMetadata, err.Error())
 		return
 	}
-	cur, err := h.meta.ResolveTag(ctx, l.oci(), l.version)
+	cur, err := h.store.Resolve(ctx, l.oci(), l.version)
 	if err == nil {
 		h.putExisting(w, r, l, cur, want)
 		return
@@ -503,11 +427,11 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 		return
 	}
 
-	fd, size, unlock, err := h.store(ctx, r, want)
+	fb, unlock, err := h.store.PutBlob(ctx, r.Body, r.ContentLength, want)
 	defer unlock()
 	if err != nil {
 		switch {
-		case errors.Is(err, errChecksum):
+		case errors.Is(err, feed.ErrChecksum):
 			record("generic.put", want, "invalid", "checksum mismatch")
 			problem.Write(w, problem.ChecksumMismatch, "the uploaded content does not match the SHA-256 sent; nothing was stored")
 		case errors.Is(err, blob.ErrSizeMismatch), errors.Is(err, io.ErrUnexpectedEOF):
@@ -524,116 +448,27 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, l location) {
 		}
 		return
 	}
+	fd, size := fb.Digest, fb.Size
 	record("blob.upload", fd, "ok", "")
 
-	empty := v1.DescriptorEmptyJSON
-	empty.Data = nil
-	doc := v1.Manifest{
-		Versioned:    specs.Versioned{SchemaVersion: 2},
-		MediaType:    v1.MediaTypeImageManifest,
-		ArtifactType: ArtifactType,
-		Config:       empty,
-		Layers: []v1.Descriptor{{
-			MediaType:   "application/octet-stream",
-			Digest:      fd,
-			Size:        size,
-			Annotations: map[string]string{v1.AnnotationTitle: l.file},
-		}},
-		Annotations: ann,
-	}
-	body, err := json.Marshal(doc)
-	if err != nil {
-		h.internal(w, r, "encode manifest", err)
-		return
-	}
-	md := digest.FromBytes(body)
-	m := meta.Manifest{
+	md, err := h.store.Seal(ctx, r, feed.Spec{
 		Repo:         l.oci(),
-		Digest:       md,
-		MediaType:    v1.MediaTypeImageManifest,
-		Size:         int64(len(body)),
+		Tag:          l.version,
 		ArtifactType: ArtifactType,
+		Files:        []feed.File{{Name: l.file, MediaType: "application/octet-stream", Digest: fd, Size: size}},
 		Annotations:  ann,
-		Blobs:        []digest.Digest{empty.Digest, fd},
-		Created:      h.now().UTC(),
-	}
-	err = h.policy.CheckManifest(ctx, m)
-	if bp, ok := h.policy.(registry.BlobPolicy); ok && err == nil {
-		err = bp.CheckBlobs(ctx, m, []meta.Descriptor{
-			{MediaType: empty.MediaType, Digest: empty.Digest, Size: empty.Size},
-			{MediaType: doc.Layers[0].MediaType, Digest: fd, Size: size},
-		})
-	}
+	})
 	if err != nil {
-		record("manifest.put", md, "denied", err.Error())
-		problem.Error(w, r, h.log, "policy check", err)
-		return
-	}
-	// The version is new (it did not resolve above): ask the tag policy
-	// now, before anything becomes visible, so a refusal leaves no
-	// repository, link or record behind; only the file's bytes, which no
-	// record names and GC collects. The check runs again inside the
-	// transaction below, against a concurrent writer.
-	if err := h.policy.CheckTag(ctx, l.oci(), l.version, "", md); err != nil {
-		record("tag.move", md, "denied", err.Error())
-		problem.Error(w, r, h.log, "policy check", err)
-		return
-	}
-	// Locks are taken in the order file, config, manifest; each is held
-	// until the manifest record naming the bytes commits.
-	defer h.locks.Lock(empty.Digest)()
-	if _, err := h.blobs.Put(ctx, empty.Digest, empty.Size, bytes.NewReader([]byte("{}"))); err != nil {
-		h.internal(w, r, "store empty config", err)
-		return
-	}
-	for _, b := range []struct {
-		d    digest.Digest
-		size int64
-	}{{empty.Digest, empty.Size}, {fd, size}} {
-		if err := h.meta.LinkBlob(ctx, l.oci(), b.d, b.size); err != nil {
-			h.internal(w, r, "link blob", err)
-			return
-		}
-	}
-	// Bytes first, then the record, as the registry does.
-	defer h.locks.Lock(md)()
-	if _, err := h.blobs.Put(ctx, md, m.Size, bytes.NewReader(body)); err != nil {
-		h.internal(w, r, "store manifest", err)
-		return
-	}
-	check := func(tag string, current, next digest.Digest) error {
-		if current != "" && current != next {
-			return &versionExists{current: current}
-		}
-		if current == next {
-			return nil
-		}
-		return h.policy.CheckTag(ctx, l.oci(), tag, current, next)
-	}
-	// Verified against garbage collection, like the registry's puts.
-	if err := h.meta.PutManifestVerified(ctx, m, []string{l.version}, check); err != nil {
-		var exists *versionExists
+		var exists *feed.ExistsError
 		switch {
 		case errors.Is(err, meta.ErrReferenceGone):
 			problem.Write(w, problem.Retry, "content was garbage-collected while the version was being recorded; retry the upload")
 		case errors.As(err, &exists):
 			// A concurrent PUT created the version first.
-			h.answerExisting(w, r, l, exists.current, fd)
-		case errors.Is(err, registry.ErrDenied):
-			record("tag.move", md, "denied", err.Error())
-			problem.Error(w, r, h.log, "policy check", err)
+			h.answerExisting(w, r, l, exists.Current, fd)
 		default:
-			h.internal(w, r, "record manifest", err)
+			problem.Error(w, r, h.log, "record version", err)
 		}
-		return
-	}
-	// The acknowledged change is recorded durably before the answer (see
-	// audit.DurableAuditor).
-	if err := audit.RecordChange(ctx, h.audit,
-		audit.Event{Action: "manifest.put", Repo: l.oci(), Digest: md, Tag: l.version, Result: "ok", Request: r},
-		audit.Event{Action: "tag.set", Repo: l.oci(), Digest: md, Tag: l.version, Result: "ok", Reason: "created", Request: r},
-	); err != nil {
-		h.internal(w, r, "audit record of the version", err)
 		return
 	}
 	w.Header().Set("Location", l.String())
@@ -648,54 +483,6 @@ func fileOf(name string, d digest.Digest, size int64) File {
 		f.SHA256 = d.Encoded()
 	}
 	return f
-}
-
-// store streams the request body into the blob store and returns its
-// digest and size, with the digest's lock held until unlock is called
-// (unlock is never nil). With an expected digest the store verifies it
-// while writing and keeps nothing on mismatch; without one the body goes
-// through an upload session hashed on the way in.
-func (h *Handler) store(ctx context.Context, r *http.Request, want digest.Digest) (d digest.Digest, n int64, unlock func(), err error) {
-	unlock = func() {}
-	size := r.ContentLength
-	if size < 0 {
-		size = -1
-	}
-	if want != "" {
-		unlock = h.locks.Lock(want)
-		n, err := h.blobs.Put(ctx, want, size, r.Body)
-		if errors.Is(err, blob.ErrDigestMismatch) {
-			return "", n, unlock, errChecksum
-		}
-		return want, n, unlock, err
-	}
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	id := "generic-" + hex.EncodeToString(b[:])
-	if err := h.blobs.CreateUpload(ctx, id); err != nil {
-		return "", 0, unlock, err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			_ = h.blobs.AbortUpload(context.WithoutCancel(ctx), id)
-		}
-	}()
-	hs := sha256.New()
-	n, err = h.blobs.Append(ctx, id, 0, io.TeeReader(r.Body, hs))
-	if err != nil {
-		return "", n, unlock, err
-	}
-	if size >= 0 && n != size {
-		return "", n, unlock, blob.ErrSizeMismatch
-	}
-	d = digest.NewDigest(digest.SHA256, hs)
-	unlock = h.locks.Lock(d)
-	if _, err := h.blobs.CommitUpload(ctx, id, d, n); err != nil {
-		return "", n, unlock, err
-	}
-	committed = true
-	return d, n, unlock, nil
 }
 
 // putExisting answers a PUT into a version that exists: 200 when the file

@@ -3,7 +3,6 @@ package generic
 import (
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -11,9 +10,6 @@ import (
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/problem"
 )
-
-// pageSize is how many entries listings ask the metadata store for at once.
-const pageSize = 1000
 
 // NameList is the body of GET /generic/<repo>/.
 type NameList struct {
@@ -47,30 +43,10 @@ type FileList struct {
 }
 
 func (h *Handler) listNames(w http.ResponseWriter, r *http.Request, l location) {
-	prefix := l.repo + "/"
-	names := []string{}
-	last := prefix
-	for {
-		page, err := h.meta.Repositories(r.Context(), last, pageSize)
-		if err != nil {
-			h.internal(w, r, "list repositories", err)
-			return
-		}
-		done := len(page) < pageSize
-		for _, repo := range page {
-			rest, ok := strings.CutPrefix(repo, prefix)
-			if !ok {
-				done = true
-				break
-			}
-			if !strings.Contains(rest, "/") {
-				names = append(names, rest)
-			}
-			last = repo
-		}
-		if done {
-			break
-		}
+	names, err := h.store.Repositories(r.Context(), l.repo)
+	if err != nil {
+		h.internal(w, r, "list repositories", err)
+		return
 	}
 	if len(names) == 0 {
 		problem.Write(w, problem.NotFound, "no such repository")
@@ -80,39 +56,17 @@ func (h *Handler) listNames(w http.ResponseWriter, r *http.Request, l location) 
 }
 
 func (h *Handler) listVersions(w http.ResponseWriter, r *http.Request, l location) {
-	ctx := r.Context()
+	tagged, err := h.store.Tagged(r.Context(), l.oci())
+	if errors.Is(err, meta.ErrNotFound) {
+		problem.Write(w, problem.NotFound, "no such name")
+		return
+	} else if err != nil {
+		h.internal(w, r, "list versions", err)
+		return
+	}
 	out := VersionList{Repo: l.repo, Name: l.name, Versions: []Version{}}
-	last := ""
-	for {
-		tags, err := h.meta.Tags(ctx, l.oci(), last, pageSize)
-		if errors.Is(err, meta.ErrNotFound) {
-			problem.Write(w, problem.NotFound, "no such name")
-			return
-		} else if err != nil {
-			h.internal(w, r, "list versions", err)
-			return
-		}
-		for _, t := range tags {
-			d, err := h.meta.ResolveTag(ctx, l.oci(), t)
-			if errors.Is(err, meta.ErrNotFound) {
-				continue // deleted meanwhile
-			} else if err != nil {
-				h.internal(w, r, "resolve version", err)
-				return
-			}
-			m, err := h.meta.GetManifest(ctx, l.oci(), d)
-			if errors.Is(err, meta.ErrNotFound) {
-				continue
-			} else if err != nil {
-				h.internal(w, r, "read version", err)
-				return
-			}
-			out.Versions = append(out.Versions, Version{Version: t, Digest: d, Created: m.Created})
-		}
-		if len(tags) < pageSize {
-			break
-		}
-		last = tags[len(tags)-1]
+	for _, t := range tagged {
+		out.Versions = append(out.Versions, Version{Version: t.Tag, Digest: t.Manifest.Digest, Created: t.Manifest.Created})
 	}
 	problem.JSON(w, http.StatusOK, out)
 }

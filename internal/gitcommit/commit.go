@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -59,10 +60,10 @@ type Commit struct {
 	Message string
 }
 
-var hexID = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+var hexID = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`) })
 
 // identity is "Name <email> <unix seconds> <+hhmm>".
-var identity = regexp.MustCompile(`^[^<>\n]*<[^<>\n]*> (-?[0-9]+) ([+-][0-9]{4})$`)
+var identity = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[^<>\n]*<[^<>\n]*> (-?[0-9]+) ([+-][0-9]{4})$`) })
 
 // Parse reads a raw commit object. The header must start with exactly one
 // tree, then parents, then exactly one author and one committer; other
@@ -118,7 +119,7 @@ func Parse(raw []byte) (*Commit, error) {
 		return "", false
 	}
 	tree, okTree := next("tree")
-	if !okTree || !hexID.MatchString(tree) {
+	if !okTree || !hexID().MatchString(tree) {
 		return nil, fmt.Errorf("%w: it must start with a tree line holding an object ID", ErrInvalid)
 	}
 	c.Tree = tree
@@ -127,19 +128,19 @@ func Parse(raw []byte) (*Commit, error) {
 		if !ok {
 			break
 		}
-		if !hexID.MatchString(p) || len(p) != len(tree) {
+		if !hexID().MatchString(p) || len(p) != len(tree) {
 			return nil, fmt.Errorf("%w: parent %q is not an object ID like the tree's", ErrInvalid, short(p))
 		}
 		c.Parents = append(c.Parents, p)
 	}
 	var okA, okC bool
-	if c.Author, okA = next("author"); !okA || !identity.MatchString(c.Author) {
+	if c.Author, okA = next("author"); !okA || !identity().MatchString(c.Author) {
 		return nil, fmt.Errorf("%w: an author line \"Name <email> time zone\" must follow the tree and parents", ErrInvalid)
 	}
 	if c.Committer, okC = next("committer"); !okC {
 		return nil, fmt.Errorf("%w: a committer line must follow the author", ErrInvalid)
 	}
-	m := identity.FindStringSubmatch(c.Committer)
+	m := identity().FindStringSubmatch(c.Committer)
 	if m == nil {
 		return nil, fmt.Errorf("%w: committer %q is not \"Name <email> time zone\"", ErrInvalid, short(c.Committer))
 	}
@@ -197,7 +198,7 @@ func (c *Commit) ID(format string) (string, error) {
 // FormatOf names the object format of an object ID by its length: 40 hex
 // digits are SHA-1, 64 SHA-256; "" for anything else.
 func FormatOf(id string) string {
-	if !hexID.MatchString(id) {
+	if !hexID().MatchString(id) {
 		return ""
 	}
 	if len(id) == 40 {

@@ -131,7 +131,11 @@ func (r *Ring) Archive() (TrustRoot, bool, error) {
 		}
 		hist, appended = append(hist, cur), true
 	}
-	return Archived(hist), appended, nil
+	a := Archived(hist)
+	// The CAs kept outside the ring (TrustCertificateAuthorities) are
+	// not in the history: the current ones count.
+	a.CertificateAuthorities = slices.Clone(r.cas)
+	return a, appended, nil
 }
 
 // archive records the state after a change the ring made itself.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // MaxKMSURIBytes caps the length of a KMS key URI.
@@ -47,11 +48,15 @@ type KMSURI struct {
 }
 
 var (
-	awsKeyRE   = regexp.MustCompile(`^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|mrk-[0-9a-fA-F]{32}|alias/[a-zA-Z0-9/_-]+|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key/[0-9a-zA-Z-]+|alias/[a-zA-Z0-9/_-]+))$`)
-	gcpKeyRE   = regexp.MustCompile(`^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+(?:/cryptoKeyVersions/[^/]+)?$`)
-	azureKeyRE = regexp.MustCompile(`^[a-zA-Z0-9-]{1,127}$`)
-	hostRE     = regexp.MustCompile(`^[a-zA-Z0-9.-]+(?::\d{1,5})?$`)
-	vaultKeyRE = regexp.MustCompile(`^[\w-]+$`)
+	awsKeyRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|mrk-[0-9a-fA-F]{32}|alias/[a-zA-Z0-9/_-]+|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key/[0-9a-zA-Z-]+|alias/[a-zA-Z0-9/_-]+))$`)
+	})
+	gcpKeyRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+(?:/cryptoKeyVersions/[^/]+)?$`)
+	})
+	azureKeyRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9-]{1,127}$`) })
+	hostRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9.-]+(?::\d{1,5})?$`) })
+	vaultKeyRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\w-]+$`) })
 )
 
 // IsKMSURI reports whether s starts with one of the KMS URI schemes.
@@ -76,23 +81,23 @@ func ParseKMSURI(s string) (*KMSURI, error) {
 	switch provider {
 	case KMSAWS:
 		endpoint, k, ok := strings.Cut(rest, "/")
-		if !ok || !awsKeyRE.MatchString(k) || (endpoint != "" && !hostRE.MatchString(endpoint)) {
+		if !ok || !awsKeyRE().MatchString(k) || (endpoint != "" && !hostRE().MatchString(endpoint)) {
 			return nil, fmt.Errorf("%w: %q: want awskms://[ENDPOINT]/KEY with KEY a key ID, alias/NAME or key ARN", ErrKMSURI, s)
 		}
 		return &KMSURI{Provider: provider, Endpoint: endpoint, Key: k}, nil
 	case KMSGCP:
-		if !gcpKeyRE.MatchString(rest) {
+		if !gcpKeyRE().MatchString(rest) {
 			return nil, fmt.Errorf("%w: %q: want gcpkms://projects/P/locations/L/keyRings/R/cryptoKeys/K[/cryptoKeyVersions/V]", ErrKMSURI, s)
 		}
 		return &KMSURI{Provider: provider, Key: rest}, nil
 	case KMSAzure:
 		host, k, ok := strings.Cut(rest, "/")
-		if !ok || !hostRE.MatchString(host) || !azureKeyRE.MatchString(k) {
+		if !ok || !hostRE().MatchString(host) || !azureKeyRE().MatchString(k) {
 			return nil, fmt.Errorf("%w: %q: want azurekms://VAULT_HOST/KEY, e.g. azurekms://custody.vault.azure.net/signing", ErrKMSURI, s)
 		}
 		return &KMSURI{Provider: provider, Endpoint: host, Key: k}, nil
 	case KMSHashiVault:
-		if !vaultKeyRE.MatchString(rest) {
+		if !vaultKeyRE().MatchString(rest) {
 			return nil, fmt.Errorf("%w: %q: want hashivault://KEY, the name of a Vault transit key (letters, digits, _ and -)", ErrKMSURI, s)
 		}
 		return &KMSURI{Provider: provider, Key: rest}, nil

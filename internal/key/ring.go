@@ -74,6 +74,9 @@ type Ring struct {
 	dir string
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
+	// cas are certificate authorities kept outside the ring's directory
+	// (the server's own CA), listed in TrustRoot.
+	cas []TrustedTSA
 }
 
 // Open opens the key ring in dir, creating the directory (mode 0700) if

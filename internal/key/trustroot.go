@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -21,6 +22,12 @@ type TrustRoot struct {
 	// tokens say when a signature was made (docs/signing.md, "Trusted
 	// time"); absent from trust roots written before custody had one.
 	TimestampAuthorities []TrustedTSA `json:"timestampAuthorities,omitempty"`
+	// CertificateAuthorities are the CAs whose short-lived certificates
+	// make keyless signatures count (docs/keyless.md): custody's own
+	// (internal/ca) or another Fulcio. Same form as a TSA: the PEM chain,
+	// leaf (the issuing CA) first, root last, and the window in which
+	// certificates it issued count.
+	CertificateAuthorities []TrustedTSA `json:"certificateAuthorities,omitempty"`
 	// TransparencyLogs are the Rekor v2 logs whose entries count
 	// (docs/keyless.md); absent from trust roots written before custody
 	// had one.
@@ -79,11 +86,18 @@ func (r *Ring) TrustRoot() (TrustRoot, error) {
 	if tr.TimestampAuthorities, err = r.TimestampAuthorities(); err != nil {
 		return TrustRoot{}, err
 	}
+	tr.CertificateAuthorities = slices.Clone(r.cas)
 	if tr.TransparencyLogs, err = r.TransparencyLogs(); err != nil {
 		return TrustRoot{}, err
 	}
 	return tr, nil
 }
+
+// TrustCertificateAuthorities makes TrustRoot list cas: certificate
+// authorities whose workload certificates make keyless signatures count
+// (the server's own CA, internal/ca, whose key and certificate live
+// outside the ring). Call it before the ring is shared.
+func (r *Ring) TrustCertificateAuthorities(cas ...TrustedTSA) { r.cas = slices.Clone(cas) }
 
 // ParseTrustRoot reads a trust-root file and checks every key in it.
 func ParseTrustRoot(b []byte) (TrustRoot, error) {
@@ -106,6 +120,11 @@ func ParseTrustRoot(b []byte) (TrustRoot, error) {
 	for i, ta := range tr.TimestampAuthorities {
 		if _, err := ParseCertificates([]byte(ta.CertChain)); err != nil {
 			return TrustRoot{}, fmt.Errorf("trust root timestamp authority %d: %w", i, err)
+		}
+	}
+	for i, ca := range tr.CertificateAuthorities {
+		if _, err := ParseCertificates([]byte(ca.CertChain)); err != nil {
+			return TrustRoot{}, fmt.Errorf("trust root certificate authority %d: %w", i, err)
 		}
 	}
 	for i, l := range tr.TransparencyLogs {

@@ -664,8 +664,9 @@ func (r *run) policies(ctx context.Context) error {
 	return nil
 }
 
-// accounts copies users (with their password hashes), stored grants and
-// API tokens (their hashes, with revocations).
+// accounts copies users (with their password hashes and disabled
+// state: a disabled account stays disabled), stored grants and API
+// tokens (their hashes, with revocations).
 func (r *run) accounts(ctx context.Context) error {
 	src, err := r.from.Meta.AuthState(ctx)
 	if err != nil {
@@ -681,11 +682,19 @@ func (r *run) accounts(ctx context.Context) error {
 		users[u.Name] = u
 	}
 	for _, u := range src.Users {
-		if t, ok := users[u.Name]; ok && t.PasswordHash == u.PasswordHash && equalStrings(t.Groups, u.Groups) {
+		t, ok := users[u.Name]
+		if ok && t.PasswordHash == u.PasswordHash && equalStrings(t.Groups, u.Groups) && t.Disabled.Equal(u.Disabled) {
 			r.sum.Users.Skipped++
 		} else {
+			// PutUser stores a new user's disabled state and keeps an
+			// existing one's: that one is set on its own.
 			if err := r.to.Meta.PutUser(ctx, u); err != nil {
 				return fmt.Errorf("writing user %s: %w", u.Name, err)
+			}
+			if ok && !t.Disabled.Equal(u.Disabled) {
+				if err := r.to.Meta.SetUserDisabled(ctx, u.Name, u.Disabled); err != nil {
+					return fmt.Errorf("writing user %s: %w", u.Name, err)
+				}
 			}
 			r.sum.Users.Copied++
 		}

@@ -151,6 +151,9 @@ func fill(t *testing.T, srv *testserver.Server) *fixture {
 	f.alicePass = "alice-long-password-1"
 	admin.must("POST", "/api/v1/users", auth.UserRequest{Name: "alice", Password: f.alicePass}, http.StatusCreated)
 	admin.must("POST", "/api/v1/grants", auth.Grant{Subject: "user:alice", Role: auth.RoleReader, Repository: "team/**"}, http.StatusCreated)
+	// A disabled account must stay disabled.
+	admin.must("POST", "/api/v1/users", auth.UserRequest{Name: "dora", Password: "dora-long-password-1"}, http.StatusCreated)
+	admin.must("POST", "/api/v1/users/dora/disable", nil, http.StatusOK)
 	var tok auth.CreatedToken
 	b := admin.must("POST", "/api/v1/tokens", auth.TokenRequest{Name: "ci", Scopes: []auth.Scope{{Role: auth.RoleAdmin, Repositories: []string{"**"}}}}, http.StatusCreated)
 	if err := json.Unmarshal(b, &tok); err != nil || tok.Secret == "" {
@@ -413,7 +416,7 @@ func TestRoundTrip(t *testing.T) {
 
 	// Embedded -> PostgreSQL + S3.
 	r := runMigrate(t, pg.CredEnv(), src.Data, pg.Config)
-	if r.Blobs.Copied == 0 || r.Manifests.Copied == 0 || r.AuditLeaves.Copied < int64(n) || r.Tokens.Copied != 2 || r.Users.Copied != 2 || r.Locks.Copied != 1 || r.Policies.Copied != 2 || !r.Checkpoint || r.TagMoves < 3 {
+	if r.Blobs.Copied == 0 || r.Manifests.Copied == 0 || r.AuditLeaves.Copied < int64(n) || r.Tokens.Copied != 2 || r.Users.Copied != 3 || r.Locks.Copied != 1 || r.Policies.Copied != 2 || !r.Checkpoint || r.TagMoves < 3 {
 		t.Fatalf("summary: %+v", r.Summary)
 	}
 	// A second run without --resume refuses the non-empty target ...
@@ -503,6 +506,7 @@ func TestResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	scfg := config.Default()
+	scfg.Auth.MFA.Roles = nil // passwords alone in these tests
 	scfg.Data = srv.Data
 	tcfg, err := config.Load(pg.Config, nil)
 	if err != nil {
@@ -633,6 +637,7 @@ func TestDiverged(t *testing.T) {
 	}
 	open := func(dir string) migrate.Store {
 		cfg := config.Default()
+		cfg.Auth.MFA.Roles = nil // passwords alone in these tests
 		cfg.Data = dir
 		return openStore(t, cfg)
 	}

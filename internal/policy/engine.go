@@ -237,7 +237,7 @@ func (e *Engine) Put(ctx context.Context, pattern string, p Policy) (Record, err
 func (e *Engine) ImmutableRule(repo, tag string) string {
 	p, pat := e.Effective(repo)
 	if p.ImmutableTags == nil {
-		if versionTag.MatchString(tag) {
+		if versionTag().MatchString(tag) {
 			return DefaultRuleName
 		}
 		return ""

@@ -26,6 +26,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -84,7 +85,7 @@ const VersionTagPattern = `^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-
 // DefaultRuleName names the default immutable-tag rule in refusals.
 const DefaultRuleName = "default version tags"
 
-var versionTag = regexp.MustCompile(VersionTagPattern)
+var versionTag = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(VersionTagPattern) })
 
 // Validate checks a policy and says what to fix.
 func (p Policy) Validate() error {

@@ -81,6 +81,9 @@ const (
 	ContentDamaged
 	ArtifactUnreadable
 	SourceUnverified
+	MFARequired
+	StepUpRequired
+	WebAuthnUnavailable
 	numKinds
 )
 
@@ -130,6 +133,9 @@ var specs = [numKinds]spec{
 	ContentDamaged:      {"content-damaged", "Stored content is damaged", 500, "stored bytes do not match their digest (run custody scrub)"},
 	ArtifactUnreadable:  {"artifact-unreadable", "Reading the artifact failed", 502, "the artifact or its evidence could not be read; the detail names the request ID"},
 	SourceUnverified:    {"source-unverified", "Source not verified", 422, "the git commit object is malformed, is not the commit the artifact's provenance names, or is not signed by an allowed signer"},
+	MFARequired:         {"mfa-required", "Second factor required", 403, "the account or its roles need a second factor: present a one-time code (X-Custody-OTP), or enrol one first"},
+	StepUpRequired:      {"step-up-required", "Recent second factor required", 403, "a dangerous action needs a second factor presented within the last minutes: send a fresh code or use a security key"},
+	WebAuthnUnavailable: {"webauthn-unavailable", "Security keys unavailable", 409, "security keys and passkeys need the web interface's external URL (web.url, CUSTODY_WEB_URL)"},
 }
 
 // Kinds returns every kind, in order.
@@ -202,6 +208,10 @@ func From(err error) (Kind, bool) {
 		return TooManyRequests, true
 	case errors.Is(err, veto.ErrUnauthenticated):
 		return Unauthorized, true
+	case errors.Is(err, veto.ErrMFARequired):
+		return MFARequired, true
+	case errors.Is(err, veto.ErrStepUpRequired):
+		return StepUpRequired, true
 	case errors.Is(err, retention.ErrLocked):
 		return RetentionLocked, true
 	case errors.Is(err, veto.ErrDenied):

@@ -68,6 +68,9 @@ func TestKinds(t *testing.T) {
 		{problem.ContentDamaged, "content-damaged", "Stored content is damaged", 500},
 		{problem.ArtifactUnreadable, "artifact-unreadable", "Reading the artifact failed", 502},
 		{problem.SourceUnverified, "source-unverified", "Source not verified", 422},
+		{problem.MFARequired, "mfa-required", "Second factor required", 403},
+		{problem.StepUpRequired, "step-up-required", "Recent second factor required", 403},
+		{problem.WebAuthnUnavailable, "webauthn-unavailable", "Security keys unavailable", 409},
 	}
 	if len(want) != len(problem.Kinds()) {
 		t.Fatalf("%d kinds pinned, %d exist: pin the new kind here", len(want), len(problem.Kinds()))

@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -32,12 +32,12 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// TestEnvironmentAtCatalogPages: an environment's repositories are found
-// on every page of the catalog when the registry is reached in process
-// (where go-containerregistry's https probe succeeds, so a catalog page's
-// Link header did not match the registry's http scheme and a project over
-// more repositories than one page, 10,000 by default, failed).
-func TestEnvironmentAtCatalogPages(t *testing.T) {
+// TestEnvironmentRepositories: an environment's repositories are those
+// of the project whose environment tag ever moved, read from the tag
+// index (not from the catalog, page after page, and one tag history per
+// repository), including one whose environment tag was since deleted,
+// and not another project's nor one where only another tag moved.
+func TestEnvironmentRepositories(t *testing.T) {
 	dir := t.TempDir()
 	b, err := fs.New(filepath.Join(dir, "blobs"))
 	if err != nil {
@@ -55,9 +55,8 @@ func TestEnvironmentAtCatalogPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repos := []string{"apps/a", "apps/b", "apps/c", "apps/d", "apps/e"}
-	for _, r := range repos {
-		tag, err := name.NewTag(host+"/"+r+":1.0", name.Insecure)
+	push := func(ref string) {
+		tag, err := name.NewTag(host+"/"+ref, name.Insecure)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,11 +64,29 @@ func TestEnvironmentAtCatalogPages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	svc := &promotion.Service{
-		Projects: []promotion.Project{{Repositories: "apps/**", Environments: []promotion.Environment{{Name: "dev"}}}},
-		Host:     host, Remote: opts, Tags: m,
+	for _, r := range []string{"apps/a", "apps/b", "apps/c", "apps/d", "apps/e", "other/x"} {
+		push(r + ":1.0")
 	}
-	if _, err := svc.EnvironmentAt(context.Background(), "", "dev", time.Now()); err != nil {
-		t.Fatalf("environment over %d repositories, 2 a catalog page: %v", len(repos), err)
+	push("apps/e:dev")
+	push("apps/b:dev")
+	push("apps/d:dev")
+	push("other/x:dev")
+	del, err := name.NewTag(host+"/apps/d:dev", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Delete(del, opts...); err != nil {
+		t.Fatal(err)
+	}
+	svc := &promotion.Service{
+		Projects: []promotion.Project{
+			{Repositories: "apps/**", Environments: []promotion.Environment{{Name: "dev"}}},
+			{Repositories: "other/**", Environments: []promotion.Environment{{Name: "dev"}}},
+		},
+		Host: host, Remote: opts, Tags: m,
+	}
+	_, repos, err := svc.Repositories(context.Background(), "apps/**", "dev")
+	if want := []string{"apps/b", "apps/d", "apps/e"}; err != nil || !slices.Equal(repos, want) {
+		t.Fatalf("Repositories(apps, dev) = %q, %v; want %q", repos, err, want)
 	}
 }

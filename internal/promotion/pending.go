@@ -81,3 +81,48 @@ func (s *Service) Pending(ctx context.Context, repo, env string) ([]Pending, err
 	}
 	return out, nil
 }
+
+// pendingScan bounds how many of the audit log's newest promote entries
+// ProjectPending reads for candidates.
+const pendingScan = 5000
+
+// ProjectPending lists the promotions into env of every repository of
+// project (see ProjectNamed) that wait for approvals, by repository and
+// newest first within one. The audit log's newest promote entries that
+// record an approval into env name the candidate repositories; each
+// one's Pending (its signed records) decides.
+func (s *Service) ProjectPending(ctx context.Context, project, env string) ([]Pending, error) {
+	p, err := s.ProjectNamed(project)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(p.Environments, func(e Environment) bool { return e.Name == env })
+	out := []Pending{}
+	if i < 0 || p.Environments[i].Approvals < 2 || s.Audit == nil {
+		return out, nil
+	}
+	leaves, err := s.Audit.Search(ctx, tlog.Query{Action: "promote", Newest: true, Limit: pendingScan})
+	if err != nil {
+		return nil, fmt.Errorf("searching the audit log: %w", err)
+	}
+	var repos []string
+	for _, l := range leaves {
+		ev, err := tlog.ParseEntry(l.Entry)
+		if err != nil || ev.Result != "ok" || ev.Tag != env || !Approval(ev.Reason) || slices.Contains(repos, ev.Repo) {
+			continue
+		}
+		if q, _, _ := s.Lookup(ev.Repo, env); q != p {
+			continue // another project's, or none
+		}
+		repos = append(repos, ev.Repo)
+	}
+	slices.Sort(repos)
+	for _, repo := range repos {
+		ps, err := s.Pending(ctx, repo, env)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ps...)
+	}
+	return out, nil
+}

@@ -45,6 +45,21 @@ type Environment struct {
 	// Approvals is how many distinct approvers a promotion needs (0 or 1:
 	// the promoter alone).
 	Approvals int
+	// Protected marks the environment protected although it needs no
+	// approvals (see Guarded).
+	Protected bool
+}
+
+// Guarded reports whether the environment is protected: it needs an
+// approval, or the configuration says so. Promotions and approvals to it
+// need a recent second factor (step-up, docs/security.md).
+func (e Environment) Guarded() bool { return e.Approvals >= 1 || e.Protected }
+
+// Guarded reports whether environment env of repo is protected (false
+// for one that does not exist: the request fails on that anyway).
+func (s *Service) Guarded(repo, env string) bool {
+	p, i, err := s.Lookup(repo, env)
+	return err == nil && p.Environments[i].Guarded()
 }
 
 // Project is a repository pattern and its ordered environments.
@@ -234,6 +249,10 @@ func InputOf(repo string, set *evidence.Set, now time.Time) (gate.Input, []strin
 	for _, sg := range set.TrustedSignatures() {
 		gs := gate.SignatureOf(sg.Verified)
 		gs.SignedAt = sg.SignedAt
+		gs.Certificate = map[string]string{}
+		if sg.Identity != nil {
+			gs.Identity, gs.Issuer, gs.Certificate = sg.Identity.Subject, sg.Identity.Issuer, sg.Identity.Claims()
+		}
 		in.Signatures = append(in.Signatures, gs)
 	}
 	for _, n := range set.TrustedNotation() {

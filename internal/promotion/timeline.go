@@ -9,20 +9,19 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/custody-dev/custody/internal/builds"
 	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/repopattern"
 	"github.com/custody-dev/custody/internal/tlog"
 )
 
-// TagHistories lists every digest a tag pointed at (builds.Index, which
-// the metadata stores implement): the candidates of a point-in-time
-// answer. The answer itself comes from the signed records.
+// TagHistories lists every digest a tag pointed at, and the repositories
+// where a tag ever pointed at something (builds.Index, which the metadata
+// stores implement): the candidates of a point-in-time answer. The
+// answer itself comes from the signed records.
 type TagHistories interface {
 	TagHistory(ctx context.Context, repo, tag string) ([]builds.TagEvent, error)
+	TaggedRepositories(ctx context.Context, tag string) ([]string, error)
 }
 
 // AuditSearch finds audit-log entries (tlog.Log).
@@ -189,7 +188,8 @@ func (s *Service) recordsOn(ctx context.Context, repo, env, dgst string) ([]evid
 	if err != nil {
 		return nil, err
 	}
-	set := evidence.Collect(ctx, d, s.Trust, s.opts(ctx))
+	// Records are attestations: the digest's signatures are not read.
+	set := evidence.CollectAttestations(ctx, d, s.Trust, s.opts(ctx))
 	if set.AttestationErr != nil {
 		return nil, fmt.Errorf("records of %s@%s: %w", repo, dgst, set.AttestationErr)
 	}
@@ -306,15 +306,13 @@ func (s *Service) Repositories(ctx context.Context, project, env string) (*Proje
 	if s.Tags == nil {
 		return nil, nil, errors.New("promotion: no tag history to read the environment's digests from")
 	}
-	reg, err := name.NewRegistry(s.Host, name.Insecure)
+	// The candidates: the repositories whose environment tag has a
+	// history (one index query, not one history per repository). What
+	// each ran, and when, is still decided from its signed records (At).
+	all, err := s.Tags.TaggedRepositories(ctx, env)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("repositories with a %s history: %w", env, err)
 	}
-	all, err := s.catalog(ctx, reg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("listing repositories: %w", err)
-	}
-	slices.Sort(all)
 	repos := []string{}
 	for _, repo := range all {
 		if !repopattern.Match(p.Repositories, repo) {
@@ -323,13 +321,7 @@ func (s *Service) Repositories(ctx context.Context, project, env string) (*Proje
 		if q, _, _ := s.Lookup(repo, env); q != p {
 			continue // an earlier project claims it
 		}
-		hist, err := s.Tags.TagHistory(ctx, repo, env)
-		if err != nil {
-			return nil, nil, fmt.Errorf("tag history of %s:%s: %w", repo, env, err)
-		}
-		if len(hist) > 0 {
-			repos = append(repos, repo)
-		}
+		repos = append(repos, repo)
 	}
 	return p, repos, nil
 }
@@ -351,28 +343,4 @@ func ParseTime(s string) (time.Time, error) {
 		s = s[:40] + "..." // keep the error short
 	}
 	return time.Time{}, fmt.Errorf("time %q: use RFC 3339 (2026-03-03T14:00:00Z) or \"2026-03-03 14:00\" (UTC)", s)
-}
-
-// catalogPage is how many repository names one catalog request asks for.
-const catalogPage = 1000
-
-// catalog lists every repository of reg, page after page by the last name
-// seen (not by the Link header: the server's in-process transport answers
-// the https go-containerregistry tries first, so the next page's link
-// would not match the registry's http scheme and a catalog longer than
-// one page failed).
-func (s *Service) catalog(ctx context.Context, reg name.Registry) ([]string, error) {
-	opts := append([]remote.Option{remote.WithContext(ctx)}, s.Remote...)
-	var all []string
-	for last := ""; ; {
-		page, err := remote.CatalogPage(reg, last, catalogPage, opts...)
-		if err != nil {
-			return nil, err
-		}
-		if len(page) == 0 {
-			return all, nil
-		}
-		all = append(all, page...)
-		last = page[len(page)-1]
-	}
 }

@@ -3,6 +3,7 @@ package registry
 import (
 	"regexp"
 	"strings"
+	"sync"
 )
 
 const (
@@ -14,20 +15,22 @@ const (
 
 var (
 	// nameComponent is the distribution spec's path-component grammar.
-	nameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
-	tagRE  = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+	nameRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
+	})
+	tagRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`) })
 )
 
 // ValidName reports whether name is a repository name the spec allows. The
 // grammar admits no "..", no uppercase, no NUL and no leading or trailing
 // slash, so a valid name never escapes a directory it is joined to.
 func ValidName(name string) bool {
-	return len(name) > 0 && len(name) <= maxNameLength && nameRE.MatchString(name)
+	return len(name) > 0 && len(name) <= maxNameLength && nameRE().MatchString(name)
 }
 
 // ValidTag reports whether tag is a tag the spec allows.
 func ValidTag(tag string) bool {
-	return len(tag) <= maxTagLength && tagRE.MatchString(tag)
+	return len(tag) <= maxTagLength && tagRE().MatchString(tag)
 }
 
 // route is a parsed /v2/ request path.

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
@@ -93,13 +94,13 @@ func (inv *Inventory) fingerprint(opts EncodeOptions) []byte {
 	return h.Sum(nil)
 }
 
-var spdxIDUnsafe = regexp.MustCompile(`[^A-Za-z0-9.-]+`)
+var spdxIDUnsafe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^A-Za-z0-9.-]+`) })
 
 // elementID makes an SPDX/CycloneDX identifier: a readable prefix and a
 // short digest of key, which makes it unique.
 func elementID(prefix, readable, key string) string {
 	sum := sha256.Sum256([]byte(key))
-	r := strings.Trim(spdxIDUnsafe.ReplaceAllString(readable, "-"), "-")
+	r := strings.Trim(spdxIDUnsafe().ReplaceAllString(readable, "-"), "-")
 	if len(r) > 64 {
 		r = r[:64]
 	}
@@ -113,14 +114,14 @@ func packageKey(p Package) string {
 	return string(p.Type) + "\x00" + p.Name + "\x00" + p.Version + "\x00" + p.PURL + "\x00" + strings.Join(p.Locations, "\x00")
 }
 
-var licenseToken = regexp.MustCompile(`^(\(*)([A-Za-z0-9.+:-]+)(\)*)$`)
+var licenseToken = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(\(*)([A-Za-z0-9.+:-]+)(\)*)$`) })
 
 // knownLicenses are the SPDX license and exception identifiers SPDX output
 // trusts in licenseDeclared: the common ones. An SPDX 2.3 document must not
 // use an identifier outside the SPDX license list, and this package does not
 // embed the whole list, so a package with any other license gets
 // NOASSERTION and its licenses in licenseComments instead.
-var knownLicenses = func() map[string]bool {
+var knownLicenses = sync.OnceValue(func() map[string]bool {
 	m := map[string]bool{}
 	for _, id := range strings.Fields(`0BSD AFL-2.1 AFL-3.0 AGPL-3.0 AGPL-3.0-only AGPL-3.0-or-later Apache-1.1 Apache-2.0
 		Artistic-1.0 Artistic-1.0-Perl Artistic-2.0 BSD-1-Clause BSD-2-Clause BSD-2-Clause-Patent BSD-3-Clause
@@ -137,7 +138,7 @@ var knownLicenses = func() map[string]bool {
 		m[strings.ToLower(id)] = true
 	}
 	return m
-}()
+})
 
 // licenseExpression joins declared licenses into one SPDX expression, or
 // returns "" when any of them is not expression-shaped (free text,
@@ -158,7 +159,7 @@ func licenseExpression(lics []string, strict bool) string {
 			case "AND", "OR", "WITH":
 				continue
 			}
-			m := licenseToken.FindStringSubmatch(t)
+			m := licenseToken().FindStringSubmatch(t)
 			if m == nil {
 				return ""
 			}
@@ -166,7 +167,7 @@ func licenseExpression(lics []string, strict bool) string {
 			case "custom", "unknown", "other", "none", "noassertion", "public-domain", "and", "or", "with":
 				return ""
 			}
-			if strict && !knownLicenses[strings.ToLower(m[2])] {
+			if strict && !knownLicenses()[strings.ToLower(m[2])] {
 				return ""
 			}
 		}
@@ -262,7 +263,7 @@ func (inv *Inventory) spdxDocument(opts EncodeOptions) *spdx.Document {
 		DataLicense:       spdx.DataLicense,
 		SPDXIdentifier:    "DOCUMENT",
 		DocumentName:      name,
-		DocumentNamespace: opts.NamespaceBase + strings.Trim(spdxIDUnsafe.ReplaceAllString(name, "-"), "-") + "-" + uuid.NewSHA1(uuid.NameSpaceURL, fp).String(),
+		DocumentNamespace: opts.NamespaceBase + strings.Trim(spdxIDUnsafe().ReplaceAllString(name, "-"), "-") + "-" + uuid.NewSHA1(uuid.NameSpaceURL, fp).String(),
 		CreationInfo: &spdx.CreationInfo{
 			Creators: []spdxcommon.Creator{{CreatorType: "Tool", Creator: tool}},
 			Created:  opts.Created.Format(time.RFC3339),

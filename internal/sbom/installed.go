@@ -8,6 +8,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // isPythonMetadata reports whether p is the metadata of an installed Python
@@ -124,8 +125,8 @@ func dpkgCopyrightPackage(p string) string {
 }
 
 var (
-	copyrightLicense = regexp.MustCompile(`^License:\s*(\S.*)$`)
-	licenseSplit     = regexp.MustCompile(`(?i)\s+(?:or|and)\s+|,\s*`)
+	copyrightLicense = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^License:\s*(\S.*)$`) })
+	licenseSplit     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)\s+(?:or|and)\s+|,\s*`) })
 )
 
 // parseDpkgCopyright collects the license names of a machine-readable
@@ -138,11 +139,11 @@ func parseDpkgCopyright(data []byte) []string {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 64*1024), maxStanzaLine)
 	for sc.Scan() {
-		m := copyrightLicense.FindStringSubmatch(strings.TrimRight(sc.Text(), "\r"))
+		m := copyrightLicense().FindStringSubmatch(strings.TrimRight(sc.Text(), "\r"))
 		if m == nil {
 			continue
 		}
-		for _, f := range licenseSplit.Split(m[1], -1) {
+		for _, f := range licenseSplit().Split(m[1], -1) {
 			f = strings.Trim(strings.TrimSpace(f), "()")
 			if f == "" || len(f) > 64 || strings.ContainsAny(f, " \t") || seen[f] {
 				continue

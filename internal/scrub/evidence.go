@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 
@@ -44,7 +45,7 @@ type EvidenceFinding struct {
 
 // evidenceTag matches the tags cosign v2 keeps signatures and attestations
 // under: sha256-<hex>.sig and sha256-<hex>.att.
-var evidenceTag = regexp.MustCompile(`^sha256-([0-9a-f]{64})\.(sig|att)$`)
+var evidenceTag = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^sha256-([0-9a-f]{64})\.(sig|att)$`) })
 
 // artifact is one stored manifest that has evidence.
 type artifact struct {

@@ -281,7 +281,7 @@ func (s *Scrubber) Run(ctx context.Context) (*Report, error) {
 	var evidenceTags []artifact
 	if err := s.Meta.ScrubTags(ctx, func(repo, tag string, d digest.Digest) error {
 		rep.Tags++
-		if m := evidenceTag.FindStringSubmatch(tag); m != nil && s.Revalidate != nil {
+		if m := evidenceTag().FindStringSubmatch(tag); m != nil && s.Revalidate != nil {
 			evidenceTags = append(evidenceTags, artifact{repo, digest.NewDigestFromEncoded(digest.SHA256, m[1])})
 		}
 		if !records[repo+"@"+d.String()] {

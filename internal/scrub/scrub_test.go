@@ -75,12 +75,12 @@ func TestWithEvidence(t *testing.T) {
 		t.Fatalf("buckets 1/3..3/3 hold %d artifacts, want %d", n, len(want))
 	}
 	for _, tag := range []string{"sha256-" + a.Encoded() + ".sig", "sha256-" + a.Encoded() + ".att"} {
-		if !evidenceTag.MatchString(tag) {
+		if !evidenceTag().MatchString(tag) {
 			t.Errorf("%s is not an evidence tag", tag)
 		}
 	}
 	for _, tag := range []string{"v1", "sha256-" + a.Encoded() + ".sbom", "sha256-abc.sig", "sha512-" + a.Encoded() + ".sig"} {
-		if evidenceTag.MatchString(tag) {
+		if evidenceTag().MatchString(tag) {
 			t.Errorf("%s is taken for an evidence tag", tag)
 		}
 	}

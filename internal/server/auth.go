@@ -55,6 +55,14 @@ func newAuth(cfg config.Config, store auth.Store, auditor audit.Auditor, log *sl
 		}
 		issuers = append(issuers, iss)
 	}
+	var mfaRoles []auth.Role
+	for _, r := range cfg.Auth.MFA.Roles {
+		role, err := auth.ParseRole(r)
+		if err != nil {
+			return nil, fmt.Errorf("auth.mfa.roles: %w", err)
+		}
+		mfaRoles = append(mfaRoles, role)
+	}
 	svc, err := auth.New(auth.Options{
 		Store:                store,
 		Auditor:              auditor,
@@ -71,6 +79,10 @@ func newAuth(cfg config.Config, store auth.Store, auditor audit.Auditor, log *sl
 		SessionIdle:          time.Duration(cfg.Web.Session.Idle),
 		SessionAbsolute:      time.Duration(cfg.Web.Session.Absolute),
 		SecureCookies:        cfg.TLS.CertFile != "",
+		MFARoles:             mfaRoles,
+		StepUpWindow:         time.Duration(cfg.Auth.MFA.StepUp),
+		WebURL:               cfg.Web.URL,
+		OTPFailures:          cfg.Auth.MFA.OTPFailures,
 		// The first admin's password, until it is changed.
 		AdminPasswordFile: filepath.Join(cfg.Data, "admin-password"),
 	})
@@ -107,6 +119,10 @@ func guardAPI(svc *auth.Service, next *http.ServeMux) http.Handler {
 		if !ok {
 			return
 		}
+		if action == "hold" && r.Method == http.MethodDelete &&
+			!svc.RequireStepUp(w, r, action, repo, "clearing a legal hold") {
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -123,7 +139,7 @@ func apiRequirement(r *http.Request) (action, repo string, perm auth.Perm, own b
 	kind, sub, _ := strings.Cut(rest, "/")
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	switch kind {
-	case "whoami", "tokens", "users", "grants", "sessions", "provenance", "promotions", "gate", "rollback", "revocations", "rejections", "projects", "environments", "evidence", "vulndb", "violations", "scan", "export", "drills", "imports", "source":
+	case "whoami", "tokens", "users", "grants", "sessions", "mfa", "provenance", "promotions", "gate", "rollback", "revocations", "rejections", "projects", "environments", "evidence", "vulndb", "violations", "scan", "export", "drills", "imports", "source":
 		return "", "", 0, true
 	case "keys":
 		return "", "", 0, true // public keys and the trust root are public

@@ -49,6 +49,8 @@ func newAuthServer(t *testing.T, mutate func(*config.Config)) *authServer {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Data = t.TempDir()
+	// Tests sign in with passwords alone unless they turn the MFA policy on.
+	cfg.Auth.MFA.Roles = nil
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -246,6 +248,7 @@ func TestAuthOnByDefault(t *testing.T) {
 	}
 	cfg := config.Default()
 	cfg.Data = a.data
+	cfg.Auth.MFA.Roles = nil
 	s2, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

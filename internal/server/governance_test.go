@@ -93,6 +93,7 @@ func TestGovernanceBypassPermission(t *testing.T) {
 // accounts that would undo the role, so the server refuses to start.
 func TestAllowGovernanceBypassNeedsAuthNone(t *testing.T) {
 	cfg := config.Default()
+	cfg.Auth.MFA.Roles = nil // passwords alone in these tests
 	cfg.Data = t.TempDir()
 	cfg.Retention.AllowGovernanceBypass = true
 	_, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))

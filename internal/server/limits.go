@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/custody-dev/custody/internal/config"
+	"github.com/custody-dev/custody/internal/feed/npm"
 	"github.com/custody-dev/custody/internal/generic"
 	"github.com/custody-dev/custody/internal/intake"
 	"github.com/custody-dev/custody/internal/problem"
@@ -53,7 +54,7 @@ func (s *Server) listener(ln net.Listener) net.Listener {
 }
 
 // addsData reports whether r stores new content: pushes and uploads on
-// /v2/ and /generic/, bundle imports. Deletes, tag deletion, garbage collection and the
+// /v2/, /generic/ and /npm/, bundle imports. Deletes, tag deletion, garbage collection and the
 // management API are not, so they go on when the disk is low.
 func addsData(r *http.Request) bool {
 	switch r.Method {
@@ -61,7 +62,8 @@ func addsData(r *http.Request) bool {
 	default:
 		return false
 	}
-	return strings.HasPrefix(r.URL.Path, "/v2/") || strings.HasPrefix(r.URL.Path, generic.Prefix) || r.URL.Path == "/api/v1/imports"
+	return strings.HasPrefix(r.URL.Path, "/v2/") || strings.HasPrefix(r.URL.Path, generic.Prefix) ||
+		strings.HasPrefix(r.URL.Path, npm.Prefix) || r.URL.Path == "/api/v1/imports"
 }
 
 // guardDisk refuses requests that add data while the data directory's

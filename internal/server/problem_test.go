@@ -34,6 +34,7 @@ func TestInternalFailureNamesRequestIDOnly(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := config.Default()
+			cfg.Auth.MFA.Roles = nil // passwords alone in these tests
 			cfg.Data = t.TempDir()
 			if c.auth != "" {
 				cfg.Auth.Mode = c.auth

@@ -36,6 +36,7 @@ import (
 	"github.com/custody-dev/custody/internal/catalog"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/drill/drillhttp"
+	"github.com/custody-dev/custody/internal/feed/npm"
 	"github.com/custody-dev/custody/internal/gc"
 	"github.com/custody-dev/custody/internal/generic"
 	"github.com/custody-dev/custody/internal/gitcommit/sourcehttp"
@@ -295,6 +296,15 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		return nil, err
 	}
 	undo = append(undo, sg.Close)
+	// The CA's certificates make keyless signatures count wherever the
+	// ring's trust root is read (GET /api/v1/keys, gates, bundles).
+	if cfg.CA.Certificate != "" {
+		cas, err := caTrust(cfg.CA)
+		if err != nil {
+			return nil, err
+		}
+		sg.Ring().TrustCertificateAuthorities(cas...)
+	}
 	// Scrub re-verifies signatures and attestations against the archived
 	// trust root through the internal registry (docs/maintenance.md).
 	maint.revalidation = &revalidation{ring: sg.Ring(), extra: cfg.Promotion.TrustRoot, remote: self, host: internalHost, audit: auditor, tl: tl, log: log}
@@ -498,6 +508,9 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	}
 	(&catalog.Handler{Meta: md, Locks: md, Immutable: engine.ImmutableRule, CanRead: canRead, Log: log}).Register(mux)
 	gen := generic.New(blobs, md, public)
+	// Package feeds (docs/feeds.md): each protocol over the same stores,
+	// access control and policies as the registry.
+	npmFeeds := npm.New(cfg.Feeds, blobs, md, public)
 	// /v2/ bypasses ServeMux, whose path cleaning would redirect
 	// "/v2/a/../b/..." or "a//b" to another repository instead of letting
 	// the registry refuse the name.
@@ -509,6 +522,11 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		// /generic/ too: it refuses "..", "%2e%2e" and "//" itself.
 		if strings.HasPrefix(r.URL.Path, generic.Prefix) {
 			gen.ServeHTTP(w, r)
+			return
+		}
+		// /npm/ reads package names from the escaped path ("@scope%2fname").
+		if strings.HasPrefix(r.URL.Path, npm.Prefix) {
+			npmFeeds.ServeHTTP(w, r)
 			return
 		}
 		if strings.HasPrefix(r.URL.Path, "/api/v1/") && authz != nil {
@@ -523,6 +541,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		API:           handlerTransport{h: root},
 		Auth:          authz != nil,
 		SecureCookies: cfg.TLS.CertFile != "",
+		WebAuthn:      cfg.Web.URL != "",
 		Log:           log,
 	})
 	if err != nil {

@@ -154,6 +154,7 @@ func TestProjectsWithoutServerKeyHint(t *testing.T) {
 	start := func(t *testing.T, data string) string {
 		t.Helper()
 		cfg := config.Default()
+		cfg.Auth.MFA.Roles = nil // passwords alone in these tests
 		cfg.Data = data
 		cfg.Projects = []config.Project{{Repositories: "apps/**", Environments: []config.Environment{{Name: "dev"}}}}
 		var buf bytes.Buffer

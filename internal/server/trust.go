@@ -120,6 +120,35 @@ func (t *sigstoreTrust) input(base string) (trustedroot.Input, error) {
 	return in, nil
 }
 
+// caTrust is what custody's own trust root (key.TrustRoot, GET
+// /api/v1/keys) lists of the CA: each ca.retired certificate chain from
+// its notBefore to its until, and the current one (ca.certificate) for
+// its validity, so a keyless signature keeps verifying after the CA
+// certificate is replaced.
+func caTrust(c config.CA) ([]key.TrustedTSA, error) {
+	var out []key.TrustedTSA
+	for i, r := range c.Retired {
+		b, err := os.ReadFile(r.Certificate)
+		if err != nil {
+			return nil, fmt.Errorf("ca.retired[%d]: %w", i, err)
+		}
+		chain, err := ca.ParseChain(b)
+		if err != nil {
+			return nil, fmt.Errorf("ca.retired[%d] %s: %w", i, r.Certificate, err)
+		}
+		out = append(out, key.TrustedTSA{CertChain: string(ca.EncodeChain(chain)), ValidFor: key.Validity{Start: chain[0].NotBefore.UTC(), End: r.Until.UTC()}})
+	}
+	b, err := os.ReadFile(c.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("ca.certificate: %w", err)
+	}
+	chain, err := ca.ParseChain(b)
+	if err != nil {
+		return nil, fmt.Errorf("ca.certificate: %w", err)
+	}
+	return append(out, key.TrustedTSA{CertChain: string(ca.EncodeChain(chain)), ValidFor: key.Validity{Start: chain[0].NotBefore.UTC(), End: chain[0].NotAfter.UTC()}}), nil
+}
+
 // caPassphrase is ca.passphraseFile's content, else CUSTODY_CA_PASSWORD.
 func caPassphrase(c config.CA) ([]byte, error) {
 	pass := os.Getenv("CUSTODY_CA_PASSWORD")

@@ -134,7 +134,10 @@ func signDSSE(s crypto.Signer, payloadType string, payload []byte) (*protodsse.E
 // fingerprint of the verifying key (go-securesystemslib's SHA256KeyID) and
 // skips the signature when they differ. A keyid is not signed, so clearing
 // it changes nothing the signature covers.
-func newBundle(env *protodsse.Envelope, pub crypto.PublicKey, timestamp []byte) ([]byte, error) {
+//
+// A keyless signature (chain not empty) carries its leaf certificate
+// instead of the hint.
+func newBundle(env *protodsse.Envelope, pub crypto.PublicKey, chain []*x509.Certificate, timestamp []byte) ([]byte, error) {
 	hint := ""
 	if pub != nil {
 		der, err := x509.MarshalPKIXPublicKey(pub)
@@ -157,6 +160,9 @@ func newBundle(env *protodsse.Envelope, pub crypto.PublicKey, timestamp []byte) 
 			},
 		},
 		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: env},
+	}
+	if len(chain) > 0 {
+		b.VerificationMaterial = certificateMaterial(chain)
 	}
 	addBundleTimestamp(b, timestamp)
 	return protojson.Marshal(b)

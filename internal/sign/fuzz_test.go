@@ -3,8 +3,12 @@ package sign
 import (
 	"bytes"
 	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"math/big"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/custody-dev/custody/internal/key"
 )
@@ -56,11 +60,19 @@ func FuzzParseBundle(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	good, err := newBundle(env, s.Public(), nil)
+	good, err := newBundle(env, s.Public(), nil, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(good)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, s.Public(), s)
+	cert, _ := x509.ParseCertificate(der)
+	keyless, err := newBundle(env, nil, []*x509.Certificate{cert}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(keyless)
 	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"publicKey":{"hint":"x"}},"messageSignature":{"messageDigest":{"algorithm":"SHA2_256","digest":"AAAA"},"signature":"AAAA"}}`))
 	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","dsseEnvelope":{"payload":"","payloadType":"","signatures":[]}}`))
 	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle+json;version=0.1"}`))
@@ -71,6 +83,13 @@ func FuzzParseBundle(f *testing.F) {
 		pb, err := parseBundle(b)
 		if err == nil && !acceptedBundleMediaTypes[pb.GetMediaType()] {
 			t.Fatalf("accepted media type %q", pb.GetMediaType())
+		}
+		// With certificates accepted, a verified bundle carries the
+		// certificate whose key verified it (never a trusted key here).
+		if v, err := verifyBundle(b, fuzzDigest, nil, true); err == nil {
+			if len(v.Chain) == 0 || !bytes.Contains(v.Payload, []byte(strings.TrimPrefix(fuzzDigest, "sha256:"))) {
+				t.Fatalf("verified a keyless bundle without its certificate or digest: %s", v.Payload)
+			}
 		}
 		v, err := VerifyBundle(b, fuzzDigest, pubs)
 		if err != nil {
@@ -107,5 +126,32 @@ func FuzzParseEnvelope(f *testing.F) {
 			t.Fatalf("round trip changed the envelope: %v", err)
 		}
 		_, _ = parseStatement(e.Payload)
+	})
+}
+
+// FuzzLayerChain reads the certificate annotations of a .sig layer as
+// cosign writes them: never a panic, a chain only when the leaf parses,
+// and at most maxChain certificates.
+func FuzzLayerChain(f *testing.F) {
+	s, _ := key.Generate(key.ECDSAP256)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, s.Public(), s)
+	c, _ := x509.ParseCertificate(der)
+	ann := certificateAnnotations(map[string]string{}, []*x509.Certificate{c, c})
+	f.Add(ann[CertificateAnnotation], ann[ChainAnnotation])
+	f.Add(ann[CertificateAnnotation], "")
+	f.Add("", ann[ChainAnnotation])
+	f.Add("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "junk")
+	f.Add(strings.Repeat(ann[CertificateAnnotation], 2), strings.Repeat(ann[CertificateAnnotation], 20))
+	f.Fuzz(func(t *testing.T, leaf, rest string) {
+		chain := layerChain(map[string]string{CertificateAnnotation: leaf, ChainAnnotation: rest})
+		if len(chain) > 1+maxChain {
+			t.Fatalf("%d certificates read", len(chain))
+		}
+		for _, c := range chain {
+			if c == nil {
+				t.Fatal("nil certificate in a chain")
+			}
+		}
 	})
 }

@@ -37,6 +37,7 @@ package sign
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -71,6 +72,18 @@ type Options struct {
 	// make (RFC 3161): the token goes in the layer's TimestampAnnotation
 	// and the bundle's timestampVerificationData, where cosign puts it.
 	Timestamper timestamp.Stamper
+	// Chain, when set, is the certificate chain (leaf first) of a keyless
+	// signer: a short-lived certificate for the ephemeral signing key
+	// (internal/ca, Fulcio). Sign and Attach store it where cosign does
+	// (the layer's CertificateAnnotation and ChainAnnotation, the bundle's
+	// verification material) instead of a public key hint.
+	Chain []*x509.Certificate
+	// Certificates makes Verify, VerifyAll and StoredAttestations also
+	// return signatures that verify with the key of the certificate
+	// stored with them (Verified.Chain set, KeyID the ID of that key):
+	// nothing about the certificate is checked here, so only a caller
+	// that judges it (internal/evidence) may set this.
+	Certificates bool
 	// TransparencyLog, when set, logs every bundle signature Sign makes
 	// (the DSSE envelope's PAE as signed, the signature, the signer's
 	// public key) and answers the TransparencyLogEntry (protojson), which
@@ -156,6 +169,9 @@ func Sign(ctx context.Context, ref name.Digest, signer crypto.Signer, opts Optio
 	if _, err := key.AlgorithmOf(signer.Public()); err != nil {
 		return Result{}, err
 	}
+	if err := checkChain(opts.Chain, signer.Public()); err != nil {
+		return Result{}, err
+	}
 	subj, err := subjectDescriptor(ctx, ref, opts)
 	if err != nil {
 		return Result{}, err
@@ -176,7 +192,7 @@ func Sign(ctx context.Context, ref name.Digest, signer crypto.Signer, opts Optio
 		if err != nil {
 			return Result{}, err
 		}
-		ann, err := timestampAnnotation(map[string]string{SignatureAnnotation: b64(sig)}, tsr)
+		ann, err := timestampAnnotation(certificateAnnotations(map[string]string{SignatureAnnotation: b64(sig)}, opts.Chain), tsr)
 		if err != nil {
 			return Result{}, err
 		}
@@ -200,7 +216,7 @@ func Sign(ctx context.Context, ref name.Digest, signer crypto.Signer, opts Optio
 	if err != nil {
 		return Result{}, err
 	}
-	if res.Bundle, err = newBundle(env, signer.Public(), tsr); err != nil {
+	if res.Bundle, err = newBundle(env, signer.Public(), opts.Chain, tsr); err != nil {
 		return Result{}, err
 	}
 	if opts.TransparencyLog != nil {
@@ -282,10 +298,10 @@ func Attach(ctx context.Context, ref name.Digest, envelope []byte, predicateType
 		if err != nil {
 			return Result{}, err
 		}
-		ann, err := timestampAnnotation(map[string]string{
+		ann, err := timestampAnnotation(certificateAnnotations(map[string]string{
 			SignatureAnnotation:     "",
 			PredicateTypeAnnotation: predicateType,
-		}, tsr)
+		}, opts.Chain), tsr)
 		if err != nil {
 			return Result{}, err
 		}
@@ -301,7 +317,7 @@ func Attach(ctx context.Context, ref name.Digest, envelope []byte, predicateType
 			return Result{}, err
 		}
 	}
-	if res.Bundle, err = newBundle(env, nil, tsr); err != nil {
+	if res.Bundle, err = newBundle(env, nil, opts.Chain, tsr); err != nil {
 		return Result{}, err
 	}
 	if opts.Storage.referrer() {

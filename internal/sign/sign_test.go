@@ -18,7 +18,9 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -591,5 +593,93 @@ func TestRemoteOptionsCarryAuth(t *testing.T) {
 	}
 	if _, err := Verify(ctx, ref, PublicKeys{signer.Public()}, Options{}); err == nil {
 		t.Fatal("verified without credentials")
+	}
+}
+
+// TestPullingPingsOnce: a verification's reads made with Options.Pulling
+// ping the registry (GET /v2/) once, not before each of its requests, and
+// fetch the layers of a .att image concurrently; what they return is the
+// same.
+func TestPullingPingsOnce(t *testing.T) {
+	var (
+		mu       sync.Mutex
+		pings    int
+		inBlob   int
+		maxBlobs int
+		release  = make(chan struct{})
+	)
+	host := newRegistryWrapped(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			isBlob := strings.Contains(r.URL.Path, "/blobs/") && r.Method == http.MethodGet
+			mu.Lock()
+			if r.URL.Path == "/v2/" {
+				pings++
+			}
+			if isBlob {
+				inBlob++
+				maxBlobs = max(maxBlobs, inBlob)
+			}
+			mu.Unlock()
+			if isBlob {
+				// Hold each blob until a second one is asked for, or
+				// a short while: the layers of one image overlap only
+				// when they are fetched concurrently.
+				select {
+				case <-release:
+				case <-time.After(200 * time.Millisecond):
+				}
+				mu.Lock()
+				if inBlob >= 2 {
+					select {
+					case <-release:
+					default:
+						close(release)
+					}
+				}
+				inBlob--
+				mu.Unlock()
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	ctx := context.Background()
+	signer := genKey(t, key.ECDSAP256)
+	ref := pushImage(t, host, "app")
+	fp, err := dsse.SHA256KeyID(signer.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pt := range []string{"https://custody.dev/test/a", "https://custody.dev/test/b"} {
+		if _, err := Attach(ctx, ref, envelope(t, signer, fp, ref.DigestStr(), pt), pt, Options{Storage: StorageTag}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Sign(ctx, ref, signer, Options{Storage: StorageTag}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := Options{}.Pulling(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	pings, maxBlobs = 0, 0
+	mu.Unlock()
+	if _, err := Verify(ctx, ref, PublicKeys([]crypto.PublicKey{signer.Public()}), o); err != nil {
+		t.Fatal(err)
+	}
+	atts, err := StoredAttestations(ctx, ref, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(atts) != 2 {
+		t.Fatalf("%d attestations, want 2", len(atts))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if pings != 1 {
+		t.Errorf("the registry was pinged %d times, want once", pings)
+	}
+	if maxBlobs < 2 {
+		t.Errorf("at most %d blob fetch(es) at a time: the .att layers were read one after the other", maxBlobs)
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -74,6 +76,19 @@ func IsEvidenceTag(tag string) bool {
 		hex, ok = strings.CutPrefix(base, "sha512-")
 	}
 	return ok && hex != "" && strings.Trim(hex, "0123456789abcdef") == ""
+}
+
+// Pulling returns o with one go-containerregistry Puller shared by every
+// read made with it, so the registry is pinged (GET /v2/) and credentials
+// are set up once per repository, not before every request: a
+// verification reads a manifest, a referrers list and several blobs.
+func (o Options) Pulling(ctx context.Context) (Options, error) {
+	p, err := remote.NewPuller(o.ropts(ctx)...)
+	if err != nil {
+		return o, err
+	}
+	o.Remote = append(slices.Clone(o.Remote), remote.Reuse(p))
+	return o, nil
 }
 
 func (o Options) ropts(ctx context.Context) []remote.Option {
@@ -208,6 +223,7 @@ type storedLayer struct {
 	image       v1.Hash // the .sig/.att image holding it
 	mediaType   types.MediaType
 	annotations map[string]string
+	digest      v1.Hash
 	body        []byte
 }
 
@@ -240,14 +256,32 @@ func readTagLayers(ctx context.Context, tag name.Tag, mediaType types.MediaType,
 		if l.Size > limit {
 			continue // cannot be a valid entry; anyone who may push could add one
 		}
-		body, err := readBlob(ctx, tag.Context().Digest(l.Digest.String()), limit, o)
-		if err != nil {
-			return nil, fmt.Errorf("reading layer %s of %s: %w", l.Digest, tag, err)
-		}
-		out = append(out, storedLayer{image: h, mediaType: l.MediaType, annotations: l.Annotations, body: body})
+		out = append(out, storedLayer{image: h, mediaType: l.MediaType, annotations: l.Annotations, digest: l.Digest})
+	}
+	// The layers are fetched blobFetches at a time, not one round trip
+	// after the other.
+	errs := make([]error, len(out))
+	sem := make(chan struct{}, blobFetches)
+	var wg sync.WaitGroup
+	for i := range out {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			l := &out[i]
+			if l.body, errs[i] = readBlob(ctx, tag.Context().Digest(l.digest.String()), limit, o); errs[i] != nil {
+				errs[i] = fmt.Errorf("reading layer %s of %s: %w", l.digest, tag, errs[i])
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
+
+// blobFetches bounds the blobs one readTagLayers fetches at once.
+const blobFetches = 8
 
 // readBlob fetches a blob, verifying its digest, refusing more than limit
 // bytes.

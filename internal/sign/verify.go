@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -67,6 +68,11 @@ type Verified struct {
 	// (cosign's layer annotation, the bundle's verification material),
 	// not verified: internal/evidence checks them.
 	Timestamps []Timestamp
+	// Chain is the certificate chain (leaf first) stored with a keyless
+	// signature that verified with the leaf's key (Options.Certificates);
+	// KeyID is then that ephemeral key's ID. Nothing about the
+	// certificate is verified here: internal/evidence judges it.
+	Chain []*x509.Certificate
 	// LogEntries are the transparency log entries stored with it (a
 	// bundle's), not verified: internal/evidence checks them.
 	LogEntries []LogEntry
@@ -117,9 +123,12 @@ func Verify(ctx context.Context, ref name.Digest, keys KeyResolver, opts Options
 // VerifyAll is Verify that also returns the signatures found that do not
 // verify, each with where it was found and why (when some verify too).
 func VerifyAll(ctx context.Context, ref name.Digest, keys KeyResolver, opts Options) ([]Verified, []Rejected, error) {
-	pubs, err := trustedKeys(ctx, keys)
-	if err != nil {
-		return nil, nil, err
+	var pubs []crypto.PublicKey
+	if k, ok := keys.(PublicKeys); !ok || len(k) > 0 || !opts.Certificates {
+		var err error
+		if pubs, err = trustedKeys(ctx, keys); err != nil {
+			return nil, nil, err
+		}
 	}
 	layers, err := readTagLayers(ctx, TagFor(ref, SignatureSuffix), SimpleSigningMediaType, MaxPayloadSize, opts)
 	if err != nil {
@@ -136,6 +145,11 @@ func VerifyAll(ctx context.Context, ref name.Digest, keys KeyResolver, opts Opti
 	for _, l := range layers {
 		found++
 		v, err := verifySimpleSigning(l.body, l.annotations[SignatureAnnotation], ref.DigestStr(), pubs)
+		if chain := layerChain(l.annotations); err != nil && opts.Certificates && chain != nil {
+			if v, err = verifySimpleSigning(l.body, l.annotations[SignatureAnnotation], ref.DigestStr(), chainPublicKeys(chain)); err == nil {
+				v.Chain = chain
+			}
+		}
 		if err != nil {
 			rejected = append(rejected, Rejected{Source: SourceTag, Container: l.image.String(), Err: err,
 				payload: l.body, sig: l.annotations[SignatureAnnotation]})
@@ -152,7 +166,7 @@ func VerifyAll(ctx context.Context, ref name.Digest, keys KeyResolver, opts Opti
 		if b.predicateType != "" && b.predicateType != CosignSignPredicateType {
 			continue // an attestation
 		}
-		v, err := VerifyBundle(b.body, ref.DigestStr(), pubs)
+		v, err := verifyBundle(b.body, ref.DigestStr(), pubs, opts.Certificates)
 		if errors.Is(err, errAttestation) {
 			continue
 		}
@@ -225,6 +239,13 @@ var errAttestation = errors.New("bundle is an attestation, not an image signatur
 // is CosignSignPredicateType and its subjects include digest. Bundles with
 // a message signature are refused: cosign writes DSSE for images.
 func VerifyBundle(bundle []byte, digest string, keys []crypto.PublicKey) (Verified, error) {
+	return verifyBundle(bundle, digest, keys, false)
+}
+
+// verifyBundle is VerifyBundle that, with certs, also accepts a bundle
+// whose DSSE signature verifies with the key of its own certificate
+// (Verified.Chain set; the certificate is for the caller to judge).
+func verifyBundle(bundle []byte, digest string, keys []crypto.PublicKey, certs bool) (Verified, error) {
 	pb, err := parseBundle(bundle)
 	if err != nil {
 		return Verified{}, err
@@ -238,6 +259,12 @@ func VerifyBundle(bundle []byte, digest string, keys []crypto.PublicKey) (Verifi
 		return Verified{}, fmt.Errorf("bundle DSSE payload type is %q, want %s", env.GetPayloadType(), InTotoPayloadType)
 	}
 	keyID, err := verifyEnvelope(env, keys)
+	var chain []*x509.Certificate
+	if err != nil && certs {
+		if chain = bundleChain(pb); chain != nil {
+			keyID, err = verifyEnvelope(env, chainPublicKeys(chain))
+		}
+	}
 	if err != nil {
 		return Verified{}, err
 	}
@@ -269,6 +296,7 @@ func VerifyBundle(bundle []byte, digest string, keys []crypto.PublicKey) (Verifi
 		Annotations: ann,
 		Payload:     env.GetPayload(),
 		Timestamps:  bundleTimestamps(pb, sig),
+		Chain:       chain,
 		LogEntries:  bundleLogEntries(pb, sig),
 	}, nil
 }
@@ -301,6 +329,9 @@ type StoredAttestation struct {
 	Envelope []byte
 	// Timestamps are the RFC 3161 time-stamps stored with it, unverified.
 	Timestamps []Timestamp
+	// Chain is the certificate chain stored with a keyless attestation
+	// (leaf first; nil for a key-based one), unverified.
+	Chain []*x509.Certificate
 	// LogEntries are the transparency log entries stored with it,
 	// unverified.
 	LogEntries []LogEntry
@@ -318,7 +349,7 @@ func StoredAttestations(ctx context.Context, ref name.Digest, opts Options) ([]S
 	}
 	seen := map[[32]byte]bool{}
 	var out []StoredAttestation
-	add := func(src Source, container string, raw []byte, ts []Timestamp, logs []LogEntry) error {
+	add := func(src Source, container string, raw []byte, ts []Timestamp, chain []*x509.Certificate, logs []LogEntry) error {
 		env, err := parseEnvelope(raw)
 		if err != nil {
 			return err
@@ -333,14 +364,14 @@ func StoredAttestations(ctx context.Context, ref name.Digest, opts Options) ([]S
 		k := sha256.Sum256(norm)
 		if !seen[k] {
 			seen[k] = true
-			out = append(out, StoredAttestation{Source: src, Container: container, Envelope: raw, Timestamps: ts, LogEntries: logs})
+			out = append(out, StoredAttestation{Source: src, Container: container, Envelope: raw, Timestamps: ts, Chain: chain, LogEntries: logs})
 		}
 		return nil
 	}
 	// Malformed entries are skipped, not fatal: anyone who may push could
 	// otherwise block verification with one bad layer.
 	for _, l := range layers {
-		_ = add(SourceTag, l.image.String(), l.body, layerTimestamps(l.annotations, l.body), nil)
+		_ = add(SourceTag, l.image.String(), l.body, layerTimestamps(l.annotations, l.body), layerChain(l.annotations), nil)
 	}
 	for _, b := range bundles {
 		if b.predicateType == CosignSignPredicateType {
@@ -365,7 +396,7 @@ func StoredAttestations(ctx context.Context, ref name.Digest, opts Options) ([]S
 		if sigs := c.DsseEnvelope.GetSignatures(); len(sigs) > 0 {
 			sig = sigs[0].GetSig()
 		}
-		_ = add(SourceReferrer, b.manifest.String(), raw, bundleTimestamps(pb, sig), bundleLogEntries(pb, sig))
+		_ = add(SourceReferrer, b.manifest.String(), raw, bundleTimestamps(pb, sig), bundleChain(pb), bundleLogEntries(pb, sig))
 	}
 	return out, nil
 }

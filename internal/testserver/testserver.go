@@ -136,7 +136,9 @@ func (s *Server) start() {
 	ready := filepath.Join(t.TempDir(), "ready")
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", s.Data}, s.Args...)
 	cmd := exec.Command(Binary(t), args...)
-	cmd.Env = append(append(os.Environ(), "CUSTODY_READY_FILE="+ready), s.Env...)
+	// Tests sign in with passwords alone unless they turn the MFA policy
+	// on (Env may set CUSTODY_MFA_ROLES again: the last one counts).
+	cmd.Env = append(append(os.Environ(), "CUSTODY_READY_FILE="+ready, "CUSTODY_MFA_ROLES=none"), s.Env...)
 	s.logs = &syncBuffer{}
 	cmd.Stdout = s.logs
 	cmd.Stderr = s.logs

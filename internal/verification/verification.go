@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/custody-dev/custody/internal/attest"
+	"github.com/custody-dev/custody/internal/certidentity"
 	"github.com/custody-dev/custody/internal/evidence"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/notary"
@@ -47,6 +48,10 @@ type SignatureCheck struct {
 	TimeSource string `json:"timeSource,omitempty"`
 	OK         bool   `json:"ok"`
 	Problem    string `json:"problem,omitempty"`
+	// Identity and Issuer name the signer of a keyless signature (its
+	// certificate's subject and OIDC issuer).
+	Identity string `json:"identity,omitempty"`
+	Issuer   string `json:"issuer,omitempty"`
 }
 
 // NotationCheck is one Notary Project signature found on the artifact
@@ -70,6 +75,8 @@ type AttestationCheck struct {
 	Problem       string `json:"problem,omitempty"`
 	Builder       string `json:"builder,omitempty"`
 	Source        string `json:"source,omitempty"`
+	// Identity names the signer of a keyless attestation.
+	Identity string `json:"identity,omitempty"`
 	// Ignored: signed by no key of the trust root; not relied upon.
 	Ignored bool `json:"ignored,omitempty"`
 }
@@ -91,6 +98,12 @@ type Verifier struct {
 	// Require lists required evidence: "sbom", "provenance" (verified
 	// attestations), "notation" (a Notation signature that counts).
 	Require []string
+	// Identity are the identity constraints keyless signatures and
+	// attestations must meet (cosign's --certificate-* flags). Without
+	// them a keyless signature is reported but not relied upon, as
+	// cosign refuses to verify one without; with them, a keyless
+	// signature meeting them is required.
+	Identity certidentity.Constraints
 }
 
 // New returns a Verifier trusting the keys of tr, each inside its
@@ -100,8 +113,8 @@ func New(tr key.TrustRoot) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.Keys() == 0 {
-		return nil, errors.New("the trust root holds no key")
+	if t.Keys() == 0 && t.CAs() == 0 {
+		return nil, errors.New("the trust root holds no key and no certificate authority")
 	}
 	return &Verifier{trust: t}, nil
 }
@@ -157,8 +170,39 @@ func (v *Verifier) Judge(ref string, set *evidence.Set) Report {
 		}
 		rep.Notation = append(rep.Notation, c)
 	}
+	counted, keyless := 0, 0
 	for _, s := range set.Signatures {
 		c := SignatureCheck{Source: string(s.Source), KeyID: s.KeyID, OK: s.Trusted()}
+		if s.Identity != nil {
+			c.Identity, c.Issuer = s.Identity.Subject, s.Identity.Issuer
+		}
+		if len(s.Chain) > 0 {
+			// Keyless: only a signer the constraints name is relied
+			// upon; another is reported, like a signature by a key
+			// outside the trust root.
+			var mismatch error
+			switch {
+			case v.Identity.IsZero():
+				mismatch = errors.New("keyless signature not relied upon: give --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp] to accept its signer")
+			case s.Identity == nil:
+				mismatch = s.Err
+			default:
+				if err := v.Identity.Match(s.Identity.Claims()); err != nil {
+					mismatch = fmt.Errorf("keyless signature by another identity (not relied upon): %w", err)
+				}
+			}
+			if mismatch != nil {
+				c.OK, c.Problem = false, mismatch.Error()
+				rep.Signatures = append(rep.Signatures, c)
+				continue
+			}
+			if s.Trusted() {
+				keyless++
+			}
+		}
+		if s.Trusted() {
+			counted++
+		}
 		if !s.SignedAt.IsZero() {
 			c.SignedAt = s.Annotations[evidence.SignedAtAnnotation]
 			if s.TimeSource == evidence.TimeFromTimestamp {
@@ -172,8 +216,11 @@ func (v *Verifier) Judge(ref string, set *evidence.Set) Report {
 		}
 		rep.Signatures = append(rep.Signatures, c)
 	}
-	if len(set.TrustedSignatures()) == 0 && set.SignatureErr == nil && !notation {
+	if counted == 0 && set.SignatureErr == nil && !notation {
 		fail("signature: none by a key the trust root allowed at the time")
+	}
+	if !v.Identity.IsZero() && keyless == 0 {
+		fail("signature: no keyless signature by a certificate of a trusted CA for %s, time-stamped while it was valid", v.Identity)
 	}
 
 	// Attestations: every one must verify; provenance must match the
@@ -185,6 +232,17 @@ func (v *Verifier) Judge(ref string, set *evidence.Set) Report {
 	for _, a := range set.Attestations {
 		c := AttestationCheck{PredicateType: a.PredicateType, KeyID: a.KeyID}
 		err := a.Err
+		if a.Identity != nil {
+			c.Identity = a.Identity.Subject
+			switch {
+			case v.Identity.IsZero():
+				err = fmt.Errorf("%w: a keyless attestation by %s (give identity constraints to rely on it)", attest.ErrUntrusted, a.Identity.Subject)
+			default:
+				if merr := v.Identity.Match(a.Identity.Claims()); merr != nil {
+					err = fmt.Errorf("%w: a keyless attestation by another identity: %w", attest.ErrUntrusted, merr)
+				}
+			}
+		}
 		if err == nil && a.Counts && a.Revocation != nil {
 			r := a.Revocation
 			c = AttestationCheck{}

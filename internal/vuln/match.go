@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	packageurl "github.com/package-url/packageurl-go"
 
@@ -163,7 +164,7 @@ func targetFor(purl string) (target, error) {
 			return target{[]string{"Debian:" + rel}, source()}, nil
 		case "ubuntu":
 			rel := strings.TrimPrefix(strings.ToLower(distro), "ubuntu-")
-			if !ubuntuRelease.MatchString(rel) {
+			if !ubuntuRelease().MatchString(rel) {
 				return target{}, fmt.Errorf("package URL %q: an Ubuntu purl needs a distro qualifier such as distro=ubuntu-22.04", purl)
 			}
 			return target{[]string{"Ubuntu:" + rel, "Ubuntu:" + rel + ":LTS"}, source()}, nil
@@ -181,7 +182,7 @@ func targetFor(purl string) (target, error) {
 	return target{}, fmt.Errorf("package URL %q: ecosystem %s/%s is not supported", purl, p.Type, p.Namespace)
 }
 
-var ubuntuRelease = regexp.MustCompile(`^[0-9]+\.[0-9]+$`)
+var ubuntuRelease = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]+\.[0-9]+$`) })
 
 // normalizeName is the form of an advisory's package name the affected
 // index keys on.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	packageurl "github.com/package-url/packageurl-go"
 
@@ -73,7 +74,7 @@ func Unpinned(deps []Dependency) []Finding {
 		var why string
 		switch {
 		case d.Image != "":
-			if d.Image == "scratch" || imageDigest.MatchString(d.Image) {
+			if d.Image == "scratch" || imageDigest().MatchString(d.Image) {
 				continue
 			}
 			reason = ReasonTag
@@ -109,7 +110,7 @@ func Unpinned(deps []Dependency) []Finding {
 	return out
 }
 
-var imageDigest = regexp.MustCompile(`@sha(256:[0-9a-f]{64}|512:[0-9a-f]{128})$`)
+var imageDigest = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`@sha(256:[0-9a-f]{64}|512:[0-9a-f]{128})$`) })
 
 // exactVersion reports whether constraint names exactly one version in
 // purl's ecosystem. The ecosystem's exact-pin operator ("=" for npm and

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +37,8 @@ func (s *Site) adminRoutes() {
 	s.page("POST /admin/users", s.adminCreateUser)
 	s.page("POST /admin/users/{name}/groups", s.adminUserGroups)
 	s.page("POST /admin/users/{name}/delete", s.adminDeleteUser)
+	s.page("POST /admin/users/{name}/disable", s.adminDisableUser)
+	s.page("POST /admin/users/{name}/enable", s.adminDisableUser)
 	s.page("GET /admin/groups", s.adminGroups)
 	s.page("GET /admin/grants", s.adminGrants)
 	s.page("POST /admin/grants", s.adminAddGrant)
@@ -84,6 +87,8 @@ func (r *Request) adminView(data any, t *table) adminView {
 var adminNotices = map[string]string{
 	"user-created":  "User created.",
 	"user-deleted":  "User deleted.",
+	"user-disabled": "User disabled: its sign-ins are refused and its sessions ended.",
+	"user-enabled":  "User enabled.",
 	"groups-saved":  "Groups saved.",
 	"grant-added":   "Grant added.",
 	"grant-removed": "Grant removed.",
@@ -211,17 +216,19 @@ func (s *Site) adminOverview(w http.ResponseWriter, r *Request) error {
 // Users.
 
 type adminUsersView struct {
-	Users []auth.User
+	Users []auth.UserEntry
 }
 
-var userColumns = []column[auth.User]{
-	{Key: "name", Label: "User", Cmp: func(a, b auth.User) int { return strings.Compare(a.Name, b.Name) }},
-	{Key: "groups", Label: "Groups", Cmp: func(a, b auth.User) int { return slices.Compare(a.Groups, b.Groups) }},
-	{Key: "created", Label: "Created", Cmp: func(a, b auth.User) int { return a.Created.Compare(b.Created) }},
+var userColumns = []column[auth.UserEntry]{
+	{Key: "name", Label: "User", Cmp: func(a, b auth.UserEntry) int { return strings.Compare(a.Name, b.Name) }},
+	{Key: "groups", Label: "Groups", Cmp: func(a, b auth.UserEntry) int { return slices.Compare(a.Groups, b.Groups) }},
+	{Key: "mfa", Label: "Second factor", Cmp: func(a, b auth.UserEntry) int { return slices.Compare(a.MFA, b.MFA) }},
+	{Key: "created", Label: "Created", Cmp: func(a, b auth.UserEntry) int { return a.Created.Compare(b.Created) }},
+	{Key: "status", Label: "Status", Cmp: func(a, b auth.UserEntry) int { return a.Disabled.Compare(b.Disabled) }},
 }
 
 func (s *Site) adminUsers(w http.ResponseWriter, r *Request) error {
-	var users []auth.User
+	var users []auth.UserEntry
 	if err := r.Get("/api/v1/users", &users); err != nil {
 		return err
 	}
@@ -263,6 +270,16 @@ func (s *Site) adminDeleteUser(w http.ResponseWriter, r *Request) error {
 		return err
 	}
 	return done(w, r, "/admin/users", "user-deleted")
+}
+
+// adminDisableUser disables or enables a user (POST .../disable or
+// .../enable, the API's own paths).
+func (s *Site) adminDisableUser(w http.ResponseWriter, r *Request) error {
+	verb := path.Base(r.URL.Path)
+	if err := r.Call(http.MethodPost, "/api/v1/users/"+url.PathEscape(r.PathValue("name"))+"/"+verb, nil, nil); err != nil {
+		return err
+	}
+	return done(w, r, "/admin/users", "user-"+verb+"d")
 }
 
 // Groups: a group is its members (users' groups) and its grants

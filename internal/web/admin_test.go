@@ -193,6 +193,62 @@ func TestAdminManagesUsersTokensAndGrants(t *testing.T) {
 	}
 }
 
+// TestAdminDisablesUser: the Users page shows each account's state with
+// Disable (behind a confirmation) or Enable; disabling a signed-in user
+// ends its session at once (its next page is the sign-in), its sign-in
+// is refused, and enabling lets it sign in again.
+func TestAdminDisablesUser(t *testing.T) {
+	s := newSite(t, true, nil)
+	s.reader("team/**")
+	admin := s.browser()
+	if resp := admin.signIn("admin", s.admin); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	reader := s.browser()
+	if resp := reader.signIn("reader", readerPassword); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("reader sign-in: %d", resp.StatusCode)
+	}
+	if resp, _ := reader.do("GET", "/repositories", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("reader's page: %d", resp.StatusCode)
+	}
+	_, body := admin.do("GET", "/admin/users", nil)
+	if !strings.Contains(body, `action="/admin/users/reader/disable"`) || strings.Contains(body, `action="/admin/users/reader/enable"`) ||
+		!strings.Contains(body, `<span class="badge ok">active</span>`) {
+		t.Fatalf("users page before disabling: no Disable for reader, or an Enable:\n%s", body)
+	}
+	csrf := admin.csrf("/admin/users")
+	resp, body := admin.do("POST", "/admin/users/reader/disable", url.Values{"csrf": {csrf}})
+	wantRedirect(t, "disable user", resp, body, "/admin/users?done=user-disabled")
+	if u := s.accounts().user("reader"); u == nil || u.Disabled.IsZero() {
+		t.Fatalf("reader after disabling: %+v", u)
+	}
+	_, body = admin.do("GET", "/admin/users?done=user-disabled", nil)
+	if !strings.Contains(body, "User disabled") || !strings.Contains(body, `<span class="badge bad">disabled</span>`) ||
+		!strings.Contains(body, `action="/admin/users/reader/enable"`) || strings.Contains(body, `action="/admin/users/reader/disable"`) {
+		t.Fatalf("users page after disabling:\n%s", body)
+	}
+	if resp, _ := reader.do("GET", "/repositories", nil); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/signin") {
+		t.Fatalf("a disabled user's session still shows a page: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp := s.browser().signIn("reader", readerPassword); resp.StatusCode == http.StatusSeeOther {
+		t.Fatal("a disabled user signed in")
+	}
+	resp, body = admin.do("POST", "/admin/users/reader/enable", url.Values{"csrf": {csrf}})
+	wantRedirect(t, "enable user", resp, body, "/admin/users?done=user-enabled")
+	if u := s.accounts().user("reader"); u == nil || !u.Disabled.IsZero() {
+		t.Fatalf("reader after enabling: %+v", u)
+	}
+	if resp := s.browser().signIn("reader", readerPassword); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("an enabled user's sign-in: %d", resp.StatusCode)
+	}
+	// The admin cannot disable itself: the API's refusal, nothing changes.
+	before := s.accounts()
+	if resp, body := admin.do("POST", "/admin/users/admin/disable", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "your own account") {
+		t.Fatalf("disabling oneself: %d\n%s", resp.StatusCode, body)
+	}
+	sameAccounts(t, "disabling oneself", before, s.accounts())
+}
+
 func TestAdminPagesRefuseNonAdmins(t *testing.T) {
 	s := newSite(t, true, nil)
 	s.reader("team/**")
@@ -222,6 +278,8 @@ func TestAdminPagesRefuseNonAdmins(t *testing.T) {
 		{"/admin/users", url.Values{"name": {"mallory"}, "password": {"mallory-password-1"}}, http.StatusForbidden},
 		{"/admin/users/admin/groups", url.Values{"groups": {"x"}}, http.StatusForbidden},
 		{"/admin/users/admin/delete", nil, http.StatusForbidden},
+		{"/admin/users/admin/disable", nil, http.StatusForbidden},
+		{"/admin/users/admin/enable", nil, http.StatusForbidden},
 		{"/admin/grants", url.Values{"subject": {"user:reader"}, "role": {"admin"}, "repository": {"**"}}, http.StatusForbidden},
 		{"/admin/grants/remove", url.Values{"subject": {"user:reader"}, "role": {"reader"}, "repository": {"team/**"}}, http.StatusForbidden},
 		// Another user's token does not exist for a reader.
@@ -249,12 +307,13 @@ func TestAdminFormsWithoutCSRFChangeNothing(t *testing.T) {
 	csrf := b.csrf("/admin/users")
 	before := s.accounts()
 	forms := map[string]url.Values{
-		"/admin/users":               {"name": {"mallory"}},
-		"/admin/users/reader/groups": {"groups": {"x"}},
-		"/admin/users/reader/delete": {},
-		"/admin/grants":              {"subject": {"user:reader"}, "role": {"admin"}, "repository": {"**"}},
-		"/admin/grants/remove":       {"subject": {"user:reader"}, "role": {"reader"}, "repository": {"team/**"}},
-		"/admin/tokens":              {"name": {"x"}, "role": {"reader"}, "repositories": {"**"}},
+		"/admin/users":                {"name": {"mallory"}},
+		"/admin/users/reader/groups":  {"groups": {"x"}},
+		"/admin/users/reader/delete":  {},
+		"/admin/users/reader/disable": {},
+		"/admin/grants":               {"subject": {"user:reader"}, "role": {"admin"}, "repository": {"**"}},
+		"/admin/grants/remove":        {"subject": {"user:reader"}, "role": {"reader"}, "repository": {"team/**"}},
+		"/admin/tokens":               {"name": {"x"}, "role": {"reader"}, "repositories": {"**"}},
 	}
 	for path, form := range forms {
 		for _, tc := range []struct {

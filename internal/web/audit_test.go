@@ -79,6 +79,11 @@ func TestAuditPageFiltersAndPages(t *testing.T) {
 		t.Fatalf("/audit: %d\n%s", resp.StatusCode, body)
 	}
 	checkSecurityHeaders(t, "/audit", resp.Header)
+	// Each entry's repository links to the filter by it, escaped once (it
+	// was escaped twice: the link filtered by "team%2Fa" and found nothing).
+	if !strings.Contains(body, `<a href="/audit?repo=team%2fa">team/a</a>`) {
+		t.Errorf("the entries' repository filter link is not /audit?repo=team%%2fa:\n%s", body)
+	}
 	first := rowIndexes(t, body)
 	if len(first) != 50 {
 		t.Fatalf("first page lists %d entries, want 50", len(first))

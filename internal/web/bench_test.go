@@ -36,6 +36,7 @@ func BenchmarkRepositoriesPage10k(b *testing.B) {
 	}
 	st.Close()
 	cfg := config.Default()
+	cfg.Auth.MFA.Roles = nil // passwords alone in these tests
 	cfg.Data = data
 	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

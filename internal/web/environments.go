@@ -52,6 +52,10 @@ type environmentsView struct {
 type projectView struct {
 	promotionhttp.ProjectInfo
 	Rows []projectRow
+	// Pending counts the promotions waiting for approvals now, per
+	// environment (in the project's order); Waiting lists them.
+	Pending []int
+	Waiting []promotion.Pending
 }
 
 type projectRow struct {
@@ -73,7 +77,7 @@ func (s *Site) environments(w http.ResponseWriter, r *Request) error {
 		return err
 	}
 	for _, p := range projects {
-		pv := projectView{ProjectInfo: p}
+		pv := projectView{ProjectInfo: p, Pending: make([]int, len(p.Environments))}
 		rows := map[string]int{}
 		for j, e := range p.Environments {
 			q := url.Values{"project": {p.Name}, "environment": {e.Name}}
@@ -85,6 +89,8 @@ func (s *Site) environments(w http.ResponseWriter, r *Request) error {
 				return err
 			}
 			v.Shown = pe.At
+			pv.Pending[j] = len(pe.Pending)
+			pv.Waiting = append(pv.Waiting, pe.Pending...)
 			if at != "" {
 				v.AtInput = pickerValue(pe.At)
 			}

@@ -254,3 +254,51 @@ func TestEnvironmentsAtInstant(t *testing.T) {
 		t.Fatalf("bad instant: %d", resp.StatusCode)
 	}
 }
+
+// TestEnvironmentsOverviewCountsPending: the overview shows, per
+// environment, how many promotions wait for approvals now and lists
+// them (also for a repository that never ran in the environment); after
+// the second approval the count is gone.
+func TestEnvironmentsOverviewCountsPending(t *testing.T) {
+	s := newPromotionSite(t)
+	d := s.push("apps/web", "v1", nil).String()
+	page := "/environments/apps/web?project=" + url.QueryEscape(envProject)
+	form := url.Values{"repository": {"apps/web"}, "project": {envProject}, "environment": {"prod"}, "digest": {d}}
+	rel1 := s.browser()
+	rel1.signIn("rel1", "rel1-long-passphrase")
+	if _, body := rel1.do("GET", "/environments", nil); strings.Contains(body, "pending") {
+		t.Fatalf("the overview counts pending approvals before any:\n%s", body)
+	}
+	if resp, _ := rel1.action("/environments/promote", page, form); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("first approval: %d", resp.StatusCode)
+	}
+	resp, body := rel1.do("GET", "/environments", nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `prod (2 approvals, <span class="badge warn">1 pending</span>)`) ||
+		!strings.Contains(body, "Waiting for approvals") || !strings.Contains(body, "into prod: 1 of 2 approvals") ||
+		!strings.Contains(body, `<a href="/environments/apps/web?project=apps%2f%2a%2a">apps/web</a>`) {
+		t.Fatalf("the overview after one approval: %d\n%s", resp.StatusCode, body)
+	}
+	// At a past instant the overview shows what ran, not what waits now.
+	if _, body := rel1.do("GET", "/environments?at=2026-01-01T00:00:00", nil); strings.Contains(body, "pending") {
+		t.Fatalf("the overview at an instant counts pending approvals:\n%s", body)
+	}
+	rel2 := s.browser()
+	rel2.signIn("rel2", "rel2-long-passphrase")
+	form.Set("csrf", rel2.csrf(page))
+	if resp, _ := rel2.do("POST", "/environments/approve", form); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("second approval: %d", resp.StatusCode)
+	}
+	_, body = rel2.do("GET", "/environments", nil)
+	if strings.Contains(body, "pending") || strings.Contains(body, "Waiting for approvals") {
+		t.Fatalf("the overview after the promotion still counts it pending:\n%s", body)
+	}
+	// The repository's link opens its environments (the project's name
+	// escaped once: it was escaped twice and the page answered 404).
+	link := `/environments/apps/web?project=apps%2f%2a%2a`
+	if !strings.Contains(body, `<th scope="row"><a href="`+link+`">apps/web</a></th>`) {
+		t.Fatalf("the overview's row link:\n%s", body)
+	}
+	if resp, _ := rel2.do("GET", link, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", link, resp.StatusCode)
+	}
+}

@@ -86,6 +86,8 @@ var (
 type pageError struct {
 	Status        int
 	Title, Detail string
+	// Enrol: the refusal is mfa-required; the page links to Account.
+	Enrol bool
 }
 
 func (e *pageError) Error() string { return e.Title + ": " + e.Detail }
@@ -111,8 +113,15 @@ func (s *Site) fail(w http.ResponseWriter, r *Request, err error) {
 	case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && s.opts.Auth:
 		s.signInFirst(w, r)
 		return
+	case errors.As(err, &ae) && strings.HasSuffix(ae.Type, "/step-up-required"):
+		// A dangerous action wants a fresh second factor: ask for it,
+		// then offer to repeat the action.
+		if perr := s.stepUpPrompt(w, r, ae.Detail); perr != nil {
+			s.opts.Log.Error("rendering the step-up prompt failed", "err", perr)
+		}
+		return
 	case errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500:
-		pe = &pageError{Status: ae.Status, Title: ae.Title, Detail: ae.Detail}
+		pe = &pageError{Status: ae.Status, Title: ae.Title, Detail: ae.Detail, Enrol: strings.HasSuffix(ae.Type, "/mfa-required")}
 		if pe.Title == "" {
 			pe.Title = http.StatusText(ae.Status)
 		}
@@ -143,6 +152,30 @@ var templateFuncs = template.FuncMap{
 	"shortRev":    shortRev,
 	"query":       urlQueryEscape,
 	"path":        urlPathEscape,
+	"confirm":     newConfirmation,
+}
+
+// confirmation is the data of the shared "confirm" block
+// (templates/_confirm.html): a destructive form behind a disclosure.
+type confirmation struct {
+	CSRF, Summary, Action, Question, Button string
+	Fields                                  []field
+}
+
+type field struct{ Name, Value string }
+
+// newConfirmation is the template function confirm: CSRF token, summary,
+// form action, question, button label, then hidden fields as name, value
+// pairs.
+func newConfirmation(csrf, summary, action, question, button string, fields ...string) (confirmation, error) {
+	if len(fields)%2 != 0 {
+		return confirmation{}, fmt.Errorf("confirm: hidden fields come in name, value pairs, got %d strings", len(fields))
+	}
+	c := confirmation{CSRF: csrf, Summary: summary, Action: action, Question: question, Button: button}
+	for i := 0; i < len(fields); i += 2 {
+		c.Fields = append(c.Fields, field{fields[i], fields[i+1]})
+	}
+	return c, nil
 }
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -69,12 +70,18 @@ func (s *Site) repositories(w http.ResponseWriter, r *Request) error {
 }
 
 type repositoryView struct {
-	Name     string
-	Host     string // for pull commands
-	Tags     []catalog.Tag
-	First    bool
-	Next     string
-	Versions []builds.Build
+	Name  string
+	Host  string // for pull commands
+	Tags  []catalog.Tag
+	First bool
+	Next  string
+	// Sort are the sortable columns' headers (Tag, Size, Pushed: links
+	// with ?sort=&order=, as the admin tables); Page and Pages number the
+	// pages of an order other than name ascending (?page=).
+	Sort            map[string]sortHeader
+	Page, Pages     int
+	Prev, FirstHref string
+	Versions        []builds.Build
 	// History is the chosen tag's history (?tag=), newest first.
 	HistoryTag string
 	History    []builds.TagEvent
@@ -84,9 +91,49 @@ type repositoryView struct {
 func (s *Site) repository(w http.ResponseWriter, r *Request) error {
 	name := r.PathValue("name")
 	q := r.URL.Query()
-	v := repositoryView{Name: name, Host: r.Host, First: q.Get("after") == ""}
+	v := repositoryView{Name: name, Host: r.Host, First: q.Get("after") == "" && q.Get("page") == ""}
 	api := url.Values{"n": {strconv.Itoa(pageSize)}}
-	if a := q.Get("after"); a != "" {
+	sortKey, desc := q.Get("sort"), q.Get("order") == "desc"
+	if !slices.Contains([]string{"name", "size", "pushed"}, sortKey) {
+		sortKey = "name"
+	}
+	self := "/repositories/" + urlPathEscape(name)
+	link := func(key string, desc bool, page int) string {
+		l := url.Values{}
+		if key != "name" || desc {
+			l.Set("sort", key)
+		}
+		if desc {
+			l.Set("order", "desc")
+		}
+		if page > 1 {
+			l.Set("page", strconv.Itoa(page))
+		}
+		if len(l) == 0 {
+			return self + "#tags"
+		}
+		return self + "?" + l.Encode() + "#tags"
+	}
+	v.Sort = map[string]sortHeader{}
+	for _, k := range []string{"name", "size", "pushed"} {
+		h := sortHeader{Href: link(k, false, 1)}
+		if k == sortKey {
+			h.Sort, h.Href = "ascending", link(k, !desc, 1)
+			if desc {
+				h.Sort = "descending"
+			}
+		}
+		v.Sort[k] = h
+	}
+	if sortKey != "name" || desc {
+		api.Set("sort", sortKey)
+		if desc {
+			api.Set("order", "desc")
+		}
+		if p := q.Get("page"); p != "" {
+			api.Set("page", p)
+		}
+	} else if a := q.Get("after"); a != "" {
 		api.Set("after", a)
 	}
 	var tags catalog.Tags
@@ -94,8 +141,16 @@ func (s *Site) repository(w http.ResponseWriter, r *Request) error {
 		return err
 	}
 	v.Tags = tags.Tags
+	v.Page, v.Pages = tags.Page, tags.Pages
 	if tags.Next != "" {
-		v.Next = "/repositories/" + urlPathEscape(name) + "?" + url.Values{"after": {tags.Next}}.Encode()
+		v.Next = self + "?" + url.Values{"after": {tags.Next}}.Encode() + "#tags"
+	}
+	v.FirstHref = link(sortKey, desc, 1)
+	if tags.Page > 1 {
+		v.Prev = link(sortKey, desc, tags.Page-1)
+	}
+	if tags.Page > 0 && tags.Page < tags.Pages {
+		v.Next = link(sortKey, desc, tags.Page+1)
 	}
 	var versions builds.VersionList
 	if err := r.Get("/api/v1/versions/"+urlPathEscape(name), &versions); err != nil {

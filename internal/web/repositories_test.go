@@ -149,3 +149,47 @@ func TestRepositoryPage(t *testing.T) {
 		t.Errorf("an unknown repository: %d, want 404", resp.StatusCode)
 	}
 }
+
+// TestRepositoryTagsSort: the tags table sorts by name, size and pushed
+// time through its column headers (links, no script), server-side.
+func TestRepositoryTagsSort(t *testing.T) {
+	s := newSite(t, true, nil)
+	s.push("team/app", "latest", nil)
+	s.push("team/app", "v1.0.0", nil)
+	s.push("team/app", "latest", nil) // latest now points at the newest push
+	b := s.browser()
+	b.signIn("admin", s.admin)
+	order := func(path string) (string, string) {
+		t.Helper()
+		resp, body := b.do("GET", path, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d\n%s", path, resp.StatusCode, body)
+		}
+		l, v := strings.Index(body, `<th scope="row">latest</th>`), strings.Index(body, `<th scope="row">v1.0.0</th>`)
+		if l < 0 || v < 0 {
+			t.Fatalf("%s: a tag is missing\n%s", path, body)
+		}
+		if l < v {
+			return "latest, v1.0.0", body
+		}
+		return "v1.0.0, latest", body
+	}
+	got, body := order("/repositories/team/app")
+	if got != "latest, v1.0.0" || !strings.Contains(body, `<th scope="col" aria-sort="ascending"><a href="/repositories/team/app?order=desc&amp;sort=name#tags">Tag</a></th>`) ||
+		!strings.Contains(body, `<a href="/repositories/team/app?sort=pushed#tags">Pushed</a>`) {
+		t.Fatalf("by name: %s\n%s", got, body)
+	}
+	if got, body := order("/repositories/team/app?sort=pushed"); got != "v1.0.0, latest" ||
+		!strings.Contains(body, `aria-sort="ascending"><a href="/repositories/team/app?order=desc&amp;sort=pushed#tags">Pushed</a>`) {
+		t.Fatalf("by pushed: %s\n%s", got, body)
+	}
+	if got, _ := order("/repositories/team/app?sort=pushed&order=desc"); got != "latest, v1.0.0" {
+		t.Fatalf("by pushed, newest first: %s", got)
+	}
+	if got, _ := order("/repositories/team/app?sort=name&order=desc"); got != "v1.0.0, latest" {
+		t.Fatalf("by name, descending: %s", got)
+	}
+	if got, _ := order("/repositories/team/app?sort=bogus"); got != "latest, v1.0.0" {
+		t.Fatalf("an unknown sort falls back to name: %s", got)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/custody-dev/custody/internal/apiclient"
 	"github.com/custody-dev/custody/internal/auth"
@@ -35,6 +34,8 @@ type signInView struct {
 	Issuers  []auth.OIDCSignIn
 	Signed   bool // the browser is signed in (after OIDC): continue to Next
 	Continue string
+	// Keys: the server offers security keys (web.url is set).
+	Keys bool
 }
 
 // localPath returns next when it is a path on this site, else "/" (no
@@ -60,6 +61,7 @@ func (s *Site) signInPage(w http.ResponseWriter, r *Request) error {
 }
 
 func (s *Site) renderSignIn(w http.ResponseWriter, r *Request, status int, v signInView) error {
+	v.Keys = s.opts.WebAuthn
 	if err := r.Get("/api/v1/sessions/oidc", &v.Issuers); err != nil {
 		s.opts.Log.Warn("listing the OIDC issuers for sign-in failed", "err", err)
 	}
@@ -79,11 +81,25 @@ func (s *Site) signIn(w http.ResponseWriter, r *Request) error {
 	}
 	req, _ := http.NewRequest(http.MethodPost, "/", nil)
 	req.SetBasicAuth(v.User, pass)
+	hdr := http.Header{"Authorization": req.Header["Authorization"]}
+	if code := strings.TrimSpace(r.PostFormValue("otp")); code != "" {
+		hdr.Set(auth.OTPHeader, code)
+	}
+	key, err := webauthnField(r)
+	if err != nil {
+		return err
+	}
 	var created auth.CreatedSession
-	err := r.API.Send(r.Context(), apiclient.Request{Method: http.MethodPost, Path: "/api/v1/sessions", JSON: auth.SessionRequest{},
-		Header: http.Header{"Authorization": req.Header["Authorization"]}}, &created)
+	err = r.API.Send(r.Context(), apiclient.Request{Method: http.MethodPost, Path: "/api/v1/sessions", JSON: auth.SessionRequest{WebAuthn: key},
+		Header: hdr}, &created)
 	var ae *apiclient.Error
 	switch {
+	case errors.As(err, &ae) && strings.HasSuffix(ae.Type, "/mfa-required"):
+		v.Error = "Your account has a second factor: enter its one-time code too, or use your security key."
+		return s.renderSignIn(w, r, http.StatusForbidden, v)
+	case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && key != nil:
+		v.Error = "The sign-in did not succeed: check your password and your security key."
+		return s.renderSignIn(w, r, http.StatusUnauthorized, v)
 	case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized:
 		v.Error = "Unknown user or wrong password."
 		return s.renderSignIn(w, r, http.StatusUnauthorized, v)
@@ -100,7 +116,7 @@ func (s *Site) signIn(w http.ResponseWriter, r *Request) error {
 
 // setSession gives the browser the session's cookie.
 func (s *Site) setSession(w http.ResponseWriter, c auth.CreatedSession) {
-	http.SetCookie(w, auth.SessionCookie(c.Secret, time.Duration(c.MaxAge)*time.Second, s.opts.SecureCookies))
+	http.SetCookie(w, auth.SessionCookie(c.Secret, s.opts.SecureCookies))
 }
 
 func (s *Site) signOut(w http.ResponseWriter, r *Request) error {
@@ -110,7 +126,7 @@ func (s *Site) signOut(w http.ResponseWriter, r *Request) error {
 			return err
 		}
 	}
-	http.SetCookie(w, auth.SessionCookie("", -time.Second, s.opts.SecureCookies))
+	http.SetCookie(w, auth.EndedSessionCookie(s.opts.SecureCookies))
 	http.Redirect(w, r.Request, "/signin", http.StatusSeeOther)
 	return nil
 }

@@ -102,6 +102,9 @@ func TestSignInAndOut(t *testing.T) {
 	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode || cookie.Path != "/" || cookie.Secure {
 		t.Fatalf("session cookie = %+v (over plain HTTP: HttpOnly, SameSite=Strict, Path=/, not Secure)", cookie)
 	}
+	if cookie.MaxAge != 0 || !cookie.Expires.IsZero() || strings.Contains(cookie.Raw, "Max-Age") || strings.Contains(cookie.Raw, "Expires") {
+		t.Fatalf("session cookie %q: want a browser-session cookie (no Max-Age, no Expires; the server enforces the timeouts)", cookie.Raw)
+	}
 	resp, body = b.do("GET", "/repositories", nil)
 	if resp.StatusCode != 200 || !strings.Contains(body, "Signed in as <strong>admin</strong>") || !strings.Contains(body, `href="/admin"`) {
 		t.Fatalf("signed in: %d\n%s", resp.StatusCode, body)

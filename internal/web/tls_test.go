@@ -86,6 +86,11 @@ func TestSessionCookieUnderTLS(t *testing.T) {
 	if cookie == nil || !cookie.Secure || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode || cookie.Path != "/" || cookie.Domain != "" {
 		t.Fatalf("session cookie over TLS = %+v", cookie)
 	}
+	// A browser-session cookie: the server ends the session at its
+	// timeouts, the browser drops the cookie when it closes.
+	if cookie.MaxAge != 0 || !cookie.Expires.IsZero() || strings.Contains(cookie.Raw, "Max-Age") || strings.Contains(cookie.Raw, "Expires") {
+		t.Fatalf("the session cookie over TLS outlives the browser session: %q", cookie.Raw)
+	}
 	resp, body := do("GET", "/repositories", nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Signed in as") {
 		t.Fatalf("signed in over TLS: %d", resp.StatusCode)

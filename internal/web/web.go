@@ -35,7 +35,7 @@ import (
 	"github.com/custody-dev/custody/internal/auth"
 )
 
-//go:embed assets templates
+//go:embed assets templates templates/_*.html
 var files embed.FS
 
 // Options configure the web interface.
@@ -51,6 +51,9 @@ type Options struct {
 	// session cookie is then Secure and __Host- prefixed
 	// (auth.SessionCookieName).
 	SecureCookies bool
+	// WebAuthn is true when the server offers security keys (web.url):
+	// the sign-in form then offers one.
+	WebAuthn bool
 	// Version is shown in the footer.
 	Version string
 	Log     *slog.Logger
@@ -94,6 +97,7 @@ func New(opts Options) (*Site, error) {
 	s.artifactRoutes()
 	s.environmentsRoutes()
 	s.adminRoutes()
+	s.accountRoutes()
 	// Everything else the server does not route is the web
 	// interface's: unknown paths get its not-found page.
 	s.mux.Handle("/", s.handler(func(w http.ResponseWriter, r *Request) error {
@@ -175,7 +179,8 @@ func (s *Site) assets() http.Handler {
 // asset returns the URL of an embedded asset ("custody.css").
 func (s *Site) asset(name string) string { return s.assetPrefix + name }
 
-// parseTemplates parses templates/layout.html with each page template.
+// parseTemplates parses templates/layout.html and the shared blocks
+// (templates/_*.html) with each page template.
 func (s *Site) parseTemplates() error {
 	funcs := template.FuncMap{
 		"asset": s.asset,
@@ -183,7 +188,7 @@ func (s *Site) parseTemplates() error {
 	for k, f := range templateFuncs {
 		funcs[k] = f
 	}
-	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html")
+	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/_*.html")
 	if err != nil {
 		return err
 	}
@@ -193,7 +198,7 @@ func (s *Site) parseTemplates() error {
 	}
 	for _, n := range names {
 		base := path.Base(n)
-		if base == "layout.html" {
+		if base == "layout.html" || strings.HasPrefix(base, "_") {
 			continue
 		}
 		t, err := template.Must(layout.Clone()).ParseFS(files, n)

@@ -28,6 +28,7 @@ type site struct {
 func newSite(t *testing.T, authOn bool, mutate func(*config.Config)) *site {
 	t.Helper()
 	cfg := config.Default()
+	cfg.Auth.MFA.Roles = nil // passwords alone in these tests
 	cfg.Data = t.TempDir()
 	if !authOn {
 		cfg.Auth.Mode = "none"

@@ -13,7 +13,7 @@ import (
 // second server.
 func TestForensicsDocWalkthrough(t *testing.T) {
 	out := walkthrough{doc: "docs/forensics.md", from: "## Walkthrough", to: "## Assessing the whole", addrs: []string{"R", "R2"}}.run(t)
-	for _, want := range []string{"custody/manifest.json", "import"} {
+	for _, want := range []string{"custody/manifest.json", "import", "Enrolled. Recovery codes"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("walkthrough output lacks %q", want)
 		}

@@ -13,7 +13,8 @@ import (
 func TestPromotionDocWalkthrough(t *testing.T) {
 	out := walkthrough{doc: "docs/promotion.md", from: "## Walkthrough", to: "## API", addrs: []string{"R"}}.run(t)
 	for _, want := range []string{"FAIL promoted_to_previous", "only by promotion", "approval recorded: 1 of 2", "rolled prod of apps/web back", "revoked by admin",
-		"prod of project apps/**", "INDEX"} {
+		"prod of project apps/**", "INDEX",
+		"requires a second factor", "Enrolled. Recovery codes"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("walkthrough output lacks %q", want)
 		}

@@ -59,7 +59,7 @@ type keyless struct {
 
 const keylessIdentity = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
 
-func startKeyless(t *testing.T) *keyless {
+func startTransparency(t *testing.T) *keyless {
 	t.Helper()
 	dir, data := t.TempDir(), t.TempDir()
 	env := []string{"CUSTODY_CA_PASSWORD=ca pass", "CUSTODY_REKOR_PASSWORD=log pass", "CUSTODY_KEY_PASSWORD=ring pass"}
@@ -226,7 +226,7 @@ func (k *keyless) token(t *testing.T) string {
 // signature is refused with 400 and nothing is appended.
 func TestCosignKeylessTransparency(t *testing.T) {
 	cosign := testserver.Client(t, "cosign3")
-	k := startKeyless(t)
+	k := startTransparency(t)
 	admin := &authn.Basic{Username: "admin", Password: k.srv.AdminPassword()}
 	ref, err := name.ParseReference(k.srv.Host()+"/apps/app:v1", name.Insecure)
 	if err != nil {
@@ -377,7 +377,7 @@ func badEntryRequest(t *testing.T, bundlePath string) []byte {
 // --insecure-* flag.
 func TestCosignV2KeylessTransparency(t *testing.T) {
 	cosign := testserver.Client(t, "cosign")
-	k := startKeyless(t)
+	k := startTransparency(t)
 	admin := &authn.Basic{Username: "admin", Password: k.srv.AdminPassword()}
 	ref, err := name.ParseReference(k.srv.Host()+"/apps/app:v2", name.Insecure)
 	if err != nil {
@@ -430,7 +430,7 @@ func TestCosignV2KeylessTransparency(t *testing.T) {
 // refuses both with a trust root that does not name the log.
 func TestCosignKeyLogEntryInEvidence(t *testing.T) {
 	cosign := testserver.Client(t, "cosign3")
-	k := startKeyless(t)
+	k := startTransparency(t)
 	const password = "cosign pass"
 	home, work := t.TempDir(), t.TempDir()
 	admin := &authn.Basic{Username: "admin", Password: k.srv.AdminPassword()}

@@ -30,7 +30,7 @@ type walkthrough struct {
 func (w walkthrough) run(t *testing.T) string {
 	t.Helper()
 	crane := client(t, "crane")
-	for _, tool := range []string{"bash", "curl", "jq", "tar"} {
+	for _, tool := range []string{"bash", "curl", "jq", "tar", "oathtool"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed", tool)
 		}

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,4 +66,51 @@ func measureAuditAppend(ctx context.Context, dir string, keep bool) (sample, err
 		return sample{}, fmt.Errorf("audit log holds %d entries, want %d", got, auditEntries)
 	}
 	return sample{unit: "entries/s", value: auditEntries / secs, ops: auditEntries, seconds: secs}, nil
+}
+
+// tesseraEntries is how many entries one run of the audit-append row's
+// peer appends: the POSIX log fsyncs its tiles for every batch and runs at
+// a few hundred entries/s with 8 writers here, so fewer entries than
+// custody's keep a run under a minute. Both are steady rates.
+const tesseraEntries = 5000
+
+// tesseraBin builds bench/tessera-append (its own module, so custody does
+// not depend on Tessera) once, or says why it cannot be built: then the
+// audit-append row has no peer.
+func (h *harness) tesseraBin() (string, error) {
+	if h.tessera != "" || h.tesseraErr != nil {
+		return h.tessera, h.tesseraErr
+	}
+	bin := filepath.Join(h.root, ".cache", "bin", "tessera-append")
+	logf("building the Tessera POSIX log peer -> %s", bin)
+	if err := goCmd(h.ctx, filepath.Join(h.root, "bench", "tessera-append"), nil, "build", "-o", bin, "."); err != nil {
+		h.tesseraErr = fmt.Errorf("%w: %v", errNoPeer, err)
+		return "", h.tesseraErr
+	}
+	h.tessera = bin
+	return bin, nil
+}
+
+// measureTessera appends tesseraEntries entries to a fresh Tessera POSIX
+// log with the same 8 closed-loop writers as measureAuditAppend.
+func (h *harness) measureTessera(dir string) (sample, error) {
+	bin, err := h.tesseraBin()
+	if err != nil {
+		return sample{}, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return sample{}, err
+	}
+	if !h.o.keep {
+		defer os.RemoveAll(dir)
+	}
+	out, err := exec.CommandContext(h.ctx, bin, "-dir", filepath.Join(dir, "log"), "-entries", fmt.Sprint(tesseraEntries), "-workers", "8").Output()
+	if err != nil {
+		return sample{}, fmt.Errorf("tessera-append: %w", err)
+	}
+	secs, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	if err != nil {
+		return sample{}, fmt.Errorf("tessera-append printed %q", out)
+	}
+	return sample{unit: "entries/s", value: tesseraEntries / secs, ops: tesseraEntries, seconds: secs}, nil
 }

@@ -18,17 +18,22 @@
 // -peer custody-audit-off replaces the reference registry by custody with
 // its tamper-evident audit log switched off (audit.disableUnsafe), so the
 // ratio is the log's cost. The audit-append row appends entries to the
-// audit log in process (SQLite, as the embedded server does) and reports
-// entries/s; its peer column is the 5,000 entries/s target. The verify
-// row times custody verify's checks (signatures, provenance, SBOM) on a
-// signed, attested image, warm, in process; its peer column is the target
-// of 20 verifications/s (50 ms each). The sign row signs one image
-// repeatedly (each signature stored as a cosign v2 tag layer and a bundle
-// referrer) against the same 50 ms budget. The bundle-export and
-// bundle-verify rows export 50 images x 20 layers (-bundle-layer each) as
-// one evidence bundle and verify it offline with custody verify --bundle
+// audit log in process (SQLite, as the embedded server does) from 8
+// writers and reports entries/s; its peer is a transparency-dev Tessera
+// POSIX log appended to by 8 writers too (bench/tessera-append, its own
+// module; the row has no peer when it cannot be built). The startup, sign
+// and verify rows time whole client processes against crane version,
+// cosign sign and cosign verify-attestation on the same artifact
+// (verify.go; -clients names where crane and cosign are). The
+// bundle-export and bundle-verify rows export 50 images x 20 layers
+// (-bundle-layer each) as one evidence bundle and verify it offline with
+// custody verify --bundle
 // (bundle.go); no registry to compare with exists, so their reference
-// column is n/a.
+// column is n/a. The sign-keyless-vs-keyed row compares custody's two
+// signing modes (keyless.go): its custody column is keyless signing
+// (ephemeral key, certificate from the CA, time-stamp), its reference
+// column key-based signing with the same time-stamp; it is not a peer
+// comparison.
 package main
 
 import (
@@ -70,10 +75,6 @@ const (
 	peerCustodyAuditOff = "custody-audit-off"
 )
 
-// auditTarget is the audit-append row's peer value: the entries/s the
-// audit log must sustain.
-const auditTarget = 5000
-
 type options struct {
 	rows      []string
 	runs      int
@@ -92,6 +93,8 @@ type options struct {
 	peer        string
 	backend     string
 	replicas    int
+	// clients is where the command rows' peers (crane, cosign) are.
+	clients string
 }
 
 func main() {
@@ -124,6 +127,7 @@ func run() error {
 	flag.StringVar(&bLayer, "bundle-layer", "1075KiB", "layer size of the bundle rows' 50 images x 20 layers (1075KiB: a 1.03 GiB bundle)")
 	flag.StringVar(&o.peer, "peer", peerReference, "what custody is compared with: reference (the CNCF registry) or custody-audit-off (custody without its audit log)")
 	flag.StringVar(&o.backend, "backend", backendEmbedded, "custody's backends: embedded (SQLite and files) or postgres-s3 (PostgreSQL and MinIO; the peer column is then custody embedded)")
+	flag.StringVar(&o.clients, "clients", "", "directory of the command rows' peers, crane and cosign (default $CUSTODY_CLIENTS_BIN, else <repo>/.cache/bin)")
 	flag.IntVar(&o.replicas, "replicas", 1, "custody replicas with -backend postgres-s3 (1 or 2; the client sends requests to them in turn)")
 	flag.Parse()
 	set := map[string]bool{}
@@ -236,7 +240,9 @@ func allRows(sizes []int64) []string {
 	for _, s := range sizes {
 		rows = append(rows, "push-"+formatSize(s), "pull-"+formatSize(s), "fetch-"+formatSize(s))
 	}
-	rows = append(append(rows, "manifest-push", "manifest-pull", "audit-append", "sign", "verify"), bundleRows...)
+	rows = append(append(rows, "manifest-push", "manifest-pull", "audit-append"), cmdRows...)
+	rows = append(rows, keylessRow)
+	rows = append(rows, bundleRows...)
 	return append(rows, uiRows()...)
 }
 
@@ -327,6 +333,9 @@ type Row struct {
 	Custody   Target  `json:"custody"`
 	Reference Target  `json:"reference"`
 	Ratio     float64 `json:"ratio"` // custody median / reference median
+	// Peer names what the reference column ran when it is not the
+	// reference registry (the command and audit-append rows).
+	Peer string `json:"peer,omitempty"`
 }
 
 // Target holds one target's samples for a row.
@@ -373,6 +382,9 @@ func printTable(w io.Writer, res *Results) {
 			peer(r, fmt.Sprintf("%.0f", r.Reference.PeakRSSMiB)), r.Custody.CPU, peer(r, fmt.Sprintf("%.2f", r.Reference.CPU)))
 	}
 	tw.Flush()
+	if p := peers(res); p != "" {
+		fmt.Fprintf(w, "reference column of the other rows: %s\n", p)
+	}
 	if hasUI(res) {
 		fmt.Fprintf(w, "\nweb pages (server-side render, ms over loopback; target: median under %d ms)\n", uiTarget)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -384,6 +396,18 @@ func printTable(w io.Writer, res *Results) {
 		}
 		tw.Flush()
 	}
+}
+
+// peers lists the rows whose reference column is not the reference
+// registry, with what it ran.
+func peers(res *Results) string {
+	var out []string
+	for _, r := range res.Rows {
+		if r.Peer != "" && len(r.Reference.Samples) > 0 {
+			out = append(out, r.Name+": "+r.Peer)
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // hasUI reports whether res holds ui-* rows (they get their own table: a
@@ -432,6 +456,9 @@ func markdown(res *Results) string {
 			num(r.Custody.Median), peer(r, num(r.Reference.Median)), peer(r, fmt.Sprintf("%.2fx", r.Ratio)), r.Custody.PeakRSSMiB,
 			peer(r, fmt.Sprintf("%.0f", r.Reference.PeakRSSMiB)), r.Custody.CPU, peer(r, fmt.Sprintf("%.2f", r.Reference.CPU)))
 	}
+	if p := peers(res); p != "" {
+		fmt.Fprintf(&b, "\nThe reference column of these rows is another peer: %s.\n", p)
+	}
 	if hasUI(res) {
 		fmt.Fprintf(&b, "\nWeb pages: server-side render time in ms (up to %d requests per run over loopback, at least %d, none started after %s; median of the runs' medians and of their 90th percentiles); no other registry has these pages, so the target column is the goal, not a peer.\n\n", uiRequests, uiMinRequests, uiRunBudget)
 		b.WriteString("| row | median ms | p90 ms | target ms | custody peak RSS MiB | custody server CPU s |\n|---|---:|---:|---:|---:|---:|\n")
@@ -440,6 +467,9 @@ func markdown(res *Results) string {
 				fmt.Fprintf(&b, "| %s | %s | %s | %d | %.0f | %.2f |\n", r.Name, num(r.Custody.Median), num(r.Custody.P90), uiTarget, r.Custody.PeakRSSMiB, r.Custody.CPU)
 			}
 		}
+	}
+	if slices.ContainsFunc(res.Rows, func(r Row) bool { return r.Name == keylessRow }) {
+		fmt.Fprintf(&b, "\n%s compares custody's two signing modes, not custody with a peer: the custody column is keyless signing (ephemeral key, workload certificate, time-stamp), the reference column key-based signing with the same time-stamp.\n", keylessRow)
 	}
 	b.WriteString("\nAll samples, throughput (custody | reference):\n\n")
 	for _, r := range res.Rows {
@@ -470,8 +500,14 @@ type harness struct {
 	seq        int
 	revision   string
 	started    time.Time
-	svc        *services // PostgreSQL and MinIO for -backend postgres-s3
-	ui         *uiSeed   // the ui-* rows' data, seeded by the first of them
+	svc        *services   // PostgreSQL and MinIO for -backend postgres-s3
+	ui         *uiSeed     // the ui-* rows' data, seeded by the first of them
+	cmdFix     *cmdFixture // the command rows' server and signed image
+	cmdFixErr  error       // why the fixture could not be made
+	// tessera is the audit-append row's peer (bench/tessera-append),
+	// tesseraErr why it could not be built.
+	tessera    string
+	tesseraErr error
 }
 
 func newHarness(ctx context.Context, o options) (*harness, error) {
@@ -527,6 +563,7 @@ func newHarness(ctx context.Context, o options) (*harness, error) {
 }
 
 func (h *harness) close() {
+	h.closeFixture()
 	h.closeServices()
 	if h.o.keep {
 		logf("kept %s", h.work)
@@ -611,10 +648,27 @@ func (h *harness) runAll() (*Results, error) {
 	}
 	for _, name := range h.o.rows {
 		row := Row{Name: name}
+		if slices.Contains(cmdRows, name) {
+			// Processes alternate inside each run (measureCmdRow).
+			if err := h.cmdRow(&row); errors.Is(err, errNoPeer) {
+				logf("%s: skipped: %v", name, err)
+				continue
+			} else if err != nil {
+				return nil, err
+			}
+			res.Rows = append(res.Rows, row)
+			continue
+		}
 		for run := range h.o.runs {
 			targets := []string{targetCustody, targetReference}
 			if slices.Contains(bundleRows, name) {
 				targets = targets[:1] // no peer writes evidence bundles
+			}
+			if name == "audit-append" {
+				if _, err := h.tesseraBin(); err != nil {
+					logf("audit-append: no peer: %v", err)
+					targets = targets[:1]
+				}
 			}
 			for _, target := range targets {
 				if err := h.ctx.Err(); err != nil {
@@ -639,6 +693,9 @@ func (h *harness) runAll() (*Results, error) {
 				}
 				logf("%-14s run %d %-9s %10s %s in %.3fs, server CPU %.2fs, peak RSS %.0f MiB", name, run+1, target, num(s.value), s.unit, s.seconds, s.cpu, s.rssMiB)
 			}
+		}
+		if name == "audit-append" {
+			row.Peer = fmt.Sprintf("Tessera v1.0.4 POSIX log, 8 writers, %d entries per run", tesseraEntries)
 		}
 		row.Custody.Median = median(row.Custody.Samples)
 		row.Reference.Median = median(row.Reference.Samples)
@@ -673,19 +730,9 @@ type sample struct {
 
 // measure runs one row once against a fresh server of target.
 func (h *harness) measure(row, target string) (sample, error) {
-	if row == "verify" {
-		if target == targetReference {
-			return sample{unit: "verifies/s", value: verifyTarget}, nil
-		}
+	if row == keylessRow {
 		h.seq++
-		return measureVerify(h.ctx, filepath.Join(h.work, fmt.Sprintf("%03d-%s", h.seq, row)), h.o.keep, false)
-	}
-	if row == "sign" {
-		if target == targetReference {
-			return sample{unit: "signatures/s", value: verifyTarget}, nil
-		}
-		h.seq++
-		return measureVerify(h.ctx, filepath.Join(h.work, fmt.Sprintf("%03d-%s", h.seq, row)), h.o.keep, true)
+		return measureSigning(h.ctx, filepath.Join(h.work, fmt.Sprintf("%03d-%s-%s", h.seq, row, target)), h.o.keep, target == targetCustody)
 	}
 	if slices.Contains(bundleRows, row) {
 		return h.measureBundle(row, target)
@@ -694,10 +741,10 @@ func (h *harness) measure(row, target string) (sample, error) {
 		return h.measureUI(row, target)
 	}
 	if row == "audit-append" {
-		if target == targetReference {
-			return sample{unit: "entries/s", value: auditTarget}, nil
-		}
 		h.seq++
+		if target == targetReference {
+			return h.measureTessera(filepath.Join(h.work, fmt.Sprintf("%03d-%s-tessera", h.seq, row)))
+		}
 		return measureAuditAppend(h.ctx, filepath.Join(h.work, fmt.Sprintf("%03d-%s", h.seq, row)), h.o.keep)
 	}
 	h.seq++

@@ -86,6 +86,18 @@ type Params struct {
 	// Fingerprints are signing-key fingerprints ("SHA256:..." for SSH,
 	// hex for OpenPGP), for commit_signed_by.
 	Fingerprints []string `json:"fingerprints,omitempty" yaml:"fingerprints,omitempty"`
+	// Identity constraints of signed_by_identity, named as cosign's
+	// --certificate-* flags (certidentity.Constraints): identity or
+	// identityRegexp, and issuer or issuerRegexp, are required.
+	Identity                 string `json:"identity,omitempty" yaml:"identity,omitempty"`
+	IdentityRegexp           string `json:"identityRegexp,omitempty" yaml:"identityRegexp,omitempty"`
+	Issuer                   string `json:"issuer,omitempty" yaml:"issuer,omitempty"`
+	IssuerRegexp             string `json:"issuerRegexp,omitempty" yaml:"issuerRegexp,omitempty"`
+	GitHubWorkflowRepository string `json:"githubWorkflowRepository,omitempty" yaml:"githubWorkflowRepository,omitempty"`
+	GitHubWorkflowRef        string `json:"githubWorkflowRef,omitempty" yaml:"githubWorkflowRef,omitempty"`
+	Repository               string `json:"repository,omitempty" yaml:"repository,omitempty"`
+	Ref                      string `json:"ref,omitempty" yaml:"ref,omitempty"`
+	Workflow                 string `json:"workflow,omitempty" yaml:"workflow,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("500ms",

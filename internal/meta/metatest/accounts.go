@@ -19,6 +19,7 @@ func RunAccounts(t *testing.T, open Replicas[account.Store]) {
 	runSuite(t, open, []subtest[account.Store]{
 		{"Empty", testAccountsEmpty},
 		{"Users", testAccountsUsers},
+		{"UsersDisabled", testAccountsUsersDisabled},
 		{"Grants", testAccountsGrants},
 		{"Tokens", testAccountsTokens},
 		{"GenerationSeenByReplica", testAccountsGenerationReplica},
@@ -27,6 +28,11 @@ func RunAccounts(t *testing.T, open Replicas[account.Store]) {
 		{"Sessions", testSessions},
 		{"SessionsPurge", testSessionsPurge},
 		{"SessionsSeenByReplica", testSessionsReplicas},
+		{"Factors", testFactors},
+		{"FactorsConcurrentUse", testFactorsConcurrent},
+		{"SessionStepUp", testSessionStepUp},
+		{"WebAuthnKeys", testWebAuthnKeys},
+		{"WebAuthnKeysConcurrentUse", testWebAuthnConcurrent},
 	})
 }
 
@@ -80,6 +86,106 @@ func testAccountsEmpty(t *testing.T, open Replicas[account.Store]) {
 	if g := authGen(t, s); g != st.Generation {
 		t.Fatalf("AuthGeneration = %d, AuthState's generation = %d; want the same with no write between", g, st.Generation)
 	}
+}
+
+// testAccountsUsersDisabled: disabling a user records when, ends its
+// sessions (and only its), survives PutUser replacing the user, keeps
+// the first time when repeated, and is undone by enabling; every change
+// moves the generation; an unknown user is ErrNotFound and changes
+// nothing.
+func testAccountsUsersDisabled(t *testing.T, open Replicas[account.Store]) {
+	s := one(t, open)
+	ctx := t.Context()
+	t0 := time.Date(2030, 3, 4, 5, 6, 7, 0, time.UTC)
+	for _, u := range []account.User{{Name: "alice", PasswordHash: "$2a$10$a", Created: t0}, {Name: "bob", Created: t0}} {
+		if err := s.PutUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sessions := []account.Session{
+		{Hash: "s-alice-1", Subject: "alice", Method: "session", CSRF: "c", Created: t0, LastSeen: t0},
+		{Hash: "s-alice-2", Subject: "alice", Method: "session", CSRF: "c", Created: t0, LastSeen: t0},
+		{Hash: "s-bob", Subject: "bob", Method: "session", CSRF: "c", Created: t0, LastSeen: t0},
+	}
+	for _, se := range sessions {
+		if err := s.PutSession(ctx, se); err != nil {
+			t.Fatal(err)
+		}
+	}
+	user := func(name string) account.User {
+		t.Helper()
+		for _, u := range authState(t, s).Users {
+			if u.Name == name {
+				return u
+			}
+		}
+		t.Fatalf("no user %s", name)
+		return account.User{}
+	}
+	if u := user("alice"); !u.Disabled.IsZero() {
+		t.Fatalf("a new user is disabled: %+v", u)
+	}
+	gen := authGen(t, s)
+	at := t0.Add(time.Hour)
+	if err := s.SetUserDisabled(ctx, "alice", at); err != nil {
+		t.Fatalf("SetUserDisabled(alice): %v", err)
+	}
+	if g := authGen(t, s); g <= gen {
+		t.Fatalf("generation %d after disabling, was %d; want it to grow", g, gen)
+	}
+	if u := user("alice"); !u.Disabled.Equal(at) || u.PasswordHash != "$2a$10$a" {
+		t.Fatalf("after disabling alice: %+v; want disabled at %v, password kept", u, at)
+	}
+	if u := user("bob"); !u.Disabled.IsZero() {
+		t.Fatalf("disabling alice disabled bob: %+v", u)
+	}
+	for _, h := range []string{"s-alice-1", "s-alice-2"} {
+		_, err := s.GetSession(ctx, h)
+		wantAccountNotFound(t, "GetSession of a disabled user's session "+h, err)
+	}
+	getSession(t, s, "s-bob")
+
+	// Again: the first time stays. Replacing the user keeps it disabled.
+	if err := s.SetUserDisabled(ctx, "alice", at.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutUser(ctx, account.User{Name: "alice", PasswordHash: "$2a$10$new", Created: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if u := user("alice"); !u.Disabled.Equal(at) || u.PasswordHash != "$2a$10$new" {
+		t.Fatalf("after disabling again and replacing alice: %+v; want still disabled at %v", u, at)
+	}
+
+	// Enabling clears it; the sessions that ended stay ended.
+	gen = authGen(t, s)
+	if err := s.SetUserDisabled(ctx, "alice", time.Time{}); err != nil {
+		t.Fatalf("SetUserDisabled(alice, zero): %v", err)
+	}
+	if g := authGen(t, s); g <= gen {
+		t.Fatalf("generation %d after enabling, was %d; want it to grow", g, gen)
+	}
+	if u := user("alice"); !u.Disabled.IsZero() {
+		t.Fatalf("after enabling alice: %+v", u)
+	}
+	_, err := s.GetSession(ctx, "s-alice-1")
+	wantAccountNotFound(t, "GetSession after enabling", err)
+
+	// A user created disabled is stored so.
+	if err := s.PutUser(ctx, account.User{Name: "carol", Created: t0, Disabled: at}); err != nil {
+		t.Fatal(err)
+	}
+	if u := user("carol"); !u.Disabled.Equal(at) {
+		t.Fatalf("user created disabled: %+v", u)
+	}
+
+	// An unknown user: ErrNotFound, nothing changes.
+	before := authState(t, s)
+	wantAccountNotFound(t, "SetUserDisabled of an unknown user", s.SetUserDisabled(ctx, "nobody", at))
+	wantAccountNotFound(t, "SetUserDisabled(zero) of an unknown user", s.SetUserDisabled(ctx, "nobody", time.Time{}))
+	if after := authState(t, s); after.Generation != before.Generation || len(after.Users) != len(before.Users) {
+		t.Fatalf("a refused SetUserDisabled changed the state: %+v -> %+v", before, after)
+	}
+	getSession(t, s, "s-bob")
 }
 
 func testAccountsUsers(t *testing.T, open Replicas[account.Store]) {

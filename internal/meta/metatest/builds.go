@@ -31,6 +31,7 @@ func RunBuilds(t *testing.T, open Replicas[BuildsStore]) {
 		{"VetoedMoveNotRecorded", testVetoedMoveNotRecorded},
 		{"DeletedManifestLeavesIndex", testDeletedManifestLeavesIndex},
 		{"ConcurrentTagMoves", testConcurrentTagMoves},
+		{"TaggedRepositories", testTaggedRepositories},
 	})
 }
 
@@ -49,6 +50,48 @@ func testBuildsEmpty(t *testing.T, open Replicas[BuildsStore]) {
 	}
 	if h, err := s.TagHistory(ctx, "r", "latest"); err != nil || h == nil || len(h) != 0 {
 		t.Fatalf("TagHistory of an unknown tag = %#v, %v; want an empty, non-nil list", h, err)
+	}
+	if rs, err := s.TaggedRepositories(ctx, "prod"); err != nil || rs == nil || len(rs) != 0 {
+		t.Fatalf("TaggedRepositories of an unknown tag = %#v, %v; want an empty, non-nil list", rs, err)
+	}
+}
+
+// testTaggedRepositories: the repositories whose tag has a history, in
+// byte order, each once however often the tag moved, including those
+// where the tag was since deleted, excluding repositories that no longer
+// exist and those where only another tag moved.
+func testTaggedRepositories(t *testing.T, open Replicas[BuildsStore]) {
+	s := one(t, open)
+	ctx := t.Context()
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := func(repo, name string) meta.Manifest {
+		return meta.Manifest{Repo: repo, Digest: d(repo + name), MediaType: mtImage, Size: 10, Created: t0}
+	}
+	put(t, s, m("b/app", "1"), "prod")
+	put(t, s, m("b/app", "2"), "prod") // moved: still one entry
+	put(t, s, m("B/app", "1"), "prod") // upper case sorts first in byte order
+	put(t, s, m("a/app", "1"), "staging")
+	put(t, s, m("c/app", "1"), "prod")
+	if err := s.DeleteTag(ctx, "c/app", "prod"); err != nil { // deleted tag: its history stays
+		t.Fatal(err)
+	}
+	gone := m("gone/app", "1")
+	put(t, s, gone, "prod")
+	if _, err := s.DeleteManifest(ctx, "gone/app", gone.Digest); err != nil { // the repository is gone
+		t.Fatal(err)
+	}
+	if _, err := s.GetManifest(ctx, "gone/app", gone.Digest); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatalf("GetManifest after delete: %v", err)
+	}
+	want := []string{"B/app", "b/app", "c/app"}
+	if rs, err := s.TaggedRepositories(ctx, "prod"); err != nil || !slices.Equal(rs, want) {
+		t.Fatalf("TaggedRepositories(prod) = %q, %v; want %q", rs, err, want)
+	}
+	if rs, err := s.TaggedRepositories(ctx, "staging"); err != nil || !slices.Equal(rs, []string{"a/app"}) {
+		t.Fatalf("TaggedRepositories(staging) = %q, %v; want [a/app]", rs, err)
+	}
+	if rs, err := s.TaggedRepositories(ctx, "pro"); err != nil || len(rs) != 0 {
+		t.Fatalf("TaggedRepositories(pro) = %q, %v; a prefix of a tag is another tag", rs, err)
 	}
 }
 

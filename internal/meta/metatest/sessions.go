@@ -12,7 +12,8 @@ import (
 // keeps them, see keep).
 func sameSession(a, b account.Session) bool {
 	return a.Hash == b.Hash && a.Subject == b.Subject && a.Method == b.Method && reflect.DeepEqual(a.Groups, b.Groups) &&
-		reflect.DeepEqual(a.Scopes, b.Scopes) && a.CSRF == b.CSRF && a.Created.Equal(keep(b.Created)) && a.LastSeen.Equal(keep(b.LastSeen))
+		reflect.DeepEqual(a.Scopes, b.Scopes) && a.CSRF == b.CSRF && a.Created.Equal(keep(b.Created)) && a.LastSeen.Equal(keep(b.LastSeen)) &&
+		a.Factor == b.Factor && (a.FactorAt.IsZero() && b.FactorAt.IsZero() || a.FactorAt.Equal(keep(b.FactorAt)))
 }
 
 func getSession(t *testing.T, s account.Store, hash string) account.Session {
@@ -31,7 +32,7 @@ func testSessions(t *testing.T, open Replicas[account.Store]) {
 	ctx := t.Context()
 	t0 := time.Date(2030, 5, 6, 7, 8, 9, 987654321, time.UTC)
 	gen := authGen(t, s)
-	local := account.Session{Hash: "aa11", Subject: "alice", Method: "password", CSRF: "c1", Created: t0, LastSeen: t0}
+	local := account.Session{Hash: "aa11", Subject: "alice", Method: "password", CSRF: "c1", Created: t0, LastSeen: t0, Factor: "totp", FactorAt: t0}
 	oidc := account.Session{Hash: "bb22", Subject: "gh:octocat", Method: "oidc", Groups: []string{"dev", "ops"}, CSRF: "c2",
 		Scopes:  []account.Scope{{Role: account.RoleReader, Repositories: []string{"team/**"}}},
 		Created: t0.Add(time.Minute), LastSeen: t0.Add(2 * time.Minute)}

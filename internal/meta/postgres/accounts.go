@@ -54,23 +54,27 @@ func (s *Store) AuthState(ctx context.Context) (account.State, error) {
 		if err := tx.QueryRow(ctx, `SELECT gen FROM auth_generation`).Scan(&st.Generation); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT name, password_hash, groups, created FROM auth_users ORDER BY name`)
+		rows, err := tx.Query(ctx, `SELECT name, password_hash, groups, created, disabled FROM auth_users ORDER BY name`)
 		if err != nil {
 			return err
 		}
 		if st.Users, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (account.User, error) {
 			var (
-				u       account.User
-				groups  []byte
-				created int64
+				u        account.User
+				groups   []byte
+				created  int64
+				disabled *int64
 			)
-			if err := row.Scan(&u.Name, &u.PasswordHash, &groups, &created); err != nil {
+			if err := row.Scan(&u.Name, &u.PasswordHash, &groups, &created, &disabled); err != nil {
 				return u, err
 			}
 			if err := json.Unmarshal(groups, &u.Groups); err != nil {
 				return u, fmt.Errorf("user %s: groups: %w", u.Name, err)
 			}
 			u.Created = meta.FromMicros(created)
+			if disabled != nil {
+				u.Disabled = meta.FromMicros(*disabled)
+			}
 			return u, nil
 		}); err != nil {
 			return err
@@ -86,7 +90,7 @@ func (s *Store) AuthState(ctx context.Context) (account.State, error) {
 		}); err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, `SELECT id, hash, owner, name, scopes, created, expires, revoked FROM auth_tokens ORDER BY created, id`)
+		rows, err = tx.Query(ctx, `SELECT id, hash, owner, name, scopes, created, expires, revoked, sign_in FROM auth_tokens ORDER BY created, id`)
 		if err != nil {
 			return err
 		}
@@ -97,7 +101,7 @@ func (s *Store) AuthState(ctx context.Context) (account.State, error) {
 				created, expires int64
 				revoked          *int64
 			)
-			if err := row.Scan(&t.ID, &t.Hash, &t.Owner, &t.Name, &scopes, &created, &expires, &revoked); err != nil {
+			if err := row.Scan(&t.ID, &t.Hash, &t.Owner, &t.Name, &scopes, &created, &expires, &revoked, &t.SignIn); err != nil {
 				return t, err
 			}
 			if err := json.Unmarshal(scopes, &t.Scopes); err != nil {
@@ -143,10 +147,18 @@ func (s *Store) PutUser(ctx context.Context, u account.User) error {
 	if err != nil {
 		return fmt.Errorf("postgres: put user %s: created: %w", u.Name, err)
 	}
+	var disabled *int64
+	if !u.Disabled.IsZero() {
+		us, err := meta.Micros(u.Disabled)
+		if err != nil {
+			return fmt.Errorf("postgres: put user %s: disabled: %w", u.Name, err)
+		}
+		disabled = &us
+	}
 	err = s.write(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO auth_users(name, password_hash, groups, created) VALUES ($1, $2, $3::jsonb, $4)
+		if _, err := tx.Exec(ctx, `INSERT INTO auth_users(name, password_hash, groups, created, disabled) VALUES ($1, $2, $3::jsonb, $4, $5)
 			ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, groups = excluded.groups`,
-			u.Name, u.PasswordHash, string(gj), created); err != nil {
+			u.Name, u.PasswordHash, string(gj), created, disabled); err != nil {
 			return err
 		}
 		return bumpAuth(ctx, tx)
@@ -178,6 +190,37 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: delete user: %w", err)
+	}
+	return nil
+}
+
+// SetUserDisabled implements account.Store.
+func (s *Store) SetUserDisabled(ctx context.Context, name string, at time.Time) error {
+	var disabled *int64
+	if !at.IsZero() {
+		us, err := meta.Micros(at)
+		if err != nil {
+			return fmt.Errorf("postgres: disable user %s: %w", name, err)
+		}
+		disabled = &us
+	}
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE auth_users SET disabled = CASE WHEN $1::bigint IS NULL THEN NULL ELSE COALESCE(disabled, $1::bigint) END WHERE name = $2`, disabled, name)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("user %s: %w", name, account.ErrNotFound)
+		}
+		if disabled != nil {
+			if _, err := tx.Exec(ctx, `DELETE FROM auth_sessions WHERE subject = $1`, name); err != nil {
+				return err
+			}
+		}
+		return bumpAuth(ctx, tx)
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: set user %s disabled: %w", name, err)
 	}
 	return nil
 }
@@ -226,8 +269,8 @@ func (s *Store) PutToken(ctx context.Context, t account.Token) error {
 		return fmt.Errorf("postgres: put token %s: expires: %w", t.ID, err)
 	}
 	err = s.write(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO auth_tokens(id, hash, owner, name, scopes, created, expires) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)`,
-			t.ID, t.Hash, t.Owner, t.Name, string(scopes), created, expires); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO auth_tokens(id, hash, owner, name, scopes, created, expires, sign_in) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8)`,
+			t.ID, t.Hash, t.Owner, t.Name, string(scopes), created, expires, t.SignIn); err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 				return fmt.Errorf("a token with this ID or secret is already stored: %w", err)

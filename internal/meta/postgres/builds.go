@@ -138,6 +138,25 @@ func (s *Store) TagHistory(ctx context.Context, repo, tag string) ([]builds.TagE
 	return out, nil
 }
 
+// TaggedRepositories lists the existing repositories whose tag has a
+// history, in lexical (byte: COLLATE "C") order.
+func (s *Store) TaggedRepositories(ctx context.Context, tag string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT h.repo FROM tag_history h
+		WHERE h.tag = $1 AND EXISTS (SELECT 1 FROM repositories r WHERE r.name = h.repo)
+		ORDER BY h.repo`, tag)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: repositories with tag %s: %w", tag, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: repositories with tag %s: %w", tag, err)
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out, nil
+}
+
 // deref maps NULL to "".
 func deref(s *string) string {
 	if s == nil {

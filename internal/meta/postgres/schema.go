@@ -260,6 +260,46 @@ CREATE INDEX IF NOT EXISTS auth_sessions_created ON auth_sessions(created);
 	`
 CREATE INDEX IF NOT EXISTS tlog_leaves_time ON tlog_leaves (((doc->>'time') COLLATE "C"), idx);
 `,
+	// 7: the repositories an environment tag ever named
+	// (TaggedRepositories), off an index by tag, as the SQLite backend's
+	// migration 9.
+	`
+CREATE INDEX IF NOT EXISTS tag_history_by_tag ON tag_history(tag, repo);
+`,
+	// 8: disabled accounts (SetUserDisabled), as the SQLite backend's
+	// migration 10: unix microseconds, NULL while enabled.
+	`
+ALTER TABLE auth_users ADD COLUMN IF NOT EXISTS disabled BIGINT;
+`,
+	// 9: second factors, as the SQLite backend's migration 9 (see
+	// factors.go).
+	`
+CREATE TABLE IF NOT EXISTS auth_factors (
+	name           TEXT    NOT NULL PRIMARY KEY,
+	totp_secret    TEXT    NOT NULL,
+	totp_confirmed BOOLEAN NOT NULL,
+	totp_last_step BIGINT  NOT NULL,
+	updated        BIGINT  NOT NULL
+);
+CREATE TABLE IF NOT EXISTS auth_recovery_codes (
+	name TEXT NOT NULL,
+	hash TEXT NOT NULL,
+	PRIMARY KEY (name, hash)
+);
+ALTER TABLE auth_sessions ADD COLUMN IF NOT EXISTS factor TEXT NOT NULL DEFAULT '';
+ALTER TABLE auth_sessions ADD COLUMN IF NOT EXISTS factor_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE auth_tokens ADD COLUMN IF NOT EXISTS sign_in BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE TABLE IF NOT EXISTS auth_webauthn (
+	id         TEXT   NOT NULL PRIMARY KEY,
+	name       TEXT   NOT NULL,
+	label      TEXT   NOT NULL,
+	record     BYTEA  NOT NULL,
+	sign_count BIGINT NOT NULL,
+	created    BIGINT NOT NULL,
+	last_used  BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS auth_webauthn_name ON auth_webauthn(name, created);
+`,
 	// The transparency log for signing events (internal/rekor): the audit
 	// log's tables again, for a second tlog.Store (SigningLog).
 	`

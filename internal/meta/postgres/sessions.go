@@ -41,9 +41,15 @@ func (s *Store) PutSession(ctx context.Context, se account.Session) error {
 	if err != nil {
 		return fmt.Errorf("postgres: session: last seen: %w", err)
 	}
+	var factorAt int64
+	if !se.FactorAt.IsZero() {
+		if factorAt, err = meta.Micros(se.FactorAt); err != nil {
+			return fmt.Errorf("postgres: session: factor time: %w", err)
+		}
+	}
 	return s.write(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO auth_sessions(hash, subject, method, groups, scopes, csrf, created, last_seen)
-VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7, $8)`, se.Hash, se.Subject, se.Method, string(g), string(sc), se.CSRF, created, seen)
+		_, err := tx.Exec(ctx, `INSERT INTO auth_sessions(hash, subject, method, groups, scopes, csrf, created, last_seen, factor, factor_at)
+VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7, $8, $9, $10)`, se.Hash, se.Subject, se.Method, string(g), string(sc), se.CSRF, created, seen, se.Factor, factorAt)
 		if err != nil {
 			return fmt.Errorf("postgres: session: %w", err)
 		}
@@ -57,9 +63,10 @@ func (s *Store) GetSession(ctx context.Context, hash string) (account.Session, e
 		se            = account.Session{Hash: hash}
 		groups, scope []byte
 		created, seen int64
+		factorAt      int64
 	)
-	err := s.pool.QueryRow(ctx, `SELECT subject, method, groups, scopes, csrf, created, last_seen FROM auth_sessions WHERE hash = $1`, hash).
-		Scan(&se.Subject, &se.Method, &groups, &scope, &se.CSRF, &created, &seen)
+	err := s.pool.QueryRow(ctx, `SELECT subject, method, groups, scopes, csrf, created, last_seen, factor, factor_at FROM auth_sessions WHERE hash = $1`, hash).
+		Scan(&se.Subject, &se.Method, &groups, &scope, &se.CSRF, &created, &seen, &se.Factor, &factorAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return account.Session{}, fmt.Errorf("session: %w", account.ErrNotFound)
 	}
@@ -79,6 +86,9 @@ func (s *Store) GetSession(ctx context.Context, hash string) (account.Session, e
 		se.Groups = nil
 	}
 	se.Created, se.LastSeen = meta.FromMicros(created), meta.FromMicros(seen)
+	if factorAt != 0 {
+		se.FactorAt = meta.FromMicros(factorAt)
+	}
 	return se, nil
 }
 

@@ -35,17 +35,18 @@ func (s *Store) AuthState(ctx context.Context) (auth.State, error) {
 		if err := tx.QueryRowContext(ctx, `SELECT gen FROM auth_generation WHERE id = 1`).Scan(&st.Generation); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT name, password_hash, groups_json, created FROM auth_users ORDER BY name`)
+		rows, err := tx.QueryContext(ctx, `SELECT name, password_hash, groups_json, created, disabled FROM auth_users ORDER BY name`)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
 			var (
-				u       auth.User
-				groups  string
-				created int64
+				u        auth.User
+				groups   string
+				created  int64
+				disabled sql.NullInt64
 			)
-			if err := rows.Scan(&u.Name, &u.PasswordHash, &groups, &created); err != nil {
+			if err := rows.Scan(&u.Name, &u.PasswordHash, &groups, &created, &disabled); err != nil {
 				rows.Close()
 				return err
 			}
@@ -54,6 +55,9 @@ func (s *Store) AuthState(ctx context.Context) (auth.State, error) {
 				return fmt.Errorf("user %s: groups: %w", u.Name, err)
 			}
 			u.Created = meta.FromMicros(created)
+			if disabled.Valid {
+				u.Disabled = meta.FromMicros(disabled.Int64)
+			}
 			st.Users = append(st.Users, u)
 		}
 		rows.Close()
@@ -76,7 +80,7 @@ func (s *Store) AuthState(ctx context.Context) (auth.State, error) {
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		rows, err = tx.QueryContext(ctx, `SELECT id, hash, owner, name, scopes_json, created, expires, revoked FROM auth_tokens ORDER BY created, id`)
+		rows, err = tx.QueryContext(ctx, `SELECT id, hash, owner, name, scopes_json, created, expires, revoked, sign_in FROM auth_tokens ORDER BY created, id`)
 		if err != nil {
 			return err
 		}
@@ -86,13 +90,15 @@ func (s *Store) AuthState(ctx context.Context) (auth.State, error) {
 				t                         auth.Token
 				scopes                    string
 				created, expires, revoked int64
+				signIn                    int
 			)
-			if err := rows.Scan(&t.ID, &t.Hash, &t.Owner, &t.Name, &scopes, &created, &expires, &revoked); err != nil {
+			if err := rows.Scan(&t.ID, &t.Hash, &t.Owner, &t.Name, &scopes, &created, &expires, &revoked, &signIn); err != nil {
 				return err
 			}
 			if err := json.Unmarshal([]byte(scopes), &t.Scopes); err != nil {
 				return fmt.Errorf("token %s: scopes: %w", t.ID, err)
 			}
+			t.SignIn = signIn != 0
 			t.Created = meta.FromMicros(created)
 			t.Expires = meta.FromMicros(expires)
 			if revoked != 0 {
@@ -118,13 +124,44 @@ func (s *Store) PutUser(ctx context.Context, u auth.User) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: user %s: created: %w", u.Name, err)
 	}
+	var disabled sql.NullInt64
+	if !u.Disabled.IsZero() {
+		us, err := meta.Micros(u.Disabled)
+		if err != nil {
+			return fmt.Errorf("sqlite: user %s: disabled: %w", u.Name, err)
+		}
+		disabled = sql.NullInt64{Int64: us, Valid: true}
+	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO auth_users(name, password_hash, groups_json, created) VALUES (?, ?, ?, ?)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO auth_users(name, password_hash, groups_json, created, disabled) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT(name) DO UPDATE SET password_hash = excluded.password_hash, groups_json = excluded.groups_json`,
-			u.Name, u.PasswordHash, string(groups), created); err != nil {
+			u.Name, u.PasswordHash, string(groups), created, disabled); err != nil {
 			return err
 		}
 		return bumpAuth(ctx, tx)
+	})
+}
+
+// SetUserDisabled implements auth.Store.
+func (s *Store) SetUserDisabled(ctx context.Context, name string, at time.Time) error {
+	var disabled sql.NullInt64
+	if !at.IsZero() {
+		us, err := meta.Micros(at)
+		if err != nil {
+			return fmt.Errorf("sqlite: disable user %s: %w", name, err)
+		}
+		disabled = sql.NullInt64{Int64: us, Valid: true}
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		return deleted(tx.ExecContext(ctx, `UPDATE auth_users SET disabled = CASE WHEN ?1 IS NULL THEN NULL ELSE COALESCE(disabled, ?1) END WHERE name = ?2`,
+			disabled, name))("user "+name, func() error {
+			if disabled.Valid {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM auth_sessions WHERE subject = ?`, name); err != nil {
+					return err
+				}
+			}
+			return bumpAuth(ctx, tx)
+		})
 	})
 }
 
@@ -191,8 +228,8 @@ func (s *Store) PutToken(ctx context.Context, t auth.Token) error {
 		return fmt.Errorf("sqlite: token %s: expires: %w", t.ID, err)
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO auth_tokens(id, hash, owner, name, scopes_json, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			t.ID, t.Hash, t.Owner, t.Name, string(scopes), created, expires); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO auth_tokens(id, hash, owner, name, scopes_json, created, expires, sign_in) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			t.ID, t.Hash, t.Owner, t.Name, string(scopes), created, expires, t.SignIn); err != nil {
 			return err
 		}
 		return bumpAuth(ctx, tx)

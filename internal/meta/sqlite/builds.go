@@ -131,3 +131,27 @@ func (s *Store) TagHistory(ctx context.Context, repo, tag string) ([]builds.TagE
 	}
 	return out, nil
 }
+
+// TaggedRepositories lists the existing repositories whose tag has a
+// history, in lexical order.
+func (s *Store) TaggedRepositories(ctx context.Context, tag string) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT h.repo FROM tag_history h
+		WHERE h.tag = ? AND EXISTS (SELECT 1 FROM repositories r WHERE r.name = h.repo)
+		ORDER BY h.repo`, tag)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: repositories with tag %s: %w", tag, err)
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var repo string
+		if err := rows.Scan(&repo); err != nil {
+			return nil, fmt.Errorf("sqlite: repositories with tag %s: %w", tag, err)
+		}
+		out = append(out, repo)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: repositories with tag %s: %w", tag, err)
+	}
+	return out, nil
+}

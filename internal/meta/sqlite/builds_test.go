@@ -78,6 +78,7 @@ func TestBuildIndexAndTagHistory(t *testing.T) {
 		`DROP TABLE build_meta`, `DROP TABLE tag_history`,
 		`DROP TABLE tlog_leaves`, `DROP TABLE tlog_nodes`, `DROP TABLE tlog_checkpoints`,
 		`DROP TABLE auth_users`, `DROP TABLE auth_grants`, `DROP TABLE auth_tokens`, `DROP TABLE auth_generation`,
+		`DROP TABLE auth_sessions`, `DROP TABLE auth_factors`, `DROP TABLE auth_recovery_codes`, `DROP TABLE auth_webauthn`,
 		`DELETE FROM schema_migrations WHERE version >= 3`,
 		// A version-2 database kept instants in nanoseconds (migration 6
 		// turns them into microseconds).

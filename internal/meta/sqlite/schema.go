@@ -222,6 +222,49 @@ CREATE INDEX IF NOT EXISTS tlog_leaves_actor ON tlog_leaves(json_extract(entry, 
 CREATE INDEX IF NOT EXISTS tlog_leaves_action ON tlog_leaves(json_extract(entry, '$.action'), idx);
 CREATE INDEX IF NOT EXISTS tlog_leaves_time ON tlog_leaves(json_extract(entry, '$.time'), idx);
 `,
+	// 9: the repositories an environment tag ever named
+	// (TaggedRepositories: the Environments overview's candidates) come
+	// off an index by tag instead of one history lookup per repository.
+	`
+CREATE INDEX IF NOT EXISTS tag_history_by_tag ON tag_history(tag, repo);
+`,
+	// 10: disabled accounts (SetUserDisabled): unix microseconds of the
+	// disabling, NULL while the account is enabled.
+	`
+ALTER TABLE auth_users ADD COLUMN disabled INTEGER;
+`,
+	// 11: second factors (see factors.go): a local user's TOTP secret and
+	// the last time step used (codes work once), its hashed recovery
+	// codes, the factor a session's caller last presented, and which API
+	// tokens stand for a sign-in (custody login), and WebAuthn keys
+	// (security keys, passkeys) with their signature counters.
+	`
+CREATE TABLE IF NOT EXISTS auth_factors (
+	name           TEXT    NOT NULL PRIMARY KEY,
+	totp_secret    TEXT    NOT NULL,
+	totp_confirmed INTEGER NOT NULL,
+	totp_last_step INTEGER NOT NULL,
+	updated        INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS auth_recovery_codes (
+	name TEXT NOT NULL,
+	hash TEXT NOT NULL,
+	PRIMARY KEY (name, hash)
+) WITHOUT ROWID;
+ALTER TABLE auth_sessions ADD COLUMN factor TEXT NOT NULL DEFAULT '';
+ALTER TABLE auth_sessions ADD COLUMN factor_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE auth_tokens ADD COLUMN sign_in INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS auth_webauthn (
+	id         TEXT    NOT NULL PRIMARY KEY,
+	name       TEXT    NOT NULL,
+	label      TEXT    NOT NULL,
+	record     BLOB    NOT NULL,
+	sign_count INTEGER NOT NULL,
+	created    INTEGER NOT NULL,
+	last_used  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS auth_webauthn_name ON auth_webauthn(name, created);
+`,
 	// The transparency log for signing events (internal/rekor): the audit
 	// log's tables again, for a second tlog.Store (SigningLog). Its entries
 	// are Rekor v2 entry bodies, not audit entries, so it has no search

@@ -35,9 +35,15 @@ func (s *Store) PutSession(ctx context.Context, se account.Session) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: session: last seen: %w", err)
 	}
+	var factorAt int64
+	if !se.FactorAt.IsZero() {
+		if factorAt, err = meta.Micros(se.FactorAt); err != nil {
+			return fmt.Errorf("sqlite: session: factor time: %w", err)
+		}
+	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO auth_sessions(hash, subject, method, groups_json, scopes_json, csrf, created, last_seen)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, se.Hash, se.Subject, se.Method, string(groups), string(scopes), se.CSRF, created, seen)
+		_, err := tx.ExecContext(ctx, `INSERT INTO auth_sessions(hash, subject, method, groups_json, scopes_json, csrf, created, last_seen, factor, factor_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, se.Hash, se.Subject, se.Method, string(groups), string(scopes), se.CSRF, created, seen, se.Factor, factorAt)
 		return err
 	})
 }
@@ -48,9 +54,10 @@ func (s *Store) GetSession(ctx context.Context, hash string) (account.Session, e
 		se            = account.Session{Hash: hash}
 		groups, scope string
 		created, seen int64
+		factorAt      int64
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT subject, method, groups_json, scopes_json, csrf, created, last_seen FROM auth_sessions WHERE hash = ?`, hash).
-		Scan(&se.Subject, &se.Method, &groups, &scope, &se.CSRF, &created, &seen)
+	err := s.r.QueryRowContext(ctx, `SELECT subject, method, groups_json, scopes_json, csrf, created, last_seen, factor, factor_at FROM auth_sessions WHERE hash = ?`, hash).
+		Scan(&se.Subject, &se.Method, &groups, &scope, &se.CSRF, &created, &seen, &se.Factor, &factorAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return account.Session{}, fmt.Errorf("session: %w", account.ErrNotFound)
 	}
@@ -70,6 +77,9 @@ func (s *Store) GetSession(ctx context.Context, hash string) (account.Session, e
 		se.Groups = nil
 	}
 	se.Created, se.LastSeen = meta.FromMicros(created), meta.FromMicros(seen)
+	if factorAt != 0 {
+		se.FactorAt = meta.FromMicros(factorAt)
+	}
 	return se, nil
 }
 

@@ -105,7 +105,7 @@ func New(o Options) (*Handler, error) {
 	for i, p := range o.Projects {
 		pr := promotion.Project{Name: p.Name, Repositories: p.Repositories}
 		for _, e := range p.Environments {
-			env := promotion.Environment{Name: e.Name, Approvals: e.Approvals}
+			env := promotion.Environment{Name: e.Name, Approvals: e.Approvals, Protected: e.Protected}
 			if len(e.Gate.Rules) > 0 {
 				g, err := gate.Compile(e.Gate)
 				if err != nil {
@@ -186,6 +186,7 @@ func combine(own key.TrustRoot, extra string) (key.TrustRoot, []string, error) {
 		}
 		tr.Keys = append(tr.Keys, more.Keys...)
 		tr.TimestampAuthorities = append(slices.Clone(own.TimestampAuthorities), more.TimestampAuthorities...)
+		tr.CertificateAuthorities = append(slices.Clone(own.CertificateAuthorities), more.CertificateAuthorities...)
 		tr.TransparencyLogs = append(slices.Clone(own.TransparencyLogs), more.TransparencyLogs...)
 	}
 	return tr, ids, nil
@@ -285,6 +286,10 @@ func (p *Handler) promote(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if p.svc.Guarded(req.Repository, req.Environment) &&
+		!p.authz.RequireStepUp(w, r, "promote", req.Repository, "promoting to (or approving for) the protected environment "+req.Environment) {
+		return
+	}
 	d := digest.Digest(req.Digest)
 	out, err := p.svc.Promote(r.Context(), req, pr.Subject)
 	ev := audit.Event{Action: "promote", Repo: req.Repository, Digest: d, Tag: req.Environment, Request: r}
@@ -343,6 +348,10 @@ func (p *Handler) rollback(w http.ResponseWriter, r *http.Request) {
 	}
 	r, pr, ok := p.authz.Require(w, r, "rollback", req.Repository, auth.PermMoveTag)
 	if !ok {
+		return
+	}
+	if p.svc.Guarded(req.Repository, req.Environment) &&
+		!p.authz.RequireStepUp(w, r, "rollback", req.Repository, "rolling back the protected environment "+req.Environment) {
 		return
 	}
 	hist, err := p.index.TagHistory(r.Context(), req.Repository, req.Environment)
@@ -439,6 +448,10 @@ type ProjectEnvironment struct {
 	Environment string                 `json:"environment"`
 	At          time.Time              `json:"at"`
 	Deployments []promotion.Deployment `json:"deployments"`
+	// Pending are the promotions into the environment that wait for
+	// approvals now, by repository (absent with at=: pending is a
+	// present state).
+	Pending []promotion.Pending `json:"pending,omitempty"`
 }
 
 func (p *Handler) environment(w http.ResponseWriter, r *http.Request) {
@@ -467,7 +480,7 @@ func (p *Handler) environment(w http.ResponseWriter, r *http.Request) {
 			problem.Write(w, problem.Invalid, "a digest is checked against one repository: give repository=NAME")
 			return
 		}
-		p.projectEnvironment(w, r, project, env, at)
+		p.projectEnvironment(w, r, project, env, at, !q.Has("at"))
 		return
 	}
 	if project != "" {
@@ -548,7 +561,7 @@ func (p *Handler) recordCheck(r *http.Request, c promotion.Check) {
 // projectEnvironment answers what every repository of project ran in env
 // at at. The caller must be signed in and may read the environment of
 // every repository listed (pull, as for one repository).
-func (p *Handler) projectEnvironment(w http.ResponseWriter, r *http.Request, project, env string, at time.Time) {
+func (p *Handler) projectEnvironment(w http.ResponseWriter, r *http.Request, project, env string, at time.Time, now bool) {
 	r, pr, ok := p.authz.Require(w, r, "environment.read", "", 0)
 	if !ok {
 		return
@@ -562,7 +575,18 @@ func (p *Handler) projectEnvironment(w http.ResponseWriter, r *http.Request, pro
 		p.LookupError(w, r, err)
 		return
 	}
-	for _, repo := range repos {
+	var pending []promotion.Pending
+	if now {
+		if pending, err = p.svc.ProjectPending(r.Context(), proj.Title(), env); err != nil {
+			p.LookupError(w, r, err)
+			return
+		}
+	}
+	check := slices.Clone(repos)
+	for _, pe := range pending {
+		check = append(check, pe.Repository)
+	}
+	for _, repo := range check {
 		if !pr.Can(repo, auth.PermPull) {
 			// Refused without naming the repository: a caller who may
 			// not pull it may not list it either (the catalog needs pull
@@ -573,7 +597,7 @@ func (p *Handler) projectEnvironment(w http.ResponseWriter, r *http.Request, pro
 			return
 		}
 	}
-	out := ProjectEnvironment{Project: proj.Title(), Environment: env, At: at, Deployments: []promotion.Deployment{}}
+	out := ProjectEnvironment{Project: proj.Title(), Environment: env, At: at, Deployments: []promotion.Deployment{}, Pending: pending}
 	for _, repo := range repos {
 		dep, err := p.svc.At(r.Context(), repo, env, at)
 		if err != nil {

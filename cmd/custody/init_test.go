@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/custody-dev/custody/internal/testserver"
+)
+
+// Budgets for what package initialisation may allocate when custody starts.
+// Allocation counts are deterministic where wall time is not, so they are
+// what is asserted.
+const (
+	// Every custody package: a few small tables at most (the largest,
+	// internal/vuln's, are 26 allocations, 4 KiB). A regular expression, a
+	// parsed template, a hash or a key is work to do on first use
+	// (sync.OnceValue), not in every command's start-up. The budget is
+	// tight because work can be cheap in allocations and dear in time: the
+	// bcrypt hash that once cost every command 60-130 ms allocated 35
+	// times, 7 KiB.
+	initAllocsPerPackage = 32
+	initBytesPerPackage  = 6 << 10
+	// All packages, dependencies included (about 18,300 allocations and
+	// 2.3 MiB when this was written, nearly all in dependencies: protobuf
+	// registries, cel-go, the S3 client, Kubernetes API types): a new
+	// dependency that does much at initialisation shows here.
+	initAllocsTotal = 24000
+	initBytesTotal  = 3 << 20
+)
+
+// initRecord is one line of GODEBUG=inittrace=1 output:
+//
+//	init github.com/x/y @1.2 ms, 0.3 ms clock, 4096 bytes, 12 allocs
+type initRecord struct {
+	pkg           string
+	bytes, allocs int64
+}
+
+func parseInitTrace(out string) []initRecord {
+	var recs []initRecord
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 11 || f[0] != "init" || f[8] != "bytes," || f[10] != "allocs" {
+			continue
+		}
+		b, err1 := strconv.ParseInt(f[7], 10, 64)
+		a, err2 := strconv.ParseInt(f[9], 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		recs = append(recs, initRecord{pkg: f[1], bytes: b, allocs: a})
+	}
+	return recs
+}
+
+// TestNoWorkAtInit runs the built binary's `custody version` with
+// GODEBUG=inittrace=1 and holds every custody package's initialisation, and
+// that of all packages together, to an allocation budget: package-level
+// work is paid by every command, however small (it once made `custody
+// version` take 70 ms: a bcrypt hash computed at initialisation).
+func TestNoWorkAtInit(t *testing.T) {
+	bin := testserver.Binary(t)
+	cmd := exec.Command(bin, "version")
+	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("custody version: %v\n%s", err, stderr.String())
+	}
+	recs := parseInitTrace(stderr.String())
+	var total initRecord
+	own := 0
+	for _, r := range recs {
+		total.allocs += r.allocs
+		total.bytes += r.bytes
+		if !strings.HasPrefix(r.pkg, "github.com/custody-dev/custody/") {
+			continue
+		}
+		own++
+		if r.allocs > initAllocsPerPackage || r.bytes > initBytesPerPackage {
+			t.Errorf("%s allocates %d times (%d bytes) at initialisation, budget %d (%d bytes): make its package-level work lazy (sync.OnceValue)",
+				r.pkg, r.allocs, r.bytes, initAllocsPerPackage, initBytesPerPackage)
+		}
+	}
+	if own == 0 {
+		t.Fatalf("no custody package in the init trace; output:\n%s", stderr.String())
+	}
+	if total.allocs > initAllocsTotal || total.bytes > initBytesTotal {
+		t.Errorf("initialisation of all %d packages allocates %d times (%d bytes), budget %d (%d bytes): GODEBUG=inittrace=1 custody version shows which",
+			len(recs), total.allocs, total.bytes, initAllocsTotal, initBytesTotal)
+	}
+	t.Logf("%d packages (%d custody) initialised with %d allocations, %d bytes", len(recs), own, total.allocs, total.bytes)
+}
+
+func TestParseInitTrace(t *testing.T) {
+	got := parseInitTrace("init internal/bytealg @0.008 ms, 0 ms clock, 0 bytes, 0 allocs\n" +
+		"init github.com/custody-dev/custody/internal/key @18 ms, 1.1 ms clock, 174976 bytes, 2001 allocs\n" +
+		"custody v1.0\ninit broken line\n")
+	if len(got) != 2 || got[1] != (initRecord{"github.com/custody-dev/custody/internal/key", 174976, 2001}) {
+		t.Fatalf("parsed %+v", got)
+	}
+}

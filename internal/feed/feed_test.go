@@ -1,0 +1,405 @@
+package feed_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/custody-dev/custody/internal/audit"
+	"github.com/custody-dev/custody/internal/blob/fs"
+	"github.com/custody-dev/custody/internal/feed"
+	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/meta/sqlite"
+	"github.com/custody-dev/custody/internal/registry"
+)
+
+// recorder keeps the audit events.
+type recorder struct {
+	mu     sync.Mutex
+	events []audit.Event
+}
+
+func (r *recorder) Record(_ context.Context, e audit.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+func (r *recorder) actions() string {
+	var out []string
+	for _, e := range r.events {
+		out = append(out, e.Action+":"+e.Result)
+	}
+	return strings.Join(out, " ")
+}
+
+// denyTags refuses every tag whose name contains "denied".
+type denyTags struct{ registry.AllowAll }
+
+func (denyTags) CheckTag(_ context.Context, _, tag string, _, _ digest.Digest) error {
+	if strings.Contains(tag, "denied") {
+		return fmt.Errorf("%w: tag %s", registry.ErrDenied, tag)
+	}
+	return nil
+}
+
+func newStore(t *testing.T) (*feed.Store, meta.Store, *recorder) {
+	t.Helper()
+	dir := t.TempDir()
+	blobs, err := fs.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := sqlite.Open(filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { md.Close() })
+	rec := &recorder{}
+	return feed.NewStore(blobs, md, registry.Options{Auditor: rec, Policy: denyTags{}}), md, rec
+}
+
+// put stores content as a one-file version of repo.
+func put(t *testing.T, s *feed.Store, repo, tag, name string, content []byte) (digest.Digest, error) {
+	t.Helper()
+	ctx := context.Background()
+	h := sha512.New()
+	b, unlock, err := s.PutBlob(ctx, bytes.NewReader(content), int64(len(content)), "", h)
+	defer unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Seal(ctx, httptest.NewRequest("PUT", "/", nil), feed.Spec{
+		Repo: repo, Tag: tag, ArtifactType: feed.ArtifactType("test"),
+		Config: &feed.Config{MediaType: "application/vnd.test+json", Data: []byte(`{"v":"` + tag + `"}`)},
+		Files: []feed.File{{Name: name, MediaType: "application/octet-stream", Digest: b.Digest, Size: b.Size,
+			Annotations: map[string]string{feed.AnnotationSHA512: hex.EncodeToString(h.Sum(nil))}}},
+		Annotations: map[string]string{feed.AnnotationVersion: tag},
+	})
+}
+
+func TestStoreSealReadList(t *testing.T) {
+	ctx := context.Background()
+	s, md, rec := newStore(t)
+	content := []byte("package bytes")
+	d, err := put(t, s, "f/pkg", "1.0.0", "pkg-1.0.0.tgz", content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.actions(); got != "manifest.put:ok tag.set:ok" {
+		t.Errorf("audit = %s", got)
+	}
+	v, err := s.Version(ctx, "f/pkg", "1.0.0")
+	if err != nil || v.Manifest.Digest != d || v.Manifest.ArtifactType != "application/vnd.custody.feed.test.v1" {
+		t.Fatalf("Version = %+v, %v", v, err)
+	}
+	f, ok := v.File("pkg-1.0.0.tgz")
+	sum := sha512.Sum512(content)
+	if !ok || f.Size != int64(len(content)) || f.Digest != digest.FromBytes(content) || f.Annotations[feed.AnnotationSHA512] != hex.EncodeToString(sum[:]) {
+		t.Fatalf("file = %+v", f)
+	}
+	cfg, err := s.ReadConfig(ctx, v)
+	if err != nil || string(cfg) != `{"v":"1.0.0"}` {
+		t.Errorf("config = %s, %v", cfg, err)
+	}
+	rc, err := s.Open(ctx, "f/pkg", f.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, content) {
+		t.Errorf("content = %q", got)
+	}
+	// The file is not reachable through another repository.
+	if _, err := s.Open(ctx, "f/other", f.Digest); !errors.Is(err, meta.ErrNotFound) {
+		t.Errorf("Open from another repository: %v", err)
+	}
+
+	// Sealed: another manifest under the same tag is refused, nothing changes.
+	n := len(rec.events)
+	_, err = put(t, s, "f/pkg", "1.0.0", "pkg-1.0.0.tgz", []byte("other bytes"))
+	var exists *feed.ExistsError
+	if !errors.As(err, &exists) || exists.Current != d {
+		t.Fatalf("second seal: %v", err)
+	}
+	if cur, _ := md.ResolveTag(ctx, "f/pkg", "1.0.0"); cur != d || len(rec.events) != n {
+		t.Errorf("the tag moved (%s) or something was recorded: %s", cur, rec.actions())
+	}
+	// A refused tag leaves no repository behind.
+	if _, err := put(t, s, "f/refused", "denied", "x", []byte("x")); !errors.Is(err, registry.ErrDenied) {
+		t.Fatalf("denied tag: %v", err)
+	}
+	if _, err := md.Tags(ctx, "f/refused", "", 10); !errors.Is(err, meta.ErrNotFound) {
+		t.Errorf("a refused version left its repository: %v", err)
+	}
+	if got := rec.events[len(rec.events)-1]; got.Action != "tag.move" || got.Result != "denied" {
+		t.Errorf("refusal audited as %+v", got)
+	}
+
+	if _, err := put(t, s, "f/pkg2", "0.1.0", "a", []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	names, err := s.Repositories(ctx, "f")
+	if err != nil || strings.Join(names, ",") != "pkg,pkg2" {
+		t.Errorf("Repositories = %v, %v", names, err)
+	}
+	tagged, err := s.Tagged(ctx, "f/pkg")
+	if err != nil || len(tagged) != 1 || tagged[0].Tag != "1.0.0" || tagged[0].Manifest.Digest != d {
+		t.Errorf("Tagged = %+v, %v", tagged, err)
+	}
+}
+
+func TestPutBlobChecksum(t *testing.T) {
+	ctx := context.Background()
+	s, md, _ := newStore(t)
+	content := []byte("abc")
+	_, unlock, err := s.PutBlob(ctx, bytes.NewReader(content), 3, digest.FromString("not abc"))
+	unlock()
+	if !errors.Is(err, feed.ErrChecksum) {
+		t.Fatalf("PutBlob with a wrong digest: %v", err)
+	}
+	if ok, _ := md.BlobLinked(ctx, digest.FromBytes(content)); ok {
+		t.Error("a refused blob is linked")
+	}
+}
+
+func TestLabels(t *testing.T) {
+	ctx := context.Background()
+	s, md, rec := newStore(t)
+	r := httptest.NewRequest("PUT", "/", nil)
+	d1, err := put(t, s, "f/pkg", "1.0.0", "a", []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := put(t, s, "f/pkg", "2.0.0", "a", []byte("2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := func() map[string]digest.Digest {
+		t.Helper()
+		tags, err := s.Tags(ctx, "f/pkg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := s.Labels(ctx, "f/pkg", tags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	if err := s.SetLabel(ctx, r, "f/pkg", "latest", d1); err != nil {
+		t.Fatal(err)
+	}
+	// Moving a label creates a tag; no tag ever moves.
+	if err := s.SetLabel(ctx, r, "f/pkg", "latest", d2); err != nil {
+		t.Fatal(err)
+	}
+	if l := labels(); l["latest"] != d2 || len(l) != 1 {
+		t.Errorf("labels = %v", l)
+	}
+	if first, _ := md.ResolveTag(ctx, "f/pkg", "__latest.0000000001"); first != d1 {
+		t.Errorf("the first log entry moved: %s", first)
+	}
+	// Setting it again to the same version appends nothing.
+	n := len(rec.events)
+	if err := s.SetLabel(ctx, r, "f/pkg", "latest", d2); err != nil || len(rec.events) != n {
+		t.Errorf("idempotent SetLabel: %v, %s", err, rec.actions())
+	}
+	removed, err := s.RemoveLabel(ctx, r, "f/pkg", "latest")
+	if err != nil || !removed {
+		t.Fatalf("RemoveLabel: %v %v", removed, err)
+	}
+	if l := labels(); len(l) != 0 {
+		t.Errorf("labels after removal = %v", l)
+	}
+	if removed, err := s.RemoveLabel(ctx, r, "f/pkg", "latest"); err != nil || removed {
+		t.Errorf("removing a removed label: %v %v", removed, err)
+	}
+	if err := s.SetLabel(ctx, r, "f/pkg", "bad_label", d1); err == nil {
+		t.Error("an invalid label was accepted")
+	}
+	// Labels are never versions.
+	for _, tag := range []string{"__latest.0000000001", "__latest.0000000003"} {
+		if v, ok := feed.TagVersion(tag); ok {
+			t.Errorf("label tag %s reads as version %q", tag, v)
+		}
+		if !feed.IsLabelTag(tag) {
+			t.Errorf("IsLabelTag(%s) = false", tag)
+		}
+	}
+}
+
+func TestRepositoryMapping(t *testing.T) {
+	good := []struct {
+		segs []string
+		want string
+	}{
+		{[]string{"left-pad"}, "npm/left-pad"},
+		{[]string{"acme", "util"}, "npm/acme/util"},
+		{[]string{"a.b_c--d"}, "npm/a.b_c--d"},
+	}
+	for _, c := range good {
+		got, err := feed.Repository("npm", c.segs...)
+		if err != nil || got != c.want {
+			t.Errorf("Repository(%v) = %q, %v", c.segs, got, err)
+		}
+		back, ok := feed.Segments("npm", got)
+		if !ok || strings.Join(back, "/") != strings.Join(c.segs, "/") {
+			t.Errorf("Segments(%q) = %v", got, back)
+		}
+	}
+	for _, segs := range [][]string{{".."}, {"a/b"}, {""}, {"A"}, {"a", ".."}, {"%2e"}, {"a..b"}, {"-a"}, {"a~b"}, {strings.Repeat("a", 300)}} {
+		if got, err := feed.Repository("npm", segs...); err == nil {
+			t.Errorf("Repository(%q) = %q, want an error", segs, got)
+		}
+	}
+	if _, err := feed.Repository("../x", "a"); err == nil {
+		t.Error("an invalid feed name was accepted")
+	}
+}
+
+func TestVersionTag(t *testing.T) {
+	cases := map[string]string{
+		"1.0.0":          "1.0.0",
+		"1.0.0-beta.1":   "1.0.0-beta.1",
+		"1.0.0+build.5":  "1.0.0_2bbuild.5",
+		"2!1.0":          "2_211.0",
+		"1_0":            "1_5f0",
+		".hidden":        "_2ehidden",
+		"-x":             "_2dx",
+		"1.0-SNAPSHOT":   "1.0-SNAPSHOT",
+		"v0.0.0-2024abc": "v0.0.0-2024abc",
+	}
+	for v, want := range cases {
+		got, err := feed.VersionTag(v)
+		if err != nil || got != want {
+			t.Errorf("VersionTag(%q) = %q, %v; want %q", v, got, err, want)
+		}
+		if back, ok := feed.TagVersion(got); !ok || back != v {
+			t.Errorf("TagVersion(%q) = %q, %v", got, back, ok)
+		}
+	}
+	for _, v := range []string{"", strings.Repeat("1", 129)} {
+		if _, err := feed.VersionTag(v); err == nil {
+			t.Errorf("VersionTag(%q) succeeded", v)
+		}
+	}
+	// Non-canonical escapes do not reverse.
+	for _, tag := range []string{"_41", "1_", "1_4", "1_zz", "__latest"} {
+		if v, ok := feed.TagVersion(tag); ok {
+			t.Errorf("TagVersion(%q) = %q", tag, v)
+		}
+	}
+}
+
+// FuzzVersionTag: every tag VersionTag returns is a valid OCI tag that
+// TagVersion reverses, is never a label, and distinct versions never
+// share a tag (reversibility implies it).
+func FuzzVersionTag(f *testing.F) {
+	for _, s := range []string{"1.0.0", "1.0.0+b", "_", "..", "-1", "__latest.0000000001", "1.0.0-rc.1", "\x00", "é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		tag, err := feed.VersionTag(v)
+		if err != nil {
+			return
+		}
+		if !registry.ValidTag(tag) {
+			t.Fatalf("VersionTag(%q) = %q, not a valid tag", v, tag)
+		}
+		back, ok := feed.TagVersion(tag)
+		if !ok || back != v {
+			t.Fatalf("TagVersion(VersionTag(%q)) = %q, %v", v, back, ok)
+		}
+		if feed.IsLabelTag(tag) || strings.HasPrefix(tag, "__") {
+			t.Fatalf("version %q maps to label-like tag %q", v, tag)
+		}
+	})
+}
+
+// FuzzTagVersion: whatever a tag reads as maps back to the same tag.
+func FuzzTagVersion(f *testing.F) {
+	for _, s := range []string{"1.0.0", "1_2bb", "_2e", "__x.0000000001", "1_5F"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tag string) {
+		v, ok := feed.TagVersion(tag)
+		if !ok {
+			return
+		}
+		if back, err := feed.VersionTag(v); err != nil || back != tag {
+			t.Fatalf("VersionTag(TagVersion(%q)) = %q, %v", tag, back, err)
+		}
+	})
+}
+
+// FuzzRepository: a package path maps into its feed, onto a valid
+// repository name, and back to the same segments; nothing escapes.
+func FuzzRepository(f *testing.F) {
+	for _, s := range []string{"left-pad", "acme/util", "../etc", "a//b", "A", "a.b", "x/y/z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		segs := strings.Split(path, "/")
+		repo, err := feed.Repository("feed", segs...)
+		if err != nil {
+			return
+		}
+		if !registry.ValidName(repo) || !strings.HasPrefix(repo, "feed/") || strings.Contains(repo, "..") {
+			t.Fatalf("Repository(%q) = %q", path, repo)
+		}
+		back, ok := feed.Segments("feed", repo)
+		if !ok || strings.Join(back, "/") != path {
+			t.Fatalf("Segments(%q) = %v, want %q", repo, back, path)
+		}
+	})
+}
+
+// TestLabelsConcurrent: writers setting one label at once each append
+// their own entry (a taken sequence number makes a writer take the next),
+// and no entry is overwritten.
+func TestLabelsConcurrent(t *testing.T) {
+	ctx := context.Background()
+	s, md, _ := newStore(t)
+	const n = 6
+	var ds []digest.Digest
+	for i := range n {
+		d, err := put(t, s, "f/pkg", fmt.Sprintf("1.0.%d", i), "a", []byte{byte(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, d)
+	}
+	errs := make(chan error, n)
+	for i := range n {
+		go func() { errs <- s.SetLabel(ctx, httptest.NewRequest("PUT", "/", nil), "f/pkg", "latest", ds[i]) }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("SetLabel: %v", err)
+		}
+	}
+	seen := map[digest.Digest]bool{}
+	for i := 1; i <= n; i++ {
+		d, err := md.ResolveTag(ctx, "f/pkg", fmt.Sprintf("__latest.%010d", i))
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		seen[d] = true
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct entries for %d writers: one overwrote another", len(seen), n)
+	}
+}
