@@ -102,23 +102,9 @@ func Open(keyRef, certFile string, passphrase []byte, validity time.Duration) (*
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", certFile, err)
 	}
-	var (
-		signer crypto.Signer
-		closer io.Closer = io.NopCloser(nil)
-	)
-	if key.IsPKCS11URI(keyRef) {
-		signer, closer, err = key.OpenPKCS11(keyRef)
-		if err != nil {
-			return nil, nil, fmt.Errorf("opening the CA key: %w", err)
-		}
-	} else {
-		b, err := os.ReadFile(keyRef)
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading the CA key: %w", err)
-		}
-		if signer, err = key.DecryptPrivateKey(b, passphrase); err != nil {
-			return nil, nil, fmt.Errorf("the CA key %s: %w", keyRef, err)
-		}
+	signer, closer, err := key.OpenSigner(keyRef, passphrase)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the CA key: %w", err)
 	}
 	c, err := New(signer, chain, validity)
 	if err != nil {

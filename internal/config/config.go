@@ -70,6 +70,8 @@ type Config struct {
 	Signing Signing `yaml:"signing"`
 	// CA is the certificate authority for workloads (docs/keyless.md).
 	CA CA `yaml:"ca"`
+	// Rekor is the transparency log for signing events (docs/keyless.md).
+	Rekor Rekor `yaml:"rekor"`
 	// Projects declare ordered environments per repository pattern and the
 	// gate of each (docs/promotion.md).
 	Projects []Project `yaml:"projects"`
@@ -286,6 +288,23 @@ type RetiredCTLog struct {
 	// Start and Until bound when it signed.
 	Start time.Time `yaml:"start"`
 	Until time.Time `yaml:"until"`
+}
+
+// Rekor configures the transparency log for signing events, served at
+// Rekor v2's API (docs/keyless.md). Off unless Key is set.
+type Rekor struct {
+	// Key is the log's ECDSA P-256 key: an encrypted key file ('custody
+	// rekor create') or a pkcs11: URI of a key on a PKCS #11 token.
+	Key string `yaml:"key"`
+	// PassphraseFile holds the key file's passphrase; default: the
+	// CUSTODY_REKOR_PASSWORD variable.
+	PassphraseFile string `yaml:"passphraseFile"`
+	// URL is the server's base URL as signers and verifiers reach it
+	// (default ca.url; trusted_root.json gives verifiers the server's
+	// base URL, whose host name must be this one's). Its host name is the
+	// origin of the log's checkpoints, as sigstore-go expects: keep it
+	// once entries are logged.
+	URL string `yaml:"url"`
 }
 
 // Signing configures the server's signing key ring and what it signs.
@@ -668,6 +687,7 @@ var Env = []struct{ Name, Help string }{
 	{"CUSTODY_KEY_PASSWORD", "passphrase of the server's signing key (signing on push, promotions); signing.passphraseFile replaces it"},
 	{"CUSTODY_PKCS11_PIN", "PIN of the PKCS #11 token holding the server's signing key, unless its URI carries one"},
 	{"CUSTODY_CA_PASSWORD", "passphrase of the workload certificate authority's key file (ca.key); ca.passphraseFile replaces it"},
+	{"CUSTODY_REKOR_PASSWORD", "passphrase of the transparency log's key file (rekor.key); rekor.passphraseFile replaces it"},
 }
 
 func (c *Config) applyEnv(environ []string) error {
@@ -804,6 +824,12 @@ func (c Config) Validate() error {
 	}
 	if c.Scrub.Buckets < 1 {
 		return errors.New("scrub.buckets must be at least 1")
+	}
+	if c.Rekor.Key == "" && c.Rekor.URL != "" {
+		return errors.New("rekor.url without rekor.key")
+	}
+	if c.Rekor.Key != "" && c.Rekor.URL == "" && c.CA.URL == "" {
+		return errors.New("rekor needs url (or ca.url): its host name is the origin of the log's checkpoints")
 	}
 	if (c.CA.Key == "") != (c.CA.Certificate == "") {
 		return errors.New("ca needs both key and certificate")

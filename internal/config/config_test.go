@@ -131,6 +131,7 @@ func TestRefusals(t *testing.T) {
 		{"web URL not http", write("web:\n  url: ftp://registry.example\n"), nil, "web.url \"ftp://registry.example\" must be an origin"},
 		{"web URL an IP address", "", []string{"CUSTODY_WEB_URL=http://127.0.0.1:8080"}, "WebAuthn needs a host name"},
 		{"CA key without certificate", write("# ca\nca:\n  key: /x/ca.key\n"), nil, "ca needs both key and certificate"},
+		{"rekor key without url", write("# rekor\nrekor:\n  key: /x/rekor.key\n"), nil, "rekor needs url (or ca.url)"},
 		{"CA validity too long", write("# ca validity\nca:\n  key: /x/ca.key\n  certificate: /x/ca.pem\n  validity: 48h\n"), nil, "ca.validity"},
 		{"CT log without CA", write("# ctlog\nca:\n  ctlog:\n    key: /x/ctlog.key\n"), nil, "ca.ctlog needs the CA"},
 		{"retired CA without until", write("# oldca\nca:\n  retired:\n  - certificate: /x/old.pem\n"), nil, "ca.retired[0] needs certificate and until"},

@@ -25,6 +25,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	pbs "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/internal/attest"
 	"github.com/custody-dev/custody/internal/certidentity"
@@ -32,6 +34,7 @@ import (
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/notary"
 	"github.com/custody-dev/custody/internal/provenance"
+	"github.com/custody-dev/custody/internal/rekor"
 	"github.com/custody-dev/custody/internal/sign"
 	"github.com/custody-dev/custody/internal/timestamp"
 )
@@ -177,6 +180,68 @@ type Trust struct {
 	// RecordsOnlyBy and ExplainRevoked.
 	fingerprint [32]byte
 	revokedPEM  []string
+	// logs are the Rekor v2 transparency logs whose entries count
+	// (WithTransparencyLogs).
+	logs []rekor.TrustedLog
+}
+
+// WithTransparencyLogs trusts the entries of these Rekor v2 logs, beyond
+// the trust root's TransparencyLogs, in the signatures and attestations
+// that carry them. It returns t.
+func (t *Trust) WithTransparencyLogs(logs ...rekor.TrustedLog) *Trust {
+	t.logs = append(t.logs, logs...)
+	t.refingerprint()
+	return t
+}
+
+// logged decides, in one place, whether the transparency log entries
+// stored with a signature (or attestation) by trust-root key id, or by the
+// certificate chain's leaf for a keyless one, let it count. A Rekor v1 entry (a signed inclusion promise) is not judged
+// here. A Rekor v2 entry must prove that this very signature is logged:
+// the entry rebuilt from the signature, the signed bytes and the key (as
+// sigstore-go rebuilds it) is included, by its inclusion proof, in a
+// checkpoint signed by a trusted log's key with that log's origin. An
+// entry of an untrusted log, an unreadable one, a checkpoint that does
+// not verify or an entry not included in the signed checkpoint makes the
+// evidence not count: a log entry is a claim of transparency that must
+// hold.
+func (t *Trust) logged(entries []sign.LogEntry, id string, chain []*x509.Certificate) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	var (
+		pub  crypto.PublicKey
+		leaf *x509.Certificate
+	)
+	if len(chain) > 0 {
+		// A keyless signature: the entry logs the certificate.
+		leaf, pub = chain[0], chain[0].PublicKey
+	}
+	for i, k := range t.root.Keys {
+		if pub == nil && k.ID == id && i < len(t.keys) {
+			pub = t.keys[i]
+		}
+	}
+	for _, le := range entries {
+		var e pbs.TransparencyLogEntry
+		if err := protojson.Unmarshal(le.Entry, &e); err != nil {
+			return fmt.Errorf("unreadable transparency log entry: %w", err)
+		}
+		if !rekor.IsV2(&e) {
+			continue
+		}
+		if pub == nil {
+			return fmt.Errorf("transparency log entry %d: key %s is not in the trust root", e.GetLogIndex(), id)
+		}
+		hash, err := rekor.EntryHash(le.Signed, le.Signature, pub, leaf)
+		if err == nil {
+			err = rekor.VerifyEntry(&e, t.logs, hash)
+		}
+		if err != nil {
+			return fmt.Errorf("transparency log entry %d: %w", e.GetLogIndex(), err)
+		}
+	}
+	return nil
 }
 
 // WithNotation makes Notary Project (Notation) signatures count when v
@@ -272,6 +337,13 @@ func NewTrust(root key.TrustRoot) (*Trust, error) {
 			return nil, fmt.Errorf("trust root certificate authority %d: %w", i, err)
 		}
 		t.cas = append(t.cas, c)
+	}
+	for _, l := range root.TransparencyLogs {
+		pub, err := key.ParsePublicKey([]byte(l.PublicKey))
+		if err != nil {
+			return nil, fmt.Errorf("trust root transparency log %s: %w", l.Origin, err)
+		}
+		t.logs = append(t.logs, rekor.TrustedLog{Origin: l.Origin, PublicKey: pub})
 	}
 	t.refingerprint()
 	return t, nil
@@ -572,12 +644,25 @@ func CollectAttestations(ctx context.Context, d name.Digest, trust *Trust, o sig
 	return s
 }
 
+// stored judges one stored attestation of dgst: its envelope (attestation)
+// and the transparency log entries stored with it (logged). Collect and
+// Verdicts both judge through it.
+func (t *Trust) stored(env sign.StoredAttestation, resolver attest.KeyResolver, dgst string) Attestation {
+	a := t.attestation(env.Envelope, resolver, dgst, env.Timestamps, env.Chain)
+	if a.Err == nil {
+		if err := t.logged(env.LogEntries, a.KeyID, env.Chain); err != nil {
+			a = Attestation{PredicateType: a.PredicateType, KeyID: a.KeyID, KeyStatus: a.KeyStatus, ClaimedType: a.PredicateType, Identity: a.Identity, Err: err}
+		}
+	}
+	return a
+}
+
 // judgeAttestations judges each stored attestation of s's digest and
 // files those that count by kind.
 func (s *Set) judgeAttestations(envs []sign.StoredAttestation, err error, trust *Trust) {
 	resolver := attest.ResolverFromKeys(trust.keys...)
 	s.judge(envs, err, func(env sign.StoredAttestation) (Attestation, [32]byte, bool) {
-		return trust.attestation(env.Envelope, resolver, s.Digest, env.Timestamps, env.Chain), env.Normal, true
+		return trust.stored(env, resolver, s.Digest), env.Normal, true
 	})
 }
 
@@ -656,6 +741,9 @@ func (t *Trust) signature(v sign.Verified) Signature {
 		if !s.SignedAt.IsZero() {
 			s.TimeSource = TimeFromTimestamp
 		}
+		if s.Err == nil {
+			s.Err = t.logged(v.LogEntries, v.KeyID, v.Chain)
+		}
 		return s
 	}
 	s := Signature{Verified: v, KeyStatus: t.status(v.KeyID)}
@@ -671,7 +759,10 @@ func (t *Trust) signature(v sign.Verified) Signature {
 	if s.Err != nil {
 		return s
 	}
-	s.Err = t.validAt(v.KeyID, s.SignedAt)
+	if s.Err = t.validAt(v.KeyID, s.SignedAt); s.Err != nil {
+		return s
+	}
+	s.Err = t.logged(v.LogEntries, v.KeyID, nil)
 	return s
 }
 

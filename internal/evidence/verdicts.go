@@ -4,6 +4,8 @@ import (
 	"container/list"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -11,13 +13,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/custody-dev/custody/internal/attest"
+	"github.com/custody-dev/custody/internal/rekor"
 	"github.com/custody-dev/custody/internal/sign"
 )
 
 // Fingerprint digests everything the judgement of an attestation depends
 // on: the trust root's keys with their IDs, algorithms, statuses and
 // validity windows, its time-stamp authorities' certificate chains and
-// windows, the recording keys and the revoked keys. Two Trusts with the
+// windows, its certificate authorities, the trusted transparency logs,
+// the recording keys and the revoked keys. Two Trusts with the
 // same fingerprint judge every attestation alike; a rotation, a
 // revocation or a changed window changes it. (Notation signatures are
 // not attestations and are not covered.)
@@ -30,10 +34,11 @@ func (t *Trust) refingerprint() {
 		Keys       any      `json:"keys"`
 		TSAs       any      `json:"tsas"`
 		CAs        any      `json:"cas"`
+		Logs       any      `json:"logs"`
 		Restricted bool     `json:"restricted"`
 		Recorders  []string `json:"recorders"`
 		Revoked    []string `json:"revoked"`
-	}{t.root.Keys, t.root.TimestampAuthorities, t.root.CertificateAuthorities, t.restricted, t.recorders, t.revokedPEM})
+	}{t.root.Keys, t.root.TimestampAuthorities, t.root.CertificateAuthorities, logFingerprints(t.logs), t.restricted, t.recorders, t.revokedPEM})
 	if err != nil {
 		// Cannot happen for these types; a fingerprint no other Trust
 		// has keeps the cache from ever serving this one's verdicts.
@@ -153,11 +158,25 @@ func (v *Verdicts) CollectAttestations(ctx context.Context, d name.Digest, trust
 		if resolver == nil {
 			resolver = attest.ResolverFromKeys(trust.keys...)
 		}
-		a := trust.attestation(env.Envelope, resolver, s.Digest, env.Timestamps, env.Chain)
+		a := trust.stored(env, resolver, s.Digest)
 		if env.Key != "" {
 			v.put(verdict{key: key(env.Key), normal: env.Normal, a: a})
 		}
 		return a, env.Normal, true
 	})
 	return s
+}
+
+// logFingerprints names the trusted transparency logs for a Trust's
+// fingerprint: each origin with its key's PKIX encoding.
+func logFingerprints(logs []rekor.TrustedLog) []string {
+	out := make([]string, 0, len(logs))
+	for _, l := range logs {
+		der, err := x509.MarshalPKIXPublicKey(l.PublicKey)
+		if err != nil {
+			der = fmt.Appendf(nil, "%p", l.PublicKey)
+		}
+		out = append(out, l.Origin+" "+base64.StdEncoding.EncodeToString(der))
+	}
+	return out
 }

@@ -176,6 +176,8 @@ func sameKeys(a, b TrustRoot) bool {
 			x.ValidFor.Start.Equal(y.ValidFor.Start) && x.ValidFor.End.Equal(y.ValidFor.End)
 	}) && slices.EqualFunc(a.TimestampAuthorities, b.TimestampAuthorities, func(x, y TrustedTSA) bool {
 		return x.CertChain == y.CertChain && x.ValidFor.Start.Equal(y.ValidFor.Start) && x.ValidFor.End.Equal(y.ValidFor.End)
+	}) && slices.EqualFunc(a.TransparencyLogs, b.TransparencyLogs, func(x, y TrustedLog) bool {
+		return x.PublicKey == y.PublicKey && x.Origin == y.Origin && x.BaseURL == y.BaseURL && x.ValidFor.Start.Equal(y.ValidFor.Start)
 	})
 }
 
@@ -227,6 +229,13 @@ func Archived(hist []TrustRoot) TrustRoot {
 		for _, ta := range tr.TimestampAuthorities {
 			if !slices.ContainsFunc(out.TimestampAuthorities, func(o TrustedTSA) bool { return o.CertChain == ta.CertChain }) {
 				out.TimestampAuthorities = append(out.TimestampAuthorities, ta)
+			}
+		}
+		// Every transparency log ever recorded stays, so old entries
+		// keep verifying.
+		for _, l := range tr.TransparencyLogs {
+			if !slices.ContainsFunc(out.TransparencyLogs, func(o TrustedLog) bool { return o.PublicKey == l.PublicKey && o.Origin == l.Origin }) {
+				out.TransparencyLogs = append(out.TransparencyLogs, l)
 			}
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -632,4 +633,22 @@ func (s *pkcs11Signer) sign(mech uint, data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("signing on token %q: %w", s.sess.token, err)
 	}
 	return sig, nil
+}
+
+// OpenSigner opens a service key (the CA's, the transparency log's): a
+// pkcs11: URI of a key on a PKCS #11 token, or else the path of a key file
+// encrypted with passphrase (EncryptPrivateKey). Close the closer when done.
+func OpenSigner(ref string, passphrase []byte) (crypto.Signer, io.Closer, error) {
+	if IsPKCS11URI(ref) {
+		return OpenPKCS11(ref)
+	}
+	b, err := os.ReadFile(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := DecryptPrivateKey(b, passphrase)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	return s, io.NopCloser(nil), nil
 }

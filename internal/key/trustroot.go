@@ -28,6 +28,10 @@ type TrustRoot struct {
 	// leaf (the issuing CA) first, root last, and the window in which
 	// certificates it issued count.
 	CertificateAuthorities []TrustedTSA `json:"certificateAuthorities,omitempty"`
+	// TransparencyLogs are the Rekor v2 logs whose entries count
+	// (docs/keyless.md); absent from trust roots written before custody
+	// had one.
+	TransparencyLogs []TrustedLog `json:"transparencyLogs,omitempty"`
 }
 
 // TrustedTSA is one time-stamp authority of a trust root: its certificate
@@ -83,6 +87,9 @@ func (r *Ring) TrustRoot() (TrustRoot, error) {
 		return TrustRoot{}, err
 	}
 	tr.CertificateAuthorities = slices.Clone(r.cas)
+	if tr.TransparencyLogs, err = r.TransparencyLogs(); err != nil {
+		return TrustRoot{}, err
+	}
 	return tr, nil
 }
 
@@ -118,6 +125,11 @@ func ParseTrustRoot(b []byte) (TrustRoot, error) {
 	for i, ca := range tr.CertificateAuthorities {
 		if _, err := ParseCertificates([]byte(ca.CertChain)); err != nil {
 			return TrustRoot{}, fmt.Errorf("trust root certificate authority %d: %w", i, err)
+		}
+	}
+	for i, l := range tr.TransparencyLogs {
+		if err := l.check(); err != nil {
+			return TrustRoot{}, fmt.Errorf("trust root transparency log %d: %w", i, err)
 		}
 	}
 	return tr, nil

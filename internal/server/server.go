@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -48,6 +50,7 @@ import (
 	"github.com/custody-dev/custody/internal/promotion/promotionhttp"
 	"github.com/custody-dev/custody/internal/proxy"
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/rekor"
 	"github.com/custody-dev/custody/internal/reserve"
 	"github.com/custody-dev/custody/internal/retention"
 	"github.com/custody-dev/custody/internal/retention/objectlock"
@@ -73,6 +76,8 @@ type Server struct {
 	handler   http.Handler
 	maint     *maintenance
 	audit     *tlog.Log
+	// rekor is the transparency log for signing events; nil when off.
+	rekor *rekor.Log
 	// auth is nil when authentication is off (auth.mode none).
 	auth    *auth.Service
 	signing *platform.Handler
@@ -438,6 +443,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	// API, judging tokens with the OIDC trust configuration; with a CT
 	// log, its certificates embed signed certificate timestamps.
 	trustMaterial := &sigstoreTrust{ring: sg.Ring(), tsa: sg.TSA()}
+	var caChain []*x509.Certificate
 	if cfg.CA.Key != "" {
 		if authz == nil {
 			return nil, errors.New("ca needs authentication on: its workloads prove who they are with OIDC tokens (auth.oidc)")
@@ -461,6 +467,35 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		}
 		trustMaterial.ca, trustMaterial.caStart = authority, authority.Chain()[0].NotBefore
 		(&ca.Handler{CA: authority, Tokens: authz, Audit: auditor, Log: log}).Register(mux)
+		caChain = authority.Chain()
+	}
+	// The transparency log for signing events (docs/keyless.md): Rekor
+	// v2's API; certificate entries only from the CA above.
+	if cfg.Rekor.Key != "" {
+		rl, err := openRekor(cfg.Rekor, cmp.Or(cfg.Rekor.URL, cfg.CA.URL), md.SigningLog(), caChain, log)
+		if err != nil {
+			return nil, err
+		}
+		undo = append(undo, rl.Close)
+		s.rekor = rl
+		// The ring's trust root names the log, so its entries count in
+		// verification (internal/evidence) wherever the trust root goes.
+		pubPEM, err := key.MarshalPublicKey(rl.PublicKey())
+		if err != nil {
+			return nil, err
+		}
+		added, err := sg.Ring().AddTransparencyLog(key.TrustedLog{BaseURL: rl.URL(), Origin: rl.Origin(), PublicKey: string(pubPEM),
+			ValidFor: key.Validity{Start: time.Now().UTC().Truncate(time.Second)}})
+		if err != nil {
+			return nil, fmt.Errorf("rekor: recording the log in the key ring's trust root: %w", err)
+		}
+		if added {
+			log.Info("transparency log recorded in the key ring's trust root", "origin", rl.Origin(), "url", rl.URL())
+		}
+		if trustMaterial.tlogs, err = rekorLogs(sg.Ring(), string(pubPEM)); err != nil {
+			return nil, err
+		}
+		(&rekor.Handler{Log: rl, Audit: auditor, Logger: log}).Register(mux)
 	}
 	if err := trustMaterial.retiredTrust(cfg.CA); err != nil {
 		return nil, err
@@ -741,6 +776,9 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	defer stopBG()
 	go s.purgeLoop(bg)
 	go s.audit.Run(bg, time.Duration(s.cfg.Audit.CheckpointInterval))
+	if s.rekor != nil {
+		go s.rekor.Run(bg)
+	}
 	if !s.embedded {
 		// Replicas share the metadata store: pick up policies other
 		// replicas stored (accounts and grants are re-read per request).
@@ -785,6 +823,9 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 func (s *Server) Close() error {
 	s.signing.Close()
 	s.olock.Close()
+	if s.rekor != nil {
+		s.rekor.Close()
+	}
 	s.audit.Close()
 	if last, err := s.audit.Latest(context.Background()); err != nil || last.Size != s.audit.Size() {
 		if _, err := s.audit.Checkpoint(context.Background()); err != nil {
@@ -810,6 +851,34 @@ func openCA(c config.CA) (*ca.CA, io.Closer, error) {
 		return nil, nil, fmt.Errorf("ca: %w", err)
 	}
 	return authority, closer, nil
+}
+
+// openRekor opens the transparency log for signing events, its key file
+// decrypted with rekor.passphraseFile or CUSTODY_REKOR_PASSWORD.
+func openRekor(c config.Rekor, url string, store tlog.Store, caChain []*x509.Certificate, log *slog.Logger) (*rekor.Log, error) {
+	pass := os.Getenv("CUSTODY_REKOR_PASSWORD")
+	if c.PassphraseFile != "" {
+		b, err := os.ReadFile(c.PassphraseFile)
+		if err != nil {
+			return nil, fmt.Errorf("rekor.passphraseFile: %w", err)
+		}
+		pass = strings.TrimRight(string(b), "\r\n")
+	}
+	signer, closer, err := key.OpenSigner(c.Key, []byte(pass))
+	if err != nil {
+		return nil, fmt.Errorf("rekor: opening the log key: %w", err)
+	}
+	var trust func() rekor.Trust
+	if len(caChain) > 0 {
+		t := rekor.TrustOf(caChain)
+		trust = func() rekor.Trust { return t }
+	}
+	rl, err := rekor.Open(context.Background(), rekor.Options{Store: store, Signer: signer, URL: url, Trust: trust, Log: log, Closer: closer})
+	if err != nil {
+		closer.Close()
+		return nil, fmt.Errorf("rekor: %w", err)
+	}
+	return rl, nil
 }
 
 // notationTrust loads promotion.notation: the Notation verifier gates and

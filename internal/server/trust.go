@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	rekornote "github.com/sigstore/rekor-tiles/v2/pkg/note"
+
 	"github.com/custody-dev/custody/internal/ca"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/ctlog"
@@ -158,4 +160,38 @@ func caPassphrase(c config.CA) ([]byte, error) {
 		pass = strings.TrimRight(string(b), "\r\n")
 	}
 	return []byte(pass), nil
+}
+
+// rekorLogs are the transparency logs the ring records (internal/rekor),
+// for the trust documents: the one whose key is currentPEM is served here
+// (its URL the server's base URL); the others are retired, their windows
+// closed when the current one started.
+func rekorLogs(ring *key.Ring, currentPEM string) ([]trustedroot.Log, error) {
+	recorded, err := ring.TransparencyLogs()
+	if err != nil {
+		return nil, err
+	}
+	var current time.Time
+	for _, l := range recorded {
+		if l.PublicKey == currentPEM {
+			current = l.ValidFor.Start
+		}
+	}
+	var out []trustedroot.Log
+	for _, l := range recorded {
+		pub, err := key.ParsePublicKey([]byte(l.PublicKey))
+		if err != nil {
+			return nil, err
+		}
+		_, id, err := rekornote.KeyHash(l.Origin, pub)
+		if err != nil {
+			return nil, err
+		}
+		tl := trustedroot.Log{PublicKey: pub, Start: l.ValidFor.Start, LogID: id, CheckpointKeyID: id, APIVersion: 2}
+		if l.PublicKey != currentPEM {
+			tl.End = current
+		}
+		out = append(out, tl)
+	}
+	return out, nil
 }

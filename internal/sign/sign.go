@@ -45,6 +45,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/timestamp"
@@ -83,6 +84,11 @@ type Options struct {
 	// nothing about the certificate is checked here, so only a caller
 	// that judges it (internal/evidence) may set this.
 	Certificates bool
+	// TransparencyLog, when set, logs every bundle signature Sign makes
+	// (the DSSE envelope's PAE as signed, the signature, the signer's
+	// public key) and answers the TransparencyLogEntry (protojson), which
+	// goes in the bundle's tlogEntries, where cosign v3 puts it.
+	TransparencyLog func(ctx context.Context, signed, sig []byte, pub crypto.PublicKey) ([]byte, error)
 }
 
 // Storage selects where signatures and attestations are written.
@@ -212,6 +218,16 @@ func Sign(ctx context.Context, ref name.Digest, signer crypto.Signer, opts Optio
 	}
 	if res.Bundle, err = newBundle(env, signer.Public(), opts.Chain, tsr); err != nil {
 		return Result{}, err
+	}
+	if opts.TransparencyLog != nil {
+		sig := env.GetSignatures()[0].GetSig()
+		tle, err := opts.TransparencyLog(ctx, dsse.PAE(env.GetPayloadType(), env.GetPayload()), sig, signer.Public())
+		if err != nil {
+			return Result{}, fmt.Errorf("logging the signature: %w", err)
+		}
+		if res.Bundle, err = addBundleLogEntry(res.Bundle, tle); err != nil {
+			return Result{}, err
+		}
 	}
 	if opts.Storage.referrer() {
 		h, err := putBundleReferrer(ctx, ref, subj, res.Bundle, CosignSignPredicateType, opts)

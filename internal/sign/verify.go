@@ -73,6 +73,9 @@ type Verified struct {
 	// KeyID is then that ephemeral key's ID. Nothing about the
 	// certificate is verified here: internal/evidence judges it.
 	Chain []*x509.Certificate
+	// LogEntries are the transparency log entries stored with it (a
+	// bundle's), not verified: internal/evidence checks them.
+	LogEntries []LogEntry
 }
 
 // Rejected is one signature found for the digest that does not verify:
@@ -294,6 +297,7 @@ func verifyBundle(bundle []byte, digest string, keys []crypto.PublicKey, certs b
 		Payload:     env.GetPayload(),
 		Timestamps:  bundleTimestamps(pb, sig),
 		Chain:       chain,
+		LogEntries:  bundleLogEntries(pb, sig),
 	}, nil
 }
 
@@ -336,6 +340,9 @@ type StoredAttestation struct {
 	// NotAttestation: ListAttestations read this content and found no
 	// attestation in it (see there); only Source, Key and Container are set.
 	NotAttestation bool
+	// LogEntries are the transparency log entries stored with it,
+	// unverified.
+	LogEntries []LogEntry
 }
 
 // StoredAttestations is Attestations with where each envelope was found.
@@ -377,7 +384,7 @@ func ListAttestations(ctx context.Context, ref name.Digest, opts Options, known 
 		return nil, err
 	}
 	var out []StoredAttestation
-	add := func(src Source, key, container string, raw []byte, ts []Timestamp, chain []*x509.Certificate) error {
+	add := func(src Source, key, container string, raw []byte, ts []Timestamp, chain []*x509.Certificate, logs []LogEntry) error {
 		env, err := parseEnvelope(raw)
 		if err != nil {
 			return err
@@ -389,7 +396,7 @@ func ListAttestations(ctx context.Context, ref name.Digest, opts Options, known 
 		if err != nil {
 			return err
 		}
-		out = append(out, StoredAttestation{Source: src, Key: key, Container: container, Envelope: raw, Timestamps: ts, Normal: sha256.Sum256(norm), Chain: chain})
+		out = append(out, StoredAttestation{Source: src, Key: key, Container: container, Envelope: raw, Timestamps: ts, Normal: sha256.Sum256(norm), Chain: chain, LogEntries: logs})
 		return nil
 	}
 	// Malformed entries are skipped, not fatal: anyone who may push could
@@ -399,7 +406,7 @@ func ListAttestations(ctx context.Context, ref name.Digest, opts Options, known 
 			out = append(out, StoredAttestation{Source: SourceTag, Key: layerKey(l), Container: l.image.String()})
 			continue
 		}
-		if add(SourceTag, layerKey(l), l.image.String(), l.body, layerTimestamps(l.annotations, l.body), layerChain(l.annotations)) != nil {
+		if add(SourceTag, layerKey(l), l.image.String(), l.body, layerTimestamps(l.annotations, l.body), layerChain(l.annotations), nil) != nil {
 			out = append(out, StoredAttestation{Source: SourceTag, Key: layerKey(l), Container: l.image.String(), NotAttestation: true})
 		}
 	}
@@ -436,7 +443,7 @@ func ListAttestations(ctx context.Context, ref name.Digest, opts Options, known 
 		if sigs := c.DsseEnvelope.GetSignatures(); len(sigs) > 0 {
 			sig = sigs[0].GetSig()
 		}
-		if add(SourceReferrer, referrerKey(b.manifest), b.manifest.String(), raw, bundleTimestamps(pb, sig), bundleChain(pb)) != nil {
+		if add(SourceReferrer, referrerKey(b.manifest), b.manifest.String(), raw, bundleTimestamps(pb, sig), bundleChain(pb), bundleLogEntries(pb, sig)) != nil {
 			out = append(out, none)
 		}
 	}

@@ -45,6 +45,9 @@ type Meta interface {
 	gc.Store
 	tlog.Store
 	account.Store
+	// SigningLog is the storage of the transparency log for signing
+	// events (internal/rekor): another tlog.Store, on its own tables.
+	SigningLog() tlog.Store
 }
 
 // Blobs is what custody asks of a blob backend beyond blob.Store: blob

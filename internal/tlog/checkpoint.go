@@ -61,6 +61,12 @@ func OpenCheckpoint(vkey string, msg []byte) (Checkpoint, error) {
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("invalid log public key: %w", err)
 	}
+	return OpenCheckpointWith(v, msg)
+}
+
+// OpenCheckpointWith is OpenCheckpoint with a note verifier of any key
+// type (internal/rekor's logs sign with ECDSA keys).
+func OpenCheckpointWith(v note.Verifier, msg []byte) (Checkpoint, error) {
 	n, err := note.Open(msg, note.VerifierList(v))
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("checkpoint signature invalid: %w", err)

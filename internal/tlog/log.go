@@ -257,6 +257,21 @@ func (l *Log) Append(es ...Entry) error {
 		}
 		bs[i] = e.Canonical()
 	}
+	return l.enqueue(bs)
+}
+
+// AppendRaw stores leaves whose bytes are given as they are, for a log
+// whose entries are not audit entries (internal/rekor's transparency log
+// of signing events); otherwise as Append.
+func (l *Log) AppendRaw(leaves ...[]byte) error {
+	if len(leaves) == 0 {
+		return nil
+	}
+	return l.enqueue(leaves)
+}
+
+// enqueue hands bs to the writer and waits for their batch's outcome.
+func (l *Log) enqueue(bs [][]byte) error {
 	done := make(chan error, 1)
 	l.qmu.RLock()
 	if l.closed {
@@ -547,6 +562,13 @@ func (l *Log) fetch(ctx context.Context, n proof.Nodes) ([][]byte, error) {
 		return nil, err
 	}
 	return n.Rehash(hashes, hasher.HashChildren)
+}
+
+// Hashes returns the stored hashes of the tree's nodes ids (as tiles
+// serve them, C2SP tlog-tiles), or an error wrapping ErrNotFound if one
+// is missing.
+func (l *Log) Hashes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
+	return l.store.TlogNodes(ctx, ids)
 }
 
 // LeafIndex returns the index of the leaf with the given hash.

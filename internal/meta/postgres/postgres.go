@@ -52,6 +52,9 @@ type Store struct {
 	pool *pgxpool.Pool
 	// conn configures the dedicated connections TryLock opens.
 	conn *pgx.ConnConfig
+	// tlogPrefix, when set, names the tables of the tlog.Store methods
+	// in place of "tlog_" (SigningLog).
+	tlogPrefix string
 }
 
 var _ meta.Store = (*Store)(nil)

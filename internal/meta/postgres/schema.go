@@ -300,6 +300,34 @@ CREATE TABLE IF NOT EXISTS auth_webauthn (
 );
 CREATE INDEX IF NOT EXISTS auth_webauthn_name ON auth_webauthn(name, created);
 `,
+	// The transparency log for signing events (internal/rekor): the audit
+	// log's tables again, for a second tlog.Store (SigningLog).
+	`
+CREATE TABLE IF NOT EXISTS signlog_leaves (
+	idx       BIGINT NOT NULL PRIMARY KEY,
+	entry     TEXT   NOT NULL, -- the canonicalized entry body
+	leaf_hash BYTEA  NOT NULL,
+	doc       JSONB
+);
+CREATE INDEX IF NOT EXISTS signlog_leaves_hash ON signlog_leaves(leaf_hash);
+CREATE TABLE IF NOT EXISTS signlog_head (
+	one  BOOLEAN NOT NULL PRIMARY KEY DEFAULT true CHECK (one),
+	size BIGINT  NOT NULL
+);
+INSERT INTO signlog_head(one, size) VALUES (true, 0) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS signlog_nodes (
+	level INTEGER NOT NULL,
+	idx   BIGINT  NOT NULL,
+	hash  BYTEA   NOT NULL,
+	PRIMARY KEY (level, idx)
+);
+CREATE TABLE IF NOT EXISTS signlog_checkpoints (
+	size    BIGINT NOT NULL PRIMARY KEY,
+	root    BYTEA  NOT NULL,
+	note    TEXT   NOT NULL,
+	created BIGINT NOT NULL
+);
+`,
 }
 
 // migrate brings the schema (the first schema on the connection's

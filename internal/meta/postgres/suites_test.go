@@ -76,6 +76,14 @@ func TestTlogConformance(t *testing.T) {
 	})
 }
 
+// The signing events' log is the same tlog.Store on other tables.
+func TestSigningLogConformance(t *testing.T) {
+	serverURL(t)
+	metatest.RunTlog(t, func(t *testing.T, n int) []tlog.Store {
+		return as(t, n, func(s *postgres.Store) tlog.Store { return s.SigningLog() })
+	})
+}
+
 func TestAccountsConformance(t *testing.T) {
 	serverURL(t)
 	metatest.RunAccounts(t, func(t *testing.T, n int) []account.Store {

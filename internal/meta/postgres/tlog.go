@@ -27,6 +27,26 @@ import (
 
 var _ tlog.Store = (*Store)(nil)
 
+// SigningLog returns the storage of the transparency log for signing
+// events (internal/rekor): the same tlog.Store on its own tables,
+// signlog_leaves, signlog_head, signlog_nodes and signlog_checkpoints (the
+// last migration), so the Merkle tree code and its conformance suite are
+// one.
+func (s *Store) SigningLog() tlog.Store {
+	c := *s
+	c.tlogPrefix = "signlog_"
+	return &c
+}
+
+// tq names query's tables for the log s stores: the audit log's tlog_
+// tables, or another log's (SigningLog).
+func (s *Store) tq(query string) string {
+	if s.tlogPrefix == "" {
+		return query
+	}
+	return strings.ReplaceAll(query, "tlog_", s.tlogPrefix)
+}
+
 // ErrTlogConflict is wrapped by the error of a TlogAppend whose start is
 // not the log's current size: another writer (replica) appended first. It
 // is tlog.ErrAppendConflict, which tlog.Log recognises to reload the tree
@@ -36,7 +56,7 @@ var ErrTlogConflict = tlog.ErrAppendConflict
 // TlogSize returns the number of stored leaves.
 func (s *Store) TlogSize(ctx context.Context) (uint64, error) {
 	var n int64
-	if err := s.pool.QueryRow(ctx, `SELECT size FROM tlog_head`).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, s.tq(`SELECT size FROM tlog_head`)).Scan(&n); err != nil {
 		return 0, fmt.Errorf("postgres: audit log size: %w", err)
 	}
 	return uint64(n), nil
@@ -55,7 +75,7 @@ func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf
 	return s.write(ctx, func(tx pgx.Tx) error {
 		if len(leaves) > 0 {
 			var size int64
-			if err := tx.QueryRow(ctx, `SELECT size FROM tlog_head FOR UPDATE`).Scan(&size); err != nil {
+			if err := tx.QueryRow(ctx, s.tq(`SELECT size FROM tlog_head FOR UPDATE`)).Scan(&size); err != nil {
 				return fmt.Errorf("postgres: audit log size: %w", err)
 			}
 			if uint64(size) != start {
@@ -70,20 +90,20 @@ func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf
 				}
 				rows[i] = []any{int64(l.Index), string(l.Entry), l.Hash, doc}
 			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"tlog_leaves"},
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.tq("tlog_leaves")},
 				[]string{"idx", "entry", "leaf_hash", "doc"}, pgx.CopyFromRows(rows)); err != nil {
 				return fmt.Errorf("postgres: audit log append: %w", err)
 			}
-			if _, err := tx.Exec(ctx, `UPDATE tlog_head SET size = $1`, int64(start)+int64(len(leaves))); err != nil {
+			if _, err := tx.Exec(ctx, s.tq(`UPDATE tlog_head SET size = $1`), int64(start)+int64(len(leaves))); err != nil {
 				return fmt.Errorf("postgres: audit log append: %w", err)
 			}
 		}
-		return putNodes(ctx, tx, nodes, `ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash`)
+		return s.putNodes(ctx, tx, nodes, `ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash`)
 	})
 }
 
 // putNodes inserts nodes with the given ON CONFLICT clause.
-func putNodes(ctx context.Context, tx pgx.Tx, nodes []tlog.Node, onConflict string) error {
+func (s *Store) putNodes(ctx context.Context, tx pgx.Tx, nodes []tlog.Node, onConflict string) error {
 	if len(nodes) == 0 {
 		return nil
 	}
@@ -94,9 +114,9 @@ func putNodes(ctx context.Context, tx pgx.Tx, nodes []tlog.Node, onConflict stri
 		levels[i], idxs[i], hashes[i] = int32(n.ID.Level), int64(n.ID.Index), n.Hash
 	}
 	// A batch may name a node twice (an overwrite); keep the last.
-	_, err := tx.Exec(ctx, `INSERT INTO tlog_nodes(level, idx, hash)
+	_, err := tx.Exec(ctx, s.tq(`INSERT INTO tlog_nodes(level, idx, hash)
 		SELECT DISTINCT ON (l, i) l, i, h FROM unnest($1::int[], $2::bigint[], $3::bytea[]) WITH ORDINALITY AS n(l, i, h, o)
-		ORDER BY l, i, o DESC `+onConflict, levels, idxs, hashes)
+		ORDER BY l, i, o DESC `)+onConflict, levels, idxs, hashes)
 	if err != nil {
 		return fmt.Errorf("postgres: audit log nodes: %w", err)
 	}
@@ -107,13 +127,13 @@ func putNodes(ctx context.Context, tx pgx.Tx, nodes []tlog.Node, onConflict stri
 // ones.
 func (s *Store) TlogFillNodes(ctx context.Context, nodes []tlog.Node) error {
 	return s.write(ctx, func(tx pgx.Tx) error {
-		return putNodes(ctx, tx, nodes, `ON CONFLICT (level, idx) DO NOTHING`)
+		return s.putNodes(ctx, tx, nodes, `ON CONFLICT (level, idx) DO NOTHING`)
 	})
 }
 
 // TlogLeaves returns the leaves with start <= index < end, in order.
 func (s *Store) TlogLeaves(ctx context.Context, start, end uint64) ([]tlog.Leaf, error) {
-	rows, err := s.pool.Query(ctx, `SELECT idx, entry, leaf_hash FROM tlog_leaves WHERE idx >= $1 AND idx < $2 ORDER BY idx`,
+	rows, err := s.pool.Query(ctx, s.tq(`SELECT idx, entry, leaf_hash FROM tlog_leaves WHERE idx >= $1 AND idx < $2 ORDER BY idx`),
 		clampIndex(start), clampIndex(end))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: audit log entries: %w", err)
@@ -157,9 +177,9 @@ func (s *Store) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, 
 	for i, id := range ids {
 		levels[i], idxs[i] = int32(id.Level), clampIndex(id.Index)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT n.o, t.hash
+	rows, err := s.pool.Query(ctx, s.tq(`SELECT n.o, t.hash
 		FROM unnest($1::int[], $2::bigint[]) WITH ORDINALITY AS n(l, i, o)
-		JOIN tlog_nodes t ON t.level = n.l AND t.idx = n.i`, levels, idxs)
+		JOIN tlog_nodes t ON t.level = n.l AND t.idx = n.i`), levels, idxs)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: audit log nodes: %w", err)
 	}
@@ -186,7 +206,7 @@ func (s *Store) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, 
 // tlog.ErrNotFound.
 func (s *Store) TlogLeafIndex(ctx context.Context, hash []byte) (uint64, error) {
 	var idx *int64
-	if err := s.pool.QueryRow(ctx, `SELECT MIN(idx) FROM tlog_leaves WHERE leaf_hash = $1`, hash).Scan(&idx); err != nil {
+	if err := s.pool.QueryRow(ctx, s.tq(`SELECT MIN(idx) FROM tlog_leaves WHERE leaf_hash = $1`), hash).Scan(&idx); err != nil {
 		return 0, fmt.Errorf("postgres: audit log leaf: %w", err)
 	}
 	if idx == nil {
@@ -236,7 +256,7 @@ func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, erro
 	if q.Before > 0 {
 		add(`idx < ?`, int64(q.Before))
 	}
-	query := `SELECT idx, entry, leaf_hash FROM tlog_leaves WHERE ` + strings.Join(conds, " AND ") + ` ORDER BY idx`
+	query := s.tq(`SELECT idx, entry, leaf_hash FROM tlog_leaves WHERE `) + strings.Join(conds, " AND ") + ` ORDER BY idx`
 	if q.Newest {
 		query += ` DESC`
 	}
@@ -254,7 +274,7 @@ func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, erro
 // TlogPutCheckpoint stores a signed checkpoint. Storing a second one of
 // the same size fails.
 func (s *Store) TlogPutCheckpoint(ctx context.Context, cp tlog.Checkpoint) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO tlog_checkpoints(size, root, note, created) VALUES ($1, $2, $3, $4)`,
+	_, err := s.pool.Exec(ctx, s.tq(`INSERT INTO tlog_checkpoints(size, root, note, created) VALUES ($1, $2, $3, $4)`),
 		int64(cp.Size), cp.Root, string(cp.Note), time.Now().UnixMicro())
 	if err != nil {
 		return fmt.Errorf("postgres: audit checkpoint: %w", err)
@@ -270,7 +290,7 @@ func (s *Store) TlogLatestCheckpoint(ctx context.Context) (tlog.Checkpoint, erro
 		size int64
 		note string
 	)
-	err := s.pool.QueryRow(ctx, `SELECT size, root, note FROM tlog_checkpoints ORDER BY size DESC LIMIT 1`).
+	err := s.pool.QueryRow(ctx, s.tq(`SELECT size, root, note FROM tlog_checkpoints ORDER BY size DESC LIMIT 1`)).
 		Scan(&size, &cp.Root, &note)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return cp, tlog.ErrNotFound

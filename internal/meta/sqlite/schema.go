@@ -265,6 +265,30 @@ CREATE TABLE IF NOT EXISTS auth_webauthn (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS auth_webauthn_name ON auth_webauthn(name, created);
 `,
+	// The transparency log for signing events (internal/rekor): the audit
+	// log's tables again, for a second tlog.Store (SigningLog). Its entries
+	// are Rekor v2 entry bodies, not audit entries, so it has no search
+	// indexes.
+	`
+CREATE TABLE IF NOT EXISTS signlog_leaves (
+	idx       INTEGER NOT NULL PRIMARY KEY, -- leaf index, from 0
+	entry     TEXT    NOT NULL,             -- the canonicalized entry body
+	leaf_hash BLOB    NOT NULL              -- SHA-256(0x00 || entry)
+);
+CREATE INDEX IF NOT EXISTS signlog_leaves_hash ON signlog_leaves(leaf_hash);
+CREATE TABLE IF NOT EXISTS signlog_nodes (
+	level INTEGER NOT NULL,
+	idx   INTEGER NOT NULL,
+	hash  BLOB    NOT NULL,
+	PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS signlog_checkpoints (
+	size    INTEGER NOT NULL PRIMARY KEY,
+	root    BLOB    NOT NULL,
+	note    TEXT    NOT NULL,
+	created INTEGER NOT NULL
+);
+`,
 }
 
 // migrationMicros is migration 6; see above.

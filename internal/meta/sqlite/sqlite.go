@@ -34,6 +34,9 @@ const busyTimeout = 10 * time.Second
 type Store struct {
 	w *sql.DB // one read-write connection; transactions BEGIN IMMEDIATE
 	r *sql.DB // read-only connections
+	// tlogPrefix, when set, names the tables of the tlog.Store methods
+	// in place of "tlog_" (SigningLog).
+	tlogPrefix string
 }
 
 var _ meta.Store = (*Store)(nil)

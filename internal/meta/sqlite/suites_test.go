@@ -98,6 +98,13 @@ func TestTlogConformance(t *testing.T) {
 	})
 }
 
+// The signing events' log is the same tlog.Store on other tables.
+func TestSigningLogConformance(t *testing.T) {
+	metatest.RunTlog(t, func(t *testing.T, n int) []tlog.Store {
+		return as(t, n, func(s *sqlite.Store) tlog.Store { return s.SigningLog() })
+	})
+}
+
 func TestAccountsConformance(t *testing.T) {
 	metatest.RunAccounts(t, func(t *testing.T, n int) []account.Store {
 		return as(t, n, func(s *sqlite.Store) account.Store { return s })

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -17,10 +18,29 @@ import (
 
 var _ tlog.Store = (*Store)(nil)
 
+// SigningLog returns the storage of the transparency log for signing
+// events (internal/rekor): the same tlog.Store on its own tables,
+// signlog_leaves, signlog_nodes and signlog_checkpoints (the last
+// migration), so the Merkle tree code and its conformance suite are one.
+func (s *Store) SigningLog() tlog.Store {
+	c := *s
+	c.tlogPrefix = "signlog_"
+	return &c
+}
+
+// tq names query's tables for the log s stores: the audit log's tlog_
+// tables, or another log's (SigningLog).
+func (s *Store) tq(query string) string {
+	if s.tlogPrefix == "" {
+		return query
+	}
+	return strings.ReplaceAll(query, "tlog_", s.tlogPrefix)
+}
+
 // TlogSize implements tlog.Store.
 func (s *Store) TlogSize(ctx context.Context) (uint64, error) {
 	var n int64
-	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM tlog_leaves`).Scan(&n)
+	err := s.r.QueryRowContext(ctx, s.tq(`SELECT COALESCE(MAX(idx) + 1, 0) FROM tlog_leaves`)).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: audit log size: %w", err)
 	}
@@ -34,13 +54,13 @@ func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf
 	return s.write(ctx, func(tx *sql.Tx) error {
 		if len(leaves) > 0 {
 			var size int64
-			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM tlog_leaves`).Scan(&size); err != nil {
+			if err := tx.QueryRowContext(ctx, s.tq(`SELECT COALESCE(MAX(idx) + 1, 0) FROM tlog_leaves`)).Scan(&size); err != nil {
 				return fmt.Errorf("sqlite: audit log size: %w", err)
 			}
 			if uint64(size) != start {
 				return fmt.Errorf("sqlite: audit log append at %d, but the log has %d entries: %w", start, size, tlog.ErrAppendConflict)
 			}
-			st, err := tx.PrepareContext(ctx, `INSERT INTO tlog_leaves(idx, entry, leaf_hash) VALUES (?, ?, ?)`)
+			st, err := tx.PrepareContext(ctx, s.tq(`INSERT INTO tlog_leaves(idx, entry, leaf_hash) VALUES (?, ?, ?)`))
 			if err != nil {
 				return fmt.Errorf("sqlite: audit log append: %w", err)
 			}
@@ -52,7 +72,7 @@ func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf
 			}
 		}
 		if len(nodes) > 0 {
-			st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO tlog_nodes(level, idx, hash) VALUES (?, ?, ?)`)
+			st, err := tx.PrepareContext(ctx, s.tq(`INSERT OR REPLACE INTO tlog_nodes(level, idx, hash) VALUES (?, ?, ?)`))
 			if err != nil {
 				return fmt.Errorf("sqlite: audit log nodes: %w", err)
 			}
@@ -70,7 +90,7 @@ func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf
 // TlogFillNodes implements tlog.Store.
 func (s *Store) TlogFillNodes(ctx context.Context, nodes []tlog.Node) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO tlog_nodes(level, idx, hash) VALUES (?, ?, ?)`)
+		st, err := tx.PrepareContext(ctx, s.tq(`INSERT OR IGNORE INTO tlog_nodes(level, idx, hash) VALUES (?, ?, ?)`))
 		if err != nil {
 			return fmt.Errorf("sqlite: audit log nodes: %w", err)
 		}
@@ -86,7 +106,7 @@ func (s *Store) TlogFillNodes(ctx context.Context, nodes []tlog.Node) error {
 
 // TlogLeaves implements tlog.Store.
 func (s *Store) TlogLeaves(ctx context.Context, start, end uint64) ([]tlog.Leaf, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT idx, entry, leaf_hash FROM tlog_leaves WHERE idx >= ? AND idx < ? ORDER BY idx`, int64(start), int64(end))
+	rows, err := s.r.QueryContext(ctx, s.tq(`SELECT idx, entry, leaf_hash FROM tlog_leaves WHERE idx >= ? AND idx < ? ORDER BY idx`), int64(start), int64(end))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: audit log entries: %w", err)
 	}
@@ -126,7 +146,7 @@ func (s *Store) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, 
 	defer conn.Close()
 	out := make([][]byte, len(ids))
 	for i, id := range ids {
-		err := conn.QueryRowContext(ctx, `SELECT hash FROM tlog_nodes WHERE level = ? AND idx = ?`, int64(id.Level), int64(id.Index)).Scan(&out[i])
+		err := conn.QueryRowContext(ctx, s.tq(`SELECT hash FROM tlog_nodes WHERE level = ? AND idx = ?`), int64(id.Level), int64(id.Index)).Scan(&out[i])
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("%w: node %d/%d", tlog.ErrNotFound, id.Level, id.Index)
 		}
@@ -140,7 +160,7 @@ func (s *Store) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, 
 // TlogLeafIndex implements tlog.Store.
 func (s *Store) TlogLeafIndex(ctx context.Context, hash []byte) (uint64, error) {
 	var idx int64
-	err := s.r.QueryRowContext(ctx, `SELECT MIN(idx) FROM tlog_leaves WHERE leaf_hash = ? HAVING COUNT(*) > 0`, hash).Scan(&idx)
+	err := s.r.QueryRowContext(ctx, s.tq(`SELECT MIN(idx) FROM tlog_leaves WHERE leaf_hash = ? HAVING COUNT(*) > 0`), hash).Scan(&idx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, tlog.ErrNotFound
 	}
@@ -154,7 +174,7 @@ func (s *Store) TlogLeafIndex(ctx context.Context, hash []byte) (uint64, error) 
 // (migration 8).
 func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, error) {
 	query, args := searchQuery(q)
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	rows, err := s.r.QueryContext(ctx, s.tq(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: audit log search: %w", err)
 	}
@@ -205,7 +225,7 @@ func searchQuery(q tlog.Query) (string, []any) {
 // TlogPutCheckpoint implements tlog.Store.
 func (s *Store) TlogPutCheckpoint(ctx context.Context, cp tlog.Checkpoint) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO tlog_checkpoints(size, root, note, created) VALUES (?, ?, ?, ?)`,
+		_, err := tx.ExecContext(ctx, s.tq(`INSERT INTO tlog_checkpoints(size, root, note, created) VALUES (?, ?, ?, ?)`),
 			int64(cp.Size), cp.Root, string(cp.Note), time.Now().UnixMicro())
 		if err != nil {
 			return fmt.Errorf("sqlite: audit checkpoint: %w", err)
@@ -221,7 +241,7 @@ func (s *Store) TlogLatestCheckpoint(ctx context.Context) (tlog.Checkpoint, erro
 		size int64
 		note string
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT size, root, note FROM tlog_checkpoints ORDER BY size DESC LIMIT 1`).Scan(&size, &cp.Root, &note)
+	err := s.r.QueryRowContext(ctx, s.tq(`SELECT size, root, note FROM tlog_checkpoints ORDER BY size DESC LIMIT 1`)).Scan(&size, &cp.Root, &note)
 	if errors.Is(err, sql.ErrNoRows) {
 		return cp, tlog.ErrNotFound
 	}

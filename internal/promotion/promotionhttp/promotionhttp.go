@@ -192,6 +192,7 @@ func combine(own key.TrustRoot, extra string) (key.TrustRoot, []string, error) {
 		tr.Keys = append(tr.Keys, more.Keys...)
 		tr.TimestampAuthorities = append(slices.Clone(own.TimestampAuthorities), more.TimestampAuthorities...)
 		tr.CertificateAuthorities = append(slices.Clone(own.CertificateAuthorities), more.CertificateAuthorities...)
+		tr.TransparencyLogs = append(slices.Clone(own.TransparencyLogs), more.TransparencyLogs...)
 	}
 	return tr, ids, nil
 }
