@@ -57,7 +57,11 @@ type keyless struct {
 	dir           string
 }
 
-const keylessIdentity = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
+// keylessIdentity is the workflow the tests sign as, on the test issuer's
+// own origin (only GitHub's real issuer is certified as github.com).
+func keylessIdentity(issuer string) string {
+	return issuer + "/acme/app/.github/workflows/release.yml@refs/heads/main"
+}
 
 func startTransparency(t *testing.T) *keyless {
 	t.Helper()
@@ -283,7 +287,7 @@ func TestCosignKeylessTransparency(t *testing.T) {
 		t.Fatalf("log size %d after three signing events, want %d", got, sizeBefore+3)
 	}
 
-	identity := []string{"--trusted-root", k.trustedRoot, "--certificate-identity", keylessIdentity, "--certificate-oidc-issuer", k.issuer.Server.URL}
+	identity := []string{"--trusted-root", k.trustedRoot, "--certificate-identity", keylessIdentity(k.issuer.Server.URL), "--certificate-oidc-issuer", k.issuer.Server.URL}
 	out := must(append(append([]string{"verify"}, identity...), "--allow-insecure-registry", image)...)
 	if !strings.Contains(out, "transparency log was verified") || !strings.Contains(out, "verified using trusted certificate authority") {
 		t.Errorf("cosign verify did not check the log entry and the certificate:\n%s", out)
@@ -291,7 +295,7 @@ func TestCosignKeylessTransparency(t *testing.T) {
 	must(append(append([]string{"verify-attestation"}, identity...), "--allow-insecure-registry", "--type", "slsaprovenance1", image)...)
 	must(append(append([]string{"verify-blob"}, identity...), "--bundle", bundle, blob)...)
 	other := append([]string(nil), identity...)
-	other[3] = "https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main"
+	other[3] = k.issuer.Server.URL + "/evil/app/.github/workflows/release.yml@refs/heads/main"
 	if out, err := run(append(append([]string{"verify"}, other...), "--allow-insecure-registry", image)...); err == nil {
 		t.Fatalf("cosign verify accepted another identity:\n%s", out)
 	}
@@ -418,7 +422,7 @@ func TestCosignV2KeylessTransparency(t *testing.T) {
 	if got := k.logSize(t); got != before+2 {
 		t.Fatalf("log size %d after two signing events, want %d", got, before+2)
 	}
-	identity := []string{"--new-bundle-format", "--use-signed-timestamps", "--trusted-root", k.trustedRoot, "--certificate-identity", keylessIdentity, "--certificate-oidc-issuer", k.issuer.Server.URL}
+	identity := []string{"--new-bundle-format", "--use-signed-timestamps", "--trusted-root", k.trustedRoot, "--certificate-identity", keylessIdentity(k.issuer.Server.URL), "--certificate-oidc-issuer", k.issuer.Server.URL}
 	must(append(append([]string{"verify"}, identity...), "--allow-insecure-registry", image)...)
 	must(append(append([]string{"verify-blob"}, identity...), "--bundle", bundle, blob)...)
 }
