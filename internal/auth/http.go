@@ -266,6 +266,12 @@ func (s *Service) createToken(w http.ResponseWriter, r *http.Request) {
 		s.invalid(w, r, "token.create", "", "a token needs between 1 and 32 scopes (role and repository patterns)")
 		return
 	}
+	// An API token never steps up and a sign-in token's first minutes
+	// count as a step-up: minting either from a caller whose factor grew
+	// stale would be a way around step-up, so it is a dangerous action.
+	if !s.RequireStepUp(w, r, "token.create", "", "creating an API token") {
+		return
+	}
 	if req.SignIn && p.Factor == "" {
 		// Its first minutes count as a step-up: only a code makes one.
 		s.invalid(w, r, "token.create", "", "a sign-in token is created with a one-time code ("+OTPHeader+")")

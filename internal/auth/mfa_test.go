@@ -525,3 +525,68 @@ func TestSecurityKeysNeedWebURL(t *testing.T) {
 		t.Fatalf("confirming a forged ceremony: %d %s, want 400", w.Code, w.Body)
 	}
 }
+
+// TestTokenCreationNeedsStepUp: an API token is a machine credential that
+// never steps up, and a sign-in token's first minutes count as a step-up,
+// so minting either is itself a dangerous action: a session (or a sign-in
+// token) whose factor grew stale must not turn into a credential that
+// skips step-up. Refusals store no token.
+func TestTokenCreationNeedsStepUp(t *testing.T) {
+	f, mux, _ := mfaFixture(t)
+	secret, _ := f.enrol(mux, "root")
+	f.now = f.now.Add(time.Minute)
+	r := httptest.NewRequest("POST", "/api/v1/sessions", strings.NewReader(`{}`))
+	r.Header.Set("Authorization", basic("root", testPassword))
+	r.Header.Set(OTPHeader, f.code(secret, 0))
+	r.Header.Set("Sec-Fetch-Site", "same-origin")
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, r)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("sign-in with a code: %d %s", w.Code, w.Body)
+	}
+	var se CreatedSession
+	_ = json.Unmarshal(w.Body.Bytes(), &se)
+	bySession := func(body string) *httptest.ResponseRecorder {
+		r := withSession(httptest.NewRequest("POST", "/api/v1/tokens", strings.NewReader(body)), se.Secret)
+		r.Header.Set(CSRFHeader, se.CSRF)
+		r.Header.Set("Sec-Fetch-Site", "same-origin")
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		return w
+	}
+	const apiToken = `{"name":"ci","scopes":[{"role":"admin","repositories":["**"]}]}`
+	const signIn = `{"name":"custody login","signIn":true,"expiresIn":"12h","scopes":[{"role":"admin","repositories":["**"]}]}`
+	// A sign-in token made now, with a code, for the last case.
+	f.now = f.now.Add(30 * time.Second)
+	w = call(mux, "POST", "/api/v1/tokens", "root", f.code(secret, 0), signIn)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("creating a sign-in token with a code: %d %s", w.Code, w.Body)
+	}
+	var login CreatedToken
+	_ = json.Unmarshal(w.Body.Bytes(), &login)
+
+	f.now = f.now.Add(10 * time.Minute) // every factor grows stale
+	before, _ := f.st.AuthState(context.Background())
+	for name, w := range map[string]*httptest.ResponseRecorder{
+		"API token by a stale session":     bySession(apiToken),
+		"sign-in token by a stale session": bySession(signIn),
+		"API token by a stale sign-in token": func() *httptest.ResponseRecorder {
+			r := httptest.NewRequest("POST", "/api/v1/tokens", strings.NewReader(apiToken))
+			r.Header.Set("Authorization", "Bearer "+login.Secret)
+			w := httptest.NewRecorder()
+			mux.ServeHTTP(w, r)
+			return w
+		}(),
+	} {
+		if w.Code != http.StatusForbidden || problemType(w) != "step-up-required" {
+			t.Errorf("%s: %d %s, want 403 step-up-required", name, w.Code, w.Body)
+		}
+	}
+	if after, _ := f.st.AuthState(context.Background()); len(after.Tokens) != len(before.Tokens) {
+		t.Fatalf("refused token creations stored tokens: %d, had %d", len(after.Tokens), len(before.Tokens))
+	}
+	// A fresh code makes it again.
+	if w := call(mux, "POST", "/api/v1/tokens", "root", f.code(secret, 0), apiToken); w.Code != http.StatusCreated {
+		t.Fatalf("API token with a fresh code: %d %s", w.Code, w.Body)
+	}
+}
