@@ -520,6 +520,11 @@ func (s *Service) updateUser(w http.ResponseWriter, r *http.Request) {
 	case p.Anonymous():
 		s.refuse(w, r, "user.update", "", fmt.Errorf("%w: sign in first", registry.ErrUnauthenticated))
 		return
+	case p.mfaMissing != "":
+		// The password alone must not replace itself: whoever learned it
+		// would shut the account's owner out.
+		s.refuse(w, r, "user.update", "", p.mfaDenial())
+		return
 	case !admin && !(self && req.Groups == nil):
 		s.refuse(w, r, "user.update", "", fmt.Errorf("%w: %s may only change its own password (group changes need the admin role)", registry.ErrDenied, p.Subject))
 		return

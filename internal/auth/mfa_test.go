@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -588,5 +589,47 @@ func TestTokenCreationNeedsStepUp(t *testing.T) {
 	// A fresh code makes it again.
 	if w := call(mux, "POST", "/api/v1/tokens", "root", f.code(secret, 0), apiToken); w.Code != http.StatusCreated {
 		t.Fatalf("API token with a fresh code: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestPasswordAloneCannotChangePassword: once an account enrolled, its
+// password alone never suffices; changing the password with it (directly,
+// or with a token the Docker token flow issued for it) would let whoever
+// learned the password shut its owner out. Refusals change nothing.
+func TestPasswordAloneCannotChangePassword(t *testing.T) {
+	f, mux, _ := mfaFixture(t)
+	secret, _ := f.enrol(mux, "dev")
+	f.now = f.now.Add(time.Minute)
+	before, _ := f.st.AuthState(context.Background())
+	const body = `{"password":"taken-over-by-mallory"}`
+	// The Docker token flow with the password alone issues a token that
+	// carries the policy's stop: it may do nothing as dev either.
+	w := call(mux, "GET", TokenPath+"?scope=repository:team/app:pull", "dev", "", "")
+	var tr TokenResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &tr); w.Code != http.StatusOK || err != nil {
+		t.Fatalf("token endpoint: %d %s", w.Code, w.Body)
+	}
+	bearer := func(method, target, body string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, target, strings.NewReader(body))
+		r.Header.Set("Authorization", "Bearer "+tr.Token)
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		return w
+	}
+	for _, c := range []struct{ method, target, body string }{
+		{"PUT", "/api/v1/users/dev", body},
+		{"GET", "/api/v1/tokens", ""},
+		{"POST", "/api/v1/tokens", `{"name":"x","scopes":[{"role":"writer","repositories":["team/**"]}]}`},
+	} {
+		if w := bearer(c.method, c.target, c.body); w.Code != http.StatusForbidden || problemType(w) != "mfa-required" {
+			t.Errorf("%s %s with the password-only JWT: %d %s, want 403 mfa-required", c.method, c.target, w.Code, w.Body)
+		}
+	}
+	if after, _ := f.st.AuthState(context.Background()); !reflect.DeepEqual(after.Users, before.Users) {
+		t.Fatal("a refused password change changed the account")
+	}
+	// With the code it works.
+	if w := call(mux, "PUT", "/api/v1/users/dev", "dev", f.code(secret, 0), body); w.Code != http.StatusOK {
+		t.Fatalf("password change with a code: %d %s", w.Code, w.Body)
 	}
 }
