@@ -84,7 +84,11 @@ func (s *Service) Require(w http.ResponseWriter, r *http.Request, action, repo s
 		s.refuse(w, r, action, repo, err)
 		return r, nil, false
 	}
-	if perm == 0 { // any signed-in caller
+	if perm == 0 { // any signed-in caller the MFA policy lets act
+		if p.mfaMissing != "" {
+			s.refuse(w, r, action, repo, p.mfaDenial())
+			return r, nil, false
+		}
 		return r, p, true
 	}
 	if sf := p.check(repo, perm); sf != allowed {

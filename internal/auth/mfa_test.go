@@ -633,3 +633,27 @@ func TestPasswordAloneCannotChangePassword(t *testing.T) {
 		t.Fatalf("password change with a code: %d %s", w.Code, w.Body)
 	}
 }
+
+// TestPolicyStopsSignedInOnlyEndpoints: endpoints open to any signed-in
+// caller (Require with no permission: environments, projects, the
+// vulnerability database) are not open to a password the MFA policy
+// stops; it may only see whoami and enrol.
+func TestPolicyStopsSignedInOnlyEndpoints(t *testing.T) {
+	f, mux, _ := mfaFixture(t)
+	secret, _ := f.enrol(mux, "dev")
+	f.now = f.now.Add(time.Minute)
+	mux.HandleFunc("GET /api/v1/projects", func(w http.ResponseWriter, r *http.Request) {
+		if _, _, ok := f.s.Require(w, r, "projects.read", "", 0); ok {
+			w.WriteHeader(http.StatusOK)
+		}
+	})
+	if w := call(mux, "GET", "/api/v1/projects", "dev", "", ""); w.Code != http.StatusForbidden || problemType(w) != "mfa-required" {
+		t.Errorf("signed-in-only endpoint with the password alone: %d %s, want 403 mfa-required", w.Code, w.Body)
+	}
+	if w := call(mux, "GET", "/api/v1/whoami", "dev", "", ""); w.Code != http.StatusOK {
+		t.Errorf("whoami with the password alone: %d %s", w.Code, w.Body)
+	}
+	if w := call(mux, "GET", "/api/v1/projects", "dev", f.code(secret, 0), ""); w.Code != http.StatusOK {
+		t.Errorf("signed-in-only endpoint with a code: %d %s", w.Code, w.Body)
+	}
+}
