@@ -657,3 +657,43 @@ func TestPolicyStopsSignedInOnlyEndpoints(t *testing.T) {
 		t.Errorf("signed-in-only endpoint with a code: %d %s", w.Code, w.Body)
 	}
 }
+
+// TestTOTPLockoutHoldsUnderConcurrency: wrong codes sent all at once
+// must not all pass the lockout check before any of them counts; at most
+// auth.mfa.otpFailures codes are ever judged per window (a six-digit
+// code falls to enough parallel guesses otherwise).
+func TestTOTPLockoutHoldsUnderConcurrency(t *testing.T) {
+	f, mux, _ := mfaFixture(t)
+	secret, _ := f.enrol(mux, "root")
+	f.now = f.now.Add(time.Minute)
+	// Warm the password check so the guesses race on the code alone.
+	if w := call(mux, "GET", "/api/v1/whoami", "root", "", ""); w.Code != http.StatusOK {
+		t.Fatalf("whoami: %d %s", w.Code, w.Body)
+	}
+	wrong := wrongCode(f.code(secret, 0))
+	const guesses = 64
+	codes := make(chan int, guesses)
+	var wg sync.WaitGroup
+	for range guesses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes <- call(mux, "GET", "/api/v1/users", "root", wrong, "").Code
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	judged := 0
+	for c := range codes {
+		switch c {
+		case http.StatusUnauthorized:
+			judged++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("a wrong code answered %d", c)
+		}
+	}
+	if judged > 5 {
+		t.Fatalf("%d concurrent wrong codes were judged, want at most 5 (auth.mfa.otpFailures)", judged)
+	}
+}
