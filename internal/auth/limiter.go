@@ -68,18 +68,18 @@ func (l *limiter) fail(addr, name string) {
 	}
 }
 
-// attempt is nameBlocked and fail in one step: it returns how long name
-// is still locked out, or counts this attempt as a failure at once (until
-// succeed forgets it), so concurrent guesses cannot all pass the check
-// before any of them counts.
-func (l *limiter) attempt(addr, name string) time.Duration {
+// attempt is nameBlocked and a failure of name in one step: it returns
+// how long name is still locked out, or counts this attempt against name
+// at once (until succeed forgets it), so concurrent guesses cannot all
+// pass the check before any of them counts. The address is for fail to
+// count, when the attempt did fail.
+func (l *limiter) attempt(name string) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	if wait := l.names.blocked(name, now, l.window); wait > 0 {
 		return wait
 	}
-	l.addrs.fail(addr, now, l.window)
 	l.names.fail(name, now, l.window)
 	return 0
 }

@@ -152,7 +152,7 @@ func factorError(user, reason string, limited time.Duration) error {
 // time step (each step's code works once) or an unused recovery code
 // (used up). Failures count against the account, apart from passwords.
 func (s *Service) verifyCode(ctx context.Context, r *http.Request, user, code string) (string, error) {
-	if wait := s.otpLimiter.attempt(clientHost(r), user); wait > 0 {
+	if wait := s.otpLimiter.attempt(user); wait > 0 {
 		return "", factorError(user, "too many wrong one-time codes for "+user+"; try again later", wait)
 	}
 	factor, err := s.checkCode(ctx, user, code)
@@ -463,7 +463,7 @@ func (s *Service) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 		}
 		secret = pt.secret
 	}
-	if wait := s.otpLimiter.attempt(clientHost(r), p.Subject); wait > 0 {
+	if wait := s.otpLimiter.attempt(p.Subject); wait > 0 {
 		s.refuse(w, r, action, "", factorError(p.Subject, "too many wrong one-time codes for "+p.Subject+"; try again later", wait))
 		return
 	}

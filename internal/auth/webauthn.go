@@ -345,7 +345,7 @@ func (s *Service) verifyKey(ctx context.Context, r *http.Request, user string, a
 	if s.rp == nil {
 		return fmt.Errorf("%w: security keys need web.url", registry.ErrDenied)
 	}
-	if wait := s.otpLimiter.attempt(clientHost(r), user); wait > 0 {
+	if wait := s.otpLimiter.attempt(user); wait > 0 {
 		return factorError(user, "too many failed second factors for "+user+"; try again later", wait)
 	}
 	err := s.checkKey(ctx, user, a)
