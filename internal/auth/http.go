@@ -84,7 +84,11 @@ func (s *Service) Require(w http.ResponseWriter, r *http.Request, action, repo s
 		s.refuse(w, r, action, repo, err)
 		return r, nil, false
 	}
-	if perm == 0 { // any signed-in caller
+	if perm == 0 { // any signed-in caller the MFA policy lets act
+		if p.mfaMissing != "" {
+			s.refuse(w, r, action, repo, p.mfaDenial())
+			return r, nil, false
+		}
 		return r, p, true
 	}
 	if sf := p.check(repo, perm); sf != allowed {
@@ -264,6 +268,12 @@ func (s *Service) createToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(req.Scopes) == 0 || len(req.Scopes) > 32 {
 		s.invalid(w, r, "token.create", "", "a token needs between 1 and 32 scopes (role and repository patterns)")
+		return
+	}
+	// An API token never steps up and a sign-in token's first minutes
+	// count as a step-up: minting either from a caller whose factor grew
+	// stale would be a way around step-up, so it is a dangerous action.
+	if !s.RequireStepUp(w, r, "token.create", "", "creating an API token") {
 		return
 	}
 	if req.SignIn && p.Factor == "" {
@@ -513,6 +523,11 @@ func (s *Service) updateUser(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case p.Anonymous():
 		s.refuse(w, r, "user.update", "", fmt.Errorf("%w: sign in first", registry.ErrUnauthenticated))
+		return
+	case p.mfaMissing != "":
+		// The password alone must not replace itself: whoever learned it
+		// would shut the account's owner out.
+		s.refuse(w, r, "user.update", "", p.mfaDenial())
 		return
 	case !admin && !(self && req.Groups == nil):
 		s.refuse(w, r, "user.update", "", fmt.Errorf("%w: %s may only change its own password (group changes need the admin role)", registry.ErrDenied, p.Subject))

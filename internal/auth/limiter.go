@@ -68,6 +68,22 @@ func (l *limiter) fail(addr, name string) {
 	}
 }
 
+// attempt is nameBlocked and a failure of name in one step: it returns
+// how long name is still locked out, or counts this attempt against name
+// at once (until succeed forgets it), so concurrent guesses cannot all
+// pass the check before any of them counts. The address is for fail to
+// count, when the attempt did fail.
+func (l *limiter) attempt(name string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if wait := l.names.blocked(name, now, l.window); wait > 0 {
+		return wait
+	}
+	l.names.fail(name, now, l.window)
+	return 0
+}
+
 // succeed forgets a name's failures (not the address's: a client that
 // guesses many names must stay throttled).
 func (l *limiter) succeed(name string) {

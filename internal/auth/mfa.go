@@ -152,16 +152,12 @@ func factorError(user, reason string, limited time.Duration) error {
 // time step (each step's code works once) or an unused recovery code
 // (used up). Failures count against the account, apart from passwords.
 func (s *Service) verifyCode(ctx context.Context, r *http.Request, user, code string) (string, error) {
-	if wait := s.otpLimiter.nameBlocked(user); wait > 0 {
+	if wait := s.otpLimiter.attempt(user); wait > 0 {
 		return "", factorError(user, "too many wrong one-time codes for "+user+"; try again later", wait)
 	}
 	factor, err := s.checkCode(ctx, user, code)
 	if err != nil {
-		var ae *authError
-		if errors.As(err, &ae) {
-			s.otpLimiter.fail(clientHost(r), user)
-		}
-		return "", err
+		return "", err // counted by attempt
 	}
 	s.otpLimiter.succeed(user)
 	return factor, nil
@@ -467,7 +463,7 @@ func (s *Service) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 		}
 		secret = pt.secret
 	}
-	if wait := s.otpLimiter.nameBlocked(p.Subject); wait > 0 {
+	if wait := s.otpLimiter.attempt(p.Subject); wait > 0 {
 		s.refuse(w, r, action, "", factorError(p.Subject, "too many wrong one-time codes for "+p.Subject+"; try again later", wait))
 		return
 	}
@@ -477,7 +473,6 @@ func (s *Service) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 		step, match = s.totpStep(secret, norm)
 	}
 	if !match {
-		s.otpLimiter.fail(clientHost(r), p.Subject)
 		s.refuse(w, r, action, "", factorError(p.Subject, "wrong or expired one-time code for the new secret", 0))
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -523,5 +524,176 @@ func TestSecurityKeysNeedWebURL(t *testing.T) {
 	// An answer to a ceremony this server did not start is refused.
 	if w := call(mux, "POST", "/api/v1/mfa/webauthn/confirm", "root", g.code(secret, 30*time.Second), `{"ceremony":"forged","credential":{}}`); w.Code != http.StatusBadRequest {
 		t.Fatalf("confirming a forged ceremony: %d %s, want 400", w.Code, w.Body)
+	}
+}
+
+// TestTokenCreationNeedsStepUp: an API token is a machine credential that
+// never steps up, and a sign-in token's first minutes count as a step-up,
+// so minting either is itself a dangerous action: a session (or a sign-in
+// token) whose factor grew stale must not turn into a credential that
+// skips step-up. Refusals store no token.
+func TestTokenCreationNeedsStepUp(t *testing.T) {
+	f, mux, _ := mfaFixture(t)
+	secret, _ := f.enrol(mux, "root")
+	f.now = f.now.Add(time.Minute)
+	r := httptest.NewRequest("POST", "/api/v1/sessions", strings.NewReader(`{}`))
+	r.Header.Set("Authorization", basic("root", testPassword))
+	r.Header.Set(OTPHeader, f.code(secret, 0))
+	r.Header.Set("Sec-Fetch-Site", "same-origin")
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, r)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("sign-in with a code: %d %s", w.Code, w.Body)
+	}
+	var se CreatedSession
+	_ = json.Unmarshal(w.Body.Bytes(), &se)
+	bySession := func(body string) *httptest.ResponseRecorder {
+		r := withSession(httptest.NewRequest("POST", "/api/v1/tokens", strings.NewReader(body)), se.Secret)
+		r.Header.Set(CSRFHeader, se.CSRF)
+		r.Header.Set("Sec-Fetch-Site", "same-origin")
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		return w
+	}
+	const apiToken = `{"name":"ci","scopes":[{"role":"admin","repositories":["**"]}]}`
+	const signIn = `{"name":"custody login","signIn":true,"expiresIn":"12h","scopes":[{"role":"admin","repositories":["**"]}]}`
+	// A sign-in token made now, with a code, for the last case.
+	f.now = f.now.Add(30 * time.Second)
+	w = call(mux, "POST", "/api/v1/tokens", "root", f.code(secret, 0), signIn)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("creating a sign-in token with a code: %d %s", w.Code, w.Body)
+	}
+	var login CreatedToken
+	_ = json.Unmarshal(w.Body.Bytes(), &login)
+
+	f.now = f.now.Add(10 * time.Minute) // every factor grows stale
+	before, _ := f.st.AuthState(context.Background())
+	for name, w := range map[string]*httptest.ResponseRecorder{
+		"API token by a stale session":     bySession(apiToken),
+		"sign-in token by a stale session": bySession(signIn),
+		"API token by a stale sign-in token": func() *httptest.ResponseRecorder {
+			r := httptest.NewRequest("POST", "/api/v1/tokens", strings.NewReader(apiToken))
+			r.Header.Set("Authorization", "Bearer "+login.Secret)
+			w := httptest.NewRecorder()
+			mux.ServeHTTP(w, r)
+			return w
+		}(),
+	} {
+		if w.Code != http.StatusForbidden || problemType(w) != "step-up-required" {
+			t.Errorf("%s: %d %s, want 403 step-up-required", name, w.Code, w.Body)
+		}
+	}
+	if after, _ := f.st.AuthState(context.Background()); len(after.Tokens) != len(before.Tokens) {
+		t.Fatalf("refused token creations stored tokens: %d, had %d", len(after.Tokens), len(before.Tokens))
+	}
+	// A fresh code makes it again.
+	if w := call(mux, "POST", "/api/v1/tokens", "root", f.code(secret, 0), apiToken); w.Code != http.StatusCreated {
+		t.Fatalf("API token with a fresh code: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestPasswordAloneCannotChangePassword: once an account enrolled, its
+// password alone never suffices; changing the password with it (directly,
+// or with a token the Docker token flow issued for it) would let whoever
+// learned the password shut its owner out. Refusals change nothing.
+func TestPasswordAloneCannotChangePassword(t *testing.T) {
+	f, mux, _ := mfaFixture(t)
+	secret, _ := f.enrol(mux, "dev")
+	f.now = f.now.Add(time.Minute)
+	before, _ := f.st.AuthState(context.Background())
+	const body = `{"password":"taken-over-by-mallory"}`
+	// The Docker token flow with the password alone issues a token that
+	// carries the policy's stop: it may do nothing as dev either.
+	w := call(mux, "GET", TokenPath+"?scope=repository:team/app:pull", "dev", "", "")
+	var tr TokenResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &tr); w.Code != http.StatusOK || err != nil {
+		t.Fatalf("token endpoint: %d %s", w.Code, w.Body)
+	}
+	bearer := func(method, target, body string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, target, strings.NewReader(body))
+		r.Header.Set("Authorization", "Bearer "+tr.Token)
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		return w
+	}
+	for _, c := range []struct{ method, target, body string }{
+		{"PUT", "/api/v1/users/dev", body},
+		{"GET", "/api/v1/tokens", ""},
+		{"POST", "/api/v1/tokens", `{"name":"x","scopes":[{"role":"writer","repositories":["team/**"]}]}`},
+	} {
+		if w := bearer(c.method, c.target, c.body); w.Code != http.StatusForbidden || problemType(w) != "mfa-required" {
+			t.Errorf("%s %s with the password-only JWT: %d %s, want 403 mfa-required", c.method, c.target, w.Code, w.Body)
+		}
+	}
+	if after, _ := f.st.AuthState(context.Background()); !reflect.DeepEqual(after.Users, before.Users) {
+		t.Fatal("a refused password change changed the account")
+	}
+	// With the code it works.
+	if w := call(mux, "PUT", "/api/v1/users/dev", "dev", f.code(secret, 0), body); w.Code != http.StatusOK {
+		t.Fatalf("password change with a code: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestPolicyStopsSignedInOnlyEndpoints: endpoints open to any signed-in
+// caller (Require with no permission: environments, projects, the
+// vulnerability database) are not open to a password the MFA policy
+// stops; it may only see whoami and enrol.
+func TestPolicyStopsSignedInOnlyEndpoints(t *testing.T) {
+	f, mux, _ := mfaFixture(t)
+	secret, _ := f.enrol(mux, "dev")
+	f.now = f.now.Add(time.Minute)
+	mux.HandleFunc("GET /api/v1/projects", func(w http.ResponseWriter, r *http.Request) {
+		if _, _, ok := f.s.Require(w, r, "projects.read", "", 0); ok {
+			w.WriteHeader(http.StatusOK)
+		}
+	})
+	if w := call(mux, "GET", "/api/v1/projects", "dev", "", ""); w.Code != http.StatusForbidden || problemType(w) != "mfa-required" {
+		t.Errorf("signed-in-only endpoint with the password alone: %d %s, want 403 mfa-required", w.Code, w.Body)
+	}
+	if w := call(mux, "GET", "/api/v1/whoami", "dev", "", ""); w.Code != http.StatusOK {
+		t.Errorf("whoami with the password alone: %d %s", w.Code, w.Body)
+	}
+	if w := call(mux, "GET", "/api/v1/projects", "dev", f.code(secret, 0), ""); w.Code != http.StatusOK {
+		t.Errorf("signed-in-only endpoint with a code: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestTOTPLockoutHoldsUnderConcurrency: wrong codes sent all at once
+// must not all pass the lockout check before any of them counts; at most
+// auth.mfa.otpFailures codes are ever judged per window (a six-digit
+// code falls to enough parallel guesses otherwise).
+func TestTOTPLockoutHoldsUnderConcurrency(t *testing.T) {
+	f, mux, _ := mfaFixture(t)
+	secret, _ := f.enrol(mux, "root")
+	f.now = f.now.Add(time.Minute)
+	// Warm the password check so the guesses race on the code alone.
+	if w := call(mux, "GET", "/api/v1/whoami", "root", "", ""); w.Code != http.StatusOK {
+		t.Fatalf("whoami: %d %s", w.Code, w.Body)
+	}
+	wrong := wrongCode(f.code(secret, 0))
+	const guesses = 64
+	codes := make(chan int, guesses)
+	var wg sync.WaitGroup
+	for range guesses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes <- call(mux, "GET", "/api/v1/users", "root", wrong, "").Code
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	judged := 0
+	for c := range codes {
+		switch c {
+		case http.StatusUnauthorized:
+			judged++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("a wrong code answered %d", c)
+		}
+	}
+	if judged > 5 {
+		t.Fatalf("%d concurrent wrong codes were judged, want at most 5 (auth.mfa.otpFailures)", judged)
 	}
 }

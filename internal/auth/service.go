@@ -388,14 +388,14 @@ func (s *Service) basic(ctx context.Context, st *compiled, r *http.Request, user
 		name, method = "", "oidc"
 		p, err = s.oidcToken(ctx, pass)
 	default:
-		if wait := s.limiter.nameBlocked(user); wait > 0 {
+		if wait := s.limiter.attempt(user); wait > 0 {
 			return nil, &authError{subject: user, method: method, reason: "too many failed sign-ins for " + user + "; try again later", limited: wait}
 		}
 		p, err = s.password(st, user, pass)
 	}
 	if err != nil {
 		wait := s.limiter.addrBlocked(addr)
-		s.limiter.fail(addr, name)
+		s.limiter.fail(addr, "") // a password's attempt counted against its name already
 		if wait > 0 {
 			return nil, &authError{subject: user, method: method, reason: err.Error() + "; too many failed sign-ins from " + addr + ", try again later", limited: wait}
 		}

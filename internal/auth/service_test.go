@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -422,5 +423,51 @@ func TestGrantSubjects(t *testing.T) {
 	}
 	if p.Can("", PermAudit) || p.Can("ops/x", PermPull) || !p.Can("alice/x", PermPush) {
 		t.Fatal("group grants outlived the membership")
+	}
+}
+
+// TestLoginLockoutHoldsUnderConcurrency: wrong passwords sent all at
+// once must not all pass the lockout check before any of them counts
+// (a password check takes bcrypt's time: a wide window).
+func TestLoginLockoutHoldsUnderConcurrency(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.LoginFailures, o.LoginAddressFailures, o.LoginWindow = 3, 1000, time.Minute })
+	// At the real cost, as a server stores it.
+	h, err := HashPassword(testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.PutUser(context.Background(), User{Name: "alice", PasswordHash: h, Created: f.now}); err != nil {
+		t.Fatal(err)
+	}
+	const guesses = 32
+	errs := make(chan error, guesses)
+	var wg sync.WaitGroup
+	for range guesses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := f.s.Authenticate(request("GET", "/v2/", basic("alice", "wrong password!")))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	judged := 0
+	for err := range errs {
+		switch {
+		case errors.Is(err, registry.ErrTooManyRequests):
+		case errors.Is(err, registry.ErrUnauthenticated):
+			judged++
+		default:
+			t.Fatalf("a wrong password: %v", err)
+		}
+	}
+	if judged > 3 {
+		t.Fatalf("%d concurrent wrong passwords were judged, want at most 3 (auth.loginFailures)", judged)
+	}
+	// The right password still signs in once the window has passed.
+	f.now = f.now.Add(time.Minute)
+	if _, err := f.s.Authenticate(request("GET", "/v2/", basic("alice", testPassword))); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -54,6 +54,10 @@ type claims struct {
 	// travel in the JWT (signed by us).
 	Groups []string `json:"custody_groups,omitempty"`
 	Grants []Scope  `json:"custody_grants,omitempty"`
+	// MFAMissing: the MFA policy stopped the subject when the token was
+	// issued (a password without its second factor); the token carries
+	// the stop, so it is no way around the factor.
+	MFAMissing string `json:"custody_mfa_missing,omitempty"`
 }
 
 // TokenResponse is the token endpoint's answer.
@@ -231,9 +235,10 @@ func (s *Service) issue(p *Principal, access []Access) (string, time.Duration, e
 			IssuedAt:  jwt.NewNumericDate(now),
 			ID:        hex.EncodeToString(jti[:]),
 		},
-		Access:  access,
-		Method:  p.Method,
-		TokenID: p.TokenID,
+		Access:     access,
+		Method:     p.Method,
+		TokenID:    p.TokenID,
+		MFAMissing: p.mfaMissing,
 	}
 	if p.Method == "oidc" {
 		c.Groups = p.Groups
@@ -305,7 +310,7 @@ func (s *Service) ownToken(st *compiled, tok string) (*Principal, error) {
 		lim = append(lim, rule{perm: perm, pattern: literalPattern(a.Name)})
 	}
 	p.Method = "jwt/" + p.Method
-	p.jwt, p.access, p.jwtAccess = true, c.Access, lim
+	p.jwt, p.access, p.jwtAccess, p.mfaMissing = true, c.Access, lim, c.MFAMissing
 	return p, nil
 }
 

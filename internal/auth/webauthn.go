@@ -345,14 +345,11 @@ func (s *Service) verifyKey(ctx context.Context, r *http.Request, user string, a
 	if s.rp == nil {
 		return fmt.Errorf("%w: security keys need web.url", registry.ErrDenied)
 	}
-	if wait := s.otpLimiter.nameBlocked(user); wait > 0 {
+	if wait := s.otpLimiter.attempt(user); wait > 0 {
 		return factorError(user, "too many failed second factors for "+user+"; try again later", wait)
 	}
 	err := s.checkKey(ctx, user, a)
-	var ae *authError
-	if errors.As(err, &ae) {
-		s.otpLimiter.fail(clientHost(r), user)
-	} else if err == nil {
+	if err == nil {
 		s.otpLimiter.succeed(user)
 	}
 	return err

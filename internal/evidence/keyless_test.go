@@ -3,8 +3,10 @@ package evidence_test
 import (
 	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/x509"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -186,5 +188,59 @@ func TestKeylessAttestation(t *testing.T) {
 	}
 	if !sawTest || !sawRecord || set.Revoked() != nil {
 		t.Fatalf("attestations %+v", set.Attestations)
+	}
+}
+
+// TestKeylessCertificateIssuedByALeaf: whoever holds a workload
+// certificate of a trusted CA (any repository's job) cannot act as a CA
+// with it: a certificate it issues naming another workload, chained
+// through it, counts for nothing.
+func TestKeylessCertificateIssuedByALeaf(t *testing.T) {
+	host := evidencetest.Registry(t)
+	authority := newCA(t)
+	tsa := newTSA(t, time.Now()).WithClock(time.Now)
+	trust := rootWithCA(t, authority, tsa)
+	evilKey, evilChain := workloadCert(t, authority, "evil")
+	_, victim := workloadCert(t, authority, "app")
+	forgedKey, err := key.Generate(key.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := *victim[0]
+	tmpl.SerialNumber = big.NewInt(4242)
+	tmpl.ExtraExtensions = victim[0].Extensions
+	tmpl.Extensions = nil
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, evilChain[0], forgedKey.Public(), evilKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := certidentity.Of(forged); err != nil || id.Subject != workflow {
+		t.Fatalf("the forged certificate should name the victim's workflow: %+v %v", id, err)
+	}
+	d := evidencetest.Push(t, host, "apps/keyless-forged")
+	chain := append([]*x509.Certificate{forged}, evilChain...)
+	if _, err := sign.Sign(context.Background(), d, forgedKey, sign.Options{Chain: chain, Timestamper: tsa.Stamp}); err != nil {
+		t.Fatal(err)
+	}
+	set := evidence.Collect(context.Background(), d, trust, sign.Options{})
+	if len(set.Rejected) != 2 {
+		t.Fatalf("rejected %+v, want the tag's and the bundle's signature", set.Rejected)
+	}
+	for _, r := range set.Rejected {
+		if !strings.Contains(r.Err.Error(), "not issued by a certificate authority of the trust root") {
+			t.Fatalf("rejected for %v, want: not issued by a trusted CA", r.Err)
+		}
+	}
+	if len(set.TrustedSignatures()) != 0 {
+		t.Fatalf("a certificate issued by a workload certificate counted: %+v", set.Signatures)
+	}
+	for _, sg := range set.Signatures {
+		if sg.Trusted() {
+			t.Fatalf("%s signature counted: %+v", sg.Source, sg.Identity)
+		}
 	}
 }
