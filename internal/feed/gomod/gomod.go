@@ -37,7 +37,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"sort"
@@ -84,28 +83,14 @@ type Info struct {
 
 // Handler is the http.Handler for /go/.
 type Handler struct {
-	feeds map[string]config.Feed
-	store *feed.Store
-	authz registry.Authorizer
-	audit audit.Auditor
-	log   *slog.Logger
+	feed.Protocol
 }
 
 // New returns the handler of the Go module feeds among feeds, storing in
 // blobs and md with the registry's options (its Authorizer, Auditor,
 // Policy, BlobLocks, Verifier, Log and Now).
 func New(feeds []config.Feed, blobs blob.Store, md meta.Store, opts registry.Options) *Handler {
-	h := &Handler{feeds: feed.Feeds(feeds, feed.EcosystemGo), store: feed.NewStore(blobs, md, opts),
-		authz: opts.Authorizer, audit: opts.Auditor, log: opts.Log}
-	if h.log == nil {
-		h.log = slog.Default()
-	}
-	if h.authz == nil {
-		h.authz = registry.AllowAll{}
-	}
-	if h.audit == nil {
-		h.audit = registry.LogAuditor{Log: h.log}
-	}
+	h := &Handler{Protocol: feed.NewProtocol(feed.EcosystemGo, feeds, blobs, md, opts)}
 	return h
 }
 
@@ -140,7 +125,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	feedName, rest, _ := strings.Cut(rest, "/")
-	if _, ok := h.feeds[feedName]; !ok {
+	if _, ok := h.Feeds[feedName]; !ok {
 		writeText(w, http.StatusNotFound, "not found: no Go module feed called "+quote(feedName))
 		return
 	}
@@ -209,18 +194,18 @@ func (h *Handler) authorized(w http.ResponseWriter, r *http.Request, q request, 
 	if write {
 		need = append(need, registry.Access{Repo: q.repo, Action: registry.ActionPush})
 	}
-	ar, err := h.authz.Authorize(w, r, need)
+	ar, err := h.Authz.Authorize(w, r, need)
 	if err != nil {
 		if ar != nil {
 			r = ar // names the refused identity in the audit entry
 		}
 		k, refused := problem.From(err)
 		if !refused { // the Authorizer failed
-			h.audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: q.repo, Result: "error", Reason: err.Error(), Request: r})
+			h.Audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: q.repo, Result: "error", Reason: err.Error(), Request: r})
 			h.fail(w, r, "authorize", err)
 			return
 		}
-		h.audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: q.repo, Result: "denied", Reason: err.Error(), Request: r})
+		h.Audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: q.repo, Result: "denied", Reason: err.Error(), Request: r})
 		writeText(w, k.Status(), err.Error())
 		return
 	}
@@ -229,14 +214,14 @@ func (h *Handler) authorized(w http.ResponseWriter, r *http.Request, q request, 
 
 // invalid refuses bad input to a publish (400), auditing it.
 func (h *Handler) invalid(w http.ResponseWriter, r *http.Request, repo, detail string) {
-	h.audit.Record(r.Context(), audit.Event{Action: "go.publish", Repo: repo, Result: "invalid", Reason: detail, Request: r})
+	h.Audit.Record(r.Context(), audit.Event{Action: "go.publish", Repo: repo, Result: "invalid", Reason: detail, Request: r})
 	writeText(w, http.StatusBadRequest, detail+"; nothing was stored")
 }
 
 // fail answers a 500 naming only the request ID, and logs err with it.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
 	id := problem.RequestID(w)
-	h.log.ErrorContext(r.Context(), what, "err", err, "request_id", id)
+	h.Log.ErrorContext(r.Context(), what, "err", err, "request_id", id)
 	writeText(w, http.StatusInternalServerError, problem.InternalDetail(id))
 }
 
@@ -252,7 +237,7 @@ func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
 // versions lists the module's published versions with their manifests;
 // meta.ErrNotFound when none.
 func (h *Handler) versions(r *http.Request, q request) (map[string]feed.Tagged, error) {
-	tagged, err := h.store.Tagged(r.Context(), q.repo)
+	tagged, err := h.Store.Tagged(r.Context(), q.repo)
 	if err != nil {
 		return nil, err
 	}
@@ -323,7 +308,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, q request, v
 		writeText(w, http.StatusNotFound, "not found: "+q.path+"@"+version)
 		return
 	}
-	v, err := h.store.Version(ctx, q.repo, tag)
+	v, err := h.Store.Version(ctx, q.repo, tag)
 	if errors.Is(err, meta.ErrNotFound) || (err == nil && v.Manifest.ArtifactType != ArtifactType) {
 		writeText(w, http.StatusNotFound, "not found: "+q.path+"@"+version+" is not published in this feed")
 		return
@@ -332,7 +317,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, q request, v
 		return
 	}
 	if ext == "info" {
-		b, err := h.store.ReadConfig(ctx, v)
+		b, err := h.Store.ReadConfig(ctx, v)
 		if err != nil {
 			h.fail(w, r, "read .info", err)
 			return
@@ -346,7 +331,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, q request, v
 		writeText(w, http.StatusNotFound, "not found: "+q.path+"@"+version+" has no ."+ext)
 		return
 	}
-	rc, err := h.store.Open(ctx, q.repo, f.Digest)
+	rc, err := h.Store.Open(ctx, q.repo, f.Digest)
 	switch {
 	case errors.Is(err, feed.ErrDamaged):
 		writeText(w, http.StatusInternalServerError, "the stored file does not match its digest; it is not served (an administrator runs custody scrub)")
@@ -359,15 +344,11 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, q request, v
 		return
 	}
 	defer rc.Close()
-	hd := w.Header()
+	ctype := "text/plain; charset=utf-8"
 	if ext == "zip" {
-		hd.Set("Content-Type", "application/zip")
-	} else {
-		hd.Set("Content-Type", "text/plain; charset=utf-8")
+		ctype = "application/zip"
 	}
-	hd.Set("Docker-Content-Digest", f.Digest.String())
-	hd.Set("Etag", `"`+f.Digest.String()+`"`)
-	http.ServeContent(w, r, "", v.Manifest.Created, rc)
+	feed.ServeFile(w, r, rc, f.Digest, v.Manifest.Created, ctype)
 }
 
 // publish stores the module zip in the body as version of the module.
@@ -379,7 +360,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, q request, ver
 		return
 	}
 	record := func(d digest.Digest, result, reason string) {
-		h.audit.Record(ctx, audit.Event{Action: "go.publish", Repo: q.repo, Digest: d, Tag: tag, Result: result, Reason: reason, Request: r})
+		h.Audit.Record(ctx, audit.Event{Action: "go.publish", Repo: q.repo, Digest: d, Tag: tag, Result: result, Reason: reason, Request: r})
 	}
 	// The zip is spooled to a temporary file: checking it needs random
 	// access, and nothing reaches the stores before it passed.
@@ -422,21 +403,21 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, q request, ver
 		h.fail(w, r, "spool module zip", err)
 		return
 	}
-	zb, unlockZip, err := h.store.PutBlob(ctx, tmp, n, digest.NewDigest(digest.SHA256, hs))
+	zb, unlockZip, err := h.Store.PutBlob(ctx, tmp, n, digest.NewDigest(digest.SHA256, hs))
 	defer unlockZip()
 	if err != nil {
 		h.fail(w, r, "store module zip", err)
 		return
 	}
-	mb, unlockMod, err := h.store.PutBlob(ctx, strings.NewReader(string(m.Mod)), int64(len(m.Mod)), digest.FromBytes(m.Mod))
+	mb, unlockMod, err := h.Store.PutBlob(ctx, strings.NewReader(string(m.Mod)), int64(len(m.Mod)), digest.FromBytes(m.Mod))
 	defer unlockMod()
 	if err != nil {
 		h.fail(w, r, "store go.mod", err)
 		return
 	}
-	now := h.store.Now().UTC()
+	now := h.Store.Now().UTC()
 	info, _ := json.Marshal(Info{Version: version, Time: now})
-	_, err = h.store.Seal(ctx, r, feed.Spec{
+	_, err = h.Store.Seal(ctx, r, feed.Spec{
 		Repo:         q.repo,
 		Tag:          tag,
 		ArtifactType: ArtifactType,
@@ -477,7 +458,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, q request, ver
 // reports true, or reports false when it does not exist.
 func (h *Handler) published(w http.ResponseWriter, r *http.Request, q request, tag string, m *Module,
 	record func(digest.Digest, string, string)) bool {
-	v, err := h.store.Version(r.Context(), q.repo, tag)
+	v, err := h.Store.Version(r.Context(), q.repo, tag)
 	if errors.Is(err, meta.ErrNotFound) {
 		return false
 	} else if err != nil {

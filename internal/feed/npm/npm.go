@@ -31,7 +31,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -67,28 +66,14 @@ var ArtifactType = feed.ArtifactType(feed.EcosystemNPM)
 
 // Handler is the http.Handler for /npm/.
 type Handler struct {
-	feeds map[string]config.Feed
-	store *feed.Store
-	authz registry.Authorizer
-	audit audit.Auditor
-	log   *slog.Logger
+	feed.Protocol
 }
 
 // New returns the handler of the npm feeds among feeds, storing in blobs
 // and md with the registry's options (its Authorizer, Auditor, Policy,
 // BlobLocks, Verifier, Log and Now).
 func New(feeds []config.Feed, blobs blob.Store, md meta.Store, opts registry.Options) *Handler {
-	h := &Handler{feeds: feed.Feeds(feeds, feed.EcosystemNPM), store: feed.NewStore(blobs, md, opts),
-		authz: opts.Authorizer, audit: opts.Auditor, log: opts.Log}
-	if h.log == nil {
-		h.log = slog.Default()
-	}
-	if h.authz == nil {
-		h.authz = registry.AllowAll{}
-	}
-	if h.audit == nil {
-		h.audit = registry.LogAuditor{Log: h.log}
-	}
+	h := &Handler{Protocol: feed.NewProtocol(feed.EcosystemNPM, feeds, blobs, md, opts)}
 	return h
 }
 
@@ -113,7 +98,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	feedName, rest, _ := strings.Cut(rest, "/")
-	if _, ok := h.feeds[feedName]; !ok {
+	if _, ok := h.Feeds[feedName]; !ok {
 		writeError(w, http.StatusNotFound, "no npm feed called "+quote(feedName))
 		return
 	}
@@ -192,7 +177,7 @@ func (h *Handler) serveSpecial(w http.ResponseWriter, r *http.Request, feedName 
 		writeJSON(w, http.StatusOK, struct{}{})
 		return
 	case len(parts) == 1 && parts[0] == "whoami" && r.Method == http.MethodGet:
-		ar, err := h.authz.Authorize(w, r, nil)
+		ar, err := h.Authz.Authorize(w, r, nil)
 		if err != nil {
 			h.authError(w, r, "", err)
 			return
@@ -243,7 +228,7 @@ func (h *Handler) authorized(w http.ResponseWriter, r *http.Request, q request, 
 	if write {
 		need = append(need, registry.Access{Repo: q.repo, Action: registry.ActionPush})
 	}
-	ar, err := h.authz.Authorize(w, r, need)
+	ar, err := h.Authz.Authorize(w, r, need)
 	if err != nil {
 		if ar != nil {
 			r = ar // names the refused identity in the audit entry
@@ -257,11 +242,11 @@ func (h *Handler) authorized(w http.ResponseWriter, r *http.Request, q request, 
 func (h *Handler) authError(w http.ResponseWriter, r *http.Request, repo string, err error) {
 	k, refused := problem.From(err)
 	if !refused { // not a refusal: the Authorizer failed
-		h.audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: repo, Result: "error", Reason: err.Error(), Request: r})
+		h.Audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: repo, Result: "error", Reason: err.Error(), Request: r})
 		h.fail(w, r, "authorize", err)
 		return
 	}
-	h.audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: repo, Result: "denied", Reason: err.Error(), Request: r})
+	h.Audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: repo, Result: "denied", Reason: err.Error(), Request: r})
 	writeError(w, k.Status(), err.Error())
 }
 
@@ -278,7 +263,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, repo string, st
 		if strings.Contains(r.URL.Path, "/-/package/") {
 			action = "npm.dist-tag"
 		}
-		h.audit.Record(r.Context(), audit.Event{Action: action, Repo: repo, Result: "invalid", Reason: detail, Request: r})
+		h.Audit.Record(r.Context(), audit.Event{Action: action, Repo: repo, Result: "invalid", Reason: detail, Request: r})
 	}
 	writeError(w, status, detail)
 }
@@ -286,7 +271,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, repo string, st
 // fail answers a 500 naming only the request ID, and logs err with it.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
 	id := problem.RequestID(w)
-	h.log.ErrorContext(r.Context(), what, "err", err, "request_id", id)
+	h.Log.ErrorContext(r.Context(), what, "err", err, "request_id", id)
 	writeError(w, http.StatusInternalServerError, problem.InternalDetail(id))
 }
 
@@ -324,7 +309,7 @@ func cannotPublishOver(w http.ResponseWriter, version string) {
 func (h *Handler) publish(w http.ResponseWriter, r *http.Request, q request) {
 	ctx := r.Context()
 	record := func(d digest.Digest, tag, result, reason string) {
-		h.audit.Record(ctx, audit.Event{Action: "npm.publish", Repo: q.repo, Digest: d, Tag: tag, Result: result, Reason: reason, Request: r})
+		h.Audit.Record(ctx, audit.Event{Action: "npm.publish", Repo: q.repo, Digest: d, Tag: tag, Result: result, Reason: reason, Request: r})
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxPublish))
 	if err != nil {
@@ -354,7 +339,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, q request) {
 		h.invalid(w, r, q.repo, err.Error())
 		return
 	}
-	if _, err := h.store.Resolve(ctx, q.repo, tag); err == nil {
+	if _, err := h.Store.Resolve(ctx, q.repo, tag); err == nil {
 		record("", tag, "denied", "version exists")
 		cannotPublishOver(w, p.Version)
 		return
@@ -364,15 +349,15 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, q request) {
 	}
 	sum := sha256.Sum256(p.Tarball)
 	want := digest.NewDigestFromBytes(digest.SHA256, sum[:])
-	b, unlock, err := h.store.PutBlob(ctx, bytes.NewReader(p.Tarball), int64(len(p.Tarball)), want)
+	b, unlock, err := h.Store.PutBlob(ctx, bytes.NewReader(p.Tarball), int64(len(p.Tarball)), want)
 	defer unlock()
 	if err != nil {
 		h.fail(w, r, "store tarball", err)
 		return
 	}
 	record(b.Digest, "", "ok", "tarball stored")
-	now := h.store.Now().UTC().Format(time.RFC3339)
-	md, err := h.store.Seal(ctx, r, feed.Spec{
+	now := h.Store.Now().UTC().Format(time.RFC3339)
+	md, err := h.Store.Seal(ctx, r, feed.Spec{
 		Repo:         q.repo,
 		Tag:          tag,
 		ArtifactType: ArtifactType,
@@ -401,7 +386,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, q request) {
 		tags = []string{"latest"}
 	}
 	for _, t := range tags {
-		if err := h.store.SetLabel(ctx, r, q.repo, t, md); err != nil {
+		if err := h.Store.SetLabel(ctx, r, q.repo, t, md); err != nil {
 			h.refusedOrFail(w, r, "set dist-tag", err)
 			return
 		}
@@ -423,7 +408,7 @@ func (h *Handler) tarball(w http.ResponseWriter, r *http.Request, q request, fil
 		writeError(w, http.StatusNotFound, "no such version")
 		return
 	}
-	v, err := h.store.Version(ctx, q.repo, tag)
+	v, err := h.Store.Version(ctx, q.repo, tag)
 	if errors.Is(err, meta.ErrNotFound) || (err == nil && v.Manifest.ArtifactType != ArtifactType) {
 		writeError(w, http.StatusNotFound, "no such version: "+q.name.String()+"@"+version)
 		return
@@ -436,7 +421,7 @@ func (h *Handler) tarball(w http.ResponseWriter, r *http.Request, q request, fil
 		writeError(w, http.StatusNotFound, "no such tarball in "+q.name.String()+"@"+version)
 		return
 	}
-	rc, err := h.store.Open(ctx, q.repo, f.Digest)
+	rc, err := h.Store.Open(ctx, q.repo, f.Digest)
 	switch {
 	case errors.Is(err, feed.ErrDamaged):
 		writeError(w, http.StatusInternalServerError, "the stored tarball does not match its digest; it is not served (an administrator runs custody scrub)")
@@ -449,11 +434,7 @@ func (h *Handler) tarball(w http.ResponseWriter, r *http.Request, q request, fil
 		return
 	}
 	defer rc.Close()
-	hd := w.Header()
-	hd.Set("Content-Type", "application/octet-stream")
-	hd.Set("Docker-Content-Digest", f.Digest.String())
-	hd.Set("Etag", `"`+f.Digest.String()+`"`)
-	http.ServeContent(w, r, "", v.Manifest.Created, rc)
+	feed.ServeFile(w, r, rc, f.Digest, v.Manifest.Created, "application/octet-stream")
 }
 
 func (h *Handler) listDistTags(w http.ResponseWriter, r *http.Request, q request) {
@@ -485,7 +466,7 @@ func (h *Handler) addDistTag(w http.ResponseWriter, r *http.Request, q request, 
 		h.invalid(w, r, q.repo, "version "+quote(version)+" is not a semantic version")
 		return
 	}
-	d, err := h.store.Resolve(ctx, q.repo, vtag)
+	d, err := h.Store.Resolve(ctx, q.repo, vtag)
 	if errors.Is(err, meta.ErrNotFound) {
 		h.refuse(w, r, q.repo, http.StatusNotFound, "no such version: "+q.name.String()+"@"+version)
 		return
@@ -493,7 +474,7 @@ func (h *Handler) addDistTag(w http.ResponseWriter, r *http.Request, q request, 
 		h.fail(w, r, "resolve version", err)
 		return
 	}
-	if err := h.store.SetLabel(ctx, r, q.repo, tag, d); err != nil {
+	if err := h.Store.SetLabel(ctx, r, q.repo, tag, d); err != nil {
 		h.refusedOrFail(w, r, "set dist-tag", err)
 		return
 	}
@@ -505,7 +486,7 @@ func (h *Handler) removeDistTag(w http.ResponseWriter, r *http.Request, q reques
 		h.invalid(w, r, q.repo, "invalid dist-tag "+quote(tag))
 		return
 	}
-	removed, err := h.store.RemoveLabel(r.Context(), r, q.repo, tag)
+	removed, err := h.Store.RemoveLabel(r.Context(), r, q.repo, tag)
 	if err != nil {
 		h.refusedOrFail(w, r, "remove dist-tag", err)
 		return

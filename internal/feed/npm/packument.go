@@ -39,7 +39,7 @@ type pkg struct {
 // versions (labels, or content pushed by other means) are left out. A
 // package without versions is meta.ErrNotFound.
 func (h *Handler) load(ctx context.Context, q request) (*pkg, error) {
-	tagged, err := h.store.Tagged(ctx, q.repo)
+	tagged, err := h.Store.Tagged(ctx, q.repo)
 	if err != nil {
 		return nil, err
 	}
@@ -52,14 +52,14 @@ func (h *Handler) load(ctx context.Context, q request) (*pkg, error) {
 		if !ok || !ValidVersion(version) || t.Manifest.ArtifactType != ArtifactType {
 			continue
 		}
-		v, err := h.store.VersionAt(ctx, q.repo, t.Manifest.Digest)
+		v, err := h.Store.VersionAt(ctx, q.repo, t.Manifest.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("%s@%s: %w", q.name, version, err)
 		}
 		if v.Config.MediaType != ConfigMediaType || len(v.Files) != 1 {
 			continue
 		}
-		b, err := h.store.ReadConfig(ctx, v)
+		b, err := h.Store.ReadConfig(ctx, v)
 		if err != nil {
 			return nil, fmt.Errorf("%s@%s: %w", q.name, version, err)
 		}
@@ -74,7 +74,7 @@ func (h *Handler) load(ctx context.Context, q request) (*pkg, error) {
 	if len(p.versions) == 0 {
 		return nil, fmt.Errorf("package %s: %w", q.name, meta.ErrNotFound)
 	}
-	labels, err := h.store.Labels(ctx, q.repo, tags)
+	labels, err := h.Store.Labels(ctx, q.repo, tags)
 	if err != nil {
 		return nil, err
 	}

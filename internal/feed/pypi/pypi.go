@@ -36,7 +36,6 @@ import (
 	"errors"
 	"hash"
 	"io"
-	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -82,11 +81,7 @@ var ArtifactType = feed.ArtifactType(feed.EcosystemPyPI)
 
 // Handler is the http.Handler for /pypi/.
 type Handler struct {
-	feeds   map[string]config.Feed
-	store   *feed.Store
-	authz   registry.Authorizer
-	audit   audit.Auditor
-	log     *slog.Logger
+	feed.Protocol
 	canRead func(context.Context, string) bool
 }
 
@@ -96,17 +91,7 @@ type Handler struct {
 // caller (named by the context the Authorizer returned) may pull a
 // repository; the project list shows only those.
 func New(feeds []config.Feed, blobs blob.Store, md meta.Store, opts registry.Options, canRead func(context.Context, string) bool) *Handler {
-	h := &Handler{feeds: feed.Feeds(feeds, feed.EcosystemPyPI), store: feed.NewStore(blobs, md, opts),
-		authz: opts.Authorizer, audit: opts.Auditor, log: opts.Log, canRead: canRead}
-	if h.log == nil {
-		h.log = slog.Default()
-	}
-	if h.authz == nil {
-		h.authz = registry.AllowAll{}
-	}
-	if h.audit == nil {
-		h.audit = registry.LogAuditor{Log: h.log}
-	}
+	h := &Handler{Protocol: feed.NewProtocol(feed.EcosystemPyPI, feeds, blobs, md, opts), canRead: canRead}
 	if h.canRead == nil {
 		h.canRead = func(context.Context, string) bool { return true }
 	}
@@ -122,7 +107,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	feedName, rest, _ := strings.Cut(rest, "/")
-	if _, ok := h.feeds[feedName]; !ok {
+	if _, ok := h.Feeds[feedName]; !ok {
 		writeError(w, http.StatusNotFound, "Not Found: no PyPI feed called "+feedName)
 		return
 	}
@@ -190,7 +175,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, repo string,
 	if write {
 		need = append(need, registry.Access{Repo: repo, Action: registry.ActionPush})
 	}
-	ar, err := h.authz.Authorize(w, r, need)
+	ar, err := h.Authz.Authorize(w, r, need)
 	if err != nil {
 		if ar != nil {
 			r = ar // names the refused identity in the audit entry
@@ -204,11 +189,11 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, repo string,
 func (h *Handler) authError(w http.ResponseWriter, r *http.Request, repo string, err error) {
 	k, refused := problem.From(err)
 	if !refused { // not a refusal: the Authorizer failed
-		h.audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: repo, Result: "error", Reason: err.Error(), Request: r})
+		h.Audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: repo, Result: "error", Reason: err.Error(), Request: r})
 		h.fail(w, r, "authorize", err)
 		return
 	}
-	h.audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: repo, Result: "denied", Reason: err.Error(), Request: r})
+	h.Audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: repo, Result: "denied", Reason: err.Error(), Request: r})
 	if k.Status() == http.StatusUnauthorized {
 		// pip and twine answer a Basic challenge with their credentials.
 		w.Header().Set("WWW-Authenticate", `Basic realm="custody"`)
@@ -219,7 +204,7 @@ func (h *Handler) authError(w http.ResponseWriter, r *http.Request, repo string,
 // fail answers a 500 naming only the request ID, and logs err with it.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
 	id := problem.RequestID(w)
-	h.log.ErrorContext(r.Context(), what, "err", err, "request_id", id)
+	h.Log.ErrorContext(r.Context(), what, "err", err, "request_id", id)
 	writeError(w, http.StatusInternalServerError, problem.InternalDetail(id))
 }
 
@@ -306,7 +291,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request, feedName string
 	ctx := r.Context()
 	repo := ""
 	record := func(d digest.Digest, tag, result, reason string) {
-		h.audit.Record(ctx, audit.Event{Action: "pypi.upload", Repo: repo, Digest: d, Tag: tag, Result: result, Reason: reason, Request: r})
+		h.Audit.Record(ctx, audit.Event{Action: "pypi.upload", Repo: repo, Digest: d, Tag: tag, Result: result, Reason: reason, Request: r})
 	}
 	invalid := func(status int, msg string) {
 		record("", "", "invalid", msg)
@@ -356,7 +341,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request, feedName string
 	want := digest.NewDigestFromEncoded(digest.SHA256, u.SHA256)
 	// A file of that name exists: the same bytes are a success that
 	// changes nothing, other bytes are refused.
-	if cur, err := h.store.Version(ctx, repo, tag); err == nil {
+	if cur, err := h.Store.Version(ctx, repo, tag); err == nil {
 		h.existing(w, r, u, content, cur, want, record, tag)
 		return
 	} else if !errors.Is(err, meta.ErrNotFound) {
@@ -369,7 +354,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request, feedName string
 		return
 	}
 	defer hs.Close()
-	b, unlock, err := h.store.PutBlob(ctx, hs, -1, want)
+	b, unlock, err := h.Store.PutBlob(ctx, hs, -1, want)
 	defer unlock()
 	if err == nil && !hs.done {
 		// The store had the bytes already and stopped reading: verify
@@ -407,12 +392,12 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request, feedName string
 		feed.AnnotationVersion:   u.Version,
 		annotationFiletype:       u.Filetype,
 		builds.AnnotationVersion: u.Version,
-		builds.AnnotationCreated: h.store.Now().UTC().Format(time.RFC3339),
+		builds.AnnotationCreated: h.Store.Now().UTC().Format(time.RFC3339),
 	}
 	if u.RequiresPython != "" {
 		ann[annotationRequiresPython] = u.RequiresPython
 	}
-	_, err = h.store.Seal(ctx, r, feed.Spec{
+	_, err = h.Store.Seal(ctx, r, feed.Spec{
 		Repo:         repo,
 		Tag:          tag,
 		ArtifactType: ArtifactType,
@@ -425,7 +410,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request, feedName string
 	var exists *feed.ExistsError
 	switch {
 	case errors.As(err, &exists): // a concurrent upload of the same name won
-		if v, err := h.store.VersionAt(ctx, repo, exists.Current); err == nil {
+		if v, err := h.Store.VersionAt(ctx, repo, exists.Current); err == nil {
 			if f, ok := v.File(u.Filename); ok && f.Digest == b.Digest {
 				writeOK(w)
 				return
@@ -497,7 +482,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, repo, file st
 		writeError(w, http.StatusNotFound, "Not Found")
 		return
 	}
-	v, err := h.store.Version(ctx, repo, tag)
+	v, err := h.Store.Version(ctx, repo, tag)
 	if errors.Is(err, meta.ErrNotFound) || (err == nil && v.Manifest.ArtifactType != ArtifactType) {
 		writeError(w, http.StatusNotFound, "Not Found: no file "+file)
 		return
@@ -510,7 +495,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, repo, file st
 		writeError(w, http.StatusNotFound, "Not Found: no file "+file)
 		return
 	}
-	rc, err := h.store.Open(ctx, repo, f.Digest)
+	rc, err := h.Store.Open(ctx, repo, f.Digest)
 	switch {
 	case errors.Is(err, feed.ErrDamaged):
 		writeError(w, http.StatusInternalServerError, "the stored file does not match its digest; it is not served (an administrator runs custody scrub)")
@@ -523,11 +508,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, repo, file st
 		return
 	}
 	defer rc.Close()
-	hd := w.Header()
-	hd.Set("Content-Type", "application/octet-stream")
-	hd.Set("Docker-Content-Digest", f.Digest.String())
-	hd.Set("Etag", `"`+f.Digest.String()+`"`)
-	http.ServeContent(w, r, "", v.Manifest.Created, rc)
+	feed.ServeFile(w, r, rc, f.Digest, v.Manifest.Created, "application/octet-stream")
 }
 
 // fileURL is a file's URL relative to its project's index page

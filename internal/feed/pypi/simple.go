@@ -55,7 +55,7 @@ type file struct {
 // PyPI files, each with its sha256 (the layer's digest) and
 // requires_python; meta.ErrNotFound when there are none.
 func (h *Handler) files(ctx context.Context, repo string) ([]file, error) {
-	tagged, err := h.store.Tagged(ctx, repo)
+	tagged, err := h.Store.Tagged(ctx, repo)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +65,7 @@ func (h *Handler) files(ctx context.Context, repo string) ([]file, error) {
 		if !ok || t.Manifest.ArtifactType != ArtifactType || !feed.ValidFilename(name) {
 			continue
 		}
-		v, err := h.store.VersionAt(ctx, repo, t.Manifest.Digest)
+		v, err := h.Store.VersionAt(ctx, repo, t.Manifest.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -129,7 +129,7 @@ func (h *Handler) project(w http.ResponseWriter, r *http.Request, repo string) {
 
 // projects serves /simple/: the projects of the feed the caller may read.
 func (h *Handler) projects(w http.ResponseWriter, r *http.Request, feedName string) {
-	ar, err := h.authz.Authorize(w, r, nil)
+	ar, err := h.Authz.Authorize(w, r, nil)
 	if err != nil {
 		if ar != nil {
 			r = ar
@@ -137,7 +137,7 @@ func (h *Handler) projects(w http.ResponseWriter, r *http.Request, feedName stri
 		h.authError(w, r, "", err)
 		return
 	}
-	names, err := h.store.Repositories(ar.Context(), feedName)
+	names, err := h.Store.Repositories(ar.Context(), feedName)
 	if err != nil {
 		h.fail(w, ar, "list projects", err)
 		return

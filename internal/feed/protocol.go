@@ -1,0 +1,60 @@
+package feed
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/custody-dev/custody/internal/audit"
+	"github.com/custody-dev/custody/internal/blob"
+	"github.com/custody-dev/custody/internal/config"
+	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/registry"
+)
+
+// Protocol is what every package protocol's handler is built on: the
+// feeds of its ecosystem, the Store, and the registry's Authorizer,
+// Auditor and Log, so each protocol asks the same authorizer and writes
+// to the same audit log as /v2/ and generic files do.
+type Protocol struct {
+	Feeds map[string]config.Feed
+	Store *Store
+	Authz registry.Authorizer
+	Audit audit.Auditor
+	Log   *slog.Logger
+}
+
+// NewProtocol returns the Protocol of ecosystem's feeds among feeds,
+// storing in blobs and md with the registry's options (its Authorizer,
+// Auditor, Policy, BlobLocks, Verifier, Log and Now). Without an
+// Authorizer everything is allowed (authentication off); without an
+// Auditor, audit events go to the log.
+func NewProtocol(ecosystem string, feeds []config.Feed, blobs blob.Store, md meta.Store, opts registry.Options) Protocol {
+	p := Protocol{Feeds: Feeds(feeds, ecosystem), Store: NewStore(blobs, md, opts),
+		Authz: opts.Authorizer, Audit: opts.Auditor, Log: opts.Log}
+	if p.Log == nil {
+		p.Log = slog.Default()
+	}
+	if p.Authz == nil {
+		p.Authz = registry.AllowAll{}
+	}
+	if p.Audit == nil {
+		p.Audit = registry.LogAuditor{Log: p.Log}
+	}
+	return p
+}
+
+// ServeFile answers a GET or HEAD of one stored file's content rc (from
+// Store.Open) with its digest as Docker-Content-Digest and ETag, Range
+// and conditional requests as http.ServeContent handles them, and
+// contentType.
+func ServeFile(w http.ResponseWriter, r *http.Request, rc io.ReadSeeker, d digest.Digest, created time.Time, contentType string) {
+	hd := w.Header()
+	hd.Set("Content-Type", contentType)
+	hd.Set("Docker-Content-Digest", d.String())
+	hd.Set("Etag", `"`+d.String()+`"`)
+	http.ServeContent(w, r, "", created, rc)
+}
