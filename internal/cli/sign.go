@@ -311,6 +311,12 @@ application/vnd.cncf.notary.signature. 'notation verify' and 'custody verify
 				}
 			}
 			o.Chain = chain
+			var at *logged
+			if f.keyless.on && st != sign.StorageTag { // the entry goes in the bundle
+				if o.TransparencyLog, at, err = f.keyless.transparencyLog(cmd, d, chain); err != nil {
+					return err
+				}
+			}
 			res, err := sign.Sign(ctx, d, signer, o)
 			if err != nil {
 				return fmt.Errorf("signing %s: %w", d, err)
@@ -327,10 +333,16 @@ application/vnd.cncf.notary.signature. 'notation verify' and 'custody verify
 				if len(chain) > 0 {
 					out["certificate"] = string(ca.EncodeChain(chain[:1]))
 				}
+				if at != nil && at.url != "" {
+					out["transparencyLog"] = map[string]any{"url": at.url, "logIndex": at.index}
+				}
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(out)
 			}
 			if len(chain) > 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "signed %s keyless as %s\n", d, describeCertificate(chain))
+				if res.Referrer != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "  transparency log:    %s\n", at)
+				}
 			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "signed %s with key %s\n", d, keyID[:min(16, len(keyID))])
 			}
@@ -430,6 +442,12 @@ func attach(cmd *cobra.Command, f *signerFlags, d name.Digest, predicateType str
 		}
 	}
 	o.Chain = chain
+	var at *logged
+	if f.keyless.on {
+		if o.TransparencyLog, at, err = f.keyless.transparencyLog(cmd, d, chain); err != nil {
+			return err
+		}
+	}
 	stmt, err := attest.StatementFor(d.Context().Name(), d.DigestStr(), predicateType, predicate)
 	if err != nil {
 		return err
@@ -452,6 +470,9 @@ func attach(cmd *cobra.Command, f *signerFlags, d name.Digest, predicateType str
 	fmt.Fprintf(cmd.OutOrStdout(), "attached %s to %s\n", predicateType, d)
 	if len(chain) > 0 {
 		fmt.Fprintf(cmd.OutOrStdout(), "  signed keyless as %s\n", describeCertificate(chain))
+		if res.Referrer != "" {
+			fmt.Fprintf(cmd.OutOrStdout(), "  transparency log: %s\n", at)
+		}
 	}
 	if res.Referrer != "" {
 		fmt.Fprintf(cmd.OutOrStdout(), "  referrer: %s\n", res.Referrer)
