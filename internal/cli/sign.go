@@ -227,9 +227,13 @@ identity (the token from --identity-token TOKEN|FILE, else
 SIGSTORE_ID_TOKEN, else GitHub Actions' token service for audience
 sigstore), signs, and stores the certificate with the signature where
 cosign does. A time-stamp is required (the certificate expires in
-minutes; only a trusted time-stamp shows it was valid when used).
-Verify with 'custody verify REF --trust-root FILE --certificate-identity ...
---certificate-oidc-issuer ...' or 'cosign verify --certificate-chain ...'.
+minutes; only a trusted time-stamp shows it was valid when used). When
+the server's signing_config.json names a transparency log (rekor: in its
+configuration), the bundle's signature is logged there and the entry
+stored in the bundle (the cosign v2 tag has no place for it); the output
+says its log index, or "not logged". Verify with 'custody verify REF --trust-root FILE --certificate-identity ...
+--certificate-oidc-issuer ...' or 'cosign verify --trusted-root
+trusted_root.json --certificate-identity ... --certificate-oidc-issuer ...'.
 
 With --format notation, sign as the Notary Project does instead: a JWS
 (default) or COSE (--envelope cose) envelope signed with --notation-key
