@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -31,8 +32,8 @@ import (
 // (found through its signing_config.json) and store the entry in the
 // bundle; the real cosign v3 verifies them with the server's
 // trusted_root.json and the identity, no --insecure-* flag; custody
-// verify counts them; a stored entry moved to another log index is
-// refused.
+// verify counts them; a stored entry moved to another log index or with
+// an altered inclusion proof is refused.
 func TestCustodyKeylessTransparency(t *testing.T) {
 	cosign := cosign3(t)
 	k := startTransparency(t)
@@ -154,31 +155,42 @@ func TestCustodyKeylessTransparency(t *testing.T) {
 		t.Fatalf("custody verify: %v\n%s", err, out)
 	}
 
-	// The stored entry moved to another index: its inclusion proof no
-	// longer fits the checkpoint, and the signature does not count.
-	dt := push("tampered")
-	out = must("sign", "--keyless", "--storage", "referrer", dt.String())
-	if index.FindStringSubmatch(out) == nil {
-		t.Fatalf("custody sign --keyless --storage referrer did not log:\n%s", out)
-	}
-	moveLogIndex(t, dt, admin)
-	moved := collect(dt)
-	if len(moved.Signatures) != 1 {
-		t.Fatalf("signatures of the tampered digest: %v %+v", moved.SignatureErr, moved.Signatures)
-	}
-	for _, s := range moved.Signatures {
-		if s.Trusted() || s.Err == nil || !strings.Contains(s.Err.Error(), "not included in the signed checkpoint") {
-			t.Fatalf("a keyless signature with a moved log entry: %v", s.Err)
+	// The stored entry tampered with (moved to another index, its
+	// inclusion proof altered): it no longer fits the signed checkpoint,
+	// and the signature does not count.
+	for i, edit := range []func(entry map[string]any){
+		func(entry map[string]any) {
+			n, _ := strconv.ParseInt(entry["logIndex"].(string), 10, 64)
+			entry["logIndex"] = strconv.FormatInt(n+1, 10)
+		},
+		func(entry map[string]any) {
+			proof := entry["inclusionProof"].(map[string]any)
+			hashes, _ := proof["hashes"].([]any)
+			proof["hashes"] = append(hashes, base64.StdEncoding.EncodeToString(make([]byte, 32)))
+		},
+	} {
+		dt := push("tampered" + strconv.Itoa(i))
+		out = must("sign", "--keyless", "--storage", "referrer", dt.String())
+		if index.FindStringSubmatch(out) == nil {
+			t.Fatalf("custody sign --keyless --storage referrer did not log:\n%s", out)
 		}
-	}
-	if out, err := custody(append([]string{"verify", dt.String(), "--trust-root", trustRoot}, constraints...)...); err == nil {
-		t.Fatalf("custody verify accepted a moved log entry:\n%s", out)
+		editLogEntry(t, dt, admin, edit)
+		moved := collect(dt)
+		if len(moved.Signatures) != 1 {
+			t.Fatalf("signatures of the tampered digest: %v %+v", moved.SignatureErr, moved.Signatures)
+		}
+		if s := moved.Signatures[0]; s.Trusted() || s.Err == nil || !strings.Contains(s.Err.Error(), "not included in the signed checkpoint") {
+			t.Fatalf("tampering %d: a keyless signature with a tampered log entry: %v", i, s.Err)
+		}
+		if out, err := custody(append([]string{"verify", dt.String(), "--trust-root", trustRoot}, constraints...)...); err == nil {
+			t.Fatalf("tampering %d: custody verify accepted a tampered log entry:\n%s", i, out)
+		}
 	}
 }
 
-// moveLogIndex replaces d's one bundle referrer by a copy whose log entry
-// names the next log index.
-func moveLogIndex(t *testing.T, d name.Digest, auth authn.Authenticator) {
+// editLogEntry replaces d's one bundle referrer by a copy whose log entry
+// edit changed (protojson as JSON).
+func editLogEntry(t *testing.T, d name.Digest, auth authn.Authenticator, edit func(map[string]any)) {
 	t.Helper()
 	idx, err := remote.Referrers(d, remote.WithAuth(auth))
 	if err != nil {
@@ -213,8 +225,7 @@ func moveLogIndex(t *testing.T, d name.Digest, auth authn.Authenticator) {
 	}
 	rc.Close()
 	entry := bundle["verificationMaterial"].(map[string]any)["tlogEntries"].([]any)[0].(map[string]any)
-	n, _ := strconv.ParseInt(entry["logIndex"].(string), 10, 64)
-	entry["logIndex"] = strconv.FormatInt(n+1, 10)
+	edit(entry)
 	b, _ := json.Marshal(bundle)
 	nl := static.NewLayer(b, types.MediaType(sign.BundleMediaType))
 	if err := remote.WriteLayer(d.Context(), nl, remote.WithAuth(auth)); err != nil {
