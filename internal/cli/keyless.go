@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -22,6 +23,8 @@ import (
 
 	"github.com/custody-dev/custody/internal/ca"
 	"github.com/custody-dev/custody/internal/certidentity"
+	"github.com/custody-dev/custody/internal/rekor"
+	"github.com/custody-dev/custody/internal/trustedroot"
 )
 
 // keylessFlags choose keyless signing: an ephemeral key certified by a
@@ -112,16 +115,56 @@ func (k *keylessFlags) signer(cmd *cobra.Command, d name.Digest) (crypto.Signer,
 	if err != nil {
 		return nil, nil, err
 	}
-	base := k.fulcioURL
-	if base == "" {
-		base = d.Context().Registry.Scheme() + "://" + d.RegistryStr()
-	}
 	hc := &http.Client{Transport: registryTransport, Timeout: 30 * time.Second}
-	chain, err := ca.RequestCertificate(cmd.Context(), hc, base, tok, priv)
+	chain, err := ca.RequestCertificate(cmd.Context(), hc, k.base(d), tok, priv)
 	if err != nil {
 		return nil, nil, err
 	}
 	return priv, chain, nil
+}
+
+// base is the server keyless signing asks: --fulcio-url, else the
+// registry of d.
+func (k *keylessFlags) base(d name.Digest) string {
+	if k.fulcioURL != "" {
+		return k.fulcioURL
+	}
+	return d.Context().Registry.Scheme() + "://" + d.RegistryStr()
+}
+
+// logged is where a keyless signature was logged: url is "" when the
+// server has no transparency log.
+type logged struct {
+	url   string
+	index int64
+}
+
+func (l *logged) String() string {
+	if l.url == "" {
+		return "not logged (the server has no transparency log)"
+	}
+	return fmt.Sprintf("log index %d (%s)", l.index, l.url)
+}
+
+// transparencyLog finds the transparency log the server's signing
+// configuration names and returns the hook that logs a signature made
+// with chain's certificate there (nil when the server has none), and
+// where it logged.
+func (k *keylessFlags) transparencyLog(cmd *cobra.Command, d name.Digest, chain []*x509.Certificate) (func(context.Context, []byte, []byte, crypto.PublicKey) ([]byte, error), *logged, error) {
+	hc := &http.Client{Transport: registryTransport, Timeout: 30 * time.Second}
+	at := &logged{}
+	u, err := rekor.DiscoverLog(cmd.Context(), hc, strings.TrimSuffix(k.base(d), "/")+trustedroot.SigningConfigPath)
+	if err != nil || u == "" {
+		return nil, at, err
+	}
+	return func(ctx context.Context, signed, sig []byte, _ crypto.PublicKey) ([]byte, error) {
+		tle, idx, err := rekor.AddEntry(ctx, hc, u, signed, sig, chain[0])
+		if err != nil {
+			return nil, err
+		}
+		at.url, at.index = u, idx
+		return tle, nil
+	}, at, nil
 }
 
 // describeCertificate names the signer a keyless certificate certifies.

@@ -227,9 +227,13 @@ identity (the token from --identity-token TOKEN|FILE, else
 SIGSTORE_ID_TOKEN, else GitHub Actions' token service for audience
 sigstore), signs, and stores the certificate with the signature where
 cosign does. A time-stamp is required (the certificate expires in
-minutes; only a trusted time-stamp shows it was valid when used).
-Verify with 'custody verify REF --trust-root FILE --certificate-identity ...
---certificate-oidc-issuer ...' or 'cosign verify --certificate-chain ...'.
+minutes; only a trusted time-stamp shows it was valid when used). When
+the server's signing_config.json names a transparency log (rekor: in its
+configuration), the bundle's signature is logged there and the entry
+stored in the bundle (the cosign v2 tag has no place for it); the output
+says its log index, or "not logged". Verify with 'custody verify REF --trust-root FILE --certificate-identity ...
+--certificate-oidc-issuer ...' or 'cosign verify --trusted-root
+trusted_root.json --certificate-identity ... --certificate-oidc-issuer ...'.
 
 With --format notation, sign as the Notary Project does instead: a JWS
 (default) or COSE (--envelope cose) envelope signed with --notation-key
@@ -311,6 +315,12 @@ application/vnd.cncf.notary.signature. 'notation verify' and 'custody verify
 				}
 			}
 			o.Chain = chain
+			var at *logged
+			if f.keyless.on && st != sign.StorageTag { // the entry goes in the bundle
+				if o.TransparencyLog, at, err = f.keyless.transparencyLog(cmd, d, chain); err != nil {
+					return err
+				}
+			}
 			res, err := sign.Sign(ctx, d, signer, o)
 			if err != nil {
 				return fmt.Errorf("signing %s: %w", d, err)
@@ -327,10 +337,16 @@ application/vnd.cncf.notary.signature. 'notation verify' and 'custody verify
 				if len(chain) > 0 {
 					out["certificate"] = string(ca.EncodeChain(chain[:1]))
 				}
+				if at != nil && at.url != "" {
+					out["transparencyLog"] = map[string]any{"url": at.url, "logIndex": at.index}
+				}
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(out)
 			}
 			if len(chain) > 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "signed %s keyless as %s\n", d, describeCertificate(chain))
+				if res.Referrer != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "  transparency log:    %s\n", at)
+				}
 			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "signed %s with key %s\n", d, keyID[:min(16, len(keyID))])
 			}
@@ -430,6 +446,12 @@ func attach(cmd *cobra.Command, f *signerFlags, d name.Digest, predicateType str
 		}
 	}
 	o.Chain = chain
+	var at *logged
+	if f.keyless.on {
+		if o.TransparencyLog, at, err = f.keyless.transparencyLog(cmd, d, chain); err != nil {
+			return err
+		}
+	}
 	stmt, err := attest.StatementFor(d.Context().Name(), d.DigestStr(), predicateType, predicate)
 	if err != nil {
 		return err
@@ -452,6 +474,9 @@ func attach(cmd *cobra.Command, f *signerFlags, d name.Digest, predicateType str
 	fmt.Fprintf(cmd.OutOrStdout(), "attached %s to %s\n", predicateType, d)
 	if len(chain) > 0 {
 		fmt.Fprintf(cmd.OutOrStdout(), "  signed keyless as %s\n", describeCertificate(chain))
+		if res.Referrer != "" {
+			fmt.Fprintf(cmd.OutOrStdout(), "  transparency log: %s\n", at)
+		}
 	}
 	if res.Referrer != "" {
 		fmt.Fprintf(cmd.OutOrStdout(), "  referrer: %s\n", res.Referrer)

@@ -85,9 +85,12 @@ type Options struct {
 	// that judges it (internal/evidence) may set this.
 	Certificates bool
 	// TransparencyLog, when set, logs every bundle signature Sign makes
-	// (the DSSE envelope's PAE as signed, the signature, the signer's
-	// public key) and answers the TransparencyLogEntry (protojson), which
-	// goes in the bundle's tlogEntries, where cosign v3 puts it.
+	// and the signature of an envelope Attach stores (when it has exactly
+	// one): it gets the DSSE envelope's PAE as signed, the signature and
+	// the signer's public key (Attach: Chain's leaf key, nil without a
+	// Chain) and answers the TransparencyLogEntry (protojson), which goes
+	// in the bundle's tlogEntries, where cosign v3 puts it. The cosign v2
+	// tag has no place for it.
 	TransparencyLog func(ctx context.Context, signed, sig []byte, pub crypto.PublicKey) ([]byte, error)
 }
 
@@ -319,6 +322,19 @@ func Attach(ctx context.Context, ref name.Digest, envelope []byte, predicateType
 	}
 	if res.Bundle, err = newBundle(env, nil, opts.Chain, tsr); err != nil {
 		return Result{}, err
+	}
+	if opts.TransparencyLog != nil && len(env.GetSignatures()) == 1 {
+		var pub crypto.PublicKey
+		if len(opts.Chain) > 0 {
+			pub = opts.Chain[0].PublicKey
+		}
+		tle, err := opts.TransparencyLog(ctx, dsse.PAE(env.GetPayloadType(), env.GetPayload()), env.GetSignatures()[0].GetSig(), pub)
+		if err != nil {
+			return Result{}, fmt.Errorf("logging the attestation: %w", err)
+		}
+		if res.Bundle, err = addBundleLogEntry(res.Bundle, tle); err != nil {
+			return Result{}, err
+		}
 	}
 	if opts.Storage.referrer() {
 		h, err := putBundleReferrer(ctx, ref, subj, res.Bundle, predicateType, opts)
