@@ -588,9 +588,10 @@ func newHarness(ctx context.Context, o options) (*harness, error) {
 		return nil, err
 	}
 	h.refBin = o.refBin
-	// The ui-* rows have a target, not a peer: no reference registry needed.
+	// The ui-* rows have a target, not a peer, and another -peer than the
+	// reference is custody itself: no reference registry needed then.
 	onlyUI := !slices.ContainsFunc(o.rows, func(r string) bool { return !strings.HasPrefix(r, "ui-") })
-	if h.refBin == "" && !onlyUI {
+	if h.refBin == "" && !onlyUI && o.peer == peerReference {
 		h.refBin = filepath.Join(binDir, "registry")
 		if _, err := os.Stat(h.refBin); err != nil {
 			logf("installing %s -> %s", refModule, binDir)
