@@ -15,6 +15,11 @@
 # (scripts/softhsm.sh) for the PKCS #11 key tests, unless
 # CUSTODY_TEST_PKCS11_URI already names one, and stops them on exit.
 set -euo pipefail
+# Test binaries (and the custody binaries tests build) are linked without
+# DWARF: nothing here runs a debugger, panics still name file and line,
+# and it halves the link of each of the hundred-odd test binaries a run
+# builds (test/e2e: 4.1 -> 1.8 s).
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-ldflags=-w"
 cd "$(dirname "$0")/.."
 
 # MinIO's first build takes minutes: run it alongside the client builds.
