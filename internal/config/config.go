@@ -96,10 +96,14 @@ type Config struct {
 
 // Ecosystems and kinds of package feeds.
 const (
-	FeedEcosystemNPM  = "npm"
-	FeedEcosystemPyPI = "pypi"
-	FeedEcosystemGo   = "go"
-	FeedKindHosted    = "hosted"
+	FeedEcosystemNPM   = "npm"
+	FeedEcosystemPyPI  = "pypi"
+	FeedEcosystemGo    = "go"
+	FeedEcosystemMaven = "maven"
+	FeedEcosystemOCI   = "oci"
+	FeedKindHosted     = "hosted"
+	FeedKindProxy      = "proxy"
+	FeedKindVirtual    = "virtual"
 )
 
 // Feed is one package feed: served at /<ecosystem>/<name>/, its packages
@@ -107,11 +111,51 @@ const (
 type Feed struct {
 	// Name is the feed's name: one lowercase repository-name component.
 	Name string `yaml:"name"`
-	// Ecosystem is the package protocol: npm, pypi or go (Go modules).
+	// Ecosystem is the package protocol: npm, pypi, go (Go modules), maven,
+	// or oci (container images, pull-through only).
 	Ecosystem string `yaml:"ecosystem"`
-	// Kind is hosted (packages are published to custody), the default
-	// when empty.
+	// Kind is hosted (packages are published to custody; the default when
+	// empty), proxy (pull-through: versions are fetched from Upstream on
+	// first request and kept) or virtual (Members merged under one URL).
 	Kind string `yaml:"kind"`
+	// Upstream is a proxy feed's upstream: the base URL of the registry it
+	// fetches from (https://registry.npmjs.org, https://pypi.org/simple,
+	// https://proxy.golang.org, https://repo1.maven.org/maven2,
+	// https://registry-1.docker.io).
+	Upstream string `yaml:"upstream"`
+	// UpstreamAuth are the credentials a proxy feed presents upstream.
+	UpstreamAuth FeedUpstreamAuth `yaml:"upstreamAuth"`
+	// Members are the feeds of the same ecosystem that a virtual feed
+	// merges, in the order they are asked (hosted feeds first).
+	Members []string `yaml:"members"`
+	// Firewall is the feed's dependency-firewall policy (docs/feeds.md).
+	Firewall FeedFirewall `yaml:"firewall"`
+}
+
+// FeedUpstreamAuth are a proxy feed's upstream credentials: HTTP Basic
+// with Username and the password (or token) read from the environment
+// variable PasswordEnv, or a Bearer token from TokenEnv. The secrets
+// themselves never appear in the configuration file.
+type FeedUpstreamAuth struct {
+	Username    string `yaml:"username"`
+	PasswordEnv string `yaml:"passwordEnv"`
+	TokenEnv    string `yaml:"tokenEnv"`
+}
+
+// FeedFirewall is one feed's dependency-firewall policy: which versions
+// may be served, judged against the offline vulnerability database.
+type FeedFirewall struct {
+	// BlockSeverity blocks versions with an advisory at or above this
+	// severity: low, medium, high or critical. Empty: nothing is blocked
+	// for its advisories.
+	BlockSeverity string `yaml:"blockSeverity"`
+	// BlockUnpinned refuses requests that ask for a version by range or
+	// moving label (npm dist-tag, Go @latest, Maven LATEST/RELEASE or a
+	// version range) instead of one exact version.
+	BlockUnpinned bool `yaml:"blockUnpinned"`
+	// Allow lists packages ("name") or versions ("name@version") served
+	// whatever their advisories.
+	Allow []string `yaml:"allow"`
 }
 
 // Web configures the web interface.
@@ -942,22 +986,74 @@ func (c Config) Validate() error {
 }
 
 // validateFeeds checks the feeds: each has a feed name (feedName), unique
-// among them, and an ecosystem and kind this version serves.
+// among them, an ecosystem and kind this version serves, an http(s)
+// upstream when it is a proxy, and members when it is virtual: other
+// feeds of its ecosystem that are not virtual themselves.
 func validateFeeds(feeds []Feed) error {
-	names := map[string]bool{}
+	byName := map[string]Feed{}
 	for i, f := range feeds {
 		if !feedName(f.Name) {
 			return fmt.Errorf("feeds[%d].name %q must be lowercase letters and digits, words joined by single '-' or '.' (e.g. npm-internal)", i, f.Name)
 		}
-		if names[f.Name] {
+		if _, taken := byName[f.Name]; taken {
 			return fmt.Errorf("feeds[%d]: the name %q is taken by another feed", i, f.Name)
 		}
-		names[f.Name] = true
-		if f.Ecosystem != FeedEcosystemNPM && f.Ecosystem != FeedEcosystemPyPI && f.Ecosystem != FeedEcosystemGo {
-			return fmt.Errorf("feeds[%d] (%s): ecosystem %q: use npm, pypi or go", i, f.Name, f.Ecosystem)
+		byName[f.Name] = f
+		switch f.Ecosystem {
+		case FeedEcosystemNPM, FeedEcosystemPyPI, FeedEcosystemGo, FeedEcosystemMaven, FeedEcosystemOCI:
+		default:
+			return fmt.Errorf("feeds[%d] (%s): ecosystem %q: use npm, pypi, go, maven or oci", i, f.Name, f.Ecosystem)
 		}
-		if f.Kind != "" && f.Kind != FeedKindHosted {
-			return fmt.Errorf("feeds[%d] (%s): kind %q: use hosted", i, f.Name, f.Kind)
+		switch f.Kind {
+		case "", FeedKindHosted:
+			if f.Ecosystem == FeedEcosystemOCI {
+				return fmt.Errorf("feeds[%d] (%s): an oci feed is a proxy (kind: proxy); images are pushed to /v2/ as usual", i, f.Name)
+			}
+		case FeedKindProxy, FeedKindVirtual:
+		default:
+			return fmt.Errorf("feeds[%d] (%s): kind %q: use hosted, proxy or virtual", i, f.Name, f.Kind)
+		}
+		if (f.Kind == FeedKindProxy) != (f.Upstream != "") {
+			return fmt.Errorf("feeds[%d] (%s): upstream is required for a proxy feed and only allowed there", i, f.Name)
+		}
+		if f.Upstream != "" {
+			u, err := url.Parse(f.Upstream)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+				return fmt.Errorf("feeds[%d] (%s): upstream %q must be an http(s) URL without credentials, query or fragment (credentials go in upstreamAuth)", i, f.Name, f.Upstream)
+			}
+		}
+		if a := f.UpstreamAuth; a != (FeedUpstreamAuth{}) {
+			if f.Kind != FeedKindProxy {
+				return fmt.Errorf("feeds[%d] (%s): upstreamAuth is only for proxy feeds", i, f.Name)
+			}
+			if (a.Username != "") != (a.PasswordEnv != "") || (a.PasswordEnv != "" && a.TokenEnv != "") {
+				return fmt.Errorf("feeds[%d] (%s): upstreamAuth takes username with passwordEnv, or tokenEnv alone", i, f.Name)
+			}
+		}
+		if (f.Kind == FeedKindVirtual) != (len(f.Members) > 0) {
+			return fmt.Errorf("feeds[%d] (%s): members are required for a virtual feed and only allowed there", i, f.Name)
+		}
+		switch f.Firewall.BlockSeverity {
+		case "", "low", "medium", "high", "critical":
+		default:
+			return fmt.Errorf("feeds[%d] (%s): firewall.blockSeverity %q: use low, medium, high or critical", i, f.Name, f.Firewall.BlockSeverity)
+		}
+	}
+	for i, f := range feeds {
+		seen := map[string]bool{}
+		for _, m := range f.Members {
+			mf, ok := byName[m]
+			switch {
+			case !ok:
+				return fmt.Errorf("feeds[%d] (%s): member %q is not a feed", i, f.Name, m)
+			case mf.Ecosystem != f.Ecosystem:
+				return fmt.Errorf("feeds[%d] (%s): member %q is a %s feed, not %s", i, f.Name, m, mf.Ecosystem, f.Ecosystem)
+			case mf.Kind == FeedKindVirtual:
+				return fmt.Errorf("feeds[%d] (%s): member %q is virtual; members are hosted or proxy feeds", i, f.Name, m)
+			case seen[m]:
+				return fmt.Errorf("feeds[%d] (%s): member %q is listed twice", i, f.Name, m)
+			}
+			seen[m] = true
 		}
 	}
 	return nil

@@ -164,7 +164,7 @@ func TestFeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := Load(p, nil)
-	if err != nil || len(c.Feeds) != 2 || c.Feeds[0] != (Feed{Name: "npm", Ecosystem: FeedEcosystemNPM}) || c.Feeds[1].Kind != FeedKindHosted {
+	if err != nil || len(c.Feeds) != 2 || c.Feeds[0].Name != "npm" || c.Feeds[0].Ecosystem != FeedEcosystemNPM || c.Feeds[0].Kind != "" || c.Feeds[1].Kind != FeedKindHosted {
 		t.Fatalf("Load = %+v, %v", c.Feeds, err)
 	}
 }
@@ -189,14 +189,59 @@ func TestGoFeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := Load(p, nil)
-	if err != nil || len(c.Feeds) != 1 || c.Feeds[0] != (Feed{Name: "gomods", Ecosystem: FeedEcosystemGo, Kind: FeedKindHosted}) {
+	if err != nil || len(c.Feeds) != 1 || c.Feeds[0].Name != "gomods" || c.Feeds[0].Ecosystem != FeedEcosystemGo || c.Feeds[0].Kind != FeedKindHosted {
 		t.Fatalf("Load = %+v, %v", c.Feeds, err)
 	}
-	if err := os.WriteFile(p, []byte("feeds:\n- {name: gomods, ecosystem: go, kind: proxy}\n"), 0o600); err != nil {
+}
+
+// TestFeedKinds: proxy feeds need an http(s) upstream without embedded
+// credentials, virtual feeds need members of their ecosystem that exist
+// and are not virtual, and oci feeds are proxies only.
+func TestFeedKinds(t *testing.T) {
+	good := `feeds:
+- {name: npm-hosted, ecosystem: npm}
+- name: npmjs
+  ecosystem: npm
+  kind: proxy
+  upstream: https://registry.npmjs.org
+  upstreamAuth: {tokenEnv: NPM_TOKEN}
+  firewall: {blockSeverity: high, blockUnpinned: true, allow: [lodash@4.17.20]}
+- {name: npm, ecosystem: npm, kind: virtual, members: [npm-hosted, npmjs]}
+- {name: dockerhub, ecosystem: oci, kind: proxy, upstream: "https://registry-1.docker.io"}
+- {name: central, ecosystem: maven, kind: proxy, upstream: "https://repo1.maven.org/maven2", upstreamAuth: {username: u, passwordEnv: P}}
+`
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte(good), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(p, nil); err == nil || !strings.Contains(err.Error(), `kind "proxy"`) {
-		t.Fatalf("a go proxy feed was accepted: %v", err)
+	c, err := Load(p, nil)
+	if err != nil || len(c.Feeds) != 5 || c.Feeds[1].Upstream != "https://registry.npmjs.org" || c.Feeds[1].Firewall.BlockSeverity != "high" ||
+		!c.Feeds[1].Firewall.BlockUnpinned || len(c.Feeds[2].Members) != 2 || c.Feeds[1].UpstreamAuth.TokenEnv != "NPM_TOKEN" {
+		t.Fatalf("Load = %+v, %v", c.Feeds, err)
+	}
+	for feeds, want := range map[string]string{
+		"- {name: a, ecosystem: npm, kind: proxy}":                                                   "upstream is required",
+		"- {name: a, ecosystem: npm, upstream: https://x}":                                           "upstream is required",
+		"- {name: a, ecosystem: npm, kind: proxy, upstream: ftp://x}":                                "must be an http(s) URL",
+		"- {name: a, ecosystem: npm, kind: proxy, upstream: 'https://u:p@x'}":                        "without credentials",
+		"- {name: a, ecosystem: npm, kind: proxy, upstream: https://x, upstreamAuth: {username: u}}": "username with passwordEnv",
+		"- {name: a, ecosystem: npm, upstreamAuth: {tokenEnv: T}}":                                   "only for proxy feeds",
+		"- {name: a, ecosystem: npm, kind: virtual}":                                                 "members are required",
+		"- {name: a, ecosystem: npm, kind: virtual, members: [b]}":                                   `member "b" is not a feed`,
+		"- {name: a, ecosystem: npm, kind: virtual, members: [b]}\n- {name: b, ecosystem: pypi}":     "is a pypi feed",
+		"- {name: a, ecosystem: npm, kind: virtual, members: [b, b]}\n- {name: b, ecosystem: npm}":   "listed twice",
+		"- {name: a, ecosystem: npm, kind: virtual, members: [a]}":                                   "is virtual",
+		"- {name: a, ecosystem: oci}":                                                                "an oci feed is a proxy",
+		"- {name: a, ecosystem: npm, firewall: {blockSeverity: severe}}":                             "blockSeverity",
+		"- {name: a, ecosystem: cargo}":                                                              "use npm, pypi, go, maven or oci",
+		"- {name: a, ecosystem: npm, kind: mirror}":                                                  `kind "mirror"`,
+	} {
+		if err := os.WriteFile(p, []byte("feeds:\n"+feeds+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(p, nil); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: Load = %v, want an error mentioning %q", feeds, err, want)
+		}
 	}
 }
 

@@ -25,6 +25,9 @@ type Protocol struct {
 	Authz registry.Authorizer
 	Audit audit.Auditor
 	Log   *slog.Logger
+	// Gate is the dependency firewall, asked before any version's file is
+	// served (see Admit); nil serves everything.
+	Gate Gate
 }
 
 // NewProtocol returns the Protocol of ecosystem's feeds among feeds,

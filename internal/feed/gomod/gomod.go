@@ -96,6 +96,7 @@ func New(feeds []config.Feed, blobs blob.Store, md meta.Store, opts registry.Opt
 
 // request is a routed /go/ request.
 type request struct {
+	feed string
 	path string // module path
 	repo string
 	file string // "list", "latest", or "<version>.<ext>" case-encoded
@@ -133,7 +134,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		bad("percent-escapes are not used in module paths or versions")
 		return
 	}
-	var q request
+	q := request{feed: feedName}
 	var escPath string
 	if i := strings.LastIndex(rest, "/@v/"); i >= 0 {
 		escPath, q.file = rest[:i], rest[i+len("/@v/"):]
@@ -330,6 +331,20 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, q request, v
 	if !ok {
 		writeText(w, http.StatusNotFound, "not found: "+q.path+"@"+version+" has no ."+ext)
 		return
+	}
+	// The firewall judges the code (.zip); .mod files stay readable so
+	// module graphs that merely mention a blocked version still resolve.
+	if ext == "zip" {
+		if err := h.Admit(ctx, q.feed, q.path, version); err != nil {
+			var b *feed.Blocked
+			if !errors.As(err, &b) {
+				h.fail(w, r, "ask the dependency firewall", err)
+				return
+			}
+			h.Audit.Record(ctx, audit.Event{Action: "feed.blocked", Repo: q.repo, Result: "denied", Reason: b.Reason, Request: r})
+			writeText(w, http.StatusForbidden, b.Error())
+			return
+		}
 	}
 	rc, err := h.Store.Open(ctx, q.repo, f.Digest)
 	switch {

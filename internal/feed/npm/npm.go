@@ -268,6 +268,18 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, repo string, st
 	writeError(w, status, detail)
 }
 
+// blocked answers a download the dependency firewall refused (a
+// *feed.Blocked, 403 with its reason and waiver) or could not judge (500).
+func (h *Handler) blocked(w http.ResponseWriter, r *http.Request, repo string, err error) {
+	var b *feed.Blocked
+	if !errors.As(err, &b) {
+		h.fail(w, r, "ask the dependency firewall", err)
+		return
+	}
+	h.Audit.Record(r.Context(), audit.Event{Action: "feed.blocked", Repo: repo, Result: "denied", Reason: b.Reason, Request: r})
+	writeError(w, http.StatusForbidden, b.Error())
+}
+
 // fail answers a 500 naming only the request ID, and logs err with it.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
 	id := problem.RequestID(w)
@@ -419,6 +431,10 @@ func (h *Handler) tarball(w http.ResponseWriter, r *http.Request, q request, fil
 	f, ok := v.File(file)
 	if !ok {
 		writeError(w, http.StatusNotFound, "no such tarball in "+q.name.String()+"@"+version)
+		return
+	}
+	if err := h.Admit(ctx, q.feed, q.name.String(), version); err != nil {
+		h.blocked(w, r, q.repo, err)
 		return
 	}
 	rc, err := h.Store.Open(ctx, q.repo, f.Digest)

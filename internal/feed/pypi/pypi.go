@@ -145,7 +145,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		file := parts[2]
-		h.authorized(w, r, feedName, project, false, func(w http.ResponseWriter, r *http.Request, repo string) { h.download(w, r, repo, file) })
+		h.authorized(w, r, feedName, project, false, func(w http.ResponseWriter, r *http.Request, repo string) { h.download(w, r, feedName, repo, file) })
 	case rest == "" || rest == "legacy" || rest == "legacy/" || (len(parts) <= 3 && (parts[0] == "simple" || parts[0] == "files")):
 		writeError(w, http.StatusMethodNotAllowed, "Method Not Allowed")
 	default:
@@ -475,7 +475,7 @@ func metadataDoc(u *Upload) map[string]any {
 }
 
 // download serves a file of a project.
-func (h *Handler) download(w http.ResponseWriter, r *http.Request, repo, file string) {
+func (h *Handler) download(w http.ResponseWriter, r *http.Request, feedName, repo, file string) {
 	ctx := r.Context()
 	tag, err := feed.VersionTag(file)
 	if err != nil {
@@ -493,6 +493,16 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, repo, file st
 	f, ok := v.File(file)
 	if !ok {
 		writeError(w, http.StatusNotFound, "Not Found: no file "+file)
+		return
+	}
+	if err := h.Admit(ctx, feedName, v.Manifest.Annotations[feed.AnnotationPackage], v.Manifest.Annotations[feed.AnnotationVersion]); err != nil {
+		var b *feed.Blocked
+		if !errors.As(err, &b) {
+			h.fail(w, r, "ask the dependency firewall", err)
+			return
+		}
+		h.Audit.Record(ctx, audit.Event{Action: "feed.blocked", Repo: repo, Result: "denied", Reason: b.Reason, Request: r})
+		writeError(w, http.StatusForbidden, b.Error())
 		return
 	}
 	rc, err := h.Store.Open(ctx, repo, f.Digest)

@@ -1,0 +1,49 @@
+package feed
+
+import (
+	"context"
+	"strings"
+
+	"github.com/custody-dev/custody/internal/config"
+)
+
+// Gate is the seam of the dependency firewall (internal/firewall
+// implements it): the one place that decides whether a version of a
+// package may be served from a feed. Every protocol asks it, through
+// Protocol.Admit, before it serves a version's file, hosted and proxied
+// alike, and renders a refusal in its ecosystem's own error format.
+type Gate interface {
+	// Admit returns nil when version of package name may be served from
+	// feed f, a *Blocked when the feed's policy refuses it, or another
+	// error when the decision could not be made (which refuses too).
+	Admit(ctx context.Context, f config.Feed, name, version string) error
+}
+
+// Blocked is a Gate's refusal: which version, why (the advisory or the
+// rule), and the command that waives it.
+type Blocked struct {
+	Feed, Package, Version string
+	// Reason says why, naming the advisory ("GHSA-xxxx (high): summary")
+	// or the rule that refused.
+	Reason string
+	// Waive is the command that lets this version through, if one can.
+	Waive string
+}
+
+func (b *Blocked) Error() string {
+	var s strings.Builder
+	s.WriteString("custody's dependency firewall blocked " + b.Package + "@" + b.Version + " in feed " + b.Feed + ": " + b.Reason)
+	if b.Waive != "" {
+		s.WriteString("; to waive it: " + b.Waive)
+	}
+	return s.String()
+}
+
+// Admit asks the Protocol's Gate whether version of package name may be
+// served from the feed called feedName; without a Gate everything is.
+func (p Protocol) Admit(ctx context.Context, feedName, name, version string) error {
+	if p.Gate == nil {
+		return nil
+	}
+	return p.Gate.Admit(ctx, p.Feeds[feedName], name, version)
+}
