@@ -144,8 +144,8 @@ func TestRefusals(t *testing.T) {
 		{"feed name with a slash", write("# feed1\nfeeds:\n- {name: a/b, ecosystem: npm}\n"), nil, "feeds[0].name \"a/b\" must be lowercase letters and digits"},
 		{"feed name dot-dot", write("# feed2\nfeeds:\n- {name: \"..\", ecosystem: npm}\n"), nil, "feeds[0].name"},
 		{"duplicate feed", write("# feed3\nfeeds:\n- {name: a, ecosystem: npm}\n- {name: a, ecosystem: npm}\n"), nil, "feeds[1]: the name \"a\" is taken"},
-		{"feed ecosystem not served", write("# feed4\nfeeds:\n- {name: py, ecosystem: maven}\n"), nil, "feeds[0] (py): ecosystem \"maven\": use npm, pypi or go"},
-		{"feed kind not served", write("# feed5\nfeeds:\n- {name: a, ecosystem: npm, kind: proxy}\n"), nil, "feeds[0] (a): kind \"proxy\": use hosted"},
+		{"feed ecosystem not served", write("# feed4\nfeeds:\n- {name: py, ecosystem: nuget}\n"), nil, "feeds[0] (py): ecosystem \"nuget\": use npm, pypi, go, maven or oci"},
+		{"feed kind not served", write("# feed5\nfeeds:\n- {name: a, ecosystem: npm, kind: group}\n"), nil, "feeds[0] (a): kind \"group\": use hosted, proxy or virtual"},
 		{"bad grant pattern", write("# grants\nauth:\n  grants:\n  - {subjects: [anonymous], role: reader, repositories: [\"team/[ab]\"]}\n"), nil, "auth.grants[0].repositories: repository pattern \"team/[ab]\""},
 	}
 	for _, tc := range cases {
