@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,57 +34,14 @@ import (
 	"github.com/custody-dev/custody/internal/tlog"
 )
 
-// issuer is an OIDC issuer on loopback (discovery and JWKS) issuing real
-// signed ID tokens, like a CI system's token service.
-type issuer struct {
-	hs  *httptest.Server
-	key *ecdsa.PrivateKey
-}
-
-func newIssuer(t *testing.T) *issuer {
-	o := oidctest.New(t, "k1")
-	return &issuer{hs: o.Server, key: o.Key}
-}
-
-// githubClaims are a GitHub Actions job's token claims.
-func (f *issuer) githubClaims(extra map[string]any) jwt.MapClaims {
-	now := time.Now()
-	c := jwt.MapClaims{
-		"iss": f.hs.URL, "aud": "sigstore", "sub": "repo:acme/app:ref:refs/heads/main",
-		"iat": now.Unix(), "nbf": now.Unix() - 5, "exp": now.Add(5 * time.Minute).Unix(),
-		"repository": "acme/app", "repository_owner": "acme", "repository_id": "42", "repository_owner_id": "7",
-		"ref": "refs/heads/main", "sha": "0123456789abcdef0123456789abcdef01234567", "event_name": "push",
-		"workflow": "release", "workflow_ref": "acme/app/.github/workflows/release.yml@refs/heads/main",
-		"workflow_sha":       "0123456789abcdef0123456789abcdef01234567",
-		"job_workflow_ref":   "acme/app/.github/workflows/release.yml@refs/heads/main",
-		"job_workflow_sha":   "0123456789abcdef0123456789abcdef01234567",
-		"runner_environment": "github-hosted", "run_id": "1001", "run_attempt": "1", "repository_visibility": "private",
-	}
+// githubClaims are a GitHub Actions job's token claims for acme/app
+// (audience sigstore, as cosign asks), with extra set on top.
+func githubClaims(iss *oidctest.Issuer, extra map[string]any) jwt.MapClaims {
+	c := iss.GitHubJob("acme/app", "sigstore")
 	for k, v := range extra {
 		c[k] = v
 	}
 	return c
-}
-
-func (f *issuer) sign(t *testing.T, c jwt.MapClaims) string {
-	return signWith(t, f.key, c)
-}
-
-func signWith(t *testing.T, key *ecdsa.PrivateKey, c jwt.MapClaims) string {
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
-	tok.Header["kid"] = "k1"
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// workflow is the identity custody certifies for githubClaims: the
-// workflow under the issuer's own origin (only GitHub's issuer names
-// workflows on github.com).
-func (f *issuer) workflow() string {
-	return f.hs.URL + "/acme/app/.github/workflows/release.yml@refs/heads/main"
 }
 
 type caServer struct {
@@ -93,13 +49,13 @@ type caServer struct {
 	base     string
 	caPEM    string
 	ctlogPub string
-	issuer   *issuer
+	issuer   *oidctest.Issuer
 	dir      string
 }
 
 const (
 	caPassword  = "ca passphrase for tests"
-	keyPassword = "key passphrase for tests"
+	keyPassword = "ring passphrase for tests"
 )
 
 // custody runs the custody command with the CA's and the ring's passphrases.
@@ -119,39 +75,8 @@ func custody(t *testing.T, args ...string) string {
 // time-stamp authority, and the issuer trusted (audience sigstore, as
 // cosign requests). extraCA is appended to the ca: section.
 func startCA(t *testing.T, extraCA ...string) *caServer {
-	dir := t.TempDir()
-	iss := newIssuer(t)
-	keyFile, certFile := filepath.Join(dir, "ca.key"), filepath.Join(dir, "ca.pem")
-	custody(t, "ca", "create", "--key", keyFile, "--cert", certFile)
-	logKey, logPub := filepath.Join(dir, "ctlog.key"), filepath.Join(dir, "ctlog.pub")
-	custody(t, "ca", "ctlog", "create", "--key", logKey, "--public", logPub)
-	data := filepath.Join(dir, "data")
-	keys := filepath.Join(data, "keys")
-	custody(t, "key", "create", "--keys", keys)
-	custody(t, "key", "tsa", "create", "--keys", keys)
-	cfg := filepath.Join(dir, "custody.yaml")
-	yaml := fmt.Sprintf(`auth:
-  oidc:
-    - issuer: %s
-      audience: sigstore
-      rules:
-        - claims: {repository: "acme/*"}
-          subject: "github:{repository}"
-          grants:
-            - {role: writer, repositories: ["apps/**"]}
-ca:
-  key: %s
-  certificate: %s
-  ctlog:
-    key: %s
-`, iss.hs.URL, keyFile, certFile, logKey)
-	yaml += strings.Join(extraCA, "")
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv := testserver.Start(t, testserver.Options{Auth: true, Data: data, Args: []string{"--config", cfg},
-		Env: []string{"CUSTODY_CA_PASSWORD=" + caPassword, "CUSTODY_KEY_PASSWORD=" + keyPassword}})
-	return &caServer{srv: srv, base: "http://" + srv.Host(), caPEM: certFile, ctlogPub: logPub, issuer: iss, dir: dir}
+	s := testserver.StartSigstore(t, testserver.SigstoreOptions{CTLog: true, CAExtra: strings.Join(extraCA, "")})
+	return &caServer{srv: s.Server, base: s.Base, caPEM: s.CACert, ctlogPub: s.CTLogPub, issuer: s.Issuer, dir: s.Dir}
 }
 
 // TestCosignKeylessSignAndVerify: cosign v2 gets a certificate from
@@ -190,7 +115,7 @@ func TestCosignKeylessSignAndVerify(t *testing.T) {
 	}
 	// The token in a file: cosign takes a long argument for a path.
 	tok := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tok, []byte(s.issuer.sign(t, s.issuer.githubClaims(nil))), 0o600); err != nil {
+	if err := os.WriteFile(tok, []byte(s.issuer.Sign(t, githubClaims(s.issuer, nil))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := run("sign", "--fulcio-url", s.base, "--identity-token", tok, "--tlog-upload=false", "--insecure-skip-verify", "--allow-insecure-registry", "--yes", image); err != nil {
@@ -203,12 +128,12 @@ func TestCosignKeylessSignAndVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	verify := func(identity string, extra ...string) (string, error) {
-		args := append([]string{"verify", "--certificate-identity", identity, "--certificate-oidc-issuer", s.issuer.hs.URL,
+		args := append([]string{"verify", "--certificate-identity", identity, "--certificate-oidc-issuer", s.issuer.Server.URL,
 			"--insecure-ignore-tlog", "--allow-insecure-registry"}, extra...)
 		return run(append(args, image)...)
 	}
 	env = append(env, "SIGSTORE_CT_LOG_PUBLIC_KEY_FILE="+s.ctlogPub)
-	out, err := verify(s.issuer.workflow(), "--certificate-chain", s.caPEM)
+	out, err := verify(s.issuer.Workflow("acme/app"), "--certificate-chain", s.caPEM)
 	if err != nil {
 		t.Fatalf("cosign verify: %v\n%s", err, out)
 	}
@@ -226,17 +151,17 @@ func TestCosignKeylessSignAndVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	env[len(env)-1] = "SIGSTORE_CT_LOG_PUBLIC_KEY_FILE=" + other
-	if out, err := verify(s.issuer.workflow(), "--certificate-chain", s.caPEM); err == nil || !strings.Contains(out, "ctfe public key") {
+	if out, err := verify(s.issuer.Workflow("acme/app"), "--certificate-chain", s.caPEM); err == nil || !strings.Contains(out, "ctfe public key") {
 		t.Fatalf("cosign verify with another CT log's key: %v\n%s", err, out)
 	}
 	env = env[:len(env)-1]
 	// The server's trusted_root.json alone: cosign v2 and v3.
-	if out, err := verify(s.issuer.workflow(), "--trusted-root", trustedRoot); err != nil {
+	if out, err := verify(s.issuer.Workflow("acme/app"), "--trusted-root", trustedRoot); err != nil {
 		t.Fatalf("cosign verify --trusted-root: %v\n%s", err, out)
 	}
 	cosign3 := testserver.Client(t, "cosign3")
-	cmd := exec.Command(cosign3, "verify", "--trusted-root", trustedRoot, "--certificate-identity", s.issuer.workflow(),
-		"--certificate-oidc-issuer", s.issuer.hs.URL, "--insecure-ignore-tlog", "--allow-insecure-registry", image)
+	cmd := exec.Command(cosign3, "verify", "--trusted-root", trustedRoot, "--certificate-identity", s.issuer.Workflow("acme/app"),
+		"--certificate-oidc-issuer", s.issuer.Server.URL, "--insecure-ignore-tlog", "--allow-insecure-registry", image)
 	cmd.Env = env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cosign v3 verify --trusted-root: %v\n%s", err, out)
@@ -255,13 +180,13 @@ func TestCosignKeylessSignAndVerify(t *testing.T) {
 	}
 	// ...and verifies that bundle (certificate, SCT, time-stamp) with the
 	// trusted root; only the transparency log is still missing.
-	cmd = exec.Command(cosign3, "verify", "--trusted-root", trustedRoot, "--certificate-identity", s.issuer.workflow(),
-		"--certificate-oidc-issuer", s.issuer.hs.URL, "--insecure-ignore-tlog", "--new-bundle-format", "--allow-insecure-registry", image)
+	cmd = exec.Command(cosign3, "verify", "--trusted-root", trustedRoot, "--certificate-identity", s.issuer.Workflow("acme/app"),
+		"--certificate-oidc-issuer", s.issuer.Server.URL, "--insecure-ignore-tlog", "--new-bundle-format", "--allow-insecure-registry", image)
 	cmd.Env = env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cosign v3 verify of its own keyless bundle: %v\n%s", err, out)
 	}
-	s.mustAudit(t, "ok", s.issuer.workflow())
+	s.mustAudit(t, "ok", s.issuer.Workflow("acme/app"))
 }
 
 // TestSigningCertRefusals: refused requests get 4xx, no certificate, and
@@ -270,20 +195,20 @@ func TestCosignKeylessSignAndVerify(t *testing.T) {
 func TestSigningCertRefusals(t *testing.T) {
 	s := startCA(t)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	claims := s.issuer.githubClaims(nil)
+	claims := githubClaims(s.issuer, nil)
 	sub := claims["sub"].(string)
-	good := s.issuer.sign(t, claims)
-	stranger := newIssuer(t)
+	good := s.issuer.Sign(t, claims)
+	stranger := oidctest.New(t, "k1")
 	cases := []struct {
 		name, token, subject string
 		status               int
 		reason               string
 	}{
-		{"unconfigured issuer", stranger.sign(t, stranger.githubClaims(nil)), sub, 401, "is not trusted"},
-		{"expired token", s.issuer.sign(t, s.issuer.githubClaims(map[string]any{"iat": time.Now().Add(-time.Hour).Unix(), "nbf": time.Now().Add(-time.Hour).Unix(), "exp": time.Now().Add(-30 * time.Minute).Unix()})), sub, 401, "expired"},
-		{"wrong audience", s.issuer.sign(t, s.issuer.githubClaims(map[string]any{"aud": "custody"})), sub, 401, "audience"},
+		{"unconfigured issuer", stranger.Sign(t, githubClaims(stranger, nil)), sub, 401, "is not trusted"},
+		{"expired token", s.issuer.Sign(t, githubClaims(s.issuer, map[string]any{"iat": time.Now().Add(-time.Hour).Unix(), "nbf": time.Now().Add(-time.Hour).Unix(), "exp": time.Now().Add(-30 * time.Minute).Unix()})), sub, 401, "expired"},
+		{"wrong audience", s.issuer.Sign(t, githubClaims(s.issuer, map[string]any{"aud": "custody"})), sub, 401, "audience"},
 		{"wrong proof of possession", good, "someone-else", 400, "proof of possession"},
-		{"forged token", signWith(t, key, s.issuer.githubClaims(nil)), sub, 401, "invalid OIDC token"},
+		{"forged token", (&oidctest.Issuer{Server: s.issuer.Server, Key: key, KeyID: "k1"}).Sign(t, githubClaims(s.issuer, nil)), sub, 401, "invalid OIDC token"},
 	}
 	for _, c := range cases {
 		status, body := s.requestV2(t, c.token, key, c.subject)
@@ -316,8 +241,8 @@ func TestSigningCertRefusals(t *testing.T) {
 	if got := leaf.NotAfter.Sub(leaf.NotBefore); got != ca.DefaultValidity {
 		t.Errorf("validity %s, want %s", got, ca.DefaultValidity)
 	}
-	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != s.issuer.workflow() {
-		t.Errorf("SAN %v, want %s", leaf.URIs, s.issuer.workflow())
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != s.issuer.Workflow("acme/app") {
+		t.Errorf("SAN %v, want %s", leaf.URIs, s.issuer.Workflow("acme/app"))
 	}
 	if !samePublicKey(leaf.PublicKey, &key.PublicKey) {
 		t.Error("the certificate is not for the requested key")
@@ -327,25 +252,25 @@ func TestSigningCertRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := certificate.Extensions{
-		Issuer:                              s.issuer.hs.URL,
+		Issuer:                              s.issuer.Server.URL,
 		GithubWorkflowTrigger:               "push",
 		GithubWorkflowSHA:                   "0123456789abcdef0123456789abcdef01234567",
 		GithubWorkflowName:                  "release",
 		GithubWorkflowRepository:            "acme/app",
 		GithubWorkflowRef:                   "refs/heads/main",
-		BuildSignerURI:                      s.issuer.workflow(),
+		BuildSignerURI:                      s.issuer.Workflow("acme/app"),
 		BuildSignerDigest:                   "0123456789abcdef0123456789abcdef01234567",
 		RunnerEnvironment:                   "github-hosted",
-		SourceRepositoryURI:                 s.issuer.hs.URL + "/acme/app",
+		SourceRepositoryURI:                 s.issuer.Server.URL + "/acme/app",
 		SourceRepositoryDigest:              "0123456789abcdef0123456789abcdef01234567",
 		SourceRepositoryRef:                 "refs/heads/main",
 		SourceRepositoryIdentifier:          "42",
-		SourceRepositoryOwnerURI:            s.issuer.hs.URL + "/acme",
+		SourceRepositoryOwnerURI:            s.issuer.Server.URL + "/acme",
 		SourceRepositoryOwnerIdentifier:     "7",
-		BuildConfigURI:                      s.issuer.workflow(),
+		BuildConfigURI:                      s.issuer.Workflow("acme/app"),
 		BuildConfigDigest:                   "0123456789abcdef0123456789abcdef01234567",
 		BuildTrigger:                        "push",
-		RunInvocationURI:                    s.issuer.hs.URL + "/acme/app/actions/runs/1001/attempts/1",
+		RunInvocationURI:                    s.issuer.Server.URL + "/acme/app/actions/runs/1001/attempts/1",
 		SourceRepositoryVisibilityAtSigning: "private",
 	}
 	if ext != want {
@@ -367,7 +292,7 @@ func TestSigningCertRefusals(t *testing.T) {
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}, CurrentTime: leaf.NotBefore}); err != nil {
 		t.Errorf("the certificate does not chain to the CA: %v", err)
 	}
-	s.mustAudit(t, "ok", s.issuer.workflow())
+	s.mustAudit(t, "ok", s.issuer.Workflow("acme/app"))
 }
 
 func samePublicKey(a, b crypto.PublicKey) bool {

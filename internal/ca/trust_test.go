@@ -120,7 +120,7 @@ func TestTrustDocuments(t *testing.T) {
 	// A certificate issued now (Fulcio v2 API) embeds an SCT that
 	// sigstore-go verifies with the served trusted root.
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	status, body := s.requestV2(t, s.issuer.sign(t, s.issuer.githubClaims(nil)), k, "repo:acme/app:ref:refs/heads/main")
+	status, body := s.requestV2(t, s.issuer.Sign(t, githubClaims(s.issuer, nil)), k, "repo:acme/app:ref:refs/heads/main")
 	if status != http.StatusOK {
 		t.Fatalf("signingCert: %d %s", status, body)
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -51,37 +49,10 @@ type keylessEnv struct {
 
 func startKeyless(t *testing.T) *keylessEnv {
 	t.Helper()
-	const password = "e2e-pass"
-	data, work := t.TempDir(), t.TempDir()
+	work := t.TempDir()
 	e := &keylessEnv{bin: testserver.Binary(t), issuer: oidctest.New(t, "k1"), work: work, home: t.TempDir()}
-	run := func(env []string, args ...string) {
-		t.Helper()
-		c := exec.Command(e.bin, args...)
-		c.Env = append(os.Environ(), env...)
-		if out, err := c.CombinedOutput(); err != nil {
-			t.Fatalf("custody %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	keys := filepath.Join(data, "keys")
-	run([]string{"CUSTODY_KEY_PASSWORD=" + password}, "key", "create", "--keys", keys)
-	run([]string{"CUSTODY_KEY_PASSWORD=" + password}, "key", "tsa", "create", "--keys", keys)
-	caKey := filepath.Join(work, "ca.key")
-	e.caPEM = filepath.Join(work, "ca.pem")
-	run([]string{"CUSTODY_CA_PASSWORD=" + password}, "ca", "create", "--key", caKey, "--cert", e.caPEM)
-	cfg := filepath.Join(work, "custody.yaml")
-	yaml := fmt.Sprintf(`auth:
-  oidc:
-    - issuer: %s
-      audience: sigstore
-      rules:
-        - claims: {repository: "acme/*"}
-          subject: "github:{repository}"
-          grants:
-            - {role: writer, repositories: ["apps/**"]}
-ca:
-  key: %s
-  certificate: %s
-projects:
+	iss := e.issuer.Server.URL
+	s := testserver.StartSigstore(t, testserver.SigstoreOptions{Issuer: e.issuer, Config: fmt.Sprintf(`projects:
   - repositories: "apps/**"
     environments:
       - name: dev
@@ -95,13 +66,8 @@ projects:
             - name: hosted-runner
               expr: "signatures.exists(s, s.certificate[?'runnerEnvironment'].orValue('') == 'github-hosted')"
               message: signed on a GitHub-hosted runner
-`, e.issuer.Server.URL, caKey, e.caPEM, e.issuer.Server.URL+keylessPath, e.issuer.Server.URL, e.issuer.Server.URL)
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e.srv = testserver.Start(t, testserver.Options{Auth: true, Data: data, Args: []string{"--config", cfg},
-		Env: []string{"CUSTODY_KEY_PASSWORD=" + password, "CUSTODY_CA_PASSWORD=" + password}})
-	e.base = "http://" + e.srv.Host()
+`, iss+keylessPath, iss, iss)})
+	e.srv, e.base, e.caPEM = s.Server, s.Base, s.CACert
 	// cosign reads registry credentials from its docker config.
 	auth := base64.StdEncoding.EncodeToString([]byte("admin:" + e.srv.AdminPassword()))
 	if err := os.MkdirAll(filepath.Join(e.home, ".docker"), 0o700); err != nil {
@@ -145,30 +111,7 @@ func (e *keylessEnv) get(t *testing.T, path string) []byte {
 // sigstore), signed by the loopback issuer.
 func (e *keylessEnv) token(t *testing.T, repo string) string {
 	t.Helper()
-	now := time.Now()
-	c := jwt.MapClaims{
-		"iss": e.issuer.Server.URL, "aud": "sigstore", "sub": "repo:acme/" + repo + ":ref:refs/heads/main",
-		"iat": now.Unix(), "nbf": now.Unix() - 5, "exp": now.Add(5 * time.Minute).Unix(),
-		"repository": "acme/" + repo, "repository_owner": "acme", "repository_id": "42", "repository_owner_id": "7",
-		"ref": "refs/heads/main", "sha": "0123456789abcdef0123456789abcdef01234567", "event_name": "push",
-		"workflow": "release", "workflow_ref": "acme/" + repo + "/.github/workflows/release.yml@refs/heads/main",
-		"workflow_sha":       "0123456789abcdef0123456789abcdef01234567",
-		"job_workflow_ref":   "acme/" + repo + "/.github/workflows/release.yml@refs/heads/main",
-		"job_workflow_sha":   "0123456789abcdef0123456789abcdef01234567",
-		"runner_environment": "github-hosted", "run_id": "1001", "run_attempt": "1", "repository_visibility": "private",
-	}
-	return signToken(t, e.issuer.Key, c)
-}
-
-func signToken(t *testing.T, k *ecdsa.PrivateKey, c jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
-	tok.Header["kid"] = "k1"
-	s, err := tok.SignedString(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return e.issuer.Sign(t, e.issuer.GitHubJob("acme/"+repo, "sigstore"))
 }
 
 // push pushes a random image to apps/<repo> as the admin.

@@ -23,7 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -65,52 +64,9 @@ func keylessIdentity(issuer string) string {
 
 func startTransparency(t *testing.T) *keyless {
 	t.Helper()
-	dir, data := t.TempDir(), t.TempDir()
-	env := []string{"CUSTODY_CA_PASSWORD=ca pass", "CUSTODY_REKOR_PASSWORD=log pass", "CUSTODY_KEY_PASSWORD=ring pass"}
-	bin := testserver.Binary(t)
-	custody := func(args ...string) {
-		t.Helper()
-		c := exec.Command(bin, args...)
-		c.Env = append(os.Environ(), env...)
-		if out, err := c.CombinedOutput(); err != nil {
-			t.Fatalf("custody %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	caKey, caCert := filepath.Join(dir, "ca.key"), filepath.Join(dir, "ca.pem")
-	ctKey, ctPub := filepath.Join(dir, "ctlog.key"), filepath.Join(dir, "ctlog.pub")
-	logKey, logPub := filepath.Join(dir, "rekor.key"), filepath.Join(dir, "rekor.pub")
-	custody("ca", "create", "--key", caKey, "--cert", caCert)
-	custody("ca", "ctlog", "create", "--key", ctKey, "--public", ctPub)
-	custody("rekor", "create", "--key", logKey, "--pub", logPub)
-	keys := filepath.Join(data, "keys")
-	custody("key", "create", "--keys", keys)
-	custody("key", "tsa", "create", "--keys", keys)
-	iss := oidctest.New(t, "k1")
-	cfg := filepath.Join(dir, "custody.yaml")
-	yaml := fmt.Sprintf(`auth:
-  oidc:
-    - issuer: %s
-      audience: sigstore
-      rules:
-        - claims: {repository: "acme/*"}
-          subject: "github:{repository}"
-          grants:
-            - {role: writer, repositories: ["apps/**"]}
-ca:
-  key: %s
-  certificate: %s
-  ctlog:
-    key: %s
-rekor:
-  key: %s
-  url: http://127.0.0.1
-`, iss.Server.URL, caKey, caCert, ctKey, logKey)
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv := testserver.Start(t, testserver.Options{Auth: true, Data: data, Args: []string{"--config", cfg}, Env: env})
-	k := &keyless{srv: srv, base: "http://" + srv.Host(), issuer: iss, dir: dir}
-	pubPEM, _ := os.ReadFile(logPub)
+	s := testserver.StartSigstore(t, testserver.SigstoreOptions{CTLog: true, Rekor: true})
+	k := &keyless{srv: s.Server, base: s.Base, issuer: s.Issuer, dir: s.Dir}
+	pubPEM, _ := os.ReadFile(s.RekorPub)
 	block, _ := pem.Decode(pubPEM)
 	var err error
 	if k.logPub, err = x509.ParsePKIXPublicKey(block.Bytes); err != nil {
@@ -119,8 +75,8 @@ rekor:
 
 	// The server's own trust documents: its CA, CT log, TSA and
 	// transparency log, at their stable URLs.
-	k.trustedRoot = filepath.Join(dir, "trusted_root.json")
-	k.signingConfig = filepath.Join(dir, "signing_config.json")
+	k.trustedRoot = filepath.Join(k.dir, "trusted_root.json")
+	k.signingConfig = filepath.Join(k.dir, "signing_config.json")
 	for path, file := range map[string]string{trustedroot.TrustedRootPath: k.trustedRoot, trustedroot.SigningConfigPath: k.signingConfig} {
 		if err := os.WriteFile(file, k.get(t, path), 0o644); err != nil {
 			t.Fatal(err)
@@ -198,21 +154,8 @@ func (k *keyless) logSize(t *testing.T) uint64 {
 // workflow, in a file (cosign takes a long argument for a path).
 func (k *keyless) token(t *testing.T) string {
 	t.Helper()
-	now := time.Now()
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
-		"iss": k.issuer.Server.URL, "aud": "sigstore", "sub": "repo:acme/app:ref:refs/heads/main",
-		"iat": now.Unix(), "nbf": now.Unix() - 5, "exp": now.Add(5 * time.Minute).Unix(),
-		"repository": "acme/app", "repository_owner": "acme", "ref": "refs/heads/main",
-		"sha": "0123456789abcdef0123456789abcdef01234567", "event_name": "push", "workflow": "release",
-		"job_workflow_ref": "acme/app/.github/workflows/release.yml@refs/heads/main", "runner_environment": "github-hosted",
-	})
-	tok.Header["kid"] = "k1"
-	s, err := tok.SignedString(k.issuer.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+	if err := os.WriteFile(p, []byte(k.issuer.Sign(t, k.issuer.GitHubJob("acme/app", "sigstore"))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p
