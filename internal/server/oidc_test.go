@@ -18,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-containerregistry/pkg/authn"
 
+	"github.com/custody-dev/custody/internal/auth/oidctest"
 	"github.com/custody-dev/custody/internal/config"
 )
 
@@ -30,26 +31,8 @@ type fakeIssuer struct {
 }
 
 func newFakeIssuer(t *testing.T) *fakeIssuer {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fakeIssuer{key: key, kid: "ci-key-1"}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"issuer": f.hs.URL, "jwks_uri": f.hs.URL + "/jwks",
-			"id_token_signing_alg_values_supported": []string{"ES256"},
-			"response_types_supported":              []string{"id_token"},
-			"subject_types_supported":               []string{"public"},
-		})
-	})
-	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: f.kid, Algorithm: "ES256", Use: "sig"}}})
-	})
-	f.hs = httptest.NewServer(mux)
-	t.Cleanup(f.hs.Close)
-	return f
+	o := oidctest.New(t, "ci-key-1")
+	return &fakeIssuer{hs: o.Server, key: o.Key, kid: o.KeyID}
 }
 
 func (f *fakeIssuer) claims(extra map[string]any) jwt.MapClaims {
