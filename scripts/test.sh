@@ -131,9 +131,12 @@ fuzz_dir=$(mktemp -d)
 fuzz_cache="$(go env GOCACHE)/fuzz/$(go list -m)"
 grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' cmd internal test bench |
   sed 's|^\(.*\)/[^/]*:func \(.*\)$|\1 \2|' | sort -u >"$fuzz_dir/targets"
+# The fuzzing binaries are built two at a time before any runs: most of a
+# build is its link, which uses one core, while a fuzzing run uses them all.
+cut -d' ' -f1 "$fuzz_dir/targets" | uniq |
+  xargs -P "${CUSTODY_FUZZ_BUILD_JOBS:-2}" -I{} sh -c 'p={}; go test -c -fuzz=. -o "$1/$(echo "$p" | tr / _).test" "./$p"' _ "$fuzz_dir"
 for pkg in $(cut -d' ' -f1 "$fuzz_dir/targets" | uniq); do
   bin="$fuzz_dir/${pkg//\//_}.test"
-  go test -c -fuzz=. -o "$bin" "./$pkg"
   for name in $(awk -v p="$pkg" '$1 == p { print $2 }' "$fuzz_dir/targets"); do
     if ! (cd "$pkg" && "$bin" -test.run='^$' -test.fuzz="^${name}\$" -test.fuzztime="$fuzztime" \
       -test.fuzzcachedir="$fuzz_cache/$pkg" >"$fuzz_dir/log" 2>&1) &&
