@@ -42,7 +42,10 @@
 // signing modes (keyless.go): its custody column is keyless signing
 // (ephemeral key, certificate from the CA, time-stamp), its reference
 // column key-based signing with the same time-stamp; it is not a peer
-// comparison.
+// comparison. The npm-install-warm and npm-install-cold rows (feeds.go,
+// only on request) install a tree of 500 generated packages with the real
+// npm client through a custody proxy feed, warm or cold, against the same
+// install straight from its upstream.
 package main
 
 import (
@@ -198,8 +201,11 @@ func run() error {
 	}
 	all := allRows(o.sizes)
 	if rows == "" {
-		// The ui-* rows seed 10,000 repositories first: only on request.
-		o.rows = slices.DeleteFunc(slices.Clone(all), func(r string) bool { return strings.HasPrefix(r, "ui-") })
+		// The ui-* rows seed 10,000 repositories first and the feed rows
+		// publish 500 packages: only on request.
+		o.rows = slices.DeleteFunc(slices.Clone(all), func(r string) bool {
+			return strings.HasPrefix(r, "ui-") || slices.Contains(feedRows, r)
+		})
 	} else {
 		for _, want := range strings.Split(rows, ",") {
 			want = strings.TrimSpace(want)
@@ -264,6 +270,7 @@ func allRows(sizes []int64) []string {
 	rows = append(append(rows, "audit-append"), cmdRows...)
 	rows = append(rows, keylessRow)
 	rows = append(rows, bundleRows...)
+	rows = append(rows, feedRows...)
 	return append(rows, uiRows()...)
 }
 
@@ -560,10 +567,11 @@ type harness struct {
 	seq        int
 	revision   string
 	started    time.Time
-	svc        *services   // PostgreSQL and MinIO for -backend postgres-s3
-	ui         *uiSeed     // the ui-* rows' data, seeded by the first of them
-	cmdFix     *cmdFixture // the command rows' server and signed image
-	cmdFixErr  error       // why the fixture could not be made
+	svc        *services    // PostgreSQL and MinIO for -backend postgres-s3
+	ui         *uiSeed      // the ui-* rows' data, seeded by the first of them
+	npm        *npmUpstream // the npm-install-* rows' upstream, seeded by the first of them
+	cmdFix     *cmdFixture  // the command rows' server and signed image
+	cmdFixErr  error        // why the fixture could not be made
 	// tessera is the audit-append row's peer (bench/tessera-append),
 	// tesseraErr why it could not be built.
 	tessera    string
@@ -624,6 +632,9 @@ func newHarness(ctx context.Context, o options) (*harness, error) {
 }
 
 func (h *harness) close() {
+	if h.npm != nil {
+		h.npm.srv.stop()
+	}
 	h.closeFixture()
 	h.closeServices()
 	if h.o.keep {
@@ -780,6 +791,9 @@ func (h *harness) runAll() (*Results, error) {
 		if name == "audit-append" {
 			row.Peer = fmt.Sprintf("Tessera v1.0.4 POSIX log, 8 writers, %d entries per run", tesseraEntries)
 		}
+		if slices.Contains(feedRows, name) {
+			row.Peer = fmt.Sprintf("npm install of %d packages straight from the upstream (a custody hosted feed); custody: through a proxy feed of it", npmPackages)
+		}
 		row.Custody.Median = median(row.Custody.Samples)
 		row.Reference.Median = median(row.Reference.Samples)
 		row.Custody.CPU = median(row.Custody.CPUSamples)
@@ -834,6 +848,9 @@ func (h *harness) measure(row, target string) (sample, error) {
 	}
 	if strings.HasPrefix(row, "ui-") {
 		return h.measureUI(row, target)
+	}
+	if slices.Contains(feedRows, row) {
+		return h.measureFeed(row, target)
 	}
 	if row == "audit-append" {
 		h.seq++
