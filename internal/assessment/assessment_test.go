@@ -2,12 +2,10 @@ package assessment_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -30,33 +27,12 @@ import (
 	"github.com/custody-dev/custody/internal/testserver"
 )
 
-// issuer is an OIDC issuer on loopback (discovery and JWKS), like a CI
-// system's workload-identity token service.
-type issuer struct {
-	hs  *httptest.Server
-	key *ecdsa.PrivateKey
-}
-
-func newIssuer(t *testing.T) *issuer {
-	o := oidctest.New(t, "ci")
-	return &issuer{hs: o.Server, key: o.Key}
-}
-
-// token is a GitHub Actions job's OIDC token for org/app at a commit.
-func (i *issuer) token(t *testing.T) string {
-	now := time.Now()
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
-		"iss": i.hs.URL, "aud": "custody", "sub": "repo:org/app:ref:refs/heads/main",
-		"iat": now.Unix(), "nbf": now.Unix() - 5, "exp": now.Add(10 * time.Minute).Unix(),
-		"repository": "org/app", "ref": "refs/heads/main", "sha": "6f8e2c1d3b4a59687766554433221100ffeeddcc",
-		"workflow_ref": "org/app/.github/workflows/release.yml@refs/heads/main", "run_id": "42", "run_attempt": "1",
-	})
-	tok.Header["kid"] = "ci"
-	s, err := tok.SignedString(i.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+// ciToken is a GitHub Actions job's OIDC token from iss for org/app at a
+// commit (audience custody).
+func ciToken(t *testing.T, iss *oidctest.Issuer) string {
+	c := iss.GitHubJob("org/app", "custody")
+	c["sha"], c["run_id"] = "6f8e2c1d3b4a59687766554433221100ffeeddcc", "42"
+	return iss.Sign(t, c)
 }
 
 // site is a real custody server and the credentials the test uses.
@@ -219,8 +195,8 @@ projects:
 
 // startSite starts a server with the configuration above, its own signing
 // key, an admin API token for the command line, and two promoters.
-func startSite(t *testing.T) (*site, *issuer, string) {
-	iss := newIssuer(t)
+func startSite(t *testing.T) (*site, *oidctest.Issuer, string) {
+	iss := oidctest.New(t, "ci")
 	data, work := t.TempDir(), t.TempDir()
 	ring, err := key.Open(filepath.Join(data, "keys"))
 	if err != nil {
@@ -231,7 +207,7 @@ func startSite(t *testing.T) (*site, *issuer, string) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(work, "custody.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(siteConfig, iss.hs.URL, info.ID)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(siteConfig, iss.Server.URL, info.ID)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	srv := testserver.Start(t, testserver.Options{Auth: true, Data: data, Args: []string{"--config", cfg},
@@ -429,7 +405,7 @@ func TestAssessEvidence(t *testing.T) {
 	d := s.push("apps/web", "1.0.0")
 	ref := s.srv.Host() + "/apps/web@" + d
 	// Platform provenance, written by the server from the job's token.
-	s.must("POST", "/api/v1/provenance/apps/web/@"+d, iss.token(t), nil, http.StatusCreated)
+	s.must("POST", "/api/v1/provenance/apps/web/@"+d, ciToken(t, iss), nil, http.StatusCreated)
 	// Signature and SBOM on push arrive in the background.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
