@@ -1124,6 +1124,12 @@ func (a Auth) validate(addr string) error {
 			if r.Subject == "" {
 				return fmt.Errorf("auth.oidc[%d].rules[%d].subject is empty (e.g. \"github:{repository}\")", i, j)
 			}
+			// Local user names have no ':', so a subject with a fixed
+			// prefix holding one can never be taken for a local user,
+			// whatever the token's claims say.
+			if prefix, _, _ := strings.Cut(r.Subject, "{"); !strings.Contains(prefix, ":") {
+				return fmt.Errorf("auth.oidc[%d].rules[%d].subject %q must start with a fixed prefix holding ':' before any {claim} (e.g. \"github:{repository}\"), so no token is named like a local user", i, j, r.Subject)
+			}
 		}
 	}
 	return nil
