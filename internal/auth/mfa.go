@@ -407,7 +407,17 @@ func (s *Service) startTOTP(w http.ResponseWriter, r *http.Request) {
 		problem.Fail(w, r, s.opts.Log, "reading the second factors", err)
 		return
 	}
-	if on && !s.RequireStepUp(w, r, action, "", "replacing an enrolled second factor") {
+	if on && !s.RequireStepUp(w, r, action, "", "changing the second factors of an enrolled account") {
+		return
+	}
+	// A confirmed TOTP keeps working until its replacement is confirmed;
+	// without one (no factor, or security keys only) the new secret is
+	// stored unconfirmed, which counts for nothing until confirmed.
+	hasTOTP := false
+	if f, err := s.opts.Store.GetFactors(r.Context(), p.Subject); err == nil {
+		hasTOTP = f.TOTPConfirmed
+	} else if !errors.Is(err, account.ErrNotFound) {
+		problem.Fail(w, r, s.opts.Log, "reading the second factors", err)
 		return
 	}
 	key, err := totp.Generate(totp.GenerateOpts{Issuer: s.opts.Service, AccountName: p.Subject, Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
@@ -415,8 +425,8 @@ func (s *Service) startTOTP(w http.ResponseWriter, r *http.Request) {
 		problem.Fail(w, r, s.opts.Log, "generating a TOTP secret", err)
 		return
 	}
-	if on {
-		// The old factor keeps working until the new one is confirmed:
+	if hasTOTP {
+		// The old secret keeps working until the new one is confirmed:
 		// the pending secret waits beside it.
 		s.pendingMu.Lock()
 		s.pending[p.Subject] = pendingTOTP{secret: key.Secret(), expires: s.now().Add(10 * time.Minute)}
