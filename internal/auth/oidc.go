@@ -112,17 +112,23 @@ func (o *oidcIssuer) verifierFor(ctx context.Context) (*oidc.IDTokenVerifier, er
 		return o.verifier, nil
 	}
 	cfg := &oidc.Config{ClientID: o.cfg.Audience, SupportedSigningAlgs: signingAlgs}
-	if o.cfg.JWKSURL != "" {
-		o.verifier = oidc.NewVerifier(o.cfg.Issuer, oidc.NewRemoteKeySet(context.Background(), o.cfg.JWKSURL), cfg)
-		return o.verifier, nil
+	jwks := o.cfg.JWKSURL
+	if jwks == "" {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		p, err := oidc.NewProvider(dctx, o.cfg.Issuer)
+		if err != nil {
+			return nil, fmt.Errorf("discovering OIDC issuer %s: %w", o.cfg.Issuer, err)
+		}
+		var d struct {
+			JWKSURL string `json:"jwks_uri"`
+		}
+		if err := p.Claims(&d); err != nil || d.JWKSURL == "" {
+			return nil, fmt.Errorf("OIDC issuer %s publishes no jwks_uri", o.cfg.Issuer)
+		}
+		jwks = d.JWKSURL
 	}
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	p, err := oidc.NewProvider(dctx, o.cfg.Issuer)
-	if err != nil {
-		return nil, fmt.Errorf("discovering OIDC issuer %s: %w", o.cfg.Issuer, err)
-	}
-	o.verifier = p.VerifierContext(context.Background(), cfg)
+	o.verifier = oidc.NewVerifier(o.cfg.Issuer, newIssuerKeys(jwks), cfg)
 	return o.verifier, nil
 }
 
