@@ -49,6 +49,28 @@ type oidcIssuer struct {
 	// its ID tokens for browser sign-in (audience: the client ID).
 	provider *oidc.Provider
 	browser  *oidc.IDTokenVerifier
+	// keys is the issuer's key set, shared by both verifiers.
+	keys *issuerKeys
+}
+
+// keySet returns the issuer's key set: from jwksURL when configured,
+// else from the discovered provider p's jwks_uri. o.mu is held.
+func (o *oidcIssuer) keySet(p *oidc.Provider) (*issuerKeys, error) {
+	if o.keys != nil {
+		return o.keys, nil
+	}
+	jwks := o.cfg.JWKSURL
+	if jwks == "" {
+		var d struct {
+			JWKSURL string `json:"jwks_uri"`
+		}
+		if err := p.Claims(&d); err != nil || d.JWKSURL == "" {
+			return nil, fmt.Errorf("OIDC issuer %s publishes no jwks_uri", o.cfg.Issuer)
+		}
+		jwks = d.JWKSURL
+	}
+	o.keys = newIssuerKeys(jwks)
+	return o.keys, nil
 }
 
 type compiledRule struct {
@@ -112,23 +134,20 @@ func (o *oidcIssuer) verifierFor(ctx context.Context) (*oidc.IDTokenVerifier, er
 		return o.verifier, nil
 	}
 	cfg := &oidc.Config{ClientID: o.cfg.Audience, SupportedSigningAlgs: signingAlgs}
-	jwks := o.cfg.JWKSURL
-	if jwks == "" {
+	var p *oidc.Provider
+	if o.cfg.JWKSURL == "" && o.keys == nil {
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		p, err := oidc.NewProvider(dctx, o.cfg.Issuer)
-		if err != nil {
+		var err error
+		if p, err = oidc.NewProvider(dctx, o.cfg.Issuer); err != nil {
 			return nil, fmt.Errorf("discovering OIDC issuer %s: %w", o.cfg.Issuer, err)
 		}
-		var d struct {
-			JWKSURL string `json:"jwks_uri"`
-		}
-		if err := p.Claims(&d); err != nil || d.JWKSURL == "" {
-			return nil, fmt.Errorf("OIDC issuer %s publishes no jwks_uri", o.cfg.Issuer)
-		}
-		jwks = d.JWKSURL
 	}
-	o.verifier = oidc.NewVerifier(o.cfg.Issuer, newIssuerKeys(jwks), cfg)
+	keys, err := o.keySet(p)
+	if err != nil {
+		return nil, err
+	}
+	o.verifier = oidc.NewVerifier(o.cfg.Issuer, keys, cfg)
 	return o.verifier, nil
 }
 

@@ -100,8 +100,12 @@ func (o *oidcIssuer) browserFlow(ctx context.Context) (*oauth2.Config, *oidc.IDT
 		if err != nil {
 			return nil, nil, fmt.Errorf("discovering OIDC issuer %s: %w", o.cfg.Issuer, err)
 		}
+		keys, err := o.keySet(p)
+		if err != nil {
+			return nil, nil, err
+		}
 		o.provider = p
-		o.browser = p.VerifierContext(context.Background(), &oidc.Config{ClientID: o.cfg.ClientID, SupportedSigningAlgs: signingAlgs})
+		o.browser = oidc.NewVerifier(o.cfg.Issuer, keys, &oidc.Config{ClientID: o.cfg.ClientID, SupportedSigningAlgs: signingAlgs})
 	}
 	conf := &oauth2.Config{
 		ClientID:     o.cfg.ClientID,
