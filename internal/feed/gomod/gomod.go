@@ -25,6 +25,10 @@
 // nothing, so a publish retried after a lost answer succeeds; other
 // content for a published version is refused (409).
 //
+// A virtual feed's requests are handed to its members' URLs by
+// feed.Router (the first member holding the package answers, writes go to
+// the first hosted member; docs/feeds.md).
+//
 // Access is the registry's: reading a module needs pull on its
 // repository, publishing push. The go command sends .netrc credentials
 // (Basic, a custody API token as the password) over https only.

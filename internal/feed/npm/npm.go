@@ -19,6 +19,10 @@
 // existing version is refused (403, as npm's public registry does), even
 // with the same bytes. dist-tags are feed labels.
 //
+// A virtual feed's requests are handed to its members' URLs by
+// feed.Router (the first member holding the package answers, writes go to
+// the first hosted member; docs/feeds.md).
+//
 // Access is the registry's: reading a package needs pull on its
 // repository, publishing and changing dist-tags push. npm's _authToken is
 // sent as a Bearer token, which internal/auth takes as an API token.

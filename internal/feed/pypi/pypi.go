@@ -21,6 +21,10 @@
 // anything (as PyPI does; twine --skip-existing relies on it), with other
 // bytes it is refused, 400 "File already exists".
 //
+// A virtual feed's requests are handed to its members' URLs by
+// feed.Router (the first member holding the package answers, writes go to
+// the first hosted member; docs/feeds.md).
+//
 // Access is the registry's: reading a project needs pull on its
 // repository, uploading push. pip and twine send Basic credentials, an API
 // token as the password. Errors are PyPI's: a status and a short plain
