@@ -3,6 +3,7 @@ package feed
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -109,7 +110,7 @@ func (x Router) Serve(w http.ResponseWriter, r *http.Request, v config.Feed, res
 	for _, m := range v.Members {
 		if f, ok := x.Protocol.Feeds[m]; !ok || f.Kind == KindVirtual {
 			// config.Validate refuses both; never recurse.
-			x.fail(w, r, "virtual feed member", errString("member "+m+" of "+v.Name+" is not a hosted or proxy feed"))
+			x.fail(w, r, "virtual feed member", errors.New("member "+m+" of "+v.Name+" is not a hosted or proxy feed"))
 			return
 		}
 		mr := x.memberRequest(r, v, m, rest)
@@ -180,10 +181,6 @@ func (x Router) fail(w http.ResponseWriter, r *http.Request, what string, err er
 	x.Protocol.Log.ErrorContext(r.Context(), what, "err", err, "request_id", id)
 	x.Error(w, http.StatusInternalServerError, problem.InternalDetail(id))
 }
-
-type errString string
-
-func (e errString) Error() string { return string(e) }
 
 // passes reports whether a member's answer with status passes the request
 // on to the next member: the member does not have it (404, 410) or will
