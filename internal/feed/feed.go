@@ -18,6 +18,15 @@
 // (see Labels), so moving one is creating a tag, which a writer may do,
 // and its history stays in the registry and the audit log.
 //
+// A virtual feed stores nothing: Router hands each request addressed to
+// it to its members' URLs, in order, served by the protocol's own handler,
+// so any member (hosted, proxy) is served as at its own URL, under its own
+// grants; the first member holding a package answers for it (shadowing),
+// writes go to the first hosted member. A request served through a virtual
+// feed carries its name in the context (WithVirtual): Protocol.Admit then
+// asks the firewall about both feeds, and URLs in documents name the
+// virtual feed (Addressed).
+//
 // docs/feeds.md describes feeds for users.
 package feed
 

@@ -2,6 +2,7 @@ package feed
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/custody-dev/custody/internal/config"
@@ -41,9 +42,24 @@ func (b *Blocked) Error() string {
 
 // Admit asks the Protocol's Gate whether version of package name may be
 // served from the feed called feedName; without a Gate everything is.
+// When the request came through a virtual feed (WithVirtual), the Gate
+// judges with the virtual feed's policy as well: both must admit, so a
+// virtual feed's policy holds whichever member answers, and a member's
+// policy holds whichever URL it is reached at.
 func (p Protocol) Admit(ctx context.Context, feedName, name, version string) error {
 	if p.Gate == nil {
 		return nil
 	}
-	return p.Gate.Admit(ctx, p.Feeds[feedName], name, version)
+	if err := p.Gate.Admit(ctx, p.Feeds[feedName], name, version); err != nil {
+		return err
+	}
+	v, ok := VirtualFrom(ctx)
+	if !ok || v == feedName {
+		return nil
+	}
+	vf, ok := p.Feeds[v]
+	if !ok {
+		return fmt.Errorf("the virtual feed %q a request came through is not a feed of this protocol", v)
+	}
+	return p.Gate.Admit(ctx, vf, name, version)
 }

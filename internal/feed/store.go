@@ -473,6 +473,15 @@ func (s *Store) Tags(ctx context.Context, repo string) ([]string, error) {
 	}
 }
 
+// Holds reports whether repo holds any tag.
+func (s *Store) Holds(ctx context.Context, repo string) (bool, error) {
+	tags, err := s.meta.Tags(ctx, repo, "", 1)
+	if errors.Is(err, meta.ErrNotFound) {
+		return false, nil
+	}
+	return len(tags) > 0, err
+}
+
 // Repositories lists the repositories directly under prefix (a
 // repository name): "<prefix>/<x>" with no further '/', as x.
 func (s *Store) Repositories(ctx context.Context, prefix string) ([]string, error) {

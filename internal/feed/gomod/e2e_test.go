@@ -35,9 +35,20 @@ type e2e struct {
 	client *http.Client // trusts the proxy's certificate
 	writer string
 	reader string
+	feed   string // the feed GOPROXY and put address
 }
 
 func startE2E(t *testing.T) *e2e {
+	t.Helper()
+	e := startFeeds(t, "feeds:\n  - name: gofeed\n    ecosystem: go\n    kind: hosted\n", "gofeed")
+	e.writer = e.token(auth.RoleWriter)
+	e.reader = e.token(auth.RoleReader)
+	return e
+}
+
+// startFeeds starts custody with the feeds of config (YAML), the go
+// command pointed at feedName, and no tokens yet.
+func startFeeds(t *testing.T, config, feedName string) *e2e {
 	t.Helper()
 	goBin := testserver.Client(t, "go")
 	root, err := exec.Command(goBin, "env", "GOROOT").Output()
@@ -45,7 +56,7 @@ func startE2E(t *testing.T) *e2e {
 		t.Fatalf("go env GOROOT: %v", err)
 	}
 	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte("feeds:\n  - name: gofeed\n    ecosystem: go\n    kind: hosted\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}})
@@ -56,19 +67,16 @@ func startE2E(t *testing.T) *e2e {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := &e2e{t: t, s: s, https: front.URL, caFile: caFile, client: front.Client(), goBin: filepath.Join(strings.TrimSpace(string(root)), "bin", "go")}
-	e.writer = e.token(auth.RoleWriter)
-	e.reader = e.token(auth.RoleReader)
-	return e
+	return &e2e{t: t, s: s, https: front.URL, caFile: caFile, client: front.Client(), goBin: filepath.Join(strings.TrimSpace(string(root)), "bin", "go"), feed: feedName}
 }
 
 const app3Main = "package main\n\nimport \"example.test/mod\"\n\nfunc main() { println(mod.Hello()) }\n"
 
 func (e *e2e) token(role auth.Role) string { return e.scopedToken(role, "gofeed/**") }
 
-func (e *e2e) scopedToken(role auth.Role, repos string) string {
+func (e *e2e) scopedToken(role auth.Role, repos ...string) string {
 	e.t.Helper()
-	body, _ := json.Marshal(auth.TokenRequest{Name: "go-" + string(role) + "-" + strings.NewReplacer("/", "-", "*", "x", ".", "-").Replace(repos), Scopes: []auth.Scope{{Role: role, Repositories: []string{repos}}}})
+	body, _ := json.Marshal(auth.TokenRequest{Name: "go-" + string(role) + "-" + strings.NewReplacer("/", "-", "*", "x", ".", "-").Replace(strings.Join(repos, "-")), Scopes: []auth.Scope{{Role: role, Repositories: repos}}})
 	code, out := e.call("POST", "/api/v1/tokens", "admin", e.s.AdminPassword(), body)
 	if code != http.StatusCreated {
 		e.t.Fatalf("creating a %s token: %d %s", role, code, out)
@@ -148,7 +156,7 @@ func (e *e2e) goCmd(dir, netrc string, args ...string) (string, error) {
 	}
 	cmd.Env = append(env,
 		"HOME="+home, "GOENV=off", "GOTOOLCHAIN=local", "GOFLAGS=-mod=mod",
-		"GOPROXY="+e.https+"/go/gofeed", "GOSUMDB=off", "GONOSUMDB=*", "GOPRIVATE=", "GONOPROXY=", "GOINSECURE=",
+		"GOPROXY="+e.https+"/go/"+e.feed, "GOSUMDB=off", "GONOSUMDB=*", "GOPRIVATE=", "GONOPROXY=", "GOINSECURE=",
 		"GOPATH="+filepath.Join(home, "gopath"), "GOMODCACHE="+filepath.Join(home, "modcache"),
 		"GOCACHE="+strings.TrimSpace(string(gocache)), "NETRC="+netrcFile, "SSL_CERT_FILE="+e.caFile)
 	out, err := cmd.CombinedOutput()
@@ -159,7 +167,7 @@ func (e *e2e) goCmd(dir, netrc string, args ...string) (string, error) {
 func (e *e2e) put(path, version, token string, zip []byte) (int, string) {
 	e.t.Helper()
 	esc, _ := module.EscapePath(path)
-	req, _ := http.NewRequest("PUT", e.https+"/go/gofeed/"+esc+"/@v/"+version+".zip", bytes.NewReader(zip))
+	req, _ := http.NewRequest("PUT", e.https+"/go/"+e.feed+"/"+esc+"/@v/"+version+".zip", bytes.NewReader(zip))
 	if token != "" {
 		req.SetBasicAuth("token", token)
 	}

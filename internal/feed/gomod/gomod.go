@@ -25,6 +25,10 @@
 // nothing, so a publish retried after a lost answer succeeds; other
 // content for a published version is refused (409).
 //
+// A virtual feed's requests are handed to its members' URLs by
+// feed.Router (the first member holding the package answers, writes go to
+// the first hosted member; docs/feeds.md).
+//
 // Access is the registry's: reading a module needs pull on its
 // repository, publishing push. The go command sends .netrc credentials
 // (Basic, a custody API token as the password) over https only.
@@ -84,6 +88,7 @@ type Info struct {
 // Handler is the http.Handler for /go/.
 type Handler struct {
 	feed.Protocol
+	virtual feed.Router
 }
 
 // New returns the handler of the Go module feeds among feeds, storing in
@@ -91,6 +96,7 @@ type Handler struct {
 // Policy, BlobLocks, Verifier, Log and Now).
 func New(feeds []config.Feed, blobs blob.Store, md meta.Store, opts registry.Options) *Handler {
 	h := &Handler{Protocol: feed.NewProtocol(feed.EcosystemGo, feeds, blobs, md, opts)}
+	h.virtual = feed.Router{Protocol: &h.Protocol, Prefix: Prefix, Member: h, Error: writeText, WriteAction: "go.publish"}
 	return h
 }
 
@@ -126,8 +132,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	feedName, rest, _ := strings.Cut(rest, "/")
-	if _, ok := h.Feeds[feedName]; !ok {
+	f, ok := h.Feeds[feedName]
+	if !ok {
 		writeText(w, http.StatusNotFound, "not found: no Go module feed called "+quote(feedName))
+		return
+	}
+	if f.Kind == feed.KindVirtual {
+		h.virtual.Serve(w, r, f, rest, packageSegments(rest))
 		return
 	}
 	if strings.Contains(rest, "%") {
@@ -184,6 +195,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeText(w, http.StatusNotFound, "not found: unknown file "+quote(q.file))
 	}
+}
+
+// packageSegments are the repository path segments of the module an
+// escaped path under a feed names ("example.test/mod/@v/list"), nil when
+// it names none (the member's handler answers that).
+func packageSegments(rest string) []string {
+	escPath, ok := strings.CutSuffix(rest, "/@latest")
+	if i := strings.LastIndex(rest, "/@v/"); i >= 0 {
+		escPath, ok = rest[:i], true
+	}
+	if !ok {
+		return nil
+	}
+	path, err := module.UnescapePath(escPath)
+	if err != nil {
+		return nil
+	}
+	segs, err := moduleSegments(path)
+	if err != nil {
+		return nil
+	}
+	return segs
 }
 
 // authorized asks the registry's Authorizer for pull (and, when write,

@@ -34,23 +34,33 @@ import (
 // ModuleRepository returns the repository of module path in feed; an
 // error when path is not a valid module path or too long.
 func ModuleRepository(feedName, path string) (string, error) {
-	if err := module.CheckPath(path); err != nil {
-		return "", err
-	}
-	esc, err := module.EscapePath(path)
+	segs, err := moduleSegments(path)
 	if err != nil {
 		return "", err
-	}
-	elems := strings.Split(esc, "/")
-	segs := make([]string, len(elems))
-	for i, e := range elems {
-		segs[i] = encodeElem(e)
 	}
 	repo, err := feed.Repository(feedName, segs...)
 	if err != nil {
 		return "", fmt.Errorf("module path %q: %w", path, err)
 	}
 	return repo, nil
+}
+
+// moduleSegments are the repository path segments of module path (steps
+// 1 and 2 above).
+func moduleSegments(path string) ([]string, error) {
+	if err := module.CheckPath(path); err != nil {
+		return nil, err
+	}
+	esc, err := module.EscapePath(path)
+	if err != nil {
+		return nil, err
+	}
+	elems := strings.Split(esc, "/")
+	segs := make([]string, len(elems))
+	for i, e := range elems {
+		segs[i] = encodeElem(e)
+	}
+	return segs, nil
 }
 
 // ModulePath reverses ModuleRepository: the module path a repository of

@@ -3,6 +3,7 @@ package npm_test
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"crypto/sha1" //nolint:gosec // npm's shasum
 	"crypto/sha512"
@@ -29,6 +30,8 @@ type e2e struct {
 	writer string // API token: writer on npmfeed/**
 	reader string // API token: reader on npmfeed/**
 	homes  map[string]string
+	// registry is the path npm is pointed at; /npm/npmfeed/ when empty.
+	registry string
 }
 
 func startE2E(t *testing.T) *e2e {
@@ -93,7 +96,7 @@ func (e *e2e) project(token string, files map[string]string) string {
 	e.t.Helper()
 	dir := e.t.TempDir()
 	state := e.t.TempDir() // npm's cache and home, outside what npm packs
-	reg := e.s.URL + "/npm/npmfeed/"
+	reg := e.s.URL + cmp.Or(e.registry, "/npm/npmfeed/")
 	hostPath := strings.TrimPrefix(reg, "http:")
 	npmrc := "registry=" + reg + "\n" + hostPath + ":_authToken=" + token + "\n" +
 		"audit=false\nfund=false\nupdate-notifier=false\nfetch-retries=0\ncache=" + filepath.Join(state, "cache") + "\n"

@@ -19,6 +19,10 @@
 // existing version is refused (403, as npm's public registry does), even
 // with the same bytes. dist-tags are feed labels.
 //
+// A virtual feed's requests are handed to its members' URLs by
+// feed.Router (the first member holding the package answers, writes go to
+// the first hosted member; docs/feeds.md).
+//
 // Access is the registry's: reading a package needs pull on its
 // repository, publishing and changing dist-tags push. npm's _authToken is
 // sent as a Bearer token, which internal/auth takes as an API token.
@@ -67,6 +71,7 @@ var ArtifactType = feed.ArtifactType(feed.EcosystemNPM)
 // Handler is the http.Handler for /npm/.
 type Handler struct {
 	feed.Protocol
+	virtual feed.Router
 }
 
 // New returns the handler of the npm feeds among feeds, storing in blobs
@@ -74,6 +79,7 @@ type Handler struct {
 // BlobLocks, Verifier, Log and Now).
 func New(feeds []config.Feed, blobs blob.Store, md meta.Store, opts registry.Options) *Handler {
 	h := &Handler{Protocol: feed.NewProtocol(feed.EcosystemNPM, feeds, blobs, md, opts)}
+	h.virtual = feed.Router{Protocol: &h.Protocol, Prefix: Prefix, Member: h, Error: writeError, WriteAction: "npm.publish"}
 	return h
 }
 
@@ -98,8 +104,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	feedName, rest, _ := strings.Cut(rest, "/")
-	if _, ok := h.Feeds[feedName]; !ok {
+	f, ok := h.Feeds[feedName]
+	if !ok {
 		writeError(w, http.StatusNotFound, "no npm feed called "+quote(feedName))
+		return
+	}
+	if f.Kind == feed.KindVirtual {
+		h.virtual.Serve(w, r, f, rest, packageSegments(rest))
 		return
 	}
 	path := unescape().Replace(rest)
@@ -156,6 +167,35 @@ func splitName(parts []string) (string, []string, error) {
 		return parts[0] + "/" + parts[1], parts[2:], nil
 	}
 	return parts[0], parts[1:], nil
+}
+
+// packageSegments are the segments of the package an escaped path under
+// a feed names ("@scope/name/-/name-1.0.0.tgz": scope, name), nil when it
+// names none or is not valid (the member's handler refuses that).
+func packageSegments(rest string) []string {
+	path := unescape().Replace(rest)
+	if strings.Contains(path, "%") {
+		return nil
+	}
+	parts := strings.Split(path, "/")
+	if parts[0] == "-" {
+		if len(parts) < 3 || parts[1] != "package" {
+			return nil
+		}
+		parts = parts[2:]
+	}
+	s, _, err := splitName(parts)
+	if err != nil {
+		return nil
+	}
+	n, err := ParseName(s)
+	if err != nil {
+		return nil
+	}
+	if n.Scope == "" {
+		return []string{n.Base}
+	}
+	return []string{n.Scope, n.Base}
 }
 
 func (h *Handler) locate(feedName, s string) (request, error) {

@@ -95,9 +95,10 @@ func baseURL(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
-// tarballURL is where a version's tarball is served.
+// tarballURL is where a version's tarball is served: under the feed the
+// client addressed (a virtual feed, when it came through one).
 func tarballURL(r *http.Request, q request, file string) string {
-	return baseURL(r) + Prefix + q.feed + "/" + q.name.String() + "/-/" + url.PathEscape(file)
+	return baseURL(r) + Prefix + feed.Addressed(r.Context(), q.feed) + "/" + q.name.String() + "/-/" + url.PathEscape(file)
 }
 
 // publisherDist are the fields of dist a publisher's word is kept for:

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"crypto/md5" //nolint:gosec // PyPI's md5_digest
 	"crypto/sha256"
@@ -31,6 +32,8 @@ type e2e struct {
 	writer string // API token: writer on pyfeed/**
 	reader string // API token: reader on pyfeed/**
 	home   string
+	// feed is the feed twine and pip are pointed at; pyfeed when empty.
+	feed string
 }
 
 func startE2E(t *testing.T) *e2e {
@@ -51,10 +54,10 @@ func (e *e2e) token(role auth.Role) string {
 	return e.tokenFor(role, "pyfeed/**")
 }
 
-func (e *e2e) tokenFor(role auth.Role, pattern string) string {
+func (e *e2e) tokenFor(role auth.Role, patterns ...string) string {
 	e.t.Helper()
-	body, _ := json.Marshal(auth.TokenRequest{Name: "py-" + string(role) + "-" + strings.NewReplacer("/", "-", "*", "x").Replace(pattern),
-		Scopes: []auth.Scope{{Role: role, Repositories: []string{pattern}}}})
+	body, _ := json.Marshal(auth.TokenRequest{Name: "py-" + string(role) + "-" + strings.NewReplacer("/", "-", "*", "x").Replace(strings.Join(patterns, "-")),
+		Scopes: []auth.Scope{{Role: role, Repositories: patterns}}})
 	code, out := e.call("POST", "/api/v1/tokens", "basic:admin:"+e.s.AdminPassword(), "application/json", nil, body)
 	if code != http.StatusCreated {
 		e.t.Fatalf("creating a %s token: %d %s", role, code, out)
@@ -104,10 +107,18 @@ func (e *e2e) do(method, path, cred, ctype string, hdr map[string]string, body [
 // whose module custody_demo has VALUE = value.
 func wheel(t *testing.T, version, value string) []byte {
 	t.Helper()
-	info := "custody_demo-" + version + ".dist-info/"
+	return wheelOf(t, "custody-demo", version, value)
+}
+
+// wheelOf builds a pure-Python wheel of project (a normalised name) at
+// version whose module (the name with '_' for '-') has VALUE = value.
+func wheelOf(t *testing.T, project, version, value string) []byte {
+	t.Helper()
+	mod := strings.ReplaceAll(project, "-", "_")
+	info := mod + "-" + version + ".dist-info/"
 	files := [][2]string{
-		{"custody_demo/__init__.py", "VALUE = " + fmt.Sprintf("%q", value) + "\n"},
-		{info + "METADATA", "Metadata-Version: 2.1\nName: custody-demo\nVersion: " + version + "\nRequires-Python: >=3.7\nSummary: a test package\n"},
+		{mod + "/__init__.py", "VALUE = " + fmt.Sprintf("%q", value) + "\n"},
+		{info + "METADATA", "Metadata-Version: 2.1\nName: " + project + "\nVersion: " + version + "\nRequires-Python: >=3.7\nSummary: a test package\n"},
 		{info + "WHEEL", "Wheel-Version: 1.0\nGenerator: custody-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"},
 	}
 	var record strings.Builder
@@ -167,7 +178,7 @@ func writeFile(t *testing.T, dir, name string, b []byte) string {
 func (e *e2e) twine(token string, args ...string) (string, error) {
 	e.t.Helper()
 	bin := testserver.Client(e.t, "twine")
-	full := append([]string{"upload", "--repository-url", e.s.URL + "/pypi/pyfeed/", "-u", "__token__", "-p", token,
+	full := append([]string{"upload", "--repository-url", e.s.URL + "/pypi/" + cmp.Or(e.feed, "pyfeed") + "/", "-u", "__token__", "-p", token,
 		"--non-interactive", "--disable-progress-bar"}, args...)
 	cmd := exec.Command(bin, full...)
 	cmd.Env = append(os.Environ(), "HOME="+e.home, "PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring", "NO_PROXY=127.0.0.1,localhost", "TWINE_CERT=")
@@ -190,7 +201,7 @@ func python(t *testing.T) string {
 func (e *e2e) pip(py, token, spec string) (string, string, error) {
 	e.t.Helper()
 	target := e.t.TempDir()
-	index := strings.Replace(e.s.URL, "://", "://__token__:"+token+"@", 1) + "/pypi/pyfeed/simple/"
+	index := strings.Replace(e.s.URL, "://", "://__token__:"+token+"@", 1) + "/pypi/" + cmp.Or(e.feed, "pyfeed") + "/simple/"
 	cmd := exec.Command(py, "-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check", "--no-input",
 		"--target", target, "--index-url", index, "--retries", "0", spec)
 	cmd.Env = append(os.Environ(), "HOME="+e.home, "PIP_CONFIG_FILE=/dev/null", "NO_PROXY=127.0.0.1,localhost", "PYTHONNOUSERSITE=1")

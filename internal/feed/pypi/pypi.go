@@ -21,6 +21,10 @@
 // anything (as PyPI does; twine --skip-existing relies on it), with other
 // bytes it is refused, 400 "File already exists".
 //
+// A virtual feed's requests are handed to its members' URLs by
+// feed.Router (the first member holding the package answers, writes go to
+// the first hosted member; docs/feeds.md).
+//
 // Access is the registry's: reading a project needs pull on its
 // repository, uploading push. pip and twine send Basic credentials, an API
 // token as the password. Errors are PyPI's: a status and a short plain
@@ -83,6 +87,7 @@ var ArtifactType = feed.ArtifactType(feed.EcosystemPyPI)
 type Handler struct {
 	feed.Protocol
 	canRead func(context.Context, string) bool
+	virtual feed.Router
 }
 
 // New returns the handler of the pypi feeds among feeds, storing in
@@ -95,6 +100,7 @@ func New(feeds []config.Feed, blobs blob.Store, md meta.Store, opts registry.Opt
 	if h.canRead == nil {
 		h.canRead = func(context.Context, string) bool { return true }
 	}
+	h.virtual = feed.Router{Protocol: &h.Protocol, Prefix: Prefix, Member: h, Error: writeError, WriteAction: "pypi.upload"}
 	return h
 }
 
@@ -107,7 +113,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	feedName, rest, _ := strings.Cut(rest, "/")
-	if _, ok := h.Feeds[feedName]; !ok {
+	f, ok := h.Feeds[feedName]
+	if !ok {
 		writeError(w, http.StatusNotFound, "Not Found: no PyPI feed called "+feedName)
 		return
 	}
@@ -117,7 +124,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	parts := strings.Split(rest, "/")
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
-	base := Prefix + feedName + "/"
+	// A virtual feed's project list merges its members' (projects); every
+	// other request is a member's.
+	if f.Kind == feed.KindVirtual && !(read && (rest == "simple" || rest == "simple/")) {
+		var pkg []string
+		if len(parts) >= 2 && (parts[0] == "simple" || parts[0] == "files") {
+			if project, err := ParseName(parts[1]); err == nil {
+				pkg = []string{project}
+			}
+		}
+		h.virtual.Serve(w, r, f, rest, pkg)
+		return
+	}
+	// Redirects name the feed the client addressed (a virtual feed, when
+	// the request came through one).
+	base := Prefix + feed.Addressed(r.Context(), feedName) + "/"
 	switch {
 	case (rest == "" || rest == "legacy" || rest == "legacy/") && r.Method == http.MethodPost:
 		h.upload(w, r, feedName)

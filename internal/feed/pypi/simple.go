@@ -137,15 +137,27 @@ func (h *Handler) projects(w http.ResponseWriter, r *http.Request, feedName stri
 		h.authError(w, r, "", err)
 		return
 	}
-	names, err := h.Store.Repositories(ar.Context(), feedName)
-	if err != nil {
-		h.fail(w, ar, "list projects", err)
-		return
+	// A virtual feed lists the projects its members hold.
+	members := []string{feedName}
+	if f := h.Feeds[feedName]; f.Kind == feed.KindVirtual {
+		members = f.Members
 	}
+	seen := map[string]bool{}
 	var readable []string
-	for _, n := range names {
-		if ValidName(n) && Normalize(n) == n && h.canRead(ar.Context(), feedName+"/"+n) {
-			readable = append(readable, n)
+	for _, m := range members {
+		names, err := h.Store.Repositories(ar.Context(), m)
+		if err != nil {
+			h.fail(w, ar, "list projects", err)
+			return
+		}
+		for _, n := range names {
+			if seen[n] || !ValidName(n) || Normalize(n) != n {
+				continue
+			}
+			seen[n] = true // an earlier member's project shadows a later one's
+			if h.canRead(ar.Context(), m+"/"+n) {
+				readable = append(readable, n)
+			}
 		}
 	}
 	sort.Strings(readable)
