@@ -1040,7 +1040,7 @@ func validateFeeds(feeds []Feed) error {
 		}
 	}
 	for i, f := range feeds {
-		seen := map[string]bool{}
+		seen, sawProxy := map[string]bool{}, false
 		for _, m := range f.Members {
 			mf, ok := byName[m]
 			switch {
@@ -1052,8 +1052,14 @@ func validateFeeds(feeds []Feed) error {
 				return fmt.Errorf("feeds[%d] (%s): member %q is virtual; members are hosted or proxy feeds", i, f.Name, m)
 			case seen[m]:
 				return fmt.Errorf("feeds[%d] (%s): member %q is listed twice", i, f.Name, m)
+			case mf.Kind != FeedKindProxy && sawProxy:
+				// An earlier member's name shadows a later one's: a proxy
+				// before a hosted feed would let a public package take a
+				// private package's name (dependency confusion).
+				return fmt.Errorf("feeds[%d] (%s): hosted member %q comes after a proxy member; list hosted feeds first, so their names shadow the upstream's", i, f.Name, m)
 			}
 			seen[m] = true
+			sawProxy = sawProxy || mf.Kind == FeedKindProxy
 		}
 	}
 	return nil

@@ -222,21 +222,22 @@ func TestFeedKinds(t *testing.T) {
 		t.Fatalf("Load = %+v, %v", c.Feeds, err)
 	}
 	for feeds, want := range map[string]string{
-		"- {name: a, ecosystem: npm, kind: proxy}":                                                   "upstream is required",
-		"- {name: a, ecosystem: npm, upstream: https://x}":                                           "upstream is required",
-		"- {name: a, ecosystem: npm, kind: proxy, upstream: ftp://x}":                                "must be an http(s) URL",
-		"- {name: a, ecosystem: npm, kind: proxy, upstream: 'https://u:p@x'}":                        "without credentials",
-		"- {name: a, ecosystem: npm, kind: proxy, upstream: https://x, upstreamAuth: {username: u}}": "username with passwordEnv",
-		"- {name: a, ecosystem: npm, upstreamAuth: {tokenEnv: T}}":                                   "only for proxy feeds",
-		"- {name: a, ecosystem: npm, kind: virtual}":                                                 "members are required",
-		"- {name: a, ecosystem: npm, kind: virtual, members: [b]}":                                   `member "b" is not a feed`,
-		"- {name: a, ecosystem: npm, kind: virtual, members: [b]}\n- {name: b, ecosystem: pypi}":     "is a pypi feed",
-		"- {name: a, ecosystem: npm, kind: virtual, members: [b, b]}\n- {name: b, ecosystem: npm}":   "listed twice",
-		"- {name: a, ecosystem: npm, kind: virtual, members: [a]}":                                   "is virtual",
-		"- {name: a, ecosystem: oci}":                                                                "an oci feed is a proxy",
-		"- {name: a, ecosystem: npm, firewall: {blockSeverity: severe}}":                             "blockSeverity",
-		"- {name: a, ecosystem: cargo}":                                                              "use npm, pypi, go, maven or oci",
-		"- {name: a, ecosystem: npm, kind: mirror}":                                                  `kind "mirror"`,
+		"- {name: a, ecosystem: npm, kind: proxy}":                                                                                                                "upstream is required",
+		"- {name: a, ecosystem: npm, upstream: https://x}":                                                                                                        "upstream is required",
+		"- {name: a, ecosystem: npm, kind: proxy, upstream: ftp://x}":                                                                                             "must be an http(s) URL",
+		"- {name: a, ecosystem: npm, kind: proxy, upstream: 'https://u:p@x'}":                                                                                     "without credentials",
+		"- {name: a, ecosystem: npm, kind: proxy, upstream: https://x, upstreamAuth: {username: u}}":                                                              "username with passwordEnv",
+		"- {name: a, ecosystem: npm, upstreamAuth: {tokenEnv: T}}":                                                                                                "only for proxy feeds",
+		"- {name: a, ecosystem: npm, kind: virtual}":                                                                                                              "members are required",
+		"- {name: a, ecosystem: npm, kind: virtual, members: [b]}":                                                                                                `member "b" is not a feed`,
+		"- {name: a, ecosystem: npm, kind: virtual, members: [b]}\n- {name: b, ecosystem: pypi}":                                                                  "is a pypi feed",
+		"- {name: a, ecosystem: npm, kind: virtual, members: [b, b]}\n- {name: b, ecosystem: npm}":                                                                "listed twice",
+		"- {name: a, ecosystem: npm, kind: virtual, members: [a]}":                                                                                                "is virtual",
+		"- {name: a, ecosystem: npm, kind: virtual, members: [p, h]}\n- {name: h, ecosystem: npm}\n- {name: p, ecosystem: npm, kind: proxy, upstream: https://x}": "list hosted feeds first",
+		"- {name: a, ecosystem: oci}":                                                                                                                             "an oci feed is a proxy",
+		"- {name: a, ecosystem: npm, firewall: {blockSeverity: severe}}":                                                                                          "blockSeverity",
+		"- {name: a, ecosystem: cargo}":                                                                                                                           "use npm, pypi, go, maven or oci",
+		"- {name: a, ecosystem: npm, kind: mirror}":                                                                                                               `kind "mirror"`,
 	} {
 		if err := os.WriteFile(p, []byte("feeds:\n"+feeds+"\n"), 0o600); err != nil {
 			t.Fatal(err)
