@@ -37,6 +37,7 @@ import (
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/drill/drillhttp"
 	"github.com/custody-dev/custody/internal/feed/gomod"
+	"github.com/custody-dev/custody/internal/feed/maven"
 	"github.com/custody-dev/custody/internal/feed/npm"
 	"github.com/custody-dev/custody/internal/feed/pypi"
 	"github.com/custody-dev/custody/internal/gc"
@@ -515,6 +516,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	npmFeeds := npm.New(cfg.Feeds, blobs, md, public)
 	pypiFeeds := pypi.New(cfg.Feeds, blobs, md, public, canRead)
 	goFeeds := gomod.New(cfg.Feeds, blobs, md, public)
+	mavenFeeds := maven.New(cfg.Feeds, blobs, md, public)
 	// /v2/ bypasses ServeMux, whose path cleaning would redirect
 	// "/v2/a/../b/..." or "a//b" to another repository instead of letting
 	// the registry refuse the name.
@@ -541,6 +543,11 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		// /go/ reads case-encoded module paths from the escaped path.
 		if strings.HasPrefix(r.URL.Path, gomod.Prefix) {
 			goFeeds.ServeHTTP(w, r)
+			return
+		}
+		// /maven/ refuses "..", escapes and empty segments itself.
+		if strings.HasPrefix(r.URL.Path, maven.Prefix) {
+			mavenFeeds.ServeHTTP(w, r)
 			return
 		}
 		if strings.HasPrefix(r.URL.Path, "/api/v1/") && authz != nil {
