@@ -210,8 +210,27 @@ func TestMavenDeployAndResolve(t *testing.T) {
 	if err == nil || !strings.Contains(out, "403") {
 		t.Fatalf("mvn deploy as a reader: %v, want a 403\n%s", err, out)
 	}
+	// Without credentials: 401 with a Basic challenge, which mvn answers
+	// with its <server>'s; errors are plain text, never problem JSON.
+	resp, err := http.Get(e.s.URL + "/maven/mvnfeed/com/example/demo/1.0/demo-1.0.jar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic") ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("anonymous GET: %d %v", resp.StatusCode, resp.Header)
+	}
+	// A path leaving the artifact's directory is refused by the running
+	// server too (no path cleaning before the feed), and stores nothing.
+	if code, body := e.call("PUT", "/maven/mvnfeed/com/example/demo/1.0/../../../../x/1.0/x-1.0.jar", "token", e.writer, demo); code != http.StatusBadRequest {
+		t.Fatalf("PUT with ..: %d %s", code, body)
+	}
+	if code, _ := e.call("GET", "/v2/mvnfeed/x/tags/list", "admin", e.s.AdminPassword(), nil); code != http.StatusNotFound {
+		t.Fatalf("the refused PUT created mvnfeed/x: %d", code)
+	}
 	code, body := e.call("GET", "/maven/mvnfeed/com/example/demo/1.0/demo-1.0.jar", "token", e.reader, nil)
-	if code != http.StatusOK || !bytes.Equal(body, demo) {
+	if code != http.StatusOK || !bytes.Equal(body, demo) { // still the first bytes
 		t.Fatalf("GET demo-1.0.jar: %d, the deployed bytes: %v", code, bytes.Equal(body, demo))
 	}
 	code, body = e.call("GET", "/maven/mvnfeed/com/example/demo/1.0/demo-1.0.jar.sha1", "token", e.reader, nil)
