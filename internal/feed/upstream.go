@@ -349,6 +349,7 @@ func CheckAtEOF(r io.Reader, check func() error) io.Reader {
 type eofCheck struct {
 	r     io.Reader
 	check func() error
+	eof   bool
 	err   error
 }
 
@@ -356,18 +357,23 @@ func (c *eofCheck) Read(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
-	n, err := c.r.Read(p)
-	if errors.Is(err, io.EOF) {
-		c.err = io.EOF
-		if cerr := c.check(); cerr != nil {
-			c.err = cerr
+	if !c.eof {
+		n, err := c.r.Read(p)
+		if !errors.Is(err, io.EOF) {
+			return n, err
 		}
+		c.eof = true
 		if n > 0 {
+			// The last bytes go to the reader (and writers teed from it)
+			// before check judges them all.
 			return n, nil
 		}
-		return 0, c.err
 	}
-	return n, err
+	c.err = io.EOF
+	if cerr := c.check(); cerr != nil {
+		c.err = cerr
+	}
+	return 0, c.err
 }
 
 // Trust on first use. A proxied version's first sealed bytes are its
