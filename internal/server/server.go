@@ -36,6 +36,7 @@ import (
 	"github.com/custody-dev/custody/internal/catalog"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/drill/drillhttp"
+	"github.com/custody-dev/custody/internal/feed"
 	"github.com/custody-dev/custody/internal/feed/gomod"
 	"github.com/custody-dev/custody/internal/feed/maven"
 	"github.com/custody-dev/custody/internal/feed/npm"
@@ -517,6 +518,13 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	pypiFeeds := pypi.New(cfg.Feeds, blobs, md, public, canRead)
 	goFeeds := gomod.New(cfg.Feeds, blobs, md, public)
 	mavenFeeds := maven.New(cfg.Feeds, blobs, md, public)
+	// Proxy feeds' upstream clients, their credentials read from the
+	// environment now, so a missing secret stops the start.
+	upstreams, err := feed.Upstreams(cfg.Feeds, feed.UpstreamOptions{})
+	if err != nil {
+		return nil, err
+	}
+	npmFeeds.Upstreams, pypiFeeds.Upstreams, goFeeds.Upstreams = upstreams, upstreams, upstreams
 	// /v2/ bypasses ServeMux, whose path cleaning would redirect
 	// "/v2/a/../b/..." or "a//b" to another repository instead of letting
 	// the registry refuse the name.
