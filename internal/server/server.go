@@ -525,6 +525,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		return nil, err
 	}
 	npmFeeds.Upstreams, pypiFeeds.Upstreams, goFeeds.Upstreams = upstreams, upstreams, upstreams
+	mavenFeeds.Upstreams = upstreams
 	// /v2/ bypasses ServeMux, whose path cleaning would redirect
 	// "/v2/a/../b/..." or "a//b" to another repository instead of letting
 	// the registry refuse the name.

@@ -83,13 +83,13 @@ type Handler struct {
 	feed.Protocol
 }
 
-// New returns the handler of the hosted maven feeds among feeds, storing
+// New returns the handler of the hosted and proxy maven feeds among feeds, storing
 // in blobs and md with the registry's options (its Authorizer, Auditor,
 // Policy, BlobLocks, Verifier, Log and Now).
 func New(feeds []config.Feed, blobs blob.Store, md meta.Store, opts registry.Options) *Handler {
 	h := &Handler{Protocol: feed.NewProtocol(config.FeedEcosystemMaven, feeds, blobs, md, opts)}
 	for name, f := range h.Feeds {
-		if f.Kind != config.FeedKindHosted {
+		if f.Kind != config.FeedKindHosted && f.Kind != config.FeedKindProxy {
 			delete(h.Feeds, name)
 		}
 	}
@@ -106,13 +106,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	feedName, rest, _ := strings.Cut(rest, "/")
 	if _, ok := h.Feeds[feedName]; !ok {
-		writeError(w, http.StatusNotFound, "no hosted Maven feed called "+feedName)
+		writeError(w, http.StatusNotFound, "no hosted or proxy Maven feed called "+feedName)
 		return
 	}
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	if !read && r.Method != http.MethodPut {
 		w.Header().Set("Allow", "GET, HEAD, PUT")
 		writeError(w, http.StatusMethodNotAllowed, "a Maven repository answers GET, HEAD and PUT")
+		return
+	}
+	if !read && h.IsProxy(feedName) {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, feed.ProxyReadOnly)
 		return
 	}
 	p, err := ParsePath(rest)
@@ -142,7 +147,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = ar
 	switch {
 	case read && p.Metadata:
-		h.getMetadata(w, r, repo, p)
+		h.getMetadata(w, r, feedName, repo, p)
 	case read:
 		h.getFile(w, r, feedName, repo, p)
 	case p.Metadata:
@@ -515,16 +520,21 @@ func (h *Handler) stored(ctx context.Context, repo string) ([]Stored, error) {
 }
 
 // getMetadata serves generated maven-metadata.xml or its checksum.
-func (h *Handler) getMetadata(w http.ResponseWriter, r *http.Request, repo string, p Path) {
+func (h *Handler) getMetadata(w http.ResponseWriter, r *http.Request, feedName, repo string, p Path) {
 	files, err := h.stored(r.Context(), repo)
 	if err != nil {
 		h.fail(w, r, "list files", err)
 		return
 	}
 	var m *Metadata
-	if p.Version == "" {
+	if h.IsProxy(feedName) {
+		m = h.upstreamMetadata(r.Context(), feedName, p, files)
+	}
+	switch {
+	case m != nil:
+	case p.Version == "":
 		m = ArtifactMetadata(p.GroupID(), p.Artifact, files)
-	} else {
+	default:
 		m = SnapshotMetadata(p.GroupID(), p.Artifact, p.Version, files)
 	}
 	if m == nil {
@@ -596,7 +606,36 @@ func (h *Handler) getFile(w http.ResponseWriter, r *http.Request, feedName, repo
 		writeError(w, http.StatusNotFound, "no file "+name)
 		return
 	}
+	// admit asks the dependency firewall before a file's bytes are served
+	// (or fetched); on refusal it answers and returns false.
+	admit := func(pkg, version string) bool {
+		err := h.Admit(ctx, feedName, pkg, version)
+		if err == nil {
+			return true
+		}
+		var b *feed.Blocked
+		if !errors.As(err, &b) {
+			h.fail(w, r, "ask the dependency firewall", err)
+			return false
+		}
+		h.Audit.Record(ctx, audit.Event{Action: "feed.blocked", Repo: repo, Tag: tag, Result: "denied", Reason: b.Reason, Request: r})
+		writeError(w, http.StatusForbidden, b.Error())
+		return false
+	}
 	v, err := h.Store.Version(ctx, repo, tag)
+	pulled := false
+	if errors.Is(err, meta.ErrNotFound) && h.IsProxy(feedName) && !p.Plain {
+		// Pull-through: fetched from upstream once, then served from here.
+		if p.Checksum == "" && !admit(p.Package(), p.Version) {
+			return
+		}
+		if err := h.pull(ctx, r, feedName, repo, p); err != nil {
+			h.pullError(w, r, feedName, repo, p, err)
+			return
+		}
+		pulled = true
+		v, err = h.Store.Version(ctx, repo, tag)
+	}
 	if errors.Is(err, meta.ErrNotFound) || (err == nil && v.Manifest.ArtifactType != ArtifactType) {
 		writeError(w, http.StatusNotFound, "no file "+name)
 		return
@@ -615,18 +654,14 @@ func (h *Handler) getFile(w http.ResponseWriter, r *http.Request, feedName, repo
 			writeError(w, http.StatusNotFound, "no "+p.Checksum+" recorded for "+name)
 			return
 		}
+		if !pulled && h.IsProxy(feedName) {
+			h.checkRecorded(ctx, r, feedName, repo, tag, p, sum)
+		}
 		serveChecksum(w, r, sum)
 		return
 	}
 	pkg, version := v.Manifest.Annotations[feed.AnnotationPackage], v.Manifest.Annotations[feed.AnnotationVersion]
-	if err := h.Admit(ctx, feedName, pkg, version); err != nil {
-		var b *feed.Blocked
-		if !errors.As(err, &b) {
-			h.fail(w, r, "ask the dependency firewall", err)
-			return
-		}
-		h.Audit.Record(ctx, audit.Event{Action: "feed.blocked", Repo: repo, Tag: tag, Result: "denied", Reason: b.Reason, Request: r})
-		writeError(w, http.StatusForbidden, b.Error())
+	if !pulled && !admit(pkg, version) {
 		return
 	}
 	rc, err := h.Store.Open(ctx, repo, f.Digest)

@@ -340,13 +340,9 @@ func TestRefusals(t *testing.T) {
 	if code, sum, _ := x.do(t, "GET", "com/example/demo/maven-metadata.xml.sha1", nil); code != 200 || sum != hexOf(s[:]) {
 		t.Fatalf("GET maven-metadata.xml.sha1: %d %q, want %s", code, sum, hexOf(s[:]))
 	}
-	// Only GET, HEAD and PUT; proxy feeds are not served here.
+	// Only GET, HEAD and PUT.
 	if code, _, _ := x.do(t, "DELETE", base, nil); code != http.StatusMethodNotAllowed {
 		t.Fatalf("DELETE: %d", code)
-	}
-	req, _ := http.NewRequest("GET", strings.Replace(x.url, "/maven/f/", "/maven/p/", 1)+base, nil)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("GET from a proxy feed: %v %v", resp, err)
 	}
 }
 
