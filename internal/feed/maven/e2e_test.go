@@ -36,6 +36,13 @@ type e2e struct {
 
 func startE2E(t *testing.T) *e2e {
 	t.Helper()
+	return startWith(t, "feeds:\n  - name: mvnfeed\n    ecosystem: maven\n    kind: hosted\n")
+}
+
+// startWith starts custody with auth and config, whose feed mvnfeed the
+// tokens and settings name.
+func startWith(t *testing.T, config string) *e2e {
+	t.Helper()
 	mvn := testserver.Client(t, "mvn")
 	if _, err := os.Stat(filepath.Join(debianRepo, "org/apache/maven/plugins/maven-deploy-plugin/3.0.0")); err != nil {
 		if os.Getenv("CI") != "" {
@@ -44,7 +51,7 @@ func startE2E(t *testing.T) *e2e {
 		t.Skip("maven-deploy-plugin (Debian's libmaven-deploy-plugin-java) not installed; run scripts/install-clients.sh")
 	}
 	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte("feeds:\n  - name: mvnfeed\n    ecosystem: maven\n    kind: hosted\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}})
@@ -302,5 +309,75 @@ func TestMavenDeployAndResolve(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("the SNAPSHOT did not resolve to its newest build (%v)\n%s", jars, out)
+	}
+}
+
+// TestMavenProxyResolve: a real mvn build resolves through a proxy feed
+// whose upstream is another custody (playing Maven Central, without
+// auth): a parent by version range (upstream's maven-metadata.xml) and a
+// jar, each fetched once and checked against upstream's .sha1. With
+// upstream gone, a build from a fresh local repository still resolves
+// from what custody stored.
+func TestMavenProxyResolve(t *testing.T) {
+	testserver.Client(t, "mvn")
+	up := testserver.Start(t, testserver.Options{Args: []string{"--config", writeFile(t, t.TempDir(), "up.yaml",
+		[]byte("feeds:\n  - name: central\n    ecosystem: maven\n    kind: hosted\n"))}})
+	demo := jar(t, "demo from upstream")
+	parent := func(v string) []byte {
+		return []byte(`<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>
+  <groupId>com.example</groupId><artifactId>parent</artifactId><version>` + v + `</version><packaging>pom</packaging></project>
+`)
+	}
+	for path, body := range map[string][]byte{
+		"com/example/demo/1.0/demo-1.0.jar":     demo,
+		"com/example/demo/1.0/demo-1.0.pom":     pom("demo", "1.0", "jar"),
+		"com/example/parent/1.0/parent-1.0.pom": parent("1.0"),
+		"com/example/parent/1.2/parent-1.2.pom": parent("1.2"),
+		"com/example/parent/1.3/parent-1.3.pom": parent("1.3"),
+	} {
+		req, _ := http.NewRequest("PUT", up.URL+"/maven/central/"+path, bytes.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusCreated {
+			t.Fatalf("PUT %s upstream: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+	e := startWith(t, "feeds:\n  - name: mvnfeed\n    ecosystem: maven\n    kind: proxy\n    upstream: "+up.URL+"/maven/central/\n")
+	dir := t.TempDir()
+	writeFile(t, dir, "pom.xml", []byte(`<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <parent><groupId>com.example</groupId><artifactId>parent</artifactId><version>[1.0,1.3)</version><relativePath/></parent>
+  <artifactId>consumer</artifactId><version>1</version><packaging>pom</packaging>
+  <build><extensions>
+    <extension><groupId>com.example</groupId><artifactId>demo</artifactId><version>1.0</version></extension>
+  </extensions></build>
+</project>
+`))
+	resolve := func(what string) {
+		t.Helper()
+		settings := e.settings(e.reader)
+		out, err := e.run(dir, settings, "validate")
+		if err != nil {
+			t.Fatalf("mvn validate through the proxy (%s): %v\n%s", what, err, out)
+		}
+		local := filepath.Join(filepath.Dir(settings), "repository", "com", "example")
+		if b, err := os.ReadFile(filepath.Join(local, "demo", "1.0", "demo-1.0.jar")); err != nil || !bytes.Equal(b, demo) {
+			t.Fatalf("resolved demo-1.0.jar (%s): %v, upstream's bytes: %v\n%s", what, err, bytes.Equal(b, demo), out)
+		}
+		if _, err := os.Stat(filepath.Join(local, "parent", "1.2", "parent-1.2.pom")); err != nil {
+			t.Fatalf("the parent range did not resolve to 1.2 (%s): %v\n%s", what, err, out)
+		}
+	}
+	resolve("upstream up")
+	// The files are sealed in the proxy feed, with their source.
+	code, body := e.call("GET", "/v2/mvnfeed/com/example/demo/tags/list", "admin", e.s.AdminPassword(), nil)
+	if code != http.StatusOK || !strings.Contains(string(body), "demo-1.0.jar") {
+		t.Fatalf("proxied files: %d %s", code, body)
+	}
+	up.Kill()
+	resolve("upstream gone")
+	// Deploying to a proxy feed is refused.
+	if code, body := e.call("PUT", "/maven/mvnfeed/com/example/demo/2.0/demo-2.0.jar", "token", e.writer, demo); code != http.StatusMethodNotAllowed {
+		t.Fatalf("PUT to the proxy: %d %s", code, body)
 	}
 }
