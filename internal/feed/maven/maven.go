@@ -373,6 +373,7 @@ func (h *Handler) putFile(w http.ResponseWriter, r *http.Request, repo string, p
 		h.fail(w, r, "record file", err)
 		return
 	}
+	record(b.Digest, tag, "ok", "file stored")
 	writeText(w, http.StatusCreated, "Created: "+p.File)
 }
 

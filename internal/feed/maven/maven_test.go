@@ -266,8 +266,8 @@ func TestRefusals(t *testing.T) {
 	x := newFixture(t)
 	jar := []byte("PK jar bytes")
 	const base = "com/example/demo/1.0/demo-1.0.jar"
-	if code, body, _ := x.do(t, "PUT", base, jar); code != http.StatusCreated {
-		t.Fatalf("deploy: %d %s", code, body)
+	if code, body, _ := x.do(t, "PUT", base, jar); code != http.StatusCreated || !x.audit.has("maven.deploy", "ok") {
+		t.Fatalf("deploy: %d %s (audited: %v)", code, body, x.audit.has("maven.deploy", "ok"))
 	}
 	s1 := sha1.Sum(jar) //nolint:gosec // Maven's .sha1
 	m5 := md5.Sum(jar)  //nolint:gosec // Maven's .md5

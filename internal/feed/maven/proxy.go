@@ -27,6 +27,10 @@ import (
 // stored versions added, or, when upstream cannot be reached, generated
 // from the stored files, so builds keep resolving air-gapped.
 
+// tofuTimeout bounds the question to upstream that compares a stored
+// file's checksum with what upstream states now.
+const tofuTimeout = 5 * time.Second
+
 // upstreamRefusal: upstream's answer cannot be stored; msg says why.
 type upstreamRefusal struct{ msg string }
 
@@ -175,6 +179,10 @@ func (h *Handler) checkRecorded(ctx context.Context, r *http.Request, feedName, 
 		return
 	}
 	path := strings.Join(p.Group, "/") + "/" + p.Artifact + "/" + p.Version + "/" + p.File + "." + p.Checksum
+	// The recorded checksum is served whatever upstream says: wait for it
+	// briefly, so an upstream that does not answer slows no build.
+	ctx, cancel := context.WithTimeout(ctx, tofuTimeout)
+	defer cancel()
 	b, _, err := up.GetDocument(ctx, up.URL(path), "text/plain")
 	if err != nil {
 		return
