@@ -5,8 +5,10 @@
 # Go module proxy at pinned versions, and beside them the pinned static
 # analyser scripts/test.sh runs (staticcheck); skopeo, docker (docker.io: dockerd and
 # the docker CLI), podman and containerd (ctr), npm (the npm feed's tests), twine and
-# python3-pip (the PyPI feed's tests; Debian's python3 is linked as python3), and chromium (the
-# browser tests' headless browser) from Debian's packages when they are missing.
+# python3-pip (the PyPI feed's tests; Debian's python3 is linked as python3), maven with its JDK
+# and libmaven-deploy-plugin-java (the Maven feed's tests: mvn deploys with the plugin from Debian's
+# /usr/share/maven-repo, never Maven Central), and chromium (the browser tests' headless browser)
+# from Debian's packages when they are missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/.cache/bin"
@@ -98,12 +100,16 @@ install_go_as oci-conformance github.com/opencontainers/distribution-spec/confor
 # Debian's packages, in one apt-get run beside the builds: each command and
 # the package that brings it.
 missing=()
-for pair in skopeo:skopeo docker:docker.io dockerd:docker.io podman:podman ctr:containerd containerd:containerd chromium:chromium git:git gpg:gnupg ssh-keygen:openssh-client npm:npm oathtool:oathtool twine:twine; do
+for pair in skopeo:skopeo docker:docker.io dockerd:docker.io podman:podman ctr:containerd containerd:containerd chromium:chromium git:git gpg:gnupg ssh-keygen:openssh-client npm:npm oathtool:oathtool twine:twine mvn:maven; do
   cmd=${pair%%:*} pkg=${pair#*:}
   if ! command -v "$cmd" >/dev/null 2>&1 && [[ " ${missing[*]} " != *" $pkg "* ]]; then
     missing+=("$pkg")
   fi
 done
+# maven-deploy-plugin is a jar in Debian's Maven repository, not a command.
+if [ ! -d /usr/share/maven-repo/org/apache/maven/plugins/maven-deploy-plugin/3.0.0 ]; then
+  missing+=(libmaven-deploy-plugin-java)
+fi
 # pip is a module of Debian's python3, not a command.
 if ! /usr/bin/python3 -m pip --version >/dev/null 2>&1; then
   missing+=(python3-pip)
@@ -118,7 +124,7 @@ for pid in "${pids[@]}"; do
   wait "$pid" || { echo "install-clients.sh: a client build or install failed" >&2; exit 1; }
 done
 
-for cmd in skopeo docker dockerd podman ctr containerd chromium npm twine; do
+for cmd in skopeo docker dockerd podman ctr containerd chromium npm twine mvn; do
   ln -sf "$(command -v "$cmd")" "$bin/$cmd"
 done
 ln -sf /usr/bin/python3 "$bin/python3"

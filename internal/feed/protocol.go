@@ -28,6 +28,9 @@ type Protocol struct {
 	// Gate is the dependency firewall, asked before any version's file is
 	// served (see Admit); nil serves everything.
 	Gate Gate
+	// Upstreams are the proxy feeds' upstream clients by feed name (see
+	// Upstreams); the server sets them.
+	Upstreams map[string]*Upstream
 }
 
 // NewProtocol returns the Protocol of ecosystem's feeds among feeds,

@@ -98,6 +98,7 @@ type File struct {
 const (
 	AnnotationSHA1       = "dev.custody.feed.sha1"
 	AnnotationSHA512     = "dev.custody.feed.sha512"
+	AnnotationSHA256     = "dev.custody.feed.sha256"
 	AnnotationMD5        = "dev.custody.feed.md5"
 	AnnotationBlake2b256 = "dev.custody.feed.blake2b_256"
 )

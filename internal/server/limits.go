@@ -13,6 +13,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/feed/gomod"
+	"github.com/custody-dev/custody/internal/feed/maven"
 	"github.com/custody-dev/custody/internal/feed/npm"
 	"github.com/custody-dev/custody/internal/feed/pypi"
 	"github.com/custody-dev/custody/internal/generic"
@@ -56,7 +57,7 @@ func (s *Server) listener(ln net.Listener) net.Listener {
 }
 
 // addsData reports whether r stores new content: pushes and uploads on
-// /v2/, /generic/, /npm/, /pypi/ and /go/, bundle imports. Deletes, tag deletion, garbage collection and the
+// /v2/, /generic/, /npm/, /pypi/, /go/ and /maven/, bundle imports. Deletes, tag deletion, garbage collection and the
 // management API are not, so they go on when the disk is low.
 func addsData(r *http.Request) bool {
 	switch r.Method {
@@ -65,7 +66,8 @@ func addsData(r *http.Request) bool {
 		return false
 	}
 	return strings.HasPrefix(r.URL.Path, "/v2/") || strings.HasPrefix(r.URL.Path, generic.Prefix) ||
-		strings.HasPrefix(r.URL.Path, npm.Prefix) || strings.HasPrefix(r.URL.Path, pypi.Prefix) || strings.HasPrefix(r.URL.Path, gomod.Prefix) || r.URL.Path == "/api/v1/imports"
+		strings.HasPrefix(r.URL.Path, npm.Prefix) || strings.HasPrefix(r.URL.Path, pypi.Prefix) || strings.HasPrefix(r.URL.Path, gomod.Prefix) ||
+		strings.HasPrefix(r.URL.Path, maven.Prefix) || r.URL.Path == "/api/v1/imports"
 }
 
 // guardDisk refuses requests that add data while the data directory's

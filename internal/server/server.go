@@ -36,7 +36,9 @@ import (
 	"github.com/custody-dev/custody/internal/catalog"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/drill/drillhttp"
+	"github.com/custody-dev/custody/internal/feed"
 	"github.com/custody-dev/custody/internal/feed/gomod"
+	"github.com/custody-dev/custody/internal/feed/maven"
 	"github.com/custody-dev/custody/internal/feed/npm"
 	"github.com/custody-dev/custody/internal/feed/pypi"
 	"github.com/custody-dev/custody/internal/gc"
@@ -515,6 +517,15 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	npmFeeds := npm.New(cfg.Feeds, blobs, md, public)
 	pypiFeeds := pypi.New(cfg.Feeds, blobs, md, public, canRead)
 	goFeeds := gomod.New(cfg.Feeds, blobs, md, public)
+	mavenFeeds := maven.New(cfg.Feeds, blobs, md, public)
+	// Proxy feeds' upstream clients, their credentials read from the
+	// environment now, so a missing secret stops the start.
+	upstreams, err := feed.Upstreams(cfg.Feeds, feed.UpstreamOptions{})
+	if err != nil {
+		return nil, err
+	}
+	npmFeeds.Upstreams, pypiFeeds.Upstreams, goFeeds.Upstreams = upstreams, upstreams, upstreams
+	mavenFeeds.Upstreams = upstreams
 	// /v2/ bypasses ServeMux, whose path cleaning would redirect
 	// "/v2/a/../b/..." or "a//b" to another repository instead of letting
 	// the registry refuse the name.
@@ -541,6 +552,11 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		// /go/ reads case-encoded module paths from the escaped path.
 		if strings.HasPrefix(r.URL.Path, gomod.Prefix) {
 			goFeeds.ServeHTTP(w, r)
+			return
+		}
+		// /maven/ refuses "..", escapes and empty segments itself.
+		if strings.HasPrefix(r.URL.Path, maven.Prefix) {
+			mavenFeeds.ServeHTTP(w, r)
 			return
 		}
 		if strings.HasPrefix(r.URL.Path, "/api/v1/") && authz != nil {

@@ -26,6 +26,7 @@ import (
 type e2e struct {
 	t      *testing.T
 	s      *testserver.Server
+	feed   string // the feed projects point at
 	npm    string
 	writer string // API token: writer on npmfeed/**
 	reader string // API token: reader on npmfeed/**
@@ -42,7 +43,7 @@ func startE2E(t *testing.T) *e2e {
 		t.Fatal(err)
 	}
 	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}})
-	e := &e2e{t: t, s: s, npm: npmBin, homes: map[string]string{}}
+	e := &e2e{t: t, s: s, feed: "npmfeed", npm: npmBin, homes: map[string]string{}}
 	e.writer = e.token(auth.RoleWriter)
 	e.reader = e.token(auth.RoleReader)
 	return e
@@ -50,7 +51,7 @@ func startE2E(t *testing.T) *e2e {
 
 func (e *e2e) token(role auth.Role) string {
 	e.t.Helper()
-	body, _ := json.Marshal(auth.TokenRequest{Name: "npm-" + string(role), Scopes: []auth.Scope{{Role: role, Repositories: []string{"npmfeed/**"}}}})
+	body, _ := json.Marshal(auth.TokenRequest{Name: "npm-" + string(role), Scopes: []auth.Scope{{Role: role, Repositories: []string{e.feed + "/**"}}}})
 	code, out := e.call("POST", "/api/v1/tokens", "basic:admin:"+e.s.AdminPassword(), "application/json", body)
 	if code != http.StatusCreated {
 		e.t.Fatalf("creating a %s token: %d %s", role, code, out)
@@ -96,7 +97,7 @@ func (e *e2e) project(token string, files map[string]string) string {
 	e.t.Helper()
 	dir := e.t.TempDir()
 	state := e.t.TempDir() // npm's cache and home, outside what npm packs
-	reg := e.s.URL + cmp.Or(e.registry, "/npm/npmfeed/")
+	reg := e.s.URL + cmp.Or(e.registry, "/npm/"+e.feed+"/")
 	hostPath := strings.TrimPrefix(reg, "http:")
 	npmrc := "registry=" + reg + "\n" + hostPath + ":_authToken=" + token + "\n" +
 		"audit=false\nfund=false\nupdate-notifier=false\nfetch-retries=0\ncache=" + filepath.Join(state, "cache") + "\n"

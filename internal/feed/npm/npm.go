@@ -113,6 +113,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.virtual.Serve(w, r, f, rest, packageSegments(rest))
 		return
 	}
+	if h.IsProxy(feedName) && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		h.refuse(w, r, feedName, http.StatusMethodNotAllowed, feed.ProxyReadOnly)
+		return
+	}
 	path := unescape().Replace(rest)
 	if strings.Contains(path, "%") {
 		h.invalid(w, r, "", "percent-escapes other than %2f and %40 (and characters that need them) are not allowed in package paths")
@@ -135,6 +139,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	switch {
+	case len(rest2) == 0 && read && h.IsProxy(feedName):
+		h.authorized(w, r, q, false, h.proxyPackument)
 	case len(rest2) == 0 && read:
 		h.authorized(w, r, q, false, h.packument)
 	case len(rest2) == 0 && r.Method == http.MethodPut:
@@ -461,6 +467,18 @@ func (h *Handler) tarball(w http.ResponseWriter, r *http.Request, q request, fil
 		return
 	}
 	v, err := h.Store.Version(ctx, q.repo, tag)
+	if errors.Is(err, meta.ErrNotFound) && h.IsProxy(q.feed) {
+		// Pull-through: the firewall judges before anything is fetched.
+		if err := h.Admit(ctx, q.feed, q.name.String(), version); err != nil {
+			h.blocked(w, r, q.repo, err)
+			return
+		}
+		if err := h.pull(ctx, r, q, version, tag); err != nil {
+			h.pullError(w, r, q, version, err)
+			return
+		}
+		v, err = h.Store.Version(ctx, q.repo, tag)
+	}
 	if errors.Is(err, meta.ErrNotFound) || (err == nil && v.Manifest.ArtifactType != ArtifactType) {
 		writeError(w, http.StatusNotFound, "no such version: "+q.name.String()+"@"+version)
 		return

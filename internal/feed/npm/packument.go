@@ -83,6 +83,9 @@ func (h *Handler) load(ctx context.Context, q request) (*pkg, error) {
 			p.distTags[name] = v
 		}
 	}
+	if _, ok := p.distTags["latest"]; !ok && h.IsProxy(q.feed) {
+		p.distTags["latest"] = latestOf(p.versions)
+	}
 	return p, nil
 }
 
@@ -242,6 +245,9 @@ func versionJSON(r *http.Request, q request, v pkgVersion, abbreviated bool) (js
 // versionDoc serves GET /<package>/<version or dist-tag>.
 func (h *Handler) versionDoc(w http.ResponseWriter, r *http.Request, q request, ref string) {
 	p, err := h.load(r.Context(), q)
+	if errors.Is(err, meta.ErrNotFound) && h.IsProxy(q.feed) {
+		p, err = &pkg{distTags: map[string]string{}}, nil
+	}
 	if err != nil {
 		h.loadError(w, r, q, err)
 		return
@@ -262,6 +268,10 @@ func (h *Handler) versionDoc(w http.ResponseWriter, r *http.Request, q request, 
 			_, _ = w.Write(append(doc, '\n'))
 			return
 		}
+	}
+	if h.IsProxy(q.feed) && ValidVersion(version) {
+		h.proxyVersionDoc(w, r, q, version)
+		return
 	}
 	writeError(w, http.StatusNotFound, "no such version or dist-tag: "+q.name.String()+"@"+ref)
 }

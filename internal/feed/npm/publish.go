@@ -220,8 +220,12 @@ func ValidDistTag(tag string) bool {
 // link target is empty, absolute, or has a ".." component, so every path
 // and every symlink only ever leads down. It stores nothing and caps what
 // it unpacks.
-func checkTarball(tgz []byte) error {
-	zr, err := gzip.NewReader(bytes.NewReader(tgz))
+func checkTarball(tgz []byte) error { return checkTarballFrom(bytes.NewReader(tgz)) }
+
+// checkTarballFrom is checkTarball reading the tarball from r (which it
+// may leave unread once it has judged).
+func checkTarballFrom(r io.Reader) error {
+	zr, err := gzip.NewReader(r)
 	if err != nil {
 		return errors.New("the tarball is not gzip-compressed")
 	}
