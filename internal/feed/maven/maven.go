@@ -89,7 +89,7 @@ type Handler struct {
 func New(feeds []config.Feed, blobs blob.Store, md meta.Store, opts registry.Options) *Handler {
 	h := &Handler{Protocol: feed.NewProtocol(config.FeedEcosystemMaven, feeds, blobs, md, opts)}
 	for name, f := range h.Feeds {
-		if f.Kind != config.FeedKindHosted && f.Kind != config.FeedKindProxy {
+		if !feed.Hosted(f) && f.Kind != config.FeedKindProxy {
 			delete(h.Feeds, name)
 		}
 	}

@@ -225,7 +225,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { md.Close() })
 	rec := &recorder{}
-	h := New([]config.Feed{{Name: "f", Ecosystem: "maven", Kind: "hosted"}, {Name: "p", Ecosystem: "maven", Kind: "proxy"}},
+	h := New([]config.Feed{{Name: "f", Ecosystem: "maven"} /* kind omitted: hosted, the default */, {Name: "p", Ecosystem: "maven", Kind: "proxy"}},
 		blobs, md, registry.Options{Auditor: rec})
 	h.Gate = blockVersion{"com.example:bad", "6.6"}
 	s := httptest.NewServer(h)
