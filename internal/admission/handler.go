@@ -9,9 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	admissionv1 "k8s.io/api/admission/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	kjson "k8s.io/apimachinery/pkg/util/json"
 )
 
@@ -111,10 +108,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "admission webhook: %v", err)
 		return
 	}
-	out, err := kjson.Marshal(admissionv1.AdmissionReview{
-		TypeMeta: metav1.TypeMeta{APIVersion: reviewAPIVersion, Kind: reviewKind},
-		Response: resp,
-	})
+	out, err := kjson.Marshal(review{APIVersion: reviewAPIVersion, Kind: reviewKind, Response: resp})
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, "admission webhook: encoding response: %v", err)
 		return
@@ -133,8 +127,8 @@ func httpError(w http.ResponseWriter, status int, format string, args ...any) {
 
 // decodeReview parses body as an admission.k8s.io/v1 AdmissionReview
 // request.
-func decodeReview(body []byte) (*admissionv1.AdmissionRequest, error) {
-	var rev admissionv1.AdmissionReview
+func decodeReview(body []byte) (*request, error) {
+	var rev review
 	if err := kjson.Unmarshal(body, &rev); err != nil {
 		return nil, badRequestf("decoding AdmissionReview: %v", err)
 	}
@@ -154,16 +148,16 @@ func decodeReview(body []byte) (*admissionv1.AdmissionRequest, error) {
 
 // review decides one AdmissionReview body. An error means the body could
 // not be reviewed (HTTP 400); every other outcome is a response.
-func (h *handler) review(ctx context.Context, body []byte) (*admissionv1.AdmissionResponse, error) {
+func (h *handler) review(ctx context.Context, body []byte) (*response, error) {
 	req, err := decodeReview(body)
 	if err != nil {
 		return nil, err
 	}
-	allow := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
+	allow := &response{UID: req.UID, Allowed: true}
 
 	switch req.Operation {
-	case admissionv1.Create, admissionv1.Update:
-	case admissionv1.Delete, admissionv1.Connect:
+	case opCreate, opUpdate:
+	case opDelete, opConnect:
 		return allow, nil
 	default:
 		return nil, badRequestf("unknown operation %q", req.Operation)
@@ -182,15 +176,15 @@ func (h *handler) review(ctx context.Context, body []byte) (*admissionv1.Admissi
 		return allow, nil
 	}
 
-	obj, err := decodeObject(dec, kind, req.Object.Raw, "object")
+	obj, err := decodeObject(dec, kind, req.Object, "object")
 	if err != nil {
 		return nil, err
 	}
 	var old map[[2]string]string
-	if req.Operation == admissionv1.Update {
+	if req.Operation == opUpdate {
 		// The old object lists what already runs; if it cannot be read,
 		// everything is checked.
-		if prev, err := decodeObject(dec, kind, req.OldObject.Raw, "oldObject"); err == nil {
+		if prev, err := decodeObject(dec, kind, req.OldObject, "oldObject"); err == nil {
 			old = make(map[[2]string]string)
 			for _, c := range prev.containers() {
 				old[[2]string{string(c.kind), c.name}] = c.reference
@@ -199,13 +193,13 @@ func (h *handler) review(ctx context.Context, body []byte) (*admissionv1.Admissi
 	}
 
 	info := Request{
-		UID:         string(req.UID),
+		UID:         req.UID,
 		Group:       kind.group,
 		Version:     kind.version,
 		Kind:        kind.kind,
 		Namespace:   req.Namespace,
 		Name:        req.Name,
-		Operation:   string(req.Operation),
+		Operation:   req.Operation,
 		SubResource: req.SubResource,
 		User:        req.UserInfo.Username,
 		DryRun:      req.DryRun != nil && *req.DryRun,
@@ -236,7 +230,7 @@ func (h *handler) review(ctx context.Context, body []byte) (*admissionv1.Admissi
 	resp := deny(req.UID, http.StatusForbidden, v.message(info, checked))
 	if v.internal {
 		resp.Result.Code = http.StatusInternalServerError
-		resp.Result.Reason = metav1.StatusReasonInternalError
+		resp.Result.Reason = reasonInternalError
 	}
 	resp.Warnings = v.warnings
 	return resp, nil
@@ -248,7 +242,7 @@ func decodeObject(dec decoder, kind gvk, raw []byte, field string) (workload, er
 	if len(raw) == 0 {
 		return workload{}, badRequestf("request.%s is missing for %s", field, kind)
 	}
-	var tm metav1.TypeMeta
+	var tm typeMeta
 	if err := kjson.Unmarshal(raw, &tm); err != nil {
 		return workload{}, badRequestf("decoding request.%s as %s: %v", field, kind, err)
 	}
@@ -262,14 +256,14 @@ func decodeObject(dec decoder, kind gvk, raw []byte, field string) (workload, er
 	return w, nil
 }
 
-func deny(uid types.UID, code int32, msg string) *admissionv1.AdmissionResponse {
-	return &admissionv1.AdmissionResponse{
+func deny(uid string, code int32, msg string) *response {
+	return &response{
 		UID:     uid,
 		Allowed: false,
-		Result: &metav1.Status{
-			Status:  metav1.StatusFailure,
+		Result: &status{
+			Status:  statusFailure,
 			Code:    code,
-			Reason:  metav1.StatusReasonForbidden,
+			Reason:  reasonForbidden,
 			Message: msg,
 		},
 	}

@@ -3,10 +3,6 @@ package admission
 import (
 	"fmt"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kjson "k8s.io/apimachinery/pkg/util/json"
 )
 
@@ -24,10 +20,10 @@ func (k gvk) String() string { return k.apiVersion() + " " + k.kind }
 
 // workload is an object that holds a pod spec, decoded.
 type workload struct {
-	meta *metav1.ObjectMeta
+	meta *objectMeta
 	// spec is nil when the object has no pod template (a
 	// ReplicationController may omit it).
-	spec *corev1.PodSpec
+	spec *podSpec
 	// specPath is the JSON path of spec in the object.
 	specPath string
 }
@@ -42,7 +38,7 @@ type decoder func(raw []byte) (workload, error)
 
 // decodeInto unmarshals raw into a new T and returns the workload get picks
 // out of it.
-func decodeInto[T any](raw []byte, specPath string, get func(*T) (*metav1.ObjectMeta, *corev1.PodSpec)) (workload, error) {
+func decodeInto[T any](raw []byte, specPath string, get func(*T) (*objectMeta, *podSpec)) (workload, error) {
 	obj := new(T)
 	if err := kjson.Unmarshal(raw, obj); err != nil {
 		return workload{}, err
@@ -57,48 +53,35 @@ func decodeInto[T any](raw []byte, specPath string, get func(*T) (*metav1.Object
 // made in other versions).
 var workloads = map[gvk]decoder{
 	{"", "v1", "Pod"}: func(raw []byte) (workload, error) {
-		return decodeInto(raw, "spec", func(o *corev1.Pod) (*metav1.ObjectMeta, *corev1.PodSpec) {
-			return &o.ObjectMeta, &o.Spec
+		return decodeInto(raw, "spec", func(o *pod) (*objectMeta, *podSpec) {
+			return &o.Metadata, &o.Spec
 		})
 	},
 	{"", "v1", "ReplicationController"}: func(raw []byte) (workload, error) {
-		return decodeInto(raw, "spec.template.spec", func(o *corev1.ReplicationController) (*metav1.ObjectMeta, *corev1.PodSpec) {
+		return decodeInto(raw, "spec.template.spec", func(o *replicationController) (*objectMeta, *podSpec) {
 			if o.Spec.Template == nil {
-				return &o.ObjectMeta, nil
+				return &o.Metadata, nil
 			}
-			return &o.ObjectMeta, &o.Spec.Template.Spec
+			return &o.Metadata, &o.Spec.Template.Spec
 		})
 	},
-	{"apps", "v1", "Deployment"}: func(raw []byte) (workload, error) {
-		return decodeInto(raw, "spec.template.spec", func(o *appsv1.Deployment) (*metav1.ObjectMeta, *corev1.PodSpec) {
-			return &o.ObjectMeta, &o.Spec.Template.Spec
-		})
-	},
-	{"apps", "v1", "StatefulSet"}: func(raw []byte) (workload, error) {
-		return decodeInto(raw, "spec.template.spec", func(o *appsv1.StatefulSet) (*metav1.ObjectMeta, *corev1.PodSpec) {
-			return &o.ObjectMeta, &o.Spec.Template.Spec
-		})
-	},
-	{"apps", "v1", "DaemonSet"}: func(raw []byte) (workload, error) {
-		return decodeInto(raw, "spec.template.spec", func(o *appsv1.DaemonSet) (*metav1.ObjectMeta, *corev1.PodSpec) {
-			return &o.ObjectMeta, &o.Spec.Template.Spec
-		})
-	},
-	{"apps", "v1", "ReplicaSet"}: func(raw []byte) (workload, error) {
-		return decodeInto(raw, "spec.template.spec", func(o *appsv1.ReplicaSet) (*metav1.ObjectMeta, *corev1.PodSpec) {
-			return &o.ObjectMeta, &o.Spec.Template.Spec
-		})
-	},
-	{"batch", "v1", "Job"}: func(raw []byte) (workload, error) {
-		return decodeInto(raw, "spec.template.spec", func(o *batchv1.Job) (*metav1.ObjectMeta, *corev1.PodSpec) {
-			return &o.ObjectMeta, &o.Spec.Template.Spec
-		})
-	},
+	{"apps", "v1", "Deployment"}:  decodeTemplated,
+	{"apps", "v1", "StatefulSet"}: decodeTemplated,
+	{"apps", "v1", "DaemonSet"}:   decodeTemplated,
+	{"apps", "v1", "ReplicaSet"}:  decodeTemplated,
+	{"batch", "v1", "Job"}:        decodeTemplated,
 	{"batch", "v1", "CronJob"}: func(raw []byte) (workload, error) {
-		return decodeInto(raw, "spec.jobTemplate.spec.template.spec", func(o *batchv1.CronJob) (*metav1.ObjectMeta, *corev1.PodSpec) {
-			return &o.ObjectMeta, &o.Spec.JobTemplate.Spec.Template.Spec
+		return decodeInto(raw, "spec.jobTemplate.spec.template.spec", func(o *cronJob) (*objectMeta, *podSpec) {
+			return &o.Metadata, &o.Spec.JobTemplate.Spec.Template.Spec
 		})
 	},
+}
+
+// decodeTemplated decodes a workload whose pod template is spec.template.
+func decodeTemplated(raw []byte) (workload, error) {
+	return decodeInto(raw, "spec.template.spec", func(o *templated) (*objectMeta, *podSpec) {
+		return &o.Metadata, &o.Spec.Template.Spec
+	})
 }
 
 // workloadKinds is every group and kind that runs pods, in any version the

@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/custody-dev/custody/internal/gate/spec"
 	"github.com/custody-dev/custody/internal/proxy"
