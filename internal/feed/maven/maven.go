@@ -81,19 +81,27 @@ var ArtifactType = feed.ArtifactType(config.FeedEcosystemMaven)
 // Handler is the http.Handler for /maven/.
 type Handler struct {
 	feed.Protocol
+	virtual feed.Router
 }
 
-// New returns the handler of the hosted and proxy maven feeds among feeds, storing
-// in blobs and md with the registry's options (its Authorizer, Auditor,
-// Policy, BlobLocks, Verifier, Log and Now).
+// New returns the handler of the maven feeds among feeds (hosted, proxy
+// and virtual), storing in blobs and md with the registry's options (its
+// Authorizer, Auditor, Policy, BlobLocks, Verifier, Log and Now).
 func New(feeds []config.Feed, blobs blob.Store, md meta.Store, opts registry.Options) *Handler {
 	h := &Handler{Protocol: feed.NewProtocol(config.FeedEcosystemMaven, feeds, blobs, md, opts)}
-	for name, f := range h.Feeds {
-		if !feed.Hosted(f) && f.Kind != config.FeedKindProxy {
-			delete(h.Feeds, name)
-		}
-	}
+	h.virtual = feed.Router{Protocol: &h.Protocol, Prefix: Prefix, Member: h, Error: writeError, WriteAction: "maven.deploy"}
 	return h
+}
+
+// packageSegments are the segments of the artifact a request's path
+// names under its feed (group segments and artifactId), nil when it names
+// none.
+func packageSegments(rest string) []string {
+	p, err := ParsePath(rest)
+	if err != nil {
+		return nil
+	}
+	return append(append([]string{}, p.Group...), p.Artifact)
 }
 
 // ServeHTTP routes a /maven/ request.
@@ -105,8 +113,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	feedName, rest, _ := strings.Cut(rest, "/")
-	if _, ok := h.Feeds[feedName]; !ok {
-		writeError(w, http.StatusNotFound, "no hosted or proxy Maven feed called "+feedName)
+	f, ok := h.Feeds[feedName]
+	if !ok {
+		writeError(w, http.StatusNotFound, "no Maven feed called "+feedName)
+		return
+	}
+	if f.Kind == feed.KindVirtual {
+		h.virtual.Serve(w, r, f, rest, packageSegments(rest))
 		return
 	}
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
