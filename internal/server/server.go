@@ -49,6 +49,7 @@ import (
 	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/promotion/promotionhttp"
 	"github.com/custody-dev/custody/internal/proxy"
+	"github.com/custody-dev/custody/internal/pullthrough"
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/rekor"
 	"github.com/custody-dev/custody/internal/reserve"
@@ -382,6 +383,14 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	regOpts.Auditor = fanOut{auditor, sg}
 	regOpts.BlobRedirect = redirect
 	reg := registry.New(blobs, md, regOpts)
+	// OCI proxy feeds (docs/pullthrough.md) fill their repositories from
+	// upstream through the internal registry before the registry answers.
+	pulls, err := pullthrough.New(pullthrough.Options{Feeds: cfg.Feeds, Local: self, Host: internalHost,
+		Authorizer: authorizer, Auditor: auditor, Log: log, UserAgent: "custody"})
+	if err != nil {
+		return nil, err
+	}
+	v2 := pulls.Wrap(reg)
 	var (
 		_ registry.Policy     = engine
 		_ registry.BlobPolicy = engine
@@ -520,7 +529,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	// the registry refuse the name.
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
-			reg.ServeHTTP(w, r)
+			v2.ServeHTTP(w, r)
 			return
 		}
 		// /generic/ too: it refuses "..", "%2e%2e" and "//" itself.
