@@ -37,6 +37,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -74,8 +75,8 @@ type Options struct {
 	// proxy are served.
 	Feeds []config.Feed
 	// Local reaches the server's internal registry over the same stores
-	// (its in-process client), named Host in references.
-	Local []remote.Option
+	// (its in-process transport), named Host in references.
+	Local http.RoundTripper
 	Host  string
 	// Authorizer decides who may read a repository and so trigger a fetch
 	// (the public registry's).
@@ -103,18 +104,22 @@ type upstream struct {
 type Handler struct {
 	feeds map[string]*upstream
 	local []remote.Option
+	tr    http.RoundTripper
 	host  string
 	authz registry.Authorizer
 	audit audit.Auditor
 	log   *slog.Logger
 	group singleflight.Group
+	// repoLocks serialise this process's fetches into one repository, so
+	// the blobs one fetch undoes on failure are none another relies on.
+	repoLocks sync.Map // repository -> *sync.Mutex
 }
 
 // New returns a Handler for the OCI proxy feeds among o.Feeds. A feed
 // whose upstream credentials name an unset environment variable is an
 // error: anonymous access in their place would fail later and obscurely.
 func New(o Options) (*Handler, error) {
-	h := &Handler{feeds: map[string]*upstream{}, local: o.Local, host: o.Host, authz: o.Authorizer, audit: o.Auditor, log: o.Log}
+	h := &Handler{feeds: map[string]*upstream{}, local: []remote.Option{remote.WithTransport(o.Local)}, tr: o.Local, host: o.Host, authz: o.Authorizer, audit: o.Auditor, log: o.Log}
 	if h.authz == nil {
 		h.authz = registry.AllowAll{}
 	}
@@ -288,6 +293,7 @@ func (h *Handler) ensure(r *http.Request, kind, feed, rest, ref string) error {
 		_, _, _ = h.group.Do("referrers "+local.String()+"@"+d.String(), func() (any, error) {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), fetchTimeout)
 			defer cancel()
+			defer h.lock(local)()
 			if err := h.referrers(ctx, r, up, local, remoteRepo, d); err != nil {
 				h.log.WarnContext(ctx, "pull-through: referrers from upstream", "repo", local.RepositoryStr(), "digest", d, "err", err)
 			}
@@ -317,6 +323,7 @@ func (h *Handler) byDigest(r *http.Request, up *upstream, local name.Repository,
 	_, err, _ := h.group.Do("manifest "+local.String()+"@"+d.String(), func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
 		defer cancel()
+		defer h.lock(local)()
 		return nil, h.fetch(ctx, r, up, remoteRepo.Digest(d.String()), local.Digest(d.String()))
 	})
 	if err != nil && notFound(err) {
@@ -346,6 +353,7 @@ func (h *Handler) byTag(r *http.Request, up *upstream, local name.Repository, re
 		}
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(r.Context()), fetchTimeout)
 		defer cancel()
+		defer h.lock(local)()
 		// Fetch by the digest just resolved, so what is stored is what
 		// the tag named, then point the local tag at it.
 		return nil, h.fetch(ctx, r, up, remoteRepo.Digest(desc.Digest.String()), local.Tag(tag))
@@ -388,9 +396,18 @@ func (h *Handler) fetch(ctx context.Context, r *http.Request, up *upstream, from
 }
 
 // copyManifest copies one manifest (by digest) with what it references.
-func (h *Handler) copyManifest(ctx context.Context, up *upstream, from name.Digest, to name.Reference) (digest.Digest, error) {
+// When it fails part way, what it stored (blobs verified so far, the
+// children of an index) is removed again, so a refused fetch leaves the
+// repository as it was.
+func (h *Handler) copyManifest(ctx context.Context, up *upstream, from name.Digest, to name.Reference) (_ digest.Digest, err error) {
 	src := append(up.opts[:len(up.opts):len(up.opts)], remote.WithContext(ctx))
-	dst := append(h.local[:len(h.local):len(h.local)], remote.WithContext(ctx))
+	rec := &recorder{next: h.tr}
+	dst := []remote.Option{remote.WithTransport(rec), remote.WithContext(ctx)}
+	defer func() {
+		if err != nil {
+			h.undo(context.WithoutCancel(ctx), to.Context(), rec)
+		}
+	}()
 	desc, err := remote.Get(from, src...)
 	if err != nil {
 		return "", err
@@ -478,6 +495,7 @@ func (h *Handler) blob(r *http.Request, up *upstream, local, remoteRepo name.Rep
 	_, err, _ := h.group.Do("blob "+local.String()+"@"+d.String(), func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
 		defer cancel()
+		defer h.lock(local)()
 		l, err := remote.Layer(remoteRepo.Digest(d.String()), append(up.opts[:len(up.opts):len(up.opts)], remote.WithContext(ctx))...)
 		if err != nil {
 			return nil, err
@@ -495,4 +513,79 @@ func (h *Handler) blob(r *http.Request, up *upstream, local, remoteRepo name.Rep
 		return nil
 	}
 	return err
+}
+
+// lock holds the fetch lock of repository repo; it returns the unlock.
+func (h *Handler) lock(repo name.Repository) func() {
+	m, _ := h.repoLocks.LoadOrStore(repo.RepositoryStr(), &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// recorder is a transport to the internal registry that notes the blobs
+// and manifests a copy stored (201 Created).
+type recorder struct {
+	next      http.RoundTripper
+	mu        sync.Mutex
+	blobs     []string
+	manifests []string
+}
+
+func (t *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		return resp, err
+	}
+	kind, _, ref, ok := registry.ParseRoute(req.URL.Path)
+	if !ok {
+		return resp, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case kind == "upload" && req.Method == http.MethodPut:
+		t.blobs = append(t.blobs, req.URL.Query().Get("digest"))
+	case kind == "uploads" && req.Method == http.MethodPost && req.URL.Query().Get("mount") != "":
+		t.blobs = append(t.blobs, req.URL.Query().Get("mount"))
+	case kind == "manifest" && req.Method == http.MethodPut:
+		if d := resp.Header.Get("Docker-Content-Digest"); d != "" {
+			ref = d
+		}
+		t.manifests = append(t.manifests, ref)
+	}
+	return resp, err
+}
+
+// undo removes what a failed copy stored in repo, manifests first (an
+// index's children), then blobs. It is best effort: what stays is
+// logged (garbage collection reclaims blobs no manifest references).
+func (h *Handler) undo(ctx context.Context, repo name.Repository, rec *recorder) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	del := func(path string) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, "https://"+h.host+"/v2/"+repo.RepositoryStr()+path, nil)
+		if err != nil {
+			return
+		}
+		resp, err := h.tr.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusNotFound {
+				return
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		h.log.WarnContext(ctx, "pull-through: removing what a failed fetch stored", "repo", repo.RepositoryStr(), "path", path, "err", err)
+	}
+	for i := len(rec.manifests) - 1; i >= 0; i-- {
+		if _, err := digest.Parse(rec.manifests[i]); err == nil {
+			del("/manifests/" + rec.manifests[i])
+		}
+	}
+	for _, b := range rec.blobs {
+		if _, err := digest.Parse(b); err == nil {
+			del("/blobs/" + b)
+		}
+	}
 }

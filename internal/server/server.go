@@ -385,7 +385,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	reg := registry.New(blobs, md, regOpts)
 	// OCI proxy feeds (docs/pullthrough.md) fill their repositories from
 	// upstream through the internal registry before the registry answers.
-	pulls, err := pullthrough.New(pullthrough.Options{Feeds: cfg.Feeds, Local: self, Host: internalHost,
+	pulls, err := pullthrough.New(pullthrough.Options{Feeds: cfg.Feeds, Local: handlerTransport{h: internal, asServer: true}, Host: internalHost,
 		Authorizer: authorizer, Auditor: auditor, Log: log, UserAgent: "custody"})
 	if err != nil {
 		return nil, err

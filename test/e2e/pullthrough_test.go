@@ -47,6 +47,7 @@ func TestPullThrough(t *testing.T) {
 	runIn(t, work, env, "", oras, "attach", "--plain-http", "--artifact-type", "application/vnd.custody.test.sbom",
 		uh+"/library/app@"+dig, "sbom.txt:text/plain")
 	var m struct {
+		Config struct{ Digest string } `json:"config"`
 		Layers []struct{ Digest string } `json:"layers"`
 	}
 	if err := json.Unmarshal([]byte(run(t, home, crane, "manifest", "--insecure", uh+"/library/app:v1")), &m); err != nil || len(m.Layers) != 1 {
@@ -180,5 +181,16 @@ func TestPullThrough(t *testing.T) {
 	failsWith(t, env, "", crane, "digest", "--insecure", ph+"/hub/library/other:v1")
 	if got := tagsOf("bad/library/app"); strings.Contains(got, "v1") {
 		t.Fatalf("corrupted image stored: tags %s", got)
+	}
+	// Nor is its config blob, verified before the layer failed: the
+	// failed fetch removed what it had stored (with the upstream gone, a
+	// blob the repository lacks cannot be fetched now).
+	resp, err := http.Head(px.URL + "/v2/bad/library/app/blobs/" + m.Config.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Fatalf("config blob of the refused image is stored in its repository")
 	}
 }
