@@ -47,7 +47,7 @@ func TestPullThrough(t *testing.T) {
 	runIn(t, work, env, "", oras, "attach", "--plain-http", "--artifact-type", "application/vnd.custody.test.sbom",
 		uh+"/library/app@"+dig, "sbom.txt:text/plain")
 	var m struct {
-		Config struct{ Digest string } `json:"config"`
+		Config struct{ Digest string }   `json:"config"`
 		Layers []struct{ Digest string } `json:"layers"`
 	}
 	if err := json.Unmarshal([]byte(run(t, home, crane, "manifest", "--insecure", uh+"/library/app:v1")), &m); err != nil || len(m.Layers) != 1 {
