@@ -564,7 +564,7 @@ func (h *Handler) undo(ctx context.Context, repo name.Repository, rec *recorder)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	del := func(path string) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, "https://"+h.host+"/v2/"+repo.RepositoryStr()+path, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, repo.Scheme()+"://"+repo.RegistryStr()+"/v2/"+repo.RepositoryStr()+path, nil)
 		if err != nil {
 			return
 		}
