@@ -356,7 +356,15 @@ func (h *Handler) byTag(r *http.Request, up *upstream, local name.Repository, re
 		defer h.lock(local)()
 		// Fetch by the digest just resolved, so what is stored is what
 		// the tag named, then point the local tag at it.
-		return nil, h.fetch(ctx, r, up, remoteRepo.Digest(desc.Digest.String()), local.Tag(tag))
+		err = h.fetch(ctx, r, up, remoteRepo.Digest(desc.Digest.String()), local.Tag(tag))
+		if err != nil && have {
+			// The move failed (a tag policy refused it, the upstream
+			// failed part way): the stored tag stays and is served.
+			h.log.WarnContext(r.Context(), "pull-through: upstream moved the tag and following it failed; serving the stored tag",
+				"repo", local.RepositoryStr(), "tag", tag, "stored", cur.Digest, "upstream", desc.Digest, "err", err)
+			return nil, nil
+		}
+		return nil, err
 	})
 	if err != nil && notFound(err) {
 		return nil

@@ -2,6 +2,7 @@ package pullthrough_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/custody-dev/custody/internal/blob/fs"
 	"github.com/custody-dev/custody/internal/config"
@@ -85,10 +87,14 @@ func (denyAll) Authorize(_ http.ResponseWriter, r *http.Request, _ []registry.Ac
 }
 
 func startProxy(t *testing.T, feed config.Feed, authz registry.Authorizer, getenv func(string) string) *proxy {
+	return startProxyWith(t, feed, authz, getenv, nil)
+}
+
+func startProxyWith(t *testing.T, feed config.Feed, authz registry.Authorizer, getenv func(string) string, policy registry.Policy) *proxy {
 	t.Helper()
 	// The registry the handler stores through (the server's internal
 	// one), reached over loopback here.
-	internal, m := registryOver(t, registry.Options{})
+	internal, m := registryOver(t, registry.Options{Policy: policy})
 	in := httptest.NewServer(internal)
 	t.Cleanup(in.Close)
 	h, err := pullthrough.New(pullthrough.Options{Feeds: []config.Feed{feed}, Local: http.DefaultTransport,
@@ -354,4 +360,40 @@ func FuzzSplit(f *testing.F) {
 			t.Fatalf("Split(%q): empty rest", repo)
 		}
 	})
+}
+
+// frozenTags refuses every move of an existing tag, as an immutable-tag
+// rule does.
+type frozenTags struct{ registry.AllowAll }
+
+func (frozenTags) CheckTag(_ context.Context, _, tag string, current, _ digest.Digest) error {
+	if current != "" {
+		return fmt.Errorf("%w: tag %s is immutable", registry.ErrDenied, tag)
+	}
+	return nil
+}
+
+// TestRefusedTagMoveKeepsStored: when a policy refuses to follow an
+// upstream tag move, the stored tag is still served (not a 502), and the
+// refused fetch leaves no blobs of the new image behind.
+func TestRefusedTagMoveKeepsStored(t *testing.T) {
+	up := startUpstream(t, nil)
+	px := startProxyWith(t, hubFeed(up.URL), nil, nil, frozenTags{})
+	d1 := push(t, up.host(), "library/app:v1")
+	if got, err := digestOf(t, px.host+"/hub/library/app:v1"); err != nil || got != d1 {
+		t.Fatalf("first pull: %v %v", got, err)
+	}
+	img, _ := random.Image(2048, 1)
+	ref, _ := name.ParseReference(up.host()+"/library/app:v1", name.Insecure)
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := digestOf(t, px.host+"/hub/library/app:v1"); err != nil || got != d1 {
+		t.Fatalf("pull after a refused move: %v %v, want %v", got, err, d1)
+	}
+	ls, _ := img.Layers()
+	ld, _ := ls[0].Digest()
+	if _, err := px.meta.BlobSize(context.Background(), "hub/library/app", digest.Digest(ld.String())); err == nil {
+		t.Fatalf("layer %s of the refused image is linked in the repository", ld)
+	}
 }
