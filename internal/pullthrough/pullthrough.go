@@ -2,10 +2,11 @@
 // <feed>/<upstream repository> under a feed of ecosystem oci and kind
 // proxy are filled from the feed's upstream registry on first read.
 //
-// Handler.Wrap stands in front of the /v2/ registry. For a GET or HEAD of
-// a manifest, blob or referrers list in such a repository, asked by a
-// reader of it (the registry's Authorizer decides), it makes sure the
-// content is stored and then lets the registry answer, so a proxied image
+// Handler.Front runs inside the /v2/ registry (registry.Options.Front)
+// once a request is authorized. For a GET or HEAD of a manifest, blob or
+// referrers list in such a repository, asked by a reader of it (the
+// registry's Authorizer decided), it makes sure the content is stored and
+// then lets the registry answer, so a proxied image
 // is served, verified, retained, held, collected and audited exactly as a
 // pushed one. Content is fetched with go-containerregistry's remote
 // client (its token flow, so Docker Hub style registries work, anonymous
@@ -54,8 +55,11 @@ import (
 	"github.com/custody-dev/custody/internal/registry"
 )
 
-// ActionFetch is the audit action of a fetch from upstream.
-const ActionFetch = "pullthrough.fetch"
+// Audit actions: a fetch from upstream, a refused write into a proxy feed.
+const (
+	ActionFetch = "pullthrough.fetch"
+	ActionWrite = "pullthrough.write"
+)
 
 // Timeouts of upstream calls: a tag resolution is short (a warm proxy must
 // answer promptly when upstream is unreachable); a whole image with its
@@ -76,13 +80,10 @@ type Options struct {
 	Feeds []config.Feed
 	// Local reaches the server's internal registry over the same stores
 	// (its in-process transport), named Host in references.
-	Local http.RoundTripper
-	Host  string
-	// Authorizer decides who may read a repository and so trigger a fetch
-	// (the public registry's).
-	Authorizer registry.Authorizer
-	Auditor    audit.Auditor
-	Log        *slog.Logger
+	Local   http.RoundTripper
+	Host    string
+	Auditor audit.Auditor
+	Log     *slog.Logger
 	// Transport reaches upstream registries (nil: remote.DefaultTransport).
 	Transport http.RoundTripper
 	// UserAgent is sent upstream.
@@ -106,7 +107,6 @@ type Handler struct {
 	local []remote.Option
 	tr    http.RoundTripper
 	host  string
-	authz registry.Authorizer
 	audit audit.Auditor
 	log   *slog.Logger
 	group singleflight.Group
@@ -119,10 +119,7 @@ type Handler struct {
 // whose upstream credentials name an unset environment variable is an
 // error: anonymous access in their place would fail later and obscurely.
 func New(o Options) (*Handler, error) {
-	h := &Handler{feeds: map[string]*upstream{}, local: []remote.Option{remote.WithTransport(o.Local)}, tr: o.Local, host: o.Host, authz: o.Authorizer, audit: o.Auditor, log: o.Log}
-	if h.authz == nil {
-		h.authz = registry.AllowAll{}
-	}
+	h := &Handler{feeds: map[string]*upstream{}, local: []remote.Option{remote.WithTransport(o.Local)}, tr: o.Local, host: o.Host, audit: o.Auditor, log: o.Log}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -199,45 +196,31 @@ func (h *Handler) Split(repo string) (feed, rest string, ok bool) {
 	return feed, rest, ok
 }
 
-// Wrap returns next (the /v2/ registry) with the proxy feeds in front.
-func (h *Handler) Wrap(next http.Handler) http.Handler {
-	if len(h.feeds) == 0 {
-		return next
+// Front is the registry's Options.Front: it sees every authorized request
+// to a repository. Reads of a manifest, blob or referrers list under a
+// proxy feed make sure the content is stored first (the registry has
+// already checked that the caller may read the repository, so only
+// readers cause fetches); writes there are refused with DENIED.
+func (h *Handler) Front(w http.ResponseWriter, r *http.Request, kind, repo, ref string) bool {
+	feed, rest, proxied := h.Split(repo)
+	if !proxied || kind == "tags" {
+		return true
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		kind, repo, ref, ok := registry.ParseRoute(r.URL.Path)
-		if !ok || r.URL.RawPath != "" || !registry.ValidName(repo) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		feed, rest, proxied := h.Split(repo)
-		if !proxied {
-			next.ServeHTTP(w, r)
-			return
-		}
-		read := r.Method == http.MethodGet || r.Method == http.MethodHead
-		switch {
-		case kind == "tags" || kind == "base" || kind == "catalog":
-		case !read || kind == "upload" || kind == "uploads":
-			h.audit.Record(r.Context(), audit.Event{Action: "pullthrough.write", Repo: repo, Result: "denied",
-				Reason: "proxy feed is read-only", Request: r})
-			registry.WriteError(w, r, &registry.Error{Status: http.StatusForbidden, Code: registry.CodeDenied,
-				Message: fmt.Sprintf("%s is a proxy feed of %s and is read-only; push to a repository outside it", feed, h.feeds[feed].url)})
-			return
-		case rest != "":
-			// Only readers may cause a fetch; whoever is refused here is
-			// refused (and audited) by the registry below.
-			ar, err := h.authz.Authorize(w, r, []registry.Access{{Repo: repo, Action: registry.ActionPull}})
-			if err != nil {
-				break
-			}
-			if err := h.ensure(ar, kind, feed, rest, ref); err != nil {
-				h.refuse(w, ar, kind, err)
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
+	if (r.Method != http.MethodGet && r.Method != http.MethodHead) || kind == "upload" || kind == "uploads" {
+		h.audit.Record(r.Context(), audit.Event{Action: ActionWrite, Repo: repo, Result: "denied",
+			Reason: "proxy feed is read-only", Request: r})
+		registry.WriteError(w, r, &registry.Error{Status: http.StatusForbidden, Code: registry.CodeDenied,
+			Message: fmt.Sprintf("%s is a proxy feed of %s and is read-only; push to a repository outside it", feed, h.feeds[feed].url)})
+		return false
+	}
+	if rest == "" {
+		return true
+	}
+	if err := h.ensure(r, kind, feed, rest, ref); err != nil {
+		h.refuse(w, r, kind, err)
+		return false
+	}
+	return true
 }
 
 // errUpstream: the content is not stored and upstream did not provide it.

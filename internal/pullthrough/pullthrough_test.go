@@ -29,8 +29,8 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// registryOver returns a registry handler over fresh stores.
-func registryOver(t *testing.T, opts registry.Options) (*registry.Registry, *sqlite.Store) {
+// stores returns fresh blob and metadata stores.
+func stores(t *testing.T) (*fs.Store, *sqlite.Store) {
 	t.Helper()
 	dir := t.TempDir()
 	b, err := fs.New(filepath.Join(dir, "blobs"))
@@ -42,8 +42,7 @@ func registryOver(t *testing.T, opts registry.Options) (*registry.Registry, *sql
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	opts.Log = quiet
-	return registry.New(b, m, opts), m
+	return b, m
 }
 
 // upstreamServer is a real registry on loopback counting the requests it
@@ -55,8 +54,8 @@ type upstreamServer struct {
 
 func startUpstream(t *testing.T, wrap func(http.Handler) http.Handler) *upstreamServer {
 	t.Helper()
-	reg, _ := registryOver(t, registry.Options{})
-	var h http.Handler = reg
+	b, m := stores(t)
+	var h http.Handler = registry.New(b, m, registry.Options{Log: quiet})
 	if wrap != nil {
 		h = wrap(h)
 	}
@@ -92,38 +91,20 @@ func startProxy(t *testing.T, feed config.Feed, authz registry.Authorizer, geten
 
 func startProxyWith(t *testing.T, feed config.Feed, authz registry.Authorizer, getenv func(string) string, policy registry.Policy) *proxy {
 	t.Helper()
-	// The registry the handler stores through (the server's internal
-	// one), reached over loopback here.
-	internal, m := registryOver(t, registry.Options{Policy: policy})
-	in := httptest.NewServer(internal)
+	// As in the server: an internal registry the handler stores through
+	// (reached over loopback here) and the public one, with the
+	// authorizer and the handler in front, over the same stores.
+	b, m := stores(t)
+	in := httptest.NewServer(registry.New(b, m, registry.Options{Log: quiet, Policy: policy}))
 	t.Cleanup(in.Close)
 	h, err := pullthrough.New(pullthrough.Options{Feeds: []config.Feed{feed}, Local: http.DefaultTransport,
-		Host: strings.TrimPrefix(in.URL, "http://"), Authorizer: authz, Log: quiet, Getenv: getenv})
+		Host: strings.TrimPrefix(in.URL, "http://"), Log: quiet, Getenv: getenv})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The public side: the same registry behind the proxy feed, refusing
-	// whom authz refuses as the public registry does.
-	srv := httptest.NewServer(h.Wrap(authorized{authz, internal}))
+	srv := httptest.NewServer(registry.New(b, m, registry.Options{Log: quiet, Authorizer: authz, Front: h.Front}))
 	t.Cleanup(srv.Close)
 	return &proxy{host: strings.TrimPrefix(srv.URL, "http://"), meta: m}
-}
-
-// authorized applies authz before the registry, as the public registry
-// does with its own Authorizer.
-type authorized struct {
-	authz registry.Authorizer
-	next  http.Handler
-}
-
-func (a authorized) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if a.authz != nil {
-		if _, err := a.authz.Authorize(w, r, nil); err != nil {
-			registry.WriteError(w, r, &registry.Error{Status: http.StatusUnauthorized, Code: "UNAUTHORIZED", Message: err.Error()})
-			return
-		}
-	}
-	a.next.ServeHTTP(w, r)
 }
 
 func hubFeed(upstream string) config.Feed {

@@ -382,15 +382,16 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	regOpts := public
 	regOpts.Auditor = fanOut{auditor, sg}
 	regOpts.BlobRedirect = redirect
-	reg := registry.New(blobs, md, regOpts)
 	// OCI proxy feeds (docs/pullthrough.md) fill their repositories from
-	// upstream through the internal registry before the registry answers.
-	pulls, err := pullthrough.New(pullthrough.Options{Feeds: cfg.Feeds, Local: handlerTransport{h: internal, asServer: true}, Host: internalHost,
-		Authorizer: authorizer, Auditor: auditor, Log: log, UserAgent: "custody"})
+	// upstream through the internal registry once the public registry has
+	// authorized a read, before it answers.
+	pulls, err := pullthrough.New(pullthrough.Options{Feeds: cfg.Feeds, Local: handlerTransport{h: internal, asServer: true},
+		Host: internalHost, Auditor: auditor, Log: log, UserAgent: "custody"})
 	if err != nil {
 		return nil, err
 	}
-	v2 := pulls.Wrap(reg)
+	regOpts.Front = pulls.Front
+	reg := registry.New(blobs, md, regOpts)
 	var (
 		_ registry.Policy     = engine
 		_ registry.BlobPolicy = engine
@@ -529,7 +530,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	// the registry refuse the name.
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
-			v2.ServeHTTP(w, r)
+			reg.ServeHTTP(w, r)
 			return
 		}
 		// /generic/ too: it refuses "..", "%2e%2e" and "//" itself.
