@@ -194,3 +194,48 @@ func TestPullThrough(t *testing.T) {
 		t.Fatalf("config blob of the refused image is stored in its repository")
 	}
 }
+
+// TestPullThroughDocker: docker pulls an upstream image through a proxy
+// feed of a custody with authentication on, after docker login (the
+// token flow); an anonymous pull is refused and fetches nothing.
+func TestPullThroughDocker(t *testing.T) {
+	docker, dockerd, crane := client(t, "docker"), client(t, "dockerd"), client(t, "crane")
+	needRoot(t)
+	up := testserver.Start(t, testserver.Options{})
+	dir, home, work := shortTempDir(t), t.TempDir(), t.TempDir()
+	run(t, home, crane, "append", "--insecure", "-f", layerTar(t, work, 1<<20), "-t", up.Host()+"/library/app:v1")
+	dig := strings.TrimSpace(run(t, home, crane, "digest", "--insecure", up.Host()+"/library/app:v1"))
+	conf := filepath.Join(work, "custody.yaml")
+	if err := os.WriteFile(conf, []byte("feeds:\n  - name: hub\n    ecosystem: oci\n    kind: proxy\n    upstream: "+up.URL+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	px := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", conf}})
+	h := px.Host()
+	sock := filepath.Join(dir, "docker.sock")
+	env := []string{"HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, ".docker"), "DOCKER_HOST=unix://" + sock}
+	startDaemon(t, func() bool {
+		_, _, err := execWith(env, "", docker, "version")
+		return err == nil
+	}, dockerd, "--data-root", filepath.Join(dir, "root"), "--exec-root", filepath.Join(dir, "exec"),
+		"--pidfile", filepath.Join(dir, "docker.pid"), "--host", "unix://"+sock,
+		"--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs")
+
+	ref := h + "/hub/library/app:v1"
+	if msg := failsWith(t, env, "", docker, "pull", ref); !strings.Contains(strings.ToLower(msg), "unauthorized") && !strings.Contains(msg, "denied") {
+		t.Fatalf("anonymous docker pull through the proxy: %s", msg)
+	}
+	if strings.Contains(px.Logs(), "pullthrough.fetch") {
+		t.Fatalf("an anonymous pull caused a fetch:\n%s", px.Logs())
+	}
+	runWith(t, env, px.AdminPassword()+"\n", docker, "login", "-u", "admin", "--password-stdin", h)
+	runWith(t, env, "", docker, "pull", ref)
+	repoDigests := runWith(t, env, "", docker, "image", "inspect", "--format", "{{json .RepoDigests}}", ref)
+	if !strings.Contains(repoDigests, h+"/hub/library/app@"+dig) {
+		t.Fatalf("docker pulled %s, want the upstream's %s", repoDigests, dig)
+	}
+	// Pushing back into the feed is refused.
+	runWith(t, env, "", docker, "tag", ref, h+"/hub/library/app:mine")
+	if msg := failsWith(t, env, "", docker, "push", h+"/hub/library/app:mine"); !strings.Contains(strings.ToLower(msg), "denied") {
+		t.Fatalf("docker push into the proxy feed: %s", msg)
+	}
+}
