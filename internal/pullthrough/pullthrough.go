@@ -39,6 +39,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -67,6 +68,11 @@ const (
 const (
 	resolveTimeout = 15 * time.Second
 	fetchTimeout   = 30 * time.Minute
+	// unreachableFor is how long an upstream that could not be reached
+	// is not asked to resolve tags or list referrers (stored ones are
+	// served): a warm proxy on a network that drops packets answers
+	// promptly instead of waiting resolveTimeout on every read.
+	unreachableFor = 30 * time.Second
 )
 
 // cosignSuffixes are the tag suffixes of cosign's tag scheme copied with
@@ -99,6 +105,26 @@ type upstream struct {
 	url  string
 	reg  name.Registry
 	opts []remote.Option
+	// downUntil (Unix nanoseconds) is when the upstream may be asked
+	// again after it could not be reached.
+	downUntil atomic.Int64
+}
+
+// errUnreachable: the upstream failed to answer recently and is not asked.
+var errUnreachable = errors.New("upstream unreachable a moment ago; not asked again yet")
+
+// reachable reports whether up may be asked to resolve a tag or list
+// referrers now.
+func (up *upstream) reachable() bool { return time.Now().UnixNano() >= up.downUntil.Load() }
+
+// note records the outcome of a call to up: an error that is not an
+// HTTP answer (refused or dropped connection, timeout) marks it
+// unreachable for a while.
+func (up *upstream) note(err error) {
+	var te *transport.Error
+	if err != nil && !errors.As(err, &te) {
+		up.downUntil.Store(time.Now().Add(unreachableFor).UnixNano())
+	}
 }
 
 // Handler serves the proxy feeds.
@@ -317,9 +343,13 @@ func (h *Handler) byDigest(r *http.Request, up *upstream, local name.Repository,
 
 func (h *Handler) byTag(r *http.Request, up *upstream, local name.Repository, remoteRepo name.Repository, tag string) error {
 	_, err, _ := h.group.Do("tag "+local.String()+":"+tag, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), resolveTimeout)
-		desc, err := remote.Head(remoteRepo.Tag(tag), append(up.opts[:len(up.opts):len(up.opts)], remote.WithContext(ctx))...)
-		cancel()
+		desc, err := (*v1.Descriptor)(nil), errUnreachable
+		if up.reachable() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), resolveTimeout)
+			desc, err = remote.Head(remoteRepo.Tag(tag), append(up.opts[:len(up.opts):len(up.opts)], remote.WithContext(ctx))...)
+			cancel()
+			up.note(err)
+		}
 		cur, have := h.present(r.Context(), local.Tag(tag))
 		if err != nil {
 			if have {
@@ -334,7 +364,7 @@ func (h *Handler) byTag(r *http.Request, up *upstream, local name.Repository, re
 		if have && cur.Digest == desc.Digest {
 			return nil, nil
 		}
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(r.Context()), fetchTimeout)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), fetchTimeout)
 		defer cancel()
 		defer h.lock(local)()
 		// Fetch by the digest just resolved, so what is stored is what
@@ -448,12 +478,18 @@ func (h *Handler) companions(ctx context.Context, r *http.Request, up *upstream,
 
 // referrers copies the upstream referrers of d that are not stored yet.
 func (h *Handler) referrers(ctx context.Context, r *http.Request, up *upstream, local, remoteRepo name.Repository, d digest.Digest) error {
-	src := append(up.opts[:len(up.opts):len(up.opts)], remote.WithContext(ctx))
-	idx, err := remote.Referrers(remoteRepo.Digest(d.String()), src...)
+	if !up.reachable() {
+		return errUnreachable
+	}
+	lctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	idx, err := remote.Referrers(remoteRepo.Digest(d.String()), append(up.opts[:len(up.opts):len(up.opts)], remote.WithContext(lctx))...)
+	up.note(err)
 	if err != nil {
+		cancel()
 		return err
 	}
 	im, err := idx.IndexManifest()
+	cancel()
 	if err != nil {
 		return err
 	}

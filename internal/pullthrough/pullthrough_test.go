@@ -378,3 +378,42 @@ func TestRefusedTagMoveKeepsStored(t *testing.T) {
 		t.Fatalf("layer %s of the refused image is linked in the repository", ld)
 	}
 }
+
+// TestUnreachableUpstreamNotAskedAgain: once upstream drops a connection,
+// tag reads are served from storage without asking it for a while (a
+// warm proxy on a network that drops packets answers promptly).
+func TestUnreachableUpstreamNotAskedAgain(t *testing.T) {
+	var broken atomic.Bool
+	up := startUpstream(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if broken.Load() {
+				panic(http.ErrAbortHandler) // the connection drops
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	px := startProxy(t, hubFeed(up.URL), nil, nil)
+	d := push(t, up.host(), "library/app:v1")
+	if got, err := digestOf(t, px.host+"/hub/library/app:v1"); err != nil || got != d {
+		t.Fatalf("first pull: %v %v", got, err)
+	}
+	broken.Store(true)
+	up.requests.Store(0)
+	for range 3 {
+		if got, err := digestOf(t, px.host+"/hub/library/app:v1"); err != nil || got != d {
+			t.Fatalf("pull with upstream dropping connections: %v %v", got, err)
+		}
+	}
+	// The first tag read asked (and failed, perhaps after the client's
+	// retries); the others did not ask.
+	first := up.requests.Load()
+	if first == 0 {
+		t.Fatal("upstream was never asked")
+	}
+	if _, err := digestOf(t, px.host+"/hub/library/app:v1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := up.requests.Load(); n != first {
+		t.Fatalf("upstream asked %d more times while marked unreachable", n-first)
+	}
+}
