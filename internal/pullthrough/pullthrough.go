@@ -249,12 +249,6 @@ func (h *Handler) Front(w http.ResponseWriter, r *http.Request, kind, repo, ref 
 	return true
 }
 
-// errUpstream: the content is not stored and upstream did not provide it.
-type errUpstream struct{ err error }
-
-func (e *errUpstream) Error() string { return e.err.Error() }
-func (e *errUpstream) Unwrap() error { return e.err }
-
 // refuse answers a read whose content could not be fetched: 502, with
 // the detail in the log only (it may name internal addresses).
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, kind string, err error) {
@@ -350,7 +344,8 @@ func (h *Handler) byTag(r *http.Request, up *upstream, local name.Repository, re
 			cancel()
 			up.note(err)
 		}
-		cur, have := h.present(r.Context(), local.Tag(tag))
+		// The first caller's request may end; the shared work does not.
+		cur, have := h.present(context.WithoutCancel(r.Context()), local.Tag(tag))
 		if err != nil {
 			if have {
 				// Unreachable, or upstream no longer has the tag: serve
