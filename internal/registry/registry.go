@@ -57,6 +57,13 @@ type Options struct {
 	// returns (an object store's presigned URL) instead of streaming the
 	// bytes through the registry; on error the blob is served directly.
 	BlobRedirect func(ctx context.Context, d digest.Digest) (*url.URL, error)
+	// Front, when set, sees every request to a repository once it is
+	// authorized, before the registry serves it, with the route's kind
+	// ("manifest", "blob", "upload", "uploads", "tags", "referrers"),
+	// repository and reference. It returns false when it answered the
+	// request itself (a refusal); otherwise the registry serves it (the
+	// OCI proxy feeds store upstream content here first).
+	Front func(w http.ResponseWriter, r *http.Request, kind, repo, ref string) bool
 }
 
 // DefaultReferrersPage is the default size of a referrers page. It stays
@@ -88,6 +95,7 @@ type Registry struct {
 	locks        *blob.Locks
 	verifier     Verifier
 	redirect     func(ctx context.Context, d digest.Digest) (*url.URL, error)
+	front        func(w http.ResponseWriter, r *http.Request, kind, repo, ref string) bool
 
 	// uploadLocks serializes requests on one upload session in this process.
 	uploadLocks sync.Map // id -> *sync.Mutex
@@ -109,6 +117,7 @@ func New(blobs blob.Store, md meta.Store, opts Options) *Registry {
 		locks:        opts.BlobLocks,
 		verifier:     opts.Verifier,
 		redirect:     opts.BlobRedirect,
+		front:        opts.Front,
 	}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -169,6 +178,9 @@ func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		reg.audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: rt.repo, Result: "denied", Reason: err.Error(), Request: r})
 		writeError(w, r, err)
+		return
+	}
+	if reg.front != nil && rt.repo != "" && !reg.front(w, ar, rt.kind, rt.repo, rt.ref) {
 		return
 	}
 	h(w, ar, rt)

@@ -51,6 +51,7 @@ import (
 	"github.com/custody-dev/custody/internal/policy"
 	"github.com/custody-dev/custody/internal/promotion/promotionhttp"
 	"github.com/custody-dev/custody/internal/proxy"
+	"github.com/custody-dev/custody/internal/pullthrough"
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/rekor"
 	"github.com/custody-dev/custody/internal/reserve"
@@ -383,6 +384,15 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	regOpts := public
 	regOpts.Auditor = fanOut{auditor, sg}
 	regOpts.BlobRedirect = redirect
+	// OCI proxy feeds (docs/pullthrough.md) fill their repositories from
+	// upstream through the internal registry once the public registry has
+	// authorized a read, before it answers.
+	pulls, err := pullthrough.New(pullthrough.Options{Feeds: cfg.Feeds, Local: handlerTransport{h: internal, asServer: true},
+		Host: internalHost, Auditor: auditor, Log: log, UserAgent: "custody"})
+	if err != nil {
+		return nil, err
+	}
+	regOpts.Front = pulls.Front
 	reg := registry.New(blobs, md, regOpts)
 	var (
 		_ registry.Policy     = engine
