@@ -8,8 +8,15 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/custody-dev/custody/internal/blob/fs"
+	"github.com/custody-dev/custody/internal/config"
+	"github.com/custody-dev/custody/internal/meta/sqlite"
+	"github.com/custody-dev/custody/internal/registry"
 )
 
 // TestPublishCaseVariantKeys: the server checks a version document with
@@ -44,5 +51,37 @@ func TestPublishCaseVariantKeys(t *testing.T) {
 		base64.StdEncoding.EncodeToString(s512[:]), hex.EncodeToString(s1[:]), base64.StdEncoding.EncodeToString(tgz), len(tgz))
 	if resp, out := call(t, "PUT", srv.URL+"/npm/f/pkg", "", []byte(b)); resp.StatusCode != http.StatusOK {
 		t.Fatalf("publish: %d %s", resp.StatusCode, out)
+	}
+}
+
+// TestDistTagRemoveUnknownPackage: removing a dist-tag of a package that
+// does not exist answered 500 (the missing repository read as a failure)
+// instead of npm's 404; it is a 404 naming the dist-tag, audited as a
+// refused write, and no repository appears.
+func TestDistTagRemoveUnknownPackage(t *testing.T) {
+	dir := t.TempDir()
+	blobs, err := fs.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := sqlite.Open(filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { md.Close() })
+	log := &auditLog{}
+	srv := httptest.NewServer(New([]config.Feed{{Name: "f", Ecosystem: "npm", Kind: "hosted"}}, blobs, md, registry.Options{Auditor: log}))
+	t.Cleanup(srv.Close)
+	resp, out := call(t, "DELETE", srv.URL+"/npm/f/-/package/nothing/dist-tags/beta", "", nil)
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(out), `dist-tag \"beta\" is not set on nothing`) {
+		t.Errorf("dist-tag rm on an unknown package: %d %s; want 404", resp.StatusCode, out)
+	}
+	log.mu.Lock()
+	if len(log.events) != 1 || log.events[0].Action != "npm.dist-tag" || log.events[0].Result != "invalid" || log.events[0].Repo != "f/nothing" {
+		t.Errorf("audited as %+v", log.events)
+	}
+	log.mu.Unlock()
+	if repos, err := md.Repositories(t.Context(), "", 10); err != nil || len(repos) != 0 {
+		t.Errorf("repositories after the refusal: %v %v", repos, err)
 	}
 }
