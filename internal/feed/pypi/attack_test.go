@@ -1,6 +1,8 @@
 package pypi_test
 
 import (
+	"bytes"
+	"encoding/binary"
 	"net/http"
 	"os"
 	"os/exec"
@@ -74,5 +76,49 @@ func TestPyPIReleaseRespelt(t *testing.T) {
 	}
 	if code, b := upload("custody-demo", "1.0.1", "bdist_wheel", "custody_demo-1.0.1-py3-none-any.whl", wheel(t, "1.0.1", "next")); code != http.StatusOK {
 		t.Errorf("a new version: %d %s", code, b)
+	}
+}
+
+// bareZipDirectory is a zip of n central directory records named "a" and
+// the end record only: 47 bytes an entry.
+func bareZipDirectory(n int) []byte {
+	var b bytes.Buffer
+	rec := make([]byte, 46)
+	binary.LittleEndian.PutUint32(rec[0:], 0x02014b50)
+	binary.LittleEndian.PutUint16(rec[4:], 20)
+	binary.LittleEndian.PutUint16(rec[6:], 20)
+	binary.LittleEndian.PutUint16(rec[28:], 1)
+	for range n {
+		b.Write(rec)
+		b.WriteByte('a')
+	}
+	end := make([]byte, 22)
+	binary.LittleEndian.PutUint32(end[0:], 0x06054b50)
+	binary.LittleEndian.PutUint16(end[8:], uint16(n))
+	binary.LittleEndian.PutUint16(end[10:], uint16(n))
+	binary.LittleEndian.PutUint32(end[12:], uint32(b.Len()))
+	b.Write(end)
+	return b.Bytes()
+}
+
+// TestPyPIZipDirectoryBomb: a wheel is listed with archive/zip, which
+// keeps every directory record in memory at about five times its size,
+// so a 1 GiB upload of bare records held some 5 GiB in the server. The
+// directory is read within feed.MaxZipDirectory: 400 naming it, nothing
+// stored.
+func TestPyPIZipDirectoryBomb(t *testing.T) {
+	e := startE2E(t)
+	bomb := bareZipDirectory(1_000_000)
+	blobs := countFiles(t, filepath.Join(e.s.Data, "blobs"))
+	ct, body := uploadForm("custody-demo", "1.0.0", "bdist_wheel", "custody_demo-1.0.0-py3-none-any.whl", bomb, bomb).encode(t)
+	code, b := e.call("POST", "/pypi/pyfeed/", "basic:__token__:"+e.writer, ct, nil, body)
+	if code != http.StatusBadRequest || !strings.Contains(string(b), "directory is larger than") || !strings.Contains(string(b), "nothing was stored") {
+		t.Errorf("upload: %d %s; want 400 naming the directory", code, b)
+	}
+	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n != blobs {
+		t.Errorf("the refused upload stored %d blob files", n-blobs)
+	}
+	if idx := e.index(); !strings.Contains(idx, "Not Found") {
+		t.Errorf("index after the refusal: %s", idx)
 	}
 }
