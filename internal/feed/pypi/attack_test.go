@@ -18,7 +18,10 @@ import (
 // custody-demo 1.0.0 with other bytes, which was accepted, and pip
 // install custody-demo==1.0.0 installed it instead of the published one.
 // Each is refused (400, "File already exists") and nothing changes; a
-// wheel for another platform still joins the release.
+// wheel for another platform still joins the release. So is a local
+// version of the release (1.0.0+evil): PEP 440's ==1.0.0 ignores local
+// labels and pip takes the highest match, so it too was installed for
+// custody-demo==1.0.0.
 func TestPyPIReleaseRespelt(t *testing.T) {
 	e := startE2E(t)
 	py := python(t)
@@ -54,6 +57,13 @@ func TestPyPIReleaseRespelt(t *testing.T) {
 			t.Errorf("upload %s: %d %s; want 400 File already exists", c.file, code, b)
 		}
 	}
+	// A local version of the release would be installed for ==1.0.0.
+	for _, v := range []string{"1.0.0+evil", "1.0+evil", "1.0.0+0"} {
+		file := "custody_demo-" + v + "-py3-none-any.whl"
+		if code, b := upload("custody-demo", v, "bdist_wheel", file, wheel(t, v, "local")); code != http.StatusBadRequest || !strings.Contains(b, "would be installed for ==1.0.0") {
+			t.Errorf("upload %s: %d %s; want 400", file, code, b)
+		}
+	}
 	if after := e.index(); after != before {
 		t.Errorf("refused uploads changed the index:\n%s\n%s", before, after)
 	}
@@ -76,6 +86,13 @@ func TestPyPIReleaseRespelt(t *testing.T) {
 	}
 	if code, b := upload("custody-demo", "1.0.1", "bdist_wheel", "custody_demo-1.0.1-py3-none-any.whl", wheel(t, "1.0.1", "next")); code != http.StatusOK {
 		t.Errorf("a new version: %d %s", code, b)
+	}
+	// Local versions of a version without a public release are files
+	// like any (a +cpu and a +cu121 build side by side).
+	for _, v := range []string{"2.0.0+cpu", "2.0.0+cu121"} {
+		if code, b := upload("custody-demo", v, "bdist_wheel", "custody_demo-"+v+"-py3-none-any.whl", wheel(t, v, v)); code != http.StatusOK {
+			t.Errorf("local version %s: %d %s", v, code, b)
+		}
 	}
 }
 

@@ -348,7 +348,11 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request, feedName string
 		h.fail(w, r, "read file", err)
 		return
 	}
-	if other, err := h.shadowing(ctx, repo, u); err != nil {
+	var shadow *localShadowError
+	if other, err := h.shadowing(ctx, repo, u); errors.As(err, &shadow) {
+		invalid(http.StatusBadRequest, err.Error())
+		return
+	} else if err != nil {
 		h.fail(w, r, "read release", err)
 		return
 	} else if other != "" {

@@ -54,15 +54,32 @@ func (h *Handler) shadowing(ctx context.Context, repo string, u *Upload) (string
 		return "", fmt.Errorf("list files: %w", err)
 	}
 	role := fileRole(u.Filetype, u.Filename)
+	public, _, local := strings.Cut(u.Version, "+")
 	for _, t := range tagged {
 		name, ok := feed.TagVersion(t.Tag)
 		if !ok || name == u.Filename || t.Manifest.ArtifactType != ArtifactType {
 			continue
 		}
 		ann := t.Manifest.Annotations
-		if fileRole(ann[annotationFiletype], name) == role && sameVersion(ann[feed.AnnotationVersion], u.Version) {
+		v := ann[feed.AnnotationVersion]
+		if fileRole(ann[annotationFiletype], name) == role && sameVersion(v, u.Version) {
 			return name, nil
+		}
+		// PEP 440: "==1.0.0" ignores local labels and pip takes the
+		// highest match, so 1.0.0+x would be installed for a
+		// published 1.0.0.
+		if local && !strings.Contains(v, "+") && sameVersion(v, public) {
+			return "", &localShadowError{version: u.Version, public: v, file: name}
 		}
 	}
 	return "", nil
+}
+
+// localShadowError refuses a local version (1.0.0+x) of a public version
+// that has files: installers would take it for that version.
+type localShadowError struct{ version, public, file string }
+
+func (e *localShadowError) Error() string {
+	return "version " + e.version + " would be installed for ==" + e.public + " (pip ignores the local label and takes the highest match), whose files (" +
+		e.file + ") are published; publish a new version"
 }
