@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb/dirhash"
 	modzip "golang.org/x/mod/zip"
+
+	"github.com/custody-dev/custody/internal/feed"
 )
 
 // MaxZip caps a published module zip: the go command's own limit
@@ -38,6 +41,10 @@ type Module struct {
 // is wrong, for the publisher.
 func CheckModule(path, version, zipFile string) (*Module, error) {
 	mv := module.Version{Path: path, Version: version}
+	// CheckZip lists the zip's directory with no bound of its own.
+	if err := checkDirectory(zipFile); err != nil {
+		return nil, err
+	}
 	if _, err := modzip.CheckZip(mv, zipFile); err != nil {
 		return nil, fmt.Errorf("the module zip is not valid: %w", err)
 	}
@@ -120,4 +127,22 @@ func PublishPath(feedName, path, version string) (string, error) {
 // version-control metadata).
 func Zip(w io.Writer, path, version, dir string) error {
 	return modzip.CreateFromDir(w, module.Version{Path: path, Version: version}, dir)
+}
+
+// checkDirectory refuses a zip whose directory is larger than
+// feed.MaxZipDirectory before anything lists it in full.
+func checkDirectory(zipFile string) error {
+	f, err := os.Open(zipFile)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if _, err := feed.OpenZip(f, st.Size()); errors.Is(err, feed.ErrZipDirectory) {
+		return fmt.Errorf("the module zip is not valid: %w", err)
+	}
+	return nil
 }

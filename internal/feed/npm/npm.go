@@ -561,6 +561,9 @@ func (h *Handler) removeDistTag(w http.ResponseWriter, r *http.Request, q reques
 		return
 	}
 	removed, err := h.Store.RemoveLabel(r.Context(), r, q.repo, tag)
+	if errors.Is(err, meta.ErrNotFound) { // no such package: nothing is set on it
+		removed, err = false, nil
+	}
 	if err != nil {
 		h.refusedOrFail(w, r, "remove dist-tag", err)
 		return

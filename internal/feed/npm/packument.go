@@ -79,7 +79,9 @@ func (h *Handler) load(ctx context.Context, q request) (*pkg, error) {
 		return nil, err
 	}
 	for name, d := range labels {
-		if v, ok := byDigest[d]; ok {
+		// A writer can push any label log tag over /v2/; one npm could
+		// not have set ("1.0.0") would pass for a version.
+		if v, ok := byDigest[d]; ok && ValidDistTag(name) {
 			p.distTags[name] = v
 		}
 	}

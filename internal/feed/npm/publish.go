@@ -187,6 +187,17 @@ func stripTarballURL(raw json.RawMessage) (json.RawMessage, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, errors.New("the version document is not a JSON object")
 	}
+	// The checks above read the document with encoding/json, which takes
+	// "Version" for "version"; npm reads keys exactly. A key that only
+	// differs in case would have the stored document name another
+	// package or version than the one checked and published.
+	for k := range m {
+		for _, f := range []string{"name", "version", "dist"} {
+			if k != f && strings.EqualFold(k, f) {
+				return nil, fmt.Errorf("the version document has the key %q besides %q: keys are spelt as npm spells them", k, f)
+			}
+		}
+	}
 	var dist map[string]json.RawMessage
 	if err := json.Unmarshal(m["dist"], &dist); err != nil || dist == nil {
 		return nil, errors.New("the version document has no dist object")

@@ -2,7 +2,6 @@ package pypi
 
 import (
 	"archive/tar"
-	"archive/zip"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -29,8 +28,10 @@ func checkArchive(f *os.File, size int64, filename string) error {
 	if strings.HasSuffix(filename, ".tar.gz") {
 		return checkTarGz(io.NewSectionReader(f, 0, size))
 	}
-	zr, err := zip.NewReader(f, size)
-	if err != nil {
+	zr, err := feed.OpenZip(f, size)
+	if errors.Is(err, feed.ErrZipDirectory) {
+		return err
+	} else if err != nil {
 		return errors.New("the file is not a zip archive")
 	}
 	if len(zr.File) == 0 {

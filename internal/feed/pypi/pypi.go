@@ -369,6 +369,19 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request, feedName string
 		h.fail(w, r, "read file", err)
 		return
 	}
+	var shadow *localShadowError
+	if other, err := h.shadowing(ctx, repo, u); errors.As(err, &shadow) {
+		invalid(http.StatusBadRequest, err.Error())
+		return
+	} else if err != nil {
+		h.fail(w, r, "read release", err)
+		return
+	} else if other != "" {
+		record("", tag, "denied", "release has "+other+" already")
+		writeError(w, http.StatusBadRequest, "File already exists ('"+other+"' is this release's "+fileRole(u.Filetype, u.Filename)+
+			" file, and "+u.Filename+" names the same release); a file, once uploaded, cannot be replaced. Upload a new version.")
+		return
+	}
 	hs, err := newVerifier(content, u)
 	if err != nil {
 		h.fail(w, r, "temporary file", err)
