@@ -392,7 +392,12 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	if err != nil {
 		return nil, err
 	}
-	regOpts.Front = pulls.Front
+	// Package feeds' repositories take versions and labels only through
+	// their protocols; OCI proxy feeds fill theirs from upstream.
+	feedGuard := feed.V2Guard(cfg.Feeds, auditor)
+	regOpts.Front = func(w http.ResponseWriter, r *http.Request, kind, repo, ref string) bool {
+		return feedGuard(w, r, kind, repo, ref) && pulls.Front(w, r, kind, repo, ref)
+	}
 	reg := registry.New(blobs, md, regOpts)
 	var (
 		_ registry.Policy     = engine

@@ -1,7 +1,10 @@
 package npm_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -34,15 +37,40 @@ func TestLabelSpoofsVersion(t *testing.T) {
 	var raw json.RawMessage
 	_ = json.NewDecoder(resp.Body).Decode(&raw)
 	resp.Body.Close()
-	for _, tag := range []string{"__1.0.0.0000000001", "__v1.0.0.0000000001"} {
+	// The registry refuses tags in a feed's repositories other than
+	// evidence (cosign's sha256-<hex>.sig/.att/.sbom): versions, labels and
+	// deletions go through the protocol only.
+	for _, tag := range []string{"__1.0.0.0000000001", "__v1.0.0.0000000001", "__latest.9999999999", "3.0.0", "sha256-0123.jar"} {
 		req, _ = http.NewRequest("PUT", e.s.URL+"/v2/npmfeed/spoofed/manifests/"+tag, strings.NewReader(string(raw)))
 		req.SetBasicAuth("token", e.writer)
 		req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
 		resp, err = http.DefaultClient.Do(req)
-		if err != nil || resp.StatusCode != http.StatusCreated {
-			t.Fatalf("PUT %s: %v %v", tag, resp, err)
+		if err != nil {
+			t.Fatal(err)
 		}
+		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "DENIED") {
+			t.Fatalf("PUT %s over /v2/: %d %s, want 403 DENIED", tag, resp.StatusCode, b)
+		}
+	}
+	req, _ = http.NewRequest("DELETE", e.s.URL+"/v2/npmfeed/spoofed/manifests/2.0.0", nil)
+	req.SetBasicAuth("token", e.writer)
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("DELETE a version over /v2/: %v %v, want 403", resp, err)
+	}
+	resp.Body.Close()
+	// A signature under its evidence tag is accepted.
+	sum := sha256.Sum256(raw)
+	req, _ = http.NewRequest("PUT", e.s.URL+"/v2/npmfeed/spoofed/manifests/sha256-"+hex.EncodeToString(sum[:])+".sig", strings.NewReader(string(raw)))
+	req.SetBasicAuth("token", e.writer)
+	req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT an evidence tag over /v2/: %v %v, want 201", resp, err)
+	}
+	resp.Body.Close()
+	if code, b := e.call("GET", "/npm/npmfeed/spoofed", "bearer:"+e.reader, "", nil); code != http.StatusOK || !strings.Contains(string(b), `"2.0.0"`) {
+		t.Fatalf("packument after the refused deletion: %d %s", code, b)
 	}
 	code, b := e.call("GET", "/npm/npmfeed/spoofed/1.0.0", "bearer:"+e.reader, "", nil)
 	var doc struct{ Version string }
