@@ -75,6 +75,7 @@ login', else http://127.0.0.1:5000.`,
 		newMigrateCmd(),
 		newAssessCmd(),
 		newGomodCmd(),
+		newFirewallCmd(),
 	)
 	return root
 }

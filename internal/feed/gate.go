@@ -17,6 +17,14 @@ type Gate interface {
 	// feed f, a *Blocked when the feed's policy refuses it, or another
 	// error when the decision could not be made (which refuses too).
 	Admit(ctx context.Context, f config.Feed, name, version string) error
+	// AdmitUnpinned returns nil when feed f may answer a query that asks
+	// for package name by range or moving label rather than one exact
+	// version (query names it: Go's "@latest" and "@v/list"), a *Blocked
+	// when the feed's policy refuses unpinned requests (blockUnpinned),
+	// or another error when the decision could not be made. Only queries
+	// the server can tell apart call it: npm and pip resolve ranges and
+	// dist-tags themselves from the whole version list.
+	AdmitUnpinned(ctx context.Context, f config.Feed, name, query string) error
 }
 
 // Blocked is a Gate's refusal: which version, why (the advisory or the
@@ -46,4 +54,14 @@ func (p Protocol) Admit(ctx context.Context, feedName, name, version string) err
 		return nil
 	}
 	return p.Gate.Admit(ctx, p.Feeds[feedName], name, version)
+}
+
+// AdmitUnpinned asks the Protocol's Gate whether the feed called feedName
+// may answer query, an unpinned request for package name (see
+// Gate.AdmitUnpinned); without a Gate every query is answered.
+func (p Protocol) AdmitUnpinned(ctx context.Context, feedName, name, query string) error {
+	if p.Gate == nil {
+		return nil
+	}
+	return p.Gate.AdmitUnpinned(ctx, p.Feeds[feedName], name, query)
 }
