@@ -76,6 +76,7 @@ login', else http://127.0.0.1:5000.`,
 		newAssessCmd(),
 		newGomodCmd(),
 		newFirewallCmd(),
+		newDependenciesCmd(),
 	)
 	return root
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/internal/auth"
+	"github.com/custody-dev/custody/internal/feed/origin"
+	"github.com/custody-dev/custody/internal/provenance"
 	"github.com/custody-dev/custody/internal/testserver"
 )
 
@@ -380,5 +382,99 @@ func TestFirewallPip(t *testing.T) {
 	}
 	if out, err := pip(); err != nil {
 		t.Fatalf("pip install after the waiver: %v\n%s", err, out)
+	}
+}
+
+// TestDependencyReport: real npm installs through the feed; custody's own
+// provenance generator reads the project's real package-lock.json; the
+// report says which dependencies came through which feed, by name,
+// version AND digest: a dependency the lockfile says came with other
+// bytes, and one no feed holds, did not.
+func TestDependencyReport(t *testing.T) {
+	e := start(t)
+	e.publishNPM("fw-demo", "1.0.1")
+	e.publishNPM("fw-minor", "1.0.0")
+	p := e.npm(e.reader, map[string]string{"package.json": `{"name":"app","version":"0.0.0","private":true,"dependencies":{"fw-demo":"1.0.1","fw-minor":"1.0.0"}}`})
+	if out, err := p.try("install"); err != nil {
+		t.Fatalf("npm install: %v\n%s", err, out)
+	}
+	lockPath := filepath.Join(p.dir, "package-lock.json")
+	raw, err := os.ReadFile(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lock map[string]any
+	if err := json.Unmarshal(raw, &lock); err != nil {
+		t.Fatal(err)
+	}
+	pkgs := lock["packages"].(map[string]any)
+	// fw-minor's bytes came from elsewhere (another integrity), and
+	// outside-pkg from a registry custody does not front.
+	pkgs["node_modules/fw-minor"].(map[string]any)["integrity"] = "sha512-" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 64))
+	pkgs["node_modules/outside-pkg"] = map[string]any{"version": "2.0.0", "resolved": "https://registry.npmjs.org/outside-pkg/-/outside-pkg-2.0.0.tgz",
+		"integrity": "sha512-" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 64))}
+	raw, _ = json.Marshal(lock)
+	if err := os.WriteFile(lockPath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(k string) string {
+		return map[string]string{"CUSTODY_BUILD_SOURCE_URI": "git+https://git.example.test/team/app", "CUSTODY_BUILD_BUILDER_ID": "https://ci.example.test/runner"}[k]
+	}
+	pred, err := provenance.FromEnv(getenv, p.dir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := json.Marshal(map[string]any{"_type": "https://in-toto.io/Statement/v1", "predicateType": "https://slsa.dev/provenance/v1",
+		"subject": []any{map[string]any{"name": "app", "digest": map[string]string{"sha256": strings.Repeat("a", 64)}}}, "predicate": pred})
+	file := filepath.Join(t.TempDir(), "statement.json")
+	if err := os.WriteFile(file, doc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.custody("custody dependencies --provenance " + file + " -o json")
+	if err != nil {
+		t.Fatalf("custody dependencies: %v\n%s", err, out)
+	}
+	var rep origin.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	got := map[string]origin.Dependency{}
+	for _, d := range rep.Dependencies {
+		got[d.Name] = d
+	}
+	if d := got["fw-demo"]; !d.ThroughCustody || d.Feed != "npmfw" || d.Matched != "sha512" || d.Repository != "npmfw/fw-demo" {
+		t.Errorf("fw-demo: %+v", d)
+	}
+	if d := got["fw-minor"]; d.ThroughCustody || !strings.Contains(d.Reason, "other content") {
+		t.Errorf("fw-minor with other bytes: %+v", d)
+	}
+	if d := got["outside-pkg"]; d.ThroughCustody || !strings.Contains(d.Reason, "no feed holds") {
+		t.Errorf("outside-pkg: %+v", d)
+	}
+	if rep.Through != 1 || rep.Outside != len(rep.Dependencies)-1 {
+		t.Errorf("counts: %d through, %d outside of %d", rep.Through, rep.Outside, len(rep.Dependencies))
+	}
+	// A caller who may not read the feed learns nothing of its versions.
+	other := e.token(auth.RoleReader, "elsewhere/**")
+	code, b := e.call("POST", "/api/v1/feeds/report", "bearer:"+other, "application/json", doc)
+	if code != 200 || strings.Contains(string(b), `"throughCustody":true`) {
+		t.Errorf("report for a caller without access to the feed: %d %s", code, b)
+	}
+	// Refusals are problem JSON.
+	for _, c := range []struct {
+		method, path string
+		body         string
+		want         int
+	}{
+		{"POST", "/api/v1/feeds/report", `{"predicate":{}}`, 400},
+		{"POST", "/api/v1/feeds/report", `not json`, 400},
+		{"GET", "/api/v1/feeds/report?repository=npmfw/fw-demo", "", 400},
+		{"GET", "/api/v1/feeds/report?repository=npmfw/fw-demo&digest=sha256:" + strings.Repeat("0", 64), "", 404},
+		{"GET", "/api/v1/feeds/report?repository=npmfw/fw-demo&digest=nope", "", 400},
+	} {
+		code, b := e.call(c.method, c.path, "bearer:"+e.admin, "application/json", []byte(c.body))
+		if code != c.want || !strings.Contains(string(b), `"detail"`) {
+			t.Errorf("%s %s %s: %d %s", c.method, c.path, c.body, code, b)
+		}
 	}
 }

@@ -39,6 +39,7 @@ import (
 	"github.com/custody-dev/custody/internal/feed"
 	"github.com/custody-dev/custody/internal/feed/gomod"
 	"github.com/custody-dev/custody/internal/feed/npm"
+	"github.com/custody-dev/custody/internal/feed/origin"
 	"github.com/custody-dev/custody/internal/feed/pypi"
 	"github.com/custody-dev/custody/internal/firewall"
 	"github.com/custody-dev/custody/internal/gc"
@@ -529,6 +530,9 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	fw := firewall.New(vdb, waivers, public.Now)
 	npmFeeds.Gate, pypiFeeds.Gate, goFeeds.Gate = fw, fw, fw
 	(&firewall.Handler{Feeds: cfg.Feeds, Waivers: waivers, Authz: authz, Audit: auditor, Log: log, Now: public.Now}).Register(mux)
+	// Where a build's dependencies came from, by its trusted provenance.
+	(&origin.Handler{Feeds: cfg.Feeds, Store: feed.NewStore(blobs, md, public), Authz: authz, Log: log,
+		Provenance: origin.Attested(md, trust, internalHost, self)}).Register(mux)
 	// /v2/ bypasses ServeMux, whose path cleaning would redirect
 	// "/v2/a/../b/..." or "a//b" to another repository instead of letting
 	// the registry refuse the name.
