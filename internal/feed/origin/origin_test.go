@@ -2,11 +2,29 @@ package origin
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"testing"
+	"time"
+
+	"github.com/custody-dev/custody/internal/provenance"
 )
 
+// predicate is custody's own generic provenance, with one dependency.
+func predicate(t testing.TB) string {
+	getenv := func(k string) string {
+		return map[string]string{"CUSTODY_BUILD_SOURCE_URI": "git+https://git.example.test/a", "CUSTODY_BUILD_BUILDER_ID": "https://ci.example.test"}[k]
+	}
+	p, err := provenance.FromEnv(getenv, "", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.BuildDefinition.ResolvedDependencies = []provenance.ResourceDescriptor{{URI: "pkg:npm/x@1.0.0", Digest: map[string]string{"sha256": "ab"}}}
+	b, _ := json.Marshal(p)
+	return string(b)
+}
+
 func FuzzParseDocument(f *testing.F) {
-	pred := `{"buildDefinition":{"buildType":"https://custody.dev/generic/v1","externalParameters":{},"resolvedDependencies":[{"uri":"pkg:npm/x@1.0.0","digest":{"sha512":"00"}}]},"runDetails":{"builder":{"id":"https://ci"}}}`
+	pred := predicate(f)
 	stmt := `{"_type":"https://in-toto.io/Statement/v1","predicateType":"https://slsa.dev/provenance/v1","subject":[],"predicate":` + pred + `}`
 	f.Add(pred)
 	f.Add(stmt)
@@ -22,7 +40,7 @@ func FuzzParseDocument(f *testing.F) {
 }
 
 func TestParseDocumentForms(t *testing.T) {
-	pred := `{"buildDefinition":{"buildType":"https://custody.dev/generic/v1","externalParameters":{},"resolvedDependencies":[{"uri":"pkg:npm/x@1.0.0","digest":{"sha256":"` + "ab" + `"}}]},"runDetails":{"builder":{"id":"https://ci"}}}`
+	pred := predicate(t)
 	stmt := `{"_type":"https://in-toto.io/Statement/v1","predicateType":"https://slsa.dev/provenance/v1","subject":[],"predicate":` + pred + `}`
 	env := `{"payloadType":"application/vnd.in-toto+json","payload":"` + base64.StdEncoding.EncodeToString([]byte(stmt)) + `","signatures":[]}`
 	for _, doc := range []string{pred, stmt, env} {
