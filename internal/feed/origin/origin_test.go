@@ -3,6 +3,7 @@ package origin
 import (
 	"encoding/base64"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ func predicate(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.BuildDefinition.ResolvedDependencies = []provenance.ResourceDescriptor{{URI: "pkg:npm/x@1.0.0", Digest: map[string]string{"sha256": "ab"}}}
+	p.BuildDefinition.ResolvedDependencies = []provenance.ResourceDescriptor{{URI: "pkg:npm/x@1.0.0", Digest: map[string]string{"sha256": strings.Repeat("ab", 32)}}}
 	b, _ := json.Marshal(p)
 	return string(b)
 }
