@@ -149,3 +149,39 @@ func BenchmarkAdmit(b *testing.B) {
 		})
 	}
 }
+
+// TestAdmitConcurrent: decisions in parallel with a waiver being added
+// and the database's cache being filled (run with -race).
+func TestAdmitConcurrent(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	done := make(chan struct{})
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				err := f.fw.Admit(ctx, f.feed, "lib", []string{"1.0.0", "1.1.0", "2.0.0"}[i%3])
+				if err != nil && !blocked(err) {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	f.waive(t, "pkg:npm/lib", "2027-01-01")
+	close(done)
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.fw.Admit(ctx, f.feed, "lib", "1.0.0"); err != nil {
+		t.Errorf("after the waiver: %v", err)
+	}
+}
