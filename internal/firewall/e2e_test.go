@@ -17,8 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/custody-dev/custody/internal/auth"
 	"github.com/custody-dev/custody/internal/feed/origin"
+	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/provenance"
 	"github.com/custody-dev/custody/internal/testserver"
 )
@@ -56,13 +62,16 @@ func advisory(id, eco, pkg, introduced, fixed, severity string) string {
 		id, pkg, severity, eco, pkg, introduced, fixed)
 }
 
-func start(t *testing.T) *env {
+func start(t *testing.T) *env { return startIn(t, t.TempDir()) }
+
+// startIn starts the server on data directory data.
+func startIn(t *testing.T, data string) *env {
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "custody.yaml")
 	if err := os.WriteFile(cfg, []byte(firewallConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}})
+	s := testserver.Start(t, testserver.Options{Auth: true, Data: data, Args: []string{"--config", cfg}, Env: []string{"CUSTODY_KEY_PASSWORD=server-pass"}})
 	e := &env{t: t, s: s}
 	e.admin = e.token(auth.RoleAdmin, "**")
 	e.writer = e.token(auth.RoleWriter, "**")
@@ -389,7 +398,16 @@ func TestFirewallPip(t *testing.T) {
 // version AND digest: a dependency the lockfile says came with other
 // bytes, and one no feed holds, did not.
 func TestDependencyReport(t *testing.T) {
-	e := start(t)
+	// The server's own key ring signs the provenance, so it is trusted.
+	data := t.TempDir()
+	ring, err := key.Open(filepath.Join(data, "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ring.Create(key.ECDSAP256, "server", []byte("server-pass")); err != nil {
+		t.Fatal(err)
+	}
+	e := startIn(t, data)
 	e.publishNPM("fw-demo", "1.0.1")
 	e.publishNPM("fw-minor", "1.0.0")
 	p := e.npm(e.reader, map[string]string{"package.json": `{"name":"app","version":"0.0.0","private":true,"dependencies":{"fw-demo":"1.0.1","fw-minor":"1.0.0"}}`})
@@ -452,6 +470,47 @@ func TestDependencyReport(t *testing.T) {
 	if rep.Through != 1 || rep.Outside != len(rep.Dependencies)-1 {
 		t.Errorf("counts: %d through, %d outside of %d", rep.Through, rep.Outside, len(rep.Dependencies))
 	}
+	// The same from a stored build: custody attest provenance signs the
+	// provenance of the project's workspace and attaches it to an image;
+	// the report reads that trusted attestation.
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(e.s.Host()+"/apps/web:1.0.0", name.Insecure)
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "admin", Password: e.s.AdminPassword()})); err != nil {
+		t.Fatal(err)
+	}
+	dg, _ := img.Digest()
+	build := e.s.Host() + "/apps/web@" + dg.String()
+	attest := exec.Command(testserver.Binary(t), "attest", "provenance", "--from-env", "--workspace", p.dir, "--keys", filepath.Join(data, "keys"), build)
+	attest.Env = append(os.Environ(), "CUSTODY_SERVER="+e.s.URL, "CUSTODY_TOKEN="+e.admin, "HOME="+t.TempDir(), "CUSTODY_KEY_PASSWORD=server-pass",
+		"CUSTODY_BUILD_SOURCE_URI=git+https://git.example.test/team/app", "CUSTODY_BUILD_BUILDER_ID=https://ci.example.test/runner")
+	if out, err := attest.CombinedOutput(); err != nil {
+		t.Fatalf("custody attest provenance: %v\n%s", err, out)
+	}
+	out, err = e.custody("custody dependencies " + build + " -o json")
+	if err != nil {
+		t.Fatalf("custody dependencies %s: %v\n%s", build, err, out)
+	}
+	var stored origin.Report
+	if err := json.Unmarshal([]byte(out), &stored); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if stored.Subject != "apps/web@"+dg.String() || stored.Through != 1 || stored.Outside != rep.Outside {
+		t.Errorf("report of the stored build: %+v", stored)
+	}
+	if text, err := e.custody("custody dependencies " + build); err != nil || !strings.Contains(text, "1 through custody") {
+		t.Errorf("custody dependencies (text): %v\n%s", err, text)
+	}
+	// A build without provenance, and one the caller may not pull.
+	if code, b := e.call("GET", "/api/v1/feeds/report?repository=npmfw/fw-demo&digest="+dg.String(), "bearer:"+e.admin, "", nil); code != http.StatusNotFound {
+		t.Errorf("report of a digest not in the repository: %d %s", code, b)
+	}
+	if code, b := e.call("GET", "/api/v1/feeds/report?repository=apps/web&digest="+dg.String(), "bearer:"+e.reader+"x", "", nil); code != http.StatusUnauthorized {
+		t.Errorf("report with a bad token: %d %s", code, b)
+	}
+
 	// A caller who may not read the feed learns nothing of its versions.
 	other := e.token(auth.RoleReader, "elsewhere/**")
 	code, b := e.call("POST", "/api/v1/feeds/report", "bearer:"+other, "application/json", doc)
