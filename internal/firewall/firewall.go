@@ -9,7 +9,6 @@ package firewall
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -195,6 +194,3 @@ func (fw *Firewall) match(ctx context.Context, purl string) ([]vuln.Finding, err
 	fw.mu.Unlock()
 	return vulns, nil
 }
-
-// ErrNoFeed: the request names a feed the configuration does not have.
-var ErrNoFeed = errors.New("no such feed")
