@@ -64,6 +64,8 @@ var commands = []struct {
 	{"migrate", newMigrateCmd},
 	{"assess", newAssessCmd},
 	{"gomod", newGomodCmd},
+	{"firewall", newFirewallCmd},
+	{"dependencies", newDependenciesCmd},
 }
 
 // NewRoot returns the custody command tree.

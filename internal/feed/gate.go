@@ -18,6 +18,14 @@ type Gate interface {
 	// feed f, a *Blocked when the feed's policy refuses it, or another
 	// error when the decision could not be made (which refuses too).
 	Admit(ctx context.Context, f config.Feed, name, version string) error
+	// AdmitUnpinned returns nil when feed f may answer a query that asks
+	// for package name by range or moving label rather than one exact
+	// version (query names it: Go's "@latest" and "@v/list"), a *Blocked
+	// when the feed's policy refuses unpinned requests (blockUnpinned),
+	// or another error when the decision could not be made. Only queries
+	// the server can tell apart call it: npm and pip resolve ranges and
+	// dist-tags themselves from the whole version list.
+	AdmitUnpinned(ctx context.Context, f config.Feed, name, query string) error
 }
 
 // Blocked is a Gate's refusal: which version, why (the advisory or the
@@ -47,10 +55,23 @@ func (b *Blocked) Error() string {
 // virtual feed's policy holds whichever member answers, and a member's
 // policy holds whichever URL it is reached at.
 func (p Protocol) Admit(ctx context.Context, feedName, name, version string) error {
+	return p.judge(ctx, feedName, func(f config.Feed) error { return p.Gate.Admit(ctx, f, name, version) })
+}
+
+// AdmitUnpinned asks the Protocol's Gate whether the feed called feedName
+// may answer query, an unpinned request for package name (see
+// Gate.AdmitUnpinned); without a Gate every query is answered.
+func (p Protocol) AdmitUnpinned(ctx context.Context, feedName, name, query string) error {
+	return p.judge(ctx, feedName, func(f config.Feed) error { return p.Gate.AdmitUnpinned(ctx, f, name, query) })
+}
+
+// judge asks ask about the feed called feedName and, for a request that
+// came through a virtual feed, about that feed too: both must admit.
+func (p Protocol) judge(ctx context.Context, feedName string, ask func(config.Feed) error) error {
 	if p.Gate == nil {
 		return nil
 	}
-	if err := p.Gate.Admit(ctx, p.Feeds[feedName], name, version); err != nil {
+	if err := ask(p.Feeds[feedName]); err != nil {
 		return err
 	}
 	v, ok := VirtualFrom(ctx)
@@ -61,5 +82,5 @@ func (p Protocol) Admit(ctx context.Context, feedName, name, version string) err
 	if !ok {
 		return fmt.Errorf("the virtual feed %q a request came through is not a feed of this protocol", v)
 	}
-	return p.Gate.Admit(ctx, vf, name, version)
+	return ask(vf)
 }

@@ -139,7 +139,7 @@ func apiRequirement(r *http.Request) (action, repo string, perm auth.Perm, own b
 	kind, sub, _ := strings.Cut(rest, "/")
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	switch kind {
-	case "whoami", "tokens", "users", "grants", "sessions", "mfa", "provenance", "promotions", "gate", "rollback", "revocations", "rejections", "projects", "environments", "evidence", "vulndb", "violations", "scan", "export", "drills", "imports", "source":
+	case "whoami", "tokens", "users", "grants", "sessions", "mfa", "provenance", "promotions", "gate", "rollback", "revocations", "rejections", "projects", "environments", "evidence", "vulndb", "violations", "scan", "export", "drills", "imports", "source", "feeds":
 		return "", "", 0, true
 	case "keys":
 		return "", "", 0, true // public keys and the trust root are public

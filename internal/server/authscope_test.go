@@ -252,7 +252,7 @@ func TestCatalogChallenge(t *testing.T) {
 // is configured; signed-in callers learn it is not there.
 func TestAnonymousUnconfiguredAPI(t *testing.T) {
 	a := newAuthServer(t, nil)
-	for _, p := range []string{"/api/v1/promotions", "/api/v1/environments", "/api/v1/vulndb", "/api/v1/violations", "/api/v1/whoami"} {
+	for _, p := range []string{"/api/v1/promotions", "/api/v1/environments", "/api/v1/whoami"} {
 		method := "GET"
 		if p == "/api/v1/promotions" {
 			method = "POST"
@@ -267,6 +267,12 @@ func TestAnonymousUnconfiguredAPI(t *testing.T) {
 		if code, body, _ := a.call(method, p, "admin:"+a.admin, nil); code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
 			t.Fatalf("admin %s %s: %d %s", method, p, code, body)
 		}
+	}
+	// The vulnerability database is served without projects too (the
+	// feeds' dependency firewall reads it): signed-in callers only.
+	for _, p := range []string{"/api/v1/vulndb", "/api/v1/violations"} {
+		a.must("GET", p, "", nil, http.StatusUnauthorized)
+		a.must("GET", p, "admin:"+a.admin, nil, http.StatusOK)
 	}
 	// Public endpoints stay public.
 	a.must("GET", "/api/v1/audit/key", "", nil, http.StatusOK)

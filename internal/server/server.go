@@ -40,7 +40,9 @@ import (
 	"github.com/custody-dev/custody/internal/feed/gomod"
 	"github.com/custody-dev/custody/internal/feed/maven"
 	"github.com/custody-dev/custody/internal/feed/npm"
+	"github.com/custody-dev/custody/internal/feed/origin"
 	"github.com/custody-dev/custody/internal/feed/pypi"
+	"github.com/custody-dev/custody/internal/firewall"
 	"github.com/custody-dev/custody/internal/gc"
 	"github.com/custody-dev/custody/internal/generic"
 	"github.com/custody-dev/custody/internal/gitcommit/sourcehttp"
@@ -358,7 +360,6 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 			return nil, errors.New("projects (promotions) need authentication: remove --auth=none")
 		}
 		policies = registry.Policies{auth.TagPolicy{}, promo.Policy(), engine, checker}
-		vulnAPI = vulnhttp.New(vulnhttp.Options{DB: vdb, Dir: cfg.Data, Authz: authz, Audit: auditor, Log: log, Promo: promo, Meta: md, Metrics: mets.reg})
 		drills = drillhttp.New(drillhttp.Options{Promotion: promo.Service(), Authz: authz, Audit: auditor, Log: log, Metrics: mets.reg})
 		// Source verification (docs/signing.md): CI submits the signed
 		// commit it built; the server records who signed it.
@@ -366,6 +367,11 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 			AllowedSigners: cfg.Promotion.AllowedSigners, Keyring: cfg.Promotion.OpenPGPKeyring}); err != nil {
 			return nil, err
 		}
+	}
+	// The database is loaded over the API wherever someone can sign in:
+	// promotion gates and the feeds' dependency firewall read it.
+	if authz != nil {
+		vulnAPI = vulnhttp.New(vulnhttp.Options{DB: vdb, Dir: cfg.Data, Authz: authz, Audit: auditor, Log: log, Promo: promo, Meta: md, Metrics: mets.reg})
 	}
 	var redirect func(context.Context, digest.Digest) (*url.URL, error)
 	if p, ok := rawBlobs.(presigner); ok && cfg.S3.Redirect {
@@ -409,9 +415,11 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		vulnDB: vdb, drills: drills}
 	mux := http.NewServeMux()
 	sg.Register(mux)
+	if vulnAPI != nil {
+		vulnAPI.Register(mux)
+	}
 	if promo != nil {
 		promo.Register(mux)
-		vulnAPI.Register(mux)
 		drills.Register(mux)
 		sources.Register(mux)
 	}
@@ -541,6 +549,15 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 	}
 	npmFeeds.Upstreams, pypiFeeds.Upstreams, goFeeds.Upstreams = upstreams, upstreams, upstreams
 	mavenFeeds.Upstreams = upstreams
+	// The dependency firewall (docs/feeds.md) judges every feed's
+	// versions with the vulnerability database and the feeds' waivers.
+	waivers := firewall.NewWaivers(feed.NewStore(blobs, md, public))
+	fw := firewall.New(vdb, waivers, public.Now)
+	npmFeeds.Gate, pypiFeeds.Gate, goFeeds.Gate, mavenFeeds.Gate = fw, fw, fw, fw
+	(&firewall.Handler{Feeds: cfg.Feeds, Waivers: waivers, Authz: authz, Audit: auditor, Log: log, Now: public.Now}).Register(mux)
+	// Where a build's dependencies came from, by its trusted provenance.
+	(&origin.Handler{Feeds: cfg.Feeds, Store: feed.NewStore(blobs, md, public), Authz: authz, Log: log,
+		Provenance: origin.Attested(md, trust, internalHost, self)}).Register(mux)
 	// /v2/ bypasses ServeMux, whose path cleaning would redirect
 	// "/v2/a/../b/..." or "a//b" to another repository instead of letting
 	// the registry refuse the name.

@@ -292,6 +292,23 @@ func (h *Handler) versions(r *http.Request, q request) (map[string]feed.Tagged, 
 // the protocol asks) and @latest (the highest release, else the highest
 // pre-release, else the highest pseudo-version: the go command's order).
 func (h *Handler) list(w http.ResponseWriter, r *http.Request, q request) {
+	// Both ask for "some version" rather than one: a feed whose policy
+	// blocks unpinned requests refuses them (go get module@vX.Y.Z asks
+	// for that version's files alone).
+	query := "@latest"
+	if q.file == "list" {
+		query = "@v/list"
+	}
+	if err := h.AdmitUnpinned(r.Context(), q.feed, q.path, query); err != nil {
+		var b *feed.Blocked
+		if !errors.As(err, &b) {
+			h.fail(w, r, "ask the dependency firewall", err)
+			return
+		}
+		h.Audit.Record(r.Context(), audit.Event{Action: "feed.blocked", Repo: q.repo, Result: "denied", Reason: b.Reason, Request: r})
+		writeText(w, http.StatusForbidden, b.Error())
+		return
+	}
 	vs, err := h.versions(r, q)
 	if errors.Is(err, meta.ErrNotFound) {
 		writeText(w, http.StatusNotFound, "not found: module "+q.path+": no versions published in this feed")

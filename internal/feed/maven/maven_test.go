@@ -198,6 +198,8 @@ func (r *recorder) has(action, result string) bool {
 // blockVersion is a dependency firewall that blocks one version.
 type blockVersion struct{ pkg, version string }
 
+func (blockVersion) AdmitUnpinned(context.Context, config.Feed, string, string) error { return nil }
+
 func (b blockVersion) Admit(_ context.Context, f config.Feed, name, version string) error {
 	if name == b.pkg && version == b.version {
 		return &feed.Blocked{Feed: f.Name, Package: name, Version: version, Reason: "GHSA-test (critical): a test advisory", Waive: "custody waive it"}

@@ -24,6 +24,8 @@ type feedGate struct {
 	block string
 }
 
+func (g *feedGate) AdmitUnpinned(context.Context, config.Feed, string, string) error { return nil }
+
 func (g *feedGate) Admit(_ context.Context, f config.Feed, name, version string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
