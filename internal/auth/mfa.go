@@ -493,12 +493,21 @@ func (s *Service) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 	if f.TOTPConfirmed {
 		// The pending secret is confirmed once: of two confirmations at
 		// once (on any replicas) one takes it, the other is refused.
-		switch _, err := s.opts.Store.TakeChallenge(ctx, kindTOTPPending, p.Subject, p.Subject, s.now()); {
+		taken, err := s.opts.Store.TakeChallenge(ctx, kindTOTPPending, p.Subject, p.Subject, s.now())
+		switch {
 		case errors.Is(err, account.ErrNotFound):
 			s.invalid(w, r, action, "", "no TOTP enrolment was started, or it expired or was confirmed already (start again)")
 			return
 		case err != nil:
 			problem.Fail(w, r, s.opts.Log, "reading the pending second factor", err)
+			return
+		case string(taken.Data) != secret:
+			// Started again meanwhile: that enrolment waits on.
+			if err := s.opts.Store.PutChallenge(ctx, taken); err != nil {
+				problem.Fail(w, r, s.opts.Log, "storing the pending second factor", err)
+				return
+			}
+			s.invalid(w, r, action, "", "the TOTP enrolment was started again: confirm with a code of the newest secret")
 			return
 		}
 	}
