@@ -85,6 +85,7 @@ type Store interface {
 
 	Sessions
 	FactorStore
+	Challenges
 }
 
 // Session is a browser session of the web interface. Only the SHA-256 of
@@ -222,4 +223,42 @@ type WebAuthnKey struct {
 	Created   time.Time
 	// LastUsed is zero before the first sign-in with it.
 	LastUsed time.Time
+}
+
+// Challenge is sign-in state that one request starts and a later one
+// finishes, possibly on another replica: a started WebAuthn ceremony, a
+// TOTP re-enrolment's pending secret. Like sessions it is no part of
+// State, writing it does not change the generation, and it lives minutes.
+type Challenge struct {
+	// Kind says what it is ("webauthn.register", "totp.pending"); Key
+	// names it within its kind (a random ceremony ID, a user name).
+	Kind, Key string
+	// User is the account it belongs to: only that account finishes it.
+	User string
+	// Data is the state to finish it with, opaque to the store. A pending
+	// TOTP secret is stored as Factors.TOTPSecret is: as it is.
+	Data []byte
+	// Expires is when it stops counting, whether or not it was purged.
+	Expires time.Time
+}
+
+// Challenges keeps started sign-in ceremonies, shared by replicas through
+// the store, so any replica finishes what another started.
+type Challenges interface {
+	// PutChallenge stores c, replacing the challenge of the same kind and
+	// key (starting again replaces what was started).
+	PutChallenge(ctx context.Context, c Challenge) error
+	// GetChallenge returns the challenge kind/key of user, or an error
+	// wrapping ErrNotFound when there is none, it is another user's, or
+	// it expired at now. It leaves the challenge in place.
+	GetChallenge(ctx context.Context, kind, key, user string, now time.Time) (Challenge, error)
+	// TakeChallenge removes and returns the challenge kind/key of user,
+	// atomically: of two concurrent takes (on any replicas) one gets it
+	// and the other fails with an error wrapping ErrNotFound, as it does
+	// for an unknown challenge, another user's (which stays), or one that
+	// expired at now (which goes). A challenge is finished once.
+	TakeChallenge(ctx context.Context, kind, key, user string, now time.Time) (Challenge, error)
+	// PurgeChallenges deletes every challenge that expired before before
+	// and returns how many.
+	PurgeChallenges(ctx context.Context, before time.Time) (int, error)
 }

@@ -18,6 +18,13 @@ import (
 //     answered 429 and audited as such, so a spray of guesses across many
 //     names (or unknown ones) is slowed and shows; a correct password of
 //     an account that is not itself locked still signs in from it.
+//
+// The counts live in this replica's memory, not the shared store: an
+// attempt counts before the password is checked and is forgotten when it
+// proves right, and clients that send a password with every request
+// would make a shared count two database writes per request. Behind a
+// balancer over N replicas the bounds are N times the configured ones
+// (docs/security.md).
 type limiter struct {
 	window time.Duration
 	now    func() time.Time

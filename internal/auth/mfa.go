@@ -428,9 +428,11 @@ func (s *Service) startTOTP(w http.ResponseWriter, r *http.Request) {
 	if hasTOTP {
 		// The old secret keeps working until the new one is confirmed:
 		// the pending secret waits beside it.
-		s.pendingMu.Lock()
-		s.pending[p.Subject] = pendingTOTP{secret: key.Secret(), expires: s.now().Add(10 * time.Minute)}
-		s.pendingMu.Unlock()
+		if err := s.opts.Store.PutChallenge(r.Context(), account.Challenge{Kind: kindTOTPPending, Key: p.Subject, User: p.Subject,
+			Data: []byte(key.Secret()), Expires: s.now().Add(pendingTOTPLife)}); err != nil {
+			problem.Fail(w, r, s.opts.Log, "storing the pending second factor", err)
+			return
+		}
 	} else if err := s.opts.Store.PutFactors(r.Context(), account.Factors{User: p.Subject, TOTPSecret: key.Secret(), Updated: s.now().UTC()}); err != nil {
 		problem.Fail(w, r, s.opts.Log, "storing the second factor", err)
 		return
@@ -464,14 +466,16 @@ func (s *Service) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 	}
 	secret := f.TOTPSecret
 	if f.TOTPConfirmed {
-		s.pendingMu.Lock()
-		pt, found := s.pending[p.Subject]
-		s.pendingMu.Unlock()
-		if !found || s.now().After(pt.expires) {
+		pt, err := s.opts.Store.GetChallenge(ctx, kindTOTPPending, p.Subject, p.Subject, s.now())
+		if errors.Is(err, account.ErrNotFound) {
 			s.invalid(w, r, action, "", "no TOTP enrolment was started, or it expired (start again)")
 			return
 		}
-		secret = pt.secret
+		if err != nil {
+			problem.Fail(w, r, s.opts.Log, "reading the pending second factor", err)
+			return
+		}
+		secret = string(pt.Data)
 	}
 	if wait := s.otpLimiter.attempt(p.Subject); wait > 0 {
 		s.refuse(w, r, action, "", factorError(p.Subject, "too many wrong one-time codes for "+p.Subject+"; try again later", wait))
@@ -486,6 +490,27 @@ func (s *Service) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, action, "", factorError(p.Subject, "wrong or expired one-time code for the new secret", 0))
 		return
 	}
+	if f.TOTPConfirmed {
+		// The pending secret is confirmed once: of two confirmations at
+		// once (on any replicas) one takes it, the other is refused.
+		taken, err := s.opts.Store.TakeChallenge(ctx, kindTOTPPending, p.Subject, p.Subject, s.now())
+		switch {
+		case errors.Is(err, account.ErrNotFound):
+			s.invalid(w, r, action, "", "no TOTP enrolment was started, or it expired or was confirmed already (start again)")
+			return
+		case err != nil:
+			problem.Fail(w, r, s.opts.Log, "reading the pending second factor", err)
+			return
+		case string(taken.Data) != secret:
+			// Started again meanwhile: that enrolment waits on.
+			if err := s.opts.Store.PutChallenge(ctx, taken); err != nil {
+				problem.Fail(w, r, s.opts.Log, "storing the pending second factor", err)
+				return
+			}
+			s.invalid(w, r, action, "", "the TOTP enrolment was started again: confirm with a code of the newest secret")
+			return
+		}
+	}
 	codes, hashes := newRecoveryCodes()
 	now := s.now().UTC()
 	if err := s.opts.Store.PutFactors(ctx, account.Factors{User: p.Subject, TOTPSecret: secret, TOTPConfirmed: true, RecoveryHashes: hashes, Updated: now}); err != nil {
@@ -496,9 +521,6 @@ func (s *Service) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 		problem.Fail(w, r, s.opts.Log, "recording the one-time code", err)
 		return
 	}
-	s.pendingMu.Lock()
-	delete(s.pending, p.Subject)
-	s.pendingMu.Unlock()
 	s.otpLimiter.succeed(p.Subject)
 	if p.session != nil {
 		if err := s.opts.Store.StepUpSession(ctx, p.session.Hash, FactorTOTP, now); err != nil && !errors.Is(err, account.ErrNotFound) {
@@ -585,11 +607,13 @@ func (s *Service) stepUpSession(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// pendingTOTP is a started re-enrolment of an account that has a factor
-// already: kept in memory (a replica that did not start it refuses the
-// confirmation, and it is started again) so the old factor holds until
-// the new one is confirmed.
-type pendingTOTP struct {
-	secret  string
-	expires time.Time
-}
+// kindTOTPPending is the store's kind (account.Challenge.Kind) of a
+// started re-enrolment of an account that has a confirmed TOTP secret
+// already: the new secret waits beside the old, keyed by the account
+// name, until a code of it confirms it (on any replica, once), so the old
+// factor holds until then. It is stored as the confirmed secret is
+// (account.Factors.TOTPSecret).
+const kindTOTPPending = "totp.pending"
+
+// pendingTOTPLife is how long a re-enrolment waits for its confirmation.
+const pendingTOTPLife = 10 * time.Minute

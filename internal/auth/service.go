@@ -105,12 +105,8 @@ type Service struct {
 	pwCache map[[32]byte]time.Time
 	// otpLimiter counts wrong one-time codes per account.
 	otpLimiter *limiter
-	pendingMu  sync.Mutex
-	pending    map[string]pendingTOTP
-	// rp verifies security keys (nil without Options.WebURL); ceremonies
-	// are the started registrations and sign-ins.
-	rp         *webauthn.WebAuthn
-	ceremonies ceremonies
+	// rp verifies security keys (nil without Options.WebURL).
+	rp *webauthn.WebAuthn
 }
 
 var _ registry.Authorizer = (*Service)(nil)
@@ -175,7 +171,6 @@ func New(opts Options) (*Service, error) {
 		now:     opts.Now,
 		limiter: newLimiter(opts.LoginFailures, opts.LoginAddressFailures, opts.LoginWindow, opts.Now),
 		pwCache: map[[32]byte]time.Time{},
-		pending: map[string]pendingTOTP{},
 		// Addresses are throttled by the password limiter; this one
 		// counts per account only.
 		otpLimiter: newLimiter(opts.OTPFailures, 1<<30, opts.LoginWindow, opts.Now),

@@ -249,6 +249,13 @@ func (s *Service) PurgeSessions(ctx context.Context) (int, error) {
 	return s.opts.Store.PurgeSessions(ctx, now.Add(-s.opts.SessionIdle), now.Add(-s.opts.SessionAbsolute))
 }
 
+// PurgeChallenges deletes the started sign-in ceremonies and pending
+// TOTP re-enrolments that expired; the server runs it with
+// PurgeSessions (an expired one is refused whether or not it was purged).
+func (s *Service) PurgeChallenges(ctx context.Context) (int, error) {
+	return s.opts.Store.PurgeChallenges(ctx, s.now())
+}
+
 // createSession signs a browser in: with a password (Basic) or an OIDC
 // authorization code, never with a token or another session.
 func (s *Service) createSession(w http.ResponseWriter, r *http.Request) {

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -76,49 +75,54 @@ type WebAuthnKeyView struct {
 	LastUsed time.Time `json:"lastUsed,omitzero"`
 }
 
-// ceremony is a started registration or sign-in awaiting its answer.
+// Ceremony kinds in the store (account.Challenge.Kind).
+const (
+	kindKeyRegister = "webauthn.register"
+	kindKeySignIn   = "webauthn.login"
+)
+
+// ceremony is a started registration or sign-in awaiting its answer, as
+// the store keeps it (account.Challenge.Data, JSON): in the shared
+// metadata store, so a replica other than the one that started it can
+// finish it, once.
 type ceremony struct {
-	user     string
-	register bool
-	name     string
-	data     webauthn.SessionData
-	expires  time.Time
+	Name string               `json:"name,omitempty"`
+	Data webauthn.SessionData `json:"data"`
 }
 
-// ceremonies keeps started ceremonies in memory (like a re-enrolment's
-// pending TOTP secret): a replica that did not start one refuses its
-// answer, and the browser starts again.
-type ceremonies struct {
-	mu sync.Mutex
-	m  map[string]ceremony
-}
-
-func (c *ceremonies) put(now time.Time, cer ceremony) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]ceremony{}
-	}
-	for id, old := range c.m {
-		if now.After(old.expires) {
-			delete(c.m, id)
-		}
+// putCeremony stores a started ceremony of user and returns its ID.
+func (s *Service) putCeremony(ctx context.Context, user string, register bool, cer ceremony) (string, error) {
+	data, err := json.Marshal(cer)
+	if err != nil {
+		return "", err
 	}
 	id := randomToken()
-	c.m[id] = cer
-	return id
+	err = s.opts.Store.PutChallenge(ctx, account.Challenge{Kind: ceremonyKind(register), Key: id, User: user, Data: data, Expires: s.now().Add(ceremonyLife)})
+	return id, err
 }
 
-// take removes and returns the ceremony id of user, if it is still on.
-func (c *ceremonies) take(now time.Time, id, user string, register bool) (ceremony, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cer, ok := c.m[id]
-	if !ok || cer.user != user || cer.register != register {
-		return ceremony{}, false
+// takeCeremony removes and returns the ceremony id of user, if it is
+// still on; found is false for an unknown, expired, finished or another
+// user's ceremony.
+func (s *Service) takeCeremony(ctx context.Context, id, user string, register bool) (cer ceremony, found bool, err error) {
+	c, err := s.opts.Store.TakeChallenge(ctx, ceremonyKind(register), id, user, s.now())
+	if errors.Is(err, account.ErrNotFound) {
+		return ceremony{}, false, nil
 	}
-	delete(c.m, id)
-	return cer, !now.After(cer.expires)
+	if err != nil {
+		return ceremony{}, false, fmt.Errorf("reading the started ceremony: %w", err)
+	}
+	if err := json.Unmarshal(c.Data, &cer); err != nil {
+		return ceremony{}, false, fmt.Errorf("the started ceremony: %w", err)
+	}
+	return cer, true, nil
+}
+
+func ceremonyKind(register bool) string {
+	if register {
+		return kindKeyRegister
+	}
+	return kindKeySignIn
 }
 
 // newRelyingParty returns the WebAuthn verifier for the external URL
@@ -225,7 +229,11 @@ func (s *Service) startKey(w http.ResponseWriter, r *http.Request) {
 		problem.Fail(w, r, s.opts.Log, "starting a security key registration", err)
 		return
 	}
-	id := s.ceremonies.put(s.now(), ceremony{user: p.Subject, register: true, name: req.Name, data: *data, expires: s.now().Add(ceremonyLife)})
+	id, err := s.putCeremony(r.Context(), p.Subject, true, ceremony{Name: req.Name, Data: *data})
+	if err != nil {
+		problem.Fail(w, r, s.opts.Log, "storing a started security key registration", err)
+		return
+	}
 	problem.JSON(w, http.StatusCreated, WebAuthnStart{Ceremony: id, PublicKey: creation.Response})
 }
 
@@ -241,7 +249,11 @@ func (s *Service) confirmKey(w http.ResponseWriter, r *http.Request) {
 		s.invalid(w, r, action, "", err.Error())
 		return
 	}
-	cer, found := s.ceremonies.take(s.now(), req.Ceremony, p.Subject, true)
+	cer, found, err := s.takeCeremony(r.Context(), req.Ceremony, p.Subject, true)
+	if err != nil {
+		problem.Fail(w, r, s.opts.Log, "reading a started security key registration", err)
+		return
+	}
 	if !found {
 		s.invalid(w, r, action, "", "no security key registration was started, or it expired: start again")
 		return
@@ -254,7 +266,7 @@ func (s *Service) confirmKey(w http.ResponseWriter, r *http.Request) {
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(req.Credential)
 	var cred *webauthn.Credential
 	if err == nil {
-		cred, err = s.rp.CreateCredential(ku, cer.data, parsed)
+		cred, err = s.rp.CreateCredential(ku, cer.Data, parsed)
 	}
 	if err != nil {
 		s.invalid(w, r, action, "", "the security key's answer did not verify: "+webauthnReason(err))
@@ -266,7 +278,7 @@ func (s *Service) confirmKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now().UTC()
-	k := account.WebAuthnKey{User: p.Subject, ID: base64.RawURLEncoding.EncodeToString(cred.ID), Name: cer.name, Record: record,
+	k := account.WebAuthnKey{User: p.Subject, ID: base64.RawURLEncoding.EncodeToString(cred.ID), Name: cer.Name, Record: record,
 		SignCount: cred.Authenticator.SignCount, Created: now}
 	switch err := s.opts.Store.PutWebAuthnKey(r.Context(), k); {
 	case errors.Is(err, account.ErrExists):
@@ -331,7 +343,11 @@ func (s *Service) keyChallenge(w http.ResponseWriter, r *http.Request) {
 		problem.Fail(w, r, s.opts.Log, "starting a security key sign-in", err)
 		return
 	}
-	id := s.ceremonies.put(s.now(), ceremony{user: p.Subject, data: *data, expires: s.now().Add(ceremonyLife)})
+	id, err := s.putCeremony(r.Context(), p.Subject, false, ceremony{Data: *data})
+	if err != nil {
+		problem.Fail(w, r, s.opts.Log, "storing a started security key sign-in", err)
+		return
+	}
 	problem.JSON(w, http.StatusCreated, WebAuthnStart{Ceremony: id, PublicKey: assertion.Response})
 }
 
@@ -356,7 +372,10 @@ func (s *Service) verifyKey(ctx context.Context, r *http.Request, user string, a
 }
 
 func (s *Service) checkKey(ctx context.Context, user string, a WebAuthnAssertion) error {
-	cer, found := s.ceremonies.take(s.now(), a.Ceremony, user, false)
+	cer, found, err := s.takeCeremony(ctx, a.Ceremony, user, false)
+	if err != nil {
+		return err
+	}
 	if !found {
 		return factorError(user, "no security key sign-in was started for "+user+", or it expired: start again", 0)
 	}
@@ -367,7 +386,7 @@ func (s *Service) checkKey(ctx context.Context, user string, a WebAuthnAssertion
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(a.Credential)
 	var cred *webauthn.Credential
 	if err == nil {
-		cred, err = s.rp.ValidateLogin(ku, cer.data, parsed)
+		cred, err = s.rp.ValidateLogin(ku, cer.Data, parsed)
 	}
 	if err != nil {
 		return factorError(user, "the security key's answer did not verify: "+webauthnReason(err), 0)

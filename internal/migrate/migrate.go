@@ -13,6 +13,10 @@
 // already holds (blobs by Stat, links by BlobSize, manifests by
 // GetManifest, audit leaves by the target's size, after checking that the
 // target's leaves are the source's).
+//
+// Started sign-in ceremonies and pending TOTP re-enrolments
+// (account.Challenges) are not copied: they live minutes, and a browser
+// whose ceremony the new store does not know starts it again.
 package migrate
 
 import (

@@ -796,6 +796,9 @@ func (s *Server) purgeLoop(ctx context.Context) {
 				if _, err := s.auth.PurgeSessions(ctx); err != nil {
 					s.log.Warn("purging timed-out browser sessions failed", "err", err)
 				}
+				if _, err := s.auth.PurgeChallenges(ctx); err != nil {
+					s.log.Warn("purging expired sign-in ceremonies failed", "err", err)
+				}
 			}
 		}
 	}

@@ -135,10 +135,12 @@ type cluster struct {
 // keyFiles are the data directory files replicas must share.
 var keyFiles = []string{"log-key", "log-key.pub", "token-key"}
 
-func startCluster(t *testing.T) *cluster {
+// startCluster starts two replicas on a new store, with authentication
+// on when auth is set (replica A creates the admin account).
+func startCluster(t *testing.T, auth bool) *cluster {
 	t.Helper()
 	c := &cluster{store: testserver.NewReplicated(t, "replica")}
-	c.a = testserver.Start(t, testserver.Options{Env: c.store.Env()})
+	c.a = testserver.Start(t, testserver.Options{Env: c.store.Env(), Auth: auth})
 	dataB := t.TempDir()
 	for _, f := range keyFiles {
 		b, err := os.ReadFile(filepath.Join(c.a.Data, f))
@@ -151,7 +153,7 @@ func startCluster(t *testing.T) *cluster {
 			t.Fatal(err)
 		}
 	}
-	c.b = testserver.Start(t, testserver.Options{Data: dataB, Env: c.store.Env()})
+	c.b = testserver.Start(t, testserver.Options{Data: dataB, Env: c.store.Env(), Auth: auth})
 	return c
 }
 
@@ -307,7 +309,7 @@ func TestReplicas(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts servers")
 	}
-	c := startCluster(t)
+	c := startCluster(t, false)
 	rr := newRoundRobin(c.a.Addr, c.b.Addr)
 	host := c.a.Addr // the name in references; the transport picks the replica
 	opts := []remote.Option{remote.WithTransport(rr), remote.WithRetryBackoff(remote.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Steps: 6})}

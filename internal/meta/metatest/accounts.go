@@ -12,7 +12,7 @@ import (
 )
 
 // RunAccounts is the conformance suite for account.Store: every method and
-// its errors (browser sessions included), the generation (which must grow with every write, as
+// its errors (browser sessions and started sign-in ceremonies included), the generation (which must grow with every write, as
 // internal/auth relies on to notice changes made here or on another
 // replica), one-snapshot reads, and two replicas writing at once.
 func RunAccounts(t *testing.T, open Replicas[account.Store]) {
@@ -33,6 +33,9 @@ func RunAccounts(t *testing.T, open Replicas[account.Store]) {
 		{"SessionStepUp", testSessionStepUp},
 		{"WebAuthnKeys", testWebAuthnKeys},
 		{"WebAuthnKeysConcurrentUse", testWebAuthnConcurrent},
+		{"Challenges", testChallenges},
+		{"ChallengesPurge", testChallengesPurge},
+		{"ChallengesConcurrentTake", testChallengesConcurrentTake},
 	})
 }
 

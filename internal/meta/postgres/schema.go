@@ -328,6 +328,19 @@ CREATE TABLE IF NOT EXISTS signlog_checkpoints (
 	created BIGINT NOT NULL
 );
 `,
+	// 11: started sign-in ceremonies, as the SQLite backend's migration
+	// 13 (see challenges.go).
+	`
+CREATE TABLE IF NOT EXISTS auth_challenges (
+	kind    TEXT   NOT NULL,
+	key     TEXT   NOT NULL,
+	name    TEXT   NOT NULL,
+	data    BYTEA  NOT NULL,
+	expires BIGINT NOT NULL,
+	PRIMARY KEY (kind, key)
+);
+CREATE INDEX IF NOT EXISTS auth_challenges_expires ON auth_challenges(expires);
+`,
 }
 
 // migrate brings the schema (the first schema on the connection's

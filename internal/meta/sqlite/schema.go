@@ -289,6 +289,21 @@ CREATE TABLE IF NOT EXISTS signlog_checkpoints (
 	created INTEGER NOT NULL
 );
 `,
+	// 13: started sign-in ceremonies (see challenges.go): WebAuthn
+	// registrations and sign-ins awaiting the browser's answer, and TOTP
+	// re-enrolments' pending secrets, so any replica finishes what
+	// another started. Rows expire within minutes.
+	`
+CREATE TABLE IF NOT EXISTS auth_challenges (
+	kind    TEXT    NOT NULL,
+	key     TEXT    NOT NULL,
+	name    TEXT    NOT NULL,
+	data    BLOB    NOT NULL,
+	expires INTEGER NOT NULL,
+	PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS auth_challenges_expires ON auth_challenges(expires);
+`,
 }
 
 // migrationMicros is migration 6; see above.
