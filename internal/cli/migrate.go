@@ -33,7 +33,8 @@ func newMigrateCmd() *cobra.Command {
 blob (each verified against its digest as it streams into the target), every
 repository's blob links, manifests (references, subjects, annotations), tags
 and their history, retention locks and legal holds, policy versions, users,
-grants and API tokens, the audit log's entries, tree and latest checkpoint,
+their second factors (TOTP, recovery codes, security keys), grants and API
+tokens, the audit log's entries, tree and latest checkpoint,
 and the data directory's key files, so that the log verifies with the same
 key and tokens keep working.
 
@@ -215,6 +216,7 @@ func printMigrate(w io.Writer, from, to string, s *migrate.Summary) {
 	row("users", s.Users)
 	row("grants", s.Grants)
 	row("tokens", s.Tokens)
+	row("second factors", s.Factors)
 	row("audit entries", s.AuditLeaves)
 	row("key files", s.KeyFiles)
 	if s.Checkpoint {

@@ -2,8 +2,8 @@
 // embedded store (SQLite and files) to PostgreSQL and S3 for replicas, and
 // back. It copies every blob, every repository's blob links, manifest
 // records (references, subjects, annotations), tags with their history,
-// retention locks and legal holds, policy versions, accounts (users,
-// grants, API tokens), the audit log's leaves, tree nodes and latest
+// retention locks and legal holds, policy versions, accounts (users with
+// their second factors, grants, API tokens), the audit log's leaves, tree nodes and latest
 // checkpoint verbatim, and the data directory's key files, so the audit
 // log stays verifiable with the same key and existing tokens keep working.
 //
@@ -14,7 +14,7 @@
 // GetManifest, audit leaves by the target's size, after checking that the
 // target's leaves are the source's).
 //
-// Started sign-in ceremonies and pending TOTP re-enrolments
+// Sessions, started sign-in ceremonies and pending TOTP re-enrolments
 // (account.Challenges) are not copied: they live minutes, and a browser
 // whose ceremony the new store does not know starts it again.
 package migrate
@@ -104,17 +104,20 @@ type Count struct {
 
 // Summary is the outcome of a migration.
 type Summary struct {
-	Blobs       Count `json:"blobs"`
-	BlobBytes   int64 `json:"blobBytes"` // bytes copied
-	Links       Count `json:"links"`
-	Manifests   Count `json:"manifests"`
-	Tags        Count `json:"tags"`
-	TagMoves    int64 `json:"tagMoves"` // history entries replayed
-	Locks       Count `json:"locks"`
-	Policies    Count `json:"policyVersions"`
-	Users       Count `json:"users"`
-	Grants      Count `json:"grants"`
-	Tokens      Count `json:"tokens"`
+	Blobs     Count `json:"blobs"`
+	BlobBytes int64 `json:"blobBytes"` // bytes copied
+	Links     Count `json:"links"`
+	Manifests Count `json:"manifests"`
+	Tags      Count `json:"tags"`
+	TagMoves  int64 `json:"tagMoves"` // history entries replayed
+	Locks     Count `json:"locks"`
+	Policies  Count `json:"policyVersions"`
+	Users     Count `json:"users"`
+	Grants    Count `json:"grants"`
+	Tokens    Count `json:"tokens"`
+	// Factors counts users whose second factors (TOTP with its recovery
+	// codes, security keys) were copied.
+	Factors     Count `json:"secondFactors"`
 	AuditLeaves Count `json:"auditLeaves"`
 	Checkpoint  bool  `json:"checkpointCopied"`
 	KeyFiles    Count `json:"keyFiles"`
@@ -704,6 +707,11 @@ func (r *run) accounts(ctx context.Context) error {
 		}
 		r.opts.Progress.Add(1)
 	}
+	for _, u := range src.Users {
+		if err := r.factors(ctx, u.Name); err != nil {
+			return err
+		}
+	}
 	grants := map[account.Grant]bool{}
 	for _, g := range dst.Grants {
 		g.Source = ""
@@ -747,6 +755,60 @@ func (r *run) accounts(ctx context.Context) error {
 			r.sum.Tokens.Copied++
 		}
 		r.opts.Progress.Add(1)
+	}
+	return nil
+}
+
+// factors copies user's second factors: the TOTP secret with its
+// recovery codes, and security keys with their signature counters. An
+// enrolled user would otherwise sign in on the target with the password
+// alone and could enrol a factor of the holder's choosing. Sessions and
+// started ceremonies are not copied: they are started again.
+func (r *run) factors(ctx context.Context, user string) error {
+	copied := false
+	f, err := r.from.Meta.GetFactors(ctx, user)
+	switch {
+	case errors.Is(err, account.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("reading %s's second factors: %w", user, err)
+	default:
+		have, err := r.to.Meta.GetFactors(ctx, user)
+		if err != nil && !errors.Is(err, account.ErrNotFound) {
+			return fmt.Errorf("reading %s's second factors in the target: %w", user, err)
+		}
+		if err != nil || have.TOTPSecret != f.TOTPSecret || have.TOTPConfirmed != f.TOTPConfirmed || !equalStrings(have.RecoveryHashes, f.RecoveryHashes) {
+			if err := r.to.Meta.PutFactors(ctx, f); err != nil {
+				return fmt.Errorf("writing %s's second factors: %w", user, err)
+			}
+			copied = true
+		}
+	}
+	keys, err := r.from.Meta.WebAuthnKeys(ctx, user)
+	if err != nil {
+		return fmt.Errorf("reading %s's security keys: %w", user, err)
+	}
+	have, err := r.to.Meta.WebAuthnKeys(ctx, user)
+	if err != nil {
+		return fmt.Errorf("reading %s's security keys in the target: %w", user, err)
+	}
+	held := map[string]bool{}
+	for _, k := range have {
+		held[k.ID] = true
+	}
+	for _, k := range keys {
+		if held[k.ID] {
+			continue
+		}
+		if err := r.to.Meta.PutWebAuthnKey(ctx, k); err != nil {
+			return fmt.Errorf("writing %s's security key %s: %w", user, k.Name, err)
+		}
+		copied = true
+	}
+	switch {
+	case copied:
+		r.sum.Factors.Copied++
+	case len(keys) > 0 || f.TOTPSecret != "":
+		r.sum.Factors.Skipped++
 	}
 	return nil
 }
