@@ -79,7 +79,7 @@ type Waiver struct {
 	Digest  string `json:"digest"`
 }
 
-var advisoryID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$`)
+var advisoryID = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$`) })
 
 // ParseWaiverRequest reads and checks a waiver request for feed f at
 // time now: a purl of f's ecosystem (type npm, pypi, golang or maven), an
@@ -122,7 +122,7 @@ func ParseWaiverRequest(r io.Reader, f config.Feed, now time.Time) (WaiverReques
 		name = p.Namespace + sep + p.Name
 	}
 	req.Package = PURL(f.Ecosystem, name, p.Version)
-	if !advisoryID.MatchString(req.Advisory) {
+	if !advisoryID().MatchString(req.Advisory) {
 		return req, time.Time{}, fmt.Errorf("advisory %q is not an advisory ID (GHSA-..., CVE-..., GO-..., PYSEC-...)", req.Advisory)
 	}
 	exp, err := ParseExpiry(req.Expires)
