@@ -28,6 +28,7 @@ import (
 type e2e struct {
 	t      *testing.T
 	s      *testserver.Server
+	feed   string // the feed twine and pip use
 	writer string // API token: writer on pyfeed/**
 	reader string // API token: reader on pyfeed/**
 	home   string
@@ -40,7 +41,7 @@ func startE2E(t *testing.T) *e2e {
 		t.Fatal(err)
 	}
 	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}})
-	e := &e2e{t: t, s: s, home: t.TempDir()}
+	e := &e2e{t: t, s: s, feed: "pyfeed", home: t.TempDir()}
 	e.writer = e.token(auth.RoleWriter)
 	e.reader = e.token(auth.RoleReader)
 	return e
@@ -48,7 +49,7 @@ func startE2E(t *testing.T) *e2e {
 
 func (e *e2e) token(role auth.Role) string {
 	e.t.Helper()
-	return e.tokenFor(role, "pyfeed/**")
+	return e.tokenFor(role, e.feed+"/**")
 }
 
 func (e *e2e) tokenFor(role auth.Role, pattern string) string {
@@ -167,7 +168,7 @@ func writeFile(t *testing.T, dir, name string, b []byte) string {
 func (e *e2e) twine(token string, args ...string) (string, error) {
 	e.t.Helper()
 	bin := testserver.Client(e.t, "twine")
-	full := append([]string{"upload", "--repository-url", e.s.URL + "/pypi/pyfeed/", "-u", "__token__", "-p", token,
+	full := append([]string{"upload", "--repository-url", e.s.URL + "/pypi/" + e.feed + "/", "-u", "__token__", "-p", token,
 		"--non-interactive", "--disable-progress-bar"}, args...)
 	cmd := exec.Command(bin, full...)
 	cmd.Env = append(os.Environ(), "HOME="+e.home, "PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring", "NO_PROXY=127.0.0.1,localhost", "TWINE_CERT=")
@@ -190,7 +191,7 @@ func python(t *testing.T) string {
 func (e *e2e) pip(py, token, spec string) (string, string, error) {
 	e.t.Helper()
 	target := e.t.TempDir()
-	index := strings.Replace(e.s.URL, "://", "://__token__:"+token+"@", 1) + "/pypi/pyfeed/simple/"
+	index := strings.Replace(e.s.URL, "://", "://__token__:"+token+"@", 1) + "/pypi/" + e.feed + "/simple/"
 	cmd := exec.Command(py, "-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check", "--no-input",
 		"--target", target, "--index-url", index, "--retries", "0", spec)
 	cmd.Env = append(os.Environ(), "HOME="+e.home, "PIP_CONFIG_FILE=/dev/null", "NO_PROXY=127.0.0.1,localhost", "PYTHONNOUSERSITE=1")
