@@ -29,6 +29,7 @@ import (
 type e2e struct {
 	t      *testing.T
 	s      *testserver.Server
+	feed   string // the feed the helpers use
 	https  string // https://127.0.0.1:port, the proxy in front of custody
 	caFile string // the proxy's certificate, PEM
 	goBin  string
@@ -39,16 +40,23 @@ type e2e struct {
 
 func startE2E(t *testing.T) *e2e {
 	t.Helper()
+	return startFeed(t, "gofeed", "feeds:\n  - name: gofeed\n    ecosystem: go\n    kind: hosted\n", nil)
+}
+
+// startFeed starts custody with the configuration cfgText (whose Go feed
+// feedName the helpers use) and env, behind a TLS front.
+func startFeed(t *testing.T, feedName, cfgText string, env []string) *e2e {
+	t.Helper()
 	goBin := testserver.Client(t, "go")
 	root, err := exec.Command(goBin, "env", "GOROOT").Output()
 	if err != nil {
 		t.Fatalf("go env GOROOT: %v", err)
 	}
 	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte("feeds:\n  - name: gofeed\n    ecosystem: go\n    kind: hosted\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}})
+	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}, Env: env})
 	u, _ := url.Parse(s.URL)
 	front := httptest.NewTLSServer(httputil.NewSingleHostReverseProxy(u))
 	t.Cleanup(front.Close)
@@ -56,7 +64,7 @@ func startE2E(t *testing.T) *e2e {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := &e2e{t: t, s: s, https: front.URL, caFile: caFile, client: front.Client(), goBin: filepath.Join(strings.TrimSpace(string(root)), "bin", "go")}
+	e := &e2e{t: t, s: s, feed: feedName, https: front.URL, caFile: caFile, client: front.Client(), goBin: filepath.Join(strings.TrimSpace(string(root)), "bin", "go")}
 	e.writer = e.token(auth.RoleWriter)
 	e.reader = e.token(auth.RoleReader)
 	return e
@@ -64,7 +72,7 @@ func startE2E(t *testing.T) *e2e {
 
 const app3Main = "package main\n\nimport \"example.test/mod\"\n\nfunc main() { println(mod.Hello()) }\n"
 
-func (e *e2e) token(role auth.Role) string { return e.scopedToken(role, "gofeed/**") }
+func (e *e2e) token(role auth.Role) string { return e.scopedToken(role, e.feed+"/**") }
 
 func (e *e2e) scopedToken(role auth.Role, repos string) string {
 	e.t.Helper()
@@ -148,7 +156,7 @@ func (e *e2e) goCmd(dir, netrc string, args ...string) (string, error) {
 	}
 	cmd.Env = append(env,
 		"HOME="+home, "GOENV=off", "GOTOOLCHAIN=local", "GOFLAGS=-mod=mod",
-		"GOPROXY="+e.https+"/go/gofeed", "GOSUMDB=off", "GONOSUMDB=*", "GOPRIVATE=", "GONOPROXY=", "GOINSECURE=",
+		"GOPROXY="+e.https+"/go/"+e.feed, "GOSUMDB=off", "GONOSUMDB=*", "GOPRIVATE=", "GONOPROXY=", "GOINSECURE=",
 		"GOPATH="+filepath.Join(home, "gopath"), "GOMODCACHE="+filepath.Join(home, "modcache"),
 		"GOCACHE="+strings.TrimSpace(string(gocache)), "NETRC="+netrcFile, "SSL_CERT_FILE="+e.caFile)
 	out, err := cmd.CombinedOutput()
@@ -159,7 +167,7 @@ func (e *e2e) goCmd(dir, netrc string, args ...string) (string, error) {
 func (e *e2e) put(path, version, token string, zip []byte) (int, string) {
 	e.t.Helper()
 	esc, _ := module.EscapePath(path)
-	req, _ := http.NewRequest("PUT", e.https+"/go/gofeed/"+esc+"/@v/"+version+".zip", bytes.NewReader(zip))
+	req, _ := http.NewRequest("PUT", e.https+"/go/"+e.feed+"/"+esc+"/@v/"+version+".zip", bytes.NewReader(zip))
 	if token != "" {
 		req.SetBasicAuth("token", token)
 	}
