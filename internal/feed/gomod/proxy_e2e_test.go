@@ -118,6 +118,10 @@ func TestGoProxyUpstreamRefusals(t *testing.T) {
 		hits.Add(1)
 		mu.Lock()
 		defer mu.Unlock()
+		if r.URL.Path == "/"+path+"/@latest" {
+			_, _ = io.WriteString(w, `{"Version":"v1.1.0","Time":"2024-01-02T03:04:05Z"}`)
+			return
+		}
 		rest, ok := strings.CutPrefix(r.URL.Path, "/"+path+"/@v/")
 		if !ok {
 			http.NotFound(w, r)
@@ -198,5 +202,16 @@ func TestGoProxyUpstreamRefusals(t *testing.T) {
 	}
 	if code, b := e.call("GET", base+"list", "token", e.reader, nil); code != http.StatusOK || string(b) != "v1.0.0\nv1.1.0\nv1.2.0\n" {
 		t.Errorf("@v/list: %d %q", code, b)
+	}
+	if code, b := e.call("GET", "/go/goproxy/"+path+"/@latest", "token", e.reader, nil); code != http.StatusOK || !strings.HasPrefix(string(b), `{"Version":"v1.1.0","Time":"2024-01-02T03:04:05Z"}`) {
+		t.Errorf("@latest: %d %q", code, b)
+	}
+	// Upstream gone: list and latest from what is stored (v1.0.0 only).
+	fake.Close()
+	if code, b := e.call("GET", base+"list", "token", e.reader, nil); code != http.StatusOK || string(b) != "v1.0.0\n" {
+		t.Errorf("@v/list with upstream gone: %d %q", code, b)
+	}
+	if code, b := e.call("GET", "/go/goproxy/"+path+"/@latest", "token", e.reader, nil); code != http.StatusOK || !strings.Contains(string(b), `"Version":"v1.0.0"`) {
+		t.Errorf("@latest with upstream gone: %d %q", code, b)
 	}
 }
