@@ -42,7 +42,11 @@
 // signing modes (keyless.go): its custody column is keyless signing
 // (ephemeral key, certificate from the CA, time-stamp), its reference
 // column key-based signing with the same time-stamp; it is not a peer
-// comparison.
+// comparison. The npm-proxy-warm and npm-proxy-cold rows (npmproxy.go)
+// time npm install of a 500-package dependency tree through a proxy feed
+// (custody column) against the same install straight from its upstream, a
+// hosted feed on the same machine (reference column): custody's overhead
+// as a pull-through proxy, warm and cold.
 package main
 
 import (
@@ -264,6 +268,7 @@ func allRows(sizes []int64) []string {
 	rows = append(append(rows, "audit-append"), cmdRows...)
 	rows = append(rows, keylessRow)
 	rows = append(rows, bundleRows...)
+	rows = append(rows, npmProxyRows...)
 	return append(rows, uiRows()...)
 }
 
@@ -528,6 +533,9 @@ func markdown(res *Results) string {
 			}
 		}
 	}
+	if slices.ContainsFunc(res.Rows, func(r Row) bool { return slices.Contains(npmProxyRows, r.Name) }) {
+		fmt.Fprintf(&b, "\nThe npm-proxy-* rows compare an npm install of a %d-package dependency tree (empty npm cache) through a custody proxy feed (custody column) with the same install straight from its upstream, a custody hosted feed on the same machine (reference column): npm-proxy-warm with every tarball stored in the proxy, npm-proxy-cold from an empty proxy.\n", npmTreePackages)
+	}
 	if slices.ContainsFunc(res.Rows, func(r Row) bool { return r.Name == keylessRow }) {
 		fmt.Fprintf(&b, "\n%s compares custody's two signing modes, not custody with a peer: the custody column is keyless signing (ephemeral key, workload certificate, time-stamp), the reference column key-based signing with the same time-stamp.\n", keylessRow)
 	}
@@ -590,7 +598,7 @@ func newHarness(ctx context.Context, o options) (*harness, error) {
 	h.refBin = o.refBin
 	// The ui-* rows have a target, not a peer, and another -peer than the
 	// reference is custody itself: no reference registry needed then.
-	onlyUI := !slices.ContainsFunc(o.rows, func(r string) bool { return !strings.HasPrefix(r, "ui-") })
+	onlyUI := !slices.ContainsFunc(o.rows, func(r string) bool { return !strings.HasPrefix(r, "ui-") && !slices.Contains(npmProxyRows, r) })
 	if h.refBin == "" && !onlyUI && o.peer == peerReference {
 		h.refBin = filepath.Join(binDir, "registry")
 		if _, err := os.Stat(h.refBin); err != nil {
@@ -831,6 +839,9 @@ func (h *harness) measure(row, target string) (sample, error) {
 	}
 	if slices.Contains(bundleRows, row) {
 		return h.measureBundle(row, target)
+	}
+	if slices.Contains(npmProxyRows, row) {
+		return h.measureNPMProxy(row, target)
 	}
 	if strings.HasPrefix(row, "ui-") {
 		return h.measureUI(row, target)
