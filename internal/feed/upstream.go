@@ -19,9 +19,6 @@ import (
 	"github.com/custody-dev/custody/internal/config"
 )
 
-// KindProxy is the kind of pull-through feeds.
-const KindProxy = config.FeedKindProxy
-
 // AnnotationUpstream is the manifest annotation of a proxied version: the
 // URL its bytes were fetched from.
 const AnnotationUpstream = "dev.custody.feed.upstream"
