@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -21,7 +20,6 @@ import (
 	"golang.org/x/mod/sumdb/dirhash"
 	modzip "golang.org/x/mod/zip"
 
-	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/builds"
 	"github.com/custody-dev/custody/internal/feed"
 	"github.com/custody-dev/custody/internal/meta"
@@ -122,11 +120,6 @@ func (h *Handler) fallBack(w http.ResponseWriter, r *http.Request, q request, lo
 	h.list(w, r, q)
 }
 
-// upstreamRefusal: upstream's content was refused; nothing was stored.
-type upstreamRefusal struct{ msg string }
-
-func (e *upstreamRefusal) Error() string { return e.msg }
-
 // pull fetches version's .info, .mod and .zip from upstream and seals
 // them, once for any number of concurrent requests; a no-op when the
 // version is stored.
@@ -153,17 +146,17 @@ func (h *Handler) pull(ctx context.Context, r *http.Request, q request, version,
 		}
 		var info Info
 		if json.Unmarshal(ib, &info) != nil || info.Version != version {
-			return &upstreamRefusal{"upstream's " + version + ".info of " + q.path + " does not name that version; nothing stored"}
+			return &feed.UpstreamRefused{Msg: "upstream's " + version + ".info of " + q.path + " does not name that version; nothing stored"}
 		}
 		mod, _, err := up.GetDocument(ctx, base+".mod", "text/plain")
 		if err != nil {
 			return err
 		}
 		if len(mod) > modzip.MaxGoMod {
-			return &upstreamRefusal{"upstream's go.mod of " + q.path + "@" + version + " is too large; nothing stored"}
+			return &feed.UpstreamRefused{Msg: "upstream's go.mod of " + q.path + "@" + version + " is too large; nothing stored"}
 		}
 		if mf, err := modfile.ParseLax("go.mod", mod, nil); err != nil || mf.Module == nil || mf.Module.Mod.Path != q.path {
-			return &upstreamRefusal{"upstream's go.mod of " + q.path + "@" + version + " does not parse or declares another module; nothing stored"}
+			return &feed.UpstreamRefused{Msg: "upstream's go.mod of " + q.path + "@" + version + " does not parse or declares another module; nothing stored"}
 		}
 		body, _, err := up.Get(ctx, base+".zip", "application/zip", MaxZip)
 		if err != nil {
@@ -180,17 +173,17 @@ func (h *Handler) pull(ctx context.Context, r *http.Request, q request, version,
 		n, err := io.Copy(io.MultiWriter(tmp, hs), body)
 		if err != nil {
 			if errors.Is(err, feed.ErrUpstreamTooLarge) {
-				return &upstreamRefusal{"upstream's zip of " + q.path + "@" + version + " is larger than 500 MiB; nothing stored"}
+				return &feed.UpstreamRefused{Msg: "upstream's zip of " + q.path + "@" + version + " is larger than 500 MiB; nothing stored"}
 			}
 			return &feed.UpstreamError{URL: base + ".zip", Err: err}
 		}
 		m, err := CheckModule(q.path, version, tmp.Name())
 		if err != nil {
-			return &upstreamRefusal{"upstream's zip of " + q.path + "@" + version + " is refused: " + err.Error() + "; nothing stored"}
+			return &feed.UpstreamRefused{Msg: "upstream's zip of " + q.path + "@" + version + " is refused: " + err.Error() + "; nothing stored"}
 		}
 		synthesized := "module " + modfile.AutoQuote(q.path) + "\n"
 		if string(m.Mod) != synthesized && !bytes.Equal(m.Mod, mod) {
-			return &upstreamRefusal{"upstream's .mod of " + q.path + "@" + version + " is not the go.mod in its zip; nothing stored"}
+			return &feed.UpstreamRefused{Msg: "upstream's .mod of " + q.path + "@" + version + " is not the go.mod in its zip; nothing stored"}
 		}
 		modHash, err := dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(mod)), nil })
 		if err != nil {
@@ -238,24 +231,13 @@ func (h *Handler) pull(ctx context.Context, r *http.Request, q request, version,
 	})
 }
 
-// pullError answers a failed pull-through. Not found upstream is 404, so
-// the go command falls back along GOPROXY; refusals are 502 (no fallback:
-// the go command reports them).
+// pullError answers a failed pull-through: not found upstream is 404, so
+// the go command falls back along GOPROXY; refusals are 502 (no
+// fallback: the go command reports them).
 func (h *Handler) pullError(w http.ResponseWriter, r *http.Request, q request, version string, err error) {
-	var refusal *upstreamRefusal
-	var upErr *feed.UpstreamError
-	switch {
-	case errors.Is(err, feed.ErrUpstreamNotFound):
-		writeText(w, http.StatusNotFound, "not found: "+q.path+"@"+version+" (not found upstream)")
-	case errors.As(err, &refusal):
-		h.Audit.Record(r.Context(), audit.Event{Action: "feed.upstream_refused", Repo: q.repo, Result: "denied", Reason: refusal.msg, Request: r})
-		writeText(w, http.StatusBadGateway, refusal.msg)
-	case errors.As(err, &upErr), errors.Is(err, feed.ErrUpstreamTooLarge):
-		h.Log.WarnContext(r.Context(), "go proxy: upstream fetch failed", "feed", q.feed, "module", q.path, "version", version, "err", err)
-		writeText(w, http.StatusBadGateway, fmt.Sprintf("upstream %s did not deliver %s@%s; nothing stored", h.Upstream(q.feed).Base(), q.path, version))
-	case errors.Is(err, context.Canceled):
-		writeText(w, http.StatusServiceUnavailable, "request ended before the upstream fetch did")
-	default:
-		h.fail(w, r, "pull version from upstream", err)
+	if status, msg, ok := h.PullFailure(r.Context(), r, q.feed, q.repo, q.path+"@"+version, err); ok {
+		writeText(w, status, msg)
+		return
 	}
+	h.fail(w, r, "pull version from upstream", err)
 }

@@ -237,11 +237,6 @@ func fileVersion(project, file string) (filetype, version string, err error) {
 	return filetype, version, nil
 }
 
-// upstreamRefusal: upstream's content was refused; nothing was stored.
-type upstreamRefusal struct{ msg string }
-
-func (e *upstreamRefusal) Error() string { return e.msg }
-
 // proxyDownload fetches a file not stored yet from upstream, seals it,
 // and serves it as stored.
 func (h *Handler) proxyDownload(w http.ResponseWriter, r *http.Request, feedName, repo, name string) {
@@ -279,7 +274,7 @@ func (h *Handler) proxyDownload(w http.ResponseWriter, r *http.Request, feedName
 			return fmt.Errorf("%s: %w", name, feed.ErrUpstreamNotFound)
 		}
 		if src.SHA256 == "" {
-			return &upstreamRefusal{"upstream's index gives no sha256 for " + name + "; nothing stored"}
+			return &feed.UpstreamRefused{Msg: "upstream's index gives no sha256 for " + name + "; nothing stored"}
 		}
 		body, _, err := up.Get(ctx, src.URL, "application/octet-stream", MaxUpload)
 		if err != nil {
@@ -302,7 +297,7 @@ func (h *Handler) proxyDownload(w http.ResponseWriter, r *http.Request, feedName
 			h.UpstreamMismatch(ctx, r, repo, tag, src.URL, "sha256:"+src.SHA256, "(other bytes)")
 			return fmt.Errorf("%w: %s does not match the sha256 %s upstream's index gives; nothing stored", feed.ErrUpstreamMismatch, name, src.SHA256)
 		case x.reason != "":
-			return &upstreamRefusal{"upstream's " + name + " is refused: " + x.reason + "; nothing stored"}
+			return &feed.UpstreamRefused{Msg: "upstream's " + name + " is refused: " + x.reason + "; nothing stored"}
 		case err != nil:
 			return &feed.UpstreamError{URL: src.URL, Err: err}
 		}
@@ -340,26 +335,15 @@ func (h *Handler) proxyDownload(w http.ResponseWriter, r *http.Request, feedName
 		}
 		return err
 	})
-	var refusal *upstreamRefusal
-	var upErr *feed.UpstreamError
-	switch {
-	case err == nil:
+	if err == nil {
 		h.serveFile(w, r, feedName, repo, name, false)
-	case errors.Is(err, feed.ErrUpstreamNotFound):
-		writeError(w, http.StatusNotFound, "Not Found: no file "+name+" (upstream lists none)")
-	case errors.Is(err, feed.ErrUpstreamMismatch):
-		writeError(w, http.StatusBadGateway, err.Error())
-	case errors.As(err, &refusal):
-		h.Audit.Record(ctx, audit.Event{Action: "feed.upstream_refused", Repo: repo, Result: "denied", Reason: refusal.msg, Request: r})
-		writeError(w, http.StatusBadGateway, refusal.msg)
-	case errors.As(err, &upErr), errors.Is(err, feed.ErrUpstreamTooLarge):
-		h.Log.WarnContext(ctx, "pypi proxy: upstream fetch failed", "feed", feedName, "file", name, "err", err)
-		writeError(w, http.StatusBadGateway, "upstream "+up.Base()+" did not deliver "+name+"; nothing stored")
-	case errors.Is(err, context.Canceled):
-		writeError(w, http.StatusServiceUnavailable, "request ended before the upstream fetch did")
-	default:
-		h.fail(w, r, "pull file from upstream", err)
+		return
 	}
+	if status, msg, ok := h.PullFailure(ctx, r, feedName, repo, name, err); ok {
+		writeError(w, status, msg)
+		return
+	}
+	h.fail(w, r, "pull file from upstream", err)
 }
 
 // blocked answers a download the dependency firewall refused or could not
