@@ -42,6 +42,7 @@ const (
 	EcosystemPyPI = config.FeedEcosystemPyPI
 	EcosystemGo   = config.FeedEcosystemGo
 	KindHosted    = config.FeedKindHosted
+	KindProxy     = config.FeedKindProxy
 )
 
 // ArtifactType is the artifactType of the versions of an ecosystem's

@@ -19,9 +19,6 @@ import (
 	"github.com/custody-dev/custody/internal/config"
 )
 
-// KindProxy is the kind of pull-through feeds.
-const KindProxy = config.FeedKindProxy
-
 // AnnotationUpstream is the manifest annotation of a proxied version: the
 // URL its bytes were fetched from.
 const AnnotationUpstream = "dev.custody.feed.upstream"
@@ -416,3 +413,43 @@ func (p Protocol) Upstream(name string) *Upstream {
 
 // ProxyReadOnly is the text of a refused write to a proxy feed.
 const ProxyReadOnly = "proxy feed is read-only; publish to a hosted feed"
+
+// UpstreamRefused is upstream content a proxy refused for a reason other
+// than a hash mismatch (an archive leaving its directory, a document
+// naming another version, a file too large); nothing was stored. Msg is
+// for the client.
+type UpstreamRefused struct{ Msg string }
+
+func (e *UpstreamRefused) Error() string { return e.Msg }
+
+// PullFailure maps a failed pull-through (a fetch that was to seal a
+// version) to the answer every protocol gives in its own error format:
+// 404 when upstream has no such version, 502 when upstream's content was
+// refused (UpstreamRefused, audited here as feed.upstream_refused;
+// ErrUpstreamMismatch, audited where it was found) or upstream failed or
+// could not be reached (logged), 503 when the request ended first. ok is
+// false for any other error: the protocol's own failure (its 500). what
+// names the version ("name@version").
+func (p Protocol) PullFailure(ctx context.Context, r *http.Request, feedName, repo, what string, err error) (status int, msg string, ok bool) {
+	var refused *UpstreamRefused
+	var upErr *UpstreamError
+	switch {
+	case errors.Is(err, ErrUpstreamNotFound):
+		return http.StatusNotFound, what + " is not found upstream either", true
+	case errors.Is(err, ErrUpstreamMismatch):
+		return http.StatusBadGateway, err.Error(), true
+	case errors.As(err, &refused):
+		p.Audit.Record(ctx, audit.Event{Action: "feed.upstream_refused", Repo: repo, Result: "denied", Reason: refused.Msg, Request: r})
+		return http.StatusBadGateway, refused.Msg, true
+	case errors.As(err, &upErr), errors.Is(err, ErrUpstreamTooLarge):
+		p.Log.WarnContext(ctx, "proxy feed: upstream fetch failed", "feed", feedName, "version", what, "err", err)
+		base := ""
+		if u := p.Upstream(feedName); u != nil {
+			base = u.Base()
+		}
+		return http.StatusBadGateway, "upstream " + base + " did not deliver " + what + "; nothing stored", true
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "the upstream fetch of " + what + " did not finish; nothing stored", true
+	}
+	return 0, "", false
+}

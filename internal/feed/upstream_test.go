@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -216,5 +218,36 @@ func TestCheckAtEOF(t *testing.T) {
 	r = feed.CheckAtEOF(strings.NewReader("abc"), func() error { return nil })
 	if b, err := io.ReadAll(r); err != nil || string(b) != "abc" {
 		t.Fatalf("ReadAll = %q, %v", b, err)
+	}
+}
+
+// The configuration example of docs/feeds.md's proxy section loads, and
+// its upstream clients are built with the secrets it names.
+func TestProxyDocsExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/feeds.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(doc), "## Proxy (pull-through) feeds")
+	_, block, ok2 := strings.Cut(sec, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("docs/feeds.md has no yaml example in its proxy section")
+	}
+	p := filepath.Join(t.TempDir(), "custody.yaml")
+	if err := os.WriteFile(p, []byte(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(p, nil)
+	if err != nil {
+		t.Fatalf("the documented example does not load: %v", err)
+	}
+	env := map[string]string{"CORP_NPM_TOKEN": "t", "CORP_PYPI_TOKEN": "p"}
+	ups, err := feed.Upstreams(cfg.Feeds, feed.UpstreamOptions{Getenv: func(k string) string { return env[k] }})
+	if err != nil || len(ups) != 5 {
+		t.Fatalf("upstream clients of the example: %d, %v", len(ups), err)
+	}
+	if _, err := feed.Upstreams(cfg.Feeds, feed.UpstreamOptions{Getenv: func(string) string { return "" }}); err == nil {
+		t.Fatal("the example's clients were built without their secrets")
 	}
 }

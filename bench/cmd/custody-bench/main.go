@@ -42,10 +42,11 @@
 // signing modes (keyless.go): its custody column is keyless signing
 // (ephemeral key, certificate from the CA, time-stamp), its reference
 // column key-based signing with the same time-stamp; it is not a peer
-// comparison. The npm-install-warm and npm-install-cold rows (feeds.go,
-// only on request) install a tree of 500 generated packages with the real
-// npm client through a custody proxy feed, warm or cold, against the same
-// install straight from its upstream.
+// comparison. The npm-proxy-warm and npm-proxy-cold rows (npmproxy.go)
+// time npm install of a 500-package dependency tree through a proxy feed
+// (custody column) against the same install straight from its upstream, a
+// hosted feed on the same machine (reference column): custody's overhead
+// as a pull-through proxy, warm and cold.
 package main
 
 import (
@@ -201,11 +202,8 @@ func run() error {
 	}
 	all := allRows(o.sizes)
 	if rows == "" {
-		// The ui-* rows seed 10,000 repositories first and the feed rows
-		// publish 500 packages: only on request.
-		o.rows = slices.DeleteFunc(slices.Clone(all), func(r string) bool {
-			return strings.HasPrefix(r, "ui-") || slices.Contains(feedRows, r)
-		})
+		// The ui-* rows seed 10,000 repositories first: only on request.
+		o.rows = slices.DeleteFunc(slices.Clone(all), func(r string) bool { return strings.HasPrefix(r, "ui-") })
 	} else {
 		for _, want := range strings.Split(rows, ",") {
 			want = strings.TrimSpace(want)
@@ -270,7 +268,7 @@ func allRows(sizes []int64) []string {
 	rows = append(append(rows, "audit-append"), cmdRows...)
 	rows = append(rows, keylessRow)
 	rows = append(rows, bundleRows...)
-	rows = append(rows, feedRows...)
+	rows = append(rows, npmProxyRows...)
 	return append(rows, uiRows()...)
 }
 
@@ -535,6 +533,9 @@ func markdown(res *Results) string {
 			}
 		}
 	}
+	if slices.ContainsFunc(res.Rows, func(r Row) bool { return slices.Contains(npmProxyRows, r.Name) }) {
+		fmt.Fprintf(&b, "\nThe npm-proxy-* rows compare an npm install of a %d-package dependency tree (empty npm cache) through a custody proxy feed (custody column) with the same install straight from its upstream, a custody hosted feed on the same machine (reference column): npm-proxy-warm with every tarball stored in the proxy, npm-proxy-cold from an empty proxy.\n", npmTreePackages)
+	}
 	if slices.ContainsFunc(res.Rows, func(r Row) bool { return r.Name == keylessRow }) {
 		fmt.Fprintf(&b, "\n%s compares custody's two signing modes, not custody with a peer: the custody column is keyless signing (ephemeral key, workload certificate, time-stamp), the reference column key-based signing with the same time-stamp.\n", keylessRow)
 	}
@@ -567,11 +568,10 @@ type harness struct {
 	seq        int
 	revision   string
 	started    time.Time
-	svc        *services    // PostgreSQL and MinIO for -backend postgres-s3
-	ui         *uiSeed      // the ui-* rows' data, seeded by the first of them
-	npm        *npmUpstream // the npm-install-* rows' upstream, seeded by the first of them
-	cmdFix     *cmdFixture  // the command rows' server and signed image
-	cmdFixErr  error        // why the fixture could not be made
+	svc        *services   // PostgreSQL and MinIO for -backend postgres-s3
+	ui         *uiSeed     // the ui-* rows' data, seeded by the first of them
+	cmdFix     *cmdFixture // the command rows' server and signed image
+	cmdFixErr  error       // why the fixture could not be made
 	// tessera is the audit-append row's peer (bench/tessera-append),
 	// tesseraErr why it could not be built.
 	tessera    string
@@ -598,7 +598,7 @@ func newHarness(ctx context.Context, o options) (*harness, error) {
 	h.refBin = o.refBin
 	// The ui-* rows have a target, not a peer, and another -peer than the
 	// reference is custody itself: no reference registry needed then.
-	onlyUI := !slices.ContainsFunc(o.rows, func(r string) bool { return !strings.HasPrefix(r, "ui-") })
+	onlyUI := !slices.ContainsFunc(o.rows, func(r string) bool { return !strings.HasPrefix(r, "ui-") && !slices.Contains(npmProxyRows, r) })
 	if h.refBin == "" && !onlyUI && o.peer == peerReference {
 		h.refBin = filepath.Join(binDir, "registry")
 		if _, err := os.Stat(h.refBin); err != nil {
@@ -632,9 +632,6 @@ func newHarness(ctx context.Context, o options) (*harness, error) {
 }
 
 func (h *harness) close() {
-	if h.npm != nil {
-		h.npm.srv.stop()
-	}
 	h.closeFixture()
 	h.closeServices()
 	if h.o.keep {
@@ -791,9 +788,6 @@ func (h *harness) runAll() (*Results, error) {
 		if name == "audit-append" {
 			row.Peer = fmt.Sprintf("Tessera v1.0.4 POSIX log, 8 writers, %d entries per run", tesseraEntries)
 		}
-		if slices.Contains(feedRows, name) {
-			row.Peer = fmt.Sprintf("npm install of %d packages straight from the upstream (a custody hosted feed); custody: through a proxy feed of it", npmPackages)
-		}
 		row.Custody.Median = median(row.Custody.Samples)
 		row.Reference.Median = median(row.Reference.Samples)
 		row.Custody.CPU = median(row.Custody.CPUSamples)
@@ -846,11 +840,11 @@ func (h *harness) measure(row, target string) (sample, error) {
 	if slices.Contains(bundleRows, row) {
 		return h.measureBundle(row, target)
 	}
+	if slices.Contains(npmProxyRows, row) {
+		return h.measureNPMProxy(row, target)
+	}
 	if strings.HasPrefix(row, "ui-") {
 		return h.measureUI(row, target)
-	}
-	if slices.Contains(feedRows, row) {
-		return h.measureFeed(row, target)
 	}
 	if row == "audit-append" {
 		h.seq++

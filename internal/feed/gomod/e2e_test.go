@@ -29,26 +29,23 @@ import (
 type e2e struct {
 	t      *testing.T
 	s      *testserver.Server
+	feed   string // the feed the helpers use
 	https  string // https://127.0.0.1:port, the proxy in front of custody
 	caFile string // the proxy's certificate, PEM
 	goBin  string
 	client *http.Client // trusts the proxy's certificate
 	writer string
 	reader string
-	feed   string // the feed GOPROXY and put address
 }
 
 func startE2E(t *testing.T) *e2e {
 	t.Helper()
-	e := startFeeds(t, "feeds:\n  - name: gofeed\n    ecosystem: go\n    kind: hosted\n", "gofeed")
-	e.writer = e.token(auth.RoleWriter)
-	e.reader = e.token(auth.RoleReader)
-	return e
+	return startFeed(t, "gofeed", "feeds:\n  - name: gofeed\n    ecosystem: go\n    kind: hosted\n", nil)
 }
 
-// startFeeds starts custody with the feeds of config (YAML), the go
-// command pointed at feedName, and no tokens yet.
-func startFeeds(t *testing.T, config, feedName string) *e2e {
+// startFeed starts custody with the configuration cfgText (whose Go feed
+// feedName the helpers use) and env, behind a TLS front.
+func startFeed(t *testing.T, feedName, cfgText string, env []string) *e2e {
 	t.Helper()
 	goBin := testserver.Client(t, "go")
 	root, err := exec.Command(goBin, "env", "GOROOT").Output()
@@ -56,10 +53,10 @@ func startFeeds(t *testing.T, config, feedName string) *e2e {
 		t.Fatalf("go env GOROOT: %v", err)
 	}
 	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}})
+	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}, Env: env})
 	u, _ := url.Parse(s.URL)
 	front := httptest.NewTLSServer(httputil.NewSingleHostReverseProxy(u))
 	t.Cleanup(front.Close)
@@ -67,12 +64,15 @@ func startFeeds(t *testing.T, config, feedName string) *e2e {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &e2e{t: t, s: s, https: front.URL, caFile: caFile, client: front.Client(), goBin: filepath.Join(strings.TrimSpace(string(root)), "bin", "go"), feed: feedName}
+	e := &e2e{t: t, s: s, feed: feedName, https: front.URL, caFile: caFile, client: front.Client(), goBin: filepath.Join(strings.TrimSpace(string(root)), "bin", "go")}
+	e.writer = e.token(auth.RoleWriter)
+	e.reader = e.token(auth.RoleReader)
+	return e
 }
 
 const app3Main = "package main\n\nimport \"example.test/mod\"\n\nfunc main() { println(mod.Hello()) }\n"
 
-func (e *e2e) token(role auth.Role) string { return e.scopedToken(role, "gofeed/**") }
+func (e *e2e) token(role auth.Role) string { return e.scopedToken(role, e.feed+"/**") }
 
 func (e *e2e) scopedToken(role auth.Role, repos ...string) string {
 	e.t.Helper()

@@ -141,6 +141,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.virtual.Serve(w, r, f, rest, packageSegments(rest))
 		return
 	}
+	if h.IsProxy(feedName) && !read {
+		h.Audit.Record(r.Context(), audit.Event{Action: "go.publish", Repo: feedName, Result: "invalid", Reason: feed.ProxyReadOnly, Request: r})
+		w.Header().Set("Allow", "GET, HEAD")
+		writeText(w, http.StatusMethodNotAllowed, feed.ProxyReadOnly)
+		return
+	}
 	if strings.Contains(rest, "%") {
 		bad("percent-escapes are not used in module paths or versions")
 		return
@@ -169,6 +175,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !read {
 			w.Header().Set("Allow", "GET, HEAD")
 			writeText(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here")
+			return
+		}
+		if h.IsProxy(feedName) {
+			h.authorized(w, r, q, false, h.proxyList)
 			return
 		}
 		h.authorized(w, r, q, false, h.list)
@@ -360,6 +370,20 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, q request, v
 		return
 	}
 	v, err := h.Store.Version(ctx, q.repo, tag)
+	if errors.Is(err, meta.ErrNotFound) && h.IsProxy(q.feed) {
+		// Pull-through; the firewall judges a zip before it is fetched.
+		if ext == "zip" {
+			if err := h.Admit(ctx, q.feed, q.path, version); err != nil {
+				h.blocked(w, r, q, err)
+				return
+			}
+		}
+		if err := h.pull(ctx, r, q, version, tag); err != nil {
+			h.pullError(w, r, q, version, err)
+			return
+		}
+		v, err = h.Store.Version(ctx, q.repo, tag)
+	}
 	if errors.Is(err, meta.ErrNotFound) || (err == nil && v.Manifest.ArtifactType != ArtifactType) {
 		writeText(w, http.StatusNotFound, "not found: "+q.path+"@"+version+" is not published in this feed")
 		return
@@ -386,13 +410,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, q request, v
 	// module graphs that merely mention a blocked version still resolve.
 	if ext == "zip" {
 		if err := h.Admit(ctx, q.feed, q.path, version); err != nil {
-			var b *feed.Blocked
-			if !errors.As(err, &b) {
-				h.fail(w, r, "ask the dependency firewall", err)
-				return
-			}
-			h.Audit.Record(ctx, audit.Event{Action: "feed.blocked", Repo: q.repo, Result: "denied", Reason: b.Reason, Request: r})
-			writeText(w, http.StatusForbidden, b.Error())
+			h.blocked(w, r, q, err)
 			return
 		}
 	}
@@ -414,6 +432,18 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, q request, v
 		ctype = "application/zip"
 	}
 	feed.ServeFile(w, r, rc, f.Digest, v.Manifest.Created, ctype)
+}
+
+// blocked answers a download the dependency firewall refused (403 with
+// its reason and waiver) or could not judge (500).
+func (h *Handler) blocked(w http.ResponseWriter, r *http.Request, q request, err error) {
+	var b *feed.Blocked
+	if !errors.As(err, &b) {
+		h.fail(w, r, "ask the dependency firewall", err)
+		return
+	}
+	h.Audit.Record(r.Context(), audit.Event{Action: "feed.blocked", Repo: q.repo, Result: "denied", Reason: b.Reason, Request: r})
+	writeText(w, http.StatusForbidden, b.Error())
 }
 
 // publish stores the module zip in the body as version of the module.

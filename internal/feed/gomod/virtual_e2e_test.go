@@ -40,7 +40,7 @@ func libOf(path, greeting string) map[string]string {
 // offered, not even as @latest), and custody gomod publish through the
 // virtual feed lands in the first hosted member; refusals store nothing.
 func TestGoVirtualFeed(t *testing.T) {
-	e := startFeeds(t, virtualConfig, "goproxy")
+	e := startFeed(t, "goproxy", virtualConfig, nil)
 	e.writer = e.scopedToken(auth.RoleWriter, "gofirst/**", "gosecond/**")
 	e.reader = e.scopedToken(auth.RoleReader, "gofirst/**", "gosecond/**")
 	publish := func(feedName, path, version, greeting string) {

@@ -16,7 +16,6 @@ import (
 
 	"golang.org/x/mod/semver"
 
-	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/builds"
 	"github.com/custody-dev/custody/internal/ecosystem"
 	"github.com/custody-dev/custody/internal/feed"
@@ -42,13 +41,6 @@ func upstreamPath(n Name) string {
 	}
 	return "@" + n.Scope + "%2f" + n.Base
 }
-
-// upstreamRefusal: upstream's content was refused (a hash mismatch, a
-// tarball that leaves its directory, a document naming another
-// package); nothing was stored. Its text is for the client.
-type upstreamRefusal struct{ msg string }
-
-func (e *upstreamRefusal) Error() string { return e.msg }
 
 // proxyPackument serves a proxy feed's packument: upstream's, rewritten,
 // or the stored versions' when upstream cannot answer.
@@ -203,24 +195,24 @@ func (h *Handler) pull(ctx context.Context, r *http.Request, q request, version,
 			} `json:"dist"`
 		}
 		if err := json.Unmarshal(raw, &vd); err != nil {
-			return &upstreamRefusal{"upstream's version document of " + q.name.String() + "@" + version + " is not JSON; nothing stored"}
+			return &feed.UpstreamRefused{Msg: "upstream's version document of " + q.name.String() + "@" + version + " is not JSON; nothing stored"}
 		}
 		if vd.Name != q.name.String() || vd.Version != version {
-			return &upstreamRefusal{fmt.Sprintf("upstream's version document names %s@%s, not %s@%s; nothing stored", vd.Name, vd.Version, q.name, version)}
+			return &feed.UpstreamRefused{Msg: fmt.Sprintf("upstream's version document names %s@%s, not %s@%s; nothing stored", vd.Name, vd.Version, q.name, version)}
 		}
 		wantSHA512 := ecosystem.ParseSRI(vd.Dist.Integrity)["sha512"]
 		wantSHA1 := strings.ToLower(vd.Dist.Shasum)
 		if wantSHA512 == "" && len(wantSHA1) != 40 {
-			return &upstreamRefusal{"upstream states no hash (dist.integrity sha512 or dist.shasum) for " + q.name.String() + "@" + version + "; nothing stored"}
+			return &feed.UpstreamRefused{Msg: "upstream states no hash (dist.integrity sha512 or dist.shasum) for " + q.name.String() + "@" + version + "; nothing stored"}
 		}
 		cfg, err := stripTarballURL(raw)
 		if err != nil || len(cfg) > feed.MaxManifest {
-			return &upstreamRefusal{"upstream's version document of " + q.name.String() + "@" + version + " has no dist object or is too large; nothing stored"}
+			return &feed.UpstreamRefused{Msg: "upstream's version document of " + q.name.String() + "@" + version + " has no dist object or is too large; nothing stored"}
 		}
 		src := up.URL(upstreamPath(q.name) + "/-/" + q.name.Base + "-" + version + ".tgz")
 		if vd.Dist.Tarball != "" {
 			if src, err = up.Resolve(docURL, vd.Dist.Tarball); err != nil {
-				return &upstreamRefusal{err.Error() + "; nothing stored"}
+				return &feed.UpstreamRefused{Msg: err.Error() + "; nothing stored"}
 			}
 		}
 		body, _, err := up.Get(ctx, src, "application/octet-stream", MaxPublish)
@@ -243,7 +235,7 @@ func (h *Handler) pull(ctx context.Context, r *http.Request, q request, version,
 		checked := feed.CheckAtEOF(body, func() error {
 			_ = pw.Close()
 			if err := <-verdict; err != nil {
-				refused = &upstreamRefusal{"upstream's tarball of " + q.name.String() + "@" + version + " is refused: " + err.Error() + "; nothing stored"}
+				refused = &feed.UpstreamRefused{Msg: "upstream's tarball of " + q.name.String() + "@" + version + " is refused: " + err.Error() + "; nothing stored"}
 				return refused
 			}
 			got512, got1 := hex.EncodeToString(h512.Sum(nil)), hex.EncodeToString(h1.Sum(nil))
@@ -269,7 +261,7 @@ func (h *Handler) pull(ctx context.Context, r *http.Request, q request, version,
 				return refused
 			}
 			if errors.Is(err, feed.ErrUpstreamTooLarge) {
-				return &upstreamRefusal{"upstream's tarball of " + q.name.String() + "@" + version + " is larger than 128 MiB; nothing stored"}
+				return &feed.UpstreamRefused{Msg: "upstream's tarball of " + q.name.String() + "@" + version + " is larger than 128 MiB; nothing stored"}
 			}
 			return &feed.UpstreamError{URL: src, Err: err}
 		}
@@ -313,24 +305,11 @@ func b64(hexs string) string {
 
 // pullError answers a failed pull-through.
 func (h *Handler) pullError(w http.ResponseWriter, r *http.Request, q request, version string, err error) {
-	var refusal *upstreamRefusal
-	var upErr *feed.UpstreamError
-	switch {
-	case errors.Is(err, feed.ErrUpstreamNotFound):
-		writeError(w, http.StatusNotFound, "no such version: "+q.name.String()+"@"+version+" (not found upstream either)")
-	case errors.Is(err, feed.ErrUpstreamMismatch):
-		writeError(w, http.StatusBadGateway, err.Error())
-	case errors.As(err, &refusal):
-		h.Audit.Record(r.Context(), audit.Event{Action: "feed.upstream_refused", Repo: q.repo, Result: "denied", Reason: refusal.msg, Request: r})
-		writeError(w, http.StatusBadGateway, refusal.msg)
-	case errors.As(err, &upErr), errors.Is(err, feed.ErrUpstreamTooLarge):
-		h.Log.WarnContext(r.Context(), "npm proxy: upstream fetch failed", "feed", q.feed, "package", q.name.String(), "version", version, "err", err)
-		writeError(w, http.StatusBadGateway, "upstream "+h.Upstream(q.feed).Base()+" did not deliver "+q.name.String()+"@"+version+"; nothing stored")
-	case errors.Is(err, context.Canceled):
-		writeError(w, http.StatusServiceUnavailable, "request ended before the upstream fetch did")
-	default:
-		h.refusedOrFail(w, r, "pull version from upstream", err)
+	if status, msg, ok := h.PullFailure(r.Context(), r, q.feed, q.repo, q.name.String()+"@"+version, err); ok {
+		writeError(w, status, msg)
+		return
 	}
+	h.refusedOrFail(w, r, "pull version from upstream", err)
 }
 
 // latestOf is the highest stored version, releases before prereleases:

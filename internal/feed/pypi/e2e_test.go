@@ -29,11 +29,10 @@ import (
 type e2e struct {
 	t      *testing.T
 	s      *testserver.Server
+	feed   string // the feed twine and pip use
 	writer string // API token: writer on pyfeed/**
 	reader string // API token: reader on pyfeed/**
 	home   string
-	// feed is the feed twine and pip are pointed at; pyfeed when empty.
-	feed string
 }
 
 func startE2E(t *testing.T) *e2e {
@@ -43,7 +42,7 @@ func startE2E(t *testing.T) *e2e {
 		t.Fatal(err)
 	}
 	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}})
-	e := &e2e{t: t, s: s, home: t.TempDir()}
+	e := &e2e{t: t, s: s, feed: "pyfeed", home: t.TempDir()}
 	e.writer = e.token(auth.RoleWriter)
 	e.reader = e.token(auth.RoleReader)
 	return e
@@ -51,7 +50,7 @@ func startE2E(t *testing.T) *e2e {
 
 func (e *e2e) token(role auth.Role) string {
 	e.t.Helper()
-	return e.tokenFor(role, "pyfeed/**")
+	return e.tokenFor(role, e.feed+"/**")
 }
 
 func (e *e2e) tokenFor(role auth.Role, patterns ...string) string {

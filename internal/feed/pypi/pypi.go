@@ -140,6 +140,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the request came through one).
 	base := Prefix + feed.Addressed(r.Context(), feedName) + "/"
 	switch {
+	case h.IsProxy(feedName) && !read:
+		h.Audit.Record(r.Context(), audit.Event{Action: "pypi.upload", Repo: feedName, Result: "invalid", Reason: feed.ProxyReadOnly, Request: r})
+		writeError(w, http.StatusMethodNotAllowed, feed.ProxyReadOnly)
 	case (rest == "" || rest == "legacy" || rest == "legacy/") && r.Method == http.MethodPost:
 		h.upload(w, r, feedName)
 	case rest == "simple" && read:
@@ -156,6 +159,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if project != parts[1] {
 			http.Redirect(w, r, base+"simple/"+project+"/", http.StatusMovedPermanently)
+			return
+		}
+		if h.IsProxy(feedName) {
+			h.authorized(w, r, feedName, project, false, h.proxyProject)
 			return
 		}
 		h.authorized(w, r, feedName, project, false, h.project)
@@ -508,8 +515,15 @@ func metadataDoc(u *Upload) map[string]any {
 	return doc
 }
 
-// download serves a file of a project.
+// download serves a file of a project; a proxy feed fetches one it has
+// not stored yet.
 func (h *Handler) download(w http.ResponseWriter, r *http.Request, feedName, repo, file string) {
+	h.serveFile(w, r, feedName, repo, file, h.IsProxy(feedName))
+}
+
+// serveFile serves a stored file, or with pull fetches it from upstream
+// first when it is not stored.
+func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, feedName, repo, file string, pull bool) {
 	ctx := r.Context()
 	tag, err := feed.VersionTag(file)
 	if err != nil {
@@ -517,6 +531,10 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, feedName, rep
 		return
 	}
 	v, err := h.Store.Version(ctx, repo, tag)
+	if errors.Is(err, meta.ErrNotFound) && pull {
+		h.proxyDownload(w, r, feedName, repo, file)
+		return
+	}
 	if errors.Is(err, meta.ErrNotFound) || (err == nil && v.Manifest.ArtifactType != ArtifactType) {
 		writeError(w, http.StatusNotFound, "Not Found: no file "+file)
 		return
@@ -530,13 +548,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, feedName, rep
 		return
 	}
 	if err := h.Admit(ctx, feedName, v.Manifest.Annotations[feed.AnnotationPackage], v.Manifest.Annotations[feed.AnnotationVersion]); err != nil {
-		var b *feed.Blocked
-		if !errors.As(err, &b) {
-			h.fail(w, r, "ask the dependency firewall", err)
-			return
-		}
-		h.Audit.Record(ctx, audit.Event{Action: "feed.blocked", Repo: repo, Result: "denied", Reason: b.Reason, Request: r})
-		writeError(w, http.StatusForbidden, b.Error())
+		h.blocked(w, r, repo, err)
 		return
 	}
 	rc, err := h.Store.Open(ctx, repo, f.Digest)

@@ -93,6 +93,12 @@ func (h *Handler) project(w http.ResponseWriter, r *http.Request, repo string) {
 		h.fail(w, r, "read project", err)
 		return
 	}
+	renderProject(w, r, name, files)
+}
+
+// renderProject answers a project's index page listing files: PEP 691
+// JSON when the client prefers it, else PEP 503 HTML.
+func renderProject(w http.ResponseWriter, r *http.Request, name string, files []file) {
 	w.Header().Add("Vary", "Accept")
 	if wantsJSON(r) {
 		type jsonFile struct {
