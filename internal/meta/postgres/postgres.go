@@ -121,8 +121,19 @@ func retryable(err error) bool {
 
 // write runs fn in a READ COMMITTED transaction and commits it if fn
 // returns nil, retrying serialization failures and deadlocks. fn's error
-// is returned as is.
+// is returned as is. Under meta.FlushLater the transaction commits with
+// synchronous_commit off: it does not wait for its WAL to be flushed,
+// which the next synchronous commit (in any session) does.
 func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	if meta.FlushesLater(ctx) {
+		inner := fn
+		fn = func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+				return fmt.Errorf("postgres: synchronous_commit off: %w", err)
+			}
+			return inner(tx)
+		}
+	}
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = pgx.BeginFunc(ctx, s.pool, fn)
@@ -621,12 +632,19 @@ func (s *Store) UpdateUpload(ctx context.Context, id string, offset int64) error
 }
 
 // DeleteUpload removes upload session id.
+// It runs in a transaction (write), so that under meta.FlushLater (the
+// end of a blob upload) it does not wait for a WAL flush of its own.
 func (s *Store) DeleteUpload(ctx context.Context, id string) error {
-	res, err := s.pool.Exec(ctx, `DELETE FROM uploads WHERE id = $1`, id)
+	var n int64
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		res, err := tx.Exec(ctx, `DELETE FROM uploads WHERE id = $1`, id)
+		n = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("postgres: delete upload %s: %w", id, err)
 	}
-	if res.RowsAffected() == 0 {
+	if n == 0 {
 		return fmt.Errorf("postgres: upload %s: %w", id, meta.ErrNotFound)
 	}
 	return nil
