@@ -711,6 +711,8 @@ func (h *harness) runAll() (*Results, error) {
 			res.Machine.Reference = "custody embedded (SQLite + files)"
 		case peerOneReplica:
 			res.Machine.Reference = "custody on PostgreSQL + MinIO, 1 replica"
+		case peerCustodyAuditOff:
+			res.Machine.Reference += " on PostgreSQL + MinIO"
 		default:
 			res.Machine.Reference += " (s3 driver, same MinIO)"
 		}
