@@ -43,6 +43,8 @@ type Store struct {
 	// commits counts the committed write transactions (see Commits);
 	// pointers, so that SigningLog's Store shares them.
 	commits *commitCounts
+	// stmts are the statements prepared once on w (see prepared).
+	stmts *stmtCache
 }
 
 type commitCounts struct{ flushed, deferred atomic.Uint64 }
@@ -113,12 +115,12 @@ func Open(path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s read-only: %w", path, err)
 	}
-	return &Store{w: w, r: r, commits: new(commitCounts)}, nil
+	return &Store{w: w, r: r, commits: new(commitCounts), stmts: new(stmtCache)}, nil
 }
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(s.stmts.close(), s.r.Close(), s.w.Close())
 }
 
 // Ping checks that both the read and the write connections work.
