@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -53,5 +54,49 @@ func TestFlushLaterLeavesFull(t *testing.T) {
 	// deferred; the failed write counts as neither.
 	if f, d := s.Commits(); f != 3 || d != 1 {
 		t.Fatalf("Commits() = %d flushed, %d deferred; want 3, 1", f, d)
+	}
+}
+
+// TestFlushLaterConcurrent: deferred and flushing writes from many
+// goroutines share the one write connection; every flushing write still
+// runs at FULL and every deferred one at NORMAL.
+func TestFlushLaterConcurrent(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := t.Context()
+	const workers, writes = 8, 25
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for i := range writes {
+				c, want := ctx, 2
+				if (w+i)%2 == 0 {
+					c, want = meta.FlushLater(ctx), 1
+				}
+				var got int
+				err := s.write(c, func(tx *sql.Tx) error {
+					return tx.QueryRowContext(c, `PRAGMA synchronous`).Scan(&got)
+				})
+				if err == nil && got != want {
+					err = fmt.Errorf("write %d of worker %d ran at synchronous=%d, want %d", i, w, got, want)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f, d := s.Commits(); f+d != workers*writes {
+		t.Fatalf("Commits() = %d + %d, want %d in all", f, d, workers*writes)
 	}
 }
