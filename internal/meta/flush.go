@@ -19,7 +19,8 @@ import "context"
 // flushing commit of its own to the same database, made after the write
 // returned. The registry does that for the metadata of a change it
 // records in the audit log (the audit log's commit is that flushing
-// commit; see registry.Options.AuditFlushesMeta); nothing else uses it.
+// commit; see audit.Flusher and the registry's changeContext); nothing
+// else uses it.
 
 type flushLaterKey struct{}
 
