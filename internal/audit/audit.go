@@ -43,6 +43,26 @@ type DurableAuditor interface {
 	RecordChange(ctx context.Context, es ...Event) error
 }
 
+// Flusher is a DurableAuditor whose RecordChange stores the events with a
+// durable commit to a database that other components also write to (the
+// metadata store, which the audit log shares). Such a commit flushes the
+// writes committed to that database before it, so a change's own writes
+// need not wait for a flush of their own when RecordChange follows them
+// before the change is acknowledged (internal/meta, "Deferred flushes").
+type Flusher interface {
+	DurableAuditor
+	// Flushes reports whether RecordChange commits to the database of
+	// store (compared by identity).
+	Flushes(store any) bool
+}
+
+// Flushes reports whether a is a Flusher whose RecordChange commits to
+// the database of store.
+func Flushes(a Auditor, store any) bool {
+	f, ok := a.(Flusher)
+	return ok && f.Flushes(store)
+}
+
 // RecordChange records the events of a change with a: durably if a is a
 // DurableAuditor, else with Record.
 func RecordChange(ctx context.Context, a Auditor, es ...Event) error {

@@ -140,7 +140,7 @@ func (reg *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, rt route
 		writeError(w, r, denied(err))
 		return
 	}
-	if err := reg.meta.UnlinkBlob(ctx, rt.repo, d); err != nil && !errors.Is(err, meta.ErrNotFound) {
+	if err := reg.meta.UnlinkBlob(reg.changeContext(ctx), rt.repo, d); err != nil && !errors.Is(err, meta.ErrNotFound) {
 		writeError(w, r, reg.internal(r, "blob unlink", err))
 		return
 	}

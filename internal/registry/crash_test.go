@@ -1326,9 +1326,43 @@ func TestKillRightAfterAcknowledgedPush(t *testing.T) {
 		v := &verifier{t: t, c: newCrashClient(srv.URL), hashed: map[string]fileID{}}
 		v.checkManifest(m, true)
 		v.checkAudited([]manifestRef{m}, []blobRef{{repo: repo, d: cd, size: int64(len(cfg))}})
+		v.checkLogVerifies(3 * uint64(i+1))
 		v.c.close()
 		if t.Failed() {
 			t.Fatalf("round %d failed; server log:\n%s", i, tail(srv.Logs(), 4000))
 		}
+	}
+}
+
+// checkLogVerifies signs a checkpoint of the audit log (which the log
+// refuses if its tree does not extend the last one it signed) and checks
+// the whole log against it (GET /api/v1/audit/verify: signature, every
+// entry's hash, the Merkle root): it must hold at least min entries and
+// show no problem.
+func (v *verifier) checkLogVerifies(min uint64) {
+	v.t.Helper()
+	resp, err := v.c.hc.Post(v.c.base+"/api/v1/audit/checkpoint", "", nil)
+	if err != nil {
+		v.t.Errorf("POST checkpoint: %v", err)
+		return
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		v.t.Errorf("POST checkpoint: %s", resp.Status)
+		return
+	}
+	resp, err = v.c.hc.Get(v.c.base + "/api/v1/audit/verify")
+	if err != nil {
+		v.t.Errorf("GET verify: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	var got tlog.VerifyResponse
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK {
+		v.t.Errorf("GET verify: %s, %v", resp.Status, err)
+		return
+	}
+	if !got.OK || len(got.Problems) != 0 || got.Size < min {
+		v.t.Errorf("audit log after the crash: ok %v, checkpoint of %d entries (want at least %d), problems %+v", got.OK, got.Size, min, got.Problems)
 	}
 }

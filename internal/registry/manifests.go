@@ -255,7 +255,7 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 	// The verified put: what m references is re-checked in the
 	// transaction recording it, which garbage collection serialises with
 	// (meta.Store.PutManifestVerified).
-	if err := reg.meta.PutManifestVerified(ctx, m, tags, check); err != nil {
+	if err := reg.meta.PutManifestVerified(reg.changeContext(ctx), m, tags, check); err != nil {
 		var e *Error
 		if errors.Is(err, meta.ErrReferenceGone) {
 			reg.audit.Record(ctx, audit.Event{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "invalid", Reason: err.Error(), Request: r})
@@ -383,7 +383,7 @@ func (reg *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt r
 		writeError(w, r, denied(err))
 		return
 	}
-	tags, err := reg.meta.DeleteManifest(ctx, rt.repo, d)
+	tags, err := reg.meta.DeleteManifest(reg.changeContext(ctx), rt.repo, d)
 	if err != nil {
 		if errors.Is(err, meta.ErrNotFound) {
 			writeError(w, r, errorf(http.StatusNotFound, codeManifestUnknown, "manifest unknown"))
@@ -430,7 +430,7 @@ func (reg *Registry) deleteTag(w http.ResponseWriter, r *http.Request, rt route)
 		writeError(w, r, denied(err))
 		return
 	}
-	if err := reg.meta.DeleteTag(ctx, rt.repo, rt.ref); err != nil {
+	if err := reg.meta.DeleteTag(reg.changeContext(ctx), rt.repo, rt.ref); err != nil {
 		if errors.Is(err, meta.ErrNotFound) {
 			writeError(w, r, errorf(http.StatusNotFound, codeManifestUnknown, "tag unknown"))
 			return

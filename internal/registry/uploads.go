@@ -64,7 +64,7 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt rout
 			size, err := reg.meta.BlobSize(ctx, from, d)
 			if err == nil {
 				if _, err := reg.blobs.Stat(ctx, d); err == nil {
-					if err := reg.meta.LinkBlob(ctx, rt.repo, d, size); err != nil {
+					if err := reg.meta.LinkBlob(reg.changeContext(ctx), rt.repo, d, size); err != nil {
 						writeError(w, r, reg.internal(r, "blob link", err))
 						return
 					}
@@ -117,7 +117,7 @@ func (reg *Registry) monolithicUpload(w http.ResponseWriter, r *http.Request, rt
 		reg.writeCommitError(w, r, rt, d, err)
 		return
 	}
-	if err := reg.meta.LinkBlob(ctx, rt.repo, d, n); err != nil {
+	if err := reg.meta.LinkBlob(reg.changeContext(ctx), rt.repo, d, n); err != nil {
 		writeError(w, r, reg.internal(r, "blob link", err))
 		return
 	}
@@ -345,11 +345,11 @@ func (reg *Registry) putUpload(w http.ResponseWriter, r *http.Request, rt route)
 		reg.writeCommitError(w, r, rt, d, err)
 		return
 	}
-	if err := reg.meta.LinkBlob(ctx, rt.repo, d, n); err != nil {
+	if err := reg.meta.LinkBlob(reg.changeContext(ctx), rt.repo, d, n); err != nil {
 		writeError(w, r, reg.internal(r, "blob link", err))
 		return
 	}
-	if err := reg.meta.DeleteUpload(ctx, u.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
+	if err := reg.meta.DeleteUpload(reg.changeContext(ctx), u.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
 		reg.log.WarnContext(ctx, "upload session left behind", "id", u.ID, "err", err)
 	}
 	reg.uploadLocks.Delete(u.ID)
@@ -400,7 +400,7 @@ func (reg *Registry) finishCommitted(w http.ResponseWriter, r *http.Request, rt 
 			writeError(w, r, unknown)
 			return
 		}
-		if err := reg.meta.LinkBlob(ctx, rt.repo, d, n); err != nil {
+		if err := reg.meta.LinkBlob(reg.changeContext(ctx), rt.repo, d, n); err != nil {
 			writeError(w, r, reg.internal(r, "blob link", err))
 			return
 		}
@@ -408,7 +408,7 @@ func (reg *Registry) finishCommitted(w http.ResponseWriter, r *http.Request, rt 
 		writeError(w, r, reg.internal(r, "blob lookup", err))
 		return
 	}
-	if err := reg.meta.DeleteUpload(ctx, u.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
+	if err := reg.meta.DeleteUpload(reg.changeContext(ctx), u.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
 		reg.log.WarnContext(ctx, "upload session left behind", "id", u.ID, "err", err)
 	}
 	reg.uploadLocks.Delete(u.ID)

@@ -15,9 +15,17 @@ import (
 type tlogAuditor struct {
 	log  *tlog.Log
 	next audit.Auditor
+	// store is the store log commits to (tlog.Open's).
+	store tlog.Store
 }
 
-var _ audit.DurableAuditor = tlogAuditor{}
+var _ audit.Flusher = tlogAuditor{}
+
+// Flushes implements audit.Flusher: the log's commits are durable and go
+// to the database of its store.
+func (a tlogAuditor) Flushes(store any) bool {
+	return a.store != nil && store == any(a.store)
+}
 
 // Record implements audit.Auditor. It returns once the entry is stored
 // (or logged as lost).

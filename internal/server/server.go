@@ -111,7 +111,18 @@ type presigner interface {
 // fanOut records every event with each auditor in turn.
 type fanOut []audit.Auditor
 
-var _ audit.DurableAuditor = fanOut{}
+var _ audit.Flusher = fanOut{}
+
+// Flushes implements audit.Flusher: RecordChange fails when one of f
+// fails, so f's commits include those of each of its auditors.
+func (f fanOut) Flushes(store any) bool {
+	for _, a := range f {
+		if audit.Flushes(a, store) {
+			return true
+		}
+	}
+	return false
+}
 
 func (f fanOut) Record(ctx context.Context, e audit.Event) {
 	for _, a := range f {
@@ -189,7 +200,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		return nil, err
 	}
 	undo = append(undo, tl.Close)
-	var auditor audit.Auditor = tlogAuditor{log: tl, next: registry.LogAuditor{Log: log}}
+	var auditor audit.Auditor = tlogAuditor{log: tl, next: registry.LogAuditor{Log: log}, store: md}
 	if cfg.Audit.DisableUnsafe {
 		log.Warn("audit.disableUnsafe: changes are NOT recorded in the tamper-evident audit log (for measurements only)")
 		auditor = registry.LogAuditor{Log: log}

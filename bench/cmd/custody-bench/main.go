@@ -25,8 +25,9 @@
 // report the operations' p50 and p99 latency (concurrent.go).
 //
 // -peer custody-audit-off replaces the reference registry by custody with
-// its tamper-evident audit log switched off (audit.disableUnsafe), so the
-// ratio is the log's cost. The audit-append row appends entries to the
+// its tamper-evident audit log switched off (audit.disableUnsafe), on the
+// same backend (with -backend postgres-s3: its own database and bucket),
+// so the ratio is the log's cost. The audit-append row appends entries to the
 // audit log in process (SQLite, as the embedded server does) from 8
 // writers and reports entries/s; its peer is a transparency-dev Tessera
 // POSIX log appended to by 8 writers too (bench/tessera-append, its own
@@ -143,7 +144,7 @@ func run() error {
 	flag.StringVar(&o.refBin, "registry", "", "reference registry binary (default <repo>/.cache/bin/registry, installed if missing)")
 	flag.StringVar(&minBytes, "min-bytes", "32MiB", "small blob rows repeat with distinct blobs until a run moves at least this much")
 	flag.StringVar(&bLayer, "bundle-layer", "1075KiB", "layer size of the bundle rows' 50 images x 20 layers (1075KiB: a 1.03 GiB bundle)")
-	flag.StringVar(&o.peer, "peer", peerReference, "what custody is compared with: reference (the CNCF registry; with -backend postgres-s3 on the same MinIO with its s3 driver), custody-audit-off (custody without its audit log), custody-embedded or custody-1-replica (with -backend postgres-s3)")
+	flag.StringVar(&o.peer, "peer", peerReference, "what custody is compared with: reference (the CNCF registry; with -backend postgres-s3 on the same MinIO with its s3 driver), custody-audit-off (custody without its audit log, on the same backend), custody-embedded or custody-1-replica (with -backend postgres-s3)")
 	flag.StringVar(&o.backend, "backend", backendEmbedded, "custody's backends: embedded (SQLite and files) or postgres-s3 (PostgreSQL and MinIO, started with scripts/postgres.sh and scripts/minio.sh unless CUSTODY_TEST_POSTGRES and CUSTODY_TEST_S3 name them)")
 	flag.StringVar(&o.clients, "clients", "", "directory of the command rows' peers, crane and cosign (default $CUSTODY_CLIENTS_BIN, else <repo>/.cache/bin)")
 	flag.IntVar(&o.replicas, "replicas", 1, "custody replicas with -backend postgres-s3 (1 or 2; the client sends requests to them in turn)")
@@ -718,6 +719,8 @@ func (h *harness) runAll() (*Results, error) {
 			res.Machine.Reference = "custody embedded (SQLite + files)"
 		case peerOneReplica:
 			res.Machine.Reference = "custody on PostgreSQL + MinIO, 1 replica"
+		case peerCustodyAuditOff:
+			res.Machine.Reference += " on PostgreSQL + MinIO"
 		default:
 			res.Machine.Reference += " (s3 driver, same MinIO)"
 		}
@@ -1081,6 +1084,8 @@ func (h *harness) start(target, dir, data string) (*server, error) {
 			s, err = h.startReplicated(dir, data, h.o.replicas)
 		} else if pgS3 && h.o.peer == peerOneReplica {
 			s, err = h.startReplicated(dir, data, 1)
+		} else if pgS3 && h.o.peer == peerCustodyAuditOff {
+			s, err = h.startReplicated(dir, data, 1, "CUSTODY_AUDIT_DISABLE_UNSAFE=true")
 		} else if target == targetCustody || (pgS3 && h.o.peer == peerEmbedded) {
 			s, err = h.startCustody(dir, data)
 		} else if h.o.peer == peerCustodyAuditOff {

@@ -49,15 +49,13 @@ func (o *options) checkBackend(peerSet bool) error {
 			return fmt.Errorf("-replicas %d: use 1 or 2", o.replicas)
 		}
 		switch o.peer {
-		case peerReference, peerEmbedded:
-		case peerCustodyAuditOff:
-			return errors.New("-peer custody-audit-off runs custody embedded; leave out -backend")
+		case peerReference, peerEmbedded, peerCustodyAuditOff:
 		case peerOneReplica:
 			if o.replicas != 2 {
 				return errors.New("-peer custody-1-replica compares -replicas 2 with one replica")
 			}
 		default:
-			return fmt.Errorf("-peer %q with -backend postgres-s3: use %s, %s or %s", o.peer, peerReference, peerEmbedded, peerOneReplica)
+			return fmt.Errorf("-peer %q with -backend postgres-s3: use %s, %s, %s or %s", o.peer, peerReference, peerCustodyAuditOff, peerEmbedded, peerOneReplica)
 		}
 	default:
 		return fmt.Errorf("-backend %q: use %s or %s", o.backend, backendEmbedded, backendPostgresS3)
@@ -213,11 +211,12 @@ func (h *harness) storeEnv(dir string) ([]string, error) {
 // database and bucket prefix. Each has its own data directory holding the
 // same key files (copied from the first). With -redirect, they answer
 // blob GETs with a redirect to MinIO (s3.redirect in a configuration file).
-func (h *harness) startReplicated(dir, data string, n int) (*server, error) {
+func (h *harness) startReplicated(dir, data string, n int, extra ...string) (*server, error) {
 	env, err := h.storeEnv(dir)
 	if err != nil {
 		return nil, err
 	}
+	env = append(slices.Clone(env), extra...)
 	if h.o.redirect {
 		cfg := filepath.Join(dir, "custody.yml")
 		if err := os.WriteFile(cfg, []byte("s3:\n  redirect: true\n"), 0o644); err != nil {

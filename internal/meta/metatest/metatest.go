@@ -68,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"Uploads", testUploads},
 		{"StaleUploads", testStaleUploads},
 		{"FarFutureInstants", testFarFutureInstants},
+		{"FlushLater", testFlushLater},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1194,4 +1195,74 @@ func testStaleUploads(t *testing.T, s meta.Store) {
 		t.Fatal(err)
 	}
 	check(now.Add(-30 * time.Minute))
+}
+
+// testFlushLater: writes under meta.FlushLater (the metadata of a change
+// the audit log's commit flushes) keep every other rule: they are
+// visible at once, atomic (a refused or cancelled one changes nothing),
+// and the writes after them, with or without FlushLater, work as usual.
+func testFlushLater(t *testing.T, s meta.Store) {
+	ctx := meta.FlushLater(t.Context())
+	if !meta.FlushesLater(ctx) || meta.FlushesLater(t.Context()) {
+		t.Fatal("FlushesLater does not report FlushLater's context")
+	}
+	if err := s.LinkBlob(ctx, "r", d("blob"), 3); err != nil {
+		t.Fatalf("LinkBlob under FlushLater: %v", err)
+	}
+	if n, err := s.BlobSize(t.Context(), "r", d("blob")); err != nil || n != 3 {
+		t.Fatalf("BlobSize after LinkBlob under FlushLater = %d, %v; want 3", n, err)
+	}
+	m := image("r", "img")
+	if err := s.PutManifest(ctx, m, []string{"latest"}, nil); err != nil {
+		t.Fatalf("PutManifest under FlushLater: %v", err)
+	}
+	if got, err := s.ResolveTag(t.Context(), "r", "latest"); err != nil || got != m.Digest {
+		t.Fatalf("ResolveTag after a put under FlushLater = %s, %v; want %s", got, err, m.Digest)
+	}
+
+	// A vetoed put changes nothing.
+	m2 := image("r", "other")
+	veto := func(tag string, current, next digest.Digest) error { return errVeto }
+	if err := s.PutManifest(ctx, m2, []string{"latest"}, veto); !errors.Is(err, errVeto) {
+		t.Fatalf("vetoed PutManifest under FlushLater: %v, want the veto", err)
+	}
+	wantNoManifest(t, s, "r", m2.Digest)
+	if got, _ := s.ResolveTag(t.Context(), "r", "latest"); got != m.Digest {
+		t.Fatalf("latest moved to %s by a vetoed put", got)
+	}
+
+	// A cancelled one too.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.LinkBlob(cctx, "r2", d("blob"), 3); err == nil {
+		t.Fatal("LinkBlob under FlushLater with a cancelled context succeeded")
+	}
+	_, err := s.BlobSize(t.Context(), "r2", d("blob"))
+	wantNotFound(t, err, "BlobSize after a cancelled LinkBlob under FlushLater")
+
+	// Uploads, deletions, and the ordinary writes after them.
+	now := time.Now().Truncate(time.Millisecond)
+	if err := s.CreateUpload(t.Context(), meta.Upload{ID: "u", Repo: "r", Created: now, Updated: now}); err != nil {
+		t.Fatalf("CreateUpload: %v", err)
+	}
+	if err := s.DeleteUpload(ctx, "u"); err != nil {
+		t.Fatalf("DeleteUpload under FlushLater: %v", err)
+	}
+	_, err = s.GetUpload(t.Context(), "u")
+	wantNotFound(t, err, "GetUpload after DeleteUpload under FlushLater")
+	wantNotFound(t, s.DeleteUpload(ctx, "u"), "second DeleteUpload under FlushLater")
+	if err := s.DeleteTag(ctx, "r", "latest"); err != nil {
+		t.Fatalf("DeleteTag under FlushLater: %v", err)
+	}
+	wantNoTag(t, s, "r", "latest")
+	if _, err := s.DeleteManifest(ctx, "r", m.Digest); err != nil {
+		t.Fatalf("DeleteManifest under FlushLater: %v", err)
+	}
+	wantNoManifest(t, s, "r", m.Digest)
+	if err := s.UnlinkBlob(ctx, "r", d("blob")); err != nil {
+		t.Fatalf("UnlinkBlob under FlushLater: %v", err)
+	}
+	wantRepos(t, s)
+	put(t, s, image("r", "after"), "after")
+	wantTags(t, s, "r", "after")
 }

@@ -1,4 +1,20 @@
 package postgres
 
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+)
+
 // SchemaVersion is the schema version this build migrates to.
 var SchemaVersion = len(migrations)
+
+// SynchronousCommit returns synchronous_commit as a write transaction
+// under ctx sees it.
+func (s *Store) SynchronousCommit(ctx context.Context) (string, error) {
+	var v string
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&v)
+	})
+	return v, err
+}

@@ -121,11 +121,18 @@ func retryable(err error) bool {
 
 // write runs fn in a READ COMMITTED transaction and commits it if fn
 // returns nil, retrying serialization failures and deadlocks. fn's error
-// is returned as is.
+// is returned as is. Under meta.FlushLater the transaction commits with
+// synchronous_commit off: it does not wait for its WAL to be flushed,
+// which the next synchronous commit (in any session) does.
 func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	var opts pgx.TxOptions
+	if meta.FlushesLater(ctx) {
+		// In the BEGIN's own round trip (one simple-protocol query).
+		opts.BeginQuery = `BEGIN; SET LOCAL synchronous_commit = off`
+	}
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = pgx.BeginFunc(ctx, s.pool, fn)
+		err = pgx.BeginTxFunc(ctx, s.pool, opts, fn)
 		if err == nil || !retryable(err) || attempt == maxAttempts || ctx.Err() != nil {
 			return err
 		}
@@ -621,12 +628,28 @@ func (s *Store) UpdateUpload(ctx context.Context, id string, offset int64) error
 }
 
 // DeleteUpload removes upload session id.
+// Under meta.FlushLater (the end of a blob upload) it runs in a
+// transaction (write), so that it does not wait for a WAL flush of its
+// own.
 func (s *Store) DeleteUpload(ctx context.Context, id string) error {
-	res, err := s.pool.Exec(ctx, `DELETE FROM uploads WHERE id = $1`, id)
+	const q = `DELETE FROM uploads WHERE id = $1`
+	var n int64
+	var err error
+	if meta.FlushesLater(ctx) {
+		err = s.write(ctx, func(tx pgx.Tx) error {
+			res, err := tx.Exec(ctx, q, id)
+			n = res.RowsAffected()
+			return err
+		})
+	} else {
+		var res pgconn.CommandTag
+		res, err = s.pool.Exec(ctx, q, id)
+		n = res.RowsAffected()
+	}
 	if err != nil {
 		return fmt.Errorf("postgres: delete upload %s: %w", id, err)
 	}
-	if res.RowsAffected() == 0 {
+	if n == 0 {
 		return fmt.Errorf("postgres: upload %s: %w", id, meta.ErrNotFound)
 	}
 	return nil

@@ -251,3 +251,25 @@ func benchManifest(i int) meta.Manifest {
 		Created: time.Now(),
 	}
 }
+
+// TestFlushLaterCommitsAsynchronously: a write under meta.FlushLater
+// commits with synchronous_commit off, and only it: the setting is local
+// to its transaction, so the writes after it (the audit log's among them)
+// wait for their WAL flush, which flushes the deferred write's too.
+func TestFlushLaterCommitsAsynchronously(t *testing.T) {
+	serverURL(t)
+	s := open(t, freshSchema(t))
+	ctx := t.Context()
+	for _, c := range []struct {
+		ctx  context.Context
+		want string
+	}{{ctx, "on"}, {meta.FlushLater(ctx), "off"}, {ctx, "on"}} {
+		got, err := s.SynchronousCommit(c.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Fatalf("synchronous_commit = %q under FlushLater=%v, want %q", got, meta.FlushesLater(c.ctx), c.want)
+		}
+	}
+}

@@ -1,7 +1,8 @@
 // Package sqlite implements meta.Store on a single SQLite database file,
 // using the pure-Go driver modernc.org/sqlite.
 //
-// The database runs in WAL mode with synchronous=FULL and foreign keys on.
+// The database runs in WAL mode with synchronous=FULL (NORMAL for a write
+// under meta.FlushLater) and foreign keys on.
 // Writes go through one connection and start with BEGIN IMMEDIATE, so they
 // are serialised without SQLITE_BUSY lock-upgrade failures; reads go through
 // a separate pool of read-only connections and never queue behind a write.
@@ -13,12 +14,14 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/custody-dev/custody/internal/meta"
@@ -37,6 +40,22 @@ type Store struct {
 	// tlogPrefix, when set, names the tables of the tlog.Store methods
 	// in place of "tlog_" (SigningLog).
 	tlogPrefix string
+	// commits counts the committed write transactions (see Commits);
+	// pointers, so that SigningLog's Store shares them.
+	commits *commitCounts
+	// stmts are the statements prepared once on w (see prepared).
+	stmts *stmtCache
+}
+
+type commitCounts struct{ flushed, deferred atomic.Uint64 }
+
+// Commits returns how many write transactions s (and the Stores sharing
+// its database handle, such as SigningLog's) committed since Open: with
+// an fsync of the WAL of their own (flushed) and under meta.FlushLater
+// (deferred). It is what a change costs in flushes, for tests and
+// measurements.
+func (s *Store) Commits() (flushed, deferred uint64) {
+	return s.commits.flushed.Load(), s.commits.deferred.Load()
 }
 
 var _ meta.Store = (*Store)(nil)
@@ -96,12 +115,12 @@ func Open(path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s read-only: %w", path, err)
 	}
-	return &Store{w: w, r: r}, nil
+	return &Store{w: w, r: r, commits: new(commitCounts), stmts: new(stmtCache)}, nil
 }
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(s.stmts.close(), s.r.Close(), s.w.Close())
 }
 
 // Ping checks that both the read and the write connections work.
@@ -117,9 +136,33 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // write runs fn in a write transaction (BEGIN IMMEDIATE) and commits it if
-// fn returns nil. fn's error is returned as is.
+// fn returns nil. fn's error is returned as is. The commit fsyncs the WAL
+// (synchronous=FULL), unless ctx comes from meta.FlushLater: then it runs
+// with synchronous=NORMAL (the WAL is written, not fsynced) and the next
+// FULL commit's fsync of the WAL makes it durable.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	if meta.FlushesLater(ctx) {
+		if err := s.writeFlushLater(ctx, fn); err != nil {
+			return err
+		}
+		s.commits.deferred.Add(1)
+		return nil
+	}
+	if err := writeTx(ctx, s.w, fn); err != nil {
+		return err
+	}
+	s.commits.flushed.Add(1)
+	return nil
+}
+
+// beginner is what writeTx begins its transaction on: the write pool, or
+// its one connection held by writeFlushLater.
+type beginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+func writeTx(ctx context.Context, db beginner, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
@@ -131,6 +174,37 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return fmt.Errorf("sqlite: commit: %w", err)
 	}
 	return nil
+}
+
+// writeFlushLater runs a write with synchronous=NORMAL on the write
+// connection, which it holds throughout and leaves at FULL (the level
+// set at open, which every other write relies on). The level cannot
+// change inside a transaction, hence around it. If FULL cannot be
+// restored, the connection is discarded: the pool opens a new one, at
+// FULL.
+func (s *Store) writeFlushLater(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: write connection: %w", err)
+	}
+	defer conn.Close()
+	// The restoring statements run even when ctx is cancelled.
+	bg := context.WithoutCancel(ctx)
+	if _, err := conn.ExecContext(bg, `PRAGMA synchronous = NORMAL`); err != nil {
+		discard(conn)
+		return fmt.Errorf("sqlite: synchronous=NORMAL: %w", err)
+	}
+	defer func() {
+		if _, err := conn.ExecContext(bg, `PRAGMA synchronous = FULL`); err != nil {
+			discard(conn)
+		}
+	}()
+	return writeTx(ctx, conn, fn)
+}
+
+// discard makes the pool close conn instead of reusing it.
+func discard(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 }
 
 // read runs fn in a read transaction on the read pool, so every query fn

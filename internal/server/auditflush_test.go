@@ -1,0 +1,134 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/custody-dev/custody/internal/config"
+	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tlog"
+)
+
+// TestChangeCostsOneFlush: with the audit log on (the default), the
+// metadata commits of an acknowledged change do not fsync on their own;
+// the audit log's commit of the change's entries flushes them, so a blob
+// push, a manifest push and a tag deletion each cost one flushing commit.
+// With the audit log off, the change's own commits flush.
+func TestChangeCostsOneFlush(t *testing.T) {
+	for _, auditOn := range []bool{true, false} {
+		t.Run(fmt.Sprintf("audit=%v", auditOn), func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Auth.Mode = "none"
+			cfg.Data = t.TempDir()
+			cfg.Audit.DisableUnsafe = !auditOn
+			st, err := store.Open(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := server.NewWith(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), st)
+			if err != nil {
+				st.Close()
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			hs := httptest.NewServer(s.Handler())
+			t.Cleanup(hs.Close)
+			counts, ok := st.Meta.(interface {
+				Commits() (flushed, deferred uint64)
+			})
+			if !ok {
+				t.Fatalf("embedded metadata store %T does not count its commits", st.Meta)
+			}
+			do := func(method, path, ctype string, body []byte, want int) *http.Response {
+				t.Helper()
+				req, _ := http.NewRequest(method, hs.URL+path, bytes.NewReader(body))
+				if ctype != "" {
+					req.Header.Set("Content-Type", ctype)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					t.Fatalf("%s %s: %s, want %d", method, path, resp.Status, want)
+				}
+				return resp
+			}
+			// change runs one request and checks the commits it made.
+			change := func(name string, req func()) {
+				t.Helper()
+				f0, d0 := counts.Commits()
+				req()
+				f1, d1 := counts.Commits()
+				flushed, deferred := f1-f0, d1-d0
+				switch {
+				case auditOn && (flushed != 1 || deferred == 0):
+					t.Errorf("%s: %d flushing and %d deferred commits; want 1 flushing (the audit log's) and the change's deferred", name, flushed, deferred)
+				case !auditOn && (flushed == 0 || deferred != 0):
+					t.Errorf("%s without audit log: %d flushing and %d deferred commits; want only flushing ones", name, flushed, deferred)
+				}
+			}
+
+			const repo = "flush/r"
+			cfgBlob := []byte(`{"architecture":"amd64","os":"linux"}`)
+			cd := digest.FromBytes(cfgBlob)
+			change("monolithic blob push", func() {
+				do(http.MethodPost, "/v2/"+repo+"/blobs/uploads/?digest="+cd.String(), "application/octet-stream", cfgBlob, http.StatusCreated)
+			})
+			layer := bytes.Repeat([]byte("layer"), 1000)
+			ld := digest.FromBytes(layer)
+			resp := do(http.MethodPost, "/v2/"+repo+"/blobs/uploads/", "", nil, http.StatusAccepted)
+			loc := resp.Header.Get("Location")
+			resp = do(http.MethodPatch, loc, "application/octet-stream", layer, http.StatusAccepted)
+			loc = resp.Header.Get("Location")
+			change("closing PUT of an upload session", func() {
+				do(http.MethodPut, loc+"?digest="+ld.String(), "", nil, http.StatusCreated)
+			})
+			doc, _ := json.Marshal(map[string]any{
+				"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+				"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": len(cfgBlob)},
+				"layers": []any{map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld, "size": len(layer)}},
+			})
+			change("manifest push by tag", func() {
+				do(http.MethodPut, "/v2/"+repo+"/manifests/v1", "application/vnd.oci.image.manifest.v1+json", doc, http.StatusCreated)
+			})
+			change("tag deletion", func() {
+				do(http.MethodDelete, "/v2/"+repo+"/manifests/v1", "", nil, http.StatusAccepted)
+			})
+			if !auditOn {
+				return
+			}
+			// Every change is in the log.
+			code, body, _ := get(t, hs.URL+"/api/v1/audit/entries?start=0&end=100")
+			var got tlog.EntriesResponse
+			if err := json.Unmarshal([]byte(body), &got); code != http.StatusOK || err != nil {
+				t.Fatalf("audit entries: %d %v", code, err)
+			}
+			var actions []string
+			for _, e := range got.Entries {
+				ent, err := tlog.ParseEntry([]byte(e.Entry))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ent.Repo == repo {
+					actions = append(actions, ent.Action)
+				}
+			}
+			want := []string{"blob.upload", "blob.upload", "manifest.put", "tag.set", "tag.delete"}
+			if fmt.Sprint(actions) != fmt.Sprint(want) {
+				t.Fatalf("audit entries of %s: %v, want %v", repo, actions, want)
+			}
+		})
+	}
+}
