@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -63,4 +64,28 @@ func ServeFile(w http.ResponseWriter, r *http.Request, rc io.ReadSeeker, d diges
 	hd.Set("Docker-Content-Digest", d.String())
 	hd.Set("Etag", `"`+d.String()+`"`)
 	http.ServeContent(w, r, "", created, rc)
+}
+
+// ServeStored answers a GET or HEAD of file f of version v in repo with
+// its content, read through Store.Open (the repository's link and the
+// Verifier checked), or in the protocol's own error form (native): 500
+// when the stored bytes no longer match their digest (they are never
+// served; an administrator runs custody scrub), 404 when the content is
+// missing. Other failures go to fail.
+func (p Protocol) ServeStored(w http.ResponseWriter, r *http.Request, repo string, v Version, f File, contentType string,
+	native func(w http.ResponseWriter, status int, msg string), fail func(w http.ResponseWriter, r *http.Request, what string, err error)) {
+	rc, err := p.Store.Open(r.Context(), repo, f.Digest)
+	switch {
+	case errors.Is(err, ErrDamaged):
+		native(w, http.StatusInternalServerError, "the stored file "+f.Name+" does not match its digest; it is not served (an administrator runs custody scrub)")
+		return
+	case errors.Is(err, meta.ErrNotFound), errors.Is(err, blob.ErrNotFound):
+		native(w, http.StatusNotFound, "the content of "+f.Name+" is missing")
+		return
+	case err != nil:
+		fail(w, r, "open "+f.Name, err)
+		return
+	}
+	defer rc.Close()
+	ServeFile(w, r, rc, f.Digest, v.Manifest.Created, contentType)
 }

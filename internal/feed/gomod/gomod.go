@@ -414,24 +414,11 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, q request, v
 			return
 		}
 	}
-	rc, err := h.Store.Open(ctx, q.repo, f.Digest)
-	switch {
-	case errors.Is(err, feed.ErrDamaged):
-		writeText(w, http.StatusInternalServerError, "the stored file does not match its digest; it is not served (an administrator runs custody scrub)")
-		return
-	case errors.Is(err, meta.ErrNotFound), errors.Is(err, blob.ErrNotFound):
-		writeText(w, http.StatusNotFound, "not found: the content of "+q.path+"@"+version+"."+ext+" is missing")
-		return
-	case err != nil:
-		h.fail(w, r, "open file", err)
-		return
-	}
-	defer rc.Close()
 	ctype := "text/plain; charset=utf-8"
 	if ext == "zip" {
 		ctype = "application/zip"
 	}
-	feed.ServeFile(w, r, rc, f.Digest, v.Manifest.Created, ctype)
+	h.ServeStored(w, r, q.repo, v, f, ctype, writeText, h.fail)
 }
 
 // blocked answers a download the dependency firewall refused (403 with

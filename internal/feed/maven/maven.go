@@ -678,18 +678,5 @@ func (h *Handler) getFile(w http.ResponseWriter, r *http.Request, feedName, repo
 	if !pulled && !admit(pkg, version) {
 		return
 	}
-	rc, err := h.Store.Open(ctx, repo, f.Digest)
-	switch {
-	case errors.Is(err, feed.ErrDamaged):
-		writeError(w, http.StatusInternalServerError, "the stored file does not match its digest; it is not served (an administrator runs custody scrub)")
-		return
-	case errors.Is(err, meta.ErrNotFound), errors.Is(err, blob.ErrNotFound):
-		writeError(w, http.StatusNotFound, "the file's content is missing")
-		return
-	case err != nil:
-		h.fail(w, r, "open file", err)
-		return
-	}
-	defer rc.Close()
-	feed.ServeFile(w, r, rc, f.Digest, v.Manifest.Created, mediaType(p.Extension))
+	h.ServeStored(w, r, repo, v, f, mediaType(p.Extension), writeError, h.fail)
 }

@@ -495,20 +495,7 @@ func (h *Handler) tarball(w http.ResponseWriter, r *http.Request, q request, fil
 		h.blocked(w, r, q.repo, err)
 		return
 	}
-	rc, err := h.Store.Open(ctx, q.repo, f.Digest)
-	switch {
-	case errors.Is(err, feed.ErrDamaged):
-		writeError(w, http.StatusInternalServerError, "the stored tarball does not match its digest; it is not served (an administrator runs custody scrub)")
-		return
-	case errors.Is(err, meta.ErrNotFound), errors.Is(err, blob.ErrNotFound):
-		writeError(w, http.StatusNotFound, "the tarball's content is missing")
-		return
-	case err != nil:
-		h.fail(w, r, "open tarball", err)
-		return
-	}
-	defer rc.Close()
-	feed.ServeFile(w, r, rc, f.Digest, v.Manifest.Created, "application/octet-stream")
+	h.ServeStored(w, r, q.repo, v, f, "application/octet-stream", writeError, h.fail)
 }
 
 func (h *Handler) listDistTags(w http.ResponseWriter, r *http.Request, q request) {

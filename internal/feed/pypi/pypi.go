@@ -551,20 +551,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, feedName, re
 		h.blocked(w, r, repo, err)
 		return
 	}
-	rc, err := h.Store.Open(ctx, repo, f.Digest)
-	switch {
-	case errors.Is(err, feed.ErrDamaged):
-		writeError(w, http.StatusInternalServerError, "the stored file does not match its digest; it is not served (an administrator runs custody scrub)")
-		return
-	case errors.Is(err, meta.ErrNotFound), errors.Is(err, blob.ErrNotFound):
-		writeError(w, http.StatusNotFound, "Not Found: the file's content is missing")
-		return
-	case err != nil:
-		h.fail(w, r, "open file", err)
-		return
-	}
-	defer rc.Close()
-	feed.ServeFile(w, r, rc, f.Digest, v.Manifest.Created, "application/octet-stream")
+	h.ServeStored(w, r, repo, v, f, "application/octet-stream", writeError, h.fail)
 }
 
 // fileURL is a file's URL relative to its project's index page
