@@ -47,7 +47,10 @@
 // time npm install of a 500-package dependency tree through a proxy feed
 // (custody column) against the same install straight from its upstream, a
 // hosted feed on the same machine (reference column): custody's overhead
-// as a pull-through proxy, warm and cold.
+// as a pull-through proxy, warm and cold. The maven-proxy-warm and
+// maven-proxy-cold rows (mavenproxy.go) do the same with mvn resolving a
+// 200-artifact dependency tree (mvn validate of a project naming the
+// tree's root as a build extension) from an empty local repository.
 package main
 
 import (
@@ -270,6 +273,7 @@ func allRows(sizes []int64) []string {
 	rows = append(rows, keylessRow)
 	rows = append(rows, bundleRows...)
 	rows = append(rows, npmProxyRows...)
+	rows = append(rows, mavenProxyRows...)
 	return append(rows, uiRows()...)
 }
 
@@ -537,6 +541,9 @@ func markdown(res *Results) string {
 	if slices.ContainsFunc(res.Rows, func(r Row) bool { return slices.Contains(npmProxyRows, r.Name) }) {
 		fmt.Fprintf(&b, "\nThe npm-proxy-* rows compare an npm install of a %d-package dependency tree (empty npm cache) through a custody proxy feed (custody column) with the same install straight from its upstream, a custody hosted feed on the same machine (reference column): npm-proxy-warm with every tarball stored in the proxy, npm-proxy-cold from an empty proxy.\n", npmTreePackages)
 	}
+	if slices.ContainsFunc(res.Rows, func(r Row) bool { return slices.Contains(mavenProxyRows, r.Name) }) {
+		fmt.Fprintf(&b, "\nThe maven-proxy-* rows compare mvn resolving a %d-artifact dependency tree (pom and jar each; empty local repository) through a custody proxy feed (custody column) with the same resolution straight from its upstream, a custody hosted feed on the same machine (reference column): maven-proxy-warm with every file stored in the proxy, maven-proxy-cold from an empty proxy.\n", mavenTreeArtifacts)
+	}
 	if slices.ContainsFunc(res.Rows, func(r Row) bool { return r.Name == keylessRow }) {
 		fmt.Fprintf(&b, "\n%s compares custody's two signing modes, not custody with a peer: the custody column is keyless signing (ephemeral key, workload certificate, time-stamp), the reference column key-based signing with the same time-stamp.\n", keylessRow)
 	}
@@ -599,7 +606,9 @@ func newHarness(ctx context.Context, o options) (*harness, error) {
 	h.refBin = o.refBin
 	// The ui-* rows have a target, not a peer, and another -peer than the
 	// reference is custody itself: no reference registry needed then.
-	onlyUI := !slices.ContainsFunc(o.rows, func(r string) bool { return !strings.HasPrefix(r, "ui-") && !slices.Contains(npmProxyRows, r) })
+	onlyUI := !slices.ContainsFunc(o.rows, func(r string) bool {
+		return !strings.HasPrefix(r, "ui-") && !slices.Contains(npmProxyRows, r) && !slices.Contains(mavenProxyRows, r)
+	})
 	if h.refBin == "" && !onlyUI && o.peer == peerReference {
 		h.refBin = filepath.Join(binDir, "registry")
 		if _, err := os.Stat(h.refBin); err != nil {
@@ -845,6 +854,9 @@ func (h *harness) measure(row, target string) (sample, error) {
 	}
 	if slices.Contains(npmProxyRows, row) {
 		return h.measureNPMProxy(row, target)
+	}
+	if slices.Contains(mavenProxyRows, row) {
+		return h.measureMavenProxy(row, target)
 	}
 	if strings.HasPrefix(row, "ui-") {
 		return h.measureUI(row, target)

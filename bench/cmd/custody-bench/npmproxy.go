@@ -38,18 +38,19 @@ var npmProxyRows = []string{"npm-proxy-warm", "npm-proxy-cold"}
 // npmTreePackages is how many packages the installed dependency tree has.
 const npmTreePackages = 500
 
-// npmServer is an in-process custody serving feeds on loopback.
-type npmServer struct {
+// feedServer is an in-process custody serving feeds on loopback (the
+// npm-proxy-* and maven-proxy-* rows).
+type feedServer struct {
 	srv *custodyserver.Server
 	hs  *httptest.Server
 }
 
-func (s *npmServer) close() {
+func (s *feedServer) close() {
 	s.hs.Close()
 	_ = s.srv.Close()
 }
 
-func startNPMServer(dir string, feeds []config.Feed) (*npmServer, error) {
+func startFeedServer(dir string, feeds []config.Feed) (*feedServer, error) {
 	cfg := config.Default()
 	cfg.Data, cfg.Auth.Mode, cfg.Log.Level, cfg.Feeds = dir, "none", "error", feeds
 	if err := cfg.Validate(); err != nil {
@@ -59,7 +60,7 @@ func startNPMServer(dir string, feeds []config.Feed) (*npmServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &npmServer{srv: srv, hs: httptest.NewServer(srv.Handler())}, nil
+	return &feedServer{srv: srv, hs: httptest.NewServer(srv.Handler())}, nil
 }
 
 // npmTreeName is the i-th package of the tree; package i depends on
@@ -172,7 +173,7 @@ func (h *harness) measureNPMProxy(row, target string) (sample, error) {
 	if !h.o.keep {
 		defer os.RemoveAll(dir)
 	}
-	up, err := startNPMServer(filepath.Join(dir, "upstream"), []config.Feed{{Name: "npmup", Ecosystem: config.FeedEcosystemNPM, Kind: config.FeedKindHosted}})
+	up, err := startFeedServer(filepath.Join(dir, "upstream"), []config.Feed{{Name: "npmup", Ecosystem: config.FeedEcosystemNPM, Kind: config.FeedKindHosted}})
 	if err != nil {
 		return sample{}, err
 	}
@@ -183,7 +184,7 @@ func (h *harness) measureNPMProxy(row, target string) (sample, error) {
 	}
 	reg := upReg
 	if target == targetCustody {
-		px, err := startNPMServer(filepath.Join(dir, "proxy"), []config.Feed{{Name: "npmproxy", Ecosystem: config.FeedEcosystemNPM,
+		px, err := startFeedServer(filepath.Join(dir, "proxy"), []config.Feed{{Name: "npmproxy", Ecosystem: config.FeedEcosystemNPM,
 			Kind: config.FeedKindProxy, Upstream: up.hs.URL + "/npm/npmup"}})
 		if err != nil {
 			return sample{}, err
