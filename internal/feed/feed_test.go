@@ -23,6 +23,7 @@ import (
 	"github.com/custody-dev/custody/internal/meta"
 	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/store/storetest"
 )
 
 // recorder keeps the audit events.
@@ -57,16 +58,7 @@ func (denyTags) CheckTag(_ context.Context, _, tag string, _, _ digest.Digest) e
 
 func newStore(t *testing.T) (*feed.Store, meta.Store, *recorder) {
 	t.Helper()
-	dir := t.TempDir()
-	blobs, err := fs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := sqlite.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { md.Close() })
+	blobs, md := storetest.Embedded(t)
 	rec := &recorder{}
 	return feed.NewStore(blobs, md, registry.Options{Auditor: rec, Policy: denyTags{}}), md, rec
 }

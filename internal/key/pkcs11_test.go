@@ -26,11 +26,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/custody-dev/custody/internal/attest"
-	"github.com/custody-dev/custody/internal/blob/fs"
 	"github.com/custody-dev/custody/internal/key"
-	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/sign"
+	"github.com/custody-dev/custody/internal/store/storetest"
 	"github.com/custody-dev/custody/internal/timestamp"
 )
 
@@ -83,16 +82,7 @@ func open(t *testing.T, u *key.PKCS11URI) crypto.Signer {
 func newRegistry(t *testing.T) string {
 	t.Helper()
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
-	dir := t.TempDir()
-	b, err := fs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := sqlite.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	b, m := storetest.Embedded(t)
 	srv := httptest.NewServer(registry.New(b, m, registry.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")

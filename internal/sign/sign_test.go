@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -29,10 +28,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
-	"github.com/custody-dev/custody/internal/blob/fs"
 	"github.com/custody-dev/custody/internal/key"
-	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/store/storetest"
 )
 
 // newRegistry starts custody's own registry (filesystem blobs, SQLite
@@ -46,16 +44,7 @@ func newRegistry(t *testing.T) string {
 func newRegistryWrapped(t *testing.T, wrap func(http.Handler) http.Handler) string {
 	t.Helper()
 	t.Setenv("DOCKER_CONFIG", t.TempDir()) // hermetic: no credentials
-	dir := t.TempDir()
-	b, err := fs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := sqlite.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	b, m := storetest.Embedded(t)
 	var h http.Handler = registry.New(b, m, registry.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if wrap != nil {
 		h = wrap(h)

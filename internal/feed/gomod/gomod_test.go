@@ -15,11 +15,11 @@ import (
 
 	"golang.org/x/mod/module"
 
-	"github.com/custody-dev/custody/internal/blob/fs"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/feed"
 	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/store/storetest"
 )
 
 func TestModuleRepository(t *testing.T) {
@@ -193,16 +193,7 @@ func handler(t *testing.T) *httptest.Server {
 
 func handlerMeta(t *testing.T) (*httptest.Server, *sqlite.Store) {
 	t.Helper()
-	dir := t.TempDir()
-	blobs, err := fs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := sqlite.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { md.Close() })
+	blobs, md := storetest.Embedded(t)
 	h := New([]config.Feed{{Name: "f", Ecosystem: "go", Kind: "hosted"}}, blobs, md, registry.Options{})
 	s := httptest.NewServer(h)
 	t.Cleanup(s.Close)

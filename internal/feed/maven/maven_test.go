@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -17,11 +16,11 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/internal/audit"
-	"github.com/custody-dev/custody/internal/blob/fs"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/feed"
 	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/store/storetest"
 )
 
 func TestParsePath(t *testing.T) {
@@ -216,16 +215,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	blobs, err := fs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := sqlite.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { md.Close() })
+	blobs, md := storetest.Embedded(t)
 	rec := &recorder{}
 	h := New([]config.Feed{{Name: "f", Ecosystem: "maven"} /* kind omitted: hosted, the default */, {Name: "p", Ecosystem: "maven", Kind: "proxy"}},
 		blobs, md, registry.Options{Auditor: rec})

@@ -3,14 +3,12 @@ package maven
 import (
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/custody-dev/custody/internal/blob/fs"
 	"github.com/custody-dev/custody/internal/config"
-	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/store/storetest"
 )
 
 // TestVirtualFeed: a virtual Maven feed over two hosted feeds serves an
@@ -18,16 +16,7 @@ import (
 // first (whose name shadows the second's), its metadata included, and
 // sends deploys to the first hosted member.
 func TestVirtualFeed(t *testing.T) {
-	dir := t.TempDir()
-	blobs, err := fs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := sqlite.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { md.Close() })
+	blobs, md := storetest.Embedded(t)
 	h := New([]config.Feed{
 		{Name: "team", Ecosystem: "maven"}, {Name: "shared", Ecosystem: "maven", Kind: "hosted"},
 		{Name: "all", Ecosystem: "maven", Kind: "virtual", Members: []string{"team", "shared"}},

@@ -14,16 +14,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/custody-dev/custody/internal/audit"
-	"github.com/custody-dev/custody/internal/blob/fs"
 	"github.com/custody-dev/custody/internal/config"
-	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/store/storetest"
 )
 
 func tarball(t testing.TB, entries ...tar.Header) []byte {
@@ -178,16 +176,7 @@ func FuzzParseName(f *testing.F) {
 // handler is an npm handler over real stores, without authentication.
 func handler(t *testing.T) *httptest.Server {
 	t.Helper()
-	dir := t.TempDir()
-	blobs, err := fs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := sqlite.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { md.Close() })
+	blobs, md := storetest.Embedded(t)
 	h := New([]config.Feed{{Name: "f", Ecosystem: "npm", Kind: "hosted"}}, blobs, md, registry.Options{})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -396,16 +385,7 @@ func (a *auditLog) len() int { a.mu.Lock(); defer a.mu.Unlock(); return len(a.ev
 // version or dist-tag does not exist is a refused write like any other:
 // it is in the audit log, and nothing changed.
 func TestDistTagRefusalsAudited(t *testing.T) {
-	dir := t.TempDir()
-	blobs, err := fs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := sqlite.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { md.Close() })
+	blobs, md := storetest.Embedded(t)
 	log := &auditLog{}
 	srv := httptest.NewServer(New([]config.Feed{{Name: "f", Ecosystem: "npm", Kind: "hosted"}}, blobs, md, registry.Options{Auditor: log}))
 	t.Cleanup(srv.Close)

@@ -4,16 +4,14 @@ import (
 	"archive/tar"
 	"context"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/custody-dev/custody/internal/blob/fs"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/feed"
-	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/registry"
+	"github.com/custody-dev/custody/internal/store/storetest"
 )
 
 // feedGate blocks every version in the feeds named in block and records
@@ -40,16 +38,7 @@ func (g *feedGate) Admit(_ context.Context, f config.Feed, name, version string)
 // with the member's policy and the virtual feed's; the same tarball at the
 // member's own URL only with the member's.
 func TestVirtualFirewall(t *testing.T) {
-	dir := t.TempDir()
-	blobs, err := fs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := sqlite.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { md.Close() })
+	blobs, md := storetest.Embedded(t)
 	h := New([]config.Feed{{Name: "f", Ecosystem: "npm"}, {Name: "v", Ecosystem: "npm", Kind: "virtual", Members: []string{"f"}}}, blobs, md, registry.Options{})
 	g := &feedGate{block: "v"}
 	h.Gate = g
