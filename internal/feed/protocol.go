@@ -13,6 +13,7 @@ import (
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/registry"
 )
 
@@ -88,4 +89,23 @@ func (p Protocol) ServeStored(w http.ResponseWriter, r *http.Request, repo strin
 	}
 	defer rc.Close()
 	ServeFile(w, r, rc, f.Digest, v.Manifest.Created, contentType)
+}
+
+// WriteText answers status with msg as plain text (nosniff, so no browser
+// takes it for anything else): the error form of the protocols whose
+// clients show a status and a short text (PyPI, Maven, GOPROXY).
+func WriteText(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, msg+"\n")
+}
+
+// Fail answers a failure of the server in the protocol's own error form
+// (native) naming only the request ID, and logs err with it: a 500 never
+// carries internal text.
+func (p Protocol) Fail(w http.ResponseWriter, r *http.Request, what string, err error, native func(w http.ResponseWriter, status int, msg string)) {
+	id := problem.RequestID(w)
+	p.Log.ErrorContext(r.Context(), what, "err", err, "request_id", id)
+	native(w, http.StatusInternalServerError, problem.InternalDetail(id))
 }

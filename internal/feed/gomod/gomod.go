@@ -264,17 +264,10 @@ func (h *Handler) invalid(w http.ResponseWriter, r *http.Request, repo, detail s
 
 // fail answers a 500 naming only the request ID, and logs err with it.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	id := problem.RequestID(w)
-	h.Log.ErrorContext(r.Context(), what, "err", err, "request_id", id)
-	writeText(w, http.StatusInternalServerError, problem.InternalDetail(id))
+	h.Fail(w, r, what, err, writeText)
 }
 
-func writeText(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, msg+"\n")
-}
+func writeText(w http.ResponseWriter, status int, msg string) { feed.WriteText(w, status, msg) }
 
 func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
 

@@ -203,25 +203,16 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, repo string,
 
 // fail answers a 500 naming only the request ID, and logs err with it.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	id := problem.RequestID(w)
-	h.Log.ErrorContext(r.Context(), what, "err", err, "request_id", id)
-	writeError(w, http.StatusInternalServerError, problem.InternalDetail(id))
+	h.Fail(w, r, what, err, writeError)
 }
 
 // writeError answers as Maven repositories do: the status and a short
 // plain text (mvn shows the status and reason).
 func writeError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, http.StatusText(status)+": "+msg+"\n")
+	feed.WriteText(w, status, http.StatusText(status)+": "+msg)
 }
 
-func writeText(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, msg+"\n")
-}
+func writeText(w http.ResponseWriter, status int, msg string) { feed.WriteText(w, status, msg) }
 
 // hashes computes a file's Maven checksums while it streams.
 type hashes struct{ sha1, md5, sha512 hash.Hash }

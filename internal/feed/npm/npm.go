@@ -328,9 +328,7 @@ func (h *Handler) blocked(w http.ResponseWriter, r *http.Request, repo string, e
 
 // fail answers a 500 naming only the request ID, and logs err with it.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	id := problem.RequestID(w)
-	h.Log.ErrorContext(r.Context(), what, "err", err, "request_id", id)
-	writeError(w, http.StatusInternalServerError, problem.InternalDetail(id))
+	h.Fail(w, r, what, err, writeError)
 }
 
 // refusedOrFail answers a refusal of the registry's policies with its
