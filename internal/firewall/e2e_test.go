@@ -91,18 +91,7 @@ func startIn(t *testing.T, data string) *env {
 
 func (e *env) token(role auth.Role, pattern string) string {
 	e.t.Helper()
-	body, _ := json.Marshal(auth.TokenRequest{Name: "fw-" + string(role), Scopes: []auth.Scope{{Role: role, Repositories: []string{pattern}}}})
-	code, out := e.call("POST", "/api/v1/tokens", "basic:admin:"+e.s.AdminPassword(), "application/json", body)
-	if code != http.StatusCreated {
-		e.t.Fatalf("creating a %s token: %d %s", role, code, out)
-	}
-	var tok struct {
-		Secret string `json:"secret"`
-	}
-	if err := json.Unmarshal(out, &tok); err != nil || tok.Secret == "" {
-		e.t.Fatalf("token response %s: %v", out, err)
-	}
-	return tok.Secret
+	return e.s.Token(e.t, string(role), pattern)
 }
 
 func (e *env) call(method, path, cred, ctype string, body []byte) (int, []byte) {

@@ -76,18 +76,7 @@ func (e *e2e) token(role auth.Role) string { return e.scopedToken(role, e.feed+"
 
 func (e *e2e) scopedToken(role auth.Role, repos ...string) string {
 	e.t.Helper()
-	body, _ := json.Marshal(auth.TokenRequest{Name: "go-" + string(role) + "-" + strings.NewReplacer("/", "-", "*", "x", ".", "-").Replace(strings.Join(repos, "-")), Scopes: []auth.Scope{{Role: role, Repositories: repos}}})
-	code, out := e.call("POST", "/api/v1/tokens", "admin", e.s.AdminPassword(), body)
-	if code != http.StatusCreated {
-		e.t.Fatalf("creating a %s token: %d %s", role, code, out)
-	}
-	var tok struct {
-		Secret string `json:"secret"`
-	}
-	if err := json.Unmarshal(out, &tok); err != nil || tok.Secret == "" {
-		e.t.Fatalf("token response %s: %v", out, err)
-	}
-	return tok.Secret
+	return e.s.Token(e.t, string(role), repos...)
 }
 
 // call sends a request straight to custody with Basic credentials.

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/sha1" //nolint:gosec // Maven's .sha1
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -63,19 +62,7 @@ func startWith(t *testing.T, config string) *e2e {
 
 func (e *e2e) token(role auth.Role) string {
 	e.t.Helper()
-	body, _ := json.Marshal(auth.TokenRequest{Name: "mvn-" + string(role),
-		Scopes: []auth.Scope{{Role: role, Repositories: []string{"mvnfeed/**"}}}})
-	code, out := e.call("POST", "/api/v1/tokens", "admin", e.s.AdminPassword(), body)
-	if code != http.StatusCreated {
-		e.t.Fatalf("creating a %s token: %d %s", role, code, out)
-	}
-	var tok struct {
-		Secret string `json:"secret"`
-	}
-	if err := json.Unmarshal(out, &tok); err != nil || tok.Secret == "" {
-		e.t.Fatalf("token response %s: %v", out, err)
-	}
-	return tok.Secret
+	return e.s.Token(e.t, string(role), "mvnfeed/**")
 }
 
 func (e *e2e) call(method, path, user, pw string, body []byte) (int, []byte) {

@@ -51,18 +51,7 @@ func startE2E(t *testing.T) *e2e {
 
 func (e *e2e) token(role auth.Role) string {
 	e.t.Helper()
-	body, _ := json.Marshal(auth.TokenRequest{Name: "npm-" + string(role), Scopes: []auth.Scope{{Role: role, Repositories: []string{e.feed + "/**"}}}})
-	code, out := e.call("POST", "/api/v1/tokens", "basic:admin:"+e.s.AdminPassword(), "application/json", body)
-	if code != http.StatusCreated {
-		e.t.Fatalf("creating a %s token: %d %s", role, code, out)
-	}
-	var tok struct {
-		Secret string `json:"secret"`
-	}
-	if err := json.Unmarshal(out, &tok); err != nil || tok.Secret == "" {
-		e.t.Fatalf("token response %s: %v", out, err)
-	}
-	return tok.Secret
+	return e.s.Token(e.t, string(role), e.feed+"/**")
 }
 
 // call sends a request; cred is "bearer:<token>", "basic:<user>:<pw>" or "".

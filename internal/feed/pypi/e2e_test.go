@@ -55,19 +55,7 @@ func (e *e2e) token(role auth.Role) string {
 
 func (e *e2e) tokenFor(role auth.Role, patterns ...string) string {
 	e.t.Helper()
-	body, _ := json.Marshal(auth.TokenRequest{Name: "py-" + string(role) + "-" + strings.NewReplacer("/", "-", "*", "x").Replace(strings.Join(patterns, "-")),
-		Scopes: []auth.Scope{{Role: role, Repositories: patterns}}})
-	code, out := e.call("POST", "/api/v1/tokens", "basic:admin:"+e.s.AdminPassword(), "application/json", nil, body)
-	if code != http.StatusCreated {
-		e.t.Fatalf("creating a %s token: %d %s", role, code, out)
-	}
-	var tok struct {
-		Secret string `json:"secret"`
-	}
-	if err := json.Unmarshal(out, &tok); err != nil || tok.Secret == "" {
-		e.t.Fatalf("token response %s: %v", out, err)
-	}
-	return tok.Secret
+	return e.s.Token(e.t, string(role), patterns...)
 }
 
 // call sends a request; cred is "basic:<user>:<pw>" or "".
