@@ -503,8 +503,8 @@ func (s *Site) adminPolicies(w http.ResponseWriter, r *Request) error {
 }
 
 // vulnDBStatus is the vulnerability database's status, or nil when the
-// server serves none (it does with projects configured: the database
-// feeds their promotion gates).
+// server serves none (it does whenever sign-in is on: the database feeds
+// the promotion gates and the feeds' dependency firewall).
 func vulnDBStatus(r *Request) (*vulnhttp.VulnDBStatus, error) {
 	var st vulnhttp.VulnDBStatus
 	err := r.Get("/api/v1/vulndb", &st)
