@@ -32,7 +32,12 @@ type issuerKeys struct {
 	client *http.Client
 	now    func() time.Time
 
-	fetch   sync.Mutex // held while fetching
+	fetch sync.Mutex // held while fetching
+	// failed and failure are the last failed fetch and why (guarded by
+	// fetch): a failing issuer is not asked again within the interval
+	// either.
+	failed  time.Time
+	failure error
 	mu      sync.Mutex
 	keys    []jose.JSONWebKey
 	fetched time.Time // zero before the first fetch
@@ -100,24 +105,38 @@ func (k *issuerKeys) refetch(ctx context.Context, seen time.Time) ([]jose.JSONWe
 	if !fetched.Equal(seen) || (!fetched.IsZero() && k.now().Sub(fetched) < keyRefetchInterval) {
 		return keys, nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
+	if !k.failed.IsZero() && k.now().Sub(k.failed) < keyRefetchInterval {
+		return nil, k.failure
+	}
+	set, err := k.get(ctx)
 	if err != nil {
+		k.failed, k.failure = k.now(), err
 		return nil, err
 	}
-	resp, err := k.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetching the issuer's keys: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetching the issuer's keys from %s: %s", k.url, resp.Status)
-	}
-	var set jose.JSONWebKeySet
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxJWKS)).Decode(&set); err != nil {
-		return nil, fmt.Errorf("the issuer's keys at %s: %w", k.url, err)
-	}
+	k.failed, k.failure = time.Time{}, nil
 	k.mu.Lock()
 	k.keys, k.fetched = set.Keys, k.now()
 	k.mu.Unlock()
 	return set.Keys, nil
+}
+
+// get fetches the key set.
+func (k *issuerKeys) get(ctx context.Context) (jose.JSONWebKeySet, error) {
+	var set jose.JSONWebKeySet
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
+	if err != nil {
+		return set, err
+	}
+	resp, err := k.client.Do(req)
+	if err != nil {
+		return set, fmt.Errorf("fetching the issuer's keys: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return set, fmt.Errorf("fetching the issuer's keys from %s: %s", k.url, resp.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxJWKS)).Decode(&set); err != nil {
+		return set, fmt.Errorf("the issuer's keys at %s: %w", k.url, err)
+	}
+	return set, nil
 }

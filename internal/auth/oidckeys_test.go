@@ -98,3 +98,47 @@ func TestIssuerKeysRefetchLimited(t *testing.T) {
 		t.Fatalf("a malformed token: %v, %d fetches", err, fetches.Load())
 	}
 }
+
+// TestIssuerKeysFailingIssuerAskedOnce: while the issuer's key set cannot
+// be fetched, tokens are refused without asking it again within the
+// interval; once it answers (after the interval) they verify.
+func TestIssuerKeysFailingIssuerAskedOnce(t *testing.T) {
+	k1, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var down atomic.Bool
+	down.Store(true)
+	var fetches atomic.Int32
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k1.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+	}))
+	defer hs.Close()
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"sub": "x"})
+	tok.Header["kid"] = "k1"
+	raw, err := tok.SignedString(k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	keys := newIssuerKeys(hs.URL)
+	keys.now = func() time.Time { return now }
+	for range 20 {
+		if _, err := keys.VerifySignature(context.Background(), raw); err == nil {
+			t.Fatal("a token verified without the issuer's keys")
+		}
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Fatalf("20 tokens while the issuer fails asked it %d times, want 1", n)
+	}
+	down.Store(false)
+	now = now.Add(keyRefetchInterval + time.Second)
+	if _, err := keys.VerifySignature(context.Background(), raw); err != nil || fetches.Load() != 2 {
+		t.Fatalf("after the issuer recovered: %v, %d fetches", err, fetches.Load())
+	}
+}
