@@ -82,19 +82,7 @@ func (e *e2e) scopedToken(role auth.Role, repos ...string) string {
 // call sends a request straight to custody with Basic credentials.
 func (e *e2e) call(method, path, user, pass string, body []byte) (int, []byte) {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.s.URL+path, bytes.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if user != "" {
-		req.SetBasicAuth(user, pass)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := e.s.Call(e.t, method, path, testserver.Basic(user, pass), body)
 	return resp.StatusCode, b
 }
 

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/sha1" //nolint:gosec // Maven's .sha1
 	"encoding/hex"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -65,24 +64,15 @@ func (e *e2e) token(role auth.Role) string {
 	return e.s.Token(e.t, string(role), "mvnfeed/**")
 }
 
+// call sends a request straight to custody with Basic credentials (a
+// POST as JSON).
 func (e *e2e) call(method, path, user, pw string, body []byte) (int, []byte) {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.s.URL+path, bytes.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	ctype := ""
 	if method == "POST" {
-		req.Header.Set("Content-Type", "application/json")
+		ctype = "application/json"
 	}
-	if user != "" {
-		req.SetBasicAuth(user, pw)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := e.s.Call(e.t, method, path, testserver.Basic(user, pw), body, "Content-Type", ctype)
 	return resp.StatusCode, b
 }
 

@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -57,26 +56,7 @@ func (e *e2e) token(role auth.Role) string {
 // call sends a request; cred is "bearer:<token>", "basic:<user>:<pw>" or "".
 func (e *e2e) call(method, path, cred, ctype string, body []byte) (int, []byte) {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.s.URL+path, bytes.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	switch {
-	case strings.HasPrefix(cred, "bearer:"):
-		req.Header.Set("Authorization", "Bearer "+strings.TrimPrefix(cred, "bearer:"))
-	case strings.HasPrefix(cred, "basic:"):
-		u, p, _ := strings.Cut(strings.TrimPrefix(cred, "basic:"), ":")
-		req.SetBasicAuth(u, p)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := e.s.Call(e.t, method, path, cred, body, "Content-Type", ctype)
 	return resp.StatusCode, b
 }
 

@@ -2,17 +2,14 @@ package pypi_test
 
 import (
 	"archive/tar"
-	"archive/zip"
 	"bytes"
 	"cmp"
 	"compress/gzip"
 	"crypto/md5" //nolint:gosec // PyPI's md5_digest
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"mime/multipart"
 	"net/http"
 	"os"
@@ -22,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/custody-dev/custody/internal/auth"
+	"github.com/custody-dev/custody/internal/feed/feedtest"
 	"github.com/custody-dev/custody/internal/testserver"
 )
 
@@ -65,28 +63,14 @@ func (e *e2e) call(method, path, cred, ctype string, hdr map[string]string, body
 	return code, b
 }
 
+// do is call with the answer's header; redirects are not followed.
 func (e *e2e) do(method, path, cred, ctype string, hdr map[string]string, body []byte) (int, http.Header, []byte) {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.s.URL+path, bytes.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
+	header := []string{"Content-Type", ctype}
 	for k, v := range hdr {
-		req.Header.Set(k, v)
+		header = append(header, k, v)
 	}
-	if u, p, ok := strings.Cut(strings.TrimPrefix(cred, "basic:"), ":"); ok && strings.HasPrefix(cred, "basic:") {
-		req.SetBasicAuth(u, p)
-	}
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := e.s.Call(e.t, method, path, cred, body, header...)
 	return resp.StatusCode, resp.Header, b
 }
 
@@ -102,31 +86,7 @@ func wheel(t *testing.T, version, value string) []byte {
 func wheelOf(t *testing.T, project, version, value string) []byte {
 	t.Helper()
 	mod := strings.ReplaceAll(project, "-", "_")
-	info := mod + "-" + version + ".dist-info/"
-	files := [][2]string{
-		{mod + "/__init__.py", "VALUE = " + fmt.Sprintf("%q", value) + "\n"},
-		{info + "METADATA", "Metadata-Version: 2.1\nName: " + project + "\nVersion: " + version + "\nRequires-Python: >=3.7\nSummary: a test package\n"},
-		{info + "WHEEL", "Wheel-Version: 1.0\nGenerator: custody-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"},
-	}
-	var record strings.Builder
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, f := range files {
-		w, err := zw.Create(f[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = w.Write([]byte(f[1]))
-		sum := sha256.Sum256([]byte(f[1]))
-		fmt.Fprintf(&record, "%s,sha256=%s,%d\n", f[0], base64.RawURLEncoding.EncodeToString(sum[:]), len(f[1]))
-	}
-	record.WriteString(info + "RECORD,,\n")
-	w, _ := zw.Create(info + "RECORD")
-	_, _ = w.Write([]byte(record.String()))
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return feedtest.Wheel(t, project, version, "Requires-Python: >=3.7\n", [2]string{mod + "/__init__.py", "VALUE = " + fmt.Sprintf("%q", value) + "\n"})
 }
 
 // sdist builds a source distribution of custody-demo with a PKG-INFO.
@@ -376,7 +336,7 @@ func TestPyPIRefusals(t *testing.T) {
 	const whl = "custody_demo-1.0.0-py3-none-any.whl"
 	badMD5 := uploadForm("custody-demo", "1.0.0", "bdist_wheel", whl, good, good)
 	badMD5.fields[7][1] = strings.Repeat("0", 32)
-	evilWheel := zipOf(t, map[string]string{"custody_demo/__init__.py": "", "../../evil.py": "boom"})
+	evilWheel := feedtest.Zip(t, map[string]string{"custody_demo/__init__.py": "", "../../evil.py": "boom"})
 	evilSdist := tgzOf(t, []tar.Header{{Name: "custody_demo-1.0.0/PKG-INFO", Typeflag: tar.TypeReg},
 		{Name: "custody_demo-1.0.0/link", Typeflag: tar.TypeSymlink, Linkname: "../../../etc/passwd"}})
 	cases := []struct {
@@ -450,24 +410,6 @@ func TestPyPIRefusals(t *testing.T) {
 	if code, b := e.call("GET", "/pypi/pyfeed/files/custody-demo/..%2f..%2fx", "basic:__token__:"+e.reader, "", nil, nil); code != http.StatusBadRequest {
 		t.Errorf("escaped traversal in a download: %d %s", code, b)
 	}
-}
-
-// zipOf builds a zip of files (name -> content).
-func zipOf(t *testing.T, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for name, c := range files {
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = w.Write([]byte(c))
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 // tgzOf builds a gzip'd tar of empty entries with the headers given.

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/custody-dev/custody/internal/auth"
+	"github.com/custody-dev/custody/internal/feed/feedtest"
 	"github.com/custody-dev/custody/internal/testserver"
 )
 
@@ -161,7 +162,7 @@ func TestPyPIProxyUpstreamRefusals(t *testing.T) {
 	good, other := wheel(t, "1.0.0", "good"), wheel(t, "1.0.0", "other")
 	fake.set("custody_demo-1.0.0-py3-none-any.whl", good, good)
 	fake.set("custody_demo-2.0.0-py3-none-any.whl", wheel(t, "2.0.0", "x"), wheel(t, "2.0.0", "y"))
-	evil := zipOf(t, map[string]string{"../../evil.py": "x"})
+	evil := feedtest.Zip(t, map[string]string{"../../evil.py": "x"})
 	fake.set("custody_demo-3.0.0-py3-none-any.whl", evil, evil)
 	e := startPyProxy(t, fake.srv.URL+"/simple", "", nil)
 	cred := "basic:__token__:" + e.reader
