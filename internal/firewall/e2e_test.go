@@ -65,11 +65,7 @@ func start(t *testing.T) *env { return startIn(t, t.TempDir()) }
 // startIn starts the server on data directory data.
 func startIn(t *testing.T, data string) *env {
 	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte(firewallConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := testserver.Start(t, testserver.Options{Auth: true, Data: data, Args: []string{"--config", cfg}, Env: []string{"CUSTODY_KEY_PASSWORD=server-pass"}})
+	s := testserver.Start(t, testserver.Options{Auth: true, Data: data, Config: firewallConfig, Env: []string{"CUSTODY_KEY_PASSWORD=server-pass"}})
 	e := &env{t: t, s: s}
 	e.admin = e.token(auth.RoleAdmin, "**")
 	e.writer = e.token(auth.RoleWriter, "**")

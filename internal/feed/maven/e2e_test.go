@@ -48,11 +48,7 @@ func startWith(t *testing.T, config string) *e2e {
 		}
 		t.Skip("maven-deploy-plugin (Debian's libmaven-deploy-plugin-java) not installed; run scripts/install-clients.sh")
 	}
-	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}})
+	s := testserver.Start(t, testserver.Options{Auth: true, Config: config})
 	e := &e2e{t: t, s: s, mvn: mvn}
 	e.writer = e.token(auth.RoleWriter)
 	e.reader = e.token(auth.RoleReader)
@@ -297,8 +293,7 @@ func TestMavenDeployAndResolve(t *testing.T) {
 // from what custody stored.
 func TestMavenProxyResolve(t *testing.T) {
 	testserver.Client(t, "mvn")
-	up := testserver.Start(t, testserver.Options{Args: []string{"--config", writeFile(t, t.TempDir(), "up.yaml",
-		[]byte("feeds:\n  - name: central\n    ecosystem: maven\n    kind: hosted\n"))}})
+	up := testserver.Start(t, testserver.Options{Config: "feeds:\n  - name: central\n    ecosystem: maven\n    kind: hosted\n"})
 	demo := jar(t, "demo from upstream")
 	parent := func(v string) []byte {
 		return []byte(`<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>

@@ -37,11 +37,7 @@ type e2e struct {
 func startE2E(t *testing.T) *e2e {
 	t.Helper()
 	npmBin := testserver.Client(t, "npm")
-	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte("feeds:\n  - name: npmfeed\n    ecosystem: npm\n    kind: hosted\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}})
+	s := testserver.Start(t, testserver.Options{Auth: true, Config: "feeds:\n  - name: npmfeed\n    ecosystem: npm\n    kind: hosted\n"})
 	e := &e2e{t: t, s: s, feed: "npmfeed", npm: npmBin, homes: map[string]string{}}
 	e.writer = e.token(auth.RoleWriter)
 	e.reader = e.token(auth.RoleReader)
@@ -257,7 +253,7 @@ func TestNPMRefusals(t *testing.T) {
 			tgz(t, map[string]string{"package/../../x": "boom"}), tgz(t, map[string]string{"package/../../x": "boom"})), 400, "leaves the package directory"},
 		{"name differs from URL", "/npm/npmfeed/evil", publishBody("other", "other", "1.0.0", good, good), 400, "names package"},
 	}
-	blobsBefore := countFiles(t, filepath.Join(e.s.Data, "blobs"))
+	blobsBefore := e.s.BlobFiles(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			code, b := e.call("PUT", c.path, "bearer:"+e.writer, "application/json", c.body)
@@ -270,7 +266,7 @@ func TestNPMRefusals(t *testing.T) {
 		})
 	}
 	// Nothing was stored: no bytes, no package, no repository.
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n != blobsBefore {
+	if n := e.s.BlobFiles(t); n != blobsBefore {
 		t.Errorf("refused publishes stored %d blob files", n-blobsBefore)
 	}
 	if code, b := e.call("GET", "/npm/npmfeed/evil", "bearer:"+e.reader, "", nil); code != http.StatusNotFound {
@@ -283,7 +279,7 @@ func TestNPMRefusals(t *testing.T) {
 	if code, b := e.call("PUT", "/npm/npmfeed/evil", "bearer:"+e.writer, "application/json", publishBody("evil", "evil", "1.0.0", good, good)); code != http.StatusOK {
 		t.Fatalf("publish: %d %s", code, b)
 	}
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n <= blobsBefore {
+	if n := e.s.BlobFiles(t); n <= blobsBefore {
 		t.Errorf("the blob count does not see a publish (%d files): the check above proves nothing", n)
 	}
 	before := e.packument("evil")
@@ -298,25 +294,6 @@ func TestNPMRefusals(t *testing.T) {
 	if code, b := e.call("GET", "/npm/nofeed/x", "", "", nil); code != http.StatusNotFound || !strings.Contains(string(b), `"error"`) {
 		t.Errorf("unknown feed: %d %s", code, b)
 	}
-}
-
-// countFiles counts the regular files under dir (0 when it is absent).
-func countFiles(t *testing.T, dir string) int {
-	t.Helper()
-	n := 0
-	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			n++
-		}
-		return nil
-	})
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // TestNPMAccess: without a token, with a reader's, or with a token for

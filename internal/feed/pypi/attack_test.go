@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -36,7 +35,7 @@ func TestPyPIReleaseRespelt(t *testing.T) {
 	if code, b := upload("custody-demo", "1.0.0", "sdist", "custody_demo-1.0.0.tar.gz", sdist(t, "1.0.0")); code != http.StatusOK {
 		t.Fatalf("upload sdist: %d %s", code, b)
 	}
-	before, blobs := e.index(), countFiles(t, filepath.Join(e.s.Data, "blobs"))
+	before, blobs := e.index(), e.s.BlobFiles(t)
 	for _, c := range []struct{ name, version, filetype, file string }{
 		{"custody-demo", "1.0.0", "bdist_wheel", "Custody_Demo-1.0.0-py3-none-any.whl"},
 		{"custody.demo", "1.0.0", "bdist_wheel", "custody.demo-1.0.0-py3-none-any.whl"},
@@ -67,7 +66,7 @@ func TestPyPIReleaseRespelt(t *testing.T) {
 	if after := e.index(); after != before {
 		t.Errorf("refused uploads changed the index:\n%s\n%s", before, after)
 	}
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n != blobs {
+	if n := e.s.BlobFiles(t); n != blobs {
 		t.Errorf("refused uploads stored %d blob files", n-blobs)
 	}
 	// pip installs the published bytes.
@@ -104,13 +103,13 @@ func TestPyPIReleaseRespelt(t *testing.T) {
 func TestPyPIZipDirectoryBomb(t *testing.T) {
 	e := startE2E(t)
 	bomb := feedtest.BareZipDirectory(1_000_000)
-	blobs := countFiles(t, filepath.Join(e.s.Data, "blobs"))
+	blobs := e.s.BlobFiles(t)
 	ct, body := uploadForm("custody-demo", "1.0.0", "bdist_wheel", "custody_demo-1.0.0-py3-none-any.whl", bomb, bomb).encode(t)
 	code, b := e.call("POST", "/pypi/pyfeed/", "basic:__token__:"+e.writer, ct, nil, body)
 	if code != http.StatusBadRequest || !strings.Contains(string(b), "directory is larger than") || !strings.Contains(string(b), "nothing was stored") {
 		t.Errorf("upload: %d %s; want 400 naming the directory", code, b)
 	}
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n != blobs {
+	if n := e.s.BlobFiles(t); n != blobs {
 		t.Errorf("the refused upload stored %d blob files", n-blobs)
 	}
 	if idx := e.index(); !strings.Contains(idx, "Not Found") {

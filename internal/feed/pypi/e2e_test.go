@@ -35,11 +35,7 @@ type e2e struct {
 
 func startE2E(t *testing.T) *e2e {
 	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte("feeds:\n  - name: pyfeed\n    ecosystem: pypi\n    kind: hosted\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}})
+	s := testserver.Start(t, testserver.Options{Auth: true, Config: "feeds:\n  - name: pyfeed\n    ecosystem: pypi\n    kind: hosted\n"})
 	e := &e2e{t: t, s: s, feed: "pyfeed", home: t.TempDir()}
 	e.writer = e.token(auth.RoleWriter)
 	e.reader = e.token(auth.RoleReader)
@@ -355,7 +351,7 @@ func TestPyPIRefusals(t *testing.T) {
 		{"file of another project", uploadForm("custody-demo", "1.0.0", "bdist_wheel", "other-1.0.0-py3-none-any.whl", good, good), 400, "not a file of project"},
 		{"file of another version", uploadForm("custody-demo", "1.0.0", "bdist_wheel", "custody_demo-2.0.0-py3-none-any.whl", good, good), 400, "not a file of version"},
 	}
-	blobsBefore := countFiles(t, filepath.Join(e.s.Data, "blobs"))
+	blobsBefore := e.s.BlobFiles(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ct, body := c.f.encode(t)
@@ -374,7 +370,7 @@ func TestPyPIRefusals(t *testing.T) {
 	if code, hdr, b := e.do("POST", "/pypi/pyfeed/", "", ct, nil, body); code != http.StatusUnauthorized || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Basic ") {
 		t.Errorf("anonymous upload: %d %q %s", code, hdr.Get("WWW-Authenticate"), b)
 	}
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n != blobsBefore {
+	if n := e.s.BlobFiles(t); n != blobsBefore {
 		t.Errorf("refused uploads stored %d blob files", n-blobsBefore)
 	}
 	if code, b := e.call("GET", "/api/v1/repositories", "basic:admin:"+e.s.AdminPassword(), "", nil, nil); code != http.StatusOK || strings.Contains(string(b), "pyfeed") {
@@ -385,10 +381,10 @@ func TestPyPIRefusals(t *testing.T) {
 	if code, b := e.call("POST", "/pypi/pyfeed/", "basic:__token__:"+e.writer, ct, nil, body); code != http.StatusOK {
 		t.Fatalf("upload: %d %s", code, b)
 	}
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n <= blobsBefore {
+	if n := e.s.BlobFiles(t); n <= blobsBefore {
 		t.Errorf("the blob count does not see an upload (%d files): the checks above prove nothing", n)
 	}
-	before, blobsAfter := e.index(), countFiles(t, filepath.Join(e.s.Data, "blobs"))
+	before, blobsAfter := e.index(), e.s.BlobFiles(t)
 	if code, b := e.call("POST", "/pypi/pyfeed/", "basic:__token__:"+e.writer, ct, nil, body); code != http.StatusOK {
 		t.Errorf("the same upload again: %d %s", code, b)
 	}
@@ -400,7 +396,7 @@ func TestPyPIRefusals(t *testing.T) {
 	if after := e.index(); after != before {
 		t.Errorf("index changed by a repeated or refused upload:\n%s\n%s", before, after)
 	}
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n != blobsAfter {
+	if n := e.s.BlobFiles(t); n != blobsAfter {
 		t.Errorf("a repeated or refused upload stored %d blob files", n-blobsAfter)
 	}
 	// Unknown feeds and routes answer in plain text, nothing internal.
@@ -426,23 +422,4 @@ func tgzOf(t *testing.T, hdrs []tar.Header) []byte {
 	_ = tw.Close()
 	_ = zw.Close()
 	return buf.Bytes()
-}
-
-// countFiles counts the regular files under dir (0 when it is absent).
-func countFiles(t *testing.T, dir string) int {
-	t.Helper()
-	n := 0
-	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			n++
-		}
-		return nil
-	})
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	return n
 }

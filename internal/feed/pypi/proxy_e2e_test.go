@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,11 +27,7 @@ func startPyProxy(t *testing.T, upstream, passwordEnv string, env []string) *e2e
 	if passwordEnv != "" {
 		text += "    upstreamAuth:\n      username: __token__\n      passwordEnv: " + passwordEnv + "\n"
 	}
-	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}, Env: env})
+	s := testserver.Start(t, testserver.Options{Auth: true, Config: text, Env: env})
 	e := &e2e{t: t, s: s, feed: "pyproxy", home: t.TempDir()}
 	e.writer = e.token(auth.RoleWriter)
 	e.reader = e.token(auth.RoleReader)
