@@ -105,11 +105,11 @@ func pkgJSON(name, version, extra string) string {
 	return `{"name":"` + name + `","version":"` + version + `","description":"test package","main":"index.js"` + extra + `}`
 }
 
-// TestNPMClient publishes, installs, tags and refuses with the real npm CLI.
-func TestNPMClient(t *testing.T) {
-	e := startE2E(t)
-
-	// Publish an unscoped and a scoped package.
+// publishDemo publishes, with npm publish as the writer, an unscoped
+// package left-pad-x 1.0.0 and a scoped one, @acme/util 2.1.0, which
+// depends on it, and returns left-pad-x's project directory.
+func (e *e2e) publishDemo() string {
+	e.t.Helper()
 	lib := e.project(e.writer, map[string]string{"package.json": pkgJSON("left-pad-x", "1.0.0", ""), "index.js": "module.exports = 'left';\n"})
 	e.run(lib, "publish")
 	scoped := e.project(e.writer, map[string]string{
@@ -117,6 +117,15 @@ func TestNPMClient(t *testing.T) {
 		"index.js":     "module.exports = require('left-pad-x') + '-util';\n",
 	})
 	e.run(scoped, "publish")
+	return lib
+}
+
+// TestNPMClient publishes, installs, tags and refuses with the real npm CLI.
+func TestNPMClient(t *testing.T) {
+	e := startE2E(t)
+
+	// Publish an unscoped and a scoped package.
+	lib := e.publishDemo()
 
 	// Install both in a fresh project, with a reader token.
 	app := e.project(e.reader, map[string]string{"package.json": `{"name":"app","version":"0.0.0","private":true,"dependencies":{"@acme/util":"^2.0.0"}}`})

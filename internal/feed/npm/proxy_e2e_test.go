@@ -39,13 +39,7 @@ func startProxy(t *testing.T, upstreamURL, tokenEnv string, env []string) *e2e {
 // upstream gone; publishing to the proxy is refused.
 func TestNPMProxy(t *testing.T) {
 	up := startE2E(t)
-	lib := up.project(up.writer, map[string]string{"package.json": pkgJSON("left-pad-x", "1.0.0", ""), "index.js": "module.exports = 'left';\n"})
-	up.run(lib, "publish")
-	scoped := up.project(up.writer, map[string]string{
-		"package.json": pkgJSON("@acme/util", "2.1.0", `,"dependencies":{"left-pad-x":"^1.0.0"}`),
-		"index.js":     "module.exports = require('left-pad-x') + '-util';\n",
-	})
-	up.run(scoped, "publish")
+	up.publishDemo()
 
 	e := startProxy(t, up.s.URL+"/npm/npmfeed", "UPSTREAM_NPM_TOKEN", []string{"UPSTREAM_NPM_TOKEN=" + up.reader})
 	appJSON := `{"name":"app","version":"0.0.0","private":true,"dependencies":{"@acme/util":"^2.0.0"}}`
