@@ -3,37 +3,13 @@ package feed_test
 import (
 	"archive/zip"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"runtime"
 	"testing"
 
 	"github.com/custody-dev/custody/internal/feed"
+	"github.com/custody-dev/custody/internal/feed/feedtest"
 )
-
-// bareDirectory is a zip that is nothing but n central directory records
-// named "a" and the end record (which states n modulo 65536, as
-// archive/zip checks): 47 bytes an entry.
-func bareDirectory(n int) []byte {
-	var b bytes.Buffer
-	rec := make([]byte, 46)
-	binary.LittleEndian.PutUint32(rec[0:], 0x02014b50)
-	binary.LittleEndian.PutUint16(rec[4:], 20)
-	binary.LittleEndian.PutUint16(rec[6:], 20)
-	binary.LittleEndian.PutUint16(rec[28:], 1) // name length
-	for range n {
-		b.Write(rec)
-		b.WriteByte('a')
-	}
-	dirSize := b.Len()
-	end := make([]byte, 22)
-	binary.LittleEndian.PutUint32(end[0:], 0x06054b50)
-	binary.LittleEndian.PutUint16(end[8:], uint16(n))
-	binary.LittleEndian.PutUint16(end[10:], uint16(n))
-	binary.LittleEndian.PutUint32(end[12:], uint32(dirSize))
-	b.Write(end)
-	return b.Bytes()
-}
 
 // TestOpenZipDirectoryBudget: archive/zip keeps every directory record of
 // a zip, whatever count it states, at about five times the record's size
@@ -42,7 +18,7 @@ func bareDirectory(n int) []byte {
 // MaxZipDirectory of a directory and refuses the rest; ordinary zips
 // open as before.
 func TestOpenZipDirectoryBudget(t *testing.T) {
-	big := bareDirectory(1_000_000) // 47 MB: 1,000,000 entries
+	big := feedtest.BareZipDirectory(1_000_000) // 47 MB: 1,000,000 entries
 	runtime.GC()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
@@ -56,7 +32,7 @@ func TestOpenZipDirectoryBudget(t *testing.T) {
 		t.Errorf("refusing it allocated %d MB", alloc>>20)
 	}
 	// A directory within the budget opens, with all its entries.
-	small := bareDirectory(70_000)
+	small := feedtest.BareZipDirectory(70_000)
 	zr, err := feed.OpenZip(bytes.NewReader(small), int64(len(small)))
 	if err != nil || len(zr.File) != 70_000 {
 		t.Fatalf("a %d-byte directory: %v", len(small), err)

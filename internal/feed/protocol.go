@@ -33,7 +33,15 @@ type Protocol struct {
 	// Upstreams are the proxy feeds' upstream clients by feed name (see
 	// Upstreams); the server sets them.
 	Upstreams map[string]*Upstream
+	// Challenge, when set, is the WWW-Authenticate of the protocol's 401s
+	// in place of the Authorizer's (BasicChallenge, for clients that send
+	// their credentials only when challenged with Basic).
+	Challenge string
 }
+
+// BasicChallenge asks for Basic credentials (an API token as the
+// password); see Protocol.Challenge.
+const BasicChallenge = `Basic realm="custody"`
 
 // NewProtocol returns the Protocol of ecosystem's feeds among feeds,
 // storing in blobs and md with the registry's options (its Authorizer,
@@ -108,4 +116,76 @@ func (p Protocol) Fail(w http.ResponseWriter, r *http.Request, what string, err 
 	id := problem.RequestID(w)
 	p.Log.ErrorContext(r.Context(), what, "err", err, "request_id", id)
 	native(w, http.StatusInternalServerError, problem.InternalDetail(id))
+}
+
+// Authorize asks the registry's Authorizer for pull (and, when write,
+// push) on repo and returns the request that names the caller. On a
+// refusal it answers (AuthError, naming the refused identity) and returns
+// false.
+func (p Protocol) Authorize(w http.ResponseWriter, r *http.Request, repo string, write bool, native func(w http.ResponseWriter, status int, msg string)) (*http.Request, bool) {
+	need := []registry.Access{{Repo: repo, Action: registry.ActionPull}}
+	if write {
+		need = append(need, registry.Access{Repo: repo, Action: registry.ActionPush})
+	}
+	ar, err := p.Authz.Authorize(w, r, need)
+	if err == nil {
+		return ar, true
+	}
+	if ar != nil {
+		r = ar // names the refused identity in the audit entry
+	}
+	p.AuthError(w, r, repo, err, native)
+	return nil, false
+}
+
+// AuthError answers err, the Authorizer's error for a request to repo: a
+// refusal is audited as denied and answered with its status and text in
+// the protocol's own error form (native), a 401 with Challenge when the
+// protocol sets one; any other error (the Authorizer failed) is audited
+// as an error and answered 500 (Fail).
+func (p Protocol) AuthError(w http.ResponseWriter, r *http.Request, repo string, err error, native func(w http.ResponseWriter, status int, msg string)) {
+	k, refused := problem.From(err)
+	if !refused { // not a refusal: the Authorizer failed
+		p.Audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: repo, Result: "error", Reason: err.Error(), Request: r})
+		p.Fail(w, r, "authorize", err, native)
+		return
+	}
+	p.Audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: repo, Result: "denied", Reason: err.Error(), Request: r})
+	if p.Challenge != "" && k.Status() == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", p.Challenge)
+	}
+	native(w, k.Status(), err.Error())
+}
+
+// AnswerBlocked answers err, the dependency firewall's answer about a
+// version of repo (Admit, AdmitUnpinned): a refusal (a *Blocked) is
+// audited as feed.blocked, with tag when the caller knows it, and
+// answered 403 with its reason and waiver in the protocol's own error
+// form (native); any other error (the firewall could not judge) 500.
+func (p Protocol) AnswerBlocked(w http.ResponseWriter, r *http.Request, repo, tag string, err error, native func(w http.ResponseWriter, status int, msg string)) {
+	var b *Blocked
+	if !errors.As(err, &b) {
+		p.Fail(w, r, "ask the dependency firewall", err, native)
+		return
+	}
+	p.Audit.Record(r.Context(), audit.Event{Action: "feed.blocked", Repo: repo, Tag: tag, Result: "denied", Reason: b.Reason, Request: r})
+	native(w, http.StatusForbidden, b.Error())
+}
+
+// RecordFailed answers err, a failure to record a version or label
+// (Store.Seal, SetLabel and the like): 503 with retry when content it
+// referenced was garbage-collected meanwhile (the client sends it again),
+// a refusal of the registry's policies (a problem kind other than not
+// found) with its status and text, anything else 500 (Fail, logging
+// what).
+func (p Protocol) RecordFailed(w http.ResponseWriter, r *http.Request, what string, err error, retry string, native func(w http.ResponseWriter, status int, msg string)) {
+	if errors.Is(err, meta.ErrReferenceGone) {
+		native(w, http.StatusServiceUnavailable, retry)
+		return
+	}
+	if k, ok := problem.From(err); ok && !errors.Is(err, meta.ErrNotFound) {
+		native(w, k.Status(), err.Error())
+		return
+	}
+	p.Fail(w, r, what, err, native)
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/config"
-	"github.com/custody-dev/custody/internal/problem"
+	"github.com/custody-dev/custody/internal/reqbody"
 )
 
 // KindVirtual is the kind of a feed that merges its members under one URL.
@@ -47,7 +47,10 @@ func Addressed(ctx context.Context, feedName string) string {
 	return feedName
 }
 
-// Router serves the requests addressed to a protocol's virtual feeds,
+// Router routes a protocol's requests to its feeds (Route) and serves the
+// requests addressed to its virtual feeds (Serve).
+//
+// Serve answers the requests addressed to a protocol's virtual feeds,
 // /<ecosystem>/<virtual>/<rest>, by handing each to a member as the
 // request /<ecosystem>/<member>/<rest>, served by the protocol's own
 // handler (Member), so a member of any kind (hosted, proxy) is served as
@@ -82,6 +85,45 @@ type Router struct {
 	// WriteAction is the audit action of the protocol's writes
 	// ("npm.publish"), recorded when a write is refused.
 	WriteAction string
+	// NotFound is the text of the 404 to a path outside Prefix, and
+	// NoFeed that of the 404 to a path naming no feed of the protocol.
+	NotFound string
+	NoFeed   func(feedName string) string
+	// Package returns the segments of the package an escaped path under a
+	// feed names (see Serve), nil when it names none.
+	Package func(rest string) []string
+	// Own, when set, reports whether the protocol's handler answers a
+	// request to a virtual feed itself rather than Serve (PyPI's project
+	// list, merged from the members').
+	Own func(r *http.Request, rest string) bool
+}
+
+// Route starts serving r, a request to the protocol's handler: it marks
+// the errors of r's body as the client's (reqbody.Wrap), finds the feed
+// of the protocol r's path, <Prefix><feed>/<rest>, names, and serves a
+// request to a virtual feed (Serve, with Package(rest)) unless Own says
+// the handler does. It returns the feed and rest, still escaped, for the
+// handler to serve, or false when it has answered: with Serve, or 404 in
+// the protocol's own form (Error), NotFound to a path outside Prefix,
+// NoFeed to a name that is no feed of the protocol.
+func (x Router) Route(w http.ResponseWriter, r *http.Request) (config.Feed, string, bool) {
+	reqbody.Wrap(r)
+	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), x.Prefix)
+	if !ok {
+		x.Error(w, http.StatusNotFound, x.NotFound)
+		return config.Feed{}, "", false
+	}
+	feedName, rest, _ := strings.Cut(rest, "/")
+	f, ok := x.Protocol.Feeds[feedName]
+	if !ok {
+		x.Error(w, http.StatusNotFound, x.NoFeed(feedName))
+		return config.Feed{}, "", false
+	}
+	if f.Kind == KindVirtual && (x.Own == nil || !x.Own(r, rest)) {
+		x.Serve(w, r, f, rest, x.Package(rest))
+		return config.Feed{}, "", false
+	}
+	return f, rest, true
 }
 
 // maxHeld caps the body of a member's answer that is held back while the
@@ -177,9 +219,7 @@ func (x Router) memberRequest(r *http.Request, v config.Feed, m, rest string) *h
 }
 
 func (x Router) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	id := problem.RequestID(w)
-	x.Protocol.Log.ErrorContext(r.Context(), what, "err", err, "request_id", id)
-	x.Error(w, http.StatusInternalServerError, problem.InternalDetail(id))
+	x.Protocol.Fail(w, r, what, err, x.Error)
 }
 
 // passes reports whether a member's answer with status passes the request

@@ -196,3 +196,39 @@ func TestRouter(t *testing.T) {
 		t.Errorf("the refused write is not audited: %s", rec.actions())
 	}
 }
+
+// TestRoute: Route answers a path naming no feed with the protocol's
+// 404s, hands a virtual feed's requests to its members unless Own keeps
+// them, and returns any other feed with the rest of the path, escaped.
+func TestRoute(t *testing.T) {
+	s, _, _ := newStore(t)
+	p := &feed.Protocol{Feeds: virtualFeeds(), Store: s, Log: slog.New(slog.DiscardHandler)}
+	m := &member{}
+	x := feed.Router{Protocol: p, Prefix: "/npm/", Member: m, Error: func(w http.ResponseWriter, status int, msg string) {
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, msg)
+	}, WriteAction: "npm.publish",
+		NotFound: "outside", NoFeed: func(name string) string { return "no feed " + name },
+		Package: func(rest string) []string { return []string{rest} },
+		Own:     func(r *http.Request, rest string) bool { return rest == "own" }}
+	for _, c := range []struct {
+		path, feed, rest, answer string
+		asked                    int // requests the member got
+	}{
+		{"/pypi/internal/x", "", "", "outside", 0},
+		{"/npm/nosuch/x", "", "", "no feed nosuch", 0},
+		{"/npm/internal/@acme%2futil", "internal", "@acme%2futil", "", 0},
+		{"/npm/all/own", "all", "own", "", 0},
+		{"/npm/all/left-pad", "", "", "answer of internal for all", 1},
+	} {
+		m.got = nil
+		w := httptest.NewRecorder()
+		f, rest, ok := x.Route(w, httptest.NewRequest("GET", c.path, nil))
+		if ok != (c.feed != "") || f.Name != c.feed || rest != c.rest || w.Body.String() != c.answer || len(m.got) != c.asked {
+			t.Errorf("%s: %v %q %q, answered %d %q, member asked %v", c.path, ok, f.Name, rest, w.Code, w.Body.String(), m.got)
+		}
+		if c.answer != "" && c.asked == 0 && w.Code != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", c.path, w.Code)
+		}
+	}
+}

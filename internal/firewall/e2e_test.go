@@ -1,13 +1,10 @@
 package firewall_test
 
 import (
-	"archive/zip"
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/custody-dev/custody/internal/auth"
+	"github.com/custody-dev/custody/internal/feed/feedtest"
 	"github.com/custody-dev/custody/internal/feed/origin"
 	"github.com/custody-dev/custody/internal/key"
 	"github.com/custody-dev/custody/internal/provenance"
@@ -67,11 +65,7 @@ func start(t *testing.T) *env { return startIn(t, t.TempDir()) }
 // startIn starts the server on data directory data.
 func startIn(t *testing.T, data string) *env {
 	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte(firewallConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := testserver.Start(t, testserver.Options{Auth: true, Data: data, Args: []string{"--config", cfg}, Env: []string{"CUSTODY_KEY_PASSWORD=server-pass"}})
+	s := testserver.Start(t, testserver.Options{Auth: true, Data: data, Config: firewallConfig, Env: []string{"CUSTODY_KEY_PASSWORD=server-pass"}})
 	e := &env{t: t, s: s}
 	e.admin = e.token(auth.RoleAdmin, "**")
 	e.writer = e.token(auth.RoleWriter, "**")
@@ -94,28 +88,10 @@ func (e *env) token(role auth.Role, pattern string) string {
 	return e.s.Token(e.t, string(role), pattern)
 }
 
+// call sends a request; cred is "bearer:<token>", "basic:<user>:<pw>" or "".
 func (e *env) call(method, path, cred, ctype string, body []byte) (int, []byte) {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.s.URL+path, bytes.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	switch {
-	case strings.HasPrefix(cred, "bearer:"):
-		req.Header.Set("Authorization", "Bearer "+strings.TrimPrefix(cred, "bearer:"))
-	case strings.HasPrefix(cred, "basic:"):
-		u, p, _ := strings.Cut(strings.TrimPrefix(cred, "basic:"), ":")
-		req.SetBasicAuth(u, p)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := e.s.Call(e.t, method, path, cred, body, "Content-Type", ctype)
 	return resp.StatusCode, b
 }
 
@@ -302,31 +278,7 @@ func TestFirewallWaiverRefusals(t *testing.T) {
 // wheel builds a minimal wheel of fw-demo-py.
 func wheel(t *testing.T, version string) []byte {
 	t.Helper()
-	info := "fw_demo_py-" + version + ".dist-info/"
-	files := [][2]string{
-		{"fw_demo_py/__init__.py", "VALUE = 1\n"},
-		{info + "METADATA", "Metadata-Version: 2.1\nName: fw-demo-py\nVersion: " + version + "\nSummary: a test package\n"},
-		{info + "WHEEL", "Wheel-Version: 1.0\nGenerator: custody-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"},
-	}
-	var record strings.Builder
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, f := range files {
-		w, err := zw.Create(f[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = w.Write([]byte(f[1]))
-		sum := sha256.Sum256([]byte(f[1]))
-		fmt.Fprintf(&record, "%s,sha256=%s,%d\n", f[0], base64.RawURLEncoding.EncodeToString(sum[:]), len(f[1]))
-	}
-	record.WriteString(info + "RECORD,,\n")
-	w, _ := zw.Create(info + "RECORD")
-	_, _ = w.Write([]byte(record.String()))
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return feedtest.Wheel(t, "fw-demo-py", version, "", [2]string{"fw_demo_py/__init__.py", "VALUE = 1\n"})
 }
 
 // TestFirewallPip: the real pip is refused a wheel with a critical

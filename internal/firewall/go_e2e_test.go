@@ -29,11 +29,7 @@ func TestFirewallGo(t *testing.T) {
 		t.Fatalf("go env GOROOT: %v", err)
 	}
 	goBin = filepath.Join(strings.TrimSpace(string(root)), "bin", "go")
-	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte("feeds:\n  - name: gofw\n    ecosystem: go\n    kind: hosted\n    firewall:\n      blockSeverity: high\n      blockUnpinned: true\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}})
+	s := testserver.Start(t, testserver.Options{Auth: true, Config: "feeds:\n  - name: gofw\n    ecosystem: go\n    kind: hosted\n    firewall:\n      blockSeverity: high\n      blockUnpinned: true\n"})
 	e := &env{t: t, s: s}
 	e.admin = e.token(auth.RoleAdmin, "**")
 	e.writer = e.token(auth.RoleWriter, "gofw/**")

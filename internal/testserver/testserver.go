@@ -111,6 +111,9 @@ type Options struct {
 	// Auth keeps authentication on (the product's default). Without it
 	// the server runs with --auth=none.
 	Auth bool
+	// Config, when set, is the text of the configuration file (YAML) the
+	// server runs with: written to a temporary file named by --config.
+	Config string
 }
 
 // Start runs `custody serve` on 127.0.0.1 with a free port and waits until
@@ -121,6 +124,13 @@ func Start(t testing.TB, opts Options) *Server {
 		opts.Data = t.TempDir()
 	}
 	args := opts.Args
+	if opts.Config != "" {
+		cfg := filepath.Join(t.TempDir(), "custody.yaml")
+		if err := os.WriteFile(cfg, []byte(opts.Config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append([]string{"--config", cfg}, args...)
+	}
 	if !opts.Auth {
 		args = append([]string{"--auth=none"}, args...)
 	}
@@ -290,4 +300,25 @@ func (s *Server) WaitLog(substr string, timeout time.Duration) bool {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// BlobFiles counts the regular files in the server's filesystem blob
+// store (0 when it holds none yet): a refusal test compares it before and
+// after to show that nothing was stored.
+func (s *Server) BlobFiles(t testing.TB) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(filepath.Join(s.Data, "blobs"), func(_ string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			n++
+		}
+		return nil
+	})
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return n
 }

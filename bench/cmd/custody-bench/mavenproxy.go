@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -86,15 +85,8 @@ func deployMavenTree(ctx context.Context, repo string) error {
 			ext  string
 			body []byte
 		}{{"jar", mavenTreeJar(i)}, {"pom", mavenTreePOM(i)}} {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPut, base+"."+f.ext, bytes.NewReader(f.body))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
+			if err := send(ctx, http.MethodPut, base+"."+f.ext, f.body, http.StatusCreated, "deploy "+name+"."+f.ext, nil); err != nil {
 				return err
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusCreated {
-				return fmt.Errorf("deploy %s.%s: %d %s", name, f.ext, resp.StatusCode, b)
 			}
 		}
 	}
@@ -170,41 +162,8 @@ func (h *harness) measureMavenProxy(row, target string) (sample, error) {
 	if _, err := os.Stat(filepath.Join(mavenDebianRepo, "org/codehaus/plexus/plexus-utils/debian")); err != nil {
 		return sample{}, fmt.Errorf("the %s row takes plexus-utils from Debian's Maven repository: %w", row, err)
 	}
-	h.seq++
-	dir := filepath.Join(h.work, fmt.Sprintf("%03d-%s-%s", h.seq, row, target))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return sample{}, err
-	}
-	if !h.o.keep {
-		defer os.RemoveAll(dir)
-	}
-	up, err := startFeedServer(filepath.Join(dir, "upstream"), []config.Feed{{Name: "mvnup", Ecosystem: config.FeedEcosystemMaven, Kind: config.FeedKindHosted}})
-	if err != nil {
-		return sample{}, err
-	}
-	defer up.close()
-	upRepo := up.hs.URL + "/maven/mvnup/"
-	if err := deployMavenTree(h.ctx, upRepo); err != nil {
-		return sample{}, err
-	}
-	repo := upRepo
-	if target == targetCustody {
-		px, err := startFeedServer(filepath.Join(dir, "proxy"), []config.Feed{{Name: "mvnproxy", Ecosystem: config.FeedEcosystemMaven,
-			Kind: config.FeedKindProxy, Upstream: upRepo}})
-		if err != nil {
-			return sample{}, err
-		}
-		defer px.close()
-		repo = px.hs.URL + "/maven/mvnproxy/"
-		if row == "maven-proxy-warm" {
-			if _, err := mvnResolve(h.ctx, mvn, dir, repo); err != nil {
-				return sample{}, fmt.Errorf("warming the proxy: %w", err)
-			}
-		}
-	}
-	secs, err := mvnResolve(h.ctx, mvn, dir, repo)
-	if err != nil {
-		return sample{}, err
-	}
-	return sample{unit: "artifacts/s", value: mavenTreeArtifacts / secs, ops: mavenTreeArtifacts, seconds: secs}, nil
+	return h.measureProxy(row, target, proxyRows{ecosystem: config.FeedEcosystemMaven, mount: "/maven/", name: "mvn", warm: "maven-proxy-warm",
+		fill:    deployMavenTree,
+		install: func(ctx context.Context, dir, repo string) (float64, error) { return mvnResolve(ctx, mvn, dir, repo) },
+		items:   mavenTreeArtifacts, unit: "artifacts/s"})
 }

@@ -11,10 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +19,6 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/internal/config"
-	custodyserver "github.com/custody-dev/custody/internal/server"
 )
 
 // npmProxyRows compare an npm install through a proxy feed with the same
@@ -37,31 +33,6 @@ var npmProxyRows = []string{"npm-proxy-warm", "npm-proxy-cold"}
 
 // npmTreePackages is how many packages the installed dependency tree has.
 const npmTreePackages = 500
-
-// feedServer is an in-process custody serving feeds on loopback (the
-// npm-proxy-* and maven-proxy-* rows).
-type feedServer struct {
-	srv *custodyserver.Server
-	hs  *httptest.Server
-}
-
-func (s *feedServer) close() {
-	s.hs.Close()
-	_ = s.srv.Close()
-}
-
-func startFeedServer(dir string, feeds []config.Feed) (*feedServer, error) {
-	cfg := config.Default()
-	cfg.Data, cfg.Auth.Mode, cfg.Log.Level, cfg.Feeds = dir, "none", "error", feeds
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	srv, err := custodyserver.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		return nil, err
-	}
-	return &feedServer{srv: srv, hs: httptest.NewServer(srv.Handler())}, nil
-}
 
 // npmTreeName is the i-th package of the tree; package i depends on
 // packages 2i+1 and 2i+2 (a binary tree), so installing package 0
@@ -98,16 +69,9 @@ func publishNPMTree(ctx context.Context, reg string) error {
 				"data": base64.StdEncoding.EncodeToString(tgz), "length": len(tgz)}},
 		}
 		body, _ := json.Marshal(doc)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, reg+name, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
+		if err := send(ctx, http.MethodPut, reg+name, body, http.StatusOK, "publish "+name,
+			func(r *http.Request) { r.Header.Set("Content-Type", "application/json") }); err != nil {
 			return err
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("publish %s: %d %s", name, resp.StatusCode, b)
 		}
 	}
 	return nil
@@ -165,41 +129,8 @@ func (h *harness) measureNPMProxy(row, target string) (sample, error) {
 	if err != nil {
 		return sample{}, fmt.Errorf("the %s row runs the npm CLI: %w", row, err)
 	}
-	h.seq++
-	dir := filepath.Join(h.work, fmt.Sprintf("%03d-%s-%s", h.seq, row, target))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return sample{}, err
-	}
-	if !h.o.keep {
-		defer os.RemoveAll(dir)
-	}
-	up, err := startFeedServer(filepath.Join(dir, "upstream"), []config.Feed{{Name: "npmup", Ecosystem: config.FeedEcosystemNPM, Kind: config.FeedKindHosted}})
-	if err != nil {
-		return sample{}, err
-	}
-	defer up.close()
-	upReg := up.hs.URL + "/npm/npmup/"
-	if err := publishNPMTree(h.ctx, upReg); err != nil {
-		return sample{}, err
-	}
-	reg := upReg
-	if target == targetCustody {
-		px, err := startFeedServer(filepath.Join(dir, "proxy"), []config.Feed{{Name: "npmproxy", Ecosystem: config.FeedEcosystemNPM,
-			Kind: config.FeedKindProxy, Upstream: up.hs.URL + "/npm/npmup"}})
-		if err != nil {
-			return sample{}, err
-		}
-		defer px.close()
-		reg = px.hs.URL + "/npm/npmproxy/"
-		if row == "npm-proxy-warm" {
-			if _, err := npmInstall(h.ctx, npm, dir, reg); err != nil {
-				return sample{}, fmt.Errorf("warming the proxy: %w", err)
-			}
-		}
-	}
-	secs, err := npmInstall(h.ctx, npm, dir, reg)
-	if err != nil {
-		return sample{}, err
-	}
-	return sample{unit: "packages/s", value: npmTreePackages / secs, ops: npmTreePackages, seconds: secs}, nil
+	return h.measureProxy(row, target, proxyRows{ecosystem: config.FeedEcosystemNPM, mount: "/npm/", name: "npm", warm: "npm-proxy-warm",
+		fill:    publishNPMTree,
+		install: func(ctx context.Context, dir, reg string) (float64, error) { return npmInstall(ctx, npm, dir, reg) },
+		items:   npmTreePackages, unit: "packages/s"})
 }

@@ -280,22 +280,10 @@ func (h *harness) seedUI() (*uiSeed, error) {
 	}
 	u.admin = strings.TrimSpace(string(pw))
 	post := func(path, body string, want int) error {
-		req, err := http.NewRequestWithContext(h.ctx, http.MethodPost, "http://"+srv.addr+path, strings.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.SetBasicAuth("admin", u.admin)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			return fmt.Errorf("POST %s %s: %s %s", path, body, resp.Status, b)
-		}
-		return nil
+		return send(h.ctx, http.MethodPost, "http://"+srv.addr+path, []byte(body), want, "POST "+path+" "+body, func(r *http.Request) {
+			r.SetBasicAuth("admin", u.admin)
+			r.Header.Set("Content-Type", "application/json")
+		})
 	}
 	start = time.Now()
 	for i := range uiUsers {

@@ -52,11 +52,7 @@ func startFeed(t *testing.T, feedName, cfgText string, env []string) *e2e {
 	if err != nil {
 		t.Fatalf("go env GOROOT: %v", err)
 	}
-	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}, Env: env})
+	s := testserver.Start(t, testserver.Options{Auth: true, Config: cfgText, Env: env})
 	u, _ := url.Parse(s.URL)
 	front := httptest.NewTLSServer(httputil.NewSingleHostReverseProxy(u))
 	t.Cleanup(front.Close)
@@ -82,19 +78,7 @@ func (e *e2e) scopedToken(role auth.Role, repos ...string) string {
 // call sends a request straight to custody with Basic credentials.
 func (e *e2e) call(method, path, user, pass string, body []byte) (int, []byte) {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.s.URL+path, bytes.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if user != "" {
-		req.SetBasicAuth(user, pass)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := e.s.Call(e.t, method, path, testserver.Basic(user, pass), body)
 	return resp.StatusCode, b
 }
 
@@ -169,25 +153,6 @@ func (e *e2e) put(path, version, token string, zip []byte) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// countFiles counts the regular files under dir (0 when it is absent).
-func countFiles(t *testing.T, dir string) int {
-	t.Helper()
-	n := 0
-	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			n++
-		}
-		return nil
-	})
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // TestGoCommand publishes a module, then the real go command resolves,
 // downloads, verifies and builds against it through the feed; refused
 // publishes change nothing.
@@ -210,7 +175,7 @@ func TestGoCommand(t *testing.T) {
 	}
 
 	// Refusals: nothing is stored, the feed answers as before.
-	blobsBefore := countFiles(t, filepath.Join(e.s.Data, "blobs"))
+	blobsBefore := e.s.BlobFiles(t)
 	_, listBefore := e.call("GET", "/go/gofeed/example.test/mod/@v/list", "token", e.reader, nil)
 	outside := moduleZip(t, path, "v1.1.0", lib)
 	outside = appendEntry(t, outside, "evil.go", "package evil\n")
@@ -233,7 +198,7 @@ func TestGoCommand(t *testing.T) {
 			t.Errorf("%s: %d %q; want %d and %q", c.name, code, out, c.code, c.want)
 		}
 	}
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n != blobsBefore {
+	if n := e.s.BlobFiles(t); n != blobsBefore {
 		t.Errorf("refused publishes stored %d blob files", n-blobsBefore)
 	}
 	if _, list := e.call("GET", "/go/gofeed/example.test/mod/@v/list", "token", e.reader, nil); string(list) != string(listBefore) || string(list) != "v1.0.0\n" {

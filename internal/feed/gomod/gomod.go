@@ -88,7 +88,7 @@ type Info struct {
 // Handler is the http.Handler for /go/.
 type Handler struct {
 	feed.Protocol
-	virtual feed.Router
+	router feed.Router
 }
 
 // New returns the handler of the Go module feeds among feeds, storing in
@@ -96,7 +96,9 @@ type Handler struct {
 // Policy, BlobLocks, Verifier, Log and Now).
 func New(feeds []config.Feed, blobs blob.Store, md meta.Store, opts registry.Options) *Handler {
 	h := &Handler{Protocol: feed.NewProtocol(feed.EcosystemGo, feeds, blobs, md, opts)}
-	h.virtual = feed.Router{Protocol: &h.Protocol, Prefix: Prefix, Member: h, Error: writeText, WriteAction: "go.publish"}
+	h.router = feed.Router{Protocol: &h.Protocol, Prefix: Prefix, Member: h, Error: writeText, WriteAction: "go.publish",
+		NotFound: "not found", NoFeed: func(name string) string { return "not found: no Go module feed called " + quote(name) },
+		Package: packageSegments}
 	return h
 }
 
@@ -110,7 +112,6 @@ type request struct {
 
 // ServeHTTP routes a /go/ request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	reqbody.Wrap(r)
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	if !read && r.Method != http.MethodPut {
 		w.Header().Set("Allow", "GET, HEAD, PUT")
@@ -126,21 +127,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.invalid(w, r, "", msg)
 	}
-	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), Prefix)
+	f, rest, ok := h.router.Route(w, r)
 	if !ok {
-		writeText(w, http.StatusNotFound, "not found")
 		return
 	}
-	feedName, rest, _ := strings.Cut(rest, "/")
-	f, ok := h.Feeds[feedName]
-	if !ok {
-		writeText(w, http.StatusNotFound, "not found: no Go module feed called "+quote(feedName))
-		return
-	}
-	if f.Kind == feed.KindVirtual {
-		h.virtual.Serve(w, r, f, rest, packageSegments(rest))
-		return
-	}
+	feedName := f.Name
 	if h.IsProxy(feedName) && !read {
 		h.Audit.Record(r.Context(), audit.Event{Action: "go.publish", Repo: feedName, Result: "invalid", Reason: feed.ProxyReadOnly, Request: r})
 		w.Header().Set("Allow", "GET, HEAD")
@@ -234,26 +225,9 @@ func packageSegments(rest string) []string {
 // names the caller.
 func (h *Handler) authorized(w http.ResponseWriter, r *http.Request, q request, write bool,
 	fn func(http.ResponseWriter, *http.Request, request)) {
-	need := []registry.Access{{Repo: q.repo, Action: registry.ActionPull}}
-	if write {
-		need = append(need, registry.Access{Repo: q.repo, Action: registry.ActionPush})
+	if ar, ok := h.Authorize(w, r, q.repo, write, writeText); ok {
+		fn(w, ar, q)
 	}
-	ar, err := h.Authz.Authorize(w, r, need)
-	if err != nil {
-		if ar != nil {
-			r = ar // names the refused identity in the audit entry
-		}
-		k, refused := problem.From(err)
-		if !refused { // the Authorizer failed
-			h.Audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: q.repo, Result: "error", Reason: err.Error(), Request: r})
-			h.fail(w, r, "authorize", err)
-			return
-		}
-		h.Audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: q.repo, Result: "denied", Reason: err.Error(), Request: r})
-		writeText(w, k.Status(), err.Error())
-		return
-	}
-	fn(w, ar, q)
 }
 
 // invalid refuses bad input to a publish (400), auditing it.
@@ -303,13 +277,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, q request) {
 		query = "@v/list"
 	}
 	if err := h.AdmitUnpinned(r.Context(), q.feed, q.path, query); err != nil {
-		var b *feed.Blocked
-		if !errors.As(err, &b) {
-			h.fail(w, r, "ask the dependency firewall", err)
-			return
-		}
-		h.Audit.Record(r.Context(), audit.Event{Action: "feed.blocked", Repo: q.repo, Result: "denied", Reason: b.Reason, Request: r})
-		writeText(w, http.StatusForbidden, b.Error())
+		h.blocked(w, r, q, err)
 		return
 	}
 	vs, err := h.versions(r, q)
@@ -417,13 +385,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, q request, v
 // blocked answers a download the dependency firewall refused (403 with
 // its reason and waiver) or could not judge (500).
 func (h *Handler) blocked(w http.ResponseWriter, r *http.Request, q request, err error) {
-	var b *feed.Blocked
-	if !errors.As(err, &b) {
-		h.fail(w, r, "ask the dependency firewall", err)
-		return
-	}
-	h.Audit.Record(r.Context(), audit.Event{Action: "feed.blocked", Repo: q.repo, Result: "denied", Reason: b.Reason, Request: r})
-	writeText(w, http.StatusForbidden, b.Error())
+	h.AnswerBlocked(w, r, q.repo, "", err, writeText)
 }
 
 // publish stores the module zip in the body as version of the module.
@@ -515,15 +477,8 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, q request, ver
 			h.fail(w, r, "record version", err)
 		}
 		return
-	case errors.Is(err, meta.ErrReferenceGone):
-		writeText(w, http.StatusServiceUnavailable, "content was garbage-collected while the version was being recorded; publish again")
-		return
 	case err != nil:
-		if k, ok := problem.From(err); ok && !errors.Is(err, meta.ErrNotFound) {
-			writeText(w, k.Status(), err.Error())
-			return
-		}
-		h.fail(w, r, "record version", err)
+		h.RecordFailed(w, r, "record version", err, "content was garbage-collected while the version was being recorded; publish again", writeText)
 		return
 	}
 	writeText(w, http.StatusCreated, "published "+q.path+"@"+version+" "+m.ZipHash)

@@ -4,7 +4,6 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,9 +16,11 @@ import (
 
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/feed"
+	"github.com/custody-dev/custody/internal/feed/feedtest"
 	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/store/storetest"
+	"github.com/custody-dev/custody/internal/testserver"
 )
 
 func TestModuleRepository(t *testing.T) {
@@ -86,25 +87,6 @@ func FuzzModulePath(f *testing.F) {
 	})
 }
 
-// zipOf builds a module zip with entries name -> content, names taken
-// as they are (so a test can write entries outside the module directory).
-func zipOf(t testing.TB, entries map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for name, c := range entries {
-		w, err := zw.Create(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.WriteString(w, c)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 func writeTemp(t testing.TB, b []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "m.zip")
@@ -117,7 +99,7 @@ func writeTemp(t testing.TB, b []byte) string {
 const modV1 = "example.test/mod@v1.0.0/"
 
 func TestCheckModule(t *testing.T) {
-	good := zipOf(t, map[string]string{modV1 + "go.mod": "module example.test/mod\n\ngo 1.21\n", modV1 + "mod.go": "package mod\n"})
+	good := feedtest.Zip(t, map[string]string{modV1 + "go.mod": "module example.test/mod\n\ngo 1.21\n", modV1 + "mod.go": "package mod\n"})
 	m, err := CheckModule("example.test/mod", "v1.0.0", writeTemp(t, good))
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +108,7 @@ func TestCheckModule(t *testing.T) {
 		t.Errorf("CheckModule = %+v", m)
 	}
 	// Without go.mod the module's go.mod is "module <path>".
-	m, err = CheckModule("example.test/old", "v1.0.0", writeTemp(t, zipOf(t, map[string]string{"example.test/old@v1.0.0/a.go": "package old\n"})))
+	m, err = CheckModule("example.test/old", "v1.0.0", writeTemp(t, feedtest.Zip(t, map[string]string{"example.test/old@v1.0.0/a.go": "package old\n"})))
 	if err != nil || string(m.Mod) != "module example.test/old\n" {
 		t.Errorf("CheckModule without go.mod = %+v, %v", m, err)
 	}
@@ -135,13 +117,13 @@ func TestCheckModule(t *testing.T) {
 		zip           []byte
 		want          string
 	}{
-		"file outside the module directory": {"example.test/mod", "v1.0.0", zipOf(t, map[string]string{modV1 + "go.mod": "module example.test/mod\n", "evil.go": "x"}), "prefix"},
-		"traversal":                         {"example.test/mod", "v1.0.0", zipOf(t, map[string]string{modV1 + "go.mod": "module example.test/mod\n", modV1 + "../../x": "x"}), "example.test/mod@v1.0.0/../../x"},
-		"module path mismatch":              {"example.test/mod", "v1.0.0", zipOf(t, map[string]string{modV1 + "go.mod": "module example.test/other\n"}), "declares module \"example.test/other\""},
-		"go.mod does not parse":             {"example.test/mod", "v1.0.0", zipOf(t, map[string]string{modV1 + "go.mod": "module example.test/mod\nrequire (\n"}), "does not parse"},
-		"non-canonical version":             {"example.test/mod", "v1.0", zipOf(t, map[string]string{"example.test/mod@v1.0/go.mod": "module example.test/mod\n"}), "canonical"},
-		"major version without suffix":      {"example.test/mod", "v2.0.0", zipOf(t, map[string]string{"example.test/mod@v2.0.0/go.mod": "module example.test/mod\n"}), "v2"},
-		"go.mod in a subdirectory":          {"example.test/mod", "v1.0.0", zipOf(t, map[string]string{modV1 + "go.mod": "module example.test/mod\n", modV1 + "sub/go.mod": "module x\n"}), "go.mod"},
+		"file outside the module directory": {"example.test/mod", "v1.0.0", feedtest.Zip(t, map[string]string{modV1 + "go.mod": "module example.test/mod\n", "evil.go": "x"}), "prefix"},
+		"traversal":                         {"example.test/mod", "v1.0.0", feedtest.Zip(t, map[string]string{modV1 + "go.mod": "module example.test/mod\n", modV1 + "../../x": "x"}), "example.test/mod@v1.0.0/../../x"},
+		"module path mismatch":              {"example.test/mod", "v1.0.0", feedtest.Zip(t, map[string]string{modV1 + "go.mod": "module example.test/other\n"}), "declares module \"example.test/other\""},
+		"go.mod does not parse":             {"example.test/mod", "v1.0.0", feedtest.Zip(t, map[string]string{modV1 + "go.mod": "module example.test/mod\nrequire (\n"}), "does not parse"},
+		"non-canonical version":             {"example.test/mod", "v1.0", feedtest.Zip(t, map[string]string{"example.test/mod@v1.0/go.mod": "module example.test/mod\n"}), "canonical"},
+		"major version without suffix":      {"example.test/mod", "v2.0.0", feedtest.Zip(t, map[string]string{"example.test/mod@v2.0.0/go.mod": "module example.test/mod\n"}), "v2"},
+		"go.mod in a subdirectory":          {"example.test/mod", "v1.0.0", feedtest.Zip(t, map[string]string{modV1 + "go.mod": "module example.test/mod\n", modV1 + "sub/go.mod": "module x\n"}), "go.mod"},
 		"not a zip":                         {"example.test/mod", "v1.0.0", []byte("not a zip"), "not valid"},
 	} {
 		if m, err := CheckModule(c.path, c.version, writeTemp(t, c.zip)); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -151,9 +133,9 @@ func TestCheckModule(t *testing.T) {
 }
 
 func FuzzCheckModule(f *testing.F) {
-	f.Add(zipOf(f, map[string]string{modV1 + "go.mod": "module example.test/mod\n", modV1 + "a.go": "package mod\n"}))
-	f.Add(zipOf(f, map[string]string{modV1 + "../x": "x"}))
-	f.Add(zipOf(f, map[string]string{modV1 + "go.mod": "module other\n"}))
+	f.Add(feedtest.Zip(f, map[string]string{modV1 + "go.mod": "module example.test/mod\n", modV1 + "a.go": "package mod\n"}))
+	f.Add(feedtest.Zip(f, map[string]string{modV1 + "../x": "x"}))
+	f.Add(feedtest.Zip(f, map[string]string{modV1 + "go.mod": "module other\n"}))
 	f.Add([]byte("PK\x03\x04"))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -202,16 +184,7 @@ func handlerMeta(t *testing.T) (*httptest.Server, *sqlite.Store) {
 
 func call(t *testing.T, method, url string, b []byte) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
+	resp, out := testserver.Do(t, method, url, "", b)
 	return resp, string(out)
 }
 
@@ -220,7 +193,7 @@ func TestProtocol(t *testing.T) {
 	base := s.URL + "/go/f/example.test/!upper"
 	mk := func(version, body string) []byte {
 		pre := "example.test/Upper@" + version + "/"
-		return zipOf(t, map[string]string{pre + "go.mod": "module example.test/Upper\n", pre + "u.go": body})
+		return feedtest.Zip(t, map[string]string{pre + "go.mod": "module example.test/Upper\n", pre + "u.go": body})
 	}
 	for _, c := range []struct {
 		method, url string
@@ -257,7 +230,7 @@ func TestProtocol(t *testing.T) {
 	// With only a pseudo-version, @latest names it; list is empty.
 	pseudo := s.URL + "/go/f/example.test/p"
 	v := "v0.0.0-20200101000000-abcdefabcdef"
-	resp, out := call(t, "PUT", pseudo+"/@v/"+v+".zip", zipOf(t, map[string]string{"example.test/p@" + v + "/go.mod": "module example.test/p\n"}))
+	resp, out := call(t, "PUT", pseudo+"/@v/"+v+".zip", feedtest.Zip(t, map[string]string{"example.test/p@" + v + "/go.mod": "module example.test/p\n"}))
 	if resp.StatusCode != 201 {
 		t.Fatalf("publish pseudo-version: %d %s", resp.StatusCode, out)
 	}
@@ -278,8 +251,8 @@ func TestConcurrentPublish(t *testing.T) {
 	s := handler(t)
 	url := s.URL + "/go/f/example.test/race/@v/v1.0.0.zip"
 	zips := [][]byte{
-		zipOf(t, map[string]string{"example.test/race@v1.0.0/go.mod": "module example.test/race\n", "example.test/race@v1.0.0/a.go": "package race // a\n"}),
-		zipOf(t, map[string]string{"example.test/race@v1.0.0/go.mod": "module example.test/race\n", "example.test/race@v1.0.0/a.go": "package race // b\n"}),
+		feedtest.Zip(t, map[string]string{"example.test/race@v1.0.0/go.mod": "module example.test/race\n", "example.test/race@v1.0.0/a.go": "package race // a\n"}),
+		feedtest.Zip(t, map[string]string{"example.test/race@v1.0.0/go.mod": "module example.test/race\n", "example.test/race@v1.0.0/a.go": "package race // b\n"}),
 	}
 	const n = 8
 	codes := make([]int, n)

@@ -99,7 +99,7 @@ func TestGoVirtualFeed(t *testing.T) {
 	}
 
 	// Refused publishes through the virtual feed store nothing.
-	blobsBefore := countFiles(t, filepath.Join(e.s.Data, "blobs"))
+	blobsBefore := e.s.BlobFiles(t)
 	if out, err := pub(e.writer, "goproxy", "example.test/viavirtual@v1.0.0", writeDir(t, libOf("example.test/viavirtual", "changed"))); err == nil || !strings.Contains(out, "409") {
 		t.Errorf("publishing other content for a published version through the virtual feed: %v\n%s", err, out)
 	}
@@ -109,7 +109,7 @@ func TestGoVirtualFeed(t *testing.T) {
 	if out, err := pub(e.scopedToken(auth.RoleWriter, "gosecond/**"), "goproxy", "example.test/viavirtual@v1.1.0", dir); err == nil || !strings.Contains(out, "403") {
 		t.Errorf("publishing through the virtual feed by a writer of the second member only: %v\n%s", err, out)
 	}
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n != blobsBefore {
+	if n := e.s.BlobFiles(t); n != blobsBefore {
 		t.Errorf("refused publishes through the virtual feed stored %d blob files", n-blobsBefore)
 	}
 	if _, b := e.call("GET", "/go/goproxy/example.test/viavirtual/@v/list", "token", e.reader, nil); string(b) != "v1.0.0\n" {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/sha1" //nolint:gosec // Maven's .sha1
 	"encoding/hex"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -49,11 +48,7 @@ func startWith(t *testing.T, config string) *e2e {
 		}
 		t.Skip("maven-deploy-plugin (Debian's libmaven-deploy-plugin-java) not installed; run scripts/install-clients.sh")
 	}
-	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}})
+	s := testserver.Start(t, testserver.Options{Auth: true, Config: config})
 	e := &e2e{t: t, s: s, mvn: mvn}
 	e.writer = e.token(auth.RoleWriter)
 	e.reader = e.token(auth.RoleReader)
@@ -65,24 +60,15 @@ func (e *e2e) token(role auth.Role) string {
 	return e.s.Token(e.t, string(role), "mvnfeed/**")
 }
 
+// call sends a request straight to custody with Basic credentials (a
+// POST as JSON).
 func (e *e2e) call(method, path, user, pw string, body []byte) (int, []byte) {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.s.URL+path, bytes.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	ctype := ""
 	if method == "POST" {
-		req.Header.Set("Content-Type", "application/json")
+		ctype = "application/json"
 	}
-	if user != "" {
-		req.SetBasicAuth(user, pw)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := e.s.Call(e.t, method, path, testserver.Basic(user, pw), body, "Content-Type", ctype)
 	return resp.StatusCode, b
 }
 
@@ -307,8 +293,7 @@ func TestMavenDeployAndResolve(t *testing.T) {
 // from what custody stored.
 func TestMavenProxyResolve(t *testing.T) {
 	testserver.Client(t, "mvn")
-	up := testserver.Start(t, testserver.Options{Args: []string{"--config", writeFile(t, t.TempDir(), "up.yaml",
-		[]byte("feeds:\n  - name: central\n    ecosystem: maven\n    kind: hosted\n"))}})
+	up := testserver.Start(t, testserver.Options{Config: "feeds:\n  - name: central\n    ecosystem: maven\n    kind: hosted\n"})
 	demo := jar(t, "demo from upstream")
 	parent := func(v string) []byte {
 		return []byte(`<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>

@@ -81,7 +81,7 @@ var ArtifactType = feed.ArtifactType(config.FeedEcosystemMaven)
 // Handler is the http.Handler for /maven/.
 type Handler struct {
 	feed.Protocol
-	virtual feed.Router
+	router feed.Router
 }
 
 // New returns the handler of the maven feeds among feeds (hosted, proxy
@@ -89,7 +89,11 @@ type Handler struct {
 // Authorizer, Auditor, Policy, BlobLocks, Verifier, Log and Now).
 func New(feeds []config.Feed, blobs blob.Store, md meta.Store, opts registry.Options) *Handler {
 	h := &Handler{Protocol: feed.NewProtocol(config.FeedEcosystemMaven, feeds, blobs, md, opts)}
-	h.virtual = feed.Router{Protocol: &h.Protocol, Prefix: Prefix, Member: h, Error: writeError, WriteAction: "maven.deploy"}
+	// mvn sends its <server> credentials when challenged.
+	h.Challenge = feed.BasicChallenge
+	h.router = feed.Router{Protocol: &h.Protocol, Prefix: Prefix, Member: h, Error: writeError, WriteAction: "maven.deploy",
+		NotFound: "no such path", NoFeed: func(name string) string { return "no Maven feed called " + name },
+		Package: packageSegments}
 	return h
 }
 
@@ -106,22 +110,11 @@ func packageSegments(rest string) []string {
 
 // ServeHTTP routes a /maven/ request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	reqbody.Wrap(r)
-	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), Prefix)
+	f, rest, ok := h.router.Route(w, r)
 	if !ok {
-		writeError(w, http.StatusNotFound, "no such path")
 		return
 	}
-	feedName, rest, _ := strings.Cut(rest, "/")
-	f, ok := h.Feeds[feedName]
-	if !ok {
-		writeError(w, http.StatusNotFound, "no Maven feed called "+feedName)
-		return
-	}
-	if f.Kind == feed.KindVirtual {
-		h.virtual.Serve(w, r, f, rest, packageSegments(rest))
-		return
-	}
+	feedName := f.Name
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
 	if !read && r.Method != http.MethodPut {
 		w.Header().Set("Allow", "GET, HEAD, PUT")
@@ -153,7 +146,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error()+"; nothing was stored")
 		return
 	}
-	ar, ok := h.authorize(w, r, repo, !read)
+	ar, ok := h.Authorize(w, r, repo, !read, writeError)
 	if !ok {
 		return
 	}
@@ -170,35 +163,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		h.putFile(w, r, repo, p)
 	}
-}
-
-// authorize asks for pull (and push) on repo; on refusal it answers and
-// returns false.
-func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, repo string, write bool) (*http.Request, bool) {
-	need := []registry.Access{{Repo: repo, Action: registry.ActionPull}}
-	if write {
-		need = append(need, registry.Access{Repo: repo, Action: registry.ActionPush})
-	}
-	ar, err := h.Authz.Authorize(w, r, need)
-	if err == nil {
-		return ar, true
-	}
-	if ar != nil {
-		r = ar // names the refused identity in the audit entry
-	}
-	k, refused := problem.From(err)
-	if !refused { // not a refusal: the Authorizer failed
-		h.Audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: repo, Result: "error", Reason: err.Error(), Request: r})
-		h.fail(w, r, "authorize", err)
-		return nil, false
-	}
-	h.Audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: repo, Result: "denied", Reason: err.Error(), Request: r})
-	if k.Status() == http.StatusUnauthorized {
-		// mvn sends its <server> credentials when challenged.
-		w.Header().Set("WWW-Authenticate", `Basic realm="custody"`)
-	}
-	writeError(w, k.Status(), err.Error())
-	return nil, false
 }
 
 // fail answers a 500 naming only the request ID, and logs err with it.
@@ -366,15 +330,8 @@ func (h *Handler) putFile(w http.ResponseWriter, r *http.Request, repo string, p
 		record("", tag, "denied", "file exists with other content")
 		writeError(w, http.StatusConflict, p.File+" exists with other content; a deployed file cannot be replaced. Nothing was changed")
 		return
-	case errors.Is(err, meta.ErrReferenceGone):
-		writeError(w, http.StatusServiceUnavailable, "content was garbage-collected while the file was being recorded; deploy again")
-		return
 	case err != nil:
-		if k, ok := problem.From(err); ok && !errors.Is(err, meta.ErrNotFound) {
-			writeError(w, k.Status(), err.Error())
-			return
-		}
-		h.fail(w, r, "record file", err)
+		h.RecordFailed(w, r, "record file", err, "content was garbage-collected while the file was being recorded; deploy again", writeError)
 		return
 	}
 	record(b.Digest, tag, "ok", "file stored")
@@ -618,13 +575,7 @@ func (h *Handler) getFile(w http.ResponseWriter, r *http.Request, feedName, repo
 		if err == nil {
 			return true
 		}
-		var b *feed.Blocked
-		if !errors.As(err, &b) {
-			h.fail(w, r, "ask the dependency firewall", err)
-			return false
-		}
-		h.Audit.Record(ctx, audit.Event{Action: "feed.blocked", Repo: repo, Tag: tag, Result: "denied", Reason: b.Reason, Request: r})
-		writeError(w, http.StatusForbidden, b.Error())
+		h.AnswerBlocked(w, r, repo, tag, err, writeError)
 		return false
 	}
 	v, err := h.Store.Version(ctx, repo, tag)

@@ -1,12 +1,10 @@
 package maven
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"  //nolint:gosec // Maven's .md5
 	"crypto/sha1" //nolint:gosec // Maven's .sha1
 	"encoding/hex"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -21,6 +19,7 @@ import (
 	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/store/storetest"
+	"github.com/custody-dev/custody/internal/testserver"
 )
 
 func TestParsePath(t *testing.T) {
@@ -227,16 +226,7 @@ func newFixture(t *testing.T) *fixture {
 
 func (x *fixture) do(t *testing.T, method, path string, body []byte) (int, string, http.Header) {
 	t.Helper()
-	req, err := http.NewRequest(method, x.url+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := testserver.Do(t, method, x.url+path, "", body)
 	return resp.StatusCode, string(b), resp.Header
 }
 

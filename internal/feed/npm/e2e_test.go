@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -38,11 +37,7 @@ type e2e struct {
 func startE2E(t *testing.T) *e2e {
 	t.Helper()
 	npmBin := testserver.Client(t, "npm")
-	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte("feeds:\n  - name: npmfeed\n    ecosystem: npm\n    kind: hosted\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}})
+	s := testserver.Start(t, testserver.Options{Auth: true, Config: "feeds:\n  - name: npmfeed\n    ecosystem: npm\n    kind: hosted\n"})
 	e := &e2e{t: t, s: s, feed: "npmfeed", npm: npmBin, homes: map[string]string{}}
 	e.writer = e.token(auth.RoleWriter)
 	e.reader = e.token(auth.RoleReader)
@@ -57,26 +52,7 @@ func (e *e2e) token(role auth.Role) string {
 // call sends a request; cred is "bearer:<token>", "basic:<user>:<pw>" or "".
 func (e *e2e) call(method, path, cred, ctype string, body []byte) (int, []byte) {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.s.URL+path, bytes.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	switch {
-	case strings.HasPrefix(cred, "bearer:"):
-		req.Header.Set("Authorization", "Bearer "+strings.TrimPrefix(cred, "bearer:"))
-	case strings.HasPrefix(cred, "basic:"):
-		u, p, _ := strings.Cut(strings.TrimPrefix(cred, "basic:"), ":")
-		req.SetBasicAuth(u, p)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := e.s.Call(e.t, method, path, cred, body, "Content-Type", ctype)
 	return resp.StatusCode, b
 }
 
@@ -129,11 +105,11 @@ func pkgJSON(name, version, extra string) string {
 	return `{"name":"` + name + `","version":"` + version + `","description":"test package","main":"index.js"` + extra + `}`
 }
 
-// TestNPMClient publishes, installs, tags and refuses with the real npm CLI.
-func TestNPMClient(t *testing.T) {
-	e := startE2E(t)
-
-	// Publish an unscoped and a scoped package.
+// publishDemo publishes, with npm publish as the writer, an unscoped
+// package left-pad-x 1.0.0 and a scoped one, @acme/util 2.1.0, which
+// depends on it, and returns left-pad-x's project directory.
+func (e *e2e) publishDemo() string {
+	e.t.Helper()
 	lib := e.project(e.writer, map[string]string{"package.json": pkgJSON("left-pad-x", "1.0.0", ""), "index.js": "module.exports = 'left';\n"})
 	e.run(lib, "publish")
 	scoped := e.project(e.writer, map[string]string{
@@ -141,6 +117,15 @@ func TestNPMClient(t *testing.T) {
 		"index.js":     "module.exports = require('left-pad-x') + '-util';\n",
 	})
 	e.run(scoped, "publish")
+	return lib
+}
+
+// TestNPMClient publishes, installs, tags and refuses with the real npm CLI.
+func TestNPMClient(t *testing.T) {
+	e := startE2E(t)
+
+	// Publish an unscoped and a scoped package.
+	lib := e.publishDemo()
 
 	// Install both in a fresh project, with a reader token.
 	app := e.project(e.reader, map[string]string{"package.json": `{"name":"app","version":"0.0.0","private":true,"dependencies":{"@acme/util":"^2.0.0"}}`})
@@ -277,7 +262,7 @@ func TestNPMRefusals(t *testing.T) {
 			tgz(t, map[string]string{"package/../../x": "boom"}), tgz(t, map[string]string{"package/../../x": "boom"})), 400, "leaves the package directory"},
 		{"name differs from URL", "/npm/npmfeed/evil", publishBody("other", "other", "1.0.0", good, good), 400, "names package"},
 	}
-	blobsBefore := countFiles(t, filepath.Join(e.s.Data, "blobs"))
+	blobsBefore := e.s.BlobFiles(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			code, b := e.call("PUT", c.path, "bearer:"+e.writer, "application/json", c.body)
@@ -290,7 +275,7 @@ func TestNPMRefusals(t *testing.T) {
 		})
 	}
 	// Nothing was stored: no bytes, no package, no repository.
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n != blobsBefore {
+	if n := e.s.BlobFiles(t); n != blobsBefore {
 		t.Errorf("refused publishes stored %d blob files", n-blobsBefore)
 	}
 	if code, b := e.call("GET", "/npm/npmfeed/evil", "bearer:"+e.reader, "", nil); code != http.StatusNotFound {
@@ -303,7 +288,7 @@ func TestNPMRefusals(t *testing.T) {
 	if code, b := e.call("PUT", "/npm/npmfeed/evil", "bearer:"+e.writer, "application/json", publishBody("evil", "evil", "1.0.0", good, good)); code != http.StatusOK {
 		t.Fatalf("publish: %d %s", code, b)
 	}
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n <= blobsBefore {
+	if n := e.s.BlobFiles(t); n <= blobsBefore {
 		t.Errorf("the blob count does not see a publish (%d files): the check above proves nothing", n)
 	}
 	before := e.packument("evil")
@@ -318,25 +303,6 @@ func TestNPMRefusals(t *testing.T) {
 	if code, b := e.call("GET", "/npm/nofeed/x", "", "", nil); code != http.StatusNotFound || !strings.Contains(string(b), `"error"`) {
 		t.Errorf("unknown feed: %d %s", code, b)
 	}
-}
-
-// countFiles counts the regular files under dir (0 when it is absent).
-func countFiles(t *testing.T, dir string) int {
-	t.Helper()
-	n := 0
-	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			n++
-		}
-		return nil
-	})
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // TestNPMAccess: without a token, with a reader's, or with a token for

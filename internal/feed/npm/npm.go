@@ -71,7 +71,7 @@ var ArtifactType = feed.ArtifactType(feed.EcosystemNPM)
 // Handler is the http.Handler for /npm/.
 type Handler struct {
 	feed.Protocol
-	virtual feed.Router
+	router feed.Router
 }
 
 // New returns the handler of the npm feeds among feeds, storing in blobs
@@ -79,7 +79,9 @@ type Handler struct {
 // BlobLocks, Verifier, Log and Now).
 func New(feeds []config.Feed, blobs blob.Store, md meta.Store, opts registry.Options) *Handler {
 	h := &Handler{Protocol: feed.NewProtocol(feed.EcosystemNPM, feeds, blobs, md, opts)}
-	h.virtual = feed.Router{Protocol: &h.Protocol, Prefix: Prefix, Member: h, Error: writeError, WriteAction: "npm.publish"}
+	h.router = feed.Router{Protocol: &h.Protocol, Prefix: Prefix, Member: h, Error: writeError, WriteAction: "npm.publish",
+		NotFound: "not found", NoFeed: func(name string) string { return "no npm feed called " + quote(name) },
+		Package: packageSegments}
 	return h
 }
 
@@ -97,22 +99,11 @@ type request struct {
 
 // ServeHTTP routes an /npm/ request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	reqbody.Wrap(r)
-	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), Prefix)
+	f, rest, ok := h.router.Route(w, r)
 	if !ok {
-		writeError(w, http.StatusNotFound, "not found")
 		return
 	}
-	feedName, rest, _ := strings.Cut(rest, "/")
-	f, ok := h.Feeds[feedName]
-	if !ok {
-		writeError(w, http.StatusNotFound, "no npm feed called "+quote(feedName))
-		return
-	}
-	if f.Kind == feed.KindVirtual {
-		h.virtual.Serve(w, r, f, rest, packageSegments(rest))
-		return
-	}
+	feedName := f.Name
 	if h.IsProxy(feedName) && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		h.refuse(w, r, feedName, http.StatusMethodNotAllowed, feed.ProxyReadOnly)
 		return
@@ -225,7 +216,7 @@ func (h *Handler) serveSpecial(w http.ResponseWriter, r *http.Request, feedName 
 	case len(parts) == 1 && parts[0] == "whoami" && r.Method == http.MethodGet:
 		ar, err := h.Authz.Authorize(w, r, nil)
 		if err != nil {
-			h.authError(w, r, "", err)
+			h.AuthError(w, r, "", err, writeError)
 			return
 		}
 		id, _ := identity.From(ar.Context())
@@ -270,30 +261,9 @@ func (h *Handler) serveSpecial(w http.ResponseWriter, r *http.Request, feedName 
 // names the caller.
 func (h *Handler) authorized(w http.ResponseWriter, r *http.Request, q request, write bool,
 	fn func(http.ResponseWriter, *http.Request, request)) {
-	need := []registry.Access{{Repo: q.repo, Action: registry.ActionPull}}
-	if write {
-		need = append(need, registry.Access{Repo: q.repo, Action: registry.ActionPush})
+	if ar, ok := h.Authorize(w, r, q.repo, write, writeError); ok {
+		fn(w, ar, q)
 	}
-	ar, err := h.Authz.Authorize(w, r, need)
-	if err != nil {
-		if ar != nil {
-			r = ar // names the refused identity in the audit entry
-		}
-		h.authError(w, r, q.repo, err)
-		return
-	}
-	fn(w, ar, q)
-}
-
-func (h *Handler) authError(w http.ResponseWriter, r *http.Request, repo string, err error) {
-	k, refused := problem.From(err)
-	if !refused { // not a refusal: the Authorizer failed
-		h.Audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: repo, Result: "error", Reason: err.Error(), Request: r})
-		h.fail(w, r, "authorize", err)
-		return
-	}
-	h.Audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: repo, Result: "denied", Reason: err.Error(), Request: r})
-	writeError(w, k.Status(), err.Error())
 }
 
 // invalid refuses bad input (400), auditing refused writes.
@@ -317,13 +287,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, repo string, st
 // blocked answers a download the dependency firewall refused (a
 // *feed.Blocked, 403 with its reason and waiver) or could not judge (500).
 func (h *Handler) blocked(w http.ResponseWriter, r *http.Request, repo string, err error) {
-	var b *feed.Blocked
-	if !errors.As(err, &b) {
-		h.fail(w, r, "ask the dependency firewall", err)
-		return
-	}
-	h.Audit.Record(r.Context(), audit.Event{Action: "feed.blocked", Repo: repo, Result: "denied", Reason: b.Reason, Request: r})
-	writeError(w, http.StatusForbidden, b.Error())
+	h.AnswerBlocked(w, r, repo, "", err, writeError)
 }
 
 // fail answers a 500 naming only the request ID, and logs err with it.
@@ -334,15 +298,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, what string, err 
 // refusedOrFail answers a refusal of the registry's policies with its
 // status and text, anything else as a 500.
 func (h *Handler) refusedOrFail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	if errors.Is(err, meta.ErrReferenceGone) {
-		writeError(w, http.StatusServiceUnavailable, "content was garbage-collected while the version was being recorded; publish again")
-		return
-	}
-	if k, ok := problem.From(err); ok && !errors.Is(err, meta.ErrNotFound) {
-		writeError(w, k.Status(), err.Error())
-		return
-	}
-	h.fail(w, r, what, err)
+	h.RecordFailed(w, r, what, err, "content was garbage-collected while the version was being recorded; publish again", writeError)
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

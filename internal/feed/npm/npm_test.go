@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/store/storetest"
+	"github.com/custody-dev/custody/internal/testserver"
 )
 
 func tarball(t testing.TB, entries ...tar.Header) []byte {
@@ -185,17 +185,7 @@ func handler(t *testing.T) *httptest.Server {
 
 func call(t *testing.T, method, url, accept string, b []byte) (*http.Response, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, bytes.NewReader(b))
-	if accept != "" {
-		req.Header.Set("Accept", accept)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp, out
+	return testserver.Do(t, method, url, "", b, "Accept", accept)
 }
 
 func TestPackumentForms(t *testing.T) {

@@ -27,11 +27,7 @@ func startProxy(t *testing.T, upstreamURL, tokenEnv string, env []string) *e2e {
 	if tokenEnv != "" {
 		cfgText += "    upstreamAuth:\n      tokenEnv: " + tokenEnv + "\n"
 	}
-	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}, Env: env})
+	s := testserver.Start(t, testserver.Options{Auth: true, Config: cfgText, Env: env})
 	e := &e2e{t: t, s: s, feed: "npmproxy", npm: testserver.Client(t, "npm"), homes: map[string]string{}}
 	e.writer = e.token(auth.RoleWriter)
 	e.reader = e.token(auth.RoleReader)
@@ -43,13 +39,7 @@ func startProxy(t *testing.T, upstreamURL, tokenEnv string, env []string) *e2e {
 // upstream gone; publishing to the proxy is refused.
 func TestNPMProxy(t *testing.T) {
 	up := startE2E(t)
-	lib := up.project(up.writer, map[string]string{"package.json": pkgJSON("left-pad-x", "1.0.0", ""), "index.js": "module.exports = 'left';\n"})
-	up.run(lib, "publish")
-	scoped := up.project(up.writer, map[string]string{
-		"package.json": pkgJSON("@acme/util", "2.1.0", `,"dependencies":{"left-pad-x":"^1.0.0"}`),
-		"index.js":     "module.exports = require('left-pad-x') + '-util';\n",
-	})
-	up.run(scoped, "publish")
+	up.publishDemo()
 
 	e := startProxy(t, up.s.URL+"/npm/npmfeed", "UPSTREAM_NPM_TOKEN", []string{"UPSTREAM_NPM_TOKEN=" + up.reader})
 	appJSON := `{"name":"app","version":"0.0.0","private":true,"dependencies":{"@acme/util":"^2.0.0"}}`
@@ -207,7 +197,7 @@ func TestNPMProxyUpstreamRefusals(t *testing.T) {
 			t.Errorf("%s has tags after a refused fetch: %d %s", repo, code, b)
 		}
 	}
-	blobsBefore := countFiles(t, filepath.Join(e.s.Data, "blobs"))
+	blobsBefore := e.s.BlobFiles(t)
 
 	// Bytes not matching upstream's own dist.integrity: 502, nothing stored.
 	code, b := e.call("GET", "/npm/npmproxy/liar/-/liar-1.0.0.tgz", "bearer:"+e.reader, "", nil)
@@ -221,7 +211,7 @@ func TestNPMProxyUpstreamRefusals(t *testing.T) {
 		t.Errorf("escaping tarball: %d %s", code, b)
 	}
 	noTag("escaper")
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n != blobsBefore {
+	if n := e.s.BlobFiles(t); n != blobsBefore {
 		t.Errorf("refused fetches left %d blob files", n-blobsBefore)
 	}
 	// Traversal in a package name never reaches upstream.

@@ -28,11 +28,7 @@ const virtualConfig = `feeds:
 func startVirtual(t *testing.T) *e2e {
 	t.Helper()
 	npmBin := testserver.Client(t, "npm")
-	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte(virtualConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}})
+	s := testserver.Start(t, testserver.Options{Auth: true, Config: virtualConfig})
 	e := &e2e{t: t, s: s, npm: npmBin, homes: map[string]string{}, registry: "/npm/npm/"}
 	e.writer = e.scoped(auth.RoleWriter, "npmfirst/**", "npmsecond/**")
 	e.reader = e.scoped(auth.RoleReader, "npmfirst/**", "npmsecond/**")
@@ -121,7 +117,7 @@ func TestNPMVirtualFeed(t *testing.T) {
 	// Refused writes through the virtual feed store nothing: a republish,
 	// a publish with a reader's token, a publish of a name the first member
 	// may not take from this writer.
-	blobsBefore := countFiles(t, filepath.Join(e.s.Data, "blobs"))
+	blobsBefore := e.s.BlobFiles(t)
 	before := e.virtualPackument("via-virtual")
 	if err := os.WriteFile(filepath.Join(lib, "index.js"), []byte("module.exports = 'changed';\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -138,7 +134,7 @@ func TestNPMVirtualFeed(t *testing.T) {
 	if out, err := e.try(other, "publish"); err == nil || !strings.Contains(out, "403") {
 		t.Errorf("publish through the virtual feed by a writer of the second member only: %v\n%s", err, out)
 	}
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n != blobsBefore {
+	if n := e.s.BlobFiles(t); n != blobsBefore {
 		t.Errorf("refused writes through the virtual feed stored %d blob files", n-blobsBefore)
 	}
 	if after := e.virtualPackument("via-virtual"); after != before {

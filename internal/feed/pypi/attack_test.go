@@ -1,14 +1,13 @@
 package pypi_test
 
 import (
-	"bytes"
-	"encoding/binary"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/custody-dev/custody/internal/feed/feedtest"
 )
 
 // TestPyPIReleaseRespelt: file names are sealed, but a file name is not
@@ -36,7 +35,7 @@ func TestPyPIReleaseRespelt(t *testing.T) {
 	if code, b := upload("custody-demo", "1.0.0", "sdist", "custody_demo-1.0.0.tar.gz", sdist(t, "1.0.0")); code != http.StatusOK {
 		t.Fatalf("upload sdist: %d %s", code, b)
 	}
-	before, blobs := e.index(), countFiles(t, filepath.Join(e.s.Data, "blobs"))
+	before, blobs := e.index(), e.s.BlobFiles(t)
 	for _, c := range []struct{ name, version, filetype, file string }{
 		{"custody-demo", "1.0.0", "bdist_wheel", "Custody_Demo-1.0.0-py3-none-any.whl"},
 		{"custody.demo", "1.0.0", "bdist_wheel", "custody.demo-1.0.0-py3-none-any.whl"},
@@ -50,7 +49,7 @@ func TestPyPIReleaseRespelt(t *testing.T) {
 		if c.filetype == "sdist" {
 			content = sdist(t, c.version)
 			if strings.HasSuffix(c.file, ".zip") {
-				content = zipOf(t, map[string]string{"custody_demo-1.0.0/PKG-INFO": "x"})
+				content = feedtest.Zip(t, map[string]string{"custody_demo-1.0.0/PKG-INFO": "x"})
 			}
 		}
 		if code, b := upload(c.name, c.version, c.filetype, c.file, content); code != http.StatusBadRequest || !strings.Contains(b, "File already exists") {
@@ -67,7 +66,7 @@ func TestPyPIReleaseRespelt(t *testing.T) {
 	if after := e.index(); after != before {
 		t.Errorf("refused uploads changed the index:\n%s\n%s", before, after)
 	}
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n != blobs {
+	if n := e.s.BlobFiles(t); n != blobs {
 		t.Errorf("refused uploads stored %d blob files", n-blobs)
 	}
 	// pip installs the published bytes.
@@ -96,28 +95,6 @@ func TestPyPIReleaseRespelt(t *testing.T) {
 	}
 }
 
-// bareZipDirectory is a zip of n central directory records named "a" and
-// the end record only: 47 bytes an entry.
-func bareZipDirectory(n int) []byte {
-	var b bytes.Buffer
-	rec := make([]byte, 46)
-	binary.LittleEndian.PutUint32(rec[0:], 0x02014b50)
-	binary.LittleEndian.PutUint16(rec[4:], 20)
-	binary.LittleEndian.PutUint16(rec[6:], 20)
-	binary.LittleEndian.PutUint16(rec[28:], 1)
-	for range n {
-		b.Write(rec)
-		b.WriteByte('a')
-	}
-	end := make([]byte, 22)
-	binary.LittleEndian.PutUint32(end[0:], 0x06054b50)
-	binary.LittleEndian.PutUint16(end[8:], uint16(n))
-	binary.LittleEndian.PutUint16(end[10:], uint16(n))
-	binary.LittleEndian.PutUint32(end[12:], uint32(b.Len()))
-	b.Write(end)
-	return b.Bytes()
-}
-
 // TestPyPIZipDirectoryBomb: a wheel is listed with archive/zip, which
 // keeps every directory record in memory at about five times its size,
 // so a 1 GiB upload of bare records held some 5 GiB in the server. The
@@ -125,14 +102,14 @@ func bareZipDirectory(n int) []byte {
 // stored.
 func TestPyPIZipDirectoryBomb(t *testing.T) {
 	e := startE2E(t)
-	bomb := bareZipDirectory(1_000_000)
-	blobs := countFiles(t, filepath.Join(e.s.Data, "blobs"))
+	bomb := feedtest.BareZipDirectory(1_000_000)
+	blobs := e.s.BlobFiles(t)
 	ct, body := uploadForm("custody-demo", "1.0.0", "bdist_wheel", "custody_demo-1.0.0-py3-none-any.whl", bomb, bomb).encode(t)
 	code, b := e.call("POST", "/pypi/pyfeed/", "basic:__token__:"+e.writer, ct, nil, body)
 	if code != http.StatusBadRequest || !strings.Contains(string(b), "directory is larger than") || !strings.Contains(string(b), "nothing was stored") {
 		t.Errorf("upload: %d %s; want 400 naming the directory", code, b)
 	}
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n != blobs {
+	if n := e.s.BlobFiles(t); n != blobs {
 		t.Errorf("the refused upload stored %d blob files", n-blobs)
 	}
 	if idx := e.index(); !strings.Contains(idx, "Not Found") {

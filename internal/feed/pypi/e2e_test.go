@@ -2,17 +2,14 @@ package pypi_test
 
 import (
 	"archive/tar"
-	"archive/zip"
 	"bytes"
 	"cmp"
 	"compress/gzip"
 	"crypto/md5" //nolint:gosec // PyPI's md5_digest
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"mime/multipart"
 	"net/http"
 	"os"
@@ -22,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/custody-dev/custody/internal/auth"
+	"github.com/custody-dev/custody/internal/feed/feedtest"
 	"github.com/custody-dev/custody/internal/testserver"
 )
 
@@ -37,11 +35,7 @@ type e2e struct {
 
 func startE2E(t *testing.T) *e2e {
 	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte("feeds:\n  - name: pyfeed\n    ecosystem: pypi\n    kind: hosted\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}})
+	s := testserver.Start(t, testserver.Options{Auth: true, Config: "feeds:\n  - name: pyfeed\n    ecosystem: pypi\n    kind: hosted\n"})
 	e := &e2e{t: t, s: s, feed: "pyfeed", home: t.TempDir()}
 	e.writer = e.token(auth.RoleWriter)
 	e.reader = e.token(auth.RoleReader)
@@ -65,28 +59,14 @@ func (e *e2e) call(method, path, cred, ctype string, hdr map[string]string, body
 	return code, b
 }
 
+// do is call with the answer's header; redirects are not followed.
 func (e *e2e) do(method, path, cred, ctype string, hdr map[string]string, body []byte) (int, http.Header, []byte) {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.s.URL+path, bytes.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
+	header := []string{"Content-Type", ctype}
 	for k, v := range hdr {
-		req.Header.Set(k, v)
+		header = append(header, k, v)
 	}
-	if u, p, ok := strings.Cut(strings.TrimPrefix(cred, "basic:"), ":"); ok && strings.HasPrefix(cred, "basic:") {
-		req.SetBasicAuth(u, p)
-	}
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := e.s.Call(e.t, method, path, cred, body, header...)
 	return resp.StatusCode, resp.Header, b
 }
 
@@ -102,31 +82,7 @@ func wheel(t *testing.T, version, value string) []byte {
 func wheelOf(t *testing.T, project, version, value string) []byte {
 	t.Helper()
 	mod := strings.ReplaceAll(project, "-", "_")
-	info := mod + "-" + version + ".dist-info/"
-	files := [][2]string{
-		{mod + "/__init__.py", "VALUE = " + fmt.Sprintf("%q", value) + "\n"},
-		{info + "METADATA", "Metadata-Version: 2.1\nName: " + project + "\nVersion: " + version + "\nRequires-Python: >=3.7\nSummary: a test package\n"},
-		{info + "WHEEL", "Wheel-Version: 1.0\nGenerator: custody-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"},
-	}
-	var record strings.Builder
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, f := range files {
-		w, err := zw.Create(f[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = w.Write([]byte(f[1]))
-		sum := sha256.Sum256([]byte(f[1]))
-		fmt.Fprintf(&record, "%s,sha256=%s,%d\n", f[0], base64.RawURLEncoding.EncodeToString(sum[:]), len(f[1]))
-	}
-	record.WriteString(info + "RECORD,,\n")
-	w, _ := zw.Create(info + "RECORD")
-	_, _ = w.Write([]byte(record.String()))
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return feedtest.Wheel(t, project, version, "Requires-Python: >=3.7\n", [2]string{mod + "/__init__.py", "VALUE = " + fmt.Sprintf("%q", value) + "\n"})
 }
 
 // sdist builds a source distribution of custody-demo with a PKG-INFO.
@@ -376,7 +332,7 @@ func TestPyPIRefusals(t *testing.T) {
 	const whl = "custody_demo-1.0.0-py3-none-any.whl"
 	badMD5 := uploadForm("custody-demo", "1.0.0", "bdist_wheel", whl, good, good)
 	badMD5.fields[7][1] = strings.Repeat("0", 32)
-	evilWheel := zipOf(t, map[string]string{"custody_demo/__init__.py": "", "../../evil.py": "boom"})
+	evilWheel := feedtest.Zip(t, map[string]string{"custody_demo/__init__.py": "", "../../evil.py": "boom"})
 	evilSdist := tgzOf(t, []tar.Header{{Name: "custody_demo-1.0.0/PKG-INFO", Typeflag: tar.TypeReg},
 		{Name: "custody_demo-1.0.0/link", Typeflag: tar.TypeSymlink, Linkname: "../../../etc/passwd"}})
 	cases := []struct {
@@ -395,7 +351,7 @@ func TestPyPIRefusals(t *testing.T) {
 		{"file of another project", uploadForm("custody-demo", "1.0.0", "bdist_wheel", "other-1.0.0-py3-none-any.whl", good, good), 400, "not a file of project"},
 		{"file of another version", uploadForm("custody-demo", "1.0.0", "bdist_wheel", "custody_demo-2.0.0-py3-none-any.whl", good, good), 400, "not a file of version"},
 	}
-	blobsBefore := countFiles(t, filepath.Join(e.s.Data, "blobs"))
+	blobsBefore := e.s.BlobFiles(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ct, body := c.f.encode(t)
@@ -414,7 +370,7 @@ func TestPyPIRefusals(t *testing.T) {
 	if code, hdr, b := e.do("POST", "/pypi/pyfeed/", "", ct, nil, body); code != http.StatusUnauthorized || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Basic ") {
 		t.Errorf("anonymous upload: %d %q %s", code, hdr.Get("WWW-Authenticate"), b)
 	}
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n != blobsBefore {
+	if n := e.s.BlobFiles(t); n != blobsBefore {
 		t.Errorf("refused uploads stored %d blob files", n-blobsBefore)
 	}
 	if code, b := e.call("GET", "/api/v1/repositories", "basic:admin:"+e.s.AdminPassword(), "", nil, nil); code != http.StatusOK || strings.Contains(string(b), "pyfeed") {
@@ -425,10 +381,10 @@ func TestPyPIRefusals(t *testing.T) {
 	if code, b := e.call("POST", "/pypi/pyfeed/", "basic:__token__:"+e.writer, ct, nil, body); code != http.StatusOK {
 		t.Fatalf("upload: %d %s", code, b)
 	}
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n <= blobsBefore {
+	if n := e.s.BlobFiles(t); n <= blobsBefore {
 		t.Errorf("the blob count does not see an upload (%d files): the checks above prove nothing", n)
 	}
-	before, blobsAfter := e.index(), countFiles(t, filepath.Join(e.s.Data, "blobs"))
+	before, blobsAfter := e.index(), e.s.BlobFiles(t)
 	if code, b := e.call("POST", "/pypi/pyfeed/", "basic:__token__:"+e.writer, ct, nil, body); code != http.StatusOK {
 		t.Errorf("the same upload again: %d %s", code, b)
 	}
@@ -440,7 +396,7 @@ func TestPyPIRefusals(t *testing.T) {
 	if after := e.index(); after != before {
 		t.Errorf("index changed by a repeated or refused upload:\n%s\n%s", before, after)
 	}
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n != blobsAfter {
+	if n := e.s.BlobFiles(t); n != blobsAfter {
 		t.Errorf("a repeated or refused upload stored %d blob files", n-blobsAfter)
 	}
 	// Unknown feeds and routes answer in plain text, nothing internal.
@@ -450,24 +406,6 @@ func TestPyPIRefusals(t *testing.T) {
 	if code, b := e.call("GET", "/pypi/pyfeed/files/custody-demo/..%2f..%2fx", "basic:__token__:"+e.reader, "", nil, nil); code != http.StatusBadRequest {
 		t.Errorf("escaped traversal in a download: %d %s", code, b)
 	}
-}
-
-// zipOf builds a zip of files (name -> content).
-func zipOf(t *testing.T, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for name, c := range files {
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = w.Write([]byte(c))
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 // tgzOf builds a gzip'd tar of empty entries with the headers given.
@@ -484,23 +422,4 @@ func tgzOf(t *testing.T, hdrs []tar.Header) []byte {
 	_ = tw.Close()
 	_ = zw.Close()
 	return buf.Bytes()
-}
-
-// countFiles counts the regular files under dir (0 when it is absent).
-func countFiles(t *testing.T, dir string) int {
-	t.Helper()
-	n := 0
-	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			n++
-		}
-		return nil
-	})
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	return n
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/net/html"
 
-	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/builds"
 	"github.com/custody-dev/custody/internal/feed"
 	"github.com/custody-dev/custody/internal/meta"
@@ -349,11 +348,5 @@ func (h *Handler) proxyDownload(w http.ResponseWriter, r *http.Request, feedName
 // blocked answers a download the dependency firewall refused or could not
 // judge.
 func (h *Handler) blocked(w http.ResponseWriter, r *http.Request, repo string, err error) {
-	var b *feed.Blocked
-	if !errors.As(err, &b) {
-		h.fail(w, r, "ask the dependency firewall", err)
-		return
-	}
-	h.Audit.Record(r.Context(), audit.Event{Action: "feed.blocked", Repo: repo, Result: "denied", Reason: b.Reason, Request: r})
-	writeError(w, http.StatusForbidden, b.Error())
+	h.AnswerBlocked(w, r, repo, "", err, writeError)
 }

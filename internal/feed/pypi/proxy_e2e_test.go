@@ -8,13 +8,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/custody-dev/custody/internal/auth"
+	"github.com/custody-dev/custody/internal/feed/feedtest"
 	"github.com/custody-dev/custody/internal/testserver"
 )
 
@@ -27,11 +27,7 @@ func startPyProxy(t *testing.T, upstream, passwordEnv string, env []string) *e2e
 	if passwordEnv != "" {
 		text += "    upstreamAuth:\n      username: __token__\n      passwordEnv: " + passwordEnv + "\n"
 	}
-	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}, Env: env})
+	s := testserver.Start(t, testserver.Options{Auth: true, Config: text, Env: env})
 	e := &e2e{t: t, s: s, feed: "pyproxy", home: t.TempDir()}
 	e.writer = e.token(auth.RoleWriter)
 	e.reader = e.token(auth.RoleReader)
@@ -161,7 +157,7 @@ func TestPyPIProxyUpstreamRefusals(t *testing.T) {
 	good, other := wheel(t, "1.0.0", "good"), wheel(t, "1.0.0", "other")
 	fake.set("custody_demo-1.0.0-py3-none-any.whl", good, good)
 	fake.set("custody_demo-2.0.0-py3-none-any.whl", wheel(t, "2.0.0", "x"), wheel(t, "2.0.0", "y"))
-	evil := zipOf(t, map[string]string{"../../evil.py": "x"})
+	evil := feedtest.Zip(t, map[string]string{"../../evil.py": "x"})
 	fake.set("custody_demo-3.0.0-py3-none-any.whl", evil, evil)
 	e := startPyProxy(t, fake.srv.URL+"/simple", "", nil)
 	cred := "basic:__token__:" + e.reader

@@ -87,7 +87,7 @@ var ArtifactType = feed.ArtifactType(feed.EcosystemPyPI)
 type Handler struct {
 	feed.Protocol
 	canRead func(context.Context, string) bool
-	virtual feed.Router
+	router  feed.Router
 }
 
 // New returns the handler of the pypi feeds among feeds, storing in
@@ -100,42 +100,48 @@ func New(feeds []config.Feed, blobs blob.Store, md meta.Store, opts registry.Opt
 	if h.canRead == nil {
 		h.canRead = func(context.Context, string) bool { return true }
 	}
-	h.virtual = feed.Router{Protocol: &h.Protocol, Prefix: Prefix, Member: h, Error: writeError, WriteAction: "pypi.upload"}
+	// pip and twine answer a Basic challenge with their credentials.
+	h.Challenge = feed.BasicChallenge
+	h.router = feed.Router{Protocol: &h.Protocol, Prefix: Prefix, Member: h, Error: writeError, WriteAction: "pypi.upload",
+		NotFound: "Not Found", NoFeed: func(name string) string { return "Not Found: no PyPI feed called " + name },
+		Package: packageSegments, Own: ownsVirtual}
 	return h
+}
+
+// ownsVirtual reports whether a request to a virtual feed is answered by
+// the handler itself rather than by a member: its project list, which
+// merges the members' (projects), and a path refused for its escapes.
+func ownsVirtual(r *http.Request, rest string) bool {
+	read := r.Method == http.MethodGet || r.Method == http.MethodHead
+	return strings.Contains(rest, "%") || read && (rest == "simple" || rest == "simple/")
+}
+
+// packageSegments are the segments of the project an escaped path under
+// a feed names (simple/<project>/, files/<project>/<file>), nil when it
+// names none.
+func packageSegments(rest string) []string {
+	parts := strings.Split(rest, "/")
+	if len(parts) >= 2 && (parts[0] == "simple" || parts[0] == "files") {
+		if project, err := ParseName(parts[1]); err == nil {
+			return []string{project}
+		}
+	}
+	return nil
 }
 
 // ServeHTTP routes a /pypi/ request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	reqbody.Wrap(r)
-	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), Prefix)
+	f, rest, ok := h.router.Route(w, r)
 	if !ok {
-		writeError(w, http.StatusNotFound, "Not Found")
 		return
 	}
-	feedName, rest, _ := strings.Cut(rest, "/")
-	f, ok := h.Feeds[feedName]
-	if !ok {
-		writeError(w, http.StatusNotFound, "Not Found: no PyPI feed called "+feedName)
-		return
-	}
+	feedName := f.Name
 	if strings.Contains(rest, "%") {
 		writeError(w, http.StatusBadRequest, "percent-escapes are not allowed in project and file names")
 		return
 	}
 	parts := strings.Split(rest, "/")
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
-	// A virtual feed's project list merges its members' (projects); every
-	// other request is a member's.
-	if f.Kind == feed.KindVirtual && !(read && (rest == "simple" || rest == "simple/")) {
-		var pkg []string
-		if len(parts) >= 2 && (parts[0] == "simple" || parts[0] == "files") {
-			if project, err := ParseName(parts[1]); err == nil {
-				pkg = []string{project}
-			}
-		}
-		h.virtual.Serve(w, r, f, rest, pkg)
-		return
-	}
 	// Redirects name the feed the client addressed (a virtual feed, when
 	// the request came through one).
 	base := Prefix + feed.Addressed(r.Context(), feedName) + "/"
@@ -191,42 +197,9 @@ func (h *Handler) authorized(w http.ResponseWriter, r *http.Request, feedName, p
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if ar, ok := h.authorize(w, r, repo, write); ok {
+	if ar, ok := h.Authorize(w, r, repo, write, writeError); ok {
 		fn(w, ar, repo)
 	}
-}
-
-// authorize asks for pull (and push) on repo; on refusal it answers and
-// returns false.
-func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, repo string, write bool) (*http.Request, bool) {
-	need := []registry.Access{{Repo: repo, Action: registry.ActionPull}}
-	if write {
-		need = append(need, registry.Access{Repo: repo, Action: registry.ActionPush})
-	}
-	ar, err := h.Authz.Authorize(w, r, need)
-	if err != nil {
-		if ar != nil {
-			r = ar // names the refused identity in the audit entry
-		}
-		h.authError(w, r, repo, err)
-		return nil, false
-	}
-	return ar, true
-}
-
-func (h *Handler) authError(w http.ResponseWriter, r *http.Request, repo string, err error) {
-	k, refused := problem.From(err)
-	if !refused { // not a refusal: the Authorizer failed
-		h.Audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: repo, Result: "error", Reason: err.Error(), Request: r})
-		h.fail(w, r, "authorize", err)
-		return
-	}
-	h.Audit.Record(r.Context(), audit.Event{Action: "authorize", Repo: repo, Result: "denied", Reason: err.Error(), Request: r})
-	if k.Status() == http.StatusUnauthorized {
-		// pip and twine answer a Basic challenge with their credentials.
-		w.Header().Set("WWW-Authenticate", `Basic realm="custody"`)
-	}
-	writeError(w, k.Status(), err.Error())
 }
 
 // fail answers a 500 naming only the request ID, and logs err with it.
@@ -356,7 +329,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request, feedName string
 		invalid(http.StatusBadRequest, "the file name "+u.Filename+" is too long to be stored (its tag would exceed 128 characters)")
 		return
 	}
-	ar, ok := h.authorize(w, r, repo, true)
+	ar, ok := h.Authorize(w, r, repo, true, writeError)
 	if !ok {
 		return
 	}
@@ -455,15 +428,8 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request, feedName string
 		record("", tag, "denied", "file exists")
 		fileExists(w, u.Filename)
 		return
-	case errors.Is(err, meta.ErrReferenceGone):
-		writeError(w, http.StatusServiceUnavailable, "content was garbage-collected while the file was being recorded; upload again")
-		return
 	case err != nil:
-		if k, ok := problem.From(err); ok && !errors.Is(err, meta.ErrNotFound) {
-			writeError(w, k.Status(), err.Error())
-			return
-		}
-		h.fail(w, r, "record file", err)
+		h.RecordFailed(w, r, "record file", err, "content was garbage-collected while the file was being recorded; upload again", writeError)
 		return
 	}
 	writeOK(w)

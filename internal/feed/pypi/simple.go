@@ -140,7 +140,7 @@ func (h *Handler) projects(w http.ResponseWriter, r *http.Request, feedName stri
 		if ar != nil {
 			r = ar
 		}
-		h.authError(w, r, "", err)
+		h.AuthError(w, r, "", err, writeError)
 		return
 	}
 	// A virtual feed lists the projects its members hold.

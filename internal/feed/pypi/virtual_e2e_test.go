@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -27,11 +26,7 @@ const virtualConfig = `feeds:
 
 func startVirtual(t *testing.T) *e2e {
 	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "custody.yaml")
-	if err := os.WriteFile(cfg, []byte(virtualConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := testserver.Start(t, testserver.Options{Auth: true, Args: []string{"--config", cfg}})
+	s := testserver.Start(t, testserver.Options{Auth: true, Config: virtualConfig})
 	e := &e2e{t: t, s: s, home: t.TempDir(), feed: "py"}
 	e.writer = e.tokenFor(auth.RoleWriter, "pyfirst/**", "pysecond/**")
 	e.reader = e.tokenFor(auth.RoleReader, "pyfirst/**", "pysecond/**")
@@ -126,7 +121,7 @@ func TestPyPIVirtualFeed(t *testing.T) {
 	// Refused uploads through the virtual feed change nothing: other
 	// bytes under a taken file name, a reader's upload, and an upload by a
 	// writer of the second member only (it goes to the first).
-	blobsBefore := countFiles(t, filepath.Join(e.s.Data, "blobs"))
+	blobsBefore := e.s.BlobFiles(t)
 	before := e.virtualIndex()
 	changed := writeFile(t, t.TempDir(), "custody_demo-3.0.0-py3-none-any.whl", wheel(t, "3.0.0", "changed"))
 	if out, err := e.twine(e.writer, changed); err == nil || !strings.Contains(out, "400") {
@@ -139,7 +134,7 @@ func TestPyPIVirtualFeed(t *testing.T) {
 	if out, err := e.twine(e.tokenFor(auth.RoleWriter, "pysecond/**"), v4); err == nil || !strings.Contains(out, "403") {
 		t.Errorf("upload through the virtual feed by a writer of the second member only: %v\n%s", err, out)
 	}
-	if n := countFiles(t, filepath.Join(e.s.Data, "blobs")); n != blobsBefore {
+	if n := e.s.BlobFiles(t); n != blobsBefore {
 		t.Errorf("refused uploads through the virtual feed stored %d blob files", n-blobsBefore)
 	}
 	if after := e.virtualIndex(); after != before {
