@@ -3,7 +3,7 @@ module github.com/custody-dev/custody
 go 1.26.8
 
 require (
-	cel.dev/cel-go v0.33.4
+	cel.dev/cel-go v0.32.0
 	github.com/CycloneDX/cyclonedx-go v0.12.0
 	github.com/ProtonMail/go-crypto v1.4.1
 	github.com/chromedp/cdproto v0.160.1
