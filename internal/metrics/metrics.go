@@ -337,22 +337,31 @@ func (v *vec[T]) with(values []string) *T {
 	if len(values) != len(v.labels) {
 		panic(fmt.Sprintf("metrics: %s has %d labels, got %d values", v.opts.Name, len(v.labels), len(values)))
 	}
-	key := strings.Join(values, "\xff")
+	// The key is built in a stack buffer, and the map lookup converts it
+	// without allocating: no allocation per update once the child exists.
+	var buf [256]byte
+	key := buf[:0]
+	for i, s := range values {
+		if i > 0 {
+			key = append(key, 0xff) // never in UTF-8 text
+		}
+		key = append(key, s...)
+	}
 	v.mu.RLock()
-	c := v.children[key]
+	c := v.children[string(key)]
 	v.mu.RUnlock()
 	if c != nil {
 		return c.m
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if c = v.children[key]; c == nil {
+	if c = v.children[string(key)]; c == nil {
 		pairs := make([]*dto.LabelPair, len(v.order))
 		for i, j := range v.order {
 			pairs[i] = &dto.LabelPair{Name: proto.String(v.labels[j]), Value: proto.String(strings.ToValidUTF8(values[j], "\uFFFD"))}
 		}
 		c = &child[T]{pairs: pairs, m: v.make()}
-		v.children[key] = c
+		v.children[string(key)] = c
 	}
 	return c.m
 }

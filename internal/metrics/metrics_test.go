@@ -371,3 +371,17 @@ func FuzzParseBootTime(f *testing.F) {
 		}
 	})
 }
+
+// TestUpdateDoesNotAllocate: a request's metric updates cost no allocation
+// once its label values have been seen.
+func TestUpdateDoesNotAllocate(t *testing.T) {
+	f := newFixture()
+	f.reqs.WithLabelValues("GET", "200").Inc()
+	f.lat.WithLabelValues("GET").Observe(1)
+	if n := testing.AllocsPerRun(100, func() {
+		f.reqs.WithLabelValues("GET", "200").Inc()
+		f.lat.WithLabelValues("GET").Observe(0.3)
+	}); n != 0 {
+		t.Errorf("%v allocations per update", n)
+	}
+}
