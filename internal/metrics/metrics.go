@@ -102,7 +102,7 @@ func (r *Registry) Gather() []*dto.MetricFamily {
 func (r *Registry) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		mfs := r.Gather()
-		format := expfmt.Negotiate(req.Header)
+		format := expfmt.NegotiateAccept(req.Header, expfmt.DefaultAcceptedFormats()...)
 		h := w.Header()
 		h.Set("Content-Type", string(format))
 		h.Add("Vary", "Accept")
