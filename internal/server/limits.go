@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/feed/gomod"
 	"github.com/custody-dev/custody/internal/feed/maven"
@@ -18,6 +16,7 @@ import (
 	"github.com/custody-dev/custody/internal/feed/pypi"
 	"github.com/custody-dev/custody/internal/generic"
 	"github.com/custody-dev/custody/internal/intake"
+	"github.com/custody-dev/custody/internal/metrics"
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/reserve"
@@ -102,8 +101,8 @@ func guardDisk(disk *reserve.Guard, log *slog.Logger, h http.Handler) http.Handl
 }
 
 // diskMetrics exposes the data directory's free space and reserve.
-func diskMetrics(disk *reserve.Guard, reg *prometheus.Registry) {
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+func diskMetrics(disk *reserve.Guard, reg *metrics.Registry) {
+	reg.MustRegister(metrics.NewGaugeFunc(metrics.Opts{
 		Name: "custody_disk_free_bytes",
 		Help: "Free space on the data directory's file system.",
 	}, func() float64 {
@@ -112,7 +111,7 @@ func diskMetrics(disk *reserve.Guard, reg *prometheus.Registry) {
 			return -1
 		}
 		return float64(free)
-	}), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	}), metrics.NewGaugeFunc(metrics.Opts{
 		Name: "custody_disk_reserve_bytes",
 		Help: "Free space kept for deletes and maintenance; uploads are refused below it.",
 	}, func() float64 { return float64(disk.Reserve) }))

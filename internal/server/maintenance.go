@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/gc"
+	"github.com/custody-dev/custody/internal/metrics"
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/retention"
 	"github.com/custody-dev/custody/internal/retention/objectlock"
@@ -52,15 +52,15 @@ type maintenance struct {
 	lastScrubAt time.Time
 	lastDamaged int
 
-	gcRuns       *prometheus.CounterVec
-	gcBlobs      prometheus.Counter
-	gcBytes      prometheus.Counter
-	gcManifests  prometheus.Counter
-	gcLast       prometheus.Gauge
-	scrubDamaged prometheus.Gauge
-	scrubLast    prometheus.Gauge
-	scrubFailed  prometheus.Gauge
-	scrubRetired prometheus.Gauge
+	gcRuns       *metrics.CounterVec
+	gcBlobs      *metrics.Counter
+	gcBytes      *metrics.Counter
+	gcManifests  *metrics.Counter
+	gcLast       *metrics.Gauge
+	scrubDamaged *metrics.Gauge
+	scrubLast    *metrics.Gauge
+	scrubFailed  *metrics.Gauge
+	scrubRetired *metrics.Gauge
 }
 
 // SetGCProtector replaces what garbage collection asks before deleting
@@ -84,7 +84,7 @@ type maintenanceOptions struct {
 	Protected gc.Protector
 	// ObjectLock, when set, checks the bucket's object locks during scrub.
 	ObjectLock *objectlock.Mirror
-	Metrics    *prometheus.Registry
+	Metrics    *metrics.Registry
 }
 
 func newMaintenance(o maintenanceOptions) *maintenance {
@@ -110,39 +110,39 @@ func newMaintenance(o maintenanceOptions) *maintenance {
 		gcEvery:   time.Duration(cfg.GC.Schedule),
 		scrubEach: time.Duration(cfg.Scrub.Schedule),
 		buckets:   uint32(max(cfg.Scrub.Buckets, 1)),
-		gcRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+		gcRuns: metrics.NewCounterVec(metrics.Opts{
 			Name: "custody_gc_runs_total",
 			Help: "Garbage collection runs by result (ok, error, dry_run).",
 		}, []string{"result"}),
-		gcBlobs: prometheus.NewCounter(prometheus.CounterOpts{
+		gcBlobs: metrics.NewCounter(metrics.Opts{
 			Name: "custody_gc_blobs_deleted_total",
 			Help: "Blobs deleted by garbage collection.",
 		}),
-		gcBytes: prometheus.NewCounter(prometheus.CounterOpts{
+		gcBytes: metrics.NewCounter(metrics.Opts{
 			Name: "custody_gc_bytes_reclaimed_total",
 			Help: "Bytes of blobs deleted by garbage collection.",
 		}),
-		gcManifests: prometheus.NewCounter(prometheus.CounterOpts{
+		gcManifests: metrics.NewCounter(metrics.Opts{
 			Name: "custody_gc_manifests_deleted_total",
 			Help: "Untagged manifests deleted by garbage collection.",
 		}),
-		gcLast: prometheus.NewGauge(prometheus.GaugeOpts{
+		gcLast: metrics.NewGauge(metrics.Opts{
 			Name: "custody_gc_last_run_timestamp_seconds",
 			Help: "When garbage collection last completed (not dry runs).",
 		}),
-		scrubDamaged: prometheus.NewGauge(prometheus.GaugeOpts{
+		scrubDamaged: metrics.NewGauge(metrics.Opts{
 			Name: "custody_scrub_damaged_objects",
 			Help: "Damaged or missing objects found by the last scrub.",
 		}),
-		scrubLast: prometheus.NewGauge(prometheus.GaugeOpts{
+		scrubLast: metrics.NewGauge(metrics.Opts{
 			Name: "custody_scrub_last_run_timestamp_seconds",
 			Help: "When the last scrub completed.",
 		}),
-		scrubFailed: prometheus.NewGauge(prometheus.GaugeOpts{
+		scrubFailed: metrics.NewGauge(metrics.Opts{
 			Name: "custody_scrub_evidence_failures",
 			Help: "Signatures and attestations that no longer verify against the archived trust root, found by the last scrub.",
 		}),
-		scrubRetired: prometheus.NewGauge(prometheus.GaugeOpts{
+		scrubRetired: metrics.NewGauge(metrics.Opts{
 			Name: "custody_scrub_evidence_retired_key",
 			Help: "Signatures and attestations that verify with a retired key, found by the last scrub.",
 		}),

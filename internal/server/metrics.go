@@ -6,73 +6,70 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
+	"github.com/custody-dev/custody/internal/metrics"
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/tlog"
 )
 
-// metrics are custody's Prometheus metrics.
-type metrics struct {
-	reg       *prometheus.Registry
-	requests  *prometheus.CounterVec
-	duration  *prometheus.HistogramVec
-	bytesIn   prometheus.Counter
-	bytesOut  prometheus.Counter
-	inflight  prometheus.Gauge
-	purged    prometheus.Counter
-	uploadsGC prometheus.Gauge
+// serverMetrics are the server's Prometheus metrics and their registry.
+type serverMetrics struct {
+	reg       *metrics.Registry
+	requests  *metrics.CounterVec
+	duration  *metrics.HistogramVec
+	bytesIn   *metrics.Counter
+	bytesOut  *metrics.Counter
+	inflight  *metrics.Gauge
+	purged    *metrics.Counter
+	uploadsGC *metrics.Gauge
 	// connsRefused counts connections closed over the per-client cap.
-	connsRefused prometheus.Counter
+	connsRefused *metrics.Counter
 }
 
-func newMetrics() *metrics {
-	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+func newMetrics() *serverMetrics {
+	m := &serverMetrics{
+		reg: metrics.NewRegistry(),
+		requests: metrics.NewCounterVec(metrics.Opts{
 			Name: "custody_http_requests_total",
 			Help: "HTTP requests by endpoint, method and status code.",
 		}, []string{"endpoint", "method", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "custody_http_request_duration_seconds",
-			Help:    "HTTP request latency by endpoint and method.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
-		}, []string{"endpoint", "method"}),
-		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+		duration: metrics.NewHistogramVec(metrics.Opts{
+			Name: "custody_http_request_duration_seconds",
+			Help: "HTTP request latency by endpoint and method.",
+		}, metrics.ExponentialBuckets(0.0005, 4, 10), []string{"endpoint", "method"}),
+		bytesIn: metrics.NewCounter(metrics.Opts{
 			Name: "custody_http_request_bytes_total",
 			Help: "Bytes received in request bodies.",
 		}),
-		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+		bytesOut: metrics.NewCounter(metrics.Opts{
 			Name: "custody_http_response_bytes_total",
 			Help: "Bytes sent in response bodies.",
 		}),
-		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+		inflight: metrics.NewGauge(metrics.Opts{
 			Name: "custody_http_requests_in_flight",
 			Help: "Requests being served.",
 		}),
-		purged: prometheus.NewCounter(prometheus.CounterOpts{
+		purged: metrics.NewCounter(metrics.Opts{
 			Name: "custody_uploads_purged_total",
 			Help: "Stale upload sessions purged after their TTL.",
 		}),
-		uploadsGC: prometheus.NewGauge(prometheus.GaugeOpts{
+		uploadsGC: metrics.NewGauge(metrics.Opts{
 			Name: "custody_uploads_purge_last_run_timestamp_seconds",
 			Help: "When stale upload sessions were last purged.",
 		}),
-		connsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+		connsRefused: metrics.NewCounter(metrics.Opts{
 			Name: "custody_http_connections_refused_total",
 			Help: "Connections closed because their client address had limits.maxConnsPerClient open.",
 		}),
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inflight, m.purged, m.uploadsGC, m.connsRefused,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		metrics.GoCollector(), metrics.ProcessCollector())
 	return m
 }
 
 // watchAudit exports the audit log's integrity (tlog.Log.Health) as
 // custody_audit_log_integrity_ok.
-func (m *metrics) watchAudit(l *tlog.Log) {
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+func (m *serverMetrics) watchAudit(l *tlog.Log) {
+	m.reg.MustRegister(metrics.NewGaugeFunc(metrics.Opts{
 		Name: "custody_audit_log_integrity_ok",
 		Help: "1 while the audit log's stored entries pass the integrity checks, 0 once one failed (no checkpoints are signed then).",
 	}, func() float64 {
@@ -85,7 +82,7 @@ func (m *metrics) watchAudit(l *tlog.Log) {
 
 // instrument wraps h with request metrics. The wrapper keeps io.ReaderFrom
 // so downloads of generic files still reach sendfile(2).
-func (m *metrics) instrument(h http.Handler) http.Handler {
+func (m *serverMetrics) instrument(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		m.inflight.Inc()
@@ -148,7 +145,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type countingBody struct {
 	io.ReadCloser
-	c prometheus.Counter
+	c *metrics.Counter
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {

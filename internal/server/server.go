@@ -23,7 +23,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/custody-dev/custody/internal/assessment"
 	"github.com/custody-dev/custody/internal/audit"
@@ -76,7 +75,7 @@ type Server struct {
 	// retention enforces retention locks and legal holds.
 	retention *retention.Checker
 	meta      meta.Store
-	metrics   *metrics
+	metrics   *serverMetrics
 	stores    *store.Set // closed by Close
 	handler   http.Handler
 	maint     *maintenance
@@ -463,7 +462,7 @@ func build(cfg config.Config, log *slog.Logger, st *store.Set) (_ *Server, err e
 		assess.Promotions = promo.Service()
 	}
 	(&assessment.Handler{Sources: assess, Log: log}).Register(mux)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(mets.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", mets.reg.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))

@@ -23,13 +23,13 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/auth"
 	"github.com/custody-dev/custody/internal/drill"
 	"github.com/custody-dev/custody/internal/identity"
 	"github.com/custody-dev/custody/internal/jsondoc"
+	"github.com/custody-dev/custody/internal/metrics"
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/promotion"
 	"github.com/custody-dev/custody/internal/registry"
@@ -80,8 +80,8 @@ type Handler struct {
 
 	mu    sync.Mutex
 	lasts map[[2]string]*Last
-	gauge *prometheus.GaugeVec
-	total *prometheus.CounterVec
+	gauge *metrics.GaugeVec
+	total *metrics.CounterVec
 }
 
 // Options build a Handler.
@@ -90,7 +90,7 @@ type Options struct {
 	Authz     *auth.Service
 	Audit     audit.Auditor
 	Log       *slog.Logger
-	Metrics   prometheus.Registerer
+	Metrics   *metrics.Registry
 	Now       func() time.Time
 }
 
@@ -100,11 +100,11 @@ func New(o Options) *Handler {
 		return nil
 	}
 	h := &Handler{svc: o.Promotion, authz: o.Authz, audit: o.Audit, log: o.Log, now: o.Now, lasts: map[[2]string]*Last{},
-		gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		gauge: metrics.NewGaugeVec(metrics.Opts{
 			Name: "custody_environment_last_drill_timestamp_seconds",
 			Help: "Unix time of the last successful restoration drill of each environment (custody drill).",
 		}, []string{"project", "environment"}),
-		total: prometheus.NewCounterVec(prometheus.CounterOpts{
+		total: metrics.NewCounterVec(metrics.Opts{
 			Name: "custody_drills_total",
 			Help: "Restoration drills recorded, by result (ok, failed).",
 		}, []string{"project", "environment", "result"}),

@@ -14,12 +14,12 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/auth"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/metrics"
 	"github.com/custody-dev/custody/internal/problem"
 	"github.com/custody-dev/custody/internal/promotion/promotionhttp"
 	"github.com/custody-dev/custody/internal/repopattern"
@@ -47,7 +47,7 @@ type Handler struct {
 	log   *slog.Logger
 	promo *promotionhttp.Handler
 	md    meta.Store
-	gauge *prometheus.GaugeVec
+	gauge *metrics.GaugeVec
 
 	mu         sync.Mutex
 	violations []Violation
@@ -65,13 +65,13 @@ type Options struct {
 	// re-evaluated, and whose service gathers and attests for scans.
 	Promo   *promotionhttp.Handler
 	Meta    meta.Store
-	Metrics *prometheus.Registry
+	Metrics *metrics.Registry
 }
 
 // New builds the handler; it registers its metric with o.Metrics.
 func New(o Options) *Handler {
 	v := &Handler{db: o.DB, dir: o.Dir, authz: o.Authz, audit: o.Audit, log: o.Log, promo: o.Promo, md: o.Meta,
-		gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		gauge: metrics.NewGaugeVec(metrics.Opts{
 			Name: "custody_promoted_violations",
 			Help: "Artifacts currently promoted to an environment whose gate no longer holds, by environment (after the last vulnerability database update).",
 		}, []string{"environment"})}
