@@ -111,6 +111,8 @@ type Options struct {
 // Log is the audit log. Append returns once its entry is stored: a
 // background writer stores the entries waiting at that moment in one
 // transaction (group commit), so concurrent appenders share a commit.
+// The entries of a change to the metadata database that stores the log
+// are instead appended inside the change's own transaction (Within).
 //
 // The log checks its own storage (see Health): at Open it re-hashes the
 // entries since the last signed checkpoint and a tail before it, and Run
