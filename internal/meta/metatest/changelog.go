@@ -157,7 +157,19 @@ func testChangeLogFailedWrite(t *testing.T, open Replicas[ChangeLogStore]) {
 	}
 	_, err := s.BlobSize(t.Context(), "r", d("blob"))
 	wantNotFound(t, err, "BlobSize after a cancelled LinkBlob with entries")
-	if p.Seal() {
+	// A failure inside the append (the context ends while the entries
+	// are built) rolls the change back too.
+	actx, cancelAppend := context.WithCancel(t.Context())
+	ap := l.Within(func() []tlog.Entry {
+		cancelAppend()
+		return []tlog.Entry{changeEntry("cancelled", 0)}
+	})
+	if err := s.LinkBlob(tlog.WithPending(actx, ap), "r", d("blob"), 3); err == nil {
+		t.Fatal("LinkBlob whose append failed succeeded")
+	}
+	_, err = s.BlobSize(t.Context(), "r", d("blob"))
+	wantNotFound(t, err, "BlobSize after a LinkBlob whose append failed")
+	if p.Seal() || ap.Seal() {
 		t.Fatal("Seal: entries reported committed by failed writes")
 	}
 	wantLog(t, s, l)
