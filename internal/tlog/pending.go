@@ -2,6 +2,7 @@ package tlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -21,12 +22,21 @@ import (
 // store's write under a context without a Pending, or with one of another
 // log or store, does neither.
 
+// ErrAppendBusy is wrapped by the error of a TxStore's TlogSize, and then
+// of Pending.Append, when another transaction is appending to the log and
+// the store does not wait for it: the transaction then commits its other
+// writes without the entries (Pending.Committed is not called), and the
+// caller stores them with Log.Append, whose group commit shares one
+// append among the changes that met one another.
+var ErrAppendBusy = errors.New("tlog: another transaction is appending")
+
 // TxStore is the log's storage as one transaction of its Store sees it:
 // what a Pending append reads and writes inside that transaction.
 type TxStore interface {
 	// TlogSize returns the number of stored leaves, and keeps other
 	// appenders (other replicas' transactions) from appending until the
-	// transaction ends.
+	// transaction ends. It may instead fail with an error wrapping
+	// ErrAppendBusy when another transaction is appending.
 	TlogSize(ctx context.Context) (uint64, error)
 	// TlogNodes returns the hashes of the nodes ids, or ErrNotFound if one
 	// is missing.

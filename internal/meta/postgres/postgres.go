@@ -133,15 +133,25 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) (err error)
 	if p := tlog.PendingIn(ctx); p.For(s) {
 		// The append runs after fn, as late as possible: it holds the
 		// log's head row locked until the COMMIT, which is synchronous.
+		// If another transaction holds the row, the write commits without
+		// the entries and without waiting for its flush: the caller
+		// appends them with the log's group commit, which flushes it.
+		var busy bool
 		inner := fn
 		fn = func(tx pgx.Tx) error {
+			busy = false
 			if err := inner(tx); err != nil {
 				return err
 			}
-			return p.Append(ctx, &logTx{s: s, tx: tx})
+			err := p.Append(ctx, &logTx{s: s, tx: tx})
+			if errors.Is(err, tlog.ErrAppendBusy) {
+				busy = true
+				_, err = tx.Exec(ctx, `SET LOCAL synchronous_commit = off`)
+			}
+			return err
 		}
 		defer func() {
-			if err == nil {
+			if err == nil && !busy {
 				p.Committed()
 			}
 		}()

@@ -320,8 +320,16 @@ type logTx struct {
 	size int64 // as TlogSize read it
 }
 
+// TlogSize does not wait for the head row when another transaction holds
+// it (SKIP LOCKED): it fails with tlog.ErrAppendBusy, so that concurrent
+// changes do not queue on the row one COMMIT after another but leave
+// their entries to the log's group commit (see Store.write).
 func (t *logTx) TlogSize(ctx context.Context) (uint64, error) {
-	if err := t.tx.QueryRow(ctx, t.s.tq(`SELECT size FROM tlog_head FOR UPDATE`)).Scan(&t.size); err != nil {
+	err := t.tx.QueryRow(ctx, t.s.tq(`SELECT size FROM tlog_head FOR UPDATE SKIP LOCKED`)).Scan(&t.size)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("postgres: audit log head is locked: %w", tlog.ErrAppendBusy)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("postgres: audit log size: %w", err)
 	}
 	return uint64(t.size), nil
