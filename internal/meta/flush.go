@@ -36,8 +36,13 @@ import "context"
 // are committed together, by one transaction with one flush, and a write
 // that fails or is vetoed stores neither. A write that returns without
 // committing a transaction leaves the append pending, and Pending.Seal
-// tells the caller, who then stores the entries itself. The conformance
-// suite's RunChangeLog checks this on every backend.
+// tells the caller, who then stores the entries itself (Log.Append, a
+// flushing commit). A backend may also commit the write without the
+// entries when another transaction is appending to the log
+// (tlog.ErrAppendBusy; PostgreSQL does, rather than queue concurrent
+// changes on the log's head row): it then commits as under FlushLater,
+// and Pending.Seal again reports the entries not committed. The
+// conformance suite's RunChangeLog checks this on every backend.
 
 type flushLaterKey struct{}
 
