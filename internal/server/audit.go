@@ -58,15 +58,17 @@ func (a tlogAuditor) ChangeContext(ctx context.Context, store any, es func() []a
 // again; otherwise it ends that context's append, so that no later write
 // makes it.
 func (a tlogAuditor) RecordChange(ctx context.Context, es ...audit.Event) error {
-	entries := make([]tlog.Entry, len(es))
-	for i, e := range es {
-		if a.next != nil {
+	if a.next != nil {
+		for _, e := range es {
 			a.next.Record(ctx, e)
 		}
-		entries[i] = auditEntry(ctx, e)
 	}
 	if p := tlog.PendingIn(ctx); p != nil && p.Log() == a.log && p.Seal() {
 		return nil
+	}
+	entries := make([]tlog.Entry, len(es))
+	for i, e := range es {
+		entries[i] = auditEntry(ctx, e)
 	}
 	return a.log.Append(entries...)
 }
