@@ -63,6 +63,34 @@ func Flushes(a Auditor, store any) bool {
 	return ok && f.Flushes(store)
 }
 
+// InChange is a Flusher that can also store a change's events inside the
+// change's own write transaction of the metadata store, which then
+// commits durably: the change and its events are stored by one commit,
+// and neither without the other.
+type InChange interface {
+	Flusher
+	// ChangeContext returns a context for the writes of a change to store
+	// under which the first of them that commits also stores the events
+	// es returns (called inside its transaction, so they may describe
+	// what it did), and true. RecordChange with the returned context,
+	// called once the change's writes are made, then records the events
+	// without storing them again if they were, and stores them otherwise
+	// (no write committed them: it failed, or changed nothing and made
+	// no transaction). It returns ctx and false if it cannot store events
+	// in store's transactions.
+	ChangeContext(ctx context.Context, store any, es func() []Event) (context.Context, bool)
+}
+
+// ChangeContext returns the context of a change's writes to store under
+// which they also store the change's events, if a can do that (see
+// InChange), and whether it can.
+func ChangeContext(ctx context.Context, a Auditor, store any, es func() []Event) (context.Context, bool) {
+	if c, ok := a.(InChange); ok {
+		return c.ChangeContext(ctx, store, es)
+	}
+	return ctx, false
+}
+
 // RecordChange records the events of a change with a: durably if a is a
 // DurableAuditor, else with Record.
 func RecordChange(ctx context.Context, a Auditor, es ...Event) error {

@@ -17,10 +17,32 @@ import "context"
 //
 // A caller may use FlushLater only for a write it acknowledges after a
 // flushing commit of its own to the same database, made after the write
-// returned. The registry does that for the metadata of a change it
-// records in the audit log (the audit log's commit is that flushing
-// commit; see audit.Flusher and the registry's changeContext); nothing
-// else uses it.
+// returned. The registry does that for the writes of a change it records
+// in the audit log that come before the change's last write (which
+// commits the change's entries durably, see below), or for all of them
+// when the entries are stored after the change (the audit log's commit
+// is then that flushing commit; see audit.Flusher and the registry's
+// changeContext); nothing else uses it.
+//
+// Audit entries in the change's transaction.
+//
+// The audit log (internal/tlog) is stored in the metadata database, by
+// the Store itself (tlog.Store). A write made with a context carrying a
+// pending append to the log the Store holds (tlog.WithPending, whose
+// Pending.For accepts the Store) runs the append inside its transaction,
+// after its own statements and just before COMMIT; the commit is durable
+// (it waits for its flush, even under FlushLater); once it has committed,
+// the write reports it (Pending.Committed). So the change and its entries
+// are committed together, by one transaction with one flush, and a write
+// that fails or is vetoed stores neither. A write that returns without
+// committing a transaction leaves the append pending, and Pending.Seal
+// tells the caller, who then stores the entries itself (Log.Append, a
+// flushing commit). A backend may also commit the write without the
+// entries when another transaction is appending to the log
+// (tlog.ErrAppendBusy; PostgreSQL does, rather than queue concurrent
+// changes on the log's head row): it then commits as under FlushLater,
+// and Pending.Seal again reports the entries not committed. The
+// conformance suite's RunChangeLog checks this on every backend.
 
 type flushLaterKey struct{}
 

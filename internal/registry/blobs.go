@@ -140,11 +140,13 @@ func (reg *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, rt route
 		writeError(w, r, denied(err))
 		return
 	}
-	if err := reg.meta.UnlinkBlob(reg.changeContext(ctx), rt.repo, d); err != nil && !errors.Is(err, meta.ErrNotFound) {
+	ev := audit.Event{Action: "blob.delete", Repo: rt.repo, Digest: d, Result: "ok", Request: r}
+	cctx := reg.changeContext(ctx, events(ev))
+	if err := reg.meta.UnlinkBlob(cctx, rt.repo, d); err != nil && !errors.Is(err, meta.ErrNotFound) {
 		writeError(w, r, reg.internal(r, "blob unlink", err))
 		return
 	}
-	if !reg.recordChange(w, r, audit.Event{Action: "blob.delete", Repo: rt.repo, Digest: d, Result: "ok", Request: r}) {
+	if !reg.recordChange(cctx, w, r, ev) {
 		return
 	}
 	w.Header().Set("Content-Length", "0")

@@ -255,7 +255,23 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 	// The verified put: what m references is re-checked in the
 	// transaction recording it, which garbage collection serialises with
 	// (meta.Store.PutManifestVerified).
-	if err := reg.meta.PutManifestVerified(reg.changeContext(ctx), m, tags, check); err != nil {
+	// The change's events: the manifest, and each tag the put set or
+	// moved (check, called in the put's transaction, collects them).
+	changed := func() []audit.Event {
+		events := []audit.Event{{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "ok", Request: r}}
+		for _, t := range tags {
+			if prev, ok := moved[t]; ok {
+				reason := "created"
+				if prev != "" {
+					reason = "moved from " + prev.String()
+				}
+				events = append(events, audit.Event{Action: "tag.set", Repo: rt.repo, Digest: d, Tag: t, Result: "ok", Reason: reason, Request: r})
+			}
+		}
+		return events
+	}
+	cctx := reg.changeContext(ctx, changed)
+	if err := reg.meta.PutManifestVerified(cctx, m, tags, check); err != nil {
 		var e *Error
 		if errors.Is(err, meta.ErrReferenceGone) {
 			reg.audit.Record(ctx, audit.Event{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "invalid", Reason: err.Error(), Request: r})
@@ -270,17 +286,7 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 		writeError(w, r, reg.internal(r, "record manifest", err))
 		return
 	}
-	events := []audit.Event{{Action: "manifest.put", Repo: rt.repo, Digest: d, Result: "ok", Request: r}}
-	for _, t := range tags {
-		if prev, ok := moved[t]; ok {
-			reason := "created"
-			if prev != "" {
-				reason = "moved from " + prev.String()
-			}
-			events = append(events, audit.Event{Action: "tag.set", Repo: rt.repo, Digest: d, Tag: t, Result: "ok", Reason: reason, Request: r})
-		}
-	}
-	if !reg.recordChange(w, r, events...) {
+	if !reg.recordChange(cctx, w, r, changed()...) {
 		return
 	}
 	h := w.Header()
@@ -383,7 +389,10 @@ func (reg *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt r
 		writeError(w, r, denied(err))
 		return
 	}
-	tags, err := reg.meta.DeleteManifest(reg.changeContext(ctx), rt.repo, d)
+	// The entry names the tags the deletion removed, which only
+	// DeleteManifest's answer tells: it is stored after the write.
+	cctx := reg.changeContext(ctx, nil)
+	tags, err := reg.meta.DeleteManifest(cctx, rt.repo, d)
 	if err != nil {
 		if errors.Is(err, meta.ErrNotFound) {
 			writeError(w, r, errorf(http.StatusNotFound, codeManifestUnknown, "manifest unknown"))
@@ -392,7 +401,7 @@ func (reg *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt r
 		writeError(w, r, reg.internal(r, "manifest delete", err))
 		return
 	}
-	if !reg.recordChange(w, r, audit.Event{Action: "manifest.delete", Repo: rt.repo, Digest: d, Result: "ok", Reason: tagsReason(tags), Request: r}) {
+	if !reg.recordChange(cctx, w, r, audit.Event{Action: "manifest.delete", Repo: rt.repo, Digest: d, Result: "ok", Reason: tagsReason(tags), Request: r}) {
 		return
 	}
 	w.Header().Set("Content-Length", "0")
@@ -430,7 +439,9 @@ func (reg *Registry) deleteTag(w http.ResponseWriter, r *http.Request, rt route)
 		writeError(w, r, denied(err))
 		return
 	}
-	if err := reg.meta.DeleteTag(reg.changeContext(ctx), rt.repo, rt.ref); err != nil {
+	ev := audit.Event{Action: "tag.delete", Repo: rt.repo, Tag: rt.ref, Digest: cur, Result: "ok", Request: r}
+	cctx := reg.changeContext(ctx, events(ev))
+	if err := reg.meta.DeleteTag(cctx, rt.repo, rt.ref); err != nil {
 		if errors.Is(err, meta.ErrNotFound) {
 			writeError(w, r, errorf(http.StatusNotFound, codeManifestUnknown, "tag unknown"))
 			return
@@ -438,7 +449,7 @@ func (reg *Registry) deleteTag(w http.ResponseWriter, r *http.Request, rt route)
 		writeError(w, r, reg.internal(r, "tag delete", err))
 		return
 	}
-	if !reg.recordChange(w, r, audit.Event{Action: "tag.delete", Repo: rt.repo, Tag: rt.ref, Digest: cur, Result: "ok", Request: r}) {
+	if !reg.recordChange(cctx, w, r, ev) {
 		return
 	}
 	w.Header().Set("Content-Length", "0")

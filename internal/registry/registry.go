@@ -279,29 +279,52 @@ func (reg *Registry) base(w http.ResponseWriter, r *http.Request, _ route) {
 	}
 }
 
-// changeContext returns the context for the metadata writes of a change
-// that the request acknowledges only after recordChange succeeds. When the
-// Auditor's durable commit goes to the metadata database itself
-// (audit.Flushes), those writes skip their own flush (meta.FlushLater):
-// the audit commit, made after them and before the acknowledgement,
-// flushes them with the change's entries, so a change costs one flush
-// instead of two and an acknowledged change and its entries are durable
-// together. A crash before that commit may undo the change; if it
-// survives without its entries, it was not acknowledged (as when the
-// audit commit fails: the request answers 500). This is the only place
-// that chooses to defer a flush.
-func (reg *Registry) changeContext(ctx context.Context) context.Context {
+// changeContext returns the context for a metadata write of a change that
+// the request acknowledges only after recordChange (with that context)
+// succeeds. It is the only place that chooses how a change's writes and
+// its audit entries are committed:
+//
+//   - When the Auditor can store the change's events in the metadata
+//     store's own transactions (audit.InChange: the audit log lives in
+//     the metadata database), the write given es, the change's last,
+//     stores them in its transaction and commits durably: one commit and
+//     one flush for the change and its entries, and neither without the
+//     other. recordChange then does not store them again, or stores them
+//     if that write committed nothing.
+//   - When the Auditor's durable commit goes to the metadata database
+//     (audit.Flushes), the change's other writes (es nil: those made
+//     before its last), or all of them if the Auditor cannot do the
+//     above, skip their own flush (meta.FlushLater): the commit of the
+//     entries, made after them and before the acknowledgement, flushes
+//     them. A crash before that commit may undo them; if they survive
+//     without their entries, the change was not acknowledged (as when
+//     the audit commit fails: the request answers 500).
+//
+// es is called inside the write's transaction, after the write, so it
+// may read what the write decided (the tags a manifest put moved).
+func (reg *Registry) changeContext(ctx context.Context, es func() []audit.Event) context.Context {
+	if es != nil {
+		if c, ok := audit.ChangeContext(ctx, reg.audit, reg.meta, es); ok {
+			return c
+		}
+	}
 	if reg.flushLater {
 		return meta.FlushLater(ctx)
 	}
 	return ctx
 }
 
+// events returns es, for changeContext.
+func events(es ...audit.Event) func() []audit.Event {
+	return func() []audit.Event { return es }
+}
+
 // recordChange records the events of a change the response is about to
-// acknowledge, durably when the Auditor can (see audit.DurableAuditor). If they
+// acknowledge, durably when the Auditor can (see audit.DurableAuditor);
+// ctx is the context of the change's last write (changeContext). If they
 // cannot be recorded it answers 500 and returns false.
-func (reg *Registry) recordChange(w http.ResponseWriter, r *http.Request, es ...audit.Event) bool {
-	if err := audit.RecordChange(r.Context(), reg.audit, es...); err != nil {
+func (reg *Registry) recordChange(ctx context.Context, w http.ResponseWriter, r *http.Request, es ...audit.Event) bool {
+	if err := audit.RecordChange(ctx, reg.audit, es...); err != nil {
 		writeError(w, r, reg.internal(r, "audit record of "+es[0].Action, err))
 		return false
 	}

@@ -64,11 +64,13 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt rout
 			size, err := reg.meta.BlobSize(ctx, from, d)
 			if err == nil {
 				if _, err := reg.blobs.Stat(ctx, d); err == nil {
-					if err := reg.meta.LinkBlob(reg.changeContext(ctx), rt.repo, d, size); err != nil {
+					ev := audit.Event{Action: "blob.mount", Repo: rt.repo, Digest: d, Result: "ok", Reason: "from " + from, Request: r}
+					cctx := reg.changeContext(ctx, events(ev))
+					if err := reg.meta.LinkBlob(cctx, rt.repo, d, size); err != nil {
 						writeError(w, r, reg.internal(r, "blob link", err))
 						return
 					}
-					if !reg.recordChange(w, r, audit.Event{Action: "blob.mount", Repo: rt.repo, Digest: d, Result: "ok", Reason: "from " + from, Request: r}) {
+					if !reg.recordChange(cctx, w, r, ev) {
 						return
 					}
 					blobCreated(w, rt.repo, d)
@@ -117,11 +119,13 @@ func (reg *Registry) monolithicUpload(w http.ResponseWriter, r *http.Request, rt
 		reg.writeCommitError(w, r, rt, d, err)
 		return
 	}
-	if err := reg.meta.LinkBlob(reg.changeContext(ctx), rt.repo, d, n); err != nil {
+	ev := audit.Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Request: r}
+	cctx := reg.changeContext(ctx, events(ev))
+	if err := reg.meta.LinkBlob(cctx, rt.repo, d, n); err != nil {
 		writeError(w, r, reg.internal(r, "blob link", err))
 		return
 	}
-	if !reg.recordChange(w, r, audit.Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Request: r}) {
+	if !reg.recordChange(cctx, w, r, ev) {
 		return
 	}
 	blobCreated(w, rt.repo, d)
@@ -345,15 +349,19 @@ func (reg *Registry) putUpload(w http.ResponseWriter, r *http.Request, rt route)
 		reg.writeCommitError(w, r, rt, d, err)
 		return
 	}
-	if err := reg.meta.LinkBlob(reg.changeContext(ctx), rt.repo, d, n); err != nil {
+	if err := reg.meta.LinkBlob(reg.changeContext(ctx, nil), rt.repo, d, n); err != nil {
 		writeError(w, r, reg.internal(r, "blob link", err))
 		return
 	}
-	if err := reg.meta.DeleteUpload(reg.changeContext(ctx), u.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
+	// The session's deletion is the change's last write: it carries the
+	// entry.
+	ev := audit.Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Request: r}
+	cctx := reg.changeContext(ctx, events(ev))
+	if err := reg.meta.DeleteUpload(cctx, u.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
 		reg.log.WarnContext(ctx, "upload session left behind", "id", u.ID, "err", err)
 	}
 	reg.uploadLocks.Delete(u.ID)
-	if !reg.recordChange(w, r, audit.Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Request: r}) {
+	if !reg.recordChange(cctx, w, r, ev) {
 		return
 	}
 	blobCreated(w, rt.repo, d)
@@ -400,7 +408,7 @@ func (reg *Registry) finishCommitted(w http.ResponseWriter, r *http.Request, rt 
 			writeError(w, r, unknown)
 			return
 		}
-		if err := reg.meta.LinkBlob(reg.changeContext(ctx), rt.repo, d, n); err != nil {
+		if err := reg.meta.LinkBlob(reg.changeContext(ctx, nil), rt.repo, d, n); err != nil {
 			writeError(w, r, reg.internal(r, "blob link", err))
 			return
 		}
@@ -408,11 +416,13 @@ func (reg *Registry) finishCommitted(w http.ResponseWriter, r *http.Request, rt 
 		writeError(w, r, reg.internal(r, "blob lookup", err))
 		return
 	}
-	if err := reg.meta.DeleteUpload(reg.changeContext(ctx), u.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
+	ev := audit.Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Reason: "completed after restart", Request: r}
+	cctx := reg.changeContext(ctx, events(ev))
+	if err := reg.meta.DeleteUpload(cctx, u.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
 		reg.log.WarnContext(ctx, "upload session left behind", "id", u.ID, "err", err)
 	}
 	reg.uploadLocks.Delete(u.ID)
-	if !reg.recordChange(w, r, audit.Event{Action: "blob.upload", Repo: rt.repo, Digest: d, Result: "ok", Reason: "completed after restart", Request: r}) {
+	if !reg.recordChange(cctx, w, r, ev) {
 		return
 	}
 	blobCreated(w, rt.repo, d)

@@ -19,7 +19,7 @@ type tlogAuditor struct {
 	store tlog.Store
 }
 
-var _ audit.Flusher = tlogAuditor{}
+var _ audit.InChange = tlogAuditor{}
 
 // Flushes implements audit.Flusher: the log's commits are durable and go
 // to the database of its store.
@@ -33,15 +33,41 @@ func (a tlogAuditor) Record(ctx context.Context, e audit.Event) {
 	_ = a.RecordChange(ctx, e)
 }
 
+// ChangeContext implements audit.InChange: under the context it returns,
+// the change's first write that commits to the log's store appends the
+// change's entries in its transaction (tlog.Pending).
+func (a tlogAuditor) ChangeContext(ctx context.Context, store any, es func() []audit.Event) (context.Context, bool) {
+	if !a.Flushes(store) {
+		return ctx, false
+	}
+	p := a.log.Within(func() []tlog.Entry {
+		evs := es()
+		entries := make([]tlog.Entry, len(evs))
+		for i, e := range evs {
+			entries[i] = auditEntry(ctx, e)
+		}
+		return entries
+	})
+	return tlog.WithPending(ctx, p), true
+}
+
 // RecordChange implements audit.DurableAuditor: it returns once the
 // entries are durable in the audit log (stored in one transaction), or
-// the error that kept them out.
+// the error that kept them out. When ctx comes from ChangeContext and a
+// write committed the entries with the change, it does not store them
+// again; otherwise it ends that context's append, so that no later write
+// makes it.
 func (a tlogAuditor) RecordChange(ctx context.Context, es ...audit.Event) error {
-	entries := make([]tlog.Entry, len(es))
-	for i, e := range es {
-		if a.next != nil {
+	if a.next != nil {
+		for _, e := range es {
 			a.next.Record(ctx, e)
 		}
+	}
+	if p := tlog.PendingIn(ctx); p != nil && p.Log() == a.log && p.Seal() {
+		return nil
+	}
+	entries := make([]tlog.Entry, len(es))
+	for i, e := range es {
 		entries[i] = auditEntry(ctx, e)
 	}
 	return a.log.Append(entries...)

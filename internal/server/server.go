@@ -110,7 +110,7 @@ type presigner interface {
 // fanOut records every event with each auditor in turn.
 type fanOut []audit.Auditor
 
-var _ audit.Flusher = fanOut{}
+var _ audit.InChange = fanOut{}
 
 // Flushes implements audit.Flusher: RecordChange fails when one of f
 // fails, so f's commits include those of each of its auditors.
@@ -121,6 +121,18 @@ func (f fanOut) Flushes(store any) bool {
 		}
 	}
 	return false
+}
+
+// ChangeContext implements audit.InChange with the first of f that can
+// store the events in store's transactions; RecordChange records them
+// with the others.
+func (f fanOut) ChangeContext(ctx context.Context, store any, es func() []audit.Event) (context.Context, bool) {
+	for _, a := range f {
+		if c, ok := audit.ChangeContext(ctx, a, store, es); ok {
+			return c, true
+		}
+	}
+	return ctx, false
 }
 
 func (f fanOut) Record(ctx context.Context, e audit.Event) {

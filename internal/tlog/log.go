@@ -111,6 +111,8 @@ type Options struct {
 // Log is the audit log. Append returns once its entry is stored: a
 // background writer stores the entries waiting at that moment in one
 // transaction (group commit), so concurrent appenders share a commit.
+// The entries of a change to the metadata database that stores the log
+// are instead appended inside the change's own transaction (Within).
 //
 // The log checks its own storage (see Health): at Open it re-hashes the
 // entries since the last signed checkpoint and a tail before it, and Run
@@ -250,6 +252,12 @@ func (l *Log) Append(es ...Entry) error {
 	if len(es) == 0 {
 		return nil
 	}
+	return l.enqueue(l.canonical(es))
+}
+
+// canonical returns the stored form of es: their canonical JSON, with the
+// current time for those without one.
+func (l *Log) canonical(es []Entry) [][]byte {
 	bs := make([][]byte, len(es))
 	for i, e := range es {
 		if e.Time == "" {
@@ -257,7 +265,7 @@ func (l *Log) Append(es ...Entry) error {
 		}
 		bs[i] = e.Canonical()
 	}
-	return l.enqueue(bs)
+	return bs
 }
 
 // AppendRaw stores leaves whose bytes are given as they are, for a log
@@ -382,9 +390,7 @@ func (l *Log) write(batch [][]byte) error {
 		}
 		var rng *compact.Range
 		if rng, err = l.appendBatch(ctx, base, batch); err == nil {
-			l.mu.Lock()
-			l.rng = rng
-			l.mu.Unlock()
+			l.advance(rng)
 			return nil
 		}
 		start := base.End()
@@ -419,9 +425,22 @@ func (l *Log) write(batch [][]byte) error {
 // appendBatch stores batch on top of the tree base in one transaction and
 // returns the new tree. base is not changed.
 func (l *Log) appendBatch(ctx context.Context, base *compact.Range, batch [][]byte) (*compact.Range, error) {
-	rng, err := factory.NewRange(0, base.End(), append([][]byte(nil), base.Hashes()...))
+	rng, leaves, nodes, err := extend(base, batch)
 	if err != nil {
 		return nil, err
+	}
+	if err := l.store.TlogAppend(ctx, base.End(), leaves, nodes); err != nil {
+		return nil, err
+	}
+	return rng, nil
+}
+
+// extend returns the tree base (unchanged) extended by batch, and the
+// leaves and nodes to store for it.
+func extend(base *compact.Range, batch [][]byte) (*compact.Range, []Leaf, []Node, error) {
+	rng, err := factory.NewRange(0, base.End(), append([][]byte(nil), base.Hashes()...))
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	start := rng.End()
 	leaves := make([]Leaf, len(batch))
@@ -430,13 +449,21 @@ func (l *Log) appendBatch(ctx context.Context, base *compact.Range, batch [][]by
 		h := LeafHash(e)
 		leaves[i] = Leaf{Index: start + uint64(i), Entry: e, Hash: h}
 		if err := rng.Append(h, collect(&nodes)); err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 	}
-	if err := l.store.TlogAppend(ctx, start, leaves, nodes); err != nil {
-		return nil, err
+	return rng, leaves, nodes, nil
+}
+
+// advance makes rng l's tree if it is larger: l's tree never moves back,
+// whichever of its appenders (the writer, a Pending append, a reload)
+// finishes last.
+func (l *Log) advance(rng *compact.Range) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if rng.End() > l.rng.End() {
+		l.rng = rng
 	}
-	return rng, nil
 }
 
 // load reads the store's size and loads the tree of that size.
@@ -471,11 +498,9 @@ func (l *Log) refresh(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return cur, fmt.Errorf("loading the tree of size %d: %w", size, err)
 	}
+	l.advance(rng)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if rng.End() > l.rng.End() {
-		l.rng = rng
-	}
 	return l.rng.End(), nil
 }
 
@@ -632,11 +657,7 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	l.mu.Lock()
-	if size > l.rng.End() {
-		l.rng = rng
-	}
-	l.mu.Unlock()
+	l.advance(rng)
 	if haveLast {
 		if err := l.consistent(ctx, last, size, root); err != nil {
 			return Checkpoint{}, l.refuse(last, size, root, err)

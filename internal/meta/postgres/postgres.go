@@ -36,6 +36,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/deadline"
 	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -123,14 +124,41 @@ func retryable(err error) bool {
 // returns nil, retrying serialization failures and deadlocks. fn's error
 // is returned as is. Under meta.FlushLater the transaction commits with
 // synchronous_commit off: it does not wait for its WAL to be flushed,
-// which the next synchronous commit (in any session) does.
-func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
+// which the next synchronous commit (in any session) does. When ctx
+// carries an append to the audit log s stores (tlog.WithPending), the
+// append runs in the transaction after fn, and the commit is synchronous
+// (see meta, "Audit entries in the change's transaction").
+func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) (err error) {
 	var opts pgx.TxOptions
-	if meta.FlushesLater(ctx) {
+	if p := tlog.PendingIn(ctx); p.For(s) {
+		// The append runs after fn, as late as possible: it holds the
+		// log's head row locked until the COMMIT, which is synchronous.
+		// If another transaction holds the row, the write commits without
+		// the entries and without waiting for its flush: the caller
+		// appends them with the log's group commit, which flushes it.
+		var busy bool
+		inner := fn
+		fn = func(tx pgx.Tx) error {
+			busy = false
+			if err := inner(tx); err != nil {
+				return err
+			}
+			err := p.Append(ctx, &logTx{s: s, tx: tx})
+			if errors.Is(err, tlog.ErrAppendBusy) {
+				busy = true
+				_, err = tx.Exec(ctx, `SET LOCAL synchronous_commit = off`)
+			}
+			return err
+		}
+		defer func() {
+			if err == nil && !busy {
+				p.Committed()
+			}
+		}()
+	} else if meta.FlushesLater(ctx) {
 		// In the BEGIN's own round trip (one simple-protocol query).
 		opts.BeginQuery = `BEGIN; SET LOCAL synchronous_commit = off`
 	}
-	var err error
 	for attempt := 1; ; attempt++ {
 		err = pgx.BeginTxFunc(ctx, s.pool, opts, fn)
 		if err == nil || !retryable(err) || attempt == maxAttempts || ctx.Err() != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/custody-dev/custody/internal/meta/metatest"
 	"github.com/custody-dev/custody/internal/meta/postgres"
 	"github.com/custody-dev/custody/internal/meta/sqlite"
+	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/jackc/pgx/v5"
 	"github.com/opencontainers/go-digest"
 )
@@ -271,5 +272,68 @@ func TestFlushLaterCommitsAsynchronously(t *testing.T) {
 		if got != c.want {
 			t.Fatalf("synchronous_commit = %q under FlushLater=%v, want %q", got, meta.FlushesLater(c.ctx), c.want)
 		}
+	}
+}
+
+// TestChangeLogBusyHead: when another transaction holds the audit log's
+// head row, a change's write does not wait for it: it commits the change
+// without its entries and without waiting for its flush, and reports the
+// entries not committed, so the caller appends them with the log's group
+// commit. Once the row is free, the entries go in the change's
+// transaction again.
+func TestChangeLogBusyHead(t *testing.T) {
+	u := freshSchema(t)
+	s := open(t, u)
+	ctx := t.Context()
+	signer, vkey, err := tlog.LoadOrCreateKey(t.TempDir(), "custody/test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := tlog.Open(ctx, s, tlog.Options{Signer: signer, VerifierKey: vkey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	entry := tlog.Entry{Action: "blob.upload", Actor: "alice", Auth: "password", Repo: "r", Result: "ok"}
+
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	holder, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, `SELECT size FROM tlog_head FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	p := l.Within(func() []tlog.Entry { return []tlog.Entry{entry} })
+	wctx, cancel := context.WithTimeout(tlog.WithPending(ctx, p), 5*time.Second)
+	defer cancel()
+	if err := s.LinkBlob(wctx, "r", digest.FromString("busy"), 1); err != nil {
+		t.Fatalf("LinkBlob while the log's head is locked: %v", err)
+	}
+	if _, err := s.BlobSize(ctx, "r", digest.FromString("busy")); err != nil {
+		t.Fatalf("the change was not committed: %v", err)
+	}
+	if p.Seal() {
+		t.Fatal("entries reported committed while the log's head was locked")
+	}
+	if err := holder.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.TlogSize(ctx); err != nil || n != 0 {
+		t.Fatalf("TlogSize = %d, %v; want 0", n, err)
+	}
+	p = l.Within(func() []tlog.Entry { return []tlog.Entry{entry} })
+	if err := s.LinkBlob(tlog.WithPending(ctx, p), "r", digest.FromString("free"), 1); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Seal() {
+		t.Fatal("entries not committed with the change once the head was free")
+	}
+	if n, err := s.TlogSize(ctx); err != nil || n != 1 {
+		t.Fatalf("TlogSize = %d, %v; want 1", n, err)
 	}
 }

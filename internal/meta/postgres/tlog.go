@@ -169,6 +169,11 @@ func collectLeaves(rows pgx.Rows) ([]tlog.Leaf, error) {
 // TlogNodes returns the hashes of the nodes ids, in order, or an error
 // wrapping tlog.ErrNotFound if one is missing.
 func (s *Store) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
+	return s.tlogNodes(ctx, s.pool, ids)
+}
+
+// tlogNodes is TlogNodes, read through q.
+func (s *Store) tlogNodes(ctx context.Context, q querier, ids []compact.NodeID) ([][]byte, error) {
 	if len(ids) == 0 {
 		return [][]byte{}, nil
 	}
@@ -177,7 +182,7 @@ func (s *Store) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, 
 	for i, id := range ids {
 		levels[i], idxs[i] = int32(id.Level), clampIndex(id.Index)
 	}
-	rows, err := s.pool.Query(ctx, s.tq(`SELECT n.o, t.hash
+	rows, err := q.Query(ctx, s.tq(`SELECT n.o, t.hash
 		FROM unnest($1::int[], $2::bigint[]) WITH ORDINALITY AS n(l, i, o)
 		JOIN tlog_nodes t ON t.level = n.l AND t.idx = n.i`), levels, idxs)
 	if err != nil {
@@ -304,4 +309,69 @@ func (s *Store) TlogLatestCheckpoint(ctx context.Context) (tlog.Checkpoint, erro
 		cp.Origin = body.Origin
 	}
 	return cp, nil
+}
+
+// logTx is the audit log as a write transaction sees it (tlog.TxStore):
+// TlogSize locks the head row until the transaction ends, so it is the
+// last thing the transaction does before its inserts and COMMIT.
+type logTx struct {
+	s    *Store
+	tx   pgx.Tx
+	size int64 // as TlogSize read it
+}
+
+// TlogSize does not wait for the head row when another transaction holds
+// it (SKIP LOCKED): it fails with tlog.ErrAppendBusy, so that concurrent
+// changes do not queue on the row one COMMIT after another but leave
+// their entries to the log's group commit (see Store.write).
+func (t *logTx) TlogSize(ctx context.Context) (uint64, error) {
+	err := t.tx.QueryRow(ctx, t.s.tq(`SELECT size FROM tlog_head FOR UPDATE SKIP LOCKED`)).Scan(&t.size)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("postgres: audit log head is locked: %w", tlog.ErrAppendBusy)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("postgres: audit log size: %w", err)
+	}
+	return uint64(t.size), nil
+}
+
+func (t *logTx) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
+	return t.s.tlogNodes(ctx, t.tx, ids)
+}
+
+// TlogInsert stores the leaves, the nodes and the new size in one
+// statement (one round trip).
+func (t *logTx) TlogInsert(ctx context.Context, leaves []tlog.Leaf, nodes []tlog.Node) error {
+	idxs := make([]int64, len(leaves))
+	entries := make([]string, len(leaves))
+	hashes := make([][]byte, len(leaves))
+	docs := make([]*string, len(leaves))
+	for i, l := range leaves {
+		if l.Index != uint64(t.size)+uint64(i) {
+			return fmt.Errorf("postgres: audit log append at %d: leaf %d has index %d", t.size, i, l.Index)
+		}
+		idxs[i], entries[i], hashes[i] = int64(l.Index), string(l.Entry), l.Hash
+		if json.Valid(l.Entry) {
+			docs[i] = &entries[i]
+		}
+	}
+	levels := make([]int32, len(nodes))
+	nidxs := make([]int64, len(nodes))
+	nhashes := make([][]byte, len(nodes))
+	for i, n := range nodes {
+		levels[i], nidxs[i], nhashes[i] = int32(n.ID.Level), int64(n.ID.Index), n.Hash
+	}
+	_, err := t.tx.Exec(ctx, t.s.tq(`WITH
+		leaves AS (INSERT INTO tlog_leaves(idx, entry, leaf_hash, doc)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::jsonb[])),
+		nodes AS (INSERT INTO tlog_nodes(level, idx, hash)
+			SELECT DISTINCT ON (l, i) l, i, h FROM unnest($5::int[], $6::bigint[], $7::bytea[]) WITH ORDINALITY AS n(l, i, h, o)
+			ORDER BY l, i, o DESC
+			ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash)
+		UPDATE tlog_head SET size = size + cardinality($1::bigint[])`),
+		idxs, entries, hashes, docs, levels, nidxs, nhashes)
+	if err != nil {
+		return fmt.Errorf("postgres: audit log append: %w", err)
+	}
+	return nil
 }

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/internal/meta"
+	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/opencontainers/go-digest"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -139,8 +140,14 @@ func (s *Store) Ping(ctx context.Context) error {
 // fn returns nil. fn's error is returned as is. The commit fsyncs the WAL
 // (synchronous=FULL), unless ctx comes from meta.FlushLater: then it runs
 // with synchronous=NORMAL (the WAL is written, not fsynced) and the next
-// FULL commit's fsync of the WAL makes it durable.
+// FULL commit's fsync of the WAL makes it durable. When ctx carries an
+// append to the audit log s stores (tlog.WithPending), the append runs in
+// the transaction after fn, and the commit is durable (see meta, "Audit
+// entries in the change's transaction").
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if p := tlog.PendingIn(ctx); p.For(s) {
+		return s.writeWithEntries(ctx, p, fn)
+	}
 	if meta.FlushesLater(ctx) {
 		if err := s.writeFlushLater(ctx, fn); err != nil {
 			return err

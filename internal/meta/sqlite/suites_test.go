@@ -98,6 +98,13 @@ func TestTlogConformance(t *testing.T) {
 	})
 }
 
+// A change's write appends its audit entries in its own transaction.
+func TestChangeLogConformance(t *testing.T) {
+	metatest.RunChangeLog(t, func(t *testing.T, n int) []metatest.ChangeLogStore {
+		return as(t, n, func(s *sqlite.Store) metatest.ChangeLogStore { return s })
+	})
+}
+
 // The signing events' log is the same tlog.Store on other tables.
 func TestSigningLogConformance(t *testing.T) {
 	metatest.RunTlog(t, func(t *testing.T, n int) []tlog.Store {

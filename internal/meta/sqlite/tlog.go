@@ -70,24 +70,8 @@ func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf
 			if uint64(size) != start {
 				return fmt.Errorf("sqlite: audit log append at %d, but the log has %d entries: %w", start, size, tlog.ErrAppendConflict)
 			}
-			st := tx.StmtContext(ctx, leafQ)
-			defer st.Close()
-			for _, l := range leaves {
-				if _, err := st.ExecContext(ctx, int64(l.Index), string(l.Entry), l.Hash); err != nil {
-					return fmt.Errorf("sqlite: audit log append: %w", err)
-				}
-			}
 		}
-		if len(nodes) > 0 {
-			st := tx.StmtContext(ctx, nodeQ)
-			defer st.Close()
-			for _, n := range nodes {
-				if _, err := st.ExecContext(ctx, int64(n.ID.Level), int64(n.ID.Index), n.Hash); err != nil {
-					return fmt.Errorf("sqlite: audit log nodes: %w", err)
-				}
-			}
-		}
-		return nil
+		return insertLeavesAndNodes(ctx, tx, leafQ, nodeQ, leaves, nodes)
 	})
 }
 
@@ -321,4 +305,87 @@ func (s *Store) appendStmts(ctx context.Context) (size, leaf, node *sql.Stmt, er
 	}
 	node, err = s.prepared(ctx, s.tq(`INSERT OR REPLACE INTO tlog_nodes(level, idx, hash) VALUES (?, ?, ?)`))
 	return
+}
+
+// writeWithEntries runs fn and then the append p in one transaction, and
+// commits it durably (synchronous=FULL, the level of every write not made
+// under meta.FlushLater).
+func (s *Store) writeWithEntries(ctx context.Context, p *tlog.Pending, fn func(tx *sql.Tx) error) error {
+	// Prepared before the transaction: the write pool's one connection
+	// is the transaction's while it runs.
+	sizeQ, leafQ, nodeQ, err := s.appendStmts(ctx)
+	if err != nil {
+		return err
+	}
+	err = writeTx(ctx, s.w, func(tx *sql.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return p.Append(ctx, &logTx{s: s, tx: tx, size: sizeQ, leaf: leafQ, node: nodeQ})
+	})
+	if err != nil {
+		return err
+	}
+	s.commits.flushed.Add(1)
+	p.Committed()
+	return nil
+}
+
+// logTx is the audit log as a write transaction sees it (tlog.TxStore).
+// SQLite has one writer at a time: the transaction (BEGIN IMMEDIATE)
+// keeps other appenders out until it ends.
+type logTx struct {
+	s                *Store
+	tx               *sql.Tx
+	size, leaf, node *sql.Stmt
+}
+
+func (t *logTx) TlogSize(ctx context.Context) (uint64, error) {
+	var size int64
+	if err := t.tx.StmtContext(ctx, t.size).QueryRowContext(ctx).Scan(&size); err != nil {
+		return 0, fmt.Errorf("sqlite: audit log size: %w", err)
+	}
+	return uint64(size), nil
+}
+
+func (t *logTx) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		err := t.tx.QueryRowContext(ctx, t.s.tq(`SELECT hash FROM tlog_nodes WHERE level = ? AND idx = ?`), int64(id.Level), int64(id.Index)).Scan(&out[i])
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("%w: node %d/%d", tlog.ErrNotFound, id.Level, id.Index)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: audit log nodes: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func (t *logTx) TlogInsert(ctx context.Context, leaves []tlog.Leaf, nodes []tlog.Node) error {
+	return insertLeavesAndNodes(ctx, t.tx, t.leaf, t.node, leaves, nodes)
+}
+
+// insertLeavesAndNodes inserts leaves and nodes in tx with the prepared
+// statements of appendStmts.
+func insertLeavesAndNodes(ctx context.Context, tx *sql.Tx, leafQ, nodeQ *sql.Stmt, leaves []tlog.Leaf, nodes []tlog.Node) error {
+	if len(leaves) > 0 {
+		st := tx.StmtContext(ctx, leafQ)
+		defer st.Close()
+		for _, l := range leaves {
+			if _, err := st.ExecContext(ctx, int64(l.Index), string(l.Entry), l.Hash); err != nil {
+				return fmt.Errorf("sqlite: audit log append: %w", err)
+			}
+		}
+	}
+	if len(nodes) > 0 {
+		st := tx.StmtContext(ctx, nodeQ)
+		defer st.Close()
+		for _, n := range nodes {
+			if _, err := st.ExecContext(ctx, int64(n.ID.Level), int64(n.ID.Index), n.Hash); err != nil {
+				return fmt.Errorf("sqlite: audit log nodes: %w", err)
+			}
+		}
+	}
+	return nil
 }
