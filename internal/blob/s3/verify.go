@@ -52,11 +52,37 @@ func (s *Store) Verify(ctx context.Context, d digest.Digest) error {
 	if err := checkDigest(d); err != nil {
 		return err
 	}
-	key := s.blobKey(d)
-	info, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+	info, err := s.c.StatObject(ctx, s.bucket, s.blobKey(d), minio.StatObjectOptions{})
 	if err != nil {
 		return notFound(d, err)
 	}
+	return s.verifyVersion(ctx, d, info)
+}
+
+// OpenVerified opens blob d like Open and verifies the object version it
+// opened like Verify, returning Verify's errors. When that version is known
+// verified (this process saw it verified, or it carries the verified
+// marker) this is the one GET Open costs: the GET's response describes the
+// version its body holds, so no HEAD is needed, and what is served is
+// exactly the version verified. Otherwise that version is hashed first
+// (a second GET), before any of its bytes are returned. It implements
+// registry.OpenVerifier.
+func (s *Store) OpenVerified(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error) {
+	o, info, err := s.open(ctx, d)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := s.verifyVersion(ctx, d, info); err != nil {
+		o.Close()
+		return nil, 0, err
+	}
+	return o, o.size, nil
+}
+
+// verifyVersion verifies the object version info describes (from a HEAD or
+// a GET of blob d's key): from the cache or the verified marker, else by
+// hashing exactly that version.
+func (s *Store) verifyVersion(ctx context.Context, d digest.Digest, info minio.ObjectInfo) error {
 	id := identify(info)
 	s.vmu.Lock()
 	ok := s.verified[d] == id
@@ -75,7 +101,7 @@ func (s *Store) Verify(ctx context.Context, d digest.Digest) error {
 			return fmt.Errorf("verify %s: %w", d, err)
 		}
 	}
-	obj, err := s.c.GetObject(ctx, s.bucket, key, opts)
+	obj, err := s.c.GetObject(ctx, s.bucket, s.blobKey(d), opts)
 	if err != nil {
 		return notFound(d, err)
 	}
