@@ -329,12 +329,12 @@ func (s *Store) open(ctx context.Context, d digest.Digest) (*object, minio.Objec
 
 // object is an opened blob. It reads the response body of a GET directly
 // (no goroutine between the caller and the connection, which a
-// *minio.Object puts behind every Read) and keeps its position itself: a
-// Seek costs nothing, and only a Read at an offset other than where the
-// current body stands issues a new, ranged GET. Every GET after the first
-// names the version the first one read (its version ID, or its ETag as
-// If-Match), so an object replaced meanwhile fails the Read instead of
-// mixing two versions' bytes.
+// *minio.Object puts behind every Read), each Read filling the caller's
+// buffer, and keeps its position itself: a Seek costs nothing, and only a
+// Read at an offset other than where the current body stands issues a
+// new, ranged GET. Every GET after the first names the version the first
+// one read (its version ID, or its ETag as If-Match), so an object
+// replaced meanwhile fails the Read instead of mixing two versions' bytes.
 type object struct {
 	s    *Store
 	ctx  context.Context
@@ -366,12 +366,17 @@ func (o *object) Read(p []byte) (int, error) {
 	if rest := o.size - o.pos; int64(len(p)) > rest {
 		p = p[:rest]
 	}
-	n, err := o.body.Read(p)
+	// Fill p (the rest of the blob bounds it): a reader's large buffer
+	// goes out as one write to the client, not as the pieces that were
+	// on the S3 connection at the time.
+	n, err := io.ReadFull(o.body, p)
 	o.at += int64(n)
 	o.pos = o.at
-	if err == io.EOF && o.pos < o.size {
+	switch {
+	case err == nil:
+	case (err == io.EOF || err == io.ErrUnexpectedEOF) && o.pos < o.size:
 		err = fmt.Errorf("blob %s: %w at offset %d of %d", o.d, io.ErrUnexpectedEOF, o.pos, o.size)
-	} else if err == io.EOF && n > 0 {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
 		err = nil
 	}
 	return n, err

@@ -423,8 +423,8 @@ func TestLargePutWritesFinalKey(t *testing.T) {
 
 // TestOpenSeek checks an opened blob against seeks: a Seek sends no
 // request, reading on where the response stands sends none either, a read
-// after a seek elsewhere starts at the new offset (one ranged GET), and
-// SeekCurrent counts what was read. Every GET after the first reads the
+// after a seek elsewhere starts at the new offset (one ranged GET),
+// SeekCurrent counts what was read, and a Read fills its buffer. Every GET after the first reads the
 // version the first one did: a blob replaced meanwhile fails the read
 // instead of mixing two versions' bytes (on a versioned and a plain
 // bucket).
@@ -491,6 +491,15 @@ func TestOpenSeek(t *testing.T) {
 		}
 		if _, err := io.ReadFull(f, buf[:10]); err != nil || !bytes.Equal(buf[:10], data[5:15]) {
 			t.Fatalf("read after Seek(5, start): %v", err)
+		}
+		// One Read fills the buffer it is given (what net/http then writes
+		// to the client in one piece), whatever the S3 connection had.
+		if _, err := f.Seek(1000, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		big := make([]byte, 1<<20)
+		if n, err := f.Read(big); n != len(big) || err != nil || !bytes.Equal(big, data[1000:1000+len(big)]) {
+			t.Fatalf("Read of %d bytes returned %d, %v", len(big), n, err)
 		}
 		// Replace the object: the next ranged GET must not read the new one.
 		other := bytes.Clone(data)
