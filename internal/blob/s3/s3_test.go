@@ -577,8 +577,8 @@ func TestOpenVerified(t *testing.T) {
 	if b, err := read(other); err != nil || !bytes.Equal(b, content) {
 		t.Fatalf("OpenVerified of an unmarked object: %q, %v", b, err)
 	}
-	if get, _ := ct.counts(); get != 2 {
-		t.Fatalf("OpenVerified of an unmarked object: %d GET, want 2 (open, hash)", get)
+	if get, _ := ct.counts(); get != 3 {
+		t.Fatalf("OpenVerified and read of an unmarked object: %d GET, want 3 (open, hash, read)", get)
 	}
 	if _, err := read(other); err != nil {
 		t.Fatal(err)
