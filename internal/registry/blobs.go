@@ -72,29 +72,50 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) {
 			reg.log.Warn("blob redirect failed; serving the blob directly", "digest", d, "err", err)
 		}
 	}
-	f, _, err := reg.blobs.Open(ctx, d)
-	if err != nil {
-		if errors.Is(err, blob.ErrNotFound) {
-			writeError(w, r, errorf(http.StatusNotFound, codeBlobUnknown, "blob unknown to registry"))
+	var content io.ReadSeeker
+	if r.Method == http.MethodHead {
+		// Headers only: the store's size, nothing opened or verified.
+		size, err := reg.blobs.Stat(ctx, d)
+		if err != nil {
+			if errors.Is(err, blob.ErrNotFound) {
+				writeError(w, r, errorf(http.StatusNotFound, codeBlobUnknown, "blob unknown to registry"))
+				return
+			}
+			writeError(w, r, reg.internal(r, "blob stat", err))
 			return
 		}
-		writeError(w, r, reg.internal(r, "blob open", err))
-		return
-	}
-	defer f.Close()
-	if r.Method != http.MethodHead {
-		if err := reg.verify(r, d); err != nil {
+		content = sizeOnly(size)
+	} else {
+		f, err := reg.openVerified(r, d)
+		if err != nil {
 			writeError(w, r, err)
 			return
 		}
+		defer f.Close()
+		content = f
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Docker-Content-Digest", d.String())
 	h.Set("Etag", `"`+d.String()+`"`)
 	h.Set("Cache-Control", "max-age=31536000, immutable")
-	http.ServeContent(copyWriter{w}, r, "", time.Time{}, f)
+	http.ServeContent(copyWriter{w}, r, "", time.Time{}, content)
 }
+
+// sizeOnly stands for a blob's content in a HEAD response: http.ServeContent
+// seeks it to learn the size and, for a HEAD, reads nothing.
+type sizeOnly int64
+
+var errHeadRead = errors.New("registry: HEAD response content read")
+
+func (s sizeOnly) Seek(offset int64, whence int) (int64, error) {
+	if whence == io.SeekEnd {
+		offset += int64(s)
+	}
+	return offset, nil
+}
+
+func (sizeOnly) Read([]byte) (int, error) { return 0, errHeadRead }
 
 // copyBufSize is the size of the buffers blob downloads are copied
 // through: large enough that the copy costs few system calls (a 512 MiB

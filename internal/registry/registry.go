@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -77,6 +78,15 @@ const DefaultReferrersPage = 2000
 // wrapping blob.ErrDigestMismatch when they do not.
 type Verifier interface {
 	Verify(ctx context.Context, d digest.Digest) error
+}
+
+// OpenVerifier is a Verifier that can also open a blob and verify the
+// version it opened in one step (internal/blob/s3: one GET, where Open
+// and Verify take a GET and a HEAD). OpenVerified returns Verify's errors,
+// and no reader unless the content it reads was verified.
+type OpenVerifier interface {
+	Verifier
+	OpenVerified(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error)
 }
 
 // Registry is an http.Handler for the /v2/ API.
@@ -345,13 +355,32 @@ func (reg *Registry) unreadableBody(w http.ResponseWriter, r *http.Request, e *r
 	writeError(w, r, errorf(e.Status(), codeBlobUploadInvalid, "%v", e))
 }
 
-// verify runs the Verifier on d before its bytes are served. Damaged
-// content is refused with 500 and logged, never sent.
-func (reg *Registry) verify(r *http.Request, d digest.Digest) error {
-	if reg.verifier == nil {
-		return nil
+// openVerified opens blob d for serving its bytes, verified by the
+// Verifier first when one is set: damaged content is refused with 500 and
+// logged, never sent; a blob missing from the store is BLOB_UNKNOWN.
+func (reg *Registry) openVerified(r *http.Request, d digest.Digest) (io.ReadSeekCloser, error) {
+	ctx := r.Context()
+	if ov, ok := reg.verifier.(OpenVerifier); ok {
+		f, _, err := ov.OpenVerified(ctx, d)
+		if err != nil {
+			return nil, reg.verifyResult(r, d, err)
+		}
+		return f, nil
 	}
-	return reg.verifyResult(r, d, reg.verifier.Verify(r.Context(), d))
+	f, _, err := reg.blobs.Open(ctx, d)
+	if err != nil {
+		if errors.Is(err, blob.ErrNotFound) {
+			return nil, errorf(http.StatusNotFound, codeBlobUnknown, "blob unknown to registry")
+		}
+		return nil, reg.internal(r, "blob open", err)
+	}
+	if reg.verifier != nil {
+		if err := reg.verifyResult(r, d, reg.verifier.Verify(ctx, d)); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
 }
 
 // verifyContent checks content already read from the store against d

@@ -68,6 +68,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -105,6 +106,12 @@ type options struct {
 	workdir   string
 	refBin    string
 	minBytes  int64
+	// pullBytes: a pull or fetch row of one blob per run (a blob of at
+	// least minBytes) pulls it again until the run moved this much.
+	pullBytes int64
+	// cpuProfiles: directory for the client's CPU profile of each blob
+	// row's measured phase ("" for none).
+	cpuProfiles string
 	// bundleLayer is the layer size of the bundle rows' images.
 	bundleLayer int64
 	peer        string
@@ -128,11 +135,12 @@ func main() {
 
 func run() error {
 	var (
-		o        options
-		rows     string
-		sizes    string
-		minBytes string
-		bLayer   string
+		o         options
+		rows      string
+		sizes     string
+		minBytes  string
+		pullBytes string
+		bLayer    string
 	)
 	flag.StringVar(&rows, "rows", "", "comma-separated rows or row prefixes (push, pull, manifest, push-64MiB, ...); default all")
 	flag.IntVar(&o.runs, "runs", 3, "runs per row and target (median reported)")
@@ -146,6 +154,8 @@ func run() error {
 	flag.StringVar(&o.workdir, "workdir", "", "parent of the work directory (default <repo>/.cache, on the repository's filesystem)")
 	flag.StringVar(&o.refBin, "registry", "", "reference registry binary (default <repo>/.cache/bin/registry, installed if missing)")
 	flag.StringVar(&minBytes, "min-bytes", "32MiB", "small blob rows repeat with distinct blobs until a run moves at least this much")
+	flag.StringVar(&pullBytes, "pull-bytes", "512MiB", "pull and fetch rows of one blob per run (at least -min-bytes) pull it again until a run moves at least this much")
+	flag.StringVar(&o.cpuProfiles, "cpuprofile", "", "directory to write the client's (this process's) CPU profile of each push, pull and fetch run's measured phase to, as <row>-<target>-<n>.pprof")
 	flag.StringVar(&bLayer, "bundle-layer", "1075KiB", "layer size of the bundle rows' 50 images x 20 layers (1075KiB: a 1.03 GiB bundle)")
 	flag.StringVar(&o.peer, "peer", peerReference, "what custody is compared with: reference (the CNCF registry; with -backend postgres-s3 on the same MinIO with its s3 driver), custody-audit-off (custody without its audit log, on the same backend), custody-embedded or custody-1-replica (with -backend postgres-s3)")
 	flag.StringVar(&o.backend, "backend", backendEmbedded, "custody's backends: embedded (SQLite and files) or postgres-s3 (PostgreSQL and MinIO, started with scripts/postgres.sh and scripts/minio.sh unless CUSTODY_TEST_POSTGRES and CUSTODY_TEST_S3 name them)")
@@ -186,6 +196,9 @@ func run() error {
 		return err
 	}
 	o.minBytes = mb
+	if o.pullBytes, err = parseSize(pullBytes); err != nil {
+		return err
+	}
 	if o.bundleLayer, err = parseSize(bLayer); err != nil {
 		return err
 	}
@@ -351,6 +364,7 @@ type Config struct {
 	Jobs      int      `json:"jobs"`
 	Clients   int      `json:"clients"`
 	MinBytes  int64    `json:"min_bytes"`
+	PullBytes int64    `json:"pull_bytes"`
 	// Backend is custody's backends when not embedded (the custody
 	// column), e.g. "postgres-s3, 2 replica(s)".
 	Backend string `json:"backend,omitempty"`
@@ -716,6 +730,7 @@ func (h *harness) runAll() (*Results, error) {
 		Machine: machine(h.work),
 		Config: Config{
 			Runs: h.o.runs, Manifests: h.o.manifests, Jobs: h.o.jobs, Clients: h.o.concurrency, MinBytes: h.o.minBytes,
+			PullBytes: h.o.pullBytes,
 		},
 	}
 	res.Machine.Reference = refVersion(h.refBin)
@@ -843,6 +858,30 @@ type sample struct {
 	clientCPU float64
 }
 
+// clientProfile starts a CPU profile of this process (the client) for a
+// measured phase when -cpuprofile names a directory, and returns what
+// stops it.
+func (h *harness) clientProfile(row, target string) (stop func() error, err error) {
+	if h.o.cpuProfiles == "" {
+		return func() error { return nil }, nil
+	}
+	if err := os.MkdirAll(h.o.cpuProfiles, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(filepath.Join(h.o.cpuProfiles, fmt.Sprintf("%s-%s-%03d.pprof", row, target, h.seq)))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
+}
+
 // measure runs one row once against a fresh server of target.
 func (h *harness) measure(row, target string) (sample, error) {
 	if row == keylessRow {
@@ -938,9 +977,21 @@ func (h *harness) measure(row, target string) (sample, error) {
 		if err := cl.Warm(repo); err != nil {
 			return s, err
 		}
+		// A single blob's pull takes well under a second: pull it again
+		// until the run moved pullBytes, so the sample is not one short
+		// transfer.
+		rounds := 1
+		if kind != "push" && len(layers) == 1 && n < h.o.pullBytes {
+			rounds = int((h.o.pullBytes + n - 1) / n)
+		}
+		stopProfile, err := h.clientProfile(row, target)
+		if err != nil {
+			return s, err
+		}
 		cpu0, ccpu0 := srv.cpuSeconds(), clientCPU()
 		start = time.Now()
-		for _, l := range layers {
+		for i := range rounds * len(layers) {
+			l := layers[i%len(layers)]
 			if kind == "push" {
 				err = cl.PushLayer(repo, l)
 			} else {
@@ -962,8 +1013,11 @@ func (h *harness) measure(row, target string) (sample, error) {
 		s.seconds = time.Since(start).Seconds()
 		s.cpu = math.Round((srv.cpuSeconds()-cpu0)*100) / 100
 		s.clientCPU = clientCPU() - ccpu0
-		s.ops = len(layers)
-		s.bytes = n * int64(len(layers))
+		if err := stopProfile(); err != nil {
+			return s, err
+		}
+		s.ops = rounds * len(layers)
+		s.bytes = n * int64(s.ops)
 		s.unit = "MB/s"
 		s.value = float64(s.bytes) / 1e6 / s.seconds
 	case "manifest":

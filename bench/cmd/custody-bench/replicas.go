@@ -19,6 +19,8 @@ import (
 	"github.com/custody-dev/custody/bench"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/jackc/pgx/v5"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // Backends of the custody column (-backend).
@@ -75,8 +77,12 @@ type services struct {
 	s3Endpoint, access, secret, bkt string
 	stops                           []func()
 	dbs                             []string
-	stores                          map[string][]string // run directory -> custody's environment
-	refPrefixes                     map[string]string   // run directory -> the reference's bucket prefix
+	// prefixes are the bucket prefixes the runs wrote under, emptied at
+	// the end when the bucket outlives the harness (CUSTODY_TEST_S3).
+	prefixes    []string
+	ownBucket   bool                // the harness started MinIO, and stopping it deletes its data
+	stores      map[string][]string // run directory -> custody's environment
+	refPrefixes map[string]string   // run directory -> the reference's bucket prefix
 }
 
 // startServices finds or starts PostgreSQL and MinIO.
@@ -102,6 +108,7 @@ func startServices(ctx context.Context, root string) (*services, error) {
 		}
 		s3 = env["CUSTODY_TEST_S3"]
 		dir := env["CUSTODY_MINIO_DIR"]
+		sv.ownBucket = true
 		sv.stops = append(sv.stops, func() { _ = exec.Command("bash", filepath.Join(root, "scripts", "minio.sh"), "stop", dir).Run() })
 	}
 	u, err := url.Parse(s3)
@@ -165,9 +172,37 @@ func (sv *services) close() {
 			conn.Close(ctx)
 		}
 	}
+	if !sv.ownBucket && len(sv.prefixes) > 0 {
+		if err := sv.emptyPrefixes(); err != nil {
+			logf("emptying the runs' bucket prefixes: %v", err)
+		}
+	}
 	for _, stop := range sv.stops {
 		stop()
 	}
+}
+
+// emptyPrefixes deletes every object version under the runs' prefixes: a
+// run of 64 MiB pulls leaves about 1 GiB behind, and a bucket shared with
+// the tests keeps it.
+func (sv *services) emptyPrefixes() error {
+	u, err := url.Parse(sv.s3Endpoint)
+	if err != nil {
+		return err
+	}
+	c, err := minio.New(u.Host, &minio.Options{Creds: credentials.NewStaticV4(sv.access, sv.secret, ""), Secure: u.Scheme == "https"})
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	var errs []error
+	for _, p := range sv.prefixes {
+		objs := c.ListObjects(ctx, sv.bkt, minio.ListObjectsOptions{Prefix: p, Recursive: true, WithVersions: true})
+		for e := range c.RemoveObjects(ctx, sv.bkt, objs, minio.RemoveObjectsOptions{}) {
+			errs = append(errs, fmt.Errorf("%s: %w", e.ObjectName, e.Err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // storeEnv returns the environment of custody processes on the store of
@@ -191,6 +226,7 @@ func (h *harness) storeEnv(dir string) ([]string, error) {
 		return nil, fmt.Errorf("creating database %s: %w", db, err)
 	}
 	sv.dbs = append(sv.dbs, db)
+	sv.prefixes = append(sv.prefixes, "bench-"+id+"/")
 	u, err := url.Parse(sv.pgBase)
 	if err != nil {
 		return nil, err
@@ -270,6 +306,7 @@ func (h *harness) referenceS3Config(dir string) (string, error) {
 			sv.refPrefixes = map[string]string{}
 		}
 		sv.refPrefixes[dir] = prefix
+		sv.prefixes = append(sv.prefixes, strings.TrimPrefix(prefix, "/")+"/")
 	}
 	u, err := url.Parse(sv.s3Endpoint)
 	if err != nil {

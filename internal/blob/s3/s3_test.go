@@ -421,48 +421,180 @@ func TestLargePutWritesFinalKey(t *testing.T) {
 	}
 }
 
-// TestOpenReadAhead checks the opened blob's read-ahead buffer against
-// seeks: SeekCurrent counts what was read, not what was buffered, and a
-// read after any seek starts at the new offset.
-func TestOpenReadAhead(t *testing.T) {
-	s := newStore(t)
+// TestOpenSeek checks an opened blob against seeks: a Seek sends no
+// request, reading on where the response stands sends none either, a read
+// after a seek elsewhere starts at the new offset (one ranged GET),
+// SeekCurrent counts what was read, and a Read fills its buffer. Every GET after the first reads the
+// version the first one did: a blob replaced meanwhile fails the read
+// instead of mixing two versions' bytes (on a versioned and a plain
+// bucket).
+func TestOpenSeek(t *testing.T) {
+	for _, bucket := range []string{"", plainBucket(t)} {
+		opts := testOptions(t)
+		if bucket != "" {
+			opts.Bucket = bucket
+		}
+		ct := &countingTransport{}
+		opts.Transport = ct
+		s := newStoreWith(t, opts)
+		ctx := t.Context()
+		data := make([]byte, 3<<20+123)
+		rand.Read(data)
+		d := digest.SHA256.FromBytes(data)
+		if _, err := s.Put(ctx, d, int64(len(data)), bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		ct.counts()
+		f, size, err := s.Open(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size != int64(len(data)) {
+			t.Fatalf("size %d, want %d", size, len(data))
+		}
+		// What http.ServeContent does first.
+		if end, err := f.Seek(0, io.SeekEnd); err != nil || end != size {
+			t.Fatalf("Seek(0, end) = %d, %v", end, err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1000)
+		if _, err := io.ReadFull(f, buf); err != nil || !bytes.Equal(buf, data[:1000]) {
+			t.Fatalf("first read: %v", err)
+		}
+		if pos, err := f.Seek(0, io.SeekCurrent); err != nil || pos != 1000 {
+			t.Fatalf("Seek(0, current) = %d, %v; want 1000", pos, err)
+		}
+		if _, err := io.ReadFull(f, buf); err != nil || !bytes.Equal(buf, data[1000:2000]) {
+			t.Fatalf("read after Seek(0, current): %v", err)
+		}
+		if get, head := ct.counts(); get != 1 || head != 0 {
+			t.Fatalf("Open, seeks and reads in order: %d GET, %d HEAD; want 1 and 0", get, head)
+		}
+		if pos, err := f.Seek(-500, io.SeekEnd); err != nil || pos != size-500 {
+			t.Fatalf("Seek(-500, end) = %d, %v", pos, err)
+		}
+		rest, err := io.ReadAll(f)
+		if err != nil || !bytes.Equal(rest, data[len(data)-500:]) {
+			t.Fatalf("read after Seek(-500, end): %d bytes, %v", len(rest), err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		all, err := io.ReadAll(f)
+		if err != nil || !bytes.Equal(all, data) {
+			t.Fatalf("read after Seek(0, start): %d bytes, %v", len(all), err)
+		}
+		if _, err := f.Seek(5, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(f, buf[:10]); err != nil || !bytes.Equal(buf[:10], data[5:15]) {
+			t.Fatalf("read after Seek(5, start): %v", err)
+		}
+		// One Read fills the buffer it is given (what net/http then writes
+		// to the client in one piece), whatever the S3 connection had.
+		if _, err := f.Seek(1000, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		big := make([]byte, 1<<20)
+		if n, err := f.Read(big); n != len(big) || err != nil || !bytes.Equal(big, data[1000:1000+len(big)]) {
+			t.Fatalf("Read of %d bytes returned %d, %v", len(big), n, err)
+		}
+		// Replace the object: the next ranged GET must not read the new one.
+		other := bytes.Clone(data)
+		for i := range other {
+			other[i] ^= 0xff
+		}
+		if _, err := s.c.PutObject(ctx, s.bucket, s.blobKey(d), bytes.NewReader(other), int64(len(other)), minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Seek(2<<20, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		n, err := io.ReadFull(f, buf)
+		switch {
+		case bucket == "" && err == nil && bytes.Equal(buf, data[2<<20:2<<20+len(buf)]):
+			// The versioned bucket still has the version opened.
+		case bucket != "" && err != nil && n == 0:
+			// The plain bucket's object changed: its ETag no longer matches.
+		default:
+			t.Fatalf("read after the object was replaced (plain bucket %v): %d bytes, %v", bucket != "", n, err)
+		}
+		f.Close()
+		if _, err := f.Read(buf); err == nil {
+			t.Fatal("read after Close succeeded")
+		}
+	}
+}
+
+// TestOpenVerified checks that OpenVerified of a blob the store wrote costs
+// the one GET Open does, warm or after a restart (the marker is in the
+// GET's response); that an unmarked object is hashed before a reader is
+// returned, then remembered; and that damaged content returns no reader.
+func TestOpenVerified(t *testing.T) {
+	ct := &countingTransport{}
+	opts := testOptions(t)
+	opts.Transport = ct
+	s := newStoreWith(t, opts)
 	ctx := t.Context()
-	data := make([]byte, 3*readAhead+123)
+	data := make([]byte, 700<<10)
 	rand.Read(data)
 	d := digest.SHA256.FromBytes(data)
 	if _, err := s.Put(ctx, d, int64(len(data)), bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
-	f, size, err := s.Open(ctx, d)
-	if err != nil {
+	read := func(d digest.Digest) ([]byte, error) {
+		f, size, err := s.OpenVerified(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		b, err := io.ReadAll(f)
+		if err == nil && int64(len(b)) != size {
+			t.Fatalf("read %d bytes, size %d", len(b), size)
+		}
+		return b, err
+	}
+	ct.counts()
+	for _, restart := range []bool{false, true} {
+		if restart {
+			s.verified = nil
+		}
+		if b, err := read(d); err != nil || !bytes.Equal(b, data) {
+			t.Fatalf("OpenVerified (restart %v): %d bytes, %v", restart, len(b), err)
+		}
+		if get, head := ct.counts(); get != 1 || head != 0 {
+			t.Fatalf("OpenVerified of a blob the store wrote (restart %v): %d GET, %d HEAD; want 1 and 0", restart, get, head)
+		}
+	}
+	content := []byte("written behind the store's back")
+	other := digest.SHA256.FromBytes(content)
+	if _, err := s.c.PutObject(ctx, s.bucket, s.blobKey(other), bytes.NewReader(content), int64(len(content)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	if size != int64(len(data)) {
-		t.Fatalf("size %d, want %d", size, len(data))
+	ct.counts()
+	if b, err := read(other); err != nil || !bytes.Equal(b, content) {
+		t.Fatalf("OpenVerified of an unmarked object: %q, %v", b, err)
 	}
-	buf := make([]byte, 1000)
-	if _, err := io.ReadFull(f, buf); err != nil || !bytes.Equal(buf, data[:1000]) {
-		t.Fatalf("first read: %v", err)
+	if get, _ := ct.counts(); get != 3 {
+		t.Fatalf("OpenVerified and read of an unmarked object: %d GET, want 3 (open, hash, read)", get)
 	}
-	if pos, err := f.Seek(0, io.SeekCurrent); err != nil || pos != 1000 {
-		t.Fatalf("Seek(0, current) = %d, %v; want 1000", pos, err)
-	}
-	if _, err := io.ReadFull(f, buf); err != nil || !bytes.Equal(buf, data[1000:2000]) {
-		t.Fatalf("read after Seek(0, current): %v", err)
-	}
-	if pos, err := f.Seek(-500, io.SeekEnd); err != nil || pos != int64(len(data))-500 {
-		t.Fatalf("Seek(-500, end) = %d, %v", pos, err)
-	}
-	rest, err := io.ReadAll(f)
-	if err != nil || !bytes.Equal(rest, data[len(data)-500:]) {
-		t.Fatalf("read after Seek(-500, end): %d bytes, %v", len(rest), err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
+	if _, err := read(other); err != nil {
 		t.Fatal(err)
 	}
-	all, err := io.ReadAll(f)
-	if err != nil || !bytes.Equal(all, data) {
-		t.Fatalf("read after Seek(0, start): %d bytes, %v", len(all), err)
+	if get, head := ct.counts(); get != 1 || head != 0 {
+		t.Fatalf("OpenVerified after a hashed one: %d GET, %d HEAD; want 1 and 0", get, head)
+	}
+	bad := bytes.Clone(data)
+	bad[len(bad)/2] ^= 1
+	if _, err := s.c.PutObject(ctx, s.bucket, s.blobKey(d), bytes.NewReader(bad), int64(len(bad)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if f, _, err := s.OpenVerified(ctx, d); !errors.Is(err, blob.ErrDigestMismatch) || f != nil {
+		t.Fatalf("OpenVerified of damaged content = %v, %v; want no reader and ErrDigestMismatch", f, err)
+	}
+	if _, _, err := s.OpenVerified(ctx, digest.SHA256.FromString("missing")); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("OpenVerified(missing) = %v, want ErrNotFound", err)
 	}
 }

@@ -52,22 +52,71 @@ func (s *Store) Verify(ctx context.Context, d digest.Digest) error {
 	if err := checkDigest(d); err != nil {
 		return err
 	}
-	key := s.blobKey(d)
-	info, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+	info, err := s.c.StatObject(ctx, s.bucket, s.blobKey(d), minio.StatObjectOptions{})
 	if err != nil {
 		return notFound(d, err)
 	}
+	return s.verifyVersion(ctx, d, info)
+}
+
+// OpenVerified opens blob d like Open and verifies the object version it
+// opened like Verify, returning Verify's errors. When that version is known
+// verified (this process saw it verified, or it carries the verified
+// marker) this is the one GET Open costs: the GET's response describes the
+// version its body holds, so no HEAD is needed, and what is served is
+// exactly the version verified. Otherwise that version is hashed first
+// (a second GET), before any of its bytes are returned; the first GET's
+// response is dropped meanwhile (it would sit unread while a large blob
+// is hashed), and the first Read fetches the version again. It implements
+// registry.OpenVerifier.
+func (s *Store) OpenVerified(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error) {
+	o, info, err := s.open(ctx, d)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !s.knownVerified(d, info) {
+		o.body.Close()
+		o.body = nil
+		if err := s.hashVersion(ctx, d, info); err != nil {
+			o.Close()
+			return nil, 0, err
+		}
+	}
+	return o, o.size, nil
+}
+
+// verifyVersion verifies the object version info describes (from a HEAD or
+// a GET of blob d's key): from the cache or the verified marker, else by
+// hashing exactly that version.
+func (s *Store) verifyVersion(ctx context.Context, d digest.Digest, info minio.ObjectInfo) error {
+	if s.knownVerified(d, info) {
+		return nil
+	}
+	return s.hashVersion(ctx, d, info)
+}
+
+// knownVerified reports whether the object version info describes is
+// verified without reading it: this process verified it, or it carries the
+// verified marker (then it is remembered).
+func (s *Store) knownVerified(d digest.Digest, info minio.ObjectInfo) bool {
 	id := identify(info)
 	s.vmu.Lock()
 	ok := s.verified[d] == id
 	s.vmu.Unlock()
 	if ok {
-		return nil
+		return true
 	}
 	if info.Metadata.Get(verifiedHeader) == verifiedValue(d, info.Size) {
 		s.remember(d, id)
-		return nil
+		return true
 	}
+	return false
+}
+
+// hashVersion hashes the object version info describes and remembers it
+// as verified when it matches d.
+func (s *Store) hashVersion(ctx context.Context, d digest.Digest, info minio.ObjectInfo) error {
+	id := identify(info)
 	// Read exactly the version examined.
 	opts := minio.GetObjectOptions{VersionID: info.VersionID}
 	if info.VersionID == "" {
@@ -75,7 +124,7 @@ func (s *Store) Verify(ctx context.Context, d digest.Digest) error {
 			return fmt.Errorf("verify %s: %w", d, err)
 		}
 	}
-	obj, err := s.c.GetObject(ctx, s.bucket, key, opts)
+	obj, err := s.c.GetObject(ctx, s.bucket, s.blobKey(d), opts)
 	if err != nil {
 		return notFound(d, err)
 	}
