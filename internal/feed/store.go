@@ -525,19 +525,19 @@ func (s *Store) Open(ctx context.Context, repo string, d digest.Digest) (io.Read
 	if _, err := s.meta.BlobSize(ctx, repo, d); err != nil {
 		return nil, err
 	}
-	if s.verify != nil {
-		if err := s.verify.Verify(ctx, d); err != nil {
-			if errors.Is(err, blob.ErrDigestMismatch) {
-				s.log.ErrorContext(ctx, "stored content does not match its digest; not serving it (run custody scrub)",
-					"digest", d, "err", err, "request_id", registry.RequestID(ctx))
-				return nil, ErrDamaged
-			}
-			if !errors.Is(err, blob.ErrNotFound) {
-				return nil, fmt.Errorf("verify %s: %w", d, err)
-			}
-		}
+	if s.verify == nil {
+		rc, _, err := s.blobs.Open(ctx, d)
+		return rc, err
 	}
-	rc, _, err := s.blobs.Open(ctx, d)
+	rc, _, err := s.verify.OpenVerified(ctx, d)
+	switch {
+	case errors.Is(err, blob.ErrDigestMismatch):
+		s.log.ErrorContext(ctx, "stored content does not match its digest; not serving it (run custody scrub)",
+			"digest", d, "err", err, "request_id", registry.RequestID(ctx))
+		return nil, ErrDamaged
+	case err != nil && !errors.Is(err, blob.ErrNotFound):
+		return nil, fmt.Errorf("verify %s: %w", d, err)
+	}
 	return rc, err
 }
 

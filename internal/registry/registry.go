@@ -74,18 +74,18 @@ type Options struct {
 // refuses it rather than judging on a truncated list.
 const DefaultReferrersPage = 2000
 
-// Verifier checks that the stored bytes of d hash to d, returning an error
-// wrapping blob.ErrDigestMismatch when they do not.
+// Verifier is verification on read: it checks that the stored bytes of a
+// blob hash to its digest. Both blob backends implement it
+// (internal/blob/fs, internal/blob/s3); it is the one place where a
+// backend decides that content may be served.
 type Verifier interface {
+	// Verify returns an error wrapping blob.ErrDigestMismatch when the
+	// stored bytes of d do not hash to d (blob.ErrNotFound when d is
+	// missing).
 	Verify(ctx context.Context, d digest.Digest) error
-}
-
-// OpenVerifier is a Verifier that can also open a blob and verify the
-// version it opened in one step (internal/blob/s3: one GET, where Open
-// and Verify take a GET and a HEAD). OpenVerified returns Verify's errors,
-// and no reader unless the content it reads was verified.
-type OpenVerifier interface {
-	Verifier
+	// OpenVerified opens d and verifies the very content it opened (the
+	// file or object version the reader reads), with Verify's errors;
+	// it returns no reader unless that content is verified.
 	OpenVerified(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error)
 }
 
@@ -360,8 +360,8 @@ func (reg *Registry) unreadableBody(w http.ResponseWriter, r *http.Request, e *r
 // logged, never sent; a blob missing from the store is BLOB_UNKNOWN.
 func (reg *Registry) openVerified(r *http.Request, d digest.Digest) (io.ReadSeekCloser, error) {
 	ctx := r.Context()
-	if ov, ok := reg.verifier.(OpenVerifier); ok {
-		f, _, err := ov.OpenVerified(ctx, d)
+	if reg.verifier != nil {
+		f, _, err := reg.verifier.OpenVerified(ctx, d)
 		if err != nil {
 			return nil, reg.verifyResult(r, d, err)
 		}
@@ -373,12 +373,6 @@ func (reg *Registry) openVerified(r *http.Request, d digest.Digest) (io.ReadSeek
 			return nil, errorf(http.StatusNotFound, codeBlobUnknown, "blob unknown to registry")
 		}
 		return nil, reg.internal(r, "blob open", err)
-	}
-	if reg.verifier != nil {
-		if err := reg.verifyResult(r, d, reg.verifier.Verify(ctx, d)); err != nil {
-			f.Close()
-			return nil, err
-		}
 	}
 	return f, nil
 }

@@ -161,26 +161,35 @@ func (s *Store) Stat(ctx context.Context, d digest.Digest) (int64, error) {
 
 // Open implements blob.Store. The reader is the blob's *os.File.
 func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error) {
-	if err := checkDigest(d); err != nil {
+	f, fi, err := s.openFile(ctx, d)
+	if err != nil {
 		return nil, 0, err
 	}
+	return f, fi.Size(), nil
+}
+
+// openFile opens blob d's file, which must be a regular file.
+func (s *Store) openFile(ctx context.Context, d digest.Digest) (*os.File, os.FileInfo, error) {
+	if err := checkDigest(d); err != nil {
+		return nil, nil, err
+	}
 	if err := ctx.Err(); err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	f, err := os.Open(s.blobPath(d))
 	if err != nil {
-		return nil, 0, notFound(d, err)
+		return nil, nil, notFound(d, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, 0, err
+		return nil, nil, err
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, 0, fmt.Errorf("blob %s: not a regular file", d)
+		return nil, nil, fmt.Errorf("blob %s: not a regular file", d)
 	}
-	return f, fi.Size(), nil
+	return f, fi, nil
 }
 
 // Put implements blob.Store. The content goes to a temporary file under

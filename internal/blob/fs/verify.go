@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"syscall"
 	"time"
@@ -45,18 +46,33 @@ func identify(fi os.FileInfo) fileID {
 // is found by scrub; without xattr support, also by the first read after a
 // restart.
 func (s *Store) Verify(ctx context.Context, d digest.Digest) error {
-	if err := checkDigest(d); err != nil {
-		return err
-	}
-	f, err := os.Open(s.blobPath(d))
-	if err != nil {
-		return notFound(d, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
+	f, _, err := s.OpenVerified(ctx, d)
 	if err != nil {
 		return err
 	}
+	return f.Close()
+}
+
+// OpenVerified opens blob d and verifies the file it opened, as Verify
+// does: the returned file is the one whose content was checked, so a file
+// renamed into d's path between a Verify and an Open cannot be served
+// unchecked. It implements registry.Verifier.
+func (s *Store) OpenVerified(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error) {
+	f, fi, err := s.openFile(ctx, d)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := s.verifyFile(f, fi, d); err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
+// verifyFile verifies the open file f (whose stat is fi) as blob d, from
+// the cache or the verified attribute when this version of the file is
+// known, else by hashing it. It leaves f's offset at 0.
+func (s *Store) verifyFile(f *os.File, fi os.FileInfo, d digest.Digest) error {
 	id := identify(fi)
 	s.mu.Lock()
 	ok := s.verified[d] == id

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"testing"
 	"time"
@@ -99,4 +100,57 @@ func BenchmarkVerifyCold(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestOpenVerifiedReadsWhatItChecked: the reader OpenVerified returns is
+// the file it verified. A file moved into the blob's path after the call
+// is not what the reader reads, and one moved there before it is
+// re-hashed and refused.
+func TestOpenVerifiedReadsWhatItChecked(t *testing.T) {
+	ctx := context.Background()
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := []byte("content a"), []byte("content b")
+	da, db := digest.FromBytes(a), digest.FromBytes(b)
+	for _, c := range [][]byte{a, b} {
+		if _, err := s.Put(ctx, digest.FromBytes(c), int64(len(c)), bytes.NewReader(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, n, err := s.OpenVerified(ctx, db)
+	if err != nil || n != int64(len(b)) {
+		t.Fatalf("OpenVerified = %d, %v", n, err)
+	}
+	// Another blob's file renamed over b's path after the check.
+	if err := os.Rename(s.blobPath(da), s.blobPath(db)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(f)
+	f.Close()
+	if err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("reader of the verified file read %q, %v; want %q", got, err, b)
+	}
+	// Now the swapped file is at b's path: refused, also by a fresh store.
+	for _, st := range []*Store{s, mustNew(t, s.Root())} {
+		if f, _, err := st.OpenVerified(ctx, db); !errors.Is(err, blob.ErrDigestMismatch) {
+			if f != nil {
+				f.Close()
+			}
+			t.Fatalf("OpenVerified of a swapped file: %v", err)
+		}
+	}
+	if _, _, err := s.OpenVerified(ctx, da); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("OpenVerified of a missing blob: %v", err)
+	}
+}
+
+func mustNew(t *testing.T, root string) *Store {
+	t.Helper()
+	s, err := New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -63,7 +63,7 @@
 //     single-request uploads; for multipart uploads its full-object
 //     checksums are CRC32, CRC32C and CRC64NVME only, SHA-256 is a
 //     checksum of part checksums.
-//   - OpenVerified (registry.OpenVerifier): Open and Verify of the version
+//   - OpenVerified (registry.Verifier): Open and Verify of the version
 //     opened in one GET, whose response carries what the HEAD would (the
 //     version, the marker); what a blob download costs with verification
 //     on read.

@@ -31,7 +31,7 @@ const maxVerified = 1 << 18
 
 // Verify checks that blob d's stored bytes hash to d, returning an error
 // wrapping blob.ErrDigestMismatch when they do not, blob.ErrNotFound when
-// the blob is missing. It implements registry.Verifier.
+// the blob is missing. It implements registry.Verifier (with OpenVerified).
 //
 // It costs one HEAD request when this process has already seen the
 // object's current version (ETag, version ID, size, modification time)
@@ -68,7 +68,7 @@ func (s *Store) Verify(ctx context.Context, d digest.Digest) error {
 // (a second GET), before any of its bytes are returned; the first GET's
 // response is dropped meanwhile (it would sit unread while a large blob
 // is hashed), and the first Read fetches the version again. It implements
-// registry.OpenVerifier.
+// registry.Verifier.
 func (s *Store) OpenVerified(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error) {
 	o, info, err := s.open(ctx, d)
 	if err != nil {
