@@ -36,11 +36,17 @@ const blobSize = 64 << 20
 
 // startCustody serves a fresh custody and returns a client for it.
 func startCustody(b *testing.B) *Client {
+	return startCustodyWith(b, func(*config.Config) {})
+}
+
+// startCustodyWith is startCustody with the configuration changed by set.
+func startCustodyWith(b *testing.B, set func(*config.Config)) *Client {
 	b.Helper()
 	cfg := config.Default()
 	cfg.Auth.Mode = "none"
 	cfg.Data = b.TempDir()
 	cfg.Log.Level = "error"
+	set(&cfg)
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
 	s, err := server.New(cfg, log)
 	if err != nil {
@@ -186,7 +192,17 @@ func BenchmarkPullBlob64MiB(b *testing.B) {
 // BenchmarkManifestPut PUTs a distinct tiny artifact manifest, by tag,
 // per iteration.
 func BenchmarkManifestPut(b *testing.B) {
-	c := startCustody(b)
+	benchmarkManifestPut(b, startCustody(b))
+}
+
+// BenchmarkManifestPutAuditOff is BenchmarkManifestPut without the audit
+// log (CUSTODY_AUDIT_DISABLE_UNSAFE): the difference is what the log
+// costs a manifest push.
+func BenchmarkManifestPutAuditOff(b *testing.B) {
+	benchmarkManifestPut(b, startCustodyWith(b, func(c *config.Config) { c.Audit.DisableUnsafe = true }))
+}
+
+func benchmarkManifestPut(b *testing.B, c *Client) {
 	const repo = "bench/manifests"
 	if err := c.Warm(repo); err != nil {
 		b.Fatal(err)
