@@ -656,14 +656,15 @@ func (s *Store) UpdateUpload(ctx context.Context, id string, offset int64) error
 }
 
 // DeleteUpload removes upload session id.
-// Under meta.FlushLater (the end of a blob upload) it runs in a
-// transaction (write), so that it does not wait for a WAL flush of its
-// own.
+// Under meta.FlushLater, or with the audit entries of the change it ends
+// (tlog.WithPending: the end of a blob upload), it runs in a transaction
+// (write), so that it does not wait for a WAL flush of its own, or stores
+// the entries with the deletion in one durable commit.
 func (s *Store) DeleteUpload(ctx context.Context, id string) error {
 	const q = `DELETE FROM uploads WHERE id = $1`
 	var n int64
 	var err error
-	if meta.FlushesLater(ctx) {
+	if meta.FlushesLater(ctx) || tlog.PendingIn(ctx).For(s) {
 		err = s.write(ctx, func(tx pgx.Tx) error {
 			res, err := tx.Exec(ctx, q, id)
 			n = res.RowsAffected()
