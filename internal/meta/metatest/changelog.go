@@ -353,4 +353,13 @@ func testChangeLogUploadDeletion(t *testing.T, open Replicas[ChangeLogStore]) {
 	if _, err := s.GetUpload(t.Context(), "u1"); !errors.Is(err, meta.ErrNotFound) {
 		t.Fatalf("GetUpload after the deletion: %v", err)
 	}
+	// Deleting it again deletes nothing: no entries without a change.
+	ctx, p = pending(t.Context(), l, "again", 1)
+	if err := s.DeleteUpload(ctx, "u1"); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatalf("DeleteUpload of a deleted upload: %v", err)
+	}
+	if p.Seal() {
+		t.Fatal("Seal: entries were committed with a deletion that deleted nothing")
+	}
+	wantLog(t, s, l, changeEntry("upload", 0))
 }

@@ -655,6 +655,9 @@ func (s *Store) UpdateUpload(ctx context.Context, id string, offset int64) error
 	return nil
 }
 
+// errNoUpload rolls back a DeleteUpload that deleted nothing.
+var errNoUpload = errors.New("no such upload")
+
 // DeleteUpload removes upload session id.
 // Under meta.FlushLater, or with the audit entries of the change it ends
 // (tlog.WithPending: the end of a blob upload), it runs in a transaction
@@ -665,11 +668,18 @@ func (s *Store) DeleteUpload(ctx context.Context, id string) error {
 	var n int64
 	var err error
 	if meta.FlushesLater(ctx) || tlog.PendingIn(ctx).For(s) {
+		// Deleting nothing rolls back, so that no entries are stored
+		// for it.
 		err = s.write(ctx, func(tx pgx.Tx) error {
 			res, err := tx.Exec(ctx, q, id)
-			n = res.RowsAffected()
+			if n = res.RowsAffected(); err == nil && n == 0 {
+				return errNoUpload
+			}
 			return err
 		})
+		if errors.Is(err, errNoUpload) {
+			err = nil
+		}
 	} else {
 		var res pgconn.CommandTag
 		res, err = s.pool.Exec(ctx, q, id)
