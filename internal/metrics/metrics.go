@@ -28,6 +28,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -337,6 +338,18 @@ func (v *vec[T]) with(values []string) *T {
 	if len(values) != len(v.labels) {
 		panic(fmt.Sprintf("metrics: %s has %d labels, got %d values", v.opts.Name, len(v.labels), len(values)))
 	}
+	// Values are exposed as valid UTF-8, and the key separates them with
+	// a byte that valid UTF-8 never holds: a value that is not valid
+	// UTF-8 is keyed as exposed, so that no two combinations share a key.
+	for i, s := range values {
+		if !utf8.ValidString(s) {
+			values = slices.Clone(values)
+			for j := i; j < len(values); j++ {
+				values[j] = strings.ToValidUTF8(values[j], "\uFFFD")
+			}
+			break
+		}
+	}
 	// The key is built in a stack buffer, and the map lookup converts it
 	// without allocating: no allocation per update once the child exists.
 	var buf [256]byte
@@ -358,7 +371,7 @@ func (v *vec[T]) with(values []string) *T {
 	if c = v.children[string(key)]; c == nil {
 		pairs := make([]*dto.LabelPair, len(v.order))
 		for i, j := range v.order {
-			pairs[i] = &dto.LabelPair{Name: proto.String(v.labels[j]), Value: proto.String(strings.ToValidUTF8(values[j], "\uFFFD"))}
+			pairs[i] = &dto.LabelPair{Name: proto.String(v.labels[j]), Value: proto.String(values[j])}
 		}
 		c = &child[T]{pairs: pairs, m: v.make()}
 		v.children[string(key)] = c

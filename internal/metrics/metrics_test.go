@@ -385,3 +385,27 @@ func TestUpdateDoesNotAllocate(t *testing.T) {
 		t.Errorf("%v allocations per update", n)
 	}
 }
+
+// TestLabelValuesKeepTheirSeries: two combinations of label values are
+// two series, even when the values hold bytes that are not UTF-8 (the
+// byte that separates values in the children's key included): an update
+// never lands on, or shows under, another combination's labels.
+func TestLabelValuesKeepTheirSeries(t *testing.T) {
+	v := NewCounterVec(Opts{Name: "t_total", Help: "T."}, []string{"a", "b"})
+	v.WithLabelValues("x\xff", "y").Inc()
+	v.WithLabelValues("x", "\xffy").Add(2)
+	mf := v.collect(nil)[0]
+	if len(mf.Metric) != 2 {
+		t.Fatalf("%d series for two combinations of label values: %v", len(mf.Metric), mf.Metric)
+	}
+	got := map[string]float64{}
+	for _, m := range mf.Metric {
+		got[m.Label[0].GetValue()+"|"+m.Label[1].GetValue()] = m.Counter.GetValue()
+	}
+	want := map[string]float64{"x\uFFFD|y": 1, "x|\uFFFDy": 2}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("series %q = %v, want %v (all: %v)", k, got[k], n, got)
+		}
+	}
+}

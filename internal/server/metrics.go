@@ -80,6 +80,20 @@ func (m *serverMetrics) watchAudit(l *tlog.Log) {
 	}))
 }
 
+// methodLabel is the method label of a request: the methods of RFC 9110
+// and PATCH, else "other". The client chooses the method (any token is
+// one), and each label value is a series kept for the life of the
+// process, so the label takes a fixed set of values, as the endpoint
+// label does.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
 // instrument wraps h with request metrics. The wrapper keeps io.ReaderFrom
 // so downloads of generic files still reach sendfile(2).
 func (m *serverMetrics) instrument(h http.Handler) http.Handler {
@@ -92,9 +106,9 @@ func (m *serverMetrics) instrument(h http.Handler) http.Handler {
 			r.Body = &countingBody{ReadCloser: r.Body, c: m.bytesIn}
 		}
 		h.ServeHTTP(rw, r)
-		ep := registry.Endpoint(r.URL.Path)
-		m.requests.WithLabelValues(ep, r.Method, strconv.Itoa(rw.code)).Inc()
-		m.duration.WithLabelValues(ep, r.Method).Observe(time.Since(start).Seconds())
+		ep, method := registry.Endpoint(r.URL.Path), methodLabel(r.Method)
+		m.requests.WithLabelValues(ep, method, strconv.Itoa(rw.code)).Inc()
+		m.duration.WithLabelValues(ep, method).Observe(time.Since(start).Seconds())
 		m.bytesOut.Add(float64(rw.n))
 	})
 }

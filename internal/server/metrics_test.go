@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -58,6 +59,54 @@ func TestMetricsParse(t *testing.T) {
 		for _, l := range m.GetLabel() {
 			if strings.Contains(l.GetValue(), "/") {
 				t.Errorf("label %s=%q carries a path", l.GetName(), l.GetValue())
+			}
+		}
+	}
+}
+
+// TestMetricsMethodLabelBounded: the method label takes a fixed set of
+// values. A client sending requests with made-up methods (any token is
+// one) must not add a time series per method: each would stay in memory
+// and in every scrape for the life of the process.
+func TestMetricsMethodLabelBounded(t *testing.T) {
+	hs := newInProcess(t)
+	for i := range 20 {
+		req, err := http.NewRequest(fmt.Sprintf("MADEUP%d", i), hs.URL+"/v2/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	get(t, hs.URL+"/v2/")
+	resp, err := http.Get(hs.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	mfs, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	for _, name := range []string{"custody_http_requests_total", "custody_http_request_duration_seconds"} {
+		methods := map[string]bool{}
+		for _, m := range mfs[name].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "method" {
+					methods[l.GetValue()] = true
+				}
+			}
+		}
+		if !methods["GET"] || !methods["other"] {
+			t.Errorf("%s: methods %v, want GET and other", name, methods)
+		}
+		for m := range methods {
+			if strings.HasPrefix(m, "MADEUP") {
+				t.Errorf("%s has a series for the made-up method %s", name, m)
 			}
 		}
 	}

@@ -31,6 +31,7 @@ func RunChangeLog(t *testing.T, open Replicas[ChangeLogStore]) {
 		{"WriteWithoutCommit", testChangeLogNoCommit},
 		{"OtherWriterFirst", testChangeLogOtherWriterFirst},
 		{"Concurrent", testChangeLogConcurrent},
+		{"UploadDeletion", testChangeLogUploadDeletion},
 	})
 }
 
@@ -328,4 +329,37 @@ func testChangeLogConcurrent(t *testing.T, open Replicas[ChangeLogStore]) {
 		}
 	}
 	verifyLog(t, logs[0], size)
+}
+
+// testChangeLogUploadDeletion: the deletion of an upload session, the last
+// write of a blob upload's change, stores the change's entries in its
+// transaction like any other write (the upload's commit relies on it for
+// its one durable commit).
+func testChangeLogUploadDeletion(t *testing.T, open Replicas[ChangeLogStore]) {
+	s := one(t, open)
+	l := openLog(t, s, nil)
+	now := time.Now()
+	if err := s.CreateUpload(t.Context(), meta.Upload{ID: "u1", Repo: "r", Created: now, Updated: now}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, p := pending(t.Context(), l, "upload", 1)
+	if err := s.DeleteUpload(ctx, "u1"); err != nil {
+		t.Fatalf("DeleteUpload with entries: %v", err)
+	}
+	if !p.Seal() {
+		t.Fatal("Seal: the entries were not committed with the upload's deletion")
+	}
+	wantLog(t, s, l, changeEntry("upload", 0))
+	if _, err := s.GetUpload(t.Context(), "u1"); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatalf("GetUpload after the deletion: %v", err)
+	}
+	// Deleting it again deletes nothing: no entries without a change.
+	ctx, p = pending(t.Context(), l, "again", 1)
+	if err := s.DeleteUpload(ctx, "u1"); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatalf("DeleteUpload of a deleted upload: %v", err)
+	}
+	if p.Seal() {
+		t.Fatal("Seal: entries were committed with a deletion that deleted nothing")
+	}
+	wantLog(t, s, l, changeEntry("upload", 0))
 }

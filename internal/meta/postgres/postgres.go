@@ -655,20 +655,31 @@ func (s *Store) UpdateUpload(ctx context.Context, id string, offset int64) error
 	return nil
 }
 
+// errNoUpload rolls back a DeleteUpload that deleted nothing.
+var errNoUpload = errors.New("no such upload")
+
 // DeleteUpload removes upload session id.
-// Under meta.FlushLater (the end of a blob upload) it runs in a
-// transaction (write), so that it does not wait for a WAL flush of its
-// own.
+// Under meta.FlushLater, or with the audit entries of the change it ends
+// (tlog.WithPending: the end of a blob upload), it runs in a transaction
+// (write), so that it does not wait for a WAL flush of its own, or stores
+// the entries with the deletion in one durable commit.
 func (s *Store) DeleteUpload(ctx context.Context, id string) error {
 	const q = `DELETE FROM uploads WHERE id = $1`
 	var n int64
 	var err error
-	if meta.FlushesLater(ctx) {
+	if meta.FlushesLater(ctx) || tlog.PendingIn(ctx).For(s) {
+		// Deleting nothing rolls back, so that no entries are stored
+		// for it.
 		err = s.write(ctx, func(tx pgx.Tx) error {
 			res, err := tx.Exec(ctx, q, id)
-			n = res.RowsAffected()
+			if n = res.RowsAffected(); err == nil && n == 0 {
+				return errNoUpload
+			}
 			return err
 		})
+		if errors.Is(err, errNoUpload) {
+			err = nil
+		}
 	} else {
 		var res pgconn.CommandTag
 		res, err = s.pool.Exec(ctx, q, id)
