@@ -243,6 +243,9 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 	var refusedTag string
 	check := func(tag string, current, next digest.Digest) error {
 		if current == next {
+			// A retried transaction may find the tag already here:
+			// forget what an earlier attempt saw move.
+			delete(moved, tag)
 			return nil
 		}
 		if err := reg.policy.CheckTag(ctx, rt.repo, tag, current, next); err != nil {
