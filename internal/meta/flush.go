@@ -19,8 +19,16 @@ import "context"
 // flushing commit of its own to the same database, made after the write
 // returned. The registry does that for the metadata of a change it
 // records in the audit log (the audit log's commit is that flushing
-// commit; see audit.Flusher and the registry's changeContext); nothing
-// else uses it.
+// commit; see audit.Flusher and the registry's changeContext).
+//
+// The one exception is the bookkeeping of a blob upload session (the
+// registry's sessionContext: CreateUpload when a session starts,
+// UpdateUpload when a chunk is acknowledged), acknowledged without a
+// flush: losing it in a crash loses the client's upload, never a blob,
+// like losing the session's bytes, which the blob store does not make
+// durable before the closing PUT either (blob.Store). The closing PUT
+// verifies the content against its digest and flushes before it
+// acknowledges the blob. Nothing else uses FlushLater.
 
 type flushLaterKey struct{}
 

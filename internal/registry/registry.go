@@ -288,8 +288,9 @@ func (reg *Registry) base(w http.ResponseWriter, r *http.Request, _ route) {
 // instead of two and an acknowledged change and its entries are durable
 // together. A crash before that commit may undo the change; if it
 // survives without its entries, it was not acknowledged (as when the
-// audit commit fails: the request answers 500). This is the only place
-// that chooses to defer a flush.
+// audit commit fails: the request answers 500). This and sessionContext
+// (the bookkeeping of upload sessions) are the only places that choose to
+// defer a flush.
 func (reg *Registry) changeContext(ctx context.Context) context.Context {
 	if reg.flushLater {
 		return meta.FlushLater(ctx)

@@ -589,7 +589,7 @@ func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) error {
 	if err != nil {
 		return fmt.Errorf("postgres: create upload %s: %w", u.ID, err)
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO uploads(id, repo, acked, created, updated) VALUES ($1, $2, $3, $4, $5)`,
+	_, err = s.execUpload(ctx, `INSERT INTO uploads(id, repo, acked, created, updated) VALUES ($1, $2, $3, $4, $5)`,
 		u.ID, u.Repo, u.Offset, created, updated)
 	if err != nil {
 		return fmt.Errorf("postgres: create upload %s: %w", u.ID, err)
@@ -616,36 +616,38 @@ func (s *Store) GetUpload(ctx context.Context, id string) (meta.Upload, error) {
 // UpdateUpload records offset as the acknowledged offset of upload id and
 // sets its Updated time to now.
 func (s *Store) UpdateUpload(ctx context.Context, id string, offset int64) error {
-	res, err := s.pool.Exec(ctx, `UPDATE uploads SET acked = $1, updated = $2 WHERE id = $3`,
+	n, err := s.execUpload(ctx, `UPDATE uploads SET acked = $1, updated = $2 WHERE id = $3`,
 		offset, time.Now().UnixMicro(), id)
 	if err != nil {
 		return fmt.Errorf("postgres: update upload %s: %w", id, err)
 	}
-	if res.RowsAffected() == 0 {
+	if n == 0 {
 		return fmt.Errorf("postgres: upload %s: %w", id, meta.ErrNotFound)
 	}
 	return nil
 }
 
-// DeleteUpload removes upload session id.
-// Under meta.FlushLater (the end of a blob upload) it runs in a
-// transaction (write), so that it does not wait for a WAL flush of its
-// own.
-func (s *Store) DeleteUpload(ctx context.Context, id string) error {
-	const q = `DELETE FROM uploads WHERE id = $1`
-	var n int64
-	var err error
+// execUpload runs q, a write to the uploads table, and returns how many
+// rows it changed. Under meta.FlushLater (the bookkeeping of an upload
+// session, the end of a blob upload) it runs in a transaction (write), so
+// that it does not wait for a WAL flush of its own.
+func (s *Store) execUpload(ctx context.Context, q string, args ...any) (int64, error) {
 	if meta.FlushesLater(ctx) {
-		err = s.write(ctx, func(tx pgx.Tx) error {
-			res, err := tx.Exec(ctx, q, id)
+		var n int64
+		err := s.write(ctx, func(tx pgx.Tx) error {
+			res, err := tx.Exec(ctx, q, args...)
 			n = res.RowsAffected()
 			return err
 		})
-	} else {
-		var res pgconn.CommandTag
-		res, err = s.pool.Exec(ctx, q, id)
-		n = res.RowsAffected()
+		return n, err
 	}
+	res, err := s.pool.Exec(ctx, q, args...)
+	return res.RowsAffected(), err
+}
+
+// DeleteUpload removes upload session id.
+func (s *Store) DeleteUpload(ctx context.Context, id string) error {
+	n, err := s.execUpload(ctx, `DELETE FROM uploads WHERE id = $1`, id)
 	if err != nil {
 		return fmt.Errorf("postgres: delete upload %s: %w", id, err)
 	}
