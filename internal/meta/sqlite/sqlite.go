@@ -43,11 +43,12 @@ type Store struct {
 	// commits counts the committed write transactions (see Commits);
 	// pointers, so that SigningLog's Store shares them.
 	commits *commitCounts
-	// stmts and rstmts are the statements prepared once on w and r
-	// (see prepared and "Statements prepared once" in stmt.go);
-	// stmtMisses counts the queries the hot paths did not find there.
-	stmts, rstmts *stmtCache
-	stmtMisses    *atomic.Uint64
+	// stmts are the statements prepared once on w on first use (see
+	// prepared); wstmts and rstmts those prepared on w and r at Open
+	// ("Statements prepared once" in stmt.go), and stmtMisses counts the
+	// queries the hot paths did not find there.
+	stmts, wstmts, rstmts *stmtCache
+	stmtMisses            *atomic.Uint64
 }
 
 type commitCounts struct{ flushed, deferred atomic.Uint64 }
@@ -118,7 +119,7 @@ func Open(path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s read-only: %w", path, err)
 	}
-	s := &Store{w: w, r: r, commits: new(commitCounts), stmts: new(stmtCache), rstmts: new(stmtCache), stmtMisses: new(atomic.Uint64)}
+	s := &Store{w: w, r: r, commits: new(commitCounts), stmts: new(stmtCache), wstmts: new(stmtCache), rstmts: new(stmtCache), stmtMisses: new(atomic.Uint64)}
 	if err := s.prepareHot(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -128,7 +129,7 @@ func Open(path string) (*Store, error) {
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
-	return errors.Join(s.stmts.close(), s.rstmts.close(), s.r.Close(), s.w.Close())
+	return errors.Join(s.stmts.close(), s.wstmts.close(), s.rstmts.close(), s.r.Close(), s.w.Close())
 }
 
 // Ping checks that both the read and the write connections work.

@@ -14,10 +14,15 @@ import (
 // statements, an eighth of its CPU. So the statements of the hot paths
 // (a manifest put, manifest and blob reads, blob links, upload sessions)
 // are prepared once, when the Store opens: hotWrites on the write pool in
-// s.stmts and hotReads on the read pool in s.rstmts, the statement cache
-// TlogAppend uses (stmtCache, by query text). They must be prepared then,
-// not on first use: preparing on a pool takes one of its connections, and
-// the write pool's only one belongs to the transaction while it runs.
+// s.wstmts and hotReads on the read pool in s.rstmts, statement caches
+// (stmtCache, by query text) like the one TlogAppend fills on first use
+// (s.stmts, see prepared). They must be prepared at open, not on first
+// use: preparing on a pool takes one of its connections, and the write
+// pool's only one belongs to the transaction while it runs. And they are
+// not in s.stmts: prepared holds that cache's lock while it waits for the
+// write connection, so a transaction holding the connection and taking
+// that lock for a statement would deadlock with it
+// (TestHotPathsTakeNotTheLazyCachesLock).
 //
 // Code runs them through prepTx (in a transaction) and prepDB (on the
 // read pool), which have the methods of *sql.Tx it uses and take each
@@ -80,7 +85,7 @@ func (s *Store) prepareHot(ctx context.Context) error {
 		db *sql.DB
 		c  *stmtCache
 		qs []string
-	}{{s.w, s.stmts, hotWrites}, {s.r, s.rstmts, hotReads}} {
+	}{{s.w, s.wstmts, hotWrites}, {s.r, s.rstmts, hotReads}} {
 		for _, q := range p.qs {
 			st, err := p.db.PrepareContext(ctx, q)
 			if err != nil {
@@ -113,7 +118,7 @@ type prepTx struct {
 }
 
 // wtx returns tx, a write transaction, with the write pool's statements.
-func (s *Store) wtx(tx *sql.Tx) prepTx { return prepTx{tx, s.stmts, s.stmtMisses} }
+func (s *Store) wtx(tx *sql.Tx) prepTx { return prepTx{tx, s.wstmts, s.stmtMisses} }
 
 // rtx returns tx, a read transaction, with the read pool's statements.
 func (s *Store) rtx(tx *sql.Tx) prepTx { return prepTx{tx, s.rstmts, s.stmtMisses} }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -91,5 +92,46 @@ func TestHotPathsPrepared(t *testing.T) {
 		if n := s.stmtMisses.Load() - before; n != 0 {
 			t.Errorf("deferred=%v: %d queries of the hot paths were parsed, not prepared once", deferred, n)
 		}
+	}
+}
+
+// TestHotPathsTakeNotTheLazyCachesLock: prepared (TlogAppend's first
+// call) holds the lock of s.stmts while it waits for the write connection.
+// A write transaction, which holds that connection, must therefore never
+// wait for that lock to take a statement, or the two deadlock (an audited
+// closing PUT and the audit log's first append did, under load): the hot
+// paths' statements live in caches of their own.
+func TestHotPathsTakeNotTheLazyCachesLock(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := t.Context()
+	done := make(chan error, 1)
+	s.stmts.mu.Lock() // as prepared does while it waits for the connection
+	go func() {
+		d := digest.FromString("blob")
+		err := errors.Join(
+			s.CreateUpload(ctx, meta.Upload{ID: "u", Repo: "r"}),
+			s.UpdateUpload(meta.FlushLater(ctx), "u", 4),
+			s.LinkBlob(meta.FlushLater(ctx), "r", d, 4),
+			s.PutManifestVerified(meta.FlushLater(ctx), meta.Manifest{Repo: "r", Digest: digest.FromString("m"), MediaType: "m", Blobs: []digest.Digest{d}}, []string{"t"}, nil),
+			s.DeleteUpload(ctx, "u"),
+		)
+		if _, err2 := s.GetManifest(ctx, "r", digest.FromString("m")); err2 != nil {
+			err = errors.Join(err, err2)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		s.stmts.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		s.stmts.mu.Unlock()
+		t.Fatal("the hot paths waited for the lock of the statements prepared on first use")
 	}
 }
