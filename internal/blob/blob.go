@@ -16,6 +16,14 @@
 //     UploadSize reports continues them, also after a restart of the process.
 //     Bytes past the offset given to Append (left by a write that was never
 //     acknowledged) are discarded.
+//   - An upload's bytes need to be durable only once CommitUpload makes
+//     them a blob, not when Append returns: a crash of the machine (not
+//     of the process) may leave an upload holding fewer bytes than Append
+//     reported, other bytes, or no upload at all. Callers treat the first
+//     (ErrOffset from the next Append) and the last (ErrUploadNotFound) as
+//     a lost upload; CommitUpload's verification turns other bytes into
+//     ErrDigestMismatch. What a crash loses is the client's upload, never
+//     a blob.
 //   - PurgeTemp removes what a crashed Put or CommitUpload left behind and
 //     nothing else: never a blob, an upload session, or the temporary data
 //     of a write started after its cut-off. It is part of the interface, so
@@ -47,7 +55,7 @@ var (
 	ErrDigestMismatch = errors.New("content does not match digest")
 	// ErrSizeMismatch: the content's length differs from the size named.
 	ErrSizeMismatch = errors.New("content size does not match")
-	// ErrOffset: an Append named an offset other than the upload's size.
+	// ErrOffset: an Append named an offset past the upload's size.
 	ErrOffset = errors.New("upload offset mismatch")
 	// ErrUnsupportedDigest: the digest algorithm is not sha256 or sha512.
 	ErrUnsupportedDigest = errors.New("unsupported digest algorithm")
@@ -72,10 +80,11 @@ type Store interface {
 
 	// CreateUpload starts an empty upload session named id (chosen by the caller).
 	CreateUpload(ctx context.Context, id string) error
-	// UploadSize returns how many bytes the upload holds durably.
+	// UploadSize returns how many bytes the upload holds.
 	UploadSize(ctx context.Context, id string) (int64, error)
-	// Append writes r at offset, which must equal the durable size of the
-	// upload, and returns the new size once the bytes are durable.
+	// Append writes r at offset, which must not exceed the size of the
+	// upload (ErrOffset; bytes past offset are discarded), and returns the
+	// new size. The bytes need not be durable yet (see the contract).
 	Append(ctx context.Context, id string, offset int64, r io.Reader) (int64, error)
 	// CommitUpload verifies the upload's content against d (and size, unless
 	// -1), makes it visible as blob d and removes the session. On mismatch it

@@ -22,7 +22,16 @@ import "context"
 // commits the change's entries durably, see below), or for all of them
 // when the entries are stored after the change (the audit log's commit
 // is then that flushing commit; see audit.Flusher and the registry's
-// changeContext); nothing else uses it.
+// changeContext).
+//
+// The one exception is the bookkeeping of a blob upload session (the
+// registry's sessionContext: CreateUpload when a session starts,
+// UpdateUpload when a chunk is acknowledged), acknowledged without a
+// flush: losing it in a crash loses the client's upload, never a blob,
+// like losing the session's bytes, which the blob store does not make
+// durable before the closing PUT either (blob.Store). The closing PUT
+// verifies the content against its digest and flushes before it
+// acknowledges the blob. Nothing else uses FlushLater.
 //
 // Audit entries in the change's transaction.
 //

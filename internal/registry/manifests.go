@@ -163,11 +163,16 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 		return
 	}
 	d := digest.FromBytes(body)
+	// The current value of the tag named in the path, read once for the
+	// algorithm below and the tag policy's pre-check.
+	var refCur digest.Digest
+	var refErr error
 	if want == "" {
 		// A tag keeps the algorithm it was given: re-pushing the bytes a
 		// tag already points at (say, under sha512) answers with that
 		// digest instead of moving the tag to the sha256 of the same bytes.
-		if cur, err := reg.meta.ResolveTag(ctx, rt.repo, rt.ref); err == nil &&
+		refCur, refErr = reg.meta.ResolveTag(ctx, rt.repo, rt.ref)
+		if cur := refCur; refErr == nil &&
 			cur.Algorithm() != d.Algorithm() && cur.Algorithm().Available() && cur.Algorithm().FromBytes(body) == cur {
 			d = cur
 		}
@@ -216,7 +221,10 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt rout
 	// leaves nothing behind. The check runs again inside the transaction
 	// recording the manifest, against the tag's value at commit.
 	for _, t := range tags {
-		cur, err := reg.meta.ResolveTag(ctx, rt.repo, t)
+		cur, err := refCur, refErr
+		if refIsDigest || t != rt.ref {
+			cur, err = reg.meta.ResolveTag(ctx, rt.repo, t)
+		}
 		if err != nil && !errors.Is(err, meta.ErrNotFound) {
 			writeError(w, r, reg.internal(r, "resolve tag", err))
 			return

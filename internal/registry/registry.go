@@ -310,6 +310,9 @@ func (reg *Registry) base(w http.ResponseWriter, r *http.Request, _ route) {
 //     without their entries, the change was not acknowledged (as when
 //     the audit commit fails: the request answers 500).
 //
+// This and sessionContext (the bookkeeping of upload sessions) are the
+// only places that choose to defer a flush.
+//
 // es is called inside the write's transaction, after the write, so it
 // may read what the write decided (the tags a manifest put moved).
 func (reg *Registry) changeContext(ctx context.Context, es func() []audit.Event) context.Context {

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -92,7 +93,7 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt rout
 		return
 	}
 	now := reg.now()
-	if err := reg.meta.CreateUpload(ctx, meta.Upload{ID: id, Repo: rt.repo, Created: now, Updated: now}); err != nil {
+	if err := reg.meta.CreateUpload(sessionContext(ctx), meta.Upload{ID: id, Repo: rt.repo, Created: now, Updated: now}); err != nil {
 		_ = reg.blobs.AbortUpload(ctx, id)
 		writeError(w, r, reg.internal(r, "record upload", err))
 		return
@@ -163,6 +164,23 @@ func (reg *Registry) writeCommitError(w http.ResponseWriter, r *http.Request, rt
 		}
 		writeError(w, r, reg.internal(r, "store blob", err))
 	}
+}
+
+// sessionContext returns the context for the writes that start an upload
+// session and record its offset: they skip their own flush
+// (meta.FlushLater), and nothing in their request flushes them; the next
+// flushing commit, such as the closing PUT's, does. A crash of the machine
+// before it may lose them, which costs the client its upload and nothing
+// else, as losing the session's bytes does (blob.Store keeps them durable
+// only once committed): a session unknown to the store answers
+// BLOB_UPLOAD_UNKNOWN, one whose bytes fall short of its recorded offset
+// is discarded (appendChunk), and one recorded at an older offset
+// continues from there, so the client's next chunk is refused by its
+// Content-Range or lands at the wrong place, which the digest check of
+// the closing PUT refuses. A blob the registry acknowledges is flushed
+// before it answers (changeContext and the blob store's commit).
+func sessionContext(ctx context.Context) context.Context {
+	return meta.FlushLater(ctx)
 }
 
 // lockUpload serializes requests on one upload session.
@@ -263,6 +281,23 @@ func (reg *Registry) appendChunk(w http.ResponseWriter, r *http.Request, rt rout
 			writeError(w, r, errorf(http.StatusNotFound, codeBlobUploadUnknown, "upload unknown"))
 			return u, false
 		}
+		if errors.Is(err, blob.ErrOffset) {
+			// The upload holds fewer bytes than the session acknowledged:
+			// a crash of the machine lost some (blob.Store keeps an
+			// upload's bytes durable only once committed). The session
+			// cannot continue; the client starts over.
+			reg.log.WarnContext(ctx, "upload session lost acknowledged bytes in a crash; discarding it", "id", u.ID, "err", err)
+			if err := reg.blobs.AbortUpload(ctx, u.ID); err != nil && !errors.Is(err, blob.ErrUploadNotFound) {
+				writeError(w, r, reg.internal(r, "abort upload", err))
+				return u, false
+			}
+			if err := reg.meta.DeleteUpload(ctx, u.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
+				writeError(w, r, reg.internal(r, "delete upload", err))
+				return u, false
+			}
+			writeError(w, r, errorf(http.StatusNotFound, codeBlobUploadUnknown, "upload unknown"))
+			return u, false
+		}
 		if ctx.Err() != nil || errors.Is(err, io.ErrUnexpectedEOF) {
 			// Body cut short: nothing past the acknowledged offset counts.
 			// Answer anyway, or net/http would send 200 OK.
@@ -287,7 +322,7 @@ func (reg *Registry) appendChunk(w http.ResponseWriter, r *http.Request, rt rout
 		return u, false
 	}
 	if size != u.Offset {
-		if err := reg.meta.UpdateUpload(ctx, u.ID, size); err != nil {
+		if err := reg.meta.UpdateUpload(sessionContext(ctx), u.ID, size); err != nil {
 			writeError(w, r, reg.internal(r, "record upload offset", err))
 			return u, false
 		}

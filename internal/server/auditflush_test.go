@@ -136,3 +136,90 @@ func TestChangeCostsOneFlush(t *testing.T) {
 		})
 	}
 }
+
+// TestUploadSessionFlushes: the requests of a blob upload session that
+// acknowledge no blob (POST starting it, PATCH adding a chunk) make no
+// flush at all, neither of the metadata database (their bookkeeping is
+// written under meta.FlushLater) nor of the blob store (an upload's bytes
+// are fsync'd when it is committed); the closing PUT flushes the blob
+// (its file and directory) and its metadata (with the audit log's commit,
+// or its own without it) before it answers.
+func TestUploadSessionFlushes(t *testing.T) {
+	for _, auditOn := range []bool{true, false} {
+		t.Run(fmt.Sprintf("audit=%v", auditOn), func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Auth.Mode = "none"
+			cfg.Data = t.TempDir()
+			cfg.Audit.DisableUnsafe = !auditOn
+			st, err := store.Open(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := server.NewWith(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), st)
+			if err != nil {
+				st.Close()
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			hs := httptest.NewServer(s.Handler())
+			t.Cleanup(hs.Close)
+			commits, ok := st.Meta.(interface {
+				Commits() (flushed, deferred uint64)
+			})
+			if !ok {
+				t.Fatalf("embedded metadata store %T does not count its commits", st.Meta)
+			}
+			syncs, ok := st.Blobs.(interface{ Syncs() uint64 })
+			if !ok {
+				t.Fatalf("embedded blob store %T does not count its fsyncs", st.Blobs)
+			}
+			// request runs one request and returns the response with the
+			// flushes it cost: flushing metadata commits and blob fsyncs.
+			request := func(method, path string, body []byte, want int) (resp *http.Response, flushed, blobSyncs uint64) {
+				t.Helper()
+				f0, _ := commits.Commits()
+				s0 := syncs.Syncs()
+				req, _ := http.NewRequest(method, hs.URL+path, bytes.NewReader(body))
+				if body != nil {
+					req.Header.Set("Content-Type", "application/octet-stream")
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					t.Fatalf("%s %s: %s, want %d", method, path, resp.Status, want)
+				}
+				f1, _ := commits.Commits()
+				return resp, f1 - f0, syncs.Syncs() - s0
+			}
+			const repo = "flush/session"
+			layer := bytes.Repeat([]byte("chunk"), 1000)
+			ld := digest.FromBytes(layer)
+
+			resp, flushed, blobSyncs := request(http.MethodPost, "/v2/"+repo+"/blobs/uploads/", nil, http.StatusAccepted)
+			if flushed != 0 || blobSyncs != 0 {
+				t.Errorf("POST starting a session: %d flushing commits and %d blob fsyncs, want none", flushed, blobSyncs)
+			}
+			loc := resp.Header.Get("Location")
+			for i, chunk := range [][]byte{layer[:3000], layer[3000:]} {
+				resp, flushed, blobSyncs = request(http.MethodPatch, loc, chunk, http.StatusAccepted)
+				if flushed != 0 || blobSyncs != 0 {
+					t.Errorf("PATCH of chunk %d: %d flushing commits and %d blob fsyncs, want none", i, flushed, blobSyncs)
+				}
+				loc = resp.Header.Get("Location")
+			}
+			_, flushed, blobSyncs = request(http.MethodPut, loc+"?digest="+ld.String(), nil, http.StatusCreated)
+			// The file, the directory it is renamed into, and that
+			// directory's entry in its parent when it is new.
+			if blobSyncs < 2 || blobSyncs > 3 {
+				t.Errorf("closing PUT: %d blob fsyncs, want 2 or 3", blobSyncs)
+			}
+			if flushed == 0 || (auditOn && flushed != 1) {
+				t.Errorf("closing PUT: %d flushing commits, want 1 (audit on) or at least 1", flushed)
+			}
+			_, _, _ = request(http.MethodHead, "/v2/"+repo+"/blobs/"+ld.String(), nil, http.StatusOK)
+		})
+	}
+}

@@ -9,7 +9,10 @@
 // Content is always written to a file under uploads/, fsync'd and verified
 // before it is renamed into blobs/ and the directory fsync'd, so a blob is
 // never visible before it is complete and correct. Hashing runs in its own
-// goroutine, overlapped with reading and writing.
+// goroutine, overlapped with reading and writing. An upload session's file
+// is fsync'd only then, by CommitUpload: its creation and its appends are
+// not (see blob.Store: a crash of the machine may lose an upload, never a
+// blob). Syncs counts the fsyncs.
 //
 // Temporary files left under uploads/ by a Put interrupted by a crash have
 // names starting with ".put-", are never reported by Uploads, and are
@@ -31,6 +34,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/custody-dev/custody/internal/blob"
@@ -68,7 +72,13 @@ type Store struct {
 	mu       sync.Mutex
 	ups      map[string]*upload       // guarded by mu
 	verified map[digest.Digest]fileID // guarded by mu; see Verify
+
+	syncs atomic.Uint64 // see Syncs
 }
+
+// Syncs returns how many fsyncs (of files and directories) s made since
+// New: what its writes cost in flushes, for tests and measurements.
+func (s *Store) Syncs() uint64 { return s.syncs.Load() }
 
 // upload is the in-memory state of one upload session. It serialises
 // operations on the session and caches the running sha256 state so chunked
@@ -109,7 +119,7 @@ func New(root string) (*Store, error) {
 		}
 	}
 	for _, dir := range []string{abs, s.blobs} {
-		if err := syncDir(dir); err != nil {
+		if err := s.syncDir(dir); err != nil {
 			return nil, fmt.Errorf("blob store: %w", err)
 		}
 	}
@@ -231,7 +241,7 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 	if got := digest.NewDigest(d.Algorithm(), h); got != d {
 		return n, fmt.Errorf("put %s: %w: content is %s", d, blob.ErrDigestMismatch, got)
 	}
-	if err := f.Sync(); err != nil {
+	if err := s.sync(f); err != nil {
 		return n, fmt.Errorf("put %s: %w", d, err)
 	}
 	if err := f.Close(); err != nil {
@@ -287,7 +297,7 @@ func (s *Store) install(tmp string, d digest.Digest) error {
 		os.Remove(tmp)
 		return err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := s.syncDir(dir); err != nil {
 		return err
 	}
 	s.markVerified(d, dst)
@@ -303,7 +313,7 @@ func (s *Store) ensureDir(dir string) error {
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(dir))
+	return s.syncDir(filepath.Dir(dir))
 }
 
 // Delete implements blob.Store.
@@ -318,7 +328,7 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 	if err := os.Remove(p); err != nil {
 		return notFound(d, err)
 	}
-	return syncDir(filepath.Dir(p))
+	return s.syncDir(filepath.Dir(p))
 }
 
 // Walk implements blob.Store. Files whose names do not form a valid digest
@@ -411,15 +421,13 @@ func (s *Store) CreateUpload(ctx context.Context, id string) error {
 	}
 	u := s.acquire(id)
 	defer s.release(id, u)
+	// Not fsync'd, nor its directory: a session a crash of the machine
+	// loses is unknown to the next Append (blob.ErrUploadNotFound).
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, filePerm)
 	if err != nil {
 		return fmt.Errorf("create upload %s: %w", id, err)
 	}
-	err = f.Close()
-	if err == nil {
-		err = syncDir(s.uploads)
-	}
-	if err != nil {
+	if err := f.Close(); err != nil {
 		os.Remove(p)
 		return fmt.Errorf("create upload %s: %w", id, err)
 	}
@@ -462,8 +470,12 @@ func (s *Store) UploadSize(ctx context.Context, id string) (int64, error) {
 // Append implements blob.Store. offset may be less than the size of the
 // upload's file: the bytes past offset were never acknowledged (a crash or a
 // failed Append left them) and are truncated away. An offset past the end of
-// the file fails with blob.ErrOffset. The new bytes are fsync'd before Append
-// returns; if Append fails the file is cut back to offset.
+// the file fails with blob.ErrOffset. If Append fails the file is cut back to
+// offset. The new bytes are not fsync'd: CommitUpload does that before the
+// blob becomes visible, and until then a crash of the machine costs the
+// client its upload (blob.Store), which a file shorter than the offset the
+// caller recorded (blob.ErrOffset), or holding other bytes (a digest
+// mismatch at commit, hashed from the file after a restart), shows.
 func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -506,9 +518,6 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 		}
 	}
 	n, err := s.copy(ctx, s.writer(f, offset), u.h, r)
-	if err == nil {
-		err = f.Sync()
-	}
 	if err != nil {
 		u.h, u.off = saved, offset
 		if terr := f.Truncate(offset); terr != nil {
@@ -593,9 +602,9 @@ func (s *Store) CommitUpload(ctx context.Context, id string, d digest.Digest, si
 	if got := hex.EncodeToString(sum); got != d.Encoded() {
 		return n, fmt.Errorf("commit %s: %w: content is %s:%s", id, blob.ErrDigestMismatch, d.Algorithm(), got)
 	}
-	// Appends fsync'd their bytes, but after a crash of the process (not
-	// the machine) the file may hold bytes nobody synced yet.
-	if err := f.Sync(); err != nil {
+	// Appends do not fsync: every byte of the blob is made durable here,
+	// before it becomes visible.
+	if err := s.sync(f); err != nil {
 		return n, err
 	}
 	if err := f.Close(); err != nil {
@@ -605,10 +614,10 @@ func (s *Store) CommitUpload(ctx context.Context, id string, d digest.Digest, si
 	if err := s.install(f.Name(), d); err != nil {
 		return n, fmt.Errorf("commit %s: %w", id, err)
 	}
+	// The file's old name under uploads/ is not fsync'd away: if a crash
+	// brings it back, a retried commit finds the blob installed and removes
+	// the file, and a session nobody resumes is purged (PurgeUploads).
 	u.h = nil
-	if err := syncDir(s.uploads); err != nil {
-		return n, err
-	}
 	return n, nil
 }
 
@@ -671,16 +680,22 @@ func notFound(d digest.Digest, err error) error {
 
 // syncDir fsyncs a directory so that entries created, renamed or removed in
 // it survive a crash.
-func syncDir(dir string) error {
+func (s *Store) syncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	err = f.Sync()
+	err = s.sync(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// sync fsyncs f, counting it (Syncs).
+func (s *Store) sync(f *os.File) error {
+	s.syncs.Add(1)
+	return f.Sync()
 }
 
 // PurgeTemp removes Put's temporary files last modified before t: the ones

@@ -1241,9 +1241,20 @@ func testFlushLater(t *testing.T, s meta.Store) {
 	wantNotFound(t, err, "BlobSize after a cancelled LinkBlob under FlushLater")
 
 	// Uploads, deletions, and the ordinary writes after them.
+	// (The registry writes a session's bookkeeping under FlushLater.)
 	now := time.Now().Truncate(time.Millisecond)
-	if err := s.CreateUpload(t.Context(), meta.Upload{ID: "u", Repo: "r", Created: now, Updated: now}); err != nil {
-		t.Fatalf("CreateUpload: %v", err)
+	if err := s.CreateUpload(ctx, meta.Upload{ID: "u", Repo: "r", Created: now, Updated: now}); err != nil {
+		t.Fatalf("CreateUpload under FlushLater: %v", err)
+	}
+	if err := s.CreateUpload(ctx, meta.Upload{ID: "u", Repo: "r"}); err == nil {
+		t.Fatal("second CreateUpload of one ID under FlushLater succeeded")
+	}
+	if err := s.UpdateUpload(ctx, "u", 5); err != nil {
+		t.Fatalf("UpdateUpload under FlushLater: %v", err)
+	}
+	wantNotFound(t, s.UpdateUpload(ctx, "nope", 5), "UpdateUpload of an unknown session under FlushLater")
+	if u, err := s.GetUpload(t.Context(), "u"); err != nil || u.Offset != 5 || u.Repo != "r" || !u.Created.Equal(now) {
+		t.Fatalf("GetUpload after writes under FlushLater = %+v, %v; want offset 5 in r, created %v", u, err, now)
 	}
 	if err := s.DeleteUpload(ctx, "u"); err != nil {
 		t.Fatalf("DeleteUpload under FlushLater: %v", err)

@@ -617,7 +617,7 @@ func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) error {
 	if err != nil {
 		return fmt.Errorf("postgres: create upload %s: %w", u.ID, err)
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO uploads(id, repo, acked, created, updated) VALUES ($1, $2, $3, $4, $5)`,
+	_, err = s.execUpload(ctx, `INSERT INTO uploads(id, repo, acked, created, updated) VALUES ($1, $2, $3, $4, $5)`,
 		u.ID, u.Repo, u.Offset, created, updated)
 	if err != nil {
 		return fmt.Errorf("postgres: create upload %s: %w", u.ID, err)
@@ -644,47 +644,49 @@ func (s *Store) GetUpload(ctx context.Context, id string) (meta.Upload, error) {
 // UpdateUpload records offset as the acknowledged offset of upload id and
 // sets its Updated time to now.
 func (s *Store) UpdateUpload(ctx context.Context, id string, offset int64) error {
-	res, err := s.pool.Exec(ctx, `UPDATE uploads SET acked = $1, updated = $2 WHERE id = $3`,
+	n, err := s.execUpload(ctx, `UPDATE uploads SET acked = $1, updated = $2 WHERE id = $3`,
 		offset, time.Now().UnixMicro(), id)
 	if err != nil {
 		return fmt.Errorf("postgres: update upload %s: %w", id, err)
 	}
-	if res.RowsAffected() == 0 {
+	if n == 0 {
 		return fmt.Errorf("postgres: upload %s: %w", id, meta.ErrNotFound)
 	}
 	return nil
 }
 
-// errNoUpload rolls back a DeleteUpload that deleted nothing.
-var errNoUpload = errors.New("no such upload")
+// errNoRows rolls back a write to the uploads table that changed nothing.
+var errNoRows = errors.New("no such upload")
 
-// DeleteUpload removes upload session id.
-// Under meta.FlushLater, or with the audit entries of the change it ends
-// (tlog.WithPending: the end of a blob upload), it runs in a transaction
-// (write), so that it does not wait for a WAL flush of its own, or stores
-// the entries with the deletion in one durable commit.
-func (s *Store) DeleteUpload(ctx context.Context, id string) error {
-	const q = `DELETE FROM uploads WHERE id = $1`
-	var n int64
-	var err error
+// execUpload runs q, a write to the uploads table, and returns how many
+// rows it changed. Under meta.FlushLater (the bookkeeping of an upload
+// session, the end of a blob upload), or with the audit entries of the
+// change it ends (tlog.WithPending: the end of a blob upload), it runs in
+// a transaction (write), so that it does not wait for a WAL flush of its
+// own, or stores the entries with it in one durable commit. A write that
+// changes nothing rolls back, so that no entries are stored for it.
+func (s *Store) execUpload(ctx context.Context, q string, args ...any) (int64, error) {
 	if meta.FlushesLater(ctx) || tlog.PendingIn(ctx).For(s) {
-		// Deleting nothing rolls back, so that no entries are stored
-		// for it.
-		err = s.write(ctx, func(tx pgx.Tx) error {
-			res, err := tx.Exec(ctx, q, id)
+		var n int64
+		err := s.write(ctx, func(tx pgx.Tx) error {
+			res, err := tx.Exec(ctx, q, args...)
 			if n = res.RowsAffected(); err == nil && n == 0 {
-				return errNoUpload
+				return errNoRows
 			}
 			return err
 		})
-		if errors.Is(err, errNoUpload) {
+		if errors.Is(err, errNoRows) {
 			err = nil
 		}
-	} else {
-		var res pgconn.CommandTag
-		res, err = s.pool.Exec(ctx, q, id)
-		n = res.RowsAffected()
+		return n, err
 	}
+	res, err := s.pool.Exec(ctx, q, args...)
+	return res.RowsAffected(), err
+}
+
+// DeleteUpload removes upload session id.
+func (s *Store) DeleteUpload(ctx context.Context, id string) error {
+	n, err := s.execUpload(ctx, `DELETE FROM uploads WHERE id = $1`, id)
 	if err != nil {
 		return fmt.Errorf("postgres: delete upload %s: %w", id, err)
 	}

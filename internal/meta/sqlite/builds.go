@@ -17,7 +17,7 @@ var _ builds.Index = (*Store)(nil)
 // insertBuildMeta indexes the build annotations of a newly recorded
 // manifest, within the PutManifest transaction. Manifests without any of
 // the indexed annotations get no row.
-func insertBuildMeta(ctx context.Context, tx *sql.Tx, m meta.Manifest) error {
+func insertBuildMeta(ctx context.Context, tx prepTx, m meta.Manifest) error {
 	vals := make([]any, 0, len(builds.Keys))
 	found := false
 	for _, k := range builds.Keys {
@@ -29,9 +29,7 @@ func insertBuildMeta(ctx context.Context, tx *sql.Tx, m meta.Manifest) error {
 		return nil
 	}
 	args := append([]any{m.Repo, m.Digest.String()}, vals...)
-	_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO build_meta
-		(repo, digest, revision, source, version, created, build_number, pipeline_run)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+	_, err := tx.ExecContext(ctx, qBuildMeta, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: index build metadata of %s in %s: %w", m.Digest, m.Repo, err)
 	}
@@ -40,9 +38,8 @@ func insertBuildMeta(ctx context.Context, tx *sql.Tx, m meta.Manifest) error {
 
 // recordTagMove appends to the history of tag, within the transaction that
 // moves it.
-func recordTagMove(ctx context.Context, tx *sql.Tx, repo, tag string, d digest.Digest, now int64) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO tag_history(repo, tag, digest, at) VALUES (?, ?, ?, ?)`,
-		repo, tag, d.String(), now)
+func recordTagMove(ctx context.Context, tx prepTx, repo, tag string, d digest.Digest, now int64) error {
+	_, err := tx.ExecContext(ctx, qTagHistory, repo, tag, d.String(), now)
 	if err != nil {
 		return fmt.Errorf("sqlite: record history of tag %s in %s: %w", tag, repo, err)
 	}

@@ -23,11 +23,10 @@ import (
 // serialise: a manifest is never recorded pointing at content collected
 // after the registry validated it.
 func (s *Store) PutManifestVerified(ctx context.Context, m meta.Manifest, tags []string, check meta.TagCheck) error {
-	return s.putManifest(ctx, m, tags, check, func(tx *sql.Tx) error {
+	return s.putManifest(ctx, m, tags, check, func(tx prepTx) error {
 		for _, b := range m.Blobs {
 			var ok bool
-			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM blob_links WHERE repo = ? AND digest = ?)`,
-				m.Repo, b.String()).Scan(&ok); err != nil {
+			if err := tx.QueryRowContext(ctx, qLinkExists, m.Repo, b.String()).Scan(&ok); err != nil {
 				return fmt.Errorf("sqlite: verify blob %s: %w", b, err)
 			}
 			if !ok {
@@ -36,8 +35,7 @@ func (s *Store) PutManifestVerified(ctx context.Context, m meta.Manifest, tags [
 		}
 		for _, c := range m.Manifests {
 			var ok bool
-			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM manifests WHERE repo = ? AND digest = ?)`,
-				m.Repo, c.String()).Scan(&ok); err != nil {
+			if err := tx.QueryRowContext(ctx, qChildExists, m.Repo, c.String()).Scan(&ok); err != nil {
 				return fmt.Errorf("sqlite: verify manifest %s: %w", c, err)
 			}
 			if !ok {
@@ -174,7 +172,7 @@ func (s *Store) DeleteUntaggedManifest(ctx context.Context, repo string, d diges
 			}
 		}
 		deleted = true
-		return pruneRepo(ctx, tx, repo)
+		return pruneRepo(ctx, s.wtx(tx), repo)
 	})
 	return deleted, err
 }

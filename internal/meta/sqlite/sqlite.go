@@ -44,8 +44,12 @@ type Store struct {
 	// commits counts the committed write transactions (see Commits);
 	// pointers, so that SigningLog's Store shares them.
 	commits *commitCounts
-	// stmts are the statements prepared once on w (see prepared).
-	stmts *stmtCache
+	// stmts are the statements prepared once on w on first use (see
+	// prepared); wstmts and rstmts those prepared on w and r at Open
+	// ("Statements prepared once" in stmt.go), and stmtMisses counts the
+	// queries the hot paths did not find there.
+	stmts, wstmts, rstmts *stmtCache
+	stmtMisses            *atomic.Uint64
 }
 
 type commitCounts struct{ flushed, deferred atomic.Uint64 }
@@ -116,12 +120,17 @@ func Open(path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s read-only: %w", path, err)
 	}
-	return &Store{w: w, r: r, commits: new(commitCounts), stmts: new(stmtCache)}, nil
+	s := &Store{w: w, r: r, commits: new(commitCounts), stmts: new(stmtCache), wstmts: new(stmtCache), rstmts: new(stmtCache), stmtMisses: new(atomic.Uint64)}
+	if err := s.prepareHot(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return s, nil
 }
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
-	return errors.Join(s.stmts.close(), s.r.Close(), s.w.Close())
+	return errors.Join(s.stmts.close(), s.wstmts.close(), s.rstmts.close(), s.r.Close(), s.w.Close())
 }
 
 // Ping checks that both the read and the write connections work.
@@ -226,8 +235,8 @@ func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 // ensureRepo creates the repositories row for repo if it is missing.
-func ensureRepo(ctx context.Context, tx *sql.Tx, repo string) error {
-	_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO repositories(name) VALUES (?)`, repo)
+func ensureRepo(ctx context.Context, tx prepTx, repo string) error {
+	_, err := tx.ExecContext(ctx, qEnsureRepo, repo)
 	if err != nil {
 		return fmt.Errorf("sqlite: create repository %s: %w", repo, err)
 	}
@@ -236,10 +245,8 @@ func ensureRepo(ctx context.Context, tx *sql.Tx, repo string) error {
 
 // pruneRepo deletes the repositories row for repo if the repository no
 // longer has a manifest or a linked blob.
-func pruneRepo(ctx context.Context, tx *sql.Tx, repo string) error {
-	_, err := tx.ExecContext(ctx, `DELETE FROM repositories WHERE name = ?1
-		AND NOT EXISTS (SELECT 1 FROM blob_links WHERE repo = ?1)
-		AND NOT EXISTS (SELECT 1 FROM manifests WHERE repo = ?1)`, repo)
+func pruneRepo(ctx context.Context, tx prepTx, repo string) error {
+	_, err := tx.ExecContext(ctx, qPruneRepo, repo)
 	if err != nil {
 		return fmt.Errorf("sqlite: prune repository %s: %w", repo, err)
 	}
@@ -249,12 +256,12 @@ func pruneRepo(ctx context.Context, tx *sql.Tx, repo string) error {
 // LinkBlob records that blob d of size bytes belongs to repo. Linking a
 // blob that is already linked keeps the existing record.
 func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(sqltx *sql.Tx) error {
+		tx := s.wtx(sqltx)
 		if err := ensureRepo(ctx, tx, repo); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO blob_links(repo, digest, size) VALUES (?, ?, ?)`,
-			repo, d.String(), size)
+		_, err := tx.ExecContext(ctx, qLinkBlob, repo, d.String(), size)
 		if err != nil {
 			return fmt.Errorf("sqlite: link blob %s into %s: %w", d, repo, err)
 		}
@@ -265,8 +272,7 @@ func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest, size
 // BlobSize returns the size of blob d if it is linked into repo.
 func (s *Store) BlobSize(ctx context.Context, repo string, d digest.Digest) (int64, error) {
 	var size int64
-	err := s.r.QueryRowContext(ctx, `SELECT size FROM blob_links WHERE repo = ? AND digest = ?`,
-		repo, d.String()).Scan(&size)
+	err := s.reader().QueryRowContext(ctx, qBlobSize, repo, d.String()).Scan(&size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("sqlite: blob %s in %s: %w", d, repo, meta.ErrNotFound)
 	}
@@ -279,8 +285,9 @@ func (s *Store) BlobSize(ctx context.Context, repo string, d digest.Digest) (int
 // UnlinkBlob removes the link of blob d from repo, and the repository with
 // it if that was the last thing it held.
 func (s *Store) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM blob_links WHERE repo = ? AND digest = ?`, repo, d.String())
+	return s.write(ctx, func(sqltx *sql.Tx) error {
+		tx := s.wtx(sqltx)
+		res, err := tx.ExecContext(ctx, qUnlinkBlob, repo, d.String())
 		if err != nil {
 			return fmt.Errorf("sqlite: unlink blob %s from %s: %w", d, repo, err)
 		}
@@ -315,7 +322,7 @@ func (s *Store) PutManifest(ctx context.Context, m meta.Manifest, tags []string,
 
 // putManifest is PutManifest; verify, if not nil, runs first inside the
 // transaction and aborts it with its error.
-func (s *Store) putManifest(ctx context.Context, m meta.Manifest, tags []string, check meta.TagCheck, verify func(*sql.Tx) error) error {
+func (s *Store) putManifest(ctx context.Context, m meta.Manifest, tags []string, check meta.TagCheck, verify func(prepTx) error) error {
 	annotations, err := encodeAnnotations(m.Annotations)
 	if err != nil {
 		return fmt.Errorf("sqlite: manifest %s: %w", m.Digest, err)
@@ -329,7 +336,8 @@ func (s *Store) putManifest(ctx context.Context, m meta.Manifest, tags []string,
 		return fmt.Errorf("sqlite: manifest %s: created: %w", m.Digest, err)
 	}
 	now := time.Now().UnixMicro()
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(sqltx *sql.Tx) error {
+		tx := s.wtx(sqltx)
 		if verify != nil {
 			if err := verify(tx); err != nil {
 				return err
@@ -338,9 +346,7 @@ func (s *Store) putManifest(ctx context.Context, m meta.Manifest, tags []string,
 		if err := ensureRepo(ctx, tx, m.Repo); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO manifests
-			(repo, digest, media_type, size, artifact_type, subject, annotations, created)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		res, err := tx.ExecContext(ctx, qPutManifest,
 			m.Repo, m.Digest.String(), m.MediaType, m.Size, m.ArtifactType,
 			nullString(m.Subject.String()), annotations, createdUS)
 		if err != nil {
@@ -369,12 +375,11 @@ func (s *Store) putManifest(ctx context.Context, m meta.Manifest, tags []string,
 
 // insertRefs records the blobs and child manifests m references, keeping
 // their order.
-func insertRefs(ctx context.Context, tx *sql.Tx, m meta.Manifest) error {
+func insertRefs(ctx context.Context, tx prepTx, m meta.Manifest) error {
 	if len(m.Blobs) == 0 && len(m.Manifests) == 0 {
 		return nil
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO manifest_refs(repo, manifest, kind, position, ref)
-		VALUES (?, ?, ?, ?, ?)`)
+	stmt, err := tx.PrepareContext(ctx, qInsertRef)
 	if err != nil {
 		return fmt.Errorf("sqlite: put manifest %s refs: %w", m.Digest, err)
 	}
@@ -393,9 +398,9 @@ func insertRefs(ctx context.Context, tx *sql.Tx, m meta.Manifest) error {
 }
 
 // moveTag points tag at next after check approves, within tx.
-func moveTag(ctx context.Context, tx *sql.Tx, repo, tag string, next digest.Digest, check meta.TagCheck, now int64) error {
+func moveTag(ctx context.Context, tx prepTx, repo, tag string, next digest.Digest, check meta.TagCheck, now int64) error {
 	var cur string
-	err := tx.QueryRowContext(ctx, `SELECT digest FROM tags WHERE repo = ? AND tag = ?`, repo, tag).Scan(&cur)
+	err := tx.QueryRowContext(ctx, qTag, repo, tag).Scan(&cur)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("sqlite: read tag %s in %s: %w", tag, repo, err)
 	}
@@ -404,9 +409,7 @@ func moveTag(ctx context.Context, tx *sql.Tx, repo, tag string, next digest.Dige
 			return err
 		}
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO tags(repo, tag, digest, updated) VALUES (?, ?, ?, ?)
-		ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, updated = excluded.updated`,
-		repo, tag, next.String(), now)
+	_, err = tx.ExecContext(ctx, qMoveTag, repo, tag, next.String(), now)
 	if err != nil {
 		return fmt.Errorf("sqlite: move tag %s in %s: %w", tag, repo, err)
 	}
@@ -419,13 +422,13 @@ func moveTag(ctx context.Context, tx *sql.Tx, repo, tag string, next digest.Dige
 // GetManifest returns the record of manifest d in repo.
 func (s *Store) GetManifest(ctx context.Context, repo string, d digest.Digest) (meta.Manifest, error) {
 	m := meta.Manifest{Repo: repo, Digest: d}
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(sqltx *sql.Tx) error {
+		tx := s.rtx(sqltx)
 		var (
 			subject, annotations sql.NullString
 			created              int64
 		)
-		err := tx.QueryRowContext(ctx, `SELECT media_type, size, artifact_type, subject, annotations, created
-			FROM manifests WHERE repo = ? AND digest = ?`, repo, d.String()).
+		err := tx.QueryRowContext(ctx, qManifest, repo, d.String()).
 			Scan(&m.MediaType, &m.Size, &m.ArtifactType, &subject, &annotations, &created)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("sqlite: manifest %s in %s: %w", d, repo, meta.ErrNotFound)
@@ -439,8 +442,7 @@ func (s *Store) GetManifest(ctx context.Context, repo string, d digest.Digest) (
 			return fmt.Errorf("sqlite: manifest %s in %s: %w", d, repo, err)
 		}
 
-		rows, err := tx.QueryContext(ctx, `SELECT kind, ref FROM manifest_refs
-			WHERE repo = ? AND manifest = ? ORDER BY kind, position`, repo, d.String())
+		rows, err := tx.QueryContext(ctx, qManifestRefs, repo, d.String())
 		if err != nil {
 			return fmt.Errorf("sqlite: manifest %s refs: %w", d, err)
 		}
@@ -471,7 +473,8 @@ func (s *Store) GetManifest(ctx context.Context, repo string, d digest.Digest) (
 // tags pointing at it, which it returns in lexical order.
 func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest) ([]string, error) {
 	var removed []string
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(sqltx *sql.Tx) error {
+		tx := s.wtx(sqltx)
 		var err error
 		removed, err = queryStrings(ctx, tx, `SELECT tag FROM tags WHERE repo = ? AND digest = ? ORDER BY tag`,
 			repo, d.String())
@@ -507,7 +510,7 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 // ResolveTag returns the digest tag points at in repo.
 func (s *Store) ResolveTag(ctx context.Context, repo, tag string) (digest.Digest, error) {
 	var d string
-	err := s.r.QueryRowContext(ctx, `SELECT digest FROM tags WHERE repo = ? AND tag = ?`, repo, tag).Scan(&d)
+	err := s.reader().QueryRowContext(ctx, qTag, repo, tag).Scan(&d)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("sqlite: tag %s in %s: %w", tag, repo, meta.ErrNotFound)
 	}
@@ -519,8 +522,8 @@ func (s *Store) ResolveTag(ctx context.Context, repo, tag string) (digest.Digest
 
 // DeleteTag removes tag from repo, leaving the manifest in place.
 func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE repo = ? AND tag = ?`, repo, tag)
+	return s.write(ctx, func(sqltx *sql.Tx) error {
+		res, err := s.wtx(sqltx).ExecContext(ctx, qDeleteTag, repo, tag)
 		if err != nil {
 			return fmt.Errorf("sqlite: delete tag %s in %s: %w", tag, repo, err)
 		}
@@ -629,7 +632,7 @@ func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) error {
 		return fmt.Errorf("sqlite: create upload %s: %w", u.ID, err)
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO uploads(id, repo, acked, created, updated) VALUES (?, ?, ?, ?, ?)`,
+		_, err := s.wtx(tx).ExecContext(ctx, qCreateUpload,
 			u.ID, u.Repo, u.Offset, created, updated)
 		if err != nil {
 			return fmt.Errorf("sqlite: create upload %s: %w", u.ID, err)
@@ -640,7 +643,7 @@ func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) error {
 
 // GetUpload returns the upload session id.
 func (s *Store) GetUpload(ctx context.Context, id string) (meta.Upload, error) {
-	u, err := scanUpload(s.r.QueryRowContext(ctx, `SELECT id, repo, acked, created, updated FROM uploads WHERE id = ?`, id))
+	u, err := scanUpload(s.reader().QueryRowContext(ctx, qUpload, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return meta.Upload{}, fmt.Errorf("sqlite: upload %s: %w", id, meta.ErrNotFound)
 	}
@@ -654,7 +657,7 @@ func (s *Store) GetUpload(ctx context.Context, id string) (meta.Upload, error) {
 // sets its Updated time to now.
 func (s *Store) UpdateUpload(ctx context.Context, id string, offset int64) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE uploads SET acked = ?, updated = ? WHERE id = ?`,
+		res, err := s.wtx(tx).ExecContext(ctx, qUpdateUpload,
 			offset, time.Now().UnixMicro(), id)
 		if err != nil {
 			return fmt.Errorf("sqlite: update upload %s: %w", id, err)
@@ -671,7 +674,7 @@ func (s *Store) UpdateUpload(ctx context.Context, id string, offset int64) error
 // DeleteUpload removes upload session id.
 func (s *Store) DeleteUpload(ctx context.Context, id string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE id = ?`, id)
+		res, err := s.wtx(tx).ExecContext(ctx, qDeleteUpload, id)
 		if err != nil {
 			return fmt.Errorf("sqlite: delete upload %s: %w", id, err)
 		}
