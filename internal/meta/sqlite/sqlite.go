@@ -52,7 +52,12 @@ type Store struct {
 	stmtMisses            *atomic.Uint64
 }
 
-type commitCounts struct{ flushed, deferred atomic.Uint64 }
+type commitCounts struct {
+	flushed, deferred atomic.Uint64
+	// writing counts the writes waiting for or holding the one write
+	// connection (see write).
+	writing atomic.Int64
+}
 
 // Commits returns how many write transactions s (and the Stores sharing
 // its database handle, such as SigningLog's) committed since Open: with
@@ -153,9 +158,24 @@ func (s *Store) Ping(ctx context.Context) error {
 // append to the audit log s stores (tlog.WithPending), the append runs in
 // the transaction after fn, and the commit is durable (see meta, "Audit
 // entries in the change's transaction").
+//
+// With a change's pending audit entries (tlog.WithPending) it stores them
+// in its transaction and commits durably (writeWithEntries) when it is
+// the only write waiting for the write connection. When other writes are
+// waiting too (concurrent changes, or the log's writer committing a
+// batch), it commits as under meta.FlushLater and leaves the entries to
+// the log's writer, whose group commit then flushes them with those of
+// the other changes: under concurrency that costs fewer flushes than one
+// durable commit per change. Pending.Seal tells the caller which it was
+// (internal/meta, "Audit entries in the change's transaction";
+// PostgreSQL does the same when the log's head row is busy).
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	if p := tlog.PendingIn(ctx); p.For(s) {
+	alone := s.commits.writing.Add(1) == 1
+	defer s.commits.writing.Add(-1)
+	if p := tlog.PendingIn(ctx); p.For(s) && alone {
 		return s.writeWithEntries(ctx, p, fn)
+	} else if p.For(s) {
+		ctx = meta.FlushLater(ctx)
 	}
 	if meta.FlushesLater(ctx) {
 		if err := s.writeFlushLater(ctx, fn); err != nil {
