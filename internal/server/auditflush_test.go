@@ -29,28 +29,7 @@ import (
 func TestChangeCostsOneFlush(t *testing.T) {
 	for _, auditOn := range []bool{true, false} {
 		t.Run(fmt.Sprintf("audit=%v", auditOn), func(t *testing.T) {
-			cfg := config.Default()
-			cfg.Auth.Mode = "none"
-			cfg.Data = t.TempDir()
-			cfg.Audit.DisableUnsafe = !auditOn
-			st, err := store.Open(context.Background(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := server.NewWith(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), st)
-			if err != nil {
-				st.Close()
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			hs := httptest.NewServer(s.Handler())
-			t.Cleanup(hs.Close)
-			counts, ok := st.Meta.(interface {
-				Commits() (flushed, deferred uint64)
-			})
-			if !ok {
-				t.Fatalf("embedded metadata store %T does not count its commits", st.Meta)
-			}
+			_, hs, counts := embeddedCounting(t, auditOn)
 			do := func(method, path, ctype string, body []byte, want int) *http.Response {
 				t.Helper()
 				req, _ := http.NewRequest(method, hs.URL+path, bytes.NewReader(body))
@@ -147,28 +126,7 @@ func TestChangeCostsOneFlush(t *testing.T) {
 func TestUploadSessionFlushes(t *testing.T) {
 	for _, auditOn := range []bool{true, false} {
 		t.Run(fmt.Sprintf("audit=%v", auditOn), func(t *testing.T) {
-			cfg := config.Default()
-			cfg.Auth.Mode = "none"
-			cfg.Data = t.TempDir()
-			cfg.Audit.DisableUnsafe = !auditOn
-			st, err := store.Open(context.Background(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := server.NewWith(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), st)
-			if err != nil {
-				st.Close()
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			hs := httptest.NewServer(s.Handler())
-			t.Cleanup(hs.Close)
-			commits, ok := st.Meta.(interface {
-				Commits() (flushed, deferred uint64)
-			})
-			if !ok {
-				t.Fatalf("embedded metadata store %T does not count its commits", st.Meta)
-			}
+			st, hs, commits := embeddedCounting(t, auditOn)
 			syncs, ok := st.Blobs.(interface{ Syncs() uint64 })
 			if !ok {
 				t.Fatalf("embedded blob store %T does not count its fsyncs", st.Blobs)
@@ -222,4 +180,37 @@ func TestUploadSessionFlushes(t *testing.T) {
 			_, _, _ = request(http.MethodHead, "/v2/"+repo+"/blobs/"+ld.String(), nil, http.StatusOK)
 		})
 	}
+}
+
+// commitCounter is the embedded metadata store's count of its commits.
+type commitCounter interface {
+	Commits() (flushed, deferred uint64)
+}
+
+// embeddedCounting serves a fresh embedded custody (auth off, the audit
+// log on or off) and returns its stores, its server and the metadata
+// store's commit counter.
+func embeddedCounting(t *testing.T, auditOn bool) (*store.Set, *httptest.Server, commitCounter) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Auth.Mode = "none"
+	cfg.Data = t.TempDir()
+	cfg.Audit.DisableUnsafe = !auditOn
+	st, err := store.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.NewWith(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), st)
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	counts, ok := st.Meta.(commitCounter)
+	if !ok {
+		t.Fatalf("embedded metadata store %T does not count its commits", st.Meta)
+	}
+	return st, hs, counts
 }

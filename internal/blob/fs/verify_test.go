@@ -57,17 +57,8 @@ func TestVerify(t *testing.T) {
 // own digest in the verified attribute and is re-hashed, not trusted.
 func TestVerifySwapped(t *testing.T) {
 	ctx := context.Background()
-	s, err := New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := []byte("content a"), []byte("content b")
+	s, a, b := twoBlobs(t)
 	da, db := digest.FromBytes(a), digest.FromBytes(b)
-	for _, c := range [][]byte{a, b} {
-		if _, err := s.Put(ctx, digest.FromBytes(c), int64(len(c)), bytes.NewReader(c)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if err := os.Rename(s.blobPath(da), s.blobPath(db)); err != nil {
 		t.Fatal(err)
 	}
@@ -108,17 +99,8 @@ func BenchmarkVerifyCold(b *testing.B) {
 // re-hashed and refused.
 func TestOpenVerifiedReadsWhatItChecked(t *testing.T) {
 	ctx := context.Background()
-	s, err := New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := []byte("content a"), []byte("content b")
+	s, a, b := twoBlobs(t)
 	da, db := digest.FromBytes(a), digest.FromBytes(b)
-	for _, c := range [][]byte{a, b} {
-		if _, err := s.Put(ctx, digest.FromBytes(c), int64(len(c)), bytes.NewReader(c)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	f, n, err := s.OpenVerified(ctx, db)
 	if err != nil || n != int64(len(b)) {
 		t.Fatalf("OpenVerified = %d, %v", n, err)
@@ -153,4 +135,18 @@ func mustNew(t *testing.T, root string) *Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// twoBlobs returns a fresh store holding two small blobs, and their
+// contents.
+func twoBlobs(t *testing.T) (s *Store, a, b []byte) {
+	t.Helper()
+	s = mustNew(t, t.TempDir())
+	a, b = []byte("content a"), []byte("content b")
+	for _, c := range [][]byte{a, b} {
+		if _, err := s.Put(context.Background(), digest.FromBytes(c), int64(len(c)), bytes.NewReader(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, a, b
 }
