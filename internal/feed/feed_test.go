@@ -16,8 +16,10 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/custody-dev/custody/internal/audit"
+	"github.com/custody-dev/custody/internal/blob"
 	"github.com/custody-dev/custody/internal/blob/fs"
 	"github.com/custody-dev/custody/internal/feed"
 	"github.com/custody-dev/custody/internal/meta"
@@ -512,5 +514,36 @@ func TestVersionAtDamagedManifest(t *testing.T) {
 	}
 	if err == nil && v.Files[0].Annotations[feed.AnnotationSHA512] == forged {
 		t.Error("the forged hash was read as the version's")
+	}
+}
+
+// TestReadConfigSHA512: a config stored under a sha512 digest is read
+// and checked with its own algorithm (sha256 would refuse every such
+// config), and one whose bytes do not match is refused.
+func TestReadConfigSHA512(t *testing.T) {
+	ctx := context.Background()
+	blobs, md := storetest.Embedded(t)
+	s := feed.NewStore(blobs, md, registry.Options{})
+	data := []byte(`{"v":"1.0.0"}`)
+	d := digest.SHA512.FromBytes(data)
+	if _, err := blobs.Put(ctx, d, int64(len(data)), bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	v := feed.Version{Repo: "f/pkg", Tag: "1.0.0", Config: v1.Descriptor{MediaType: "application/vnd.test+json", Digest: d, Size: int64(len(data))}}
+	got, err := s.ReadConfig(ctx, v)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("ReadConfig of a sha512 config = %q, %v", got, err)
+	}
+	other := []byte(`{"v":"2.0.0"}`)
+	od := digest.SHA512.FromBytes(other)
+	if _, err := blobs.Put(ctx, od, int64(len(other)), bytes.NewReader(other)); err != nil {
+		t.Fatal(err)
+	}
+	v.Config.Digest = od
+	if err := os.WriteFile(filepath.Join(blobs.Root(), "blobs", "sha512", od.Encoded()[:2], od.Encoded()), data, 0o600); err != nil {
+		t.Skipf("cannot damage the stored config for the test: %v", err)
+	}
+	if _, err := s.ReadConfig(ctx, v); !errors.Is(err, blob.ErrDigestMismatch) {
+		t.Fatalf("ReadConfig of damaged content: %v, want a digest mismatch", err)
 	}
 }

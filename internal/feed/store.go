@@ -438,6 +438,9 @@ func (s *Store) ReadConfig(ctx context.Context, v Version) ([]byte, error) {
 	if v.Config.Digest == "" {
 		return nil, errors.New("version has no config")
 	}
+	if err := v.Config.Digest.Validate(); err != nil {
+		return nil, fmt.Errorf("config of %s: %w", v.Manifest.Digest, err)
+	}
 	if v.Config.Size > MaxManifest {
 		return nil, fmt.Errorf("config of %s is %d bytes, more than %d", v.Manifest.Digest, v.Config.Size, MaxManifest)
 	}
@@ -450,7 +453,7 @@ func (s *Store) ReadConfig(ctx context.Context, v Version) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if digest.FromBytes(b) != v.Config.Digest {
+	if v.Config.Digest.Algorithm().FromBytes(b) != v.Config.Digest {
 		return nil, fmt.Errorf("config %s: %w", v.Config.Digest, blob.ErrDigestMismatch)
 	}
 	return b, nil
