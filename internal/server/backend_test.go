@@ -32,7 +32,37 @@ func freeze(t *testing.T, what string, pids []int) (thaw func()) {
 			t.Fatalf("SIGSTOP %s (pid %d): %v", what, p, err)
 		}
 	}
+	// kill returns once the signal is sent; each thread stops when it next
+	// enters the kernel. Wait until every thread of the main process is
+	// stopped, so the requests below meet a frozen engine.
+	for deadline := time.Now().Add(10 * time.Second); !stopped(pids[0]); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (pid %d) did not stop within 10s of SIGSTOP", what, pids[0])
+		}
+		time.Sleep(time.Millisecond)
+	}
 	return thaw
+}
+
+// stopped reports whether every thread of process pid is stopped (state
+// T in /proc/<pid>/task/<tid>/stat).
+func stopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return false
+		}
+		// The state follows the command name's closing parenthesis.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+			return false
+		}
+	}
+	return true
 }
 
 // postgresPids returns the postmaster of scripts/postgres.sh's server and
