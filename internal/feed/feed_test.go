@@ -20,10 +20,8 @@ import (
 
 	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/blob"
-	"github.com/custody-dev/custody/internal/blob/fs"
 	"github.com/custody-dev/custody/internal/feed"
 	"github.com/custody-dev/custody/internal/meta"
-	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/registry"
 	"github.com/custody-dev/custody/internal/store/storetest"
 )
@@ -477,16 +475,7 @@ func TestLabelLogFull(t *testing.T) {
 // and the files' are.
 func TestVersionAtDamagedManifest(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	blobs, err := fs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := sqlite.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { md.Close() })
+	blobs, md := storetest.Embedded(t)
 	s := feed.NewStore(blobs, md, registry.Options{Auditor: &recorder{}})
 	d, err := put(t, s, "f/pkg", "1.0.0", "a", []byte("content"))
 	if err != nil {
@@ -499,7 +488,7 @@ func TestVersionAtDamagedManifest(t *testing.T) {
 	want := v.Files[0].Annotations[feed.AnnotationSHA512]
 	// Alter the recorded hash in the stored manifest, as someone with
 	// write access to the storage could.
-	p := filepath.Join(dir, "blobs", "blobs", "sha256", d.Encoded()[:2], d.Encoded())
+	p := filepath.Join(blobs.Root(), "blobs", "sha256", d.Encoded()[:2], d.Encoded())
 	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
