@@ -76,7 +76,8 @@ func TestBuildIndexAndTagHistory(t *testing.T) {
 	}
 	for _, q := range []string{
 		`DROP TABLE build_meta`, `DROP TABLE tag_history`,
-		`DROP TABLE tlog_leaves`, `DROP TABLE tlog_nodes`, `DROP TABLE tlog_checkpoints`,
+		`DROP TABLE tlog_leaves`, `DROP TABLE tlog_tree`, `DROP TABLE tlog_search`, `DROP TABLE tlog_checkpoints`,
+		`DROP TABLE signlog_leaves`, `DROP TABLE signlog_tree`, `DROP TABLE signlog_search`, `DROP TABLE signlog_checkpoints`,
 		`DROP TABLE auth_users`, `DROP TABLE auth_grants`, `DROP TABLE auth_tokens`, `DROP TABLE auth_generation`,
 		`DROP TABLE auth_sessions`, `DROP TABLE auth_factors`, `DROP TABLE auth_recovery_codes`, `DROP TABLE auth_webauthn`,
 		`DELETE FROM schema_migrations WHERE version >= 3`,

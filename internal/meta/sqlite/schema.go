@@ -265,7 +265,7 @@ CREATE TABLE IF NOT EXISTS auth_webauthn (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS auth_webauthn_name ON auth_webauthn(name, created);
 `,
-	// The transparency log for signing events (internal/rekor): the audit
+	// 12: the transparency log for signing events (internal/rekor): the audit
 	// log's tables again, for a second tlog.Store (SigningLog). Its entries
 	// are Rekor v2 entry bodies, not audit entries, so it has no search
 	// indexes.
@@ -304,7 +304,96 @@ CREATE TABLE IF NOT EXISTS auth_challenges (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS auth_challenges_expires ON auth_challenges(expires);
 `,
+	// 14: the logs' tree nodes and search (see tlog.go, "Storage layout").
+	// A change's entries are stored in the change's own transaction, so
+	// every page they touch is written to the WAL at each commit: the
+	// nodes table keyed by (level, idx) touched a page per level and the
+	// search indexes (migration 8) and leaf-hash index a page each, where
+	// the change itself touches a handful. Nodes are now keyed by their
+	// place in post-order, so the nodes of one append are neighbours, and
+	// the search fields and leaf hashes live in a table that an indexer
+	// fills behind the appends in batches (searchIndexer); searches read
+	// it and scan the few leaves it has not reached yet.
+	migrationLogStorage,
 }
+
+// migrationLogStorage is migration 14: for both logs (the audit log's
+// tlog_ tables and the signing log's signlog_ tables), the tree nodes by
+// post-order position instead of (level, idx), and the search table in
+// place of the leaves' indexes. A node (level, idx) completes when the
+// log reaches n = (idx+1)<<level leaves, after the 2(n-1) - popcount(n-1)
+// nodes completed before, and after the nodes of the lower levels
+// completed with it: treePos in tlog.go, here in SQL. The signing log's
+// entries are Rekor bodies, which no search filters, so only its leaf
+// hashes are indexed.
+const migrationLogStorage = `
+CREATE TABLE tlog_tree (
+	pos  INTEGER NOT NULL PRIMARY KEY, -- the node's place in post-order (treePos)
+	hash BLOB    NOT NULL
+);
+WITH RECURSIVE bits(b) AS (SELECT 0 UNION ALL SELECT b + 1 FROM bits WHERE b < 62)
+INSERT INTO tlog_tree(pos, hash)
+SELECT 2 * m - (SELECT COUNT(*) FROM bits WHERE (m >> b) & 1) + level, hash
+FROM (SELECT ((idx + 1) << level) - 1 AS m, level, hash FROM tlog_nodes);
+DROP TABLE tlog_nodes;
+DROP INDEX IF EXISTS tlog_leaves_hash;
+CREATE TABLE tlog_search (
+	idx       INTEGER NOT NULL PRIMARY KEY, -- the leaf's index
+	leaf_hash BLOB    NOT NULL,
+	repo      TEXT,                         -- the entry's fields; NULL if absent
+	digest    TEXT,
+	actor     TEXT,
+	action    TEXT,
+	time      TEXT
+);
+INSERT INTO tlog_search(idx, leaf_hash, repo, digest, actor, action, time)
+SELECT idx, leaf_hash,
+	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.repo') END,
+	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.digest') END,
+	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.actor') END,
+	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.action') END,
+	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.time') END
+FROM tlog_leaves;
+CREATE INDEX tlog_search_hash ON tlog_search(leaf_hash);
+DROP INDEX IF EXISTS tlog_leaves_repo;
+DROP INDEX IF EXISTS tlog_leaves_digest;
+DROP INDEX IF EXISTS tlog_leaves_actor;
+DROP INDEX IF EXISTS tlog_leaves_action;
+DROP INDEX IF EXISTS tlog_leaves_time;
+CREATE INDEX tlog_search_repo ON tlog_search(repo, idx);
+CREATE INDEX tlog_search_digest ON tlog_search(digest, idx);
+CREATE INDEX tlog_search_actor ON tlog_search(actor, idx);
+CREATE INDEX tlog_search_action ON tlog_search(action, idx);
+CREATE INDEX tlog_search_time ON tlog_search(time, idx);
+CREATE TABLE signlog_tree (
+	pos  INTEGER NOT NULL PRIMARY KEY, -- the node's place in post-order (treePos)
+	hash BLOB    NOT NULL
+);
+WITH RECURSIVE bits(b) AS (SELECT 0 UNION ALL SELECT b + 1 FROM bits WHERE b < 62)
+INSERT INTO signlog_tree(pos, hash)
+SELECT 2 * m - (SELECT COUNT(*) FROM bits WHERE (m >> b) & 1) + level, hash
+FROM (SELECT ((idx + 1) << level) - 1 AS m, level, hash FROM signlog_nodes);
+DROP TABLE signlog_nodes;
+DROP INDEX IF EXISTS signlog_leaves_hash;
+CREATE TABLE signlog_search (
+	idx       INTEGER NOT NULL PRIMARY KEY, -- the leaf's index
+	leaf_hash BLOB    NOT NULL,
+	repo      TEXT,                         -- the entry's fields; NULL if absent
+	digest    TEXT,
+	actor     TEXT,
+	action    TEXT,
+	time      TEXT
+);
+INSERT INTO signlog_search(idx, leaf_hash, repo, digest, actor, action, time)
+SELECT idx, leaf_hash,
+	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.repo') END,
+	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.digest') END,
+	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.actor') END,
+	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.action') END,
+	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.time') END
+FROM signlog_leaves;
+CREATE INDEX signlog_search_hash ON signlog_search(leaf_hash);
+`
 
 // migrationMicros is migration 6; see above.
 const migrationMicros = `

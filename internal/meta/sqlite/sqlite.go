@@ -50,6 +50,9 @@ type Store struct {
 	// queries the hot paths did not find there.
 	stmts, wstmts, rstmts *stmtCache
 	stmtMisses            *atomic.Uint64
+	// search fills the logs' search tables behind their appends
+	// (searchIndexer); shared with SigningLog's Store.
+	search *searchIndexer
 }
 
 type commitCounts struct {
@@ -130,11 +133,13 @@ func Open(path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	s.search = startSearchIndexer(s)
 	return s, nil
 }
 
-// Close closes both connection pools.
+// Close stops the search indexer and closes both connection pools.
 func (s *Store) Close() error {
+	s.search.close()
 	return errors.Join(s.stmts.close(), s.wstmts.close(), s.rstmts.close(), s.r.Close(), s.w.Close())
 }
 

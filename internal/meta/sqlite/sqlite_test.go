@@ -263,6 +263,12 @@ func TestMigrationMicros(t *testing.T) {
 		`DROP TABLE auth_sessions`, `DROP TABLE auth_factors`, `DROP TABLE auth_recovery_codes`, `DROP TABLE auth_webauthn`,
 		`ALTER TABLE auth_tokens DROP COLUMN sign_in`,
 		`ALTER TABLE auth_users DROP COLUMN disabled`, // migration 10's
+		// Migration 14's: the logs' nodes by (level, idx) (the test
+		// appends no entries), signlog's tables (migration 12).
+		`DROP TABLE tlog_tree`, `DROP TABLE tlog_search`,
+		`CREATE TABLE tlog_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID`,
+		`CREATE INDEX tlog_leaves_hash ON tlog_leaves(leaf_hash)`,
+		`DROP TABLE signlog_leaves`, `DROP TABLE signlog_tree`, `DROP TABLE signlog_search`, `DROP TABLE signlog_checkpoints`,
 		fmt.Sprintf(`UPDATE manifests SET created = %d`, ns),
 		fmt.Sprintf(`UPDATE tags SET updated = %d`, ns),
 		fmt.Sprintf(`UPDATE tag_history SET at = %d`, ns),

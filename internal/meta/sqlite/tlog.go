@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 	"sync"
 	"time"
@@ -14,8 +15,25 @@ import (
 	"github.com/custody-dev/custody/internal/tlog"
 )
 
-// The audit log's storage (tlog.Store): tlog_leaves, tlog_nodes and
-// tlog_checkpoints (migration 4).
+// The audit log's storage (tlog.Store): tlog_leaves, tlog_tree,
+// tlog_search and tlog_checkpoints (migrations 4 and 14).
+//
+// Storage layout. A change's entries are stored in the change's own
+// transaction (writeWithEntries), and each page an append touches is one
+// more page the commit writes to the WAL (and the checkpointer to the
+// database). An append therefore touches as few pages as it can:
+//   - tlog_leaves is keyed by index alone: consecutive leaves share a
+//     page.
+//   - tlog_tree keys each node by its place in post-order (treePos), so
+//     the nodes one append completes are neighbours too. Keyed by
+//     (level, idx) they were a page per level.
+//   - The fields searches filter on and the leaf hashes are not indexed
+//     in the append's transaction: searchIndexer copies them into
+//     tlog_search, whose indexes serve TlogSearch and TlogLeafIndex, in
+//     batches behind the appends. Both read the leaves it has not reached
+//     yet (the tail, above tlog_search's largest index) directly, in the
+//     same statement, so what they return does not depend on how far it
+//     got. Migration 14 moved an existing database to this layout.
 
 var _ tlog.Store = (*Store)(nil)
 
@@ -61,6 +79,7 @@ func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf
 	if err != nil {
 		return err
 	}
+	defer s.search.kick()
 	return s.write(ctx, func(tx *sql.Tx) error {
 		if len(leaves) > 0 {
 			var size int64
@@ -78,13 +97,13 @@ func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf
 // TlogFillNodes implements tlog.Store.
 func (s *Store) TlogFillNodes(ctx context.Context, nodes []tlog.Node) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, s.tq(`INSERT OR IGNORE INTO tlog_nodes(level, idx, hash) VALUES (?, ?, ?)`))
+		st, err := tx.PrepareContext(ctx, s.tq(`INSERT OR IGNORE INTO tlog_tree(pos, hash) VALUES (?, ?)`))
 		if err != nil {
 			return fmt.Errorf("sqlite: audit log nodes: %w", err)
 		}
 		defer st.Close()
 		for _, n := range nodes {
-			if _, err := st.ExecContext(ctx, int64(n.ID.Level), int64(n.ID.Index), n.Hash); err != nil {
+			if _, err := st.ExecContext(ctx, treePos(n.ID), n.Hash); err != nil {
 				return fmt.Errorf("sqlite: audit log nodes: %w", err)
 			}
 		}
@@ -134,7 +153,7 @@ func (s *Store) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, 
 	defer conn.Close()
 	out := make([][]byte, len(ids))
 	for i, id := range ids {
-		err := conn.QueryRowContext(ctx, s.tq(`SELECT hash FROM tlog_nodes WHERE level = ? AND idx = ?`), int64(id.Level), int64(id.Index)).Scan(&out[i])
+		err := conn.QueryRowContext(ctx, s.tq(`SELECT hash FROM tlog_tree WHERE pos = ?`), treePos(id)).Scan(&out[i])
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("%w: node %d/%d", tlog.ErrNotFound, id.Level, id.Index)
 		}
@@ -145,10 +164,15 @@ func (s *Store) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, 
 	return out, nil
 }
 
-// TlogLeafIndex implements tlog.Store.
+// TlogLeafIndex implements tlog.Store: tlog_search's hash index, then
+// the tail (see "Storage layout").
 func (s *Store) TlogLeafIndex(ctx context.Context, hash []byte) (uint64, error) {
 	var idx int64
-	err := s.r.QueryRowContext(ctx, s.tq(`SELECT MIN(idx) FROM tlog_leaves WHERE leaf_hash = ? HAVING COUNT(*) > 0`), hash).Scan(&idx)
+	err := s.r.QueryRowContext(ctx, s.tq(`SELECT MIN(i) FROM (
+	SELECT s.idx AS i FROM tlog_search s JOIN tlog_leaves l ON l.idx = s.idx AND l.leaf_hash = s.leaf_hash WHERE s.leaf_hash = ?1
+	UNION ALL
+	SELECT idx FROM tlog_leaves WHERE idx > (SELECT COALESCE(MAX(idx), -1) FROM tlog_search) AND leaf_hash = ?1
+) HAVING COUNT(*) > 0`), hash).Scan(&idx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, tlog.ErrNotFound
 	}
@@ -158,8 +182,8 @@ func (s *Store) TlogLeafIndex(ctx context.Context, hash []byte) (uint64, error) 
 	return uint64(idx), nil
 }
 
-// TlogSearch implements tlog.Store. The fields it filters on are indexed
-// (migration 8).
+// TlogSearch implements tlog.Store: tlog_search's indexes, then the
+// tail (see "Storage layout").
 func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, error) {
 	query, args := searchQuery(q)
 	rows, err := s.r.QueryContext(ctx, s.tq(query), args...)
@@ -169,38 +193,46 @@ func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, erro
 	return scanLeaves(rows)
 }
 
-// searchQuery is TlogSearch's statement. Its json_extract expressions
-// are those of the indexes of migration 8, character for character.
+// searchQuery is TlogSearch's statement: the indexed leaves (tlog_search
+// joined to tlog_leaves) and the tail, merged in index order. tlog_search
+// picks the candidates; each filter is also checked against the entry
+// itself, so a leaf is returned only if what it says now matches, as
+// when the search read the entries alone.
 func searchQuery(q tlog.Query) (string, []any) {
-	query := `SELECT idx, entry, leaf_hash FROM tlog_leaves WHERE json_valid(entry)`
+	indexed := `SELECT s.idx, l.entry, l.leaf_hash FROM tlog_search s JOIN tlog_leaves l ON l.idx = s.idx AND l.leaf_hash = s.leaf_hash WHERE json_valid(l.entry)`
+	tail := `SELECT idx, entry, leaf_hash FROM tlog_leaves WHERE idx > (SELECT COALESCE(MAX(idx), -1) FROM tlog_search) AND json_valid(entry)`
 	var args []any
-	add := func(cond string, v any) {
-		query += " AND " + cond
+	add := func(field, op string, v any) {
 		args = append(args, v)
+		n := len(args)
+		indexed += fmt.Sprintf(" AND s.%s %s ?%d AND json_extract(l.entry, '$.%s') %s ?%d", field, op, n, field, op, n)
+		tail += fmt.Sprintf(" AND json_extract(entry, '$.%s') %s ?%d", field, op, n)
 	}
 	if q.Repo != "" {
-		add(`json_extract(entry, '$.repo') = ?`, q.Repo)
+		add("repo", "=", q.Repo)
 	}
 	if q.Digest != "" {
-		add(`json_extract(entry, '$.digest') = ?`, q.Digest)
+		add("digest", "=", q.Digest)
 	}
 	if q.Actor != "" {
-		add(`json_extract(entry, '$.actor') = ?`, q.Actor)
+		add("actor", "=", q.Actor)
 	}
 	if q.Action != "" {
-		add(`json_extract(entry, '$.action') = ?`, q.Action)
+		add("action", "=", q.Action)
 	}
 	if q.Before > 0 {
-		add(`idx < ?`, int64(q.Before))
+		args = append(args, int64(q.Before))
+		indexed += fmt.Sprintf(" AND s.idx < ?%d", len(args))
+		tail += fmt.Sprintf(" AND idx < ?%d", len(args))
 	}
 	// Entry times are fixed-width RFC 3339 UTC, so they sort as strings.
 	if !q.Since.IsZero() {
-		add(`json_extract(entry, '$.time') >= ?`, tlog.FormatTime(q.Since))
+		add("time", ">=", tlog.FormatTime(q.Since))
 	}
 	if !q.Until.IsZero() {
-		add(`json_extract(entry, '$.time') < ?`, tlog.FormatTime(q.Until))
+		add("time", "<", tlog.FormatTime(q.Until))
 	}
-	query += ` ORDER BY idx`
+	query := indexed + " UNION ALL " + tail + " ORDER BY 1"
 	if q.Newest {
 		query += ` DESC`
 	}
@@ -303,7 +335,7 @@ func (s *Store) appendStmts(ctx context.Context) (size, leaf, node *sql.Stmt, er
 	if leaf, err = s.prepared(ctx, s.tq(`INSERT INTO tlog_leaves(idx, entry, leaf_hash) VALUES (?, ?, ?)`)); err != nil {
 		return
 	}
-	node, err = s.prepared(ctx, s.tq(`INSERT OR REPLACE INTO tlog_nodes(level, idx, hash) VALUES (?, ?, ?)`))
+	node, err = s.prepared(ctx, s.tq(`INSERT OR REPLACE INTO tlog_tree(pos, hash) VALUES (?, ?)`))
 	return
 }
 
@@ -328,6 +360,7 @@ func (s *Store) writeWithEntries(ctx context.Context, p *tlog.Pending, fn func(t
 	}
 	s.commits.flushed.Add(1)
 	p.Committed()
+	s.search.kick()
 	return nil
 }
 
@@ -351,7 +384,7 @@ func (t *logTx) TlogSize(ctx context.Context) (uint64, error) {
 func (t *logTx) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
 	out := make([][]byte, len(ids))
 	for i, id := range ids {
-		err := t.tx.QueryRowContext(ctx, t.s.tq(`SELECT hash FROM tlog_nodes WHERE level = ? AND idx = ?`), int64(id.Level), int64(id.Index)).Scan(&out[i])
+		err := t.tx.QueryRowContext(ctx, t.s.tq(`SELECT hash FROM tlog_tree WHERE pos = ?`), treePos(id)).Scan(&out[i])
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("%w: node %d/%d", tlog.ErrNotFound, id.Level, id.Index)
 		}
@@ -382,10 +415,21 @@ func insertLeavesAndNodes(ctx context.Context, tx *sql.Tx, leafQ, nodeQ *sql.Stm
 		st := tx.StmtContext(ctx, nodeQ)
 		defer st.Close()
 		for _, n := range nodes {
-			if _, err := st.ExecContext(ctx, int64(n.ID.Level), int64(n.ID.Index), n.Hash); err != nil {
+			if _, err := st.ExecContext(ctx, treePos(n.ID), n.Hash); err != nil {
 				return fmt.Errorf("sqlite: audit log nodes: %w", err)
 			}
 		}
 	}
 	return nil
+}
+
+// treePos is the key of node id in tlog_tree: its place in the tree's
+// post-order, in which a node follows the nodes of the leaves before and
+// below it. The node completes when the log reaches n = (idx+1)<<level
+// leaves; the 2(n-1) - popcount(n-1) nodes of the first n-1 leaves come
+// before it, then those of levels 0 to level-1 that leaf n completes.
+// Migration 14 computes the same in SQL.
+func treePos(id compact.NodeID) int64 {
+	m := (id.Index+1)<<id.Level - 1
+	return int64(2*m - uint64(bits.OnesCount64(m)) + uint64(id.Level))
 }

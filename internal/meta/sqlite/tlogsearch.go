@@ -1,0 +1,131 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// searchIndexer copies the search fields and leaf hashes of newly
+// appended leaves into tlog_search and signlog_search (see tlog.go,
+// "Storage layout"). Appends kick it; it waits searchIndexDelay so that
+// the appends of a burst are indexed in one transaction, then catches up.
+// Its writes commit under meta.FlushLater: the table is derived from the
+// leaves, and after a crash it catches up from whatever it holds.
+type searchIndexer struct {
+	s    *Store
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+const (
+	// searchIndexDelay is how long the indexer lets appends accumulate
+	// after the first one it is told of.
+	searchIndexDelay = 200 * time.Millisecond
+	// searchIndexBatch caps the leaves indexed per transaction, so that
+	// a long backlog does not hold the write connection for long.
+	searchIndexBatch = 4096
+)
+
+// searchedLogs are the prefixes of the logs' tables.
+var searchedLogs = [...]string{"tlog_", "signlog_"}
+
+func startSearchIndexer(s *Store) *searchIndexer {
+	ix := &searchIndexer{s: s, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go ix.run()
+	ix.kick() // leaves appended before a crash, or by another process
+	return ix
+}
+
+// kick tells the indexer that leaves were appended. It never blocks.
+func (ix *searchIndexer) kick() {
+	if ix == nil {
+		return
+	}
+	select {
+	case ix.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close stops the indexer and waits for it.
+func (ix *searchIndexer) close() {
+	if ix == nil {
+		return
+	}
+	ix.once.Do(func() { close(ix.stop) })
+	<-ix.done
+}
+
+func (ix *searchIndexer) run() {
+	defer close(ix.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-ix.stop
+		cancel()
+	}()
+	t := time.NewTimer(0)
+	<-t.C
+	for {
+		select {
+		case <-ix.stop:
+			return
+		case <-ix.wake:
+		}
+		t.Reset(searchIndexDelay)
+		select {
+		case <-ix.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if err := ix.s.indexSearch(ctx); err != nil && ctx.Err() == nil {
+			// Searches read the leaves not indexed yet directly, so a
+			// failure costs only speed; the next append retries.
+			slog.Warn("audit log search index: catching up failed", "err", err)
+		}
+	}
+}
+
+// indexSearch brings tlog_search and signlog_search up to date with
+// their leaves: it drops rows of leaves that are gone (a log truncated
+// behind the server's back) and adds the leaves above the largest
+// indexed one, searchIndexBatch per transaction.
+func (s *Store) indexSearch(ctx context.Context) error {
+	for _, p := range searchedLogs {
+		for {
+			var n int64
+			err := s.writeFlushLater(ctx, func(tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM `+p+`search WHERE idx > (SELECT COALESCE(MAX(idx), -1) FROM `+p+`leaves)`); err != nil {
+					return err
+				}
+				res, err := tx.ExecContext(ctx, `INSERT INTO `+p+`search(idx, leaf_hash, repo, digest, actor, action, time)
+SELECT idx, leaf_hash,
+	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.repo') END,
+	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.digest') END,
+	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.actor') END,
+	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.action') END,
+	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.time') END
+FROM `+p+`leaves WHERE idx > (SELECT COALESCE(MAX(idx), -1) FROM `+p+`search) ORDER BY idx LIMIT ?`, searchIndexBatch)
+				if err != nil {
+					return err
+				}
+				n, err = res.RowsAffected()
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("sqlite: indexing %sleaves: %w", p, err)
+			}
+			if n < searchIndexBatch {
+				break
+			}
+		}
+	}
+	return nil
+}
