@@ -323,9 +323,11 @@ CREATE INDEX IF NOT EXISTS auth_challenges_expires ON auth_challenges(expires);
 // place of the leaves' indexes. A node (level, idx) completes when the
 // log reaches n = (idx+1)<<level leaves, after the 2(n-1) - popcount(n-1)
 // nodes completed before, and after the nodes of the lower levels
-// completed with it: treePos in tlog.go, here in SQL. The signing log's
-// entries are Rekor bodies, which no search filters, so only its leaf
-// hashes are indexed.
+// completed with it: treePos in tlog.go, here in SQL. The search tables
+// start empty: the Store's searchIndexer fills them from the leaves after
+// Open, and until it has, searches read the leaves not indexed yet (see
+// tlog.go, "Storage layout"). The signing log's entries are Rekor bodies,
+// which no search filters, so only its leaf hashes are indexed.
 const migrationLogStorage = `
 CREATE TABLE tlog_tree (
 	pos  INTEGER NOT NULL PRIMARY KEY, -- the node's place in post-order (treePos)
@@ -346,14 +348,6 @@ CREATE TABLE tlog_search (
 	action    TEXT,
 	time      TEXT
 );
-INSERT INTO tlog_search(idx, leaf_hash, repo, digest, actor, action, time)
-SELECT idx, leaf_hash,
-	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.repo') END,
-	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.digest') END,
-	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.actor') END,
-	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.action') END,
-	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.time') END
-FROM tlog_leaves;
 CREATE INDEX tlog_search_hash ON tlog_search(leaf_hash);
 DROP INDEX IF EXISTS tlog_leaves_repo;
 DROP INDEX IF EXISTS tlog_leaves_digest;
@@ -384,14 +378,6 @@ CREATE TABLE signlog_search (
 	action    TEXT,
 	time      TEXT
 );
-INSERT INTO signlog_search(idx, leaf_hash, repo, digest, actor, action, time)
-SELECT idx, leaf_hash,
-	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.repo') END,
-	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.digest') END,
-	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.actor') END,
-	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.action') END,
-	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.time') END
-FROM signlog_leaves;
 CREATE INDEX signlog_search_hash ON signlog_search(leaf_hash);
 `
 
