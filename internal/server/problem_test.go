@@ -50,7 +50,7 @@ func TestInternalFailureNamesRequestIDOnly(t *testing.T) {
 			t.Cleanup(func() { s.Close() })
 			hs := httptest.NewServer(s.Handler())
 			t.Cleanup(hs.Close)
-			db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: filepath.Join(cfg.Data, "meta.db")}).String())
+			db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: filepath.Join(cfg.Data, "meta.db"), RawQuery: "_pragma=busy_timeout(10000)"}).String())
 			if err != nil {
 				t.Fatal(err)
 			}

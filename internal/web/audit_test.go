@@ -168,7 +168,7 @@ func TestAuditPageCheckpointAndVerify(t *testing.T) {
 
 	// An entry edited in the database behind the server's back: Verify
 	// names it.
-	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: filepath.Join(data, "meta.db")}).String())
+	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: filepath.Join(data, "meta.db"), RawQuery: "_pragma=busy_timeout(10000)"}).String())
 	if err != nil {
 		t.Fatal(err)
 	}
