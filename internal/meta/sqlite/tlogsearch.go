@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -98,15 +99,17 @@ func (ix *searchIndexer) run() {
 }
 
 // indexSearch brings tlog_search and signlog_search up to date with
-// their leaves: it drops rows of leaves that are gone (a log truncated
-// behind the server's back) and adds the leaves above the largest
-// indexed one, searchIndexBatch per transaction.
+// their leaves: it drops the rows above the last that matches its leaf
+// (searchTop: rows of leaves that are gone or were replaced, a log
+// rolled back behind the server's back and maybe appended to again) and
+// adds the leaves above the largest indexed one, searchIndexBatch per
+// transaction.
 func (s *Store) indexSearch(ctx context.Context) error {
 	for _, p := range searchedLogs {
 		for {
 			var n int64
 			err := s.writeFlushLater(ctx, func(tx *sql.Tx) error {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM `+p+`search WHERE idx > (SELECT COALESCE(MAX(idx), -1) FROM `+p+`leaves)`); err != nil {
+				if _, err := tx.ExecContext(ctx, strings.ReplaceAll(`DELETE FROM tlog_search WHERE idx > `+searchTop, "tlog_", p)); err != nil {
 					return err
 				}
 				res, err := tx.ExecContext(ctx, `INSERT INTO `+p+`search(idx, leaf_hash, repo, digest, actor, action, time)

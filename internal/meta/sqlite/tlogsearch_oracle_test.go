@@ -1,0 +1,178 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/custody-dev/custody/internal/tlog"
+)
+
+// scanSearch is TlogSearch as it was before tlog_search (migration 14):
+// every filter read from the entries themselves. It is the reference
+// the indexed search must agree with.
+func scanSearch(t *testing.T, s *Store, q tlog.Query) []uint64 {
+	t.Helper()
+	query := `SELECT idx FROM tlog_leaves WHERE json_valid(entry)`
+	var args []any
+	add := func(cond string, v any) {
+		query += " AND " + cond
+		args = append(args, v)
+	}
+	if q.Repo != "" {
+		add(`json_extract(entry, '$.repo') = ?`, q.Repo)
+	}
+	if q.Digest != "" {
+		add(`json_extract(entry, '$.digest') = ?`, q.Digest)
+	}
+	if q.Actor != "" {
+		add(`json_extract(entry, '$.actor') = ?`, q.Actor)
+	}
+	if q.Action != "" {
+		add(`json_extract(entry, '$.action') = ?`, q.Action)
+	}
+	if q.Before > 0 {
+		add(`idx < ?`, int64(q.Before))
+	}
+	if !q.Since.IsZero() {
+		add(`json_extract(entry, '$.time') >= ?`, tlog.FormatTime(q.Since))
+	}
+	if !q.Until.IsZero() {
+		add(`json_extract(entry, '$.time') < ?`, tlog.FormatTime(q.Until))
+	}
+	query += ` ORDER BY idx`
+	if q.Newest {
+		query += ` DESC`
+	}
+	if q.Limit > 0 {
+		query += fmt.Sprintf(" LIMIT %d", q.Limit)
+	}
+	rows, err := s.r.QueryContext(context.Background(), s.tq(query), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := []uint64{}
+	for rows.Next() {
+		var i int64
+		if err := rows.Scan(&i); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, uint64(i))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// agreeWithScan fails unless every search of searchCases (and those
+// in extra) returns what scanSearch returns, and every leaf in leaves
+// is found by its hash at its index.
+func agreeWithScan(t *testing.T, s *Store, when string, leaves []tlog.Leaf, extra ...tlog.Query) {
+	t.Helper()
+	ctx := context.Background()
+	at := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
+	qs := append(searchCases(), extra...)
+	qs = append(qs,
+		tlog.Query{Actor: "mallory"},
+		tlog.Query{Actor: "mallory", Newest: true, Limit: 7},
+		tlog.Query{Actor: "mallory", Before: 90, Newest: true, Limit: 20},
+		tlog.Query{Until: at.Add(70 * time.Minute), Newest: true, Limit: 30},
+	)
+	for _, q := range qs {
+		ls, err := s.TlogSearch(ctx, q)
+		if err != nil {
+			t.Fatalf("%s: %+v: %v", when, q, err)
+		}
+		if got, want := indexes(ls), scanSearch(t, s, q); !slices.Equal(got, want) {
+			t.Errorf("%s: TlogSearch(%+v) = %v, want %v", when, q, got, want)
+		}
+	}
+	for _, l := range leaves {
+		if idx, err := s.TlogLeafIndex(ctx, l.Hash); err != nil || idx != l.Index {
+			t.Errorf("%s: TlogLeafIndex(leaf %d) = %d, %v", when, l.Index, idx, err)
+		}
+	}
+}
+
+// TestSearchAfterRollback: a log rolled back behind the server's back
+// (leaves deleted, as TestRefusesInconsistentCheckpoint in internal/tlog
+// does) and then appended to again holds new entries at indexes that
+// tlog_search still holds rows of the old ones for. Searches and
+// leaf-hash lookups must find the new entries, before the indexer has
+// caught up and after: the entries appended after a rollback are the
+// ones an investigation looks for.
+func TestSearchAfterRollback(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.search.close() // this test runs the indexer's catch-up itself
+
+	first, nodes := testLog(t, factoryForTest().NewEmptyRange(0), 0, 100, false)
+	if err := s.TlogAppend(ctx, 0, first, nodes); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.indexSearch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	agreeWithScan(t, s, "indexed", first)
+
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM tlog_leaves WHERE idx >= 50`); err != nil {
+		t.Fatal(err)
+	}
+	agreeWithScan(t, s, "rolled back", first[:50])
+
+	// 80 new entries from index 50, by another actor.
+	rng := factoryForTest().NewEmptyRange(0)
+	for _, l := range first[:50] {
+		if err := rng.Append(l.Hash, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	more, moreNodes := rolledLog(t, rng, 50, 80)
+	if err := s.TlogAppend(ctx, 50, more, moreNodes); err != nil {
+		t.Fatal(err)
+	}
+	all := append(slices.Clone(first[:50]), more...)
+	agreeWithScan(t, s, "appended after the rollback", all)
+	if err := s.indexSearch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	agreeWithScan(t, s, "appended after the rollback, indexed", all)
+	var n int64
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM tlog_search s JOIN tlog_leaves l ON l.idx = s.idx AND l.leaf_hash = s.leaf_hash`).Scan(&n); err != nil || n != 130 {
+		t.Fatalf("tlog_search holds %d rows that match their leaves, %v; want 130", n, err)
+	}
+}
+
+// rolledLog is testLog's entries from first on, by mallory.
+func rolledLog(t *testing.T, rng *compact.Range, first, n int) ([]tlog.Leaf, []tlog.Node) {
+	t.Helper()
+	var (
+		leaves []tlog.Leaf
+		nodes  []tlog.Node
+	)
+	at := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
+	for i := first; i < first+n; i++ {
+		e := fmt.Sprintf(`{"action":"delete","actor":"mallory","digest":"sha256:%064x","repo":"team/app%d","time":%q}`,
+			i%17, i%5, tlog.FormatTime(at.Add(time.Duration(i)*time.Minute)))
+		h := rfc6962.DefaultHasher.HashLeaf([]byte(e))
+		leaves = append(leaves, tlog.Leaf{Index: uint64(i), Entry: []byte(e), Hash: h})
+		if err := rng.Append(h, func(id compact.NodeID, hash []byte) {
+			nodes = append(nodes, tlog.Node{ID: id, Hash: hash})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return leaves, nodes
+}
