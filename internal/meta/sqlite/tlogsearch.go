@@ -104,6 +104,14 @@ func (ix *searchIndexer) run() {
 // rolled back behind the server's back and maybe appended to again) and
 // adds the leaves above the largest indexed one, searchIndexBatch per
 // transaction.
+//
+// The columns are TEXT, which stores a number as its text: a time that
+// is a number or a boolean (never written by the log, but an edited
+// entry can hold one) is stored as the empty string instead, which
+// sorts below every time as the number does in the entry, so that Since
+// and Until select it from the table exactly when they select it from
+// the entry. The fields searches match exactly need no such care: the
+// entry is checked too, and a number never equals the text of a query.
 func (s *Store) indexSearch(ctx context.Context) error {
 	for _, p := range searchedLogs {
 		for {
@@ -118,7 +126,9 @@ SELECT idx, leaf_hash,
 	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.digest') END,
 	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.actor') END,
 	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.action') END,
-	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.time') END
+	CASE WHEN json_valid(entry) THEN CASE json_type(entry, '$.time')
+		WHEN 'integer' THEN '' WHEN 'real' THEN '' WHEN 'true' THEN '' WHEN 'false' THEN ''
+		ELSE json_extract(entry, '$.time') END END
 FROM `+p+`leaves WHERE idx > (SELECT COALESCE(MAX(idx), -1) FROM `+p+`search) ORDER BY idx LIMIT ?`, searchIndexBatch)
 				if err != nil {
 					return err

@@ -176,3 +176,70 @@ func rolledLog(t *testing.T, rng *compact.Range, first, n int) ([]tlog.Leaf, []t
 	}
 	return leaves, nodes
 }
+
+// TestSearchOddEntries: entries whose fields are missing, null, or not
+// strings (numbers, booleans, objects, arrays), and entries that are not
+// objects, are found by the same searches as before tlog_search, whether
+// indexed or in the tail. The log writes none of these, but its storage
+// can hold them (entries edited behind its back, which it reports).
+func TestSearchOddEntries(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.search.close() // this test runs the indexer's catch-up itself
+
+	entries := []string{
+		`{"repo":"5","time":"2026-03-03T00:00:00.000000000Z"}`,
+		`{"repo":5,"time":99999}`,
+		`{"repo":5.0,"time":1}`,
+		`{"repo":true,"actor":false,"time":true}`,
+		`{"repo":null,"time":null}`,
+		`{"repo":{"a":1},"time":{"t":"2026"}}`,
+		`{"repo":["team/app"],"time":["2026"]}`,
+		`{"actor":"ci"}`,
+		`{}`,
+		`[1,2]`,
+		`"team/app"`,
+		`12`,
+		`null`,
+		`not json`,
+		`{"repo":"team/app","digest":"sha256:00","actor":"ci","action":"push","time":"2026-03-03T00:01:00.000000000Z"}`,
+		`{"repo":"team/app","repo":"team/other","time":"2026-03-03T00:02:00.000000000Z"}`,
+		`{"repo":"1","time":"9999"}`,
+		`{"repo":"{\"a\":1}","time":"2026-03-03T00:03:00.000000000Z"}`,
+		`{"repo":"","time":""}`,
+	}
+	rng := factoryForTest().NewEmptyRange(0)
+	var (
+		leaves []tlog.Leaf
+		nodes  []tlog.Node
+	)
+	for i, e := range entries {
+		h := rfc6962.DefaultHasher.HashLeaf([]byte(e))
+		leaves = append(leaves, tlog.Leaf{Index: uint64(i), Entry: []byte(e), Hash: h})
+		if err := rng.Append(h, func(id compact.NodeID, hash []byte) {
+			nodes = append(nodes, tlog.Node{ID: id, Hash: hash})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.TlogAppend(ctx, 0, leaves, nodes); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
+	qs := []tlog.Query{
+		{Repo: "5"}, {Repo: "5.0"}, {Repo: "1"}, {Repo: "0"}, {Repo: "true"}, {Repo: `{"a":1}`}, {Repo: `["team/app"]`},
+		{Repo: "team/app"}, {Repo: "team/other"}, {Actor: "ci"}, {Actor: "0"}, {Actor: "false"},
+		{Since: at}, {Until: at.Add(time.Minute)}, {Since: at, Until: at.Add(time.Hour)},
+		{Until: at, Newest: true, Limit: 3}, {Since: at.AddDate(-100, 0, 0)}, {Until: at.AddDate(100, 0, 0)},
+		{Repo: "team/app", Before: 15, Newest: true},
+	}
+	agreeWithScan(t, s, "tail", leaves, qs...)
+	if err := s.indexSearch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	agreeWithScan(t, s, "indexed", leaves, qs...)
+}
