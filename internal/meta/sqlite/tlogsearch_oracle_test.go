@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -242,4 +244,72 @@ func TestSearchOddEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	agreeWithScan(t, s, "indexed", leaves, qs...)
+}
+
+// TestMigrationTreePosEdges: migration 14's SQL puts nodes of any level
+// and index where treePos does, up to the largest positions an int64
+// holds (a node of level 62, a leaf of index 2^62-1), so every migrated
+// node is found by its ID.
+func TestMigrationTreePosEdges(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: filepath.ToSlash(path)}).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, applied INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range migrations[:13] {
+		if _, err := db.Exec(m); err != nil {
+			t.Fatalf("migration %d: %v", i+1, err)
+		}
+		if _, err := db.Exec(`INSERT INTO schema_migrations VALUES (?, 0)`, i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ids []compact.NodeID
+	for level := range uint(63) {
+		for _, idx := range []uint64{0, 1, 2, 3, 5, 6, 7, 0x5555, 0xAAAA, 1<<(62-level) - 2, 1<<(62-level) - 1} {
+			if id := compact.NewNodeID(level, idx); idx < 1<<(62-level) && !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	ids = append(ids, compact.NewNodeID(0, 0x0123456789ABCDE), compact.NewNodeID(3, 0x0FEDCBA987654321>>3))
+	seen := map[int64]bool{}
+	for _, id := range ids {
+		if pos := treePos(id); seen[pos] {
+			t.Fatalf("two test nodes at position %d", pos)
+		} else {
+			seen[pos] = true
+		}
+		for _, p := range []string{"tlog_", "signlog_"} {
+			if _, err := db.Exec(`INSERT OR IGNORE INTO `+p+`nodes(level, idx, hash) VALUES (?, ?, ?)`, id.Level, int64(id.Index), fmt.Sprintf("%s%d/%d", p, id.Level, id.Index)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	db.Close()
+
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for p, st := range map[string]tlog.Store{"tlog_": s, "signlog_": s.SigningLog()} {
+		got, err := st.TlogNodes(ctx, ids)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		for i, id := range ids {
+			if want := fmt.Sprintf("%s%d/%d", p, id.Level, id.Index); string(got[i]) != want {
+				t.Errorf("%s: node %d/%d = %q, want %q", p, id.Level, id.Index, got[i], want)
+			}
+		}
+		var n int
+		if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+p+`tree`).Scan(&n); err != nil || n != len(ids) {
+			t.Fatalf("%s: %d tree rows, %v; want %d", p, n, err, len(ids))
+		}
+	}
 }
