@@ -21,6 +21,12 @@ import (
 // the indexed search must agree with.
 func scanSearch(t *testing.T, s *Store, q tlog.Query) []uint64 {
 	t.Helper()
+	query, args := scanQuery(q)
+	return queryIndexes(t, s.r, s.tq(query), args...)
+}
+
+// scanQuery is scanSearch's statement.
+func scanQuery(q tlog.Query) (string, []any) {
 	query := `SELECT idx FROM tlog_leaves WHERE json_valid(entry)`
 	var args []any
 	add := func(cond string, v any) {
@@ -55,15 +61,29 @@ func scanSearch(t *testing.T, s *Store, q tlog.Query) []uint64 {
 	if q.Limit > 0 {
 		query += fmt.Sprintf(" LIMIT %d", q.Limit)
 	}
-	rows, err := s.r.QueryContext(context.Background(), s.tq(query), args...)
+	return query, args
+}
+
+// queryIndexes runs query, which selects leaf indexes first.
+func queryIndexes(t *testing.T, db queryer, query string, args ...any) []uint64 {
+	t.Helper()
+	rows, err := db.QueryContext(context.Background(), query, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := []uint64{}
 	for rows.Next() {
 		var i int64
-		if err := rows.Scan(&i); err != nil {
+		dest := []any{&i}
+		for range cols[1:] {
+			dest = append(dest, new(any))
+		}
+		if err := rows.Scan(dest...); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, uint64(i))
@@ -312,4 +332,96 @@ func TestMigrationTreePosEdges(t *testing.T) {
 			t.Fatalf("%s: %d tree rows, %v; want %d", p, n, err, len(ids))
 		}
 	}
+}
+
+// TestSearchWhileIndexing: while both logs are appended to and indexed
+// (the running indexer, and catch-ups the test makes besides),
+// searches and leaf-hash lookups give, in every snapshot, what the scan
+// of the entries gives; then Close stops the indexer, also twice. Run
+// it with -race.
+func TestSearchWhileIndexing(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := []*Store{s, s.SigningLog().(*Store)}
+	const batches, batch = 30, 40
+	done := make(chan error, 3)
+	for _, st := range logs {
+		go func() {
+			rng := factoryForTest().NewEmptyRange(0)
+			for b := range batches {
+				leaves, nodes := testLog(t, rng, b*batch, batch, true)
+				if err := st.TlogAppend(ctx, uint64(b*batch), leaves, nodes); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	go func() {
+		for range batches {
+			if err := s.indexSearch(ctx); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	qs := append(searchCases(), tlog.Query{Repo: "team/app2", Newest: true, Limit: 3}, tlog.Query{Action: "promote", Before: 600, Newest: true, Limit: 10})
+	check := func() {
+		for _, st := range logs {
+			tx, err := st.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range qs {
+				query, args := searchQuery(q)
+				oracle, oargs := scanQuery(q)
+				if got, want := queryIndexes(t, tx, st.tq(query), args...), queryIndexes(t, tx, st.tq(oracle), oargs...); !slices.Equal(got, want) {
+					t.Errorf("%s: TlogSearch(%+v) = %v, want %v", st.tq("tlog_"), q, got, want)
+				}
+			}
+			hashes := queryIndexes(t, tx, st.tq(`SELECT idx, leaf_hash FROM tlog_leaves WHERE idx % 37 = 0`))
+			for _, i := range hashes {
+				var h []byte
+				if err := tx.QueryRowContext(ctx, st.tq(`SELECT leaf_hash FROM tlog_leaves WHERE idx = ?`), i).Scan(&h); err != nil {
+					t.Fatal(err)
+				}
+				// Leaves are only added: found now, where they were.
+				if got, err := st.TlogLeafIndex(ctx, h); err != nil || got != i {
+					t.Errorf("%s: leaf %d found at %d, %v", st.tq("tlog_"), i, got, err)
+				}
+			}
+			tx.Rollback()
+		}
+	}
+	for range 3 {
+		for {
+			check()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			default:
+				continue
+			}
+			break
+		}
+	}
+	check()
+	if err := s.indexSearch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	s.search.kick() // an append that ends after Close: no effect
 }
