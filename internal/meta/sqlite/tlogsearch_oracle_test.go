@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -424,4 +425,56 @@ func TestSearchWhileIndexing(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 	s.search.kick() // an append that ends after Close: no effect
+}
+
+// TestSearchEditedAfterIndexing pins what docs/audit.md ("Storage")
+// says of an entry edited in place after it was indexed: it is found
+// only by the values it had then and still has, and not at all, nor by
+// its leaf hash, once its stored leaf hash is rewritten too. (The
+// integrity checks report either edit.)
+func TestSearchEditedAfterIndexing(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.search.close() // this test runs the indexer's catch-up itself
+	leaves, nodes := testLog(t, factoryForTest().NewEmptyRange(0), 0, 20, false)
+	if err := s.TlogAppend(ctx, 0, leaves, nodes); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.indexSearch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Entry 4: push by ci in team/app4.
+	found := func(q tlog.Query) bool {
+		t.Helper()
+		ls, err := s.TlogSearch(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Contains(indexes(ls), 4)
+	}
+	if _, err := s.w.ExecContext(ctx, `UPDATE tlog_leaves SET entry = replace(entry, '"ci"', '"mallory"') WHERE idx = 4`); err != nil {
+		t.Fatal(err)
+	}
+	if found(tlog.Query{Actor: "mallory"}) || found(tlog.Query{Actor: "ci"}) || !found(tlog.Query{Repo: "team/app4"}) {
+		t.Fatal("an entry edited after indexing: want it found by its unchanged repository only")
+	}
+	if idx, err := s.TlogLeafIndex(ctx, leaves[4].Hash); err != nil || idx != 4 {
+		t.Fatalf("its (unchanged) leaf hash found at %d, %v", idx, err)
+	}
+	h := rfc6962.DefaultHasher.HashLeaf([]byte("forged"))
+	if _, err := s.w.ExecContext(ctx, `UPDATE tlog_leaves SET leaf_hash = ? WHERE idx = 4`, h); err != nil {
+		t.Fatal(err)
+	}
+	if found(tlog.Query{Repo: "team/app4"}) || found(tlog.Query{}) {
+		t.Fatal("an entry whose leaf hash was rewritten after indexing is still found")
+	}
+	for _, hash := range [][]byte{h, leaves[4].Hash} {
+		if idx, err := s.TlogLeafIndex(ctx, hash); !errors.Is(err, tlog.ErrNotFound) {
+			t.Fatalf("rewritten leaf hash: TlogLeafIndex = %d, %v; want not found", idx, err)
+		}
+	}
 }
