@@ -40,8 +40,10 @@ var _ tlog.Store = (*Store)(nil)
 
 // SigningLog returns the storage of the transparency log for signing
 // events (internal/rekor): the same tlog.Store on its own tables,
-// signlog_leaves, signlog_nodes and signlog_checkpoints (the last
-// migration), so the Merkle tree code and its conformance suite are one.
+// signlog_leaves, signlog_tree, signlog_search and signlog_checkpoints
+// (migrations 12 and 14), so the Merkle tree code and its conformance
+// suite are one. It shares s's connections and search indexer: closing s
+// closes it.
 func (s *Store) SigningLog() tlog.Store {
 	c := *s
 	c.tlogPrefix = "signlog_"
