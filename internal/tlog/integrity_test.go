@@ -35,10 +35,13 @@ func appendAll(t testing.TB, l *tlog.Log, n int) {
 	}
 }
 
-// execSQL runs statements on the log's database behind its back.
+// execSQL runs statements on the log's database behind its back. The
+// store may be open (TestVerifyEndpoint): its search indexer writes a
+// second after appends, so the statements wait for its transaction
+// (busy_timeout) instead of failing with SQLITE_BUSY.
 func execSQL(t *testing.T, dir string, stmts ...string) {
 	t.Helper()
-	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: filepath.Join(dir, "meta.db")}).String())
+	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: filepath.Join(dir, "meta.db"), RawQuery: "_pragma=busy_timeout(10000)"}).String())
 	if err != nil {
 		t.Fatal(err)
 	}

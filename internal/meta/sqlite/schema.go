@@ -323,7 +323,10 @@ CREATE INDEX IF NOT EXISTS auth_challenges_expires ON auth_challenges(expires);
 // place of the leaves' indexes. A node (level, idx) completes when the
 // log reaches n = (idx+1)<<level leaves, after the 2(n-1) - popcount(n-1)
 // nodes completed before, and after the nodes of the lower levels
-// completed with it: treePos in tlog.go, here in SQL. The search tables
+// completed with it: treePos in tlog.go, here in SQL, with popcount
+// summed bit pairs, nibbles and bytes at a time (a recursive CTE over the
+// 63 bits took seven times as long: 18 s for the 400,000 nodes of 200,000
+// entries, where the upgrade holds the database). The search tables
 // start empty: the Store's searchIndexer fills them from the leaves after
 // Open, and until it has, searches read the leaves not indexed yet (see
 // tlog.go, "Storage layout"). The signing log's entries are Rekor bodies,
@@ -333,10 +336,12 @@ CREATE TABLE tlog_tree (
 	pos  INTEGER NOT NULL PRIMARY KEY, -- the node's place in post-order (treePos)
 	hash BLOB    NOT NULL
 );
-WITH RECURSIVE bits(b) AS (SELECT 0 UNION ALL SELECT b + 1 FROM bits WHERE b < 62)
 INSERT INTO tlog_tree(pos, hash)
-SELECT 2 * m - (SELECT COUNT(*) FROM bits WHERE (m >> b) & 1) + level, hash
-FROM (SELECT ((idx + 1) << level) - 1 AS m, level, hash FROM tlog_nodes);
+SELECT 2 * m - ((b + (b >> 8) + (b >> 16) + (b >> 24) + (b >> 32) + (b >> 40) + (b >> 48) + (b >> 56)) & 127) + level, hash
+FROM (SELECT m, level, hash, (n + (n >> 4)) & 0x0F0F0F0F0F0F0F0F AS b -- bits set per byte of m
+FROM (SELECT m, level, hash, (p & 0x3333333333333333) + ((p >> 2) & 0x3333333333333333) AS n -- per nibble
+FROM (SELECT m, level, hash, m - ((m >> 1) & 0x5555555555555555) AS p -- per bit pair
+FROM (SELECT ((idx + 1) << level) - 1 AS m, level, hash FROM tlog_nodes))));
 DROP TABLE tlog_nodes;
 DROP INDEX IF EXISTS tlog_leaves_hash;
 CREATE TABLE tlog_search (
@@ -363,10 +368,12 @@ CREATE TABLE signlog_tree (
 	pos  INTEGER NOT NULL PRIMARY KEY, -- the node's place in post-order (treePos)
 	hash BLOB    NOT NULL
 );
-WITH RECURSIVE bits(b) AS (SELECT 0 UNION ALL SELECT b + 1 FROM bits WHERE b < 62)
 INSERT INTO signlog_tree(pos, hash)
-SELECT 2 * m - (SELECT COUNT(*) FROM bits WHERE (m >> b) & 1) + level, hash
-FROM (SELECT ((idx + 1) << level) - 1 AS m, level, hash FROM signlog_nodes);
+SELECT 2 * m - ((b + (b >> 8) + (b >> 16) + (b >> 24) + (b >> 32) + (b >> 40) + (b >> 48) + (b >> 56)) & 127) + level, hash
+FROM (SELECT m, level, hash, (n + (n >> 4)) & 0x0F0F0F0F0F0F0F0F AS b -- bits set per byte of m
+FROM (SELECT m, level, hash, (p & 0x3333333333333333) + ((p >> 2) & 0x3333333333333333) AS n -- per nibble
+FROM (SELECT m, level, hash, m - ((m >> 1) & 0x5555555555555555) AS p -- per bit pair
+FROM (SELECT ((idx + 1) << level) - 1 AS m, level, hash FROM signlog_nodes))));
 DROP TABLE signlog_nodes;
 DROP INDEX IF EXISTS signlog_leaves_hash;
 CREATE TABLE signlog_search (

@@ -31,16 +31,19 @@ import (
 //     in the append's transaction: searchIndexer copies them into
 //     tlog_search, whose indexes serve TlogSearch and TlogLeafIndex, in
 //     batches behind the appends. Both read the leaves it has not reached
-//     yet (the tail, above tlog_search's largest index) directly, in the
-//     same statement, so what they return does not depend on how far it
-//     got. Migration 14 moved an existing database to this layout.
+//     yet (the tail, above tlog_search's last row that matches its leaf:
+//     searchTop) directly, in the same statement, so what they return
+//     does not depend on how far it got. Migration 14 moved an existing
+//     database to this layout.
 
 var _ tlog.Store = (*Store)(nil)
 
 // SigningLog returns the storage of the transparency log for signing
 // events (internal/rekor): the same tlog.Store on its own tables,
-// signlog_leaves, signlog_nodes and signlog_checkpoints (the last
-// migration), so the Merkle tree code and its conformance suite are one.
+// signlog_leaves, signlog_tree, signlog_search and signlog_checkpoints
+// (migrations 12 and 14), so the Merkle tree code and its conformance
+// suite are one. It shares s's connections and search indexer: closing s
+// closes it.
 func (s *Store) SigningLog() tlog.Store {
 	c := *s
 	c.tlogPrefix = "signlog_"
@@ -171,7 +174,7 @@ func (s *Store) TlogLeafIndex(ctx context.Context, hash []byte) (uint64, error) 
 	err := s.r.QueryRowContext(ctx, s.tq(`SELECT MIN(i) FROM (
 	SELECT s.idx AS i FROM tlog_search s JOIN tlog_leaves l ON l.idx = s.idx AND l.leaf_hash = s.leaf_hash WHERE s.leaf_hash = ?1
 	UNION ALL
-	SELECT idx FROM tlog_leaves WHERE idx > (SELECT COALESCE(MAX(idx), -1) FROM tlog_search) AND leaf_hash = ?1
+	SELECT idx FROM tlog_leaves WHERE idx > `+searchTop+` AND leaf_hash = ?1
 ) HAVING COUNT(*) > 0`), hash).Scan(&idx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, tlog.ErrNotFound
@@ -193,6 +196,15 @@ func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, erro
 	return scanLeaves(rows)
 }
 
+// searchTop is where the tail begins (see "Storage layout"): the index
+// of tlog_search's last row that matches its leaf (same index and leaf
+// hash), or -1. Normally that is its last row. Rows above it are stale:
+// their leaves were deleted, or replaced by others (a log rolled back
+// behind the server's back and appended to again), until the indexer
+// drops them, and the leaves there are read as tail. Read from the top
+// down, it stops at the first row that matches.
+const searchTop = `COALESCE((SELECT ts.idx FROM tlog_search ts JOIN tlog_leaves tl ON tl.idx = ts.idx AND tl.leaf_hash = ts.leaf_hash ORDER BY ts.idx DESC LIMIT 1), -1)`
+
 // searchQuery is TlogSearch's statement: the indexed leaves (tlog_search
 // joined to tlog_leaves) and the tail, merged in index order. tlog_search
 // picks the candidates; each filter is also checked against the entry
@@ -200,7 +212,7 @@ func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, erro
 // when the search read the entries alone.
 func searchQuery(q tlog.Query) (string, []any) {
 	indexed := `SELECT s.idx, l.entry, l.leaf_hash FROM tlog_search s JOIN tlog_leaves l ON l.idx = s.idx AND l.leaf_hash = s.leaf_hash WHERE json_valid(l.entry)`
-	tail := `SELECT idx, entry, leaf_hash FROM tlog_leaves WHERE idx > (SELECT COALESCE(MAX(idx), -1) FROM tlog_search) AND json_valid(entry)`
+	tail := `SELECT idx, entry, leaf_hash FROM tlog_leaves WHERE idx > ` + searchTop + ` AND json_valid(entry)`
 	var args []any
 	add := func(field, op string, v any) {
 		args = append(args, v)

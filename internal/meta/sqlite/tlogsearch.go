@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -98,15 +99,25 @@ func (ix *searchIndexer) run() {
 }
 
 // indexSearch brings tlog_search and signlog_search up to date with
-// their leaves: it drops rows of leaves that are gone (a log truncated
-// behind the server's back) and adds the leaves above the largest
-// indexed one, searchIndexBatch per transaction.
+// their leaves: it drops the rows above the last that matches its leaf
+// (searchTop: rows of leaves that are gone or were replaced, a log
+// rolled back behind the server's back and maybe appended to again) and
+// adds the leaves above the largest indexed one, searchIndexBatch per
+// transaction.
+//
+// The columns are TEXT, which stores a number as its text: a time that
+// is a number or a boolean (never written by the log, but an edited
+// entry can hold one) is stored as the empty string instead, which
+// sorts below every time as the number does in the entry, so that Since
+// and Until select it from the table exactly when they select it from
+// the entry. The fields searches match exactly need no such care: the
+// entry is checked too, and a number never equals the text of a query.
 func (s *Store) indexSearch(ctx context.Context) error {
 	for _, p := range searchedLogs {
 		for {
 			var n int64
 			err := s.writeFlushLater(ctx, func(tx *sql.Tx) error {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM `+p+`search WHERE idx > (SELECT COALESCE(MAX(idx), -1) FROM `+p+`leaves)`); err != nil {
+				if _, err := tx.ExecContext(ctx, strings.ReplaceAll(`DELETE FROM tlog_search WHERE idx > `+searchTop, "tlog_", p)); err != nil {
 					return err
 				}
 				res, err := tx.ExecContext(ctx, `INSERT INTO `+p+`search(idx, leaf_hash, repo, digest, actor, action, time)
@@ -115,7 +126,9 @@ SELECT idx, leaf_hash,
 	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.digest') END,
 	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.actor') END,
 	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.action') END,
-	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.time') END
+	CASE WHEN json_valid(entry) THEN CASE json_type(entry, '$.time')
+		WHEN 'integer' THEN '' WHEN 'real' THEN '' WHEN 'true' THEN '' WHEN 'false' THEN ''
+		ELSE json_extract(entry, '$.time') END END
 FROM `+p+`leaves WHERE idx > (SELECT COALESCE(MAX(idx), -1) FROM `+p+`search) ORDER BY idx LIMIT ?`, searchIndexBatch)
 				if err != nil {
 					return err
