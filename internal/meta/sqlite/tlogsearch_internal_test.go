@@ -41,11 +41,8 @@ func TestTreePosIsPostOrder(t *testing.T) {
 // complete on top of rng; with garbage, every 97th is not JSON.
 func testLog(t *testing.T, rng *compact.Range, first, n int, garbage bool) ([]tlog.Leaf, []tlog.Node) {
 	t.Helper()
-	var (
-		leaves []tlog.Leaf
-		nodes  []tlog.Node
-	)
 	at := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
+	var entries []string
 	for i := first; i < first+n; i++ {
 		e := fmt.Sprintf(`{"action":%q,"actor":%q,"digest":"sha256:%064x","repo":%q,"time":%q}`,
 			[]string{"push", "delete", "promote"}[i%3], []string{"ci", "alice"}[i%2], i%17,
@@ -53,8 +50,22 @@ func testLog(t *testing.T, rng *compact.Range, first, n int, garbage bool) ([]tl
 		if garbage && i%97 == 96 {
 			e = `not json ` + e // never written by the log; searches skip it
 		}
+		entries = append(entries, e)
+	}
+	return leavesOf(t, rng, first, entries)
+}
+
+// leavesOf makes entries the leaves from index first on, and returns
+// them with the nodes they complete on top of rng.
+func leavesOf(t *testing.T, rng *compact.Range, first int, entries []string) ([]tlog.Leaf, []tlog.Node) {
+	t.Helper()
+	var (
+		leaves []tlog.Leaf
+		nodes  []tlog.Node
+	)
+	for i, e := range entries {
 		h := rfc6962.DefaultHasher.HashLeaf([]byte(e))
-		leaves = append(leaves, tlog.Leaf{Index: uint64(i), Entry: []byte(e), Hash: h})
+		leaves = append(leaves, tlog.Leaf{Index: uint64(first + i), Entry: []byte(e), Hash: h})
 		if err := rng.Append(h, func(id compact.NodeID, hash []byte) {
 			nodes = append(nodes, tlog.Node{ID: id, Hash: hash})
 		}); err != nil {
@@ -62,6 +73,19 @@ func testLog(t *testing.T, rng *compact.Range, first, n int, garbage bool) ([]tl
 		}
 	}
 	return leaves, nodes
+}
+
+// openQuiet opens a Store in a fresh directory with its search indexer
+// stopped: the test runs the indexer's catch-up (indexSearch) itself.
+func openQuiet(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	s.search.close()
+	return s
 }
 
 // searchCases are queries over testLog's entries.
@@ -94,12 +118,7 @@ func indexes(ls []tlog.Leaf) []uint64 {
 // rows of leaves that are gone.
 func TestSearchIndexedOrNot(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(filepath.Join(t.TempDir(), "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.search.close() // this test runs the indexer's catch-up itself
+	s := openQuiet(t)
 
 	rng := factoryForTest().NewEmptyRange(0)
 	leaves, nodes := testLog(t, rng, 0, 300, true)

@@ -134,12 +134,7 @@ func agreeWithScan(t *testing.T, s *Store, when string, leaves []tlog.Leaf, extr
 // ones an investigation looks for.
 func TestSearchAfterRollback(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(filepath.Join(t.TempDir(), "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.search.close() // this test runs the indexer's catch-up itself
+	s := openQuiet(t)
 
 	first, nodes := testLog(t, factoryForTest().NewEmptyRange(0), 0, 100, false)
 	if err := s.TlogAppend(ctx, 0, first, nodes); err != nil {
@@ -181,23 +176,13 @@ func TestSearchAfterRollback(t *testing.T) {
 // rolledLog is testLog's entries from first on, by mallory.
 func rolledLog(t *testing.T, rng *compact.Range, first, n int) ([]tlog.Leaf, []tlog.Node) {
 	t.Helper()
-	var (
-		leaves []tlog.Leaf
-		nodes  []tlog.Node
-	)
 	at := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
+	var entries []string
 	for i := first; i < first+n; i++ {
-		e := fmt.Sprintf(`{"action":"delete","actor":"mallory","digest":"sha256:%064x","repo":"team/app%d","time":%q}`,
-			i%17, i%5, tlog.FormatTime(at.Add(time.Duration(i)*time.Minute)))
-		h := rfc6962.DefaultHasher.HashLeaf([]byte(e))
-		leaves = append(leaves, tlog.Leaf{Index: uint64(i), Entry: []byte(e), Hash: h})
-		if err := rng.Append(h, func(id compact.NodeID, hash []byte) {
-			nodes = append(nodes, tlog.Node{ID: id, Hash: hash})
-		}); err != nil {
-			t.Fatal(err)
-		}
+		entries = append(entries, fmt.Sprintf(`{"action":"delete","actor":"mallory","digest":"sha256:%064x","repo":"team/app%d","time":%q}`,
+			i%17, i%5, tlog.FormatTime(at.Add(time.Duration(i)*time.Minute))))
 	}
-	return leaves, nodes
+	return leavesOf(t, rng, first, entries)
 }
 
 // TestSearchOddEntries: entries whose fields are missing, null, or not
@@ -207,12 +192,7 @@ func rolledLog(t *testing.T, rng *compact.Range, first, n int) ([]tlog.Leaf, []t
 // can hold them (entries edited behind its back, which it reports).
 func TestSearchOddEntries(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(filepath.Join(t.TempDir(), "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.search.close() // this test runs the indexer's catch-up itself
+	s := openQuiet(t)
 
 	entries := []string{
 		`{"repo":"5","time":"2026-03-03T00:00:00.000000000Z"}`,
@@ -235,20 +215,7 @@ func TestSearchOddEntries(t *testing.T) {
 		`{"repo":"{\"a\":1}","time":"2026-03-03T00:03:00.000000000Z"}`,
 		`{"repo":"","time":""}`,
 	}
-	rng := factoryForTest().NewEmptyRange(0)
-	var (
-		leaves []tlog.Leaf
-		nodes  []tlog.Node
-	)
-	for i, e := range entries {
-		h := rfc6962.DefaultHasher.HashLeaf([]byte(e))
-		leaves = append(leaves, tlog.Leaf{Index: uint64(i), Entry: []byte(e), Hash: h})
-		if err := rng.Append(h, func(id compact.NodeID, hash []byte) {
-			nodes = append(nodes, tlog.Node{ID: id, Hash: hash})
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	leaves, nodes := leavesOf(t, factoryForTest().NewEmptyRange(0), 0, entries)
 	if err := s.TlogAppend(ctx, 0, leaves, nodes); err != nil {
 		t.Fatal(err)
 	}
@@ -434,12 +401,7 @@ func TestSearchWhileIndexing(t *testing.T) {
 // integrity checks report either edit.)
 func TestSearchEditedAfterIndexing(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(filepath.Join(t.TempDir(), "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.search.close() // this test runs the indexer's catch-up itself
+	s := openQuiet(t)
 	leaves, nodes := testLog(t, factoryForTest().NewEmptyRange(0), 0, 20, false)
 	if err := s.TlogAppend(ctx, 0, leaves, nodes); err != nil {
 		t.Fatal(err)
