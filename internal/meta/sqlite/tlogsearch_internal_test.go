@@ -245,6 +245,28 @@ func TestSearchIndexerCatchesUp(t *testing.T) {
 	}
 }
 
+// schema13 creates a database at path as migrations 1-13 left it (before
+// migration 14's log storage) and returns it open.
+func schema13(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: filepath.ToSlash(path)}).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, applied INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range migrations[:13] {
+		if _, err := db.Exec(m); err != nil {
+			t.Fatalf("migration %d: %v", i+1, err)
+		}
+		if _, err := db.Exec(`INSERT INTO schema_migrations VALUES (?, 0)`, i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
+}
+
 // TestMigrationLogStorage: migration 14 moves a log stored with nodes
 // keyed by (level, idx) and indexed leaves (whose expression indexes
 // refused entries that are not JSON) to tlog_tree and tlog_search: every
@@ -253,23 +275,7 @@ func TestSearchIndexerCatchesUp(t *testing.T) {
 func TestMigrationLogStorage(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "meta.db")
-	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: filepath.ToSlash(path)}).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, m := range migrations[:13] {
-		if i == 0 {
-			if _, err := db.Exec(`CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, applied INTEGER NOT NULL)`); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := db.Exec(m); err != nil {
-			t.Fatalf("migration %d: %v", i+1, err)
-		}
-		if _, err := db.Exec(`INSERT INTO schema_migrations VALUES (?, 0)`, i+1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := schema13(t, path)
 	logs := map[string][]tlog.Leaf{}
 	allNodes := map[string][]tlog.Node{}
 	tx, err := db.Begin()

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -241,21 +240,7 @@ func TestSearchOddEntries(t *testing.T) {
 func TestMigrationTreePosEdges(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "meta.db")
-	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: filepath.ToSlash(path)}).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, applied INTEGER NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	for i, m := range migrations[:13] {
-		if _, err := db.Exec(m); err != nil {
-			t.Fatalf("migration %d: %v", i+1, err)
-		}
-		if _, err := db.Exec(`INSERT INTO schema_migrations VALUES (?, 0)`, i+1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := schema13(t, path)
 	var ids []compact.NodeID
 	for level := range uint(63) {
 		for _, idx := range []uint64{0, 1, 2, 3, 5, 6, 7, 0x5555, 0xAAAA, 1<<(62-level) - 2, 1<<(62-level) - 1} {
