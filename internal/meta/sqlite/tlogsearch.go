@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"strings"
-	"sync"
 	"time"
 )
 
@@ -17,11 +15,10 @@ import (
 // Its writes commit under meta.FlushLater: the table is derived from the
 // leaves, and after a crash it catches up from whatever it holds.
 type searchIndexer struct {
-	s    *Store
-	wake chan struct{}
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	s      *Store
+	wake   chan struct{}
+	cancel context.CancelFunc // stops run
+	done   chan struct{}      // closed when run has returned
 }
 
 const (
@@ -37,12 +34,13 @@ const (
 	searchIndexBatch = 4096
 )
 
-// searchedLogs are the prefixes of the logs' tables.
+// searchedLogs are the prefixes of the logs' tables (Store.tlogPrefix).
 var searchedLogs = [...]string{"tlog_", "signlog_"}
 
 func startSearchIndexer(s *Store) *searchIndexer {
-	ix := &searchIndexer{s: s, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	go ix.run()
+	ctx, cancel := context.WithCancel(context.Background())
+	ix := &searchIndexer{s: s, wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	go ix.run(ctx)
 	ix.kick() // leaves appended before a crash, or by another process
 	return ix
 }
@@ -58,37 +56,27 @@ func (ix *searchIndexer) kick() {
 	}
 }
 
-// close stops the indexer and waits for it.
+// close stops the indexer and waits for it. It may be called again.
 func (ix *searchIndexer) close() {
 	if ix == nil {
 		return
 	}
-	ix.once.Do(func() { close(ix.stop) })
+	ix.cancel()
 	<-ix.done
 }
 
-func (ix *searchIndexer) run() {
+func (ix *searchIndexer) run(ctx context.Context) {
 	defer close(ix.done)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-ix.stop
-		cancel()
-	}()
-	t := time.NewTimer(0)
-	<-t.C
 	for {
 		select {
-		case <-ix.stop:
+		case <-ctx.Done():
 			return
 		case <-ix.wake:
 		}
-		t.Reset(searchIndexDelay)
 		select {
-		case <-ix.stop:
-			t.Stop()
+		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(searchIndexDelay):
 		}
 		if err := ix.s.indexSearch(ctx); err != nil && ctx.Err() == nil {
 			// Searches read the leaves not indexed yet directly, so a
@@ -114,13 +102,15 @@ func (ix *searchIndexer) run() {
 // entry is checked too, and a number never equals the text of a query.
 func (s *Store) indexSearch(ctx context.Context) error {
 	for _, p := range searchedLogs {
+		log := *s
+		log.tlogPrefix = p
 		for {
 			var n int64
 			err := s.writeFlushLater(ctx, func(tx *sql.Tx) error {
-				if _, err := tx.ExecContext(ctx, strings.ReplaceAll(`DELETE FROM tlog_search WHERE idx > `+searchTop, "tlog_", p)); err != nil {
+				if _, err := tx.ExecContext(ctx, log.tq(`DELETE FROM tlog_search WHERE idx > `+searchTop)); err != nil {
 					return err
 				}
-				res, err := tx.ExecContext(ctx, `INSERT INTO `+p+`search(idx, leaf_hash, repo, digest, actor, action, time)
+				res, err := tx.ExecContext(ctx, log.tq(`INSERT INTO tlog_search(idx, leaf_hash, repo, digest, actor, action, time)
 SELECT idx, leaf_hash,
 	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.repo') END,
 	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.digest') END,
@@ -129,7 +119,7 @@ SELECT idx, leaf_hash,
 	CASE WHEN json_valid(entry) THEN CASE json_type(entry, '$.time')
 		WHEN 'integer' THEN '' WHEN 'real' THEN '' WHEN 'true' THEN '' WHEN 'false' THEN ''
 		ELSE json_extract(entry, '$.time') END END
-FROM `+p+`leaves WHERE idx > (SELECT COALESCE(MAX(idx), -1) FROM `+p+`search) ORDER BY idx LIMIT ?`, searchIndexBatch)
+FROM tlog_leaves WHERE idx > (SELECT COALESCE(MAX(idx), -1) FROM tlog_search) ORDER BY idx LIMIT ?`), searchIndexBatch)
 				if err != nil {
 					return err
 				}
