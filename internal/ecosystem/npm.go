@@ -45,7 +45,7 @@ func ParsePackageLock(b []byte) ([]Package, error) {
 	}
 	var out []Package
 	add := func(name string, e npmEntry) {
-		if !npmNameOK(name) || e.Version == "" {
+		if !NPMNameOK(name) || e.Version == "" {
 			return
 		}
 		p := Package{Type: TypeNPM, Name: name, Version: e.Version, Hashes: ParseSRI(e.Integrity), Resolved: e.Resolved}
@@ -95,10 +95,10 @@ func ParsePackageLock(b []byte) ([]Package, error) {
 	return out, nil
 }
 
-// npmNameOK reports whether name has the shape of an npm package name,
+// NPMNameOK reports whether name has the shape of an npm package name,
 // NAME or @SCOPE/NAME with neither part empty: a lockfile key such as
 // "node_modules/@scope/" names no package (and no package URL).
-func npmNameOK(name string) bool {
+func NPMNameOK(name string) bool {
 	rest := name
 	if strings.HasPrefix(name, "@") {
 		scope, n, ok := strings.Cut(name[1:], "/")

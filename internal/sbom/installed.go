@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+
+	"github.com/custody-dev/custody/internal/ecosystem"
 )
 
 // isPythonMetadata reports whether p is the metadata of an installed Python
@@ -97,7 +99,8 @@ func parseNodePackageJSON(data []byte, location string) ([]Package, error) {
 	if err := json.Unmarshal(data, &pj); err != nil {
 		return nil, fmt.Errorf("package.json %s: %w", location, err)
 	}
-	if pj.Name == "" || pj.Version == "" {
+	// A name such as "@scope/" names no package (and no package URL).
+	if !ecosystem.NPMNameOK(pj.Name) || pj.Version == "" {
 		return nil, nil
 	}
 	p := Package{Name: pj.Name, Version: pj.Version, Type: TypeNPM, PURL: purlFor(TypeNPM, pj.Name, pj.Version), Locations: []string{location}}
