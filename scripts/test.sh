@@ -89,7 +89,7 @@ go test -count=1 -timeout 20m ./...
 
 # The race detector on the packages whose code runs concurrently: the audit
 # log, the metadata backends, garbage collection beside pushes and the
-# replicas on shared engines, whole; of the registry and the server, only
+# replicas on shared engines, the Object Lock mirror, whole; of the registry and the server, only
 # the tests that drive them concurrently (concurrent pushes with kills,
 # parallel clients; the background signer, scheduled GC and scrub, Object
 # Lock mirroring, the audit log, shutdown, upload purge, the tag race): their other
@@ -98,7 +98,7 @@ go test -count=1 -timeout 20m ./...
 # (internal/testserver) run race-built ones and fail on a reported race.
 echo "== go test -race (concurrent code)"
 race_start=$SECONDS
-go test -race -count=1 -timeout 20m ./internal/tlog ./internal/meta/... ./internal/gc ./test/replica
+go test -race -count=1 -timeout 20m ./internal/tlog ./internal/meta/... ./internal/gc ./internal/retention/objectlock ./test/replica
 # Five crash rounds, not 25: the race run looks for data races in the
 # concurrent pushes; crash safety itself is the plain run's job.
 CUSTODY_CRASH_ROUNDS=5 go test -race -count=1 -timeout 20m -run 'TestKillDuringPush$|TestGGCRClients$' ./internal/registry

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -40,6 +41,13 @@ type Mirror struct {
 	log    *slog.Logger
 	queue  chan retention.Lock
 	done   chan struct{}
+
+	// mu guards the counts of artifacts queued and mirrored; mirrored is
+	// closed and replaced whenever one is done (Flush waits on it).
+	mu             sync.Mutex
+	queued, served uint64
+	mirrored       chan struct{}
+	closed         bool
 }
 
 // Options is what a Mirror works on.
@@ -64,7 +72,7 @@ func Open(ctx context.Context, o Options) (*Mirror, error) {
 		o.Log.Warn("the S3 bucket has no Object Lock: retention is enforced by custody alone (docs/deploy.md)")
 		return nil, nil
 	}
-	m := &Mirror{bucket: o.Bucket, locks: o.Locks, meta: o.Meta, log: o.Log, queue: make(chan retention.Lock, 4096), done: make(chan struct{})}
+	m := &Mirror{bucket: o.Bucket, locks: o.Locks, meta: o.Meta, log: o.Log, queue: make(chan retention.Lock, 4096), done: make(chan struct{}), mirrored: make(chan struct{})}
 	go m.run()
 	return m, nil
 }
@@ -75,17 +83,52 @@ func (o *Mirror) Enqueue(l retention.Lock) {
 	if o == nil {
 		return
 	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return
+	}
 	select {
 	case o.queue <- l:
+		o.queued++
 	default:
 		o.log.Error("object lock: queue full; the next scrub reports the artifact", "repo", l.Repo, "digest", l.Digest)
 	}
 }
 
+// Flush waits until what was queued before it has been mirrored (or has
+// failed, and been logged), or ctx ends.
+func (o *Mirror) Flush(ctx context.Context) error {
+	if o == nil {
+		return nil
+	}
+	o.mu.Lock()
+	want := o.queued
+	for o.served < want {
+		ch := o.mirrored
+		o.mu.Unlock()
+		select {
+		case <-ch:
+		case <-o.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		o.mu.Lock()
+	}
+	o.mu.Unlock()
+	return nil
+}
+
 // Close mirrors what is queued and stops the mirror.
 func (o *Mirror) Close() {
 	if o != nil {
-		close(o.queue)
+		o.mu.Lock()
+		if !o.closed {
+			o.closed = true
+			close(o.queue)
+		}
+		o.mu.Unlock()
 		<-o.done
 	}
 }
@@ -98,6 +141,11 @@ func (o *Mirror) run() {
 			o.log.Error("object lock: mirroring a retention lock onto the bucket failed; the next scrub reports it", "repo", l.Repo, "digest", l.Digest, "err", err)
 		}
 		cancel()
+		o.mu.Lock()
+		o.served++
+		close(o.mirrored)
+		o.mirrored = make(chan struct{})
+		o.mu.Unlock()
 	}
 }
 
@@ -199,8 +247,13 @@ func bucketWeaker(bm string, bu time.Time, mode string, until, now time.Time) bo
 }
 
 // Check reports objects whose bucket lock is weaker than custody's record
-// (a scrub step): the bucket should refuse what custody refuses.
+// (a scrub step): the bucket should refuse what custody refuses. It first
+// lets the mirror finish what is queued, so a lock set a moment ago is
+// not reported.
 func (o *Mirror) Check(ctx context.Context, md meta.Store) ([]scrub.Problem, error) {
+	if err := o.Flush(ctx); err != nil {
+		return nil, err
+	}
 	var out []scrub.Problem
 	now := time.Now()
 	last := ""
