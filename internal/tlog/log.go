@@ -73,7 +73,10 @@ type Store interface {
 	// TlogLeaves returns the leaves with start <= index < end, in order.
 	TlogLeaves(ctx context.Context, start, end uint64) ([]Leaf, error)
 	// TlogNodes returns the hashes of the nodes ids, or ErrNotFound if one
-	// is missing.
+	// is missing. A store may keep the nodes of the lowest levels only as
+	// the leaf hashes they cover, and compute them from those: such a
+	// node is missing when one of its leaves is, and TlogAppend and
+	// TlogFillNodes then do not store it.
 	TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error)
 	// TlogLeafIndex returns the smallest index of a leaf with this hash.
 	TlogLeafIndex(ctx context.Context, hash []byte) (uint64, error)
@@ -234,7 +237,9 @@ func (l *Log) rebuild(ctx context.Context, size uint64) (*compact.Range, error) 
 // collect records every node of the tree, leaves included: the node table
 // keeps the tree as it was when the entries were appended, and proofs are
 // built only from it, so they show what earlier checkpoints committed to
-// even if the leaves table is changed.
+// even if entries are changed. (A store that computes its lowest levels
+// from the stored leaf hashes, see Store.TlogNodes, keeps them only as
+// long as the leaf hashes are not changed too.)
 func collect(nodes *[]Node) compact.VisitFn {
 	return func(id compact.NodeID, hash []byte) {
 		*nodes = append(*nodes, Node{ID: id, Hash: hash})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/custody-dev/custody/internal/tlog"
 )
@@ -27,6 +28,11 @@ import (
 //   - tlog_tree keys each node by its place in post-order (treePos), so
 //     the nodes one append completes are neighbours too. Keyed by
 //     (level, idx) they were a page per level.
+//   - tlog_tree holds only the nodes of level storedLevel and above: one
+//     append in 16 writes any. A lower node is the hash of at most 8
+//     consecutive leaf hashes, which tlog_leaves holds, and TlogNodes
+//     computes it from them (treeNodes). Stored, they were two rows per
+//     append (one a copy of the leaf hash) and 94 % of the table.
 //   - The fields searches filter on and the leaf hashes are not indexed
 //     in the append's transaction: searchIndexer copies them into
 //     tlog_search, whose indexes serve TlogSearch and TlogLeafIndex, in
@@ -106,6 +112,9 @@ func (s *Store) TlogFillNodes(ctx context.Context, nodes []tlog.Node) error {
 		}
 		defer st.Close()
 		for _, n := range nodes {
+			if n.ID.Level < storedLevel {
+				continue
+			}
 			if _, err := st.ExecContext(ctx, treePos(n.ID), n.Hash); err != nil {
 				return fmt.Errorf("sqlite: audit log nodes: %w", err)
 			}
@@ -154,17 +163,81 @@ func (s *Store) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, 
 		return nil, fmt.Errorf("sqlite: audit log nodes: %w", err)
 	}
 	defer conn.Close()
+	return s.treeNodes(ctx, conn, ids)
+}
+
+// storedLevel is the lowest level of the nodes tlog_tree holds (see
+// "Storage layout").
+const storedLevel = 4
+
+// querier is a connection or a transaction.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// treeNodes returns the hashes of the nodes ids as q reads them: from
+// tlog_tree at storedLevel and above, and below it from the leaf hashes
+// they cover.
+func (s *Store) treeNodes(ctx context.Context, q querier, ids []compact.NodeID) ([][]byte, error) {
 	out := make([][]byte, len(ids))
 	for i, id := range ids {
-		err := conn.QueryRowContext(ctx, s.tq(`SELECT hash FROM tlog_tree WHERE pos = ?`), treePos(id)).Scan(&out[i])
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("%w: node %d/%d", tlog.ErrNotFound, id.Level, id.Index)
+		var err error
+		if id.Level < storedLevel {
+			out[i], err = s.lowNode(ctx, q, id)
+		} else {
+			err = q.QueryRowContext(ctx, s.tq(`SELECT hash FROM tlog_tree WHERE pos = ?`), treePos(id)).Scan(&out[i])
+			if errors.Is(err, sql.ErrNoRows) {
+				err = fmt.Errorf("%w: node %d/%d", tlog.ErrNotFound, id.Level, id.Index)
+			}
+		}
+		if errors.Is(err, tlog.ErrNotFound) {
+			return nil, err
 		}
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: audit log nodes: %w", err)
 		}
 	}
 	return out, nil
+}
+
+// lowNode computes node id (below storedLevel) from the leaf hashes it
+// covers, or returns an error wrapping tlog.ErrNotFound if one of them is
+// not stored.
+func (s *Store) lowNode(ctx context.Context, q querier, id compact.NodeID) ([]byte, error) {
+	first, n := id.Index<<id.Level, uint64(1)<<id.Level
+	rows, err := q.QueryContext(ctx, s.tq(`SELECT idx, leaf_hash FROM tlog_leaves WHERE idx >= ? AND idx < ? ORDER BY idx`), int64(first), int64(first+n))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	hashes := make([][]byte, 0, n)
+	for rows.Next() {
+		var (
+			idx int64
+			h   []byte
+		)
+		if err := rows.Scan(&idx, &h); err != nil {
+			return nil, err
+		}
+		if uint64(idx) != first+uint64(len(hashes)) {
+			break
+		}
+		hashes = append(hashes, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if uint64(len(hashes)) != n {
+		return nil, fmt.Errorf("%w: node %d/%d", tlog.ErrNotFound, id.Level, id.Index)
+	}
+	for len(hashes) > 1 {
+		for i := range len(hashes) / 2 {
+			hashes[i] = rfc6962.DefaultHasher.HashChildren(hashes[2*i], hashes[2*i+1])
+		}
+		hashes = hashes[:len(hashes)/2]
+	}
+	return hashes[0], nil
 }
 
 // TlogLeafIndex implements tlog.Store: tlog_search's hash index, then
@@ -394,17 +467,7 @@ func (t *logTx) TlogSize(ctx context.Context) (uint64, error) {
 }
 
 func (t *logTx) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
-	out := make([][]byte, len(ids))
-	for i, id := range ids {
-		err := t.tx.QueryRowContext(ctx, t.s.tq(`SELECT hash FROM tlog_tree WHERE pos = ?`), treePos(id)).Scan(&out[i])
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("%w: node %d/%d", tlog.ErrNotFound, id.Level, id.Index)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: audit log nodes: %w", err)
-		}
-	}
-	return out, nil
+	return t.s.treeNodes(ctx, t.tx, ids)
 }
 
 func (t *logTx) TlogInsert(ctx context.Context, leaves []tlog.Leaf, nodes []tlog.Node) error {
@@ -427,6 +490,9 @@ func insertLeavesAndNodes(ctx context.Context, tx *sql.Tx, leafQ, nodeQ *sql.Stm
 		st := tx.StmtContext(ctx, nodeQ)
 		defer st.Close()
 		for _, n := range nodes {
+			if n.ID.Level < storedLevel {
+				continue
+			}
 			if _, err := st.ExecContext(ctx, treePos(n.ID), n.Hash); err != nil {
 				return fmt.Errorf("sqlite: audit log nodes: %w", err)
 			}

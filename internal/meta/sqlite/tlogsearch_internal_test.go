@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -356,5 +357,66 @@ func TestMigrationLogStorage(t *testing.T) {
 	var n int
 	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM tlog_search WHERE action = 'delete' AND actor IS NOT NULL`).Scan(&n); err != nil || n != 111 {
 		t.Fatalf("indexed search rows for deletes: %d, %v; want 111", n, err)
+	}
+}
+
+// TestLowNodesFromLeaves: tlog_tree holds the nodes of storedLevel and
+// above only; TlogNodes returns every node as the append computed it,
+// computing the lower ones from the leaf hashes (also inside a write
+// transaction), and reports a lower node missing when one of its leaves
+// is.
+func TestLowNodesFromLeaves(t *testing.T) {
+	ctx := context.Background()
+	s := openQuiet(t)
+	rng := factoryForTest().NewEmptyRange(0)
+	leaves, nodes := testLog(t, rng, 0, 100, false)
+	if err := s.TlogAppend(ctx, 0, leaves, nodes); err != nil {
+		t.Fatal(err)
+	}
+	var ids []compact.NodeID
+	high := 0
+	for _, n := range nodes {
+		ids = append(ids, n.ID)
+		if n.ID.Level >= storedLevel {
+			high++
+		}
+	}
+	var rows int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM tlog_tree`).Scan(&rows); err != nil || rows != high {
+		t.Fatalf("tlog_tree holds %d rows (%v), want the %d nodes of level %d and above", rows, err, high, storedLevel)
+	}
+	check := func(name string, got [][]byte, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for i, n := range nodes {
+			if !bytes.Equal(got[i], n.Hash) {
+				t.Fatalf("%s: node %d/%d differs from the one the append computed", name, n.ID.Level, n.ID.Index)
+			}
+		}
+	}
+	got, err := s.TlogNodes(ctx, ids)
+	check("TlogNodes", got, err)
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		got, err := (&logTx{s: s, tx: tx}).TlogNodes(ctx, ids)
+		check("in a transaction", got, err)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM tlog_leaves WHERE idx = 37`); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []compact.NodeID{compact.NewNodeID(0, 37), compact.NewNodeID(2, 9), compact.NewNodeID(3, 4)} {
+		if _, err := s.TlogNodes(ctx, []compact.NodeID{id}); !errors.Is(err, tlog.ErrNotFound) {
+			t.Fatalf("node %d/%d without leaf 37: %v, want ErrNotFound", id.Level, id.Index, err)
+		}
+	}
+	// Stored nodes above it are kept: what earlier checkpoints committed to.
+	if _, err := s.TlogNodes(ctx, []compact.NodeID{compact.NewNodeID(4, 2), compact.NewNodeID(2, 8)}); err != nil {
+		t.Fatal(err)
 	}
 }
