@@ -110,16 +110,21 @@ func (s *Store) indexSearch(ctx context.Context) error {
 				if _, err := tx.ExecContext(ctx, log.tq(`DELETE FROM tlog_search WHERE idx > `+searchTop)); err != nil {
 					return err
 				}
+				// json_valid once per leaf (materialized): it parses the
+				// entry, which the extracts then take from SQLite's cache.
 				res, err := tx.ExecContext(ctx, log.tq(`INSERT INTO tlog_search(idx, leaf_hash, repo, digest, actor, action, time)
+WITH l AS MATERIALIZED (
+	SELECT idx, leaf_hash, entry, json_valid(entry) AS ok FROM tlog_leaves
+	WHERE idx > (SELECT COALESCE(MAX(idx), -1) FROM tlog_search) ORDER BY idx LIMIT ?)
 SELECT idx, leaf_hash,
-	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.repo') END,
-	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.digest') END,
-	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.actor') END,
-	CASE WHEN json_valid(entry) THEN json_extract(entry, '$.action') END,
-	CASE WHEN json_valid(entry) THEN CASE json_type(entry, '$.time')
+	CASE WHEN ok THEN json_extract(entry, '$.repo') END,
+	CASE WHEN ok THEN json_extract(entry, '$.digest') END,
+	CASE WHEN ok THEN json_extract(entry, '$.actor') END,
+	CASE WHEN ok THEN json_extract(entry, '$.action') END,
+	CASE WHEN ok THEN CASE json_type(entry, '$.time')
 		WHEN 'integer' THEN '' WHEN 'real' THEN '' WHEN 'true' THEN '' WHEN 'false' THEN ''
 		ELSE json_extract(entry, '$.time') END END
-FROM tlog_leaves WHERE idx > (SELECT COALESCE(MAX(idx), -1) FROM tlog_search) ORDER BY idx LIMIT ?`), searchIndexBatch)
+FROM l ORDER BY idx`), searchIndexBatch)
 				if err != nil {
 					return err
 				}
