@@ -792,3 +792,25 @@ func (l *Log) Run(ctx context.Context, interval time.Duration) {
 		}
 	}
 }
+
+// DerivedLevels is how many of the tree's lowest levels a Store may keep
+// only as the leaf hashes they cover (see Store.TlogNodes): a node below
+// it covers at most 2^(DerivedLevels-1) leaves, and SubtreeHash computes
+// it from their hashes. Storing those levels was two node rows per
+// appended entry, one of them a copy of the leaf hash.
+const DerivedLevels = 4
+
+// SubtreeHash returns the hash of the node whose leaves, in order, have
+// the hashes hashes: a power of two of them. It reuses hashes' storage.
+func SubtreeHash(hashes [][]byte) ([]byte, error) {
+	n := len(hashes)
+	if n == 0 || n&(n-1) != 0 {
+		return nil, fmt.Errorf("tlog: %d leaf hashes do not make a node", n)
+	}
+	for ; n > 1; n /= 2 {
+		for i := range n / 2 {
+			hashes[i] = hasher.HashChildren(hashes[2*i], hashes[2*i+1])
+		}
+	}
+	return hashes[0], nil
+}

@@ -26,6 +26,7 @@ func RunTlog(t *testing.T, open Replicas[tlog.Store]) {
 		{"Search", testTlogSearch},
 		{"AppendAtWrongStart", testTlogAppendAtWrongStart},
 		{"FillNodesKeepsExisting", testTlogFillNodes},
+		{"EveryNodeAsAppended", testTlogEveryNode},
 		{"ConcurrentAppends", testTlogConcurrentAppends},
 		{"LogReplicas", testTlogLogReplicas},
 	})
@@ -303,6 +304,54 @@ func testTlogFillNodes(t *testing.T, open Replicas[tlog.Store]) {
 	}
 	if string(got[0]) != "new" || !bytes.Equal(got[1], before[0]) {
 		t.Fatalf("TlogNodes after TlogFillNodes = %q; want the new node stored and the existing one kept", got)
+	}
+}
+
+// testTlogEveryNode appends 100 leaves in uneven batches and reads back
+// every node the appends completed, of every level (a store may compute
+// the lowest ones from the leaf hashes, tlog.DerivedLevels), as the
+// appends computed them; nodes over leaves not appended yet are missing.
+func testTlogEveryNode(t *testing.T, open Replicas[tlog.Store]) {
+	s := one(t, open)
+	ctx := t.Context()
+	var (
+		hashes [][]byte
+		all    []tlog.Node
+		size   uint64
+	)
+	for _, n := range []int{1, 6, 9, 16, 17, 51} {
+		var entries [][]byte
+		for i := range n {
+			entries = append(entries, fmt.Appendf(nil, `{"n":%d}`, size+uint64(i)))
+		}
+		leaves, nodes := leavesFor(t, size, hashes, entries)
+		if err := s.TlogAppend(ctx, size, leaves, nodes); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, nodes...)
+		size += uint64(n)
+		var err error
+		if hashes, err = s.TlogNodes(ctx, compact.RangeNodes(0, size, nil)); err != nil {
+			t.Fatalf("the compact range of size %d: %v", size, err)
+		}
+	}
+	ids := make([]compact.NodeID, len(all))
+	for i, n := range all {
+		ids[i] = n.ID
+	}
+	got, err := s.TlogNodes(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range all {
+		if !bytes.Equal(got[i], n.Hash) {
+			t.Fatalf("node %d/%d differs from the one the append computed", n.ID.Level, n.ID.Index)
+		}
+	}
+	for _, id := range []compact.NodeID{compact.NewNodeID(0, 100), compact.NewNodeID(2, 25), compact.NewNodeID(3, 12), compact.NewNodeID(4, 6)} {
+		if _, err := s.TlogNodes(ctx, []compact.NodeID{compact.NewNodeID(0, 0), id}); !errors.Is(err, tlog.ErrNotFound) {
+			t.Fatalf("node %d/%d of a log of 100 leaves: %v, want tlog.ErrNotFound", id.Level, id.Index, err)
+		}
 	}
 }
 

@@ -17,6 +17,12 @@ import (
 // The audit log's storage (tlog.Store): tlog_leaves, tlog_head, tlog_nodes
 // and tlog_checkpoints (migration 2).
 //
+// Storage layout. tlog_nodes holds the nodes of level tlog.DerivedLevels
+// and above: one append in 16 writes any. A lower node covers at most 8
+// leaves, and TlogNodes computes it from their stored leaf hashes
+// (tlog.SubtreeHash). Databases from before keep their lower nodes,
+// unused.
+//
 // Several replicas may append to one database. tlog_head holds the size;
 // TlogAppend locks its row, compares the size with start and writes the
 // leaves, nodes and new size in the same transaction, so the log stays one
@@ -104,6 +110,7 @@ func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf
 
 // putNodes inserts nodes with the given ON CONFLICT clause.
 func (s *Store) putNodes(ctx context.Context, tx pgx.Tx, nodes []tlog.Node, onConflict string) error {
+	nodes = storedNodes(nodes)
 	if len(nodes) == 0 {
 		return nil
 	}
@@ -172,32 +179,70 @@ func (s *Store) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, 
 	return s.tlogNodes(ctx, s.pool, ids)
 }
 
-// tlogNodes is TlogNodes, read through q.
+// tlogNodes is TlogNodes, read through q: from tlog_nodes at
+// tlog.DerivedLevels and above, and below it from the leaf hashes they
+// cover (see "Storage layout").
 func (s *Store) tlogNodes(ctx context.Context, q querier, ids []compact.NodeID) ([][]byte, error) {
 	if len(ids) == 0 {
 		return [][]byte{}, nil
 	}
-	levels := make([]int32, len(ids))
-	idxs := make([]int64, len(ids))
+	var (
+		levels, lowLevels []int32
+		idxs, lowIdxs     []int64
+		at, lowAt         []int // positions in ids
+	)
 	for i, id := range ids {
-		levels[i], idxs[i] = int32(id.Level), clampIndex(id.Index)
-	}
-	rows, err := q.Query(ctx, s.tq(`SELECT n.o, t.hash
-		FROM unnest($1::int[], $2::bigint[]) WITH ORDINALITY AS n(l, i, o)
-		JOIN tlog_nodes t ON t.level = n.l AND t.idx = n.i`), levels, idxs)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: audit log nodes: %w", err)
+		if id.Level < tlog.DerivedLevels {
+			lowLevels, lowIdxs, lowAt = append(lowLevels, int32(id.Level)), append(lowIdxs, clampIndex(id.Index)), append(lowAt, i)
+		} else {
+			levels, idxs, at = append(levels, int32(id.Level)), append(idxs, clampIndex(id.Index)), append(at, i)
+		}
 	}
 	out := make([][]byte, len(ids))
-	var (
-		o    int64
-		hash []byte
-	)
-	if _, err := pgx.ForEachRow(rows, []any{&o, &hash}, func() error {
-		out[o-1] = hash
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("postgres: audit log nodes: %w", err)
+	if len(at) > 0 {
+		rows, err := q.Query(ctx, s.tq(`SELECT n.o, t.hash
+		FROM unnest($1::int[], $2::bigint[]) WITH ORDINALITY AS n(l, i, o)
+		JOIN tlog_nodes t ON t.level = n.l AND t.idx = n.i`), levels, idxs)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: audit log nodes: %w", err)
+		}
+		var (
+			o    int64
+			hash []byte
+		)
+		if _, err := pgx.ForEachRow(rows, []any{&o, &hash}, func() error {
+			out[at[o-1]] = hash
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("postgres: audit log nodes: %w", err)
+		}
+	}
+	if len(lowAt) > 0 {
+		// The index ranges stay far below BIGINT's limit: clampIndex
+		// saturates, and a node of a level below 4 shifts by 3 at most.
+		rows, err := q.Query(ctx, s.tq(`SELECT n.o, array_agg(t.leaf_hash ORDER BY t.idx)
+		FROM unnest($1::int[], $2::bigint[]) WITH ORDINALITY AS n(l, i, o)
+		JOIN tlog_leaves t ON t.idx >= n.i << n.l AND t.idx < (n.i + 1) << n.l
+		WHERE n.i < (1::bigint << 59)
+		GROUP BY n.o`), lowLevels, lowIdxs)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: audit log nodes: %w", err)
+		}
+		var (
+			o      int64
+			hashes [][]byte
+		)
+		if _, err := pgx.ForEachRow(rows, []any{&o, &hashes}, func() error {
+			i := lowAt[o-1]
+			if len(hashes) != 1<<ids[i].Level {
+				return nil // a leaf is missing: reported below
+			}
+			h, err := tlog.SubtreeHash(hashes)
+			out[i] = h
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("postgres: audit log nodes: %w", err)
+		}
 	}
 	for i, h := range out {
 		if h == nil {
@@ -205,6 +250,18 @@ func (s *Store) tlogNodes(ctx context.Context, q querier, ids []compact.NodeID) 
 		}
 	}
 	return out, nil
+}
+
+// storedNodes drops the nodes below tlog.DerivedLevels: they are not
+// stored (see "Storage layout").
+func storedNodes(nodes []tlog.Node) []tlog.Node {
+	out := nodes[:0:0]
+	for _, n := range nodes {
+		if n.ID.Level >= tlog.DerivedLevels {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // TlogLeafIndex returns the smallest index of a leaf with this hash, or
@@ -355,6 +412,7 @@ func (t *logTx) TlogInsert(ctx context.Context, leaves []tlog.Leaf, nodes []tlog
 			docs[i] = &entries[i]
 		}
 	}
+	nodes = storedNodes(nodes)
 	levels := make([]int32, len(nodes))
 	nidxs := make([]int64, len(nodes))
 	nhashes := make([][]byte, len(nodes))

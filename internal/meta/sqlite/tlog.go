@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
-	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/custody-dev/custody/internal/tlog"
 )
@@ -168,7 +167,7 @@ func (s *Store) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, 
 
 // storedLevel is the lowest level of the nodes tlog_tree holds (see
 // "Storage layout").
-const storedLevel = 4
+const storedLevel = tlog.DerivedLevels
 
 // querier is a connection or a transaction.
 type querier interface {
@@ -231,13 +230,7 @@ func (s *Store) lowNode(ctx context.Context, q querier, id compact.NodeID) ([]by
 	if uint64(len(hashes)) != n {
 		return nil, fmt.Errorf("%w: node %d/%d", tlog.ErrNotFound, id.Level, id.Index)
 	}
-	for len(hashes) > 1 {
-		for i := range len(hashes) / 2 {
-			hashes[i] = rfc6962.DefaultHasher.HashChildren(hashes[2*i], hashes[2*i+1])
-		}
-		hashes = hashes[:len(hashes)/2]
-	}
-	return hashes[0], nil
+	return tlog.SubtreeHash(hashes)
 }
 
 // TlogLeafIndex implements tlog.Store: tlog_search's hash index, then
