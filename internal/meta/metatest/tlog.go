@@ -348,7 +348,12 @@ func testTlogEveryNode(t *testing.T, open Replicas[tlog.Store]) {
 			t.Fatalf("node %d/%d differs from the one the append computed", n.ID.Level, n.ID.Index)
 		}
 	}
-	for _, id := range []compact.NodeID{compact.NewNodeID(0, 100), compact.NewNodeID(2, 25), compact.NewNodeID(3, 12), compact.NewNodeID(4, 6)} {
+	for _, id := range []compact.NodeID{
+		compact.NewNodeID(0, 100), compact.NewNodeID(2, 25), compact.NewNodeID(3, 12), compact.NewNodeID(4, 6),
+		// Beyond any index an int64 holds: not aliases of stored nodes.
+		compact.NewNodeID(0, 1<<62), compact.NewNodeID(3, 1<<61), compact.NewNodeID(3, 1<<63),
+		compact.NewNodeID(4, 1<<60), compact.NewNodeID(5, 1<<63|1), compact.NewNodeID(63, 0),
+	} {
 		if _, err := s.TlogNodes(ctx, []compact.NodeID{compact.NewNodeID(0, 0), id}); !errors.Is(err, tlog.ErrNotFound) {
 			t.Fatalf("node %d/%d of a log of 100 leaves: %v, want tlog.ErrNotFound", id.Level, id.Index, err)
 		}

@@ -182,9 +182,14 @@ func (s *Store) treeNodes(ctx context.Context, q querier, ids []compact.NodeID) 
 	out := make([][]byte, len(ids))
 	for i, id := range ids {
 		var err error
-		if id.Level < storedLevel {
+		switch {
+		case id.Level > 62 || id.Index >= 1<<(62-id.Level):
+			// Beyond any log an int64 index can hold, where treePos and
+			// the leaf ranges below would overflow.
+			err = fmt.Errorf("%w: node %d/%d", tlog.ErrNotFound, id.Level, id.Index)
+		case id.Level < storedLevel:
 			out[i], err = s.lowNode(ctx, q, id)
-		} else {
+		default:
 			err = q.QueryRowContext(ctx, s.tq(`SELECT hash FROM tlog_tree WHERE pos = ?`), treePos(id)).Scan(&out[i])
 			if errors.Is(err, sql.ErrNoRows) {
 				err = fmt.Errorf("%w: node %d/%d", tlog.ErrNotFound, id.Level, id.Index)

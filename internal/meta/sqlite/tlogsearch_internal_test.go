@@ -420,3 +420,24 @@ func TestLowNodesFromLeaves(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNodesBeyondInt64: node IDs whose leaves lie beyond any index an
+// int64 holds (where treePos and the leaf ranges would overflow and
+// alias real nodes) are not found, on a log that has the nodes they
+// would alias.
+func TestNodesBeyondInt64(t *testing.T) {
+	ctx := context.Background()
+	s := openQuiet(t)
+	leaves, nodes := testLog(t, factoryForTest().NewEmptyRange(0), 0, 40, false)
+	if err := s.TlogAppend(ctx, 0, leaves, nodes); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []compact.NodeID{
+		compact.NewNodeID(0, 1<<62), compact.NewNodeID(3, 1<<61), compact.NewNodeID(3, 1<<63),
+		compact.NewNodeID(4, 1<<60), compact.NewNodeID(5, 1<<63|1), compact.NewNodeID(63, 0), compact.NewNodeID(64, 0),
+	} {
+		if h, err := s.TlogNodes(ctx, []compact.NodeID{id}); !errors.Is(err, tlog.ErrNotFound) {
+			t.Errorf("node %d/%d: %x, %v; want tlog.ErrNotFound", id.Level, id.Index, h, err)
+		}
+	}
+}
