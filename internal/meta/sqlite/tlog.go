@@ -57,11 +57,15 @@ func (s *Store) SigningLog() tlog.Store {
 
 // tq names query's tables for the log s stores: the audit log's tlog_
 // tables, or another log's (SigningLog).
-func (s *Store) tq(query string) string {
-	if s.tlogPrefix == "" {
+func (s *Store) tq(query string) string { return logTables(s.tlogPrefix, query) }
+
+// logTables names query's tlog_ tables for the log whose tables begin
+// with prefix ("" or "tlog_": the audit log's).
+func logTables(prefix, query string) string {
+	if prefix == "" {
 		return query
 	}
-	return strings.ReplaceAll(query, "tlog_", s.tlogPrefix)
+	return strings.ReplaceAll(query, "tlog_", prefix)
 }
 
 // TlogSize implements tlog.Store.

@@ -102,17 +102,15 @@ func (ix *searchIndexer) run(ctx context.Context) {
 // entry is checked too, and a number never equals the text of a query.
 func (s *Store) indexSearch(ctx context.Context) error {
 	for _, p := range searchedLogs {
-		log := *s
-		log.tlogPrefix = p
 		for {
 			var n int64
 			err := s.writeFlushLater(ctx, func(tx *sql.Tx) error {
-				if _, err := tx.ExecContext(ctx, log.tq(`DELETE FROM tlog_search WHERE idx > `+searchTop)); err != nil {
+				if _, err := tx.ExecContext(ctx, logTables(p, `DELETE FROM tlog_search WHERE idx > `+searchTop)); err != nil {
 					return err
 				}
 				// json_valid once per leaf (materialized): it parses the
 				// entry, which the extracts then take from SQLite's cache.
-				res, err := tx.ExecContext(ctx, log.tq(`INSERT INTO tlog_search(idx, leaf_hash, repo, digest, actor, action, time)
+				res, err := tx.ExecContext(ctx, logTables(p, `INSERT INTO tlog_search(idx, leaf_hash, repo, digest, actor, action, time)
 WITH l AS MATERIALIZED (
 	SELECT idx, leaf_hash, entry, json_valid(entry) AS ok FROM tlog_leaves
 	WHERE idx > (SELECT COALESCE(MAX(idx), -1) FROM tlog_search) ORDER BY idx LIMIT ?)

@@ -80,7 +80,13 @@ func leavesOf(t *testing.T, rng *compact.Range, first int, entries []string) ([]
 // stopped: the test runs the indexer's catch-up (indexSearch) itself.
 func openQuiet(t *testing.T) *Store {
 	t.Helper()
-	s, err := Open(filepath.Join(t.TempDir(), "meta.db"))
+	return openQuietAt(t, filepath.Join(t.TempDir(), "meta.db"))
+}
+
+// openQuietAt is openQuiet on the database at path.
+func openQuietAt(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,5 +445,39 @@ func TestNodesBeyondInt64(t *testing.T) {
 		if h, err := s.TlogNodes(ctx, []compact.NodeID{id}); !errors.Is(err, tlog.ErrNotFound) {
 			t.Errorf("node %d/%d: %x, %v; want tlog.ErrNotFound", id.Level, id.Index, h, err)
 		}
+	}
+}
+
+// TestIndexerCatchesUpAtOpen: a Store's indexer indexes, with nothing
+// else asking, the leaves that were appended before Open (a crash, or
+// another process).
+func TestIndexerCatchesUpAtOpen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s := openQuietAt(t, path)
+	leaves, nodes := testLog(t, factoryForTest().NewEmptyRange(0), 0, 10, false)
+	if err := s.TlogAppend(ctx, 0, leaves, nodes); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var n int
+		if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM tlog_search`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 10 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tlog_search holds %d rows 20 s after Open, want 10", n)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
