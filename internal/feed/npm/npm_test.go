@@ -88,11 +88,11 @@ func TestParseName(t *testing.T) {
 func TestParsePublish(t *testing.T) {
 	good := tarball(t, tar.Header{Name: "package/package.json"}, tar.Header{Name: "package/lib/index.js"})
 	util := Name{Scope: "acme", Base: "util"}
-	p, err := ParsePublish(body("@acme/util", "@acme/util-1.2.3.tgz", "1.2.3", good, good, map[string]string{"beta": "1.2.3"}), util)
+	p, tgz, err := parsePublish(body("@acme/util", "@acme/util-1.2.3.tgz", "1.2.3", good, good, map[string]string{"beta": "1.2.3"}), util)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Version != "1.2.3" || p.Filename != "util-1.2.3.tgz" || !bytes.Equal(p.Tarball, good) || len(p.DistTags) != 1 || p.DistTags[0] != "beta" {
+	if p.Version != "1.2.3" || p.Filename != "util-1.2.3.tgz" || !bytes.Equal(tgz, good) || p.Size != int64(len(good)) || len(p.DistTags) != 1 || p.DistTags[0] != "beta" {
 		t.Errorf("ParsePublish = %+v", p)
 	}
 	if strings.Contains(string(p.Doc), "elsewhere") || !strings.Contains(string(p.Doc), `"dependencies"`) {
@@ -120,7 +120,7 @@ func TestParsePublish(t *testing.T) {
 			tarball(t, tar.Header{Name: "package/l", Typeflag: tar.TypeSymlink, Linkname: "../../etc"}), nil), "points outside"},
 	}
 	for _, c := range cases {
-		if _, err := ParsePublish(c.body, left); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, _, err := parsePublish(c.body, left); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error naming %q", c.name, err, c.want)
 		}
 	}
@@ -135,11 +135,11 @@ func FuzzParsePublish(f *testing.F) {
 	f.Add([]byte(`{"name":"left","versions":{},"_attachments":{}}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := ParsePublish(b, Name{Base: "left"})
+		p, tgz, err := parsePublish(b, Name{Base: "left"})
 		if err != nil {
 			return
 		}
-		s := sha512.Sum512(p.Tarball)
+		s := sha512.Sum512(tgz)
 		if !ValidVersion(p.Version) || p.SHA512 != hex.EncodeToString(s[:]) || p.Filename != "left-"+p.Version+".tgz" {
 			t.Fatalf("accepted %+v", p)
 		}
@@ -265,14 +265,14 @@ func TestTarballEscapes(t *testing.T) {
 	}
 	for name, entries := range bad {
 		tgz := tarball(t, entries...)
-		if _, err := ParsePublish(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, nil), Name{Base: "left"}); err == nil {
+		if _, _, err := parsePublish(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, nil), Name{Base: "left"}); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
 	// Links that stay inside still pass: npm packs hardlinks within the
 	// package as such, and a symlink pointing down is harmless.
 	ok := tarball(t, file("package/package.json"), file("package/lib/a.js"), hard("package/lib/b.js", "package/lib/a.js"), sym("package/c.js", "lib/a.js"))
-	if _, err := ParsePublish(body("left", "left-1.0.0.tgz", "1.0.0", ok, ok, nil), Name{Base: "left"}); err != nil {
+	if _, _, err := parsePublish(body("left", "left-1.0.0.tgz", "1.0.0", ok, ok, nil), Name{Base: "left"}); err != nil {
 		t.Errorf("inside links: %v", err)
 	}
 
@@ -300,7 +300,7 @@ func TestPublishDistTagCount(t *testing.T) {
 	for i := range 2000 {
 		tags[fmt.Sprintf("t%d", i)] = "1.0.0"
 	}
-	if _, err := ParsePublish(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, tags), Name{Base: "left"}); err == nil || !strings.Contains(err.Error(), "dist-tags") {
+	if _, _, err := parsePublish(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, tags), Name{Base: "left"}); err == nil || !strings.Contains(err.Error(), "dist-tags") {
 		t.Errorf("2000 dist-tags: %v", err)
 	}
 	srv := handler(t)
@@ -313,7 +313,7 @@ func TestPublishDistTagCount(t *testing.T) {
 	}
 	// A few are fine.
 	few := map[string]string{"latest": "1.0.0", "next": "1.0.0"}
-	if _, err := ParsePublish(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, few), Name{Base: "left"}); err != nil {
+	if _, _, err := parsePublish(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, few), Name{Base: "left"}); err != nil {
 		t.Errorf("two dist-tags: %v", err)
 	}
 }
