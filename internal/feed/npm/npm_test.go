@@ -126,22 +126,43 @@ func TestParsePublish(t *testing.T) {
 	}
 }
 
-// FuzzParsePublish: the parser never panics, and what it accepts is one
-// checked version whose tarball matches the hashes it reports.
+// FuzzParsePublish: the streaming parser never panics, and what it
+// accepts is valid JSON, one checked version whose tarball is what
+// encoding/json and a whole-string base64 decoding read from the same
+// body, and matches the hashes it reports.
 func FuzzParsePublish(f *testing.F) {
 	good := tarball(f, tar.Header{Name: "package/package.json"})
 	f.Add(body("left", "left-1.0.0.tgz", "1.0.0", good, good, nil))
 	f.Add(body("left", "left-1.0.0.tgz", "1.0.0", good, []byte("x"), nil))
 	f.Add([]byte(`{"name":"left","versions":{},"_attachments":{}}`))
 	f.Add([]byte(`[]`))
+	var first bytes.Buffer
+	_ = streamPublish(&first, 10)
+	f.Add(first.Bytes())
+	f.Add(bytes.ReplaceAll(body("left", "left-1.0.0.tgz", "1.0.0", good, good, nil), []byte("/"), []byte(`\/`)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, tgz, err := parsePublish(b, Name{Base: "left"})
 		if err != nil {
 			return
 		}
 		s := sha512.Sum512(tgz)
-		if !ValidVersion(p.Version) || p.SHA512 != hex.EncodeToString(s[:]) || p.Filename != "left-"+p.Version+".tgz" {
+		s1 := sha1.Sum(tgz) //nolint:gosec // npm's shasum
+		if !ValidVersion(p.Version) || p.SHA512 != hex.EncodeToString(s[:]) || p.SHA1 != hex.EncodeToString(s1[:]) ||
+			p.Size != int64(len(tgz)) || p.Filename != "left-"+p.Version+".tgz" {
 			t.Fatalf("accepted %+v", p)
+		}
+		var doc struct {
+			Attachments map[string]json.RawMessage `json:"_attachments"`
+		}
+		if err := json.Unmarshal(b, &doc); err != nil || len(doc.Attachments) != 1 {
+			t.Fatalf("accepted a body encoding/json reads otherwise: %v", err)
+		}
+		for _, a := range doc.Attachments {
+			var m map[string]json.RawMessage
+			_ = json.Unmarshal(a, &m)
+			if ref, isJSON, isB64 := decodeData(m["data"]); !isJSON || !isB64 || !bytes.Equal(ref, tgz) {
+				t.Fatalf("streamed tarball %x, whole decoding %x", tgz, ref)
+			}
 		}
 	})
 }
