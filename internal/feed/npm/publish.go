@@ -618,12 +618,26 @@ func (c *counter) Write(p []byte) (int, error) { c.n += int64(len(p)); return le
 // dataReader reads a JSON string's characters (its opening quote read)
 // up to its closing quote, resolving escapes: the base64 text of a
 // tarball. An escape of a character that is not ASCII is not base64.
+// Its errors are sticky: the base64 decoder drops an error that came
+// with nothing but line breaks, and reads again.
 type dataReader struct {
 	s    *scanner
 	done bool
+	err  error
 }
 
 func (d *dataReader) Read(p []byte) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
+	n, err := d.read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		d.err = err
+	}
+	return n, err
+}
+
+func (d *dataReader) read(p []byte) (int, error) {
 	if d.done {
 		return 0, io.EOF
 	}
