@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -165,6 +167,51 @@ func TestPutBlobChecksum(t *testing.T) {
 	}
 	if ok, _ := md.BlobLinked(ctx, digest.FromBytes(content)); ok {
 		t.Error("a refused blob is linked")
+	}
+}
+
+// TestStageBlob: staged content is no blob until Commit; Abort leaves
+// neither a blob nor an upload session, and a stream that fails while it
+// is staged leaves nothing either.
+func TestStageBlob(t *testing.T) {
+	ctx := context.Background()
+	blobs, md := storetest.Embedded(t)
+	s := feed.NewStore(blobs, md, registry.Options{})
+	content := []byte("staged bytes")
+	left := func() (n int) {
+		_ = blobs.Walk(ctx, func(digest.Digest, int64) error { n++; return nil })
+		_ = blobs.Uploads(ctx, func(string, time.Time) error { n++; return nil })
+		return n
+	}
+	st, err := s.StageBlob(ctx, bytes.NewReader(content), -1)
+	if err != nil || st.Digest != digest.FromBytes(content) || st.Size != int64(len(content)) {
+		t.Fatalf("StageBlob = %+v, %v", st, err)
+	}
+	if _, err := blobs.Stat(ctx, st.Digest); !errors.Is(err, blob.ErrNotFound) {
+		t.Errorf("staged content is a blob before Commit: %v", err)
+	}
+	st.Abort(ctx)
+	if n := left(); n != 0 {
+		t.Errorf("%d blobs and uploads left after Abort", n)
+	}
+	if _, err := s.StageBlob(ctx, io.MultiReader(bytes.NewReader(content), iotest.ErrReader(errors.New("broken"))), -1); err == nil {
+		t.Error("a failing stream was staged")
+	}
+	if n := left(); n != 0 {
+		t.Errorf("%d blobs and uploads left after a failed stage", n)
+	}
+	st, err = s.StageBlob(ctx, bytes.NewReader(content), int64(len(content)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, unlock, err := st.Commit(ctx)
+	unlock()
+	st.Abort(ctx) // a no-op once committed
+	if err != nil || b.Digest != digest.FromBytes(content) {
+		t.Fatalf("Commit = %+v, %v", b, err)
+	}
+	if n, err := blobs.Stat(ctx, b.Digest); err != nil || n != int64(len(content)) {
+		t.Errorf("committed blob: %d, %v", n, err)
 	}
 }
 

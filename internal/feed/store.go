@@ -144,33 +144,69 @@ func (s *Store) PutBlob(ctx context.Context, r io.Reader, size int64, want diges
 		}
 		return Blob{Digest: want, Size: n}, unlock, err
 	}
-	var rnd [16]byte
-	_, _ = rand.Read(rnd[:])
-	id := "feed-" + hex.EncodeToString(rnd[:])
-	if err := s.blobs.CreateUpload(ctx, id); err != nil {
-		return Blob{}, unlock, err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			_ = s.blobs.AbortUpload(context.WithoutCancel(ctx), id)
-		}
-	}()
-	hs := sha256.New()
-	n, err := s.blobs.Append(ctx, id, 0, io.TeeReader(r, hs))
+	st, err := s.StageBlob(ctx, r, size)
 	if err != nil {
 		return Blob{}, unlock, err
 	}
-	if size >= 0 && n != size {
-		return Blob{}, unlock, blob.ErrSizeMismatch
+	defer st.Abort(ctx)
+	return st.Commit(ctx)
+}
+
+// Staged is content held in an upload session of the blob store, hashed
+// on the way in, that is not a blob yet: nothing can name it until
+// Commit. A caller that decides only after the content was read whether
+// to keep it (a publish whose checks need the rest of the request) stages
+// it, then commits or aborts.
+type Staged struct {
+	s         *Store
+	id        string
+	Digest    digest.Digest
+	Size      int64
+	committed bool
+}
+
+// StageBlob streams r (size bytes, or -1 when unknown) into a new upload
+// session, computing its sha256 on the way. On error the session is gone.
+// Call Abort (a no-op after Commit) in every case.
+func (s *Store) StageBlob(ctx context.Context, r io.Reader, size int64) (*Staged, error) {
+	var rnd [16]byte
+	_, _ = rand.Read(rnd[:])
+	st := &Staged{s: s, id: "feed-" + hex.EncodeToString(rnd[:])}
+	if err := s.blobs.CreateUpload(ctx, st.id); err != nil {
+		return nil, err
 	}
-	d := digest.NewDigest(digest.SHA256, hs)
-	unlock = s.locks.Lock(d)
-	if _, err := s.blobs.CommitUpload(ctx, id, d, n); err != nil {
+	hs := sha256.New()
+	n, err := s.blobs.Append(ctx, st.id, 0, io.TeeReader(r, hs))
+	if err == nil && size >= 0 && n != size {
+		err = blob.ErrSizeMismatch
+	}
+	if err != nil {
+		st.Abort(ctx)
+		return nil, err
+	}
+	st.Digest, st.Size = digest.NewDigest(digest.SHA256, hs), n
+	return st, nil
+}
+
+// Commit makes the staged content a blob and returns it, with the
+// digest's lock held until unlock is called (unlock is never nil; call it
+// once the manifest naming the blob is sealed, or on failure).
+func (st *Staged) Commit(ctx context.Context) (b Blob, unlock func(), err error) {
+	unlock = st.s.locks.Lock(st.Digest)
+	if _, err := st.s.blobs.CommitUpload(ctx, st.id, st.Digest, st.Size); err != nil {
 		return Blob{}, unlock, err
 	}
-	committed = true
-	return Blob{Digest: d, Size: n}, unlock, nil
+	st.committed = true
+	return Blob{Digest: st.Digest, Size: st.Size}, unlock, nil
+}
+
+// Abort discards the staged content unless it was committed.
+func (st *Staged) Abort(ctx context.Context) {
+	if st == nil || st.committed {
+		return
+	}
+	st.committed = true // once
+	_ = st.s.blobs.AbortUpload(context.WithoutCancel(ctx), st.id)
 }
 
 // Config is a version's config document: its ecosystem's metadata of the

@@ -30,8 +30,6 @@
 package npm
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"io"
@@ -323,26 +321,42 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, q request) {
 	record := func(d digest.Digest, tag, result, reason string) {
 		h.Audit.Record(ctx, audit.Event{Action: "npm.publish", Repo: q.repo, Digest: d, Tag: tag, Result: result, Reason: reason, Request: r})
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxPublish))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooLarge):
-			record("", "", "invalid", "body too large")
-			writeError(w, http.StatusRequestEntityTooLarge, "the publish is larger than 128 MiB; nothing was stored")
-		case reqbody.Failed(r, err) != nil:
-			be := reqbody.Failed(r, err)
-			record("", "", "invalid", be.Error())
-			k, _ := problem.From(be)
-			writeError(w, k.Status(), be.Error()+"; nothing was stored")
-		default:
-			record("", "", "invalid", "body unreadable")
-			writeError(w, http.StatusBadRequest, "reading the body failed; nothing was stored")
-		}
+	// The tarball is staged as it is read, hashed and checked on the
+	// way; it becomes a blob only once the whole document was read and
+	// every check passed, so a refused publish leaves nothing behind.
+	var staged *feed.Staged
+	defer func() { staged.Abort(ctx) }()
+	p, err := ReadPublish(http.MaxBytesReader(w, r.Body, MaxPublish), q.name, func(tgz io.Reader) error {
+		st, err := h.Store.StageBlob(ctx, tgz, -1)
+		staged = st
+		return err
+	})
+	var tooLarge *http.MaxBytesError
+	var bodyErr *BodyError
+	var storeErr *StoreError
+	switch {
+	case err == nil:
+	case errors.As(err, &tooLarge):
+		record("", "", "invalid", "body too large")
+		writeError(w, http.StatusRequestEntityTooLarge, "the publish is larger than 128 MiB; nothing was stored")
 		return
-	}
-	p, err := ParsePublish(body, q.name)
-	if err != nil {
+	case errors.Is(err, ErrDocumentTooLarge):
+		h.refuse(w, r, q.repo, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	case errors.As(err, &bodyErr) && reqbody.Failed(r, bodyErr.Err) != nil:
+		be := reqbody.Failed(r, bodyErr.Err)
+		record("", "", "invalid", be.Error())
+		k, _ := problem.From(be)
+		writeError(w, k.Status(), be.Error()+"; nothing was stored")
+		return
+	case errors.As(err, &bodyErr):
+		record("", "", "invalid", "body unreadable")
+		writeError(w, http.StatusBadRequest, "reading the body failed; nothing was stored")
+		return
+	case errors.As(err, &storeErr):
+		h.fail(w, r, "store tarball", storeErr.Err)
+		return
+	default:
 		h.invalid(w, r, q.repo, err.Error())
 		return
 	}
@@ -359,9 +373,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, q request) {
 		h.fail(w, r, "resolve version", err)
 		return
 	}
-	sum := sha256.Sum256(p.Tarball)
-	want := digest.NewDigestFromBytes(digest.SHA256, sum[:])
-	b, unlock, err := h.Store.PutBlob(ctx, bytes.NewReader(p.Tarball), int64(len(p.Tarball)), want)
+	b, unlock, err := staged.Commit(ctx)
 	defer unlock()
 	if err != nil {
 		h.fail(w, r, "store tarball", err)

@@ -88,11 +88,11 @@ func TestParseName(t *testing.T) {
 func TestParsePublish(t *testing.T) {
 	good := tarball(t, tar.Header{Name: "package/package.json"}, tar.Header{Name: "package/lib/index.js"})
 	util := Name{Scope: "acme", Base: "util"}
-	p, err := ParsePublish(body("@acme/util", "@acme/util-1.2.3.tgz", "1.2.3", good, good, map[string]string{"beta": "1.2.3"}), util)
+	p, tgz, err := parsePublish(body("@acme/util", "@acme/util-1.2.3.tgz", "1.2.3", good, good, map[string]string{"beta": "1.2.3"}), util)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Version != "1.2.3" || p.Filename != "util-1.2.3.tgz" || !bytes.Equal(p.Tarball, good) || len(p.DistTags) != 1 || p.DistTags[0] != "beta" {
+	if p.Version != "1.2.3" || p.Filename != "util-1.2.3.tgz" || !bytes.Equal(tgz, good) || p.Size != int64(len(good)) || len(p.DistTags) != 1 || p.DistTags[0] != "beta" {
 		t.Errorf("ParsePublish = %+v", p)
 	}
 	if strings.Contains(string(p.Doc), "elsewhere") || !strings.Contains(string(p.Doc), `"dependencies"`) {
@@ -120,28 +120,49 @@ func TestParsePublish(t *testing.T) {
 			tarball(t, tar.Header{Name: "package/l", Typeflag: tar.TypeSymlink, Linkname: "../../etc"}), nil), "points outside"},
 	}
 	for _, c := range cases {
-		if _, err := ParsePublish(c.body, left); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, _, err := parsePublish(c.body, left); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error naming %q", c.name, err, c.want)
 		}
 	}
 }
 
-// FuzzParsePublish: the parser never panics, and what it accepts is one
-// checked version whose tarball matches the hashes it reports.
+// FuzzParsePublish: the streaming parser never panics, and what it
+// accepts is valid JSON, one checked version whose tarball is what
+// encoding/json and a whole-string base64 decoding read from the same
+// body, and matches the hashes it reports.
 func FuzzParsePublish(f *testing.F) {
 	good := tarball(f, tar.Header{Name: "package/package.json"})
 	f.Add(body("left", "left-1.0.0.tgz", "1.0.0", good, good, nil))
 	f.Add(body("left", "left-1.0.0.tgz", "1.0.0", good, []byte("x"), nil))
 	f.Add([]byte(`{"name":"left","versions":{},"_attachments":{}}`))
 	f.Add([]byte(`[]`))
+	var first bytes.Buffer
+	_ = streamPublish(&first, 10)
+	f.Add(first.Bytes())
+	f.Add(bytes.ReplaceAll(body("left", "left-1.0.0.tgz", "1.0.0", good, good, nil), []byte("/"), []byte(`\/`)))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := ParsePublish(b, Name{Base: "left"})
+		p, tgz, err := parsePublish(b, Name{Base: "left"})
 		if err != nil {
 			return
 		}
-		s := sha512.Sum512(p.Tarball)
-		if !ValidVersion(p.Version) || p.SHA512 != hex.EncodeToString(s[:]) || p.Filename != "left-"+p.Version+".tgz" {
+		s := sha512.Sum512(tgz)
+		s1 := sha1.Sum(tgz) //nolint:gosec // npm's shasum
+		if !ValidVersion(p.Version) || p.SHA512 != hex.EncodeToString(s[:]) || p.SHA1 != hex.EncodeToString(s1[:]) ||
+			p.Size != int64(len(tgz)) || p.Filename != "left-"+p.Version+".tgz" {
 			t.Fatalf("accepted %+v", p)
+		}
+		var doc struct {
+			Attachments map[string]json.RawMessage `json:"_attachments"`
+		}
+		if err := json.Unmarshal(b, &doc); err != nil || len(doc.Attachments) != 1 {
+			t.Fatalf("accepted a body encoding/json reads otherwise: %v", err)
+		}
+		for _, a := range doc.Attachments {
+			var m map[string]json.RawMessage
+			_ = json.Unmarshal(a, &m)
+			if ref, isJSON, isB64 := decodeData(m["data"]); !isJSON || !isB64 || !bytes.Equal(ref, tgz) {
+				t.Fatalf("streamed tarball %x, whole decoding %x", tgz, ref)
+			}
 		}
 	})
 }
@@ -265,14 +286,14 @@ func TestTarballEscapes(t *testing.T) {
 	}
 	for name, entries := range bad {
 		tgz := tarball(t, entries...)
-		if _, err := ParsePublish(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, nil), Name{Base: "left"}); err == nil {
+		if _, _, err := parsePublish(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, nil), Name{Base: "left"}); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
 	// Links that stay inside still pass: npm packs hardlinks within the
 	// package as such, and a symlink pointing down is harmless.
 	ok := tarball(t, file("package/package.json"), file("package/lib/a.js"), hard("package/lib/b.js", "package/lib/a.js"), sym("package/c.js", "lib/a.js"))
-	if _, err := ParsePublish(body("left", "left-1.0.0.tgz", "1.0.0", ok, ok, nil), Name{Base: "left"}); err != nil {
+	if _, _, err := parsePublish(body("left", "left-1.0.0.tgz", "1.0.0", ok, ok, nil), Name{Base: "left"}); err != nil {
 		t.Errorf("inside links: %v", err)
 	}
 
@@ -300,7 +321,7 @@ func TestPublishDistTagCount(t *testing.T) {
 	for i := range 2000 {
 		tags[fmt.Sprintf("t%d", i)] = "1.0.0"
 	}
-	if _, err := ParsePublish(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, tags), Name{Base: "left"}); err == nil || !strings.Contains(err.Error(), "dist-tags") {
+	if _, _, err := parsePublish(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, tags), Name{Base: "left"}); err == nil || !strings.Contains(err.Error(), "dist-tags") {
 		t.Errorf("2000 dist-tags: %v", err)
 	}
 	srv := handler(t)
@@ -313,7 +334,7 @@ func TestPublishDistTagCount(t *testing.T) {
 	}
 	// A few are fine.
 	few := map[string]string{"latest": "1.0.0", "next": "1.0.0"}
-	if _, err := ParsePublish(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, few), Name{Base: "left"}); err != nil {
+	if _, _, err := parsePublish(body("left", "left-1.0.0.tgz", "1.0.0", tgz, tgz, few), Name{Base: "left"}); err != nil {
 		t.Errorf("two dist-tags: %v", err)
 	}
 }
