@@ -847,6 +847,14 @@ func (l *Log) Run(ctx context.Context, interval time.Duration) {
 // appended entry, one of them a copy of the leaf hash.
 const DerivedLevels = 4
 
+// NodeInRange reports whether every leaf of node id has an index below
+// 2^63, the limit of a store's (signed 64-bit) indexes. A Store answers
+// ErrNotFound for a node beyond: arithmetic on its leaf indexes or its
+// level would wrap round to another node.
+func NodeInRange(id compact.NodeID) bool {
+	return id.Level <= 63 && id.Index < 1<<(63-id.Level)
+}
+
 // SubtreeHash returns the hash of the node whose leaves, in order, have
 // the hashes hashes: a power of two of them. It reuses hashes' storage.
 func SubtreeHash(hashes [][]byte) ([]byte, error) {

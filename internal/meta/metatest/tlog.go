@@ -443,8 +443,11 @@ func testTlogNodesFromLeaves(t *testing.T, open Replicas[tlog.Store]) {
 			}
 		}
 	}
-	for _, i := range []uint64{0, 1, 1 << 60} {
-		missing(compact.NewNodeID(64, i))
+	// Levels beyond 63 (and beyond 32 bits).
+	for _, level := range []uint{64, 1 << 32, 1<<32 + 4, ^uint(0)} {
+		for _, i := range []uint64{0, 1, 1 << 60} {
+			missing(compact.NewNodeID(level, i))
+		}
 	}
 }
 

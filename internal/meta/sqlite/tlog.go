@@ -182,10 +182,7 @@ func (s *Store) treeNodes(ctx context.Context, q querier, ids []compact.NodeID) 
 	out := make([][]byte, len(ids))
 	for i, id := range ids {
 		var err error
-		if id.Level > 63 || id.Index >= 1<<(63-id.Level) {
-			// Its leaves lie beyond the largest index (2^63-1): the
-			// shifts of lowNode and treePos would wrap round to the
-			// leaves or the key of another node.
+		if !tlog.NodeInRange(id) {
 			return nil, fmt.Errorf("%w: node %d/%d", tlog.ErrNotFound, id.Level, id.Index)
 		}
 		if id.Level < storedLevel {
