@@ -1,13 +1,18 @@
 package tlog_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/custody-dev/custody/internal/tlog"
 )
@@ -61,6 +66,85 @@ func TestVerifyEndpoint(t *testing.T) {
 	getJSON(t, srv.URL+"/api/v1/audit/verify", &v)
 	if v.OK || len(v.Problems) == 0 || v.Problems[0].Kind != tlog.ProblemEntry || v.Problems[0].Index == nil || *v.Problems[0].Index != 12 {
 		t.Fatalf("tampered log: %+v", v)
+	}
+}
+
+// TestProofsOfEverySize grows a log one entry at a time to 70 and signs a
+// checkpoint of each size (POST /api/v1/audit/checkpoint). At each size it
+// checks the inclusion proofs of the entries after the last multiple of
+// 16 (whose proofs need the lowest levels at the log's end), of the first
+// and a middle one, and the consistency proofs from the previous size and
+// those around the last multiple of 16; at the end, the consistency proof
+// from every checkpoint. (Every pair is a few thousand requests: under
+// -race, minutes.) Each proof, as served, must verify against the signed
+// checkpoints with transparency-dev's proof package: the lowest levels of
+// the tree are computed from the leaf hashes (tlog.DerivedLevels).
+func TestProofsOfEverySize(t *testing.T) {
+	l, st := openLog(t, t.TempDir())
+	t.Cleanup(func() { l.Close(); st.Close() })
+	mux := http.NewServeMux()
+	(&tlog.Handler{Log: l}).Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	const n = 70
+	roots := make([][]byte, n+1) // by size, from the signed checkpoints
+	leafHashes := make([][]byte, n)
+	inclusion := func(i, size uint64) {
+		t.Helper()
+		var p tlog.ProofResponse
+		if code := getJSON(t, fmt.Sprintf("%s/api/v1/audit/proof/inclusion?index=%d&size=%d", srv.URL, i, size), &p); code != 200 {
+			t.Fatalf("inclusion proof of %d in %d: %d", i, size, code)
+		}
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, i, size, leafHashes[i], p.Hashes, roots[size]); err != nil {
+			t.Fatalf("inclusion proof of %d in the checkpoint of size %d: %v", i, size, err)
+		}
+		if !bytes.Equal(p.Root, roots[size]) || p.LeafHash != hex.EncodeToString(leafHashes[i]) {
+			t.Fatalf("inclusion proof of %d in %d names root %x and leaf %s", i, size, p.Root, p.LeafHash)
+		}
+	}
+	consistency := func(from, to uint64) {
+		t.Helper()
+		var p tlog.ProofResponse
+		if code := getJSON(t, fmt.Sprintf("%s/api/v1/audit/proof/consistency?from=%d&to=%d", srv.URL, from, to), &p); code != 200 {
+			t.Fatalf("consistency proof %d -> %d: %d", from, to, code)
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, from, to, p.Hashes, roots[from], roots[to]); err != nil {
+			t.Fatalf("consistency proof %d -> %d between the checkpoints: %v", from, to, err)
+		}
+	}
+	for size := uint64(1); size <= n; size++ {
+		e := entry(int(size)).Canonical()
+		if err := l.AppendRaw(e); err != nil {
+			t.Fatal(err)
+		}
+		leafHashes[size-1] = tlog.LeafHash(e)
+		resp, err := http.Post(srv.URL+"/api/v1/audit/checkpoint", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		note, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cp, err := tlog.OpenCheckpoint(l.VerifierKey(), note)
+		if err != nil || cp.Size != size {
+			t.Fatalf("checkpoint of size %d: %+v, %v\n%s", size, cp, err, note)
+		}
+		roots[size] = cp.Root
+		edge := size &^ 15
+		for _, i := range []uint64{0, size / 2} {
+			inclusion(i, size)
+		}
+		for i := edge; i < size; i++ {
+			inclusion(i, size)
+		}
+		for _, from := range []uint64{size - 1, edge - 1, edge, edge + 1} {
+			if from >= 1 && from < size {
+				consistency(from, size)
+			}
+		}
+	}
+	for from := uint64(1); from < n; from++ {
+		consistency(from, n)
 	}
 }
 

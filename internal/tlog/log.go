@@ -239,7 +239,8 @@ func (l *Log) rebuild(ctx context.Context, size uint64) (*compact.Range, error) 
 // built only from it, so they show what earlier checkpoints committed to
 // even if entries are changed. (A store that computes its lowest levels
 // from the stored leaf hashes, see Store.TlogNodes, keeps them only as
-// long as the leaf hashes are not changed too.)
+// long as the leaf hashes are not changed too; Checkpoint's extendsMine
+// covers the newest of them while the log runs.)
 func collect(nodes *[]Node) compact.VisitFn {
 	return func(id compact.NodeID, hash []byte) {
 		*nodes = append(*nodes, Node{ID: id, Hash: hash})
@@ -653,6 +654,9 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return Checkpoint{}, err
 	}
+	l.mu.Lock()
+	mine := l.rng
+	l.mu.Unlock()
 	rng, err := l.load(ctx)
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("audit log: %w", err)
@@ -661,6 +665,12 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	root, err := rootOf(rng)
 	if err != nil {
 		return Checkpoint{}, err
+	}
+	if err := l.extendsMine(ctx, mine, size, root); errors.Is(err, ErrDamaged) {
+		l.setFault(err)
+		return Checkpoint{}, fmt.Errorf("%w: %w", ErrInconsistent, err)
+	} else if err != nil {
+		return Checkpoint{}, fmt.Errorf("audit log: %w", err)
 	}
 	l.advance(rng)
 	if haveLast {
@@ -706,6 +716,43 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 		return Checkpoint{}, l.refuse(other, size, root, fmt.Errorf("checkpoint of size %d does not extend the tree of size %d: %w", other.Size, size, err))
 	}
 	return other, nil
+}
+
+// extendsMine checks that the stored tree (size, root) extends mine, the
+// tree l appended or loaded before. Entries since the last checkpoint
+// that no stored node covers yet (a store computes the lowest levels from
+// the leaf hashes, Store.TlogNodes) are recorded nowhere else: without
+// this check, an entry edited with its leaf hash there would be signed.
+// Its error wraps ErrDamaged.
+func (l *Log) extendsMine(ctx context.Context, mine *compact.Range, size uint64, root []byte) error {
+	if mine.End() == 0 || mine.End() > size {
+		return nil // nothing to compare (a store shorter than a checkpoint is refused below)
+	}
+	r, err := rootOf(mine)
+	if err != nil {
+		return err
+	}
+	if mine.End() == size {
+		err = nil
+		if !bytes.Equal(r, root) {
+			err = errors.New("the roots differ")
+		}
+	} else {
+		// Not ConsistencyProof: it would make the stored tree l's first.
+		n, perr := proof.Consistency(mine.End(), size)
+		var p [][]byte
+		if perr == nil {
+			p, perr = l.fetch(ctx, n)
+		}
+		if perr != nil {
+			return fmt.Errorf("building consistency proof %d -> %d: %w", mine.End(), size, perr)
+		}
+		err = proof.VerifyConsistency(hasher, mine.End(), size, p, r, root)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: the stored tree of %d entries does not extend the tree of %d this log appended: %v", ErrDamaged, size, mine.End(), err)
+	}
+	return nil
 }
 
 // refuse logs and returns the error of a tree (size, root) inconsistent
@@ -799,6 +846,14 @@ func (l *Log) Run(ctx context.Context, interval time.Duration) {
 // it from their hashes. Storing those levels was two node rows per
 // appended entry, one of them a copy of the leaf hash.
 const DerivedLevels = 4
+
+// NodeInRange reports whether every leaf of node id has an index below
+// 2^63, the limit of a store's (signed 64-bit) indexes. A Store answers
+// ErrNotFound for a node beyond: arithmetic on its leaf indexes or its
+// level would wrap round to another node.
+func NodeInRange(id compact.NodeID) bool {
+	return id.Level <= 63 && id.Index < 1<<(63-id.Level)
+}
 
 // SubtreeHash returns the hash of the node whose leaves, in order, have
 // the hashes hashes: a power of two of them. It reuses hashes' storage.

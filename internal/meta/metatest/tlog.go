@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -27,6 +28,7 @@ func RunTlog(t *testing.T, open Replicas[tlog.Store]) {
 		{"AppendAtWrongStart", testTlogAppendAtWrongStart},
 		{"FillNodesKeepsExisting", testTlogFillNodes},
 		{"EveryNodeAsAppended", testTlogEveryNode},
+		{"NodesFromLeaves", testTlogNodesFromLeaves},
 		{"ConcurrentAppends", testTlogConcurrentAppends},
 		{"LogReplicas", testTlogLogReplicas},
 	})
@@ -356,6 +358,100 @@ func testTlogEveryNode(t *testing.T, open Replicas[tlog.Store]) {
 	} {
 		if _, err := s.TlogNodes(ctx, []compact.NodeID{compact.NewNodeID(0, 0), id}); !errors.Is(err, tlog.ErrNotFound) {
 			t.Fatalf("node %d/%d of a log of 100 leaves: %v, want tlog.ErrNotFound", id.Level, id.Index, err)
+		}
+	}
+}
+
+// testTlogNodesFromLeaves grows a log in batches that start and end on
+// either side of 16-leaf boundaries (sizes 1, 15, 16, 17 among them) and,
+// at every size, reads every node of levels 0 to 7 in one call, shuffled
+// and with repeats: each must be the root of its leaves as a compact
+// range of the leaf hashes computes it, and a node over a leaf not
+// appended yet, or whose leaves lie beyond the largest index (node
+// indexes near the integer limits), must be missing.
+func testTlogNodesFromLeaves(t *testing.T, open Replicas[tlog.Store]) {
+	s := one(t, open)
+	ctx := t.Context()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	var (
+		hashes       [][]byte // leaf hashes
+		compactRange [][]byte
+		size         uint64
+	)
+	// node returns the hash of id as a compact range over its leaves
+	// computes it.
+	node := func(id compact.NodeID) []byte {
+		begin, end := id.Index<<id.Level, (id.Index+1)<<id.Level
+		r := tlogFactory.NewEmptyRange(begin)
+		var out []byte
+		for _, h := range hashes[begin:end] {
+			if err := r.Append(h, func(got compact.NodeID, h []byte) {
+				if got == id {
+					out = h
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
+	missing := func(id compact.NodeID) {
+		t.Helper()
+		if hs, err := s.TlogNodes(ctx, []compact.NodeID{id}); !errors.Is(err, tlog.ErrNotFound) {
+			t.Fatalf("node %d/%d of a log of %d leaves = %x, %v; want tlog.ErrNotFound", id.Level, id.Index, size, hs, err)
+		}
+	}
+	batches := []int{1, 14, 1, 1, 6, 9, 8, 16, 17, 3}
+	for range 8 {
+		batches = append(batches, 1+rnd.IntN(20))
+	}
+	for _, n := range batches {
+		var entries [][]byte
+		for i := range n {
+			entries = append(entries, fmt.Appendf(nil, `{"n":%d}`, size+uint64(i)))
+		}
+		leaves, nodes := leavesFor(t, size, compactRange, entries)
+		if err := s.TlogAppend(ctx, size, leaves, nodes); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range leaves {
+			hashes = append(hashes, l.Hash)
+		}
+		size += uint64(n)
+		var ids []compact.NodeID
+		for level := range uint(8) {
+			for i := uint64(0); (i+1)<<level <= size; i++ {
+				ids = append(ids, compact.NewNodeID(level, i))
+			}
+			missing(compact.NewNodeID(level, size>>level))
+		}
+		ids = append(ids, ids[:len(ids)/3]...)
+		rnd.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+		got, err := s.TlogNodes(ctx, ids)
+		if err != nil {
+			t.Fatalf("the nodes of a log of %d leaves: %v", size, err)
+		}
+		for i, id := range ids {
+			if want := node(id); want == nil || !bytes.Equal(got[i], want) {
+				t.Fatalf("node %d/%d of a log of %d leaves = %x, want %x", id.Level, id.Index, size, got[i], want)
+			}
+		}
+		if compactRange, err = s.TlogNodes(ctx, compact.RangeNodes(0, size, nil)); err != nil {
+			t.Fatalf("the compact range of size %d: %v", size, err)
+		}
+	}
+	for level := range uint(64) {
+		// Indexes whose first leaf is beyond 2^63-1.
+		for _, i := range []uint64{1 << (63 - level), 1<<(63-level) + 1, 1 << (64 - level), ^uint64(0) >> level, ^uint64(0)} {
+			if i >= 1<<(63-level) {
+				missing(compact.NewNodeID(level, i))
+			}
+		}
+	}
+	// Levels beyond 63 (and beyond 32 bits).
+	for _, level := range []uint{64, 1 << 32, 1<<32 + 4, ^uint(0)} {
+		for _, i := range []uint64{0, 1, 1 << 60} {
+			missing(compact.NewNodeID(level, i))
 		}
 	}
 }

@@ -192,6 +192,9 @@ func (s *Store) tlogNodes(ctx context.Context, q querier, ids []compact.NodeID) 
 		at, lowAt         []int // positions in ids
 	)
 	for i, id := range ids {
+		if !tlog.NodeInRange(id) {
+			continue // missing: int32(id.Level) would name another level
+		}
 		if id.Level < tlog.DerivedLevels {
 			lowLevels, lowIdxs, lowAt = append(lowLevels, int32(id.Level)), append(lowIdxs, clampIndex(id.Index)), append(lowAt, i)
 		} else {

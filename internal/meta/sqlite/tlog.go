@@ -187,7 +187,7 @@ func (s *Store) treeNodes(ctx context.Context, q querier, ids []compact.NodeID) 
 	for i, id := range ids {
 		var err error
 		switch {
-		case id.Level > 62 || id.Index >= 1<<(62-id.Level):
+		case !tlog.NodeInRange(id):
 			// Beyond any log an int64 index can hold, where treePos and
 			// the leaf ranges below would overflow.
 			err = fmt.Errorf("%w: node %d/%d", tlog.ErrNotFound, id.Level, id.Index)

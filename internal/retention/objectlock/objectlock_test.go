@@ -109,3 +109,59 @@ func TestFlushWaitsForQueued(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFlushEnqueueClose: Enqueue, Flush and Close from many goroutines at
+// once (run with -race): no send on the closed queue, no Flush left
+// waiting, and each Flush that returns before Close saw its own artifact
+// mirrored.
+func TestFlushEnqueueClose(t *testing.T) {
+	ctx := context.Background()
+	md, err := sqlite.Open(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { md.Close() })
+	man := digest.FromString("manifest")
+	if err := md.PutManifest(ctx, meta.Manifest{Repo: "r", Digest: man, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 1, Created: time.Now()}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	checker := &retention.Checker{Store: md, Meta: md, Now: time.Now}
+	if _, err := checker.SetHold(ctx, "r", man, true); err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	close(gate)
+	b := &bucket{gate: gate, hold: map[digest.Digest]bool{}}
+	m, err := objectlock.Open(ctx, objectlock.Options{Bucket: b, Locks: md, Meta: md, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil || m == nil {
+		t.Fatal(m, err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 20 {
+				m.Enqueue(retention.Lock{Repo: "r", Digest: man})
+				if err := m.Flush(ctx); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		m.Enqueue(retention.Lock{Repo: "r", Digest: man})
+		if err := m.Flush(ctx); err != nil {
+			t.Error(err)
+		}
+		if _, _, hold, _ := b.BucketLock(ctx, man); !hold {
+			t.Error("no hold on the bucket after Flush")
+		}
+		m.Close()
+	})
+	wg.Wait()
+	m.Close()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := m.Flush(cancelled); err != nil {
+		t.Fatalf("Flush of a closed mirror with nothing queued = %v", err)
+	}
+}
