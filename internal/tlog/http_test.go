@@ -77,8 +77,8 @@ func TestVerifyEndpoint(t *testing.T) {
 // those around the last multiple of 16; at the end, the consistency proof
 // from every checkpoint. (Every pair is a few thousand requests: under
 // -race, minutes.) Each proof, as served, must verify against the signed
-// checkpoints with transparency-dev's proof package: the lowest levels of
-// the tree are computed from the leaf hashes (tlog.DerivedLevels).
+// checkpoints with transparency-dev's proof package: levels 1 to 3 of the
+// tree are computed from the level-0 nodes (tlog.Derived).
 func TestProofsOfEverySize(t *testing.T) {
 	l, st := openLog(t, t.TempDir())
 	t.Cleanup(func() { l.Close(); st.Close() })

@@ -1,10 +1,12 @@
 package tlog_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -150,13 +152,60 @@ func TestOpenFindsEditedEntries(t *testing.T) {
 	}
 }
 
-// TestCheckpointFindsEditsOfTheNewestEntries: entries after the last
-// checkpoint that no stored node covers yet (the last 150 % 16; a store
-// computes the nodes below level 4 from the leaf hashes), edited with
-// their leaf hashes while the log runs, are not signed: the stored tree no
-// longer extends the one the log appended. (After a restart nothing
-// records them but the leaf hashes: docs/audit.md.)
-func TestCheckpointFindsEditsOfTheNewestEntries(t *testing.T) {
+// TestCheckpointSignsNoEditOfTheNewestEntries: an entry after the last
+// checkpoint, rewritten with its leaf hash while the log runs, is not what
+// the next checkpoint signs (proofs come from the stored tree, which holds
+// the leaf hashes as appended), and the next Open finds the edit.
+func TestCheckpointSignsNoEditOfTheNewestEntries(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l, st := openLog(t, dir)
+	appendAll(t, l, 100)
+	if _, err := l.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, l, 50)
+	orig, err := l.Leaves(ctx, 146, 147)
+	if err != nil || len(orig) != 1 {
+		t.Fatal(orig, err)
+	}
+	execSQL(t, dir, fixLeafHash(t, dir, []string{
+		`UPDATE tlog_leaves SET entry = replace(entry, 'anonymous', 'mallory') WHERE idx = 146`, "",
+	})...)
+	edited, err := l.Leaves(ctx, 146, 147)
+	if err != nil || len(edited) != 1 || bytes.Equal(edited[0].Entry, orig[0].Entry) {
+		t.Fatal("the edit did not take", err)
+	}
+	cp, err := l.Checkpoint(ctx)
+	if err != nil || cp.Size != 150 {
+		t.Fatalf("Checkpoint = %d, %v", cp.Size, err)
+	}
+	p, err := l.InclusionProof(ctx, 146, cp.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tlog.VerifyInclusion(cp, 146, orig[0].Entry, p); err != nil {
+		t.Fatalf("the checkpoint does not include entry 146 as appended: %v", err)
+	}
+	if err := tlog.VerifyInclusion(cp, 146, edited[0].Entry, p); err == nil {
+		t.Fatal("the checkpoint includes the edited entry 146")
+	}
+	l.Close()
+	st.Close()
+
+	l, st = openLog(t, dir)
+	defer st.Close()
+	defer l.Close()
+	if !errors.Is(l.Health(), tlog.ErrDamaged) {
+		t.Fatalf("Health after reopening = %v, want ErrDamaged", l.Health())
+	}
+}
+
+// TestCheckpointRefusesARewrittenTree: an entry after the last checkpoint
+// rewritten while the log runs with its leaf hash and its level-0 node in
+// the stored tree (a careful attacker) is not signed: the stored tree no
+// longer extends the one the log appended.
+func TestCheckpointRefusesARewrittenTree(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	l, st := openLog(t, dir)
@@ -167,11 +216,16 @@ func TestCheckpointFindsEditsOfTheNewestEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendAll(t, l, 50)
-	execSQL(t, dir, fixLeafHash(t, dir, []string{
+	stmts := fixLeafHash(t, dir, []string{
 		`UPDATE tlog_leaves SET entry = replace(entry, 'anonymous', 'mallory') WHERE idx = 146`, "",
-	})...)
+	})
+	// tlog_tree keys node (0, 146) by its post-order position.
+	const pos146 = 2*146 - 3 // 2m - popcount(m) for m = 146 (0b10010010)
+	hash, _ := strings.CutPrefix(stmts[1], `UPDATE tlog_leaves SET leaf_hash = `)
+	hash, _, _ = strings.Cut(hash, ` WHERE`)
+	execSQL(t, dir, append(stmts, fmt.Sprintf(`UPDATE tlog_tree SET hash = %s WHERE pos = %d`, hash, pos146))...)
 	if _, err := l.Checkpoint(ctx); !errors.Is(err, tlog.ErrInconsistent) {
-		t.Fatalf("Checkpoint of a log whose entry 146 was edited = %v, want ErrInconsistent", err)
+		t.Fatalf("Checkpoint of a log whose entry 146 and its tree were rewritten = %v, want ErrInconsistent", err)
 	}
 	if !errors.Is(l.Health(), tlog.ErrDamaged) {
 		t.Fatalf("Health = %v, want ErrDamaged", l.Health())

@@ -73,9 +73,9 @@ type Store interface {
 	// TlogLeaves returns the leaves with start <= index < end, in order.
 	TlogLeaves(ctx context.Context, start, end uint64) ([]Leaf, error)
 	// TlogNodes returns the hashes of the nodes ids, or ErrNotFound if one
-	// is missing. A store may keep the nodes of the lowest levels only as
-	// the leaf hashes they cover, and compute them from those: such a
-	// node is missing when one of its leaves is, and TlogAppend and
+	// is missing. A store may keep the nodes of levels 1 to 3 only as the
+	// level-0 nodes they cover, and compute them from those (Derived):
+	// such a node is missing when one of those is, and TlogAppend and
 	// TlogFillNodes then do not store it.
 	TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error)
 	// TlogLeafIndex returns the smallest index of a leaf with this hash.
@@ -237,10 +237,9 @@ func (l *Log) rebuild(ctx context.Context, size uint64) (*compact.Range, error) 
 // collect records every node of the tree, leaves included: the node table
 // keeps the tree as it was when the entries were appended, and proofs are
 // built only from it, so they show what earlier checkpoints committed to
-// even if entries are changed. (A store that computes its lowest levels
-// from the stored leaf hashes, see Store.TlogNodes, keeps them only as
-// long as the leaf hashes are not changed too; Checkpoint's extendsMine
-// covers the newest of them while the log runs.)
+// even if entries are changed. (A store may compute levels 1 to 3 from
+// the level-0 nodes, see Store.TlogNodes: the same hashes, from the same
+// table.)
 func collect(nodes *[]Node) compact.VisitFn {
 	return func(id compact.NodeID, hash []byte) {
 		*nodes = append(*nodes, Node{ID: id, Hash: hash})
@@ -719,11 +718,9 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 }
 
 // extendsMine checks that the stored tree (size, root) extends mine, the
-// tree l appended or loaded before. Entries since the last checkpoint
-// that no stored node covers yet (a store computes the lowest levels from
-// the leaf hashes, Store.TlogNodes) are recorded nowhere else: without
-// this check, an entry edited with its leaf hash there would be signed.
-// Its error wraps ErrDamaged.
+// tree l appended or loaded before: entries since the last checkpoint
+// that were rewritten in the store while l ran, with their leaf hashes
+// and nodes, are not signed. Its error wraps ErrDamaged.
 func (l *Log) extendsMine(ctx context.Context, mine *compact.Range, size uint64, root []byte) error {
 	if mine.End() == 0 || mine.End() > size {
 		return nil // nothing to compare (a store shorter than a checkpoint is refused below)
@@ -840,12 +837,18 @@ func (l *Log) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// DerivedLevels is how many of the tree's lowest levels a Store may keep
-// only as the leaf hashes they cover (see Store.TlogNodes): a node below
-// it covers at most 2^(DerivedLevels-1) leaves, and SubtreeHash computes
-// it from their hashes. Storing those levels was two node rows per
-// appended entry, one of them a copy of the leaf hash.
+// DerivedLevels bounds the levels a Store may keep only as the level-0
+// nodes they cover (see Store.TlogNodes): a node of level 1 to
+// DerivedLevels-1 covers at most 2^(DerivedLevels-1) leaves, and
+// SubtreeHash computes it from their level-0 nodes. Level 0 is always
+// stored: the leaf hashes as appended, apart from the leaves table, are
+// what proofs against earlier checkpoints are built from. Storing levels
+// 1 to 3 was about one more node row per appended entry.
 const DerivedLevels = 4
+
+// Derived reports whether a Store may compute node id from the level-0
+// nodes it covers instead of storing it (DerivedLevels).
+func Derived(id compact.NodeID) bool { return id.Level > 0 && id.Level < DerivedLevels }
 
 // NodeInRange reports whether every leaf of node id has an index below
 // 2^63, the limit of a store's (signed 64-bit) indexes. A Store answers

@@ -311,7 +311,7 @@ func testTlogFillNodes(t *testing.T, open Replicas[tlog.Store]) {
 
 // testTlogEveryNode appends 100 leaves in uneven batches and reads back
 // every node the appends completed, of every level (a store may compute
-// the lowest ones from the leaf hashes, tlog.DerivedLevels), as the
+// levels 1 to 3 from the level-0 nodes, tlog.Derived), as the
 // appends computed them; nodes over leaves not appended yet are missing.
 func testTlogEveryNode(t *testing.T, open Replicas[tlog.Store]) {
 	s := one(t, open)

@@ -17,11 +17,10 @@ import (
 // The audit log's storage (tlog.Store): tlog_leaves, tlog_head, tlog_nodes
 // and tlog_checkpoints (migration 2).
 //
-// Storage layout. tlog_nodes holds the nodes of level tlog.DerivedLevels
-// and above: one append in 16 writes any. A lower node covers at most 8
-// leaves, and TlogNodes computes it from their stored leaf hashes
-// (tlog.SubtreeHash). Databases from before keep their lower nodes,
-// unused.
+// Storage layout. tlog_nodes holds the nodes of level 0 and of level 4
+// and above (tlog.Derived): a node of level 1 to 3 covers at most 8
+// leaves, and TlogNodes computes it from their level-0 nodes
+// (tlog.SubtreeHash). Databases from before keep those nodes, unused.
 //
 // Several replicas may append to one database. tlog_head holds the size;
 // TlogAppend locks its row, compares the size with start and writes the
@@ -179,9 +178,9 @@ func (s *Store) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, 
 	return s.tlogNodes(ctx, s.pool, ids)
 }
 
-// tlogNodes is TlogNodes, read through q: from tlog_nodes at
-// tlog.DerivedLevels and above, and below it from the leaf hashes they
-// cover (see "Storage layout").
+// tlogNodes is TlogNodes, read through q from tlog_nodes, computing the
+// nodes of levels 1 to 3 from the level-0 nodes they cover (see "Storage
+// layout").
 func (s *Store) tlogNodes(ctx context.Context, q querier, ids []compact.NodeID) ([][]byte, error) {
 	if len(ids) == 0 {
 		return [][]byte{}, nil
@@ -195,7 +194,7 @@ func (s *Store) tlogNodes(ctx context.Context, q querier, ids []compact.NodeID) 
 		if !tlog.NodeInRange(id) {
 			continue // missing: int32(id.Level) would name another level
 		}
-		if id.Level < tlog.DerivedLevels {
+		if tlog.Derived(id) {
 			lowLevels, lowIdxs, lowAt = append(lowLevels, int32(id.Level)), append(lowIdxs, clampIndex(id.Index)), append(lowAt, i)
 		} else {
 			levels, idxs, at = append(levels, int32(id.Level)), append(idxs, clampIndex(id.Index)), append(at, i)
@@ -223,9 +222,9 @@ func (s *Store) tlogNodes(ctx context.Context, q querier, ids []compact.NodeID) 
 	if len(lowAt) > 0 {
 		// The index ranges stay far below BIGINT's limit: clampIndex
 		// saturates, and a node of a level below 4 shifts by 3 at most.
-		rows, err := q.Query(ctx, s.tq(`SELECT n.o, array_agg(t.leaf_hash ORDER BY t.idx)
+		rows, err := q.Query(ctx, s.tq(`SELECT n.o, array_agg(t.hash ORDER BY t.idx)
 		FROM unnest($1::int[], $2::bigint[]) WITH ORDINALITY AS n(l, i, o)
-		JOIN tlog_leaves t ON t.idx >= n.i << n.l AND t.idx < (n.i + 1) << n.l
+		JOIN tlog_nodes t ON t.level = 0 AND t.idx >= n.i << n.l AND t.idx < (n.i + 1) << n.l
 		WHERE n.i < (1::bigint << 59)
 		GROUP BY n.o`), lowLevels, lowIdxs)
 		if err != nil {
@@ -238,7 +237,7 @@ func (s *Store) tlogNodes(ctx context.Context, q querier, ids []compact.NodeID) 
 		if _, err := pgx.ForEachRow(rows, []any{&o, &hashes}, func() error {
 			i := lowAt[o-1]
 			if len(hashes) != 1<<ids[i].Level {
-				return nil // a leaf is missing: reported below
+				return nil // a level-0 node is missing: reported below
 			}
 			h, err := tlog.SubtreeHash(hashes)
 			out[i] = h
@@ -255,12 +254,12 @@ func (s *Store) tlogNodes(ctx context.Context, q querier, ids []compact.NodeID) 
 	return out, nil
 }
 
-// storedNodes drops the nodes below tlog.DerivedLevels: they are not
-// stored (see "Storage layout").
+// storedNodes drops the nodes of levels 1 to 3: they are not stored (see
+// "Storage layout").
 func storedNodes(nodes []tlog.Node) []tlog.Node {
 	out := nodes[:0:0]
 	for _, n := range nodes {
-		if n.ID.Level >= tlog.DerivedLevels {
+		if !tlog.Derived(n.ID) {
 			out = append(out, n)
 		}
 	}

@@ -27,11 +27,12 @@ import (
 //   - tlog_tree keys each node by its place in post-order (treePos), so
 //     the nodes one append completes are neighbours too. Keyed by
 //     (level, idx) they were a page per level.
-//   - tlog_tree holds only the nodes of level storedLevel and above: one
-//     append in 16 writes any. A lower node is the hash of at most 8
-//     consecutive leaf hashes, which tlog_leaves holds, and TlogNodes
-//     computes it from them (treeNodes). Stored, they were two rows per
-//     append (one a copy of the leaf hash) and 94 % of the table.
+//   - tlog_tree holds the nodes of level 0 and of level 4 and above
+//     (tlog.Derived): a node of level 1 to 3 is the hash of at most 8
+//     level-0 nodes, and TlogNodes computes it from them (treeNodes).
+//     Stored, they were about one more row per append. Level 0 stays:
+//     the leaf hashes as appended, apart from tlog_leaves, from which
+//     proofs against earlier checkpoints are built.
 //   - The fields searches filter on and the leaf hashes are not indexed
 //     in the append's transaction: searchIndexer copies them into
 //     tlog_search, whose indexes serve TlogSearch and TlogLeafIndex, in
@@ -115,7 +116,7 @@ func (s *Store) TlogFillNodes(ctx context.Context, nodes []tlog.Node) error {
 		}
 		defer st.Close()
 		for _, n := range nodes {
-			if n.ID.Level < storedLevel {
+			if tlog.Derived(n.ID) {
 				continue
 			}
 			if _, err := st.ExecContext(ctx, treePos(n.ID), n.Hash); err != nil {
@@ -169,19 +170,15 @@ func (s *Store) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, 
 	return s.treeNodes(ctx, conn, ids)
 }
 
-// storedLevel is the lowest level of the nodes tlog_tree holds (see
-// "Storage layout").
-const storedLevel = tlog.DerivedLevels
-
 // querier is a connection or a transaction.
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// treeNodes returns the hashes of the nodes ids as q reads them: from
-// tlog_tree at storedLevel and above, and below it from the leaf hashes
-// they cover.
+// treeNodes returns the hashes of the nodes ids as q reads them from
+// tlog_tree, computing those of levels 1 to 3 from the level-0 nodes they
+// cover (see "Storage layout").
 func (s *Store) treeNodes(ctx context.Context, q querier, ids []compact.NodeID) ([][]byte, error) {
 	out := make([][]byte, len(ids))
 	for i, id := range ids {
@@ -189,10 +186,10 @@ func (s *Store) treeNodes(ctx context.Context, q querier, ids []compact.NodeID) 
 		switch {
 		case !tlog.NodeInRange(id):
 			// Beyond any log an int64 index can hold, where treePos and
-			// the leaf ranges below would overflow.
+			// the ranges below would overflow.
 			err = fmt.Errorf("%w: node %d/%d", tlog.ErrNotFound, id.Level, id.Index)
-		case id.Level < storedLevel:
-			out[i], err = s.lowNode(ctx, q, id)
+		case tlog.Derived(id):
+			out[i], err = s.derivedNode(ctx, q, id)
 		default:
 			err = q.QueryRowContext(ctx, s.tq(`SELECT hash FROM tlog_tree WHERE pos = ?`), treePos(id)).Scan(&out[i])
 			if errors.Is(err, sql.ErrNoRows) {
@@ -209,12 +206,15 @@ func (s *Store) treeNodes(ctx context.Context, q querier, ids []compact.NodeID) 
 	return out, nil
 }
 
-// lowNode computes node id (below storedLevel) from the leaf hashes it
+// derivedNode computes node id (tlog.Derived) from the level-0 nodes it
 // covers, or returns an error wrapping tlog.ErrNotFound if one of them is
-// not stored.
-func (s *Store) lowNode(ctx context.Context, q querier, id compact.NodeID) ([]byte, error) {
+// not stored. Their positions are the ends of a range that also holds the
+// positions of the nodes of levels 1 and up below id, which databases
+// from before this layout still store: those rows are skipped.
+func (s *Store) derivedNode(ctx context.Context, q querier, id compact.NodeID) ([]byte, error) {
 	first, n := id.Index<<id.Level, uint64(1)<<id.Level
-	rows, err := q.QueryContext(ctx, s.tq(`SELECT idx, leaf_hash FROM tlog_leaves WHERE idx >= ? AND idx < ? ORDER BY idx`), int64(first), int64(first+n))
+	leafPos := func(k uint64) int64 { return treePos(compact.NewNodeID(0, first+k)) }
+	rows, err := q.QueryContext(ctx, s.tq(`SELECT pos, hash FROM tlog_tree WHERE pos >= ? AND pos <= ? ORDER BY pos`), leafPos(0), leafPos(n-1))
 	if err != nil {
 		return nil, err
 	}
@@ -222,16 +222,15 @@ func (s *Store) lowNode(ctx context.Context, q querier, id compact.NodeID) ([]by
 	hashes := make([][]byte, 0, n)
 	for rows.Next() {
 		var (
-			idx int64
+			pos int64
 			h   []byte
 		)
-		if err := rows.Scan(&idx, &h); err != nil {
+		if err := rows.Scan(&pos, &h); err != nil {
 			return nil, err
 		}
-		if uint64(idx) != first+uint64(len(hashes)) {
-			break
+		if k := uint64(len(hashes)); k < n && pos == leafPos(k) {
+			hashes = append(hashes, h)
 		}
-		hashes = append(hashes, h)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -492,7 +491,7 @@ func insertLeavesAndNodes(ctx context.Context, tx *sql.Tx, leafQ, nodeQ *sql.Stm
 		st := tx.StmtContext(ctx, nodeQ)
 		defer st.Close()
 		for _, n := range nodes {
-			if n.ID.Level < storedLevel {
+			if tlog.Derived(n.ID) {
 				continue
 			}
 			if _, err := st.ExecContext(ctx, treePos(n.ID), n.Hash); err != nil {

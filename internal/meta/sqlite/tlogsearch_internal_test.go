@@ -366,12 +366,13 @@ func TestMigrationLogStorage(t *testing.T) {
 	}
 }
 
-// TestLowNodesFromLeaves: tlog_tree holds the nodes of storedLevel and
-// above only; TlogNodes returns every node as the append computed it,
-// computing the lower ones from the leaf hashes (also inside a write
-// transaction), and reports a lower node missing when one of its leaves
-// is.
-func TestLowNodesFromLeaves(t *testing.T) {
+// TestDerivedNodes: tlog_tree holds the nodes of level 0 and of level 4
+// and above; TlogNodes returns every node as the append computed it,
+// computing those of levels 1 to 3 from the level-0 nodes (also inside a
+// write transaction, and skipping such nodes stored by databases from
+// before), not from tlog_leaves; a derived node is missing when one of
+// its level-0 nodes is.
+func TestDerivedNodes(t *testing.T) {
 	ctx := context.Background()
 	s := openQuiet(t)
 	rng := factoryForTest().NewEmptyRange(0)
@@ -380,19 +381,35 @@ func TestLowNodesFromLeaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ids []compact.NodeID
-	high := 0
+	stored := 0
 	for _, n := range nodes {
 		ids = append(ids, n.ID)
-		if n.ID.Level >= storedLevel {
-			high++
+		if !tlog.Derived(n.ID) {
+			stored++
 		}
 	}
 	var rows int
-	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM tlog_tree`).Scan(&rows); err != nil || rows != high {
-		t.Fatalf("tlog_tree holds %d rows (%v), want the %d nodes of level %d and above", rows, err, high, storedLevel)
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM tlog_tree`).Scan(&rows); err != nil || rows != stored {
+		t.Fatalf("tlog_tree holds %d rows (%v), want the %d nodes of levels 0 and 4 up", rows, err, stored)
 	}
-	check := func(name string, got [][]byte, err error) {
+	check := func(name string) {
 		t.Helper()
+		got, err := s.TlogNodes(ctx, ids)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		err = s.write(ctx, func(tx *sql.Tx) error {
+			inTx, err := (&logTx{s: s, tx: tx}).TlogNodes(ctx, ids)
+			if err != nil {
+				return err
+			}
+			for i := range got {
+				if !bytes.Equal(inTx[i], got[i]) {
+					return fmt.Errorf("node %d/%d differs in a transaction", ids[i].Level, ids[i].Index)
+				}
+			}
+			return nil
+		})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -402,27 +419,29 @@ func TestLowNodesFromLeaves(t *testing.T) {
 			}
 		}
 	}
-	got, err := s.TlogNodes(ctx, ids)
-	check("TlogNodes", got, err)
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		got, err := (&logTx{s: s, tx: tx}).TlogNodes(ctx, ids)
-		check("in a transaction", got, err)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	check("as appended")
 
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM tlog_leaves WHERE idx = 37`); err != nil {
+	// Proofs come from tlog_tree alone: a rewritten leaf hash is not in them.
+	if _, err := s.w.ExecContext(ctx, `UPDATE tlog_leaves SET leaf_hash = zeroblob(32) WHERE idx = 37`); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []compact.NodeID{compact.NewNodeID(0, 37), compact.NewNodeID(2, 9), compact.NewNodeID(3, 4)} {
-		if _, err := s.TlogNodes(ctx, []compact.NodeID{id}); !errors.Is(err, tlog.ErrNotFound) {
-			t.Fatalf("node %d/%d without leaf 37: %v, want ErrNotFound", id.Level, id.Index, err)
+	// Rows a database from before holds at levels 1 to 3 are skipped.
+	for _, id := range []compact.NodeID{compact.NewNodeID(1, 18), compact.NewNodeID(1, 19), compact.NewNodeID(2, 9)} {
+		if _, err := s.w.ExecContext(ctx, `INSERT OR REPLACE INTO tlog_tree(pos, hash) VALUES (?, zeroblob(32))`, treePos(id)); err != nil {
+			t.Fatal(err)
 		}
 	}
-	// Stored nodes above it are kept: what earlier checkpoints committed to.
-	if _, err := s.TlogNodes(ctx, []compact.NodeID{compact.NewNodeID(4, 2), compact.NewNodeID(2, 8)}); err != nil {
+	check("after rewriting a leaf hash, with old rows of levels 1 to 3")
+
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM tlog_tree WHERE pos = ?`, treePos(compact.NewNodeID(0, 37))); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []compact.NodeID{compact.NewNodeID(0, 37), compact.NewNodeID(1, 18), compact.NewNodeID(3, 4)} {
+		if _, err := s.TlogNodes(ctx, []compact.NodeID{id}); !errors.Is(err, tlog.ErrNotFound) {
+			t.Fatalf("node %d/%d without level-0 node 37: %v, want ErrNotFound", id.Level, id.Index, err)
+		}
+	}
+	if _, err := s.TlogNodes(ctx, []compact.NodeID{compact.NewNodeID(4, 2), compact.NewNodeID(2, 8), compact.NewNodeID(1, 19)}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -271,8 +271,8 @@ func TestMigrationTreePosEdges(t *testing.T) {
 	}
 	defer s.Close()
 	for p, st := range map[string]tlog.Store{"tlog_": s, "signlog_": s.SigningLog()} {
-		// Read by treePos: TlogNodes computes the nodes below storedLevel
-		// from the leaves (there are none here).
+		// Read by treePos: TlogNodes computes the nodes of levels 1 to 3
+		// from the level-0 nodes (which are not all there here).
 		for _, id := range ids {
 			var got string
 			if err := s.r.QueryRowContext(ctx, `SELECT hash FROM `+p+`tree WHERE pos = ?`, treePos(id)).Scan(&got); err != nil {
@@ -282,7 +282,7 @@ func TestMigrationTreePosEdges(t *testing.T) {
 				t.Errorf("%s: node %d/%d = %q, want %q", p, id.Level, id.Index, got, want)
 			}
 		}
-		high := slices.DeleteFunc(slices.Clone(ids), func(id compact.NodeID) bool { return id.Level < storedLevel })
+		high := slices.DeleteFunc(slices.Clone(ids), func(id compact.NodeID) bool { return tlog.Derived(id) })
 		got, err := st.TlogNodes(ctx, high)
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
