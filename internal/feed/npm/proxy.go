@@ -221,20 +221,13 @@ func (h *Handler) pull(ctx context.Context, r *http.Request, q request, version,
 		}
 		defer body.Close()
 		h512, h1 := sha512.New(), sha1.New() //nolint:gosec // npm's shasum
-		// The archive check reads what is stored through a pipe; its
-		// verdict and both hashes decide, at EOF, whether the store keeps
-		// the bytes.
-		pr, pw := io.Pipe()
-		verdict := make(chan error, 1)
-		go func() {
-			err := checkTarballFrom(pr)
-			_, _ = io.Copy(io.Discard, pr)
-			verdict <- err
-		}()
+		// The archive check reads what is stored; its verdict and both
+		// hashes decide, at EOF, whether the store keeps the bytes.
+		archive := newArchiveCheck()
+		defer archive.Abort()
 		var refused error
 		checked := feed.CheckAtEOF(body, func() error {
-			_ = pw.Close()
-			if err := <-verdict; err != nil {
+			if err := archive.Verdict(); err != nil {
 				refused = &feed.UpstreamRefused{Msg: "upstream's tarball of " + q.name.String() + "@" + version + " is refused: " + err.Error() + "; nothing stored"}
 				return refused
 			}
@@ -253,10 +246,9 @@ func (h *Handler) pull(ctx context.Context, r *http.Request, q request, version,
 			}
 			return nil
 		})
-		b, unlock, err := h.Store.PutBlob(ctx, checked, -1, "", h512, h1, pipeWriter{pw})
+		b, unlock, err := h.Store.PutBlob(ctx, checked, -1, "", h512, h1, archive)
 		defer unlock()
 		if err != nil {
-			_ = pw.CloseWithError(err)
 			if refused != nil {
 				return refused
 			}
@@ -289,13 +281,50 @@ func (h *Handler) pull(ctx context.Context, r *http.Request, q request, version,
 	})
 }
 
-// pipeWriter writes to the archive check, ignoring its early end (the
-// check may stop reading once it has judged; the drain keeps it reading).
-type pipeWriter struct{ pw *io.PipeWriter }
+// archiveCheck runs checkTarballFrom on the bytes written to it, in a
+// goroutine reading a pipe, so that a tarball is checked as it streams
+// to the store. Write never fails (the check may stop reading once it has
+// judged; the rest is drained). Verdict ends the input and returns the
+// check's result; Abort, after an error, ends it without one.
+type archiveCheck struct {
+	pw      *io.PipeWriter
+	verdict chan error
+	err     error
+	done    bool
+}
 
-func (p pipeWriter) Write(b []byte) (int, error) {
-	_, _ = p.pw.Write(b)
+func newArchiveCheck() *archiveCheck {
+	pr, pw := io.Pipe()
+	a := &archiveCheck{pw: pw, verdict: make(chan error, 1)}
+	go func() {
+		err := checkTarballFrom(pr)
+		_, _ = io.Copy(io.Discard, pr)
+		a.verdict <- err
+	}()
+	return a
+}
+
+func (a *archiveCheck) Write(b []byte) (int, error) {
+	_, _ = a.pw.Write(b)
 	return len(b), nil
+}
+
+// Verdict closes the input and waits for the check's result.
+func (a *archiveCheck) Verdict() error {
+	if !a.done {
+		a.done = true
+		_ = a.pw.Close()
+		a.err = <-a.verdict
+	}
+	return a.err
+}
+
+// Abort ends the input (a no-op after Verdict) and lets the check end.
+func (a *archiveCheck) Abort() {
+	if !a.done {
+		a.done = true
+		_ = a.pw.CloseWithError(errors.New("npm: tarball stream aborted"))
+	}
 }
 
 func b64(hexs string) string {

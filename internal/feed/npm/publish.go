@@ -555,20 +555,13 @@ func (a *attachments) stream(s *scanner, put func(io.Reader) error) error {
 	sr := &dataReader{s: s}
 	h512, h1 := sha512.New(), sha1.New() //nolint:gosec // npm's shasum
 	n := &counter{}
-	// The archive check reads the tarball through a pipe; its verdict
-	// decides, at the end of the data, whether the stream ends or fails.
-	pr, pw := io.Pipe()
-	verdict := make(chan error, 1)
-	go func() {
-		err := checkTarballFrom(pr)
-		_, _ = io.Copy(io.Discard, pr)
-		verdict <- err
-	}()
-	defer func() { _ = pw.Close() }()
-	src := io.TeeReader(base64.NewDecoder(base64.StdEncoding, sr), io.MultiWriter(h512, h1, n, pipeWriter{pw}))
+	// The archive check's verdict decides, at the end of the data,
+	// whether the stream ends or fails.
+	archive := newArchiveCheck()
+	defer archive.Abort()
+	src := io.TeeReader(base64.NewDecoder(base64.StdEncoding, sr), io.MultiWriter(h512, h1, n, archive))
 	rec := &failReader{r: feed.CheckAtEOF(src, func() error {
-		_ = pw.Close()
-		if err := <-verdict; err != nil {
+		if err := archive.Verdict(); err != nil {
 			return tarballRefused{err}
 		}
 		return nil
