@@ -80,12 +80,7 @@ func TestVerifyEndpoint(t *testing.T) {
 // checkpoints with transparency-dev's proof package: levels 1 to 3 of the
 // tree are computed from the level-0 nodes (tlog.Derived).
 func TestProofsOfEverySize(t *testing.T) {
-	l, st := openLog(t, t.TempDir())
-	t.Cleanup(func() { l.Close(); st.Close() })
-	mux := http.NewServeMux()
-	(&tlog.Handler{Log: l}).Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	l, srv := servedLog(t)
 
 	const n = 70
 	roots := make([][]byte, n+1) // by size, from the signed checkpoints
@@ -151,12 +146,7 @@ func TestProofsOfEverySize(t *testing.T) {
 // TestSearchParameters: action, newest-first order, the before cursor and
 // limit, and clear refusals of bad values.
 func TestSearchParameters(t *testing.T) {
-	l, st := openLog(t, t.TempDir())
-	t.Cleanup(func() { l.Close(); st.Close() })
-	mux := http.NewServeMux()
-	(&tlog.Handler{Log: l}).Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	l, srv := servedLog(t)
 	for i := range 10 {
 		e := entry(i)
 		if i%3 == 0 {
@@ -236,4 +226,16 @@ func BenchmarkAuditPage100k(b *testing.B) {
 			}
 		}
 	})
+}
+
+// servedLog opens a log in a fresh directory and serves its API.
+func servedLog(t *testing.T) (*tlog.Log, *httptest.Server) {
+	t.Helper()
+	l, st := openLog(t, t.TempDir())
+	t.Cleanup(func() { l.Close(); st.Close() })
+	mux := http.NewServeMux()
+	(&tlog.Handler{Log: l}).Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return l, srv
 }

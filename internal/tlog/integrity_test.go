@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/custody-dev/custody/internal/meta/sqlite"
 	"github.com/custody-dev/custody/internal/tlog"
 )
 
@@ -116,12 +117,7 @@ func TestOpenFindsEditedEntries(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			dir := t.TempDir()
-			l, st := openLog(t, dir)
-			appendAll(t, l, 100)
-			if _, err := l.Checkpoint(ctx); err != nil {
-				t.Fatal(err)
-			}
-			appendAll(t, l, 50)
+			l, st := checkpointedLog(t, dir)
 			l.Close()
 			st.Close()
 			execSQL(t, dir, fixLeafHash(t, dir, stmts)...)
@@ -159,12 +155,7 @@ func TestOpenFindsEditedEntries(t *testing.T) {
 func TestCheckpointSignsNoEditOfTheNewestEntries(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	l, st := openLog(t, dir)
-	appendAll(t, l, 100)
-	if _, err := l.Checkpoint(ctx); err != nil {
-		t.Fatal(err)
-	}
-	appendAll(t, l, 50)
+	l, st := checkpointedLog(t, dir)
 	orig, err := l.Leaves(ctx, 146, 147)
 	if err != nil || len(orig) != 1 {
 		t.Fatal(orig, err)
@@ -208,14 +199,9 @@ func TestCheckpointSignsNoEditOfTheNewestEntries(t *testing.T) {
 func TestCheckpointRefusesARewrittenTree(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	l, st := openLog(t, dir)
+	l, st := checkpointedLog(t, dir)
 	defer st.Close()
 	defer l.Close()
-	appendAll(t, l, 100)
-	if _, err := l.Checkpoint(ctx); err != nil {
-		t.Fatal(err)
-	}
-	appendAll(t, l, 50)
 	stmts := fixLeafHash(t, dir, []string{
 		`UPDATE tlog_leaves SET entry = replace(entry, 'anonymous', 'mallory') WHERE idx = 146`, "",
 	})
@@ -233,6 +219,19 @@ func TestCheckpointRefusesARewrittenTree(t *testing.T) {
 	if got := countCheckpoints(t, st); got != 100 {
 		t.Fatalf("latest checkpoint has size %d, want the old 100", got)
 	}
+}
+
+// checkpointedLog opens a log in dir with 150 entries, the first 100
+// under a signed checkpoint.
+func checkpointedLog(t *testing.T, dir string) (*tlog.Log, *sqlite.Store) {
+	t.Helper()
+	l, st := openLog(t, dir)
+	appendAll(t, l, 100)
+	if _, err := l.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, l, 50)
+	return l, st
 }
 
 // fixLeafHash fills in stmts[1]: SQL that sets the stored leaf hash of
