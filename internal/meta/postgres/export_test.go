@@ -18,3 +18,13 @@ func (s *Store) SynchronousCommit(ctx context.Context) (string, error) {
 	})
 	return v, err
 }
+
+// StopSearchIndexer stops s's search indexer, so that a test runs its
+// catch-up (IndexSearch) itself.
+func (s *Store) StopSearchIndexer() { s.search.close() }
+
+// IndexSearch is the search indexer's catch-up.
+func (s *Store) IndexSearch(ctx context.Context) error { return s.indexSearch(ctx) }
+
+// SearchQuery is TlogSearch's statement.
+var SearchQuery = searchQuery

@@ -56,6 +56,8 @@ type Store struct {
 	// tlogPrefix, when set, names the tables of the tlog.Store methods
 	// in place of "tlog_" (SigningLog).
 	tlogPrefix string
+	// search fills the logs' search tables (tlogsearch.go).
+	search *searchIndexer
 }
 
 var _ meta.Store = (*Store)(nil)
@@ -95,11 +97,14 @@ func OpenWith(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: migrate: %w", err)
 	}
-	return &Store{pool: pool, conn: cfg.ConnConfig.Copy()}, nil
+	s := &Store{pool: pool, conn: cfg.ConnConfig.Copy()}
+	s.search = startSearchIndexer(s)
+	return s, nil
 }
 
-// Close closes the connection pool.
+// Close stops the search indexer and closes the connection pool.
 func (s *Store) Close() error {
+	s.search.close()
 	s.pool.Close()
 	return nil
 }
@@ -153,6 +158,7 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) (err error)
 		defer func() {
 			if err == nil && !busy {
 				p.Committed()
+				s.search.kick()
 			}
 		}()
 	} else if meta.FlushesLater(ctx) {

@@ -341,6 +341,45 @@ CREATE TABLE IF NOT EXISTS auth_challenges (
 );
 CREATE INDEX IF NOT EXISTS auth_challenges_expires ON auth_challenges(expires);
 `,
+	// 12: the logs' search fields move out of the append (see tlog.go,
+	// "Storage layout"), as the SQLite backend's migration 14: an append
+	// inserts only the leaf (the primary key's index), and tlog_search,
+	// with the indexes that searches read, is filled behind the appends
+	// by the search indexer (tlogsearch.go). custody_jsonb parses an
+	// entry for search, NULL where PostgreSQL's jsonb does not take it
+	// (an entry edited into something else, or holding \u0000). The
+	// leaves' doc column stays, no longer written (earlier migrations
+	// name it). The signing log's tables get the same.
+	`
+CREATE OR REPLACE FUNCTION custody_jsonb(t TEXT) RETURNS JSONB
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+	RETURN t::jsonb;
+EXCEPTION WHEN others THEN
+	RETURN NULL;
+END
+$$;
+CREATE TABLE IF NOT EXISTS tlog_search (
+	idx       BIGINT NOT NULL PRIMARY KEY, -- the leaf's index
+	leaf_hash BYTEA  NOT NULL,             -- the leaf's hash when indexed
+	doc       JSONB                        -- custody_jsonb(entry)
+);
+INSERT INTO tlog_search(idx, leaf_hash, doc) SELECT idx, leaf_hash, doc FROM tlog_leaves ON CONFLICT DO NOTHING;
+CREATE INDEX IF NOT EXISTS tlog_search_hash ON tlog_search(leaf_hash);
+CREATE INDEX IF NOT EXISTS tlog_search_doc ON tlog_search USING GIN (doc jsonb_path_ops);
+CREATE INDEX IF NOT EXISTS tlog_search_time ON tlog_search (((doc->>'time') COLLATE "C"), idx);
+DROP INDEX IF EXISTS tlog_leaves_hash, tlog_leaves_doc, tlog_leaves_time;
+CREATE TABLE IF NOT EXISTS signlog_search (
+	idx       BIGINT NOT NULL PRIMARY KEY, -- the leaf's index
+	leaf_hash BYTEA  NOT NULL,             -- the leaf's hash when indexed
+	doc       JSONB                        -- custody_jsonb(entry)
+);
+INSERT INTO signlog_search(idx, leaf_hash, doc) SELECT idx, leaf_hash, doc FROM signlog_leaves ON CONFLICT DO NOTHING;
+CREATE INDEX IF NOT EXISTS signlog_search_hash ON signlog_search(leaf_hash);
+CREATE INDEX IF NOT EXISTS signlog_search_doc ON signlog_search USING GIN (doc jsonb_path_ops);
+CREATE INDEX IF NOT EXISTS signlog_search_time ON signlog_search (((doc->>'time') COLLATE "C"), idx);
+DROP INDEX IF EXISTS signlog_leaves_hash, signlog_leaves_doc, signlog_leaves_time;
+`,
 }
 
 // migrate brings the schema (the first schema on the connection's

@@ -22,6 +22,17 @@ import (
 // leaves, and TlogNodes computes it from their level-0 nodes
 // (tlog.SubtreeHash). Databases from before keep those nodes, unused.
 //
+// An append inserts its leaves into tlog_leaves, whose only index is its
+// primary key. What searches read is in tlog_search (migration 12): each
+// leaf's hash and its entry parsed as jsonb (custody_jsonb), with the
+// leaf-hash, GIN and time indexes. The search indexer (tlogsearch.go)
+// fills it behind the appends, a batch at a time. A search reads the
+// indexed leaves (tlog_search joined to tlog_leaves on index and leaf
+// hash, so a row left by a leaf since replaced is not read) and the
+// tail, the leaves above the last indexed one, parsed as it reads them.
+// The leaves' doc column is no longer written; databases from before
+// keep it.
+//
 // Several replicas may append to one database. tlog_head holds the size;
 // TlogAppend locks its row, compares the size with start and writes the
 // leaves, nodes and new size in the same transaction, so the log stays one
@@ -49,7 +60,13 @@ func (s *Store) tq(query string) string {
 	if s.tlogPrefix == "" {
 		return query
 	}
-	return strings.ReplaceAll(query, "tlog_", s.tlogPrefix)
+	return logTables(s.tlogPrefix, query)
+}
+
+// logTables names query's tables for the log whose tables begin with
+// prefix.
+func logTables(prefix, query string) string {
+	return strings.ReplaceAll(query, "tlog_", prefix)
 }
 
 // ErrTlogConflict is wrapped by the error of a TlogAppend whose start is
@@ -77,7 +94,7 @@ func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf
 			return fmt.Errorf("postgres: audit log append at %d: leaf %d has index %d", start, i, l.Index)
 		}
 	}
-	return s.write(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
 		if len(leaves) > 0 {
 			var size int64
 			if err := tx.QueryRow(ctx, s.tq(`SELECT size FROM tlog_head FOR UPDATE`)).Scan(&size); err != nil {
@@ -88,15 +105,10 @@ func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf
 			}
 			rows := make([][]any, len(leaves))
 			for i, l := range leaves {
-				var doc *string
-				if json.Valid(l.Entry) {
-					e := string(l.Entry)
-					doc = &e
-				}
-				rows[i] = []any{int64(l.Index), string(l.Entry), l.Hash, doc}
+				rows[i] = []any{int64(l.Index), string(l.Entry), l.Hash}
 			}
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.tq("tlog_leaves")},
-				[]string{"idx", "entry", "leaf_hash", "doc"}, pgx.CopyFromRows(rows)); err != nil {
+				[]string{"idx", "entry", "leaf_hash"}, pgx.CopyFromRows(rows)); err != nil {
 				return fmt.Errorf("postgres: audit log append: %w", err)
 			}
 			if _, err := tx.Exec(ctx, s.tq(`UPDATE tlog_head SET size = $1`), int64(start)+int64(len(leaves))); err != nil {
@@ -105,6 +117,10 @@ func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf
 		}
 		return s.putNodes(ctx, tx, nodes, `ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash`)
 	})
+	if err == nil && len(leaves) > 0 {
+		s.search.kick()
+	}
+	return err
 }
 
 // putNodes inserts nodes with the given ON CONFLICT clause.
@@ -266,11 +282,28 @@ func storedNodes(nodes []tlog.Node) []tlog.Node {
 	return out
 }
 
+// searchTop is where the tail begins (see "Storage layout"): the index
+// of tlog_search's last row that matches its leaf (same index and leaf
+// hash), or -1. Normally that is its last row. Rows above it are stale:
+// their leaves were deleted, or replaced by others (a log rolled back
+// behind the server's back and appended to again), until the indexer
+// drops them, and the leaves there are read as tail. The last row is
+// checked alone first: PostgreSQL plans the search below it as a join of
+// both tables whole, which only a stale last row then pays for.
+const searchTop = `COALESCE(
+	(SELECT ts.idx FROM (SELECT idx, leaf_hash FROM tlog_search ORDER BY idx DESC LIMIT 1) ts JOIN tlog_leaves tl ON tl.idx = ts.idx AND tl.leaf_hash = ts.leaf_hash),
+	(SELECT ts.idx FROM tlog_search ts JOIN tlog_leaves tl ON tl.idx = ts.idx AND tl.leaf_hash = ts.leaf_hash ORDER BY ts.idx DESC LIMIT 1),
+	-1)`
+
 // TlogLeafIndex returns the smallest index of a leaf with this hash, or
-// tlog.ErrNotFound.
+// tlog.ErrNotFound: tlog_search's leaf-hash index, then the tail.
 func (s *Store) TlogLeafIndex(ctx context.Context, hash []byte) (uint64, error) {
 	var idx *int64
-	if err := s.pool.QueryRow(ctx, s.tq(`SELECT MIN(idx) FROM tlog_leaves WHERE leaf_hash = $1`), hash).Scan(&idx); err != nil {
+	err := s.pool.QueryRow(ctx, s.tq(`SELECT MIN(i) FROM (
+	SELECT s.idx AS i FROM tlog_search s JOIN tlog_leaves l ON l.idx = s.idx AND l.leaf_hash = s.leaf_hash WHERE s.leaf_hash = $1
+	UNION ALL
+	SELECT idx FROM tlog_leaves WHERE idx > `+searchTop+` AND leaf_hash = $1) c`), hash).Scan(&idx)
+	if err != nil {
 		return 0, fmt.Errorf("postgres: audit log leaf: %w", err)
 	}
 	if idx == nil {
@@ -279,9 +312,24 @@ func (s *Store) TlogLeafIndex(ctx context.Context, hash []byte) (uint64, error) 
 	return uint64(*idx), nil
 }
 
-// TlogSearch returns the leaves matching q in index order. Entries that
-// are not JSON never match.
+// TlogSearch returns the leaves matching q in index order: the indexed
+// leaves through tlog_search's indexes, and the tail (see "Storage
+// layout"), each filter applied to both. Entries that are not JSON never
+// match.
 func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, error) {
+	query, args, err := searchQuery(q)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: audit log search: %w", err)
+	}
+	rows, err := s.pool.Query(ctx, s.tq(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: audit log search: %w", err)
+	}
+	return collectLeaves(rows)
+}
+
+// searchQuery is TlogSearch's statement, on the audit log's tables.
+func searchQuery(q tlog.Query) (string, []any, error) {
 	var (
 		conds = []string{"doc IS NOT NULL"}
 		args  []any
@@ -306,33 +354,42 @@ func (s *Store) TlogSearch(ctx context.Context, q tlog.Query) ([]tlog.Leaf, erro
 	if len(match) > 0 {
 		b, err := json.Marshal(match)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: audit log search: %w", err)
+			return "", nil, err
 		}
 		add(`doc @> ?::jsonb`, string(b))
 	}
 	// Entry times are fixed-width RFC 3339 UTC, so they sort as strings.
 	if !q.Since.IsZero() {
-		add(`doc->>'time' >= ? COLLATE "C"`, tlog.FormatTime(q.Since))
+		add(`(doc->>'time') COLLATE "C" >= ?`, tlog.FormatTime(q.Since))
 	}
 	if !q.Until.IsZero() {
-		add(`doc->>'time' < ? COLLATE "C"`, tlog.FormatTime(q.Until))
+		add(`(doc->>'time') COLLATE "C" < ?`, tlog.FormatTime(q.Until))
 	}
 	if q.Before > 0 {
 		add(`idx < ?`, int64(q.Before))
 	}
-	query := s.tq(`SELECT idx, entry, leaf_hash FROM tlog_leaves WHERE `) + strings.Join(conds, " AND ") + ` ORDER BY idx`
+	order := ` ORDER BY idx`
 	if q.Newest {
-		query += ` DESC`
+		order += ` DESC`
 	}
 	if q.Limit > 0 {
 		args = append(args, int64(q.Limit))
-		query += fmt.Sprintf(" LIMIT $%d", len(args))
+		order += fmt.Sprintf(" LIMIT $%d", len(args))
 	}
-	rows, err := s.pool.Query(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: audit log search: %w", err)
-	}
-	return collectLeaves(rows)
+	// Each branch is ordered and limited itself, so that a search of the
+	// newest entries reads only those. The filters name the columns doc
+	// and idx of both branches. In the first, the leaf is read per row
+	// (LATERAL ... OFFSET 0): PostgreSQL misjudges the join on index and
+	// leaf hash as matching almost nothing, and would otherwise join both
+	// tables whole. In the second, each tail entry is parsed once.
+	where := ` WHERE ` + strings.Join(conds, " AND ")
+	query := `(SELECT idx, entry, leaf_hash FROM (
+	SELECT s.idx, s.doc, l.entry, l.leaf_hash FROM tlog_search s
+	CROSS JOIN LATERAL (SELECT entry, leaf_hash FROM tlog_leaves l WHERE l.idx = s.idx AND l.leaf_hash = s.leaf_hash OFFSET 0) l) c` + where + order + `)
+UNION ALL
+(SELECT idx, entry, leaf_hash FROM (
+	SELECT idx, custody_jsonb(entry) AS doc, entry, leaf_hash FROM tlog_leaves WHERE idx > ` + searchTop + ` OFFSET 0) t` + where + order + `)` + order
+	return query, args, nil
 }
 
 // TlogPutCheckpoint stores a signed checkpoint. Storing a second one of
@@ -404,15 +461,11 @@ func (t *logTx) TlogInsert(ctx context.Context, leaves []tlog.Leaf, nodes []tlog
 	idxs := make([]int64, len(leaves))
 	entries := make([]string, len(leaves))
 	hashes := make([][]byte, len(leaves))
-	docs := make([]*string, len(leaves))
 	for i, l := range leaves {
 		if l.Index != uint64(t.size)+uint64(i) {
 			return fmt.Errorf("postgres: audit log append at %d: leaf %d has index %d", t.size, i, l.Index)
 		}
 		idxs[i], entries[i], hashes[i] = int64(l.Index), string(l.Entry), l.Hash
-		if json.Valid(l.Entry) {
-			docs[i] = &entries[i]
-		}
 	}
 	nodes = storedNodes(nodes)
 	levels := make([]int32, len(nodes))
@@ -422,14 +475,14 @@ func (t *logTx) TlogInsert(ctx context.Context, leaves []tlog.Leaf, nodes []tlog
 		levels[i], nidxs[i], nhashes[i] = int32(n.ID.Level), int64(n.ID.Index), n.Hash
 	}
 	_, err := t.tx.Exec(ctx, t.s.tq(`WITH
-		leaves AS (INSERT INTO tlog_leaves(idx, entry, leaf_hash, doc)
-			SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::jsonb[])),
+		leaves AS (INSERT INTO tlog_leaves(idx, entry, leaf_hash)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[])),
 		nodes AS (INSERT INTO tlog_nodes(level, idx, hash)
-			SELECT DISTINCT ON (l, i) l, i, h FROM unnest($5::int[], $6::bigint[], $7::bytea[]) WITH ORDINALITY AS n(l, i, h, o)
+			SELECT DISTINCT ON (l, i) l, i, h FROM unnest($4::int[], $5::bigint[], $6::bytea[]) WITH ORDINALITY AS n(l, i, h, o)
 			ORDER BY l, i, o DESC
 			ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash)
 		UPDATE tlog_head SET size = size + cardinality($1::bigint[])`),
-		idxs, entries, hashes, docs, levels, nidxs, nhashes)
+		idxs, entries, hashes, levels, nidxs, nhashes)
 	if err != nil {
 		return fmt.Errorf("postgres: audit log append: %w", err)
 	}

@@ -1,0 +1,122 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/custody-dev/custody/internal/meta"
+)
+
+// searchIndexer copies the parsed entries and leaf hashes of newly
+// appended leaves into tlog_search and signlog_search (see tlog.go,
+// "Storage layout"). Appends kick it; it waits searchIndexDelay so that
+// the appends of a burst are indexed in one transaction, then catches up.
+// Its writes commit without waiting for their flush (meta.FlushLater):
+// the table is derived from the leaves, and after a crash it catches up
+// from whatever it holds. Replicas sharing the database each run one;
+// a transaction-scoped advisory lock per log lets one index at a time.
+type searchIndexer struct {
+	s      *Store
+	wake   chan struct{}
+	cancel context.CancelFunc // stops run
+	done   chan struct{}      // closed when run has returned
+}
+
+const (
+	// searchIndexDelay is how long the indexer lets appends accumulate
+	// after the first one it is told of, as the SQLite backend's. Searches
+	// parse at most about that long's entries as they read them.
+	searchIndexDelay = time.Second
+	// searchIndexBatch caps the leaves indexed per transaction, so that
+	// a long backlog does not hold the log's index lock for long.
+	searchIndexBatch = 4096
+)
+
+// searchedLogs are the prefixes of the logs' tables (Store.tlogPrefix).
+var searchedLogs = [...]string{"tlog_", "signlog_"}
+
+func startSearchIndexer(s *Store) *searchIndexer {
+	ctx, cancel := context.WithCancel(context.Background())
+	ix := &searchIndexer{s: s, wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	go ix.run(ctx)
+	ix.kick() // leaves appended while no indexer ran, or by another replica
+	return ix
+}
+
+// kick tells the indexer that leaves were appended. It never blocks.
+func (ix *searchIndexer) kick() {
+	if ix == nil {
+		return
+	}
+	select {
+	case ix.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close stops the indexer and waits for it. It may be called again.
+func (ix *searchIndexer) close() {
+	if ix == nil {
+		return
+	}
+	ix.cancel()
+	<-ix.done
+}
+
+func (ix *searchIndexer) run(ctx context.Context) {
+	defer close(ix.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ix.wake:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(searchIndexDelay):
+		}
+		if err := ix.s.indexSearch(ctx); err != nil && ctx.Err() == nil {
+			// Searches read the leaves not indexed yet directly, so a
+			// failure costs only speed; the next append retries.
+			slog.Warn("audit log search index: catching up failed", "err", err)
+		}
+	}
+}
+
+// indexSearch brings tlog_search and signlog_search up to date with
+// their leaves: it drops the rows above the last that matches its leaf
+// (searchTop: rows of leaves that are gone or were replaced) and adds the
+// leaves above the largest indexed one, searchIndexBatch per transaction.
+func (s *Store) indexSearch(ctx context.Context) error {
+	ctx = meta.FlushLater(ctx)
+	for _, p := range searchedLogs {
+		for {
+			var n int64
+			err := s.write(ctx, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, logTables(p, `SELECT pg_advisory_xact_lock(hashtextextended('custody.meta.tlog_search.' || current_schema(), 0))`)); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(ctx, logTables(p, `DELETE FROM tlog_search WHERE idx > `+searchTop)); err != nil {
+					return err
+				}
+				tag, err := tx.Exec(ctx, logTables(p, `INSERT INTO tlog_search(idx, leaf_hash, doc)
+SELECT idx, leaf_hash, custody_jsonb(entry) FROM tlog_leaves
+WHERE idx > (SELECT COALESCE(MAX(idx), -1) FROM tlog_search) ORDER BY idx LIMIT $1`), searchIndexBatch)
+				n = tag.RowsAffected()
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("postgres: indexing %sleaves: %w", p, err)
+			}
+			if n < searchIndexBatch {
+				break
+			}
+		}
+	}
+	return nil
+}
