@@ -22,28 +22,29 @@ import (
 // store's write under a context without a Pending, or with one of another
 // log or store, does neither.
 
-// ErrAppendBusy is wrapped by the error of a TxStore's TlogSize, and then
-// of Pending.Append, when another transaction is appending to the log and
-// the store does not wait for it: the transaction then commits its other
-// writes without the entries (Pending.Committed is not called), and the
-// caller stores them with Log.Append, whose group commit shares one
-// append among the changes that met one another.
+// ErrAppendBusy is wrapped by the error of a TxStore's TlogInsertAt, and
+// then of Pending.Append, when another transaction is appending to the
+// log and the store does not wait for it: the transaction then commits
+// its other writes without the entries (Pending.Committed is not
+// called), and the caller stores them with Log.Append, whose group
+// commit shares one append among the changes that met one another.
 var ErrAppendBusy = errors.New("tlog: another transaction is appending")
 
 // TxStore is the log's storage as one transaction of its Store sees it:
 // what a Pending append reads and writes inside that transaction.
 type TxStore interface {
-	// TlogSize returns the number of stored leaves, and keeps other
-	// appenders (other replicas' transactions) from appending until the
-	// transaction ends. It may instead fail with an error wrapping
-	// ErrAppendBusy when another transaction is appending.
-	TlogSize(ctx context.Context) (uint64, error)
+	// TlogInsertAt stores leaves (numbered from size) and the nodes they
+	// complete, if the log holds size leaves; nodes overwrite nodes of
+	// the same ID. Either way it keeps other appenders (other replicas'
+	// transactions) from appending until the transaction ends, and
+	// returns the number of leaves the log held: if that is not size, it
+	// stored nothing. It may instead fail with an error wrapping
+	// ErrAppendBusy when another transaction is appending. Checking and
+	// storing in one call saves a round trip to a database server.
+	TlogInsertAt(ctx context.Context, size uint64, leaves []Leaf, nodes []Node) (uint64, error)
 	// TlogNodes returns the hashes of the nodes ids, or ErrNotFound if one
 	// is missing.
 	TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error)
-	// TlogInsert stores leaves (numbered from the size TlogSize returned)
-	// and the nodes they complete; nodes overwrite nodes of the same ID.
-	TlogInsert(ctx context.Context, leaves []Leaf, nodes []Node) error
 }
 
 // Pending is an append of entries that a transaction of the log's Store
@@ -96,14 +97,25 @@ func (p *Pending) Append(ctx context.Context, st TxStore) error {
 		return nil
 	}
 	batch := p.l.canonical(es)
-	size, err := st.TlogSize(ctx)
-	if err != nil {
-		return fmt.Errorf("audit log: %w", err)
-	}
 	p.l.mu.Lock()
 	base := p.l.rng
 	p.l.mu.Unlock()
-	if base.End() != size {
+	for reloaded := false; ; reloaded = true {
+		rng, leaves, nodes, err := extend(base, batch)
+		if err != nil {
+			return err
+		}
+		size, err := st.TlogInsertAt(ctx, base.End(), leaves, nodes)
+		if err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+		if size == base.End() {
+			p.rng = rng
+			return nil
+		}
+		if reloaded {
+			return fmt.Errorf("audit log: the log's size went from %d to %d inside one transaction", base.End(), size)
+		}
 		// Another writer (the log's writer, or a replica) appended
 		// first: the transaction's tree is the one to extend.
 		ids := compact.RangeNodes(0, size, nil)
@@ -115,15 +127,6 @@ func (p *Pending) Append(ctx context.Context, st TxStore) error {
 			return fmt.Errorf("audit log: loading the tree of size %d: %w", size, err)
 		}
 	}
-	rng, leaves, nodes, err := extend(base, batch)
-	if err != nil {
-		return err
-	}
-	if err := st.TlogInsert(ctx, leaves, nodes); err != nil {
-		return fmt.Errorf("audit log: %w", err)
-	}
-	p.rng = rng
-	return nil
 }
 
 // Committed records that the transaction of p's last Append committed

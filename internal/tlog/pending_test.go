@@ -16,13 +16,15 @@ type rolledBack struct {
 	leaves []tlog.Leaf
 }
 
-func (r *rolledBack) TlogSize(ctx context.Context) (uint64, error) { return r.st.TlogSize(ctx) }
 func (r *rolledBack) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
 	return r.st.TlogNodes(ctx, ids)
 }
-func (r *rolledBack) TlogInsert(_ context.Context, leaves []tlog.Leaf, _ []tlog.Node) error {
-	r.leaves = append(r.leaves, leaves...)
-	return nil
+func (r *rolledBack) TlogInsertAt(ctx context.Context, at uint64, leaves []tlog.Leaf, _ []tlog.Node) (uint64, error) {
+	size, err := r.st.TlogSize(ctx)
+	if err == nil && size == at {
+		r.leaves = append(r.leaves, leaves...)
+	}
+	return size, err
 }
 
 // TestPendingNotCommitted: an append made in a transaction that does not

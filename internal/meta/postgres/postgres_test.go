@@ -337,3 +337,55 @@ func TestChangeLogBusyHead(t *testing.T) {
 		t.Fatalf("TlogSize = %d, %v; want 1", n, err)
 	}
 }
+
+// TestChangeLogAfterAnotherReplica: a change's entries go in its own
+// transaction also when another replica appended since this replica's
+// log last looked: the insert finds the log larger than expected, stores
+// nothing, and the entries go on top of the stored tree instead.
+func TestChangeLogAfterAnotherReplica(t *testing.T) {
+	u := freshSchema(t)
+	ctx := t.Context()
+	signer, vkey, err := tlog.LoadOrCreateKey(t.TempDir(), "custody/test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	openLog := func(s *postgres.Store) *tlog.Log {
+		l, err := tlog.Open(ctx, s, tlog.Options{Signer: signer, VerifierKey: vkey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(l.Close)
+		return l
+	}
+	a, b := open(t, u), open(t, u)
+	la, lb := openLog(a), openLog(b)
+	entry := func(repo string) tlog.Entry {
+		return tlog.Entry{Action: "blob.upload", Actor: "alice", Auth: "password", Repo: repo, Result: "ok"}
+	}
+	for _, r := range []string{"a0", "a1", "a2"} {
+		if err := la.Append(entry(r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	la.Flush() // lb's tree is still the empty one it opened with
+	p := lb.Within(func() []tlog.Entry { return []tlog.Entry{entry("b0"), entry("b1")} })
+	if err := b.LinkBlob(tlog.WithPending(ctx, p), "r", digest.FromString("b"), 1); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Seal() {
+		t.Fatal("the entries were not committed with the change")
+	}
+	if n, err := b.TlogSize(ctx); err != nil || n != 5 {
+		t.Fatalf("TlogSize = %d, %v; want 5", n, err)
+	}
+	if n := lb.Size(); n != 5 {
+		t.Fatalf("the replica's log has %d entries after the change, want 5", n)
+	}
+	if _, err := lb.Checkpoint(ctx); err != nil {
+		t.Fatalf("checkpoint after the change: %v", err)
+	}
+	ok, err := openLog(open(t, u)).Scrub(ctx)
+	if err != nil || !ok {
+		t.Fatalf("Scrub of the log = %v, %v", ok, err)
+	}
+}

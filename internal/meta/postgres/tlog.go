@@ -378,17 +378,24 @@ func searchQuery(q tlog.Query) (string, []any, error) {
 	}
 	// Each branch is ordered and limited itself, so that a search of the
 	// newest entries reads only those. The filters name the columns doc
-	// and idx of both branches. In the first, the leaf is read per row
-	// (LATERAL ... OFFSET 0): PostgreSQL misjudges the join on index and
-	// leaf hash as matching almost nothing, and would otherwise join both
-	// tables whole. In the second, each tail entry is parsed once.
-	where := ` WHERE ` + strings.Join(conds, " AND ")
+	// and idx. In the first branch they select the candidates through
+	// tlog_search's indexes (sdoc, the entry as indexed) and are checked
+	// again against the entry itself (doc), so that a leaf is returned
+	// only if what it says now matches, as when the search read the
+	// entries alone; the leaf is read per row (LATERAL ... OFFSET 0), as
+	// PostgreSQL misjudges the join on index and leaf hash as matching
+	// almost nothing and would otherwise join both tables whole. In the
+	// second, each tail entry is parsed once.
+	where := strings.Join(conds, " AND ")
+	indexed := strings.ReplaceAll(where, "doc", "sdoc")
 	query := `(SELECT idx, entry, leaf_hash FROM (
-	SELECT s.idx, s.doc, l.entry, l.leaf_hash FROM tlog_search s
-	CROSS JOIN LATERAL (SELECT entry, leaf_hash FROM tlog_leaves l WHERE l.idx = s.idx AND l.leaf_hash = s.leaf_hash OFFSET 0) l) c` + where + order + `)
+	SELECT s.idx, s.doc AS sdoc, l.doc, l.entry, l.leaf_hash FROM tlog_search s
+	CROSS JOIN LATERAL (SELECT entry, leaf_hash, custody_jsonb(entry) AS doc FROM tlog_leaves l WHERE l.idx = s.idx AND l.leaf_hash = s.leaf_hash OFFSET 0) l) c
+	WHERE ` + indexed + ` AND ` + where + order + `)
 UNION ALL
 (SELECT idx, entry, leaf_hash FROM (
-	SELECT idx, custody_jsonb(entry) AS doc, entry, leaf_hash FROM tlog_leaves WHERE idx > ` + searchTop + ` OFFSET 0) t` + where + order + `)` + order
+	SELECT idx, custody_jsonb(entry) AS doc, entry, leaf_hash FROM tlog_leaves WHERE idx > ` + searchTop + ` OFFSET 0) t
+	WHERE ` + where + order + `)` + order
 	return query, args, nil
 }
 
@@ -428,42 +435,30 @@ func (s *Store) TlogLatestCheckpoint(ctx context.Context) (tlog.Checkpoint, erro
 }
 
 // logTx is the audit log as a write transaction sees it (tlog.TxStore):
-// TlogSize locks the head row until the transaction ends, so it is the
-// last thing the transaction does before its inserts and COMMIT.
+// TlogInsertAt locks the head row until the transaction ends, so it is
+// the last thing the transaction does before its COMMIT.
 type logTx struct {
-	s    *Store
-	tx   pgx.Tx
-	size int64 // as TlogSize read it
-}
-
-// TlogSize does not wait for the head row when another transaction holds
-// it (SKIP LOCKED): it fails with tlog.ErrAppendBusy, so that concurrent
-// changes do not queue on the row one COMMIT after another but leave
-// their entries to the log's group commit (see Store.write).
-func (t *logTx) TlogSize(ctx context.Context) (uint64, error) {
-	err := t.tx.QueryRow(ctx, t.s.tq(`SELECT size FROM tlog_head FOR UPDATE SKIP LOCKED`)).Scan(&t.size)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, fmt.Errorf("postgres: audit log head is locked: %w", tlog.ErrAppendBusy)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("postgres: audit log size: %w", err)
-	}
-	return uint64(t.size), nil
+	s  *Store
+	tx pgx.Tx
 }
 
 func (t *logTx) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
 	return t.s.tlogNodes(ctx, t.tx, ids)
 }
 
-// TlogInsert stores the leaves, the nodes and the new size in one
-// statement (one round trip).
-func (t *logTx) TlogInsert(ctx context.Context, leaves []tlog.Leaf, nodes []tlog.Node) error {
+// TlogInsertAt locks the head row, compares the size and stores the
+// leaves, the nodes and the new size in one statement (one round trip).
+// It does not wait for the head row when another transaction holds it
+// (SKIP LOCKED): it fails with tlog.ErrAppendBusy, so that concurrent
+// changes do not queue on the row one COMMIT after another but leave
+// their entries to the log's group commit (see Store.write).
+func (t *logTx) TlogInsertAt(ctx context.Context, at uint64, leaves []tlog.Leaf, nodes []tlog.Node) (uint64, error) {
 	idxs := make([]int64, len(leaves))
 	entries := make([]string, len(leaves))
 	hashes := make([][]byte, len(leaves))
 	for i, l := range leaves {
-		if l.Index != uint64(t.size)+uint64(i) {
-			return fmt.Errorf("postgres: audit log append at %d: leaf %d has index %d", t.size, i, l.Index)
+		if l.Index != at+uint64(i) {
+			return 0, fmt.Errorf("postgres: audit log append at %d: leaf %d has index %d", at, i, l.Index)
 		}
 		idxs[i], entries[i], hashes[i] = int64(l.Index), string(l.Entry), l.Hash
 	}
@@ -474,17 +469,28 @@ func (t *logTx) TlogInsert(ctx context.Context, leaves []tlog.Leaf, nodes []tlog
 	for i, n := range nodes {
 		levels[i], nidxs[i], nhashes[i] = int32(n.ID.Level), int64(n.ID.Index), n.Hash
 	}
-	_, err := t.tx.Exec(ctx, t.s.tq(`WITH
+	// The inserts and the update run only if the head row was locked
+	// with the expected size (ok); the statement returns the size the
+	// head held, or no row when another transaction holds it.
+	var size int64
+	err := t.tx.QueryRow(ctx, t.s.tq(`WITH
+		head AS (SELECT size FROM tlog_head FOR UPDATE SKIP LOCKED),
+		ok AS (SELECT FROM head WHERE size = $7),
 		leaves AS (INSERT INTO tlog_leaves(idx, entry, leaf_hash)
-			SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[])),
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[]) WHERE EXISTS (SELECT FROM ok)),
 		nodes AS (INSERT INTO tlog_nodes(level, idx, hash)
 			SELECT DISTINCT ON (l, i) l, i, h FROM unnest($4::int[], $5::bigint[], $6::bytea[]) WITH ORDINALITY AS n(l, i, h, o)
+			WHERE EXISTS (SELECT FROM ok)
 			ORDER BY l, i, o DESC
-			ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash)
-		UPDATE tlog_head SET size = size + cardinality($1::bigint[])`),
-		idxs, entries, hashes, levels, nidxs, nhashes)
-	if err != nil {
-		return fmt.Errorf("postgres: audit log append: %w", err)
+			ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash),
+		grown AS (UPDATE tlog_head SET size = size + cardinality($1::bigint[]) WHERE EXISTS (SELECT FROM ok))
+		SELECT size FROM head`),
+		idxs, entries, hashes, levels, nidxs, nhashes, int64(at)).Scan(&size)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("postgres: audit log head is locked: %w", tlog.ErrAppendBusy)
 	}
-	return nil
+	if err != nil {
+		return 0, fmt.Errorf("postgres: audit log append: %w", err)
+	}
+	return uint64(size), nil
 }

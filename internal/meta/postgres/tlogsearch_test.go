@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -323,6 +324,64 @@ func TestSearchNewestReadsOnlyThose(t *testing.T) {
 		text := strings.Join(plan, "\n")
 		if !strings.Contains(text, "Index Scan Backward using tlog_search_pkey on tlog_search s") || strings.Contains(text, "Seq Scan on tlog_search s") {
 			t.Fatalf("plan of %+v does not read the newest rows by index:\n%s", q, text)
+		}
+	}
+}
+
+// TestSearchEditedEntry: an entry edited in place after it was indexed
+// (which the log's integrity checks report) is found only by the values
+// it had then and still has, and not at all, nor by its leaf hash, once
+// its stored leaf hash was rewritten too.
+func TestSearchEditedEntry(t *testing.T) {
+	ctx := t.Context()
+	u := freshSchema(t)
+	s := open(t, u)
+	s.StopSearchIndexer()
+	leaves, nodes := searchLog(t, (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0), 0, 30, "a")
+	if err := s.TlogAppend(ctx, 0, leaves, nodes); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.IndexSearch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Leaves 10 (by ci) and 13 (by alice) were deletes; 10 becomes a
+	// push, 13 a push with its leaf hash rewritten to match.
+	edited := strings.Replace(string(leaves[13].Entry), `"action":"delete"`, `"action":"push"`, 1)
+	conn := rawConn(t, u)
+	if _, err := conn.Exec(ctx, `UPDATE tlog_leaves SET entry = replace(entry, '"action":"delete"', '"action":"push"') WHERE idx = 10`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE tlog_leaves SET entry = $1, leaf_hash = $2 WHERE idx = 13`, edited, tlog.LeafHash([]byte(edited))); err != nil {
+		t.Fatal(err)
+	}
+	found := func(q tlog.Query) []uint64 {
+		t.Helper()
+		ls, err := s.TlogSearch(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []uint64
+		for _, l := range ls {
+			if l.Index == 10 || l.Index == 13 {
+				out = append(out, l.Index)
+			}
+		}
+		return out
+	}
+	for _, q := range []tlog.Query{{Action: "delete"}, {Action: "push"}, {Action: "push", Actor: "alice"}, {Actor: "alice"}} {
+		if got := found(q); len(got) != 0 {
+			t.Errorf("search %+v finds the edited leaves %v", q, got)
+		}
+	}
+	if got := found(tlog.Query{Actor: "ci"}); !slices.Equal(got, []uint64{10}) {
+		t.Errorf("search by the value leaf 10 had and has finds %v, want [10]", got)
+	}
+	if idx, err := s.TlogLeafIndex(ctx, leaves[10].Hash); err != nil || idx != 10 {
+		t.Errorf("TlogLeafIndex of leaf 10 = %d, %v", idx, err)
+	}
+	for _, h := range [][]byte{leaves[13].Hash, tlog.LeafHash([]byte(edited))} {
+		if idx, err := s.TlogLeafIndex(ctx, h); !errors.Is(err, tlog.ErrNotFound) {
+			t.Errorf("TlogLeafIndex of leaf 13's old or new hash = %d, %v; want not found", idx, err)
 		}
 	}
 }

@@ -459,20 +459,24 @@ type logTx struct {
 	size, leaf, node *sql.Stmt
 }
 
-func (t *logTx) TlogSize(ctx context.Context) (uint64, error) {
+func (t *logTx) TlogInsertAt(ctx context.Context, at uint64, leaves []tlog.Leaf, nodes []tlog.Node) (uint64, error) {
 	var size int64
 	if err := t.tx.StmtContext(ctx, t.size).QueryRowContext(ctx).Scan(&size); err != nil {
 		return 0, fmt.Errorf("sqlite: audit log size: %w", err)
 	}
-	return uint64(size), nil
+	if uint64(size) != at {
+		return uint64(size), nil
+	}
+	for i, l := range leaves {
+		if l.Index != at+uint64(i) {
+			return 0, fmt.Errorf("sqlite: audit log append at %d: leaf %d has index %d", at, i, l.Index)
+		}
+	}
+	return at, insertLeavesAndNodes(ctx, t.tx, t.leaf, t.node, leaves, nodes)
 }
 
 func (t *logTx) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
 	return t.s.treeNodes(ctx, t.tx, ids)
-}
-
-func (t *logTx) TlogInsert(ctx context.Context, leaves []tlog.Leaf, nodes []tlog.Node) error {
-	return insertLeavesAndNodes(ctx, t.tx, t.leaf, t.node, leaves, nodes)
 }
 
 // insertLeavesAndNodes inserts leaves and nodes in tx with the prepared
