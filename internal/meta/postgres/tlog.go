@@ -24,8 +24,9 @@ import (
 //
 // An append inserts its leaves into tlog_leaves, whose only index is its
 // primary key. What searches read is in tlog_search (migration 12): each
-// leaf's hash and its entry parsed as jsonb (custody_jsonb), with the
-// leaf-hash, GIN and time indexes. The search indexer (tlogsearch.go)
+// leaf's hash and the fields searches filter on, from its entry parsed
+// as jsonb (custody_jsonb, custody_search_fields), with the leaf-hash,
+// GIN and time indexes. The search indexer (tlogsearch.go)
 // fills it behind the appends, a batch at a time. A search reads the
 // indexed leaves (tlog_search joined to tlog_leaves on index and leaf
 // hash, so a row left by a leaf since replaced is not read) and the
@@ -379,13 +380,13 @@ func searchQuery(q tlog.Query) (string, []any, error) {
 	// Each branch is ordered and limited itself, so that a search of the
 	// newest entries reads only those. The filters name the columns doc
 	// and idx. In the first branch they select the candidates through
-	// tlog_search's indexes (sdoc, the entry as indexed) and are checked
-	// again against the entry itself (doc), so that a leaf is returned
-	// only if what it says now matches, as when the search read the
-	// entries alone; the leaf is read per row (LATERAL ... OFFSET 0), as
-	// PostgreSQL misjudges the join on index and leaf hash as matching
-	// almost nothing and would otherwise join both tables whole. In the
-	// second, each tail entry is parsed once.
+	// tlog_search's indexes (sdoc, the entry's fields as indexed) and
+	// are checked again against the entry itself (doc), so that a leaf
+	// is returned only if what it says now matches, as when the search
+	// read the entries alone; the leaf is read per row (LATERAL ...
+	// OFFSET 0), as PostgreSQL misjudges the join on index and leaf hash
+	// as matching almost nothing and would otherwise join both tables
+	// whole. In the second, each tail entry is parsed once.
 	where := strings.Join(conds, " AND ")
 	indexed := strings.ReplaceAll(where, "doc", "sdoc")
 	query := `(SELECT idx, entry, leaf_hash FROM (

@@ -105,7 +105,7 @@ func (s *Store) indexSearch(ctx context.Context) error {
 					return err
 				}
 				tag, err := tx.Exec(ctx, logTables(p, `INSERT INTO tlog_search(idx, leaf_hash, doc)
-SELECT idx, leaf_hash, custody_jsonb(entry) FROM tlog_leaves
+SELECT idx, leaf_hash, custody_search_fields(custody_jsonb(entry)) FROM tlog_leaves
 WHERE idx > (SELECT COALESCE(MAX(idx), -1) FROM tlog_search) ORDER BY idx LIMIT $1`), searchIndexBatch)
 				n = tag.RowsAffected()
 				return err

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -162,6 +163,7 @@ func TestSearchIndexedOrNot(t *testing.T) {
 	if n := indexedRows(t, u); n != 300 {
 		t.Fatalf("tlog_search holds %d rows after catching up, want 300", n)
 	}
+	checkSearchFields(t, u)
 	agreeWithScan(t, s, "all indexed", leaves, 0, 88, 96, 150, 299)
 
 	more, moreNodes := searchLog(t, rng, 300, 300, "a")
@@ -274,6 +276,7 @@ func TestMigrationSearchTable(t *testing.T) {
 	if n := indexedRows(t, u); n != 200 {
 		t.Fatalf("tlog_search holds %d rows after the migration, want 200", n)
 	}
+	checkSearchFields(t, u)
 	var left int
 	if err := conn.QueryRow(ctx, `SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND tablename IN ('tlog_leaves', 'signlog_leaves') AND indexname NOT LIKE '%pkey'`).Scan(&left); err != nil || left != 0 {
 		t.Fatalf("indexes left on the leaves besides their keys: %d, %v", left, err)
@@ -383,5 +386,42 @@ func TestSearchEditedEntry(t *testing.T) {
 		if idx, err := s.TlogLeafIndex(ctx, h); !errors.Is(err, tlog.ErrNotFound) {
 			t.Errorf("TlogLeafIndex of leaf 13's old or new hash = %d, %v; want not found", idx, err)
 		}
+	}
+}
+
+// checkSearchFields checks that tlog_search holds of each entry only the
+// fields searches filter on (not searchLog's salt), and nothing for the
+// entries that are not JSON or hold \u0000.
+func checkSearchFields(t *testing.T, u string) {
+	t.Helper()
+	rows, err := rawConn(t, u).Query(t.Context(), `SELECT idx, doc::text FROM tlog_search WHERE idx < 100 ORDER BY idx`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var (
+			idx int64
+			doc *string
+		)
+		if err := rows.Scan(&idx, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if idx == 88 || idx == 96 {
+			if doc != nil {
+				t.Fatalf("tlog_search holds %s for entry %d, which jsonb does not take", *doc, idx)
+			}
+			continue
+		}
+		var fields map[string]any
+		if doc == nil || json.Unmarshal([]byte(*doc), &fields) != nil {
+			t.Fatalf("tlog_search holds %v for entry %d", doc, idx)
+		}
+		keys := slices.Sorted(maps.Keys(fields))
+		if !slices.Equal(keys, []string{"action", "actor", "digest", "repo", "time"}) {
+			t.Fatalf("tlog_search holds the fields %v of entry %d", keys, idx)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 }
