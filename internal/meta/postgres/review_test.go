@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -471,5 +472,95 @@ func TestReviewSearchPlans(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestReviewInsertAtMismatchWritesNothing: a change's append at a size
+// the log does not hold (smaller or larger) stores no leaf, node or size
+// and reports the size it found; at the right size it stores them all;
+// while another transaction holds the head row it fails at once with
+// tlog.ErrAppendBusy and stores nothing.
+func TestReviewInsertAtMismatchWritesNothing(t *testing.T) {
+	ctx := t.Context()
+	u := freshSchema(t)
+	s := open(t, u)
+	s.StopSearchIndexer()
+	rng := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
+	leaves, nodes := searchLog(t, rng, 0, 16, "a")
+	if err := s.TlogAppend(ctx, 0, leaves[:8], nodes[:15]); err != nil {
+		t.Fatal(err)
+	}
+	conn := rawConn(t, u)
+	snapshot := func() string {
+		t.Helper()
+		var out string
+		if err := conn.QueryRow(ctx, `SELECT (SELECT size FROM tlog_head)::text || ' ' ||
+			(SELECT COALESCE(string_agg(idx || ':' || encode(leaf_hash, 'hex') || ':' || md5(entry), ',' ORDER BY idx), '') FROM tlog_leaves) || ' ' ||
+			(SELECT COALESCE(string_agg(level || '/' || idx || ':' || encode(hash, 'hex'), ',' ORDER BY level, idx), '') FROM tlog_nodes)`).Scan(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	before := snapshot()
+	// Other leaves and nodes, as another replica's stale tree would make.
+	other := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
+	ol, on := searchLog(t, other, 0, 12, "zz")
+	for _, at := range []uint64{0, 4, 9, 12} {
+		var ls []tlog.Leaf
+		for _, l := range ol[at:min(at+3, 12)] {
+			ls = append(ls, l)
+		}
+		size, err := s.InsertAt(ctx, at, ls, on)
+		if err != nil || size != 8 {
+			t.Fatalf("InsertAt(%d) = %d, %v; want 8, nil", at, size, err)
+		}
+		if after := snapshot(); after != before {
+			t.Fatalf("InsertAt(%d) at the wrong size changed the log:\n%s\nwas\n%s", at, after, before)
+		}
+	}
+
+	holder, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, `SELECT size FROM tlog_head FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if _, err := s.InsertAt(bctx, 8, leaves[8:], nodes[15:]); !errors.Is(err, tlog.ErrAppendBusy) {
+		t.Fatalf("InsertAt while the head row is held = %v after %v; want ErrAppendBusy", err, time.Since(start))
+	}
+	if err := holder.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := snapshot(); after != before {
+		t.Fatalf("a busy InsertAt changed the log")
+	}
+
+	size, err := s.InsertAt(ctx, 8, leaves[8:], nodes[15:])
+	if err != nil || size != 8 {
+		t.Fatalf("InsertAt(8) = %d, %v; want 8, nil", size, err)
+	}
+	if n, err := s.TlogSize(ctx); err != nil || n != 16 {
+		t.Fatalf("TlogSize after InsertAt = %d, %v; want 16", n, err)
+	}
+	got, err := s.TlogLeaves(ctx, 0, 16)
+	if err != nil || len(got) != 16 {
+		t.Fatalf("TlogLeaves = %d, %v", len(got), err)
+	}
+	for i, l := range got {
+		if string(l.Entry) != string(leaves[i].Entry) {
+			t.Fatalf("leaf %d is %q", i, l.Entry)
+		}
+	}
+	root, err := s.TlogNodes(ctx, []compact.NodeID{compact.NewNodeID(4, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := rng.GetRootHash(nil)
+	if err != nil || string(root[0]) != string(want) {
+		t.Fatalf("root of 16 = %x, want %x (%v)", root[0], want, err)
 	}
 }
