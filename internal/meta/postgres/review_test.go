@@ -170,8 +170,6 @@ func TestReviewSearchOddEntriesAsSQLite(t *testing.T) {
 	}
 	compare := func(when string) {
 		t.Helper()
-		// Let SQLite's indexer catch up so both sides are compared as read
-		// through their search tables as well as the tail.
 		for _, q := range queries {
 			if p, l := search(pg, q), search(lite, q); !slices.Equal(p, l) {
 				t.Errorf("%s: search %+v: PostgreSQL finds %v, SQLite %v", when, q, p, l)
@@ -563,4 +561,51 @@ func TestReviewInsertAtMismatchWritesNothing(t *testing.T) {
 	if err != nil || string(root[0]) != string(want) {
 		t.Fatalf("root of 16 = %x, want %x (%v)", root[0], want, err)
 	}
+}
+
+// TestReviewCloseWhileIndexerWaits: Close returns promptly while the
+// search indexer waits for the log's index lock, held by another
+// replica's indexer (here a transaction holding the same advisory lock).
+func TestReviewCloseWhileIndexerWaits(t *testing.T) {
+	ctx := t.Context()
+	u := freshSchema(t)
+	s := open(t, u)
+	conn := rawConn(t, u)
+	holder, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(context.Background())
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('custody.meta.tlog_search.' || current_schema(), 0))`); err != nil {
+		t.Fatal(err)
+	}
+	rng := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
+	leaves, nodes := searchLog(t, rng, 0, 5, "a")
+	if err := s.TlogAppend(ctx, 0, leaves, nodes); err != nil {
+		t.Fatal(err)
+	}
+	watch := rawConn(t, u)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting int
+		if err := watch.QueryRow(ctx, `SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the indexer did not wait for the lock within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond) // polling the server's lock table
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	go func() { s.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return within 5 s while the indexer waited for its lock")
+	}
+	t.Logf("Close took %v", time.Since(start))
 }
