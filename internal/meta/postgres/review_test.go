@@ -609,3 +609,33 @@ func TestReviewCloseWhileIndexerWaits(t *testing.T) {
 	}
 	t.Logf("Close took %v", time.Since(start))
 }
+
+// TestReviewSearchParallelPlan: a search that PostgreSQL runs as a
+// parallel plan (which it may choose by itself for a large table; here
+// the planner's costs make it choose one for a small log) returns what
+// the serial plan does. custody_jsonb catches jsonb's error in an
+// EXCEPTION block, a subtransaction, which a parallel worker cannot
+// start: marked PARALLEL SAFE, it failed the search.
+func TestReviewSearchParallelPlan(t *testing.T) {
+	ctx := t.Context()
+	u := freshSchema(t)
+	s := open(t, u)
+	s.StopSearchIndexer()
+	rng := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
+	leaves, nodes := searchLog(t, rng, 0, 3000, "a")
+	if err := s.TlogAppend(ctx, 0, leaves[:2000], nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.IndexSearch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TlogAppend(ctx, 2000, leaves[2000:], nodes); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rawConn(t, u).Exec(ctx, `ANALYZE tlog_search, tlog_leaves`); err != nil {
+		t.Fatal(err)
+	}
+	parallel := open(t, u+"&parallel_setup_cost=0&parallel_tuple_cost=0&min_parallel_table_scan_size=0&min_parallel_index_scan_size=0&enable_indexscan=off&enable_bitmapscan=off&enable_indexonlyscan=off")
+	parallel.StopSearchIndexer()
+	agreeWithScan(t, parallel, "parallel plans", leaves, 0, 2500)
+}
