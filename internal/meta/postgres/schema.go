@@ -347,7 +347,11 @@ CREATE INDEX IF NOT EXISTS auth_challenges_expires ON auth_challenges(expires);
 	// with the indexes that searches read, is filled behind the appends
 	// by the search indexer (tlogsearch.go). custody_jsonb parses an
 	// entry for search, NULL where PostgreSQL's jsonb does not take it
-	// (an entry edited into something else, or holding \u0000).
+	// (an entry edited into something else, or holding \u0000). It
+	// catches jsonb's error in an EXCEPTION block, a subtransaction,
+	// which a parallel worker cannot start: PARALLEL UNSAFE keeps the
+	// statements that call it out of parallel plans, which PostgreSQL
+	// may choose by itself for a large table.
 	// custody_search_fields keeps the fields searches filter on, so the
 	// GIN index holds 5 keys per entry instead of every field's. The
 	// leaves' doc column stays, no longer written (earlier migrations
@@ -358,7 +362,7 @@ CREATE INDEX IF NOT EXISTS auth_challenges_expires ON auth_challenges(expires);
 	// same.
 	`
 CREATE OR REPLACE FUNCTION custody_jsonb(t TEXT) RETURNS JSONB
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL UNSAFE AS $$
 BEGIN
 	RETURN t::jsonb;
 EXCEPTION WHEN others THEN
