@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -638,4 +639,90 @@ func TestReviewSearchParallelPlan(t *testing.T) {
 	parallel := open(t, u+"&parallel_setup_cost=0&parallel_tuple_cost=0&min_parallel_table_scan_size=0&min_parallel_index_scan_size=0&enable_indexscan=off&enable_bitmapscan=off&enable_indexonlyscan=off")
 	parallel.StopSearchIndexer()
 	agreeWithScan(t, parallel, "parallel plans", leaves, 0, 2500)
+}
+
+// TestReviewSearchRandomQueries: random combinations of every filter,
+// Before, Limit and Newest agree with a scan of the entries while the
+// log is partly indexed, and while rows above the last matching one are
+// stale (rolled back and appended to again with other entries).
+func TestReviewSearchRandomQueries(t *testing.T) {
+	ctx := t.Context()
+	u := freshSchema(t)
+	s := open(t, u)
+	s.StopSearchIndexer()
+	rng := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
+	leaves, nodes := searchLog(t, rng, 0, 1500, "a")
+	if err := s.TlogAppend(ctx, 0, leaves[:1000], nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.IndexSearch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TlogAppend(ctx, 1000, leaves[1000:], nodes); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
+	r := rand.New(rand.NewPCG(1, 2))
+	check := func(when string, leaves []tlog.Leaf) {
+		t.Helper()
+		for range 120 {
+			var q tlog.Query
+			if r.IntN(3) == 0 {
+				q.Repo = fmt.Sprintf("team/app%d", r.IntN(6))
+			}
+			if r.IntN(4) == 0 {
+				q.Digest = fmt.Sprintf("sha256:%064x", r.IntN(18))
+			}
+			if r.IntN(3) == 0 {
+				q.Actor = []string{"ci", "alice", "bob"}[r.IntN(3)]
+			}
+			if r.IntN(3) == 0 {
+				q.Action = []string{"push", "delete", "promote"}[r.IntN(3)]
+			}
+			if r.IntN(3) == 0 {
+				q.Since = at.Add(time.Duration(r.IntN(1600)) * time.Minute)
+			}
+			if r.IntN(3) == 0 {
+				q.Until = at.Add(time.Duration(r.IntN(1600)) * time.Minute)
+			}
+			if r.IntN(3) == 0 {
+				q.Before = uint64(r.IntN(1600))
+			}
+			q.Newest = r.IntN(2) == 0
+			if r.IntN(2) == 0 {
+				q.Limit = 1 + r.IntN(60)
+			}
+			ls, err := s.TlogSearch(ctx, q)
+			if err != nil {
+				t.Fatalf("%s: search %+v: %v", when, q, err)
+			}
+			got := []uint64{}
+			for _, l := range ls {
+				got = append(got, l.Index)
+			}
+			if want := scanSearch(leaves, q); !slices.Equal(got, want) {
+				t.Fatalf("%s: search %+v = %v, want %v", when, q, got, want)
+			}
+		}
+	}
+	check("partly indexed", leaves)
+	if err := s.IndexSearch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn := rawConn(t, u)
+	for _, q := range []string{`DELETE FROM tlog_leaves WHERE idx >= 1200`, `UPDATE tlog_head SET size = 1200`} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, _ := searchLog(t, (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0), 1200, 200, "bb")
+	if err := s.TlogAppend(ctx, 1200, other, nil); err != nil {
+		t.Fatal(err)
+	}
+	leaves = append(leaves[:1200:1200], other...)
+	check("stale rows", leaves)
+	if err := s.IndexSearch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("indexed again", leaves)
 }
