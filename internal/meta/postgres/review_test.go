@@ -726,3 +726,32 @@ func TestReviewSearchRandomQueries(t *testing.T) {
 	}
 	check("indexed again", leaves)
 }
+
+// TestReviewIndexerPastHugeTime: an entry whose time field is too long
+// for a B-tree index row (the server never writes one; a log edited or
+// appended to behind its back may hold one) does not stop the search
+// indexer: the leaves after it are indexed too.
+func TestReviewIndexerPastHugeTime(t *testing.T) {
+	ctx := t.Context()
+	u := freshSchema(t)
+	s := open(t, u)
+	s.StopSearchIndexer()
+	rng := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
+	leaves, nodes := searchLog(t, rng, 0, 10, "a")
+	huge := make([]byte, 12000)
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range huge {
+		huge[i] = "0123456789abcdefghijklmnopqrstuvwxyz"[r.IntN(36)]
+	}
+	odd := fmt.Sprintf(`{"action":"push","actor":"ci","repo":"team/app0","time":"2026-03-03T00:00:00.000000000Z%s"}`, huge)
+	leaves[5] = tlog.Leaf{Index: 5, Entry: []byte(odd), Hash: tlog.LeafHash([]byte(odd))}
+	if err := s.TlogAppend(ctx, 0, leaves, nodes); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.IndexSearch(ctx); err != nil {
+		t.Errorf("catching up past the entry: %v", err)
+	}
+	if n := indexedRows(t, u); n != 10 {
+		t.Fatalf("tlog_search holds %d rows, want 10", n)
+	}
+}
