@@ -462,6 +462,9 @@ func TestReviewSearchPlans(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("%+v: %s; %s", q, strings.TrimSpace(plan[1]), plan[len(plan)-1])
+		if !q.Until.IsZero() && !strings.Contains(strings.Join(plan, "\n"), "tlog_search_time") {
+			t.Errorf("plan of %+v does not read the time index:\n%s", q, strings.Join(plan, "\n"))
+		}
 		// The stale-row fallback of searchTop joins both tables whole;
 		// it runs only when the last row is stale ("never executed").
 		for _, line := range plan {
