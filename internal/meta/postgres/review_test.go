@@ -758,3 +758,42 @@ func TestReviewIndexerPastHugeTime(t *testing.T) {
 		t.Fatalf("tlog_search holds %d rows, want 10", n)
 	}
 }
+
+// TestReviewMigration12LargeBackfill: migration 12 on a database of
+// 50,000 audit entries from before (doc column set) takes seconds, and
+// searches then find them through the new table.
+func TestReviewMigration12LargeBackfill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("50,000 entries")
+	}
+	ctx := t.Context()
+	u := freshSchema(t)
+	open(t, u).Close()
+	conn := rawConn(t, u)
+	for _, q := range []string{
+		`DROP TABLE tlog_search, signlog_search`,
+		`DELETE FROM schema_migrations WHERE version >= 12`,
+		`INSERT INTO tlog_leaves(idx, entry, leaf_hash, doc)
+		SELECT i, e, sha256('\x00'::bytea || convert_to(e, 'UTF8')), e::jsonb FROM (
+			SELECT i, format('{"action":"push","actor":"ci","auth":"password","digest":"sha256:%s","repo":"team/app%s","result":"ok","time":"2026-03-03T00:00:00.%sZ"}',
+				md5(i::text) || md5(i::text), i % 5, lpad(i::text, 9, '0')) AS e
+			FROM generate_series(0, 49999) i) g`,
+		`UPDATE tlog_head SET size = 50000`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	start := time.Now()
+	s := open(t, u)
+	took := time.Since(start)
+	s.StopSearchIndexer()
+	t.Logf("migration 12 over 50,000 entries took %v", took)
+	if n := indexedRows(t, u); n != 50000 {
+		t.Fatalf("tlog_search holds %d rows, want 50000", n)
+	}
+	ls, err := s.TlogSearch(ctx, tlog.Query{Repo: "team/app3", Newest: true, Limit: 3})
+	if err != nil || len(ls) != 3 || ls[0].Index != 49998 {
+		t.Fatalf("newest of team/app3 = %d leaves (%v)", len(ls), err)
+	}
+}
