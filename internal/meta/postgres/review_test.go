@@ -427,6 +427,16 @@ func TestReviewSearchPlans(t *testing.T) {
 	if _, err := conn.Exec(ctx, `ANALYZE tlog_search, tlog_leaves`); err != nil {
 		t.Fatal(err)
 	}
+	// Unpaged searches (a repository's whole history) re-read every
+	// entry they return: their time, logged for comparison.
+	for _, q := range []tlog.Query{{Repo: "team/app3"}, {}} {
+		start := time.Now()
+		ls, err := s.TlogSearch(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%+v: %d entries in %v", q, len(ls), time.Since(start))
+	}
 	at := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
 	for _, q := range []tlog.Query{
 		{Newest: true, Limit: 50},
