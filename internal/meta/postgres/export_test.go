@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/custody-dev/custody/internal/tlog"
 )
 
 // SchemaVersion is the schema version this build migrates to.
@@ -28,3 +30,15 @@ func (s *Store) IndexSearch(ctx context.Context) error { return s.indexSearch(ct
 
 // SearchQuery is TlogSearch's statement.
 var SearchQuery = searchQuery
+
+// InsertAt is a change's in-transaction append (logTx.TlogInsertAt) in a
+// transaction of its own, committed whatever it returns.
+func (s *Store) InsertAt(ctx context.Context, at uint64, leaves []tlog.Leaf, nodes []tlog.Node) (size uint64, err error) {
+	if txErr := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		size, err = (&logTx{s: s, tx: tx}).TlogInsertAt(ctx, at, leaves, nodes)
+		return nil
+	}); txErr != nil {
+		return 0, txErr
+	}
+	return size, err
+}

@@ -360,11 +360,14 @@ func searchQuery(q tlog.Query) (string, []any, error) {
 		add(`doc @> ?::jsonb`, string(b))
 	}
 	// Entry times are fixed-width RFC 3339 UTC, so they sort as strings.
+	// The time index holds their first 64 characters (migration 12),
+	// which compare with a formatted time (fewer characters) in the "C"
+	// collation as the whole time does.
 	if !q.Since.IsZero() {
-		add(`(doc->>'time') COLLATE "C" >= ?`, tlog.FormatTime(q.Since))
+		add(`left(doc->>'time', 64) COLLATE "C" >= ?`, tlog.FormatTime(q.Since))
 	}
 	if !q.Until.IsZero() {
-		add(`(doc->>'time') COLLATE "C" < ?`, tlog.FormatTime(q.Until))
+		add(`left(doc->>'time', 64) COLLATE "C" < ?`, tlog.FormatTime(q.Until))
 	}
 	if q.Before > 0 {
 		add(`idx < ?`, int64(q.Before))
