@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/custody-dev/custody/internal/config"
 	"github.com/custody-dev/custody/internal/server"
@@ -200,6 +202,49 @@ func BenchmarkManifestPut(b *testing.B) {
 // costs a manifest push.
 func BenchmarkManifestPutAuditOff(b *testing.B) {
 	benchmarkManifestPut(b, startCustodyWith(b, func(c *config.Config) { c.Audit.DisableUnsafe = true }))
+}
+
+// BenchmarkManifestPutPostgres is BenchmarkManifestPut with the
+// metadata on PostgreSQL (CUSTODY_TEST_POSTGRES, as scripts/postgres.sh
+// starts it; a fresh schema per run), blobs on the filesystem.
+func BenchmarkManifestPutPostgres(b *testing.B) {
+	benchmarkManifestPut(b, startCustodyWith(b, func(c *config.Config) { c.Metadata = postgresSchema(b) }))
+}
+
+// BenchmarkManifestPutPostgresAuditOff is BenchmarkManifestPutPostgres
+// without the audit log.
+func BenchmarkManifestPutPostgresAuditOff(b *testing.B) {
+	benchmarkManifestPut(b, startCustodyWith(b, func(c *config.Config) {
+		c.Metadata = postgresSchema(b)
+		c.Audit.DisableUnsafe = true
+	}))
+}
+
+// postgresSchema creates a schema in the database at CUSTODY_TEST_POSTGRES
+// and returns the URL that uses it, or skips b without one.
+func postgresSchema(b *testing.B) string {
+	b.Helper()
+	base := os.Getenv("CUSTODY_TEST_POSTGRES")
+	if base == "" {
+		b.Skip("CUSTODY_TEST_POSTGRES is not set; run `eval \"$(bash scripts/postgres.sh start)\"`")
+	}
+	schema := "bench_" + strings.ToLower(rand.Text())
+	conn, err := pgx.Connect(context.Background(), base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
+		b.Fatal(err)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 func benchmarkManifestPut(b *testing.B, c *Client) {
