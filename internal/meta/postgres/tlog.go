@@ -86,42 +86,72 @@ func (s *Store) TlogSize(ctx context.Context) (uint64, error) {
 }
 
 // TlogAppend stores leaves (numbered from start) and nodes in one
-// transaction, under the lock of the log's head row. If start is not the
-// current size it fails with an error wrapping ErrTlogConflict and writes
-// nothing. Nodes overwrite nodes of the same ID.
+// statement, its own transaction (insertAt), under the lock of the log's
+// head row. If start is not the current size it fails with an error
+// wrapping ErrTlogConflict and writes nothing. Nodes overwrite nodes of
+// the same ID.
 func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf, nodes []tlog.Node) error {
+	if len(leaves) == 0 {
+		return s.write(ctx, func(tx pgx.Tx) error {
+			return s.putNodes(ctx, tx, nodes, `ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash`)
+		})
+	}
+	query, args, err := s.insertAt(start, leaves, nodes, `FOR UPDATE`)
+	if err != nil {
+		return err
+	}
+	var size int64
+	for attempt := 1; ; attempt++ {
+		err = s.pool.QueryRow(ctx, query, args...).Scan(&size)
+		if err == nil || !retryable(err) || attempt == maxAttempts || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: audit log append: %w", err)
+	}
+	if uint64(size) != start {
+		return fmt.Errorf("postgres: audit log append at %d, but the log has %d entries: %w", start, size, ErrTlogConflict)
+	}
+	s.search.kick()
+	return nil
+}
+
+// insertAt is the statement that stores leaves (numbered from at) and
+// nodes if the log holds at leaves, with its arguments: it locks the
+// head row (lock: FOR UPDATE, or FOR UPDATE SKIP LOCKED not to wait for
+// it), and the inserts and the size's update run only if the size is
+// at; it returns the size the head held, or no row when SKIP LOCKED
+// skipped it. One round trip.
+func (s *Store) insertAt(at uint64, leaves []tlog.Leaf, nodes []tlog.Node, lock string) (string, []any, error) {
+	idxs := make([]int64, len(leaves))
+	entries := make([]string, len(leaves))
+	hashes := make([][]byte, len(leaves))
 	for i, l := range leaves {
-		if l.Index != start+uint64(i) {
-			return fmt.Errorf("postgres: audit log append at %d: leaf %d has index %d", start, i, l.Index)
+		if l.Index != at+uint64(i) {
+			return "", nil, fmt.Errorf("postgres: audit log append at %d: leaf %d has index %d", at, i, l.Index)
 		}
+		idxs[i], entries[i], hashes[i] = int64(l.Index), string(l.Entry), l.Hash
 	}
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		if len(leaves) > 0 {
-			var size int64
-			if err := tx.QueryRow(ctx, s.tq(`SELECT size FROM tlog_head FOR UPDATE`)).Scan(&size); err != nil {
-				return fmt.Errorf("postgres: audit log size: %w", err)
-			}
-			if uint64(size) != start {
-				return fmt.Errorf("postgres: audit log append at %d, but the log has %d entries: %w", start, size, ErrTlogConflict)
-			}
-			rows := make([][]any, len(leaves))
-			for i, l := range leaves {
-				rows[i] = []any{int64(l.Index), string(l.Entry), l.Hash}
-			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.tq("tlog_leaves")},
-				[]string{"idx", "entry", "leaf_hash"}, pgx.CopyFromRows(rows)); err != nil {
-				return fmt.Errorf("postgres: audit log append: %w", err)
-			}
-			if _, err := tx.Exec(ctx, s.tq(`UPDATE tlog_head SET size = $1`), int64(start)+int64(len(leaves))); err != nil {
-				return fmt.Errorf("postgres: audit log append: %w", err)
-			}
-		}
-		return s.putNodes(ctx, tx, nodes, `ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash`)
-	})
-	if err == nil && len(leaves) > 0 {
-		s.search.kick()
+	nodes = storedNodes(nodes)
+	levels := make([]int32, len(nodes))
+	nidxs := make([]int64, len(nodes))
+	nhashes := make([][]byte, len(nodes))
+	for i, n := range nodes {
+		levels[i], nidxs[i], nhashes[i] = int32(n.ID.Level), int64(n.ID.Index), n.Hash
 	}
-	return err
+	return s.tq(`WITH
+		head AS (SELECT size FROM tlog_head ` + lock + `),
+		ok AS (SELECT FROM head WHERE size = $7),
+		leaves AS (INSERT INTO tlog_leaves(idx, entry, leaf_hash)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[]) WHERE EXISTS (SELECT FROM ok)),
+		nodes AS (INSERT INTO tlog_nodes(level, idx, hash)
+			SELECT DISTINCT ON (l, i) l, i, h FROM unnest($4::int[], $5::bigint[], $6::bytea[]) WITH ORDINALITY AS n(l, i, h, o)
+			WHERE EXISTS (SELECT FROM ok)
+			ORDER BY l, i, o DESC
+			ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash),
+		grown AS (UPDATE tlog_head SET size = size + cardinality($1::bigint[]) WHERE EXISTS (SELECT FROM ok))
+		SELECT size FROM head`), []any{idxs, entries, hashes, levels, nidxs, nhashes, int64(at)}, nil
 }
 
 // putNodes inserts nodes with the given ON CONFLICT clause.
@@ -451,45 +481,18 @@ func (t *logTx) TlogNodes(ctx context.Context, ids []compact.NodeID) ([][]byte, 
 }
 
 // TlogInsertAt locks the head row, compares the size and stores the
-// leaves, the nodes and the new size in one statement (one round trip).
-// It does not wait for the head row when another transaction holds it
+// leaves, the nodes and the new size in one statement (insertAt). It
+// does not wait for the head row when another transaction holds it
 // (SKIP LOCKED): it fails with tlog.ErrAppendBusy, so that concurrent
 // changes do not queue on the row one COMMIT after another but leave
 // their entries to the log's group commit (see Store.write).
 func (t *logTx) TlogInsertAt(ctx context.Context, at uint64, leaves []tlog.Leaf, nodes []tlog.Node) (uint64, error) {
-	idxs := make([]int64, len(leaves))
-	entries := make([]string, len(leaves))
-	hashes := make([][]byte, len(leaves))
-	for i, l := range leaves {
-		if l.Index != at+uint64(i) {
-			return 0, fmt.Errorf("postgres: audit log append at %d: leaf %d has index %d", at, i, l.Index)
-		}
-		idxs[i], entries[i], hashes[i] = int64(l.Index), string(l.Entry), l.Hash
+	query, args, err := t.s.insertAt(at, leaves, nodes, `FOR UPDATE SKIP LOCKED`)
+	if err != nil {
+		return 0, err
 	}
-	nodes = storedNodes(nodes)
-	levels := make([]int32, len(nodes))
-	nidxs := make([]int64, len(nodes))
-	nhashes := make([][]byte, len(nodes))
-	for i, n := range nodes {
-		levels[i], nidxs[i], nhashes[i] = int32(n.ID.Level), int64(n.ID.Index), n.Hash
-	}
-	// The inserts and the update run only if the head row was locked
-	// with the expected size (ok); the statement returns the size the
-	// head held, or no row when another transaction holds it.
 	var size int64
-	err := t.tx.QueryRow(ctx, t.s.tq(`WITH
-		head AS (SELECT size FROM tlog_head FOR UPDATE SKIP LOCKED),
-		ok AS (SELECT FROM head WHERE size = $7),
-		leaves AS (INSERT INTO tlog_leaves(idx, entry, leaf_hash)
-			SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[]) WHERE EXISTS (SELECT FROM ok)),
-		nodes AS (INSERT INTO tlog_nodes(level, idx, hash)
-			SELECT DISTINCT ON (l, i) l, i, h FROM unnest($4::int[], $5::bigint[], $6::bytea[]) WITH ORDINALITY AS n(l, i, h, o)
-			WHERE EXISTS (SELECT FROM ok)
-			ORDER BY l, i, o DESC
-			ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash),
-		grown AS (UPDATE tlog_head SET size = size + cardinality($1::bigint[]) WHERE EXISTS (SELECT FROM ok))
-		SELECT size FROM head`),
-		idxs, entries, hashes, levels, nidxs, nhashes, int64(at)).Scan(&size)
+	err = t.tx.QueryRow(ctx, query, args...).Scan(&size)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, fmt.Errorf("postgres: audit log head is locked: %w", tlog.ErrAppendBusy)
 	}
