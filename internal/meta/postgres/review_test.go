@@ -377,10 +377,7 @@ func TestReviewInsertAtMismatchWritesNothing(t *testing.T) {
 	other := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
 	ol, on := searchLog(t, other, 0, 12, "zz")
 	for _, at := range []uint64{0, 4, 9, 12} {
-		var ls []tlog.Leaf
-		for _, l := range ol[at:min(at+3, 12)] {
-			ls = append(ls, l)
-		}
+		ls := ol[at:min(at+3, 12)]
 		size, err := s.InsertAt(ctx, at, ls, on)
 		if err != nil || size != 8 {
 			t.Fatalf("InsertAt(%d) = %d, %v; want 8, nil", at, size, err)
