@@ -23,7 +23,7 @@ func (s *Store) SynchronousCommit(ctx context.Context) (string, error) {
 
 // StopSearchIndexer stops s's search indexer, so that a test runs its
 // catch-up (IndexSearch) itself.
-func (s *Store) StopSearchIndexer() { s.search.close() }
+func (s *Store) StopSearchIndexer() { s.search.Close() }
 
 // IndexSearch is the search indexer's catch-up.
 func (s *Store) IndexSearch(ctx context.Context) error { return s.indexSearch(ctx) }

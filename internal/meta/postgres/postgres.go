@@ -57,7 +57,7 @@ type Store struct {
 	// in place of "tlog_" (SigningLog).
 	tlogPrefix string
 	// search fills the logs' search tables (tlogsearch.go).
-	search *searchIndexer
+	search *meta.Catchup
 }
 
 var _ meta.Store = (*Store)(nil)
@@ -104,7 +104,7 @@ func OpenWith(ctx context.Context, url string, opts Options) (*Store, error) {
 
 // Close stops the search indexer and closes the connection pool.
 func (s *Store) Close() error {
-	s.search.close()
+	s.search.Close()
 	s.pool.Close()
 	return nil
 }
@@ -158,7 +158,7 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) (err error)
 		defer func() {
 			if err == nil && !busy {
 				p.Committed()
-				s.search.kick()
+				s.search.Kick()
 			}
 		}()
 	} else if meta.FlushesLater(ctx) {

@@ -113,7 +113,7 @@ func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf
 	if uint64(size) != start {
 		return fmt.Errorf("postgres: audit log append at %d, but the log has %d entries: %w", start, size, ErrTlogConflict)
 	}
-	s.search.kick()
+	s.search.Kick()
 	return nil
 }
 

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -11,20 +10,15 @@ import (
 	"github.com/custody-dev/custody/internal/meta"
 )
 
-// searchIndexer copies the parsed entries and leaf hashes of newly
-// appended leaves into tlog_search and signlog_search (see tlog.go,
-// "Storage layout"). Appends kick it; it waits searchIndexDelay so that
-// the appends of a burst are indexed in one transaction, then catches up.
-// Its writes commit without waiting for their flush (meta.FlushLater):
-// the table is derived from the leaves, and after a crash it catches up
-// from whatever it holds. Replicas sharing the database each run one;
-// a transaction-scoped advisory lock per log lets one index at a time.
-type searchIndexer struct {
-	s      *Store
-	wake   chan struct{}
-	cancel context.CancelFunc // stops run
-	done   chan struct{}      // closed when run has returned
-}
+// The search indexer (startSearchIndexer, a meta.Catchup) copies the
+// parsed entries and leaf hashes of newly appended leaves into
+// tlog_search and signlog_search (see tlog.go, "Storage layout").
+// Appends kick it; it waits searchIndexDelay so that the appends of a
+// burst are indexed in one transaction, then catches up. Its writes
+// commit without waiting for their flush (meta.FlushLater): the table is
+// derived from the leaves, and after a crash it catches up from whatever
+// it holds. Replicas sharing the database each run one; a transaction-
+// scoped advisory lock per log lets one index at a time.
 
 const (
 	// searchIndexDelay is how long the indexer lets appends accumulate
@@ -39,53 +33,11 @@ const (
 // searchedLogs are the prefixes of the logs' tables (Store.tlogPrefix).
 var searchedLogs = [...]string{"tlog_", "signlog_"}
 
-func startSearchIndexer(s *Store) *searchIndexer {
-	ctx, cancel := context.WithCancel(context.Background())
-	ix := &searchIndexer{s: s, wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
-	go ix.run(ctx)
-	ix.kick() // leaves appended while no indexer ran, or by another replica
-	return ix
-}
-
-// kick tells the indexer that leaves were appended. It never blocks.
-func (ix *searchIndexer) kick() {
-	if ix == nil {
-		return
-	}
-	select {
-	case ix.wake <- struct{}{}:
-	default:
-	}
-}
-
-// close stops the indexer and waits for it. It may be called again.
-func (ix *searchIndexer) close() {
-	if ix == nil {
-		return
-	}
-	ix.cancel()
-	<-ix.done
-}
-
-func (ix *searchIndexer) run(ctx context.Context) {
-	defer close(ix.done)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ix.wake:
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(searchIndexDelay):
-		}
-		if err := ix.s.indexSearch(ctx); err != nil && ctx.Err() == nil {
-			// Searches read the leaves not indexed yet directly, so a
-			// failure costs only speed; the next append retries.
-			slog.Warn("audit log search index: catching up failed", "err", err)
-		}
-	}
+// startSearchIndexer starts s's search indexer (see above).
+func startSearchIndexer(s *Store) *meta.Catchup {
+	// Searches read the leaves not indexed yet directly, so a failure
+	// costs only speed.
+	return meta.StartCatchup(searchIndexDelay, "audit log search index", s.indexSearch)
 }
 
 // indexSearch brings tlog_search and signlog_search up to date with

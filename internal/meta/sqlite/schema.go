@@ -312,7 +312,7 @@ CREATE INDEX IF NOT EXISTS auth_challenges_expires ON auth_challenges(expires);
 	// the change itself touches a handful. Nodes are now keyed by their
 	// place in post-order, so the nodes of one append are neighbours, and
 	// the search fields and leaf hashes live in a table that an indexer
-	// fills behind the appends in batches (searchIndexer); searches read
+	// fills behind the appends in batches (the search indexer); searches read
 	// it and scan the few leaves it has not reached yet.
 	migrationLogStorage,
 }
@@ -327,7 +327,7 @@ CREATE INDEX IF NOT EXISTS auth_challenges_expires ON auth_challenges(expires);
 // summed bit pairs, nibbles and bytes at a time (a recursive CTE over the
 // 63 bits took seven times as long: 18 s for the 400,000 nodes of 200,000
 // entries, where the upgrade holds the database). The search tables
-// start empty: the Store's searchIndexer fills them from the leaves after
+// start empty: the Store's search indexer fills them from the leaves after
 // Open, and until it has, searches read the leaves not indexed yet (see
 // tlog.go, "Storage layout"). The signing log's entries are Rekor bodies,
 // which no search filters, so only its leaf hashes are indexed.

@@ -51,8 +51,8 @@ type Store struct {
 	stmts, wstmts, rstmts *stmtCache
 	stmtMisses            *atomic.Uint64
 	// search fills the logs' search tables behind their appends
-	// (searchIndexer); shared with SigningLog's Store.
-	search *searchIndexer
+	// (startSearchIndexer); shared with SigningLog's Store.
+	search *meta.Catchup
 }
 
 type commitCounts struct {
@@ -139,7 +139,7 @@ func Open(path string) (*Store, error) {
 
 // Close stops the search indexer and closes both connection pools.
 func (s *Store) Close() error {
-	s.search.close()
+	s.search.Close()
 	return errors.Join(s.stmts.close(), s.wstmts.close(), s.rstmts.close(), s.r.Close(), s.w.Close())
 }
 

@@ -34,7 +34,7 @@ import (
 //     the leaf hashes as appended, apart from tlog_leaves, from which
 //     proofs against earlier checkpoints are built.
 //   - The fields searches filter on and the leaf hashes are not indexed
-//     in the append's transaction: searchIndexer copies them into
+//     in the append's transaction: the search indexer copies them into
 //     tlog_search, whose indexes serve TlogSearch and TlogLeafIndex, in
 //     batches behind the appends. Both read the leaves it has not reached
 //     yet (the tail, above tlog_search's last row that matches its leaf:
@@ -92,7 +92,7 @@ func (s *Store) TlogAppend(ctx context.Context, start uint64, leaves []tlog.Leaf
 	if err != nil {
 		return err
 	}
-	defer s.search.kick()
+	defer s.search.Kick()
 	return s.write(ctx, func(tx *sql.Tx) error {
 		if len(leaves) > 0 {
 			var size int64
@@ -446,7 +446,7 @@ func (s *Store) writeWithEntries(ctx context.Context, p *tlog.Pending, fn func(t
 	}
 	s.commits.flushed.Add(1)
 	p.Committed()
-	s.search.kick()
+	s.search.Kick()
 	return nil
 }
 

@@ -91,7 +91,7 @@ func openQuietAt(t *testing.T, path string) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	s.search.close()
+	s.search.Close()
 	return s
 }
 
@@ -313,7 +313,7 @@ func TestMigrationLogStorage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	s.search.close() // the test runs the indexer's catch-up itself
+	s.search.Close() // the test runs the indexer's catch-up itself
 	check := func(indexed int) {
 		t.Helper()
 		for p, st := range map[string]*Store{"tlog_": s, "signlog_": s.SigningLog().(*Store)} {

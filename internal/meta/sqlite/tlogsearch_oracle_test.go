@@ -388,7 +388,7 @@ func TestSearchWhileIndexing(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	s.search.kick() // an append that ends after Close: no effect
+	s.search.Kick() // an append that ends after Close: no effect
 }
 
 // TestSearchEditedAfterIndexing pins what docs/audit.md ("Storage")
